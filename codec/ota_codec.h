@@ -1,0 +1,138 @@
+/*
+ * ota_codec.h — the messages mosquitto-ota exchanges, as plain C structs.
+ *
+ * Vehicles speak CBOR (maps with text keys, SPEC §3); downstream services get JSON
+ * (SPEC §4). Decoders are strict: every field has one CBOR type, every string and array
+ * a length limit, and every violation yields an ota_error whose code is one of the
+ * stable vehicle-facing codes (E_BAD_CBOR, E_BAD_REQUEST, E_TOO_LARGE, ...) and whose
+ * message names the offending field, e.g. "events[3].pct: expected unsigned integer
+ * 0..100". Unknown map keys are ignored, so vehicles may send newer fields.
+ *
+ * The codec has no state and no threads; it is used on the broker thread (decoding
+ * requests) and on the writer thread (re-decoding spooled reports).
+ */
+#ifndef OTA_CODEC_H
+#define OTA_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OTA_VIN_LEN 17    /* ISO 3779 */
+#define OTA_ID_MAX 64     /* longest id-like text: task ids, ECU names, status words */
+#define OTA_TEXT_MAX 256  /* longest free text: error detail, step name */
+#define OTA_ERRMSG_MAX 192
+
+/* Error codes answered to vehicles (SPEC §6, "any topic"), and to the codec's callers. */
+typedef enum {
+    OTA_OK = 0,
+    OTA_E_BAD_CBOR,     /* not well-formed CBOR, or bytes after the top-level item */
+    OTA_E_BAD_REQUEST,  /* well-formed, but the wrong shape, type or value */
+    OTA_E_TOO_LARGE,    /* payload, array or string over its limit */
+    OTA_E_UNAUTHORIZED, /* a topic of another vehicle */
+    OTA_E_RATE_LIMITED,
+    OTA_E_INTERNAL, /* our fault (spool write failed, out of memory) */
+} ota_err_code;
+
+typedef struct {
+    ota_err_code code;
+    char msg[OTA_ERRMSG_MAX];
+} ota_error;
+
+/* "E_BAD_CBOR", ... ; "OK" for OTA_OK. */
+const char *ota_err_name(ota_err_code code);
+/* Sets e (if not NULL) and returns -1, so decoders can `return ota_error_set(...)`. */
+int ota_error_set(ota_error *e, ota_err_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- vehicle reports: ota/v1/{vin}/report {seq, events:[...]} ---- */
+
+typedef struct {
+    size_t max_payload; /* bytes; default 65536 */
+    size_t max_events;  /* per report; default 256 */
+} ota_report_limits;
+
+#define OTA_REPORT_MAX_PAYLOAD_DEFAULT 65536
+#define OTA_REPORT_MAX_EVENTS_DEFAULT 256
+
+typedef enum {
+    OTA_EV_DOWNLOAD_PROGRESS = 1,
+    OTA_EV_UPGRADE_PROGRESS,
+    OTA_EV_UPGRADE_STATUS,
+    OTA_EV_COMMAND,
+    OTA_EV_EEPROM_CLEAR,
+} ota_event_type;
+#define OTA_EV_TYPE_COUNT 5
+
+/* "download_progress", ...; NULL for an unknown value. */
+const char *ota_event_type_name(ota_event_type type);
+
+/*
+ * One report event. Absent optional integers are -1, absent optional strings NULL.
+ * Fields by type (R = required, O = optional, - = not used):
+ *                     ecu pct bytes step status error trigger fw cmd at result
+ *   download_progress  O   R   O     -    -      -     -      -  -   -   -
+ *   upgrade_progress   R   R   -     O    -      -     -      -  -   -   -
+ *   upgrade_status     -   -   -     -    R      O     R      O  -   -   -
+ *   command            -   -   -     -    -      -     -      -  R   O*  -   (*R for schedule)
+ *   eeprom_clear       R   -   -     -    -      -     -      -  -   -   R
+ * Every event has type, task (text, 1..64) and ts (unsigned, ms since the Unix epoch).
+ * Allowed words: status in ota_status_valid(), trigger in ota_trigger_valid(),
+ * cmd in schedule|now|cancel_schedule; pct 0..100.
+ */
+typedef struct {
+    ota_event_type type;
+    uint32_t index; /* position in the report's events array */
+    const char *task;
+    int64_t ts;
+    const char *ecu;
+    int32_t pct;
+    int64_t bytes;
+    const char *step;
+    const char *status;
+    const char *error;
+    const char *trigger;
+    const char *fw;
+    const char *cmd;
+    int64_t at;
+    const char *result;
+} ota_event;
+
+typedef struct {
+    uint64_t seq;
+    size_t n_events;
+    ota_event *events; /* n_events entries */
+    void *mem_;        /* owns events and their strings */
+} ota_report;
+
+/* Decodes a report payload. On success returns 0 and fills *out (free with
+ * ota_report_free). On failure returns -1, sets *err, and leaves *out empty. */
+int ota_codec_decode_report(const void *buf, size_t len, const ota_report_limits *lim,
+                            ota_report *out, ota_error *err);
+void ota_report_free(ota_report *r);
+
+/* Upgrade status words a vehicle may report (idle, downloading, downloaded, waiting,
+ * upgrading, rolling_back, succeeded, failed, canceled). */
+bool ota_status_valid(const char *s);
+/* Upgrade triggers = task types (normal, forced, factory, spot_check, diagnostic). */
+bool ota_trigger_valid(const char *s);
+
+/* ---- encoders (CBOR for vehicles, JSON for downstream) ----
+ * Each returns a malloc()ed buffer and its length, or NULL when out of memory. */
+
+/* Error reply on ota/v1/{vin}/error: {err, msg, seq?}; seq < 0 leaves it out. */
+uint8_t *ota_codec_encode_error(const ota_error *e, int64_t seq, size_t *len);
+
+/* JSON event for ota/v1/events/status/{vin}:
+ * {"vin","seq","index","task","ts","status","error"?,"trigger","fw"?,"received_at"} */
+char *ota_codec_status_event_json(const char *vin, uint64_t seq, const ota_event *ev,
+                                  int64_t received_ms, size_t *len);
+
+/* ---- shared helpers ---- */
+
+/* True when s is exactly 17 characters of 0-9A-HJ-NPR-Z (ISO 3779: no I, O, Q). */
+bool ota_vin_valid(const char *s);
+/* True when the n bytes at s are valid UTF-8 without NUL or C0 control characters. */
+bool ota_text_valid(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * ota_spool.h — the durable report spool: what makes an acked report impossible to lose.
+ *
+ * The broker thread appends one record per accepted report with a single writev() into
+ * the active segment file before the MQTT callback returns (so before the PUBACK): from
+ * then on the record survives a crash of the broker process, because it is in the
+ * kernel's page cache. A background sync thread fdatasync()s the active segment every
+ * `sync_ms` (group commit), so after a power loss at most that interval is at risk. The
+ * broker thread never waits for an fsync.
+ *
+ * Layout of `dir`:
+ *   NNNNNNNNNNNNNNNNNNNN.seg  segments, numbered upward; a new one at every open and
+ *                             whenever the active one exceeds segment_bytes
+ *   checkpoint                "SEGMENT OFFSET\n": everything before it is in the store
+ * Record: u32 magic "OTA1" | u32 body length | u32 crc32 of body | body
+ *   body: u8 kind (1 = report) | i64 received_ms | u8 vin length | vin | u64 seq |
+ *         raw CBOR payload of the report (the rest). Integers little-endian.
+ * A record whose magic, length or CRC is wrong ends its segment for readers (a torn
+ * tail after a crash); the reader counts it and moves on to the next segment.
+ *
+ * The writer thread reads records with an ota_spool_reader, ships them to the store and
+ * then calls ota_spool_checkpoint_store(), which also deletes segments wholly before the
+ * checkpoint. Reading is at-least-once; the store's unique key makes it exactly-once.
+ */
+#ifndef OTA_SPOOL_H
+#define OTA_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ota_spool ota_spool;
+typedef struct ota_spool_reader ota_spool_reader;
+
+typedef struct {
+    uint64_t segment;
+    uint64_t offset;
+} ota_spool_pos;
+
+typedef struct {
+    const char *dir;
+    unsigned sync_ms;       /* group-commit interval; default 10 */
+    uint64_t segment_bytes; /* rotate the active segment past this size; default 64 MiB */
+} ota_spool_config;
+
+#define OTA_SPOOL_SYNC_MS_DEFAULT 10
+#define OTA_SPOOL_SEGMENT_BYTES_DEFAULT (64u * 1024u * 1024u)
+
+enum { OTA_SPOOL_KIND_REPORT = 1 };
+
+/* A record as read back. Pointers are valid until the next reader call. */
+typedef struct {
+    uint8_t kind;
+    int64_t received_ms;
+    char vin[32];
+    uint64_t seq;
+    const uint8_t *payload;
+    size_t payload_len;
+    ota_spool_pos pos;  /* where the record starts */
+    ota_spool_pos next; /* where the next record starts */
+} ota_spool_record;
+
+typedef struct {
+    uint64_t appended;      /* records appended since open */
+    uint64_t append_errors; /* appends that failed (disk full, ...) */
+    uint64_t syncs;         /* fdatasync calls made by the sync thread */
+    uint64_t bad_records;   /* torn or corrupt records skipped by readers */
+    ota_spool_pos end;      /* where the next append goes */
+} ota_spool_stats;
+
+/* Creates dir if needed, starts a new active segment and the sync thread.
+ * Returns NULL with a message in err on failure. */
+ota_spool *ota_spool_open(const ota_spool_config *cfg, char *err, size_t errlen);
+/* Final fdatasync, stops the sync thread, frees. Wakes any ota_spool_wait(). */
+void ota_spool_close(ota_spool *s);
+
+/* Broker thread only. Appends a report record with one writev(). Returns 0 when the
+ * whole record is in the file, -1 otherwise (errno kept; the active segment is then
+ * rewound to the last good record). */
+int ota_spool_append_report(ota_spool *s, const char *vin, uint64_t seq, int64_t received_ms,
+                            const void *payload, size_t len);
+
+/* Waits (up to timeout_ms) until the spool holds data past pos, or the spool is closing.
+ * Returns true when there is data past pos. */
+bool ota_spool_wait(ota_spool *s, ota_spool_pos pos, unsigned timeout_ms);
+
+/* Readers (writer thread; tests). A reader sees only whole appended records. */
+ota_spool_reader *ota_spool_reader_open(ota_spool *s, ota_spool_pos from);
+/* Returns 1 and fills *rec, 0 when nothing more is available now, -1 on I/O error. */
+int ota_spool_reader_next(ota_spool_reader *r, ota_spool_record *rec);
+void ota_spool_reader_close(ota_spool_reader *r);
+
+/* The checkpoint: where the store is up to. A missing checkpoint means the start of the
+ * oldest segment. _store writes it atomically (tmp + rename) and deletes segments that
+ * end at or before it (never the active one). Both return 0 or -1. */
+int ota_spool_checkpoint_load(ota_spool *s, ota_spool_pos *pos);
+int ota_spool_checkpoint_store(ota_spool *s, ota_spool_pos pos);
+
+/* Bytes between pos and the end of the spool (the writer's backlog). */
+uint64_t ota_spool_bytes_after(ota_spool *s, ota_spool_pos pos);
+void ota_spool_stats_get(ota_spool *s, ota_spool_stats *st);
+
+#endif

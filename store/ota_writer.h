@@ -1,0 +1,64 @@
+/*
+ * ota_writer.h — the writer thread: the only path from the spool to the store.
+ *
+ * Data flows one way: broker thread -> spool (append) -> writer thread -> store.
+ * The writer starts at the spool's checkpoint (so a restart replays whatever had not
+ * reached the store), reads records, re-decodes each report with the codec, and puts
+ * up to batch_events events into the store in one atomic batch; after each successful
+ * batch it stores the checkpoint. When the store fails it keeps the batch, retries with
+ * exponential backoff between retry_min_ms and retry_max_ms, and logs once when the
+ * store goes down and once when it comes back. A record that no longer decodes (it was
+ * accepted by an older, laxer version) is logged, counted and skipped.
+ *
+ * The writer never calls Mosquitto: it logs through cfg->log, which the plugin turns
+ * into a queue drained on the broker thread.
+ */
+#ifndef OTA_WRITER_H
+#define OTA_WRITER_H
+
+#include "ota_codec.h"
+#include "ota_spool.h"
+#include "ota_store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct ota_writer ota_writer;
+
+enum { OTA_LOG_ERR = 0, OTA_LOG_WARNING, OTA_LOG_NOTICE, OTA_LOG_INFO, OTA_LOG_DEBUG };
+/* Must be thread-safe; msg is a complete line without newline. */
+typedef void (*ota_log_fn)(void *ctx, int level, const char *msg);
+
+typedef struct {
+    size_t batch_events;    /* most events per store batch; default 4096 */
+    unsigned retry_min_ms;  /* default 100 */
+    unsigned retry_max_ms;  /* default 5000 */
+    ota_report_limits limits;
+    ota_log_fn log; /* may be NULL */
+    void *log_ctx;
+} ota_writer_config;
+
+#define OTA_WRITER_BATCH_DEFAULT 4096
+
+typedef struct {
+    uint64_t events_stored;   /* newly stored */
+    uint64_t duplicates;      /* already in the store */
+    uint64_t batches;         /* successful store batches */
+    uint64_t records_skipped; /* spooled records that no longer decode */
+    uint64_t store_errors;    /* failed store batches (each retried) */
+    uint64_t backlog_bytes;   /* spool bytes not yet in the store */
+    bool store_ok;            /* false while the store is failing */
+} ota_writer_stats;
+
+/* Starts the thread. The writer takes ownership of store (closes it at stop); the spool
+ * stays the caller's and must outlive the writer. NULL with err on failure. */
+ota_writer *ota_writer_start(ota_spool *spool, ota_store *store, const ota_writer_config *cfg,
+                             char *err, size_t errlen);
+/* Finishes the batch in hand (no retries once stopping), stops and frees. */
+void ota_writer_stop(ota_writer *w);
+void ota_writer_stats_get(ota_writer *w, ota_writer_stats *st);
+/* Test helper: waits until every record appended so far is in the store (or timeout).
+ * Returns true when drained. */
+bool ota_writer_wait_drained(ota_writer *w, unsigned timeout_ms);
+
+#endif

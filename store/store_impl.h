@@ -1,0 +1,29 @@
+/*
+ * store_impl.h — what a store backend provides. ota_store.c dispatches the public
+ * ota_store_* calls through this table; each backend (sqlite.c, later mongo.c) embeds
+ * `struct ota_store` as the first member of its own handle and fills in `ops`.
+ */
+#ifndef OTA_STORE_IMPL_H
+#define OTA_STORE_IMPL_H
+
+#include "ota_store.h"
+
+typedef struct ota_store_ops {
+    const char *name;
+    void (*close)(ota_store *s);
+    int (*put_events)(ota_store *s, const ota_store_event *evs, size_t n,
+                      ota_store_put_result *res, char *err, size_t errlen);
+    int (*latest_status)(ota_store *s, const char *vin, ota_store_event_fn fn, void *ctx);
+    int (*count_events)(ota_store *s, ota_event_type type, const char *vin, uint64_t *count);
+    int (*history)(ota_store *s, const char *vin, ota_event_type type, size_t limit,
+                   ota_store_event_fn fn, void *ctx);
+} ota_store_ops;
+
+struct ota_store {
+    const ota_store_ops *ops;
+};
+
+/* Backends. */
+ota_store *ota_store_sqlite_open(const char *path, char *err, size_t errlen);
+
+#endif
