@@ -1,1 +1,171 @@
-/* placeholder */
+/*
+ * config.c — reads the plugin_opt_* lines of mosquitto.conf into an ota_config.
+ *
+ * One table describes every option: its key (without "plugin_opt_"), its kind and where
+ * it goes. Values are trimmed (Mosquitto keeps trailing spaces). Relative paths stay
+ * relative to the broker's working directory, as SPEC §7 says. Unknown keys are an
+ * error, so a typo does not silently fall back to a default.
+ */
+#include "ota_plugin.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { OPT_STRING, OPT_UNSIGNED, OPT_SIZE, OPT_LIST } opt_kind;
+
+typedef struct {
+    const char *key;
+    opt_kind kind;
+    size_t offset;      /* into ota_config */
+    unsigned long long min, max;
+} opt_def;
+
+#define CFG_OFF(field) offsetof(ota_config, field)
+
+static const opt_def opt_defs[] = {
+    {"store", OPT_STRING, CFG_OFF(store_uri), 0, 0},
+    {"spool_dir", OPT_STRING, CFG_OFF(spool_dir), 0, 0},
+    {"admin_users", OPT_LIST, CFG_OFF(admin_users), 0, 0},
+    {"spool_sync_ms", OPT_UNSIGNED, CFG_OFF(spool_sync_ms), 1, 10000},
+    {"max_report_bytes", OPT_SIZE, CFG_OFF(limits.max_payload), 64, 16u * 1024 * 1024},
+    {"max_report_events", OPT_SIZE, CFG_OFF(limits.max_events), 1, 65536},
+    {"writer_batch", OPT_SIZE, CFG_OFF(writer_batch), 1, 100000},
+};
+
+static char *trimmed_dup(const char *s)
+{
+    while (isspace((unsigned char)*s)) {
+        s++;
+    }
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1])) {
+        n--;
+    }
+    return strndup(s, n);
+}
+
+static int set_string(ota_config *cfg, const opt_def *d, const char *value)
+{
+    char **slot = (char **)((char *)cfg + d->offset);
+    free(*slot);
+    *slot = trimmed_dup(value);
+    return *slot && **slot ? 0 : -1;
+}
+
+static int set_uint(ota_config *cfg, const opt_def *d, const char *value)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    while (isspace((unsigned char)*end)) {
+        end++;
+    }
+    if (errno || end == value || *end || v < d->min || v > d->max) {
+        return -1;
+    }
+    void *slot = (char *)cfg + d->offset;
+    if (d->kind == OPT_UNSIGNED) {
+        *(unsigned *)slot = (unsigned)v;
+    } else {
+        *(size_t *)slot = (size_t)v;
+    }
+    return 0;
+}
+
+static int set_list(ota_config *cfg, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy) {
+        return -1;
+    }
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *name = trimmed_dup(tok);
+        char **grown = realloc(cfg->admin_users, (cfg->n_admin_users + 1) * sizeof(char *));
+        if (!name || !grown || !*name) {
+            free(name);
+            if (grown) {
+                cfg->admin_users = grown;
+            }
+            free(copy);
+            return -1;
+        }
+        cfg->admin_users = grown;
+        cfg->admin_users[cfg->n_admin_users++] = name;
+    }
+    free(copy);
+    return 0;
+}
+
+static const opt_def *find_opt(const char *key)
+{
+    for (size_t i = 0; i < sizeof(opt_defs) / sizeof(opt_defs[0]); i++) {
+        if (strcmp(opt_defs[i].key, key) == 0) {
+            return &opt_defs[i];
+        }
+    }
+    return NULL;
+}
+
+static int apply_opt(ota_config *cfg, const struct mosquitto_opt *o, char *err, size_t errlen)
+{
+    const opt_def *d = find_opt(o->key);
+    if (!d) {
+        snprintf(err, errlen, "unknown option plugin_opt_%s", o->key);
+        return -1;
+    }
+    int rc = d->kind == OPT_STRING ? set_string(cfg, d, o->value)
+             : d->kind == OPT_LIST ? set_list(cfg, o->value)
+                                   : set_uint(cfg, d, o->value);
+    if (rc != 0) {
+        if (d->kind == OPT_UNSIGNED || d->kind == OPT_SIZE) {
+            snprintf(err, errlen, "plugin_opt_%s: \"%s\" is not a whole number in %llu..%llu",
+                     o->key, o->value, d->min, d->max);
+        } else {
+            snprintf(err, errlen, "plugin_opt_%s: bad value \"%s\"", o->key, o->value);
+        }
+    }
+    return rc;
+}
+
+static int set_defaults(ota_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->store_uri = strdup("sqlite:ota.db");
+    cfg->spool_dir = strdup("ota-spool");
+    cfg->spool_sync_ms = OTA_SPOOL_SYNC_MS_DEFAULT;
+    cfg->limits.max_payload = OTA_REPORT_MAX_PAYLOAD_DEFAULT;
+    cfg->limits.max_events = OTA_REPORT_MAX_EVENTS_DEFAULT;
+    cfg->writer_batch = OTA_WRITER_BATCH_DEFAULT;
+    return cfg->store_uri && cfg->spool_dir ? 0 : -1;
+}
+
+int ota_config_parse(ota_config *cfg, const struct mosquitto_opt *opts, int n, char *err,
+                     size_t errlen)
+{
+    if (set_defaults(cfg) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (apply_opt(cfg, &opts[i], err, errlen) != 0) {
+            ota_config_free(cfg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void ota_config_free(ota_config *cfg)
+{
+    free(cfg->store_uri);
+    free(cfg->spool_dir);
+    for (size_t i = 0; i < cfg->n_admin_users; i++) {
+        free(cfg->admin_users[i]);
+    }
+    free(cfg->admin_users);
+    memset(cfg, 0, sizeof(*cfg));
+}

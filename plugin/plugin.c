@@ -1,1 +1,152 @@
-/* placeholder */
+/*
+ * plugin.c — the entry points Mosquitto calls: version, init, cleanup, and TICK.
+ *
+ * Init reads the options, opens the spool (creating a new active segment and the sync
+ * thread), opens the store and starts the writer thread, which first replays whatever
+ * the spool holds past its checkpoint. Then it registers the callbacks: ACL_CHECK
+ * (acl.c), MESSAGE (router.c), CONTROL on $CONTROL/ota/v1 (control.c) and TICK (here,
+ * draining what worker threads hand back to the broker thread). Cleanup stops the writer
+ * (anything not yet stored stays in the spool for the next start) and the spool.
+ */
+#include "ota_plugin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CONTROL_TOPIC "$CONTROL/ota/v1"
+
+
+int64_t ota_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+    (void)supported_version_count, (void)supported_versions;
+    return 5;
+}
+
+static int on_tick(int event, void *event_data, void *userdata)
+{
+    (void)event, (void)event_data;
+    ota_plugin *p = userdata;
+    p->counters.log_lines_dropped += ota_logq_drain(p->logq);
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
+{
+    ota_spool_config sc = {p->cfg.spool_dir, p->cfg.spool_sync_ms,
+                           OTA_SPOOL_SEGMENT_BYTES_DEFAULT};
+    p->spool = ota_spool_open(&sc, err, errlen);
+    if (!p->spool) {
+        return -1;
+    }
+    ota_store *store = ota_store_open(p->cfg.store_uri, err, errlen);
+    if (!store) {
+        return -1;
+    }
+    ota_writer_config wc = {
+        .batch_events = p->cfg.writer_batch,
+        .retry_min_ms = 100,
+        .retry_max_ms = 5000,
+        .limits = p->cfg.limits,
+        .log = ota_logq_push,
+        .log_ctx = p->logq,
+    };
+    p->writer = ota_writer_start(p->spool, store, &wc, err, errlen);
+    return p->writer ? 0 : -1;
+}
+
+static void stop_pipeline(ota_plugin *p)
+{
+    if (p->writer) {
+        ota_writer_stop(p->writer);
+        p->writer = NULL;
+    }
+    if (p->spool) {
+        ota_spool_close(p->spool);
+        p->spool = NULL;
+    }
+}
+
+static int register_callbacks(ota_plugin *p)
+{
+    mosquitto_plugin_id_t *id = p->id;
+    int rc = mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, ota_acl_callback, NULL, p);
+    rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_MESSAGE, ota_message_callback, NULL, p);
+    rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_TICK, on_tick, NULL, p);
+    rc = rc ? rc
+            : mosquitto_callback_register(id, MOSQ_EVT_CONTROL, ota_control_callback,
+                                          CONTROL_TOPIC, p);
+    return rc;
+}
+
+static void unregister_callbacks(ota_plugin *p)
+{
+    mosquitto_callback_unregister(p->id, MOSQ_EVT_ACL_CHECK, ota_acl_callback, NULL);
+    mosquitto_callback_unregister(p->id, MOSQ_EVT_MESSAGE, ota_message_callback, NULL);
+    mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, on_tick, NULL);
+    mosquitto_callback_unregister(p->id, MOSQ_EVT_CONTROL, ota_control_callback, CONTROL_TOPIC);
+}
+
+static void plugin_free(ota_plugin *p)
+{
+    stop_pipeline(p);
+    if (p->logq) {
+        ota_logq_drain(p->logq);
+        ota_logq_free(p->logq);
+    }
+    ota_config_free(&p->cfg);
+    free(p);
+}
+
+static int plugin_fail(ota_plugin *p, const char *err)
+{
+    mosquitto_log_printf(MOSQ_LOG_ERR, "ota: cannot start: %s", err);
+    plugin_free(p);
+    return MOSQ_ERR_UNKNOWN;
+}
+
+int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
+                          struct mosquitto_opt *opts, int opt_count)
+{
+    char err[512] = "";
+    ota_plugin *p = calloc(1, sizeof(*p));
+    if (!p) {
+        return MOSQ_ERR_NOMEM;
+    }
+    p->id = identifier;
+    p->logq = ota_logq_new(10000);
+    if (!p->logq || ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
+        return plugin_fail(p, err[0] ? err : "out of memory");
+    }
+    if (start_pipeline(p, err, sizeof(err)) != 0) {
+        return plugin_fail(p, err);
+    }
+    if (register_callbacks(p) != MOSQ_ERR_SUCCESS) {
+        unregister_callbacks(p);
+        return plugin_fail(p, "callback registration failed");
+    }
+    ota_logq_drain(p->logq);
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: started (store %s, spool %s, %zu admin users)",
+                         p->cfg.store_uri, p->cfg.spool_dir, p->cfg.n_admin_users);
+    *userdata = p;
+    return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int opt_count)
+{
+    (void)opts, (void)opt_count;
+    ota_plugin *p = userdata;
+    if (p) {
+        unregister_callbacks(p);
+        plugin_free(p);
+    }
+    return MOSQ_ERR_SUCCESS;
+}

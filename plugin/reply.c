@@ -1,1 +1,83 @@
-/* placeholder */
+/*
+ * reply.c — answering one vehicle, and only that vehicle.
+ *
+ * Replies are published with the vehicle's client id, so Mosquitto delivers them
+ * straight to that connection (no subscription or READ check needed, nobody else sees
+ * them). With MQTT 5, a request's Response Topic and Correlation Data are honoured:
+ * the reply goes to that topic with the same Correlation Data. Every reply carries the
+ * content type application/cbor (MQTT 5 clients see it; 3.1.1 clients do not).
+ */
+#include "ota_plugin.h"
+
+#include <mqtt_protocol.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Copies the request's Correlation Data into *props; returns the Response Topic (to
+ * free with mosquitto_free) or NULL. */
+static char *mqtt5_response_topic(const ota_request *req, mosquitto_property **props)
+{
+    char *topic = NULL;
+    void *corr = NULL;
+    uint16_t corr_len = 0;
+    if (!req->properties ||
+        !mosquitto_property_read_string(req->properties, MQTT_PROP_RESPONSE_TOPIC, &topic,
+                                        false)) {
+        return NULL;
+    }
+    if (mosquitto_pub_topic_check(topic) != MOSQ_ERR_SUCCESS) {
+        mosquitto_free(topic);
+        return NULL;
+    }
+    if (mosquitto_property_read_binary(req->properties, MQTT_PROP_CORRELATION_DATA, &corr,
+                                       &corr_len, false)) {
+        mosquitto_property_add_binary(props, MQTT_PROP_CORRELATION_DATA, corr, corr_len);
+        mosquitto_free(corr);
+    }
+    return topic;
+}
+
+static void publish_to_client(const char *client_id, const char *topic, const void *buf,
+                              size_t len, mosquitto_property *props)
+{
+    if (mosquitto_broker_publish_copy(client_id, topic, (int)len, buf, 1, false, props) !=
+        MOSQ_ERR_SUCCESS) {
+        mosquitto_property_free_all(&props); /* the broker took nothing */
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: could not queue a reply on %s", topic);
+    }
+}
+
+void ota_reply_cbor(const ota_request *req, const char *name, uint8_t *buf, size_t len)
+{
+    if (!buf) {
+        return;
+    }
+    mosquitto_property *props = NULL;
+    char *response_topic = mqtt5_response_topic(req, &props);
+    mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/cbor");
+    char topic[128];
+    snprintf(topic, sizeof(topic), "ota/v1/%s/%s", req->vin, name);
+    publish_to_client(req->client_id, response_topic ? response_topic : topic, buf, len, props);
+    mosquitto_free(response_topic);
+    free(buf);
+}
+
+void ota_reply_error(ota_plugin *p, const ota_request *req, const ota_error *e, int64_t seq)
+{
+    p->counters.rejected[e->code]++;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: %s from %s on %s: %s", ota_err_name(e->code),
+                         req->vin, req->topic, e->msg);
+    size_t len = 0;
+    uint8_t *buf = ota_codec_encode_error(e, seq, &len);
+    ota_reply_cbor(req, "error", buf, len);
+}
+
+void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vin,
+                            const char *topic)
+{
+    ota_error e;
+    ota_error_set(&e, OTA_E_UNAUTHORIZED, "%s: not a topic of %s", topic, vin);
+    ota_request req = {.client_id = client_id, .vin = vin, .topic = topic};
+    ota_reply_error(p, &req, &e, -1);
+}

@@ -1,0 +1,158 @@
+/*
+ * ota_plugin.h — the plugin's state and the functions its files share.
+ *
+ * Everything here lives on Mosquitto's single broker thread, except what the spool's
+ * sync thread and the writer thread own (see store/). The broker thread decodes a
+ * message (codec/), routes it by topic (router.c) to a handler (report.c, control.c),
+ * which appends to the spool or answers; the writer thread ships the spool to the store.
+ * Worker threads reach the broker thread only through queues drained on TICK (logq.c).
+ */
+#ifndef OTA_PLUGIN_H
+#define OTA_PLUGIN_H
+
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <mosquitto.h>
+
+#include "ota_codec.h"
+#include "ota_spool.h"
+#include "ota_writer.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- configuration (config.c) ---- */
+
+typedef struct {
+    char *store_uri;
+    char *spool_dir;
+    char **admin_users;
+    size_t n_admin_users;
+    unsigned spool_sync_ms;
+    ota_report_limits limits;
+    size_t writer_batch;
+} ota_config;
+
+/* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
+ * with a message naming the option in err. */
+int ota_config_parse(ota_config *cfg, const struct mosquitto_opt *opts, int n, char *err,
+                     size_t errlen);
+void ota_config_free(ota_config *cfg);
+
+/* ---- counters, read by getStats ---- */
+
+typedef struct {
+    uint64_t reports_accepted;
+    uint64_t events_accepted;
+    uint64_t reports_rejected;
+    uint64_t rejected[OTA_E_INTERNAL + 1]; /* by ota_err_code */
+    uint64_t acl_denied;
+    uint64_t status_events;
+    uint64_t log_lines_dropped;
+} ota_counters;
+
+typedef struct ota_logq ota_logq;
+
+typedef struct {
+    mosquitto_plugin_id_t *id;
+    ota_config cfg;
+    ota_spool *spool;
+    ota_writer *writer;
+    ota_logq *logq;
+    ota_counters counters;
+} ota_plugin;
+
+/* ---- identity (identity.c) ---- */
+
+typedef enum { OTA_ID_OTHER = 0, OTA_ID_VEHICLE, OTA_ID_ADMIN } ota_id_kind;
+
+typedef struct {
+    ota_id_kind kind;
+    const char *name; /* the VIN of a vehicle, the username of an admin, else NULL */
+} ota_identity;
+
+/* SPEC §2: the VIN is the username when set, else the client id. */
+ota_identity ota_identity_of(const ota_plugin *p, const struct mosquitto *client);
+
+/* ---- topics (router.c) ---- */
+
+typedef enum {
+    OTA_TOPIC_FOREIGN = 0, /* outside ota/v1/ and $CONTROL/ota/v1: not ours */
+    OTA_TOPIC_VEHICLE,     /* ota/v1/{vin}/{name} */
+    OTA_TOPIC_EVENTS,      /* ota/v1/events/... */
+    OTA_TOPIC_CONTROL,     /* $CONTROL/ota/v1 and $CONTROL/ota/v1/file */
+    OTA_TOPIC_CONTROL_RESPONSE,
+    OTA_TOPIC_OTA_OTHER, /* anything else under our prefixes */
+} ota_topic_kind;
+
+typedef struct ota_request ota_request;
+/* Returns MOSQ_ERR_SUCCESS to let the broker ack the request, or MOSQ_ERR_UNKNOWN when
+ * it must not be acked (it could not be made durable): the broker then disconnects the
+ * vehicle, which re-sends after reconnecting. */
+typedef int (*ota_vehicle_handler)(ota_plugin *p, const ota_request *req);
+
+/* What a vehicle topic name means. */
+typedef struct {
+    const char *name;            /* "report", "error", ... */
+    bool request;                /* published by vehicles, consumed by the plugin */
+    ota_vehicle_handler handler; /* requests only; NULL until the capability is built */
+} ota_vehicle_topic;
+
+typedef struct {
+    ota_topic_kind kind;
+    const char *vin; /* points into the topic; OTA_VIN_LEN chars, not terminated */
+    size_t vin_len;
+    const ota_vehicle_topic *vt; /* OTA_TOPIC_VEHICLE: NULL when the name is unknown */
+} ota_topic;
+
+void ota_topic_parse(const char *topic, ota_topic *t);
+/* True when a subscription filter could only match topics under ota/v1/ or
+ * $CONTROL/ota/v1 (its leading levels are literal). */
+bool ota_filter_is_ours(const char *filter);
+bool ota_topic_vin_is(const ota_topic *t, const char *vin);
+
+/* ---- requests and replies (reply.c) ---- */
+
+struct ota_request {
+    const struct mosquitto *client;
+    const char *client_id;
+    const char *vin;
+    const char *topic;
+    const void *payload;
+    size_t payloadlen;
+    const mosquitto_property *properties;
+    const ota_vehicle_topic *vt;
+};
+
+/* Sends a CBOR reply to the requesting vehicle only: on the request's MQTT 5 Response
+ * Topic (echoing its Correlation Data) when it has one, else on ota/v1/{vin}/{name}.
+ * Takes ownership of buf (malloc'd). */
+void ota_reply_cbor(const ota_request *req, const char *name, uint8_t *buf, size_t len);
+/* Answers an error on ota/v1/{vin}/error (or the Response Topic), logs it and counts it. */
+void ota_reply_error(ota_plugin *p, const ota_request *req, const ota_error *e, int64_t seq);
+/* Same for a vehicle that published outside its own topics (no request context). */
+void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vin,
+                            const char *topic);
+
+/* ---- handlers ---- */
+
+int ota_handle_report(ota_plugin *p, const ota_request *req);          /* report.c */
+int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */
+int ota_control_callback(int event, void *event_data, void *userdata); /* control.c */
+int ota_acl_callback(int event, void *event_data, void *userdata);     /* acl.c */
+
+/* ---- logging from any thread (logq.c) ---- */
+
+ota_logq *ota_logq_new(size_t max_lines);
+void ota_logq_free(ota_logq *q);
+/* Thread-safe; matches ota_log_fn so the writer can use it. Drops lines past max. */
+void ota_logq_push(void *q, int level, const char *msg);
+/* Broker thread: writes queued lines with mosquitto_log_printf; returns lines dropped
+ * since the last drain. */
+uint64_t ota_logq_drain(ota_logq *q);
+
+/* Milliseconds since the Unix epoch. */
+int64_t ota_now_ms(void);
+
+#endif

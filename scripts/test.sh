@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds everything and runs the whole test suite with ctest, twice: a normal build
+# (build/) and an AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/).
+# Installs missing Debian packages first. `--no-asan` skips the sanitizer pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-deps.sh
+
+variants=(normal asan)
+[ "${1:-}" = "--no-asan" ] && variants=(normal)
+
+run_variant() {
+    local name=$1 dir=build flags=()
+    if [ "$name" = asan ]; then
+        dir=build-asan
+        flags=(-DOTA_SANITIZE=ON)
+    fi
+    echo "=== $name build ($dir)"
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${flags[@]}" >/dev/null
+    cmake --build "$dir" -j "$(nproc)"
+    echo "=== $name tests"
+    (cd "$dir" && ctest --output-on-failure -j 2 --timeout 600)
+}
+
+for v in "${variants[@]}"; do
+    run_variant "$v"
+done
