@@ -1,1 +1,137 @@
-/* placeholder */
+/*
+ * error.c — the codec's error codes and messages, and the shared validators for VINs and
+ * vehicle-supplied text (strict UTF-8, no control characters).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ota_codec.h"
+
+const char *ota_err_name(ota_err_code code)
+{
+    switch (code) {
+    case OTA_OK:
+        return "OK";
+    case OTA_E_BAD_CBOR:
+        return "E_BAD_CBOR";
+    case OTA_E_BAD_REQUEST:
+        return "E_BAD_REQUEST";
+    case OTA_E_TOO_LARGE:
+        return "E_TOO_LARGE";
+    case OTA_E_UNAUTHORIZED:
+        return "E_UNAUTHORIZED";
+    case OTA_E_RATE_LIMITED:
+        return "E_RATE_LIMITED";
+    case OTA_E_INTERNAL:
+        return "E_INTERNAL";
+    }
+    return "E_INTERNAL";
+}
+
+/* Length of the UTF-8 sequence a lead byte starts (0 for a continuation byte). */
+static size_t utf8_seq_len(unsigned char c)
+{
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC0)
+        return 0;
+    if (c < 0xE0)
+        return 2;
+    if (c < 0xF0)
+        return 3;
+    return 4;
+}
+
+/* Cuts a truncated message back so it does not end inside a multi-byte character. */
+static void trim_partial_utf8(char *s)
+{
+    size_t n = strlen(s);
+    size_t i = n;
+    while (i > 0 && n - i < 4 && utf8_seq_len((unsigned char)s[i - 1]) == 0)
+        i--;
+    if (i > 0 && i - 1 + utf8_seq_len((unsigned char)s[i - 1]) > n)
+        s[i - 1] = '\0';
+}
+
+int ota_error_set(ota_error *e, ota_err_code code, const char *fmt, ...)
+{
+    if (e == NULL)
+        return -1;
+    e->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        e->msg[0] = '\0';
+    else if ((size_t)n >= sizeof e->msg)
+        trim_partial_utf8(e->msg);
+    return -1;
+}
+
+bool ota_vin_valid(const char *s)
+{
+    if (s == NULL)
+        return false;
+    for (size_t i = 0; i < OTA_VIN_LEN; i++) {
+        char c = s[i];
+        bool digit = c >= '0' && c <= '9';
+        bool upper = c >= 'A' && c <= 'Z' && c != 'I' && c != 'O' && c != 'Q';
+        if (!digit && !upper)
+            return false; /* also stops at the terminating NUL of a short string */
+    }
+    return s[OTA_VIN_LEN] == '\0';
+}
+
+/* Allowed range of the second byte after a multi-byte lead (Unicode Table 3-7): this
+ * rejects overlong forms, UTF-16 surrogates (U+D800..DFFF) and code points > U+10FFFF. */
+static bool utf8_second_ok(unsigned char lead, unsigned char c)
+{
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (lead == 0xE0)
+        lo = 0xA0;
+    else if (lead == 0xED)
+        hi = 0x9F;
+    else if (lead == 0xF0)
+        lo = 0x90;
+    else if (lead == 0xF4)
+        hi = 0x8F;
+    return c >= lo && c <= hi;
+}
+
+/* Validates one multi-byte sequence at s[0..n); returns its length, or 0 if invalid. */
+static size_t utf8_multi(const unsigned char *s, size_t n)
+{
+    unsigned char lead = s[0];
+    if (lead < 0xC2 || lead > 0xF4)
+        return 0; /* continuation byte, overlong 2-byte lead, or beyond U+10FFFF */
+    size_t len = utf8_seq_len(lead);
+    if (len > n || !utf8_second_ok(lead, s[1]))
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+bool ota_text_valid(const char *s, size_t n)
+{
+    if (s == NULL)
+        return n == 0;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        if (p[i] >= 0x20 && p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (p[i] < 0x20)
+            return false; /* NUL and the other C0 controls */
+        size_t len = utf8_multi(p + i, n - i);
+        if (len == 0)
+            return false;
+        i += len;
+    }
+    return true;
+}
