@@ -1,1 +1,569 @@
-/* placeholder */
+/*
+ * sqlite.c — the SQLite store backend (the embedded default, "sqlite:PATH").
+ *
+ * Design
+ * - One table per kind of report event (names in ota_store.h), each keyed by
+ *   (vin, seq, idx) WITHOUT ROWID, so a VIN's events are clustered in key order and
+ *   "newest first" is a backwards walk of the primary key. Columns beside the common
+ *   ones (vin, seq, idx, task, ts, received_at) come from a per-field descriptor
+ *   table (FIELDS) and a per-type descriptor (TYPES: table name + which fields);
+ *   CREATE, INSERT and SELECT statements, binding and reading are all generated from
+ *   those two tables instead of being written out five times.
+ * - Every SELECT returns the same column layout: type, vin, seq, idx, task, ts,
+ *   received_at, then every field of FIELDS in order (NULL where a type lacks it).
+ *   So one reader fills an ota_event for any type, and history over all types is a
+ *   UNION ALL of the five per-table SELECTs ordered by (seq, idx) descending.
+ * - All statements are prepared once at open. A batch is one BEGIN IMMEDIATE ...
+ *   COMMIT transaction; duplicates are skipped by ON CONFLICT (vin, seq, idx) DO
+ *   NOTHING (only the key conflict is ignored, other constraint failures are errors)
+ *   and told apart by sqlite3_changes(). Any error rolls the whole batch back.
+ * - WAL journal, synchronous=FULL (a committed batch survives power loss), busy
+ *   timeout 5 s so tools and tests may open the same database beside the writer.
+ * - seq is kept as a signed 64-bit INTEGER, so a seq above INT64_MAX is refused.
+ */
+#include "store_impl.h"
+
+#include <sqlite3.h>
+
+#include <stdarg.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUSY_TIMEOUT_MS 5000
+#define N_COMMON 7 /* type, vin, seq, idx, task, ts, received_at in every SELECT */
+
+/* ---- descriptors: the optional fields and which event type keeps which ---- */
+
+typedef enum { COL_TEXT, COL_I32, COL_I64 } col_kind;
+
+typedef struct {
+    const char *name; /* column name (quoted in SQL: "trigger" is a keyword) */
+    col_kind kind;
+    size_t off; /* offset of the field in ota_event */
+} field_desc;
+
+enum {
+    F_ECU,
+    F_PCT,
+    F_BYTES,
+    F_STEP,
+    F_STATUS,
+    F_ERROR,
+    F_TRIGGER,
+    F_FW,
+    F_CMD,
+    F_AT,
+    F_RESULT,
+    N_FIELDS
+};
+
+static const field_desc FIELDS[N_FIELDS] = {
+    [F_ECU] = {"ecu", COL_TEXT, offsetof(ota_event, ecu)},
+    [F_PCT] = {"pct", COL_I32, offsetof(ota_event, pct)},
+    [F_BYTES] = {"bytes", COL_I64, offsetof(ota_event, bytes)},
+    [F_STEP] = {"step", COL_TEXT, offsetof(ota_event, step)},
+    [F_STATUS] = {"status", COL_TEXT, offsetof(ota_event, status)},
+    [F_ERROR] = {"error", COL_TEXT, offsetof(ota_event, error)},
+    [F_TRIGGER] = {"trigger", COL_TEXT, offsetof(ota_event, trigger)},
+    [F_FW] = {"fw", COL_TEXT, offsetof(ota_event, fw)},
+    [F_CMD] = {"cmd", COL_TEXT, offsetof(ota_event, cmd)},
+    [F_AT] = {"at", COL_I64, offsetof(ota_event, at)},
+    [F_RESULT] = {"result", COL_TEXT, offsetof(ota_event, result)},
+};
+
+#define BIT(f) (1u << (f))
+
+typedef struct {
+    const char *table;
+    unsigned fields; /* BIT(F_...) of the fields this type keeps */
+} type_desc;
+
+static const type_desc TYPES[OTA_EV_TYPE_COUNT + 1] = {
+    [OTA_EV_DOWNLOAD_PROGRESS] = {"ota_vehicle_download_progress",
+                                  BIT(F_ECU) | BIT(F_PCT) | BIT(F_BYTES)},
+    [OTA_EV_UPGRADE_PROGRESS] = {"ota_vehicle_upgrade_progress",
+                                 BIT(F_ECU) | BIT(F_PCT) | BIT(F_STEP)},
+    [OTA_EV_UPGRADE_STATUS] = {"ota_vehicle_upgrade_status",
+                               BIT(F_STATUS) | BIT(F_ERROR) | BIT(F_TRIGGER) | BIT(F_FW)},
+    [OTA_EV_COMMAND] = {"ota_vehicle_upgrade_command", BIT(F_CMD) | BIT(F_AT)},
+    [OTA_EV_EEPROM_CLEAR] = {"ota_vehicle_eeprom_clear", BIT(F_ECU) | BIT(F_RESULT)},
+};
+
+static const type_desc *type_get(int type)
+{
+    return type >= 1 && type <= OTA_EV_TYPE_COUNT ? &TYPES[type] : NULL;
+}
+
+/* ---- the handle ---- */
+
+typedef struct {
+    ota_store base; /* first: the public handle */
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *begin, *commit, *rollback;
+    sqlite3_stmt *insert[OTA_EV_TYPE_COUNT + 1];    /* by type; [0] unused */
+    sqlite3_stmt *count_all[OTA_EV_TYPE_COUNT + 1]; /* by type; [0] unused */
+    sqlite3_stmt *count_vin[OTA_EV_TYPE_COUNT + 1]; /* by type; [0] unused */
+    sqlite3_stmt *history[OTA_EV_TYPE_COUNT + 1];   /* by type; [0] every type */
+    sqlite3_stmt *latest;                           /* newest upgrade_status */
+} sqlite_store;
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err == NULL || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void set_db_err(const sqlite_store *st, char *err, size_t errlen, const char *what)
+{
+    set_err(err, errlen, "SQLite %s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+}
+
+/* ---- SQL generated from the descriptors ---- */
+
+static void append_columns(sqlite3_str *q, unsigned fields, int with_types)
+{
+    sqlite3_str_appendall(q, with_types ? "vin TEXT NOT NULL, seq INTEGER NOT NULL, "
+                                          "idx INTEGER NOT NULL, task TEXT NOT NULL, "
+                                          "ts INTEGER NOT NULL, received_at INTEGER NOT NULL"
+                                        : "vin, seq, idx, task, ts, received_at");
+    for (int f = 0; f < N_FIELDS; f++) {
+        if (!(fields & BIT(f)))
+            continue;
+        sqlite3_str_appendf(q, ", \"%w\"", FIELDS[f].name);
+        if (with_types)
+            sqlite3_str_appendall(q, FIELDS[f].kind == COL_TEXT ? " TEXT" : " INTEGER");
+    }
+}
+
+static void sql_create(sqlite3_str *q, int type)
+{
+    sqlite3_str_appendf(q, "CREATE TABLE IF NOT EXISTS %s (", TYPES[type].table);
+    append_columns(q, TYPES[type].fields, 1);
+    sqlite3_str_appendall(q, ", PRIMARY KEY (vin, seq, idx)) WITHOUT ROWID");
+}
+
+static void sql_insert(sqlite3_str *q, int type)
+{
+    sqlite3_str_appendf(q, "INSERT INTO %s (", TYPES[type].table);
+    append_columns(q, TYPES[type].fields, 0);
+    sqlite3_str_appendall(q, ") VALUES (?, ?, ?, ?, ?, ?");
+    for (int f = 0; f < N_FIELDS; f++)
+        if (TYPES[type].fields & BIT(f))
+            sqlite3_str_appendall(q, ", ?");
+    sqlite3_str_appendall(q, ") ON CONFLICT (vin, seq, idx) DO NOTHING");
+}
+
+/* One arm of a history query, in the common column layout; ?1 is the VIN. */
+static void sql_select_arm(sqlite3_str *q, int type)
+{
+    sqlite3_str_appendf(q, "SELECT %d AS type, vin, seq, idx, task, ts, received_at", type);
+    for (int f = 0; f < N_FIELDS; f++) {
+        if (TYPES[type].fields & BIT(f))
+            sqlite3_str_appendf(q, ", \"%w\"", FIELDS[f].name);
+        else
+            sqlite3_str_appendall(q, ", NULL");
+    }
+    sqlite3_str_appendf(q, " FROM %s WHERE vin = ?1", TYPES[type].table);
+}
+
+/* History of one type, or (type 0) of every type; ?2 is the limit. */
+static void sql_history(sqlite3_str *q, int type)
+{
+    for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++) {
+        if (type != 0 && t != type)
+            continue;
+        if (sqlite3_str_length(q) > 0)
+            sqlite3_str_appendall(q, " UNION ALL ");
+        sql_select_arm(q, t);
+    }
+    sqlite3_str_appendall(q, " ORDER BY seq DESC, idx DESC LIMIT ?2");
+}
+
+static void sql_latest(sqlite3_str *q, int type)
+{
+    sql_select_arm(q, type);
+    sqlite3_str_appendall(q, " ORDER BY seq DESC, idx DESC LIMIT 1");
+}
+
+static void sql_count(sqlite3_str *q, int type, int by_vin)
+{
+    sqlite3_str_appendf(q, "SELECT COUNT(*) FROM %s%s", TYPES[type].table,
+                        by_vin ? " WHERE vin = ?1" : "");
+}
+
+typedef void (*sql_builder)(sqlite3_str *q, int arg);
+
+/* Builds one statement's SQL with build(q, arg) and runs it (out NULL) or prepares
+ * it for reuse. */
+static int sql_do(sqlite_store *st, sql_builder build, int arg, sqlite3_stmt **out, char *err,
+                  size_t errlen)
+{
+    sqlite3_str *q = sqlite3_str_new(st->db);
+    build(q, arg);
+    char *sql = sqlite3_str_finish(q);
+    if (sql == NULL) {
+        set_err(err, errlen, "SQLite %s: out of memory", st->path);
+        return -1;
+    }
+    int rc = out != NULL ? sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL)
+                         : sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        set_db_err(st, err, errlen, sql);
+    sqlite3_free(sql);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+static void sql_count_all(sqlite3_str *q, int type)
+{
+    sql_count(q, type, 0);
+}
+
+static void sql_count_vin(sqlite3_str *q, int type)
+{
+    sql_count(q, type, 1);
+}
+
+static int prepare_sql(sqlite_store *st, const char *sql, sqlite3_stmt **out, char *err,
+                       size_t errlen)
+{
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) == SQLITE_OK)
+        return 0;
+    set_db_err(st, err, errlen, sql);
+    return -1;
+}
+
+/* ---- open / close ---- */
+
+static int exec_sql(sqlite_store *st, const char *sql, char *err, size_t errlen)
+{
+    if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+        return 0;
+    set_db_err(st, err, errlen, sql);
+    return -1;
+}
+
+static int create_schema(sqlite_store *st, char *err, size_t errlen)
+{
+    if (exec_sql(st, "BEGIN IMMEDIATE", err, errlen) != 0)
+        return -1;
+    for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++) {
+        if (sql_do(st, sql_create, t, NULL, err, errlen) != 0) {
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return exec_sql(st, "COMMIT", err, errlen);
+}
+
+static int prepare_all(sqlite_store *st, char *err, size_t errlen)
+{
+    if (prepare_sql(st, "BEGIN IMMEDIATE", &st->begin, err, errlen) != 0 ||
+        prepare_sql(st, "COMMIT", &st->commit, err, errlen) != 0 ||
+        prepare_sql(st, "ROLLBACK", &st->rollback, err, errlen) != 0 ||
+        sql_do(st, sql_history, 0, &st->history[0], err, errlen) != 0 ||
+        sql_do(st, sql_latest, OTA_EV_UPGRADE_STATUS, &st->latest, err, errlen) != 0)
+        return -1;
+    for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++) {
+        if (sql_do(st, sql_insert, t, &st->insert[t], err, errlen) != 0 ||
+            sql_do(st, sql_count_all, t, &st->count_all[t], err, errlen) != 0 ||
+            sql_do(st, sql_count_vin, t, &st->count_vin[t], err, errlen) != 0 ||
+            sql_do(st, sql_history, t, &st->history[t], err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void finalize_all(sqlite_store *st)
+{
+    sqlite3_stmt **single[] = {&st->begin, &st->commit, &st->rollback, &st->latest};
+    for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
+        sqlite3_finalize(*single[i]);
+    for (int t = 0; t <= OTA_EV_TYPE_COUNT; t++) {
+        sqlite3_finalize(st->insert[t]);
+        sqlite3_finalize(st->count_all[t]);
+        sqlite3_finalize(st->count_vin[t]);
+        sqlite3_finalize(st->history[t]);
+    }
+}
+
+static void sq_close(ota_store *s)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    finalize_all(st);
+    sqlite3_close(st->db);
+    free(st->path);
+    free(st);
+}
+
+/* Connection settings, schema and statements of a freshly opened database. */
+static int setup(sqlite_store *st, char *err, size_t errlen)
+{
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+    if (exec_sql(st, "PRAGMA journal_mode=WAL", err, errlen) != 0 ||
+        exec_sql(st, "PRAGMA synchronous=FULL", err, errlen) != 0 ||
+        create_schema(st, err, errlen) != 0)
+        return -1;
+    return prepare_all(st, err, errlen);
+}
+
+static const ota_store_ops SQLITE_OPS;
+
+ota_store *ota_store_sqlite_open(const char *path, char *err, size_t errlen)
+{
+    if (path == NULL || path[0] == '\0') {
+        set_err(err, errlen, "SQLite store: empty database path");
+        return NULL;
+    }
+    sqlite_store *st = calloc(1, sizeof *st);
+    if (st == NULL || (st->path = strdup(path)) == NULL) {
+        free(st);
+        set_err(err, errlen, "SQLite %s: out of memory", path);
+        return NULL;
+    }
+    st->base.ops = &SQLITE_OPS;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        set_err(err, errlen, "SQLite %s: cannot open database: %s", path,
+                st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        sq_close(&st->base);
+        return NULL;
+    }
+    if (setup(st, err, errlen) != 0) {
+        sq_close(&st->base);
+        return NULL;
+    }
+    return &st->base;
+}
+
+/* ---- put_events ---- */
+
+static int bind_field(sqlite3_stmt *stmt, int col, const field_desc *f, const ota_event *ev)
+{
+    const char *p = (const char *)ev + f->off;
+    if (f->kind == COL_TEXT) {
+        const char *v = *(const char *const *)p;
+        return v != NULL ? sqlite3_bind_text(stmt, col, v, -1, SQLITE_STATIC)
+                         : sqlite3_bind_null(stmt, col);
+    }
+    int64_t v = f->kind == COL_I32 ? *(const int32_t *)p : *(const int64_t *)p;
+    return v >= 0 ? sqlite3_bind_int64(stmt, col, v) : sqlite3_bind_null(stmt, col);
+}
+
+static int bind_event(sqlite3_stmt *stmt, unsigned fields, const ota_store_event *e)
+{
+    const ota_event *ev = e->ev;
+    int rc = sqlite3_bind_text(stmt, 1, e->vin, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 2, (sqlite3_int64)e->seq);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 3, ev->index);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 4, ev->task, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 5, ev->ts);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 6, e->received_ms);
+    int col = 7;
+    for (int f = 0; f < N_FIELDS && rc == SQLITE_OK; f++)
+        if (fields & BIT(f))
+            rc = bind_field(stmt, col++, &FIELDS[f], ev);
+    return rc;
+}
+
+/* What the store refuses before SQLite sees it; NULL when the event is acceptable. */
+static const char *event_problem(const ota_store_event *e)
+{
+    if (e->vin == NULL || e->ev == NULL)
+        return "no vin or no event";
+    if (type_get(e->ev->type) == NULL)
+        return "unknown event type";
+    if (e->ev->task == NULL)
+        return "no task";
+    if (e->seq > INT64_MAX)
+        return "seq above 2^63-1";
+    return NULL;
+}
+
+/* Inserts event i of a batch, counting it as inserted or duplicate. */
+static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_store_put_result *r,
+                   char *err, size_t errlen)
+{
+    const char *problem = event_problem(e);
+    if (problem != NULL) {
+        set_err(err, errlen, "SQLite %s: event %zu of the batch (type %d): %s", st->path, i,
+                e->ev != NULL ? (int)e->ev->type : -1, problem);
+        return -1;
+    }
+    int type = e->ev->type;
+    sqlite3_stmt *stmt = st->insert[type];
+    int rc = bind_event(stmt, TYPES[type].fields, e);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE) {
+        char what[96];
+        snprintf(what, sizeof what, "event %zu of the batch into %s", i, TYPES[type].table);
+        set_db_err(st, err, errlen, what);
+    }
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE)
+        return -1;
+    if (sqlite3_changes(st->db) > 0)
+        r->inserted++;
+    else
+        r->duplicates++;
+    return 0;
+}
+
+/* Steps a statement without rows (BEGIN, COMMIT, ROLLBACK); 0 or -1 with err. */
+static int step_simple(sqlite_store *st, sqlite3_stmt *stmt, const char *what, char *err,
+                       size_t errlen)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE)
+        set_db_err(st, err, errlen, what);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void rollback(sqlite_store *st)
+{
+    /* SQLite may already have rolled back on its own (e.g. after an I/O error). */
+    if (!sqlite3_get_autocommit(st->db))
+        step_simple(st, st->rollback, "ROLLBACK", NULL, 0);
+}
+
+static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
+                         ota_store_put_result *res, char *err, size_t errlen)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    ota_store_put_result r = {0, 0};
+    if (res != NULL)
+        *res = r;
+    if (n == 0)
+        return 0;
+    if (step_simple(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (put_one(st, &evs[i], i, &r, err, errlen) != 0) {
+            rollback(st);
+            return -1;
+        }
+    }
+    if (step_simple(st, st->commit, "COMMIT", err, errlen) != 0) {
+        rollback(st);
+        return -1;
+    }
+    if (res != NULL)
+        *res = r;
+    return 0;
+}
+
+/* ---- reading ---- */
+
+static void read_field(sqlite3_stmt *stmt, int col, const field_desc *f, ota_event *ev)
+{
+    char *p = (char *)ev + f->off;
+    int null = sqlite3_column_type(stmt, col) == SQLITE_NULL;
+    if (f->kind == COL_TEXT)
+        *(const char **)p = null ? NULL : (const char *)sqlite3_column_text(stmt, col);
+    else if (f->kind == COL_I32)
+        *(int32_t *)p = null ? -1 : sqlite3_column_int(stmt, col);
+    else
+        *(int64_t *)p = null ? -1 : sqlite3_column_int64(stmt, col);
+}
+
+/* Fills ev and se from the current row (the common SELECT layout). */
+static void read_row(sqlite3_stmt *stmt, ota_event *ev, ota_store_event *se)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->type = (ota_event_type)sqlite3_column_int(stmt, 0);
+    se->vin = (const char *)sqlite3_column_text(stmt, 1);
+    se->seq = (uint64_t)sqlite3_column_int64(stmt, 2);
+    ev->index = (uint32_t)sqlite3_column_int64(stmt, 3);
+    ev->task = (const char *)sqlite3_column_text(stmt, 4);
+    ev->ts = sqlite3_column_int64(stmt, 5);
+    se->received_ms = sqlite3_column_int64(stmt, 6);
+    for (int f = 0; f < N_FIELDS; f++)
+        read_field(stmt, N_COMMON + f, &FIELDS[f], ev);
+    se->ev = ev;
+}
+
+/* Runs a SELECT in the common layout for vin (?1) and, if the statement has it, a
+ * limit (?2); calls fn for each row. Returns the number of rows, or -1. */
+static int run_events(sqlite3_stmt *stmt, const char *vin, size_t limit, ota_store_event_fn fn,
+                      void *ctx)
+{
+    /* A callback that queries the same statement again would clobber this walk. */
+    if (vin == NULL || sqlite3_stmt_busy(stmt))
+        return -1;
+    if (sqlite3_bind_text(stmt, 1, vin, -1, SQLITE_STATIC) != SQLITE_OK)
+        return -1;
+    if (sqlite3_bind_parameter_count(stmt) >= 2 &&
+        sqlite3_bind_int64(stmt, 2, limit > INT_MAX ? INT_MAX : (sqlite3_int64)limit) != SQLITE_OK)
+        return -1;
+    int n = 0, rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        ota_event ev;
+        ota_store_event se;
+        read_row(stmt, &ev, &se);
+        if (fn != NULL)
+            fn(ctx, &se);
+        n++;
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return rc == SQLITE_DONE ? n : -1;
+}
+
+static int sq_latest_status(ota_store *s, const char *vin, ota_store_event_fn fn, void *ctx)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    return run_events(st->latest, vin, 1, fn, ctx);
+}
+
+static int sq_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
+                      ota_store_event_fn fn, void *ctx)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    if (type != 0 && type_get(type) == NULL)
+        return -1;
+    return run_events(st->history[type], vin, limit, fn, ctx);
+}
+
+static int sq_count_events(ota_store *s, ota_event_type type, const char *vin, uint64_t *count)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    if (type_get(type) == NULL)
+        return -1;
+    sqlite3_stmt *stmt = vin != NULL ? st->count_vin[type] : st->count_all[type];
+    if (vin != NULL && sqlite3_bind_text(stmt, 1, vin, -1, SQLITE_STATIC) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        *count = (uint64_t)sqlite3_column_int64(stmt, 0);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+static const ota_store_ops SQLITE_OPS = {
+    .name = "sqlite",
+    .close = sq_close,
+    .put_events = sq_put_events,
+    .latest_status = sq_latest_status,
+    .count_events = sq_count_events,
+    .history = sq_history,
+};

@@ -1,1 +1,72 @@
-/* placeholder */
+/*
+ * store.c — the public ota_store_* calls: pick a backend from the store URI, then
+ * dispatch every operation through the backend's ops table (store_impl.h).
+ *
+ * URIs: "sqlite:PATH" or a bare path (anything without "://") open the SQLite
+ * backend; "mongodb://" and "mongodb+srv://" name the MongoDB backend, which is not
+ * built yet; any other scheme is an error.
+ */
+#include "store_impl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+ota_store *ota_store_open(const char *uri, char *err, size_t errlen)
+{
+    if (uri == NULL || uri[0] == '\0') {
+        snprintf(err, errlen, "empty store URI (expected sqlite:PATH or mongodb://...)");
+        return NULL;
+    }
+    if (has_prefix(uri, "sqlite:"))
+        return ota_store_sqlite_open(uri + strlen("sqlite:"), err, errlen);
+    if (has_prefix(uri, "mongodb://") || has_prefix(uri, "mongodb+srv://")) {
+        snprintf(err, errlen, "%s: the MongoDB backend is not built yet", uri);
+        return NULL;
+    }
+    if (strstr(uri, "://") != NULL) {
+        snprintf(err, errlen,
+                 "%s: unknown store URI scheme (expected sqlite:PATH, a path, mongodb:// "
+                 "or mongodb+srv://)",
+                 uri);
+        return NULL;
+    }
+    return ota_store_sqlite_open(uri, err, errlen);
+}
+
+void ota_store_close(ota_store *s)
+{
+    if (s != NULL)
+        s->ops->close(s);
+}
+
+const char *ota_store_backend(const ota_store *s)
+{
+    return s->ops->name;
+}
+
+int ota_store_put_events(ota_store *s, const ota_store_event *evs, size_t n,
+                         ota_store_put_result *res, char *err, size_t errlen)
+{
+    return s->ops->put_events(s, evs, n, res, err, errlen);
+}
+
+int ota_store_latest_status(ota_store *s, const char *vin, ota_store_event_fn fn, void *ctx)
+{
+    return s->ops->latest_status(s, vin, fn, ctx);
+}
+
+int ota_store_count_events(ota_store *s, ota_event_type type, const char *vin, uint64_t *count)
+{
+    return s->ops->count_events(s, type, vin, count);
+}
+
+int ota_store_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
+                      ota_store_event_fn fn, void *ctx)
+{
+    return s->ops->history(s, vin, type, limit, fn, ctx);
+}
