@@ -9,6 +9,7 @@
  * (anything not yet stored stays in the spool for the next start) and the spool.
  */
 #include "ota_plugin.h"
+#include "ota_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,11 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
         .log_ctx = p->logq,
     };
     p->writer = ota_writer_start(p->spool, store, &wc, err, errlen);
-    return p->writer ? 0 : -1;
+    if (!p->writer) {
+        ota_store_close(store); /* still ours when the writer did not start */
+        return -1;
+    }
+    return 0;
 }
 
 static void stop_pipeline(ota_plugin *p)

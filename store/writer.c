@@ -1,1 +1,522 @@
-/* placeholder */
+/*
+ * writer.c — the writer thread: spool -> codec -> store (design in ota_writer.h).
+ *
+ * One loop: gather records from a spool reader until batch_events events are in hand or
+ * the reader runs dry, put them into the store (in chunks of at most batch_events; only a
+ * single report larger than that needs several), retrying with exponential backoff while
+ * the store fails, then store the checkpoint. When the reader is dry, wait on the spool.
+ *
+ * Positions kept by the thread:
+ *   ck        — the checkpoint: next of the last record fully stored or skipped;
+ *   last_next — next of the last record taken into the batch in hand (or skipped);
+ *   done      — (shared) how far everything is known to be stored: ck, or the spool end
+ *               seen just before the reader ran dry; ota_writer_wait_drained() waits on it.
+ * A report that was decoded but did not fit the batch is kept as `look` for the next one.
+ */
+#include "ota_writer.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WRITER_IDLE_WAIT_MS 100
+#define BACKLOG_MS 20
+
+typedef struct {
+    char vin[32];
+    uint64_t seq;
+    int64_t received_ms;
+    ota_report rep;
+} pending_report;
+
+struct ota_writer {
+    ota_spool *spool;
+    ota_store *store;
+    ota_writer_config cfg;
+    pthread_t thread;
+
+    /* writer thread only */
+    ota_spool_reader *reader;
+    pending_report *batch;
+    size_t n_batch, cap_batch, n_events;
+    pending_report look;
+    bool have_look;
+    ota_store_event *evs;
+    size_t cap_evs;
+    ota_spool_pos ck, last_next;
+    unsigned backoff_ms;
+    bool ck_failing;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* stop requested; `done` advanced */
+    bool stopping;
+    ota_spool_pos done;
+    uint64_t backlog_at; /* now_ms() of the last backlog scan */
+    ota_writer_stats st;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static bool pos_ge(ota_spool_pos a, ota_spool_pos b)
+{
+    return a.segment > b.segment || (a.segment == b.segment && a.offset >= b.offset);
+}
+
+static void deadline_in(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+__attribute__((format(printf, 3, 4))) static void wlog(ota_writer *w, int level, const char *fmt,
+                                                       ...)
+{
+    if (!w->cfg.log)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    w->cfg.log(w->cfg.log_ctx, level, msg);
+}
+
+static bool stopping(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool s = w->stopping;
+    pthread_mutex_unlock(&w->mu);
+    return s;
+}
+
+/* Sleeps ms unless a stop is requested; returns true when stopping. */
+static bool sleep_or_stop(ota_writer *w, unsigned ms)
+{
+    struct timespec until;
+    deadline_in(&until, ms);
+    pthread_mutex_lock(&w->mu);
+    int rc = 0;
+    while (!w->stopping && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
+    bool s = w->stopping;
+    pthread_mutex_unlock(&w->mu);
+    return s;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The backlog costs a directory scan: refresh it at most every BACKLOG_MS, except to
+ * bring it down to what it is once the writer has caught up. */
+static void refresh_backlog(ota_writer *w, bool dry)
+{
+    uint64_t t = now_ms();
+    pthread_mutex_lock(&w->mu);
+    bool due = t - w->backlog_at >= BACKLOG_MS || (dry && w->st.backlog_bytes != 0);
+    pthread_mutex_unlock(&w->mu);
+    if (!due)
+        return;
+    uint64_t backlog = ota_spool_bytes_after(w->spool, w->ck);
+    pthread_mutex_lock(&w->mu);
+    w->st.backlog_bytes = backlog;
+    w->backlog_at = t;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Everything before pos is in the store (or skipped). */
+static void set_done(ota_writer *w, ota_spool_pos pos, bool dry)
+{
+    refresh_backlog(w, dry);
+    pthread_mutex_lock(&w->mu);
+    if (!pos_ge(w->done, pos)) {
+        w->done = pos;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---------------------------------------------------------------- the batch */
+
+static int batch_add(ota_writer *w, const pending_report *p)
+{
+    if (w->n_batch == w->cap_batch) {
+        size_t cap = w->cap_batch ? 2 * w->cap_batch : 64;
+        pending_report *b = realloc(w->batch, cap * sizeof *b);
+        if (!b)
+            return -1;
+        w->batch = b;
+        w->cap_batch = cap;
+    }
+    w->batch[w->n_batch++] = *p;
+    w->n_events += p->rep.n_events;
+    return 0;
+}
+
+static void batch_clear(ota_writer *w)
+{
+    for (size_t i = 0; i < w->n_batch; i++)
+        ota_report_free(&w->batch[i].rep);
+    w->n_batch = 0;
+    w->n_events = 0;
+}
+
+/* Lays the batch out as store events (after gathering: batch[] no longer moves). */
+static int batch_events(ota_writer *w)
+{
+    if (w->n_events > w->cap_evs) {
+        ota_store_event *e = realloc(w->evs, w->n_events * sizeof *e);
+        if (!e)
+            return -1;
+        w->evs = e;
+        w->cap_evs = w->n_events;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < w->n_batch; i++) {
+        pending_report *p = &w->batch[i];
+        for (size_t j = 0; j < p->rep.n_events; j++)
+            w->evs[k++] = (ota_store_event){p->vin, p->seq, p->received_ms, &p->rep.events[j]};
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static void count_skipped(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->st.records_skipped++;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Decodes a spooled record; 0, or -1 when it is to be skipped (logged and counted). */
+static int decode_record(ota_writer *w, const ota_spool_record *rec, pending_report *p)
+{
+    ota_error e = {0};
+    if (rec->kind != OTA_SPOOL_KIND_REPORT) {
+        wlog(w, OTA_LOG_WARNING, "ota writer: skipping spooled record of unknown kind %u",
+             rec->kind);
+        count_skipped(w);
+        return -1;
+    }
+    if (ota_codec_decode_report(rec->payload, rec->payload_len, &w->cfg.limits, &p->rep, &e) != 0) {
+        wlog(w, OTA_LOG_WARNING,
+             "ota writer: skipping spooled report of %s seq %" PRIu64 ": %s: %s", rec->vin,
+             rec->seq, ota_err_name(e.code), e.msg);
+        count_skipped(w);
+        return -1;
+    }
+    if (rec->seq > INT64_MAX) { /* no backend keys it: it would block the flow forever */
+        wlog(w, OTA_LOG_WARNING,
+             "ota writer: skipping spooled report of %s seq %" PRIu64 ": seq above 2^63-1",
+             rec->vin, rec->seq);
+        ota_report_free(&p->rep);
+        count_skipped(w);
+        return -1;
+    }
+    memcpy(p->vin, rec->vin, sizeof p->vin);
+    p->seq = rec->seq;
+    p->received_ms = rec->received_ms;
+    return 0;
+}
+
+/* Fills the batch. Returns 1 when it is full, 0 when the reader ran dry (*dry = the spool
+ * end seen before the last read: everything up to it has been taken), -1 on error. */
+static int gather(ota_writer *w, ota_spool_pos *dry)
+{
+    size_t cap = w->cfg.batch_events;
+    if (w->have_look) {
+        if (batch_add(w, &w->look) != 0)
+            return -1;
+        w->have_look = false;
+    }
+    while (w->n_events < cap) {
+        ota_spool_stats sst;
+        ota_spool_stats_get(w->spool, &sst);
+        ota_spool_record rec;
+        int rc = ota_spool_reader_next(w->reader, &rec);
+        if (rc <= 0) {
+            *dry = sst.end;
+            return rc;
+        }
+        pending_report p;
+        if (decode_record(w, &rec, &p) != 0) {
+            w->last_next = rec.next;
+            continue;
+        }
+        if (w->n_events > 0 && w->n_events + p.rep.n_events > cap) {
+            w->look = p; /* its position is not in last_next: the checkpoint stays before it */
+            w->have_look = true;
+            return 1;
+        }
+        if (batch_add(w, &p) != 0) {
+            ota_report_free(&p.rep);
+            return -1;
+        }
+        w->last_next = rec.next;
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- storing */
+
+static void store_succeeded(ota_writer *w, const ota_store_put_result *res)
+{
+    pthread_mutex_lock(&w->mu);
+    bool was_down = !w->st.store_ok;
+    uint64_t errors = w->st.store_errors;
+    w->st.store_ok = true;
+    w->st.events_stored += res->inserted;
+    w->st.duplicates += res->duplicates;
+    w->st.batches++;
+    pthread_mutex_unlock(&w->mu);
+    if (was_down)
+        wlog(w, OTA_LOG_NOTICE, "ota writer: store recovered (%" PRIu64 " failed batches so far)",
+             errors);
+    w->backoff_ms = w->cfg.retry_min_ms;
+}
+
+static void store_failed(ota_writer *w, const char *err)
+{
+    pthread_mutex_lock(&w->mu);
+    bool was_ok = w->st.store_ok;
+    w->st.store_ok = false;
+    w->st.store_errors++;
+    pthread_mutex_unlock(&w->mu);
+    if (was_ok)
+        wlog(w, OTA_LOG_ERR, "ota writer: store unavailable, retrying (reports stay spooled): %s",
+             err);
+}
+
+/* Puts events, retrying until it works. -1 when stopping made it give up. */
+static int put_with_retry(ota_writer *w, const ota_store_event *evs, size_t n)
+{
+    for (;;) {
+        ota_store_put_result res = {0, 0};
+        char err[256] = "";
+        if (ota_store_put_events(w->store, evs, n, &res, err, sizeof err) == 0) {
+            store_succeeded(w, &res);
+            return 0;
+        }
+        store_failed(w, err[0] ? err : "unknown error");
+        refresh_backlog(w, false);
+        if (sleep_or_stop(w, w->backoff_ms))
+            return -1;
+        w->backoff_ms =
+            w->backoff_ms > w->cfg.retry_max_ms / 2 ? w->cfg.retry_max_ms : 2 * w->backoff_ms;
+    }
+}
+
+static void store_checkpoint(ota_writer *w)
+{
+    if (!pos_ge(w->ck, w->last_next)) {
+        int rc = ota_spool_checkpoint_store(w->spool, w->last_next);
+        if (rc != 0 && !w->ck_failing)
+            wlog(w, OTA_LOG_WARNING, "ota writer: cannot store the spool checkpoint: %s",
+                 strerror(errno));
+        else if (rc == 0 && w->ck_failing)
+            wlog(w, OTA_LOG_NOTICE, "ota writer: spool checkpoint stored again");
+        w->ck_failing = rc != 0;
+        w->ck = w->last_next; /* the store has it either way: at worst a restart replays */
+    }
+}
+
+/* Stores the batch in hand and checkpoints. 0, or -1 when given up (stopping). */
+static int flush(ota_writer *w)
+{
+    if (w->n_events > 0) {
+        while (batch_events(w) != 0) {
+            wlog(w, OTA_LOG_ERR, "ota writer: out of memory, retrying");
+            if (sleep_or_stop(w, w->cfg.retry_max_ms))
+                return -1;
+        }
+        size_t cap = w->cfg.batch_events;
+        for (size_t i = 0; i < w->n_events; i += cap) {
+            size_t k = w->n_events - i < cap ? w->n_events - i : cap;
+            if (put_with_retry(w, w->evs + i, k) != 0)
+                return -1;
+        }
+    }
+    store_checkpoint(w);
+    batch_clear(w);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the thread */
+
+/* Opens the reader at the checkpoint, retrying while it cannot. false when stopping. */
+static bool reader_start(ota_writer *w)
+{
+    for (;;) {
+        w->reader = ota_spool_reader_open(w->spool, w->ck);
+        if (w->reader)
+            return true;
+        wlog(w, OTA_LOG_ERR, "ota writer: cannot open the spool reader: %s", strerror(errno));
+        if (sleep_or_stop(w, w->cfg.retry_max_ms))
+            return false;
+    }
+}
+
+/* Restarts reading at the checkpoint after a read error (the batch was flushed). */
+static bool reader_restart(ota_writer *w, int error)
+{
+    wlog(w, OTA_LOG_ERR, "ota writer: spool read error: %s", strerror(error));
+    ota_spool_reader_close(w->reader);
+    w->reader = NULL;
+    if (w->have_look) {
+        ota_report_free(&w->look.rep);
+        w->have_look = false;
+    }
+    if (sleep_or_stop(w, w->cfg.retry_max_ms))
+        return false;
+    return reader_start(w);
+}
+
+static void load_checkpoint(ota_writer *w)
+{
+    if (ota_spool_checkpoint_load(w->spool, &w->ck) != 0) {
+        wlog(w, OTA_LOG_WARNING,
+             "ota writer: unreadable spool checkpoint (%s): replaying the whole spool",
+             strerror(errno));
+        w->ck = (ota_spool_pos){0, 0}; /* the oldest segment */
+    }
+    w->last_next = w->ck;
+}
+
+static void *writer_main(void *arg)
+{
+    ota_writer *w = arg;
+    load_checkpoint(w);
+    if (!reader_start(w))
+        return NULL;
+    while (!stopping(w)) {
+        ota_spool_pos dry = {0, 0};
+        int rc = gather(w, &dry);
+        int error = errno;
+        if (flush(w) != 0)
+            break;
+        if (rc < 0) {
+            if (!reader_restart(w, error))
+                break;
+            continue;
+        }
+        set_done(w, rc == 0 ? dry : w->ck, rc == 0);
+        if (rc == 0)
+            ota_spool_wait(w->spool, dry, WRITER_IDLE_WAIT_MS);
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- public */
+
+static void config_defaults(ota_writer_config *c)
+{
+    if (!c->batch_events)
+        c->batch_events = OTA_WRITER_BATCH_DEFAULT;
+    if (!c->retry_min_ms)
+        c->retry_min_ms = 100;
+    if (!c->retry_max_ms)
+        c->retry_max_ms = 5000;
+    if (c->retry_max_ms < c->retry_min_ms)
+        c->retry_max_ms = c->retry_min_ms;
+}
+
+static int cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    if (pthread_condattr_init(&a) != 0)
+        return -1;
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+    return rc == 0 ? 0 : -1;
+}
+
+ota_writer *ota_writer_start(ota_spool *spool, ota_store *store, const ota_writer_config *cfg,
+                             char *err, size_t errlen)
+{
+    if (!spool || !store) {
+        snprintf(err, errlen, "writer: no spool or no store");
+        return NULL;
+    }
+    ota_writer *w = calloc(1, sizeof *w);
+    if (!w || cond_init_monotonic(&w->cv) != 0) {
+        free(w);
+        snprintf(err, errlen, "writer: out of memory");
+        return NULL;
+    }
+    w->spool = spool;
+    w->store = store;
+    if (cfg)
+        w->cfg = *cfg;
+    config_defaults(&w->cfg);
+    w->backoff_ms = w->cfg.retry_min_ms;
+    w->st.store_ok = true;
+    pthread_mutex_init(&w->mu, NULL);
+    int rc = pthread_create(&w->thread, NULL, writer_main, w);
+    if (rc != 0) {
+        snprintf(err, errlen, "writer: cannot start the thread: %s", strerror(rc));
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return NULL; /* the store stays the caller's */
+    }
+    return w;
+}
+
+void ota_writer_stop(ota_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+
+    batch_clear(w);
+    if (w->have_look)
+        ota_report_free(&w->look.rep);
+    free(w->batch);
+    free(w->evs);
+    ota_spool_reader_close(w->reader);
+    ota_store_close(w->store);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+void ota_writer_stats_get(ota_writer *w, ota_writer_stats *st)
+{
+    pthread_mutex_lock(&w->mu);
+    *st = w->st;
+    pthread_mutex_unlock(&w->mu);
+}
+
+bool ota_writer_wait_drained(ota_writer *w, unsigned timeout_ms)
+{
+    ota_spool_stats sst;
+    ota_spool_stats_get(w->spool, &sst);
+    struct timespec until;
+    deadline_in(&until, timeout_ms);
+    pthread_mutex_lock(&w->mu);
+    int rc = 0;
+    while (!pos_ge(w->done, sst.end) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
+    bool drained = pos_ge(w->done, sst.end);
+    pthread_mutex_unlock(&w->mu);
+    return drained;
+}
