@@ -1,1 +1,452 @@
-int main(void){return 0;}
+/*
+ * ota-fleet.c — command line of the fleet simulator / load generator of mosquitto-ota.
+ *
+ * Mode `report` (the default and, for now, only mode): N simulated vehicles connect to
+ * the broker (client id = VIN) and each publishes M QoS 1 reports of K events on
+ * ota/v1/{VIN}/report, keeping at most W unacked, then prints a summary (human, or one
+ * JSON object with --json). Exit status: 0 everything acked with success and no error
+ * reply; 1 otherwise; 2 usage error; 3 the broker went away (a connection was lost or
+ * refused at the TCP level, without --reconnect).
+ *
+ * This file parses options, sets up the fleet table and prints the result; the event
+ * loop is fleet_run.c, a vehicle's life fleet_vehicle.c, payloads fleet_cbor.c and the
+ * acked file fleet_acked.c.
+ */
+#include "fleet.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <mosquitto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define EXIT_USAGE 2
+#define EXIT_BROKER_GONE 3
+#define FLEET_MAX_VEHICLES 1000000u
+#define FLEET_VIN_SERIALS 1000000000000ULL /* 12 digits */
+#define FLEET_FDS_PER_VEHICLE 3            /* socket + libmosquitto's socketpair */
+
+static volatile sig_atomic_t g_stop;
+
+static const char usage_text[] =
+    "usage: ota-fleet [report] [options]\n"
+    "Simulated vehicles publish QoS 1 reports {seq, events} on ota/v1/{VIN}/report.\n"
+    "\n"
+    "  --host H          broker address (default 127.0.0.1)\n"
+    "  --port P          broker port (default 1883)\n"
+    "  --vehicles N      number of vehicles (default 1)\n"
+    "  --reports M       reports per vehicle (default 10)\n"
+    "  --events K        events per report (default 2)\n"
+    "  --inflight W      unacked reports per vehicle (default 20)\n"
+    "  --mqtt 5|311      protocol version (default 5)\n"
+    "  --seq-start S     seq of each vehicle's first report (default 1)\n"
+    "  --vin-prefix XXXXX  first 5 VIN characters (default LSVTA); VIN = prefix +\n"
+    "                    12-digit vehicle number\n"
+    "  --vin-offset O    number of the first vehicle (default 0)\n"
+    "  --acked FILE      append \"VIN SEQ NEVENTS\" per report acked with success\n"
+    "  --rate R          at most R reports/s over the fleet (default 0 = unlimited)\n"
+    "  --reconnect       on a lost connection reconnect and re-send unacked reports\n"
+    "                    (default: finish and exit 3)\n"
+    "  --timeout SEC     give up after SEC seconds (default 0 = never)\n"
+    "  --json            print the summary as one JSON object on stdout\n"
+    "  --quiet           no progress line on stderr\n"
+    "  --help            this text\n"
+    "\n"
+    "Exit status: 0 all reports acked with success and no error reply, 1 otherwise,\n"
+    "2 usage error, 3 the broker went away.\n";
+
+enum {
+    OPT_HOST = 256,
+    OPT_PORT,
+    OPT_VEHICLES,
+    OPT_REPORTS,
+    OPT_EVENTS,
+    OPT_INFLIGHT,
+    OPT_MQTT,
+    OPT_SEQ_START,
+    OPT_VIN_PREFIX,
+    OPT_VIN_OFFSET,
+    OPT_ACKED,
+    OPT_RATE,
+    OPT_RECONNECT,
+    OPT_TIMEOUT,
+    OPT_JSON,
+    OPT_QUIET,
+    OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+    {"host", required_argument, NULL, OPT_HOST},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"vehicles", required_argument, NULL, OPT_VEHICLES},
+    {"reports", required_argument, NULL, OPT_REPORTS},
+    {"events", required_argument, NULL, OPT_EVENTS},
+    {"inflight", required_argument, NULL, OPT_INFLIGHT},
+    {"mqtt", required_argument, NULL, OPT_MQTT},
+    {"seq-start", required_argument, NULL, OPT_SEQ_START},
+    {"vin-prefix", required_argument, NULL, OPT_VIN_PREFIX},
+    {"vin-offset", required_argument, NULL, OPT_VIN_OFFSET},
+    {"acked", required_argument, NULL, OPT_ACKED},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"reconnect", no_argument, NULL, OPT_RECONNECT},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+/* ---- option parsing ---- */
+
+static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    unsigned long long x;
+
+    if (s[0] < '0' || s[0] > '9')
+        return false;
+    errno = 0;
+    x = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || x < min || x > max)
+        return false;
+    *out = x;
+    return true;
+}
+
+static bool parse_seconds(const char *s, double *out)
+{
+    char *end;
+    double x;
+
+    errno = 0;
+    x = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !(x >= 0) || x > 1e9)
+        return false;
+    *out = x;
+    return true;
+}
+
+static bool vin_prefix_valid(const char *s)
+{
+    if (strlen(s) != 5)
+        return false;
+    for (const char *p = s; *p; p++) {
+        bool digit = *p >= '0' && *p <= '9', upper = *p >= 'A' && *p <= 'Z';
+        if (!(digit || upper) || *p == 'I' || *p == 'O' || *p == 'Q')
+            return false;
+    }
+    return true;
+}
+
+static void set_defaults(fleet_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->host = "127.0.0.1";
+    c->port = 1883;
+    c->vehicles = 1;
+    c->reports = 10;
+    c->events = 2;
+    c->inflight = 20;
+    c->mqtt = 5;
+    c->seq_start = 1;
+    strcpy(c->vin_prefix, "LSVTA");
+}
+
+static bool apply_number(fleet_config *c, int opt, const char *arg)
+{
+    uint64_t x;
+
+    switch (opt) {
+    case OPT_PORT:
+        return parse_u64(arg, 1, 65535, &x) && (c->port = (int)x, true);
+    case OPT_VEHICLES:
+        return parse_u64(arg, 1, FLEET_MAX_VEHICLES, &x) && (c->vehicles = (uint32_t)x, true);
+    case OPT_REPORTS:
+        return parse_u64(arg, 1, 1ULL << 40, &c->reports);
+    case OPT_EVENTS:
+        return parse_u64(arg, 1, 65535, &x) && (c->events = (uint32_t)x, true);
+    case OPT_INFLIGHT:
+        return parse_u64(arg, 1, 65535, &x) && (c->inflight = (uint32_t)x, true);
+    case OPT_MQTT:
+        return parse_u64(arg, 5, 311, &x) && (x == 5 || x == 311) && (c->mqtt = (int)x, true);
+    case OPT_SEQ_START:
+        return parse_u64(arg, 0, 1ULL << 62, &c->seq_start);
+    case OPT_VIN_OFFSET:
+        return parse_u64(arg, 0, FLEET_VIN_SERIALS - 1, &c->vin_offset);
+    default:
+        return false;
+    }
+}
+
+static bool apply_option(fleet_config *c, int opt, const char *arg)
+{
+    switch (opt) {
+    case OPT_HOST:
+        c->host = arg;
+        return arg[0] != '\0';
+    case OPT_VIN_PREFIX:
+        if (!vin_prefix_valid(arg))
+            return false;
+        strcpy(c->vin_prefix, arg);
+        return true;
+    case OPT_ACKED:
+        c->acked_path = arg;
+        return arg[0] != '\0';
+    case OPT_RATE:
+        return parse_seconds(arg, &c->rate);
+    case OPT_TIMEOUT:
+        return parse_seconds(arg, &c->timeout_s);
+    case OPT_RECONNECT:
+        c->reconnect = true;
+        return true;
+    case OPT_JSON:
+        c->json = true;
+        return true;
+    case OPT_QUIET:
+        c->quiet = true;
+        return true;
+    default:
+        return apply_number(c, opt, arg);
+    }
+}
+
+static const char *check_config(const fleet_config *c)
+{
+    if (c->vin_offset + c->vehicles > FLEET_VIN_SERIALS)
+        return "--vin-offset + --vehicles exceeds the 12-digit VIN serial";
+    if (c->reports > (1ULL << 53) / c->events)
+        return "--reports x --events is too large";
+    if (c->seq_start + c->reports < c->seq_start)
+        return "--seq-start + --reports overflows";
+    return NULL;
+}
+
+/* Returns 0 to run, 1 after --help, -1 on a usage error (message printed). */
+static int parse_args(int argc, char **argv, fleet_config *c)
+{
+    int opt, idx = 0;
+
+    set_defaults(c);
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", long_opts, &idx)) != -1) {
+        if (opt == OPT_HELP) {
+            fputs(usage_text, stdout);
+            return 1;
+        }
+        if (opt == '?' || opt == ':') {
+            fprintf(stderr, "ota-fleet: unknown option or missing value: %s\n", argv[optind - 1]);
+            return -1;
+        }
+        if (!apply_option(c, opt, optarg)) {
+            fprintf(stderr, "ota-fleet: bad value for --%s: %s\n", long_opts[idx].name, optarg);
+            return -1;
+        }
+    }
+    if (optind < argc && strcmp(argv[optind], "report") == 0)
+        optind++;
+    if (optind < argc) {
+        fprintf(stderr, "ota-fleet: unknown mode or argument: %s\n", argv[optind]);
+        return -1;
+    }
+    const char *problem = check_config(c);
+    if (problem) {
+        fprintf(stderr, "ota-fleet: %s\n", problem);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- setup and teardown ---- */
+
+static int raise_fd_limit(uint32_t vehicles)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)vehicles * FLEET_FDS_PER_VEHICLE + 32;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < need) {
+        struct rlimit want = {.rlim_cur = need,
+                              .rlim_max = rl.rlim_max < need ? need : rl.rlim_max};
+        /* Raising the hard limit needs CAP_SYS_RESOURCE; else go as far as it allows. */
+        if (setrlimit(RLIMIT_NOFILE, &want) != 0) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < need) {
+        fprintf(stderr,
+                "ota-fleet: %u vehicles need %llu file descriptors; the limit is %llu "
+                "(raise ulimit -n)\n",
+                vehicles, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
+        return -1;
+    }
+    return 0;
+}
+
+static void fleet_free(fleet *f)
+{
+    if (f->v) {
+        for (uint32_t i = 0; i < f->cfg.vehicles; i++)
+            fleet_vehicle_free(&f->v[i]);
+    }
+    free(f->v);
+    free(f->pfd);
+    free(f->ready.items);
+    free(f->connq.items);
+    free(f->buf);
+    fleet_acked_close(f->acked);
+}
+
+static int fleet_init(fleet *f)
+{
+    uint32_t n = f->cfg.vehicles;
+
+    f->v = calloc(n, sizeof *f->v);
+    f->pfd = calloc(n, sizeof *f->pfd);
+    f->ready = (fleet_ring){.items = calloc(n, sizeof(uint32_t)), .cap = n};
+    f->connq = (fleet_ring){.items = calloc(n, sizeof(uint32_t)), .cap = n};
+    f->buf_cap = fleet_cbor_report_bound(f->cfg.events);
+    f->buf = malloc(f->buf_cap);
+    f->t0_ms = fleet_wall_ms();
+    if (!f->v || !f->pfd || !f->ready.items || !f->connq.items || !f->buf) {
+        fprintf(stderr, "ota-fleet: out of memory\n");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        f->pfd[i].fd = -1;
+        if (fleet_vehicle_init(f, &f->v[i], i) != 0) {
+            fprintf(stderr, "ota-fleet: out of memory\n");
+            return -1;
+        }
+    }
+    if (f->cfg.acked_path && (f->acked = fleet_acked_open(f->cfg.acked_path)) == NULL)
+        return -1;
+    return 0;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* ---- result ---- */
+
+static uint64_t expected_reports(const fleet *f)
+{
+    return (uint64_t)f->cfg.vehicles * f->cfg.reports;
+}
+
+static int exit_code(const fleet *f)
+{
+    bool all_done = f->terminal == f->cfg.vehicles;
+
+    for (uint32_t i = 0; all_done && i < f->cfg.vehicles; i++)
+        all_done = f->v[i].state == FV_DONE;
+    if (f->broker_gone)
+        return EXIT_BROKER_GONE;
+    if (all_done && f->st.reports_acked == expected_reports(f) && f->st.puback_failures == 0 &&
+        f->st.error_replies == 0)
+        return 0;
+    return 1;
+}
+
+static const char *outcome(const fleet *f, int code)
+{
+    if (code == 0)
+        return "ok";
+    if (code == EXIT_BROKER_GONE)
+        return "broker went away";
+    if (f->interrupted)
+        return "interrupted";
+    if (f->timed_out)
+        return "timed out";
+    return "failed";
+}
+
+static void print_json(const fleet *f, double secs, int code)
+{
+    const fleet_stats *s = &f->st;
+
+    printf("{\"vehicles\": %u, \"reports_expected\": %llu, \"reports_sent\": %llu, "
+           "\"reports_acked\": %llu, \"events_acked\": %llu, \"puback_failures\": %llu, "
+           "\"error_replies\": %llu, \"seconds\": %.3f, \"acks_per_s\": %.1f, "
+           "\"events_per_s\": %.1f, \"disconnects\": %llu, \"connect_failures\": %llu, "
+           "\"connect_refused\": %llu, \"resent\": %llu, \"outcome\": \"%s\", \"exit\": %d}\n",
+           f->cfg.vehicles, (unsigned long long)expected_reports(f),
+           (unsigned long long)s->reports_sent, (unsigned long long)s->reports_acked,
+           (unsigned long long)s->events_acked, (unsigned long long)s->puback_failures,
+           (unsigned long long)s->error_replies, secs, (double)s->reports_acked / secs,
+           (double)s->events_acked / secs, (unsigned long long)s->disconnects,
+           (unsigned long long)s->connect_failures, (unsigned long long)s->connect_refused,
+           (unsigned long long)s->resent, outcome(f, code), code);
+}
+
+static void print_human(const fleet *f, double secs, int code)
+{
+    const fleet_stats *s = &f->st;
+
+    printf("ota-fleet: %u vehicles, %llu/%llu reports acked (%llu events) in %.3f s\n",
+           f->cfg.vehicles, (unsigned long long)s->reports_acked,
+           (unsigned long long)expected_reports(f), (unsigned long long)s->events_acked, secs);
+    printf("  %.1f acks/s, %.1f events/s\n", (double)s->reports_acked / secs,
+           (double)s->events_acked / secs);
+    printf("  sent %llu (re-sent %llu), PUBACK failures %llu, error replies %llu\n",
+           (unsigned long long)s->reports_sent, (unsigned long long)s->resent,
+           (unsigned long long)s->puback_failures, (unsigned long long)s->error_replies);
+    printf("  disconnects %llu, connect failures %llu, refused %llu\n",
+           (unsigned long long)s->disconnects, (unsigned long long)s->connect_failures,
+           (unsigned long long)s->connect_refused);
+    printf("  result: %s (exit %d)\n", outcome(f, code), code);
+}
+
+int main(int argc, char **argv)
+{
+    fleet f;
+    int rc;
+
+    memset(&f, 0, sizeof f);
+    rc = parse_args(argc, argv, &f.cfg);
+    if (rc != 0) {
+        if (rc < 0)
+            fputs(usage_text, stderr);
+        return rc < 0 ? EXIT_USAGE : 0;
+    }
+    if (raise_fd_limit(f.cfg.vehicles) != 0)
+        return EXIT_USAGE;
+    install_signals();
+    mosquitto_lib_init();
+    rc = fleet_init(&f) == 0 ? fleet_run(&f, &g_stop) : -1;
+    if (rc == 0) {
+        double secs = f.end - f.start > 1e-6 ? f.end - f.start : 1e-6;
+        rc = exit_code(&f);
+        if (f.acked)
+            fleet_acked_flush(f.acked);
+        if (f.cfg.json)
+            print_json(&f, secs, rc);
+        else
+            print_human(&f, secs, rc);
+    } else {
+        rc = 1;
+    }
+    fleet_free(&f);
+    mosquitto_lib_cleanup();
+    return rc;
+}

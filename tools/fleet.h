@@ -1,0 +1,173 @@
+/*
+ * fleet.h — shared types of ota-fleet, the vehicle fleet simulator / load generator.
+ *
+ * Design: one thread drives N libmosquitto clients (one per simulated vehicle), each
+ * non-blocking. fleet_run.c owns the poll() loop; fleet_vehicle.c owns a vehicle's
+ * life (connect, publish window, acks, reconnect); fleet_cbor.c builds report payloads
+ * and reads error replies; fleet_acked.c writes the acked-reports file.
+ *
+ * Scaling rules (a later issue runs 10,000 vehicles in one process): everything per
+ * vehicle lives in a table indexed by vehicle id; the pollfd array has the same index;
+ * vehicles that need attention go through O(1) ring queues, never a scan per event.
+ * Only the housekeeping tick (keepalive, reconnect timers) visits every vehicle, at
+ * most a few times per second.
+ */
+#ifndef OTA_FLEET_H
+#define OTA_FLEET_H
+
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mosquitto;
+
+#define FLEET_VIN_LEN 17
+#define FLEET_TOPIC_MAX 40
+#define FLEET_MAX_PENDING_CONNECTS 256 /* connects awaiting CONNACK at once */
+#define FLEET_KEEPALIVE 60
+#define FLEET_REPORT_FAIL_RC 0x80 /* PUBACK reason codes >= this are failures */
+
+typedef struct {
+    const char *host;
+    int port;
+    uint32_t vehicles;
+    uint64_t reports;  /* per vehicle */
+    uint32_t events;   /* per report */
+    uint32_t inflight; /* unacked reports per vehicle */
+    int mqtt;          /* 5 or 311 */
+    uint64_t seq_start;
+    char vin_prefix[6];
+    uint64_t vin_offset;
+    const char *acked_path;
+    double rate;      /* reports/s over the whole fleet, 0 = unlimited */
+    double timeout_s; /* 0 = none */
+    bool json;
+    bool quiet;
+    bool reconnect;
+} fleet_config;
+
+typedef enum {
+    FV_WAITING,    /* in the connect queue */
+    FV_CONNECTING, /* CONNECT sent, no CONNACK yet */
+    FV_ACTIVE,     /* publishing reports */
+    FV_DRAINING,   /* everything acked; waiting for the SUBACK barrier (late error replies) */
+    FV_CLOSING,    /* DISCONNECT sent */
+    FV_LOST,       /* connection lost; fleet_vehicle_service decides what next */
+    FV_BACKOFF,    /* waiting to reconnect */
+    FV_DONE,       /* terminal: all reports finished, disconnected cleanly */
+    FV_FAILED,     /* terminal: gave up */
+} fleet_vstate;
+
+typedef struct {
+    int mid;         /* 0 = free slot */
+    uint64_t report; /* report index 0..reports-1 */
+} fleet_slot;
+
+struct fleet;
+
+typedef struct fleet_vehicle {
+    struct fleet *fleet;
+    struct mosquitto *mosq; /* NULL while not connected */
+    uint32_t id;            /* index in fleet.v and fleet.pfd */
+    fleet_vstate state;
+    char vin[FLEET_VIN_LEN + 1];
+    char report_topic[FLEET_TOPIC_MAX];
+    char error_topic[FLEET_TOPIC_MAX];
+    uint64_t next_report; /* first report never sent */
+    uint64_t finished;    /* reports acked (successfully or not) */
+    uint32_t inflight;    /* used entries of slots */
+    uint32_t n_resend;    /* entries of resend */
+    fleet_slot *slots;    /* cfg.inflight entries */
+    uint64_t *resend;     /* reports to send again after a reconnect, ascending */
+    int barrier_mid;
+    bool no_retry; /* CONNACK refused or a local error: do not reconnect */
+    bool in_ready;
+    bool in_connq;
+    unsigned attempts; /* failed connection attempts in a row */
+    double retry_at;   /* FV_BACKOFF: when to reconnect */
+} fleet_vehicle;
+
+/* FIFO of vehicle ids; each vehicle is in a given ring at most once (in_* flags). */
+typedef struct {
+    uint32_t *items;
+    uint32_t cap;
+    uint32_t head;
+    uint32_t len;
+} fleet_ring;
+
+typedef struct {
+    uint64_t reports_sent;  /* publishes, resends included */
+    uint64_t reports_acked; /* success PUBACKs */
+    uint64_t events_acked;
+    uint64_t puback_failures;
+    uint64_t error_replies;
+    uint64_t disconnects; /* connections lost (not closed by us) */
+    uint64_t connect_failures;
+    uint64_t connect_refused;
+    uint64_t resent;
+} fleet_stats;
+
+typedef struct fleet_acked fleet_acked;
+
+typedef struct fleet {
+    fleet_config cfg;
+    fleet_vehicle *v;   /* cfg.vehicles entries */
+    struct pollfd *pfd; /* cfg.vehicles entries, same index as v */
+    fleet_ring ready;   /* vehicles to service (send, finish, handle a lost link) */
+    fleet_ring connq;   /* vehicles to connect */
+    fleet_stats st;
+    fleet_acked *acked; /* NULL without --acked */
+    uint8_t *buf;       /* report encoding scratch */
+    size_t buf_cap;
+    uint32_t pending_connects;
+    uint32_t terminal; /* vehicles FV_DONE or FV_FAILED */
+    uint32_t n_backoff;
+    uint32_t connected;
+    bool broker_gone;
+    bool timed_out;
+    bool interrupted;
+    double tokens; /* --rate token bucket */
+    double start;  /* monotonic seconds */
+    double end;    /* last ack, or the end of the run */
+    int64_t t0_ms; /* wall clock at start: base of event timestamps */
+} fleet;
+
+/* fleet_run.c */
+double fleet_now(void); /* monotonic seconds */
+int64_t fleet_wall_ms(void);
+void fleet_ring_push(fleet_ring *r, uint32_t id);
+uint32_t fleet_ring_pop(fleet_ring *r);
+void fleet_mark_ready(fleet_vehicle *v);
+void fleet_refresh_pollfd(fleet_vehicle *v);
+/* Runs until every vehicle is finished, the timeout, or *stop. Returns 0, or -1 on a
+ * setup failure (already reported). */
+int fleet_run(fleet *f, volatile sig_atomic_t *stop);
+
+/* fleet_vehicle.c */
+int fleet_vehicle_init(fleet *f, fleet_vehicle *v, uint32_t id);
+void fleet_vehicle_free(fleet_vehicle *v);
+void fleet_vehicle_connect(fleet_vehicle *v);
+/* Acts on the vehicle's state: sends reports (while tokens allow; *tokens is NULL
+ * without a rate limit), finishes, or handles a lost connection. */
+void fleet_vehicle_service(fleet_vehicle *v, double *tokens);
+/* True when the vehicle would send a report if it had a token. */
+bool fleet_vehicle_wants_token(const fleet_vehicle *v);
+
+/* fleet_cbor.c */
+/* Encodes report `report` (0-based) of vehicle events into buf; returns its length or
+ * 0 when buf is too small. */
+size_t fleet_cbor_report(const fleet_config *cfg, int64_t t0_ms, uint64_t report, uint8_t *buf,
+                         size_t cap);
+size_t fleet_cbor_report_bound(uint32_t events);
+/* Formats an error reply {err, msg, seq?} for humans into out. */
+void fleet_cbor_describe_error(const void *payload, int len, char *out, size_t cap);
+
+/* fleet_acked.c */
+fleet_acked *fleet_acked_open(const char *path);
+void fleet_acked_add(fleet_acked *a, const char *vin, uint64_t seq, uint32_t events);
+int fleet_acked_flush(fleet_acked *a);
+void fleet_acked_close(fleet_acked *a);
+
+#endif
