@@ -33,6 +33,7 @@ static const opt_def opt_defs[] = {
     {"max_report_bytes", OPT_SIZE, CFG_OFF(limits.max_payload), 64, 16u * 1024 * 1024},
     {"max_report_events", OPT_SIZE, CFG_OFF(limits.max_events), 1, 65536},
     {"writer_batch", OPT_SIZE, CFG_OFF(writer_batch), 1, 100000},
+    {"writer_nice", OPT_UNSIGNED, CFG_OFF(writer_nice), 0, 19},
 };
 
 static char *trimmed_dup(const char *s)
@@ -140,6 +141,7 @@ static int set_defaults(ota_config *cfg)
     cfg->limits.max_payload = OTA_REPORT_MAX_PAYLOAD_DEFAULT;
     cfg->limits.max_events = OTA_REPORT_MAX_EVENTS_DEFAULT;
     cfg->writer_batch = OTA_WRITER_BATCH_DEFAULT;
+    cfg->writer_nice = OTA_WRITER_NICE_DEFAULT;
     return cfg->store_uri && cfg->spool_dir ? 0 : -1;
 }
 

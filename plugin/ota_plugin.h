@@ -32,6 +32,7 @@ typedef struct {
     unsigned spool_sync_ms;
     ota_report_limits limits;
     size_t writer_batch;
+    unsigned writer_nice;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1

@@ -57,6 +57,7 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
         .retry_min_ms = 100,
         .retry_max_ms = 5000,
         .limits = p->cfg.limits,
+        .nice = (int)p->cfg.writer_nice,
         .log = ota_logq_push,
         .log_ctx = p->logq,
     };

@@ -1,16 +1,20 @@
 /*
  * ota_spool.h — the durable report spool: what makes an acked report impossible to lose.
  *
- * The broker thread appends one record per accepted report with a single writev() into
- * the active segment file before the MQTT callback returns (so before the PUBACK): from
- * then on the record survives a crash of the broker process, because it is in the
- * kernel's page cache. A background sync thread fdatasync()s the active segment every
+ * The broker thread appends one record per accepted report into the active segment
+ * before the MQTT callback returns (so before the PUBACK). The segment is a shared file
+ * mapping, so an append is a memcpy into the kernel's page cache — no system call — and
+ * from then on the record survives a crash of the broker process. The file's blocks are
+ * reserved ahead (posix_fallocate, 4 MiB at a time), so a full disk makes an append fail
+ * instead of faulting. A background sync thread fdatasync()s the active segment every
  * `sync_ms` (group commit), so after a power loss at most that interval is at risk. The
  * broker thread never waits for an fsync.
  *
  * Layout of `dir`:
  *   NNNNNNNNNNNNNNNNNNNN.seg  segments, numbered upward; a new one at every open and
- *                             whenever the active one exceeds segment_bytes
+ *                             whenever the active one exceeds segment_bytes. A segment
+ *                             may end in zeros (reserved space a crash left unused):
+ *                             readers take a zero header as its end.
  *   checkpoint                "SEGMENT OFFSET\n": everything before it is in the store
  * Record: u32 magic "OTA1" | u32 body length | u32 crc32 of body | body
  *   body: u8 kind (1 = report) | i64 received_ms | u8 vin length | vin | u64 seq |
@@ -74,9 +78,9 @@ ota_spool *ota_spool_open(const ota_spool_config *cfg, char *err, size_t errlen)
 /* Final fdatasync, stops the sync thread, frees. Wakes any ota_spool_wait(). */
 void ota_spool_close(ota_spool *s);
 
-/* Broker thread only. Appends a report record with one writev(). Returns 0 when the
- * whole record is in the file, -1 otherwise (errno kept; the active segment is then
- * rewound to the last good record). */
+/* Broker thread only. Appends a report record. Returns 0 when the whole record is in
+ * the segment, -1 otherwise (errno kept: EFBIG, ENOSPC, EINVAL...; nothing is published
+ * and the next append goes to the same place). */
 int ota_spool_append_report(ota_spool *s, const char *vin, uint64_t seq, int64_t received_ms,
                             const void *payload, size_t len);
 
@@ -88,6 +92,9 @@ bool ota_spool_wait(ota_spool *s, ota_spool_pos pos, unsigned timeout_ms);
 ota_spool_reader *ota_spool_reader_open(ota_spool *s, ota_spool_pos from);
 /* Returns 1 and fills *rec, 0 when nothing more is available now, -1 on I/O error. */
 int ota_spool_reader_next(ota_spool_reader *r, ota_spool_record *rec);
+/* The spool end the reader last looked up. After ota_spool_reader_next returned 0, every
+ * record before it has been returned. */
+ota_spool_pos ota_spool_reader_seen_end(const ota_spool_reader *r);
 void ota_spool_reader_close(ota_spool_reader *r);
 
 /* The checkpoint: where the store is up to. A missing checkpoint means the start of the

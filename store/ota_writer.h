@@ -34,11 +34,13 @@ typedef struct {
     unsigned retry_min_ms;  /* default 100 */
     unsigned retry_max_ms;  /* default 5000 */
     ota_report_limits limits;
+    int nice;       /* nice value of the writer thread (per thread on Linux); 0 leaves it */
     ota_log_fn log; /* may be NULL */
     void *log_ctx;
 } ota_writer_config;
 
 #define OTA_WRITER_BATCH_DEFAULT 4096
+#define OTA_WRITER_NICE_DEFAULT 19
 
 typedef struct {
     uint64_t events_stored;   /* newly stored */

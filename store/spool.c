@@ -2,8 +2,13 @@
  * spool.c — the durable report spool (format and guarantees: see ota_spool.h).
  *
  * Three kinds of thread touch a spool:
- *   - the broker thread appends: it owns the active segment (fd, seg, off) and is the only
- *     one that changes it, always under `mu`, so it may read it without the lock;
+ *   - the broker thread appends: it owns the active segment (fd, map, seg, off) and is the
+ *     only one that changes it, always under `mu`, so it may read it without the lock.
+ *     An append is a memcpy into the segment's shared mapping, i.e. into the kernel's page
+ *     cache: no system call, yet the record survives a crash of the process. The file is
+ *     grown ahead of the appends with posix_fallocate, so its blocks are reserved and a
+ *     full disk fails an append cleanly (instead of SIGBUS on a write through the map);
+ *     a segment's unused reserved tail is zeros, which readers take as its end;
  *   - the sync thread fdatasync()s the active segment once per sync_ms when something was
  *     appended (group commit), and syncs and closes the segments retired by a rotation;
  *   - readers (the writer thread) read whole records up to the published end (seg, off)
@@ -25,8 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -37,10 +42,20 @@
 #define VIN_MAX 31           /* fits ota_spool_record.vin with its NUL */
 #define BODY_MAX (16u << 20) /* longer lengths are corruption */
 #define READ_CHUNK ((size_t)1 << 20)
+#define GROW_BYTES ((uint64_t)4 << 20) /* the active segment's file grows by this much */
 #define SEG_DIGITS 20
 #define SEG_SUFFIX ".seg"
 #define CHECKPOINT "checkpoint"
 #define CHECKPOINT_TMP "checkpoint.tmp"
+
+/* A segment that rotation took out of service, for the sync thread to unmap, cut to its
+ * records, sync and close. */
+typedef struct {
+    int fd;
+    uint8_t *map;
+    uint64_t map_len;
+    uint64_t size;
+} retired_seg;
 
 struct ota_spool {
     char *dir;
@@ -55,13 +70,16 @@ struct ota_spool {
     /* Active segment: written by the broker thread under mu, read by others under mu.
      * (seg, off) is the published end: everything before it is whole records. */
     int fd;
+    uint8_t *map;      /* the active segment, mapped for appends */
+    uint64_t map_len;  /* segment_bytes + one largest record */
+    uint64_t file_len; /* bytes reserved in the file so far */
     uint64_t seg;
     uint64_t off;
     unsigned data_waiters;
     bool dirty;     /* appended since the last fdatasync */
     bool dir_dirty; /* a segment was created since the last directory fsync */
     bool closing;
-    int *retired; /* old active segments for the sync thread to sync and close */
+    retired_seg *retired; /* old active segments for the sync thread to finish */
     size_t n_retired, cap_retired;
     ota_spool_stats st; /* st.end unused: (seg, off) is the truth */
 };
@@ -75,6 +93,8 @@ struct ota_spool_reader {
     size_t cap;
     uint64_t buf_off; /* file offset of buf[0]; buf_off <= cur <= buf_off + buf_len */
     size_t buf_len;
+    ota_spool_pos end; /* the published end last seen: refreshed only when reached, so
+                          a busy reader does not contend for the appender's lock */
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -225,7 +245,42 @@ static int seg_create(ota_spool *s, uint64_t n)
 {
     char name[64];
     seg_name(name, sizeof name, n);
-    return openat(s->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    return openat(s->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+}
+
+/* Maps a new segment's file for appends. Returns the mapping or NULL. */
+static uint8_t *seg_map(ota_spool *s, int fd)
+{
+    void *m = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
+/* Unmaps a segment and cuts its file to its records. */
+static void seg_finish(const retired_seg *r)
+{
+    if (r->map)
+        munmap(r->map, r->map_len);
+    if (ftruncate(r->fd, (off_t)r->size) != 0) {
+        /* Readers stop at the zero tail anyway. */
+    }
+}
+
+/* Reserves file blocks so that the active segment holds at least `need` bytes. */
+static int seg_reserve(ota_spool *s, uint64_t need)
+{
+    if (need <= s->file_len)
+        return 0;
+    uint64_t step = s->segment_bytes < GROW_BYTES ? s->segment_bytes : GROW_BYTES;
+    uint64_t len = s->file_len + step > need ? s->file_len + step : need;
+    if (len > s->map_len)
+        len = s->map_len;
+    int rc = posix_fallocate(s->fd, (off_t)s->file_len, (off_t)(len - s->file_len));
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    s->file_len = len;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- open */
@@ -319,15 +374,20 @@ static int spool_start_segment(ota_spool *s)
     s->off = 0;
     s->fd = seg_create(s, s->seg);
     s->dir_dirty = true;
-    return s->fd < 0 ? -1 : 0;
+    if (s->fd < 0)
+        return -1;
+    s->map = seg_map(s, s->fd);
+    return s->map ? 0 : -1;
 }
 
 static void *sync_main(void *arg);
 
 static void spool_free(ota_spool *s)
 {
-    if (s->fd >= 0)
+    if (s->fd >= 0) {
+        seg_finish(&(retired_seg){s->fd, s->map, s->map_len, s->off});
         close(s->fd);
+    }
     if (s->dirfd >= 0)
         close(s->dirfd);
     pthread_cond_destroy(&s->sync_cv);
@@ -347,6 +407,7 @@ static ota_spool *spool_alloc(const ota_spool_config *cfg)
     s->dirfd = -1;
     s->sync_ms = cfg->sync_ms ? cfg->sync_ms : OTA_SPOOL_SYNC_MS_DEFAULT;
     s->segment_bytes = cfg->segment_bytes ? cfg->segment_bytes : OTA_SPOOL_SEGMENT_BYTES_DEFAULT;
+    s->map_len = s->segment_bytes + REC_HDR + BODY_MAX;
     pthread_mutex_init(&s->mu, NULL);
     if (cond_init_monotonic(&s->data_cv) != 0 || cond_init_monotonic(&s->sync_cv) != 0 ||
         !(s->dir = strdup(cfg->dir))) {
@@ -408,7 +469,7 @@ void ota_spool_close(ota_spool *s)
 /* One round of syncing; called and returns with mu held, drops it for the system calls. */
 static void sync_round(ota_spool *s)
 {
-    int *fds = s->retired;
+    retired_seg *segs = s->retired;
     size_t n = s->n_retired;
     s->retired = NULL;
     s->n_retired = s->cap_retired = 0;
@@ -419,11 +480,12 @@ static void sync_round(ota_spool *s)
 
     uint64_t syncs = 0;
     for (size_t i = 0; i < n; i++) {
-        fdatasync(fds[i]);
-        close(fds[i]);
+        seg_finish(&segs[i]);
+        fdatasync(segs[i].fd);
+        close(segs[i].fd);
         syncs++;
     }
-    free(fds);
+    free(segs);
     if (dirty) {
         fdatasync(fd);
         syncs++;
@@ -463,17 +525,17 @@ static void *sync_main(void *arg)
 /* ---------------------------------------------------------------- append */
 
 /* Called with mu held. */
-static int retire_push(ota_spool *s, int fd)
+static int retire_push(ota_spool *s, retired_seg seg)
 {
     if (s->n_retired == s->cap_retired) {
         size_t cap = s->cap_retired ? 2 * s->cap_retired : 8;
-        int *p = realloc(s->retired, cap * sizeof *p);
+        retired_seg *p = realloc(s->retired, cap * sizeof *p);
         if (!p)
             return -1;
         s->retired = p;
         s->cap_retired = cap;
     }
-    s->retired[s->n_retired++] = fd;
+    s->retired[s->n_retired++] = seg;
     return 0;
 }
 
@@ -485,53 +547,26 @@ static void rotate(ota_spool *s)
     int fd = seg_create(s, n);
     if (fd < 0)
         return;
+    uint8_t *map = seg_map(s, fd);
     pthread_mutex_lock(&s->mu);
-    if (retire_push(s, s->fd) != 0) {
+    if (!map || retire_push(s, (retired_seg){s->fd, s->map, s->map_len, s->off}) != 0) {
         pthread_mutex_unlock(&s->mu);
         char name[64];
         seg_name(name, sizeof name, n);
+        if (map)
+            munmap(map, s->map_len);
         close(fd);
         unlinkat(s->dirfd, name, 0);
         return;
     }
     s->fd = fd;
+    s->map = map;
+    s->file_len = 0;
     s->seg = n;
     s->off = 0;
     s->dir_dirty = true;
     pthread_cond_signal(&s->sync_cv);
     pthread_mutex_unlock(&s->mu);
-}
-
-/* Writes every byte of iov at off, looping over short writes. */
-static int write_all(int fd, struct iovec *iov, int n, off_t off)
-{
-    for (;;) {
-        while (n > 0 && iov->iov_len == 0) {
-            iov++;
-            n--;
-        }
-        if (n == 0)
-            return 0;
-        ssize_t w = pwritev(fd, iov, n, off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (w == 0)
-                errno = EIO;
-            return -1;
-        }
-        off += w;
-        for (size_t left = (size_t)w; left > 0;) {
-            size_t step = left < iov->iov_len ? left : iov->iov_len;
-            iov->iov_base = (uint8_t *)iov->iov_base + step;
-            iov->iov_len -= step;
-            left -= step;
-            if (iov->iov_len == 0) {
-                iov++;
-                n--;
-            }
-        }
-    }
 }
 
 /* Fills record header + body prefix (everything but the payload); returns its length. */
@@ -574,18 +609,14 @@ int ota_spool_append_report(ota_spool *s, const char *vin, uint64_t seq, int64_t
     if (s->off > 0 && s->off >= s->segment_bytes)
         rotate(s);
 
-    uint8_t head[REC_HDR + BODY_FIXED + VIN_MAX];
-    size_t hlen = encode_head(head, vin, vlen, seq, received_ms, payload, len);
-    struct iovec iov[2] = {{head, hlen}, {(void *)payload, len}};
-    if (write_all(s->fd, iov, 2, (off_t)s->off) != 0) {
-        int e = errno;
-        if (ftruncate(s->fd, (off_t)s->off) != 0) {
-            /* The next append overwrites the partial record at s->off anyway. */
-        }
-        errno = e;
+    size_t hlen = REC_HDR + BODY_FIXED + vlen;
+    if (seg_reserve(s, s->off + hlen + len) != 0) {
         append_failed(s);
         return -1;
     }
+    uint8_t *rec = s->map + s->off;
+    encode_head(rec, vin, vlen, seq, received_ms, payload, len);
+    memcpy(rec + hlen, payload, len);
 
     pthread_mutex_lock(&s->mu);
     s->off += hlen + len;
@@ -742,6 +773,8 @@ static int parse_one(ota_spool_reader *r, uint64_t limit, ota_spool_record *rec)
         return PARSE_BAD;
     const uint8_t *h = r->buf + (r->cur - r->buf_off);
     uint32_t blen = get_u32(h + 4);
+    if (get_u32(h) == 0 && blen == 0)
+        return PARSE_END; /* the zero tail of a segment's reserved space */
     if (memcmp(h, REC_MAGIC, 4) != 0 || blen < BODY_FIXED || blen > BODY_MAX)
         return PARSE_BAD;
     if (reader_fill(r, REC_HDR + (size_t)blen, limit, &avail) != 0)
@@ -759,15 +792,28 @@ static int parse_one(ota_spool_reader *r, uint64_t limit, ota_spool_record *rec)
     return PARSE_OK;
 }
 
+/* True when the reader is at the end it last saw of the active segment. */
+static bool reader_at_seen_end(const ota_spool_reader *r)
+{
+    return r->seg > r->end.segment || (r->seg == r->end.segment && r->cur >= r->end.offset);
+}
+
+ota_spool_pos ota_spool_reader_seen_end(const ota_spool_reader *r)
+{
+    return r->end;
+}
+
 int ota_spool_reader_next(ota_spool_reader *r, ota_spool_record *rec)
 {
     for (;;) {
+        if (r->fd < 0 || reader_at_seen_end(r))
+            r->end = published_end(r->s);
         if (r->fd < 0) {
             int rc = reader_enter(r, r->seg, r->cur);
             if (rc <= 0)
                 return rc;
         }
-        ota_spool_pos end = published_end(r->s);
+        ota_spool_pos end = r->end;
         bool active = r->seg >= end.segment;
         uint64_t limit = !active ? UINT64_MAX : r->seg == end.segment ? end.offset : 0;
         int rc = parse_one(r, limit, rec);
@@ -809,13 +855,28 @@ typedef struct {
     uint64_t active;
 } seg_drop_ctx;
 
+/* True when no record starts at off of segment n: its end, or its zero tail (space
+ * reserved for appends that rotation or a crash left unused). */
+static bool seg_ends_at(ota_spool *s, uint64_t n, uint64_t off)
+{
+    char name[64];
+    seg_name(name, sizeof name, n);
+    int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT;
+    uint8_t h[8];
+    ssize_t got = pread(fd, h, sizeof h, (off_t)off);
+    close(fd);
+    return got == 0 || (got == (ssize_t)sizeof h && get_u32(h) == 0 && get_u32(h + 4) == 0);
+}
+
 /* Deletes a segment that ends at or before the checkpoint, never the active one. */
 static void seg_drop_cb(ota_spool *s, uint64_t n, void *ctx)
 {
     seg_drop_ctx *c = ctx;
     if (n >= c->active || n > c->cp.segment)
         return;
-    if (n == c->cp.segment && seg_size(s, n) > c->cp.offset)
+    if (n == c->cp.segment && !seg_ends_at(s, n, c->cp.offset))
         return;
     char name[64];
     seg_name(name, sizeof name, n);

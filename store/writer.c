@@ -4,7 +4,9 @@
  * One loop: gather records from a spool reader until batch_events events are in hand or
  * the reader runs dry, put them into the store (in chunks of at most batch_events; only a
  * single report larger than that needs several), retrying with exponential backoff while
- * the store fails, then store the checkpoint. When the reader is dry, wait on the spool.
+ * the store fails, then store the checkpoint. When the reader is dry: if this round found
+ * records, sleep WRITER_LINGER_MS so the next batch is a big one; if it found none, wait
+ * on the spool to be woken by the next append.
  *
  * Positions kept by the thread:
  *   ck        — the checkpoint: next of the last record fully stored or skipped;
@@ -22,9 +24,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WRITER_IDLE_WAIT_MS 100
+#define WRITER_LINGER_MS 10 /* while reports flow: gather for this long per batch */
 #define BACKLOG_MS 20
 
 typedef struct {
@@ -244,12 +250,10 @@ static int gather(ota_writer *w, ota_spool_pos *dry)
         w->have_look = false;
     }
     while (w->n_events < cap) {
-        ota_spool_stats sst;
-        ota_spool_stats_get(w->spool, &sst);
         ota_spool_record rec;
         int rc = ota_spool_reader_next(w->reader, &rec);
         if (rc <= 0) {
-            *dry = sst.end;
+            *dry = ota_spool_reader_seen_end(w->reader);
             return rc;
         }
         pending_report p;
@@ -396,15 +400,25 @@ static void load_checkpoint(ota_writer *w)
     w->last_next = w->ck;
 }
 
+/* The broker thread comes first: the spool absorbs what the writer defers. A nice value
+ * is per thread on Linux. */
+static void lower_priority(ota_writer *w)
+{
+    if (w->cfg.nice > 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), w->cfg.nice) != 0)
+        wlog(w, OTA_LOG_WARNING, "ota writer: cannot lower its priority: %s", strerror(errno));
+}
+
 static void *writer_main(void *arg)
 {
     ota_writer *w = arg;
-    load_checkpoint(w);
+    lower_priority(w);
     if (!reader_start(w))
         return NULL;
     while (!stopping(w)) {
         ota_spool_pos dry = {0, 0};
+        ota_spool_pos before = w->last_next;
         int rc = gather(w, &dry);
+        bool busy = !pos_ge(before, w->last_next); /* this round took records */
         int error = errno;
         if (flush(w) != 0)
             break;
@@ -414,7 +428,11 @@ static void *writer_main(void *arg)
             continue;
         }
         set_done(w, rc == 0 ? dry : w->ck, rc == 0);
-        if (rc == 0)
+        /* While reports flow, sleep instead of waiting to be woken: a waiting writer makes
+         * every append wake it (a system call on the broker thread) for tiny batches. */
+        if (rc == 0 && busy)
+            sleep_or_stop(w, WRITER_LINGER_MS);
+        else if (rc == 0)
             ota_spool_wait(w->spool, dry, WRITER_IDLE_WAIT_MS);
     }
     return NULL;
@@ -466,6 +484,9 @@ ota_writer *ota_writer_start(ota_spool *spool, ota_store *store, const ota_write
     w->backoff_ms = w->cfg.retry_min_ms;
     w->st.store_ok = true;
     pthread_mutex_init(&w->mu, NULL);
+    /* Before the thread runs, so that stats show the replay backlog from the start. */
+    load_checkpoint(w);
+    w->st.backlog_bytes = ota_spool_bytes_after(spool, w->ck);
     int rc = pthread_create(&w->thread, NULL, writer_main, w);
     if (rc != 0) {
         snprintf(err, errlen, "writer: cannot start the thread: %s", strerror(rc));

@@ -577,6 +577,25 @@ static void test_stop_with_failing_store_gives_up(void **state)
     remove_dir();
 }
 
+/* A restarted writer shows the replay backlog from its first moment, not only after its
+ * first batch: "backlog 0" must mean everything is in the store. */
+static void test_backlog_known_before_first_batch(void **state)
+{
+    (void)state;
+    fresh_dir("backlog-start");
+    ota_spool *sp = open_spool();
+    append_reports(sp, VIN1, 1, 20, 3);
+    fake_store *f = fake_open(0, true); /* never stores: the backlog cannot shrink */
+    ota_writer *w = start_writer_on(sp, &f->base, 0, 5000, 5000);
+    ota_writer_stats st = writer_stats(w);
+    assert_true(st.backlog_bytes > 0);
+    assert_int_equal(st.backlog_bytes, ota_spool_bytes_after(sp, (ota_spool_pos){0, 0}));
+    ota_writer_stop(w);
+    fake_free(f);
+    ota_spool_close(sp);
+    remove_dir();
+}
+
 static void test_batch_size_respected(void **state)
 {
     (void)state;
@@ -617,6 +636,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drain_stores_everything),
+        cmocka_unit_test(test_backlog_known_before_first_batch),
         cmocka_unit_test(test_restart_stores_nothing_twice),
         cmocka_unit_test(test_crash_replay_counts_duplicates),
         cmocka_unit_test(test_undecodable_record_is_skipped),
