@@ -100,13 +100,16 @@ typedef struct {
 
 typedef struct {
     uint64_t seq;
+    bool seq_valid; /* seq was read and is valid (also after a failed decode) */
     size_t n_events;
     ota_event *events; /* n_events entries */
     void *mem_;        /* owns events and their strings */
 } ota_report;
 
 /* Decodes a report payload. On success returns 0 and fills *out (free with
- * ota_report_free). On failure returns -1, sets *err, and leaves *out empty. */
+ * ota_report_free). On failure returns -1, sets *err, and leaves *out without events;
+ * out->seq_valid says whether out->seq could still be read (to name the report in the
+ * error reply). */
 int ota_codec_decode_report(const void *buf, size_t len, const ota_report_limits *lim,
                             ota_report *out, ota_error *err);
 void ota_report_free(ota_report *r);

@@ -1,15 +1,22 @@
 /*
  * report.c — decoder of vehicle reports (ota/v1/{vin}/report: {seq, events:[...]}).
  *
- * Design: the payload is loaded with libcbor and walked once. Each event map is scanned
- * once for all the keys any event type uses (EVENT_KEYS); the event's type then decides
- * which of them are required, optional or ignored, and each is checked by the strict
- * helpers of cbor_util.h, so errors name the field ("events[3].pct: ...").
+ * Design: one pass of the pull reader of cbor_util.h over the payload, no tree and no
+ * allocation but the report's own block. Each event map is scanned once for all the keys
+ * any event type uses (EVENT_KEYS); the event's type then decides which of them are
+ * required, optional or ignored, and each is checked by the strict helpers, so errors name
+ * the field ("events[3].pct: ..."). The events array is decoded where it stands in the
+ * top-level map; what must be checked before it (the top-level keys, seq, the array's
+ * size) may come after it, so its errors wait for those checks, and a CBOR error anywhere
+ * in the payload beats them all (the reader reads to the end): the error reported is the
+ * one a decoder that loads the whole payload, then checks keys, seq, events in that order,
+ * would report.
  * The events and copies of their strings live in one malloc'd block owned by the report:
  * the events array first, then the NUL-terminated strings. Each copied string is a
  * distinct CBOR text item of the payload whose header takes at least one byte, so all
  * strings with their NULs fit in `len` bytes: the block is sized
- * n_events * sizeof(ota_event) + len up front and never grows.
+ * events * sizeof(ota_event) + len up front and never grows (events: the declared count
+ * of a definite array; for an indefinite one, the most it may hold).
  */
 #include <assert.h>
 #include <stdlib.h>
@@ -48,14 +55,21 @@ static const char *const EVENT_KEYS[K_COUNT] = {
 
 /* Everything the per-field helpers of one event need. */
 typedef struct {
-    const cbor_item_t *v[K_COUNT]; /* values by key, NULL when absent */
-    const char *ctx;               /* "events[i]" */
+    ota_cbor_item v[K_COUNT]; /* headers of the values, by key */
+    uint32_t found;           /* bit k: key k present */
+    const char *ctx;          /* "events[i]" */
     arena *strings;
     ota_event *ev;
     ota_error *err;
 } event_ctx;
 
 typedef int (*event_decoder)(event_ctx *c);
+
+/* The value of key k, or NULL when absent. */
+static const ota_cbor_item *field(const event_ctx *c, int k)
+{
+    return c->found >> k & 1 ? &c->v[k] : NULL;
+}
 
 static const char *arena_copy(arena *a, ota_cbor_text t)
 {
@@ -73,7 +87,7 @@ static int get_string(event_ctx *c, int key, ota_cbor_need need, size_t min, siz
                       const char **out)
 {
     ota_cbor_text t;
-    int rc = ota_cbor_get_text(c->v[key], c->ctx, EVENT_KEYS[key], need, min, max, &t, c->err);
+    int rc = ota_cbor_want_text(field(c, key), c->ctx, EVENT_KEYS[key], need, min, max, &t, c->err);
     if (rc == 1)
         *out = arena_copy(c->strings, t);
     return rc;
@@ -106,7 +120,8 @@ static int get_word(event_ctx *c, int key, ota_cbor_need need, bool (*valid)(con
 static int get_i64(event_ctx *c, int key, ota_cbor_need need, int64_t *out)
 {
     uint64_t v;
-    int rc = ota_cbor_get_uint(c->v[key], c->ctx, EVENT_KEYS[key], need, 0, INT64_MAX, &v, c->err);
+    int rc =
+        ota_cbor_want_uint(field(c, key), c->ctx, EVENT_KEYS[key], need, 0, INT64_MAX, &v, c->err);
     if (rc == 1)
         *out = (int64_t)v;
     return rc;
@@ -115,8 +130,8 @@ static int get_i64(event_ctx *c, int key, ota_cbor_need need, int64_t *out)
 static int get_pct(event_ctx *c, int32_t *out)
 {
     uint64_t v;
-    int rc = ota_cbor_get_uint(c->v[K_PCT], c->ctx, EVENT_KEYS[K_PCT], OTA_CBOR_REQUIRED, 0, 100,
-                               &v, c->err);
+    int rc = ota_cbor_want_uint(field(c, K_PCT), c->ctx, EVENT_KEYS[K_PCT], OTA_CBOR_REQUIRED, 0,
+                                100, &v, c->err);
     if (rc == 1)
         *out = (int32_t)v;
     return rc;
@@ -196,8 +211,8 @@ const char *ota_event_type_name(ota_event_type type)
 static int decode_type(event_ctx *c)
 {
     ota_cbor_text t;
-    if (ota_cbor_get_text(c->v[K_TYPE], c->ctx, EVENT_KEYS[K_TYPE], OTA_CBOR_REQUIRED, 1,
-                          OTA_ID_MAX, &t, c->err) < 0)
+    if (ota_cbor_want_text(field(c, K_TYPE), c->ctx, EVENT_KEYS[K_TYPE], OTA_CBOR_REQUIRED, 1,
+                           OTA_ID_MAX, &t, c->err) < 0)
         return -1;
     for (int i = 0; i < OTA_EV_TYPE_COUNT; i++) {
         const char *name = EVENT_TYPES[i].name;
@@ -232,58 +247,160 @@ static void event_path(char *buf, uint32_t i)
     *p = '\0';
 }
 
-static int decode_event(const cbor_item_t *item, uint32_t index, arena *strings, ota_event *ev,
-                        ota_error *err)
+/* Decodes the event whose header ev_hdr was just read. On a field error the event may be
+ * partly read: the caller skips the rest. */
+static int decode_event(ota_cbor_reader *r, const ota_cbor_item *ev_hdr, uint32_t index,
+                        arena *strings, ota_event *ev, ota_error *err)
 {
     char ctx[24];
     event_path(ctx, index);
-    event_ctx c = {.ctx = ctx, .strings = strings, .ev = ev, .err = err};
+    event_ctx c; /* not zeroed: v[k] is only read when bit k of found is set */
+    c.ctx = ctx;
+    c.strings = strings;
+    c.ev = ev;
+    c.err = err;
     event_clear(ev, index);
-    if (ota_cbor_map_fields(item, ctx, "", EVENT_KEYS, K_COUNT, c.v, err) < 0 ||
+    if (ota_cbor_map_scan(r, ev_hdr, ctx, "", EVENT_KEYS, K_COUNT, c.v, &c.found, err) < 0 ||
         decode_type(&c) < 0 || get_id(&c, K_TASK, OTA_CBOR_REQUIRED, &ev->task) < 0 ||
         get_i64(&c, K_TS, OTA_CBOR_REQUIRED, &ev->ts) < 0)
         return -1;
     return EVENT_TYPES[ev->type - 1].decode(&c);
 }
 
-/* Decodes the events array into a new block; on success out->events/mem_ own it. */
-static int decode_events(const cbor_item_t *array, size_t len, ota_report *out, ota_error *err)
+/* What the top-level map held, checked once it has been read. */
+typedef struct {
+    size_t max_events;
+    bool has_seq, has_events;
+    ota_cbor_item seq, events; /* headers */
+    size_t n_events;           /* entries read from the events array */
+    bool too_many;             /* an indefinite events array went past max_events */
+    bool events_failed;        /* *err holds the first error in the events */
+    char *block;               /* events, then strings (see the top of the file) */
+} report_state;
+
+/* Room for the events of arr: its count, or for an indefinite-length array the limit (it
+ * has fewer entries than the payload has bytes). */
+static size_t events_cap(const ota_cbor_item *arr, size_t max_events, size_t len)
 {
-    size_t n = cbor_array_size(array);
-    size_t events_size = n * sizeof(ota_event);
-    char *block = malloc(events_size + len);
-    if (block == NULL)
-        return ota_error_set(err, OTA_E_INTERNAL, "report: out of memory");
-    ota_event *events = (ota_event *)(void *)block;
-    arena strings = {.next = block + events_size, .end = block + events_size + len};
-    cbor_item_t **items = cbor_array_handle(array);
-    for (size_t i = 0; i < n; i++) {
-        if (decode_event(items[i], (uint32_t)i, &strings, &events[i], err) < 0) {
-            free(block);
-            return -1;
-        }
-    }
-    out->n_events = n;
-    out->events = events;
-    out->mem_ = block;
-    return 0;
+    if (!arr->indefinite)
+        return (size_t)arr->u;
+    return max_events < len ? max_events : len;
 }
 
-static int decode_root(const cbor_item_t *root, size_t len, size_t max_events, ota_report *out,
-                       ota_error *err)
+/* Allocates the block for cap events and their strings (at most len bytes). When out of
+ * memory, the error waits like those of the events: the array's size still comes first. */
+static void alloc_block(report_state *st, size_t cap, size_t len, arena *strings, ota_error *err)
+{
+    st->block = malloc(cap * sizeof(ota_event) + len);
+    if (st->block == NULL) {
+        st->events_failed = true;
+        ota_error_set(err, OTA_E_INTERNAL, "report: out of memory");
+        return;
+    }
+    strings->next = st->block + cap * sizeof(ota_event);
+    strings->end = strings->next + len;
+}
+
+/* True when the report has a valid seq (stored in *seq). */
+static bool seq_valid(const report_state *st, uint64_t *seq)
+{
+    return st->has_seq &&
+           ota_cbor_want_uint(&st->seq, "", "seq", OTA_CBOR_REQUIRED, 0, INT64_MAX, seq, NULL) > 0;
+}
+
+/* True when the events must be decoded: the array is acceptable so far and nothing to be
+ * reported first (seq) is known to be wrong. */
+static bool events_wanted(const report_state *st, const ota_cbor_item *arr)
+{
+    uint64_t seq;
+    if (st->has_seq && !seq_valid(st, &seq))
+        return false;
+    return arr->type == OTA_CBOR_ARRAY &&
+           (arr->indefinite || (arr->u >= 1 && arr->u <= st->max_events));
+}
+
+/* Decodes the events array whose header arr was just read, up to its end or past the
+ * limit. Field errors are kept for later (st->events_failed); returns -1 only when the
+ * reader fails. */
+static int decode_events(ota_cbor_reader *r, const ota_cbor_item *arr, report_state *st,
+                         ota_error *err)
+{
+    if (!events_wanted(st, arr))
+        return 0;
+    size_t cap = events_cap(arr, st->max_events, r->len);
+    arena strings = {0};
+    alloc_block(st, cap, r->len, &strings, err);
+    ota_event *events = (ota_event *)(void *)st->block;
+    ota_cbor_item ev;
+    int rc;
+    while ((rc = ota_cbor_entry(r, arr, &ev)) == 1) {
+        size_t i = st->n_events;
+        if (i == cap) {
+            st->too_many = true;
+            return 0;
+        }
+        if (!st->events_failed &&
+            decode_event(r, &ev, (uint32_t)i, &strings, &events[i], err) < 0) {
+            if (r->failed)
+                return -1;
+            st->events_failed = true;
+        }
+        if (ota_cbor_skip(r, &ev) < 0)
+            return -1;
+        st->n_events++;
+    }
+    return rc;
+}
+
+/* Reads the top-level map: its keys (first error returned at once), seq's header, and
+ * the events in place. */
+static int decode_root(ota_cbor_reader *r, report_state *st, ota_error *err)
 {
     static const char *const keys[] = {"seq", "events"};
-    const cbor_item_t *v[2];
-    uint64_t seq;
-    const cbor_item_t *events;
-    if (ota_cbor_map_fields(root, "", "", keys, 2, v, err) < 0 ||
-        ota_cbor_get_uint(v[0], "", "seq", OTA_CBOR_REQUIRED, 0, INT64_MAX, &seq, err) < 0 ||
-        ota_cbor_get_array(v[1], "", "events", OTA_CBOR_REQUIRED, 1, max_events, &events, err) < 0)
+    ota_cbor_item root, key, value;
+    if (ota_cbor_next(r, &root) < 0)
         return -1;
-    if (decode_events(events, len, out, err) < 0)
+    if (root.type != OTA_CBOR_MAP)
+        return ota_cbor_field_error(err, OTA_E_BAD_REQUEST, "", "", "expected map");
+    int rc;
+    for (size_t i = 0; (rc = ota_cbor_entry(r, &root, &key)) == 1; i++) {
+        if (key.type != OTA_CBOR_TEXT || key.indefinite)
+            return ota_cbor_field_error(err, OTA_E_BAD_REQUEST, "", "",
+                                        "map key %zu is not definite-length text", i);
+        bool is_seq = key.len == 3 && memcmp(key.ptr, keys[0], 3) == 0;
+        bool is_events = key.len == 6 && memcmp(key.ptr, keys[1], 6) == 0;
+        if ((is_seq && st->has_seq) || (is_events && st->has_events))
+            return ota_cbor_field_error(err, OTA_E_BAD_REQUEST, "", keys[is_events],
+                                        "duplicate key");
+        if (ota_cbor_next(r, &value) < 0)
+            return -1;
+        if (is_seq) {
+            st->has_seq = true;
+            st->seq = value;
+        } else if (is_events) {
+            st->has_events = true;
+            st->events = value;
+            if (decode_events(r, &value, st, err) < 0)
+                return -1;
+        }
+        if (ota_cbor_skip(r, &value) < 0)
+            return -1;
+    }
+    return rc;
+}
+
+/* The checks that come after the keys, in order: seq, the events array, its events. */
+static int check_root(const report_state *st, uint64_t *seq, ota_error *err)
+{
+    const ota_cbor_item *events = st->has_events ? &st->events : NULL;
+    if (ota_cbor_want_uint(st->has_seq ? &st->seq : NULL, "", "seq", OTA_CBOR_REQUIRED, 0,
+                           INT64_MAX, seq, err) < 0 ||
+        ota_cbor_want_array(events, "", "events", OTA_CBOR_REQUIRED, 1, st->max_events, err) < 0)
         return -1;
-    out->seq = seq;
-    return 0;
+    if (events->indefinite && ota_cbor_want_count(st->too_many ? st->n_events + 1 : st->n_events,
+                                                  "", "events", 1, st->max_events, err) < 0)
+        return -1;
+    return st->events_failed ? -1 : 0;
 }
 
 int ota_codec_decode_report(const void *buf, size_t len, const ota_report_limits *lim,
@@ -291,17 +408,33 @@ int ota_codec_decode_report(const void *buf, size_t len, const ota_report_limits
 {
     size_t max_payload =
         lim && lim->max_payload ? lim->max_payload : OTA_REPORT_MAX_PAYLOAD_DEFAULT;
-    size_t max_events = lim && lim->max_events ? lim->max_events : OTA_REPORT_MAX_EVENTS_DEFAULT;
+    report_state st = {
+        .max_events = lim && lim->max_events ? lim->max_events : OTA_REPORT_MAX_EVENTS_DEFAULT,
+    };
     *out = (ota_report){0};
     if (len > max_payload)
         return ota_error_set(err, OTA_E_TOO_LARGE, "report: payload of %zu bytes over %zu", len,
                              max_payload);
-    cbor_item_t *root = ota_cbor_load(buf, len, "report", err);
-    if (root == NULL)
+    ota_cbor_reader r;
+    ota_cbor_reader_init(&r, buf, len, "report", err);
+    int rc = decode_root(&r, &st, err);
+    uint64_t seq = 0;
+    bool well_formed = ota_cbor_reader_end(&r) == 0; /* a CBOR error replaces any other */
+    if (!well_formed)
+        rc = -1;
+    else if (rc == 0)
+        rc = check_root(&st, &seq, err);
+    if (rc < 0) {
+        free(st.block);
+        out->seq_valid = well_formed && seq_valid(&st, &out->seq);
         return -1;
-    int rc = decode_root(root, len, max_events, out, err);
-    cbor_decref(&root);
-    return rc;
+    }
+    out->seq = seq;
+    out->seq_valid = true;
+    out->n_events = st.n_events;
+    out->events = (ota_event *)(void *)st.block;
+    out->mem_ = st.block;
+    return 0;
 }
 
 void ota_report_free(ota_report *r)

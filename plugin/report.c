@@ -53,7 +53,7 @@ int ota_handle_report(ota_plugin *p, const ota_request *req)
     if (ota_codec_decode_report(req->payload, req->payloadlen, &p->cfg.limits, &rep, &err) !=
         0) {
         p->counters.reports_rejected++;
-        ota_reply_error(p, req, &err, -1);
+        ota_reply_error(p, req, &err, rep.seq_valid ? (int64_t)rep.seq : -1);
         return MOSQ_ERR_SUCCESS;
     }
     int64_t now = ota_now_ms();

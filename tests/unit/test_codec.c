@@ -1,7 +1,9 @@
 /*
  * test_codec.c — cmocka tests of the codec: report decoding (valid reports of every event
- * type and every class of rejection, with the field path in the message), the shared
- * validators, the cbor_util field helpers, and the CBOR / JSON encoders.
+ * type and every class of rejection, with the field path in the message, and which error
+ * wins when there are several), the shared validators, the cbor_util pull reader and field
+ * helpers, and the CBOR / JSON encoders. test_decode_speed prints (does not assert) the
+ * time of one decode of typical reports.
  *
  * Inputs are built with libcbor's builders (helpers below) and serialized, so each test
  * states the message it sends in the same terms as the specification.
@@ -12,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -489,6 +492,39 @@ static void test_report_seq(void **state)
     expect_error(rep, OTA_E_BAD_REQUEST, "seq: expected unsigned integer 0..9223372036854775807");
 }
 
+/* A failed decode still tells the seq when it was valid, so the error reply can name
+ * the report; never when the payload is not CBOR or the seq itself is wrong. */
+static void test_failed_report_keeps_valid_seq(void **state)
+{
+    (void)state;
+    cbor_item_t *ev = valid_download_progress();
+    put(ev, "pct", cbor_build_uint8(101));
+    cbor_item_t *evs[1] = {ev};
+    ota_report r;
+    ota_error e;
+    assert_int_equal(decode_item(report_n(41, evs, 1), NULL, &r, &e), -1);
+    assert_true(r.seq_valid);
+    assert_true(r.seq == 41);
+
+    cbor_item_t *rep = new_map();
+    put(rep, "seq", cbor_build_string("41"));
+    assert_int_equal(decode_item(rep, NULL, &r, &e), -1);
+    assert_false(r.seq_valid);
+
+    size_t len;
+    evs[0] = valid_download_progress();
+    uint8_t *buf = serialize(report_n(41, evs, 1), &len);
+    assert_int_equal(decode_raw(buf, len - 1, NULL, &r, &e), -1); /* truncated */
+    assert_int_equal(e.code, OTA_E_BAD_CBOR);
+    assert_false(r.seq_valid);
+    free(buf);
+
+    evs[0] = valid_download_progress();
+    assert_int_equal(decode_item(report_n(7, evs, 1), NULL, &r, &e), 0);
+    assert_true(r.seq_valid);
+    ota_report_free(&r);
+}
+
 static void test_report_events_shape(void **state)
 {
     (void)state;
@@ -528,6 +564,326 @@ static void test_report_duplicate_key(void **state)
     cbor_item_t *ev = valid_download_progress();
     put_uint(ev, "pct", 41);
     expect_event_error(ev, OTA_E_BAD_REQUEST, "events[0].pct: duplicate key");
+}
+
+/* ---- error precedence and the reader's checks beyond the known fields ---- */
+
+static cbor_item_t *bad_pct_event(void)
+{
+    cbor_item_t *ev = event("download_progress", "T", 1);
+    put_uint(ev, "pct", 101);
+    return ev;
+}
+
+static cbor_item_t *array1(cbor_item_t *item)
+{
+    cbor_item_t *arr = cbor_new_definite_array(1);
+    assert_true(cbor_array_push(arr, cbor_move(item)));
+    return arr;
+}
+
+static void test_report_error_precedence(void **state)
+{
+    (void)state;
+    /* Errors come in the order: CBOR, top-level keys, seq, events array, events; wherever
+     * they stand in the payload. */
+    cbor_item_t *rep = new_map();
+    put(rep, "events", array1(bad_pct_event()));
+    put(rep, "seq", cbor_build_string("x"));
+    expect_error(rep, OTA_E_BAD_REQUEST, "seq: expected unsigned integer");
+
+    rep = new_map();
+    put(rep, "events", array1(bad_pct_event()));
+    expect_error(rep, OTA_E_BAD_REQUEST, "seq: missing");
+
+    rep = new_map();
+    put(rep, "events", array1(bad_pct_event()));
+    put_uint(rep, "seq", 1);
+    assert_true(cbor_map_add(rep, (struct cbor_pair){.key = cbor_move(cbor_build_uint8(5)),
+                                                     .value = cbor_move(cbor_build_uint8(6))}));
+    expect_error(rep, OTA_E_BAD_REQUEST, "top level: map key 2 is not definite-length text");
+
+    ota_report_limits lim = {.max_payload = 65536, .max_events = 1};
+    cbor_item_t *two[2] = {bad_pct_event(), valid_download_progress()};
+    expect_error_lim(report_n(1, two, 2), &lim, OTA_E_TOO_LARGE, "events: more than 1 entries");
+
+    /* A CBOR error after a field error, even in the value of an unknown key. */
+    rep = report1(bad_pct_event());
+    put(rep, "extra", cbor_build_stringn("\xff", 1));
+    expect_error(rep, OTA_E_BAD_CBOR, "report: invalid CBOR (text not valid UTF-8) before byte");
+
+    rep = report1(valid_download_progress());
+    put(rep, "seq", cbor_build_uint8(2));
+    put(rep, "extra", cbor_build_stringn("\xc3", 1));
+    expect_error(rep, OTA_E_BAD_CBOR, "not valid UTF-8");
+}
+
+static void test_report_unknown_values_checked(void **state)
+{
+    (void)state;
+    /* Unknown keys and values of any type are skipped, but must be well-formed CBOR. */
+    cbor_item_t *ev = valid_download_progress();
+    cbor_item_t *chunks = cbor_new_indefinite_string();
+    assert_true(cbor_string_add_chunk(chunks, cbor_move(cbor_build_string("a"))));
+    assert_true(cbor_string_add_chunk(chunks, cbor_move(cbor_build_string("b"))));
+    put(ev, "tagged", cbor_build_tag(1, cbor_move(chunks)));
+    cbor_item_t *bytes = cbor_new_indefinite_bytestring();
+    assert_true(
+        cbor_bytestring_add_chunk(bytes, cbor_move(cbor_build_bytestring((cbor_data) "\x01", 1))));
+    put(ev, "bytes_chunks", bytes);
+    put(ev, "nothing", cbor_new_null());
+    put(ev, "neg", cbor_build_negint64(UINT64_MAX));
+    cbor_item_t *rep = report1(ev);
+    put(rep, "list", cbor_new_indefinite_array());
+    ota_report r;
+    expect_ok(rep, &r);
+    assert_int_equal(r.n_events, 1);
+    assert_string_equal(r.events[0].ecu, "BMS");
+    ota_report_free(&r);
+
+    ev = valid_download_progress();
+    put(ev, "note", cbor_build_stringn("\xed\xa0\x80", 3)); /* surrogate */
+    expect_event_error(ev, OTA_E_BAD_CBOR, "report: invalid CBOR (text not valid UTF-8)");
+
+    ev = valid_download_progress();
+    assert_true(
+        cbor_map_add(ev, (struct cbor_pair){.key = cbor_move(cbor_build_stringn("k\xff", 2)),
+                                            .value = cbor_move(cbor_build_uint8(1))}));
+    expect_event_error(ev, OTA_E_BAD_CBOR, "not valid UTF-8");
+
+    /* {"x": (_ "a", h'01')}: a byte string chunk in a text. */
+    static const uint8_t mixed[] = {0xa1, 0x61, 'x', 0x7f, 0x61, 'a', 0x41, 0x01, 0xff};
+    expect_raw_error(mixed, sizeof mixed, OTA_E_BAD_CBOR,
+                     "report: invalid CBOR (not a chunk of the indefinite-length string) before "
+                     "byte 8");
+    /* {"x": 1, break}: a break in a definite map. */
+    static const uint8_t brk[] = {0xa2, 0x61, 'x', 0x01, 0xff};
+    expect_raw_error(brk, sizeof brk, OTA_E_BAD_CBOR,
+                     "report: invalid CBOR (misplaced break) before byte 5");
+    /* {_ "x" break}: a break where a value is due. */
+    static const uint8_t half[] = {0xbf, 0x61, 'x', 0xff};
+    expect_raw_error(half, sizeof half, OTA_E_BAD_CBOR, "misplaced break");
+    static const uint8_t reserved[] = {0xa1, 0x61, 'x', 0xfc};
+    expect_raw_error(reserved, sizeof reserved, OTA_E_BAD_CBOR, "report: malformed CBOR at byte 3");
+}
+
+static void test_report_indefinite_events_limits(void **state)
+{
+    (void)state;
+    ota_report_limits lim = {.max_payload = 65536, .max_events = 2};
+    cbor_item_t *arr = cbor_new_indefinite_array();
+    for (int i = 0; i < 3; i++)
+        assert_true(
+            cbor_array_push(arr, cbor_move(i == 0 ? bad_pct_event() : valid_download_progress())));
+    cbor_item_t *rep = new_map();
+    put_uint(rep, "seq", 1);
+    put(rep, "events", arr);
+    expect_error_lim(rep, &lim, OTA_E_TOO_LARGE, "events: more than 2 entries");
+
+    arr = cbor_new_indefinite_array();
+    for (int i = 0; i < 2; i++)
+        assert_true(cbor_array_push(arr, cbor_move(valid_download_progress())));
+    rep = new_map();
+    put_uint(rep, "seq", 1);
+    put(rep, "events", arr);
+    ota_report r;
+    ota_error e;
+    assert_int_equal(decode_item(rep, &lim, &r, &e), 0);
+    assert_int_equal(r.n_events, 2);
+    assert_int_equal(r.events[1].index, 1);
+    assert_string_equal(r.events[1].task, "T-1");
+    ota_report_free(&r);
+
+    rep = new_map();
+    put_uint(rep, "seq", 1);
+    put(rep, "events", cbor_new_indefinite_array());
+    expect_error(rep, OTA_E_BAD_REQUEST, "events: empty");
+}
+
+static void test_report_declared_sizes_precedence(void **state)
+{
+    (void)state;
+    /* An absurd size declared anywhere (trailing bytes, after another error) is what the
+     * vehicle hears about. */
+    size_t len;
+    uint8_t *buf = serialize(report1(valid_download_progress()), &len);
+    uint8_t *longer = malloc(len + 5);
+    memcpy(longer, buf, len);
+    memcpy(longer + len, "\x9a\x08\x00\x00\x00", 5);
+    expect_raw_error(longer, len + 5, OTA_E_BAD_CBOR, "declared sizes");
+    free(longer);
+    free(buf);
+
+    static const uint8_t after_break[] = {0xff, 0x9a, 0x08, 0x00, 0x00, 0x00};
+    expect_raw_error(after_break, sizeof after_break, OTA_E_BAD_CBOR, "declared sizes");
+    /* ...but not past a header that does not decode. */
+    static const uint8_t after_reserved[] = {0xff, 0xfc, 0x9a, 0x08, 0x00, 0x00, 0x00};
+    expect_raw_error(after_reserved, sizeof after_reserved, OTA_E_BAD_CBOR, "misplaced break");
+}
+
+static void test_report_nesting_limit(void **state)
+{
+    (void)state;
+    /* {"x": [[...0]]}: the top-level map and the arrays, CBOR_MAX_STACK_SIZE open at most. */
+    for (size_t arrays = CBOR_MAX_STACK_SIZE - 1; arrays <= CBOR_MAX_STACK_SIZE; arrays++) {
+        uint8_t *buf = malloc(arrays + 4);
+        buf[0] = 0xa1, buf[1] = 0x61, buf[2] = 'x';
+        memset(buf + 3, 0x81, arrays);
+        buf[3 + arrays] = 0x00;
+        if (arrays < CBOR_MAX_STACK_SIZE)
+            expect_raw_error(buf, arrays + 4, OTA_E_BAD_REQUEST, "seq: missing");
+        else
+            expect_raw_error(buf, arrays + 4, OTA_E_TOO_LARGE,
+                             "report: CBOR too deeply nested or too large");
+        free(buf);
+    }
+}
+
+/* ---- the pull reader ---- */
+
+static void expect_item(ota_cbor_reader *r, const ota_cbor_item *c, ota_cbor_type type, uint64_t u,
+                        ota_cbor_item *it)
+{
+    if (ota_cbor_entry(r, c, it) != 1)
+        fail_msg("no entry: %s", r->failed ? r->err->msg : "end of container");
+    assert_int_equal(it->type, type);
+    if (type == OTA_CBOR_UINT || type == OTA_CBOR_NEGINT || type == OTA_CBOR_TAG)
+        assert_true(it->u == u);
+}
+
+static void test_cbor_reader_walk(void **state)
+{
+    (void)state;
+    /* [1, -2, "ab", h'0102', {_ "k": true}, 1("x"), 1.5, [_ 0], (_ "c", "d"), [2, 3]] */
+    static const uint8_t doc[] = {0x8a, 0x01, 0x21, 0x62, 'a',  'b', 0x42, 0x01, 0x02, 0xbf, 0x61,
+                                  'k',  0xf5, 0xff, 0xc1, 0x61, 'x', 0xf9, 0x3e, 0x00, 0x9f, 0x00,
+                                  0xff, 0x7f, 0x61, 'c',  0x61, 'd', 0xff, 0x82, 0x02, 0x03};
+    ota_error e = {0};
+    ota_cbor_reader r;
+    ota_cbor_reader_init(&r, doc, sizeof doc, "doc", &e);
+    ota_cbor_item top, it, inner;
+    assert_int_equal(ota_cbor_next(&r, &top), 0);
+    assert_int_equal(top.type, OTA_CBOR_ARRAY);
+    assert_false(top.indefinite);
+    assert_int_equal(top.u, 10);
+    assert_int_equal(top.depth, 0);
+    expect_item(&r, &top, OTA_CBOR_UINT, 1, &it);
+    assert_int_equal(it.depth, 1);
+    expect_item(&r, &top, OTA_CBOR_NEGINT, 1, &it);
+    expect_item(&r, &top, OTA_CBOR_TEXT, 0, &it);
+    assert_int_equal(it.len, 2);
+    assert_memory_equal(it.ptr, "ab", 2);
+    assert_true(it.clean);
+    expect_item(&r, &top, OTA_CBOR_BYTES, 0, &it);
+    assert_int_equal(it.len, 2);
+    expect_item(&r, &top, OTA_CBOR_MAP, 0, &it);
+    assert_true(it.indefinite);
+    expect_item(&r, &it, OTA_CBOR_TEXT, 0, &inner);
+    expect_item(&r, &it, OTA_CBOR_BOOL, 0, &inner);
+    assert_true(inner.boolean);
+    assert_int_equal(ota_cbor_entry(&r, &it, &inner), 0); /* the break */
+    expect_item(&r, &top, OTA_CBOR_TAG, 1, &it);
+    expect_item(&r, &it, OTA_CBOR_TEXT, 0, &inner);
+    assert_int_equal(ota_cbor_entry(&r, &it, &inner), 0); /* the tag is complete */
+    expect_item(&r, &top, OTA_CBOR_FLOAT, 0, &it);
+    assert_true(it.f == 1.5);
+    expect_item(&r, &top, OTA_CBOR_ARRAY, 0, &it);
+    assert_int_equal(ota_cbor_skip(&r, &it), 0);
+    expect_item(&r, &top, OTA_CBOR_TEXT, 0, &it);
+    assert_true(it.indefinite);
+    expect_item(&r, &it, OTA_CBOR_TEXT, 0, &inner); /* chunk "c" */
+    assert_memory_equal(inner.ptr, "c", 1);
+    assert_int_equal(ota_cbor_skip(&r, &it), 0);
+    expect_item(&r, &top, OTA_CBOR_ARRAY, 0, &it);
+    expect_item(&r, &it, OTA_CBOR_UINT, 2, &inner);
+    assert_int_equal(ota_cbor_skip(&r, &top), 0); /* from inside a nested array */
+    assert_true(r.done);
+    assert_int_equal(ota_cbor_entry(&r, &top, &it), 0);
+    assert_int_equal(ota_cbor_reader_end(&r), 0);
+
+    /* Stopping early: the end reads and checks the rest. */
+    ota_cbor_reader_init(&r, doc, sizeof doc - 1, "doc", &e);
+    assert_int_equal(ota_cbor_next(&r, &top), 0);
+    assert_int_equal(ota_cbor_reader_end(&r), -1);
+    assert_int_equal(e.code, OTA_E_BAD_CBOR);
+    assert_string_equal(e.msg, "doc: truncated CBOR");
+    assert_int_equal(ota_cbor_next(&r, &it), -1);
+
+    ota_cbor_reader_init(&r, "\x01\x02", 2, "doc", &e);
+    assert_int_equal(ota_cbor_reader_end(&r), -1);
+    assert_string_equal(e.msg, "doc: 1 trailing bytes after the CBOR item");
+
+    ota_cbor_reader_init(&r, "", 0, "doc", &e);
+    assert_int_equal(ota_cbor_reader_end(&r), -1);
+    assert_string_equal(e.msg, "doc: empty payload");
+
+    /* Deeper than the frames held inline, within the limit. */
+    uint8_t deep[200];
+    memset(deep, 0x9f, 100);
+    memset(deep + 100, 0xff, 100);
+    ota_cbor_reader_init(&r, deep, sizeof deep, "doc", &e);
+    assert_int_equal(ota_cbor_reader_end(&r), 0);
+}
+
+static void test_cbor_reader_map_scan(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"a", "bb", "", "ccc"};
+    ota_cbor_item v[4], m;
+    uint32_t found;
+    ota_error e = {0};
+    ota_cbor_reader r;
+    /* {"bb": [1, 2], "zz": {"a": 1}, "": "t\x01", "a": 5} */
+    static const uint8_t doc[] = {0xa4, 0x62, 'b',  'b',  0x82, 0x01, 0x02, 0x62, 'z', 'z', 0xa1,
+                                  0x61, 'a',  0x01, 0x60, 0x62, 't',  0x01, 0x61, 'a', 0x05};
+    ota_cbor_reader_init(&r, doc, sizeof doc, "doc", &e);
+    assert_int_equal(ota_cbor_next(&r, &m), 0);
+    assert_int_equal(ota_cbor_map_scan(&r, &m, "", "", keys, 4, v, &found, &e), 0);
+    assert_int_equal(found, 0x7);
+    assert_int_equal(v[1].type, OTA_CBOR_ARRAY);
+    uint64_t u;
+    assert_int_equal(ota_cbor_want_uint(&v[0], "", "a", OTA_CBOR_REQUIRED, 0, 9, &u, &e), 1);
+    assert_int_equal(u, 5);
+    assert_int_equal(ota_cbor_want_array(&v[1], "m", "bb", OTA_CBOR_REQUIRED, 3, 9, &e), -1);
+    assert_string_equal(e.msg, "m.bb: fewer than 3 entries");
+    ota_cbor_text t;
+    assert_int_equal(ota_cbor_want_text(&v[2], "m", "e", OTA_CBOR_REQUIRED, 0, 9, &t, &e), -1);
+    assert_string_equal(e.msg, "m.e: invalid UTF-8 or control character");
+    assert_int_equal(ota_cbor_want_text(NULL, "m", "ccc", OTA_CBOR_OPTIONAL, 0, 9, &t, &e), 0);
+    assert_int_equal(ota_cbor_want_bytes(&v[0], "", "a", OTA_CBOR_REQUIRED, 0, 9, NULL, NULL, &e),
+                     -1);
+    assert_string_equal(e.msg, "a: expected definite-length bytes");
+    bool b;
+    assert_int_equal(ota_cbor_want_bool(NULL, "x", "ok", OTA_CBOR_REQUIRED, &b, &e), -1);
+    assert_string_equal(e.msg, "x.ok: missing");
+    assert_int_equal(ota_cbor_reader_end(&r), 0);
+
+    /* {"a": 1, "a": 2}: refused at the second; the rest is skipped from there. */
+    static const uint8_t dup[] = {0xa2, 0x61, 'a', 0x01, 0x61, 'a', 0x02};
+    ota_cbor_reader_init(&r, dup, sizeof dup, "doc", &e);
+    assert_int_equal(ota_cbor_next(&r, &m), 0);
+    assert_int_equal(ota_cbor_map_scan(&r, &m, "p", "q", keys, 4, v, &found, &e), -1);
+    assert_string_equal(e.msg, "p.a: duplicate key");
+    assert_int_equal(ota_cbor_skip(&r, &m), 0);
+    assert_int_equal(ota_cbor_reader_end(&r), 0);
+
+    /* Not a map; then a key that is not text. */
+    ota_cbor_reader_init(&r, "\x80", 1, "doc", &e);
+    assert_int_equal(ota_cbor_next(&r, &m), 0);
+    assert_int_equal(ota_cbor_map_scan(&r, &m, "", "list", keys, 4, v, &found, &e), -1);
+    assert_string_equal(e.msg, "list: expected map");
+    assert_int_equal(ota_cbor_reader_end(&r), 0);
+    ota_cbor_reader_init(&r, "\xa1\x01\x02", 3, "doc", &e);
+    assert_int_equal(ota_cbor_next(&r, &m), 0);
+    assert_int_equal(ota_cbor_map_scan(&r, &m, "", "", keys, 4, v, &found, &e), -1);
+    assert_string_equal(e.msg, "top level: map key 0 is not definite-length text");
+    assert_int_equal(ota_cbor_reader_end(&r), 0);
+
+    assert_int_equal(ota_cbor_want_count(0, "", "xs", 1, 3, &e), -1);
+    assert_string_equal(e.msg, "xs: empty");
+    assert_int_equal(ota_cbor_want_count(4, "", "xs", 1, 3, &e), -1);
+    assert_int_equal(e.code, OTA_E_TOO_LARGE);
+    assert_int_equal(ota_cbor_want_count(3, "", "xs", 1, 3, &e), 0);
 }
 
 /* ---- event fields ---- */
@@ -1100,6 +1456,73 @@ static void test_status_event_json(void **state)
     free(json);
 }
 
+/* ---- decode speed (printed, not asserted) ---- */
+
+/* A typical report of n (1..4) events of about 100 bytes each, as vehicles send them. */
+static uint8_t *typical_report(size_t n, size_t *len)
+{
+    cbor_item_t *evs[4];
+    evs[0] = event("upgrade_status", "fleet-task-0001", 1700000000001);
+    put_str(evs[0], "status", "failed");
+    put_str(evs[0], "trigger", "normal");
+    put_str(evs[0], "error", "upgrade_failed: CRC mismatch");
+    put_str(evs[0], "fw", "2.1.0");
+    evs[1] = event("download_progress", "fleet-task-0001", 1700000000002);
+    put_str(evs[1], "ecu", "ADCU");
+    put_uint(evs[1], "pct", 40);
+    put_uint(evs[1], "bytes", 41943040);
+    evs[2] = event("upgrade_progress", "fleet-task-0001", 1700000000003);
+    put_str(evs[2], "ecu", "VCU");
+    put_uint(evs[2], "pct", 75);
+    put_str(evs[2], "step", "flashing bank B");
+    evs[3] = event("command", "fleet-task-0001", 1700000000004);
+    put_str(evs[3], "cmd", "schedule");
+    put_uint(evs[3], "at", 1700003600000);
+    for (size_t i = n; i < 4; i++)
+        cbor_decref(&evs[i]);
+    return serialize(report_n(1234567, evs, n), len);
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Best-of-rounds nanoseconds per ota_codec_decode_report of buf. */
+static double decode_ns(const uint8_t *buf, size_t len)
+{
+    enum { ROUNDS = 7, ITERS = 2000 };
+    double best = 1e18;
+    for (int round = 0; round < ROUNDS; round++) {
+        double t0 = now_ns();
+        for (int i = 0; i < ITERS; i++) {
+            ota_report r;
+            ota_error e;
+            if (ota_codec_decode_report(buf, len, NULL, &r, &e) != 0)
+                fail_msg("decode failed: %s", e.msg);
+            ota_report_free(&r);
+        }
+        double ns = (now_ns() - t0) / ITERS;
+        if (ns < best)
+            best = ns;
+    }
+    return best;
+}
+
+static void test_decode_speed(void **state)
+{
+    (void)state;
+    for (size_t n = 2; n <= 4; n += 2) {
+        size_t len;
+        uint8_t *buf = typical_report(n, &len);
+        print_message("decode_report: %zu events, %zu bytes: %.0f ns per decode (best of 7)\n", n,
+                      len, decode_ns(buf, len));
+        free(buf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1117,9 +1540,17 @@ int main(void)
         cmocka_unit_test(test_report_top_level_not_map),
         cmocka_unit_test(test_report_non_text_keys),
         cmocka_unit_test(test_report_seq),
+        cmocka_unit_test(test_failed_report_keeps_valid_seq),
         cmocka_unit_test(test_report_events_shape),
         cmocka_unit_test(test_report_too_many_events),
         cmocka_unit_test(test_report_duplicate_key),
+        cmocka_unit_test(test_report_error_precedence),
+        cmocka_unit_test(test_report_unknown_values_checked),
+        cmocka_unit_test(test_report_indefinite_events_limits),
+        cmocka_unit_test(test_report_declared_sizes_precedence),
+        cmocka_unit_test(test_report_nesting_limit),
+        cmocka_unit_test(test_cbor_reader_walk),
+        cmocka_unit_test(test_cbor_reader_map_scan),
         cmocka_unit_test(test_event_unknown_type),
         cmocka_unit_test(test_event_task),
         cmocka_unit_test(test_event_ts),
@@ -1135,6 +1566,7 @@ int main(void)
         cmocka_unit_test(test_cbor_util_helpers),
         cmocka_unit_test(test_encode_error),
         cmocka_unit_test(test_status_event_json),
+        cmocka_unit_test(test_decode_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
