@@ -31,7 +31,7 @@ plugin_opt_spool_dir $work/spool
 plugin_opt_admin_users admin
 CONF
 
-/usr/sbin/mosquitto -c "$work/mosquitto.conf" &
+/usr/sbin/mosquitto -c "$work/mosquitto.conf" 2>>"$work/broker.log" &
 broker=$!
 events_pid=""
 cleanup() {

@@ -48,13 +48,12 @@
 #define CHECKPOINT "checkpoint"
 #define CHECKPOINT_TMP "checkpoint.tmp"
 
-/* A segment that rotation took out of service, for the sync thread to unmap, cut to its
- * records, sync and close. */
+/* A segment that rotation took out of service (already cut to its records), for the
+ * sync thread to unmap, sync and close. */
 typedef struct {
     int fd;
     uint8_t *map;
     uint64_t map_len;
-    uint64_t size;
 } retired_seg;
 
 struct ota_spool {
@@ -255,12 +254,11 @@ static uint8_t *seg_map(ota_spool *s, int fd)
     return m == MAP_FAILED ? NULL : m;
 }
 
-/* Unmaps a segment and cuts its file to its records. */
-static void seg_finish(const retired_seg *r)
+/* Cuts a segment's file to its records, dropping the unused reserved tail, so that its
+ * size is exact as soon as it stops being active. */
+static void seg_cut(int fd, uint64_t size)
 {
-    if (r->map)
-        munmap(r->map, r->map_len);
-    if (ftruncate(r->fd, (off_t)r->size) != 0) {
+    if (ftruncate(fd, (off_t)size) != 0) {
         /* Readers stop at the zero tail anyway. */
     }
 }
@@ -385,7 +383,9 @@ static void *sync_main(void *arg);
 static void spool_free(ota_spool *s)
 {
     if (s->fd >= 0) {
-        seg_finish(&(retired_seg){s->fd, s->map, s->map_len, s->off});
+        if (s->map)
+            munmap(s->map, s->map_len);
+        seg_cut(s->fd, s->off);
         close(s->fd);
     }
     if (s->dirfd >= 0)
@@ -480,7 +480,7 @@ static void sync_round(ota_spool *s)
 
     uint64_t syncs = 0;
     for (size_t i = 0; i < n; i++) {
-        seg_finish(&segs[i]);
+        munmap(segs[i].map, segs[i].map_len);
         fdatasync(segs[i].fd);
         close(segs[i].fd);
         syncs++;
@@ -544,17 +544,23 @@ static int retire_push(ota_spool *s, retired_seg seg)
 static void rotate(ota_spool *s)
 {
     uint64_t n = s->seg + 1;
+    char name[64];
+    seg_name(name, sizeof name, n);
     int fd = seg_create(s, n);
     if (fd < 0)
         return;
     uint8_t *map = seg_map(s, fd);
+    if (!map) {
+        close(fd);
+        unlinkat(s->dirfd, name, 0);
+        return;
+    }
+    seg_cut(s->fd, s->off); /* outside the lock: it touches the disk */
+    s->file_len = s->off;   /* its reservation is gone, should it stay active */
     pthread_mutex_lock(&s->mu);
-    if (!map || retire_push(s, (retired_seg){s->fd, s->map, s->map_len, s->off}) != 0) {
+    if (retire_push(s, (retired_seg){s->fd, s->map, s->map_len}) != 0) {
         pthread_mutex_unlock(&s->mu);
-        char name[64];
-        seg_name(name, sizeof name, n);
-        if (map)
-            munmap(map, s->map_len);
+        munmap(map, s->map_len);
         close(fd);
         unlinkat(s->dirfd, name, 0);
         return;
