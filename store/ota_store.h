@@ -22,6 +22,7 @@
 #define OTA_STORE_H
 
 #include "ota_codec.h"
+#include "ota_records.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -67,5 +68,61 @@ int ota_store_count_events(ota_store *s, ota_event_type type, const char *vin, u
  * the call. Returns the number of events seen, or -1. */
 int ota_store_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
                       ota_store_event_fn fn, void *ctx);
+
+/* ---- the catalog (SPEC §5) ----
+ * The in-memory catalog (plugin/catalog.c) is loaded from here at start and answers every
+ * read; every change is stored here first, on the writer thread, then applied in memory,
+ * then answered to the operator. Vehicles are rows (a fleet has millions); models,
+ * packages, strategies, strategy bindings and files are JSON documents under a key (their
+ * JSON is what the operator API shows, made by codec/catalog_json.c); lists are
+ * (list, vin) memberships.
+ *   SQLite tables / MongoDB collections:
+ *     ota_vehicle (one row per VIN, with the ota_vehicle_rec fields as columns)
+ *     ota_vehicle_model, ota_package, ota_upgrade_strategy,
+ *     ota_upgrade_strategy_relation, ota_file   (key TEXT PRIMARY KEY, doc TEXT)
+ *     ota_vehicle_list (list, vin)              (names from seed 000 where it has them)
+ */
+typedef enum {
+    OTA_DOC_MODEL = 1, /* key: model "/" series */
+    OTA_DOC_PACKAGE,   /* key: package id (decimal) */
+    OTA_DOC_STRATEGY,  /* key: strategy id */
+    OTA_DOC_BINDING,   /* key: "default:" model "/" series, or "vin:" VIN -> {"strategy": id} */
+    OTA_DOC_FILE,      /* key: sha256 */
+} ota_doc_kind;
+#define OTA_DOC_KIND_COUNT 5
+
+typedef struct {
+    ota_doc_kind kind;
+    const char *key;
+    const char *json; /* NULL deletes the document */
+} ota_store_doc;
+
+/* One atomic change of the catalog: everything in it is stored, or nothing. */
+typedef struct {
+    const ota_vehicle_rec *put_vehicles; /* insert or replace, by VIN */
+    size_t n_put_vehicles;
+    const char *const *delete_vehicles;
+    size_t n_delete_vehicles;
+    const ota_store_doc *docs;
+    size_t n_docs;
+    ota_list_kind list; /* the list list_add / list_remove change */
+    const char *const *list_add;
+    size_t n_list_add;
+    const char *const *list_remove;
+    size_t n_list_remove;
+} ota_catalog_change;
+
+/* Returns 0, or -1 with err set (nothing stored). */
+int ota_store_apply(ota_store *s, const ota_catalog_change *c, char *err, size_t errlen);
+
+/* Loaders, for the start-up: fn sees each item (pointers valid during the call) and
+ * returns 0 to go on or non-zero to stop. Return 0, or -1 on a store error or when fn
+ * stopped. */
+typedef int (*ota_store_vehicle_fn)(void *ctx, const ota_vehicle_rec *v);
+typedef int (*ota_store_doc_fn)(void *ctx, const char *key, const char *json);
+typedef int (*ota_store_list_fn)(void *ctx, ota_list_kind list, const char *vin);
+int ota_store_load_vehicles(ota_store *s, ota_store_vehicle_fn fn, void *ctx);
+int ota_store_load_docs(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn, void *ctx);
+int ota_store_load_lists(ota_store *s, ota_store_list_fn fn, void *ctx);
 
 #endif

@@ -56,11 +56,43 @@ typedef struct {
  * stays the caller's and must outlive the writer. NULL with err on failure. */
 ota_writer *ota_writer_start(ota_spool *spool, ota_store *store, const ota_writer_config *cfg,
                              char *err, size_t errlen);
-/* Finishes the batch in hand (no retries once stopping), stops and frees. */
+/* Finishes the batch in hand (no retries once stopping), runs the jobs still queued and
+ * calls their done() on the calling thread (the broker thread, at cleanup), stops and
+ * frees. */
 void ota_writer_stop(ota_writer *w);
 void ota_writer_stats_get(ota_writer *w, ota_writer_stats *st);
 /* Test helper: waits until every record appended so far is in the store (or timeout).
  * Returns true when drained. */
 bool ota_writer_wait_drained(ota_writer *w, unsigned timeout_ms);
+
+/* ---- jobs: catalog changes and other store work for the broker thread ----
+ * The broker thread submits a job; the writer thread runs it (between report batches, in
+ * order of submission) and queues it as done; the broker thread's TICK calls
+ * ota_writer_poll_done, which calls each finished job's done() on the broker thread.
+ * That is how an operator's change is stored before it is applied in memory and
+ * answered. A job whose run fails is not retried (rc -1 and err reach done()): catalog
+ * changes are validated in memory first, so a failure is the store's, and the operator
+ * is told. */
+typedef struct ota_writer_job ota_writer_job;
+struct ota_writer_job {
+    /* writer thread: 0, or -1 with err written */
+    int (*run)(ota_store *store, void *arg, char *err, size_t errlen);
+    /* broker thread, from ota_writer_poll_done: the job's end (free arg here) */
+    void (*done)(void *arg, int rc, const char *err);
+    void *arg;
+    /* private */
+    int rc;
+    char err[256];
+    ota_writer_job *next;
+};
+
+/* Any thread. The writer owns the job until it is handed back by poll_done (after done()
+ * the job memory is the caller's again: free it in done() if it was allocated).
+ * Returns 0, or -1 when the writer is stopping (the job is not run). */
+int ota_writer_submit(ota_writer *w, ota_writer_job *job);
+/* Broker thread: calls done() of every finished job, in order. Returns how many. */
+size_t ota_writer_poll_done(ota_writer *w);
+/* Test helper: waits up to timeout_ms until no job is queued or running. */
+bool ota_writer_jobs_idle(ota_writer *w, unsigned timeout_ms);
 
 #endif

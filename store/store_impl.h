@@ -17,6 +17,10 @@ typedef struct ota_store_ops {
     int (*count_events)(ota_store *s, ota_event_type type, const char *vin, uint64_t *count);
     int (*history)(ota_store *s, const char *vin, ota_event_type type, size_t limit,
                    ota_store_event_fn fn, void *ctx);
+    int (*apply)(ota_store *s, const ota_catalog_change *c, char *err, size_t errlen);
+    int (*load_vehicles)(ota_store *s, ota_store_vehicle_fn fn, void *ctx);
+    int (*load_docs)(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn, void *ctx);
+    int (*load_lists)(ota_store *s, ota_store_list_fn fn, void *ctx);
 } ota_store_ops;
 
 struct ota_store {

@@ -1,0 +1,135 @@
+/*
+ * ota_records.h — the catalog's entities as plain C records (SPEC §5).
+ *
+ * One definition serves every layer: the codec parses them from the operator's JSON and
+ * writes them back (codec/catalog_json.c), the store persists them (store/), and the
+ * in-memory catalog keeps them (plugin/catalog.c). A record owns its strings and arrays
+ * (plain malloc); free it with its ota_*_rec_free function. Optional texts are NULL when
+ * absent.
+ *
+ * Words (ids, statuses, names) are 1..64 bytes of UTF-8 without control characters;
+ * free texts (descriptions, prompts) at most 4096 bytes.
+ */
+#ifndef OTA_RECORDS_H
+#define OTA_RECORDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OTA_SHA256_HEX 64
+#define OTA_PUBKEY_LEN 32 /* X25519 */
+#define OTA_FREE_TEXT_MAX 4096
+
+/* ---- vehicles: upsertVehicles {vehicles:[...]} ---- */
+typedef struct {
+    char *vin;
+    char *model;
+    char *series;
+    char *platform;    /* optional */
+    char *status;      /* e.g. assembly_offline, ok_offline, certificate_printed, in_stock, sold */
+    char *usage;       /* e.g. retail, fleet, test */
+    bool sold;         /* default false */
+    bool activated;    /* default false */
+    bool passenger;    /* default true: a passenger car */
+    char *config_word; /* optional */
+    char *fw;          /* optional: current firmware version */
+    bool has_public_key;
+    uint8_t public_key[OTA_PUBKEY_LEN]; /* JSON: 64 hex characters */
+} ota_vehicle_rec;
+
+/* ---- models: setModel {model, series, supports_config_word, ecus?, ignore:[{bit, ecus}]} ---- */
+typedef struct {
+    uint32_t bit;
+    size_t n_ecus;
+    char **ecus;
+} ota_ignore_rule;
+
+typedef struct {
+    char *model;
+    char *series;
+    bool supports_config_word;
+    size_t n_ecus; /* the model's ECUs; strategies and packages may name only these */
+    char **ecus;
+    size_t n_ignore;
+    ota_ignore_rule *ignore;
+} ota_model_rec;
+
+/* ---- files: the content-addressed repository ---- */
+typedef struct {
+    char sha256[OTA_SHA256_HEX + 1]; /* lowercase hex */
+    uint64_t size;
+} ota_file_rec;
+
+/* ---- packages: addPackage {package:{...}} ---- */
+typedef enum { OTA_PKG_DRAFT = 0, OTA_PKG_VERIFIED, OTA_PKG_RELEASED } ota_pkg_status;
+typedef enum { OTA_ECU_TYPE_ECU = 0, OTA_ECU_TYPE_COMPONENT } ota_ecu_type;
+
+typedef struct {
+    char *ecu;
+    ota_ecu_type type;
+    char *version;
+    char sha256[OTA_SHA256_HEX + 1];
+    char *name; /* file name shown to the vehicle */
+    uint64_t size; /* from the repository; 0 until resolved */
+} ota_pkg_ecu;
+
+typedef struct {
+    uint64_t id; /* assigned by the plugin: 1, 2, ... */
+    char *model;
+    char *series;
+    char *version;
+    bool delta;  /* kind: "full" or "delta" */
+    char *from;  /* delta: the version it upgrades from */
+    char *baseline_description;
+    char *prompt;      /* optional */
+    char *result_info; /* optional */
+    bool encrypted;
+    ota_pkg_status status;
+    size_t n_ecus;
+    ota_pkg_ecu *ecus;
+} ota_package_rec;
+
+/* ---- strategies: setStrategy {strategy:{id, package_kind, compare_version, ecus}} ---- */
+typedef enum { OTA_KIND_FULL = 0, OTA_KIND_DELTA, OTA_KIND_AUTO } ota_pkg_kind_pref;
+typedef enum { OTA_CMP_ALWAYS = 0, OTA_CMP_NEVER, OTA_CMP_AUTO } ota_compare_pref;
+
+typedef struct {
+    char *ecu;
+    int32_t order; /* upgrade order; -1 when not configured */
+    bool upgrade;
+} ota_strategy_ecu;
+
+typedef struct {
+    char *id;
+    ota_pkg_kind_pref package_kind;
+    ota_compare_pref compare_version;
+    size_t n_ecus;
+    ota_strategy_ecu *ecus;
+} ota_strategy_rec;
+
+/* ---- lists ---- */
+typedef enum {
+    OTA_LIST_BLACKLIST = 0,
+    OTA_LIST_FORCED_WHITELIST,
+    OTA_LIST_SAME_VERSION_WHITELIST,
+    OTA_LIST_DOWNGRADE_WHITELIST,
+} ota_list_kind;
+#define OTA_LIST_COUNT 4
+
+/* Names used on the wire and in the store; NULL / -1 for unknown values. */
+const char *ota_list_name(ota_list_kind k);
+int ota_list_from_name(const char *name);
+const char *ota_pkg_status_name(ota_pkg_status s);
+int ota_pkg_status_from_name(const char *name);
+
+void ota_vehicle_rec_free(ota_vehicle_rec *r);
+void ota_model_rec_free(ota_model_rec *r);
+void ota_package_rec_free(ota_package_rec *r);
+void ota_strategy_rec_free(ota_strategy_rec *r);
+
+/* Compares two version texts: dot-separated parts, numeric parts numerically, others
+ * bytewise; "2.10" > "2.9", "1.2" < "1.2.1". Returns <0, 0, >0. */
+int ota_version_cmp(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * catalog.h — the in-memory catalog: what the broker thread reads on the hot path.
+ *
+ * Loaded from the store at start (ota_catalog_load) and kept current by the operator
+ * commands, which change it only after the store has the change (control_*.c). Every
+ * lookup is O(1) (hash maps keyed by VIN, package id, model/series, sha256, strategy id)
+ * or O(log n) (a model/series's package versions, kept sorted); nothing here touches the
+ * store or the disk after the load. Broker thread only: no locks.
+ *
+ * Records are the ones of ota_records.h. The catalog owns what it holds: the put_*
+ * functions take ownership of the record passed (its fields are moved in and the caller's
+ * record is left zeroed), and lookups return pointers valid until the next change of the
+ * same entity. Strings that many vehicles share (model, series, platform, status, usage,
+ * fw) are interned, so a million vehicles cost well under 128 bytes each.
+ */
+#ifndef OTA_CATALOG_H
+#define OTA_CATALOG_H
+
+#include "ota_records.h"
+#include "ota_store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ota_catalog ota_catalog;
+
+/* A vehicle as the catalog keeps it (interned strings are shared: never free them). */
+typedef struct {
+    char vin[18];
+    const char *model, *series, *platform, *status, *usage, *fw; /* interned; NULL if absent */
+    const char *config_word;                                     /* interned; NULL if absent */
+    const uint8_t *public_key; /* OTA_PUBKEY_LEN bytes, or NULL */
+    bool sold, activated, passenger;
+} ota_vehicle;
+
+ota_catalog *ota_catalog_new(void);
+void ota_catalog_free(ota_catalog *c);
+
+/* Loads everything the store holds into an empty catalog. Documents that no longer parse
+ * are an error naming their kind and key. Returns 0, or -1 with err. */
+int ota_catalog_load(ota_catalog *c, ota_store *s, char *err, size_t errlen);
+
+/* ---- vehicles ---- */
+const ota_vehicle *ota_catalog_vehicle(const ota_catalog *c, const char *vin);
+/* Inserts or replaces; takes the record's contents. 0, or -1 out of memory. */
+int ota_catalog_put_vehicle(ota_catalog *c, ota_vehicle_rec *rec);
+/* 1 deleted, 0 not there. */
+int ota_catalog_delete_vehicle(ota_catalog *c, const char *vin);
+size_t ota_catalog_vehicle_count(const ota_catalog *c);
+/* The vehicle as a record (copies; free with ota_vehicle_rec_free). 0, or -1. */
+int ota_catalog_vehicle_rec(const ota_vehicle *v, ota_vehicle_rec *out);
+
+/* ---- models ---- */
+const ota_model_rec *ota_catalog_model(const ota_catalog *c, const char *model, const char *series);
+int ota_catalog_put_model(ota_catalog *c, ota_model_rec *rec);
+/* True when some model declares this ECU. */
+bool ota_catalog_ecu_known(const ota_catalog *c, const char *ecu);
+
+/* ---- files ---- */
+const ota_file_rec *ota_catalog_file(const ota_catalog *c, const char *sha256);
+int ota_catalog_put_file(ota_catalog *c, const ota_file_rec *rec);
+
+/* ---- packages ---- */
+const ota_package_rec *ota_catalog_package(const ota_catalog *c, uint64_t id);
+/* The full package of model/series/version, or the delta from `from` to version. */
+const ota_package_rec *ota_catalog_package_full(const ota_catalog *c, const char *model,
+                                                const char *series, const char *version);
+const ota_package_rec *ota_catalog_package_delta(const ota_catalog *c, const char *model,
+                                                 const char *series, const char *from,
+                                                 const char *version);
+/* The full package with the highest version (ota_version_cmp) of a model/series; with
+ * released_only, among released packages only. NULL when none. */
+const ota_package_rec *ota_catalog_max_version(const ota_catalog *c, const char *model,
+                                               const char *series, bool released_only);
+/* Calls fn for each package, in (model, series, version) order; model/series NULL = all. */
+void ota_catalog_packages_each(const ota_catalog *c, const char *model, const char *series,
+                               void (*fn)(void *ctx, const ota_package_rec *p), void *ctx);
+/* The id the next added package gets (max loaded id + 1). */
+uint64_t ota_catalog_next_package_id(const ota_catalog *c);
+/* Inserts or replaces (by id). */
+int ota_catalog_put_package(ota_catalog *c, ota_package_rec *rec);
+int ota_catalog_set_package_status(ota_catalog *c, uint64_t id, ota_pkg_status st);
+
+/* ---- strategies and their bindings ---- */
+const ota_strategy_rec *ota_catalog_strategy(const ota_catalog *c, const char *id);
+int ota_catalog_put_strategy(ota_catalog *c, ota_strategy_rec *rec);
+/* The strategy bound to a VIN, else the default of its model/series (SPEC §6), else NULL. */
+const ota_strategy_rec *ota_catalog_strategy_for(const ota_catalog *c, const ota_vehicle *v);
+const ota_strategy_rec *ota_catalog_default_strategy(const ota_catalog *c, const char *model,
+                                                     const char *series);
+int ota_catalog_bind_default(ota_catalog *c, const char *model, const char *series,
+                             const char *strategy_id);
+int ota_catalog_bind_vin(ota_catalog *c, const char *vin, const char *strategy_id);
+/* Strategy ids bound to a model/series (its default and those of its vehicles). */
+void ota_catalog_strategies_of(const ota_catalog *c, const char *model, const char *series,
+                               void (*fn)(void *ctx, const ota_strategy_rec *s), void *ctx);
+
+/* ---- lists ---- */
+bool ota_catalog_listed(const ota_catalog *c, ota_list_kind list, const char *vin);
+int ota_catalog_list_add(ota_catalog *c, ota_list_kind list, const char *vin);
+int ota_catalog_list_remove(ota_catalog *c, ota_list_kind list, const char *vin);
+size_t ota_catalog_list_count(const ota_catalog *c, ota_list_kind list);
+/* Calls fn for each VIN of a list, in VIN order. */
+void ota_catalog_list_each(const ota_catalog *c, ota_list_kind list,
+                           void (*fn)(void *ctx, const char *vin), void *ctx);
+
+#endif
