@@ -120,6 +120,23 @@ bool ota_status_valid(const char *s);
 /* Upgrade triggers = task types (normal, forced, factory, spot_check, diagnostic). */
 bool ota_trigger_valid(const char *s);
 
+/* ---- operator file upload: $CONTROL/ota/v1/file {sha256, offset, total, data} ---- */
+
+#define OTA_UPLOAD_CHUNK_MAX (1u << 20)           /* bytes of data in one chunk */
+#define OTA_UPLOAD_FILE_MAX ((uint64_t)1 << 40)   /* a package file: up to 1 TiB */
+
+typedef struct {
+    char sha256[65];     /* lowercase hex */
+    uint64_t offset;
+    uint64_t total;
+    const uint8_t *data; /* points into the payload */
+    size_t len;
+} ota_upload_chunk;
+
+/* Decodes a chunk: sha256 exactly 64 lowercase hex characters, total 1..OTA_UPLOAD_FILE_MAX,
+ * data 0..OTA_UPLOAD_CHUNK_MAX bytes, offset + len <= total. 0, or -1 with *err. */
+int ota_codec_decode_chunk(const void *buf, size_t len, ota_upload_chunk *out, ota_error *err);
+
 /* ---- encoders (CBOR for vehicles, JSON for downstream) ----
  * Each returns a malloc()ed buffer and its length, or NULL when out of memory. */
 

@@ -1523,6 +1523,79 @@ static void test_decode_speed(void **state)
     }
 }
 
+/* ---- upload chunks ($CONTROL/ota/v1/file) ---- */
+
+#define SHA_A "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+static cbor_item_t *chunk_item(const char *sha, uint64_t offset, uint64_t total, size_t len)
+{
+    cbor_item_t *m = new_map();
+    if (sha)
+        put_str(m, "sha256", sha);
+    put(m, "offset", cbor_build_uint64(offset));
+    put(m, "total", cbor_build_uint64(total));
+    uint8_t *data = calloc(1, len ? len : 1);
+    assert_non_null(data);
+    put(m, "data", cbor_build_bytestring(data, len));
+    free(data);
+    return m;
+}
+
+static int decode_chunk_item(cbor_item_t *item, ota_upload_chunk *c, ota_error *e)
+{
+    size_t len;
+    uint8_t *buf = serialize(item, &len);
+    int rc = ota_codec_decode_chunk(buf, len, c, e);
+    free(buf);
+    return rc;
+}
+
+static void expect_chunk_error(cbor_item_t *item, ota_err_code code, const char *needle)
+{
+    ota_upload_chunk c;
+    ota_error e = {0};
+    assert_int_equal(decode_chunk_item(item, &c, &e), -1);
+    if (e.code != code || !strstr(e.msg, needle))
+        fail_msg("got %s \"%s\", expected %s containing \"%s\"", ota_err_name(e.code), e.msg,
+                 ota_err_name(code), needle);
+}
+
+static void test_upload_chunk(void **state)
+{
+    (void)state;
+    ota_upload_chunk c;
+    ota_error e;
+    /* the chunk's data points into the payload: keep the payload while checking */
+    size_t len;
+    uint8_t *buf = serialize(chunk_item(SHA_A, 100, 1000, 300), &len);
+    assert_int_equal(ota_codec_decode_chunk(buf, len, &c, &e), 0);
+    assert_string_equal(c.sha256, SHA_A);
+    assert_true(c.offset == 100 && c.total == 1000 && c.len == 300);
+    assert_true(c.data > buf && c.data + c.len <= buf + len);
+    free(buf);
+
+    assert_int_equal(decode_chunk_item(chunk_item(SHA_A, 1000, 1000, 0), &c, &e), 0);
+    expect_chunk_error(chunk_item(NULL, 0, 10, 1), OTA_E_BAD_REQUEST, "sha256: missing");
+    expect_chunk_error(chunk_item("9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08",
+                                  0, 10, 1),
+                       OTA_E_BAD_REQUEST, "sha256: expected 64 lowercase hex");
+    expect_chunk_error(chunk_item("abc", 0, 10, 1), OTA_E_BAD_REQUEST, "sha256");
+    expect_chunk_error(chunk_item(SHA_A, 5, 10, 6), OTA_E_BAD_REQUEST, "past total");
+    expect_chunk_error(chunk_item(SHA_A, 0, 0, 0), OTA_E_BAD_REQUEST, "total");
+    expect_chunk_error(chunk_item(SHA_A, 0, 4u << 20, (1u << 20) + 1), OTA_E_TOO_LARGE, "");
+
+    cbor_item_t *m = new_map();
+    put_str(m, "sha256", SHA_A);
+    put(m, "offset", cbor_build_uint8(0));
+    put(m, "total", cbor_build_uint8(4));
+    put_str(m, "data", "text, not bytes");
+    expect_chunk_error(m, OTA_E_BAD_REQUEST, "data");
+
+    const uint8_t junk[] = {0xa4, 0x66};
+    assert_int_equal(ota_codec_decode_chunk(junk, sizeof junk, &c, &e), -1);
+    assert_int_equal(e.code, OTA_E_BAD_CBOR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1566,6 +1639,7 @@ int main(void)
         cmocka_unit_test(test_cbor_util_helpers),
         cmocka_unit_test(test_encode_error),
         cmocka_unit_test(test_status_event_json),
+        cmocka_unit_test(test_upload_chunk),
         cmocka_unit_test(test_decode_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,135 @@
+/*
+ * ota_catalog_json.h — the catalog records (ota_records.h) as the operator API's JSON
+ * (docs/operator-api.md), and the field helpers the $CONTROL command handlers share.
+ *
+ * Parsers are strict: every field has one JSON type and a limit, unknown fields are
+ * refused, and each error text names its field by path, e.g.
+ *   vehicles[3].vin: "LSV..." is not a valid VIN
+ *   package.ecus[0].file.sha256: expected 64 lowercase hex characters
+ * `path` is the prefix of the texts (the object's own place in the request; "" or NULL for
+ * a top-level command object, whose errors then read "model: missing").
+ *
+ * Emitters give the stored form: what the get* commands answer and what the store keeps
+ * as documents. ota_json_X(ota_json_from_X(r)) gives back r.
+ *
+ * All allocations are plain malloc (usable on the writer thread). cJSON numbers are
+ * doubles: integers are accepted when integral and in range, at most 2^53.
+ */
+#ifndef OTA_CATALOG_JSON_H
+#define OTA_CATALOG_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "ota_records.h"
+
+#define OTA_JSON_UINT_MAX 9007199254740992ULL /* 2^53: the largest exact JSON integer */
+#define OTA_JSON_ECUS_MAX 256                 /* ECUs of a package, strategy or model */
+#define OTA_JSON_NAME_MAX 255                 /* a package file's name shown to vehicles */
+#define OTA_JSON_ORDER_MAX 100000             /* a strategy ECU's upgrade order */
+
+/* ---- records from JSON ----
+ * Each returns 0 and fills *out (free it with its ota_*_rec_free), or -1 with the error
+ * text in err, *out then being zeroed (nothing to free). */
+
+/* A vehicle of upsertVehicles: {vin, model, series, platform?, status, usage, sold?,
+ * activated?, passenger?, config_word?, fw?, public_key?}. */
+int ota_json_vehicle(const cJSON *j, const char *path, ota_vehicle_rec *out, char *err,
+                     size_t errlen);
+/* The setModel command object itself: {model, series, supports_config_word, ecus?,
+ * ignore?}; "command" and "correlationData" are accepted and ignored. ECU names are
+ * unique, ignore bits 0..63 unique, and an ignore rule names only the model's ECUs. */
+int ota_json_model(const cJSON *j, const char *path, ota_model_rec *out, char *err, size_t errlen);
+/* A package in the stored form, or the addPackage form (without id, status and
+ * ecus[].file.size: then id 0, draft, sizes 0). */
+int ota_json_package(const cJSON *j, const char *path, ota_package_rec *out, char *err,
+                     size_t errlen);
+/* A package in the addPackage form only: id, status and ecus[].file.size are unknown
+ * fields here. */
+int ota_json_package_request(const cJSON *j, const char *path, ota_package_rec *out, char *err,
+                             size_t errlen);
+/* {id, package_kind, compare_version, ecus:[{ecu, order?, upgrade?}]}; order absent -> -1. */
+int ota_json_strategy(const cJSON *j, const char *path, ota_strategy_rec *out, char *err,
+                      size_t errlen);
+/* {sha256, size}. */
+int ota_json_file(const cJSON *j, const char *path, ota_file_rec *out, char *err, size_t errlen);
+
+/* ---- records to JSON (the stored form) ----
+ * Each returns a new object (free with cJSON_Delete), or NULL when out of memory or when
+ * the record lacks a required text. Absent optional texts are left out; a package's id
+ * is left out while it is 0, a strategy ECU's order while it is -1. Integers from 10^15 on
+ * (ids, sizes) are raw number items, as cJSON would print them inexactly; the parsers
+ * read those too. */
+cJSON *ota_json_from_vehicle(const ota_vehicle_rec *r);
+cJSON *ota_json_from_model(const ota_model_rec *r);
+cJSON *ota_json_from_package(const ota_package_rec *r);
+cJSON *ota_json_from_strategy(const ota_strategy_rec *r);
+cJSON *ota_json_from_file(const ota_file_rec *r);
+
+/* ---- field helpers for command handlers ----
+ * Each reads obj's member `key` (case-sensitive) and returns 0, or -1 with err set to
+ * "<path>.<key>: <problem>" ("<key>: <problem>" when path is "" or NULL). A required
+ * member that is absent is "<key>: missing"; JSON null is not "absent" but a wrong type.
+ * Strings returned as const char * point into obj (valid while obj lives). */
+
+/* Formats "<path>.<key>: <message>" (either part may be "" or NULL) into err; the text is
+ * cut at a whole UTF-8 character when err is too small. Returns -1. */
+int ota_json_errf(char *err, size_t errlen, const char *path, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Refuses a non-object ("<path>: expected an object"), a key outside `allowed` (a
+ * NULL-terminated list of at most 62 names: "<path>.<key>: unknown field") and a key given
+ * twice ("<path>.<key>: duplicate field"). */
+int ota_json_check_fields(const cJSON *obj, const char *path, const char *const *allowed, char *err,
+                          size_t errlen);
+/* The same for a command object: "command" and "correlationData" are allowed too. */
+int ota_json_check_command_fields(const cJSON *obj, const char *path, const char *const *allowed,
+                                  char *err, size_t errlen);
+
+/* A word: a string of 1..64 bytes (OTA_ID_MAX) of valid text (ota_text_valid). *out is
+ * NULL when absent and not required. */
+int ota_json_get_word(const cJSON *obj, const char *path, const char *key, bool required,
+                      const char **out, char *err, size_t errlen);
+/* A free text: at most 4096 bytes (OTA_FREE_TEXT_MAX) of UTF-8; tabs and line breaks are
+ * allowed, other control characters are not. *out is NULL when absent and not required. */
+int ota_json_get_text(const cJSON *obj, const char *path, const char *key, bool required,
+                      const char **out, char *err, size_t errlen);
+/* A VIN (ota_vin_valid): "<key>: \"X\" is not a valid VIN". *out is NULL when absent and
+ * not required. */
+int ota_json_get_vin(const cJSON *obj, const char *path, const char *key, bool required,
+                     const char **out, char *err, size_t errlen);
+/* A SHA-256 (always required): exactly 64 lowercase hex characters, copied into out. */
+int ota_json_get_sha256(const cJSON *obj, const char *path, const char *key,
+                        char out[OTA_SHA256_HEX + 1], char *err, size_t errlen);
+/* true or false; *out = def when absent and not required. */
+int ota_json_get_bool(const cJSON *obj, const char *path, const char *key, bool required, bool def,
+                      bool *out, char *err, size_t errlen);
+/* An integral number in min..max (max capped at OTA_JSON_UINT_MAX). When absent and not
+ * required, *out is left as it was: set the default before the call. */
+int ota_json_get_uint(const cJSON *obj, const char *path, const char *key, bool required,
+                      uint64_t min, uint64_t max, uint64_t *out, char *err, size_t errlen);
+/* A word among names[0..n-1]; *out is its index. Left as it was when absent and not
+ * required. Error: "<key>: expected full|delta". */
+int ota_json_get_enum(const cJSON *obj, const char *path, const char *key, bool required,
+                      const char *const *names, size_t n, int *out, char *err, size_t errlen);
+/* An array of min..max items; *arr is NULL and *n 0 when absent and not required. */
+int ota_json_get_array(const cJSON *obj, const char *path, const char *key, bool required,
+                       size_t min, size_t max, const cJSON **arr, size_t *n, char *err,
+                       size_t errlen);
+
+/* Flags of ota_json_get_string_array. */
+#define OTA_JSON_VINS 1u   /* each item is a VIN (else a word) */
+#define OTA_JSON_UNIQUE 2u /* refuse a repeated item: "<key>[7]: duplicate \"X\" (also at [2])" */
+
+/* An array of min..max words (or VINs), copied: *out is a malloc()ed array of *n
+ * malloc()ed strings (free with ota_json_strings_free); NULL and 0 when absent and not
+ * required. Errors name the item: "vins[3]: \"X\" is not a valid VIN". */
+int ota_json_get_string_array(const cJSON *obj, const char *path, const char *key, bool required,
+                              size_t min, size_t max, unsigned flags, char ***out, size_t *n,
+                              char *err, size_t errlen);
+void ota_json_strings_free(char **v, size_t n);
+
+#endif
