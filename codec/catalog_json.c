@@ -81,7 +81,9 @@ static bool showable(const char *s)
 static const char *join(char *buf, size_t len, const char *path, const char *key)
 {
     bool p = path != NULL && *path;
-    snprintf(buf, len, "%s%s%s", p ? path : "", p ? "." : "", key);
+    if (snprintf(buf, len, "%s%s%s", p ? path : "", p ? "." : "", key) >= (int)len) {
+        /* cut: a path only names a field in an error text */
+    }
     return buf;
 }
 
@@ -89,7 +91,9 @@ static const char *join(char *buf, size_t len, const char *path, const char *key
 static const char *join_index(char *buf, size_t len, const char *path, const char *key, size_t i)
 {
     bool p = path != NULL && *path;
-    snprintf(buf, len, "%s%s%s[%zu]", p ? path : "", p ? "." : "", key, i);
+    if (snprintf(buf, len, "%s%s%s[%zu]", p ? path : "", p ? "." : "", key, i) >= (int)len) {
+        /* cut: a path only names a field in an error text */
+    }
     return buf;
 }
 

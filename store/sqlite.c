@@ -20,10 +20,10 @@
  * - WAL journal, synchronous=FULL (a committed batch survives power loss), busy
  *   timeout 5 s so tools and tests may open the same database beside the writer.
  * - seq is kept as a signed 64-bit INTEGER, so a seq above INT64_MAX is refused.
+ * - The catalog (vehicles, documents, lists) lives in sqlite_catalog.c; the handle and
+ *   the helpers both files use are in sqlite_impl.h.
  */
-#include "store_impl.h"
-
-#include <sqlite3.h>
+#include "sqlite_impl.h"
 
 #include <stdarg.h>
 #include <limits.h>
@@ -97,24 +97,9 @@ static const type_desc *type_get(int type)
     return type >= 1 && type <= OTA_EV_TYPE_COUNT ? &TYPES[type] : NULL;
 }
 
-/* ---- the handle ---- */
+/* ---- shared helpers (sqlite_impl.h) ---- */
 
-typedef struct {
-    ota_store base; /* first: the public handle */
-    sqlite3 *db;
-    char *path;
-    sqlite3_stmt *begin, *commit, *rollback;
-    sqlite3_stmt *insert[OTA_EV_TYPE_COUNT + 1];    /* by type; [0] unused */
-    sqlite3_stmt *count_all[OTA_EV_TYPE_COUNT + 1]; /* by type; [0] unused */
-    sqlite3_stmt *count_vin[OTA_EV_TYPE_COUNT + 1]; /* by type; [0] unused */
-    sqlite3_stmt *history[OTA_EV_TYPE_COUNT + 1];   /* by type; [0] every type */
-    sqlite3_stmt *latest;                           /* newest upgrade_status */
-} sqlite_store;
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void ota_store_sq_err(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err == NULL || errlen == 0)
         return;
@@ -124,9 +109,26 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static void set_db_err(const sqlite_store *st, char *err, size_t errlen, const char *what)
+void ota_store_sq_db_err(const sqlite_store *st, char *err, size_t errlen, const char *what)
 {
-    set_err(err, errlen, "SQLite %s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+    ota_store_sq_err(err, errlen, "SQLite %s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+}
+
+int ota_store_sq_step(sqlite_store *st, sqlite3_stmt *stmt, const char *what, char *err,
+                      size_t errlen)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE)
+        ota_store_sq_db_err(st, err, errlen, what);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+void ota_store_sq_rollback(sqlite_store *st)
+{
+    /* SQLite may already have rolled back on its own (e.g. after an I/O error). */
+    if (!sqlite3_get_autocommit(st->db))
+        ota_store_sq_step(st, st->rollback, "ROLLBACK", NULL, 0);
 }
 
 /* ---- SQL generated from the descriptors ---- */
@@ -202,24 +204,20 @@ static void sql_count(sqlite3_str *q, int type, int by_vin)
                         by_vin ? " WHERE vin = ?1" : "");
 }
 
-typedef void (*sql_builder)(sqlite3_str *q, int arg);
-
-/* Builds one statement's SQL with build(q, arg) and runs it (out NULL) or prepares
- * it for reuse. */
-static int sql_do(sqlite_store *st, sql_builder build, int arg, sqlite3_stmt **out, char *err,
-                  size_t errlen)
+int ota_store_sq_build(sqlite_store *st, ota_store_sq_builder build, int arg, sqlite3_stmt **out,
+                       char *err, size_t errlen)
 {
     sqlite3_str *q = sqlite3_str_new(st->db);
     build(q, arg);
     char *sql = sqlite3_str_finish(q);
     if (sql == NULL) {
-        set_err(err, errlen, "SQLite %s: out of memory", st->path);
+        ota_store_sq_err(err, errlen, "SQLite %s: out of memory", st->path);
         return -1;
     }
     int rc = out != NULL ? sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL)
                          : sqlite3_exec(st->db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
-        set_db_err(st, err, errlen, sql);
+        ota_store_sq_db_err(st, err, errlen, sql);
     sqlite3_free(sql);
     return rc == SQLITE_OK ? 0 : -1;
 }
@@ -239,7 +237,7 @@ static int prepare_sql(sqlite_store *st, const char *sql, sqlite3_stmt **out, ch
 {
     if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) == SQLITE_OK)
         return 0;
-    set_db_err(st, err, errlen, sql);
+    ota_store_sq_db_err(st, err, errlen, sql);
     return -1;
 }
 
@@ -249,7 +247,7 @@ static int exec_sql(sqlite_store *st, const char *sql, char *err, size_t errlen)
 {
     if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK)
         return 0;
-    set_db_err(st, err, errlen, sql);
+    ota_store_sq_db_err(st, err, errlen, sql);
     return -1;
 }
 
@@ -258,10 +256,14 @@ static int create_schema(sqlite_store *st, char *err, size_t errlen)
     if (exec_sql(st, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
     for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++) {
-        if (sql_do(st, sql_create, t, NULL, err, errlen) != 0) {
+        if (ota_store_sq_build(st, sql_create, t, NULL, err, errlen) != 0) {
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
             return -1;
         }
+    }
+    if (ota_store_sq_catalog_schema(st, err, errlen) != 0) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
     }
     return exec_sql(st, "COMMIT", err, errlen);
 }
@@ -271,17 +273,17 @@ static int prepare_all(sqlite_store *st, char *err, size_t errlen)
     if (prepare_sql(st, "BEGIN IMMEDIATE", &st->begin, err, errlen) != 0 ||
         prepare_sql(st, "COMMIT", &st->commit, err, errlen) != 0 ||
         prepare_sql(st, "ROLLBACK", &st->rollback, err, errlen) != 0 ||
-        sql_do(st, sql_history, 0, &st->history[0], err, errlen) != 0 ||
-        sql_do(st, sql_latest, OTA_EV_UPGRADE_STATUS, &st->latest, err, errlen) != 0)
+        ota_store_sq_build(st, sql_history, 0, &st->history[0], err, errlen) != 0 ||
+        ota_store_sq_build(st, sql_latest, OTA_EV_UPGRADE_STATUS, &st->latest, err, errlen) != 0)
         return -1;
     for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++) {
-        if (sql_do(st, sql_insert, t, &st->insert[t], err, errlen) != 0 ||
-            sql_do(st, sql_count_all, t, &st->count_all[t], err, errlen) != 0 ||
-            sql_do(st, sql_count_vin, t, &st->count_vin[t], err, errlen) != 0 ||
-            sql_do(st, sql_history, t, &st->history[t], err, errlen) != 0)
+        if (ota_store_sq_build(st, sql_insert, t, &st->insert[t], err, errlen) != 0 ||
+            ota_store_sq_build(st, sql_count_all, t, &st->count_all[t], err, errlen) != 0 ||
+            ota_store_sq_build(st, sql_count_vin, t, &st->count_vin[t], err, errlen) != 0 ||
+            ota_store_sq_build(st, sql_history, t, &st->history[t], err, errlen) != 0)
             return -1;
     }
-    return 0;
+    return ota_store_sq_catalog_prepare(st, err, errlen);
 }
 
 static void finalize_all(sqlite_store *st)
@@ -295,6 +297,7 @@ static void finalize_all(sqlite_store *st)
         sqlite3_finalize(st->count_vin[t]);
         sqlite3_finalize(st->history[t]);
     }
+    ota_store_sq_catalog_finalize(st);
 }
 
 static void sq_close(ota_store *s)
@@ -323,21 +326,21 @@ static const ota_store_ops SQLITE_OPS;
 ota_store *ota_store_sqlite_open(const char *path, char *err, size_t errlen)
 {
     if (path == NULL || path[0] == '\0') {
-        set_err(err, errlen, "SQLite store: empty database path");
+        ota_store_sq_err(err, errlen, "SQLite store: empty database path");
         return NULL;
     }
     sqlite_store *st = calloc(1, sizeof *st);
     if (st == NULL || (st->path = strdup(path)) == NULL) {
         free(st);
-        set_err(err, errlen, "SQLite %s: out of memory", path);
+        ota_store_sq_err(err, errlen, "SQLite %s: out of memory", path);
         return NULL;
     }
     st->base.ops = &SQLITE_OPS;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        set_err(err, errlen, "SQLite %s: cannot open database: %s", path,
-                st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        ota_store_sq_err(err, errlen, "SQLite %s: cannot open database: %s", path,
+                         st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         sq_close(&st->base);
         return NULL;
     }
@@ -403,8 +406,8 @@ static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_sto
 {
     const char *problem = event_problem(e);
     if (problem != NULL) {
-        set_err(err, errlen, "SQLite %s: event %zu of the batch (type %d): %s", st->path, i,
-                e->ev != NULL ? (int)e->ev->type : -1, problem);
+        ota_store_sq_err(err, errlen, "SQLite %s: event %zu of the batch (type %d): %s", st->path,
+                         i, e->ev != NULL ? (int)e->ev->type : -1, problem);
         return -1;
     }
     int type = e->ev->type;
@@ -415,7 +418,7 @@ static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_sto
     if (rc != SQLITE_DONE) {
         char what[96];
         snprintf(what, sizeof what, "event %zu of the batch into %s", i, TYPES[type].table);
-        set_db_err(st, err, errlen, what);
+        ota_store_sq_db_err(st, err, errlen, what);
     }
     sqlite3_reset(stmt);
     if (rc != SQLITE_DONE)
@@ -427,24 +430,6 @@ static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_sto
     return 0;
 }
 
-/* Steps a statement without rows (BEGIN, COMMIT, ROLLBACK); 0 or -1 with err. */
-static int step_simple(sqlite_store *st, sqlite3_stmt *stmt, const char *what, char *err,
-                       size_t errlen)
-{
-    int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE)
-        set_db_err(st, err, errlen, what);
-    sqlite3_reset(stmt);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static void rollback(sqlite_store *st)
-{
-    /* SQLite may already have rolled back on its own (e.g. after an I/O error). */
-    if (!sqlite3_get_autocommit(st->db))
-        step_simple(st, st->rollback, "ROLLBACK", NULL, 0);
-}
-
 static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
                          ota_store_put_result *res, char *err, size_t errlen)
 {
@@ -454,16 +439,16 @@ static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
         *res = r;
     if (n == 0)
         return 0;
-    if (step_simple(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
+    if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         if (put_one(st, &evs[i], i, &r, err, errlen) != 0) {
-            rollback(st);
+            ota_store_sq_rollback(st);
             return -1;
         }
     }
-    if (step_simple(st, st->commit, "COMMIT", err, errlen) != 0) {
-        rollback(st);
+    if (ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0) {
+        ota_store_sq_rollback(st);
         return -1;
     }
     if (res != NULL)
@@ -566,4 +551,8 @@ static const ota_store_ops SQLITE_OPS = {
     .latest_status = sq_latest_status,
     .count_events = sq_count_events,
     .history = sq_history,
+    .apply = ota_store_sq_apply,
+    .load_vehicles = ota_store_sq_load_vehicles,
+    .load_docs = ota_store_sq_load_docs,
+    .load_lists = ota_store_sq_load_lists,
 };

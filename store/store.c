@@ -70,3 +70,23 @@ int ota_store_history(ota_store *s, const char *vin, ota_event_type type, size_t
 {
     return s->ops->history(s, vin, type, limit, fn, ctx);
 }
+
+int ota_store_apply(ota_store *s, const ota_catalog_change *c, char *err, size_t errlen)
+{
+    return s->ops->apply(s, c, err, errlen);
+}
+
+int ota_store_load_vehicles(ota_store *s, ota_store_vehicle_fn fn, void *ctx)
+{
+    return s->ops->load_vehicles(s, fn, ctx);
+}
+
+int ota_store_load_docs(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn, void *ctx)
+{
+    return s->ops->load_docs(s, kind, fn, ctx);
+}
+
+int ota_store_load_lists(ota_store *s, ota_store_list_fn fn, void *ctx)
+{
+    return s->ops->load_lists(s, fn, ctx);
+}
