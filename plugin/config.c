@@ -28,6 +28,7 @@ typedef struct {
 static const opt_def opt_defs[] = {
     {"store", OPT_STRING, CFG_OFF(store_uri), 0, 0},
     {"spool_dir", OPT_STRING, CFG_OFF(spool_dir), 0, 0},
+    {"file_dir", OPT_STRING, CFG_OFF(file_dir), 0, 0},
     {"admin_users", OPT_LIST, CFG_OFF(admin_users), 0, 0},
     {"spool_sync_ms", OPT_UNSIGNED, CFG_OFF(spool_sync_ms), 1, 10000},
     {"max_report_bytes", OPT_SIZE, CFG_OFF(limits.max_payload), 64, 16u * 1024 * 1024},
@@ -137,12 +138,13 @@ static int set_defaults(ota_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->store_uri = strdup("sqlite:ota.db");
     cfg->spool_dir = strdup("ota-spool");
+    cfg->file_dir = strdup("ota-files");
     cfg->spool_sync_ms = OTA_SPOOL_SYNC_MS_DEFAULT;
     cfg->limits.max_payload = OTA_REPORT_MAX_PAYLOAD_DEFAULT;
     cfg->limits.max_events = OTA_REPORT_MAX_EVENTS_DEFAULT;
     cfg->writer_batch = OTA_WRITER_BATCH_DEFAULT;
     cfg->writer_nice = OTA_WRITER_NICE_DEFAULT;
-    return cfg->store_uri && cfg->spool_dir ? 0 : -1;
+    return cfg->store_uri && cfg->spool_dir && cfg->file_dir ? 0 : -1;
 }
 
 int ota_config_parse(ota_config *cfg, const struct mosquitto_opt *opts, int n, char *err,
@@ -165,6 +167,7 @@ void ota_config_free(ota_config *cfg)
 {
     free(cfg->store_uri);
     free(cfg->spool_dir);
+    free(cfg->file_dir);
     for (size_t i = 0; i < cfg->n_admin_users; i++) {
         free(cfg->admin_users[i]);
     }

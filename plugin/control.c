@@ -1,35 +1,389 @@
 /*
  * control.c — the operator API on $CONTROL/ota/v1 (SPEC §5), in the style of Mosquitto's
- * dynamic-security plugin.
+ * dynamic-security plugin: a command table, one response per command, every failure
+ * answered in the response (the callback always returns success: a non-zero return
+ * would disconnect the operator).
  *
- * A request is {"commands":[{"command":NAME, ...}, ...]}; each command is looked up in
- * the table below and answered, in order, in {"responses":[{"command":NAME,
- * "error"?:TEXT, "data"?:{...}, "correlationData"?:...}]} on $CONTROL/ota/v1/response,
- * sent to the requesting client only. Every failure is answered in the response (the
- * callback always returns success: a non-zero return would disconnect the operator).
+ * A request is {"commands":[{"command":NAME, ...}, ...]}. Requests wait in one queue and
+ * their commands run one at a time: a command that stores a change (ota_cmd_store) holds
+ * the queue until the writer thread has stored it and the broker thread has applied it,
+ * so every command sees the effect of those before it. When all commands of a request
+ * are answered, {"responses":[{"command", "error"?, "data"?, "correlationData"?}]} goes
+ * to the requesting client only, on $CONTROL/ota/v1/response.
  */
-#include "ota_plugin.h"
+#include "control.h"
+#include "catalog.h"
+#include "ota_catalog_json.h"
 
-#include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define RESPONSE_TOPIC "$CONTROL/ota/v1/response"
+#define MAX_QUEUED_REQUESTS 1000
 
-/* A command handler fills data and returns 0, or writes err and returns -1. */
-typedef int (*ota_command_fn)(ota_plugin *p, const cJSON *cmd, cJSON *data, char *err,
-                              size_t errlen);
+typedef struct ctl_request {
+    struct ctl_request *next;
+    char *client_id;
+    cJSON *request;   /* the parsed request (NULL when it did not parse) */
+    const cJSON *cmd; /* the command running or next to run */
+    cJSON *root;      /* the response being built */
+    cJSON *responses;
+    /* a native command (ota_control_enqueue) instead of JSON ones */
+    const char *native_name;
+    ota_native_fn native;
+    void *native_arg;
+    void (*free_arg)(void *);
+} ctl_request;
 
-static int cmd_get_stats(ota_plugin *p, const cJSON *cmd, cJSON *data, char *err,
-                         size_t errlen);
+struct ota_cmd {
+    ota_plugin *p;
+    ctl_request *req;
+    const char *name;
+    const cJSON *corr;
+    bool answered;
+};
+
+struct ota_control {
+    ctl_request *head, *tail;
+    size_t queued;
+    ota_cmd current; /* the command in flight */
+    bool waiting;    /* current waits for the store */
+};
+
+typedef struct {
+    ota_writer_job job;
+    ota_plugin *p;
+    ota_cmd_op *op;
+} store_job;
+
+static void pump(ota_plugin *p);
 
 static const struct {
     const char *name;
     ota_command_fn fn;
 } commands[] = {
-    {"getStats", cmd_get_stats},
+    {"getStats", ota_cmd_get_stats},
+    {"upsertVehicles", ota_cmd_upsert_vehicles},
+    {"getVehicle", ota_cmd_get_vehicle},
+    {"deleteVehicle", ota_cmd_delete_vehicle},
+    {"setModel", ota_cmd_set_model},
+    {"getModel", ota_cmd_get_model},
+    {"addPackage", ota_cmd_add_package},
+    {"setPackageStatus", ota_cmd_set_package_status},
+    {"getPackage", ota_cmd_get_package},
+    {"listPackages", ota_cmd_list_packages},
+    {"maxVersion", ota_cmd_max_version},
+    {"getVersion", ota_cmd_get_version},
+    {"getFile", ota_cmd_get_file},
+    {"uploadStatus", ota_cmd_upload_status},
+    {"setStrategy", ota_cmd_set_strategy},
+    {"bindStrategy", ota_cmd_bind_strategy},
+    {"getStrategy", ota_cmd_get_strategy},
+    {"addToList", ota_cmd_add_to_list},
+    {"removeFromList", ota_cmd_remove_from_list},
+    {"getList", ota_cmd_get_list},
 };
+
+/* ---------------------------------------------------------------- answers */
+
+static void add_response(ota_cmd *c, const char *error, cJSON *data)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "command", c->name);
+    if (error) {
+        cJSON_AddStringToObject(r, "error", error);
+        cJSON_Delete(data);
+    } else {
+        cJSON_AddItemToObject(r, "data", data ? data : cJSON_CreateObject());
+    }
+    if (c->corr) {
+        cJSON_AddItemToObject(r, "correlationData", cJSON_Duplicate(c->corr, true));
+    }
+    cJSON_AddItemToArray(c->req->responses, r);
+    c->answered = true;
+}
+
+void ota_cmd_ok(ota_cmd *c, cJSON *data)
+{
+    add_response(c, NULL, data);
+}
+
+void ota_cmd_fail(ota_cmd *c, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    add_response(c, text, NULL);
+}
+
+/* ---------------------------------------------------------------- storing */
+
+static int store_job_run(ota_store *store, void *arg, char *err, size_t errlen)
+{
+    store_job *j = arg;
+    if (j->op->run) {
+        return j->op->run(store, j->op, err, errlen);
+    }
+    return ota_store_apply(store, &j->op->change, err, errlen);
+}
+
+/* Broker thread: the change is stored (or not); apply it and answer, then go on. */
+static void store_job_done(void *arg, int rc, const char *err)
+{
+    store_job *j = arg;
+    ota_plugin *p = j->p;
+    ota_cmd *c = &p->control->current;
+    if (rc == 0) {
+        ota_cmd_ok(c, j->op->apply(p, j->op));
+    } else if (j->op->run) {
+        ota_cmd_fail(c, "%s", err);
+    } else {
+        ota_cmd_fail(c, "not stored: %s", err);
+    }
+    j->op->free_op(j->op);
+    free(j);
+    p->control->waiting = false;
+    pump(p);
+}
+
+void ota_cmd_store(ota_plugin *p, ota_cmd *c, ota_cmd_op *op)
+{
+    store_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        op->free_op(op);
+        ota_cmd_fail(c, "out of memory");
+        return;
+    }
+    j->job = (ota_writer_job){.run = store_job_run, .done = store_job_done, .arg = j};
+    j->p = p;
+    j->op = op;
+    if (ota_writer_submit(p->writer, &j->job) != 0) {
+        free(j);
+        op->free_op(op);
+        ota_cmd_fail(c, "not stored: the plugin is stopping");
+        return;
+    }
+    p->control->waiting = true;
+}
+
+/* ---------------------------------------------------------------- the queue */
+
+static ota_command_fn find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(commands[i].name, name) == 0) {
+            return commands[i].fn;
+        }
+    }
+    return NULL;
+}
+
+static void run_command(ota_plugin *p, ctl_request *req, const cJSON *cmd)
+{
+    ota_cmd *c = &p->control->current;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(cmd, "command");
+    *c = (ota_cmd){.p = p, .req = req, .name = "", .corr = NULL};
+    c->corr = cJSON_GetObjectItemCaseSensitive(cmd, "correlationData");
+    if (!cJSON_IsObject(cmd) || !cJSON_IsString(name)) {
+        ota_cmd_fail(c, "command: missing or not a string");
+        return;
+    }
+    c->name = name->valuestring;
+    ota_command_fn fn = find_command(c->name);
+    if (!fn) {
+        ota_cmd_fail(c, "unknown command");
+        return;
+    }
+    fn(p, c, cmd);
+    if (!c->answered && !p->control->waiting) {
+        ota_cmd_fail(c, "internal error: command not answered");
+    }
+}
+
+static void send_response(ctl_request *req)
+{
+    char *text = cJSON_PrintUnformatted(req->root);
+    if (text) {
+        mosquitto_broker_publish_copy(req->client_id, RESPONSE_TOPIC, (int)strlen(text), text, 1,
+                                      false, NULL);
+        free(text);
+    }
+}
+
+static void request_free(ctl_request *req)
+{
+    if (req->free_arg) {
+        req->free_arg(req->native_arg);
+    }
+    cJSON_Delete(req->request);
+    cJSON_Delete(req->root);
+    free(req->client_id);
+    free(req);
+}
+
+/* Takes the head request off the queue, answers it and frees it. */
+static void finish_head(ota_control *ctl)
+{
+    ctl_request *req = ctl->head;
+    ctl->head = req->next;
+    if (!ctl->head) {
+        ctl->tail = NULL;
+    }
+    ctl->queued--;
+    send_response(req);
+    request_free(req);
+}
+
+/* Runs queued commands until one waits for the store or the queue is empty. */
+static void pump(ota_plugin *p)
+{
+    ota_control *ctl = p->control;
+    while (!ctl->waiting && ctl->head) {
+        ctl_request *req = ctl->head;
+        if (req->native) {
+            ota_native_fn fn = req->native;
+            req->native = NULL; /* runs once, and owns its argument from now on */
+            req->free_arg = NULL;
+            ota_cmd *c = &ctl->current;
+            *c = (ota_cmd){.p = p, .req = req, .name = req->native_name};
+            fn(p, c, req->native_arg);
+            continue;
+        }
+        if (!req->cmd) {
+            finish_head(ctl);
+            continue;
+        }
+        const cJSON *cmd = req->cmd;
+        req->cmd = cmd->next;
+        run_command(p, req, cmd);
+    }
+}
+
+/* ---------------------------------------------------------------- requests */
+
+static ctl_request *request_new(const struct mosquitto *client)
+{
+    ctl_request *req = calloc(1, sizeof(*req));
+    if (!req) {
+        return NULL;
+    }
+    req->client_id = strdup(mosquitto_client_id(client));
+    req->root = cJSON_CreateObject();
+    req->responses = cJSON_AddArrayToObject(req->root, "responses");
+    if (!req->client_id || !req->responses) {
+        request_free(req);
+        return NULL;
+    }
+    return req;
+}
+
+/* A request-level problem: one response, sent at once. */
+static void answer_now(ctl_request *req, const char *error)
+{
+    ota_cmd c = {.req = req, .name = ""};
+    add_response(&c, error, NULL);
+    send_response(req);
+    request_free(req);
+}
+
+static void enqueue(ota_control *ctl, ctl_request *req)
+{
+    if (ctl->tail) {
+        ctl->tail->next = req;
+    } else {
+        ctl->head = req;
+    }
+    ctl->tail = req;
+    ctl->queued++;
+}
+
+/* The request JSON, or NULL when it is not exactly one JSON value (trailing bytes other
+ * than white space are refused, not ignored). */
+static cJSON *parse_request(const void *payload, size_t len)
+{
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(payload, len, &end, false);
+    const char *stop = (const char *)payload + len;
+    while (j && end < stop && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
+        end++;
+    }
+    if (j && end != stop) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+int ota_control_callback(int event, void *event_data, void *userdata)
+{
+    (void)event;
+    struct mosquitto_evt_control *ed = event_data;
+    ota_plugin *p = userdata;
+    ctl_request *req = request_new(ed->client);
+    if (!req) {
+        return MOSQ_ERR_SUCCESS;
+    }
+    req->request = parse_request(ed->payload, ed->payloadlen);
+    const cJSON *cmds = cJSON_GetObjectItemCaseSensitive(req->request, "commands");
+    if (ota_identity_of(p, ed->client).kind != OTA_ID_ADMIN) {
+        answer_now(req, "not authorized");
+    } else if (!req->request) {
+        answer_now(req, "request is not valid JSON");
+    } else if (!cJSON_IsArray(cmds)) {
+        answer_now(req, "commands: missing or not an array");
+    } else if (p->control->queued >= MAX_QUEUED_REQUESTS) {
+        answer_now(req, "too many requests waiting: try again later");
+    } else {
+        req->cmd = cmds->child;
+        enqueue(p->control, req);
+        pump(p);
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+void ota_control_enqueue(ota_plugin *p, const struct mosquitto *client, const char *name,
+                         ota_native_fn fn, void *arg, void (*free_arg)(void *))
+{
+    ctl_request *req = request_new(client);
+    if (!req) {
+        free_arg(arg);
+        return;
+    }
+    req->native_name = name;
+    req->native = fn;
+    req->native_arg = arg;
+    req->free_arg = free_arg;
+    if (p->control->queued >= MAX_QUEUED_REQUESTS) {
+        answer_now(req, "too many requests waiting: try again later");
+        return;
+    }
+    enqueue(p->control, req);
+    pump(p);
+}
+
+ota_control *ota_control_new(void)
+{
+    return calloc(1, sizeof(ota_control));
+}
+
+void ota_control_free(ota_control *ctl)
+{
+    if (!ctl) {
+        return;
+    }
+    while (ctl->head) {
+        ctl_request *req = ctl->head;
+        ctl->head = req->next;
+        request_free(req);
+    }
+    free(ctl);
+}
+
+/* ---------------------------------------------------------------- getStats */
 
 static void add_u64(cJSON *obj, const char *name, uint64_t v)
 {
@@ -69,110 +423,31 @@ static void add_writer_stats(cJSON *data, ota_writer *w)
     cJSON_AddBoolToObject(o, "store_ok", st.store_ok);
 }
 
-static int cmd_get_stats(ota_plugin *p, const cJSON *cmd, cJSON *data, char *err, size_t errlen)
+static void add_catalog_stats(cJSON *data, const ota_catalog *cat)
 {
-    (void)cmd, (void)err, (void)errlen;
-    const ota_counters *c = &p->counters;
-    add_u64(data, "reports_accepted", c->reports_accepted);
-    add_u64(data, "events_accepted", c->events_accepted);
-    add_u64(data, "reports_rejected", c->reports_rejected);
-    add_u64(data, "acl_denied", c->acl_denied);
-    add_u64(data, "status_events", c->status_events);
-    add_u64(data, "log_lines_dropped", c->log_lines_dropped);
-    add_rejected(data, c);
+    cJSON *o = cJSON_AddObjectToObject(data, "catalog");
+    add_u64(o, "vehicles", ota_catalog_vehicle_count(cat));
+}
+
+void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
+{
+    static const char *const allowed[] = {NULL};
+    char err[256];
+    if (ota_json_check_command_fields(cmd, "", allowed, err, sizeof(err)) != 0) {
+        ota_cmd_fail(c, "%s", err);
+        return;
+    }
+    const ota_counters *k = &p->counters;
+    cJSON *data = cJSON_CreateObject();
+    add_u64(data, "reports_accepted", k->reports_accepted);
+    add_u64(data, "events_accepted", k->events_accepted);
+    add_u64(data, "reports_rejected", k->reports_rejected);
+    add_u64(data, "acl_denied", k->acl_denied);
+    add_u64(data, "status_events", k->status_events);
+    add_u64(data, "log_lines_dropped", k->log_lines_dropped);
+    add_rejected(data, k);
     add_spool_stats(data, p->spool);
     add_writer_stats(data, p->writer);
-    return 0;
-}
-
-static ota_command_fn find_command(const char *name)
-{
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(commands[i].name, name) == 0) {
-            return commands[i].fn;
-        }
-    }
-    return NULL;
-}
-
-static void add_response(cJSON *responses, const char *name, const char *error, cJSON *data,
-                         const cJSON *corr)
-{
-    cJSON *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "command", name);
-    if (error) {
-        cJSON_AddStringToObject(r, "error", error);
-        cJSON_Delete(data);
-    } else if (data) {
-        cJSON_AddItemToObject(r, "data", data);
-    }
-    if (corr) {
-        cJSON_AddItemToObject(r, "correlationData", cJSON_Duplicate(corr, true));
-    }
-    cJSON_AddItemToArray(responses, r);
-}
-
-static void run_command(ota_plugin *p, const cJSON *cmd, cJSON *responses)
-{
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(cmd, "command");
-    const cJSON *corr = cJSON_GetObjectItemCaseSensitive(cmd, "correlationData");
-    if (!cJSON_IsString(name)) {
-        add_response(responses, "", "command: missing or not a string", NULL, corr);
-        return;
-    }
-    ota_command_fn fn = find_command(name->valuestring);
-    if (!fn) {
-        add_response(responses, name->valuestring, "unknown command", NULL, corr);
-        return;
-    }
-    char err[256] = "";
-    cJSON *data = cJSON_CreateObject();
-    int rc = fn(p, cmd, data, err, sizeof(err));
-    add_response(responses, name->valuestring, rc == 0 ? NULL : err, data, corr);
-}
-
-/* Parses the request and fills responses; a request-level problem is one response. */
-static void run_request(ota_plugin *p, const void *payload, size_t len, cJSON *responses)
-{
-    cJSON *req = cJSON_ParseWithLength(payload, len);
-    const cJSON *cmds = cJSON_GetObjectItemCaseSensitive(req, "commands");
-    if (!req) {
-        add_response(responses, "", "request is not valid JSON", NULL, NULL);
-    } else if (!cJSON_IsArray(cmds)) {
-        add_response(responses, "", "commands: missing or not an array", NULL, NULL);
-    } else {
-        const cJSON *cmd;
-        cJSON_ArrayForEach(cmd, cmds)
-        {
-            run_command(p, cmd, responses);
-        }
-    }
-    cJSON_Delete(req);
-}
-
-static void send_response(const struct mosquitto *client, cJSON *root)
-{
-    char *text = cJSON_PrintUnformatted(root);
-    if (text) {
-        mosquitto_broker_publish_copy(mosquitto_client_id(client), RESPONSE_TOPIC,
-                                      (int)strlen(text), text, 1, false, NULL);
-        free(text);
-    }
-}
-
-int ota_control_callback(int event, void *event_data, void *userdata)
-{
-    (void)event;
-    struct mosquitto_evt_control *ed = event_data;
-    ota_plugin *p = userdata;
-    cJSON *root = cJSON_CreateObject();
-    cJSON *responses = cJSON_AddArrayToObject(root, "responses");
-    if (ota_identity_of(p, ed->client).kind != OTA_ID_ADMIN) {
-        add_response(responses, "", "not authorized", NULL, NULL);
-    } else {
-        run_request(p, ed->payload, ed->payloadlen, responses);
-    }
-    send_response(ed->client, root);
-    cJSON_Delete(root);
-    return MOSQ_ERR_SUCCESS;
+    add_catalog_stats(data, p->catalog);
+    ota_cmd_ok(c, data);
 }

@@ -27,6 +27,7 @@
 typedef struct {
     char *store_uri;
     char *spool_dir;
+    char *file_dir;
     char **admin_users;
     size_t n_admin_users;
     unsigned spool_sync_ms;
@@ -54,10 +55,14 @@ typedef struct {
 } ota_counters;
 
 typedef struct ota_logq ota_logq;
+typedef struct ota_catalog ota_catalog;
+typedef struct ota_control ota_control;
 
 typedef struct {
     mosquitto_plugin_id_t *id;
     ota_config cfg;
+    ota_catalog *catalog;
+    ota_control *control;
     ota_spool *spool;
     ota_writer *writer;
     ota_logq *logq;
@@ -140,7 +145,6 @@ void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vi
 
 int ota_handle_report(ota_plugin *p, const ota_request *req);          /* report.c */
 int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */
-int ota_control_callback(int event, void *event_data, void *userdata); /* control.c */
 int ota_acl_callback(int event, void *event_data, void *userdata);     /* acl.c */
 
 /* ---- logging from any thread (logq.c) ---- */

@@ -2,12 +2,14 @@
  * plugin.c — the entry points Mosquitto calls: version, init, cleanup, and TICK.
  *
  * Init reads the options, opens the spool (creating a new active segment and the sync
- * thread), opens the store and starts the writer thread, which first replays whatever
- * the spool holds past its checkpoint. Then it registers the callbacks: ACL_CHECK
+ * thread), opens the store, loads the catalog from it into memory and starts the writer
+ * thread, which first replays whatever the spool holds past its checkpoint. Then it registers the callbacks: ACL_CHECK
  * (acl.c), MESSAGE (router.c), CONTROL on $CONTROL/ota/v1 (control.c) and TICK (here,
- * draining what worker threads hand back to the broker thread). Cleanup stops the writer
+ * draining what worker threads hand back: stored operator changes, log lines). Cleanup stops the writer
  * (anything not yet stored stays in the spool for the next start) and the spool.
  */
+#include "catalog.h"
+#include "control.h"
 #include "ota_plugin.h"
 #include "ota_store.h"
 
@@ -17,6 +19,7 @@
 #include <time.h>
 
 #define CONTROL_TOPIC "$CONTROL/ota/v1"
+#define UPLOAD_TOPIC "$CONTROL/ota/v1/file"
 
 
 int64_t ota_now_ms(void)
@@ -36,12 +39,16 @@ static int on_tick(int event, void *event_data, void *userdata)
 {
     (void)event, (void)event_data;
     ota_plugin *p = userdata;
+    ota_writer_poll_done(p->writer); /* stored operator changes: apply and answer */
     p->counters.log_lines_dropped += ota_logq_drain(p->logq);
     return MOSQ_ERR_SUCCESS;
 }
 
 static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
 {
+    if (ota_upload_prepare_dirs(p->cfg.file_dir, err, errlen) != 0) {
+        return -1;
+    }
     ota_spool_config sc = {p->cfg.spool_dir, p->cfg.spool_sync_ms,
                            OTA_SPOOL_SEGMENT_BYTES_DEFAULT};
     p->spool = ota_spool_open(&sc, err, errlen);
@@ -50,6 +57,10 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
     }
     ota_store *store = ota_store_open(p->cfg.store_uri, err, errlen);
     if (!store) {
+        return -1;
+    }
+    if (ota_catalog_load(p->catalog, store, err, errlen) != 0) {
+        ota_store_close(store);
         return -1;
     }
     ota_writer_config wc = {
@@ -90,6 +101,9 @@ static int register_callbacks(ota_plugin *p)
     rc = rc ? rc
             : mosquitto_callback_register(id, MOSQ_EVT_CONTROL, ota_control_callback,
                                           CONTROL_TOPIC, p);
+    rc = rc ? rc
+            : mosquitto_callback_register(id, MOSQ_EVT_CONTROL, ota_upload_callback,
+                                          UPLOAD_TOPIC, p);
     return rc;
 }
 
@@ -99,11 +113,14 @@ static void unregister_callbacks(ota_plugin *p)
     mosquitto_callback_unregister(p->id, MOSQ_EVT_MESSAGE, ota_message_callback, NULL);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, on_tick, NULL);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_CONTROL, ota_control_callback, CONTROL_TOPIC);
+    mosquitto_callback_unregister(p->id, MOSQ_EVT_CONTROL, ota_upload_callback, UPLOAD_TOPIC);
 }
 
 static void plugin_free(ota_plugin *p)
 {
-    stop_pipeline(p);
+    stop_pipeline(p); /* may still answer commands: control and catalog go after it */
+    ota_control_free(p->control);
+    ota_catalog_free(p->catalog);
     if (p->logq) {
         ota_logq_drain(p->logq);
         ota_logq_free(p->logq);
@@ -129,7 +146,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     }
     p->id = identifier;
     p->logq = ota_logq_new(10000);
-    if (!p->logq || ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
+    p->catalog = ota_catalog_new();
+    p->control = ota_control_new();
+    if (!p->logq || !p->catalog || !p->control ||
+        ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
         return plugin_fail(p, err[0] ? err : "out of memory");
     }
     if (start_pipeline(p, err, sizeof(err)) != 0) {
@@ -140,8 +160,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         return plugin_fail(p, "callback registration failed");
     }
     ota_logq_drain(p->logq);
-    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: started (store %s, spool %s, %zu admin users)",
-                         p->cfg.store_uri, p->cfg.spool_dir, p->cfg.n_admin_users);
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "ota: started (store %s, spool %s, %zu admin users, %zu vehicles)",
+                         p->cfg.store_uri, p->cfg.spool_dir, p->cfg.n_admin_users,
+                         ota_catalog_vehicle_count(p->catalog));
     *userdata = p;
     return MOSQ_ERR_SUCCESS;
 }

@@ -47,7 +47,7 @@ static const ota_vehicle_topic *find_vehicle_topic(const char *name)
 
 static void parse_control(const char *rest, ota_topic *t)
 {
-    if (*rest == '\0') {
+    if (*rest == '\0' || strcmp(rest, "/file") == 0) {
         t->kind = OTA_TOPIC_CONTROL;
     } else if (strcmp(rest, "/response") == 0) {
         t->kind = OTA_TOPIC_CONTROL_RESPONSE;

@@ -87,6 +87,9 @@ int ota_spool_append_report(ota_spool *s, const char *vin, uint64_t seq, int64_t
 /* Waits (up to timeout_ms) until the spool holds data past pos, or the spool is closing.
  * Returns true when there is data past pos. */
 bool ota_spool_wait(ota_spool *s, ota_spool_pos pos, unsigned timeout_ms);
+/* Ends every ota_spool_wait() in progress (it returns false unless there is data). Any
+ * thread: the writer's job queue uses it to wake the writer. */
+void ota_spool_wake(ota_spool *s);
 
 /* Readers (writer thread; tests). A reader sees only whole appended records. */
 ota_spool_reader *ota_spool_reader_open(ota_spool *s, ota_spool_pos from);

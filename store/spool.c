@@ -75,6 +75,7 @@ struct ota_spool {
     uint64_t seg;
     uint64_t off;
     unsigned data_waiters;
+    uint64_t kicks; /* ota_spool_wake() calls: they end waits early */
     bool dirty;     /* appended since the last fdatasync */
     bool dir_dirty; /* a segment was created since the last directory fsync */
     bool closing;
@@ -644,12 +645,22 @@ bool ota_spool_wait(ota_spool *s, ota_spool_pos pos, unsigned timeout_ms)
     pthread_mutex_lock(&s->mu);
     s->data_waiters++;
     int rc = 0;
-    while (!s->closing && rc != ETIMEDOUT && !pos_after((ota_spool_pos){s->seg, s->off}, pos))
+    uint64_t kicks = s->kicks;
+    while (!s->closing && rc != ETIMEDOUT && kicks == s->kicks &&
+           !pos_after((ota_spool_pos){s->seg, s->off}, pos))
         rc = pthread_cond_timedwait(&s->data_cv, &s->mu, &until);
     s->data_waiters--;
     bool more = pos_after((ota_spool_pos){s->seg, s->off}, pos);
     pthread_mutex_unlock(&s->mu);
     return more;
+}
+
+void ota_spool_wake(ota_spool *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->kicks++;
+    pthread_cond_broadcast(&s->data_cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* ---------------------------------------------------------------- readers */

@@ -59,8 +59,11 @@ struct ota_writer {
     bool ck_failing;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* stop requested; `done` advanced */
+    pthread_cond_t cv; /* stop requested; `done` advanced; a job submitted or finished */
     bool stopping;
+    ota_writer_job *jobs, *jobs_tail;       /* submitted, not yet run */
+    ota_writer_job *finished, *finished_tail; /* run, for ota_writer_poll_done */
+    bool job_running;
     ota_spool_pos done;
     uint64_t backlog_at; /* now_ms() of the last backlog scan */
     ota_writer_stats st;
@@ -117,6 +120,18 @@ static bool sleep_or_stop(ota_writer *w, unsigned ms)
     bool s = w->stopping;
     pthread_mutex_unlock(&w->mu);
     return s;
+}
+
+/* The pause between batches while reports flow: ends early on a stop or a job. */
+static void linger(ota_writer *w)
+{
+    struct timespec until;
+    deadline_in(&until, WRITER_LINGER_MS);
+    pthread_mutex_lock(&w->mu);
+    int rc = 0;
+    while (!w->stopping && !w->jobs && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
+    pthread_mutex_unlock(&w->mu);
 }
 
 static uint64_t now_ms(void)
@@ -359,6 +374,103 @@ static int flush(ota_writer *w)
     return 0;
 }
 
+/* ---------------------------------------------------------------- jobs */
+
+static bool jobs_pending(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool pending = w->jobs != NULL;
+    pthread_mutex_unlock(&w->mu);
+    return pending;
+}
+
+static void append_job(ota_writer_job **head, ota_writer_job **tail, ota_writer_job *job)
+{
+    job->next = NULL;
+    if (*tail)
+        (*tail)->next = job;
+    else
+        *head = job;
+    *tail = job;
+}
+
+static void run_job(ota_writer *w, ota_writer_job *job)
+{
+    job->err[0] = '\0';
+    job->rc = job->run(w->store, job->arg, job->err, sizeof job->err);
+    if (job->rc != 0 && job->err[0] == '\0')
+        snprintf(job->err, sizeof job->err, "store error");
+}
+
+/* Runs every job submitted so far, in order, and queues them for poll_done. */
+static void run_jobs(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->jobs) {
+        ota_writer_job *job = w->jobs;
+        w->jobs = job->next;
+        if (!w->jobs)
+            w->jobs_tail = NULL;
+        w->job_running = true;
+        pthread_mutex_unlock(&w->mu);
+        run_job(w, job);
+        pthread_mutex_lock(&w->mu);
+        w->job_running = false;
+        append_job(&w->finished, &w->finished_tail, job);
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+int ota_writer_submit(ota_writer *w, ota_writer_job *job)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->mu);
+        return -1;
+    }
+    append_job(&w->jobs, &w->jobs_tail, job);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    ota_spool_wake(w->spool); /* an idle writer waits on the spool */
+    return 0;
+}
+
+/* Calls done() of each finished job, in order; the list is taken under the lock. */
+static size_t finish_jobs(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    ota_writer_job *job = w->finished;
+    w->finished = w->finished_tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    size_t n = 0;
+    while (job) {
+        ota_writer_job *next = job->next;
+        job->done(job->arg, job->rc, job->err);
+        job = next;
+        n++;
+    }
+    return n;
+}
+
+size_t ota_writer_poll_done(ota_writer *w)
+{
+    return finish_jobs(w);
+}
+
+bool ota_writer_jobs_idle(ota_writer *w, unsigned timeout_ms)
+{
+    struct timespec until;
+    deadline_in(&until, timeout_ms);
+    pthread_mutex_lock(&w->mu);
+    int rc = 0;
+    while ((w->jobs || w->job_running) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
+    bool idle = !w->jobs && !w->job_running;
+    pthread_mutex_unlock(&w->mu);
+    return idle;
+}
+
 /* ---------------------------------------------------------------- the thread */
 
 /* Opens the reader at the checkpoint, retrying while it cannot. false when stopping. */
@@ -431,9 +543,10 @@ static void *writer_main(void *arg)
         /* While reports flow, sleep instead of waiting to be woken: a waiting writer makes
          * every append wake it (a system call on the broker thread) for tiny batches. */
         if (rc == 0 && busy)
-            sleep_or_stop(w, WRITER_LINGER_MS);
-        else if (rc == 0)
+            linger(w);
+        else if (rc == 0 && !jobs_pending(w))
             ota_spool_wait(w->spool, dry, WRITER_IDLE_WAIT_MS);
+        run_jobs(w);
     }
     return NULL;
 }
@@ -507,6 +620,8 @@ void ota_writer_stop(ota_writer *w)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
+    run_jobs(w); /* accepted changes still reach the store */
+    finish_jobs(w);
 
     batch_clear(w);
     if (w->have_look)

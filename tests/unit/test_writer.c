@@ -596,6 +596,135 @@ static void test_backlog_known_before_first_batch(void **state)
     remove_dir();
 }
 
+/* ---- jobs ---- */
+
+typedef struct {
+    ota_writer_job job;
+    int order;      /* position of submission */
+    bool fail;      /* run fails */
+    int *ran;       /* order in which jobs ran (writer thread) */
+    size_t *n_ran;
+    int done_rc;    /* what done() saw */
+    char done_err[64];
+    bool done_called;
+} test_job;
+
+static int test_job_run(ota_store *store, void *arg, char *err, size_t errlen)
+{
+    test_job *t = arg;
+    assert_non_null(store);
+    t->ran[(*t->n_ran)++] = t->order;
+    if (t->fail) {
+        snprintf(err, errlen, "job %d failed", t->order);
+        return -1;
+    }
+    return 0;
+}
+
+static void test_job_done(void *arg, int rc, const char *err)
+{
+    test_job *t = arg;
+    t->done_called = true;
+    t->done_rc = rc;
+    snprintf(t->done_err, sizeof t->done_err, "%s", err);
+}
+
+static void job_init(test_job *t, int order, bool fail, int *ran, size_t *n_ran)
+{
+    memset(t, 0, sizeof *t);
+    t->job.run = test_job_run;
+    t->job.done = test_job_done;
+    t->job.arg = t;
+    t->order = order;
+    t->fail = fail;
+    t->ran = ran;
+    t->n_ran = n_ran;
+}
+
+/* Jobs run in order on the writer thread, also while reports flow; done() is called
+ * only by poll_done (the broker thread), with the run's result. */
+static void test_jobs_run_in_order_and_report_back(void **state)
+{
+    (void)state;
+    fresh_dir("jobs");
+    ota_spool *sp = open_spool();
+    ota_writer *w = start_writer(sp);
+    int ran[8];
+    size_t n_ran = 0;
+    test_job jobs[3];
+    for (int i = 0; i < 3; i++) {
+        job_init(&jobs[i], i, i == 1, ran, &n_ran);
+        append_reports(sp, VIN1, 100 + (uint64_t)i * 10, 10, 2);
+        assert_int_equal(ota_writer_submit(w, &jobs[i].job), 0);
+    }
+    assert_true(ota_writer_jobs_idle(w, 10000));
+    assert_false(jobs[0].done_called); /* not before poll_done */
+    assert_int_equal(ota_writer_poll_done(w), 3);
+    assert_int_equal(n_ran, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ran[i], i);
+        assert_true(jobs[i].done_called);
+    }
+    assert_int_equal(jobs[0].done_rc, 0);
+    assert_int_equal(jobs[1].done_rc, -1);
+    assert_string_equal(jobs[1].done_err, "job 1 failed");
+    assert_int_equal(jobs[2].done_rc, 0);
+    assert_int_equal(ota_writer_poll_done(w), 0);
+    assert_true(ota_writer_wait_drained(w, 10000));
+    assert_int_equal(writer_stats(w).events_stored, 60);
+    ota_writer_stop(w);
+    ota_spool_close(sp);
+    remove_dir();
+}
+
+/* An idle writer (waiting on the spool) runs a job without waiting for a report. */
+static void test_idle_writer_runs_job_promptly(void **state)
+{
+    (void)state;
+    fresh_dir("jobs-idle");
+    ota_spool *sp = open_spool();
+    ota_writer *w = start_writer(sp);
+    usleep(150 * 1000); /* let it reach its idle wait */
+    int ran[2];
+    size_t n_ran = 0;
+    test_job job;
+    job_init(&job, 0, false, ran, &n_ran);
+    uint64_t t0 = now_ms();
+    assert_int_equal(ota_writer_submit(w, &job.job), 0);
+    assert_true(ota_writer_jobs_idle(w, 10000));
+    print_message("idle writer ran a job after %llu ms\n", (unsigned long long)(now_ms() - t0));
+    assert_int_equal(ota_writer_poll_done(w), 1);
+    assert_true(job.done_called);
+    ota_writer_stop(w);
+    ota_spool_close(sp);
+    remove_dir();
+}
+
+/* Stopping runs the jobs still queued and calls their done() on the stopping thread;
+ * after that, submitting is refused. */
+static void test_stop_finishes_queued_jobs(void **state)
+{
+    (void)state;
+    fresh_dir("jobs-stop");
+    ota_spool *sp = open_spool();
+    fake_store *f = fake_open(0, true); /* reports keep failing: the writer is busy */
+    append_reports(sp, VIN1, 1, 5, 2);
+    ota_writer *w = start_writer_on(sp, &f->base, 0, 5000, 5000);
+    int ran[4];
+    size_t n_ran = 0;
+    test_job jobs[2];
+    for (int i = 0; i < 2; i++) {
+        job_init(&jobs[i], i, false, ran, &n_ran);
+        assert_int_equal(ota_writer_submit(w, &jobs[i].job), 0);
+    }
+    ota_writer_stop(w);
+    assert_int_equal(n_ran, 2);
+    assert_true(jobs[0].done_called && jobs[1].done_called);
+    fake_free(f);
+    ota_spool_close(sp);
+    remove_dir();
+}
+
 static void test_batch_size_respected(void **state)
 {
     (void)state;
@@ -636,6 +765,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drain_stores_everything),
+        cmocka_unit_test(test_jobs_run_in_order_and_report_back),
+        cmocka_unit_test(test_idle_writer_runs_job_promptly),
+        cmocka_unit_test(test_stop_finishes_queued_jobs),
         cmocka_unit_test(test_backlog_known_before_first_batch),
         cmocka_unit_test(test_restart_stores_nothing_twice),
         cmocka_unit_test(test_crash_replay_counts_duplicates),
