@@ -146,19 +146,10 @@ static cJSON *bind_apply(ota_plugin *p, ota_cmd_op *base)
     return data;
 }
 
-static bool model_has_ecu(const ota_model_rec *m, const char *ecu)
-{
-    for (size_t i = 0; i < m->n_ecus; i++) {
-        if (strcmp(m->ecus[i], ecu) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* model and series: both or neither; a known model/series whose ECUs (when it declares
- * them) include every ECU of strategy s. */
-static int parse_model(ota_plugin *p, const cJSON *cmd, const ota_strategy_rec *s, bind_op *op,
+/* model and series: both or neither, and a known model/series. A strategy may name ECUs
+ * the model lacks: building a description keeps only the package's ECUs that the
+ * strategy lists (SPEC §6), so one strategy can serve several models. */
+static int parse_model(ota_plugin *p, const cJSON *cmd, bind_op *op,
                        char *err, size_t errlen)
 {
     const char *model, *series;
@@ -177,13 +168,6 @@ static int parse_model(ota_plugin *p, const cJSON *cmd, const ota_strategy_rec *
     if (!m) {
         return ota_json_errf(err, errlen, "", "model",
                              "unknown model/series %s/%s (setModel first)", model, series);
-    }
-    for (size_t i = 0; m->n_ecus > 0 && i < s->n_ecus; i++) {
-        if (!model_has_ecu(m, s->ecus[i].ecu)) {
-            return ota_json_errf(err, errlen, "", "id",
-                                 "strategy %s names ECU %s, which is not an ECU of %s/%s", s->id,
-                                 s->ecus[i].ecu, model, series);
-        }
     }
     op->model = strdup(model);
     op->series = strdup(series);
@@ -239,7 +223,7 @@ static int parse_bind(ota_plugin *p, const cJSON *cmd, bind_op *op, char *err, s
     if (!(op->id = strdup(id))) {
         return ota_json_errf(err, errlen, "", "", "out of memory");
     }
-    if (parse_model(p, cmd, s, op, err, errlen) != 0 ||
+    if (parse_model(p, cmd, op, err, errlen) != 0 ||
         ota_json_get_string_array(cmd, "", "vins", false, 1, BIND_VINS_MAX,
                                   OTA_JSON_VINS | OTA_JSON_UNIQUE, &op->vins, &op->n_vins, err,
                                   errlen) != 0) {

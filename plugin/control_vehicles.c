@@ -89,8 +89,10 @@ static int parse_vehicle(ota_plugin *p, const cJSON *item, size_t i, ota_vehicle
         return -1;
     }
     if (!ota_catalog_model(p->catalog, rec->model, rec->series)) {
-        return ota_json_errf(err, errlen, path, "model", "unknown model/series %s/%s (setModel first)",
-                             rec->model, rec->series);
+        ota_json_errf(err, errlen, path, "model", "unknown model/series %s/%s (setModel first)",
+                      rec->model, rec->series);
+        ota_vehicle_rec_free(rec); /* not counted in op->n: the caller would not free it */
+        return -1;
     }
     return 0;
 }

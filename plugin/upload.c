@@ -6,7 +6,8 @@
  * "upload" command; the writer thread does the disk work (ota_cmd_op.run): it appends the
  * new part of the chunk to plugin_opt_file_dir/.upload/<sha256>.part (what the part file
  * holds is what has been received, so an upload resumes after an interruption or a broker
- * restart, and a chunk sent twice changes nothing), and when the file is complete it
+ * restart, and a chunk sent twice changes nothing; <sha256>.total beside it remembers the
+ * announced size for uploadStatus), and when the file is complete it
  * hashes it: only a file whose SHA-256 matches its name is synced, renamed to
  * plugin_opt_file_dir/<sha256> and recorded in the store; a mismatch removes the part
  * file and refuses the upload. Back on the broker thread the catalog learns the file.
@@ -46,6 +47,11 @@ static void part_path(char *buf, size_t n, const upload_op *op)
     snprintf(buf, n, "%s/" UPLOAD_DIR "/%s.part", op->file_dir, op->chunk.sha256);
 }
 
+static void total_path(char *buf, size_t n, const upload_op *op)
+{
+    snprintf(buf, n, "%s/" UPLOAD_DIR "/%s.total", op->file_dir, op->chunk.sha256);
+}
+
 static void final_path(char *buf, size_t n, const upload_op *op)
 {
     snprintf(buf, n, "%s/%s", op->file_dir, op->chunk.sha256);
@@ -64,6 +70,41 @@ int ota_upload_prepare_dirs(const char *file_dir, char *err, size_t errlen)
 }
 
 /* ---------------------------------------------------------------- writer thread */
+
+/* The announced size of an upload in progress: written with its first chunk, read by
+ * uploadStatus (0 when unknown), removed with the part file. */
+static void total_write(const upload_op *op)
+{
+    char path[4096];
+    total_path(path, sizeof(path), op);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%llu\n", (unsigned long long)op->chunk.total);
+        fclose(f);
+    }
+}
+
+static uint64_t total_read(const upload_op *op)
+{
+    char path[4096];
+    unsigned long long total = 0;
+    total_path(path, sizeof(path), op);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%llu", &total) != 1) {
+            total = 0;
+        }
+        fclose(f);
+    }
+    return total;
+}
+
+static void total_remove(const upload_op *op)
+{
+    char path[4096];
+    total_path(path, sizeof(path), op);
+    unlink(path);
+}
 
 /* SHA-256 of a whole file as lowercase hex. 0, or -1. */
 static int hash_file(int fd, char hex[65])
@@ -147,6 +188,7 @@ static int finish_file(ota_store *store, upload_op *op, int fd, char *err, size_
     }
     if (strcmp(hex, op->chunk.sha256) != 0) {
         unlink(part);
+        total_remove(op);
         snprintf(err, errlen, "sha256 mismatch: the file's SHA-256 is %s; upload refused and "
                               "its partial file removed", hex);
         return -1;
@@ -155,6 +197,7 @@ static int finish_file(ota_store *store, upload_op *op, int fd, char *err, size_
         snprintf(err, errlen, "cannot move the file into the repository: %s", strerror(errno));
         return -1;
     }
+    total_remove(op);
     op->stored = true;
     return store_file(store, op, err, errlen);
 }
@@ -183,6 +226,11 @@ static int upload_run(ota_store *store, ota_cmd_op *base, char *err, size_t errl
     }
     int rc = fstat(fd, &st);
     op->received = rc == 0 ? (uint64_t)st.st_size : 0;
+    if (!op->data) {
+        op->chunk.total = total_read(op);
+    } else if (rc == 0 && op->received == 0) {
+        total_write(op);
+    }
     if (rc == 0 && op->data) {
         rc = append_chunk(op, fd, err, errlen);
         if (rc == 0 && op->received == op->chunk.total) {

@@ -22,9 +22,13 @@ spool, sanitizer logs). A broker that is still running when the test ends is sto
 SIGTERM; a non-zero exit status or a sanitizer report in any of its logs fails the test.
 Waiting is done by polling a condition (wait_until); only "nothing arrives" checks wait a
 fixed, short time (QUIET).
+
+Operator API helpers: Admin.command (one command, its response object), Admin.upload
+(a file in CBOR chunks on $CONTROL/ota/v1/file, with a small window of chunks in flight).
 """
 
 import glob
+import hashlib
 import json
 import os
 import pwd
@@ -204,6 +208,21 @@ def report_topic(v):
 
 def error_topic(v):
     return "ota/v1/%s/error" % v
+
+
+# ---------------------------------------------------------------------------------------
+# File uploads ($CONTROL/ota/v1/file)
+
+UPLOAD_CHUNK = 1 << 20  # the largest data a chunk may carry
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def upload_chunk(sha256, offset, total, data):
+    """One CBOR upload chunk {sha256, offset, total, data}."""
+    return cbor2.dumps({"sha256": sha256, "offset": offset, "total": total, "data": data})
 
 
 # ---------------------------------------------------------------------------------------
@@ -401,10 +420,11 @@ class Msg:
 class Client:
     """A paho client (MQTT 5 by default) that records every message it receives."""
 
-    def __init__(self, broker, client_id, username=None, mqtt5=True):
+    def __init__(self, broker, client_id, username=None, mqtt5=True, nodelay=False):
         self.broker = broker
         self.client_id = client_id
         self.mqtt5 = mqtt5
+        self.nodelay = nodelay  # TCP_NODELAY: no Nagle delay between request round trips
         proto = mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311
         self.c = mqtt.Client(client_id=client_id, protocol=proto,
                              clean_session=None if mqtt5 else True)
@@ -429,6 +449,8 @@ class Client:
             raise HarnessError("%s: connect refused (%s)" % (client_id, rc))
 
     def _on_connect(self, client, userdata, flags, rc, properties=None):
+        if self.nodelay and client.socket() is not None:
+            client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._cv:
             self._conn_rc = rc.value if hasattr(rc, "value") else rc
             self._cv.notify_all()
@@ -532,8 +554,9 @@ class Admin(Client):
 
     RESPONSE = "$CONTROL/ota/v1/response"
 
-    def __init__(self, broker, client_id="admin-test", username=ADMIN, mqtt5=True):
-        super().__init__(broker, client_id, username=username, mqtt5=mqtt5)
+    def __init__(self, broker, client_id="admin-test", username=ADMIN, mqtt5=True,
+                 nodelay=False):
+        super().__init__(broker, client_id, username=username, mqtt5=mqtt5, nodelay=nodelay)
         self.response_suback = self.subscribe(self.RESPONSE)
 
     def control_raw(self, payload, timeout=None):
@@ -544,6 +567,56 @@ class Admin(Client):
 
     def control(self, commands, timeout=None):
         return self.control_raw(json.dumps({"commands": commands}), timeout)
+
+    def command(self, command, timeout=None, **fields):
+        """Sends a request of one command; returns its response object
+        ({command, data | error, correlationData?})."""
+        cmd = {"command": command}
+        cmd.update(fields)
+        r = self.control([cmd], timeout)
+        rs = r.get("responses") if isinstance(r, dict) else None
+        if not isinstance(rs, list) or len(rs) != 1:
+            raise HarnessError("expected one response to %s, got %r" % (command, r))
+        return rs[0]
+
+    FILE = "$CONTROL/ota/v1/file"
+
+    def _drop_responses(self):
+        with self._cv:
+            self.messages = [m for m in self.messages if m.topic != self.RESPONSE]
+
+    def upload_response(self, timeout=None):
+        """The next response message, which must hold one `upload` response; returns it."""
+        r = self.get(self.RESPONSE, timeout).json()
+        rs = r.get("responses") if isinstance(r, dict) else None
+        if not isinstance(rs, list) or len(rs) != 1 or rs[0].get("command") != "upload":
+            raise HarnessError("expected one upload response, got %r" % r)
+        return rs[0]
+
+    def upload_raw(self, payload, timeout=None):
+        """Publishes payload on $CONTROL/ota/v1/file; returns the upload response."""
+        self._drop_responses()
+        self.publish(self.FILE, payload)
+        return self.upload_response(timeout)
+
+    def upload(self, data, sha256=None, start=0, end=None, chunk=UPLOAD_CHUNK, window=4,
+               timeout=None):
+        """Uploads data[start:end] as chunks of `chunk` bytes (offsets and total from the
+        whole of data) named sha256 (default: data's own hash), with at most `window`
+        chunks unanswered. Returns the upload responses, one per chunk, in order."""
+        sha256 = sha256 or sha256_hex(data)
+        end = len(data) if end is None else end
+        self._drop_responses()
+        out, sent = [], 0
+        for off in range(start, end, chunk):
+            piece = data[off:min(off + chunk, end)]
+            self.publish(self.FILE, upload_chunk(sha256, off, len(data), piece))
+            sent += 1
+            if sent - len(out) >= window:
+                out.append(self.upload_response(timeout))
+        while len(out) < sent:
+            out.append(self.upload_response(timeout))
+        return out
 
     def stats(self):
         r = self.control([{"command": "getStats"}])
