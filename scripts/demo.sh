@@ -28,6 +28,7 @@ max_queued_messages 0
 plugin $root/build/plugin/mosquitto_ota.so
 plugin_opt_store sqlite:$work/ota.db
 plugin_opt_spool_dir $work/spool
+plugin_opt_file_dir $work/files
 plugin_opt_admin_users admin
 CONF
 
@@ -44,6 +45,27 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 echo "broker: mosquitto on 127.0.0.1:$port, plugin store sqlite:$work/ota.db"
+
+otactl() { build/tools/otactl -p "$port" -u admin "$@"; }
+echo "operator: catalog set-up with otactl"
+otactl model set --model L9 --series 2024 --ecu BMS --ecu ADAS
+/usr/bin/python3 - "$work/fleet.csv" "$VEHICLES" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("vin,model,series,status,usage,sold,activated,fw\n")
+    for i in range(int(sys.argv[2])):
+        f.write(f"LSVTA{i:012d},L9,2024,sold,retail,true,true,2.0.9\n")
+PY
+otactl vehicle import "$work/fleet.csv"
+head -c 3000000 /dev/urandom > "$work/bms-2.1.0.bin"
+sha=$(otactl --quiet file upload "$work/bms-2.1.0.bin" | tail -1)
+otactl package add --model L9 --series 2024 --version 2.1.0 --kind full \
+    --ecu "BMS:ecu:2.1.0:$sha:bms-2.1.0.bin"
+otactl package status 1 released
+otactl strategy set --id l9-default --ecu BMS:0 --ecu ADAS:1
+otactl strategy bind l9-default --model L9 --series 2024
+otactl package max L9 2024 --released
+otactl vehicle get LSVTA000000000000
 
 echo "operator: subscribing to ota/v1/events/status/# (first 5 shown)"
 mosquitto_sub -p "$port" -u admin -t 'ota/v1/events/status/#' -C 5 -v > "$work/events.txt" &
