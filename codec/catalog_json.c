@@ -921,6 +921,21 @@ static cJSON *add_object(cJSON *arr)
     return NULL;
 }
 
+/* Fills e from items[i] of an array of records. */
+typedef bool (*item_emit_fn)(cJSON *e, const void *items, size_t i);
+
+/* key: an array of n objects, the i-th filled by emit(e, items, i). */
+static bool add_objects(cJSON *o, const char *key, const void *items, size_t n, item_emit_fn emit)
+{
+    cJSON *arr = cJSON_AddArrayToObject(o, key);
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        cJSON *e = add_object(arr);
+        if (e == NULL || !emit(e, items, i))
+            return false;
+    }
+    return arr != NULL;
+}
+
 /* names[v], or NULL (which add_str refuses) for a value out of range. */
 static const char *name_of(const char *const *names, size_t n, unsigned v)
 {
@@ -955,20 +970,18 @@ cJSON *ota_json_from_vehicle(const ota_vehicle_rec *r)
     return finish(o, o != NULL && vehicle_emit(o, r));
 }
 
+static bool ignore_emit(cJSON *e, const void *items, size_t i)
+{
+    const ota_ignore_rule *rule = (const ota_ignore_rule *)items + i;
+    return add_uint(e, "bit", rule->bit) && add_strings(e, "ecus", rule->ecus, rule->n_ecus);
+}
+
 static bool model_emit(cJSON *o, const ota_model_rec *r)
 {
-    if (!add_str(o, "model", r->model) || !add_str(o, "series", r->series) ||
-        !add_bool(o, "supports_config_word", r->supports_config_word) ||
-        !add_strings(o, "ecus", r->ecus, r->n_ecus))
-        return false;
-    cJSON *arr = cJSON_AddArrayToObject(o, "ignore");
-    for (size_t i = 0; arr != NULL && i < r->n_ignore; i++) {
-        cJSON *e = add_object(arr);
-        if (e == NULL || !add_uint(e, "bit", r->ignore[i].bit) ||
-            !add_strings(e, "ecus", r->ignore[i].ecus, r->ignore[i].n_ecus))
-            return false;
-    }
-    return arr != NULL;
+    return add_str(o, "model", r->model) && add_str(o, "series", r->series) &&
+           add_bool(o, "supports_config_word", r->supports_config_word) &&
+           add_strings(o, "ecus", r->ecus, r->n_ecus) &&
+           add_objects(o, "ignore", r->ignore, r->n_ignore, ignore_emit);
 }
 
 cJSON *ota_json_from_model(const ota_model_rec *r)
@@ -977,8 +990,9 @@ cJSON *ota_json_from_model(const ota_model_rec *r)
     return finish(o, o != NULL && model_emit(o, r));
 }
 
-static bool pkg_ecu_emit(cJSON *e, const ota_pkg_ecu *ecu)
+static bool pkg_ecu_emit(cJSON *e, const void *items, size_t i)
 {
+    const ota_pkg_ecu *ecu = (const ota_pkg_ecu *)items + i;
     if (!add_str(e, "ecu", ecu->ecu) ||
         !add_str(e, "type", name_of(ecu_type_names, 2, ecu->type)) ||
         !add_str(e, "version", ecu->version))
@@ -990,22 +1004,15 @@ static bool pkg_ecu_emit(cJSON *e, const ota_pkg_ecu *ecu)
 
 static bool package_emit(cJSON *o, const ota_package_rec *r)
 {
-    if ((r->id != 0 && !add_uint(o, "id", r->id)) ||
-        !add_str(o, "status", ota_pkg_status_name(r->status)) || !add_str(o, "model", r->model) ||
-        !add_str(o, "series", r->series) || !add_str(o, "version", r->version) ||
-        !add_str(o, "kind", pkg_kind_names[r->delta ? 1 : 0]) ||
-        !add_opt_str(o, "from", r->delta ? r->from : NULL) ||
-        !add_opt_str(o, "baseline_description", r->baseline_description) ||
-        !add_opt_str(o, "prompt", r->prompt) || !add_opt_str(o, "result_info", r->result_info) ||
-        !add_bool(o, "encrypted", r->encrypted))
-        return false;
-    cJSON *arr = cJSON_AddArrayToObject(o, "ecus");
-    for (size_t i = 0; arr != NULL && i < r->n_ecus; i++) {
-        cJSON *e = add_object(arr);
-        if (e == NULL || !pkg_ecu_emit(e, &r->ecus[i]))
-            return false;
-    }
-    return arr != NULL;
+    return (r->id == 0 || add_uint(o, "id", r->id)) &&
+           add_str(o, "status", ota_pkg_status_name(r->status)) && add_str(o, "model", r->model) &&
+           add_str(o, "series", r->series) && add_str(o, "version", r->version) &&
+           add_str(o, "kind", pkg_kind_names[r->delta ? 1 : 0]) &&
+           add_opt_str(o, "from", r->delta ? r->from : NULL) &&
+           add_opt_str(o, "baseline_description", r->baseline_description) &&
+           add_opt_str(o, "prompt", r->prompt) && add_opt_str(o, "result_info", r->result_info) &&
+           add_bool(o, "encrypted", r->encrypted) &&
+           add_objects(o, "ecus", r->ecus, r->n_ecus, pkg_ecu_emit);
 }
 
 cJSON *ota_json_from_package(const ota_package_rec *r)
@@ -1014,22 +1021,20 @@ cJSON *ota_json_from_package(const ota_package_rec *r)
     return finish(o, o != NULL && package_emit(o, r));
 }
 
+static bool strategy_ecu_emit(cJSON *e, const void *items, size_t i)
+{
+    const ota_strategy_ecu *ecu = (const ota_strategy_ecu *)items + i;
+    return add_str(e, "ecu", ecu->ecu) &&
+           (ecu->order < 0 || add_uint(e, "order", (uint64_t)ecu->order)) &&
+           add_bool(e, "upgrade", ecu->upgrade);
+}
+
 static bool strategy_emit(cJSON *o, const ota_strategy_rec *r)
 {
-    if (!add_str(o, "id", r->id) ||
-        !add_str(o, "package_kind", name_of(kind_pref_names, 3, r->package_kind)) ||
-        !add_str(o, "compare_version", name_of(compare_names, 3, r->compare_version)))
-        return false;
-    cJSON *arr = cJSON_AddArrayToObject(o, "ecus");
-    for (size_t i = 0; arr != NULL && i < r->n_ecus; i++) {
-        const ota_strategy_ecu *ecu = &r->ecus[i];
-        cJSON *e = add_object(arr);
-        if (e == NULL || !add_str(e, "ecu", ecu->ecu) ||
-            (ecu->order >= 0 && !add_uint(e, "order", (uint64_t)ecu->order)) ||
-            !add_bool(e, "upgrade", ecu->upgrade))
-            return false;
-    }
-    return arr != NULL;
+    return add_str(o, "id", r->id) &&
+           add_str(o, "package_kind", name_of(kind_pref_names, 3, r->package_kind)) &&
+           add_str(o, "compare_version", name_of(compare_names, 3, r->compare_version)) &&
+           add_objects(o, "ecus", r->ecus, r->n_ecus, strategy_ecu_emit);
 }
 
 cJSON *ota_json_from_strategy(const ota_strategy_rec *r)

@@ -20,6 +20,7 @@
  * records, which the store's unique key absorbs.
  */
 #include "ota_spool.h"
+#include "sync_impl.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -125,33 +126,6 @@ static uint64_t get_u64(const uint8_t *p)
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
-}
-
-static bool pos_after(ota_spool_pos a, ota_spool_pos b)
-{
-    return a.segment > b.segment || (a.segment == b.segment && a.offset > b.offset);
-}
-
-static void deadline_in(struct timespec *ts, unsigned ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
-static int cond_init_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t a;
-    if (pthread_condattr_init(&a) != 0)
-        return -1;
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(cv, &a);
-    pthread_condattr_destroy(&a);
-    return rc == 0 ? 0 : -1;
 }
 
 static ota_spool_pos published_end(ota_spool *s)
@@ -410,7 +384,7 @@ static ota_spool *spool_alloc(const ota_spool_config *cfg)
     s->segment_bytes = cfg->segment_bytes ? cfg->segment_bytes : OTA_SPOOL_SEGMENT_BYTES_DEFAULT;
     s->map_len = s->segment_bytes + REC_HDR + BODY_MAX;
     pthread_mutex_init(&s->mu, NULL);
-    if (cond_init_monotonic(&s->data_cv) != 0 || cond_init_monotonic(&s->sync_cv) != 0 ||
+    if (ota_sync_cond_init(&s->data_cv) != 0 || ota_sync_cond_init(&s->sync_cv) != 0 ||
         !(s->dir = strdup(cfg->dir))) {
         spool_free(s);
         return NULL;
@@ -516,7 +490,7 @@ static void *sync_main(void *arg)
         while (!s->closing && pthread_cond_timedwait(&s->sync_cv, &s->mu, &next) != ETIMEDOUT)
             ;
         sync_round(s);
-        deadline_in(&next, s->sync_ms);
+        ota_sync_deadline(&next, s->sync_ms);
     }
     sync_round(s); /* final fdatasync */
     pthread_mutex_unlock(&s->mu);
@@ -641,16 +615,16 @@ int ota_spool_append_report(ota_spool *s, const char *vin, uint64_t seq, int64_t
 bool ota_spool_wait(ota_spool *s, ota_spool_pos pos, unsigned timeout_ms)
 {
     struct timespec until;
-    deadline_in(&until, timeout_ms);
+    ota_sync_deadline(&until, timeout_ms);
     pthread_mutex_lock(&s->mu);
     s->data_waiters++;
     int rc = 0;
     uint64_t kicks = s->kicks;
     while (!s->closing && rc != ETIMEDOUT && kicks == s->kicks &&
-           !pos_after((ota_spool_pos){s->seg, s->off}, pos))
+           ota_spool_pos_cmp((ota_spool_pos){s->seg, s->off}, pos) <= 0)
         rc = pthread_cond_timedwait(&s->data_cv, &s->mu, &until);
     s->data_waiters--;
-    bool more = pos_after((ota_spool_pos){s->seg, s->off}, pos);
+    bool more = ota_spool_pos_cmp((ota_spool_pos){s->seg, s->off}, pos) > 0;
     pthread_mutex_unlock(&s->mu);
     return more;
 }

@@ -16,6 +16,7 @@
  * A report that was decoded but did not fit the batch is kept as `look` for the next one.
  */
 #include "ota_writer.h"
+#include "sync_impl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -61,7 +62,7 @@ struct ota_writer {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* stop requested; `done` advanced; a job submitted or finished */
     bool stopping;
-    ota_writer_job *jobs, *jobs_tail;       /* submitted, not yet run */
+    ota_writer_job *jobs, *jobs_tail;         /* submitted, not yet run */
     ota_writer_job *finished, *finished_tail; /* run, for ota_writer_poll_done */
     bool job_running;
     ota_spool_pos done;
@@ -70,22 +71,6 @@ struct ota_writer {
 };
 
 /* ---------------------------------------------------------------- helpers */
-
-static bool pos_ge(ota_spool_pos a, ota_spool_pos b)
-{
-    return a.segment > b.segment || (a.segment == b.segment && a.offset >= b.offset);
-}
-
-static void deadline_in(struct timespec *ts, unsigned ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 __attribute__((format(printf, 3, 4))) static void wlog(ota_writer *w, int level, const char *fmt,
                                                        ...)
@@ -112,7 +97,7 @@ static bool stopping(ota_writer *w)
 static bool sleep_or_stop(ota_writer *w, unsigned ms)
 {
     struct timespec until;
-    deadline_in(&until, ms);
+    ota_sync_deadline(&until, ms);
     pthread_mutex_lock(&w->mu);
     int rc = 0;
     while (!w->stopping && rc != ETIMEDOUT)
@@ -126,7 +111,7 @@ static bool sleep_or_stop(ota_writer *w, unsigned ms)
 static void linger(ota_writer *w)
 {
     struct timespec until;
-    deadline_in(&until, WRITER_LINGER_MS);
+    ota_sync_deadline(&until, WRITER_LINGER_MS);
     pthread_mutex_lock(&w->mu);
     int rc = 0;
     while (!w->stopping && !w->jobs && rc != ETIMEDOUT)
@@ -163,7 +148,7 @@ static void set_done(ota_writer *w, ota_spool_pos pos, bool dry)
 {
     refresh_backlog(w, dry);
     pthread_mutex_lock(&w->mu);
-    if (!pos_ge(w->done, pos)) {
+    if (ota_spool_pos_cmp(w->done, pos) < 0) {
         w->done = pos;
         pthread_cond_broadcast(&w->cv);
     }
@@ -341,7 +326,7 @@ static int put_with_retry(ota_writer *w, const ota_store_event *evs, size_t n)
 
 static void store_checkpoint(ota_writer *w)
 {
-    if (!pos_ge(w->ck, w->last_next)) {
+    if (ota_spool_pos_cmp(w->ck, w->last_next) < 0) {
         int rc = ota_spool_checkpoint_store(w->spool, w->last_next);
         if (rc != 0 && !w->ck_failing)
             wlog(w, OTA_LOG_WARNING, "ota writer: cannot store the spool checkpoint: %s",
@@ -461,7 +446,7 @@ size_t ota_writer_poll_done(ota_writer *w)
 bool ota_writer_jobs_idle(ota_writer *w, unsigned timeout_ms)
 {
     struct timespec until;
-    deadline_in(&until, timeout_ms);
+    ota_sync_deadline(&until, timeout_ms);
     pthread_mutex_lock(&w->mu);
     int rc = 0;
     while ((w->jobs || w->job_running) && rc != ETIMEDOUT)
@@ -530,7 +515,7 @@ static void *writer_main(void *arg)
         ota_spool_pos dry = {0, 0};
         ota_spool_pos before = w->last_next;
         int rc = gather(w, &dry);
-        bool busy = !pos_ge(before, w->last_next); /* this round took records */
+        bool busy = ota_spool_pos_cmp(before, w->last_next) < 0; /* this round took records */
         int error = errno;
         if (flush(w) != 0)
             break;
@@ -565,17 +550,6 @@ static void config_defaults(ota_writer_config *c)
         c->retry_max_ms = c->retry_min_ms;
 }
 
-static int cond_init_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t a;
-    if (pthread_condattr_init(&a) != 0)
-        return -1;
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(cv, &a);
-    pthread_condattr_destroy(&a);
-    return rc == 0 ? 0 : -1;
-}
-
 ota_writer *ota_writer_start(ota_spool *spool, ota_store *store, const ota_writer_config *cfg,
                              char *err, size_t errlen)
 {
@@ -584,7 +558,7 @@ ota_writer *ota_writer_start(ota_spool *spool, ota_store *store, const ota_write
         return NULL;
     }
     ota_writer *w = calloc(1, sizeof *w);
-    if (!w || cond_init_monotonic(&w->cv) != 0) {
+    if (!w || ota_sync_cond_init(&w->cv) != 0) {
         free(w);
         snprintf(err, errlen, "writer: out of memory");
         return NULL;
@@ -647,12 +621,12 @@ bool ota_writer_wait_drained(ota_writer *w, unsigned timeout_ms)
     ota_spool_stats sst;
     ota_spool_stats_get(w->spool, &sst);
     struct timespec until;
-    deadline_in(&until, timeout_ms);
+    ota_sync_deadline(&until, timeout_ms);
     pthread_mutex_lock(&w->mu);
     int rc = 0;
-    while (!pos_ge(w->done, sst.end) && rc != ETIMEDOUT)
+    while (ota_spool_pos_cmp(w->done, sst.end) < 0 && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
-    bool drained = pos_ge(w->done, sst.end);
+    bool drained = ota_spool_pos_cmp(w->done, sst.end) >= 0;
     pthread_mutex_unlock(&w->mu);
     return drained;
 }

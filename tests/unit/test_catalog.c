@@ -14,16 +14,14 @@
 #include "catalog.h"
 #include "map.h"
 #include "ota_catalog_json.h"
+#include "test_util.h"
 
-#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -774,64 +772,6 @@ static void test_lists(void **state)
 
 /* ---- load from a real store ---- */
 
-static void mkdir_p(const char *dir)
-{
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p != '\0'; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        fail_msg("cannot create %s: %s", buf, strerror(errno));
-}
-
-typedef struct {
-    char path[512];
-    ota_store *s;
-} store_fx;
-
-static void remove_db(const char *path)
-{
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char buf[600];
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        snprintf(buf, sizeof buf, "%s%s", path, suffixes[i]);
-        unlink(buf);
-    }
-}
-
-static int store_setup(void **state)
-{
-    static int counter;
-    const char *dir = getenv("OTA_TEST_TMP");
-    dir = dir && dir[0] ? dir : "/tmp";
-    mkdir_p(dir);
-    store_fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    snprintf(f->path, sizeof f->path, "%s/test_catalog-%d-%d.db", dir, (int)getpid(), ++counter);
-    remove_db(f->path);
-    char uri[600], err[256] = "";
-    snprintf(uri, sizeof uri, "sqlite:%s", f->path);
-    f->s = ota_store_open(uri, err, sizeof err);
-    if (f->s == NULL)
-        fail_msg("ota_store_open: %s", err);
-    *state = f;
-    return 0;
-}
-
-static int store_teardown(void **state)
-{
-    store_fx *f = *state;
-    ota_store_close(f->s);
-    remove_db(f->path);
-    free(f);
-    return 0;
-}
-
 /* The stored JSON of a record (cJSON_Delete'd here); free() the text. */
 static char *doc_text(cJSON *j)
 {
@@ -920,7 +860,7 @@ static void fill_store(ota_store *s)
 
 static void test_load(void **state)
 {
-    store_fx *f = *state;
+    test_db *f = *state;
     fill_store(f->s);
     ota_catalog *c = ota_catalog_new();
     char err[256] = "";
@@ -983,7 +923,7 @@ static void load_fails(ota_store *s, const char *expect)
 
 static void test_load_errors(void **state)
 {
-    store_fx *f = *state;
+    test_db *f = *state;
     ota_catalog *c = ota_catalog_new();
     char err[256] = "";
     assert_int_equal(ota_catalog_load(c, f->s, err, sizeof err), 0); /* an empty store */
@@ -1022,7 +962,7 @@ static void test_load_errors(void **state)
     load_fails(f->s, "file " SHA_2 ": sha256 " SHA_1 " does not match the key");
 }
 
-#define STORE_TEST(fn) cmocka_unit_test_setup_teardown(fn, store_setup, store_teardown)
+#define STORE_TEST(fn) cmocka_unit_test_setup_teardown(fn, test_db_setup, test_db_teardown)
 
 int main(void)
 {

@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cmocka.h>
 
@@ -23,6 +22,7 @@
 
 #include "cbor_util.h"
 #include "ota_codec.h"
+#include "test_util.h"
 
 /* ---- building CBOR inputs ---- */
 
@@ -1483,20 +1483,13 @@ static uint8_t *typical_report(size_t n, size_t *len)
     return serialize(report_n(1234567, evs, n), len);
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 /* Best-of-rounds nanoseconds per ota_codec_decode_report of buf. */
 static double decode_ns(const uint8_t *buf, size_t len)
 {
     enum { ROUNDS = 7, ITERS = 2000 };
     double best = 1e18;
     for (int round = 0; round < ROUNDS; round++) {
-        double t0 = now_ns();
+        uint64_t t0 = test_now_ns();
         for (int i = 0; i < ITERS; i++) {
             ota_report r;
             ota_error e;
@@ -1504,7 +1497,7 @@ static double decode_ns(const uint8_t *buf, size_t len)
                 fail_msg("decode failed: %s", e.msg);
             ota_report_free(&r);
         }
-        double ns = (now_ns() - t0) / ITERS;
+        double ns = (double)(test_now_ns() - t0) / ITERS;
         if (ns < best)
             best = ns;
     }
@@ -1576,9 +1569,9 @@ static void test_upload_chunk(void **state)
 
     assert_int_equal(decode_chunk_item(chunk_item(SHA_A, 1000, 1000, 0), &c, &e), 0);
     expect_chunk_error(chunk_item(NULL, 0, 10, 1), OTA_E_BAD_REQUEST, "sha256: missing");
-    expect_chunk_error(chunk_item("9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08",
-                                  0, 10, 1),
-                       OTA_E_BAD_REQUEST, "sha256: expected 64 lowercase hex");
+    expect_chunk_error(
+        chunk_item("9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08", 0, 10, 1),
+        OTA_E_BAD_REQUEST, "sha256: expected 64 lowercase hex");
     expect_chunk_error(chunk_item("abc", 0, 10, 1), OTA_E_BAD_REQUEST, "sha256");
     expect_chunk_error(chunk_item(SHA_A, 5, 10, 6), OTA_E_BAD_REQUEST, "past total");
     expect_chunk_error(chunk_item(SHA_A, 0, 0, 0), OTA_E_BAD_REQUEST, "total");

@@ -5,11 +5,11 @@
  * Also prints the measured cost of one append (not asserted).
  */
 #include "ota_spool.h"
+#include "test_util.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -27,45 +26,6 @@
 #include <cmocka.h>
 
 #define VIN "LSVAU2180N2183294"
-
-static char g_dir[1024];
-static char g_parent[900]; /* per-process directory holding every test's directory */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* A fresh, empty directory for one test. */
-static const char *fresh_dir(const char *name)
-{
-    const char *base = getenv("OTA_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    snprintf(g_parent, sizeof g_parent, "%s/spool-%d", base, (int)getpid());
-    snprintf(g_dir, sizeof g_dir, "%s/%s", g_parent, name);
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", g_parent);
-    assert_int_equal(system(cmd), 0);
-    return g_dir;
-}
-
-static void remove_dir(void)
-{
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int remove_parent(void **state)
-{
-    (void)state;
-    if (g_parent[0])
-        nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
-}
 
 static ota_spool *open_spool(const char *dir, unsigned sync_ms, uint64_t segment_bytes)
 {
@@ -163,19 +123,12 @@ static uint64_t file_size(const char *path)
     return (uint64_t)st.st_size;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---------------------------------------------------------------- tests */
 
 static void test_roundtrip_1000(void **state)
 {
     (void)state;
-    ota_spool *s = open_spool(fresh_dir("roundtrip"), 10, 0);
+    ota_spool *s = open_spool(test_fresh_dir("roundtrip"), 10, 0);
     append_n(s, 0, 1000);
     ota_spool_reader *r = reader_from_checkpoint(s);
     read_expect(r, 0, 1000);
@@ -186,13 +139,13 @@ static void test_roundtrip_1000(void **state)
     assert_int_equal(st.bad_records, 0);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_reader_tails_appends(void **state)
 {
     (void)state;
-    ota_spool *s = open_spool(fresh_dir("tail"), 10, 0);
+    ota_spool *s = open_spool(test_fresh_dir("tail"), 10, 0);
     ota_spool_reader *r = reader_from_checkpoint(s);
     ota_spool_record rec;
     assert_int_equal(ota_spool_reader_next(r, &rec), 0);
@@ -208,14 +161,14 @@ static void test_reader_tails_appends(void **state)
     read_expect(r, 3, 2);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 /* Bytes past the published end (an append in progress) are invisible to readers. */
 static void test_reader_ignores_unpublished_bytes(void **state)
 {
     (void)state;
-    const char *dir = fresh_dir("unpublished");
+    const char *dir = test_fresh_dir("unpublished");
     ota_spool *s = open_spool(dir, 10, 0);
     append_n(s, 0, 2);
     ota_spool_stats st;
@@ -235,7 +188,7 @@ static void test_reader_ignores_unpublished_bytes(void **state)
     assert_int_equal(st.bad_records, 0);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 typedef struct {
@@ -253,25 +206,25 @@ static void *late_appender(void *arg)
 static void test_wait_wakes_on_append(void **state)
 {
     (void)state;
-    ota_spool *s = open_spool(fresh_dir("wait"), 10, 0);
+    ota_spool *s = open_spool(test_fresh_dir("wait"), 10, 0);
     ota_spool_stats st;
     ota_spool_stats_get(s, &st);
     appender_arg a = {s};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, late_appender, &a), 0);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = test_now_ns();
     assert_true(ota_spool_wait(s, st.end, 5000));
-    uint64_t waited_ms = (now_ns() - t0) / 1000000;
+    uint64_t waited_ms = (test_now_ns() - t0) / 1000000;
     pthread_join(t, NULL);
     assert_true(waited_ms >= 40 && waited_ms < 1000);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_rotation(void **state)
 {
     (void)state;
-    const char *dir = fresh_dir("rotation");
+    const char *dir = test_fresh_dir("rotation");
     ota_spool *s = open_spool(dir, 10, 2048);
     ota_spool_stats st0, st;
     ota_spool_stats_get(s, &st0);
@@ -295,13 +248,13 @@ static void test_rotation(void **state)
     assert_int_equal(ota_spool_reader_next(r, &rec), 0);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_reopen(void **state)
 {
     (void)state;
-    const char *dir = fresh_dir("reopen");
+    const char *dir = test_fresh_dir("reopen");
     ota_spool *s = open_spool(dir, 10, 0);
     ota_spool_stats st1;
     ota_spool_stats_get(s, &st1);
@@ -334,13 +287,13 @@ static void test_reopen(void **state)
     read_expect(r, 4, 11);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_reopen_empty_and_deleted(void **state)
 {
     (void)state;
-    const char *dir = fresh_dir("reopen-empty");
+    const char *dir = test_fresh_dir("reopen-empty");
     /* Empty segments of earlier runs are dropped at open. */
     ota_spool_close(open_spool(dir, 10, 0));
     ota_spool_close(open_spool(dir, 10, 0));
@@ -367,13 +320,13 @@ static void test_reopen_empty_and_deleted(void **state)
     read_expect(r, 3, 2);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_checkpoint_store_load_delete(void **state)
 {
     (void)state;
-    const char *dir = fresh_dir("checkpoint");
+    const char *dir = test_fresh_dir("checkpoint");
     ota_spool *s = open_spool(dir, 10, 2048);
     ota_spool_stats st0;
     ota_spool_stats_get(s, &st0);
@@ -436,7 +389,7 @@ static void test_checkpoint_store_load_delete(void **state)
     read_expect(r, 200, 1);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void corrupt_tail(const char *path, int how)
@@ -456,7 +409,7 @@ static void corrupt_tail(const char *path, int how)
 
 static void run_torn_tail(const char *name, int how, uint64_t whole)
 {
-    const char *dir = fresh_dir(name);
+    const char *dir = test_fresh_dir(name);
     ota_spool *s = open_spool(dir, 10, 0);
     ota_spool_stats st;
     ota_spool_stats_get(s, &st);
@@ -479,7 +432,7 @@ static void run_torn_tail(const char *name, int how, uint64_t whole)
     assert_int_equal(st.bad_records, 1);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_torn_tail(void **state)
@@ -503,7 +456,7 @@ static void test_short_header_tail(void **state)
 static void test_crc_flip(void **state)
 {
     (void)state;
-    const char *dir = fresh_dir("crc");
+    const char *dir = test_fresh_dir("crc");
     ota_spool *s = open_spool(dir, 10, 0);
     append_n(s, 50, 3);
     ota_spool_reader *r = reader_from_checkpoint(s);
@@ -536,13 +489,13 @@ static void test_crc_flip(void **state)
     assert_int_equal(st.bad_records, 1);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_bytes_after(void **state)
 {
     (void)state;
-    const char *dir = fresh_dir("bytes-after");
+    const char *dir = test_fresh_dir("bytes-after");
     ota_spool *s = open_spool(dir, 10, 1500);
     ota_spool_stats st0, st;
     ota_spool_stats_get(s, &st0);
@@ -572,13 +525,13 @@ static void test_bytes_after(void **state)
     assert_int_equal(ota_spool_bytes_after(s, st.end), 0);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_sync_thread(void **state)
 {
     (void)state;
-    ota_spool *s = open_spool(fresh_dir("sync"), 20, 0);
+    ota_spool *s = open_spool(test_fresh_dir("sync"), 20, 0);
     usleep(60 * 1000);
     ota_spool_stats st0, st1, st2;
     ota_spool_stats_get(s, &st0);
@@ -592,13 +545,13 @@ static void test_sync_thread(void **state)
     assert_true(st2.syncs > st1.syncs);
     assert_true(st2.syncs - st1.syncs < 20); /* group commit: far fewer syncs than appends */
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_append_failure_publishes_nothing(void **state)
 {
     (void)state;
-    const char *dir = fresh_dir("append-fail");
+    const char *dir = test_fresh_dir("append-fail");
     ota_spool *s = open_spool(dir, 10, 0);
     uint8_t p[200];
     fill_payload(p, sizeof p, 1);
@@ -644,13 +597,13 @@ static void test_append_failure_publishes_nothing(void **state)
     assert_int_equal(st2.bad_records, 0);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_open_fails_cleanly(void **state)
 {
     (void)state;
-    const char *dir = fresh_dir("open-fail");
+    const char *dir = test_fresh_dir("open-fail");
     char path[1200], err[256] = "";
     snprintf(path, sizeof path, "%s", dir);
     FILE *f = fopen(path, "w"); /* a file where the directory should be */
@@ -671,24 +624,24 @@ static void test_open_fails_cleanly(void **state)
     assert_non_null(strstr(err, "lock"));
     ota_spool_close(s);
     ota_spool_close(open_spool(dir, 10, 0)); /* the lock went with the first spool */
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_append_cost(void **state)
 {
     (void)state;
-    ota_spool *s = open_spool(fresh_dir("cost"), 10, 0);
+    ota_spool *s = open_spool(test_fresh_dir("cost"), 10, 0);
     uint8_t p[200];
     fill_payload(p, sizeof p, 3);
     enum { N = 20000 };
-    uint64_t t0 = now_ns(), worst = 0;
+    uint64_t t0 = test_now_ns(), worst = 0;
     for (int i = 0; i < N; i++) {
-        uint64_t t = now_ns();
+        uint64_t t = test_now_ns();
         assert_int_equal(ota_spool_append_report(s, VIN, (uint64_t)i, 1, p, sizeof p), 0);
-        t = now_ns() - t;
+        t = test_now_ns() - t;
         worst = t > worst ? t : worst;
     }
-    uint64_t ns = (now_ns() - t0) / N;
+    uint64_t ns = (test_now_ns() - t0) / N;
     ota_spool_stats st;
     ota_spool_stats_get(s, &st);
     print_message("append of a 200-byte report: %" PRIu64 " ns mean, %" PRIu64 " ns worst (%" PRIu64
@@ -697,14 +650,14 @@ static void test_append_cost(void **state)
     ota_spool_reader *r = reader_from_checkpoint(s);
     ota_spool_record rec;
     int n = 0;
-    t0 = now_ns();
+    t0 = test_now_ns();
     while (ota_spool_reader_next(r, &rec) == 1)
         n++;
-    print_message("read back: %" PRIu64 " ns per record\n", (now_ns() - t0) / N);
+    print_message("read back: %" PRIu64 " ns per record\n", (test_now_ns() - t0) / N);
     assert_int_equal(n, N);
     ota_spool_reader_close(r);
     ota_spool_close(s);
-    remove_dir();
+    test_remove_dir();
 }
 
 int main(void)
@@ -728,5 +681,5 @@ int main(void)
         cmocka_unit_test(test_open_fails_cleanly),
         cmocka_unit_test(test_append_cost),
     };
-    return cmocka_run_group_tests(tests, NULL, remove_parent);
+    return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }

@@ -8,10 +8,10 @@
  * the middle of a batch store nothing), and a throughput print (not an assertion).
  */
 #include "ota_store.h"
+#include "test_util.h"
 
 #include <sqlite3.h>
 
-#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,8 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,74 +27,6 @@
 #define VIN_B "WVWZZZ1JZXW000001"
 #define VIN_NONE "JH4KA7561PC008269"
 #define T0 1700000000000LL
-
-/* ---- fixture: a fresh database file per test ---- */
-
-typedef struct {
-    char path[512];
-    ota_store *s;
-} fixture;
-
-static void mkdir_p(const char *dir)
-{
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p != '\0'; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        fail_msg("cannot create %s: %s", buf, strerror(errno));
-}
-
-static void remove_db(const char *path)
-{
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char buf[600];
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        snprintf(buf, sizeof buf, "%s%s", path, suffixes[i]);
-        unlink(buf);
-    }
-}
-
-static ota_store *open_ok(const char *uri)
-{
-    char err[512] = "";
-    ota_store *s = ota_store_open(uri, err, sizeof err);
-    if (s == NULL)
-        fail_msg("ota_store_open(%s): %s", uri, err);
-    return s;
-}
-
-static int setup(void **state)
-{
-    static int counter;
-    const char *dir = getenv("OTA_TEST_TMP");
-    if (dir == NULL || dir[0] == '\0')
-        dir = "/tmp";
-    mkdir_p(dir);
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    snprintf(f->path, sizeof f->path, "%s/test_store-%d-%d.db", dir, (int)getpid(), ++counter);
-    remove_db(f->path);
-    char uri[600];
-    snprintf(uri, sizeof uri, "sqlite:%s", f->path);
-    f->s = open_ok(uri);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    ota_store_close(f->s);
-    remove_db(f->path);
-    free(f);
-    return 0;
-}
 
 /* ---- building events ---- */
 
@@ -282,24 +212,9 @@ static uint64_t count_all_types(ota_store *s)
 
 /* ---- tests ---- */
 
-/* Runs a single-number query on the database file with a plain SQLite connection. */
-static int64_t raw_count(const char *path, const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
-
 static void test_schema(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     assert_string_equal(ota_store_backend(f->s), "sqlite");
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
@@ -330,7 +245,7 @@ static void test_schema(void **state)
 
 static void test_each_type_round_trip(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_event full[5], sparse[5];
     full_events(full);
     sparse_events(sparse);
@@ -353,27 +268,27 @@ static void test_each_type_round_trip(void **state)
     }
     collector_free(&c);
     /* absent optionals are SQL NULL in the tables, not -1 */
-    assert_int_equal(raw_count(f->path, "SELECT COUNT(*) FROM ota_vehicle_download_progress "
-                                        "WHERE seq = 8 AND ecu IS NULL AND bytes IS NULL "
-                                        "AND pct = 0"),
+    assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_vehicle_download_progress "
+                                           "WHERE seq = 8 AND ecu IS NULL AND bytes IS NULL "
+                                           "AND pct = 0"),
                      1);
-    assert_int_equal(raw_count(f->path, "SELECT COUNT(*) FROM ota_vehicle_upgrade_progress "
-                                        "WHERE seq = 8 AND step IS NULL"),
+    assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_vehicle_upgrade_progress "
+                                           "WHERE seq = 8 AND step IS NULL"),
                      1);
-    assert_int_equal(raw_count(f->path, "SELECT COUNT(*) FROM ota_vehicle_upgrade_status "
-                                        "WHERE seq = 8 AND error IS NULL AND fw IS NULL"),
+    assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_vehicle_upgrade_status "
+                                           "WHERE seq = 8 AND error IS NULL AND fw IS NULL"),
                      1);
-    assert_int_equal(raw_count(f->path, "SELECT COUNT(*) FROM ota_vehicle_upgrade_command "
-                                        "WHERE seq = 8 AND at IS NULL"),
+    assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_vehicle_upgrade_command "
+                                           "WHERE seq = 8 AND at IS NULL"),
                      1);
-    assert_int_equal(raw_count(f->path, "SELECT COUNT(*) FROM ota_vehicle_upgrade_command "
-                                        "WHERE seq = 7 AND at IS NOT NULL"),
+    assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_vehicle_upgrade_command "
+                                           "WHERE seq = 7 AND at IS NOT NULL"),
                      1);
 }
 
 static void test_duplicate_batch(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_event evs[5];
     full_events(evs);
     ota_store_put_result r = put_report(f->s, VIN_A, 1, evs, 5);
@@ -387,7 +302,7 @@ static void test_duplicate_batch(void **state)
 
 static void test_mixed_batch(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_event evs[5];
     full_events(evs);
     put_report(f->s, VIN_A, 3, evs, 2); /* indexes 0, 1 */
@@ -408,7 +323,7 @@ static void test_mixed_batch(void **state)
 
 static void test_empty_batch(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     char err[256] = "";
     ota_store_put_result r = {9, 9};
     assert_int_equal(ota_store_put_events(f->s, NULL, 0, &r, err, sizeof err), 0);
@@ -418,7 +333,7 @@ static void test_empty_batch(void **state)
 
 static void test_latest_status(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_event s3[10];
     for (uint32_t i = 0; i < 10; i++)
         s3[i] = ev_status(i, "downloading", NULL, "normal", NULL);
@@ -448,7 +363,7 @@ static void test_latest_status(void **state)
 
 static void test_count_events(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_event a[5] = {ev_download(0, "BMS", 1, -1), ev_download(1, "BMS", 2, -1),
                       ev_download(2, "BMS", 3, -1), ev_status(3, "idle", NULL, "normal", NULL),
                       ev_status(4, "waiting", NULL, "normal", NULL)};
@@ -468,7 +383,7 @@ static void test_count_events(void **state)
 
 static void test_history_order_limit_filter(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_event r1[3] = {ev_download(0, "BMS", 10, -1),
                        ev_status(1, "downloading", NULL, "normal", NULL), ev_command(2, "now", -1)};
     ota_event r2[2] = {ev_status(0, "upgrading", NULL, "normal", NULL),
@@ -537,7 +452,7 @@ static void nested_query(void *ctx, const ota_store_event *se)
 
 static void test_history_reentrant_callback(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_event evs[5];
     full_events(evs);
     put_report(f->s, VIN_A, 1, evs, 5);
@@ -551,12 +466,12 @@ static void test_history_reentrant_callback(void **state)
 
 static void test_survives_reopen(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_event evs[5];
     full_events(evs);
     put_report(f->s, VIN_A, 42, evs, 5);
     ota_store_close(f->s);
-    f->s = open_ok(f->path); /* a bare path this time */
+    f->s = test_store_open(f->path); /* a bare path this time */
     assert_string_equal(ota_store_backend(f->s), "sqlite");
     assert_int_equal(count_all_types(f->s), 5);
     collector c = {0};
@@ -598,7 +513,7 @@ static void test_open_errors(void **state)
 
 static void test_not_a_database(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     char path[600];
     snprintf(path, sizeof path, "%s.garbage", f->path);
     FILE *fp = fopen(path, "w");
@@ -607,12 +522,12 @@ static void test_not_a_database(void **state)
         fputs("this is not an SQLite database file\n", fp);
     fclose(fp);
     expect_open_error(path, path);
-    remove_db(path);
+    test_remove_db(path);
 }
 
 static void test_atomic_unknown_type(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_event evs[5];
     full_events(evs);
     evs[2].type = (ota_event_type)99;
@@ -634,7 +549,7 @@ static void test_atomic_unknown_type(void **state)
 
 static void test_atomic_missing_fields(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_event evs[5];
     full_events(evs);
     evs[4].task = NULL;
@@ -654,24 +569,13 @@ static void test_atomic_missing_fields(void **state)
     assert_int_equal(count_all_types(f->s), 0);
 }
 
-static void exec_raw(const char *path, const char *sql)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-    sqlite3_close(db);
-}
-
 /* SQLite itself fails on the 4th event (a trigger raises an error): the three rows
  * already inserted in the transaction must be rolled back. */
 static void test_atomic_sqlite_error(void **state)
 {
-    fixture *f = *state;
-    exec_raw(f->path, "CREATE TRIGGER boom BEFORE INSERT ON ota_vehicle_upgrade_command "
-                      "WHEN NEW.task = 'boom' BEGIN SELECT RAISE(ABORT, 'boom trigger'); END");
+    test_db *f = *state;
+    test_sql_exec(f->path, "CREATE TRIGGER boom BEFORE INSERT ON ota_vehicle_upgrade_command "
+                           "WHEN NEW.task = 'boom' BEGIN SELECT RAISE(ABORT, 'boom trigger'); END");
     ota_event evs[5];
     full_events(evs);
     evs[3].task = "boom";
@@ -716,11 +620,9 @@ static void *hold_write_lock(void *arg)
     return NULL;
 }
 
-static double now_s(void);
-
 static void test_waits_for_other_writer(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     locker l = {.path = f->path, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, hold_write_lock, &l), 0);
@@ -730,28 +632,21 @@ static void test_waits_for_other_writer(void **state)
     pthread_mutex_unlock(&l.mu);
     assert_int_equal(l.locked, 1);
 
-    double t0 = now_s();
+    double t0 = test_now_s();
     assert_int_equal(ota_store_history(f->s, VIN_A, 0, 10, NULL, NULL), 0);
     ota_event evs[5];
     full_events(evs);
     assert_int_equal(put_report(f->s, VIN_A, 1, evs, 5).inserted, 5);
-    double waited = now_s() - t0;
+    double waited = test_now_s() - t0;
     pthread_join(th, NULL);
     assert_true(waited > 0.15);
     assert_true(waited < 4.0);
     assert_int_equal(count_all_types(f->s), 5);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void test_throughput(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     enum { TOTAL = 100000, BATCH = 4096, VINS = 1000 };
     static char vins[VINS][OTA_VIN_LEN + 1];
     for (int v = 0; v < VINS; v++)
@@ -762,7 +657,7 @@ static void test_throughput(void **state)
     ota_store_event *se = calloc(BATCH, sizeof *se);
     assert_non_null(evs);
     assert_non_null(se);
-    double t0 = now_s();
+    double t0 = test_now_s();
     size_t done = 0, inserted = 0;
     while (done < TOTAL) {
         size_t n = TOTAL - done < BATCH ? TOTAL - done : BATCH;
@@ -778,7 +673,7 @@ static void test_throughput(void **state)
         inserted += put_ok(f->s, se, n).inserted;
         done += n;
     }
-    double dt = now_s() - t0;
+    double dt = test_now_s() - t0;
     assert_int_equal(inserted, TOTAL);
     assert_int_equal(count_all_types(f->s), TOTAL);
     print_message("put throughput: %d events in batches of %d in %.3f s = %.0f events/s\n", TOTAL,
@@ -787,7 +682,7 @@ static void test_throughput(void **state)
     free(se);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, test_db_setup, test_db_teardown)
 
 int main(void)
 {

@@ -6,17 +6,14 @@
  */
 #include "ota_writer.h"
 #include "store_impl.h"
+#include "test_util.h"
 
 #include <cbor.h>
-#include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -27,53 +24,16 @@
 #define VIN1 "LSVAU2180N2183294"
 #define VIN2 "WVWZZZ1JZ3W386752"
 
-static char g_dir[1024];
-static char g_parent[900]; /* per-process directory holding every test's directory */
 static char g_spool[1100];
 static char g_db[1100];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 /* A fresh directory for one test, holding the spool dir and the database. */
 static void fresh_dir(const char *name)
 {
-    const char *base = getenv("OTA_TEST_TMP");
-    if (!base || !*base)
-        base = "/tmp";
-    snprintf(g_parent, sizeof g_parent, "%s/writer-%d", base, (int)getpid());
-    snprintf(g_dir, sizeof g_dir, "%s/%s", g_parent, name);
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", g_dir);
-    assert_int_equal(system(cmd), 0);
-    snprintf(g_spool, sizeof g_spool, "%s/spool", g_dir);
-    snprintf(g_db, sizeof g_db, "sqlite:%s/ota.db", g_dir);
-}
-
-static void remove_dir(void)
-{
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int remove_parent(void **state)
-{
-    (void)state;
-    if (g_parent[0])
-        nftw(g_parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    const char *dir = test_fresh_dir(name);
+    test_mkdir_p(dir);
+    snprintf(g_spool, sizeof g_spool, "%s/spool", dir);
+    snprintf(g_db, sizeof g_db, "sqlite:%s/ota.db", dir);
 }
 
 /* ---------------------------------------------------------------- reports */
@@ -223,7 +183,7 @@ static int fake_put(ota_store *s, const ota_store_event *evs, size_t n, ota_stor
     fake_store *f = (fake_store *)s;
     pthread_mutex_lock(&f->mu);
     if (f->calls < 64)
-        f->call_ms[f->calls] = now_ms();
+        f->call_ms[f->calls] = test_now_ms();
     f->calls++;
     if (n > f->max_batch)
         f->max_batch = n;
@@ -373,7 +333,7 @@ static void test_drain_stores_everything(void **state)
     ota_writer_stop(w);
     ota_spool_close(sp);
     assert_int_equal(log_get().lines, 0);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_restart_stores_nothing_twice(void **state)
@@ -402,7 +362,7 @@ static void test_restart_stores_nothing_twice(void **state)
     ota_writer_stop(w);
     ota_spool_close(sp);
     check_store_counts(110, 110, 110);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_crash_replay_counts_duplicates(void **state)
@@ -430,7 +390,7 @@ static void test_crash_replay_counts_duplicates(void **state)
     ota_writer_stop(w);
     ota_spool_close(sp);
     check_store_counts(120, 120, 120);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_undecodable_record_is_skipped(void **state)
@@ -471,7 +431,7 @@ static void test_undecodable_record_is_skipped(void **state)
     ota_writer_stop(w);
     ota_spool_close(sp);
     check_store_counts(10, 10, 10);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_store_outage_retries_without_loss(void **state)
@@ -484,8 +444,8 @@ static void test_store_outage_retries_without_loss(void **state)
     ota_writer *w = start_writer_on(sp, &f->base, 0, 10, 80);
     append_reports(sp, VIN1, 1, 40, 3);
 
-    uint64_t t0 = now_ms();
-    while (writer_stats(w).store_errors < 5 && now_ms() - t0 < 5000)
+    uint64_t t0 = test_now_ms();
+    while (writer_stats(w).store_errors < 5 && test_now_ms() - t0 < 5000)
         usleep(2000);
     ota_writer_stats st = writer_stats(w);
     assert_true(st.store_errors >= 5);
@@ -521,7 +481,7 @@ static void test_store_outage_retries_without_loss(void **state)
     fake_free(f);
     ota_spool_close(sp);
     check_store_counts(40, 40, 40);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_first_calls_fail_then_recover(void **state)
@@ -545,7 +505,7 @@ static void test_first_calls_fail_then_recover(void **state)
     fake_free(f);
     ota_spool_close(sp);
     check_store_counts(30, 30, 0);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_stop_with_failing_store_gives_up(void **state)
@@ -557,13 +517,13 @@ static void test_stop_with_failing_store_gives_up(void **state)
     append_reports(sp, VIN1, 1, 20, 3);
     fake_store *f = fake_open(0, true);
     ota_writer *w = start_writer_on(sp, &f->base, 0, 5000, 5000);
-    uint64_t t0 = now_ms();
-    while (writer_stats(w).store_errors < 1 && now_ms() - t0 < 5000)
+    uint64_t t0 = test_now_ms();
+    while (writer_stats(w).store_errors < 1 && test_now_ms() - t0 < 5000)
         usleep(1000);
     assert_int_equal(writer_stats(w).store_errors, 1);
-    t0 = now_ms();
+    t0 = test_now_ms();
     ota_writer_stop(w); /* in the middle of a 5 s backoff */
-    assert_true(now_ms() - t0 < 1000);
+    assert_true(test_now_ms() - t0 < 1000);
     assert_int_equal(f->calls, 1);
     fake_free(f);
 
@@ -574,7 +534,7 @@ static void test_stop_with_failing_store_gives_up(void **state)
     ota_writer_stop(w);
     ota_spool_close(sp);
     check_store_counts(20, 20, 20);
-    remove_dir();
+    test_remove_dir();
 }
 
 /* A restarted writer shows the replay backlog from its first moment, not only after its
@@ -593,18 +553,18 @@ static void test_backlog_known_before_first_batch(void **state)
     ota_writer_stop(w);
     fake_free(f);
     ota_spool_close(sp);
-    remove_dir();
+    test_remove_dir();
 }
 
 /* ---- jobs ---- */
 
 typedef struct {
     ota_writer_job job;
-    int order;      /* position of submission */
-    bool fail;      /* run fails */
-    int *ran;       /* order in which jobs ran (writer thread) */
+    int order; /* position of submission */
+    bool fail; /* run fails */
+    int *ran;  /* order in which jobs ran (writer thread) */
     size_t *n_ran;
-    int done_rc;    /* what done() saw */
+    int done_rc; /* what done() saw */
     char done_err[64];
     bool done_called;
 } test_job;
@@ -674,7 +634,7 @@ static void test_jobs_run_in_order_and_report_back(void **state)
     assert_int_equal(writer_stats(w).events_stored, 60);
     ota_writer_stop(w);
     ota_spool_close(sp);
-    remove_dir();
+    test_remove_dir();
 }
 
 /* An idle writer (waiting on the spool) runs a job without waiting for a report. */
@@ -689,15 +649,16 @@ static void test_idle_writer_runs_job_promptly(void **state)
     size_t n_ran = 0;
     test_job job;
     job_init(&job, 0, false, ran, &n_ran);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = test_now_ms();
     assert_int_equal(ota_writer_submit(w, &job.job), 0);
     assert_true(ota_writer_jobs_idle(w, 10000));
-    print_message("idle writer ran a job after %llu ms\n", (unsigned long long)(now_ms() - t0));
+    print_message("idle writer ran a job after %llu ms\n",
+                  (unsigned long long)(test_now_ms() - t0));
     assert_int_equal(ota_writer_poll_done(w), 1);
     assert_true(job.done_called);
     ota_writer_stop(w);
     ota_spool_close(sp);
-    remove_dir();
+    test_remove_dir();
 }
 
 /* Stopping runs the jobs still queued and calls their done() on the stopping thread;
@@ -722,7 +683,7 @@ static void test_stop_finishes_queued_jobs(void **state)
     assert_true(jobs[0].done_called && jobs[1].done_called);
     fake_free(f);
     ota_spool_close(sp);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_batch_size_respected(void **state)
@@ -750,7 +711,7 @@ static void test_batch_size_respected(void **state)
     fake_free(f);
     ota_spool_close(sp);
     check_store_counts(109, 108, 108);
-    remove_dir();
+    test_remove_dir();
 }
 
 static void test_start_rejects_missing_args(void **state)
@@ -778,5 +739,5 @@ int main(void)
         cmocka_unit_test(test_batch_size_respected),
         cmocka_unit_test(test_start_rejects_missing_args),
     };
-    return cmocka_run_group_tests(tests, NULL, remove_parent);
+    return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }
