@@ -123,6 +123,54 @@ int ota_list_from_name(const char *name);
 const char *ota_pkg_status_name(ota_pkg_status s);
 int ota_pkg_status_from_name(const char *name);
 
+/* ---- tasks (SPEC §5-6, seed 000): createTask {task:{...}} ---- */
+typedef enum {
+    OTA_TASK_NORMAL = 0,
+    OTA_TASK_FORCED,
+    OTA_TASK_FACTORY,
+    OTA_TASK_SPOT_CHECK,
+    OTA_TASK_DIAGNOSTIC,
+} ota_task_type;
+#define OTA_TASK_TYPE_COUNT 5
+
+typedef enum { OTA_SOURCE_CONSOLE = 0, OTA_SOURCE_DIAGNOSTIC_TOOL } ota_task_source;
+
+typedef struct {
+    char *id; /* assigned by the plugin */
+    char *name;
+    ota_task_type type;
+    ota_task_source source;
+    char *model;
+    char *series;
+    char *version; /* the target version */
+    size_t n_vins;
+    char **vins;
+    int64_t start_ms; /* -1: at once */
+    int64_t end_ms;   /* -1: no end */
+    uint32_t max_resend;
+    uint32_t rate;        /* notices per second; 0: unlimited */
+    uint32_t timeout_min; /* minutes in progress before an execution fails; 0: none */
+    uint32_t abort_min_executed; /* abort: after this many finished executions... */
+    uint32_t abort_failure_pct;  /* ...when this share of them failed; 0: never */
+} ota_task_rec;
+
+/* Statuses and usages a task type accepts (setTaskTypeRules); NULL lists = any. */
+typedef struct {
+    ota_task_type type;
+    size_t n_statuses;
+    char **statuses;
+    size_t n_usages;
+    char **usages;
+} ota_task_type_rules;
+
+/* Names on the wire: "normal", ...; "console", "diagnostic_tool". NULL / -1 unknown. */
+const char *ota_task_type_name(ota_task_type t);
+int ota_task_type_from_name(const char *name);
+const char *ota_task_source_name(ota_task_source s);
+int ota_task_source_from_name(const char *name);
+void ota_task_rec_free(ota_task_rec *r);
+void ota_task_type_rules_free(ota_task_type_rules *r);
+
 void ota_vehicle_rec_free(ota_vehicle_rec *r);
 void ota_model_rec_free(ota_model_rec *r);
 void ota_package_rec_free(ota_package_rec *r);

@@ -10,6 +10,9 @@
 static const char *const list_names[OTA_LIST_COUNT] = {
     "blacklist", "forced_whitelist", "same_version_whitelist", "downgrade_whitelist"};
 static const char *const status_names[] = {"draft", "verified", "released"};
+static const char *const task_type_names[OTA_TASK_TYPE_COUNT] = {
+    "normal", "forced", "factory", "spot_check", "diagnostic"};
+static const char *const source_names[] = {"console", "diagnostic_tool"};
 
 static int index_of(const char *const *names, size_t n, const char *name)
 {
@@ -39,6 +42,26 @@ const char *ota_pkg_status_name(ota_pkg_status s)
 int ota_pkg_status_from_name(const char *name)
 {
     return index_of(status_names, 3, name);
+}
+
+const char *ota_task_type_name(ota_task_type t)
+{
+    return (unsigned)t < OTA_TASK_TYPE_COUNT ? task_type_names[t] : NULL;
+}
+
+int ota_task_type_from_name(const char *name)
+{
+    return index_of(task_type_names, OTA_TASK_TYPE_COUNT, name);
+}
+
+const char *ota_task_source_name(ota_task_source s)
+{
+    return (unsigned)s <= OTA_SOURCE_DIAGNOSTIC_TOOL ? source_names[s] : NULL;
+}
+
+int ota_task_source_from_name(const char *name)
+{
+    return index_of(source_names, 2, name);
 }
 
 static void free_strings(char **v, size_t n)
@@ -99,6 +122,24 @@ void ota_strategy_rec_free(ota_strategy_rec *r)
         free(r->ecus[i].ecu);
     }
     free(r->ecus);
+    memset(r, 0, sizeof(*r));
+}
+
+void ota_task_rec_free(ota_task_rec *r)
+{
+    free(r->id);
+    free(r->name);
+    free(r->model);
+    free(r->series);
+    free(r->version);
+    free_strings(r->vins, r->n_vins);
+    memset(r, 0, sizeof(*r));
+}
+
+void ota_task_type_rules_free(ota_task_type_rules *r)
+{
+    free_strings(r->statuses, r->n_statuses);
+    free_strings(r->usages, r->n_usages);
     memset(r, 0, sizeof(*r));
 }
 

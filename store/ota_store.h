@@ -81,15 +81,69 @@ int ota_store_history(ota_store *s, const char *vin, ota_event_type type, size_t
  *     ota_vehicle_model, ota_package, ota_upgrade_strategy,
  *     ota_upgrade_strategy_relation, ota_file   (key TEXT PRIMARY KEY, doc TEXT)
  *     ota_vehicle_list (list, vin)              (names from seed 000 where it has them)
+ *     ota_task, ota_setting                     (key TEXT PRIMARY KEY, doc TEXT)
+ *   and for the task engine (rows: there are as many as a fleet has vehicles):
+ *     ota_task_vin (task, vin, state, ...)      one execution per task and VIN
+ *     ota_vehicle_shadow (vin, version, reported, desired, updated_at)
+ *     ota_vehicle_download_notice (task, vin, package, version, msg_id, sent_at)
  */
+
+/* ---- task engine records ---- */
+typedef enum {
+    OTA_EXEC_QUEUED = 0,
+    OTA_EXEC_NOTIFIED,
+    OTA_EXEC_DOWNLOADING,
+    OTA_EXEC_INSTALLING,
+    OTA_EXEC_SUCCEEDED,
+    OTA_EXEC_FAILED,
+    OTA_EXEC_CANCELED,
+    OTA_EXEC_REJECTED,
+} ota_exec_state;
+#define OTA_EXEC_STATE_COUNT 8
+/* "queued", ...; -1 for an unknown name. */
+const char *ota_exec_state_name(ota_exec_state s);
+int ota_exec_state_from_name(const char *name);
+
+/* One task's execution on one vehicle; (task, vin) is the key. */
+typedef struct {
+    const char *task;
+    const char *vin;
+    ota_exec_state state;
+    const char *code;   /* rejection code or failure reason; NULL */
+    uint32_t resends;   /* notices re-sent (compensation) */
+    const char *msg_id; /* of the last notice; NULL before one was sent */
+    int64_t notified_ms; /* -1 before */
+    int64_t updated_ms;
+} ota_exec_rec;
+
+/* A vehicle's device shadow; reported and desired are JSON objects (desired may be NULL). */
+typedef struct {
+    const char *vin;
+    int64_t version;
+    const char *reported;
+    const char *desired;
+    int64_t updated_ms;
+} ota_shadow_rec;
+
+/* A task notice sent (seed 000's ota_vehicle_download_notice); insert-only. */
+typedef struct {
+    const char *task;
+    const char *vin;
+    uint64_t package;
+    const char *version;
+    const char *msg_id;
+    int64_t sent_ms;
+} ota_notice_rec;
 typedef enum {
     OTA_DOC_MODEL = 1, /* key: model "/" series */
     OTA_DOC_PACKAGE,   /* key: package id (decimal) */
     OTA_DOC_STRATEGY,  /* key: strategy id */
     OTA_DOC_BINDING,   /* key: "default:" model "/" series, or "vin:" VIN -> {"strategy": id} */
     OTA_DOC_FILE,      /* key: sha256 */
+    OTA_DOC_TASK,      /* key: task id -> the task and its state (task engine) */
+    OTA_DOC_SETTING,   /* key: e.g. "task_type_rules:normal" -> plugin settings */
 } ota_doc_kind;
-#define OTA_DOC_KIND_COUNT 5
+#define OTA_DOC_KIND_COUNT 7
 
 typedef struct {
     ota_doc_kind kind;
@@ -110,6 +164,13 @@ typedef struct {
     size_t n_list_add;
     const char *const *list_remove;
     size_t n_list_remove;
+    /* task engine state (upserts by key; notices are appended) */
+    const ota_exec_rec *put_execs;
+    size_t n_put_execs;
+    const ota_shadow_rec *put_shadows;
+    size_t n_put_shadows;
+    const ota_notice_rec *add_notices;
+    size_t n_add_notices;
 } ota_catalog_change;
 
 /* Returns 0, or -1 with err set (nothing stored). */
@@ -124,5 +185,16 @@ typedef int (*ota_store_list_fn)(void *ctx, ota_list_kind list, const char *vin)
 int ota_store_load_vehicles(ota_store *s, ota_store_vehicle_fn fn, void *ctx);
 int ota_store_load_docs(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn, void *ctx);
 int ota_store_load_lists(ota_store *s, ota_store_list_fn fn, void *ctx);
+/* Task engine state, at start: every execution (by task, then VIN), every shadow (by
+ * VIN); notices (of one task, or task NULL for all, by sent time). */
+typedef int (*ota_store_exec_fn)(void *ctx, const ota_exec_rec *e);
+typedef int (*ota_store_shadow_fn)(void *ctx, const ota_shadow_rec *s);
+typedef int (*ota_store_notice_fn)(void *ctx, const ota_notice_rec *n);
+int ota_store_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx);
+int ota_store_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx);
+int ota_store_load_notices(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx);
+/* The latest upgrade_status event of every VIN (highest seq, then index), for the rules'
+ * "upgrade in progress" check at start. */
+int ota_store_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx);
 
 #endif

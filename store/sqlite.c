@@ -18,10 +18,14 @@
  *   NOTHING (only the key conflict is ignored, other constraint failures are errors)
  *   and told apart by sqlite3_changes(). Any error rolls the whole batch back.
  * - WAL journal, synchronous=FULL (a committed batch survives power loss), busy
- *   timeout 5 s so tools and tests may open the same database beside the writer.
+ *   timeout 5 s so tools and tests may open the same database beside the writer. Page
+ *   cache up to 64 MiB (allocated as used): a large change (100,000 vehicles or
+ *   executions) then stays in memory until its commit instead of spilling pages to the
+ *   WAL and reading them back (0.5 -> 0.2 s for 100,000 vehicles).
  * - seq is kept as a signed 64-bit INTEGER, so a seq above INT64_MAX is refused.
- * - The catalog (vehicles, documents, lists) lives in sqlite_catalog.c; the handle and
- *   the helpers both files use are in sqlite_impl.h.
+ * - The catalog (vehicles, documents, lists) lives in sqlite_catalog.c, the task
+ *   engine's state in sqlite_tasks.c; the handle and the helpers they share are in
+ *   sqlite_impl.h.
  */
 #include "sqlite_impl.h"
 
@@ -166,16 +170,23 @@ static void sql_insert(sqlite3_str *q, int type)
     sqlite3_str_appendall(q, ") ON CONFLICT (vin, seq, idx) DO NOTHING");
 }
 
-/* One arm of a history query, in the common column layout; ?1 is the VIN. */
-static void sql_select_arm(sqlite3_str *q, int type)
+/* SELECT and the common column layout of a type, columns prefixed by p ("" or "u."). */
+static void sql_select_cols(sqlite3_str *q, int type, const char *p)
 {
-    sqlite3_str_appendf(q, "SELECT %d AS type, vin, seq, idx, task, ts, received_at", type);
+    sqlite3_str_appendf(q, "SELECT %d AS type, %svin, %sseq, %sidx, %stask, %sts, %sreceived_at",
+                        type, p, p, p, p, p, p);
     for (int f = 0; f < N_FIELDS; f++) {
         if (TYPES[type].fields & BIT(f))
-            sqlite3_str_appendf(q, ", \"%w\"", FIELDS[f].name);
+            sqlite3_str_appendf(q, ", %s\"%w\"", p, FIELDS[f].name);
         else
             sqlite3_str_appendall(q, ", NULL");
     }
+}
+
+/* One arm of a history query, in the common column layout; ?1 is the VIN. */
+static void sql_select_arm(sqlite3_str *q, int type)
+{
+    sql_select_cols(q, type, "");
     sqlite3_str_appendf(q, " FROM %s WHERE vin = ?1", TYPES[type].table);
 }
 
@@ -196,6 +207,22 @@ static void sql_latest(sqlite3_str *q, int type)
 {
     sql_select_arm(q, type);
     sqlite3_str_appendall(q, " ORDER BY seq DESC, idx DESC LIMIT 1");
+}
+
+/* The newest event of every VIN, by VIN: a walk of the key gives each VIN once, a
+ * backwards seek its newest (seq, idx), a key lookup the row. On 1M events of 100k VINs
+ * this measured 0.21 s (+0.02 s for sorting by VIN, which SQLite does not know the rows
+ * already are), against 0.27 s for GROUP BY vin / MAX(seq) then a MAX(idx) per VIN, and
+ * 1.7 s for ROW_NUMBER() OVER (PARTITION BY vin ORDER BY seq DESC, idx DESC). */
+static void sql_latest_all(sqlite3_str *q, int type)
+{
+    const char *t = TYPES[type].table;
+    sql_select_cols(q, type, "u.");
+    sqlite3_str_appendf(q,
+                        " FROM (SELECT DISTINCT vin FROM %s) AS v JOIN %s AS u ON u.vin = v.vin "
+                        "AND (u.seq, u.idx) = (SELECT seq, idx FROM %s AS w WHERE w.vin = v.vin "
+                        "ORDER BY seq DESC, idx DESC LIMIT 1) ORDER BY u.vin",
+                        t, t, t);
 }
 
 static void sql_count(sqlite3_str *q, int type, int by_vin)
@@ -274,7 +301,9 @@ static int prepare_all(sqlite_store *st, char *err, size_t errlen)
         prepare_sql(st, "COMMIT", &st->commit, err, errlen) != 0 ||
         prepare_sql(st, "ROLLBACK", &st->rollback, err, errlen) != 0 ||
         ota_store_sq_build(st, sql_history, 0, &st->history[0], err, errlen) != 0 ||
-        ota_store_sq_build(st, sql_latest, OTA_EV_UPGRADE_STATUS, &st->latest, err, errlen) != 0)
+        ota_store_sq_build(st, sql_latest, OTA_EV_UPGRADE_STATUS, &st->latest, err, errlen) != 0 ||
+        ota_store_sq_build(st, sql_latest_all, OTA_EV_UPGRADE_STATUS, &st->latest_all, err,
+                           errlen) != 0)
         return -1;
     for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++) {
         if (ota_store_sq_build(st, sql_insert, t, &st->insert[t], err, errlen) != 0 ||
@@ -288,7 +317,8 @@ static int prepare_all(sqlite_store *st, char *err, size_t errlen)
 
 static void finalize_all(sqlite_store *st)
 {
-    sqlite3_stmt **single[] = {&st->begin, &st->commit, &st->rollback, &st->latest};
+    sqlite3_stmt **single[] = {&st->begin, &st->commit, &st->rollback, &st->latest,
+                               &st->latest_all};
     for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
         sqlite3_finalize(*single[i]);
     for (int t = 0; t <= OTA_EV_TYPE_COUNT; t++) {
@@ -316,6 +346,7 @@ static int setup(sqlite_store *st, char *err, size_t errlen)
     sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
     if (exec_sql(st, "PRAGMA journal_mode=WAL", err, errlen) != 0 ||
         exec_sql(st, "PRAGMA synchronous=FULL", err, errlen) != 0 ||
+        exec_sql(st, "PRAGMA cache_size=-65536", err, errlen) != 0 ||
         create_schema(st, err, errlen) != 0)
         return -1;
     return prepare_all(st, err, errlen);
@@ -519,6 +550,23 @@ static int sq_latest_status(ota_store *s, const char *vin, ota_store_event_fn fn
     return run_events(st->latest, vin, 1, fn, ctx);
 }
 
+static int sq_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    sqlite3_stmt *stmt = st->latest_all;
+    if (fn == NULL || sqlite3_stmt_busy(stmt))
+        return -1;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        ota_event ev;
+        ota_store_event se;
+        read_row(stmt, &ev, &se);
+        fn(ctx, &se);
+    }
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int sq_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
                       ota_store_event_fn fn, void *ctx)
 {
@@ -555,4 +603,8 @@ static const ota_store_ops SQLITE_OPS = {
     .load_vehicles = ota_store_sq_load_vehicles,
     .load_docs = ota_store_sq_load_docs,
     .load_lists = ota_store_sq_load_lists,
+    .load_execs = ota_store_sq_load_execs,
+    .load_shadows = ota_store_sq_load_shadows,
+    .load_notices = ota_store_sq_load_notices,
+    .load_latest_statuses = sq_load_latest_statuses,
 };

@@ -1,7 +1,9 @@
 /*
  * sqlite_catalog.c — the catalog (SPEC §5) in the SQLite backend: vehicles as rows,
- * models, packages, strategies, strategy bindings and files as JSON documents under a
- * key, and list memberships as (list, vin) rows.
+ * models, packages, strategies, strategy bindings, files, tasks and settings as JSON
+ * documents under a key, and list memberships as (list, vin) rows. ota_store_apply lives
+ * here; the task engine's parts of a change (executions, shadows, notices) are checked
+ * and written by sqlite_tasks.c, inside the same transaction.
  *
  * Design
  * - Vehicle columns come from one descriptor table (VCOLS: column, declaration, kind,
@@ -12,7 +14,8 @@
  * - All statements are prepared once at open. ota_store_apply checks the change first
  *   (nothing is started when it is malformed), then runs one BEGIN IMMEDIATE ... COMMIT:
  *   vehicles upserted, vehicles deleted, documents upserted or deleted, list members
- *   added, list members removed, in that order. Any failure rolls all of it back.
+ *   added, list members removed, then executions upserted, shadows upserted and notices
+ *   added (sqlite_tasks.c), in that order. Any failure rolls all of it back.
  * - Loaders step one prepared SELECT in primary-key order (every table is WITHOUT ROWID,
  *   so that is the table's own order) and hand out pointers into SQLite's row buffers:
  *   no allocation per row, which keeps a start-up load of a million vehicles short.
@@ -64,6 +67,8 @@ static const char *const DOC_TABLES[OTA_DOC_KIND_COUNT + 1] = {
     [OTA_DOC_STRATEGY] = "ota_upgrade_strategy",
     [OTA_DOC_BINDING] = "ota_upgrade_strategy_relation",
     [OTA_DOC_FILE] = "ota_file",
+    [OTA_DOC_TASK] = "ota_task",
+    [OTA_DOC_SETTING] = "ota_setting",
 };
 
 static const char *doc_table(int kind)
@@ -178,7 +183,7 @@ int ota_store_sq_catalog_schema(sqlite_store *st, char *err, size_t errlen)
     for (int k = 1; k <= OTA_DOC_KIND_COUNT; k++)
         if (ota_store_sq_build(st, sql_doc_create, k, NULL, err, errlen) != 0)
             return -1;
-    return 0;
+    return ota_store_sq_tasks_schema(st, err, errlen);
 }
 
 int ota_store_sq_catalog_prepare(sqlite_store *st, char *err, size_t errlen)
@@ -197,7 +202,7 @@ int ota_store_sq_catalog_prepare(sqlite_store *st, char *err, size_t errlen)
             ota_store_sq_build(st, sql_doc_load, k, &c->doc_load[k], err, errlen) != 0)
             return -1;
     }
-    return 0;
+    return ota_store_sq_tasks_prepare(st, err, errlen);
 }
 
 void ota_store_sq_catalog_finalize(sqlite_store *st)
@@ -212,6 +217,7 @@ void ota_store_sq_catalog_finalize(sqlite_store *st)
         sqlite3_finalize(c->doc_delete[k]);
         sqlite3_finalize(c->doc_load[k]);
     }
+    ota_store_sq_tasks_finalize(st);
 }
 
 /* ---- apply: checking the change ---- */
@@ -281,20 +287,21 @@ static int check_change(const sqlite_store *st, const ota_catalog_change *c, cha
         ota_store_sq_err(err, errlen, "SQLite %s: no change", st->path);
         return -1;
     }
-    if (check_vehicles(st, c, err, errlen) != 0 || check_docs(st, c, err, errlen) != 0)
+    if (check_vehicles(st, c, err, errlen) != 0 || check_docs(st, c, err, errlen) != 0 ||
+        check_lists(st, c, err, errlen) != 0)
         return -1;
-    return check_lists(st, c, err, errlen);
+    return ota_store_sq_tasks_check(st, c, err, errlen);
 }
 
 static bool change_empty(const ota_catalog_change *c)
 {
     size_t n = c->n_put_vehicles + c->n_delete_vehicles + c->n_docs;
-    return n + c->n_list_add + c->n_list_remove == 0;
+    return n + c->n_list_add + c->n_list_remove + ota_store_sq_tasks_count(c) == 0;
 }
 
 /* ---- apply: writing ---- */
 
-static int bind_text_or_null(sqlite3_stmt *stmt, int col, const char *v)
+int ota_store_sq_bind_text_or_null(sqlite3_stmt *stmt, int col, const char *v)
 {
     return v != NULL ? sqlite3_bind_text(stmt, col, v, -1, SQLITE_STATIC)
                      : sqlite3_bind_null(stmt, col);
@@ -306,7 +313,7 @@ static int bind_vehicle(sqlite3_stmt *stmt, const ota_vehicle_rec *v)
     for (int i = 0; i < N_VCOLS && rc == SQLITE_OK; i++) {
         const char *p = (const char *)v + VCOLS[i].off;
         if (VCOLS[i].kind == VC_TEXT)
-            rc = bind_text_or_null(stmt, i + 1, *(char *const *)p);
+            rc = ota_store_sq_bind_text_or_null(stmt, i + 1, *(char *const *)p);
         else if (VCOLS[i].kind == VC_BOOL)
             rc = sqlite3_bind_int(stmt, i + 1, *(const bool *)p ? 1 : 0);
         else if (v->has_public_key)
@@ -317,9 +324,8 @@ static int bind_vehicle(sqlite3_stmt *stmt, const ota_vehicle_rec *v)
     return rc;
 }
 
-/* Steps a bound write (rc: how binding went) for item i of a part of the change. */
-static int step_write(sqlite_store *st, sqlite3_stmt *stmt, int rc, const char *part, size_t i,
-                      const char *table, char *err, size_t errlen)
+int ota_store_sq_step_write(sqlite_store *st, sqlite3_stmt *stmt, int rc, const char *part,
+                            size_t i, const char *table, char *err, size_t errlen)
 {
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
@@ -337,7 +343,7 @@ static int put_vehicles(sqlite_store *st, const ota_catalog_change *c, char *err
     sqlite3_stmt *stmt = st->cat.vehicle_put;
     for (size_t i = 0; i < c->n_put_vehicles; i++) {
         int rc = bind_vehicle(stmt, &c->put_vehicles[i]);
-        if (step_write(st, stmt, rc, "vehicle", i, VEHICLE_TABLE, err, errlen) != 0)
+        if (ota_store_sq_step_write(st, stmt, rc, "vehicle", i, VEHICLE_TABLE, err, errlen) != 0)
             return -1;
     }
     return 0;
@@ -352,7 +358,7 @@ static int write_vins(sqlite_store *st, sqlite3_stmt *stmt, const char *list,
         int rc = list != NULL ? sqlite3_bind_text(stmt, 1, list, -1, SQLITE_STATIC) : SQLITE_OK;
         if (rc == SQLITE_OK)
             rc = sqlite3_bind_text(stmt, list != NULL ? 2 : 1, vins[i], -1, SQLITE_STATIC);
-        if (step_write(st, stmt, rc, part, i, table, err, errlen) != 0)
+        if (ota_store_sq_step_write(st, stmt, rc, part, i, table, err, errlen) != 0)
             return -1;
     }
     return 0;
@@ -367,7 +373,8 @@ static int write_docs(sqlite_store *st, const ota_catalog_change *c, char *err, 
         int rc = sqlite3_bind_text(stmt, 1, d->key, -1, SQLITE_STATIC);
         if (rc == SQLITE_OK && d->json != NULL)
             rc = sqlite3_bind_text(stmt, 2, d->json, -1, SQLITE_STATIC);
-        if (step_write(st, stmt, rc, "document", i, DOC_TABLES[d->kind], err, errlen) != 0)
+        if (ota_store_sq_step_write(st, stmt, rc, "document", i, DOC_TABLES[d->kind], err,
+                                    errlen) != 0)
             return -1;
     }
     return 0;
@@ -383,10 +390,11 @@ static int write_change(sqlite_store *st, const ota_catalog_change *c, char *err
         write_docs(st, c, err, errlen) != 0)
         return -1;
     if (write_vins(st, st->cat.list_add, list, c->list_add, c->n_list_add, "list addition",
+                   LIST_TABLE, err, errlen) != 0 ||
+        write_vins(st, st->cat.list_remove, list, c->list_remove, c->n_list_remove, "list removal",
                    LIST_TABLE, err, errlen) != 0)
         return -1;
-    return write_vins(st, st->cat.list_remove, list, c->list_remove, c->n_list_remove,
-                      "list removal", LIST_TABLE, err, errlen);
+    return ota_store_sq_tasks_write(st, c, err, errlen);
 }
 
 int ota_store_sq_apply(ota_store *s, const ota_catalog_change *c, char *err, size_t errlen)
@@ -408,34 +416,18 @@ int ota_store_sq_apply(ota_store *s, const ota_catalog_change *c, char *err, siz
 
 /* ---- loaders ---- */
 
-/* Where a walk sends its rows: the caller's callback of the loader's kind. */
-typedef struct {
-    union {
-        ota_store_vehicle_fn vehicle;
-        ota_store_doc_fn doc;
-        ota_store_list_fn list;
-    } fn;
-    void *ctx;
-} sink;
+typedef ota_store_sq_sink sink;
 
-/* Handles one row; non-zero stops the walk. */
-typedef int (*row_fn)(sqlite3_stmt *stmt, const sink *to);
-
-/* Steps stmt to its end, handing each row to row. 0, or -1 on an SQLite error or when
- * row stopped the walk. */
-static int walk(sqlite3_stmt *stmt, row_fn row, const sink *to)
+int ota_store_sq_walk(sqlite3_stmt *stmt, ota_store_sq_row_fn row, const ota_store_sq_sink *to)
 {
     /* A callback that loads again through the same statement would clobber this walk. */
     if (sqlite3_stmt_busy(stmt))
         return -1;
     int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (row(stmt, to) != 0) {
-            sqlite3_reset(stmt);
-            return -1;
-        }
-    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && row(stmt, to) == 0)
+        ;
     sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -484,7 +476,7 @@ int ota_store_sq_load_vehicles(ota_store *s, ota_store_vehicle_fn fn, void *ctx)
 {
     sqlite_store *st = (sqlite_store *)s;
     sink to = {.fn.vehicle = fn, .ctx = ctx};
-    return fn != NULL ? walk(st->cat.vehicle_load, vehicle_row, &to) : -1;
+    return fn != NULL ? ota_store_sq_walk(st->cat.vehicle_load, vehicle_row, &to) : -1;
 }
 
 int ota_store_sq_load_docs(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn, void *ctx)
@@ -493,12 +485,12 @@ int ota_store_sq_load_docs(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn,
     sink to = {.fn.doc = fn, .ctx = ctx};
     if (fn == NULL || doc_table(kind) == NULL)
         return -1;
-    return walk(st->cat.doc_load[kind], doc_row, &to);
+    return ota_store_sq_walk(st->cat.doc_load[kind], doc_row, &to);
 }
 
 int ota_store_sq_load_lists(ota_store *s, ota_store_list_fn fn, void *ctx)
 {
     sqlite_store *st = (sqlite_store *)s;
     sink to = {.fn.list = fn, .ctx = ctx};
-    return fn != NULL ? walk(st->cat.list_load, list_row, &to) : -1;
+    return fn != NULL ? ota_store_sq_walk(st->cat.list_load, list_row, &to) : -1;
 }

@@ -1,7 +1,7 @@
 /*
  * sqlite_impl.h — private to the SQLite backend: the handle and the helpers that
- * sqlite.c (open/close, report events) shares with sqlite_catalog.c (the catalog).
- * Nothing outside store/sqlite*.c includes this.
+ * sqlite.c (open/close, report events) shares with sqlite_catalog.c (the catalog) and
+ * sqlite_tasks.c (the task engine's state). Nothing outside store/sqlite*.c includes this.
  */
 #ifndef OTA_STORE_SQLITE_IMPL_H
 #define OTA_STORE_SQLITE_IMPL_H
@@ -19,6 +19,13 @@ typedef struct {
     sqlite3_stmt *list_add, *list_remove, *list_load;
 } sqlite_catalog;
 
+/* The task engine's statements, prepared once at open (sqlite_tasks.c). */
+typedef struct {
+    sqlite3_stmt *exec_put, *exec_load;
+    sqlite3_stmt *shadow_put, *shadow_load;
+    sqlite3_stmt *notice_add, *notice_load_task, *notice_load_all;
+} sqlite_tasks;
+
 typedef struct {
     ota_store base; /* first: the public handle */
     sqlite3 *db;
@@ -29,7 +36,9 @@ typedef struct {
     sqlite3_stmt *count_vin[OTA_EV_TYPE_COUNT + 1]; /* by type; [0] unused */
     sqlite3_stmt *history[OTA_EV_TYPE_COUNT + 1];   /* by type; [0] every type */
     sqlite3_stmt *latest;                           /* newest upgrade_status */
+    sqlite3_stmt *latest_all;                       /* ... of every VIN */
     sqlite_catalog cat;
+    sqlite_tasks tasks;
 } sqlite_store;
 
 /* ---- helpers of sqlite.c ---- */
@@ -55,14 +64,59 @@ void ota_store_sq_rollback(sqlite_store *st);
 
 /* ---- the catalog (sqlite_catalog.c) ---- */
 
-/* Creates the catalog tables (inside the schema transaction of open). */
+/* Creates the catalog tables, the task engine's included (inside the schema transaction
+ * of open); prepares and finalizes their statements. */
 int ota_store_sq_catalog_schema(sqlite_store *st, char *err, size_t errlen);
 int ota_store_sq_catalog_prepare(sqlite_store *st, char *err, size_t errlen);
 void ota_store_sq_catalog_finalize(sqlite_store *st);
+
+/* Binds v to column col, or NULL when v is NULL. */
+int ota_store_sq_bind_text_or_null(sqlite3_stmt *stmt, int col, const char *v);
+/* Steps a bound write (rc: how binding went) for item i of a part of the change and
+ * resets it; 0, or -1 with err naming the part, the item and the table. */
+int ota_store_sq_step_write(sqlite_store *st, sqlite3_stmt *stmt, int rc, const char *part,
+                            size_t i, const char *table, char *err, size_t errlen);
+
+/* Where a loader sends its rows: the caller's callback of the loader's kind. */
+typedef struct {
+    union {
+        ota_store_vehicle_fn vehicle;
+        ota_store_doc_fn doc;
+        ota_store_list_fn list;
+        ota_store_exec_fn exec;
+        ota_store_shadow_fn shadow;
+        ota_store_notice_fn notice;
+    } fn;
+    void *ctx;
+} ota_store_sq_sink;
+
+/* Handles one row; non-zero stops the walk. */
+typedef int (*ota_store_sq_row_fn)(sqlite3_stmt *stmt, const ota_store_sq_sink *to);
+/* Steps stmt (bound already) to its end, handing each row to row; resets it and clears
+ * its bindings. 0, or -1 on an SQLite error, when row stopped the walk, or when stmt is
+ * already being walked (a callback loading again through the same statement). */
+int ota_store_sq_walk(sqlite3_stmt *stmt, ota_store_sq_row_fn row, const ota_store_sq_sink *to);
 
 int ota_store_sq_apply(ota_store *s, const ota_catalog_change *c, char *err, size_t errlen);
 int ota_store_sq_load_vehicles(ota_store *s, ota_store_vehicle_fn fn, void *ctx);
 int ota_store_sq_load_docs(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn, void *ctx);
 int ota_store_sq_load_lists(ota_store *s, ota_store_list_fn fn, void *ctx);
+
+/* ---- the task engine's state (sqlite_tasks.c) ---- */
+
+int ota_store_sq_tasks_schema(sqlite_store *st, char *err, size_t errlen);
+int ota_store_sq_tasks_prepare(sqlite_store *st, char *err, size_t errlen);
+void ota_store_sq_tasks_finalize(sqlite_store *st);
+/* The executions, shadows and notices of a change: checked before the transaction
+ * (0, or -1 with err set), counted, and written inside it (0, or -1 with err set). */
+int ota_store_sq_tasks_check(const sqlite_store *st, const ota_catalog_change *c, char *err,
+                             size_t errlen);
+size_t ota_store_sq_tasks_count(const ota_catalog_change *c);
+int ota_store_sq_tasks_write(sqlite_store *st, const ota_catalog_change *c, char *err,
+                             size_t errlen);
+
+int ota_store_sq_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx);
+int ota_store_sq_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx);
+int ota_store_sq_load_notices(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * store.c — the public ota_store_* calls: pick a backend from the store URI, then
- * dispatch every operation through the backend's ops table (store_impl.h).
+ * dispatch every operation through the backend's ops table (store_impl.h). Also the
+ * names of the task engine's execution states, which every backend stores by name.
  *
  * URIs: "sqlite:PATH" or a bare path (anything without "://") open the SQLite
  * backend; "mongodb://" and "mongodb+srv://" name the MongoDB backend, which is not
@@ -10,6 +11,26 @@
 
 #include <stdio.h>
 #include <string.h>
+
+static const char *const EXEC_STATE_NAMES[OTA_EXEC_STATE_COUNT] = {
+    [OTA_EXEC_QUEUED] = "queued",           [OTA_EXEC_NOTIFIED] = "notified",
+    [OTA_EXEC_DOWNLOADING] = "downloading", [OTA_EXEC_INSTALLING] = "installing",
+    [OTA_EXEC_SUCCEEDED] = "succeeded",     [OTA_EXEC_FAILED] = "failed",
+    [OTA_EXEC_CANCELED] = "canceled",       [OTA_EXEC_REJECTED] = "rejected",
+};
+
+const char *ota_exec_state_name(ota_exec_state s)
+{
+    return (unsigned)s < OTA_EXEC_STATE_COUNT ? EXEC_STATE_NAMES[s] : NULL;
+}
+
+int ota_exec_state_from_name(const char *name)
+{
+    for (int i = 0; name != NULL && i < OTA_EXEC_STATE_COUNT; i++)
+        if (strcmp(name, EXEC_STATE_NAMES[i]) == 0)
+            return i;
+    return -1;
+}
 
 static int has_prefix(const char *s, const char *prefix)
 {
@@ -89,4 +110,24 @@ int ota_store_load_docs(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn, vo
 int ota_store_load_lists(ota_store *s, ota_store_list_fn fn, void *ctx)
 {
     return s->ops->load_lists(s, fn, ctx);
+}
+
+int ota_store_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx)
+{
+    return s->ops->load_execs(s, fn, ctx);
+}
+
+int ota_store_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx)
+{
+    return s->ops->load_shadows(s, fn, ctx);
+}
+
+int ota_store_load_notices(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx)
+{
+    return s->ops->load_notices(s, task, fn, ctx);
+}
+
+int ota_store_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx)
+{
+    return s->ops->load_latest_statuses(s, fn, ctx);
 }

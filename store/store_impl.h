@@ -21,6 +21,10 @@ typedef struct ota_store_ops {
     int (*load_vehicles)(ota_store *s, ota_store_vehicle_fn fn, void *ctx);
     int (*load_docs)(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn, void *ctx);
     int (*load_lists)(ota_store *s, ota_store_list_fn fn, void *ctx);
+    int (*load_execs)(ota_store *s, ota_store_exec_fn fn, void *ctx);
+    int (*load_shadows)(ota_store *s, ota_store_shadow_fn fn, void *ctx);
+    int (*load_notices)(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx);
+    int (*load_latest_statuses)(ota_store *s, ota_store_event_fn fn, void *ctx);
 } ota_store_ops;
 
 struct ota_store {

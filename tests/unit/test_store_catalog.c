@@ -13,110 +13,20 @@
  * surviving close + reopen; and a timed load of 100,000 vehicles (printed, not asserted).
  */
 #include "ota_store.h"
+#include "test_util.h"
 
-#include <sqlite3.h>
-
-#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #define VIN_A "1HGCM82633A004352"
 #define VIN_B "WVWZZZ1JZXW000001"
 #define VIN_C "JH4KA7561PC008269"
-
-/* ---- fixture: a fresh database file per test ---- */
-
-typedef struct {
-    char path[512];
-    char uri[600];
-    ota_store *s;
-} fixture;
-
-static void mkdir_p(const char *dir)
-{
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p != '\0'; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        fail_msg("cannot create %s: %s", buf, strerror(errno));
-}
-
-static void remove_db(const char *path)
-{
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char buf[600];
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        snprintf(buf, sizeof buf, "%s%s", path, suffixes[i]);
-        unlink(buf);
-    }
-}
-
-static ota_store *open_ok(const char *uri)
-{
-    char err[512] = "";
-    ota_store *s = ota_store_open(uri, err, sizeof err);
-    if (s == NULL)
-        fail_msg("ota_store_open(%s): %s", uri, err);
-    return s;
-}
-
-static int setup(void **state)
-{
-    static int counter;
-    const char *dir = getenv("OTA_TEST_TMP");
-    if (dir == NULL || dir[0] == '\0')
-        dir = "/tmp";
-    mkdir_p(dir);
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    snprintf(f->path, sizeof f->path, "%s/test_store_catalog-%d-%d.db", dir, (int)getpid(),
-             ++counter);
-    remove_db(f->path);
-    snprintf(f->uri, sizeof f->uri, "sqlite:%s", f->path);
-    f->s = open_ok(f->uri);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    ota_store_close(f->s);
-    remove_db(f->path);
-    free(f);
-    return 0;
-}
-
-/* ---- raw SQLite access, to look behind the interface ---- */
-
-static int64_t query_int(const char *path, const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
 
 /* ---- building changes ---- */
 
@@ -128,7 +38,7 @@ static void apply_ok(ota_store *s, const ota_catalog_change *c)
 }
 
 /* apply must fail with an error containing want (and the file's path). */
-static void apply_fails(const fixture *f, const ota_catalog_change *c, const char *want)
+static void apply_fails(const test_db *f, const ota_catalog_change *c, const char *want)
 {
     char err[512] = "";
     assert_int_equal(ota_store_apply(f->s, c, err, sizeof err), -1);
@@ -338,7 +248,7 @@ static void assert_catalog_empty(ota_store *s)
 
 static void test_schema(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     static const char *const tables[] = {"ota_vehicle",
                                          "ota_vehicle_model",
                                          "ota_package",
@@ -352,7 +262,7 @@ static void test_schema(void **state)
                  "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '%s' "
                  "AND sql LIKE '%%WITHOUT ROWID'",
                  tables[i]);
-        if (query_int(f->path, sql) != 1)
+        if (test_sql_int(f->path, sql) != 1)
             fail_msg("table %s missing or not WITHOUT ROWID", tables[i]);
     }
     assert_catalog_empty(f->s);
@@ -360,7 +270,7 @@ static void test_schema(void **state)
 
 static void test_vehicle_round_trip(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     /* out of VIN order on purpose: the loader returns VIN order */
     ota_vehicle_rec vs[3] = {full_vehicle(VIN_B, 0x11), sparse_vehicle(VIN_A),
                              full_vehicle(VIN_C, 0)};
@@ -375,14 +285,14 @@ static void test_vehicle_round_trip(void **state)
     assert_vehicle(&g.v[2], &vs[0]);
     assert_false(g.v[1].has_public_key);
     got_vehicles_free(&g);
-    assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM ota_vehicle WHERE public_key IS "
-                                        "NULL AND platform IS NULL"),
+    assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_vehicle WHERE public_key IS "
+                                           "NULL AND platform IS NULL"),
                      1);
 }
 
 static void test_vehicle_upsert_replaces(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_vehicle_rec v = full_vehicle(VIN_A, 0x42);
     ota_catalog_change c = {.put_vehicles = &v, .n_put_vehicles = 1};
     apply_ok(f->s, &c);
@@ -408,7 +318,7 @@ static void test_vehicle_upsert_replaces(void **state)
 
 static void test_vehicle_delete(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_vehicle_rec vs[3] = {full_vehicle(VIN_A, 1), full_vehicle(VIN_B, 2), sparse_vehicle(VIN_C)};
     apply_ok(f->s, &(ota_catalog_change){.put_vehicles = vs, .n_put_vehicles = 3});
     /* deleting an unknown VIN is not an error */
@@ -439,6 +349,8 @@ static const char *const DOC_KEYS[OTA_DOC_KIND_COUNT + 1][2] = {
     [OTA_DOC_BINDING] = {"default:M1/S-2024", "vin:" VIN_A},
     [OTA_DOC_FILE] = {"0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9",
                       "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"},
+    [OTA_DOC_TASK] = {"task-1", "task-2"},
+    [OTA_DOC_SETTING] = {"task_type_rules:forced", "task_type_rules:normal"},
 };
 
 static void doc_json(char *buf, size_t len, int kind, int i)
@@ -448,7 +360,7 @@ static void doc_json(char *buf, size_t len, int kind, int i)
 
 static void test_docs_every_kind(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_store_doc docs[2 * OTA_DOC_KIND_COUNT];
     char json[2 * OTA_DOC_KIND_COUNT][128];
     size_t n = 0;
@@ -473,14 +385,15 @@ static void test_docs_every_kind(void **state)
         }
         got_docs_free(&g);
     }
-    assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM ota_package"), 2);
-    assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM ota_upgrade_strategy_relation"), 2);
+    assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_package"), 2);
+    assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_upgrade_strategy_relation"),
+                     2);
     assert_int_equal(count_vehicles(f->s), 0);
 }
 
 static void test_doc_replace_and_delete(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_store_doc put[] = {{OTA_DOC_PACKAGE, "1", "{\"v\":1}"},
                            {OTA_DOC_PACKAGE, "2", "{\"v\":2}"},
                            {OTA_DOC_STRATEGY, "1", "{\"s\":1}"}};
@@ -511,7 +424,7 @@ static void test_doc_replace_and_delete(void **state)
 
 static void test_lists(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     const char *black[] = {VIN_C, VIN_A, VIN_A}; /* a duplicate in one change */
     apply_ok(f->s,
              &(ota_catalog_change){.list = OTA_LIST_BLACKLIST, .list_add = black, .n_list_add = 3});
@@ -536,8 +449,8 @@ static void test_lists(void **state)
         assert_int_equal(g.list[i], want_list[i]);
         assert_string_equal(g.vin[i], want_vin[i]);
     }
-    assert_int_equal(query_int(f->path, "SELECT COUNT(*) FROM ota_vehicle_list WHERE list = "
-                                        "'downgrade_whitelist'"),
+    assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_vehicle_list WHERE list = "
+                                           "'downgrade_whitelist'"),
                      2);
 
     /* removal touches only the named list; removing a non-member is not an error */
@@ -595,7 +508,7 @@ static void big_change_init(big_change *b)
 
 static void test_atomic_invalid_part(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     big_change b;
     big_change_init(&b);
 
@@ -642,7 +555,7 @@ static void test_atomic_invalid_part(void **state)
  * NULL): what the change did before it, and what was stored before, must be as it was. */
 static void test_atomic_sqlite_error(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_vehicle_rec old = full_vehicle(VIN_C, 3);
     ota_store_doc old_doc = {OTA_DOC_STRATEGY, "s1", "{\"old\":true}"};
     apply_ok(f->s, &(ota_catalog_change){
@@ -683,7 +596,7 @@ static void test_atomic_sqlite_error(void **state)
 
 static void test_loader_stop(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     big_change b;
     big_change_init(&b);
     apply_ok(f->s, &b.c);
@@ -725,7 +638,7 @@ static int never_called_doc(void *ctx, const char *key, const char *json)
 
 static void test_bad_arguments(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     char err[256];
     assert_int_equal(ota_store_apply(f->s, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "no change"));
@@ -748,14 +661,8 @@ static void test_bad_arguments(void **state)
  * rather than silently dropped. */
 static void test_unknown_stored_list(void **state)
 {
-    fixture *f = *state;
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "INSERT INTO ota_vehicle_list VALUES ('greylist', '" VIN_A "')",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    test_db *f = *state;
+    test_sql_exec(f->path, "INSERT INTO ota_vehicle_list VALUES ('greylist', '" VIN_A "')");
     got_lists g = {0};
     assert_int_equal(ota_store_load_lists(f->s, collect_list, &g), -1);
     assert_int_equal(g.n, 0);
@@ -765,17 +672,11 @@ static void test_unknown_stored_list(void **state)
  * store's back reads as no key. */
 static void test_stored_key_not_32_bytes(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     ota_vehicle_rec vs[2] = {full_vehicle(VIN_A, 5), full_vehicle(VIN_B, 6)};
     apply_ok(f->s, &(ota_catalog_change){.put_vehicles = vs, .n_put_vehicles = 2});
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "UPDATE ota_vehicle SET public_key = zeroblob(16) WHERE vin = "
-                                  "'" VIN_A "'",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    test_sql_exec(f->path,
+                  "UPDATE ota_vehicle SET public_key = zeroblob(16) WHERE vin = '" VIN_A "'");
     got_vehicles g;
     load_vehicles_ok(f->s, &g);
     assert_int_equal(g.n, 2);
@@ -787,12 +688,12 @@ static void test_stored_key_not_32_bytes(void **state)
 
 static void test_reopen(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     big_change b;
     big_change_init(&b);
     apply_ok(f->s, &b.c);
     ota_store_close(f->s);
-    f->s = open_ok(f->uri);
+    f->s = test_store_open(f->uri);
 
     got_vehicles g;
     load_vehicles_ok(f->s, &g);
@@ -814,13 +715,6 @@ static void test_reopen(void **state)
 }
 
 /* ---- a timed load ---- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 enum { SPEED_N = 100000 };
 
@@ -844,7 +738,7 @@ static int count_vehicle(void *ctx, const ota_vehicle_rec *v)
 
 static void test_load_speed(void **state)
 {
-    fixture *f = *state;
+    test_db *f = *state;
     static char vins[SPEED_N][OTA_VIN_LEN + 1];
     ota_vehicle_rec *vs = calloc(SPEED_N, sizeof *vs);
     assert_non_null(vs);
@@ -852,16 +746,16 @@ static void test_load_speed(void **state)
         snprintf(vins[i], sizeof vins[i], "LSVAB4180M2%06d", (int)((i * 7919LL) % SPEED_N));
         vs[i] = i % 2 ? full_vehicle(vins[i], (uint8_t)(i | 1)) : sparse_vehicle(vins[i]);
     }
-    double t0 = now_s();
+    double t0 = test_now_s();
     apply_ok(f->s, &(ota_catalog_change){.put_vehicles = vs, .n_put_vehicles = SPEED_N});
-    double t1 = now_s();
+    double t1 = test_now_s();
     /* as at start-up: a fresh handle with a cold SQLite page cache */
     ota_store_close(f->s);
-    f->s = open_ok(f->uri);
-    double t2 = now_s();
+    f->s = test_store_open(f->uri);
+    double t2 = test_now_s();
     speed_count c = {.ordered = 1};
     assert_int_equal(ota_store_load_vehicles(f->s, count_vehicle, &c), 0);
-    double t3 = now_s();
+    double t3 = test_now_s();
     assert_int_equal(c.n, SPEED_N);
     assert_int_equal(c.with_key, SPEED_N / 2);
     assert_true(c.ordered);
@@ -871,7 +765,7 @@ static void test_load_speed(void **state)
     free(vs);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, test_db_setup, test_db_teardown)
 
 int main(void)
 {
