@@ -873,6 +873,166 @@ int ota_json_file(const cJSON *j, const char *path, ota_file_rec *out, char *err
     return 0;
 }
 
+/* ---- tasks ---- */
+
+/* The stored form's fields; createTask's are the same list without the first (id). */
+static const char *const task_fields[] = {"id",         "name",    "type",        "source", "model",
+                                          "series",     "version", "vins",        "start",  "end",
+                                          "max_resend", "rate",    "timeout_min", "abort",  NULL};
+#define TASK_STORED_ONLY 1
+static const char *const task_abort_fields[] = {"min_executed", "failure_pct", NULL};
+static const char *const task_type_names[] = {"normal", "forced", "factory", "spot_check",
+                                              "diagnostic"};
+static const char *const task_source_names[] = {"console", "diagnostic_tool"};
+
+/* A uint32 member in min..max, into *out (left as it was when absent). */
+static int get_u32(const cJSON *j, const char *path, const char *key, uint64_t min, uint64_t max,
+                   uint32_t *out, char *err, size_t errlen)
+{
+    uint64_t v = *out;
+    if (ota_json_get_uint(j, path, key, false, min, max, &v, err, errlen) < 0)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* A time member (ms since the Unix epoch), -1 when absent. */
+static int get_time(const cJSON *j, const char *path, const char *key, int64_t *out, char *err,
+                    size_t errlen)
+{
+    uint64_t v = UINT64_MAX;
+    if (ota_json_get_uint(j, path, key, false, 0, OTA_JSON_UINT_MAX, &v, err, errlen) < 0)
+        return -1;
+    *out = v == UINT64_MAX ? -1 : (int64_t)v;
+    return 0;
+}
+
+static int task_abort(const cJSON *j, const char *path, ota_task_rec *out, char *err, size_t errlen)
+{
+    const cJSON *a;
+    char sub[SUBPATH_LEN];
+    int r = lookup(j, path, "abort", false, &a, err, errlen);
+    if (r <= 0)
+        return r;
+    join(sub, sizeof sub, path, "abort");
+    uint64_t min_executed = 0, pct = 0;
+    if (ota_json_check_fields(a, sub, task_abort_fields, err, errlen) ||
+        ota_json_get_uint(a, sub, "min_executed", true, 1, UINT32_MAX, &min_executed, err,
+                          errlen) ||
+        ota_json_get_uint(a, sub, "failure_pct", true, 1, 100, &pct, err, errlen))
+        return -1;
+    out->abort_min_executed = (uint32_t)min_executed;
+    out->abort_failure_pct = (uint32_t)pct;
+    return 0;
+}
+
+static int task_kind(const cJSON *j, const char *path, ota_task_rec *out, char *err, size_t errlen)
+{
+    int type = 0, source = OTA_SOURCE_CONSOLE;
+    if (ota_json_get_enum(j, path, "type", true, task_type_names, OTA_TASK_TYPE_COUNT, &type, err,
+                          errlen) ||
+        ota_json_get_enum(j, path, "source", false, task_source_names, 2, &source, err, errlen))
+        return -1;
+    out->type = (ota_task_type)type;
+    out->source = (ota_task_source)source;
+    return 0;
+}
+
+static int task_limits(const cJSON *j, const char *path, ota_task_rec *out, char *err,
+                       size_t errlen)
+{
+    if (get_time(j, path, "start", &out->start_ms, err, errlen) ||
+        get_time(j, path, "end", &out->end_ms, err, errlen))
+        return -1;
+    if (out->start_ms >= 0 && out->end_ms >= 0 && out->end_ms <= out->start_ms)
+        return ota_json_errf(err, errlen, path, "end", "must be after start");
+    if (get_u32(j, path, "max_resend", 0, OTA_JSON_TASK_RESEND_MAX, &out->max_resend, err,
+                errlen) ||
+        get_u32(j, path, "rate", 0, UINT32_MAX, &out->rate, err, errlen) ||
+        get_u32(j, path, "timeout_min", 0, OTA_JSON_TASK_TIMEOUT_MAX, &out->timeout_min, err,
+                errlen))
+        return -1;
+    return task_abort(j, path, out, err, errlen);
+}
+
+static int task_fill(const cJSON *j, const char *path, bool stored, ota_task_rec *out, char *err,
+                     size_t errlen)
+{
+    if (stored && copy_word(j, path, "id", true, &out->id, err, errlen) < 0)
+        return -1;
+    if (copy_word(j, path, "name", true, &out->name, err, errlen) ||
+        task_kind(j, path, out, err, errlen) ||
+        copy_word(j, path, "model", true, &out->model, err, errlen) ||
+        copy_word(j, path, "series", true, &out->series, err, errlen) ||
+        copy_word(j, path, "version", true, &out->version, err, errlen))
+        return -1;
+    /* Repeated VINs are no error here: the task rules reject them one by one. */
+    if (ota_json_get_string_array(j, path, "vins", !stored, 0, OTA_JSON_TASK_VINS_MAX,
+                                  OTA_JSON_VINS, &out->vins, &out->n_vins, err, errlen) < 0)
+        return -1;
+    return task_limits(j, path, out, err, errlen);
+}
+
+static int task_parse(const cJSON *j, const char *path, bool stored, ota_task_rec *out, char *err,
+                      size_t errlen)
+{
+    const char *const *allowed = task_fields + (stored ? 0 : TASK_STORED_ONLY);
+    memset(out, 0, sizeof *out);
+    out->start_ms = out->end_ms = -1;
+    if (ota_json_check_fields(j, path, allowed, err, errlen) < 0 ||
+        task_fill(j, path, stored, out, err, errlen) < 0) {
+        ota_task_rec_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+int ota_json_task(const cJSON *j, const char *path, ota_task_rec *out, char *err, size_t errlen)
+{
+    return task_parse(j, path, true, out, err, errlen);
+}
+
+int ota_json_task_request(const cJSON *j, const char *path, ota_task_rec *out, char *err,
+                          size_t errlen)
+{
+    return task_parse(j, path, false, out, err, errlen);
+}
+
+/* ---- task type rules ---- */
+
+static const char *const type_rules_fields[] = {"type", "statuses", "usages", NULL};
+
+/* A list of the rules: [] (and absent) is NULL, which accepts anything. */
+static int rules_list(const cJSON *j, const char *path, const char *key, char ***out, size_t *n,
+                      char *err, size_t errlen)
+{
+    if (ota_json_get_string_array(j, path, key, true, 0, OTA_JSON_RULES_MAX, OTA_JSON_UNIQUE, out,
+                                  n, err, errlen) < 0)
+        return -1;
+    if (*n == 0) {
+        free(*out);
+        *out = NULL;
+    }
+    return 0;
+}
+
+int ota_json_task_type_rules(const cJSON *j, const char *path, ota_task_type_rules *out, char *err,
+                             size_t errlen)
+{
+    int type = 0;
+    memset(out, 0, sizeof *out);
+    if (ota_json_check_command_fields(j, path, type_rules_fields, err, errlen) ||
+        ota_json_get_enum(j, path, "type", true, task_type_names, OTA_TASK_TYPE_COUNT, &type, err,
+                          errlen) ||
+        rules_list(j, path, "statuses", &out->statuses, &out->n_statuses, err, errlen) ||
+        rules_list(j, path, "usages", &out->usages, &out->n_usages, err, errlen)) {
+        ota_task_type_rules_free(out);
+        return -1;
+    }
+    out->type = (ota_task_type)type;
+    return 0;
+}
+
 /* ---- emitters ---- */
 
 static bool add_str(cJSON *o, const char *key, const char *s)
@@ -1047,4 +1207,43 @@ cJSON *ota_json_from_file(const ota_file_rec *r)
 {
     cJSON *o = cJSON_CreateObject();
     return finish(o, o != NULL && add_str(o, "sha256", r->sha256) && add_uint(o, "size", r->size));
+}
+
+static bool task_abort_emit(cJSON *o, const ota_task_rec *r)
+{
+    if (r->abort_failure_pct == 0)
+        return true;
+    cJSON *a = cJSON_AddObjectToObject(o, "abort");
+    return a != NULL && add_uint(a, "min_executed", r->abort_min_executed) &&
+           add_uint(a, "failure_pct", r->abort_failure_pct);
+}
+
+static bool task_emit(cJSON *o, const ota_task_rec *r)
+{
+    return add_opt_str(o, "id", r->id) && add_str(o, "name", r->name) &&
+           add_str(o, "type", name_of(task_type_names, OTA_TASK_TYPE_COUNT, r->type)) &&
+           add_str(o, "source", name_of(task_source_names, 2, r->source)) &&
+           add_str(o, "model", r->model) && add_str(o, "series", r->series) &&
+           add_str(o, "version", r->version) &&
+           (r->n_vins == 0 || add_strings(o, "vins", r->vins, r->n_vins)) &&
+           (r->start_ms < 0 || add_uint(o, "start", (uint64_t)r->start_ms)) &&
+           (r->end_ms < 0 || add_uint(o, "end", (uint64_t)r->end_ms)) &&
+           add_uint(o, "max_resend", r->max_resend) && add_uint(o, "rate", r->rate) &&
+           add_uint(o, "timeout_min", r->timeout_min) && task_abort_emit(o, r);
+}
+
+cJSON *ota_json_from_task(const ota_task_rec *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    return finish(o, o != NULL && task_emit(o, r));
+}
+
+cJSON *ota_json_from_task_type_rules(const ota_task_type_rules *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    return finish(o,
+                  o != NULL &&
+                      add_str(o, "type", name_of(task_type_names, OTA_TASK_TYPE_COUNT, r->type)) &&
+                      add_strings(o, "statuses", r->statuses, r->n_statuses) &&
+                      add_strings(o, "usages", r->usages, r->n_usages));
 }

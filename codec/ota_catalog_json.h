@@ -30,6 +30,10 @@
 #define OTA_JSON_ECUS_MAX 256                 /* ECUs of a package, strategy or model */
 #define OTA_JSON_NAME_MAX 255                 /* a package file's name shown to vehicles */
 #define OTA_JSON_ORDER_MAX 100000             /* a strategy ECU's upgrade order */
+#define OTA_JSON_TASK_VINS_MAX 100000         /* VINs of one createTask */
+#define OTA_JSON_TASK_RESEND_MAX 1000         /* a task's max_resend */
+#define OTA_JSON_TASK_TIMEOUT_MAX 525600      /* a task's timeout_min: a year */
+#define OTA_JSON_RULES_MAX 64                 /* statuses or usages of a task type's rules */
 
 /* ---- records from JSON ----
  * Each returns 0 and fills *out (free it with its ota_*_rec_free), or -1 with the error
@@ -54,6 +58,22 @@ int ota_json_package_request(const cJSON *j, const char *path, ota_package_rec *
 /* {id, package_kind, compare_version, ecus:[{ecu, order?, upgrade?}]}; order absent -> -1. */
 int ota_json_strategy(const cJSON *j, const char *path, ota_strategy_rec *out, char *err,
                       size_t errlen);
+/* A task in createTask's form {name, type, source?, model, series, version, vins:[0..100000],
+ * start?, end?, max_resend?, rate?, timeout_min?, abort?:{min_executed, failure_pct}}
+ * (vins may be empty and repeat VINs: the task rules judge that; each is a valid VIN).
+ * Defaults: source console, start/end -1, max_resend, rate, timeout_min 0, no abort
+ * (abort_failure_pct 0); end must be after start; abort needs both members (failure_pct
+ * 1..100). */
+int ota_json_task_request(const cJSON *j, const char *path, ota_task_rec *out, char *err,
+                          size_t errlen);
+/* The stored form: the same with id (required) and vins optional (the stored task
+ * document leaves them out: the executions hold them). */
+int ota_json_task(const cJSON *j, const char *path, ota_task_rec *out, char *err, size_t errlen);
+/* setTaskTypeRules, the command object itself or the stored setting: {type, statuses:[...],
+ * usages:[...]} (both lists required, 0..64 unique words; an empty list is stored as NULL:
+ * any value passes); "command" and "correlationData" are accepted and ignored. */
+int ota_json_task_type_rules(const cJSON *j, const char *path, ota_task_type_rules *out, char *err,
+                             size_t errlen);
 /* {sha256, size}. */
 int ota_json_file(const cJSON *j, const char *path, ota_file_rec *out, char *err, size_t errlen);
 
@@ -68,6 +88,11 @@ cJSON *ota_json_from_model(const ota_model_rec *r);
 cJSON *ota_json_from_package(const ota_package_rec *r);
 cJSON *ota_json_from_strategy(const ota_strategy_rec *r);
 cJSON *ota_json_from_file(const ota_file_rec *r);
+/* A task: vins only when n_vins > 0, id only when set, start/end only when >= 0, abort only
+ * when abort_failure_pct > 0; source, max_resend, rate and timeout_min always. */
+cJSON *ota_json_from_task(const ota_task_rec *r);
+/* {type, statuses, usages}; a NULL list (any) is []. */
+cJSON *ota_json_from_task_type_rules(const ota_task_type_rules *r);
 
 /* ---- field helpers for command handlers ----
  * Each reads obj's member `key` (case-sensitive) and returns 0, or -1 with err set to

@@ -137,11 +137,71 @@ typedef struct {
  * data 0..OTA_UPLOAD_CHUNK_MAX bytes, offset + len <= total. 0, or -1 with *err. */
 int ota_codec_decode_chunk(const void *buf, size_t len, ota_upload_chunk *out, ota_error *err);
 
+/* ---- device shadow (SPEC §3): ota/v1/{vin}/shadow/update and shadow/get ---- */
+
+#define OTA_SHADOW_MAX_PAYLOAD 16384 /* bytes of a shadow/update or shadow/get */
+#define OTA_SHADOW_MAX_ECUS 256      /* entries of reported.ecus */
+
+typedef struct {
+    const char *ecu;     /* 1..OTA_ID_MAX bytes */
+    const char *version; /* 1..OTA_ID_MAX bytes */
+} ota_shadow_ecu;
+
+/* shadow/update {reported:{fw, state, ecus:{ECU: version}, config_word?, usage?}, token?}.
+ * Every text is a word of 1..OTA_ID_MAX bytes (token too); ecus has 0..OTA_SHADOW_MAX_ECUS
+ * entries with distinct names, returned sorted by name (strcmp). Absent optional texts
+ * are NULL. Unknown keys are ignored, at every level. */
+typedef struct {
+    const char *fw;
+    const char *state;
+    const char *config_word;
+    const char *usage;
+    size_t n_ecus;
+    const ota_shadow_ecu *ecus;
+    const char *token;
+    void *mem_; /* owns the ecus and the texts */
+} ota_shadow_update;
+
+/* 0 and *out filled (free with ota_shadow_update_free), or -1 with *err (E_BAD_CBOR,
+ * E_BAD_REQUEST, E_TOO_LARGE: over OTA_SHADOW_MAX_PAYLOAD bytes or OTA_SHADOW_MAX_ECUS
+ * ECUs, a word over OTA_ID_MAX bytes; the message names the field, e.g.
+ * "reported.ecus.BMS: expected definite-length text") and *out without anything to free. */
+int ota_codec_decode_shadow_update(const void *buf, size_t len, ota_shadow_update *out,
+                                   ota_error *err);
+void ota_shadow_update_free(ota_shadow_update *u);
+
+/* shadow/get {token?}. */
+typedef struct {
+    bool has_token;
+    char token[OTA_ID_MAX + 1];
+} ota_shadow_get;
+
+int ota_codec_decode_shadow_get(const void *buf, size_t len, ota_shadow_get *out,
+                                ota_error *err);
+
 /* ---- encoders (CBOR for vehicles, JSON for downstream) ----
  * Each returns a malloc()ed buffer and its length, or NULL when out of memory. */
 
 /* Error reply on ota/v1/{vin}/error: {err, msg, seq?}; seq < 0 leaves it out. */
 uint8_t *ota_codec_encode_error(const ota_error *e, int64_t seq, size_t *len);
+
+/* Any JSON value (cJSON) as CBOR: objects as maps with text keys, arrays, strings, true,
+ * false, null, integral numbers (|n| < 2^63) as CBOR integers, other numbers as doubles.
+ * NULL also for a cJSON raw or invalid item or nesting deeper than OTA_JSON_CBOR_DEPTH. */
+struct cJSON;
+#define OTA_JSON_CBOR_DEPTH 64
+uint8_t *ota_codec_json_to_cbor(const struct cJSON *json, size_t *len);
+
+/* Shadow replies; a NULL token is left out, a NULL reported or desired is an empty map.
+ * shadow/accepted {version, token?}
+ * shadow/state    {version, reported, desired, token?}
+ * shadow/delta    {version, desired} */
+uint8_t *ota_codec_encode_shadow_accepted(int64_t version, const char *token, size_t *len);
+uint8_t *ota_codec_encode_shadow_state(int64_t version, const struct cJSON *reported,
+                                       const struct cJSON *desired, const char *token,
+                                       size_t *len);
+uint8_t *ota_codec_encode_shadow_delta(int64_t version, const struct cJSON *desired,
+                                       size_t *len);
 
 /* JSON event for ota/v1/events/status/{vin}:
  * {"vin","seq","index","task","ts","status","error"?,"trigger","fw"?,"received_at"} */

@@ -84,6 +84,11 @@ static const struct {
     {"addToList", ota_cmd_add_to_list},
     {"removeFromList", ota_cmd_remove_from_list},
     {"getList", ota_cmd_get_list},
+    {"createTask", ota_cmd_create_task},
+    {"getTask", ota_cmd_get_task},
+    {"listTaskVehicles", ota_cmd_list_task_vehicles},
+    {"setTaskTypeRules", ota_cmd_set_task_type_rules},
+    {"getTaskTypeRules", ota_cmd_get_task_type_rules},
 };
 
 /* ---------------------------------------------------------------- answers */

@@ -94,5 +94,11 @@ void ota_cmd_get_version(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_set_strategy(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_bind_strategy(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_get_strategy(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+/* control_tasks.c */
+void ota_cmd_create_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_get_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_list_task_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_set_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_get_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 
 #endif

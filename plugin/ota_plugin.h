@@ -57,12 +57,16 @@ typedef struct {
 typedef struct ota_logq ota_logq;
 typedef struct ota_catalog ota_catalog;
 typedef struct ota_control ota_control;
+typedef struct ota_shadows ota_shadows;
+typedef struct ota_tasks ota_tasks;
 
 typedef struct {
     mosquitto_plugin_id_t *id;
     ota_config cfg;
     ota_catalog *catalog;
     ota_control *control;
+    ota_shadows *shadows;
+    ota_tasks *tasks;
     ota_spool *spool;
     ota_writer *writer;
     ota_logq *logq;

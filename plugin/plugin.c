@@ -12,6 +12,8 @@
 #include "control.h"
 #include "ota_plugin.h"
 #include "ota_store.h"
+#include "shadow.h"
+#include "tasks.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@ static int on_tick(int event, void *event_data, void *userdata)
     (void)event, (void)event_data;
     ota_plugin *p = userdata;
     ota_writer_poll_done(p->writer); /* stored operator changes: apply and answer */
+    ota_shadows_flush(p);
     p->counters.log_lines_dropped += ota_logq_drain(p->logq);
     return MOSQ_ERR_SUCCESS;
 }
@@ -59,7 +62,9 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
     if (!store) {
         return -1;
     }
-    if (ota_catalog_load(p->catalog, store, err, errlen) != 0) {
+    if (ota_catalog_load(p->catalog, store, err, errlen) != 0 ||
+        ota_shadows_load(p->shadows, store, err, errlen) != 0 ||
+        ota_tasks_load(p->tasks, store, err, errlen) != 0) {
         ota_store_close(store);
         return -1;
     }
@@ -118,8 +123,11 @@ static void unregister_callbacks(ota_plugin *p)
 
 static void plugin_free(ota_plugin *p)
 {
-    stop_pipeline(p); /* may still answer commands: control and catalog go after it */
+    ota_shadows_flush_final(p); /* the writer's stop still stores it */
+    stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
     ota_control_free(p->control);
+    ota_tasks_free(p->tasks);
+    ota_shadows_free(p->shadows);
     ota_catalog_free(p->catalog);
     if (p->logq) {
         ota_logq_drain(p->logq);
@@ -148,7 +156,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     p->logq = ota_logq_new(10000);
     p->catalog = ota_catalog_new();
     p->control = ota_control_new();
-    if (!p->logq || !p->catalog || !p->control ||
+    p->shadows = ota_shadows_new();
+    p->tasks = ota_tasks_new();
+    if (!p->logq || !p->catalog || !p->control || !p->shadows || !p->tasks ||
         ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
         return plugin_fail(p, err[0] ? err : "out of memory");
     }

@@ -13,6 +13,7 @@
  * the message to no one.
  */
 #include "ota_plugin.h"
+#include "shadow.h"
 
 #include <string.h>
 
@@ -23,8 +24,8 @@
 
 static const ota_vehicle_topic vehicle_topics[] = {
     {"report", true, ota_handle_report},
-    {"shadow/update", true, NULL},
-    {"shadow/get", true, NULL},
+    {"shadow/update", true, ota_handle_shadow_update},
+    {"shadow/get", true, ota_handle_shadow_get},
     {"pkg/get", true, NULL},
     {"file/get", true, NULL},
     {"shadow/accepted", false, NULL},

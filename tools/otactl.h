@@ -6,7 +6,8 @@
  * and small input helpers), otactl_cmds.c (the command table: subcommands and their
  * handlers), otactl_build.c (flags -> request JSON), otactl_import.c (CSV / JSON vehicle
  * files), otactl_conn.c (MQTT 5 connection, request / response), otactl_print.c (human
- * output) and otactl_upload.c (file upload in CBOR chunks).
+ * output), otactl_upload.c (file upload in CBOR chunks) and otactl_tasks.c (the `task`
+ * group: createTask, getTask, listTaskVehicles, the task type rules).
  */
 #ifndef OTACTL_H
 #define OTACTL_H
@@ -116,6 +117,20 @@ int otactl_wait_response(otactl_ctx *ctx, const char *name, cJSON **resp);
 void otactl_conn_close(otactl_ctx *ctx);
 
 /* ---- running commands (otactl_cmds.c) ---- */
+
+/* One action of a command group (`otactl GROUP ACTION ...`). */
+typedef int (*otactl_action_fn)(otactl_ctx *ctx, otactl_args *a);
+typedef struct {
+    const char *name;     /* NULL: the group's only action (and the end of a table) */
+    const char *synopsis; /* positionals and options */
+    const char *summary;
+    const otactl_opt *opts;
+    int min_pos, max_pos; /* max_pos -1: no limit */
+    otactl_action_fn fn;
+} otactl_action;
+
+/* The `task` group (otactl_tasks.c). */
+extern const otactl_action otactl_task_actions[];
 
 typedef void (*otactl_printer)(const cJSON *data);
 

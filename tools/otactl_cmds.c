@@ -4,9 +4,9 @@
  * command and print its answer.
  *
  * Layout follows mosquitto_ctrl's dynsec module: a group (vehicle, model, package, file,
- * strategy, list) with actions, each action one operator command; `stats` and `raw` are
- * groups without actions. Handlers that need more than one request (import, upload,
- * batched VIN lists) live in their own files.
+ * strategy, list, task) with actions, each action one operator command; `stats` and `raw`
+ * are groups without actions. Handlers that need more than one request (import, upload,
+ * batched VIN lists) and the `task` group live in their own files.
  */
 #include "otactl.h"
 
@@ -18,16 +18,7 @@
 
 #define VIN_BATCH 10000 /* the operator API takes at most 10000 VINs per command */
 
-typedef int (*action_fn)(otactl_ctx *ctx, otactl_args *a);
-
-typedef struct {
-    const char *name;     /* NULL: the group's only action */
-    const char *synopsis; /* positionals and options */
-    const char *summary;
-    const otactl_opt *opts;
-    int min_pos, max_pos; /* max_pos -1: no limit */
-    action_fn fn;
-} action;
+typedef otactl_action action;
 
 typedef struct {
     const char *name;
@@ -630,6 +621,7 @@ static const group groups[] = {
     {"file", "package files: upload, get, status", file_actions},
     {"strategy", "strategies: set, bind, get", strategy_actions},
     {"list", "black/white lists: add, remove, get", list_actions},
+    {"task", "upgrade tasks: create, get, vehicles, rules", otactl_task_actions},
     {"stats", "the plugin's counters", stats_actions},
     {"raw", "send a raw JSON request", raw_actions},
     {NULL, NULL, NULL},

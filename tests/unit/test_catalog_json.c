@@ -58,6 +58,17 @@ static const char strategy_json[] =
     "{\"ecu\":\"BMS\",\"order\":0,\"upgrade\":false},{\"ecu\":\"VCU\",\"order\":100000},"
     "{\"ecu\":\"TBOX\"}]}";
 
+static const char task_json[] =
+    "{\"name\":\"spring campaign\",\"type\":\"spot_check\",\"source\":\"diagnostic_tool\","
+    "\"model\":\"M1\",\"series\":\"S1\",\"version\":\"2.0.1\",\"vins\":[\"" VIN1 "\",\"" VIN2
+    "\",\"" VIN1 "\"],\"start\":0,\"end\":9007199254740992,\"max_resend\":1000,"
+    "\"rate\":4294967295,\"timeout_min\":525600,"
+    "\"abort\":{\"min_executed\":1,\"failure_pct\":100}}";
+
+static const char type_rules_json[] =
+    "{\"command\":\"setTaskTypeRules\",\"type\":\"factory\",\"statuses\":[\"a\",\"b\"],"
+    "\"usages\":[]}";
+
 static const char file_json[] = "{\"sha256\":\"" SHA_A "\",\"size\":9007199254740992}";
 
 /* ---- parsing through one signature ---- */
@@ -89,7 +100,22 @@ static int p_file(const cJSON *j, const char *path, void *out, char *err, size_t
     return ota_json_file(j, path, out, err, n);
 }
 
+static int p_task(const cJSON *j, const char *path, void *out, char *err, size_t n)
+{
+    return ota_json_task(j, path, out, err, n);
+}
+static int p_task_request(const cJSON *j, const char *path, void *out, char *err, size_t n)
+{
+    return ota_json_task_request(j, path, out, err, n);
+}
+static int p_type_rules(const cJSON *j, const char *path, void *out, char *err, size_t n)
+{
+    return ota_json_task_type_rules(j, path, out, err, n);
+}
+
 typedef union {
+    ota_task_rec t;
+    ota_task_type_rules r;
     ota_vehicle_rec v;
     ota_model_rec m;
     ota_package_rec p;
@@ -945,6 +971,138 @@ static void test_errf(void **state)
     assert_int_equal(ota_json_errf(NULL, 0, "a", "b", "x"), -1);
 }
 
+/* ---- tasks ---- */
+
+static void assert_task_eq(const ota_task_rec *a, const ota_task_rec *b)
+{
+    assert_str_eq(a->id, b->id);
+    assert_str_eq(a->name, b->name);
+    assert_int_equal(a->type, b->type);
+    assert_int_equal(a->source, b->source);
+    assert_str_eq(a->model, b->model);
+    assert_str_eq(a->series, b->series);
+    assert_str_eq(a->version, b->version);
+    assert_strings_eq(a->vins, a->n_vins, b->vins, b->n_vins);
+    assert_int_equal(a->start_ms, b->start_ms);
+    assert_int_equal(a->end_ms, b->end_ms);
+    assert_int_equal(a->max_resend, b->max_resend);
+    assert_int_equal(a->rate, b->rate);
+    assert_int_equal(a->timeout_min, b->timeout_min);
+    assert_int_equal(a->abort_min_executed, b->abort_min_executed);
+    assert_int_equal(a->abort_failure_pct, b->abort_failure_pct);
+}
+
+static void test_task_round_trip(void **state)
+{
+    (void)state;
+    ota_task_rec a, b;
+    parse_ok(p_task_request, task_json, "task", &a);
+    assert_null(a.id);
+    assert_int_equal(a.type, OTA_TASK_SPOT_CHECK);
+    assert_int_equal(a.source, OTA_SOURCE_DIAGNOSTIC_TOOL);
+    assert_int_equal(a.n_vins, 3); /* a repeated VIN is the rules' business */
+    assert_int_equal(a.start_ms, 0);
+    assert_int_equal(a.end_ms, 9007199254740992LL);
+    assert_int_equal(a.rate, UINT32_MAX);
+    assert_int_equal(a.abort_failure_pct, 100);
+    a.id = strdup("T000001");
+    free(reparse(ota_json_from_task(&a), p_task, &b));
+    assert_task_eq(&a, &b);
+    /* Without VINs (the stored document): the stored form takes that. */
+    ota_task_rec_free(&b);
+    ota_json_strings_free(a.vins, a.n_vins);
+    a.vins = NULL;
+    a.n_vins = 0;
+    char *text = reparse(ota_json_from_task(&a), p_task, &b);
+    assert_null(strstr(text, "vins"));
+    assert_task_eq(&a, &b);
+    free(text);
+    ota_task_rec_free(&a);
+    ota_task_rec_free(&b);
+}
+
+static void test_task_defaults(void **state)
+{
+    (void)state;
+    ota_task_rec a;
+    parse_ok(p_task_request,
+             "{\"name\":\"n\",\"type\":\"normal\",\"model\":\"M\",\"series\":\"S\","
+             "\"version\":\"1\",\"vins\":[]}",
+             "task", &a);
+    assert_int_equal(a.source, OTA_SOURCE_CONSOLE);
+    assert_int_equal(a.n_vins, 0);
+    assert_int_equal(a.start_ms, -1);
+    assert_int_equal(a.end_ms, -1);
+    assert_int_equal(a.max_resend + a.rate + a.timeout_min, 0);
+    assert_int_equal(a.abort_min_executed + a.abort_failure_pct, 0);
+    cJSON *j = ota_json_from_task(&a);
+    assert_null(cJSON_GetObjectItem(j, "start"));
+    assert_null(cJSON_GetObjectItem(j, "abort"));
+    assert_string_equal(cJSON_GetObjectItem(j, "source")->valuestring, "console");
+    cJSON_Delete(j);
+    ota_task_rec_free(&a);
+}
+
+static void test_task_rules_codec(void **state)
+{
+    (void)state;
+    static const bad_case cases[] = {
+        {"name", NULL, "task.name: missing"},
+        {"type", "\"urgent\"", "task.type: expected normal|forced|factory|spot_check|diagnostic"},
+        {"source", "\"phone\"", "task.source: expected console|diagnostic_tool"},
+        {"version", "2", "task.version: expected a string"},
+        {"vins", NULL, "task.vins: missing"},
+        {"vins.1", "\"LSVTA00000000000I\"", "task.vins[1]: "},
+        {"vins", "\"" VIN1 "\"", "task.vins: expected an array"},
+        {"start", "-1", "task.start: expected an integer"},
+        {"end", "0", "task.end: must be after start"},
+        {"max_resend", "1001", "task.max_resend: expected an integer in 0..1000"},
+        {"rate", "4294967296", "task.rate: expected an integer in 0..4294967295"},
+        {"timeout_min", "525601", "task.timeout_min: expected an integer in 0..525600"},
+        {"abort.failure_pct", "0", "task.abort.failure_pct: expected an integer in 1..100"},
+        {"abort.min_executed", NULL, "task.abort.min_executed: missing"},
+        {"abort.when", "1", "task.abort.when: unknown field"},
+        {"id", "\"T1\"", "task.id: unknown field"},
+        {"colour", "1", "task.colour: unknown field"},
+    };
+    run_cases(p_task_request, sizeof(ota_task_rec), task_json, "task", cases,
+              sizeof cases / sizeof cases[0]);
+    static const bad_case stored[] = {{"id", NULL, "task.id: missing"},
+                                      {"id", "\"\"", "task.id: expected a string of 1..64"}};
+    cJSON *j = edited(task_json, "id", "\"T000001\"");
+    char *base = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    run_cases(p_task, sizeof(ota_task_rec), base, "task", stored, 2);
+    free(base);
+}
+
+static void test_type_rules_codec(void **state)
+{
+    (void)state;
+    ota_task_type_rules a, b;
+    parse_ok(p_type_rules, type_rules_json, "", &a);
+    assert_int_equal(a.type, OTA_TASK_FACTORY);
+    assert_int_equal(a.n_statuses, 2);
+    assert_null(a.usages); /* [] = any */
+    char *text = reparse(ota_json_from_task_type_rules(&a), p_type_rules, &b);
+    assert_string_equal(text, "{\"type\":\"factory\",\"statuses\":[\"a\",\"b\"],\"usages\":[]}");
+    assert_strings_eq(a.statuses, a.n_statuses, b.statuses, b.n_statuses);
+    assert_int_equal(b.n_usages, 0);
+    free(text);
+    ota_task_type_rules_free(&a);
+    ota_task_type_rules_free(&b);
+    static const bad_case cases[] = {
+        {"type", "\"urgent\"", "type: expected normal|"},
+        {"statuses", NULL, "statuses: missing"},
+        {"statuses.0", "1", "statuses[0]: expected a string"},
+        {"usages", "{}", "usages: expected an array"},
+        {"statuses.1", "\"a\"", "statuses[1]: duplicate \"a\" (also at [0])"},
+        {"extra", "1", "extra: unknown field"},
+    };
+    run_cases(p_type_rules, sizeof(ota_task_type_rules), type_rules_json, "", cases,
+              sizeof cases / sizeof cases[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -971,6 +1129,10 @@ int main(void)
         cmocka_unit_test(test_string_array),
         cmocka_unit_test(test_string_array_large_unique),
         cmocka_unit_test(test_errf),
+        cmocka_unit_test(test_task_round_trip),
+        cmocka_unit_test(test_task_defaults),
+        cmocka_unit_test(test_task_rules_codec),
+        cmocka_unit_test(test_type_rules_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,420 @@
+/*
+ * control_tasks.c — createTask, getTask, listTaskVehicles, setTaskTypeRules,
+ * getTaskTypeRules (SPEC §5-6, docs/operator-api.md).
+ *
+ * createTask parses the task strictly (ota_json_task_request), runs the task-level rules
+ * (one failing fails the command: its text starts with the SPEC code, e.g.
+ * "E_NO_PACKAGE: no full package of EX5/S1 version 2.0"), then the per-VIN rules against
+ * the catalog, the task type rules and each vehicle's latest upgrade status. It stores,
+ * in one change, the task document and one execution per distinct VIN (queued, or
+ * rejected with its code); a VIN repeated in the request is answered E_DUPLICATE_VIN but
+ * gets no execution of its own (its first place has one). Once stored, the task enters
+ * memory and the answer lists the accepted VINs and the rejected ones with their codes,
+ * in request order.
+ *
+ * Task type rules are OTA_DOC_SETTING documents "task_type_rules:<type>"; an empty list
+ * accepts any value, as the defaults do for the usages of factory and spot_check tasks.
+ */
+#include "catalog.h"
+#include "control.h"
+#include "ota_catalog_json.h"
+#include "task_rules.h"
+#include "tasks.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- createTask */
+
+typedef struct {
+    ota_cmd_op base;
+    ota_task_rec rec;
+    char id[24];
+    uint64_t package;
+    int64_t created_ms;
+    uint8_t *codes;       /* per VIN of the request: its ota_reject_code */
+    ota_task_exec *execs; /* one per distinct VIN (taken by the tasks on apply) */
+    size_t n_execs;
+    ota_exec_rec *recs; /* the change's executions */
+    char *json;
+    ota_store_doc doc;
+} create_op;
+
+static void create_free(ota_cmd_op *base)
+{
+    create_op *op = (create_op *)base;
+    ota_task_rec_free(&op->rec);
+    free(op->codes);
+    free(op->execs);
+    free(op->recs);
+    free(op->json);
+    free(op);
+}
+
+static void unordered_strategy(void *ctx, const ota_strategy_rec *s)
+{
+    const char **name = ctx;
+    for (size_t i = 0; i < s->n_ecus && !*name; i++) {
+        if (s->ecus[i].order < 0) {
+            *name = s->id;
+        }
+    }
+}
+
+/* A task-level error: "E_CODE: what is wrong". */
+static void task_error_text(const ota_catalog *cat, const ota_task_rec *t, ota_task_error e,
+                            const ota_package_rec *pkg, char *err, size_t errlen)
+{
+    const char *code = ota_task_error_name(e);
+    const char *strategy = NULL;
+    switch (e) {
+    case OTA_TASK_E_EMPTY_VINS:
+        snprintf(err, errlen, "%s: task.vins is empty", code);
+        break;
+    case OTA_TASK_E_NO_PACKAGE:
+        snprintf(err, errlen, "%s: no full package of %s/%s version %s", code, t->model, t->series,
+                 t->version);
+        break;
+    case OTA_TASK_E_PACKAGE_NOT_RELEASED:
+        snprintf(err, errlen,
+                 "%s: package %" PRIu64 " (%s/%s %s) is %s; a %s task needs it released", code,
+                 pkg->id, t->model, t->series, t->version, ota_pkg_status_name(pkg->status),
+                 ota_task_type_name(t->type));
+        break;
+    case OTA_TASK_E_NO_BASELINE:
+        snprintf(err, errlen, "%s: package %" PRIu64 " has no baseline description", code, pkg->id);
+        break;
+    case OTA_TASK_E_NO_DEFAULT_STRATEGY:
+        snprintf(err, errlen, "%s: %s/%s has no default strategy (bindStrategy)", code, t->model,
+                 t->series);
+        break;
+    default:
+        ota_catalog_strategies_of(cat, t->model, t->series, unordered_strategy, &strategy);
+        snprintf(err, errlen, "%s: strategy %s of %s/%s has an ECU without an upgrade order", code,
+                 strategy ? strategy : "?", t->model, t->series);
+        break;
+    }
+}
+
+static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *err, size_t errlen)
+{
+    static const char *const allowed[] = {"task", NULL};
+    if (ota_json_check_command_fields(cmd, "", allowed, err, errlen) != 0) {
+        return -1;
+    }
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(cmd, "task");
+    if (!task) {
+        return ota_json_errf(err, errlen, "", "task", "missing");
+    }
+    if (ota_json_task_request(task, "task", &op->rec, err, errlen) != 0) {
+        return -1;
+    }
+    const ota_package_rec *pkg = NULL;
+    ota_task_error e = ota_task_check(p->catalog, &op->rec, &pkg);
+    if (e != OTA_TASK_OK) {
+        task_error_text(p->catalog, &op->rec, e, pkg, err, errlen);
+        return -1;
+    }
+    op->package = pkg->id;
+    ota_tasks_next_id(p->tasks, op->id, sizeof(op->id));
+    op->rec.id = strdup(op->id);
+    return op->rec.id ? 0 : ota_json_errf(err, errlen, NULL, NULL, "out of memory");
+}
+
+/* Runs the per-VIN rules: op->codes, and op->execs for the distinct VINs. */
+static int check_vins(ota_plugin *p, create_op *op)
+{
+    size_t n = op->rec.n_vins;
+    op->codes = malloc(n);
+    op->execs = malloc(n * sizeof(*op->execs));
+    ota_vin_set *seen = ota_vin_set_new(n);
+    if (!op->codes || !op->execs || !seen) {
+        ota_vin_set_free(seen);
+        return -1;
+    }
+    ota_rules_env env = ota_tasks_rules_env(p->tasks);
+    for (size_t i = 0; i < n; i++) {
+        const char *vin = op->rec.vins[i];
+        ota_reject_code r = ota_task_check_vin(p->catalog, &env, &op->rec, vin, seen);
+        op->codes[i] = (uint8_t)r;
+        if (r == OTA_REJ_DUPLICATE_VIN) {
+            continue;
+        }
+        ota_task_exec *x = &op->execs[op->n_execs++];
+        *x = (ota_task_exec){.state = r ? OTA_EXEC_REJECTED : OTA_EXEC_QUEUED,
+                             .code = (uint16_t)r,
+                             .notified_ms = -1};
+        memcpy(x->vin, vin, OTA_VIN_LEN);
+    }
+    ota_vin_set_free(seen);
+    return 0;
+}
+
+/* The change: the task document and one execution per distinct VIN. */
+static int create_change(create_op *op)
+{
+    cJSON *doc = ota_task_doc(&op->rec, OTA_TASK_ACTIVE, op->created_ms, op->package);
+    op->json = doc ? cJSON_PrintUnformatted(doc) : NULL;
+    cJSON_Delete(doc);
+    op->recs = calloc(op->n_execs ? op->n_execs : 1, sizeof(*op->recs));
+    if (!op->json || !op->recs) {
+        return -1;
+    }
+    for (size_t i = 0, k = 0; i < op->rec.n_vins; i++) {
+        ota_reject_code r = (ota_reject_code)op->codes[i];
+        if (r == OTA_REJ_DUPLICATE_VIN) {
+            continue;
+        }
+        op->recs[k++] = (ota_exec_rec){.task = op->id,
+                                       .vin = op->rec.vins[i],
+                                       .state = r ? OTA_EXEC_REJECTED : OTA_EXEC_QUEUED,
+                                       .code = r ? ota_reject_name(r) : NULL,
+                                       .notified_ms = -1,
+                                       .updated_ms = op->created_ms};
+    }
+    op->doc = (ota_store_doc){OTA_DOC_TASK, op->id, op->json};
+    op->base.change.docs = &op->doc;
+    op->base.change.n_docs = 1;
+    op->base.change.put_execs = op->recs;
+    op->base.change.n_put_execs = op->n_execs;
+    return 0;
+}
+
+/* {id, accepted:[vin...], rejected:[{vin, code}...]} in request order. */
+static cJSON *create_answer(const create_op *op, char **vins, size_t n)
+{
+    cJSON *data = cJSON_CreateObject();
+    cJSON *acc = cJSON_AddArrayToObject(data, "accepted");
+    cJSON *rej = cJSON_AddArrayToObject(data, "rejected");
+    if (!cJSON_AddStringToObject(data, "id", op->id) || !acc || !rej) {
+        cJSON_Delete(data);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (op->codes[i] == OTA_REJ_NONE) {
+            cJSON_AddItemToArray(acc, cJSON_CreateString(vins[i]));
+            continue;
+        }
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "vin", vins[i]);
+        cJSON_AddStringToObject(r, "code", ota_reject_name((ota_reject_code)op->codes[i]));
+        cJSON_AddItemToArray(rej, r);
+    }
+    return data;
+}
+
+static cJSON *create_apply(ota_plugin *p, ota_cmd_op *base)
+{
+    create_op *op = (create_op *)base;
+    char **vins = op->rec.vins; /* the task keeps its definition without them */
+    size_t n = op->rec.n_vins;
+    op->rec.vins = NULL;
+    op->rec.n_vins = 0;
+    if (ota_tasks_add(p->tasks, &op->rec, OTA_TASK_ACTIVE, op->created_ms, op->package, op->execs,
+                      op->n_execs) == 0) {
+        op->execs = NULL; /* taken */
+    } else {
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "ota: task %s is stored but not in memory "
+                             "(out of memory): it is loaded at the next start",
+                             op->id);
+    }
+    cJSON *data = create_answer(op, vins, n);
+    ota_json_strings_free(vins, n);
+    return data;
+}
+
+void ota_cmd_create_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
+{
+    char err[512];
+    create_op *op = calloc(1, sizeof(*op));
+    if (!op) {
+        ota_cmd_fail(c, "out of memory");
+        return;
+    }
+    op->base.free_op = create_free;
+    op->base.apply = create_apply;
+    op->created_ms = ota_now_ms();
+    if (parse_create(p, cmd, op, err, sizeof(err)) != 0) {
+        create_free(&op->base);
+        ota_cmd_fail(c, "%s", err);
+        return;
+    }
+    if (check_vins(p, op) != 0 || create_change(op) != 0) {
+        create_free(&op->base);
+        ota_cmd_fail(c, "out of memory");
+        return;
+    }
+    ota_cmd_store(p, c, &op->base);
+}
+
+/* ---------------------------------------------------------------- getTask */
+
+/* The id field of a command, which must name a known task; answers when it fails. */
+static const ota_task *known_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
+                                  const char *const *allowed)
+{
+    char err[256];
+    const char *id = NULL;
+    if (ota_json_check_command_fields(cmd, "", allowed, err, sizeof(err)) != 0 ||
+        ota_json_get_word(cmd, "", "id", true, &id, err, sizeof(err)) != 0) {
+        ota_cmd_fail(c, "%s", err);
+        return NULL;
+    }
+    const ota_task *task = ota_tasks_get(p->tasks, id);
+    if (!task) {
+        ota_cmd_fail(c, "id: unknown task %s", id);
+    }
+    return task;
+}
+
+static cJSON *task_counts(const ota_task *task)
+{
+    size_t counts[OTA_EXEC_STATE_COUNT] = {0};
+    for (size_t i = 0; i < task->n_execs; i++) {
+        if (task->execs[i].state < OTA_EXEC_STATE_COUNT) {
+            counts[task->execs[i].state]++;
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    for (int s = 0; o && s < OTA_EXEC_STATE_COUNT; s++) {
+        cJSON_AddNumberToObject(o, ota_exec_state_name((ota_exec_state)s), (double)counts[s]);
+    }
+    return o;
+}
+
+void ota_cmd_get_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
+{
+    static const char *const allowed[] = {"id", NULL};
+    const ota_task *task = known_task(p, c, cmd, allowed);
+    if (!task) {
+        return;
+    }
+    cJSON *data = ota_task_doc(&task->rec, task->state, task->created_ms, task->package);
+    if (!data || !cJSON_AddItemToObject(data, "counts", task_counts(task))) {
+        cJSON_Delete(data);
+        ota_cmd_fail(c, "out of memory");
+        return;
+    }
+    ota_cmd_ok(c, data);
+}
+
+/* ---------------------------------------------------------------- listTaskVehicles */
+
+static cJSON *exec_json(const ota_tasks *t, const ota_task_exec *x)
+{
+    char vin[OTA_VIN_LEN + 1];
+    memcpy(vin, x->vin, OTA_VIN_LEN);
+    vin[OTA_VIN_LEN] = '\0';
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "vin", vin);
+    cJSON_AddStringToObject(o, "state", ota_exec_state_name((ota_exec_state)x->state));
+    const char *code = ota_tasks_code_name(t, x->code);
+    if (code) {
+        cJSON_AddStringToObject(o, "code", code);
+    }
+    return o;
+}
+
+void ota_cmd_list_task_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
+{
+    static const char *const allowed[] = {"id", "state", NULL};
+    static const char *const states[] = {"queued",    "notified", "downloading", "installing",
+                                         "succeeded", "failed",   "canceled",    "rejected"};
+    char err[256];
+    int state = -1;
+    const ota_task *task = known_task(p, c, cmd, allowed);
+    if (!task) {
+        return;
+    }
+    if (ota_json_get_enum(cmd, "", "state", false, states, OTA_EXEC_STATE_COUNT, &state, err,
+                          sizeof(err)) != 0) {
+        ota_cmd_fail(c, "%s", err);
+        return;
+    }
+    cJSON *data = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(data, "vehicles");
+    for (size_t i = 0; arr && i < task->n_execs; i++) {
+        if (state < 0 || task->execs[i].state == state) {
+            cJSON_AddItemToArray(arr, exec_json(p->tasks, &task->execs[i]));
+        }
+    }
+    ota_cmd_ok(c, data);
+}
+
+/* ---------------------------------------------------------------- type rules */
+
+typedef struct {
+    ota_cmd_op base;
+    ota_task_type_rules rules;
+    char key[64];
+    char *json;
+    ota_store_doc doc;
+} rules_op;
+
+static void rules_free(ota_cmd_op *base)
+{
+    rules_op *op = (rules_op *)base;
+    ota_task_type_rules_free(&op->rules);
+    free(op->json);
+    free(op);
+}
+
+static cJSON *rules_apply(ota_plugin *p, ota_cmd_op *base)
+{
+    ota_tasks_set_type_rules(p->tasks, &((rules_op *)base)->rules);
+    return NULL;
+}
+
+void ota_cmd_set_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
+{
+    char err[256];
+    rules_op *op = calloc(1, sizeof(*op));
+    if (!op) {
+        ota_cmd_fail(c, "out of memory");
+        return;
+    }
+    op->base.free_op = rules_free;
+    op->base.apply = rules_apply;
+    if (ota_json_task_type_rules(cmd, "", &op->rules, err, sizeof(err)) != 0) {
+        rules_free(&op->base);
+        ota_cmd_fail(c, "%s", err);
+        return;
+    }
+    cJSON *j = ota_json_from_task_type_rules(&op->rules);
+    op->json = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!op->json) {
+        rules_free(&op->base);
+        ota_cmd_fail(c, "out of memory");
+        return;
+    }
+    snprintf(op->key, sizeof(op->key), "task_type_rules:%s", ota_task_type_name(op->rules.type));
+    op->doc = (ota_store_doc){OTA_DOC_SETTING, op->key, op->json};
+    op->base.change.docs = &op->doc;
+    op->base.change.n_docs = 1;
+    ota_cmd_store(p, c, &op->base);
+}
+
+void ota_cmd_get_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
+{
+    static const char *const allowed[] = {NULL};
+    char err[256];
+    if (ota_json_check_command_fields(cmd, "", allowed, err, sizeof(err)) != 0) {
+        ota_cmd_fail(c, "%s", err);
+        return;
+    }
+    const ota_task_type_rules *rules = ota_tasks_type_rules(p->tasks);
+    cJSON *data = cJSON_CreateObject();
+    cJSON *all = cJSON_AddObjectToObject(data, "rules");
+    for (int i = 0; all && i < OTA_TASK_TYPE_COUNT; i++) {
+        ota_task_type_rules r = rules[i];
+        r.type = (ota_task_type)i;
+        cJSON *o = ota_json_from_task_type_rules(&r);
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "type");
+        cJSON_AddItemToObject(all, ota_task_type_name((ota_task_type)i), o);
+    }
+    ota_cmd_ok(c, data);
+}

@@ -1,0 +1,555 @@
+/*
+ * tasks.c — upgrade tasks and their executions in memory (tasks.h), on the broker thread.
+ *
+ * Design
+ * - Tasks: a map by id (map.h) of pointers to ota_task; a task keeps its definition (the
+ *   ota_task_rec without its VINs), its state, and its executions as one array of compact
+ *   records (ota_task_exec, 32 bytes: the VIN inline, state, code number, resends, notice
+ *   time) sorted by VIN, so a VIN's execution is a binary search away and
+ *   listTaskVehicles walks the array in order.
+ * - Execution codes (rejection codes, later failure reasons) are numbers into a table of
+ *   texts: the rejection codes keep their ota_reject_code number, other texts are added
+ *   as they are met (at most 65535).
+ * - The latest upgrade status per VIN: a map of {VIN, status, trigger, ts} where status
+ *   and trigger are numbers into a small table of words (ota_status_valid /
+ *   ota_trigger_valid allow only a few). Loaded with ota_store_load_latest_statuses and
+ *   kept current by ota_tasks_on_status; an event older (by ts) than the one kept does not
+ *   replace it, so a replayed report cannot bring back an old status. The rules read it
+ *   through the `latest` callback of ota_rules_env.
+ * - Task type rules: the defaults of SPEC §6 (static lists), replaced per type by the
+ *   OTA_DOC_SETTING documents "task_type_rules:<type>" (owned lists).
+ * - Ids: "T" and a number zero-padded to 6 digits; the next is the highest loaded + 1.
+ */
+#include "tasks.h"
+
+#include "map.h"
+#include "ota_catalog_json.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WORDS_MAX 255 /* distinct status / trigger words kept */
+#define CODES_MAX 65535
+#define TYPE_RULES_PREFIX "task_type_rules:"
+
+static const char *const task_state_names[OTA_TASK_STATE_COUNT] = {"active", "canceled", "aborted",
+                                                                   "finished"};
+
+typedef struct {
+    ota_task *task;
+} task_slot;
+
+typedef struct {
+    char vin[OTA_VIN_LEN + 1];
+    uint8_t status, trigger; /* numbers into words; 0: none */
+    int64_t ts;
+} latest_rec;
+
+struct ota_tasks {
+    ota_map tasks; /* task_slot by task id */
+    uint64_t max_id_num;
+    ota_task_type_rules rules[OTA_TASK_TYPE_COUNT];
+    bool owned[OTA_TASK_TYPE_COUNT]; /* rules[i] was set (its lists are malloc'd) */
+    char **codes;                    /* codes[0] unused */
+    size_t n_codes;
+    char *words[WORDS_MAX + 1]; /* words[0] unused */
+    size_t n_words;
+    ota_map latest;            /* latest_rec by VIN */
+    ota_upgrade_state scratch; /* what the latest callback returns */
+};
+
+const char *ota_task_state_name(ota_task_state s)
+{
+    return (unsigned)s < OTA_TASK_STATE_COUNT ? task_state_names[s] : NULL;
+}
+
+int ota_task_state_from_name(const char *name)
+{
+    for (int i = 0; name && i < OTA_TASK_STATE_COUNT; i++) {
+        if (strcmp(task_state_names[i], name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- life cycle */
+
+static ota_map_key slot_key(const void *rec)
+{
+    return ota_map_key_str(((const task_slot *)rec)->task->rec.id);
+}
+
+static ota_map_key latest_key(const void *rec)
+{
+    return ota_map_key_str(((const latest_rec *)rec)->vin);
+}
+
+static void task_free(ota_task *task)
+{
+    if (task) {
+        ota_task_rec_free(&task->rec);
+        free(task->execs);
+        free(task);
+    }
+}
+
+static void slot_fini(void *rec)
+{
+    task_free(((task_slot *)rec)->task);
+}
+
+/* The rejection codes, under their own numbers. */
+static int codes_init(ota_tasks *t)
+{
+    t->codes = calloc(OTA_REJ_CONFIG_WORD_MISSING + 1, sizeof(*t->codes));
+    if (!t->codes) {
+        return -1;
+    }
+    t->n_codes = OTA_REJ_CONFIG_WORD_MISSING + 1;
+    for (size_t i = 1; i < t->n_codes; i++) {
+        if (!(t->codes[i] = strdup(ota_reject_name((ota_reject_code)i)))) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+ota_tasks *ota_tasks_new(void)
+{
+    ota_tasks *t = calloc(1, sizeof(*t));
+    if (!t) {
+        return NULL;
+    }
+    ota_map_init(&t->tasks, sizeof(task_slot), slot_key);
+    ota_map_init(&t->latest, sizeof(latest_rec), latest_key);
+    ota_task_default_type_rules(t->rules);
+    t->n_words = 1;
+    if (codes_init(t) != 0) {
+        ota_tasks_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void ota_tasks_free(ota_tasks *t)
+{
+    if (!t) {
+        return;
+    }
+    ota_map_destroy(&t->tasks, slot_fini);
+    ota_map_destroy(&t->latest, NULL);
+    for (int i = 0; i < OTA_TASK_TYPE_COUNT; i++) {
+        if (t->owned[i]) {
+            ota_task_type_rules_free(&t->rules[i]);
+        }
+    }
+    for (size_t i = 0; t->codes && i < t->n_codes; i++) {
+        free(t->codes[i]);
+    }
+    free(t->codes);
+    for (size_t i = 1; i < t->n_words; i++) {
+        free(t->words[i]);
+    }
+    free(t);
+}
+
+/* ---------------------------------------------------------------- codes and words */
+
+uint16_t ota_tasks_code(ota_tasks *t, const char *name)
+{
+    if (!name) {
+        return 0;
+    }
+    for (size_t i = 1; i < t->n_codes; i++) {
+        if (strcmp(t->codes[i], name) == 0) {
+            return (uint16_t)i;
+        }
+    }
+    if (t->n_codes > CODES_MAX) {
+        return 0;
+    }
+    char **grown = realloc(t->codes, (t->n_codes + 1) * sizeof(*grown));
+    if (!grown) {
+        return 0;
+    }
+    t->codes = grown;
+    if (!(t->codes[t->n_codes] = strdup(name))) {
+        return 0;
+    }
+    return (uint16_t)t->n_codes++;
+}
+
+const char *ota_tasks_code_name(const ota_tasks *t, uint16_t code)
+{
+    return code > 0 && code < t->n_codes ? t->codes[code] : NULL;
+}
+
+/* The number of a status or trigger word (added when new); 0 when NULL or no room. */
+static uint8_t word_num(ota_tasks *t, const char *w)
+{
+    if (!w) {
+        return 0;
+    }
+    for (size_t i = 1; i < t->n_words; i++) {
+        if (strcmp(t->words[i], w) == 0) {
+            return (uint8_t)i;
+        }
+    }
+    if (t->n_words > WORDS_MAX || !(t->words[t->n_words] = strdup(w))) {
+        return 0;
+    }
+    return (uint8_t)t->n_words++;
+}
+
+/* ---------------------------------------------------------------- latest statuses */
+
+/* Keeps ev as vin's latest status unless the one kept is newer. */
+static void note_status(ota_tasks *t, const char *vin, const ota_event *ev)
+{
+    if (!vin || strlen(vin) != OTA_VIN_LEN) {
+        return;
+    }
+    latest_rec *r = ota_map_get_str(&t->latest, vin);
+    if (!r) {
+        latest_rec fresh = {.ts = INT64_MIN};
+        memcpy(fresh.vin, vin, OTA_VIN_LEN + 1);
+        r = ota_map_put(&t->latest, &fresh);
+    }
+    if (r && ev->ts >= r->ts) {
+        r->status = word_num(t, ev->status);
+        r->trigger = word_num(t, ev->trigger);
+        r->ts = ev->ts;
+    }
+}
+
+void ota_tasks_on_status(ota_plugin *p, const char *vin, const ota_event *ev)
+{
+    if (p->tasks && ev && ev->type == OTA_EV_UPGRADE_STATUS) {
+        note_status(p->tasks, vin, ev);
+    }
+}
+
+static const ota_upgrade_state *latest_of(void *ctx, const char *vin)
+{
+    ota_tasks *t = ctx;
+    const latest_rec *r = ota_map_get_str(&t->latest, vin);
+    if (!r) {
+        return NULL;
+    }
+    t->scratch.status = r->status ? t->words[r->status] : NULL;
+    t->scratch.trigger = r->trigger ? t->words[r->trigger] : NULL;
+    return &t->scratch;
+}
+
+ota_rules_env ota_tasks_rules_env(ota_tasks *t)
+{
+    return (ota_rules_env){.type_rules = t->rules, .latest = latest_of, .latest_ctx = t};
+}
+
+/* ---------------------------------------------------------------- type rules */
+
+const ota_task_type_rules *ota_tasks_type_rules(const ota_tasks *t)
+{
+    return t->rules;
+}
+
+void ota_tasks_set_type_rules(ota_tasks *t, ota_task_type_rules *r)
+{
+    unsigned i = (unsigned)r->type;
+    if (i >= OTA_TASK_TYPE_COUNT) {
+        ota_task_type_rules_free(r);
+        return;
+    }
+    if (t->owned[i]) {
+        ota_task_type_rules_free(&t->rules[i]);
+    }
+    t->rules[i] = *r;
+    t->owned[i] = true;
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---------------------------------------------------------------- tasks */
+
+ota_task *ota_tasks_get(const ota_tasks *t, const char *id)
+{
+    const task_slot *s = id ? ota_map_get_str(&t->tasks, id) : NULL;
+    return s ? s->task : NULL;
+}
+
+static int exec_cmp_vin(const void *a, const void *b)
+{
+    return memcmp(((const ota_task_exec *)a)->vin, ((const ota_task_exec *)b)->vin, OTA_VIN_LEN);
+}
+
+ota_task_exec *ota_task_find_exec(const ota_task *task, const char *vin)
+{
+    if (!vin || strlen(vin) != OTA_VIN_LEN) {
+        return NULL;
+    }
+    ota_task_exec key;
+    memcpy(key.vin, vin, OTA_VIN_LEN);
+    return bsearch(&key, task->execs, task->n_execs, sizeof(key), exec_cmp_vin);
+}
+
+/* The number of an id "T<digits>", or 0. */
+static uint64_t id_num(const char *id)
+{
+    size_t n = strlen(id);
+    if (n < 2 || n > 20 || id[0] != 'T' || strspn(id + 1, "0123456789") != n - 1) {
+        return 0;
+    }
+    return strtoull(id + 1, NULL, 10);
+}
+
+void ota_tasks_next_id(const ota_tasks *t, char *buf, size_t len)
+{
+    snprintf(buf, len, "T%06" PRIu64, t->max_id_num + 1);
+}
+
+/* Puts task (taken on success) in the map. */
+static int put_task(ota_tasks *t, ota_task *task)
+{
+    if (ota_tasks_get(t, task->rec.id)) {
+        return -1;
+    }
+    task_slot s = {task};
+    if (!ota_map_put(&t->tasks, &s)) {
+        return -1;
+    }
+    uint64_t num = id_num(task->rec.id);
+    if (num > t->max_id_num) {
+        t->max_id_num = num;
+    }
+    return 0;
+}
+
+int ota_tasks_add(ota_tasks *t, ota_task_rec *rec, ota_task_state state, int64_t created_ms,
+                  uint64_t package, ota_task_exec *execs, size_t n)
+{
+    ota_task *task = calloc(1, sizeof(*task));
+    if (!task) {
+        return -1;
+    }
+    task->rec = *rec;
+    task->state = state;
+    task->created_ms = created_ms;
+    task->package = package;
+    task->execs = execs;
+    task->n_execs = task->cap_execs = n;
+    if (put_task(t, task) != 0) {
+        free(task);
+        return -1;
+    }
+    memset(rec, 0, sizeof(*rec));
+    qsort(execs, n, sizeof(*execs), exec_cmp_vin);
+    return 0;
+}
+
+cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t created_ms,
+                    uint64_t package)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON *task = ota_json_from_task(rec);
+    if (!doc || !task || !cJSON_AddItemToObject(doc, "task", task)) {
+        cJSON_Delete(doc);
+        cJSON_Delete(task);
+        return NULL;
+    }
+    if (!cJSON_AddStringToObject(doc, "state", ota_task_state_name(state)) ||
+        !cJSON_AddNumberToObject(doc, "created_at", (double)created_ms) ||
+        !cJSON_AddNumberToObject(doc, "package", (double)package)) {
+        cJSON_Delete(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+/* ---------------------------------------------------------------- load */
+
+typedef struct {
+    ota_tasks *t;
+    ota_task *last; /* the task of the previous execution (they come by task) */
+    char *err;
+    size_t errlen;
+    bool failed;
+} load_ctx;
+
+static int load_fail(load_ctx *lc, const char *what, const char *key, const char *msg)
+{
+    snprintf(lc->err, lc->errlen, "%s %s: %s", what, key, msg);
+    lc->failed = true;
+    return 1;
+}
+
+static const char *const doc_fields[] = {"task", "state", "created_at", "package", NULL};
+
+/* The document's members besides the task: state, created_at, package. */
+static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
+{
+    static const char *const names[] = {"active", "canceled", "aborted", "finished"};
+    int st = 0;
+    uint64_t created = 0, pkg = 0;
+    if (ota_json_check_fields(j, NULL, doc_fields, err, errlen) ||
+        ota_json_get_enum(j, NULL, "state", true, names, OTA_TASK_STATE_COUNT, &st, err, errlen) ||
+        ota_json_get_uint(j, NULL, "created_at", true, 0, OTA_JSON_UINT_MAX, &created, err,
+                          errlen) ||
+        ota_json_get_uint(j, NULL, "package", true, 0, OTA_JSON_UINT_MAX, &pkg, err, errlen)) {
+        return -1;
+    }
+    task->state = (ota_task_state)st;
+    task->created_ms = (int64_t)created;
+    task->package = pkg;
+    return 0;
+}
+
+static int parse_task_doc(const cJSON *j, ota_task *task, char *err, size_t errlen)
+{
+    if (parse_doc_state(j, task, err, errlen) != 0) {
+        return -1;
+    }
+    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(j, "task");
+    if (!rec) {
+        snprintf(err, errlen, "task: missing");
+        return -1;
+    }
+    if (ota_json_task(rec, "task", &task->rec, err, errlen) != 0) {
+        return -1;
+    }
+    if (task->rec.n_vins > 0) { /* not in stored documents; the executions hold them */
+        ota_json_strings_free(task->rec.vins, task->rec.n_vins);
+        task->rec.vins = NULL;
+        task->rec.n_vins = 0;
+    }
+    return 0;
+}
+
+static int load_task_doc(void *ctx, const char *key, const char *json)
+{
+    load_ctx *lc = ctx;
+    char perr[384];
+    cJSON *j = cJSON_Parse(json);
+    ota_task *task = calloc(1, sizeof(*task));
+    int rc = 0;
+    if (!j || !task) {
+        rc = load_fail(lc, "task", key, !j ? "not JSON" : "out of memory");
+    } else if (parse_task_doc(j, task, perr, sizeof(perr)) != 0) {
+        rc = load_fail(lc, "task", key, perr);
+    } else if (strcmp(task->rec.id, key) != 0) {
+        rc = load_fail(lc, "task", key, "id does not match the key");
+    } else if (put_task(lc->t, task) != 0) {
+        rc = load_fail(lc, "task", key, "out of memory or loaded twice");
+    } else {
+        task = NULL; /* taken */
+    }
+    task_free(task);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int push_exec(ota_task *task, const ota_task_exec *x)
+{
+    if (task->n_execs == task->cap_execs) {
+        size_t cap = task->cap_execs ? 2 * task->cap_execs : 64;
+        ota_task_exec *grown = realloc(task->execs, cap * sizeof(*grown));
+        if (!grown) {
+            return -1;
+        }
+        task->execs = grown;
+        task->cap_execs = cap;
+    }
+    task->execs[task->n_execs++] = *x;
+    return 0;
+}
+
+static int load_exec(void *ctx, const ota_exec_rec *e)
+{
+    load_ctx *lc = ctx;
+    if (!lc->last || strcmp(lc->last->rec.id, e->task) != 0) {
+        lc->last = ota_tasks_get(lc->t, e->task);
+    }
+    if (!lc->last) {
+        return load_fail(lc, "execution of task", e->task, "no such task document");
+    }
+    if (!e->vin || strlen(e->vin) != OTA_VIN_LEN) {
+        return load_fail(lc, "execution of task", e->task, "bad VIN");
+    }
+    ota_task_exec x = {.state = (uint8_t)e->state,
+                       .code = ota_tasks_code(lc->t, e->code),
+                       .resends = e->resends > UINT16_MAX ? UINT16_MAX : (uint16_t)e->resends,
+                       .notified_ms = e->notified_ms};
+    memcpy(x.vin, e->vin, OTA_VIN_LEN);
+    return push_exec(lc->last, &x) ? load_fail(lc, "execution of task", e->task, "out of memory")
+                                   : 0;
+}
+
+static int load_setting(void *ctx, const char *key, const char *json)
+{
+    load_ctx *lc = ctx;
+    if (strncmp(key, TYPE_RULES_PREFIX, strlen(TYPE_RULES_PREFIX)) != 0) {
+        return 0; /* another setting */
+    }
+    char perr[384];
+    ota_task_type_rules r;
+    cJSON *j = cJSON_Parse(json);
+    int rc = 0;
+    if (!j) {
+        rc = load_fail(lc, "setting", key, "not JSON");
+    } else if (ota_json_task_type_rules(j, NULL, &r, perr, sizeof(perr)) != 0) {
+        rc = load_fail(lc, "setting", key, perr);
+    } else if (strcmp(key + strlen(TYPE_RULES_PREFIX), ota_task_type_name(r.type)) != 0) {
+        ota_task_type_rules_free(&r);
+        rc = load_fail(lc, "setting", key, "type does not match the key");
+    } else {
+        ota_tasks_set_type_rules(lc->t, &r);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+static void load_status(void *ctx, const ota_store_event *ev)
+{
+    note_status(((load_ctx *)ctx)->t, ev->vin, ev->ev);
+}
+
+/* Executions come by (task, VIN) from the store; sorts a task whose are not in order. */
+static void sort_execs(ota_tasks *t)
+{
+    size_t pos = 0;
+    task_slot *s;
+    while ((s = ota_map_next(&t->tasks, &pos))) {
+        ota_task *task = s->task;
+        for (size_t i = 1; i < task->n_execs; i++) {
+            if (exec_cmp_vin(&task->execs[i - 1], &task->execs[i]) > 0) {
+                qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);
+                break;
+            }
+        }
+    }
+}
+
+int ota_tasks_load(ota_tasks *t, ota_store *store, char *err, size_t errlen)
+{
+    load_ctx lc = {t, NULL, err, errlen, false};
+    const char *step = "task documents";
+    int rc = ota_store_load_docs(store, OTA_DOC_TASK, load_task_doc, &lc);
+    if (rc == 0) {
+        step = "executions";
+        rc = ota_store_load_execs(store, load_exec, &lc);
+    }
+    if (rc == 0) {
+        step = "settings";
+        rc = ota_store_load_docs(store, OTA_DOC_SETTING, load_setting, &lc);
+    }
+    if (rc == 0) {
+        step = "latest upgrade statuses";
+        rc = ota_store_load_latest_statuses(store, load_status, &lc);
+    }
+    if (rc != 0 && !lc.failed) {
+        snprintf(err, errlen, "loading the %s failed", step);
+    }
+    sort_execs(t);
+    return rc == 0 ? 0 : -1;
+}

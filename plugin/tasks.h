@@ -1,0 +1,89 @@
+/*
+ * tasks.h — upgrade tasks and their executions per VIN (SPEC §5-6, seed 000).
+ *
+ * createTask validates with task_rules.c against the in-memory catalog and each vehicle's
+ * latest upgrade status, stores the task and one execution per VIN (queued or rejected
+ * with its code) in one change, then keeps them in memory for getTask (counts per state)
+ * and listTaskVehicles. The latest upgrade status per VIN is loaded at start and kept
+ * current from accepted reports (ota_tasks_on_status). Dispatch, cancel and the failure
+ * side effects come next (docs/task-engine.md).
+ */
+#ifndef OTA_TASKS_H
+#define OTA_TASKS_H
+
+#include <cjson/cJSON.h>
+
+#include "ota_plugin.h"
+#include "ota_store.h"
+#include "task_rules.h"
+
+typedef struct ota_tasks ota_tasks;
+
+ota_tasks *ota_tasks_new(void);
+void ota_tasks_free(ota_tasks *t);
+/* At start: tasks, executions, task type rules, latest statuses. 0, or -1 with err. */
+int ota_tasks_load(ota_tasks *t, ota_store *store, char *err, size_t errlen);
+
+/* report.c: an accepted upgrade_status event of vin (broker thread). */
+void ota_tasks_on_status(ota_plugin *p, const char *vin, const ota_event *ev);
+
+/* ---- for the operator commands (control_tasks.c) and the engine ---- */
+
+typedef enum {
+    OTA_TASK_ACTIVE = 0,
+    OTA_TASK_CANCELED,
+    OTA_TASK_ABORTED,
+    OTA_TASK_FINISHED,
+} ota_task_state;
+#define OTA_TASK_STATE_COUNT 4
+/* "active", ...; -1 for an unknown name. */
+const char *ota_task_state_name(ota_task_state s);
+int ota_task_state_from_name(const char *name);
+
+/* One execution, compact: a task of 100,000 VINs costs 3.2 MB. */
+typedef struct {
+    char vin[OTA_VIN_LEN]; /* not NUL-terminated */
+    uint8_t state;         /* ota_exec_state */
+    uint16_t code;         /* rejection code or failure reason (ota_tasks_code_name); 0 none */
+    uint16_t resends;
+    int64_t notified_ms; /* -1 before the first notice */
+} ota_task_exec;
+
+typedef struct {
+    ota_task_rec rec; /* the definition, without its vins (the executions hold them) */
+    ota_task_state state;
+    int64_t created_ms;
+    uint64_t package; /* the full package the task installs */
+    size_t n_execs;
+    ota_task_exec *execs; /* sorted by VIN, one per VIN */
+    size_t cap_execs;
+} ota_task;
+
+/* A task by id, or NULL. */
+ota_task *ota_tasks_get(const ota_tasks *t, const char *id);
+/* The execution of vin in task, or NULL (binary search). */
+ota_task_exec *ota_task_find_exec(const ota_task *task, const char *vin);
+/* The id the next created task gets: "T" and a number, zero-padded to 6 digits. */
+void ota_tasks_next_id(const ota_tasks *t, char *buf, size_t len);
+/* Adds a created task: takes rec's contents (its vins must be gone) and execs (malloc'd,
+ * any order: sorted here). 0, or -1 out of memory (nothing taken). */
+int ota_tasks_add(ota_tasks *t, ota_task_rec *rec, ota_task_state state, int64_t created_ms,
+                  uint64_t package, ota_task_exec *execs, size_t n);
+
+/* What the task rules read: the current type rules and the latest upgrade statuses. */
+ota_rules_env ota_tasks_rules_env(ota_tasks *t);
+/* The type rules in force, indexed by ota_task_type. */
+const ota_task_type_rules *ota_tasks_type_rules(const ota_tasks *t);
+/* Replaces a type's rules (takes r's contents). */
+void ota_tasks_set_type_rules(ota_tasks *t, ota_task_type_rules *r);
+
+/* Execution codes are kept as small numbers: the rejection codes are their own number
+ * (ota_reject_code), other texts (failure reasons) get the next free one. */
+uint16_t ota_tasks_code(ota_tasks *t, const char *name); /* 0 when name is NULL or too many */
+const char *ota_tasks_code_name(const ota_tasks *t, uint16_t code); /* NULL for 0 */
+
+/* The stored task document: {"task":{...}, "state", "created_at", "package"}. */
+cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t created_ms,
+                    uint64_t package);
+
+#endif

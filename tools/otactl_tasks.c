@@ -1,0 +1,351 @@
+/*
+ * otactl_tasks.c — otactl's `task` group: create (createTask), get (getTask), vehicles
+ * (listTaskVehicles) and rules set / get (setTaskTypeRules, getTaskTypeRules).
+ *
+ * `task create` builds the task object from flags (or takes it from --json FILE) and sends
+ * it as ONE command, whatever the number of VINs: the task rules judge the VIN list as a
+ * whole (duplicates, one task id), so it is not split like the list commands. Only the
+ * form is checked here (required flags, numbers, enumerations); the plugin judges the
+ * rest and its error is shown as it is.
+ */
+#include "otactl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const task_types[] = {"normal",     "forced",     "factory",
+                                         "spot_check", "diagnostic", NULL};
+
+static bool one_of(const char *v, const char *const *names)
+{
+    for (int i = 0; names[i]; i++) {
+        if (!strcmp(v, names[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- task create ---- */
+
+static const char *const create_flags[] = {"name",
+                                           "type",
+                                           "source",
+                                           "model",
+                                           "series",
+                                           "version",
+                                           "vins",
+                                           "vins-file",
+                                           "start",
+                                           "end",
+                                           "max-resend",
+                                           "rate",
+                                           "timeout-min",
+                                           "abort-min-executed",
+                                           "abort-failure-pct",
+                                           NULL};
+
+/* --json FILE: a task object, or {"task": {...}}. */
+static int task_from_file(otactl_ctx *ctx, const otactl_args *a, cJSON **task)
+{
+    for (int i = 0; create_flags[i]; i++) {
+        if (otactl_arg(a, create_flags[i])) {
+            return otactl_usage_err(ctx, "--json FILE and --%s cannot be combined",
+                                    create_flags[i]);
+        }
+    }
+    cJSON *j = otactl_read_json(ctx, otactl_arg(a, "json"));
+    if (!j) {
+        return OTACTL_EUSAGE;
+    }
+    cJSON *inner = cJSON_DetachItemFromObjectCaseSensitive(j, "task");
+    if (inner) {
+        cJSON_Delete(j);
+        j = inner;
+    }
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return otactl_usage_err(ctx, "%s: expected a task object", otactl_arg(a, "json"));
+    }
+    *task = j;
+    return OTACTL_OK;
+}
+
+static int add_words(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
+{
+    static const char *const required[] = {"name", "type", "model", "series", "version", NULL};
+    for (int i = 0; required[i]; i++) {
+        const char *v = otactl_arg(a, required[i]);
+        if (!v) {
+            return otactl_usage_err(ctx, "--%s is required (or give --json FILE)", required[i]);
+        }
+        cJSON_AddStringToObject(t, required[i], v);
+    }
+    if (!one_of(otactl_arg(a, "type"), task_types)) {
+        return otactl_usage_err(ctx, "--type: expected normal, forced, factory, spot_check or "
+                                     "diagnostic");
+    }
+    const char *src = otactl_arg(a, "source");
+    if (src && strcmp(src, "console") && strcmp(src, "diagnostic_tool")) {
+        return otactl_usage_err(ctx, "--source: expected console or diagnostic_tool");
+    }
+    if (src) {
+        cJSON_AddStringToObject(t, "source", src);
+    }
+    return OTACTL_OK;
+}
+
+/* The integer flag --flag as obj[key] when given. */
+static int add_number(otactl_ctx *ctx, const otactl_args *a, const char *flag, cJSON *obj,
+                      const char *key)
+{
+    const char *s = otactl_arg(a, flag);
+    uint64_t v;
+    if (!s) {
+        return OTACTL_OK;
+    }
+    if (otactl_parse_u64(s, &v) != 0 || v > (1ULL << 53)) {
+        return otactl_usage_err(ctx, "--%s: expected a non-negative integer, got \"%s\"", flag, s);
+    }
+    cJSON_AddNumberToObject(obj, key, (double)v);
+    return OTACTL_OK;
+}
+
+static int add_numbers(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
+{
+    int rc = add_number(ctx, a, "start", t, "start");
+    rc = rc ? rc : add_number(ctx, a, "end", t, "end");
+    rc = rc ? rc : add_number(ctx, a, "max-resend", t, "max_resend");
+    rc = rc ? rc : add_number(ctx, a, "rate", t, "rate");
+    rc = rc ? rc : add_number(ctx, a, "timeout-min", t, "timeout_min");
+    bool abort_min = otactl_arg(a, "abort-min-executed"),
+         abort_pct = otactl_arg(a, "abort-failure-pct");
+    if (rc == OTACTL_OK && abort_min != abort_pct) {
+        rc = otactl_usage_err(ctx, "--abort-min-executed and --abort-failure-pct go together");
+    }
+    if (rc == OTACTL_OK && abort_min) {
+        cJSON *ab = cJSON_AddObjectToObject(t, "abort");
+        rc = add_number(ctx, a, "abort-min-executed", ab, "min_executed");
+        rc = rc ? rc : add_number(ctx, a, "abort-failure-pct", ab, "failure_pct");
+    }
+    return rc;
+}
+
+static int add_vins(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
+{
+    cJSON *vins = cJSON_AddArrayToObject(t, "vins");
+    for (int i = 0; i < otactl_arg_count(a, "vins"); i++) {
+        otactl_vins_from_text(otactl_arg_nth(a, "vins", i), vins);
+    }
+    for (int i = 0; i < otactl_arg_count(a, "vins-file"); i++) {
+        const char *path = otactl_arg_nth(a, "vins-file", i);
+        char *text = otactl_read_file(path, NULL);
+        if (!text) {
+            return otactl_usage_err(ctx, "cannot read %s", path);
+        }
+        otactl_vins_from_text(text, vins);
+        free(text);
+    }
+    if (cJSON_GetArraySize(vins) == 0) {
+        return otactl_usage_err(ctx, "no VINs given (--vins V,V... and/or --vins-file FILE)");
+    }
+    return OTACTL_OK;
+}
+
+static int task_from_flags(otactl_ctx *ctx, const otactl_args *a, cJSON **task)
+{
+    cJSON *t = cJSON_CreateObject();
+    int rc = add_words(ctx, a, t);
+    rc = rc ? rc : add_numbers(ctx, a, t);
+    rc = rc ? rc : add_vins(ctx, a, t);
+    if (rc != OTACTL_OK) {
+        cJSON_Delete(t);
+        return rc;
+    }
+    *task = t;
+    return OTACTL_OK;
+}
+
+/* id, accepted / rejected counts, then one "VIN  CODE" line per rejected VIN. */
+static void print_created(const cJSON *data)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(data, "id");
+    const cJSON *rej = cJSON_GetObjectItemCaseSensitive(data, "rejected"), *r;
+    printf("id: %s\naccepted: %d\nrejected: %d\n", cJSON_IsString(id) ? id->valuestring : "?",
+           cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(data, "accepted")),
+           cJSON_GetArraySize(rej));
+    cJSON_ArrayForEach(r, rej)
+    {
+        const cJSON *vin = cJSON_GetObjectItemCaseSensitive(r, "vin");
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(r, "code");
+        if (cJSON_IsString(vin) && cJSON_IsString(code)) {
+            printf("  %s  %s\n", vin->valuestring, code->valuestring);
+        }
+    }
+}
+
+static int task_create(otactl_ctx *ctx, otactl_args *a)
+{
+    cJSON *t = NULL;
+    int rc = otactl_arg(a, "json") ? task_from_file(ctx, a, &t) : task_from_flags(ctx, a, &t);
+    if (rc != OTACTL_OK) {
+        return rc;
+    }
+    cJSON *c = otactl_cmd_new("createTask");
+    cJSON_AddItemToObject(c, "task", t);
+    return otactl_run(ctx, c, print_created);
+}
+
+/* ---- task get, task vehicles ---- */
+
+static cJSON *cmd_id(const char *name, const char *id)
+{
+    cJSON *c = otactl_cmd_new(name);
+    cJSON_AddStringToObject(c, "id", id);
+    return c;
+}
+
+static int task_get(otactl_ctx *ctx, otactl_args *a)
+{
+    return otactl_run(ctx, cmd_id("getTask", a->pos[0]), otactl_print_kv);
+}
+
+/* "VIN  STATE  [CODE]" per vehicle. */
+static void print_vehicles(const cJSON *data)
+{
+    const cJSON *v;
+    cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(data, "vehicles"))
+    {
+        const cJSON *vin = cJSON_GetObjectItemCaseSensitive(v, "vin");
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(v, "state");
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(v, "code");
+        if (cJSON_IsString(vin) && cJSON_IsString(st)) {
+            printf("%s  %s%s%s\n", vin->valuestring, st->valuestring,
+                   cJSON_IsString(code) ? "  " : "", cJSON_IsString(code) ? code->valuestring : "");
+        }
+    }
+}
+
+static int task_vehicles(otactl_ctx *ctx, otactl_args *a)
+{
+    cJSON *c = cmd_id("listTaskVehicles", a->pos[0]);
+    if (otactl_arg(a, "state")) {
+        cJSON_AddStringToObject(c, "state", otactl_arg(a, "state"));
+    }
+    return otactl_run(ctx, c, print_vehicles);
+}
+
+/* ---- task rules ---- */
+
+/* "a,b,c" as a JSON array of words (empty text: []). */
+static cJSON *word_list(const char *text)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char *copy = strdup(text ? text : "");
+    char *save = NULL;
+    for (char *w = strtok_r(copy, ", \t", &save); w; w = strtok_r(NULL, ", \t", &save)) {
+        cJSON_AddItemToArray(arr, cJSON_CreateString(w));
+    }
+    free(copy);
+    return arr;
+}
+
+static void print_list(const char *what, const cJSON *arr)
+{
+    const cJSON *w;
+    printf("  %s:", what);
+    if (cJSON_GetArraySize(arr) == 0) {
+        printf(" (any)");
+    }
+    cJSON_ArrayForEach(w, arr)
+    {
+        printf(" %s", cJSON_IsString(w) ? w->valuestring : "?");
+    }
+    printf("\n");
+}
+
+static void print_rules(const cJSON *data)
+{
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(data, "rules"))
+    {
+        printf("%s\n", r->string);
+        print_list("statuses", cJSON_GetObjectItemCaseSensitive(r, "statuses"));
+        print_list("usages", cJSON_GetObjectItemCaseSensitive(r, "usages"));
+    }
+}
+
+static int task_rules(otactl_ctx *ctx, otactl_args *a)
+{
+    const char *verb = a->pos[0];
+    if (!strcmp(verb, "get") && a->npos == 1) {
+        return otactl_run(ctx, otactl_cmd_new("getTaskTypeRules"), print_rules);
+    }
+    if (strcmp(verb, "set") || a->npos != 2) {
+        return otactl_usage_err(ctx, "usage: task rules set TYPE [--statuses a,b] [--usages c,d]"
+                                     " | task rules get");
+    }
+    if (!one_of(a->pos[1], task_types)) {
+        return otactl_usage_err(ctx,
+                                "unknown task type \"%s\" (normal, forced, factory, "
+                                "spot_check, diagnostic)",
+                                a->pos[1]);
+    }
+    cJSON *c = otactl_cmd_new("setTaskTypeRules");
+    cJSON_AddStringToObject(c, "type", a->pos[1]);
+    cJSON_AddItemToObject(c, "statuses", word_list(otactl_arg(a, "statuses")));
+    cJSON_AddItemToObject(c, "usages", word_list(otactl_arg(a, "usages")));
+    return otactl_run(ctx, c, otactl_print_nothing);
+}
+
+/* ---- the table ---- */
+
+static const otactl_opt create_opts[] = {
+    {"json", "FILE",
+     "the task object as JSON, or {\"task\": {...}} (instead of the flags; - = stdin)"},
+    {"name", "NAME", "the task's name"},
+    {"type", "TYPE", "normal, forced, factory, spot_check or diagnostic"},
+    {"source", "SOURCE", "console (default) or diagnostic_tool"},
+    {"model", "MODEL", "model"},
+    {"series", "SERIES", "series"},
+    {"version", "VERSION", "the target version (its full package must exist)"},
+    {"vins", "VIN,VIN...", "vehicles of the task (repeatable)"},
+    {"vins-file", "FILE", "vehicles from FILE (white space / comma separated; - = stdin)"},
+    {"start", "MS", "not before this time (ms since the Unix epoch)"},
+    {"end", "MS", "not after this time (ms since the Unix epoch)"},
+    {"max-resend", "N", "notices re-sent at most (compensation; default 0)"},
+    {"rate", "N", "notices per second (default 0: unlimited)"},
+    {"timeout-min", "N", "minutes an upgrade may take before it fails (default 0: none)"},
+    {"abort-min-executed", "N", "abort after N finished executions..."},
+    {"abort-failure-pct", "P", "...when P% of them failed (1..100)"},
+    {NULL, NULL, NULL},
+};
+
+static const otactl_opt vehicles_opts[] = {
+    {"state", "STATE",
+     "only executions in this state (queued, notified, downloading, "
+     "installing, succeeded, failed, canceled, rejected)"},
+    {NULL, NULL, NULL},
+};
+
+static const otactl_opt rules_opts[] = {
+    {"statuses", "a,b...", "vehicle statuses the type accepts (none given: any)"},
+    {"usages", "a,b...", "vehicle usages the type accepts (none given: any)"},
+    {NULL, NULL, NULL},
+};
+
+const otactl_action otactl_task_actions[] = {
+    {"create",
+     "--json FILE | --name N --type T --model M --series S --version V "
+     "(--vins V,V... | --vins-file FILE) [options]",
+     "create a task; prints its id, and the VINs rejected with their codes", create_opts, 0, 0,
+     task_create},
+    {"get", "ID", "show a task, its state and its executions counted per state", NULL, 1, 1,
+     task_get},
+    {"vehicles", "ID [--state STATE]", "the task's vehicles in VIN order: VIN, state, code",
+     vehicles_opts, 1, 1, task_vehicles},
+    {"rules", "set TYPE [--statuses a,b] [--usages c,d] | get",
+     "set or show the statuses and usages each task type accepts", rules_opts, 1, 2, task_rules},
+    {NULL, NULL, NULL, NULL, 0, 0, NULL},
+};
