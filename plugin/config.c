@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { OPT_STRING, OPT_UNSIGNED, OPT_SIZE, OPT_LIST } opt_kind;
+typedef enum { OPT_STRING, OPT_UNSIGNED, OPT_SIZE, OPT_LIST, OPT_WORDS } opt_kind;
 
 typedef struct {
     const char *key;
@@ -35,7 +35,10 @@ static const opt_def opt_defs[] = {
     {"max_report_events", OPT_SIZE, CFG_OFF(limits.max_events), 1, 65536},
     {"writer_batch", OPT_SIZE, CFG_OFF(writer_batch), 1, 100000},
     {"writer_nice", OPT_UNSIGNED, CFG_OFF(writer_nice), 0, 19},
+    {"log_replay_errors", OPT_WORDS, CFG_OFF(log_replay_errors), 0, 0},
 };
+
+#define LOG_REPLAY_ERRORS_DEFAULT "upgrade_failed,rollback_failed,peripheral_failed"
 
 static char *trimmed_dup(const char *s)
 {
@@ -102,6 +105,49 @@ static int set_list(ota_config *cfg, const char *value)
     return 0;
 }
 
+/* Appends one trimmed word of a word list to out (sized for the whole value): -1 when it
+ * is empty, longer than OTA_ID_MAX or holds a blank. */
+static int append_word(char *out, const char *tok)
+{
+    char *word = trimmed_dup(tok);
+    size_t n = word ? strlen(word) : 0;
+    int rc = n == 0 || n > OTA_ID_MAX || strpbrk(word, " \t") ? -1 : 0;
+    if (rc == 0) {
+        if (*out) {
+            strcat(out, ",");
+        }
+        strcat(out, word);
+    }
+    free(word);
+    return rc;
+}
+
+/* A comma-separated list of words, stored normalized as "w1,w2"; an empty word (",,", a
+ * trailing comma) is an error. The value "none" alone stores "" (the empty list). */
+static int set_words(ota_config *cfg, const opt_def *d, const char *value)
+{
+    char *copy = strdup(value);
+    char *out = calloc(1, strlen(value) + 1);
+    int rc = copy && out ? 0 : -1;
+    char *rest = copy;
+    while (rc == 0 && rest) {
+        char *tok = strsep(&rest, ",");
+        rc = append_word(out, tok);
+    }
+    free(copy);
+    if (rc != 0) {
+        free(out);
+        return -1;
+    }
+    if (strcmp(out, "none") == 0) {
+        *out = '\0';
+    }
+    char **slot = (char **)((char *)cfg + d->offset);
+    free(*slot);
+    *slot = out;
+    return 0;
+}
+
 static const opt_def *find_opt(const char *key)
 {
     for (size_t i = 0; i < sizeof(opt_defs) / sizeof(opt_defs[0]); i++) {
@@ -119,9 +165,10 @@ static int apply_opt(ota_config *cfg, const struct mosquitto_opt *o, char *err, 
         snprintf(err, errlen, "unknown option plugin_opt_%s", o->key);
         return -1;
     }
-    int rc = d->kind == OPT_STRING ? set_string(cfg, d, o->value)
-             : d->kind == OPT_LIST ? set_list(cfg, o->value)
-                                   : set_uint(cfg, d, o->value);
+    int rc = d->kind == OPT_STRING  ? set_string(cfg, d, o->value)
+             : d->kind == OPT_LIST  ? set_list(cfg, o->value)
+             : d->kind == OPT_WORDS ? set_words(cfg, d, o->value)
+                                    : set_uint(cfg, d, o->value);
     if (rc != 0) {
         if (d->kind == OPT_UNSIGNED || d->kind == OPT_SIZE) {
             snprintf(err, errlen, "plugin_opt_%s: \"%s\" is not a whole number in %llu..%llu",
@@ -144,7 +191,8 @@ static int set_defaults(ota_config *cfg)
     cfg->limits.max_events = OTA_REPORT_MAX_EVENTS_DEFAULT;
     cfg->writer_batch = OTA_WRITER_BATCH_DEFAULT;
     cfg->writer_nice = OTA_WRITER_NICE_DEFAULT;
-    return cfg->store_uri && cfg->spool_dir && cfg->file_dir ? 0 : -1;
+    cfg->log_replay_errors = strdup(LOG_REPLAY_ERRORS_DEFAULT);
+    return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors ? 0 : -1;
 }
 
 int ota_config_parse(ota_config *cfg, const struct mosquitto_opt *opts, int n, char *err,
@@ -168,6 +216,7 @@ void ota_config_free(ota_config *cfg)
     free(cfg->store_uri);
     free(cfg->spool_dir);
     free(cfg->file_dir);
+    free(cfg->log_replay_errors);
     for (size_t i = 0; i < cfg->n_admin_users; i++) {
         free(cfg->admin_users[i]);
     }

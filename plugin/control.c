@@ -89,6 +89,7 @@ static const struct {
     {"listTaskVehicles", ota_cmd_list_task_vehicles},
     {"setTaskTypeRules", ota_cmd_set_task_type_rules},
     {"getTaskTypeRules", ota_cmd_get_task_type_rules},
+    {"cancelTask", ota_cmd_cancel_task},
 };
 
 /* ---------------------------------------------------------------- answers */
@@ -449,6 +450,7 @@ void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     add_u64(data, "reports_rejected", k->reports_rejected);
     add_u64(data, "acl_denied", k->acl_denied);
     add_u64(data, "status_events", k->status_events);
+    add_u64(data, "reports_replayed", k->reports_replayed);
     add_u64(data, "log_lines_dropped", k->log_lines_dropped);
     add_rejected(data, k);
     add_spool_stats(data, p->spool);

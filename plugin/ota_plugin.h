@@ -14,6 +14,7 @@
 #include <mosquitto_plugin.h>
 #include <mosquitto.h>
 
+#include "map.h"
 #include "ota_codec.h"
 #include "ota_spool.h"
 #include "ota_writer.h"
@@ -34,6 +35,9 @@ typedef struct {
     ota_report_limits limits;
     size_t writer_batch;
     unsigned writer_nice;
+    /* Error words that set off a log replay (effects.c): normalized "w1,w2" (trimmed, no
+     * empty words); "" when the option is "none". */
+    char *log_replay_errors;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
@@ -51,6 +55,7 @@ typedef struct {
     uint64_t rejected[OTA_E_INTERNAL + 1]; /* by ota_err_code */
     uint64_t acl_denied;
     uint64_t status_events;
+    uint64_t reports_replayed; /* seq not newer than the VIN's last: stored once, no effects */
     uint64_t log_lines_dropped;
 } ota_counters;
 
@@ -66,6 +71,7 @@ typedef struct {
     ota_catalog *catalog;
     ota_control *control;
     ota_shadows *shadows;
+    ota_map last_seqs; /* report.c: last report seq per VIN */
     ota_tasks *tasks;
     ota_spool *spool;
     ota_writer *writer;
@@ -148,6 +154,8 @@ void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vi
 /* ---- handlers ---- */
 
 int ota_handle_report(ota_plugin *p, const ota_request *req);          /* report.c */
+void ota_reports_init(ota_plugin *p);
+void ota_reports_free(ota_plugin *p);
 int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */
 int ota_acl_callback(int event, void *event_data, void *userdata);     /* acl.c */
 

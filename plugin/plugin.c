@@ -3,13 +3,16 @@
  *
  * Init reads the options, opens the spool (creating a new active segment and the sync
  * thread), opens the store, loads the catalog from it into memory and starts the writer
- * thread, which first replays whatever the spool holds past its checkpoint. Then it registers the callbacks: ACL_CHECK
- * (acl.c), MESSAGE (router.c), CONTROL on $CONTROL/ota/v1 (control.c) and TICK (here,
- * draining what worker threads hand back: stored operator changes, log lines). Cleanup stops the writer
- * (anything not yet stored stays in the spool for the next start) and the spool.
+ * thread, which first replays whatever the spool holds past its checkpoint. Then it registers the
+ * callbacks: ACL_CHECK (acl.c), MESSAGE (router.c), CONTROL on $CONTROL/ota/v1 (control.c) and TICK
+ * (here, draining what worker threads hand back: stored operator changes, log lines; and the task
+ * engine's dispatch, timeouts and batched execution changes), DISCONNECT (the engine's view of
+ * which vehicles are online). Cleanup hands the last execution and shadow changes to the writer,
+ * stops the writer (anything not yet stored stays in the spool for the next start) and the spool.
  */
 #include "catalog.h"
 #include "control.h"
+#include "engine.h"
 #include "ota_plugin.h"
 #include "ota_store.h"
 #include "shadow.h"
@@ -22,7 +25,6 @@
 
 #define CONTROL_TOPIC "$CONTROL/ota/v1"
 #define UPLOAD_TOPIC "$CONTROL/ota/v1/file"
-
 
 int64_t ota_now_ms(void)
 {
@@ -42,8 +44,25 @@ static int on_tick(int event, void *event_data, void *userdata)
     (void)event, (void)event_data;
     ota_plugin *p = userdata;
     ota_writer_poll_done(p->writer); /* stored operator changes: apply and answer */
+    ota_engine_tick(p);              /* dispatch, timeouts, abort, execution changes to the store */
     ota_shadows_flush(p);
     p->counters.log_lines_dropped += ota_logq_drain(p->logq);
+    return MOSQ_ERR_SUCCESS;
+}
+
+/* A vehicle's connection ended: offline until it is seen again. DISCONNECT also fires
+ * for connections that never completed CONNECT (no client id): those are not vehicles. */
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+    (void)event;
+    ota_plugin *p = userdata;
+    const struct mosquitto_evt_disconnect *ed = event_data;
+    if (ed && ed->client && mosquitto_client_id(ed->client)) {
+        ota_identity id = ota_identity_of(p, ed->client);
+        if (id.kind == OTA_ID_VEHICLE) {
+            ota_engine_on_disconnect(p, id.name);
+        }
+    }
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -52,8 +71,7 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
     if (ota_upload_prepare_dirs(p->cfg.file_dir, err, errlen) != 0) {
         return -1;
     }
-    ota_spool_config sc = {p->cfg.spool_dir, p->cfg.spool_sync_ms,
-                           OTA_SPOOL_SEGMENT_BYTES_DEFAULT};
+    ota_spool_config sc = {p->cfg.spool_dir, p->cfg.spool_sync_ms, OTA_SPOOL_SEGMENT_BYTES_DEFAULT};
     p->spool = ota_spool_open(&sc, err, errlen);
     if (!p->spool) {
         return -1;
@@ -103,12 +121,13 @@ static int register_callbacks(ota_plugin *p)
     int rc = mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, ota_acl_callback, NULL, p);
     rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_MESSAGE, ota_message_callback, NULL, p);
     rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_TICK, on_tick, NULL, p);
+    rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p);
     rc = rc ? rc
-            : mosquitto_callback_register(id, MOSQ_EVT_CONTROL, ota_control_callback,
-                                          CONTROL_TOPIC, p);
+            : mosquitto_callback_register(id, MOSQ_EVT_CONTROL, ota_control_callback, CONTROL_TOPIC,
+                                          p);
     rc = rc ? rc
-            : mosquitto_callback_register(id, MOSQ_EVT_CONTROL, ota_upload_callback,
-                                          UPLOAD_TOPIC, p);
+            : mosquitto_callback_register(id, MOSQ_EVT_CONTROL, ota_upload_callback, UPLOAD_TOPIC,
+                                          p);
     return rc;
 }
 
@@ -117,18 +136,21 @@ static void unregister_callbacks(ota_plugin *p)
     mosquitto_callback_unregister(p->id, MOSQ_EVT_ACL_CHECK, ota_acl_callback, NULL);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_MESSAGE, ota_message_callback, NULL);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, on_tick, NULL);
+    mosquitto_callback_unregister(p->id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_CONTROL, ota_control_callback, CONTROL_TOPIC);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_CONTROL, ota_upload_callback, UPLOAD_TOPIC);
 }
 
 static void plugin_free(ota_plugin *p)
 {
+    ota_engine_flush_final(p);  /* execution changes and notices: stored by the writer's stop */
     ota_shadows_flush_final(p); /* the writer's stop still stores it */
     stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
     ota_control_free(p->control);
     ota_tasks_free(p->tasks);
     ota_shadows_free(p->shadows);
     ota_catalog_free(p->catalog);
+    ota_reports_free(p);
     if (p->logq) {
         ota_logq_drain(p->logq);
         ota_logq_free(p->logq);
@@ -157,6 +179,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     p->catalog = ota_catalog_new();
     p->control = ota_control_new();
     p->shadows = ota_shadows_new();
+    ota_reports_init(p);
     p->tasks = ota_tasks_new();
     if (!p->logq || !p->catalog || !p->control || !p->shadows || !p->tasks ||
         ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {

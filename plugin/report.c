@@ -2,13 +2,18 @@
  * report.c — ota/v1/{vin}/report: vehicle progress and status reports (SPEC §3, seed 000).
  *
  * On the broker thread, before the PUBACK: decode strictly (codec), append the raw
- * report to the durable spool (one write, no fsync), then republish each upgrade_status
- * event as JSON on ota/v1/events/status/{vin}. The writer thread takes it from the spool
- * to the store later. A report that fails to decode is answered on the vehicle's error
- * topic and not spooled; a report that cannot be spooled is not acked at all: the
- * vehicle is disconnected and re-sends it after reconnecting.
+ * report to the durable spool (a copy into the page cache, no fsync). Then, unless its
+ * seq is not newer than the VIN's last report since the start (a re-sent report: the
+ * store keeps it once and its effects already happened), republish each upgrade_status
+ * event as JSON on ota/v1/events/status/{vin} and let every event drive its task
+ * execution (engine.c: states, failure side effects, compensation). The writer thread
+ * takes the report from the spool to the store later. A report that fails to decode is
+ * answered on the vehicle's error topic and not spooled; a report that cannot be spooled
+ * is not acked at all: the vehicle is disconnected and re-sends it after reconnecting.
  */
 #include "ota_plugin.h"
+#include "engine.h"
+#include "map.h"
 #include "tasks.h"
 
 #include <errno.h>
@@ -17,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void publish_status_event(ota_plugin *p, const char *vin, uint64_t seq,
-                                 const ota_event *ev, int64_t received_ms)
+static void publish_status_event(ota_plugin *p, const char *vin, uint64_t seq, const ota_event *ev,
+                                 int64_t received_ms)
 {
     size_t len = 0;
     char *json = ota_codec_status_event_json(vin, seq, ev, received_ms, &len);
@@ -38,6 +43,43 @@ static void publish_status_event(ota_plugin *p, const char *vin, uint64_t seq,
     free(json);
 }
 
+/* The last report seq accepted from each VIN since the broker started. */
+typedef struct {
+    char vin[OTA_VIN_LEN + 1];
+    uint64_t seq;
+} last_seq;
+
+static ota_map_key last_seq_key(const void *rec)
+{
+    return ota_map_key_str(((const last_seq *)rec)->vin);
+}
+
+void ota_reports_init(ota_plugin *p)
+{
+    ota_map_init(&p->last_seqs, sizeof(last_seq), last_seq_key);
+}
+
+void ota_reports_free(ota_plugin *p)
+{
+    ota_map_destroy(&p->last_seqs, NULL);
+}
+
+/* True when seq is newer than every report accepted from vin since the start; a vehicle
+ * that re-sends a report (its PUBACK was lost) sends the same seq again. */
+static bool report_is_new(ota_plugin *p, const char *vin, uint64_t seq)
+{
+    last_seq *l = ota_map_get_str(&p->last_seqs, vin);
+    if (l) {
+        bool newer = seq > l->seq;
+        l->seq = newer ? seq : l->seq;
+        return newer;
+    }
+    last_seq rec = {.seq = seq};
+    snprintf(rec.vin, sizeof(rec.vin), "%s", vin);
+    ota_map_put(&p->last_seqs, &rec);
+    return true;
+}
+
 static int refuse_unspooled(ota_plugin *p, const ota_request *req, uint64_t seq)
 {
     ota_error e;
@@ -51,26 +93,31 @@ int ota_handle_report(ota_plugin *p, const ota_request *req)
 {
     ota_report rep;
     ota_error err;
-    if (ota_codec_decode_report(req->payload, req->payloadlen, &p->cfg.limits, &rep, &err) !=
-        0) {
+    if (ota_codec_decode_report(req->payload, req->payloadlen, &p->cfg.limits, &rep, &err) != 0) {
         p->counters.reports_rejected++;
         ota_reply_error(p, req, &err, rep.seq_valid ? (int64_t)rep.seq : -1);
         return MOSQ_ERR_SUCCESS;
     }
     int64_t now = ota_now_ms();
-    if (ota_spool_append_report(p->spool, req->vin, rep.seq, now, req->payload,
-                                req->payloadlen) != 0) {
+    if (ota_spool_append_report(p->spool, req->vin, rep.seq, now, req->payload, req->payloadlen) !=
+        0) {
         int rc = refuse_unspooled(p, req, rep.seq);
         ota_report_free(&rep);
         return rc;
     }
     p->counters.reports_accepted++;
     p->counters.events_accepted += rep.n_events;
+    if (!report_is_new(p, req->vin, rep.seq)) {
+        p->counters.reports_replayed++; /* stored once; its effects happened already */
+        ota_report_free(&rep);
+        return MOSQ_ERR_SUCCESS;
+    }
     for (size_t i = 0; i < rep.n_events; i++) {
         if (rep.events[i].type == OTA_EV_UPGRADE_STATUS) {
             publish_status_event(p, req->vin, rep.seq, &rep.events[i], now);
             ota_tasks_on_status(p, req->vin, &rep.events[i]);
         }
+        ota_engine_on_event(p, req->vin, &rep.events[i]); /* execution states (engine.c) */
     }
     ota_report_free(&rep);
     return MOSQ_ERR_SUCCESS;

@@ -42,6 +42,7 @@
  */
 #include "shadow.h"
 #include "catalog.h"
+#include "engine.h"
 #include "map.h"
 #include "ota_store.h"
 
@@ -369,6 +370,7 @@ int ota_handle_shadow_update(ota_plugin *p, const ota_request *req)
     if (has_desired(sh))
         send_delta(sh);
     ota_shadow_update_free(&u);
+    ota_engine_on_vehicle_seen(p, req->vin); /* online: a due notice goes out now */
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -397,6 +399,7 @@ int ota_handle_shadow_get(ota_plugin *p, const ota_request *req)
         reply_internal(p, req, "shadow/get");
     else
         ota_reply_cbor(req, "shadow/state", buf, len);
+    ota_engine_on_vehicle_seen(p, req->vin); /* online: a due notice goes out now */
     return MOSQ_ERR_SUCCESS;
 }
 

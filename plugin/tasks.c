@@ -58,6 +58,8 @@ struct ota_tasks {
     size_t n_words;
     ota_map latest;            /* latest_rec by VIN */
     ota_upgrade_state scratch; /* what the latest callback returns */
+    void *engine;              /* engine.c's state */
+    void (*engine_free)(void *);
 };
 
 const char *ota_task_state_name(ota_task_state s)
@@ -138,6 +140,9 @@ void ota_tasks_free(ota_tasks *t)
 {
     if (!t) {
         return;
+    }
+    if (t->engine_free) {
+        t->engine_free(t->engine);
     }
     ota_map_destroy(&t->tasks, slot_fini);
     ota_map_destroy(&t->latest, NULL);
@@ -345,7 +350,63 @@ int ota_tasks_add(ota_tasks *t, ota_task_rec *rec, ota_task_state state, int64_t
     }
     memset(rec, 0, sizeof(*rec));
     qsort(execs, n, sizeof(*execs), exec_cmp_vin);
+    for (size_t i = 0; i < n; i++) {
+        execs[i].dirty = 0;
+        execs[i].changed_ms = created_ms;
+    }
+    ota_task_recount(task);
     return 0;
+}
+
+void ota_task_recount(ota_task *task)
+{
+    memset(task->count, 0, sizeof(task->count));
+    for (size_t i = 0; i < task->n_execs; i++) {
+        if (task->execs[i].state < OTA_EXEC_STATE_COUNT) {
+            task->count[task->execs[i].state]++;
+        }
+    }
+}
+
+static int task_cmp_id(const void *a, const void *b)
+{
+    const ota_task *x = *(ota_task *const *)a, *y = *(ota_task *const *)b;
+    uint64_t nx = id_num(x->rec.id), ny = id_num(y->rec.id);
+    if (nx != ny) {
+        return nx < ny ? -1 : 1;
+    }
+    return strcmp(x->rec.id, y->rec.id);
+}
+
+long ota_tasks_list(const ota_tasks *t, ota_task ***out)
+{
+    size_t n = ota_map_count(&t->tasks), k = 0, pos = 0;
+    *out = NULL;
+    if (n == 0) {
+        return 0;
+    }
+    ota_task **arr = malloc(n * sizeof(*arr));
+    if (!arr) {
+        return -1;
+    }
+    task_slot *s;
+    while ((s = ota_map_next(&t->tasks, &pos)) && k < n) {
+        arr[k++] = s->task;
+    }
+    qsort(arr, k, sizeof(*arr), task_cmp_id);
+    *out = arr;
+    return (long)k;
+}
+
+void *ota_tasks_engine(const ota_tasks *t)
+{
+    return t->engine;
+}
+
+void ota_tasks_set_engine(ota_tasks *t, void *engine, void (*free_fn)(void *))
+{
+    t->engine = engine;
+    t->engine_free = free_fn;
 }
 
 cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t created_ms,
@@ -479,7 +540,8 @@ static int load_exec(void *ctx, const ota_exec_rec *e)
     ota_task_exec x = {.state = (uint8_t)e->state,
                        .code = ota_tasks_code(lc->t, e->code),
                        .resends = e->resends > UINT16_MAX ? UINT16_MAX : (uint16_t)e->resends,
-                       .notified_ms = e->notified_ms};
+                       .notified_ms = e->notified_ms,
+                       .changed_ms = e->updated_ms};
     memcpy(x.vin, e->vin, OTA_VIN_LEN);
     return push_exec(lc->last, &x) ? load_fail(lc, "execution of task", e->task, "out of memory")
                                    : 0;
@@ -521,6 +583,7 @@ static void sort_execs(ota_tasks *t)
     task_slot *s;
     while ((s = ota_map_next(&t->tasks, &pos))) {
         ota_task *task = s->task;
+        ota_task_recount(task);
         for (size_t i = 1; i < task->n_execs; i++) {
             if (exec_cmp_vin(&task->execs[i - 1], &task->execs[i]) > 0) {
                 qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);

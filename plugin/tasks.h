@@ -5,8 +5,9 @@
  * latest upgrade status, stores the task and one execution per VIN (queued or rejected
  * with its code) in one change, then keeps them in memory for getTask (counts per state)
  * and listTaskVehicles. The latest upgrade status per VIN is loaded at start and kept
- * current from accepted reports (ota_tasks_on_status). Dispatch, cancel and the failure
- * side effects come next (docs/task-engine.md).
+ * current from accepted reports (ota_tasks_on_status). engine.c moves the executions
+ * (dispatch, reports, cancel, timeouts, abort; docs/task-engine.md) through the runtime
+ * fields below.
  */
 #ifndef OTA_TASKS_H
 #define OTA_TASKS_H
@@ -40,13 +41,15 @@ typedef enum {
 const char *ota_task_state_name(ota_task_state s);
 int ota_task_state_from_name(const char *name);
 
-/* One execution, compact: a task of 100,000 VINs costs 3.2 MB. */
+/* One execution, compact: a task of 100,000 VINs costs 4 MB. */
 typedef struct {
     char vin[OTA_VIN_LEN]; /* not NUL-terminated */
     uint8_t state;         /* ota_exec_state */
     uint16_t code;         /* rejection code or failure reason (ota_tasks_code_name); 0 none */
     uint16_t resends;
+    uint8_t dirty;       /* engine: changed since the last flush (in its dirty list) */
     int64_t notified_ms; /* -1 before the first notice */
+    int64_t changed_ms;  /* last state change (timeouts) */
 } ota_task_exec;
 
 typedef struct {
@@ -57,7 +60,21 @@ typedef struct {
     size_t n_execs;
     ota_task_exec *execs; /* sorted by VIN, one per VIN */
     size_t cap_execs;
+    size_t count[OTA_EXEC_STATE_COUNT]; /* executions per state (ota_task_recount) */
+    /* engine runtime (not stored) */
+    double tokens;     /* rate limit bucket */
+    int64_t refill_ms; /* last refill, monotonic */
+    bool doc_dirty;    /* the task document (its state) must be stored again */
 } ota_task;
+
+/* Recomputes task->count from the executions. */
+void ota_task_recount(ota_task *task);
+/* Every task, in creation order (ids ascending): *out malloc'd (NULL when there are none).
+ * Returns the count, or -1 out of memory. */
+long ota_tasks_list(const ota_tasks *t, ota_task ***out);
+/* The engine's own state, kept with the tasks (freed with them through free_fn). */
+void *ota_tasks_engine(const ota_tasks *t);
+void ota_tasks_set_engine(ota_tasks *t, void *engine, void (*free_fn)(void *));
 
 /* A task by id, or NULL. */
 ota_task *ota_tasks_get(const ota_tasks *t, const char *id);

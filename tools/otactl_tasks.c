@@ -1,6 +1,6 @@
 /*
  * otactl_tasks.c — otactl's `task` group: create (createTask), get (getTask), vehicles
- * (listTaskVehicles) and rules set / get (setTaskTypeRules, getTaskTypeRules).
+ * (listTaskVehicles), cancel (cancelTask) and rules set / get (setTaskTypeRules, getTaskTypeRules).
  *
  * `task create` builds the task object from flags (or takes it from --json FILE) and sends
  * it as ONE command, whatever the number of VINs: the task rules judge the VIN list as a
@@ -236,6 +236,31 @@ static int task_vehicles(otactl_ctx *ctx, otactl_args *a)
     return otactl_run(ctx, c, print_vehicles);
 }
 
+/* ---- task cancel ---- */
+
+static void print_cancel(const cJSON *data)
+{
+    const cJSON *now = cJSON_GetObjectItemCaseSensitive(data, "canceled");
+    const cJSON *pending = cJSON_GetObjectItemCaseSensitive(data, "pending");
+    printf("canceled %d, pending %d (canceled when the vehicles confirm)\n",
+           cJSON_IsNumber(now) ? now->valueint : 0,
+           cJSON_IsNumber(pending) ? pending->valueint : 0);
+}
+
+/* cancelTask {id, vins?}: the whole task, or only the VINs given. */
+static int task_cancel(otactl_ctx *ctx, otactl_args *a)
+{
+    cJSON *c = cmd_id("cancelTask", a->pos[0]);
+    if (otactl_arg_count(a, "vins") > 0 || otactl_arg_count(a, "vins-file") > 0) {
+        int rc = add_vins(ctx, a, c);
+        if (rc != OTACTL_OK) {
+            cJSON_Delete(c);
+            return rc;
+        }
+    }
+    return otactl_run(ctx, c, print_cancel);
+}
+
 /* ---- task rules ---- */
 
 /* "a,b,c" as a JSON array of words (empty text: []). */
@@ -329,6 +354,12 @@ static const otactl_opt vehicles_opts[] = {
     {NULL, NULL, NULL},
 };
 
+static const otactl_opt cancel_opts[] = {
+    {"vins", "VIN,VIN...", "only these vehicles (repeatable; default: the whole task)"},
+    {"vins-file", "FILE", "vehicles from FILE (white space / comma separated; - = stdin)"},
+    {NULL, NULL, NULL},
+};
+
 static const otactl_opt rules_opts[] = {
     {"statuses", "a,b...", "vehicle statuses the type accepts (none given: any)"},
     {"usages", "a,b...", "vehicle usages the type accepts (none given: any)"},
@@ -345,6 +376,10 @@ const otactl_action otactl_task_actions[] = {
      task_get},
     {"vehicles", "ID [--state STATE]", "the task's vehicles in VIN order: VIN, state, code",
      vehicles_opts, 1, 1, task_vehicles},
+    {"cancel", "ID [--vins V,V... | --vins-file FILE]",
+     "cancel a task (or some of its vehicles): queued ones at once, notified ones when the "
+     "vehicle confirms",
+     cancel_opts, 1, 1, task_cancel},
     {"rules", "set TYPE [--statuses a,b] [--usages c,d] | get",
      "set or show the statuses and usages each task type accepts", rules_opts, 1, 2, task_rules},
     {NULL, NULL, NULL, NULL, 0, 0, NULL},

@@ -183,6 +183,10 @@ class IngestTest(ot.OtaTestCase):
         self.assertStatsDelta(s0, s1, "writer.events_stored", 0)
         self.assertStatsDelta(s0, s1, "reports_accepted", 2)
         self.assertStatsDelta(s0, s1, "events_accepted", 6)
+        # A re-sent report is stored once and sets nothing off again: no second status
+        # event (and no second engine step, e.g. a compensation re-send).
+        self.assertStatsDelta(s0, s1, "reports_replayed", 2)
+        self.assertStatsDelta(s0, s1, "status_events", 0)
         self.assertEqual(db.total(), 3)
         self.assertEqual({k: db.rows(k, v) for k in ot.TABLES}, before_rows)
 
