@@ -6,6 +6,10 @@
  * life (connect, publish window, acks, reconnect); fleet_cbor.c builds report payloads
  * and reads error replies; fleet_acked.c writes the acked-reports file.
  *
+ * Modes: `report` (vehicles publish QoS 1 reports, the ingestion load) and `shadow`
+ * (vehicles publish one shadow/update each, then stay connected and count the task
+ * notices that arrive on shadow/delta: the dispatch benchmark's fleet).
+ *
  * Scaling rules (a later issue runs 10,000 vehicles in one process): everything per
  * vehicle lives in a table indexed by vehicle id; the pollfd array has the same index;
  * vehicles that need attention go through O(1) ring queues, never a scan per event.
@@ -29,7 +33,13 @@ struct mosquitto;
 #define FLEET_KEEPALIVE 60
 #define FLEET_REPORT_FAIL_RC 0x80 /* PUBACK reason codes >= this are failures */
 
+typedef enum {
+    FLEET_MODE_REPORT,
+    FLEET_MODE_SHADOW,
+} fleet_mode;
+
 typedef struct {
+    fleet_mode mode;
     const char *host;
     int port;
     uint32_t vehicles;
@@ -46,12 +56,17 @@ typedef struct {
     bool json;
     bool quiet;
     bool reconnect;
+    /* shadow mode */
+    double wait_s;          /* stay connected this long once every vehicle is up */
+    uint64_t expect;        /* ... or until this many notices arrived (0 = no target) */
+    const char *ready_path; /* a line is written there once every vehicle is up */
+    bool subscribe_delta;   /* subscribe to the own shadow/delta (plain-broker baseline) */
 } fleet_config;
 
 typedef enum {
     FV_WAITING,    /* in the connect queue */
     FV_CONNECTING, /* CONNECT sent, no CONNACK yet */
-    FV_ACTIVE,     /* publishing reports */
+    FV_ACTIVE,     /* publishing reports (shadow mode: updating, then waiting) */
     FV_DRAINING,   /* everything acked; waiting for the SUBACK barrier (late error replies) */
     FV_CLOSING,    /* DISCONNECT sent */
     FV_LOST,       /* connection lost; fleet_vehicle_service decides what next */
@@ -87,6 +102,14 @@ typedef struct fleet_vehicle {
     bool in_connq;
     unsigned attempts; /* failed connection attempts in a row */
     double retry_at;   /* FV_BACKOFF: when to reconnect */
+    /* shadow mode */
+    char update_topic[FLEET_TOPIC_MAX];
+    char delta_topic[FLEET_TOPIC_MAX];
+    int update_mid;          /* the shadow/update awaiting its PUBACK */
+    int sub_mid;             /* the shadow/delta SUBSCRIBE awaiting its SUBACK */
+    bool update_sent;        /* on this connection */
+    bool up;                 /* update acked (and delta subscribed) on this connection */
+    int64_t first_notice_ms; /* wall clock; 0 = none yet */
 } fleet_vehicle;
 
 /* FIFO of vehicle ids; each vehicle is in a given ring at most once (in_* flags). */
@@ -107,6 +130,12 @@ typedef struct {
     uint64_t connect_failures;
     uint64_t connect_refused;
     uint64_t resent;
+    /* shadow mode */
+    uint64_t updates_acked;
+    uint64_t notices;           /* shadow/delta messages with desired.task */
+    uint32_t vehicles_notified; /* vehicles with at least one notice */
+    int64_t first_notice_ms;    /* wall clock of the first / last notice, 0 = none */
+    int64_t last_notice_ms;
 } fleet_stats;
 
 typedef struct fleet_acked fleet_acked;
@@ -132,6 +161,12 @@ typedef struct fleet {
     double start;  /* monotonic seconds */
     double end;    /* last ack, or the end of the run */
     int64_t t0_ms; /* wall clock at start: base of event timestamps */
+    /* shadow mode */
+    uint32_t up;      /* vehicles up now (fleet_vehicle.up) */
+    bool all_up;      /* every vehicle was up at once (the ready line is written) */
+    double all_up_at; /* monotonic */
+    int64_t ready_ms; /* wall clock of the ready line */
+    bool closing;     /* the wait is over: every vehicle disconnects */
 } fleet;
 
 /* fleet_run.c */
@@ -161,6 +196,11 @@ bool fleet_vehicle_wants_token(const fleet_vehicle *v);
 size_t fleet_cbor_report(const fleet_config *cfg, int64_t t0_ms, uint64_t report, uint8_t *buf,
                          size_t cap);
 size_t fleet_cbor_report_bound(uint32_t events);
+/* Encodes the shadow/update {reported:{fw:"1.0.0", state:"idle", ecus:{}}}; returns its
+ * length or 0 when buf is too small. */
+size_t fleet_cbor_shadow_update(uint8_t *buf, size_t cap);
+/* True when payload is a shadow/delta whose desired.task is present and not null. */
+bool fleet_cbor_is_notice(const void *payload, int len);
 /* Formats an error reply {err, msg, seq?} for humans into out. */
 void fleet_cbor_describe_error(const void *payload, int len, char *out, size_t cap);
 

@@ -1,5 +1,6 @@
 /*
- * fleet_cbor.c — the CBOR payloads of ota-fleet: report generation and error replies.
+ * fleet_cbor.c — the CBOR payloads of ota-fleet: report generation, error replies, and
+ * (shadow mode) the shadow/update a vehicle sends and the task notices it receives.
  *
  * A report is {"seq": uint, "events": [event...]} (SPEC §3). Payloads are written with
  * libcbor's streaming encoder straight into a scratch buffer (no item trees, no
@@ -201,6 +202,55 @@ size_t fleet_cbor_report(const fleet_config *cfg, int64_t t0_ms, uint64_t report
         put_event(&w, t0_ms + (int64_t)e, e, total);
     }
     return w.overflow ? 0 : w.len;
+}
+
+/* ---- shadow mode ---- */
+
+size_t fleet_cbor_shadow_update(uint8_t *buf, size_t cap)
+{
+    cbor_writer w = {.buf = buf, .cap = cap};
+
+    w_map(&w, 1);
+    w_text(&w, "reported");
+    w_map(&w, 3);
+    kv_text(&w, "fw", "1.0.0");
+    kv_text(&w, "state", "idle");
+    w_text(&w, "ecus");
+    w_map(&w, 0);
+    return w.overflow ? 0 : w.len;
+}
+
+/* The value of text key `name` in map `map`, or NULL. */
+static cbor_item_t *map_get(cbor_item_t *map, const char *name)
+{
+    struct cbor_pair *pairs;
+    size_t n = strlen(name);
+
+    if (map == NULL || !cbor_isa_map(map))
+        return NULL;
+    pairs = cbor_map_handle(map);
+    for (size_t i = 0; i < cbor_map_size(map); i++) {
+        cbor_item_t *k = pairs[i].key;
+        if (cbor_isa_string(k) && cbor_string_is_definite(k) && cbor_string_length(k) == n &&
+            memcmp(cbor_string_handle(k), name, n) == 0)
+            return pairs[i].value;
+    }
+    return NULL;
+}
+
+bool fleet_cbor_is_notice(const void *payload, int len)
+{
+    struct cbor_load_result res;
+    cbor_item_t *root = cbor_load(payload, (size_t)(len > 0 ? len : 0), &res);
+    cbor_item_t *task;
+    bool notice;
+
+    if (root == NULL)
+        return false;
+    task = map_get(map_get(root, "desired"), "task");
+    notice = task != NULL && cbor_isa_map(task); /* a cancel has task: null */
+    cbor_decref(&root);
+    return notice;
 }
 
 /* ---- error replies ---- */

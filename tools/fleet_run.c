@@ -10,7 +10,9 @@
  * the poll itself.
  *
  * Housekeeping (every FLEET_TICK_S): flush the acked file, move due reconnects to the
- * connect queue; every second: mosquitto_loop_misc (keepalive) for every connected
+ * connect queue, and in shadow mode write the ready line once every vehicle is up and
+ * end the wait (--wait elapsed or --expect notices arrived: every vehicle is put on the
+ * ready ring once, to disconnect); every second: mosquitto_loop_misc (keepalive) for every connected
  * client and the progress line.
  */
 #include "fleet.h"
@@ -168,6 +170,14 @@ static void keepalive_all(fleet *f)
     }
 }
 
+static void progress_shadow(fleet *f, loop_clock *c)
+{
+    c->printed = true;
+    fprintf(stderr, "ota-fleet: %u connected, %u/%u up, %llu notices to %u vehicles%s",
+            f->connected, f->up, f->cfg.vehicles, (unsigned long long)f->st.notices,
+            f->st.vehicles_notified, c->tty ? "   \r" : "\n");
+}
+
 static void progress(fleet *f, loop_clock *c, double now)
 {
     uint64_t total = (uint64_t)f->cfg.vehicles * f->cfg.reports;
@@ -178,6 +188,10 @@ static void progress(fleet *f, loop_clock *c, double now)
     c->last_acked = f->st.reports_acked;
     if (f->cfg.quiet)
         return;
+    if (f->cfg.mode == FLEET_MODE_SHADOW) {
+        progress_shadow(f, c);
+        return;
+    }
     c->printed = true;
     fprintf(stderr,
             "ota-fleet: %llu/%llu acked (%.1f%%), %.0f acks/s, %u connected, %llu failures, "
@@ -188,6 +202,48 @@ static void progress(fleet *f, loop_clock *c, double now)
             c->tty ? "   \r" : "\n");
 }
 
+/* Shadow mode: the ready line, written once when every vehicle is up. */
+static void write_ready(fleet *f)
+{
+    FILE *fp;
+
+    f->ready_ms = fleet_wall_ms();
+    if (!f->cfg.quiet)
+        fprintf(stderr, "ota-fleet: all %u vehicles up\n", f->cfg.vehicles);
+    if (f->cfg.ready_path == NULL)
+        return;
+    fp = fopen(f->cfg.ready_path, "w");
+    if (fp == NULL || fprintf(fp, "ready %u %lld\n", f->cfg.vehicles, (long long)f->ready_ms) < 0 ||
+        fclose(fp) != 0)
+        fprintf(stderr, "ota-fleet: cannot write %s\n", f->cfg.ready_path);
+}
+
+static bool wait_over(const fleet *f, double now)
+{
+    const fleet_config *cfg = &f->cfg;
+
+    if (cfg->expect > 0 && f->st.notices >= cfg->expect)
+        return true;
+    if (cfg->wait_s > 0)
+        return now >= f->all_up_at + cfg->wait_s;
+    return cfg->expect == 0;
+}
+
+static void shadow_check(fleet *f, double now)
+{
+    if (!f->all_up && f->up == f->cfg.vehicles) {
+        f->all_up = true;
+        f->all_up_at = now;
+        write_ready(f);
+    }
+    if (!f->all_up || f->closing || !wait_over(f, now))
+        return;
+    f->closing = true;
+    f->end = now;
+    for (uint32_t i = 0; i < f->cfg.vehicles; i++)
+        fleet_mark_ready(&f->v[i]);
+}
+
 static void housekeeping(fleet *f, loop_clock *c, double now)
 {
     if (now < c->next_tick)
@@ -196,6 +252,8 @@ static void housekeeping(fleet *f, loop_clock *c, double now)
     if (f->acked)
         fleet_acked_flush(f->acked);
     due_reconnects(f, now);
+    if (f->cfg.mode == FLEET_MODE_SHADOW)
+        shadow_check(f, now);
     if (now < c->next_slow)
         return;
     c->next_slow = now + FLEET_SLOW_TICK_S;
@@ -278,7 +336,7 @@ int fleet_run(fleet *f, volatile sig_atomic_t *stop)
         if (n > 0)
             dispatch(f, n);
     }
-    if (f->st.reports_acked == 0)
+    if (f->st.reports_acked == 0 && !f->closing)
         f->end = fleet_now();
     if (c.printed && c.tty)
         fputc('\n', stderr);

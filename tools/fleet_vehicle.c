@@ -17,6 +17,11 @@
  * and waits for the SUBACK before disconnecting. The plugin's error replies are queued
  * behind the PUBACK of the report they answer, so the SUBACK barrier makes sure a late
  * error reply is counted instead of lost.
+ *
+ * Shadow mode: an ACTIVE vehicle (optionally subscribed to its shadow/delta first)
+ * publishes one QoS 1 shadow/update; once it is acked (and the SUBACK came) the vehicle
+ * is up and waits, counting the task notices that arrive on shadow/delta, until the run
+ * loop sets fleet.closing and services it once more: then it disconnects.
  */
 #include "fleet.h"
 
@@ -48,9 +53,14 @@ static bool all_finished(const fleet_vehicle *v)
     return v->finished == v->fleet->cfg.reports;
 }
 
+static bool shadow_mode(const fleet_vehicle *v)
+{
+    return v->fleet->cfg.mode == FLEET_MODE_SHADOW;
+}
+
 bool fleet_vehicle_wants_token(const fleet_vehicle *v)
 {
-    return v->state == FV_ACTIVE && v->inflight < v->fleet->cfg.inflight && has_work(v);
+    return !shadow_mode(v) && v->state == FV_ACTIVE && v->inflight < v->fleet->cfg.inflight && has_work(v);
 }
 
 /* ---- callbacks ---- */
@@ -79,7 +89,29 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
     v->attempts = 0;
     f->connected++;
     mosquitto_subscribe(mosq, NULL, v->error_topic, 1);
+    v->update_sent = false;
+    v->update_mid = v->sub_mid = 0;
+    if (shadow_mode(v) && f->cfg.subscribe_delta &&
+        mosquitto_subscribe(mosq, &v->sub_mid, v->delta_topic, 1) != MOSQ_ERR_SUCCESS)
+        v->sub_mid = 0; /* the link is going: on_disconnect follows */
     fleet_mark_ready(v);
+}
+
+/* Shadow mode: the vehicle is up once its update is acked and its SUBSCRIBE answered. */
+static void check_up(fleet_vehicle *v)
+{
+    if (v->up || !v->update_sent || v->update_mid != 0 || v->sub_mid != 0)
+        return;
+    v->up = true;
+    v->fleet->up++;
+}
+
+static void set_down(fleet_vehicle *v)
+{
+    if (v->up) {
+        v->up = false;
+        v->fleet->up--;
+    }
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
@@ -91,6 +123,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc,
     (void)rc;
     (void)props;
 
+    set_down(v);
     switch (v->state) {
     case FV_CONNECTING:
         f->pending_connects--;
@@ -129,6 +162,22 @@ static void record_ack(fleet_vehicle *v, uint64_t report, int rc)
     }
 }
 
+static void on_update_acked(fleet_vehicle *v, int mid, int rc)
+{
+    fleet *f = v->fleet;
+
+    if (mid != v->update_mid || mid == 0)
+        return;
+    v->update_mid = 0;
+    if (rc < FLEET_REPORT_FAIL_RC) {
+        f->st.updates_acked++;
+        check_up(v);
+    } else if (f->st.puback_failures++ < FLEET_PRINT_MAX) {
+        fprintf(stderr, "ota-fleet: %s shadow/update: PUBACK reason %d (%s)\n", v->vin, rc,
+                mosquitto_reason_string(rc));
+    }
+}
+
 static void on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
                        const mosquitto_property *props)
 {
@@ -136,6 +185,10 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
     (void)mosq;
     (void)props;
 
+    if (shadow_mode(v)) {
+        on_update_acked(v, mid, rc);
+        return;
+    }
     for (uint32_t i = 0; i < v->fleet->cfg.inflight; i++) {
         if (v->slots[i].mid != mid)
             continue;
@@ -149,6 +202,23 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
     }
 }
 
+static void on_delta(fleet_vehicle *v, const struct mosquitto_message *msg)
+{
+    fleet_stats *s = &v->fleet->st;
+    int64_t now = fleet_wall_ms();
+
+    if (!fleet_cbor_is_notice(msg->payload, msg->payloadlen))
+        return;
+    s->notices++;
+    if (s->first_notice_ms == 0)
+        s->first_notice_ms = now;
+    s->last_notice_ms = now;
+    if (v->first_notice_ms == 0) {
+        v->first_notice_ms = now;
+        s->vehicles_notified++;
+    }
+}
+
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
                        const mosquitto_property *props)
 {
@@ -158,6 +228,10 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     (void)mosq;
     (void)props;
 
+    if (shadow_mode(v) && strcmp(msg->topic, v->delta_topic) == 0) {
+        on_delta(v, msg);
+        return;
+    }
     if (strcmp(msg->topic, v->error_topic) != 0)
         return;
     if (f->st.error_replies++ < FLEET_PRINT_MAX) {
@@ -179,6 +253,11 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int count, 
         fprintf(stderr, "ota-fleet: %s: subscription to %s refused (reason %d)\n", v->vin,
                 v->error_topic, granted[0]);
     }
+    if (mid != 0 && mid == v->sub_mid) {
+        v->sub_mid = 0;
+        check_up(v);
+        return;
+    }
     if (v->state == FV_DRAINING && mid == v->barrier_mid) {
         v->barrier_mid = 0;
         fleet_mark_ready(v);
@@ -197,6 +276,8 @@ int fleet_vehicle_init(fleet *f, fleet_vehicle *v, uint32_t id)
              (unsigned long long)(f->cfg.vin_offset + id));
     snprintf(v->report_topic, sizeof v->report_topic, "ota/v1/%s/report", v->vin);
     snprintf(v->error_topic, sizeof v->error_topic, "ota/v1/%s/error", v->vin);
+    snprintf(v->update_topic, sizeof v->update_topic, "ota/v1/%s/shadow/update", v->vin);
+    snprintf(v->delta_topic, sizeof v->delta_topic, "ota/v1/%s/shadow/delta", v->vin);
     v->slots = calloc(f->cfg.inflight, sizeof *v->slots);
     v->resend = calloc(f->cfg.inflight, sizeof *v->resend);
     return v->slots && v->resend ? 0 : -1;
@@ -248,6 +329,10 @@ void fleet_vehicle_connect(fleet_vehicle *v)
     fleet *f = v->fleet;
     int rc;
 
+    if (f->closing) { /* a reconnect due after the end of the wait: not needed any more */
+        set_terminal(v, FV_FAILED);
+        return;
+    }
     v->mosq = create_client(v);
     if (v->mosq == NULL) {
         fprintf(stderr, "ota-fleet: %s: cannot create an MQTT client\n", v->vin);
@@ -417,7 +502,11 @@ static void handle_lost(fleet_vehicle *v)
 
     destroy_client(v);
     window_to_resend(v);
-    if (all_finished(v)) {
+    if (shadow_mode(v) && f->closing) {
+        set_terminal(v, FV_FAILED); /* lost while closing: no reconnect any more */
+        if (!f->cfg.reconnect)
+            f->broker_gone = true;
+    } else if (!shadow_mode(v) && all_finished(v)) {
         set_terminal(v, FV_DONE); /* lost during the final barrier: nothing to re-send */
     } else if (v->no_retry) {
         set_terminal(v, FV_FAILED);
@@ -432,10 +521,44 @@ static void handle_lost(fleet_vehicle *v)
     }
 }
 
+/* Shadow mode: publishes the update once per connection; disconnects when closing. */
+static void shadow_service(fleet_vehicle *v)
+{
+    fleet *f = v->fleet;
+    size_t len;
+    int rc;
+
+    if (f->closing) {
+        close_link(v);
+        return;
+    }
+    if (v->update_sent)
+        return;
+    len = fleet_cbor_shadow_update(f->buf, f->buf_cap);
+    rc = mosquitto_publish(v->mosq, &v->update_mid, v->update_topic, (int)len, f->buf, 1, false);
+    if (v->update_mid == 0) { /* not taken */
+        if (!is_link_error(rc)) {
+            fprintf(stderr, "ota-fleet: %s: publish: %s\n", v->vin, mosquitto_strerror(rc));
+            give_up(v);
+        }
+        return;
+    }
+    v->update_sent = true;
+}
+
 void fleet_vehicle_service(fleet_vehicle *v, double *tokens)
 {
+    if (v->state == FV_BACKOFF && v->fleet->closing) {
+        v->fleet->n_backoff--;
+        set_terminal(v, FV_FAILED);
+        return;
+    }
     switch (v->state) {
     case FV_ACTIVE:
+        if (shadow_mode(v)) {
+            shadow_service(v);
+            break;
+        }
         pump(v, tokens);
         if (all_finished(v) && !has_work(v))
             start_drain(v);

@@ -1,12 +1,18 @@
 /*
  * ota-fleet.c — command line of the fleet simulator / load generator of mosquitto-ota.
  *
- * Mode `report` (the default and, for now, only mode): N simulated vehicles connect to
- * the broker (client id = VIN) and each publishes M QoS 1 reports of K events on
- * ota/v1/{VIN}/report, keeping at most W unacked, then prints a summary (human, or one
- * JSON object with --json). Exit status: 0 everything acked with success and no error
- * reply; 1 otherwise; 2 usage error; 3 the broker went away (a connection was lost or
- * refused at the TCP level, without --reconnect).
+ * Mode `report` (the default): N simulated vehicles connect to the broker (client id =
+ * VIN) and each publishes M QoS 1 reports of K events on ota/v1/{VIN}/report, keeping at
+ * most W unacked, then prints a summary (human, or one JSON object with --json). Exit
+ * status: 0 everything acked with success and no error reply; 1 otherwise; 2 usage
+ * error; 3 the broker went away (a connection was lost or refused at the TCP level,
+ * without --reconnect).
+ *
+ * Mode `shadow` (the dispatch benchmark's fleet): each vehicle connects, publishes one
+ * QoS 1 shadow/update {reported:{fw:"1.0.0", state:"idle", ecus:{}}} and stays connected
+ * (--wait, --expect), counting the task notices (shadow/delta with desired.task) it
+ * receives. Exit status: 0 every vehicle was up, the expected notices arrived and there
+ * was no error reply; otherwise as in report mode.
  *
  * This file parses options, sets up the fleet table and prints the result; the event
  * loop is fleet_run.c, a vehicle's life fleet_vehicle.c, payloads fleet_cbor.c and the
@@ -31,8 +37,11 @@
 static volatile sig_atomic_t g_stop;
 
 static const char usage_text[] =
-    "usage: ota-fleet [report] [options]\n"
-    "Simulated vehicles publish QoS 1 reports {seq, events} on ota/v1/{VIN}/report.\n"
+    "usage: ota-fleet [report|shadow] [options]\n"
+    "report (default): simulated vehicles publish QoS 1 reports {seq, events} on\n"
+    "  ota/v1/{VIN}/report.\n"
+    "shadow: each vehicle publishes one QoS 1 shadow/update and waits, counting the task\n"
+    "  notices (shadow/delta with desired.task) it receives.\n"
     "\n"
     "  --host H          broker address (default 127.0.0.1)\n"
     "  --port P          broker port (default 1883)\n"
@@ -50,6 +59,13 @@ static const char usage_text[] =
     "  --reconnect       on a lost connection reconnect and re-send unacked reports\n"
     "                    (default: finish and exit 3)\n"
     "  --timeout SEC     give up after SEC seconds (default 0 = never)\n"
+    "shadow mode:\n"
+    "  --wait SEC        stay connected SEC seconds once every vehicle is up (default 0:\n"
+    "                    leave at once, or wait for --expect)\n"
+    "  --expect N        leave as soon as N notices arrived (over the whole fleet)\n"
+    "  --ready-file F    write \"ready VEHICLES WALL_MS\" to F once every vehicle is\n"
+    "                    connected and its shadow/update acked\n"
+    "  --subscribe-delta subscribe to ota/v1/{VIN}/shadow/delta (for a plain broker)\n"
     "  --json            print the summary as one JSON object on stdout\n"
     "  --quiet           no progress line on stderr\n"
     "  --help            this text\n"
@@ -75,6 +91,10 @@ enum {
     OPT_JSON,
     OPT_QUIET,
     OPT_HELP,
+    OPT_WAIT,
+    OPT_EXPECT,
+    OPT_READY_FILE,
+    OPT_SUBSCRIBE_DELTA,
 };
 
 static const struct option long_opts[] = {
@@ -95,6 +115,10 @@ static const struct option long_opts[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},
+    {"wait", required_argument, NULL, OPT_WAIT},
+    {"expect", required_argument, NULL, OPT_EXPECT},
+    {"ready-file", required_argument, NULL, OPT_READY_FILE},
+    {"subscribe-delta", no_argument, NULL, OPT_SUBSCRIBE_DELTA},
     {NULL, 0, NULL, 0},
 };
 
@@ -175,6 +199,8 @@ static bool apply_number(fleet_config *c, int opt, const char *arg)
         return parse_u64(arg, 0, 1ULL << 62, &c->seq_start);
     case OPT_VIN_OFFSET:
         return parse_u64(arg, 0, FLEET_VIN_SERIALS - 1, &c->vin_offset);
+    case OPT_EXPECT:
+        return parse_u64(arg, 1, 1ULL << 53, &c->expect);
     default:
         return false;
     }
@@ -198,6 +224,14 @@ static bool apply_option(fleet_config *c, int opt, const char *arg)
         return parse_seconds(arg, &c->rate);
     case OPT_TIMEOUT:
         return parse_seconds(arg, &c->timeout_s);
+    case OPT_WAIT:
+        return parse_seconds(arg, &c->wait_s);
+    case OPT_READY_FILE:
+        c->ready_path = arg;
+        return arg[0] != '\0';
+    case OPT_SUBSCRIBE_DELTA:
+        c->subscribe_delta = true;
+        return true;
     case OPT_RECONNECT:
         c->reconnect = true;
         return true;
@@ -214,6 +248,12 @@ static bool apply_option(fleet_config *c, int opt, const char *arg)
 
 static const char *check_config(const fleet_config *c)
 {
+    bool shadow_opts = c->wait_s > 0 || c->expect > 0 || c->ready_path || c->subscribe_delta;
+
+    if (c->mode == FLEET_MODE_REPORT && shadow_opts)
+        return "--wait, --expect, --ready-file and --subscribe-delta need mode shadow";
+    if (c->mode == FLEET_MODE_SHADOW && c->acked_path)
+        return "--acked needs mode report";
     if (c->vin_offset + c->vehicles > FLEET_VIN_SERIALS)
         return "--vin-offset + --vehicles exceeds the 12-digit VIN serial";
     if (c->reports > (1ULL << 53) / c->events)
@@ -244,8 +284,12 @@ static int parse_args(int argc, char **argv, fleet_config *c)
             return -1;
         }
     }
-    if (optind < argc && strcmp(argv[optind], "report") == 0)
+    if (optind < argc && strcmp(argv[optind], "report") == 0) {
         optind++;
+    } else if (optind < argc && strcmp(argv[optind], "shadow") == 0) {
+        c->mode = FLEET_MODE_SHADOW;
+        optind++;
+    }
     if (optind < argc) {
         fprintf(stderr, "ota-fleet: unknown mode or argument: %s\n", argv[optind]);
         return -1;
@@ -354,8 +398,25 @@ static uint64_t expected_reports(const fleet *f)
     return (uint64_t)f->cfg.vehicles * f->cfg.reports;
 }
 
+static int exit_code_shadow(const fleet *f)
+{
+    bool all_done = f->terminal == f->cfg.vehicles;
+
+    for (uint32_t i = 0; all_done && i < f->cfg.vehicles; i++)
+        all_done = f->v[i].state == FV_DONE;
+    if (f->broker_gone)
+        return EXIT_BROKER_GONE;
+    if (all_done && f->all_up && f->st.notices >= f->cfg.expect && f->st.puback_failures == 0 &&
+        f->st.error_replies == 0)
+        return 0;
+    return 1;
+}
+
 static int exit_code(const fleet *f)
 {
+    if (f->cfg.mode == FLEET_MODE_SHADOW)
+        return exit_code_shadow(f);
+
     bool all_done = f->terminal == f->cfg.vehicles;
 
     for (uint32_t i = 0; all_done && i < f->cfg.vehicles; i++)
@@ -399,6 +460,44 @@ static void print_json(const fleet *f, double secs, int code)
            (unsigned long long)s->resent, outcome(f, code), code);
 }
 
+static void print_json_shadow(const fleet *f, double secs, int code)
+{
+    const fleet_stats *s = &f->st;
+
+    printf("{\"mode\": \"shadow\", \"vehicles\": %u, \"all_up\": %s, \"ready_ms\": %lld, "
+           "\"updates_acked\": %llu, \"notices\": %llu, \"vehicles_notified\": %u, "
+           "\"first_notice_ms\": %lld, \"last_notice_ms\": %lld, \"puback_failures\": %llu, "
+           "\"error_replies\": %llu, \"seconds\": %.3f, \"disconnects\": %llu, "
+           "\"connect_failures\": %llu, \"connect_refused\": %llu, \"outcome\": \"%s\", "
+           "\"exit\": %d}\n",
+           f->cfg.vehicles, f->all_up ? "true" : "false", (long long)f->ready_ms,
+           (unsigned long long)s->updates_acked, (unsigned long long)s->notices,
+           s->vehicles_notified, (long long)s->first_notice_ms, (long long)s->last_notice_ms,
+           (unsigned long long)s->puback_failures, (unsigned long long)s->error_replies, secs,
+           (unsigned long long)s->disconnects, (unsigned long long)s->connect_failures,
+           (unsigned long long)s->connect_refused, outcome(f, code), code);
+}
+
+static void print_human_shadow(const fleet *f, double secs, int code)
+{
+    const fleet_stats *s = &f->st;
+    double span = (double)(s->last_notice_ms - s->first_notice_ms) / 1000.0;
+
+    printf("ota-fleet: %u vehicles, %llu shadow updates acked, %s, in %.3f s\n",
+           f->cfg.vehicles, (unsigned long long)s->updates_acked,
+           f->all_up ? "all up at once" : "never all up", secs);
+    printf("  %llu notices to %u vehicles", (unsigned long long)s->notices,
+           s->vehicles_notified);
+    if (s->notices > 1 && span > 0)
+        printf(" over %.3f s (%.1f notices/s)", span, (double)(s->notices - 1) / span);
+    printf("\n  PUBACK failures %llu, error replies %llu, disconnects %llu, connect failures "
+           "%llu, refused %llu\n",
+           (unsigned long long)s->puback_failures, (unsigned long long)s->error_replies,
+           (unsigned long long)s->disconnects, (unsigned long long)s->connect_failures,
+           (unsigned long long)s->connect_refused);
+    printf("  result: %s (exit %d)\n", outcome(f, code), code);
+}
+
 static void print_human(const fleet *f, double secs, int code)
 {
     const fleet_stats *s = &f->st;
@@ -439,10 +538,11 @@ int main(int argc, char **argv)
         rc = exit_code(&f);
         if (f.acked)
             fleet_acked_flush(f.acked);
+        bool shadow = f.cfg.mode == FLEET_MODE_SHADOW;
         if (f.cfg.json)
-            print_json(&f, secs, rc);
+            (shadow ? print_json_shadow : print_json)(&f, secs, rc);
         else
-            print_human(&f, secs, rc);
+            (shadow ? print_human_shadow : print_human)(&f, secs, rc);
     } else {
         rc = 1;
     }

@@ -404,7 +404,7 @@ static int strategy_bind(otactl_ctx *ctx, otactl_args *a)
     cJSON *extra = cJSON_CreateObject(), *vins = cJSON_CreateArray();
     cJSON *fields = cJSON_CreateObject();
     cJSON_AddStringToObject(fields, "id", a->pos[0]);
-    size_t batch;
+    size_t batch = VIN_BATCH;
     int rc = parse_batch(ctx, a, VIN_BATCH, &batch);
     rc = rc ? rc : bind_targets(ctx, a, extra, vins);
     if (rc == OTACTL_OK && cJSON_GetArraySize(vins) == 0) {
@@ -481,7 +481,7 @@ static int check_list(otactl_ctx *ctx, const char *name)
 static int list_change(otactl_ctx *ctx, otactl_args *a, const char *command, const char *field)
 {
     int rc = check_list(ctx, a->pos[0]);
-    size_t batch;
+    size_t batch = VIN_BATCH;
     rc = rc ? rc : parse_batch(ctx, a, VIN_BATCH, &batch);
     cJSON *vins = cJSON_CreateArray();
     for (int i = 1; i < a->npos && rc == OTACTL_OK; i++) {
@@ -621,7 +621,7 @@ static const group groups[] = {
     {"file", "package files: upload, get, status", file_actions},
     {"strategy", "strategies: set, bind, get", strategy_actions},
     {"list", "black/white lists: add, remove, get", list_actions},
-    {"task", "upgrade tasks: create, get, vehicles, rules", otactl_task_actions},
+    {"task", "upgrade tasks: create, get, vehicles, cancel, watch, rules", otactl_task_actions},
     {"stats", "the plugin's counters", stats_actions},
     {"raw", "send a raw JSON request", raw_actions},
     {NULL, NULL, NULL},

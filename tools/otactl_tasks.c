@@ -1,6 +1,12 @@
 /*
  * otactl_tasks.c — otactl's `task` group: create (createTask), get (getTask), vehicles
- * (listTaskVehicles), cancel (cancelTask) and rules set / get (setTaskTypeRules, getTaskTypeRules).
+ * (listTaskVehicles), cancel (cancelTask), watch (getTask polled) and rules set / get
+ * (setTaskTypeRules, getTaskTypeRules).
+ *
+ * `task watch` polls getTask over one connection every --interval seconds and redraws a
+ * progress line on stderr (\r on a terminal, else a line per change) until the task is
+ * finished, canceled or aborted; its own --timeout bounds the whole watch, while the
+ * global --timeout (given before `task`) still bounds the connect and each answer.
  *
  * `task create` builds the task object from flags (or takes it from --json FILE) and sends
  * it as ONE command, whatever the number of VINs: the task rules judge the VIN list as a
@@ -10,9 +16,12 @@
  */
 #include "otactl.h"
 
+#include <math.h> /* isfinite, NAN: macros, no libm */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char *const task_types[] = {"normal",     "forced",     "factory",
                                          "spot_check", "diagnostic", NULL};
@@ -261,6 +270,193 @@ static int task_cancel(otactl_ctx *ctx, otactl_args *a)
     return otactl_run(ctx, c, print_cancel);
 }
 
+/* ---- task watch ---- */
+
+#define WATCH_BAR 20
+#define WATCH_MAX_INTERVAL 60.0 /* below the connection's keep-alive (60 s, 1.5x grace) */
+
+static const char *const count_states[] = {"queued",     "notified",  "downloading",
+                                           "installing", "succeeded", "failed",
+                                           "canceled",   "rejected",  NULL};
+
+typedef struct {
+    double interval; /* seconds between getTask */
+    double deadline; /* monotonic seconds; 0: none */
+    bool tty;        /* stderr is a terminal: redraw with \r */
+    char last[512];  /* the progress line last drawn */
+} watch_state;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+    if (s <= 0) {
+        return;
+    }
+    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* A decimal number of seconds in lo..hi (fractions allowed); 0 on success. */
+static int parse_seconds(otactl_ctx *ctx, const char *flag, const char *s, double lo, double hi,
+                         double *out)
+{
+    char *end = NULL;
+    double v = s ? strtod(s, &end) : NAN;
+    if (!s || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        return otactl_usage_err(ctx, "--%s: expected seconds %g..%g, got \"%s\"", flag, lo, hi,
+                                s ? s : "");
+    }
+    *out = v;
+    return OTACTL_OK;
+}
+
+static int count_of(const cJSON *counts, const char *state)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(counts, state);
+    return cJSON_IsNumber(n) ? n->valueint : 0;
+}
+
+static const char *task_state(const cJSON *data)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(data, "state");
+    return cJSON_IsString(st) ? st->valuestring : "?";
+}
+
+static bool task_done(const cJSON *data)
+{
+    const char *st = task_state(data);
+    return !strcmp(st, "finished") || !strcmp(st, "canceled") || !strcmp(st, "aborted");
+}
+
+/* "[#####---------------]  3/12  queued 0 notified 4 ...  active" into buf. */
+static void progress_line(const cJSON *data, char *buf, size_t cap)
+{
+    const cJSON *counts = cJSON_GetObjectItemCaseSensitive(data, "counts");
+    int total = 0;
+    for (int i = 0; count_states[i]; i++) {
+        total += count_of(counts, count_states[i]);
+    }
+    int done = count_of(counts, "succeeded") + count_of(counts, "failed") +
+               count_of(counts, "canceled") + count_of(counts, "rejected");
+    int fill = total > 0 ? (int)((long long)done * WATCH_BAR / total) : 0;
+    size_t n = (size_t)snprintf(buf, cap, "[%.*s%.*s] %d/%d ", fill, "####################",
+                                WATCH_BAR - fill, "--------------------", done, total);
+    for (int i = 0; count_states[i] && n < cap; i++) {
+        n += (size_t)snprintf(buf + n, cap - n, " %s %d", count_states[i],
+                              count_of(counts, count_states[i]));
+    }
+    if (n < cap) {
+        snprintf(buf + n, cap - n, "  %s", task_state(data));
+    }
+}
+
+static void draw(otactl_ctx *ctx, watch_state *w, const cJSON *data)
+{
+    char line[sizeof(w->last)];
+    progress_line(data, line, sizeof(line));
+    if (ctx->quiet || !strcmp(line, w->last)) {
+        return;
+    }
+    if (w->tty) {
+        fprintf(stderr, "\r%s\033[K", line);
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
+    fflush(stderr);
+    snprintf(w->last, sizeof(w->last), "%s", line);
+}
+
+/* The final getTask data: JSON, or the state and counts as "key: value" lines. */
+static void print_final(const otactl_ctx *ctx, const cJSON *data)
+{
+    if (ctx->json) {
+        otactl_print_json(data);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "state", task_state(data));
+    cJSON_AddItemReferenceToObject(o, "counts", cJSON_GetObjectItemCaseSensitive(data, "counts"));
+    otactl_print_kv(o);
+    cJSON_Delete(o);
+}
+
+/* One getTask; *resp is its checked response (NULL with --dry-run). The wait for the
+ * answer is the global --timeout, cut to what is left of the watch. */
+static int watch_poll(otactl_ctx *ctx, const watch_state *w, const char *id, cJSON **resp)
+{
+    int saved = ctx->timeout_s;
+    if (w->deadline > 0) {
+        double left = w->deadline - mono_s() + 1; /* whole seconds, rounded up */
+        ctx->timeout_s = left < 1 ? 1 : left < saved ? (int)left : saved;
+    }
+    int rc = otactl_request_one(ctx, cmd_id("getTask", id), resp);
+    ctx->timeout_s = saved;
+    if (rc == OTACTL_OK && *resp) {
+        rc = otactl_check_response(ctx, *resp);
+    }
+    return rc;
+}
+
+static int watch_loop(otactl_ctx *ctx, watch_state *w, const char *id)
+{
+    for (;;) {
+        cJSON *resp = NULL;
+        int rc = watch_poll(ctx, w, id, &resp);
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(resp, "data");
+        if (rc == OTACTL_OK && resp) {
+            draw(ctx, w, data);
+        }
+        bool done = rc != OTACTL_OK || !resp || task_done(data);
+        if (done && rc == OTACTL_OK && resp) {
+            if (w->tty && !ctx->quiet) {
+                fputc('\n', stderr);
+            }
+            print_final(ctx, data);
+        }
+        cJSON_Delete(resp);
+        if (done) {
+            return rc;
+        }
+        double now = mono_s();
+        if (w->deadline > 0 && now >= w->deadline) {
+            if (w->tty && !ctx->quiet) {
+                fputc('\n', stderr);
+            }
+            fprintf(stderr, "Error: %s: task %s still running at the end of --timeout\n",
+                    ctx->cmd_name ? ctx->cmd_name : "task watch", id);
+            return OTACTL_ECONN;
+        }
+        sleep_s(w->deadline > 0 && now + w->interval > w->deadline ? w->deadline - now
+                                                                   : w->interval);
+    }
+}
+
+static int task_watch(otactl_ctx *ctx, otactl_args *a)
+{
+    watch_state w = {.interval = 1, .tty = isatty(STDERR_FILENO) == 1};
+    double limit = 0;
+    int rc = OTACTL_OK;
+    if (otactl_arg(a, "interval")) {
+        rc = parse_seconds(ctx, "interval", otactl_arg(a, "interval"), 0.01, WATCH_MAX_INTERVAL,
+                           &w.interval);
+    }
+    if (rc == OTACTL_OK && otactl_arg(a, "timeout")) {
+        rc = parse_seconds(ctx, "timeout", otactl_arg(a, "timeout"), 0, 86400 * 365.0, &limit);
+    }
+    if (rc != OTACTL_OK) {
+        return rc;
+    }
+    w.deadline = limit > 0 ? mono_s() + limit : 0;
+    return watch_loop(ctx, &w, a->pos[0]);
+}
+
 /* ---- task rules ---- */
 
 /* "a,b,c" as a JSON array of words (empty text: []). */
@@ -360,6 +556,14 @@ static const otactl_opt cancel_opts[] = {
     {NULL, NULL, NULL},
 };
 
+static const otactl_opt watch_opts[] = {
+    {"interval", "SEC", "seconds between two getTask (default 1; fractions allowed; at most 60)"},
+    {"timeout", "SEC",
+     "give up (exit 3) when the task is not done after SEC seconds (default 0: no limit); "
+     "the global --timeout before `task` bounds the connect and each answer (default 10)"},
+    {NULL, NULL, NULL},
+};
+
 static const otactl_opt rules_opts[] = {
     {"statuses", "a,b...", "vehicle statuses the type accepts (none given: any)"},
     {"usages", "a,b...", "vehicle usages the type accepts (none given: any)"},
@@ -380,6 +584,11 @@ const otactl_action otactl_task_actions[] = {
      "cancel a task (or some of its vehicles): queued ones at once, notified ones when the "
      "vehicle confirms",
      cancel_opts, 1, 1, task_cancel},
+    {"watch", "ID [--interval SEC] [--timeout SEC]",
+     "follow a task until it is finished, canceled or aborted: a progress line on stderr, "
+     "the final counts on stdout (--json: the final getTask data); exit 0 when done, 1 "
+     "for an unknown task, 3 on connection loss or timeout",
+     watch_opts, 1, 1, task_watch},
     {"rules", "set TYPE [--statuses a,b] [--usages c,d] | get",
      "set or show the statuses and usages each task type accepts", rules_opts, 1, 2, task_rules},
     {NULL, NULL, NULL, NULL, 0, 0, NULL},

@@ -2,9 +2,12 @@
 """Integration: the task engine moving (docs/task-engine.md): a complete campaign of 5
 vehicles (notice in shadow/delta, progress reports, succeeded counts), cancel before and
 after the notice, the dispatch rate, timeouts (OTA_TEST_TIME_SCALE), the abort threshold,
-a vehicle offline at creation, and no second notice after a broker restart."""
+a vehicle offline at creation, no second notice after a broker restart, and `otactl task
+watch` following a campaign to its end."""
 
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -78,6 +81,50 @@ class Campaign(TaskCase):
             self.assertIsNone(delta(c).get("desired", {}).get("task"))
         db = ot.Db(self.b.db_path)
         ot.wait_until(lambda: len(db.query("SELECT * FROM ota_vehicle_download_notice")) == 5)
+
+    def watch(self, tid, *extra):
+        """`otactl task watch TID` started in the background (skips when not built)."""
+        if not OTACTL or not Path(OTACTL).exists():
+            self.skipTest("otactl not built (OTA_OTACTL=%r)" % OTACTL)
+        cmd = [OTACTL, "--host", "127.0.0.1", "--port", str(self.b.port), "--user", ot.ADMIN,
+               "task", "watch", tid] + list(extra)
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        return p
+
+    def test_otactl_task_watch(self):
+        nums = list(range(20, 24))
+        self.fleet(nums)
+        cars = [self.car(i) for i in nums]
+        tid = self.create([c.vin for c in cars])["id"]
+        w = self.watch(tid, "--interval", "0.2", "--json", "--timeout", str(ot.TIMEOUT * 6))
+        for c in cars:
+            self.notice_of(c, tid)
+        self.wait_counts(tid, notified=len(cars))
+        time.sleep(0.5)
+        self.assertIsNone(w.poll(), "watch ended before the campaign")
+        for c in cars:
+            report(c, 1, ot.ev_download(task=tid))
+            report(c, 2, ot.ev_upgrade_progress(task=tid))
+            report(c, 3, ot.ev_status(task=tid, status="succeeded"))
+        out, err = w.communicate(timeout=ot.TIMEOUT * 6)
+        self.assertEqual(w.returncode, 0, "stdout: %s\nstderr: %s" % (out, err))
+        final = json.loads(out)
+        self.assertEqual(final["state"], "finished")
+        self.assertEqual(final["counts"]["succeeded"], len(cars))
+        lines = err.splitlines()  # not a terminal: one line per change
+        self.assertGreaterEqual(len(lines), 2, err)
+        self.assertIn("notified %d" % len(cars), err)
+        self.assertIn("%d/%d" % (len(cars), len(cars)), lines[-1])
+        self.assertTrue(lines[-1].endswith("finished"), lines[-1])
+
+    def test_otactl_task_watch_unknown_id(self):
+        self.start()
+        w = self.watch("NO-SUCH-TASK", "--interval", "0.2")
+        out, err = w.communicate(timeout=ot.TIMEOUT * 6)
+        self.assertEqual(w.returncode, 1, "stdout: %s\nstderr: %s" % (out, err))
+        self.assertIn("getTask", err)
+        self.assertEqual(out, "")
 
     def test_cancel_before_and_after_notice(self):
         self.fleet([20, 21, 22])
