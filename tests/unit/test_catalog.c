@@ -33,25 +33,16 @@
 
 /* ---- building records ---- */
 
-static char *S(const char *s)
-{
-    if (s == NULL)
-        return NULL;
-    char *d = strdup(s);
-    assert_non_null(d);
-    return d;
-}
-
 static ota_vehicle_rec vehicle(const char *vin, const char *model, const char *series,
                                const char *fw, int key_byte)
 {
     ota_vehicle_rec r = {0};
-    r.vin = S(vin);
-    r.model = S(model);
-    r.series = S(series);
-    r.status = S("in_stock");
-    r.usage = S("retail");
-    r.fw = S(fw);
+    r.vin = test_strdup(vin);
+    r.model = test_strdup(model);
+    r.series = test_strdup(series);
+    r.status = test_strdup("in_stock");
+    r.usage = test_strdup("retail");
+    r.fw = test_strdup(fw);
     r.passenger = true;
     if (key_byte >= 0) {
         r.has_public_key = true;
@@ -73,15 +64,15 @@ static char **strings(size_t n, const char *const *v)
     char **out = calloc(n ? n : 1, sizeof *out);
     assert_non_null(out);
     for (size_t i = 0; i < n; i++)
-        out[i] = S(v[i]);
+        out[i] = test_strdup(v[i]);
     return out;
 }
 
 static ota_model_rec model(const char *m, const char *s, size_t n, const char *const *ecus)
 {
     ota_model_rec r = {0};
-    r.model = S(m);
-    r.series = S(s);
+    r.model = test_strdup(m);
+    r.series = test_strdup(s);
     r.supports_config_word = true;
     r.n_ecus = n;
     r.ecus = strings(n, ecus);
@@ -93,18 +84,18 @@ static ota_package_rec package(uint64_t id, const char *m, const char *s, const 
 {
     ota_package_rec r = {0};
     r.id = id;
-    r.model = S(m);
-    r.series = S(s);
-    r.version = S(version);
+    r.model = test_strdup(m);
+    r.series = test_strdup(s);
+    r.version = test_strdup(version);
     r.delta = from != NULL;
-    r.from = S(from);
-    r.baseline_description = S("baseline");
+    r.from = test_strdup(from);
+    r.baseline_description = test_strdup("baseline");
     r.n_ecus = 1;
     r.ecus = calloc(1, sizeof *r.ecus);
     assert_non_null(r.ecus);
-    r.ecus[0].ecu = S("BCM");
-    r.ecus[0].version = S(version);
-    r.ecus[0].name = S("bcm.bin");
+    r.ecus[0].ecu = test_strdup("BCM");
+    r.ecus[0].version = test_strdup(version);
+    r.ecus[0].name = test_strdup("bcm.bin");
     memcpy(r.ecus[0].sha256, SHA_1, OTA_SHA256_HEX + 1);
     return r;
 }
@@ -120,12 +111,12 @@ static void put_package(ota_catalog *c, uint64_t id, const char *m, const char *
 static ota_strategy_rec strategy(const char *id, const char *ecu)
 {
     ota_strategy_rec r = {0};
-    r.id = S(id);
+    r.id = test_strdup(id);
     r.package_kind = OTA_KIND_AUTO;
     r.n_ecus = 1;
     r.ecus = calloc(1, sizeof *r.ecus);
     assert_non_null(r.ecus);
-    r.ecus[0].ecu = S(ecu);
+    r.ecus[0].ecu = test_strdup(ecu);
     r.ecus[0].order = 0;
     r.ecus[0].upgrade = true;
     return r;
@@ -272,7 +263,7 @@ static void test_map_binary_keys_and_fini(void **state)
     ota_map m;
     ota_map_init(&m, sizeof(u64rec), u64_key);
     for (uint64_t id = 1; id <= 1000; id++) {
-        u64rec r = {id << 40, S("x")};
+        u64rec r = {id << 40, test_strdup("x")};
         assert_non_null(ota_map_put(&m, &r));
     }
     uint64_t id = 7ull << 40;
@@ -286,7 +277,7 @@ static void test_map_binary_keys_and_fini(void **state)
     /* a freed record is reused, and records never move */
     id = 1ull << 40;
     u64rec *first = ota_map_get(&m, &id, sizeof id);
-    u64rec nr = {12345, S("y")};
+    u64rec nr = {12345, test_strdup("y")};
     assert_ptr_equal(ota_map_put(&m, &nr), r);
     assert_ptr_equal(ota_map_get(&m, &id, sizeof id), first);
     ota_map_destroy(&m, u64_fini);
@@ -333,8 +324,8 @@ static void test_vehicles(void **state)
     /* replace: the whole vehicle, in place; old key dropped (ASan sees leaks) */
     ota_vehicle_rec r = vehicle(VIN_A, "M2", "S1", "2.0", -1);
     r.sold = true;
-    r.platform = S("P9");
-    r.config_word = S("0x3");
+    r.platform = test_strdup("P9");
+    r.config_word = test_strdup("0x3");
     assert_int_equal(ota_catalog_put_vehicle(c, &r), 0);
     assert_null(r.model);
     assert_int_equal(ota_catalog_vehicle_count(c), 2);
@@ -828,8 +819,8 @@ static void fill_store(ota_store *s)
     };
     ota_vehicle_rec vs[] = {vehicle(VIN_A, "M1", "S1", "2.9", 0x5a),
                             vehicle(VIN_B, "M1", "S1", NULL, -1)};
-    vs[1].platform = S("P1");
-    vs[1].config_word = S("0x1");
+    vs[1].platform = test_strdup("P1");
+    vs[1].config_word = test_strdup("0x1");
     vs[1].activated = true;
     vs[1].passenger = false;
     const char *black[] = {VIN_C, VIN_A};

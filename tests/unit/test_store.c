@@ -136,11 +136,6 @@ typedef struct {
     got_event e[MAX_GOT];
 } collector;
 
-static const char *dup_or_null(const char *s)
-{
-    return s != NULL ? strdup(s) : NULL;
-}
-
 static void collect(void *ctx, const ota_store_event *se)
 {
     collector *c = ctx;
@@ -153,7 +148,7 @@ static void collect(void *ctx, const ota_store_event *se)
     const char **strs[] = {&g->ev.task,    &g->ev.ecu, &g->ev.step, &g->ev.status, &g->ev.error,
                            &g->ev.trigger, &g->ev.fw,  &g->ev.cmd,  &g->ev.result};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        *strs[i] = dup_or_null(*strs[i]);
+        *strs[i] = test_strdup(*strs[i]);
 }
 
 static void collector_free(collector *c)

@@ -83,15 +83,6 @@ static ota_vehicle_rec sparse_vehicle(const char *vin)
 
 #define MAX_GOT 64
 
-static char *dup_or_null(const char *s)
-{
-    if (s == NULL)
-        return NULL;
-    char *d = strdup(s);
-    assert_non_null(d);
-    return d;
-}
-
 typedef struct {
     size_t n;
     size_t stop_after; /* 0: never stop */
@@ -104,14 +95,14 @@ static int collect_vehicle(void *ctx, const ota_vehicle_rec *v)
     assert_true(g->n < MAX_GOT);
     ota_vehicle_rec *c = &g->v[g->n++];
     *c = *v;
-    c->vin = dup_or_null(v->vin);
-    c->model = dup_or_null(v->model);
-    c->series = dup_or_null(v->series);
-    c->platform = dup_or_null(v->platform);
-    c->status = dup_or_null(v->status);
-    c->usage = dup_or_null(v->usage);
-    c->config_word = dup_or_null(v->config_word);
-    c->fw = dup_or_null(v->fw);
+    c->vin = test_strdup(v->vin);
+    c->model = test_strdup(v->model);
+    c->series = test_strdup(v->series);
+    c->platform = test_strdup(v->platform);
+    c->status = test_strdup(v->status);
+    c->usage = test_strdup(v->usage);
+    c->config_word = test_strdup(v->config_word);
+    c->fw = test_strdup(v->fw);
     return g->stop_after != 0 && g->n >= g->stop_after;
 }
 
@@ -165,8 +156,8 @@ static int collect_doc(void *ctx, const char *key, const char *json)
 {
     got_docs *g = ctx;
     assert_true(g->n < MAX_GOT);
-    g->key[g->n] = dup_or_null(key);
-    g->json[g->n] = dup_or_null(json);
+    g->key[g->n] = test_strdup(key);
+    g->json[g->n] = test_strdup(json);
     g->n++;
     return g->stop_after != 0 && g->n >= g->stop_after;
 }

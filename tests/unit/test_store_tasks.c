@@ -61,15 +61,6 @@ static void assert_text(const char *got, const char *want)
         assert_string_equal(got, want);
 }
 
-static char *dup_or_null(const char *s)
-{
-    if (s == NULL)
-        return NULL;
-    char *d = strdup(s);
-    assert_non_null(d);
-    return d;
-}
-
 /* The text of the first column of the first row of sql (which must have one). */
 static void sql_text(const char *path, const char *sql, char *out, size_t len)
 {
@@ -101,10 +92,10 @@ static int collect_exec(void *ctx, const ota_exec_rec *e)
     assert_true(g->n < MAX_GOT);
     ota_exec_rec *c = &g->e[g->n++];
     *c = *e;
-    c->task = dup_or_null(e->task);
-    c->vin = dup_or_null(e->vin);
-    c->code = dup_or_null(e->code);
-    c->msg_id = dup_or_null(e->msg_id);
+    c->task = test_strdup(e->task);
+    c->vin = test_strdup(e->vin);
+    c->code = test_strdup(e->code);
+    c->msg_id = test_strdup(e->msg_id);
     return g->stop_after != 0 && g->n >= g->stop_after;
 }
 
@@ -149,9 +140,9 @@ static int collect_shadow(void *ctx, const ota_shadow_rec *s)
     assert_true(g->n < MAX_GOT);
     ota_shadow_rec *c = &g->s[g->n++];
     *c = *s;
-    c->vin = dup_or_null(s->vin);
-    c->reported = dup_or_null(s->reported);
-    c->desired = dup_or_null(s->desired);
+    c->vin = test_strdup(s->vin);
+    c->reported = test_strdup(s->reported);
+    c->desired = test_strdup(s->desired);
     return g->stop_after != 0 && g->n >= g->stop_after;
 }
 
@@ -192,10 +183,10 @@ static int collect_notice(void *ctx, const ota_notice_rec *n)
     assert_true(g->n < MAX_GOT);
     ota_notice_rec *c = &g->r[g->n++];
     *c = *n;
-    c->task = dup_or_null(n->task);
-    c->vin = dup_or_null(n->vin);
-    c->version = dup_or_null(n->version);
-    c->msg_id = dup_or_null(n->msg_id);
+    c->task = test_strdup(n->task);
+    c->vin = test_strdup(n->vin);
+    c->version = test_strdup(n->version);
+    c->msg_id = test_strdup(n->msg_id);
     return g->stop_after != 0 && g->n >= g->stop_after;
 }
 

@@ -13,6 +13,7 @@
  */
 #include "catalog.h"
 #include "task_rules.h"
+#include "test_util.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -48,21 +49,12 @@ typedef struct {
     ota_rules_env env;
 } fixture;
 
-static char *S(const char *s)
-{
-    if (s == NULL)
-        return NULL;
-    char *d = strdup(s);
-    assert_non_null(d);
-    return d;
-}
-
 static char **strings(size_t n, const char *const *v)
 {
     char **out = calloc(n ? n : 1, sizeof *out);
     assert_non_null(out);
     for (size_t i = 0; i < n; i++)
-        out[i] = S(v[i]);
+        out[i] = test_strdup(v[i]);
     return out;
 }
 
@@ -86,8 +78,8 @@ static void put_model(ota_catalog *c, const char *m, const char *s, bool config_
 {
     static const char *const ecus[] = {"BCM", "VCU"};
     ota_model_rec r = {0};
-    r.model = S(m);
-    r.series = S(s);
+    r.model = test_strdup(m);
+    r.series = test_strdup(s);
     r.supports_config_word = config_word;
     r.n_ecus = 2;
     r.ecus = strings(2, ecus);
@@ -100,19 +92,19 @@ static void put_package(ota_catalog *c, uint64_t id, const char *m, const char *
 {
     ota_package_rec r = {0};
     r.id = id;
-    r.model = S(m);
-    r.series = S(s);
-    r.version = S(version);
+    r.model = test_strdup(m);
+    r.series = test_strdup(s);
+    r.version = test_strdup(version);
     r.delta = from != NULL;
-    r.from = S(from);
-    r.baseline_description = S(baseline);
+    r.from = test_strdup(from);
+    r.baseline_description = test_strdup(baseline);
     r.status = st;
     r.n_ecus = 1;
     r.ecus = calloc(1, sizeof *r.ecus);
     assert_non_null(r.ecus);
-    r.ecus[0].ecu = S("BCM");
-    r.ecus[0].version = S(version);
-    r.ecus[0].name = S("bcm.bin");
+    r.ecus[0].ecu = test_strdup("BCM");
+    r.ecus[0].version = test_strdup(version);
+    r.ecus[0].name = test_strdup("bcm.bin");
     memcpy(r.ecus[0].sha256, SHA, OTA_SHA256_HEX + 1);
     assert_int_equal(ota_catalog_put_package(c, &r), 0);
 }
@@ -121,12 +113,12 @@ static void put_package(ota_catalog *c, uint64_t id, const char *m, const char *
 static void put_strategy(ota_catalog *c, const char *id, int32_t vcu_order)
 {
     ota_strategy_rec r = {0};
-    r.id = S(id);
+    r.id = test_strdup(id);
     r.n_ecus = 2;
     r.ecus = calloc(2, sizeof *r.ecus);
     assert_non_null(r.ecus);
-    r.ecus[0] = (ota_strategy_ecu){S("BCM"), 1, true};
-    r.ecus[1] = (ota_strategy_ecu){S("VCU"), vcu_order, true};
+    r.ecus[0] = (ota_strategy_ecu){test_strdup("BCM"), 1, true};
+    r.ecus[1] = (ota_strategy_ecu){test_strdup("VCU"), vcu_order, true};
     assert_int_equal(ota_catalog_put_strategy(c, &r), 0);
 }
 
@@ -135,13 +127,13 @@ static void put_vehicle_ms(fixture *f, const char *vin, const char *model, const
                            const char *config_word)
 {
     ota_vehicle_rec r = {0};
-    r.vin = S(vin);
-    r.model = S(model);
-    r.series = S(series);
-    r.status = S(status);
-    r.usage = S(usage);
-    r.fw = S(fw);
-    r.config_word = S(config_word);
+    r.vin = test_strdup(vin);
+    r.model = test_strdup(model);
+    r.series = test_strdup(series);
+    r.status = test_strdup(status);
+    r.usage = test_strdup(usage);
+    r.fw = test_strdup(fw);
+    r.config_word = test_strdup(config_word);
     r.passenger = true;
     assert_int_equal(ota_catalog_put_vehicle(f->c, &r), 0);
 }
@@ -213,13 +205,13 @@ static ota_task_rec task(ota_task_type type, ota_task_source source, const char 
                          const char *const *vins)
 {
     ota_task_rec t = {0};
-    t.id = S("T1");
-    t.name = S("task");
+    t.id = test_strdup("T1");
+    t.name = test_strdup("task");
     t.type = type;
     t.source = source;
-    t.model = S("M1");
-    t.series = S("S1");
-    t.version = S(version);
+    t.model = test_strdup("M1");
+    t.series = test_strdup("S1");
+    t.version = test_strdup(version);
     t.n_vins = n;
     t.vins = n ? strings(n, vins) : NULL;
     t.start_ms = t.end_ms = -1;
@@ -780,7 +772,7 @@ static ota_task_error check_task(fixture *f, ota_task_type type, const char *mod
     const char *vins[] = {V1};
     ota_task_rec t = task(type, OTA_SOURCE_CONSOLE, version, n, vins);
     free(t.model);
-    t.model = S(model);
+    t.model = test_strdup(model);
     ota_task_error e = ota_task_check(f->c, &t, p);
     ota_task_rec_free(&t);
     return e;

@@ -187,3 +187,12 @@ double test_now_s(void)
 {
     return (double)test_now_ns() / 1e9;
 }
+
+char *test_strdup(const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = strdup(s);
+    assert_non_null(d);
+    return d;
+}

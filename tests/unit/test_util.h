@@ -18,6 +18,9 @@
 /* ---- files and directories ---- */
 
 /* $OTA_TEST_TMP, or /tmp when it is unset or empty; created if missing. */
+/* strdup that fails the test when out of memory; NULL stays NULL. */
+char *test_strdup(const char *s);
+
 const char *test_tmp_dir(void);
 
 /* mkdir -p dir. */
