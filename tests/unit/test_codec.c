@@ -95,16 +95,6 @@ static cbor_item_t *report1(cbor_item_t *ev)
 }
 
 /* Serializes and releases item; the buffer is malloc()ed. */
-static uint8_t *serialize(cbor_item_t *item, size_t *len)
-{
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    *len = cbor_serialize_alloc(item, &buf, &cap);
-    assert_true(*len > 0);
-    cbor_decref(&item);
-    return buf;
-}
-
 /* ---- decoding helpers ---- */
 
 static int decode_raw(const void *buf, size_t len, const ota_report_limits *lim, ota_report *r,
@@ -118,7 +108,7 @@ static int decode_raw(const void *buf, size_t len, const ota_report_limits *lim,
 static int decode_item(cbor_item_t *item, const ota_report_limits *lim, ota_report *r, ota_error *e)
 {
     size_t len;
-    uint8_t *buf = serialize(item, &len);
+    uint8_t *buf = test_cbor_serialize(item, &len);
     int rc = decode_raw(buf, len, lim, r, e);
     free(buf);
     return rc;
@@ -359,7 +349,7 @@ static void test_report_truncated(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *buf = serialize(report1(valid_download_progress()), &len);
+    uint8_t *buf = test_cbor_serialize(report1(valid_download_progress()), &len);
     for (size_t cut = 1; cut < len; cut++)
         expect_raw_error(buf, len - cut, OTA_E_BAD_CBOR, "report: ");
     expect_raw_error(buf, 0, OTA_E_BAD_CBOR, "report: ");
@@ -370,7 +360,7 @@ static void test_report_trailing_bytes(void **state)
 {
     (void)state;
     size_t len;
-    uint8_t *buf = serialize(report1(valid_download_progress()), &len);
+    uint8_t *buf = test_cbor_serialize(report1(valid_download_progress()), &len);
     uint8_t *longer = malloc(len + 2);
     memcpy(longer, buf, len);
     longer[len] = 0x01;
@@ -513,7 +503,7 @@ static void test_failed_report_keeps_valid_seq(void **state)
 
     size_t len;
     evs[0] = valid_download_progress();
-    uint8_t *buf = serialize(report_n(41, evs, 1), &len);
+    uint8_t *buf = test_cbor_serialize(report_n(41, evs, 1), &len);
     assert_int_equal(decode_raw(buf, len - 1, NULL, &r, &e), -1); /* truncated */
     assert_int_equal(e.code, OTA_E_BAD_CBOR);
     assert_false(r.seq_valid);
@@ -706,7 +696,7 @@ static void test_report_declared_sizes_precedence(void **state)
     /* An absurd size declared anywhere (trailing bytes, after another error) is what the
      * vehicle hears about. */
     size_t len;
-    uint8_t *buf = serialize(report1(valid_download_progress()), &len);
+    uint8_t *buf = test_cbor_serialize(report1(valid_download_progress()), &len);
     uint8_t *longer = malloc(len + 5);
     memcpy(longer, buf, len);
     memcpy(longer + len, "\x9a\x08\x00\x00\x00", 5);
@@ -1245,7 +1235,7 @@ static void test_err_names_and_set(void **state)
 static cbor_item_t *load_item(cbor_item_t *item)
 {
     size_t len;
-    uint8_t *buf = serialize(item, &len);
+    uint8_t *buf = test_cbor_serialize(item, &len);
     ota_error e;
     cbor_item_t *loaded = ota_cbor_load(buf, len, "msg", &e);
     free(buf);
@@ -1480,7 +1470,7 @@ static uint8_t *typical_report(size_t n, size_t *len)
     put_uint(evs[3], "at", 1700003600000);
     for (size_t i = n; i < 4; i++)
         cbor_decref(&evs[i]);
-    return serialize(report_n(1234567, evs, n), len);
+    return test_cbor_serialize(report_n(1234567, evs, n), len);
 }
 
 /* Best-of-rounds nanoseconds per ota_codec_decode_report of buf. */
@@ -1537,7 +1527,7 @@ static cbor_item_t *chunk_item(const char *sha, uint64_t offset, uint64_t total,
 static int decode_chunk_item(cbor_item_t *item, ota_upload_chunk *c, ota_error *e)
 {
     size_t len;
-    uint8_t *buf = serialize(item, &len);
+    uint8_t *buf = test_cbor_serialize(item, &len);
     int rc = ota_codec_decode_chunk(buf, len, c, e);
     free(buf);
     return rc;
@@ -1560,7 +1550,7 @@ static void test_upload_chunk(void **state)
     ota_error e;
     /* the chunk's data points into the payload: keep the payload while checking */
     size_t len;
-    uint8_t *buf = serialize(chunk_item(SHA_A, 100, 1000, 300), &len);
+    uint8_t *buf = test_cbor_serialize(chunk_item(SHA_A, 100, 1000, 300), &len);
     assert_int_equal(ota_codec_decode_chunk(buf, len, &c, &e), 0);
     assert_string_equal(c.sha256, SHA_A);
     assert_true(c.offset == 100 && c.total == 1000 && c.len == 300);

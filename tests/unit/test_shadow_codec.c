@@ -23,6 +23,7 @@
 
 #include "cbor_util.h"
 #include "ota_codec.h"
+#include "test_util.h"
 
 /* ---- building CBOR inputs ---- */
 
@@ -98,16 +99,6 @@ static cbor_item_t *valid_update(void)
     return update_with(valid_reported());
 }
 
-static uint8_t *serialize(cbor_item_t *item, size_t *len)
-{
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    *len = cbor_serialize_alloc(item, &buf, &cap);
-    assert_true(*len > 0);
-    cbor_decref(&item);
-    return buf;
-}
-
 static char *repeat(char c, size_t n)
 {
     char *s = malloc(n + 1);
@@ -152,7 +143,7 @@ static void expect_update_raw_error(const void *buf, size_t len, ota_err_code co
 static void expect_update_error(cbor_item_t *item, ota_err_code code, const char *needle)
 {
     size_t len;
-    uint8_t *buf = serialize(item, &len);
+    uint8_t *buf = test_cbor_serialize(item, &len);
     expect_update_raw_error(buf, len, code, needle);
     free(buf);
 }
@@ -173,7 +164,7 @@ static void expect_update_ok_raw(const void *buf, size_t len, ota_shadow_update 
 static void expect_update_ok(cbor_item_t *item, ota_shadow_update *u)
 {
     size_t len;
-    uint8_t *buf = serialize(item, &len);
+    uint8_t *buf = test_cbor_serialize(item, &len);
     expect_update_ok_raw(buf, len, u);
     free(buf); /* the result must not point into the payload */
 }
@@ -196,7 +187,7 @@ static void expect_get_raw_error(const void *buf, size_t len, ota_err_code code,
 static void expect_get_error(cbor_item_t *item, ota_err_code code, const char *needle)
 {
     size_t len;
-    uint8_t *buf = serialize(item, &len);
+    uint8_t *buf = test_cbor_serialize(item, &len);
     expect_get_raw_error(buf, len, code, needle);
     free(buf);
 }
@@ -327,7 +318,7 @@ static void test_update_bad_cbor(void **state)
     expect_update_raw_error(bad_utf8, sizeof bad_utf8, OTA_E_BAD_CBOR, "UTF-8");
     /* a valid update followed by a byte */
     size_t len;
-    uint8_t *buf = serialize(valid_update(), &len);
+    uint8_t *buf = test_cbor_serialize(valid_update(), &len);
     uint8_t *more = malloc(len + 1);
     memcpy(more, buf, len);
     more[len] = 0x00;
@@ -356,13 +347,13 @@ static void test_update_payload_too_large(void **state)
     free(big);
     /* just under the limit is fine */
     size_t base_len;
-    free(serialize(valid_update(), &base_len));
+    free(test_cbor_serialize(valid_update(), &base_len));
     size_t pad = OTA_SHADOW_MAX_PAYLOAD - base_len - 8 - 3; /* key "padding", text head */
     big = repeat('x', pad);
     m = valid_update();
     put_str(m, "padding", big);
     size_t len;
-    uint8_t *buf = serialize(m, &len);
+    uint8_t *buf = test_cbor_serialize(m, &len);
     assert_int_equal(len, OTA_SHADOW_MAX_PAYLOAD);
     ota_shadow_update u;
     expect_update_ok_raw(buf, len, &u);
@@ -537,7 +528,7 @@ static void test_get(void **state)
     put_str(m, "token", "abc");
     put_str(m, "other", "ignored");
     size_t len;
-    uint8_t *buf = serialize(m, &len);
+    uint8_t *buf = test_cbor_serialize(m, &len);
     assert_int_equal(decode_get_raw(buf, len, &g, &e), 0);
     assert_true(g.has_token);
     assert_string_equal(g.token, "abc");

@@ -163,31 +163,23 @@ static void collector_free(collector *c)
     c->n = 0;
 }
 
-static void assert_str_or_null(const char *want, const char *got)
-{
-    if (want == NULL)
-        assert_null(got);
-    else
-        assert_string_equal(want, got);
-}
-
 static void assert_event(const ota_event *want, const ota_event *got)
 {
     assert_int_equal(want->type, got->type);
     assert_int_equal(want->index, got->index);
     assert_string_equal(want->task, got->task);
     assert_int_equal(want->ts, got->ts);
-    assert_str_or_null(want->ecu, got->ecu);
+    test_assert_text(got->ecu, want->ecu);
     assert_int_equal(want->pct, got->pct);
     assert_int_equal(want->bytes, got->bytes);
-    assert_str_or_null(want->step, got->step);
-    assert_str_or_null(want->status, got->status);
-    assert_str_or_null(want->error, got->error);
-    assert_str_or_null(want->trigger, got->trigger);
-    assert_str_or_null(want->fw, got->fw);
-    assert_str_or_null(want->cmd, got->cmd);
+    test_assert_text(got->step, want->step);
+    test_assert_text(got->status, want->status);
+    test_assert_text(got->error, want->error);
+    test_assert_text(got->trigger, want->trigger);
+    test_assert_text(got->fw, want->fw);
+    test_assert_text(got->cmd, want->cmd);
     assert_int_equal(want->at, got->at);
-    assert_str_or_null(want->result, got->result);
+    test_assert_text(got->result, want->result);
 }
 
 static uint64_t count(ota_store *s, ota_event_type type, const char *vin)

@@ -119,27 +119,19 @@ static void load_vehicles_ok(ota_store *s, got_vehicles *g)
     assert_int_equal(ota_store_load_vehicles(s, collect_vehicle, g), 0);
 }
 
-static void assert_text(const char *got, const char *want)
-{
-    if (want == NULL)
-        assert_null(got);
-    else
-        assert_string_equal(got, want);
-}
-
 static void assert_vehicle(const ota_vehicle_rec *got, const ota_vehicle_rec *want)
 {
     assert_string_equal(got->vin, want->vin);
-    assert_text(got->model, want->model);
-    assert_text(got->series, want->series);
-    assert_text(got->platform, want->platform);
-    assert_text(got->status, want->status);
-    assert_text(got->usage, want->usage);
+    test_assert_text(got->model, want->model);
+    test_assert_text(got->series, want->series);
+    test_assert_text(got->platform, want->platform);
+    test_assert_text(got->status, want->status);
+    test_assert_text(got->usage, want->usage);
     assert_int_equal(got->sold, want->sold);
     assert_int_equal(got->activated, want->activated);
     assert_int_equal(got->passenger, want->passenger);
-    assert_text(got->config_word, want->config_word);
-    assert_text(got->fw, want->fw);
+    test_assert_text(got->config_word, want->config_word);
+    test_assert_text(got->fw, want->fw);
     assert_int_equal(got->has_public_key, want->has_public_key);
     if (want->has_public_key)
         assert_memory_equal(got->public_key, want->public_key, OTA_PUBKEY_LEN);

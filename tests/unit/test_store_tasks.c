@@ -53,29 +53,6 @@ static void apply_fails(const test_db *d, const ota_catalog_change *c, const cha
     assert_non_null(strstr(err, d->path));
 }
 
-static void assert_text(const char *got, const char *want)
-{
-    if (want == NULL)
-        assert_null(got);
-    else
-        assert_string_equal(got, want);
-}
-
-/* The text of the first column of the first row of sql (which must have one). */
-static void sql_text(const char *path, const char *sql, char *out, size_t len)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    const unsigned char *t = sqlite3_column_text(st, sqlite3_column_count(st) - 1);
-    snprintf(out, len, "%s", t != NULL ? (const char *)t : "(null)");
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-}
-
 /* ---- collecting what the loaders call back with (deep copies) ---- */
 
 #define MAX_GOT 64
@@ -121,9 +98,9 @@ static void assert_exec(const ota_exec_rec *got, const ota_exec_rec *want)
     assert_string_equal(got->task, want->task);
     assert_string_equal(got->vin, want->vin);
     assert_int_equal(got->state, want->state);
-    assert_text(got->code, want->code);
+    test_assert_text(got->code, want->code);
     assert_int_equal(got->resends, want->resends);
-    assert_text(got->msg_id, want->msg_id);
+    test_assert_text(got->msg_id, want->msg_id);
     assert_int_equal(got->notified_ms, want->notified_ms);
     assert_int_equal(got->updated_ms, want->updated_ms);
 }
@@ -167,7 +144,7 @@ static void assert_shadow(const ota_shadow_rec *got, const ota_shadow_rec *want)
     assert_string_equal(got->vin, want->vin);
     assert_int_equal(got->version, want->version);
     assert_string_equal(got->reported, want->reported);
-    assert_text(got->desired, want->desired);
+    test_assert_text(got->desired, want->desired);
     assert_int_equal(got->updated_ms, want->updated_ms);
 }
 
@@ -330,12 +307,12 @@ static void test_schema(void **state)
                      1);
     /* a vehicle's executions are found through the (vin, task) index */
     char plan[256];
-    sql_text(d->path, "EXPLAIN QUERY PLAN SELECT state FROM ota_task_vin WHERE vin = 'x'", plan,
+    test_sql_text(d->path, "EXPLAIN QUERY PLAN SELECT state FROM ota_task_vin WHERE vin = 'x'", plan,
              sizeof plan);
     if (strstr(plan, "USING COVERING INDEX ota_task_vin_by_vin (vin=?)") == NULL &&
         strstr(plan, "USING INDEX ota_task_vin_by_vin (vin=?)") == NULL)
         fail_msg("plan: %s", plan);
-    sql_text(d->path,
+    test_sql_text(d->path,
              "EXPLAIN QUERY PLAN SELECT msg_id FROM ota_vehicle_download_notice WHERE "
              "task = 'x' ORDER BY sent_at",
              plan, sizeof plan);
@@ -513,10 +490,10 @@ static void test_task_and_setting_docs(void **state)
     apply_ok(d->s, &(ota_catalog_change){.docs = change, .n_docs = 2});
 
     char json[128];
-    sql_text(d->path, "SELECT doc FROM ota_task WHERE key = 't1'", json, sizeof json);
+    test_sql_text(d->path, "SELECT doc FROM ota_task WHERE key = 't1'", json, sizeof json);
     assert_string_equal(json, change[0].json);
     assert_int_equal(test_sql_int(d->path, "SELECT COUNT(*) FROM ota_task"), 1);
-    sql_text(d->path, "SELECT doc FROM ota_setting WHERE key = 't1'", json, sizeof json);
+    test_sql_text(d->path, "SELECT doc FROM ota_setting WHERE key = 't1'", json, sizeof json);
     assert_string_equal(json, docs[3].json);
     assert_int_equal(count_docs(d->s, OTA_DOC_TASK), 1);
     assert_int_equal(count_docs(d->s, OTA_DOC_SETTING), 2);

@@ -155,18 +155,53 @@ void test_sql_exec(const char *path, const char *sql)
     sqlite3_close(db);
 }
 
+/* Opens path and steps sql to its first row (which must exist). */
+static sqlite3_stmt *first_row(const char *path, const char *sql, sqlite3 **db)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(path, db), SQLITE_OK);
+    if (sqlite3_prepare_v2(*db, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(*db));
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    return st;
+}
+
 int64_t test_sql_int(const char *path, const char *sql)
 {
     sqlite3 *db;
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    sqlite3_stmt *st = first_row(path, sql, &db);
     int64_t n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
     return n;
+}
+
+void test_sql_text(const char *path, const char *sql, char *out, size_t len)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st = first_row(path, sql, &db);
+    const unsigned char *t = sqlite3_column_text(st, sqlite3_column_count(st) - 1);
+    snprintf(out, len, "%s", t != NULL ? (const char *)t : "(null)");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+void test_assert_text(const char *got, const char *want)
+{
+    if (want == NULL)
+        assert_null(got);
+    else
+        assert_string_equal(got, want);
+}
+
+uint8_t *test_cbor_serialize(cbor_item_t *item, size_t *len)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    *len = cbor_serialize_alloc(item, &buf, &cap);
+    assert_true(*len > 0);
+    cbor_decref(&item);
+    return buf;
 }
 
 /* ---- the monotonic clock ---- */

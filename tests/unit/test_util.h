@@ -13,6 +13,8 @@
 
 #include "ota_store.h"
 
+#include <cbor.h>
+
 #include <stdint.h>
 
 /* ---- files and directories ---- */
@@ -64,6 +66,15 @@ void test_sql_exec(const char *path, const char *sql);
 
 /* The single number sql selects. */
 int64_t test_sql_int(const char *path, const char *sql);
+/* The text of the last column of the first row of sql (which must have one) into out,
+ * "(null)" for NULL; the last column is EXPLAIN QUERY PLAN's detail. */
+void test_sql_text(const char *path, const char *sql, char *out, size_t len);
+
+/* Asserts got equals want, both texts, or both NULL. */
+void test_assert_text(const char *got, const char *want);
+
+/* Serializes item (and releases it); the buffer is malloc()ed. */
+uint8_t *test_cbor_serialize(cbor_item_t *item, size_t *len);
 
 /* ---- the monotonic clock ---- */
 
