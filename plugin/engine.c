@@ -14,11 +14,12 @@
  *   to notify it. After a task's end, its queued executions become canceled ("expired").
  * - Every change of an execution goes through set_state (counts, change time, dirty list);
  *   the dirty executions, notices and task documents go to the writer as ONE change at most
- *   every FLUSH_MS, one job in flight, like shadow.c.
+ *   paced by batch.h (one job in flight, at most every 50 ms), like shadow.c.
  * - Time: timeouts use ota_now_ms scaled by OTA_TEST_TIME_SCALE (read once; tests only: a
  *   scale of 600 makes a minute 100 ms).
  */
 #include "engine.h"
+#include "batch.h"
 #include "catalog.h"
 #include "control.h"
 #include "effects.h"
@@ -32,9 +33,6 @@
 #include <string.h>
 #include <time.h>
 
-#define FLUSH_MS 50
-#define FLUSH_MAX 4096
-#define RETRY_MS 1000
 #define CANCEL_CODE "cancel_requested"
 
 typedef struct {
@@ -59,17 +57,10 @@ typedef struct {
     size_t n_dirty, cap_dirty;
     notice *notices;
     size_t n_notices, cap_notices;
-    bool in_flight;
-    int64_t last_flush, retry_after, last_timeouts;
+    ota_batcher batch;
+    int64_t last_timeouts;
     double scale;
 } engine;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static ota_map_key veh_key(const void *rec)
 {
@@ -147,7 +138,7 @@ static engine *eng(ota_plugin *p)
                 v->busy = tasks[i];
             }
         }
-        tasks[i]->refill_ms = mono_ms();
+        tasks[i]->refill_ms = ota_mono_ms();
         tasks[i]->tokens = tasks[i]->rec.rate ? tasks[i]->rec.rate : 1;
     }
     free(tasks);
@@ -294,7 +285,7 @@ static void refill(ota_task *task)
     if (task->rec.rate == 0) {
         return;
     }
-    int64_t m = mono_ms();
+    int64_t m = ota_mono_ms();
     if (task->refill_ms == 0) {
         task->refill_ms = m;
         task->tokens = task->rec.rate;
@@ -563,10 +554,8 @@ static void flush_done(void *arg, int rc, const char *err)
 {
     flush_job *j = arg;
     engine *e = j->e;
-    e->in_flight = false;
+    ota_batch_ended(&e->batch, rc, "execution changes", j->n, err);
     if (rc != 0) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: %zu execution changes not stored (%s); retrying",
-                             j->n, err);
         for (size_t i = 0; i < j->n; i++) {
             mark_dirty(e, j->refs[i].task, &j->refs[i].task->execs[j->refs[i].idx]);
         }
@@ -580,7 +569,6 @@ static void flush_done(void *arg, int rc, const char *err)
                                       .package = r->package},
                           r->vin, r->msg_id, r->sent_ms);
         }
-        e->retry_after = mono_ms() + RETRY_MS;
     }
     flush_job_free(j);
 }
@@ -669,12 +657,12 @@ static void flush_submit(ota_plugin *p, engine *e)
                                      .n_add_notices = nr ? j->n_notices : 0};
     j->strs[j->n_strs++] = (char *)nr; /* freed with the strings */
     j->job = (ota_writer_job){.run = flush_run, .done = flush_done, .arg = j};
-    e->last_flush = mono_ms();
+    int64_t now = ota_mono_ms();
     if (ota_writer_submit(p->writer, &j->job) != 0) {
         flush_done(j, -1, "the writer is stopping");
         return;
     }
-    e->in_flight = true;
+    ota_batch_started(&e->batch, now);
 }
 
 static bool has_changes(ota_plugin *p, engine *e)
@@ -694,12 +682,14 @@ static bool has_changes(ota_plugin *p, engine *e)
 
 static void flush(ota_plugin *p, engine *e)
 {
-    int64_t now = mono_ms();
-    if (e->in_flight || !p->writer || now < e->retry_after ||
-        (now - e->last_flush < FLUSH_MS && e->n_dirty < FLUSH_MAX) || !has_changes(p, e)) {
+    if (!p->writer || e->batch.in_flight) {
         return;
     }
-    flush_submit(p, e);
+    /* dirty executions count; only notices or task documents waiting count as one */
+    size_t pending = e->n_dirty ? e->n_dirty : (has_changes(p, e) ? 1 : 0);
+    if (ota_batch_due(&e->batch, pending, ota_mono_ms())) {
+        flush_submit(p, e);
+    }
 }
 
 void ota_engine_flush_final(ota_plugin *p)
@@ -721,7 +711,7 @@ void ota_engine_tick(ota_plugin *p)
     ota_task **tasks = NULL;
     long n = ota_tasks_list(p->tasks, &tasks);
     int64_t now = ota_now_ms();
-    bool timeouts = mono_ms() - e->last_timeouts >= 100;
+    bool timeouts = ota_mono_ms() - e->last_timeouts >= 100;
     for (long i = 0; i < n; i++) {
         ota_task *task = tasks[i];
         if (task->state == OTA_TASK_ACTIVE && task->rec.end_ms >= 0 && now >= task->rec.end_ms &&
@@ -737,7 +727,7 @@ void ota_engine_tick(ota_plugin *p)
         }
     }
     if (timeouts) {
-        e->last_timeouts = mono_ms();
+        e->last_timeouts = ota_mono_ms();
     }
     free(tasks);
     flush(p, e);

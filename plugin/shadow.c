@@ -31,16 +31,16 @@
  * upsert repairs the store). VINs not in the catalog still get a shadow.
  *
  * Persistence. Updates are applied in memory and marked dirty; ota_shadows_flush (TICK)
- * hands every dirty shadow to the writer as ONE ota_store_apply change, at most every
- * FLUSH_MS (sooner once FLUSH_MAX are dirty), with one flush job in flight at a time
- * (meanwhile changes keep collecting). Unlike an acked report, a shadow/update may be
+ * hands every dirty shadow to the writer as ONE ota_store_apply change, paced by batch.h
+ * (one job in flight, at most every 50 ms; meanwhile changes keep collecting). Unlike an acked report, a shadow/update may be
  * lost if the broker dies within about a TICK and a store write of it (~100-200 ms):
  * the vehicle re-sends its state with its next update, and a lost version number only
  * means the next one is lower than a vehicle may have seen. A failed flush puts its
- * shadows back to dirty and is retried after RETRY_MS. The broker thread never touches
+ * shadows back to dirty and is retried a second later. The broker thread never touches
  * the store except in ota_shadows_load at start.
  */
 #include "shadow.h"
+#include "batch.h"
 #include "catalog.h"
 #include "engine.h"
 #include "map.h"
@@ -52,9 +52,6 @@
 #include <string.h>
 #include <time.h>
 
-#define FLUSH_MS 50
-#define FLUSH_MAX 4096
-#define RETRY_MS 1000
 
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
@@ -72,18 +69,8 @@ struct ota_shadows {
     ota_map map;
     shadow **dirty; /* records never move or go away while the plugin runs */
     size_t n_dirty, cap_dirty;
-    bool in_flight;
-    bool failing;        /* the last flush failed (logged once) */
-    int64_t last_flush;  /* monotonic ms */
-    int64_t retry_after; /* monotonic ms */
+    ota_batcher batch;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---------------------------------------------------------------- records */
 
@@ -462,7 +449,6 @@ static void flush_undo(ota_shadows *s, flush_job *j)
         j->shadows[i]->fw_changed |= j->fw_changed[i];
         mark_dirty(s, j->shadows[i]);
     }
-    s->retry_after = mono_ms() + RETRY_MS;
 }
 
 static int flush_run(ota_store *store, void *arg, char *err, size_t errlen)
@@ -475,16 +461,9 @@ static void flush_done(void *arg, int rc, const char *err)
 {
     flush_job *j = arg;
     ota_shadows *s = j->s;
-    s->in_flight = false;
+    ota_batch_ended(&s->batch, rc, "shadows", j->n, err);
     if (rc != 0) {
-        if (!s->failing)
-            mosquitto_log_printf(MOSQ_LOG_ERR, "ota: %zu shadows not stored (%s); retrying", j->n,
-                                 err);
-        s->failing = true;
         flush_undo(s, j);
-    } else if (s->failing) {
-        s->failing = false;
-        mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: shadows stored again");
     }
     flush_job_free(j);
 }
@@ -548,32 +527,29 @@ static void flush_submit(ota_plugin *p, int64_t now)
     flush_job *j = flush_build(p);
     if (j == NULL) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "ota: shadows not flushed: out of memory");
-        s->retry_after = now + RETRY_MS;
+        ota_batch_later(&s->batch, now);
         return;
     }
-    s->last_flush = now;
     if (ota_writer_submit(p->writer, &j->job) != 0) {
         flush_undo(s, j); /* the writer is stopping */
+        ota_batch_later(&s->batch, now);
         flush_job_free(j);
         return;
     }
-    s->in_flight = true;
+    ota_batch_started(&s->batch, now);
 }
 
 void ota_shadows_flush(ota_plugin *p)
 {
     ota_shadows *s = p->shadows;
-    if (s == NULL || s->n_dirty == 0 || s->in_flight || p->writer == NULL)
-        return;
-    int64_t now = mono_ms();
-    if (now < s->retry_after || (now - s->last_flush < FLUSH_MS && s->n_dirty < FLUSH_MAX))
-        return;
-    flush_submit(p, now);
+    int64_t now = ota_mono_ms();
+    if (s != NULL && p->writer != NULL && ota_batch_due(&s->batch, s->n_dirty, now))
+        flush_submit(p, now);
 }
 
 void ota_shadows_flush_final(ota_plugin *p)
 {
     ota_shadows *s = p->shadows;
     if (s != NULL && s->n_dirty > 0 && p->writer != NULL)
-        flush_submit(p, mono_ms()); /* after the one in flight, if any: jobs run in order */
+        flush_submit(p, ota_mono_ms()); /* after the one in flight, if any: jobs run in order */
 }
