@@ -64,6 +64,7 @@ typedef struct ota_catalog ota_catalog;
 typedef struct ota_control ota_control;
 typedef struct ota_shadows ota_shadows;
 typedef struct ota_tasks ota_tasks;
+typedef struct ota_grants ota_grants; /* grants.h: files each vehicle may fetch */
 
 typedef struct {
     mosquitto_plugin_id_t *id;
@@ -73,6 +74,7 @@ typedef struct {
     ota_shadows *shadows;
     ota_map last_seqs; /* report.c: last report seq per VIN */
     ota_tasks *tasks;
+    ota_grants *grants;
     ota_spool *spool;
     ota_writer *writer;
     ota_logq *logq;

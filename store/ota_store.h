@@ -86,6 +86,9 @@ int ota_store_history(ota_store *s, const char *vin, ota_event_type type, size_t
  *     ota_task_vin (task, vin, state, ...)      one execution per task and VIN
  *     ota_vehicle_shadow (vin, version, reported, desired, updated_at)
  *     ota_vehicle_download_notice (task, vin, package, version, msg_id, sent_at)
+ *     ota_vehicle_package_description (vin, counter, task, req, package, files, cose,
+ *                                      issued_at, expires_at)  (SPEC §3: every
+ *                                      description returned is persisted)
  */
 
 /* ---- task engine records ---- */
@@ -134,6 +137,23 @@ typedef struct {
     const char *msg_id;
     int64_t sent_ms;
 } ota_notice_rec;
+/* A package description issued to a vehicle (pkg/get); insert-only, (vin, counter) is
+ * the key: counter is the vehicle's description counter, which only grows (rollback
+ * defence). files: the sha256 (hex) of every file it names, comma-separated — what the
+ * vehicle may then fetch with file/get. cose: the signed COSE_Sign1 as sent. */
+typedef struct {
+    const char *vin;
+    uint64_t counter;
+    const char *task;
+    uint64_t req; /* the vehicle's request id */
+    uint64_t package;
+    const char *files;
+    const uint8_t *cose;
+    size_t cose_len;
+    int64_t issued_ms;
+    int64_t expires_ms;
+} ota_description_rec;
+
 typedef enum {
     OTA_DOC_MODEL = 1, /* key: model "/" series */
     OTA_DOC_PACKAGE,   /* key: package id (decimal) */
@@ -171,6 +191,8 @@ typedef struct {
     size_t n_put_shadows;
     const ota_notice_rec *add_notices;
     size_t n_add_notices;
+    const ota_description_rec *add_descriptions; /* appended; a stored key is skipped */
+    size_t n_add_descriptions;
 } ota_catalog_change;
 
 /* Returns 0, or -1 with err set (nothing stored). */
@@ -193,6 +215,10 @@ typedef int (*ota_store_notice_fn)(void *ctx, const ota_notice_rec *n);
 int ota_store_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx);
 int ota_store_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx);
 int ota_store_load_notices(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx);
+/* Descriptions issued (of one VIN, or vin NULL for all), by VIN then counter. */
+typedef int (*ota_store_description_fn)(void *ctx, const ota_description_rec *d);
+int ota_store_load_descriptions(ota_store *s, const char *vin, ota_store_description_fn fn,
+                                void *ctx);
 /* The latest upgrade_status event of every VIN (highest seq, then index), for the rules'
  * "upgrade in progress" check at start. */
 int ota_store_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx);

@@ -606,5 +606,6 @@ static const ota_store_ops SQLITE_OPS = {
     .load_execs = ota_store_sq_load_execs,
     .load_shadows = ota_store_sq_load_shadows,
     .load_notices = ota_store_sq_load_notices,
+    .load_descriptions = ota_store_sq_load_descriptions,
     .load_latest_statuses = sq_load_latest_statuses,
 };

@@ -24,6 +24,7 @@ typedef struct {
     sqlite3_stmt *exec_put, *exec_load;
     sqlite3_stmt *shadow_put, *shadow_load;
     sqlite3_stmt *notice_add, *notice_load_task, *notice_load_all;
+    sqlite3_stmt *desc_add, *desc_load_vin, *desc_load_all;
 } sqlite_tasks;
 
 typedef struct {
@@ -86,6 +87,7 @@ typedef struct {
         ota_store_exec_fn exec;
         ota_store_shadow_fn shadow;
         ota_store_notice_fn notice;
+        ota_store_description_fn description;
     } fn;
     void *ctx;
 } ota_store_sq_sink;
@@ -118,5 +120,7 @@ int ota_store_sq_tasks_write(sqlite_store *st, const ota_catalog_change *c, char
 int ota_store_sq_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx);
 int ota_store_sq_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx);
 int ota_store_sq_load_notices(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx);
+int ota_store_sq_load_descriptions(ota_store *s, const char *vin, ota_store_description_fn fn,
+                                   void *ctx);
 
 #endif

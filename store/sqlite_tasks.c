@@ -16,6 +16,9 @@
  *       PRIMARY KEY (msg_id) on a rowid table (rows stay in the order they were sent),
  *       index (task, sent_at); insert-only: a msg_id stored already is skipped, so a
  *       replayed notice is not an error.
+ *     ota_vehicle_package_description (vin, counter, task, req, package, files, cose,
+ *       issued_at, expires_at) PRIMARY KEY (vin, counter) WITHOUT ROWID; insert-only like
+ *       notices. cose is a BLOB (TC_BLOB: a pointer followed by its size_t length).
  *   Absent optional values are NULL; a negative time (-1: not yet) is stored as NULL.
  * - These are parts of ota_store_apply's change (sqlite_catalog.c): checked with the rest
  *   before the transaction starts, written after the catalog parts inside it. Upserts
@@ -43,6 +46,7 @@ typedef enum {
     TC_U64,     /* uint64_t, at most INT64_MAX */
     TC_I64,     /* int64_t */
     TC_I64_OPT, /* int64_t, negative <-> NULL */
+    TC_BLOB,    /* const uint8_t * followed in the record by its size_t length */
 } tcol_kind;
 
 enum {
@@ -71,6 +75,7 @@ typedef struct {
 #define EXEC(f) offsetof(ota_exec_rec, f)
 #define SHADOW(f) offsetof(ota_shadow_rec, f)
 #define NOTICE(f) offsetof(ota_notice_rec, f)
+#define DESC(f) offsetof(ota_description_rec, f)
 
 /* clang-format off */
 static const tcol_desc EXEC_COLS[] = {
@@ -101,9 +106,25 @@ static const tcol_desc NOTICE_COLS[] = {
     {"sent_at", TC_I64,  REQ,       NOTICE(sent_ms)},
 };
 
+static const tcol_desc DESC_COLS[] = {
+    {"vin",        TC_TEXT, REQ | KEY, DESC(vin)},
+    {"counter",    TC_U64,  REQ | KEY, DESC(counter)},
+    {"task",       TC_TEXT, REQ,       DESC(task)},
+    {"req",        TC_U64,  REQ,       DESC(req)},
+    {"package",    TC_U64,  REQ,       DESC(package)},
+    {"files",      TC_TEXT, REQ,       DESC(files)},
+    {"cose",       TC_BLOB, REQ,       DESC(cose)},
+    {"issued_at",  TC_I64,  REQ,       DESC(issued_ms)},
+    {"expires_at", TC_I64,  REQ,       DESC(expires_ms)},
+};
+
 #define N_OF(a) ((int)(sizeof a / sizeof a[0]))
 
-enum { T_EXEC, T_SHADOW, T_NOTICE, N_TABLES };
+_Static_assert(offsetof(ota_description_rec, cose_len) ==
+                   offsetof(ota_description_rec, cose) + sizeof(void *),
+               "TC_BLOB: the length follows the pointer");
+
+enum { T_EXEC, T_SHADOW, T_NOTICE, T_DESC, N_TABLES };
 
 /*  table, part, columns, WITHOUT ROWID, upsert, secondary index, loaders' ORDER BY */
 static const ttable_desc TABLES[N_TABLES] = {
@@ -113,6 +134,8 @@ static const ttable_desc TABLES[N_TABLES] = {
                   true, true, NULL, "vin"},
     [T_NOTICE] = {"ota_vehicle_download_notice", "notice", NOTICE_COLS, N_OF(NOTICE_COLS),
                   false, false, "task, sent_at", "sent_at, rowid"},
+    [T_DESC] = {"ota_vehicle_package_description", "description", DESC_COLS, N_OF(DESC_COLS),
+                true, false, NULL, "vin, counter"},
 };
 /* clang-format on */
 
@@ -130,8 +153,10 @@ static part change_part(const ota_catalog_change *c, int t)
         return (part){c->put_execs, sizeof(ota_exec_rec), c->n_put_execs};
     case T_SHADOW:
         return (part){c->put_shadows, sizeof(ota_shadow_rec), c->n_put_shadows};
-    default:
+    case T_NOTICE:
         return (part){c->add_notices, sizeof(ota_notice_rec), c->n_add_notices};
+    default:
+        return (part){c->add_descriptions, sizeof(ota_description_rec), c->n_add_descriptions};
     }
 }
 
@@ -152,8 +177,9 @@ static void sql_create(sqlite3_str *q, int t)
     for (int i = 0; i < d->n_cols; i++) {
         const tcol_desc *c = &d->cols[i];
         bool text = c->kind == TC_TEXT || c->kind == TC_STATE;
-        sqlite3_str_appendf(q, "%s\"%w\" %s%s", i > 0 ? ", " : "", c->name,
-                            text ? "TEXT" : "INTEGER", c->flags & REQ ? " NOT NULL" : "");
+        const char *type = c->kind == TC_BLOB ? "BLOB" : text ? "TEXT" : "INTEGER";
+        sqlite3_str_appendf(q, "%s\"%w\" %s%s", i > 0 ? ", " : "", c->name, type,
+                            c->flags & REQ ? " NOT NULL" : "");
     }
     sqlite3_str_appendall(q, ", PRIMARY KEY (");
     append_cols(q, d, KEY);
@@ -191,12 +217,13 @@ static void sql_load(sqlite3_str *q, int t)
     sqlite3_str_appendf(q, " FROM %s ORDER BY %s", TABLES[t].table, TABLES[t].order);
 }
 
-static void sql_notice_load_task(sqlite3_str *q, int t)
+/* The loader of the rows whose first column (notices: task; descriptions: vin) is ?1. */
+static void sql_load_first(sqlite3_str *q, int t)
 {
     sqlite3_str_appendall(q, "SELECT ");
     append_cols(q, &TABLES[t], 0);
-    sqlite3_str_appendf(q, " FROM %s WHERE task = ?1 ORDER BY %s", TABLES[t].table,
-                        TABLES[t].order);
+    sqlite3_str_appendf(q, " FROM %s WHERE \"%w\" = ?1 ORDER BY %s", TABLES[t].table,
+                        TABLES[t].cols[0].name, TABLES[t].order);
 }
 
 /* ---- schema and statements ---- */
@@ -216,7 +243,8 @@ int ota_store_sq_tasks_schema(sqlite_store *st, char *err, size_t errlen)
 static sqlite3_stmt **put_stmt(sqlite_store *st, int t)
 {
     sqlite_tasks *k = &st->tasks;
-    return t == T_EXEC ? &k->exec_put : t == T_SHADOW ? &k->shadow_put : &k->notice_add;
+    sqlite3_stmt **put[N_TABLES] = {&k->exec_put, &k->shadow_put, &k->notice_add, &k->desc_add};
+    return put[t];
 }
 
 int ota_store_sq_tasks_prepare(sqlite_store *st, char *err, size_t errlen)
@@ -227,17 +255,19 @@ int ota_store_sq_tasks_prepare(sqlite_store *st, char *err, size_t errlen)
             return -1;
     if (ota_store_sq_build(st, sql_load, T_EXEC, &k->exec_load, err, errlen) != 0 ||
         ota_store_sq_build(st, sql_load, T_SHADOW, &k->shadow_load, err, errlen) != 0 ||
-        ota_store_sq_build(st, sql_load, T_NOTICE, &k->notice_load_all, err, errlen) != 0)
+        ota_store_sq_build(st, sql_load, T_NOTICE, &k->notice_load_all, err, errlen) != 0 ||
+        ota_store_sq_build(st, sql_load, T_DESC, &k->desc_load_all, err, errlen) != 0 ||
+        ota_store_sq_build(st, sql_load_first, T_DESC, &k->desc_load_vin, err, errlen) != 0)
         return -1;
-    return ota_store_sq_build(st, sql_notice_load_task, T_NOTICE, &k->notice_load_task, err,
-                              errlen);
+    return ota_store_sq_build(st, sql_load_first, T_NOTICE, &k->notice_load_task, err, errlen);
 }
 
 void ota_store_sq_tasks_finalize(sqlite_store *st)
 {
     sqlite_tasks *k = &st->tasks;
-    sqlite3_stmt *all[] = {k->exec_put,   k->exec_load,        k->shadow_put,     k->shadow_load,
-                           k->notice_add, k->notice_load_task, k->notice_load_all};
+    sqlite3_stmt *all[] = {k->exec_put,   k->exec_load,        k->shadow_put,      k->shadow_load,
+                           k->notice_add, k->notice_load_task, k->notice_load_all, k->desc_add,
+                           k->desc_load_vin, k->desc_load_all};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
 }
@@ -248,7 +278,8 @@ void ota_store_sq_tasks_finalize(sqlite_store *st)
 static const char *col_problem(const tcol_desc *c, const char *rec, char *buf, size_t len)
 {
     const char *p = rec + c->off;
-    if (c->kind == TC_TEXT && (c->flags & REQ) && *(const char *const *)p == NULL)
+    if ((c->kind == TC_TEXT || c->kind == TC_BLOB) && (c->flags & REQ) &&
+        *(const void *const *)p == NULL)
         snprintf(buf, len, "no %s", c->name);
     else if (c->kind == TC_STATE && ota_exec_state_name(*(const ota_exec_state *)p) == NULL)
         snprintf(buf, len, "unknown %s %d", c->name, (int)*(const ota_exec_state *)p);
@@ -287,7 +318,7 @@ int ota_store_sq_tasks_check(const sqlite_store *st, const ota_catalog_change *c
 
 size_t ota_store_sq_tasks_count(const ota_catalog_change *c)
 {
-    return c->n_put_execs + c->n_put_shadows + c->n_add_notices;
+    return c->n_put_execs + c->n_put_shadows + c->n_add_notices + c->n_add_descriptions;
 }
 
 /* ---- apply: writing ---- */
@@ -309,6 +340,9 @@ static int bind_col(sqlite3_stmt *stmt, int col, const tcol_desc *c, const char 
     }
     case TC_I64:
         return sqlite3_bind_int64(stmt, col, *(const int64_t *)p);
+    case TC_BLOB:
+        return sqlite3_bind_blob64(stmt, col, *(const void *const *)p,
+                                   *(const size_t *)(p + sizeof(void *)), SQLITE_STATIC);
     default:
         return *(const int64_t *)p >= 0 ? sqlite3_bind_int64(stmt, col, *(const int64_t *)p)
                                         : sqlite3_bind_null(stmt, col);
@@ -365,7 +399,7 @@ static int write_item(sqlite_store *st, int t, part p, size_t i, char *err, size
     return ota_store_sq_step_write(st, stmt, rc, d->part, i, d->table, err, errlen);
 }
 
-/* Upserts go in key order; notices in the change's order (their rowids keep it). */
+/* Upserts go in key order; notices and descriptions in the change's order. */
 static int write_part(sqlite_store *st, int t, part p, char *err, size_t errlen)
 {
     bool oom = false;
@@ -419,6 +453,10 @@ static int read_rec(sqlite3_stmt *stmt, const ttable_desc *d, char *rec)
         case TC_I64:
             *(int64_t *)p = sqlite3_column_int64(stmt, i);
             break;
+        case TC_BLOB:
+            *(const void **)p = sqlite3_column_blob(stmt, i);
+            *(size_t *)(p + sizeof(void *)) = (size_t)sqlite3_column_bytes(stmt, i);
+            break;
         default:
             *(int64_t *)p = null ? -1 : sqlite3_column_int64(stmt, i);
         }
@@ -446,6 +484,25 @@ static int notice_row(sqlite3_stmt *stmt, const ota_store_sq_sink *to)
     return to->fn.notice(to->ctx, &n);
 }
 
+static int description_row(sqlite3_stmt *stmt, const ota_store_sq_sink *to)
+{
+    ota_description_rec d;
+    read_rec(stmt, &TABLES[T_DESC], (char *)&d);
+    return to->fn.description(to->ctx, &d);
+}
+
+/* Walks stmt_all, or stmt_one with ?1 bound to first when first is set. */
+static int load_by_first(sqlite3_stmt *stmt_one, sqlite3_stmt *stmt_all, const char *first,
+                         ota_store_sq_row_fn row, const ota_store_sq_sink *to)
+{
+    sqlite3_stmt *stmt = first != NULL ? stmt_one : stmt_all;
+    if (sqlite3_stmt_busy(stmt))
+        return -1;
+    if (first != NULL && sqlite3_bind_text(stmt, 1, first, -1, SQLITE_STATIC) != SQLITE_OK)
+        return -1;
+    return ota_store_sq_walk(stmt, row, to);
+}
+
 int ota_store_sq_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx)
 {
     sqlite_store *st = (sqlite_store *)s;
@@ -464,10 +521,17 @@ int ota_store_sq_load_notices(ota_store *s, const char *task, ota_store_notice_f
 {
     sqlite_store *st = (sqlite_store *)s;
     ota_store_sq_sink to = {.fn.notice = fn, .ctx = ctx};
-    sqlite3_stmt *stmt = task != NULL ? st->tasks.notice_load_task : st->tasks.notice_load_all;
-    if (fn == NULL || sqlite3_stmt_busy(stmt))
-        return -1;
-    if (task != NULL && sqlite3_bind_text(stmt, 1, task, -1, SQLITE_STATIC) != SQLITE_OK)
-        return -1;
-    return ota_store_sq_walk(stmt, notice_row, &to);
+    return fn != NULL ? load_by_first(st->tasks.notice_load_task, st->tasks.notice_load_all, task,
+                                      notice_row, &to)
+                      : -1;
+}
+
+int ota_store_sq_load_descriptions(ota_store *s, const char *vin, ota_store_description_fn fn,
+                                   void *ctx)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    ota_store_sq_sink to = {.fn.description = fn, .ctx = ctx};
+    return fn != NULL ? load_by_first(st->tasks.desc_load_vin, st->tasks.desc_load_all, vin,
+                                      description_row, &to)
+                      : -1;
 }

@@ -127,6 +127,12 @@ int ota_store_load_notices(ota_store *s, const char *task, ota_store_notice_fn f
     return s->ops->load_notices(s, task, fn, ctx);
 }
 
+int ota_store_load_descriptions(ota_store *s, const char *vin, ota_store_description_fn fn,
+                                void *ctx)
+{
+    return s->ops->load_descriptions(s, vin, fn, ctx);
+}
+
 int ota_store_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx)
 {
     return s->ops->load_latest_statuses(s, fn, ctx);

@@ -24,6 +24,8 @@ typedef struct ota_store_ops {
     int (*load_execs)(ota_store *s, ota_store_exec_fn fn, void *ctx);
     int (*load_shadows)(ota_store *s, ota_store_shadow_fn fn, void *ctx);
     int (*load_notices)(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx);
+    int (*load_descriptions)(ota_store *s, const char *vin, ota_store_description_fn fn,
+                             void *ctx);
     int (*load_latest_statuses)(ota_store *s, ota_store_event_fn fn, void *ctx);
 } ota_store_ops;
 

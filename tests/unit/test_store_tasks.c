@@ -475,6 +475,57 @@ static void test_notices(void **state)
     assert_int_equal(g.n, 0);
 }
 
+/* Descriptions: a summary of each one loaded ("vin/counter/task/req/package/files/
+ * cose bytes/issued/expires") so that one string comparison checks every field. */
+typedef struct {
+    char got[8][160];
+    size_t n;
+} got_descs;
+
+static int collect_desc(void *ctx, const ota_description_rec *d)
+{
+    got_descs *g = ctx;
+    char hex[16] = "";
+    for (size_t i = 0; i < d->cose_len && i < 7; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d->cose[i]);
+    snprintf(g->got[g->n++], sizeof g->got[0], "%s/%llu/%s/%llu/%llu/%s/%s/%lld/%lld", d->vin,
+             (unsigned long long)d->counter, d->task, (unsigned long long)d->req,
+             (unsigned long long)d->package, d->files, hex, (long long)d->issued_ms,
+             (long long)d->expires_ms);
+    return 0;
+}
+
+static void test_descriptions(void **state)
+{
+    test_db *d = *state;
+    static const uint8_t c1[] = {0xd2, 0x84, 0x00}, c2[] = {0xd2, 0x84, 0x01, 0xff};
+    ota_description_rec ds[] = {
+        {VIN_B, 1, "t1", 7, 11, "aa,bb", c1, sizeof c1, 100, 200},
+        {VIN_A, 2, "t1", 9, 11, "aa", c2, sizeof c2, 300, 400},
+        {VIN_A, 1, "t1", 8, 11, "cc", c1, sizeof c1, 150, 250},
+        {VIN_A, 2, "t9", 1, 12, "dd", c1, sizeof c1, 500, 600}, /* key again: skipped */
+    };
+    apply_ok(d->s, &(ota_catalog_change){.add_descriptions = ds, .n_add_descriptions = 4});
+    got_descs g = {0};
+    assert_int_equal(ota_store_load_descriptions(d->s, NULL, collect_desc, &g), 0);
+    assert_int_equal(g.n, 3);
+    assert_string_equal(g.got[0], VIN_A "/1/t1/8/11/cc/d28400/150/250");
+    assert_string_equal(g.got[1], VIN_A "/2/t1/9/11/aa/d28401ff/300/400");
+    assert_string_equal(g.got[2], VIN_B "/1/t1/7/11/aa,bb/d28400/100/200");
+    g.n = 0;
+    assert_int_equal(ota_store_load_descriptions(d->s, VIN_B, collect_desc, &g), 0);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.got[0], VIN_B "/1/t1/7/11/aa,bb/d28400/100/200");
+    /* a description without its signed bytes is refused, and nothing of the change stored */
+    ota_description_rec bad[] = {{VIN_C, 1, "t1", 1, 11, "aa", c1, sizeof c1, 1, 2},
+                                 {VIN_C, 2, "t1", 1, 11, "aa", NULL, 0, 1, 2}};
+    apply_fails(d, &(ota_catalog_change){.add_descriptions = bad, .n_add_descriptions = 2},
+                "description 1 of the change: no cose");
+    g.n = 0;
+    assert_int_equal(ota_store_load_descriptions(d->s, VIN_C, collect_desc, &g), 0);
+    assert_int_equal(g.n, 0);
+}
+
 static void test_task_and_setting_docs(void **state)
 {
     test_db *d = *state;
@@ -1009,6 +1060,7 @@ int main(void)
         T(test_exec_upsert_replaces),
         T(test_shadows),
         T(test_notices),
+        T(test_descriptions),
         T(test_task_and_setting_docs),
         T(test_atomic_invalid_part),
         T(test_atomic_sqlite_error),
