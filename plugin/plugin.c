@@ -13,6 +13,7 @@
 #include "catalog.h"
 #include "control.h"
 #include "engine.h"
+#include "grants.h"
 #include "ota_plugin.h"
 #include "ota_store.h"
 #include "shadow.h"
@@ -82,7 +83,8 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
     }
     if (ota_catalog_load(p->catalog, store, err, errlen) != 0 ||
         ota_shadows_load(p->shadows, store, err, errlen) != 0 ||
-        ota_tasks_load(p->tasks, store, err, errlen) != 0) {
+        ota_tasks_load(p->tasks, store, err, errlen) != 0 ||
+        ota_grants_load(p->grants, store, err, errlen) != 0) {
         ota_store_close(store);
         return -1;
     }
@@ -148,6 +150,7 @@ static void plugin_free(ota_plugin *p)
     stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
     ota_control_free(p->control);
     ota_tasks_free(p->tasks);
+    ota_grants_free(p->grants);
     ota_shadows_free(p->shadows);
     ota_catalog_free(p->catalog);
     ota_reports_free(p);
@@ -181,7 +184,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     p->shadows = ota_shadows_new();
     ota_reports_init(p);
     p->tasks = ota_tasks_new();
-    if (!p->logq || !p->catalog || !p->control || !p->shadows || !p->tasks ||
+    p->grants = ota_grants_new();
+    if (!p->logq || !p->catalog || !p->control || !p->shadows || !p->tasks || !p->grants ||
         ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
         return plugin_fail(p, err[0] ? err : "out of memory");
     }
