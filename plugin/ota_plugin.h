@@ -147,6 +147,9 @@ struct ota_request {
  * Topic (echoing its Correlation Data) when it has one, else on ota/v1/{vin}/{name}.
  * Takes ownership of buf (malloc'd). */
 void ota_reply_cbor(const ota_request *req, const char *name, uint8_t *buf, size_t len);
+/* The same with another content type (e.g. "application/cose"). */
+void ota_reply_typed(const ota_request *req, const char *name, uint8_t *buf, size_t len,
+                     const char *content_type);
 /* Answers an error on ota/v1/{vin}/error (or the Response Topic), logs it and counts it. */
 void ota_reply_error(ota_plugin *p, const ota_request *req, const ota_error *e, int64_t seq);
 /* Same for a vehicle that published outside its own topics (no request context). */

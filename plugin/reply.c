@@ -5,7 +5,8 @@
  * straight to that connection (no subscription or READ check needed, nobody else sees
  * them). With MQTT 5, a request's Response Topic and Correlation Data are honoured:
  * the reply goes to that topic with the same Correlation Data. Every reply carries the
- * content type application/cbor (MQTT 5 clients see it; 3.1.1 clients do not).
+ * content type application/cbor (MQTT 5 clients see it; 3.1.1 clients do not), or the
+ * one given to ota_reply_typed (application/cose for signed descriptions).
  */
 #include "ota_plugin.h"
 
@@ -50,12 +51,18 @@ static void publish_to_client(const char *client_id, const char *topic, const vo
 
 void ota_reply_cbor(const ota_request *req, const char *name, uint8_t *buf, size_t len)
 {
+    ota_reply_typed(req, name, buf, len, "application/cbor");
+}
+
+void ota_reply_typed(const ota_request *req, const char *name, uint8_t *buf, size_t len,
+                     const char *content_type)
+{
     if (!buf) {
         return;
     }
     mosquitto_property *props = NULL;
     char *response_topic = mqtt5_response_topic(req, &props);
-    mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/cbor");
+    mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, content_type);
     char topic[128];
     snprintf(topic, sizeof(topic), "ota/v1/%s/%s", req->vin, name);
     publish_to_client(req->client_id, response_topic ? response_topic : topic, buf, len, props);
