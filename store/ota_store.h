@@ -223,4 +223,9 @@ int ota_store_load_descriptions(ota_store *s, const char *vin, ota_store_descrip
  * "upgrade in progress" check at start. */
 int ota_store_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx);
 
+/* The highest report seq stored of every VIN (over every kind of event), by VIN: the
+ * report replay guard's memory across restarts (SPEC §8, issue 8). */
+typedef int (*ota_store_seq_fn)(void *ctx, const char *vin, uint64_t seq);
+int ota_store_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
+
 #endif

@@ -567,6 +567,32 @@ static int sq_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ct
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* SELECT vin, MAX(seq) over the union of every event table's (vin, MAX(seq)): each arm
+ * is a walk of that table's primary key. Start-up only, so prepared per call. */
+static void sql_last_seqs(sqlite3_str *q, int unused)
+{
+    (void)unused;
+    sqlite3_str_appendall(q, "SELECT vin, MAX(seq) FROM (");
+    for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++)
+        sqlite3_str_appendf(q, "%sSELECT vin, MAX(seq) AS seq FROM %s GROUP BY vin",
+                            t > 1 ? " UNION ALL " : "", TYPES[t].table);
+    sqlite3_str_appendall(q, ") GROUP BY vin ORDER BY vin");
+}
+
+static int sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    sqlite3_stmt *stmt = NULL;
+    if (fn == NULL || ota_store_sq_build(st, sql_last_seqs, 0, &stmt, NULL, 0) != 0)
+        return -1;
+    int rc, stop = 0;
+    while (stop == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        stop = fn(ctx, (const char *)sqlite3_column_text(stmt, 0),
+                  (uint64_t)sqlite3_column_int64(stmt, 1));
+    sqlite3_finalize(stmt);
+    return stop == 0 && rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int sq_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
                       ota_store_event_fn fn, void *ctx)
 {
@@ -608,4 +634,5 @@ static const ota_store_ops SQLITE_OPS = {
     .load_notices = ota_store_sq_load_notices,
     .load_descriptions = ota_store_sq_load_descriptions,
     .load_latest_statuses = sq_load_latest_statuses,
+    .load_last_seqs = sq_load_last_seqs,
 };

@@ -137,3 +137,8 @@ int ota_store_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ct
 {
     return s->ops->load_latest_statuses(s, fn, ctx);
 }
+
+int ota_store_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
+{
+    return s->ops->load_last_seqs(s, fn, ctx);
+}

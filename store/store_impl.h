@@ -27,6 +27,7 @@ typedef struct ota_store_ops {
     int (*load_descriptions)(ota_store *s, const char *vin, ota_store_description_fn fn,
                              void *ctx);
     int (*load_latest_statuses)(ota_store *s, ota_store_event_fn fn, void *ctx);
+    int (*load_last_seqs)(ota_store *s, ota_store_seq_fn fn, void *ctx);
 } ota_store_ops;
 
 struct ota_store {

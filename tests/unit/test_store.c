@@ -470,6 +470,35 @@ static void test_survives_reopen(void **state)
     assert_int_equal(r.duplicates, 5);
 }
 
+/* The highest seq of each VIN, whatever table holds it. */
+typedef struct {
+    char got[4][64];
+    size_t n;
+} seqs_got;
+
+static int collect_seq(void *ctx, const char *vin, uint64_t seq)
+{
+    seqs_got *g = ctx;
+    snprintf(g->got[g->n++], sizeof g->got[0], "%s=%llu", vin, (unsigned long long)seq);
+    return 0;
+}
+
+static void test_last_seqs(void **state)
+{
+    test_db *f = *state;
+    ota_event evs[5];
+    full_events(evs); /* every kind of event */
+    put_report(f->s, VIN_A, 7, evs, 5);
+    put_report(f->s, VIN_A, 9, &evs[4], 1); /* eeprom_clear only: still the highest */
+    put_report(f->s, VIN_A, 8, evs, 2);
+    put_report(f->s, VIN_B, 3, &evs[2], 1);
+    seqs_got g = {0};
+    assert_int_equal(ota_store_load_last_seqs(f->s, collect_seq, &g), 0);
+    assert_int_equal(g.n, 2);
+    assert_string_equal(g.got[0], VIN_A "=9");
+    assert_string_equal(g.got[1], VIN_B "=3");
+}
+
 static void expect_open_error(const char *uri, const char *needle)
 {
     char err[512] = "";
@@ -684,6 +713,7 @@ int main(void)
         T(test_history_order_limit_filter),
         T(test_history_reentrant_callback),
         T(test_survives_reopen),
+        T(test_last_seqs),
         cmocka_unit_test(test_open_errors),
         T(test_not_a_database),
         T(test_atomic_unknown_type),
