@@ -36,8 +36,12 @@ static const opt_def opt_defs[] = {
     {"writer_batch", OPT_SIZE, CFG_OFF(writer_batch), 1, 100000},
     {"writer_nice", OPT_UNSIGNED, CFG_OFF(writer_nice), 0, 19},
     {"log_replay_errors", OPT_WORDS, CFG_OFF(log_replay_errors), 0, 0},
+    {"file_pass_bytes", OPT_SIZE, CFG_OFF(file_pass_bytes), 1024, 64u * 1024 * 1024},
+    {"file_queue_blocks", OPT_UNSIGNED, CFG_OFF(file_queue_blocks), 1, 65536},
 };
 
+#define OTA_FILE_PASS_BYTES_DEFAULT (1024 * 1024)
+#define OTA_FILE_QUEUE_BLOCKS_DEFAULT 256
 #define LOG_REPLAY_ERRORS_DEFAULT "upgrade_failed,rollback_failed,peripheral_failed"
 
 static char *trimmed_dup(const char *s)
@@ -192,6 +196,8 @@ static int set_defaults(ota_config *cfg)
     cfg->writer_batch = OTA_WRITER_BATCH_DEFAULT;
     cfg->writer_nice = OTA_WRITER_NICE_DEFAULT;
     cfg->log_replay_errors = strdup(LOG_REPLAY_ERRORS_DEFAULT);
+    cfg->file_pass_bytes = OTA_FILE_PASS_BYTES_DEFAULT;
+    cfg->file_queue_blocks = OTA_FILE_QUEUE_BLOCKS_DEFAULT;
     return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors ? 0 : -1;
 }
 

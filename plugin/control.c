@@ -13,6 +13,7 @@
  */
 #include "control.h"
 #include "catalog.h"
+#include "file.h"
 #include "ota_catalog_json.h"
 
 #include <stdarg.h>
@@ -456,5 +457,6 @@ void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     add_spool_stats(data, p->spool);
     add_writer_stats(data, p->writer);
     add_catalog_stats(data, p->catalog);
+    ota_files_stats_json(p->files, data);
     ota_cmd_ok(c, data);
 }

@@ -38,6 +38,9 @@ typedef struct {
     /* Error words that set off a log replay (effects.c): normalized "w1,w2" (trimmed, no
      * empty words); "" when the option is "none". */
     char *log_replay_errors;
+    /* file/get (file.c): data bytes sent per broker loop pass; blocks queued per vehicle */
+    size_t file_pass_bytes;
+    unsigned file_queue_blocks;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
@@ -65,6 +68,7 @@ typedef struct ota_control ota_control;
 typedef struct ota_shadows ota_shadows;
 typedef struct ota_tasks ota_tasks;
 typedef struct ota_grants ota_grants; /* grants.h: files each vehicle may fetch */
+typedef struct ota_files ota_files;   /* file.h: block downloads in progress */
 
 typedef struct {
     mosquitto_plugin_id_t *id;
@@ -75,6 +79,7 @@ typedef struct {
     ota_map last_seqs; /* report.c: last report seq per VIN */
     ota_tasks *tasks;
     ota_grants *grants;
+    ota_files *files;
     ota_spool *spool;
     ota_writer *writer;
     ota_logq *logq;

@@ -13,6 +13,7 @@
 #include "catalog.h"
 #include "control.h"
 #include "engine.h"
+#include "file.h"
 #include "grants.h"
 #include "ota_plugin.h"
 #include "ota_store.h"
@@ -47,6 +48,7 @@ static int on_tick(int event, void *event_data, void *userdata)
     ota_writer_poll_done(p->writer); /* stored operator changes: apply and answer */
     ota_engine_tick(p);              /* dispatch, timeouts, abort, execution changes to the store */
     ota_shadows_flush(p);
+    ota_files_tick(p); /* the next slice of queued file blocks */
     p->counters.log_lines_dropped += ota_logq_drain(p->logq);
     return MOSQ_ERR_SUCCESS;
 }
@@ -62,6 +64,7 @@ static int on_disconnect(int event, void *event_data, void *userdata)
         ota_identity id = ota_identity_of(p, ed->client);
         if (id.kind == OTA_ID_VEHICLE) {
             ota_engine_on_disconnect(p, id.name);
+            ota_files_on_disconnect(p, id.name, mosquitto_client_id(ed->client));
         }
     }
     return MOSQ_ERR_SUCCESS;
@@ -151,6 +154,7 @@ static void plugin_free(ota_plugin *p)
     ota_control_free(p->control);
     ota_tasks_free(p->tasks);
     ota_grants_free(p->grants);
+    ota_files_free(p->files);
     ota_shadows_free(p->shadows);
     ota_catalog_free(p->catalog);
     ota_reports_free(p);
@@ -188,6 +192,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     if (!p->logq || !p->catalog || !p->control || !p->shadows || !p->tasks || !p->grants ||
         ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
         return plugin_fail(p, err[0] ? err : "out of memory");
+    }
+    p->files = ota_files_new(p->cfg.file_dir, p->cfg.file_pass_bytes, p->cfg.file_queue_blocks);
+    if (!p->files) {
+        return plugin_fail(p, "out of memory");
     }
     if (start_pipeline(p, err, sizeof(err)) != 0) {
         return plugin_fail(p, err);

@@ -13,6 +13,7 @@
  * the message to no one.
  */
 #include "ota_plugin.h"
+#include "file.h"
 #include "shadow.h"
 
 #include <string.h>
@@ -27,7 +28,7 @@ static const ota_vehicle_topic vehicle_topics[] = {
     {"shadow/update", true, ota_handle_shadow_update},
     {"shadow/get", true, ota_handle_shadow_get},
     {"pkg/get", true, NULL},
-    {"file/get", true, NULL},
+    {"file/get", true, ota_handle_file_get},
     {"shadow/accepted", false, NULL},
     {"shadow/delta", false, NULL},
     {"shadow/state", false, NULL},
