@@ -73,6 +73,9 @@ const char *ota_store_doc_table(int kind);
 
 /* ---- the task engine's records ---- */
 
+/* The notice claims (ota_store_claim_notice): one per msg_id, naming its owner. */
+#define OTA_STORE_CLAIM_TABLE "ota_vehicle_notice_claim"
+
 typedef enum {
     OTA_TC_TEXT,    /* const char *; NULL allowed unless required */
     OTA_TC_STATE,   /* ota_exec_state, kept by name */

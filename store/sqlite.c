@@ -565,4 +565,5 @@ static const ota_store_ops SQLITE_OPS = {
     .load_descriptions = ota_store_sq_load_descriptions,
     .load_latest_statuses = sq_load_latest_statuses,
     .load_last_seqs = sq_load_last_seqs,
+    .claim_notice = ota_store_sq_claim_notice,
 };

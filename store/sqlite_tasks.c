@@ -102,6 +102,14 @@ static void sql_load_first(sqlite3_str *q, int t)
                         OTA_STORE_TTABLES[t].cols[0].name, OTA_STORE_TTABLES[t].order);
 }
 
+static void sql_claim_create(sqlite3_str *q, int unused)
+{
+    (void)unused;
+    sqlite3_str_appendall(q, "CREATE TABLE IF NOT EXISTS " OTA_STORE_CLAIM_TABLE
+                             " (msg_id TEXT PRIMARY KEY, task TEXT NOT NULL, vin TEXT NOT NULL, "
+                             "owner TEXT NOT NULL, claimed_at INTEGER NOT NULL) WITHOUT ROWID");
+}
+
 /* ---- schema and statements ---- */
 
 int ota_store_sq_tasks_schema(sqlite_store *st, char *err, size_t errlen)
@@ -113,7 +121,7 @@ int ota_store_sq_tasks_schema(sqlite_store *st, char *err, size_t errlen)
             ota_store_sq_build(st, sql_index, t, NULL, err, errlen) != 0)
             return -1;
     }
-    return 0;
+    return ota_store_sq_build(st, sql_claim_create, 0, NULL, err, errlen);
 }
 
 /* The write statement of each table, in the handle. */
@@ -367,4 +375,39 @@ int ota_store_sq_load_descriptions(ota_store *s, const char *vin, ota_store_desc
     return fn != NULL ? load_by_first(st->tasks.desc_load_vin, st->tasks.desc_load_all, vin,
                                       description_row, &to)
                       : -1;
+}
+
+/* ---- the notice claim: a conditional insert, then who owns it (rare: prepared per call) */
+
+int ota_store_sq_claim_notice(ota_store *s, const char *task, const char *vin, const char *msg_id,
+                              const char *owner, int64_t now_ms, char *err, size_t errlen)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    static const char *const SQL[2] = {
+        "INSERT INTO " OTA_STORE_CLAIM_TABLE " (msg_id, task, vin, owner, claimed_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (msg_id) DO NOTHING",
+        "SELECT owner = ?4 FROM " OTA_STORE_CLAIM_TABLE " WHERE msg_id = ?1"};
+    int result = -1;
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *stmt = NULL;
+        int rc = sqlite3_prepare_v2(st->db, SQL[i], -1, &stmt, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(stmt, 1, msg_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(stmt, 4, owner, -1, SQLITE_STATIC);
+            if (i == 0) {
+                sqlite3_bind_text(stmt, 2, task, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 3, vin, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 5, now_ms);
+            }
+            rc = sqlite3_step(stmt);
+            if (i == 1 && rc == SQLITE_ROW)
+                result = sqlite3_column_int(stmt, 0) ? 1 : 0;
+        }
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+            ota_store_sq_db_err(st, err, errlen, "notice claim");
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+            return -1;
+    }
+    return result;
 }
