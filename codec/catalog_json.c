@@ -747,7 +747,7 @@ static int package_key(const cJSON *j, const char *path, bool stored, ota_packag
         return -1;
     if (it != NULL && !out->encrypted)
         return ota_json_errf(err, errlen, path, name, "only an encrypted package has one");
-    if (it == NULL && out->encrypted)
+    if (it == NULL && out->encrypted && !stored) /* stored: documents of older versions */
         return ota_json_errf(err, errlen, path, name, "missing (an encrypted package needs it)");
     if (it == NULL)
         return 0;
