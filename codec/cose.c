@@ -45,7 +45,8 @@ static void put_head(out_buf *o, size_t (*enc)(size_t, unsigned char *, size_t),
 static void put_bytes(out_buf *o, const uint8_t *b, size_t n)
 {
     put_head(o, cbor_encode_bytestring_start, n);
-    memcpy(o->buf + o->pos, b, n);
+    if (n > 0) /* b may be NULL for the empty external_aad */
+        memcpy(o->buf + o->pos, b, n);
     o->pos += n;
 }
 
