@@ -177,7 +177,7 @@ void ota_codec_hex(const uint8_t *b, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int nibble(char c)
+int ota_codec_hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -193,7 +193,7 @@ int ota_codec_unhex(const char *s, uint8_t *out, size_t n)
     if (s == NULL || strlen(s) != 2 * n)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
+        int hi = ota_codec_hex_value(s[2 * i]), lo = ota_codec_hex_value(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

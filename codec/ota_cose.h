@@ -81,6 +81,8 @@ int ota_codec_seal_stream(const uint8_t key[OTA_CONTENT_KEY_LEN], FILE *in, FILE
 
 /* Lowercase hex of n bytes into out (2n + 1 bytes). */
 void ota_codec_hex(const uint8_t *b, size_t n, char *out);
+/* The value of a hex digit (either case), or -1. */
+int ota_codec_hex_value(char c);
 /* Exactly 2n hex characters into n bytes. 0, or -1. */
 int ota_codec_unhex(const char *s, uint8_t *out, size_t n);
 

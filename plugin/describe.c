@@ -94,24 +94,14 @@ static bool compare_version(const ota_describe_in *in, const ota_describe_out *o
 
 /* ---------------------------------------------------------------- ECUs */
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return 0;
-}
-
 bool ota_config_word_bit(const char *config_word, uint32_t bit)
 {
     size_t n = config_word ? strlen(config_word) : 0;
     size_t digit = bit / 4;
     if (digit >= n)
         return false;
-    return (hex_value(config_word[n - 1 - digit]) >> (bit % 4)) & 1;
+    int v = ota_codec_hex_value(config_word[n - 1 - digit]);
+    return v > 0 && ((v >> (bit % 4)) & 1);
 }
 
 /* True when the vehicle's config word makes it skip ecu (setModel ignore rules). */
