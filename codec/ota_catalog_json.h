@@ -86,6 +86,8 @@ int ota_json_file(const cJSON *j, const char *path, ota_file_rec *out, char *err
 cJSON *ota_json_from_vehicle(const ota_vehicle_rec *r);
 cJSON *ota_json_from_model(const ota_model_rec *r);
 cJSON *ota_json_from_package(const ota_package_rec *r);
+/* The stored document: the same plus sealed_key (never shown to operators). */
+cJSON *ota_json_from_package_stored(const ota_package_rec *r);
 cJSON *ota_json_from_strategy(const ota_strategy_rec *r);
 cJSON *ota_json_from_file(const ota_file_rec *r);
 /* A task: vins only when n_vins > 0, id only when set, start/end only when >= 0, abort only

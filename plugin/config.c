@@ -38,6 +38,9 @@ static const opt_def opt_defs[] = {
     {"log_replay_errors", OPT_WORDS, CFG_OFF(log_replay_errors), 0, 0},
     {"file_pass_bytes", OPT_SIZE, CFG_OFF(file_pass_bytes), 1024, 64u * 1024 * 1024},
     {"file_queue_blocks", OPT_UNSIGNED, CFG_OFF(file_queue_blocks), 1, 65536},
+    {"signing_key", OPT_STRING, CFG_OFF(signing_key), 0, 0},
+    {"content_kek", OPT_STRING, CFG_OFF(content_kek), 0, 0},
+    {"description_ttl_s", OPT_UNSIGNED, CFG_OFF(description_ttl_s), 60, 31536000},
 };
 
 #define OTA_FILE_PASS_BYTES_DEFAULT (1024 * 1024)
@@ -198,7 +201,13 @@ static int set_defaults(ota_config *cfg)
     cfg->log_replay_errors = strdup(LOG_REPLAY_ERRORS_DEFAULT);
     cfg->file_pass_bytes = OTA_FILE_PASS_BYTES_DEFAULT;
     cfg->file_queue_blocks = OTA_FILE_QUEUE_BLOCKS_DEFAULT;
-    return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors ? 0 : -1;
+    cfg->signing_key = strdup("ota-signing.pem");
+    cfg->content_kek = strdup("ota-content.kek");
+    cfg->description_ttl_s = 86400;
+    return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors &&
+                   cfg->signing_key && cfg->content_kek
+               ? 0
+               : -1;
 }
 
 int ota_config_parse(ota_config *cfg, const struct mosquitto_opt *opts, int n, char *err,
@@ -223,6 +232,8 @@ void ota_config_free(ota_config *cfg)
     free(cfg->spool_dir);
     free(cfg->file_dir);
     free(cfg->log_replay_errors);
+    free(cfg->signing_key);
+    free(cfg->content_kek);
     for (size_t i = 0; i < cfg->n_admin_users; i++) {
         free(cfg->admin_users[i]);
     }

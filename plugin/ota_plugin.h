@@ -41,6 +41,11 @@ typedef struct {
     /* file/get (file.c): data bytes sent per broker loop pass; blocks queued per vehicle */
     size_t file_pass_bytes;
     unsigned file_queue_blocks;
+    /* pkg.c, keys.c: the Ed25519 signing key (PEM; its public key beside it as .pub), the
+     * key-encryption key of packages' content keys, and how long a description is valid. */
+    char *signing_key;
+    char *content_kek;
+    unsigned description_ttl_s;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
@@ -69,6 +74,8 @@ typedef struct ota_shadows ota_shadows;
 typedef struct ota_tasks ota_tasks;
 typedef struct ota_grants ota_grants; /* grants.h: files each vehicle may fetch */
 typedef struct ota_files ota_files;   /* file.h: block downloads in progress */
+typedef struct ota_keys ota_keys;     /* keys.h: signing key and content-key KEK */
+typedef struct ota_pkg ota_pkg;       /* pkg.c: descriptions waiting to be stored, counts */
 
 typedef struct {
     mosquitto_plugin_id_t *id;
@@ -80,6 +87,8 @@ typedef struct {
     ota_tasks *tasks;
     ota_grants *grants;
     ota_files *files;
+    ota_keys *keys;
+    ota_pkg *pkg;
     ota_spool *spool;
     ota_writer *writer;
     ota_logq *logq;
@@ -164,6 +173,7 @@ void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vi
 /* ---- handlers ---- */
 
 int ota_handle_report(ota_plugin *p, const ota_request *req);          /* report.c */
+int ota_handle_pkg_get(ota_plugin *p, const ota_request *req);         /* pkg.c */
 void ota_reports_init(ota_plugin *p);
 void ota_reports_free(ota_plugin *p);
 int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */

@@ -15,8 +15,10 @@
 #include "engine.h"
 #include "file.h"
 #include "grants.h"
+#include "keys.h"
 #include "ota_plugin.h"
 #include "ota_store.h"
+#include "pkg.h"
 #include "shadow.h"
 #include "tasks.h"
 
@@ -49,6 +51,7 @@ static int on_tick(int event, void *event_data, void *userdata)
     ota_engine_tick(p);              /* dispatch, timeouts, abort, execution changes to the store */
     ota_shadows_flush(p);
     ota_files_tick(p); /* the next slice of queued file blocks */
+    ota_pkg_flush(p);
     p->counters.log_lines_dropped += ota_logq_drain(p->logq);
     return MOSQ_ERR_SUCCESS;
 }
@@ -73,6 +76,10 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
 {
     if (ota_upload_prepare_dirs(p->cfg.file_dir, err, errlen) != 0) {
+        return -1;
+    }
+    p->keys = ota_keys_open(p->cfg.signing_key, p->cfg.content_kek, err, errlen);
+    if (!p->keys) {
         return -1;
     }
     ota_spool_config sc = {p->cfg.spool_dir, p->cfg.spool_sync_ms, OTA_SPOOL_SEGMENT_BYTES_DEFAULT};
@@ -150,11 +157,14 @@ static void plugin_free(ota_plugin *p)
 {
     ota_engine_flush_final(p);  /* execution changes and notices: stored by the writer's stop */
     ota_shadows_flush_final(p); /* the writer's stop still stores it */
+    ota_pkg_flush_final(p);     /* descriptions issued: the same */
     stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
     ota_control_free(p->control);
     ota_tasks_free(p->tasks);
     ota_grants_free(p->grants);
     ota_files_free(p->files);
+    ota_pkg_free(p->pkg);
+    ota_keys_free(p->keys);
     ota_shadows_free(p->shadows);
     ota_catalog_free(p->catalog);
     ota_reports_free(p);
@@ -189,7 +199,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     ota_reports_init(p);
     p->tasks = ota_tasks_new();
     p->grants = ota_grants_new();
+    p->pkg = ota_pkg_new();
     if (!p->logq || !p->catalog || !p->control || !p->shadows || !p->tasks || !p->grants ||
+        !p->pkg ||
         ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
         return plugin_fail(p, err[0] ? err : "out of memory");
     }

@@ -27,7 +27,7 @@ static const ota_vehicle_topic vehicle_topics[] = {
     {"report", true, ota_handle_report},
     {"shadow/update", true, ota_handle_shadow_update},
     {"shadow/get", true, ota_handle_shadow_get},
-    {"pkg/get", true, NULL},
+    {"pkg/get", true, ota_handle_pkg_get},
     {"file/get", true, ota_handle_file_get},
     {"shadow/accepted", false, NULL},
     {"shadow/delta", false, NULL},
