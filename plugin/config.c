@@ -36,6 +36,12 @@ static const opt_def opt_defs[] = {
     {"writer_batch", OPT_SIZE, CFG_OFF(writer_batch), 1, 100000},
     {"writer_nice", OPT_UNSIGNED, CFG_OFF(writer_nice), 0, 19},
     {"log_replay_errors", OPT_WORDS, CFG_OFF(log_replay_errors), 0, 0},
+    {"vehicle_rate", OPT_UNSIGNED, CFG_OFF(rate.rate), 0, 1000000},
+    {"vehicle_burst", OPT_UNSIGNED, CFG_OFF(rate.burst), 1, 1000000},
+    {"vehicle_kick_after", OPT_UNSIGNED, CFG_OFF(rate.kick_after), 0, 1000000},
+    {"max_shadow_bytes", OPT_SIZE, CFG_OFF(max_shadow_bytes), 64, OTA_SHADOW_MAX_PAYLOAD},
+    {"max_request_bytes", OPT_SIZE, CFG_OFF(max_request_bytes), 64, 65536},
+    {"max_task_vins", OPT_SIZE, CFG_OFF(max_task_vins), 1, 100000},
 };
 
 #define LOG_REPLAY_ERRORS_DEFAULT "upgrade_failed,rollback_failed,peripheral_failed"
@@ -192,6 +198,10 @@ static int set_defaults(ota_config *cfg)
     cfg->writer_batch = OTA_WRITER_BATCH_DEFAULT;
     cfg->writer_nice = OTA_WRITER_NICE_DEFAULT;
     cfg->log_replay_errors = strdup(LOG_REPLAY_ERRORS_DEFAULT);
+    cfg->rate = (ota_rate_config){OTA_RATE_DEFAULT, OTA_RATE_BURST_DEFAULT, OTA_RATE_KICK_DEFAULT};
+    cfg->max_shadow_bytes = OTA_SHADOW_MAX_PAYLOAD;
+    cfg->max_request_bytes = OTA_REQUEST_MAX_PAYLOAD_DEFAULT;
+    cfg->max_task_vins = OTA_TASK_VINS_DEFAULT;
     return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors ? 0 : -1;
 }
 

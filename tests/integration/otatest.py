@@ -246,6 +246,9 @@ class Broker:
         opts = {"store": "sqlite:%s" % self.db_path, "spool_dir": str(self.spool_dir)}
         if admin_users is not None:
             opts["admin_users"] = admin_users
+        # Tests drive vehicles far faster than real ones: no request rate limit unless a
+        # test sets one (test_security.py does).
+        opts["vehicle_rate"] = 0
         opts.update(plugin_opts)
         self.plugin_opts = opts
         self._write_conf(plugin, list(extra_conf), log_types)
