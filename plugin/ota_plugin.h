@@ -64,9 +64,9 @@ typedef struct {
     uint64_t status_events;
     uint64_t reports_replayed; /* seq not newer than the VIN's last: stored once, no effects */
     uint64_t log_lines_dropped;
-    uint64_t rate_limited;     /* requests refused by a vehicle's token bucket */
-    uint64_t vehicles_kicked;  /* disconnected for flooding */
-    uint64_t oversize;         /* requests refused by their kind's payload limit */
+    uint64_t rate_limited;    /* requests refused by a vehicle's token bucket */
+    uint64_t vehicles_kicked; /* disconnected for flooding */
+    uint64_t oversize;        /* requests refused by their kind's payload limit */
 } ota_counters;
 
 typedef struct ota_logq ota_logq;

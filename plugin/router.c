@@ -152,8 +152,8 @@ static int admit(ota_plugin *p, const ota_request *req, bool *serve)
     size_t max = max_payload(p, req->vt);
     if (req->payloadlen > max) {
         ota_error e;
-        ota_error_set(&e, OTA_E_TOO_LARGE, "%s: payload of %zu bytes, at most %zu",
-                      req->vt->name, req->payloadlen, max);
+        ota_error_set(&e, OTA_E_TOO_LARGE, "%s: payload of %zu bytes, at most %zu", req->vt->name,
+                      req->payloadlen, max);
         p->counters.oversize++;
         p->counters.reports_rejected += req->vt->handler == ota_handle_report;
         ota_reply_error(p, req, &e, -1);

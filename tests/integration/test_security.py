@@ -134,8 +134,11 @@ class SecurityTest(ot.OtaTestCase):
         for opt in ({"vehicle_burst": 0}, {"max_shadow_bytes": 20000},
                     {"max_request_bytes": 10}, {"max_task_vins": 0}, {"vehicle_rate": -1}):
             with self.subTest(opt):
+                # Mosquitto 2.0.11 does not free its own config when a plugin fails to
+                # start: no leak check for these brokers (as in test_bad_input).
                 with self.assertRaises(ot.HarnessError):
-                    self.broker(**opt)
+                    self.broker(detect_leaks=False, **opt)
+                self.assertIn("plugin_opt_%s" % next(iter(opt)), self._brokers[-1].log())
 
     def replay_after(self, stop):
         b = self.broker()
