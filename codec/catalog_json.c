@@ -49,6 +49,21 @@ static void trim_partial_utf8(char *s)
         s[i - 1] = '\0';
 }
 
+cJSON *ota_json_parse_exact(const void *payload, size_t len)
+{
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(payload, len, &end, false);
+    const char *stop = (const char *)payload + len;
+    while (j && end < stop && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
+        end++;
+    }
+    if (j && end != stop) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
 int ota_json_errf(char *err, size_t errlen, const char *path, const char *key, const char *fmt, ...)
 {
     if (err == NULL || errlen == 0)

@@ -35,6 +35,10 @@
 #define OTA_JSON_TASK_TIMEOUT_MAX 525600      /* a task's timeout_min: a year */
 #define OTA_JSON_RULES_MAX 64                 /* statuses or usages of a task type's rules */
 
+/* A request payload: exactly one JSON value (white space around it allowed, other trailing
+ * bytes refused, not ignored), or NULL. Free with cJSON_Delete. */
+cJSON *ota_json_parse_exact(const void *payload, size_t len);
+
 /* ---- records from JSON ----
  * Each returns 0 and fills *out (free it with its ota_*_rec_free), or -1 with the error
  * text in err, *out then being zeroed (nothing to free). */

@@ -41,6 +41,12 @@ static const opt_def opt_defs[] = {
     {"signing_key", OPT_STRING, CFG_OFF(signing_key), 0, 0},
     {"content_kek", OPT_STRING, CFG_OFF(content_kek), 0, 0},
     {"description_ttl_s", OPT_UNSIGNED, CFG_OFF(description_ttl_s), 60, 31536000},
+    {"vehicle_rate", OPT_UNSIGNED, CFG_OFF(rate.rate), 0, 1000000},
+    {"vehicle_burst", OPT_UNSIGNED, CFG_OFF(rate.burst), 1, 1000000},
+    {"vehicle_kick_after", OPT_UNSIGNED, CFG_OFF(rate.kick_after), 0, 1000000},
+    {"max_shadow_bytes", OPT_SIZE, CFG_OFF(max_shadow_bytes), 64, OTA_SHADOW_MAX_PAYLOAD},
+    {"max_request_bytes", OPT_SIZE, CFG_OFF(max_request_bytes), 64, 65536},
+    {"max_task_vins", OPT_SIZE, CFG_OFF(max_task_vins), 1, 100000},
 };
 
 #define OTA_FILE_PASS_BYTES_DEFAULT (1024 * 1024)
@@ -204,6 +210,10 @@ static int set_defaults(ota_config *cfg)
     cfg->signing_key = strdup("ota-signing.pem");
     cfg->content_kek = strdup("ota-content.kek");
     cfg->description_ttl_s = 86400;
+    cfg->rate = (ota_rate_config){OTA_RATE_DEFAULT, OTA_RATE_BURST_DEFAULT, OTA_RATE_KICK_DEFAULT};
+    cfg->max_shadow_bytes = OTA_SHADOW_MAX_PAYLOAD;
+    cfg->max_request_bytes = OTA_REQUEST_MAX_PAYLOAD_DEFAULT;
+    cfg->max_task_vins = OTA_TASK_VINS_DEFAULT;
     return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors &&
                    cfg->signing_key && cfg->content_kek
                ? 0

@@ -14,6 +14,7 @@
 #include <mosquitto_plugin.h>
 #include <mosquitto.h>
 
+#include "limits.h"
 #include "map.h"
 #include "ota_codec.h"
 #include "ota_spool.h"
@@ -46,6 +47,12 @@ typedef struct {
     char *signing_key;
     char *content_kek;
     unsigned description_ttl_s;
+    /* Hostile-input limits (issue 8, docs/security.md): requests per vehicle (limits.h),
+     * payload bytes of shadow and pkg/file requests, VINs of one createTask. */
+    ota_rate_config rate;
+    size_t max_shadow_bytes;
+    size_t max_request_bytes;
+    size_t max_task_vins;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
@@ -65,6 +72,9 @@ typedef struct {
     uint64_t status_events;
     uint64_t reports_replayed; /* seq not newer than the VIN's last: stored once, no effects */
     uint64_t log_lines_dropped;
+    uint64_t rate_limited;    /* requests refused by a vehicle's token bucket */
+    uint64_t vehicles_kicked; /* disconnected for flooding */
+    uint64_t oversize;        /* requests refused by their kind's payload limit */
 } ota_counters;
 
 typedef struct ota_logq ota_logq;
@@ -92,6 +102,7 @@ typedef struct {
     ota_spool *spool;
     ota_writer *writer;
     ota_logq *logq;
+    ota_limits *limits; /* limits.h: token buckets per VIN, vehicles to kick */
     ota_counters counters;
 } ota_plugin;
 
@@ -175,6 +186,9 @@ void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vi
 int ota_handle_report(ota_plugin *p, const ota_request *req);          /* report.c */
 int ota_handle_pkg_get(ota_plugin *p, const ota_request *req);         /* pkg.c */
 void ota_reports_init(ota_plugin *p);
+/* Start-up, before the writer runs: each VIN's last report seq from the store and the
+ * spool (the replay guard's memory across restarts). 0, or -1 with err. */
+int ota_reports_load(ota_plugin *p, ota_store *store, char *err, size_t errlen);
 void ota_reports_free(ota_plugin *p);
 int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */
 int ota_acl_callback(int event, void *event_data, void *userdata);     /* acl.c */

@@ -43,6 +43,22 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
     return 5;
 }
 
+/* Vehicles the router found flooding (limits.h): kicked here, outside their own PUBLISH
+ * callback. Without their will: a flooder's will is no message to trust. */
+static void kick_flooders(ota_plugin *p)
+{
+    char *client_id;
+    while ((client_id = ota_limits_pop_kick(p->limits)) != NULL) {
+        if (mosquitto_kick_client_by_clientid(client_id, false) == MOSQ_ERR_SUCCESS) {
+            p->counters.vehicles_kicked++;
+            mosquitto_log_printf(MOSQ_LOG_WARNING,
+                                 "ota: disconnected %s: kept flooding after E_RATE_LIMITED",
+                                 client_id);
+        }
+        free(client_id);
+    }
+}
+
 static int on_tick(int event, void *event_data, void *userdata)
 {
     (void)event, (void)event_data;
@@ -52,6 +68,7 @@ static int on_tick(int event, void *event_data, void *userdata)
     ota_shadows_flush(p);
     ota_files_tick(p); /* the next slice of queued file blocks */
     ota_pkg_flush(p);
+    kick_flooders(p);
     p->counters.log_lines_dropped += ota_logq_drain(p->logq);
     return MOSQ_ERR_SUCCESS;
 }
@@ -94,7 +111,8 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
     if (ota_catalog_load(p->catalog, store, err, errlen) != 0 ||
         ota_shadows_load(p->shadows, store, err, errlen) != 0 ||
         ota_tasks_load(p->tasks, store, err, errlen) != 0 ||
-        ota_grants_load(p->grants, store, err, errlen) != 0) {
+        ota_grants_load(p->grants, store, err, errlen) != 0 ||
+        ota_reports_load(p, store, err, errlen) != 0) {
         ota_store_close(store);
         return -1;
     }
@@ -168,6 +186,7 @@ static void plugin_free(ota_plugin *p)
     ota_shadows_free(p->shadows);
     ota_catalog_free(p->catalog);
     ota_reports_free(p);
+    ota_limits_free(p->limits);
     if (p->logq) {
         ota_logq_drain(p->logq);
         ota_logq_free(p->logq);
@@ -206,7 +225,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         return plugin_fail(p, err[0] ? err : "out of memory");
     }
     p->files = ota_files_new(p->cfg.file_dir, p->cfg.file_pass_bytes, p->cfg.file_queue_blocks);
-    if (!p->files) {
+    p->limits = ota_limits_new(&p->cfg.rate);
+    if (!p->files || !p->limits) {
         return plugin_fail(p, "out of memory");
     }
     if (start_pipeline(p, err, sizeof(err)) != 0) {

@@ -255,6 +255,9 @@ class Broker:
         opts = {"store": "sqlite:%s" % self.db_path, "spool_dir": str(self.spool_dir)}
         if admin_users is not None:
             opts["admin_users"] = admin_users
+        # Tests drive vehicles far faster than real ones: no request rate limit unless a
+        # test sets one (test_security.py does).
+        opts["vehicle_rate"] = 0
         opts.update(plugin_opts)
         self.plugin_opts = opts
         self._write_conf(plugin, list(extra_conf), log_types)
@@ -402,6 +405,36 @@ class Broker:
 
 
 # ---------------------------------------------------------------------------------------
+# TLS with client certificates (scripts/make-test-certs.sh, docs/security.md)
+
+
+def make_certs(outdir, *vins):
+    """A test PKI in outdir (CA, server, vehicle-<VIN>, operator, rogue-<first VIN>)."""
+    subprocess.run(["bash", str(REPO / "scripts" / "make-test-certs.sh"), str(outdir), *vins],
+                   check=True, capture_output=True, timeout=60)
+    return Path(outdir)
+
+
+def tls_listener(certs, port):
+    """Config lines of a TLS listener where the client certificate is the identity: its CN
+    becomes the username (so the VIN), and the client id too (no session takeover)."""
+    certs = Path(certs)
+    return ["listener %d 127.0.0.1" % port,
+            "cafile %s" % (certs / "ca.crt"),
+            "certfile %s" % (certs / "server.crt"),
+            "keyfile %s" % (certs / "server.key"),
+            "require_certificate true",
+            "use_identity_as_username true",
+            "use_username_as_clientid true"]
+
+
+def tls_files(certs, name):
+    """(CA, certificate, key) for a client: name is "vehicle-<VIN>", "operator", ..."""
+    certs = Path(certs)
+    return (certs / "ca.crt", certs / ("%s.crt" % name), certs / ("%s.key" % name))
+
+
+# ---------------------------------------------------------------------------------------
 # paho clients
 
 
@@ -429,7 +462,8 @@ class Msg:
 class Client:
     """A paho client (MQTT 5 by default) that records every message it receives."""
 
-    def __init__(self, broker, client_id, username=None, mqtt5=True, nodelay=False):
+    def __init__(self, broker, client_id, username=None, mqtt5=True, nodelay=False, tls=None,
+                 port=None):
         self.broker = broker
         self.client_id = client_id
         self.mqtt5 = mqtt5
@@ -447,10 +481,14 @@ class Client:
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message
         self.c.on_subscribe = self._on_subscribe
+        if tls is not None:  # (CA file, certificate file, key file): see tls_listener
+            self.c.tls_set(ca_certs=str(tls[0]), certfile=tls[1] and str(tls[1]),
+                           keyfile=tls[2] and str(tls[2]))
+        port = port or broker.port
         if mqtt5:
-            self.c.connect("127.0.0.1", broker.port, 60, clean_start=True)
+            self.c.connect("127.0.0.1", port, 60, clean_start=True)
         else:
-            self.c.connect("127.0.0.1", broker.port, 60)
+            self.c.connect("127.0.0.1", port, 60)
         self.c.loop_start()
         rc = wait_until(lambda: self._conn_rc is not None and [self._conn_rc],
                         msg="CONNACK for %s" % client_id)[0]
@@ -549,8 +587,8 @@ def props(response_topic=None, correlation=None, content_type=None):
 
 
 class Vehicle(Client):
-    def __init__(self, broker, vin_, mqtt5=True, username=None):
-        super().__init__(broker, vin_, username=username, mqtt5=mqtt5)
+    def __init__(self, broker, vin_, mqtt5=True, username=None, **kw):
+        super().__init__(broker, vin_, username=username, mqtt5=mqtt5, **kw)
         self.vin = username or vin_
 
     def error(self, timeout=None):
@@ -564,8 +602,9 @@ class Admin(Client):
     RESPONSE = "$CONTROL/ota/v1/response"
 
     def __init__(self, broker, client_id="admin-test", username=ADMIN, mqtt5=True,
-                 nodelay=False):
-        super().__init__(broker, client_id, username=username, mqtt5=mqtt5, nodelay=nodelay)
+                 nodelay=False, **kw):
+        super().__init__(broker, client_id, username=username, mqtt5=mqtt5, nodelay=nodelay,
+                         **kw)
         self.response_suback = self.subscribe(self.RESPONSE)
 
     def control_raw(self, payload, timeout=None):
