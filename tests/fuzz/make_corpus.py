@@ -162,10 +162,39 @@ def spool():
     }
 
 
+def pkg_gets():
+    ok = {"req": 7, "task": "t1", "cur": "1.0.0", "tgt": "2.0.0"}
+    return {
+        "ok": cbor2.dumps(ok),
+        "no-req": cbor2.dumps({k: v for k, v in ok.items() if k != "req"}),
+        "long-task": cbor2.dumps(dict(ok, task="t" * 65)),
+        "empty-cur": cbor2.dumps(dict(ok, cur="")),
+        "req-text": cbor2.dumps(dict(ok, req="7")),
+        "array": cbor2.dumps([7, "t1"]),
+        "truncated": cbor2.dumps(ok)[:-3],
+    }
+
+
+def file_gets():
+    ok = {"file": SHA, "bs": 16384, "from": 0, "n": 64}
+    return {
+        "ok": cbor2.dumps(ok),
+        "default-bs": cbor2.dumps({k: v for k, v in ok.items() if k != "bs"}),
+        "bitmap": cbor2.dumps(dict(ok, n=12, bitmap=bytes([0b10100101, 0b1001]))),
+        "bitmap-high-bit": cbor2.dumps(dict(ok, n=12, bitmap=bytes([0xff, 0xff]))),
+        "bitmap-empty": cbor2.dumps(dict(ok, n=8, bitmap=b"\x00")),
+        "bs-small": cbor2.dumps(dict(ok, bs=255)),
+        "n-65": cbor2.dumps(dict(ok, n=65)),
+        "from-huge": cbor2.dumps(dict(ok, **{"from": 2 ** 64 - 1})),
+        "upper-hex": cbor2.dumps(dict(ok, file=SHA.upper())),
+    }
+
+
 def main():
     for target, seeds in (("fuzz_report", reports()), ("fuzz_shadow", shadows()),
                           ("fuzz_upload_chunk", chunks()), ("fuzz_operator_json", operator()),
-                          ("fuzz_spool_record", spool())):
+                          ("fuzz_spool_record", spool()), ("fuzz_pkg_get", pkg_gets()),
+                          ("fuzz_file_get", file_gets())):
         d = CORPUS / target
         d.mkdir(parents=True, exist_ok=True)
         for old in d.glob("seed-*"):
