@@ -41,6 +41,9 @@ typedef struct {
     /* file/get (file.c): data bytes sent per broker loop pass; blocks queued per vehicle */
     size_t file_pass_bytes;
     unsigned file_queue_blocks;
+    /* This broker's owner id in notice claims (engine.c): plugin_opt_broker_id, default
+     * "<hostname>:<absolute spool_dir>" (stable across restarts, unique per broker). */
+    char *broker_id;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
@@ -163,7 +166,7 @@ void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vi
 
 /* ---- handlers ---- */
 
-int ota_handle_report(ota_plugin *p, const ota_request *req);          /* report.c */
+int ota_handle_report(ota_plugin *p, const ota_request *req); /* report.c */
 void ota_reports_init(ota_plugin *p);
 void ota_reports_free(ota_plugin *p);
 int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */
