@@ -743,11 +743,33 @@ static void flush(ota_plugin *p, engine *e)
     }
 }
 
+static void claim_submit(ota_plugin *p, engine *e);
+
+/* At shutdown only (the broker no longer serves): the claims out or waiting are settled
+ * before the last flush, so that a clean stop sends (and stores) what it claimed. Waits
+ * for the writer at most CLAIM_FINAL_WAIT_MS; a claim job failing then (store down) leaves
+ * its first notices queued in the store, claimed again after the restart. */
+#define CLAIM_FINAL_WAIT_MS 5000
+static void claims_final(ota_plugin *p, engine *e)
+{
+    e->claims.retry_after = 0;
+    for (int round = 0; round < 2 && (e->claims.in_flight || e->claims.n); round++) {
+        claim_submit(p, e); /* the waiting ones, unless a job is still out */
+        if (!ota_writer_jobs_idle(p->writer, CLAIM_FINAL_WAIT_MS)) {
+            break;
+        }
+        ota_writer_poll_done(p->writer); /* claim_done: sends what this broker won */
+    }
+}
+
 void ota_engine_flush_final(ota_plugin *p)
 {
     engine *e = p->tasks ? ota_tasks_engine(p->tasks) : NULL;
+    if (e && p->writer) {
+        claims_final(p, e);
+    }
     if (e) {
-        e->stopping = true;
+        e->stopping = true; /* claims coming back from now on are not sent */
     }
     if (e && p->writer && has_changes(p, e)) {
         flush_submit(p, e);
@@ -879,7 +901,7 @@ static void claim_done(void *arg, int rc, const char *err)
     e->claims.in_flight = false;
     if (e->stopping) {
         /* Claimed but not sent: stored as queued, they are claimed again (1: same broker
-         * id) and sent after the restart. */
+         * id) and sent after the restart (only when claims_final timed out). */
     } else if (rc != 0) {
         claim_failed(p, e, j, err);
     } else {

@@ -12,7 +12,9 @@ exactly once across the two connections, and through the broker that holds its c
 (ota_vehicle_notice_claim, read back with pymongo); the notice collection holds each msg_id
 once; the brokers' claim counters add up (every vehicle tried by both: won + lost = 2 per
 notice). The same for compensation re-sends (new msg_id TASK:VIN:1), which both brokers
-attempt when the vehicle's failure report reaches both.
+attempt when the vehicle's failure report reaches both. And one broker whose claim fails
+(the peer killed): nothing is sent, the failure is logged once, the claim is retried with
+backoff and the notice goes out once the database is back.
 """
 
 import collections
@@ -170,6 +172,32 @@ class TwoBrokers(TaskCase):
         st = self.stats()
         self.assertEqual(st["A"]["won"] + st["B"]["won"], 2 * n, st)
         self.assertEqual(st["A"]["lost"] + st["B"]["lost"], n, st)
+
+    def test_a_claim_failing_is_retried_and_the_notice_sent_once(self):
+        vins = self.start_a(2)
+        tid = self.create(vins)["id"]
+        self.peer.stop(kill=True)  # MongoDB gone: the claim job fails
+        cars = [self.client(ShadowCar, self.A, v) for v in vins]
+        for car in cars:
+            car.update(update(fw="1.0"))
+            car.accepted()
+        self.A.wait_log(lambda line: "notice claims failed" in line, timeout=ot.TIMEOUT * 2)
+        st = self.a.stats()["claims"]
+        self.assertGreaterEqual(st["errors"], 1, st)
+        self.assertEqual(st["won"], 0, st)
+        self.assertEqual(self.notices(cars[0]) + self.notices(cars[1]), [])  # nothing sent
+        time.sleep(2.5)  # more failed retries (backoff), still logged once
+        self.assertEqual(sum("notice claims failed" in line for line in self.A.log_lines()), 1)
+        self.peer.start()
+        self.A.wait_log(lambda line: "notice claims work again" in line, timeout=ot.TIMEOUT * 2)
+        for car in cars:
+            ot.wait_until(lambda: self.notices(car), msg="the notice after the outage")
+        time.sleep(ot.QUIET)
+        for car in cars:
+            self.assertEqual(self.notices(car), ["%s:%s:0" % (tid, car.vin)])
+        st = self.a.stats()["claims"]
+        self.assertEqual((st["won"], st["lost"], st["waiting"]), (2, 0, 0), st)
+        self.assertEqual(set(self.claims(":0").values()), {"broker-A"})
 
 
 if __name__ == "__main__":
