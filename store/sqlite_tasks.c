@@ -24,6 +24,9 @@
  * - Loaders walk one prepared SELECT: executions in key order (task, VIN), shadows by VIN,
  *   notices by sent time (ties in the order they were stored), handing out pointers into
  *   SQLite's row buffers (no allocation per row).
+ * - Notice claims (ota_vehicle_notice_claim, msg_id PRIMARY KEY): per claim an INSERT ... ON
+ *   CONFLICT DO NOTHING and a read of the owner; a batch (the engine's claim job) is one
+ *   transaction, so several brokers on one database file see each claim whole.
  */
 #include "sqlite_impl.h"
 
