@@ -142,6 +142,17 @@ class TwoBrokers(TaskCase):
         for adm in (self.a, self.admin_b):
             r = adm.command("getTask", id=tid)["data"]["counts"]
             self.assertEqual((r["notified"], r["queued"]), (n, 0), r)
+        # The vehicles finish, reporting to both brokers: the claim holder stores the end, the
+        # other broker follows in memory (its vehicle is free again) and stores nothing.
+        done = ot.report(1, [ot.ev_status(task=tid, status="succeeded")])
+        for a, b in zip(cars["A"], cars["B"]):
+            a.c.publish(ot.report_topic(a.vin), done, qos=1)
+            b.c.publish(ot.report_topic(b.vin), done, qos=1)
+        for adm in (self.a, self.admin_b):
+            ot.wait_until(lambda: adm.command("getTask", id=tid)["data"]["counts"]["succeeded"]
+                          == n, msg="every execution succeeded")
+        ot.wait_until(lambda: {r["state"] for r in self.mdb.ota_task_vin.find({"task": tid})}
+                      == {"succeeded"}, msg="executions stored as succeeded")
 
     def test_compensation_resends_are_claimed_too(self):
         n = 12
