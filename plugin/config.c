@@ -13,13 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef enum { OPT_STRING, OPT_UNSIGNED, OPT_SIZE, OPT_LIST, OPT_WORDS } opt_kind;
 
 typedef struct {
     const char *key;
     opt_kind kind;
-    size_t offset;      /* into ota_config */
+    size_t offset; /* into ota_config */
     unsigned long long min, max;
 } opt_def;
 
@@ -47,6 +48,7 @@ static const opt_def opt_defs[] = {
     {"max_shadow_bytes", OPT_SIZE, CFG_OFF(max_shadow_bytes), 64, OTA_SHADOW_MAX_PAYLOAD},
     {"max_request_bytes", OPT_SIZE, CFG_OFF(max_request_bytes), 64, 65536},
     {"max_task_vins", OPT_SIZE, CFG_OFF(max_task_vins), 1, 100000},
+    {"broker_id", OPT_STRING, CFG_OFF(broker_id), 0, 0},
 };
 
 #define OTA_FILE_PASS_BYTES_DEFAULT (1024 * 1024)
@@ -220,6 +222,28 @@ static int set_defaults(ota_config *cfg)
                : -1;
 }
 
+/* Without plugin_opt_broker_id: "<hostname>:<absolute spool dir>". Two brokers never share a
+ * spool, and a broker keeps its spool across restarts, so the id is unique and stable. */
+static int default_broker_id(ota_config *cfg)
+{
+    char host[256] = "localhost", cwd[4096] = "";
+    if (gethostname(host, sizeof(host)) != 0) {
+        strcpy(host, "localhost");
+    }
+    host[sizeof(host) - 1] = '\0';
+    bool relative = cfg->spool_dir[0] != '/';
+    if (relative && !getcwd(cwd, sizeof(cwd))) {
+        return -1;
+    }
+    size_t len = strlen(host) + strlen(cwd) + strlen(cfg->spool_dir) + 3;
+    cfg->broker_id = malloc(len);
+    if (!cfg->broker_id) {
+        return -1;
+    }
+    snprintf(cfg->broker_id, len, "%s:%s%s%s", host, cwd, relative ? "/" : "", cfg->spool_dir);
+    return 0;
+}
+
 int ota_config_parse(ota_config *cfg, const struct mosquitto_opt *opts, int n, char *err,
                      size_t errlen)
 {
@@ -233,6 +257,11 @@ int ota_config_parse(ota_config *cfg, const struct mosquitto_opt *opts, int n, c
             return -1;
         }
     }
+    if (!cfg->broker_id && default_broker_id(cfg) != 0) {
+        snprintf(err, errlen, "plugin_opt_broker_id: no default (hostname or directory unknown)");
+        ota_config_free(cfg);
+        return -1;
+    }
     return 0;
 }
 
@@ -244,6 +273,7 @@ void ota_config_free(ota_config *cfg)
     free(cfg->log_replay_errors);
     free(cfg->signing_key);
     free(cfg->content_kek);
+    free(cfg->broker_id);
     for (size_t i = 0; i < cfg->n_admin_users; i++) {
         free(cfg->admin_users[i]);
     }

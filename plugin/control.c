@@ -12,6 +12,7 @@
  * to the requesting client only, on $CONTROL/ota/v1/response.
  */
 #include "control.h"
+#include "engine.h"
 #include "catalog.h"
 #include "file.h"
 #include "ota_catalog_json.h"
@@ -451,5 +452,6 @@ void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     add_writer_stats(data, p->writer);
     add_catalog_stats(data, p->catalog);
     ota_files_stats_json(p->files, data);
+    ota_engine_stats_json(p, data);
     ota_cmd_ok(c, data);
 }

@@ -50,9 +50,29 @@ typedef struct {
     ota_notice_rec rec; /* strings malloc'd */
 } notice;
 
+/* An execution whose notice waits for its claim: the notice is task:vin:resends. */
+typedef struct {
+    ota_task *task;
+    size_t idx;
+    uint16_t resends;
+} claim_ref;
+
+typedef struct {
+    claim_ref *refs;
+    size_t n, cap;
+    bool in_flight;      /* one claim job with the writer at a time */
+    bool failing;        /* the last job failed (logged once) */
+    unsigned backoff_ms; /* after a failure: 1 s, doubling to 8 s */
+    int64_t retry_after; /* monotonic ms */
+    uint64_t won, lost, errors;
+} claim_queue;
+
 typedef struct {
     ota_map vehs;
     bool built;
+    ota_plugin *plugin; /* for the claim jobs' done callbacks */
+    bool stopping;      /* ota_engine_flush_final ran: claims coming back are not sent */
+    claim_queue claims;
     dirty_ref *dirty;
     size_t n_dirty, cap_dirty;
     notice *notices;
@@ -87,6 +107,7 @@ static void engine_free(void *arg)
     }
     free(e->notices);
     free(e->dirty);
+    free(e->claims.refs);
     free(e);
 }
 
@@ -124,6 +145,7 @@ static engine *eng(ota_plugin *p)
         return NULL;
     }
     ota_map_init(&e->vehs, sizeof(veh), veh_key);
+    e->plugin = p;
     const char *sc = getenv("OTA_TEST_TIME_SCALE");
     e->scale = sc && atof(sc) > 0 ? atof(sc) : 1.0;
     ota_tasks_set_engine(p->tasks, e, engine_free);
@@ -149,8 +171,8 @@ static engine *eng(ota_plugin *p)
 
 static void mark_dirty(engine *e, ota_task *task, ota_task_exec *x)
 {
-    if (x->dirty) {
-        return;
+    if (x->dirty || (x->flags & OTA_EXEC_F_ELSEWHERE)) {
+        return; /* another broker's notice: that broker stores the execution */
     }
     if (e->n_dirty == e->cap_dirty) {
         size_t cap = e->cap_dirty ? 2 * e->cap_dirty : 64;
@@ -172,6 +194,9 @@ static void set_state(engine *e, ota_task *task, ota_task_exec *x, uint8_t state
         task->count[x->state]--;
     }
     x->state = state;
+    if (state != OTA_EXEC_QUEUED && !in_flight(state)) {
+        x->flags &= (uint8_t)~OTA_EXEC_F_CLAIMING; /* finished: its pending notice is moot */
+    }
     task->count[state]++;
     x->changed_ms = ota_now_ms();
     mark_dirty(e, task, x);
@@ -256,6 +281,7 @@ static void send_notice(ota_plugin *p, engine *e, ota_task *task, ota_task_exec 
         cJSON_AddNumberToObject(t, "expires", (double)task->rec.end_ms);
     }
     int64_t now = ota_now_ms();
+    x->flags &= (uint8_t) ~(OTA_EXEC_F_CLAIMING | OTA_EXEC_F_ELSEWHERE); /* ours now */
     ota_shadow_set_desired(p, vin, d);
     record_notice(e, task, vin, msg_id, now);
     x->notified_ms = now;
@@ -264,6 +290,28 @@ static void send_notice(ota_plugin *p, engine *e, ota_task *task, ota_task_exec 
     if (v) {
         v->busy = task;
     }
+}
+
+/* ---------------------------------------------------------------- claims */
+
+/* The notice of x (its msg_id task:vin:resends) is sent once this broker holds its claim:
+ * queued here, claimed by the next claim job (claim_submit), sent by claim_done. */
+static void request_claim(engine *e, ota_task *task, ota_task_exec *x)
+{
+    claim_queue *q = &e->claims;
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? 2 * q->cap : 64;
+        claim_ref *r = realloc(q->refs, cap * sizeof(*r));
+        if (!r) {
+            mosquitto_log_printf(MOSQ_LOG_ERR, "ota: notice of task %s not sent: out of memory",
+                                 task->rec.id);
+            return;
+        }
+        q->refs = r;
+        q->cap = cap;
+    }
+    q->refs[q->n++] = (claim_ref){task, (size_t)(x - task->execs), x->resends};
+    x->flags |= OTA_EXEC_F_CLAIMING;
 }
 
 /* ---------------------------------------------------------------- dispatch */
@@ -309,13 +357,15 @@ static bool try_vehicle(ota_plugin *p, engine *e, ota_task *task, veh *v)
         return false;
     }
     ota_task_exec *x = ota_task_find_exec(task, v->vin);
-    if (!x || x->state != OTA_EXEC_QUEUED) {
+    if (!x || x->state != OTA_EXEC_QUEUED || x->flags) {
         return false;
     }
     if (task->rec.rate) {
         task->tokens -= 1.0;
     }
-    send_notice(p, e, task, x);
+    v->busy = task; /* while the claim is out, no other task may take the vehicle */
+    request_claim(e, task, x);
+    (void)p;
     return true;
 }
 
@@ -433,7 +483,7 @@ static void on_failed(ota_plugin *p, engine *e, ota_task *task, ota_task_exec *x
 {
     if (resend && !cancel_pending(p, x)) {
         x->resends++;
-        send_notice(p, e, task, x);
+        request_claim(e, task, x); /* a new msg_id: claimed like the first notice */
         return;
     }
     finish(p, e, task, x, OTA_EXEC_FAILED, ev->error ? ev->error : "failed");
@@ -497,7 +547,8 @@ static void time_out(ota_plugin *p, engine *e, ota_task *task, int64_t now)
     int64_t limit = (int64_t)((double)task->rec.timeout_min * 60000.0 / e->scale);
     for (size_t i = 0; i < task->n_execs; i++) {
         ota_task_exec *x = &task->execs[i];
-        if (in_flight(x->state) && now - x->changed_ms >= limit) {
+        if (in_flight(x->state) && !(x->flags & OTA_EXEC_F_ELSEWHERE) &&
+            now - x->changed_ms >= limit) {
             finish(p, e, task, x, OTA_EXEC_FAILED, "timeout");
         }
     }
@@ -692,12 +743,238 @@ static void flush(ota_plugin *p, engine *e)
     }
 }
 
+static void claim_submit(ota_plugin *p, engine *e);
+
+/* At shutdown only (the broker no longer serves): the claims out or waiting are settled
+ * before the last flush, so that a clean stop sends (and stores) what it claimed. Waits
+ * for the writer at most CLAIM_FINAL_WAIT_MS; a claim job failing then (store down) leaves
+ * its first notices queued in the store, claimed again after the restart. */
+#define CLAIM_FINAL_WAIT_MS 5000
+static void claims_final(ota_plugin *p, engine *e)
+{
+    e->claims.retry_after = 0;
+    for (int round = 0; round < 2 && (e->claims.in_flight || e->claims.n); round++) {
+        claim_submit(p, e); /* the waiting ones, unless a job is still out */
+        if (!ota_writer_jobs_idle(p->writer, CLAIM_FINAL_WAIT_MS)) {
+            break;
+        }
+        ota_writer_poll_done(p->writer); /* claim_done: sends what this broker won */
+    }
+}
+
 void ota_engine_flush_final(ota_plugin *p)
 {
     engine *e = p->tasks ? ota_tasks_engine(p->tasks) : NULL;
+    if (e && p->writer) {
+        claims_final(p, e);
+    }
+    if (e) {
+        e->stopping = true; /* claims coming back from now on are not sent */
+    }
     if (e && p->writer && has_changes(p, e)) {
         flush_submit(p, e);
     }
+}
+
+/* ---------------------------------------------------------------- claim jobs */
+
+typedef struct {
+    char task[OTA_ID_MAX + 1], vin[OTA_VIN_LEN + 1], msg_id[OTA_ID_MAX + 32];
+} claim_text;
+
+typedef struct {
+    ota_writer_job job;
+    engine *e;
+    const char *owner; /* p->cfg.broker_id: outlives the writer */
+    int64_t now;
+    claim_ref *refs;
+    ota_notice_claim *claims;
+    claim_text *text; /* what claims point to: the writer thread reads only this job */
+    size_t n;
+} claim_job;
+
+static void claim_job_free(claim_job *j)
+{
+    free(j->refs);
+    free(j->claims);
+    free(j->text);
+    free(j);
+}
+
+static int claim_run(ota_store *store, void *arg, char *err, size_t errlen)
+{
+    claim_job *j = arg;
+    return ota_store_claim_notices(store, j->claims, j->n, j->owner, j->now, err, errlen);
+}
+
+/* The execution of r, when r is still its pending claim (else NULL: it moved on). */
+static ota_task_exec *claim_target(const claim_ref *r)
+{
+    ota_task_exec *x = &r->task->execs[r->idx];
+    return (x->flags & OTA_EXEC_F_CLAIMING) && x->resends == r->resends ? x : NULL;
+}
+
+static void release_vehicle(ota_plugin *p, engine *e, ota_task *task, ota_task_exec *x)
+{
+    char vin[OTA_VIN_LEN + 1];
+    exec_vin(x, vin);
+    veh *v = ota_map_get_str(&e->vehs, vin);
+    if (v && v->busy == task) {
+        v->busy = NULL;
+        dispatch_vehicle(p, e, v);
+    }
+}
+
+/* Claimed by another broker: it sends and drives this notice. A first notice becomes
+ * notified here (in memory only: never stored, never timed out by this broker), so the
+ * vehicle stays busy with it until it reports the end of that task here. */
+static void claim_lost(engine *e, ota_task *task, ota_task_exec *x)
+{
+    x->flags |= OTA_EXEC_F_ELSEWHERE;
+    if (x->state == OTA_EXEC_QUEUED) {
+        set_state(e, task, x, OTA_EXEC_NOTIFIED);
+        if (task->rec.rate) {
+            task->tokens += 1.0; /* no notice went out from here */
+        }
+    }
+}
+
+/* The execution of r moved on while its claim was out (canceled, expired, finished,
+ * re-sent again): a queued one that got canceled frees its vehicle. */
+static void claim_moved_on(ota_plugin *p, engine *e, const claim_ref *r)
+{
+    ota_task_exec *x = &r->task->execs[r->idx];
+    if (!in_flight(x->state) && x->resends == r->resends) {
+        release_vehicle(p, e, r->task, x);
+    }
+}
+
+/* One claim's outcome (result 1 mine, 0 another broker's). */
+static void claim_one_done(ota_plugin *p, engine *e, const claim_ref *r, int result)
+{
+    ota_task_exec *x = claim_target(r);
+    if (!x) {
+        claim_moved_on(p, e, r);
+        return;
+    }
+    x->flags &= (uint8_t)~OTA_EXEC_F_CLAIMING;
+    if (result == 0) {
+        e->claims.lost++;
+        claim_lost(e, r->task, x);
+    } else if (x->state == OTA_EXEC_QUEUED && r->task->state != OTA_TASK_ACTIVE) {
+        release_vehicle(p, e, r->task, x); /* the task stopped dispatching meanwhile */
+    } else {
+        e->claims.won++;
+        send_notice(p, e, r->task, x);
+    }
+}
+
+/* A failed job: its claims wait again, retried after a backoff (1 s doubling to 8 s). */
+static void claim_failed(ota_plugin *p, engine *e, claim_job *j, const char *err)
+{
+    claim_queue *q = &e->claims;
+    q->errors++;
+    if (!q->failing) {
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "ota: %zu notice claims failed (%s); the notices wait, retrying", j->n,
+                             err);
+    }
+    q->failing = true;
+    q->backoff_ms = q->backoff_ms ? (q->backoff_ms >= 4000 ? 8000 : 2 * q->backoff_ms) : 1000;
+    q->retry_after = ota_mono_ms() + q->backoff_ms;
+    for (size_t i = 0; i < j->n; i++) {
+        ota_task_exec *x = claim_target(&j->refs[i]);
+        if (x) {
+            x->flags &= (uint8_t)~OTA_EXEC_F_CLAIMING;
+            request_claim(e, j->refs[i].task, x);
+        } else {
+            claim_moved_on(p, e, &j->refs[i]);
+        }
+    }
+}
+
+static void claim_done(void *arg, int rc, const char *err)
+{
+    claim_job *j = arg;
+    engine *e = j->e;
+    ota_plugin *p = e->plugin;
+    e->claims.in_flight = false;
+    if (e->stopping) {
+        /* Claimed but not sent: stored as queued, they are claimed again (1: same broker
+         * id) and sent after the restart (only when claims_final timed out). */
+    } else if (rc != 0) {
+        claim_failed(p, e, j, err);
+    } else {
+        if (e->claims.failing) {
+            mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: notice claims work again");
+        }
+        e->claims.failing = false;
+        e->claims.backoff_ms = 0;
+        for (size_t i = 0; i < j->n; i++) {
+            claim_one_done(p, e, &j->refs[i], j->claims[i].result);
+        }
+    }
+    claim_job_free(j);
+}
+
+/* Fills claim i of the job from its reference. */
+static void claim_fill(claim_job *j, size_t i)
+{
+    const claim_ref *r = &j->refs[i];
+    claim_text *t = &j->text[i];
+    exec_vin(&r->task->execs[r->idx], t->vin);
+    snprintf(t->task, sizeof(t->task), "%s", r->task->rec.id);
+    snprintf(t->msg_id, sizeof(t->msg_id), "%s:%s:%u", t->task, t->vin, (unsigned)r->resends);
+    j->claims[i] = (ota_notice_claim){t->task, t->vin, t->msg_id, -1};
+}
+
+/* Every notice waiting for its claim, in one job (one job in flight at a time). */
+static void claim_submit(ota_plugin *p, engine *e)
+{
+    claim_queue *q = &e->claims;
+    if (!p->writer || q->in_flight || q->n == 0 || ota_mono_ms() < q->retry_after) {
+        return;
+    }
+    claim_job *j = calloc(1, sizeof(*j));
+    ota_notice_claim *claims = calloc(q->n, sizeof(*claims));
+    claim_text *text = calloc(q->n, sizeof(*text));
+    if (!j || !claims || !text) {
+        free(j);
+        free(claims);
+        free(text);
+        q->retry_after = ota_mono_ms() + 1000;
+        return;
+    }
+    /* every reference goes (one that moved on meanwhile is claimed needlessly, and handled
+     * in claim_one_done like one that moves on while the job runs) */
+    *j = (claim_job){.e = e,
+                     .owner = p->cfg.broker_id,
+                     .now = ota_now_ms(),
+                     .refs = q->refs,
+                     .claims = claims,
+                     .text = text,
+                     .n = q->n};
+    for (size_t i = 0; i < j->n; i++) {
+        claim_fill(j, i);
+    }
+    q->refs = NULL;
+    q->n = q->cap = 0;
+    j->job = (ota_writer_job){.run = claim_run, .done = claim_done, .arg = j};
+    q->in_flight = true;
+    if (ota_writer_submit(p->writer, &j->job) != 0) {
+        claim_done(j, -1, "the writer is stopping");
+    }
+}
+
+void ota_engine_stats_json(ota_plugin *p, cJSON *data)
+{
+    engine *e = eng(p);
+    cJSON *o = cJSON_AddObjectToObject(data, "claims");
+    cJSON_AddStringToObject(o, "broker_id", p->cfg.broker_id);
+    cJSON_AddNumberToObject(o, "won", e ? (double)e->claims.won : 0);
+    cJSON_AddNumberToObject(o, "lost", e ? (double)e->claims.lost : 0);
+    cJSON_AddNumberToObject(o, "errors", e ? (double)e->claims.errors : 0);
+    cJSON_AddNumberToObject(o, "waiting", e ? (double)e->claims.n : 0);
 }
 
 /* ---------------------------------------------------------------- tick */
@@ -730,6 +1007,7 @@ void ota_engine_tick(ota_plugin *p)
         e->last_timeouts = ota_mono_ms();
     }
     free(tasks);
+    claim_submit(p, e);
     flush(p, e);
 }
 
@@ -794,6 +1072,7 @@ static cJSON *cancel_apply(ota_plugin *p, ota_cmd_op *base)
             now_n++;
         } else if (in_flight(x->state)) {
             x->code = ota_tasks_code(p->tasks, CANCEL_CODE);
+            x->flags &= (uint8_t)~OTA_EXEC_F_CLAIMING; /* a re-send waiting is not sent */
             mark_dirty(e, task, x);
             cJSON *d = cJSON_CreateObject();
             cJSON_AddNullToObject(d, "task");

@@ -11,6 +11,8 @@
 
 #include "ota_plugin.h"
 
+#include <cjson/cJSON.h>
+
 /* TICK: dispatch due notices (task windows, rates, one task per vehicle at a time),
  * time out executions in progress, abort tasks over their failure threshold, flush
  * execution changes to the store. */
@@ -24,5 +26,9 @@ void ota_engine_on_event(ota_plugin *p, const char *vin, const ota_event *ev);
 void ota_engine_on_disconnect(ota_plugin *p, const char *vin);
 /* At shutdown, before the writer stops: hand the last execution changes to the writer. */
 void ota_engine_flush_final(ota_plugin *p);
+/* getStats: adds "claims" {broker_id, won, lost, errors, waiting} to data: notices this
+ * broker claimed and sent, claims another broker held, failed claim jobs, notices waiting
+ * for their claim. */
+void ota_engine_stats_json(ota_plugin *p, cJSON *data);
 
 #endif

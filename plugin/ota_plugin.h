@@ -53,6 +53,9 @@ typedef struct {
     size_t max_shadow_bytes;
     size_t max_request_bytes;
     size_t max_task_vins;
+    /* This broker's owner id in notice claims (engine.c): plugin_opt_broker_id, default
+     * "<hostname>:<absolute spool_dir>" (stable across restarts, unique per broker). */
+    char *broker_id;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1

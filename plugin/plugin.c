@@ -238,8 +238,9 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     }
     ota_logq_drain(p->logq);
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                         "ota: started (store %s, spool %s, %zu admin users, %zu vehicles)",
-                         p->cfg.store_uri, p->cfg.spool_dir, p->cfg.n_admin_users,
+                         "ota: started (store %s, spool %s, broker id %s, %zu admin users, "
+                         "%zu vehicles)",
+                         p->cfg.store_uri, p->cfg.spool_dir, p->cfg.broker_id, p->cfg.n_admin_users,
                          ota_catalog_vehicle_count(p->catalog));
     *userdata = p;
     return MOSQ_ERR_SUCCESS;

@@ -48,6 +48,7 @@ typedef struct {
     uint16_t code;         /* rejection code or failure reason (ota_tasks_code_name); 0 none */
     uint16_t resends;
     uint8_t dirty;       /* engine: changed since the last flush (in its dirty list) */
+    uint8_t flags;       /* engine, not stored: OTA_EXEC_F_* */
     int64_t notified_ms; /* -1 before the first notice */
     int64_t changed_ms;  /* last state change (timeouts) */
 } ota_task_exec;
@@ -66,6 +67,10 @@ typedef struct {
     int64_t refill_ms; /* last refill, monotonic */
     bool doc_dirty;    /* the task document (its state) must be stored again */
 } ota_task;
+
+/* ota_task_exec.flags (engine.c, docs/task-engine.md "Notice claims"). */
+#define OTA_EXEC_F_CLAIMING 1  /* the notice (msg_id of resends) waits for its claim */
+#define OTA_EXEC_F_ELSEWHERE 2 /* another broker holds the notice: not stored, not timed out */
 
 /* Recomputes task->count from the executions. */
 void ota_task_recount(ota_task *task);

@@ -318,4 +318,5 @@ static const ota_store_ops MONGO_OPS = {
     .load_latest_statuses = ota_store_mg_load_latest_statuses,
     .load_last_seqs = ota_store_mg_load_last_seqs,
     .claim_notice = ota_store_mg_claim_notice,
+    .claim_notices = ota_store_mg_claim_notices,
 };

@@ -92,6 +92,8 @@ int ota_store_mg_load_descriptions(ota_store *s, const char *vin, ota_store_desc
                                    void *ctx);
 int ota_store_mg_claim_notice(ota_store *s, const char *task, const char *vin, const char *msg_id,
                               const char *owner, int64_t now_ms, char *err, size_t errlen);
+int ota_store_mg_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n, const char *owner,
+                               int64_t now_ms, char *err, size_t errlen);
 
 /* Creates an index named name on coll with the comma-separated fields ("vin, seq"; a
  * field with a leading '-' descends), unique or not. 0, or -1 with err set. */

@@ -18,7 +18,11 @@
  * The claim: findAndModify {_id: msg_id} $setOnInsert {owner, ...} upsert, new: the first
  * broker to claim a notice owns it for good; every broker reads back who owns it. Two
  * brokers racing may see a duplicate-key error on the upsert: then the claim exists and is
- * read again.
+ * read again. A batch (the engine's claim jobs) is, per 1000 claims, one unordered insert of
+ * {_id: msg_id, owner, ...} (an existing claim is a duplicate-key error, which only says
+ * someone claimed it first) and one find {_id: {$in: [...]}} of the owners: two round trips
+ * instead of one per notice; the _id's uniqueness makes each claim as atomic as the
+ * findAndModify.
  */
 #include "mongo_impl.h"
 
@@ -298,5 +302,117 @@ int ota_store_mg_claim_notice(ota_store *s, const char *task, const char *vin, c
     if (rc < 0 && dup) /* another broker inserted it between our find and our insert */
         rc = claim_once(st, coll, task, vin, msg_id, owner, now_ms, &dup, err, errlen);
     mongoc_collection_destroy(coll);
+    return rc;
+}
+
+/* ---- the batch claim: per chunk, an unordered insert of the claims (a claim that exists
+ * already is a duplicate-key error, not a failure), then a find of their owners ---- */
+
+#define CLAIM_CHUNK 1000
+
+typedef struct {
+    ota_notice_claim **by_id; /* the chunk's claims sorted by msg_id */
+    size_t n;
+    const char *owner;
+} claim_chunk;
+
+static int claim_cmp(const void *a, const void *b)
+{
+    return strcmp((*(ota_notice_claim *const *)a)->msg_id, (*(ota_notice_claim *const *)b)->msg_id);
+}
+
+/* One owner document of the find: sets the result of its claim. */
+static int claim_owner(const bson_t *doc, void *arg)
+{
+    claim_chunk *ch = arg;
+    const char *id = ota_store_mg_text(doc, "_id"), *owner = ota_store_mg_text(doc, "owner");
+    if (id == NULL || owner == NULL)
+        return -1;
+    ota_notice_claim key = {.msg_id = id}, *kp = &key;
+    ota_notice_claim **c = bsearch(&kp, ch->by_id, ch->n, sizeof *ch->by_id, claim_cmp);
+    if (c != NULL)
+        (*c)->result = strcmp(owner, ch->owner) == 0 ? 1 : 0;
+    return 0;
+}
+
+static int claim_insert(mongo_store *st, mongoc_collection_t *coll, const claim_chunk *ch,
+                        int64_t now_ms, char *err, size_t errlen)
+{
+    mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, coll, false, NULL);
+    for (size_t i = 0; i < ch->n; i++) {
+        bson_t doc = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&doc, "_id", ch->by_id[i]->msg_id);
+        BSON_APPEND_UTF8(&doc, "task", ch->by_id[i]->task);
+        BSON_APPEND_UTF8(&doc, "vin", ch->by_id[i]->vin);
+        BSON_APPEND_UTF8(&doc, "owner", ch->owner);
+        BSON_APPEND_INT64(&doc, "claimed_at", now_ms);
+        mongoc_bulk_operation_insert(bulk, &doc);
+        bson_destroy(&doc);
+    }
+    ota_store_mg_bulk_result res;
+    char why[200] = "";
+    if (ota_store_mg_bulk_run(st, bulk, "notice claims", &res, err, errlen) != 0)
+        return -1;
+    if (res.other_errors > 0) {
+        snprintf(why, sizeof why, "%s", err != NULL ? err : "");
+        ota_store_mg_err(st, err, errlen, "notice claims: %zu write errors (%s)", res.other_errors,
+                         why);
+        return -1;
+    }
+    return 0;
+}
+
+static int claim_find(mongo_store *st, claim_chunk *ch, char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER, id, in, opts = BSON_INITIALIZER, proj;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &id);
+    BSON_APPEND_ARRAY_BEGIN(&id, "$in", &in);
+    for (size_t i = 0; i < ch->n; i++) {
+        char key[16];
+        const char *k;
+        bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
+        BSON_APPEND_UTF8(&in, k, ch->by_id[i]->msg_id);
+    }
+    bson_append_array_end(&id, &in);
+    bson_append_document_end(&filter, &id);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &proj);
+    BSON_APPEND_INT32(&proj, "owner", 1);
+    bson_append_document_end(&opts, &proj);
+    int rc = ota_store_mg_find(st, OTA_STORE_CLAIM_TABLE, &filter, &opts, claim_owner, ch);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    for (size_t i = 0; rc == 0 && i < ch->n; i++)
+        if (ch->by_id[i]->result < 0) {
+            ota_store_mg_err(st, err, errlen, "notice claim %s: not found after its insert",
+                             ch->by_id[i]->msg_id);
+            return -1;
+        }
+    if (rc != 0)
+        ota_store_mg_err(st, err, errlen, "notice claims: reading the owners failed");
+    return rc;
+}
+
+int ota_store_mg_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n, const char *owner,
+                               int64_t now_ms, char *err, size_t errlen)
+{
+    mongo_store *st = (mongo_store *)s;
+    size_t cap = n < CLAIM_CHUNK ? n : CLAIM_CHUNK;
+    claim_chunk ch = {.by_id = malloc(cap * sizeof *ch.by_id), .owner = owner};
+    mongoc_collection_t *coll = ota_store_mg_coll(st, OTA_STORE_CLAIM_TABLE);
+    int rc = ch.by_id != NULL ? 0 : -1;
+    if (rc != 0)
+        ota_store_mg_err(st, err, errlen, "notice claims: out of memory");
+    for (size_t at = 0; rc == 0 && at < n; at += ch.n) {
+        ch.n = n - at < CLAIM_CHUNK ? n - at : CLAIM_CHUNK;
+        for (size_t i = 0; i < ch.n; i++) {
+            ch.by_id[i] = &claims[at + i];
+            ch.by_id[i]->result = -1;
+        }
+        qsort(ch.by_id, ch.n, sizeof *ch.by_id, claim_cmp);
+        rc = claim_insert(st, coll, &ch, now_ms, err, errlen);
+        rc = rc == 0 ? claim_find(st, &ch, err, errlen) : rc;
+    }
+    mongoc_collection_destroy(coll);
+    free(ch.by_id);
     return rc;
 }

@@ -239,4 +239,18 @@ int ota_store_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
 int ota_store_claim_notice(ota_store *s, const char *task, const char *vin, const char *msg_id,
                            const char *owner, int64_t now_ms, char *err, size_t errlen);
 
+/* One notice of a batch claim (ota_store_claim_notices). */
+typedef struct {
+    const char *task, *vin, *msg_id; /* in */
+    int result;                      /* out: 1 owner holds the claim, 0 another owner does */
+} ota_notice_claim;
+
+/* The claim of n notices at once, with ota_store_claim_notice's meaning for each, in a few
+ * round trips (SQLite: one transaction; MongoDB: per 1000 claims one unordered insert of
+ * the claims and one find of their owners). Returns 0 with every result set, or -1 on a
+ * store error (err set; results unset): retrying the whole batch is harmless, the claims
+ * owner took already read back as 1. */
+int ota_store_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n, const char *owner,
+                            int64_t now_ms, char *err, size_t errlen);
+
 #endif

@@ -566,4 +566,5 @@ static const ota_store_ops SQLITE_OPS = {
     .load_latest_statuses = sq_load_latest_statuses,
     .load_last_seqs = sq_load_last_seqs,
     .claim_notice = ota_store_sq_claim_notice,
+    .claim_notices = ota_store_sq_claim_notices,
 };

@@ -120,6 +120,8 @@ int ota_store_sq_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx);
 int ota_store_sq_load_notices(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx);
 int ota_store_sq_claim_notice(ota_store *s, const char *task, const char *vin, const char *msg_id,
                               const char *owner, int64_t now_ms, char *err, size_t errlen);
+int ota_store_sq_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n, const char *owner,
+                               int64_t now_ms, char *err, size_t errlen);
 int ota_store_sq_load_descriptions(ota_store *s, const char *vin, ota_store_description_fn fn,
                                    void *ctx);
 

@@ -24,6 +24,9 @@
  * - Loaders walk one prepared SELECT: executions in key order (task, VIN), shadows by VIN,
  *   notices by sent time (ties in the order they were stored), handing out pointers into
  *   SQLite's row buffers (no allocation per row).
+ * - Notice claims (ota_vehicle_notice_claim, msg_id PRIMARY KEY): per claim an INSERT ... ON
+ *   CONFLICT DO NOTHING and a read of the owner; a batch (the engine's claim job) is one
+ *   transaction, so several brokers on one database file see each claim whole.
  */
 #include "sqlite_impl.h"
 
@@ -377,37 +380,77 @@ int ota_store_sq_load_descriptions(ota_store *s, const char *vin, ota_store_desc
                       : -1;
 }
 
-/* ---- the notice claim: a conditional insert, then who owns it (rare: prepared per call) */
+/* ---- the notice claims: per claim a conditional insert, then who owns it; a batch is one
+ * transaction (statements prepared per call: one call per engine claim job) */
+
+static int claim_one(sqlite3_stmt *ins, sqlite3_stmt *sel, ota_notice_claim *c, const char *owner,
+                     int64_t now_ms)
+{
+    sqlite3_bind_text(ins, 1, c->msg_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 2, c->task, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 3, c->vin, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 4, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 5, now_ms);
+    int rc = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    if (rc != SQLITE_DONE)
+        return -1;
+    sqlite3_bind_text(sel, 1, c->msg_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(sel, 2, owner, -1, SQLITE_STATIC);
+    rc = sqlite3_step(sel);
+    if (rc == SQLITE_ROW)
+        c->result = sqlite3_column_int(sel, 0) ? 1 : 0;
+    sqlite3_reset(sel);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* Runs the claims inside one transaction; 0, or -1 with err set. */
+static int claim_all(sqlite_store *st, sqlite3_stmt *ins, sqlite3_stmt *sel,
+                     ota_notice_claim *claims, size_t n, const char *owner, int64_t now_ms,
+                     char *err, size_t errlen)
+{
+    if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (claim_one(ins, sel, &claims[i], owner, now_ms) != 0) {
+            ota_store_sq_db_err(st, err, errlen, "notice claim");
+            ota_store_sq_rollback(st);
+            return -1;
+        }
+    }
+    if (ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0) {
+        ota_store_sq_rollback(st);
+        return -1;
+    }
+    return 0;
+}
+
+int ota_store_sq_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n, const char *owner,
+                               int64_t now_ms, char *err, size_t errlen)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    sqlite3_stmt *ins = NULL, *sel = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(st->db,
+                           "INSERT INTO " OTA_STORE_CLAIM_TABLE
+                           " (msg_id, task, vin, owner, claimed_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+                           " ON CONFLICT (msg_id) DO NOTHING",
+                           -1, &ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(st->db,
+                           "SELECT owner = ?2 FROM " OTA_STORE_CLAIM_TABLE " WHERE msg_id = ?1", -1,
+                           &sel, NULL) != SQLITE_OK)
+        ota_store_sq_db_err(st, err, errlen, "notice claim");
+    else
+        rc = claim_all(st, ins, sel, claims, n, owner, now_ms, err, errlen);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(sel);
+    return rc;
+}
 
 int ota_store_sq_claim_notice(ota_store *s, const char *task, const char *vin, const char *msg_id,
                               const char *owner, int64_t now_ms, char *err, size_t errlen)
 {
-    sqlite_store *st = (sqlite_store *)s;
-    static const char *const SQL[2] = {
-        "INSERT INTO " OTA_STORE_CLAIM_TABLE " (msg_id, task, vin, owner, claimed_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (msg_id) DO NOTHING",
-        "SELECT owner = ?4 FROM " OTA_STORE_CLAIM_TABLE " WHERE msg_id = ?1"};
-    int result = -1;
-    for (int i = 0; i < 2; i++) {
-        sqlite3_stmt *stmt = NULL;
-        int rc = sqlite3_prepare_v2(st->db, SQL[i], -1, &stmt, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_text(stmt, 1, msg_id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(stmt, 4, owner, -1, SQLITE_STATIC);
-            if (i == 0) {
-                sqlite3_bind_text(stmt, 2, task, -1, SQLITE_STATIC);
-                sqlite3_bind_text(stmt, 3, vin, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(stmt, 5, now_ms);
-            }
-            rc = sqlite3_step(stmt);
-            if (i == 1 && rc == SQLITE_ROW)
-                result = sqlite3_column_int(stmt, 0) ? 1 : 0;
-        }
-        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-            ota_store_sq_db_err(st, err, errlen, "notice claim");
-        sqlite3_finalize(stmt);
-        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-            return -1;
-    }
-    return result;
+    ota_notice_claim c = {task, vin, msg_id, -1};
+    int rc = ota_store_sq_claim_notices(s, &c, 1, owner, now_ms, err, errlen);
+    return rc == 0 ? c.result : -1;
 }

@@ -150,3 +150,19 @@ int ota_store_claim_notice(ota_store *s, const char *task, const char *vin, cons
     }
     return s->ops->claim_notice(s, task, vin, msg_id, owner, now_ms, err, errlen);
 }
+
+int ota_store_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n, const char *owner,
+                            int64_t now_ms, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (claims[i].task == NULL || claims[i].vin == NULL || claims[i].msg_id == NULL) {
+            snprintf(err, errlen, "notice claim %zu: task, vin and msg_id are required", i);
+            return -1;
+        }
+    }
+    if (owner == NULL) {
+        snprintf(err, errlen, "notice claim: owner is required");
+        return -1;
+    }
+    return n == 0 ? 0 : s->ops->claim_notices(s, claims, n, owner, now_ms, err, errlen);
+}

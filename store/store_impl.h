@@ -29,6 +29,8 @@ typedef struct ota_store_ops {
     int (*load_last_seqs)(ota_store *s, ota_store_seq_fn fn, void *ctx);
     int (*claim_notice)(ota_store *s, const char *task, const char *vin, const char *msg_id,
                         const char *owner, int64_t now_ms, char *err, size_t errlen);
+    int (*claim_notices)(ota_store *s, ota_notice_claim *claims, size_t n, const char *owner,
+                         int64_t now_ms, char *err, size_t errlen);
 } ota_store_ops;
 
 struct ota_store {

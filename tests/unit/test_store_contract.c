@@ -493,6 +493,50 @@ static void test_claim_notice(void **state)
                      -1);
 }
 
+/* The batch claim: mixed with single claims, across the MongoDB chunk size (1000), from two
+ * handles (two brokers): every msg_id ends with exactly one owner, retries read back 1. */
+static void test_claim_notices(void **state)
+{
+    fixture *f = *state;
+    enum { N = 2500 };
+    static char ids[N][32];
+    static ota_notice_claim a[N], b[N];
+    char err[256] = "";
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "T1:VIN%011d:0", i);
+        a[i] = (ota_notice_claim){"T1", ids[i] + 3, ids[i], -7};
+        b[i] = a[i];
+    }
+    assert_int_equal(ota_store_claim_notice(f->s, "T1", a[5].vin, ids[5], "B", 1, err, sizeof err),
+                     1);
+    assert_int_equal(ota_store_claim_notice(f->s, "T1", a[7].vin, ids[7], "A", 1, err, sizeof err),
+                     1);
+    /* A claims the even ones first */
+    static ota_notice_claim even[N / 2];
+    for (int i = 0; i < N / 2; i++)
+        even[i] = a[2 * i];
+    assert_int_equal(ota_store_claim_notices(f->s, even, N / 2, "A", 2, err, sizeof err), 0);
+    for (int i = 0; i < N / 2; i++)
+        assert_int_equal(even[i].result, 1);
+    /* B, on a second handle, claims them all: it gets the odd ones except #7 (A's) */
+    ota_store *other = test_store_open(f->uri);
+    assert_int_equal(ota_store_claim_notices(other, b, N, "B", 3, err, sizeof err), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(b[i].result, (i % 2 == 1 && i != 7) || i == 5 ? 1 : 0);
+    ota_store_close(other);
+    /* A again (a retried job): exactly the complement */
+    assert_int_equal(ota_store_claim_notices(f->s, a, N, "A", 4, err, sizeof err), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(a[i].result, 1 - b[i].result);
+    /* the single claim agrees with the batch */
+    assert_int_equal(ota_store_claim_notice(f->s, "T1", a[1].vin, ids[1], "A", 5, err, sizeof err),
+                     0);
+    assert_int_equal(ota_store_claim_notices(f->s, a, 0, "A", 6, err, sizeof err), 0);
+    ota_notice_claim bad = {"T1", "V", NULL, -7};
+    assert_int_equal(ota_store_claim_notices(f->s, &bad, 1, "A", 6, err, sizeof err), -1);
+    assert_int_equal(ota_store_claim_notices(f->s, a, 1, NULL, 6, err, sizeof err), -1);
+}
+
 /* A second handle on the same database sees what the first stored (and claimed). */
 static void test_second_handle(void **state)
 {
@@ -519,6 +563,7 @@ static int run_backend(const char *name, const char *base)
         cmocka_unit_test_setup_teardown(test_bad_change_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_notice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_notices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_handle, setup, teardown),
     };
     return _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
