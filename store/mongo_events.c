@@ -419,7 +419,7 @@ int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
     bson_destroy(&opts);
     if (h.oom)
         rc = -1;
-    if (rc == 0)
+    if (rc == 0 && h.n > 0) /* qsort(NULL, 0, ...) is undefined */
         qsort(h.v, h.n, sizeof *h.v, by_vin_then_seq_desc);
     for (size_t i = 0; i < h.n && rc == 0; i++)
         if (i == 0 || strcmp(h.v[i - 1].vin, h.v[i].vin) != 0)
