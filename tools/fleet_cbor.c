@@ -15,6 +15,7 @@
  * events per vehicle contains all five types.
  */
 #include "fleet.h"
+#include "fleet_crypto.h"
 
 #include <cbor.h>
 #include <stdio.h>
@@ -220,24 +221,6 @@ size_t fleet_cbor_shadow_update(uint8_t *buf, size_t cap)
     return w.overflow ? 0 : w.len;
 }
 
-/* The value of text key `name` in map `map`, or NULL. */
-static cbor_item_t *map_get(cbor_item_t *map, const char *name)
-{
-    struct cbor_pair *pairs;
-    size_t n = strlen(name);
-
-    if (map == NULL || !cbor_isa_map(map))
-        return NULL;
-    pairs = cbor_map_handle(map);
-    for (size_t i = 0; i < cbor_map_size(map); i++) {
-        cbor_item_t *k = pairs[i].key;
-        if (cbor_isa_string(k) && cbor_string_is_definite(k) && cbor_string_length(k) == n &&
-            memcmp(cbor_string_handle(k), name, n) == 0)
-            return pairs[i].value;
-    }
-    return NULL;
-}
-
 bool fleet_cbor_is_notice(const void *payload, int len)
 {
     struct cbor_load_result res;
@@ -247,7 +230,7 @@ bool fleet_cbor_is_notice(const void *payload, int len)
 
     if (root == NULL)
         return false;
-    task = map_get(map_get(root, "desired"), "task");
+    task = fleet_cbor_get(fleet_cbor_get(root, "desired"), "task");
     notice = task != NULL && cbor_isa_map(task); /* a cancel has task: null */
     cbor_decref(&root);
     return notice;
