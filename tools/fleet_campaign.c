@@ -47,9 +47,10 @@ typedef struct fleet_job {
     uint64_t req;
     bool send_pending; /* pkg/get or file/get to (re)send */
     bool resume;       /* the next file/get follows a lost link or a timeout */
-    bool cut_pending;  /* drop the link at the next service */
-    double deadline;   /* request timeout, or the next install step */
-    uint32_t ecu;      /* current file / install ECU */
+    bool cut_pending;  /* drop the link at the next service, ignore blocks until reconnected */
+    bool cut_done;
+    double deadline; /* request timeout, or the next install step */
+    uint32_t ecu;    /* current file / install ECU */
     fleet_dl *dl;
     uint32_t cut_after, win_blocks;
     uint32_t next_pct;
@@ -301,6 +302,8 @@ static void on_desc(fleet_vehicle *v, const void *payload, int len)
 
 /* ---- the download ---- */
 
+static void finish_file(fleet_vehicle *v);
+
 static void send_window(fleet_vehicle *v)
 {
     fleet *f = v->fleet;
@@ -309,8 +312,10 @@ static void send_window(fleet_vehicle *v)
     uint8_t bitmap[8], buf[PKT_MAX];
     size_t len;
 
-    if (!fleet_dl_request(j->dl, &from, &n, bitmap, &blen))
+    if (!fleet_dl_request(j->dl, &from, &n, bitmap, &blen)) {
+        finish_file(v); /* nothing missing (cannot happen: completion is handled on arrival) */
         return;
+    }
     len = fleet_cbor_file_get(buf, sizeof buf, j->desc.ecus[j->ecu].sha_hex, f->cfg.block_size,
                               from, n, bitmap, blen);
     if (!publish(v, "file/get", buf, len, NULL))
@@ -419,16 +424,14 @@ static void on_block_map(fleet_vehicle *v, cbor_item_t *m)
     }
     take_block(v, (uint32_t)cbor_get_int(i), data);
     j->deadline = fleet_now() + v->fleet->cfg.request_timeout_s;
-    if (j->cut_after != 0 && ++j->win_blocks == j->cut_after) {
-        j->cut_pending = true;
-        fleet_mark_ready(v);
-        return;
-    }
     progress_event(v);
     if (fleet_dl_complete(j->dl)) {
         finish_file(v);
     } else if (fleet_dl_request_answered(j->dl)) {
         j->send_pending = true;
+        fleet_mark_ready(v);
+    } else if (j->cut_after != 0 && ++j->win_blocks == j->cut_after) {
+        j->cut_pending = true; /* the window is not complete: the link drops in its middle */
         fleet_mark_ready(v);
     }
 }
@@ -547,7 +550,7 @@ void fleet_campaign_on_connect(fleet_vehicle *v)
         return;
     j->rep_mid = 0; /* re-sent with the same seq */
     j->close_mid = 0;
-    j->cut_pending = false;
+    j->cut_pending = j->cut_done = false;
     if (j->phase == JOB_CLOSE && !j->close_acked)
         j->phase = JOB_FINAL;
     if (j->phase == JOB_DESC || (j->phase == JOB_DOWNLOAD && j->dl)) {
@@ -627,11 +630,12 @@ static void drive_job(fleet_vehicle *v, double now)
 {
     fleet_job *j = v->job;
 
-    if (j->cut_pending) { /* --disconnect-rate: the link drops in the middle of a window */
-        j->cut_pending = false;
-        j->resume = true;
-        v->fleet->st.links_cut++;
-        shutdown(mosquitto_socket(v->mosq), SHUT_RDWR);
+    if (j->cut_pending) {   /* --disconnect-rate: the link drops in the middle of a window */
+        if (!j->cut_done) { /* what is still buffered is ignored until the reconnect */
+            j->cut_done = true;
+            v->fleet->st.links_cut++;
+            shutdown(mosquitto_socket(v->mosq), SHUT_RDWR);
+        }
         return;
     }
     if (j->phase == JOB_DESC && (j->send_pending || now >= j->deadline)) {

@@ -356,7 +356,7 @@ int fleet_run(fleet *f, volatile sig_atomic_t *stop)
         if (n > 0)
             dispatch(f, n);
     }
-    if (f->st.reports_acked == 0 && !f->closing)
+    if ((f->st.reports_acked == 0 && !f->closing) || f->cfg.mode == FLEET_MODE_CAMPAIGN)
         f->end = fleet_now();
     if (c.printed && c.tty)
         fputc('\n', stderr);
