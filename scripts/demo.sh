@@ -9,7 +9,8 @@
 # the broker cleanly. Installs missing Debian packages first.
 #
 # Knobs: VEHICLES (default 200), FAILURE_RATE (0.05), DISCONNECT_RATE (0.05),
-# DROP_RATE (0.01), KEEP=1 keeps nothing running but says so (the directory is always kept).
+# DROP_RATE (0.01), FILE_KB (size of the BMS file in KiB, default 1024; the ADAS file is a
+# quarter of it). The temporary directory is kept for inspection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -23,6 +24,7 @@ VEHICLES=${VEHICLES:-200}
 FAILURE_RATE=${FAILURE_RATE:-0.05}
 DISCONNECT_RATE=${DISCONNECT_RATE:-0.05}
 DROP_RATE=${DROP_RATE:-0.01}
+FILE_KB=${FILE_KB:-1024}
 KEY_SEED=demo
 work=$(mktemp -d /tmp/ota-demo.XXXXXX)
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -72,15 +74,15 @@ build/tools/ota-fleet keys --vehicles "$VEHICLES" --key-seed "$KEY_SEED" > "$wor
 } > "$work/fleet.csv"
 otactl vehicle import "$work/fleet.csv"
 
-head -c 1048576 /dev/urandom > "$work/bms-2.1.0.bin"
-head -c 262144 /dev/urandom > "$work/adas-2.1.0.bin"
+head -c $((FILE_KB * 1024)) /dev/urandom > "$work/bms-2.1.0.bin"
+head -c $((FILE_KB * 256)) /dev/urandom > "$work/adas-2.1.0.bin"
 encrypted=()
 if build/tools/otactl file --help 2>&1 | grep -q -- "--encrypt"; then
     # Encrypted package: both files under one content key; the plugin keeps the key
     # sealed and wraps it for each vehicle in its description.
     ckey=$(/usr/bin/python3 -c 'import os; print(os.urandom(32).hex())')
-    bms=$(otactl file upload "$work/bms-2.1.0.bin" --encrypt --key "$ckey" | sed -n 's/^sha256=\([0-9a-f]*\).*/\1/p')
-    adas=$(otactl file upload "$work/adas-2.1.0.bin" --encrypt --key "$ckey" | sed -n 's/^sha256=\([0-9a-f]*\).*/\1/p')
+    bms=$(otactl --quiet file upload "$work/bms-2.1.0.bin" --encrypt --key "$ckey" | sed -n 's/^sha256=\([0-9a-f]*\).*/\1/p')
+    adas=$(otactl --quiet file upload "$work/adas-2.1.0.bin" --encrypt --key "$ckey" | sed -n 's/^sha256=\([0-9a-f]*\).*/\1/p')
     encrypted=(--encrypted --content-key "$ckey")
     echo "uploaded 2 files, encrypted (AES-256-GCM): $bms, $adas"
 else
@@ -89,6 +91,7 @@ else
     echo "uploaded 2 files: $bms, $adas"
 fi
 otactl package add --model L9 --series 2024 --version 2.1.0 --kind full "${encrypted[@]}" \
+    --baseline "L9 2.1.0: battery management and ADAS update" --prompt "Update to 2.1.0" \
     --ecu "BMS:ecu:2.1.0:$bms:bms-2.1.0.bin" --ecu "ADAS:ecu:2.1.0:$adas:adas-2.1.0.bin"
 otactl package status 1 released
 otactl strategy set --id l9-default --ecu BMS:0 --ecu ADAS:1
@@ -104,7 +107,7 @@ fleet_rc=0
 build/tools/ota-fleet campaign --port "$port" --vehicles "$VEHICLES" \
     --pub "$work/ota-signing.pem.pub" --key-seed "$KEY_SEED" --fw 2.0.9 \
     --failure-rate "$FAILURE_RATE" --disconnect-rate "$DISCONNECT_RATE" \
-    --drop-rate "$DROP_RATE" --install-step 0.1 --timeout 150 || fleet_rc=$?
+    --drop-rate "$DROP_RATE" --install-step 0.25 --timeout 150 || fleet_rc=$?
 
 echo "== the task's final counts (otactl task get $task)"
 for _ in $(seq 50); do # the last statuses reach the engine within a few ms

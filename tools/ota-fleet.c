@@ -41,7 +41,7 @@
 #define EXIT_BROKER_GONE 3
 #define FLEET_MAX_VEHICLES 1000000u
 #define FLEET_VIN_SERIALS 1000000000000ULL /* 12 digits */
-#define FLEET_FDS_PER_VEHICLE 3            /* socket + libmosquitto's socketpair */
+#define FLEET_FDS_PER_VEHICLE 1            /* the socket (fleet_vehicle.c: no socket pair) */
 
 static volatile sig_atomic_t g_stop;
 
@@ -397,7 +397,7 @@ static int parse_args(int argc, char **argv, fleet_config *c)
 static int raise_fd_limit(uint32_t vehicles)
 {
     struct rlimit rl;
-    rlim_t need = (rlim_t)vehicles * FLEET_FDS_PER_VEHICLE + 32;
+    rlim_t need = (rlim_t)vehicles * FLEET_FDS_PER_VEHICLE + 64;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return 0;
