@@ -14,6 +14,7 @@
  * record survives a round trip unchanged.
  */
 #include "ota_catalog_json.h"
+#include "ota_cose.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -46,6 +47,21 @@ static void trim_partial_utf8(char *s)
     size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
     if (len - (i - 1) < need)
         s[i - 1] = '\0';
+}
+
+cJSON *ota_json_parse_exact(const void *payload, size_t len)
+{
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(payload, len, &end, false);
+    const char *stop = (const char *)payload + len;
+    while (j && end < stop && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
+        end++;
+    }
+    if (j && end != stop) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
 }
 
 int ota_json_errf(char *err, size_t errlen, const char *path, const char *key, const char *fmt, ...)
@@ -248,12 +264,7 @@ static bool hex_decode(const char *s, uint8_t *buf, size_t n, bool lower_only)
 
 static char *hex_encode(const uint8_t *b, size_t n, char *out)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
+    ota_codec_hex(b, n, out);
     return out;
 }
 
@@ -658,14 +669,15 @@ int ota_json_model(const cJSON *j, const char *path, ota_model_rec *out, char *e
 
 /* ---- packages ---- */
 
-/* The stored form's fields; the addPackage form's are the same lists without the first
- * entries (id and status; size). */
+/* The stored form's fields, and the addPackage form's (content_key instead of id, status
+ * and sealed_key); the addPackage file has no size. */
 static const char *const package_fields[] = {
-    "id",      "status",      "model",     "series",
-    "version", "kind",        "from",      "baseline_description",
-    "prompt",  "result_info", "encrypted", "ecus",
-    NULL};
-#define PACKAGE_STORED_ONLY 2
+    "id",          "status",    "sealed_key", "model",  "series",
+    "version",     "kind",      "from",       "baseline_description",
+    "prompt",      "result_info", "encrypted", "ecus", NULL};
+static const char *const package_request_fields[] = {
+    "model",       "series",    "version",     "kind",      "from", "baseline_description",
+    "prompt",      "result_info", "encrypted", "content_key", "ecus", NULL};
 static const char *const pkg_ecu_fields[] = {"ecu", "type", "version", "file", NULL};
 static const char *const pkg_file_fields[] = {"size", "sha256", "name", NULL};
 #define FILE_STORED_ONLY 1
@@ -739,6 +751,34 @@ static int package_stored(const cJSON *j, const char *path, ota_package_rec *out
     return 0;
 }
 
+/* encrypted: the stored form has the sealed key, the addPackage form the clear one (64 hex
+ * characters); an unencrypted package has neither. */
+static int package_key(const cJSON *j, const char *path, bool stored, ota_package_rec *out,
+                       char *err, size_t errlen)
+{
+    const char *name = stored ? "sealed_key" : "content_key";
+    const cJSON *it;
+    if (lookup(j, path, name, false, &it, err, errlen) < 0)
+        return -1;
+    if (it != NULL && !out->encrypted)
+        return ota_json_errf(err, errlen, path, name, "only an encrypted package has one");
+    if (it == NULL && out->encrypted && !stored) /* stored: documents of older versions */
+        return ota_json_errf(err, errlen, path, name, "missing (an encrypted package needs it)");
+    if (it == NULL)
+        return 0;
+    if (stored) {
+        if (!cJSON_IsString(it) || !hex_decode(it->valuestring, NULL, strlen(it->valuestring) / 2,
+                                                true) || strlen(it->valuestring) < 2)
+            return ota_json_errf(err, errlen, path, name, "expected lowercase hex");
+        return copy_string(&out->sealed_key, it->valuestring, path, name, err, errlen);
+    }
+    if (!cJSON_IsString(it) || !hex_decode(it->valuestring, out->content_key, 32, false))
+        return ota_json_errf(err, errlen, path, name,
+                             "expected 64 hex characters (an AES-256 key)");
+    out->has_content_key = true;
+    return 0;
+}
+
 static int package_fill(const cJSON *j, const char *path, bool stored, ota_package_rec *out,
                         char *err, size_t errlen)
 {
@@ -759,7 +799,8 @@ static int package_fill(const cJSON *j, const char *path, bool stored, ota_packa
     if (copy_text(j, path, "baseline_description", &out->baseline_description, err, errlen) ||
         copy_text(j, path, "prompt", &out->prompt, err, errlen) ||
         copy_text(j, path, "result_info", &out->result_info, err, errlen) ||
-        ota_json_get_bool(j, path, "encrypted", false, false, &out->encrypted, err, errlen))
+        ota_json_get_bool(j, path, "encrypted", false, false, &out->encrypted, err, errlen) ||
+        package_key(j, path, stored, out, err, errlen))
         return -1;
     return package_ecus(j, path, stored, out, err, errlen);
 }
@@ -767,7 +808,7 @@ static int package_fill(const cJSON *j, const char *path, bool stored, ota_packa
 static int package_parse(const cJSON *j, const char *path, bool stored, ota_package_rec *out,
                          char *err, size_t errlen)
 {
-    const char *const *allowed = package_fields + (stored ? 0 : PACKAGE_STORED_ONLY);
+    const char *const *allowed = stored ? package_fields : package_request_fields;
     memset(out, 0, sizeof *out);
     if (ota_json_check_fields(j, path, allowed, err, errlen) < 0 ||
         package_fill(j, path, stored, out, err, errlen) < 0) {
@@ -1179,6 +1220,13 @@ cJSON *ota_json_from_package(const ota_package_rec *r)
 {
     cJSON *o = cJSON_CreateObject();
     return finish(o, o != NULL && package_emit(o, r));
+}
+
+cJSON *ota_json_from_package_stored(const ota_package_rec *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    return finish(o, o != NULL && package_emit(o, r) &&
+                         add_opt_str(o, "sealed_key", r->encrypted ? r->sealed_key : NULL));
 }
 
 static bool strategy_ecu_emit(cJSON *e, const void *items, size_t i)

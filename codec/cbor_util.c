@@ -656,6 +656,28 @@ int ota_cbor_want_text(const ota_cbor_item *v, const char *ctx, const char *key,
     return 1;
 }
 
+static bool lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+int ota_cbor_want_sha256(const ota_cbor_item *v, const char *ctx, const char *key, char out[65],
+                         ota_error *err)
+{
+    ota_cbor_text t;
+    if (ota_cbor_want_text(v, ctx, key, OTA_CBOR_REQUIRED, 64, 64, &t, err) < 0)
+        return -1;
+    if (!lower_hex(t.ptr, t.len))
+        return ota_cbor_field_error(err, OTA_E_BAD_REQUEST, ctx, key,
+                                    "expected 64 lowercase hex characters");
+    memcpy(out, t.ptr, 64);
+    out[64] = '\0';
+    return 1;
+}
+
 /* "expected unsigned integer", with the allowed range unless it is the whole of uint64. */
 static int uint_error(ota_error *err, const char *ctx, const char *key, uint64_t min, uint64_t max)
 {

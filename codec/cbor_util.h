@@ -135,6 +135,11 @@ int ota_cbor_map_scan(ota_cbor_reader *r, const ota_cbor_item *m, const char *ct
 int ota_cbor_want_text(const ota_cbor_item *v, const char *ctx, const char *key, ota_cbor_need need,
                        size_t min, size_t max, ota_cbor_text *out, ota_error *err);
 
+/* Required SHA-256 as text: exactly 64 lowercase hex characters, copied NUL-terminated into
+ * out (a longer text is E_TOO_LARGE, anything else wrong E_BAD_REQUEST). */
+int ota_cbor_want_sha256(const ota_cbor_item *v, const char *ctx, const char *key, char out[65],
+                         ota_error *err);
+
 /* Unsigned integer (CBOR major type 0) in min..max. */
 int ota_cbor_want_uint(const ota_cbor_item *v, const char *ctx, const char *key, ota_cbor_need need,
                        uint64_t min, uint64_t max, uint64_t *out, ota_error *err);

@@ -1,8 +1,8 @@
 /*
  * encode.c — CBOR encoders for messages sent to vehicles: the error reply
- * {err, msg, seq?} on ota/v1/{vin}/error.
+ * {err, msg, seq?} on ota/v1/{vin}/error, and file/data's block header and error.
  *
- * The reply is small and bounded (the message is at most OTA_ERRMSG_MAX bytes), so it is
+ * An error reply is small and bounded (the message is at most OTA_ERRMSG_MAX bytes), so it is
  * written with libcbor's streaming encoders into a stack buffer and copied into one exact
  * malloc()ed buffer: no item tree, one allocation.
  */
@@ -51,6 +51,17 @@ static void put_cstr(cbor_out *o, const char *s)
     put_text(o, s, strlen(s));
 }
 
+/* One exact malloc()ed copy of what o holds; NULL when o overflowed or out of memory. */
+static uint8_t *out_dup(const cbor_out *o, size_t *len)
+{
+    uint8_t *out = o->ok ? malloc(o->pos) : NULL; /* !ok cannot happen: see the callers */
+    if (out == NULL)
+        return NULL;
+    memcpy(out, o->buf, o->pos);
+    *len = o->pos;
+    return out;
+}
+
 uint8_t *ota_codec_encode_error(const ota_error *e, int64_t seq, size_t *len)
 {
     uint8_t tmp[64 + OTA_ERRMSG_MAX];
@@ -64,12 +75,34 @@ uint8_t *ota_codec_encode_error(const ota_error *e, int64_t seq, size_t *len)
         put_cstr(&o, "seq");
         put_uint(&o, (uint64_t)seq);
     }
-    if (!o.ok)
-        return NULL; /* cannot happen: tmp holds the largest reply */
-    uint8_t *out = malloc(o.pos);
-    if (out == NULL)
-        return NULL;
-    memcpy(out, tmp, o.pos);
-    *len = o.pos;
-    return out;
+    return out_dup(&o, len); /* tmp holds the largest reply */
+}
+
+/* ---- file/data (SPEC §3) ---- */
+
+size_t ota_codec_file_data_head(const char *file, uint64_t i, size_t data_len, uint8_t *out)
+{
+    cbor_out o = {.buf = out, .size = OTA_FILE_DATA_HEAD_MAX, .ok = true};
+    put_head(&o, cbor_encode_map_start, 3);
+    put_cstr(&o, "file");
+    put_cstr(&o, file);
+    put_cstr(&o, "i");
+    put_uint(&o, i);
+    put_cstr(&o, "data");
+    put_head(&o, cbor_encode_bytestring_start, data_len);
+    return o.ok ? o.pos : 0; /* 0 cannot happen: file is at most 64 characters */
+}
+
+uint8_t *ota_codec_encode_file_error(const char *file, const ota_error *e, size_t *len)
+{
+    uint8_t tmp[96 + OTA_ERRMSG_MAX];
+    cbor_out o = {.buf = tmp, .size = sizeof tmp, .ok = true};
+    put_head(&o, cbor_encode_map_start, 3);
+    put_cstr(&o, "file");
+    put_text(&o, file, strnlen(file, 64));
+    put_cstr(&o, "err");
+    put_cstr(&o, ota_err_name(e->code));
+    put_cstr(&o, "msg");
+    put_text(&o, e->msg, strnlen(e->msg, sizeof e->msg));
+    return out_dup(&o, len);
 }

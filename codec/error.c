@@ -23,6 +23,14 @@ const char *ota_err_name(ota_err_code code)
         return "E_UNAUTHORIZED";
     case OTA_E_RATE_LIMITED:
         return "E_RATE_LIMITED";
+    case OTA_E_NOT_FOUND:
+        return "E_NOT_FOUND";
+    case OTA_E_BLOCK_SIZE:
+        return "E_BLOCK_SIZE";
+    case OTA_E_OFFSET:
+        return "E_OFFSET";
+    case OTA_E_BLOCK_COUNT:
+        return "E_BLOCK_COUNT";
     case OTA_E_INTERNAL:
         return "E_INTERNAL";
     }

@@ -35,6 +35,10 @@
 #define OTA_JSON_TASK_TIMEOUT_MAX 525600      /* a task's timeout_min: a year */
 #define OTA_JSON_RULES_MAX 64                 /* statuses or usages of a task type's rules */
 
+/* A request payload: exactly one JSON value (white space around it allowed, other trailing
+ * bytes refused, not ignored), or NULL. Free with cJSON_Delete. */
+cJSON *ota_json_parse_exact(const void *payload, size_t len);
+
 /* ---- records from JSON ----
  * Each returns 0 and fills *out (free it with its ota_*_rec_free), or -1 with the error
  * text in err, *out then being zeroed (nothing to free). */
@@ -86,6 +90,8 @@ int ota_json_file(const cJSON *j, const char *path, ota_file_rec *out, char *err
 cJSON *ota_json_from_vehicle(const ota_vehicle_rec *r);
 cJSON *ota_json_from_model(const ota_model_rec *r);
 cJSON *ota_json_from_package(const ota_package_rec *r);
+/* The stored document: the same plus sealed_key (never shown to operators). */
+cJSON *ota_json_from_package_stored(const ota_package_rec *r);
 cJSON *ota_json_from_strategy(const ota_strategy_rec *r);
 cJSON *ota_json_from_file(const ota_file_rec *r);
 /* A task: vins only when n_vins > 0, id only when set, start/end only when >= 0, abort only

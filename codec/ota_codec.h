@@ -31,7 +31,12 @@ typedef enum {
     OTA_E_TOO_LARGE,    /* payload, array or string over its limit */
     OTA_E_UNAUTHORIZED, /* a topic of another vehicle */
     OTA_E_RATE_LIMITED,
-    OTA_E_INTERNAL, /* our fault (spool write failed, out of memory) */
+    /* file/get (SPEC §6) */
+    OTA_E_NOT_FOUND,   /* no such file in the repository */
+    OTA_E_BLOCK_SIZE,  /* bs outside OTA_FILE_BS_MIN..OTA_FILE_BS_MAX */
+    OTA_E_OFFSET,      /* from (or every block selected) beyond the file's last block */
+    OTA_E_BLOCK_COUNT, /* n outside 1..OTA_FILE_N_MAX, or a bitmap selecting nothing */
+    OTA_E_INTERNAL,    /* our fault (spool write failed, out of memory) */
 } ota_err_code;
 
 typedef struct {
@@ -178,6 +183,44 @@ typedef struct {
 
 int ota_codec_decode_shadow_get(const void *buf, size_t len, ota_shadow_get *out,
                                 ota_error *err);
+
+/* ---- file blocks (SPEC §3): file/get {file, bs, from, n, bitmap?} -> file/data ---- */
+
+#define OTA_FILE_BS_MIN 256
+#define OTA_FILE_BS_MAX 131072
+#define OTA_FILE_BS_DEFAULT 16384
+#define OTA_FILE_N_MAX 64
+#define OTA_FILE_GET_MAX_PAYLOAD 1024 /* bytes of a file/get (a full one is ~110) */
+
+typedef struct {
+    char file[65];   /* SHA-256, 64 lowercase hex; "" when the request named no valid file */
+    uint32_t bs;     /* block size */
+    uint64_t from;   /* first block */
+    uint32_t n;      /* blocks from `from` on (1..OTA_FILE_N_MAX) */
+    uint64_t blocks; /* selected: bit k = block from+k; all n without a bitmap */
+} ota_file_get;
+
+/* Decodes a file/get. 0, or -1 with *err: E_BAD_CBOR, E_TOO_LARGE (payload over
+ * OTA_FILE_GET_MAX_PAYLOAD), E_BAD_REQUEST (shape, types, file not 64 lowercase hex, a
+ * bitmap not of (n+7)/8 bytes or with bits set at n or above), E_BLOCK_SIZE, E_BLOCK_COUNT
+ * (n out of range, a bitmap selecting nothing). out->file is set whenever the request's
+ * file was valid, also when another field fails (so the error can name it). */
+int ota_codec_decode_file_get(const void *buf, size_t len, ota_file_get *out, ota_error *err);
+
+/* Block arithmetic. Blocks of a file of size bytes: ceil(size / bs). */
+uint64_t ota_file_block_count(uint64_t size, uint32_t bs);
+/* Bytes of block i (< count): bs, except the last, which is short. */
+uint32_t ota_file_block_len(uint64_t size, uint32_t bs, uint64_t i);
+/* The selected blocks of g that exist in a file of count blocks (bit k = block from+k). */
+uint64_t ota_file_blocks_in(const ota_file_get *g, uint64_t count);
+
+/* file/data {file, i, data}: writes the map header, file, i and the header of a byte
+ * string of data_len bytes into out (room for OTA_FILE_DATA_HEAD_MAX); returns the length
+ * written: the data's bytes follow it. */
+#define OTA_FILE_DATA_HEAD_MAX 96
+size_t ota_codec_file_data_head(const char *file, uint64_t i, size_t data_len, uint8_t *out);
+/* The error {file, err, msg} on file/data; malloc()ed, NULL when out of memory. */
+uint8_t *ota_codec_encode_file_error(const char *file, const ota_error *e, size_t *len);
 
 /* ---- encoders (CBOR for vehicles, JSON for downstream) ----
  * Each returns a malloc()ed buffer and its length, or NULL when out of memory. */

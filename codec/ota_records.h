@@ -85,6 +85,13 @@ typedef struct {
     char *prompt;      /* optional */
     char *result_info; /* optional */
     bool encrypted;
+    /* encrypted packages (docs/vehicle-crypto.md): addPackage carries the clear content key
+     * (JSON content_key, 64 hex), which the plugin seals at once; the stored document keeps
+     * only the sealed form (JSON sealed_key, hex of nonce || AES-256-GCM || tag under the
+     * plugin's KEK). Neither is ever shown by getPackage or listPackages. */
+    bool has_content_key;
+    uint8_t content_key[32];
+    char *sealed_key;
     ota_pkg_status status;
     size_t n_ecus;
     ota_pkg_ecu *ecus;

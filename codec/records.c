@@ -106,13 +106,14 @@ void ota_package_rec_free(ota_package_rec *r)
     free(r->baseline_description);
     free(r->prompt);
     free(r->result_info);
+    free(r->sealed_key);
     for (size_t i = 0; i < r->n_ecus; i++) {
         free(r->ecus[i].ecu);
         free(r->ecus[i].version);
         free(r->ecus[i].name);
     }
     free(r->ecus);
-    memset(r, 0, sizeof(*r));
+    explicit_bzero(r, sizeof(*r)); /* the content key too */
 }
 
 void ota_strategy_rec_free(ota_strategy_rec *r)

@@ -7,37 +7,12 @@
 
 #include <string.h>
 
-static bool lower_hex(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static int want_sha256(const ota_cbor_item *v, ota_upload_chunk *out, ota_error *err)
-{
-    ota_cbor_text t;
-    if (ota_cbor_want_text(v, "", "sha256", OTA_CBOR_REQUIRED, 64, 64, &t, err) < 0) {
-        return -1;
-    }
-    if (!lower_hex(t.ptr, t.len)) {
-        return ota_cbor_field_error(err, OTA_E_BAD_REQUEST, "", "sha256",
-                                    "expected 64 lowercase hex characters");
-    }
-    memcpy(out->sha256, t.ptr, 64);
-    out->sha256[64] = '\0';
-    return 0;
-}
-
 /* The fields of the chunk map, each checked. */
 static int check_fields(const ota_cbor_item *v, uint32_t found, ota_upload_chunk *out,
                         ota_error *err)
 {
 #define VAL(i) ((found >> (i)) & 1u ? &v[i] : NULL)
-    if (want_sha256(VAL(0), out, err) < 0 ||
+    if (ota_cbor_want_sha256(VAL(0), "", "sha256", out->sha256, err) < 0 ||
         ota_cbor_want_uint(VAL(1), "", "offset", OTA_CBOR_REQUIRED, 0, OTA_UPLOAD_FILE_MAX,
                            &out->offset, err) < 0 ||
         ota_cbor_want_uint(VAL(2), "", "total", OTA_CBOR_REQUIRED, 1, OTA_UPLOAD_FILE_MAX,

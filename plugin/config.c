@@ -36,8 +36,21 @@ static const opt_def opt_defs[] = {
     {"writer_batch", OPT_SIZE, CFG_OFF(writer_batch), 1, 100000},
     {"writer_nice", OPT_UNSIGNED, CFG_OFF(writer_nice), 0, 19},
     {"log_replay_errors", OPT_WORDS, CFG_OFF(log_replay_errors), 0, 0},
+    {"file_pass_bytes", OPT_SIZE, CFG_OFF(file_pass_bytes), 1024, 64u * 1024 * 1024},
+    {"file_queue_blocks", OPT_UNSIGNED, CFG_OFF(file_queue_blocks), 1, 65536},
+    {"signing_key", OPT_STRING, CFG_OFF(signing_key), 0, 0},
+    {"content_kek", OPT_STRING, CFG_OFF(content_kek), 0, 0},
+    {"description_ttl_s", OPT_UNSIGNED, CFG_OFF(description_ttl_s), 60, 31536000},
+    {"vehicle_rate", OPT_UNSIGNED, CFG_OFF(rate.rate), 0, 1000000},
+    {"vehicle_burst", OPT_UNSIGNED, CFG_OFF(rate.burst), 1, 1000000},
+    {"vehicle_kick_after", OPT_UNSIGNED, CFG_OFF(rate.kick_after), 0, 1000000},
+    {"max_shadow_bytes", OPT_SIZE, CFG_OFF(max_shadow_bytes), 64, OTA_SHADOW_MAX_PAYLOAD},
+    {"max_request_bytes", OPT_SIZE, CFG_OFF(max_request_bytes), 64, 65536},
+    {"max_task_vins", OPT_SIZE, CFG_OFF(max_task_vins), 1, 100000},
 };
 
+#define OTA_FILE_PASS_BYTES_DEFAULT (1024 * 1024)
+#define OTA_FILE_QUEUE_BLOCKS_DEFAULT 256
 #define LOG_REPLAY_ERRORS_DEFAULT "upgrade_failed,rollback_failed,peripheral_failed"
 
 static char *trimmed_dup(const char *s)
@@ -192,7 +205,19 @@ static int set_defaults(ota_config *cfg)
     cfg->writer_batch = OTA_WRITER_BATCH_DEFAULT;
     cfg->writer_nice = OTA_WRITER_NICE_DEFAULT;
     cfg->log_replay_errors = strdup(LOG_REPLAY_ERRORS_DEFAULT);
-    return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors ? 0 : -1;
+    cfg->file_pass_bytes = OTA_FILE_PASS_BYTES_DEFAULT;
+    cfg->file_queue_blocks = OTA_FILE_QUEUE_BLOCKS_DEFAULT;
+    cfg->signing_key = strdup("ota-signing.pem");
+    cfg->content_kek = strdup("ota-content.kek");
+    cfg->description_ttl_s = 86400;
+    cfg->rate = (ota_rate_config){OTA_RATE_DEFAULT, OTA_RATE_BURST_DEFAULT, OTA_RATE_KICK_DEFAULT};
+    cfg->max_shadow_bytes = OTA_SHADOW_MAX_PAYLOAD;
+    cfg->max_request_bytes = OTA_REQUEST_MAX_PAYLOAD_DEFAULT;
+    cfg->max_task_vins = OTA_TASK_VINS_DEFAULT;
+    return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors &&
+                   cfg->signing_key && cfg->content_kek
+               ? 0
+               : -1;
 }
 
 int ota_config_parse(ota_config *cfg, const struct mosquitto_opt *opts, int n, char *err,
@@ -217,6 +242,8 @@ void ota_config_free(ota_config *cfg)
     free(cfg->spool_dir);
     free(cfg->file_dir);
     free(cfg->log_replay_errors);
+    free(cfg->signing_key);
+    free(cfg->content_kek);
     for (size_t i = 0; i < cfg->n_admin_users; i++) {
         free(cfg->admin_users[i]);
     }

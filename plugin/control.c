@@ -13,6 +13,7 @@
  */
 #include "control.h"
 #include "catalog.h"
+#include "file.h"
 #include "ota_catalog_json.h"
 
 #include <stdarg.h>
@@ -307,23 +308,6 @@ static void enqueue(ota_control *ctl, ctl_request *req)
     ctl->queued++;
 }
 
-/* The request JSON, or NULL when it is not exactly one JSON value (trailing bytes other
- * than white space are refused, not ignored). */
-static cJSON *parse_request(const void *payload, size_t len)
-{
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(payload, len, &end, false);
-    const char *stop = (const char *)payload + len;
-    while (j && end < stop && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
-        end++;
-    }
-    if (j && end != stop) {
-        cJSON_Delete(j);
-        return NULL;
-    }
-    return j;
-}
-
 int ota_control_callback(int event, void *event_data, void *userdata)
 {
     (void)event;
@@ -333,7 +317,7 @@ int ota_control_callback(int event, void *event_data, void *userdata)
     if (!req) {
         return MOSQ_ERR_SUCCESS;
     }
-    req->request = parse_request(ed->payload, ed->payloadlen);
+    req->request = ota_json_parse_exact(ed->payload, ed->payloadlen);
     const cJSON *cmds = cJSON_GetObjectItemCaseSensitive(req->request, "commands");
     if (ota_identity_of(p, ed->client).kind != OTA_ID_ADMIN) {
         answer_now(req, "not authorized");
@@ -435,6 +419,15 @@ static void add_catalog_stats(cJSON *data, const ota_catalog *cat)
     add_u64(o, "vehicles", ota_catalog_vehicle_count(cat));
 }
 
+static void add_limit_stats(cJSON *data, const ota_plugin *p)
+{
+    cJSON *o = cJSON_AddObjectToObject(data, "limits");
+    add_u64(o, "rate_limited", p->counters.rate_limited);
+    add_u64(o, "vehicles_kicked", p->counters.vehicles_kicked);
+    add_u64(o, "oversize", p->counters.oversize);
+    add_u64(o, "vehicles_tracked", p->limits ? ota_limits_vehicles(p->limits) : 0);
+}
+
 void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
     static const char *const allowed[] = {NULL};
@@ -452,9 +445,11 @@ void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     add_u64(data, "status_events", k->status_events);
     add_u64(data, "reports_replayed", k->reports_replayed);
     add_u64(data, "log_lines_dropped", k->log_lines_dropped);
+    add_limit_stats(data, p);
     add_rejected(data, k);
     add_spool_stats(data, p->spool);
     add_writer_stats(data, p->writer);
     add_catalog_stats(data, p->catalog);
+    ota_files_stats_json(p->files, data);
     ota_cmd_ok(c, data);
 }

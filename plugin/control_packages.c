@@ -13,6 +13,7 @@
  */
 #include "catalog.h"
 #include "control.h"
+#include "keys.h"
 #include "ota_catalog_json.h"
 
 #include <inttypes.h>
@@ -126,6 +127,21 @@ static int check_package(const ota_catalog *cat, ota_package_rec *r, char *err, 
     return 0;
 }
 
+/* An encrypted package's content key, sealed under the KEK for this package id; the clear
+ * key is wiped (keys.h, docs/vehicle-crypto.md). */
+static int seal_content_key(ota_plugin *p, ota_package_rec *r, char *err, size_t errlen)
+{
+    if (!r->has_content_key)
+        return 0;
+    char sealed[OTA_SEALED_KEY_HEX + 1];
+    int rc = p->keys ? ota_keys_seal_content(p->keys, r->id, r->content_key, sealed) : -1;
+    OPENSSL_cleanse(r->content_key, sizeof r->content_key);
+    r->has_content_key = false;
+    if (rc != 0 || (r->sealed_key = strdup(sealed)) == NULL)
+        return ota_json_errf(err, errlen, "package", "content_key", "could not be sealed");
+    return 0;
+}
+
 static int parse_add(ota_plugin *p, const cJSON *cmd, package_op *op, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"package", NULL};
@@ -142,7 +158,7 @@ static int parse_add(ota_plugin *p, const cJSON *cmd, package_op *op, char *err,
     }
     op->id = op->rec.id = ota_catalog_next_package_id(p->catalog);
     op->rec.status = OTA_PKG_DRAFT;
-    return 0;
+    return seal_content_key(p, &op->rec, err, errlen);
 }
 
 void ota_cmd_add_package(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
@@ -159,7 +175,7 @@ void ota_cmd_add_package(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
         ota_cmd_fail(c, "%s", err);
         return;
     }
-    if (package_doc(op, ota_json_from_package(&op->rec)) != 0) {
+    if (package_doc(op, ota_json_from_package_stored(&op->rec)) != 0) {
         package_free(&op->base);
         ota_cmd_fail(c, "out of memory");
         return;
@@ -197,7 +213,7 @@ static cJSON *status_apply(ota_plugin *p, ota_cmd_op *base)
 /* The stored document of r with status st. */
 static cJSON *package_with_status(const ota_package_rec *r, ota_pkg_status st)
 {
-    cJSON *j = ota_json_from_package(r);
+    cJSON *j = ota_json_from_package_stored(r);
     cJSON *s = cJSON_CreateString(ota_pkg_status_name(st));
     if (!j || !s || !cJSON_ReplaceItemInObjectCaseSensitive(j, "status", s)) {
         cJSON_Delete(j);

@@ -111,6 +111,11 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
     if (ota_json_task_request(task, "task", &op->rec, err, errlen) != 0) {
         return -1;
     }
+    if (op->rec.n_vins > p->cfg.max_task_vins) { /* plugin_opt_max_task_vins (issue 8) */
+        snprintf(err, errlen, "E_TOO_LARGE: task.vins: %zu VINs, at most %zu in one task",
+                 op->rec.n_vins, p->cfg.max_task_vins);
+        return -1;
+    }
     const ota_package_rec *pkg = NULL;
     ota_task_error e = ota_task_check(p->catalog, &op->rec, &pkg);
     if (e != OTA_TASK_OK) {

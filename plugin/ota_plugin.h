@@ -14,6 +14,7 @@
 #include <mosquitto_plugin.h>
 #include <mosquitto.h>
 
+#include "limits.h"
 #include "map.h"
 #include "ota_codec.h"
 #include "ota_spool.h"
@@ -38,6 +39,20 @@ typedef struct {
     /* Error words that set off a log replay (effects.c): normalized "w1,w2" (trimmed, no
      * empty words); "" when the option is "none". */
     char *log_replay_errors;
+    /* file/get (file.c): data bytes sent per broker loop pass; blocks queued per vehicle */
+    size_t file_pass_bytes;
+    unsigned file_queue_blocks;
+    /* pkg.c, keys.c: the Ed25519 signing key (PEM; its public key beside it as .pub), the
+     * key-encryption key of packages' content keys, and how long a description is valid. */
+    char *signing_key;
+    char *content_kek;
+    unsigned description_ttl_s;
+    /* Hostile-input limits (issue 8, docs/security.md): requests per vehicle (limits.h),
+     * payload bytes of shadow and pkg/file requests, VINs of one createTask. */
+    ota_rate_config rate;
+    size_t max_shadow_bytes;
+    size_t max_request_bytes;
+    size_t max_task_vins;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
@@ -57,6 +72,9 @@ typedef struct {
     uint64_t status_events;
     uint64_t reports_replayed; /* seq not newer than the VIN's last: stored once, no effects */
     uint64_t log_lines_dropped;
+    uint64_t rate_limited;    /* requests refused by a vehicle's token bucket */
+    uint64_t vehicles_kicked; /* disconnected for flooding */
+    uint64_t oversize;        /* requests refused by their kind's payload limit */
 } ota_counters;
 
 typedef struct ota_logq ota_logq;
@@ -65,6 +83,9 @@ typedef struct ota_control ota_control;
 typedef struct ota_shadows ota_shadows;
 typedef struct ota_tasks ota_tasks;
 typedef struct ota_grants ota_grants; /* grants.h: files each vehicle may fetch */
+typedef struct ota_files ota_files;   /* file.h: block downloads in progress */
+typedef struct ota_keys ota_keys;     /* keys.h: signing key and content-key KEK */
+typedef struct ota_pkg ota_pkg;       /* pkg.c: descriptions waiting to be stored, counts */
 
 typedef struct {
     mosquitto_plugin_id_t *id;
@@ -75,9 +96,13 @@ typedef struct {
     ota_map last_seqs; /* report.c: last report seq per VIN */
     ota_tasks *tasks;
     ota_grants *grants;
+    ota_files *files;
+    ota_keys *keys;
+    ota_pkg *pkg;
     ota_spool *spool;
     ota_writer *writer;
     ota_logq *logq;
+    ota_limits *limits; /* limits.h: token buckets per VIN, vehicles to kick */
     ota_counters counters;
 } ota_plugin;
 
@@ -159,7 +184,11 @@ void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vi
 /* ---- handlers ---- */
 
 int ota_handle_report(ota_plugin *p, const ota_request *req);          /* report.c */
+int ota_handle_pkg_get(ota_plugin *p, const ota_request *req);         /* pkg.c */
 void ota_reports_init(ota_plugin *p);
+/* Start-up, before the writer runs: each VIN's last report seq from the store and the
+ * spool (the replay guard's memory across restarts). 0, or -1 with err. */
+int ota_reports_load(ota_plugin *p, ota_store *store, char *err, size_t errlen);
 void ota_reports_free(ota_plugin *p);
 int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */
 int ota_acl_callback(int event, void *event_data, void *userdata);     /* acl.c */

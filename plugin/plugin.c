@@ -13,9 +13,12 @@
 #include "catalog.h"
 #include "control.h"
 #include "engine.h"
+#include "file.h"
 #include "grants.h"
+#include "keys.h"
 #include "ota_plugin.h"
 #include "ota_store.h"
+#include "pkg.h"
 #include "shadow.h"
 #include "tasks.h"
 
@@ -40,6 +43,22 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
     return 5;
 }
 
+/* Vehicles the router found flooding (limits.h): kicked here, outside their own PUBLISH
+ * callback. Without their will: a flooder's will is no message to trust. */
+static void kick_flooders(ota_plugin *p)
+{
+    char *client_id;
+    while ((client_id = ota_limits_pop_kick(p->limits)) != NULL) {
+        if (mosquitto_kick_client_by_clientid(client_id, false) == MOSQ_ERR_SUCCESS) {
+            p->counters.vehicles_kicked++;
+            mosquitto_log_printf(MOSQ_LOG_WARNING,
+                                 "ota: disconnected %s: kept flooding after E_RATE_LIMITED",
+                                 client_id);
+        }
+        free(client_id);
+    }
+}
+
 static int on_tick(int event, void *event_data, void *userdata)
 {
     (void)event, (void)event_data;
@@ -47,6 +66,9 @@ static int on_tick(int event, void *event_data, void *userdata)
     ota_writer_poll_done(p->writer); /* stored operator changes: apply and answer */
     ota_engine_tick(p);              /* dispatch, timeouts, abort, execution changes to the store */
     ota_shadows_flush(p);
+    ota_files_tick(p); /* the next slice of queued file blocks */
+    ota_pkg_flush(p);
+    kick_flooders(p);
     p->counters.log_lines_dropped += ota_logq_drain(p->logq);
     return MOSQ_ERR_SUCCESS;
 }
@@ -62,6 +84,7 @@ static int on_disconnect(int event, void *event_data, void *userdata)
         ota_identity id = ota_identity_of(p, ed->client);
         if (id.kind == OTA_ID_VEHICLE) {
             ota_engine_on_disconnect(p, id.name);
+            ota_files_on_disconnect(p, id.name, mosquitto_client_id(ed->client));
         }
     }
     return MOSQ_ERR_SUCCESS;
@@ -70,6 +93,10 @@ static int on_disconnect(int event, void *event_data, void *userdata)
 static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
 {
     if (ota_upload_prepare_dirs(p->cfg.file_dir, err, errlen) != 0) {
+        return -1;
+    }
+    p->keys = ota_keys_open(p->cfg.signing_key, p->cfg.content_kek, err, errlen);
+    if (!p->keys) {
         return -1;
     }
     ota_spool_config sc = {p->cfg.spool_dir, p->cfg.spool_sync_ms, OTA_SPOOL_SEGMENT_BYTES_DEFAULT};
@@ -84,7 +111,8 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
     if (ota_catalog_load(p->catalog, store, err, errlen) != 0 ||
         ota_shadows_load(p->shadows, store, err, errlen) != 0 ||
         ota_tasks_load(p->tasks, store, err, errlen) != 0 ||
-        ota_grants_load(p->grants, store, err, errlen) != 0) {
+        ota_grants_load(p->grants, store, err, errlen) != 0 ||
+        ota_reports_load(p, store, err, errlen) != 0) {
         ota_store_close(store);
         return -1;
     }
@@ -147,13 +175,18 @@ static void plugin_free(ota_plugin *p)
 {
     ota_engine_flush_final(p);  /* execution changes and notices: stored by the writer's stop */
     ota_shadows_flush_final(p); /* the writer's stop still stores it */
+    ota_pkg_flush_final(p);     /* descriptions issued: the same */
     stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
     ota_control_free(p->control);
     ota_tasks_free(p->tasks);
     ota_grants_free(p->grants);
+    ota_files_free(p->files);
+    ota_pkg_free(p->pkg);
+    ota_keys_free(p->keys);
     ota_shadows_free(p->shadows);
     ota_catalog_free(p->catalog);
     ota_reports_free(p);
+    ota_limits_free(p->limits);
     if (p->logq) {
         ota_logq_drain(p->logq);
         ota_logq_free(p->logq);
@@ -185,9 +218,16 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     ota_reports_init(p);
     p->tasks = ota_tasks_new();
     p->grants = ota_grants_new();
+    p->pkg = ota_pkg_new();
     if (!p->logq || !p->catalog || !p->control || !p->shadows || !p->tasks || !p->grants ||
+        !p->pkg ||
         ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
         return plugin_fail(p, err[0] ? err : "out of memory");
+    }
+    p->files = ota_files_new(p->cfg.file_dir, p->cfg.file_pass_bytes, p->cfg.file_queue_blocks);
+    p->limits = ota_limits_new(&p->cfg.rate);
+    if (!p->files || !p->limits) {
+        return plugin_fail(p, "out of memory");
     }
     if (start_pipeline(p, err, sizeof(err)) != 0) {
         return plugin_fail(p, err);

@@ -14,6 +14,7 @@
 #include "ota_plugin.h"
 #include "engine.h"
 #include "map.h"
+#include "ota_store.h"
 #include "tasks.h"
 
 #include <errno.h>
@@ -43,7 +44,7 @@ static void publish_status_event(ota_plugin *p, const char *vin, uint64_t seq, c
     free(json);
 }
 
-/* The last report seq accepted from each VIN since the broker started. */
+/* The last report seq accepted from each VIN: loaded at start, then kept up to date. */
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
     uint64_t seq;
@@ -78,6 +79,60 @@ static bool report_is_new(ota_plugin *p, const char *vin, uint64_t seq)
     snprintf(rec.vin, sizeof(rec.vin), "%s", vin);
     ota_map_put(&p->last_seqs, &rec);
     return true;
+}
+
+/* Raises vin's last seq to seq (start-up loaders). */
+static int raise_last_seq(void *ctx, const char *vin, uint64_t seq)
+{
+    ota_plugin *p = ctx;
+    if (!ota_vin_valid(vin)) {
+        return 0; /* not a vehicle's: no report of it can arrive */
+    }
+    last_seq *l = ota_map_get_str(&p->last_seqs, vin);
+    if (l) {
+        l->seq = seq > l->seq ? seq : l->seq;
+        return 0;
+    }
+    last_seq rec = {.seq = seq};
+    snprintf(rec.vin, sizeof(rec.vin), "%s", vin);
+    return ota_map_put(&p->last_seqs, &rec) ? 0 : -1;
+}
+
+/* Reports accepted before the last stop but not yet shipped to the store are in the
+ * spool past its checkpoint: their seqs count too. */
+static int load_spooled_seqs(ota_plugin *p)
+{
+    ota_spool_pos from;
+    if (ota_spool_checkpoint_load(p->spool, &from) != 0) {
+        return -1;
+    }
+    ota_spool_reader *r = ota_spool_reader_open(p->spool, from);
+    if (!r) {
+        return -1;
+    }
+    ota_spool_record rec;
+    int rc;
+    while ((rc = ota_spool_reader_next(r, &rec)) == 1) {
+        if (rec.kind == OTA_SPOOL_KIND_REPORT && raise_last_seq(p, rec.vin, rec.seq) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    ota_spool_reader_close(r);
+    return rc;
+}
+
+int ota_reports_load(ota_plugin *p, ota_store *store, char *err, size_t errlen)
+{
+    if (ota_store_load_last_seqs(store, raise_last_seq, p) != 0) {
+        snprintf(err, errlen, "cannot load the last report seq of each vehicle");
+        return -1;
+    }
+    if (load_spooled_seqs(p) != 0) {
+        snprintf(err, errlen, "cannot read the report spool's unshipped reports");
+        return -1;
+    }
+    return 0;
 }
 
 static int refuse_unspooled(ota_plugin *p, const ota_request *req, uint64_t seq)

@@ -11,8 +11,12 @@
  * Requests are consumed: the callback returns success (so an MQTT 5 vehicle gets a
  * success PUBACK) and the ACL lets nobody read a request topic, so the broker delivers
  * the message to no one.
+ *
+ * Before a handler runs, the request passes the hostile-input gate (issue 8): the VIN's
+ * token bucket (limits.h) and its kind's payload limit. See docs/security.md.
  */
 #include "ota_plugin.h"
+#include "file.h"
 #include "shadow.h"
 
 #include <string.h>
@@ -26,8 +30,8 @@ static const ota_vehicle_topic vehicle_topics[] = {
     {"report", true, ota_handle_report},
     {"shadow/update", true, ota_handle_shadow_update},
     {"shadow/get", true, ota_handle_shadow_get},
-    {"pkg/get", true, NULL},
-    {"file/get", true, NULL},
+    {"pkg/get", true, ota_handle_pkg_get},
+    {"file/get", true, ota_handle_file_get},
     {"shadow/accepted", false, NULL},
     {"shadow/delta", false, NULL},
     {"shadow/state", false, NULL},
@@ -102,6 +106,64 @@ bool ota_topic_vin_is(const ota_topic *t, const char *vin)
     return t->vin && vin && strlen(vin) == t->vin_len && memcmp(t->vin, vin, t->vin_len) == 0;
 }
 
+/* The payload limit of a request kind: reports have their own option (the codec checks it
+ * too), shadow requests theirs, the small pkg/get and file/get queries theirs. */
+static size_t max_payload(const ota_plugin *p, const ota_vehicle_topic *vt)
+{
+    if (vt->handler == ota_handle_report) {
+        return p->cfg.limits.max_payload;
+    }
+    if (strncmp(vt->name, "shadow/", 7) == 0) {
+        return p->cfg.max_shadow_bytes;
+    }
+    return p->cfg.max_request_bytes;
+}
+
+/* A request over the vehicle's rate. A refused report must not look acked: MQTT 5
+ * vehicles get PUBACK 0x87 (ACL_DENIED); 3.1.1 ones cannot be told in the PUBACK, so
+ * they are disconnected before it and re-send the report after reconnecting. */
+static int refuse_rate(ota_plugin *p, const ota_request *req, ota_rate_verdict v, bool reply)
+{
+    p->counters.rate_limited++;
+    if (reply) {
+        ota_error e;
+        ota_error_set(&e, OTA_E_RATE_LIMITED, "%s refused: over %u requests per second",
+                      req->vt->name, p->cfg.rate.rate);
+        ota_reply_error(p, req, &e, -1);
+    }
+    if (v == OTA_RATE_KICK) {
+        ota_limits_queue_kick(p->limits, req->client_id);
+    }
+    if (req->vt->handler == ota_handle_report &&
+        mosquitto_client_protocol_version(req->client) != 5) {
+        return MOSQ_ERR_UNKNOWN;
+    }
+    return MOSQ_ERR_ACL_DENIED;
+}
+
+/* The gate: MOSQ_ERR_SUCCESS to serve the request, else the callback's answer. */
+static int admit(ota_plugin *p, const ota_request *req, bool *serve)
+{
+    bool reply = false;
+    ota_rate_verdict v = ota_limits_take(p->limits, req->vin, ota_limits_now_ms(), &reply);
+    *serve = false;
+    if (v != OTA_RATE_OK) {
+        return refuse_rate(p, req, v, reply);
+    }
+    size_t max = max_payload(p, req->vt);
+    if (req->payloadlen > max) {
+        ota_error e;
+        ota_error_set(&e, OTA_E_TOO_LARGE, "%s: payload of %zu bytes, at most %zu", req->vt->name,
+                      req->payloadlen, max);
+        p->counters.oversize++;
+        p->counters.reports_rejected += req->vt->handler == ota_handle_report;
+        ota_reply_error(p, req, &e, -1);
+        return MOSQ_ERR_SUCCESS; /* consumed and answered, like any bad request */
+    }
+    *serve = true;
+    return MOSQ_ERR_SUCCESS;
+}
+
 int ota_message_callback(int event, void *event_data, void *userdata)
 {
     (void)event;
@@ -126,5 +188,7 @@ int ota_message_callback(int event, void *event_data, void *userdata)
         .properties = m->properties,
         .vt = t.vt,
     };
-    return t.vt->handler(p, &req);
+    bool serve;
+    int rc = admit(p, &req, &serve);
+    return serve ? t.vt->handler(p, &req) : rc;
 }

@@ -6,7 +6,9 @@ PKGS=(build-essential cmake pkg-config
       mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
       libmongoc-dev libbson-dev libcbor-dev libsqlite3-dev sqlite3 libcjson-dev
       libssl-dev zlib1g-dev libcmocka-dev
-      python3 python3-paho-mqtt python3-cbor2 python3-cryptography)
+      python3 python3-paho-mqtt python3-cbor2 python3-cryptography
+      python3-bson python3-pymongo
+      clang libclang-rt-14-dev openssl)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

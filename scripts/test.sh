@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds everything and runs the whole test suite with ctest, twice: a normal build
-# (build/) and an AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/).
-# Installs missing Debian packages first. `--no-asan` skips the sanitizer pass.
+# (build/) and an AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/); then
+# runs every libFuzzer target for a bounded time (scripts/fuzz.sh -t 20, two at once, in
+# build-fuzz/; needs clang). Installs missing Debian packages first. `--no-asan` skips
+# the sanitizer pass; OTA_FUZZ_SECONDS=0 skips the fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-deps.sh
@@ -25,3 +27,9 @@ run_variant() {
 for v in "${variants[@]}"; do
     run_variant "$v"
 done
+
+fuzz_secs=${OTA_FUZZ_SECONDS:-20}
+if [ "$fuzz_secs" -gt 0 ]; then
+    echo "=== fuzzing, ${fuzz_secs}s per target (build-fuzz)"
+    OTA_FUZZ_JOBS=2 bash scripts/fuzz.sh -t "$fuzz_secs"
+fi

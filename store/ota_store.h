@@ -2,7 +2,7 @@
  * ota_store.h — the one interface to where mosquitto-ota keeps its data.
  *
  * Two backends implement it: SQLite (embedded default, `sqlite:PATH`) and MongoDB
- * (`mongodb://...`, a later issue). The interface speaks in domain terms — report
+ * (`mongodb://...`, store/mongo*.c). The interface speaks in domain terms — report
  * events, latest status — never in SQL or BSON, so callers do not know which backend
  * they talk to. A store handle is used by one thread at a time: in the plugin that is
  * the writer thread; tools and tests may open their own handle on the same database.
@@ -112,9 +112,9 @@ typedef struct {
     const char *task;
     const char *vin;
     ota_exec_state state;
-    const char *code;   /* rejection code or failure reason; NULL */
-    uint32_t resends;   /* notices re-sent (compensation) */
-    const char *msg_id; /* of the last notice; NULL before one was sent */
+    const char *code;    /* rejection code or failure reason; NULL */
+    uint32_t resends;    /* notices re-sent (compensation) */
+    const char *msg_id;  /* of the last notice; NULL before one was sent */
     int64_t notified_ms; /* -1 before */
     int64_t updated_ms;
 } ota_exec_rec;
@@ -195,7 +195,9 @@ typedef struct {
     size_t n_add_descriptions;
 } ota_catalog_change;
 
-/* Returns 0, or -1 with err set (nothing stored). */
+/* Returns 0, or -1 with err set (nothing stored; on MongoDB without a replica set the
+ * parts before the failure may be stored: applying the same change again converges, see
+ * docs/mongodb.md). */
 int ota_store_apply(ota_store *s, const ota_catalog_change *c, char *err, size_t errlen);
 
 /* Loaders, for the start-up: fn sees each item (pointers valid during the call) and
@@ -227,5 +229,14 @@ int ota_store_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ct
  * report replay guard's memory across restarts (SPEC §8, issue 8). */
 typedef int (*ota_store_seq_fn)(void *ctx, const char *vin, uint64_t seq);
 int ota_store_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
+
+/* Claims the sending of notice msg_id (of task, to vin) for owner (a broker's id), so that
+ * several brokers sharing one database never send the same notice twice: the first claim
+ * of a msg_id wins for good. Returns 1 when owner holds the claim (also when it claimed it
+ * before: a retried claim is harmless), 0 when another owner does, -1 on a store error
+ * (err set). Table / collection ota_vehicle_notice_claim (msg_id, task, vin, owner,
+ * claimed_at). */
+int ota_store_claim_notice(ota_store *s, const char *task, const char *vin, const char *msg_id,
+                           const char *owner, int64_t now_ms, char *err, size_t errlen);
 
 #endif

@@ -6,11 +6,11 @@
  *   (vin, seq, idx) WITHOUT ROWID, so a VIN's events are clustered in key order and
  *   "newest first" is a backwards walk of the primary key. Columns beside the common
  *   ones (vin, seq, idx, task, ts, received_at) come from a per-field descriptor
- *   table (FIELDS) and a per-type descriptor (TYPES: table name + which fields);
+ *   table and a per-type descriptor (schema.h, shared with the MongoDB backend);
  *   CREATE, INSERT and SELECT statements, binding and reading are all generated from
  *   those two tables instead of being written out five times.
  * - Every SELECT returns the same column layout: type, vin, seq, idx, task, ts,
- *   received_at, then every field of FIELDS in order (NULL where a type lacks it).
+ *   received_at, then every field of OTA_STORE_FIELDS in order (NULL where a type lacks it).
  *   So one reader fills an ota_event for any type, and history over all types is a
  *   UNION ALL of the five per-table SELECTs ordered by (seq, idx) descending.
  * - All statements are prepared once at open. A batch is one BEGIN IMMEDIATE ...
@@ -39,66 +39,9 @@
 #define BUSY_TIMEOUT_MS 5000
 #define N_COMMON 7 /* type, vin, seq, idx, task, ts, received_at in every SELECT */
 
-/* ---- descriptors: the optional fields and which event type keeps which ---- */
-
-typedef enum { COL_TEXT, COL_I32, COL_I64 } col_kind;
-
-typedef struct {
-    const char *name; /* column name (quoted in SQL: "trigger" is a keyword) */
-    col_kind kind;
-    size_t off; /* offset of the field in ota_event */
-} field_desc;
-
-enum {
-    F_ECU,
-    F_PCT,
-    F_BYTES,
-    F_STEP,
-    F_STATUS,
-    F_ERROR,
-    F_TRIGGER,
-    F_FW,
-    F_CMD,
-    F_AT,
-    F_RESULT,
-    N_FIELDS
-};
-
-static const field_desc FIELDS[N_FIELDS] = {
-    [F_ECU] = {"ecu", COL_TEXT, offsetof(ota_event, ecu)},
-    [F_PCT] = {"pct", COL_I32, offsetof(ota_event, pct)},
-    [F_BYTES] = {"bytes", COL_I64, offsetof(ota_event, bytes)},
-    [F_STEP] = {"step", COL_TEXT, offsetof(ota_event, step)},
-    [F_STATUS] = {"status", COL_TEXT, offsetof(ota_event, status)},
-    [F_ERROR] = {"error", COL_TEXT, offsetof(ota_event, error)},
-    [F_TRIGGER] = {"trigger", COL_TEXT, offsetof(ota_event, trigger)},
-    [F_FW] = {"fw", COL_TEXT, offsetof(ota_event, fw)},
-    [F_CMD] = {"cmd", COL_TEXT, offsetof(ota_event, cmd)},
-    [F_AT] = {"at", COL_I64, offsetof(ota_event, at)},
-    [F_RESULT] = {"result", COL_TEXT, offsetof(ota_event, result)},
-};
-
-#define BIT(f) (1u << (f))
-
-typedef struct {
-    const char *table;
-    unsigned fields; /* BIT(F_...) of the fields this type keeps */
-} type_desc;
-
-static const type_desc TYPES[OTA_EV_TYPE_COUNT + 1] = {
-    [OTA_EV_DOWNLOAD_PROGRESS] = {"ota_vehicle_download_progress",
-                                  BIT(F_ECU) | BIT(F_PCT) | BIT(F_BYTES)},
-    [OTA_EV_UPGRADE_PROGRESS] = {"ota_vehicle_upgrade_progress",
-                                 BIT(F_ECU) | BIT(F_PCT) | BIT(F_STEP)},
-    [OTA_EV_UPGRADE_STATUS] = {"ota_vehicle_upgrade_status",
-                               BIT(F_STATUS) | BIT(F_ERROR) | BIT(F_TRIGGER) | BIT(F_FW)},
-    [OTA_EV_COMMAND] = {"ota_vehicle_upgrade_command", BIT(F_CMD) | BIT(F_AT)},
-    [OTA_EV_EEPROM_CLEAR] = {"ota_vehicle_eeprom_clear", BIT(F_ECU) | BIT(F_RESULT)},
-};
-
-static const type_desc *type_get(int type)
+static const ota_store_ev_kind *kind(int type)
 {
-    return type >= 1 && type <= OTA_EV_TYPE_COUNT ? &TYPES[type] : NULL;
+    return ota_store_ev_kind_get(type);
 }
 
 /* ---- shared helpers (sqlite_impl.h) ---- */
@@ -143,29 +86,30 @@ static void append_columns(sqlite3_str *q, unsigned fields, int with_types)
                                           "idx INTEGER NOT NULL, task TEXT NOT NULL, "
                                           "ts INTEGER NOT NULL, received_at INTEGER NOT NULL"
                                         : "vin, seq, idx, task, ts, received_at");
-    for (int f = 0; f < N_FIELDS; f++) {
-        if (!(fields & BIT(f)))
+    for (int f = 0; f < OTA_SF_COUNT; f++) {
+        if (!(fields & OTA_SF_BIT(f)))
             continue;
-        sqlite3_str_appendf(q, ", \"%w\"", FIELDS[f].name);
+        sqlite3_str_appendf(q, ", \"%w\"", OTA_STORE_FIELDS[f].name);
         if (with_types)
-            sqlite3_str_appendall(q, FIELDS[f].kind == COL_TEXT ? " TEXT" : " INTEGER");
+            sqlite3_str_appendall(q,
+                                  OTA_STORE_FIELDS[f].kind == OTA_SF_TEXT ? " TEXT" : " INTEGER");
     }
 }
 
 static void sql_create(sqlite3_str *q, int type)
 {
-    sqlite3_str_appendf(q, "CREATE TABLE IF NOT EXISTS %s (", TYPES[type].table);
-    append_columns(q, TYPES[type].fields, 1);
+    sqlite3_str_appendf(q, "CREATE TABLE IF NOT EXISTS %s (", kind(type)->table);
+    append_columns(q, kind(type)->fields, 1);
     sqlite3_str_appendall(q, ", PRIMARY KEY (vin, seq, idx)) WITHOUT ROWID");
 }
 
 static void sql_insert(sqlite3_str *q, int type)
 {
-    sqlite3_str_appendf(q, "INSERT INTO %s (", TYPES[type].table);
-    append_columns(q, TYPES[type].fields, 0);
+    sqlite3_str_appendf(q, "INSERT INTO %s (", kind(type)->table);
+    append_columns(q, kind(type)->fields, 0);
     sqlite3_str_appendall(q, ") VALUES (?, ?, ?, ?, ?, ?");
-    for (int f = 0; f < N_FIELDS; f++)
-        if (TYPES[type].fields & BIT(f))
+    for (int f = 0; f < OTA_SF_COUNT; f++)
+        if (kind(type)->fields & OTA_SF_BIT(f))
             sqlite3_str_appendall(q, ", ?");
     sqlite3_str_appendall(q, ") ON CONFLICT (vin, seq, idx) DO NOTHING");
 }
@@ -175,9 +119,9 @@ static void sql_select_cols(sqlite3_str *q, int type, const char *p)
 {
     sqlite3_str_appendf(q, "SELECT %d AS type, %svin, %sseq, %sidx, %stask, %sts, %sreceived_at",
                         type, p, p, p, p, p, p);
-    for (int f = 0; f < N_FIELDS; f++) {
-        if (TYPES[type].fields & BIT(f))
-            sqlite3_str_appendf(q, ", %s\"%w\"", p, FIELDS[f].name);
+    for (int f = 0; f < OTA_SF_COUNT; f++) {
+        if (kind(type)->fields & OTA_SF_BIT(f))
+            sqlite3_str_appendf(q, ", %s\"%w\"", p, OTA_STORE_FIELDS[f].name);
         else
             sqlite3_str_appendall(q, ", NULL");
     }
@@ -187,7 +131,7 @@ static void sql_select_cols(sqlite3_str *q, int type, const char *p)
 static void sql_select_arm(sqlite3_str *q, int type)
 {
     sql_select_cols(q, type, "");
-    sqlite3_str_appendf(q, " FROM %s WHERE vin = ?1", TYPES[type].table);
+    sqlite3_str_appendf(q, " FROM %s WHERE vin = ?1", kind(type)->table);
 }
 
 /* History of one type, or (type 0) of every type; ?2 is the limit. */
@@ -216,7 +160,7 @@ static void sql_latest(sqlite3_str *q, int type)
  * 1.7 s for ROW_NUMBER() OVER (PARTITION BY vin ORDER BY seq DESC, idx DESC). */
 static void sql_latest_all(sqlite3_str *q, int type)
 {
-    const char *t = TYPES[type].table;
+    const char *t = kind(type)->table;
     sql_select_cols(q, type, "u.");
     sqlite3_str_appendf(q,
                         " FROM (SELECT DISTINCT vin FROM %s) AS v JOIN %s AS u ON u.vin = v.vin "
@@ -227,7 +171,7 @@ static void sql_latest_all(sqlite3_str *q, int type)
 
 static void sql_count(sqlite3_str *q, int type, int by_vin)
 {
-    sqlite3_str_appendf(q, "SELECT COUNT(*) FROM %s%s", TYPES[type].table,
+    sqlite3_str_appendf(q, "SELECT COUNT(*) FROM %s%s", kind(type)->table,
                         by_vin ? " WHERE vin = ?1" : "");
 }
 
@@ -384,15 +328,15 @@ ota_store *ota_store_sqlite_open(const char *path, char *err, size_t errlen)
 
 /* ---- put_events ---- */
 
-static int bind_field(sqlite3_stmt *stmt, int col, const field_desc *f, const ota_event *ev)
+static int bind_field(sqlite3_stmt *stmt, int col, const ota_store_field *f, const ota_event *ev)
 {
     const char *p = (const char *)ev + f->off;
-    if (f->kind == COL_TEXT) {
+    if (f->kind == OTA_SF_TEXT) {
         const char *v = *(const char *const *)p;
         return v != NULL ? sqlite3_bind_text(stmt, col, v, -1, SQLITE_STATIC)
                          : sqlite3_bind_null(stmt, col);
     }
-    int64_t v = f->kind == COL_I32 ? *(const int32_t *)p : *(const int64_t *)p;
+    int64_t v = f->kind == OTA_SF_I32 ? *(const int32_t *)p : *(const int64_t *)p;
     return v >= 0 ? sqlite3_bind_int64(stmt, col, v) : sqlite3_bind_null(stmt, col);
 }
 
@@ -411,31 +355,17 @@ static int bind_event(sqlite3_stmt *stmt, unsigned fields, const ota_store_event
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(stmt, 6, e->received_ms);
     int col = 7;
-    for (int f = 0; f < N_FIELDS && rc == SQLITE_OK; f++)
-        if (fields & BIT(f))
-            rc = bind_field(stmt, col++, &FIELDS[f], ev);
+    for (int f = 0; f < OTA_SF_COUNT && rc == SQLITE_OK; f++)
+        if (fields & OTA_SF_BIT(f))
+            rc = bind_field(stmt, col++, &OTA_STORE_FIELDS[f], ev);
     return rc;
-}
-
-/* What the store refuses before SQLite sees it; NULL when the event is acceptable. */
-static const char *event_problem(const ota_store_event *e)
-{
-    if (e->vin == NULL || e->ev == NULL)
-        return "no vin or no event";
-    if (type_get(e->ev->type) == NULL)
-        return "unknown event type";
-    if (e->ev->task == NULL)
-        return "no task";
-    if (e->seq > INT64_MAX)
-        return "seq above 2^63-1";
-    return NULL;
 }
 
 /* Inserts event i of a batch, counting it as inserted or duplicate. */
 static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_store_put_result *r,
                    char *err, size_t errlen)
 {
-    const char *problem = event_problem(e);
+    const char *problem = ota_store_event_problem(e);
     if (problem != NULL) {
         ota_store_sq_err(err, errlen, "SQLite %s: event %zu of the batch (type %d): %s", st->path,
                          i, e->ev != NULL ? (int)e->ev->type : -1, problem);
@@ -443,12 +373,12 @@ static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_sto
     }
     int type = e->ev->type;
     sqlite3_stmt *stmt = st->insert[type];
-    int rc = bind_event(stmt, TYPES[type].fields, e);
+    int rc = bind_event(stmt, kind(type)->fields, e);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) {
         char what[96];
-        snprintf(what, sizeof what, "event %zu of the batch into %s", i, TYPES[type].table);
+        snprintf(what, sizeof what, "event %zu of the batch into %s", i, kind(type)->table);
         ota_store_sq_db_err(st, err, errlen, what);
     }
     sqlite3_reset(stmt);
@@ -489,13 +419,13 @@ static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
 
 /* ---- reading ---- */
 
-static void read_field(sqlite3_stmt *stmt, int col, const field_desc *f, ota_event *ev)
+static void read_field(sqlite3_stmt *stmt, int col, const ota_store_field *f, ota_event *ev)
 {
     char *p = (char *)ev + f->off;
     int null = sqlite3_column_type(stmt, col) == SQLITE_NULL;
-    if (f->kind == COL_TEXT)
+    if (f->kind == OTA_SF_TEXT)
         *(const char **)p = null ? NULL : (const char *)sqlite3_column_text(stmt, col);
-    else if (f->kind == COL_I32)
+    else if (f->kind == OTA_SF_I32)
         *(int32_t *)p = null ? -1 : sqlite3_column_int(stmt, col);
     else
         *(int64_t *)p = null ? -1 : sqlite3_column_int64(stmt, col);
@@ -512,8 +442,8 @@ static void read_row(sqlite3_stmt *stmt, ota_event *ev, ota_store_event *se)
     ev->task = (const char *)sqlite3_column_text(stmt, 4);
     ev->ts = sqlite3_column_int64(stmt, 5);
     se->received_ms = sqlite3_column_int64(stmt, 6);
-    for (int f = 0; f < N_FIELDS; f++)
-        read_field(stmt, N_COMMON + f, &FIELDS[f], ev);
+    for (int f = 0; f < OTA_SF_COUNT; f++)
+        read_field(stmt, N_COMMON + f, &OTA_STORE_FIELDS[f], ev);
     se->ev = ev;
 }
 
@@ -575,7 +505,7 @@ static void sql_last_seqs(sqlite3_str *q, int unused)
     sqlite3_str_appendall(q, "SELECT vin, MAX(seq) FROM (");
     for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++)
         sqlite3_str_appendf(q, "%sSELECT vin, MAX(seq) AS seq FROM %s GROUP BY vin",
-                            t > 1 ? " UNION ALL " : "", TYPES[t].table);
+                            t > 1 ? " UNION ALL " : "", kind(t)->table);
     sqlite3_str_appendall(q, ") GROUP BY vin ORDER BY vin");
 }
 
@@ -597,7 +527,7 @@ static int sq_history(ota_store *s, const char *vin, ota_event_type type, size_t
                       ota_store_event_fn fn, void *ctx)
 {
     sqlite_store *st = (sqlite_store *)s;
-    if (type != 0 && type_get(type) == NULL)
+    if (type != 0 && ota_store_ev_kind_get(type) == NULL)
         return -1;
     return run_events(st->history[type], vin, limit, fn, ctx);
 }
@@ -605,7 +535,7 @@ static int sq_history(ota_store *s, const char *vin, ota_event_type type, size_t
 static int sq_count_events(ota_store *s, ota_event_type type, const char *vin, uint64_t *count)
 {
     sqlite_store *st = (sqlite_store *)s;
-    if (type_get(type) == NULL)
+    if (ota_store_ev_kind_get(type) == NULL)
         return -1;
     sqlite3_stmt *stmt = vin != NULL ? st->count_vin[type] : st->count_all[type];
     if (vin != NULL && sqlite3_bind_text(stmt, 1, vin, -1, SQLITE_STATIC) != SQLITE_OK)
@@ -635,4 +565,5 @@ static const ota_store_ops SQLITE_OPS = {
     .load_descriptions = ota_store_sq_load_descriptions,
     .load_latest_statuses = sq_load_latest_statuses,
     .load_last_seqs = sq_load_last_seqs,
+    .claim_notice = ota_store_sq_claim_notice,
 };

@@ -6,7 +6,7 @@
  * and written by sqlite_tasks.c, inside the same transaction.
  *
  * Design
- * - Vehicle columns come from one descriptor table (VCOLS: column, declaration, kind,
+ * - Vehicle columns come from one descriptor table (OTA_STORE_VCOLS: column, declaration, kind,
  *   offset in ota_vehicle_rec); the CREATE, the upsert and the SELECT are generated from
  *   it, and one binder and one reader walk it. Every document kind has a table of the same
  *   (key, doc) shape (DOC_TABLES, by ota_doc_kind), so each of its statements comes from
@@ -27,90 +27,42 @@
 #include <stdio.h>
 #include <string.h>
 
-#define VEHICLE_TABLE "ota_vehicle"
-#define LIST_TABLE "ota_vehicle_list"
-
-/* ---- descriptors ---- */
-
-typedef enum { VC_TEXT, VC_BOOL, VC_PUBKEY } vcol_kind;
-
-typedef struct {
-    const char *name;
-    const char *decl; /* type and constraints in CREATE TABLE */
-    vcol_kind kind;
-    size_t off; /* offset of the field in ota_vehicle_rec */
-} vcol_desc;
-
-#define VREC(f) offsetof(ota_vehicle_rec, f)
-
-/* The first column is the key; the upsert updates all the others. */
-static const vcol_desc VCOLS[] = {
-    {"vin", "TEXT PRIMARY KEY", VC_TEXT, VREC(vin)},
-    {"model", "TEXT NOT NULL", VC_TEXT, VREC(model)},
-    {"series", "TEXT NOT NULL", VC_TEXT, VREC(series)},
-    {"platform", "TEXT", VC_TEXT, VREC(platform)},
-    {"status", "TEXT NOT NULL", VC_TEXT, VREC(status)},
-    {"usage", "TEXT NOT NULL", VC_TEXT, VREC(usage)},
-    {"sold", "INTEGER NOT NULL", VC_BOOL, VREC(sold)},
-    {"activated", "INTEGER NOT NULL", VC_BOOL, VREC(activated)},
-    {"passenger", "INTEGER NOT NULL", VC_BOOL, VREC(passenger)},
-    {"config_word", "TEXT", VC_TEXT, VREC(config_word)},
-    {"fw", "TEXT", VC_TEXT, VREC(fw)},
-    {"public_key", "BLOB", VC_PUBKEY, VREC(public_key)},
-};
-
-#define N_VCOLS ((int)(sizeof VCOLS / sizeof VCOLS[0]))
-
-static const char *const DOC_TABLES[OTA_DOC_KIND_COUNT + 1] = {
-    [OTA_DOC_MODEL] = "ota_vehicle_model",
-    [OTA_DOC_PACKAGE] = "ota_package",
-    [OTA_DOC_STRATEGY] = "ota_upgrade_strategy",
-    [OTA_DOC_BINDING] = "ota_upgrade_strategy_relation",
-    [OTA_DOC_FILE] = "ota_file",
-    [OTA_DOC_TASK] = "ota_task",
-    [OTA_DOC_SETTING] = "ota_setting",
-};
-
-static const char *doc_table(int kind)
-{
-    return kind >= 1 && kind <= OTA_DOC_KIND_COUNT ? DOC_TABLES[kind] : NULL;
-}
-
 /* ---- SQL generated from the descriptors (builders for ota_store_sq_build) ---- */
 
 static void append_vcols(sqlite3_str *q)
 {
-    for (int i = 0; i < N_VCOLS; i++)
-        sqlite3_str_appendf(q, "%s\"%w\"", i > 0 ? ", " : "", VCOLS[i].name);
+    for (int i = 0; i < OTA_STORE_N_VCOLS; i++)
+        sqlite3_str_appendf(q, "%s\"%w\"", i > 0 ? ", " : "", OTA_STORE_VCOLS[i].name);
 }
 
 static void sql_vehicle_create(sqlite3_str *q, int arg)
 {
     (void)arg;
-    sqlite3_str_appendall(q, "CREATE TABLE IF NOT EXISTS " VEHICLE_TABLE " (");
-    for (int i = 0; i < N_VCOLS; i++)
-        sqlite3_str_appendf(q, "%s\"%w\" %s", i > 0 ? ", " : "", VCOLS[i].name, VCOLS[i].decl);
+    sqlite3_str_appendall(q, "CREATE TABLE IF NOT EXISTS " OTA_STORE_VEHICLE_TABLE " (");
+    for (int i = 0; i < OTA_STORE_N_VCOLS; i++)
+        sqlite3_str_appendf(q, "%s\"%w\" %s", i > 0 ? ", " : "", OTA_STORE_VCOLS[i].name,
+                            OTA_STORE_VCOLS[i].decl);
     sqlite3_str_appendall(q, ") WITHOUT ROWID");
 }
 
 static void sql_vehicle_put(sqlite3_str *q, int arg)
 {
     (void)arg;
-    sqlite3_str_appendall(q, "INSERT INTO " VEHICLE_TABLE " (");
+    sqlite3_str_appendall(q, "INSERT INTO " OTA_STORE_VEHICLE_TABLE " (");
     append_vcols(q);
     sqlite3_str_appendall(q, ") VALUES (");
-    for (int i = 0; i < N_VCOLS; i++)
+    for (int i = 0; i < OTA_STORE_N_VCOLS; i++)
         sqlite3_str_appendall(q, i > 0 ? ", ?" : "?");
-    sqlite3_str_appendf(q, ") ON CONFLICT (\"%w\") DO UPDATE SET ", VCOLS[0].name);
-    for (int i = 1; i < N_VCOLS; i++)
-        sqlite3_str_appendf(q, "%s\"%w\" = excluded.\"%w\"", i > 1 ? ", " : "", VCOLS[i].name,
-                            VCOLS[i].name);
+    sqlite3_str_appendf(q, ") ON CONFLICT (\"%w\") DO UPDATE SET ", OTA_STORE_VCOLS[0].name);
+    for (int i = 1; i < OTA_STORE_N_VCOLS; i++)
+        sqlite3_str_appendf(q, "%s\"%w\" = excluded.\"%w\"", i > 1 ? ", " : "",
+                            OTA_STORE_VCOLS[i].name, OTA_STORE_VCOLS[i].name);
 }
 
 static void sql_vehicle_delete(sqlite3_str *q, int arg)
 {
     (void)arg;
-    sqlite3_str_appendall(q, "DELETE FROM " VEHICLE_TABLE " WHERE vin = ?1");
+    sqlite3_str_appendall(q, "DELETE FROM " OTA_STORE_VEHICLE_TABLE " WHERE vin = ?1");
 }
 
 static void sql_vehicle_load(sqlite3_str *q, int arg)
@@ -118,7 +70,7 @@ static void sql_vehicle_load(sqlite3_str *q, int arg)
     (void)arg;
     sqlite3_str_appendall(q, "SELECT ");
     append_vcols(q);
-    sqlite3_str_appendall(q, " FROM " VEHICLE_TABLE " ORDER BY vin");
+    sqlite3_str_appendall(q, " FROM " OTA_STORE_VEHICLE_TABLE " ORDER BY vin");
 }
 
 static void sql_doc_create(sqlite3_str *q, int kind)
@@ -126,7 +78,7 @@ static void sql_doc_create(sqlite3_str *q, int kind)
     sqlite3_str_appendf(q,
                         "CREATE TABLE IF NOT EXISTS %s (\"key\" TEXT PRIMARY KEY, doc TEXT NOT "
                         "NULL) WITHOUT ROWID",
-                        DOC_TABLES[kind]);
+                        ota_store_doc_table(kind));
 }
 
 static void sql_doc_put(sqlite3_str *q, int kind)
@@ -134,43 +86,45 @@ static void sql_doc_put(sqlite3_str *q, int kind)
     sqlite3_str_appendf(q,
                         "INSERT INTO %s (\"key\", doc) VALUES (?1, ?2) ON CONFLICT (\"key\") DO "
                         "UPDATE SET doc = excluded.doc",
-                        DOC_TABLES[kind]);
+                        ota_store_doc_table(kind));
 }
 
 static void sql_doc_delete(sqlite3_str *q, int kind)
 {
-    sqlite3_str_appendf(q, "DELETE FROM %s WHERE \"key\" = ?1", DOC_TABLES[kind]);
+    sqlite3_str_appendf(q, "DELETE FROM %s WHERE \"key\" = ?1", ota_store_doc_table(kind));
 }
 
 static void sql_doc_load(sqlite3_str *q, int kind)
 {
-    sqlite3_str_appendf(q, "SELECT \"key\", doc FROM %s ORDER BY \"key\"", DOC_TABLES[kind]);
+    sqlite3_str_appendf(q, "SELECT \"key\", doc FROM %s ORDER BY \"key\"",
+                        ota_store_doc_table(kind));
 }
 
 static void sql_list_create(sqlite3_str *q, int arg)
 {
     (void)arg;
-    sqlite3_str_appendall(q, "CREATE TABLE IF NOT EXISTS " LIST_TABLE " (list TEXT NOT NULL, "
+    sqlite3_str_appendall(q, "CREATE TABLE IF NOT EXISTS " OTA_STORE_LIST_TABLE
+                             " (list TEXT NOT NULL, "
                              "vin TEXT NOT NULL, PRIMARY KEY (list, vin)) WITHOUT ROWID");
 }
 
 static void sql_list_add(sqlite3_str *q, int arg)
 {
     (void)arg;
-    sqlite3_str_appendall(q, "INSERT INTO " LIST_TABLE " (list, vin) VALUES (?1, ?2) "
+    sqlite3_str_appendall(q, "INSERT INTO " OTA_STORE_LIST_TABLE " (list, vin) VALUES (?1, ?2) "
                              "ON CONFLICT (list, vin) DO NOTHING");
 }
 
 static void sql_list_remove(sqlite3_str *q, int arg)
 {
     (void)arg;
-    sqlite3_str_appendall(q, "DELETE FROM " LIST_TABLE " WHERE list = ?1 AND vin = ?2");
+    sqlite3_str_appendall(q, "DELETE FROM " OTA_STORE_LIST_TABLE " WHERE list = ?1 AND vin = ?2");
 }
 
 static void sql_list_load(sqlite3_str *q, int arg)
 {
     (void)arg;
-    sqlite3_str_appendall(q, "SELECT list, vin FROM " LIST_TABLE " ORDER BY list, vin");
+    sqlite3_str_appendall(q, "SELECT list, vin FROM " OTA_STORE_LIST_TABLE " ORDER BY list, vin");
 }
 
 /* ---- schema and statements ---- */
@@ -222,81 +176,15 @@ void ota_store_sq_catalog_finalize(sqlite_store *st)
 
 /* ---- apply: checking the change ---- */
 
-/* 0, or -1 with err naming the first NULL among n VINs ("<part> <i> of the change"). */
-static int check_vins(const sqlite_store *st, const char *part, const char *const *vins, size_t n,
-                      char *err, size_t errlen)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (vins == NULL || vins[i] == NULL) {
-            ota_store_sq_err(err, errlen, "SQLite %s: %s %zu of the change: no VIN", st->path, part,
-                             i);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int check_vehicles(const sqlite_store *st, const ota_catalog_change *c, char *err,
-                          size_t errlen)
-{
-    for (size_t i = 0; i < c->n_put_vehicles; i++) {
-        if (c->put_vehicles == NULL || c->put_vehicles[i].vin == NULL) {
-            ota_store_sq_err(err, errlen, "SQLite %s: vehicle %zu of the change: no VIN", st->path,
-                             i);
-            return -1;
-        }
-    }
-    return check_vins(st, "deleted vehicle", c->delete_vehicles, c->n_delete_vehicles, err, errlen);
-}
-
-static int check_docs(const sqlite_store *st, const ota_catalog_change *c, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < c->n_docs; i++) {
-        const ota_store_doc *d = c->docs != NULL ? &c->docs[i] : NULL;
-        const char *problem = d == NULL                    ? "no document"
-                              : doc_table(d->kind) == NULL ? "unknown document kind"
-                              : d->key == NULL             ? "no key"
-                                                           : NULL;
-        if (problem != NULL) {
-            ota_store_sq_err(err, errlen, "SQLite %s: document %zu of the change (kind %d): %s",
-                             st->path, i, d != NULL ? (int)d->kind : -1, problem);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int check_lists(const sqlite_store *st, const ota_catalog_change *c, char *err,
-                       size_t errlen)
-{
-    if (c->n_list_add + c->n_list_remove > 0 && ota_list_name(c->list) == NULL) {
-        ota_store_sq_err(err, errlen, "SQLite %s: list of the change: unknown list %d", st->path,
-                         (int)c->list);
-        return -1;
-    }
-    if (check_vins(st, "list addition", c->list_add, c->n_list_add, err, errlen) != 0)
-        return -1;
-    return check_vins(st, "list removal", c->list_remove, c->n_list_remove, err, errlen);
-}
-
 /* What the store refuses before SQLite sees it: 0, or -1 with err set. */
 static int check_change(const sqlite_store *st, const ota_catalog_change *c, char *err,
                         size_t errlen)
 {
-    if (c == NULL) {
-        ota_store_sq_err(err, errlen, "SQLite %s: no change", st->path);
-        return -1;
-    }
-    if (check_vehicles(st, c, err, errlen) != 0 || check_docs(st, c, err, errlen) != 0 ||
-        check_lists(st, c, err, errlen) != 0)
-        return -1;
-    return ota_store_sq_tasks_check(st, c, err, errlen);
-}
-
-static bool change_empty(const ota_catalog_change *c)
-{
-    size_t n = c->n_put_vehicles + c->n_delete_vehicles + c->n_docs;
-    return n + c->n_list_add + c->n_list_remove + ota_store_sq_tasks_count(c) == 0;
+    char problem[192];
+    if (ota_store_check_change(c, problem, sizeof problem) == 0)
+        return 0;
+    ota_store_sq_err(err, errlen, "SQLite %s: %s", st->path, problem);
+    return -1;
 }
 
 /* ---- apply: writing ---- */
@@ -310,11 +198,11 @@ int ota_store_sq_bind_text_or_null(sqlite3_stmt *stmt, int col, const char *v)
 static int bind_vehicle(sqlite3_stmt *stmt, const ota_vehicle_rec *v)
 {
     int rc = SQLITE_OK;
-    for (int i = 0; i < N_VCOLS && rc == SQLITE_OK; i++) {
-        const char *p = (const char *)v + VCOLS[i].off;
-        if (VCOLS[i].kind == VC_TEXT)
+    for (int i = 0; i < OTA_STORE_N_VCOLS && rc == SQLITE_OK; i++) {
+        const char *p = (const char *)v + OTA_STORE_VCOLS[i].off;
+        if (OTA_STORE_VCOLS[i].kind == OTA_VC_TEXT)
             rc = ota_store_sq_bind_text_or_null(stmt, i + 1, *(char *const *)p);
-        else if (VCOLS[i].kind == VC_BOOL)
+        else if (OTA_STORE_VCOLS[i].kind == OTA_VC_BOOL)
             rc = sqlite3_bind_int(stmt, i + 1, *(const bool *)p ? 1 : 0);
         else if (v->has_public_key)
             rc = sqlite3_bind_blob(stmt, i + 1, p, OTA_PUBKEY_LEN, SQLITE_STATIC);
@@ -343,7 +231,8 @@ static int put_vehicles(sqlite_store *st, const ota_catalog_change *c, char *err
     sqlite3_stmt *stmt = st->cat.vehicle_put;
     for (size_t i = 0; i < c->n_put_vehicles; i++) {
         int rc = bind_vehicle(stmt, &c->put_vehicles[i]);
-        if (ota_store_sq_step_write(st, stmt, rc, "vehicle", i, VEHICLE_TABLE, err, errlen) != 0)
+        if (ota_store_sq_step_write(st, stmt, rc, "vehicle", i, OTA_STORE_VEHICLE_TABLE, err,
+                                    errlen) != 0)
             return -1;
     }
     return 0;
@@ -373,7 +262,7 @@ static int write_docs(sqlite_store *st, const ota_catalog_change *c, char *err, 
         int rc = sqlite3_bind_text(stmt, 1, d->key, -1, SQLITE_STATIC);
         if (rc == SQLITE_OK && d->json != NULL)
             rc = sqlite3_bind_text(stmt, 2, d->json, -1, SQLITE_STATIC);
-        if (ota_store_sq_step_write(st, stmt, rc, "document", i, DOC_TABLES[d->kind], err,
+        if (ota_store_sq_step_write(st, stmt, rc, "document", i, ota_store_doc_table(d->kind), err,
                                     errlen) != 0)
             return -1;
     }
@@ -386,13 +275,13 @@ static int write_change(sqlite_store *st, const ota_catalog_change *c, char *err
     const char *list = ota_list_name(c->list);
     if (put_vehicles(st, c, err, errlen) != 0 ||
         write_vins(st, st->cat.vehicle_delete, NULL, c->delete_vehicles, c->n_delete_vehicles,
-                   "deleted vehicle", VEHICLE_TABLE, err, errlen) != 0 ||
+                   "deleted vehicle", OTA_STORE_VEHICLE_TABLE, err, errlen) != 0 ||
         write_docs(st, c, err, errlen) != 0)
         return -1;
     if (write_vins(st, st->cat.list_add, list, c->list_add, c->n_list_add, "list addition",
-                   LIST_TABLE, err, errlen) != 0 ||
+                   OTA_STORE_LIST_TABLE, err, errlen) != 0 ||
         write_vins(st, st->cat.list_remove, list, c->list_remove, c->n_list_remove, "list removal",
-                   LIST_TABLE, err, errlen) != 0)
+                   OTA_STORE_LIST_TABLE, err, errlen) != 0)
         return -1;
     return ota_store_sq_tasks_write(st, c, err, errlen);
 }
@@ -402,7 +291,7 @@ int ota_store_sq_apply(ota_store *s, const ota_catalog_change *c, char *err, siz
     sqlite_store *st = (sqlite_store *)s;
     if (check_change(st, c, err, errlen) != 0)
         return -1;
-    if (change_empty(c))
+    if (ota_store_change_empty(c))
         return 0;
     if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
@@ -434,11 +323,11 @@ int ota_store_sq_walk(sqlite3_stmt *stmt, ota_store_sq_row_fn row, const ota_sto
 /* Fills v from the current row of vehicle_load; its texts point into the row. */
 static void read_vehicle(sqlite3_stmt *stmt, ota_vehicle_rec *v)
 {
-    for (int i = 0; i < N_VCOLS; i++) {
-        char *p = (char *)v + VCOLS[i].off;
-        if (VCOLS[i].kind == VC_TEXT) {
+    for (int i = 0; i < OTA_STORE_N_VCOLS; i++) {
+        char *p = (char *)v + OTA_STORE_VCOLS[i].off;
+        if (OTA_STORE_VCOLS[i].kind == OTA_VC_TEXT) {
             *(char **)p = (char *)sqlite3_column_text(stmt, i);
-        } else if (VCOLS[i].kind == VC_BOOL) {
+        } else if (OTA_STORE_VCOLS[i].kind == OTA_VC_BOOL) {
             *(bool *)p = sqlite3_column_int(stmt, i) != 0;
         } else {
             const void *blob = sqlite3_column_blob(stmt, i);
@@ -483,7 +372,7 @@ int ota_store_sq_load_docs(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn,
 {
     sqlite_store *st = (sqlite_store *)s;
     sink to = {.fn.doc = fn, .ctx = ctx};
-    if (fn == NULL || doc_table(kind) == NULL)
+    if (fn == NULL || ota_store_doc_table(kind) == NULL)
         return -1;
     return ota_store_sq_walk(st->cat.doc_load[kind], doc_row, &to);
 }

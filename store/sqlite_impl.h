@@ -6,6 +6,7 @@
 #ifndef OTA_STORE_SQLITE_IMPL_H
 #define OTA_STORE_SQLITE_IMPL_H
 
+#include "schema.h"
 #include "store_impl.h"
 
 #include <sqlite3.h>
@@ -109,17 +110,16 @@ int ota_store_sq_load_lists(ota_store *s, ota_store_list_fn fn, void *ctx);
 int ota_store_sq_tasks_schema(sqlite_store *st, char *err, size_t errlen);
 int ota_store_sq_tasks_prepare(sqlite_store *st, char *err, size_t errlen);
 void ota_store_sq_tasks_finalize(sqlite_store *st);
-/* The executions, shadows and notices of a change: checked before the transaction
- * (0, or -1 with err set), counted, and written inside it (0, or -1 with err set). */
-int ota_store_sq_tasks_check(const sqlite_store *st, const ota_catalog_change *c, char *err,
-                             size_t errlen);
-size_t ota_store_sq_tasks_count(const ota_catalog_change *c);
+/* The executions, shadows, notices and descriptions of a checked change, written inside
+ * the open transaction: 0, or -1 with err set. */
 int ota_store_sq_tasks_write(sqlite_store *st, const ota_catalog_change *c, char *err,
                              size_t errlen);
 
 int ota_store_sq_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx);
 int ota_store_sq_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx);
 int ota_store_sq_load_notices(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx);
+int ota_store_sq_claim_notice(ota_store *s, const char *task, const char *vin, const char *msg_id,
+                              const char *owner, int64_t now_ms, char *err, size_t errlen);
 int ota_store_sq_load_descriptions(ota_store *s, const char *vin, ota_store_description_fn fn,
                                    void *ctx);
 

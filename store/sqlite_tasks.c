@@ -3,23 +3,20 @@
  * (task, VIN), one device shadow per VIN, and the notices sent (SPEC §5-6, seed 000).
  *
  * Design
- * - Each of the three tables is described once (TABLES: name, columns with their
- *   declaration, kind and offset in the record, key, secondary index, what a repeated
- *   key does); the CREATE, the write, the SELECTs, the checks of a change, the binder
- *   and the reader are all generated from / walk those descriptors.
- *     ota_task_vin (task, vin, state, code, resends, msg_id, notified_at, updated_at)
- *       PRIMARY KEY (task, vin) WITHOUT ROWID, index (vin, task): a vehicle's executions;
- *       upsert by key. The state is kept by name (ota_exec_state_name).
- *     ota_vehicle_shadow (vin, version, reported, desired, updated_at)
- *       vin PRIMARY KEY WITHOUT ROWID; upsert by key.
- *     ota_vehicle_download_notice (task, vin, package, version, msg_id, sent_at)
- *       PRIMARY KEY (msg_id) on a rowid table (rows stay in the order they were sent),
- *       index (task, sent_at); insert-only: a msg_id stored already is skipped, so a
- *       replayed notice is not an error.
- *     ota_vehicle_package_description (vin, counter, task, req, package, files, cose,
- *       issued_at, expires_at) PRIMARY KEY (vin, counter) WITHOUT ROWID; insert-only like
- *       notices. cose is a BLOB (TC_BLOB: a pointer followed by its size_t length).
- *   Absent optional values are NULL; a negative time (-1: not yet) is stored as NULL.
+ * - Each of the three tables is described once (OTA_STORE_TTABLES in schema.h, shared with the
+ * MongoDB backend: name, columns with their declaration, kind and offset in the record, key,
+ * secondary index, what a repeated key does); the CREATE, the write, the SELECTs, the checks of a
+ * change, the binder and the reader are all generated from / walk those descriptors. ota_task_vin
+ * (task, vin, state, code, resends, msg_id, notified_at, updated_at) PRIMARY KEY (task, vin)
+ * WITHOUT ROWID, index (vin, task): a vehicle's executions; upsert by key. The state is kept by
+ * name (ota_exec_state_name). ota_vehicle_shadow (vin, version, reported, desired, updated_at) vin
+ * PRIMARY KEY WITHOUT ROWID; upsert by key. ota_vehicle_download_notice (task, vin, package,
+ * version, msg_id, sent_at) PRIMARY KEY (msg_id) on a rowid table (rows stay in the order they were
+ * sent), index (task, sent_at); insert-only: a msg_id stored already is skipped, so a replayed
+ * notice is not an error. ota_vehicle_package_description (vin, counter, task, req, package, files,
+ * cose, issued_at, expires_at) PRIMARY KEY (vin, counter) WITHOUT ROWID; insert-only like notices.
+ * cose is a BLOB (OTA_TC_BLOB: a pointer followed by its size_t length). Absent optional values are
+ * NULL; a negative time (-1: not yet) is stored as NULL.
  * - These are parts of ota_store_apply's change (sqlite_catalog.c): checked with the rest
  *   before the transaction starts, written after the catalog parts inside it. Upserts
  *   are written in key order (a sorted copy of the item numbers; the last of a key still
@@ -37,133 +34,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- descriptors ---- */
-
-typedef enum {
-    TC_TEXT,    /* const char *; NULL allowed unless required */
-    TC_STATE,   /* ota_exec_state, kept by name */
-    TC_U32,     /* uint32_t */
-    TC_U64,     /* uint64_t, at most INT64_MAX */
-    TC_I64,     /* int64_t */
-    TC_I64_OPT, /* int64_t, negative <-> NULL */
-    TC_BLOB,    /* const uint8_t * followed in the record by its size_t length */
-} tcol_kind;
-
-enum {
-    REQ = 1, /* NOT NULL: a change without it is refused */
-    KEY = 2, /* part of the primary key (and of the conflict target) */
-};
-
-typedef struct {
-    const char *name;
-    tcol_kind kind;
-    unsigned flags; /* REQ, KEY */
-    size_t off;     /* offset of the field in the record */
-} tcol_desc;
-
-typedef struct {
-    const char *table;
-    const char *part; /* in error texts: "<part> <i> of the change" */
-    const tcol_desc *cols;
-    int n_cols;
-    bool without_rowid;
-    bool upsert;       /* a repeated key replaces the row; else the new one is skipped */
-    const char *index; /* columns of the secondary index, or NULL */
-    const char *order; /* ORDER BY of the loaders */
-} ttable_desc;
-
-#define EXEC(f) offsetof(ota_exec_rec, f)
-#define SHADOW(f) offsetof(ota_shadow_rec, f)
-#define NOTICE(f) offsetof(ota_notice_rec, f)
-#define DESC(f) offsetof(ota_description_rec, f)
-
-/* clang-format off */
-static const tcol_desc EXEC_COLS[] = {
-    {"task",        TC_TEXT,    REQ | KEY, EXEC(task)},
-    {"vin",         TC_TEXT,    REQ | KEY, EXEC(vin)},
-    {"state",       TC_STATE,   REQ,       EXEC(state)},
-    {"code",        TC_TEXT,    0,         EXEC(code)},
-    {"resends",     TC_U32,     REQ,       EXEC(resends)},
-    {"msg_id",      TC_TEXT,    0,         EXEC(msg_id)},
-    {"notified_at", TC_I64_OPT, 0,         EXEC(notified_ms)},
-    {"updated_at",  TC_I64,     REQ,       EXEC(updated_ms)},
-};
-
-static const tcol_desc SHADOW_COLS[] = {
-    {"vin",        TC_TEXT, REQ | KEY, SHADOW(vin)},
-    {"version",    TC_I64,  REQ,       SHADOW(version)},
-    {"reported",   TC_TEXT, REQ,       SHADOW(reported)},
-    {"desired",    TC_TEXT, 0,         SHADOW(desired)},
-    {"updated_at", TC_I64,  REQ,       SHADOW(updated_ms)},
-};
-
-static const tcol_desc NOTICE_COLS[] = {
-    {"task",    TC_TEXT, REQ,       NOTICE(task)},
-    {"vin",     TC_TEXT, REQ,       NOTICE(vin)},
-    {"package", TC_U64,  REQ,       NOTICE(package)},
-    {"version", TC_TEXT, REQ,       NOTICE(version)},
-    {"msg_id",  TC_TEXT, REQ | KEY, NOTICE(msg_id)},
-    {"sent_at", TC_I64,  REQ,       NOTICE(sent_ms)},
-};
-
-static const tcol_desc DESC_COLS[] = {
-    {"vin",        TC_TEXT, REQ | KEY, DESC(vin)},
-    {"counter",    TC_U64,  REQ | KEY, DESC(counter)},
-    {"task",       TC_TEXT, REQ,       DESC(task)},
-    {"req",        TC_U64,  REQ,       DESC(req)},
-    {"package",    TC_U64,  REQ,       DESC(package)},
-    {"files",      TC_TEXT, REQ,       DESC(files)},
-    {"cose",       TC_BLOB, REQ,       DESC(cose)},
-    {"issued_at",  TC_I64,  REQ,       DESC(issued_ms)},
-    {"expires_at", TC_I64,  REQ,       DESC(expires_ms)},
-};
-
-#define N_OF(a) ((int)(sizeof a / sizeof a[0]))
-
-_Static_assert(offsetof(ota_description_rec, cose_len) ==
-                   offsetof(ota_description_rec, cose) + sizeof(void *),
-               "TC_BLOB: the length follows the pointer");
-
-enum { T_EXEC, T_SHADOW, T_NOTICE, T_DESC, N_TABLES };
-
-/*  table, part, columns, WITHOUT ROWID, upsert, secondary index, loaders' ORDER BY */
-static const ttable_desc TABLES[N_TABLES] = {
-    [T_EXEC] = {"ota_task_vin", "execution", EXEC_COLS, N_OF(EXEC_COLS),
-                true, true, "vin, task", "task, vin"},
-    [T_SHADOW] = {"ota_vehicle_shadow", "shadow", SHADOW_COLS, N_OF(SHADOW_COLS),
-                  true, true, NULL, "vin"},
-    [T_NOTICE] = {"ota_vehicle_download_notice", "notice", NOTICE_COLS, N_OF(NOTICE_COLS),
-                  false, false, "task, sent_at", "sent_at, rowid"},
-    [T_DESC] = {"ota_vehicle_package_description", "description", DESC_COLS, N_OF(DESC_COLS),
-                true, false, NULL, "vin, counter"},
-};
-/* clang-format on */
-
-/* A part of a change: its records, their size and count. */
-typedef struct {
-    const void *recs;
-    size_t size;
-    size_t n;
-} part;
-
-static part change_part(const ota_catalog_change *c, int t)
-{
-    switch (t) {
-    case T_EXEC:
-        return (part){c->put_execs, sizeof(ota_exec_rec), c->n_put_execs};
-    case T_SHADOW:
-        return (part){c->put_shadows, sizeof(ota_shadow_rec), c->n_put_shadows};
-    case T_NOTICE:
-        return (part){c->add_notices, sizeof(ota_notice_rec), c->n_add_notices};
-    default:
-        return (part){c->add_descriptions, sizeof(ota_description_rec), c->n_add_descriptions};
-    }
-}
-
 /* ---- SQL generated from the descriptors (builders for ota_store_sq_build) ---- */
 
 /* The columns having all of flags (0: every column), comma-separated. */
-static void append_cols(sqlite3_str *q, const ttable_desc *d, unsigned flags)
+static void append_cols(sqlite3_str *q, const ota_store_ttable *d, unsigned flags)
 {
     for (int i = 0, n = 0; i < d->n_cols; i++)
         if ((d->cols[i].flags & flags) == flags)
@@ -172,40 +46,41 @@ static void append_cols(sqlite3_str *q, const ttable_desc *d, unsigned flags)
 
 static void sql_create(sqlite3_str *q, int t)
 {
-    const ttable_desc *d = &TABLES[t];
+    const ota_store_ttable *d = &OTA_STORE_TTABLES[t];
     sqlite3_str_appendf(q, "CREATE TABLE IF NOT EXISTS %s (", d->table);
     for (int i = 0; i < d->n_cols; i++) {
-        const tcol_desc *c = &d->cols[i];
-        bool text = c->kind == TC_TEXT || c->kind == TC_STATE;
-        const char *type = c->kind == TC_BLOB ? "BLOB" : text ? "TEXT" : "INTEGER";
+        const ota_store_tcol *c = &d->cols[i];
+        bool text = c->kind == OTA_TC_TEXT || c->kind == OTA_TC_STATE;
+        const char *type = c->kind == OTA_TC_BLOB ? "BLOB" : text ? "TEXT" : "INTEGER";
         sqlite3_str_appendf(q, "%s\"%w\" %s%s", i > 0 ? ", " : "", c->name, type,
-                            c->flags & REQ ? " NOT NULL" : "");
+                            c->flags & OTA_TC_REQ ? " NOT NULL" : "");
     }
     sqlite3_str_appendall(q, ", PRIMARY KEY (");
-    append_cols(q, d, KEY);
+    append_cols(q, d, OTA_TC_KEY);
     sqlite3_str_appendall(q, d->without_rowid ? ")) WITHOUT ROWID" : "))");
 }
 
 static void sql_index(sqlite3_str *q, int t)
 {
-    sqlite3_str_appendf(q, "CREATE INDEX IF NOT EXISTS %s_by_%.*s ON %s (%s)", TABLES[t].table,
-                        (int)strcspn(TABLES[t].index, ","), TABLES[t].index, TABLES[t].table,
-                        TABLES[t].index);
+    sqlite3_str_appendf(q, "CREATE INDEX IF NOT EXISTS %s_by_%.*s ON %s (%s)",
+                        OTA_STORE_TTABLES[t].table, (int)strcspn(OTA_STORE_TTABLES[t].index, ","),
+                        OTA_STORE_TTABLES[t].index, OTA_STORE_TTABLES[t].table,
+                        OTA_STORE_TTABLES[t].index);
 }
 
 static void sql_put(sqlite3_str *q, int t)
 {
-    const ttable_desc *d = &TABLES[t];
+    const ota_store_ttable *d = &OTA_STORE_TTABLES[t];
     sqlite3_str_appendf(q, "INSERT INTO %s (", d->table);
     append_cols(q, d, 0);
     sqlite3_str_appendall(q, ") VALUES (");
     for (int i = 0; i < d->n_cols; i++)
         sqlite3_str_appendall(q, i > 0 ? ", ?" : "?");
     sqlite3_str_appendall(q, ") ON CONFLICT (");
-    append_cols(q, d, KEY);
+    append_cols(q, d, OTA_TC_KEY);
     sqlite3_str_appendall(q, d->upsert ? ") DO UPDATE SET " : ") DO NOTHING");
     for (int i = 0, n = 0; d->upsert && i < d->n_cols; i++)
-        if (!(d->cols[i].flags & KEY))
+        if (!(d->cols[i].flags & OTA_TC_KEY))
             sqlite3_str_appendf(q, "%s\"%w\" = excluded.\"%w\"", n++ > 0 ? ", " : "",
                                 d->cols[i].name, d->cols[i].name);
 }
@@ -213,134 +88,95 @@ static void sql_put(sqlite3_str *q, int t)
 static void sql_load(sqlite3_str *q, int t)
 {
     sqlite3_str_appendall(q, "SELECT ");
-    append_cols(q, &TABLES[t], 0);
-    sqlite3_str_appendf(q, " FROM %s ORDER BY %s", TABLES[t].table, TABLES[t].order);
+    append_cols(q, &OTA_STORE_TTABLES[t], 0);
+    sqlite3_str_appendf(q, " FROM %s ORDER BY %s", OTA_STORE_TTABLES[t].table,
+                        OTA_STORE_TTABLES[t].order);
 }
 
 /* The loader of the rows whose first column (notices: task; descriptions: vin) is ?1. */
 static void sql_load_first(sqlite3_str *q, int t)
 {
     sqlite3_str_appendall(q, "SELECT ");
-    append_cols(q, &TABLES[t], 0);
-    sqlite3_str_appendf(q, " FROM %s WHERE \"%w\" = ?1 ORDER BY %s", TABLES[t].table,
-                        TABLES[t].cols[0].name, TABLES[t].order);
+    append_cols(q, &OTA_STORE_TTABLES[t], 0);
+    sqlite3_str_appendf(q, " FROM %s WHERE \"%w\" = ?1 ORDER BY %s", OTA_STORE_TTABLES[t].table,
+                        OTA_STORE_TTABLES[t].cols[0].name, OTA_STORE_TTABLES[t].order);
+}
+
+static void sql_claim_create(sqlite3_str *q, int unused)
+{
+    (void)unused;
+    sqlite3_str_appendall(q, "CREATE TABLE IF NOT EXISTS " OTA_STORE_CLAIM_TABLE
+                             " (msg_id TEXT PRIMARY KEY, task TEXT NOT NULL, vin TEXT NOT NULL, "
+                             "owner TEXT NOT NULL, claimed_at INTEGER NOT NULL) WITHOUT ROWID");
 }
 
 /* ---- schema and statements ---- */
 
 int ota_store_sq_tasks_schema(sqlite_store *st, char *err, size_t errlen)
 {
-    for (int t = 0; t < N_TABLES; t++) {
+    for (int t = 0; t < OTA_T_COUNT; t++) {
         if (ota_store_sq_build(st, sql_create, t, NULL, err, errlen) != 0)
             return -1;
-        if (TABLES[t].index != NULL && ota_store_sq_build(st, sql_index, t, NULL, err, errlen) != 0)
+        if (OTA_STORE_TTABLES[t].index != NULL &&
+            ota_store_sq_build(st, sql_index, t, NULL, err, errlen) != 0)
             return -1;
     }
-    return 0;
+    return ota_store_sq_build(st, sql_claim_create, 0, NULL, err, errlen);
 }
 
 /* The write statement of each table, in the handle. */
 static sqlite3_stmt **put_stmt(sqlite_store *st, int t)
 {
     sqlite_tasks *k = &st->tasks;
-    sqlite3_stmt **put[N_TABLES] = {&k->exec_put, &k->shadow_put, &k->notice_add, &k->desc_add};
+    sqlite3_stmt **put[OTA_T_COUNT] = {&k->exec_put, &k->shadow_put, &k->notice_add, &k->desc_add};
     return put[t];
 }
 
 int ota_store_sq_tasks_prepare(sqlite_store *st, char *err, size_t errlen)
 {
     sqlite_tasks *k = &st->tasks;
-    for (int t = 0; t < N_TABLES; t++)
+    for (int t = 0; t < OTA_T_COUNT; t++)
         if (ota_store_sq_build(st, sql_put, t, put_stmt(st, t), err, errlen) != 0)
             return -1;
-    if (ota_store_sq_build(st, sql_load, T_EXEC, &k->exec_load, err, errlen) != 0 ||
-        ota_store_sq_build(st, sql_load, T_SHADOW, &k->shadow_load, err, errlen) != 0 ||
-        ota_store_sq_build(st, sql_load, T_NOTICE, &k->notice_load_all, err, errlen) != 0 ||
-        ota_store_sq_build(st, sql_load, T_DESC, &k->desc_load_all, err, errlen) != 0 ||
-        ota_store_sq_build(st, sql_load_first, T_DESC, &k->desc_load_vin, err, errlen) != 0)
+    if (ota_store_sq_build(st, sql_load, OTA_T_EXEC, &k->exec_load, err, errlen) != 0 ||
+        ota_store_sq_build(st, sql_load, OTA_T_SHADOW, &k->shadow_load, err, errlen) != 0 ||
+        ota_store_sq_build(st, sql_load, OTA_T_NOTICE, &k->notice_load_all, err, errlen) != 0 ||
+        ota_store_sq_build(st, sql_load, OTA_T_DESC, &k->desc_load_all, err, errlen) != 0 ||
+        ota_store_sq_build(st, sql_load_first, OTA_T_DESC, &k->desc_load_vin, err, errlen) != 0)
         return -1;
-    return ota_store_sq_build(st, sql_load_first, T_NOTICE, &k->notice_load_task, err, errlen);
+    return ota_store_sq_build(st, sql_load_first, OTA_T_NOTICE, &k->notice_load_task, err, errlen);
 }
 
 void ota_store_sq_tasks_finalize(sqlite_store *st)
 {
     sqlite_tasks *k = &st->tasks;
-    sqlite3_stmt *all[] = {k->exec_put,   k->exec_load,        k->shadow_put,      k->shadow_load,
-                           k->notice_add, k->notice_load_task, k->notice_load_all, k->desc_add,
-                           k->desc_load_vin, k->desc_load_all};
+    sqlite3_stmt *all[] = {
+        k->exec_put,         k->exec_load,       k->shadow_put, k->shadow_load,   k->notice_add,
+        k->notice_load_task, k->notice_load_all, k->desc_add,   k->desc_load_vin, k->desc_load_all};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
 }
 
-/* ---- apply: checking ---- */
-
-/* What is wrong with column c of rec, or NULL. */
-static const char *col_problem(const tcol_desc *c, const char *rec, char *buf, size_t len)
-{
-    const char *p = rec + c->off;
-    if ((c->kind == TC_TEXT || c->kind == TC_BLOB) && (c->flags & REQ) &&
-        *(const void *const *)p == NULL)
-        snprintf(buf, len, "no %s", c->name);
-    else if (c->kind == TC_STATE && ota_exec_state_name(*(const ota_exec_state *)p) == NULL)
-        snprintf(buf, len, "unknown %s %d", c->name, (int)*(const ota_exec_state *)p);
-    else if (c->kind == TC_U64 && *(const uint64_t *)p > INT64_MAX)
-        snprintf(buf, len, "%s above 2^63-1", c->name);
-    else
-        return NULL;
-    return buf;
-}
-
-static int check_part(const sqlite_store *st, int t, part p, char *err, size_t errlen)
-{
-    const ttable_desc *d = &TABLES[t];
-    for (size_t i = 0; i < p.n; i++) {
-        char buf[64];
-        const char *problem = p.recs == NULL ? "missing" : NULL;
-        for (int j = 0; j < d->n_cols && problem == NULL; j++)
-            problem = col_problem(&d->cols[j], (const char *)p.recs + i * p.size, buf, sizeof buf);
-        if (problem != NULL) {
-            ota_store_sq_err(err, errlen, "SQLite %s: %s %zu of the change: %s", st->path, d->part,
-                             i, problem);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-int ota_store_sq_tasks_check(const sqlite_store *st, const ota_catalog_change *c, char *err,
-                             size_t errlen)
-{
-    for (int t = 0; t < N_TABLES; t++)
-        if (check_part(st, t, change_part(c, t), err, errlen) != 0)
-            return -1;
-    return 0;
-}
-
-size_t ota_store_sq_tasks_count(const ota_catalog_change *c)
-{
-    return c->n_put_execs + c->n_put_shadows + c->n_add_notices + c->n_add_descriptions;
-}
-
 /* ---- apply: writing ---- */
 
-static int bind_col(sqlite3_stmt *stmt, int col, const tcol_desc *c, const char *rec)
+static int bind_col(sqlite3_stmt *stmt, int col, const ota_store_tcol *c, const char *rec)
 {
     const char *p = rec + c->off;
     switch (c->kind) {
-    case TC_TEXT:
+    case OTA_TC_TEXT:
         return ota_store_sq_bind_text_or_null(stmt, col, *(const char *const *)p);
-    case TC_STATE:
+    case OTA_TC_STATE:
         return sqlite3_bind_text(stmt, col, ota_exec_state_name(*(const ota_exec_state *)p), -1,
                                  SQLITE_STATIC);
-    case TC_U32:
+    case OTA_TC_U32:
         return sqlite3_bind_int64(stmt, col, *(const uint32_t *)p);
-    case TC_U64: {
+    case OTA_TC_U64: {
         uint64_t v = *(const uint64_t *)p; /* at most INT64_MAX: checked */
         return sqlite3_bind_int64(stmt, col, (sqlite3_int64)v);
     }
-    case TC_I64:
+    case OTA_TC_I64:
         return sqlite3_bind_int64(stmt, col, *(const int64_t *)p);
-    case TC_BLOB:
+    case OTA_TC_BLOB:
         return sqlite3_bind_blob64(stmt, col, *(const void *const *)p,
                                    *(const size_t *)(p + sizeof(void *)), SQLITE_STATIC);
     default:
@@ -351,8 +187,8 @@ static int bind_col(sqlite3_stmt *stmt, int col, const tcol_desc *c, const char 
 
 /* Orders item numbers of a part by the records' key (texts), then by number. */
 typedef struct {
-    const ttable_desc *d;
-    part p;
+    const ota_store_ttable *d;
+    ota_store_part p;
 } key_order;
 
 static int cmp_key(const void *a, const void *b, void *arg)
@@ -363,7 +199,7 @@ static int cmp_key(const void *a, const void *b, void *arg)
     const char *rj = (const char *)o->p.recs + j * o->p.size;
     for (int c = 0; c < o->d->n_cols; c++) {
         size_t off = o->d->cols[c].off;
-        int r = o->d->cols[c].flags & KEY
+        int r = o->d->cols[c].flags & OTA_TC_KEY
                     ? strcmp(*(const char *const *)(ri + off), *(const char *const *)(rj + off))
                     : 0;
         if (r != 0)
@@ -375,7 +211,7 @@ static int cmp_key(const void *a, const void *b, void *arg)
 /* The order to write an upsert part in: by key, so that the B-trees are written in
  * order (100,000 shuffled executions: 0.25 s instead of 0.6 s); items of one key keep
  * their order, so the last still wins. NULL (and *oom set) when out of memory. */
-static size_t *sorted_items(const ttable_desc *d, part p, bool *oom)
+static size_t *sorted_items(const ota_store_ttable *d, ota_store_part p, bool *oom)
 {
     size_t *order = malloc(p.n * sizeof *order);
     *oom = order == NULL;
@@ -388,9 +224,9 @@ static size_t *sorted_items(const ttable_desc *d, part p, bool *oom)
     return order;
 }
 
-static int write_item(sqlite_store *st, int t, part p, size_t i, char *err, size_t errlen)
+static int write_item(sqlite_store *st, int t, ota_store_part p, size_t i, char *err, size_t errlen)
 {
-    const ttable_desc *d = &TABLES[t];
+    const ota_store_ttable *d = &OTA_STORE_TTABLES[t];
     sqlite3_stmt *stmt = *put_stmt(st, t);
     const char *rec = (const char *)p.recs + i * p.size;
     int rc = SQLITE_OK;
@@ -400,12 +236,15 @@ static int write_item(sqlite_store *st, int t, part p, size_t i, char *err, size
 }
 
 /* Upserts go in key order; notices and descriptions in the change's order. */
-static int write_part(sqlite_store *st, int t, part p, char *err, size_t errlen)
+static int write_part(sqlite_store *st, int t, ota_store_part p, char *err, size_t errlen)
 {
     bool oom = false;
-    size_t *order = TABLES[t].upsert && p.n > 1 ? sorted_items(&TABLES[t], p, &oom) : NULL;
+    size_t *order = OTA_STORE_TTABLES[t].upsert && p.n > 1
+                        ? sorted_items(&OTA_STORE_TTABLES[t], p, &oom)
+                        : NULL;
     if (oom) {
-        ota_store_sq_err(err, errlen, "SQLite %s: %s: out of memory", st->path, TABLES[t].table);
+        ota_store_sq_err(err, errlen, "SQLite %s: %s: out of memory", st->path,
+                         OTA_STORE_TTABLES[t].table);
         return -1;
     }
     int rc = 0;
@@ -418,8 +257,8 @@ static int write_part(sqlite_store *st, int t, part p, char *err, size_t errlen)
 int ota_store_sq_tasks_write(sqlite_store *st, const ota_catalog_change *c, char *err,
                              size_t errlen)
 {
-    for (int t = 0; t < N_TABLES; t++)
-        if (write_part(st, t, change_part(c, t), err, errlen) != 0)
+    for (int t = 0; t < OTA_T_COUNT; t++)
+        if (write_part(st, t, ota_store_change_part(c, t), err, errlen) != 0)
             return -1;
     return 0;
 }
@@ -428,32 +267,32 @@ int ota_store_sq_tasks_write(sqlite_store *st, const ota_catalog_change *c, char
 
 /* Fills rec from the current row; its texts point into the row. -1 when a stored state
  * is not one this build knows (refused rather than dropped). */
-static int read_rec(sqlite3_stmt *stmt, const ttable_desc *d, char *rec)
+static int read_rec(sqlite3_stmt *stmt, const ota_store_ttable *d, char *rec)
 {
     for (int i = 0; i < d->n_cols; i++) {
         char *p = rec + d->cols[i].off;
         bool null = sqlite3_column_type(stmt, i) == SQLITE_NULL;
         switch (d->cols[i].kind) {
-        case TC_TEXT:
+        case OTA_TC_TEXT:
             *(const char **)p = null ? NULL : (const char *)sqlite3_column_text(stmt, i);
             break;
-        case TC_STATE: {
+        case OTA_TC_STATE: {
             int state = ota_exec_state_from_name((const char *)sqlite3_column_text(stmt, i));
             if (state < 0)
                 return -1;
             *(ota_exec_state *)p = (ota_exec_state)state;
             break;
         }
-        case TC_U32:
+        case OTA_TC_U32:
             *(uint32_t *)p = (uint32_t)sqlite3_column_int64(stmt, i);
             break;
-        case TC_U64:
+        case OTA_TC_U64:
             *(uint64_t *)p = (uint64_t)sqlite3_column_int64(stmt, i);
             break;
-        case TC_I64:
+        case OTA_TC_I64:
             *(int64_t *)p = sqlite3_column_int64(stmt, i);
             break;
-        case TC_BLOB:
+        case OTA_TC_BLOB:
             *(const void **)p = sqlite3_column_blob(stmt, i);
             *(size_t *)(p + sizeof(void *)) = (size_t)sqlite3_column_bytes(stmt, i);
             break;
@@ -467,27 +306,29 @@ static int read_rec(sqlite3_stmt *stmt, const ttable_desc *d, char *rec)
 static int exec_row(sqlite3_stmt *stmt, const ota_store_sq_sink *to)
 {
     ota_exec_rec e;
-    return read_rec(stmt, &TABLES[T_EXEC], (char *)&e) != 0 ? -1 : to->fn.exec(to->ctx, &e);
+    return read_rec(stmt, &OTA_STORE_TTABLES[OTA_T_EXEC], (char *)&e) != 0
+               ? -1
+               : to->fn.exec(to->ctx, &e);
 }
 
 static int shadow_row(sqlite3_stmt *stmt, const ota_store_sq_sink *to)
 {
     ota_shadow_rec s;
-    read_rec(stmt, &TABLES[T_SHADOW], (char *)&s);
+    read_rec(stmt, &OTA_STORE_TTABLES[OTA_T_SHADOW], (char *)&s);
     return to->fn.shadow(to->ctx, &s);
 }
 
 static int notice_row(sqlite3_stmt *stmt, const ota_store_sq_sink *to)
 {
     ota_notice_rec n;
-    read_rec(stmt, &TABLES[T_NOTICE], (char *)&n);
+    read_rec(stmt, &OTA_STORE_TTABLES[OTA_T_NOTICE], (char *)&n);
     return to->fn.notice(to->ctx, &n);
 }
 
 static int description_row(sqlite3_stmt *stmt, const ota_store_sq_sink *to)
 {
     ota_description_rec d;
-    read_rec(stmt, &TABLES[T_DESC], (char *)&d);
+    read_rec(stmt, &OTA_STORE_TTABLES[OTA_T_DESC], (char *)&d);
     return to->fn.description(to->ctx, &d);
 }
 
@@ -534,4 +375,39 @@ int ota_store_sq_load_descriptions(ota_store *s, const char *vin, ota_store_desc
     return fn != NULL ? load_by_first(st->tasks.desc_load_vin, st->tasks.desc_load_all, vin,
                                       description_row, &to)
                       : -1;
+}
+
+/* ---- the notice claim: a conditional insert, then who owns it (rare: prepared per call) */
+
+int ota_store_sq_claim_notice(ota_store *s, const char *task, const char *vin, const char *msg_id,
+                              const char *owner, int64_t now_ms, char *err, size_t errlen)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    static const char *const SQL[2] = {
+        "INSERT INTO " OTA_STORE_CLAIM_TABLE " (msg_id, task, vin, owner, claimed_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (msg_id) DO NOTHING",
+        "SELECT owner = ?4 FROM " OTA_STORE_CLAIM_TABLE " WHERE msg_id = ?1"};
+    int result = -1;
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *stmt = NULL;
+        int rc = sqlite3_prepare_v2(st->db, SQL[i], -1, &stmt, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(stmt, 1, msg_id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(stmt, 4, owner, -1, SQLITE_STATIC);
+            if (i == 0) {
+                sqlite3_bind_text(stmt, 2, task, -1, SQLITE_STATIC);
+                sqlite3_bind_text(stmt, 3, vin, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(stmt, 5, now_ms);
+            }
+            rc = sqlite3_step(stmt);
+            if (i == 1 && rc == SQLITE_ROW)
+                result = sqlite3_column_int(stmt, 0) ? 1 : 0;
+        }
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+            ota_store_sq_db_err(st, err, errlen, "notice claim");
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+            return -1;
+    }
+    return result;
 }

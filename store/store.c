@@ -4,8 +4,8 @@
  * names of the task engine's execution states, which every backend stores by name.
  *
  * URIs: "sqlite:PATH" or a bare path (anything without "://") open the SQLite
- * backend; "mongodb://" and "mongodb+srv://" name the MongoDB backend, which is not
- * built yet; any other scheme is an error.
+ * backend; "mongodb://" and "mongodb+srv://" the MongoDB backend (store/mongo*.c); any
+ * other scheme is an error.
  */
 #include "store_impl.h"
 
@@ -45,10 +45,8 @@ ota_store *ota_store_open(const char *uri, char *err, size_t errlen)
     }
     if (has_prefix(uri, "sqlite:"))
         return ota_store_sqlite_open(uri + strlen("sqlite:"), err, errlen);
-    if (has_prefix(uri, "mongodb://") || has_prefix(uri, "mongodb+srv://")) {
-        snprintf(err, errlen, "%s: the MongoDB backend is not built yet", uri);
-        return NULL;
-    }
+    if (has_prefix(uri, "mongodb://") || has_prefix(uri, "mongodb+srv://"))
+        return ota_store_mongo_open(uri, err, errlen);
     if (strstr(uri, "://") != NULL) {
         snprintf(err, errlen,
                  "%s: unknown store URI scheme (expected sqlite:PATH, a path, mongodb:// "
@@ -141,4 +139,14 @@ int ota_store_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ct
 int ota_store_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
 {
     return s->ops->load_last_seqs(s, fn, ctx);
+}
+
+int ota_store_claim_notice(ota_store *s, const char *task, const char *vin, const char *msg_id,
+                           const char *owner, int64_t now_ms, char *err, size_t errlen)
+{
+    if (task == NULL || vin == NULL || msg_id == NULL || owner == NULL) {
+        snprintf(err, errlen, "notice claim: task, vin, msg_id and owner are required");
+        return -1;
+    }
+    return s->ops->claim_notice(s, task, vin, msg_id, owner, now_ms, err, errlen);
 }

@@ -573,6 +573,7 @@ ota_writer *ota_writer_start(ota_spool *spool, ota_store *store, const ota_write
     pthread_mutex_init(&w->mu, NULL);
     /* Before the thread runs, so that stats show the replay backlog from the start. */
     load_checkpoint(w);
+    w->done = w->ck;
     w->st.backlog_bytes = ota_spool_bytes_after(spool, w->ck);
     int rc = pthread_create(&w->thread, NULL, writer_main, w);
     if (rc != 0) {
@@ -609,11 +610,15 @@ void ota_writer_stop(ota_writer *w)
     free(w);
 }
 
+/* The backlog is measured now, from what the writer has finished: the writer's own
+ * figure is stale while it is stuck in a store call (a server that stopped answering). */
 void ota_writer_stats_get(ota_writer *w, ota_writer_stats *st)
 {
     pthread_mutex_lock(&w->mu);
     *st = w->st;
+    ota_spool_pos done = w->done;
     pthread_mutex_unlock(&w->mu);
+    st->backlog_bytes = ota_spool_bytes_after(w->spool, done);
 }
 
 bool ota_writer_wait_drained(ota_writer *w, unsigned timeout_ms)

@@ -242,7 +242,7 @@ static int add_pkg_ecu(const otactl_ctx *ctx, const char *spec, cJSON *arr)
 
 static const char *const pkg_flags[] = {"model",     "series",   "version", "kind",
                                         "from",      "baseline", "prompt",  "result-info",
-                                        "encrypted", "ecu",      NULL};
+                                        "encrypted", "ecu",      "content-key", NULL};
 
 /* --json FILE: a package object, or {"package": {...}}. */
 static int package_from_file(otactl_ctx *ctx, const otactl_args *a, cJSON **pkg)
@@ -304,6 +304,7 @@ static int package_from_flags(otactl_ctx *ctx, const otactl_args *a, cJSON **pkg
         if (otactl_flag(a, "encrypted")) {
             cJSON_AddTrueToObject(p, "encrypted");
         }
+        add_opt_str(p, "content_key", otactl_arg(a, "content-key"));
         cJSON *ecus = cJSON_AddArrayToObject(p, "ecus");
         for (int i = 0; i < n && rc == OTACTL_OK; i++) {
             rc = add_pkg_ecu(ctx, otactl_arg_nth(a, "ecu", i), ecus);

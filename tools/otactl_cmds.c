@@ -283,7 +283,8 @@ static const otactl_opt package_add_opts[] = {
     {"baseline", "TEXT", "baseline description"},
     {"prompt", "TEXT", "prompt shown to the user"},
     {"result-info", "TEXT", "result information"},
-    {"encrypted", NULL, "the package's files are encrypted"},
+    {"encrypted", NULL, "the package's files are encrypted (needs --content-key)"},
+    {"content-key", "HEX", "the content key of an encrypted package (64 hex, from file upload --encrypt)"},
     {"ecu", "ECU:TYPE:VERSION:SHA256:NAME",
      "an ECU's file (TYPE ecu or component; the file must be uploaded; repeatable)"},
     {NULL, NULL, NULL},
@@ -339,11 +340,14 @@ static int file_status(otactl_ctx *ctx, otactl_args *a)
 static const otactl_opt file_upload_opts[] = {
     {"chunk", "BYTES", "chunk size, 1..1048576 (default 262144)"},
     {"window", "N", "chunks sent before waiting for their answers, 1..16 (default 4)"},
+    {"encrypt", NULL, "encrypt the file (AES-256-GCM) before uploading; prints the content key"},
+    {"key", "HEX", "--encrypt: the package's content key (64 hex; default: a new random one)"},
+    {"out", "PATH", "--encrypt: where the encrypted file goes (default PATH.enc)"},
     {NULL, NULL, NULL},
 };
 
 static const action file_actions[] = {
-    {"upload", "PATH [--chunk BYTES] [--window N]",
+    {"upload", "PATH [--chunk BYTES] [--window N] [--encrypt [--key HEX] [--out PATH]]",
      "upload a file to the repository (resumes an interrupted upload); prints its SHA-256",
      file_upload_opts, 1, 1, otactl_cmd_file_upload},
     {"get", "SHA256", "show a file of the repository", NULL, 1, 1, file_get},

@@ -13,13 +13,21 @@
  * A progress bar (bytes, %, rate) goes to stderr unless --json or --quiet; the SHA-256 is
  * printed at the end (--json: the last answer's data). With --dry-run the uploadStatus
  * request and one line per chunk ({sha256, offset, total, size}) are printed.
+ *
+ * --encrypt (encrypted packages, docs/vehicle-crypto.md): the file is first encrypted into
+ * --out (default PATH.enc) as nonce(12) || AES-256-GCM ciphertext || tag(16) under the
+ * content key given with --key (64 hex: every file of one package shares its key) or a
+ * new random one, and that file is uploaded; the end prints "sha256=HEX content_key=HEX"
+ * (--json: content_key added to the data) for `package add --encrypted --content-key`.
  */
 #include "otactl.h"
+#include "ota_cose.h"
 
 #include <cbor.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +49,8 @@ typedef struct {
     size_t chunk;
     int window;
     uint8_t *buf;
+    char key_hex[2 * OTA_CONTENT_KEY_LEN + 1]; /* --encrypt: the content key; "" otherwise */
+    char enc_path[4096];
     /* progress */
     double t0, last_draw;
     uint64_t start_offset;
@@ -207,7 +217,14 @@ static bool stored(const cJSON *d)
 static void finish(const otactl_ctx *ctx, const upload *u, const cJSON *data)
 {
     if (ctx->json) {
-        otactl_print_json(data);
+        cJSON *d = cJSON_Duplicate(data, true);
+        if (d && u->key_hex[0]) {
+            cJSON_AddStringToObject(d, "content_key", u->key_hex);
+        }
+        otactl_print_json(d ? d : data);
+        cJSON_Delete(d);
+    } else if (u->key_hex[0]) {
+        printf("sha256=%s content_key=%s\n", u->sha, u->key_hex);
     } else {
         puts(u->sha);
     }
@@ -337,10 +354,58 @@ static int upload_options(otactl_ctx *ctx, const otactl_args *a, upload *u)
     return OTACTL_OK;
 }
 
+/* --key HEX or a fresh random key. */
+static int content_key(otactl_ctx *ctx, const otactl_args *a, uint8_t key[OTA_CONTENT_KEY_LEN])
+{
+    const char *k = otactl_arg(a, "key");
+    if (k && ota_codec_unhex(k, key, OTA_CONTENT_KEY_LEN) != 0) {
+        return otactl_usage_err(ctx, "--key: expected 64 hex characters (an AES-256 key)");
+    }
+    if (!k && RAND_bytes(key, OTA_CONTENT_KEY_LEN) != 1) {
+        return otactl_usage_err(ctx, "--encrypt: no randomness for a content key");
+    }
+    return OTACTL_OK;
+}
+
+/* --encrypt: PATH encrypted into --out (default PATH.enc), which is then uploaded. */
+static int encrypt_file(otactl_ctx *ctx, const otactl_args *a, upload *u)
+{
+    uint8_t key[OTA_CONTENT_KEY_LEN];
+    int rc = content_key(ctx, a, key);
+    if (rc != OTACTL_OK) {
+        return rc;
+    }
+    const char *out = otactl_arg(a, "out");
+    snprintf(u->enc_path, sizeof u->enc_path, "%s%s", out ? out : u->path, out ? "" : ".enc");
+    FILE *in = fopen(u->path, "rb");
+    FILE *f = in ? fopen(u->enc_path, "wb") : NULL;
+    int ok = f && ota_codec_seal_stream(key, in, f) == 0;
+    ok = (f ? fclose(f) == 0 : 0) && ok;
+    if (in) {
+        fclose(in);
+    }
+    if (!ok) {
+        OPENSSL_cleanse(key, sizeof key);
+        return otactl_usage_err(ctx, "--encrypt: cannot encrypt %s into %s: %s", u->path,
+                                u->enc_path, strerror(errno));
+    }
+    ota_codec_hex(key, sizeof key, u->key_hex);
+    OPENSSL_cleanse(key, sizeof key);
+    u->path = u->enc_path;
+    return OTACTL_OK;
+}
+
 int otactl_cmd_file_upload(otactl_ctx *ctx, otactl_args *a)
 {
     upload u = {.path = a->pos[0], .fd = -1};
     int rc = upload_options(ctx, a, &u);
+    if (rc == OTACTL_OK && (otactl_arg(a, "key") || otactl_arg(a, "out")) &&
+        !otactl_flag(a, "encrypt")) {
+        rc = otactl_usage_err(ctx, "--key and --out go with --encrypt");
+    }
+    if (rc == OTACTL_OK && otactl_flag(a, "encrypt")) {
+        rc = encrypt_file(ctx, a, &u);
+    }
     if (rc != OTACTL_OK) {
         return rc;
     }

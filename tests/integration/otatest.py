@@ -23,6 +23,13 @@ SIGTERM; a non-zero exit status or a sanitizer report in any of its logs fails t
 Waiting is done by polling a condition (wait_until); only "nothing arrives" checks wait a
 fixed, short time (QUIET).
 
+MongoDB: OtaTestCase.mongo_peer() starts the wire-protocol test double
+(tests/mongo_peer, stopped at the end of the test); a broker gets it as its store with
+broker(store=peer.uri()). MongoDb reads the stored events back through pymongo with the
+same methods as Db. OTA_TEST_MONGODB_URI (a real server, e.g. mongodb://host/) lets
+tests marked with real_mongodb_uri() run there too; they are skipped, saying so,
+otherwise.
+
 Operator API helpers: Admin.command (one command, its response object), Admin.upload
 (a file in CBOR chunks on $CONTROL/ota/v1/file, with a small window of chunks in flight).
 """
@@ -53,6 +60,8 @@ from paho.mqtt.properties import Properties
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests" / "mongo_peer"))
+from peer_proc import Peer  # noqa: E402
 LSAN_SUPP = REPO / "tests" / "lsan.supp"
 
 
@@ -246,6 +255,9 @@ class Broker:
         opts = {"store": "sqlite:%s" % self.db_path, "spool_dir": str(self.spool_dir)}
         if admin_users is not None:
             opts["admin_users"] = admin_users
+        # Tests drive vehicles far faster than real ones: no request rate limit unless a
+        # test sets one (test_security.py does).
+        opts["vehicle_rate"] = 0
         opts.update(plugin_opts)
         self.plugin_opts = opts
         self._write_conf(plugin, list(extra_conf), log_types)
@@ -393,6 +405,36 @@ class Broker:
 
 
 # ---------------------------------------------------------------------------------------
+# TLS with client certificates (scripts/make-test-certs.sh, docs/security.md)
+
+
+def make_certs(outdir, *vins):
+    """A test PKI in outdir (CA, server, vehicle-<VIN>, operator, rogue-<first VIN>)."""
+    subprocess.run(["bash", str(REPO / "scripts" / "make-test-certs.sh"), str(outdir), *vins],
+                   check=True, capture_output=True, timeout=60)
+    return Path(outdir)
+
+
+def tls_listener(certs, port):
+    """Config lines of a TLS listener where the client certificate is the identity: its CN
+    becomes the username (so the VIN), and the client id too (no session takeover)."""
+    certs = Path(certs)
+    return ["listener %d 127.0.0.1" % port,
+            "cafile %s" % (certs / "ca.crt"),
+            "certfile %s" % (certs / "server.crt"),
+            "keyfile %s" % (certs / "server.key"),
+            "require_certificate true",
+            "use_identity_as_username true",
+            "use_username_as_clientid true"]
+
+
+def tls_files(certs, name):
+    """(CA, certificate, key) for a client: name is "vehicle-<VIN>", "operator", ..."""
+    certs = Path(certs)
+    return (certs / "ca.crt", certs / ("%s.crt" % name), certs / ("%s.key" % name))
+
+
+# ---------------------------------------------------------------------------------------
 # paho clients
 
 
@@ -420,7 +462,8 @@ class Msg:
 class Client:
     """A paho client (MQTT 5 by default) that records every message it receives."""
 
-    def __init__(self, broker, client_id, username=None, mqtt5=True, nodelay=False):
+    def __init__(self, broker, client_id, username=None, mqtt5=True, nodelay=False, tls=None,
+                 port=None):
         self.broker = broker
         self.client_id = client_id
         self.mqtt5 = mqtt5
@@ -438,10 +481,14 @@ class Client:
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message
         self.c.on_subscribe = self._on_subscribe
+        if tls is not None:  # (CA file, certificate file, key file): see tls_listener
+            self.c.tls_set(ca_certs=str(tls[0]), certfile=tls[1] and str(tls[1]),
+                           keyfile=tls[2] and str(tls[2]))
+        port = port or broker.port
         if mqtt5:
-            self.c.connect("127.0.0.1", broker.port, 60, clean_start=True)
+            self.c.connect("127.0.0.1", port, 60, clean_start=True)
         else:
-            self.c.connect("127.0.0.1", broker.port, 60)
+            self.c.connect("127.0.0.1", port, 60)
         self.c.loop_start()
         rc = wait_until(lambda: self._conn_rc is not None and [self._conn_rc],
                         msg="CONNACK for %s" % client_id)[0]
@@ -540,8 +587,8 @@ def props(response_topic=None, correlation=None, content_type=None):
 
 
 class Vehicle(Client):
-    def __init__(self, broker, vin_, mqtt5=True, username=None):
-        super().__init__(broker, vin_, username=username, mqtt5=mqtt5)
+    def __init__(self, broker, vin_, mqtt5=True, username=None, **kw):
+        super().__init__(broker, vin_, username=username, mqtt5=mqtt5, **kw)
         self.vin = username or vin_
 
     def error(self, timeout=None):
@@ -555,8 +602,9 @@ class Admin(Client):
     RESPONSE = "$CONTROL/ota/v1/response"
 
     def __init__(self, broker, client_id="admin-test", username=ADMIN, mqtt5=True,
-                 nodelay=False):
-        super().__init__(broker, client_id, username=username, mqtt5=mqtt5, nodelay=nodelay)
+                 nodelay=False, **kw):
+        super().__init__(broker, client_id, username=username, mqtt5=mqtt5, nodelay=nodelay,
+                         **kw)
         self.response_suback = self.subscribe(self.RESPONSE)
 
     def control_raw(self, payload, timeout=None):
@@ -882,6 +930,80 @@ class Db:
 
 
 # ---------------------------------------------------------------------------------------
+# MongoDB (the mongo_peer test double, or a real server)
+
+
+class MongoDb:
+    """The MongoDB store's report events, read back through pymongo (an independent
+    driver): the same questions as Db asks SQLite."""
+
+    def __init__(self, uri, db="ota"):
+        import pymongo  # only tests that use MongoDB need python3-pymongo
+        self.client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=int(5000 * SCALE))
+        self.db = self.client[db]
+
+    def close(self):
+        self.client.close()
+
+    def keys(self, kind, query=None):
+        proj = {"vin": 1, "seq": 1, "idx": 1, "_id": 0}
+        return [(d["vin"], d["seq"], d["idx"])
+                for d in self.db[TABLES[kind]].find(query or {}, proj)]
+
+    def all_keys(self):
+        return [k for kind in TABLES for k in self.keys(kind)]
+
+    def counts(self):
+        return {k: self.db.command("count", t)["n"] for k, t in TABLES.items()}
+
+    def total(self):
+        return sum(self.counts().values())
+
+    def rows(self, kind, vin_=None):
+        q = {} if vin_ is None else {"vin": vin_}
+        docs = list(self.db[TABLES[kind]].find(q, {"_id": 0}))
+        return sorted(docs, key=lambda d: (d["vin"], d["seq"], d["idx"]))
+
+    def count_vin(self, vin_):
+        return sum(self.db.command("count", t, query={"vin": vin_})["n"]
+                   for t in TABLES.values())
+
+    def per_report(self):
+        """{(vin, seq): number of stored events}; fails on an event stored twice."""
+        out, seen = {}, set()
+        for k in self.all_keys():
+            if k in seen:
+                raise HarnessError("event stored twice: %r" % (k,))
+            seen.add(k)
+            out[k[:2]] = out.get(k[:2], 0) + 1
+        return out
+
+    def unique_keys(self):
+        return len(set(self.all_keys()))
+
+    def drop(self):
+        self.client.drop_database(self.db.name)
+
+
+def real_mongodb_uri():
+    """OTA_TEST_MONGODB_URI (a real MongoDB server), or None; says so on stderr when it
+    is not set, so the skip is visible in the test log."""
+    uri = os.environ.get("OTA_TEST_MONGODB_URI")
+    if not uri:
+        print("\nSKIP: OTA_TEST_MONGODB_URI is not set: not running against a real MongoDB",
+              file=sys.stderr)
+    return uri
+
+
+def mongo_uri_with_db(uri, db):
+    """uri with its database path replaced by db (options kept)."""
+    m = re.match(r"^(mongodb(?:\+srv)?://[^/?]*)(?:/[^?]*)?(\?.*)?$", uri)
+    if not m:
+        raise HarnessError("not a MongoDB URI: %s" % uri)
+    return "%s/%s%s" % (m.group(1), db, m.group(2) or "")
+
+
+# ---------------------------------------------------------------------------------------
 # CLI tools
 
 
@@ -968,6 +1090,7 @@ class OtaTestCase(unittest.TestCase):
         self.tmp = Path(tempfile.mkdtemp(prefix=name + "-", dir=base))
         self._brokers = []
         self._clients = []
+        self._peers = []
         self._outcome_ok = True
         self.addCleanup(self._cleanup)
 
@@ -991,6 +1114,18 @@ class OtaTestCase(unittest.TestCase):
     def raw(self, broker, client_id, username=None):
         return self.client(RawMqtt5, broker, client_id, username)
 
+    def mongo_peer(self, name="peer", **kw):
+        """A started mongo_peer (journal and command log in this test's directory); it
+        is stopped after the brokers at the end of the test."""
+        p = Peer(self.tmp / name, **kw)
+        self._peers.append(p)
+        return p
+
+    def mongo_db(self, uri, db="ota"):
+        m = MongoDb(uri, db)
+        self.addCleanup(m.close)
+        return m
+
     def _cleanup(self):
         for c in self._clients:
             try:
@@ -1003,6 +1138,8 @@ class OtaTestCase(unittest.TestCase):
                 b.stop()
             except AssertionError as e:
                 errors.append(str(e))
+        for p in self._peers:
+            p.stop()
         if errors:
             raise HarnessError("\n".join(errors))
         if not os.environ.get("OTA_KEEP_TMP") and self._passed():

@@ -78,6 +78,7 @@ def stored_package(p, pid, sizes, status="draft"):
     out["id"] = pid
     out["status"] = status
     out.setdefault("encrypted", False)
+    out.pop("content_key", None)  # sealed by the plugin, never shown
     for e in out["ecus"]:
         e["file"]["size"] = sizes[e["file"]["sha256"]]
     return out
@@ -269,7 +270,7 @@ class Packages(CatalogCase):
         f = self.f
         full = package("1.0", [("BMS", "ecu", f[0]), ("VCU", "component", f[1])],
                        prompt="Do not drive during the upgrade", result_info="ok",
-                       encrypted=True)
+                       encrypted=True, content_key="11" * 32)
         delta = package("1.1", [("BMS", "ecu", f[2])], kind="delta", frm="1.0")
         self.assertEqual(self.add_package(full), 1)
         self.assertEqual(self.add_package(delta), 2)
@@ -618,7 +619,8 @@ class Persistence(CatalogCase):
         f = self.fset
         self.pids = [
             self.add_package(package("1.9", [("BMS", "ecu", f[0]), ("VCU", "component", f[1])],
-                                     prompt="p", result_info="r", encrypted=True)),
+                                     prompt="p", result_info="r", encrypted=True,
+                                     content_key="22" * 32)),
             self.add_package(package("1.10", [("BMS", "ecu", f[1])])),
             self.add_package(package("1.10", [("BMS", "ecu", f[2])], kind="delta", frm="1.9")),
             self.add_package(package("1.0", [("ADAS", "ecu", f[2])], model="EX7")),

@@ -1,0 +1,89 @@
+/*
+ * ota_cose.h — COSE_Sign1 (RFC 9052) with Ed25519, the envelope of package descriptions
+ * (pkg/desc, docs/vehicle-crypto.md), and the content-key cryptography of encrypted
+ * packages: the key wrap for one vehicle (X25519 + HKDF-SHA256 + AES-256-GCM) and the
+ * AES-256-GCM sealing used for package files and for the plugin's sealed content keys.
+ *
+ * Layout of a pkg/desc message (fixed by the cross-team brief):
+ *   18([ h'A10127' (protected {1: -8}, EdDSA), {4: kid}, payload bstr, signature bstr(64) ])
+ * kid = first 8 bytes of SHA-256 of the raw 32-byte Ed25519 public key; the signature is
+ * Ed25519 over the Sig_structure ["Signature1", protected, h'', payload].
+ *
+ * Everything uses OpenSSL 3's EVP interface; nothing here keeps state, any thread may call.
+ */
+#ifndef OTA_COSE_H
+#define OTA_COSE_H
+
+#include <openssl/evp.h>
+
+#include "ota_codec.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define OTA_COSE_KID_LEN 8
+#define OTA_ED25519_SIG_LEN 64
+#define OTA_X25519_LEN 32
+#define OTA_CONTENT_KEY_LEN 32 /* AES-256 */
+#define OTA_GCM_NONCE_LEN 12
+#define OTA_GCM_TAG_LEN 16
+/* nonce || ciphertext || tag around n bytes of plaintext */
+#define OTA_SEALED_LEN(n) (OTA_GCM_NONCE_LEN + (n) + OTA_GCM_TAG_LEN)
+#define OTA_KEYWRAP_ALG "X25519-HKDF-SHA256-A256GCM"
+#define OTA_KEYWRAP_INFO "mosquitto-ota content key v1"
+
+/* ---- COSE_Sign1 ---- */
+
+/* kid of an Ed25519 key (private or public). 0, or -1. */
+int ota_codec_cose_kid(EVP_PKEY *key, uint8_t kid[OTA_COSE_KID_LEN]);
+/* Signs payload with the Ed25519 private key; returns the COSE_Sign1 (malloc'd, *out_len)
+ * or NULL (out of memory, not an Ed25519 key). */
+uint8_t *ota_codec_cose_sign(EVP_PKEY *key, const uint8_t kid[OTA_COSE_KID_LEN],
+                             const uint8_t *payload, size_t len, size_t *out_len);
+/* Checks a COSE_Sign1 against the Ed25519 public key: the layout above exactly (tag 18,
+ * protected {1:-8}, kid of this key when present, 64-byte signature) and the signature.
+ * 0 with *payload pointing into buf, or -1 with *err (E_BAD_CBOR: not CBOR; E_BAD_REQUEST:
+ * wrong layout, kid or signature). */
+int ota_codec_cose_verify(EVP_PKEY *pub, const uint8_t *buf, size_t len, const uint8_t **payload,
+                          size_t *payload_len, ota_error *err);
+
+/* ---- content keys ---- */
+
+/* The key of an encrypted package wrapped for one vehicle (description field `key`). */
+typedef struct {
+    uint8_t epk[OTA_X25519_LEN]; /* ephemeral X25519 public key */
+    uint8_t iv[OTA_GCM_NONCE_LEN];
+    uint8_t ct[OTA_CONTENT_KEY_LEN + OTA_GCM_TAG_LEN]; /* AES-256-GCM(key) || tag */
+} ota_wrapped_key;
+
+/* Wraps key for the vehicle whose X25519 public key is vehicle_pub: a fresh ephemeral key,
+ * wrapping key = HKDF-SHA256(ikm = ECDH, salt = epk || vehicle_pub, info = OTA_KEYWRAP_INFO),
+ * AAD = the VIN. 0, or -1. */
+int ota_codec_key_wrap(const uint8_t key[OTA_CONTENT_KEY_LEN],
+                       const uint8_t vehicle_pub[OTA_X25519_LEN], const char *vin,
+                       ota_wrapped_key *out);
+/* The vehicle's side (tests, tools, docs): 0 with key, or -1 (wrong key, VIN or tampering). */
+int ota_codec_key_unwrap(const ota_wrapped_key *w, const uint8_t vehicle_priv[OTA_X25519_LEN],
+                         const char *vin, uint8_t key[OTA_CONTENT_KEY_LEN]);
+
+/* AES-256-GCM with a fresh random nonce: out (OTA_SEALED_LEN(len) bytes) = nonce || ct ||
+ * tag. 0, or -1. */
+int ota_codec_seal(const uint8_t key[OTA_CONTENT_KEY_LEN], const void *aad, size_t aad_len,
+                   const uint8_t *in, size_t len, uint8_t *out);
+/* Opens what ota_codec_seal made (len >= OTA_SEALED_LEN(0)); out gets len - 28 bytes.
+ * 0, or -1 (wrong key or AAD, tampered). */
+int ota_codec_open(const uint8_t key[OTA_CONTENT_KEY_LEN], const void *aad, size_t aad_len,
+                   const uint8_t *in, size_t len, uint8_t *out);
+/* Encrypts a package file as stored in the repository: nonce || AES-256-GCM(in) || tag, no
+ * AAD, streaming. 0, or -1 (read, write or crypto error; errno may tell). */
+int ota_codec_seal_stream(const uint8_t key[OTA_CONTENT_KEY_LEN], FILE *in, FILE *out);
+
+/* Lowercase hex of n bytes into out (2n + 1 bytes). */
+void ota_codec_hex(const uint8_t *b, size_t n, char *out);
+/* The value of a hex digit (either case), or -1. */
+int ota_codec_hex_value(char c);
+/* Exactly 2n hex characters into n bytes. 0, or -1. */
+int ota_codec_unhex(const char *s, uint8_t *out, size_t n);
+
+#endif

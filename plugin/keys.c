@@ -1,0 +1,186 @@
+/*
+ * keys.c — the signing key and the content-key KEK (keys.h).
+ *
+ * A missing file is created with O_CREAT|O_EXCL and mode 0600 (the umask cannot widen
+ * it), written in full and fsync'd before the plugin uses the key: the key a vehicle
+ * learns to trust must survive a crash. The public key beside the signing key is
+ * rewritten at every start from the private key, so it always matches.
+ */
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Opens path for writing a new secret file (mode 0600); NULL with err. */
+static FILE *create_secret(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    return f;
+}
+
+/* Flushes, fsyncs and closes f. 0, or -1 with err. */
+static int finish_file(FILE *f, const char *path, int ok, char *err, size_t errlen)
+{
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) {
+        snprintf(err, errlen, "cannot write %s", path);
+        unlink(path);
+    }
+    return ok ? 0 : -1;
+}
+
+static EVP_PKEY *create_signing(const char *path, char *err, size_t errlen)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    FILE *f = k ? create_secret(path, err, errlen) : NULL;
+    if (f == NULL ||
+        finish_file(f, path, PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1, err,
+                    errlen) != 0) {
+        EVP_PKEY_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+static EVP_PKEY *load_signing(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return errno == ENOENT ? create_signing(path, err, errlen) : NULL;
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (k == NULL || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
+        snprintf(err, errlen, "%s: not an Ed25519 private key in PEM", path);
+        EVP_PKEY_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* <path>.pub, PEM SubjectPublicKeyInfo, replaced atomically (tmp + rename). */
+static int write_public(EVP_PKEY *k, const char *path, char *err, size_t errlen)
+{
+    char pub[4096], tmp[4200];
+    snprintf(pub, sizeof pub, "%s.pub", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", pub);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    if (finish_file(f, tmp, PEM_write_PUBKEY(f, k) == 1, err, errlen) != 0)
+        return -1;
+    if (rename(tmp, pub) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", pub, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int create_kek(const char *path, uint8_t kek[OTA_CONTENT_KEY_LEN], char *err, size_t errlen)
+{
+    char hex[2 * OTA_CONTENT_KEY_LEN + 1];
+    if (RAND_bytes(kek, OTA_CONTENT_KEY_LEN) != 1) {
+        snprintf(err, errlen, "no randomness for %s", path);
+        return -1;
+    }
+    FILE *f = create_secret(path, err, errlen);
+    if (f == NULL)
+        return -1;
+    ota_codec_hex(kek, OTA_CONTENT_KEY_LEN, hex);
+    int rc = finish_file(f, path, fprintf(f, "%s\n", hex) > 0, err, errlen);
+    OPENSSL_cleanse(hex, sizeof hex);
+    return rc;
+}
+
+static int load_kek(const char *path, uint8_t kek[OTA_CONTENT_KEY_LEN], char *err, size_t errlen)
+{
+    char line[256] = "";
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        if (errno == ENOENT)
+            return create_kek(path, kek, err, errlen);
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    ok = ok && ota_codec_unhex(line, kek, OTA_CONTENT_KEY_LEN) == 0;
+    OPENSSL_cleanse(line, sizeof line);
+    if (!ok)
+        snprintf(err, errlen, "%s: expected 64 hex characters (a 256-bit key)", path);
+    return ok ? 0 : -1;
+}
+
+ota_keys *ota_keys_open(const char *signing_path, const char *kek_path, char *err, size_t errlen)
+{
+    ota_keys *k = calloc(1, sizeof *k);
+    if (k == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    err[0] = '\0';
+    k->signing = load_signing(signing_path, err, errlen);
+    if (k->signing == NULL && err[0] == '\0')
+        snprintf(err, errlen, "cannot read %s: %s", signing_path, strerror(errno));
+    if (k->signing == NULL || write_public(k->signing, signing_path, err, errlen) != 0 ||
+        ota_codec_cose_kid(k->signing, k->kid) != 0 ||
+        load_kek(kek_path, k->kek, err, errlen) != 0) {
+        ota_keys_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void ota_keys_free(ota_keys *k)
+{
+    if (k == NULL)
+        return;
+    EVP_PKEY_free(k->signing);
+    OPENSSL_cleanse(k->kek, sizeof k->kek);
+    free(k);
+}
+
+static size_t package_aad(uint64_t package, char aad[40])
+{
+    return (size_t)snprintf(aad, 40, "ota-package:%" PRIu64, package);
+}
+
+int ota_keys_seal_content(const ota_keys *k, uint64_t package,
+                          const uint8_t key[OTA_CONTENT_KEY_LEN], char out[OTA_SEALED_KEY_HEX + 1])
+{
+    uint8_t sealed[OTA_SEALED_LEN(OTA_CONTENT_KEY_LEN)];
+    char aad[40];
+    size_t n = package_aad(package, aad);
+    if (ota_codec_seal(k->kek, aad, n, key, OTA_CONTENT_KEY_LEN, sealed) != 0)
+        return -1;
+    ota_codec_hex(sealed, sizeof sealed, out);
+    return 0;
+}
+
+int ota_keys_open_content(const ota_keys *k, uint64_t package, const char *sealed_hex,
+                          uint8_t key[OTA_CONTENT_KEY_LEN])
+{
+    uint8_t sealed[OTA_SEALED_LEN(OTA_CONTENT_KEY_LEN)];
+    char aad[40];
+    size_t n = package_aad(package, aad);
+    if (ota_codec_unhex(sealed_hex, sealed, sizeof sealed) != 0)
+        return -1;
+    return ota_codec_open(k->kek, aad, n, sealed, sizeof sealed, key);
+}

@@ -1,0 +1,408 @@
+/*
+ * pkg.c — ota/v1/{vin}/pkg/get: the signed package description (SPEC §3, §6;
+ * docs/protocol.md, docs/vehicle-crypto.md).
+ *
+ * On the broker thread, from memory only: decode the request strictly (codec/pkg.c), find
+ * the vehicle's execution of the task (tasks.h: assigned, not rejected, the task active
+ * and inside its window, the execution not final), decide the description (describe.c),
+ * wrap the package's content key for the vehicle when the package is encrypted (the
+ * sealed key of the package document opened with the KEK, keys.h), add vin, the next
+ * description counter, iat and exp, encode, sign (COSE_Sign1, Ed25519) and answer on
+ * pkg/desc with content type application/cose. The files it names are granted at once
+ * (grants.h: file/get may fetch them) and the description is persisted (SPEC §3) through
+ * the writer: descriptions waiting are handed over as one ota_store_apply change per
+ * batch (batch.h pacing, like shadows), and put back for a retry if the store fails.
+ *
+ * Every refusal is {req?, err, msg} on pkg/desc (content type application/cbor), logged
+ * and counted; nothing is granted or stored for it.
+ */
+#include "batch.h"
+#include "catalog.h"
+#include "describe.h"
+#include "grants.h"
+#include "keys.h"
+#include "ota_plugin.h"
+#include "ota_pkg_codec.h"
+#include "pkg.h"
+#include "tasks.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A description waiting for the store (texts owned). */
+typedef struct {
+    ota_description_rec rec;
+} pending;
+
+struct ota_pkg {
+    pending *items;
+    size_t n, cap;
+    ota_batcher batch;
+    ota_pkg_counters counters;
+};
+
+/* ---------------------------------------------------------------- errors */
+
+static const char *const ERR_NAMES[OTA_PKG_ERR_COUNT] = {
+    "E_BAD_CBOR",      "E_BAD_REQUEST",      "E_TOO_LARGE",  "E_NOT_ASSIGNED",
+    "E_TASK_INACTIVE", "E_VERSION_MISMATCH", "E_NO_PACKAGE", "E_INTERNAL"};
+
+const char *ota_pkg_err_name(ota_pkg_err e)
+{
+    return (unsigned)e < OTA_PKG_ERR_COUNT ? ERR_NAMES[e] : "E_INTERNAL";
+}
+
+typedef struct {
+    ota_pkg_err code;
+    char msg[OTA_ERRMSG_MAX];
+} refusal;
+
+static int refuse(refusal *r, ota_pkg_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int refuse(refusal *r, ota_pkg_err code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    r->code = code;
+    return -1;
+}
+
+static void answer_refusal(ota_plugin *p, const ota_request *req, const ota_pkg_request *q,
+                           const refusal *r)
+{
+    p->pkg->counters.refused[r->code]++;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: pkg/get from %s refused: %s: %s", req->vin,
+                         ota_pkg_err_name(r->code), r->msg);
+    size_t len = 0;
+    uint8_t *buf =
+        ota_codec_encode_pkg_error(q->req_valid, q->req, ota_pkg_err_name(r->code), r->msg, &len);
+    ota_reply_cbor(req, "pkg/desc", buf, len);
+}
+
+static ota_pkg_err from_codec(ota_err_code c)
+{
+    return c == OTA_E_BAD_CBOR    ? OTA_PKG_E_BAD_CBOR
+           : c == OTA_E_TOO_LARGE ? OTA_PKG_E_TOO_LARGE
+           : c == OTA_E_INTERNAL  ? OTA_PKG_E_INTERNAL
+                                  : OTA_PKG_E_BAD_REQUEST;
+}
+
+/* ---------------------------------------------------------------- the task */
+
+static bool final_state(uint8_t s)
+{
+    return s == OTA_EXEC_SUCCEEDED || s == OTA_EXEC_FAILED || s == OTA_EXEC_CANCELED;
+}
+
+/* The task of the request, assigned to vin and still running there. */
+static const ota_task *running_task(ota_plugin *p, const char *vin, const ota_pkg_request *q,
+                                    refusal *r)
+{
+    const ota_task *t = ota_tasks_get(p->tasks, q->task);
+    const ota_task_exec *x = t ? ota_task_find_exec(t, vin) : NULL;
+    if (x == NULL || x->state == OTA_EXEC_REJECTED) {
+        refuse(r, OTA_PKG_E_NOT_ASSIGNED, "task %s is not assigned to %s", q->task, vin);
+        return NULL;
+    }
+    int64_t now = ota_now_ms();
+    if (t->state != OTA_TASK_ACTIVE)
+        refuse(r, OTA_PKG_E_TASK_INACTIVE, "task %s is %s", q->task, ota_task_state_name(t->state));
+    else if (final_state(x->state))
+        refuse(r, OTA_PKG_E_TASK_INACTIVE, "task %s is %s on %s", q->task,
+               ota_exec_state_name((ota_exec_state)x->state), vin);
+    else if ((t->rec.start_ms >= 0 && now < t->rec.start_ms) ||
+             (t->rec.end_ms >= 0 && now >= t->rec.end_ms))
+        refuse(r, OTA_PKG_E_TASK_INACTIVE, "task %s is outside its time window", q->task);
+    else
+        return t;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- building */
+
+/* Everything a description is made of, and what it owns. */
+typedef struct {
+    ota_describe_out d;
+    ota_wrapped_key key;
+    ota_description desc;
+    char *files; /* comma-separated sha256 of the ECUs' files */
+} issue;
+
+static char *file_list(const ota_describe_out *d)
+{
+    char *s = malloc(d->n_ecus * (OTA_SHA256_HEX + 1) + 1);
+    if (s == NULL)
+        return NULL;
+    s[0] = '\0';
+    for (size_t i = 0; i < d->n_ecus; i++) {
+        if (i > 0)
+            strcat(s, ",");
+        strcat(s, d->ecus[i].file_id);
+    }
+    return s;
+}
+
+static int wrap_key(ota_plugin *p, const ota_vehicle *v, issue *is, refusal *r)
+{
+    uint8_t ck[OTA_CONTENT_KEY_LEN];
+    const ota_package_rec *pkg = is->d.pkg;
+    int rc = pkg->sealed_key ? ota_keys_open_content(p->keys, pkg->id, pkg->sealed_key, ck) : -1;
+    if (rc != 0) {
+        OPENSSL_cleanse(ck, sizeof ck);
+        return refuse(r, OTA_PKG_E_INTERNAL,
+                      "the content key of package %" PRIu64 " cannot be opened", pkg->id);
+    }
+    rc = ota_codec_key_wrap(ck, v->public_key, v->vin, &is->key);
+    OPENSSL_cleanse(ck, sizeof ck);
+    if (rc != 0)
+        return refuse(r, OTA_PKG_E_NO_PACKAGE,
+                      "the content key cannot be wrapped for the vehicle's public_key");
+    is->desc.key = &is->key;
+    return 0;
+}
+
+static int build(ota_plugin *p, const ota_vehicle *v, const ota_task *t, const ota_pkg_request *q,
+                 issue *is, refusal *r)
+{
+    ota_describe_in in = {.cur = q->cur,
+                          .tgt = q->tgt,
+                          .model = t->rec.model,
+                          .series = t->rec.series,
+                          .version = t->rec.version,
+                          .type = t->rec.type};
+    ota_desc_result dr = ota_describe(p->catalog, v, &in, &is->d);
+    if (dr != OTA_DESC_OK)
+        return refuse(
+            r, dr == OTA_DESC_VERSION_MISMATCH ? OTA_PKG_E_VERSION_MISMATCH : OTA_PKG_E_NO_PACKAGE,
+            "%s", is->d.msg);
+    const ota_package_rec *pkg = is->d.pkg;
+    int64_t now = ota_now_ms();
+    is->desc = (ota_description){.req = q->req,
+                                 .task = q->task,
+                                 .package = pkg->id,
+                                 .delta = pkg->delta,
+                                 .from = q->cur,
+                                 .to = q->tgt,
+                                 .compare_version = is->d.compare_version,
+                                 .n_ecus = is->d.n_ecus,
+                                 .ecus = is->d.ecus,
+                                 .prompt = pkg->prompt,
+                                 .result_info = pkg->result_info,
+                                 .vin = v->vin,
+                                 .ctr = ota_grants_counter(p->grants, v->vin) + 1,
+                                 .iat = now,
+                                 .exp = now + (int64_t)p->cfg.description_ttl_s * 1000};
+    if (pkg->encrypted && wrap_key(p, v, is, r) != 0)
+        return -1;
+    is->files = file_list(&is->d);
+    return is->files ? 0 : refuse(r, OTA_PKG_E_INTERNAL, "out of memory");
+}
+
+/* ---------------------------------------------------------------- persistence */
+
+static void pending_free(pending *x)
+{
+    free((char *)x->rec.vin);
+    free((char *)x->rec.task);
+    free((char *)x->rec.files);
+    free((uint8_t *)x->rec.cose);
+}
+
+/* Takes cose; copies the rest. 0, or -1 (nothing taken). */
+static int queue_description(ota_pkg *k, const issue *is, uint8_t *cose, size_t cose_len)
+{
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? 2 * k->cap : 64;
+        pending *items = realloc(k->items, cap * sizeof *items);
+        if (items == NULL)
+            return -1;
+        k->items = items;
+        k->cap = cap;
+    }
+    const ota_description *d = &is->desc;
+    ota_description_rec rec = {.vin = strdup(d->vin),
+                               .counter = d->ctr,
+                               .task = strdup(d->task),
+                               .req = d->req,
+                               .package = d->package,
+                               .files = strdup(is->files),
+                               .cose = cose,
+                               .cose_len = cose_len,
+                               .issued_ms = d->iat,
+                               .expires_ms = d->exp};
+    if (rec.vin == NULL || rec.task == NULL || rec.files == NULL) {
+        rec.cose = NULL;
+        pending_free(&(pending){rec});
+        return -1;
+    }
+    k->items[k->n++] = (pending){rec};
+    return 0;
+}
+
+typedef struct {
+    ota_writer_job job;
+    ota_pkg *k;
+    pending *items;
+    size_t n;
+    ota_description_rec *recs;
+    ota_catalog_change change;
+} flush_job;
+
+static void flush_job_free(flush_job *j)
+{
+    for (size_t i = 0; i < j->n; i++)
+        pending_free(&j->items[i]);
+    free(j->items);
+    free(j->recs);
+    free(j);
+}
+
+/* Puts the job's descriptions back in front of the queue (a failed or refused job). */
+static void flush_undo(ota_pkg *k, flush_job *j)
+{
+    pending *items = realloc(k->items, (k->n + j->n) * sizeof *items);
+    if (items == NULL) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: %zu descriptions lost: out of memory", j->n);
+        return;
+    }
+    memmove(items + j->n, items, k->n * sizeof *items);
+    memcpy(items, j->items, j->n * sizeof *items);
+    k->items = items;
+    k->n += j->n;
+    k->cap = k->n;
+    j->n = 0; /* moved back */
+}
+
+static int flush_run(ota_store *store, void *arg, char *err, size_t errlen)
+{
+    flush_job *j = arg;
+    return ota_store_apply(store, &j->change, err, errlen);
+}
+
+static void flush_done(void *arg, int rc, const char *err)
+{
+    flush_job *j = arg;
+    ota_batch_ended(&j->k->batch, rc, "descriptions", j->n, err);
+    if (rc != 0)
+        flush_undo(j->k, j);
+    flush_job_free(j);
+}
+
+static void flush_submit(ota_plugin *p, int64_t now)
+{
+    ota_pkg *k = p->pkg;
+    flush_job *j = calloc(1, sizeof *j);
+    ota_description_rec *recs = j ? malloc(k->n * sizeof *recs) : NULL;
+    if (recs == NULL) {
+        free(j);
+        ota_batch_later(&k->batch, now);
+        return;
+    }
+    for (size_t i = 0; i < k->n; i++)
+        recs[i] = k->items[i].rec;
+    *j = (flush_job){.k = k, .items = k->items, .n = k->n, .recs = recs};
+    j->change = (ota_catalog_change){.add_descriptions = recs, .n_add_descriptions = k->n};
+    j->job = (ota_writer_job){.run = flush_run, .done = flush_done, .arg = j};
+    k->items = NULL;
+    k->n = k->cap = 0;
+    if (ota_writer_submit(p->writer, &j->job) != 0) {
+        flush_undo(k, j);
+        flush_job_free(j);
+        ota_batch_later(&k->batch, now);
+        return;
+    }
+    ota_batch_started(&k->batch, now);
+}
+
+void ota_pkg_flush(ota_plugin *p)
+{
+    int64_t now = ota_mono_ms();
+    if (p->pkg != NULL && p->writer != NULL && ota_batch_due(&p->pkg->batch, p->pkg->n, now))
+        flush_submit(p, now);
+}
+
+void ota_pkg_flush_final(ota_plugin *p)
+{
+    if (p->pkg != NULL && p->pkg->n > 0 && p->writer != NULL)
+        flush_submit(p, ota_mono_ms());
+}
+
+/* ---------------------------------------------------------------- the handler */
+
+/* Signs the description, grants its files, queues it for the store and answers it. */
+static int issue_description(ota_plugin *p, const ota_request *req, issue *is, refusal *r)
+{
+    size_t len = 0, cose_len = 0;
+    uint8_t *payload = ota_codec_encode_description(&is->desc, &len);
+    uint8_t *cose =
+        payload ? ota_codec_cose_sign(p->keys->signing, p->keys->kid, payload, len, &cose_len)
+                : NULL;
+    free(payload);
+    uint8_t *reply = cose ? malloc(cose_len) : NULL;
+    if (reply == NULL) {
+        free(cose);
+        return refuse(r, OTA_PKG_E_INTERNAL, "out of memory");
+    }
+    memcpy(reply, cose, cose_len);
+    if (ota_grants_add(p->grants, is->desc.vin, is->desc.ctr, is->files) != 0 ||
+        queue_description(p->pkg, is, cose, cose_len) != 0) {
+        free(cose);
+        free(reply);
+        return refuse(r, OTA_PKG_E_INTERNAL, "out of memory");
+    }
+    p->pkg->counters.issued++;
+    ota_reply_typed(req, "pkg/desc", reply, cose_len, "application/cose");
+    return 0;
+}
+
+int ota_handle_pkg_get(ota_plugin *p, const ota_request *req)
+{
+    ota_pkg_request q;
+    ota_error e = {0};
+    refusal r = {0};
+    issue is = {0};
+    const ota_task *t = NULL;
+    const ota_vehicle *v = NULL;
+    if (ota_codec_decode_pkg_get(req->payload, req->payloadlen, &q, &e) != 0)
+        refuse(&r, from_codec(e.code), "%s", e.msg);
+    else if ((t = running_task(p, req->vin, &q, &r)) == NULL)
+        ;
+    else if ((v = ota_catalog_vehicle(p->catalog, req->vin)) == NULL)
+        refuse(&r, OTA_PKG_E_NOT_ASSIGNED, "vehicle %s is not in the catalog", req->vin);
+    else if (build(p, v, t, &q, &is, &r) == 0)
+        issue_description(p, req, &is, &r);
+    if (r.msg[0] != '\0')
+        answer_refusal(p, req, &q, &r);
+    ota_describe_free(&is.d);
+    free(is.files);
+    OPENSSL_cleanse(&is.key, sizeof is.key);
+    return MOSQ_ERR_SUCCESS;
+}
+
+/* ---------------------------------------------------------------- state */
+
+ota_pkg *ota_pkg_new(void)
+{
+    return calloc(1, sizeof(ota_pkg));
+}
+
+void ota_pkg_free(ota_pkg *k)
+{
+    if (k == NULL)
+        return;
+    for (size_t i = 0; i < k->n; i++)
+        pending_free(&k->items[i]);
+    free(k->items);
+    free(k);
+}
+
+const ota_pkg_counters *ota_pkg_counters_get(const ota_pkg *k)
+{
+    return &k->counters;
+}

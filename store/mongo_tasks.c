@@ -1,0 +1,302 @@
+/*
+ * mongo_tasks.c — the task engine's records in the MongoDB backend, generated from the
+ * descriptors SQLite uses (OTA_STORE_TTABLES, schema.h), and the notice claim.
+ *   ota_task_vin                     {task, vin, state, code, resends, msg_id,
+ *                                     notified_at, updated_at}, unique {task, vin}
+ *   ota_vehicle_shadow               {vin, version, reported, desired, updated_at},
+ *                                     unique {vin}
+ *   ota_vehicle_download_notice      {task, vin, package, version, msg_id, sent_at},
+ *                                     unique {msg_id}, index {task, sent_at}
+ *   ota_vehicle_package_description  {vin, counter, task, req, package, files, cose
+ *                                     (binary), issued_at, expires_at}, unique {vin, counter}
+ *   ota_vehicle_notice_claim         {_id: msg_id, task, vin, owner, claimed_at}
+ * Integers are Int64; an absent optional value (NULL text, negative time) is an absent
+ * field. Upsert tables (executions, shadows) are written as replacement upserts on their
+ * key; insert-only tables (notices, descriptions) as upserts with $setOnInsert, so a key
+ * stored already is kept and no error is raised (and a retried change converges).
+ *
+ * The claim: findAndModify {_id: msg_id} $setOnInsert {owner, ...} upsert, new: the first
+ * broker to claim a notice owns it for good; every broker reads back who owns it. Two
+ * brokers racing may see a duplicate-key error on the upsert: then the claim exists and is
+ * read again.
+ */
+#include "mongo_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Index names: "<table>_key" for the key, "<table>_by" for the secondary index. */
+int ota_store_mg_tasks_indexes(mongo_store *st, char *err, size_t errlen)
+{
+    for (int t = 0; t < OTA_T_COUNT; t++) {
+        const ota_store_ttable *d = &OTA_STORE_TTABLES[t];
+        char keys[128] = "";
+        for (int i = 0; i < d->n_cols; i++)
+            if (d->cols[i].flags & OTA_TC_KEY)
+                snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s",
+                         keys[0] != '\0' ? ", " : "", d->cols[i].name);
+        if (ota_store_mg_index(st, d->table, "key", keys, true, err, errlen) != 0)
+            return -1;
+        if (d->index != NULL &&
+            ota_store_mg_index(st, d->table, "by", d->index, false, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- writing ---- */
+
+/* Appends column c of rec to doc (nothing for an absent value). */
+static void append_col(bson_t *doc, const ota_store_tcol *c, const char *rec)
+{
+    const char *p = rec + c->off;
+    switch (c->kind) {
+    case OTA_TC_TEXT:
+        if (*(const char *const *)p != NULL)
+            BSON_APPEND_UTF8(doc, c->name, *(const char *const *)p);
+        break;
+    case OTA_TC_STATE:
+        BSON_APPEND_UTF8(doc, c->name, ota_exec_state_name(*(const ota_exec_state *)p));
+        break;
+    case OTA_TC_U32:
+        BSON_APPEND_INT64(doc, c->name, *(const uint32_t *)p);
+        break;
+    case OTA_TC_U64: /* at most INT64_MAX: checked */
+        BSON_APPEND_INT64(doc, c->name, (int64_t) * (const uint64_t *)p);
+        break;
+    case OTA_TC_I64:
+        BSON_APPEND_INT64(doc, c->name, *(const int64_t *)p);
+        break;
+    case OTA_TC_BLOB:
+        BSON_APPEND_BINARY(doc, c->name, BSON_SUBTYPE_BINARY, *(const uint8_t *const *)p,
+                           (uint32_t) * (const size_t *)(p + sizeof(void *)));
+        break;
+    default:
+        if (*(const int64_t *)p >= 0)
+            BSON_APPEND_INT64(doc, c->name, *(const int64_t *)p);
+    }
+}
+
+/* The record's columns having all of flags (0: every column). */
+static void append_cols(bson_t *doc, const ota_store_ttable *d, const char *rec, unsigned flags)
+{
+    for (int i = 0; i < d->n_cols; i++)
+        if ((d->cols[i].flags & flags) == flags)
+            append_col(doc, &d->cols[i], rec);
+}
+
+/* One record into bulk: a replacement upsert, or an insert-if-absent. */
+static void write_rec(mongoc_bulk_operation_t *bulk, const ota_store_ttable *d, const char *rec)
+{
+    bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+    append_cols(&sel, d, rec, OTA_TC_KEY);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    if (d->upsert) {
+        append_cols(&doc, d, rec, 0);
+        mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc, &opts, NULL);
+    } else {
+        bson_t set;
+        BSON_APPEND_DOCUMENT_BEGIN(&doc, "$setOnInsert", &set);
+        append_cols(&set, d, rec, 0);
+        bson_append_document_end(&doc, &set);
+        mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &doc, &opts, NULL);
+    }
+    bson_destroy(&sel);
+    bson_destroy(&doc);
+    bson_destroy(&opts);
+}
+
+static int write_part(mongo_store *st, int t, ota_store_part p, mongoc_client_session_t *cs,
+                      char *err, size_t errlen)
+{
+    const ota_store_ttable *d = &OTA_STORE_TTABLES[t];
+    if (p.n == 0)
+        return 0;
+    mongoc_collection_t *coll = ota_store_mg_coll(st, d->table);
+    mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, coll, true, cs);
+    for (size_t i = 0; i < p.n; i++)
+        write_rec(bulk, d, (const char *)p.recs + i * p.size);
+    ota_store_mg_bulk_result r;
+    char what[128];
+    snprintf(what, sizeof what, "%ss of the change (%s)", d->part, d->table);
+    int rc = ota_store_mg_bulk_run(st, bulk, what, &r, err, errlen);
+    mongoc_collection_destroy(coll);
+    return rc == 0 && r.dup_errors + r.other_errors == 0 ? 0 : -1;
+}
+
+int ota_store_mg_tasks_write(mongo_store *st, const ota_catalog_change *c,
+                             mongoc_client_session_t *cs, char *err, size_t errlen)
+{
+    for (int t = 0; t < OTA_T_COUNT; t++)
+        if (write_part(st, t, ota_store_change_part(c, t), cs, err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+/* ---- loaders ---- */
+
+/* Fills rec from doc; texts and blobs point into doc. -1 for a state this build does not
+ * know (refused rather than dropped). */
+static int read_rec(const bson_t *doc, const ota_store_ttable *d, char *rec)
+{
+    for (int i = 0; i < d->n_cols; i++) {
+        const ota_store_tcol *c = &d->cols[i];
+        char *p = rec + c->off;
+        switch (c->kind) {
+        case OTA_TC_TEXT:
+            *(const char **)p = ota_store_mg_text(doc, c->name);
+            break;
+        case OTA_TC_STATE: {
+            int state = ota_exec_state_from_name(ota_store_mg_text(doc, c->name));
+            if (state < 0)
+                return -1;
+            *(ota_exec_state *)p = (ota_exec_state)state;
+            break;
+        }
+        case OTA_TC_U32:
+            *(uint32_t *)p = (uint32_t)ota_store_mg_int(doc, c->name, 0);
+            break;
+        case OTA_TC_U64:
+            *(uint64_t *)p = (uint64_t)ota_store_mg_int(doc, c->name, 0);
+            break;
+        case OTA_TC_I64:
+            *(int64_t *)p = ota_store_mg_int(doc, c->name, 0);
+            break;
+        case OTA_TC_BLOB: {
+            bson_iter_t it;
+            const uint8_t *data = NULL;
+            uint32_t len = 0;
+            bson_subtype_t sub;
+            if (bson_iter_init_find(&it, doc, c->name) && BSON_ITER_HOLDS_BINARY(&it))
+                bson_iter_binary(&it, &sub, &len, &data);
+            *(const uint8_t **)p = data;
+            *(size_t *)(p + sizeof(void *)) = len;
+            break;
+        }
+        default:
+            *(int64_t *)p = ota_store_mg_int(doc, c->name, -1);
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    int t;
+    union {
+        ota_store_exec_fn exec;
+        ota_store_shadow_fn shadow;
+        ota_store_notice_fn notice;
+        ota_store_description_fn description;
+    } fn;
+    void *ctx;
+} sink;
+
+static int rec_to_fn(const bson_t *doc, void *arg)
+{
+    sink *to = arg;
+    union {
+        ota_exec_rec exec;
+        ota_shadow_rec shadow;
+        ota_notice_rec notice;
+        ota_description_rec description;
+    } r;
+    if (read_rec(doc, &OTA_STORE_TTABLES[to->t], (char *)&r) != 0)
+        return -1;
+    switch (to->t) {
+    case OTA_T_EXEC:
+        return to->fn.exec(to->ctx, &r.exec);
+    case OTA_T_SHADOW:
+        return to->fn.shadow(to->ctx, &r.shadow);
+    case OTA_T_NOTICE:
+        return to->fn.notice(to->ctx, &r.notice);
+    default:
+        return to->fn.description(to->ctx, &r.description);
+    }
+}
+
+/* Walks table to->t in its loaders' order, every document or those whose first column
+ * is first (not NULL). */
+static int load(mongo_store *st, const sink *to, const char *first)
+{
+    const ota_store_ttable *d = &OTA_STORE_TTABLES[to->t];
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+    if (first != NULL)
+        BSON_APPEND_UTF8(&filter, d->cols[0].name, first);
+    ota_store_mg_append_fields(&opts, "sort", d->order);
+    int rc = ota_store_mg_find(st, d->table, &filter, &opts, rec_to_fn, (void *)to);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return rc;
+}
+
+int ota_store_mg_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx)
+{
+    sink to = {.t = OTA_T_EXEC, .fn.exec = fn, .ctx = ctx};
+    return fn != NULL ? load((mongo_store *)s, &to, NULL) : -1;
+}
+
+int ota_store_mg_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx)
+{
+    sink to = {.t = OTA_T_SHADOW, .fn.shadow = fn, .ctx = ctx};
+    return fn != NULL ? load((mongo_store *)s, &to, NULL) : -1;
+}
+
+int ota_store_mg_load_notices(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx)
+{
+    sink to = {.t = OTA_T_NOTICE, .fn.notice = fn, .ctx = ctx};
+    return fn != NULL ? load((mongo_store *)s, &to, task) : -1;
+}
+
+int ota_store_mg_load_descriptions(ota_store *s, const char *vin, ota_store_description_fn fn,
+                                   void *ctx)
+{
+    sink to = {.t = OTA_T_DESC, .fn.description = fn, .ctx = ctx};
+    return fn != NULL ? load((mongo_store *)s, &to, vin) : -1;
+}
+
+/* ---- the notice claim ---- */
+
+/* One findAndModify; 1/0 as ota_store_claim_notice, -1 with *dup set on 11000. */
+static int claim_once(mongo_store *st, mongoc_collection_t *coll, const char *task, const char *vin,
+                      const char *msg_id, const char *owner, int64_t now_ms, bool *dup, char *err,
+                      size_t errlen)
+{
+    bson_t query = BSON_INITIALIZER, update = BSON_INITIALIZER, set, reply;
+    BSON_APPEND_UTF8(&query, "_id", msg_id);
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$setOnInsert", &set);
+    BSON_APPEND_UTF8(&set, "task", task);
+    BSON_APPEND_UTF8(&set, "vin", vin);
+    BSON_APPEND_UTF8(&set, "owner", owner);
+    BSON_APPEND_INT64(&set, "claimed_at", now_ms);
+    bson_append_document_end(&update, &set);
+    bson_error_t error;
+    bool ok = mongoc_collection_find_and_modify(coll, &query, NULL, &update, NULL, false, true,
+                                                true, &reply, &error);
+    int rc = -1;
+    bson_iter_t it, v;
+    if (ok && bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+        bson_iter_recurse(&it, &v) && bson_iter_find(&v, "owner") && BSON_ITER_HOLDS_UTF8(&v))
+        rc = strcmp(bson_iter_utf8(&v, NULL), owner) == 0 ? 1 : 0;
+    *dup = !ok && error.code == 11000;
+    if (rc < 0 && !*dup)
+        ota_store_mg_err(st, err, errlen, "claim of notice %s: %s", msg_id,
+                         ok ? "no owner in the answer" : error.message);
+    bson_destroy(&query);
+    bson_destroy(&update);
+    bson_destroy(&reply);
+    return rc;
+}
+
+int ota_store_mg_claim_notice(ota_store *s, const char *task, const char *vin, const char *msg_id,
+                              const char *owner, int64_t now_ms, char *err, size_t errlen)
+{
+    mongo_store *st = (mongo_store *)s;
+    mongoc_collection_t *coll = ota_store_mg_coll(st, OTA_STORE_CLAIM_TABLE);
+    bool dup = false;
+    int rc = claim_once(st, coll, task, vin, msg_id, owner, now_ms, &dup, err, errlen);
+    if (rc < 0 && dup) /* another broker inserted it between our find and our insert */
+        rc = claim_once(st, coll, task, vin, msg_id, owner, now_ms, &dup, err, errlen);
+    mongoc_collection_destroy(coll);
+    return rc;
+}

@@ -1,0 +1,285 @@
+/*
+ * schema.c — the store's records described once for every backend (schema.h): report
+ * event fields and kinds, vehicle fields, document tables, the task engine's tables, and
+ * the checks of a change that every backend makes before it writes anything.
+ */
+#include "schema.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- report events ---- */
+
+const ota_store_field OTA_STORE_FIELDS[OTA_SF_COUNT] = {
+    [OTA_SF_ECU] = {"ecu", OTA_SF_TEXT, offsetof(ota_event, ecu)},
+    [OTA_SF_PCT] = {"pct", OTA_SF_I32, offsetof(ota_event, pct)},
+    [OTA_SF_BYTES] = {"bytes", OTA_SF_I64, offsetof(ota_event, bytes)},
+    [OTA_SF_STEP] = {"step", OTA_SF_TEXT, offsetof(ota_event, step)},
+    [OTA_SF_STATUS] = {"status", OTA_SF_TEXT, offsetof(ota_event, status)},
+    [OTA_SF_ERROR] = {"error", OTA_SF_TEXT, offsetof(ota_event, error)},
+    [OTA_SF_TRIGGER] = {"trigger", OTA_SF_TEXT, offsetof(ota_event, trigger)},
+    [OTA_SF_FW] = {"fw", OTA_SF_TEXT, offsetof(ota_event, fw)},
+    [OTA_SF_CMD] = {"cmd", OTA_SF_TEXT, offsetof(ota_event, cmd)},
+    [OTA_SF_AT] = {"at", OTA_SF_I64, offsetof(ota_event, at)},
+    [OTA_SF_RESULT] = {"result", OTA_SF_TEXT, offsetof(ota_event, result)},
+};
+
+#define B(f) OTA_SF_BIT(OTA_SF_##f)
+
+static const ota_store_ev_kind KINDS[OTA_EV_TYPE_COUNT + 1] = {
+    [OTA_EV_DOWNLOAD_PROGRESS] = {"ota_vehicle_download_progress", B(ECU) | B(PCT) | B(BYTES)},
+    [OTA_EV_UPGRADE_PROGRESS] = {"ota_vehicle_upgrade_progress", B(ECU) | B(PCT) | B(STEP)},
+    [OTA_EV_UPGRADE_STATUS] = {"ota_vehicle_upgrade_status",
+                               B(STATUS) | B(ERROR) | B(TRIGGER) | B(FW)},
+    [OTA_EV_COMMAND] = {"ota_vehicle_upgrade_command", B(CMD) | B(AT)},
+    [OTA_EV_EEPROM_CLEAR] = {"ota_vehicle_eeprom_clear", B(ECU) | B(RESULT)},
+};
+
+const ota_store_ev_kind *ota_store_ev_kind_get(int type)
+{
+    return type >= 1 && type <= OTA_EV_TYPE_COUNT ? &KINDS[type] : NULL;
+}
+
+const char *ota_store_event_problem(const ota_store_event *e)
+{
+    if (e->vin == NULL || e->ev == NULL)
+        return "no vin or no event";
+    if (ota_store_ev_kind_get(e->ev->type) == NULL)
+        return "unknown event type";
+    if (e->ev->task == NULL)
+        return "no task";
+    if (e->seq > INT64_MAX)
+        return "seq above 2^63-1";
+    return NULL;
+}
+
+/* ---- the catalog ---- */
+
+#define VREC(f) offsetof(ota_vehicle_rec, f)
+
+const ota_store_vcol OTA_STORE_VCOLS[] = {
+    {"vin", "TEXT PRIMARY KEY", OTA_VC_TEXT, VREC(vin)},
+    {"model", "TEXT NOT NULL", OTA_VC_TEXT, VREC(model)},
+    {"series", "TEXT NOT NULL", OTA_VC_TEXT, VREC(series)},
+    {"platform", "TEXT", OTA_VC_TEXT, VREC(platform)},
+    {"status", "TEXT NOT NULL", OTA_VC_TEXT, VREC(status)},
+    {"usage", "TEXT NOT NULL", OTA_VC_TEXT, VREC(usage)},
+    {"sold", "INTEGER NOT NULL", OTA_VC_BOOL, VREC(sold)},
+    {"activated", "INTEGER NOT NULL", OTA_VC_BOOL, VREC(activated)},
+    {"passenger", "INTEGER NOT NULL", OTA_VC_BOOL, VREC(passenger)},
+    {"config_word", "TEXT", OTA_VC_TEXT, VREC(config_word)},
+    {"fw", "TEXT", OTA_VC_TEXT, VREC(fw)},
+    {"public_key", "BLOB", OTA_VC_PUBKEY, VREC(public_key)},
+};
+const int OTA_STORE_N_VCOLS = (int)(sizeof OTA_STORE_VCOLS / sizeof OTA_STORE_VCOLS[0]);
+
+static const char *const DOC_TABLES[OTA_DOC_KIND_COUNT + 1] = {
+    [OTA_DOC_MODEL] = "ota_vehicle_model",
+    [OTA_DOC_PACKAGE] = "ota_package",
+    [OTA_DOC_STRATEGY] = "ota_upgrade_strategy",
+    [OTA_DOC_BINDING] = "ota_upgrade_strategy_relation",
+    [OTA_DOC_FILE] = "ota_file",
+    [OTA_DOC_TASK] = "ota_task",
+    [OTA_DOC_SETTING] = "ota_setting",
+};
+
+const char *ota_store_doc_table(int kind)
+{
+    return kind >= 1 && kind <= OTA_DOC_KIND_COUNT ? DOC_TABLES[kind] : NULL;
+}
+
+/* ---- the task engine's tables ---- */
+
+#define EXEC(f) offsetof(ota_exec_rec, f)
+#define SHADOW(f) offsetof(ota_shadow_rec, f)
+#define NOTICE(f) offsetof(ota_notice_rec, f)
+#define DESC(f) offsetof(ota_description_rec, f)
+#define REQ OTA_TC_REQ
+#define KEY OTA_TC_KEY
+
+/* clang-format off */
+static const ota_store_tcol EXEC_COLS[] = {
+    {"task",        OTA_TC_TEXT,    REQ | KEY, EXEC(task)},
+    {"vin",         OTA_TC_TEXT,    REQ | KEY, EXEC(vin)},
+    {"state",       OTA_TC_STATE,   REQ,       EXEC(state)},
+    {"code",        OTA_TC_TEXT,    0,         EXEC(code)},
+    {"resends",     OTA_TC_U32,     REQ,       EXEC(resends)},
+    {"msg_id",      OTA_TC_TEXT,    0,         EXEC(msg_id)},
+    {"notified_at", OTA_TC_I64_OPT, 0,         EXEC(notified_ms)},
+    {"updated_at",  OTA_TC_I64,     REQ,       EXEC(updated_ms)},
+};
+
+static const ota_store_tcol SHADOW_COLS[] = {
+    {"vin",        OTA_TC_TEXT, REQ | KEY, SHADOW(vin)},
+    {"version",    OTA_TC_I64,  REQ,       SHADOW(version)},
+    {"reported",   OTA_TC_TEXT, REQ,       SHADOW(reported)},
+    {"desired",    OTA_TC_TEXT, 0,         SHADOW(desired)},
+    {"updated_at", OTA_TC_I64,  REQ,       SHADOW(updated_ms)},
+};
+
+static const ota_store_tcol NOTICE_COLS[] = {
+    {"task",    OTA_TC_TEXT, REQ,       NOTICE(task)},
+    {"vin",     OTA_TC_TEXT, REQ,       NOTICE(vin)},
+    {"package", OTA_TC_U64,  REQ,       NOTICE(package)},
+    {"version", OTA_TC_TEXT, REQ,       NOTICE(version)},
+    {"msg_id",  OTA_TC_TEXT, REQ | KEY, NOTICE(msg_id)},
+    {"sent_at", OTA_TC_I64,  REQ,       NOTICE(sent_ms)},
+};
+
+static const ota_store_tcol DESC_COLS[] = {
+    {"vin",        OTA_TC_TEXT, REQ | KEY, DESC(vin)},
+    {"counter",    OTA_TC_U64,  REQ | KEY, DESC(counter)},
+    {"task",       OTA_TC_TEXT, REQ,       DESC(task)},
+    {"req",        OTA_TC_U64,  REQ,       DESC(req)},
+    {"package",    OTA_TC_U64,  REQ,       DESC(package)},
+    {"files",      OTA_TC_TEXT, REQ,       DESC(files)},
+    {"cose",       OTA_TC_BLOB, REQ,       DESC(cose)},
+    {"issued_at",  OTA_TC_I64,  REQ,       DESC(issued_ms)},
+    {"expires_at", OTA_TC_I64,  REQ,       DESC(expires_ms)},
+};
+
+#define N_OF(a) ((int)(sizeof a / sizeof a[0]))
+
+_Static_assert(offsetof(ota_description_rec, cose_len) ==
+                   offsetof(ota_description_rec, cose) + sizeof(void *),
+               "OTA_TC_BLOB: the length follows the pointer");
+
+/*  table, part, columns, WITHOUT ROWID, upsert, secondary index, loaders' order */
+const ota_store_ttable OTA_STORE_TTABLES[OTA_T_COUNT] = {
+    [OTA_T_EXEC] = {"ota_task_vin", "execution", EXEC_COLS, N_OF(EXEC_COLS),
+                    true, true, "vin, task", "task, vin"},
+    [OTA_T_SHADOW] = {"ota_vehicle_shadow", "shadow", SHADOW_COLS, N_OF(SHADOW_COLS),
+                      true, true, NULL, "vin"},
+    [OTA_T_NOTICE] = {"ota_vehicle_download_notice", "notice", NOTICE_COLS, N_OF(NOTICE_COLS),
+                      false, false, "task, sent_at", "sent_at, rowid"},
+    [OTA_T_DESC] = {"ota_vehicle_package_description", "description", DESC_COLS,
+                    N_OF(DESC_COLS), true, false, NULL, "vin, counter"},
+};
+/* clang-format on */
+
+ota_store_part ota_store_change_part(const ota_catalog_change *c, int t)
+{
+    switch (t) {
+    case OTA_T_EXEC:
+        return (ota_store_part){c->put_execs, sizeof(ota_exec_rec), c->n_put_execs};
+    case OTA_T_SHADOW:
+        return (ota_store_part){c->put_shadows, sizeof(ota_shadow_rec), c->n_put_shadows};
+    case OTA_T_NOTICE:
+        return (ota_store_part){c->add_notices, sizeof(ota_notice_rec), c->n_add_notices};
+    default:
+        return (ota_store_part){c->add_descriptions, sizeof(ota_description_rec),
+                                c->n_add_descriptions};
+    }
+}
+
+size_t ota_store_tasks_count(const ota_catalog_change *c)
+{
+    return c->n_put_execs + c->n_put_shadows + c->n_add_notices + c->n_add_descriptions;
+}
+
+/* ---- checks ---- */
+
+/* What is wrong with column c of rec, or NULL. */
+static const char *col_problem(const ota_store_tcol *c, const char *rec, char *buf, size_t len)
+{
+    const char *p = rec + c->off;
+    if ((c->kind == OTA_TC_TEXT || c->kind == OTA_TC_BLOB) && (c->flags & REQ) &&
+        *(const void *const *)p == NULL)
+        snprintf(buf, len, "no %s", c->name);
+    else if (c->kind == OTA_TC_STATE && ota_exec_state_name(*(const ota_exec_state *)p) == NULL)
+        snprintf(buf, len, "unknown %s %d", c->name, (int)*(const ota_exec_state *)p);
+    else if (c->kind == OTA_TC_U64 && *(const uint64_t *)p > INT64_MAX)
+        snprintf(buf, len, "%s above 2^63-1", c->name);
+    else
+        return NULL;
+    return buf;
+}
+
+static int check_part(int t, ota_store_part p, char *out, size_t outlen)
+{
+    const ota_store_ttable *d = &OTA_STORE_TTABLES[t];
+    for (size_t i = 0; i < p.n; i++) {
+        char buf[64];
+        const char *problem = p.recs == NULL ? "missing" : NULL;
+        for (int j = 0; j < d->n_cols && problem == NULL; j++)
+            problem = col_problem(&d->cols[j], (const char *)p.recs + i * p.size, buf, sizeof buf);
+        if (problem != NULL) {
+            snprintf(out, outlen, "%s %zu of the change: %s", d->part, i, problem);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* 0, or -1 naming the first NULL among n VINs ("<part> <i> of the change"). */
+static int check_vins(const char *part, const char *const *vins, size_t n, char *buf, size_t len)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (vins == NULL || vins[i] == NULL) {
+            snprintf(buf, len, "%s %zu of the change: no VIN", part, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_vehicles(const ota_catalog_change *c, char *buf, size_t len)
+{
+    for (size_t i = 0; i < c->n_put_vehicles; i++) {
+        if (c->put_vehicles == NULL || c->put_vehicles[i].vin == NULL) {
+            snprintf(buf, len, "vehicle %zu of the change: no VIN", i);
+            return -1;
+        }
+    }
+    return check_vins("deleted vehicle", c->delete_vehicles, c->n_delete_vehicles, buf, len);
+}
+
+static int check_docs(const ota_catalog_change *c, char *buf, size_t len)
+{
+    for (size_t i = 0; i < c->n_docs; i++) {
+        const ota_store_doc *d = c->docs != NULL ? &c->docs[i] : NULL;
+        const char *problem = d == NULL                              ? "no document"
+                              : ota_store_doc_table(d->kind) == NULL ? "unknown document kind"
+                              : d->key == NULL                       ? "no key"
+                                                                     : NULL;
+        if (problem != NULL) {
+            snprintf(buf, len, "document %zu of the change (kind %d): %s", i,
+                     d != NULL ? (int)d->kind : -1, problem);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_lists(const ota_catalog_change *c, char *buf, size_t len)
+{
+    if (c->n_list_add + c->n_list_remove > 0 && ota_list_name(c->list) == NULL) {
+        snprintf(buf, len, "list of the change: unknown list %d", (int)c->list);
+        return -1;
+    }
+    if (check_vins("list addition", c->list_add, c->n_list_add, buf, len) != 0)
+        return -1;
+    return check_vins("list removal", c->list_remove, c->n_list_remove, buf, len);
+}
+
+int ota_store_check_change(const ota_catalog_change *c, char *buf, size_t len)
+{
+    if (c == NULL) {
+        snprintf(buf, len, "no change");
+        return -1;
+    }
+    if (check_vehicles(c, buf, len) != 0 || check_docs(c, buf, len) != 0 ||
+        check_lists(c, buf, len) != 0)
+        return -1;
+    for (int t = 0; t < OTA_T_COUNT; t++)
+        if (check_part(t, ota_store_change_part(c, t), buf, len) != 0)
+            return -1;
+    return 0;
+}
+
+bool ota_store_change_empty(const ota_catalog_change *c)
+{
+    size_t n = c->n_put_vehicles + c->n_delete_vehicles + c->n_docs;
+    return n + c->n_list_add + c->n_list_remove + ota_store_tasks_count(c) == 0;
+}

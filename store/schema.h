@@ -1,0 +1,131 @@
+/*
+ * schema.h — private to the store backends: the records the store keeps, described once
+ * for every backend (store/sqlite*.c, store/mongo*.c), and the checks every backend makes
+ * before it writes anything. A backend generates its SQL or BSON from these descriptors
+ * and reads rows or documents back through them; the names are the SQLite tables' and
+ * the MongoDB collections' (seed 000's where it has them, ota_store.h).
+ */
+#ifndef OTA_STORE_SCHEMA_H
+#define OTA_STORE_SCHEMA_H
+
+#include "ota_store.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ---- report events: the optional fields and which kind keeps which ---- */
+
+typedef enum { OTA_SF_TEXT, OTA_SF_I32, OTA_SF_I64 } ota_store_field_kind;
+
+typedef struct {
+    const char *name; /* column / field name ("trigger" is an SQL keyword: quote it) */
+    ota_store_field_kind kind;
+    size_t off; /* offset of the field in ota_event */
+} ota_store_field;
+
+enum {
+    OTA_SF_ECU,
+    OTA_SF_PCT,
+    OTA_SF_BYTES,
+    OTA_SF_STEP,
+    OTA_SF_STATUS,
+    OTA_SF_ERROR,
+    OTA_SF_TRIGGER,
+    OTA_SF_FW,
+    OTA_SF_CMD,
+    OTA_SF_AT,
+    OTA_SF_RESULT,
+    OTA_SF_COUNT
+};
+extern const ota_store_field OTA_STORE_FIELDS[OTA_SF_COUNT];
+
+#define OTA_SF_BIT(f) (1u << (f))
+
+typedef struct {
+    const char *table;
+    unsigned fields; /* OTA_SF_BIT(...) of the fields this kind keeps */
+} ota_store_ev_kind;
+
+/* The kind of an event type, or NULL for an unknown type. */
+const ota_store_ev_kind *ota_store_ev_kind_get(int type);
+/* What the store refuses in an event before a backend sees it; NULL when acceptable. */
+const char *ota_store_event_problem(const ota_store_event *e);
+
+/* ---- the catalog: vehicles, documents, lists ---- */
+
+typedef enum { OTA_VC_TEXT, OTA_VC_BOOL, OTA_VC_PUBKEY } ota_store_vcol_kind;
+
+typedef struct {
+    const char *name;
+    const char *decl; /* SQLite: type and constraints in CREATE TABLE */
+    ota_store_vcol_kind kind;
+    size_t off; /* offset of the field in ota_vehicle_rec */
+} ota_store_vcol;
+
+/* The vehicle's fields; the first (vin) is the key. */
+extern const ota_store_vcol OTA_STORE_VCOLS[];
+extern const int OTA_STORE_N_VCOLS;
+
+#define OTA_STORE_VEHICLE_TABLE "ota_vehicle"
+#define OTA_STORE_LIST_TABLE "ota_vehicle_list"
+/* The table / collection of a document kind, or NULL for an unknown kind. */
+const char *ota_store_doc_table(int kind);
+
+/* ---- the task engine's records ---- */
+
+/* The notice claims (ota_store_claim_notice): one per msg_id, naming its owner. */
+#define OTA_STORE_CLAIM_TABLE "ota_vehicle_notice_claim"
+
+typedef enum {
+    OTA_TC_TEXT,    /* const char *; NULL allowed unless required */
+    OTA_TC_STATE,   /* ota_exec_state, kept by name */
+    OTA_TC_U32,     /* uint32_t */
+    OTA_TC_U64,     /* uint64_t, at most INT64_MAX */
+    OTA_TC_I64,     /* int64_t */
+    OTA_TC_I64_OPT, /* int64_t, negative <-> absent (NULL) */
+    OTA_TC_BLOB,    /* const uint8_t * followed in the record by its size_t length */
+} ota_store_tcol_kind;
+
+enum {
+    OTA_TC_REQ = 1, /* required: a change without it is refused */
+    OTA_TC_KEY = 2, /* part of the key */
+};
+
+typedef struct {
+    const char *name;
+    ota_store_tcol_kind kind;
+    unsigned flags; /* OTA_TC_REQ, OTA_TC_KEY */
+    size_t off;     /* offset of the field in the record */
+} ota_store_tcol;
+
+typedef struct {
+    const char *table;
+    const char *part; /* in error texts: "<part> <i> of the change" */
+    const ota_store_tcol *cols;
+    int n_cols;
+    bool without_rowid; /* SQLite */
+    bool upsert;        /* a repeated key replaces the row; else the new one is skipped */
+    const char *index;  /* columns of the secondary index, or NULL */
+    const char *order;  /* the loaders' order (SQL ORDER BY) */
+} ota_store_ttable;
+
+enum { OTA_T_EXEC, OTA_T_SHADOW, OTA_T_NOTICE, OTA_T_DESC, OTA_T_COUNT };
+extern const ota_store_ttable OTA_STORE_TTABLES[OTA_T_COUNT];
+
+/* A part of a change: its records, their size and count. */
+typedef struct {
+    const void *recs;
+    size_t size;
+    size_t n;
+} ota_store_part;
+ota_store_part ota_store_change_part(const ota_catalog_change *c, int t);
+/* Items of every task engine part of a change. */
+size_t ota_store_tasks_count(const ota_catalog_change *c);
+
+/* ---- checks of a change (every backend, before it writes anything) ----
+ * Each returns 0, or -1 with the problem written to buf ("vehicle 2 of the change: no
+ * VIN"); the backend prefixes it with its name. */
+int ota_store_check_change(const ota_catalog_change *c, char *buf, size_t len);
+bool ota_store_change_empty(const ota_catalog_change *c);
+
+#endif

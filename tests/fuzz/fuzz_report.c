@@ -1,0 +1,75 @@
+/*
+ * fuzz_report.c — fuzz target: ota/v1/{vin}/report payloads (ota_codec_decode_report), as
+ * the broker thread decodes them and the writer thread re-decodes them from the spool.
+ * Checks: a decoded report keeps the limits and the event table of ota_codec.h; a refused
+ * one has an error code and message; the status-event JSON and the error reply encode.
+ */
+#include "fuzz.h"
+#include "ota_codec.h"
+
+#include <string.h>
+
+static void check_event(const ota_event *e, uint32_t i)
+{
+    FUZZ_CHECK(e->index == i);
+    FUZZ_CHECK(e->task && strlen(e->task) >= 1 && strlen(e->task) <= OTA_ID_MAX);
+    FUZZ_CHECK(e->ts >= 0);
+    switch (e->type) {
+    case OTA_EV_DOWNLOAD_PROGRESS:
+        FUZZ_CHECK(e->pct >= 0 && e->pct <= 100);
+        break;
+    case OTA_EV_UPGRADE_PROGRESS:
+        FUZZ_CHECK(e->ecu && e->pct >= 0 && e->pct <= 100);
+        break;
+    case OTA_EV_UPGRADE_STATUS:
+        FUZZ_CHECK(e->status && ota_status_valid(e->status));
+        FUZZ_CHECK(e->trigger && ota_trigger_valid(e->trigger));
+        break;
+    case OTA_EV_COMMAND:
+        FUZZ_CHECK(e->cmd);
+        FUZZ_CHECK(strcmp(e->cmd, "schedule") != 0 || e->at >= 0);
+        break;
+    case OTA_EV_EEPROM_CLEAR:
+        FUZZ_CHECK(e->ecu && e->result);
+        break;
+    default:
+        FUZZ_CHECK(!"unknown event type decoded");
+    }
+}
+
+static void encode_status_events(const ota_report *r)
+{
+    for (size_t i = 0; i < r->n_events; i++) {
+        if (r->events[i].type == OTA_EV_UPGRADE_STATUS) {
+            size_t len = 0;
+            char *json = ota_codec_status_event_json("LSVTA000000000001", r->seq, &r->events[i],
+                                                     1700000000000, &len);
+            FUZZ_CHECK(json && strlen(json) == len);
+            free(json);
+        }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const ota_report_limits lim = {OTA_REPORT_MAX_PAYLOAD_DEFAULT, 16};
+    ota_report r;
+    ota_error err;
+    if (ota_codec_decode_report(data, size, &lim, &r, &err) == 0) {
+        FUZZ_CHECK(size <= lim.max_payload);
+        FUZZ_CHECK(r.seq_valid && r.n_events >= 1 && r.n_events <= lim.max_events);
+        for (size_t i = 0; i < r.n_events; i++) {
+            check_event(&r.events[i], (uint32_t)i);
+        }
+        encode_status_events(&r);
+        ota_report_free(&r);
+        return 0;
+    }
+    FUZZ_CHECK(err.code != OTA_OK && err.code <= OTA_E_INTERNAL);
+    FUZZ_CHECK(err.msg[0] != '\0' && strlen(err.msg) < OTA_ERRMSG_MAX);
+    size_t len = 0;
+    uint8_t *reply = ota_codec_encode_error(&err, r.seq_valid ? (int64_t)r.seq : -1, &len);
+    FUZZ_CHECK(reply && len > 0);
+    free(reply);
+    return 0;
+}

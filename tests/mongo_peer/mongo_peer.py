@@ -1,0 +1,317 @@
+#!/usr/bin/python3
+"""mongo_peer — a MongoDB wire-protocol TEST DOUBLE for mosquitto-ota's tests.
+
+Not a database: a small in-memory server that speaks enough of the MongoDB wire protocol
+and commands for the store backend (store/mongo*.c, libmongoc 1.23) and an independent
+driver (pymongo) to talk to it, with MongoDB's documented semantics for exactly the
+commands and operators the backend uses (COMMANDS.md). See README.md for its limits.
+
+Wire protocol (all little-endian; header = messageLength, requestID, responseTo, opCode):
+  - OP_QUERY (2004) on "<db>.$cmd": the drivers' legacy handshake (isMaster/hello) and
+    any command sent that way; answered with OP_REPLY (1). A query on a collection
+    (legacy find) is refused with the QueryFailure flag.
+  - OP_MSG (2013): flagBits (checksumPresent = bit 0, moreToCome = bit 1, exhaustAllowed =
+    bit 16; other required bits 2..15 must be 0), sections: kind 0 = the command body,
+    kind 1 = a document sequence (size, identifier, documents) merged into the body as
+    an array; an optional CRC-32C checksum is verified. moreToCome from the client means
+    no reply (unacknowledged write). Replies are OP_MSG with one kind 0 section.
+  - Anything else (OP_COMPRESSED, legacy OP_INSERT...) closes the connection.
+
+Threads: one per connection; one lock around every command, so commands are atomic and
+serialized (findAndModify races resolve as on a real server: one winner).
+
+Usage: mongo_peer.py [--host 127.0.0.1] [--port 0] [--data FILE] [--log FILE|-] [--quiet]
+Prints "mongo-peer listening on HOST:PORT" (the bound port) on stdout when ready.
+SIGTERM/SIGINT stop it cleanly.
+"""
+
+import argparse
+import os
+import signal
+import socketserver
+import struct
+import sys
+import threading
+import time
+
+import bson
+import bson.errors
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peer_commands import run_command  # noqa: E402
+from peer_store import CODEC, Store  # noqa: E402
+
+OP_REPLY, OP_QUERY, OP_MSG = 1, 2004, 2013
+MSG_CHECKSUM, MSG_MORE_TO_COME, MSG_EXHAUST = 1 << 0, 1 << 1, 1 << 16
+MAX_MESSAGE = 48_000_000
+HEADER = struct.Struct("<iiii")
+
+
+class ProtocolError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------
+# CRC-32C (Castagnoli) for OP_MSG checksums
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+# ---------------------------------------------------------------------------------------
+# Message parsing
+
+
+def _cstring(buf, i):
+    end = buf.index(b"\x00", i)
+    return buf[i:end].decode(), end + 1
+
+
+def _bson_at(buf, i):
+    n = struct.unpack_from("<i", buf, i)[0]
+    if n < 5 or i + n > len(buf):
+        raise ProtocolError("bad BSON length %d at %d" % (n, i))
+    return bson.decode(buf[i:i + n], codec_options=CODEC), i + n
+
+
+def parse_op_query(body):
+    """(db, command) of an OP_QUERY on <db>.$cmd; None for a collection query."""
+    i = 4  # flags
+    name, i = _cstring(body, i)
+    i += 8  # numberToSkip, numberToReturn
+    query, i = _bson_at(body, i)
+    if not name.endswith(".$cmd"):
+        return None
+    if "$query" in query:
+        query = query["$query"]
+    return name[:-len(".$cmd")], query
+
+
+def parse_op_msg(whole, body):
+    """(flags, command with document sequences merged)."""
+    flags = struct.unpack_from("<I", body, 0)[0]
+    if flags & 0xFFFC:
+        raise ProtocolError("unknown required OP_MSG flag bits 0x%x" % (flags & 0xFFFC))
+    end = len(body)
+    if flags & MSG_CHECKSUM:
+        end -= 4
+        want = struct.unpack_from("<I", body, end)[0]
+        if crc32c(whole[:-4]) != want:
+            raise ProtocolError("OP_MSG checksum mismatch")
+    i, cmd, seqs = 4, None, {}
+    while i < end:
+        kind, i = body[i], i + 1
+        if kind == 0:
+            if cmd is not None:
+                raise ProtocolError("two kind 0 sections")
+            cmd, i = _bson_at(body, i)
+        elif kind == 1:
+            size = struct.unpack_from("<i", body, i)[0]
+            stop = i + size
+            ident, j = _cstring(body, i + 4)
+            docs = []
+            while j < stop:
+                d, j = _bson_at(body, j)
+                docs.append(d)
+            seqs[ident] = docs
+            i = stop
+        else:
+            raise ProtocolError("unknown OP_MSG section kind %d" % kind)
+    if cmd is None:
+        raise ProtocolError("OP_MSG without a kind 0 section")
+    for ident, docs in seqs.items():
+        if ident in cmd:
+            raise ProtocolError("'%s' both in the body and as a document sequence" % ident)
+        cmd[ident] = docs
+    return flags, cmd
+
+
+def reply_op_msg(request_id, response_to, doc):
+    payload = struct.pack("<I", 0) + b"\x00" + bson.encode(doc, codec_options=CODEC)
+    return HEADER.pack(16 + len(payload), request_id, response_to, OP_MSG) + payload
+
+
+def reply_op_reply(request_id, response_to, doc, flags=0):
+    payload = struct.pack("<iqii", flags, 0, 0, 1) + bson.encode(doc, codec_options=CODEC)
+    return HEADER.pack(16 + len(payload), request_id, response_to, OP_REPLY) + payload
+
+
+# ---------------------------------------------------------------------------------------
+# Server
+
+
+class PeerState:
+    """What all connections share: the store, the cursors, the lock, the log."""
+
+    def __init__(self, store, log, quiet):
+        self.store = store
+        self.cursors = {}
+        self.lock = threading.Lock()
+        self.log_file = log
+        self.quiet = quiet
+        self.next_conn = 0
+        self.next_request = 0
+
+    def log(self, line):
+        if not self.quiet:
+            self.log_file.write("%.3f %s\n" % (time.time(), line))
+            self.log_file.flush()
+
+
+class ConnCtx:
+    """The view one command has: shared store and cursors, its connection's id."""
+
+    def __init__(self, state, conn_id):
+        self.store = state.store
+        self.cursors = state.cursors
+        self.conn_id = conn_id
+
+
+def _summary(cmd):
+    name = next(iter(cmd), "?")
+    arg = cmd.get(name)
+    parts = [name, str(arg) if isinstance(arg, str) else ""]
+    for seq in ("documents", "updates", "deletes"):
+        if isinstance(cmd.get(seq), list):
+            parts.append("%s=%d" % (seq, len(cmd[seq])))
+    return " ".join(p for p in parts if p)
+
+
+def _result(reply):
+    if reply.get("ok") != 1.0:
+        return "error %s %s" % (reply.get("code"), reply.get("errmsg"))
+    errs = reply.get("writeErrors")
+    return "ok" + (" writeErrors=%d (first: %s)" % (len(errs), errs[0]["errmsg"])
+                   if errs else "")
+
+
+class Handler(socketserver.BaseRequestHandler):
+
+    def setup(self):
+        st = self.server.state
+        with st.lock:
+            st.next_conn += 1
+            self.ctx = ConnCtx(st, st.next_conn)
+        st.log("conn %d open from %s:%d" % ((self.ctx.conn_id,) + self.client_address))
+
+    def _recv(self, n):
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.request.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return bytes(buf)
+
+    def handle(self):
+        st = self.server.state
+        try:
+            while self._one_message(st):
+                pass
+        except (ProtocolError, ValueError, struct.error, bson.errors.BSONError) as e:
+            st.log("conn %d protocol error: %s (closing)" % (self.ctx.conn_id, e))
+        except OSError as e:
+            st.log("conn %d: %s" % (self.ctx.conn_id, e))
+        st.log("conn %d closed" % self.ctx.conn_id)
+
+    def _one_message(self, st):
+        head = self._recv(16)
+        if head is None:
+            return False
+        length, request_id, _, opcode = HEADER.unpack(head)
+        if length < 16 or length > MAX_MESSAGE:
+            raise ProtocolError("message length %d" % length)
+        body = self._recv(length - 16)
+        if body is None:
+            return False
+        out = self._dispatch(st, head + body, body, request_id, opcode)
+        if out:
+            self.request.sendall(out)
+        return True
+
+    def _dispatch(self, st, whole, body, request_id, opcode):
+        if opcode == OP_QUERY:
+            parsed = parse_op_query(body)
+            if parsed is None:
+                err = {"$err": "legacy queries are not supported", "code": 352}
+                return reply_op_reply(self._rid(st), request_id, err, flags=2)
+            reply = self._command(st, parsed[0], parsed[1], "OP_QUERY")
+            return reply_op_reply(self._rid(st), request_id, reply)
+        if opcode == OP_MSG:
+            flags, cmd = parse_op_msg(whole, body)
+            db = cmd.pop("$db", None)
+            if not isinstance(db, str):
+                reply = {"ok": 0.0, "code": 40571, "codeName": "Location40571",
+                         "errmsg": "OP_MSG requests require a $db argument"}
+            else:
+                reply = self._command(st, db, cmd, "OP_MSG")
+            if flags & MSG_MORE_TO_COME:
+                return None
+            return reply_op_msg(self._rid(st), request_id, reply)
+        raise ProtocolError("unsupported opCode %d" % opcode)
+
+    def _rid(self, st):
+        with st.lock:
+            st.next_request += 1
+            return st.next_request
+
+    def _command(self, st, db, cmd, via):
+        with st.lock:
+            reply = run_command(self.ctx, db, cmd)
+            st.store.flush()
+        st.log("conn %d %s %s.%s -> %s" % (self.ctx.conn_id, via, db, _summary(cmd),
+                                          _result(reply)))
+        return reply
+
+
+class Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
+    ap.add_argument("--data", help="journal file: keep the data across restarts")
+    ap.add_argument("--log", default="-", help="command log file ('-': stderr)")
+    ap.add_argument("--quiet", action="store_true", help="no command log")
+    a = ap.parse_args()
+    log = sys.stderr if a.log == "-" else open(a.log, "a", buffering=1)
+    state = PeerState(Store(a.data), log, a.quiet)
+    server = Server((a.host, a.port), Handler)
+    server.state = state
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    host, port = server.server_address[:2]
+    print("mongo-peer listening on %s:%d" % (host, port), flush=True)
+    state.log("listening on %s:%d (data: %s)" % (host, port, a.data or "memory only"))
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    server.server_close()
+    with state.lock:
+        state.store.flush()
+    state.log("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,324 @@
+"""peer_match — MongoDB value ordering, query matching and projection for the test peer.
+
+A TEST DOUBLE's query engine, not a database's: it implements the subset of MongoDB's
+documented semantics that mosquitto-ota's backend uses (see COMMANDS.md) and refuses
+every other operator with MongoDB's error (BadValue, code 2) rather than guessing.
+
+Values are what pymongo's bson module decodes: dict, list, str, int / bson.int64.Int64,
+float, bool, None, datetime, ObjectId, bytes / Binary. Ordering follows MongoDB's BSON
+comparison order (MinKey < null < numbers < strings < objects < arrays < binData <
+ObjectId < bool < date < timestamp < regex < MaxKey); numbers of any BSON type compare by
+value. Comparison operators ($gt, ...) match only values of the same type bracket, as
+MongoDB does. A query on a field whose value is an array matches when the array itself or
+any of its elements matches (one level, as MongoDB's implicit element matching).
+"""
+
+import datetime
+
+from bson.binary import Binary
+from bson.max_key import MaxKey
+from bson.min_key import MinKey
+from bson.objectid import ObjectId
+from bson.regex import Regex
+from bson.timestamp import Timestamp
+
+
+class PeerError(Exception):
+    """A command error as MongoDB reports it: {ok: 0, code, codeName, errmsg}."""
+
+    def __init__(self, code, code_name, msg, extra=None):
+        super().__init__(msg)
+        self.code = code
+        self.code_name = code_name
+        self.msg = msg
+        self.extra = extra or {}
+
+
+def bad_value(msg):
+    return PeerError(2, "BadValue", msg)
+
+
+MISSING = object()  # a field that is not there (distinct from null)
+
+
+def type_rank(v):
+    """MongoDB's canonical type order (the ranks are only compared with each other)."""
+    if isinstance(v, MinKey):
+        return 1
+    if v is None or v is MISSING:
+        return 2
+    if isinstance(v, bool):
+        return 40
+    if isinstance(v, (int, float)):
+        return 10
+    if isinstance(v, str):
+        return 15
+    if isinstance(v, dict):
+        return 20
+    if isinstance(v, (list, tuple)):
+        return 25
+    if isinstance(v, (bytes, Binary)):
+        return 30
+    if isinstance(v, ObjectId):
+        return 35
+    if isinstance(v, datetime.datetime):
+        return 45
+    if isinstance(v, Timestamp):
+        return 47
+    if isinstance(v, Regex):
+        return 50
+    if isinstance(v, MaxKey):
+        return 127
+    raise bad_value("unsupported BSON value %r" % type(v).__name__)
+
+
+def compare(a, b):
+    """-1, 0 or 1 in MongoDB's order."""
+    ra, rb = type_rank(a), type_rank(b)
+    if ra != rb:
+        return -1 if ra < rb else 1
+    if ra == 20:
+        return _compare_docs(a, b)
+    if ra == 25:
+        return _compare_seqs(list(a), list(b))
+    if ra in (1, 2, 127):
+        return 0
+    if ra == 30:
+        a, b = (len(a), bytes(a)), (len(b), bytes(b))
+    elif ra == 47:
+        a, b = (a.time, a.inc), (b.time, b.inc)
+    elif ra == 50:
+        a, b = (a.pattern, a.flags), (b.pattern, b.flags)
+    return (a > b) - (a < b)
+
+
+def _compare_docs(a, b):
+    for (ka, va), (kb, vb) in zip(a.items(), b.items()):
+        c = compare(va, vb) or ((ka > kb) - (ka < kb))
+        if c:
+            return c
+    return (len(a) > len(b)) - (len(a) < len(b))
+
+
+def _compare_seqs(a, b):
+    for x, y in zip(a, b):
+        c = compare(x, y)
+        if c:
+            return c
+    return (len(a) > len(b)) - (len(a) < len(b))
+
+
+def hashable(v):
+    """A hashable form of a value such that equal values (in MongoDB's sense: 1 == 1.0 ==
+    NumberLong(1), but true != 1) give equal forms. Used for unique index keys."""
+    r = type_rank(v)
+    if r == 20:
+        return (r, tuple((k, hashable(x)) for k, x in v.items()))
+    if r == 25:
+        return (r, tuple(hashable(x) for x in v))
+    if r in (1, 2, 127):
+        return (r,)
+    if r == 30:
+        return (r, bytes(v))
+    if r == 10:
+        return (r, float(v) if isinstance(v, float) else int(v))
+    return (r, v)
+
+
+def get_path(doc, path):
+    """The value at a dotted path, or MISSING."""
+    cur = doc
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return MISSING
+    return cur
+
+
+# ---------------------------------------------------------------------------------------
+# Query matching
+
+
+def matches(doc, query):
+    """True when doc satisfies the query document."""
+    for key, cond in query.items():
+        if key.startswith("$"):
+            if not _logical(doc, key, cond):
+                return False
+        elif not _field_matches(get_path(doc, key), cond):
+            return False
+    return True
+
+
+def _logical(doc, op, clauses):
+    if op not in ("$and", "$or", "$nor"):
+        raise bad_value("unknown top level operator: %s" % op)
+    if not isinstance(clauses, list) or not clauses:
+        raise bad_value("%s must be a nonempty array" % op)
+    results = (matches(doc, c) for c in clauses)
+    if op == "$and":
+        return all(results)
+    if op == "$or":
+        return any(results)
+    return not any(results)
+
+
+def _is_operator_doc(cond):
+    return isinstance(cond, dict) and cond and next(iter(cond)).startswith("$")
+
+
+def _field_matches(value, cond):
+    if not _is_operator_doc(cond):
+        return _eq(value, cond)
+    return all(_operator(value, op, arg) for op, arg in cond.items())
+
+
+def _candidates(value):
+    """The value and, for an array, each of its elements (implicit element matching)."""
+    if isinstance(value, list):
+        return [value] + value
+    return [value]
+
+
+def _eq(value, arg):
+    if arg is None:  # {f: null} matches null and missing fields
+        return any(v is None or v is MISSING for v in _candidates(value))
+    return any(v is not MISSING and compare(v, arg) == 0 for v in _candidates(value))
+
+
+def _cmp(value, arg, ok):
+    """Comparison inside arg's type bracket (MongoDB never matches across types)."""
+    rank = type_rank(arg)
+    for v in _candidates(value):
+        if v is MISSING:
+            if arg is None and ok(0):  # $gte/$lte null match missing
+                return True
+            continue
+        if type_rank(v) == rank and ok(compare(v, arg)):
+            return True
+    return False
+
+
+def _operator(value, op, arg):
+    if op == "$eq":
+        return _eq(value, arg)
+    if op == "$ne":
+        return not _eq(value, arg)
+    if op in _COMPARISONS:
+        return _cmp(value, arg, _COMPARISONS[op])
+    if op in ("$in", "$nin"):
+        if not isinstance(arg, list):
+            raise bad_value("%s needs an array" % op)
+        found = any(_eq(value, a) for a in arg)
+        return found if op == "$in" else not found
+    if op == "$exists":
+        return (value is not MISSING) == bool(arg)
+    raise bad_value("unknown operator: %s" % op)
+
+
+_COMPARISONS = {
+    "$gt": lambda c: c > 0,
+    "$gte": lambda c: c >= 0,
+    "$lt": lambda c: c < 0,
+    "$lte": lambda c: c <= 0,
+}
+
+
+def equality_fields(query):
+    """{path: value} of the query's plain equalities (top level, $eq, and inside $and):
+    what an upsert copies into the new document."""
+    out = {}
+    for key, cond in query.items():
+        if key == "$and" and isinstance(cond, list):
+            for c in cond:
+                out.update(equality_fields(c))
+        elif key.startswith("$"):
+            continue
+        elif not _is_operator_doc(cond):
+            out[key] = cond
+        elif "$eq" in cond:
+            out[key] = cond["$eq"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Sort and projection
+
+
+def sort_docs(docs, spec):
+    """Sorts in place by a sort document {path: 1 | -1, ...}; stable, like MongoDB's
+    order for equal keys is unspecified but deterministic here (natural order)."""
+    if not spec:
+        return docs
+    keys = list(spec.items())
+    for path, direction in keys:
+        if direction not in (1, -1):
+            raise bad_value("bad sort direction for %s: %r" % (path, direction))
+    import functools
+
+    def cmp(a, b):
+        for path, direction in keys:
+            c = compare(_sort_value(get_path(a, path)), _sort_value(get_path(b, path)))
+            if c:
+                return c * direction
+        return 0
+    docs.sort(key=functools.cmp_to_key(cmp))
+    return docs
+
+
+def _sort_value(v):
+    return None if v is MISSING else v
+
+
+def project(doc, projection):
+    """Inclusion ({a: 1, b: 1}, _id kept unless {_id: 0}) or exclusion ({a: 0}) of
+    top-level and dotted fields."""
+    if not projection:
+        return doc
+    flags = {k: bool(v) for k, v in projection.items()}
+    inclusive = any(v for k, v in flags.items() if k != "_id")
+    if inclusive and any(not v for k, v in flags.items() if k != "_id"):
+        raise PeerError(31254, "Location31254", "cannot mix inclusion and exclusion")
+    if inclusive:
+        out = {}
+        if flags.get("_id", True) and "_id" in doc:
+            out["_id"] = doc["_id"]
+        for path, keep in flags.items():
+            if keep and path != "_id":
+                _copy_path(doc, out, path)
+        return out
+    out = _deep_copy(doc)
+    for path, keep in flags.items():
+        if not keep:
+            _remove_path(out, path)
+    return out
+
+
+def _copy_path(src, dst, path):
+    parts = path.split(".")
+    for part in parts[:-1]:
+        if not isinstance(src, dict) or not isinstance(src.get(part), dict):
+            return
+        src = src[part]
+        dst = dst.setdefault(part, {})
+    if isinstance(src, dict) and parts[-1] in src:
+        dst[parts[-1]] = src[parts[-1]]
+
+
+def _remove_path(doc, path):
+    parts = path.split(".")
+    for part in parts[:-1]:
+        doc = doc.get(part) if isinstance(doc, dict) else None
+    if isinstance(doc, dict):
+        doc.pop(parts[-1], None)
+
+
+def _deep_copy(v):
+    if isinstance(v, dict):
+        return {k: _deep_copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_deep_copy(x) for x in v]
+    return v

@@ -1,0 +1,415 @@
+#!/usr/bin/python3
+"""test_peer — checks the mongo_peer test double against MongoDB's documented semantics,
+with an independent driver (Debian's python3-pymongo) and a raw-socket client for the
+wire details the driver does not exercise (checksums, moreToCome, protocol errors).
+
+Each test starts its own peer (journal in a fresh directory under OTA_TEST_TMP).
+"""
+
+import os
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import unittest
+from pathlib import Path
+
+import bson
+import pymongo
+from bson.int64 import Int64
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mongo_peer  # noqa: E402
+from peer_proc import Peer  # noqa: E402
+
+TMP = Path(os.environ.get("OTA_TEST_TMP") or tempfile.gettempdir()) / "test_peer"
+
+
+class PeerCase(unittest.TestCase):
+    def setUp(self):
+        TMP.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix=self.id().split(".")[-1] + "-", dir=TMP))
+        self.peer = Peer(self.dir)
+        self.addCleanup(self.peer.stop)
+        self.client = self.connect()
+        self.db = self.client.ota
+
+    def connect(self):
+        c = pymongo.MongoClient(self.peer.uri(), serverSelectionTimeoutMS=3000,
+                                connectTimeoutMS=3000)
+        self.addCleanup(c.close)
+        return c
+
+    def events(self, unique=True):
+        ev = self.db.ota_vehicle_upgrade_status
+        ev.create_index([("vin", ASCENDING), ("seq", ASCENDING), ("idx", ASCENDING)],
+                        unique=unique, name="vin_seq_idx")
+        return ev
+
+
+class Handshake(PeerCase):
+    def test_hello_reports_a_standalone_server(self):
+        r = self.client.admin.command("hello")
+        self.assertTrue(r["isWritablePrimary"])
+        self.assertNotIn("setName", r)
+        for k in ("maxBsonObjectSize", "maxMessageSizeBytes", "maxWriteBatchSize",
+                  "logicalSessionTimeoutMinutes", "minWireVersion", "maxWireVersion"):
+            self.assertIn(k, r)
+        self.assertTrue(self.client.admin.command("isMaster")["ismaster"])
+        self.assertEqual(self.client.admin.command("ping")["ok"], 1.0)
+        self.assertIn("version", self.client.admin.command("buildInfo"))
+
+    def test_unknown_command_is_command_not_found(self):
+        with self.assertRaises(OperationFailure) as cm:
+            self.db.command("aggregate", "x", pipeline=[], cursor={})
+        self.assertEqual(cm.exception.code, 59)
+        self.assertEqual(cm.exception.details["codeName"], "CommandNotFound")
+
+    def test_unknown_query_operator_is_refused_not_guessed(self):
+        self.db.c.insert_one({"a": 1})
+        with self.assertRaises(OperationFailure) as cm:
+            list(self.db.c.find({"a": {"$regex": "x"}}))
+        self.assertEqual(cm.exception.code, 2)
+        with self.assertRaises(OperationFailure) as cm:
+            self.db.c.update_one({"a": 1}, {"$push": {"l": 1}})
+        self.assertEqual(cm.exception.code, 9)
+
+
+class Inserts(PeerCase):
+    def test_insert_and_duplicate_id(self):
+        self.db.c.insert_one({"_id": "A", "x": 1})
+        with self.assertRaises(DuplicateKeyError) as cm:
+            self.db.c.insert_one({"_id": "A", "x": 2})
+        self.assertEqual(cm.exception.code, 11000)
+        self.assertIn("E11000 duplicate key error", str(cm.exception))
+        self.assertEqual(self.db.c.find_one({"_id": "A"})["x"], 1)
+
+    def test_ordered_bulk_stops_at_the_first_duplicate(self):
+        ev = self.events()
+        ev.insert_one({"vin": "V", "seq": 2, "idx": 0})
+        docs = [{"vin": "V", "seq": s, "idx": 0} for s in (1, 2, 3)]
+        with self.assertRaises(BulkWriteError) as cm:
+            ev.insert_many(docs, ordered=True)
+        d = cm.exception.details
+        self.assertEqual(d["nInserted"], 1)
+        self.assertEqual([(e["index"], e["code"]) for e in d["writeErrors"]], [(1, 11000)])
+        self.assertEqual(d["writeErrors"][0]["keyValue"], {"vin": "V", "seq": 2, "idx": 0})
+        self.assertEqual(sorted(x["seq"] for x in ev.find()), [1, 2])
+
+    def test_unordered_bulk_reports_every_duplicate_and_inserts_the_rest(self):
+        ev = self.events()
+        ev.insert_many([{"vin": "V", "seq": s, "idx": 0} for s in (2, 4)])
+        docs = [{"vin": "V", "seq": s, "idx": 0} for s in range(1, 7)] + \
+            [{"vin": "V", "seq": 1, "idx": 0}]
+        with self.assertRaises(BulkWriteError) as cm:
+            ev.insert_many(docs, ordered=False)
+        d = cm.exception.details
+        self.assertEqual(d["nInserted"], 4)
+        self.assertEqual([e["index"] for e in d["writeErrors"]], [1, 3, 6])
+        self.assertEqual({e["code"] for e in d["writeErrors"]}, {11000})
+        self.assertEqual(len(list(ev.find())), 6)
+
+    def test_missing_fields_count_as_null_in_a_unique_index(self):
+        self.db.u.create_index("k", unique=True, name="k")
+        self.db.u.insert_one({"a": 1})
+        with self.assertRaises(DuplicateKeyError):
+            self.db.u.insert_one({"k": None})
+
+    def test_numbers_of_different_types_are_the_same_key(self):
+        ev = self.events()
+        ev.insert_one({"vin": "V", "seq": Int64(7), "idx": 0})
+        with self.assertRaises(DuplicateKeyError):
+            ev.insert_one({"vin": "V", "seq": 7.0, "idx": 0})
+        ev.insert_one({"vin": "V", "seq": True, "idx": 0})  # bool is not a number
+
+    def test_unique_index_on_duplicated_data_fails_and_same_index_twice_is_ok(self):
+        self.db.d.insert_many([{"k": 1}, {"k": 1}])
+        with self.assertRaises(OperationFailure) as cm:
+            self.db.d.create_index("k", unique=True, name="k_u")
+        self.assertEqual(cm.exception.code, 11000)
+        self.events()
+        self.events()  # same name, same key: no error
+        with self.assertRaises(OperationFailure) as cm:
+            self.db.ota_vehicle_upgrade_status.create_index(
+                [("vin", 1), ("seq", 1), ("idx", 1)], unique=False, name="vin_seq_idx")
+        self.assertEqual(cm.exception.code, 85)
+        with self.assertRaises(OperationFailure) as cm:
+            self.db.ota_vehicle_upgrade_status.create_index([("vin", 1)], name="vin_seq_idx")
+        self.assertEqual(cm.exception.code, 86)
+        names = [i["name"] for i in self.db.ota_vehicle_upgrade_status.list_indexes()]
+        self.assertEqual(names, ["_id_", "vin_seq_idx"])
+
+
+class Upserts(PeerCase):
+    def test_upsert_builds_the_document_from_the_query_and_operators(self):
+        r = self.db.n.update_one({"msg_id": "M1", "vin": "V"},
+                                 {"$set": {"state": "a"}, "$inc": {"tries": 1},
+                                  "$setOnInsert": {"created": 5}}, upsert=True)
+        self.assertEqual((r.matched_count, r.modified_count), (0, 0))
+        self.assertIsNotNone(r.upserted_id)
+        doc = self.db.n.find_one({"_id": r.upserted_id}, {"_id": 0})
+        self.assertEqual(doc, {"msg_id": "M1", "vin": "V", "state": "a", "tries": 1,
+                               "created": 5})
+        r = self.db.n.update_one({"msg_id": "M1", "vin": "V"},
+                                 {"$set": {"state": "b"}, "$inc": {"tries": 1},
+                                  "$setOnInsert": {"created": 9}}, upsert=True)
+        self.assertEqual((r.matched_count, r.modified_count, r.upserted_id), (1, 1, None))
+        doc = self.db.n.find_one({"msg_id": "M1"}, {"_id": 0})
+        self.assertEqual((doc["state"], doc["tries"], doc["created"]), ("b", 2, 5))
+
+    def test_set_on_insert_alone_does_not_touch_an_existing_document(self):
+        for owner in ("first", "second"):
+            r = self.db.n.update_one({"msg_id": "M"}, {"$setOnInsert": {"owner": owner}},
+                                     upsert=True)
+        self.assertEqual((r.matched_count, r.modified_count), (1, 0))
+        self.assertEqual(self.db.n.find_one({"msg_id": "M"})["owner"], "first")
+
+    def test_replacement_upsert_takes_id_from_the_query(self):
+        r = self.db.v.replace_one({"_id": "VIN1"}, {"model": "X"}, upsert=True)
+        self.assertEqual(r.upserted_id, "VIN1")
+        r = self.db.v.replace_one({"_id": "VIN1"}, {"model": "Y", "series": "S"}, upsert=True)
+        self.assertEqual((r.matched_count, r.modified_count), (1, 1))
+        self.assertEqual(self.db.v.find_one(), {"_id": "VIN1", "model": "Y", "series": "S"})
+        r = self.db.v.replace_one({"_id": "VIN1"}, {"model": "Y", "series": "S"})
+        self.assertEqual((r.matched_count, r.modified_count), (1, 0))
+
+    def test_inc_types_and_errors(self):
+        self.db.i.insert_one({"_id": 1, "a": 1, "b": Int64(1), "c": 1.5, "s": "x"})
+        self.db.i.update_one({"_id": 1}, {"$inc": {"a": 1, "b": 1, "c": 1, "new": 3}})
+        raw = self.db.i.find_one({"_id": 1})
+        self.assertEqual((raw["a"], raw["b"], raw["c"], raw["new"]), (2, 2, 2.5, 3))
+        self.assertIsInstance(raw["b"], Int64)
+        self.db.i.update_one({"_id": 1}, {"$inc": {"a": 2**31}})
+        self.assertIsInstance(self.db.i.find_one({"_id": 1})["a"], Int64)
+        with self.assertRaises(OperationFailure) as cm:
+            self.db.i.update_one({"_id": 1}, {"$inc": {"s": 1}})
+        self.assertEqual(cm.exception.code, 14)
+        with self.assertRaises(OperationFailure) as cm:
+            self.db.i.update_one({"_id": 1}, {"$set": {"a": 1}, "$inc": {"a": 1}})
+        self.assertEqual(cm.exception.code, 40)
+        with self.assertRaises(OperationFailure) as cm:
+            self.db.i.update_one({"_id": 1}, {"$set": {"_id": 2}})
+        self.assertEqual(cm.exception.code, 66)
+
+    def test_upsert_into_a_unique_key_is_a_write_error(self):
+        self.db.t.create_index([("task", 1), ("vin", 1)], unique=True, name="task_vin")
+        self.db.t.insert_one({"_id": "a", "task": "T", "vin": "V"})
+        with self.assertRaises(DuplicateKeyError):
+            self.db.t.replace_one({"_id": "b"}, {"task": "T", "vin": "V"}, upsert=True)
+        res = self.db.command("update", "t", ordered=False, updates=[
+            {"q": {"_id": "c"}, "u": {"task": "T", "vin": "V"}, "upsert": True},
+            {"q": {"_id": "d"}, "u": {"task": "T", "vin": "W"}, "upsert": True}])
+        self.assertEqual([(e["index"], e["code"]) for e in res["writeErrors"]], [(0, 11000)])
+        self.assertEqual((res["n"], res["upserted"]), (1, [{"index": 1, "_id": "d"}]))
+
+    def test_multi_update_and_set_same_value(self):
+        self.db.m.insert_many([{"g": 1, "v": i % 2} for i in range(10)])
+        r = self.db.m.update_many({"g": 1}, {"$set": {"v": 1}})
+        self.assertEqual((r.matched_count, r.modified_count), (10, 5))
+        r = self.db.m.update_many({"g": 1, "v": {"$gt": 5}}, {"$set": {"v": 1}}, upsert=False)
+        self.assertEqual(r.matched_count, 0)
+
+
+class Reads(PeerCase):
+    N = 1000
+
+    def fill(self):
+        ev = self.events()
+        docs = [{"vin": "V%02d" % (i % 7), "seq": Int64(i // 7), "idx": i % 3,
+                 "ts": float(i) if i % 5 == 0 else i} for i in range(self.N)]
+        ev.insert_many(docs, ordered=False)
+        return ev, docs
+
+    def test_sort_limit_and_get_more_over_many_documents(self):
+        ev, docs = self.fill()
+        got = list(ev.find({}, {"_id": 0}, batch_size=37).sort(
+            [("vin", ASCENDING), ("seq", DESCENDING), ("idx", DESCENDING)]))
+        want = sorted(docs, key=lambda d: (d["vin"], -d["seq"], -d["idx"]))
+        self.assertEqual([(d["vin"], d["seq"], d["idx"]) for d in got],
+                         [(d["vin"], d["seq"], d["idx"]) for d in want])
+        got = list(ev.find({"vin": "V03"}).sort([("seq", -1), ("idx", -1)]).limit(150))
+        self.assertEqual(len(got), 143)  # V03 has only 143 documents
+        self.assertEqual(got[0]["seq"], max(d["seq"] for d in docs if d["vin"] == "V03"))
+        got = list(ev.find({}).sort("ts", 1).skip(10).limit(250))  # int/double mixed
+        self.assertEqual([d["ts"] for d in got], list(range(10, 260)))
+
+    def test_comparison_operators_and_type_brackets(self):
+        ev, docs = self.fill()
+        n = self.db.command("count", ev.name, query={"seq": {"$gte": 100, "$lt": 110}})["n"]
+        self.assertEqual(n, 70)
+        self.assertEqual(len(list(ev.find({"vin": {"$in": ["V01", "V02"]}, "idx": {"$ne": 0}}))),
+                         len([d for d in docs if d["vin"] in ("V01", "V02") and d["idx"]]))
+        self.assertEqual(list(ev.find({"vin": {"$gt": 5}})), [])  # no string is > a number
+        self.db.z.insert_many([{"a": None}, {}, {"a": 1}, {"a": [3, 4]}])
+        self.assertEqual(len(list(self.db.z.find({"a": None}))), 2)
+        self.assertEqual(len(list(self.db.z.find({"a": 4}))), 1)
+        self.assertEqual(len(list(self.db.z.find({"a": {"$gt": 3}}))), 1)
+
+    def test_projection_and_kill_cursors(self):
+        ev, _ = self.fill()
+        cur = ev.find({}, {"vin": 1, "seq": 1, "_id": 0}, batch_size=10)
+        first = next(cur)
+        self.assertEqual(set(first), {"vin", "seq"})
+        cur.close()  # pymongo sends killCursors
+        self.assertIn("killCursors", self.peer.log())
+
+    def test_delete_count_drop(self):
+        ev, docs = self.fill()
+        r = ev.delete_many({"vin": "V00"})
+        self.assertEqual(r.deleted_count, len([d for d in docs if d["vin"] == "V00"]))
+        self.assertEqual(ev.delete_one({"vin": "V01"}).deleted_count, 1)
+        self.assertEqual(self.db.command("count", ev.name)["n"], self.N - r.deleted_count - 1)
+        # the unique index forgot the deleted keys
+        ev.insert_one({"vin": "V00", "seq": Int64(0), "idx": 0})
+        self.db.drop_collection(ev.name)
+        self.assertNotIn(ev.name, self.db.list_collection_names())
+        self.client.drop_database("ota")
+        self.assertEqual(self.db.list_collection_names(), [])
+
+
+class FindAndModify(PeerCase):
+    def claim(self, db, msg_id, owner):
+        return db.command("findAndModify", "ota_vehicle_notice_claim",
+                          query={"_id": msg_id},
+                          update={"$setOnInsert": {"owner": owner, "claimed_at": 1}},
+                          upsert=True, new=True)
+
+    def test_claim_race_has_exactly_one_winner(self):
+        ids = ["M%03d" % i for i in range(60)]
+        wins, lock = {}, threading.Lock()
+        barrier = threading.Barrier(6)
+
+        def worker(n):
+            db = self.connect().ota
+            barrier.wait()
+            for m in ids:
+                r = self.claim(db, m, "broker%d" % n)
+                self.assertEqual(r["lastErrorObject"]["n"], 1)
+                won = not r["lastErrorObject"]["updatedExisting"]
+                self.assertEqual(won, r["value"]["owner"] == "broker%d" % n)
+                with lock:
+                    wins.setdefault(m, []).append((n, won, r["value"]["owner"]))
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for m in ids:
+            self.assertEqual(len(wins[m]), 6)
+            self.assertEqual(sum(w for _, w, _ in wins[m]), 1, wins[m])
+            self.assertEqual(len({o for _, _, o in wins[m]}), 1)
+
+    def test_find_and_modify_forms(self):
+        c = self.db.q
+        c.insert_many([{"_id": i, "state": "queued", "p": i % 3} for i in range(6)])
+        doc = c.find_one_and_update({"state": "queued"}, {"$set": {"state": "taken"}},
+                                    sort=[("p", DESCENDING), ("_id", ASCENDING)],
+                                    return_document=ReturnDocument.BEFORE)
+        self.assertEqual((doc["_id"], doc["state"]), (2, "queued"))
+        doc = c.find_one_and_update({"state": "queued"}, {"$set": {"state": "taken"}},
+                                    sort=[("p", DESCENDING), ("_id", ASCENDING)],
+                                    return_document=ReturnDocument.AFTER)
+        self.assertEqual((doc["_id"], doc["state"]), (5, "taken"))
+        self.assertIsNone(c.find_one_and_update({"state": "none"}, {"$set": {"x": 1}}))
+        self.assertEqual(c.find_one_and_delete({"_id": 0})["_id"], 0)
+        self.assertIsNone(c.find_one({"_id": 0}))
+
+    def test_upsert_conflict_is_error_11000(self):
+        c = self.db.r
+        c.create_index("k", unique=True, name="k")
+        c.insert_one({"_id": 1, "k": "x"})
+        with self.assertRaises(OperationFailure) as cm:
+            c.find_one_and_update({"_id": 2}, {"$set": {"k": "x"}}, upsert=True)
+        self.assertEqual(cm.exception.code, 11000)
+
+
+class Persistence(PeerCase):
+    def test_kill_and_restart_keeps_documents_and_indexes(self):
+        ev = self.events()
+        ev.insert_many([{"vin": "V", "seq": i, "idx": 0} for i in range(500)])
+        ev.update_one({"vin": "V", "seq": 3, "idx": 0}, {"$set": {"x": 1}})
+        ev.delete_one({"vin": "V", "seq": 4, "idx": 0})
+        self.client.close()
+        port = self.peer.port
+        self.peer.stop(kill=True)
+        self.peer.start()
+        self.assertEqual(self.peer.port, port)
+        ev = self.connect().ota.ota_vehicle_upgrade_status
+        self.assertEqual(len(list(ev.find())), 499)
+        self.assertEqual(ev.find_one({"seq": 3})["x"], 1)
+        with self.assertRaises(DuplicateKeyError):
+            ev.insert_one({"vin": "V", "seq": 7, "idx": 0})
+
+
+class Wire(PeerCase):
+    """Raw OP_MSG: checksums, kind 1 sections, moreToCome, protocol errors."""
+
+    def raw(self):
+        s = socket.create_connection(("127.0.0.1", self.peer.port), timeout=5)
+        self.addCleanup(s.close)
+        return s
+
+    def msg(self, flags, sections, rid=1, checksum=False):
+        body = struct.pack("<I", flags) + sections
+        total = 16 + len(body) + (4 if checksum else 0)
+        out = struct.pack("<iiii", total, rid, 0, 2013) + body
+        if checksum:
+            out += struct.pack("<I", mongo_peer.crc32c(out))
+        return out
+
+    def read_reply(self, s):
+        head = self.recv(s, 16)
+        n, _, to, op = struct.unpack("<iiii", head)
+        body = self.recv(s, n - 16)
+        self.assertEqual(op, 2013)
+        return to, bson.decode(body[5:])
+
+    @staticmethod
+    def recv(s, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return buf
+
+    def test_checksum_kind1_and_more_to_come(self):
+        s = self.raw()
+        docs = b"".join(bson.encode({"_id": i}) for i in range(3))
+        ident = b"documents\x00"
+        seq = b"\x01" + struct.pack("<i", 4 + len(ident) + len(docs)) + ident + docs
+        body = b"\x00" + bson.encode({"insert": "w", "$db": "ota"})
+        s.sendall(self.msg(1, body + seq, rid=7, checksum=True))
+        to, r = self.read_reply(s)
+        self.assertEqual((to, r["ok"], r["n"]), (7, 1.0, 3))
+        # moreToCome: no reply; the next request's reply comes first
+        s.sendall(self.msg(2, b"\x00" + bson.encode({"insert": "w", "$db": "ota",
+                                                     "documents": [{"_id": 9}]}), rid=8))
+        s.sendall(self.msg(0, b"\x00" + bson.encode({"count": "w", "$db": "ota"}), rid=9))
+        to, r = self.read_reply(s)
+        self.assertEqual((to, r["n"]), (9, 4))
+
+    def test_bad_checksum_closes_the_connection_and_the_peer_keeps_serving(self):
+        s = self.raw()
+        m = bytearray(self.msg(1, b"\x00" + bson.encode({"ping": 1, "$db": "admin"}),
+                               checksum=True))
+        m[-1] ^= 0xFF
+        s.sendall(bytes(m))
+        with self.assertRaises(ConnectionError):
+            self.read_reply(s)
+        self.assertIn("checksum mismatch", self.peer.log())
+        self.assertEqual(self.client.admin.command("ping")["ok"], 1.0)
+
+    def test_missing_db_is_an_error_reply(self):
+        s = self.raw()
+        s.sendall(self.msg(0, b"\x00" + bson.encode({"ping": 1})))
+        _, r = self.read_reply(s)
+        self.assertEqual((r["ok"], r["code"]), (0.0, 40571))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,543 @@
+/*
+ * test_store_contract.c — the store contract: every operation of ota_store.h, run with
+ * the same cases on every backend at hand.
+ *   SQLite             always (a fresh database file per case);
+ *   the test peer      when OTA_TEST_MONGO_PEER_URI is set (ctest -R mongo: the
+ *                      mongo_store_contract fixture of tests/mongo_peer starts the MongoDB
+ *                      wire-protocol test double and sets it);
+ *   a real MongoDB     when OTA_TEST_MONGODB_URI is set (else the skip is printed).
+ * On MongoDB every case gets a database of its own (ota_c<pid>_<n>), so cases and runs
+ * never see each other's data.
+ */
+#include "test_util.h"
+
+#include "ota_store.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static const char *backend_base; /* NULL: SQLite; else a mongodb:// URI */
+static int case_no;
+
+typedef struct {
+    ota_store *s;
+    char uri[1024];
+} fixture;
+
+/* base ("mongodb://hosts[/db][?options]") with its database replaced by db. */
+static void with_database(char *out, size_t len, const char *base, const char *db)
+{
+    const char *hosts = strstr(base, "://");
+    assert_non_null(hosts);
+    hosts += 3;
+    size_t host_end = strcspn(hosts, "/?"), prefix = (size_t)(hosts - base) + host_end;
+    const char *query = strchr(hosts + host_end, '?');
+    snprintf(out, len, "%.*s/%s%s", (int)prefix, base, db, query != NULL ? query : "");
+}
+
+/* A fresh store of the backend under test. */
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    case_no++;
+    if (backend_base == NULL) {
+        char name[64];
+        snprintf(name, sizeof name, "contract-%d", case_no);
+        const char *dir = test_fresh_dir(name);
+        test_mkdir_p(dir);
+        snprintf(f->uri, sizeof f->uri, "sqlite:%s/store.db", dir);
+    } else {
+        char db[64];
+        snprintf(db, sizeof db, "ota_c%d_%d", (int)getpid(), case_no);
+        with_database(f->uri, sizeof f->uri, backend_base, db);
+    }
+    f->s = test_store_open(f->uri);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    ota_store_close(f->s);
+    free(f);
+    return 0;
+}
+
+/* ---- report events ---- */
+
+static ota_event status_ev(uint32_t index, const char *status)
+{
+    return (ota_event){.type = OTA_EV_UPGRADE_STATUS,
+                       .index = index,
+                       .task = "T1",
+                       .ts = 1000,
+                       .pct = -1,
+                       .bytes = -1,
+                       .at = -1,
+                       .status = status,
+                       .fw = "2.0",
+                       .trigger = "ota"};
+}
+
+static ota_event progress_ev(uint32_t index, int pct)
+{
+    return (ota_event){.type = OTA_EV_DOWNLOAD_PROGRESS,
+                       .index = index,
+                       .task = "T1",
+                       .ts = 2000,
+                       .ecu = "BMS",
+                       .pct = pct,
+                       .bytes = 4096,
+                       .at = -1};
+}
+
+static void put(ota_store *s, const ota_store_event *evs, size_t n, size_t want_ins,
+                size_t want_dup)
+{
+    char err[256] = "";
+    ota_store_put_result r = {99, 99};
+    if (ota_store_put_events(s, evs, n, &r, err, sizeof err) != 0)
+        fail_msg("put_events: %s", err);
+    assert_int_equal(r.inserted, want_ins);
+    assert_int_equal(r.duplicates, want_dup);
+}
+
+typedef struct {
+    int n;
+    char vin[8][32];
+    uint64_t seq[8];
+    uint32_t idx[8];
+    int type[8];
+    char text[8][32]; /* status or ecu */
+    int pct[8];
+} seen;
+
+static void see_event(void *ctx, const ota_store_event *e)
+{
+    seen *w = ctx;
+    if (w->n >= 8)
+        return;
+    snprintf(w->vin[w->n], sizeof w->vin[0], "%s", e->vin);
+    w->seq[w->n] = e->seq;
+    w->idx[w->n] = e->ev->index;
+    w->type[w->n] = e->ev->type;
+    const char *t = e->ev->status != NULL ? e->ev->status : e->ev->ecu;
+    snprintf(w->text[w->n], sizeof w->text[0], "%s", t != NULL ? t : "");
+    w->pct[w->n] = e->ev->pct;
+    w->n++;
+}
+
+static void test_events(void **state)
+{
+    fixture *f = *state;
+    ota_event a = status_ev(0, "downloading"), b = progress_ev(1, 40), c = status_ev(0, "done");
+    ota_event d = progress_ev(0, 10);
+    ota_store_event evs[] = {
+        {"VIN00000000000001", 5, 100, &a},
+        {"VIN00000000000001", 5, 100, &b},
+        {"VIN00000000000001", 7, 200, &c},
+        {"VIN00000000000002", 3, 300, &d},
+    };
+    put(f->s, evs, 4, 4, 0);
+    put(f->s, evs, 4, 0, 4);     /* all stored already */
+    put(f->s, evs + 2, 1, 0, 1); /* one again */
+    put(f->s, evs, 0, 0, 0);
+
+    uint64_t n = 0;
+    assert_int_equal(ota_store_count_events(f->s, OTA_EV_UPGRADE_STATUS, NULL, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(
+        ota_store_count_events(f->s, OTA_EV_DOWNLOAD_PROGRESS, "VIN00000000000002", &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ota_store_count_events(f->s, OTA_EV_COMMAND, NULL, &n), 0);
+    assert_int_equal(n, 0);
+
+    seen w = {0};
+    assert_int_equal(ota_store_latest_status(f->s, "VIN00000000000001", see_event, &w), 1);
+    assert_int_equal(w.seq[0], 7);
+    assert_string_equal(w.text[0], "done");
+    w.n = 0;
+    assert_int_equal(ota_store_latest_status(f->s, "VIN00000000000009", see_event, &w), 0);
+
+    /* history of every type, newest first; then limited; then of one type */
+    assert_int_equal(ota_store_history(f->s, "VIN00000000000001", 0, 10, see_event, &w), 3);
+    assert_int_equal(w.seq[0], 7);
+    assert_int_equal(w.seq[1], 5);
+    assert_int_equal(w.idx[1], 1);
+    assert_int_equal(w.type[1], OTA_EV_DOWNLOAD_PROGRESS);
+    assert_int_equal(w.pct[1], 40);
+    assert_string_equal(w.text[1], "BMS");
+    assert_int_equal(w.idx[2], 0);
+    w.n = 0;
+    assert_int_equal(ota_store_history(f->s, "VIN00000000000001", 0, 2, see_event, &w), 2);
+    w.n = 0;
+    assert_int_equal(
+        ota_store_history(f->s, "VIN00000000000001", OTA_EV_DOWNLOAD_PROGRESS, 10, see_event, &w),
+        1);
+    assert_int_equal(ota_store_history(f->s, "VIN00000000000001", 99, 10, see_event, &w), -1);
+}
+
+static void test_bad_event_refused(void **state)
+{
+    fixture *f = *state;
+    ota_event a = status_ev(0, "done"), bad = status_ev(1, "done");
+    bad.task = NULL;
+    ota_store_event evs[] = {{"VIN00000000000001", 1, 1, &a}, {"VIN00000000000001", 1, 1, &bad}};
+    char err[256] = "";
+    ota_store_put_result r;
+    assert_int_equal(ota_store_put_events(f->s, evs, 2, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "event 1 of the batch (type 3): no task"));
+    uint64_t n = 99;
+    assert_int_equal(ota_store_count_events(f->s, OTA_EV_UPGRADE_STATUS, NULL, &n), 0);
+    assert_int_equal(n, 0);
+}
+
+typedef struct {
+    int n;
+    char vin[8][32];
+    uint64_t seq[8];
+} seqs;
+
+static int see_seq(void *ctx, const char *vin, uint64_t seq)
+{
+    seqs *w = ctx;
+    if (w->n < 8) {
+        snprintf(w->vin[w->n], sizeof w->vin[0], "%s", vin);
+        w->seq[w->n++] = seq;
+    }
+    return 0;
+}
+
+static void test_startup_event_loaders(void **state)
+{
+    fixture *f = *state;
+    ota_event s1 = status_ev(0, "a"), s2 = status_ev(1, "b"), s3 = status_ev(0, "c");
+    ota_event p = progress_ev(0, 5);
+    ota_store_event evs[] = {
+        {"VIN00000000000002", 4, 1, &s1}, {"VIN00000000000002", 4, 1, &s2},
+        {"VIN00000000000001", 2, 1, &s3}, {"VIN00000000000001", 9, 1, &p},
+        {"VIN00000000000003", 6, 1, &p},
+    };
+    put(f->s, evs, 5, 5, 0);
+    seen w = {0};
+    assert_int_equal(ota_store_load_latest_statuses(f->s, see_event, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.vin[0], "VIN00000000000001");
+    assert_string_equal(w.text[0], "c");
+    assert_string_equal(w.vin[1], "VIN00000000000002");
+    assert_string_equal(w.text[1], "b");
+    assert_int_equal(w.idx[1], 1);
+
+    seqs q = {0};
+    assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
+    assert_int_equal(q.n, 3);
+    assert_string_equal(q.vin[0], "VIN00000000000001");
+    assert_int_equal(q.seq[0], 9); /* the progress event, above the status */
+    assert_int_equal(q.seq[1], 4);
+    assert_int_equal(q.seq[2], 6);
+}
+
+/* ---- the catalog ---- */
+
+static ota_vehicle_rec vehicle(const char *vin, const char *status)
+{
+    return (ota_vehicle_rec){.vin = (char *)vin,
+                             .model = "M1",
+                             .series = "S1",
+                             .status = (char *)status,
+                             .usage = "retail",
+                             .passenger = true};
+}
+
+static void apply_ok(ota_store *s, const ota_catalog_change *c)
+{
+    char err[256] = "";
+    if (ota_store_apply(s, c, err, sizeof err) != 0)
+        fail_msg("apply: %s", err);
+}
+
+typedef struct {
+    int n;
+    char key[8][64];
+    char val[8][128];
+    bool flag[8];
+} items;
+
+static void item(items *w, const char *key, const char *val, bool flag)
+{
+    if (w->n >= 8)
+        return;
+    snprintf(w->key[w->n], sizeof w->key[0], "%s", key);
+    snprintf(w->val[w->n], sizeof w->val[0], "%s", val != NULL ? val : "(null)");
+    w->flag[w->n++] = flag;
+}
+
+static int see_vehicle(void *ctx, const ota_vehicle_rec *v)
+{
+    item(ctx, v->vin, v->status, v->has_public_key && v->public_key[31] == 31 && v->passenger);
+    return 0;
+}
+
+static int see_doc(void *ctx, const char *key, const char *json)
+{
+    item(ctx, key, json, false);
+    return 0;
+}
+
+static int see_list(void *ctx, ota_list_kind list, const char *vin)
+{
+    item(ctx, vin, ota_list_name(list), false);
+    return 0;
+}
+
+static void test_catalog(void **state)
+{
+    fixture *f = *state;
+    ota_vehicle_rec v[] = {vehicle("VIN00000000000001", "sold"),
+                           vehicle("VIN00000000000002", "in_stock"),
+                           vehicle("VIN00000000000001", "in_stock")}; /* the last wins */
+    v[1].has_public_key = true;
+    for (int i = 0; i < OTA_PUBKEY_LEN; i++)
+        v[1].public_key[i] = (uint8_t)i;
+    ota_store_doc docs[] = {{OTA_DOC_MODEL, "M1/S1", "{\"model\":\"M1\",\"n\":1.50}"},
+                            {OTA_DOC_PACKAGE, "1", "{\"id\":1}"},
+                            {OTA_DOC_PACKAGE, "2", "{\"id\":2}"}};
+    const char *black[] = {"VIN00000000000002", "VIN00000000000003"};
+    ota_catalog_change c = {.put_vehicles = v,
+                            .n_put_vehicles = 3,
+                            .docs = docs,
+                            .n_docs = 3,
+                            .list = OTA_LIST_BLACKLIST,
+                            .list_add = black,
+                            .n_list_add = 2};
+    apply_ok(f->s, &c);
+    apply_ok(f->s, &c); /* applying it again changes nothing */
+
+    items w = {0};
+    assert_int_equal(ota_store_load_vehicles(f->s, see_vehicle, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.val[0], "in_stock");
+    assert_false(w.flag[0]);
+    assert_true(w.flag[1]);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_docs(f->s, OTA_DOC_MODEL, see_doc, &w), 0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.val[0], "{\"model\":\"M1\",\"n\":1.50}"); /* byte for byte */
+
+    /* delete a vehicle, a document, a list member */
+    const char *gone[] = {"VIN00000000000002"};
+    ota_store_doc del[] = {{OTA_DOC_PACKAGE, "1", NULL}};
+    const char *unblack[] = {"VIN00000000000003"};
+    ota_catalog_change d = {.delete_vehicles = gone,
+                            .n_delete_vehicles = 1,
+                            .docs = del,
+                            .n_docs = 1,
+                            .list = OTA_LIST_BLACKLIST,
+                            .list_remove = unblack,
+                            .n_list_remove = 1};
+    apply_ok(f->s, &d);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_vehicles(f->s, see_vehicle, &w), 0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.key[0], "VIN00000000000001");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_docs(f->s, OTA_DOC_PACKAGE, see_doc, &w), 0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.key[0], "2");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_lists(f->s, see_list, &w), 0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.key[0], "VIN00000000000002");
+    assert_string_equal(w.val[0], "blacklist");
+}
+
+static void test_bad_change_refused(void **state)
+{
+    fixture *f = *state;
+    ota_vehicle_rec v[] = {vehicle("VIN00000000000001", "sold"), vehicle(NULL, "sold")};
+    ota_catalog_change c = {.put_vehicles = v, .n_put_vehicles = 2};
+    char err[256] = "";
+    assert_int_equal(ota_store_apply(f->s, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "vehicle 1 of the change: no VIN"));
+    items w = {0};
+    assert_int_equal(ota_store_load_vehicles(f->s, see_vehicle, &w), 0);
+    assert_int_equal(w.n, 0);
+}
+
+/* ---- the task engine's records ---- */
+
+static int see_exec(void *ctx, const ota_exec_rec *e)
+{
+    char val[128];
+    snprintf(val, sizeof val, "%s %s %u %s %lld", ota_exec_state_name(e->state),
+             e->code ? e->code : "-", e->resends, e->msg_id ? e->msg_id : "-",
+             (long long)e->notified_ms);
+    char key[64];
+    snprintf(key, sizeof key, "%s/%s", e->task, e->vin);
+    item(ctx, key, val, false);
+    return 0;
+}
+
+static int see_shadow(void *ctx, const ota_shadow_rec *s)
+{
+    char val[128];
+    snprintf(val, sizeof val, "%lld %s %s", (long long)s->version, s->reported,
+             s->desired ? s->desired : "-");
+    item(ctx, s->vin, val, false);
+    return 0;
+}
+
+static int see_notice(void *ctx, const ota_notice_rec *n)
+{
+    char val[128];
+    snprintf(val, sizeof val, "%s %s %llu %s %lld", n->task, n->vin, (unsigned long long)n->package,
+             n->version, (long long)n->sent_ms);
+    item(ctx, n->msg_id, val, false);
+    return 0;
+}
+
+static int see_description(void *ctx, const ota_description_rec *d)
+{
+    char val[128];
+    snprintf(val, sizeof val, "%llu %s %zu %d", (unsigned long long)d->counter, d->files,
+             d->cose_len, d->cose_len > 2 ? d->cose[2] : -1);
+    item(ctx, d->vin, val, false);
+    return 0;
+}
+
+static void test_task_records(void **state)
+{
+    fixture *f = *state;
+    ota_exec_rec x[] = {
+        {"T2", "VIN00000000000001", OTA_EXEC_QUEUED, NULL, 0, NULL, -1, 10},
+        {"T1", "VIN00000000000002", OTA_EXEC_NOTIFIED, NULL, 1, "T1:V:1", 50, 11},
+        {"T2", "VIN00000000000001", OTA_EXEC_FAILED, "timeout", 2, "T2:V:2", 60, 12},
+    };
+    ota_shadow_rec sh[] = {{"VIN00000000000001", 3, "{\"fw\":\"1\"}", NULL, 5}};
+    ota_notice_rec no[] = {{"T1", "VIN00000000000002", 7, "2.0", "T1:V:1", 50},
+                           {"T1", "VIN00000000000003", 7, "2.0", "T1:W:0", 40}};
+    static const uint8_t cose[] = {0xd2, 0x84, 0x43, 0xa1};
+    ota_description_rec de[] = {{"VIN00000000000001", 4, "T1", 9, 7, "aa,bb", cose, 4, 1, 2}};
+    ota_catalog_change c = {.put_execs = x,
+                            .n_put_execs = 3,
+                            .put_shadows = sh,
+                            .n_put_shadows = 1,
+                            .add_notices = no,
+                            .n_add_notices = 2,
+                            .add_descriptions = de,
+                            .n_add_descriptions = 1};
+    apply_ok(f->s, &c);
+    /* notices and descriptions are insert-only: a stored key keeps its first values */
+    no[0].sent_ms = 99;
+    de[0].files = "cc";
+    sh[0].version = 4;
+    sh[0].desired = "{\"fw\":\"2\"}";
+    apply_ok(f->s, &c);
+
+    items w = {0};
+    assert_int_equal(ota_store_load_execs(f->s, see_exec, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.key[0], "T1/VIN00000000000002");
+    assert_string_equal(w.val[0], "notified - 1 T1:V:1 50");
+    assert_string_equal(w.val[1], "failed timeout 2 T2:V:2 60");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_shadows(f->s, see_shadow, &w), 0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.val[0], "4 {\"fw\":\"1\"} {\"fw\":\"2\"}");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_notices(f->s, NULL, see_notice, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.key[0], "T1:W:0"); /* by sent time */
+    assert_string_equal(w.val[1], "T1 VIN00000000000002 7 2.0 50");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_notices(f->s, "T9", see_notice, &w), 0);
+    assert_int_equal(w.n, 0);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_descriptions(f->s, "VIN00000000000001", see_description, &w),
+                     0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.val[0], "4 aa,bb 4 67");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_descriptions(f->s, "VIN00000000000002", see_description, &w),
+                     0);
+    assert_int_equal(w.n, 0);
+}
+
+static void test_claim_notice(void **state)
+{
+    fixture *f = *state;
+    char err[256] = "";
+    assert_int_equal(ota_store_claim_notice(f->s, "T1", "VIN00000000000001", "T1:V:0", "brokerA", 1,
+                                            err, sizeof err),
+                     1);
+    assert_int_equal(ota_store_claim_notice(f->s, "T1", "VIN00000000000001", "T1:V:0", "brokerB", 2,
+                                            err, sizeof err),
+                     0);
+    assert_int_equal(ota_store_claim_notice(f->s, "T1", "VIN00000000000001", "T1:V:0", "brokerA", 3,
+                                            err, sizeof err),
+                     1);
+    assert_int_equal(ota_store_claim_notice(f->s, "T1", "VIN00000000000001", "T1:V:1", "brokerB", 4,
+                                            err, sizeof err),
+                     1);
+    assert_int_equal(ota_store_claim_notice(f->s, "T1", "VIN00000000000001", NULL, "brokerB", 4,
+                                            err, sizeof err),
+                     -1);
+}
+
+/* A second handle on the same database sees what the first stored (and claimed). */
+static void test_second_handle(void **state)
+{
+    fixture *f = *state;
+    ota_store *other = test_store_open(f->uri);
+    char err[256];
+    assert_int_equal(ota_store_claim_notice(f->s, "T1", "V", "m1", "A", 1, err, sizeof err), 1);
+    assert_int_equal(ota_store_claim_notice(other, "T1", "V", "m1", "B", 1, err, sizeof err), 0);
+    ota_event a = status_ev(0, "done");
+    ota_store_event e = {"VIN00000000000001", 1, 1, &a};
+    put(f->s, &e, 1, 1, 0);
+    put(other, &e, 1, 0, 1);
+    ota_store_close(other);
+}
+
+static int run_backend(const char *name, const char *base)
+{
+    backend_base = base;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_event_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_startup_event_loaders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_change_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_notice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_handle, setup, teardown),
+    };
+    return _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
+}
+
+int main(void)
+{
+    const char *peer = getenv("OTA_TEST_MONGO_PEER_URI");
+    const char *real = getenv("OTA_TEST_MONGODB_URI");
+    int failed = run_backend("store contract: sqlite", NULL);
+    if (peer != NULL && peer[0] != '\0')
+        failed += run_backend("store contract: mongo (wire-protocol test peer)", peer);
+    else
+        printf("store contract: the MongoDB test peer is skipped (OTA_TEST_MONGO_PEER_URI unset; "
+               "ctest -R mongo_store_contract sets it)\n");
+    if (real != NULL && real[0] != '\0')
+        failed += run_backend("store contract: mongo (real MongoDB server)", real);
+    else
+        printf("store contract: a real MongoDB server is skipped (OTA_TEST_MONGODB_URI unset)\n");
+    test_remove_dirs(NULL);
+    return failed != 0;
+}
