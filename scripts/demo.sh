@@ -8,7 +8,7 @@
 # links and lost blocks). Prints the task's final counts and where the data is, and stops
 # the broker cleanly. Installs missing Debian packages first.
 #
-# Knobs: VEHICLES (default 200), FAILURE_RATE (0.05), DISCONNECT_RATE (0.05),
+# Knobs: VEHICLES (default 500), FAILURE_RATE (0.05), DISCONNECT_RATE (0.05),
 # DROP_RATE (0.01), FILE_KB (size of the BMS file in KiB, default 1024; the ADAS file is a
 # quarter of it). The temporary directory is kept for inspection.
 set -euo pipefail
@@ -20,7 +20,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
 echo "built: build/plugin/mosquitto_ota.so, build/tools/otactl, build/tools/ota-fleet"
 
-VEHICLES=${VEHICLES:-200}
+VEHICLES=${VEHICLES:-500}
 FAILURE_RATE=${FAILURE_RATE:-0.05}
 DISCONNECT_RATE=${DISCONNECT_RATE:-0.05}
 DROP_RATE=${DROP_RATE:-0.01}
@@ -107,7 +107,7 @@ fleet_rc=0
 build/tools/ota-fleet campaign --port "$port" --vehicles "$VEHICLES" \
     --pub "$work/ota-signing.pem.pub" --key-seed "$KEY_SEED" --fw 2.0.9 \
     --failure-rate "$FAILURE_RATE" --disconnect-rate "$DISCONNECT_RATE" \
-    --drop-rate "$DROP_RATE" --install-step 0.25 --timeout 150 || fleet_rc=$?
+    --drop-rate "$DROP_RATE" --install-step 0.5 --timeout 150 || fleet_rc=$?
 
 echo "== the task's final counts (otactl task get $task)"
 for _ in $(seq 50); do # the last statuses reach the engine within a few ms

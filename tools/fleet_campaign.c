@@ -78,7 +78,8 @@ static uint64_t rng_next(fleet_vehicle *v)
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    return v->rng = x;
+    v->rng = x;
+    return x * 0x2545F4914F6CDD1DULL; /* xorshift64*: consecutive outputs uncorrelated */
 }
 
 static double rng_unit(fleet_vehicle *v)
