@@ -492,12 +492,19 @@ static uint64_t expected_reports(const fleet *f)
     return (uint64_t)f->cfg.vehicles * f->cfg.reports;
 }
 
+/* True when every vehicle ended in FV_DONE (none gave up). */
+static bool all_vehicles_done(const fleet *f)
+{
+    bool done = f->terminal == f->cfg.vehicles;
+
+    for (uint32_t i = 0; done && i < f->cfg.vehicles; i++)
+        done = f->v[i].state == FV_DONE;
+    return done;
+}
+
 static int exit_code_shadow(const fleet *f)
 {
-    bool all_done = f->terminal == f->cfg.vehicles;
-
-    for (uint32_t i = 0; all_done && i < f->cfg.vehicles; i++)
-        all_done = f->v[i].state == FV_DONE;
+    bool all_done = all_vehicles_done(f);
     if (f->broker_gone)
         return EXIT_BROKER_GONE;
     if (all_done && f->all_up && f->st.notices >= f->cfg.expect && f->st.puback_failures == 0 &&
@@ -509,10 +516,7 @@ static int exit_code_shadow(const fleet *f)
 static int exit_code_campaign(const fleet *f)
 {
     const fleet_stats *s = &f->st;
-    bool all_done = f->terminal == f->cfg.vehicles;
-
-    for (uint32_t i = 0; all_done && i < f->cfg.vehicles; i++)
-        all_done = f->v[i].state == FV_DONE;
+    bool all_done = all_vehicles_done(f);
     return all_done && s->verify_failures == 0 && s->error_replies == 0 &&
                    s->puback_failures == 0 && !f->timed_out && !f->interrupted
                ? 0
@@ -526,10 +530,7 @@ static int exit_code(const fleet *f)
     if (f->cfg.mode == FLEET_MODE_CAMPAIGN)
         return exit_code_campaign(f);
 
-    bool all_done = f->terminal == f->cfg.vehicles;
-
-    for (uint32_t i = 0; all_done && i < f->cfg.vehicles; i++)
-        all_done = f->v[i].state == FV_DONE;
+    bool all_done = all_vehicles_done(f);
     if (f->broker_gone)
         return EXIT_BROKER_GONE;
     if (all_done && f->st.reports_acked == expected_reports(f) && f->st.puback_failures == 0 &&
