@@ -22,6 +22,10 @@
  * publishes one QoS 1 shadow/update; once it is acked (and the SUBACK came) the vehicle
  * is up and waits, counting the task notices that arrive on shadow/delta, until the run
  * loop sets fleet.closing and services it once more: then it disconnects.
+ *
+ * Campaign mode: the connection life stays here (connect as username = VIN, always
+ * reconnect with backoff); what a vehicle does while connected is fleet_campaign.c, called
+ * from the callbacks (on_connect, on_publish, on_message) and from fleet_vehicle_service.
  */
 #include "fleet.h"
 
