@@ -6,9 +6,11 @@
  * life (connect, publish window, acks, reconnect); fleet_cbor.c builds report payloads
  * and reads error replies; fleet_acked.c writes the acked-reports file.
  *
- * Modes: `report` (vehicles publish QoS 1 reports, the ingestion load) and `shadow`
+ * Modes: `report` (vehicles publish QoS 1 reports, the ingestion load), `shadow`
  * (vehicles publish one shadow/update each, then stay connected and count the task
- * notices that arrive on shadow/delta: the dispatch benchmark's fleet).
+ * notices that arrive on shadow/delta: the dispatch benchmark's fleet) and `campaign`
+ * (vehicles behave like real ones through an upgrade campaign: fleet_campaign.c, with
+ * the checks of fleet_crypto.c and the block bookkeeping of fleet_dl.c).
  *
  * Scaling rules (a later issue runs 10,000 vehicles in one process): everything per
  * vehicle lives in a table indexed by vehicle id; the pollfd array has the same index;
@@ -36,6 +38,8 @@ struct mosquitto;
 typedef enum {
     FLEET_MODE_REPORT,
     FLEET_MODE_SHADOW,
+    FLEET_MODE_CAMPAIGN,
+    FLEET_MODE_KEYS, /* print the vehicles' public keys and exit */
 } fleet_mode;
 
 typedef struct {
@@ -48,6 +52,7 @@ typedef struct {
     uint32_t inflight; /* unacked reports per vehicle */
     int mqtt;          /* 5 or 311 */
     uint64_t seq_start;
+    bool seq_given;
     char vin_prefix[6];
     uint64_t vin_offset;
     const char *acked_path;
@@ -61,6 +66,18 @@ typedef struct {
     uint64_t expect;        /* ... or until this many notices arrived (0 = no target) */
     const char *ready_path; /* a line is written there once every vehicle is up */
     bool subscribe_delta;   /* subscribe to the own shadow/delta (plain-broker baseline) */
+    /* campaign mode */
+    const char *pub_path;   /* the plugin's Ed25519 public key (PEM) */
+    const char *key_seed;   /* vehicle X25519 keys = f(seed, VIN) */
+    const char *fw;         /* firmware version reported before the upgrade */
+    uint32_t block_size;    /* file/get bs */
+    uint32_t window;        /* blocks per file/get */
+    double failure_rate;    /* share of vehicles whose upgrade fails */
+    double disconnect_rate; /* chance that a file/get window is cut by a lost link */
+    double drop_rate;       /* chance that a block is lost (asked again with a bitmap) */
+    double install_step_s;  /* time per simulated install step */
+    double request_timeout_s;
+    uint64_t rng_seed;
 } fleet_config;
 
 typedef enum {
@@ -110,6 +127,13 @@ typedef struct fleet_vehicle {
     bool update_sent;        /* on this connection */
     bool up;                 /* update acked (and delta subscribed) on this connection */
     int64_t first_notice_ms; /* wall clock; 0 = none yet */
+    /* campaign mode */
+    struct fleet_job *job; /* the task being worked on (fleet_campaign.c), or NULL */
+    uint64_t last_ctr;     /* highest description counter accepted */
+    uint64_t next_seq;     /* seq of the next report */
+    uint64_t rng;          /* xorshift state */
+    char done_task[65];    /* the last task finished: its notices are stale */
+    bool upgraded;         /* reports the target version as its firmware */
 } fleet_vehicle;
 
 /* FIFO of vehicle ids; each vehicle is in a given ring at most once (in_* flags). */
@@ -136,6 +160,18 @@ typedef struct {
     uint32_t vehicles_notified; /* vehicles with at least one notice */
     int64_t first_notice_ms;    /* wall clock of the first / last notice, 0 = none */
     int64_t last_notice_ms;
+    /* campaign mode */
+    uint64_t descs_verified;  /* descriptions whose signature and fields checked out */
+    uint64_t keys_unwrapped;  /* content keys opened */
+    uint64_t files_verified;  /* files whose SHA-256 (and GCM tag) matched */
+    uint64_t bytes;           /* file bytes received */
+    uint64_t blocks;          /* blocks received (kept) */
+    uint64_t blocks_dropped;  /* blocks thrown away on purpose (--drop-rate) */
+    uint64_t bitmap_requests; /* file/get asking for some blocks of a range only */
+    uint64_t resumes;         /* file/get after a lost link or a timeout */
+    uint64_t links_cut;       /* connections dropped on purpose (--disconnect-rate) */
+    uint64_t verify_failures; /* anything checked that was wrong: exit status 1 */
+    uint32_t in_download, in_install, succeeded, failed, canceled;
 } fleet_stats;
 
 typedef struct fleet_acked fleet_acked;
@@ -167,6 +203,8 @@ typedef struct fleet {
     double all_up_at; /* monotonic */
     int64_t ready_ms; /* wall clock of the ready line */
     bool closing;     /* the wait is over: every vehicle disconnects */
+    /* campaign mode */
+    uint8_t pub[32]; /* the plugin's signing key */
 } fleet;
 
 /* fleet_run.c */
@@ -190,6 +228,17 @@ void fleet_vehicle_service(fleet_vehicle *v, double *tokens);
 /* True when the vehicle would send a report if it had a token. */
 bool fleet_vehicle_wants_token(const fleet_vehicle *v);
 
+void fleet_vehicle_close(fleet_vehicle *v); /* clean DISCONNECT; DONE once it is out */
+
+/* fleet_campaign.c (campaign mode; the connection life stays in fleet_vehicle.c) */
+void fleet_campaign_on_connect(fleet_vehicle *v);
+void fleet_campaign_on_lost(fleet_vehicle *v);
+void fleet_campaign_on_publish(fleet_vehicle *v, int mid, int rc);
+void fleet_campaign_on_message(fleet_vehicle *v, const char *topic, const void *payload, int len);
+void fleet_campaign_service(fleet_vehicle *v);
+void fleet_campaign_tick(fleet *f, double now); /* timers: install steps, request timeouts */
+void fleet_campaign_free(fleet_vehicle *v);
+
 /* fleet_cbor.c */
 /* Encodes report `report` (0-based) of vehicle events into buf; returns its length or
  * 0 when buf is too small. */
@@ -199,6 +248,27 @@ size_t fleet_cbor_report_bound(uint32_t events);
 /* Encodes the shadow/update {reported:{fw:"1.0.0", state:"idle", ecus:{}}}; returns its
  * length or 0 when buf is too small. */
 size_t fleet_cbor_shadow_update(uint8_t *buf, size_t cap);
+size_t fleet_cbor_shadow_state(uint8_t *buf, size_t cap, const char *fw, const char *state);
+
+/* One campaign event (fleet_campaign.c), sent as a report of its own. */
+typedef enum { FLEET_EV_DOWNLOAD, FLEET_EV_UPGRADE, FLEET_EV_STATUS } fleet_ev_type;
+typedef struct {
+    fleet_ev_type type;
+    uint8_t pct;
+    const char *ecu;    /* progress events */
+    const char *step;   /* upgrade_progress, or NULL */
+    const char *status; /* upgrade_status */
+    const char *error;  /* upgrade_status failed, or NULL */
+    const char *fw;     /* upgrade_status, or NULL */
+    uint64_t bytes;     /* download_progress */
+    int64_t ts;
+} fleet_event;
+size_t fleet_cbor_campaign_report(uint8_t *buf, size_t cap, uint64_t seq, const char *task,
+                                  const char *trigger, const fleet_event *ev);
+size_t fleet_cbor_pkg_get(uint8_t *buf, size_t cap, uint64_t req, const char *task, const char *cur,
+                          const char *tgt);
+size_t fleet_cbor_file_get(uint8_t *buf, size_t cap, const char *file, uint32_t bs, uint32_t from,
+                           uint32_t n, const uint8_t *bitmap, uint32_t bitmap_len);
 /* True when payload is a shadow/delta whose desired.task is present and not null. */
 bool fleet_cbor_is_notice(const void *payload, int len);
 /* Formats an error reply {err, msg, seq?} for humans into out. */

@@ -15,6 +15,7 @@
  * events per vehicle contains all five types.
  */
 #include "fleet.h"
+#include "fleet_crypto.h"
 
 #include <cbor.h>
 #include <stdio.h>
@@ -206,36 +207,112 @@ size_t fleet_cbor_report(const fleet_config *cfg, int64_t t0_ms, uint64_t report
 
 /* ---- shadow mode ---- */
 
-size_t fleet_cbor_shadow_update(uint8_t *buf, size_t cap)
+size_t fleet_cbor_shadow_state(uint8_t *buf, size_t cap, const char *fw, const char *state)
 {
     cbor_writer w = {.buf = buf, .cap = cap};
 
     w_map(&w, 1);
     w_text(&w, "reported");
     w_map(&w, 3);
-    kv_text(&w, "fw", "1.0.0");
-    kv_text(&w, "state", "idle");
+    kv_text(&w, "fw", fw);
+    kv_text(&w, "state", state);
     w_text(&w, "ecus");
     w_map(&w, 0);
     return w.overflow ? 0 : w.len;
 }
 
-/* The value of text key `name` in map `map`, or NULL. */
-static cbor_item_t *map_get(cbor_item_t *map, const char *name)
+size_t fleet_cbor_shadow_update(uint8_t *buf, size_t cap)
 {
-    struct cbor_pair *pairs;
-    size_t n = strlen(name);
+    return fleet_cbor_shadow_state(buf, cap, "1.0.0", "idle");
+}
 
-    if (map == NULL || !cbor_isa_map(map))
-        return NULL;
-    pairs = cbor_map_handle(map);
-    for (size_t i = 0; i < cbor_map_size(map); i++) {
-        cbor_item_t *k = pairs[i].key;
-        if (cbor_isa_string(k) && cbor_string_is_definite(k) && cbor_string_length(k) == n &&
-            memcmp(cbor_string_handle(k), name, n) == 0)
-            return pairs[i].value;
+/* ---- campaign mode ---- */
+
+static void w_bytes(cbor_writer *w, const uint8_t *data, size_t n)
+{
+    if (w->overflow)
+        return;
+    w_advance(w, cbor_encode_bytestring_start(n, w->buf + w->len, w->cap - w->len));
+    if (w->overflow || w->cap - w->len < n) {
+        w->overflow = true;
+        return;
     }
-    return NULL;
+    memcpy(w->buf + w->len, data, n);
+    w->len += n;
+}
+
+static void put_campaign_event(cbor_writer *w, const char *task, const char *trigger,
+                               const fleet_event *ev)
+{
+    static const char *const types[] = {"download_progress", "upgrade_progress", "upgrade_status"};
+    size_t pairs = 3;
+
+    if (ev->type == FLEET_EV_STATUS)
+        pairs += 2 + (ev->error != NULL) + (ev->fw != NULL);
+    else
+        pairs += 3 - (ev->type == FLEET_EV_UPGRADE && ev->step == NULL);
+    w_map(w, pairs);
+    kv_text(w, "type", types[ev->type]);
+    kv_text(w, "task", task);
+    kv_uint(w, "ts", (uint64_t)ev->ts);
+    if (ev->type == FLEET_EV_STATUS) {
+        kv_text(w, "status", ev->status);
+        kv_text(w, "trigger", trigger);
+        if (ev->error)
+            kv_text(w, "error", ev->error);
+        if (ev->fw)
+            kv_text(w, "fw", ev->fw);
+        return;
+    }
+    kv_text(w, "ecu", ev->ecu);
+    kv_uint(w, "pct", ev->pct);
+    if (ev->type == FLEET_EV_DOWNLOAD)
+        kv_uint(w, "bytes", ev->bytes);
+    else if (ev->step)
+        kv_text(w, "step", ev->step);
+}
+
+size_t fleet_cbor_campaign_report(uint8_t *buf, size_t cap, uint64_t seq, const char *task,
+                                  const char *trigger, const fleet_event *ev)
+{
+    cbor_writer w = {.buf = buf, .cap = cap};
+
+    w_map(&w, 2);
+    kv_uint(&w, "seq", seq);
+    w_text(&w, "events");
+    w_array(&w, 1);
+    put_campaign_event(&w, task, trigger, ev);
+    return w.overflow ? 0 : w.len;
+}
+
+size_t fleet_cbor_pkg_get(uint8_t *buf, size_t cap, uint64_t req, const char *task, const char *cur,
+                          const char *tgt)
+{
+    cbor_writer w = {.buf = buf, .cap = cap};
+
+    w_map(&w, 4);
+    kv_uint(&w, "req", req);
+    kv_text(&w, "task", task);
+    kv_text(&w, "cur", cur);
+    kv_text(&w, "tgt", tgt);
+    return w.overflow ? 0 : w.len;
+}
+
+size_t fleet_cbor_file_get(uint8_t *buf, size_t cap, const char *file, uint32_t bs, uint32_t from,
+                           uint32_t n, const uint8_t *bitmap, uint32_t bitmap_len)
+{
+    cbor_writer w = {.buf = buf, .cap = cap};
+
+    w_map(&w, bitmap_len > 0 ? 5 : 4);
+    kv_text(&w, "file", file);
+    kv_uint(&w, "bs", bs);
+    kv_uint(&w, "from", from);
+    kv_uint(&w, "n", n);
+    if (bitmap_len > 0) {
+        w_text(&w, "bitmap");
+        w_bytes(&w, bitmap, bitmap_len);
+    }
+    return w.overflow ? 0 : w.len;
 }
 
 bool fleet_cbor_is_notice(const void *payload, int len)
@@ -247,7 +324,7 @@ bool fleet_cbor_is_notice(const void *payload, int len)
 
     if (root == NULL)
         return false;
-    task = map_get(map_get(root, "desired"), "task");
+    task = fleet_cbor_get(fleet_cbor_get(root, "desired"), "task");
     notice = task != NULL && cbor_isa_map(task); /* a cancel has task: null */
     cbor_decref(&root);
     return notice;

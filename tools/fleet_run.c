@@ -12,8 +12,8 @@
  * Housekeeping (every FLEET_TICK_S): flush the acked file, move due reconnects to the
  * connect queue, and in shadow mode write the ready line once every vehicle is up and
  * end the wait (--wait elapsed or --expect notices arrived: every vehicle is put on the
- * ready ring once, to disconnect); every second: mosquitto_loop_misc (keepalive) for every connected
- * client and the progress line.
+ * ready ring once, to disconnect); every second: mosquitto_loop_misc (keepalive) for every
+ * connected client and the progress line.
  */
 #include "fleet.h"
 
@@ -178,6 +178,20 @@ static void progress_shadow(fleet *f, loop_clock *c)
             f->st.vehicles_notified, c->tty ? "   \r" : "\n");
 }
 
+static void progress_campaign(fleet *f, loop_clock *c)
+{
+    const fleet_stats *s = &f->st;
+
+    c->printed = true;
+    fprintf(stderr,
+            "ota-fleet: %u/%u connected, %u notified | downloading %u, installing %u | "
+            "succeeded %u, failed %u | %.1f MB, %llu cut, %llu resumed, %llu wrong%s",
+            f->connected, f->cfg.vehicles, s->vehicles_notified, s->in_download, s->in_install,
+            s->succeeded, s->failed, (double)s->bytes / 1e6, (unsigned long long)s->links_cut,
+            (unsigned long long)s->resumes,
+            (unsigned long long)(s->verify_failures + s->error_replies), c->tty ? "   \r" : "\n");
+}
+
 static void progress(fleet *f, loop_clock *c, double now)
 {
     uint64_t total = (uint64_t)f->cfg.vehicles * f->cfg.reports;
@@ -190,6 +204,10 @@ static void progress(fleet *f, loop_clock *c, double now)
         return;
     if (f->cfg.mode == FLEET_MODE_SHADOW) {
         progress_shadow(f, c);
+        return;
+    }
+    if (f->cfg.mode == FLEET_MODE_CAMPAIGN) {
+        progress_campaign(f, c);
         return;
     }
     c->printed = true;
@@ -254,6 +272,8 @@ static void housekeeping(fleet *f, loop_clock *c, double now)
     due_reconnects(f, now);
     if (f->cfg.mode == FLEET_MODE_SHADOW)
         shadow_check(f, now);
+    if (f->cfg.mode == FLEET_MODE_CAMPAIGN)
+        fleet_campaign_tick(f, now);
     if (now < c->next_slow)
         return;
     c->next_slow = now + FLEET_SLOW_TICK_S;
@@ -336,7 +356,7 @@ int fleet_run(fleet *f, volatile sig_atomic_t *stop)
         if (n > 0)
             dispatch(f, n);
     }
-    if (f->st.reports_acked == 0 && !f->closing)
+    if ((f->st.reports_acked == 0 && !f->closing) || f->cfg.mode == FLEET_MODE_CAMPAIGN)
         f->end = fleet_now();
     if (c.printed && c.tty)
         fputc('\n', stderr);

@@ -22,13 +22,20 @@
  * publishes one QoS 1 shadow/update; once it is acked (and the SUBACK came) the vehicle
  * is up and waits, counting the task notices that arrive on shadow/delta, until the run
  * loop sets fleet.closing and services it once more: then it disconnects.
+ *
+ * Campaign mode: the connection life stays here (connect as username = VIN, always
+ * reconnect with backoff); what a vehicle does while connected is fleet_campaign.c, called
+ * from the callbacks (on_connect, on_publish, on_message) and from fleet_vehicle_service.
  */
 #include "fleet.h"
 
+#include <fcntl.h>
 #include <mosquitto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #define FLEET_PRINT_MAX 5 /* print this many failures of each kind, then count only */
 
@@ -58,9 +65,15 @@ static bool shadow_mode(const fleet_vehicle *v)
     return v->fleet->cfg.mode == FLEET_MODE_SHADOW;
 }
 
+static bool campaign_mode(const fleet_vehicle *v)
+{
+    return v->fleet->cfg.mode == FLEET_MODE_CAMPAIGN;
+}
+
 bool fleet_vehicle_wants_token(const fleet_vehicle *v)
 {
-    return !shadow_mode(v) && v->state == FV_ACTIVE && v->inflight < v->fleet->cfg.inflight && has_work(v);
+    return v->fleet->cfg.mode == FLEET_MODE_REPORT && v->state == FV_ACTIVE &&
+           v->inflight < v->fleet->cfg.inflight && has_work(v);
 }
 
 /* ---- callbacks ---- */
@@ -91,6 +104,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
     mosquitto_subscribe(mosq, NULL, v->error_topic, 1);
     v->update_sent = false;
     v->update_mid = v->sub_mid = 0;
+    if (campaign_mode(v))
+        fleet_campaign_on_connect(v);
     if (shadow_mode(v) && f->cfg.subscribe_delta &&
         mosquitto_subscribe(mosq, &v->sub_mid, v->delta_topic, 1) != MOSQ_ERR_SUCCESS)
         v->sub_mid = 0; /* the link is going: on_disconnect follows */
@@ -185,6 +200,10 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
     (void)mosq;
     (void)props;
 
+    if (campaign_mode(v)) {
+        fleet_campaign_on_publish(v, mid, rc);
+        return;
+    }
     if (shadow_mode(v)) {
         on_update_acked(v, mid, rc);
         return;
@@ -228,6 +247,10 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     (void)mosq;
     (void)props;
 
+    if (campaign_mode(v)) {
+        fleet_campaign_on_message(v, msg->topic, msg->payload, msg->payloadlen);
+        return;
+    }
     if (shadow_mode(v) && strcmp(msg->topic, v->delta_topic) == 0) {
         on_delta(v, msg);
         return;
@@ -266,6 +289,14 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int count, 
 
 /* ---- client life ---- */
 
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
 int fleet_vehicle_init(fleet *f, fleet_vehicle *v, uint32_t id)
 {
     memset(v, 0, sizeof *v);
@@ -278,6 +309,8 @@ int fleet_vehicle_init(fleet *f, fleet_vehicle *v, uint32_t id)
     snprintf(v->error_topic, sizeof v->error_topic, "ota/v1/%s/error", v->vin);
     snprintf(v->update_topic, sizeof v->update_topic, "ota/v1/%s/shadow/update", v->vin);
     snprintf(v->delta_topic, sizeof v->delta_topic, "ota/v1/%s/shadow/delta", v->vin);
+    v->next_seq = f->cfg.seq_start;
+    v->rng = splitmix64(f->cfg.rng_seed ^ splitmix64(id)) | 1; /* xorshift: never 0 */
     v->slots = calloc(f->cfg.inflight, sizeof *v->slots);
     v->resend = calloc(f->cfg.inflight, sizeof *v->resend);
     return v->slots && v->resend ? 0 : -1;
@@ -298,16 +331,43 @@ void fleet_vehicle_free(fleet_vehicle *v)
         mosquitto_destroy(v->mosq);
         v->mosq = NULL;
     }
+    fleet_campaign_free(v);
     free(v->slots);
     free(v->resend);
     v->slots = NULL;
     v->resend = NULL;
 }
 
+/* libmosquitto 2.0's mosquitto_new opens a socket pair (2 descriptors) that only its own
+ * loop functions use to wake up; ota-fleet drives every client from its poll loop and
+ * never needs it. Created while no descriptor is free, the pair fails and libmosquitto
+ * goes on without it, so a vehicle costs one descriptor (its socket) instead of three:
+ * 10,000 vehicles fit in the usual hard limit of 20,000 without root. */
+static struct mosquitto *new_client(const char *id, void *obj)
+{
+    struct rlimit rl, none;
+    struct mosquitto *mosq;
+    int lowest = open("/dev/null", O_RDONLY); /* the lowest free descriptor */
+
+    if (lowest < 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        if (lowest >= 0)
+            close(lowest);
+        return mosquitto_new(id, true, obj);
+    }
+    close(lowest);
+    none = rl;
+    none.rlim_cur = (rlim_t)lowest; /* no new descriptor can be opened */
+    bool tight = setrlimit(RLIMIT_NOFILE, &none) == 0;
+    mosq = mosquitto_new(id, true, obj);
+    if (tight)
+        setrlimit(RLIMIT_NOFILE, &rl);
+    return mosq;
+}
+
 static struct mosquitto *create_client(fleet_vehicle *v)
 {
     const fleet_config *cfg = &v->fleet->cfg;
-    struct mosquitto *mosq = mosquitto_new(v->vin, true, v);
+    struct mosquitto *mosq = new_client(v->vin, v);
 
     if (mosq == NULL)
         return NULL;
@@ -316,6 +376,8 @@ static struct mosquitto *create_client(fleet_vehicle *v)
     /* Our window is the limit; MQTT 5 brokers may lower it with Receive Maximum. */
     mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, (int)cfg->inflight);
     mosquitto_int_option(mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    if (cfg->mode == FLEET_MODE_CAMPAIGN) /* the plugin's identity: username = VIN */
+        mosquitto_username_pw_set(mosq, v->vin, NULL);
     mosquitto_connect_v5_callback_set(mosq, on_connect);
     mosquitto_disconnect_v5_callback_set(mosq, on_disconnect);
     mosquitto_publish_v5_callback_set(mosq, on_publish);
@@ -447,7 +509,7 @@ static void pump(fleet_vehicle *v, double *tokens)
     }
 }
 
-static void close_link(fleet_vehicle *v)
+void fleet_vehicle_close(fleet_vehicle *v)
 {
     v->state = FV_CLOSING;
     /* Outside a callback the DISCONNECT is written at once and on_disconnect runs here. */
@@ -465,7 +527,7 @@ static void start_drain(fleet_vehicle *v)
         v->barrier_mid = mid;
         v->state = FV_DRAINING;
     } else {
-        close_link(v); /* no barrier possible: finish without it */
+        fleet_vehicle_close(v); /* no barrier possible: finish without it */
     }
 }
 
@@ -502,11 +564,13 @@ static void handle_lost(fleet_vehicle *v)
 
     destroy_client(v);
     window_to_resend(v);
+    if (campaign_mode(v))
+        fleet_campaign_on_lost(v);
     if (shadow_mode(v) && f->closing) {
         set_terminal(v, FV_FAILED); /* lost while closing: no reconnect any more */
         if (!f->cfg.reconnect)
             f->broker_gone = true;
-    } else if (!shadow_mode(v) && all_finished(v)) {
+    } else if (f->cfg.mode == FLEET_MODE_REPORT && all_finished(v)) {
         set_terminal(v, FV_DONE); /* lost during the final barrier: nothing to re-send */
     } else if (v->no_retry) {
         set_terminal(v, FV_FAILED);
@@ -529,7 +593,7 @@ static void shadow_service(fleet_vehicle *v)
     int rc;
 
     if (f->closing) {
-        close_link(v);
+        fleet_vehicle_close(v);
         return;
     }
     if (v->update_sent)
@@ -555,6 +619,10 @@ void fleet_vehicle_service(fleet_vehicle *v, double *tokens)
     }
     switch (v->state) {
     case FV_ACTIVE:
+        if (campaign_mode(v)) {
+            fleet_campaign_service(v);
+            break;
+        }
         if (shadow_mode(v)) {
             shadow_service(v);
             break;
@@ -565,7 +633,7 @@ void fleet_vehicle_service(fleet_vehicle *v, double *tokens)
         break;
     case FV_DRAINING:
         if (v->barrier_mid == 0)
-            close_link(v);
+            fleet_vehicle_close(v);
         break;
     case FV_LOST:
         handle_lost(v);

@@ -14,11 +14,20 @@
  * receives. Exit status: 0 every vehicle was up, the expected notices arrived and there
  * was no error reply; otherwise as in report mode.
  *
+ * Mode `campaign`: each vehicle behaves like a real one through an upgrade campaign
+ * (fleet_campaign.c): shadow state on connect, the task notice, pkg/get and the signed
+ * description checked (--pub), the content key unwrapped, blocks downloaded with resume
+ * and checked, progress and a final status reported, with injected failures, lost links
+ * and lost blocks. Exit status: 0 every vehicle finished its task and everything checked
+ * was right; 1 otherwise. Mode `keys` prints "VIN,public_key" for the vehicles' X25519
+ * keys (derived from --key-seed and the VIN), for registering them with upsertVehicles.
+ *
  * This file parses options, sets up the fleet table and prints the result; the event
  * loop is fleet_run.c, a vehicle's life fleet_vehicle.c, payloads fleet_cbor.c and the
  * acked file fleet_acked.c.
  */
 #include "fleet.h"
+#include "fleet_crypto.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,12 +41,12 @@
 #define EXIT_BROKER_GONE 3
 #define FLEET_MAX_VEHICLES 1000000u
 #define FLEET_VIN_SERIALS 1000000000000ULL /* 12 digits */
-#define FLEET_FDS_PER_VEHICLE 3            /* socket + libmosquitto's socketpair */
+#define FLEET_FDS_PER_VEHICLE 1            /* the socket (fleet_vehicle.c: no socket pair) */
 
 static volatile sig_atomic_t g_stop;
 
 static const char usage_text[] =
-    "usage: ota-fleet [report|shadow] [options]\n"
+    "usage: ota-fleet [report|shadow|campaign|keys] [options]\n"
     "report (default): simulated vehicles publish QoS 1 reports {seq, events} on\n"
     "  ota/v1/{VIN}/report.\n"
     "shadow: each vehicle publishes one QoS 1 shadow/update and waits, counting the task\n"
@@ -66,11 +75,26 @@ static const char usage_text[] =
     "  --ready-file F    write \"ready VEHICLES WALL_MS\" to F once every vehicle is\n"
     "                    connected and its shadow/update acked\n"
     "  --subscribe-delta subscribe to ota/v1/{VIN}/shadow/delta (for a plain broker)\n"
+    "campaign mode (see docs/ota-fleet.md):\n"
+    "  --pub FILE        the plugin's signing public key (<plugin_opt_signing_key>.pub);\n"
+    "                    required\n"
+    "  --key-seed S      vehicle X25519 keys derived from S and the VIN (default ota-fleet)\n"
+    "  --fw V            firmware version before the upgrade (default 1.0)\n"
+    "  --block-size B    file/get block size, 256..131072 (default 16384)\n"
+    "  --window W        blocks per file/get, 1..64 (default 16)\n"
+    "  --failure-rate P  share of upgrades that fail, 0..1 (default 0)\n"
+    "  --disconnect-rate P  chance that a file/get window is cut by a lost link (default 0)\n"
+    "  --drop-rate P     chance that a block is lost and asked again (default 0)\n"
+    "  --install-step SEC  time per install step (default 0.05)\n"
+    "  --request-timeout SEC  ask again after this long without an answer (default 5)\n"
+    "  --seed N          seed of the injected faults (default 1)\n"
+    "keys mode: prints VIN,public_key (hex) per vehicle (--vehicles, --vin-*, --key-seed)\n"
     "  --json            print the summary as one JSON object on stdout\n"
     "  --quiet           no progress line on stderr\n"
     "  --help            this text\n"
     "\n"
-    "Exit status: 0 all reports acked with success and no error reply, 1 otherwise,\n"
+    "Exit status: 0 all reports acked (campaign: every task finished, every check right) with "
+    "success and no error reply, 1 otherwise,\n"
     "2 usage error, 3 the broker went away.\n";
 
 enum {
@@ -95,6 +119,17 @@ enum {
     OPT_EXPECT,
     OPT_READY_FILE,
     OPT_SUBSCRIBE_DELTA,
+    OPT_PUB,
+    OPT_KEY_SEED,
+    OPT_FW,
+    OPT_BLOCK_SIZE,
+    OPT_WINDOW,
+    OPT_FAILURE_RATE,
+    OPT_DISCONNECT_RATE,
+    OPT_DROP_RATE,
+    OPT_INSTALL_STEP,
+    OPT_REQUEST_TIMEOUT,
+    OPT_SEED,
 };
 
 static const struct option long_opts[] = {
@@ -119,6 +154,17 @@ static const struct option long_opts[] = {
     {"expect", required_argument, NULL, OPT_EXPECT},
     {"ready-file", required_argument, NULL, OPT_READY_FILE},
     {"subscribe-delta", no_argument, NULL, OPT_SUBSCRIBE_DELTA},
+    {"pub", required_argument, NULL, OPT_PUB},
+    {"key-seed", required_argument, NULL, OPT_KEY_SEED},
+    {"fw", required_argument, NULL, OPT_FW},
+    {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
+    {"window", required_argument, NULL, OPT_WINDOW},
+    {"failure-rate", required_argument, NULL, OPT_FAILURE_RATE},
+    {"disconnect-rate", required_argument, NULL, OPT_DISCONNECT_RATE},
+    {"drop-rate", required_argument, NULL, OPT_DROP_RATE},
+    {"install-step", required_argument, NULL, OPT_INSTALL_STEP},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"seed", required_argument, NULL, OPT_SEED},
     {NULL, 0, NULL, 0},
 };
 
@@ -176,6 +222,13 @@ static void set_defaults(fleet_config *c)
     c->mqtt = 5;
     c->seq_start = 1;
     strcpy(c->vin_prefix, "LSVTA");
+    c->key_seed = "ota-fleet";
+    c->fw = "1.0";
+    c->block_size = 16384;
+    c->window = 16;
+    c->install_step_s = 0.05;
+    c->request_timeout_s = 5;
+    c->rng_seed = 1;
 }
 
 static bool apply_number(fleet_config *c, int opt, const char *arg)
@@ -196,11 +249,18 @@ static bool apply_number(fleet_config *c, int opt, const char *arg)
     case OPT_MQTT:
         return parse_u64(arg, 5, 311, &x) && (x == 5 || x == 311) && (c->mqtt = (int)x, true);
     case OPT_SEQ_START:
+        c->seq_given = true;
         return parse_u64(arg, 0, 1ULL << 62, &c->seq_start);
     case OPT_VIN_OFFSET:
         return parse_u64(arg, 0, FLEET_VIN_SERIALS - 1, &c->vin_offset);
     case OPT_EXPECT:
         return parse_u64(arg, 1, 1ULL << 53, &c->expect);
+    case OPT_BLOCK_SIZE:
+        return parse_u64(arg, 256, 131072, &x) && (c->block_size = (uint32_t)x, true);
+    case OPT_WINDOW:
+        return parse_u64(arg, 1, 64, &x) && (c->window = (uint32_t)x, true);
+    case OPT_SEED:
+        return parse_u64(arg, 0, UINT64_MAX, &c->rng_seed);
     default:
         return false;
     }
@@ -229,6 +289,25 @@ static bool apply_option(fleet_config *c, int opt, const char *arg)
     case OPT_READY_FILE:
         c->ready_path = arg;
         return arg[0] != '\0';
+    case OPT_PUB:
+        c->pub_path = arg;
+        return arg[0] != '\0';
+    case OPT_KEY_SEED:
+        c->key_seed = arg;
+        return true;
+    case OPT_FW:
+        c->fw = arg;
+        return arg[0] != '\0' && strlen(arg) <= 64;
+    case OPT_FAILURE_RATE:
+        return parse_seconds(arg, &c->failure_rate) && c->failure_rate <= 1;
+    case OPT_DISCONNECT_RATE:
+        return parse_seconds(arg, &c->disconnect_rate) && c->disconnect_rate <= 1;
+    case OPT_DROP_RATE:
+        return parse_seconds(arg, &c->drop_rate) && c->drop_rate < 1;
+    case OPT_INSTALL_STEP:
+        return parse_seconds(arg, &c->install_step_s);
+    case OPT_REQUEST_TIMEOUT:
+        return parse_seconds(arg, &c->request_timeout_s) && c->request_timeout_s > 0;
     case OPT_SUBSCRIBE_DELTA:
         c->subscribe_delta = true;
         return true;
@@ -252,8 +331,10 @@ static const char *check_config(const fleet_config *c)
 
     if (c->mode == FLEET_MODE_REPORT && shadow_opts)
         return "--wait, --expect, --ready-file and --subscribe-delta need mode shadow";
-    if (c->mode == FLEET_MODE_SHADOW && c->acked_path)
+    if (c->mode != FLEET_MODE_REPORT && c->acked_path)
         return "--acked needs mode report";
+    if (c->mode == FLEET_MODE_CAMPAIGN && c->pub_path == NULL)
+        return "campaign mode needs --pub (the plugin's signing public key)";
     if (c->vin_offset + c->vehicles > FLEET_VIN_SERIALS)
         return "--vin-offset + --vehicles exceeds the 12-digit VIN serial";
     if (c->reports > (1ULL << 53) / c->events)
@@ -289,6 +370,15 @@ static int parse_args(int argc, char **argv, fleet_config *c)
     } else if (optind < argc && strcmp(argv[optind], "shadow") == 0) {
         c->mode = FLEET_MODE_SHADOW;
         optind++;
+    } else if (optind < argc && strcmp(argv[optind], "campaign") == 0) {
+        c->mode = FLEET_MODE_CAMPAIGN;
+        c->reconnect = true; /* real vehicles come back */
+        if (!c->seq_given)   /* above any seq of an earlier run: the plugin's replay guard */
+            c->seq_start = (uint64_t)fleet_wall_ms() * 1000;
+        optind++;
+    } else if (optind < argc && strcmp(argv[optind], "keys") == 0) {
+        c->mode = FLEET_MODE_KEYS;
+        optind++;
     }
     if (optind < argc) {
         fprintf(stderr, "ota-fleet: unknown mode or argument: %s\n", argv[optind]);
@@ -307,7 +397,7 @@ static int parse_args(int argc, char **argv, fleet_config *c)
 static int raise_fd_limit(uint32_t vehicles)
 {
     struct rlimit rl;
-    rlim_t need = (rlim_t)vehicles * FLEET_FDS_PER_VEHICLE + 32;
+    rlim_t need = (rlim_t)vehicles * FLEET_FDS_PER_VEHICLE + 64;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return 0;
@@ -369,6 +459,10 @@ static int fleet_init(fleet *f)
     }
     if (f->cfg.acked_path && (f->acked = fleet_acked_open(f->cfg.acked_path)) == NULL)
         return -1;
+    if (f->cfg.mode == FLEET_MODE_CAMPAIGN && fleet_crypto_load_pub(f->cfg.pub_path, f->pub) != 0) {
+        fprintf(stderr, "ota-fleet: %s: not an Ed25519 public key (PEM)\n", f->cfg.pub_path);
+        return -1;
+    }
     return 0;
 }
 
@@ -398,12 +492,19 @@ static uint64_t expected_reports(const fleet *f)
     return (uint64_t)f->cfg.vehicles * f->cfg.reports;
 }
 
+/* True when every vehicle ended in FV_DONE (none gave up). */
+static bool all_vehicles_done(const fleet *f)
+{
+    bool done = f->terminal == f->cfg.vehicles;
+
+    for (uint32_t i = 0; done && i < f->cfg.vehicles; i++)
+        done = f->v[i].state == FV_DONE;
+    return done;
+}
+
 static int exit_code_shadow(const fleet *f)
 {
-    bool all_done = f->terminal == f->cfg.vehicles;
-
-    for (uint32_t i = 0; all_done && i < f->cfg.vehicles; i++)
-        all_done = f->v[i].state == FV_DONE;
+    bool all_done = all_vehicles_done(f);
     if (f->broker_gone)
         return EXIT_BROKER_GONE;
     if (all_done && f->all_up && f->st.notices >= f->cfg.expect && f->st.puback_failures == 0 &&
@@ -412,15 +513,24 @@ static int exit_code_shadow(const fleet *f)
     return 1;
 }
 
+static int exit_code_campaign(const fleet *f)
+{
+    const fleet_stats *s = &f->st;
+    bool all_done = all_vehicles_done(f);
+    return all_done && s->verify_failures == 0 && s->error_replies == 0 &&
+                   s->puback_failures == 0 && !f->timed_out && !f->interrupted
+               ? 0
+               : 1;
+}
+
 static int exit_code(const fleet *f)
 {
     if (f->cfg.mode == FLEET_MODE_SHADOW)
         return exit_code_shadow(f);
+    if (f->cfg.mode == FLEET_MODE_CAMPAIGN)
+        return exit_code_campaign(f);
 
-    bool all_done = f->terminal == f->cfg.vehicles;
-
-    for (uint32_t i = 0; all_done && i < f->cfg.vehicles; i++)
-        all_done = f->v[i].state == FV_DONE;
+    bool all_done = all_vehicles_done(f);
     if (f->broker_gone)
         return EXIT_BROKER_GONE;
     if (all_done && f->st.reports_acked == expected_reports(f) && f->st.puback_failures == 0 &&
@@ -483,11 +593,10 @@ static void print_human_shadow(const fleet *f, double secs, int code)
     const fleet_stats *s = &f->st;
     double span = (double)(s->last_notice_ms - s->first_notice_ms) / 1000.0;
 
-    printf("ota-fleet: %u vehicles, %llu shadow updates acked, %s, in %.3f s\n",
-           f->cfg.vehicles, (unsigned long long)s->updates_acked,
-           f->all_up ? "all up at once" : "never all up", secs);
-    printf("  %llu notices to %u vehicles", (unsigned long long)s->notices,
-           s->vehicles_notified);
+    printf("ota-fleet: %u vehicles, %llu shadow updates acked, %s, in %.3f s\n", f->cfg.vehicles,
+           (unsigned long long)s->updates_acked, f->all_up ? "all up at once" : "never all up",
+           secs);
+    printf("  %llu notices to %u vehicles", (unsigned long long)s->notices, s->vehicles_notified);
     if (s->notices > 1 && span > 0)
         printf(" over %.3f s (%.1f notices/s)", span, (double)(s->notices - 1) / span);
     printf("\n  PUBACK failures %llu, error replies %llu, disconnects %llu, connect failures "
@@ -495,6 +604,48 @@ static void print_human_shadow(const fleet *f, double secs, int code)
            (unsigned long long)s->puback_failures, (unsigned long long)s->error_replies,
            (unsigned long long)s->disconnects, (unsigned long long)s->connect_failures,
            (unsigned long long)s->connect_refused);
+    printf("  result: %s (exit %d)\n", outcome(f, code), code);
+}
+
+static void print_json_campaign(const fleet *f, double secs, int code)
+{
+    const fleet_stats *s = &f->st;
+    typedef unsigned long long ull;
+
+    printf("{\"mode\": \"campaign\", \"vehicles\": %u, \"notices\": %llu, "
+           "\"vehicles_notified\": %u, \"descriptions_verified\": %llu, "
+           "\"keys_unwrapped\": %llu, \"files_verified\": %llu, \"bytes\": %llu, "
+           "\"blocks\": %llu, \"blocks_dropped\": %llu, \"bitmap_requests\": %llu, "
+           "\"resumes\": %llu, \"links_cut\": %llu, \"disconnects\": %llu, "
+           "\"succeeded\": %u, \"failed\": %u, \"canceled\": %u, \"reports_acked\": %llu, "
+           "\"verify_failures\": %llu, \"error_replies\": %llu, \"puback_failures\": %llu, "
+           "\"seconds\": %.3f, \"outcome\": \"%s\", \"exit\": %d}\n",
+           f->cfg.vehicles, (ull)s->notices, s->vehicles_notified, (ull)s->descs_verified,
+           (ull)s->keys_unwrapped, (ull)s->files_verified, (ull)s->bytes, (ull)s->blocks,
+           (ull)s->blocks_dropped, (ull)s->bitmap_requests, (ull)s->resumes, (ull)s->links_cut,
+           (ull)s->disconnects, s->succeeded, s->failed, s->canceled, (ull)s->reports_acked,
+           (ull)s->verify_failures, (ull)s->error_replies, (ull)s->puback_failures, secs,
+           outcome(f, code), code);
+}
+
+static void print_human_campaign(const fleet *f, double secs, int code)
+{
+    const fleet_stats *s = &f->st;
+    typedef unsigned long long ull;
+
+    printf("ota-fleet: %u vehicles, %u notified, %u succeeded, %u failed, %u canceled in "
+           "%.1f s\n",
+           f->cfg.vehicles, s->vehicles_notified, s->succeeded, s->failed, s->canceled, secs);
+    printf("  verified: %llu signed descriptions, %llu content keys, %llu files (%.1f MB, %llu "
+           "blocks)\n",
+           (ull)s->descs_verified, (ull)s->keys_unwrapped, (ull)s->files_verified,
+           (double)s->bytes / 1e6, (ull)s->blocks);
+    printf("  faults: %llu links cut, %llu disconnects, %llu resumed requests, %llu blocks "
+           "lost, %llu bitmap requests\n",
+           (ull)s->links_cut, (ull)s->disconnects, (ull)s->resumes, (ull)s->blocks_dropped,
+           (ull)s->bitmap_requests);
+    printf("  wrong: %llu failed checks, %llu error replies, %llu PUBACK failures\n",
+           (ull)s->verify_failures, (ull)s->error_replies, (ull)s->puback_failures);
     printf("  result: %s (exit %d)\n", outcome(f, code), code);
 }
 
@@ -516,6 +667,35 @@ static void print_human(const fleet *f, double secs, int code)
     printf("  result: %s (exit %d)\n", outcome(f, code), code);
 }
 
+static void print_summary(const fleet *f, double secs, int code)
+{
+    bool json = f->cfg.json;
+
+    if (f->cfg.mode == FLEET_MODE_CAMPAIGN)
+        (json ? print_json_campaign : print_human_campaign)(f, secs, code);
+    else if (f->cfg.mode == FLEET_MODE_SHADOW)
+        (json ? print_json_shadow : print_human_shadow)(f, secs, code);
+    else
+        (json ? print_json : print_human)(f, secs, code);
+}
+
+/* Mode keys: "VIN,public_key" per vehicle. */
+static int print_keys(const fleet_config *c)
+{
+    uint8_t priv[32], pub[32];
+    char vin[FLEET_VIN_LEN + 1], hex[65];
+
+    for (uint32_t i = 0; i < c->vehicles; i++) {
+        snprintf(vin, sizeof vin, "%s%012llu", c->vin_prefix,
+                 (unsigned long long)(c->vin_offset + i));
+        if (fleet_crypto_vehicle_key(c->key_seed, vin, priv, pub) != 0)
+            return 1;
+        fleet_hex(pub, 32, hex);
+        printf("%s,%s\n", vin, hex);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     fleet f;
@@ -528,6 +708,8 @@ int main(int argc, char **argv)
             fputs(usage_text, stderr);
         return rc < 0 ? EXIT_USAGE : 0;
     }
+    if (f.cfg.mode == FLEET_MODE_KEYS)
+        return print_keys(&f.cfg);
     if (raise_fd_limit(f.cfg.vehicles) != 0)
         return EXIT_USAGE;
     install_signals();
@@ -538,11 +720,7 @@ int main(int argc, char **argv)
         rc = exit_code(&f);
         if (f.acked)
             fleet_acked_flush(f.acked);
-        bool shadow = f.cfg.mode == FLEET_MODE_SHADOW;
-        if (f.cfg.json)
-            (shadow ? print_json_shadow : print_json)(&f, secs, rc);
-        else
-            (shadow ? print_human_shadow : print_human)(&f, secs, rc);
+        print_summary(&f, secs, rc);
     } else {
         rc = 1;
     }
