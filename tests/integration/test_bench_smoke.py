@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "tools" / "ota-bench"
 BUILD = Path(os.environ["OTA_PLUGIN"]).resolve().parents[1]  # BUILD/plugin/mosquitto_ota.so
 BENCHMARKS = ("ingest", "catalog", "task", "dispatch", "file", "pkg", "mongo", "store")
-TARGET_KEYS = ("ingest.acks", "ingest.e2e", "catalog.memory", "task.rules", "file.bytes",
+TARGET_KEYS = ("ingest.acks", "ingest.e2e", "catalog.memory", "task.create", "file.bytes",
                "pkg.replies")
 ROW_KEYS = {"key", "benchmark", "figure", "value", "baseline", "ratio", "target", "met"}
 
