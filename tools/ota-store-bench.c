@@ -7,11 +7,13 @@
  * duplicates: what a retried batch after an outage costs). Prints events/s per backend
  * and MongoDB's ratio to SQLite, measured in the same run.
  *
- *   ota-store-bench [--events N] [--mongo URI]     (default 100000; URI default from
- *                                                   $OTA_TEST_MONGO_PEER_URI)
+ *   ota-store-bench [--events N] [--mongo URI] [--json]   (default 100000; URI default
+ *                                                   from $OTA_TEST_MONGO_PEER_URI; --json:
+ *                                                   one JSON object instead of the table)
  */
 #include "ota_store.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,17 +81,44 @@ static int run(const char *name, const char *uri, size_t n, double rate[2])
     return 0;
 }
 
+static void print_table(const double sq[2], const double *mg)
+{
+    printf("%-34s %14s %18s\n", "store (events, batches of 4096)", "new events/s",
+           "duplicate events/s");
+    printf("%-34s %14.0f %18.0f\n", "sqlite (baseline)", sq[0], sq[1]);
+    if (mg == NULL) {
+        printf("mongo: skipped (no --mongo URI and OTA_TEST_MONGO_PEER_URI unset)\n");
+        return;
+    }
+    printf("%-34s %14.0f %18.0f\n", "mongo", mg[0], mg[1]);
+    printf("%-34s %14.2f %18.2f\n", "mongo / sqlite", mg[0] / sq[0], mg[1] / sq[1]);
+}
+
+static void print_json(size_t n, const double sq[2], const double *mg)
+{
+    printf("{\"events\": %zu, \"sqlite\": {\"new_per_s\": %.0f, \"duplicate_per_s\": %.0f}", n,
+           sq[0], sq[1]);
+    if (mg != NULL)
+        printf(", \"mongo\": {\"new_per_s\": %.0f, \"duplicate_per_s\": %.0f}, "
+               "\"ratio_new\": %.3f, \"ratio_duplicate\": %.3f",
+               mg[0], mg[1], mg[0] / sq[0], mg[1] / sq[1]);
+    printf("}\n");
+}
+
 int main(int argc, char **argv)
 {
     size_t n = 100000;
+    bool json = false;
     const char *mongo = getenv("OTA_TEST_MONGO_PEER_URI");
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--events") == 0)
             n = strtoull(argv[++i], NULL, 10);
         else if (i + 1 < argc && strcmp(argv[i], "--mongo") == 0)
             mongo = argv[++i];
+        else if (strcmp(argv[i], "--json") == 0)
+            json = true;
         else {
-            fprintf(stderr, "usage: %s [--events N] [--mongo URI]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--events N] [--mongo URI] [--json]\n", argv[0]);
             return 2;
         }
     }
@@ -106,16 +135,12 @@ int main(int argc, char **argv)
     }
     if (rc != 0)
         return 1;
-    printf("%-34s %14s %18s\n", "store (events, batches of 4096)", "new events/s",
-           "duplicate events/s");
-    printf("%-34s %14.0f %18.0f\n", "sqlite (baseline)", sq[0], sq[1]);
-    if (mongo == NULL || mongo[0] == '\0') {
-        printf("mongo: skipped (no --mongo URI and OTA_TEST_MONGO_PEER_URI unset)\n");
-        return 0;
-    }
-    if (run("mongo", mongo, n, mg) != 0)
+    bool with_mongo = mongo != NULL && mongo[0] != '\0';
+    if (with_mongo && run("mongo", mongo, n, mg) != 0)
         return 1;
-    printf("%-34s %14.0f %18.0f\n", "mongo", mg[0], mg[1]);
-    printf("%-34s %14.2f %18.2f\n", "mongo / sqlite", mg[0] / sq[0], mg[1] / sq[1]);
+    if (json)
+        print_json(n, sq, with_mongo ? mg : NULL);
+    else
+        print_table(sq, with_mongo ? mg : NULL);
     return 0;
 }

@@ -11,12 +11,13 @@
  * same VINs. Every round's codes are checked against the expected ones (exit 1 on a
  * difference). Prints the best and median of the rounds, the cost per VIN and the ratio.
  *
- * Usage: ota-task-bench [vehicles [rounds]]
+ * Usage: ota-task-bench [--json] [vehicles [rounds]]   (--json: one JSON object instead)
  */
 #include "catalog.h"
 #include "map.h"
 #include "task_rules.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,19 +310,70 @@ static void print_codes(const ota_reject_code *codes, size_t n)
                r < OTA_REJ_CONFIG_WORD_MISSING ? "," : "\n");
 }
 
-static void print_line(const char *what, double *ms, int rounds, size_t n)
+static void print_line(const char *what, const double *ms, int rounds, size_t n)
 {
-    qsort(ms, (size_t)rounds, sizeof *ms, cmp_double);
     printf("  %-26s best %8.2f ms (%6.0f ns/VIN), median %8.2f ms\n", what, ms[0],
            ms[0] * 1e6 / (double)n, ms[rounds / 2]);
 }
 
+/* What one run measured; lookup_ms and rules_ms are sorted (best first). */
+typedef struct {
+    size_t found, rejected;
+    int rounds;
+    double built_ms, lookup_ms[100], rules_ms[100];
+} results;
+
+static void print_table(const bench *b, const results *r, const ota_reject_code *codes)
+{
+    size_t n = b->task.n_vins;
+    printf("ota-task-bench: %zu vehicles (%zu found), one normal task naming %zu VINs, "
+           "%zu rejected (%.1f%%), %d rounds; catalog built in %.0f ms\n",
+           ota_catalog_vehicle_count(b->c), r->found, n, r->rejected,
+           100.0 * (double)r->rejected / (double)n, r->rounds, r->built_ms);
+    print_codes(codes, n);
+    print_line("lookup only (baseline):", r->lookup_ms, r->rounds, n);
+    print_line("task check + VIN rules:", r->rules_ms, r->rounds, n);
+    printf("  ratio rules / lookup: %.1fx; whole task %s 1 s\n", r->rules_ms[0] / r->lookup_ms[0],
+           r->rules_ms[r->rounds / 2] < 1000 ? "<" : ">=");
+}
+
+static void print_json(const bench *b, const results *r)
+{
+    size_t n = b->task.n_vins;
+    printf("{\"vehicles\": %zu, \"vins\": %zu, \"rejected\": %zu, \"rounds\": %d, "
+           "\"lookup_best_ms\": %.3f, \"lookup_median_ms\": %.3f, \"rules_best_ms\": %.3f, "
+           "\"rules_median_ms\": %.3f, \"rules_ns_per_vin\": %.1f, \"lookup_ns_per_vin\": %.1f, "
+           "\"rules_vs_lookup\": %.2f}\n",
+           ota_catalog_vehicle_count(b->c), n, r->rejected, r->rounds, r->lookup_ms[0],
+           r->lookup_ms[r->rounds / 2], r->rules_ms[0], r->rules_ms[r->rounds / 2],
+           r->rules_ms[0] * 1e6 / (double)n, r->lookup_ms[0] * 1e6 / (double)n,
+           r->rules_ms[0] / r->lookup_ms[0]);
+}
+
+/* [--json] [vehicles [rounds]] in any order; false on a usage error. */
+static bool parse_args(int argc, char **argv, size_t *vehicles, int *rounds, bool *json)
+{
+    int pos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            *json = true;
+        else if (pos == 0 && ++pos)
+            *vehicles = strtoul(argv[i], NULL, 10);
+        else if (pos == 1 && ++pos)
+            *rounds = atoi(argv[i]);
+        else
+            return false;
+    }
+    return *vehicles >= REJECT_EVERY && *rounds >= 1 && *rounds <= 100;
+}
+
 int main(int argc, char **argv)
 {
-    bench b = {.n_vehicles = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000};
-    int rounds = argc > 2 ? atoi(argv[2]) : 5;
-    if (b.n_vehicles < REJECT_EVERY || rounds < 1 || rounds > 100)
-        die("usage: ota-task-bench [vehicles >= 50 [rounds 1..100]]");
+    bench b = {.n_vehicles = 100000};
+    results r = {.rounds = 5};
+    bool json = false;
+    if (!parse_args(argc, argv, &b.n_vehicles, &r.rounds, &json))
+        die("usage: ota-task-bench [--json] [vehicles >= 50 [rounds 1..100]]");
 
     double t0 = now_ms();
     if ((b.c = ota_catalog_new()) == NULL)
@@ -332,37 +384,31 @@ int main(int argc, char **argv)
         add_vehicle(&b, i);
     build_task(&b);
     build_expected(&b);
-    double built = now_ms() - t0;
+    r.built_ms = now_ms() - t0;
 
     ota_task_type_rules rules[OTA_TASK_TYPE_COUNT];
     ota_task_default_type_rules(rules);
     ota_rules_env env = {rules, latest_of, &b.latest};
     ota_reject_code *codes = alloc_or_die(b.n_vehicles, sizeof *codes);
-    double lookup_ms[100], rules_ms[100];
-    size_t found = 0, bad = 0;
-    for (int r = 0; r < rounds; r++) {
+    size_t bad = 0;
+    for (int k = 0; k < r.rounds; k++) {
         double a = now_ms();
-        found = run_lookup(&b);
+        r.found = run_lookup(&b);
         double m = now_ms();
         run_rules(&b, &env, codes);
         double z = now_ms();
-        lookup_ms[r] = m - a;
-        rules_ms[r] = z - m;
+        r.lookup_ms[k] = m - a;
+        r.rules_ms[k] = z - m;
         bad += count_mismatches(&b, codes);
     }
-
-    size_t rejected = 0;
+    qsort(r.lookup_ms, (size_t)r.rounds, sizeof r.lookup_ms[0], cmp_double);
+    qsort(r.rules_ms, (size_t)r.rounds, sizeof r.rules_ms[0], cmp_double);
     for (size_t k = 0; k < b.n_vehicles; k++)
-        rejected += codes[k] != OTA_REJ_NONE;
-    printf("ota-task-bench: %zu vehicles (%zu found), one normal task naming %zu VINs, "
-           "%zu rejected (%.1f%%), %d rounds; catalog built in %.0f ms\n",
-           ota_catalog_vehicle_count(b.c), found, b.task.n_vins, rejected,
-           100.0 * (double)rejected / (double)b.task.n_vins, rounds, built);
-    print_codes(codes, b.task.n_vins);
-    print_line("lookup only (baseline):", lookup_ms, rounds, b.task.n_vins);
-    print_line("task check + VIN rules:", rules_ms, rounds, b.task.n_vins);
-    printf("  ratio rules / lookup: %.1fx; whole task %s 1 s\n", rules_ms[0] / lookup_ms[0],
-           rules_ms[rounds / 2] < 1000 ? "<" : ">=");
+        r.rejected += codes[k] != OTA_REJ_NONE;
+    if (json)
+        print_json(&b, &r);
+    else
+        print_table(&b, &r, codes);
 
     free(codes);
     free(b.expected);
