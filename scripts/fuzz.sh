@@ -10,7 +10,7 @@
 # regress-<what> (the normal build's ctest replays it) and add a unit test.
 #
 # Usage: scripts/fuzz.sh [-t SECONDS_PER_TARGET] [TARGET...]   (default 30 s, all targets)
-#   CI runs `scripts/fuzz.sh -t 20` (scripts/test.sh); longer runs: -t 3600, or
+#   CI runs `scripts/fuzz.sh -t 10` (scripts/test.sh); longer runs: -t 3600, or
 #   OTA_FUZZ_JOBS=2 to run two targets at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything and runs the whole test suite with ctest, twice: a normal build
 # (build/) and an AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/); then
-# runs every libFuzzer target for a bounded time (scripts/fuzz.sh -t 20, two at once, in
+# runs every libFuzzer target for a bounded time (scripts/fuzz.sh -t 10, two at once, in
 # build-fuzz/; needs clang). Installs missing Debian packages first. `--no-asan` skips
 # the sanitizer pass; OTA_FUZZ_SECONDS=0 skips the fuzzing.
 set -euo pipefail
@@ -28,7 +28,7 @@ for v in "${variants[@]}"; do
     run_variant "$v"
 done
 
-fuzz_secs=${OTA_FUZZ_SECONDS:-20}
+fuzz_secs=${OTA_FUZZ_SECONDS:-10}
 if [ "$fuzz_secs" -gt 0 ]; then
     echo "=== fuzzing, ${fuzz_secs}s per target (build-fuzz)"
     OTA_FUZZ_JOBS=2 bash scripts/fuzz.sh -t "$fuzz_secs"
