@@ -140,49 +140,45 @@ int ota_store_mg_tasks_write(mongo_store *st, const ota_catalog_change *c,
 
 /* ---- loaders ---- */
 
-/* Fills rec from doc; texts and blobs point into doc. -1 for a state this build does not
- * know (refused rather than dropped). */
+/* Fields of a stored document (ota_store_read_rec). */
+static bool doc_absent(void *doc, int i, const char *name)
+{
+    (void)i;
+    bson_iter_t it;
+    return !bson_iter_init_find(&it, doc, name) || BSON_ITER_HOLDS_NULL(&it);
+}
+
+static const char *doc_text(void *doc, int i, const char *name)
+{
+    (void)i;
+    return ota_store_mg_text(doc, name);
+}
+
+static int64_t doc_i64(void *doc, int i, const char *name)
+{
+    (void)i;
+    return ota_store_mg_int(doc, name, 0);
+}
+
+static const void *doc_blob(void *doc, int i, const char *name, size_t *len)
+{
+    (void)i;
+    bson_iter_t it;
+    const uint8_t *data = NULL;
+    uint32_t n = 0;
+    bson_subtype_t sub;
+    if (bson_iter_init_find(&it, doc, name) && BSON_ITER_HOLDS_BINARY(&it))
+        bson_iter_binary(&it, &sub, &n, &data);
+    *len = n;
+    return data;
+}
+
+static const ota_store_col_reader DOC = {doc_absent, doc_text, doc_i64, doc_blob};
+
+/* Fills rec from doc; texts and blobs point into doc. */
 static int read_rec(const bson_t *doc, const ota_store_ttable *d, char *rec)
 {
-    for (int i = 0; i < d->n_cols; i++) {
-        const ota_store_tcol *c = &d->cols[i];
-        char *p = rec + c->off;
-        switch (c->kind) {
-        case OTA_TC_TEXT:
-            *(const char **)p = ota_store_mg_text(doc, c->name);
-            break;
-        case OTA_TC_STATE: {
-            int state = ota_exec_state_from_name(ota_store_mg_text(doc, c->name));
-            if (state < 0)
-                return -1;
-            *(ota_exec_state *)p = (ota_exec_state)state;
-            break;
-        }
-        case OTA_TC_U32:
-            *(uint32_t *)p = (uint32_t)ota_store_mg_int(doc, c->name, 0);
-            break;
-        case OTA_TC_U64:
-            *(uint64_t *)p = (uint64_t)ota_store_mg_int(doc, c->name, 0);
-            break;
-        case OTA_TC_I64:
-            *(int64_t *)p = ota_store_mg_int(doc, c->name, 0);
-            break;
-        case OTA_TC_BLOB: {
-            bson_iter_t it;
-            const uint8_t *data = NULL;
-            uint32_t len = 0;
-            bson_subtype_t sub;
-            if (bson_iter_init_find(&it, doc, c->name) && BSON_ITER_HOLDS_BINARY(&it))
-                bson_iter_binary(&it, &sub, &len, &data);
-            *(const uint8_t **)p = data;
-            *(size_t *)(p + sizeof(void *)) = len;
-            break;
-        }
-        default:
-            *(int64_t *)p = ota_store_mg_int(doc, c->name, -1);
-        }
-    }
-    return 0;
+    return ota_store_read_rec(d, rec, &DOC, (void *)doc);
 }
 
 typedef struct {

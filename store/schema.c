@@ -283,3 +283,48 @@ bool ota_store_change_empty(const ota_catalog_change *c)
     size_t n = c->n_put_vehicles + c->n_delete_vehicles + c->n_docs;
     return n + c->n_list_add + c->n_list_remove + ota_store_tasks_count(c) == 0;
 }
+
+/* The column's value into the record; -1 for an unknown state name. */
+static int read_col(const ota_store_tcol *c, int i, char *rec, const ota_store_col_reader *r,
+                    void *src)
+{
+    char *p = rec + c->off;
+    bool absent = r->absent(src, i, c->name);
+    switch (c->kind) {
+    case OTA_TC_TEXT:
+        *(const char **)p = absent ? NULL : r->text(src, i, c->name);
+        return 0;
+    case OTA_TC_STATE: {
+        int state = absent ? -1 : ota_exec_state_from_name(r->text(src, i, c->name));
+        *(ota_exec_state *)p = (ota_exec_state)(state < 0 ? 0 : state);
+        return state < 0 ? -1 : 0;
+    }
+    case OTA_TC_U32:
+        *(uint32_t *)p = absent ? 0 : (uint32_t)r->i64(src, i, c->name);
+        return 0;
+    case OTA_TC_U64:
+        *(uint64_t *)p = absent ? 0 : (uint64_t)r->i64(src, i, c->name);
+        return 0;
+    case OTA_TC_I64:
+        *(int64_t *)p = absent ? 0 : r->i64(src, i, c->name);
+        return 0;
+    case OTA_TC_BLOB: {
+        size_t len = 0;
+        *(const void **)p = absent ? NULL : r->blob(src, i, c->name, &len);
+        *(size_t *)(p + sizeof(void *)) = len;
+        return 0;
+    }
+    default: /* OTA_TC_I64_OPT */
+        *(int64_t *)p = absent ? -1 : r->i64(src, i, c->name);
+        return 0;
+    }
+}
+
+int ota_store_read_rec(const ota_store_ttable *d, char *rec, const ota_store_col_reader *r,
+                       void *src)
+{
+    for (int i = 0; i < d->n_cols; i++)
+        if (read_col(&d->cols[i], i, rec, r, src) != 0)
+            return -1;
+    return 0;
+}

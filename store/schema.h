@@ -119,6 +119,20 @@ typedef struct {
     size_t n;
 } ota_store_part;
 ota_store_part ota_store_change_part(const ota_catalog_change *c, int t);
+/* How a backend's loader reads the columns of one stored record (a row, a document): i is
+ * the column's number in the descriptor, name its name. absent: NULL / missing. */
+typedef struct {
+    bool (*absent)(void *src, int i, const char *name);
+    const char *(*text)(void *src, int i, const char *name);
+    int64_t (*i64)(void *src, int i, const char *name);
+    const void *(*blob)(void *src, int i, const char *name, size_t *len);
+} ota_store_col_reader;
+
+/* Fills rec (a record of table d) from src through r; texts and blobs point into src. -1
+ * when a stored state is not one this build knows (refused rather than dropped). */
+int ota_store_read_rec(const ota_store_ttable *d, char *rec, const ota_store_col_reader *r,
+                       void *src);
+
 /* Items of every task engine part of a change. */
 size_t ota_store_tasks_count(const ota_catalog_change *c);
 

@@ -268,42 +268,39 @@ int ota_store_sq_tasks_write(sqlite_store *st, const ota_catalog_change *c, char
 
 /* ---- loaders ---- */
 
-/* Fills rec from the current row; its texts point into the row. -1 when a stored state
- * is not one this build knows (refused rather than dropped). */
+/* Columns of the current row of a statement (ota_store_read_rec). */
+static bool row_absent(void *stmt, int i, const char *name)
+{
+    (void)name;
+    return sqlite3_column_type(stmt, i) == SQLITE_NULL;
+}
+
+static const char *row_text(void *stmt, int i, const char *name)
+{
+    (void)name;
+    return (const char *)sqlite3_column_text(stmt, i);
+}
+
+static int64_t row_i64(void *stmt, int i, const char *name)
+{
+    (void)name;
+    return sqlite3_column_int64(stmt, i);
+}
+
+static const void *row_blob(void *stmt, int i, const char *name, size_t *len)
+{
+    (void)name;
+    const void *data = sqlite3_column_blob(stmt, i);
+    *len = (size_t)sqlite3_column_bytes(stmt, i);
+    return data;
+}
+
+static const ota_store_col_reader ROW = {row_absent, row_text, row_i64, row_blob};
+
+/* Fills rec from the current row; its texts point into the row. */
 static int read_rec(sqlite3_stmt *stmt, const ota_store_ttable *d, char *rec)
 {
-    for (int i = 0; i < d->n_cols; i++) {
-        char *p = rec + d->cols[i].off;
-        bool null = sqlite3_column_type(stmt, i) == SQLITE_NULL;
-        switch (d->cols[i].kind) {
-        case OTA_TC_TEXT:
-            *(const char **)p = null ? NULL : (const char *)sqlite3_column_text(stmt, i);
-            break;
-        case OTA_TC_STATE: {
-            int state = ota_exec_state_from_name((const char *)sqlite3_column_text(stmt, i));
-            if (state < 0)
-                return -1;
-            *(ota_exec_state *)p = (ota_exec_state)state;
-            break;
-        }
-        case OTA_TC_U32:
-            *(uint32_t *)p = (uint32_t)sqlite3_column_int64(stmt, i);
-            break;
-        case OTA_TC_U64:
-            *(uint64_t *)p = (uint64_t)sqlite3_column_int64(stmt, i);
-            break;
-        case OTA_TC_I64:
-            *(int64_t *)p = sqlite3_column_int64(stmt, i);
-            break;
-        case OTA_TC_BLOB:
-            *(const void **)p = sqlite3_column_blob(stmt, i);
-            *(size_t *)(p + sizeof(void *)) = (size_t)sqlite3_column_bytes(stmt, i);
-            break;
-        default:
-            *(int64_t *)p = null ? -1 : sqlite3_column_int64(stmt, i);
-        }
-    }
-    return 0;
+    return ota_store_read_rec(d, rec, &ROW, stmt);
 }
 
 static int exec_row(sqlite3_stmt *stmt, const ota_store_sq_sink *to)
