@@ -909,3 +909,14 @@ int ota_cbor_get_array(const cbor_item_t *v, const char *ctx, const char *key, o
         *out = v;
     return rc;
 }
+
+cbor_item_t *ota_cbor_build_uint(uint64_t v)
+{
+    if (v <= UINT8_MAX)
+        return cbor_build_uint8((uint8_t)v);
+    if (v <= UINT16_MAX)
+        return cbor_build_uint16((uint16_t)v);
+    if (v <= UINT32_MAX)
+        return cbor_build_uint32((uint32_t)v);
+    return cbor_build_uint64(v);
+}

@@ -174,6 +174,9 @@ void ota_cbor_index_path(char *buf, size_t size, const char *ctx, const char *ke
 
 /* Decodes exactly one item filling buf, with the reader's checks and errors. Returns the
  * item (release with cbor_decref) or NULL with *err set. */
+/* An unsigned integer item with the shortest head (cbor_build_uint64 always takes 9 bytes). */
+cbor_item_t *ota_cbor_build_uint(uint64_t v);
+
 cbor_item_t *ota_cbor_load(const void *buf, size_t len, const char *what, ota_error *err);
 
 /* Checks that item (the value at ctx.key) is a map whose keys are all definite-length

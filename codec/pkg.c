@@ -87,18 +87,6 @@ static cbor_item_t *text(const char *s)
     return cbor_build_string(s ? s : "");
 }
 
-/* The shortest head for v (cbor_build_uint64 would always take 9 bytes). */
-static cbor_item_t *uint_item(uint64_t v)
-{
-    if (v <= UINT8_MAX)
-        return cbor_build_uint8((uint8_t)v);
-    if (v <= UINT16_MAX)
-        return cbor_build_uint16((uint16_t)v);
-    if (v <= UINT32_MAX)
-        return cbor_build_uint32((uint32_t)v);
-    return cbor_build_uint64(v);
-}
-
 static cbor_item_t *bytes(const uint8_t *b, size_t n)
 {
     return cbor_build_bytestring(b, n);
@@ -109,7 +97,7 @@ static cbor_item_t *file_map(const ota_desc_ecu *e)
     cbor_item_t *m = cbor_new_definite_map(4);
     if (m != NULL &&
         !(put(m, "id", text(e->file_id)) && put(m, "name", text(e->file_name)) &&
-          put(m, "size", uint_item(e->size)) && put(m, "sha256", bytes(e->sha256, 32))))
+          put(m, "size", ota_cbor_build_uint(e->size)) && put(m, "sha256", bytes(e->sha256, 32))))
         cbor_decref(&m);
     return m;
 }
@@ -119,7 +107,7 @@ static cbor_item_t *ecu_map(const ota_desc_ecu *e)
     cbor_item_t *m = cbor_new_definite_map(5);
     if (m != NULL &&
         !(put(m, "ecu", text(e->ecu)) && put(m, "type", text(e->component ? "component" : "ecu")) &&
-          put(m, "order", uint_item(e->order)) && put(m, "version", text(e->version)) &&
+          put(m, "order", ota_cbor_build_uint(e->order)) && put(m, "version", text(e->version)) &&
           put(m, "file", file_map(e))))
         cbor_decref(&m);
     return m;
@@ -151,8 +139,8 @@ static cbor_item_t *key_map(const ota_wrapped_key *k)
 
 static bool put_header(cbor_item_t *m, const ota_description *d)
 {
-    return put(m, "req", uint_item(d->req)) && put(m, "task", text(d->task)) &&
-           put(m, "package", uint_item(d->package)) &&
+    return put(m, "req", ota_cbor_build_uint(d->req)) && put(m, "task", text(d->task)) &&
+           put(m, "package", ota_cbor_build_uint(d->package)) &&
            put(m, "kind", text(d->delta ? "delta" : "full")) && put(m, "from", text(d->from)) &&
            put(m, "to", text(d->to)) &&
            put(m, "compare_version", cbor_build_bool(d->compare_version));
@@ -161,9 +149,9 @@ static bool put_header(cbor_item_t *m, const ota_description *d)
 static bool put_trailer(cbor_item_t *m, const ota_description *d)
 {
     return put(m, "prompt", text(d->prompt)) && put(m, "result_info", text(d->result_info)) &&
-           put(m, "vin", text(d->vin)) && put(m, "ctr", uint_item(d->ctr)) &&
-           put(m, "iat", uint_item(d->iat < 0 ? 0 : (uint64_t)d->iat)) &&
-           put(m, "exp", uint_item(d->exp < 0 ? 0 : (uint64_t)d->exp)) &&
+           put(m, "vin", text(d->vin)) && put(m, "ctr", ota_cbor_build_uint(d->ctr)) &&
+           put(m, "iat", ota_cbor_build_uint(d->iat < 0 ? 0 : (uint64_t)d->iat)) &&
+           put(m, "exp", ota_cbor_build_uint(d->exp < 0 ? 0 : (uint64_t)d->exp)) &&
            (d->key == NULL || put(m, "key", key_map(d->key)));
 }
 
@@ -194,7 +182,7 @@ uint8_t *ota_codec_encode_pkg_error(bool has_req, uint64_t req, const char *err,
                                     size_t *len)
 {
     cbor_item_t *m = cbor_new_definite_map(has_req ? 3 : 2);
-    bool ok = m != NULL && (!has_req || put(m, "req", uint_item(req))) &&
+    bool ok = m != NULL && (!has_req || put(m, "req", ota_cbor_build_uint(req))) &&
               put(m, "err", text(err)) && put(m, "msg", text(msg));
     return finish(m, ok, len);
 }

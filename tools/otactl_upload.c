@@ -20,6 +20,7 @@
  * new random one, and that file is uploaded; the end prints "sha256=HEX content_key=HEX"
  * (--json: content_key added to the data) for `package add --encrypted --content-key`.
  */
+#include "cbor_util.h"
 #include "otactl.h"
 #include "ota_cose.h"
 
@@ -91,20 +92,6 @@ static int hash_file(upload *u)
 
 /* ---- chunks ---- */
 
-static cbor_item_t *build_uint(uint64_t v)
-{
-    if (v <= UINT8_MAX) {
-        return cbor_build_uint8((uint8_t)v);
-    }
-    if (v <= UINT16_MAX) {
-        return cbor_build_uint16((uint16_t)v);
-    }
-    if (v <= UINT32_MAX) {
-        return cbor_build_uint32((uint32_t)v);
-    }
-    return cbor_build_uint64(v);
-}
-
 static bool map_put(cbor_item_t *map, const char *key, cbor_item_t *value)
 {
     cbor_item_t *k = cbor_build_string(key);
@@ -129,7 +116,7 @@ static unsigned char *encode_chunk(const upload *u, uint64_t offset, size_t len,
     size_t cap = 0;
     *n = 0;
     if (map && map_put(map, "sha256", cbor_build_string(u->sha)) &&
-        map_put(map, "offset", build_uint(offset)) && map_put(map, "total", build_uint(u->size)) &&
+        map_put(map, "offset", ota_cbor_build_uint(offset)) && map_put(map, "total", ota_cbor_build_uint(u->size)) &&
         map_put(map, "data", cbor_build_bytestring(u->buf, len))) {
         *n = cbor_serialize_alloc(map, &out, &cap);
     }

@@ -26,17 +26,6 @@
 
 /* ---- building CBOR inputs ---- */
 
-static cbor_item_t *build_uint(uint64_t v)
-{
-    if (v <= UINT8_MAX)
-        return cbor_build_uint8((uint8_t)v);
-    if (v <= UINT16_MAX)
-        return cbor_build_uint16((uint16_t)v);
-    if (v <= UINT32_MAX)
-        return cbor_build_uint32((uint32_t)v);
-    return cbor_build_uint64(v);
-}
-
 static cbor_item_t *new_map(void)
 {
     return cbor_new_definite_map(32); /* serialized with the number of pairs added */
@@ -55,7 +44,7 @@ static void put_str(cbor_item_t *map, const char *key, const char *value)
 
 static void put_uint(cbor_item_t *map, const char *key, uint64_t value)
 {
-    put(map, key, build_uint(value));
+    put(map, key, ota_cbor_build_uint(value));
 }
 
 /* An event map with type, task and ts; the caller adds the type's fields. */
