@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct ota_signer {
     pthread_mutex_t mu;
@@ -26,6 +27,7 @@ struct ota_signer {
     uint8_t kid[OTA_COSE_KID_LEN];
     void (*wake)(void *);
     void *wake_arg;
+    unsigned delay_ms; /* tests only: OTA_TEST_SIGN_DELAY_MS, a slow signer */
     unsigned n_threads;
     pthread_t threads[OTA_SIGNER_MAX_THREADS];
 };
@@ -65,6 +67,9 @@ static void *signer_main(void *arg)
                       : NULL;
         free(j->payload);
         j->payload = NULL;
+        if (s->delay_ms > 0)
+            nanosleep(&(struct timespec){s->delay_ms / 1000, (long)(s->delay_ms % 1000) * 1000000},
+                      NULL);
         if (finish(s, j) && s->wake != NULL)
             s->wake(s->wake_arg);
     }
@@ -86,6 +91,8 @@ ota_signer *ota_signer_start(EVP_PKEY *key, const uint8_t kid[OTA_COSE_KID_LEN],
     memcpy(s->kid, kid, OTA_COSE_KID_LEN);
     s->wake = wake;
     s->wake_arg = wake_arg;
+    const char *delay = getenv("OTA_TEST_SIGN_DELAY_MS");
+    s->delay_ms = delay ? (unsigned)strtoul(delay, NULL, 10) : 0;
     threads = threads < 1 ? 1 : threads > OTA_SIGNER_MAX_THREADS ? OTA_SIGNER_MAX_THREADS : threads;
     for (; s->n_threads < threads; s->n_threads++) {
         if (pthread_create(&s->threads[s->n_threads], NULL, signer_main, s) != 0) {

@@ -14,6 +14,9 @@
  * wake.h, which interrupts the broker's epoll wait with a signal.
  *
  * Signer threads use plain malloc/free and OpenSSL only, never mosquitto_* functions.
+ * Tests only: the environment variable OTA_TEST_SIGN_DELAY_MS makes every signature take
+ * that much longer, so that a test can stop the broker with descriptions still in the
+ * signer (tests/integration/test_pkg.py).
  */
 #ifndef OTA_SIGNER_H
 #define OTA_SIGNER_H
@@ -27,8 +30,8 @@
 typedef struct ota_signer ota_signer;
 
 typedef struct ota_sign_job {
-    struct ota_sign_job *next;      /* the signer's; after ota_signer_take: the next done */
-    uint8_t *payload;               /* in: malloc'd CBOR, freed by the signer once signed */
+    struct ota_sign_job *next; /* the signer's; after ota_signer_take: the next done */
+    uint8_t *payload;          /* in: malloc'd CBOR, freed by the signer once signed */
     size_t payload_len;
     uint8_t *cose; /* out: the COSE_Sign1 (malloc'd), NULL when signing failed */
     size_t cose_len;
