@@ -5,7 +5,8 @@
  * sync thread and the writer thread own (see store/). The broker thread decodes a
  * message (codec/), routes it by topic (router.c) to a handler (report.c, control.c),
  * which appends to the spool or answers; the writer thread ships the spool to the store.
- * Worker threads reach the broker thread only through queues drained on TICK (logq.c).
+ * Worker threads reach the broker thread only through queues drained on TICK (logq.c; the
+ * signer threads of pkg.c also wake it, wake.h).
  */
 #ifndef OTA_PLUGIN_H
 #define OTA_PLUGIN_H
