@@ -6,7 +6,8 @@
  * one buffer sized up front: tag 18, array of 4, the protected header bytes (always
  * h'A10127', {1: -8}), the unprotected map {4: kid}, the payload and the signature. The
  * Sig_structure ["Signature1", protected, h'', payload] is written the same way into a
- * second buffer and signed with EVP_DigestSign (Ed25519 is one-shot: no digest).
+ * second buffer and signed with EVP_DigestSign (Ed25519 is one-shot: no digest). A caller
+ * that signs often (the signer threads, plugin/signer.c) keeps one EVP_MD_CTX per thread.
  * Verification loads the message with the strict reader (cbor_util.h) and checks every
  * part before the signature.
  */
@@ -67,17 +68,17 @@ static uint8_t *sig_structure(const uint8_t *payload, size_t len, size_t *out_le
     return o.buf;
 }
 
-/* Ed25519 signature of the Sig_structure of payload into sig. 0, or -1. */
-static int sign_payload(EVP_PKEY *key, const uint8_t *payload, size_t len,
+/* Ed25519 signature of the Sig_structure of payload into sig, with ctx (reset first, so
+ * one context serves many signatures). 0, or -1. */
+static int sign_payload(EVP_MD_CTX *ctx, EVP_PKEY *key, const uint8_t *payload, size_t len,
                         uint8_t sig[OTA_ED25519_SIG_LEN])
 {
     size_t tbs_len = 0, sig_len = OTA_ED25519_SIG_LEN;
     uint8_t *tbs = sig_structure(payload, len, &tbs_len);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = tbs != NULL && ctx != NULL && EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
+    int ok = tbs != NULL && EVP_MD_CTX_reset(ctx) == 1 &&
+             EVP_DigestSignInit(ctx, NULL, NULL, NULL, key) == 1 &&
              EVP_DigestSign(ctx, sig, &sig_len, tbs, tbs_len) == 1 &&
              sig_len == OTA_ED25519_SIG_LEN;
-    EVP_MD_CTX_free(ctx);
     free(tbs);
     return ok ? 0 : -1;
 }
@@ -85,9 +86,19 @@ static int sign_payload(EVP_PKEY *key, const uint8_t *payload, size_t len,
 uint8_t *ota_codec_cose_sign(EVP_PKEY *key, const uint8_t kid[OTA_COSE_KID_LEN],
                              const uint8_t *payload, size_t len, size_t *out_len)
 {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint8_t *out = ctx ? ota_codec_cose_sign_ctx(ctx, key, kid, payload, len, out_len) : NULL;
+    EVP_MD_CTX_free(ctx);
+    return out;
+}
+
+uint8_t *ota_codec_cose_sign_ctx(EVP_MD_CTX *ctx, EVP_PKEY *key,
+                                 const uint8_t kid[OTA_COSE_KID_LEN], const uint8_t *payload,
+                                 size_t len, size_t *out_len)
+{
     uint8_t sig[OTA_ED25519_SIG_LEN];
     if (key == NULL || EVP_PKEY_get_id(key) != EVP_PKEY_ED25519 ||
-        sign_payload(key, payload, len, sig) != 0)
+        sign_payload(ctx, key, payload, len, sig) != 0)
         return NULL;
     size_t size = len + sizeof PROTECTED + OTA_COSE_KID_LEN + OTA_ED25519_SIG_LEN + 8 * HEAD_MAX;
     out_buf o = {malloc(size), size, 0};

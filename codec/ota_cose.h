@@ -9,7 +9,8 @@
  * kid = first 8 bytes of SHA-256 of the raw 32-byte Ed25519 public key; the signature is
  * Ed25519 over the Sig_structure ["Signature1", protected, h'', payload].
  *
- * Everything uses OpenSSL 3's EVP interface; nothing here keeps state, any thread may call.
+ * Everything uses OpenSSL 3's EVP interface; nothing here keeps state, any thread may call
+ * (an EVP_MD_CTX passed in is used by one thread at a time).
  */
 #ifndef OTA_COSE_H
 #define OTA_COSE_H
@@ -41,6 +42,10 @@ int ota_codec_cose_kid(EVP_PKEY *key, uint8_t kid[OTA_COSE_KID_LEN]);
  * or NULL (out of memory, not an Ed25519 key). */
 uint8_t *ota_codec_cose_sign(EVP_PKEY *key, const uint8_t kid[OTA_COSE_KID_LEN],
                              const uint8_t *payload, size_t len, size_t *out_len);
+/* The same with the caller's context (one per thread; reset and reused each call). */
+uint8_t *ota_codec_cose_sign_ctx(EVP_MD_CTX *ctx, EVP_PKEY *key,
+                                 const uint8_t kid[OTA_COSE_KID_LEN], const uint8_t *payload,
+                                 size_t len, size_t *out_len);
 /* Checks a COSE_Sign1 against the Ed25519 public key: the layout above exactly (tag 18,
  * protected {1:-8}, kid of this key when present, 64-byte signature) and the signature.
  * 0 with *payload pointing into buf, or -1 with *err (E_BAD_CBOR: not CBOR; E_BAD_REQUEST:

@@ -235,28 +235,6 @@ static vehicle *vehicle_for(ota_files *fs, const ota_request *req)
     return v;
 }
 
-/* A copy of the request's Response Topic and Correlation Data, for later replies. */
-static mosquitto_property *reply_props(const ota_request *req)
-{
-    mosquitto_property *out = NULL;
-    char *topic = NULL;
-    void *corr = NULL;
-    uint16_t corr_len = 0;
-    if (!req->properties) {
-        return NULL;
-    }
-    if (mosquitto_property_read_string(req->properties, MQTT_PROP_RESPONSE_TOPIC, &topic, false)) {
-        mosquitto_property_add_string(&out, MQTT_PROP_RESPONSE_TOPIC, topic);
-        mosquitto_free(topic);
-    }
-    if (mosquitto_property_read_binary(req->properties, MQTT_PROP_CORRELATION_DATA, &corr,
-                                       &corr_len, false)) {
-        mosquitto_property_add_binary(&out, MQTT_PROP_CORRELATION_DATA, corr, corr_len);
-        mosquitto_free(corr);
-    }
-    return out;
-}
-
 /* ---------------------------------------------------------------- refusals */
 
 /* Codes of any topic (SPEC §6) go on ota/v1/{vin}/error; file/get's own on file/data as
@@ -319,7 +297,7 @@ static int enqueue(ota_plugin *p, const ota_request *req, const ota_file_get *g,
         file_release(fs, f);
         return refuse(p, req, g->file, OTA_E_INTERNAL, "out of memory");
     }
-    *r = (file_req){.f = f, .bs = g->bs, .from = g->from, .left = sel, .props = reply_props(req)};
+    *r = (file_req){.f = f, .bs = g->bs, .from = g->from, .left = sel, .props = ota_reply_props_copy(req)};
     if (v->tail) {
         v->tail->next = r;
     } else {

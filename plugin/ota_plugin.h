@@ -5,7 +5,8 @@
  * sync thread and the writer thread own (see store/). The broker thread decodes a
  * message (codec/), routes it by topic (router.c) to a handler (report.c, control.c),
  * which appends to the spool or answers; the writer thread ships the spool to the store.
- * Worker threads reach the broker thread only through queues drained on TICK (logq.c).
+ * Worker threads reach the broker thread only through queues drained on TICK (logq.c; the
+ * signer threads of pkg.c also wake it, wake.h).
  */
 #ifndef OTA_PLUGIN_H
 #define OTA_PLUGIN_H
@@ -47,6 +48,10 @@ typedef struct {
     char *signing_key;
     char *content_kek;
     unsigned description_ttl_s;
+    /* signer.h: threads signing descriptions off the broker thread; sign_wake 1: a signer
+     * thread wakes the broker (wake.h) when a signed description is waiting, 0: TICK only */
+    unsigned sign_threads;
+    unsigned sign_wake;
     /* Hostile-input limits (issue 8, docs/security.md): requests per vehicle (limits.h),
      * payload bytes of shadow and pkg/file requests, VINs of one createTask. */
     ota_rate_config rate;
@@ -178,6 +183,13 @@ void ota_reply_cbor(const ota_request *req, const char *name, uint8_t *buf, size
 /* The same with another content type (e.g. "application/cose"). */
 void ota_reply_typed(const ota_request *req, const char *name, uint8_t *buf, size_t len,
                      const char *content_type);
+/* The same, borrowing buf (the broker copies it). */
+void ota_reply_send(const ota_request *req, const char *name, const uint8_t *buf, size_t len,
+                    const char *content_type);
+/* A copy of the request's Response Topic and Correlation Data (NULL when it has neither),
+ * for a reply sent after the request's callback returned: pass it as the properties of
+ * an ota_request holding the client id and VIN; free with mosquitto_property_free_all. */
+mosquitto_property *ota_reply_props_copy(const ota_request *req);
 /* Answers an error on ota/v1/{vin}/error (or the Response Topic), logs it and counts it. */
 void ota_reply_error(ota_plugin *p, const ota_request *req, const ota_error *e, int64_t seq);
 /* Same for a vehicle that published outside its own topics (no request context). */

@@ -7,11 +7,18 @@
  * and inside its window, the execution not final), decide the description (describe.c),
  * wrap the package's content key for the vehicle when the package is encrypted (the
  * sealed key of the package document opened with the KEK, keys.h), add vin, the next
- * description counter, iat and exp, encode, sign (COSE_Sign1, Ed25519) and answer on
- * pkg/desc with content type application/cose. The files it names are granted at once
- * (grants.h: file/get may fetch them) and the description is persisted (SPEC §3) through
- * the writer: descriptions waiting are handed over as one ota_store_apply change per
- * batch (batch.h pacing, like shadows), and put back for a retry if the store fails.
+ * description counter, iat and exp, and encode. The files it names are granted at once
+ * (grants.h: file/get may fetch them; this also takes the counter, so the next request of
+ * the vehicle gets a higher one while this one is being signed). Then the encoded
+ * description goes to the signer threads (signer.h: the Ed25519 signature, ~46 µs, is the
+ * biggest cost of a description and never runs on the broker thread), with what the reply
+ * needs later: the client id and a copy of the request's Response Topic and Correlation
+ * Data. On TICK, the signed descriptions come back in the order they were built; each is
+ * answered on pkg/desc (content type application/cose) and persisted (SPEC §3) through the
+ * writer: descriptions waiting are handed over as one ota_store_apply change per batch
+ * (batch.h pacing, like shadows), and put back for a retry if the store fails. A vehicle
+ * gone before its reply still has its description persisted; at a clean stop the signer
+ * finishes every description built and they are persisted before the writer's last flush.
  *
  * Every refusal is {req?, err, msg} on pkg/desc (content type application/cbor), logged
  * and counted; nothing is granted or stored for it.
@@ -24,7 +31,9 @@
 #include "ota_plugin.h"
 #include "ota_pkg_codec.h"
 #include "pkg.h"
+#include "signer.h"
 #include "tasks.h"
+#include "wake.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -32,9 +41,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A description waiting for the store (texts owned). */
+/* A description built on the broker thread, signed by a signer thread, then answered and
+ * persisted on the broker thread. One allocation (the texts follow it). */
+typedef struct {
+    ota_sign_job sign;         /* first: the signer's part; sign.cose is the result */
+    mosquitto_property *props; /* the request's Response Topic and Correlation Data */
+    uint64_t req, package, ctr;
+    int64_t iat, exp;
+    char vin[OTA_VIN_LEN + 1];
+    const char *client_id, *task, *files; /* into text; files: sha256 hex, comma-separated */
+    char text[];
+} pkg_job;
+
+/* A description waiting for the store: rec's texts and cose point into job (owned). */
 typedef struct {
     ota_description_rec rec;
+    pkg_job *job;
 } pending;
 
 struct ota_pkg {
@@ -42,6 +64,8 @@ struct ota_pkg {
     size_t n, cap;
     ota_batcher batch;
     ota_pkg_counters counters;
+    ota_signer *signer;
+    ota_wake *wake;
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -73,7 +97,7 @@ static int refuse(refusal *r, ota_pkg_err code, const char *fmt, ...)
     return -1;
 }
 
-static void answer_refusal(ota_plugin *p, const ota_request *req, const ota_pkg_request *q,
+static void answer_refusal(ota_plugin *p, const ota_request *req, bool has_req, uint64_t req_id,
                            const refusal *r)
 {
     p->pkg->counters.refused[r->code]++;
@@ -81,7 +105,7 @@ static void answer_refusal(ota_plugin *p, const ota_request *req, const ota_pkg_
                          ota_pkg_err_name(r->code), r->msg);
     size_t len = 0;
     uint8_t *buf =
-        ota_codec_encode_pkg_error(q->req_valid, q->req, ota_pkg_err_name(r->code), r->msg, &len);
+        ota_codec_encode_pkg_error(has_req, req_id, ota_pkg_err_name(r->code), r->msg, &len);
     ota_reply_cbor(req, "pkg/desc", buf, len);
 }
 
@@ -131,22 +155,7 @@ typedef struct {
     ota_describe_out d;
     ota_wrapped_key key;
     ota_description desc;
-    char *files; /* comma-separated sha256 of the ECUs' files */
 } issue;
-
-static char *file_list(const ota_describe_out *d)
-{
-    char *s = malloc(d->n_ecus * (OTA_SHA256_HEX + 1) + 1);
-    if (s == NULL)
-        return NULL;
-    s[0] = '\0';
-    for (size_t i = 0; i < d->n_ecus; i++) {
-        if (i > 0)
-            strcat(s, ",");
-        strcat(s, d->ecus[i].file_id);
-    }
-    return s;
-}
 
 static int wrap_key(ota_plugin *p, const ota_vehicle *v, issue *is, refusal *r)
 {
@@ -198,24 +207,28 @@ static int build(ota_plugin *p, const ota_vehicle *v, const ota_task *t, const o
                                  .ctr = ota_grants_counter(p->grants, v->vin) + 1,
                                  .iat = now,
                                  .exp = now + (int64_t)p->cfg.description_ttl_s * 1000};
-    if (pkg->encrypted && wrap_key(p, v, is, r) != 0)
-        return -1;
-    is->files = file_list(&is->d);
-    return is->files ? 0 : refuse(r, OTA_PKG_E_INTERNAL, "out of memory");
+    return pkg->encrypted ? wrap_key(p, v, is, r) : 0;
 }
 
 /* ---------------------------------------------------------------- persistence */
 
-static void pending_free(pending *x)
+static void job_free(pkg_job *j)
 {
-    free((char *)x->rec.vin);
-    free((char *)x->rec.task);
-    free((char *)x->rec.files);
-    free((uint8_t *)x->rec.cose);
+    if (j == NULL)
+        return;
+    mosquitto_property_free_all(&j->props);
+    free(j->sign.payload);
+    free(j->sign.cose);
+    free(j);
 }
 
-/* Takes cose; copies the rest. 0, or -1 (nothing taken). */
-static int queue_description(ota_pkg *k, const issue *is, uint8_t *cose, size_t cose_len)
+static void pending_free(pending *x)
+{
+    job_free(x->job);
+}
+
+/* Takes j (signed) into the queue for the store. 0, or -1 (nothing taken). */
+static int queue_description(ota_pkg *k, pkg_job *j)
 {
     if (k->n == k->cap) {
         size_t cap = k->cap ? 2 * k->cap : 64;
@@ -225,23 +238,17 @@ static int queue_description(ota_pkg *k, const issue *is, uint8_t *cose, size_t 
         k->items = items;
         k->cap = cap;
     }
-    const ota_description *d = &is->desc;
-    ota_description_rec rec = {.vin = strdup(d->vin),
-                               .counter = d->ctr,
-                               .task = strdup(d->task),
-                               .req = d->req,
-                               .package = d->package,
-                               .files = strdup(is->files),
-                               .cose = cose,
-                               .cose_len = cose_len,
-                               .issued_ms = d->iat,
-                               .expires_ms = d->exp};
-    if (rec.vin == NULL || rec.task == NULL || rec.files == NULL) {
-        rec.cose = NULL;
-        pending_free(&(pending){rec});
-        return -1;
-    }
-    k->items[k->n++] = (pending){rec};
+    k->items[k->n++] = (pending){.rec = {.vin = j->vin,
+                                         .counter = j->ctr,
+                                         .task = j->task,
+                                         .req = j->req,
+                                         .package = j->package,
+                                         .files = j->files,
+                                         .cose = j->sign.cose,
+                                         .cose_len = j->sign.cose_len,
+                                         .issued_ms = j->iat,
+                                         .expires_ms = j->exp},
+                                 .job = j};
     return 0;
 }
 
@@ -335,30 +342,86 @@ void ota_pkg_flush_final(ota_plugin *p)
 
 /* ---------------------------------------------------------------- the handler */
 
-/* Signs the description, grants its files, queues it for the store and answers it. */
+/* Copies what the reply and the store need of the description built (the texts into one
+ * allocation with the job). NULL when out of memory. */
+static pkg_job *job_new(const ota_request *req, const issue *is)
+{
+    const ota_description *d = &is->desc;
+    size_t id_len = strlen(req->client_id) + 1, task_len = strlen(d->task) + 1;
+    size_t files_len = d->n_ecus * (OTA_SHA256_HEX + 1);
+    pkg_job *j = malloc(sizeof *j + id_len + task_len + files_len);
+    if (j == NULL)
+        return NULL;
+    *j = (pkg_job){.req = d->req, .package = d->package, .ctr = d->ctr, .iat = d->iat,
+                   .exp = d->exp};
+    snprintf(j->vin, sizeof j->vin, "%s", d->vin);
+    char *t = j->text;
+    j->client_id = memcpy(t, req->client_id, id_len);
+    j->task = memcpy(t += id_len, d->task, task_len);
+    j->files = t += task_len;
+    for (size_t i = 0; i < d->n_ecus; i++, t += OTA_SHA256_HEX + 1) {
+        memcpy(t, d->ecus[i].file_id, OTA_SHA256_HEX);
+        t[OTA_SHA256_HEX] = i + 1 < d->n_ecus ? ',' : '\0';
+    }
+    return j;
+}
+
+/* Encodes the description, grants its files and hands it to the signer. */
 static int issue_description(ota_plugin *p, const ota_request *req, issue *is, refusal *r)
 {
-    size_t len = 0, cose_len = 0;
-    uint8_t *payload = ota_codec_encode_description(&is->desc, &len);
-    uint8_t *cose =
-        payload ? ota_codec_cose_sign(p->keys->signing, p->keys->kid, payload, len, &cose_len)
-                : NULL;
-    free(payload);
-    uint8_t *reply = cose ? malloc(cose_len) : NULL;
-    if (reply == NULL) {
-        free(cose);
+    pkg_job *j = job_new(req, is);
+    size_t len = 0;
+    uint8_t *payload = j ? ota_codec_encode_description(&is->desc, &len) : NULL;
+    if (payload == NULL || ota_grants_add(p->grants, j->vin, j->ctr, j->files) != 0) {
+        free(payload);
+        job_free(j);
         return refuse(r, OTA_PKG_E_INTERNAL, "out of memory");
     }
-    memcpy(reply, cose, cose_len);
-    if (ota_grants_add(p->grants, is->desc.vin, is->desc.ctr, is->files) != 0 ||
-        queue_description(p->pkg, is, cose, cose_len) != 0) {
-        free(cose);
-        free(reply);
-        return refuse(r, OTA_PKG_E_INTERNAL, "out of memory");
-    }
-    p->pkg->counters.issued++;
-    ota_reply_typed(req, "pkg/desc", reply, cose_len, "application/cose");
+    j->props = ota_reply_props_copy(req);
+    j->sign.payload = payload;
+    j->sign.payload_len = len;
+    ota_signer_submit(p->pkg->signer, &j->sign);
     return 0;
+}
+
+/* A description back from the signer: answered (unless the broker is stopping) and
+ * queued for the store; one that could not be signed is refused with E_INTERNAL. */
+static void deliver(ota_plugin *p, pkg_job *j, bool answer)
+{
+    ota_request req = {.client_id = j->client_id, .vin = j->vin, .properties = j->props};
+    if (j->sign.cose == NULL) {
+        refusal r;
+        refuse(&r, OTA_PKG_E_INTERNAL, "description %" PRIu64 " of %s could not be signed",
+               j->ctr, j->vin);
+        if (answer)
+            answer_refusal(p, &req, true, j->req, &r);
+        job_free(j);
+        return;
+    }
+    if (answer)
+        ota_reply_send(&req, "pkg/desc", j->sign.cose, j->sign.cose_len, "application/cose");
+    mosquitto_property_free_all(&j->props);
+    p->pkg->counters.issued++;
+    if (queue_description(p->pkg, j) != 0) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: description %" PRIu64 " of %s not stored: "
+                             "out of memory", j->ctr, j->vin);
+        job_free(j);
+    }
+}
+
+static void take_signed(ota_plugin *p, bool answer)
+{
+    ota_sign_job *sj = p->pkg->signer ? ota_signer_take(p->pkg->signer) : NULL;
+    while (sj != NULL) {
+        ota_sign_job *next = sj->next;
+        deliver(p, (pkg_job *)sj, answer);
+        sj = next;
+    }
+}
+
+void ota_pkg_tick(ota_plugin *p)
+{
+    take_signed(p, true);
 }
 
 int ota_handle_pkg_get(ota_plugin *p, const ota_request *req)
@@ -378,9 +441,8 @@ int ota_handle_pkg_get(ota_plugin *p, const ota_request *req)
     else if (build(p, v, t, &q, &is, &r) == 0)
         issue_description(p, req, &is, &r);
     if (r.msg[0] != '\0')
-        answer_refusal(p, req, &q, &r);
+        answer_refusal(p, req, q.req_valid, q.req, &r);
     ota_describe_free(&is.d);
-    free(is.files);
     OPENSSL_cleanse(&is.key, sizeof is.key);
     return MOSQ_ERR_SUCCESS;
 }
@@ -390,6 +452,31 @@ int ota_handle_pkg_get(ota_plugin *p, const ota_request *req)
 ota_pkg *ota_pkg_new(void)
 {
     return calloc(1, sizeof(ota_pkg));
+}
+
+int ota_pkg_start(ota_plugin *p, char *err, size_t errlen)
+{
+    ota_pkg *k = p->pkg;
+    k->wake = p->cfg.sign_wake ? ota_wake_new() : NULL;
+    if (p->cfg.sign_wake && k->wake == NULL)
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: no free real-time signal to wake the broker: "
+                                               "signed descriptions wait for the next TICK");
+    k->signer = ota_signer_start(p->keys->signing, p->keys->kid, p->cfg.sign_threads,
+                                 k->wake ? ota_wake_broker : NULL, k->wake, err, errlen);
+    return k->signer ? 0 : -1;
+}
+
+void ota_pkg_stop(ota_plugin *p)
+{
+    ota_pkg *k = p->pkg;
+    if (k == NULL || k->signer == NULL)
+        return;
+    ota_signer_stop(k->signer);
+    take_signed(p, false); /* persisted by ota_pkg_flush_final, not answered */
+    ota_signer_free(k->signer);
+    k->signer = NULL;
+    ota_wake_free(k->wake);
+    k->wake = NULL;
 }
 
 void ota_pkg_free(ota_pkg *k)

@@ -1,7 +1,7 @@
 /*
  * pkg.h — package descriptions for vehicles (pkg.c): the pkg/get handler's state, its
- * error words and counts, and the batched persistence of the descriptions it issues.
- * Broker thread only.
+ * error words and counts, the signer threads (signer.h) and the batched persistence of
+ * the descriptions it issues. Broker thread only.
  */
 #ifndef OTA_PKG_H
 #define OTA_PKG_H
@@ -31,8 +31,15 @@ typedef struct {
 } ota_pkg_counters;
 
 ota_pkg *ota_pkg_new(void);
+/* Starts the signer threads (plugin_opt_sign_threads; keys loaded). 0, or -1 with err. */
+int ota_pkg_start(ota_plugin *p, char *err, size_t errlen);
+/* At shutdown, before ota_pkg_flush_final: the signer finishes every description built,
+ * which is then queued for the store (not answered: the broker is stopping). */
+void ota_pkg_stop(ota_plugin *p);
 void ota_pkg_free(ota_pkg *k);
 const ota_pkg_counters *ota_pkg_counters_get(const ota_pkg *k);
+/* TICK: answers the descriptions signed since the last TICK and queues them for the store. */
+void ota_pkg_tick(ota_plugin *p);
 /* TICK: hands the descriptions issued since the last flush to the writer (batch.h). */
 void ota_pkg_flush(ota_plugin *p);
 /* At shutdown, before the writer stops. */

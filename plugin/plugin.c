@@ -67,6 +67,7 @@ static int on_tick(int event, void *event_data, void *userdata)
     ota_engine_tick(p);              /* dispatch, timeouts, abort, execution changes to the store */
     ota_shadows_flush(p);
     ota_files_tick(p); /* the next slice of queued file blocks */
+    ota_pkg_tick(p);   /* signed descriptions: answer, queue for the store */
     ota_pkg_flush(p);
     kick_flooders(p);
     p->counters.log_lines_dropped += ota_logq_drain(p->logq);
@@ -96,7 +97,7 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
         return -1;
     }
     p->keys = ota_keys_open(p->cfg.signing_key, p->cfg.content_kek, err, errlen);
-    if (!p->keys) {
+    if (!p->keys || ota_pkg_start(p, err, errlen) != 0) {
         return -1;
     }
     ota_spool_config sc = {p->cfg.spool_dir, p->cfg.spool_sync_ms, OTA_SPOOL_SEGMENT_BYTES_DEFAULT};
@@ -175,6 +176,7 @@ static void plugin_free(ota_plugin *p)
 {
     ota_engine_flush_final(p);  /* execution changes and notices: stored by the writer's stop */
     ota_shadows_flush_final(p); /* the writer's stop still stores it */
+    ota_pkg_stop(p);            /* the signer finishes what was built: queued for the store */
     ota_pkg_flush_final(p);     /* descriptions issued: the same */
     stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
     ota_control_free(p->control);

@@ -6,7 +6,9 @@
  * them). With MQTT 5, a request's Response Topic and Correlation Data are honoured:
  * the reply goes to that topic with the same Correlation Data. Every reply carries the
  * content type application/cbor (MQTT 5 clients see it; 3.1.1 clients do not), or the
- * one given to ota_reply_typed (application/cose for signed descriptions).
+ * one given to ota_reply_typed (application/cose for signed descriptions). A reply sent
+ * later than its request's callback (file blocks, signed descriptions) keeps a copy of the
+ * request's Response Topic and Correlation Data (ota_reply_props_copy) as its properties.
  */
 #include "ota_plugin.h"
 
@@ -54,12 +56,9 @@ void ota_reply_cbor(const ota_request *req, const char *name, uint8_t *buf, size
     ota_reply_typed(req, name, buf, len, "application/cbor");
 }
 
-void ota_reply_typed(const ota_request *req, const char *name, uint8_t *buf, size_t len,
-                     const char *content_type)
+void ota_reply_send(const ota_request *req, const char *name, const uint8_t *buf, size_t len,
+                    const char *content_type)
 {
-    if (!buf) {
-        return;
-    }
     mosquitto_property *props = NULL;
     char *response_topic = mqtt5_response_topic(req, &props);
     mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, content_type);
@@ -67,7 +66,37 @@ void ota_reply_typed(const ota_request *req, const char *name, uint8_t *buf, siz
     snprintf(topic, sizeof(topic), "ota/v1/%s/%s", req->vin, name);
     publish_to_client(req->client_id, response_topic ? response_topic : topic, buf, len, props);
     mosquitto_free(response_topic);
+}
+
+void ota_reply_typed(const ota_request *req, const char *name, uint8_t *buf, size_t len,
+                     const char *content_type)
+{
+    if (!buf) {
+        return;
+    }
+    ota_reply_send(req, name, buf, len, content_type);
     free(buf);
+}
+
+mosquitto_property *ota_reply_props_copy(const ota_request *req)
+{
+    mosquitto_property *out = NULL;
+    char *topic = NULL;
+    void *corr = NULL;
+    uint16_t corr_len = 0;
+    if (!req->properties) {
+        return NULL;
+    }
+    if (mosquitto_property_read_string(req->properties, MQTT_PROP_RESPONSE_TOPIC, &topic, false)) {
+        mosquitto_property_add_string(&out, MQTT_PROP_RESPONSE_TOPIC, topic);
+        mosquitto_free(topic);
+    }
+    if (mosquitto_property_read_binary(req->properties, MQTT_PROP_CORRELATION_DATA, &corr,
+                                       &corr_len, false)) {
+        mosquitto_property_add_binary(&out, MQTT_PROP_CORRELATION_DATA, corr, corr_len);
+        mosquitto_free(corr);
+    }
+    return out;
 }
 
 void ota_reply_error(ota_plugin *p, const ota_request *req, const ota_error *e, int64_t seq)

@@ -215,6 +215,72 @@ class Descriptions(PkgCase):
         self.assertEqual(self.verify(m)["req"], 5)
 
 
+class SignerPath(PkgCase):
+    """Descriptions are signed by signer threads (plugin/signer.c) and answered on TICK."""
+
+    def burst(self, v, reqs):
+        """Publishes pkg/get for each req back to back (QoS 1), then waits for every PUBACK
+        (each request was built and handed to the signer), not for the replies."""
+        infos = [v.c.publish("ota/v1/%s/pkg/get" % v.vin, ot.cbor2.dumps(
+            {"req": r, "task": self.tid, "cur": "1.0", "tgt": "2.0"}), qos=1) for r in reqs]
+        for info in infos:
+            info.wait_for_publish(ot.TIMEOUT)
+            self.assertTrue(info.is_published())
+
+    def test_response_topic_and_order_with_two_signers(self):
+        self.setup_catalog_with(sign_threads=2)
+        v1 = self.vehicle(self.b, ot.vin(1))
+        mine = "ota/v1/%s/pkg/mine" % v1.vin
+        v1.subscribe(mine)
+        reqs = list(range(1, 31))
+        for r in reqs:
+            v1.publish("ota/v1/%s/pkg/get" % v1.vin,
+                       ot.cbor2.dumps({"req": r, "task": self.tid, "cur": "1.0", "tgt": "2.0"}),
+                       properties=ot.props(response_topic=mine, correlation=b"c-%d" % r))
+        got = [v1.get(mine) for _ in reqs]
+        descs = [self.verify(m) for m in got]
+        # each reply carries its own request's Correlation Data; built order = reply order
+        self.assertEqual([m.prop("CorrelationData") for m in got], [b"c-%d" % r for r in reqs])
+        self.assertEqual([d["req"] for d in descs], reqs)
+        self.assertEqual([d["ctr"] for d in descs], list(range(1, 31)))
+        self.assertEqual(v1.received(pkg_topic(v1)), [])  # nothing on the default topic
+        self.wait_stored(30)
+
+    def test_signed_after_disconnect_and_before_stop_is_stored(self):
+        # A slow signer (OTA_TEST_SIGN_DELAY_MS, signer.h): the vehicle is gone and the
+        # broker is stopping while its descriptions are still being signed.
+        os.environ["OTA_TEST_SIGN_DELAY_MS"] = "25"
+        try:
+            self.setup_catalog()
+            v1, v2 = self.vehicle(self.b, ot.vin(1)), self.vehicle(self.b, ot.vin(2))
+            self.burst(v1, range(1, 6))
+            v1.close()  # gone before its replies: still persisted
+            self.burst(v2, range(1, 21))
+            self.b.stop()  # clean stop right after the acks: the signer is drained first
+        finally:
+            del os.environ["OTA_TEST_SIGN_DELAY_MS"]
+        rows = self.stored()
+        self.assertEqual([(r[0], r[1], r[3]) for r in rows if r[0] == v1.vin],
+                         [(v1.vin, i, i) for i in range(1, 6)])
+        self.assertEqual([(r[0], r[1], r[3]) for r in rows if r[0] == v2.vin],
+                         [(v2.vin, i, i) for i in range(1, 21)])
+        for r in rows:
+            self.verify_bytes(r[6])
+        self.b.start()
+        v2 = self.vehicle(self.b, ot.vin(2))
+        self.assertEqual(self.verify(self.get(v2, req=999))["ctr"], 21)
+
+    def setup_catalog_with(self, **opts):
+        start = self.start
+        self.start = lambda **kw: start(**dict(kw, **opts))
+        try:
+            self.setup_catalog()
+        finally:
+            self.start = start
+
+    verify_bytes = Descriptions.verify_bytes
+
+
 class Refusals(PkgCase):
 
     def test_each_refusal_stores_nothing(self):
