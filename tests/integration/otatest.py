@@ -463,7 +463,7 @@ class Client:
     """A paho client (MQTT 5 by default) that records every message it receives."""
 
     def __init__(self, broker, client_id, username=None, mqtt5=True, nodelay=False, tls=None,
-                 port=None):
+                 port=None, connect_timeout=None):
         self.broker = broker
         self.client_id = client_id
         self.mqtt5 = mqtt5
@@ -491,7 +491,7 @@ class Client:
             self.c.connect("127.0.0.1", port, 60)
         self.c.loop_start()
         rc = wait_until(lambda: self._conn_rc is not None and [self._conn_rc],
-                        msg="CONNACK for %s" % client_id)[0]
+                        timeout=connect_timeout or TIMEOUT, msg="CONNACK for %s" % client_id)[0]
         if rc != 0:
             raise HarnessError("%s: connect refused (%s)" % (client_id, rc))
 
