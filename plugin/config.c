@@ -43,7 +43,7 @@ static const opt_def opt_defs[] = {
     {"content_kek", OPT_STRING, CFG_OFF(content_kek), 0, 0},
     {"description_ttl_s", OPT_UNSIGNED, CFG_OFF(description_ttl_s), 60, 31536000},
     {"sign_threads", OPT_UNSIGNED, CFG_OFF(sign_threads), 1, 16},
-    {"sign_wake", OPT_UNSIGNED, CFG_OFF(sign_wake), 0, 1},
+    {"wake", OPT_UNSIGNED, CFG_OFF(wake), 0, 1},
     {"vehicle_rate", OPT_UNSIGNED, CFG_OFF(rate.rate), 0, 1000000},
     {"vehicle_burst", OPT_UNSIGNED, CFG_OFF(rate.burst), 1, 1000000},
     {"vehicle_kick_after", OPT_UNSIGNED, CFG_OFF(rate.kick_after), 0, 1000000},
@@ -215,7 +215,7 @@ static int set_defaults(ota_config *cfg)
     cfg->content_kek = strdup("ota-content.kek");
     cfg->description_ttl_s = 86400;
     cfg->sign_threads = 1;
-    cfg->sign_wake = 1;
+    cfg->wake = 1;
     cfg->rate = (ota_rate_config){OTA_RATE_DEFAULT, OTA_RATE_BURST_DEFAULT, OTA_RATE_KICK_DEFAULT};
     cfg->max_shadow_bytes = OTA_SHADOW_MAX_PAYLOAD;
     cfg->max_request_bytes = OTA_REQUEST_MAX_PAYLOAD_DEFAULT;

@@ -48,10 +48,11 @@ typedef struct {
     char *signing_key;
     char *content_kek;
     unsigned description_ttl_s;
-    /* signer.h: threads signing descriptions off the broker thread; sign_wake 1: a signer
-     * thread wakes the broker (wake.h) when a signed description is waiting, 0: TICK only */
+    /* signer.h: threads signing descriptions off the broker thread */
     unsigned sign_threads;
-    unsigned sign_wake;
+    /* wake 1: worker threads (signer, writer) wake the idle broker (wake.h) when a result
+     * is waiting for it; 0: results wait for the next TICK (up to 100 ms when idle) */
+    unsigned wake;
     /* Hostile-input limits (issue 8, docs/security.md): requests per vehicle (limits.h),
      * payload bytes of shadow and pkg/file requests, VINs of one createTask. */
     ota_rate_config rate;
@@ -91,6 +92,7 @@ typedef struct ota_control ota_control;
 typedef struct ota_shadows ota_shadows;
 typedef struct ota_tasks ota_tasks;
 typedef struct ota_grants ota_grants; /* grants.h: files each vehicle may fetch */
+typedef struct ota_wake ota_wake;     /* wake.h: ending the broker's idle wait */
 typedef struct ota_files ota_files;   /* file.h: block downloads in progress */
 typedef struct ota_keys ota_keys;     /* keys.h: signing key and content-key KEK */
 typedef struct ota_pkg ota_pkg;       /* pkg.c: descriptions waiting to be stored, counts */
@@ -104,6 +106,7 @@ typedef struct {
     ota_map last_seqs; /* report.c: last report seq per VIN */
     ota_tasks *tasks;
     ota_grants *grants;
+    ota_wake *wake; /* NULL: waking is off (option, or no free signal) */
     ota_files *files;
     ota_keys *keys;
     ota_pkg *pkg;

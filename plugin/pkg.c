@@ -65,7 +65,6 @@ struct ota_pkg {
     ota_batcher batch;
     ota_pkg_counters counters;
     ota_signer *signer;
-    ota_wake *wake;
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -457,12 +456,8 @@ ota_pkg *ota_pkg_new(void)
 int ota_pkg_start(ota_plugin *p, char *err, size_t errlen)
 {
     ota_pkg *k = p->pkg;
-    k->wake = p->cfg.sign_wake ? ota_wake_new() : NULL;
-    if (p->cfg.sign_wake && k->wake == NULL)
-        mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: no free real-time signal to wake the broker: "
-                                               "signed descriptions wait for the next TICK");
     k->signer = ota_signer_start(p->keys->signing, p->keys->kid, p->cfg.sign_threads,
-                                 k->wake ? ota_wake_broker : NULL, k->wake, err, errlen);
+                                 p->wake ? ota_wake_broker : NULL, p->wake, err, errlen);
     return k->signer ? 0 : -1;
 }
 
@@ -475,8 +470,6 @@ void ota_pkg_stop(ota_plugin *p)
     take_signed(p, false); /* persisted by ota_pkg_flush_final, not answered */
     ota_signer_free(k->signer);
     k->signer = NULL;
-    ota_wake_free(k->wake);
-    k->wake = NULL;
 }
 
 void ota_pkg_free(ota_pkg *k)

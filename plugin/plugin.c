@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "file.h"
 #include "grants.h"
+#include "wake.h"
 #include "keys.h"
 #include "ota_plugin.h"
 #include "ota_store.h"
@@ -96,6 +97,11 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
     if (ota_upload_prepare_dirs(p->cfg.file_dir, err, errlen) != 0) {
         return -1;
     }
+    p->wake = p->cfg.wake ? ota_wake_new() : NULL;
+    if (p->cfg.wake && !p->wake) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: no free real-time signal to wake the broker: "
+                                               "worker results wait for the next TICK");
+    }
     p->keys = ota_keys_open(p->cfg.signing_key, p->cfg.content_kek, err, errlen);
     if (!p->keys || ota_pkg_start(p, err, errlen) != 0) {
         return -1;
@@ -125,6 +131,8 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
         .nice = (int)p->cfg.writer_nice,
         .log = ota_logq_push,
         .log_ctx = p->logq,
+        .notify = p->wake ? ota_wake_broker : NULL,
+        .notify_ctx = p->wake,
     };
     p->writer = ota_writer_start(p->spool, store, &wc, err, errlen);
     if (!p->writer) {
@@ -179,6 +187,7 @@ static void plugin_free(ota_plugin *p)
     ota_pkg_stop(p);            /* the signer finishes what was built: queued for the store */
     ota_pkg_flush_final(p);     /* descriptions issued: the same */
     stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
+    ota_wake_free(p->wake);     /* every thread that could wake the broker has stopped */
     ota_control_free(p->control);
     ota_tasks_free(p->tasks);
     ota_grants_free(p->grants);

@@ -37,6 +37,10 @@ typedef struct {
     int nice;       /* nice value of the writer thread (per thread on Linux); 0 leaves it */
     ota_log_fn log; /* may be NULL */
     void *log_ctx;
+    /* May be NULL. Called on the writer thread when finished jobs start waiting for
+     * ota_writer_poll_done (once until they are polled), e.g. to wake the broker. */
+    void (*notify)(void *ctx);
+    void *notify_ctx;
 } ota_writer_config;
 
 #define OTA_WRITER_BATCH_DEFAULT 4096

@@ -401,8 +401,11 @@ static void run_jobs(ota_writer *w)
         run_job(w, job);
         pthread_mutex_lock(&w->mu);
         w->job_running = false;
+        bool first = w->finished == NULL;
         append_job(&w->finished, &w->finished_tail, job);
         pthread_cond_broadcast(&w->cv);
+        if (first && w->cfg.notify != NULL)
+            w->cfg.notify(w->cfg.notify_ctx); /* a signal: safe under the lock */
     }
     pthread_mutex_unlock(&w->mu);
 }
