@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "catalog.h"
 #include "file.h"
+#include "pkg.h"
 #include "ota_catalog_json.h"
 
 #include <stdarg.h>
@@ -452,6 +453,7 @@ void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     add_writer_stats(data, p->writer);
     add_catalog_stats(data, p->catalog);
     ota_files_stats_json(p->files, data);
+    ota_pkg_stats_json(p->pkg, data);
     ota_engine_stats_json(p, data);
     ota_cmd_ok(c, data);
 }

@@ -35,6 +35,7 @@
 #include "tasks.h"
 #include "wake.h"
 
+#include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -485,4 +486,17 @@ void ota_pkg_free(ota_pkg *k)
 const ota_pkg_counters *ota_pkg_counters_get(const ota_pkg *k)
 {
     return &k->counters;
+}
+
+void ota_pkg_stats_json(const ota_pkg *k, cJSON *data)
+{
+    cJSON *o = cJSON_AddObjectToObject(data, "pkg");
+    cJSON_AddNumberToObject(o, "issued", (double)k->counters.issued);
+    cJSON_AddNumberToObject(o, "signing", (double)(k->signer ? ota_signer_pending(k->signer) : 0));
+    cJSON_AddNumberToObject(o, "stored_pending", (double)k->n);
+    cJSON *rej = cJSON_AddObjectToObject(o, "refused");
+    for (int e = 0; e < OTA_PKG_ERR_COUNT; e++)
+        if (k->counters.refused[e])
+            cJSON_AddNumberToObject(rej, ota_pkg_err_name((ota_pkg_err)e),
+                                    (double)k->counters.refused[e]);
 }

@@ -38,6 +38,9 @@ int ota_pkg_start(ota_plugin *p, char *err, size_t errlen);
 void ota_pkg_stop(ota_plugin *p);
 void ota_pkg_free(ota_pkg *k);
 const ota_pkg_counters *ota_pkg_counters_get(const ota_pkg *k);
+/* getStats: adds "pkg" {issued, signing, stored_pending, refused {code: n}} to data. */
+struct cJSON;
+void ota_pkg_stats_json(const ota_pkg *k, struct cJSON *data);
 /* TICK: answers the descriptions signed since the last TICK and queues them for the store. */
 void ota_pkg_tick(ota_plugin *p);
 /* TICK: hands the descriptions issued since the last flush to the writer (batch.h). */

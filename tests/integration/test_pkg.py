@@ -313,6 +313,11 @@ class Refusals(PkgCase):
         time.sleep(0.3)  # a batch would have been stored by now
         self.assertEqual(self.stored(), [])
         self.b.wait_log(lambda t: "pkg/get from %s refused: E_TASK_INACTIVE" % v2.vin in t)
+        st = self.ok("getStats")["pkg"]  # every refusal counted by its code, none issued
+        self.assertEqual(st["issued"], 0)
+        for code, n in (("E_NOT_ASSIGNED", 2), ("E_VERSION_MISMATCH", 2), ("E_BAD_CBOR", 1),
+                        ("E_BAD_REQUEST", 3), ("E_TASK_INACTIVE", 2)):
+            self.assertEqual(st["refused"].get(code), n, st)
 
     def test_no_package_when_encrypted_without_public_key(self):
         self.setup_catalog()
