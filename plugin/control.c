@@ -377,7 +377,7 @@ void ota_control_free(ota_control *ctl)
 
 /* ---------------------------------------------------------------- getStats */
 
-static void add_u64(cJSON *obj, const char *name, uint64_t v)
+void ota_cmd_add_u64(cJSON *obj, const char *name, uint64_t v)
 {
     cJSON_AddNumberToObject(obj, name, (double)v);
 }
@@ -386,7 +386,7 @@ static void add_rejected(cJSON *data, const ota_counters *c)
 {
     cJSON *rej = cJSON_AddObjectToObject(data, "rejected");
     for (int code = OTA_E_BAD_CBOR; code <= OTA_E_INTERNAL; code++) {
-        add_u64(rej, ota_err_name((ota_err_code)code), c->rejected[code]);
+        ota_cmd_add_u64(rej, ota_err_name((ota_err_code)code), c->rejected[code]);
     }
 }
 
@@ -395,10 +395,10 @@ static void add_spool_stats(cJSON *data, ota_spool *spool)
     ota_spool_stats st;
     ota_spool_stats_get(spool, &st);
     cJSON *o = cJSON_AddObjectToObject(data, "spool");
-    add_u64(o, "appended", st.appended);
-    add_u64(o, "append_errors", st.append_errors);
-    add_u64(o, "syncs", st.syncs);
-    add_u64(o, "bad_records", st.bad_records);
+    ota_cmd_add_u64(o, "appended", st.appended);
+    ota_cmd_add_u64(o, "append_errors", st.append_errors);
+    ota_cmd_add_u64(o, "syncs", st.syncs);
+    ota_cmd_add_u64(o, "bad_records", st.bad_records);
 }
 
 static void add_writer_stats(cJSON *data, ota_writer *w)
@@ -406,28 +406,28 @@ static void add_writer_stats(cJSON *data, ota_writer *w)
     ota_writer_stats st;
     ota_writer_stats_get(w, &st);
     cJSON *o = cJSON_AddObjectToObject(data, "writer");
-    add_u64(o, "events_stored", st.events_stored);
-    add_u64(o, "duplicates", st.duplicates);
-    add_u64(o, "batches", st.batches);
-    add_u64(o, "records_skipped", st.records_skipped);
-    add_u64(o, "store_errors", st.store_errors);
-    add_u64(o, "backlog_bytes", st.backlog_bytes);
+    ota_cmd_add_u64(o, "events_stored", st.events_stored);
+    ota_cmd_add_u64(o, "duplicates", st.duplicates);
+    ota_cmd_add_u64(o, "batches", st.batches);
+    ota_cmd_add_u64(o, "records_skipped", st.records_skipped);
+    ota_cmd_add_u64(o, "store_errors", st.store_errors);
+    ota_cmd_add_u64(o, "backlog_bytes", st.backlog_bytes);
     cJSON_AddBoolToObject(o, "store_ok", st.store_ok);
 }
 
 static void add_catalog_stats(cJSON *data, const ota_catalog *cat)
 {
     cJSON *o = cJSON_AddObjectToObject(data, "catalog");
-    add_u64(o, "vehicles", ota_catalog_vehicle_count(cat));
+    ota_cmd_add_u64(o, "vehicles", ota_catalog_vehicle_count(cat));
 }
 
 static void add_limit_stats(cJSON *data, const ota_plugin *p)
 {
     cJSON *o = cJSON_AddObjectToObject(data, "limits");
-    add_u64(o, "rate_limited", p->counters.rate_limited);
-    add_u64(o, "vehicles_kicked", p->counters.vehicles_kicked);
-    add_u64(o, "oversize", p->counters.oversize);
-    add_u64(o, "vehicles_tracked", p->limits ? ota_limits_vehicles(p->limits) : 0);
+    ota_cmd_add_u64(o, "rate_limited", p->counters.rate_limited);
+    ota_cmd_add_u64(o, "vehicles_kicked", p->counters.vehicles_kicked);
+    ota_cmd_add_u64(o, "oversize", p->counters.oversize);
+    ota_cmd_add_u64(o, "vehicles_tracked", p->limits ? ota_limits_vehicles(p->limits) : 0);
 }
 
 void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
@@ -440,13 +440,13 @@ void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     }
     const ota_counters *k = &p->counters;
     cJSON *data = cJSON_CreateObject();
-    add_u64(data, "reports_accepted", k->reports_accepted);
-    add_u64(data, "events_accepted", k->events_accepted);
-    add_u64(data, "reports_rejected", k->reports_rejected);
-    add_u64(data, "acl_denied", k->acl_denied);
-    add_u64(data, "status_events", k->status_events);
-    add_u64(data, "reports_replayed", k->reports_replayed);
-    add_u64(data, "log_lines_dropped", k->log_lines_dropped);
+    ota_cmd_add_u64(data, "reports_accepted", k->reports_accepted);
+    ota_cmd_add_u64(data, "events_accepted", k->events_accepted);
+    ota_cmd_add_u64(data, "reports_rejected", k->reports_rejected);
+    ota_cmd_add_u64(data, "acl_denied", k->acl_denied);
+    ota_cmd_add_u64(data, "status_events", k->status_events);
+    ota_cmd_add_u64(data, "reports_replayed", k->reports_replayed);
+    ota_cmd_add_u64(data, "log_lines_dropped", k->log_lines_dropped);
     add_limit_stats(data, p);
     add_rejected(data, k);
     add_spool_stats(data, p->spool);

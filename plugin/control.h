@@ -25,6 +25,8 @@ typedef void (*ota_command_fn)(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 
 /* Answers with data (taken; NULL answers {}). */
 void ota_cmd_ok(ota_cmd *c, cJSON *data);
+/* Adds a counter to a response object (getStats and the sections other files add to it). */
+void ota_cmd_add_u64(cJSON *obj, const char *name, uint64_t v);
 /* Answers with an error text; nothing was changed. */
 void ota_cmd_fail(ota_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -27,6 +27,7 @@
  */
 #include "file.h"
 
+#include "control.h"
 #include "grants.h"
 #include "map.h"
 
@@ -417,27 +418,22 @@ void ota_files_on_disconnect(ota_plugin *p, const char *vin, const char *client_
 
 /* ---------------------------------------------------------------- stats and cleanup */
 
-static void add_u64(cJSON *o, const char *name, uint64_t v)
-{
-    cJSON_AddNumberToObject(o, name, (double)v);
-}
-
 void ota_files_stats_json(const ota_files *fs, cJSON *data)
 {
     cJSON *o = cJSON_AddObjectToObject(data, "file");
     const ota_file_stats *st = &fs->st;
-    add_u64(o, "requests", st->requests);
-    add_u64(o, "blocks_sent", st->blocks_sent);
-    add_u64(o, "bytes_sent", st->bytes_sent);
-    add_u64(o, "blocks_dropped", st->blocks_dropped);
-    add_u64(o, "read_errors", st->read_errors);
-    add_u64(o, "passes", st->passes);
-    add_u64(o, "blocks_queued", fs->queued);
-    add_u64(o, "vehicles_queued", ota_map_count(&fs->vehicles));
+    ota_cmd_add_u64(o, "requests", st->requests);
+    ota_cmd_add_u64(o, "blocks_sent", st->blocks_sent);
+    ota_cmd_add_u64(o, "bytes_sent", st->bytes_sent);
+    ota_cmd_add_u64(o, "blocks_dropped", st->blocks_dropped);
+    ota_cmd_add_u64(o, "read_errors", st->read_errors);
+    ota_cmd_add_u64(o, "passes", st->passes);
+    ota_cmd_add_u64(o, "blocks_queued", fs->queued);
+    ota_cmd_add_u64(o, "vehicles_queued", ota_map_count(&fs->vehicles));
     cJSON *rej = cJSON_AddObjectToObject(o, "refused");
     for (int code = OTA_E_BAD_CBOR; code <= OTA_E_INTERNAL; code++) {
         if (st->refused[code]) {
-            add_u64(rej, ota_err_name((ota_err_code)code), st->refused[code]);
+            ota_cmd_add_u64(rej, ota_err_name((ota_err_code)code), st->refused[code]);
         }
     }
 }

@@ -25,6 +25,7 @@
  */
 #include "batch.h"
 #include "catalog.h"
+#include "control.h"
 #include "describe.h"
 #include "grants.h"
 #include "keys.h"
@@ -491,12 +492,11 @@ const ota_pkg_counters *ota_pkg_counters_get(const ota_pkg *k)
 void ota_pkg_stats_json(const ota_pkg *k, cJSON *data)
 {
     cJSON *o = cJSON_AddObjectToObject(data, "pkg");
-    cJSON_AddNumberToObject(o, "issued", (double)k->counters.issued);
-    cJSON_AddNumberToObject(o, "signing", (double)(k->signer ? ota_signer_pending(k->signer) : 0));
-    cJSON_AddNumberToObject(o, "stored_pending", (double)k->n);
+    ota_cmd_add_u64(o, "issued", k->counters.issued);
+    ota_cmd_add_u64(o, "signing", k->signer ? ota_signer_pending(k->signer) : 0);
+    ota_cmd_add_u64(o, "stored_pending", k->n);
     cJSON *rej = cJSON_AddObjectToObject(o, "refused");
     for (int e = 0; e < OTA_PKG_ERR_COUNT; e++)
         if (k->counters.refused[e])
-            cJSON_AddNumberToObject(rej, ota_pkg_err_name((ota_pkg_err)e),
-                                    (double)k->counters.refused[e]);
+            ota_cmd_add_u64(rej, ota_pkg_err_name((ota_pkg_err)e), k->counters.refused[e]);
 }
