@@ -298,7 +298,8 @@ static int enqueue(ota_plugin *p, const ota_request *req, const ota_file_get *g,
         file_release(fs, f);
         return refuse(p, req, g->file, OTA_E_INTERNAL, "out of memory");
     }
-    *r = (file_req){.f = f, .bs = g->bs, .from = g->from, .left = sel, .props = ota_reply_props_copy(req)};
+    *r = (file_req){
+        .f = f, .bs = g->bs, .from = g->from, .left = sel, .props = ota_reply_props_copy(req)};
     if (v->tail) {
         v->tail->next = r;
     } else {

@@ -201,8 +201,8 @@ void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vi
 
 /* ---- handlers ---- */
 
-int ota_handle_report(ota_plugin *p, const ota_request *req);          /* report.c */
-int ota_handle_pkg_get(ota_plugin *p, const ota_request *req);         /* pkg.c */
+int ota_handle_report(ota_plugin *p, const ota_request *req);  /* report.c */
+int ota_handle_pkg_get(ota_plugin *p, const ota_request *req); /* pkg.c */
 void ota_reports_init(ota_plugin *p);
 /* Start-up, before the writer runs: each VIN's last report seq from the store and the
  * spool (the replay guard's memory across restarts). 0, or -1 with err. */

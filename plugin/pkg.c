@@ -353,8 +353,8 @@ static pkg_job *job_new(const ota_request *req, const issue *is)
     pkg_job *j = malloc(sizeof *j + id_len + task_len + files_len);
     if (j == NULL)
         return NULL;
-    *j = (pkg_job){.req = d->req, .package = d->package, .ctr = d->ctr, .iat = d->iat,
-                   .exp = d->exp};
+    *j = (pkg_job){
+        .req = d->req, .package = d->package, .ctr = d->ctr, .iat = d->iat, .exp = d->exp};
     snprintf(j->vin, sizeof j->vin, "%s", d->vin);
     char *t = j->text;
     j->client_id = memcpy(t, req->client_id, id_len);
@@ -392,8 +392,8 @@ static void deliver(ota_plugin *p, pkg_job *j, bool answer)
     ota_request req = {.client_id = j->client_id, .vin = j->vin, .properties = j->props};
     if (j->sign.cose == NULL) {
         refusal r;
-        refuse(&r, OTA_PKG_E_INTERNAL, "description %" PRIu64 " of %s could not be signed",
-               j->ctr, j->vin);
+        refuse(&r, OTA_PKG_E_INTERNAL, "description %" PRIu64 " of %s could not be signed", j->ctr,
+               j->vin);
         if (answer)
             answer_refusal(p, &req, true, j->req, &r);
         job_free(j);
@@ -404,8 +404,10 @@ static void deliver(ota_plugin *p, pkg_job *j, bool answer)
     mosquitto_property_free_all(&j->props);
     p->pkg->counters.issued++;
     if (queue_description(p->pkg, j) != 0) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: description %" PRIu64 " of %s not stored: "
-                             "out of memory", j->ctr, j->vin);
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "ota: description %" PRIu64 " of %s not stored: "
+                             "out of memory",
+                             j->ctr, j->vin);
         job_free(j);
     }
 }

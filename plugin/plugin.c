@@ -231,8 +231,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     p->grants = ota_grants_new();
     p->pkg = ota_pkg_new();
     if (!p->logq || !p->catalog || !p->control || !p->shadows || !p->tasks || !p->grants ||
-        !p->pkg ||
-        ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
+        !p->pkg || ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
         return plugin_fail(p, err[0] ? err : "out of memory");
     }
     p->files = ota_files_new(p->cfg.file_dir, p->cfg.file_pass_bytes, p->cfg.file_queue_blocks);

@@ -25,8 +25,7 @@ static char *mqtt5_response_topic(const ota_request *req, mosquitto_property **p
     void *corr = NULL;
     uint16_t corr_len = 0;
     if (!req->properties ||
-        !mosquitto_property_read_string(req->properties, MQTT_PROP_RESPONSE_TOPIC, &topic,
-                                        false)) {
+        !mosquitto_property_read_string(req->properties, MQTT_PROP_RESPONSE_TOPIC, &topic, false)) {
         return NULL;
     }
     if (mosquitto_pub_topic_check(topic) != MOSQ_ERR_SUCCESS) {
@@ -41,8 +40,8 @@ static char *mqtt5_response_topic(const ota_request *req, mosquitto_property **p
     return topic;
 }
 
-static void publish_to_client(const char *client_id, const char *topic, const void *buf,
-                              size_t len, mosquitto_property *props)
+static void publish_to_client(const char *client_id, const char *topic, const void *buf, size_t len,
+                              mosquitto_property *props)
 {
     if (mosquitto_broker_publish_copy(client_id, topic, (int)len, buf, 1, false, props) !=
         MOSQ_ERR_SUCCESS) {

@@ -98,7 +98,8 @@ static bool has_levels(const char *s, const char *prefix, size_t n)
 
 bool ota_filter_is_ours(const char *filter)
 {
-    return has_levels(filter, "ota/v1", 6) || has_levels(filter, CONTROL_PREFIX, CONTROL_PREFIX_LEN);
+    return has_levels(filter, "ota/v1", 6) ||
+           has_levels(filter, CONTROL_PREFIX, CONTROL_PREFIX_LEN);
 }
 
 bool ota_topic_vin_is(const ota_topic *t, const char *vin)

@@ -30,9 +30,9 @@ enum { OTA_LOG_ERR = 0, OTA_LOG_WARNING, OTA_LOG_NOTICE, OTA_LOG_INFO, OTA_LOG_D
 typedef void (*ota_log_fn)(void *ctx, int level, const char *msg);
 
 typedef struct {
-    size_t batch_events;    /* most events per store batch; default 4096 */
-    unsigned retry_min_ms;  /* default 100 */
-    unsigned retry_max_ms;  /* default 5000 */
+    size_t batch_events;   /* most events per store batch; default 4096 */
+    unsigned retry_min_ms; /* default 100 */
+    unsigned retry_max_ms; /* default 5000 */
     ota_report_limits limits;
     int nice;       /* nice value of the writer thread (per thread on Linux); 0 leaves it */
     ota_log_fn log; /* may be NULL */

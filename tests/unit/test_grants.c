@@ -65,11 +65,11 @@ static void test_load(void **state)
         {VIN_B, 1, "t1", 1, 11, F2 "," F3, cose, 1, 10, 20},
     };
     char err[256] = "";
-    assert_int_equal(ota_store_apply(d->s,
-                                     &(ota_catalog_change){.add_descriptions = ds,
-                                                           .n_add_descriptions = 2},
-                                     err, sizeof err),
-                     0);
+    assert_int_equal(
+        ota_store_apply(d->s,
+                        &(ota_catalog_change){.add_descriptions = ds, .n_add_descriptions = 2}, err,
+                        sizeof err),
+        0);
     ota_grants *g = ota_grants_new();
     assert_int_equal(ota_grants_load(g, d->s, err, sizeof err), 0);
     assert_int_equal(ota_grants_counter(g, VIN_A), 4);
