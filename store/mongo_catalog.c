@@ -267,14 +267,7 @@ static int walk_by_id(mongo_store *st, const char *coll, ota_store_mg_doc_fn fn,
     return rc;
 }
 
-typedef struct {
-    union {
-        ota_store_vehicle_fn vehicle;
-        ota_store_doc_fn doc;
-        ota_store_list_fn list;
-    } fn;
-    void *ctx;
-} sink;
+typedef ota_store_sink sink;
 
 static int vehicle_doc_to_fn(const bson_t *doc, void *arg)
 {

@@ -181,16 +181,7 @@ static int read_rec(const bson_t *doc, const ota_store_ttable *d, char *rec)
     return ota_store_read_rec(d, rec, &DOC, (void *)doc);
 }
 
-typedef struct {
-    int t;
-    union {
-        ota_store_exec_fn exec;
-        ota_store_shadow_fn shadow;
-        ota_store_notice_fn notice;
-        ota_store_description_fn description;
-    } fn;
-    void *ctx;
-} sink;
+typedef ota_store_sink sink;
 
 static int rec_to_fn(const bson_t *doc, void *arg)
 {

@@ -119,6 +119,22 @@ typedef struct {
     size_t n;
 } ota_store_part;
 ota_store_part ota_store_change_part(const ota_catalog_change *c, int t);
+/* Where a backend's loader sends what it reads: the caller's callback of the loader's
+ * kind, its context, and (for loaders sharing one reader) the task-engine table. */
+typedef struct {
+    union {
+        ota_store_vehicle_fn vehicle;
+        ota_store_doc_fn doc;
+        ota_store_list_fn list;
+        ota_store_exec_fn exec;
+        ota_store_shadow_fn shadow;
+        ota_store_notice_fn notice;
+        ota_store_description_fn description;
+    } fn;
+    void *ctx;
+    int t; /* OTA_T_* */
+} ota_store_sink;
+
 /* How a backend's loader reads the columns of one stored record (a row, a document): i is
  * the column's number in the descriptor, name its name. absent: NULL / missing. */
 typedef struct {

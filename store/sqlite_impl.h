@@ -79,19 +79,8 @@ int ota_store_sq_bind_text_or_null(sqlite3_stmt *stmt, int col, const char *v);
 int ota_store_sq_step_write(sqlite_store *st, sqlite3_stmt *stmt, int rc, const char *part,
                             size_t i, const char *table, char *err, size_t errlen);
 
-/* Where a loader sends its rows: the caller's callback of the loader's kind. */
-typedef struct {
-    union {
-        ota_store_vehicle_fn vehicle;
-        ota_store_doc_fn doc;
-        ota_store_list_fn list;
-        ota_store_exec_fn exec;
-        ota_store_shadow_fn shadow;
-        ota_store_notice_fn notice;
-        ota_store_description_fn description;
-    } fn;
-    void *ctx;
-} ota_store_sq_sink;
+/* Where a loader sends its rows (schema.h). */
+typedef ota_store_sink ota_store_sq_sink;
 
 /* Handles one row; non-zero stops the walk. */
 typedef int (*ota_store_sq_row_fn)(sqlite3_stmt *stmt, const ota_store_sq_sink *to);
