@@ -32,7 +32,6 @@
 
 #define WRITER_IDLE_WAIT_MS 100
 #define WRITER_LINGER_MS 10 /* while reports flow: gather for this long per batch */
-#define BACKLOG_MS 20
 
 typedef struct {
     char vin[32];
@@ -66,7 +65,6 @@ struct ota_writer {
     ota_writer_job *finished, *finished_tail; /* run, for ota_writer_poll_done */
     bool job_running;
     ota_spool_pos done;
-    uint64_t backlog_at; /* now_ms() of the last backlog scan */
     ota_writer_stats st;
 };
 
@@ -119,34 +117,9 @@ static void linger(ota_writer *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* The backlog costs a directory scan: refresh it at most every BACKLOG_MS, except to
- * bring it down to what it is once the writer has caught up. */
-static void refresh_backlog(ota_writer *w, bool dry)
-{
-    uint64_t t = now_ms();
-    pthread_mutex_lock(&w->mu);
-    bool due = t - w->backlog_at >= BACKLOG_MS || (dry && w->st.backlog_bytes != 0);
-    pthread_mutex_unlock(&w->mu);
-    if (!due)
-        return;
-    uint64_t backlog = ota_spool_bytes_after(w->spool, w->ck);
-    pthread_mutex_lock(&w->mu);
-    w->st.backlog_bytes = backlog;
-    w->backlog_at = t;
-    pthread_mutex_unlock(&w->mu);
-}
-
 /* Everything before pos is in the store (or skipped). */
-static void set_done(ota_writer *w, ota_spool_pos pos, bool dry)
+static void set_done(ota_writer *w, ota_spool_pos pos)
 {
-    refresh_backlog(w, dry);
     pthread_mutex_lock(&w->mu);
     if (ota_spool_pos_cmp(w->done, pos) < 0) {
         w->done = pos;
@@ -316,7 +289,6 @@ static int put_with_retry(ota_writer *w, const ota_store_event *evs, size_t n)
             return 0;
         }
         store_failed(w, err[0] ? err : "unknown error");
-        refresh_backlog(w, false);
         if (sleep_or_stop(w, w->backoff_ms))
             return -1;
         w->backoff_ms =
@@ -527,7 +499,7 @@ static void *writer_main(void *arg)
                 break;
             continue;
         }
-        set_done(w, rc == 0 ? dry : w->ck, rc == 0);
+        set_done(w, rc == 0 ? dry : w->ck);
         /* While reports flow, sleep instead of waiting to be woken: a waiting writer makes
          * every append wake it (a system call on the broker thread) for tiny batches. */
         if (rc == 0 && busy)
@@ -574,10 +546,9 @@ ota_writer *ota_writer_start(ota_spool *spool, ota_store *store, const ota_write
     w->backoff_ms = w->cfg.retry_min_ms;
     w->st.store_ok = true;
     pthread_mutex_init(&w->mu, NULL);
-    /* Before the thread runs, so that stats show the replay backlog from the start. */
+    /* Before the thread runs: stats measure the backlog from done (the replay's too). */
     load_checkpoint(w);
     w->done = w->ck;
-    w->st.backlog_bytes = ota_spool_bytes_after(spool, w->ck);
     int rc = pthread_create(&w->thread, NULL, writer_main, w);
     if (rc != 0) {
         snprintf(err, errlen, "writer: cannot start the thread: %s", strerror(rc));
@@ -613,8 +584,9 @@ void ota_writer_stop(ota_writer *w)
     free(w);
 }
 
-/* The backlog is measured now, from what the writer has finished: the writer's own
- * figure is stale while it is stuck in a store call (a server that stopped answering). */
+/* The backlog is measured when asked (a directory scan), from what the writer has
+ * finished: a figure kept by the writer would be stale while it is stuck in a store call
+ * (a server that stopped answering). */
 void ota_writer_stats_get(ota_writer *w, ota_writer_stats *st)
 {
     pthread_mutex_lock(&w->mu);
