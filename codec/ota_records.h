@@ -3,7 +3,7 @@
  *
  * One definition serves every layer: the codec parses them from the operator's JSON and
  * writes them back (codec/catalog_json.c), the store persists them (store/), and the
- * in-memory catalog keeps them (plugin/catalog.c). A record owns its strings and arrays
+ * in-memory catalog keeps them (plugin/core/catalog.c). A record owns its strings and arrays
  * (plain malloc); free it with its ota_*_rec_free function. Optional texts are NULL when
  * absent.
  *

@@ -2,7 +2,7 @@
  * file.c — resumable block download over MQTT: file/get -> file/data (see file.h).
  *
  * Design.
- * - Checking (MESSAGE callback): decode (codec/file.c), the grant (grants.h: only files
+ * - Checking (MESSAGE callback): decode (codec/file_msg.c), the grant (grants.h: only files
  *   named in a description issued to this VIN; checked before the repository so a vehicle
  *   cannot probe which files exist), the file (<file_dir>/<sha256>, opened once and shared
  *   by every request for it: a refcounted table of open files), the blocks that exist

@@ -15,7 +15,7 @@
 #include <mosquitto_plugin.h>
 #include <mosquitto.h>
 
-#include "limits.h"
+#include "rate_limit.h"
 #include "map.h"
 #include "ota_codec.h"
 #include "ota_spool.h"
@@ -53,7 +53,7 @@ typedef struct {
     /* wake 1: worker threads (signer, writer) wake the idle broker (wake.h) when a result
      * is waiting for it; 0: results wait for the next TICK (up to 100 ms when idle) */
     unsigned wake;
-    /* Hostile-input limits (issue 8, docs/security.md): requests per vehicle (limits.h),
+    /* Hostile-input limits (issue 8, docs/security.md): requests per vehicle (rate_limit.h),
      * payload bytes of shadow and pkg/file requests, VINs of one createTask. */
     ota_rate_config rate;
     size_t max_shadow_bytes;
@@ -113,7 +113,7 @@ typedef struct {
     ota_spool *spool;
     ota_writer *writer;
     ota_logq *logq;
-    ota_limits *limits; /* limits.h: token buckets per VIN, vehicles to kick */
+    ota_limits *limits; /* rate_limit.h: token buckets per VIN, vehicles to kick */
     ota_counters counters;
 } ota_plugin;
 

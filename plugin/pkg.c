@@ -2,7 +2,7 @@
  * pkg.c — ota/v1/{vin}/pkg/get: the signed package description (SPEC §3, §6;
  * docs/protocol.md, docs/vehicle-crypto.md).
  *
- * On the broker thread, from memory only: decode the request strictly (codec/pkg.c), find
+ * On the broker thread, from memory only: decode the request strictly (codec/pkg_msg.c), find
  * the vehicle's execution of the task (tasks.h: assigned, not rejected, the task active
  * and inside its window, the execution not final), decide the description (describe.c),
  * wrap the package's content key for the vehicle when the package is encrypted (the

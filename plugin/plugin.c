@@ -44,7 +44,7 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
     return 5;
 }
 
-/* Vehicles the router found flooding (limits.h): kicked here, outside their own PUBLISH
+/* Vehicles the router found flooding (rate_limit.h): kicked here, outside their own PUBLISH
  * callback. Without their will: a flooder's will is no message to trust. */
 static void kick_flooders(ota_plugin *p)
 {

@@ -13,7 +13,7 @@
  * the message to no one.
  *
  * Before a handler runs, the request passes the hostile-input gate (issue 8): the VIN's
- * token bucket (limits.h) and its kind's payload limit. See docs/security.md.
+ * token bucket (rate_limit.h) and its kind's payload limit. See docs/security.md.
  */
 #include "ota_plugin.h"
 #include "file.h"

@@ -9,7 +9,7 @@
  * the client id the vehicle last used, so that a delta set later reaches it (NULL when
  * it is the VIN itself, as with use_username_as_clientid). Broker thread only.
  *
- * shadow/update: decode strictly (codec/shadow.c); merge: the top-level keys of reported
+ * shadow/update: decode strictly (codec/shadow_msg.c); merge: the top-level keys of reported
  * replace the old ones, `ecus` is merged per ECU (at most OTA_SHADOW_MAX_ECUS in the
  * merged shadow, so a vehicle cannot grow its shadow without bound); version += 1;
  * answer shadow/accepted {version, token?} to the vehicle (MQTT 5 response topic and

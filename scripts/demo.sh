@@ -18,7 +18,7 @@ bash scripts/setup-deps.sh
 echo "== building (build/)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
-echo "built: build/plugin/mosquitto_ota.so, build/tools/otactl, build/tools/ota-fleet"
+echo "built: build/plugin/mosquitto_ota.so, build/otactl/otactl, build/ota-fleet/ota-fleet"
 
 VEHICLES=${VEHICLES:-500}
 FAILURE_RATE=${FAILURE_RATE:-0.05}
@@ -61,13 +61,13 @@ for _ in $(seq 100); do
 done
 echo "== broker: mosquitto (pid $broker) on 127.0.0.1:$port, store sqlite:$work/ota.db"
 
-otactl() { build/tools/otactl -p "$port" -u admin "$@"; }
+otactl() { build/otactl/otactl -p "$port" -u admin "$@"; }
 
 echo "== operator: catalog set-up with otactl"
 otactl model set --model L9 --series 2024 --ecu BMS --ecu ADAS
 # The vehicles' X25519 public keys (derived by ota-fleet from a seed and the VIN), so
 # that each encrypted description carries the content key wrapped for its vehicle.
-build/tools/ota-fleet keys --vehicles "$VEHICLES" --key-seed "$KEY_SEED" > "$work/keys.csv"
+build/ota-fleet/ota-fleet keys --vehicles "$VEHICLES" --key-seed "$KEY_SEED" > "$work/keys.csv"
 {
     echo "vin,model,series,status,usage,sold,activated,fw,public_key"
     sed 's/^\([^,]*\),\(.*\)$/\1,L9,2024,sold,retail,true,true,2.0.9,\2/' "$work/keys.csv"
@@ -77,7 +77,7 @@ otactl vehicle import "$work/fleet.csv"
 head -c $((FILE_KB * 1024)) /dev/urandom > "$work/bms-2.1.0.bin"
 head -c $((FILE_KB * 256)) /dev/urandom > "$work/adas-2.1.0.bin"
 encrypted=()
-if build/tools/otactl file --help 2>&1 | grep -q -- "--encrypt"; then
+if build/otactl/otactl file --help 2>&1 | grep -q -- "--encrypt"; then
     # Encrypted package: both files under one content key; the plugin keeps the key
     # sealed and wraps it for each vehicle in its description.
     ckey=$(/usr/bin/python3 -c 'import os; print(os.urandom(32).hex())')
@@ -104,7 +104,7 @@ echo "== campaign: task $task for $VEHICLES vehicles"
 echo "== fleet: $VEHICLES simulated vehicles (failure rate $FAILURE_RATE, cut links" \
      "$DISCONNECT_RATE per window, lost blocks $DROP_RATE)"
 fleet_rc=0
-build/tools/ota-fleet campaign --port "$port" --vehicles "$VEHICLES" \
+build/ota-fleet/ota-fleet campaign --port "$port" --vehicles "$VEHICLES" \
     --pub "$work/ota-signing.pem.pub" --key-seed "$KEY_SEED" --fw 2.0.9 \
     --failure-rate "$FAILURE_RATE" --disconnect-rate "$DISCONNECT_RATE" \
     --drop-rate "$DROP_RATE" --install-step 0.5 --timeout 150 || fleet_rc=$?

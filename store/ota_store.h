@@ -70,7 +70,7 @@ int ota_store_history(ota_store *s, const char *vin, ota_event_type type, size_t
                       ota_store_event_fn fn, void *ctx);
 
 /* ---- the catalog (SPEC §5) ----
- * The in-memory catalog (plugin/catalog.c) is loaded from here at start and answers every
+ * The in-memory catalog (plugin/core/catalog.c) is loaded from here at start and answers every
  * read; every change is stored here first, on the writer thread, then applied in memory,
  * then answered to the operator. Vehicles are rows (a fleet has millions); models,
  * packages, strategies, strategy bindings and files are JSON documents under a key (their

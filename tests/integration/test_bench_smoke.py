@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Smoke test of tools/ota-bench, the umbrella benchmark: its --tiny --json path runs every
+"""Smoke test of bench/ota-bench, the umbrella benchmark: its --tiny --json path runs every
 benchmark in a tiny configuration (brokers, fleets, the MongoDB test peer: ~10 s) and
 produces well-formed rows; --render prints them again as text and Markdown; a build
 without the plugin, or a benchmark that cannot start, is exit status 2. No timing is asserted: the figures of a tiny run on
@@ -14,7 +14,7 @@ import unittest
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BENCH = REPO / "tools" / "ota-bench"
+BENCH = REPO / "bench" / "ota-bench"
 BUILD = Path(os.environ["OTA_PLUGIN"]).resolve().parents[1]  # BUILD/plugin/mosquitto_ota.so
 BENCHMARKS = ("ingest", "catalog", "task", "dispatch", "file", "pkg", "mongo", "store")
 TARGET_KEYS = ("ingest.acks", "ingest.e2e", "catalog.memory", "task.create", "file.bytes",

@@ -9,7 +9,7 @@ compared with getStats sent by paho), an operator that is not one (exit 1), a br
 without the plugin (no answer: exit 3), a closed port (exit 3), and a catalog round trip
 (model, vehicles, import, lists, file upload with resume, package, strategy).
 
-Environment: OTA_OTACTL is the otactl binary (set by ctest; default <build>/tools/otactl).
+Environment: OTA_OTACTL is the otactl binary (set by ctest; default <build>/otactl/otactl).
 """
 
 import hashlib
@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import otatest as ot  # noqa: E402
 
-OTACTL = ot._env_path("OTA_OTACTL", ot._build_dir() / "tools" / "otactl")
+OTACTL = ot._env_path("OTA_OTACTL", ot._build_dir() / "otactl" / "otactl")
 V1, V2, V3 = ot.vin(1), ot.vin(2), ot.vin(3)
 SHA_A = "a" * 64
 
