@@ -120,7 +120,9 @@ typedef struct {
 /* Runs until a signal (or, with once, until a job ended). 0 success, else 1. */
 int agent_run(const agent_config *cfg);
 
-/* Reads the config file (docs/ota-agent.md) into cfg; strings stay allocated. 0 or -1. */
+/* Reads the config file (docs/ota-agent.md) into cfg. 0 or -1. */
 int agent_config_load(const char *path, agent_config *cfg, char *err, size_t cap);
+/* Frees what agent_config_load allocated (strings, installers, transports). */
+void agent_config_free(agent_config *cfg);
 
 #endif

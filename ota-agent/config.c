@@ -94,8 +94,10 @@ static int set(agent_config *c, const char *k, char *v, char *err, size_t cap)
                  {"health_cmd", &c->health_cmd},   {"initial_fw", &c->initial_fw}};
 
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
-        if (strcmp(k, texts[i].key) == 0)
+        if (strcmp(k, texts[i].key) == 0) {
+            free((char *)*texts[i].field);
             return (*texts[i].field = strdup(v)) ? 0 : -1;
+        }
     if (strcmp(k, "broker_port") == 0)
         c->port = atoi(v);
     else if (strcmp(k, "block_size") == 0)
@@ -115,10 +117,10 @@ static int set(agent_config *c, const char *k, char *v, char *err, size_t cap)
 
 static int finish(agent_config *c, char *err, size_t cap)
 {
-    static char cn[128];
+    char cn[128];
 
     if (c->vin == NULL && c->certfile && cert_cn(c->certfile, cn, sizeof cn) == 0)
-        c->vin = cn;
+        c->vin = strdup(cn);
     if (c->vin == NULL || c->server_pub == NULL || c->state_dir == NULL || c->n_ecus == 0) {
         snprintf(err, cap, "vin (or certfile), server_pub, state_dir and ecu lines are needed");
         return -1;
@@ -136,9 +138,8 @@ int agent_config_load(const char *path, agent_config *c, char *err, size_t cap)
     char line[1024];
     int lineno = 0;
 
-    memset(c, 0, sizeof *c);
-    *c = (agent_config){.host = "127.0.0.1", .port = 1883, .block_size = 16384, .window = 16,
-                        .request_timeout_ms = 5000, .initial_fw = "1.0"};
+    *c = (agent_config){.host = strdup("127.0.0.1"), .port = 1883, .block_size = 16384,
+                        .window = 16, .request_timeout_ms = 5000, .initial_fw = strdup("1.0")};
     if (fp == NULL) {
         snprintf(err, cap, "cannot open %s", path);
         return -1;
@@ -162,4 +163,21 @@ int agent_config_load(const char *path, agent_config *c, char *err, size_t cap)
     }
     fclose(fp);
     return finish(c, err, cap);
+}
+
+void agent_config_free(agent_config *c)
+{
+    const char *texts[] = {c->host,     c->vin,         c->cafile,    c->certfile,
+                           c->keyfile,  c->server_pub,  c->vehicle_key, c->state_dir,
+                           c->health_cmd, c->initial_fw};
+
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        free((char *)texts[i]);
+    for (uint32_t i = 0; i < c->n_ecus; i++)
+        c->ecus[i].installer->free(c->ecus[i].installer);
+    for (int i = 0; i < MAX_ENTITIES && entities[i].t; i++) {
+        entities[i].t->free(entities[i].t);
+        entities[i].t = NULL;
+    }
+    memset(c, 0, sizeof *c);
 }

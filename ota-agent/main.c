@@ -30,6 +30,8 @@ static void no_save(void *arg, const void *blob, size_t n)
     (void)n;
 }
 
+static agent_transport *direct_t; /* the installer does not own its transport */
+
 static agent_installer *direct(const char *hostport, const char *addr)
 {
     char host[256];
@@ -39,7 +41,7 @@ static agent_installer *direct(const char *hostport, const char *addr)
     if (colon == NULL || colon - hostport >= (long)sizeof host)
         return NULL;
     snprintf(host, sizeof host, "%.*s", (int)(colon - hostport), hostport);
-    t = agent_doip_new(host, atoi(colon + 1), 0x0E80);
+    t = direct_t = agent_doip_new(host, atoi(colon + 1), 0x0E80);
     return t ? agent_uds_installer(t, (uint16_t)strtoul(addr, NULL, 16), agent_test_key, NULL)
              : NULL;
 }
@@ -61,6 +63,8 @@ static int flash_one(char **argv)
     rc = in->install(in, &c, err, sizeof err);
     if (rc != 0)
         fprintf(stderr, "ota-agent: %s\n", err);
+    in->free(in);
+    direct_t->free(direct_t);
     return rc == 0 ? 0 : 1;
 }
 
@@ -69,16 +73,22 @@ static int read_version(char **argv)
     agent_installer *in = direct(argv[2], argv[3]);
     char v[128];
 
-    if (in == NULL || in->read_version(in, argv[3], v, sizeof v) != 0)
-        return 1;
-    printf("%s\n", v);
-    return 0;
+    int rc = in && in->read_version(in, argv[3], v, sizeof v) == 0 ? 0 : 1;
+
+    if (rc == 0)
+        printf("%s\n", v);
+    if (in)
+        in->free(in);
+    if (direct_t)
+        direct_t->free(direct_t);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     agent_config cfg;
     char err[512];
+    int rc;
 
     if (argc == 6 && strcmp(argv[1], "flash") == 0)
         return flash_one(argv);
@@ -91,8 +101,11 @@ int main(int argc, char **argv)
     }
     if (agent_config_load(argv[2], &cfg, err, sizeof err) != 0) {
         fprintf(stderr, "ota-agent: %s: %s\n", argv[2], err);
+        agent_config_free(&cfg);
         return 2;
     }
     cfg.once = argc == 4;
-    return agent_run(&cfg);
+    rc = agent_run(&cfg);
+    agent_config_free(&cfg);
+    return rc;
 }
