@@ -11,7 +11,6 @@ the task ends failed with rollback_succeeded; the exec installer maps a command'
 progress lines and exit status."""
 
 import os
-import signal
 import sqlite3
 import struct
 import subprocess

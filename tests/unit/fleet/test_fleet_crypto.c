@@ -1,5 +1,5 @@
 /*
- * test_fleet_crypto.c — the pure parts of ota-fleet's campaign mode (ota-fleet/fleet_crypto.c,
+ * test_fleet_crypto.c — the pure parts of ota-fleet's campaign mode (vehicle-crypto/vcrypto.c,
  * ota-fleet/fleet_dl.c) against vectors made by an independent implementation (Python
  * cryptography + cbor2, fleet_vectors.py): COSE_Sign1 verification and the vehicle's
  * checks, the vehicle key from a seed, content-key unwrapping, and the block download
