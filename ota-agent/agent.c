@@ -259,8 +259,8 @@ static void accept_desc(agent *a, const uint8_t *p, size_t n)
     uint64_t last = st_kv_u64(a->db, "last_ctr", 0);
     vc_verdict v = vc_desc_check(&a->desc, a->cfg->vin, agent_now_ms(), last);
 
-    if (v == VC_DESC_OK && (strcmp(a->desc.task, a->job.task) != 0 ||
-                            strcmp(a->desc.to, a->job.version) != 0))
+    if (v == VC_DESC_OK &&
+        (strcmp(a->desc.task, a->job.task) != 0 || strcmp(a->desc.to, a->job.version) != 0))
         v = VC_DESC_WRONG_TASK;
     if (v == VC_DESC_OK && !agent_desc_req_ok(&a->desc, a->job.req))
         return; /* the answer to an older request: ours is still coming */
@@ -268,8 +268,8 @@ static void accept_desc(agent *a, const uint8_t *p, size_t n)
         agent_log("task %s: description refused: %s", a->job.task, vc_verdict_name(v));
         return agent_fail(a, "download_failed");
     }
-    if (a->desc.has_key && (!a->has_vkey || vc_unwrap(&a->desc, a->vkey, a->cfg->vin,
-                                                      a->job.ckey) != 0)) {
+    if (a->desc.has_key &&
+        (!a->has_vkey || vc_unwrap(&a->desc, a->vkey, a->cfg->vin, a->job.ckey) != 0)) {
         agent_log("task %s: the content key does not open for this vehicle", a->job.task);
         return agent_fail(a, "download_failed");
     }

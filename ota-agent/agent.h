@@ -35,8 +35,8 @@ agent_transport *agent_doip_new(const char *host, int port, uint16_t tester);
 
 /* ---- UDS client ---- */
 
-#define UDS_P2_MS 2000       /* first answer */
-#define UDS_P2STAR_MS 10000  /* after each 0x78 response pending */
+#define UDS_P2_MS 2000      /* first answer */
+#define UDS_P2STAR_MS 10000 /* after each 0x78 response pending */
 
 /* One request: waits through 0x78 (response pending). Returns the response length with a
  * positive response in resp, -NRC (negative response), or -1000 on a transport error /
@@ -46,8 +46,8 @@ long uds_call(agent_transport *t, uint16_t ecu, const uint8_t *req, size_t n, ui
 
 /* The security key function: from the ECU's seed at `level`, the key. 0 or -1. The
  * built-in "test" one is uds.h's uds_test_key. */
-typedef int (*agent_key_fn)(void *arg, uint16_t ecu, uint8_t level, const uint8_t *seed,
-                            size_t n, uint8_t *key, size_t *key_len);
+typedef int (*agent_key_fn)(void *arg, uint16_t ecu, uint8_t level, const uint8_t *seed, size_t n,
+                            uint8_t *key, size_t *key_len);
 int agent_test_key(void *arg, uint16_t ecu, uint8_t level, const uint8_t *seed, size_t n,
                    uint8_t *key, size_t *key_len);
 
@@ -57,10 +57,10 @@ int agent_test_key(void *arg, uint16_t ecu, uint8_t level, const uint8_t *seed, 
 #define AGENT_ERR_MAX 256
 
 typedef struct {
-    const char *ecu;     /* ECU name (the description's `ecu`) */
-    const char *file;    /* the plain (decrypted, verified) image */
+    const char *ecu;  /* ECU name (the description's `ecu`) */
+    const char *file; /* the plain (decrypted, verified) image */
     uint64_t size;
-    uint8_t sha256[32];  /* of the plain image */
+    uint8_t sha256[32]; /* of the plain image */
     const char *from_version, *to_version;
     /* progress 0..100 with a step name; save persists the resume blob (durable on return) */
     void (*progress)(void *arg, int pct, const char *step);
@@ -80,7 +80,8 @@ struct agent_installer {
     void (*free)(agent_installer *in);
 };
 
-/* UDS over the transport (shared by the ECUs of one DoIP entity, not owned), ECU at logical address `addr`, key function key. */
+/* UDS over the transport (shared by the ECUs of one DoIP entity, not owned), ECU at logical address
+ * `addr`, key function key. */
 agent_installer *agent_uds_installer(agent_transport *t, uint16_t addr, agent_key_fn key,
                                      void *key_arg);
 

@@ -27,7 +27,7 @@ static void set_bit(uint8_t *m, uint32_t i, bool on)
     if (on)
         m[i / 8] |= (uint8_t)(1u << (i % 8));
     else
-        m[i / 8] &= (uint8_t)~(1u << (i % 8));
+        m[i / 8] &= (uint8_t) ~(1u << (i % 8));
 }
 
 static size_t map_bytes(uint32_t nblocks)
@@ -80,8 +80,7 @@ static int dl_open(agent *a, uint32_t idx)
     for (uint32_t i = 0; i < a->dl.nblocks; i++)
         a->dl.got += bit(a->dl.have, i);
     if (a->dl.got)
-        agent_log("download: %s: %u of %u blocks already here", f->ecu, a->dl.got,
-                  a->dl.nblocks);
+        agent_log("download: %s: %u of %u blocks already here", f->ecu, a->dl.got, a->dl.nblocks);
     return 0;
 }
 

@@ -59,16 +59,20 @@ static const char *target_of(const agent *a, uint32_t idx)
 }
 
 /* The context of an install or rollback of ECU idx. -1 when the image is unusable. */
-static int make_ctx(agent *a, uint32_t idx, agent_ecu_row *row, inst_arg *x,
-                    agent_install_ctx *c, char *img, size_t cap)
+static int make_ctx(agent *a, uint32_t idx, agent_ecu_row *row, inst_arg *x, agent_install_ctx *c,
+                    char *img, size_t cap)
 {
     struct stat sb;
 
     *x = (inst_arg){.a = a, .idx = idx, .row = row, .last_pct = -100};
     agent_file_path(a, a->desc.ecus[idx].sha_hex, "img", img, cap);
-    *c = (agent_install_ctx){.ecu = a->desc.ecus[idx].ecu, .file = img,
-                             .from_version = row->from_version, .to_version = target_of(a, idx),
-                             .progress = on_progress, .save = on_save, .arg = x,
+    *c = (agent_install_ctx){.ecu = a->desc.ecus[idx].ecu,
+                             .file = img,
+                             .from_version = row->from_version,
+                             .to_version = target_of(a, idx),
+                             .progress = on_progress,
+                             .save = on_save,
+                             .arg = x,
                              .resume = row->blob_len ? row->blob : NULL,
                              .resume_len = row->blob_len};
     if (stat(img, &sb) != 0 || vc_sha256_file(img, c->sha256) != 0)
@@ -151,8 +155,7 @@ static void check(agent *a)
         ver[0] = '\0';
         if (in == NULL || in->read_version(in, a->desc.ecus[idx].ecu, ver, sizeof ver) != 0 ||
             strcmp(ver, target_of(a, idx)) != 0) {
-            agent_log("check: %s reads %s, not %s", a->desc.ecus[idx].ecu, ver,
-                      target_of(a, idx));
+            agent_log("check: %s reads %s, not %s", a->desc.ecus[idx].ecu, ver, target_of(a, idx));
             agent_ev_progress(a, a->desc.ecus[idx].ecu, 100, "failed: post-install check");
             start_rollback(a);
             return;

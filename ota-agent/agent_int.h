@@ -21,9 +21,9 @@ struct mosquitto;
 typedef struct {
     bool active;
     char task[VC_ID_MAX + 1], version[VC_ID_MAX + 1], trigger[VC_ID_MAX + 1];
-    char step[16];  /* desc, download, install, check, rollback, final */
-    uint64_t req;   /* the pkg/get request id in use */
-    uint8_t *cose;  /* the accepted description (COSE_Sign1 bytes) */
+    char step[16]; /* desc, download, install, check, rollback, final */
+    uint64_t req;  /* the pkg/get request id in use */
+    uint8_t *cose; /* the accepted description (COSE_Sign1 bytes) */
     size_t cose_len;
     uint8_t ckey[VC_KEY_LEN];
     bool has_ckey;
@@ -74,10 +74,10 @@ typedef struct agent_msg {
 #define AGENT_ACKS_MAX 256
 
 typedef struct {
-    uint32_t idx;       /* the description's ECU */
+    uint32_t idx; /* the description's ECU */
     uint32_t nblocks;
-    uint8_t *have;      /* durable blocks (mirrors the state file) */
-    uint8_t *asked;     /* asked, not yet answered */
+    uint8_t *have;  /* durable blocks (mirrors the state file) */
+    uint8_t *asked; /* asked, not yet answered */
     int fd;
     int64_t last_rx_ms; /* last block or request */
     uint32_t next_from; /* where the next window starts looking */
@@ -125,13 +125,12 @@ void agent_reports_pump(agent *a); /* drops acked reports, publishes queued ones
 size_t agent_shadow_payload(agent *a, uint8_t *buf, size_t cap, const char *state);
 size_t agent_pkg_get_payload(agent *a, uint8_t *buf, size_t cap);
 size_t agent_file_get_payload(const char *sha, uint32_t bs, uint32_t from, uint32_t n,
-                              const uint8_t *bitmap, size_t bitmap_len, uint8_t *buf,
-                              size_t cap);
+                              const uint8_t *bitmap, size_t bitmap_len, uint8_t *buf, size_t cap);
 
 /* agent_dl.c */
-int agent_dl_step(agent *a);               /* 0 going on, 1 all files ready, -1 failed */
+int agent_dl_step(agent *a); /* 0 going on, 1 all files ready, -1 failed */
 void agent_dl_block(agent *a, const uint8_t *payload, size_t n);
-void agent_dl_reset(agent *a);              /* after a reconnect: ask again */
+void agent_dl_reset(agent *a); /* after a reconnect: ask again */
 void agent_dl_close(agent *a);
 void agent_file_path(const agent *a, const char *sha, const char *ext, char *out, size_t cap);
 

@@ -14,8 +14,8 @@
 
 static void put(cbor_item_t *map, const char *k, cbor_item_t *v)
 {
-    cbor_map_add(map, (struct cbor_pair){.key = cbor_move(cbor_build_string(k)),
-                                         .value = cbor_move(v)});
+    cbor_map_add(map,
+                 (struct cbor_pair){.key = cbor_move(cbor_build_string(k)), .value = cbor_move(v)});
 }
 
 static void put_text(cbor_item_t *map, const char *k, const char *v)

@@ -40,9 +40,8 @@ static int cert_cn(const char *path, char *out, size_t cap)
 {
     FILE *fp = fopen(path, "r");
     X509 *x = fp ? PEM_read_X509(fp, NULL, NULL, NULL) : NULL;
-    int n = x ? X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out,
-                                          (int)cap)
-              : -1;
+    int n =
+        x ? X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out, (int)cap) : -1;
 
     X509_free(x);
     if (fp)
@@ -87,9 +86,9 @@ static int set(agent_config *c, const char *k, char *v, char *err, size_t cap)
     struct {
         const char *key;
         const char **field;
-    } texts[] = {{"broker_host", &c->host},   {"vin", &c->vin},
-                 {"cafile", &c->cafile},      {"certfile", &c->certfile},
-                 {"keyfile", &c->keyfile},    {"server_pub", &c->server_pub},
+    } texts[] = {{"broker_host", &c->host},        {"vin", &c->vin},
+                 {"cafile", &c->cafile},           {"certfile", &c->certfile},
+                 {"keyfile", &c->keyfile},         {"server_pub", &c->server_pub},
                  {"vehicle_key", &c->vehicle_key}, {"state_dir", &c->state_dir},
                  {"health_cmd", &c->health_cmd},   {"initial_fw", &c->initial_fw}};
 
@@ -138,8 +137,12 @@ int agent_config_load(const char *path, agent_config *c, char *err, size_t cap)
     char line[1024];
     int lineno = 0;
 
-    *c = (agent_config){.host = strdup("127.0.0.1"), .port = 1883, .block_size = 16384,
-                        .window = 16, .request_timeout_ms = 5000, .initial_fw = strdup("1.0")};
+    *c = (agent_config){.host = strdup("127.0.0.1"),
+                        .port = 1883,
+                        .block_size = 16384,
+                        .window = 16,
+                        .request_timeout_ms = 5000,
+                        .initial_fw = strdup("1.0")};
     if (fp == NULL) {
         snprintf(err, cap, "cannot open %s", path);
         return -1;
@@ -167,8 +170,8 @@ int agent_config_load(const char *path, agent_config *c, char *err, size_t cap)
 
 void agent_config_free(agent_config *c)
 {
-    const char *texts[] = {c->host,     c->vin,         c->cafile,    c->certfile,
-                           c->keyfile,  c->server_pub,  c->vehicle_key, c->state_dir,
+    const char *texts[] = {c->host,       c->vin,        c->cafile,      c->certfile,
+                           c->keyfile,    c->server_pub, c->vehicle_key, c->state_dir,
                            c->health_cmd, c->initial_fw};
 
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)

@@ -90,8 +90,8 @@ static int act(agent_installer *in, const agent_install_ctx *c, const char *acti
     exec_installer *x = (exec_installer *)in;
     char sha[65];
     int rc;
-    exec_env e = {action, c->ecu, c->file, c->from_version, c->to_version, sha,
-                  c->resume_len ? "1" : "0"};
+    exec_env e = {
+        action, c->ecu, c->file, c->from_version, c->to_version, sha, c->resume_len ? "1" : "0"};
 
     for (int i = 0; i < 32; i++)
         snprintf(sha + 2 * i, 3, "%02x", c->sha256[i]);

@@ -231,8 +231,7 @@ static uint32_t programming(flash *f)
 
 /* 36 from offset with counter ctr (the last confirmed). 0, -1 failure, 1 = the ECU lost
  * the download (start over). */
-static int transfer(flash *f, int fd, uint32_t offset, uint8_t ctr, uint32_t block,
-                    bool resumed)
+static int transfer(flash *f, int fd, uint32_t offset, uint8_t ctr, uint32_t block, bool resumed)
 {
     uint8_t *req = malloc(block + 2);
     uint64_t size = f->c->size;
@@ -303,8 +302,8 @@ static int u_install(agent_installer *in, const agent_install_ctx *c, char *err,
     }
     if (c->resume && c->resume_len == sizeof b)
         memcpy(&b, c->resume, sizeof b);
-    if (b.magic == 'U' && b.step == STEP_RESET && read_did(&f, UDS_DID_APP_VERSION, version,
-                                                           sizeof version) == 0 &&
+    if (b.magic == 'U' && b.step == STEP_RESET &&
+        read_did(&f, UDS_DID_APP_VERSION, version, sizeof version) == 0 &&
         strcmp(version, c->to_version) == 0) {
         rc = 0; /* the reset happened before the interruption */
     } else if (b.magic == 'U' && b.step == STEP_TRANSFER) {
@@ -334,8 +333,8 @@ static int u_rollback(agent_installer *in, const agent_install_ctx *c, char *err
     c->progress(c->arg, 0, "rollback");
     if (call2(&f, "10 03", UDS_DSC, UDS_SESSION_EXTENDED) ||
         call2(&f, "10 02", UDS_DSC, UDS_SESSION_PROGRAMMING) || unlock(&f) ||
-        routine(&f, "31 01 FF 02", UDS_RID_ROLLBACK, NULL, 0) ||
-        call2(&f, "11 01", UDS_ER, 0x01) || call2(&f, "10 01", UDS_DSC, UDS_SESSION_DEFAULT) ||
+        routine(&f, "31 01 FF 02", UDS_RID_ROLLBACK, NULL, 0) || call2(&f, "11 01", UDS_ER, 0x01) ||
+        call2(&f, "10 01", UDS_DSC, UDS_SESSION_DEFAULT) ||
         read_did(&f, UDS_DID_APP_VERSION, version, sizeof version))
         return -1;
     if (c->from_version[0] && strcmp(version, c->from_version) != 0) {

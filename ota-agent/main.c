@@ -49,8 +49,12 @@ static agent_installer *direct(const char *hostport, const char *addr)
 static int flash_one(char **argv)
 {
     agent_installer *in = direct(argv[2], argv[3]);
-    agent_install_ctx c = {.ecu = argv[3], .file = argv[4], .to_version = argv[5],
-                           .from_version = "", .progress = print_progress, .save = no_save};
+    agent_install_ctx c = {.ecu = argv[3],
+                           .file = argv[4],
+                           .to_version = argv[5],
+                           .from_version = "",
+                           .progress = print_progress,
+                           .save = no_save};
     char err[AGENT_ERR_MAX];
     struct stat sb;
     int rc;

@@ -192,9 +192,8 @@ int st_job_end(sqlite3 *db, const char *task)
         sqlite3_bind_text(st, 1, task, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, agent_now_ms());
     }
-    return done(db, st) || exec_sql(db, "DELETE FROM job; DELETE FROM file; DELETE FROM ecu")
-               ? -1
-               : 0;
+    return done(db, st) || exec_sql(db, "DELETE FROM job; DELETE FROM file; DELETE FROM ecu") ? -1
+                                                                                              : 0;
 }
 
 bool st_task_done(sqlite3 *db, const char *task)

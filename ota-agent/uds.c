@@ -51,8 +51,7 @@ int doip_send(int fd, uint16_t type, const uint8_t *payload, size_t n)
     uint8_t hdr[DOIP_HDR_LEN];
 
     doip_put_hdr(hdr, type, (uint32_t)n);
-    return send_all(fd, hdr, sizeof hdr) == 0 && (n == 0 || send_all(fd, payload, n) == 0) ? 0
-                                                                                           : -1;
+    return send_all(fd, hdr, sizeof hdr) == 0 && (n == 0 || send_all(fd, payload, n) == 0) ? 0 : -1;
 }
 
 int doip_send_diag(int fd, uint16_t sa, uint16_t ta, const uint8_t *uds, size_t n)
@@ -209,21 +208,37 @@ size_t uds_put_routine(uint8_t *out, uint16_t rid, const uint8_t *opt, size_t op
 const char *uds_nrc_name(uint8_t nrc)
 {
     switch (nrc) {
-    case UDS_NRC_SNS: return "serviceNotSupported";
-    case UDS_NRC_SFNS: return "subFunctionNotSupported";
-    case UDS_NRC_IMLOIF: return "incorrectMessageLengthOrInvalidFormat";
-    case UDS_NRC_CNC: return "conditionsNotCorrect";
-    case UDS_NRC_RSE: return "requestSequenceError";
-    case UDS_NRC_ROOR: return "requestOutOfRange";
-    case UDS_NRC_SAD: return "securityAccessDenied";
-    case UDS_NRC_IK: return "invalidKey";
-    case UDS_NRC_ENOA: return "exceededNumberOfAttempts";
-    case UDS_NRC_UDNA: return "uploadDownloadNotAccepted";
-    case UDS_NRC_TDS: return "transferDataSuspended";
-    case UDS_NRC_GPF: return "generalProgrammingFailure";
-    case UDS_NRC_WBSC: return "wrongBlockSequenceCounter";
-    case UDS_NRC_RCRRP: return "responsePending";
-    case UDS_NRC_SNSIAS: return "serviceNotSupportedInActiveSession";
-    default: return "NRC";
+    case UDS_NRC_SNS:
+        return "serviceNotSupported";
+    case UDS_NRC_SFNS:
+        return "subFunctionNotSupported";
+    case UDS_NRC_IMLOIF:
+        return "incorrectMessageLengthOrInvalidFormat";
+    case UDS_NRC_CNC:
+        return "conditionsNotCorrect";
+    case UDS_NRC_RSE:
+        return "requestSequenceError";
+    case UDS_NRC_ROOR:
+        return "requestOutOfRange";
+    case UDS_NRC_SAD:
+        return "securityAccessDenied";
+    case UDS_NRC_IK:
+        return "invalidKey";
+    case UDS_NRC_ENOA:
+        return "exceededNumberOfAttempts";
+    case UDS_NRC_UDNA:
+        return "uploadDownloadNotAccepted";
+    case UDS_NRC_TDS:
+        return "transferDataSuspended";
+    case UDS_NRC_GPF:
+        return "generalProgrammingFailure";
+    case UDS_NRC_WBSC:
+        return "wrongBlockSequenceCounter";
+    case UDS_NRC_RCRRP:
+        return "responsePending";
+    case UDS_NRC_SNSIAS:
+        return "serviceNotSupportedInActiveSession";
+    default:
+        return "NRC";
     }
 }

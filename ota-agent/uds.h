@@ -29,8 +29,8 @@ enum {
     DOIP_DIAG_NACK = 0x8003,
 };
 
-#define DOIP_ROUTING_OK 0x10       /* routing activation response code: success */
-#define DOIP_NACK_UNKNOWN_TA 0x03  /* diagnostic NACK: unknown target address */
+#define DOIP_ROUTING_OK 0x10      /* routing activation response code: success */
+#define DOIP_NACK_UNKNOWN_TA 0x03 /* diagnostic NACK: unknown target address */
 
 typedef struct {
     uint16_t type;
@@ -56,37 +56,37 @@ long doip_recv(int fd, doip_hdr *h, uint8_t *payload, size_t cap, int timeout_ms
 /* ---- UDS ---- */
 
 enum {
-    UDS_DSC = 0x10,           /* DiagnosticSessionControl */
-    UDS_ER = 0x11,            /* ECUReset */
-    UDS_SA = 0x27,            /* SecurityAccess */
-    UDS_CC = 0x28,            /* CommunicationControl */
-    UDS_TP = 0x3E,            /* TesterPresent */
-    UDS_CDTCS = 0x85,         /* ControlDTCSetting */
-    UDS_RDBI = 0x22,          /* ReadDataByIdentifier */
-    UDS_WDBI = 0x2E,          /* WriteDataByIdentifier */
-    UDS_RC = 0x31,            /* RoutineControl */
-    UDS_RD = 0x34,            /* RequestDownload */
-    UDS_TD = 0x36,            /* TransferData */
-    UDS_RTE = 0x37,           /* RequestTransferExit */
+    UDS_DSC = 0x10,   /* DiagnosticSessionControl */
+    UDS_ER = 0x11,    /* ECUReset */
+    UDS_SA = 0x27,    /* SecurityAccess */
+    UDS_CC = 0x28,    /* CommunicationControl */
+    UDS_TP = 0x3E,    /* TesterPresent */
+    UDS_CDTCS = 0x85, /* ControlDTCSetting */
+    UDS_RDBI = 0x22,  /* ReadDataByIdentifier */
+    UDS_WDBI = 0x2E,  /* WriteDataByIdentifier */
+    UDS_RC = 0x31,    /* RoutineControl */
+    UDS_RD = 0x34,    /* RequestDownload */
+    UDS_TD = 0x36,    /* TransferData */
+    UDS_RTE = 0x37,   /* RequestTransferExit */
     UDS_NEGATIVE = 0x7F,
 };
 
 enum {
-    UDS_NRC_SNS = 0x11,     /* serviceNotSupported */
-    UDS_NRC_SFNS = 0x12,    /* subFunctionNotSupported */
-    UDS_NRC_IMLOIF = 0x13,  /* incorrectMessageLengthOrInvalidFormat */
-    UDS_NRC_CNC = 0x22,     /* conditionsNotCorrect */
-    UDS_NRC_RSE = 0x24,     /* requestSequenceError */
-    UDS_NRC_ROOR = 0x31,    /* requestOutOfRange */
-    UDS_NRC_SAD = 0x33,     /* securityAccessDenied */
-    UDS_NRC_IK = 0x35,      /* invalidKey */
-    UDS_NRC_ENOA = 0x36,    /* exceededNumberOfAttempts */
-    UDS_NRC_UDNA = 0x70,    /* uploadDownloadNotAccepted */
-    UDS_NRC_TDS = 0x71,     /* transferDataSuspended */
-    UDS_NRC_GPF = 0x72,     /* generalProgrammingFailure */
-    UDS_NRC_WBSC = 0x73,    /* wrongBlockSequenceCounter */
-    UDS_NRC_RCRRP = 0x78,   /* requestCorrectlyReceived-ResponsePending */
-    UDS_NRC_SNSIAS = 0x7F,  /* serviceNotSupportedInActiveSession */
+    UDS_NRC_SNS = 0x11,    /* serviceNotSupported */
+    UDS_NRC_SFNS = 0x12,   /* subFunctionNotSupported */
+    UDS_NRC_IMLOIF = 0x13, /* incorrectMessageLengthOrInvalidFormat */
+    UDS_NRC_CNC = 0x22,    /* conditionsNotCorrect */
+    UDS_NRC_RSE = 0x24,    /* requestSequenceError */
+    UDS_NRC_ROOR = 0x31,   /* requestOutOfRange */
+    UDS_NRC_SAD = 0x33,    /* securityAccessDenied */
+    UDS_NRC_IK = 0x35,     /* invalidKey */
+    UDS_NRC_ENOA = 0x36,   /* exceededNumberOfAttempts */
+    UDS_NRC_UDNA = 0x70,   /* uploadDownloadNotAccepted */
+    UDS_NRC_TDS = 0x71,    /* transferDataSuspended */
+    UDS_NRC_GPF = 0x72,    /* generalProgrammingFailure */
+    UDS_NRC_WBSC = 0x73,   /* wrongBlockSequenceCounter */
+    UDS_NRC_RCRRP = 0x78,  /* requestCorrectlyReceived-ResponsePending */
+    UDS_NRC_SNSIAS = 0x7F, /* serviceNotSupportedInActiveSession */
 };
 
 enum { UDS_SESSION_DEFAULT = 1, UDS_SESSION_PROGRAMMING = 2, UDS_SESSION_EXTENDED = 3 };

@@ -163,8 +163,7 @@ static void security(sim_ecu *e, const uint8_t *req, size_t n, uint8_t *resp, si
     *len = 2;
 }
 
-static void read_did(sim *s, sim_ecu *e, const uint8_t *req, size_t n, uint8_t *resp,
-                     size_t *len)
+static void read_did(sim *s, sim_ecu *e, const uint8_t *req, size_t n, uint8_t *resp, size_t *len)
 {
     char p[512], text[SIM_VER_MAX] = "";
     uint16_t did = n == 3 ? (uint16_t)(req[1] << 8 | req[2]) : 0;
@@ -241,8 +240,7 @@ static bool rollback(sim *s, sim_ecu *e)
            rename(ver, tver) == 0 && rename(pver, ver) == 0 && rename(tver, pver) == 0;
 }
 
-static void routine(sim *s, sim_ecu *e, const uint8_t *req, size_t n, uint8_t *resp,
-                    size_t *len)
+static void routine(sim *s, sim_ecu *e, const uint8_t *req, size_t n, uint8_t *resp, size_t *len)
 {
     uint16_t rid = n >= 4 ? (uint16_t)(req[2] << 8 | req[3]) : 0;
     uint8_t status = 0;
@@ -328,8 +326,7 @@ static int append_part(sim *s, sim_ecu *e, const uint8_t *data, size_t n)
     return rc;
 }
 
-static void transfer(sim *s, sim_ecu *e, const uint8_t *req, size_t n, uint8_t *resp,
-                     size_t *len)
+static void transfer(sim *s, sim_ecu *e, const uint8_t *req, size_t n, uint8_t *resp, size_t *len)
 {
     uint8_t ctr = n >= 2 ? req[1] : 0, want = (uint8_t)(e->last_ctr + 1);
     sim_fault *cut;
@@ -383,8 +380,7 @@ static bool faulted(sim *s, sim_ecu *e, uint8_t sid, uint8_t *resp, size_t *len)
     return true;
 }
 
-void sim_ecu_handle(sim *s, sim_ecu *e, const uint8_t *req, size_t n, uint8_t *resp,
-                    size_t *len)
+void sim_ecu_handle(sim *s, sim_ecu *e, const uint8_t *req, size_t n, uint8_t *resp, size_t *len)
 {
     bool suppress = n >= 2 && (req[1] & 0x80) &&
                     (req[0] == UDS_DSC || req[0] == UDS_ER || req[0] == UDS_TP ||
@@ -394,14 +390,18 @@ void sim_ecu_handle(sim *s, sim_ecu *e, const uint8_t *req, size_t n, uint8_t *r
     if (n == 0 || faulted(s, e, req[0], resp, len))
         return;
     switch (req[0]) {
-    case UDS_DSC: dsc(e, req, n, resp, len); break;
+    case UDS_DSC:
+        dsc(e, req, n, resp, len);
+        break;
     case UDS_ER:
         if (n != 2 || req[1] != 0x01)
             return negative(req[0], n != 2 ? UDS_NRC_IMLOIF : UDS_NRC_SFNS, resp, len);
         positive(req, 2, resp, len);
         reset(s, e);
         break;
-    case UDS_SA: security(e, req, n, resp, len); break;
+    case UDS_SA:
+        security(e, req, n, resp, len);
+        break;
     case UDS_CC:
     case UDS_CDTCS:
     case UDS_TP:
@@ -411,13 +411,26 @@ void sim_ecu_handle(sim *s, sim_ecu *e, const uint8_t *req, size_t n, uint8_t *r
             return negative(req[0], UDS_NRC_SNSIAS, resp, len);
         positive(req, 2, resp, len);
         break;
-    case UDS_RDBI: read_did(s, e, req, n, resp, len); break;
-    case UDS_WDBI: write_did(e, req, n, resp, len); break;
-    case UDS_RC: routine(s, e, req, n, resp, len); break;
-    case UDS_RD: request_download(s, e, req, n, resp, len); break;
-    case UDS_TD: transfer(s, e, req, n, resp, len); break;
-    case UDS_RTE: transfer_exit(s, e, req, resp, len); break;
-    default: negative(req[0], UDS_NRC_SNS, resp, len);
+    case UDS_RDBI:
+        read_did(s, e, req, n, resp, len);
+        break;
+    case UDS_WDBI:
+        write_did(e, req, n, resp, len);
+        break;
+    case UDS_RC:
+        routine(s, e, req, n, resp, len);
+        break;
+    case UDS_RD:
+        request_download(s, e, req, n, resp, len);
+        break;
+    case UDS_TD:
+        transfer(s, e, req, n, resp, len);
+        break;
+    case UDS_RTE:
+        transfer_exit(s, e, req, resp, len);
+        break;
+    default:
+        negative(req[0], UDS_NRC_SNS, resp, len);
     }
     if (suppress && resp[0] != UDS_NEGATIVE)
         *len = 0;

@@ -284,8 +284,8 @@ static void write_port_file(const char *file, int port)
 
 int main(int argc, char **argv)
 {
-    static sim s = {.vin = "LSVTA000000000001", .entity_addr = 0x1000, .max_block = 4098,
-                    .pending_ms = 200};
+    static sim s = {
+        .vin = "LSVTA000000000001", .entity_addr = 0x1000, .max_block = 4098, .pending_ms = 200};
     const char *versions[SIM_MAX_ECUS], *port_file = NULL;
     int port = DOIP_PORT, bound, lfd, one = 1;
 

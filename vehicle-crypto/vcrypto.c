@@ -3,9 +3,9 @@
  * description: the COSE_Sign1 envelope (tag 18, [protected {1: alg}, {4: kid}, payload,
  * signature]), the signature over the RFC 9052 Sig_structure ["Signature1", protected,
  * h'', payload] — Ed25519 (alg -8) or ECDSA P-256 with SHA-256 (alg -7, r || s), the one
- * the trusted key is for —, the description's fields (vin, ctr, iat, exp, task, to, ecus, key), and the
- * content key wrapped for the vehicle (X25519 with the description's ephemeral key,
- * HKDF-SHA256 with salt epk || vehicle public key, AES-256-GCM with the VIN as AAD).
+ * the trusted key is for —, the description's fields (vin, ctr, iat, exp, task, to, ecus, key), and
+ * the content key wrapped for the vehicle (X25519 with the description's ephemeral key, HKDF-SHA256
+ * with salt epk || vehicle public key, AES-256-GCM with the VIN as AAD).
  *
  * libcbor decodes, OpenSSL 3 does every primitive; nothing here is hand-written crypto.
  */
@@ -164,8 +164,7 @@ static bool parse_description(cbor_item_t *root, vc_desc *d)
         !get_text(root, "task", d->task, sizeof d->task) ||
         !get_text(root, "to", d->to, sizeof d->to) || !get_uint(root, "ctr", &d->ctr) ||
         !get_uint(root, "iat", &d->iat) || !get_uint(root, "exp", &d->exp) || ecus == NULL ||
-        !cbor_isa_array(ecus) || cbor_array_size(ecus) == 0 ||
-        cbor_array_size(ecus) > VC_MAX_ECUS)
+        !cbor_isa_array(ecus) || cbor_array_size(ecus) == 0 || cbor_array_size(ecus) > VC_MAX_ECUS)
         return false;
     d->has_req = get_uint(root, "req", &d->req);
     d->n_ecus = (uint32_t)cbor_array_size(ecus);
@@ -278,8 +277,8 @@ static EVP_PKEY *p256_key(const vc_pub *pub)
     EVP_PKEY *k = NULL;
 
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
-    params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pub->raw,
-                                                  pub->len);
+    params[1] =
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pub->raw, pub->len);
     params[2] = OSSL_PARAM_construct_end();
     if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
         EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) != 1)
@@ -313,7 +312,8 @@ static bool signature_ok(const vc_pub *pub, cbor_item_t *prot, cbor_item_t *payl
     size_t len = 0;
     uint8_t *tbs = sig_structure(prot, payload, &len);
     bool es = pub->alg == VC_ALG_ES256;
-    EVP_PKEY *k = es ? p256_key(pub) : EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub->raw, 32);
+    EVP_PKEY *k =
+        es ? p256_key(pub) : EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub->raw, 32);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     const unsigned char *sb = cbor_bytestring_handle(sig);
     unsigned char *der = NULL;
@@ -398,8 +398,7 @@ vc_verdict vc_desc_verify(const vc_pub *pub, const void *msg, size_t len, vc_des
     return v;
 }
 
-vc_verdict vc_desc_check(const vc_desc *d, const char *vin, int64_t now_ms,
-                                    uint64_t last_ctr)
+vc_verdict vc_desc_check(const vc_desc *d, const char *vin, int64_t now_ms, uint64_t last_ctr)
 {
     if (strcmp(d->vin, vin) != 0)
         return VC_DESC_WRONG_VIN;
@@ -483,8 +482,7 @@ static int gcm_open(const uint8_t key[32], const uint8_t iv[12], const void *aad
     return rc;
 }
 
-int vc_unwrap(const vc_desc *d, const uint8_t priv[32], const char *vin,
-                        uint8_t key[VC_KEY_LEN])
+int vc_unwrap(const vc_desc *d, const uint8_t priv[32], const char *vin, uint8_t key[VC_KEY_LEN])
 {
     uint8_t shared[32], salt[64], wrap[32], pub[32];
     EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32);

@@ -49,7 +49,7 @@ typedef struct {
     char task[VC_ID_MAX + 1];
     char to[VC_ID_MAX + 1];
     uint64_t ctr, iat, exp;
-    bool has_req;  /* `req` in the payload or in the unprotected header (pre-signed) */
+    bool has_req; /* `req` in the payload or in the unprotected header (pre-signed) */
     uint64_t req;
     uint32_t n_ecus;
     vc_desc_ecu ecus[VC_MAX_ECUS];
@@ -81,8 +81,7 @@ void vc_pub_ed25519(const uint8_t raw[32], vc_pub *pub);
 vc_verdict vc_desc_verify(const vc_pub *pub, const void *msg, size_t len, vc_desc *out);
 
 /* The vehicle's own checks: vin is its VIN, exp after now_ms, ctr above last_ctr. */
-vc_verdict vc_desc_check(const vc_desc *d, const char *vin, int64_t now_ms,
-                                    uint64_t last_ctr);
+vc_verdict vc_desc_check(const vc_desc *d, const char *vin, int64_t now_ms, uint64_t last_ctr);
 
 /* The vehicle's X25519 key pair: private = SHA-256("ota-fleet vehicle key v1" || seed ||
  * VIN). Returns 0, or -1 on an OpenSSL failure. */
@@ -90,8 +89,7 @@ int vc_seed_vehicle_key(const char *seed, const char *vin, uint8_t priv[32], uin
 
 /* Unwraps the content key of d (d->has_key) for the vehicle (priv, VIN). Returns 0, or
  * -1 when the key does not open (wrong vehicle, tampered). */
-int vc_unwrap(const vc_desc *d, const uint8_t priv[32], const char *vin,
-                        uint8_t key[VC_KEY_LEN]);
+int vc_unwrap(const vc_desc *d, const uint8_t priv[32], const char *vin, uint8_t key[VC_KEY_LEN]);
 
 /* Decrypts the file `in` (nonce (12) || AES-256-GCM ciphertext || tag (16), no AAD) into
  * `out` with the content key, streaming. 0, or -1 (I/O, short file, tag mismatch: out is

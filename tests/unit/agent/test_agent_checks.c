@@ -40,9 +40,8 @@ static void load_p256(vc_pub *pub)
     const char *dir = test_fresh_dir("p256");
 
     test_mkdir_p(dir);
-    assert_int_equal(vc_load_pub(write_file(dir, "es256.pub", vec_p256_pem, strlen(vec_p256_pem)),
-                                 pub),
-                     0);
+    assert_int_equal(
+        vc_load_pub(write_file(dir, "es256.pub", vec_p256_pem, strlen(vec_p256_pem)), pub), 0);
     test_remove_dir();
 }
 

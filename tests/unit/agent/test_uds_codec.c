@@ -140,8 +140,8 @@ static void test_doip_socket(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_doip_header),     cmocka_unit_test(test_request_download),
-        cmocka_unit_test(test_responses),       cmocka_unit_test(test_routine_and_key),
+        cmocka_unit_test(test_doip_header), cmocka_unit_test(test_request_download),
+        cmocka_unit_test(test_responses),   cmocka_unit_test(test_routine_and_key),
         cmocka_unit_test(test_doip_socket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
