@@ -7,7 +7,8 @@ description's order and the simulator's flash images equal the package's plain f
 the agent killed with SIGKILL in the middle of the download, and again in the middle of a
 TransferData (36) sequence, resumes and finishes without fetching again what it had and
 without restarting the ECU's download; a failing second ECU rolls the first one back and
-the task ends failed with rollback_succeeded; the exec installer maps a command's
+the task ends failed with rollback_succeeded; a wrong security key fails the first ECU
+with nothing to roll back (upgrade_failed); the exec installer maps a command's
 progress lines and exit status."""
 
 import os
@@ -272,6 +273,19 @@ class AgentCase(CatalogCase):
         log = self.log_tail(n=100000)
         self.assertIn("VCU: 36: NRC 0x72 generalProgrammingFailure", log)
         self.assertIn("rollback: BMS back to BMS-1.0", log)
+
+    def test_wrong_security_key_fails_before_anything_is_flashed(self):
+        self.campaign(sizes=(8000, 8000, 8000), encrypted=False)
+        self.start_sim("--wrong-key", "0701")
+        rc = self.wait_exit(self.start_agent(self.config()))
+        self.assertEqual(rc, 1, self.log_tail())
+        ot.wait_until(lambda: any(s["status"] == "failed" for s in self.statuses()),
+                      msg="failed status event")
+        final = [s for s in self.statuses() if s["status"] == "failed"][-1]
+        self.assertEqual(final["error"], "upgrade_failed", self.statuses())
+        self.assertIn("BMS: 27 08: NRC 0x35 invalidKey", self.log_tail(n=100000))
+        for ecu, _ in ECUS:
+            self.assertEqual((self.flash / ("%s.ver" % ecu)).read_text(), "%s-1.0" % ecu)
 
     def test_exec_installer(self):
         self.campaign(sizes=(5000, 6000, 7000), encrypted=False)
