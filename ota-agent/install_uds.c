@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define LINK_RETRIES 8
@@ -63,13 +62,6 @@ int agent_test_key(void *arg, uint16_t ecu, uint8_t level, const uint8_t *seed, 
     return 0;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-    nanosleep(&ts, NULL);
-}
-
 long uds_call(agent_transport *t, uint16_t ecu, const uint8_t *req, size_t n, uint8_t *resp,
               size_t cap)
 {
@@ -107,7 +99,7 @@ static int call(flash *f, const char *what, const uint8_t *req, size_t n)
             return 0;
         if (f->rlen != CALL_LINK || attempt == LINK_RETRIES)
             break;
-        sleep_ms(100 * (attempt + 1));
+        uds_sleep_ms(100 * (attempt + 1));
     }
     if (f->rlen == CALL_LINK)
         snprintf(f->err, f->cap, "%s: %s: no answer (link to the ECU lost)", f->c->ecu, what);

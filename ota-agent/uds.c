@@ -117,6 +117,14 @@ long doip_recv(int fd, doip_hdr *h, uint8_t *payload, size_t cap, int timeout_ms
     return rc == 0 ? (long)h->len : -1;
 }
 
+void uds_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 /* ---- UDS ---- */
 
 void uds_test_key(const uint8_t *seed, size_t n, uint8_t *key, size_t *key_len)

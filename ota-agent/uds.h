@@ -53,6 +53,9 @@ int doip_send_diag(int fd, uint16_t sa, uint16_t ta, const uint8_t *uds, size_t 
  * length, -1 on a closed or broken connection or a malformed header, -2 on timeout. */
 long doip_recv(int fd, doip_hdr *h, uint8_t *payload, size_t cap, int timeout_ms);
 
+/* Sleeps ms milliseconds (the simulator's delays, the flasher's back-off). */
+void uds_sleep_ms(int ms);
+
 /* ---- UDS ---- */
 
 enum {

@@ -20,7 +20,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -156,14 +155,6 @@ static int parse_args(sim *s, int argc, char **argv, int *port, const char **por
 
 /* ---- the DoIP connection ---- */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static int routing_activation(sim *s, int fd, const uint8_t *p, long n, uint16_t *tester)
 {
     uint8_t out[9] = {0};
@@ -186,12 +177,12 @@ static int send_pending(sim *s, int fd, sim_ecu *e, uint16_t tester, uint8_t sid
     const uint8_t rcrrp[3] = {UDS_NEGATIVE, sid, UDS_NRC_RCRRP};
 
     for (uint32_t i = 0; f && i < f->n; i++) {
-        sleep_ms(s->pending_ms);
+        uds_sleep_ms(s->pending_ms);
         if (doip_send_diag(fd, e->addr, tester, rcrrp, sizeof rcrrp) != 0)
             return -1;
     }
     if (f && f->n)
-        sleep_ms(s->pending_ms);
+        uds_sleep_ms(s->pending_ms);
     return 0;
 }
 

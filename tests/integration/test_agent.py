@@ -20,11 +20,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import otatest as ot  # noqa: E402
 from test_catalog_api import CatalogCase, package  # noqa: E402
+from test_fleet_campaign import encrypt  # noqa: E402
 
 BIN = Path(ot.PLUGIN).resolve().parents[1]
 AGENT = os.environ.get("OTA_AGENT") or str(BIN / "ota-agent" / "ota-agent")
@@ -33,11 +33,6 @@ M, S = "EX5", "S1"
 VIN = ot.vin(1)
 ECUS = (("BMS", 0x0701), ("VCU", 0x0702), ("BCM", 0x0703))
 RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
-
-
-def encrypt(key, plain):
-    nonce = os.urandom(12)
-    return nonce + AESGCM(key).encrypt(nonce, plain, None)
 
 
 class AgentCase(CatalogCase):
