@@ -23,7 +23,7 @@ struct agent_transport {
     /* Sends one UDS request to the ECU at logical address ecu. 0 or -1. */
     int (*send)(agent_transport *t, uint16_t ecu, const uint8_t *req, size_t n);
     /* The next UDS message from ecu within timeout_ms: its length, -1 on a broken link,
-     * -2 on timeout. */
+     * -2 on timeout, -3 when the ECU is not reachable (DoIP: unknown target address). */
     long (*recv)(agent_transport *t, uint16_t ecu, uint8_t *buf, size_t cap, int timeout_ms);
     /* Drops the link (the next open reconnects). */
     void (*close)(agent_transport *t);
@@ -39,8 +39,8 @@ agent_transport *agent_doip_new(const char *host, int port, uint16_t tester);
 #define UDS_P2STAR_MS 10000 /* after each 0x78 response pending */
 
 /* One request: waits through 0x78 (response pending). Returns the response length with a
- * positive response in resp, -NRC (negative response), or -1000 on a transport error /
- * timeout. */
+ * positive response in resp, -NRC (negative response), -1000 on a transport error /
+ * timeout, -1001 when the ECU is not reachable. */
 long uds_call(agent_transport *t, uint16_t ecu, const uint8_t *req, size_t n, uint8_t *resp,
               size_t cap);
 

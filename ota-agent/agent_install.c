@@ -5,7 +5,8 @@
  * version read back from its ECU, then the optional health command — before success is
  * reported ("commit after reboot"). When an ECU fails, or the check does, the ECUs
  * already flashed are rolled back in reverse order; the job then ends failed with
- * rollback_succeeded or rollback_failed (upgrade_failed when nothing was flashed yet),
+ * rollback_succeeded or rollback_failed (upgrade_failed when nothing was flashed yet,
+ * prepare_failed when an ECU had no installer or did not answer before its install),
  * and upgrade_progress events name the ECU that failed and each one rolled back.
  */
 #include "agent_int.h"
@@ -111,6 +112,8 @@ static int install_one(agent *a, uint32_t idx)
                      in ? "cannot read its version" : "no installer configured");
             agent_log("install: %s", err);
             agent_ev_progress(a, a->desc.ecus[idx].ecu, 0, err);
+            snprintf(row.state, sizeof row.state, "unprepared");
+            st_ecu_save(a->db, idx, &row);
             return -1;
         }
         snprintf(row.state, sizeof row.state, "installing");
@@ -172,7 +175,7 @@ static void check(agent *a)
 static void rollback(agent *a)
 {
     char img[1024], err[AGENT_ERR_MAX];
-    bool any = false, ok = true;
+    bool any = false, ok = true, unprepared = false;
     agent_install_ctx c;
     agent_ecu_row row;
     inst_arg x;
@@ -201,8 +204,12 @@ static void rollback(agent *a)
     for (uint32_t idx = 0; idx < a->desc.n_ecus; idx++) {
         st_ecu_load(a->db, idx, &row);
         ok = ok && strcmp(row.state, "rollback_failed") != 0;
+        unprepared = unprepared || strcmp(row.state, "unprepared") == 0;
     }
-    end(a, "failed", !any ? "upgrade_failed" : ok ? "rollback_succeeded" : "rollback_failed");
+    end(a, "failed",
+        any          ? (ok ? "rollback_succeeded" : "rollback_failed")
+        : unprepared ? "prepare_failed"
+                     : "upgrade_failed");
 }
 
 void agent_install_step(agent *a)

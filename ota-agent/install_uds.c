@@ -27,6 +27,7 @@
 #define LINK_RETRIES 8
 #define RESP_MAX 4096
 #define CALL_LINK (-1000)
+#define CALL_UNREACHABLE (-1001)
 
 enum { STEP_NONE, STEP_TRANSFER, STEP_RESET };
 
@@ -73,6 +74,8 @@ long uds_call(agent_transport *t, uint16_t ecu, const uint8_t *req, size_t n, ui
         return CALL_LINK;
     for (;;) {
         r = t->recv(t, ecu, resp, cap, timeout);
+        if (r == -3)
+            return CALL_UNREACHABLE;
         if (r < 0) {
             t->close(t); /* a late answer must not be taken for the next request's */
             return CALL_LINK;
@@ -103,6 +106,8 @@ static int call(flash *f, const char *what, const uint8_t *req, size_t n)
     }
     if (f->rlen == CALL_LINK)
         snprintf(f->err, f->cap, "%s: %s: no answer (link to the ECU lost)", f->c->ecu, what);
+    else if (f->rlen == CALL_UNREACHABLE)
+        snprintf(f->err, f->cap, "%s: %s: not reachable (unknown target address)", f->c->ecu, what);
     else
         snprintf(f->err, f->cap, "%s: %s: NRC 0x%02lX %s", f->c->ecu, what, -f->rlen,
                  uds_nrc_name((uint8_t)-f->rlen));

@@ -97,7 +97,9 @@ static long d_recv(agent_transport *t, uint16_t ecu, uint8_t *buf, size_t cap, i
         n = doip_recv(d->fd, &h, d->buf, sizeof d->buf, timeout_ms);
         if (n == -2)
             return -2;
-        if (n < 0 || h.type == DOIP_DIAG_NACK || h.type == DOIP_GENERIC_NACK)
+        if (n >= 0 && h.type == DOIP_DIAG_NACK)
+            return -3; /* the entity refused the message (unknown target): no retry helps */
+        if (n < 0 || h.type == DOIP_GENERIC_NACK)
             break;
         if (h.type != DOIP_DIAG || n < 4 || (uint16_t)(d->buf[0] << 8 | d->buf[1]) != ecu)
             continue; /* ACKs, alive checks, other ECUs */

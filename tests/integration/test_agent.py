@@ -110,7 +110,7 @@ class AgentCase(CatalogCase):
         self.sim_port = int(port_file.read_text())
         return p
 
-    def config(self, **over):
+    def config(self, addrs=None, **over):
         state = self.tmp / "agent-state"
         lines = {"broker_host": "127.0.0.1", "broker_port": str(self.b.port), "vin": VIN,
                  "server_pub": str(self.tmp / "ota-signing.pem.pub"),
@@ -120,6 +120,7 @@ class AgentCase(CatalogCase):
         lines.update(over)
         text = "".join("%s %s\n" % kv for kv in lines.items())
         for ecu, addr in ECUS:
+            addr = (addrs or {}).get(ecu, addr)
             text += "ecu %s uds 127.0.0.1:%d %04X\n" % (ecu, self.sim_port, addr)
         path = self.tmp / "agent.conf"
         path.write_text(text)
@@ -281,6 +282,17 @@ class AgentCase(CatalogCase):
         self.assertIn("BMS: 27 08: NRC 0x35 invalidKey", self.log_tail(n=100000))
         for ecu, _ in ECUS:
             self.assertEqual((self.flash / ("%s.ver" % ecu)).read_text(), "%s-1.0" % ecu)
+
+    def test_ecu_that_does_not_answer_fails_as_prepare_failed(self):
+        self.campaign(sizes=(8000, 8000, 8000), encrypted=False)
+        self.start_sim()
+        rc = self.wait_exit(self.start_agent(self.config(addrs={"BMS": 0x0709})))
+        self.assertEqual(rc, 1, self.log_tail())
+        ot.wait_until(lambda: any(s["status"] == "failed" for s in self.statuses()),
+                      msg="failed status event")
+        final = [s for s in self.statuses() if s["status"] == "failed"][-1]
+        self.assertEqual(final["error"], "prepare_failed", self.statuses())
+        self.assertIn("BMS: cannot read its version", self.log_tail(n=100000))
 
     def test_exec_installer(self):
         self.campaign(sizes=(5000, 6000, 7000), encrypted=False)
