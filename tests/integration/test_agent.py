@@ -136,9 +136,15 @@ class AgentCase(CatalogCase):
 
     def wait_exit(self, p, timeout=60):
         try:
-            return p.wait(timeout=timeout * ot.SCALE)
+            rc = p.wait(timeout=timeout * ot.SCALE)
         except subprocess.TimeoutExpired:
             self.fail("ota-agent did not finish; log:\n%s" % self.log_tail())
+        logs = self.log_tail(n=100000)
+        if (self.tmp / "sim.log").exists():
+            logs += self.log_tail("sim.log", 100000)
+        for marker in ot.SANITIZER_MARKERS:  # an ASan exit status is 1, as a failed job's
+            self.assertNotIn(marker, logs)
+        return rc
 
     def log_tail(self, name="agent.log", n=40):
         return "".join((self.tmp / name).read_text().splitlines(True)[-n:])
