@@ -7,7 +7,8 @@ description's order and the simulator's flash images equal the package's plain f
 the agent killed with SIGKILL in the middle of the download, and again in the middle of a
 TransferData (36) sequence, resumes and finishes without fetching again what it had and
 without restarting the ECU's download; a failing second ECU rolls the first one back and
-the task ends failed with rollback_succeeded; a wrong security key fails the first ECU
+the task ends failed with rollback_succeeded; over TLS the client certificate's CN is the
+VIN; a wrong security key fails the first ECU
 with nothing to roll back (upgrade_failed); the exec installer maps a command's
 progress lines and exit status."""
 
@@ -53,8 +54,12 @@ class AgentCase(CatalogCase):
 
     # ---- the server side ----
 
-    def campaign(self, sizes=(30000, 60000, 20000), encrypted=True):
-        self.start(signing_key=str(self.tmp / "ota-signing.pem"))
+    def campaign(self, sizes=(30000, 60000, 20000), encrypted=True, extra_conf=()):
+        self.files = self.tmp / "files"
+        self.b = self.broker(file_dir=str(self.files), signing_key=str(self.tmp / "ota-signing.pem"),
+                             extra_conf=["set_tcp_nodelay true", *extra_conf])
+        self.a = self.admin(self.b, nodelay=True)
+        self.sizes = {}
         vkey = X25519PrivateKey.generate()
         (self.tmp / "vehicle.key").write_text(vkey.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
@@ -118,7 +123,7 @@ class AgentCase(CatalogCase):
                  "initial_fw": "1.0", "block_size": "1024", "window": "8",
                  "request_timeout_ms": "2000"}
         lines.update(over)
-        text = "".join("%s %s\n" % kv for kv in lines.items())
+        text = "".join("%s %s\n" % (k, v) for k, v in lines.items() if v is not None)
         for ecu, addr in ECUS:
             addr = (addrs or {}).get(ecu, addr)
             text += "ecu %s uds 127.0.0.1:%d %04X\n" % (ecu, self.sim_port, addr)
@@ -299,6 +304,20 @@ class AgentCase(CatalogCase):
         final = [s for s in self.statuses() if s["status"] == "failed"][-1]
         self.assertEqual(final["error"], "prepare_failed", self.statuses())
         self.assertIn("BMS: cannot read its version", self.log_tail(n=100000))
+
+    def test_tls_client_certificate_names_the_vehicle(self):
+        certs = ot.make_certs(self.tmp / "pki", VIN)
+        tls_port = ot.free_port()
+        self.campaign(sizes=(8000, 8000, 8000), extra_conf=ot.tls_listener(certs, tls_port))
+        self.start_sim()
+        ca, cert, key = ot.tls_files(certs, "vehicle-%s" % VIN)
+        conf = self.config(vin=None, broker_port=tls_port, cafile=ca, certfile=cert,
+                           keyfile=key)  # the VIN is the certificate's CN
+        rc = self.wait_exit(self.start_agent(conf))
+        self.assertEqual(rc, 0, self.log_tail())
+        self.assertIn("VIN %s" % VIN, self.log_tail(n=100000))
+        self.assert_flashed()
+        self.assert_succeeded()
 
     def test_exec_installer(self):
         self.campaign(sizes=(5000, 6000, 7000), encrypted=False)
