@@ -56,7 +56,8 @@ class AgentCase(CatalogCase):
 
     def campaign(self, sizes=(30000, 60000, 20000), encrypted=True, extra_conf=()):
         self.files = self.tmp / "files"
-        self.b = self.broker(file_dir=str(self.files), signing_key=str(self.tmp / "ota-signing.pem"),
+        self.b = self.broker(file_dir=str(self.files),
+                             signing_key=str(self.tmp / "ota-signing.pem"),
                              extra_conf=["set_tcp_nodelay true", *extra_conf])
         self.a = self.admin(self.b, nodelay=True)
         self.sizes = {}
