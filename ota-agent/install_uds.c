@@ -51,6 +51,7 @@ typedef struct {
     size_t cap;
     uint8_t resp[RESP_MAX];
     long rlen;
+    bool relinked; /* the link was lost and reopened: the ECU may have lost its state */
 } flash;
 
 int agent_test_key(void *arg, uint16_t ecu, uint8_t level, const uint8_t *seed, size_t n,
@@ -102,6 +103,7 @@ static int call(flash *f, const char *what, const uint8_t *req, size_t n)
             return 0;
         if (f->rlen != CALL_LINK || attempt == LINK_RETRIES)
             break;
+        f->relinked = true;
         uds_sleep_ms(100 * (attempt + 1));
     }
     if (f->rlen == CALL_LINK)
@@ -227,7 +229,8 @@ static uint32_t programming(flash *f)
 }
 
 /* 36 from offset with counter ctr (the last confirmed). 0, -1 failure, 1 = the ECU lost
- * the download (start over). */
+ * the download (start over): the first block after a resume or a lost link is refused
+ * as out of sequence. */
 static int transfer(flash *f, int fd, uint32_t offset, uint8_t ctr, uint32_t block, bool resumed)
 {
     uint8_t *req = malloc(block + 2);
@@ -243,11 +246,11 @@ static int transfer(flash *f, int fd, uint32_t offset, uint8_t ctr, uint32_t blo
             rc = -1;
         } else if (call(f, "36", req, n + 2) != 0) {
             bool lost = -f->rlen == UDS_NRC_RSE || -f->rlen == UDS_NRC_WBSC;
-            rc = resumed && lost ? 1 : -1;
+            rc = (resumed || f->relinked) && lost ? 1 : -1;
         } else {
             offset += n;
             ctr++;
-            resumed = false;
+            resumed = f->relinked = false;
             save(f, STEP_TRANSFER, offset, ctr, block);
             f->c->progress(f->c->arg, (int)(10 + 80 * (uint64_t)offset / size), "transfer");
         }
@@ -285,12 +288,25 @@ static int finish(flash *f)
     return 0;
 }
 
+/* The whole sequence from 10 03. 0, -1, or 1 when the ECU lost the download. */
+static int fresh(flash *f, int fd)
+{
+    uint32_t block;
+    int rc;
+
+    if (pre_programming(f) != 0 || (block = programming(f)) == 0)
+        return -1;
+    rc = transfer(f, fd, 0, 0, block, false);
+    return rc != 0 ? rc : finish(f) != 0 ? -1 : 0;
+}
+
 static int u_install(agent_installer *in, const agent_install_ctx *c, char *err, size_t cap)
 {
     static flash f; /* one flash at a time; the response buffer is large */
     uds_blob b = {0};
     char version[128];
     int fd = open(c->file, O_RDONLY | O_CLOEXEC), rc = -1;
+    bool resumed_transfer = false;
 
     f = (flash){.u = (uds_installer *)in, .c = c, .err = err, .cap = cap};
     if (fd < 0) {
@@ -303,22 +319,25 @@ static int u_install(agent_installer *in, const agent_install_ctx *c, char *err,
         read_did(&f, UDS_DID_APP_VERSION, version, sizeof version) == 0 &&
         strcmp(version, c->to_version) == 0) {
         rc = 0; /* the reset happened before the interruption */
-    } else if (b.magic == 'U' && b.step == STEP_TRANSFER) {
+    } else if ((resumed_transfer = b.magic == 'U' && b.step == STEP_TRANSFER)) {
         c->progress(c->arg, 10, "transfer resumed");
         rc = transfer(&f, fd, b.offset, b.ctr, b.block, true);
         if (rc == 0)
             rc = finish(&f);
     }
-    if (rc != 0 && !(b.magic == 'U' && rc == -1 && b.step == STEP_TRANSFER)) {
-        uint32_t block;
+    /* from the start: no blob, the ECU reset before its version changed, or it lost the
+     * download (once more if it loses it again in this run: a power cut of the ECU) */
+    bool again = rc != 0 && !(rc == -1 && resumed_transfer);
+    for (int run = 0; again && run < 2; run++) {
+        if (rc == 1)
+            c->progress(c->arg, 0, "the ECU lost the download: programming again");
         err[0] = '\0';
-        rc = pre_programming(&f) || (block = programming(&f)) == 0 ||
-                     transfer(&f, fd, 0, 0, block, false) != 0 || finish(&f)
-                 ? -1
-                 : 0;
+        f.relinked = false;
+        rc = fresh(&f, fd);
+        again = rc == 1;
     }
     close(fd);
-    return rc;
+    return rc == 0 ? 0 : -1;
 }
 
 static int u_rollback(agent_installer *in, const agent_install_ctx *c, char *err, size_t cap)

@@ -6,7 +6,8 @@ A campaign of an encrypted three-file package installs on the three ECUs in the
 description's order and the simulator's flash images equal the package's plain files;
 the agent killed with SIGKILL in the middle of the download, and again in the middle of a
 TransferData (36) sequence, resumes and finishes without fetching again what it had and
-without restarting the ECU's download; a failing second ECU rolls the first one back and
+without restarting the ECU's download; an ECU power cut (the simulator killed and
+restarted) in the middle of 36 makes the agent program that ECU again; a failing second ECU rolls the first one back and
 the task ends failed with rollback_succeeded; over TLS the client certificate's CN is the
 VIN; a wrong security key fails the first ECU
 with nothing to roll back (upgrade_failed); the exec installer maps a command's
@@ -99,14 +100,14 @@ class AgentCase(CatalogCase):
 
     # ---- the vehicle side ----
 
-    def start_sim(self, *extra):
+    def start_sim(self, *extra, port=0):
         self.flash = self.tmp / "flash"
         port_file = self.tmp / "sim.port"
         if port_file.exists():
             port_file.unlink()
         self.sim_log = open(self.tmp / "sim.log", "a")
         self.addCleanup(self.sim_log.close)
-        cmd = [SIM, "--dir", str(self.flash), "--port", "0", "--port-file", str(port_file),
+        cmd = [SIM, "--dir", str(self.flash), "--port", str(port), "--port-file", str(port_file),
                "--vin", VIN, "--block", "1026", "-v"]
         for ecu, addr in ECUS:
             cmd += ["--ecu", "%04X:%s:%s-1.0" % (addr, ecu, ecu)]
@@ -250,6 +251,23 @@ class AgentCase(CatalogCase):
         log = self.log_tail("sim.log", 100000)
         self.assertEqual(log.count("VCU: download of"), 1, "VCU's download started over")
         self.assertIn("install: VCU VCU-1.0 -> VCU-2.0 (uds), resumed", self.log_tail(n=100000))
+
+    def test_ecu_power_cut_in_transfer_data_programs_again(self):
+        self.campaign(sizes=(20000, 80000, 20000), encrypted=False)
+        sim = self.start_sim("--pending", "0702:36:1", "--pending-ms", "30")
+        p = self.start_agent(self.config())
+        ot.wait_until(lambda: self.transfer_offset(1) >= 20000, timeout=60 * ot.SCALE,
+                      msg="VCU's transfer under way")
+        sim.kill()  # the ECUs lose their RAM (session, security, the download in progress)
+        sim.wait()
+        self.start_sim(port=self.sim_port)
+        rc = self.wait_exit(p)
+        self.assertEqual(rc, 0, self.log_tail())
+        self.assert_flashed()
+        self.assert_succeeded()
+        log = self.log_tail("sim.log", 100000)
+        self.assertEqual(log.count("VCU: download of"), 2, "VCU was not programmed again")
+        self.assertEqual(log.count("BMS: download of"), 1)
 
     def test_cut_link_in_transfer_data_is_resumed(self):
         self.campaign(sizes=(20000, 40000, 20000), encrypted=False)
