@@ -11,8 +11,10 @@ restarted) in the middle of 36 makes the agent program that ECU again; a failing
 the task ends failed with rollback_succeeded; over TLS the client certificate's CN is the
 VIN; a wrong security key fails the first ECU
 with nothing to roll back (upgrade_failed); the exec installer maps a command's
-progress lines and exit status."""
+progress lines and exit status; a task canceled during the download ends canceled with
+nothing flashed."""
 
+import hashlib
 import os
 import sqlite3
 import struct
@@ -337,6 +339,21 @@ class AgentCase(CatalogCase):
         self.assertIn("VIN %s" % VIN, self.log_tail(n=100000))
         self.assert_flashed()
         self.assert_succeeded()
+
+    def test_cancel_during_download(self):
+        self.campaign(sizes=(8000, 8000, 8000), encrypted=False)
+        vcu = hashlib.sha256(self.plain["VCU"]).hexdigest()
+        (self.files / vcu).rename(self.tmp / "vcu.away")  # file/get: E_NOT_FOUND, again
+        self.start_sim()
+        p = self.start_agent(self.config(request_timeout_ms="300"))
+        ot.wait_until(lambda: "refused: E_NOT_FOUND" in self.log_tail(n=100000),
+                      timeout=30 * ot.SCALE, msg="the agent stuck on VCU's file")
+        self.ok("cancelTask", id=self.tid)
+        rc = self.wait_exit(p)
+        self.assertEqual(rc, 1, self.log_tail())
+        ot.wait_until(lambda: self.counts()["canceled"] == 1, msg="execution canceled")
+        self.assertIn("canceled", [s["status"] for s in self.statuses()])
+        self.assertFalse((self.flash / "BMS.prev").exists(), "something was flashed")
 
     def test_exec_installer(self):
         self.campaign(sizes=(5000, 6000, 7000), encrypted=False)
