@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RETRY_MS 3000
 
@@ -331,6 +332,19 @@ static void send_pkg_get(agent *a)
         a->req_sent_ms = agent_now_ms();
 }
 
+/* The job's downloads are no longer needed once it ended (seed 001: clean up). */
+static void remove_files(agent *a)
+{
+    char path[1024];
+
+    for (uint32_t i = 0; a->job.cose_len && i < a->desc.n_ecus; i++) {
+        agent_file_path(a, a->desc.ecus[i].sha_hex, "part", path, sizeof path);
+        unlink(path);
+        agent_file_path(a, a->desc.ecus[i].sha_hex, "img", path, sizeof path);
+        unlink(path);
+    }
+}
+
 /* The final step: the status event, the firmware on success, the job gone. */
 static void finish(agent *a)
 {
@@ -343,6 +357,7 @@ static void finish(agent *a)
     st_job_end(a->db, a->job.task);
     a->job.active = false;
     agent_dl_close(a);
+    remove_files(a);
     a->finished = true;
     a->exit_code = ok ? 0 : 1;
     a->want_shadow = true;

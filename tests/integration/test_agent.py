@@ -211,6 +211,8 @@ class AgentCase(CatalogCase):
         self.assertEqual(order, sorted(order), "ECUs not flashed in the description's order")
         self.assertIn("VCU: routine 0201 -> 0", log)  # the image hash check
         self.assertEqual(self.state("SELECT count(*) FROM report"), [(0,)])
+        self.assertEqual(list((self.tmp / "agent-state" / "files").iterdir()), [],
+                         "the downloads were not cleaned up")
 
     def test_kill9_in_download_resumes_without_fetching_again(self):
         self.campaign(sizes=(200000, 150000, 100000))
