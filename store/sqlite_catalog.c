@@ -283,6 +283,8 @@ static int write_change(sqlite_store *st, const ota_catalog_change *c, char *err
         write_vins(st, st->cat.list_remove, list, c->list_remove, c->n_list_remove, "list removal",
                    OTA_STORE_LIST_TABLE, err, errlen) != 0)
         return -1;
+    if (ota_store_sq_changes_append(st, c, err, errlen) != 0)
+        return -1;
     return ota_store_sq_tasks_write(st, c, err, errlen);
 }
 

@@ -28,6 +28,13 @@ typedef struct {
     sqlite3_stmt *desc_add, *desc_load_vin, *desc_load_all;
 } sqlite_tasks;
 
+/* Shared state for several brokers (issue 15; sqlite_state.c), prepared once at open. */
+typedef struct {
+    sqlite3_stmt *state_put, *state_load;
+    sqlite3_stmt *exec_transition, *exec_get;
+    sqlite3_stmt *change_add, *change_read, *change_bounds, *change_trim;
+} sqlite_shared;
+
 typedef struct {
     ota_store base; /* first: the public handle */
     sqlite3 *db;
@@ -41,6 +48,7 @@ typedef struct {
     sqlite3_stmt *latest_all;                       /* ... of every VIN */
     sqlite_catalog cat;
     sqlite_tasks tasks;
+    sqlite_shared shared;
 } sqlite_store;
 
 /* ---- helpers of sqlite.c ---- */
@@ -113,5 +121,28 @@ int ota_store_sq_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n,
                                int64_t now_ms, char *err, size_t errlen);
 int ota_store_sq_load_descriptions(ota_store *s, const char *vin, ota_store_description_fn fn,
                                    void *ctx);
+
+/* ---- shared state for several brokers (sqlite_state.c) ---- */
+
+/* Creates ota_vehicle_state (filled from the stored events when it is new) and
+ * ota_change_log, inside the schema transaction of open; prepares / finalizes. */
+int ota_store_sq_state_schema(sqlite_store *st, char *err, size_t errlen);
+int ota_store_sq_state_prepare(sqlite_store *st, char *err, size_t errlen);
+void ota_store_sq_state_finalize(sqlite_store *st);
+/* Raises the VIN's last seq to the event's, inside the batch's transaction. */
+int ota_store_sq_state_put(sqlite_store *st, const ota_store_event *e, char *err, size_t errlen);
+/* Appends the change log entries of a checked change, inside the open transaction. */
+int ota_store_sq_changes_append(sqlite_store *st, const ota_catalog_change *c, char *err,
+                                size_t errlen);
+
+int ota_store_sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
+int ota_store_sq_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                 char *err, size_t errlen);
+int ota_store_sq_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
+                                 char *err, size_t errlen);
+int ota_store_sq_read_changes(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx);
+int ota_store_sq_change_bounds(ota_store *s, uint64_t *first, uint64_t *last);
+int ota_store_sq_trim_changes(ota_store *s, uint64_t upto);
 
 #endif
