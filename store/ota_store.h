@@ -313,4 +313,29 @@ int ota_store_change_bounds(ota_store *s, uint64_t *first, uint64_t *last);
 /* Deletes the change log entries up to seq upto (retention). 0 or -1. */
 int ota_store_trim_changes(ota_store *s, uint64_t upto);
 
+/* ---- a local snapshot, to start without the database (issue 15; store/snapshot.c) ----
+ * A SQLite file holding everything the start-up loaders read (vehicles, documents, lists,
+ * executions, shadows, notices, descriptions, every VIN's latest status and last seq) and
+ * the change log position it reflects. Made and refreshed by the broker's writer from its
+ * store; read by the start-up when the store cannot be opened. */
+
+/* Saves a snapshot of `from` to path: written as path.tmp, made durable, then renamed over
+ * path, so path is always a whole snapshot. 0, or -1 with err set. */
+int ota_store_snapshot_save(ota_store *from, const char *path, char *err, size_t errlen);
+/* Brings the snapshot at path up to date from `from`: the catalog part by the change log
+ * entries after its position (vehicles, documents, lists), and the per-VIN task state in
+ * full when full is true (or when there is no snapshot yet, or when the entries after its
+ * position were trimmed: then the whole snapshot is saved anew). Returns the number of
+ * change log entries applied (a full save counts as 0), or -1 with err set. */
+int ota_store_snapshot_refresh(ota_store *from, const char *path, bool full, char *err,
+                               size_t errlen);
+/* The change log position of the snapshot at path: 0 and *seq, or -1 (no snapshot). */
+int ota_store_snapshot_position(const char *path, uint64_t *seq);
+/* Opens uri; when that fails and snapshot (may be NULL) is a readable snapshot, opens the
+ * snapshot instead and sets *from_snapshot (the start-up loaders then read it; writes go to
+ * the snapshot file, not to the store: the caller opens uri again for those). err says why
+ * uri failed in both cases. NULL when neither opens. */
+ota_store *ota_store_open_or_snapshot(const char *uri, const char *snapshot, bool *from_snapshot,
+                                      char *err, size_t errlen);
+
 #endif

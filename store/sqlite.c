@@ -395,6 +395,19 @@ static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_sto
     return ota_store_sq_state_put(st, e, err, errlen);
 }
 
+/* The events of a batch inside a transaction the caller holds. */
+static int put_all(sqlite_store *st, const ota_store_event *evs, size_t n,
+                   ota_store_put_result *res, char *err, size_t errlen)
+{
+    ota_store_put_result r = {0, 0};
+    for (size_t i = 0; i < n; i++)
+        if (put_one(st, &evs[i], i, &r, err, errlen) != 0)
+            return -1;
+    if (res != NULL)
+        *res = r;
+    return 0;
+}
+
 static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
                          ota_store_put_result *res, char *err, size_t errlen)
 {
@@ -404,6 +417,8 @@ static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
         *res = r;
     if (n == 0)
         return 0;
+    if (st->shared.bulk) /* inside a snapshot's transaction (sqlite_state.c) */
+        return put_all(st, evs, n, res, err, errlen);
     if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {

@@ -295,6 +295,8 @@ int ota_store_sq_apply(ota_store *s, const ota_catalog_change *c, char *err, siz
         return -1;
     if (ota_store_change_empty(c))
         return 0;
+    if (st->shared.bulk) /* inside a snapshot's transaction (sqlite_state.c) */
+        return write_change(st, c, err, errlen);
     if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
     if (write_change(st, c, err, errlen) != 0 ||

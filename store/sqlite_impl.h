@@ -28,11 +28,17 @@ typedef struct {
     sqlite3_stmt *desc_add, *desc_load_vin, *desc_load_all;
 } sqlite_tasks;
 
-/* Shared state for several brokers (issue 15; sqlite_state.c), prepared once at open. */
+/* Shared state for several brokers (issue 15; sqlite_state.c): statements prepared once
+ * at open, and whether the handle is filling a snapshot (store/snapshot.c). */
 typedef struct {
-    sqlite3_stmt *state_put, *state_load;
-    sqlite3_stmt *exec_transition, *exec_get;
-    sqlite3_stmt *change_add, *change_read, *change_bounds, *change_trim;
+    struct {
+        sqlite3_stmt *state_put, *state_load;
+        sqlite3_stmt *exec_transition, *exec_get;
+        sqlite3_stmt *change_add, *change_read, *change_bounds, *change_trim;
+        sqlite3_stmt *snap_put, *snap_get;
+    } q;
+    bool bulk; /* in a snapshot's one transaction: apply / put_events neither begin nor
+                  commit, and nothing goes to the change log */
 } sqlite_shared;
 
 typedef struct {
@@ -144,5 +150,19 @@ int ota_store_sq_notice_decision(ota_store *s, ota_exec_state from, const ota_ex
 int ota_store_sq_read_changes(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx);
 int ota_store_sq_change_bounds(ota_store *s, uint64_t *first, uint64_t *last);
 int ota_store_sq_trim_changes(ota_store *s, uint64_t upto);
+
+/* ---- local snapshots (store/snapshot.c on a SQLite handle; sqlite_state.c) ---- */
+
+/* Starts filling s (a SQLite handle) as a snapshot: one transaction, no fsync until the
+ * commit, no change log. 0 or -1 (err set). */
+int ota_store_sq_snapshot_begin(ota_store *s, char *err, size_t errlen);
+/* Records the change log position the snapshot reflects and commits it durably (the file
+ * left in rollback-journal mode, with no -wal beside it). 0 or -1; abort rolls back. */
+int ota_store_sq_snapshot_commit(ota_store *s, uint64_t change_seq, char *err, size_t errlen);
+void ota_store_sq_snapshot_abort(ota_store *s);
+/* The position of a snapshot: 1 and *seq, 0 when s holds none (not a snapshot), -1. */
+int ota_store_sq_snapshot_position(ota_store *s, uint64_t *seq);
+/* Sets a VIN's last seq in a snapshot being filled. 0 or -1. */
+int ota_store_sq_snapshot_seq(ota_store *s, const char *vin, uint64_t seq);
 
 #endif

@@ -25,6 +25,9 @@
 #include <string.h>
 #include <time.h>
 
+/* What a snapshot file reflects (store/snapshot.c): key "change_seq", "saved_at". */
+#define SNAPSHOT_TABLE "ota_snapshot"
+
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -75,6 +78,11 @@ int ota_store_sq_state_schema(sqlite_store *st, char *err, size_t errlen)
                  err, errlen) != 0 ||
         (fill && ota_store_sq_build(st, sql_state_fill, 0, NULL, err, errlen) != 0))
         return -1;
+    if (exec_sql(st,
+                 "CREATE TABLE IF NOT EXISTS " SNAPSHOT_TABLE
+                 " (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+                 err, errlen) != 0)
+        return -1;
     return exec_sql(st,
                     "CREATE TABLE IF NOT EXISTS " OTA_STORE_CHANGE_TABLE
                     " (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
@@ -83,11 +91,12 @@ int ota_store_sq_state_schema(sqlite_store *st, char *err, size_t errlen)
                     err, errlen);
 }
 
+#define N_STMTS (sizeof(((sqlite_shared *)0)->q) / sizeof(sqlite3_stmt *))
+
 static sqlite3_stmt **stmts(sqlite_shared *h, size_t *n)
 {
-    static const size_t count = sizeof(sqlite_shared) / sizeof(sqlite3_stmt *);
-    *n = count;
-    return (sqlite3_stmt **)h;
+    *n = N_STMTS;
+    return (sqlite3_stmt **)&h->q;
 }
 
 int ota_store_sq_state_prepare(sqlite_store *st, char *err, size_t errlen)
@@ -114,10 +123,14 @@ int ota_store_sq_state_prepare(sqlite_store *st, char *err, size_t errlen)
         " (SELECT seq FROM sqlite_sequence WHERE name = '" OTA_STORE_CHANGE_TABLE "')",
         /* change_trim */
         "DELETE FROM " OTA_STORE_CHANGE_TABLE " WHERE seq <= ?1",
+        /* snap_put */
+        "INSERT OR REPLACE INTO " SNAPSHOT_TABLE " (key, value) VALUES (?1, ?2)",
+        /* snap_get */
+        "SELECT value FROM " SNAPSHOT_TABLE " WHERE key = ?1",
     };
     size_t n;
     sqlite3_stmt **all = stmts(&st->shared, &n);
-    _Static_assert(sizeof SQL / sizeof SQL[0] == sizeof(sqlite_shared) / sizeof(sqlite3_stmt *),
+    _Static_assert(sizeof SQL / sizeof SQL[0] == N_STMTS,
                    "one SQL text per statement of sqlite_shared");
     for (size_t i = 0; i < n; i++) {
         if (sqlite3_prepare_v3(st->db, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &all[i], NULL) !=
@@ -143,7 +156,7 @@ void ota_store_sq_state_finalize(sqlite_store *st)
 
 int ota_store_sq_state_put(sqlite_store *st, const ota_store_event *e, char *err, size_t errlen)
 {
-    sqlite3_stmt *q = st->shared.state_put;
+    sqlite3_stmt *q = st->shared.q.state_put;
     sqlite3_bind_text(q, 1, e->vin, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)e->seq);
     return ota_store_sq_step(st, q, OTA_STORE_STATE_TABLE, err, errlen);
@@ -152,7 +165,7 @@ int ota_store_sq_state_put(sqlite_store *st, const ota_store_event *e, char *err
 int ota_store_sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
 {
     sqlite_store *st = (sqlite_store *)s;
-    sqlite3_stmt *q = st->shared.state_load;
+    sqlite3_stmt *q = st->shared.q.state_load;
     if (fn == NULL || sqlite3_stmt_busy(q))
         return -1;
     int rc, stop = 0;
@@ -169,7 +182,7 @@ int ota_store_sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
 static int transition(sqlite_store *st, ota_exec_state from, const ota_exec_rec *to, char *err,
                       size_t errlen)
 {
-    sqlite3_stmt *q = st->shared.exec_transition;
+    sqlite3_stmt *q = st->shared.q.exec_transition;
     sqlite3_bind_text(q, 1, to->task, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, to->vin, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, ota_exec_state_name(to->state), -1, SQLITE_STATIC);
@@ -196,7 +209,7 @@ int ota_store_sq_transition_exec(ota_store *s, ota_exec_state from, const ota_ex
 /* Whether the execution is already in to's state with to's msg_id (a retried decision). */
 static bool already_decided(sqlite_store *st, const ota_exec_rec *to)
 {
-    sqlite3_stmt *q = st->shared.exec_get;
+    sqlite3_stmt *q = st->shared.q.exec_get;
     sqlite3_bind_text(q, 1, to->task, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, to->vin, -1, SQLITE_STATIC);
     bool same = false;
@@ -241,7 +254,7 @@ int ota_store_sq_notice_decision(ota_store *s, ota_exec_state from, const ota_ex
 static int append_entry(sqlite_store *st, const ota_store_change *e, int64_t at, char *err,
                         size_t errlen)
 {
-    sqlite3_stmt *q = st->shared.change_add;
+    sqlite3_stmt *q = st->shared.q.change_add;
     sqlite3_bind_int64(q, 1, at);
     sqlite3_bind_text(q, 2, ota_store_change_kind(e), -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, e->id, -1, SQLITE_STATIC);
@@ -257,6 +270,8 @@ static int append_entry(sqlite_store *st, const ota_store_change *e, int64_t at,
 int ota_store_sq_changes_append(sqlite_store *st, const ota_catalog_change *c, char *err,
                                 size_t errlen)
 {
+    if (st->shared.bulk)
+        return 0; /* a snapshot being filled keeps no log */
     int64_t at = wall_ms();
     size_t n = ota_store_change_log_count(c);
     for (size_t i = 0; i < n; i++) {
@@ -277,7 +292,7 @@ int ota_store_sq_changes_append(sqlite_store *st, const ota_catalog_change *c, c
 int ota_store_sq_read_changes(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx)
 {
     sqlite_store *st = (sqlite_store *)s;
-    sqlite3_stmt *q = st->shared.change_read;
+    sqlite3_stmt *q = st->shared.q.change_read;
     if (sqlite3_stmt_busy(q) || after > INT64_MAX)
         return -1;
     sqlite3_bind_int64(q, 1, (sqlite3_int64)after);
@@ -300,7 +315,7 @@ int ota_store_sq_read_changes(ota_store *s, uint64_t after, ota_store_change_fn 
 int ota_store_sq_change_bounds(ota_store *s, uint64_t *first, uint64_t *last)
 {
     sqlite_store *st = (sqlite_store *)s;
-    sqlite3_stmt *q = st->shared.change_bounds;
+    sqlite3_stmt *q = st->shared.q.change_bounds;
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         *last = (uint64_t)sqlite3_column_int64(q, 1); /* NULL (never used) reads as 0 */
@@ -314,7 +329,71 @@ int ota_store_sq_change_bounds(ota_store *s, uint64_t *first, uint64_t *last)
 int ota_store_sq_trim_changes(ota_store *s, uint64_t upto)
 {
     sqlite_store *st = (sqlite_store *)s;
-    sqlite3_stmt *q = st->shared.change_trim;
+    sqlite3_stmt *q = st->shared.q.change_trim;
     sqlite3_bind_int64(q, 1, upto > INT64_MAX ? INT64_MAX : (sqlite3_int64)upto);
     return ota_store_sq_step(st, q, "change log trim", NULL, 0);
+}
+
+/* ---- local snapshots ---- */
+
+int ota_store_sq_snapshot_begin(ota_store *s, char *err, size_t errlen)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    if (exec_sql(st, "PRAGMA synchronous=OFF", err, errlen) != 0 ||
+        ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
+        return -1;
+    st->shared.bulk = true;
+    return 0;
+}
+
+static int snap_put(sqlite_store *st, const char *key, int64_t value, char *err, size_t errlen)
+{
+    sqlite3_stmt *q = st->shared.q.snap_put;
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, value);
+    return ota_store_sq_step(st, q, SNAPSHOT_TABLE, err, errlen);
+}
+
+int ota_store_sq_snapshot_commit(ota_store *s, uint64_t change_seq, char *err, size_t errlen)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    if (snap_put(st, "change_seq", (int64_t)change_seq, err, errlen) != 0 ||
+        snap_put(st, "saved_at", wall_ms(), err, errlen) != 0 ||
+        ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0) {
+        ota_store_sq_snapshot_abort(s);
+        return -1;
+    }
+    st->shared.bulk = false;
+    /* durable now: fsync through a full checkpoint, then no WAL file beside the snapshot */
+    return exec_sql(st, "PRAGMA synchronous=FULL", err, errlen) != 0 ||
+                   exec_sql(st, "PRAGMA wal_checkpoint(TRUNCATE)", err, errlen) != 0 ||
+                   exec_sql(st, "PRAGMA journal_mode=DELETE", err, errlen) != 0
+               ? -1
+               : 0;
+}
+
+void ota_store_sq_snapshot_abort(ota_store *s)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    ota_store_sq_rollback(st);
+    st->shared.bulk = false;
+    sqlite3_exec(st->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+}
+
+int ota_store_sq_snapshot_position(ota_store *s, uint64_t *seq)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    sqlite3_stmt *q = st->shared.q.snap_get;
+    sqlite3_bind_text(q, 1, "change_seq", -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        *seq = (uint64_t)sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int ota_store_sq_snapshot_seq(ota_store *s, const char *vin, uint64_t seq)
+{
+    ota_store_event e = {.vin = vin, .seq = seq};
+    return ota_store_sq_state_put((sqlite_store *)s, &e, NULL, 0);
 }

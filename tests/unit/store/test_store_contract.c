@@ -977,6 +977,153 @@ static void test_change_log(void **state)
     assert_int_equal(last, 5);
 }
 
+/* ---- a local snapshot: start without the database ---- */
+
+#define UNREACHABLE "mongodb://127.0.0.1:1/ota?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
+
+static void count_loaded(ota_store *s, int want_vehicles, int want_docs, int want_list)
+{
+    items w = {0};
+    assert_int_equal(ota_store_load_vehicles(s, see_vehicle, &w), 0);
+    assert_int_equal(w.n, want_vehicles);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_docs(s, OTA_DOC_PACKAGE, see_doc, &w), 0);
+    assert_int_equal(w.n, want_docs);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_lists(s, see_list, &w), 0);
+    assert_int_equal(w.n, want_list);
+}
+
+static void test_snapshot(void **state)
+{
+    fixture *f = *state;
+    ota_vehicle_rec v[] = {vehicle("VIN00000000000001", "sold"),
+                           vehicle("VIN00000000000002", "sold")};
+    v[0].has_public_key = true;
+    for (int i = 0; i < OTA_PUBKEY_LEN; i++)
+        v[0].public_key[i] = (uint8_t)i;
+    ota_store_doc docs[] = {{OTA_DOC_PACKAGE, "7", "{\"id\":7,\"version\":\"2.0.9\"}"},
+                            {OTA_DOC_TASK, "T1", TASK_JSON}};
+    const char *black[] = {"VIN00000000000002"};
+    ota_exec_rec x[] = {exec_rec("VIN00000000000001", OTA_EXEC_NOTIFIED, "T1:V:0")};
+    ota_shadow_rec sh[] = {{"VIN00000000000001", 3, "{\"fw\":\"1\"}", "{\"m\":1}", 5}};
+    ota_notice_rec no[] = {{"T1", "VIN00000000000001", 7, "2.0", "T1:V:0", 50}};
+    static const uint8_t cose[] = {0xd2, 0x84, 0x43, 0xa1};
+    ota_description_rec de[] = {{"VIN00000000000001", 4, "T1", 9, 7, "aa", cose, 4, 1, 2}};
+    ota_catalog_change c = {.put_vehicles = v,
+                            .n_put_vehicles = 2,
+                            .docs = docs,
+                            .n_docs = 2,
+                            .list = OTA_LIST_BLACKLIST,
+                            .list_add = black,
+                            .n_list_add = 1,
+                            .put_execs = x,
+                            .n_put_execs = 1,
+                            .put_shadows = sh,
+                            .n_put_shadows = 1,
+                            .add_notices = no,
+                            .n_add_notices = 1,
+                            .add_descriptions = de,
+                            .n_add_descriptions = 1};
+    apply_ok(f->s, &c);
+    ota_event st = status_ev(0, "installing"), p = progress_ev(0, 5);
+    ota_store_event evs[] = {{"VIN00000000000001", 4, 1, &st}, {"VIN00000000000001", 9, 1, &p}};
+    put(f->s, evs, 2, 2, 0);
+
+    char dir[512], path[600], err[256] = "";
+    snprintf(dir, sizeof dir, "%s", test_fresh_dir("snapshot"));
+    test_mkdir_p(dir);
+    snprintf(path, sizeof path, "%s/snapshot.db", dir);
+    bool from_snapshot = true;
+    assert_null(ota_store_open_or_snapshot(UNREACHABLE, path, &from_snapshot, err, sizeof err));
+    assert_false(from_snapshot); /* no snapshot yet: nothing to start from */
+    if (ota_store_snapshot_save(f->s, path, err, sizeof err) != 0)
+        fail_msg("save: %s", err);
+
+    ota_store *s = ota_store_open_or_snapshot(UNREACHABLE, path, &from_snapshot, err, sizeof err);
+    assert_non_null(s);
+    assert_true(from_snapshot);
+    assert_non_null(strstr(err, "MongoDB")); /* why the store did not open */
+    count_loaded(s, 2, 1, 1);
+    items w = {0};
+    assert_int_equal(ota_store_load_vehicles(s, see_vehicle, &w), 0);
+    assert_true(w.flag[0]); /* the public key came along */
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_docs(s, OTA_DOC_TASK, see_doc, &w), 0);
+    assert_string_equal(w.val[0], TASK_JSON);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_execs(s, see_exec, &w), 0);
+    assert_string_equal(w.val[0], "notified - 0 T1:V:0 50");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_shadows(s, see_shadow, &w), 0);
+    assert_string_equal(w.val[0], "3 {\"fw\":\"1\"} {\"m\":1}");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_notices(s, NULL, see_notice, &w), 0);
+    assert_int_equal(ota_store_load_descriptions(s, NULL, see_description, &w), 0);
+    assert_int_equal(w.n, 2);
+    seen e = {0};
+    assert_int_equal(ota_store_load_latest_statuses(s, see_event, &e), 0);
+    assert_int_equal(e.n, 1);
+    assert_string_equal(e.text[0], "installing");
+    seqs q = {0};
+    assert_int_equal(ota_store_load_last_seqs(s, see_seq, &q), 0);
+    assert_int_equal(q.n, 1);
+    assert_int_equal(q.seq[0], 9);
+    ota_store_close(s);
+
+    /* refreshed from the change log: a package, a vehicle deleted, a list member removed,
+     * a vehicle added */
+    ota_store_doc more[] = {{OTA_DOC_PACKAGE, "8", "{\"id\":8}"}};
+    const char *gone[] = {"VIN00000000000002"};
+    ota_vehicle_rec v3[] = {vehicle("WDB12345678901234", "in_stock")}; /* the codec checks VINs */
+    ota_catalog_change d = {.docs = more,
+                            .n_docs = 1,
+                            .delete_vehicles = gone,
+                            .n_delete_vehicles = 1,
+                            .list = OTA_LIST_BLACKLIST,
+                            .list_remove = black,
+                            .n_list_remove = 1,
+                            .put_vehicles = v3,
+                            .n_put_vehicles = 1};
+    apply_ok(f->s, &d);
+    int applied = ota_store_snapshot_refresh(f->s, path, false, err, sizeof err);
+    if (applied != 4)
+        fail_msg("refresh: %d %s", applied, err);
+    uint64_t pos = 0, first, last;
+    assert_int_equal(ota_store_snapshot_position(path, &pos), 0);
+    assert_int_equal(ota_store_change_bounds(f->s, &first, &last), 0);
+    assert_int_equal(pos, last);
+    assert_int_equal(ota_store_snapshot_refresh(f->s, path, false, err, sizeof err), 0);
+    char uri[700];
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    s = test_store_open(uri);
+    count_loaded(s, 2, 2, 0);
+    ota_store_close(s);
+
+    /* an entry the snapshot cannot apply (the codec refuses this VIN): saved anew */
+    ota_vehicle_rec odd[] = {vehicle("VIN00000000000004", "sold")};
+    ota_catalog_change o = {.put_vehicles = odd, .n_put_vehicles = 1};
+    apply_ok(f->s, &o);
+    assert_int_equal(ota_store_snapshot_refresh(f->s, path, false, err, sizeof err), 0);
+    s = test_store_open(uri);
+    count_loaded(s, 3, 2, 0);
+    ota_store_close(s);
+    assert_int_equal(ota_store_change_bounds(f->s, &first, &last), 0);
+
+    /* entries after its position trimmed: saved anew */
+    ota_store_doc again[] = {{OTA_DOC_PACKAGE, "9", "{\"id\":9}"}};
+    ota_catalog_change g = {.docs = again, .n_docs = 1};
+    apply_ok(f->s, &g);
+    assert_int_equal(ota_store_trim_changes(f->s, last + 1), 0);
+    assert_int_equal(ota_store_snapshot_refresh(f->s, path, false, err, sizeof err), 0);
+    assert_int_equal(ota_store_snapshot_position(path, &pos), 0);
+    assert_int_equal(pos, last + 1);
+    s = test_store_open(uri);
+    count_loaded(s, 3, 3, 0);
+    ota_store_close(s);
+    assert_int_equal(ota_store_snapshot_position("/nonexistent/snapshot.db", &pos), -1);
+}
+
 static int run_backend(const char *name, const char *base)
 {
     backend_base = base;
@@ -997,6 +1144,7 @@ static int run_backend(const char *name, const char *base)
         cmocka_unit_test_setup_teardown(test_transition_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notice_decision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
     };
     return _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
 }
