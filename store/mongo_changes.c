@@ -26,16 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SEQ_ID "change_seq"
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Takes n numbers; the last of them into *last. 0, or -1 with err set. */
 static int take_seqs(mongo_store *st, mongoc_client_session_t *cs, size_t n, int64_t *last,
@@ -96,7 +88,7 @@ int ota_store_mg_changes_append(mongo_store *st, const ota_catalog_change *c,
         return 0;
     if (take_seqs(st, cs, n, &last, err, errlen) != 0)
         return -1;
-    int64_t at = wall_ms();
+    int64_t at = ota_store_wall_ms();
     mongoc_collection_t *coll = ota_store_mg_coll(st, OTA_STORE_CHANGE_TABLE);
     mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, coll, true, cs);
     int rc = 0;

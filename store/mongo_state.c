@@ -29,14 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- ota_store_meta: one-time steps ---- */
 
@@ -81,7 +73,7 @@ static int meta_mark(mongo_store *st, const char *name, char *err, size_t errlen
     bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&sel, "_id", name);
     BSON_APPEND_UTF8(&doc, "_id", name);
-    BSON_APPEND_INT64(&doc, "at", wall_ms());
+    BSON_APPEND_INT64(&doc, "at", ota_store_wall_ms());
     BSON_APPEND_BOOL(&opts, "upsert", true);
     mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc, &opts, NULL);
     bson_destroy(&sel);
@@ -427,11 +419,7 @@ int ota_store_mg_notice_decision(ota_store *s, ota_exec_state from, const ota_ex
     mongo_store *st = (mongo_store *)s;
     ota_catalog_change rest = {
         .put_shadows = shadow, .n_put_shadows = 1, .add_notices = notice, .n_add_notices = 1};
-    decision d = {st, from, to, &rest, -1, ""};
-    if (ota_store_check_change(&rest, d.err, sizeof d.err) != 0) {
-        ota_store_mg_err(st, err, errlen, "notice decision: %s", d.err);
-        return -1;
-    }
+    decision d = {st, from, to, &rest, -1, ""}; /* checked by store.c */
     if (!st->replset) {
         decide(&d, NULL);
     } else {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- report events ---- */
 
@@ -333,6 +334,13 @@ int ota_store_read_rec(const ota_store_ttable *d, char *rec, const ota_store_col
 }
 
 /* ---- the change log's entries (issue 15) ---- */
+
+int64_t ota_store_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 size_t ota_store_change_log_count(const ota_catalog_change *c)
 {

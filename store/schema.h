@@ -161,6 +161,9 @@ bool ota_store_change_empty(const ota_catalog_change *c);
 
 /* ---- shared state (issue 15): the tables both backends add, the change log's entries ---- */
 
+/* The wall clock in ms: when a change log entry, a migration or a snapshot was written. */
+int64_t ota_store_wall_ms(void);
+
 #define OTA_STORE_STATE_TABLE "ota_vehicle_state"
 #define OTA_STORE_CHANGE_TABLE "ota_change_log"
 

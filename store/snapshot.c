@@ -28,17 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define HOLD_MS 2000 /* a change log gap younger than this may still fill */
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- copying through the loaders ---- */
 
@@ -283,7 +275,7 @@ int ota_store_snapshot_refresh(ota_store *from, const char *path, bool full, cha
         ota_store_close(to);
         return -1;
     }
-    int n = ota_store_read_changes(from, pos, 0, wall_ms(), HOLD_MS, apply_entry, &r);
+    int n = ota_store_read_changes(from, pos, 0, ota_store_wall_ms(), HOLD_MS, apply_entry, &r);
     if (n < 0 && !r.failed) {
         snprintf(err, errlen, "snapshot %s: reading the change log failed", path);
         ota_store_sq_snapshot_abort(to);

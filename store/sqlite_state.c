@@ -23,17 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* What a snapshot file reflects (store/snapshot.c): key "change_seq", "saved_at". */
 #define SNAPSHOT_TABLE "ota_snapshot"
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- schema ---- */
 
@@ -224,6 +216,7 @@ static bool already_decided(sqlite_store *st, const ota_exec_rec *to)
     return same;
 }
 
+/* The shadow and notice were checked by store.c. */
 int ota_store_sq_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
                                  const ota_shadow_rec *shadow, const ota_notice_rec *notice,
                                  char *err, size_t errlen)
@@ -231,11 +224,6 @@ int ota_store_sq_notice_decision(ota_store *s, ota_exec_state from, const ota_ex
     sqlite_store *st = (sqlite_store *)s;
     ota_catalog_change c = {
         .put_shadows = shadow, .n_put_shadows = 1, .add_notices = notice, .n_add_notices = 1};
-    char problem[192];
-    if (ota_store_check_change(&c, problem, sizeof problem) != 0) {
-        ota_store_sq_err(err, errlen, "SQLite %s: notice decision: %s", st->path, problem);
-        return -1;
-    }
     if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
     int rc = transition(st, from, to, err, errlen);
@@ -272,7 +260,7 @@ int ota_store_sq_changes_append(sqlite_store *st, const ota_catalog_change *c, c
 {
     if (st->shared.bulk)
         return 0; /* a snapshot being filled keeps no log */
-    int64_t at = wall_ms();
+    int64_t at = ota_store_wall_ms();
     size_t n = ota_store_change_log_count(c);
     for (size_t i = 0; i < n; i++) {
         ota_store_change e;
@@ -358,7 +346,7 @@ int ota_store_sq_snapshot_commit(ota_store *s, uint64_t change_seq, char *err, s
 {
     sqlite_store *st = (sqlite_store *)s;
     if (snap_put(st, "change_seq", (int64_t)change_seq, err, errlen) != 0 ||
-        snap_put(st, "saved_at", wall_ms(), err, errlen) != 0 ||
+        snap_put(st, "saved_at", ota_store_wall_ms(), err, errlen) != 0 ||
         ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0) {
         ota_store_sq_snapshot_abort(s);
         return -1;

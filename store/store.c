@@ -7,6 +7,7 @@
  * backend; "mongodb://" and "mongodb+srv://" the MongoDB backend (store/mongo*.c); any
  * other scheme is an error.
  */
+#include "schema.h"
 #include "store_impl.h"
 
 #include <stdio.h>
@@ -205,6 +206,11 @@ int ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_
         problem = "the notice's msg_id is not the execution's";
     else if (problem == NULL && (shadow->vin == NULL || strcmp(shadow->vin, to->vin) != 0))
         problem = "the shadow is not the execution's vehicle's";
+    char buf[192];
+    ota_catalog_change rest = {
+        .put_shadows = shadow, .n_put_shadows = 1, .add_notices = notice, .n_add_notices = 1};
+    if (problem == NULL && ota_store_check_change(&rest, buf, sizeof buf) != 0)
+        problem = buf;
     if (problem != NULL) {
         snprintf(err, errlen, "notice decision: %s", problem);
         return -1;
