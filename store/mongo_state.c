@@ -87,25 +87,16 @@ static int meta_mark(mongo_store *st, const char *name, char *err, size_t errlen
 
 /* ---- ota_vehicle_state ---- */
 
-typedef struct {
-    const char *vin;
-    uint64_t seq;
-} vin_seq;
+typedef ota_store_vin_seq vin_seq;
 
-static int by_vin(const void *a, const void *b)
-{
-    return strcmp(((const vin_seq *)a)->vin, ((const vin_seq *)b)->vin);
-}
-
-/* $max upserts of the (sorted) pairs, one per VIN. */
+/* $max upserts of the pairs (reordered), one per VIN. */
 static int state_write(mongo_store *st, vin_seq *v, size_t n, char *err, size_t errlen)
 {
+    n = ota_store_vin_seq_max(v, n);
     mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_STATE_TABLE);
     mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, c, false, NULL);
     for (size_t i = 0; i < n; i++) {
         uint64_t max = v[i].seq;
-        while (i + 1 < n && strcmp(v[i + 1].vin, v[i].vin) == 0)
-            max = v[++i].seq > max ? v[i].seq : max;
         bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, m, opts = BSON_INITIALIZER;
         BSON_APPEND_UTF8(&sel, "_id", v[i].vin);
         BSON_APPEND_DOCUMENT_BEGIN(&upd, "$max", &m);
@@ -136,7 +127,6 @@ int ota_store_mg_state_put(mongo_store *st, const ota_store_event *evs, size_t n
     }
     for (size_t i = 0; i < n; i++)
         v[i] = (vin_seq){evs[i].vin, evs[i].seq};
-    qsort(v, n, sizeof *v, by_vin);
     int rc = state_write(st, v, n, err, errlen);
     free(v);
     return rc;

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -334,6 +335,25 @@ int ota_store_read_rec(const ota_store_ttable *d, char *rec, const ota_store_col
 }
 
 /* ---- the change log's entries (issue 15) ---- */
+
+static int vin_seq_cmp(const void *a, const void *b)
+{
+    const ota_store_vin_seq *x = a, *y = b;
+    int c = strcmp(x->vin, y->vin);
+    return c != 0 ? c : (x->seq < y->seq) - (x->seq > y->seq); /* highest first */
+}
+
+size_t ota_store_vin_seq_max(ota_store_vin_seq *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof *v, vin_seq_cmp);
+    size_t m = 1;
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(v[i].vin, v[m - 1].vin) != 0)
+            v[m++] = v[i];
+    return m;
+}
 
 int64_t ota_store_wall_ms(void)
 {

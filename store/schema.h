@@ -161,6 +161,14 @@ bool ota_store_change_empty(const ota_catalog_change *c);
 
 /* ---- shared state (issue 15): the tables both backends add, the change log's entries ---- */
 
+/* A VIN's report seq; ota_store_vin_seq_max sorts pairs by VIN and keeps one per VIN with
+ * its highest seq, returning how many are left (what a batch raises ota_vehicle_state to). */
+typedef struct {
+    const char *vin;
+    uint64_t seq;
+} ota_store_vin_seq;
+size_t ota_store_vin_seq_max(ota_store_vin_seq *v, size_t n);
+
 /* The wall clock in ms: when a change log entry, a migration or a snapshot was written. */
 int64_t ota_store_wall_ms(void);
 

@@ -365,9 +365,10 @@ static int bind_event(sqlite3_stmt *stmt, unsigned fields, const ota_store_event
     return rc;
 }
 
-/* Inserts event i of a batch, counting it as inserted or duplicate. */
+/* Inserts event i of a batch, counting it as inserted or duplicate; an inserted one's
+ * (vin, seq) joins raised (its VIN's state is raised at the end of the batch). */
 static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_store_put_result *r,
-                   char *err, size_t errlen)
+                   ota_store_vin_seq *raised, char *err, size_t errlen)
 {
     const char *problem = ota_store_event_problem(e);
     if (problem != NULL) {
@@ -388,24 +389,28 @@ static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_sto
     sqlite3_reset(stmt);
     if (rc != SQLITE_DONE)
         return -1;
-    if (sqlite3_changes(st->db) > 0)
-        r->inserted++;
-    else
-        r->duplicates++;
-    return ota_store_sq_state_put(st, e, err, errlen);
+    if (sqlite3_changes(st->db) == 0) {
+        r->duplicates++; /* its VIN's state was raised when it was stored */
+        return 0;
+    }
+    raised[r->inserted++] = (ota_store_vin_seq){e->vin, e->seq};
+    return 0;
 }
 
-/* The events of a batch inside a transaction the caller holds. */
-static int put_all(sqlite_store *st, const ota_store_event *evs, size_t n,
-                   ota_store_put_result *res, char *err, size_t errlen)
+/* The events of a batch and their VINs' state, inside the open transaction. */
+static int put_all(sqlite_store *st, const ota_store_event *evs, size_t n, ota_store_put_result *r,
+                   char *err, size_t errlen)
 {
-    ota_store_put_result r = {0, 0};
-    for (size_t i = 0; i < n; i++)
-        if (put_one(st, &evs[i], i, &r, err, errlen) != 0)
-            return -1;
-    if (res != NULL)
-        *res = r;
-    return 0;
+    ota_store_vin_seq *raised = malloc(n * sizeof *raised);
+    int rc = raised != NULL ? 0 : -1;
+    if (rc != 0)
+        ota_store_sq_err(err, errlen, "SQLite %s: out of memory", st->path);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = put_one(st, &evs[i], i, r, raised, err, errlen);
+    if (rc == 0)
+        rc = ota_store_sq_state_raise(st, raised, r->inserted, err, errlen);
+    free(raised);
+    return rc;
 }
 
 static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
@@ -417,18 +422,13 @@ static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
         *res = r;
     if (n == 0)
         return 0;
-    if (st->shared.bulk) /* inside a snapshot's transaction (sqlite_state.c) */
-        return put_all(st, evs, n, res, err, errlen);
-    if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
+    bool own = !st->shared.bulk; /* else inside a snapshot's transaction (sqlite_state.c) */
+    if (own && ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (put_one(st, &evs[i], i, &r, err, errlen) != 0) {
+    if (put_all(st, evs, n, &r, err, errlen) != 0 ||
+        (own && ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0)) {
+        if (own)
             ota_store_sq_rollback(st);
-            return -1;
-        }
-    }
-    if (ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0) {
-        ota_store_sq_rollback(st);
         return -1;
     }
     if (res != NULL)

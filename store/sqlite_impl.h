@@ -135,8 +135,10 @@ int ota_store_sq_load_descriptions(ota_store *s, const char *vin, ota_store_desc
 int ota_store_sq_state_schema(sqlite_store *st, char *err, size_t errlen);
 int ota_store_sq_state_prepare(sqlite_store *st, char *err, size_t errlen);
 void ota_store_sq_state_finalize(sqlite_store *st);
-/* Raises the VIN's last seq to the event's, inside the batch's transaction. */
-int ota_store_sq_state_put(sqlite_store *st, const ota_store_event *e, char *err, size_t errlen);
+/* Raises the last seq of each VIN of v (the inserted events of a batch; reordered) inside
+ * the batch's transaction. 0, or -1 with err set. */
+int ota_store_sq_state_raise(sqlite_store *st, ota_store_vin_seq *v, size_t n, char *err,
+                             size_t errlen);
 /* Appends the change log entries of a checked change, inside the open transaction. */
 int ota_store_sq_changes_append(sqlite_store *st, const ota_catalog_change *c, char *err,
                                 size_t errlen);

@@ -146,12 +146,22 @@ void ota_store_sq_state_finalize(sqlite_store *st)
 
 /* ---- per-VIN state ---- */
 
-int ota_store_sq_state_put(sqlite_store *st, const ota_store_event *e, char *err, size_t errlen)
+static int state_put(sqlite_store *st, const char *vin, uint64_t seq, char *err, size_t errlen)
 {
     sqlite3_stmt *q = st->shared.q.state_put;
-    sqlite3_bind_text(q, 1, e->vin, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)e->seq);
+    sqlite3_bind_text(q, 1, vin, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
     return ota_store_sq_step(st, q, OTA_STORE_STATE_TABLE, err, errlen);
+}
+
+int ota_store_sq_state_raise(sqlite_store *st, ota_store_vin_seq *v, size_t n, char *err,
+                             size_t errlen)
+{
+    n = ota_store_vin_seq_max(v, n);
+    for (size_t i = 0; i < n; i++)
+        if (state_put(st, v[i].vin, v[i].seq, err, errlen) != 0)
+            return -1;
+    return 0;
 }
 
 int ota_store_sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
@@ -382,6 +392,5 @@ int ota_store_sq_snapshot_position(ota_store *s, uint64_t *seq)
 
 int ota_store_sq_snapshot_seq(ota_store *s, const char *vin, uint64_t seq)
 {
-    ota_store_event e = {.vin = vin, .seq = seq};
-    return ota_store_sq_state_put((sqlite_store *)s, &e, NULL, 0);
+    return state_put((sqlite_store *)s, vin, seq, NULL, 0);
 }
