@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "ota_codec.h"
+#include "ota_errf.h"
 
 #define SUBPATH_LEN 256 /* a nested object's path, e.g. "package.ecus[255].file" */
 #define SHOWN_MAX 64    /* longest user value quoted in an error text */
@@ -34,20 +35,6 @@ static const char *const kind_pref_names[] = {"full", "delta", "auto"};
 static const char *const compare_names[] = {"always", "never", "auto"};
 
 /* ---- error texts and paths ---- */
-
-/* Cuts a UTF-8 sequence that snprintf truncated at the end of s. */
-static void trim_partial_utf8(char *s)
-{
-    size_t len = strlen(s), i = len;
-    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
-        i--;
-    if (i == 0 || (unsigned char)s[i - 1] < 0xC0)
-        return;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-    if (len - (i - 1) < need)
-        s[i - 1] = '\0';
-}
 
 cJSON *ota_json_parse_exact(const void *payload, size_t len)
 {
@@ -66,18 +53,13 @@ cJSON *ota_json_parse_exact(const void *payload, size_t len)
 
 int ota_json_errf(char *err, size_t errlen, const char *path, const char *key, const char *fmt, ...)
 {
-    if (err == NULL || errlen == 0)
-        return -1;
     bool p = path != NULL && *path, k = key != NULL && *key;
-    int n = snprintf(err, errlen, "%s%s%s%s", p ? path : "", p && k ? "." : "", k ? key : "",
-                     p || k ? ": " : "");
-    if (n >= 0 && (size_t)n < errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    trim_partial_utf8(err);
+    ota_errf(err, errlen, "%s%s%s%s", p ? path : "", p && k ? "." : "", k ? key : "",
+             p || k ? ": " : "");
+    va_list ap;
+    va_start(ap, fmt);
+    ota_verrf_append(err, errlen, fmt, ap);
+    va_end(ap);
     return -1;
 }
 

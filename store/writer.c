@@ -15,6 +15,7 @@
  *               seen just before the reader ran dry; ota_writer_wait_drained() waits on it.
  * A report that was decoded but did not fit the batch is kept as `look` for the next one.
  */
+#include "ota_errf.h"
 #include "ota_writer.h"
 #include "sync_impl.h"
 
@@ -78,7 +79,7 @@ __attribute__((format(printf, 3, 4))) static void wlog(ota_writer *w, int level,
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    ota_verrf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     w->cfg.log(w->cfg.log_ctx, level, msg);
 }
