@@ -9,6 +9,7 @@
  * On MongoDB every case gets a database of its own (ota_c<pid>_<n>), so cases and runs
  * never see each other's data.
  */
+#include "test_fixtures.h"
 #include "test_util.h"
 
 #include "ota_store.h"
@@ -258,13 +259,6 @@ static ota_vehicle_rec vehicle(const char *vin, const char *status)
                              .passenger = true};
 }
 
-static void apply_ok(ota_store *s, const ota_catalog_change *c)
-{
-    char err[256] = "";
-    if (ota_store_apply(s, c, err, sizeof err) != 0)
-        fail_msg("apply: %s", err);
-}
-
 typedef struct {
     int n;
     char key[8][64];
@@ -319,8 +313,8 @@ static void test_catalog(void **state)
                             .list = OTA_LIST_BLACKLIST,
                             .list_add = black,
                             .n_list_add = 2};
-    apply_ok(f->s, &c);
-    apply_ok(f->s, &c); /* applying it again changes nothing */
+    test_apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c); /* applying it again changes nothing */
 
     items w = {0};
     assert_int_equal(ota_store_load_vehicles(f->s, see_vehicle, &w), 0);
@@ -344,7 +338,7 @@ static void test_catalog(void **state)
                             .list = OTA_LIST_BLACKLIST,
                             .list_remove = unblack,
                             .n_list_remove = 1};
-    apply_ok(f->s, &d);
+    test_apply_ok(f->s, &d);
     memset(&w, 0, sizeof w);
     assert_int_equal(ota_store_load_vehicles(f->s, see_vehicle, &w), 0);
     assert_int_equal(w.n, 1);
@@ -435,13 +429,13 @@ static void test_task_records(void **state)
                             .n_add_notices = 2,
                             .add_descriptions = de,
                             .n_add_descriptions = 1};
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
     /* notices and descriptions are insert-only: a stored key keeps its first values */
     no[0].sent_ms = 99;
     de[0].files = "cc";
     sh[0].version = 4;
     sh[0].desired = "{\"fw\":\"2\"}";
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
 
     items w = {0};
     assert_int_equal(ota_store_load_execs(f->s, see_exec, &w), 0);
