@@ -75,15 +75,14 @@ static bool showable(const char *s)
     return n <= SHOWN_MAX && ota_text_valid(s, n);
 }
 
-/* A path only names a field in an error text: cutting a long one is intended. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-truncation"
+/* A path only names a field in an error text: cutting a long one is intended, and done
+ * like an error text's (at a whole UTF-8 character). */
 
 /* "<path>.<key>" into buf. */
 static const char *join(char *buf, size_t len, const char *path, const char *key)
 {
     bool p = path != NULL && *path;
-    snprintf(buf, len, "%s%s%s", p ? path : "", p ? "." : "", key);
+    ota_errf(buf, len, "%s%s%s", p ? path : "", p ? "." : "", key);
     return buf;
 }
 
@@ -91,11 +90,9 @@ static const char *join(char *buf, size_t len, const char *path, const char *key
 static const char *join_index(char *buf, size_t len, const char *path, const char *key, size_t i)
 {
     bool p = path != NULL && *path;
-    snprintf(buf, len, "%s%s%s[%zu]", p ? path : "", p ? "." : "", key, i);
+    ota_errf(buf, len, "%s%s%s[%zu]", p ? path : "", p ? "." : "", key, i);
     return buf;
 }
-
-#pragma GCC diagnostic pop
 
 /* ---- field lists ---- */
 
