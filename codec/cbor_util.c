@@ -462,6 +462,13 @@ static int step(ota_cbor_reader *r, ota_cbor_item *it)
 
 /* ---- reader ---- */
 
+int ota_cbor_check_size(size_t len, size_t max, const char *what, ota_error *err)
+{
+    if (len <= max)
+        return 0;
+    return ota_error_set(err, OTA_E_TOO_LARGE, "%s: payload of %zu bytes over %zu", what, len, max);
+}
+
 void ota_cbor_reader_init(ota_cbor_reader *r, const void *buf, size_t len, const char *what,
                           ota_error *err)
 {
