@@ -93,6 +93,17 @@ bool ota_store_mg_bool(const bson_t *doc, const char *field)
     return bson_iter_init_find(&it, doc, field) && bson_iter_as_bool(&it);
 }
 
+const uint8_t *ota_store_mg_binary(const bson_t *doc, const char *field, uint32_t *len)
+{
+    bson_iter_t it;
+    const uint8_t *data = NULL;
+    bson_subtype_t sub;
+    *len = 0;
+    if (bson_iter_init_find(&it, doc, field) && BSON_ITER_HOLDS_BINARY(&it))
+        bson_iter_binary(&it, &sub, len, &data);
+    return data;
+}
+
 /* Counts the write errors of a bulk reply by kind. */
 static void count_write_errors(const bson_t *reply, ota_store_mg_bulk_result *res)
 {

@@ -163,12 +163,8 @@ static int64_t doc_i64(void *doc, int i, const char *name)
 static const void *doc_blob(void *doc, int i, const char *name, size_t *len)
 {
     (void)i;
-    bson_iter_t it;
-    const uint8_t *data = NULL;
-    uint32_t n = 0;
-    bson_subtype_t sub;
-    if (bson_iter_init_find(&it, doc, name) && BSON_ITER_HOLDS_BINARY(&it))
-        bson_iter_binary(&it, &sub, &n, &data);
+    uint32_t n;
+    const uint8_t *data = ota_store_mg_binary(doc, name, &n);
     *len = n;
     return data;
 }
