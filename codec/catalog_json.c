@@ -1077,8 +1077,20 @@ static bool add_uint(cJSON *o, const char *key, uint64_t v)
 {
     if (v < EXACT_NUMBER_MAX)
         return cJSON_AddNumberToObject(o, key, (double)v) != NULL;
+    return ota_json_add_u64(o, key, v);
+}
+
+bool ota_json_add_u64(cJSON *o, const char *key, uint64_t v)
+{
     char num[24];
     snprintf(num, sizeof num, "%" PRIu64, v);
+    return cJSON_AddRawToObject(o, key, num) != NULL;
+}
+
+bool ota_json_add_i64(cJSON *o, const char *key, int64_t v)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%" PRId64, v);
     return cJSON_AddRawToObject(o, key, num) != NULL;
 }
 
