@@ -170,7 +170,7 @@ int ota_handle_report(ota_plugin *p, const ota_request *req)
     for (size_t i = 0; i < rep.n_events; i++) {
         if (rep.events[i].type == OTA_EV_UPGRADE_STATUS) {
             publish_status_event(p, req->vin, rep.seq, &rep.events[i], now);
-            ota_tasks_on_status(p, req->vin, &rep.events[i]);
+            ota_tasks_on_status(p->tasks, req->vin, &rep.events[i]);
         }
         ota_engine_on_event(p, req->vin, &rep.events[i]); /* execution states (engine.c) */
     }

@@ -1,5 +1,6 @@
 /*
- * tasks.c — upgrade tasks and their executions in memory (tasks.h), on the broker thread.
+ * tasks.c — upgrade tasks and their executions in memory (tasks.h), on the broker thread;
+ * broker-free (plugin/core/).
  *
  * Design
  * - Tasks: a map by id (map.h) of pointers to ota_task; a task keeps its definition (the
@@ -230,10 +231,10 @@ static void note_status(ota_tasks *t, const char *vin, const ota_event *ev)
     }
 }
 
-void ota_tasks_on_status(ota_plugin *p, const char *vin, const ota_event *ev)
+void ota_tasks_on_status(ota_tasks *t, const char *vin, const ota_event *ev)
 {
-    if (p->tasks && ev && ev->type == OTA_EV_UPGRADE_STATUS) {
-        note_status(p->tasks, vin, ev);
+    if (t && ev && ev->type == OTA_EV_UPGRADE_STATUS) {
+        note_status(t, vin, ev);
     }
 }
 

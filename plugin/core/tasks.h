@@ -1,20 +1,25 @@
 /*
- * tasks.h — upgrade tasks and their executions per VIN (SPEC §5-6, seed 000).
+ * tasks.h — upgrade tasks and their executions per VIN (SPEC §5-6, seed 000). Part of the
+ * broker-free core (plugin/core/): it never calls mosquitto_*; every function takes the
+ * ota_tasks handle.
  *
  * createTask validates with task_rules.c against the in-memory catalog and each vehicle's
  * latest upgrade status, stores the task and one execution per VIN (queued or rejected
  * with its code) in one change, then keeps them in memory for getTask (counts per state)
  * and listTaskVehicles. The latest upgrade status per VIN is loaded at start and kept
- * current from accepted reports (ota_tasks_on_status). engine.c moves the executions
- * (dispatch, reports, cancel, timeouts, abort; docs/task-engine.md) through the runtime
- * fields below.
+ * current from accepted reports (ota_tasks_on_status). The engine (plugin/engine*.c)
+ * moves the executions (dispatch, reports, cancel, timeouts, abort; docs/task-engine.md)
+ * through the runtime fields below.
  */
 #ifndef OTA_TASKS_H
 #define OTA_TASKS_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
-#include "ota_plugin.h"
+#include "ota_codec.h"
 #include "ota_store.h"
 #include "task_rules.h"
 
@@ -26,7 +31,7 @@ void ota_tasks_free(ota_tasks *t);
 int ota_tasks_load(ota_tasks *t, ota_store *store, char *err, size_t errlen);
 
 /* report.c: an accepted upgrade_status event of vin (broker thread). */
-void ota_tasks_on_status(ota_plugin *p, const char *vin, const ota_event *ev);
+void ota_tasks_on_status(ota_tasks *t, const char *vin, const ota_event *ev);
 
 /* ---- for the operator commands (control_tasks.c) and the engine ---- */
 
