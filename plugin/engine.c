@@ -67,9 +67,8 @@ typedef struct {
     uint64_t won, lost, errors;
 } claim_queue;
 
-typedef struct {
+struct ota_engine {
     ota_map vehs;
-    bool built;
     ota_plugin *plugin; /* for the claim jobs' done callbacks */
     bool stopping;      /* ota_engine_flush_final ran: claims coming back are not sent */
     claim_queue claims;
@@ -80,7 +79,8 @@ typedef struct {
     ota_batcher batch;
     int64_t last_timeouts;
     double scale;
-} engine;
+};
+typedef struct ota_engine engine;
 
 static ota_map_key veh_key(const void *rec)
 {
@@ -95,11 +95,15 @@ static void notice_fini(notice *n)
     free((char *)n->rec.msg_id);
 }
 
-static void engine_free(void *arg)
+static void vehicle_seen(void *ctx, const char *vin);
+
+void ota_engine_free(ota_engine *e)
 {
-    engine *e = arg;
     if (!e) {
         return;
+    }
+    if (e->plugin->shadows) {
+        ota_shadows_on_seen(e->plugin->shadows, NULL, NULL);
     }
     ota_map_destroy(&e->vehs, NULL);
     for (size_t i = 0; i < e->n_notices; i++) {
@@ -133,14 +137,15 @@ static veh *veh_get(engine *e, const char *vin)
     return ota_map_put(&e->vehs, &fresh);
 }
 
-/* The engine, created on first use: the busy vehicles from the executions in flight. */
+/* The engine of p (NULL before init made it). */
 static engine *eng(ota_plugin *p)
 {
-    engine *e = p->tasks ? ota_tasks_engine(p->tasks) : NULL;
-    if (e || !p->tasks) {
-        return e;
-    }
-    e = calloc(1, sizeof(*e));
+    return p->engine;
+}
+
+ota_engine *ota_engine_new(ota_plugin *p)
+{
+    engine *e = calloc(1, sizeof(*e));
     if (!e) {
         return NULL;
     }
@@ -148,7 +153,7 @@ static engine *eng(ota_plugin *p)
     e->plugin = p;
     const char *sc = getenv("OTA_TEST_TIME_SCALE");
     e->scale = sc && atof(sc) > 0 ? atof(sc) : 1.0;
-    ota_tasks_set_engine(p->tasks, e, engine_free);
+    ota_shadows_on_seen(p->shadows, vehicle_seen, e);
     ota_task **tasks = NULL;
     long n = ota_tasks_list(p->tasks, &tasks);
     for (long i = 0; i < n; i++) {
@@ -426,13 +431,14 @@ static void dispatch_vehicle(ota_plugin *p, engine *e, veh *v)
     free(tasks);
 }
 
-void ota_engine_on_vehicle_seen(ota_plugin *p, const char *vin)
+/* The shadow module's hook: the vehicle sent shadow/update or shadow/get. */
+static void vehicle_seen(void *ctx, const char *vin)
 {
-    engine *e = eng(p);
-    veh *v = e && vin ? veh_get(e, vin) : NULL;
+    engine *e = ctx;
+    veh *v = vin ? veh_get(e, vin) : NULL;
     if (v) {
         v->online = true;
-        dispatch_vehicle(p, e, v);
+        dispatch_vehicle(e->plugin, e, v);
     }
 }
 
@@ -764,7 +770,7 @@ static void claims_final(ota_plugin *p, engine *e)
 
 void ota_engine_flush_final(ota_plugin *p)
 {
-    engine *e = p->tasks ? ota_tasks_engine(p->tasks) : NULL;
+    engine *e = eng(p);
     if (e && p->writer) {
         claims_final(p, e);
     }

@@ -13,13 +13,16 @@
 
 #include <cjson/cJSON.h>
 
+/* At init, once the tasks are loaded: the busy vehicles from the executions in flight;
+ * registers with the shadows (a vehicle seen is online). NULL when out of memory. */
+ota_engine *ota_engine_new(ota_plugin *p);
+/* After the writer stopped (its last jobs' callbacks reach the engine). */
+void ota_engine_free(ota_engine *e);
+
 /* TICK: dispatch due notices (task windows, rates, one task per vehicle at a time),
  * time out executions in progress, abort tasks over their failure threshold, flush
  * execution changes to the store. */
 void ota_engine_tick(ota_plugin *p);
-/* shadow.c: the vehicle sent shadow/update or shadow/get (it is online): its next notice,
- * if one is due, goes out now. */
-void ota_engine_on_vehicle_seen(ota_plugin *p, const char *vin);
 /* report.c: each accepted event of a vehicle (drives its execution's state). */
 void ota_engine_on_event(ota_plugin *p, const char *vin, const ota_event *ev);
 /* DISCONNECT callback: the vehicle is offline until it is seen again. */

@@ -91,6 +91,7 @@ typedef struct ota_catalog ota_catalog;
 typedef struct ota_control ota_control;
 typedef struct ota_shadows ota_shadows;
 typedef struct ota_tasks ota_tasks;
+typedef struct ota_engine ota_engine; /* engine.h: dispatch and execution states */
 typedef struct ota_grants ota_grants; /* grants.h: files each vehicle may fetch */
 typedef struct ota_wake ota_wake;     /* wake.h: ending the broker's idle wait */
 typedef struct ota_files ota_files;   /* file.h: block downloads in progress */
@@ -105,6 +106,7 @@ typedef struct {
     ota_shadows *shadows;
     ota_map last_seqs; /* report.c: last report seq per VIN */
     ota_tasks *tasks;
+    ota_engine *engine; /* created at init, once the tasks are loaded */
     ota_grants *grants;
     ota_wake *wake; /* NULL: waking is off (option, or no free signal) */
     ota_files *files;

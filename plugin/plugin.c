@@ -189,6 +189,7 @@ static void plugin_free(ota_plugin *p)
     stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
     ota_wake_free(p->wake);     /* every thread that could wake the broker has stopped */
     ota_control_free(p->control);
+    ota_engine_free(p->engine); /* before the tasks and shadows it points into */
     ota_tasks_free(p->tasks);
     ota_grants_free(p->grants);
     ota_files_free(p->files);
@@ -241,6 +242,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     }
     if (start_pipeline(p, err, sizeof(err)) != 0) {
         return plugin_fail(p, err);
+    }
+    p->engine = ota_engine_new(p); /* after the tasks are loaded */
+    if (!p->engine) {
+        return plugin_fail(p, "out of memory");
     }
     if (register_callbacks(p) != MOSQ_ERR_SUCCESS) {
         unregister_callbacks(p);

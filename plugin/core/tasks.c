@@ -59,8 +59,6 @@ struct ota_tasks {
     size_t n_words;
     ota_map latest;            /* latest_rec by VIN */
     ota_upgrade_state scratch; /* what the latest callback returns */
-    void *engine;              /* engine.c's state */
-    void (*engine_free)(void *);
 };
 
 const char *ota_task_state_name(ota_task_state s)
@@ -141,9 +139,6 @@ void ota_tasks_free(ota_tasks *t)
 {
     if (!t) {
         return;
-    }
-    if (t->engine_free) {
-        t->engine_free(t->engine);
     }
     ota_map_destroy(&t->tasks, slot_fini);
     ota_map_destroy(&t->latest, NULL);
@@ -397,17 +392,6 @@ long ota_tasks_list(const ota_tasks *t, ota_task ***out)
     qsort(arr, k, sizeof(*arr), task_cmp_id);
     *out = arr;
     return (long)k;
-}
-
-void *ota_tasks_engine(const ota_tasks *t)
-{
-    return t->engine;
-}
-
-void ota_tasks_set_engine(ota_tasks *t, void *engine, void (*free_fn)(void *))
-{
-    t->engine = engine;
-    t->engine_free = free_fn;
 }
 
 cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t created_ms,

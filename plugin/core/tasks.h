@@ -82,9 +82,6 @@ void ota_task_recount(ota_task *task);
 /* Every task, in creation order (ids ascending): *out malloc'd (NULL when there are none).
  * Returns the count, or -1 out of memory. */
 long ota_tasks_list(const ota_tasks *t, ota_task ***out);
-/* The engine's own state, kept with the tasks (freed with them through free_fn). */
-void *ota_tasks_engine(const ota_tasks *t);
-void ota_tasks_set_engine(ota_tasks *t, void *engine, void (*free_fn)(void *));
 
 /* A task by id, or NULL. */
 ota_task *ota_tasks_get(const ota_tasks *t, const char *id);

@@ -107,13 +107,6 @@ int64_t ota_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The task engine is not under test here: shadow.c tells it a vehicle was seen. */
-void ota_engine_on_vehicle_seen(ota_plugin *p, const char *vin);
-void ota_engine_on_vehicle_seen(ota_plugin *p, const char *vin)
-{
-    (void)p, (void)vin;
-}
-
 /* ---------------------------------------------------------------- helpers */
 
 #define VIN "LSVTA000000000001"
