@@ -77,6 +77,42 @@ typedef struct {
 #define OTA_EXEC_F_CLAIMING 1  /* the notice (msg_id of resends) waits for its claim */
 #define OTA_EXEC_F_ELSEWHERE 2 /* another broker holds the notice: not stored, not timed out */
 
+/* ---- the execution state machine (the engine drives it; docs/task-engine.md) ---- */
+
+/* Notified, downloading or installing: a notice is out and the vehicle works on it. */
+bool ota_exec_in_flight(uint8_t state);
+/* Whether an execution may move from one state to another:
+ *   queued      -> notified (notice sent, or claimed by another broker), canceled
+ *   notified    -> notified (a re-send), downloading, installing, succeeded, failed, canceled
+ *   downloading -> notified (a re-send), installing, succeeded, failed, canceled
+ *   installing  -> notified (a re-send), succeeded, failed, canceled
+ *   succeeded, failed, canceled, rejected: final (rejected is only ever a first state). */
+bool ota_exec_transition_valid(uint8_t from, uint8_t to);
+/* Moves x (an execution of task) to state at now: the task's counts, x->changed_ms, and a
+ * finished execution's claim waiting (OTA_EXEC_F_CLAIMING) dropped. Returns false, and
+ * changes nothing, for a move ota_exec_transition_valid refuses. */
+bool ota_task_exec_set_state(ota_task *task, ota_task_exec *x, uint8_t state, int64_t now);
+/* The state a report event of the execution's own task moves an execution in flight to
+ * (its current state: no move): download_progress notified -> downloading;
+ * upgrade_progress -> installing; upgrade_status succeeded / failed / canceled -> that
+ * state, idle -> canceled only while a cancel is pending. Executions queued or finished
+ * never move on reports. For failed the engine may re-send instead (compensation). */
+uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pending);
+
+/* The state task should be in now: an active task is aborted once at least
+ * abort_min_executed executions finished (succeeded + failed) and failed x 100 >=
+ * finished x abort_failure_pct (0: never), else finished once nothing is queued or in
+ * flight; other states stay. */
+ota_task_state ota_task_next_state(const ota_task *task);
+/* Sets the task's state; a change marks its document for the store (doc_dirty). */
+void ota_task_set_state(ota_task *task, ota_task_state s);
+/* start <= now < end (-1: open on that side). */
+bool ota_task_window_open(const ota_task *task, int64_t now);
+/* x is in flight, driven by this broker, and unchanged for timeout_min minutes of
+ * minute_ms each (60000 in production) at now; never when the task has no timeout. */
+bool ota_task_exec_timed_out(const ota_task *task, const ota_task_exec *x, int64_t now,
+                             int64_t minute_ms);
+
 /* Recomputes task->count from the executions. */
 void ota_task_recount(ota_task *task);
 /* Every task, in creation order (ids ascending): *out malloc'd (NULL when there are none).
