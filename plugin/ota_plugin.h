@@ -62,6 +62,11 @@ typedef struct {
     /* This broker's owner id in notice claims (engine.c): plugin_opt_broker_id, default
      * "<hostname>:<absolute spool_dir>" (stable across restarts, unique per broker). */
     char *broker_id;
+    /* How long a minute of a task's timeout_min lasts, in ms (engine.c): 60000; tests
+     * shorten it (plugin_opt_task_minute_ms). */
+    unsigned task_minute_ms;
+    /* A test aid: every signature takes this many ms longer (signer.h); 0. */
+    unsigned sign_delay_ms;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
