@@ -77,7 +77,7 @@ static void rebuild(ota_engine *e)
     free(tasks);
 }
 
-ota_engine *ota_engine_new(ota_plugin *p)
+ota_engine *ota_engine_new(ota_plugin *p, const ota_engine_clock *clock)
 {
     ota_engine *e = calloc(1, sizeof(*e));
     if (!e) {
@@ -85,16 +85,11 @@ ota_engine *ota_engine_new(ota_plugin *p)
     }
     ota_map_init(&e->vehs, sizeof(eng_veh), veh_key);
     e->plugin = p;
-    e->clock = (ota_engine_clock){ota_now_ms, ota_mono_ms};
+    e->clock = clock ? *clock : (ota_engine_clock){ota_now_ms, ota_mono_ms};
     e->minute_ms = p->cfg.task_minute_ms ? p->cfg.task_minute_ms : 60000;
     ota_shadows_on_seen(p->shadows, vehicle_seen, e);
     rebuild(e);
     return e;
-}
-
-void ota_engine_set_clock(ota_engine *e, const ota_engine_clock *clock)
-{
-    e->clock = *clock;
 }
 
 void ota_engine_free(ota_engine *e)

@@ -22,19 +22,19 @@
 #define OTA_ENGINE_CANCEL_CODE "cancel_requested"
 
 /* The engine's clock: wall time (task windows, notice and change times, timeouts) and
- * monotonic time (rates, the store pacing, claim retries). ota_engine_new takes
- * ota_now_ms and ota_mono_ms; unit tests set a clock of their own. */
+ * monotonic time (rates, the store pacing, claim retries). The plugin runs on ota_now_ms
+ * and ota_mono_ms; unit tests drive a clock of their own. */
 typedef struct {
     int64_t (*now_ms)(void);
     int64_t (*mono_ms)(void);
 } ota_engine_clock;
 
 /* At init, once the tasks are loaded: the busy vehicles from the executions in flight;
- * registers with the shadows (a vehicle seen is online). NULL when out of memory. */
-ota_engine *ota_engine_new(ota_plugin *p);
+ * registers with the shadows (a vehicle seen is online). clock NULL: the real one. NULL
+ * when out of memory. */
+ota_engine *ota_engine_new(ota_plugin *p, const ota_engine_clock *clock);
 /* After the writer stopped (its last jobs' callbacks reach the engine). */
 void ota_engine_free(ota_engine *e);
-void ota_engine_set_clock(ota_engine *e, const ota_engine_clock *clock);
 
 /* TICK: dispatch due notices (task windows, rates, one task per vehicle at a time),
  * time out executions in progress, abort tasks over their failure threshold, claim

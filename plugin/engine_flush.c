@@ -149,6 +149,7 @@ static void flush_done(void *arg, int rc, const char *err)
     flush_job *j = arg;
     ota_batch_ended(&j->e->batch, rc, "execution changes", j->n, err);
     if (rc != 0) {
+        ota_batch_later(&j->e->batch, j->e->clock.mono_ms()); /* on the engine's clock */
         flush_put_back(j->e, j);
     }
     flush_job_free(j);

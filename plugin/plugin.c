@@ -243,7 +243,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     if (start_pipeline(p, err, sizeof(err)) != 0) {
         return plugin_fail(p, err);
     }
-    p->engine = ota_engine_new(p); /* after the tasks are loaded */
+    p->engine = ota_engine_new(p, NULL); /* after the tasks are loaded */
     if (!p->engine) {
         return plugin_fail(p, "out of memory");
     }
