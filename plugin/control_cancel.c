@@ -44,19 +44,6 @@ static void cancel_free(ota_cmd_op *base)
     free(op);
 }
 
-static bool selected(const cancel_op *op, const char *vin)
-{
-    if (!op->vins) {
-        return true;
-    }
-    for (size_t i = 0; i < op->n_vins; i++) {
-        if (strcmp(op->vins[i], vin) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* In memory, once stored. */
 static cJSON *cancel_apply(ota_plugin *p, ota_cmd_op *base)
 {
@@ -128,10 +115,9 @@ static int cancel_change(ota_plugin *p, cancel_op *op)
     for (size_t i = 0; i < task->n_execs; i++) {
         ota_task_exec *x = &task->execs[i];
         char vin[OTA_VIN_LEN + 1];
-        memcpy(vin, x->vin, OTA_VIN_LEN);
-        vin[OTA_VIN_LEN] = '\0';
+        ota_task_exec_vin(x, vin);
         bool q = x->state == OTA_EXEC_QUEUED;
-        if (!selected(op, vin) || !(q || ota_exec_in_flight(x->state))) {
+        if (!ota_vin_selected(op->vins, op->n_vins, vin) || !(q || ota_exec_in_flight(x->state))) {
             continue;
         }
         char *v = op->strs[op->n_strs++] = strdup(vin);

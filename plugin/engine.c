@@ -34,12 +34,6 @@ static ota_map_key veh_key(const void *rec)
     return ota_map_key_str(((const eng_veh *)rec)->vin);
 }
 
-void ota_eng_exec_vin(const ota_task_exec *x, char vin[OTA_VIN_LEN + 1])
-{
-    memcpy(vin, x->vin, OTA_VIN_LEN);
-    vin[OTA_VIN_LEN] = '\0';
-}
-
 eng_veh *ota_eng_veh_get(ota_engine *e, const char *vin)
 {
     eng_veh *v = ota_map_get_str(&e->vehs, vin);
@@ -64,9 +58,9 @@ static void rebuild(ota_engine *e)
     for (long i = 0; i < n; i++) {
         for (size_t k = 0; k < tasks[i]->n_execs; k++) {
             char vin[OTA_VIN_LEN + 1];
-            ota_eng_exec_vin(&tasks[i]->execs[k], vin);
-            eng_veh *v = ota_exec_in_flight(tasks[i]->execs[k].state) ? ota_eng_veh_get(e, vin)
-                                                                      : NULL;
+            ota_task_exec_vin(&tasks[i]->execs[k], vin);
+            eng_veh *v =
+                ota_exec_in_flight(tasks[i]->execs[k].state) ? ota_eng_veh_get(e, vin) : NULL;
             if (v && !v->busy) {
                 v->busy = tasks[i];
             }
@@ -173,7 +167,7 @@ static void dispatch_task(ota_engine *e, ota_task *task)
             continue;
         }
         char vin[OTA_VIN_LEN + 1];
-        ota_eng_exec_vin(&task->execs[i], vin);
+        ota_task_exec_vin(&task->execs[i], vin);
         eng_veh *v = ota_map_get_str(&e->vehs, vin);
         if (v) {
             try_vehicle(e, task, v);
@@ -201,7 +195,7 @@ void ota_eng_dispatch_vehicle(ota_engine *e, eng_veh *v)
 void ota_eng_release_vehicle(ota_engine *e, ota_task *task, const ota_task_exec *x)
 {
     char vin[OTA_VIN_LEN + 1];
-    ota_eng_exec_vin(x, vin);
+    ota_task_exec_vin(x, vin);
     eng_veh *v = ota_map_get_str(&e->vehs, vin);
     if (v && v->busy == task) {
         v->busy = NULL;

@@ -169,7 +169,7 @@ static void claim_fill(claim_job *j, size_t i)
 {
     const eng_claim_ref *r = &j->refs[i];
     claim_text *t = &j->text[i];
-    ota_eng_exec_vin(&r->task->execs[r->idx], t->vin);
+    ota_task_exec_vin(&r->task->execs[r->idx], t->vin);
     snprintf(t->task, sizeof(t->task), "%s", r->task->rec.id);
     snprintf(t->msg_id, sizeof(t->msg_id), "%s:%s:%u", t->task, t->vin, (unsigned)r->resends);
     j->claims[i] = (ota_notice_claim){t->task, t->vin, t->msg_id, -1};

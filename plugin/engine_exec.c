@@ -57,7 +57,7 @@ static cJSON *notice_json(const ota_task *task, const char *vin, const char *msg
 void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x)
 {
     char vin[OTA_VIN_LEN + 1], msg_id[128];
-    ota_eng_exec_vin(x, vin);
+    ota_task_exec_vin(x, vin);
     ota_eng_msg_id(task, x, msg_id, sizeof(msg_id));
     int64_t now = e->clock.now_ms();
     x->flags &= (uint8_t) ~(OTA_EXEC_F_CLAIMING | OTA_EXEC_F_ELSEWHERE); /* ours now */
@@ -77,7 +77,7 @@ void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x)
 static void release(ota_engine *e, ota_task *task, ota_task_exec *x)
 {
     char vin[OTA_VIN_LEN + 1];
-    ota_eng_exec_vin(x, vin);
+    ota_task_exec_vin(x, vin);
     ota_shadow_set_desired(e->plugin, vin, NULL);
     eng_veh *v = ota_map_get_str(&e->vehs, vin);
     if (v && v->busy == task) {
@@ -89,8 +89,7 @@ static void release(ota_engine *e, ota_task *task, ota_task_exec *x)
     }
 }
 
-static void finish(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t state,
-                   const char *code)
+static void finish(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t state, const char *code)
 {
     x->code = ota_tasks_code(e->plugin->tasks, code);
     ota_eng_set_state(e, task, x, state);
@@ -195,16 +194,6 @@ void ota_engine_on_event(ota_plugin *p, const char *vin, const ota_event *ev)
 
 /* ---------------------------------------------------------------- cancel */
 
-static bool selected(char *const *vins, size_t n_vins, const char *vin)
-{
-    for (size_t i = 0; vins && i < n_vins; i++) {
-        if (strcmp(vins[i], vin) == 0) {
-            return true;
-        }
-    }
-    return !vins;
-}
-
 /* An execution in flight: the cancel is desired, the vehicle confirms it. */
 static void cancel_in_flight(ota_engine *e, ota_task *task, ota_task_exec *x, const char *vin)
 {
@@ -225,8 +214,8 @@ void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t 
     for (size_t i = 0; e && i < task->n_execs; i++) {
         ota_task_exec *x = &task->execs[i];
         char vin[OTA_VIN_LEN + 1];
-        ota_eng_exec_vin(x, vin);
-        if (!selected(vins, n_vins, vin)) {
+        ota_task_exec_vin(x, vin);
+        if (!ota_vin_selected(vins, n_vins, vin)) {
             continue;
         }
         if (x->state == OTA_EXEC_QUEUED) {

@@ -16,7 +16,7 @@
 void ota_eng_msg_id(const ota_task *task, const ota_task_exec *x, char *buf, size_t len)
 {
     char vin[OTA_VIN_LEN + 1];
-    ota_eng_exec_vin(x, vin);
+    ota_task_exec_vin(x, vin);
     snprintf(buf, len, "%s:%s:%u", task->rec.id, vin, (unsigned)x->resends);
 }
 
@@ -47,8 +47,8 @@ static void notice_fini(eng_notice *n)
     free((char *)n->rec.msg_id);
 }
 
-void ota_eng_record_notice(ota_engine *e, const ota_task *task, const char *vin,
-                           const char *msg_id, int64_t now)
+void ota_eng_record_notice(ota_engine *e, const ota_task *task, const char *vin, const char *msg_id,
+                           int64_t now)
 {
     if (e->n_notices == e->cap_notices) {
         size_t cap = e->cap_notices ? 2 * e->cap_notices : 64;
@@ -158,7 +158,7 @@ static void flush_done(void *arg, int rc, const char *err)
 static void exec_rec(ota_engine *e, flush_job *j, ota_task *task, ota_task_exec *x)
 {
     char vin[OTA_VIN_LEN + 1], msg_id[128];
-    ota_eng_exec_vin(x, vin);
+    ota_task_exec_vin(x, vin);
     ota_eng_msg_id(task, x, msg_id, sizeof(msg_id));
     const char *code = ota_tasks_code_name(e->plugin->tasks, x->code);
     j->execs[j->n] = (ota_exec_rec){.task = keep(j, strdup(task->rec.id)),

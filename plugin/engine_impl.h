@@ -68,7 +68,6 @@ struct ota_engine {
 };
 
 /* ---- engine.c: vehicles and dispatch ---- */
-void ota_eng_exec_vin(const ota_task_exec *x, char vin[OTA_VIN_LEN + 1]);
 /* The vehicle's record, made when missing (NULL for a VIN of the wrong length). */
 eng_veh *ota_eng_veh_get(ota_engine *e, const char *vin);
 /* One vehicle (online, not busy): the oldest task that can notify it now. */
@@ -103,8 +102,8 @@ void ota_eng_msg_id(const ota_task *task, const ota_task_exec *x, char *buf, siz
 /* x changed: it goes to the store with the next flush (not when another broker owns it). */
 void ota_eng_mark_dirty(ota_engine *e, ota_task *task, ota_task_exec *x);
 /* A notice sent: appended to the notice table with the next flush. */
-void ota_eng_record_notice(ota_engine *e, const ota_task *task, const char *vin,
-                           const char *msg_id, int64_t now);
+void ota_eng_record_notice(ota_engine *e, const ota_task *task, const char *vin, const char *msg_id,
+                           int64_t now);
 /* TICK: hands what changed to the writer as one change when batch.h says it is due. */
 void ota_eng_flush(ota_engine *e);
 /* At shutdown: what changed, to the writer at once. */

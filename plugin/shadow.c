@@ -33,12 +33,12 @@
  *
  * Persistence. Updates are applied in memory and marked dirty; ota_shadows_flush (TICK)
  * hands every dirty shadow to the writer as ONE ota_store_apply change, paced by batch.h
- * (one job in flight, at most every 50 ms; meanwhile changes keep collecting). Unlike an acked report, a shadow/update may be
- * lost if the broker dies within about a TICK and a store write of it (~100-200 ms):
- * the vehicle re-sends its state with its next update, and a lost version number only
- * means the next one is lower than a vehicle may have seen. A failed flush puts its
- * shadows back to dirty and is retried a second later. The broker thread never touches
- * the store except in ota_shadows_load at start.
+ * (one job in flight, at most every 50 ms; meanwhile changes keep collecting). Unlike an acked
+ * report, a shadow/update may be lost if the broker dies within about a TICK and a store write of
+ * it (~100-200 ms): the vehicle re-sends its state with its next update, and a lost version number
+ * only means the next one is lower than a vehicle may have seen. A failed flush puts its shadows
+ * back to dirty and is retried a second later. The broker thread never touches the store except in
+ * ota_shadows_load at start.
  */
 #include "shadow.h"
 #include "batch.h"

@@ -295,6 +295,22 @@ ota_task_exec *ota_task_find_exec(const ota_task *task, const char *vin)
     return bsearch(&key, task->execs, task->n_execs, sizeof(key), exec_cmp_vin);
 }
 
+void ota_task_exec_vin(const ota_task_exec *x, char vin[OTA_VIN_LEN + 1])
+{
+    memcpy(vin, x->vin, OTA_VIN_LEN);
+    vin[OTA_VIN_LEN] = '\0';
+}
+
+bool ota_vin_selected(char *const *vins, size_t n, const char *vin)
+{
+    for (size_t i = 0; vins && i < n; i++) {
+        if (strcmp(vins[i], vin) == 0) {
+            return true;
+        }
+    }
+    return !vins;
+}
+
 /* The number of an id "T<digits>", or 0. */
 static uint64_t id_num(const char *id)
 {
@@ -428,7 +444,8 @@ static const unsigned next_allowed[OTA_EXEC_STATE_COUNT] = {
                           BIT(OTA_EXEC_INSTALLING) | BIT(OTA_EXEC_SUCCEEDED) |
                           BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED),
     [OTA_EXEC_DOWNLOADING] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_INSTALLING) |
-                             BIT(OTA_EXEC_SUCCEEDED) | BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED),
+                             BIT(OTA_EXEC_SUCCEEDED) | BIT(OTA_EXEC_FAILED) |
+                             BIT(OTA_EXEC_CANCELED),
     [OTA_EXEC_INSTALLING] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_SUCCEEDED) |
                             BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED),
 };
@@ -501,8 +518,8 @@ ota_task_state ota_task_next_state(const ota_task *task)
     if (task->state != OTA_TASK_ACTIVE) {
         return task->state;
     }
-    if (r->abort_min_executed > 0 && r->abort_failure_pct > 0 && ok + bad >= r->abort_min_executed &&
-        bad * 100 >= (ok + bad) * r->abort_failure_pct) {
+    if (r->abort_min_executed > 0 && r->abort_failure_pct > 0 &&
+        ok + bad >= r->abort_min_executed && bad * 100 >= (ok + bad) * r->abort_failure_pct) {
         return OTA_TASK_ABORTED;
     }
     return open_count(task) == 0 ? OTA_TASK_FINISHED : OTA_TASK_ACTIVE;

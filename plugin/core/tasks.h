@@ -119,6 +119,10 @@ void ota_task_recount(ota_task *task);
  * Returns the count, or -1 out of memory. */
 long ota_tasks_list(const ota_tasks *t, ota_task ***out);
 
+/* x's VIN as a C string. */
+void ota_task_exec_vin(const ota_task_exec *x, char vin[OTA_VIN_LEN + 1]);
+/* Whether vin is one of the n vins; every VIN is when vins is NULL (a whole task). */
+bool ota_vin_selected(char *const *vins, size_t n, const char *vin);
 /* A task by id, or NULL. */
 ota_task *ota_tasks_get(const ota_tasks *t, const char *id);
 /* The execution of vin in task, or NULL (binary search). */

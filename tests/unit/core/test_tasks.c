@@ -69,10 +69,10 @@ static void test_transition_table(void **state)
     (void)state;
     /* tasks.h's table, row by row: the states each state may move to */
     static const char *const allowed[OTA_EXEC_STATE_COUNT] = {
-        [OTA_EXEC_QUEUED] = "NC",      [OTA_EXEC_NOTIFIED] = "NDISFC",
+        [OTA_EXEC_QUEUED] = "NC",         [OTA_EXEC_NOTIFIED] = "NDISFC",
         [OTA_EXEC_DOWNLOADING] = "NISFC", [OTA_EXEC_INSTALLING] = "NSFC",
-        [OTA_EXEC_SUCCEEDED] = "",     [OTA_EXEC_FAILED] = "",
-        [OTA_EXEC_CANCELED] = "",      [OTA_EXEC_REJECTED] = "",
+        [OTA_EXEC_SUCCEEDED] = "",        [OTA_EXEC_FAILED] = "",
+        [OTA_EXEC_CANCELED] = "",         [OTA_EXEC_REJECTED] = "",
     };
     static const char letter[OTA_EXEC_STATE_COUNT] = "QNDISFCR";
     for (uint8_t from = 0; from < OTA_EXEC_STATE_COUNT; from++) {
@@ -224,10 +224,8 @@ static ota_task *task_with_counts(ota_tasks *t, size_t ok, size_t bad, size_t op
         xs[k] = exec_of(vin, s);
     }
     snprintf(id, sizeof(id), "T%06d", ++n);
-    ota_task_rec r = {.start_ms = -1,
-                      .end_ms = -1,
-                      .abort_min_executed = min_executed,
-                      .abort_failure_pct = pct};
+    ota_task_rec r = {
+        .start_ms = -1, .end_ms = -1, .abort_min_executed = min_executed, .abort_failure_pct = pct};
     return add_task(t, id, xs, k, &r);
 }
 
@@ -303,7 +301,7 @@ static void test_timeout(void **state)
     assert_false(ota_task_exec_timed_out(task, a, 1000 + 119999, 60000));
     assert_true(ota_task_exec_timed_out(task, a, 1000 + 120000, 60000));
     assert_false(ota_task_exec_timed_out(task, q, 1000000, 100)); /* queued: no timeout */
-    c->flags = OTA_EXEC_F_ELSEWHERE; /* another broker drives it */
+    c->flags = OTA_EXEC_F_ELSEWHERE;                              /* another broker drives it */
     assert_false(ota_task_exec_timed_out(task, c, 1000000, 100));
     task->rec.timeout_min = 0;
     assert_false(ota_task_exec_timed_out(task, a, 1000000, 100));

@@ -134,13 +134,20 @@ int ota_writer_submit(ota_writer *w, ota_writer_job *job)
     return 0;
 }
 
+/* Empties the queue into jobs; returns how many there were. */
+static size_t take_jobs(ota_writer_job *jobs[MAX_JOBS])
+{
+    size_t n = g_n_jobs;
+    memcpy(jobs, g_jobs, n * sizeof(*jobs));
+    g_n_jobs = 0;
+    return n;
+}
+
 /* Runs every queued job against the store, then calls their done(); returns how many. */
 static size_t run_jobs(void)
 {
-    size_t n = g_n_jobs;
     ota_writer_job *jobs[MAX_JOBS];
-    memcpy(jobs, g_jobs, n * sizeof(*jobs));
-    g_n_jobs = 0;
+    size_t n = take_jobs(jobs);
     for (size_t i = 0; i < n; i++) {
         jobs[i]->rc = jobs[i]->run(g_store, jobs[i]->arg, jobs[i]->err, sizeof(jobs[i]->err));
         assert_int_equal(jobs[i]->rc, 0);
@@ -154,10 +161,8 @@ static size_t run_jobs(void)
 /* Every queued job fails (the store is down). */
 static size_t fail_jobs(void)
 {
-    size_t n = g_n_jobs;
     ota_writer_job *jobs[MAX_JOBS];
-    memcpy(jobs, g_jobs, n * sizeof(*jobs));
-    g_n_jobs = 0;
+    size_t n = take_jobs(jobs);
     for (size_t i = 0; i < n; i++) {
         jobs[i]->done(jobs[i]->arg, -1, "store down");
     }
@@ -646,16 +651,23 @@ static double stat_of(const char *name)
     return v;
 }
 
+/* Another broker sharing the store claimed the first notice of task to vin. */
+static void claimed_elsewhere(const char *task, const char *vin)
+{
+    char err[256], msg_id[128];
+    snprintf(msg_id, sizeof(msg_id), "%s:%s:0", task, vin);
+    assert_int_equal(
+        ota_store_claim_notice(g_store, task, vin, msg_id, OTHER_BROKER, g_now, err, sizeof(err)),
+        1);
+}
+
 static void test_claim_lost_to_another_broker(void **state)
 {
     (void)state;
     ota_task *t = ADD("T000001", TASK(.rate = 1, .timeout_min = 1), V1, V2);
     ADD("T000002", TASK(0), V1);
     start_engine();
-    char err[256];
-    assert_int_equal(ota_store_claim_notice(g_store, "T000001", V1, "T000001:" V1 ":0",
-                                            OTHER_BROKER, g_now, err, sizeof(err)),
-                     1);
+    claimed_elsewhere("T000001", V1);
     seen(V1);
     tick();
     assert_string_equal(notice_id(V1), ""); /* the other broker sends it */
@@ -773,10 +785,7 @@ static void test_lost_claim_not_stored(void **state)
     (void)state;
     ADD("T000001", TASK(0), V1);
     start_engine();
-    char err[256];
-    assert_int_equal(ota_store_claim_notice(g_store, "T000001", V1, "T000001:" V1 ":0",
-                                            OTHER_BROKER, g_now, err, sizeof(err)),
-                     1);
+    claimed_elsewhere("T000001", V1);
     seen(V1);
     tick();
     later(50);
