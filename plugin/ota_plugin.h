@@ -59,11 +59,11 @@ typedef struct {
     size_t max_shadow_bytes;
     size_t max_request_bytes;
     size_t max_task_vins;
-    /* This broker's owner id in notice claims (engine.c): plugin_opt_broker_id, default
+    /* This broker's owner id in notice claims (engine_claims.c): plugin_opt_broker_id, default
      * "<hostname>:<absolute spool_dir>" (stable across restarts, unique per broker). */
     char *broker_id;
-    /* How long a minute of a task's timeout_min lasts, in ms (engine.c): 60000; tests
-     * shorten it (plugin_opt_task_minute_ms). */
+    /* How long a minute of a task's timeout_min lasts, in ms (engine_exec.c): 60000;
+     * tests shorten it (plugin_opt_task_minute_ms). */
     unsigned task_minute_ms;
     /* A test aid: every signature takes this many ms longer (signer.h); 0. */
     unsigned sign_delay_ms;

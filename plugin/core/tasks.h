@@ -73,7 +73,7 @@ typedef struct {
     bool doc_dirty;    /* the task document (its state) must be stored again */
 } ota_task;
 
-/* ota_task_exec.flags (engine.c, docs/task-engine.md "Notice claims"). */
+/* ota_task_exec.flags (the engine's claims, docs/task-engine.md "Notice claims"). */
 #define OTA_EXEC_F_CLAIMING 1  /* the notice (msg_id of resends) waits for its claim */
 #define OTA_EXEC_F_ELSEWHERE 2 /* another broker holds the notice: not stored, not timed out */
 
