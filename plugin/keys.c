@@ -12,6 +12,7 @@
 #include "keys.h"
 
 #include <mosquitto_broker.h>
+#include <mosquitto.h>
 
 #include <errno.h>
 #include <fcntl.h>

@@ -258,6 +258,9 @@ class Broker:
         # Tests drive vehicles far faster than real ones: no request rate limit unless a
         # test sets one (test_security.py does).
         opts["vehicle_rate"] = 0
+        # No password_file here: usernames are taken as given (a test of the default,
+        # Mosquitto's own authentication, passes auth="broker").
+        opts["auth"] = "none"
         opts.update(plugin_opts)
         self.plugin_opts = opts
         self._write_conf(plugin, list(extra_conf), log_types)
