@@ -236,7 +236,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         !p->pkg || ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
         return plugin_fail(p, err[0] ? err : "out of memory");
     }
-    p->files = ota_files_new(p->cfg.file_dir, p->cfg.file_pass_bytes, p->cfg.file_queue_blocks);
+    p->files = ota_files_new(p->cfg.file_dir, p->cfg.file_pass_bytes, p->cfg.file_queue_blocks,
+                             p->cfg.file_vehicle_rate, p->cfg.file_vehicle_burst);
     p->limits = ota_limits_new(&p->cfg.rate);
     if (!p->files || !p->limits) {
         return plugin_fail(p, "out of memory");

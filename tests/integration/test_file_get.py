@@ -360,7 +360,10 @@ class FileGetTest(ot.OtaTestCase):
         big = os.urandom(64 * 128 * KIB)
         small = b"small file"
         sha_big, sha_small = ot.sha256_hex(big), ot.sha256_hex(small)
-        b = self.start(grants=[(V1, [sha_big]), (V2, [sha_small])], files=[big, small])
+        # The same file four times on one connection: only without per-vehicle pacing
+        # (file_vehicle_rate 0), which would refuse the repeats (test_hostile.py).
+        b = self.start(grants=[(V1, [sha_big]), (V2, [sha_small])], files=[big, small],
+                       file_vehicle_rate=0)
         c1, c2 = self.car(b, V1), self.car(b, V2)
         c3 = self.car(b, V3)
         # V1 asks for 4 x 64 blocks of 128 KiB (32 MiB); V2 asks for its small file and V3
