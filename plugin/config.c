@@ -61,7 +61,7 @@ static const opt_def opt_defs[] = {
 #define OTA_FILE_PASS_BYTES_DEFAULT (1024 * 1024)
 #define OTA_FILE_QUEUE_BLOCKS_DEFAULT 256
 #define OTA_FILE_VEHICLE_RATE_DEFAULT (1024u * 1024)
-#define OTA_FILE_VEHICLE_BURST_DEFAULT (8u * 1024 * 1024)
+#define OTA_FILE_VEHICLE_BURST_DEFAULT (4u * 1024 * 1024)
 #define LOG_REPLAY_ERRORS_DEFAULT "upgrade_failed,rollback_failed,peripheral_failed"
 
 static char *trimmed_dup(const char *s)

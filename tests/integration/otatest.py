@@ -466,7 +466,7 @@ class Client:
     """A paho client (MQTT 5 by default) that records every message it receives."""
 
     def __init__(self, broker, client_id, username=None, mqtt5=True, nodelay=False, tls=None,
-                 port=None, connect_timeout=None):
+                 port=None, connect_timeout=None, password=None):
         self.broker = broker
         self.client_id = client_id
         self.mqtt5 = mqtt5
@@ -475,7 +475,7 @@ class Client:
         self.c = mqtt.Client(client_id=client_id, protocol=proto,
                              clean_session=None if mqtt5 else True)
         if username is not None:
-            self.c.username_pw_set(username)
+            self.c.username_pw_set(username, password)
         self.c.max_inflight_messages_set(1000)
         self._cv = threading.Condition()
         self.messages = []
