@@ -129,7 +129,8 @@ static void on_refused_publish(ota_plugin *p, const struct mosquitto_evt_acl_che
     }
     bool reply;
     uint32_t log_n;
-    ota_rate_verdict v = ota_limits_denied(p->limits, id->name, ota_limits_now_ms(), &reply, &log_n);
+    ota_rate_verdict v =
+        ota_limits_denied(p->limits, id->name, ota_limits_now_ms(), &reply, &log_n);
     if (v != OTA_RATE_OK) {
         p->counters.rate_limited++;
     }
@@ -164,8 +165,8 @@ int ota_acl_callback(int event, void *event_data, void *userdata)
         return MOSQ_ERR_PLUGIN_DEFER;
     }
     ota_identity id = ota_identity_of(p, ed->client);
-    bool ok = ed->access == MOSQ_ACL_WRITE ? !ed->retain && may_publish(&t, &id)
-                                           : may_read(&t, &id);
+    bool ok =
+        ed->access == MOSQ_ACL_WRITE ? !ed->retain && may_publish(&t, &id) : may_read(&t, &id);
     if (ok) {
         return MOSQ_ERR_SUCCESS;
     }

@@ -104,10 +104,10 @@ struct ota_files {
     uint32_t queue_blocks;
     size_t rate, burst; /* per vehicle: bytes per second (0: not paced), at once */
     ota_map paces;      /* pace by VIN */
-    ota_map vehicles; /* vehicle by VIN: those with queued blocks */
-    ota_map files;    /* open_file by sha256 */
-    vehicle *ring;    /* next to serve */
-    uint64_t queued;  /* blocks, all vehicles */
+    ota_map vehicles;   /* vehicle by VIN: those with queued blocks */
+    ota_map files;      /* open_file by sha256 */
+    vehicle *ring;      /* next to serve */
+    uint64_t queued;    /* blocks, all vehicles */
     ota_file_stats st;
 };
 
@@ -339,7 +339,8 @@ static vehicle *vehicle_for(ota_files *fs, const ota_request *req)
     if (v) {
         return v;
     }
-    vehicle rec = {.client_id = strdup(req->client_id), .pace = ota_map_get_str(&fs->paces, req->vin)};
+    vehicle rec = {.client_id = strdup(req->client_id),
+                   .pace = ota_map_get_str(&fs->paces, req->vin)};
     snprintf(rec.vin, sizeof rec.vin, "%s", req->vin);
     v = rec.client_id ? ota_map_put(&fs->vehicles, &rec) : NULL;
     if (!v) {

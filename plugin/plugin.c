@@ -4,11 +4,12 @@
  * Init reads the options, opens the spool (creating a new active segment and the sync
  * thread), opens the store, loads the catalog from it into memory and starts the writer
  * thread, which first replays whatever the spool holds past its checkpoint. Then it registers the
- * callbacks: ACL_CHECK (acl.c), BASIC_AUTH (identity.c: client ids), MESSAGE (router.c), CONTROL on $CONTROL/ota/v1 (control.c) and TICK
- * (here, draining what worker threads hand back: stored operator changes, log lines; and the task
- * engine's dispatch, timeouts and batched execution changes), DISCONNECT (the engine's view of
- * which vehicles are online). Cleanup hands the last execution and shadow changes to the writer,
- * stops the writer (anything not yet stored stays in the spool for the next start) and the spool.
+ * callbacks: ACL_CHECK (acl.c), BASIC_AUTH (identity.c: client ids), MESSAGE (router.c), CONTROL on
+ * $CONTROL/ota/v1 (control.c) and TICK (here, draining what worker threads hand back: stored
+ * operator changes, log lines; and the task engine's dispatch, timeouts and batched execution
+ * changes), DISCONNECT (the engine's view of which vehicles are online). Cleanup hands the last
+ * execution and shadow changes to the writer, stops the writer (anything not yet stored stays in
+ * the spool for the next start) and the spool.
  */
 #include "catalog.h"
 #include "control.h"

@@ -20,9 +20,9 @@ typedef struct {
     char vin[OTA_VIN_LEN + 1];
     int64_t milli_tokens;
     int64_t last_ms;
-    int64_t window_ms;  /* start of the current refusal window */
-    uint32_t refused;   /* refusals in that window */
-    int64_t replied_ms; /* last refusal answered; INT64_MIN: never */
+    int64_t window_ms;         /* start of the current refusal window */
+    uint32_t refused;          /* refusals in that window */
+    int64_t replied_ms;        /* last refusal answered; INT64_MIN: never */
     int64_t denied_replied_ms; /* last refused publish answered; INT64_MIN: never */
     int64_t denied_logged_ms;  /* last log line about refused publishes; INT64_MIN: never */
     uint32_t denied_unlogged;  /* refused publishes since that line */
@@ -177,8 +177,7 @@ void ota_limits_queue_kick(ota_limits *l, const char *client_id)
         return;
     }
     if (l->kick_count > 0 &&
-        strcmp(l->kicks[(l->kick_head + l->kick_count - 1) % OTA_RATE_KICKS_MAX], client_id) ==
-            0) {
+        strcmp(l->kicks[(l->kick_head + l->kick_count - 1) % OTA_RATE_KICKS_MAX], client_id) == 0) {
         return; /* already waiting: a flood between two TICKs queues it once */
     }
     char *id = strdup(client_id);
