@@ -75,9 +75,13 @@ class Car(ot.Vehicle):
         assert self.subscribe("ota/v1/%s/#" % self.vin) == 1
 
     def _on_message(self, client, userdata, m):
-        super()._on_message(client, userdata, m)
+        # The arrival time is set before the message is visible: a waiting get() may take
+        # it at once, and an IndexError here would end paho's network thread for good.
+        msg = ot.Msg(m)
+        msg.t = time.monotonic()
         with self._cv:
-            self.messages[-1].t = time.monotonic()  # arrival time
+            self.messages.append(msg)
+            self._cv.notify_all()
 
     def get_blocks(self, payload, **kw):
         self.publish("ota/v1/%s/file/get" % self.vin, payload, **kw)

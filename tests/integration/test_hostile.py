@@ -44,7 +44,8 @@ KIB, MIB = 1024, 1024 * 1024
 DENIED = 0x87
 OTACTL = ot._env_path("OTA_OTACTL", ot._build_dir() / "otactl" / "otactl")
 MOSQUITTO_SUB = "/usr/bin/mosquitto_sub"
-MEMORY_BOUND = 64 * MIB  # docs/security.md "Memory per vehicle": 35 MiB with the defaults
+MEMORY_BOUND = 64 * MIB  # docs/security.md "Memory per vehicle": 34 MiB with the defaults
+RATE, BURST = 1 * MIB, 4 * MIB  # plugin_opt_file_vehicle_rate, _burst (the defaults)
 # The configuration docs/operations.md recommends: nothing dropped (a message Mosquitto
 # 2.0.11 drops for a plugin is never freed), 20 messages in flight per client (each in
 # flight is held twice: the message and its packet).
@@ -164,7 +165,8 @@ class HostileTest(ot.OtaTestCase):
         attacker = RawConn(b.port, V1, username=V1)
         probe = ShadowProbe(probe_car)
         probe.start()
-        peak, k, t_end = 0, 0, time.monotonic() + seconds
+        t0 = time.monotonic()
+        peak, k, t_end = 0, 0, t0 + seconds
         while time.monotonic() < t_end:
             req = {"file": sha, "bs": 128 * KIB, "from": (k * 64) % blocks, "n": 64}
             attacker.publish0("ota/v1/%s/file/get" % V1, cbor2.dumps(req))
@@ -174,6 +176,7 @@ class HostileTest(ot.OtaTestCase):
         probe.stop.set()
         probe.join()
         attacker.close()
+        self.elapsed = time.monotonic() - t0
         return peak, probe.lat
 
     def test_non_reading_vehicle_memory_is_bounded(self):
@@ -190,7 +193,12 @@ class HostileTest(ot.OtaTestCase):
               % (peak / MIB, MEMORY_BOUND // MIB, st["blocks_sent"], st["bytes_sent"] / MIB,
                  st["paced"], sorted(lat)[len(lat) // 2] * 1e3, p99(lat) * 1e3,
                  max(lat) * 1e3, len(lat)), file=sys.stderr)
-        self.assertLess(peak, MEMORY_BOUND)
+        # The plugin's bound: what it handed the broker for the vehicle (measured in both
+        # builds); the broker's RSS (without sanitizers: ASan keeps freed memory in its
+        # quarantine, so RSS is no measure of what is live there).
+        self.assertLessEqual(st["bytes_sent"], BURST + RATE * (self.elapsed + 1))
+        if not ot.PRELOAD:
+            self.assertLess(peak, MEMORY_BOUND)
         self.assertGreater(st["paced"], 0, "the vehicle's rate never held a block back")
         self.assertLess(p99(lat), 0.05 * ot.SCALE, "shadow/get slowed down by the flood")
         # Released on disconnect: nothing left queued, and a second round reuses the
@@ -201,7 +209,8 @@ class HostileTest(ot.OtaTestCase):
         peak2, _ = self.flood_file_get(b, sha, 10, size // (128 * KIB), probe_car)
         print("second round, 10 s: RSS +%.1f MiB over the first round's end"
               % ((rss_kib(b.proc.pid) * KIB - first) / MIB), file=sys.stderr)
-        self.assertLess(peak2, MEMORY_BOUND)
+        if not ot.PRELOAD:
+            self.assertLess(peak2, MEMORY_BOUND)
 
     def test_same_file_again_and_again_is_refused(self):
         size = 2 * MIB
