@@ -36,6 +36,8 @@ typedef struct {
     int port; /* 0: 1883, or 8883 with TLS */
     const char *user;
     const char *password;
+    const char *password_file; /* --password-file (read when connecting) */
+    char *password_buf;        /* the password read from it */
     bool tls;
     bool insecure;
     const char *cafile;

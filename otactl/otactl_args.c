@@ -21,7 +21,9 @@ static const char global_help_text[] =
     "  -h, --host HOST      broker address (default 127.0.0.1)\n"
     "  -p, --port PORT      broker port (default 1883, 8883 with TLS)\n"
     "  -u, --user NAME      MQTT username (an operator listed in plugin_opt_admin_users)\n"
-    "  -P, --password PW    MQTT password\n"
+    "  -P, --password PW    MQTT password (shows in ps: prefer the two below)\n"
+    "      --password-file FILE  read the password from the first line of FILE\n"
+    "                       (environment: OTACTL_PASSWORD; OTACTL_USER for --user)\n"
     "      --tls            use TLS (implied by --cafile/--cert/--key; without --cafile\n"
     "                       the system's CA certificates are used)\n"
     "      --cafile FILE    CA certificate(s) to verify the broker with (PEM)\n"
@@ -93,6 +95,7 @@ static const struct {
     {'P', "password", true}, {0, "tls", false},      {0, "cafile", true}, {0, "cert", true},
     {0, "key", true},        {0, "insecure", false}, {0, "json", false},  {0, "timeout", true},
     {0, "dry-run", false},   {'q', "quiet", false},  {0, "help", false},
+    {0, "password-file", true},
 };
 
 static int find_global(const char *arg, const char *name)
@@ -127,6 +130,8 @@ static int apply_global(otactl_ctx *ctx, const char *name, const char *v)
         ctx->user = v;
     } else if (!strcmp(name, "password")) {
         ctx->password = v;
+    } else if (!strcmp(name, "password-file")) {
+        ctx->password_file = v;
     } else if (!strcmp(name, "tls")) {
         ctx->tls = true;
     } else if (!strcmp(name, "cafile")) {
