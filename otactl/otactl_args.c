@@ -357,6 +357,25 @@ cJSON *otactl_read_json(const otactl_ctx *ctx, const char *path)
     return j;
 }
 
+/* A word of `task vehicles` / `vehicle list` output that is not a VIN: an execution
+ * state, a code (E_..., cancel_requested: a VIN has no '_') — so that such output can be
+ * piped into --vins-file -. */
+static bool listing_word(const char *w, size_t len)
+{
+    static const char *const states[] = {"queued",    "notified", "downloading",
+                                         "installing", "succeeded", "failed",
+                                         "canceled",  "rejected", NULL};
+    if (memchr(w, '_', len)) {
+        return true;
+    }
+    for (int i = 0; states[i]; i++) {
+        if (strlen(states[i]) == len && !strncmp(w, states[i], len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void otactl_vins_from_text(const char *text, cJSON *vins)
 {
     const char *p = text;
@@ -371,6 +390,10 @@ void otactl_vins_from_text(const char *text, cJSON *vins)
             continue;
         }
         size_t len = strcspn(p, " \t\r\n,;#");
+        if (listing_word(p, len)) {
+            p += len;
+            continue;
+        }
         char *v = strndup(p, len);
         cJSON_AddItemToArray(vins, cJSON_CreateString(v));
         free(v);
