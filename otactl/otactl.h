@@ -79,6 +79,9 @@ void otactl_args_free(otactl_args *a);
  * was one, 0 when not, OTACTL_EUSAGE on a bad value, OTACTL_HELP for --help. */
 int otactl_global_opt(otactl_ctx *ctx, int argc, char **argv, int *i);
 void otactl_global_help(void);
+/* Defaults from the environment, before the options: OTACTL_HOST, OTACTL_PORT (the
+ * options win; OTACTL_USER and OTACTL_PASSWORD are read when connecting). */
+int otactl_env_defaults(otactl_ctx *ctx);
 
 const char *otactl_arg(const otactl_args *a, const char *name); /* last value or NULL */
 bool otactl_flag(const otactl_args *a, const char *name);

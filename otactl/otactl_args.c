@@ -23,7 +23,8 @@ static const char global_help_text[] =
     "  -u, --user NAME      MQTT username (an operator listed in plugin_opt_admin_users)\n"
     "  -P, --password PW    MQTT password (shows in ps: prefer the two below)\n"
     "      --password-file FILE  read the password from the first line of FILE\n"
-    "                       (environment: OTACTL_PASSWORD; OTACTL_USER for --user)\n"
+    "                       (environment: OTACTL_PASSWORD; OTACTL_USER, OTACTL_HOST and\n"
+    "                       OTACTL_PORT for --user, --host and --port)\n"
     "      --tls            use TLS (implied by --cafile/--cert/--key; without --cafile\n"
     "                       the system's CA certificates are used)\n"
     "      --cafile FILE    CA certificate(s) to verify the broker with (PEM)\n"
@@ -152,6 +153,15 @@ static int apply_global(otactl_ctx *ctx, const char *name, const char *v)
         ctx->quiet = true;
     }
     return OTACTL_OK;
+}
+
+int otactl_env_defaults(otactl_ctx *ctx)
+{
+    const char *host = getenv("OTACTL_HOST"), *port = getenv("OTACTL_PORT");
+    if (host && *host) {
+        ctx->host = host;
+    }
+    return port && *port ? parse_int_opt("OTACTL_PORT", port, 1, 65535, &ctx->port) : OTACTL_OK;
 }
 
 int otactl_global_opt(otactl_ctx *ctx, int argc, char **argv, int *i)
