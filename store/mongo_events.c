@@ -285,7 +285,7 @@ static int history_all(mongo_store *st, const char *vin, const ota_store_cursor 
         h.type = t;
         rc = newest_of_kind_before(st, t, vin, before, limit, hold_event, &h);
     }
-    if (rc == 0)
+    if (rc == 0 && h.n > 0) /* qsort(NULL, 0): an empty page (after the last cursor) */
         qsort(h.v, h.n, sizeof *h.v, newest_first);
     int n = 0;
     for (size_t i = 0; i < h.n; i++) {
