@@ -46,24 +46,6 @@ bool ota_package_refuse_in_use(ota_plugin *p, ota_cmd *c, uint64_t id, bool acti
     return true;
 }
 
-/* The id field of a command naming a known package; answers when it fails. */
-static const ota_package_rec *package_of(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
-                                         const char *const *allowed)
-{
-    char err[256];
-    uint64_t id = 0;
-    if (ota_json_check_command_fields(cmd, "", allowed, err, sizeof(err)) != 0 ||
-        ota_json_get_uint(cmd, "", "id", true, 1, OTA_JSON_UINT_MAX, &id, err, sizeof(err)) != 0) {
-        ota_cmd_fail(c, "%s", err);
-        return NULL;
-    }
-    const ota_package_rec *r = ota_catalog_package(p->catalog, id);
-    if (!r) {
-        ota_cmd_fail(c, "id: unknown package %" PRIu64, id);
-    }
-    return r;
-}
-
 typedef struct {
     ota_cmd_op base;
     ota_package_rec rec; /* updatePackage: the new record (taken by the catalog on apply) */
@@ -151,7 +133,7 @@ void ota_cmd_update_package(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
                                           NULL};
     char err[512];
     cJSON *doc = NULL;
-    const ota_package_rec *r = package_of(p, c, cmd, allowed);
+    const ota_package_rec *r = ota_cmd_known_package(p, c, cmd, allowed);
     if (!r || ota_package_refuse_in_use(p, c, r->id, true)) {
         return;
     }
@@ -188,7 +170,7 @@ static cJSON *delete_apply(ota_plugin *p, ota_cmd_op *base)
 void ota_cmd_delete_package(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
     static const char *const allowed[] = {"id", NULL};
-    const ota_package_rec *r = package_of(p, c, cmd, allowed);
+    const ota_package_rec *r = ota_cmd_known_package(p, c, cmd, allowed);
     if (!r || ota_package_refuse_in_use(p, c, r->id, false)) {
         return;
     }

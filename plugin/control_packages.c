@@ -417,3 +417,11 @@ void ota_cmd_get_version(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     }
     answer_package(c, r);
 }
+
+/* The package named by the command's id field (control_package_admin.c), or NULL when it
+ * failed (answered). */
+const ota_package_rec *ota_cmd_known_package(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
+                                             const char *const *allowed)
+{
+    return known_package(p, c, cmd, allowed);
+}

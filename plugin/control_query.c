@@ -314,22 +314,34 @@ static bool exec_is_current(const ota_task *t, const ota_task_exec *x)
     return t->state == OTA_TASK_ACTIVE && x->state <= OTA_EXEC_INSTALLING;
 }
 
+/* state, code?, then the attempt fields: resends (status) or attempts (export),
+ * notified_at?, updated_at. */
+static void add_exec_fields(cJSON *o, const ota_tasks *tasks, const ota_task_exec *x,
+                            bool attempts)
+{
+    cJSON_AddStringToObject(o, "state", ota_exec_state_name((ota_exec_state)x->state));
+    const char *code = ota_tasks_code_name(tasks, x->code);
+    if (code) {
+        cJSON_AddStringToObject(o, "code", code);
+    }
+    if (attempts) {
+        cJSON_AddNumberToObject(o, "attempts", x->notified_ms >= 0 ? 1.0 + x->resends : 0.0);
+    } else {
+        cJSON_AddNumberToObject(o, "resends", x->resends);
+    }
+    if (x->notified_ms >= 0) {
+        cJSON_AddNumberToObject(o, "notified_at", (double)x->notified_ms);
+    }
+    cJSON_AddNumberToObject(o, "updated_at", (double)x->changed_ms);
+}
+
 static cJSON *execution_json(const ota_tasks *tasks, const ota_task *t, const ota_task_exec *x)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "task", t->rec.id);
     cJSON_AddStringToObject(o, "task_state", ota_task_state_name(t->state));
     cJSON_AddStringToObject(o, "version", t->rec.version);
-    cJSON_AddStringToObject(o, "state", ota_exec_state_name((ota_exec_state)x->state));
-    const char *code = ota_tasks_code_name(tasks, x->code);
-    if (code) {
-        cJSON_AddStringToObject(o, "code", code);
-    }
-    cJSON_AddNumberToObject(o, "resends", x->resends);
-    if (x->notified_ms >= 0) {
-        cJSON_AddNumberToObject(o, "notified_at", (double)x->notified_ms);
-    }
-    cJSON_AddNumberToObject(o, "updated_at", (double)x->changed_ms);
+    add_exec_fields(o, tasks, x, false);
     return o;
 }
 
@@ -564,16 +576,7 @@ static cJSON *result_json(ota_plugin *p, const ota_task *t, const ota_task_exec 
     vin[OTA_VIN_LEN] = '\0';
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "vin", vin);
-    cJSON_AddStringToObject(o, "state", ota_exec_state_name((ota_exec_state)x->state));
-    const char *code = ota_tasks_code_name(p->tasks, x->code);
-    if (code) {
-        cJSON_AddStringToObject(o, "code", code);
-    }
-    cJSON_AddNumberToObject(o, "attempts", x->notified_ms >= 0 ? 1.0 + x->resends : 0.0);
-    if (x->notified_ms >= 0) {
-        cJSON_AddNumberToObject(o, "notified_at", (double)x->notified_ms);
-    }
-    cJSON_AddNumberToObject(o, "updated_at", (double)x->changed_ms);
+    add_exec_fields(o, p->tasks, x, true);
     const ota_vehicle *v = ota_catalog_vehicle(p->catalog, vin);
     if (v && v->fw) {
         cJSON_AddStringToObject(o, "fw", v->fw);
@@ -585,16 +588,8 @@ static cJSON *result_json(ota_plugin *p, const ota_task *t, const ota_task_exec 
 void ota_cmd_export_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
     static const char *const allowed[] = {"id", NULL};
-    char err[256];
-    const char *id = NULL;
-    if (ota_json_check_command_fields(cmd, "", allowed, err, sizeof(err)) != 0 ||
-        ota_json_get_word(cmd, "", "id", true, &id, err, sizeof(err)) != 0) {
-        ota_cmd_fail(c, "%s", err);
-        return;
-    }
-    const ota_task *t = ota_tasks_get(p->tasks, id);
+    const ota_task *t = ota_cmd_known_task(p, c, cmd, allowed);
     if (!t) {
-        ota_cmd_fail(c, "id: unknown task %s", id);
         return;
     }
     cJSON *data = cJSON_CreateObject();

@@ -458,3 +458,11 @@ void ota_cmd_get_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     }
     ota_cmd_ok(c, data);
 }
+
+/* The task named by the command's id field (control_query.c), or NULL when it failed
+ * (answered). */
+const ota_task *ota_cmd_known_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
+                                   const char *const *allowed)
+{
+    return known_task(p, c, cmd, allowed);
+}
