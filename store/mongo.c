@@ -319,4 +319,7 @@ static const ota_store_ops MONGO_OPS = {
     .load_last_seqs = ota_store_mg_load_last_seqs,
     .claim_notice = ota_store_mg_claim_notice,
     .claim_notices = ota_store_mg_claim_notices,
+    .put_group = ota_store_mg_put_group,
+    .delete_group = ota_store_mg_delete_group,
+    .load_groups = ota_store_mg_load_groups,
 };

@@ -567,4 +567,7 @@ static const ota_store_ops SQLITE_OPS = {
     .load_last_seqs = sq_load_last_seqs,
     .claim_notice = ota_store_sq_claim_notice,
     .claim_notices = ota_store_sq_claim_notices,
+    .put_group = ota_store_sq_put_group,
+    .delete_group = ota_store_sq_delete_group,
+    .load_groups = ota_store_sq_load_groups,
 };
