@@ -131,6 +131,11 @@ typedef struct {
 
 /* The `task` group (otactl_tasks.c). */
 extern const otactl_action otactl_task_actions[];
+/* The `group` group (otactl_groups.c). */
+extern const otactl_action otactl_group_actions[];
+/* A JSON object given to --flag as text, or as @FILE (@- = stdin); NULL (printed) when
+ * it does not parse or is not an object (otactl_groups.c). */
+cJSON *otactl_json_value(const otactl_ctx *ctx, const char *flag, const char *value);
 
 typedef void (*otactl_printer)(const cJSON *data);
 

@@ -12,6 +12,7 @@
  * to the requesting client only, on $CONTROL/ota/v1/response.
  */
 #include "control.h"
+#include "control_targets.h"
 #include "engine.h"
 #include "catalog.h"
 #include "file.h"
@@ -93,6 +94,11 @@ static const struct {
     {"setTaskTypeRules", ota_cmd_set_task_type_rules},
     {"getTaskTypeRules", ota_cmd_get_task_type_rules},
     {"cancelTask", ota_cmd_cancel_task},
+    {"setGroup", ota_cmd_set_group},
+    {"deleteGroup", ota_cmd_delete_group},
+    {"listGroups", ota_cmd_list_groups},
+    {"getGroup", ota_cmd_get_group},
+    {"previewTarget", ota_cmd_preview_target},
 };
 
 /* ---------------------------------------------------------------- answers */
