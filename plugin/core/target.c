@@ -325,7 +325,7 @@ static void preview_one(void *ctx, const ota_vehicle *v)
 {
     preview_ctx *x = ctx;
     /* A query names each vehicle once: no duplicate check (seen NULL). */
-    ota_reject_code r = ota_task_check_vin(x->c, x->env, x->t, v->vin, NULL);
+    ota_reject_code r = ota_task_check_vehicle(x->c, x->env, x->t, v->vin, v, NULL);
     if ((unsigned)r < OTA_REJ_SLOTS)
         x->out->by_code[r]++;
 }
