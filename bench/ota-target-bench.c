@@ -107,8 +107,7 @@ static void add_groups(ota_catalog *c, size_t n)
     g = (ota_group_rec){0};
     g.name = dup("sold_retail");
     g.dynamic = true;
-    if (ota_json_target(q, "", &g.query, err, sizeof err) != 0 ||
-        ota_catalog_put_group(c, &g) != 0)
+    if (ota_json_target(q, "", &g.query, err, sizeof err) != 0 || ota_catalog_put_group(c, &g) != 0)
         exit(2);
     cJSON_Delete(q);
     ota_group_rec_free(&g);
@@ -152,8 +151,8 @@ static double run_counts(ota_catalog *c, size_t counts[N_QUERIES])
 
 static double run_preview(ota_catalog *c, ota_target_preview *pv)
 {
-    ota_task_rec task = {.type = OTA_TASK_NORMAL, .model = "M1", .series = "S1",
-                         .version = "2.0.0"};
+    ota_task_rec task = {
+        .type = OTA_TASK_NORMAL, .model = "M1", .series = "S1", .version = "2.0.0"};
     ota_rules_env env = {NULL, NULL, NULL};
     double t0 = now_s();
     ota_target t;

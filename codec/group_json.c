@@ -64,8 +64,8 @@ static int parse_request(const cJSON *j, const char *path, ota_group_rec *out, c
     if (has_query)
         return group_query(j, path, out, err, errlen);
     return ota_json_get_string_array(j, path, "vins", true, 0, OTA_GROUP_VINS_MAX,
-                                     OTA_JSON_VINS | OTA_JSON_UNIQUE, &out->vins, &out->n_vins,
-                                     err, errlen);
+                                     OTA_JSON_VINS | OTA_JSON_UNIQUE, &out->vins, &out->n_vins, err,
+                                     errlen);
 }
 
 static int parse_stored(const cJSON *j, const char *path, ota_group_rec *out, char *err,
@@ -89,8 +89,8 @@ int ota_json_group(const cJSON *j, const char *path, bool stored, ota_group_rec 
                    size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    int rc = stored ? parse_stored(j, path, out, err, errlen)
-                    : parse_request(j, path, out, err, errlen);
+    int rc =
+        stored ? parse_stored(j, path, out, err, errlen) : parse_request(j, path, out, err, errlen);
     if (rc != 0)
         ota_group_rec_free(out);
     return rc;

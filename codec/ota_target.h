@@ -35,10 +35,10 @@
 #define OTA_TARGET_BIT_MAX 255 /* a config word is a word: 64 hex digits */
 
 typedef struct {
-    char *model, *series;      /* NULL: any */
-    char *fw, *fw_below;       /* NULL: any */
-    char *vin_prefix;          /* NULL: any */
-    char **statuses;           /* any of; NULL: any */
+    char *model, *series; /* NULL: any */
+    char *fw, *fw_below;  /* NULL: any */
+    char *vin_prefix;     /* NULL: any */
+    char **statuses;      /* any of; NULL: any */
     size_t n_statuses;
     char **usages;
     size_t n_usages;

@@ -15,9 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const target_fields[] = {
-    "model",  "series",    "fw",     "fw_below",   "vin_prefix", "status", "usage",
-    "config_bits_set", "config_bits_clear", "lists", "not_lists", "groups", NULL};
+static const char *const target_fields[] = {"model",    "series",          "fw",
+                                            "fw_below", "vin_prefix",      "status",
+                                            "usage",    "config_bits_set", "config_bits_clear",
+                                            "lists",    "not_lists",       "groups",
+                                            NULL};
 
 static const char *const list_names[OTA_LIST_COUNT] = {
     "blacklist", "forced_whitelist", "same_version_whitelist", "downgrade_whitelist"};
@@ -67,8 +69,7 @@ static bool vin_prefix_valid(const char *s)
     return ota_vin_valid(vin);
 }
 
-static int parse_prefix(const cJSON *j, const char *path, ota_target *out, char *err,
-                        size_t errlen)
+static int parse_prefix(const cJSON *j, const char *path, ota_target *out, char *err, size_t errlen)
 {
     if (copy_word(j, path, "vin_prefix", &out->vin_prefix, err, errlen) < 0)
         return -1;
@@ -85,8 +86,8 @@ static void item_name(char *buf, size_t size, const char *key, size_t i)
     snprintf(buf, size, "%s[%zu]", key, i);
 }
 
-static int parse_bits(const cJSON *j, const char *path, const char *key, uint32_t **out,
-                      size_t *n, char *err, size_t errlen)
+static int parse_bits(const cJSON *j, const char *path, const char *key, uint32_t **out, size_t *n,
+                      char *err, size_t errlen)
 {
     const cJSON *arr, *e;
     size_t count, i = 0;
@@ -147,8 +148,7 @@ static int parse_lists(const cJSON *j, const char *path, const char *key, ota_li
     return 0;
 }
 
-static int parse_words(const cJSON *j, const char *path, ota_target *out, char *err,
-                       size_t errlen)
+static int parse_words(const cJSON *j, const char *path, ota_target *out, char *err, size_t errlen)
 {
     return copy_word(j, path, "model", &out->model, err, errlen) ||
                    copy_word(j, path, "series", &out->series, err, errlen) ||
@@ -167,12 +167,12 @@ static int parse_sets(const cJSON *j, const char *path, ota_target *out, char *e
                                      &out->n_statuses, err, errlen) ||
                    ota_json_get_string_array(j, path, "usage", false, 1, vmax, u, &out->usages,
                                              &out->n_usages, err, errlen) ||
-                   ota_json_get_string_array(j, path, "groups", false, 1, OTA_TARGET_GROUPS_MAX,
-                                             u, &out->groups, &out->n_groups, err, errlen) ||
+                   ota_json_get_string_array(j, path, "groups", false, 1, OTA_TARGET_GROUPS_MAX, u,
+                                             &out->groups, &out->n_groups, err, errlen) ||
                    parse_bits(j, path, "config_bits_set", &out->bits_set, &out->n_bits_set, err,
                               errlen) ||
-                   parse_bits(j, path, "config_bits_clear", &out->bits_clear,
-                              &out->n_bits_clear, err, errlen) ||
+                   parse_bits(j, path, "config_bits_clear", &out->bits_clear, &out->n_bits_clear,
+                              err, errlen) ||
                    parse_lists(j, path, "lists", &out->lists, &out->n_lists, err, errlen) ||
                    parse_lists(j, path, "not_lists", &out->not_lists, &out->n_not_lists, err,
                                errlen)
@@ -319,18 +319,17 @@ int ota_target_copy(const ota_target *t, ota_target *out)
     out->n_bits_clear = t->n_bits_clear;
     out->n_lists = t->n_lists;
     out->n_not_lists = t->n_not_lists;
-    int rc = dup_str(t->model, &out->model) | dup_str(t->series, &out->series) |
-             dup_str(t->fw, &out->fw) | dup_str(t->fw_below, &out->fw_below) |
-             dup_str(t->vin_prefix, &out->vin_prefix) |
-             dup_strs(t->statuses, t->n_statuses, &out->statuses) |
-             dup_strs(t->usages, t->n_usages, &out->usages) |
-             dup_strs(t->groups, t->n_groups, &out->groups) |
-             dup_mem(t->bits_set, t->n_bits_set, sizeof *t->bits_set, (void **)&out->bits_set) |
-             dup_mem(t->bits_clear, t->n_bits_clear, sizeof *t->bits_clear,
-                     (void **)&out->bits_clear) |
-             dup_mem(t->lists, t->n_lists, sizeof *t->lists, (void **)&out->lists) |
-             dup_mem(t->not_lists, t->n_not_lists, sizeof *t->not_lists,
-                     (void **)&out->not_lists);
+    int rc =
+        dup_str(t->model, &out->model) | dup_str(t->series, &out->series) |
+        dup_str(t->fw, &out->fw) | dup_str(t->fw_below, &out->fw_below) |
+        dup_str(t->vin_prefix, &out->vin_prefix) |
+        dup_strs(t->statuses, t->n_statuses, &out->statuses) |
+        dup_strs(t->usages, t->n_usages, &out->usages) |
+        dup_strs(t->groups, t->n_groups, &out->groups) |
+        dup_mem(t->bits_set, t->n_bits_set, sizeof *t->bits_set, (void **)&out->bits_set) |
+        dup_mem(t->bits_clear, t->n_bits_clear, sizeof *t->bits_clear, (void **)&out->bits_clear) |
+        dup_mem(t->lists, t->n_lists, sizeof *t->lists, (void **)&out->lists) |
+        dup_mem(t->not_lists, t->n_not_lists, sizeof *t->not_lists, (void **)&out->not_lists);
     if (rc != 0) {
         ota_target_free(out);
         return -1;

@@ -70,8 +70,9 @@ static int group_set(otactl_ctx *ctx, otactl_args *a)
     bool query = otactl_arg(a, "query") != NULL;
     bool vins = otactl_arg(a, "vins") || otactl_arg(a, "vins-file");
     if (query == vins) {
-        return otactl_usage_err(ctx, "give --query (a dynamic group) or --vins/--vins-file (a "
-                                     "static one)%s",
+        return otactl_usage_err(ctx,
+                                "give --query (a dynamic group) or --vins/--vins-file (a "
+                                "static one)%s",
                                 query ? ", not both" : "");
     }
     cJSON *g = cJSON_CreateObject();
@@ -164,7 +165,6 @@ const otactl_action otactl_group_actions[] = {
     {"get", "NAME [--members]", "show a group: name, kind, size, query; --members: its VINs",
      get_opts, 1, 1, group_get},
     {"list", "", "every group: name, kind, size", NULL, 0, 0, group_list},
-    {"delete", "NAME", "delete a group (not one a dynamic group names)", NULL, 1, 1,
-     group_delete},
+    {"delete", "NAME", "delete a group (not one a dynamic group names)", NULL, 1, 1, group_delete},
     {NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

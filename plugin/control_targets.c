@@ -27,8 +27,7 @@
 /* ---------------------------------------------------------------- the task object */
 
 /* The target's model or series: the task's when absent; another one is an error. */
-static int pin_word(char **word, const char *task_word, const char *key, char *err,
-                    size_t errlen)
+static int pin_word(char **word, const char *task_word, const char *key, char *err, size_t errlen)
 {
     if (*word != NULL) {
         if (strcmp(*word, task_word) != 0)
@@ -60,8 +59,8 @@ static int parse_without_target(const cJSON *task, ota_task_rec *rec, char *err,
 static int split_task(const cJSON *task, ota_task_rec *rec, ota_target *target, bool *has_target,
                       char *err, size_t errlen)
 {
-    const cJSON *tj = cJSON_IsObject(task) ? cJSON_GetObjectItemCaseSensitive(task, "target")
-                                           : NULL;
+    const cJSON *tj =
+        cJSON_IsObject(task) ? cJSON_GetObjectItemCaseSensitive(task, "target") : NULL;
     memset(target, 0, sizeof *target);
     *has_target = tj != NULL;
     if (tj == NULL)
@@ -156,8 +155,7 @@ static int preview_vins(ota_plugin *p, const ota_task_rec *rec, ota_target_previ
 }
 
 static int preview_target(ota_plugin *p, const ota_target *target, const char *path,
-                          const ota_task_rec *rec, ota_target_preview *pv, char *err,
-                          size_t errlen)
+                          const ota_task_rec *rec, ota_target_preview *pv, char *err, size_t errlen)
 {
     ota_target_match *m = NULL;
     if (ota_target_compile(p->catalog, target, NULL, NULL, path, &m, err, errlen) != 0)
@@ -235,8 +233,8 @@ void ota_cmd_preview_target(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     const cJSON *task = cJSON_GetObjectItemCaseSensitive(cmd, "task");
     const cJSON *target = cJSON_GetObjectItemCaseSensitive(cmd, "target");
     if ((task == NULL) == (target == NULL)) {
-        ota_cmd_fail(c, "task: %s", task ? "give either task or target, not both"
-                                         : "missing (or target)");
+        ota_cmd_fail(c, "task: %s",
+                     task ? "give either task or target, not both" : "missing (or target)");
         return;
     }
     if (task != NULL)

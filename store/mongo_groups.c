@@ -17,8 +17,8 @@
 #define MEMBER_COLL "ota_vehicle_group_member"
 
 /* Deletes every document of coll whose `field` is name. */
-static int delete_where(mongo_store *st, const char *coll_name, const char *field,
-                        const char *name, char *err, size_t errlen)
+static int delete_where(mongo_store *st, const char *coll_name, const char *field, const char *name,
+                        char *err, size_t errlen)
 {
     mongoc_collection_t *coll = ota_store_mg_coll(st, coll_name);
     bson_t sel = BSON_INITIALIZER;

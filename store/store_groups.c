@@ -4,8 +4,8 @@
  */
 #include "store_impl.h"
 
-int ota_store_put_group(ota_store *s, const char *name, const char *json,
-                        const char *const *vins, size_t n_vins, char *err, size_t errlen)
+int ota_store_put_group(ota_store *s, const char *name, const char *json, const char *const *vins,
+                        size_t n_vins, char *err, size_t errlen)
 {
     return s->ops->put_group(s, name, json, vins, n_vins, err, errlen);
 }

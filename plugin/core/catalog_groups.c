@@ -234,7 +234,7 @@ static int on_member(void *ctx, const char *name, const char *vin)
     if (g == NULL || g->dynamic)
         return load_fail(lc, name, "a member row of no static group");
     return member_add(&g->members, vin) < 0 ? load_fail(lc, name, "bad member VIN or out of memory")
-                                           : 0;
+                                            : 0;
 }
 
 int ota_catalog_load_groups(ota_catalog *c, ota_store *s, char *err, size_t errlen)

@@ -27,7 +27,7 @@
 struct ota_target_match {
     const ota_catalog *c;
     const ota_target *q;
-    bool never; /* a condition no vehicle can meet */
+    bool never;                      /* a condition no vehicle can meet */
     const char *model, *series, *fw; /* interned; NULL: any */
     size_t prefix_len;
     const char **statuses; /* interned; n 0 and q has some: never */

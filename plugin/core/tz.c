@@ -24,7 +24,7 @@
 #define MAX_FILE (1 << 20)
 
 typedef struct {
-    char kind; /* 'M', 'J' or 'N' */
+    char kind;   /* 'M', 'J' or 'N' */
     int m, w, d; /* M */
     int n;       /* J, N */
     int32_t time;
@@ -262,8 +262,8 @@ static bool read_header(const uint8_t *p, size_t left, counts *c)
 
 static size_t block_size(const counts *c, size_t tsize)
 {
-    return c->time * tsize + c->time + c->type * 6 + c->chars + c->leap * (tsize + 4) +
-           c->isstd + c->isut;
+    return c->time * tsize + c->time + c->type * 6 + c->chars + c->leap * (tsize + 4) + c->isstd +
+           c->isut;
 }
 
 static int fail(char *err, size_t errlen, const char *what)
@@ -347,8 +347,8 @@ ota_tz *ota_tz_parse(const uint8_t *data, size_t len, char *err, size_t errlen)
         goto bad;
     }
     if (read_block(z, p2 + 44, &c2, 8, err, errlen) != 0 ||
-        read_footer(z, p2 + 44 + block_size(&c2, 8), left - 44 - block_size(&c2, 8), err,
-                    errlen) != 0)
+        read_footer(z, p2 + 44 + block_size(&c2, 8), left - 44 - block_size(&c2, 8), err, errlen) !=
+            0)
         goto bad;
     return z;
 bad:

@@ -41,7 +41,7 @@ size_t ota_waves_sizes(const ota_wave_spec *specs, size_t n_specs, size_t n, siz
         if (specs[i].percent) {
             bp += specs[i].value;
             size_t end = (size_t)((uint64_t)n * bp / 10000); /* n < 1.8e15 */
-            want = end > share_end ? end - share_end : 1; /* a share gets one at least */
+            want = end > share_end ? end - share_end : 1;    /* a share gets one at least */
             share_end += want;
         } else {
             want = specs[i].value > SIZE_MAX ? SIZE_MAX : (size_t)specs[i].value;

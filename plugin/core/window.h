@@ -26,9 +26,9 @@
 #define OTA_WINDOW_DURATION_MAX (7 * 24 * 60) /* minutes */
 
 typedef struct {
-    uint8_t minute;   /* 0..59 */
-    uint32_t hours;   /* bit h: an opening at h:minute */
-    uint8_t weekdays; /* bit 0 Monday ... bit 6 Sunday */
+    uint8_t minute;        /* 0..59 */
+    uint32_t hours;        /* bit h: an opening at h:minute */
+    uint8_t weekdays;      /* bit 0 Monday ... bit 6 Sunday */
     uint32_t duration_min; /* 1..OTA_WINDOW_DURATION_MAX */
     const ota_tz *tz;
 } ota_window;

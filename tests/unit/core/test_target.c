@@ -277,8 +277,8 @@ static void test_vins_sorted_and_capped(void **state)
     ota_catalog_free(c);
 }
 
-static void compile_fails(ota_catalog *c, const char *json, const char *self,
-                          const char *self_json, const char *expect)
+static void compile_fails(ota_catalog *c, const char *json, const char *self, const char *self_json,
+                          const char *expect)
 {
     char err[256] = "";
     ota_target t, s;
@@ -388,12 +388,12 @@ static bool eq_opt(const cJSON *q, const char *key, const char *v)
 static bool brute_words(const cJSON *q, const fleet_vehicle *v)
 {
     const cJSON *st = cJSON_GetObjectItem(q, "status"), *us = cJSON_GetObjectItem(q, "usage");
-    const cJSON *below = cJSON_GetObjectItem(q, "fw_below"), *pre = cJSON_GetObjectItem(q, "vin_prefix");
+    const cJSON *below = cJSON_GetObjectItem(q, "fw_below"),
+                *pre = cJSON_GetObjectItem(q, "vin_prefix");
     return eq_opt(q, "model", v->model) && eq_opt(q, "series", v->series) &&
            eq_opt(q, "fw", v->fw) && (st == NULL || str_in_json(v->status, st)) &&
            (us == NULL || str_in_json(v->usage, us)) &&
-           (below == NULL ||
-            (v->fw != NULL && ota_version_cmp(v->fw, below->valuestring) < 0)) &&
+           (below == NULL || (v->fw != NULL && ota_version_cmp(v->fw, below->valuestring) < 0)) &&
            (pre == NULL || strncmp(v->vin, pre->valuestring, strlen(pre->valuestring)) == 0);
 }
 
@@ -439,8 +439,7 @@ static void build_random_fleet(ota_catalog *c)
     assert_non_null(pilot);
     for (size_t i = 0; i < FLEET; i++) {
         fleet_vehicle *v = &fleet[i];
-        snprintf(v->vin, sizeof v->vin, "%s%0*zu", PREFIXES[rnd(N(PREFIXES))],
-                 (int)(17 - 4), i);
+        snprintf(v->vin, sizeof v->vin, "%s%0*zu", PREFIXES[rnd(N(PREFIXES))], (int)(17 - 4), i);
         v->model = MODELS[rnd(N(MODELS))];
         v->series = SERIES[rnd(N(SERIES))];
         v->status = STATUSES[rnd(N(STATUSES))];
@@ -489,12 +488,11 @@ static void add_random_words(cJSON *q)
 
 static void add_random_sets(cJSON *q)
 {
-    static const char *const lists[] = {"blacklist", "forced_whitelist",
-                                        "same_version_whitelist", "downgrade_whitelist"};
+    static const char *const lists[] = {"blacklist", "forced_whitelist", "same_version_whitelist",
+                                        "downgrade_whitelist"};
     uint32_t bit = rnd(10);
     if (rnd(4) == 0)
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(q, "config_bits_set"),
-                             cJSON_CreateNumber(bit));
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(q, "config_bits_set"), cJSON_CreateNumber(bit));
     if (rnd(4) == 0)
         cJSON_AddItemToArray(cJSON_AddArrayToObject(q, "config_bits_clear"),
                              cJSON_CreateNumber(bit + 1));
@@ -567,7 +565,8 @@ static void test_property_random_fleet(void **state)
             expect += want;
             bool got = bsearch(&key, vins, n, sizeof *vins, str_ptr_cmp) != NULL;
             if (want != got)
-                fail_msg("query %s: %s %s", text, fleet[i].vin, want ? "missed" : "matched wrongly");
+                fail_msg("query %s: %s %s", text, fleet[i].vin,
+                         want ? "missed" : "matched wrongly");
         }
         assert_int_equal(n, expect);
         nonempty += n > 0;
@@ -619,9 +618,8 @@ static void test_groups_stored(void **state)
     assert_int_equal(ota_catalog_group_count(c), 1);
     ota_catalog_free(c);
     /* a definition that no longer parses stops the load, naming the group */
-    assert_int_equal(ota_store_put_group(d->s, "bad", "{\"name\":\"bad\"}", NULL, 0, err,
-                                         sizeof err),
-                     0);
+    assert_int_equal(
+        ota_store_put_group(d->s, "bad", "{\"name\":\"bad\"}", NULL, 0, err, sizeof err), 0);
     c = ota_catalog_new();
     assert_int_equal(ota_catalog_load(c, d->s, err, sizeof err), -1);
     assert_non_null(strstr(err, "group bad: kind: missing"));

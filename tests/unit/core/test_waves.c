@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#define PCT(p) ((ota_wave_spec){true, (uint64_t)((p) * 100)})
+#define PCT(p) ((ota_wave_spec){true, (uint64_t)((p)*100)})
 #define CNT(c) ((ota_wave_spec){false, (c)})
 
 static void test_check(void **state)

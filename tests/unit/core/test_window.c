@@ -26,10 +26,9 @@
 
 #include <cmocka.h>
 
-static const char *const ZONES[] = {"Europe/Berlin",   "America/New_York", "Australia/Sydney",
-                                    "Europe/Dublin",   "Pacific/Chatham",  "Asia/Kolkata",
-                                    "Asia/Shanghai",   "America/Sao_Paulo", "UTC",
-                                    "America/St_Johns"};
+static const char *const ZONES[] = {
+    "Europe/Berlin", "America/New_York", "Australia/Sydney",  "Europe/Dublin", "Pacific/Chatham",
+    "Asia/Kolkata",  "Asia/Shanghai",    "America/Sao_Paulo", "UTC",           "America/St_Johns"};
 #define N_ZONES (sizeof ZONES / sizeof ZONES[0])
 
 static uint64_t rng = 0x853c49e6748fea9bull;
@@ -66,16 +65,16 @@ static long glibc_offset(const char *name, int64_t t)
 static void test_offsets_match_glibc(void **state)
 {
     (void)state;
-    const int64_t from = -631152000;  /* 1950 */
-    const int64_t span = 6311433600;  /* 200 years */
+    const int64_t from = -631152000; /* 1950 */
+    const int64_t span = 6311433600; /* 200 years */
     for (size_t k = 0; k < N_ZONES; k++) {
         ota_tz *z = load(ZONES[k]);
         for (int i = 0; i < 20000; i++) {
             int64_t t = from + (int64_t)rnd((uint64_t)span);
             long want = glibc_offset(ZONES[k], t);
             if (ota_tz_offset(z, t) != want)
-                fail_msg("%s at %lld: %d, glibc %ld", ZONES[k], (long long)t,
-                         ota_tz_offset(z, t), want);
+                fail_msg("%s at %lld: %d, glibc %ld", ZONES[k], (long long)t, ota_tz_offset(z, t),
+                         want);
         }
         ota_tz_free(z);
     }
@@ -92,12 +91,12 @@ static void test_calendar(void **state)
     assert_int_equal(ota_days_from_civil(2000, 3, 1), 11017);
     ota_civil_from_days(-1, &y, &m, &d);
     assert_true(y == 1969 && m == 12 && d == 31);
-    assert_int_equal(ota_weekday(0), 3);                               /* Thursday */
+    assert_int_equal(ota_weekday(0), 3);                                /* Thursday */
     assert_int_equal(ota_weekday(ota_days_from_civil(2026, 12, 7)), 0); /* a Monday */
     assert_int_equal(ota_weekday(-1), 2);
 }
 
-#define UTC(y, mo, d, h, mi) (ota_days_from_civil(y, mo, d) * 86400 + (h) * 3600 + (mi) * 60)
+#define UTC(y, mo, d, h, mi) (ota_days_from_civil(y, mo, d) * 86400 + (h)*3600 + (mi)*60)
 
 static void test_from_local(void **state)
 {
@@ -160,8 +159,7 @@ static void test_spec(void **state)
     parse_ok("45 */6 * * 7", &w);
     assert_true(w.hours == (1u | 1u << 6 | 1u << 12 | 1u << 18) && w.weekdays == 0x40);
     parse_ok("59 1-23/11 * * *", &w);
-    assert_true(w.minute == 59 && w.hours == (1u << 1 | 1u << 12 | 1u << 23) &&
-                w.weekdays == 0x7f);
+    assert_true(w.minute == 59 && w.hours == (1u << 1 | 1u << 12 | 1u << 23) && w.weekdays == 0x7f);
     parse_fails("0 2 * *", "5 fields");
     parse_fails("0 2 * * 1 extra", "5 fields");
     parse_fails("60 2 * * 1", "minute:");
@@ -185,9 +183,9 @@ static void expect(const ota_window *w, int64_t now, bool open, int64_t from, in
     ota_window_state s = at(w, now);
     if (s.open != open || s.open_ms != from * 1000 ||
         (to == INT64_MAX ? s.close_ms != INT64_MAX : s.close_ms != to * 1000))
-        fail_msg("at %lld: open %d [%lld, %lld), expected %d [%lld, %lld)", (long long)now,
-                 s.open, (long long)s.open_ms / 1000, (long long)s.close_ms / 1000, open,
-                 (long long)from, (long long)to);
+        fail_msg("at %lld: open %d [%lld, %lld), expected %d [%lld, %lld)", (long long)now, s.open,
+                 (long long)s.open_ms / 1000, (long long)s.close_ms / 1000, open, (long long)from,
+                 (long long)to);
 }
 
 static void test_window_cases(void **state)
@@ -208,8 +206,7 @@ static void test_window_cases(void **state)
     /* 2026-12-05 is a Saturday; CET = UTC+1 */
     expect(&night, UTC(2026, 12, 5, 2, 0), true, UTC(2026, 12, 4, 21, 0), UTC(2026, 12, 5, 5, 0));
     /* Saturday noon: next is Monday 2026-12-07 22:00 CET */
-    expect(&night, UTC(2026, 12, 5, 11, 0), false, UTC(2026, 12, 7, 21, 0),
-           UTC(2026, 12, 8, 5, 0));
+    expect(&night, UTC(2026, 12, 5, 11, 0), false, UTC(2026, 12, 7, 21, 0), UTC(2026, 12, 8, 5, 0));
     /* the repeated hour: 01:30 in New York on 2026-11-01 opens at its first (EDT) time */
     ota_window rep = {.tz = ny, .duration_min = 30};
     parse_ok("30 1 * * *", &rep);
@@ -233,8 +230,7 @@ static void test_window_cases(void **state)
     expect(&always, UTC(2026, 10, 25, 1, 30), false, UTC(2026, 10, 25, 2, 0),
            UTC(2027, 10, 31, 1, 0)); /* until the next repeated hour */
     /* never opens */
-    ota_window none = {.tz = berlin, .duration_min = 60, .minute = 0, .hours = 0x4,
-                       .weekdays = 0};
+    ota_window none = {.tz = berlin, .duration_min = 60, .minute = 0, .hours = 0x4, .weekdays = 0};
     assert_int_equal(ota_window_at(&none, 0, &s), -1);
     ota_tz_free(berlin);
     ota_tz_free(ny);
