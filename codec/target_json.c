@@ -220,40 +220,34 @@ static bool add_word(cJSON *o, const char *key, const char *s)
     return s == NULL || cJSON_AddStringToObject(o, key, s) != NULL;
 }
 
-static bool add_words(cJSON *o, const char *key, char *const *v, size_t n)
+/* An array member of n items made by make(v, i); nothing when v is NULL (absent). */
+typedef cJSON *(*item_fn)(const void *v, size_t i);
+
+static bool add_array(cJSON *o, const char *key, const void *v, size_t n, item_fn make)
 {
     if (v == NULL)
         return true;
     cJSON *a = cJSON_AddArrayToObject(o, key);
     for (size_t i = 0; a != NULL && i < n; i++) {
-        if (!cJSON_AddItemToArray(a, cJSON_CreateString(v[i])))
+        if (!cJSON_AddItemToArray(a, make(v, i)))
             return false;
     }
     return a != NULL;
 }
 
-static bool add_bits(cJSON *o, const char *key, const uint32_t *v, size_t n)
+static cJSON *word_item(const void *v, size_t i)
 {
-    if (v == NULL)
-        return true;
-    cJSON *a = cJSON_AddArrayToObject(o, key);
-    for (size_t i = 0; a != NULL && i < n; i++) {
-        if (!cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i])))
-            return false;
-    }
-    return a != NULL;
+    return cJSON_CreateString(((char *const *)v)[i]);
 }
 
-static bool add_lists(cJSON *o, const char *key, const ota_list_kind *v, size_t n)
+static cJSON *bit_item(const void *v, size_t i)
 {
-    if (v == NULL)
-        return true;
-    cJSON *a = cJSON_AddArrayToObject(o, key);
-    for (size_t i = 0; a != NULL && i < n; i++) {
-        if (!cJSON_AddItemToArray(a, cJSON_CreateString(list_names[v[i]])))
-            return false;
-    }
-    return a != NULL;
+    return cJSON_CreateNumber(((const uint32_t *)v)[i]);
+}
+
+static cJSON *list_item(const void *v, size_t i)
+{
+    return cJSON_CreateString(list_names[((const ota_list_kind *)v)[i]]);
 }
 
 cJSON *ota_json_from_target(const ota_target *t)
@@ -262,13 +256,13 @@ cJSON *ota_json_from_target(const ota_target *t)
     bool ok = o != NULL && add_word(o, "model", t->model) && add_word(o, "series", t->series) &&
               add_word(o, "fw", t->fw) && add_word(o, "fw_below", t->fw_below) &&
               add_word(o, "vin_prefix", t->vin_prefix) &&
-              add_words(o, "status", t->statuses, t->n_statuses) &&
-              add_words(o, "usage", t->usages, t->n_usages) &&
-              add_bits(o, "config_bits_set", t->bits_set, t->n_bits_set) &&
-              add_bits(o, "config_bits_clear", t->bits_clear, t->n_bits_clear) &&
-              add_lists(o, "lists", t->lists, t->n_lists) &&
-              add_lists(o, "not_lists", t->not_lists, t->n_not_lists) &&
-              add_words(o, "groups", t->groups, t->n_groups);
+              add_array(o, "status", t->statuses, t->n_statuses, word_item) &&
+              add_array(o, "usage", t->usages, t->n_usages, word_item) &&
+              add_array(o, "config_bits_set", t->bits_set, t->n_bits_set, bit_item) &&
+              add_array(o, "config_bits_clear", t->bits_clear, t->n_bits_clear, bit_item) &&
+              add_array(o, "lists", t->lists, t->n_lists, list_item) &&
+              add_array(o, "not_lists", t->not_lists, t->n_not_lists, list_item) &&
+              add_array(o, "groups", t->groups, t->n_groups, word_item);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

@@ -95,6 +95,9 @@ cJSON *otactl_read_json(const otactl_ctx *ctx, const char *path);
 /* Appends VINs of text (separated by white space or commas; '#' starts a comment to the
  * end of the line) to the cJSON string array vins. */
 void otactl_vins_from_text(const char *text, cJSON *vins);
+/* Appends the VINs of every --vins and --vins-file option of a to vins. OTACTL_OK, or
+ * OTACTL_EUSAGE (printed) when a file cannot be read. */
+int otactl_vins_from_args(otactl_ctx *ctx, const otactl_args *a, cJSON *vins);
 
 /* ---- connection (otactl_conn.c) ---- */
 

@@ -37,24 +37,6 @@ cJSON *otactl_json_value(const otactl_ctx *ctx, const char *flag, const char *va
 
 /* ---- group set ---- */
 
-static int add_members(otactl_ctx *ctx, const otactl_args *a, cJSON *g)
-{
-    cJSON *vins = cJSON_AddArrayToObject(g, "vins");
-    for (int i = 0; i < otactl_arg_count(a, "vins"); i++) {
-        otactl_vins_from_text(otactl_arg_nth(a, "vins", i), vins);
-    }
-    for (int i = 0; i < otactl_arg_count(a, "vins-file"); i++) {
-        const char *path = otactl_arg_nth(a, "vins-file", i);
-        char *text = otactl_read_file(path, NULL);
-        if (!text) {
-            return otactl_usage_err(ctx, "cannot read %s", path);
-        }
-        otactl_vins_from_text(text, vins);
-        free(text);
-    }
-    return OTACTL_OK;
-}
-
 static void print_summary(const cJSON *data)
 {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(data, "name");
@@ -85,7 +67,7 @@ static int group_set(otactl_ctx *ctx, otactl_args *a)
             cJSON_AddItemToObject(g, "query", q);
         }
     } else {
-        rc = add_members(ctx, a, g);
+        rc = otactl_vins_from_args(ctx, a, cJSON_AddArrayToObject(g, "vins"));
     }
     if (rc != OTACTL_OK) {
         cJSON_Delete(g);

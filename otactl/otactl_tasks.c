@@ -155,17 +155,9 @@ static int add_vins(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
         return q && cJSON_AddItemToObject(t, "target", q) ? OTACTL_OK : OTACTL_EUSAGE;
     }
     cJSON *vins = cJSON_AddArrayToObject(t, "vins");
-    for (int i = 0; i < otactl_arg_count(a, "vins"); i++) {
-        otactl_vins_from_text(otactl_arg_nth(a, "vins", i), vins);
-    }
-    for (int i = 0; i < otactl_arg_count(a, "vins-file"); i++) {
-        const char *path = otactl_arg_nth(a, "vins-file", i);
-        char *text = otactl_read_file(path, NULL);
-        if (!text) {
-            return otactl_usage_err(ctx, "cannot read %s", path);
-        }
-        otactl_vins_from_text(text, vins);
-        free(text);
+    int rc = otactl_vins_from_args(ctx, a, vins);
+    if (rc != OTACTL_OK) {
+        return rc;
     }
     if (cJSON_GetArraySize(vins) == 0) {
         return otactl_usage_err(ctx, "no VINs given (--vins V,V... and/or --vins-file FILE, or "
