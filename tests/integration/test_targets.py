@@ -42,6 +42,13 @@ def brute(pred):
 
 class TargetCase(TaskCase):
 
+    def restart(self):
+        """Restarts the broker with a new operator client; the old one is closed first, or
+        its automatic reconnection (same client id) would take the new one's session."""
+        self.a.close()
+        self.b.restart()
+        self.a = self.admin(self.b, nodelay=True)
+
     def target_task(self, target, **kw):
         """createTask's task object with a target instead of VINs."""
         t = self.task(None, **kw)
@@ -138,8 +145,7 @@ class CreateWithTarget(TargetCase):
         self.assertEqual(self.counts(d), self.counts(explicit))
         self.assertEqual(self.outcome(d), self.outcome(explicit))
         before = self.ok("listTaskVehicles", id=d["id"])
-        self.b.restart()
-        self.a = self.admin(self.b, nodelay=True)
+        self.restart()
         self.assertEqual(self.ok("listTaskVehicles", id=d["id"]), before)
 
     def test_target_errors(self):
@@ -179,13 +185,11 @@ class Groups(TargetCase):
         self.assertEqual(d["accepted"], [ot.vin(1), ot.vin(2)])
         # Replacing a static group's members; the groups survive a restart.
         self.ok("setGroup", group={"name": "pilot", "vins": [ot.vin(6)]})
-        self.b.restart()
-        self.a = self.admin(self.b, nodelay=True)
+        self.restart()
         self.assertEqual(self.ok("getGroup", name="pilot", members=True)["vins"], [ot.vin(6)])
         self.assertEqual(self.ok("deleteGroup", name="sold_pilot"), {"deleted": 1})
         self.assertEqual(self.ok("deleteGroup", name="pilot"), {"deleted": 1})
-        self.b.restart()
-        self.a = self.admin(self.b, nodelay=True)
+        self.restart()
         self.assertEqual(self.ok("listGroups"),
                          {"groups": [{"name": "sold", "kind": "dynamic", "size": 1}]})
 
@@ -198,13 +202,11 @@ class MongoGroups(TargetCase):
         self.catalog()
         self.check_groups()
         self.ok("setGroup", group={"name": "pilot", "vins": [ot.vin(6)]})
-        self.b.restart()
-        self.a = self.admin(self.b, nodelay=True)
+        self.restart()
         self.assertEqual(self.ok("getGroup", name="pilot", members=True)["vins"], [ot.vin(6)])
         self.assertEqual(len(self.ok("listGroups")["groups"]), 3)
         self.assertEqual(self.ok("deleteGroup", name="sold_pilot"), {"deleted": 1})
-        self.b.restart()
-        self.a = self.admin(self.b, nodelay=True)
+        self.restart()
         self.assertEqual([g["name"] for g in self.ok("listGroups")["groups"]], ["pilot", "sold"])
 
 
