@@ -255,7 +255,7 @@ static int create_indexes(mongo_store *st, char *err, size_t errlen)
     if (ota_store_mg_events_indexes(st, err, errlen) != 0 ||
         ota_store_mg_tasks_indexes(st, err, errlen) != 0)
         return -1;
-    return 0;
+    return ota_store_mg_state_open(st, err, errlen);
 }
 
 static int connect_to(mongo_store *st, const char *uri_text, char *err, size_t errlen)
@@ -319,6 +319,11 @@ static const ota_store_ops MONGO_OPS = {
     .load_last_seqs = ota_store_mg_load_last_seqs,
     .claim_notice = ota_store_mg_claim_notice,
     .claim_notices = ota_store_mg_claim_notices,
+    .transition_exec = ota_store_mg_transition_exec,
+    .notice_decision = ota_store_mg_notice_decision,
+    .read_changes = ota_store_mg_read_changes,
+    .change_bounds = ota_store_mg_change_bounds,
+    .trim_changes = ota_store_mg_trim_changes,
     .put_group = ota_store_mg_put_group,
     .delete_group = ota_store_mg_delete_group,
     .load_groups = ota_store_mg_load_groups,
