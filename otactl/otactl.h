@@ -104,6 +104,9 @@ cJSON *otactl_read_json(const otactl_ctx *ctx, const char *path);
 void otactl_vins_from_text(const char *text, cJSON *vins);
 /* Seconds on the monotonic clock (deadlines, progress rates). */
 double otactl_now_s(void);
+/* Appends the VINs of every --vins and --vins-file option of a to vins. OTACTL_OK, or
+ * OTACTL_EUSAGE (printed) when a file cannot be read. */
+int otactl_vins_from_args(otactl_ctx *ctx, const otactl_args *a, cJSON *vins);
 
 /* ---- connection (otactl_conn.c) ---- */
 
@@ -140,6 +143,11 @@ typedef struct {
 
 /* The `task` group (otactl_tasks.c). */
 extern const otactl_action otactl_task_actions[];
+/* The `group` group (otactl_groups.c). */
+extern const otactl_action otactl_group_actions[];
+/* A JSON object given to --flag as text, or as @FILE (@- = stdin); NULL (printed) when
+ * it does not parse or is not an object (otactl_groups.c). */
+cJSON *otactl_json_value(const otactl_ctx *ctx, const char *flag, const char *value);
 
 typedef void (*otactl_printer)(const cJSON *data);
 
