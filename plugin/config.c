@@ -51,8 +51,11 @@ static const opt_def opt_defs[] = {
     {"max_request_bytes", OPT_SIZE, CFG_OFF(max_request_bytes), 64, 65536},
     {"max_task_vins", OPT_SIZE, CFG_OFF(max_task_vins), 1, 100000},
     {"broker_id", OPT_STRING, CFG_OFF(broker_id), 0, 0},
+    {"signing_alg", OPT_STRING, CFG_OFF(signing_alg), 0, 0},
+    {"presign_max", OPT_SIZE, CFG_OFF(presign_max), 0, 10000000},
 };
 
+#define OTA_PRESIGN_MAX_DEFAULT 200000
 #define OTA_FILE_PASS_BYTES_DEFAULT (1024 * 1024)
 #define OTA_FILE_QUEUE_BLOCKS_DEFAULT 256
 #define LOG_REPLAY_ERRORS_DEFAULT "upgrade_failed,rollback_failed,peripheral_failed"
@@ -220,6 +223,7 @@ static int set_defaults(ota_config *cfg)
     cfg->max_shadow_bytes = OTA_SHADOW_MAX_PAYLOAD;
     cfg->max_request_bytes = OTA_REQUEST_MAX_PAYLOAD_DEFAULT;
     cfg->max_task_vins = OTA_TASK_VINS_DEFAULT;
+    cfg->presign_max = OTA_PRESIGN_MAX_DEFAULT;
     return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors &&
                    cfg->signing_key && cfg->content_kek
                ? 0
@@ -278,6 +282,7 @@ void ota_config_free(ota_config *cfg)
     free(cfg->signing_key);
     free(cfg->content_kek);
     free(cfg->broker_id);
+    free(cfg->signing_alg);
     for (size_t i = 0; i < cfg->n_admin_users; i++) {
         free(cfg->admin_users[i]);
     }

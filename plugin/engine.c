@@ -25,6 +25,7 @@
 #include "effects.h"
 #include "map.h"
 #include "ota_catalog_json.h"
+#include "pkg.h"
 #include "shadow.h"
 #include "tasks.h"
 
@@ -286,6 +287,7 @@ static void send_notice(ota_plugin *p, engine *e, ota_task *task, ota_task_exec 
     record_notice(e, task, vin, msg_id, now);
     x->notified_ms = now;
     set_state(e, task, x, OTA_EXEC_NOTIFIED);
+    ota_pkg_presign(p, vin, task->rec.id); /* its pkg/get is answered from memory */
     veh *v = veh_get(e, vin);
     if (v) {
         v->busy = task;

@@ -62,6 +62,10 @@ typedef struct {
     /* This broker's owner id in notice claims (engine.c): plugin_opt_broker_id, default
      * "<hostname>:<absolute spool_dir>" (stable across restarts, unique per broker). */
     char *broker_id;
+    /* keys.c, pkg.c (issue 14): the signing algorithm, "ed25519" (NULL: the default) or
+     * "es256", and how many pre-signed descriptions pkg.c keeps in memory (0: none). */
+    char *signing_alg;
+    size_t presign_max;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
