@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fleet_crypto.h"
+
 struct mosquitto;
 
 #define FLEET_VIN_LEN 17
@@ -128,12 +130,13 @@ typedef struct fleet_vehicle {
     bool up;                 /* update acked (and delta subscribed) on this connection */
     int64_t first_notice_ms; /* wall clock; 0 = none yet */
     /* campaign mode */
-    struct fleet_job *job; /* the task being worked on (fleet_campaign.c), or NULL */
-    uint64_t last_ctr;     /* highest description counter accepted */
-    uint64_t next_seq;     /* seq of the next report */
-    uint64_t rng;          /* xorshift state */
-    char done_task[65];    /* the last task finished: its notices are stale */
-    bool upgraded;         /* reports the target version as its firmware */
+    struct fleet_job *job;   /* the task being worked on (fleet_campaign.c), or NULL */
+    uint64_t last_ctr;       /* highest description counter accepted */
+    uint8_t last_digest[32]; /* SHA-256 of that description's payload (a retry's is equal) */
+    uint64_t next_seq;       /* seq of the next report */
+    uint64_t rng;            /* xorshift state */
+    char done_task[65];      /* the last task finished: its notices are stale */
+    bool upgraded;           /* reports the target version as its firmware */
 } fleet_vehicle;
 
 /* FIFO of vehicle ids; each vehicle is in a given ring at most once (in_* flags). */
@@ -204,7 +207,7 @@ typedef struct fleet {
     int64_t ready_ms; /* wall clock of the ready line */
     bool closing;     /* the wait is over: every vehicle disconnects */
     /* campaign mode */
-    uint8_t pub[32]; /* the plugin's signing key */
+    fleet_pub pub; /* the plugin's signing key (Ed25519 or P-256) */
 } fleet;
 
 /* fleet_run.c */

@@ -1,8 +1,10 @@
 /*
  * fleet_crypto.c — what a simulated vehicle checks in a package description: the
- * COSE_Sign1 envelope (tag 18, [protected {1: -8}, {4: kid}, payload, signature]), the
- * Ed25519 signature over the RFC 9052 Sig_structure ["Signature1", protected, h'',
- * payload], the description's fields (vin, ctr, iat, exp, task, to, ecus, key), and the
+ * COSE_Sign1 envelope (tag 18, [protected, {4: kid, "req"?: uint}, payload, signature]),
+ * the signature over the RFC 9052 Sig_structure ["Signature1", protected, h'', payload]
+ * with the algorithm of the key it trusts (Ed25519: protected {1: -8}; ECDSA P-256 with
+ * SHA-256: {1: -7}, the signature raw r || s), the description's fields (vin, ctr, iat,
+ * exp, task, to, ecus, key), and the
  * content key wrapped for the vehicle (X25519 with the description's ephemeral key,
  * HKDF-SHA256 with salt epk || vehicle public key, AES-256-GCM with the VIN as AAD).
  *
@@ -11,6 +13,8 @@
 #include "fleet_crypto.h"
 
 #include <cbor.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/pem.h>
@@ -21,7 +25,8 @@
 #define COSE_TAG_SIGN1 18
 #define COSE_HDR_ALG 1
 #define COSE_HDR_KID 4
-#define COSE_ALG_EDDSA 8 /* -8: negative integer 7 in CBOR */
+#define COSE_ALG_EDDSA (-8)
+#define COSE_ALG_ES256 (-7)
 #define KEY_ALG "X25519-HKDF-SHA256-A256GCM"
 #define KEY_INFO "mosquitto-ota content key v1"
 #define VEHICLE_KEY_LABEL "ota-fleet vehicle key v1"
@@ -30,13 +35,13 @@ const char *fleet_desc_verdict_name(fleet_desc_verdict v)
 {
     static const char *const names[] = {"ok",
                                         "not a COSE_Sign1",
-                                        "algorithm is not EdDSA",
+                                        "algorithm is not the key's",
                                         "kid is not the plugin's key",
                                         "bad signature",
                                         "bad description",
                                         "issued to another VIN",
                                         "expired",
-                                        "counter not above the last one",
+                                        "counter below the last one, or equal with another payload",
                                         "not the notified task or version"};
     return (unsigned)v < sizeof names / sizeof names[0] ? names[v] : "?";
 }
@@ -173,50 +178,102 @@ static bool parse_description(cbor_item_t *root, fleet_desc *d)
 
 /* ---- COSE_Sign1 ---- */
 
-int fleet_crypto_load_pub(const char *path, uint8_t pub[32])
+/* kid: the first 8 bytes of SHA-256 of the encoded public key (Ed25519: its raw 32
+ * bytes; P-256: the uncompressed point, 65 bytes). */
+static int pub_kid(EVP_PKEY *k, int alg, uint8_t kid[8])
 {
-    FILE *fp = fopen(path, "r");
-    EVP_PKEY *k;
-    size_t n = 32;
-    int rc = -1;
+    uint8_t raw[65], digest[32];
+    size_t n = sizeof raw;
+    unsigned int dlen = 0;
+    int ok = alg == COSE_ALG_EDDSA
+                 ? EVP_PKEY_get_raw_public_key(k, raw, &n) == 1
+                 : EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, raw, n, &n) == 1;
 
-    if (fp == NULL)
+    if (!ok || EVP_Digest(raw, n, digest, &dlen, EVP_sha256(), NULL) != 1)
         return -1;
-    k = PEM_read_PUBKEY(fp, NULL, NULL, NULL);
-    fclose(fp);
-    if (k && EVP_PKEY_id(k) == EVP_PKEY_ED25519 && EVP_PKEY_get_raw_public_key(k, pub, &n) == 1 &&
-        n == 32)
-        rc = 0;
-    EVP_PKEY_free(k);
-    return rc;
+    memcpy(kid, digest, 8);
+    return 0;
 }
 
-static bool protected_is_eddsa(cbor_item_t *prot)
+static int pub_take(EVP_PKEY *k, fleet_pub *pub)
+{
+    char group[32] = "";
+
+    memset(pub, 0, sizeof *pub);
+    if (k != NULL && EVP_PKEY_id(k) == EVP_PKEY_ED25519)
+        pub->alg = COSE_ALG_EDDSA;
+    else if (k != NULL && EVP_PKEY_id(k) == EVP_PKEY_EC &&
+             EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+                                            NULL) == 1 &&
+             strcmp(group, "prime256v1") == 0)
+        pub->alg = COSE_ALG_ES256;
+    if (pub->alg == 0 || pub_kid(k, pub->alg, pub->kid) != 0) {
+        EVP_PKEY_free(k);
+        pub->alg = 0;
+        return -1;
+    }
+    pub->key = k;
+    return 0;
+}
+
+int fleet_crypto_load_pub(const char *path, fleet_pub *pub)
+{
+    FILE *fp = fopen(path, "r");
+
+    memset(pub, 0, sizeof *pub);
+    if (fp == NULL)
+        return -1;
+    EVP_PKEY *k = PEM_read_PUBKEY(fp, NULL, NULL, NULL);
+    fclose(fp);
+    return pub_take(k, pub);
+}
+
+int fleet_crypto_pub_from_pem(const char *pem, fleet_pub *pub)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *k = b ? PEM_read_bio_PUBKEY(b, NULL, NULL, NULL) : NULL;
+
+    BIO_free(b);
+    return pub_take(k, pub);
+}
+
+void fleet_pub_free(fleet_pub *pub)
+{
+    EVP_PKEY_free(pub->key);
+    memset(pub, 0, sizeof *pub);
+}
+
+/* The protected header is exactly {1: alg} of the key. */
+static bool protected_is(cbor_item_t *prot, int alg)
 {
     struct cbor_load_result res;
     cbor_item_t *hdr = cbor_load(cbor_bytestring_handle(prot), cbor_bytestring_length(prot), &res);
-    cbor_item_t *alg;
+    cbor_item_t *v;
     bool ok;
 
     if (hdr == NULL)
         return false;
-    ok = cbor_isa_map(hdr) && (alg = map_int(hdr, COSE_HDR_ALG)) != NULL && cbor_isa_negint(alg) &&
-         cbor_get_int(alg) == COSE_ALG_EDDSA - 1;
+    ok = cbor_isa_map(hdr) && cbor_map_size(hdr) == 1 && (v = map_int(hdr, COSE_HDR_ALG)) != NULL &&
+         cbor_isa_negint(v) && -1 - (int64_t)cbor_get_int(v) == alg;
     cbor_decref(&hdr);
     return ok;
 }
 
-static bool kid_matches(cbor_item_t *unprot, const uint8_t pub[32])
+static bool kid_matches(cbor_item_t *unprot, const fleet_pub *pub)
 {
-    uint8_t digest[32];
-    unsigned int dlen = 0;
     cbor_item_t *kid = cbor_isa_map(unprot) ? map_int(unprot, COSE_HDR_KID) : NULL;
 
-    if (!is_bytes(kid) || cbor_bytestring_length(kid) != 8)
-        return false;
-    if (EVP_Digest(pub, 32, digest, &dlen, EVP_sha256(), NULL) != 1)
-        return false;
-    return memcmp(cbor_bytestring_handle(kid), digest, 8) == 0;
+    return is_bytes(kid) && cbor_bytestring_length(kid) == 8 &&
+           memcmp(cbor_bytestring_handle(kid), pub->kid, 8) == 0;
+}
+
+/* The request id of the unprotected header {"req": uint}, when there. */
+static void header_req(cbor_item_t *unprot, fleet_desc *out)
+{
+    cbor_item_t *req = fleet_cbor_get(unprot, "req");
+
+    out->has_req = req != NULL && cbor_isa_uint(req);
+    out->req = out->has_req ? cbor_get_int(req) : 0;
 }
 
 /* Appends a CBOR head plus raw bytes; returns the new length. */
@@ -229,33 +286,53 @@ static size_t put_head_bytes(uint8_t *buf, size_t len, size_t cap, bool text, co
     return len + h + n;
 }
 
-static bool signature_ok(const uint8_t pub[32], cbor_item_t *prot, cbor_item_t *payload,
+/* ES256's raw r || s as the DER OpenSSL verifies (malloc'd by OpenSSL), or NULL. */
+static uint8_t *es256_der(const uint8_t sig[64], size_t *len)
+{
+    ECDSA_SIG *s = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(sig, 32, NULL), *ss = BN_bin2bn(sig + 32, 32, NULL);
+    uint8_t *der = NULL;
+    int n = 0;
+
+    if (s && r && ss && ECDSA_SIG_set0(s, r, ss) == 1) {
+        r = ss = NULL; /* owned by s */
+        n = i2d_ECDSA_SIG(s, &der);
+    }
+    BN_free(r);
+    BN_free(ss);
+    ECDSA_SIG_free(s);
+    *len = n > 0 ? (size_t)n : 0;
+    return n > 0 ? der : NULL;
+}
+
+static bool signature_ok(const fleet_pub *pub, cbor_item_t *prot, cbor_item_t *payload,
                          cbor_item_t *sig)
 {
     size_t plen = cbor_bytestring_length(prot), ylen = cbor_bytestring_length(payload);
-    size_t cap = 64 + plen + ylen, len;
+    size_t cap = 64 + plen + ylen, len, slen = 64;
     uint8_t *tbs = malloc(cap);
-    EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, 32);
+    uint8_t *der =
+        pub->alg == COSE_ALG_ES256 ? es256_der(cbor_bytestring_handle(sig), &slen) : NULL;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     bool ok = false;
 
-    if (tbs && k && md) {
+    if (tbs && md && (der || pub->alg == COSE_ALG_EDDSA)) {
         len = cbor_encode_array_start(4, tbs, cap);
         len = put_head_bytes(tbs, len, cap, true, "Signature1", 10);
         len = put_head_bytes(tbs, len, cap, false, cbor_bytestring_handle(prot), plen);
         len = put_head_bytes(tbs, len, cap, false, "", 0);
         len = put_head_bytes(tbs, len, cap, false, cbor_bytestring_handle(payload), ylen);
-        ok = EVP_DigestVerifyInit(md, NULL, NULL, NULL, k) == 1 &&
-             EVP_DigestVerify(md, cbor_bytestring_handle(sig), cbor_bytestring_length(sig), tbs,
-                              len) == 1;
+        ok = EVP_DigestVerifyInit(md, NULL, pub->alg == COSE_ALG_ES256 ? EVP_sha256() : NULL, NULL,
+                                  pub->key) == 1 &&
+             EVP_DigestVerify(md, der ? der : cbor_bytestring_handle(sig), slen, tbs, len) == 1;
     }
     EVP_MD_CTX_free(md);
-    EVP_PKEY_free(k);
+    OPENSSL_free(der);
     free(tbs);
     return ok;
 }
 
-static fleet_desc_verdict verify_sign1(const uint8_t pub[32], cbor_item_t *arr, fleet_desc *out)
+static fleet_desc_verdict verify_sign1(const fleet_pub *pub, cbor_item_t *arr, fleet_desc *out)
 {
     cbor_item_t **it = cbor_array_handle(arr);
     struct cbor_load_result res;
@@ -265,7 +342,7 @@ static fleet_desc_verdict verify_sign1(const uint8_t pub[32], cbor_item_t *arr, 
     if (!is_bytes(it[0]) || !cbor_isa_map(it[1]) || !is_bytes(it[2]) || !is_bytes(it[3]) ||
         cbor_bytestring_length(it[3]) != 64)
         return FLEET_DESC_BAD_COSE;
-    if (!protected_is_eddsa(it[0]))
+    if (!protected_is(it[0], pub->alg))
         return FLEET_DESC_BAD_ALG;
     if (!kid_matches(it[1], pub))
         return FLEET_DESC_BAD_KID;
@@ -276,6 +353,9 @@ static fleet_desc_verdict verify_sign1(const uint8_t pub[32], cbor_item_t *arr, 
         return FLEET_DESC_BAD_PAYLOAD;
     parsed = cbor_isa_map(desc) && parse_description(desc, out);
     cbor_decref(&desc);
+    header_req(it[1], out);
+    EVP_Digest(cbor_bytestring_handle(it[2]), cbor_bytestring_length(it[2]), out->digest, NULL,
+               EVP_sha256(), NULL);
     return parsed ? FLEET_DESC_OK : FLEET_DESC_BAD_PAYLOAD;
 }
 
@@ -291,7 +371,7 @@ static size_t sign1_head(const uint8_t *m, size_t len)
     return 0;
 }
 
-fleet_desc_verdict fleet_desc_verify(const uint8_t pub[32], const void *msg, size_t len,
+fleet_desc_verdict fleet_desc_verify(const fleet_pub *pub, const void *msg, size_t len,
                                      fleet_desc *out)
 {
     struct cbor_load_result res;
@@ -309,13 +389,14 @@ fleet_desc_verdict fleet_desc_verify(const uint8_t pub[32], const void *msg, siz
 }
 
 fleet_desc_verdict fleet_desc_check(const fleet_desc *d, const char *vin, int64_t now_ms,
-                                    uint64_t last_ctr)
+                                    uint64_t last_ctr, const uint8_t *last_digest)
 {
     if (strcmp(d->vin, vin) != 0)
         return FLEET_DESC_WRONG_VIN;
     if (now_ms < 0 || d->exp <= (uint64_t)now_ms)
         return FLEET_DESC_EXPIRED;
-    if (d->ctr <= last_ctr)
+    if (d->ctr < last_ctr ||
+        (d->ctr == last_ctr && (last_digest == NULL || memcmp(d->digest, last_digest, 32) != 0)))
         return FLEET_DESC_OLD_CTR;
     return FLEET_DESC_OK;
 }

@@ -1,6 +1,6 @@
 /*
  * fleet_crypto.h — the pure parts of a simulated vehicle's campaign (no MQTT): checking a
- * signed package description (COSE_Sign1, Ed25519), unwrapping the content key of an
+ * signed package description (COSE_Sign1, Ed25519 or ES256), unwrapping the content key of an
  * encrypted package (X25519 + HKDF-SHA256 + AES-256-GCM), the vehicle's key pair derived
  * from a seed and its VIN, and the block download bookkeeping (windows, resume bitmap,
  * in-order SHA-256 and streaming decryption of nonce || ciphertext || tag).
@@ -24,13 +24,13 @@
 typedef enum {
     FLEET_DESC_OK,
     FLEET_DESC_BAD_COSE,      /* not a COSE_Sign1 of the agreed shape */
-    FLEET_DESC_BAD_ALG,       /* protected header is not {1: -8} */
+    FLEET_DESC_BAD_ALG,       /* protected header is not the key's: {1: -8} or {1: -7} */
     FLEET_DESC_BAD_KID,       /* kid does not name the plugin's key */
-    FLEET_DESC_BAD_SIGNATURE, /* Ed25519 verification failed */
+    FLEET_DESC_BAD_SIGNATURE, /* Ed25519 / ECDSA P-256 verification failed */
     FLEET_DESC_BAD_PAYLOAD,   /* the description misses a field or has a wrong type */
     FLEET_DESC_WRONG_VIN,
     FLEET_DESC_EXPIRED,
-    FLEET_DESC_OLD_CTR,   /* ctr not above the last one accepted */
+    FLEET_DESC_OLD_CTR,   /* ctr below the last one accepted, or equal with other bytes */
     FLEET_DESC_WRONG_TASK /* task or target version not those of the notice */
 } fleet_desc_verdict;
 
@@ -53,20 +53,37 @@ typedef struct {
     fleet_desc_ecu ecus[FLEET_MAX_ECUS];
     bool has_key;
     uint8_t epk[32], iv[12], ct[48];
+    bool has_req;       /* the unprotected header named the request */
+    uint64_t req;       /* (outside the signature: it only pairs reply and request) */
+    uint8_t digest[32]; /* SHA-256 of the signed payload: a retry has the same */
 } fleet_desc;
+
+/* The plugin's public key as the vehicle trusts it: the algorithm follows the key. */
+typedef struct {
+    int alg; /* COSE: -8 EdDSA (Ed25519), -7 ES256 (P-256) */
+    struct evp_pkey_st *key;
+    uint8_t kid[8]; /* first 8 bytes of SHA-256 of the encoded public key */
+} fleet_pub;
 
 const char *fleet_desc_verdict_name(fleet_desc_verdict v);
 
-/* Reads the plugin's Ed25519 public key (PEM SubjectPublicKeyInfo) as 32 raw bytes. */
-int fleet_crypto_load_pub(const char *path, uint8_t pub[32]);
+/* Reads the plugin's public key (PEM SubjectPublicKeyInfo; Ed25519 or EC P-256).
+ * 0, or -1 (unreadable, another key type). */
+int fleet_crypto_load_pub(const char *path, fleet_pub *pub);
+/* The same from PEM text in memory. */
+int fleet_crypto_pub_from_pem(const char *pem, fleet_pub *pub);
+void fleet_pub_free(fleet_pub *pub);
 
-/* Checks the COSE_Sign1 envelope and signature and decodes the description into *out. */
-fleet_desc_verdict fleet_desc_verify(const uint8_t pub[32], const void *msg, size_t len,
+/* Checks the COSE_Sign1 envelope and signature and decodes the description into *out
+ * (with the header's req and the payload's digest). */
+fleet_desc_verdict fleet_desc_verify(const fleet_pub *pub, const void *msg, size_t len,
                                      fleet_desc *out);
 
-/* The vehicle's own checks: vin is its VIN, exp after now_ms, ctr above last_ctr. */
+/* The vehicle's own checks: vin is its VIN, exp after now_ms, ctr above last_ctr — or
+ * equal to it with the very payload accepted then (last_digest; NULL: none), which is a
+ * retry answered with the same signed description. */
 fleet_desc_verdict fleet_desc_check(const fleet_desc *d, const char *vin, int64_t now_ms,
-                                    uint64_t last_ctr);
+                                    uint64_t last_ctr, const uint8_t *last_digest);
 
 /* The vehicle's X25519 key pair: private = SHA-256("ota-fleet vehicle key v1" || seed ||
  * VIN). Returns 0, or -1 on an OpenSSL failure. */

@@ -432,6 +432,7 @@ static void fleet_free(fleet *f)
     free(f->ready.items);
     free(f->connq.items);
     free(f->buf);
+    fleet_pub_free(&f->pub);
     fleet_acked_close(f->acked);
 }
 
@@ -459,8 +460,10 @@ static int fleet_init(fleet *f)
     }
     if (f->cfg.acked_path && (f->acked = fleet_acked_open(f->cfg.acked_path)) == NULL)
         return -1;
-    if (f->cfg.mode == FLEET_MODE_CAMPAIGN && fleet_crypto_load_pub(f->cfg.pub_path, f->pub) != 0) {
-        fprintf(stderr, "ota-fleet: %s: not an Ed25519 public key (PEM)\n", f->cfg.pub_path);
+    if (f->cfg.mode == FLEET_MODE_CAMPAIGN &&
+        fleet_crypto_load_pub(f->cfg.pub_path, &f->pub) != 0) {
+        fprintf(stderr, "ota-fleet: %s: not an Ed25519 or P-256 public key (PEM)\n",
+                f->cfg.pub_path);
         return -1;
     }
     return 0;

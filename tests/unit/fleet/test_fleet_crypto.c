@@ -1,9 +1,11 @@
 /*
  * test_fleet_crypto.c — the pure parts of ota-fleet's campaign mode (ota-fleet/fleet_crypto.c,
  * ota-fleet/fleet_dl.c) against vectors made by an independent implementation (Python
- * cryptography + cbor2, fleet_vectors.py): COSE_Sign1 verification and the vehicle's
- * checks, the vehicle key from a seed, content-key unwrapping, and the block download
- * (windows, drops, resume bitmaps, SHA-256 and GCM of an encrypted file).
+ * cryptography + cbor2, fleet_vectors.py): COSE_Sign1 verification with Ed25519 and
+ * ES256 (the header's req, a wrong algorithm, tampering) and the vehicle's checks (a
+ * retry's same counter accepted only with the same payload), the vehicle key from a seed,
+ * content-key unwrapping, and the block download (windows, drops, resume bitmaps, SHA-256 and GCM
+ * of an encrypted file).
  */
 #include "fleet_crypto.h"
 #include "fleet_vectors.h"
@@ -21,9 +23,27 @@
 #define NOW_MS 1763700000000LL
 #define BS 256
 
+static fleet_pub ed_pub, es_pub;
+
+static int load_keys(void **state)
+{
+    (void)state;
+    return fleet_crypto_pub_from_pem(vec_pub_pem, &ed_pub) == 0 &&
+                   fleet_crypto_pub_from_pem(vec_es_pub_pem, &es_pub) == 0
+               ? 0
+               : -1;
+}
+
+static int free_keys(void **state)
+{
+    fleet_pub_free(&ed_pub);
+    fleet_pub_free(&es_pub);
+    return test_remove_dirs(state);
+}
+
 static fleet_desc_verdict verify(const unsigned char *msg, size_t len, fleet_desc *d)
 {
-    return fleet_desc_verify(vec_pub, msg, len, d);
+    return fleet_desc_verify(&ed_pub, msg, len, d);
 }
 
 static void test_plain_description(void **state)
@@ -43,10 +63,58 @@ static void test_plain_description(void **state)
     assert_int_equal(d.ecus[0].size, sizeof vec_enc_file);
     assert_memory_equal(d.ecus[0].sha256, vec_enc_sha, 32);
     assert_false(d.has_key);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 4), FLEET_DESC_OK);
-    assert_int_equal(fleet_desc_check(&d, "LSVTA000000000043", NOW_MS, 4), FLEET_DESC_WRONG_VIN);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 5), FLEET_DESC_OLD_CTR);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, (int64_t)VEC_EXP, 0), FLEET_DESC_EXPIRED);
+    assert_true(d.has_req);
+    assert_int_equal(d.req, 1);
+    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 4, NULL), FLEET_DESC_OK);
+    assert_int_equal(fleet_desc_check(&d, "LSVTA000000000043", NOW_MS, 4, NULL),
+                     FLEET_DESC_WRONG_VIN);
+    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 5, NULL), FLEET_DESC_OLD_CTR);
+    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 6, NULL), FLEET_DESC_OLD_CTR);
+    assert_int_equal(fleet_desc_check(&d, VEC_VIN, (int64_t)VEC_EXP, 0, NULL), FLEET_DESC_EXPIRED);
+}
+
+/* A retry is answered with the same signed description under another req: the same
+ * counter is accepted with the same payload, never with another one. */
+static void test_retry_same_counter(void **state)
+{
+    fleet_desc first, retry, other;
+    (void)state;
+
+    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain, &first), FLEET_DESC_OK);
+    assert_int_equal(verify(vec_desc_retry, sizeof vec_desc_retry, &retry), FLEET_DESC_OK);
+    assert_int_equal(retry.req, 2);
+    assert_memory_equal(retry.digest, first.digest, 32);
+    assert_int_equal(fleet_desc_check(&retry, VEC_VIN, NOW_MS, 5, first.digest), FLEET_DESC_OK);
+    assert_int_equal(verify(vec_desc_other_ctr5, sizeof vec_desc_other_ctr5, &other),
+                     FLEET_DESC_OK);
+    assert_int_equal(other.ctr, 5);
+    assert_int_equal(fleet_desc_check(&other, VEC_VIN, NOW_MS, 5, first.digest),
+                     FLEET_DESC_OLD_CTR);
+}
+
+static void test_es256(void **state)
+{
+    fleet_desc d;
+    (void)state;
+
+    assert_int_equal(es_pub.alg, -7);
+    assert_int_equal(ed_pub.alg, -8);
+    assert_int_equal(fleet_desc_verify(&es_pub, vec_desc_es256, sizeof vec_desc_es256, &d),
+                     FLEET_DESC_OK);
+    assert_int_equal(d.ctr, 5);
+    assert_int_equal(d.req, 7);
+    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 4, NULL), FLEET_DESC_OK);
+    assert_int_equal(
+        fleet_desc_verify(&es_pub, vec_desc_es256_tampered, sizeof vec_desc_es256_tampered, &d),
+        FLEET_DESC_BAD_SIGNATURE);
+    /* the algorithm comes from the trusted key, never from the message */
+    assert_int_equal(
+        fleet_desc_verify(&es_pub, vec_desc_es256_as_eddsa, sizeof vec_desc_es256_as_eddsa, &d),
+        FLEET_DESC_BAD_ALG);
+    assert_int_equal(fleet_desc_verify(&ed_pub, vec_desc_es256, sizeof vec_desc_es256, &d),
+                     FLEET_DESC_BAD_ALG);
+    assert_int_equal(fleet_desc_verify(&es_pub, vec_desc_plain, sizeof vec_desc_plain, &d),
+                     FLEET_DESC_BAD_ALG);
 }
 
 static void test_refused_descriptions(void **state)
@@ -56,7 +124,7 @@ static void test_refused_descriptions(void **state)
     (void)state;
 
     assert_int_equal(verify(vec_desc_expired, sizeof vec_desc_expired, &d), FLEET_DESC_OK);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 0), FLEET_DESC_EXPIRED);
+    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 0, NULL), FLEET_DESC_EXPIRED);
     assert_int_equal(verify(vec_desc_bad_kid, sizeof vec_desc_bad_kid, &d), FLEET_DESC_BAD_KID);
     assert_int_equal(verify(vec_desc_no_ecus, sizeof vec_desc_no_ecus, &d), FLEET_DESC_BAD_PAYLOAD);
     /* a flipped bit in the signature, then in the payload */
@@ -71,18 +139,17 @@ static void test_refused_descriptions(void **state)
     assert_int_equal(verify((const unsigned char *)"\xff", 1, &d), FLEET_DESC_BAD_COSE);
     static const unsigned char err_map[] = {0xa1, 0x63, 'e', 'r', 'r', 0x61, 'x'};
     assert_int_equal(verify(err_map, sizeof err_map, &d), FLEET_DESC_BAD_COSE);
-    /* another signer's key */
-    uint8_t other[32];
-    memcpy(other, vec_pub, 32);
-    other[0] ^= 1;
-    assert_int_not_equal(fleet_desc_verify(other, vec_desc_plain, sizeof vec_desc_plain, &d),
-                         FLEET_DESC_OK);
+    /* another signer's key (its kid, too) */
+    fleet_pub other = ed_pub;
+    other.kid[0] ^= 1;
+    assert_int_equal(fleet_desc_verify(&other, vec_desc_plain, sizeof vec_desc_plain, &d),
+                     FLEET_DESC_BAD_KID);
 }
 
 static void test_load_pub(void **state)
 {
     char path[600];
-    uint8_t pub[32];
+    fleet_pub pub;
     FILE *fp;
     (void)state;
 
@@ -93,9 +160,11 @@ static void test_load_pub(void **state)
     assert_non_null(fp);
     fputs(vec_pub_pem, fp);
     fclose(fp);
-    assert_int_equal(fleet_crypto_load_pub(path, pub), 0);
-    assert_memory_equal(pub, vec_pub, 32);
-    assert_int_equal(fleet_crypto_load_pub("/nonexistent/x.pub", pub), -1);
+    assert_int_equal(fleet_crypto_load_pub(path, &pub), 0);
+    assert_int_equal(pub.alg, -8);
+    assert_memory_equal(pub.kid, ed_pub.kid, 8);
+    fleet_pub_free(&pub);
+    assert_int_equal(fleet_crypto_load_pub("/nonexistent/x.pub", &pub), -1);
     test_remove_dir();
 }
 
@@ -235,10 +304,11 @@ static void test_download_plain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plain_description), cmocka_unit_test(test_refused_descriptions),
-        cmocka_unit_test(test_load_pub),          cmocka_unit_test(test_vehicle_key_and_unwrap),
-        cmocka_unit_test(test_download_in_order), cmocka_unit_test(test_download_resume_bitmap),
-        cmocka_unit_test(test_download_tampered), cmocka_unit_test(test_download_plain),
+        cmocka_unit_test(test_plain_description),  cmocka_unit_test(test_refused_descriptions),
+        cmocka_unit_test(test_retry_same_counter), cmocka_unit_test(test_es256),
+        cmocka_unit_test(test_load_pub),           cmocka_unit_test(test_vehicle_key_and_unwrap),
+        cmocka_unit_test(test_download_in_order),  cmocka_unit_test(test_download_resume_bitmap),
+        cmocka_unit_test(test_download_tampered),  cmocka_unit_test(test_download_plain),
     };
-    return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
+    return cmocka_run_group_tests(tests, load_keys, free_keys);
 }
