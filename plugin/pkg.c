@@ -10,7 +10,11 @@
  * (signer.h); on TICK the signed descriptions come back in the order they were built.
  *
  * Two ways in: ota_pkg_presign, when the engine sends a task notice (the vehicle will ask
- * soon, with cur = its firmware in the catalog), and ota_handle_pkg_get. Each vehicle has
+ * soon, with cur = its firmware in the catalog), and ota_handle_pkg_get. A notice only
+ * queues its vehicle: TICK builds the queued descriptions at most PRESIGN_BUDGET_NS per
+ * pass and while the signer has fewer than PRESIGN_BACKLOG waiting, so a burst of notices
+ * goes out first and pre-signing follows at the signer's pace (the signer's wake-ups keep
+ * TICK coming when the broker is otherwise idle). Each vehicle has
  * one slot holding its newest description, with a fingerprint of everything it says
  * (task, cur, tgt, package, ECUs, texts, the keys it was wrapped with): a request whose
  * description would have the same fingerprint, while the slot's is fresh (less than half
@@ -55,8 +59,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define FP_LEN 16 /* bytes of SHA-256 kept as a description's fingerprint */
+#define FP_LEN 16                 /* bytes of SHA-256 kept as a description's fingerprint */
+#define PRESIGN_BUDGET_NS 2000000 /* of broker-thread time per TICK */
+#define PRESIGN_BACKLOG 256       /* descriptions in the signer before pre-signing waits */
+
+/* A notice sent: the vehicle whose description is to be pre-signed, and the task. */
+typedef struct {
+    char vin[OTA_VIN_LEN + 1];
+    char task[OTA_ID_MAX + 1];
+} presign_req;
 
 /* A request waiting for its description to come back from the signer. */
 typedef struct waiter {
@@ -111,6 +124,8 @@ struct ota_pkg {
     size_t n_cached;
     size_t cached_bytes; /* the descriptions' allocations, signed messages included */
     EVP_MD_CTX *md;      /* fingerprints (broker thread) */
+    presign_req *todo;   /* notices whose descriptions are to be pre-signed: [head, n) */
+    size_t todo_head, todo_n, todo_cap;
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -696,10 +711,36 @@ static void take_signed(ota_plugin *p, bool answer_them)
     }
 }
 
+static void presign_now(ota_plugin *p, const char *vin, const char *task);
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Builds queued pre-signs within the pass's budget and the signer's backlog. */
+static void presign_queued(ota_plugin *p)
+{
+    ota_pkg *k = p->pkg;
+    uint64_t t0 = k->todo_head < k->todo_n ? mono_ns() : 0;
+    for (unsigned i = 0; k->todo_head < k->todo_n; i++) {
+        if ((i % 16 == 15 && mono_ns() - t0 > PRESIGN_BUDGET_NS) ||
+            ota_signer_pending(k->signer) >= PRESIGN_BACKLOG)
+            return;
+        const presign_req *r = &k->todo[k->todo_head++];
+        presign_now(p, r->vin, r->task);
+    }
+    k->todo_head = k->todo_n = 0;
+}
+
 void ota_pkg_tick(ota_plugin *p)
 {
     take_signed(p, true);
     expire(p, ota_now_ms(), false);
+    if (p->pkg->signer != NULL)
+        presign_queued(p);
 }
 
 /* ---------------------------------------------------------------- the handler */
@@ -743,13 +784,38 @@ int ota_handle_pkg_get(ota_plugin *p, const ota_request *req)
 void ota_pkg_presign(ota_plugin *p, const char *vin, const char *task)
 {
     ota_pkg *k = p->pkg;
+    if (k == NULL || p->cfg.presign_max == 0)
+        return;
+    if (k->todo_n == k->todo_cap && k->todo_head > 0) { /* reuse the room taken */
+        memmove(k->todo, k->todo + k->todo_head, (k->todo_n - k->todo_head) * sizeof *k->todo);
+        k->todo_n -= k->todo_head;
+        k->todo_head = 0;
+    }
+    if (k->todo_n == k->todo_cap) {
+        size_t cap = k->todo_cap ? 2 * k->todo_cap : 256;
+        presign_req *todo = realloc(k->todo, cap * sizeof *todo);
+        if (todo == NULL) {
+            k->counters.presign_skipped++;
+            return;
+        }
+        k->todo = todo;
+        k->todo_cap = cap;
+    }
+    presign_req *r = &k->todo[k->todo_n++];
+    snprintf(r->vin, sizeof r->vin, "%s", vin);
+    snprintf(r->task, sizeof r->task, "%s", task);
+}
+
+/* The description of a notice sent, built now unless one that would do is held. */
+static void presign_now(ota_plugin *p, const char *vin, const char *task)
+{
+    ota_pkg *k = p->pkg;
     refusal r = {0};
     issue is = {0};
-    if (k == NULL || k->signer == NULL || p->cfg.presign_max == 0 ||
-        (is.t = running_task(p, vin, task, &r)) == NULL ||
+    if ((is.t = running_task(p, vin, task, &r)) == NULL ||
         (is.v = ota_catalog_vehicle(p->catalog, vin)) == NULL || is.v->fw == NULL ||
         is.v->fw[0] == '\0')
-        return; /* nothing to guess cur from: the request will tell */
+        return; /* not running there, or no firmware to guess cur from: the request tells */
     is.cur = is.v->fw;
     is.tgt = is.t->rec.version;
     int64_t now = ota_now_ms();
@@ -807,6 +873,7 @@ void ota_pkg_free(ota_pkg *k)
     for (size_t i = 0; i < k->n; i++)
         pending_free(&k->items[i]);
     free(k->items);
+    free(k->todo);
     EVP_MD_CTX_free(k->md);
     free(k);
 }
@@ -823,6 +890,7 @@ void ota_pkg_stats_json(const ota_pkg *k, cJSON *data)
     ota_cmd_add_u64(o, "signing", k->signer ? ota_signer_pending(k->signer) : 0);
     ota_cmd_add_u64(o, "stored_pending", k->n);
     ota_cmd_add_u64(o, "presigned", k->counters.presigned);
+    ota_cmd_add_u64(o, "presign_queued", k->todo_n - k->todo_head);
     ota_cmd_add_u64(o, "presign_skipped", k->counters.presign_skipped);
     ota_cmd_add_u64(o, "signed_on_request", k->counters.on_request);
     ota_cmd_add_u64(o, "answered_from_memory", k->counters.from_memory);

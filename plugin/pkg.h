@@ -43,15 +43,17 @@ int ota_pkg_start(ota_plugin *p, char *err, size_t errlen);
 void ota_pkg_stop(ota_plugin *p);
 void ota_pkg_free(ota_pkg *k);
 const ota_pkg_counters *ota_pkg_counters_get(const ota_pkg *k);
-/* getStats: adds "pkg" {issued, signing, stored_pending, presigned, presign_skipped,
- * signed_on_request, answered_from_memory, held, held_bytes, refused {code: n}} to data. */
+/* getStats: adds "pkg" {issued, signing, stored_pending, presigned, presign_queued,
+ * presign_skipped, signed_on_request, answered_from_memory, held, held_bytes,
+ * refused {code: n}} to data. */
 struct cJSON;
 void ota_pkg_stats_json(const ota_pkg *k, struct cJSON *data);
-/* The engine sent vin a notice of task (or its description may have changed): the
- * vehicle's description (cur = its firmware in the catalog) is built and signed in the
- * background unless one that would do is held, so that its pkg/get is answered from
- * memory. Does nothing when the vehicle could not be described (its request will say
- * why), when pre-signing is off (plugin_opt_presign_max 0) or memory is full. */
+/* The engine sent vin a notice of task (or its description may have changed): queued
+ * here; a later TICK builds the vehicle's description (cur = its firmware in the catalog)
+ * and the signer signs it, unless one that would do is held, so that its pkg/get is
+ * answered from memory. Nothing is built when the vehicle could not be described (its
+ * request will say why), when pre-signing is off (plugin_opt_presign_max 0) or when
+ * plugin_opt_presign_max descriptions are held. */
 void ota_pkg_presign(ota_plugin *p, const char *vin, const char *task);
 /* TICK: answers the requests waiting for descriptions signed since the last TICK, queues
  * the descriptions served for the store, and forgets those no longer fresh. */
