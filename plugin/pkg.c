@@ -11,10 +11,13 @@
  *
  * Two ways in: ota_pkg_presign, when the engine sends a task notice (the vehicle will ask
  * soon, with cur = its firmware in the catalog), and ota_handle_pkg_get. A notice only
- * queues its vehicle: TICK builds the queued descriptions at most PRESIGN_BUDGET_NS per
- * pass and while the signer has fewer than PRESIGN_BACKLOG waiting, so a burst of notices
- * goes out first and pre-signing follows at the signer's pace (the signer's wake-ups keep
- * TICK coming when the broker is otherwise idle). Each vehicle has
+ * queues its vehicle. TICK builds the queued descriptions once no notice was queued for
+ * PRESIGN_QUIET_MS (or the oldest has waited PRESIGN_MAX_WAIT_MS: a steady trickle of
+ * notices does not starve it), at most PRESIGN_BUDGET_NS per pass and while the signer
+ * has fewer than PRESIGN_BACKLOG waiting: a burst of notices goes out first, at the rate
+ * it has without pre-signing (on 2 cores every CPU µs counts), and pre-signing follows at
+ * the signer's pace (the signer's wake-ups keep TICK coming when the broker is otherwise
+ * idle). A vehicle that asks before its turn is signed on request, as without it. Each vehicle has
  * one slot holding its newest description, with a fingerprint of everything it says
  * (task, cur, tgt, package, ECUs, texts, the keys it was wrapped with): a request whose
  * description would have the same fingerprint, while the slot's is fresh (less than half
@@ -64,9 +67,12 @@
 #define FP_LEN 16                 /* bytes of SHA-256 kept as a description's fingerprint */
 #define PRESIGN_BUDGET_NS 2000000 /* of broker-thread time per TICK */
 #define PRESIGN_BACKLOG 256       /* descriptions in the signer before pre-signing waits */
+#define PRESIGN_QUIET_MS 200      /* without notices before pre-signing starts */
+#define PRESIGN_MAX_WAIT_MS 2000  /* the oldest waits no longer than this */
 
 /* A notice sent: the vehicle whose description is to be pre-signed, and the task. */
 typedef struct {
+    int64_t at; /* ota_mono_ms when queued */
     char vin[OTA_VIN_LEN + 1];
     char task[OTA_ID_MAX + 1];
 } presign_req;
@@ -720,11 +726,22 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* True while notices are going out (one queued in the last PRESIGN_QUIET_MS) and the
+ * oldest waiting is younger than PRESIGN_MAX_WAIT_MS: the dispatch goes first. */
+static bool dispatching(const ota_pkg *k)
+{
+    int64_t now = ota_mono_ms();
+    return now - k->todo[k->todo_n - 1].at < PRESIGN_QUIET_MS &&
+           now - k->todo[k->todo_head].at < PRESIGN_MAX_WAIT_MS;
+}
+
 /* Builds queued pre-signs within the pass's budget and the signer's backlog. */
 static void presign_queued(ota_plugin *p)
 {
     ota_pkg *k = p->pkg;
-    uint64_t t0 = k->todo_head < k->todo_n ? mono_ns() : 0;
+    if (k->todo_head == k->todo_n || dispatching(k))
+        return;
+    uint64_t t0 = mono_ns();
     for (unsigned i = 0; k->todo_head < k->todo_n; i++) {
         if ((i % 16 == 15 && mono_ns() - t0 > PRESIGN_BUDGET_NS) ||
             ota_signer_pending(k->signer) >= PRESIGN_BACKLOG)
@@ -802,6 +819,7 @@ void ota_pkg_presign(ota_plugin *p, const char *vin, const char *task)
         k->todo_cap = cap;
     }
     presign_req *r = &k->todo[k->todo_n++];
+    r->at = ota_mono_ms();
     snprintf(r->vin, sizeof r->vin, "%s", vin);
     snprintf(r->task, sizeof r->task, "%s", task);
 }
