@@ -10,7 +10,7 @@
  * (vehicles publish one shadow/update each, then stay connected and count the task
  * notices that arrive on shadow/delta: the dispatch benchmark's fleet) and `campaign`
  * (vehicles behave like real ones through an upgrade campaign: fleet_campaign.c, with
- * the checks of fleet_crypto.c and the block bookkeeping of fleet_dl.c).
+ * the checks of vehicle-crypto/vcrypto.c and the block bookkeeping of fleet_dl.c).
  *
  * Scaling rules (a later issue runs 10,000 vehicles in one process): everything per
  * vehicle lives in a table indexed by vehicle id; the pollfd array has the same index;
@@ -21,13 +21,13 @@
 #ifndef OTA_FLEET_H
 #define OTA_FLEET_H
 
+#include "vcrypto.h"
+
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "fleet_crypto.h"
 
 struct mosquitto;
 
@@ -132,7 +132,7 @@ typedef struct fleet_vehicle {
     /* campaign mode */
     struct fleet_job *job;   /* the task being worked on (fleet_campaign.c), or NULL */
     uint64_t last_ctr;       /* highest description counter accepted */
-    uint8_t last_digest[32]; /* SHA-256 of that description's payload (a retry's is equal) */
+    uint8_t last_digest[32]; /* SHA-256 of its payload (a retry's answer has the same) */
     uint64_t next_seq;       /* seq of the next report */
     uint64_t rng;            /* xorshift state */
     char done_task[65];      /* the last task finished: its notices are stale */
@@ -207,7 +207,7 @@ typedef struct fleet {
     int64_t ready_ms; /* wall clock of the ready line */
     bool closing;     /* the wait is over: every vehicle disconnects */
     /* campaign mode */
-    fleet_pub pub; /* the plugin's signing key (Ed25519 or P-256) */
+    vc_pub pub; /* the plugin's signing key */
 } fleet;
 
 /* fleet_run.c */

@@ -1,5 +1,5 @@
 /*
- * test_fleet_crypto.c — the pure parts of ota-fleet's campaign mode (ota-fleet/fleet_crypto.c,
+ * test_fleet_crypto.c — the pure parts of ota-fleet's campaign mode (vehicle-crypto/vcrypto.c,
  * ota-fleet/fleet_dl.c) against vectors made by an independent implementation (Python
  * cryptography + cbor2, fleet_vectors.py): COSE_Sign1 verification with Ed25519 and
  * ES256 (the header's req, a wrong algorithm, tampering) and the vehicle's checks (a
@@ -23,35 +23,20 @@
 #define NOW_MS 1763700000000LL
 #define BS 256
 
-static fleet_pub ed_pub, es_pub;
-
-static int load_keys(void **state)
+static vc_verdict verify(const unsigned char *msg, size_t len, vc_desc *d)
 {
-    (void)state;
-    return fleet_crypto_pub_from_pem(vec_pub_pem, &ed_pub) == 0 &&
-                   fleet_crypto_pub_from_pem(vec_es_pub_pem, &es_pub) == 0
-               ? 0
-               : -1;
-}
+    vc_pub pub;
 
-static int free_keys(void **state)
-{
-    fleet_pub_free(&ed_pub);
-    fleet_pub_free(&es_pub);
-    return test_remove_dirs(state);
-}
-
-static fleet_desc_verdict verify(const unsigned char *msg, size_t len, fleet_desc *d)
-{
-    return fleet_desc_verify(&ed_pub, msg, len, d);
+    vc_pub_ed25519(vec_pub, &pub);
+    return vc_desc_verify(&pub, msg, len, d);
 }
 
 static void test_plain_description(void **state)
 {
-    fleet_desc d;
+    vc_desc d;
     (void)state;
 
-    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain, &d), FLEET_DESC_OK);
+    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain, &d), VC_DESC_OK);
     assert_string_equal(d.vin, VEC_VIN);
     assert_string_equal(d.task, "T-1");
     assert_string_equal(d.to, "2.0");
@@ -63,93 +48,109 @@ static void test_plain_description(void **state)
     assert_int_equal(d.ecus[0].size, sizeof vec_enc_file);
     assert_memory_equal(d.ecus[0].sha256, vec_enc_sha, 32);
     assert_false(d.has_key);
-    assert_true(d.has_req);
-    assert_int_equal(d.req, 1);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 4, NULL), FLEET_DESC_OK);
-    assert_int_equal(fleet_desc_check(&d, "LSVTA000000000043", NOW_MS, 4, NULL),
-                     FLEET_DESC_WRONG_VIN);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 5, NULL), FLEET_DESC_OLD_CTR);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 6, NULL), FLEET_DESC_OLD_CTR);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, (int64_t)VEC_EXP, 0, NULL), FLEET_DESC_EXPIRED);
-}
-
-/* A retry is answered with the same signed description under another req: the same
- * counter is accepted with the same payload, never with another one. */
-static void test_retry_same_counter(void **state)
-{
-    fleet_desc first, retry, other;
-    (void)state;
-
-    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain, &first), FLEET_DESC_OK);
-    assert_int_equal(verify(vec_desc_retry, sizeof vec_desc_retry, &retry), FLEET_DESC_OK);
-    assert_int_equal(retry.req, 2);
-    assert_memory_equal(retry.digest, first.digest, 32);
-    assert_int_equal(fleet_desc_check(&retry, VEC_VIN, NOW_MS, 5, first.digest), FLEET_DESC_OK);
-    assert_int_equal(verify(vec_desc_other_ctr5, sizeof vec_desc_other_ctr5, &other),
-                     FLEET_DESC_OK);
-    assert_int_equal(other.ctr, 5);
-    assert_int_equal(fleet_desc_check(&other, VEC_VIN, NOW_MS, 5, first.digest),
-                     FLEET_DESC_OLD_CTR);
-}
-
-static void test_es256(void **state)
-{
-    fleet_desc d;
-    (void)state;
-
-    assert_int_equal(es_pub.alg, -7);
-    assert_int_equal(ed_pub.alg, -8);
-    assert_int_equal(fleet_desc_verify(&es_pub, vec_desc_es256, sizeof vec_desc_es256, &d),
-                     FLEET_DESC_OK);
-    assert_int_equal(d.ctr, 5);
-    assert_int_equal(d.req, 7);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 4, NULL), FLEET_DESC_OK);
-    assert_int_equal(
-        fleet_desc_verify(&es_pub, vec_desc_es256_tampered, sizeof vec_desc_es256_tampered, &d),
-        FLEET_DESC_BAD_SIGNATURE);
-    /* the algorithm comes from the trusted key, never from the message */
-    assert_int_equal(
-        fleet_desc_verify(&es_pub, vec_desc_es256_as_eddsa, sizeof vec_desc_es256_as_eddsa, &d),
-        FLEET_DESC_BAD_ALG);
-    assert_int_equal(fleet_desc_verify(&ed_pub, vec_desc_es256, sizeof vec_desc_es256, &d),
-                     FLEET_DESC_BAD_ALG);
-    assert_int_equal(fleet_desc_verify(&es_pub, vec_desc_plain, sizeof vec_desc_plain, &d),
-                     FLEET_DESC_BAD_ALG);
+    assert_int_equal(vc_desc_check(&d, VEC_VIN, NOW_MS, 4), VC_DESC_OK);
+    assert_int_equal(vc_desc_check(&d, "LSVTA000000000043", NOW_MS, 4), VC_DESC_WRONG_VIN);
+    assert_int_equal(vc_desc_check(&d, VEC_VIN, NOW_MS, 5), VC_DESC_OLD_CTR);
+    assert_int_equal(vc_desc_check(&d, VEC_VIN, (int64_t)VEC_EXP, 0), VC_DESC_EXPIRED);
 }
 
 static void test_refused_descriptions(void **state)
 {
-    fleet_desc d;
+    vc_desc d;
     unsigned char bad[sizeof vec_desc_plain];
     (void)state;
 
-    assert_int_equal(verify(vec_desc_expired, sizeof vec_desc_expired, &d), FLEET_DESC_OK);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 0, NULL), FLEET_DESC_EXPIRED);
-    assert_int_equal(verify(vec_desc_bad_kid, sizeof vec_desc_bad_kid, &d), FLEET_DESC_BAD_KID);
-    assert_int_equal(verify(vec_desc_no_ecus, sizeof vec_desc_no_ecus, &d), FLEET_DESC_BAD_PAYLOAD);
+    assert_int_equal(verify(vec_desc_expired, sizeof vec_desc_expired, &d), VC_DESC_OK);
+    assert_int_equal(vc_desc_check(&d, VEC_VIN, NOW_MS, 0), VC_DESC_EXPIRED);
+    assert_int_equal(verify(vec_desc_bad_kid, sizeof vec_desc_bad_kid, &d), VC_DESC_BAD_KID);
+    assert_int_equal(verify(vec_desc_no_ecus, sizeof vec_desc_no_ecus, &d), VC_DESC_BAD_PAYLOAD);
     /* a flipped bit in the signature, then in the payload */
     memcpy(bad, vec_desc_plain, sizeof bad);
     bad[sizeof bad - 1] ^= 1;
-    assert_int_equal(verify(bad, sizeof bad, &d), FLEET_DESC_BAD_SIGNATURE);
+    assert_int_equal(verify(bad, sizeof bad, &d), VC_DESC_BAD_SIGNATURE);
     memcpy(bad, vec_desc_plain, sizeof bad);
     bad[sizeof bad - 80] ^= 1;
-    assert_int_equal(verify(bad, sizeof bad, &d), FLEET_DESC_BAD_SIGNATURE);
+    assert_int_equal(verify(bad, sizeof bad, &d), VC_DESC_BAD_SIGNATURE);
     /* truncated, trailing bytes, not CBOR, a plain error map */
-    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain - 1, &d), FLEET_DESC_BAD_COSE);
-    assert_int_equal(verify((const unsigned char *)"\xff", 1, &d), FLEET_DESC_BAD_COSE);
+    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain - 1, &d), VC_DESC_BAD_COSE);
+    assert_int_equal(verify((const unsigned char *)"\xff", 1, &d), VC_DESC_BAD_COSE);
     static const unsigned char err_map[] = {0xa1, 0x63, 'e', 'r', 'r', 0x61, 'x'};
-    assert_int_equal(verify(err_map, sizeof err_map, &d), FLEET_DESC_BAD_COSE);
-    /* another signer's key (its kid, too) */
-    fleet_pub other = ed_pub;
-    other.kid[0] ^= 1;
-    assert_int_equal(fleet_desc_verify(&other, vec_desc_plain, sizeof vec_desc_plain, &d),
-                     FLEET_DESC_BAD_KID);
+    assert_int_equal(verify(err_map, sizeof err_map, &d), VC_DESC_BAD_COSE);
+    /* another signer's key */
+    uint8_t raw[32];
+    vc_pub other;
+    memcpy(raw, vec_pub, 32);
+    raw[0] ^= 1;
+    vc_pub_ed25519(raw, &other);
+    assert_int_not_equal(vc_desc_verify(&other, vec_desc_plain, sizeof vec_desc_plain, &d),
+                         VC_DESC_OK);
+}
+
+/* A retry is answered with the same signed description under another req (issue 14):
+ * the same counter is accepted with the same payload, never with another one. */
+static void test_retry_same_counter(void **state)
+{
+    vc_desc first, retry, other;
+    (void)state;
+
+    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain, &first), VC_DESC_OK);
+    assert_true(first.has_req);
+    assert_int_equal(first.req, 1); /* from the unprotected header */
+    assert_int_equal(verify(vec_desc_retry, sizeof vec_desc_retry, &retry), VC_DESC_OK);
+    assert_int_equal(retry.req, 2);
+    assert_memory_equal(retry.digest, first.digest, 32);
+    assert_int_equal(vc_desc_check_retry(&retry, VEC_VIN, NOW_MS, 5, first.digest), VC_DESC_OK);
+    assert_int_equal(vc_desc_check_retry(&retry, VEC_VIN, NOW_MS, 5, NULL), VC_DESC_OLD_CTR);
+    assert_int_equal(vc_desc_check(&retry, VEC_VIN, NOW_MS, 5), VC_DESC_OLD_CTR);
+    assert_int_equal(verify(vec_desc_other_ctr5, sizeof vec_desc_other_ctr5, &other), VC_DESC_OK);
+    assert_int_equal(other.ctr, 5);
+    assert_int_equal(vc_desc_check_retry(&other, VEC_VIN, NOW_MS, 5, first.digest),
+                     VC_DESC_OLD_CTR);
+    assert_int_equal(vc_desc_check_retry(&other, VEC_VIN, NOW_MS, 6, first.digest),
+                     VC_DESC_OLD_CTR);
+}
+
+/* ES256 vectors (python cryptography, raw r || s): verified with the P-256 key only. */
+static void test_es256(void **state)
+{
+    char path[600];
+    vc_pub es, ed;
+    vc_desc d;
+    FILE *fp;
+    (void)state;
+
+    const char *dir = test_fresh_dir("es");
+    test_mkdir_p(dir);
+    snprintf(path, sizeof path, "%s/es.pem.pub", dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(vec_es_pub_pem, fp);
+    fclose(fp);
+    assert_int_equal(vc_load_pub(path, &es), 0);
+    assert_int_equal(es.alg, VC_ALG_ES256);
+    vc_pub_ed25519(vec_pub, &ed);
+    assert_int_equal(vc_desc_verify(&es, vec_desc_es256, sizeof vec_desc_es256, &d), VC_DESC_OK);
+    assert_int_equal(d.ctr, 5);
+    assert_int_equal(d.req, 7);
+    assert_int_equal(vc_desc_check(&d, VEC_VIN, NOW_MS, 4), VC_DESC_OK);
+    assert_int_equal(
+        vc_desc_verify(&es, vec_desc_es256_tampered, sizeof vec_desc_es256_tampered, &d),
+        VC_DESC_BAD_SIGNATURE);
+    /* the algorithm comes from the trusted key, never from the message */
+    assert_int_equal(
+        vc_desc_verify(&es, vec_desc_es256_as_eddsa, sizeof vec_desc_es256_as_eddsa, &d),
+        VC_DESC_BAD_ALG);
+    assert_int_equal(vc_desc_verify(&ed, vec_desc_es256, sizeof vec_desc_es256, &d),
+                     VC_DESC_BAD_ALG);
+    assert_int_equal(vc_desc_verify(&es, vec_desc_plain, sizeof vec_desc_plain, &d),
+                     VC_DESC_BAD_ALG);
+    test_remove_dir();
 }
 
 static void test_load_pub(void **state)
 {
     char path[600];
-    fleet_pub pub;
+    vc_pub pub;
     FILE *fp;
     (void)state;
 
@@ -160,30 +161,30 @@ static void test_load_pub(void **state)
     assert_non_null(fp);
     fputs(vec_pub_pem, fp);
     fclose(fp);
-    assert_int_equal(fleet_crypto_load_pub(path, &pub), 0);
-    assert_int_equal(pub.alg, -8);
-    assert_memory_equal(pub.kid, ed_pub.kid, 8);
-    fleet_pub_free(&pub);
-    assert_int_equal(fleet_crypto_load_pub("/nonexistent/x.pub", &pub), -1);
+    assert_int_equal(vc_load_pub(path, &pub), 0);
+    assert_int_equal(pub.alg, VC_ALG_EDDSA);
+    assert_int_equal(pub.len, 32);
+    assert_memory_equal(pub.raw, vec_pub, 32);
+    assert_int_equal(vc_load_pub("/nonexistent/x.pub", &pub), -1);
     test_remove_dir();
 }
 
 static void test_vehicle_key_and_unwrap(void **state)
 {
     uint8_t priv[32], pub[32], key[32], other[32];
-    fleet_desc d;
+    vc_desc d;
     (void)state;
 
-    assert_int_equal(fleet_crypto_vehicle_key(VEC_SEED, VEC_VIN, priv, pub), 0);
+    assert_int_equal(vc_seed_vehicle_key(VEC_SEED, VEC_VIN, priv, pub), 0);
     assert_memory_equal(pub, vec_vehicle_pub, 32);
-    assert_int_equal(verify(vec_desc_key, sizeof vec_desc_key, &d), FLEET_DESC_OK);
+    assert_int_equal(verify(vec_desc_key, sizeof vec_desc_key, &d), VC_DESC_OK);
     assert_true(d.has_key);
-    assert_int_equal(fleet_crypto_unwrap(&d, priv, VEC_VIN, key), 0);
+    assert_int_equal(vc_unwrap(&d, priv, VEC_VIN, key), 0);
     assert_memory_equal(key, vec_content_key, 32);
     /* the AAD is the VIN; another vehicle's key does not open it */
-    assert_int_equal(fleet_crypto_unwrap(&d, priv, "LSVTA000000000043", key), -1);
-    assert_int_equal(fleet_crypto_vehicle_key("other-seed", VEC_VIN, other, pub), 0);
-    assert_int_equal(fleet_crypto_unwrap(&d, other, VEC_VIN, key), -1);
+    assert_int_equal(vc_unwrap(&d, priv, "LSVTA000000000043", key), -1);
+    assert_int_equal(vc_seed_vehicle_key("other-seed", VEC_VIN, other, pub), 0);
+    assert_int_equal(vc_unwrap(&d, other, VEC_VIN, key), -1);
 }
 
 /* Delivers every block the request asks for, except those in `drop` (a bitmap). */
@@ -310,5 +311,5 @@ int main(void)
         cmocka_unit_test(test_download_in_order),  cmocka_unit_test(test_download_resume_bitmap),
         cmocka_unit_test(test_download_tampered),  cmocka_unit_test(test_download_plain),
     };
-    return cmocka_run_group_tests(tests, load_keys, free_keys);
+    return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }
