@@ -51,6 +51,8 @@ static const opt_def opt_defs[] = {
     {"max_request_bytes", OPT_SIZE, CFG_OFF(max_request_bytes), 64, 65536},
     {"max_task_vins", OPT_SIZE, CFG_OFF(max_task_vins), 1, 100000},
     {"broker_id", OPT_STRING, CFG_OFF(broker_id), 0, 0},
+    {"task_minute_ms", OPT_UNSIGNED, CFG_OFF(task_minute_ms), 1, 60000},
+    {"sign_delay_ms", OPT_UNSIGNED, CFG_OFF(sign_delay_ms), 0, 10000},
     {"signing_alg", OPT_STRING, CFG_OFF(signing_alg), 0, 0},
     {"presign_max", OPT_SIZE, CFG_OFF(presign_max), 0, 10000000},
 };
@@ -218,6 +220,7 @@ static int set_defaults(ota_config *cfg)
     cfg->content_kek = strdup("ota-content.kek");
     cfg->description_ttl_s = 86400;
     cfg->sign_threads = 1;
+    cfg->task_minute_ms = 60000;
     cfg->wake = 1;
     cfg->rate = (ota_rate_config){OTA_RATE_DEFAULT, OTA_RATE_BURST_DEFAULT, OTA_RATE_KICK_DEFAULT};
     cfg->max_shadow_bytes = OTA_SHADOW_MAX_PAYLOAD;

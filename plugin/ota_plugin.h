@@ -59,9 +59,14 @@ typedef struct {
     size_t max_shadow_bytes;
     size_t max_request_bytes;
     size_t max_task_vins;
-    /* This broker's owner id in notice claims (engine.c): plugin_opt_broker_id, default
+    /* This broker's owner id in notice claims (engine_claims.c): plugin_opt_broker_id, default
      * "<hostname>:<absolute spool_dir>" (stable across restarts, unique per broker). */
     char *broker_id;
+    /* How long a minute of a task's timeout_min lasts, in ms (engine_exec.c): 60000;
+     * tests shorten it (plugin_opt_task_minute_ms). */
+    unsigned task_minute_ms;
+    /* A test aid: every signature takes this many ms longer (signer.h); 0. */
+    unsigned sign_delay_ms;
     /* keys.c, pkg.c (issue 14): the signing algorithm, "ed25519" (NULL: the default) or
      * "es256", and how many pre-signed descriptions pkg.c keeps in memory (0: none). */
     char *signing_alg;
@@ -95,6 +100,7 @@ typedef struct ota_catalog ota_catalog;
 typedef struct ota_control ota_control;
 typedef struct ota_shadows ota_shadows;
 typedef struct ota_tasks ota_tasks;
+typedef struct ota_engine ota_engine; /* engine.h: dispatch and execution states */
 typedef struct ota_grants ota_grants; /* grants.h: files each vehicle may fetch */
 typedef struct ota_wake ota_wake;     /* wake.h: ending the broker's idle wait */
 typedef struct ota_files ota_files;   /* file.h: block downloads in progress */
@@ -109,6 +115,7 @@ typedef struct {
     ota_shadows *shadows;
     ota_map last_seqs; /* report.c: last report seq per VIN */
     ota_tasks *tasks;
+    ota_engine *engine; /* created at init, once the tasks are loaded */
     ota_grants *grants;
     ota_wake *wake; /* NULL: waking is off (option, or no free signal) */
     ota_files *files;

@@ -51,6 +51,7 @@
 #include "map.h"
 #include "ota_plugin.h"
 #include "ota_pkg_codec.h"
+#include "ota_errf.h"
 #include "pkg.h"
 #include "signer.h"
 #include "tasks.h"
@@ -157,7 +158,7 @@ static int refuse(refusal *r, ota_pkg_err code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    ota_verrf(r->msg, sizeof r->msg, fmt, ap);
     va_end(ap);
     r->code = code;
     return -1;
@@ -865,8 +866,9 @@ ota_pkg *ota_pkg_new(void)
 int ota_pkg_start(ota_plugin *p, char *err, size_t errlen)
 {
     ota_pkg *k = p->pkg;
-    k->signer = ota_signer_start(p->keys->signing, p->keys->kid, p->cfg.sign_threads,
-                                 p->wake ? ota_wake_broker : NULL, p->wake, err, errlen);
+    k->signer =
+        ota_signer_start(p->keys->signing, p->keys->kid, p->cfg.sign_threads, p->cfg.sign_delay_ms,
+                         p->wake ? ota_wake_broker : NULL, p->wake, err, errlen);
     return k->signer ? 0 : -1;
 }
 

@@ -2,13 +2,16 @@
  * plugin.c — the entry points Mosquitto calls: version, init, cleanup, and TICK.
  *
  * Init reads the options, opens the spool (creating a new active segment and the sync
- * thread), opens the store, loads the catalog from it into memory and starts the writer
- * thread, which first replays whatever the spool holds past its checkpoint. Then it registers the
- * callbacks: ACL_CHECK (acl.c), MESSAGE (router.c), CONTROL on $CONTROL/ota/v1 (control.c) and TICK
- * (here, draining what worker threads hand back: stored operator changes, log lines; and the task
- * engine's dispatch, timeouts and batched execution changes), DISCONNECT (the engine's view of
- * which vehicles are online). Cleanup hands the last execution and shadow changes to the writer,
- * stops the writer (anything not yet stored stays in the spool for the next start) and the spool.
+ * thread), opens the store, loads the catalog, shadows and tasks from it into memory and
+ * starts the writer thread, which first replays whatever the spool holds past its
+ * checkpoint; then it makes the task engine (p->engine, from the loaded tasks). Then it
+ * registers the callbacks: ACL_CHECK (acl.c), MESSAGE (router.c), CONTROL on
+ * $CONTROL/ota/v1 (control.c) and TICK (here, draining what worker threads hand back:
+ * stored operator changes, log lines; and the task engine's dispatch, timeouts and batched
+ * execution changes), DISCONNECT (the engine's view of which vehicles are online). Cleanup
+ * hands the last execution and shadow changes to the writer, stops the writer (anything
+ * not yet stored stays in the spool for the next start) and the spool, then frees the
+ * engine before the tasks and shadows it points into.
  */
 #include "catalog.h"
 #include "control.h"
@@ -190,6 +193,7 @@ static void plugin_free(ota_plugin *p)
     stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
     ota_wake_free(p->wake);     /* every thread that could wake the broker has stopped */
     ota_control_free(p->control);
+    ota_engine_free(p->engine); /* before the tasks and shadows it points into */
     ota_tasks_free(p->tasks);
     ota_grants_free(p->grants);
     ota_files_free(p->files);
@@ -242,6 +246,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     }
     if (start_pipeline(p, err, sizeof(err)) != 0) {
         return plugin_fail(p, err);
+    }
+    p->engine = ota_engine_new(p, NULL); /* after the tasks are loaded */
+    if (!p->engine) {
+        return plugin_fail(p, "out of memory");
     }
     if (register_callbacks(p) != MOSQ_ERR_SUCCESS) {
         unregister_callbacks(p);

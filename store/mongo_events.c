@@ -123,6 +123,8 @@ int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
     for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++)
         if (put_kind(st, t, evs, n, &r, err, errlen) != 0)
             return -1;
+    if (ota_store_mg_state_put(st, evs, n, err, errlen) != 0)
+        return -1;
     if (res != NULL)
         *res = r;
     return 0;
@@ -346,7 +348,8 @@ int ota_store_mg_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void 
 }
 
 /* ---- the highest seq of every VIN: the last of each VIN in (vin, seq) order, over every
- * kind, then the highest per VIN of those ---- */
+ * kind, then the highest per VIN of those. Start-up reads ota_vehicle_state instead
+ * (mongo_state.c); this scan fills it once for a database made before it existed ---- */
 
 typedef struct {
     char *vin;
@@ -398,7 +401,7 @@ static int by_vin_then_seq_desc(const void *a, const void *b)
     return (x->seq < y->seq) - (x->seq > y->seq);
 }
 
-int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
+int ota_store_mg_scan_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
 {
     mongo_store *st = (mongo_store *)s;
     if (fn == NULL)

@@ -46,19 +46,9 @@ static const ota_store_ev_kind *kind(int type)
 
 /* ---- shared helpers (sqlite_impl.h) ---- */
 
-void ota_store_sq_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 void ota_store_sq_db_err(const sqlite_store *st, char *err, size_t errlen, const char *what)
 {
-    ota_store_sq_err(err, errlen, "SQLite %s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+    ota_errf(err, errlen, "SQLite %s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
 }
 
 int ota_store_sq_step(sqlite_store *st, sqlite3_stmt *stmt, const char *what, char *err,
@@ -182,7 +172,7 @@ int ota_store_sq_build(sqlite_store *st, ota_store_sq_builder build, int arg, sq
     build(q, arg);
     char *sql = sqlite3_str_finish(q);
     if (sql == NULL) {
-        ota_store_sq_err(err, errlen, "SQLite %s: out of memory", st->path);
+        ota_errf(err, errlen, "SQLite %s: out of memory", st->path);
         return -1;
     }
     int rc = out != NULL ? sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL)
@@ -232,7 +222,8 @@ static int create_schema(sqlite_store *st, char *err, size_t errlen)
             return -1;
         }
     }
-    if (ota_store_sq_catalog_schema(st, err, errlen) != 0) {
+    if (ota_store_sq_catalog_schema(st, err, errlen) != 0 ||
+        ota_store_sq_state_schema(st, err, errlen) != 0) {
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
@@ -256,6 +247,8 @@ static int prepare_all(sqlite_store *st, char *err, size_t errlen)
             ota_store_sq_build(st, sql_history, t, &st->history[t], err, errlen) != 0)
             return -1;
     }
+    if (ota_store_sq_state_prepare(st, err, errlen) != 0)
+        return -1;
     return ota_store_sq_catalog_prepare(st, err, errlen);
 }
 
@@ -272,6 +265,7 @@ static void finalize_all(sqlite_store *st)
         sqlite3_finalize(st->history[t]);
     }
     ota_store_sq_catalog_finalize(st);
+    ota_store_sq_state_finalize(st);
 }
 
 static void sq_close(ota_store *s)
@@ -301,21 +295,21 @@ static const ota_store_ops SQLITE_OPS;
 ota_store *ota_store_sqlite_open(const char *path, char *err, size_t errlen)
 {
     if (path == NULL || path[0] == '\0') {
-        ota_store_sq_err(err, errlen, "SQLite store: empty database path");
+        ota_errf(err, errlen, "SQLite store: empty database path");
         return NULL;
     }
     sqlite_store *st = calloc(1, sizeof *st);
     if (st == NULL || (st->path = strdup(path)) == NULL) {
         free(st);
-        ota_store_sq_err(err, errlen, "SQLite %s: out of memory", path);
+        ota_errf(err, errlen, "SQLite %s: out of memory", path);
         return NULL;
     }
     st->base.ops = &SQLITE_OPS;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        ota_store_sq_err(err, errlen, "SQLite %s: cannot open database: %s", path,
-                         st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        ota_errf(err, errlen, "SQLite %s: cannot open database: %s", path,
+                 st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         sq_close(&st->base);
         return NULL;
     }
@@ -361,14 +355,15 @@ static int bind_event(sqlite3_stmt *stmt, unsigned fields, const ota_store_event
     return rc;
 }
 
-/* Inserts event i of a batch, counting it as inserted or duplicate. */
+/* Inserts event i of a batch, counting it as inserted or duplicate; an inserted one's
+ * (vin, seq) joins raised (its VIN's state is raised at the end of the batch). */
 static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_store_put_result *r,
-                   char *err, size_t errlen)
+                   ota_store_vin_seq *raised, char *err, size_t errlen)
 {
     const char *problem = ota_store_event_problem(e);
     if (problem != NULL) {
-        ota_store_sq_err(err, errlen, "SQLite %s: event %zu of the batch (type %d): %s", st->path,
-                         i, e->ev != NULL ? (int)e->ev->type : -1, problem);
+        ota_errf(err, errlen, "SQLite %s: event %zu of the batch (type %d): %s", st->path, i,
+                 e->ev != NULL ? (int)e->ev->type : -1, problem);
         return -1;
     }
     int type = e->ev->type;
@@ -384,11 +379,28 @@ static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_sto
     sqlite3_reset(stmt);
     if (rc != SQLITE_DONE)
         return -1;
-    if (sqlite3_changes(st->db) > 0)
-        r->inserted++;
-    else
-        r->duplicates++;
+    if (sqlite3_changes(st->db) == 0) {
+        r->duplicates++; /* its VIN's state was raised when it was stored */
+        return 0;
+    }
+    raised[r->inserted++] = (ota_store_vin_seq){e->vin, e->seq};
     return 0;
+}
+
+/* The events of a batch and their VINs' state, inside the open transaction. */
+static int put_all(sqlite_store *st, const ota_store_event *evs, size_t n, ota_store_put_result *r,
+                   char *err, size_t errlen)
+{
+    ota_store_vin_seq *raised = malloc(n * sizeof *raised);
+    int rc = raised != NULL ? 0 : -1;
+    if (rc != 0)
+        ota_errf(err, errlen, "SQLite %s: out of memory", st->path);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = put_one(st, &evs[i], i, r, raised, err, errlen);
+    if (rc == 0)
+        rc = ota_store_sq_state_raise(st, raised, r->inserted, err, errlen);
+    free(raised);
+    return rc;
 }
 
 static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
@@ -400,16 +412,13 @@ static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
         *res = r;
     if (n == 0)
         return 0;
-    if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
+    bool own = !st->shared.bulk; /* else inside a snapshot's transaction (sqlite_state.c) */
+    if (own && ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (put_one(st, &evs[i], i, &r, err, errlen) != 0) {
+    if (put_all(st, evs, n, &r, err, errlen) != 0 ||
+        (own && ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0)) {
+        if (own)
             ota_store_sq_rollback(st);
-            return -1;
-        }
-    }
-    if (ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0) {
-        ota_store_sq_rollback(st);
         return -1;
     }
     if (res != NULL)
@@ -497,32 +506,6 @@ static int sq_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ct
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* SELECT vin, MAX(seq) over the union of every event table's (vin, MAX(seq)): each arm
- * is a walk of that table's primary key. Start-up only, so prepared per call. */
-static void sql_last_seqs(sqlite3_str *q, int unused)
-{
-    (void)unused;
-    sqlite3_str_appendall(q, "SELECT vin, MAX(seq) FROM (");
-    for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++)
-        sqlite3_str_appendf(q, "%sSELECT vin, MAX(seq) AS seq FROM %s GROUP BY vin",
-                            t > 1 ? " UNION ALL " : "", kind(t)->table);
-    sqlite3_str_appendall(q, ") GROUP BY vin ORDER BY vin");
-}
-
-static int sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
-{
-    sqlite_store *st = (sqlite_store *)s;
-    sqlite3_stmt *stmt = NULL;
-    if (fn == NULL || ota_store_sq_build(st, sql_last_seqs, 0, &stmt, NULL, 0) != 0)
-        return -1;
-    int rc, stop = 0;
-    while (stop == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
-        stop = fn(ctx, (const char *)sqlite3_column_text(stmt, 0),
-                  (uint64_t)sqlite3_column_int64(stmt, 1));
-    sqlite3_finalize(stmt);
-    return stop == 0 && rc == SQLITE_DONE ? 0 : -1;
-}
-
 static int sq_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
                       ota_store_event_fn fn, void *ctx)
 {
@@ -564,7 +547,12 @@ static const ota_store_ops SQLITE_OPS = {
     .load_notices = ota_store_sq_load_notices,
     .load_descriptions = ota_store_sq_load_descriptions,
     .load_latest_statuses = sq_load_latest_statuses,
-    .load_last_seqs = sq_load_last_seqs,
+    .load_last_seqs = ota_store_sq_load_last_seqs,
     .claim_notice = ota_store_sq_claim_notice,
     .claim_notices = ota_store_sq_claim_notices,
+    .transition_exec = ota_store_sq_transition_exec,
+    .notice_decision = ota_store_sq_notice_decision,
+    .read_changes = ota_store_sq_read_changes,
+    .change_bounds = ota_store_sq_change_bounds,
+    .trim_changes = ota_store_sq_trim_changes,
 };
