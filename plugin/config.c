@@ -58,8 +58,11 @@ static const opt_def opt_defs[] = {
     {"auth", OPT_STRING, CFG_OFF(auth), 0, 0},
     {"file_vehicle_rate", OPT_SIZE, CFG_OFF(file_vehicle_rate), 0, 1024u * 1024 * 1024},
     {"file_vehicle_burst", OPT_SIZE, CFG_OFF(file_vehicle_burst), 131072, 1024u * 1024 * 1024},
+    {"signing_alg", OPT_STRING, CFG_OFF(signing_alg), 0, 0},
+    {"presign_max", OPT_SIZE, CFG_OFF(presign_max), 0, 10000000},
 };
 
+#define OTA_PRESIGN_MAX_DEFAULT 200000
 #define OTA_FILE_PASS_BYTES_DEFAULT (1024 * 1024)
 #define OTA_FILE_QUEUE_BLOCKS_DEFAULT 256
 #define OTA_FILE_VEHICLE_RATE_DEFAULT (1024u * 1024)
@@ -233,6 +236,7 @@ static int set_defaults(ota_config *cfg)
     cfg->auth = strdup("broker");
     cfg->file_vehicle_rate = OTA_FILE_VEHICLE_RATE_DEFAULT;
     cfg->file_vehicle_burst = OTA_FILE_VEHICLE_BURST_DEFAULT;
+    cfg->presign_max = OTA_PRESIGN_MAX_DEFAULT;
     return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors &&
                    cfg->signing_key && cfg->content_kek && cfg->auth
                ? 0
@@ -297,6 +301,7 @@ void ota_config_free(ota_config *cfg)
     free(cfg->content_kek);
     free(cfg->broker_id);
     free(cfg->auth);
+    free(cfg->signing_alg);
     for (size_t i = 0; i < cfg->n_admin_users; i++) {
         free(cfg->admin_users[i]);
     }

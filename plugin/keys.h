@@ -1,7 +1,8 @@
 /*
- * keys.h — the plugin's keys (docs/vehicle-crypto.md): the Ed25519 key that signs package
- * descriptions, and the key-encryption key (KEK) that seals the content keys of encrypted
- * packages, so that a package document in the store never holds a content key in clear.
+ * keys.h — the plugin's keys (docs/vehicle-crypto.md): the key that signs package
+ * descriptions (Ed25519 or ES256, plugin_opt_signing_alg), and the key-encryption key
+ * (KEK) that seals the content keys of encrypted packages, so that a package document in
+ * the store never holds a content key in clear.
  *
  * Both are files, created on first start with mode 0600 (plugin_opt_signing_key, default
  * ota-signing.pem, PKCS#8 PEM, with its public key written beside it as <path>.pub, PEM
@@ -26,8 +27,10 @@ struct ota_keys {
     uint8_t kek[OTA_CONTENT_KEY_LEN];
 };
 
-/* Loads (or creates) both keys. NULL with err. */
-ota_keys *ota_keys_open(const char *signing_path, const char *kek_path, char *err, size_t errlen);
+/* Loads (or creates) both keys; the signing key is of signing_alg ("ed25519", NULL for
+ * the same, or "es256": EC P-256). NULL with err. */
+ota_keys *ota_keys_open(const char *signing_path, const char *signing_alg, const char *kek_path,
+                        char *err, size_t errlen);
 void ota_keys_free(ota_keys *k);
 
 /* A content key sealed for package id under the KEK (AAD: "ota-package:" id), as hex into

@@ -74,6 +74,10 @@ typedef struct {
     char *auth;
     size_t file_vehicle_rate;
     size_t file_vehicle_burst;
+    /* keys.c, pkg.c (issue 14): the signing algorithm, "ed25519" (NULL: the default) or
+     * "es256", and how many pre-signed descriptions pkg.c keeps in memory (0: none). */
+    char *signing_alg;
+    size_t presign_max;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1

@@ -105,7 +105,8 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
         mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: no free real-time signal to wake the broker: "
                                                "worker results wait for the next TICK");
     }
-    p->keys = ota_keys_open(p->cfg.signing_key, p->cfg.content_kek, err, errlen);
+    p->keys =
+        ota_keys_open(p->cfg.signing_key, p->cfg.signing_alg, p->cfg.content_kek, err, errlen);
     if (!p->keys || ota_pkg_start(p, err, errlen) != 0) {
         return -1;
     }
