@@ -15,9 +15,10 @@
  *   to notify it. Dispatching an execution does not send its notice: it spends the
  *   token, makes the vehicle busy and asks for the notice's claim (engine_claims.c);
  *   the notice goes out when the claim comes back won.
- * - TICK, per task: expire queued executions after the task's end, time out executions
- *   in flight (at most every 100 ms), apply the abort threshold / end of the task,
- *   dispatch; then submit the waiting claims and flush the changes.
+ * - TICK: the timers due (engine_timers.c: timeouts, from a heap, so no scan of the
+ *   executions); then per task: expire queued executions after the task's end, apply the
+ *   abort threshold / end of the task, dispatch; then submit the waiting claims and
+ *   flush the changes.
  * - Time: the engine's clock (engine.h); a minute of timeout_min lasts
  *   plugin_opt_task_minute_ms (60000 unless a test shortens it).
  */
@@ -26,8 +27,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-#define TIMEOUT_CHECK_MS 100
 
 static ota_map_key veh_key(const void *rec)
 {
@@ -64,6 +63,9 @@ static void rebuild(ota_engine *e)
             if (v && !v->busy) {
                 v->busy = tasks[i];
             }
+            if (v) {
+                ota_eng_timers_exec(e, tasks[i], &tasks[i]->execs[k]);
+            }
         }
         tasks[i]->refill_ms = e->clock.mono_ms();
         tasks[i]->tokens = tasks[i]->rec.rate ? tasks[i]->rec.rate : 1;
@@ -81,6 +83,11 @@ ota_engine *ota_engine_new(ota_plugin *p, const ota_engine_clock *clock)
     e->plugin = p;
     e->clock = clock ? *clock : (ota_engine_clock){ota_now_ms, ota_mono_ms};
     e->minute_ms = p->cfg.task_minute_ms ? p->cfg.task_minute_ms : 60000;
+    e->timers = ota_timers_new();
+    if (!e->timers) {
+        free(e);
+        return NULL;
+    }
     ota_shadows_on_seen(p->shadows, vehicle_seen, e);
     rebuild(e);
     return e;
@@ -95,6 +102,7 @@ void ota_engine_free(ota_engine *e)
         ota_shadows_on_seen(e->plugin->shadows, NULL, NULL);
     }
     ota_map_destroy(&e->vehs, NULL);
+    ota_timers_free(e->timers);
     ota_eng_flush_free(e);
     free(e->claims.refs);
     free(e);
@@ -224,14 +232,11 @@ void ota_engine_on_disconnect(ota_plugin *p, const char *vin)
 
 /* ---------------------------------------------------------------- tick */
 
-static void tick_task(ota_engine *e, ota_task *task, int64_t now, bool timeouts)
+static void tick_task(ota_engine *e, ota_task *task, int64_t now)
 {
     if (task->state == OTA_TASK_ACTIVE && task->rec.end_ms >= 0 && now >= task->rec.end_ms &&
         task->count[OTA_EXEC_QUEUED] > 0) {
         ota_eng_expire_queued(e, task);
-    }
-    if (timeouts) {
-        ota_eng_time_out(e, task, now);
     }
     ota_eng_check_task(task);
     if (can_dispatch(task, now)) {
@@ -248,12 +253,9 @@ void ota_engine_tick(ota_plugin *p)
     ota_task **tasks = NULL;
     long n = ota_tasks_list(p->tasks, &tasks);
     int64_t now = e->clock.now_ms();
-    bool timeouts = e->clock.mono_ms() - e->last_timeouts >= TIMEOUT_CHECK_MS;
+    ota_eng_timers_run(e, now);
     for (long i = 0; i < n; i++) {
-        tick_task(e, tasks[i], now, timeouts);
-    }
-    if (timeouts) {
-        e->last_timeouts = e->clock.mono_ms();
+        tick_task(e, tasks[i], now);
     }
     free(tasks);
     ota_eng_claims_submit(e);

@@ -24,6 +24,7 @@ void ota_eng_set_state(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t 
         return;
     }
     ota_eng_mark_dirty(e, task, x);
+    ota_eng_timers_exec(e, task, x);
 }
 
 void ota_eng_check_task(ota_task *task)
@@ -109,14 +110,9 @@ void ota_eng_expire_queued(ota_engine *e, ota_task *task)
     }
 }
 
-void ota_eng_time_out(ota_engine *e, ota_task *task, int64_t now)
+void ota_eng_time_out(ota_engine *e, ota_task *task, ota_task_exec *x)
 {
-    for (size_t i = 0; task->rec.timeout_min > 0 && i < task->n_execs; i++) {
-        ota_task_exec *x = &task->execs[i];
-        if (ota_task_exec_timed_out(task, x, now, e->minute_ms)) {
-            finish(e, task, x, OTA_EXEC_FAILED, "timeout");
-        }
-    }
+    finish(e, task, x, OTA_EXEC_FAILED, "timeout");
 }
 
 /* ---------------------------------------------------------------- reports */

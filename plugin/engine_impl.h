@@ -6,6 +6,7 @@
  *                    (the rules themselves are core/tasks.c's state machine)
  *   engine_claims.c  notice claims: every notice waits for its claim in the store
  *   engine_flush.c   execution changes, notices and task documents to the writer
+ *   engine_timers.c  the timer heap: timeouts (what TICK runs when it is due)
  *
  * Broker thread only.
  */
@@ -16,6 +17,7 @@
 #include "engine.h"
 #include "map.h"
 #include "tasks.h"
+#include "timers.h"
 
 /* A vehicle: online from its shadow/update or shadow/get until its DISCONNECT; busy with
  * the task it was notified of (or whose claim is out), at most one. */
@@ -64,7 +66,7 @@ struct ota_engine {
     eng_notice *notices; /* notices sent since the last flush */
     size_t n_notices, cap_notices;
     ota_batcher batch;
-    int64_t last_timeouts; /* monotonic ms */
+    ota_timers *timers; /* engine_timers.c: due times on the engine's now_ms clock */
 };
 
 /* ---- engine.c: vehicles and dispatch ---- */
@@ -85,8 +87,8 @@ void ota_eng_check_task(ota_task *task);
 void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x);
 /* After the task's end: its queued executions become canceled ("expired"). */
 void ota_eng_expire_queued(ota_engine *e, ota_task *task);
-/* Executions of task in flight too long fail with "timeout". */
-void ota_eng_time_out(ota_engine *e, ota_task *task, int64_t now);
+/* x (in flight too long) fails with "timeout". */
+void ota_eng_time_out(ota_engine *e, ota_task *task, ota_task_exec *x);
 
 /* ---- engine_claims.c ---- */
 /* x's notice (msg_id task:vin:resends) waits for its claim (the next claim job). */
@@ -95,6 +97,18 @@ void ota_eng_request_claim(ota_engine *e, ota_task *task, ota_task_exec *x);
 void ota_eng_claims_submit(ota_engine *e);
 /* At shutdown: the claims out or waiting are settled (waits for the writer, bounded). */
 void ota_eng_claims_final(ota_engine *e);
+
+/* ---- engine_timers.c ---- */
+typedef enum {
+    OTA_ENG_TIMER_TIMEOUT = 1, /* an execution in flight */
+} ota_eng_timer_kind;
+/* kind << 56 | task number << 32 | execution index. */
+uint64_t ota_eng_timer_id(ota_eng_timer_kind kind, const ota_task *task, size_t idx);
+/* x moved (or was loaded): its timeout is set from changed_ms, or cancelled when it is no
+ * longer in flight here. */
+void ota_eng_timers_exec(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* TICK: runs every timer due at now. */
+void ota_eng_timers_run(ota_engine *e, int64_t now);
 
 /* ---- engine_flush.c ---- */
 /* "TASK:VIN:RESENDS", the notice's msg_id. */

@@ -465,6 +465,24 @@ static void test_restart_keeps_vehicles_busy(void **state)
     assert_int_equal(desired_slot(V1)->sets, 0); /* no second notice */
 }
 
+/* Timers are not stored: an execution loaded in flight gets its timeout from its stored
+ * change time. */
+static void test_restart_recomputes_timeouts(void **state)
+{
+    (void)state;
+    ota_task *t1 = ADD("T000001", TASK(.timeout_min = 2), V1, V2);
+    assert_true(ota_task_exec_set_state(t1, &t1->execs[0], OTA_EXEC_NOTIFIED, g_now - 150));
+    start_engine();
+    later(49);
+    tick();
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    later(1);
+    tick();
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_FAILED);
+    assert_string_equal(code_of("T000001", V1), "timeout");
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_QUEUED);
+}
+
 /* ---------------------------------------------------------------- reports */
 
 static void test_reports_drive_states(void **state)
@@ -523,7 +541,7 @@ static void test_timeout(void **state)
     later(199);
     tick();
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_DOWNLOADING);
-    later(100); /* timeouts are checked every 100 ms */
+    later(1); /* exactly 2 minutes after the progress: the timer is due */
     tick();
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_FAILED);
     assert_string_equal(code_of("T000001", V1), "timeout");
@@ -832,6 +850,7 @@ int main(void)
         T(test_rate_unlimited_and_bucket_cap),
         T(test_window_and_expiry),
         T(test_restart_keeps_vehicles_busy),
+        T(test_restart_recomputes_timeouts),
         T(test_reports_drive_states),
         T(test_vehicle_cancel),
         T(test_timeout),
