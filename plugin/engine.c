@@ -112,8 +112,8 @@ void ota_engine_free(ota_engine *e)
 
 static bool can_dispatch(const ota_task *task, int64_t now)
 {
-    return task->state == OTA_TASK_ACTIVE && task->count[OTA_EXEC_QUEUED] > 0 &&
-           ota_task_window_open(task, now);
+    return task->state == OTA_TASK_ACTIVE && !task->paused &&
+           task->count[OTA_EXEC_QUEUED] > 0 && ota_task_window_open(task, now);
 }
 
 static void refill(ota_engine *e, ota_task *task)
@@ -145,7 +145,7 @@ static bool try_vehicle(ota_engine *e, ota_task *task, eng_veh *v)
         return false;
     }
     ota_task_exec *x = ota_task_find_exec(task, v->vin);
-    if (!x || x->state != OTA_EXEC_QUEUED || x->flags) {
+    if (!x || x->state != OTA_EXEC_QUEUED || x->flags || !ota_eng_waves_may_notify(task, x)) {
         return false;
     }
     if (task->rec.rate) {
@@ -238,6 +238,7 @@ static void tick_task(ota_engine *e, ota_task *task, int64_t now)
         task->count[OTA_EXEC_QUEUED] > 0) {
         ota_eng_expire_queued(e, task);
     }
+    ota_eng_waves_check(e, task); /* a wave's thresholds: abort, or the next wave */
     ota_eng_check_task(task);
     if (can_dispatch(task, now)) {
         dispatch_task(e, task);

@@ -51,6 +51,9 @@ void ota_engine_on_disconnect(ota_plugin *p, const char *vin);
  * cancels the task. Counts both kinds. */
 void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t n_vins,
                        size_t *canceled, size_t *pending);
+/* control_waves.c, once stored: a task's rollout changed by hand (what: "paused",
+ * "resumed", or NULL for a promotion / approval). */
+void ota_engine_task_changed(ota_plugin *p, ota_task *task, const char *what);
 /* At shutdown, before the writer stops: hand the last execution changes to the writer. */
 void ota_engine_flush_final(ota_plugin *p);
 /* getStats: adds "claims" {broker_id, won, lost, errors, waiting} to data: notices this

@@ -7,6 +7,7 @@
  *   engine_claims.c  notice claims: every notice waits for its claim in the store
  *   engine_flush.c   execution changes, notices and task documents to the writer
  *   engine_timers.c  the timer heap: timeouts (what TICK runs when it is due)
+ *   engine_waves.c   rollouts in waves, pause: who may be notified, promotions, aborts
  *
  * Broker thread only.
  */
@@ -109,6 +110,14 @@ uint64_t ota_eng_timer_id(ota_eng_timer_kind kind, const ota_task *task, size_t 
 void ota_eng_timers_exec(ota_engine *e, ota_task *task, ota_task_exec *x);
 /* TICK: runs every timer due at now. */
 void ota_eng_timers_run(ota_engine *e, int64_t now);
+
+/* ---- engine_waves.c ---- */
+/* Whether the task's rollout lets execution x be notified now (not paused; its wave
+ * started and approved). */
+bool ota_eng_waves_may_notify(const ota_task *task, const ota_task_exec *x);
+/* TICK, per active task with waves: aborts it at its current wave's error threshold,
+ * promotes the next wave at the success threshold. */
+void ota_eng_waves_check(ota_engine *e, ota_task *task);
 
 /* ---- engine_flush.c ---- */
 /* "TASK:VIN:RESENDS", the notice's msg_id. */

@@ -92,6 +92,7 @@ static void task_free(ota_task *task)
 {
     if (task) {
         ota_task_rec_free(&task->rec);
+        ota_task_waves_free(task->waves);
         free(task->execs);
         free(task);
     }
@@ -378,6 +379,12 @@ void ota_task_recount(ota_task *task)
             task->count[task->execs[i].state]++;
         }
     }
+    if (task->waves) {
+        ota_task_waves_reset(task->waves, task->n_execs);
+        for (size_t i = 0; i < task->n_execs; i++) {
+            ota_task_waves_add(task->waves, i, task->execs[i].state);
+        }
+    }
 }
 
 static int task_cmp_id(const void *a, const void *b)
@@ -429,6 +436,21 @@ cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t creat
     return doc;
 }
 
+cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state)
+{
+    cJSON *doc = ota_task_doc(&task->rec, state, task->created_ms, task->package);
+    cJSON *w = doc && task->waves ? ota_task_waves_json(task->waves) : NULL;
+    if (doc && task->waves && !cJSON_AddItemToObject(doc, "waves", w)) {
+        cJSON_Delete(w);
+        cJSON_Delete(doc);
+        return NULL;
+    }
+    if (doc && task->paused) {
+        cJSON_AddBoolToObject(doc, "paused", true);
+    }
+    return doc;
+}
+
 /* ---------------------------------------------------------------- state machine */
 
 bool ota_exec_in_flight(uint8_t s)
@@ -462,6 +484,9 @@ bool ota_task_exec_set_state(ota_task *task, ota_task_exec *x, uint8_t state, in
         return false;
     }
     task->count[x->state]--;
+    if (task->waves) {
+        ota_task_waves_moved(task->waves, (size_t)(x - task->execs), x->state, state);
+    }
     x->state = state;
     if (state != OTA_EXEC_QUEUED && !ota_exec_in_flight(state)) {
         x->flags &= (uint8_t)~OTA_EXEC_F_CLAIMING; /* finished: its pending notice is moot */
@@ -564,7 +589,8 @@ static int load_fail(load_ctx *lc, const char *what, const char *key, const char
     return 1;
 }
 
-static const char *const doc_fields[] = {"task", "state", "created_at", "package", NULL};
+static const char *const doc_fields[] = {"task",  "state",  "created_at", "package",
+                                         "waves", "paused", NULL};
 
 /* The document's members besides the task: state, created_at, package. */
 static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
@@ -582,6 +608,11 @@ static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t err
     task->state = (ota_task_state)st;
     task->created_ms = (int64_t)created;
     task->package = pkg;
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "waves");
+    if (ota_json_get_bool(j, NULL, "paused", false, false, &task->paused, err, errlen) != 0 ||
+        (w && ota_task_waves_from_json(w, &task->waves, err, errlen) != 0)) {
+        return -1;
+    }
     return 0;
 }
 
@@ -702,13 +733,13 @@ static void sort_execs(ota_tasks *t)
     task_slot *s;
     while ((s = ota_map_next(&t->tasks, &pos))) {
         ota_task *task = s->task;
-        ota_task_recount(task);
         for (size_t i = 1; i < task->n_execs; i++) {
             if (exec_cmp_vin(&task->execs[i - 1], &task->execs[i]) > 0) {
                 qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);
                 break;
             }
         }
+        ota_task_recount(task); /* after the sort: the wave plan is in VIN order */
     }
 }
 

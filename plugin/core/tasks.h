@@ -22,6 +22,7 @@
 #include "ota_codec.h"
 #include "ota_store.h"
 #include "task_rules.h"
+#include "task_waves.h"
 
 typedef struct ota_tasks ota_tasks;
 
@@ -67,6 +68,8 @@ typedef struct {
     ota_task_exec *execs; /* sorted by VIN, one per VIN */
     size_t cap_execs;
     size_t count[OTA_EXEC_STATE_COUNT]; /* executions per state (ota_task_recount) */
+    ota_task_waves *waves;              /* a rollout in waves (issue 16), or NULL */
+    bool paused;                        /* pauseTask: nothing is notified until resumeTask */
     /* engine runtime (not stored) */
     double tokens;     /* rate limit bucket */
     int64_t refill_ms; /* last refill, monotonic */
@@ -146,6 +149,9 @@ void ota_tasks_set_type_rules(ota_tasks *t, ota_task_type_rules *r);
 uint16_t ota_tasks_code(ota_tasks *t, const char *name); /* 0 when name is NULL or too many */
 const char *ota_tasks_code_name(const ota_tasks *t, uint16_t code); /* NULL for 0 */
 
+/* The stored document of a task in memory, in state: ota_task_doc with its "waves" and
+ * "paused" (issue 16). */
+cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state);
 /* The stored task document: {"task":{...}, "state", "created_at", "package"}. */
 cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t created_ms,
                     uint64_t package);

@@ -51,5 +51,123 @@ class Timers(CampaignCase):
         self.assertEqual(rows[ot.vin(21)]["state"], "succeeded")
 
 
+class Waves(CampaignCase):
+
+    def setup_fleet(self, nums, **opts):
+        self.start(**opts)
+        self.catalog()
+        self.ok("upsertVehicles", vehicles=[vehicle(i) for i in nums])
+        return {ot.vin(i): self.car(i) for i in nums}
+
+    def states(self, tid):
+        return {r["vin"]: r["state"]
+                for r in self.ok("listTaskVehicles", id=tid)["vehicles"]}
+
+    def in_state(self, tid, state):
+        return sorted(v for v, s in self.states(tid).items() if s == state)
+
+    def rollout(self, tid):
+        return self.ok("getTask", id=tid)["rollout"]
+
+    def succeed(self, cars, vins, tid, status="succeeded", seq=1):
+        for v in vins:
+            report(cars[v], seq, ot.ev_status(task=tid, status=status,
+                                              **({"error": "flash_failed"}
+                                                 if status == "failed" else {})))
+
+    def test_three_waves_promote_on_success(self):
+        cars = self.setup_fleet(range(20, 26))
+        waves = [{"count": 1, "success_threshold": 100}, {"count": 2, "success_threshold": 50}]
+        tid = self.create(list(cars), waves=waves)["id"]
+        r = self.rollout(tid)
+        self.assertEqual([w["size"] for w in r["waves"]], [1, 2, 3])
+        self.assertEqual(r["current_wave"], 0)
+        self.wait_counts(tid, notified=1)
+        first = self.in_state(tid, "notified")
+        self.assertEqual(self.counts(tid)["queued"], 5)  # wave 1 waits for wave 0
+        self.succeed(cars, first, tid)
+        self.wait_counts(tid, succeeded=1, notified=2)
+        self.assertEqual(self.rollout(tid)["current_wave"], 1)
+        second = self.in_state(tid, "notified")
+        self.assertEqual(self.counts(tid)["queued"], 3)
+        self.succeed(cars, second[:1], tid)  # 50% of wave 1: the rest starts
+        self.wait_counts(tid, succeeded=2, queued=0)
+        r = self.rollout(tid)
+        self.assertEqual(r["current_wave"], 2)
+        self.assertEqual([w["counts"]["succeeded"] for w in r["waves"]], [1, 1, 0])
+
+    def test_wave_one_abort_never_touches_wave_two(self):
+        cars = self.setup_fleet(range(20, 26))
+        waves = [{"count": 2, "error_threshold": 50}]
+        tid = self.create(list(cars), waves=waves)["id"]
+        self.wait_counts(tid, notified=2)
+        first = self.in_state(tid, "notified")
+        self.succeed(cars, first[:1], tid, status="failed")
+        ot.wait_until(lambda: self.ok("getTask", id=tid)["state"] == "aborted", msg="aborted")
+        self.assertEqual(self.counts(tid)["queued"], 4)
+        r = self.rollout(tid)
+        self.assertEqual(r["current_wave"], 0)
+        self.assertEqual(r["waves"][1]["counts"]["queued"], 4)
+        self.assertEqual(r["waves"][1]["counts"]["notified"], 0)
+        self.fail_cmd("promoteWave", tid, "E_TASK_STATE")
+
+    def fail_cmd(self, cmd, tid, code):
+        r = self.a.command(cmd, id=tid)
+        self.assertIn(code, r.get("error", ""), r)
+
+    def test_approval_pause_resume_and_by_hand(self):
+        cars = self.setup_fleet(range(20, 24))
+        tid = self.create(list(cars), waves=[{"count": 1, "success_threshold": 100}],
+                          wave_approval="first")["id"]
+        self.assertTrue(self.rollout(tid)["awaiting_approval"])
+        self.ok("pauseTask", id=tid)
+        self.ok("approveWave", id=tid)
+        self.fail_cmd("approveWave", tid, "E_APPROVED")
+        # approved but paused: a vehicle seen again still gets nothing
+        c = cars[ot.vin(20)]
+        c.update(update(fw="1.0"))
+        c.accepted()
+        self.assertEqual(self.counts(tid)["notified"], 0)
+        self.assertTrue(self.ok("getTask", id=tid)["paused"])
+        self.ok("resumeTask", id=tid)
+        self.wait_counts(tid, notified=1)
+        d = self.ok("promoteWave", id=tid)  # by hand, before wave 0 succeeded
+        self.assertEqual(d["current_wave"], 1)
+        self.wait_counts(tid, notified=4)
+        self.fail_cmd("promoteWave", tid, "E_LAST_WAVE")
+
+    def test_restart_in_the_middle_of_a_wave(self):
+        cars = self.setup_fleet(range(20, 28))
+        waves = [{"count": 1}, {"count": 3, "success_threshold": 100}]
+        tid = self.create(list(cars), waves=waves)["id"]
+        self.wait_counts(tid, notified=1)
+        self.succeed(cars, self.in_state(tid, "notified"), tid)
+        self.wait_counts(tid, succeeded=1, notified=3)
+        second = self.in_state(tid, "notified")
+        self.succeed(cars, second[:1], tid)
+        self.wait_counts(tid, succeeded=2)
+        for c in cars.values():
+            c.close()
+        self.bounce()
+        r = self.rollout(tid)
+        self.assertEqual(r["current_wave"], 1)  # the promotion was stored
+        self.assertEqual([w["size"] for w in r["waves"]], [1, 3, 4])
+        cars = {ot.vin(i): self.car(i) for i in range(20, 28)}
+        self.assertEqual(self.counts(tid)["queued"], 4)  # wave 2 still waits
+        self.succeed(cars, second[1:], tid, seq=2)
+        self.wait_counts(tid, succeeded=4, queued=0)
+        self.assertEqual(self.rollout(tid)["current_wave"], 2)
+        self.assertEqual(self.in_state(tid, "notified"),
+                         sorted(set(cars) - set(second) - set(self.in_state(tid, "succeeded"))))
+
+    def test_bad_waves_refused(self):
+        self.setup_fleet([20])
+        for waves, text in (([], "waves"), ([{"count": 1, "percent": 5}], "count or percent"),
+                            ([{"percent": 101}], "percent"),
+                            ([{"count": 1, "success_threshold": 101}], "success_threshold")):
+            r = self.a.command("createTask", task=self.task([ot.vin(20)], waves=waves))
+            self.assertIn(text, r.get("error", ""), (waves, r))
+
+
 if __name__ == "__main__":
     ot.main()
