@@ -169,5 +169,31 @@ class Waves(CampaignCase):
             self.assertIn(text, r.get("error", ""), (waves, r))
 
 
+class OtactlRollout(CampaignCase):
+    setup_fleet, rollout = Waves.setup_fleet, Waves.rollout
+    otactl = test_tasks.OtactlTasks.otactl
+
+    def test_otactl_pause_resume_promote_approve(self):
+        if not test_tasks.OTACTL or not Path(test_tasks.OTACTL).exists():
+            self.skipTest("otactl not built")
+        cars = self.setup_fleet(range(20, 23))
+        tid = self.create(list(cars), waves=[{"count": 1}], wave_approval="each")["id"]
+        self.assertEqual(self.otactl("task", "pause", tid).returncode, 0)
+        self.assertTrue(self.ok("getTask", id=tid)["paused"])
+        self.otactl("task", "approve", tid)
+        self.otactl("task", "resume", tid)
+        self.wait_counts(tid, notified=1)
+        out = self.otactl("task", "promote", tid, json_out=False).stdout
+        self.assertIn("current_wave", out)
+        r = self.rollout(tid)
+        self.assertEqual((r["current_wave"], r["awaiting_approval"]), (1, True))
+        self.assertEqual(self.counts(tid)["notified"], 1)  # wave 1 waits for approval
+        self.otactl("task", "approve", tid)
+        self.wait_counts(tid, notified=3)
+        p = self.otactl("task", "promote", tid, ok=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("E_LAST_WAVE", p.stderr + p.stdout)
+
+
 if __name__ == "__main__":
     ot.main()
