@@ -20,6 +20,7 @@
 #include "control.h"
 #include "control_targets.h"
 #include "ota_catalog_json.h"
+#include "task_events.h"
 #include "task_rules.h"
 #include "tasks.h"
 #include "vocab.h"
@@ -320,6 +321,9 @@ static cJSON *create_apply(ota_plugin *p, ota_cmd_op *base)
             task->waves = op->waves;
             op->waves = NULL;
             ota_task_recount(task);
+        }
+        if (task) {
+            ota_task_event(task, "created", task->waves ? 0 : -1, NULL, op->created_ms);
         }
     } else {
         mosquitto_log_printf(MOSQ_LOG_ERR,

@@ -48,9 +48,9 @@ static cJSON *waves_apply(ota_plugin *p, ota_cmd_op *base)
         if (task->waves && op->approved > task->waves->approved) {
             task->waves->approved = op->approved;
         }
-        ota_engine_task_changed(p, task, op->verb == W_PAUSE     ? "paused"
-                                          : op->verb == W_RESUME ? "resumed"
-                                                                 : NULL);
+        static const char *const what[] = {"paused", "resumed", "wave_started",
+                                           "wave_approved"};
+        ota_engine_task_changed(p, task, what[op->verb]);
     }
     cJSON *data = cJSON_CreateObject();
     cJSON_AddBoolToObject(data, "paused", op->paused);

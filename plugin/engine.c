@@ -243,6 +243,7 @@ static void tick_task(ota_engine *e, ota_task *task, int64_t now)
     if (can_dispatch(task, now)) {
         dispatch_task(e, task);
     }
+    ota_eng_task_announce(e, task);
 }
 
 void ota_engine_tick(ota_plugin *p)

@@ -52,7 +52,7 @@ void ota_engine_on_disconnect(ota_plugin *p, const char *vin);
 void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t n_vins,
                        size_t *canceled, size_t *pending);
 /* control_waves.c, once stored: a task's rollout changed by hand (what: "paused",
- * "resumed", or NULL for a promotion / approval). */
+ * "resumed", "wave_started", "wave_approved"): logged, and its task event. */
 void ota_engine_task_changed(ota_plugin *p, ota_task *task, const char *what);
 /* At shutdown, before the writer stops: hand the last execution changes to the writer. */
 void ota_engine_flush_final(ota_plugin *p);

@@ -118,6 +118,9 @@ bool ota_eng_waves_may_notify(const ota_task *task, const ota_task_exec *x);
 /* TICK, per active task with waves: aborts it at its current wave's error threshold,
  * promotes the next wave at the success threshold. */
 void ota_eng_waves_check(ota_engine *e, ota_task *task);
+/* TICK: the task's state moved since its last event (finished, aborted, canceled): the
+ * event (task_events.h), with the reason of an abort. */
+void ota_eng_task_announce(ota_engine *e, ota_task *task);
 
 /* ---- engine_flush.c ---- */
 /* "TASK:VIN:RESENDS", the notice's msg_id. */

@@ -7,6 +7,9 @@
  * (doc_dirty), where the wave state lives, so a restart resumes the same wave.
  */
 #include "engine_impl.h"
+#include "task_events.h"
+
+#include <stdio.h>
 
 bool ota_eng_waves_may_notify(const ota_task *task, const ota_task_exec *x)
 {
@@ -19,17 +22,17 @@ bool ota_eng_waves_may_notify(const ota_task *task, const ota_task_exec *x)
 void ota_eng_waves_check(ota_engine *e, ota_task *task)
 {
     ota_task_waves *w = task->waves;
-    (void)e;
     if (!w || task->state != OTA_TASK_ACTIVE) {
         return;
     }
     if (ota_task_waves_failing(w)) {
         size_t c = w->current;
-        mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                             "ota: task %s aborted: wave %zu reached its error threshold "
-                             "(%zu of %zu failed)",
-                             task->rec.id, c, w->count[c][OTA_EXEC_FAILED],
-                             w->count[c][OTA_EXEC_FAILED] + w->count[c][OTA_EXEC_SUCCEEDED]);
+        snprintf(task->reason, sizeof(task->reason),
+                 "wave %zu reached its error threshold: %zu of %zu failed (threshold %u%%)", c,
+                 w->count[c][OTA_EXEC_FAILED],
+                 w->count[c][OTA_EXEC_FAILED] + w->count[c][OTA_EXEC_SUCCEEDED], w->error_pct[c]);
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: task %s aborted: %s", task->rec.id,
+                             task->reason);
         ota_task_set_state(task, OTA_TASK_ABORTED);
         return;
     }
@@ -37,16 +40,39 @@ void ota_eng_waves_check(ota_engine *e, ota_task *task)
         task->doc_dirty = true;
         mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: task %s: wave %u started", task->rec.id,
                              w->current);
+        ota_task_event(task, "wave_started", w->current, "success threshold", e->clock.now_ms());
     }
 }
 
 void ota_engine_task_changed(ota_plugin *p, ota_task *task, const char *what)
 {
-    (void)p;
-    if (what) {
-        mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: task %s %s", task->rec.id, what);
-    } else if (task->waves) {
-        mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: task %s: wave %u, %u approved", task->rec.id,
-                             task->waves->current, task->waves->approved);
+    int64_t now = p->engine ? p->engine->clock.now_ms() : ota_now_ms();
+    int wave = task->waves ? task->waves->current : -1;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: task %s %s (wave %d)", task->rec.id, what, wave);
+    ota_task_event(task, what, wave, "by hand", now);
+}
+
+/* The reason of a move the engine made outside the waves: the task-wide threshold. */
+static const char *state_reason(ota_task *task)
+{
+    if (task->reason[0] || task->state != OTA_TASK_ABORTED) {
+        return task->reason[0] ? task->reason : NULL;
     }
+    snprintf(task->reason, sizeof(task->reason),
+             "failure threshold: %zu of %zu failed (threshold %u%%)",
+             task->count[OTA_EXEC_FAILED],
+             task->count[OTA_EXEC_FAILED] + task->count[OTA_EXEC_SUCCEEDED],
+             (unsigned)task->rec.abort_failure_pct);
+    return task->reason;
+}
+
+void ota_eng_task_announce(ota_engine *e, ota_task *task)
+{
+    if (task->state == task->announced) {
+        return;
+    }
+    task->announced = task->state;
+    ota_task_event(task, ota_task_state_name(task->state),
+                   task->waves ? task->waves->current : -1, state_reason(task),
+                   e->clock.now_ms());
 }

@@ -352,7 +352,7 @@ int ota_tasks_add(ota_tasks *t, ota_task_rec *rec, ota_task_state state, int64_t
         return -1;
     }
     task->rec = *rec;
-    task->state = state;
+    task->state = task->announced = state;
     task->created_ms = created_ms;
     task->package = package;
     task->execs = execs;
@@ -605,7 +605,7 @@ static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t err
         ota_json_get_uint(j, NULL, "package", true, 0, OTA_JSON_UINT_MAX, &pkg, err, errlen)) {
         return -1;
     }
-    task->state = (ota_task_state)st;
+    task->state = task->announced = (ota_task_state)st; /* events only for later moves */
     task->created_ms = (int64_t)created;
     task->package = pkg;
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "waves");

@@ -70,6 +70,8 @@ typedef struct {
     size_t count[OTA_EXEC_STATE_COUNT]; /* executions per state (ota_task_recount) */
     ota_task_waves *waves;              /* a rollout in waves (issue 16), or NULL */
     bool paused;                        /* pauseTask: nothing is notified until resumeTask */
+    ota_task_state announced;           /* the state its last task event told (not stored) */
+    char reason[160];                   /* why the engine aborted it, for the event */
     /* engine runtime (not stored) */
     double tokens;     /* rate limit bucket */
     int64_t refill_ms; /* last refill, monotonic */

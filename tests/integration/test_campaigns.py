@@ -96,14 +96,26 @@ class Waves(CampaignCase):
         self.assertEqual(r["current_wave"], 2)
         self.assertEqual([w["counts"]["succeeded"] for w in r["waves"]], [1, 1, 0])
 
+    def task_event(self, tid, event):
+        topic = "ota/v1/events/task/%s" % tid
+        m = self.a.get(topic, pred=lambda m: m.json()["event"] == event)
+        self.assertEqual(m.qos, 1)
+        return m.json()
+
     def test_wave_one_abort_never_touches_wave_two(self):
         cars = self.setup_fleet(range(20, 26))
+        self.assertEqual(self.a.subscribe("ota/v1/events/task/#"), 1)
         waves = [{"count": 2, "error_threshold": 50}]
         tid = self.create(list(cars), waves=waves)["id"]
+        ev = self.task_event(tid, "created")
+        self.assertEqual((ev["task"], ev["state"], ev["wave"]), (tid, "active", 0))
         self.wait_counts(tid, notified=2)
         first = self.in_state(tid, "notified")
         self.succeed(cars, first[:1], tid, status="failed")
         ot.wait_until(lambda: self.ok("getTask", id=tid)["state"] == "aborted", msg="aborted")
+        ev = self.task_event(tid, "aborted")
+        self.assertIn("wave 0 reached its error threshold: 1 of 1 failed", ev["reason"])
+        self.assertEqual(ev["counts"]["failed"], 1)
         self.assertEqual(self.counts(tid)["queued"], 4)
         r = self.rollout(tid)
         self.assertEqual(r["current_wave"], 0)
@@ -117,6 +129,7 @@ class Waves(CampaignCase):
 
     def test_approval_pause_resume_and_by_hand(self):
         cars = self.setup_fleet(range(20, 24))
+        self.assertEqual(self.a.subscribe("ota/v1/events/task/#"), 1)
         tid = self.create(list(cars), waves=[{"count": 1, "success_threshold": 100}],
                           wave_approval="first")["id"]
         self.assertTrue(self.rollout(tid)["awaiting_approval"])
@@ -135,6 +148,12 @@ class Waves(CampaignCase):
         self.assertEqual(d["current_wave"], 1)
         self.wait_counts(tid, notified=4)
         self.fail_cmd("promoteWave", tid, "E_LAST_WAVE")
+        for e in ("paused", "wave_approved", "resumed"):
+            self.assertEqual(self.task_event(tid, e)["reason"], "by hand")
+        self.assertEqual(self.task_event(tid, "wave_started")["wave"], 1)
+        self.succeed(cars, list(cars), tid)
+        ev = self.task_event(tid, "finished")
+        self.assertEqual(ev["counts"]["succeeded"], 4)
 
     def test_restart_in_the_middle_of_a_wave(self):
         cars = self.setup_fleet(range(20, 28))
