@@ -36,6 +36,7 @@ Operator API helpers: Admin.command (one command, its response object), Admin.up
 
 import glob
 import hashlib
+import itertools
 import json
 import os
 import pwd
@@ -604,8 +605,13 @@ class Admin(Client):
 
     RESPONSE = "$CONTROL/ota/v1/response"
 
-    def __init__(self, broker, client_id="admin-test", username=ADMIN, mqtt5=True,
+    _ids = itertools.count(1)
+
+    def __init__(self, broker, client_id=None, username=ADMIN, mqtt5=True,
                  nodelay=False, **kw):
+        # A client id of its own: two operator clients with one id would kick each other,
+        # and an old client reconnecting after a broker restart would take over the new one.
+        client_id = client_id or "admin-test-%d-%d" % (os.getpid(), next(Admin._ids))
         super().__init__(broker, client_id, username=username, mqtt5=mqtt5, nodelay=nodelay,
                          **kw)
         self.response_suback = self.subscribe(self.RESPONSE)
