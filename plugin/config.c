@@ -51,6 +51,7 @@ static const opt_def opt_defs[] = {
     {"max_request_bytes", OPT_SIZE, CFG_OFF(max_request_bytes), 64, 65536},
     {"max_task_vins", OPT_SIZE, CFG_OFF(max_task_vins), 1, 100000},
     {"broker_id", OPT_STRING, CFG_OFF(broker_id), 0, 0},
+    {"accept_unknown_vins", OPT_UNSIGNED, CFG_OFF(accept_unknown_vins), 0, 1},
 };
 
 #define OTA_FILE_PASS_BYTES_DEFAULT (1024 * 1024)

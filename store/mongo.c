@@ -253,6 +253,7 @@ static int probe(mongo_store *st, char *err, size_t errlen)
 static int create_indexes(mongo_store *st, char *err, size_t errlen)
 {
     if (ota_store_mg_events_indexes(st, err, errlen) != 0 ||
+        ota_store_mg_reports_indexes(st, err, errlen) != 0 ||
         ota_store_mg_tasks_indexes(st, err, errlen) != 0)
         return -1;
     return 0;
@@ -304,6 +305,8 @@ static const ota_store_ops MONGO_OPS = {
     .name = "mongo",
     .close = mg_close,
     .put_events = ota_store_mg_put_events,
+    .put_batch = ota_store_mg_put_batch,
+    .list_quarantine = ota_store_mg_list_quarantine,
     .latest_status = ota_store_mg_latest_status,
     .count_events = ota_store_mg_count_events,
     .history = ota_store_mg_history,

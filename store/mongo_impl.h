@@ -69,7 +69,18 @@ int ota_store_mg_count_events(ota_store *s, ota_event_type type, const char *vin
 int ota_store_mg_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
                          ota_store_event_fn fn, void *ctx);
 int ota_store_mg_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx);
+/* The highest seq stored of every VIN, as guard rows of epoch "0", by VIN. */
+int ota_store_mg_load_event_seqs(mongo_store *st, ota_store_seq_fn fn, void *ctx);
+
+/* ---- the replay guard's rows and the quarantine (mongo_reports.c) ---- */
+
+int ota_store_mg_reports_indexes(mongo_store *st, char *err, size_t errlen);
+int ota_store_mg_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
+                           char *err, size_t errlen);
 int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
+int ota_store_mg_list_quarantine(ota_store *s, const char *vin, const char *code,
+                                 int64_t before_id, size_t limit, ota_store_quarantine_fn fn,
+                                 void *ctx);
 
 /* ---- the catalog (mongo_catalog.c) ---- */
 

@@ -7,8 +7,9 @@
  * up to batch_events events into the store in one atomic batch; after each successful
  * batch it stores the checkpoint. When the store fails it keeps the batch, retries with
  * exponential backoff between retry_min_ms and retry_max_ms, and logs once when the
- * store goes down and once when it comes back. A record that no longer decodes (it was
- * accepted by an older, laxer version) is logged, counted and skipped.
+ * store goes down and once when it comes back. Refused reports (spool kind 3) and reports
+ * that no longer decode go to the quarantine with their reason; resets (kind 4) and
+ * reports update the VIN's replay guard row (ota_store.h), all in the batch's store call.
  *
  * The writer never calls Mosquitto: it logs through cfg->log, which the plugin turns
  * into a queue drained on the broker thread.
@@ -50,7 +51,8 @@ typedef struct {
     uint64_t events_stored;   /* newly stored */
     uint64_t duplicates;      /* already in the store */
     uint64_t batches;         /* successful store batches */
-    uint64_t records_skipped; /* spooled records that no longer decode */
+    uint64_t records_skipped; /* spooled records of an unknown kind, or unreadable */
+    uint64_t quarantined;     /* refused reports stored in the quarantine */
     uint64_t store_errors;    /* failed store batches (each retried) */
     uint64_t backlog_bytes;   /* spool bytes not yet in the store */
     bool store_ok;            /* false while the store is failing */

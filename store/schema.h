@@ -73,6 +73,10 @@ const char *ota_store_doc_table(int kind);
 
 /* ---- the task engine's records ---- */
 
+/* The replay guard's rows and the refused reports (ota_store.h). */
+#define OTA_STORE_SEQ_TABLE "ota_vehicle_report_seq"
+#define OTA_STORE_QUARANTINE_TABLE "ota_quarantine"
+
 /* The notice claims (ota_store_claim_notice): one per msg_id, naming its owner. */
 #define OTA_STORE_CLAIM_TABLE "ota_vehicle_notice_claim"
 

@@ -41,6 +41,7 @@ typedef struct {
     sqlite3_stmt *latest_all;                       /* ... of every VIN */
     sqlite_catalog cat;
     sqlite_tasks tasks;
+    sqlite3_stmt *seq_put, *seq_load, *quarantine_put, *quarantine_list;
 } sqlite_store;
 
 /* ---- helpers of sqlite.c ---- */
@@ -113,5 +114,19 @@ int ota_store_sq_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n,
                                int64_t now_ms, char *err, size_t errlen);
 int ota_store_sq_load_descriptions(ota_store *s, const char *vin, ota_store_description_fn fn,
                                    void *ctx);
+
+/* ---- the replay guard's rows and the quarantine (sqlite_reports.c) ---- */
+
+/* Creates their tables (inside the schema transaction of open). */
+int ota_store_sq_reports_schema(sqlite_store *st, char *err, size_t errlen);
+int ota_store_sq_reports_prepare(sqlite_store *st, char *err, size_t errlen);
+void ota_store_sq_reports_finalize(sqlite_store *st);
+/* The guard rows and refused reports of a batch, inside the open transaction. */
+int ota_store_sq_reports_write(sqlite_store *st, const ota_store_batch *b, char *err,
+                               size_t errlen);
+int ota_store_sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
+int ota_store_sq_list_quarantine(ota_store *s, const char *vin, const char *code,
+                                 int64_t before_id, size_t limit, ota_store_quarantine_fn fn,
+                                 void *ctx);
 
 #endif

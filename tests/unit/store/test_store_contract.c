@@ -142,10 +142,10 @@ static void test_events(void **state)
     ota_event a = status_ev(0, "downloading"), b = progress_ev(1, 40), c = status_ev(0, "done");
     ota_event d = progress_ev(0, 10);
     ota_store_event evs[] = {
-        {"VIN00000000000001", 5, 100, &a},
-        {"VIN00000000000001", 5, 100, &b},
-        {"VIN00000000000001", 7, 200, &c},
-        {"VIN00000000000002", 3, 300, &d},
+        {"VIN00000000000001", 5, 100, &a, NULL},
+        {"VIN00000000000001", 5, 100, &b, NULL},
+        {"VIN00000000000001", 7, 200, &c, NULL},
+        {"VIN00000000000002", 3, 300, &d, NULL},
     };
     put(f->s, evs, 4, 4, 0);
     put(f->s, evs, 4, 0, 4);     /* all stored already */
@@ -191,7 +191,7 @@ static void test_bad_event_refused(void **state)
     fixture *f = *state;
     ota_event a = status_ev(0, "done"), bad = status_ev(1, "done");
     bad.task = NULL;
-    ota_store_event evs[] = {{"VIN00000000000001", 1, 1, &a}, {"VIN00000000000001", 1, 1, &bad}};
+    ota_store_event evs[] = {{"VIN00000000000001", 1, 1, &a, NULL}, {"VIN00000000000001", 1, 1, &bad, NULL}};
     char err[256] = "";
     ota_store_put_result r;
     assert_int_equal(ota_store_put_events(f->s, evs, 2, &r, err, sizeof err), -1);
@@ -204,15 +204,19 @@ static void test_bad_event_refused(void **state)
 typedef struct {
     int n;
     char vin[8][32];
-    uint64_t seq[8];
+    char epoch[8][32];
+    int64_t seq[8];
+    uint32_t resets[8];
 } seqs;
 
-static int see_seq(void *ctx, const char *vin, uint64_t seq)
+static int see_seq(void *ctx, const ota_report_seq_rec *r)
 {
     seqs *w = ctx;
     if (w->n < 8) {
-        snprintf(w->vin[w->n], sizeof w->vin[0], "%s", vin);
-        w->seq[w->n++] = seq;
+        snprintf(w->vin[w->n], sizeof w->vin[0], "%s", r->vin);
+        snprintf(w->epoch[w->n], sizeof w->epoch[0], "%s", r->epoch);
+        w->resets[w->n] = r->resets;
+        w->seq[w->n++] = r->seq;
     }
     return 0;
 }
@@ -223,9 +227,9 @@ static void test_startup_event_loaders(void **state)
     ota_event s1 = status_ev(0, "a"), s2 = status_ev(1, "b"), s3 = status_ev(0, "c");
     ota_event p = progress_ev(0, 5);
     ota_store_event evs[] = {
-        {"VIN00000000000002", 4, 1, &s1}, {"VIN00000000000002", 4, 1, &s2},
-        {"VIN00000000000001", 2, 1, &s3}, {"VIN00000000000001", 9, 1, &p},
-        {"VIN00000000000003", 6, 1, &p},
+        {"VIN00000000000002", 4, 1, &s1, NULL}, {"VIN00000000000002", 4, 1, &s2, NULL},
+        {"VIN00000000000001", 2, 1, &s3, NULL}, {"VIN00000000000001", 9, 1, &p, NULL},
+        {"VIN00000000000003", 6, 1, &p, NULL},
     };
     put(f->s, evs, 5, 5, 0);
     seen w = {0};
@@ -237,13 +241,82 @@ static void test_startup_event_loaders(void **state)
     assert_string_equal(w.text[1], "b");
     assert_int_equal(w.idx[1], 1);
 
+}
+
+/* The replay guard's rows: upserted by VIN in batch order, read back by VIN. */
+static void test_guard_rows(void **state)
+{
+    fixture *f = *state;
+    ota_report_seq_rec rows[] = {
+        {"VIN00000000000002", "boot-7", 4, 0, 10},
+        {"VIN00000000000001", "0", 9, 0, 11},
+        {"VIN00000000000002", "boot-8", 1, 0, 12}, /* a new epoch, later in the batch */
+        {"VIN00000000000001", "0", -1, 1, 13},     /* an operator reset */
+    };
+    ota_store_batch b = {.seqs = rows, .n_seqs = 4};
+    char err[256] = "";
+    ota_store_put_result r;
+    assert_int_equal(ota_store_put_batch(f->s, &b, &r, err, sizeof err), 0);
     seqs q = {0};
     assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
-    assert_int_equal(q.n, 3);
+    assert_int_equal(q.n, 2);
     assert_string_equal(q.vin[0], "VIN00000000000001");
-    assert_int_equal(q.seq[0], 9); /* the progress event, above the status */
-    assert_int_equal(q.seq[1], 4);
-    assert_int_equal(q.seq[2], 6);
+    assert_int_equal(q.seq[0], -1);
+    assert_int_equal(q.resets[0], 1);
+    assert_string_equal(q.vin[1], "VIN00000000000002");
+    assert_string_equal(q.epoch[1], "boot-8");
+    assert_int_equal(q.seq[1], 1);
+}
+
+typedef struct {
+    int n;
+    int64_t id[8];
+    char code[8][32];
+    int64_t seq[8];
+    size_t len[8];
+} listed;
+
+static int see_quarantined(void *ctx, const ota_quarantine_rec *q)
+{
+    listed *l = ctx;
+    if (l->n < 8) {
+        l->id[l->n] = q->id;
+        snprintf(l->code[l->n], sizeof l->code[0], "%s", q->code);
+        l->seq[l->n] = q->seq;
+        l->len[l->n++] = q->payload_len;
+    }
+    return 0;
+}
+
+/* Refused reports: a repeated id is stored once; listed newest first, by VIN, code, page. */
+static void test_quarantine(void **state)
+{
+    fixture *f = *state;
+    const uint8_t junk[] = {0xff, 0x00, 0x01};
+    ota_quarantine_rec q[] = {
+        {1, "VIN00000000000001", 100, "E_BAD_CBOR", "report: bad", -1, NULL, 3, junk, 3},
+        {2, "VIN00000000000002", 101, "E_REPLAY", "old", 5, "0", 3, junk, 3},
+        {3, "VIN00000000000001", 102, "E_UNKNOWN_VIN", "who", 6, "e", 3, junk, 2},
+    };
+    ota_store_batch b = {.quarantine = q, .n_quarantine = 3};
+    char err[256] = "";
+    ota_store_put_result r;
+    assert_int_equal(ota_store_put_batch(f->s, &b, &r, err, sizeof err), 0);
+    assert_int_equal(ota_store_put_batch(f->s, &b, &r, err, sizeof err), 0); /* replayed */
+    listed l = {0};
+    assert_int_equal(ota_store_list_quarantine(f->s, NULL, NULL, 0, 10, see_quarantined, &l), 3);
+    assert_int_equal(l.id[0], 3);
+    assert_int_equal(l.id[2], 1);
+    assert_int_equal(l.seq[2], -1);
+    assert_int_equal(l.len[0], 2);
+    listed v = {0};
+    assert_int_equal(
+        ota_store_list_quarantine(f->s, "VIN00000000000001", NULL, 3, 10, see_quarantined, &v), 1);
+    assert_int_equal(v.id[0], 1);
+    listed c = {0};
+    assert_int_equal(ota_store_list_quarantine(f->s, NULL, "E_REPLAY", 0, 10, see_quarantined, &c),
+                     1);
+    assert_string_equal(c.code[0], "E_REPLAY");
 }
 
 /* ---- the catalog ---- */
@@ -546,7 +619,7 @@ static void test_second_handle(void **state)
     assert_int_equal(ota_store_claim_notice(f->s, "T1", "V", "m1", "A", 1, err, sizeof err), 1);
     assert_int_equal(ota_store_claim_notice(other, "T1", "V", "m1", "B", 1, err, sizeof err), 0);
     ota_event a = status_ev(0, "done");
-    ota_store_event e = {"VIN00000000000001", 1, 1, &a};
+    ota_store_event e = {"VIN00000000000001", 1, 1, &a, NULL};
     put(f->s, &e, 1, 1, 0);
     put(other, &e, 1, 0, 1);
     ota_store_close(other);
@@ -559,6 +632,8 @@ static int run_backend(const char *name, const char *base)
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_event_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup_event_loaders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guard_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_change_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_records, setup, teardown),

@@ -1,0 +1,249 @@
+/*
+ * mongo_reports.c — the MongoDB collections beside the report events: the replay guard's
+ * rows (ota_vehicle_report_seq {_id: VIN, epoch, seq, resets, updated_at}, replaced by
+ * _id in batch order) and the refused reports (ota_quarantine {_id: "<id>", qid: id, vin,
+ * received_at, code, message, seq?, epoch?, size, payload}; a repeated _id is a report
+ * stored already, index {vin, -qid} for listing). A batch writes its events, then the
+ * guard rows, then the quarantine: without a transaction a failed batch is retried whole
+ * and converges, as the events do (mongo_events.c).
+ */
+#include "mongo_impl.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ota_store_mg_reports_indexes(mongo_store *st, char *err, size_t errlen)
+{
+    return ota_store_mg_index(st, OTA_STORE_QUARANTINE_TABLE, "by_vin_qid", "vin, -qid", false,
+                              err, errlen);
+}
+
+/* Runs a bulk of coll; duplicates are fine when dups_ok. 0, or -1 with err set. */
+static int run(mongo_store *st, mongoc_collection_t *coll, mongoc_bulk_operation_t *bulk,
+               size_t n, const char *what, bool dups_ok, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (n == 0) {
+        mongoc_bulk_operation_destroy(bulk);
+    } else {
+        ota_store_mg_bulk_result b;
+        rc = ota_store_mg_bulk_run(st, bulk, what, &b, err, errlen);
+        if (rc == 0 && (b.other_errors > 0 || (!dups_ok && b.dup_errors > 0))) {
+            ota_store_mg_err(st, err, errlen, "%s: write errors", what);
+            rc = -1;
+        }
+    }
+    mongoc_collection_destroy(coll);
+    return rc;
+}
+
+static int put_seqs(mongo_store *st, const ota_store_batch *b, char *err, size_t errlen)
+{
+    mongoc_collection_t *coll = ota_store_mg_coll(st, OTA_STORE_SEQ_TABLE);
+    mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, coll, true, NULL);
+    for (size_t i = 0; i < b->n_seqs; i++) {
+        const ota_report_seq_rec *r = &b->seqs[i];
+        bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&sel, "_id", r->vin);
+        BSON_APPEND_UTF8(&doc, "_id", r->vin);
+        BSON_APPEND_UTF8(&doc, "epoch", r->epoch != NULL ? r->epoch : "0");
+        BSON_APPEND_INT64(&doc, "seq", r->seq);
+        BSON_APPEND_INT64(&doc, "resets", r->resets);
+        BSON_APPEND_INT64(&doc, "updated_at", r->updated_ms);
+        BSON_APPEND_BOOL(&opts, "upsert", true);
+        mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc, &opts, NULL);
+        bson_destroy(&sel);
+        bson_destroy(&doc);
+        bson_destroy(&opts);
+    }
+    return run(st, coll, bulk, b->n_seqs, "upsert into " OTA_STORE_SEQ_TABLE, false, err, errlen);
+}
+
+static void quarantine_doc(bson_t *doc, const ota_quarantine_rec *q)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%" PRId64, q->id);
+    BSON_APPEND_UTF8(doc, "_id", id);
+    BSON_APPEND_INT64(doc, "qid", q->id);
+    BSON_APPEND_UTF8(doc, "vin", q->vin);
+    BSON_APPEND_INT64(doc, "received_at", q->received_ms);
+    BSON_APPEND_UTF8(doc, "code", q->code);
+    BSON_APPEND_UTF8(doc, "message", q->msg != NULL ? q->msg : "");
+    if (q->seq >= 0)
+        BSON_APPEND_INT64(doc, "seq", q->seq);
+    if (q->epoch != NULL)
+        BSON_APPEND_UTF8(doc, "epoch", q->epoch);
+    BSON_APPEND_INT64(doc, "size", (int64_t)q->size);
+    BSON_APPEND_BINARY(doc, "payload", BSON_SUBTYPE_BINARY, q->payload, (uint32_t)q->payload_len);
+}
+
+static int put_quarantine(mongo_store *st, const ota_store_batch *b, char *err, size_t errlen)
+{
+    mongoc_collection_t *coll = ota_store_mg_coll(st, OTA_STORE_QUARANTINE_TABLE);
+    mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, coll, false, NULL);
+    for (size_t i = 0; i < b->n_quarantine; i++) {
+        bson_t doc = BSON_INITIALIZER;
+        quarantine_doc(&doc, &b->quarantine[i]);
+        mongoc_bulk_operation_insert(bulk, &doc);
+        bson_destroy(&doc);
+    }
+    return run(st, coll, bulk, b->n_quarantine, "insert into " OTA_STORE_QUARANTINE_TABLE, true,
+               err, errlen);
+}
+
+int ota_store_mg_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
+                           char *err, size_t errlen)
+{
+    mongo_store *st = (mongo_store *)s;
+    for (size_t i = 0; i < b->n_quarantine; i++) {
+        if (b->quarantine[i].vin == NULL || b->quarantine[i].code == NULL) {
+            ota_store_mg_err(st, err, errlen, "refused report %zu of the batch: no VIN or code",
+                             i);
+            return -1;
+        }
+    }
+    if (ota_store_mg_put_events(s, b->events, b->n_events, res, err, errlen) != 0 ||
+        put_seqs(st, b, err, errlen) != 0 || put_quarantine(st, b, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+/* ---- loading the guard's rows: the stored rows, then (for a VIN without one) the
+ * highest seq of its stored events ---- */
+
+typedef struct {
+    char **vins; /* of the stored rows, in _id order */
+    size_t n, cap;
+    ota_store_seq_fn fn;
+    void *ctx;
+    bool failed;
+} seq_load;
+
+static int seq_row(const bson_t *doc, void *arg)
+{
+    seq_load *l = arg;
+    const char *vin = ota_store_mg_text(doc, "_id");
+    if (vin == NULL)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 256;
+        char **v = realloc(l->vins, cap * sizeof *v);
+        if (v == NULL) {
+            l->failed = true;
+            return 1;
+        }
+        l->vins = v;
+        l->cap = cap;
+    }
+    if ((l->vins[l->n] = strdup(vin)) == NULL) {
+        l->failed = true;
+        return 1;
+    }
+    l->n++;
+    const char *epoch = ota_store_mg_text(doc, "epoch");
+    ota_report_seq_rec r = {vin, epoch != NULL ? epoch : "0", ota_store_mg_int(doc, "seq", -1),
+                            (uint32_t)ota_store_mg_int(doc, "resets", 0),
+                            ota_store_mg_int(doc, "updated_at", 0)};
+    return l->fn(l->ctx, &r);
+}
+
+static int cmp_vin(const void *key, const void *elem)
+{
+    return strcmp(key, *(char *const *)elem);
+}
+
+/* A VIN's highest stored seq, unless it has a stored row. */
+static int event_seq(void *arg, const ota_report_seq_rec *r)
+{
+    seq_load *l = arg;
+    if (l->n > 0 && bsearch(r->vin, l->vins, l->n, sizeof *l->vins, cmp_vin) != NULL)
+        return 0;
+    return l->fn(l->ctx, r);
+}
+
+static int cmp_vins(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
+{
+    mongo_store *st = (mongo_store *)s;
+    if (fn == NULL)
+        return -1;
+    seq_load l = {.fn = fn, .ctx = ctx};
+    bson_t opts = BSON_INITIALIZER;
+    ota_store_mg_append_fields(&opts, "sort", "rowid");
+    int rc = ota_store_mg_find(st, OTA_STORE_SEQ_TABLE, NULL, &opts, seq_row, &l);
+    bson_destroy(&opts);
+    if (rc == 0 && !l.failed && l.n > 0)
+        qsort(l.vins, l.n, sizeof *l.vins, cmp_vins); /* _id order may not be strcmp's */
+    if (rc == 0 && !l.failed)
+        rc = ota_store_mg_load_event_seqs(st, event_seq, &l);
+    for (size_t i = 0; i < l.n; i++)
+        free(l.vins[i]);
+    free(l.vins);
+    return rc == 0 && !l.failed ? 0 : -1;
+}
+
+/* ---- listing the quarantine ---- */
+
+typedef struct {
+    ota_store_quarantine_fn fn;
+    void *ctx;
+    int n;
+} list_walk;
+
+static int quarantine_row(const bson_t *doc, void *arg)
+{
+    list_walk *w = arg;
+    const uint8_t *payload = NULL;
+    uint32_t len = 0;
+    bson_iter_t it;
+    bson_subtype_t sub;
+    if (bson_iter_init_find(&it, doc, "payload") && BSON_ITER_HOLDS_BINARY(&it))
+        bson_iter_binary(&it, &sub, &len, &payload);
+    ota_quarantine_rec q = {
+        .id = ota_store_mg_int(doc, "qid", 0),
+        .vin = ota_store_mg_text(doc, "vin"),
+        .received_ms = ota_store_mg_int(doc, "received_at", 0),
+        .code = ota_store_mg_text(doc, "code"),
+        .msg = ota_store_mg_text(doc, "message"),
+        .seq = ota_store_mg_int(doc, "seq", -1),
+        .epoch = ota_store_mg_text(doc, "epoch"),
+        .size = (uint64_t)ota_store_mg_int(doc, "size", 0),
+        .payload = payload,
+        .payload_len = len,
+    };
+    w->n++;
+    return w->fn(w->ctx, &q);
+}
+
+int ota_store_mg_list_quarantine(ota_store *s, const char *vin, const char *code,
+                                 int64_t before_id, size_t limit, ota_store_quarantine_fn fn,
+                                 void *ctx)
+{
+    mongo_store *st = (mongo_store *)s;
+    if (fn == NULL)
+        return -1;
+    bson_t filter = BSON_INITIALIZER, lt, opts = BSON_INITIALIZER;
+    if (vin != NULL)
+        BSON_APPEND_UTF8(&filter, "vin", vin);
+    if (code != NULL)
+        BSON_APPEND_UTF8(&filter, "code", code);
+    if (before_id > 0) {
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "qid", &lt);
+        BSON_APPEND_INT64(&lt, "$lt", before_id);
+        bson_append_document_end(&filter, &lt);
+    }
+    ota_store_mg_append_fields(&opts, "sort", "-qid");
+    if (limit > 0)
+        BSON_APPEND_INT64(&opts, "limit", limit > INT_MAX ? INT_MAX : (int64_t)limit);
+    list_walk w = {fn, ctx, 0};
+    int rc = ota_store_mg_find(st, OTA_STORE_QUARANTINE_TABLE, &filter, &opts, quarantine_row, &w);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return rc == 0 ? w.n : -1;
+}
