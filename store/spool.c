@@ -564,7 +564,8 @@ static size_t encode_head(uint8_t *h, const ota_spool_entry *e, size_t vlen, con
     memcpy(b + BODY_FIXED + vlen, meta, mlen);
     size_t prefix = BODY_FIXED + vlen + mlen;
     uLong crc = crc32(0L, b, (uInt)prefix);
-    crc = crc32(crc, e->payload, (uInt)e->len);
+    if (e->len > 0) /* crc32(crc, NULL, 0) is not crc: it starts over */
+        crc = crc32(crc, e->payload, (uInt)e->len);
     memcpy(h, REC_MAGIC, 4);
     put_u32(h + 4, (uint32_t)(prefix + e->len));
     put_u32(h + 8, (uint32_t)crc);

@@ -140,7 +140,9 @@ class BadInputTest(ot.OtaTestCase):
                 self.assertStatsDelta(s0, s1, "reports_rejected", 1)
                 self.assertEqual(rejected(s1, code) - rejected(s0, code), 1, s1)
                 self.assertStatsDelta(s0, s1, "reports_accepted", 0)
-                self.assertStatsDelta(s0, s1, "spool.appended", 0)
+                # Kept for the quarantine (issue 13): one spool record, no event.
+                self.assertStatsDelta(s0, s1, "spool.appended", 1)
+                self.assertStatsDelta(s0, s1, "reports_quarantined", 1)
                 self.assertEqual(car.received(), [], "more than one reply")
         self.assertTrue(car.c.is_connected())
         # Limits are inclusive: exactly MAX_EVENTS events, and the broker still serves
