@@ -46,6 +46,8 @@ typedef struct {
     int64_t received_ms;
     ota_report rep; /* kinds 1, 2 */
     /* quarantine (malloc'd) */
+    bool from_report; /* a report record the decoder refused (not a broker-side refusal) */
+    ota_error err;    /* its reason */
     int64_t qid;
     bool has_seq;
     char *code_msg; /* code name, NUL, message */
@@ -80,6 +82,9 @@ struct ota_writer {
     bool stopping;
     ota_writer_job *jobs, *jobs_tail;         /* submitted, not yet run */
     ota_writer_job *finished, *finished_tail; /* run, for ota_writer_poll_done */
+    ota_report_result *results, *results_tail;  /* for ota_writer_poll_reports */
+    ota_spool_pos polled;                       /* the checkpoint the polled results allow */
+    bool polled_new;
     bool job_running;
     ota_spool_pos done;
     ota_writer_stats st;
@@ -240,6 +245,7 @@ static int batch_events(ota_writer *w)
     }
     if (grow_side(w) != 0)
         return -1;
+    /* at most one guard row and one quarantine row per record */
     size_t k = 0;
     w->n_seqs = w->n_quar = 0;
     for (size_t i = 0; i < w->n_batch; i++) {
@@ -317,6 +323,8 @@ static int decode_record(ota_writer *w, const ota_spool_record *rec, pending_rep
         wlog(w, OTA_LOG_WARNING,
              "ota writer: spooled report of %s seq %" PRIu64 " quarantined: %s: %s", rec->vin,
              rec->seq, ota_err_name(e.code), e.msg);
+        p->from_report = rec->seq <= INT64_MAX;
+        p->err = e;
         return quarantine_record(rec, (uint8_t)e.code, e.msg, p) == 0 ? 0 : (count_skipped(w), -1);
     }
     if (rec->seq > INT64_MAX) { /* no backend keys it: it would block the flow forever */
@@ -414,18 +422,160 @@ static int put_with_retry(ota_writer *w, const ota_store_batch *b)
     }
 }
 
-static void store_checkpoint(ota_writer *w)
+static void store_checkpoint_at(ota_writer *w, ota_spool_pos pos)
 {
-    if (ota_spool_pos_cmp(w->ck, w->last_next) < 0) {
-        int rc = ota_spool_checkpoint_store(w->spool, w->last_next);
+    if (ota_spool_pos_cmp(w->ck, pos) < 0) {
+        int rc = ota_spool_checkpoint_store(w->spool, pos);
         if (rc != 0 && !w->ck_failing)
             wlog(w, OTA_LOG_WARNING, "ota writer: cannot store the spool checkpoint: %s",
                  strerror(errno));
         else if (rc == 0 && w->ck_failing)
             wlog(w, OTA_LOG_NOTICE, "ota writer: spool checkpoint stored again");
         w->ck_failing = rc != 0;
-        w->ck = w->last_next; /* the store has it either way: at worst a restart replays */
+        w->ck = pos; /* the store has it either way: at worst a restart replays */
     }
+}
+
+static int queue_results(ota_writer *w); /* below, with the other report results */
+
+static bool results_pending(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool pending = w->results != NULL;
+    pthread_mutex_unlock(&w->mu);
+    return pending;
+}
+
+/* The checkpoint after the batch in hand: at once, or (report_results) once the broker
+ * thread has polled its results. */
+static void store_checkpoint(ota_writer *w)
+{
+    if (!w->cfg.report_results || (w->n_batch > 0 && queue_results(w) != 0))
+        store_checkpoint_at(w, w->last_next);
+    else if (w->n_batch == 0 && !results_pending(w))
+        store_checkpoint_at(w, w->last_next); /* skipped records only, nothing pending */
+}
+
+/* The checkpoint the broker thread's polled results allow. */
+static void store_polled_checkpoint(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool fresh = w->polled_new;
+    ota_spool_pos pos = w->polled;
+    w->polled_new = false;
+    pthread_mutex_unlock(&w->mu);
+    if (fresh)
+        store_checkpoint_at(w, pos);
+}
+
+/* The result of pending report p (ota_writer.h), taking its decoded report; NULL when p
+ * is not a report's, or out of memory (the effects of that one report are then lost,
+ * and logged). */
+static ota_report_result *result_of(ota_writer *w, pending_report *p)
+{
+    bool stored = p->kind == OTA_SPOOL_KIND_REPORT || p->kind == OTA_SPOOL_KIND_REPORT_EPOCH;
+    if (!stored && !p->from_report)
+        return NULL;
+    ota_report_result *r = calloc(1, sizeof *r);
+    if (!r) {
+        wlog(w, OTA_LOG_ERR, "ota writer: out of memory: the effects of report %s seq %" PRIu64
+             " are lost", p->vin, p->seq);
+        return NULL;
+    }
+    memcpy(r->vin, p->vin, sizeof r->vin);
+    memcpy(r->epoch, p->epoch, sizeof r->epoch);
+    r->seq = p->seq;
+    r->received_ms = p->received_ms;
+    r->refused = !stored;
+    r->has_seq = p->from_report;
+    r->err = p->err;
+    r->size = p->size;
+    if (stored) {
+        r->rep = p->rep;
+        p->rep = (ota_report){0};
+    }
+    return r;
+}
+
+/* Queues the results of the stored batch for the broker thread, ended by a marker that
+ * carries the batch's checkpoint. -1 when out of memory (the caller checkpoints now). */
+static int queue_results(ota_writer *w)
+{
+    ota_report_result *marker = calloc(1, sizeof *marker);
+    if (!marker)
+        return -1;
+    marker->marker = true;
+    marker->ck = w->last_next;
+    ota_report_result *head = NULL, *tail = NULL;
+    for (size_t i = 0; i < w->n_batch; i++) {
+        ota_report_result *r = result_of(w, &w->batch[i]);
+        if (!r)
+            continue;
+        if (tail)
+            tail->next = r;
+        else
+            head = r;
+        tail = r;
+    }
+    if (tail)
+        tail->next = marker;
+    else
+        head = marker;
+    tail = marker;
+    pthread_mutex_lock(&w->mu);
+    bool first = w->results == NULL && w->finished == NULL;
+    if (w->results_tail)
+        w->results_tail->next = head;
+    else
+        w->results = head;
+    w->results_tail = tail;
+    if (first && w->cfg.notify != NULL)
+        w->cfg.notify(w->cfg.notify_ctx);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+size_t ota_writer_poll_reports(ota_writer *w, void (*fn)(void *ctx, const ota_report_result *r),
+                               void *ctx)
+{
+    pthread_mutex_lock(&w->mu);
+    ota_report_result *r = w->results;
+    w->results = w->results_tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    size_t n = 0;
+    ota_spool_pos ck = {0, 0};
+    bool any = false;
+    while (r) {
+        ota_report_result *next = r->next;
+        if (r->marker) {
+            ck = r->ck;
+            any = true;
+        } else {
+            fn(ctx, r);
+            n++;
+        }
+        ota_report_free(&r->rep);
+        free(r);
+        r = next;
+    }
+    if (any) {
+        pthread_mutex_lock(&w->mu);
+        w->polled = ck;
+        w->polled_new = true;
+        pthread_mutex_unlock(&w->mu);
+        ota_spool_wake(w->spool); /* an idle writer stores the checkpoint */
+    }
+    return n;
+}
+
+static void free_results(ota_writer *w)
+{
+    for (ota_report_result *r = w->results, *next; r; r = next) {
+        next = r->next;
+        ota_report_free(&r->rep);
+        free(r);
+    }
+    w->results = w->results_tail = NULL;
 }
 
 /* Stores the batch in hand and checkpoints. 0, or -1 when given up (stopping). */
@@ -626,7 +776,8 @@ static void *writer_main(void *arg)
                 break;
             continue;
         }
-        set_done(w, rc == 0 ? dry : w->ck);
+        store_polled_checkpoint(w);
+        set_done(w, rc == 0 ? dry : w->last_next);
         /* While reports flow, sleep instead of waiting to be woken: a waiting writer makes
          * every append wake it (a system call on the broker thread) for tiny batches. */
         if (rc == 0 && busy)
@@ -706,6 +857,7 @@ void ota_writer_stop(ota_writer *w)
     free(w->evs);
     free(w->seqs);
     free(w->quar);
+    free_results(w);
     ota_spool_reader_close(w->reader);
     ota_store_close(w->store);
     pthread_cond_destroy(&w->cv);

@@ -312,6 +312,80 @@ static ota_writer_stats writer_stats(ota_writer *w)
 
 /* ---------------------------------------------------------------- tests */
 
+typedef struct {
+    int stored, refused;
+    uint64_t last_seq;
+    size_t events;
+    char refused_msg[OTA_ERRMSG_MAX];
+} results_seen;
+
+static void see_result(void *ctx, const ota_report_result *r)
+{
+    results_seen *s = ctx;
+    if (r->refused) {
+        s->refused++;
+        snprintf(s->refused_msg, sizeof s->refused_msg, "%s", r->err.msg);
+        return;
+    }
+    s->stored++;
+    s->last_seq = r->seq;
+    s->events += r->rep.n_events;
+}
+
+/* Polls results until want of them came (or 10 s). */
+static void poll_results(ota_writer *w, results_seen *s, int want)
+{
+    for (int i = 0; i < 1000 && s->stored + s->refused < want; i++) {
+        ota_writer_poll_reports(w, see_result, s);
+        usleep(10000);
+    }
+}
+
+/* report_results: one result per report record, in spool order, after the store has it,
+ * the decoder's refusals with their reason; the checkpoint moves past a batch only once
+ * its results were polled. */
+static void test_report_results_and_checkpoint(void **state)
+{
+    (void)state;
+    fresh_dir("results");
+    ota_spool *sp = open_spool();
+    char err[256] = "";
+    ota_store *st = ota_store_open(g_db, err, sizeof err);
+    assert_non_null(st);
+    ota_writer_config cfg = {.log = capture_log, .log_ctx = &g_log, .report_results = true};
+    append_reports(sp, VIN1, 1, 3, 2);
+    size_t len;
+    uint8_t *no_events = make_report(4, 0, &len);
+    assert_int_equal(ota_spool_append_report(sp, VIN1, 4, 1, no_events, len), 0);
+    free(no_events);
+    ota_writer *w = ota_writer_start(sp, st, &cfg, err, sizeof err);
+    assert_non_null(w);
+    assert_true(ota_writer_wait_drained(w, 10000));
+    ota_spool_pos ck;
+    assert_int_equal(ota_spool_checkpoint_load(sp, &ck), 0);
+    assert_int_equal(ck.offset, 0); /* stored, but nothing polled yet */
+    results_seen seen = {0};
+    poll_results(w, &seen, 4);
+    assert_int_equal(seen.stored, 3);
+    assert_int_equal(seen.last_seq, 3);
+    assert_int_equal(seen.events, 6);
+    assert_int_equal(seen.refused, 1);
+    assert_non_null(strstr(seen.refused_msg, "events"));
+    ota_spool_stats sst;
+    ota_spool_stats_get(sp, &sst);
+    for (int i = 0; i < 1000; i++) { /* the writer stores the polled checkpoint */
+        assert_int_equal(ota_spool_checkpoint_load(sp, &ck), 0);
+        if (ck.segment == sst.end.segment && ck.offset == sst.end.offset)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(ck.segment, sst.end.segment);
+    assert_int_equal(ck.offset, sst.end.offset);
+    assert_int_equal(writer_stats(w).quarantined, 1);
+    ota_writer_stop(w);
+    ota_spool_close(sp);
+}
+
 static void test_drain_stores_everything(void **state)
 {
     (void)state;
@@ -736,6 +810,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drain_stores_everything),
+        cmocka_unit_test(test_report_results_and_checkpoint),
         cmocka_unit_test(test_jobs_run_in_order_and_report_back),
         cmocka_unit_test(test_idle_writer_runs_job_promptly),
         cmocka_unit_test(test_stop_finishes_queued_jobs),
