@@ -444,6 +444,7 @@ void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     const ota_counters *k = &p->counters;
     cJSON *data = cJSON_CreateObject();
     ota_cmd_add_u64(data, "reports_accepted", k->reports_accepted);
+    ota_cmd_add_u64(data, "reports_spooled", k->reports_spooled);
     ota_cmd_add_u64(data, "events_accepted", k->events_accepted);
     ota_cmd_add_u64(data, "reports_rejected", k->reports_rejected);
     ota_cmd_add_u64(data, "acl_denied", k->acl_denied);

@@ -76,8 +76,9 @@ void ota_config_free(ota_config *cfg);
 /* ---- counters, read by getStats ---- */
 
 typedef struct {
-    uint64_t reports_accepted;
-    uint64_t events_accepted;
+    uint64_t reports_accepted; /* stored by the writer and their effects set off (TICK) */
+    uint64_t events_accepted;  /* events of those */
+    uint64_t reports_spooled;  /* taken on the broker thread (durable, acked) */
     uint64_t reports_rejected;
     uint64_t rejected[OTA_ERR_CODE_COUNT]; /* by ota_err_code */
     uint64_t acl_denied;
@@ -219,6 +220,9 @@ void ota_reports_free(ota_plugin *p);
  * the vehicle's error topic. Returns the callback's answer: success, or no PUBACK when
  * it cannot be spooled. */
 int ota_report_refuse(ota_plugin *p, const ota_request *req, const ota_error *e);
+/* TICK: the writer's results of stored (or refused) reports: status events, the engine's
+ * transitions and seed 000's effects, the answers to refusals. */
+void ota_reports_poll(ota_plugin *p);
 /* resetVehicleSeq (report.c): the next report of vin is taken whatever its seq and epoch,
  * and stored under a new epoch key. 0, or -1 with err. */
 int ota_reports_reset_seq(ota_plugin *p, const char *vin, struct cJSON *out, char *err,

@@ -1,24 +1,33 @@
 /*
  * report.c — ota/v1/{vin}/report: vehicle progress and status reports (SPEC §3, seed 000).
  *
- * On the broker thread, before the PUBACK: decode strictly (codec), check the VIN against
- * the catalog, check the replay guard, then append the raw report to the durable spool (a
- * copy into the page cache, no fsync) with its epoch. Then republish each upgrade_status
- * event as JSON on ota/v1/events/status/{vin} and let every event drive its task
- * execution (engine.c). The writer thread takes the report from the spool to the store.
+ * Broker thread, before the PUBACK (issue 14: the least work that makes the report
+ * durable): the size and rate limits (router.c), the envelope — a CBOR map with a valid
+ * seq and epoch, read without decoding the events (ota_codec_report_envelope) —, the VIN
+ * against the catalog, the replay guard, then the raw report is appended to the durable
+ * spool with its epoch (a copy into the page cache, no fsync) and the callback returns:
+ * PUBACK. The writer thread decodes and validates the report, stores its events (or keeps
+ * it in the quarantine when the decoder refuses it) and hands the result back; on TICK
+ * (ota_reports_poll) the broker thread publishes each upgrade_status event as JSON on
+ * ota/v1/events/status/{vin}, lets every event drive its task execution (engine.c, which
+ * sets off seed 000's effects) — so a subscriber that reads the store on a status event
+ * finds the event there — or answers the refusal on the vehicle's error topic.
  *
  * Nothing a vehicle sent is dropped in silence (docs/protocol.md "Reports"): a report
- * that is refused — it does not decode, it is oversize (router.c), its VIN is unknown to
- * the catalog (unless plugin_opt_accept_unknown_vins), or it is a replay — is spooled as a
- * quarantine record with its reason (the writer stores it in ota_quarantine), published
- * on ota/v1/events/rejected/{vin} and answered on the vehicle's error topic. A report that
- * cannot be spooled is not acked at all: the vehicle is disconnected and re-sends it.
+ * refused on the broker thread — not even its envelope reads, it is oversize (router.c),
+ * its VIN is unknown to the catalog (unless plugin_opt_accept_unknown_vins), or it is a
+ * replay — is spooled as a quarantine record with its reason, published on
+ * ota/v1/events/rejected/{vin} and answered at once; one the writer refuses is kept in
+ * the quarantine by the writer and answered (and published) on TICK, once stored. A
+ * report that cannot be spooled is not acked at all: the vehicle is disconnected and
+ * re-sends it.
  *
  * The replay guard keeps per VIN the epoch and seq of the last report taken and the
  * number of operator resets: a report of the same epoch must have a higher seq, a report
  * of another epoch starts that epoch, and after resetVehicleSeq the next report is taken
  * whatever it says and its events are stored under "<epoch>~<resets>", away from the
- * keys of the unit that was replaced.
+ * keys of the unit that was replaced. When the writer refuses the report the guard took
+ * last, the guard steps back (once its answer is sent, the seq may be used again).
  */
 #include "ota_plugin.h"
 #include "catalog.h"
@@ -64,6 +73,11 @@ typedef struct {
     int64_t seq; /* -1: nothing taken since the last reset */
     uint32_t resets;
     char *epoch;
+    char *client_id; /* of the last report, when not the VIN: where a late refusal goes */
+    /* before the last report taken: restored when the writer refuses that report */
+    int64_t prev_seq;
+    char *prev_epoch;
+    bool has_prev;
 } last_seq;
 
 static ota_map_key last_seq_key(const void *rec)
@@ -74,11 +88,48 @@ static ota_map_key last_seq_key(const void *rec)
 static void last_seq_fini(void *rec)
 {
     free(((last_seq *)rec)->epoch);
+    free(((last_seq *)rec)->client_id);
+    free(((last_seq *)rec)->prev_epoch);
 }
 
 static const char *epoch_of(const last_seq *l)
 {
     return l->epoch ? l->epoch : "0";
+}
+
+/* Keeps l's position before a report moves it (one step of undo). */
+static void keep_prev(last_seq *l)
+{
+    free(l->prev_epoch);
+    l->prev_epoch = l->epoch ? strdup(l->epoch) : NULL;
+    l->has_prev = !l->epoch || l->prev_epoch;
+    l->prev_seq = l->seq;
+}
+
+/* The writer refused the report (epoch, seq) the guard took last: its seq is free again,
+ * so that the vehicle may send the report again, corrected, under the same numbers. */
+static void undo_take(last_seq *l, const char *epoch, uint64_t seq)
+{
+    if (!l->has_prev || l->seq != (int64_t)seq || strcmp(epoch_of(l), epoch) != 0) {
+        return; /* a later report was taken meanwhile */
+    }
+    free(l->epoch);
+    l->epoch = l->prev_epoch;
+    l->prev_epoch = NULL;
+    l->seq = l->prev_seq;
+    l->has_prev = false;
+}
+
+/* Remembers the connection a report came from, for the answer the writer's result may
+ * need later (NULL when it is the VIN, as with use_username_as_clientid). */
+static void remember_client(last_seq *l, const char *client_id)
+{
+    bool is_vin = !client_id || strcmp(client_id, l->vin) == 0;
+    if (is_vin ? !l->client_id : l->client_id && strcmp(l->client_id, client_id) == 0) {
+        return;
+    }
+    free(l->client_id);
+    l->client_id = is_vin ? NULL : strdup(client_id); /* NULL when out of memory: the VIN */
 }
 
 void ota_reports_init(ota_plugin *p)
@@ -319,64 +370,108 @@ int ota_reports_reset_seq(ota_plugin *p, const char *vin, cJSON *out, char *err,
 
 /* ---- taking a report ---- */
 
-static void publish_status_events(ota_plugin *p, const ota_request *req, const ota_report *rep,
-                                  int64_t now)
+/* Spools a report whose envelope passed every check; its effects come with the writer's
+ * result (ota_reports_poll). */
+static int take(ota_plugin *p, const ota_request *req, const ota_report *env, last_seq *l)
 {
-    for (size_t i = 0; i < rep->n_events; i++) {
-        if (rep->events[i].type == OTA_EV_UPGRADE_STATUS) {
-            publish_status_event(p, req->vin, rep->seq, &rep->events[i], now);
-            ota_tasks_on_status(p, req->vin, &rep->events[i]);
-        }
-        ota_engine_on_event(p, req->vin, &rep->events[i]); /* execution states (engine.c) */
-    }
-}
-
-/* Spools a report that passed every check and sets off its effects. */
-static int take(ota_plugin *p, const ota_request *req, const ota_report *rep, last_seq *l)
-{
-    int64_t now = ota_now_ms();
     ota_spool_entry en = {.kind = OTA_SPOOL_KIND_REPORT_EPOCH,
                           .vin = req->vin,
-                          .seq = rep->seq,
-                          .received_ms = now,
-                          .epoch = rep->epoch,
+                          .seq = env->seq,
+                          .received_ms = ota_now_ms(),
+                          .epoch = env->epoch,
                           .resets = l->resets,
                           .payload = req->payload,
                           .len = req->payloadlen};
     if (ota_spool_append(p->spool, &en) != 0) {
-        return refuse_unspooled(p, req, rep->seq);
+        return refuse_unspooled(p, req, env->seq);
     }
-    if (set_epoch(l, rep->epoch) != 0) {
+    keep_prev(l);
+    if (set_epoch(l, env->epoch) != 0) {
         l->seq = -1; /* out of memory: the next report is taken whatever it says */
     } else {
-        l->seq = (int64_t)rep->seq;
+        l->seq = (int64_t)env->seq;
     }
-    p->counters.reports_accepted++;
-    p->counters.events_accepted += rep->n_events;
-    publish_status_events(p, req, rep, now);
+    remember_client(l, req->client_id);
+    p->counters.reports_spooled++;
     return MOSQ_ERR_SUCCESS;
 }
 
 int ota_handle_report(ota_plugin *p, const ota_request *req)
 {
-    ota_report rep;
+    ota_report env;
     ota_error err;
-    if (ota_codec_decode_report(req->payload, req->payloadlen, &p->cfg.limits, &rep, &err) != 0) {
-        return refuse(p, req, &err, &rep, NULL);
+    if (ota_codec_report_envelope(req->payload, req->payloadlen, &env, &err) != 0) {
+        return refuse(p, req, &err, &env, NULL);
     }
-    int rc;
     last_seq *l = NULL;
     if (!p->cfg.accept_unknown_vins && !ota_catalog_vehicle(p->catalog, req->vin)) {
-        rc = refuse_unknown_vin(p, req, &rep);
-    } else if (!(l = guard_of(p, req->vin))) {
-        ota_error_set(&err, OTA_E_INTERNAL, "report: out of memory");
-        ota_reply_error(p, req, &err, (int64_t)rep.seq);
-        rc = MOSQ_ERR_NOMEM; /* not acked: re-sent later */
-    } else if (!guard_admits(l, rep.epoch, rep.seq)) {
-        rc = refuse_replay(p, req, &rep, l);
-    } else {
-        rc = take(p, req, &rep, l);
+        return refuse_unknown_vin(p, req, &env);
     }
-    ota_report_free(&rep);
-    return rc;
+    if (!(l = guard_of(p, req->vin))) {
+        ota_error_set(&err, OTA_E_INTERNAL, "report: out of memory");
+        ota_reply_error(p, req, &err, (int64_t)env.seq);
+        return MOSQ_ERR_NOMEM; /* not acked: re-sent later */
+    }
+    if (!guard_admits(l, env.epoch, env.seq)) {
+        return refuse_replay(p, req, &env, l);
+    }
+    return take(p, req, &env, l);
+}
+
+/* ---- the writer's results (TICK) ---- */
+
+static void publish_status_events(ota_plugin *p, const ota_report_result *r)
+{
+    const ota_report *rep = &r->rep;
+    for (size_t i = 0; i < rep->n_events; i++) {
+        if (rep->events[i].type == OTA_EV_UPGRADE_STATUS) {
+            publish_status_event(p, r->vin, r->seq, &rep->events[i], r->received_ms);
+            ota_tasks_on_status(p, r->vin, &rep->events[i]);
+        }
+        ota_engine_on_event(p, r->vin, &rep->events[i]); /* execution states (engine.c) */
+    }
+}
+
+/* A report the writer refused (and keeps in the quarantine): counted, published and
+ * answered now that the quarantine row is stored. */
+static void answer_refused(ota_plugin *p, const ota_report_result *r)
+{
+    last_seq *l = ota_map_get_str(&p->last_seqs, r->vin);
+    char topic[64];
+    snprintf(topic, sizeof(topic), "ota/v1/%s/report", r->vin);
+    ota_request req = {.client_id = l && l->client_id ? l->client_id : r->vin,
+                       .vin = r->vin,
+                       .topic = topic};
+    ota_report named = {.seq = r->seq, .seq_valid = r->has_seq};
+    snprintf(named.epoch, sizeof(named.epoch), "%s", r->epoch);
+    if (l && r->has_seq) {
+        undo_take(l, r->epoch, r->seq);
+    }
+    p->counters.reports_rejected++;
+    p->counters.reports_quarantined++;
+    p->counters.rejected[r->err.code]++;
+    publish_rejected(p, r->vin, &r->err, &named, (size_t)r->size, r->received_ms);
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: %s from %s on %s: %s (quarantined)",
+                         ota_err_name(r->err.code), r->vin, topic, r->err.msg);
+    size_t len = 0;
+    uint8_t *buf = ota_codec_encode_report_error(&r->err, r->has_seq ? (int64_t)r->seq : -1,
+                                                 r->has_seq ? r->epoch : NULL, -1, NULL, &len);
+    ota_reply_cbor(&req, "error", buf, len);
+}
+
+static void on_result(void *ctx, const ota_report_result *r)
+{
+    ota_plugin *p = ctx;
+    if (r->refused) {
+        answer_refused(p, r);
+        return;
+    }
+    p->counters.reports_accepted++;
+    p->counters.events_accepted += r->rep.n_events;
+    publish_status_events(p, r);
+}
+
+void ota_reports_poll(ota_plugin *p)
+{
+    ota_writer_poll_reports(p->writer, on_result, p);
 }
