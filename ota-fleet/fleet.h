@@ -10,7 +10,7 @@
  * (vehicles publish one shadow/update each, then stay connected and count the task
  * notices that arrive on shadow/delta: the dispatch benchmark's fleet) and `campaign`
  * (vehicles behave like real ones through an upgrade campaign: fleet_campaign.c, with
- * the checks of fleet_crypto.c and the block bookkeeping of fleet_dl.c).
+ * the checks of vehicle-crypto/vcrypto.c and the block bookkeeping of fleet_dl.c).
  *
  * Scaling rules (a later issue runs 10,000 vehicles in one process): everything per
  * vehicle lives in a table indexed by vehicle id; the pollfd array has the same index;
@@ -20,6 +20,8 @@
  */
 #ifndef OTA_FLEET_H
 #define OTA_FLEET_H
+
+#include "vcrypto.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -205,7 +207,7 @@ typedef struct fleet {
     int64_t ready_ms; /* wall clock of the ready line */
     bool closing;     /* the wait is over: every vehicle disconnects */
     /* campaign mode */
-    uint8_t pub[32]; /* the plugin's signing key */
+    vc_pub pub; /* the plugin's signing key */
 } fleet;
 
 /* fleet_run.c */

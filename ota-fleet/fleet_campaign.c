@@ -41,9 +41,9 @@ typedef enum { JOB_DESC, JOB_DOWNLOAD, JOB_INSTALL, JOB_FINAL, JOB_CLOSE } job_p
 
 typedef struct fleet_job {
     job_phase phase;
-    char task[FLEET_ID_MAX + 1], version[FLEET_ID_MAX + 1], trigger[FLEET_ID_MAX + 1];
-    fleet_desc desc;
-    uint8_t key[FLEET_KEY_LEN];
+    char task[VC_ID_MAX + 1], version[VC_ID_MAX + 1], trigger[VC_ID_MAX + 1];
+    vc_desc desc;
+    uint8_t key[VC_KEY_LEN];
     uint64_t req;
     bool send_pending; /* pkg/get or file/get to (re)send */
     bool resume;       /* the next file/get follows a lost link or a timeout */
@@ -225,7 +225,7 @@ static void send_pkg_get(fleet_vehicle *v)
 static void start_file(fleet_vehicle *v)
 {
     fleet_job *j = v->job;
-    const fleet_desc_ecu *e = &j->desc.ecus[j->ecu];
+    const vc_desc_ecu *e = &j->desc.ecus[j->ecu];
 
     j->dl = fleet_dl_new(e->size, v->fleet->cfg.block_size, v->fleet->cfg.window,
                          j->desc.has_key ? j->key : NULL);
@@ -246,8 +246,8 @@ static bool unwrap_key(fleet_vehicle *v)
 
     if (!j->desc.has_key)
         return true;
-    if (fleet_crypto_vehicle_key(v->fleet->cfg.key_seed, v->vin, priv, pub) != 0 ||
-        fleet_crypto_unwrap(&j->desc, priv, v->vin, j->key) != 0) {
+    if (vc_seed_vehicle_key(v->fleet->cfg.key_seed, v->vin, priv, pub) != 0 ||
+        vc_unwrap(&j->desc, priv, v->vin, j->key) != 0) {
         complain(v, "pkg/desc", "the content key does not open with the vehicle's key");
         return false;
     }
@@ -255,16 +255,16 @@ static bool unwrap_key(fleet_vehicle *v)
     return true;
 }
 
-static fleet_desc_verdict check_desc(fleet_vehicle *v, const void *payload, int len)
+static vc_verdict check_desc(fleet_vehicle *v, const void *payload, int len)
 {
     fleet_job *j = v->job;
-    fleet_desc_verdict r = fleet_desc_verify(v->fleet->pub, payload, (size_t)len, &j->desc);
+    vc_verdict r = vc_desc_verify(&v->fleet->pub, payload, (size_t)len, &j->desc);
 
-    if (r == FLEET_DESC_OK)
-        r = fleet_desc_check(&j->desc, v->vin, fleet_wall_ms(), v->last_ctr);
-    if (r == FLEET_DESC_OK &&
+    if (r == VC_DESC_OK)
+        r = vc_desc_check(&j->desc, v->vin, fleet_wall_ms(), v->last_ctr);
+    if (r == VC_DESC_OK &&
         (strcmp(j->desc.task, j->task) != 0 || strcmp(j->desc.to, j->version) != 0))
-        r = FLEET_DESC_WRONG_TASK;
+        r = VC_DESC_WRONG_TASK;
     return r;
 }
 
@@ -272,19 +272,19 @@ static void on_desc(fleet_vehicle *v, const void *payload, int len)
 {
     fleet_job *j = v->job;
     char text[512];
-    fleet_desc_verdict r;
+    vc_verdict r;
 
     if (j == NULL || j->phase != JOB_DESC)
         return; /* a late answer to a re-sent pkg/get */
     r = check_desc(v, payload, len);
-    if (r == FLEET_DESC_BAD_COSE) { /* a refusal {req, err, msg}? */
+    if (r == VC_DESC_BAD_COSE) { /* a refusal {req, err, msg}? */
         fleet_cbor_describe_error(payload, len, text, sizeof text);
         complain(v, "pkg/get refused or not a COSE_Sign1", text);
         queue_status(v, "failed", "download_failed");
         return;
     }
-    if (r != FLEET_DESC_OK) {
-        complain(v, "pkg/desc", fleet_desc_verdict_name(r));
+    if (r != VC_DESC_OK) {
+        complain(v, "pkg/desc", vc_verdict_name(r));
         queue_status(v, "failed", "download_failed");
         return;
     }
@@ -345,7 +345,7 @@ static void start_install(fleet_vehicle *v)
 static void finish_file(fleet_vehicle *v)
 {
     fleet_job *j = v->job;
-    const fleet_desc_ecu *e = &j->desc.ecus[j->ecu];
+    const vc_desc_ecu *e = &j->desc.ecus[j->ecu];
     bool dec_ok, ok = fleet_dl_finish(j->dl, e->sha256, &dec_ok);
 
     fleet_dl_free(j->dl);
@@ -402,8 +402,8 @@ static void take_block(fleet_vehicle *v, uint32_t i, cbor_item_t *data)
 static void on_block_map(fleet_vehicle *v, cbor_item_t *m)
 {
     fleet_job *j = v->job;
-    cbor_item_t *file = fleet_cbor_get(m, "file"), *i = fleet_cbor_get(m, "i");
-    cbor_item_t *data = fleet_cbor_get(m, "data"), *err = fleet_cbor_get(m, "err");
+    cbor_item_t *file = vc_cbor_get(m, "file"), *i = vc_cbor_get(m, "i");
+    cbor_item_t *data = vc_cbor_get(m, "data"), *err = vc_cbor_get(m, "err");
     const char *want = j->desc.ecus[j->ecu].sha_hex;
 
     if (file == NULL || !cbor_isa_string(file) || cbor_string_length(file) != 64 ||
@@ -485,8 +485,8 @@ static void new_job(fleet_vehicle *v, cbor_item_t *task)
 {
     fleet *f = v->fleet;
     fleet_job *j = calloc(1, sizeof *j);
-    cbor_item_t *tid = fleet_cbor_get(task, "task"), *ver = fleet_cbor_get(task, "version");
-    cbor_item_t *type = fleet_cbor_get(task, "upgrade_type");
+    cbor_item_t *tid = vc_cbor_get(task, "task"), *ver = vc_cbor_get(task, "version");
+    cbor_item_t *type = vc_cbor_get(task, "upgrade_type");
 
     if (j == NULL) {
         complain(v, "notice", "out of memory");
@@ -518,15 +518,15 @@ static void on_delta(fleet_vehicle *v, const void *payload, int len)
 {
     struct cbor_load_result res;
     cbor_item_t *root = cbor_load(payload, (size_t)len, &res);
-    cbor_item_t *desired = fleet_cbor_get(root, "desired");
-    cbor_item_t *task = fleet_cbor_get(desired, "task"),
-                *cancel = fleet_cbor_get(desired, "cancel");
-    cbor_item_t *tid = fleet_cbor_get(task, "task"), *ver = fleet_cbor_get(task, "version");
+    cbor_item_t *desired = vc_cbor_get(root, "desired");
+    cbor_item_t *task = vc_cbor_get(desired, "task"),
+                *cancel = vc_cbor_get(desired, "cancel");
+    cbor_item_t *tid = vc_cbor_get(task, "task"), *ver = vc_cbor_get(task, "version");
 
     if (task && cbor_isa_map(task)) {
         bool valid = tid && ver && cbor_isa_string(tid) && cbor_isa_string(ver) &&
-                     cbor_string_length(tid) <= FLEET_ID_MAX &&
-                     cbor_string_length(ver) <= FLEET_ID_MAX;
+                     cbor_string_length(tid) <= VC_ID_MAX &&
+                     cbor_string_length(ver) <= VC_ID_MAX;
         if (!valid)
             complain(v, "shadow/delta", "a task notice without task or version");
         else if (v->job == NULL && !text_is(tid, v->done_task))

@@ -324,7 +324,7 @@ bool fleet_cbor_is_notice(const void *payload, int len)
 
     if (root == NULL)
         return false;
-    task = fleet_cbor_get(fleet_cbor_get(root, "desired"), "task");
+    task = vc_cbor_get(vc_cbor_get(root, "desired"), "task");
     notice = task != NULL && cbor_isa_map(task); /* a cancel has task: null */
     cbor_decref(&root);
     return notice;

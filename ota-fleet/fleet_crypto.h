@@ -1,87 +1,14 @@
 /*
- * fleet_crypto.h — the pure parts of a simulated vehicle's campaign (no MQTT): checking a
- * signed package description (COSE_Sign1, Ed25519), unwrapping the content key of an
- * encrypted package (X25519 + HKDF-SHA256 + AES-256-GCM), the vehicle's key pair derived
- * from a seed and its VIN, and the block download bookkeeping (windows, resume bitmap,
- * in-order SHA-256 and streaming decryption of nonce || ciphertext || tag).
- *
- * The formats are the cross-team decisions of docs/protocol.md (pkg/desc, file/data).
- * Everything here is unit-tested against vectors made by an independent implementation
- * (Python cryptography + cbor2: tests/unit/fleet_vectors.py).
+ * fleet_crypto.h — ota-fleet's block download bookkeeping (windows, resume bitmap,
+ * in-order SHA-256 and streaming decryption of nonce || ciphertext || tag), on top of the
+ * vehicle checks shared with ota-agent (vehicle-crypto/vcrypto.h).
  */
 #ifndef OTA_FLEET_CRYPTO_H
 #define OTA_FLEET_CRYPTO_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "vcrypto.h"
 
-#define FLEET_MAX_ECUS 16
-#define FLEET_ID_MAX 64
-#define FLEET_KEY_LEN 32
 #define FLEET_DL_MAX_WINDOW 64 /* blocks per file/get (SPEC §3: n <= 64) */
-
-typedef enum {
-    FLEET_DESC_OK,
-    FLEET_DESC_BAD_COSE,      /* not a COSE_Sign1 of the agreed shape */
-    FLEET_DESC_BAD_ALG,       /* protected header is not {1: -8} */
-    FLEET_DESC_BAD_KID,       /* kid does not name the plugin's key */
-    FLEET_DESC_BAD_SIGNATURE, /* Ed25519 verification failed */
-    FLEET_DESC_BAD_PAYLOAD,   /* the description misses a field or has a wrong type */
-    FLEET_DESC_WRONG_VIN,
-    FLEET_DESC_EXPIRED,
-    FLEET_DESC_OLD_CTR,   /* ctr not above the last one accepted */
-    FLEET_DESC_WRONG_TASK /* task or target version not those of the notice */
-} fleet_desc_verdict;
-
-typedef struct {
-    char ecu[FLEET_ID_MAX + 1];
-    char version[FLEET_ID_MAX + 1];
-    char name[256];
-    uint64_t order;
-    uint64_t size;
-    uint8_t sha256[32];
-    char sha_hex[65]; /* the `file` of file/get */
-} fleet_desc_ecu;
-
-typedef struct {
-    char vin[FLEET_ID_MAX + 1];
-    char task[FLEET_ID_MAX + 1];
-    char to[FLEET_ID_MAX + 1];
-    uint64_t ctr, iat, exp;
-    uint32_t n_ecus;
-    fleet_desc_ecu ecus[FLEET_MAX_ECUS];
-    bool has_key;
-    uint8_t epk[32], iv[12], ct[48];
-} fleet_desc;
-
-const char *fleet_desc_verdict_name(fleet_desc_verdict v);
-
-/* Reads the plugin's Ed25519 public key (PEM SubjectPublicKeyInfo) as 32 raw bytes. */
-int fleet_crypto_load_pub(const char *path, uint8_t pub[32]);
-
-/* Checks the COSE_Sign1 envelope and signature and decodes the description into *out. */
-fleet_desc_verdict fleet_desc_verify(const uint8_t pub[32], const void *msg, size_t len,
-                                     fleet_desc *out);
-
-/* The vehicle's own checks: vin is its VIN, exp after now_ms, ctr above last_ctr. */
-fleet_desc_verdict fleet_desc_check(const fleet_desc *d, const char *vin, int64_t now_ms,
-                                    uint64_t last_ctr);
-
-/* The vehicle's X25519 key pair: private = SHA-256("ota-fleet vehicle key v1" || seed ||
- * VIN). Returns 0, or -1 on an OpenSSL failure. */
-int fleet_crypto_vehicle_key(const char *seed, const char *vin, uint8_t priv[32], uint8_t pub[32]);
-
-/* Unwraps the content key of d (d->has_key) for the vehicle (priv, VIN). Returns 0, or
- * -1 when the key does not open (wrong vehicle, tampered). */
-int fleet_crypto_unwrap(const fleet_desc *d, const uint8_t priv[32], const char *vin,
-                        uint8_t key[FLEET_KEY_LEN]);
-
-void fleet_hex(const uint8_t *in, size_t n, char *out); /* out: 2n + 1 */
-
-/* The value of text key `name` in a CBOR map, or NULL (not a map, no such key). */
-struct cbor_item_t;
-struct cbor_item_t *fleet_cbor_get(struct cbor_item_t *map, const char *name);
 
 /* ---- block download ---- */
 

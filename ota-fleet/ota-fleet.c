@@ -461,7 +461,7 @@ static int fleet_init(fleet *f)
     }
     if (f->cfg.acked_path && (f->acked = fleet_acked_open(f->cfg.acked_path)) == NULL)
         return -1;
-    if (f->cfg.mode == FLEET_MODE_CAMPAIGN && fleet_crypto_load_pub(f->cfg.pub_path, f->pub) != 0) {
+    if (f->cfg.mode == FLEET_MODE_CAMPAIGN && vc_load_pub(f->cfg.pub_path, &f->pub) != 0) {
         fprintf(stderr, "ota-fleet: %s: not an Ed25519 public key (PEM)\n", f->cfg.pub_path);
         return -1;
     }
@@ -691,9 +691,9 @@ static int print_keys(const fleet_config *c)
     for (uint32_t i = 0; i < c->vehicles; i++) {
         snprintf(vin, sizeof vin, "%s%012llu", c->vin_prefix,
                  (unsigned long long)(c->vin_offset + i));
-        if (fleet_crypto_vehicle_key(c->key_seed, vin, priv, pub) != 0)
+        if (vc_seed_vehicle_key(c->key_seed, vin, priv, pub) != 0)
             return 1;
-        fleet_hex(pub, 32, hex);
+        vc_hex(pub, 32, hex);
         printf("%s,%s\n", vin, hex);
     }
     return 0;

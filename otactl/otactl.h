@@ -95,6 +95,8 @@ cJSON *otactl_read_json(const otactl_ctx *ctx, const char *path);
 /* Appends VINs of text (separated by white space or commas; '#' starts a comment to the
  * end of the line) to the cJSON string array vins. */
 void otactl_vins_from_text(const char *text, cJSON *vins);
+/* Seconds on the monotonic clock (deadlines, progress rates). */
+double otactl_now_s(void);
 
 /* ---- connection (otactl_conn.c) ---- */
 

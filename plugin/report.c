@@ -164,8 +164,8 @@ static last_seq *guard_of(ota_plugin *p, const char *vin)
     if (l) {
         return l;
     }
-    last_seq rec = {.seq = -1};
-    snprintf(rec.vin, sizeof(rec.vin), "%s", vin);
+    last_seq rec = {.seq = -1}; /* zeroed: rec.vin stays terminated */
+    memcpy(rec.vin, vin, strnlen(vin, OTA_VIN_LEN)); /* not snprintf: -O3 truncation error */
     return ota_map_put(&p->last_seqs, &rec);
 }
 

@@ -2,9 +2,10 @@
  * mongo_catalog.c — the catalog (SPEC §5) in the MongoDB backend and ota_store_apply.
  *   ota_vehicle        {_id: VIN, model, series, ...}: the fields of OTA_STORE_VCOLS
  *                      (public_key binary; absent optional values are absent fields)
- *   document kinds     {_id: key, json: the JSON text as given} in the collections of
- *                      ota_store_doc_table (the text is kept byte for byte: the operator
- *                      API shows what it stored, and numbers keep their exact form)
+ *   document kinds     {_id: key, <the JSON object's members as BSON fields>} in the
+ *                      collections of ota_store_doc_table, or {_id: key, json: "<text>"}
+ *                      when the BSON would not print back to the same text (mongo_json.c):
+ *                      the operator API shows what it stored, byte for byte
  *   ota_vehicle_list   {_id: "LIST/VIN", list, vin}
  *
  * Design: atomicity. A change is checked first (schema.c), so nothing is sent for a
@@ -53,12 +54,8 @@ static void read_vehicle(const bson_t *doc, ota_vehicle_rec *v)
         } else if (c->kind == OTA_VC_BOOL) {
             *(bool *)p = ota_store_mg_bool(doc, name);
         } else {
-            bson_iter_t it;
-            const uint8_t *data = NULL;
-            uint32_t len = 0;
-            bson_subtype_t sub;
-            if (bson_iter_init_find(&it, doc, name) && BSON_ITER_HOLDS_BINARY(&it))
-                bson_iter_binary(&it, &sub, &len, &data);
+            uint32_t len;
+            const uint8_t *data = ota_store_mg_binary(doc, name, &len);
             v->has_public_key = data != NULL && len == OTA_PUBKEY_LEN;
             if (v->has_public_key)
                 memcpy(p, data, OTA_PUBKEY_LEN);
@@ -154,7 +151,7 @@ static int write_docs(mongo_store *st, const ota_catalog_change *c, mongoc_clien
             }
             bson_t doc = BSON_INITIALIZER;
             BSON_APPEND_UTF8(&doc, "_id", d->key);
-            BSON_APPEND_UTF8(&doc, "json", d->json);
+            ota_store_mg_append_doc_fields(&doc, d->json);
             replace_by_id(w.bulk, d->key, &doc);
             bson_destroy(&doc);
         }
@@ -205,7 +202,8 @@ static int write_change(mongo_store *st, const ota_catalog_change *c, mongoc_cli
                         char *err, size_t errlen)
 {
     if (write_vehicles(st, c, cs, err, errlen) != 0 || write_docs(st, c, cs, err, errlen) != 0 ||
-        write_lists(st, c, cs, err, errlen) != 0)
+        write_lists(st, c, cs, err, errlen) != 0 ||
+        ota_store_mg_changes_append(st, c, cs, err, errlen) != 0)
         return -1;
     return ota_store_mg_tasks_write(st, c, cs, err, errlen);
 }
@@ -288,8 +286,11 @@ int ota_store_mg_load_vehicles(ota_store *s, ota_store_vehicle_fn fn, void *ctx)
 static int doc_to_fn(const bson_t *doc, void *arg)
 {
     sink *to = arg;
-    const char *key = ota_store_mg_text(doc, "_id"), *json = ota_store_mg_text(doc, "json");
-    return key != NULL && json != NULL ? to->fn.doc(to->ctx, key, json) : -1;
+    const char *key = ota_store_mg_text(doc, "_id");
+    char *json = ota_store_mg_doc_json(doc);
+    int rc = key != NULL && json != NULL ? to->fn.doc(to->ctx, key, json) : -1;
+    free(json);
+    return rc;
 }
 
 int ota_store_mg_load_docs(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn, void *ctx)

@@ -129,13 +129,9 @@ static int put_kind(mongo_store *st, int type, const ota_store_event *evs, size_
     return rc;
 }
 
-int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
-                            ota_store_put_result *res, char *err, size_t errlen)
+int ota_store_mg_insert_events(mongo_store *st, const ota_store_event *evs, size_t n,
+                               ota_store_put_result *r, char *err, size_t errlen)
 {
-    mongo_store *st = (mongo_store *)s;
-    ota_store_put_result r = {0, 0};
-    if (res != NULL)
-        *res = r;
     for (size_t i = 0; i < n; i++) {
         const char *problem = ota_store_event_problem(&evs[i]);
         if (problem != NULL) {
@@ -145,10 +141,8 @@ int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
         }
     }
     for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++)
-        if (put_kind(st, t, evs, n, &r, err, errlen) != 0)
+        if (put_kind(st, t, evs, n, r, err, errlen) != 0)
             return -1;
-    if (res != NULL)
-        *res = r;
     return 0;
 }
 
@@ -373,8 +367,9 @@ int ota_store_mg_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void 
 }
 
 /* ---- the highest seq of every VIN: the last of each VIN in (vin, seq) order, over every
- * kind, then the highest per VIN of those (the guard's rows of a database written before
- * ota_vehicle_report_seq existed) ---- */
+ * kind, then the highest per VIN of those, as guard rows of epoch "0". Start-up reads
+ * ota_vehicle_state instead (mongo_state.c); this scan fills it once for a database made
+ * before it existed ---- */
 
 typedef struct {
     char *vin;
@@ -426,7 +421,7 @@ static int by_vin_then_seq_desc(const void *a, const void *b)
     return (x->seq < y->seq) - (x->seq > y->seq);
 }
 
-int ota_store_mg_load_event_seqs(mongo_store *st, ota_store_seq_fn fn, void *ctx)
+int ota_store_mg_scan_last_seqs(mongo_store *st, ota_store_seq_fn fn, void *ctx)
 {
     if (fn == NULL)
         return -1;

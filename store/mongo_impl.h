@@ -38,10 +38,12 @@ int ota_store_mg_find(mongo_store *st, const char *coll, const bson_t *filter, c
                       ota_store_mg_doc_fn fn, void *arg);
 
 /* Field readers: a text (NULL when absent or not a string), an integer (int32, int64 or
- * double; dflt when absent or null), a bool. */
+ * double; dflt when absent or null), a bool, binary data (NULL and *len 0 when absent or
+ * not binary; points into doc). */
 const char *ota_store_mg_text(const bson_t *doc, const char *field);
 int64_t ota_store_mg_int(const bson_t *doc, const char *field, int64_t dflt);
 bool ota_store_mg_bool(const bson_t *doc, const char *field);
+const uint8_t *ota_store_mg_binary(const bson_t *doc, const char *field, uint32_t *len);
 
 /* Outcome of a bulk write: what the reply says. */
 typedef struct {
@@ -59,25 +61,44 @@ int ota_store_mg_bulk_run(mongo_store *st, mongoc_bulk_operation_t *bulk, const 
 mongoc_bulk_operation_t *ota_store_mg_bulk(mongo_store *st, mongoc_collection_t *coll, bool ordered,
                                            mongoc_client_session_t *cs);
 
+/* ---- JSON documents as native BSON (mongo_json.c) ---- */
+
+/* Appends the JSON object text json under key: as a sub-document when that prints back to
+ * the same text, else as the string. True when native. */
+bool ota_store_mg_append_json(bson_t *parent, const char *key, const char *json);
+/* Appends the members of the JSON object json to doc (which holds _id) when that prints
+ * back to the same text, else json: "<the text>". True when native. */
+bool ota_store_mg_append_doc_fields(bson_t *doc, const char *json);
+/* The JSON text (malloc; NULL when it has none) of a field: a string as it is, a document
+ * or array printed as the codec prints JSON. */
+char *ota_store_mg_json_of(const bson_iter_t *field);
+/* The JSON text (malloc) of a stored top-level document: its json string in the text form,
+ * else its fields but _id. NULL when a field has no JSON form. */
+char *ota_store_mg_doc_json(const bson_t *doc);
+
 /* ---- report events (mongo_events.c) ---- */
 
 int ota_store_mg_events_indexes(mongo_store *st, char *err, size_t errlen);
-int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
-                            ota_store_put_result *res, char *err, size_t errlen);
+/* Inserts the events (checked first), counting each into r as inserted or duplicate; the
+ * VINs' state is the caller's (ota_store_mg_put_batch). 0, or -1 with err set. */
+int ota_store_mg_insert_events(mongo_store *st, const ota_store_event *evs, size_t n,
+                               ota_store_put_result *r, char *err, size_t errlen);
 int ota_store_mg_latest_status(ota_store *s, const char *vin, ota_store_event_fn fn, void *ctx);
 int ota_store_mg_count_events(ota_store *s, ota_event_type type, const char *vin, uint64_t *count);
 int ota_store_mg_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
                          ota_store_event_fn fn, void *ctx);
 int ota_store_mg_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx);
-/* The highest seq stored of every VIN, as guard rows of epoch "0", by VIN. */
-int ota_store_mg_load_event_seqs(mongo_store *st, ota_store_seq_fn fn, void *ctx);
+/* Every VIN's highest seq from the events themselves (reads every event), as guard rows
+ * of epoch "0", by VIN: the one-time fill of ota_vehicle_state (mongo_state.c). */
+int ota_store_mg_scan_last_seqs(mongo_store *st, ota_store_seq_fn fn, void *ctx);
 
-/* ---- the replay guard's rows and the quarantine (mongo_reports.c) ---- */
+/* ---- the quarantine and the writer's batches (mongo_reports.c) ---- */
 
 int ota_store_mg_reports_indexes(mongo_store *st, char *err, size_t errlen);
 int ota_store_mg_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
                            char *err, size_t errlen);
-int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
+int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
+                            ota_store_put_result *res, char *err, size_t errlen);
 int ota_store_mg_list_quarantine(ota_store *s, const char *vin, const char *code,
                                  int64_t before_id, size_t limit, ota_store_quarantine_fn fn,
                                  void *ctx);
@@ -105,6 +126,36 @@ int ota_store_mg_claim_notice(ota_store *s, const char *task, const char *vin, c
                               const char *owner, int64_t now_ms, char *err, size_t errlen);
 int ota_store_mg_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n, const char *owner,
                                int64_t now_ms, char *err, size_t errlen);
+
+/* The document of record rec of task engine table t (OTA_T_*), every column. */
+void ota_store_mg_rec_doc(bson_t *doc, int t, const void *rec);
+
+/* ---- shared state for several brokers (mongo_state.c, mongo_changes.c) ---- */
+
+/* At open: the indexes of ota_vehicle_state and ota_change_log, and the one-time
+ * migrations (ota_vehicle_state filled from the events, or its {_id, last_seq} documents
+ * of the first issue 15 version given epoch "0"; documents and shadows stored as JSON
+ * text rewritten as native documents), each marked done in ota_store_meta. */
+int ota_store_mg_state_open(mongo_store *st, char *err, size_t errlen);
+/* ota_vehicle_state for batch b (after its events are stored): each VIN of its events
+ * without a guard row in b raised in its epoch, then b's guard rows replaced in order. */
+int ota_store_mg_state_write(mongo_store *st, const ota_store_batch *b, char *err,
+                             size_t errlen);
+/* Every VIN's document of ota_vehicle_state, by VIN. */
+int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
+int ota_store_mg_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                 char *err, size_t errlen);
+int ota_store_mg_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
+                                 char *err, size_t errlen);
+/* Appends the change log entries of a checked change (in session cs, or NULL). */
+int ota_store_mg_changes_append(mongo_store *st, const ota_catalog_change *c,
+                                mongoc_client_session_t *cs, char *err, size_t errlen);
+int ota_store_mg_read_changes(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx);
+int ota_store_mg_change_bounds(ota_store *s, uint64_t *first, uint64_t *last);
+int ota_store_mg_trim_changes(ota_store *s, uint64_t upto);
+
+#define OTA_STORE_META_TABLE "ota_store_meta"
 
 /* Creates an index named name on coll with the comma-separated fields ("vin, seq"; a
  * field with a leading '-' descends), unique or not. 0, or -1 with err set. */

@@ -1,11 +1,10 @@
 /*
- * mongo_reports.c — the MongoDB collections beside the report events: the replay guard's
- * rows (ota_vehicle_report_seq {_id: VIN, epoch, seq, resets, updated_at}, replaced by
- * _id in batch order) and the refused reports (ota_quarantine {_id: "<id>", qid: id, vin,
- * received_at, code, message, seq?, epoch?, size, payload}; a repeated _id is a report
- * stored already, index {vin, -qid} for listing). A batch writes its events, then the
- * guard rows, then the quarantine: without a transaction a failed batch is retried whole
- * and converges, as the events do (mongo_events.c).
+ * mongo_reports.c — the writer's batches in MongoDB and the refused reports
+ * (ota_quarantine {_id: "<id>", qid: id, vin, received_at, code, message, seq?, epoch?,
+ * size, payload}; a repeated _id is a report stored already, index {vin, -qid} for
+ * listing). A batch writes its events, then ota_vehicle_state (the replay guard's rows,
+ * mongo_state.c), then the quarantine: without a transaction a failed batch is retried
+ * whole and converges, as the events do (mongo_events.c).
  */
 #include "mongo_impl.h"
 
@@ -37,28 +36,6 @@ static int run(mongo_store *st, mongoc_collection_t *coll, mongoc_bulk_operation
     }
     mongoc_collection_destroy(coll);
     return rc;
-}
-
-static int put_seqs(mongo_store *st, const ota_store_batch *b, char *err, size_t errlen)
-{
-    mongoc_collection_t *coll = ota_store_mg_coll(st, OTA_STORE_SEQ_TABLE);
-    mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, coll, true, NULL);
-    for (size_t i = 0; i < b->n_seqs; i++) {
-        const ota_report_seq_rec *r = &b->seqs[i];
-        bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-        BSON_APPEND_UTF8(&sel, "_id", r->vin);
-        BSON_APPEND_UTF8(&doc, "_id", r->vin);
-        BSON_APPEND_UTF8(&doc, "epoch", r->epoch != NULL ? r->epoch : "0");
-        BSON_APPEND_INT64(&doc, "seq", r->seq);
-        BSON_APPEND_INT64(&doc, "resets", r->resets);
-        BSON_APPEND_INT64(&doc, "updated_at", r->updated_ms);
-        BSON_APPEND_BOOL(&opts, "upsert", true);
-        mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc, &opts, NULL);
-        bson_destroy(&sel);
-        bson_destroy(&doc);
-        bson_destroy(&opts);
-    }
-    return run(st, coll, bulk, b->n_seqs, "upsert into " OTA_STORE_SEQ_TABLE, false, err, errlen);
 }
 
 static void quarantine_doc(bson_t *doc, const ota_quarantine_rec *q)
@@ -104,88 +81,23 @@ int ota_store_mg_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put
             return -1;
         }
     }
-    if (ota_store_mg_put_events(s, b->events, b->n_events, res, err, errlen) != 0 ||
-        put_seqs(st, b, err, errlen) != 0 || put_quarantine(st, b, err, errlen) != 0)
+    ota_store_put_result r = {0, 0};
+    if (res != NULL)
+        *res = r;
+    if (ota_store_mg_insert_events(st, b->events, b->n_events, &r, err, errlen) != 0 ||
+        ota_store_mg_state_write(st, b, err, errlen) != 0 ||
+        put_quarantine(st, b, err, errlen) != 0)
         return -1;
+    if (res != NULL)
+        *res = r;
     return 0;
 }
 
-/* ---- loading the guard's rows: the stored rows, then (for a VIN without one) the
- * highest seq of its stored events ---- */
-
-typedef struct {
-    char **vins; /* of the stored rows, in _id order */
-    size_t n, cap;
-    ota_store_seq_fn fn;
-    void *ctx;
-    bool failed;
-} seq_load;
-
-static int seq_row(const bson_t *doc, void *arg)
+int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
+                            ota_store_put_result *res, char *err, size_t errlen)
 {
-    seq_load *l = arg;
-    const char *vin = ota_store_mg_text(doc, "_id");
-    if (vin == NULL)
-        return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 256;
-        char **v = realloc(l->vins, cap * sizeof *v);
-        if (v == NULL) {
-            l->failed = true;
-            return 1;
-        }
-        l->vins = v;
-        l->cap = cap;
-    }
-    if ((l->vins[l->n] = strdup(vin)) == NULL) {
-        l->failed = true;
-        return 1;
-    }
-    l->n++;
-    const char *epoch = ota_store_mg_text(doc, "epoch");
-    ota_report_seq_rec r = {vin, epoch != NULL ? epoch : "0", ota_store_mg_int(doc, "seq", -1),
-                            (uint32_t)ota_store_mg_int(doc, "resets", 0),
-                            ota_store_mg_int(doc, "updated_at", 0)};
-    return l->fn(l->ctx, &r);
-}
-
-static int cmp_vin(const void *key, const void *elem)
-{
-    return strcmp(key, *(char *const *)elem);
-}
-
-/* A VIN's highest stored seq, unless it has a stored row. */
-static int event_seq(void *arg, const ota_report_seq_rec *r)
-{
-    seq_load *l = arg;
-    if (l->n > 0 && bsearch(r->vin, l->vins, l->n, sizeof *l->vins, cmp_vin) != NULL)
-        return 0;
-    return l->fn(l->ctx, r);
-}
-
-static int cmp_vins(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
-{
-    mongo_store *st = (mongo_store *)s;
-    if (fn == NULL)
-        return -1;
-    seq_load l = {.fn = fn, .ctx = ctx};
-    bson_t opts = BSON_INITIALIZER;
-    ota_store_mg_append_fields(&opts, "sort", "rowid");
-    int rc = ota_store_mg_find(st, OTA_STORE_SEQ_TABLE, NULL, &opts, seq_row, &l);
-    bson_destroy(&opts);
-    if (rc == 0 && !l.failed && l.n > 0)
-        qsort(l.vins, l.n, sizeof *l.vins, cmp_vins); /* _id order may not be strcmp's */
-    if (rc == 0 && !l.failed)
-        rc = ota_store_mg_load_event_seqs(st, event_seq, &l);
-    for (size_t i = 0; i < l.n; i++)
-        free(l.vins[i]);
-    free(l.vins);
-    return rc == 0 && !l.failed ? 0 : -1;
+    ota_store_batch b = {.events = evs, .n_events = n};
+    return ota_store_mg_put_batch(s, &b, res, err, errlen);
 }
 
 /* ---- listing the quarantine ---- */

@@ -4,7 +4,8 @@
  *   ota_task_vin                     {task, vin, state, code, resends, msg_id,
  *                                     notified_at, updated_at}, unique {task, vin}
  *   ota_vehicle_shadow               {vin, version, reported, desired, updated_at},
- *                                     unique {vin}
+ *                                     unique {vin}; reported / desired are sub-documents
+ *                                     (mongo_json.c; the JSON text when not exact)
  *   ota_vehicle_download_notice      {task, vin, package, version, msg_id, sent_at},
  *                                     unique {msg_id}, index {task, sent_at}
  *   ota_vehicle_package_description  {vin, counter, task, req, package, files, cose
@@ -57,7 +58,9 @@ static void append_col(bson_t *doc, const ota_store_tcol *c, const char *rec)
     const char *p = rec + c->off;
     switch (c->kind) {
     case OTA_TC_TEXT:
-        if (*(const char *const *)p != NULL)
+        if (*(const char *const *)p != NULL && (c->flags & OTA_TC_JSON))
+            ota_store_mg_append_json(doc, c->name, *(const char *const *)p);
+        else if (*(const char *const *)p != NULL)
             BSON_APPEND_UTF8(doc, c->name, *(const char *const *)p);
         break;
     case OTA_TC_STATE:
@@ -88,6 +91,11 @@ static void append_cols(bson_t *doc, const ota_store_ttable *d, const char *rec,
     for (int i = 0; i < d->n_cols; i++)
         if ((d->cols[i].flags & flags) == flags)
             append_col(doc, &d->cols[i], rec);
+}
+
+void ota_store_mg_rec_doc(bson_t *doc, int t, const void *rec)
+{
+    append_cols(doc, &OTA_STORE_TTABLES[t], rec, 0);
 }
 
 /* One record into bulk: a replacement upsert, or an insert-if-absent. */
@@ -140,45 +148,76 @@ int ota_store_mg_tasks_write(mongo_store *st, const ota_catalog_change *c,
 
 /* ---- loaders ---- */
 
+/* A stored document being read, and the JSON texts printed from its sub-documents
+ * (freed once the record was handed on). */
+#define MAX_PRINTED 4
+typedef struct {
+    const bson_t *doc;
+    char *printed[MAX_PRINTED];
+    int n_printed;
+} doc_src;
+
+static void doc_src_free(doc_src *d)
+{
+    for (int i = 0; i < d->n_printed; i++)
+        free(d->printed[i]);
+    d->n_printed = 0;
+}
+
 /* Fields of a stored document (ota_store_read_rec). */
-static bool doc_absent(void *doc, int i, const char *name)
+static bool doc_absent(void *src, int i, const char *name)
 {
     (void)i;
     bson_iter_t it;
-    return !bson_iter_init_find(&it, doc, name) || BSON_ITER_HOLDS_NULL(&it);
+    return !bson_iter_init_find(&it, ((doc_src *)src)->doc, name) || BSON_ITER_HOLDS_NULL(&it);
 }
 
-static const char *doc_text(void *doc, int i, const char *name)
+/* A text; a sub-document (a shadow's reported / desired state) as its JSON text. */
+static const char *doc_text(void *src, int i, const char *name)
 {
     (void)i;
-    return ota_store_mg_text(doc, name);
-}
-
-static int64_t doc_i64(void *doc, int i, const char *name)
-{
-    (void)i;
-    return ota_store_mg_int(doc, name, 0);
-}
-
-static const void *doc_blob(void *doc, int i, const char *name, size_t *len)
-{
-    (void)i;
+    doc_src *d = src;
     bson_iter_t it;
-    const uint8_t *data = NULL;
-    uint32_t n = 0;
-    bson_subtype_t sub;
-    if (bson_iter_init_find(&it, doc, name) && BSON_ITER_HOLDS_BINARY(&it))
-        bson_iter_binary(&it, &sub, &n, &data);
+    if (!bson_iter_init_find(&it, d->doc, name))
+        return NULL;
+    if (BSON_ITER_HOLDS_UTF8(&it))
+        return bson_iter_utf8(&it, NULL);
+    if (d->n_printed == MAX_PRINTED)
+        return NULL;
+    char *json = ota_store_mg_json_of(&it);
+    if (json != NULL)
+        d->printed[d->n_printed++] = json;
+    return json;
+}
+
+static int64_t doc_i64(void *src, int i, const char *name)
+{
+    (void)i;
+    return ota_store_mg_int(((doc_src *)src)->doc, name, 0);
+}
+
+static const void *doc_blob(void *src, int i, const char *name, size_t *len)
+{
+    (void)i;
+    uint32_t n;
+    const uint8_t *data = ota_store_mg_binary(((doc_src *)src)->doc, name, &n);
     *len = n;
     return data;
 }
 
 static const ota_store_col_reader DOC = {doc_absent, doc_text, doc_i64, doc_blob};
 
-/* Fills rec from doc; texts and blobs point into doc. */
-static int read_rec(const bson_t *doc, const ota_store_ttable *d, char *rec)
+/* Fills rec from src; texts and blobs point into its document or its printed texts. A
+ * required text that came back NULL (a sub-document with no JSON form) is refused. */
+static int read_rec(doc_src *src, const ota_store_ttable *d, char *rec)
 {
-    return ota_store_read_rec(d, rec, &DOC, (void *)doc);
+    if (ota_store_read_rec(d, rec, &DOC, src) != 0)
+        return -1;
+    for (int i = 0; i < d->n_cols; i++)
+        if (d->cols[i].kind == OTA_TC_TEXT && (d->cols[i].flags & OTA_TC_REQ) &&
+            *(const char **)(rec + d->cols[i].off) == NULL)
+            return -1;
+    return 0;
 }
 
 typedef ota_store_sink sink;
@@ -192,18 +231,18 @@ static int rec_to_fn(const bson_t *doc, void *arg)
         ota_notice_rec notice;
         ota_description_rec description;
     } r;
-    if (read_rec(doc, &OTA_STORE_TTABLES[to->t], (char *)&r) != 0)
-        return -1;
-    switch (to->t) {
-    case OTA_T_EXEC:
-        return to->fn.exec(to->ctx, &r.exec);
-    case OTA_T_SHADOW:
-        return to->fn.shadow(to->ctx, &r.shadow);
-    case OTA_T_NOTICE:
-        return to->fn.notice(to->ctx, &r.notice);
-    default:
-        return to->fn.description(to->ctx, &r.description);
-    }
+    doc_src src = {.doc = doc};
+    int rc = read_rec(&src, &OTA_STORE_TTABLES[to->t], (char *)&r);
+    if (rc == 0 && to->t == OTA_T_EXEC)
+        rc = to->fn.exec(to->ctx, &r.exec);
+    else if (rc == 0 && to->t == OTA_T_SHADOW)
+        rc = to->fn.shadow(to->ctx, &r.shadow);
+    else if (rc == 0 && to->t == OTA_T_NOTICE)
+        rc = to->fn.notice(to->ctx, &r.notice);
+    else if (rc == 0)
+        rc = to->fn.description(to->ctx, &r.description);
+    doc_src_free(&src);
+    return rc;
 }
 
 /* Walks table to->t in its loaders' order, every document or those whose first column

@@ -56,9 +56,10 @@ int ota_store_put_events(ota_store *s, const ota_store_event *evs, size_t n,
                          ota_store_put_result *res, char *err, size_t errlen);
 
 /* ---- the report guard and the quarantine (docs/protocol.md "Report seq and epoch") ----
- * Table / collection ota_vehicle_report_seq: per VIN the last report taken (or the last
- * operator reset), so that the replay guard survives a restart. ota_quarantine: every
- * report refused after the broker took it, with its reason and its payload. */
+ * Table / collection ota_vehicle_state: per VIN the last report taken (or the last
+ * operator reset), so that the replay guard survives a restart; also what start-up reads
+ * instead of every event (issue 15). ota_quarantine: every report refused after the broker
+ * took it, with its reason and its payload. */
 
 /* The replay guard's state of one VIN. */
 typedef struct {
@@ -89,8 +90,11 @@ typedef struct {
     size_t payload_len;
 } ota_quarantine_rec;
 
-/* What the writer stores at once: events, the guard's rows (upserted by VIN, in order),
- * refused reports. Atomic on SQLite; on MongoDB it converges on a retry, as events do. */
+/* What the writer stores at once: events, the guard's rows (replacing the VIN's row of
+ * ota_vehicle_state, in order), refused reports. A VIN with inserted events but no guard
+ * row in the batch (ota_store_put_events) has its row raised to its highest seq when the
+ * row has the events' epoch and no reset, or made (epoch of the events, no reset). Atomic
+ * on SQLite; on MongoDB it converges on a retry, as events do. */
 typedef struct {
     const ota_store_event *events;
     size_t n_events;
@@ -281,9 +285,10 @@ int ota_store_load_descriptions(ota_store *s, const char *vin, ota_store_descrip
  * "upgrade in progress" check at start. */
 int ota_store_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx);
 
-/* The replay guard's row of every VIN (ota_vehicle_report_seq), by VIN: its memory across
- * restarts (SPEC §8, issue 8). A database of an older version gets the rows at open:
- * epoch "0" and the highest seq stored of each VIN. */
+/* The replay guard's row of every VIN (ota_vehicle_state), by VIN: its memory across
+ * restarts (SPEC §8, issue 8), read without reading the events. A database of an older
+ * version gets the rows at open: epoch "0" and each VIN's highest seq (from the events, or
+ * from the first issue 15 layout {vin, last_seq}). */
 typedef int (*ota_store_seq_fn)(void *ctx, const ota_report_seq_rec *r);
 int ota_store_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
 
@@ -309,5 +314,92 @@ typedef struct {
  * owner took already read back as 1. */
 int ota_store_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n, const char *owner,
                             int64_t now_ms, char *err, size_t errlen);
+
+/* ---- shared state for several brokers on one database (issue 15) ----
+ * Tables / collections (both backends):
+ *   ota_vehicle_state (vin, epoch, seq, resets, updated_at)
+ *                                              per VIN the replay guard's row, what
+ *                                              start-up needs; written with the events
+ *                                              of the same batch
+ *   ota_change_log (seq, at, kind, id, op, list, doc)
+ *                                              every vehicle, document and list change, in
+ *                                              the order applied (docs/mongodb.md) */
+
+/* Applies the execution change to (to->task, to->vin) only when the stored execution is in
+ * state from: every field of to replaces the stored one. Returns 1 when it applied, 0 when
+ * it did not (no such execution, or another state: someone else moved it), -1 on a store
+ * error (err set). Two handles racing from the same state: exactly one gets 1. SQLite:
+ * UPDATE ... WHERE state = from; MongoDB: a replacement with {task, vin, state} as filter. */
+int ota_store_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_rec *to, char *err,
+                              size_t errlen);
+
+/* A notice decision as one write: the execution's transition from `from` to `to` (which
+ * names the notice's msg_id), the vehicle's shadow (its desired state carrying the notice)
+ * and the notice row, all or nothing. Returns 1 when stored, 0 when the execution was not in
+ * state from (nothing stored), -1 on a store error (err set). Retrying after -1 is safe: an
+ * execution found in to->state with to->msg_id is this decision already applied (a notice id
+ * has one owner, ota_store_claim_notice), and the shadow and notice are written again
+ * (idempotent), returning 1. SQLite: one transaction; MongoDB: one transaction on a replica
+ * set; on a standalone server the transition goes first and the retry completes the rest. */
+int ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                              const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
+                              size_t errlen);
+
+/* One entry of the change log: ota_store_apply appends one per vehicle put or deleted, per
+ * document put or deleted and per list member added or removed, in the same transaction as
+ * the change (MongoDB standalone: right after it). seq grows by one per entry. */
+typedef enum { OTA_CHANGE_VEHICLE = 1, OTA_CHANGE_DOC, OTA_CHANGE_LIST } ota_change_what;
+typedef struct {
+    uint64_t seq;
+    int64_t at_ms; /* when the writer appended it (its clock) */
+    ota_change_what what;
+    ota_doc_kind doc_kind; /* OTA_CHANGE_DOC */
+    ota_list_kind list;    /* OTA_CHANGE_LIST */
+    const char *id;        /* the VIN, or the document's key */
+    bool deleted;          /* deleted / removed from the list */
+    const char *json;      /* a document's JSON, a vehicle's (codec/catalog_json.c); NULL
+                              for deletions and list changes */
+} ota_store_change;
+
+/* The change log after seq `after`, in order, at most limit entries (0: no limit); fn returns
+ * non-zero to stop. A gap in the sequence (an entry not committed yet by another writer, or
+ * one whose writer failed after taking its number) stops the read before it, unless the
+ * entry after the gap is at least hold_ms old (at_ms <= now_ms - hold_ms): then the gap is
+ * skipped for good. Returns the number of entries seen, or -1 on a store error. */
+typedef int (*ota_store_change_fn)(void *ctx, const ota_store_change *c);
+int ota_store_read_changes(ota_store *s, uint64_t after, size_t limit, int64_t now_ms,
+                           int64_t hold_ms, ota_store_change_fn fn, void *ctx);
+/* The oldest stored seq of the change log (*last + 1 when none is stored) and the last seq
+ * numbered (0 before the first change): a follower starts from *last after a full load, and
+ * needs a full load again when the entry after its position was trimmed (position + 1 <
+ * *first). 0 or -1. */
+int ota_store_change_bounds(ota_store *s, uint64_t *first, uint64_t *last);
+/* Deletes the change log entries up to seq upto (retention). 0 or -1. */
+int ota_store_trim_changes(ota_store *s, uint64_t upto);
+
+/* ---- a local snapshot, to start without the database (issue 15; store/snapshot.c) ----
+ * A SQLite file holding everything the start-up loaders read (vehicles, documents, lists,
+ * executions, shadows, notices, descriptions, every VIN's latest status and last seq) and
+ * the change log position it reflects. Made and refreshed by the broker's writer from its
+ * store; read by the start-up when the store cannot be opened. */
+
+/* Saves a snapshot of `from` to path: written as path.tmp, made durable, then renamed over
+ * path, so path is always a whole snapshot. 0, or -1 with err set. */
+int ota_store_snapshot_save(ota_store *from, const char *path, char *err, size_t errlen);
+/* Brings the snapshot at path up to date from `from`: the catalog part by the change log
+ * entries after its position (vehicles, documents, lists), and the per-VIN task state in
+ * full when full is true (or when there is no snapshot yet, or when the entries after its
+ * position were trimmed: then the whole snapshot is saved anew). Returns the number of
+ * change log entries applied (a full save counts as 0), or -1 with err set. */
+int ota_store_snapshot_refresh(ota_store *from, const char *path, bool full, char *err,
+                               size_t errlen);
+/* The change log position of the snapshot at path: 0 and *seq, or -1 (no snapshot). */
+int ota_store_snapshot_position(const char *path, uint64_t *seq);
+/* Opens uri; when that fails and snapshot (may be NULL) is a readable snapshot, opens the
+ * snapshot instead and sets *from_snapshot (the start-up loaders then read it; writes go to
+ * the snapshot file, not to the store: the caller opens uri again for those). err says why
+ * uri failed in both cases. NULL when neither opens. */
+ota_store *ota_store_open_or_snapshot(const char *uri, const char *snapshot, bool *from_snapshot,
+                                      char *err, size_t errlen);
 
 #endif

@@ -5,9 +5,13 @@
  */
 #include "schema.h"
 
+#include "ota_catalog_json.h"
+
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- report events ---- */
 
@@ -97,6 +101,7 @@ const char *ota_store_doc_table(int kind)
 #define DESC(f) offsetof(ota_description_rec, f)
 #define REQ OTA_TC_REQ
 #define KEY OTA_TC_KEY
+#define JSON OTA_TC_JSON
 
 /* clang-format off */
 static const ota_store_tcol EXEC_COLS[] = {
@@ -113,8 +118,8 @@ static const ota_store_tcol EXEC_COLS[] = {
 static const ota_store_tcol SHADOW_COLS[] = {
     {"vin",        OTA_TC_TEXT, REQ | KEY, SHADOW(vin)},
     {"version",    OTA_TC_I64,  REQ,       SHADOW(version)},
-    {"reported",   OTA_TC_TEXT, REQ,       SHADOW(reported)},
-    {"desired",    OTA_TC_TEXT, 0,         SHADOW(desired)},
+    {"reported",   OTA_TC_TEXT, REQ | JSON, SHADOW(reported)},
+    {"desired",    OTA_TC_TEXT, JSON,       SHADOW(desired)},
     {"updated_at", OTA_TC_I64,  REQ,       SHADOW(updated_ms)},
 };
 
@@ -327,4 +332,136 @@ int ota_store_read_rec(const ota_store_ttable *d, char *rec, const ota_store_col
         if (read_col(&d->cols[i], i, rec, r, src) != 0)
             return -1;
     return 0;
+}
+
+/* ---- the change log's entries (issue 15) ---- */
+
+static int vin_seq_cmp(const void *a, const void *b)
+{
+    const ota_store_vin_seq *x = a, *y = b;
+    int c = strcmp(x->vin, y->vin);
+    return c != 0 ? c : (x->seq < y->seq) - (x->seq > y->seq); /* highest first */
+}
+
+size_t ota_store_vin_seq_max(ota_store_vin_seq *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof *v, vin_seq_cmp);
+    size_t m = 1;
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(v[i].vin, v[m - 1].vin) != 0)
+            v[m++] = v[i];
+    return m;
+}
+
+static int vin_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, ((const ota_store_vin_seq *)elem)->vin);
+}
+
+size_t ota_store_state_raises(const ota_store_batch *b, ota_store_vin_seq *v, size_t n)
+{
+    n = ota_store_vin_seq_max(v, n);
+    for (size_t i = 0; i < b->n_seqs && n > 0; i++) {
+        ota_store_vin_seq *hit =
+            b->seqs[i].vin != NULL ? bsearch(b->seqs[i].vin, v, n, sizeof *v, vin_cmp) : NULL;
+        if (hit != NULL)
+            hit->seq = UINT64_MAX; /* marked: dropped below */
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].seq != UINT64_MAX)
+            v[m++] = v[i];
+    return m;
+}
+
+int64_t ota_store_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t ota_store_change_log_count(const ota_catalog_change *c)
+{
+    return c->n_put_vehicles + c->n_delete_vehicles + c->n_docs + c->n_list_add + c->n_list_remove;
+}
+
+/* A vehicle's JSON as the operator API shows it (malloc), or NULL. */
+static char *vehicle_json(const ota_vehicle_rec *v)
+{
+    cJSON *j = ota_json_from_vehicle(v);
+    char *text = j != NULL ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    return text;
+}
+
+int ota_store_change_log_entry(const ota_catalog_change *c, size_t i, ota_store_change *out,
+                               char **owned)
+{
+    *out = (ota_store_change){0};
+    *owned = NULL;
+    if (i < c->n_put_vehicles) {
+        out->what = OTA_CHANGE_VEHICLE;
+        out->id = c->put_vehicles[i].vin;
+        out->json = *owned = vehicle_json(&c->put_vehicles[i]);
+        return out->json != NULL ? 0 : -1;
+    }
+    i -= c->n_put_vehicles;
+    if (i < c->n_delete_vehicles) {
+        *out = (ota_store_change){
+            .what = OTA_CHANGE_VEHICLE, .id = c->delete_vehicles[i], .deleted = true};
+        return 0;
+    }
+    i -= c->n_delete_vehicles;
+    if (i < c->n_docs) {
+        const ota_store_doc *d = &c->docs[i];
+        *out = (ota_store_change){.what = OTA_CHANGE_DOC,
+                                  .doc_kind = d->kind,
+                                  .id = d->key,
+                                  .json = d->json,
+                                  .deleted = d->json == NULL};
+        return 0;
+    }
+    i -= c->n_docs;
+    bool add = i < c->n_list_add;
+    *out = (ota_store_change){.what = OTA_CHANGE_LIST,
+                              .list = c->list,
+                              .deleted = !add,
+                              .id = add ? c->list_add[i] : c->list_remove[i - c->n_list_add]};
+    return 0;
+}
+
+const char *ota_store_change_kind(const ota_store_change *e)
+{
+    if (e->what == OTA_CHANGE_VEHICLE)
+        return OTA_STORE_VEHICLE_TABLE;
+    if (e->what == OTA_CHANGE_LIST)
+        return OTA_STORE_LIST_TABLE;
+    return ota_store_doc_table(e->doc_kind);
+}
+
+int ota_store_change_kind_parse(ota_store_change *e, const char *kind, const char *list)
+{
+    if (kind == NULL)
+        return -1;
+    if (strcmp(kind, OTA_STORE_VEHICLE_TABLE) == 0) {
+        e->what = OTA_CHANGE_VEHICLE;
+        return 0;
+    }
+    if (strcmp(kind, OTA_STORE_LIST_TABLE) == 0) {
+        int l = ota_list_from_name(list);
+        e->what = OTA_CHANGE_LIST;
+        e->list = (ota_list_kind)(l < 0 ? 0 : l);
+        return l < 0 ? -1 : 0;
+    }
+    for (int k = 1; k <= OTA_DOC_KIND_COUNT; k++) {
+        if (strcmp(kind, DOC_TABLES[k]) == 0) {
+            e->what = OTA_CHANGE_DOC;
+            e->doc_kind = (ota_doc_kind)k;
+            return 0;
+        }
+    }
+    return -1;
 }

@@ -73,8 +73,7 @@ const char *ota_store_doc_table(int kind);
 
 /* ---- the task engine's records ---- */
 
-/* The replay guard's rows and the refused reports (ota_store.h). */
-#define OTA_STORE_SEQ_TABLE "ota_vehicle_report_seq"
+/* The refused reports (ota_store.h); the replay guard's rows are ota_vehicle_state's. */
 #define OTA_STORE_QUARANTINE_TABLE "ota_quarantine"
 
 /* The notice claims (ota_store_claim_notice): one per msg_id, naming its owner. */
@@ -91,14 +90,15 @@ typedef enum {
 } ota_store_tcol_kind;
 
 enum {
-    OTA_TC_REQ = 1, /* required: a change without it is refused */
-    OTA_TC_KEY = 2, /* part of the key */
+    OTA_TC_REQ = 1,  /* required: a change without it is refused */
+    OTA_TC_KEY = 2,  /* part of the key */
+    OTA_TC_JSON = 4, /* a text holding a JSON object (MongoDB: a native sub-document) */
 };
 
 typedef struct {
     const char *name;
     ota_store_tcol_kind kind;
-    unsigned flags; /* OTA_TC_REQ, OTA_TC_KEY */
+    unsigned flags; /* OTA_TC_REQ, OTA_TC_KEY, OTA_TC_JSON */
     size_t off;     /* offset of the field in the record */
 } ota_store_tcol;
 
@@ -134,6 +134,7 @@ typedef struct {
         ota_store_shadow_fn shadow;
         ota_store_notice_fn notice;
         ota_store_description_fn description;
+        ota_store_seq_fn seq;
     } fn;
     void *ctx;
     int t; /* OTA_T_* */
@@ -161,5 +162,39 @@ size_t ota_store_tasks_count(const ota_catalog_change *c);
  * VIN"); the backend prefixes it with its name. */
 int ota_store_check_change(const ota_catalog_change *c, char *buf, size_t len);
 bool ota_store_change_empty(const ota_catalog_change *c);
+
+/* ---- shared state (issue 15): the tables both backends add, the change log's entries ---- */
+
+/* A VIN's report seq and the epoch (key) it is stored under. */
+typedef struct {
+    const char *vin;
+    uint64_t seq;
+    const char *epoch;
+} ota_store_vin_seq;
+/* Sorts v by VIN and keeps one per VIN, its highest seq; returns how many are left. */
+size_t ota_store_vin_seq_max(ota_store_vin_seq *v, size_t n);
+/* What batch b raises in ota_vehicle_state besides its guard rows: of v (b's inserted
+ * events; reordered), per VIN the highest seq, less the VINs b has a guard row of (the row
+ * replaces the state). Returns how many are left. */
+size_t ota_store_state_raises(const ota_store_batch *b, ota_store_vin_seq *v, size_t n);
+
+/* The wall clock in ms: when a change log entry, a migration or a snapshot was written. */
+int64_t ota_store_wall_ms(void);
+
+#define OTA_STORE_STATE_TABLE "ota_vehicle_state"
+#define OTA_STORE_CHANGE_TABLE "ota_change_log"
+
+/* Entries of the change log a change appends: one per vehicle put or deleted, document put
+ * or deleted, list member added or removed (the task engine's parts have none). */
+size_t ota_store_change_log_count(const ota_catalog_change *c);
+/* Entry i (< the count) of c, seq and at_ms unset. A vehicle's JSON is made here: *owned
+ * (free it) holds it. -1 when out of memory. */
+int ota_store_change_log_entry(const ota_catalog_change *c, size_t i, ota_store_change *out,
+                               char **owned);
+/* The stored kind of an entry: the table / collection the change touched
+ * ("ota_vehicle", "ota_vehicle_list", "ota_package", ...). */
+const char *ota_store_change_kind(const ota_store_change *e);
+/* Sets what / doc_kind / list of e from a stored kind and list name; -1 when unknown. */
+int ota_store_change_kind_parse(ota_store_change *e, const char *kind, const char *list);
 
 #endif

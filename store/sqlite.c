@@ -50,19 +50,9 @@ static const ota_store_ev_kind *kind(int type)
 
 /* ---- shared helpers (sqlite_impl.h) ---- */
 
-void ota_store_sq_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 void ota_store_sq_db_err(const sqlite_store *st, char *err, size_t errlen, const char *what)
 {
-    ota_store_sq_err(err, errlen, "SQLite %s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+    ota_errf(err, errlen, "SQLite %s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
 }
 
 int ota_store_sq_step(sqlite_store *st, sqlite3_stmt *stmt, const char *what, char *err,
@@ -126,19 +116,6 @@ static void sql_rename_v1(sqlite3_str *q, int type)
 static void sql_drop_v1(sqlite3_str *q, int type)
 {
     sqlite3_str_appendf(q, "DROP TABLE %s_v1", kind(type)->table);
-}
-
-/* The guard's rows of a migrated database: epoch "0", the highest seq of each VIN. */
-static void sql_seed_seqs(sqlite3_str *q, int unused)
-{
-    (void)unused;
-    sqlite3_str_appendall(q, "INSERT OR IGNORE INTO " OTA_STORE_SEQ_TABLE
-                             " (vin, epoch, seq, resets, updated_at) SELECT vin, '0', MAX(seq), "
-                             "0, 0 FROM (");
-    for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++)
-        sqlite3_str_appendf(q, "%sSELECT vin, MAX(seq) AS seq FROM %s GROUP BY vin",
-                            t > 1 ? " UNION ALL " : "", kind(t)->table);
-    sqlite3_str_appendall(q, ") GROUP BY vin");
 }
 
 static void sql_insert(sqlite3_str *q, int type)
@@ -224,7 +201,7 @@ int ota_store_sq_build(sqlite_store *st, ota_store_sq_builder build, int arg, sq
     build(q, arg);
     char *sql = sqlite3_str_finish(q);
     if (sql == NULL) {
-        ota_store_sq_err(err, errlen, "SQLite %s: out of memory", st->path);
+        ota_errf(err, errlen, "SQLite %s: out of memory", st->path);
         return -1;
     }
     int rc = out != NULL ? sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL)
@@ -264,56 +241,52 @@ static int exec_sql(sqlite_store *st, const char *sql, char *err, size_t errlen)
     return -1;
 }
 
-/* 1 when the event table of type exists without the epoch column (an older version's),
- * 0 when not, -1 on error. */
-static int table_is_v1(sqlite_store *st, int type)
+int ota_store_sq_table_has(sqlite_store *st, const char *table, const char *column)
 {
     sqlite3_stmt *stmt = NULL;
     const char *sql = "SELECT (SELECT COUNT(*) FROM pragma_table_info(?1)), "
-                      "(SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = 'epoch')";
+                      "(SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2)";
     if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
         return -1;
-    sqlite3_bind_text(stmt, 1, kind(type)->table, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(stmt) == SQLITE_ROW
-                 ? sqlite3_column_int(stmt, 0) > 0 && sqlite3_column_int(stmt, 1) == 0
-                 : -1;
+    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, column, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) == 0   ? 0
+                                                : sqlite3_column_int(stmt, 1) == 0 ? 1
+                                                                                   : 2
+                                              : -1;
     sqlite3_finalize(stmt);
     return rc;
 }
 
 /* Creates the event tables, migrating those of the older layout (keyed by (vin, seq, idx),
- * no epoch): renamed, copied with epoch "0", dropped. *migrated: whether any was. */
-static int create_event_tables(sqlite_store *st, bool *migrated, char *err, size_t errlen)
+ * no epoch): renamed, copied with epoch "0", dropped. */
+static int create_event_tables(sqlite_store *st, char *err, size_t errlen)
 {
-    *migrated = false;
     for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++) {
-        int v1 = table_is_v1(st, t);
-        if (v1 < 0) {
+        int layout = ota_store_sq_table_has(st, kind(t)->table, "epoch");
+        if (layout < 0) {
             ota_store_sq_db_err(st, err, errlen, "reading the event tables' columns");
             return -1;
         }
+        bool v1 = layout == 1;
         if ((v1 && ota_store_sq_build(st, sql_rename_v1, t, NULL, err, errlen) != 0) ||
             ota_store_sq_build(st, sql_create, t, NULL, err, errlen) != 0 ||
             (v1 && (ota_store_sq_build(st, sql_copy_v1, t, NULL, err, errlen) != 0 ||
                     ota_store_sq_build(st, sql_drop_v1, t, NULL, err, errlen) != 0)))
             return -1;
-        *migrated |= v1 == 1;
     }
     return 0;
 }
 
+/* The event tables first: ota_vehicle_state is filled from them when it is new. */
 static int create_schema(sqlite_store *st, char *err, size_t errlen)
 {
     if (exec_sql(st, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
-    bool migrated = false;
-    if (create_event_tables(st, &migrated, err, errlen) != 0 ||
+    if (create_event_tables(st, err, errlen) != 0 ||
         ota_store_sq_reports_schema(st, err, errlen) != 0 ||
-        (migrated && ota_store_sq_build(st, sql_seed_seqs, 0, NULL, err, errlen) != 0)) {
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-        return -1;
-    }
-    if (ota_store_sq_catalog_schema(st, err, errlen) != 0) {
+        ota_store_sq_catalog_schema(st, err, errlen) != 0 ||
+        ota_store_sq_state_schema(st, err, errlen) != 0) {
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
@@ -337,7 +310,8 @@ static int prepare_all(sqlite_store *st, char *err, size_t errlen)
             ota_store_sq_build(st, sql_history, t, &st->history[t], err, errlen) != 0)
             return -1;
     }
-    return ota_store_sq_catalog_prepare(st, err, errlen) != 0 ||
+    return ota_store_sq_state_prepare(st, err, errlen) != 0 ||
+                   ota_store_sq_catalog_prepare(st, err, errlen) != 0 ||
                    ota_store_sq_reports_prepare(st, err, errlen) != 0
                ? -1
                : 0;
@@ -357,6 +331,7 @@ static void finalize_all(sqlite_store *st)
     }
     ota_store_sq_catalog_finalize(st);
     ota_store_sq_reports_finalize(st);
+    ota_store_sq_state_finalize(st);
 }
 
 static void sq_close(ota_store *s)
@@ -386,21 +361,21 @@ static const ota_store_ops SQLITE_OPS;
 ota_store *ota_store_sqlite_open(const char *path, char *err, size_t errlen)
 {
     if (path == NULL || path[0] == '\0') {
-        ota_store_sq_err(err, errlen, "SQLite store: empty database path");
+        ota_errf(err, errlen, "SQLite store: empty database path");
         return NULL;
     }
     sqlite_store *st = calloc(1, sizeof *st);
     if (st == NULL || (st->path = strdup(path)) == NULL) {
         free(st);
-        ota_store_sq_err(err, errlen, "SQLite %s: out of memory", path);
+        ota_errf(err, errlen, "SQLite %s: out of memory", path);
         return NULL;
     }
     st->base.ops = &SQLITE_OPS;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        ota_store_sq_err(err, errlen, "SQLite %s: cannot open database: %s", path,
-                         st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        ota_errf(err, errlen, "SQLite %s: cannot open database: %s", path,
+                 st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         sq_close(&st->base);
         return NULL;
     }
@@ -448,14 +423,15 @@ static int bind_event(sqlite3_stmt *stmt, unsigned fields, const ota_store_event
     return rc;
 }
 
-/* Inserts event i of a batch, counting it as inserted or duplicate. */
+/* Inserts event i of a batch, counting it as inserted or duplicate; an inserted one's
+ * (vin, seq) joins raised (its VIN's state is raised at the end of the batch). */
 static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_store_put_result *r,
-                   char *err, size_t errlen)
+                   ota_store_vin_seq *raised, char *err, size_t errlen)
 {
     const char *problem = ota_store_event_problem(e);
     if (problem != NULL) {
-        ota_store_sq_err(err, errlen, "SQLite %s: event %zu of the batch (type %d): %s", st->path,
-                         i, e->ev != NULL ? (int)e->ev->type : -1, problem);
+        ota_errf(err, errlen, "SQLite %s: event %zu of the batch (type %d): %s", st->path, i,
+                 e->ev != NULL ? (int)e->ev->type : -1, problem);
         return -1;
     }
     int type = e->ev->type;
@@ -471,20 +447,29 @@ static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_sto
     sqlite3_reset(stmt);
     if (rc != SQLITE_DONE)
         return -1;
-    if (sqlite3_changes(st->db) > 0)
-        r->inserted++;
-    else
-        r->duplicates++;
+    if (sqlite3_changes(st->db) == 0) {
+        r->duplicates++; /* its VIN's state was raised when it was stored */
+        return 0;
+    }
+    raised[r->inserted++] = (ota_store_vin_seq){e->vin, e->seq, e->epoch != NULL ? e->epoch : "0"};
     return 0;
 }
 
+/* The events of a batch, then ota_vehicle_state (the VINs raised by its inserted events,
+ * then its guard rows), then its refused reports, inside the open transaction. */
 static int put_all(sqlite_store *st, const ota_store_batch *b, ota_store_put_result *r, char *err,
                    size_t errlen)
 {
-    for (size_t i = 0; i < b->n_events; i++)
-        if (put_one(st, &b->events[i], i, r, err, errlen) != 0)
-            return -1;
-    return ota_store_sq_reports_write(st, b, err, errlen);
+    ota_store_vin_seq *raised = b->n_events ? malloc(b->n_events * sizeof *raised) : NULL;
+    int rc = raised != NULL || b->n_events == 0 ? 0 : -1;
+    if (rc != 0)
+        ota_errf(err, errlen, "SQLite %s: out of memory", st->path);
+    for (size_t i = 0; i < b->n_events && rc == 0; i++)
+        rc = put_one(st, &b->events[i], i, r, raised, err, errlen);
+    if (rc == 0)
+        rc = ota_store_sq_state_write(st, b, raised, r->inserted, err, errlen);
+    free(raised);
+    return rc == 0 ? ota_store_sq_reports_write(st, b, err, errlen) : -1;
 }
 
 static int sq_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
@@ -496,14 +481,13 @@ static int sq_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_re
         *res = r;
     if (b->n_events == 0 && b->n_seqs == 0 && b->n_quarantine == 0)
         return 0;
-    if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
+    bool own = !st->shared.bulk; /* else inside a snapshot's transaction (sqlite_state.c) */
+    if (own && ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
-    if (put_all(st, b, &r, err, errlen) != 0) {
-        ota_store_sq_rollback(st);
-        return -1;
-    }
-    if (ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0) {
-        ota_store_sq_rollback(st);
+    if (put_all(st, b, &r, err, errlen) != 0 ||
+        (own && ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0)) {
+        if (own)
+            ota_store_sq_rollback(st);
         return -1;
     }
     if (res != NULL)
@@ -645,4 +629,9 @@ static const ota_store_ops SQLITE_OPS = {
     .load_last_seqs = ota_store_sq_load_last_seqs,
     .claim_notice = ota_store_sq_claim_notice,
     .claim_notices = ota_store_sq_claim_notices,
+    .transition_exec = ota_store_sq_transition_exec,
+    .notice_decision = ota_store_sq_notice_decision,
+    .read_changes = ota_store_sq_read_changes,
+    .change_bounds = ota_store_sq_change_bounds,
+    .trim_changes = ota_store_sq_trim_changes,
 };

@@ -183,7 +183,7 @@ static int check_change(const sqlite_store *st, const ota_catalog_change *c, cha
     char problem[192];
     if (ota_store_check_change(c, problem, sizeof problem) == 0)
         return 0;
-    ota_store_sq_err(err, errlen, "SQLite %s: %s", st->path, problem);
+    ota_errf(err, errlen, "SQLite %s: %s", st->path, problem);
     return -1;
 }
 
@@ -283,6 +283,8 @@ static int write_change(sqlite_store *st, const ota_catalog_change *c, char *err
         write_vins(st, st->cat.list_remove, list, c->list_remove, c->n_list_remove, "list removal",
                    OTA_STORE_LIST_TABLE, err, errlen) != 0)
         return -1;
+    if (ota_store_sq_changes_append(st, c, err, errlen) != 0)
+        return -1;
     return ota_store_sq_tasks_write(st, c, err, errlen);
 }
 
@@ -293,6 +295,8 @@ int ota_store_sq_apply(ota_store *s, const ota_catalog_change *c, char *err, siz
         return -1;
     if (ota_store_change_empty(c))
         return 0;
+    if (st->shared.bulk) /* inside a snapshot's transaction (sqlite_state.c) */
+        return write_change(st, c, err, errlen);
     if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
     if (write_change(st, c, err, errlen) != 0 ||

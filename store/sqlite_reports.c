@@ -1,9 +1,8 @@
 /*
- * sqlite_reports.c — the SQLite tables beside the report events: the replay guard's row of
- * each VIN (ota_vehicle_report_seq, upserted by VIN in batch order) and the refused reports
- * (ota_quarantine, keyed by the id the writer derives from the spool position, so a batch
- * replayed after a crash stores each one once). Both are written inside the transaction
- * of the batch's events (sqlite.c).
+ * sqlite_reports.c — the refused reports in SQLite (ota_quarantine, keyed by the id the
+ * writer derives from the spool position, so a batch replayed after a crash stores each
+ * one once), written inside the transaction of the batch's events (sqlite.c). The replay
+ * guard's rows are ota_vehicle_state's (sqlite_state.c).
  */
 #include "sqlite_impl.h"
 
@@ -11,9 +10,6 @@
 #include <string.h>
 
 static const char *const SCHEMA =
-    "CREATE TABLE IF NOT EXISTS " OTA_STORE_SEQ_TABLE " (vin TEXT PRIMARY KEY, "
-    "epoch TEXT NOT NULL, seq INTEGER NOT NULL, resets INTEGER NOT NULL, "
-    "updated_at INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS " OTA_STORE_QUARANTINE_TABLE " (id INTEGER PRIMARY KEY, "
     "vin TEXT NOT NULL, received_at INTEGER NOT NULL, code TEXT NOT NULL, "
     "message TEXT NOT NULL, seq INTEGER, epoch TEXT, size INTEGER NOT NULL, "
@@ -25,7 +21,7 @@ int ota_store_sq_reports_schema(sqlite_store *st, char *err, size_t errlen)
 {
     if (sqlite3_exec(st->db, SCHEMA, NULL, NULL, NULL) == SQLITE_OK)
         return 0;
-    ota_store_sq_db_err(st, err, errlen, "creating the guard and quarantine tables");
+    ota_store_sq_db_err(st, err, errlen, "creating the quarantine table");
     return -1;
 }
 
@@ -40,16 +36,6 @@ static int prepare(sqlite_store *st, const char *sql, sqlite3_stmt **out, char *
 int ota_store_sq_reports_prepare(sqlite_store *st, char *err, size_t errlen)
 {
     return prepare(st,
-                   "INSERT INTO " OTA_STORE_SEQ_TABLE
-                   " (vin, epoch, seq, resets, updated_at) VALUES (?, ?, ?, ?, ?) "
-                   "ON CONFLICT (vin) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq, "
-                   "resets = excluded.resets, updated_at = excluded.updated_at",
-                   &st->seq_put, err, errlen) != 0 ||
-                   prepare(st,
-                           "SELECT vin, epoch, seq, resets, updated_at FROM " OTA_STORE_SEQ_TABLE
-                           " ORDER BY vin",
-                           &st->seq_load, err, errlen) != 0 ||
-                   prepare(st,
                            "INSERT INTO " OTA_STORE_QUARANTINE_TABLE
                            " (id, vin, received_at, code, message, seq, epoch, size, payload) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -66,26 +52,8 @@ int ota_store_sq_reports_prepare(sqlite_store *st, char *err, size_t errlen)
 
 void ota_store_sq_reports_finalize(sqlite_store *st)
 {
-    sqlite3_finalize(st->seq_put);
-    sqlite3_finalize(st->seq_load);
     sqlite3_finalize(st->quarantine_put);
     sqlite3_finalize(st->quarantine_list);
-}
-
-static int put_seq(sqlite_store *st, const ota_report_seq_rec *r, size_t i, char *err,
-                   size_t errlen)
-{
-    sqlite3_stmt *stmt = st->seq_put;
-    int rc = r->vin == NULL ? SQLITE_MISUSE : sqlite3_bind_text(stmt, 1, r->vin, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 2, r->epoch != NULL ? r->epoch : "0", -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 3, r->seq);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 4, r->resets);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 5, r->updated_ms);
-    return ota_store_sq_step_write(st, stmt, rc, "guard row", i, OTA_STORE_SEQ_TABLE, err, errlen);
 }
 
 static int put_quarantine(sqlite_store *st, const ota_quarantine_rec *q, size_t i, char *err,
@@ -117,41 +85,10 @@ static int put_quarantine(sqlite_store *st, const ota_quarantine_rec *q, size_t 
 
 int ota_store_sq_reports_write(sqlite_store *st, const ota_store_batch *b, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < b->n_seqs; i++)
-        if (put_seq(st, &b->seqs[i], i, err, errlen) != 0)
-            return -1;
     for (size_t i = 0; i < b->n_quarantine; i++)
         if (put_quarantine(st, &b->quarantine[i], i, err, errlen) != 0)
             return -1;
     return 0;
-}
-
-typedef struct {
-    ota_store_seq_fn fn;
-    void *ctx;
-} seq_ctx;
-
-static int seq_row(sqlite3_stmt *stmt, const ota_store_sq_sink *to)
-{
-    const seq_ctx *c = to->ctx;
-    ota_report_seq_rec r = {
-        .vin = (const char *)sqlite3_column_text(stmt, 0),
-        .epoch = (const char *)sqlite3_column_text(stmt, 1),
-        .seq = sqlite3_column_int64(stmt, 2),
-        .resets = (uint32_t)sqlite3_column_int64(stmt, 3),
-        .updated_ms = sqlite3_column_int64(stmt, 4),
-    };
-    return c->fn(c->ctx, &r);
-}
-
-int ota_store_sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
-{
-    sqlite_store *st = (sqlite_store *)s;
-    if (fn == NULL)
-        return -1;
-    seq_ctx c = {fn, ctx};
-    ota_store_sq_sink to = {.ctx = &c};
-    return ota_store_sq_walk(st->seq_load, seq_row, &to);
 }
 
 typedef struct {

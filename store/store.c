@@ -7,6 +7,7 @@
  * backend; "mongodb://" and "mongodb+srv://" the MongoDB backend (store/mongo*.c); any
  * other scheme is an error.
  */
+#include "schema.h"
 #include "store_impl.h"
 
 #include <stdio.h>
@@ -195,4 +196,98 @@ int ota_store_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n, co
         return -1;
     }
     return n == 0 ? 0 : s->ops->claim_notices(s, claims, n, owner, now_ms, err, errlen);
+}
+
+/* ---- shared state (issue 15) ---- */
+
+/* What a transition or decision must name; NULL when complete. */
+static const char *exec_problem(const ota_exec_rec *to)
+{
+    if (to == NULL || to->task == NULL || to->vin == NULL)
+        return "task and vin are required";
+    if (ota_exec_state_name(to->state) == NULL)
+        return "unknown target state";
+    return NULL;
+}
+
+int ota_store_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_rec *to, char *err,
+                              size_t errlen)
+{
+    const char *problem = exec_problem(to);
+    if (problem == NULL && ota_exec_state_name(from) == NULL)
+        problem = "unknown state to transition from";
+    if (problem != NULL) {
+        snprintf(err, errlen, "execution transition: %s", problem);
+        return -1;
+    }
+    return s->ops->transition_exec(s, from, to, err, errlen);
+}
+
+int ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                              const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
+                              size_t errlen)
+{
+    const char *problem = exec_problem(to);
+    if (problem == NULL && ota_exec_state_name(from) == NULL)
+        problem = "unknown state to transition from";
+    else if (problem == NULL && (to->msg_id == NULL || shadow == NULL || notice == NULL))
+        problem = "the execution's msg_id, the shadow and the notice are required";
+    else if (problem == NULL && (notice->msg_id == NULL || strcmp(notice->msg_id, to->msg_id)))
+        problem = "the notice's msg_id is not the execution's";
+    else if (problem == NULL && (shadow->vin == NULL || strcmp(shadow->vin, to->vin) != 0))
+        problem = "the shadow is not the execution's vehicle's";
+    char buf[192];
+    ota_catalog_change rest = {
+        .put_shadows = shadow, .n_put_shadows = 1, .add_notices = notice, .n_add_notices = 1};
+    if (problem == NULL && ota_store_check_change(&rest, buf, sizeof buf) != 0)
+        problem = buf;
+    if (problem != NULL) {
+        snprintf(err, errlen, "notice decision: %s", problem);
+        return -1;
+    }
+    return s->ops->notice_decision(s, from, to, shadow, notice, err, errlen);
+}
+
+/* The gap rule of ota_store_read_changes around the caller's callback. */
+typedef struct {
+    uint64_t next; /* the seq expected next */
+    size_t limit, seen;
+    int64_t settled_before; /* an entry at or before this time closes a gap behind it */
+    ota_store_change_fn fn;
+    void *ctx;
+} change_walk;
+
+static int change_step(void *arg, const ota_store_change *c)
+{
+    change_walk *w = arg;
+    if (c->seq != w->next && c->at_ms > w->settled_before)
+        return 1; /* a gap that may still fill: stop before it */
+    if (w->fn(w->ctx, c) != 0) {
+        w->seen++;
+        return 1;
+    }
+    w->next = c->seq + 1;
+    w->seen++;
+    return w->limit > 0 && w->seen >= w->limit;
+}
+
+int ota_store_read_changes(ota_store *s, uint64_t after, size_t limit, int64_t now_ms,
+                           int64_t hold_ms, ota_store_change_fn fn, void *ctx)
+{
+    if (fn == NULL)
+        return -1;
+    change_walk w = {after + 1, limit, 0, now_ms - hold_ms, fn, ctx};
+    if (s->ops->read_changes(s, after, change_step, &w) != 0)
+        return -1;
+    return w.seen > INT32_MAX ? INT32_MAX : (int)w.seen;
+}
+
+int ota_store_change_bounds(ota_store *s, uint64_t *first, uint64_t *last)
+{
+    return s->ops->change_bounds(s, first, last);
+}
+
+int ota_store_trim_changes(ota_store *s, uint64_t upto)
+{
+    return s->ops->trim_changes(s, upto);
 }

@@ -1,5 +1,5 @@
 /*
- * store_impl.h — what a store backend provides. ota_store.c dispatches the public
+ * store_impl.h — what a store backend provides. store.c dispatches the public
  * ota_store_* calls through this table; each backend (sqlite.c, mongo.c) embeds
  * `struct ota_store` as the first member of its own handle and fills in `ops`.
  */
@@ -35,6 +35,16 @@ typedef struct ota_store_ops {
                         const char *owner, int64_t now_ms, char *err, size_t errlen);
     int (*claim_notices)(ota_store *s, ota_notice_claim *claims, size_t n, const char *owner,
                          int64_t now_ms, char *err, size_t errlen);
+    /* issue 15: shared state (ota_store.h); read_changes hands every entry after `after`
+     * in seq order to fn until fn returns non-zero (store.c applies the gap rule) */
+    int (*transition_exec)(ota_store *s, ota_exec_state from, const ota_exec_rec *to, char *err,
+                           size_t errlen);
+    int (*notice_decision)(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                           const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
+                           size_t errlen);
+    int (*read_changes)(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx);
+    int (*change_bounds)(ota_store *s, uint64_t *first, uint64_t *last);
+    int (*trim_changes)(ota_store *s, uint64_t upto);
 } ota_store_ops;
 
 struct ota_store {

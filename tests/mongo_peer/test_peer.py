@@ -326,6 +326,100 @@ class FindAndModify(PeerCase):
         self.assertEqual(cm.exception.code, 11000)
 
 
+class SharedState(PeerCase):
+    """The forms store/mongo_state.c, mongo_changes.c and mongo_json.c send (issue 15),
+    each as MongoDB documents it, through pymongo."""
+
+    def test_conditional_transition_race_has_exactly_one_winner(self):
+        c = self.db.ota_task_vin
+        c.create_index([("task", ASCENDING), ("vin", ASCENDING)], unique=True, name="key")
+        c.insert_many([{"task": "T1", "vin": "V%03d" % i, "state": "queued"}
+                       for i in range(40)])
+        wins, lock = [], threading.Lock()
+        barrier = threading.Barrier(6)
+
+        def worker(n):
+            db = self.connect().ota
+            barrier.wait()
+            for i in range(40):
+                r = db.ota_task_vin.replace_one(
+                    {"task": "T1", "vin": "V%03d" % i, "state": "queued"},
+                    {"task": "T1", "vin": "V%03d" % i, "state": "notified", "by": n})
+                with lock:
+                    wins.append((i, r.matched_count, r.modified_count))
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for i in range(40):
+            self.assertEqual(sum(m for j, m, _ in wins if j == i), 1)
+            self.assertEqual(sum(m for j, _, m in wins if j == i), 1)
+        # from the wrong state: nothing matched, nothing changed
+        r = c.replace_one({"task": "T1", "vin": "V000", "state": "queued"},
+                          {"task": "T1", "vin": "V000", "state": "failed"})
+        self.assertEqual((r.matched_count, r.modified_count), (0, 0))
+        self.assertEqual(c.find_one({"vin": "V000"})["state"], "notified")
+
+    def test_counter_inc_upsert_hands_out_every_number_once(self):
+        got, lock = [], threading.Lock()
+        barrier = threading.Barrier(6)
+
+        def worker():
+            db = self.connect().ota
+            barrier.wait()
+            for _ in range(30):
+                r = db.command("findAndModify", "ota_store_meta", query={"_id": "change_seq"},
+                               update={"$inc": {"seq": Int64(2)}}, upsert=True, new=True)
+                with lock:
+                    got.append(r["value"]["seq"])
+        threads = [threading.Thread(target=worker) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(got), list(range(2, 361, 2)))
+        self.assertIsInstance(self.db.ota_store_meta.find_one()["seq"], int)
+
+    def test_max_upsert_keeps_the_highest(self):
+        c = self.db.ota_vehicle_state
+        for seq in (5, 9, 3):
+            c.update_one({"_id": "V1"}, {"$max": {"last_seq": Int64(seq)}}, upsert=True)
+        self.assertEqual(c.find_one({"_id": "V1"}), {"_id": "V1", "last_seq": 9})
+
+    def test_dotted_index_and_queries_on_sub_documents(self):
+        c = self.db.ota_vehicle_shadow
+        c.create_index([("reported.fw", ASCENDING)], name="reported_fw")
+        c.insert_many([{"vin": "V1", "reported": {"fw": "2.0.9", "ecus": {"BMS": "1"}}},
+                       {"vin": "V2", "reported": {"fw": "2.0.10"}},
+                       {"vin": "V3", "reported": "{\"fw\":\"2.0.9\"}"}])
+        self.assertEqual([d["vin"] for d in c.find({"reported.fw": "2.0.9"})], ["V1"])
+        self.assertEqual([d["vin"] for d in c.find({"reported.ecus.BMS": "1"})], ["V1"])
+        self.assertIn("reported_fw", c.index_information())
+
+    def test_replace_with_the_whole_old_document_as_filter(self):
+        c = self.db.ota_task
+        c.insert_one({"_id": "T1", "json": "{\"state\":\"running\"}"})
+        old = c.find_one({"json": {"$exists": True}})
+        r = c.replace_one(old, {"_id": "T1", "state": "running"})
+        self.assertEqual(r.modified_count, 1)
+        self.assertEqual(c.replace_one(old, {"_id": "T1", "state": "x"}).matched_count, 0)
+        shadow = self.db.s
+        shadow.insert_one({"vin": "V1", "reported": "{}", "w": {"a": [1, 2]}})
+        old = shadow.find_one()
+        self.assertEqual(shadow.replace_one(old, {"vin": "V1", "reported": {}}).matched_count, 1)
+
+    def test_log_reads_and_trims_by_int64_id(self):
+        c = self.db.ota_change_log
+        c.insert_many([{"_id": Int64(i), "at": Int64(1), "kind": "ota_package", "id": str(i),
+                        "op": "put"} for i in range(1, 8)])
+        self.assertEqual([d["_id"] for d in c.find({"_id": {"$gt": Int64(4)}}).sort("_id", 1)],
+                         [5, 6, 7])
+        self.assertEqual([d["_id"] for d in c.find().sort("_id", 1).limit(1)], [1])
+        self.assertEqual(c.delete_many({"_id": {"$lte": Int64(3)}}).deleted_count, 3)
+        self.assertEqual([d["_id"] for d in c.find()], [4, 5, 6, 7])
+
+
 class Persistence(PeerCase):
     def test_kill_and_restart_keeps_documents_and_indexes(self):
         ev = self.events()

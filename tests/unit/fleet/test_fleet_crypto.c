@@ -1,5 +1,5 @@
 /*
- * test_fleet_crypto.c — the pure parts of ota-fleet's campaign mode (ota-fleet/fleet_crypto.c,
+ * test_fleet_crypto.c — the pure parts of ota-fleet's campaign mode (vehicle-crypto/vcrypto.c,
  * ota-fleet/fleet_dl.c) against vectors made by an independent implementation (Python
  * cryptography + cbor2, fleet_vectors.py): COSE_Sign1 verification and the vehicle's
  * checks, the vehicle key from a seed, content-key unwrapping, and the block download
@@ -21,17 +21,20 @@
 #define NOW_MS 1763700000000LL
 #define BS 256
 
-static fleet_desc_verdict verify(const unsigned char *msg, size_t len, fleet_desc *d)
+static vc_verdict verify(const unsigned char *msg, size_t len, vc_desc *d)
 {
-    return fleet_desc_verify(vec_pub, msg, len, d);
+    vc_pub pub;
+
+    vc_pub_ed25519(vec_pub, &pub);
+    return vc_desc_verify(&pub, msg, len, d);
 }
 
 static void test_plain_description(void **state)
 {
-    fleet_desc d;
+    vc_desc d;
     (void)state;
 
-    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain, &d), FLEET_DESC_OK);
+    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain, &d), VC_DESC_OK);
     assert_string_equal(d.vin, VEC_VIN);
     assert_string_equal(d.task, "T-1");
     assert_string_equal(d.to, "2.0");
@@ -43,46 +46,48 @@ static void test_plain_description(void **state)
     assert_int_equal(d.ecus[0].size, sizeof vec_enc_file);
     assert_memory_equal(d.ecus[0].sha256, vec_enc_sha, 32);
     assert_false(d.has_key);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 4), FLEET_DESC_OK);
-    assert_int_equal(fleet_desc_check(&d, "LSVTA000000000043", NOW_MS, 4), FLEET_DESC_WRONG_VIN);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 5), FLEET_DESC_OLD_CTR);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, (int64_t)VEC_EXP, 0), FLEET_DESC_EXPIRED);
+    assert_int_equal(vc_desc_check(&d, VEC_VIN, NOW_MS, 4), VC_DESC_OK);
+    assert_int_equal(vc_desc_check(&d, "LSVTA000000000043", NOW_MS, 4), VC_DESC_WRONG_VIN);
+    assert_int_equal(vc_desc_check(&d, VEC_VIN, NOW_MS, 5), VC_DESC_OLD_CTR);
+    assert_int_equal(vc_desc_check(&d, VEC_VIN, (int64_t)VEC_EXP, 0), VC_DESC_EXPIRED);
 }
 
 static void test_refused_descriptions(void **state)
 {
-    fleet_desc d;
+    vc_desc d;
     unsigned char bad[sizeof vec_desc_plain];
     (void)state;
 
-    assert_int_equal(verify(vec_desc_expired, sizeof vec_desc_expired, &d), FLEET_DESC_OK);
-    assert_int_equal(fleet_desc_check(&d, VEC_VIN, NOW_MS, 0), FLEET_DESC_EXPIRED);
-    assert_int_equal(verify(vec_desc_bad_kid, sizeof vec_desc_bad_kid, &d), FLEET_DESC_BAD_KID);
-    assert_int_equal(verify(vec_desc_no_ecus, sizeof vec_desc_no_ecus, &d), FLEET_DESC_BAD_PAYLOAD);
+    assert_int_equal(verify(vec_desc_expired, sizeof vec_desc_expired, &d), VC_DESC_OK);
+    assert_int_equal(vc_desc_check(&d, VEC_VIN, NOW_MS, 0), VC_DESC_EXPIRED);
+    assert_int_equal(verify(vec_desc_bad_kid, sizeof vec_desc_bad_kid, &d), VC_DESC_BAD_KID);
+    assert_int_equal(verify(vec_desc_no_ecus, sizeof vec_desc_no_ecus, &d), VC_DESC_BAD_PAYLOAD);
     /* a flipped bit in the signature, then in the payload */
     memcpy(bad, vec_desc_plain, sizeof bad);
     bad[sizeof bad - 1] ^= 1;
-    assert_int_equal(verify(bad, sizeof bad, &d), FLEET_DESC_BAD_SIGNATURE);
+    assert_int_equal(verify(bad, sizeof bad, &d), VC_DESC_BAD_SIGNATURE);
     memcpy(bad, vec_desc_plain, sizeof bad);
     bad[sizeof bad - 80] ^= 1;
-    assert_int_equal(verify(bad, sizeof bad, &d), FLEET_DESC_BAD_SIGNATURE);
+    assert_int_equal(verify(bad, sizeof bad, &d), VC_DESC_BAD_SIGNATURE);
     /* truncated, trailing bytes, not CBOR, a plain error map */
-    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain - 1, &d), FLEET_DESC_BAD_COSE);
-    assert_int_equal(verify((const unsigned char *)"\xff", 1, &d), FLEET_DESC_BAD_COSE);
+    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain - 1, &d), VC_DESC_BAD_COSE);
+    assert_int_equal(verify((const unsigned char *)"\xff", 1, &d), VC_DESC_BAD_COSE);
     static const unsigned char err_map[] = {0xa1, 0x63, 'e', 'r', 'r', 0x61, 'x'};
-    assert_int_equal(verify(err_map, sizeof err_map, &d), FLEET_DESC_BAD_COSE);
+    assert_int_equal(verify(err_map, sizeof err_map, &d), VC_DESC_BAD_COSE);
     /* another signer's key */
-    uint8_t other[32];
-    memcpy(other, vec_pub, 32);
-    other[0] ^= 1;
-    assert_int_not_equal(fleet_desc_verify(other, vec_desc_plain, sizeof vec_desc_plain, &d),
-                         FLEET_DESC_OK);
+    uint8_t raw[32];
+    vc_pub other;
+    memcpy(raw, vec_pub, 32);
+    raw[0] ^= 1;
+    vc_pub_ed25519(raw, &other);
+    assert_int_not_equal(vc_desc_verify(&other, vec_desc_plain, sizeof vec_desc_plain, &d),
+                         VC_DESC_OK);
 }
 
 static void test_load_pub(void **state)
 {
     char path[600];
-    uint8_t pub[32];
+    vc_pub pub;
     FILE *fp;
     (void)state;
 
@@ -93,28 +98,30 @@ static void test_load_pub(void **state)
     assert_non_null(fp);
     fputs(vec_pub_pem, fp);
     fclose(fp);
-    assert_int_equal(fleet_crypto_load_pub(path, pub), 0);
-    assert_memory_equal(pub, vec_pub, 32);
-    assert_int_equal(fleet_crypto_load_pub("/nonexistent/x.pub", pub), -1);
+    assert_int_equal(vc_load_pub(path, &pub), 0);
+    assert_int_equal(pub.alg, VC_ALG_EDDSA);
+    assert_int_equal(pub.len, 32);
+    assert_memory_equal(pub.raw, vec_pub, 32);
+    assert_int_equal(vc_load_pub("/nonexistent/x.pub", &pub), -1);
     test_remove_dir();
 }
 
 static void test_vehicle_key_and_unwrap(void **state)
 {
     uint8_t priv[32], pub[32], key[32], other[32];
-    fleet_desc d;
+    vc_desc d;
     (void)state;
 
-    assert_int_equal(fleet_crypto_vehicle_key(VEC_SEED, VEC_VIN, priv, pub), 0);
+    assert_int_equal(vc_seed_vehicle_key(VEC_SEED, VEC_VIN, priv, pub), 0);
     assert_memory_equal(pub, vec_vehicle_pub, 32);
-    assert_int_equal(verify(vec_desc_key, sizeof vec_desc_key, &d), FLEET_DESC_OK);
+    assert_int_equal(verify(vec_desc_key, sizeof vec_desc_key, &d), VC_DESC_OK);
     assert_true(d.has_key);
-    assert_int_equal(fleet_crypto_unwrap(&d, priv, VEC_VIN, key), 0);
+    assert_int_equal(vc_unwrap(&d, priv, VEC_VIN, key), 0);
     assert_memory_equal(key, vec_content_key, 32);
     /* the AAD is the VIN; another vehicle's key does not open it */
-    assert_int_equal(fleet_crypto_unwrap(&d, priv, "LSVTA000000000043", key), -1);
-    assert_int_equal(fleet_crypto_vehicle_key("other-seed", VEC_VIN, other, pub), 0);
-    assert_int_equal(fleet_crypto_unwrap(&d, other, VEC_VIN, key), -1);
+    assert_int_equal(vc_unwrap(&d, priv, "LSVTA000000000043", key), -1);
+    assert_int_equal(vc_seed_vehicle_key("other-seed", VEC_VIN, other, pub), 0);
+    assert_int_equal(vc_unwrap(&d, other, VEC_VIN, key), -1);
 }
 
 /* Delivers every block the request asks for, except those in `drop` (a bitmap). */

@@ -9,9 +9,14 @@
  * On MongoDB every case gets a database of its own (ota_c<pid>_<n>), so cases and runs
  * never see each other's data.
  */
+#include "test_fixtures.h"
 #include "test_util.h"
 
 #include "ota_store.h"
+
+#include <mongoc/mongoc.h>
+#include <pthread.h>
+#include <sqlite3.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -331,13 +337,6 @@ static ota_vehicle_rec vehicle(const char *vin, const char *status)
                              .passenger = true};
 }
 
-static void apply_ok(ota_store *s, const ota_catalog_change *c)
-{
-    char err[256] = "";
-    if (ota_store_apply(s, c, err, sizeof err) != 0)
-        fail_msg("apply: %s", err);
-}
-
 typedef struct {
     int n;
     char key[8][64];
@@ -392,8 +391,8 @@ static void test_catalog(void **state)
                             .list = OTA_LIST_BLACKLIST,
                             .list_add = black,
                             .n_list_add = 2};
-    apply_ok(f->s, &c);
-    apply_ok(f->s, &c); /* applying it again changes nothing */
+    test_apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c); /* applying it again changes nothing */
 
     items w = {0};
     assert_int_equal(ota_store_load_vehicles(f->s, see_vehicle, &w), 0);
@@ -417,7 +416,7 @@ static void test_catalog(void **state)
                             .list = OTA_LIST_BLACKLIST,
                             .list_remove = unblack,
                             .n_list_remove = 1};
-    apply_ok(f->s, &d);
+    test_apply_ok(f->s, &d);
     memset(&w, 0, sizeof w);
     assert_int_equal(ota_store_load_vehicles(f->s, see_vehicle, &w), 0);
     assert_int_equal(w.n, 1);
@@ -508,13 +507,13 @@ static void test_task_records(void **state)
                             .n_add_notices = 2,
                             .add_descriptions = de,
                             .n_add_descriptions = 1};
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
     /* notices and descriptions are insert-only: a stored key keeps its first values */
     no[0].sent_ms = 99;
     de[0].files = "cc";
     sh[0].version = 4;
     sh[0].desired = "{\"fw\":\"2\"}";
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
 
     items w = {0};
     assert_int_equal(ota_store_load_execs(f->s, see_exec, &w), 0);
@@ -625,6 +624,573 @@ static void test_second_handle(void **state)
     ota_store_close(other);
 }
 
+/* ---- shared state for several brokers (issue 15) ---- */
+
+/* A direct client on the case's MongoDB database (what an operator's tools see), or NULL
+ * on SQLite. */
+static mongoc_client_t *direct_client(const fixture *f, mongoc_database_t **db)
+{
+    if (backend_base == NULL)
+        return NULL;
+    bson_error_t error;
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(f->uri, &error);
+    assert_non_null(uri);
+    mongoc_client_t *c = mongoc_client_new_from_uri(uri);
+    assert_non_null(c);
+    *db = mongoc_client_get_database(c, mongoc_uri_get_database(uri));
+    mongoc_uri_destroy(uri);
+    return c;
+}
+
+static void direct_close(mongoc_client_t *c, mongoc_database_t *db)
+{
+    mongoc_database_destroy(db);
+    mongoc_client_destroy(c);
+}
+
+/* The first document of coll matching the JSON filter (a copy), or NULL. */
+static bson_t *direct_find_one(mongoc_database_t *db, const char *coll, const char *filter_json)
+{
+    bson_error_t error;
+    bson_t *filter = bson_new_from_json((const uint8_t *)filter_json, -1, &error);
+    assert_non_null(filter);
+    mongoc_collection_t *c = mongoc_database_get_collection(db, coll);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    const bson_t *doc;
+    bson_t *found = mongoc_cursor_next(cur, &doc) ? bson_copy(doc) : NULL;
+    assert_false(mongoc_cursor_error(cur, &error));
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    bson_destroy(filter);
+    return found;
+}
+
+static void direct_exec(mongoc_database_t *db, const char *cmd_json)
+{
+    bson_error_t error;
+    bson_t *cmd = bson_new_from_json((const uint8_t *)cmd_json, -1, &error);
+    assert_non_null(cmd);
+    if (!mongoc_database_command_simple(db, cmd, NULL, NULL, &error))
+        fail_msg("%s: %s", cmd_json, error.message);
+    bson_destroy(cmd);
+}
+
+static bson_type_t field_type(const bson_t *doc, const char *dotted)
+{
+    bson_iter_t it, f;
+    assert_true(bson_iter_init(&it, doc));
+    return bson_iter_find_descendant(&it, dotted, &f) ? bson_iter_type(&f) : BSON_TYPE_EOD;
+}
+
+#define TASK_JSON                                                                                  \
+    "{\"state\":\"running\",\"package\":7,\"version\":\"2.0.9\",\"big\":9007199254740993,"         \
+    "\"rate\":0.25,\"vins\":[\"A\"],\"w\":{\"ok\":true,\"x\":null}}"
+
+/* Catalog documents and shadow states are native documents an operator can query, with
+ * their types; they read back byte for byte; a document that would not is kept as text. */
+static void test_native_documents(void **state)
+{
+    fixture *f = *state;
+    ota_store_doc docs[] = {{OTA_DOC_TASK, "T1", TASK_JSON},
+                            {OTA_DOC_MODEL, "M1/S1", "{\"model\":\"M1\",\"n\":1.50}"},
+                            {OTA_DOC_SETTING, "s", "{\"json\":\"x\"}"},
+                            {OTA_DOC_SETTING, "t", "{\"a.b\":1,\"$c\":2}"}};
+    ota_shadow_rec sh[] = {{"VIN00000000000001", 3, "{\"fw\":\"2.0.9\",\"ecus\":{\"BMS\":\"1\"}}",
+                            "{\"task\":\"T1\",\"msg_id\":\"T1:V:0\"}", 5}};
+    ota_catalog_change c = {.docs = docs, .n_docs = 4, .put_shadows = sh, .n_put_shadows = 1};
+    test_apply_ok(f->s, &c);
+    items w = {0};
+    assert_int_equal(ota_store_load_docs(f->s, OTA_DOC_TASK, see_doc, &w), 0);
+    assert_string_equal(w.val[0], TASK_JSON);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_docs(f->s, OTA_DOC_SETTING, see_doc, &w), 0);
+    assert_string_equal(w.val[0], "{\"json\":\"x\"}");
+    assert_string_equal(w.val[1], "{\"a.b\":1,\"$c\":2}");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_shadows(f->s, see_shadow, &w), 0);
+    assert_string_equal(w.val[0], "3 {\"fw\":\"2.0.9\",\"ecus\":{\"BMS\":\"1\"}} "
+                                  "{\"task\":\"T1\",\"msg_id\":\"T1:V:0\"}");
+
+    mongoc_database_t *db;
+    mongoc_client_t *cl = direct_client(f, &db);
+    if (cl == NULL)
+        return; /* SQLite keeps the text: nothing more to see */
+    bson_t *task = direct_find_one(db, "ota_task", "{\"state\": \"running\"}");
+    assert_non_null(task);
+    assert_int_equal(field_type(task, "package"), BSON_TYPE_INT32);
+    assert_int_equal(field_type(task, "big"), BSON_TYPE_INT64);
+    assert_int_equal(field_type(task, "rate"), BSON_TYPE_DOUBLE);
+    assert_int_equal(field_type(task, "version"), BSON_TYPE_UTF8);
+    assert_int_equal(field_type(task, "vins"), BSON_TYPE_ARRAY);
+    assert_int_equal(field_type(task, "w.ok"), BSON_TYPE_BOOL);
+    assert_int_equal(field_type(task, "json"), BSON_TYPE_EOD);
+    bson_destroy(task);
+    bson_t *shadow = direct_find_one(db, "ota_vehicle_shadow", "{\"reported.fw\": \"2.0.9\"}");
+    assert_non_null(shadow);
+    assert_int_equal(field_type(shadow, "desired.msg_id"), BSON_TYPE_UTF8);
+    bson_destroy(shadow);
+    bson_t *model = direct_find_one(db, "ota_vehicle_model", "{}"); /* 1.50: kept as text */
+    assert_int_equal(field_type(model, "json"), BSON_TYPE_UTF8);
+    bson_destroy(model);
+    direct_close(cl, db);
+}
+
+/* A database written before this change ({json: text} documents, text shadow states,
+ * events without ota_vehicle_state) is read as before and rewritten at open. */
+static void test_mongo_migration(void **state)
+{
+    fixture *f = *state;
+    mongoc_database_t *db;
+    mongoc_client_t *cl = direct_client(f, &db);
+    if (cl == NULL)
+        return;
+    char uri[1100], name[80];
+    snprintf(name, sizeof name, "ota_c%d_%d_old", (int)getpid(), case_no);
+    with_database(uri, sizeof uri, backend_base, name);
+    mongoc_database_t *old = mongoc_client_get_database(cl, name);
+    direct_exec(old, "{\"insert\": \"ota_task\", \"documents\": [{\"_id\": \"T1\", \"json\": "
+                     "\"{\\\"state\\\":\\\"running\\\",\\\"n\\\":3}\"}]}");
+    direct_exec(old, "{\"insert\": \"ota_vehicle_shadow\", \"documents\": [{\"vin\": \"V1\", "
+                     "\"version\": 1, \"reported\": \"{\\\"fw\\\":\\\"1.0\\\"}\", "
+                     "\"updated_at\": 2}]}");
+    direct_exec(old, "{\"insert\": \"ota_vehicle_upgrade_status\", \"documents\": [{\"vin\": "
+                     "\"V1\", \"seq\": 4, \"idx\": 0, \"task\": \"T1\", \"ts\": 1, "
+                     "\"received_at\": 1, \"status\": \"done\"}]}");
+    ota_store *s = test_store_open(uri);
+    items w = {0};
+    assert_int_equal(ota_store_load_docs(s, OTA_DOC_TASK, see_doc, &w), 0);
+    assert_string_equal(w.val[0], "{\"state\":\"running\",\"n\":3}");
+    seqs q = {0};
+    assert_int_equal(ota_store_load_last_seqs(s, see_seq, &q), 0);
+    assert_int_equal(q.n, 1);
+    assert_int_equal(q.seq[0], 4);
+    ota_store_close(s);
+    bson_t *task = direct_find_one(old, "ota_task", "{\"state\": \"running\"}");
+    assert_non_null(task);
+    bson_destroy(task);
+    bson_t *shadow = direct_find_one(old, "ota_vehicle_shadow", "{\"reported.fw\": \"1.0\"}");
+    assert_non_null(shadow);
+    bson_destroy(shadow);
+    mongoc_database_destroy(old);
+    direct_close(cl, db);
+}
+
+/* Start-up reads ota_vehicle_state, kept by every batch; SQLite fills it once for a
+ * database made before it (MongoDB: test_mongo_migration). */
+static void test_vehicle_state(void **state)
+{
+    fixture *f = *state;
+    ota_event a = status_ev(0, "a"), p = progress_ev(0, 5);
+    ota_store_event evs[] = {{"VIN00000000000002", 4, 1, &a, NULL},
+                             {"VIN00000000000001", 9, 1, &p, NULL},
+                             {"VIN00000000000001", 2, 1, &a, NULL}};
+    put(f->s, evs, 3, 3, 0);
+    ota_store_event older = {"VIN00000000000001", 3, 1, &p, NULL};
+    put(f->s, &older, 1, 1, 0); /* a lower seq later does not lower the state */
+    seqs q = {0};
+    assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
+    assert_int_equal(q.n, 2);
+    assert_int_equal(q.seq[0], 9);
+    assert_int_equal(q.seq[1], 4);
+    if (backend_base != NULL)
+        return;
+    ota_store_close(f->s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(strchr(f->uri, ':') + 1, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE ota_vehicle_state", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    f->s = test_store_open(f->uri);
+    memset(&q, 0, sizeof q);
+    assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
+    assert_int_equal(q.n, 2);
+    assert_int_equal(q.seq[0], 9);
+}
+
+static ota_exec_rec exec_rec(const char *vin, ota_exec_state state, const char *msg_id)
+{
+    return (ota_exec_rec){"T1", vin, state, NULL, 0, msg_id, msg_id != NULL ? 50 : -1, 10};
+}
+
+static void test_transition(void **state)
+{
+    fixture *f = *state;
+    ota_exec_rec x[] = {exec_rec("VIN00000000000001", OTA_EXEC_QUEUED, NULL)};
+    ota_catalog_change c = {.put_execs = x, .n_put_execs = 1};
+    test_apply_ok(f->s, &c);
+    char err[256] = "";
+    ota_exec_rec to = exec_rec("VIN00000000000001", OTA_EXEC_DOWNLOADING, "T1:V:0");
+    assert_int_equal(ota_store_transition_exec(f->s, OTA_EXEC_NOTIFIED, &to, err, sizeof err), 0);
+    to.state = OTA_EXEC_NOTIFIED;
+    assert_int_equal(ota_store_transition_exec(f->s, OTA_EXEC_QUEUED, &to, err, sizeof err), 1);
+    assert_int_equal(ota_store_transition_exec(f->s, OTA_EXEC_QUEUED, &to, err, sizeof err), 0);
+    ota_exec_rec nobody = exec_rec("VIN00000000000009", OTA_EXEC_NOTIFIED, "m");
+    assert_int_equal(ota_store_transition_exec(f->s, OTA_EXEC_QUEUED, &nobody, err, sizeof err), 0);
+    to.state = OTA_EXEC_FAILED;
+    to.code = "timeout";
+    to.resends = 2;
+    assert_int_equal(ota_store_transition_exec(f->s, OTA_EXEC_NOTIFIED, &to, err, sizeof err), 1);
+    items w = {0};
+    assert_int_equal(ota_store_load_execs(f->s, see_exec, &w), 0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.val[0], "failed timeout 2 T1:V:0 50");
+    to.task = NULL;
+    assert_int_equal(ota_store_transition_exec(f->s, OTA_EXEC_NOTIFIED, &to, err, sizeof err), -1);
+}
+
+/* Two handles (two brokers) racing on the same executions from two threads: each execution
+ * is moved by exactly one of them. */
+enum { RACE_N = 40 };
+static char race_vins[RACE_N][24];
+
+typedef struct {
+    ota_store *s;
+    int won;
+    int errors;
+} racer;
+
+static void *race(void *arg)
+{
+    racer *r = arg;
+    char err[256];
+    for (int i = 0; i < RACE_N; i++) {
+        ota_exec_rec to = exec_rec(race_vins[i], OTA_EXEC_NOTIFIED, "m");
+        int rc = ota_store_transition_exec(r->s, OTA_EXEC_QUEUED, &to, err, sizeof err);
+        r->won += rc == 1;
+        r->errors += rc < 0;
+    }
+    return NULL;
+}
+
+static void test_transition_race(void **state)
+{
+    fixture *f = *state;
+    static ota_exec_rec x[RACE_N];
+    for (int i = 0; i < RACE_N; i++) {
+        snprintf(race_vins[i], sizeof race_vins[i], "VIN%014d", i);
+        x[i] = exec_rec(race_vins[i], OTA_EXEC_QUEUED, NULL);
+    }
+    ota_catalog_change c = {.put_execs = x, .n_put_execs = RACE_N};
+    test_apply_ok(f->s, &c);
+    racer a = {f->s, 0, 0}, b = {test_store_open(f->uri), 0, 0};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, race, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, race, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    ota_store_close(b.s);
+    assert_int_equal(a.errors + b.errors, 0);
+    assert_int_equal(a.won + b.won, RACE_N);
+}
+
+static void test_notice_decision(void **state)
+{
+    fixture *f = *state;
+    ota_exec_rec x[] = {exec_rec("VIN00000000000001", OTA_EXEC_QUEUED, NULL)};
+    ota_catalog_change c = {.put_execs = x, .n_put_execs = 1};
+    test_apply_ok(f->s, &c);
+    char err[256] = "";
+    ota_exec_rec to = exec_rec("VIN00000000000001", OTA_EXEC_NOTIFIED, "T1:V:0");
+    ota_shadow_rec sh = {"VIN00000000000001", 2, "{\"fw\":\"1\"}", "{\"msg_id\":\"T1:V:0\"}", 50};
+    ota_notice_rec no = {"T1", "VIN00000000000001", 7, "2.0", "T1:V:0", 50};
+    /* from the wrong state: nothing of it is stored */
+    assert_int_equal(
+        ota_store_notice_decision(f->s, OTA_EXEC_DOWNLOADING, &to, &sh, &no, err, sizeof err), 0);
+    items w = {0};
+    assert_int_equal(ota_store_load_shadows(f->s, see_shadow, &w), 0);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(ota_store_load_notices(f->s, NULL, see_notice, &w), 0);
+    assert_int_equal(w.n, 0);
+    /* another broker's decision (another msg_id) loses once this one is stored */
+    assert_int_equal(
+        ota_store_notice_decision(f->s, OTA_EXEC_QUEUED, &to, &sh, &no, err, sizeof err), 1);
+    ota_store *other = test_store_open(f->uri);
+    ota_exec_rec to2 = to;
+    to2.msg_id = "T1:V:0b";
+    ota_notice_rec no2 = no;
+    no2.msg_id = "T1:V:0b";
+    assert_int_equal(
+        ota_store_notice_decision(other, OTA_EXEC_QUEUED, &to2, &sh, &no2, err, sizeof err), 0);
+    ota_store_close(other);
+    /* a retry of the stored one is harmless and says so */
+    assert_int_equal(
+        ota_store_notice_decision(f->s, OTA_EXEC_QUEUED, &to, &sh, &no, err, sizeof err), 1);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_execs(f->s, see_exec, &w), 0);
+    assert_string_equal(w.val[0], "notified - 0 T1:V:0 50");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_shadows(f->s, see_shadow, &w), 0);
+    assert_string_equal(w.val[0], "2 {\"fw\":\"1\"} {\"msg_id\":\"T1:V:0\"}");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_notices(f->s, NULL, see_notice, &w), 0);
+    assert_int_equal(w.n, 1);
+    /* refused before anything is sent */
+    no.msg_id = "other";
+    assert_int_equal(
+        ota_store_notice_decision(f->s, OTA_EXEC_QUEUED, &to, &sh, &no, err, sizeof err), -1);
+    assert_non_null(strstr(err, "msg_id"));
+}
+
+typedef struct {
+    int n;
+    uint64_t seq[16];
+    char line[16][160];
+} changes;
+
+static int see_change(void *ctx, const ota_store_change *c)
+{
+    changes *w = ctx;
+    if (w->n < 16) {
+        const char *what = c->what == OTA_CHANGE_VEHICLE ? "vehicle"
+                           : c->what == OTA_CHANGE_LIST  ? ota_list_name(c->list)
+                                                         : "doc";
+        snprintf(w->line[w->n], sizeof w->line[0], "%s %d %s %s %s", what,
+                 c->what == OTA_CHANGE_DOC ? (int)c->doc_kind : 0, c->id,
+                 c->deleted ? "delete" : "put", c->json != NULL ? c->json : "-");
+        w->seq[w->n++] = c->seq;
+    }
+    return 0;
+}
+
+/* Removes change log entry seq behind the store's back (a writer that took a number and
+ * never wrote it, as on a standalone MongoDB). */
+static void drop_change(const fixture *f, uint64_t seq)
+{
+    mongoc_database_t *db;
+    mongoc_client_t *cl = direct_client(f, &db);
+    char q[160];
+    if (cl != NULL) {
+        snprintf(q, sizeof q,
+                 "{\"delete\": \"ota_change_log\", \"deletes\": [{\"q\": {\"_id\": %llu}, "
+                 "\"limit\": 1}]}",
+                 (unsigned long long)seq);
+        direct_exec(db, q);
+        direct_close(cl, db);
+        return;
+    }
+    sqlite3 *sq;
+    assert_int_equal(sqlite3_open(strchr(f->uri, ':') + 1, &sq), SQLITE_OK);
+    snprintf(q, sizeof q, "DELETE FROM ota_change_log WHERE seq = %llu", (unsigned long long)seq);
+    assert_int_equal(sqlite3_exec(sq, q, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(sq);
+}
+
+static void test_change_log(void **state)
+{
+    fixture *f = *state;
+    uint64_t first = 9, last = 9;
+    assert_int_equal(ota_store_change_bounds(f->s, &first, &last), 0);
+    assert_int_equal(last, 0);
+    assert_int_equal(first, 1);
+    ota_vehicle_rec v[] = {vehicle("VIN00000000000001", "sold")};
+    ota_store_doc docs[] = {{OTA_DOC_PACKAGE, "7", "{\"id\":7,\"version\":\"2.0.9\"}"}};
+    const char *black[] = {"VIN00000000000002"};
+    ota_exec_rec x[] = {exec_rec("VIN00000000000001", OTA_EXEC_QUEUED, NULL)};
+    ota_catalog_change c = {.put_vehicles = v,
+                            .n_put_vehicles = 1,
+                            .docs = docs,
+                            .n_docs = 1,
+                            .list = OTA_LIST_BLACKLIST,
+                            .list_add = black,
+                            .n_list_add = 1,
+                            .put_execs = x,
+                            .n_put_execs = 1};
+    test_apply_ok(f->s, &c);
+    ota_store *other = test_store_open(f->uri); /* a second broker's writer */
+    ota_store_doc del[] = {{OTA_DOC_PACKAGE, "7", NULL}};
+    ota_catalog_change d = {.docs = del,
+                            .n_docs = 1,
+                            .list = OTA_LIST_BLACKLIST,
+                            .list_remove = black,
+                            .n_list_remove = 1};
+    char err[256] = "";
+    if (ota_store_apply(other, &d, err, sizeof err) != 0)
+        fail_msg("apply: %s", err);
+    ota_catalog_change execs_only = {.put_execs = x, .n_put_execs = 1}; /* not logged */
+    test_apply_ok(f->s, &execs_only);
+
+    changes w = {0};
+    assert_int_equal(ota_store_read_changes(other, 0, 0, 0, 0, see_change, &w), 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(w.seq[i], i + 1);
+    assert_non_null(strstr(w.line[0], "vehicle 0 VIN00000000000001 put {"));
+    assert_non_null(strstr(w.line[0], "\"status\":\"sold\""));
+    assert_string_equal(w.line[1], "doc 2 7 put {\"id\":7,\"version\":\"2.0.9\"}");
+    assert_string_equal(w.line[2], "blacklist 0 VIN00000000000002 put -");
+    assert_string_equal(w.line[3], "doc 2 7 delete -");
+    assert_string_equal(w.line[4], "blacklist 0 VIN00000000000002 delete -");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_read_changes(f->s, 2, 2, 0, 0, see_change, &w), 2);
+    assert_int_equal(w.seq[0], 3);
+    assert_int_equal(w.seq[1], 4);
+    ota_store_close(other);
+
+    /* a gap stops the reader until the entry after it is hold_ms old */
+    drop_change(f, 4);
+    memset(&w, 0, sizeof w);
+    int64_t now = (int64_t)time(NULL) * 1000;
+    assert_int_equal(ota_store_read_changes(f->s, 2, 0, now, 3600000, see_change, &w), 1);
+    assert_int_equal(w.seq[0], 3);
+    memset(&w, 0, sizeof w); /* ten seconds later, holding gaps for one */
+    assert_int_equal(ota_store_read_changes(f->s, 2, 0, now + 10000, 1000, see_change, &w), 2);
+    assert_int_equal(w.seq[1], 5);
+
+    assert_int_equal(ota_store_trim_changes(f->s, 3), 0);
+    assert_int_equal(ota_store_change_bounds(f->s, &first, &last), 0);
+    assert_int_equal(first, 5);
+    assert_int_equal(last, 5);
+    assert_int_equal(ota_store_trim_changes(f->s, 5), 0);
+    assert_int_equal(ota_store_change_bounds(f->s, &first, &last), 0);
+    assert_int_equal(first, 6);
+    assert_int_equal(last, 5);
+}
+
+/* ---- a local snapshot: start without the database ---- */
+
+#define UNREACHABLE "mongodb://127.0.0.1:1/ota?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
+
+static void count_loaded(ota_store *s, int want_vehicles, int want_docs, int want_list)
+{
+    items w = {0};
+    assert_int_equal(ota_store_load_vehicles(s, see_vehicle, &w), 0);
+    assert_int_equal(w.n, want_vehicles);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_docs(s, OTA_DOC_PACKAGE, see_doc, &w), 0);
+    assert_int_equal(w.n, want_docs);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_lists(s, see_list, &w), 0);
+    assert_int_equal(w.n, want_list);
+}
+
+static void test_snapshot(void **state)
+{
+    fixture *f = *state;
+    ota_vehicle_rec v[] = {vehicle("VIN00000000000001", "sold"),
+                           vehicle("VIN00000000000002", "sold")};
+    v[0].has_public_key = true;
+    for (int i = 0; i < OTA_PUBKEY_LEN; i++)
+        v[0].public_key[i] = (uint8_t)i;
+    ota_store_doc docs[] = {{OTA_DOC_PACKAGE, "7", "{\"id\":7,\"version\":\"2.0.9\"}"},
+                            {OTA_DOC_TASK, "T1", TASK_JSON}};
+    const char *black[] = {"VIN00000000000002"};
+    ota_exec_rec x[] = {exec_rec("VIN00000000000001", OTA_EXEC_NOTIFIED, "T1:V:0")};
+    ota_shadow_rec sh[] = {{"VIN00000000000001", 3, "{\"fw\":\"1\"}", "{\"m\":1}", 5}};
+    ota_notice_rec no[] = {{"T1", "VIN00000000000001", 7, "2.0", "T1:V:0", 50}};
+    static const uint8_t cose[] = {0xd2, 0x84, 0x43, 0xa1};
+    ota_description_rec de[] = {{"VIN00000000000001", 4, "T1", 9, 7, "aa", cose, 4, 1, 2}};
+    ota_catalog_change c = {.put_vehicles = v,
+                            .n_put_vehicles = 2,
+                            .docs = docs,
+                            .n_docs = 2,
+                            .list = OTA_LIST_BLACKLIST,
+                            .list_add = black,
+                            .n_list_add = 1,
+                            .put_execs = x,
+                            .n_put_execs = 1,
+                            .put_shadows = sh,
+                            .n_put_shadows = 1,
+                            .add_notices = no,
+                            .n_add_notices = 1,
+                            .add_descriptions = de,
+                            .n_add_descriptions = 1};
+    test_apply_ok(f->s, &c);
+    ota_event st = status_ev(0, "installing"), p = progress_ev(0, 5);
+    ota_store_event evs[] = {{"VIN00000000000001", 4, 1, &st, NULL}, {"VIN00000000000001", 9, 1, &p, NULL}};
+    put(f->s, evs, 2, 2, 0);
+
+    char dir[512], path[600], err[256] = "";
+    snprintf(dir, sizeof dir, "%s", test_fresh_dir("snapshot"));
+    test_mkdir_p(dir);
+    snprintf(path, sizeof path, "%s/snapshot.db", dir);
+    bool from_snapshot = true;
+    assert_null(ota_store_open_or_snapshot(UNREACHABLE, path, &from_snapshot, err, sizeof err));
+    assert_false(from_snapshot); /* no snapshot yet: nothing to start from */
+    if (ota_store_snapshot_save(f->s, path, err, sizeof err) != 0)
+        fail_msg("save: %s", err);
+
+    ota_store *s = ota_store_open_or_snapshot(UNREACHABLE, path, &from_snapshot, err, sizeof err);
+    assert_non_null(s);
+    assert_true(from_snapshot);
+    assert_non_null(strstr(err, "MongoDB")); /* why the store did not open */
+    count_loaded(s, 2, 1, 1);
+    items w = {0};
+    assert_int_equal(ota_store_load_vehicles(s, see_vehicle, &w), 0);
+    assert_true(w.flag[0]); /* the public key came along */
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_docs(s, OTA_DOC_TASK, see_doc, &w), 0);
+    assert_string_equal(w.val[0], TASK_JSON);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_execs(s, see_exec, &w), 0);
+    assert_string_equal(w.val[0], "notified - 0 T1:V:0 50");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_shadows(s, see_shadow, &w), 0);
+    assert_string_equal(w.val[0], "3 {\"fw\":\"1\"} {\"m\":1}");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_notices(s, NULL, see_notice, &w), 0);
+    assert_int_equal(ota_store_load_descriptions(s, NULL, see_description, &w), 0);
+    assert_int_equal(w.n, 2);
+    seen e = {0};
+    assert_int_equal(ota_store_load_latest_statuses(s, see_event, &e), 0);
+    assert_int_equal(e.n, 1);
+    assert_string_equal(e.text[0], "installing");
+    seqs q = {0};
+    assert_int_equal(ota_store_load_last_seqs(s, see_seq, &q), 0);
+    assert_int_equal(q.n, 1);
+    assert_int_equal(q.seq[0], 9);
+    ota_store_close(s);
+
+    /* refreshed from the change log: a package, a vehicle deleted, a list member removed,
+     * a vehicle added */
+    ota_store_doc more[] = {{OTA_DOC_PACKAGE, "8", "{\"id\":8}"}};
+    const char *gone[] = {"VIN00000000000002"};
+    ota_vehicle_rec v3[] = {vehicle("WDB12345678901234", "in_stock")}; /* the codec checks VINs */
+    ota_catalog_change d = {.docs = more,
+                            .n_docs = 1,
+                            .delete_vehicles = gone,
+                            .n_delete_vehicles = 1,
+                            .list = OTA_LIST_BLACKLIST,
+                            .list_remove = black,
+                            .n_list_remove = 1,
+                            .put_vehicles = v3,
+                            .n_put_vehicles = 1};
+    test_apply_ok(f->s, &d);
+    int applied = ota_store_snapshot_refresh(f->s, path, false, err, sizeof err);
+    if (applied != 4)
+        fail_msg("refresh: %d %s", applied, err);
+    uint64_t pos = 0, first, last;
+    assert_int_equal(ota_store_snapshot_position(path, &pos), 0);
+    assert_int_equal(ota_store_change_bounds(f->s, &first, &last), 0);
+    assert_int_equal(pos, last);
+    assert_int_equal(ota_store_snapshot_refresh(f->s, path, false, err, sizeof err), 0);
+    char uri[700];
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    s = test_store_open(uri);
+    count_loaded(s, 2, 2, 0);
+    ota_store_close(s);
+
+    /* an entry the snapshot cannot apply (the codec refuses this VIN): saved anew */
+    ota_vehicle_rec odd[] = {vehicle("VIN00000000000004", "sold")};
+    ota_catalog_change o = {.put_vehicles = odd, .n_put_vehicles = 1};
+    test_apply_ok(f->s, &o);
+    assert_int_equal(ota_store_snapshot_refresh(f->s, path, false, err, sizeof err), 0);
+    s = test_store_open(uri);
+    count_loaded(s, 3, 2, 0);
+    ota_store_close(s);
+    assert_int_equal(ota_store_change_bounds(f->s, &first, &last), 0);
+
+    /* entries after its position trimmed: saved anew */
+    ota_store_doc again[] = {{OTA_DOC_PACKAGE, "9", "{\"id\":9}"}};
+    ota_catalog_change g = {.docs = again, .n_docs = 1};
+    test_apply_ok(f->s, &g);
+    assert_int_equal(ota_store_trim_changes(f->s, last + 1), 0);
+    assert_int_equal(ota_store_snapshot_refresh(f->s, path, false, err, sizeof err), 0);
+    assert_int_equal(ota_store_snapshot_position(path, &pos), 0);
+    assert_int_equal(pos, last + 1);
+    s = test_store_open(uri);
+    count_loaded(s, 3, 3, 0);
+    ota_store_close(s);
+    assert_int_equal(ota_store_snapshot_position("/nonexistent/snapshot.db", &pos), -1);
+}
+
 static int run_backend(const char *name, const char *base)
 {
     backend_base = base;
@@ -640,6 +1206,14 @@ static int run_backend(const char *name, const char *base)
         cmocka_unit_test_setup_teardown(test_claim_notice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_notices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_handle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_native_documents, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mongo_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vehicle_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transition_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notice_decision, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
     };
     return _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
 }

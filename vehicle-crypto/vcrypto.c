@@ -1,32 +1,35 @@
 /*
- * fleet_crypto.c — what a simulated vehicle checks in a package description: the
- * COSE_Sign1 envelope (tag 18, [protected {1: -8}, {4: kid}, payload, signature]), the
- * Ed25519 signature over the RFC 9052 Sig_structure ["Signature1", protected, h'',
- * payload], the description's fields (vin, ctr, iat, exp, task, to, ecus, key), and the
- * content key wrapped for the vehicle (X25519 with the description's ephemeral key,
- * HKDF-SHA256 with salt epk || vehicle public key, AES-256-GCM with the VIN as AAD).
+ * vcrypto.c — what a vehicle (ota-agent, ota-fleet's simulated ones) checks in a package
+ * description: the COSE_Sign1 envelope (tag 18, [protected {1: alg}, {4: kid}, payload,
+ * signature]), the signature over the RFC 9052 Sig_structure ["Signature1", protected,
+ * h'', payload] — Ed25519 (alg -8) or ECDSA P-256 with SHA-256 (alg -7, r || s), the one
+ * the trusted key is for —, the description's fields (vin, ctr, iat, exp, task, to, ecus, key), and
+ * the content key wrapped for the vehicle (X25519 with the description's ephemeral key, HKDF-SHA256
+ * with salt epk || vehicle public key, AES-256-GCM with the VIN as AAD).
  *
  * libcbor decodes, OpenSSL 3 does every primitive; nothing here is hand-written crypto.
  */
-#include "fleet_crypto.h"
+#include "vcrypto.h"
 
 #include <cbor.h>
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define COSE_TAG_SIGN1 18
 #define COSE_HDR_ALG 1
 #define COSE_HDR_KID 4
-#define COSE_ALG_EDDSA 8 /* -8: negative integer 7 in CBOR */
 #define KEY_ALG "X25519-HKDF-SHA256-A256GCM"
 #define KEY_INFO "mosquitto-ota content key v1"
 #define VEHICLE_KEY_LABEL "ota-fleet vehicle key v1"
 
-const char *fleet_desc_verdict_name(fleet_desc_verdict v)
+const char *vc_verdict_name(vc_verdict v)
 {
     static const char *const names[] = {"ok",
                                         "not a COSE_Sign1",
@@ -41,7 +44,7 @@ const char *fleet_desc_verdict_name(fleet_desc_verdict v)
     return (unsigned)v < sizeof names / sizeof names[0] ? names[v] : "?";
 }
 
-void fleet_hex(const uint8_t *in, size_t n, char *out)
+void vc_hex(const uint8_t *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
 
@@ -54,7 +57,7 @@ void fleet_hex(const uint8_t *in, size_t n, char *out)
 
 /* ---- CBOR access ---- */
 
-cbor_item_t *fleet_cbor_get(cbor_item_t *map, const char *name)
+cbor_item_t *vc_cbor_get(cbor_item_t *map, const char *name)
 {
     struct cbor_pair *pairs;
     size_t n = strlen(name);
@@ -89,7 +92,7 @@ static bool is_bytes(const cbor_item_t *item)
 
 static bool get_text(cbor_item_t *map, const char *key, char *out, size_t cap)
 {
-    cbor_item_t *v = fleet_cbor_get(map, key);
+    cbor_item_t *v = vc_cbor_get(map, key);
     size_t n;
 
     if (v == NULL || !cbor_isa_string(v) || !cbor_string_is_definite(v))
@@ -104,7 +107,7 @@ static bool get_text(cbor_item_t *map, const char *key, char *out, size_t cap)
 
 static bool get_uint(cbor_item_t *map, const char *key, uint64_t *out)
 {
-    cbor_item_t *v = fleet_cbor_get(map, key);
+    cbor_item_t *v = vc_cbor_get(map, key);
 
     if (v == NULL || !cbor_isa_uint(v))
         return false;
@@ -114,7 +117,7 @@ static bool get_uint(cbor_item_t *map, const char *key, uint64_t *out)
 
 static bool get_bytes(cbor_item_t *map, const char *key, uint8_t *out, size_t n)
 {
-    cbor_item_t *v = fleet_cbor_get(map, key);
+    cbor_item_t *v = vc_cbor_get(map, key);
 
     if (!is_bytes(v) || cbor_bytestring_length(v) != n)
         return false;
@@ -124,9 +127,9 @@ static bool get_bytes(cbor_item_t *map, const char *key, uint8_t *out, size_t n)
 
 /* ---- the description ---- */
 
-static bool parse_ecu(cbor_item_t *item, fleet_desc_ecu *e)
+static bool parse_ecu(cbor_item_t *item, vc_desc_ecu *e)
 {
-    cbor_item_t *file = fleet_cbor_get(item, "file");
+    cbor_item_t *file = vc_cbor_get(item, "file");
 
     if (!get_text(item, "ecu", e->ecu, sizeof e->ecu) || !get_uint(item, "order", &e->order) ||
         file == NULL || !get_text(file, "name", e->name, sizeof e->name) ||
@@ -134,11 +137,11 @@ static bool parse_ecu(cbor_item_t *item, fleet_desc_ecu *e)
         return false;
     if (!get_text(item, "version", e->version, sizeof e->version))
         e->version[0] = '\0';
-    fleet_hex(e->sha256, 32, e->sha_hex);
+    vc_hex(e->sha256, 32, e->sha_hex);
     return true;
 }
 
-static bool parse_key(cbor_item_t *key, fleet_desc *d)
+static bool parse_key(cbor_item_t *key, vc_desc *d)
 {
     char alg[64];
 
@@ -152,61 +155,81 @@ static bool parse_key(cbor_item_t *key, fleet_desc *d)
     return true;
 }
 
-static bool parse_description(cbor_item_t *root, fleet_desc *d)
+static bool parse_description(cbor_item_t *root, vc_desc *d)
 {
-    cbor_item_t *ecus = fleet_cbor_get(root, "ecus");
+    cbor_item_t *ecus = vc_cbor_get(root, "ecus");
 
     memset(d, 0, sizeof *d);
     if (!get_text(root, "vin", d->vin, sizeof d->vin) ||
         !get_text(root, "task", d->task, sizeof d->task) ||
         !get_text(root, "to", d->to, sizeof d->to) || !get_uint(root, "ctr", &d->ctr) ||
         !get_uint(root, "iat", &d->iat) || !get_uint(root, "exp", &d->exp) || ecus == NULL ||
-        !cbor_isa_array(ecus) || cbor_array_size(ecus) == 0 ||
-        cbor_array_size(ecus) > FLEET_MAX_ECUS)
+        !cbor_isa_array(ecus) || cbor_array_size(ecus) == 0 || cbor_array_size(ecus) > VC_MAX_ECUS)
         return false;
+    d->has_req = get_uint(root, "req", &d->req);
     d->n_ecus = (uint32_t)cbor_array_size(ecus);
     for (uint32_t i = 0; i < d->n_ecus; i++)
         if (!parse_ecu(cbor_array_handle(ecus)[i], &d->ecus[i]))
             return false;
-    return parse_key(fleet_cbor_get(root, "key"), d);
+    return parse_key(vc_cbor_get(root, "key"), d);
 }
 
 /* ---- COSE_Sign1 ---- */
 
-int fleet_crypto_load_pub(const char *path, uint8_t pub[32])
+void vc_pub_ed25519(const uint8_t raw[32], vc_pub *pub)
+{
+    memset(pub, 0, sizeof *pub);
+    pub->alg = VC_ALG_EDDSA;
+    memcpy(pub->raw, raw, 32);
+    pub->len = 32;
+}
+
+int vc_load_pub(const char *path, vc_pub *pub)
 {
     FILE *fp = fopen(path, "r");
     EVP_PKEY *k;
-    size_t n = 32;
+    size_t n = sizeof pub->raw;
     int rc = -1;
 
     if (fp == NULL)
         return -1;
     k = PEM_read_PUBKEY(fp, NULL, NULL, NULL);
     fclose(fp);
-    if (k && EVP_PKEY_id(k) == EVP_PKEY_ED25519 && EVP_PKEY_get_raw_public_key(k, pub, &n) == 1 &&
-        n == 32)
+    memset(pub, 0, sizeof *pub);
+    if (k && EVP_PKEY_id(k) == EVP_PKEY_ED25519 &&
+        EVP_PKEY_get_raw_public_key(k, pub->raw, &n) == 1 && n == 32) {
+        pub->alg = VC_ALG_EDDSA;
         rc = 0;
+    } else if (k && EVP_PKEY_id(k) == EVP_PKEY_EC && EVP_PKEY_get_bits(k) == 256 &&
+               EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub->raw,
+                                               sizeof pub->raw, &n) == 1 &&
+               n == 65) {
+        pub->alg = VC_ALG_ES256;
+        rc = 0;
+    }
+    pub->len = n;
     EVP_PKEY_free(k);
     return rc;
 }
 
-static bool protected_is_eddsa(cbor_item_t *prot)
+/* The protected header must be exactly {1: alg} of the trusted key: the algorithm is
+ * never taken from the message. */
+static bool protected_is(cbor_item_t *prot, int alg)
 {
     struct cbor_load_result res;
     cbor_item_t *hdr = cbor_load(cbor_bytestring_handle(prot), cbor_bytestring_length(prot), &res);
-    cbor_item_t *alg;
+    cbor_item_t *a;
     bool ok;
 
     if (hdr == NULL)
         return false;
-    ok = cbor_isa_map(hdr) && (alg = map_int(hdr, COSE_HDR_ALG)) != NULL && cbor_isa_negint(alg) &&
-         cbor_get_int(alg) == COSE_ALG_EDDSA - 1;
+    ok = cbor_isa_map(hdr) && cbor_map_size(hdr) == 1 && (a = map_int(hdr, COSE_HDR_ALG)) != NULL &&
+         cbor_isa_negint(a) && (int)cbor_get_int(a) == -alg - 1;
     cbor_decref(&hdr);
     return ok;
 }
 
-static bool kid_matches(cbor_item_t *unprot, const uint8_t pub[32])
+static bool kid_matches(cbor_item_t *unprot, const vc_pub *pub)
 {
     uint8_t digest[32];
     unsigned int dlen = 0;
@@ -214,7 +237,7 @@ static bool kid_matches(cbor_item_t *unprot, const uint8_t pub[32])
 
     if (!is_bytes(kid) || cbor_bytestring_length(kid) != 8)
         return false;
-    if (EVP_Digest(pub, 32, digest, &dlen, EVP_sha256(), NULL) != 1)
+    if (EVP_Digest(pub->raw, pub->len, digest, &dlen, EVP_sha256(), NULL) != 1)
         return false;
     return memcmp(cbor_bytestring_handle(kid), digest, 8) == 0;
 }
@@ -229,33 +252,99 @@ static size_t put_head_bytes(uint8_t *buf, size_t len, size_t cap, bool text, co
     return len + h + n;
 }
 
-static bool signature_ok(const uint8_t pub[32], cbor_item_t *prot, cbor_item_t *payload,
-                         cbor_item_t *sig)
+/* The Sig_structure ["Signature1", protected, h'', payload]; *len its size. */
+static uint8_t *sig_structure(cbor_item_t *prot, cbor_item_t *payload, size_t *len)
 {
     size_t plen = cbor_bytestring_length(prot), ylen = cbor_bytestring_length(payload);
-    size_t cap = 64 + plen + ylen, len;
+    size_t cap = 64 + plen + ylen;
     uint8_t *tbs = malloc(cap);
-    EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, 32);
+
+    if (tbs == NULL)
+        return NULL;
+    *len = cbor_encode_array_start(4, tbs, cap);
+    *len = put_head_bytes(tbs, *len, cap, true, "Signature1", 10);
+    *len = put_head_bytes(tbs, *len, cap, false, cbor_bytestring_handle(prot), plen);
+    *len = put_head_bytes(tbs, *len, cap, false, "", 0);
+    *len = put_head_bytes(tbs, *len, cap, false, cbor_bytestring_handle(payload), ylen);
+    return tbs;
+}
+
+/* The P-256 public key from its uncompressed point. */
+static EVP_PKEY *p256_key(const vc_pub *pub)
+{
+    OSSL_PARAM params[3];
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY *k = NULL;
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
+    params[1] =
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pub->raw, pub->len);
+    params[2] = OSSL_PARAM_construct_end();
+    if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        k = NULL;
+    EVP_PKEY_CTX_free(ctx);
+    return k;
+}
+
+/* COSE's ECDSA signature is r || s (32 bytes each); OpenSSL verifies DER. *der_len 0 on
+ * failure; the caller frees *der with OPENSSL_free. */
+static unsigned char *ecdsa_der(const uint8_t rs[64], int *der_len)
+{
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(rs, 32, NULL), *s = BN_bin2bn(rs + 32, 32, NULL);
+    unsigned char *der = NULL;
+
+    *der_len = 0;
+    if (sig && r && s && ECDSA_SIG_set0(sig, r, s) == 1) {
+        r = s = NULL; /* owned by sig */
+        *der_len = i2d_ECDSA_SIG(sig, &der);
+    }
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(sig);
+    return *der_len > 0 ? der : NULL;
+}
+
+static bool signature_ok(const vc_pub *pub, cbor_item_t *prot, cbor_item_t *payload,
+                         cbor_item_t *sig)
+{
+    size_t len = 0;
+    uint8_t *tbs = sig_structure(prot, payload, &len);
+    bool es = pub->alg == VC_ALG_ES256;
+    EVP_PKEY *k =
+        es ? p256_key(pub) : EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub->raw, 32);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
+    const unsigned char *sb = cbor_bytestring_handle(sig);
+    unsigned char *der = NULL;
+    int slen = (int)cbor_bytestring_length(sig);
     bool ok = false;
 
-    if (tbs && k && md) {
-        len = cbor_encode_array_start(4, tbs, cap);
-        len = put_head_bytes(tbs, len, cap, true, "Signature1", 10);
-        len = put_head_bytes(tbs, len, cap, false, cbor_bytestring_handle(prot), plen);
-        len = put_head_bytes(tbs, len, cap, false, "", 0);
-        len = put_head_bytes(tbs, len, cap, false, cbor_bytestring_handle(payload), ylen);
-        ok = EVP_DigestVerifyInit(md, NULL, NULL, NULL, k) == 1 &&
-             EVP_DigestVerify(md, cbor_bytestring_handle(sig), cbor_bytestring_length(sig), tbs,
-                              len) == 1;
-    }
+    if (es)
+        sb = der = ecdsa_der(sb, &slen);
+    if (tbs && k && md && sb &&
+        EVP_DigestVerifyInit(md, NULL, es ? EVP_sha256() : NULL, NULL, k) == 1)
+        ok = EVP_DigestVerify(md, sb, (size_t)slen, tbs, len) == 1;
+    OPENSSL_free(der);
     EVP_MD_CTX_free(md);
     EVP_PKEY_free(k);
     free(tbs);
     return ok;
 }
 
-static fleet_desc_verdict verify_sign1(const uint8_t pub[32], cbor_item_t *arr, fleet_desc *out)
+/* A pre-signed description carries the request id outside the signed payload: text key
+ * "req" of the unprotected header. The payload's `req`, when present, wins. */
+static void unprotected_req(cbor_item_t *unprot, vc_desc *d)
+{
+    cbor_item_t *v = vc_cbor_get(unprot, "req");
+
+    if (!d->has_req && v && cbor_isa_uint(v)) {
+        d->has_req = true;
+        d->req = cbor_get_int(v);
+    }
+}
+
+static vc_verdict verify_sign1(const vc_pub *pub, cbor_item_t *arr, vc_desc *out)
 {
     cbor_item_t **it = cbor_array_handle(arr);
     struct cbor_load_result res;
@@ -264,19 +353,21 @@ static fleet_desc_verdict verify_sign1(const uint8_t pub[32], cbor_item_t *arr, 
 
     if (!is_bytes(it[0]) || !cbor_isa_map(it[1]) || !is_bytes(it[2]) || !is_bytes(it[3]) ||
         cbor_bytestring_length(it[3]) != 64)
-        return FLEET_DESC_BAD_COSE;
-    if (!protected_is_eddsa(it[0]))
-        return FLEET_DESC_BAD_ALG;
+        return VC_DESC_BAD_COSE;
+    if (!protected_is(it[0], pub->alg))
+        return VC_DESC_BAD_ALG;
     if (!kid_matches(it[1], pub))
-        return FLEET_DESC_BAD_KID;
+        return VC_DESC_BAD_KID;
     if (!signature_ok(pub, it[0], it[2], it[3]))
-        return FLEET_DESC_BAD_SIGNATURE;
+        return VC_DESC_BAD_SIGNATURE;
     desc = cbor_load(cbor_bytestring_handle(it[2]), cbor_bytestring_length(it[2]), &res);
     if (desc == NULL)
-        return FLEET_DESC_BAD_PAYLOAD;
+        return VC_DESC_BAD_PAYLOAD;
     parsed = cbor_isa_map(desc) && parse_description(desc, out);
     cbor_decref(&desc);
-    return parsed ? FLEET_DESC_OK : FLEET_DESC_BAD_PAYLOAD;
+    if (parsed)
+        unprotected_req(it[1], out);
+    return parsed ? VC_DESC_OK : VC_DESC_BAD_PAYLOAD;
 }
 
 /* Length of the tag-18 head at the start of msg (0: none). libcbor 0.8 refuses the tags
@@ -291,16 +382,15 @@ static size_t sign1_head(const uint8_t *m, size_t len)
     return 0;
 }
 
-fleet_desc_verdict fleet_desc_verify(const uint8_t pub[32], const void *msg, size_t len,
-                                     fleet_desc *out)
+vc_verdict vc_desc_verify(const vc_pub *pub, const void *msg, size_t len, vc_desc *out)
 {
     struct cbor_load_result res;
     size_t head = sign1_head(msg, len);
     cbor_item_t *arr;
-    fleet_desc_verdict v = FLEET_DESC_BAD_COSE;
+    vc_verdict v = VC_DESC_BAD_COSE;
 
     if (head == 0 || (arr = cbor_load((const uint8_t *)msg + head, len - head, &res)) == NULL)
-        return FLEET_DESC_BAD_COSE;
+        return VC_DESC_BAD_COSE;
     if (res.read == len - head && cbor_isa_array(arr) && cbor_array_is_definite(arr) &&
         cbor_array_size(arr) == 4)
         v = verify_sign1(pub, arr, out);
@@ -308,21 +398,20 @@ fleet_desc_verdict fleet_desc_verify(const uint8_t pub[32], const void *msg, siz
     return v;
 }
 
-fleet_desc_verdict fleet_desc_check(const fleet_desc *d, const char *vin, int64_t now_ms,
-                                    uint64_t last_ctr)
+vc_verdict vc_desc_check(const vc_desc *d, const char *vin, int64_t now_ms, uint64_t last_ctr)
 {
     if (strcmp(d->vin, vin) != 0)
-        return FLEET_DESC_WRONG_VIN;
+        return VC_DESC_WRONG_VIN;
     if (now_ms < 0 || d->exp <= (uint64_t)now_ms)
-        return FLEET_DESC_EXPIRED;
+        return VC_DESC_EXPIRED;
     if (d->ctr <= last_ctr)
-        return FLEET_DESC_OLD_CTR;
-    return FLEET_DESC_OK;
+        return VC_DESC_OLD_CTR;
+    return VC_DESC_OK;
 }
 
 /* ---- the vehicle's key and the content key ---- */
 
-int fleet_crypto_vehicle_key(const char *seed, const char *vin, uint8_t priv[32], uint8_t pub[32])
+int vc_seed_vehicle_key(const char *seed, const char *vin, uint8_t priv[32], uint8_t pub[32])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_PKEY *k = NULL;
@@ -393,8 +482,7 @@ static int gcm_open(const uint8_t key[32], const uint8_t iv[12], const void *aad
     return rc;
 }
 
-int fleet_crypto_unwrap(const fleet_desc *d, const uint8_t priv[32], const char *vin,
-                        uint8_t key[FLEET_KEY_LEN])
+int vc_unwrap(const vc_desc *d, const uint8_t priv[32], const char *vin, uint8_t key[VC_KEY_LEN])
 {
     uint8_t shared[32], salt[64], wrap[32], pub[32];
     EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, 32);
@@ -409,5 +497,71 @@ int fleet_crypto_unwrap(const fleet_desc *d, const uint8_t priv[32], const char 
             rc = gcm_open(wrap, d->iv, vin, strlen(vin), d->ct, sizeof d->ct, key);
     }
     EVP_PKEY_free(k);
+    return rc;
+}
+
+/* ---- whole files ---- */
+
+int vc_sha256_file(const char *path, uint8_t out[32])
+{
+    FILE *fp = fopen(path, "rb");
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint8_t buf[65536];
+    size_t n;
+    int rc = -1;
+
+    if (fp && md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
+        while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
+            EVP_DigestUpdate(md, buf, n);
+        if (!ferror(fp) && EVP_DigestFinal_ex(md, out, NULL) == 1)
+            rc = 0;
+    }
+    EVP_MD_CTX_free(md);
+    if (fp)
+        fclose(fp);
+    return rc;
+}
+
+/* Streams the ciphertext between the nonce and the tag of `in` (body bytes) into out. */
+static int gcm_stream(EVP_CIPHER_CTX *c, FILE *in, FILE *out, long body)
+{
+    uint8_t buf[65536], plain[65536 + 32];
+    int n;
+
+    while (body > 0) {
+        size_t want = body < (long)sizeof buf ? (size_t)body : sizeof buf;
+        if (fread(buf, 1, want, in) != want ||
+            EVP_DecryptUpdate(c, plain, &n, buf, (int)want) != 1 ||
+            fwrite(plain, 1, (size_t)n, out) != (size_t)n)
+            return -1;
+        body -= (long)want;
+    }
+    return 0;
+}
+
+int vc_decrypt_file(const char *in, const char *out, const uint8_t key[VC_KEY_LEN])
+{
+    FILE *fi = fopen(in, "rb"), *fo = fopen(out, "wb");
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    uint8_t iv[12], tag[16], tail[32];
+    long size = -1;
+    int n = 0, rc = -1;
+
+    if (fi && fseek(fi, 0, SEEK_END) == 0)
+        size = ftell(fi);
+    if (fi && fo && c && size >= 28 && fseek(fi, size - 16, SEEK_SET) == 0 &&
+        fread(tag, 1, 16, fi) == 16 && fseek(fi, 0, SEEK_SET) == 0 && fread(iv, 1, 12, fi) == 12 &&
+        EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) == 1 &&
+        gcm_stream(c, fi, fo, size - 28) == 0 &&
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1 &&
+        EVP_DecryptFinal_ex(c, tail, &n) == 1 && fflush(fo) == 0 && fsync(fileno(fo)) == 0)
+        rc = 0;
+    EVP_CIPHER_CTX_free(c);
+    if (fi)
+        fclose(fi);
+    if (fo && fclose(fo) != 0)
+        rc = -1;
+    if (rc != 0)
+        unlink(out);
     return rc;
 }

@@ -1,0 +1,543 @@
+/*
+ * mongo_state.c — what several brokers share, in the MongoDB backend (issue 15;
+ * ota_store.h "shared state"): the per-VIN state start-up reads, conditional execution
+ * transitions, the notice decision, the indexes operators' queries use, and the one-time
+ * migrations of open.
+ *
+ * Design
+ * - ota_vehicle_state {_id: VIN, epoch, seq, resets, updated_at}: the replay guard's row of
+ *   each VIN (ota_report_seq_rec). After a batch's events are inserted: one unordered bulk
+ *   raising the VINs of its events that have no guard row in the batch ({_id, epoch,
+ *   resets: 0} $max {seq} upserts; a VIN whose document has another epoch or a reset is
+ *   left alone: the upsert's duplicate _id is ignored), then one ordered bulk replacing the
+ *   guard rows in batch order (a new epoch or a reset may lower seq). Not in the events'
+ *   transaction (there is none): when it fails the batch fails and the writer retries it
+ *   whole; the events are then duplicates, $max and the replacements are idempotent.
+ * - A transition is a replacement of ota_task_vin with filter {task, vin, state: from}: the
+ *   server applies it only while the state is `from`, atomically per document, so of two
+ *   brokers racing from one state exactly one matches (matchedCount 1).
+ * - The notice decision is the transition, the shadow (replacement upsert) and the notice
+ *   ($setOnInsert upsert): in one transaction on a replica set; on a standalone server in
+ *   that order, the transition deciding. A retry finds the execution in the target state
+ *   with the notice's msg_id (a notice id has one owner: the claim) and writes the rest.
+ * - Indexes for the operators' and the engine's queries: ota_task {state},
+ *   ota_task_vin {task, state}, ota_vehicle_shadow {reported.fw}.
+ * - Migrations at open, each recorded in ota_store_meta {_id: name, at} so it runs once per
+ *   database: "vehicle_state" fills ota_vehicle_state from the events (the old start-up
+ *   scan), "vehicle_state_epoch" gives the {_id, last_seq} documents of the first issue 15
+ *   version epoch "0" (filter: the old document), "native_documents" rewrites catalog documents {_id, json: "<text>"} and shadows
+ *   with text states as native documents where exact (mongo_json.c), each with a filter on
+ *   the old value so a concurrent write is never overwritten. Readers read both forms.
+ */
+#include "mongo_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- ota_store_meta: one-time steps ---- */
+
+/* 1 when coll holds a document matching filter (read in session cs, or none), 0 when
+ * not, -1 on error (err set). A find with limit 1: count would need aggregate. */
+static int exists(mongo_store *st, const char *coll, const bson_t *filter,
+                  mongoc_client_session_t *cs, char *err, size_t errlen)
+{
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_INT64(&opts, "limit", 1);
+    if (cs != NULL)
+        mongoc_client_session_append(cs, &opts, NULL);
+    mongoc_collection_t *c = ota_store_mg_coll(st, coll);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, &opts, NULL);
+    const bson_t *doc;
+    int found = mongoc_cursor_next(cur, &doc) ? 1 : 0;
+    bson_error_t error;
+    if (mongoc_cursor_error(cur, &error)) {
+        ota_store_mg_err(st, err, errlen, "find in %s: %s", coll, error.message);
+        found = -1;
+    }
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    bson_destroy(&opts);
+    return found;
+}
+
+/* 1 when step name was done, 0 when not, -1 on error. */
+static int meta_done(mongo_store *st, const char *name, char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&filter, "_id", name);
+    int rc = exists(st, OTA_STORE_META_TABLE, &filter, NULL, err, errlen);
+    bson_destroy(&filter);
+    return rc;
+}
+
+static int meta_mark(mongo_store *st, const char *name, char *err, size_t errlen)
+{
+    mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_META_TABLE);
+    mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, c, true, NULL);
+    bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&sel, "_id", name);
+    BSON_APPEND_UTF8(&doc, "_id", name);
+    BSON_APPEND_INT64(&doc, "at", ota_store_wall_ms());
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc, &opts, NULL);
+    bson_destroy(&sel);
+    bson_destroy(&doc);
+    bson_destroy(&opts);
+    ota_store_mg_bulk_result r;
+    int rc = ota_store_mg_bulk_run(st, bulk, OTA_STORE_META_TABLE, &r, err, errlen);
+    mongoc_collection_destroy(c);
+    return rc == 0 && r.dup_errors + r.other_errors == 0 ? 0 : -1;
+}
+
+/* ---- ota_vehicle_state ---- */
+
+typedef ota_store_vin_seq vin_seq;
+
+/* Raises each VIN of v in its epoch ({_id, epoch, resets: 0} $max {seq} upserts). */
+static int state_raise(mongo_store *st, const vin_seq *v, size_t n, char *err, size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    int64_t now = ota_store_wall_ms();
+    mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_STATE_TABLE);
+    mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, c, false, NULL);
+    for (size_t i = 0; i < n; i++) {
+        bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, m, opts = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&sel, "_id", v[i].vin);
+        BSON_APPEND_UTF8(&sel, "epoch", v[i].epoch);
+        BSON_APPEND_INT64(&sel, "resets", 0);
+        BSON_APPEND_DOCUMENT_BEGIN(&upd, "$max", &m);
+        BSON_APPEND_INT64(&m, "seq", (int64_t)v[i].seq);
+        BSON_APPEND_INT64(&m, "updated_at", now);
+        bson_append_document_end(&upd, &m);
+        BSON_APPEND_BOOL(&opts, "upsert", true);
+        mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd, &opts, NULL);
+        bson_destroy(&sel);
+        bson_destroy(&upd);
+        bson_destroy(&opts);
+    }
+    ota_store_mg_bulk_result r;
+    int rc = ota_store_mg_bulk_run(st, bulk, "raising " OTA_STORE_STATE_TABLE, &r, err, errlen);
+    mongoc_collection_destroy(c);
+    return rc == 0 && r.other_errors == 0 ? 0 : -1; /* duplicate _id: another epoch */
+}
+
+static void state_doc(bson_t *doc, const ota_report_seq_rec *r)
+{
+    BSON_APPEND_UTF8(doc, "_id", r->vin);
+    BSON_APPEND_UTF8(doc, "epoch", r->epoch != NULL ? r->epoch : "0");
+    BSON_APPEND_INT64(doc, "seq", r->seq);
+    BSON_APPEND_INT64(doc, "resets", r->resets);
+    BSON_APPEND_INT64(doc, "updated_at", r->updated_ms);
+}
+
+/* Replaces the documents of the guard rows, in order. */
+static int state_put(mongo_store *st, const ota_report_seq_rec *rows, size_t n, char *err,
+                     size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_STATE_TABLE);
+    mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, c, true, NULL);
+    for (size_t i = 0; i < n; i++) {
+        bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+        BSON_APPEND_UTF8(&sel, "_id", rows[i].vin);
+        state_doc(&doc, &rows[i]);
+        BSON_APPEND_BOOL(&opts, "upsert", true);
+        mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc, &opts, NULL);
+        bson_destroy(&sel);
+        bson_destroy(&doc);
+        bson_destroy(&opts);
+    }
+    ota_store_mg_bulk_result r;
+    int rc = ota_store_mg_bulk_run(st, bulk, "guard rows (" OTA_STORE_STATE_TABLE ")", &r, err,
+                                   errlen);
+    mongoc_collection_destroy(c);
+    return rc == 0 && r.dup_errors + r.other_errors == 0 ? 0 : -1;
+}
+
+int ota_store_mg_state_write(mongo_store *st, const ota_store_batch *b, char *err,
+                             size_t errlen)
+{
+    for (size_t i = 0; i < b->n_seqs; i++) {
+        if (b->seqs[i].vin == NULL) {
+            ota_store_mg_err(st, err, errlen, "guard row %zu of the batch: no VIN", i);
+            return -1;
+        }
+    }
+    size_t n = b->n_events;
+    vin_seq *v = n > 0 ? malloc(n * sizeof *v) : NULL;
+    if (n > 0 && v == NULL) {
+        ota_store_mg_err(st, err, errlen, "per-VIN state: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ota_store_event *e = &b->events[i];
+        v[i] = (vin_seq){e->vin, e->seq, e->epoch != NULL ? e->epoch : "0"};
+    }
+    n = ota_store_state_raises(b, v, n);
+    int rc = state_raise(st, v, n, err, errlen);
+    free(v);
+    return rc == 0 ? state_put(st, b->seqs, b->n_seqs, err, errlen) : -1;
+}
+
+typedef struct {
+    ota_store_seq_fn fn;
+    void *ctx;
+} seq_sink;
+
+/* A document of either layout: {_id, epoch, seq, resets, updated_at}, or {_id, last_seq}
+ * of the first issue 15 version (epoch "0"; converted at open, written by an older broker
+ * still running). */
+static int state_to_fn(const bson_t *doc, void *arg)
+{
+    seq_sink *to = arg;
+    const char *vin = ota_store_mg_text(doc, "_id");
+    const char *epoch = ota_store_mg_text(doc, "epoch");
+    bson_iter_t it;
+    bool has_seq = bson_iter_init_find(&it, doc, "seq");
+    ota_report_seq_rec r = {
+        .vin = vin,
+        .epoch = epoch != NULL ? epoch : "0",
+        .seq = has_seq ? ota_store_mg_int(doc, "seq", -1) : ota_store_mg_int(doc, "last_seq", -1),
+        .resets = (uint32_t)ota_store_mg_int(doc, "resets", 0),
+        .updated_ms = ota_store_mg_int(doc, "updated_at", 0),
+    };
+    return vin != NULL ? to->fn(to->ctx, &r) : -1;
+}
+
+int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
+{
+    if (fn == NULL)
+        return -1;
+    seq_sink to = {fn, ctx};
+    bson_t opts = BSON_INITIALIZER;
+    ota_store_mg_append_fields(&opts, "sort", "_id");
+    int rc =
+        ota_store_mg_find((mongo_store *)s, OTA_STORE_STATE_TABLE, NULL, &opts, state_to_fn, &to);
+    bson_destroy(&opts);
+    return rc;
+}
+
+/* The scan's pairs, gathered to be written in chunks. */
+typedef struct {
+    mongo_store *st;
+    vin_seq v[1000];
+    char *vins[1000];
+    size_t n;
+    char *err;
+    size_t errlen;
+    bool failed;
+} state_fill;
+
+static int fill_flush(state_fill *f)
+{
+    int rc = state_raise(f->st, f->v, f->n, f->err, f->errlen);
+    for (size_t i = 0; i < f->n; i++)
+        free(f->vins[i]);
+    f->n = 0;
+    f->failed |= rc != 0;
+    return rc;
+}
+
+static int fill_one(void *arg, const ota_report_seq_rec *r)
+{
+    state_fill *f = arg;
+    if ((f->vins[f->n] = strdup(r->vin)) == NULL)
+        return -1;
+    f->v[f->n] = (vin_seq){f->vins[f->n], (uint64_t)r->seq, "0"};
+    if (++f->n == sizeof f->v / sizeof f->v[0])
+        return fill_flush(f);
+    return 0;
+}
+
+static int fill_state(mongo_store *st, char *err, size_t errlen)
+{
+    state_fill *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -1;
+    *f = (state_fill){.st = st, .err = err, .errlen = errlen};
+    int rc = ota_store_mg_scan_last_seqs(st, fill_one, f);
+    if (fill_flush(f) != 0 || f->failed)
+        rc = -1;
+    else if (rc != 0)
+        ota_store_mg_err(st, err, errlen, "filling %s from the events failed",
+                         OTA_STORE_STATE_TABLE);
+    free(f);
+    return rc;
+}
+
+/* ---- ota_vehicle_state of the first issue 15 version: {_id, last_seq} ---- */
+
+typedef struct {
+    mongoc_bulk_operation_t *bulk;
+    size_t n;
+} epoch_rewrite;
+
+/* Replaces doc by the current layout while it is unchanged (the old document as filter). */
+static int epoch_one(const bson_t *doc, void *arg)
+{
+    epoch_rewrite *w = arg;
+    const char *vin = ota_store_mg_text(doc, "_id");
+    if (vin == NULL)
+        return 0;
+    bson_t out = BSON_INITIALIZER;
+    state_doc(&out, &(ota_report_seq_rec){vin, "0", ota_store_mg_int(doc, "last_seq", -1), 0, 0});
+    mongoc_bulk_operation_replace_one_with_opts(w->bulk, doc, &out, NULL, NULL);
+    bson_destroy(&out);
+    w->n++;
+    return 0;
+}
+
+static int state_epochs(mongo_store *st, char *err, size_t errlen)
+{
+    mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_STATE_TABLE);
+    epoch_rewrite w = {ota_store_mg_bulk(st, c, false, NULL), 0};
+    bson_t filter = BSON_INITIALIZER, exists;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "epoch", &exists);
+    BSON_APPEND_BOOL(&exists, "$exists", false);
+    bson_append_document_end(&filter, &exists);
+    int rc = ota_store_mg_find(st, OTA_STORE_STATE_TABLE, &filter, NULL, epoch_one, &w);
+    bson_destroy(&filter);
+    if (rc != 0)
+        ota_store_mg_err(st, err, errlen, "reading %s to give it epochs failed",
+                         OTA_STORE_STATE_TABLE);
+    ota_store_mg_bulk_result r;
+    if (rc == 0 && w.n > 0) {
+        rc = ota_store_mg_bulk_run(st, w.bulk, "giving " OTA_STORE_STATE_TABLE " epochs", &r,
+                                   err, errlen);
+        rc = rc == 0 && r.other_errors + r.dup_errors == 0 ? 0 : -1;
+    } else {
+        mongoc_bulk_operation_destroy(w.bulk);
+    }
+    mongoc_collection_destroy(c);
+    return rc;
+}
+
+/* ---- rewriting JSON text as native documents ---- */
+
+typedef struct {
+    mongo_store *st;
+    const char *coll;
+    bool shadows;
+    mongoc_bulk_operation_t *bulk;
+    mongoc_collection_t *c;
+    size_t n;
+} rewrite;
+
+/* A catalog document {_id, json}: its native form, when exact. */
+static bool native_doc(const bson_t *doc, bson_t *out)
+{
+    const char *json = ota_store_mg_text(doc, "json");
+    bson_iter_t id;
+    if (json == NULL || bson_count_keys(doc) != 2 || !bson_iter_init_find(&id, doc, "_id"))
+        return false;
+    bson_append_iter(out, "_id", 3, &id);
+    return ota_store_mg_append_doc_fields(out, json);
+}
+
+/* A shadow: the same fields, its text states as sub-documents where exact. */
+static bool native_shadow(const bson_t *doc, bson_t *out)
+{
+    bson_iter_t it;
+    bool changed = false;
+    if (!bson_iter_init(&it, doc))
+        return false;
+    while (bson_iter_next(&it)) {
+        const char *k = bson_iter_key(&it);
+        bool state = strcmp(k, "reported") == 0 || strcmp(k, "desired") == 0;
+        if (state && BSON_ITER_HOLDS_UTF8(&it))
+            changed |= ota_store_mg_append_json(out, k, bson_iter_utf8(&it, NULL));
+        else
+            bson_append_iter(out, k, -1, &it);
+    }
+    return changed;
+}
+
+/* Replaces doc by its native form, only while it is unchanged (the whole old document is
+ * the filter). */
+static int rewrite_one(const bson_t *doc, void *arg)
+{
+    rewrite *w = arg;
+    bson_t out = BSON_INITIALIZER;
+    bool native = w->shadows ? native_shadow(doc, &out) : native_doc(doc, &out);
+    if (native) {
+        mongoc_bulk_operation_replace_one_with_opts(w->bulk, doc, &out, NULL, NULL);
+        w->n++;
+    }
+    bson_destroy(&out);
+    return 0;
+}
+
+static int rewrite_coll(mongo_store *st, const char *coll, bool shadows, char *err, size_t errlen)
+{
+    rewrite w = {st, coll, shadows, NULL, ota_store_mg_coll(st, coll), 0};
+    w.bulk = ota_store_mg_bulk(st, w.c, false, NULL);
+    bson_t filter = BSON_INITIALIZER, exists;
+    if (!shadows) {
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "json", &exists);
+        BSON_APPEND_BOOL(&exists, "$exists", true);
+        bson_append_document_end(&filter, &exists);
+    }
+    int rc = ota_store_mg_find(st, coll, &filter, NULL, rewrite_one, &w);
+    bson_destroy(&filter);
+    if (rc != 0)
+        ota_store_mg_err(st, err, errlen, "reading %s to rewrite it failed", coll);
+    ota_store_mg_bulk_result r;
+    if (rc == 0 && w.n > 0) {
+        rc = ota_store_mg_bulk_run(st, w.bulk, "rewriting JSON text as documents", &r, err, errlen);
+        rc = rc == 0 && r.other_errors + r.dup_errors == 0 ? 0 : -1;
+    } else {
+        mongoc_bulk_operation_destroy(w.bulk);
+    }
+    mongoc_collection_destroy(w.c);
+    return rc;
+}
+
+static int native_documents(mongo_store *st, char *err, size_t errlen)
+{
+    for (int k = 1; k <= OTA_DOC_KIND_COUNT; k++)
+        if (rewrite_coll(st, ota_store_doc_table(k), false, err, errlen) != 0)
+            return -1;
+    return rewrite_coll(st, OTA_STORE_TTABLES[OTA_T_SHADOW].table, true, err, errlen);
+}
+
+/* ---- open ---- */
+
+static int once(mongo_store *st, const char *name, int (*step)(mongo_store *, char *, size_t),
+                char *err, size_t errlen)
+{
+    int done = meta_done(st, name, err, errlen);
+    if (done != 0)
+        return done < 0 ? -1 : 0;
+    if (step(st, err, errlen) != 0)
+        return -1;
+    return meta_mark(st, name, err, errlen);
+}
+
+int ota_store_mg_state_open(mongo_store *st, char *err, size_t errlen)
+{
+    if (ota_store_mg_index(st, "ota_task", "state", "state", false, err, errlen) != 0 ||
+        ota_store_mg_index(st, "ota_task_vin", "by_state", "task, state", false, err, errlen) !=
+            0 ||
+        ota_store_mg_index(st, "ota_vehicle_shadow", "reported_fw", "reported.fw", false, err,
+                           errlen) != 0 ||
+        ota_store_mg_index(st, OTA_STORE_CHANGE_TABLE, "at", "at", false, err, errlen) != 0)
+        return -1;
+    if (once(st, "vehicle_state", fill_state, err, errlen) != 0 ||
+        once(st, "vehicle_state_epoch", state_epochs, err, errlen) != 0)
+        return -1;
+    return once(st, "native_documents", native_documents, err, errlen);
+}
+
+/* ---- conditional transitions ---- */
+
+/* The transition (in session cs, or none): 1 applied, 0 not, -1 error. */
+static int transition(mongo_store *st, mongoc_client_session_t *cs, ota_exec_state from,
+                      const ota_exec_rec *to, char *err, size_t errlen)
+{
+    bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER, reply;
+    BSON_APPEND_UTF8(&sel, "task", to->task);
+    BSON_APPEND_UTF8(&sel, "vin", to->vin);
+    BSON_APPEND_UTF8(&sel, "state", ota_exec_state_name(from));
+    ota_store_mg_rec_doc(&doc, OTA_T_EXEC, to);
+    if (cs != NULL)
+        mongoc_client_session_append(cs, &opts, NULL);
+    mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_TTABLES[OTA_T_EXEC].table);
+    bson_error_t error;
+    bool ok = mongoc_collection_replace_one(c, &sel, &doc, &opts, &reply, &error);
+    int rc = ok ? ota_store_mg_int(&reply, "matchedCount", 0) > 0 : -1;
+    if (!ok)
+        ota_store_mg_err(st, err, errlen, "transition of %s/%s: %s", to->task, to->vin,
+                         error.message);
+    mongoc_collection_destroy(c);
+    bson_destroy(&sel);
+    bson_destroy(&doc);
+    bson_destroy(&opts);
+    bson_destroy(&reply);
+    return rc;
+}
+
+int ota_store_mg_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                 char *err, size_t errlen)
+{
+    return transition((mongo_store *)s, NULL, from, to, err, errlen);
+}
+
+/* 1 when the execution is in to's state with to's msg_id (a retried decision), 0, -1. */
+static int already_decided(mongo_store *st, mongoc_client_session_t *cs, const ota_exec_rec *to,
+                           char *err, size_t errlen)
+{
+    bson_t filter = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&filter, "task", to->task);
+    BSON_APPEND_UTF8(&filter, "vin", to->vin);
+    BSON_APPEND_UTF8(&filter, "state", ota_exec_state_name(to->state));
+    BSON_APPEND_UTF8(&filter, "msg_id", to->msg_id);
+    int rc = exists(st, OTA_STORE_TTABLES[OTA_T_EXEC].table, &filter, cs, err, errlen);
+    bson_destroy(&filter);
+    return rc;
+}
+
+typedef struct {
+    mongo_store *st;
+    ota_exec_state from;
+    const ota_exec_rec *to;
+    const ota_catalog_change *rest; /* the shadow and the notice */
+    int result;
+    char err[256];
+} decision;
+
+/* The decision in session cs (or none): result 1, 0 or -1 (err set). */
+static void decide(decision *d, mongoc_client_session_t *cs)
+{
+    d->result = transition(d->st, cs, d->from, d->to, d->err, sizeof d->err);
+    if (d->result == 0)
+        d->result = already_decided(d->st, cs, d->to, d->err, sizeof d->err);
+    if (d->result == 1 && ota_store_mg_tasks_write(d->st, d->rest, cs, d->err, sizeof d->err) != 0)
+        d->result = -1;
+}
+
+static bool decide_in_transaction(mongoc_client_session_t *cs, void *arg, bson_t **reply,
+                                  bson_error_t *error)
+{
+    (void)reply;
+    decision *d = arg;
+    decide(d, cs);
+    if (d->result == 1)
+        return true;
+    /* 0 (nothing to write) and errors both end the transaction without a commit */
+    bson_set_error(error, MONGOC_ERROR_COMMAND, MONGOC_ERROR_COMMAND_INVALID_ARG, "%s",
+                   d->result == 0 ? "not in the expected state" : d->err);
+    return false;
+}
+
+int ota_store_mg_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
+                                 char *err, size_t errlen)
+{
+    mongo_store *st = (mongo_store *)s;
+    ota_catalog_change rest = {
+        .put_shadows = shadow, .n_put_shadows = 1, .add_notices = notice, .n_add_notices = 1};
+    decision d = {st, from, to, &rest, -1, ""}; /* checked by store.c */
+    if (!st->replset) {
+        decide(&d, NULL);
+    } else {
+        bson_error_t error;
+        mongoc_client_session_t *cs = mongoc_client_start_session(st->client, NULL, &error);
+        if (cs == NULL) {
+            ota_store_mg_err(st, err, errlen, "cannot start a session: %s", error.message);
+            return -1;
+        }
+        bool ok = mongoc_client_session_with_transaction(cs, decide_in_transaction, NULL, &d, NULL,
+                                                         &error);
+        mongoc_client_session_destroy(cs);
+        if (!ok && d.result == 1) { /* the commit failed */
+            ota_store_mg_err(st, err, errlen, "notice decision: transaction: %s", error.message);
+            return -1;
+        }
+    }
+    if (d.result < 0 && err != NULL)
+        snprintf(err, errlen, "%s", d.err);
+    return d.result;
+}
