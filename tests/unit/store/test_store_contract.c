@@ -736,7 +736,8 @@ static void test_native_documents(void **state)
 }
 
 /* A database written before this change ({json: text} documents, text shadow states,
- * events without ota_vehicle_state) is read as before and rewritten at open. */
+ * events without ota_vehicle_state, or its {_id, last_seq} documents of the first issue 15
+ * version) is read as before and rewritten at open. */
 static void test_mongo_migration(void **state)
 {
     fixture *f = *state;
@@ -756,15 +757,23 @@ static void test_mongo_migration(void **state)
     direct_exec(old, "{\"insert\": \"ota_vehicle_upgrade_status\", \"documents\": [{\"vin\": "
                      "\"V1\", \"seq\": 4, \"idx\": 0, \"task\": \"T1\", \"ts\": 1, "
                      "\"received_at\": 1, \"status\": \"done\"}]}");
+    /* the first issue 15 layout of ota_vehicle_state: {_id, last_seq} */
+    direct_exec(old, "{\"insert\": \"ota_vehicle_state\", \"documents\": [{\"_id\": \"V2\", "
+                     "\"last_seq\": 6}]}");
     ota_store *s = test_store_open(uri);
     items w = {0};
     assert_int_equal(ota_store_load_docs(s, OTA_DOC_TASK, see_doc, &w), 0);
     assert_string_equal(w.val[0], "{\"state\":\"running\",\"n\":3}");
     seqs q = {0};
     assert_int_equal(ota_store_load_last_seqs(s, see_seq, &q), 0);
-    assert_int_equal(q.n, 1);
-    assert_int_equal(q.seq[0], 4);
+    assert_int_equal(q.n, 2);
+    assert_int_equal(q.seq[0], 4); /* filled from the events */
+    assert_int_equal(q.seq[1], 6); /* given epoch "0" */
+    assert_string_equal(q.epoch[1], "0");
     ota_store_close(s);
+    bson_t *v2 = direct_find_one(old, "ota_vehicle_state", "{\"_id\": \"V2\", \"epoch\": \"0\"}");
+    assert_non_null(v2);
+    bson_destroy(v2);
     bson_t *task = direct_find_one(old, "ota_task", "{\"state\": \"running\"}");
     assert_non_null(task);
     bson_destroy(task);
@@ -775,8 +784,9 @@ static void test_mongo_migration(void **state)
     direct_close(cl, db);
 }
 
-/* Start-up reads ota_vehicle_state, kept by every batch; SQLite fills it once for a
- * database made before it (MongoDB: test_mongo_migration). */
+/* Start-up reads ota_vehicle_state (the replay guard's rows), kept by every batch: guard
+ * rows replace, events without one raise their VIN in its epoch. SQLite converts the
+ * files made before it (MongoDB: test_mongo_migration). */
 static void test_vehicle_state(void **state)
 {
     fixture *f = *state;
@@ -792,8 +802,33 @@ static void test_vehicle_state(void **state)
     assert_int_equal(q.n, 2);
     assert_int_equal(q.seq[0], 9);
     assert_int_equal(q.seq[1], 4);
+    assert_string_equal(q.epoch[0], "0");
+
+    /* the guard's rows replace; events without one raise their VIN in its epoch only */
+    ota_report_seq_rec row = {"VIN00000000000001", "boot-2", 3, 0, 20};
+    ota_store_batch b = {.seqs = &row, .n_seqs = 1};
+    char err[256] = "";
+    assert_int_equal(ota_store_put_batch(f->s, &b, NULL, err, sizeof err), 0);
+    ota_store_event other = {"VIN00000000000001", 20, 1, &p, NULL}; /* epoch "0" */
+    put(f->s, &other, 1, 1, 0);
+    ota_store_event same = {"VIN00000000000001", 5, 1, &p, "boot-2"};
+    put(f->s, &same, 1, 1, 0);
+    ota_store_event with_row = {"VIN00000000000002", 30, 1, &p, "boot-2"};
+    ota_report_seq_rec reset = {"VIN00000000000002", "0", -1, 1, 21};
+    b = (ota_store_batch){.events = &with_row, .n_events = 1, .seqs = &reset, .n_seqs = 1};
+    assert_int_equal(ota_store_put_batch(f->s, &b, NULL, err, sizeof err), 0);
+    memset(&q, 0, sizeof q);
+    assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
+    assert_int_equal(q.n, 2);
+    assert_string_equal(q.epoch[0], "boot-2");
+    assert_int_equal(q.seq[0], 5);
+    assert_int_equal(q.seq[1], -1); /* the batch's guard row, not its event */
+    assert_int_equal(q.resets[1], 1);
     if (backend_base != NULL)
         return;
+
+    /* SQLite files of earlier versions: no table (filled from the events), and the
+     * first issue 15 layout (vin, last_seq) */
     ota_store_close(f->s);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(strchr(f->uri, ':') + 1, &db), SQLITE_OK);
@@ -803,7 +838,25 @@ static void test_vehicle_state(void **state)
     memset(&q, 0, sizeof q);
     assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
     assert_int_equal(q.n, 2);
-    assert_int_equal(q.seq[0], 9);
+    assert_int_equal(q.seq[0], 20);
+    assert_int_equal(q.seq[1], 30);
+    ota_store_close(f->s);
+    assert_int_equal(sqlite3_open(strchr(f->uri, ':') + 1, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE ota_vehicle_state; CREATE TABLE ota_vehicle_state"
+                                  " (vin TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"
+                                  " INSERT INTO ota_vehicle_state VALUES ('VIN00000000000003', 12)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    f->s = test_store_open(f->uri);
+    memset(&q, 0, sizeof q);
+    assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
+    assert_int_equal(q.n, 1);
+    assert_string_equal(q.vin[0], "VIN00000000000003");
+    assert_string_equal(q.epoch[0], "0");
+    assert_int_equal(q.seq[0], 12);
+    assert_int_equal(q.resets[0], 0);
 }
 
 static ota_exec_rec exec_rec(const char *vin, ota_exec_state state, const char *msg_id)
