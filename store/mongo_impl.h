@@ -57,6 +57,11 @@ typedef struct {
  * selection, a command error). what names the write in err. */
 int ota_store_mg_bulk_run(mongo_store *st, mongoc_bulk_operation_t *bulk, const char *what,
                           ota_store_mg_bulk_result *res, char *err, size_t errlen);
+/* Runs bulk of coll (n operations; none: only destroyed), then destroys coll too. 0, or -1
+ * with err set on any write error (duplicate keys are fine when dups_ok). */
+int ota_store_mg_bulk_finish(mongo_store *st, mongoc_collection_t *coll,
+                             mongoc_bulk_operation_t *bulk, size_t n, const char *what,
+                             bool dups_ok, char *err, size_t errlen);
 /* A bulk on coll, ordered or not, in session cs (NULL: none). */
 mongoc_bulk_operation_t *ota_store_mg_bulk(mongo_store *st, mongoc_collection_t *coll, bool ordered,
                                            mongoc_client_session_t *cs);

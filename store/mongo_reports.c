@@ -19,25 +19,6 @@ int ota_store_mg_reports_indexes(mongo_store *st, char *err, size_t errlen)
                               err, errlen);
 }
 
-/* Runs a bulk of coll; duplicates are fine when dups_ok. 0, or -1 with err set. */
-static int run(mongo_store *st, mongoc_collection_t *coll, mongoc_bulk_operation_t *bulk,
-               size_t n, const char *what, bool dups_ok, char *err, size_t errlen)
-{
-    int rc = 0;
-    if (n == 0) {
-        mongoc_bulk_operation_destroy(bulk);
-    } else {
-        ota_store_mg_bulk_result b;
-        rc = ota_store_mg_bulk_run(st, bulk, what, &b, err, errlen);
-        if (rc == 0 && (b.other_errors > 0 || (!dups_ok && b.dup_errors > 0))) {
-            ota_store_mg_err(st, err, errlen, "%s: write errors", what);
-            rc = -1;
-        }
-    }
-    mongoc_collection_destroy(coll);
-    return rc;
-}
-
 static void quarantine_doc(bson_t *doc, const ota_quarantine_rec *q)
 {
     char id[24];
@@ -66,8 +47,8 @@ static int put_quarantine(mongo_store *st, const ota_store_batch *b, char *err, 
         mongoc_bulk_operation_insert(bulk, &doc);
         bson_destroy(&doc);
     }
-    return run(st, coll, bulk, b->n_quarantine, "insert into " OTA_STORE_QUARANTINE_TABLE, true,
-               err, errlen);
+    return ota_store_mg_bulk_finish(st, coll, bulk, b->n_quarantine,
+                                    "insert into " OTA_STORE_QUARANTINE_TABLE, true, err, errlen);
 }
 
 int ota_store_mg_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,

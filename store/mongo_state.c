@@ -71,23 +71,27 @@ static int meta_done(mongo_store *st, const char *name, char *err, size_t errlen
     return rc;
 }
 
+/* Adds to bulk the upsert replacing the document of _id id by doc. */
+static void replace_by_id(mongoc_bulk_operation_t *bulk, const char *id, const bson_t *doc)
+{
+    bson_t sel = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&sel, "_id", id);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, doc, &opts, NULL);
+    bson_destroy(&sel);
+    bson_destroy(&opts);
+}
+
 static int meta_mark(mongo_store *st, const char *name, char *err, size_t errlen)
 {
     mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_META_TABLE);
     mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, c, true, NULL);
-    bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&sel, "_id", name);
+    bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&doc, "_id", name);
     BSON_APPEND_INT64(&doc, "at", ota_store_wall_ms());
-    BSON_APPEND_BOOL(&opts, "upsert", true);
-    mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc, &opts, NULL);
-    bson_destroy(&sel);
+    replace_by_id(bulk, name, &doc);
     bson_destroy(&doc);
-    bson_destroy(&opts);
-    ota_store_mg_bulk_result r;
-    int rc = ota_store_mg_bulk_run(st, bulk, OTA_STORE_META_TABLE, &r, err, errlen);
-    mongoc_collection_destroy(c);
-    return rc == 0 && r.dup_errors + r.other_errors == 0 ? 0 : -1;
+    return ota_store_mg_bulk_finish(st, c, bulk, 1, OTA_STORE_META_TABLE, false, err, errlen);
 }
 
 /* ---- ota_vehicle_state ---- */
@@ -117,10 +121,9 @@ static int state_raise(mongo_store *st, const vin_seq *v, size_t n, char *err, s
         bson_destroy(&upd);
         bson_destroy(&opts);
     }
-    ota_store_mg_bulk_result r;
-    int rc = ota_store_mg_bulk_run(st, bulk, "raising " OTA_STORE_STATE_TABLE, &r, err, errlen);
-    mongoc_collection_destroy(c);
-    return rc == 0 && r.other_errors == 0 ? 0 : -1; /* duplicate _id: another epoch */
+    /* a duplicate _id: the VIN is in another epoch or was reset */
+    return ota_store_mg_bulk_finish(st, c, bulk, n, "raising " OTA_STORE_STATE_TABLE, true, err,
+                                    errlen);
 }
 
 static void state_doc(bson_t *doc, const ota_report_seq_rec *r)
@@ -141,20 +144,13 @@ static int state_put(mongo_store *st, const ota_report_seq_rec *rows, size_t n, 
     mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_STATE_TABLE);
     mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, c, true, NULL);
     for (size_t i = 0; i < n; i++) {
-        bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-        BSON_APPEND_UTF8(&sel, "_id", rows[i].vin);
+        bson_t doc = BSON_INITIALIZER;
         state_doc(&doc, &rows[i]);
-        BSON_APPEND_BOOL(&opts, "upsert", true);
-        mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc, &opts, NULL);
-        bson_destroy(&sel);
+        replace_by_id(bulk, rows[i].vin, &doc);
         bson_destroy(&doc);
-        bson_destroy(&opts);
     }
-    ota_store_mg_bulk_result r;
-    int rc = ota_store_mg_bulk_run(st, bulk, "guard rows (" OTA_STORE_STATE_TABLE ")", &r, err,
-                                   errlen);
-    mongoc_collection_destroy(c);
-    return rc == 0 && r.dup_errors + r.other_errors == 0 ? 0 : -1;
+    return ota_store_mg_bulk_finish(st, c, bulk, n, "guard rows (" OTA_STORE_STATE_TABLE ")",
+                                    false, err, errlen);
 }
 
 int ota_store_mg_state_write(mongo_store *st, const ota_store_batch *b, char *err,
@@ -268,61 +264,14 @@ static int fill_state(mongo_store *st, char *err, size_t errlen)
     return rc;
 }
 
-/* ---- ota_vehicle_state of the first issue 15 version: {_id, last_seq} ---- */
-
-typedef struct {
-    mongoc_bulk_operation_t *bulk;
-    size_t n;
-} epoch_rewrite;
-
-/* Replaces doc by the current layout while it is unchanged (the old document as filter). */
-static int epoch_one(const bson_t *doc, void *arg)
-{
-    epoch_rewrite *w = arg;
-    const char *vin = ota_store_mg_text(doc, "_id");
-    if (vin == NULL)
-        return 0;
-    bson_t out = BSON_INITIALIZER;
-    state_doc(&out, &(ota_report_seq_rec){vin, "0", ota_store_mg_int(doc, "last_seq", -1), 0, 0});
-    mongoc_bulk_operation_replace_one_with_opts(w->bulk, doc, &out, NULL, NULL);
-    bson_destroy(&out);
-    w->n++;
-    return 0;
-}
-
-static int state_epochs(mongo_store *st, char *err, size_t errlen)
-{
-    mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_STATE_TABLE);
-    epoch_rewrite w = {ota_store_mg_bulk(st, c, false, NULL), 0};
-    bson_t filter = BSON_INITIALIZER, exists;
-    BSON_APPEND_DOCUMENT_BEGIN(&filter, "epoch", &exists);
-    BSON_APPEND_BOOL(&exists, "$exists", false);
-    bson_append_document_end(&filter, &exists);
-    int rc = ota_store_mg_find(st, OTA_STORE_STATE_TABLE, &filter, NULL, epoch_one, &w);
-    bson_destroy(&filter);
-    if (rc != 0)
-        ota_store_mg_err(st, err, errlen, "reading %s to give it epochs failed",
-                         OTA_STORE_STATE_TABLE);
-    ota_store_mg_bulk_result r;
-    if (rc == 0 && w.n > 0) {
-        rc = ota_store_mg_bulk_run(st, w.bulk, "giving " OTA_STORE_STATE_TABLE " epochs", &r,
-                                   err, errlen);
-        rc = rc == 0 && r.other_errors + r.dup_errors == 0 ? 0 : -1;
-    } else {
-        mongoc_bulk_operation_destroy(w.bulk);
-    }
-    mongoc_collection_destroy(c);
-    return rc;
-}
-
 /* ---- rewriting JSON text as native documents ---- */
 
+/* A document's new form: true and out filled, or false (left as it is). */
+typedef bool (*convert_fn)(const bson_t *doc, bson_t *out);
+
 typedef struct {
-    mongo_store *st;
-    const char *coll;
-    bool shadows;
+    convert_fn convert;
     mongoc_bulk_operation_t *bulk;
-    mongoc_collection_t *c;
     size_t n;
 } rewrite;
 
@@ -355,14 +304,13 @@ static bool native_shadow(const bson_t *doc, bson_t *out)
     return changed;
 }
 
-/* Replaces doc by its native form, only while it is unchanged (the whole old document is
+/* Replaces doc by its new form, only while it is unchanged (the whole old document is
  * the filter). */
 static int rewrite_one(const bson_t *doc, void *arg)
 {
     rewrite *w = arg;
     bson_t out = BSON_INITIALIZER;
-    bool native = w->shadows ? native_shadow(doc, &out) : native_doc(doc, &out);
-    if (native) {
+    if (w->convert(doc, &out)) {
         mongoc_bulk_operation_replace_one_with_opts(w->bulk, doc, &out, NULL, NULL);
         w->n++;
     }
@@ -370,37 +318,51 @@ static int rewrite_one(const bson_t *doc, void *arg)
     return 0;
 }
 
-static int rewrite_coll(mongo_store *st, const char *coll, bool shadows, char *err, size_t errlen)
+/* Rewrites the documents of coll having field (or, field NULL, all) with convert. */
+static int rewrite_coll(mongo_store *st, const char *coll, const char *field, convert_fn convert,
+                        char *err, size_t errlen)
 {
-    rewrite w = {st, coll, shadows, NULL, ota_store_mg_coll(st, coll), 0};
-    w.bulk = ota_store_mg_bulk(st, w.c, false, NULL);
+    mongoc_collection_t *c = ota_store_mg_coll(st, coll);
+    rewrite w = {convert, ota_store_mg_bulk(st, c, false, NULL), 0};
     bson_t filter = BSON_INITIALIZER, exists;
-    if (!shadows) {
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "json", &exists);
+    if (field != NULL) {
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, field, &exists);
         BSON_APPEND_BOOL(&exists, "$exists", true);
         bson_append_document_end(&filter, &exists);
     }
     int rc = ota_store_mg_find(st, coll, &filter, NULL, rewrite_one, &w);
     bson_destroy(&filter);
-    if (rc != 0)
+    if (rc != 0) {
         ota_store_mg_err(st, err, errlen, "reading %s to rewrite it failed", coll);
-    ota_store_mg_bulk_result r;
-    if (rc == 0 && w.n > 0) {
-        rc = ota_store_mg_bulk_run(st, w.bulk, "rewriting JSON text as documents", &r, err, errlen);
-        rc = rc == 0 && r.other_errors + r.dup_errors == 0 ? 0 : -1;
-    } else {
-        mongoc_bulk_operation_destroy(w.bulk);
+        w.n = 0; /* nothing sent */
     }
-    mongoc_collection_destroy(w.c);
-    return rc;
+    int sent = ota_store_mg_bulk_finish(st, c, w.bulk, w.n, "rewriting documents", false, err,
+                                        errlen);
+    return rc != 0 ? -1 : sent;
 }
 
 static int native_documents(mongo_store *st, char *err, size_t errlen)
 {
     for (int k = 1; k <= OTA_DOC_KIND_COUNT; k++)
-        if (rewrite_coll(st, ota_store_doc_table(k), false, err, errlen) != 0)
+        if (rewrite_coll(st, ota_store_doc_table(k), "json", native_doc, err, errlen) != 0)
             return -1;
-    return rewrite_coll(st, OTA_STORE_TTABLES[OTA_T_SHADOW].table, true, err, errlen);
+    return rewrite_coll(st, OTA_STORE_TTABLES[OTA_T_SHADOW].table, NULL, native_shadow, err,
+                        errlen);
+}
+
+/* A document {_id, last_seq} of the first issue 15 version in the current layout. */
+static bool epoch_doc(const bson_t *doc, bson_t *out)
+{
+    const char *vin = ota_store_mg_text(doc, "_id");
+    if (vin == NULL || ota_store_mg_text(doc, "epoch") != NULL)
+        return false;
+    state_doc(out, &(ota_report_seq_rec){vin, "0", ota_store_mg_int(doc, "last_seq", -1), 0, 0});
+    return true;
+}
+
+static int state_epochs(mongo_store *st, char *err, size_t errlen)
+{
+    return rewrite_coll(st, OTA_STORE_STATE_TABLE, "last_seq", epoch_doc, err, errlen);
 }
 
 /* ---- open ---- */
