@@ -79,17 +79,16 @@ static int state_table(sqlite_store *st, char *err, size_t errlen)
                  err, errlen) != 0 ||
         (layout == 0 && ota_store_sq_build(st, sql_state_fill, 0, NULL, err, errlen) != 0))
         return -1;
-    if (layout == 1 && (exec_sql(st,
-                                 "INSERT INTO " OTA_STORE_STATE_TABLE
-                                 " SELECT vin, '0', last_seq, 0, 0 FROM " OLD_STATE,
-                                 err, errlen) != 0 ||
-                        exec_sql(st, "DROP TABLE " OLD_STATE, err, errlen) != 0))
+    /* sqlite3_exec runs both statements of each text */
+    if (layout == 1 && exec_sql(st,
+                                "INSERT INTO " OTA_STORE_STATE_TABLE " SELECT vin, '0', last_seq,"
+                                " 0, 0 FROM " OLD_STATE "; DROP TABLE " OLD_STATE,
+                                err, errlen) != 0)
         return -1;
-    if (guard == 2 && (exec_sql(st,
-                                "INSERT OR REPLACE INTO " OTA_STORE_STATE_TABLE
-                                " SELECT vin, epoch, seq, resets, updated_at FROM " OLD_GUARD,
-                                err, errlen) != 0 ||
-                       exec_sql(st, "DROP TABLE " OLD_GUARD, err, errlen) != 0))
+    if (guard == 2 && exec_sql(st,
+                               "INSERT OR REPLACE INTO " OTA_STORE_STATE_TABLE " SELECT vin, epoch,"
+                               " seq, resets, updated_at FROM " OLD_GUARD "; DROP TABLE " OLD_GUARD,
+                               err, errlen) != 0)
         return -1;
     return 0;
 }

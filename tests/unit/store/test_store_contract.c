@@ -857,6 +857,26 @@ static void test_vehicle_state(void **state)
     assert_string_equal(q.epoch[0], "0");
     assert_int_equal(q.seq[0], 12);
     assert_int_equal(q.resets[0], 0);
+
+    /* the replay guard's table of branch secrep before the merge: its rows taken over */
+    ota_store_close(f->s);
+    assert_int_equal(sqlite3_open(strchr(f->uri, ':') + 1, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE ota_vehicle_report_seq (vin TEXT PRIMARY KEY,"
+                                  " epoch TEXT NOT NULL, seq INTEGER NOT NULL, resets INTEGER"
+                                  " NOT NULL, updated_at INTEGER NOT NULL); INSERT INTO"
+                                  " ota_vehicle_report_seq VALUES ('VIN00000000000003', 'e', 2,"
+                                  " 1, 5)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    f->s = test_store_open(f->uri);
+    memset(&q, 0, sizeof q);
+    assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
+    assert_int_equal(q.n, 1);
+    assert_string_equal(q.epoch[0], "e");
+    assert_int_equal(q.seq[0], 2);
+    assert_int_equal(q.resets[0], 1);
 }
 
 static ota_exec_rec exec_rec(const char *vin, ota_exec_state state, const char *msg_id)
