@@ -51,6 +51,8 @@ typedef struct {
     char target_key[48];
     ota_store_doc docs[2];
     ota_task_waves *waves; /* task.waves (issue 16), its plan made at create_change */
+    ota_task_window *mwindow;  /* task.maintenance_window (issue 16) */
+    ota_end_action end_action; /* task.end_action */
 } create_op;
 
 static void create_free(ota_cmd_op *base)
@@ -64,6 +66,7 @@ static void create_free(ota_cmd_op *base)
     ota_target_free(&op->target);
     free(op->target_json);
     ota_task_waves_free(op->waves);
+    ota_task_window_free(op->mwindow);
     free(op);
 }
 
@@ -135,15 +138,20 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
     if (!task) {
         return ota_json_errf(err, errlen, "", "task", "missing");
     }
-    /* waves and wave_approval are the engine's (task_waves.h): parsed here, the rest of
-     * the task strictly as before */
-    if (ota_task_waves_parse(task, "task", &op->waves, err, errlen) != 0) {
+    /* the rollout's members (task_waves.h, task_window.h) are the engine's: parsed here,
+     * the rest of the task strictly as before */
+    static const char *const engine_keys[] = {"waves", "wave_approval", "maintenance_window",
+                                              "end_action", NULL};
+    if (ota_task_waves_parse(task, "task", &op->waves, err, errlen) != 0 ||
+        ota_task_window_parse(task, "task", &op->mwindow, err, errlen) != 0 ||
+        ota_task_end_action_parse(task, "task", &op->end_action, err, errlen) != 0) {
         return -1;
     }
-    cJSON *plain = op->waves ? cJSON_Duplicate(task, 1) : NULL;
+    cJSON *plain = cJSON_IsObject(task) ? cJSON_Duplicate(task, 1) : NULL;
+    for (size_t i = 0; plain && engine_keys[i]; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(plain, engine_keys[i]);
+    }
     if (plain) {
-        cJSON_DeleteItemFromObjectCaseSensitive(plain, "waves");
-        cJSON_DeleteItemFromObjectCaseSensitive(plain, "wave_approval");
         task = plain;
     }
     int rc = ota_cmd_task_request(p, task, p->cfg.max_task_vins, &op->rec, &op->target,
@@ -254,6 +262,12 @@ static int create_change(create_op *op)
         cJSON_Delete(doc);
         return -1;
     }
+    if (doc && op->mwindow) {
+        cJSON_AddItemToObject(doc, "maintenance_window", ota_task_window_json(op->mwindow));
+    }
+    if (doc && op->end_action != OTA_END_CANCEL_PENDING) {
+        cJSON_AddStringToObject(doc, "end_action", ota_task_end_action_name(op->end_action));
+    }
     op->json = doc ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);
     op->recs = calloc(op->n_execs ? op->n_execs : 1, sizeof(*op->recs));
@@ -323,6 +337,9 @@ static cJSON *create_apply(ota_plugin *p, ota_cmd_op *base)
             ota_task_recount(task);
         }
         if (task) {
+            task->mwindow = op->mwindow;
+            op->mwindow = NULL;
+            task->end_action = op->end_action;
             ota_task_event(task, "created", task->waves ? 0 : -1, NULL, op->created_ms);
         }
     } else {

@@ -73,6 +73,14 @@ static void rebuild(ota_engine *e)
     free(tasks);
 }
 
+/* plugin_opt_test_time_scale: the wall clock from the engine's start, sped up. */
+static int64_t g_scale_base, g_scale = 1;
+
+static int64_t scaled_now(void)
+{
+    return g_scale_base + (ota_now_ms() - g_scale_base) * g_scale;
+}
+
 ota_engine *ota_engine_new(ota_plugin *p, const ota_engine_clock *clock)
 {
     ota_engine *e = calloc(1, sizeof(*e));
@@ -82,6 +90,15 @@ ota_engine *ota_engine_new(ota_plugin *p, const ota_engine_clock *clock)
     ota_map_init(&e->vehs, sizeof(eng_veh), veh_key);
     e->plugin = p;
     e->clock = clock ? *clock : (ota_engine_clock){ota_now_ms, ota_mono_ms};
+    if (!clock && p->cfg.test_time_scale > 1) {
+        g_scale_base = ota_now_ms();
+        g_scale = p->cfg.test_time_scale;
+        e->clock.now_ms = scaled_now;
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "ota: plugin_opt_test_time_scale %u: the task engine's clock runs "
+                             "fast (tests only)",
+                             p->cfg.test_time_scale);
+    }
     e->minute_ms = p->cfg.task_minute_ms ? p->cfg.task_minute_ms : 60000;
     e->timers = ota_timers_new();
     if (!e->timers) {
@@ -110,10 +127,11 @@ void ota_engine_free(ota_engine *e)
 
 /* ---------------------------------------------------------------- dispatch */
 
-static bool can_dispatch(const ota_task *task, int64_t now)
+static bool can_dispatch(ota_task *task, int64_t now)
 {
     return task->state == OTA_TASK_ACTIVE && !task->paused &&
-           task->count[OTA_EXEC_QUEUED] > 0 && ota_task_window_open(task, now);
+           task->count[OTA_EXEC_QUEUED] > 0 && ota_task_window_open(task, now) &&
+           ota_eng_window_open(task, now); /* the maintenance window (engine_waves.c) */
 }
 
 static void refill(ota_engine *e, ota_task *task)
@@ -237,6 +255,9 @@ static void tick_task(ota_engine *e, ota_task *task, int64_t now)
     if (task->state == OTA_TASK_ACTIVE && task->rec.end_ms >= 0 && now >= task->rec.end_ms &&
         task->count[OTA_EXEC_QUEUED] > 0) {
         ota_eng_expire_queued(e, task);
+    }
+    if (task->rec.end_ms >= 0 && now >= task->rec.end_ms) {
+        ota_eng_task_end(e, task); /* end_action cancel_all */
     }
     ota_eng_waves_check(e, task); /* a wave's thresholds: abort, or the next wave */
     ota_eng_check_task(task);

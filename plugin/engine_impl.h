@@ -121,6 +121,10 @@ void ota_eng_waves_check(ota_engine *e, ota_task *task);
 /* TICK: the task's state moved since its last event (finished, aborted, canceled): the
  * event (task_events.h), with the reason of an abort. */
 void ota_eng_task_announce(ota_engine *e, ota_task *task);
+/* Whether the task's maintenance window (if any) is open at now (wall ms). */
+bool ota_eng_window_open(ota_task *task, int64_t now);
+/* After the task's end: end_action cancel_all cancels what is still in flight. */
+void ota_eng_task_end(ota_engine *e, ota_task *task);
 
 /* ---- engine_flush.c ---- */
 /* "TASK:VIN:RESENDS", the notice's msg_id. */

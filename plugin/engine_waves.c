@@ -76,3 +76,19 @@ void ota_eng_task_announce(ota_engine *e, ota_task *task)
                    task->waves ? task->waves->current : -1, state_reason(task),
                    e->clock.now_ms());
 }
+
+bool ota_eng_window_open(ota_task *task, int64_t now)
+{
+    return !task->mwindow || ota_task_window_is_open(task->mwindow, now);
+}
+
+void ota_eng_task_end(ota_engine *e, ota_task *task)
+{
+    if (task->end_action != OTA_END_CANCEL_ALL || task->state != OTA_TASK_ACTIVE) {
+        return;
+    }
+    size_t canceled = 0, pending = 0;
+    ota_engine_cancel(e->plugin, task, NULL, 0, &canceled, &pending);
+    task->doc_dirty = true; /* canceled: the engine stores the document itself here */
+    snprintf(task->reason, sizeof(task->reason), "end: %zu in flight canceled", pending);
+}

@@ -93,6 +93,7 @@ static void task_free(ota_task *task)
     if (task) {
         ota_task_rec_free(&task->rec);
         ota_task_waves_free(task->waves);
+        ota_task_window_free(task->mwindow);
         free(task->execs);
         free(task);
     }
@@ -448,6 +449,12 @@ cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state)
     if (doc && task->paused) {
         cJSON_AddBoolToObject(doc, "paused", true);
     }
+    if (doc && task->mwindow) {
+        cJSON_AddItemToObject(doc, "maintenance_window", ota_task_window_json(task->mwindow));
+    }
+    if (doc && task->end_action != OTA_END_CANCEL_PENDING) {
+        cJSON_AddStringToObject(doc, "end_action", ota_task_end_action_name(task->end_action));
+    }
     return doc;
 }
 
@@ -589,8 +596,9 @@ static int load_fail(load_ctx *lc, const char *what, const char *key, const char
     return 1;
 }
 
-static const char *const doc_fields[] = {"task",  "state",  "created_at", "package",
-                                         "waves", "paused", NULL};
+static const char *const doc_fields[] = {
+    "task", "state", "created_at", "package", "waves", "paused", "maintenance_window",
+    "end_action", NULL};
 
 /* The document's members besides the task: state, created_at, package. */
 static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
@@ -610,7 +618,9 @@ static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t err
     task->package = pkg;
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "waves");
     if (ota_json_get_bool(j, NULL, "paused", false, false, &task->paused, err, errlen) != 0 ||
-        (w && ota_task_waves_from_json(w, &task->waves, err, errlen) != 0)) {
+        (w && ota_task_waves_from_json(w, &task->waves, err, errlen) != 0) ||
+        ota_task_window_parse(j, NULL, &task->mwindow, err, errlen) != 0 ||
+        ota_task_end_action_parse(j, NULL, &task->end_action, err, errlen) != 0) {
         return -1;
     }
     return 0;

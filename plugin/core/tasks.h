@@ -23,6 +23,7 @@
 #include "ota_store.h"
 #include "task_rules.h"
 #include "task_waves.h"
+#include "task_window.h"
 
 typedef struct ota_tasks ota_tasks;
 
@@ -70,6 +71,8 @@ typedef struct {
     size_t count[OTA_EXEC_STATE_COUNT]; /* executions per state (ota_task_recount) */
     ota_task_waves *waves;              /* a rollout in waves (issue 16), or NULL */
     bool paused;                        /* pauseTask: nothing is notified until resumeTask */
+    ota_task_window *mwindow;           /* a maintenance window (issue 16), or NULL */
+    ota_end_action end_action;          /* what the task's end does to executions in flight */
     ota_task_state announced;           /* the state its last task event told (not stored) */
     char reason[160];                   /* why the engine aborted it, for the event */
     /* engine runtime (not stored) */

@@ -6,6 +6,7 @@ wave; pause and resume. Real broker, python vehicles (test_shadow.ShadowCar); a 
 of timeout_min is plugin_opt_task_minute_ms, so nothing sleeps."""
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -212,6 +213,77 @@ class OtactlRollout(CampaignCase):
         p = self.otactl("task", "promote", tid, ok=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("E_LAST_WAVE", p.stderr + p.stdout)
+
+
+SCALE = 600  # plugin_opt_test_time_scale: one real second is ten minutes of the engine
+
+
+class Windows(CampaignCase):
+    """The engine's clock runs SCALE times faster (plugin_opt_test_time_scale), so an hour
+    passes in 6 s: nothing sleeps, the test waits for the broker's own clock."""
+
+    def start_fast(self):
+        t0 = time.time()
+        self.start(test_time_scale=SCALE)
+        t1 = time.time()
+        self.clock0 = (t0 + t1) / 2  # when the engine's clock started, +- (t1 - t0) / 2
+
+    def engine_now(self):
+        t = time.time()
+        return self.clock0 + (t - self.clock0) * SCALE
+
+    def test_window_closed_now_opens_on_time(self):
+        self.start_fast()
+        self.catalog()
+        self.ok("upsertVehicles", vehicles=[vehicle(20), vehicle(21)])
+        self.assertEqual(self.a.subscribe("ota/v1/events/task/#"), 1)
+        a, b = self.car(20), self.car(21)
+        opens = time.gmtime(self.engine_now() + 90 * 60)  # 90 engine minutes: ~9 s
+        cron = "%d %d * * *" % (opens.tm_min, opens.tm_hour)
+        tid = self.create([a.vin, b.vin], maintenance_window={"cron": cron, "duration_min": 30,
+                                                               "tz": "UTC"})["id"]
+        t = self.ok("getTask", id=tid)
+        self.assertEqual(t["counts"]["queued"], 2)  # closed now: nothing sent
+        self.assertEqual(self.counts(tid)["notified"], 0)
+        ot.wait_until(lambda: self.counts(tid)["notified"] == 2, timeout=60, msg="window opens")
+        self.assertGreaterEqual(self.engine_now(), time.mktime(opens) - time.timezone - 600)
+        report(a, 1, ot.ev_status(task=tid, status="succeeded"))
+        # b was notified inside the window: it may finish whenever it does
+        ot.wait_until(lambda: self.counts(tid)["succeeded"] == 1)
+
+    def test_bad_window_refused(self):
+        self.start()
+        self.catalog()
+        for w, text in (({"cron": "0 25 * * *", "duration_min": 10}, "hours"),
+                        ({"cron": "0 2 * * *", "duration_min": 0}, "duration_min"),
+                        ({"cron": "0 2 * * *", "duration_min": 10, "tz": "Mars/Base"}, "tz")):
+            r = self.a.command("createTask", task=self.task([ot.vin(1)], maintenance_window=w))
+            self.assertIn(text, r.get("error", ""), (w, r))
+        r = self.a.command("createTask", task=self.task([ot.vin(1)], end_action="explode"))
+        self.assertIn("end_action", r.get("error", ""))
+
+    def test_end_action_cancel_all(self):
+        """At the end, cancel_all cancels what is in flight too (cancel_pending, the
+        default, lets it finish: test_campaign's end test)."""
+        self.start_fast()
+        self.catalog()
+        self.ok("upsertVehicles", vehicles=[vehicle(20)])
+        self.assertEqual(self.a.subscribe("ota/v1/events/task/#"), 1)
+        a = self.car(20)
+        end = int(time.time() * 1000) + 60 * 60 * 1000  # an engine hour: ~6 s
+        tid = self.create([a.vin], end=end, end_action="cancel_all")["id"]
+        delta(a)
+        self.wait_counts(tid, notified=1)
+        c = delta(a, timeout=60)  # the cancel, at the end
+        self.assertEqual(c["desired"], {"task": None, "cancel": tid})
+        self.assertEqual(self.ok("getTask", id=tid)["state"], "canceled")
+        report(a, 1, ot.ev_status(task=tid, status="canceled"))
+        self.wait_counts(tid, canceled=1)
+        m = self.a.get("ota/v1/events/task/%s" % tid, pred=lambda m: m.json()["event"] == "canceled")
+        self.assertIn("in flight canceled", m.json()["reason"])
+        self.bounce()
+        t = self.ok("getTask", id=tid)
+        self.assertEqual((t["state"], t["task"].get("end")), ("canceled", end))
 
 
 if __name__ == "__main__":
