@@ -53,6 +53,7 @@ typedef struct {
     ota_task_waves *waves; /* task.waves (issue 16), its plan made at create_change */
     ota_task_window *mwindow;  /* task.maintenance_window (issue 16) */
     ota_end_action end_action; /* task.end_action */
+    ota_task_ramp ramp;        /* task.ramp */
 } create_op;
 
 static void create_free(ota_cmd_op *base)
@@ -141,8 +142,9 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
     /* the rollout's members (task_waves.h, task_window.h) are the engine's: parsed here,
      * the rest of the task strictly as before */
     static const char *const engine_keys[] = {"waves", "wave_approval", "maintenance_window",
-                                              "end_action", NULL};
-    if (ota_task_waves_parse(task, "task", &op->waves, err, errlen) != 0 ||
+                                              "end_action", "ramp", NULL};
+    if (ota_task_ramp_parse(task, "task", &op->ramp, err, errlen) != 0 ||
+        ota_task_waves_parse(task, "task", &op->waves, err, errlen) != 0 ||
         ota_task_window_parse(task, "task", &op->mwindow, err, errlen) != 0 ||
         ota_task_end_action_parse(task, "task", &op->end_action, err, errlen) != 0) {
         return -1;
@@ -265,6 +267,9 @@ static int create_change(create_op *op)
     if (doc && op->mwindow) {
         cJSON_AddItemToObject(doc, "maintenance_window", ota_task_window_json(op->mwindow));
     }
+    if (doc && op->ramp.on) {
+        cJSON_AddItemToObject(doc, "ramp", ota_task_ramp_json(&op->ramp));
+    }
     if (doc && op->end_action != OTA_END_CANCEL_PENDING) {
         cJSON_AddStringToObject(doc, "end_action", ota_task_end_action_name(op->end_action));
     }
@@ -340,6 +345,7 @@ static cJSON *create_apply(ota_plugin *p, ota_cmd_op *base)
             task->mwindow = op->mwindow;
             op->mwindow = NULL;
             task->end_action = op->end_action;
+            task->ramp = op->ramp;
             ota_task_event(task, "created", task->waves ? 0 : -1, NULL, op->created_ms);
         }
     } else {

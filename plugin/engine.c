@@ -68,7 +68,7 @@ static void rebuild(ota_engine *e)
             }
         }
         tasks[i]->refill_ms = e->clock.mono_ms();
-        tasks[i]->tokens = tasks[i]->rec.rate ? tasks[i]->rec.rate : 1;
+        tasks[i]->tokens = tasks[i]->rec.rate && !tasks[i]->ramp.on ? tasks[i]->rec.rate : 1;
     }
     free(tasks);
 }
@@ -134,26 +134,35 @@ static bool can_dispatch(ota_task *task, int64_t now)
            ota_eng_window_open(task, now); /* the maintenance window (engine_waves.c) */
 }
 
+/* Notices per second the task may send now: its ramp's (engine_waves.c) or its rate;
+ * 0 = unlimited. */
+static double task_rate(const ota_task *task)
+{
+    return task->ramp.on ? ota_eng_ramp_rate(task) : (double)task->rec.rate;
+}
+
 static void refill(ota_engine *e, ota_task *task)
 {
-    if (task->rec.rate == 0) {
+    double rate = task_rate(task);
+    if (rate == 0) {
         return;
     }
+    double cap = rate < 1.0 ? 1.0 : rate;
     int64_t m = e->clock.mono_ms();
     if (task->refill_ms == 0) {
         task->refill_ms = m;
-        task->tokens = task->rec.rate;
+        task->tokens = cap;
     }
-    task->tokens += (double)(m - task->refill_ms) * task->rec.rate / 1000.0;
-    if (task->tokens > task->rec.rate) {
-        task->tokens = task->rec.rate;
+    task->tokens += (double)(m - task->refill_ms) * rate / 1000.0;
+    if (task->tokens > cap) {
+        task->tokens = cap;
     }
     task->refill_ms = m;
 }
 
 static bool has_token(const ota_task *task)
 {
-    return task->rec.rate == 0 || task->tokens >= 1.0;
+    return task_rate(task) == 0 || task->tokens >= 1.0;
 }
 
 /* Tries to dispatch task to vehicle v (oldest tasks are tried first by the callers). */
@@ -166,7 +175,7 @@ static bool try_vehicle(ota_engine *e, ota_task *task, eng_veh *v)
     if (!x || x->state != OTA_EXEC_QUEUED || x->flags || !ota_eng_waves_may_notify(task, x)) {
         return false;
     }
-    if (task->rec.rate) {
+    if (task_rate(task) != 0) {
         task->tokens -= 1.0;
     }
     v->busy = task; /* while the claim is out, no other task may take the vehicle */

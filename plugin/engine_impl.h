@@ -123,6 +123,9 @@ void ota_eng_waves_check(ota_engine *e, ota_task *task);
 void ota_eng_task_announce(ota_engine *e, ota_task *task);
 /* Whether the task's maintenance window (if any) is open at now (wall ms). */
 bool ota_eng_window_open(ota_task *task, int64_t now);
+/* The rate of a task with a ramp: its step from the vehicles notified (all but queued and
+ * rejected; canceled ones count) or succeeded so far. */
+double ota_eng_ramp_rate(const ota_task *task);
 /* After the task's end: end_action cancel_all cancels what is still in flight. */
 void ota_eng_task_end(ota_engine *e, ota_task *task);
 

@@ -92,3 +92,10 @@ void ota_eng_task_end(ota_engine *e, ota_task *task)
     task->doc_dirty = true; /* canceled: the engine stores the document itself here */
     snprintf(task->reason, sizeof(task->reason), "end: %zu in flight canceled", pending);
 }
+
+double ota_eng_ramp_rate(const ota_task *task)
+{
+    size_t never = task->count[OTA_EXEC_QUEUED] + task->count[OTA_EXEC_REJECTED];
+    size_t notified = task->n_execs > never ? task->n_execs - never : 0;
+    return ota_task_ramp_rate(&task->ramp, notified, task->count[OTA_EXEC_SUCCEEDED]);
+}

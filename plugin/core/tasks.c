@@ -452,6 +452,9 @@ cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state)
     if (doc && task->mwindow) {
         cJSON_AddItemToObject(doc, "maintenance_window", ota_task_window_json(task->mwindow));
     }
+    if (doc && task->ramp.on) {
+        cJSON_AddItemToObject(doc, "ramp", ota_task_ramp_json(&task->ramp));
+    }
     if (doc && task->end_action != OTA_END_CANCEL_PENDING) {
         cJSON_AddStringToObject(doc, "end_action", ota_task_end_action_name(task->end_action));
     }
@@ -598,7 +601,7 @@ static int load_fail(load_ctx *lc, const char *what, const char *key, const char
 
 static const char *const doc_fields[] = {
     "task", "state", "created_at", "package", "waves", "paused", "maintenance_window",
-    "end_action", NULL};
+    "end_action", "ramp", NULL};
 
 /* The document's members besides the task: state, created_at, package. */
 static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
@@ -620,7 +623,8 @@ static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t err
     if (ota_json_get_bool(j, NULL, "paused", false, false, &task->paused, err, errlen) != 0 ||
         (w && ota_task_waves_from_json(w, &task->waves, err, errlen) != 0) ||
         ota_task_window_parse(j, NULL, &task->mwindow, err, errlen) != 0 ||
-        ota_task_end_action_parse(j, NULL, &task->end_action, err, errlen) != 0) {
+        ota_task_end_action_parse(j, NULL, &task->end_action, err, errlen) != 0 ||
+        ota_task_ramp_parse(j, NULL, &task->ramp, err, errlen) != 0) {
         return -1;
     }
     return 0;

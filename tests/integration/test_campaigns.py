@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import otatest as ot  # noqa: E402
 import test_campaign as tc  # noqa: E402  (module import: its cases do not run here)
 import test_tasks  # noqa: E402
-from test_shadow import ShadowCar, update  # noqa: E402
+from test_shadow import update  # noqa: E402
 
 vehicle, delta, report = test_tasks.vehicle, tc.delta, tc.report
 
@@ -27,6 +27,39 @@ class CampaignCase(test_tasks.TaskCase):
         self.a.close()
         self.b.restart()
         self.a = self.admin(self.b, nodelay=True)
+
+    def setup_fleet(self, nums, **opts):
+        self.start(**opts)
+        self.catalog()
+        self.ok("upsertVehicles", vehicles=[vehicle(i) for i in nums])
+        return {ot.vin(i): self.car(i) for i in nums}
+
+    def states(self, tid):
+        return {r["vin"]: r["state"]
+                for r in self.ok("listTaskVehicles", id=tid)["vehicles"]}
+
+    def in_state(self, tid, state):
+        return sorted(v for v, s in self.states(tid).items() if s == state)
+
+    def rollout(self, tid):
+        return self.ok("getTask", id=tid)["rollout"]
+
+    def succeed(self, cars, vins, tid, status="succeeded", seq=1):
+        for v in vins:
+            report(cars[v], seq, ot.ev_status(task=tid, status=status,
+                                              **({"error": "flash_failed"}
+                                                 if status == "failed" else {})))
+
+
+    def task_event(self, tid, event):
+        topic = "ota/v1/events/task/%s" % tid
+        m = self.a.get(topic, pred=lambda m: m.json()["event"] == event)
+        self.assertEqual(m.qos, 1)
+        return m.json()
+
+    def fail_cmd(self, cmd, tid, code):
+        r = self.a.command(cmd, id=tid)
+        self.assertIn(code, r.get("error", ""), r)
 
 
 class Timers(CampaignCase):
@@ -54,28 +87,6 @@ class Timers(CampaignCase):
 
 class Waves(CampaignCase):
 
-    def setup_fleet(self, nums, **opts):
-        self.start(**opts)
-        self.catalog()
-        self.ok("upsertVehicles", vehicles=[vehicle(i) for i in nums])
-        return {ot.vin(i): self.car(i) for i in nums}
-
-    def states(self, tid):
-        return {r["vin"]: r["state"]
-                for r in self.ok("listTaskVehicles", id=tid)["vehicles"]}
-
-    def in_state(self, tid, state):
-        return sorted(v for v, s in self.states(tid).items() if s == state)
-
-    def rollout(self, tid):
-        return self.ok("getTask", id=tid)["rollout"]
-
-    def succeed(self, cars, vins, tid, status="succeeded", seq=1):
-        for v in vins:
-            report(cars[v], seq, ot.ev_status(task=tid, status=status,
-                                              **({"error": "flash_failed"}
-                                                 if status == "failed" else {})))
-
     def test_three_waves_promote_on_success(self):
         cars = self.setup_fleet(range(20, 26))
         waves = [{"count": 1, "success_threshold": 100}, {"count": 2, "success_threshold": 50}]
@@ -97,12 +108,6 @@ class Waves(CampaignCase):
         self.assertEqual(r["current_wave"], 2)
         self.assertEqual([w["counts"]["succeeded"] for w in r["waves"]], [1, 1, 0])
 
-    def task_event(self, tid, event):
-        topic = "ota/v1/events/task/%s" % tid
-        m = self.a.get(topic, pred=lambda m: m.json()["event"] == event)
-        self.assertEqual(m.qos, 1)
-        return m.json()
-
     def test_wave_one_abort_never_touches_wave_two(self):
         cars = self.setup_fleet(range(20, 26))
         self.assertEqual(self.a.subscribe("ota/v1/events/task/#"), 1)
@@ -123,10 +128,6 @@ class Waves(CampaignCase):
         self.assertEqual(r["waves"][1]["counts"]["queued"], 4)
         self.assertEqual(r["waves"][1]["counts"]["notified"], 0)
         self.fail_cmd("promoteWave", tid, "E_TASK_STATE")
-
-    def fail_cmd(self, cmd, tid, code):
-        r = self.a.command(cmd, id=tid)
-        self.assertIn(code, r.get("error", ""), r)
 
     def test_approval_pause_resume_and_by_hand(self):
         cars = self.setup_fleet(range(20, 24))
@@ -190,7 +191,6 @@ class Waves(CampaignCase):
 
 
 class OtactlRollout(CampaignCase):
-    setup_fleet, rollout = Waves.setup_fleet, Waves.rollout
     otactl = test_tasks.OtactlTasks.otactl
 
     def test_otactl_pause_resume_promote_approve(self):
@@ -284,6 +284,33 @@ class Windows(CampaignCase):
         self.bounce()
         t = self.ok("getTask", id=tid)
         self.assertEqual((t["state"], t["task"].get("end")), ("canceled", end))
+
+
+class Ramp(CampaignCase):
+    """The exponential ramp: a rate so low the second notice would take 100 s, until a
+    success multiplies it by 1000 (no timing is asserted: only who is still queued)."""
+
+    def test_ramp_after_success(self):
+        cars = self.setup_fleet(range(20, 23))
+        ramp = {"start_rate": 0.01, "factor": 1000, "increase_after_succeeded": 1,
+                "max_rate": 50}
+        tid = self.create(list(cars), ramp=ramp)["id"]
+        self.wait_counts(tid, notified=1)
+        self.assertEqual(self.counts(tid)["queued"], 2)  # the bucket refills at 0.01/s
+        self.succeed(cars, self.in_state(tid, "notified"), tid)
+        self.wait_counts(tid, succeeded=1, notified=2, queued=0)
+        self.bounce()  # the ramp is stored with the task
+        self.assertEqual(self.counts(tid)["notified"], 2)
+
+    def test_bad_ramp_refused(self):
+        self.setup_fleet([20])
+        for ramp, text in (({"start_rate": 1, "factor": 2, "max_rate": 5}, "increase_after"),
+                           ({"start_rate": 5, "factor": 2, "max_rate": 1,
+                             "increase_after_notified": 3}, "max_rate"),
+                           ({"start_rate": 1, "factor": 0.5, "max_rate": 5,
+                             "increase_after_notified": 3}, "factor")):
+            r = self.a.command("createTask", task=self.task([ot.vin(20)], ramp=ramp))
+            self.assertIn(text, r.get("error", ""), (ramp, r))
 
 
 if __name__ == "__main__":
