@@ -54,6 +54,7 @@ typedef struct {
     ota_task_window *mwindow;  /* task.maintenance_window (issue 16) */
     ota_end_action end_action; /* task.end_action */
     ota_task_ramp ramp;        /* task.ramp */
+    ota_task_retry retry;      /* task.retry */
 } create_op;
 
 static void create_free(ota_cmd_op *base)
@@ -142,8 +143,9 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
     /* the rollout's members (task_waves.h, task_window.h) are the engine's: parsed here,
      * the rest of the task strictly as before */
     static const char *const engine_keys[] = {"waves", "wave_approval", "maintenance_window",
-                                              "end_action", "ramp", NULL};
+                                              "end_action", "ramp", "retry", NULL};
     if (ota_task_ramp_parse(task, "task", &op->ramp, err, errlen) != 0 ||
+        ota_task_retry_parse(task, "task", &op->retry, err, errlen) != 0 ||
         ota_task_waves_parse(task, "task", &op->waves, err, errlen) != 0 ||
         ota_task_window_parse(task, "task", &op->mwindow, err, errlen) != 0 ||
         ota_task_end_action_parse(task, "task", &op->end_action, err, errlen) != 0) {
@@ -267,6 +269,9 @@ static int create_change(create_op *op)
     if (doc && op->mwindow) {
         cJSON_AddItemToObject(doc, "maintenance_window", ota_task_window_json(op->mwindow));
     }
+    if (doc && op->retry.on) {
+        cJSON_AddItemToObject(doc, "retry", ota_task_retry_json(&op->retry));
+    }
     if (doc && op->ramp.on) {
         cJSON_AddItemToObject(doc, "ramp", ota_task_ramp_json(&op->ramp));
     }
@@ -346,6 +351,7 @@ static cJSON *create_apply(ota_plugin *p, ota_cmd_op *base)
             op->mwindow = NULL;
             task->end_action = op->end_action;
             task->ramp = op->ramp;
+            task->retry = op->retry;
             ota_task_event(task, "created", task->waves ? 0 : -1, NULL, op->created_ms);
         }
     } else {

@@ -112,6 +112,9 @@ void ota_eng_expire_queued(ota_engine *e, ota_task *task)
 
 void ota_eng_time_out(ota_engine *e, ota_task *task, ota_task_exec *x)
 {
+    if (ota_eng_retry_take(e, task, x, "timeout")) {
+        return; /* the task's retry policy */
+    }
     finish(e, task, x, OTA_EXEC_FAILED, "timeout");
 }
 
@@ -131,6 +134,9 @@ static void on_failed(ota_engine *e, ota_task *task, ota_task_exec *x, const ota
         x->resends++;
         ota_eng_request_claim(e, task, x); /* a new msg_id: claimed like the first notice */
         return;
+    }
+    if (ota_eng_retry_take(e, task, x, ev->error)) {
+        return; /* the task's retry policy: notified again after its backoff */
     }
     finish(e, task, x, OTA_EXEC_FAILED, ev->error ? ev->error : "failed");
 }

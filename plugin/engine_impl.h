@@ -102,6 +102,7 @@ void ota_eng_claims_final(ota_engine *e);
 /* ---- engine_timers.c ---- */
 typedef enum {
     OTA_ENG_TIMER_TIMEOUT = 1, /* an execution in flight */
+    OTA_ENG_TIMER_RETRY = 2,   /* a failed attempt's backoff is over: notify again */
 } ota_eng_timer_kind;
 /* kind << 56 | task number << 32 | execution index. */
 uint64_t ota_eng_timer_id(ota_eng_timer_kind kind, const ota_task *task, size_t idx);
@@ -126,6 +127,11 @@ bool ota_eng_window_open(ota_task *task, int64_t now);
 /* The rate of a task with a ramp: its step from the vehicles notified (all but queued and
  * rejected; canceled ones count) or succeeded so far. */
 double ota_eng_ramp_rate(const ota_task *task);
+/* A failure (word: the error word, "timeout") the task's retry policy tries again: true,
+ * and the notice goes again after the backoff (a retry timer); false: it fails. */
+bool ota_eng_retry_take(ota_engine *e, ota_task *task, ota_task_exec *x, const char *word);
+/* The retry timer of execution idx fired. */
+void ota_eng_retry_fire(ota_engine *e, ota_task *task, size_t idx);
 /* After the task's end: end_action cancel_all cancels what is still in flight. */
 void ota_eng_task_end(ota_engine *e, ota_task *task);
 

@@ -4,8 +4,9 @@
  * costs what is due rather than a scan of every execution.
  *
  * Ids are kind << 56 | task number << 32 | execution index (the number is the digits of
- * "T000123"; an execution's index in its task is stable). Kinds today: a timeout per
- * execution in flight, set at every move of the execution (ota_eng_set_state) to its
+ * "T000123"; an execution's index in its task is stable). Kinds today: a retry's backoff
+ * (engine_waves.c, not stored: a restart during a backoff leaves the execution to its
+ * timeout), and a timeout per execution in flight, set at every move of the execution (ota_eng_set_state) to its
  * changed_ms + timeout_min minutes and cancelled when it leaves flight. Nothing is stored:
  * at start every execution in flight gets its timer again from its stored updated time.
  * A timer that fires re-checks the execution (ota_task_exec_timed_out), so a stale one
@@ -40,6 +41,10 @@ static ota_task *timer_task(ota_engine *e, uint64_t id)
 void ota_eng_timers_exec(ota_engine *e, ota_task *task, ota_task_exec *x)
 {
     uint64_t id = ota_eng_timer_id(OTA_ENG_TIMER_TIMEOUT, task, (size_t)(x - task->execs));
+    if (!ota_exec_in_flight(x->state)) {
+        ota_timers_cancel(e->timers, id ^ ((uint64_t)(OTA_ENG_TIMER_TIMEOUT ^ OTA_ENG_TIMER_RETRY)
+                                           << KIND_SHIFT)); /* its retry, if any */
+    }
     if (task->rec.timeout_min == 0 || !ota_exec_in_flight(x->state) ||
         (x->flags & OTA_EXEC_F_ELSEWHERE)) {
         ota_timers_cancel(e->timers, id);
@@ -76,6 +81,8 @@ void ota_eng_timers_run(ota_engine *e, int64_t now)
         size_t idx = (size_t)(id & 0xffffffffu);
         if ((id >> KIND_SHIFT) == OTA_ENG_TIMER_TIMEOUT) {
             fire_timeout(e, task, idx, now);
+        } else if ((id >> KIND_SHIFT) == OTA_ENG_TIMER_RETRY) {
+            ota_eng_retry_fire(e, task, idx);
         }
     }
 }

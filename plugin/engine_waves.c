@@ -10,6 +10,7 @@
 #include "task_events.h"
 
 #include <stdio.h>
+#include <string.h>
 
 bool ota_eng_waves_may_notify(const ota_task *task, const ota_task_exec *x)
 {
@@ -98,4 +99,39 @@ double ota_eng_ramp_rate(const ota_task *task)
     size_t never = task->count[OTA_EXEC_QUEUED] + task->count[OTA_EXEC_REJECTED];
     size_t notified = task->n_execs > never ? task->n_execs - never : 0;
     return ota_task_ramp_rate(&task->ramp, notified, task->count[OTA_EXEC_SUCCEEDED]);
+}
+
+static bool cancel_asked(ota_engine *e, const ota_task_exec *x)
+{
+    const char *code = ota_tasks_code_name(e->plugin->tasks, x->code);
+    return code && strcmp(code, OTA_ENGINE_CANCEL_CODE) == 0;
+}
+
+bool ota_eng_retry_take(ota_engine *e, ota_task *task, ota_task_exec *x, const char *word)
+{
+    if (!ota_task_retry_wanted(&task->retry, word, x->resends) || cancel_asked(e, x)) {
+        return false;
+    }
+    size_t idx = (size_t)(x - task->execs);
+    int64_t due = e->clock.now_ms() + ota_task_retry_backoff(&task->retry, x->resends);
+    if (ota_timers_set(e->timers, ota_eng_timer_id(OTA_ENG_TIMER_RETRY, task, idx), due) != 0) {
+        return false;
+    }
+    /* its timeout waits for the new notice (ota_eng_set_state sets it again) */
+    ota_timers_cancel(e->timers, ota_eng_timer_id(OTA_ENG_TIMER_TIMEOUT, task, idx));
+    return true;
+}
+
+void ota_eng_retry_fire(ota_engine *e, ota_task *task, size_t idx)
+{
+    ota_task_exec *x = idx < task->n_execs ? &task->execs[idx] : NULL;
+    if (!x || !ota_exec_in_flight(x->state) || (x->flags & OTA_EXEC_F_CLAIMING)) {
+        return; /* moved, or already being sent */
+    }
+    if (cancel_asked(e, x)) {
+        ota_eng_timers_exec(e, task, x); /* canceled meanwhile: its timeout, not a retry */
+        return;
+    }
+    x->resends++;
+    ota_eng_request_claim(e, task, x); /* attempt resends + 1: msg_id task:vin:resends */
 }

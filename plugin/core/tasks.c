@@ -452,6 +452,9 @@ cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state)
     if (doc && task->mwindow) {
         cJSON_AddItemToObject(doc, "maintenance_window", ota_task_window_json(task->mwindow));
     }
+    if (doc && task->retry.on) {
+        cJSON_AddItemToObject(doc, "retry", ota_task_retry_json(&task->retry));
+    }
     if (doc && task->ramp.on) {
         cJSON_AddItemToObject(doc, "ramp", ota_task_ramp_json(&task->ramp));
     }
@@ -601,7 +604,7 @@ static int load_fail(load_ctx *lc, const char *what, const char *key, const char
 
 static const char *const doc_fields[] = {
     "task", "state", "created_at", "package", "waves", "paused", "maintenance_window",
-    "end_action", "ramp", NULL};
+    "end_action", "ramp", "retry", NULL};
 
 /* The document's members besides the task: state, created_at, package. */
 static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
@@ -624,7 +627,8 @@ static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t err
         (w && ota_task_waves_from_json(w, &task->waves, err, errlen) != 0) ||
         ota_task_window_parse(j, NULL, &task->mwindow, err, errlen) != 0 ||
         ota_task_end_action_parse(j, NULL, &task->end_action, err, errlen) != 0 ||
-        ota_task_ramp_parse(j, NULL, &task->ramp, err, errlen) != 0) {
+        ota_task_ramp_parse(j, NULL, &task->ramp, err, errlen) != 0 ||
+        ota_task_retry_parse(j, NULL, &task->retry, err, errlen) != 0) {
         return -1;
     }
     return 0;

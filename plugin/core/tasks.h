@@ -24,6 +24,7 @@
 #include "task_rules.h"
 #include "task_waves.h"
 #include "task_ramp.h"
+#include "task_retry.h"
 #include "task_window.h"
 
 typedef struct ota_tasks ota_tasks;
@@ -75,6 +76,7 @@ typedef struct {
     ota_task_window *mwindow;           /* a maintenance window (issue 16), or NULL */
     ota_end_action end_action;          /* what the task's end does to executions in flight */
     ota_task_ramp ramp;                 /* an exponential notice-rate ramp, or .on false */
+    ota_task_retry retry;               /* the retry policy, or .on false */
     ota_task_state announced;           /* the state its last task event told (not stored) */
     char reason[160];                   /* why the engine aborted it, for the event */
     /* engine runtime (not stored) */

@@ -313,5 +313,41 @@ class Ramp(CampaignCase):
             self.assertIn(text, r.get("error", ""), (ramp, r))
 
 
+class Retries(CampaignCase):
+
+    def test_retries_stop_at_the_limit(self):
+        cars = self.setup_fleet([20, 21])
+        a, b = cars[ot.vin(20)], cars[ot.vin(21)]
+        retry = {"on": ["flash_failed", "timeout"], "max_retries": 2, "backoff_ms": 50}
+        tid = self.create([a.vin, b.vin], retry=retry)["id"]
+        for car in (a, b):
+            self.assertEqual(delta(car)["desired"]["task"]["msg_id"], "%s:%s:0" % (tid, car.vin))
+        report(b, 1, ot.ev_status(task=tid, status="failed", error="download_failed"))
+        for n in (1, 2):  # each retry is a new notice, after the backoff
+            report(a, n, ot.ev_status(task=tid, status="failed", error="flash_failed"))
+            msg = delta(a)["desired"]["task"]["msg_id"]
+            self.assertEqual(msg, "%s:%s:%d" % (tid, a.vin, n))
+        report(a, 3, ot.ev_status(task=tid, status="failed", error="flash_failed"))
+        self.wait_counts(tid, failed=2)
+        rows = {r["vin"]: r for r in self.ok("listTaskVehicles", id=tid)["vehicles"]}
+        self.assertEqual(rows[a.vin]["code"], "flash_failed")
+        self.assertEqual(rows[b.vin]["code"], "download_failed")  # not a retried word
+        db = ot.Db(self.b.db_path)
+        want = ["%s:%s:%d" % (tid, a.vin, n) for n in range(3)]  # every attempt, stored
+        ot.wait_until(lambda: sorted(r["msg_id"] for r in db.query(
+            "SELECT msg_id FROM ota_vehicle_download_notice WHERE vin = ?", (a.vin,))) == want,
+            msg="three notices stored")
+
+    def test_retry_on_timeout(self):
+        cars = self.setup_fleet([20], task_minute_ms=100)
+        a = cars[ot.vin(20)]
+        tid = self.create([a.vin], timeout_min=2,
+                          retry={"on": ["timeout"], "max_retries": 1})["id"]
+        delta(a)
+        self.assertEqual(delta(a, timeout=30)["desired"]["task"]["msg_id"], "%s:%s:1" % (tid, a.vin))
+        self.wait_counts(tid, failed=1)
+        self.assertEqual(self.ok("listTaskVehicles", id=tid)["vehicles"][0]["code"], "timeout")
+
+
 if __name__ == "__main__":
     ot.main()
