@@ -90,7 +90,8 @@ static int sub_flush(sub_state *s)
     for (size_t i = 0; i < s->n_pending; i++) {
         sub_report *r = &s->pending[i];
         for (size_t e = 0; e < r->rep.n_events; e++)
-            evs[k++] = (ota_store_event){r->vin, r->rep.seq, r->received_ms, &r->rep.events[e]};
+            evs[k++] = (ota_store_event){r->vin, r->rep.seq, r->received_ms, &r->rep.events[e],
+                                         r->rep.epoch};
     }
     char err[256];
     ota_store_put_result res;
