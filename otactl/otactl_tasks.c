@@ -121,10 +121,24 @@ static int add_number(otactl_ctx *ctx, const otactl_args *a, const char *flag, c
     return OTACTL_OK;
 }
 
+/* A time flag: ms since the Unix epoch, or ISO 8601 text that goes to the plugin as it is
+ * (the plugin checks both: docs/operator-api.md "Times"). */
+static int add_time(const otactl_args *a, const char *flag, cJSON *t)
+{
+    const char *s = otactl_arg(a, flag);
+    uint64_t v;
+    if (s && otactl_parse_u64(s, &v) == 0 && v <= (1ULL << 53)) {
+        cJSON_AddNumberToObject(t, flag, (double)v);
+    } else if (s) {
+        cJSON_AddStringToObject(t, flag, s);
+    }
+    return OTACTL_OK;
+}
+
 static int add_numbers(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
 {
-    int rc = add_number(ctx, a, "start", t, "start");
-    rc = rc ? rc : add_number(ctx, a, "end", t, "end");
+    int rc = add_time(a, "start", t);
+    rc = rc ? rc : add_time(a, "end", t);
     rc = rc ? rc : add_number(ctx, a, "max-resend", t, "max_resend");
     rc = rc ? rc : add_number(ctx, a, "rate", t, "rate");
     rc = rc ? rc : add_number(ctx, a, "timeout-min", t, "timeout_min");
@@ -259,6 +273,10 @@ static void print_cancel(const cJSON *data)
 /* cancelTask {id, vins?}: the whole task, or only the VINs given. */
 static int task_cancel(otactl_ctx *ctx, otactl_args *a)
 {
+    int rc0 = ctx->dry_run ? OTACTL_OK : otactl_task_check_cancelable(ctx, a->pos[0]);
+    if (rc0 != OTACTL_OK) {
+        return rc0;
+    }
     cJSON *c = cmd_id("cancelTask", a->pos[0]);
     if (otactl_arg_count(a, "vins") > 0 || otactl_arg_count(a, "vins-file") > 0) {
         int rc = add_vins(ctx, a, c);
@@ -533,8 +551,10 @@ static const otactl_opt create_opts[] = {
     {"version", "VERSION", "the target version (its full package must exist)"},
     {"vins", "VIN,VIN...", "vehicles of the task (repeatable)"},
     {"vins-file", "FILE", "vehicles from FILE (white space / comma separated; - = stdin)"},
-    {"start", "MS", "not before this time (ms since the Unix epoch)"},
-    {"end", "MS", "not after this time (ms since the Unix epoch)"},
+    {"start", "TIME",
+     "not before this time: ISO 8601 (2026-12-08T10:00:00Z, 2026-12-08T18:00:00+08:00) or ms "
+     "since the Unix epoch; not in the past"},
+    {"end", "TIME", "not after this time (as --start)"},
     {"max-resend", "N", "notices re-sent at most (compensation; default 0)"},
     {"rate", "N", "notices per second (default 0: unlimited)"},
     {"timeout-min", "N", "minutes an upgrade may take before it fails (default 0: none)"},
@@ -578,6 +598,13 @@ const otactl_action otactl_task_actions[] = {
      task_create},
     {"get", "ID", "show a task, its state and its executions counted per state", NULL, 1, 1,
      task_get},
+    {"list", "[--state S] [--model M] [--version V] [--from TIME] [--to TIME] [--limit N] "
+             "[--cursor C | --all]",
+     "tasks, newest first, with their state and counts", otactl_task_list_opts, 0, 0,
+     otactl_cmd_task_list},
+    {"export", "ID [--format csv|json] [--output FILE]",
+     "every vehicle's result: state, attempts, times, error word, versions",
+     otactl_task_export_opts, 1, 1, otactl_cmd_task_export},
     {"vehicles", "ID [--state STATE]", "the task's vehicles in VIN order: VIN, state, code",
      vehicles_opts, 1, 1, task_vehicles},
     {"cancel", "ID [--vins V,V... | --vins-file FILE]",

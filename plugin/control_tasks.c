@@ -20,6 +20,7 @@
 #include "ota_catalog_json.h"
 #include "task_rules.h"
 #include "tasks.h"
+#include "vocab.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -98,6 +99,19 @@ static void task_error_text(const ota_catalog *cat, const ota_task_rec *t, ota_t
     }
 }
 
+/* A start more than a minute ago is a mistake (a time in seconds, or a stale script):
+ * refused rather than dispatched at once (issue 18). */
+#define START_PAST_SLACK_MS 60000
+
+static int check_start(const ota_task_rec *t, int64_t now_ms, char *err, size_t errlen)
+{
+    if (t->start_ms < 0 || t->start_ms >= now_ms - START_PAST_SLACK_MS) {
+        return 0;
+    }
+    return ota_json_errf(err, errlen, "task", "start", "%lld ms is %lld s in the past",
+                         (long long)t->start_ms, (long long)((now_ms - t->start_ms) / 1000));
+}
+
 static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"task", NULL};
@@ -108,7 +122,8 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
     if (!task) {
         return ota_json_errf(err, errlen, "", "task", "missing");
     }
-    if (ota_json_task_request(task, "task", &op->rec, err, errlen) != 0) {
+    if (ota_json_task_request(task, "task", &op->rec, err, errlen) != 0 ||
+        check_start(&op->rec, op->created_ms, err, errlen) != 0) {
         return -1;
     }
     if (op->rec.n_vins > p->cfg.max_task_vins) { /* plugin_opt_max_task_vins (issue 8) */
@@ -373,6 +388,25 @@ static cJSON *rules_apply(ota_plugin *p, ota_cmd_op *base)
     return NULL;
 }
 
+/* The statuses and usages must be words of the closed lists (vocab.h). */
+static int check_rule_words(const ota_task_type_rules *r, char *err, size_t errlen)
+{
+    char key[32];
+    for (size_t i = 0; i < r->n_statuses; i++) {
+        snprintf(key, sizeof(key), "statuses[%zu]", i);
+        if (ota_vocab_check(&OTA_VOCAB_VEHICLE_STATUS, r->statuses[i], "", key, err, errlen)) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < r->n_usages; i++) {
+        snprintf(key, sizeof(key), "usages[%zu]", i);
+        if (ota_vocab_check(&OTA_VOCAB_VEHICLE_USAGE, r->usages[i], "", key, err, errlen)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void ota_cmd_set_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
     char err[256];
@@ -383,7 +417,8 @@ void ota_cmd_set_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     }
     op->base.free_op = rules_free;
     op->base.apply = rules_apply;
-    if (ota_json_task_type_rules(cmd, "", &op->rules, err, sizeof(err)) != 0) {
+    if (ota_json_task_type_rules(cmd, "", &op->rules, err, sizeof(err)) != 0 ||
+        check_rule_words(&op->rules, err, sizeof(err)) != 0) {
         rules_free(&op->base);
         ota_cmd_fail(c, "%s", err);
         return;
@@ -422,4 +457,12 @@ void ota_cmd_get_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
         cJSON_AddItemToObject(all, ota_task_type_name((ota_task_type)i), o);
     }
     ota_cmd_ok(c, data);
+}
+
+/* The task named by the command's id field (control_query.c), or NULL when it failed
+ * (answered). */
+const ota_task *ota_cmd_known_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
+                                   const char *const *allowed)
+{
+    return known_task(p, c, cmd, allowed);
 }

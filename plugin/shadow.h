@@ -38,4 +38,8 @@ void ota_shadows_flush_final(ota_plugin *p);
  * it), bumps the version, and publishes shadow/delta when the vehicle is connected. */
 void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired);
 
+/* For getVehicleStatus: {"version", "reported", "desired" (null when none), "updated_at"},
+ * or NULL when the VIN has no shadow (or out of memory). */
+cJSON *ota_shadow_json(ota_plugin *p, const char *vin);
+
 #endif

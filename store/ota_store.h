@@ -69,6 +69,19 @@ int ota_store_count_events(ota_store *s, ota_event_type type, const char *vin, u
 int ota_store_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
                       ota_store_event_fn fn, void *ctx);
 
+/* A place in a VIN's history, for paging (getVehicleHistory): the key of the last event a
+ * page showed. */
+typedef struct {
+    uint64_t seq;
+    uint32_t index;
+} ota_store_cursor;
+
+/* As ota_store_history, but only events older than before (seq, index) — the next page
+ * after the event at before; before NULL: from the newest. */
+int ota_store_history_before(ota_store *s, const char *vin, ota_event_type type,
+                             const ota_store_cursor *before, size_t limit, ota_store_event_fn fn,
+                             void *ctx);
+
 /* ---- the catalog (SPEC §5) ----
  * The in-memory catalog (plugin/core/catalog.c) is loaded from here at start and answers every
  * read; every change is stored here first, on the writer thread, then applied in memory,

@@ -15,8 +15,8 @@ typedef struct ota_store_ops {
                       char *err, size_t errlen);
     int (*latest_status)(ota_store *s, const char *vin, ota_store_event_fn fn, void *ctx);
     int (*count_events)(ota_store *s, ota_event_type type, const char *vin, uint64_t *count);
-    int (*history)(ota_store *s, const char *vin, ota_event_type type, size_t limit,
-                   ota_store_event_fn fn, void *ctx);
+    int (*history)(ota_store *s, const char *vin, ota_event_type type,
+                   const ota_store_cursor *before, size_t limit, ota_store_event_fn fn, void *ctx);
     int (*apply)(ota_store *s, const ota_catalog_change *c, char *err, size_t errlen);
     int (*load_vehicles)(ota_store *s, ota_store_vehicle_fn fn, void *ctx);
     int (*load_docs)(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn, void *ctx);

@@ -414,6 +414,11 @@ static bool package_exists(task_ctx *x)
     return x->pkg != NULL;
 }
 
+static bool package_not_deprecated(task_ctx *x)
+{
+    return x->pkg->status != OTA_PKG_DEPRECATED;
+}
+
 static bool package_released(task_ctx *x)
 {
     return x->pkg->status == OTA_PKG_RELEASED;
@@ -448,6 +453,7 @@ static bool strategies_ordered(task_ctx *x)
 static const task_rule task_rules[] = {
     {OTA_TASK_E_EMPTY_VINS, NULL, has_vins},
     {OTA_TASK_E_NO_PACKAGE, NULL, package_exists},
+    {OTA_TASK_E_PACKAGE_NOT_RELEASED, NULL, package_not_deprecated},
     {OTA_TASK_E_PACKAGE_NOT_RELEASED, is_formal_task, package_released},
     {OTA_TASK_E_NO_BASELINE, NULL, has_baseline},
     {OTA_TASK_E_NO_DEFAULT_STRATEGY, NULL, has_default_strategy},
