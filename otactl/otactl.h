@@ -102,6 +102,9 @@ cJSON *otactl_read_json(const otactl_ctx *ctx, const char *path);
 /* Execution states and codes (words with '_') are skipped, so `otactl task vehicles ID`
  * output can be piped into --vins-file -. */
 void otactl_vins_from_text(const char *text, cJSON *vins);
+/* Appends the VINs of every --vins and --vins-file option of a to vins. OTACTL_OK, or
+ * OTACTL_EUSAGE (printed) when a file cannot be read. */
+int otactl_vins_from_args(otactl_ctx *ctx, const otactl_args *a, cJSON *vins);
 
 /* ---- connection (otactl_conn.c) ---- */
 
@@ -138,6 +141,11 @@ typedef struct {
 
 /* The `task` group (otactl_tasks.c). */
 extern const otactl_action otactl_task_actions[];
+/* The `group` group (otactl_groups.c). */
+extern const otactl_action otactl_group_actions[];
+/* A JSON object given to --flag as text, or as @FILE (@- = stdin); NULL (printed) when
+ * it does not parse or is not an object (otactl_groups.c). */
+cJSON *otactl_json_value(const otactl_ctx *ctx, const char *flag, const char *value);
 
 typedef void (*otactl_printer)(const cJSON *data);
 

@@ -410,3 +410,20 @@ void otactl_vins_from_text(const char *text, cJSON *vins)
         p += len;
     }
 }
+
+int otactl_vins_from_args(otactl_ctx *ctx, const otactl_args *a, cJSON *vins)
+{
+    for (int i = 0; i < otactl_arg_count(a, "vins"); i++) {
+        otactl_vins_from_text(otactl_arg_nth(a, "vins", i), vins);
+    }
+    for (int i = 0; i < otactl_arg_count(a, "vins-file"); i++) {
+        const char *path = otactl_arg_nth(a, "vins-file", i);
+        char *text = otactl_read_file(path, NULL);
+        if (!text) {
+            return otactl_usage_err(ctx, "cannot read %s", path);
+        }
+        otactl_vins_from_text(text, vins);
+        free(text);
+    }
+    return OTACTL_OK;
+}

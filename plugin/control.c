@@ -12,6 +12,7 @@
  * to the requesting client only, on $CONTROL/ota/v1/response.
  */
 #include "control.h"
+#include "control_targets.h"
 #include "engine.h"
 #include "catalog.h"
 #include "file.h"
@@ -101,6 +102,11 @@ static const struct {
     {"exportTask", ota_cmd_export_task},
     {"updatePackage", ota_cmd_update_package},
     {"deletePackage", ota_cmd_delete_package},
+    {"setGroup", ota_cmd_set_group},
+    {"deleteGroup", ota_cmd_delete_group},
+    {"listGroups", ota_cmd_list_groups},
+    {"getGroup", ota_cmd_get_group},
+    {"previewTarget", ota_cmd_preview_target},
 };
 
 /* ---------------------------------------------------------------- answers */

@@ -41,6 +41,12 @@ typedef struct ota_store_ops {
     int (*read_changes)(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx);
     int (*change_bounds)(ota_store *s, uint64_t *first, uint64_t *last);
     int (*trim_changes)(ota_store *s, uint64_t upto);
+    /* vehicle groups (store_groups.c dispatches; sqlite_groups.c, mongo_groups.c) */
+    int (*put_group)(ota_store *s, const char *name, const char *json, const char *const *vins,
+                     size_t n_vins, char *err, size_t errlen);
+    int (*delete_group)(ota_store *s, const char *name, char *err, size_t errlen);
+    int (*load_groups)(ota_store *s, ota_store_group_fn fn, ota_store_group_member_fn member,
+                       void *ctx);
 } ota_store_ops;
 
 struct ota_store {
@@ -50,5 +56,17 @@ struct ota_store {
 /* Backends. */
 ota_store *ota_store_sqlite_open(const char *path, char *err, size_t errlen);
 ota_store *ota_store_mongo_open(const char *uri, char *err, size_t errlen);
+
+/* Group ops of each backend (sqlite_groups.c, mongo_groups.c). */
+int ota_store_sq_put_group(ota_store *s, const char *name, const char *json,
+                           const char *const *vins, size_t n_vins, char *err, size_t errlen);
+int ota_store_sq_delete_group(ota_store *s, const char *name, char *err, size_t errlen);
+int ota_store_sq_load_groups(ota_store *s, ota_store_group_fn fn, ota_store_group_member_fn member,
+                             void *ctx);
+int ota_store_mg_put_group(ota_store *s, const char *name, const char *json,
+                           const char *const *vins, size_t n_vins, char *err, size_t errlen);
+int ota_store_mg_delete_group(ota_store *s, const char *name, char *err, size_t errlen);
+int ota_store_mg_load_groups(ota_store *s, ota_store_group_fn fn, ota_store_group_member_fn member,
+                             void *ctx);
 
 #endif

@@ -372,7 +372,14 @@ ota_reject_code ota_task_check_vin(const ota_catalog *c, const ota_rules_env *en
 {
     if (vin == NULL)
         return OTA_REJ_UNKNOWN_VEHICLE;
-    vin_ctx x = {c, env, t, vin, ota_catalog_vehicle(c, vin), seen, -1};
+    return ota_task_check_vehicle(c, env, t, vin, ota_catalog_vehicle(c, vin), seen);
+}
+
+ota_reject_code ota_task_check_vehicle(const ota_catalog *c, const ota_rules_env *env,
+                                       const ota_task_rec *t, const char *vin,
+                                       const ota_vehicle *v, ota_vin_set *seen)
+{
+    vin_ctx x = {c, env, t, vin, v, seen, -1};
     for (size_t i = 0; i < COUNT(vin_rules); i++) {
         const vin_rule *r = &vin_rules[i];
         if ((r->applies == NULL || r->applies(&x)) && !r->passes(&x))
