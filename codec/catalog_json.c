@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "ota_codec.h"
+#include "ota_errf.h"
 
 #define SUBPATH_LEN 256 /* a nested object's path, e.g. "package.ecus[255].file" */
 #define SHOWN_MAX 64    /* longest user value quoted in an error text */
@@ -34,20 +35,6 @@ static const char *const kind_pref_names[] = {"full", "delta", "auto"};
 static const char *const compare_names[] = {"always", "never", "auto"};
 
 /* ---- error texts and paths ---- */
-
-/* Cuts a UTF-8 sequence that snprintf truncated at the end of s. */
-static void trim_partial_utf8(char *s)
-{
-    size_t len = strlen(s), i = len;
-    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
-        i--;
-    if (i == 0 || (unsigned char)s[i - 1] < 0xC0)
-        return;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-    if (len - (i - 1) < need)
-        s[i - 1] = '\0';
-}
 
 cJSON *ota_json_parse_exact(const void *payload, size_t len)
 {
@@ -66,18 +53,13 @@ cJSON *ota_json_parse_exact(const void *payload, size_t len)
 
 int ota_json_errf(char *err, size_t errlen, const char *path, const char *key, const char *fmt, ...)
 {
-    if (err == NULL || errlen == 0)
-        return -1;
     bool p = path != NULL && *path, k = key != NULL && *key;
-    int n = snprintf(err, errlen, "%s%s%s%s", p ? path : "", p && k ? "." : "", k ? key : "",
-                     p || k ? ": " : "");
-    if (n >= 0 && (size_t)n < errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    trim_partial_utf8(err);
+    ota_errf(err, errlen, "%s%s%s%s", p ? path : "", p && k ? "." : "", k ? key : "",
+             p || k ? ": " : "");
+    va_list ap;
+    va_start(ap, fmt);
+    ota_verrf_append(err, errlen, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
@@ -93,15 +75,14 @@ static bool showable(const char *s)
     return n <= SHOWN_MAX && ota_text_valid(s, n);
 }
 
-/* A path only names a field in an error text: cutting a long one is intended. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-truncation"
+/* A path only names a field in an error text: cutting a long one is intended, and done
+ * like an error text's (at a whole UTF-8 character). */
 
 /* "<path>.<key>" into buf. */
 static const char *join(char *buf, size_t len, const char *path, const char *key)
 {
     bool p = path != NULL && *path;
-    snprintf(buf, len, "%s%s%s", p ? path : "", p ? "." : "", key);
+    ota_errf(buf, len, "%s%s%s", p ? path : "", p ? "." : "", key);
     return buf;
 }
 
@@ -109,11 +90,9 @@ static const char *join(char *buf, size_t len, const char *path, const char *key
 static const char *join_index(char *buf, size_t len, const char *path, const char *key, size_t i)
 {
     bool p = path != NULL && *path;
-    snprintf(buf, len, "%s%s%s[%zu]", p ? path : "", p ? "." : "", key, i);
+    ota_errf(buf, len, "%s%s%s[%zu]", p ? path : "", p ? "." : "", key, i);
     return buf;
 }
-
-#pragma GCC diagnostic pop
 
 /* ---- field lists ---- */
 
@@ -1103,8 +1082,20 @@ static bool add_uint(cJSON *o, const char *key, uint64_t v)
 {
     if (v < EXACT_NUMBER_MAX)
         return cJSON_AddNumberToObject(o, key, (double)v) != NULL;
+    return ota_json_add_u64(o, key, v);
+}
+
+bool ota_json_add_u64(cJSON *o, const char *key, uint64_t v)
+{
     char num[24];
     snprintf(num, sizeof num, "%" PRIu64, v);
+    return cJSON_AddRawToObject(o, key, num) != NULL;
+}
+
+bool ota_json_add_i64(cJSON *o, const char *key, int64_t v)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%" PRId64, v);
     return cJSON_AddRawToObject(o, key, num) != NULL;
 }
 

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cbor_util.h"
+#include "ota_errf.h"
 
 /* ---- items from libcbor's streaming callbacks (context: the ota_cbor_item) ---- */
 
@@ -211,13 +212,15 @@ static int reader_fail(ota_cbor_reader *r, ota_err_code code, const char *fmt, .
 
 static int reader_fail(ota_cbor_reader *r, ota_err_code code, const char *fmt, ...)
 {
-    char detail[OTA_ERRMSG_MAX];
+    r->failed = true;
+    if (r->err == NULL)
+        return -1;
+    ota_error_set(r->err, code, "%s: ", r->what);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    ota_verrf_append(r->err->msg, sizeof r->err->msg, fmt, ap);
     va_end(ap);
-    r->failed = true;
-    return ota_error_set(r->err, code, "%s: %s", r->what, detail);
+    return -1;
 }
 
 /* Adds the entries a definite container header declares (map: keys and values). */
@@ -459,6 +462,13 @@ static int step(ota_cbor_reader *r, ota_cbor_item *it)
 
 /* ---- reader ---- */
 
+int ota_cbor_check_size(size_t len, size_t max, const char *what, ota_error *err)
+{
+    if (len <= max)
+        return 0;
+    return ota_error_set(err, OTA_E_TOO_LARGE, "%s: payload of %zu bytes over %zu", what, len, max);
+}
+
 void ota_cbor_reader_init(ota_cbor_reader *r, const void *buf, size_t len, const char *what,
                           ota_error *err)
 {
@@ -596,15 +606,17 @@ int ota_cbor_map_scan(ota_cbor_reader *r, const ota_cbor_item *m, const char *ct
 int ota_cbor_field_error(ota_error *err, ota_err_code code, const char *ctx, const char *key,
                          const char *fmt, ...)
 {
-    char detail[OTA_ERRMSG_MAX];
+    if (err == NULL)
+        return -1;
+    if (ctx[0] == '\0' && key[0] == '\0')
+        ota_error_set(err, code, "top level: ");
+    else
+        ota_error_set(err, code, "%s%s%s: ", ctx, ctx[0] != '\0' && key[0] != '\0' ? "." : "", key);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    ota_verrf_append(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
-    if (ctx[0] == '\0' && key[0] == '\0')
-        return ota_error_set(err, code, "top level: %s", detail);
-    const char *dot = ctx[0] != '\0' && key[0] != '\0' ? "." : "";
-    return ota_error_set(err, code, "%s%s%s: %s", ctx, dot, key, detail);
+    return -1;
 }
 
 void ota_cbor_index_path(char *buf, size_t size, const char *ctx, const char *key, size_t i)

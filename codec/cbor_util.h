@@ -97,6 +97,10 @@ typedef struct {
     bool failed; /* *err holds the CBOR error; every later call fails */
 } ota_cbor_reader;
 
+/* 0 when a payload of len bytes is within max bytes; else -1 with E_TOO_LARGE
+ * "<what>: payload of <len> bytes over <max>" (every decoder checks this first). */
+int ota_cbor_check_size(size_t len, size_t max, const char *what, ota_error *err);
+
 /* Starts reading one top-level item filling buf; what names the payload in errors
  * ("report: truncated CBOR"), err receives the CBOR errors. */
 void ota_cbor_reader_init(ota_cbor_reader *r, const void *buf, size_t len, const char *what,

@@ -1,6 +1,6 @@
 /*
- * cose.c — COSE_Sign1 with Ed25519 (ota_cose.h): signing of package descriptions on the
- * broker thread, verification for tests and tools.
+ * cose.c — COSE_Sign1 with Ed25519 (ota_cose.h): signing of package descriptions (on the
+ * plugin's signer threads, plugin/signer.c), verification for tests and tools.
  *
  * The envelope has a fixed shape, so it is written with libcbor's streaming encoders into
  * one buffer sized up front: tag 18, array of 4, the protected header bytes (always

@@ -1,12 +1,14 @@
 /*
- * error.c — the codec's error codes and messages, and the shared validators for VINs and
- * vehicle-supplied text (strict UTF-8, no control characters).
+ * error.c — the codec's error codes and messages, the one error-text formatter of every
+ * layer (ota_errf.h), and the shared validators for VINs and vehicle-supplied text (strict
+ * UTF-8, no control characters).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ota_codec.h"
+#include "ota_errf.h"
 
 const char *ota_err_name(ota_err_code code)
 {
@@ -62,6 +64,46 @@ static void trim_partial_utf8(char *s)
         s[i - 1] = '\0';
 }
 
+int ota_verrf(char *buf, size_t cap, const char *fmt, va_list ap)
+{
+    if (buf == NULL || cap == 0)
+        return -1;
+    int n = vsnprintf(buf, cap, fmt, ap);
+    if (n < 0)
+        buf[0] = '\0';
+    else if ((size_t)n >= cap)
+        trim_partial_utf8(buf);
+    return -1;
+}
+
+int ota_errf(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ota_verrf(buf, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int ota_verrf_append(char *buf, size_t cap, const char *fmt, va_list ap)
+{
+    if (buf == NULL || cap == 0)
+        return -1;
+    size_t len = strnlen(buf, cap);
+    if (len >= cap)
+        return -1; /* not a terminated text: leave it */
+    return ota_verrf(buf + len, cap - len, fmt, ap);
+}
+
+int ota_errf_append(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ota_verrf_append(buf, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 int ota_error_set(ota_error *e, ota_err_code code, const char *fmt, ...)
 {
     if (e == NULL)
@@ -69,12 +111,8 @@ int ota_error_set(ota_error *e, ota_err_code code, const char *fmt, ...)
     e->code = code;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    ota_verrf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        e->msg[0] = '\0';
-    else if ((size_t)n >= sizeof e->msg)
-        trim_partial_utf8(e->msg);
     return -1;
 }
 

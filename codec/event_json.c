@@ -1,30 +1,16 @@
 /*
  * event_json.c — JSON events for downstream subscribers (SPEC §4), built with cJSON.
  *
- * Integers are added as raw JSON number text rather than cJSON doubles, so sequence
- * numbers and times are printed exactly even beyond 2^53.
+ * Integers are added as raw JSON number text rather than cJSON doubles (ota_json_add_u64,
+ * ota_json_add_i64), so sequence numbers and times are printed exactly even beyond 2^53.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "ota_catalog_json.h"
 #include "ota_codec.h"
-
-static bool add_u64(cJSON *obj, const char *key, uint64_t v)
-{
-    char num[24];
-    snprintf(num, sizeof num, "%" PRIu64, v);
-    return cJSON_AddRawToObject(obj, key, num) != NULL;
-}
-
-static bool add_i64(cJSON *obj, const char *key, int64_t v)
-{
-    char num[24];
-    snprintf(num, sizeof num, "%" PRId64, v);
-    return cJSON_AddRawToObject(obj, key, num) != NULL;
-}
 
 /* A string member, or null when a required value is missing (not an out-of-memory). */
 static bool add_str(cJSON *obj, const char *key, const char *s)
@@ -43,11 +29,11 @@ static bool add_opt_str(cJSON *obj, const char *key, const char *s)
 static bool fill_status(cJSON *o, const char *vin, uint64_t seq, const ota_event *ev,
                         int64_t received_ms)
 {
-    return add_str(o, "vin", vin) && add_u64(o, "seq", seq) && add_u64(o, "index", ev->index) &&
-           add_str(o, "task", ev->task) && add_i64(o, "ts", ev->ts) &&
-           add_str(o, "status", ev->status) && add_opt_str(o, "error", ev->error) &&
-           add_str(o, "trigger", ev->trigger) && add_opt_str(o, "fw", ev->fw) &&
-           add_i64(o, "received_at", received_ms);
+    return add_str(o, "vin", vin) && ota_json_add_u64(o, "seq", seq) &&
+           ota_json_add_u64(o, "index", ev->index) && add_str(o, "task", ev->task) &&
+           ota_json_add_i64(o, "ts", ev->ts) && add_str(o, "status", ev->status) &&
+           add_opt_str(o, "error", ev->error) && add_str(o, "trigger", ev->trigger) &&
+           add_opt_str(o, "fw", ev->fw) && ota_json_add_i64(o, "received_at", received_ms);
 }
 
 char *ota_codec_status_event_json(const char *vin, uint64_t seq, const ota_event *ev,

@@ -87,9 +87,8 @@ static int check_fields(const ota_cbor_item *v, uint32_t found, ota_file_get *ou
 int ota_codec_decode_file_get(const void *buf, size_t len, ota_file_get *out, ota_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (len > OTA_FILE_GET_MAX_PAYLOAD)
-        return ota_error_set(err, OTA_E_TOO_LARGE, "file/get: payload of %zu bytes over %d", len,
-                             OTA_FILE_GET_MAX_PAYLOAD);
+    if (ota_cbor_check_size(len, OTA_FILE_GET_MAX_PAYLOAD, "file/get", err) != 0)
+        return -1;
     ota_cbor_reader r;
     ota_cbor_reader_init(&r, buf, len, "file/get", err);
     ota_cbor_item root, values[F_COUNT];

@@ -1,7 +1,8 @@
 /*
  * keywrap.c — content keys of encrypted packages (ota_cose.h): AES-256-GCM sealing (files,
  * the plugin's sealed content keys) and the per-vehicle key wrap (X25519 ECDH with an
- * ephemeral key, HKDF-SHA256, AES-256-GCM with the VIN as AAD), all through OpenSSL EVP.
+ * ephemeral key, HKDF-SHA256, AES-256-GCM with the VIN as AAD), all through OpenSSL EVP;
+ * and ota_codec_hex, the lowercase hex text of bytes (keys, digests).
  */
 #include "ota_cose.h"
 

@@ -100,6 +100,11 @@ cJSON *ota_json_from_task(const ota_task_rec *r);
 /* {type, statuses, usages}; a NULL list (any) is []. */
 cJSON *ota_json_from_task_type_rules(const ota_task_type_rules *r);
 
+/* Adds an integer member written as raw JSON number text, exact at any size (a cJSON
+ * number is a double: exact only up to 2^53). False when out of memory. */
+bool ota_json_add_u64(cJSON *o, const char *key, uint64_t v);
+bool ota_json_add_i64(cJSON *o, const char *key, int64_t v);
+
 /* ---- field helpers for command handlers ----
  * Each reads obj's member `key` (case-sensitive) and returns 0, or -1 with err set to
  * "<path>.<key>: <problem>" ("<key>: <problem>" when path is "" or NULL). A required

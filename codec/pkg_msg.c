@@ -54,9 +54,8 @@ static int decode_root(ota_cbor_reader *r, ota_pkg_request *out, ota_error *err)
 int ota_codec_decode_pkg_get(const void *buf, size_t len, ota_pkg_request *out, ota_error *err)
 {
     *out = (ota_pkg_request){0};
-    if (len > OTA_PKG_GET_MAX_PAYLOAD)
-        return ota_error_set(err, OTA_E_TOO_LARGE, "pkg/get: payload of %zu bytes over %d", len,
-                             OTA_PKG_GET_MAX_PAYLOAD);
+    if (ota_cbor_check_size(len, OTA_PKG_GET_MAX_PAYLOAD, "pkg/get", err) != 0)
+        return -1;
     ota_cbor_reader r;
     ota_cbor_reader_init(&r, buf, len, "pkg/get", err);
     int rc = decode_root(&r, out, err);

@@ -412,9 +412,8 @@ int ota_codec_decode_report(const void *buf, size_t len, const ota_report_limits
         .max_events = lim && lim->max_events ? lim->max_events : OTA_REPORT_MAX_EVENTS_DEFAULT,
     };
     *out = (ota_report){0};
-    if (len > max_payload)
-        return ota_error_set(err, OTA_E_TOO_LARGE, "report: payload of %zu bytes over %zu", len,
-                             max_payload);
+    if (ota_cbor_check_size(len, max_payload, "report", err) != 0)
+        return -1;
     ota_cbor_reader r;
     ota_cbor_reader_init(&r, buf, len, "report", err);
     int rc = decode_root(&r, &st, err);

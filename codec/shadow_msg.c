@@ -227,9 +227,8 @@ int ota_codec_decode_shadow_update(const void *buf, size_t len, ota_shadow_updat
                                    ota_error *err)
 {
     *out = (ota_shadow_update){0};
-    if (len > OTA_SHADOW_MAX_PAYLOAD)
-        return ota_error_set(err, OTA_E_TOO_LARGE, "shadow/update: payload of %zu bytes over %d",
-                             len, OTA_SHADOW_MAX_PAYLOAD);
+    if (ota_cbor_check_size(len, OTA_SHADOW_MAX_PAYLOAD, "shadow/update", err) != 0)
+        return -1;
     size_t ecus_bytes = OTA_SHADOW_MAX_ECUS * sizeof(ota_shadow_ecu);
     char *block = malloc(ecus_bytes + len + 1);
     if (block == NULL)
@@ -283,9 +282,8 @@ static int decode_get_root(ota_cbor_reader *r, ota_shadow_get *out, ota_error *e
 int ota_codec_decode_shadow_get(const void *buf, size_t len, ota_shadow_get *out, ota_error *err)
 {
     *out = (ota_shadow_get){0};
-    if (len > OTA_SHADOW_MAX_PAYLOAD)
-        return ota_error_set(err, OTA_E_TOO_LARGE, "shadow/get: payload of %zu bytes over %d", len,
-                             OTA_SHADOW_MAX_PAYLOAD);
+    if (ota_cbor_check_size(len, OTA_SHADOW_MAX_PAYLOAD, "shadow/get", err) != 0)
+        return -1;
     ota_cbor_reader r;
     ota_cbor_reader_init(&r, buf, len, "shadow/get", err);
     int rc = decode_get_root(&r, out, err);

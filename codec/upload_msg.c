@@ -35,9 +35,8 @@ int ota_codec_decode_chunk(const void *buf, size_t len, ota_upload_chunk *out, o
 {
     static const char *const keys[] = {"sha256", "offset", "total", "data"};
     memset(out, 0, sizeof(*out));
-    if (len > OTA_UPLOAD_CHUNK_MAX + 1024) {
-        return ota_error_set(err, OTA_E_TOO_LARGE, "chunk: payload of %zu bytes over %u", len,
-                             OTA_UPLOAD_CHUNK_MAX + 1024);
+    if (ota_cbor_check_size(len, OTA_UPLOAD_CHUNK_MAX + 1024, "chunk", err) != 0) {
+        return -1;
     }
     ota_cbor_reader r;
     ota_cbor_reader_init(&r, buf, len, "chunk", err);

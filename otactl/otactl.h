@@ -105,6 +105,8 @@ void otactl_vins_from_text(const char *text, cJSON *vins);
 /* Appends the VINs of every --vins and --vins-file option of a to vins. OTACTL_OK, or
  * OTACTL_EUSAGE (printed) when a file cannot be read. */
 int otactl_vins_from_args(otactl_ctx *ctx, const otactl_args *a, cJSON *vins);
+/* Seconds on the monotonic clock (deadlines, progress rates). */
+double otactl_now_s(void);
 
 /* ---- connection (otactl_conn.c) ---- */
 

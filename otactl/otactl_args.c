@@ -1,5 +1,6 @@
 /*
- * otactl_args.c — otactl's option parser and small input helpers.
+ * otactl_args.c — otactl's option parser and small helpers (input files, VIN lists, the
+ * monotonic clock).
  *
  * Every subcommand declares its long options (--name, --name VALUE or --name=VALUE, a
  * repeatable option keeps every value); anything else starting with '-' is tried as a
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char global_help_text[] =
     "Global options (before or after the subcommand):\n"
@@ -426,4 +428,11 @@ int otactl_vins_from_args(otactl_ctx *ctx, const otactl_args *a, cJSON *vins)
         free(text);
     }
     return OTACTL_OK;
+}
+
+double otactl_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

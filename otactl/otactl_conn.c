@@ -43,13 +43,6 @@ struct otactl_conn {
     msg *head, **tail;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- callbacks ---- */
 
 static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
@@ -133,7 +126,7 @@ static int login_error(const otactl_ctx *ctx, int rc)
 static int pump(otactl_ctx *ctx, double deadline, const char *waiting_for)
 {
     otactl_conn *c = ctx->conn;
-    double left = deadline - now_s();
+    double left = deadline - otactl_now_s();
     if (left <= 0) {
         fprintf(stderr, "Error: %s: no %s from %s:%d within %d s\n",
                 ctx->cmd_name ? ctx->cmd_name : "otactl", waiting_for, ctx->host, ctx->port,
@@ -255,7 +248,7 @@ static int conn_open(otactl_ctx *ctx)
     if (rc != MOSQ_ERR_SUCCESS) {
         return conn_error(ctx, "cannot connect to", rc);
     }
-    double deadline = now_s() + ctx->timeout_s;
+    double deadline = otactl_now_s() + ctx->timeout_s;
     while (c->connack < 0) {
         if ((rc = pump(ctx, deadline, "CONNACK")) != OTACTL_OK) {
             return rc;
@@ -410,7 +403,7 @@ static int file_response(pending *p, cJSON *r)
 
 static int collect(otactl_ctx *ctx, pending *p)
 {
-    double deadline = now_s() + ctx->timeout_s;
+    double deadline = otactl_now_s() + ctx->timeout_s;
     int left = p->n;
     while (left > 0) {
         cJSON *r = take(ctx->conn, match_corr, p);
@@ -491,7 +484,7 @@ static bool match_name(const cJSON *r, void *arg)
 
 int otactl_wait_response(otactl_ctx *ctx, const char *name, cJSON **resp)
 {
-    double deadline = now_s() + ctx->timeout_s;
+    double deadline = otactl_now_s() + ctx->timeout_s;
     int rc = ensure_conn(ctx);
     while (rc == OTACTL_OK && !(*resp = take(ctx->conn, match_name, (void *)name))) {
         rc = pump(ctx, deadline, "response");
@@ -507,7 +500,7 @@ int otactl_request_raw(otactl_ctx *ctx, const char *payload, char **text)
         return OTACTL_OK;
     }
     int rc = otactl_publish(ctx, OTACTL_TOPIC_REQUEST, payload, strlen(payload));
-    double deadline = now_s() + ctx->timeout_s;
+    double deadline = otactl_now_s() + ctx->timeout_s;
     while (rc == OTACTL_OK && !ctx->conn->head) {
         rc = pump(ctx, deadline, "response");
     }

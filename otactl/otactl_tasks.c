@@ -363,13 +363,6 @@ typedef struct {
     char last[512];  /* the progress line last drawn */
 } watch_state;
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void sleep_s(double s)
 {
     if (s <= 0) {
@@ -470,7 +463,7 @@ static int watch_poll(otactl_ctx *ctx, const watch_state *w, const char *id, cJS
 {
     int saved = ctx->timeout_s;
     if (w->deadline > 0) {
-        double left = w->deadline - mono_s() + 1; /* whole seconds, rounded up */
+        double left = w->deadline - otactl_now_s() + 1; /* whole seconds, rounded up */
         ctx->timeout_s = left < 1 ? 1 : left < saved ? (int)left : saved;
     }
     int rc = otactl_request_one(ctx, cmd_id("getTask", id), resp);
@@ -501,7 +494,7 @@ static int watch_loop(otactl_ctx *ctx, watch_state *w, const char *id)
         if (done) {
             return rc;
         }
-        double now = mono_s();
+        double now = otactl_now_s();
         if (w->deadline > 0 && now >= w->deadline) {
             if (w->tty && !ctx->quiet) {
                 fputc('\n', stderr);
@@ -530,7 +523,7 @@ static int task_watch(otactl_ctx *ctx, otactl_args *a)
     if (rc != OTACTL_OK) {
         return rc;
     }
-    w.deadline = limit > 0 ? mono_s() + limit : 0;
+    w.deadline = limit > 0 ? otactl_now_s() + limit : 0;
     return watch_loop(ctx, &w, a->pos[0]);
 }
 

@@ -33,7 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define CHUNK_DEFAULT (256 * 1024)
@@ -56,13 +55,6 @@ typedef struct {
     double t0, last_draw;
     uint64_t start_offset;
 } upload;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int hash_file(upload *u)
 {
@@ -153,7 +145,7 @@ static int send_chunk(otactl_ctx *ctx, upload *u, uint64_t offset, size_t len)
 
 static void draw_progress(upload *u, uint64_t received, bool final)
 {
-    double t = now_s();
+    double t = otactl_now_s();
     if (!final && t - u->last_draw < 0.1) {
         return;
     }
@@ -242,7 +234,7 @@ static int send_chunks(otactl_ctx *ctx, upload *u, uint64_t offset)
     uint64_t next = offset;
     int inflight = 0;
     bool first = true;
-    u->t0 = now_s(), u->start_offset = offset;
+    u->t0 = otactl_now_s(), u->start_offset = offset;
     for (;;) {
         while (inflight < u->window && (next < u->size || first)) {
             size_t len = u->size - next < u->chunk ? (size_t)(u->size - next) : u->chunk;

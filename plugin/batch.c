@@ -1,6 +1,6 @@
 /*
- * batch.c — the pacing of batched writes shared by shadows and the task engine
- * (see batch.h).
+ * batch.c — the pacing of batched writes shared by shadows and the task engine, and the
+ * plugin's monotonic clock (see batch.h).
  */
 #include "batch.h"
 

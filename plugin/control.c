@@ -18,6 +18,7 @@
 #include "file.h"
 #include "pkg.h"
 #include "ota_catalog_json.h"
+#include "ota_errf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -138,7 +139,7 @@ void ota_cmd_fail(ota_cmd *c, const char *fmt, ...)
     char text[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    ota_verrf(text, sizeof text, fmt, ap);
     va_end(ap);
     add_response(c, text, NULL);
 }

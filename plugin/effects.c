@@ -30,9 +30,9 @@
  * Broker thread only; decides nothing about execution states.
  */
 #include "effects.h"
+#include "ota_catalog_json.h"
 
 #include <cjson/cJSON.h>
-#include <inttypes.h>
 #include <mqtt_protocol.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,14 +100,6 @@ static void add_str_or_null(cJSON *o, const char *key, const char *val)
     }
 }
 
-/* Integers as raw JSON number text (as codec/event_json.c does): exact beyond 2^53. */
-static void add_int(cJSON *o, const char *key, int64_t v)
-{
-    char num[24];
-    snprintf(num, sizeof(num), "%" PRId64, v);
-    cJSON_AddRawToObject(o, key, num);
-}
-
 /* The fields every event starts with: vin, task, error (null when absent), ts. */
 static cJSON *event_new(const ota_effect_ctx *cx)
 {
@@ -118,7 +110,7 @@ static cJSON *event_new(const ota_effect_ctx *cx)
     cJSON_AddStringToObject(o, "vin", cx->vin);
     add_str_or_null(o, "task", cx->task_id ? cx->task_id : cx->ev->task);
     add_str_or_null(o, "error", cx->ev->error);
-    add_int(o, "ts", cx->ev->ts);
+    ota_json_add_i64(o, "ts", cx->ev->ts);
     return o;
 }
 
@@ -178,9 +170,9 @@ static void log_replay(const ota_effect_ctx *cx)
     cJSON *o = event_new(cx);
     if (o) {
         cJSON_AddStringToObject(o, "service", LOG_SERVICE);
-        add_int(o, "from", from);
-        add_int(o, "to", to);
-        add_int(o, "window_ms", to - from);
+        ota_json_add_i64(o, "from", from);
+        ota_json_add_i64(o, "to", to);
+        ota_json_add_i64(o, "window_ms", to - from);
     }
     publish_event("log_replay", cx->vin, o);
 }
@@ -192,8 +184,8 @@ static bool compensation(const ota_effect_ctx *cx)
     cJSON *o = event_new(cx);
     if (o) {
         cJSON_AddStringToObject(o, "action", resend ? "resend" : "none");
-        add_int(o, "resend", (int64_t)cx->resends + (resend ? 1 : 0));
-        add_int(o, "max_resend", cx->max_resend);
+        ota_json_add_i64(o, "resend", (int64_t)cx->resends + (resend ? 1 : 0));
+        ota_json_add_i64(o, "max_resend", cx->max_resend);
         if (!resend) {
             cJSON_AddStringToObject(o, "reason", cx->task_id ? "resend limit reached" : "no task");
         }

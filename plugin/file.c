@@ -30,6 +30,7 @@
 #include "control.h"
 #include "grants.h"
 #include "map.h"
+#include "ota_errf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -249,7 +250,7 @@ static int refuse(ota_plugin *p, const ota_request *req, const char *file, ota_e
     ota_error e = {.code = code};
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    ota_verrf(e.msg, sizeof e.msg, fmt, ap);
     va_end(ap);
     p->files->st.refused[code]++;
     if (code == OTA_E_BAD_CBOR || code == OTA_E_TOO_LARGE || code == OTA_E_RATE_LIMITED) {

@@ -31,6 +31,7 @@
 #include "keys.h"
 #include "ota_plugin.h"
 #include "ota_pkg_codec.h"
+#include "ota_errf.h"
 #include "pkg.h"
 #include "signer.h"
 #include "tasks.h"
@@ -92,7 +93,7 @@ static int refuse(refusal *r, ota_pkg_err code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    ota_verrf(r->msg, sizeof r->msg, fmt, ap);
     va_end(ap);
     r->code = code;
     return -1;

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
@@ -155,11 +154,4 @@ char *ota_limits_pop_kick(ota_limits *l)
 size_t ota_limits_vehicles(const ota_limits *l)
 {
     return ota_map_count(&l->buckets);
-}
-
-int64_t ota_limits_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -60,7 +60,4 @@ char *ota_limits_pop_kick(ota_limits *l);
 /* Buckets held (one per VIN seen). */
 size_t ota_limits_vehicles(const ota_limits *l);
 
-/* Monotonic clock in milliseconds. */
-int64_t ota_limits_now_ms(void);
-
 #endif

@@ -65,9 +65,10 @@ void ota_reports_free(ota_plugin *p)
     ota_map_destroy(&p->last_seqs, NULL);
 }
 
-/* True when seq is newer than every report accepted from vin since the start; a vehicle
- * that re-sends a report (its PUBACK was lost) sends the same seq again. */
-static bool report_is_new(ota_plugin *p, const char *vin, uint64_t seq)
+/* Raises vin's last seq to seq: 1 when seq is newer than what vin had (or vin had none),
+ * 0 when it is not, -1 when out of memory (vin stays unrecorded). vin is a valid VIN, so
+ * exactly OTA_VIN_LEN characters are copied. */
+static int last_seq_raise(ota_plugin *p, const char *vin, uint64_t seq)
 {
     last_seq *l = ota_map_get_str(&p->last_seqs, vin);
     if (l) {
@@ -75,27 +76,26 @@ static bool report_is_new(ota_plugin *p, const char *vin, uint64_t seq)
         l->seq = newer ? seq : l->seq;
         return newer;
     }
-    last_seq rec = {.seq = seq};
-    snprintf(rec.vin, sizeof(rec.vin), "%s", vin);
-    ota_map_put(&p->last_seqs, &rec);
-    return true;
+    last_seq rec = {.seq = seq}; /* zeroed: rec.vin stays terminated */
+    memcpy(rec.vin, vin, OTA_VIN_LEN);
+    return ota_map_put(&p->last_seqs, &rec) ? 1 : -1;
+}
+
+/* True when seq is newer than every report accepted from vin since the start; a vehicle
+ * that re-sends a report (its PUBACK was lost) sends the same seq again. Out of memory
+ * counts as new: the report is accepted, its seq just not remembered. */
+static bool report_is_new(ota_plugin *p, const char *vin, uint64_t seq)
+{
+    return last_seq_raise(p, vin, seq) != 0;
 }
 
 /* Raises vin's last seq to seq (start-up loaders). */
 static int raise_last_seq(void *ctx, const char *vin, uint64_t seq)
 {
-    ota_plugin *p = ctx;
     if (!ota_vin_valid(vin)) {
         return 0; /* not a vehicle's: no report of it can arrive */
     }
-    last_seq *l = ota_map_get_str(&p->last_seqs, vin);
-    if (l) {
-        l->seq = seq > l->seq ? seq : l->seq;
-        return 0;
-    }
-    last_seq rec = {.seq = seq};
-    snprintf(rec.vin, sizeof(rec.vin), "%s", vin);
-    return ota_map_put(&p->last_seqs, &rec) ? 0 : -1;
+    return last_seq_raise(ctx, vin, seq) < 0 ? -1 : 0;
 }
 
 /* Reports accepted before the last stop but not yet shipped to the store are in the

@@ -16,6 +16,7 @@
  * token bucket (rate_limit.h) and its kind's payload limit. See docs/security.md.
  */
 #include "ota_plugin.h"
+#include "batch.h"
 #include "file.h"
 #include "shadow.h"
 
@@ -146,7 +147,7 @@ static int refuse_rate(ota_plugin *p, const ota_request *req, ota_rate_verdict v
 static int admit(ota_plugin *p, const ota_request *req, bool *serve)
 {
     bool reply = false;
-    ota_rate_verdict v = ota_limits_take(p->limits, req->vin, ota_limits_now_ms(), &reply);
+    ota_rate_verdict v = ota_limits_take(p->limits, req->vin, ota_mono_ms(), &reply);
     *serve = false;
     if (v != OTA_RATE_OK) {
         return refuse_rate(p, req, v, reply);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs the whole test suite with ctest, twice: a normal build
 # (build/) and an AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/); then
+# builds the Release configuration (build-release/, -O3 with -Werror: what most users
+# build; a build only, its code is the tested code at another optimisation level); then
 # runs every libFuzzer target for a bounded time (scripts/fuzz.sh -t 10, two at once, in
 # build-fuzz/; needs clang). Installs missing Debian packages first. `--no-asan` skips
 # the sanitizer pass; OTA_FUZZ_SECONDS=0 skips the fuzzing.
@@ -27,6 +29,10 @@ run_variant() {
 for v in "${variants[@]}"; do
     run_variant "$v"
 done
+
+echo "=== release build (build-release)"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-release -j "$(nproc)"
 
 fuzz_secs=${OTA_FUZZ_SECONDS:-10}
 if [ "$fuzz_secs" -gt 0 ]; then

@@ -18,6 +18,7 @@
  * - Only the commands listed in tests/mongo_peer/COMMANDS.md are sent: no aggregate.
  */
 #include "mongo_impl.h"
+#include "ota_errf.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -39,14 +40,10 @@ static void init_driver(void)
 
 void ota_store_mg_err(const mongo_store *st, char *err, size_t errlen, const char *fmt, ...)
 {
-    if (err == NULL || errlen == 0)
-        return;
-    int n = snprintf(err, errlen, "MongoDB %s: ", st->dbname != NULL ? st->dbname : "?");
-    if (n < 0 || (size_t)n >= errlen)
-        return;
+    ota_errf(err, errlen, "MongoDB %s: ", st->dbname != NULL ? st->dbname : "?");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    ota_verrf_append(err, errlen, fmt, ap);
     va_end(ap);
 }
 
@@ -94,6 +91,17 @@ bool ota_store_mg_bool(const bson_t *doc, const char *field)
 {
     bson_iter_t it;
     return bson_iter_init_find(&it, doc, field) && bson_iter_as_bool(&it);
+}
+
+const uint8_t *ota_store_mg_binary(const bson_t *doc, const char *field, uint32_t *len)
+{
+    bson_iter_t it;
+    const uint8_t *data = NULL;
+    bson_subtype_t sub;
+    *len = 0;
+    if (bson_iter_init_find(&it, doc, field) && BSON_ITER_HOLDS_BINARY(&it))
+        bson_iter_binary(&it, &sub, len, &data);
+    return data;
 }
 
 /* Counts the write errors of a bulk reply by kind. */

@@ -54,12 +54,8 @@ static void read_vehicle(const bson_t *doc, ota_vehicle_rec *v)
         } else if (c->kind == OTA_VC_BOOL) {
             *(bool *)p = ota_store_mg_bool(doc, name);
         } else {
-            bson_iter_t it;
-            const uint8_t *data = NULL;
-            uint32_t len = 0;
-            bson_subtype_t sub;
-            if (bson_iter_init_find(&it, doc, name) && BSON_ITER_HOLDS_BINARY(&it))
-                bson_iter_binary(&it, &sub, &len, &data);
+            uint32_t len;
+            const uint8_t *data = ota_store_mg_binary(doc, name, &len);
             v->has_public_key = data != NULL && len == OTA_PUBKEY_LEN;
             if (v->has_public_key)
                 memcpy(p, data, OTA_PUBKEY_LEN);

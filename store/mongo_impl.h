@@ -38,10 +38,12 @@ int ota_store_mg_find(mongo_store *st, const char *coll, const bson_t *filter, c
                       ota_store_mg_doc_fn fn, void *arg);
 
 /* Field readers: a text (NULL when absent or not a string), an integer (int32, int64 or
- * double; dflt when absent or null), a bool. */
+ * double; dflt when absent or null), a bool, binary data (NULL and *len 0 when absent or
+ * not binary; points into doc). */
 const char *ota_store_mg_text(const bson_t *doc, const char *field);
 int64_t ota_store_mg_int(const bson_t *doc, const char *field, int64_t dflt);
 bool ota_store_mg_bool(const bson_t *doc, const char *field);
+const uint8_t *ota_store_mg_binary(const bson_t *doc, const char *field, uint32_t *len);
 
 /* Outcome of a bulk write: what the reply says. */
 typedef struct {

@@ -199,13 +199,8 @@ static int64_t doc_i64(void *src, int i, const char *name)
 static const void *doc_blob(void *src, int i, const char *name, size_t *len)
 {
     (void)i;
-    const bson_t *doc = ((doc_src *)src)->doc;
-    bson_iter_t it;
-    const uint8_t *data = NULL;
-    uint32_t n = 0;
-    bson_subtype_t sub;
-    if (bson_iter_init_find(&it, doc, name) && BSON_ITER_HOLDS_BINARY(&it))
-        bson_iter_binary(&it, &sub, &n, &data);
+    uint32_t n;
+    const uint8_t *data = ota_store_mg_binary(((doc_src *)src)->doc, name, &n);
     *len = n;
     return data;
 }

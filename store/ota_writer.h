@@ -1,5 +1,6 @@
 /*
- * ota_writer.h — the writer thread: the only path from the spool to the store.
+ * ota_writer.h — the writer thread: the only path from the spool to the store, and the
+ * only thread that uses the plugin's store handle (reports, and the jobs below).
  *
  * Data flows one way: broker thread -> spool (append) -> writer thread -> store.
  * The writer starts at the spool's checkpoint (so a restart replays whatever had not

@@ -46,19 +46,9 @@ static const ota_store_ev_kind *kind(int type)
 
 /* ---- shared helpers (sqlite_impl.h) ---- */
 
-void ota_store_sq_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 void ota_store_sq_db_err(const sqlite_store *st, char *err, size_t errlen, const char *what)
 {
-    ota_store_sq_err(err, errlen, "SQLite %s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+    ota_errf(err, errlen, "SQLite %s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
 }
 
 int ota_store_sq_step(sqlite_store *st, sqlite3_stmt *stmt, const char *what, char *err,
@@ -195,7 +185,7 @@ int ota_store_sq_build(sqlite_store *st, ota_store_sq_builder build, int arg, sq
     build(q, arg);
     char *sql = sqlite3_str_finish(q);
     if (sql == NULL) {
-        ota_store_sq_err(err, errlen, "SQLite %s: out of memory", st->path);
+        ota_errf(err, errlen, "SQLite %s: out of memory", st->path);
         return -1;
     }
     int rc = out != NULL ? sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL)
@@ -322,21 +312,21 @@ static const ota_store_ops SQLITE_OPS;
 ota_store *ota_store_sqlite_open(const char *path, char *err, size_t errlen)
 {
     if (path == NULL || path[0] == '\0') {
-        ota_store_sq_err(err, errlen, "SQLite store: empty database path");
+        ota_errf(err, errlen, "SQLite store: empty database path");
         return NULL;
     }
     sqlite_store *st = calloc(1, sizeof *st);
     if (st == NULL || (st->path = strdup(path)) == NULL) {
         free(st);
-        ota_store_sq_err(err, errlen, "SQLite %s: out of memory", path);
+        ota_errf(err, errlen, "SQLite %s: out of memory", path);
         return NULL;
     }
     st->base.ops = &SQLITE_OPS;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
     if (rc != SQLITE_OK) {
-        ota_store_sq_err(err, errlen, "SQLite %s: cannot open database: %s", path,
-                         st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+        ota_errf(err, errlen, "SQLite %s: cannot open database: %s", path,
+                 st->db != NULL ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
         sq_close(&st->base);
         return NULL;
     }
@@ -389,8 +379,8 @@ static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_sto
 {
     const char *problem = ota_store_event_problem(e);
     if (problem != NULL) {
-        ota_store_sq_err(err, errlen, "SQLite %s: event %zu of the batch (type %d): %s", st->path,
-                         i, e->ev != NULL ? (int)e->ev->type : -1, problem);
+        ota_errf(err, errlen, "SQLite %s: event %zu of the batch (type %d): %s", st->path, i,
+                 e->ev != NULL ? (int)e->ev->type : -1, problem);
         return -1;
     }
     int type = e->ev->type;
@@ -421,7 +411,7 @@ static int put_all(sqlite_store *st, const ota_store_event *evs, size_t n, ota_s
     ota_store_vin_seq *raised = malloc(n * sizeof *raised);
     int rc = raised != NULL ? 0 : -1;
     if (rc != 0)
-        ota_store_sq_err(err, errlen, "SQLite %s: out of memory", st->path);
+        ota_errf(err, errlen, "SQLite %s: out of memory", st->path);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = put_one(st, &evs[i], i, r, raised, err, errlen);
     if (rc == 0)

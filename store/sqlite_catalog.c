@@ -183,7 +183,7 @@ static int check_change(const sqlite_store *st, const ota_catalog_change *c, cha
     char problem[192];
     if (ota_store_check_change(c, problem, sizeof problem) == 0)
         return 0;
-    ota_store_sq_err(err, errlen, "SQLite %s: %s", st->path, problem);
+    ota_errf(err, errlen, "SQLite %s: %s", st->path, problem);
     return -1;
 }
 

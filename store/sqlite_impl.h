@@ -7,6 +7,7 @@
 #define OTA_STORE_SQLITE_IMPL_H
 
 #include "schema.h"
+#include "ota_errf.h"
 #include "store_impl.h"
 
 #include <sqlite3.h>
@@ -60,9 +61,6 @@ typedef struct {
 
 /* ---- helpers of sqlite.c ---- */
 
-/* Formats an error into err (nothing when err is NULL). */
-void ota_store_sq_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /* "SQLite PATH: what: SQLite's last error message". */
 void ota_store_sq_db_err(const sqlite_store *st, char *err, size_t errlen, const char *what);
 

@@ -277,7 +277,7 @@ int ota_store_sq_changes_append(sqlite_store *st, const ota_catalog_change *c, c
         char *owned;
         int rc = ota_store_change_log_entry(c, i, &e, &owned);
         if (rc != 0)
-            ota_store_sq_err(err, errlen, "SQLite %s: change log: out of memory", st->path);
+            ota_errf(err, errlen, "SQLite %s: change log: out of memory", st->path);
         else
             rc = append_entry(st, &e, at, err, errlen);
         free(owned);

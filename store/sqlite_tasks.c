@@ -246,8 +246,7 @@ static int write_part(sqlite_store *st, int t, ota_store_part p, char *err, size
                         ? sorted_items(&OTA_STORE_TTABLES[t], p, &oom)
                         : NULL;
     if (oom) {
-        ota_store_sq_err(err, errlen, "SQLite %s: %s: out of memory", st->path,
-                         OTA_STORE_TTABLES[t].table);
+        ota_errf(err, errlen, "SQLite %s: %s: out of memory", st->path, OTA_STORE_TTABLES[t].table);
         return -1;
     }
     int rc = 0;

@@ -1,5 +1,5 @@
 /*
- * store_impl.h — what a store backend provides. ota_store.c dispatches the public
+ * store_impl.h — what a store backend provides. store.c dispatches the public
  * ota_store_* calls through this table; each backend (sqlite.c, mongo.c) embeds
  * `struct ota_store` as the first member of its own handle and fills in `ops`.
  */

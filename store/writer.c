@@ -1,12 +1,19 @@
 /*
- * writer.c — the writer thread: spool -> codec -> store (design in ota_writer.h).
+ * writer.c — the writer thread: spool -> codec -> store, and the job queue of store work
+ * the broker thread hands over (design in ota_writer.h).
  *
- * One loop: gather records from a spool reader until batch_events events are in hand or
- * the reader runs dry, put them into the store (in chunks of at most batch_events; only a
- * single report larger than that needs several), retrying with exponential backoff while
- * the store fails, then store the checkpoint. When the reader is dry: if this round found
- * records, sleep WRITER_LINGER_MS so the next batch is a big one; if it found none, wait
- * on the spool to be woken by the next append.
+ * Each round of the thread's loop (writer_main):
+ *   1. reports: gather records from a spool reader until batch_events events are in hand
+ *      or the reader runs dry, put them into the store (in chunks of at most batch_events;
+ *      only a single report larger than that needs several), retrying with exponential
+ *      backoff while the store fails, then store the checkpoint;
+ *   2. wait: if this round took records, linger WRITER_LINGER_MS so the next batch is a
+ *      big one; if it took none and no job is queued, wait on the spool (woken by the next
+ *      append or a submitted job, at most WRITER_IDLE_WAIT_MS);
+ *   3. jobs: run every job submitted so far, in order (ota_writer_submit appends to
+ *      `jobs`), and move each to the `finished` list, which the broker thread empties with
+ *      ota_writer_poll_done (calling done() there); cfg.notify tells it when finished
+ *      jobs start waiting. Stopping runs the jobs still queued and finishes them.
  *
  * Positions kept by the thread:
  *   ck        — the checkpoint: next of the last record fully stored or skipped;
@@ -15,6 +22,7 @@
  *               seen just before the reader ran dry; ota_writer_wait_drained() waits on it.
  * A report that was decoded but did not fit the batch is kept as `look` for the next one.
  */
+#include "ota_errf.h"
 #include "ota_writer.h"
 #include "sync_impl.h"
 
@@ -78,7 +86,7 @@ __attribute__((format(printf, 3, 4))) static void wlog(ota_writer *w, int level,
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    ota_verrf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     w->cfg.log(w->cfg.log_ctx, level, msg);
 }

@@ -13,6 +13,7 @@
 #include "catalog_impl.h"
 #include "groups.h"
 #include "ota_catalog_json.h"
+#include "ota_errf.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -37,12 +38,11 @@ static int fail(load_ctx *lc, const char *key, const char *fmt, ...)
 
 static int fail(load_ctx *lc, const char *key, const char *fmt, ...)
 {
-    char msg[384];
+    ota_errf(lc->err, lc->errlen, "%s %s: ", lc->kind, key);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    ota_verrf_append(lc->err, lc->errlen, fmt, ap);
     va_end(ap);
-    snprintf(lc->err, lc->errlen, "%s %s: %s", lc->kind, key, msg);
     lc->failed = true;
     return 1;
 }

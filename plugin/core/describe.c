@@ -3,6 +3,7 @@
  * meets them: versions, strategy, package, compare_version, ECUs.
  */
 #include "describe.h"
+#include "ota_errf.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -17,7 +18,7 @@ static ota_desc_result fail(ota_describe_out *out, ota_desc_result r, const char
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(out->msg, sizeof out->msg, fmt, ap);
+    ota_verrf(out->msg, sizeof out->msg, fmt, ap);
     va_end(ap);
     return r;
 }

@@ -75,9 +75,13 @@ class Car(ot.Vehicle):
         assert self.subscribe("ota/v1/%s/#" % self.vin) == 1
 
     def _on_message(self, client, userdata, m):
-        super()._on_message(client, userdata, m)
+        # Stamped before it is queued: once queued (and the lock released) a waiting get()
+        # may take it at once.
+        msg = ot.Msg(m)
+        msg.t = time.monotonic()  # arrival time
         with self._cv:
-            self.messages[-1].t = time.monotonic()  # arrival time
+            self.messages.append(msg)
+            self._cv.notify_all()
 
     def get_blocks(self, payload, **kw):
         self.publish("ota/v1/%s/file/get" % self.vin, payload, **kw)

@@ -75,43 +75,22 @@ static const char file_json[] = "{\"sha256\":\"" SHA_A "\",\"size\":900719925474
 
 typedef int (*parse_fn)(const cJSON *j, const char *path, void *out, char *err, size_t errlen);
 
-static int p_vehicle(const cJSON *j, const char *path, void *out, char *err, size_t n)
-{
-    return ota_json_vehicle(j, path, out, err, n);
-}
-static int p_model(const cJSON *j, const char *path, void *out, char *err, size_t n)
-{
-    return ota_json_model(j, path, out, err, n);
-}
-static int p_package(const cJSON *j, const char *path, void *out, char *err, size_t n)
-{
-    return ota_json_package(j, path, out, err, n);
-}
-static int p_request(const cJSON *j, const char *path, void *out, char *err, size_t n)
-{
-    return ota_json_package_request(j, path, out, err, n);
-}
-static int p_strategy(const cJSON *j, const char *path, void *out, char *err, size_t n)
-{
-    return ota_json_strategy(j, path, out, err, n);
-}
-static int p_file(const cJSON *j, const char *path, void *out, char *err, size_t n)
-{
-    return ota_json_file(j, path, out, err, n);
-}
+/* An adapter giving a record parser parse_fn's signature. */
+#define PARSER(name, fn)                                                                           \
+    static int name(const cJSON *j, const char *path, void *out, char *err, size_t n)              \
+    {                                                                                              \
+        return fn(j, path, out, err, n);                                                           \
+    }
 
-static int p_task(const cJSON *j, const char *path, void *out, char *err, size_t n)
-{
-    return ota_json_task(j, path, out, err, n);
-}
-static int p_task_request(const cJSON *j, const char *path, void *out, char *err, size_t n)
-{
-    return ota_json_task_request(j, path, out, err, n);
-}
-static int p_type_rules(const cJSON *j, const char *path, void *out, char *err, size_t n)
-{
-    return ota_json_task_type_rules(j, path, out, err, n);
-}
+PARSER(p_vehicle, ota_json_vehicle)
+PARSER(p_model, ota_json_model)
+PARSER(p_package, ota_json_package)
+PARSER(p_request, ota_json_package_request)
+PARSER(p_strategy, ota_json_strategy)
+PARSER(p_file, ota_json_file)
+PARSER(p_task, ota_json_task)
+PARSER(p_task_request, ota_json_task_request)
+PARSER(p_type_rules, ota_json_task_type_rules)
 
 typedef union {
     ota_task_rec t;
@@ -869,49 +848,52 @@ static void test_get_helpers(void **state)
     cJSON_Delete(j);
 }
 
+/* ota_json_get_string_array on one object: each case a call and what it must give. */
+typedef struct {
+    const char *path, *key;
+    bool required;
+    size_t min, max;
+    unsigned flags;
+    int rc;
+    size_t n;        /* items returned (rc 0) */
+    const char *err; /* the error text (rc -1; NULL: not checked) */
+} string_array_case;
+
 static void test_string_array(void **state)
 {
     (void)state;
     cJSON *j = cJSON_Parse("{\"vins\":[\"" VIN1 "\",\"" VIN2 "\",\"" VIN1 "\"],"
                            "\"bad\":[\"" VIN1 "\",\"nope\"],\"empty\":[]}");
-    char **v;
-    size_t n;
-    /* repeats pass without OTA_JSON_UNIQUE (createTask rejects them per VIN) */
-    assert_int_equal(ota_json_get_string_array(j, "", "vins", true, 1, 10, OTA_JSON_VINS, &v, &n,
-                                               errbuf, sizeof errbuf),
-                     0);
-    assert_int_equal(n, 3);
-    assert_string_equal(v[1], VIN2);
-    ota_json_strings_free(v, n);
-    assert_int_equal(ota_json_get_string_array(j, "", "vins", true, 1, 10,
-                                               OTA_JSON_VINS | OTA_JSON_UNIQUE, &v, &n, errbuf,
-                                               sizeof errbuf),
-                     -1);
-    assert_string_equal(errbuf, "vins[2]: duplicate \"" VIN1 "\" (also at [0])");
-    assert_null(v);
-    assert_int_equal(n, 0);
-    assert_int_equal(ota_json_get_string_array(j, "cmd", "bad", true, 1, 10, OTA_JSON_VINS, &v, &n,
-                                               errbuf, sizeof errbuf),
-                     -1);
-    assert_string_equal(errbuf, "cmd.bad[1]: \"nope\" is not a valid VIN");
-    assert_int_equal(
-        ota_json_get_string_array(j, "", "vins", true, 1, 2, 0, &v, &n, errbuf, sizeof errbuf), -1);
-    assert_string_equal(errbuf, "vins: expected 1..2 items, not 3");
-    assert_int_equal(
-        ota_json_get_string_array(j, "", "empty", true, 1, 2, 0, &v, &n, errbuf, sizeof errbuf),
-        -1);
-    assert_int_equal(
-        ota_json_get_string_array(j, "", "empty", true, 0, 2, 0, &v, &n, errbuf, sizeof errbuf), 0);
-    assert_int_equal(n, 0);
-    ota_json_strings_free(v, n);
-    assert_int_equal(
-        ota_json_get_string_array(j, "", "absent", false, 1, 2, 0, &v, &n, errbuf, sizeof errbuf),
-        0);
-    assert_null(v);
-    assert_int_equal(
-        ota_json_get_string_array(j, "", "absent", true, 1, 2, 0, &v, &n, errbuf, sizeof errbuf),
-        -1);
-    assert_string_equal(errbuf, "absent: missing");
+    static const string_array_case cases[] = {
+        /* repeats pass without OTA_JSON_UNIQUE (createTask rejects them per VIN) */
+        {"", "vins", true, 1, 10, OTA_JSON_VINS, 0, 3, NULL},
+        {"", "vins", true, 1, 10, OTA_JSON_VINS | OTA_JSON_UNIQUE, -1, 0,
+         "vins[2]: duplicate \"" VIN1 "\" (also at [0])"},
+        {"cmd", "bad", true, 1, 10, OTA_JSON_VINS, -1, 0,
+         "cmd.bad[1]: \"nope\" is not a valid VIN"},
+        {"", "vins", true, 1, 2, 0, -1, 0, "vins: expected 1..2 items, not 3"},
+        {"", "empty", true, 1, 2, 0, -1, 0, NULL},
+        {"", "empty", true, 0, 2, 0, 0, 0, NULL},
+        {"", "absent", false, 1, 2, 0, 0, 0, NULL}, /* absent and optional: NULL */
+        {"", "absent", true, 1, 2, 0, -1, 0, "absent: missing"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const string_array_case *c = &cases[i];
+        char **v;
+        size_t n;
+        int rc = ota_json_get_string_array(j, c->path, c->key, c->required, c->min, c->max,
+                                           c->flags, &v, &n, errbuf, sizeof errbuf);
+        if (rc != c->rc)
+            fail_msg("case %zu: rc %d, want %d (%s)", i, rc, c->rc, errbuf);
+        assert_int_equal(n, c->n);
+        if (rc != 0 || (n == 0 && !c->required))
+            assert_null(v); /* nothing on failure; NULL for an absent optional array */
+        if (c->err != NULL && strcmp(errbuf, c->err) != 0)
+            fail_msg("case %zu: \"%s\", want \"%s\"", i, errbuf, c->err);
+        if (rc == 0 && n > 1)
+            assert_string_equal(v[1], VIN2);
+        ota_json_strings_free(v, n);
+    }
     cJSON_Delete(j);
 }
 
@@ -945,29 +927,34 @@ static void test_string_array_large_unique(void **state)
     cJSON_Delete(j);
 }
 
+/* ota_json_errf: "<path>.<key>: <message>" into a buffer of `cap` bytes. */
+typedef struct {
+    size_t cap;
+    const char *path, *key, *arg; /* arg: the message's %s */
+    const char *want;
+} errf_case;
+
 static void test_errf(void **state)
 {
     (void)state;
-    char small[12];
-    assert_int_equal(ota_json_errf(errbuf, sizeof errbuf, "a[1]", "b", "bad %d", 5), -1);
-    assert_string_equal(errbuf, "a[1].b: bad 5");
-    ota_json_errf(errbuf, sizeof errbuf, "", "b", "x");
-    assert_string_equal(errbuf, "b: x");
-    ota_json_errf(errbuf, sizeof errbuf, "a", NULL, "x");
-    assert_string_equal(errbuf, "a: x");
-    ota_json_errf(errbuf, sizeof errbuf, NULL, NULL, "x");
-    assert_string_equal(errbuf, "x");
-    /* cut at a whole character: "k: ééé" is 9 bytes */
-    ota_json_errf(small, 10, "", "k", "%s", "ééé");
-    assert_string_equal(small, "k: ééé");
-    ota_json_errf(small, 9, "", "k", "%s", "ééé"); /* room for 8: half an é is cut */
-    assert_string_equal(small, "k: éé");
-    ota_json_errf(small, 8, "", "k", "%s", "ééé");
-    assert_string_equal(small, "k: éé");
-    ota_json_errf(small, 7, "", "k", "%s", "ééé");
-    assert_string_equal(small, "k: é");
-    ota_json_errf(small, 3, "a", "k", "%s", "x"); /* the prefix itself is cut */
-    assert_string_equal(small, "a.");
+    static const errf_case cases[] = {
+        {sizeof errbuf, "a[1]", "b", "bad 5", "a[1].b: bad 5"},
+        {sizeof errbuf, "", "b", "x", "b: x"},
+        {sizeof errbuf, "a", NULL, "x", "a: x"},
+        {sizeof errbuf, NULL, NULL, "x", "x"},
+        /* cut at a whole character: "k: ééé" is 9 bytes */
+        {10, "", "k", "ééé", "k: ééé"},
+        {9, "", "k", "ééé", "k: éé"}, /* room for 8: half an é is cut */
+        {8, "", "k", "ééé", "k: éé"},
+        {7, "", "k", "ééé", "k: é"},
+        {3, "a", "k", "x", "a."}, /* the prefix itself is cut */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const errf_case *c = &cases[i];
+        assert_int_equal(ota_json_errf(errbuf, c->cap, c->path, c->key, "%s", c->arg), -1);
+        if (strcmp(errbuf, c->want) != 0)
+            fail_msg("case %zu: \"%s\", want \"%s\"", i, errbuf, c->want);
+    }
     assert_int_equal(ota_json_errf(NULL, 0, "a", "b", "x"), -1);
 }
 

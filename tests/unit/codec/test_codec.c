@@ -22,6 +22,7 @@
 
 #include "cbor_util.h"
 #include "ota_codec.h"
+#include "ota_errf.h"
 #include "test_util.h"
 
 /* ---- building CBOR inputs ---- */
@@ -1219,6 +1220,29 @@ static void test_err_names_and_set(void **state)
     assert_true(ota_text_valid(e.msg, strlen(e.msg)));
 }
 
+/* ota_errf.h: the one formatter every layer's error texts go through. */
+static void test_errf(void **state)
+{
+    (void)state;
+    char buf[8];
+    assert_int_equal(ota_errf(buf, sizeof buf, "n=%d", 42), -1);
+    assert_string_equal(buf, "n=42");
+    assert_int_equal(ota_errf_append(buf, sizeof buf, "/%s", "x"), -1);
+    assert_string_equal(buf, "n=42/x");
+    ota_errf_append(buf, sizeof buf, "%s", "yz"); /* cut at the capacity */
+    assert_string_equal(buf, "n=42/xy");
+    ota_errf_append(buf, sizeof buf, "more"); /* a full buffer stays as it is */
+    assert_string_equal(buf, "n=42/xy");
+    ota_errf(buf, sizeof buf, "abcdef\xc3\xa9"); /* "é" would end past byte 7: left out */
+    assert_string_equal(buf, "abcdef");
+    ota_errf(buf, sizeof buf, "ab");
+    ota_errf_append(buf, sizeof buf, "cde\xe2\x82\xac"); /* "€" would end past byte 7 */
+    assert_string_equal(buf, "abcde");
+    assert_int_equal(ota_errf(NULL, 0, "x"), -1);
+    assert_int_equal(ota_errf_append(buf, 0, "x"), -1);
+    assert_string_equal(buf, "abcde");
+}
+
 /* ---- cbor_util helpers not exercised by the report decoder ---- */
 
 static cbor_item_t *load_item(cbor_item_t *item)
@@ -1608,6 +1632,7 @@ int main(void)
         cmocka_unit_test(test_vin_valid),
         cmocka_unit_test(test_text_valid),
         cmocka_unit_test(test_err_names_and_set),
+        cmocka_unit_test(test_errf),
         cmocka_unit_test(test_cbor_util_helpers),
         cmocka_unit_test(test_encode_error),
         cmocka_unit_test(test_status_event_json),

@@ -14,6 +14,7 @@
 #include "catalog.h"
 #include "map.h"
 #include "ota_catalog_json.h"
+#include "test_fixtures.h"
 #include "test_util.h"
 
 #include <setjmp.h>
@@ -28,7 +29,7 @@
 #define VIN_A "LSVAA000000000001"
 #define VIN_B "LSVAA000000000002"
 #define VIN_C "LSVAA000000000003"
-#define SHA_1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define SHA_1 TEST_SHA_1
 #define SHA_2 "2222222222222222222222222222222222222222222222222222222222222222"
 
 /* ---- building records ---- */
@@ -36,14 +37,7 @@
 static ota_vehicle_rec vehicle(const char *vin, const char *model, const char *series,
                                const char *fw, int key_byte)
 {
-    ota_vehicle_rec r = {0};
-    r.vin = test_strdup(vin);
-    r.model = test_strdup(model);
-    r.series = test_strdup(series);
-    r.status = test_strdup("in_stock");
-    r.usage = test_strdup("retail");
-    r.fw = test_strdup(fw);
-    r.passenger = true;
+    ota_vehicle_rec r = test_vehicle(vin, model, series, "in_stock", "retail", fw);
     if (key_byte >= 0) {
         r.has_public_key = true;
         memset(r.public_key, key_byte, OTA_PUBKEY_LEN);
@@ -59,66 +53,18 @@ static void put_vehicle(ota_catalog *c, const char *vin, const char *model, cons
     assert_null(r.vin); /* taken */
 }
 
-static char **strings(size_t n, const char *const *v)
-{
-    char **out = calloc(n ? n : 1, sizeof *out);
-    assert_non_null(out);
-    for (size_t i = 0; i < n; i++)
-        out[i] = test_strdup(v[i]);
-    return out;
-}
-
-static ota_model_rec model(const char *m, const char *s, size_t n, const char *const *ecus)
-{
-    ota_model_rec r = {0};
-    r.model = test_strdup(m);
-    r.series = test_strdup(s);
-    r.supports_config_word = true;
-    r.n_ecus = n;
-    r.ecus = strings(n, ecus);
-    return r;
-}
-
-static ota_package_rec package(uint64_t id, const char *m, const char *s, const char *version,
-                               const char *from)
-{
-    ota_package_rec r = {0};
-    r.id = id;
-    r.model = test_strdup(m);
-    r.series = test_strdup(s);
-    r.version = test_strdup(version);
-    r.delta = from != NULL;
-    r.from = test_strdup(from);
-    r.baseline_description = test_strdup("baseline");
-    r.n_ecus = 1;
-    r.ecus = calloc(1, sizeof *r.ecus);
-    assert_non_null(r.ecus);
-    r.ecus[0].ecu = test_strdup("BCM");
-    r.ecus[0].version = test_strdup(version);
-    r.ecus[0].name = test_strdup("bcm.bin");
-    memcpy(r.ecus[0].sha256, SHA_1, OTA_SHA256_HEX + 1);
-    return r;
-}
-
 static void put_package(ota_catalog *c, uint64_t id, const char *m, const char *s,
                         const char *version, const char *from)
 {
-    ota_package_rec r = package(id, m, s, version, from);
+    ota_package_rec r = test_package(id, m, s, version, from, "baseline");
     assert_int_equal(ota_catalog_put_package(c, &r), 0);
     assert_null(r.model);
 }
 
 static ota_strategy_rec strategy(const char *id, const char *ecu)
 {
-    ota_strategy_rec r = {0};
-    r.id = test_strdup(id);
+    ota_strategy_rec r = test_strategy(id, 1, &(ota_strategy_ecu){(char *)ecu, 0, true});
     r.package_kind = OTA_KIND_AUTO;
-    r.n_ecus = 1;
-    r.ecus = calloc(1, sizeof *r.ecus);
-    assert_non_null(r.ecus);
-    r.ecus[0].ecu = test_strdup(ecu);
-    r.ecus[0].order = 0;
-    r.ecus[0].upgrade = true;
     return r;
 }
 
@@ -413,10 +359,10 @@ static void test_models_and_ecus(void **state)
                              *const e3[] = {"ADAS"};
     assert_null(ota_catalog_model(c, "M1", "S1"));
     assert_false(ota_catalog_ecu_known(c, "BCM"));
-    ota_model_rec r = model("M1", "S1", 2, e1);
+    ota_model_rec r = test_model("M1", "S1", true, 2, e1);
     assert_int_equal(ota_catalog_put_model(c, &r), 0);
     assert_null(r.model);
-    r = model("M2", "S1", 2, e2);
+    r = test_model("M2", "S1", true, 2, e2);
     assert_int_equal(ota_catalog_put_model(c, &r), 0);
 
     const ota_model_rec *m = ota_catalog_model(c, "M1", "S1");
@@ -435,7 +381,7 @@ static void test_models_and_ecus(void **state)
     assert_false(ota_catalog_ecu_known(c, NULL));
 
     /* replacing M1 forgets BCM but not VCU (M2 declares it) */
-    r = model("M1", "S1", 1, e3);
+    r = test_model("M1", "S1", true, 1, e3);
     r.supports_config_word = false;
     assert_int_equal(ota_catalog_put_model(c, &r), 0);
     m = ota_catalog_model(c, "M1", "S1");
@@ -583,7 +529,7 @@ static void test_packages(void **state)
     assert_null(ota_catalog_package_delta(c, "M3", "S1", "0.9", "1.0"));
     assert_null(ota_catalog_package_full(c, "M3", "S1", "1.1"));
     assert_non_null(ota_catalog_package_delta(c, "M3", "S1", "0.9", "1.2"));
-    ota_package_rec bad = package(0, "M1", "S1", "1", NULL);
+    ota_package_rec bad = test_package(0, "M1", "S1", "1", NULL, "baseline");
     free(bad.version);
     bad.version = NULL;
     assert_int_equal(ota_catalog_put_package(c, &bad), -1);
@@ -790,12 +736,13 @@ static void apply_doc(ota_store *s, ota_doc_kind kind, const char *key, const ch
 static void fill_store(ota_store *s)
 {
     static const char *const ecus[] = {"BCM", "VCU"};
-    ota_model_rec m = model("M1", "S1", 2, ecus), slashed = model("A/B", "S/1", 1, ecus);
+    ota_model_rec m = test_model("M1", "S1", true, 2, ecus),
+                  slashed = test_model("A/B", "S/1", true, 1, ecus);
     ota_file_rec f = {SHA_1, 777};
     ota_strategy_rec st = strategy("st1", "BCM"), st2 = strategy("st2", "VCU");
-    ota_package_rec p1 = package(1, "M1", "S1", "2.9", NULL),
-                    p2 = package(2, "M1", "S1", "2.10", NULL),
-                    p3 = package(3, "M1", "S1", "2.10", "2.9");
+    ota_package_rec p1 = test_package(1, "M1", "S1", "2.9", NULL, "baseline"),
+                    p2 = test_package(2, "M1", "S1", "2.10", NULL, "baseline"),
+                    p3 = test_package(3, "M1", "S1", "2.10", "2.9", "baseline");
     p1.status = OTA_PKG_RELEASED;
     p2.ecus[0].size = 777;
     char *docs_json[] = {
@@ -934,7 +881,7 @@ static void test_load_errors(void **state)
     load_fails(f->s, "binding default:M1: expected a key");
     apply_doc(f->s, OTA_DOC_BINDING, "default:M1", NULL);
 
-    ota_package_rec p = package(5, "M1", "S1", "1.0", NULL);
+    ota_package_rec p = test_package(5, "M1", "S1", "1.0", NULL, "baseline");
     char *j = doc_text(ota_json_from_package(&p));
     ota_package_rec_free(&p);
     apply_doc(f->s, OTA_DOC_PACKAGE, "6", j);

@@ -13,6 +13,7 @@
  */
 #include "catalog.h"
 #include "task_rules.h"
+#include "test_fixtures.h"
 #include "test_util.h"
 
 #include <setjmp.h>
@@ -27,7 +28,6 @@
 #define V1 "LSVTR000000000001"
 #define V2 "LSVTR000000000002"
 #define V3 "LSVTR000000000003"
-#define SHA "1111111111111111111111111111111111111111111111111111111111111111"
 #define TARGET "2.0.0"
 
 /* A vehicle that every default rule of a normal task accepts: status, usage, fw, config. */
@@ -49,15 +49,6 @@ typedef struct {
     ota_rules_env env;
 } fixture;
 
-static char **strings(size_t n, const char *const *v)
-{
-    char **out = calloc(n ? n : 1, sizeof *out);
-    assert_non_null(out);
-    for (size_t i = 0; i < n; i++)
-        out[i] = test_strdup(v[i]);
-    return out;
-}
-
 static const ota_upgrade_state *find_latest(void *ctx, const char *vin)
 {
     fixture *f = ctx;
@@ -77,12 +68,7 @@ static void set_latest(fixture *f, const char *vin, const char *status, const ch
 static void put_model(ota_catalog *c, const char *m, const char *s, bool config_word)
 {
     static const char *const ecus[] = {"BCM", "VCU"};
-    ota_model_rec r = {0};
-    r.model = test_strdup(m);
-    r.series = test_strdup(s);
-    r.supports_config_word = config_word;
-    r.n_ecus = 2;
-    r.ecus = strings(2, ecus);
+    ota_model_rec r = test_model(m, s, config_word, 2, ecus);
     assert_int_equal(ota_catalog_put_model(c, &r), 0);
 }
 
@@ -90,35 +76,16 @@ static void put_package(ota_catalog *c, uint64_t id, const char *m, const char *
                         const char *version, const char *from, ota_pkg_status st,
                         const char *baseline)
 {
-    ota_package_rec r = {0};
-    r.id = id;
-    r.model = test_strdup(m);
-    r.series = test_strdup(s);
-    r.version = test_strdup(version);
-    r.delta = from != NULL;
-    r.from = test_strdup(from);
-    r.baseline_description = test_strdup(baseline);
+    ota_package_rec r = test_package(id, m, s, version, from, baseline);
     r.status = st;
-    r.n_ecus = 1;
-    r.ecus = calloc(1, sizeof *r.ecus);
-    assert_non_null(r.ecus);
-    r.ecus[0].ecu = test_strdup("BCM");
-    r.ecus[0].version = test_strdup(version);
-    r.ecus[0].name = test_strdup("bcm.bin");
-    memcpy(r.ecus[0].sha256, SHA, OTA_SHA256_HEX + 1);
     assert_int_equal(ota_catalog_put_package(c, &r), 0);
 }
 
 /* A strategy over BCM (order 1) and VCU (order vcu_order; -1: not configured). */
 static void put_strategy(ota_catalog *c, const char *id, int32_t vcu_order)
 {
-    ota_strategy_rec r = {0};
-    r.id = test_strdup(id);
-    r.n_ecus = 2;
-    r.ecus = calloc(2, sizeof *r.ecus);
-    assert_non_null(r.ecus);
-    r.ecus[0] = (ota_strategy_ecu){test_strdup("BCM"), 1, true};
-    r.ecus[1] = (ota_strategy_ecu){test_strdup("VCU"), vcu_order, true};
+    ota_strategy_ecu ecus[] = {{"BCM", 1, true}, {"VCU", vcu_order, true}};
+    ota_strategy_rec r = test_strategy(id, 2, ecus);
     assert_int_equal(ota_catalog_put_strategy(c, &r), 0);
 }
 
@@ -126,15 +93,8 @@ static void put_vehicle_ms(fixture *f, const char *vin, const char *model, const
                            const char *status, const char *usage, const char *fw,
                            const char *config_word)
 {
-    ota_vehicle_rec r = {0};
-    r.vin = test_strdup(vin);
-    r.model = test_strdup(model);
-    r.series = test_strdup(series);
-    r.status = test_strdup(status);
-    r.usage = test_strdup(usage);
-    r.fw = test_strdup(fw);
+    ota_vehicle_rec r = test_vehicle(vin, model, series, status, usage, fw);
     r.config_word = test_strdup(config_word);
-    r.passenger = true;
     assert_int_equal(ota_catalog_put_vehicle(f->c, &r), 0);
 }
 
@@ -187,16 +147,16 @@ static void custom_rules(fixture *f, ota_task_type type, size_t ns, const char *
             const ota_task_type_rules *d = &defaults[i];
             f->rules[i] = (ota_task_type_rules){
                 d->type, d->n_statuses,
-                d->statuses ? strings(d->n_statuses, (const char *const *)d->statuses) : NULL,
+                d->statuses ? test_strings(d->n_statuses, (const char *const *)d->statuses) : NULL,
                 d->n_usages,
-                d->usages ? strings(d->n_usages, (const char *const *)d->usages) : NULL};
+                d->usages ? test_strings(d->n_usages, (const char *const *)d->usages) : NULL};
         }
         f->custom = true;
         f->env.type_rules = f->rules;
     }
     ota_task_type_rules_free(&f->rules[type]);
-    f->rules[type] = (ota_task_type_rules){type, ns, statuses ? strings(ns, statuses) : NULL, nu,
-                                           usages ? strings(nu, usages) : NULL};
+    f->rules[type] = (ota_task_type_rules){type, ns, statuses ? test_strings(ns, statuses) : NULL,
+                                           nu, usages ? test_strings(nu, usages) : NULL};
 }
 
 /* ---- tasks ---- */
@@ -213,7 +173,7 @@ static ota_task_rec task(ota_task_type type, ota_task_source source, const char 
     t.series = test_strdup("S1");
     t.version = test_strdup(version);
     t.n_vins = n;
-    t.vins = n ? strings(n, vins) : NULL;
+    t.vins = n ? test_strings(n, vins) : NULL;
     t.start_ms = t.end_ms = -1;
     return t;
 }

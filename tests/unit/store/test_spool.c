@@ -392,24 +392,44 @@ static void test_checkpoint_store_load_delete(void **state)
     test_remove_dir();
 }
 
-static void corrupt_tail(const char *path, int how)
+/* ---- damaged segment tails: one case per kind of damage a crash can leave ---- */
+
+typedef enum {
+    TAIL_TORN,         /* the last record lost its last bytes */
+    TAIL_GARBAGE,      /* bytes after the last record */
+    TAIL_SHORT_HEADER, /* a record header cut short */
+} tail_damage;
+
+typedef struct {
+    const char *dir;
+    tail_damage damage;
+    uint64_t whole; /* records of the 5 written that still read back */
+} tail_case;
+
+static const tail_case tail_cases[] = {
+    {"torn", TAIL_TORN, 4},
+    {"garbage", TAIL_GARBAGE, 5},
+    {"short-header", TAIL_SHORT_HEADER, 5},
+};
+
+static void damage_tail(const char *path, tail_damage how)
 {
-    if (how == 0) { /* torn: the last record lost its last bytes */
+    if (how == TAIL_TORN) {
         assert_int_equal(truncate(path, (off_t)file_size(path) - 5), 0);
         return;
     }
     FILE *f = fopen(path, "ab");
     assert_non_null(f);
-    if (how == 1)
-        fputs("garbage after the last record", f);
-    else
-        fputs("OTA", f); /* a header cut short */
+    fputs(how == TAIL_GARBAGE ? "garbage after the last record" : "OTA", f);
     fclose(f);
 }
 
-static void run_torn_tail(const char *name, int how, uint64_t whole)
+/* Five records, the segment's tail damaged, reopened: the whole records read back, the
+ * damage counts as one bad record and reading goes on in the next segment. */
+static void test_damaged_tail(void **state)
 {
-    const char *dir = test_fresh_dir(name);
+    const tail_case *c = *state;
+    const char *dir = test_fresh_dir(c->dir);
     ota_spool *s = open_spool(dir, 10, 0);
     ota_spool_stats st;
     ota_spool_stats_get(s, &st);
@@ -417,13 +437,13 @@ static void run_torn_tail(const char *name, int how, uint64_t whole)
     ota_spool_close(s);
     char path[1200];
     segment_path(path, sizeof path, dir, st.end.segment);
-    corrupt_tail(path, how);
+    damage_tail(path, c->damage);
 
     s = open_spool(dir, 10, 0);
     append_n(s, 200, 2);
     ota_spool_reader *r = reader_from_checkpoint(s);
     ota_spool_record rec;
-    for (uint64_t i = 0; i < whole; i++) {
+    for (uint64_t i = 0; i < c->whole; i++) {
         assert_int_equal(ota_spool_reader_next(r, &rec), 1);
         check_record(&rec, 100 + i);
     }
@@ -433,24 +453,6 @@ static void run_torn_tail(const char *name, int how, uint64_t whole)
     ota_spool_reader_close(r);
     ota_spool_close(s);
     test_remove_dir();
-}
-
-static void test_torn_tail(void **state)
-{
-    (void)state;
-    run_torn_tail("torn", 0, 4);
-}
-
-static void test_garbage_tail(void **state)
-{
-    (void)state;
-    run_torn_tail("garbage", 1, 5);
-}
-
-static void test_short_header_tail(void **state)
-{
-    (void)state;
-    run_torn_tail("short-header", 2, 5);
 }
 
 static void test_crc_flip(void **state)
@@ -671,9 +673,9 @@ int main(void)
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_reopen_empty_and_deleted),
         cmocka_unit_test(test_checkpoint_store_load_delete),
-        cmocka_unit_test(test_torn_tail),
-        cmocka_unit_test(test_garbage_tail),
-        cmocka_unit_test(test_short_header_tail),
+        {"test_torn_tail", test_damaged_tail, NULL, NULL, (void *)&tail_cases[0]},
+        {"test_garbage_tail", test_damaged_tail, NULL, NULL, (void *)&tail_cases[1]},
+        {"test_short_header_tail", test_damaged_tail, NULL, NULL, (void *)&tail_cases[2]},
         cmocka_unit_test(test_crc_flip),
         cmocka_unit_test(test_bytes_after),
         cmocka_unit_test(test_sync_thread),

@@ -13,6 +13,7 @@
  * surviving close + reopen; and a timed load of 100,000 vehicles (printed, not asserted).
  */
 #include "ota_store.h"
+#include "test_fixtures.h"
 #include "test_util.h"
 
 #include <setjmp.h>
@@ -29,23 +30,6 @@
 #define VIN_C "JH4KA7561PC008269"
 
 /* ---- building changes ---- */
-
-static void apply_ok(ota_store *s, const ota_catalog_change *c)
-{
-    char err[512] = "";
-    if (ota_store_apply(s, c, err, sizeof err) != 0)
-        fail_msg("ota_store_apply: %s", err);
-}
-
-/* apply must fail with an error containing want (and the file's path). */
-static void apply_fails(const test_db *f, const ota_catalog_change *c, const char *want)
-{
-    char err[512] = "";
-    assert_int_equal(ota_store_apply(f->s, c, err, sizeof err), -1);
-    if (strstr(err, want) == NULL)
-        fail_msg("error \"%s\" does not contain \"%s\"", err, want);
-    assert_non_null(strstr(err, f->path));
-}
 
 /* A vehicle with every field set; key_seed != 0 gives it a public key. */
 static ota_vehicle_rec full_vehicle(const char *vin, uint8_t key_seed)
@@ -79,142 +63,28 @@ static ota_vehicle_rec sparse_vehicle(const char *vin)
     return v;
 }
 
-/* ---- collecting what the loaders call back with (deep copies) ---- */
-
-#define MAX_GOT 64
-
-typedef struct {
-    size_t n;
-    size_t stop_after; /* 0: never stop */
-    ota_vehicle_rec v[MAX_GOT];
-} got_vehicles;
-
-static int collect_vehicle(void *ctx, const ota_vehicle_rec *v)
-{
-    got_vehicles *g = ctx;
-    assert_true(g->n < MAX_GOT);
-    ota_vehicle_rec *c = &g->v[g->n++];
-    *c = *v;
-    c->vin = test_strdup(v->vin);
-    c->model = test_strdup(v->model);
-    c->series = test_strdup(v->series);
-    c->platform = test_strdup(v->platform);
-    c->status = test_strdup(v->status);
-    c->usage = test_strdup(v->usage);
-    c->config_word = test_strdup(v->config_word);
-    c->fw = test_strdup(v->fw);
-    return g->stop_after != 0 && g->n >= g->stop_after;
-}
-
-static void got_vehicles_free(got_vehicles *g)
-{
-    for (size_t i = 0; i < g->n; i++)
-        ota_vehicle_rec_free(&g->v[i]);
-    g->n = 0;
-}
-
-static void load_vehicles_ok(ota_store *s, got_vehicles *g)
-{
-    memset(g, 0, sizeof *g);
-    assert_int_equal(ota_store_load_vehicles(s, collect_vehicle, g), 0);
-}
-
-static void assert_vehicle(const ota_vehicle_rec *got, const ota_vehicle_rec *want)
-{
-    assert_string_equal(got->vin, want->vin);
-    test_assert_text(got->model, want->model);
-    test_assert_text(got->series, want->series);
-    test_assert_text(got->platform, want->platform);
-    test_assert_text(got->status, want->status);
-    test_assert_text(got->usage, want->usage);
-    assert_int_equal(got->sold, want->sold);
-    assert_int_equal(got->activated, want->activated);
-    assert_int_equal(got->passenger, want->passenger);
-    test_assert_text(got->config_word, want->config_word);
-    test_assert_text(got->fw, want->fw);
-    assert_int_equal(got->has_public_key, want->has_public_key);
-    if (want->has_public_key)
-        assert_memory_equal(got->public_key, want->public_key, OTA_PUBKEY_LEN);
-}
-
-typedef struct {
-    size_t n;
-    size_t stop_after;
-    char *key[MAX_GOT];
-    char *json[MAX_GOT];
-} got_docs;
-
-static int collect_doc(void *ctx, const char *key, const char *json)
-{
-    got_docs *g = ctx;
-    assert_true(g->n < MAX_GOT);
-    g->key[g->n] = test_strdup(key);
-    g->json[g->n] = test_strdup(json);
-    g->n++;
-    return g->stop_after != 0 && g->n >= g->stop_after;
-}
-
-static void got_docs_free(got_docs *g)
-{
-    for (size_t i = 0; i < g->n; i++) {
-        free(g->key[i]);
-        free(g->json[i]);
-    }
-    g->n = 0;
-}
-
-static void load_docs_ok(ota_store *s, ota_doc_kind kind, got_docs *g)
-{
-    memset(g, 0, sizeof *g);
-    assert_int_equal(ota_store_load_docs(s, kind, collect_doc, g), 0);
-}
-
-typedef struct {
-    size_t n;
-    size_t stop_after;
-    ota_list_kind list[MAX_GOT];
-    char vin[MAX_GOT][OTA_VIN_LEN + 1];
-} got_lists;
-
-static int collect_list(void *ctx, ota_list_kind list, const char *vin)
-{
-    got_lists *g = ctx;
-    assert_true(g->n < MAX_GOT);
-    assert_int_equal(strlen(vin), OTA_VIN_LEN);
-    g->list[g->n] = list;
-    memcpy(g->vin[g->n], vin, OTA_VIN_LEN + 1);
-    g->n++;
-    return g->stop_after != 0 && g->n >= g->stop_after;
-}
-
-static void load_lists_ok(ota_store *s, got_lists *g)
-{
-    memset(g, 0, sizeof *g);
-    assert_int_equal(ota_store_load_lists(s, collect_list, g), 0);
-}
-
 static size_t count_vehicles(ota_store *s)
 {
-    got_vehicles g;
-    load_vehicles_ok(s, &g);
+    test_got_vehicles g;
+    test_load_vehicles_ok(s, &g);
     size_t n = g.n;
-    got_vehicles_free(&g);
+    test_got_vehicles_free(&g);
     return n;
 }
 
 static size_t count_docs(ota_store *s, ota_doc_kind kind)
 {
-    got_docs g;
-    load_docs_ok(s, kind, &g);
+    test_got_docs g;
+    test_load_docs_ok(s, kind, &g);
     size_t n = g.n;
-    got_docs_free(&g);
+    test_got_docs_free(&g);
     return n;
 }
 
 static size_t count_lists(ota_store *s)
 {
-    got_lists g;
-    load_lists_ok(s, &g);
+    test_got_lists g;
+    test_load_lists_ok(s, &g);
     return g.n;
 }
 
@@ -258,16 +128,16 @@ static void test_vehicle_round_trip(void **state)
     ota_vehicle_rec vs[3] = {full_vehicle(VIN_B, 0x11), sparse_vehicle(VIN_A),
                              full_vehicle(VIN_C, 0)};
     ota_catalog_change c = {.put_vehicles = vs, .n_put_vehicles = 3};
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
 
-    got_vehicles g;
-    load_vehicles_ok(f->s, &g);
+    test_got_vehicles g;
+    test_load_vehicles_ok(f->s, &g);
     assert_int_equal(g.n, 3);
-    assert_vehicle(&g.v[0], &vs[1]); /* VIN_A < VIN_C < VIN_B */
-    assert_vehicle(&g.v[1], &vs[2]);
-    assert_vehicle(&g.v[2], &vs[0]);
+    test_assert_vehicle(&g.v[0], &vs[1]); /* VIN_A < VIN_C < VIN_B */
+    test_assert_vehicle(&g.v[1], &vs[2]);
+    test_assert_vehicle(&g.v[2], &vs[0]);
     assert_false(g.v[1].has_public_key);
-    got_vehicles_free(&g);
+    test_got_vehicles_free(&g);
     assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_vehicle WHERE public_key IS "
                                            "NULL AND platform IS NULL"),
                      1);
@@ -278,50 +148,50 @@ static void test_vehicle_upsert_replaces(void **state)
     test_db *f = *state;
     ota_vehicle_rec v = full_vehicle(VIN_A, 0x42);
     ota_catalog_change c = {.put_vehicles = &v, .n_put_vehicles = 1};
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
     /* every column replaced, optional ones (and the key) removed */
     ota_vehicle_rec w = sparse_vehicle(VIN_A);
     w.sold = true;
     c.put_vehicles = &w;
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
 
-    got_vehicles g;
-    load_vehicles_ok(f->s, &g);
+    test_got_vehicles g;
+    test_load_vehicles_ok(f->s, &g);
     assert_int_equal(g.n, 1);
-    assert_vehicle(&g.v[0], &w);
-    got_vehicles_free(&g);
+    test_assert_vehicle(&g.v[0], &w);
+    test_got_vehicles_free(&g);
 
     /* and back: the key and optionals return */
-    apply_ok(f->s, &(ota_catalog_change){.put_vehicles = &v, .n_put_vehicles = 1});
-    load_vehicles_ok(f->s, &g);
+    test_apply_ok(f->s, &(ota_catalog_change){.put_vehicles = &v, .n_put_vehicles = 1});
+    test_load_vehicles_ok(f->s, &g);
     assert_int_equal(g.n, 1);
-    assert_vehicle(&g.v[0], &v);
-    got_vehicles_free(&g);
+    test_assert_vehicle(&g.v[0], &v);
+    test_got_vehicles_free(&g);
 }
 
 static void test_vehicle_delete(void **state)
 {
     test_db *f = *state;
     ota_vehicle_rec vs[3] = {full_vehicle(VIN_A, 1), full_vehicle(VIN_B, 2), sparse_vehicle(VIN_C)};
-    apply_ok(f->s, &(ota_catalog_change){.put_vehicles = vs, .n_put_vehicles = 3});
+    test_apply_ok(f->s, &(ota_catalog_change){.put_vehicles = vs, .n_put_vehicles = 3});
     /* deleting an unknown VIN is not an error */
     const char *del[] = {VIN_B, "ZZZZZZZZZZZZZZZZZ"};
-    apply_ok(f->s, &(ota_catalog_change){.delete_vehicles = del, .n_delete_vehicles = 2});
+    test_apply_ok(f->s, &(ota_catalog_change){.delete_vehicles = del, .n_delete_vehicles = 2});
 
-    got_vehicles g;
-    load_vehicles_ok(f->s, &g);
+    test_got_vehicles g;
+    test_load_vehicles_ok(f->s, &g);
     assert_int_equal(g.n, 2);
-    assert_vehicle(&g.v[0], &vs[0]);
-    assert_vehicle(&g.v[1], &vs[2]);
-    got_vehicles_free(&g);
+    test_assert_vehicle(&g.v[0], &vs[0]);
+    test_assert_vehicle(&g.v[1], &vs[2]);
+    test_got_vehicles_free(&g);
 
     /* put and delete of the same VIN in one change: deletes come after puts */
     ota_vehicle_rec b = sparse_vehicle(VIN_B);
     const char *del_b[] = {VIN_B};
-    apply_ok(f->s, &(ota_catalog_change){.put_vehicles = &b,
-                                         .n_put_vehicles = 1,
-                                         .delete_vehicles = del_b,
-                                         .n_delete_vehicles = 1});
+    test_apply_ok(f->s, &(ota_catalog_change){.put_vehicles = &b,
+                                              .n_put_vehicles = 1,
+                                              .delete_vehicles = del_b,
+                                              .n_delete_vehicles = 1});
     assert_int_equal(count_vehicles(f->s), 2);
 }
 
@@ -354,11 +224,11 @@ static void test_docs_every_kind(void **state)
             n++;
         }
     }
-    apply_ok(f->s, &(ota_catalog_change){.docs = docs, .n_docs = n});
+    test_apply_ok(f->s, &(ota_catalog_change){.docs = docs, .n_docs = n});
 
     for (int k = 1; k <= OTA_DOC_KIND_COUNT; k++) {
-        got_docs g;
-        load_docs_ok(f->s, (ota_doc_kind)k, &g);
+        test_got_docs g;
+        test_load_docs_ok(f->s, (ota_doc_kind)k, &g);
         assert_int_equal(g.n, 2);
         for (int i = 0; i < 2; i++) {
             char want[128];
@@ -366,7 +236,7 @@ static void test_docs_every_kind(void **state)
             assert_string_equal(g.key[i], DOC_KEYS[k][i]);
             assert_string_equal(g.json[i], want);
         }
-        got_docs_free(&g);
+        test_got_docs_free(&g);
     }
     assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_package"), 2);
     assert_int_equal(test_sql_int(f->path, "SELECT COUNT(*) FROM ota_upgrade_strategy_relation"),
@@ -380,28 +250,28 @@ static void test_doc_replace_and_delete(void **state)
     ota_store_doc put[] = {{OTA_DOC_PACKAGE, "1", "{\"v\":1}"},
                            {OTA_DOC_PACKAGE, "2", "{\"v\":2}"},
                            {OTA_DOC_STRATEGY, "1", "{\"s\":1}"}};
-    apply_ok(f->s, &(ota_catalog_change){.docs = put, .n_docs = 3});
+    test_apply_ok(f->s, &(ota_catalog_change){.docs = put, .n_docs = 3});
     /* replace package 1, delete package 2, delete an absent key (not an error); the
      * strategy with the same key is another kind and stays */
     ota_store_doc change[] = {{OTA_DOC_PACKAGE, "1", "{\"v\":10}"},
                               {OTA_DOC_PACKAGE, "2", NULL},
                               {OTA_DOC_FILE, "nope", NULL}};
-    apply_ok(f->s, &(ota_catalog_change){.docs = change, .n_docs = 3});
+    test_apply_ok(f->s, &(ota_catalog_change){.docs = change, .n_docs = 3});
 
-    got_docs g;
-    load_docs_ok(f->s, OTA_DOC_PACKAGE, &g);
+    test_got_docs g;
+    test_load_docs_ok(f->s, OTA_DOC_PACKAGE, &g);
     assert_int_equal(g.n, 1);
     assert_string_equal(g.key[0], "1");
     assert_string_equal(g.json[0], "{\"v\":10}");
-    got_docs_free(&g);
-    load_docs_ok(f->s, OTA_DOC_STRATEGY, &g);
+    test_got_docs_free(&g);
+    test_load_docs_ok(f->s, OTA_DOC_STRATEGY, &g);
     assert_int_equal(g.n, 1);
     assert_string_equal(g.json[0], "{\"s\":1}");
-    got_docs_free(&g);
+    test_got_docs_free(&g);
 
     /* a put then a delete of one key in one change: in order, so it ends deleted */
     ota_store_doc both[] = {{OTA_DOC_MODEL, "M/S", "{}"}, {OTA_DOC_MODEL, "M/S", NULL}};
-    apply_ok(f->s, &(ota_catalog_change){.docs = both, .n_docs = 2});
+    test_apply_ok(f->s, &(ota_catalog_change){.docs = both, .n_docs = 2});
     assert_int_equal(count_docs(f->s, OTA_DOC_MODEL), 0);
 }
 
@@ -409,20 +279,22 @@ static void test_lists(void **state)
 {
     test_db *f = *state;
     const char *black[] = {VIN_C, VIN_A, VIN_A}; /* a duplicate in one change */
-    apply_ok(f->s,
-             &(ota_catalog_change){.list = OTA_LIST_BLACKLIST, .list_add = black, .n_list_add = 3});
-    apply_ok(f->s,
-             &(ota_catalog_change){.list = OTA_LIST_BLACKLIST, .list_add = black, .n_list_add = 2});
+    test_apply_ok(f->s, &(ota_catalog_change){
+                            .list = OTA_LIST_BLACKLIST, .list_add = black, .n_list_add = 3});
+    test_apply_ok(f->s, &(ota_catalog_change){
+                            .list = OTA_LIST_BLACKLIST, .list_add = black, .n_list_add = 2});
     const char *down[] = {VIN_B, VIN_A};
-    apply_ok(f->s, &(ota_catalog_change){
-                       .list = OTA_LIST_DOWNGRADE_WHITELIST, .list_add = down, .n_list_add = 2});
+    test_apply_ok(f->s, &(ota_catalog_change){.list = OTA_LIST_DOWNGRADE_WHITELIST,
+                                              .list_add = down,
+                                              .n_list_add = 2});
     const char *forced[] = {VIN_B};
-    apply_ok(f->s, &(ota_catalog_change){
-                       .list = OTA_LIST_FORCED_WHITELIST, .list_add = forced, .n_list_add = 1});
+    test_apply_ok(f->s, &(ota_catalog_change){.list = OTA_LIST_FORCED_WHITELIST,
+                                              .list_add = forced,
+                                              .n_list_add = 1});
 
     /* ordered by list name, then VIN */
-    got_lists g;
-    load_lists_ok(f->s, &g);
+    test_got_lists g;
+    test_load_lists_ok(f->s, &g);
     assert_int_equal(g.n, 5);
     ota_list_kind want_list[] = {OTA_LIST_BLACKLIST, OTA_LIST_BLACKLIST,
                                  OTA_LIST_DOWNGRADE_WHITELIST, OTA_LIST_DOWNGRADE_WHITELIST,
@@ -438,9 +310,9 @@ static void test_lists(void **state)
 
     /* removal touches only the named list; removing a non-member is not an error */
     const char *rm[] = {VIN_A, VIN_B};
-    apply_ok(f->s, &(ota_catalog_change){
-                       .list = OTA_LIST_BLACKLIST, .list_remove = rm, .n_list_remove = 2});
-    load_lists_ok(f->s, &g);
+    test_apply_ok(f->s, &(ota_catalog_change){
+                            .list = OTA_LIST_BLACKLIST, .list_remove = rm, .n_list_remove = 2});
+    test_load_lists_ok(f->s, &g);
     assert_int_equal(g.n, 4);
     assert_int_equal(g.list[0], OTA_LIST_BLACKLIST);
     assert_string_equal(g.vin[0], VIN_C);
@@ -449,11 +321,11 @@ static void test_lists(void **state)
 
     /* add and remove of one VIN in one change: removals come after additions */
     const char *same[] = {VIN_B};
-    apply_ok(f->s, &(ota_catalog_change){.list = OTA_LIST_SAME_VERSION_WHITELIST,
-                                         .list_add = same,
-                                         .n_list_add = 1,
-                                         .list_remove = same,
-                                         .n_list_remove = 1});
+    test_apply_ok(f->s, &(ota_catalog_change){.list = OTA_LIST_SAME_VERSION_WHITELIST,
+                                              .list_add = same,
+                                              .n_list_add = 1,
+                                              .list_remove = same,
+                                              .n_list_remove = 1});
     assert_int_equal(count_lists(f->s), 4);
 }
 
@@ -496,37 +368,37 @@ static void test_atomic_invalid_part(void **state)
     big_change_init(&b);
 
     b.docs[2].kind = (ota_doc_kind)99; /* the very last document */
-    apply_fails(f, &b.c, "document 2 of the change (kind 99): unknown document kind");
+    test_apply_fails(f, &b.c, "document 2 of the change (kind 99): unknown document kind");
     b.docs[2].kind = 0;
-    apply_fails(f, &b.c, "unknown document kind");
+    test_apply_fails(f, &b.c, "unknown document kind");
     b.docs[2].kind = OTA_DOC_FILE;
     b.docs[1].key = NULL;
-    apply_fails(f, &b.c, "document 1 of the change (kind 2): no key");
+    test_apply_fails(f, &b.c, "document 1 of the change (kind 2): no key");
     b.docs[1].key = "1";
     b.vs[2].vin = NULL;
-    apply_fails(f, &b.c, "vehicle 2 of the change: no VIN");
+    test_apply_fails(f, &b.c, "vehicle 2 of the change: no VIN");
     b.vs[2].vin = VIN_C;
     b.del[0] = NULL;
-    apply_fails(f, &b.c, "deleted vehicle 0 of the change: no VIN");
+    test_apply_fails(f, &b.c, "deleted vehicle 0 of the change: no VIN");
     b.del[0] = VIN_C;
     b.add[1] = NULL;
-    apply_fails(f, &b.c, "list addition 1 of the change: no VIN");
+    test_apply_fails(f, &b.c, "list addition 1 of the change: no VIN");
     b.add[1] = VIN_B;
     b.c.list = (ota_list_kind)7;
-    apply_fails(f, &b.c, "unknown list 7");
+    test_apply_fails(f, &b.c, "unknown list 7");
     b.c.list = OTA_LIST_FORCED_WHITELIST;
     const char *rm[] = {VIN_A, NULL};
     b.c.list_remove = rm;
     b.c.n_list_remove = 2;
-    apply_fails(f, &b.c, "list removal 1 of the change: no VIN");
+    test_apply_fails(f, &b.c, "list removal 1 of the change: no VIN");
     b.c.n_list_remove = 0;
     b.c.docs = NULL; /* a count without an array */
-    apply_fails(f, &b.c, "document 0 of the change");
+    test_apply_fails(f, &b.c, "document 0 of the change");
     assert_catalog_empty(f->s);
 
     /* fixed, the same change goes in whole */
     b.c.docs = b.docs;
-    apply_ok(f->s, &b.c);
+    test_apply_ok(f->s, &b.c);
     assert_int_equal(count_vehicles(f->s), 2); /* VIN_C put, then deleted */
     assert_int_equal(count_docs(f->s, OTA_DOC_MODEL), 1);
     assert_int_equal(count_docs(f->s, OTA_DOC_PACKAGE), 1);
@@ -541,8 +413,9 @@ static void test_atomic_sqlite_error(void **state)
     test_db *f = *state;
     ota_vehicle_rec old = full_vehicle(VIN_C, 3);
     ota_store_doc old_doc = {OTA_DOC_STRATEGY, "s1", "{\"old\":true}"};
-    apply_ok(f->s, &(ota_catalog_change){
-                       .put_vehicles = &old, .n_put_vehicles = 1, .docs = &old_doc, .n_docs = 1});
+    test_apply_ok(f->s,
+                  &(ota_catalog_change){
+                      .put_vehicles = &old, .n_put_vehicles = 1, .docs = &old_doc, .n_docs = 1});
 
     big_change b;
     big_change_init(&b);
@@ -550,30 +423,30 @@ static void test_atomic_sqlite_error(void **state)
     b.vs[1].model = NULL;
     b.del[0] = VIN_C;
     b.docs[0] = (ota_store_doc){OTA_DOC_STRATEGY, "s1", NULL};
-    apply_fails(f, &b.c, "vehicle 1 of the change (ota_vehicle)");
-    apply_fails(f, &b.c, "NOT NULL constraint failed: ota_vehicle.model");
+    test_apply_fails(f, &b.c, "vehicle 1 of the change (ota_vehicle)");
+    test_apply_fails(f, &b.c, "NOT NULL constraint failed: ota_vehicle.model");
 
-    got_vehicles g;
-    load_vehicles_ok(f->s, &g);
+    test_got_vehicles g;
+    test_load_vehicles_ok(f->s, &g);
     assert_int_equal(g.n, 1);
-    assert_vehicle(&g.v[0], &old);
-    got_vehicles_free(&g);
-    got_docs d;
-    load_docs_ok(f->s, OTA_DOC_STRATEGY, &d);
+    test_assert_vehicle(&g.v[0], &old);
+    test_got_vehicles_free(&g);
+    test_got_docs d;
+    test_load_docs_ok(f->s, OTA_DOC_STRATEGY, &d);
     assert_int_equal(d.n, 1);
     assert_string_equal(d.json[0], "{\"old\":true}");
-    got_docs_free(&d);
+    test_got_docs_free(&d);
     assert_int_equal(count_docs(f->s, OTA_DOC_MODEL), 0);
     assert_int_equal(count_lists(f->s), 0);
 
     /* the handle stays usable: the fixed change is stored (VIN_C put twice, then
      * deleted: only VIN_B is left) */
     b.vs[1].model = "M2";
-    apply_ok(f->s, &b.c);
-    load_vehicles_ok(f->s, &g);
+    test_apply_ok(f->s, &b.c);
+    test_load_vehicles_ok(f->s, &g);
     assert_int_equal(g.n, 1);
-    assert_vehicle(&g.v[0], &b.vs[1]);
-    got_vehicles_free(&g);
+    test_assert_vehicle(&g.v[0], &b.vs[1]);
+    test_got_vehicles_free(&g);
     assert_int_equal(count_docs(f->s, OTA_DOC_STRATEGY), 0);
 }
 
@@ -582,20 +455,20 @@ static void test_loader_stop(void **state)
     test_db *f = *state;
     big_change b;
     big_change_init(&b);
-    apply_ok(f->s, &b.c);
+    test_apply_ok(f->s, &b.c);
     ota_store_doc more = {OTA_DOC_FILE, "def", "{}"};
-    apply_ok(f->s, &(ota_catalog_change){.docs = &more, .n_docs = 1});
+    test_apply_ok(f->s, &(ota_catalog_change){.docs = &more, .n_docs = 1});
 
-    got_vehicles gv = {.stop_after = 1};
-    assert_int_equal(ota_store_load_vehicles(f->s, collect_vehicle, &gv), -1);
+    test_got_vehicles gv = {.stop_after = 1};
+    assert_int_equal(ota_store_load_vehicles(f->s, test_collect_vehicle, &gv), -1);
     assert_int_equal(gv.n, 1);
-    got_vehicles_free(&gv);
-    got_docs gd = {.stop_after = 1};
-    assert_int_equal(ota_store_load_docs(f->s, OTA_DOC_FILE, collect_doc, &gd), -1);
+    test_got_vehicles_free(&gv);
+    test_got_docs gd = {.stop_after = 1};
+    assert_int_equal(ota_store_load_docs(f->s, OTA_DOC_FILE, test_collect_doc, &gd), -1);
     assert_int_equal(gd.n, 1);
-    got_docs_free(&gd);
-    got_lists gl = {.stop_after = 1};
-    assert_int_equal(ota_store_load_lists(f->s, collect_list, &gl), -1);
+    test_got_docs_free(&gd);
+    test_got_lists gl = {.stop_after = 1};
+    assert_int_equal(ota_store_load_lists(f->s, test_collect_list, &gl), -1);
     assert_int_equal(gl.n, 1);
 
     /* a stopped walk leaves nothing behind: the next full load sees everything */
@@ -626,7 +499,7 @@ static void test_bad_arguments(void **state)
     assert_int_equal(ota_store_apply(f->s, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "no change"));
     /* an empty change is fine, also with an unknown list that nothing uses */
-    apply_ok(f->s, &(ota_catalog_change){.list = (ota_list_kind)42});
+    test_apply_ok(f->s, &(ota_catalog_change){.list = (ota_list_kind)42});
     assert_int_equal(ota_store_load_docs(f->s, (ota_doc_kind)0, never_called_doc, NULL), -1);
     assert_int_equal(
         ota_store_load_docs(f->s, (ota_doc_kind)(OTA_DOC_KIND_COUNT + 1), never_called_doc, NULL),
@@ -636,7 +509,7 @@ static void test_bad_arguments(void **state)
     assert_int_equal(ota_store_load_lists(f->s, NULL, NULL), -1);
     /* a callback re-entering the same loader is refused, the outer walk goes on */
     ota_vehicle_rec vs[2] = {sparse_vehicle(VIN_A), sparse_vehicle(VIN_B)};
-    apply_ok(f->s, &(ota_catalog_change){.put_vehicles = vs, .n_put_vehicles = 2});
+    test_apply_ok(f->s, &(ota_catalog_change){.put_vehicles = vs, .n_put_vehicles = 2});
     assert_int_equal(ota_store_load_vehicles(f->s, nested_load, f->s), 0);
 }
 
@@ -646,8 +519,8 @@ static void test_unknown_stored_list(void **state)
 {
     test_db *f = *state;
     test_sql_exec(f->path, "INSERT INTO ota_vehicle_list VALUES ('greylist', '" VIN_A "')");
-    got_lists g = {0};
-    assert_int_equal(ota_store_load_lists(f->s, collect_list, &g), -1);
+    test_got_lists g = {0};
+    assert_int_equal(ota_store_load_lists(f->s, test_collect_list, &g), -1);
     assert_int_equal(g.n, 0);
 }
 
@@ -657,16 +530,16 @@ static void test_stored_key_not_32_bytes(void **state)
 {
     test_db *f = *state;
     ota_vehicle_rec vs[2] = {full_vehicle(VIN_A, 5), full_vehicle(VIN_B, 6)};
-    apply_ok(f->s, &(ota_catalog_change){.put_vehicles = vs, .n_put_vehicles = 2});
+    test_apply_ok(f->s, &(ota_catalog_change){.put_vehicles = vs, .n_put_vehicles = 2});
     test_sql_exec(f->path,
                   "UPDATE ota_vehicle SET public_key = zeroblob(16) WHERE vin = '" VIN_A "'");
-    got_vehicles g;
-    load_vehicles_ok(f->s, &g);
+    test_got_vehicles g;
+    test_load_vehicles_ok(f->s, &g);
     assert_int_equal(g.n, 2);
     assert_false(g.v[0].has_public_key);
     assert_true(g.v[1].has_public_key);
     assert_memory_equal(g.v[1].public_key, vs[1].public_key, OTA_PUBKEY_LEN);
-    got_vehicles_free(&g);
+    test_got_vehicles_free(&g);
 }
 
 static void test_reopen(void **state)
@@ -674,24 +547,24 @@ static void test_reopen(void **state)
     test_db *f = *state;
     big_change b;
     big_change_init(&b);
-    apply_ok(f->s, &b.c);
+    test_apply_ok(f->s, &b.c);
     ota_store_close(f->s);
     f->s = test_store_open(f->uri);
 
-    got_vehicles g;
-    load_vehicles_ok(f->s, &g);
+    test_got_vehicles g;
+    test_load_vehicles_ok(f->s, &g);
     assert_int_equal(g.n, 2);
-    assert_vehicle(&g.v[0], &b.vs[0]);
-    assert_vehicle(&g.v[1], &b.vs[1]);
-    got_vehicles_free(&g);
-    got_docs d;
-    load_docs_ok(f->s, OTA_DOC_PACKAGE, &d);
+    test_assert_vehicle(&g.v[0], &b.vs[0]);
+    test_assert_vehicle(&g.v[1], &b.vs[1]);
+    test_got_vehicles_free(&g);
+    test_got_docs d;
+    test_load_docs_ok(f->s, OTA_DOC_PACKAGE, &d);
     assert_int_equal(d.n, 1);
     assert_string_equal(d.key[0], "1");
     assert_string_equal(d.json[0], "{\"id\":1}");
-    got_docs_free(&d);
-    got_lists l;
-    load_lists_ok(f->s, &l);
+    test_got_docs_free(&d);
+    test_got_lists l;
+    test_load_lists_ok(f->s, &l);
     assert_int_equal(l.n, 2);
     assert_int_equal(l.list[0], OTA_LIST_FORCED_WHITELIST);
     assert_string_equal(l.vin[1], VIN_B);
@@ -730,7 +603,7 @@ static void test_load_speed(void **state)
         vs[i] = i % 2 ? full_vehicle(vins[i], (uint8_t)(i | 1)) : sparse_vehicle(vins[i]);
     }
     double t0 = test_now_s();
-    apply_ok(f->s, &(ota_catalog_change){.put_vehicles = vs, .n_put_vehicles = SPEED_N});
+    test_apply_ok(f->s, &(ota_catalog_change){.put_vehicles = vs, .n_put_vehicles = SPEED_N});
     double t1 = test_now_s();
     /* as at start-up: a fresh handle with a cold SQLite page cache */
     ota_store_close(f->s);

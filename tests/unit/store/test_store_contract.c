@@ -9,6 +9,7 @@
  * On MongoDB every case gets a database of its own (ota_c<pid>_<n>), so cases and runs
  * never see each other's data.
  */
+#include "test_fixtures.h"
 #include "test_util.h"
 
 #include "ota_store.h"
@@ -313,13 +314,6 @@ static ota_vehicle_rec vehicle(const char *vin, const char *status)
                              .passenger = true};
 }
 
-static void apply_ok(ota_store *s, const ota_catalog_change *c)
-{
-    char err[256] = "";
-    if (ota_store_apply(s, c, err, sizeof err) != 0)
-        fail_msg("apply: %s", err);
-}
-
 typedef struct {
     int n;
     char key[8][64];
@@ -374,8 +368,8 @@ static void test_catalog(void **state)
                             .list = OTA_LIST_BLACKLIST,
                             .list_add = black,
                             .n_list_add = 2};
-    apply_ok(f->s, &c);
-    apply_ok(f->s, &c); /* applying it again changes nothing */
+    test_apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c); /* applying it again changes nothing */
 
     items w = {0};
     assert_int_equal(ota_store_load_vehicles(f->s, see_vehicle, &w), 0);
@@ -399,7 +393,7 @@ static void test_catalog(void **state)
                             .list = OTA_LIST_BLACKLIST,
                             .list_remove = unblack,
                             .n_list_remove = 1};
-    apply_ok(f->s, &d);
+    test_apply_ok(f->s, &d);
     memset(&w, 0, sizeof w);
     assert_int_equal(ota_store_load_vehicles(f->s, see_vehicle, &w), 0);
     assert_int_equal(w.n, 1);
@@ -490,13 +484,13 @@ static void test_task_records(void **state)
                             .n_add_notices = 2,
                             .add_descriptions = de,
                             .n_add_descriptions = 1};
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
     /* notices and descriptions are insert-only: a stored key keeps its first values */
     no[0].sent_ms = 99;
     de[0].files = "cc";
     sh[0].version = 4;
     sh[0].desired = "{\"fw\":\"2\"}";
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
 
     items w = {0};
     assert_int_equal(ota_store_load_execs(f->s, see_exec, &w), 0);
@@ -681,7 +675,7 @@ static void test_native_documents(void **state)
     ota_shadow_rec sh[] = {{"VIN00000000000001", 3, "{\"fw\":\"2.0.9\",\"ecus\":{\"BMS\":\"1\"}}",
                             "{\"task\":\"T1\",\"msg_id\":\"T1:V:0\"}", 5}};
     ota_catalog_change c = {.docs = docs, .n_docs = 4, .put_shadows = sh, .n_put_shadows = 1};
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
     items w = {0};
     assert_int_equal(ota_store_load_docs(f->s, OTA_DOC_TASK, see_doc, &w), 0);
     assert_string_equal(w.val[0], TASK_JSON);
@@ -799,7 +793,7 @@ static void test_transition(void **state)
     fixture *f = *state;
     ota_exec_rec x[] = {exec_rec("VIN00000000000001", OTA_EXEC_QUEUED, NULL)};
     ota_catalog_change c = {.put_execs = x, .n_put_execs = 1};
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
     char err[256] = "";
     ota_exec_rec to = exec_rec("VIN00000000000001", OTA_EXEC_DOWNLOADING, "T1:V:0");
     assert_int_equal(ota_store_transition_exec(f->s, OTA_EXEC_NOTIFIED, &to, err, sizeof err), 0);
@@ -853,7 +847,7 @@ static void test_transition_race(void **state)
         x[i] = exec_rec(race_vins[i], OTA_EXEC_QUEUED, NULL);
     }
     ota_catalog_change c = {.put_execs = x, .n_put_execs = RACE_N};
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
     racer a = {f->s, 0, 0}, b = {test_store_open(f->uri), 0, 0};
     pthread_t ta, tb;
     assert_int_equal(pthread_create(&ta, NULL, race, &a), 0);
@@ -870,7 +864,7 @@ static void test_notice_decision(void **state)
     fixture *f = *state;
     ota_exec_rec x[] = {exec_rec("VIN00000000000001", OTA_EXEC_QUEUED, NULL)};
     ota_catalog_change c = {.put_execs = x, .n_put_execs = 1};
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
     char err[256] = "";
     ota_exec_rec to = exec_rec("VIN00000000000001", OTA_EXEC_NOTIFIED, "T1:V:0");
     ota_shadow_rec sh = {"VIN00000000000001", 2, "{\"fw\":\"1\"}", "{\"msg_id\":\"T1:V:0\"}", 50};
@@ -977,7 +971,7 @@ static void test_change_log(void **state)
                             .n_list_add = 1,
                             .put_execs = x,
                             .n_put_execs = 1};
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
     ota_store *other = test_store_open(f->uri); /* a second broker's writer */
     ota_store_doc del[] = {{OTA_DOC_PACKAGE, "7", NULL}};
     ota_catalog_change d = {.docs = del,
@@ -989,7 +983,7 @@ static void test_change_log(void **state)
     if (ota_store_apply(other, &d, err, sizeof err) != 0)
         fail_msg("apply: %s", err);
     ota_catalog_change execs_only = {.put_execs = x, .n_put_execs = 1}; /* not logged */
-    apply_ok(f->s, &execs_only);
+    test_apply_ok(f->s, &execs_only);
 
     changes w = {0};
     assert_int_equal(ota_store_read_changes(other, 0, 0, 0, 0, see_change, &w), 5);
@@ -1075,7 +1069,7 @@ static void test_snapshot(void **state)
                             .n_add_notices = 1,
                             .add_descriptions = de,
                             .n_add_descriptions = 1};
-    apply_ok(f->s, &c);
+    test_apply_ok(f->s, &c);
     ota_event st = status_ev(0, "installing"), p = progress_ev(0, 5);
     ota_store_event evs[] = {{"VIN00000000000001", 4, 1, &st}, {"VIN00000000000001", 9, 1, &p}};
     put(f->s, evs, 2, 2, 0);
@@ -1135,7 +1129,7 @@ static void test_snapshot(void **state)
                             .n_list_remove = 1,
                             .put_vehicles = v3,
                             .n_put_vehicles = 1};
-    apply_ok(f->s, &d);
+    test_apply_ok(f->s, &d);
     int applied = ota_store_snapshot_refresh(f->s, path, false, err, sizeof err);
     if (applied != 4)
         fail_msg("refresh: %d %s", applied, err);
@@ -1153,7 +1147,7 @@ static void test_snapshot(void **state)
     /* an entry the snapshot cannot apply (the codec refuses this VIN): saved anew */
     ota_vehicle_rec odd[] = {vehicle("VIN00000000000004", "sold")};
     ota_catalog_change o = {.put_vehicles = odd, .n_put_vehicles = 1};
-    apply_ok(f->s, &o);
+    test_apply_ok(f->s, &o);
     assert_int_equal(ota_store_snapshot_refresh(f->s, path, false, err, sizeof err), 0);
     s = test_store_open(uri);
     count_loaded(s, 3, 2, 0);
@@ -1163,7 +1157,7 @@ static void test_snapshot(void **state)
     /* entries after its position trimmed: saved anew */
     ota_store_doc again[] = {{OTA_DOC_PACKAGE, "9", "{\"id\":9}"}};
     ota_catalog_change g = {.docs = again, .n_docs = 1};
-    apply_ok(f->s, &g);
+    test_apply_ok(f->s, &g);
     assert_int_equal(ota_store_trim_changes(f->s, last + 1), 0);
     assert_int_equal(ota_store_snapshot_refresh(f->s, path, false, err, sizeof err), 0);
     assert_int_equal(ota_store_snapshot_position(path, &pos), 0);

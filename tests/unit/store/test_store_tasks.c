@@ -16,6 +16,7 @@
  * 100,000 notices, latest statuses over 1,000,000 events of 100,000 VINs.
  */
 #include "ota_store.h"
+#include "test_fixtures.h"
 #include "test_util.h"
 
 #include <sqlite3.h>
@@ -36,188 +37,30 @@
 
 /* ---- helpers ---- */
 
-static void apply_ok(ota_store *s, const ota_catalog_change *c)
-{
-    char err[512] = "";
-    if (ota_store_apply(s, c, err, sizeof err) != 0)
-        fail_msg("ota_store_apply: %s", err);
-}
-
-/* apply must fail with an error containing want (and the file's path). */
-static void apply_fails(const test_db *d, const ota_catalog_change *c, const char *want)
-{
-    char err[512] = "";
-    assert_int_equal(ota_store_apply(d->s, c, err, sizeof err), -1);
-    if (strstr(err, want) == NULL)
-        fail_msg("error \"%s\" does not contain \"%s\"", err, want);
-    assert_non_null(strstr(err, d->path));
-}
-
-/* ---- collecting what the loaders call back with (deep copies) ---- */
-
-#define MAX_GOT 64
-
-typedef struct {
-    size_t n;
-    size_t stop_after; /* 0: never stop */
-    ota_exec_rec e[MAX_GOT];
-} got_execs;
-
-static int collect_exec(void *ctx, const ota_exec_rec *e)
-{
-    got_execs *g = ctx;
-    assert_true(g->n < MAX_GOT);
-    ota_exec_rec *c = &g->e[g->n++];
-    *c = *e;
-    c->task = test_strdup(e->task);
-    c->vin = test_strdup(e->vin);
-    c->code = test_strdup(e->code);
-    c->msg_id = test_strdup(e->msg_id);
-    return g->stop_after != 0 && g->n >= g->stop_after;
-}
-
-static void got_execs_free(got_execs *g)
-{
-    for (size_t i = 0; i < g->n; i++) {
-        free((char *)g->e[i].task);
-        free((char *)g->e[i].vin);
-        free((char *)g->e[i].code);
-        free((char *)g->e[i].msg_id);
-    }
-    g->n = 0;
-}
-
-static void load_execs_ok(ota_store *s, got_execs *g)
-{
-    memset(g, 0, sizeof *g);
-    assert_int_equal(ota_store_load_execs(s, collect_exec, g), 0);
-}
-
-static void assert_exec(const ota_exec_rec *got, const ota_exec_rec *want)
-{
-    assert_string_equal(got->task, want->task);
-    assert_string_equal(got->vin, want->vin);
-    assert_int_equal(got->state, want->state);
-    test_assert_text(got->code, want->code);
-    assert_int_equal(got->resends, want->resends);
-    test_assert_text(got->msg_id, want->msg_id);
-    assert_int_equal(got->notified_ms, want->notified_ms);
-    assert_int_equal(got->updated_ms, want->updated_ms);
-}
-
-typedef struct {
-    size_t n;
-    size_t stop_after;
-    ota_shadow_rec s[MAX_GOT];
-} got_shadows;
-
-static int collect_shadow(void *ctx, const ota_shadow_rec *s)
-{
-    got_shadows *g = ctx;
-    assert_true(g->n < MAX_GOT);
-    ota_shadow_rec *c = &g->s[g->n++];
-    *c = *s;
-    c->vin = test_strdup(s->vin);
-    c->reported = test_strdup(s->reported);
-    c->desired = test_strdup(s->desired);
-    return g->stop_after != 0 && g->n >= g->stop_after;
-}
-
-static void got_shadows_free(got_shadows *g)
-{
-    for (size_t i = 0; i < g->n; i++) {
-        free((char *)g->s[i].vin);
-        free((char *)g->s[i].reported);
-        free((char *)g->s[i].desired);
-    }
-    g->n = 0;
-}
-
-static void load_shadows_ok(ota_store *s, got_shadows *g)
-{
-    memset(g, 0, sizeof *g);
-    assert_int_equal(ota_store_load_shadows(s, collect_shadow, g), 0);
-}
-
-static void assert_shadow(const ota_shadow_rec *got, const ota_shadow_rec *want)
-{
-    assert_string_equal(got->vin, want->vin);
-    assert_int_equal(got->version, want->version);
-    assert_string_equal(got->reported, want->reported);
-    test_assert_text(got->desired, want->desired);
-    assert_int_equal(got->updated_ms, want->updated_ms);
-}
-
-typedef struct {
-    size_t n;
-    size_t stop_after;
-    ota_notice_rec r[MAX_GOT];
-} got_notices;
-
-static int collect_notice(void *ctx, const ota_notice_rec *n)
-{
-    got_notices *g = ctx;
-    assert_true(g->n < MAX_GOT);
-    ota_notice_rec *c = &g->r[g->n++];
-    *c = *n;
-    c->task = test_strdup(n->task);
-    c->vin = test_strdup(n->vin);
-    c->version = test_strdup(n->version);
-    c->msg_id = test_strdup(n->msg_id);
-    return g->stop_after != 0 && g->n >= g->stop_after;
-}
-
-static void got_notices_free(got_notices *g)
-{
-    for (size_t i = 0; i < g->n; i++) {
-        free((char *)g->r[i].task);
-        free((char *)g->r[i].vin);
-        free((char *)g->r[i].version);
-        free((char *)g->r[i].msg_id);
-    }
-    g->n = 0;
-}
-
-static void load_notices_ok(ota_store *s, const char *task, got_notices *g)
-{
-    memset(g, 0, sizeof *g);
-    assert_int_equal(ota_store_load_notices(s, task, collect_notice, g), 0);
-}
-
-static void assert_notice(const ota_notice_rec *got, const ota_notice_rec *want)
-{
-    assert_string_equal(got->task, want->task);
-    assert_string_equal(got->vin, want->vin);
-    assert_int_equal(got->package, want->package);
-    assert_string_equal(got->version, want->version);
-    assert_string_equal(got->msg_id, want->msg_id);
-    assert_int_equal(got->sent_ms, want->sent_ms);
-}
-
 static size_t count_execs(ota_store *s)
 {
-    got_execs g;
-    load_execs_ok(s, &g);
+    test_got_execs g;
+    test_load_execs_ok(s, &g);
     size_t n = g.n;
-    got_execs_free(&g);
+    test_got_execs_free(&g);
     return n;
 }
 
 static size_t count_shadows(ota_store *s)
 {
-    got_shadows g;
-    load_shadows_ok(s, &g);
+    test_got_shadows g;
+    test_load_shadows_ok(s, &g);
     size_t n = g.n;
-    got_shadows_free(&g);
+    test_got_shadows_free(&g);
     return n;
 }
 
 static size_t count_notices(ota_store *s)
 {
-    got_notices g;
-    load_notices_ok(s, NULL, &g);
+    test_got_notices g;
+    test_load_notices_ok(s, NULL, &g);
     size_t n = g.n;
-    got_notices_free(&g);
+    test_got_notices_free(&g);
     return n;
 }
 
@@ -355,17 +198,17 @@ static void test_exec_round_trip(void **state)
         es[2 * i + 1].state = (ota_exec_state)i;
         es[2 * i + 1].resends = UINT32_MAX;
     }
-    apply_ok(d->s, &(ota_catalog_change){.put_execs = es, .n_put_execs = N});
+    test_apply_ok(d->s, &(ota_catalog_change){.put_execs = es, .n_put_execs = N});
 
-    got_execs g;
-    load_execs_ok(d->s, &g);
+    test_got_execs g;
+    test_load_execs_ok(d->s, &g);
     assert_int_equal(g.n, N);
     for (int i = 0; i < OTA_EXEC_STATE_COUNT; i++) {
         int j = OTA_EXEC_STATE_COUNT - 1 - i;     /* task-1 first: that is state 7's task */
-        assert_exec(&g.e[2 * i], &es[2 * j + 1]); /* VIN_A < VIN_C */
-        assert_exec(&g.e[2 * i + 1], &es[2 * j]);
+        test_assert_exec(&g.e[2 * i], &es[2 * j + 1]); /* VIN_A < VIN_C */
+        test_assert_exec(&g.e[2 * i + 1], &es[2 * j]);
     }
-    got_execs_free(&g);
+    test_got_execs_free(&g);
     /* stored by name; absent optionals NULL */
     assert_int_equal(test_sql_int(d->path, "SELECT COUNT(*) FROM ota_task_vin WHERE state = "
                                            "'downloading'"),
@@ -381,30 +224,30 @@ static void test_exec_upsert_replaces(void **state)
     ota_exec_rec full = full_exec("t1", VIN_A, OTA_EXEC_INSTALLING);
     ota_exec_rec other = queued_exec("t2", VIN_A);
     ota_exec_rec both[] = {full, other};
-    apply_ok(d->s, &(ota_catalog_change){.put_execs = both, .n_put_execs = 2});
+    test_apply_ok(d->s, &(ota_catalog_change){.put_execs = both, .n_put_execs = 2});
     /* every column but the key replaced, optionals removed */
     ota_exec_rec sparse = queued_exec("t1", VIN_A);
     sparse.state = OTA_EXEC_REJECTED;
     sparse.updated_ms = 5;
-    apply_ok(d->s, &(ota_catalog_change){.put_execs = &sparse, .n_put_execs = 1});
-    got_execs g;
-    load_execs_ok(d->s, &g);
+    test_apply_ok(d->s, &(ota_catalog_change){.put_execs = &sparse, .n_put_execs = 1});
+    test_got_execs g;
+    test_load_execs_ok(d->s, &g);
     assert_int_equal(g.n, 2);
-    assert_exec(&g.e[0], &sparse);
-    assert_exec(&g.e[1], &other);
-    got_execs_free(&g);
+    test_assert_exec(&g.e[0], &sparse);
+    test_assert_exec(&g.e[1], &other);
+    test_got_execs_free(&g);
 
     /* and back, twice in one change with another key between (the store writes upserts
      * in key order): the later one wins */
     ota_exec_rec other2 = other;
     other2.state = OTA_EXEC_CANCELED;
     ota_exec_rec twice[] = {sparse, other2, full, sparse, other, full};
-    apply_ok(d->s, &(ota_catalog_change){.put_execs = twice, .n_put_execs = 6});
-    load_execs_ok(d->s, &g);
+    test_apply_ok(d->s, &(ota_catalog_change){.put_execs = twice, .n_put_execs = 6});
+    test_load_execs_ok(d->s, &g);
     assert_int_equal(g.n, 2);
-    assert_exec(&g.e[0], &full);
-    assert_exec(&g.e[1], &other);
-    got_execs_free(&g);
+    test_assert_exec(&g.e[0], &full);
+    test_assert_exec(&g.e[1], &other);
+    test_got_execs_free(&g);
 }
 
 static void test_shadows(void **state)
@@ -415,13 +258,13 @@ static void test_shadows(void **state)
          "{\"task\":{\"task\":\"t1\",\"msg_id\":\"t1:x:0\"}}", 1700000000001},
         {VIN_A, 1, "{}", NULL, 1700000000002},
     };
-    apply_ok(d->s, &(ota_catalog_change){.put_shadows = ss, .n_put_shadows = 2});
-    got_shadows g;
-    load_shadows_ok(d->s, &g);
+    test_apply_ok(d->s, &(ota_catalog_change){.put_shadows = ss, .n_put_shadows = 2});
+    test_got_shadows g;
+    test_load_shadows_ok(d->s, &g);
     assert_int_equal(g.n, 2);
-    assert_shadow(&g.s[0], &ss[1]);
-    assert_shadow(&g.s[1], &ss[0]);
-    got_shadows_free(&g);
+    test_assert_shadow(&g.s[0], &ss[1]);
+    test_assert_shadow(&g.s[1], &ss[0]);
+    test_got_shadows_free(&g);
     assert_int_equal(test_sql_int(d->path, "SELECT COUNT(*) FROM ota_vehicle_shadow WHERE desired "
                                            "IS NULL"),
                      1);
@@ -429,12 +272,12 @@ static void test_shadows(void **state)
     /* upsert: B loses its desired state, A gains one */
     ota_shadow_rec next[] = {{VIN_B, 8, "{\"fw\":\"2.2.0\"}", NULL, 1700000000003},
                              {VIN_A, 2, "{}", "{\"task\":null,\"cancel\":\"t1\"}", 1700000000004}};
-    apply_ok(d->s, &(ota_catalog_change){.put_shadows = next, .n_put_shadows = 2});
-    load_shadows_ok(d->s, &g);
+    test_apply_ok(d->s, &(ota_catalog_change){.put_shadows = next, .n_put_shadows = 2});
+    test_load_shadows_ok(d->s, &g);
     assert_int_equal(g.n, 2);
-    assert_shadow(&g.s[0], &next[1]);
-    assert_shadow(&g.s[1], &next[0]);
-    got_shadows_free(&g);
+    test_assert_shadow(&g.s[0], &next[1]);
+    test_assert_shadow(&g.s[1], &next[0]);
+    test_got_shadows_free(&g);
 }
 
 static void test_notices(void **state)
@@ -448,30 +291,30 @@ static void test_notices(void **state)
         {"t1", VIN_C, 11, "2.0.0", "t1:" VIN_C ":0", 200}, /* same time: stored order */
         {"t9", VIN_C, 99, "9.9.9", "t1:" VIN_B ":0", 50},  /* msg_id again: skipped */
     };
-    apply_ok(d->s, &(ota_catalog_change){.add_notices = ns, .n_add_notices = 6});
+    test_apply_ok(d->s, &(ota_catalog_change){.add_notices = ns, .n_add_notices = 6});
     /* a replay of what was stored: not an error, nothing changes */
-    apply_ok(d->s, &(ota_catalog_change){.add_notices = ns, .n_add_notices = 2});
+    test_apply_ok(d->s, &(ota_catalog_change){.add_notices = ns, .n_add_notices = 2});
 
-    got_notices g;
-    load_notices_ok(d->s, NULL, &g);
+    test_got_notices g;
+    test_load_notices_ok(d->s, NULL, &g);
     assert_int_equal(g.n, 5);
     const ota_notice_rec *want[] = {&ns[2], &ns[1], &ns[4], &ns[0], &ns[3]};
     for (size_t i = 0; i < 5; i++)
-        assert_notice(&g.r[i], want[i]);
-    got_notices_free(&g);
+        test_assert_notice(&g.r[i], want[i]);
+    test_got_notices_free(&g);
 
-    load_notices_ok(d->s, "t1", &g);
+    test_load_notices_ok(d->s, "t1", &g);
     assert_int_equal(g.n, 4);
-    assert_notice(&g.r[0], &ns[2]);
-    assert_notice(&g.r[1], &ns[1]);
-    assert_notice(&g.r[2], &ns[4]);
-    assert_notice(&g.r[3], &ns[3]);
-    got_notices_free(&g);
-    load_notices_ok(d->s, "t2", &g);
+    test_assert_notice(&g.r[0], &ns[2]);
+    test_assert_notice(&g.r[1], &ns[1]);
+    test_assert_notice(&g.r[2], &ns[4]);
+    test_assert_notice(&g.r[3], &ns[3]);
+    test_got_notices_free(&g);
+    test_load_notices_ok(d->s, "t2", &g);
     assert_int_equal(g.n, 1);
-    assert_notice(&g.r[0], &ns[0]);
-    got_notices_free(&g);
-    load_notices_ok(d->s, "t9", &g);
+    test_assert_notice(&g.r[0], &ns[0]);
+    test_got_notices_free(&g);
+    test_load_notices_ok(d->s, "t9", &g);
     assert_int_equal(g.n, 0);
 }
 
@@ -505,7 +348,7 @@ static void test_descriptions(void **state)
         {VIN_A, 1, "t1", 8, 11, "cc", c1, sizeof c1, 150, 250},
         {VIN_A, 2, "t9", 1, 12, "dd", c1, sizeof c1, 500, 600}, /* key again: skipped */
     };
-    apply_ok(d->s, &(ota_catalog_change){.add_descriptions = ds, .n_add_descriptions = 4});
+    test_apply_ok(d->s, &(ota_catalog_change){.add_descriptions = ds, .n_add_descriptions = 4});
     got_descs g = {0};
     assert_int_equal(ota_store_load_descriptions(d->s, NULL, collect_desc, &g), 0);
     assert_int_equal(g.n, 3);
@@ -519,8 +362,8 @@ static void test_descriptions(void **state)
     /* a description without its signed bytes is refused, and nothing of the change stored */
     ota_description_rec bad[] = {{VIN_C, 1, "t1", 1, 11, "aa", c1, sizeof c1, 1, 2},
                                  {VIN_C, 2, "t1", 1, 11, "aa", NULL, 0, 1, 2}};
-    apply_fails(d, &(ota_catalog_change){.add_descriptions = bad, .n_add_descriptions = 2},
-                "description 1 of the change: no cose");
+    test_apply_fails(d, &(ota_catalog_change){.add_descriptions = bad, .n_add_descriptions = 2},
+                     "description 1 of the change: no cose");
     g.n = 0;
     assert_int_equal(ota_store_load_descriptions(d->s, VIN_C, collect_desc, &g), 0);
     assert_int_equal(g.n, 0);
@@ -535,10 +378,10 @@ static void test_task_and_setting_docs(void **state)
         {OTA_DOC_SETTING, "task_type_rules:normal", "{\"statuses\":[\"in_stock\"]}"},
         {OTA_DOC_SETTING, "t1", "{\"not\":\"a task\"}"}, /* same key, other kind */
     };
-    apply_ok(d->s, &(ota_catalog_change){.docs = docs, .n_docs = 4});
+    test_apply_ok(d->s, &(ota_catalog_change){.docs = docs, .n_docs = 4});
     ota_store_doc change[] = {{OTA_DOC_TASK, "t1", "{\"id\":\"t1\",\"state\":\"canceled\"}"},
                               {OTA_DOC_TASK, "t2", NULL}};
-    apply_ok(d->s, &(ota_catalog_change){.docs = change, .n_docs = 2});
+    test_apply_ok(d->s, &(ota_catalog_change){.docs = change, .n_docs = 2});
 
     char json[128];
     test_sql_text(d->path, "SELECT doc FROM ota_task WHERE key = 't1'", json, sizeof json);
@@ -620,39 +463,39 @@ static void test_atomic_invalid_part(void **state)
     big_change_init(&b);
 
     b.es[2].vin = NULL; /* the last execution */
-    apply_fails(d, &b.c, "execution 2 of the change: no vin");
+    test_apply_fails(d, &b.c, "execution 2 of the change: no vin");
     b.es[2].vin = VIN_C;
     b.es[1].task = NULL;
-    apply_fails(d, &b.c, "execution 1 of the change: no task");
+    test_apply_fails(d, &b.c, "execution 1 of the change: no task");
     b.es[1].task = "t1";
     b.es[2].state = (ota_exec_state)OTA_EXEC_STATE_COUNT;
-    apply_fails(d, &b.c, "execution 2 of the change: unknown state 8");
+    test_apply_fails(d, &b.c, "execution 2 of the change: unknown state 8");
     b.es[2].state = OTA_EXEC_FAILED;
     b.ss[1].reported = NULL;
-    apply_fails(d, &b.c, "shadow 1 of the change: no reported");
+    test_apply_fails(d, &b.c, "shadow 1 of the change: no reported");
     b.ss[1].reported = "{}";
     b.ss[0].vin = NULL;
-    apply_fails(d, &b.c, "shadow 0 of the change: no vin");
+    test_apply_fails(d, &b.c, "shadow 0 of the change: no vin");
     b.ss[0].vin = VIN_A;
     b.ns[1].msg_id = NULL;
-    apply_fails(d, &b.c, "notice 1 of the change: no msg_id");
+    test_apply_fails(d, &b.c, "notice 1 of the change: no msg_id");
     b.ns[1].msg_id = "m";
     b.ns[1].version = NULL;
-    apply_fails(d, &b.c, "notice 1 of the change: no version");
+    test_apply_fails(d, &b.c, "notice 1 of the change: no version");
     b.ns[1].version = "2.0.0";
     b.ns[1].package = (uint64_t)INT64_MAX + 1;
-    apply_fails(d, &b.c, "notice 1 of the change: package above 2^63-1");
+    test_apply_fails(d, &b.c, "notice 1 of the change: package above 2^63-1");
     b.ns[1].package = 1;
     b.c.put_execs = NULL; /* a count without an array */
-    apply_fails(d, &b.c, "execution 0 of the change: missing");
+    test_apply_fails(d, &b.c, "execution 0 of the change: missing");
     b.c.put_execs = b.es;
     b.c.add_notices = NULL;
-    apply_fails(d, &b.c, "notice 0 of the change: missing");
+    test_apply_fails(d, &b.c, "notice 0 of the change: missing");
     assert_nothing_stored(d->s, 0, 0);
 
     /* fixed, the same change goes in whole */
     b.c.add_notices = b.ns;
-    apply_ok(d->s, &b.c);
+    test_apply_ok(d->s, &b.c);
     assert_int_equal(count_vehicles(d->s), 2);
     assert_int_equal(count_docs(d->s, OTA_DOC_TASK), 1);
     assert_int_equal(count_docs(d->s, OTA_DOC_SETTING), 1);
@@ -669,26 +512,26 @@ static void test_atomic_sqlite_error(void **state)
     test_db *d = *state;
     ota_vehicle_rec old_v = vehicle(VIN_C);
     ota_exec_rec old_e = queued_exec("t1", VIN_A);
-    apply_ok(d->s, &(ota_catalog_change){.put_vehicles = &old_v,
-                                         .n_put_vehicles = 1,
-                                         .put_execs = &old_e,
-                                         .n_put_execs = 1});
+    test_apply_ok(d->s, &(ota_catalog_change){.put_vehicles = &old_v,
+                                              .n_put_vehicles = 1,
+                                              .put_execs = &old_e,
+                                              .n_put_execs = 1});
     test_sql_exec(d->path, "CREATE TRIGGER no_b BEFORE INSERT ON ota_vehicle_download_notice "
                            "WHEN NEW.vin = '" VIN_B "' BEGIN SELECT RAISE(ABORT, 'no B'); END");
     /* the handle prepared its statements before the trigger existed: SQLite re-prepares */
     big_change b;
     big_change_init(&b);
-    apply_fails(d, &b.c, "notice 1 of the change (ota_vehicle_download_notice)");
-    apply_fails(d, &b.c, "no B");
+    test_apply_fails(d, &b.c, "notice 1 of the change (ota_vehicle_download_notice)");
+    test_apply_fails(d, &b.c, "no B");
     assert_nothing_stored(d->s, 1, 1);
-    got_execs g;
-    load_execs_ok(d->s, &g);
-    assert_exec(&g.e[0], &old_e);
-    got_execs_free(&g);
+    test_got_execs g;
+    test_load_execs_ok(d->s, &g);
+    test_assert_exec(&g.e[0], &old_e);
+    test_got_execs_free(&g);
 
     /* the handle stays usable */
     test_sql_exec(d->path, "DROP TRIGGER no_b");
-    apply_ok(d->s, &b.c);
+    test_apply_ok(d->s, &b.c);
     assert_int_equal(count_vehicles(d->s), 3);
     assert_int_equal(count_execs(d->s), 3);
     assert_int_equal(count_notices(d->s), 2);
@@ -698,19 +541,19 @@ static void test_atomic_sqlite_error(void **state)
 
 typedef struct {
     size_t n;
-    char vin[MAX_GOT][OTA_VIN_LEN + 1];
-    uint64_t seq[MAX_GOT];
-    uint32_t index[MAX_GOT];
-    char status[MAX_GOT][32];
-    char trigger[MAX_GOT][32];
-    int has_error[MAX_GOT];
-    int64_t received_ms[MAX_GOT];
+    char vin[TEST_GOT_MAX][OTA_VIN_LEN + 1];
+    uint64_t seq[TEST_GOT_MAX];
+    uint32_t index[TEST_GOT_MAX];
+    char status[TEST_GOT_MAX][32];
+    char trigger[TEST_GOT_MAX][32];
+    int has_error[TEST_GOT_MAX];
+    int64_t received_ms[TEST_GOT_MAX];
 } got_latest;
 
 static void collect_latest(void *ctx, const ota_store_event *e)
 {
     got_latest *g = ctx;
-    assert_true(g->n < MAX_GOT);
+    assert_true(g->n < TEST_GOT_MAX);
     assert_int_equal(e->ev->type, OTA_EV_UPGRADE_STATUS);
     snprintf(g->vin[g->n], sizeof g->vin[0], "%s", e->vin);
     g->seq[g->n] = e->seq;
@@ -811,23 +654,23 @@ static void test_loader_stop(void **state)
     test_db *d = *state;
     big_change b;
     big_change_init(&b);
-    apply_ok(d->s, &b.c);
+    test_apply_ok(d->s, &b.c);
 
-    got_execs ge = {.stop_after = 1};
-    assert_int_equal(ota_store_load_execs(d->s, collect_exec, &ge), -1);
+    test_got_execs ge = {.stop_after = 1};
+    assert_int_equal(ota_store_load_execs(d->s, test_collect_exec, &ge), -1);
     assert_int_equal(ge.n, 1);
-    got_execs_free(&ge);
-    got_shadows gs = {.stop_after = 1};
-    assert_int_equal(ota_store_load_shadows(d->s, collect_shadow, &gs), -1);
+    test_got_execs_free(&ge);
+    test_got_shadows gs = {.stop_after = 1};
+    assert_int_equal(ota_store_load_shadows(d->s, test_collect_shadow, &gs), -1);
     assert_int_equal(gs.n, 1);
-    got_shadows_free(&gs);
-    got_notices gn = {.stop_after = 1};
-    assert_int_equal(ota_store_load_notices(d->s, "t1", collect_notice, &gn), -1);
+    test_got_shadows_free(&gs);
+    test_got_notices gn = {.stop_after = 1};
+    assert_int_equal(ota_store_load_notices(d->s, "t1", test_collect_notice, &gn), -1);
     assert_int_equal(gn.n, 1);
-    got_notices_free(&gn);
-    gn = (got_notices){.stop_after = 1};
-    assert_int_equal(ota_store_load_notices(d->s, NULL, collect_notice, &gn), -1);
-    got_notices_free(&gn);
+    test_got_notices_free(&gn);
+    gn = (test_got_notices){.stop_after = 1};
+    assert_int_equal(ota_store_load_notices(d->s, NULL, test_collect_notice, &gn), -1);
+    test_got_notices_free(&gn);
 
     /* a stopped walk leaves nothing behind */
     assert_int_equal(count_execs(d->s), 3);
@@ -860,10 +703,10 @@ static void test_bad_arguments(void **state)
     /* an empty change with arrays but no counts stores nothing */
     big_change b;
     big_change_init(&b);
-    apply_ok(d->s,
-             &(ota_catalog_change){.put_execs = b.es, .put_shadows = b.ss, .add_notices = b.ns});
+    test_apply_ok(
+        d->s, &(ota_catalog_change){.put_execs = b.es, .put_shadows = b.ss, .add_notices = b.ns});
     assert_int_equal(count_execs(d->s), 0);
-    apply_ok(d->s, &b.c);
+    test_apply_ok(d->s, &b.c);
     assert_int_equal(ota_store_load_execs(d->s, nested_exec, d->s), 0);
     assert_int_equal(ota_store_load_notices(d->s, "t1", nested_notice, d->s), 0);
 }
@@ -874,10 +717,10 @@ static void test_unknown_stored_state(void **state)
 {
     test_db *d = *state;
     ota_exec_rec e = queued_exec("t1", VIN_A);
-    apply_ok(d->s, &(ota_catalog_change){.put_execs = &e, .n_put_execs = 1});
+    test_apply_ok(d->s, &(ota_catalog_change){.put_execs = &e, .n_put_execs = 1});
     test_sql_exec(d->path, "UPDATE ota_task_vin SET state = 'paused'");
-    got_execs g = {0};
-    assert_int_equal(ota_store_load_execs(d->s, collect_exec, &g), -1);
+    test_got_execs g = {0};
+    assert_int_equal(ota_store_load_execs(d->s, test_collect_exec, &g), -1);
     assert_int_equal(g.n, 0);
 }
 
@@ -886,27 +729,27 @@ static void test_reopen(void **state)
     test_db *d = *state;
     big_change b;
     big_change_init(&b);
-    apply_ok(d->s, &b.c);
+    test_apply_ok(d->s, &b.c);
     ota_store_close(d->s);
     d->s = test_store_open(d->uri);
 
-    got_execs ge;
-    load_execs_ok(d->s, &ge);
+    test_got_execs ge;
+    test_load_execs_ok(d->s, &ge);
     assert_int_equal(ge.n, 3);
-    assert_exec(&ge.e[0], &b.es[0]);
-    assert_exec(&ge.e[2], &b.es[1]); /* (t1, VIN_A) < (t1, VIN_C) < (t1, VIN_B) */
-    assert_exec(&ge.e[1], &b.es[2]);
-    got_execs_free(&ge);
-    got_shadows gs;
-    load_shadows_ok(d->s, &gs);
+    test_assert_exec(&ge.e[0], &b.es[0]);
+    test_assert_exec(&ge.e[2], &b.es[1]); /* (t1, VIN_A) < (t1, VIN_C) < (t1, VIN_B) */
+    test_assert_exec(&ge.e[1], &b.es[2]);
+    test_got_execs_free(&ge);
+    test_got_shadows gs;
+    test_load_shadows_ok(d->s, &gs);
     assert_int_equal(gs.n, 2);
-    assert_shadow(&gs.s[0], &b.ss[0]);
-    got_shadows_free(&gs);
-    got_notices gn;
-    load_notices_ok(d->s, "t1", &gn);
+    test_assert_shadow(&gs.s[0], &b.ss[0]);
+    test_got_shadows_free(&gs);
+    test_got_notices gn;
+    test_load_notices_ok(d->s, "t1", &gn);
     assert_int_equal(gn.n, 2);
-    assert_notice(&gn.r[1], &b.ns[1]);
-    got_notices_free(&gn);
+    test_assert_notice(&gn.r[1], &b.ns[1]);
+    test_got_notices_free(&gn);
 }
 
 /* ---- timings ---- */
@@ -972,15 +815,15 @@ static void speed_apply(test_db *d, char (*vins)[OTA_VIN_LEN + 1], char (*msg)[4
         ns[i] = (ota_notice_rec){"task-0001", vins[i], 7, "2.2.0", msg[i], 1700000000000 + i};
     }
     double t0 = test_now_s();
-    apply_ok(d->s, &(ota_catalog_change){.put_execs = es, .n_put_execs = SPEED_N});
+    test_apply_ok(d->s, &(ota_catalog_change){.put_execs = es, .n_put_execs = SPEED_N});
     double t1 = test_now_s();
-    apply_ok(d->s, &(ota_catalog_change){.put_shadows = ss, .n_put_shadows = SPEED_N});
+    test_apply_ok(d->s, &(ota_catalog_change){.put_shadows = ss, .n_put_shadows = SPEED_N});
     double t2 = test_now_s();
-    apply_ok(d->s, &(ota_catalog_change){.add_notices = ns, .n_add_notices = SPEED_N});
+    test_apply_ok(d->s, &(ota_catalog_change){.add_notices = ns, .n_add_notices = SPEED_N});
     double t3 = test_now_s();
     for (int i = 0; i < SPEED_N; i++)
         es[i].state = OTA_EXEC_NOTIFIED;
-    apply_ok(d->s, &(ota_catalog_change){.put_execs = es, .n_put_execs = SPEED_N});
+    test_apply_ok(d->s, &(ota_catalog_change){.put_execs = es, .n_put_execs = SPEED_N});
     double t4 = test_now_s();
     printf("tasks: apply of %d executions (insert) in %.3f s, again (update) in %.3f s; "
            "%d shadows in %.3f s; %d notices in %.3f s\n",

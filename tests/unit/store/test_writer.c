@@ -337,60 +337,53 @@ static void test_drain_stores_everything(void **state)
     test_remove_dir();
 }
 
-static void test_restart_stores_nothing_twice(void **state)
+/* ---- restarts: what a new writer finds in the spool and the store ---- */
+
+typedef struct {
+    const char *dir;
+    uint64_t reports;      /* stored (3 events each) before the restart */
+    bool lose_checkpoint;  /* as if the process died after the store commit but before the
+                            * checkpoint */
+    uint64_t replayed_dup; /* duplicates the new writer counts */
+} restart_case;
+
+static const restart_case restart_cases[] = {
+    {"restart", 100, false, 0}, /* the checkpoint: nothing is stored twice */
+    {"replay", 120, true, 360}, /* no checkpoint: everything again, all duplicates */
+};
+
+static void test_restart(void **state)
 {
-    (void)state;
-    fresh_dir("restart");
+    const restart_case *c = *state;
+    fresh_dir(c->dir);
     ota_spool *sp = open_spool();
     ota_writer *w = start_writer(sp);
-    append_reports(sp, VIN1, 1, 100, 3);
+    append_reports(sp, VIN1, 1, c->reports, 3);
     assert_true(ota_writer_wait_drained(w, 10000));
-    assert_int_equal(writer_stats(w).events_stored, 300);
+    assert_int_equal(writer_stats(w).events_stored, 3 * c->reports);
     ota_writer_stop(w);
     ota_spool_close(sp);
+    if (c->lose_checkpoint) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/checkpoint", g_spool);
+        assert_int_equal(unlink(path), 0);
+    }
 
     sp = open_spool();
     w = start_writer(sp);
     assert_true(ota_writer_wait_drained(w, 10000));
     ota_writer_stats st = writer_stats(w);
     assert_int_equal(st.events_stored, 0);
-    assert_int_equal(st.duplicates, 0);
-    append_reports(sp, VIN1, 101, 10, 3);
+    assert_int_equal(st.duplicates, c->replayed_dup);
+    /* New reports after the restart are stored once. */
+    append_reports(sp, VIN1, c->reports + 1, 10, 3);
     assert_true(ota_writer_wait_drained(w, 10000));
     st = writer_stats(w);
     assert_int_equal(st.events_stored, 30);
-    assert_int_equal(st.duplicates, 0);
+    assert_int_equal(st.duplicates, c->replayed_dup);
     ota_writer_stop(w);
     ota_spool_close(sp);
-    check_store_counts(110, 110, 110);
-    test_remove_dir();
-}
-
-static void test_crash_replay_counts_duplicates(void **state)
-{
-    (void)state;
-    fresh_dir("replay");
-    ota_spool *sp = open_spool();
-    ota_writer *w = start_writer(sp);
-    append_reports(sp, VIN1, 1, 120, 3);
-    assert_true(ota_writer_wait_drained(w, 10000));
-    ota_writer_stop(w);
-    ota_spool_close(sp);
-
-    /* As if the process died after the store commit but before the checkpoint. */
-    char path[1200];
-    snprintf(path, sizeof path, "%s/checkpoint", g_spool);
-    assert_int_equal(unlink(path), 0);
-
-    sp = open_spool();
-    w = start_writer(sp);
-    assert_true(ota_writer_wait_drained(w, 10000));
-    ota_writer_stats st = writer_stats(w);
-    assert_int_equal(st.events_stored, 0);
-    assert_int_equal(st.duplicates, 360);
-    ota_writer_stop(w);
-    ota_spool_close(sp);
-    check_store_counts(120, 120, 120);
+    check_store_counts(c->reports + 10, c->reports + 10, c->reports + 10);
     test_remove_dir();
 }
 
@@ -731,8 +724,9 @@ int main(void)
         cmocka_unit_test(test_idle_writer_runs_job_promptly),
         cmocka_unit_test(test_stop_finishes_queued_jobs),
         cmocka_unit_test(test_backlog_known_before_first_batch),
-        cmocka_unit_test(test_restart_stores_nothing_twice),
-        cmocka_unit_test(test_crash_replay_counts_duplicates),
+        {"test_restart_stores_nothing_twice", test_restart, NULL, NULL, (void *)&restart_cases[0]},
+        {"test_crash_replay_counts_duplicates", test_restart, NULL, NULL,
+         (void *)&restart_cases[1]},
         cmocka_unit_test(test_undecodable_record_is_skipped),
         cmocka_unit_test(test_store_outage_retries_without_loss),
         cmocka_unit_test(test_first_calls_fail_then_recover),
