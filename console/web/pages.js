@@ -4,6 +4,7 @@
 "use strict";
 const Pages = (() => {
     const { h, badge, table, facts, num, timeCell, time } = Ui;
+    const plural = (n, one, many) => num(n) + " " + (n === 1 ? one : many || one + "s");
     const vinLink = (v) => h("a", { href: "#/vehicle/" + v, class: "mono" }, v);
     const taskLink = (t) => h("a", { href: "#/campaign/" + t, class: "mono" }, t);
     const ACTIVE = ["queued", "notified", "downloading", "installing"];
@@ -61,7 +62,7 @@ const Pages = (() => {
             const r = await tryCall("listVehicles", () => Api.call("listVehicles", q));
             if (!r) return;
             out.replaceChildren(
-                h("p", { class: "muted" }, num(r.total) + " vehicles match"),
+                h("p", { class: "muted" }, plural(r.total, "vehicle") + (r.total === 1 ? " matches" : " match")),
                 table([{ title: "VIN", cell: (v) => vinLink(v.vin) }, { title: "Model", cell: (v) => v.model + " " + v.series },
                        { title: "Firmware", cell: (v) => h("span", { class: "mono" }, v.fw || "—") },
                        { title: "Status", cell: (v) => badge(v.status) }, { title: "Usage", cell: (v) => v.usage }],
@@ -85,7 +86,7 @@ const Pages = (() => {
         el.replaceChildren(
             h("div", { class: "titlebar" }, h("h1", {}, "Campaigns"), h("a", { class: "button primary", href: "#/new-task" }, "New task")),
             h("div", { class: "card" },
-                h("p", { class: "muted" }, num(r.total) + " tasks, newest first"),
+                h("p", { class: "muted" }, plural(r.total, "task") + ", newest first"),
                 table([{ title: "Task", cell: (t) => taskLink(t.id) }, { title: "Name", cell: (t) => t.name },
                        { title: "Target", cell: (t) => t.model + " " + t.series + " → " + t.version },
                        { title: "Type", cell: (t) => t.type }, { title: "State", cell: (t) => badge(t.state) },
@@ -194,7 +195,7 @@ const Pages = (() => {
             h("div", { class: "card" }, h("h2", {}, "History (newest first)"),
                 table([{ title: "Time", cell: (e) => h("span", { title: "received " + time(e.received_at) }, time(e.ts)) },
                        { title: "Kind", cell: (e) => e.kind.replace(/_/g, " ") }, { title: "Task", cell: (e) => e.task ? taskLink(e.task) : "" },
-                       { title: "Details", cell: eventDetail }, { title: "Seq", cls: "num", cell: (e) => e.seq + "." + e.index }],
+                       { title: "Details", cell: eventDetail }, { title: "Report seq", cls: "num mono", cell: (e) => e.seq + (e.index ? " #" + e.index : "") }],
                       hist.events, "No report stored.", { id: "history" })));
     }
 
@@ -323,8 +324,8 @@ const Pages = (() => {
                 h("div", { class: "grid-form q" },
                     h("label", {}, "Firmware below", h("input", { name: "fw_below", placeholder: "e.g. 2.1.0" })),
                     h("label", {}, "Firmware exactly", h("input", { name: "fw" })),
-                    h("label", {}, "Status (comma separated)", h("input", { name: "status", placeholder: "sold, in_stock" })),
-                    h("label", {}, "Usage (comma separated)", h("input", { name: "usage", placeholder: "retail" })),
+                    h("label", {}, "Status (comma separated)", h("input", { name: "status", placeholder: "e.g. sold, in_stock" })),
+                    h("label", {}, "Usage (comma separated)", h("input", { name: "usage", placeholder: "e.g. retail" })),
                     h("label", {}, "VIN prefix", h("input", { name: "vin_prefix" })),
                     h("label", {}, "Groups (comma separated)", h("input", { name: "groups" })),
                     h("label", { class: "inline" }, h("input", { type: "checkbox", name: "no_blacklist", checked: true }), " leave out blacklisted vehicles")),

@@ -272,7 +272,7 @@ class Console(ConsoleCase):
         # a new task from a query, with its preview
         self.go("#/new-task", "#task-form")
         self.fill("#task-form", name="spring-bms", model="%s/%s" % (M, S), version="2.0",
-                  fw_below="2.0", status="sold")
+                  fw_below="2.0", status="sold", rate="4")
         self.find("#preview").click()
         self.until(lambda d: self.text("preview-accepted") == str(N), "preview of the query")
         self.shot("new-task")
@@ -283,9 +283,11 @@ class Console(ConsoleCase):
 
         # the fleet takes the update; the page follows it live
         fleet = self.run_fleet()
-        self.until(lambda d: "downloading" in self.text("task-vehicles") or
-                   "installing" in self.text("task-vehicles") or
-                   "succeeded" in self.text("task-vehicles"), "live progress")
+        # notices go out at 4/s: the page shows the campaign under way, then finished
+        self.until(lambda d: ("active" in self.find("#page h1").text and
+                              "succeeded" in self.text("task-vehicles")) or
+                   "finished" in self.find("#page h1").text, "live progress")
+        self.shot("campaign-live")
         self.until(lambda d: self.text("task-progress") == "100 % done" and
                    "finished" in self.find("#page h1").text, "the campaign finishes", timeout=3 * WAIT)
         self.assertEqual(fleet.wait(timeout=WAIT), 0, (self.tmp / "fleet.log").read_text())
