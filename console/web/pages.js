@@ -109,8 +109,21 @@ const Pages = (() => {
         return Ui.chart(series, t0, t1, targeted(task.counts));
     }
 
+    /* exportTask answers every vehicle of the task (~100 bytes each): a live page asks for
+     * it again at most every total/1000 s (a 100,000-vehicle task: every 100 s; at least
+     * 2.5 s), and once more when the task stops being active; getTask's counts every time. */
+    const exports = new Map(); // task id -> {at, x}
+    async function taskExport(id, total, state) {
+        const c = exports.get(id);
+        if (c && c.state === state && state === "active" && Date.now() - c.at < Math.max(2500, total)) return c.x;
+        const x = await Api.call("exportTask", { id });
+        exports.set(id, { at: Date.now(), x, state });
+        return x;
+    }
+
     async function campaign(el, id) {
-        const [t, x] = await Promise.all([Api.call("getTask", { id }), Api.call("exportTask", { id })]);
+        const t = await Api.call("getTask", { id });
+        const x = await taskExport(id, targeted(t.counts), t.state);
         const task = Object.assign({}, x.task, { state: t.state, counts: t.counts, created_at: t.created_at });
         const c = t.counts, total = targeted(c);
         const byWord = {};
