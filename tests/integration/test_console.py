@@ -340,6 +340,15 @@ class Console(ConsoleCase):
         self.until(lambda d: self.shown(".stats"), "logged in with the right password")
         self.assertIn("0\nvehicles", self.find(".stats").text)
 
+    def test_not_an_operator(self):
+        """A broker account that is not in plugin_opt_admin_users cannot subscribe."""
+        b, _ = self.start()
+        relay = self.relay(b)
+        self.login(relay, "viewer", "")
+        self.until(lambda d: "is viewer an operator" in self.text("login-msg"),
+                   "a non-operator is told why")
+        self.assertFalse(self.shown("#nav"))
+
     def test_no_relay(self):
         """The page loaded, but nothing listens at the WebSocket address given."""
         b, _ = self.start()
