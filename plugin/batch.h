@@ -4,8 +4,9 @@
  * every OTA_BATCH_MS unless OTA_BATCH_MAX changes are waiting, and not before
  * OTA_BATCH_RETRY_MS after a job failed (the changes are then marked dirty again by their
  * owner). A fleet reporting at full rate thus costs a few store transactions per second.
- * Broker thread only; shadow.c and engine.c each keep one ota_batcher. Also the plugin's
- * one monotonic clock, ota_mono_ms (batches, rate limits, pkg and engine deadlines).
+ * Broker thread only; shadow.c and the task engine (engine_flush.c) each keep one
+ * ota_batcher. Also the plugin's one monotonic clock, ota_mono_ms (batches, rate limits, pkg
+ * and engine deadlines).
  */
 #ifndef OTA_BATCH_H
 #define OTA_BATCH_H

@@ -7,8 +7,9 @@
  * a catalog change to ota_cmd_store: the writer thread stores it, and back on the broker
  * thread the op's apply() updates the catalog in memory and returns the data to answer.
  * So an answered change is in the store, and memory never holds what the store lacks.
- * One command per file group: control_vehicles.c, control_models.c, control_packages.c,
- * control_strategies.c, control_lists.c, upload.c.
+ * The handlers, one file per group of commands: control.c (getStats), control_vehicles.c,
+ * control_models.c, control_lists.c, control_packages.c, control_strategies.c,
+ * control_tasks.c, control_cancel.c and upload.c (file uploads, getFile, uploadStatus).
  */
 #ifndef OTA_CONTROL_H
 #define OTA_CONTROL_H
@@ -103,7 +104,7 @@ void ota_cmd_get_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_list_task_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_set_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_get_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
-/* engine.c */
+/* control_cancel.c */
 void ota_cmd_cancel_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 /* control_query.c (issue 18: finding things) */
 void ota_cmd_list_tasks(ota_plugin *p, ota_cmd *c, const cJSON *cmd);

@@ -357,8 +357,7 @@ void ota_cmd_get_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 static cJSON *exec_json(const ota_tasks *t, const ota_task_exec *x)
 {
     char vin[OTA_VIN_LEN + 1];
-    memcpy(vin, x->vin, OTA_VIN_LEN);
-    vin[OTA_VIN_LEN] = '\0';
+    ota_task_exec_vin(x, vin);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "vin", vin);
     cJSON_AddStringToObject(o, "state", ota_exec_state_name((ota_exec_state)x->state));

@@ -1,29 +1,56 @@
 /*
- * engine.h — the task engine's moving part: dispatch, execution states, cancel, timeouts
- * and the abort threshold (docs/task-engine.md). tasks.c holds tasks and executions;
- * shadow.c carries notices to vehicles; effects.c publishes what failures set off.
+ * engine.h — the task engine's moving part: dispatch of notices (with their claims),
+ * execution states driven by reports, cancel, timeouts and the abort threshold
+ * (docs/task-engine.md). core/tasks.c holds the tasks, their executions and the
+ * execution state machine; shadow.c carries notices to vehicles (the engine sets desired
+ * states and hears through a hook when a vehicle is online); effects.c publishes what
+ * failures set off; control_tasks.c stores cancelTask and calls ota_engine_cancel.
  *
  * Broker thread only. Execution changes are applied in memory at once and stored in
- * batches (one writer job per 50 ms at most), like shadows.
+ * batches (one writer job per 50 ms at most), like shadows. The engine is p->engine,
+ * made at init once the tasks are loaded.
  */
 #ifndef OTA_ENGINE_H
 #define OTA_ENGINE_H
 
 #include "ota_plugin.h"
+#include "tasks.h"
 
 #include <cjson/cJSON.h>
 
+/* The code a pending cancel leaves on an execution in flight (stored: survives a restart). */
+#define OTA_ENGINE_CANCEL_CODE "cancel_requested"
+
+/* The engine's clock: wall time (task windows, notice and change times, timeouts) and
+ * monotonic time (rates, the store pacing, claim retries). The plugin runs on ota_now_ms
+ * and ota_mono_ms; unit tests drive a clock of their own. */
+typedef struct {
+    int64_t (*now_ms)(void);
+    int64_t (*mono_ms)(void);
+} ota_engine_clock;
+
+/* At init, once the tasks are loaded: the busy vehicles from the executions in flight;
+ * registers with the shadows (a vehicle seen is online). clock NULL: the real one. NULL
+ * when out of memory. */
+ota_engine *ota_engine_new(ota_plugin *p, const ota_engine_clock *clock);
+/* After the writer stopped (its last jobs' callbacks reach the engine). */
+void ota_engine_free(ota_engine *e);
+
 /* TICK: dispatch due notices (task windows, rates, one task per vehicle at a time),
- * time out executions in progress, abort tasks over their failure threshold, flush
- * execution changes to the store. */
+ * time out executions in progress, abort tasks over their failure threshold, claim
+ * waiting notices and flush execution changes to the store. */
 void ota_engine_tick(ota_plugin *p);
-/* shadow.c: the vehicle sent shadow/update or shadow/get (it is online): its next notice,
- * if one is due, goes out now. */
-void ota_engine_on_vehicle_seen(ota_plugin *p, const char *vin);
 /* report.c: each accepted event of a vehicle (drives its execution's state). */
 void ota_engine_on_event(ota_plugin *p, const char *vin, const ota_event *ev);
 /* DISCONNECT callback: the vehicle is offline until it is seen again. */
 void ota_engine_on_disconnect(ota_plugin *p, const char *vin);
+/* cancelTask, once its change is stored: the executions of task whose VIN is one of
+ * vins (all when vins is NULL). Queued ones are canceled at once; those in flight get
+ * the code OTA_ENGINE_CANCEL_CODE and the desired state {task:null, cancel:TASK}, and are
+ * canceled when the vehicle confirms. A whole-task cancel of an active or aborted task
+ * cancels the task. Counts both kinds. */
+void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t n_vins,
+                       size_t *canceled, size_t *pending);
 /* At shutdown, before the writer stops: hand the last execution changes to the writer. */
 void ota_engine_flush_final(ota_plugin *p);
 /* getStats: adds "claims" {broker_id, won, lost, errors, waiting} to data: notices this

@@ -3,20 +3,56 @@
  *
  * A missing file is created with O_CREAT|O_EXCL and mode 0600 (the umask cannot widen
  * it), written in full and fsync'd before the plugin uses the key: the key a vehicle
- * learns to trust must survive a crash. The public key beside the signing key is
- * rewritten at every start from the private key, so it always matches.
+ * learns to trust must survive a crash; its absolute path is logged, so an operator knows
+ * where the secret landed. An existing private key file (signing key, KEK) that group or
+ * others may read or write stops the start, with the chmod that fixes it (as ssh refuses
+ * an open private key). The public key beside the signing key is rewritten at every start
+ * from the private key, so it always matches.
  */
 #include "keys.h"
+
+#include <mosquitto_broker.h>
+#include <mosquitto.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* A key file just created: its absolute path goes to the log (it is a secret to back up
+ * and to keep out of any repository). */
+static void log_created(const char *what, const char *path)
+{
+    char abs[PATH_MAX];
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: created %s %s (mode 0600)", what,
+                         realpath(path, abs) ? abs : path);
+}
+
+/* An open private key file: 0 when only its owner may read and write it, else -1 with
+ * the fix in err. */
+static int check_private(FILE *f, const char *path, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if ((sb.st_mode & 077) != 0) {
+        snprintf(err, errlen,
+                 "permissions %04o for private key file %s are too open: group and others "
+                 "must not read it; run: chmod 600 %s",
+                 (unsigned)(sb.st_mode & 07777), path, path);
+        return -1;
+    }
+    return 0;
+}
 
 /* Opens path for writing a new secret file (mode 0600); NULL with err. */
 static FILE *create_secret(const char *path, char *err, size_t errlen)
@@ -53,6 +89,7 @@ static EVP_PKEY *create_signing(const char *path, char *err, size_t errlen)
         EVP_PKEY_free(k);
         return NULL;
     }
+    log_created("signing key", path);
     return k;
 }
 
@@ -61,6 +98,10 @@ static EVP_PKEY *load_signing(const char *path, char *err, size_t errlen)
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return errno == ENOENT ? create_signing(path, err, errlen) : NULL;
+    if (check_private(f, path, err, errlen) != 0) {
+        fclose(f);
+        return NULL;
+    }
     EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
     if (k == NULL || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
@@ -105,6 +146,8 @@ static int create_kek(const char *path, uint8_t kek[OTA_CONTENT_KEY_LEN], char *
     ota_codec_hex(kek, OTA_CONTENT_KEY_LEN, hex);
     int rc = finish_file(f, path, fprintf(f, "%s\n", hex) > 0, err, errlen);
     OPENSSL_cleanse(hex, sizeof hex);
+    if (rc == 0)
+        log_created("content-key KEK", path);
     return rc;
 }
 
@@ -116,6 +159,10 @@ static int load_kek(const char *path, uint8_t kek[OTA_CONTENT_KEY_LEN], char *er
         if (errno == ENOENT)
             return create_kek(path, kek, err, errlen);
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (check_private(f, path, err, errlen) != 0) {
+        fclose(f);
         return -1;
     }
     int ok = fgets(line, sizeof line, f) != NULL;

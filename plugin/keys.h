@@ -6,8 +6,10 @@
  * Both are files, created on first start with mode 0600 (plugin_opt_signing_key, default
  * ota-signing.pem, PKCS#8 PEM, with its public key written beside it as <path>.pub, PEM
  * SubjectPublicKeyInfo; plugin_opt_content_kek, default ota-content.kek, 64 hex characters
- * and a newline). An existing file is used as it is; a file that does not parse stops the
- * start. Read at start only; afterwards broker thread only.
+ * and a newline); the absolute path of a created file is logged. An existing file is used
+ * as it is; one that does not parse, or that group or others may read or write, stops the
+ * start (the message says which chmod fixes it). Read at start only; afterwards broker
+ * thread only.
  */
 #ifndef OTA_KEYS_H
 #define OTA_KEYS_H

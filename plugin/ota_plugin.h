@@ -59,9 +59,21 @@ typedef struct {
     size_t max_shadow_bytes;
     size_t max_request_bytes;
     size_t max_task_vins;
-    /* This broker's owner id in notice claims (engine.c): plugin_opt_broker_id, default
+    /* This broker's owner id in notice claims (engine_claims.c): plugin_opt_broker_id, default
      * "<hostname>:<absolute spool_dir>" (stable across restarts, unique per broker). */
     char *broker_id;
+    /* How long a minute of a task's timeout_min lasts, in ms (engine_exec.c): 60000;
+     * tests shorten it (plugin_opt_task_minute_ms). */
+    unsigned task_minute_ms;
+    /* A test aid: every signature takes this many ms longer (signer.h); 0. */
+    unsigned sign_delay_ms;
+    /* Issue 13 (docs/security.md). auth "broker": Mosquitto's password_file or certificates
+     * authenticate, the plugin's BASIC_AUTH only refuses a client id that is another
+     * identity's VIN; "none": usernames are taken as given (tests, demos). file/data bytes
+     * handed to the broker per vehicle: per second and at once (0: not paced). */
+    char *auth;
+    size_t file_vehicle_rate;
+    size_t file_vehicle_burst;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
@@ -91,6 +103,7 @@ typedef struct ota_catalog ota_catalog;
 typedef struct ota_control ota_control;
 typedef struct ota_shadows ota_shadows;
 typedef struct ota_tasks ota_tasks;
+typedef struct ota_engine ota_engine; /* engine.h: dispatch and execution states */
 typedef struct ota_grants ota_grants; /* grants.h: files each vehicle may fetch */
 typedef struct ota_wake ota_wake;     /* wake.h: ending the broker's idle wait */
 typedef struct ota_files ota_files;   /* file.h: block downloads in progress */
@@ -105,6 +118,7 @@ typedef struct {
     ota_shadows *shadows;
     ota_map last_seqs; /* report.c: last report seq per VIN */
     ota_tasks *tasks;
+    ota_engine *engine; /* created at init, once the tasks are loaded */
     ota_grants *grants;
     ota_wake *wake; /* NULL: waking is off (option, or no free signal) */
     ota_files *files;
@@ -126,8 +140,11 @@ typedef struct {
     const char *name; /* the VIN of a vehicle, the username of an admin, else NULL */
 } ota_identity;
 
-/* SPEC §2: the VIN is the username when set, else the client id. */
+/* SPEC §2: the VIN is the username when set, else the client id. A connection whose client
+ * id is a VIN other than that identity (a session takeover attempt) is OTA_ID_OTHER. */
 ota_identity ota_identity_of(const ota_plugin *p, const struct mosquitto *client);
+/* True when the client id of the connection is a VIN other than its own identity. */
+bool ota_identity_foreign_client_id(const ota_plugin *p, const struct mosquitto *client);
 
 /* ---- topics (router.c) ---- */
 
@@ -195,9 +212,6 @@ void ota_reply_send(const ota_request *req, const char *name, const uint8_t *buf
 mosquitto_property *ota_reply_props_copy(const ota_request *req);
 /* Answers an error on ota/v1/{vin}/error (or the Response Topic), logs it and counts it. */
 void ota_reply_error(ota_plugin *p, const ota_request *req, const ota_error *e, int64_t seq);
-/* Same for a vehicle that published outside its own topics (no request context). */
-void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vin,
-                            const char *topic);
 
 /* ---- handlers ---- */
 
@@ -210,6 +224,7 @@ int ota_reports_load(ota_plugin *p, ota_store *store, char *err, size_t errlen);
 void ota_reports_free(ota_plugin *p);
 int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */
 int ota_acl_callback(int event, void *event_data, void *userdata);     /* acl.c */
+int ota_auth_callback(int event, void *event_data, void *userdata);    /* identity.c */
 
 /* ---- logging from any thread (logq.c) ---- */
 

@@ -462,7 +462,7 @@ int ota_pkg_start(ota_plugin *p, char *err, size_t errlen)
 {
     ota_pkg *k = p->pkg;
     k->signer = ota_signer_start(p->keys->signing, p->keys->kid, p->cfg.sign_threads,
-                                 p->wake ? ota_wake_broker : NULL, p->wake, err, errlen);
+                                 p->cfg.sign_delay_ms, p->wake ? ota_wake_broker : NULL, p->wake, err, errlen);
     return k->signer ? 0 : -1;
 }
 

@@ -2,13 +2,16 @@
  * plugin.c — the entry points Mosquitto calls: version, init, cleanup, and TICK.
  *
  * Init reads the options, opens the spool (creating a new active segment and the sync
- * thread), opens the store, loads the catalog from it into memory and starts the writer
- * thread, which first replays whatever the spool holds past its checkpoint. Then it registers the
- * callbacks: ACL_CHECK (acl.c), MESSAGE (router.c), CONTROL on $CONTROL/ota/v1 (control.c) and TICK
- * (here, draining what worker threads hand back: stored operator changes, log lines; and the task
- * engine's dispatch, timeouts and batched execution changes), DISCONNECT (the engine's view of
- * which vehicles are online). Cleanup hands the last execution and shadow changes to the writer,
- * stops the writer (anything not yet stored stays in the spool for the next start) and the spool.
+ * thread), opens the store, loads the catalog, shadows and tasks from it into memory and
+ * starts the writer thread, which first replays whatever the spool holds past its
+ * checkpoint; then it makes the task engine (p->engine, from the loaded tasks). Then it
+ * registers the callbacks: ACL_CHECK (acl.c), BASIC_AUTH (identity.c: client ids), MESSAGE
+ * (router.c), CONTROL on $CONTROL/ota/v1 (control.c) and TICK (here, draining what worker threads hand back:
+ * stored operator changes, log lines; and the task engine's dispatch, timeouts and batched
+ * execution changes), DISCONNECT (the engine's view of which vehicles are online). Cleanup
+ * hands the last execution and shadow changes to the writer, stops the writer (anything
+ * not yet stored stays in the spool for the next start) and the spool, then frees the
+ * engine before the tasks and shadows it points into.
  */
 #include "catalog.h"
 #include "control.h"
@@ -158,6 +161,7 @@ static int register_callbacks(ota_plugin *p)
 {
     mosquitto_plugin_id_t *id = p->id;
     int rc = mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, ota_acl_callback, NULL, p);
+    rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_BASIC_AUTH, ota_auth_callback, NULL, p);
     rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_MESSAGE, ota_message_callback, NULL, p);
     rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_TICK, on_tick, NULL, p);
     rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p);
@@ -173,6 +177,7 @@ static int register_callbacks(ota_plugin *p)
 static void unregister_callbacks(ota_plugin *p)
 {
     mosquitto_callback_unregister(p->id, MOSQ_EVT_ACL_CHECK, ota_acl_callback, NULL);
+    mosquitto_callback_unregister(p->id, MOSQ_EVT_BASIC_AUTH, ota_auth_callback, NULL);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_MESSAGE, ota_message_callback, NULL);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, on_tick, NULL);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
@@ -189,6 +194,7 @@ static void plugin_free(ota_plugin *p)
     stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
     ota_wake_free(p->wake);     /* every thread that could wake the broker has stopped */
     ota_control_free(p->control);
+    ota_engine_free(p->engine); /* before the tasks and shadows it points into */
     ota_tasks_free(p->tasks);
     ota_grants_free(p->grants);
     ota_files_free(p->files);
@@ -234,7 +240,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         !p->pkg || ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
         return plugin_fail(p, err[0] ? err : "out of memory");
     }
-    p->files = ota_files_new(p->cfg.file_dir, p->cfg.file_pass_bytes, p->cfg.file_queue_blocks);
+    p->files = ota_files_new(p->cfg.file_dir, p->cfg.file_pass_bytes, p->cfg.file_queue_blocks,
+                             p->cfg.file_vehicle_rate, p->cfg.file_vehicle_burst);
     p->limits = ota_limits_new(&p->cfg.rate);
     if (!p->files || !p->limits) {
         return plugin_fail(p, "out of memory");
@@ -242,11 +249,20 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     if (start_pipeline(p, err, sizeof(err)) != 0) {
         return plugin_fail(p, err);
     }
+    p->engine = ota_engine_new(p, NULL); /* after the tasks are loaded */
+    if (!p->engine) {
+        return plugin_fail(p, "out of memory");
+    }
     if (register_callbacks(p) != MOSQ_ERR_SUCCESS) {
         unregister_callbacks(p);
         return plugin_fail(p, "callback registration failed");
     }
     ota_logq_drain(p->logq);
+    if (strcmp(p->cfg.auth, "none") == 0) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "ota: plugin_opt_auth none: usernames are taken as given, anyone "
+                             "may claim a VIN or an operator name (tests and demos only)");
+    }
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "ota: started (store %s, spool %s, broker id %s, %zu admin users, "
                          "%zu vehicles)",

@@ -6,7 +6,7 @@
  * seq is not newer than the VIN's last report since the start (a re-sent report: the
  * store keeps it once and its effects already happened), republish each upgrade_status
  * event as JSON on ota/v1/events/status/{vin} and let every event drive its task
- * execution (engine.c: states, failure side effects, compensation). The writer thread
+ * execution (engine_exec.c: states, failure side effects, compensation). The writer thread
  * takes the report from the spool to the store later. A report that fails to decode is
  * answered on the vehicle's error topic and not spooled; a report that cannot be spooled
  * is not acked at all: the vehicle is disconnected and re-sends it after reconnecting.
@@ -170,9 +170,9 @@ int ota_handle_report(ota_plugin *p, const ota_request *req)
     for (size_t i = 0; i < rep.n_events; i++) {
         if (rep.events[i].type == OTA_EV_UPGRADE_STATUS) {
             publish_status_event(p, req->vin, rep.seq, &rep.events[i], now);
-            ota_tasks_on_status(p, req->vin, &rep.events[i]);
+            ota_tasks_on_status(p->tasks, req->vin, &rep.events[i]);
         }
-        ota_engine_on_event(p, req->vin, &rep.events[i]); /* execution states (engine.c) */
+        ota_engine_on_event(p, req->vin, &rep.events[i]); /* execution states (engine_exec.c) */
     }
     ota_report_free(&rep);
     return MOSQ_ERR_SUCCESS;

@@ -17,7 +17,8 @@
  * {version, desired}: a vehicle is told what it should do whenever it reports. The delta
  * always goes on ota/v1/{vin}/shadow/delta (it is not the answer to the request, and is
  * the same message ota_shadow_set_desired sends). shadow/get answers shadow/state
- * {version, reported, desired, token?}. Both remember the client id. Errors are answered
+ * {version, reported, desired, token?}. Both remember the client id, then tell the hook the
+ * task engine registered (ota_shadows_on_seen) that the vehicle is online. Errors are answered
  * like reports' (ota_reply_error): E_BAD_CBOR, E_BAD_REQUEST, E_TOO_LARGE.
  *
  * Firmware in the catalog. When a catalog vehicle reports a fw other than the catalog's,
@@ -32,17 +33,16 @@
  *
  * Persistence. Updates are applied in memory and marked dirty; ota_shadows_flush (TICK)
  * hands every dirty shadow to the writer as ONE ota_store_apply change, paced by batch.h
- * (one job in flight, at most every 50 ms; meanwhile changes keep collecting). Unlike an acked report, a shadow/update may be
- * lost if the broker dies within about a TICK and a store write of it (~100-200 ms):
- * the vehicle re-sends its state with its next update, and a lost version number only
- * means the next one is lower than a vehicle may have seen. A failed flush puts its
- * shadows back to dirty and is retried a second later. The broker thread never touches
- * the store except in ota_shadows_load at start.
+ * (one job in flight, at most every 50 ms; meanwhile changes keep collecting). Unlike an acked
+ * report, a shadow/update may be lost if the broker dies within about a TICK and a store write of
+ * it (~100-200 ms): the vehicle re-sends its state with its next update, and a lost version number
+ * only means the next one is lower than a vehicle may have seen. A failed flush puts its shadows
+ * back to dirty and is retried a second later. The broker thread never touches the store except in
+ * ota_shadows_load at start.
  */
 #include "shadow.h"
 #include "batch.h"
 #include "catalog.h"
-#include "engine.h"
 #include "map.h"
 #include "ota_store.h"
 
@@ -70,6 +70,8 @@ struct ota_shadows {
     shadow **dirty; /* records never move or go away while the plugin runs */
     size_t n_dirty, cap_dirty;
     ota_batcher batch;
+    ota_shadow_seen_fn seen_fn; /* the task engine's hook */
+    void *seen_ctx;
 };
 
 /* ---------------------------------------------------------------- records */
@@ -327,6 +329,18 @@ static void reply_too_many_ecus(ota_plugin *p, const ota_request *req)
     ota_reply_error(p, req, &e, -1);
 }
 
+void ota_shadows_on_seen(ota_shadows *s, ota_shadow_seen_fn fn, void *ctx)
+{
+    s->seen_fn = fn;
+    s->seen_ctx = ctx;
+}
+
+static void vehicle_seen(ota_shadows *s, const char *vin)
+{
+    if (s->seen_fn)
+        s->seen_fn(s->seen_ctx, vin);
+}
+
 int ota_handle_shadow_update(ota_plugin *p, const ota_request *req)
 {
     ota_shadow_update u;
@@ -357,7 +371,7 @@ int ota_handle_shadow_update(ota_plugin *p, const ota_request *req)
     if (has_desired(sh))
         send_delta(sh);
     ota_shadow_update_free(&u);
-    ota_engine_on_vehicle_seen(p, req->vin); /* online: a due notice goes out now */
+    vehicle_seen(p->shadows, req->vin); /* online: a due notice goes out now */
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -386,7 +400,7 @@ int ota_handle_shadow_get(ota_plugin *p, const ota_request *req)
         reply_internal(p, req, "shadow/get");
     else
         ota_reply_cbor(req, "shadow/state", buf, len);
-    ota_engine_on_vehicle_seen(p, req->vin); /* online: a due notice goes out now */
+    vehicle_seen(p->shadows, req->vin); /* online: a due notice goes out now */
     return MOSQ_ERR_SUCCESS;
 }
 

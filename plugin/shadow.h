@@ -34,6 +34,12 @@ void ota_shadows_flush(ota_plugin *p);
  * loses none of them. */
 void ota_shadows_flush_final(ota_plugin *p);
 
+/* Called after each shadow/update and shadow/get a vehicle sent (it is online), once it
+ * was answered. The task engine registers here, so that a due notice goes out at once
+ * (shadow.c does not know the engine). One hook; fn NULL removes it. */
+typedef void (*ota_shadow_seen_fn)(void *ctx, const char *vin);
+void ota_shadows_on_seen(ota_shadows *s, ota_shadow_seen_fn fn, void *ctx);
+
 /* For the task engine: sets the vehicle's desired state (JSON object, taken; NULL clears
  * it), bumps the version, and publishes shadow/delta when the vehicle is connected. */
 void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired);

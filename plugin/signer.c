@@ -27,7 +27,7 @@ struct ota_signer {
     uint8_t kid[OTA_COSE_KID_LEN];
     void (*wake)(void *);
     void *wake_arg;
-    unsigned delay_ms; /* tests only: OTA_TEST_SIGN_DELAY_MS, a slow signer */
+    unsigned delay_ms; /* a test aid: plugin_opt_sign_delay_ms, a slow signer */
     unsigned n_threads;
     pthread_t threads[OTA_SIGNER_MAX_THREADS];
 };
@@ -78,7 +78,8 @@ static void *signer_main(void *arg)
 }
 
 ota_signer *ota_signer_start(EVP_PKEY *key, const uint8_t kid[OTA_COSE_KID_LEN], unsigned threads,
-                             void (*wake)(void *), void *wake_arg, char *err, size_t errlen)
+                             unsigned delay_ms, void (*wake)(void *), void *wake_arg, char *err,
+                             size_t errlen)
 {
     ota_signer *s = calloc(1, sizeof *s);
     if (s == NULL) {
@@ -91,8 +92,7 @@ ota_signer *ota_signer_start(EVP_PKEY *key, const uint8_t kid[OTA_COSE_KID_LEN],
     memcpy(s->kid, kid, OTA_COSE_KID_LEN);
     s->wake = wake;
     s->wake_arg = wake_arg;
-    const char *delay = getenv("OTA_TEST_SIGN_DELAY_MS");
-    s->delay_ms = delay ? (unsigned)strtoul(delay, NULL, 10) : 0;
+    s->delay_ms = delay_ms;
     threads = threads < 1 ? 1 : threads > OTA_SIGNER_MAX_THREADS ? OTA_SIGNER_MAX_THREADS : threads;
     for (; s->n_threads < threads; s->n_threads++) {
         if (pthread_create(&s->threads[s->n_threads], NULL, signer_main, s) != 0) {

@@ -14,7 +14,7 @@
  * wake.h, which interrupts the broker's epoll wait with a signal.
  *
  * Signer threads use plain malloc/free and OpenSSL only, never mosquitto_* functions.
- * Tests only: the environment variable OTA_TEST_SIGN_DELAY_MS makes every signature take
+ * A test aid: delay_ms (plugin_opt_sign_delay_ms, default 0) makes every signature take
  * that much longer, so that a test can stop the broker with descriptions still in the
  * signer (tests/integration/test_pkg.py).
  */
@@ -42,7 +42,8 @@ typedef struct ota_sign_job {
  * wake (may be NULL) is called from a signer thread as described above. NULL with err. */
 #define OTA_SIGNER_MAX_THREADS 16
 ota_signer *ota_signer_start(EVP_PKEY *key, const uint8_t kid[OTA_COSE_KID_LEN], unsigned threads,
-                             void (*wake)(void *), void *wake_arg, char *err, size_t errlen);
+                             unsigned delay_ms, void (*wake)(void *), void *wake_arg, char *err,
+                             size_t errlen);
 
 /* Broker thread: queues j (its payload set). Never blocks on signing. */
 void ota_signer_submit(ota_signer *s, ota_sign_job *j);

@@ -258,6 +258,9 @@ class Broker:
         # Tests drive vehicles far faster than real ones: no request rate limit unless a
         # test sets one (test_security.py does).
         opts["vehicle_rate"] = 0
+        # No password_file here: usernames are taken as given (a test of the default,
+        # Mosquitto's own authentication, passes auth="broker").
+        opts["auth"] = "none"
         opts.update(plugin_opts)
         self.plugin_opts = opts
         self._write_conf(plugin, list(extra_conf), log_types)
@@ -463,7 +466,7 @@ class Client:
     """A paho client (MQTT 5 by default) that records every message it receives."""
 
     def __init__(self, broker, client_id, username=None, mqtt5=True, nodelay=False, tls=None,
-                 port=None, connect_timeout=None):
+                 port=None, connect_timeout=None, password=None):
         self.broker = broker
         self.client_id = client_id
         self.mqtt5 = mqtt5
@@ -472,7 +475,7 @@ class Client:
         self.c = mqtt.Client(client_id=client_id, protocol=proto,
                              clean_session=None if mqtt5 else True)
         if username is not None:
-            self.c.username_pw_set(username)
+            self.c.username_pw_set(username, password)
         self.c.max_inflight_messages_set(1000)
         self._cv = threading.Condition()
         self.messages = []

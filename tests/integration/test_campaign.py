@@ -1,12 +1,11 @@
 #!/usr/bin/python3
 """Integration: the task engine moving (docs/task-engine.md): a complete campaign of 5
 vehicles (notice in shadow/delta, progress reports, succeeded counts), cancel before and
-after the notice, the dispatch rate, timeouts (OTA_TEST_TIME_SCALE), the abort threshold,
-a vehicle offline at creation, no second notice after a broker restart, and `otactl task
-watch` following a campaign to its end."""
+after the notice, the dispatch rate, timeouts (plugin_opt_task_minute_ms), the abort
+threshold, a vehicle offline at creation, no second notice after a broker restart, and
+`otactl task watch` following a campaign to its end."""
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -225,9 +224,7 @@ class Campaign(TaskCase):
 class Timeout(TaskCase):
 
     def test_timeout(self):
-        os.environ["OTA_TEST_TIME_SCALE"] = "600"  # a minute is 100 ms (read at start)
-        self.addCleanup(os.environ.pop, "OTA_TEST_TIME_SCALE", None)
-        self.start()
+        self.start(task_minute_ms=100)  # a minute of timeout_min is 100 ms
         self.catalog()
         self.ok("upsertVehicles", vehicles=[vehicle(20)])
         a = self.client(ShadowCar, self.b, ot.vin(20))

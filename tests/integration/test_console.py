@@ -329,7 +329,8 @@ class Console(ConsoleCase):
         pw = self.tmp / "passwd"
         subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), ot.ADMIN, "s3cret"],
                        check=True, capture_output=True)
-        b = self.broker(extra_conf=["allow_anonymous false", "password_file %s" % pw])
+        b = self.broker(extra_conf=["allow_anonymous false", "password_file %s" % pw],
+                        auth="broker")
         relay = self.relay(b)
         self.login(relay, ot.ADMIN, "wrong")
         self.until(lambda d: "not authorised" in self.text("login-msg"), "refused login shown")

@@ -247,18 +247,14 @@ class SignerPath(PkgCase):
         self.wait_stored(30)
 
     def test_signed_after_disconnect_and_before_stop_is_stored(self):
-        # A slow signer (OTA_TEST_SIGN_DELAY_MS, signer.h): the vehicle is gone and the
+        # A slow signer (plugin_opt_sign_delay_ms, signer.h): the vehicle is gone and the
         # broker is stopping while its descriptions are still being signed.
-        os.environ["OTA_TEST_SIGN_DELAY_MS"] = "25"
-        try:
-            self.setup_catalog()
-            v1, v2 = self.vehicle(self.b, ot.vin(1)), self.vehicle(self.b, ot.vin(2))
-            self.burst(v1, range(1, 6))
-            v1.close()  # gone before its replies: still persisted
-            self.burst(v2, range(1, 21))
-            self.b.stop()  # clean stop right after the acks: the signer is drained first
-        finally:
-            del os.environ["OTA_TEST_SIGN_DELAY_MS"]
+        self.setup_catalog_with(sign_delay_ms=25)
+        v1, v2 = self.vehicle(self.b, ot.vin(1)), self.vehicle(self.b, ot.vin(2))
+        self.burst(v1, range(1, 6))
+        v1.close()  # gone before its replies: still persisted
+        self.burst(v2, range(1, 21))
+        self.b.stop()  # clean stop right after the acks: the signer is drained first
         rows = self.stored()
         self.assertEqual([(r[0], r[1], r[3]) for r in rows if r[0] == v1.vin],
                          [(v1.vin, i, i) for i in range(1, 6)])

@@ -1,8 +1,9 @@
 /*
  * test_shadow_delta.c — cmocka tests of plugin/shadow.c outside the broker: the delta path
- * (ota_shadow_set_desired, which the task engine drives and no vehicle can), the delta after
- * an update, the remembered client id, and the batched persistence through a real writer
- * and SQLite store (one job in flight, at most every 50 ms, reload at start).
+ * (ota_shadow_set_desired, which the task engine drives and no vehicle can), the seen-hook
+ * the engine registers, the delta after an update, the remembered client id, and the
+ * batched persistence through a real writer and SQLite store (one job in flight, at most
+ * every 50 ms, reload at start).
  *
  * The few broker functions shadow.c calls (publish, log, properties) and the plugin's reply
  * functions (reply.c) are replaced here by fakes that record what would have been sent.
@@ -107,13 +108,6 @@ int64_t ota_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The task engine is not under test here: shadow.c tells it a vehicle was seen. */
-void ota_engine_on_vehicle_seen(ota_plugin *p, const char *vin);
-void ota_engine_on_vehicle_seen(ota_plugin *p, const char *vin)
-{
-    (void)p, (void)vin;
-}
-
 /* ---------------------------------------------------------------- helpers */
 
 #define VIN "LSVTA000000000001"
@@ -199,6 +193,41 @@ static cJSON *task_notice(const char *task)
 #define UPDATE "{\"reported\":{\"fw\":\"1.0\",\"state\":\"idle\",\"ecus\":{\"BMS\":\"1\"}}}"
 
 /* ---------------------------------------------------------------- delta path */
+
+/* The seen-hook (what the task engine registers): called after each answered
+ * shadow/update and shadow/get, with the VIN; a malformed request is not a sighting. */
+static char g_seen_vin[OTA_VIN_LEN + 1];
+static size_t g_seen, g_seen_sent; /* calls; messages already sent at the last call */
+
+static void on_seen(void *ctx, const char *vin)
+{
+    assert_ptr_equal(ctx, &g_seen);
+    snprintf(g_seen_vin, sizeof g_seen_vin, "%s", vin);
+    g_seen++;
+    g_seen_sent = g_n_sent;
+}
+
+static void test_seen_hook(void **state)
+{
+    (void)state;
+    ota_plugin *p = plugin_new();
+    g_seen = 0;
+    request(p, "car-cid", "shadow/update", UPDATE); /* no hook yet: nothing to call */
+    ota_shadows_on_seen(p->shadows, on_seen, &g_seen);
+    request(p, "car-cid", "shadow/update", UPDATE);
+    assert_int_equal(g_seen, 1);
+    assert_string_equal(g_seen_vin, VIN);
+    assert_int_equal(g_seen_sent, g_n_sent); /* after the answer */
+    request(p, "car-cid", "shadow/get", "{}");
+    assert_int_equal(g_seen, 2);
+    request(p, "car-cid", "shadow/update", "{\"reported\":7}");
+    assert_int_equal(g_last_error, OTA_E_BAD_REQUEST);
+    assert_int_equal(g_seen, 2);
+    ota_shadows_on_seen(p->shadows, NULL, NULL); /* removed */
+    request(p, "car-cid", "shadow/get", "{}");
+    assert_int_equal(g_seen, 2);
+    plugin_free(p);
+}
 
 static void test_desired_reaches_vehicle(void **state)
 {
@@ -395,6 +424,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_desired_reaches_vehicle),
+        cmocka_unit_test(test_seen_hook),
         cmocka_unit_test(test_client_id_follows_vehicle),
         cmocka_unit_test_setup_teardown(test_flush_batches_and_reloads, test_db_setup,
                                         test_db_teardown),

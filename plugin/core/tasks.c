@@ -1,5 +1,6 @@
 /*
- * tasks.c — upgrade tasks and their executions in memory (tasks.h), on the broker thread.
+ * tasks.c — upgrade tasks and their executions in memory (tasks.h), on the broker thread;
+ * broker-free (plugin/core/).
  *
  * Design
  * - Tasks: a map by id (map.h) of pointers to ota_task; a task keeps its definition (the
@@ -58,8 +59,6 @@ struct ota_tasks {
     size_t n_words;
     ota_map latest;            /* latest_rec by VIN */
     ota_upgrade_state scratch; /* what the latest callback returns */
-    void *engine;              /* engine.c's state */
-    void (*engine_free)(void *);
 };
 
 const char *ota_task_state_name(ota_task_state s)
@@ -140,9 +139,6 @@ void ota_tasks_free(ota_tasks *t)
 {
     if (!t) {
         return;
-    }
-    if (t->engine_free) {
-        t->engine_free(t->engine);
     }
     ota_map_destroy(&t->tasks, slot_fini);
     ota_map_destroy(&t->latest, NULL);
@@ -230,10 +226,10 @@ static void note_status(ota_tasks *t, const char *vin, const ota_event *ev)
     }
 }
 
-void ota_tasks_on_status(ota_plugin *p, const char *vin, const ota_event *ev)
+void ota_tasks_on_status(ota_tasks *t, const char *vin, const ota_event *ev)
 {
-    if (p->tasks && ev && ev->type == OTA_EV_UPGRADE_STATUS) {
-        note_status(p->tasks, vin, ev);
+    if (t && ev && ev->type == OTA_EV_UPGRADE_STATUS) {
+        note_status(t, vin, ev);
     }
 }
 
@@ -297,6 +293,22 @@ ota_task_exec *ota_task_find_exec(const ota_task *task, const char *vin)
     ota_task_exec key;
     memcpy(key.vin, vin, OTA_VIN_LEN);
     return bsearch(&key, task->execs, task->n_execs, sizeof(key), exec_cmp_vin);
+}
+
+void ota_task_exec_vin(const ota_task_exec *x, char vin[OTA_VIN_LEN + 1])
+{
+    memcpy(vin, x->vin, OTA_VIN_LEN);
+    vin[OTA_VIN_LEN] = '\0';
+}
+
+bool ota_vin_selected(char *const *vins, size_t n, const char *vin)
+{
+    for (size_t i = 0; vins && i < n; i++) {
+        if (strcmp(vins[i], vin) == 0) {
+            return true;
+        }
+    }
+    return !vins;
 }
 
 /* The number of an id "T<digits>", or 0. */
@@ -398,17 +410,6 @@ long ota_tasks_list(const ota_tasks *t, ota_task ***out)
     return (long)k;
 }
 
-void *ota_tasks_engine(const ota_tasks *t)
-{
-    return t->engine;
-}
-
-void ota_tasks_set_engine(ota_tasks *t, void *engine, void (*free_fn)(void *))
-{
-    t->engine = engine;
-    t->engine_free = free_fn;
-}
-
 cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t created_ms,
                     uint64_t package)
 {
@@ -426,6 +427,124 @@ cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t creat
         return NULL;
     }
     return doc;
+}
+
+/* ---------------------------------------------------------------- state machine */
+
+bool ota_exec_in_flight(uint8_t s)
+{
+    return s == OTA_EXEC_NOTIFIED || s == OTA_EXEC_DOWNLOADING || s == OTA_EXEC_INSTALLING;
+}
+
+#define BIT(s) (1u << (s))
+/* The states each state may move to (tasks.h). */
+static const unsigned next_allowed[OTA_EXEC_STATE_COUNT] = {
+    [OTA_EXEC_QUEUED] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_CANCELED),
+    [OTA_EXEC_NOTIFIED] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_DOWNLOADING) |
+                          BIT(OTA_EXEC_INSTALLING) | BIT(OTA_EXEC_SUCCEEDED) |
+                          BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED),
+    [OTA_EXEC_DOWNLOADING] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_INSTALLING) |
+                             BIT(OTA_EXEC_SUCCEEDED) | BIT(OTA_EXEC_FAILED) |
+                             BIT(OTA_EXEC_CANCELED),
+    [OTA_EXEC_INSTALLING] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_SUCCEEDED) |
+                            BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED),
+};
+
+bool ota_exec_transition_valid(uint8_t from, uint8_t to)
+{
+    return from < OTA_EXEC_STATE_COUNT && to < OTA_EXEC_STATE_COUNT &&
+           (next_allowed[from] & BIT(to)) != 0;
+}
+
+bool ota_task_exec_set_state(ota_task *task, ota_task_exec *x, uint8_t state, int64_t now)
+{
+    if (!ota_exec_transition_valid(x->state, state)) {
+        return false;
+    }
+    task->count[x->state]--;
+    x->state = state;
+    if (state != OTA_EXEC_QUEUED && !ota_exec_in_flight(state)) {
+        x->flags &= (uint8_t)~OTA_EXEC_F_CLAIMING; /* finished: its pending notice is moot */
+    }
+    task->count[state]++;
+    x->changed_ms = now;
+    return true;
+}
+
+static uint8_t next_on_status(uint8_t state, const char *status, bool cancel_pending)
+{
+    if (!status) {
+        return state;
+    }
+    if (strcmp(status, "succeeded") == 0) {
+        return OTA_EXEC_SUCCEEDED;
+    }
+    if (strcmp(status, "failed") == 0) {
+        return OTA_EXEC_FAILED;
+    }
+    if (strcmp(status, "canceled") == 0 || (strcmp(status, "idle") == 0 && cancel_pending)) {
+        return OTA_EXEC_CANCELED;
+    }
+    return state;
+}
+
+uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pending)
+{
+    if (!ev || !ota_exec_in_flight(state)) {
+        return state;
+    }
+    switch (ev->type) {
+    case OTA_EV_DOWNLOAD_PROGRESS:
+        return state == OTA_EXEC_NOTIFIED ? OTA_EXEC_DOWNLOADING : state;
+    case OTA_EV_UPGRADE_PROGRESS:
+        return OTA_EXEC_INSTALLING;
+    case OTA_EV_UPGRADE_STATUS:
+        return next_on_status(state, ev->status, cancel_pending);
+    default:
+        return state;
+    }
+}
+
+static size_t open_count(const ota_task *t)
+{
+    return t->count[OTA_EXEC_QUEUED] + t->count[OTA_EXEC_NOTIFIED] +
+           t->count[OTA_EXEC_DOWNLOADING] + t->count[OTA_EXEC_INSTALLING];
+}
+
+ota_task_state ota_task_next_state(const ota_task *task)
+{
+    size_t ok = task->count[OTA_EXEC_SUCCEEDED], bad = task->count[OTA_EXEC_FAILED];
+    const ota_task_rec *r = &task->rec;
+    if (task->state != OTA_TASK_ACTIVE) {
+        return task->state;
+    }
+    if (r->abort_min_executed > 0 && r->abort_failure_pct > 0 &&
+        ok + bad >= r->abort_min_executed && bad * 100 >= (ok + bad) * r->abort_failure_pct) {
+        return OTA_TASK_ABORTED;
+    }
+    return open_count(task) == 0 ? OTA_TASK_FINISHED : OTA_TASK_ACTIVE;
+}
+
+void ota_task_set_state(ota_task *task, ota_task_state s)
+{
+    if (task->state != s) {
+        task->state = s;
+        task->doc_dirty = true;
+    }
+}
+
+bool ota_task_window_open(const ota_task *task, int64_t now)
+{
+    return (task->rec.start_ms < 0 || task->rec.start_ms <= now) &&
+           (task->rec.end_ms < 0 || now < task->rec.end_ms);
+}
+
+bool ota_task_exec_timed_out(const ota_task *task, const ota_task_exec *x, int64_t now,
+                             int64_t minute_ms)
+{
+    return task->rec.timeout_min > 0 && ota_exec_in_flight(x->state) &&
+           !(x->flags & OTA_EXEC_F_ELSEWHERE) &&
+           now - x->changed_ms >= (int64_t)task->rec.timeout_min * minute_ms;
 }
 
 /* ---------------------------------------------------------------- load */

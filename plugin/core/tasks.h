@@ -1,20 +1,25 @@
 /*
- * tasks.h — upgrade tasks and their executions per VIN (SPEC §5-6, seed 000).
+ * tasks.h — upgrade tasks and their executions per VIN (SPEC §5-6, seed 000). Part of the
+ * broker-free core (plugin/core/): it never calls mosquitto_*; every function takes the
+ * ota_tasks handle.
  *
  * createTask validates with task_rules.c against the in-memory catalog and each vehicle's
  * latest upgrade status, stores the task and one execution per VIN (queued or rejected
  * with its code) in one change, then keeps them in memory for getTask (counts per state)
  * and listTaskVehicles. The latest upgrade status per VIN is loaded at start and kept
- * current from accepted reports (ota_tasks_on_status). engine.c moves the executions
- * (dispatch, reports, cancel, timeouts, abort; docs/task-engine.md) through the runtime
- * fields below.
+ * current from accepted reports (ota_tasks_on_status). The engine (plugin/engine*.c)
+ * moves the executions (dispatch, reports, cancel, timeouts, abort; docs/task-engine.md)
+ * through the runtime fields below.
  */
 #ifndef OTA_TASKS_H
 #define OTA_TASKS_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
-#include "ota_plugin.h"
+#include "ota_codec.h"
 #include "ota_store.h"
 #include "task_rules.h"
 
@@ -26,7 +31,7 @@ void ota_tasks_free(ota_tasks *t);
 int ota_tasks_load(ota_tasks *t, ota_store *store, char *err, size_t errlen);
 
 /* report.c: an accepted upgrade_status event of vin (broker thread). */
-void ota_tasks_on_status(ota_plugin *p, const char *vin, const ota_event *ev);
+void ota_tasks_on_status(ota_tasks *t, const char *vin, const ota_event *ev);
 
 /* ---- for the operator commands (control_tasks.c) and the engine ---- */
 
@@ -68,19 +73,56 @@ typedef struct {
     bool doc_dirty;    /* the task document (its state) must be stored again */
 } ota_task;
 
-/* ota_task_exec.flags (engine.c, docs/task-engine.md "Notice claims"). */
+/* ota_task_exec.flags (the engine's claims, docs/task-engine.md "Notice claims"). */
 #define OTA_EXEC_F_CLAIMING 1  /* the notice (msg_id of resends) waits for its claim */
 #define OTA_EXEC_F_ELSEWHERE 2 /* another broker holds the notice: not stored, not timed out */
+
+/* ---- the execution state machine (the engine drives it; docs/task-engine.md) ---- */
+
+/* Notified, downloading or installing: a notice is out and the vehicle works on it. */
+bool ota_exec_in_flight(uint8_t state);
+/* Whether an execution may move from one state to another:
+ *   queued      -> notified (notice sent, or claimed by another broker), canceled
+ *   notified    -> notified (a re-send), downloading, installing, succeeded, failed, canceled
+ *   downloading -> notified (a re-send), installing, succeeded, failed, canceled
+ *   installing  -> notified (a re-send), succeeded, failed, canceled
+ *   succeeded, failed, canceled, rejected: final (rejected is only ever a first state). */
+bool ota_exec_transition_valid(uint8_t from, uint8_t to);
+/* Moves x (an execution of task) to state at now: the task's counts, x->changed_ms, and a
+ * finished execution's claim waiting (OTA_EXEC_F_CLAIMING) dropped. Returns false, and
+ * changes nothing, for a move ota_exec_transition_valid refuses. */
+bool ota_task_exec_set_state(ota_task *task, ota_task_exec *x, uint8_t state, int64_t now);
+/* The state a report event of the execution's own task moves an execution in flight to
+ * (its current state: no move): download_progress notified -> downloading;
+ * upgrade_progress -> installing; upgrade_status succeeded / failed / canceled -> that
+ * state, idle -> canceled only while a cancel is pending. Executions queued or finished
+ * never move on reports. For failed the engine may re-send instead (compensation). */
+uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pending);
+
+/* The state task should be in now: an active task is aborted once at least
+ * abort_min_executed executions finished (succeeded + failed) and failed x 100 >=
+ * finished x abort_failure_pct (0: never), else finished once nothing is queued or in
+ * flight; other states stay. */
+ota_task_state ota_task_next_state(const ota_task *task);
+/* Sets the task's state; a change marks its document for the store (doc_dirty). */
+void ota_task_set_state(ota_task *task, ota_task_state s);
+/* start <= now < end (-1: open on that side). */
+bool ota_task_window_open(const ota_task *task, int64_t now);
+/* x is in flight, driven by this broker, and unchanged for timeout_min minutes of
+ * minute_ms each (60000 in production) at now; never when the task has no timeout. */
+bool ota_task_exec_timed_out(const ota_task *task, const ota_task_exec *x, int64_t now,
+                             int64_t minute_ms);
 
 /* Recomputes task->count from the executions. */
 void ota_task_recount(ota_task *task);
 /* Every task, in creation order (ids ascending): *out malloc'd (NULL when there are none).
  * Returns the count, or -1 out of memory. */
 long ota_tasks_list(const ota_tasks *t, ota_task ***out);
-/* The engine's own state, kept with the tasks (freed with them through free_fn). */
-void *ota_tasks_engine(const ota_tasks *t);
-void ota_tasks_set_engine(ota_tasks *t, void *engine, void (*free_fn)(void *));
 
+/* x's VIN as a C string. */
+void ota_task_exec_vin(const ota_task_exec *x, char vin[OTA_VIN_LEN + 1]);
+/* Whether vin is one of the n vins; every VIN is when vins is NULL (a whole task). */
+bool ota_vin_selected(char *const *vins, size_t n, const char *vin);
 /* A task by id, or NULL. */
 ota_task *ota_tasks_get(const ota_tasks *t, const char *id);
 /* The execution of vin in task, or NULL (binary search). */

@@ -1,0 +1,234 @@
+/*
+ * engine_exec.c — the task engine's execution transitions (engine_impl.h): what reports,
+ * cancelTask, timeouts and a task's end do to executions, applied through the state
+ * machine of core/tasks.c (ota_task_exec_set_state, ota_exec_next_state,
+ * ota_task_next_state), with what follows from each move: the execution joins the next
+ * flush, a notice sets the vehicle's desired state, a finished execution clears it and
+ * frees the vehicle for its next task, a failure calls the side effects (effects.c) and
+ * may re-send the notice (compensation, claimed again like a first notice).
+ */
+#include "catalog.h"
+#include "effects.h"
+#include "engine_impl.h"
+#include "shadow.h"
+
+#include <string.h>
+
+void ota_eng_set_state(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t state)
+{
+    uint8_t from = x->state;
+    if (!ota_task_exec_set_state(task, x, state, e->clock.now_ms())) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: task %s: execution state %d cannot become %d",
+                             task->rec.id, from, state);
+        return;
+    }
+    ota_eng_mark_dirty(e, task, x);
+}
+
+void ota_eng_check_task(ota_task *task)
+{
+    ota_task_state s = ota_task_next_state(task);
+    if (s == OTA_TASK_ABORTED && task->state != OTA_TASK_ABORTED) {
+        size_t ok = task->count[OTA_EXEC_SUCCEEDED], bad = task->count[OTA_EXEC_FAILED];
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: task %s aborted: %zu of %zu failed",
+                             task->rec.id, bad, ok + bad);
+    }
+    ota_task_set_state(task, s);
+}
+
+/* ---------------------------------------------------------------- notices */
+
+static cJSON *notice_json(const ota_task *task, const char *vin, const char *msg_id)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON *t = cJSON_AddObjectToObject(d, "task");
+    cJSON_AddStringToObject(t, "task", task->rec.id);
+    cJSON_AddStringToObject(t, "vin", vin);
+    cJSON_AddNumberToObject(t, "package", (double)task->package);
+    cJSON_AddStringToObject(t, "version", task->rec.version);
+    cJSON_AddStringToObject(t, "upgrade_type", ota_task_type_name(task->rec.type));
+    cJSON_AddStringToObject(t, "msg_id", msg_id);
+    if (task->rec.end_ms >= 0) {
+        cJSON_AddNumberToObject(t, "expires", (double)task->rec.end_ms);
+    }
+    return d;
+}
+
+void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x)
+{
+    char vin[OTA_VIN_LEN + 1], msg_id[128];
+    ota_task_exec_vin(x, vin);
+    ota_eng_msg_id(task, x, msg_id, sizeof(msg_id));
+    int64_t now = e->clock.now_ms();
+    x->flags &= (uint8_t) ~(OTA_EXEC_F_CLAIMING | OTA_EXEC_F_ELSEWHERE); /* ours now */
+    ota_shadow_set_desired(e->plugin, vin, notice_json(task, vin, msg_id));
+    ota_eng_record_notice(e, task, vin, msg_id, now);
+    x->notified_ms = now;
+    ota_eng_set_state(e, task, x, OTA_EXEC_NOTIFIED);
+    eng_veh *v = ota_eng_veh_get(e, vin);
+    if (v) {
+        v->busy = task;
+    }
+}
+
+/* ---------------------------------------------------------------- finishing */
+
+/* The vehicle is free again: its desired state cleared, its next task may go out. */
+static void release(ota_engine *e, ota_task *task, ota_task_exec *x)
+{
+    char vin[OTA_VIN_LEN + 1];
+    ota_task_exec_vin(x, vin);
+    ota_shadow_set_desired(e->plugin, vin, NULL);
+    eng_veh *v = ota_map_get_str(&e->vehs, vin);
+    if (v && v->busy == task) {
+        v->busy = NULL;
+    }
+    ota_eng_check_task(task);
+    if (v) {
+        ota_eng_dispatch_vehicle(e, v);
+    }
+}
+
+static void finish(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t state, const char *code)
+{
+    x->code = ota_tasks_code(e->plugin->tasks, code);
+    ota_eng_set_state(e, task, x, state);
+    release(e, task, x);
+}
+
+void ota_eng_expire_queued(ota_engine *e, ota_task *task)
+{
+    for (size_t i = 0; i < task->n_execs && task->count[OTA_EXEC_QUEUED] > 0; i++) {
+        ota_task_exec *x = &task->execs[i];
+        if (x->state == OTA_EXEC_QUEUED) {
+            x->code = ota_tasks_code(e->plugin->tasks, "expired");
+            ota_eng_set_state(e, task, x, OTA_EXEC_CANCELED);
+        }
+    }
+}
+
+void ota_eng_time_out(ota_engine *e, ota_task *task, int64_t now)
+{
+    for (size_t i = 0; task->rec.timeout_min > 0 && i < task->n_execs; i++) {
+        ota_task_exec *x = &task->execs[i];
+        if (ota_task_exec_timed_out(task, x, now, e->minute_ms)) {
+            finish(e, task, x, OTA_EXEC_FAILED, "timeout");
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- reports */
+
+static bool cancel_pending(ota_engine *e, const ota_task_exec *x)
+{
+    const char *c = ota_tasks_code_name(e->plugin->tasks, x->code);
+    return c && strcmp(c, OTA_ENGINE_CANCEL_CODE) == 0;
+}
+
+/* upgrade_status failed: side effects already published; compensation re-sends. */
+static void on_failed(ota_engine *e, ota_task *task, ota_task_exec *x, const ota_event *ev,
+                      bool resend)
+{
+    if (resend && !cancel_pending(e, x)) {
+        x->resends++;
+        ota_eng_request_claim(e, task, x); /* a new msg_id: claimed like the first notice */
+        return;
+    }
+    finish(e, task, x, OTA_EXEC_FAILED, ev->error ? ev->error : "failed");
+}
+
+/* The failure side effects; true when the notice should be re-sent (compensation). */
+static bool call_effects(ota_plugin *p, const char *vin, const ota_event *ev, ota_task *task,
+                         const ota_task_exec *x)
+{
+    ota_effect_ctx cx = {.vin = vin,
+                         .vehicle = ota_catalog_vehicle(p->catalog, vin),
+                         .ev = ev,
+                         .task_id = task ? task->rec.id : NULL,
+                         .task_type = task ? (int)task->rec.type : -1,
+                         .resends = x ? x->resends : 0,
+                         .max_resend = task ? task->rec.max_resend : 0};
+    return ota_effects_on_status(p, &cx);
+}
+
+static void on_status(ota_engine *e, ota_task *task, ota_task_exec *x, const char *vin,
+                      const ota_event *ev)
+{
+    bool resend = call_effects(e->plugin, vin, ev, task, x);
+    bool pending = cancel_pending(e, x);
+    switch (ota_exec_next_state(x->state, ev, pending)) {
+    case OTA_EXEC_SUCCEEDED:
+        finish(e, task, x, OTA_EXEC_SUCCEEDED, NULL);
+        break;
+    case OTA_EXEC_FAILED:
+        on_failed(e, task, x, ev, resend);
+        break;
+    case OTA_EXEC_CANCELED:
+        finish(e, task, x, OTA_EXEC_CANCELED, pending ? NULL : "vehicle");
+        break;
+    default:
+        break; /* another status: no move */
+    }
+}
+
+void ota_engine_on_event(ota_plugin *p, const char *vin, const ota_event *ev)
+{
+    ota_engine *e = p->engine;
+    ota_task *task = e && ev->task ? ota_tasks_get(p->tasks, ev->task) : NULL;
+    ota_task_exec *x = task ? ota_task_find_exec(task, vin) : NULL;
+    if (!x || !ota_exec_in_flight(x->state)) {
+        if (ev->type == OTA_EV_UPGRADE_STATUS && !(x && x->state != OTA_EXEC_QUEUED)) {
+            call_effects(p, vin, ev, x ? task : NULL, x);
+        }
+        return; /* no execution in flight: nothing to drive */
+    }
+    if (ev->type == OTA_EV_UPGRADE_STATUS) {
+        on_status(e, task, x, vin, ev);
+        return;
+    }
+    uint8_t next = ota_exec_next_state(x->state, ev, false);
+    if (next != x->state) {
+        ota_eng_set_state(e, task, x, next); /* downloading, installing */
+    }
+}
+
+/* ---------------------------------------------------------------- cancel */
+
+/* An execution in flight: the cancel is desired, the vehicle confirms it. */
+static void cancel_in_flight(ota_engine *e, ota_task *task, ota_task_exec *x, const char *vin)
+{
+    x->code = ota_tasks_code(e->plugin->tasks, OTA_ENGINE_CANCEL_CODE);
+    x->flags &= (uint8_t)~OTA_EXEC_F_CLAIMING; /* a re-send waiting is not sent */
+    ota_eng_mark_dirty(e, task, x);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNullToObject(d, "task");
+    cJSON_AddStringToObject(d, "cancel", task->rec.id);
+    ota_shadow_set_desired(e->plugin, vin, d);
+}
+
+void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t n_vins,
+                       size_t *canceled, size_t *pending)
+{
+    ota_engine *e = p->engine;
+    *canceled = *pending = 0;
+    for (size_t i = 0; e && i < task->n_execs; i++) {
+        ota_task_exec *x = &task->execs[i];
+        char vin[OTA_VIN_LEN + 1];
+        ota_task_exec_vin(x, vin);
+        if (!ota_vin_selected(vins, n_vins, vin)) {
+            continue;
+        }
+        if (x->state == OTA_EXEC_QUEUED) {
+            x->code = 0;
+            ota_eng_set_state(e, task, x, OTA_EXEC_CANCELED);
+            (*canceled)++;
+        } else if (ota_exec_in_flight(x->state)) {
+            cancel_in_flight(e, task, x, vin);
+            (*pending)++;
+        }
+    }
+    if (!vins && (task->state == OTA_TASK_ACTIVE || task->state == OTA_TASK_ABORTED)) {
+        task->state = OTA_TASK_CANCELED; /* its document is in cancelTask's change */
+    }
+    ota_eng_check_task(task);
+}

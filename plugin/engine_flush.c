@@ -1,0 +1,288 @@
+/*
+ * engine_flush.c — the task engine's persistence (engine_impl.h): every execution
+ * change goes on a dirty list (ota_eng_mark_dirty), every notice sent on a notice list;
+ * on TICK the dirty executions, the notices and the task documents whose state changed go
+ * to the writer as ONE ota_store_apply change, paced by batch.h (one job in flight, at
+ * most every 50 ms, sooner at 4096 changes), like shadow.c. The job owns copies of every
+ * text it stores. A failed job puts its executions, notices and documents back, retried
+ * after 1 s. Executions another broker drives (OTA_EXEC_F_ELSEWHERE) are never stored here.
+ */
+#include "engine_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ota_eng_msg_id(const ota_task *task, const ota_task_exec *x, char *buf, size_t len)
+{
+    char vin[OTA_VIN_LEN + 1];
+    ota_task_exec_vin(x, vin);
+    snprintf(buf, len, "%s:%s:%u", task->rec.id, vin, (unsigned)x->resends);
+}
+
+void ota_eng_mark_dirty(ota_engine *e, ota_task *task, ota_task_exec *x)
+{
+    if (x->dirty || (x->flags & OTA_EXEC_F_ELSEWHERE)) {
+        return; /* another broker's notice: that broker stores the execution */
+    }
+    if (e->n_dirty == e->cap_dirty) {
+        size_t cap = e->cap_dirty ? 2 * e->cap_dirty : 64;
+        eng_exec_ref *d = realloc(e->dirty, cap * sizeof(*d));
+        if (!d) {
+            mosquitto_log_printf(MOSQ_LOG_ERR, "ota: execution change not stored: out of memory");
+            return;
+        }
+        e->dirty = d;
+        e->cap_dirty = cap;
+    }
+    e->dirty[e->n_dirty++] = (eng_exec_ref){task, (size_t)(x - task->execs)};
+    x->dirty = 1;
+}
+
+static void notice_fini(eng_notice *n)
+{
+    free((char *)n->rec.task);
+    free((char *)n->rec.vin);
+    free((char *)n->rec.version);
+    free((char *)n->rec.msg_id);
+}
+
+void ota_eng_record_notice(ota_engine *e, const ota_task *task, const char *vin, const char *msg_id,
+                           int64_t now)
+{
+    if (e->n_notices == e->cap_notices) {
+        size_t cap = e->cap_notices ? 2 * e->cap_notices : 64;
+        eng_notice *n = realloc(e->notices, cap * sizeof(*n));
+        if (!n) {
+            return;
+        }
+        e->notices = n;
+        e->cap_notices = cap;
+    }
+    eng_notice *n = &e->notices[e->n_notices];
+    n->rec = (ota_notice_rec){strdup(task->rec.id),      strdup(vin),    task->package,
+                              strdup(task->rec.version), strdup(msg_id), now};
+    if (!n->rec.task || !n->rec.vin || !n->rec.version || !n->rec.msg_id) {
+        notice_fini(n);
+        return;
+    }
+    e->n_notices++;
+}
+
+void ota_eng_flush_free(ota_engine *e)
+{
+    for (size_t i = 0; i < e->n_notices; i++) {
+        notice_fini(&e->notices[i]);
+    }
+    free(e->notices);
+    free(e->dirty);
+}
+
+/* ---------------------------------------------------------------- flush jobs */
+
+typedef struct {
+    ota_writer_job job;
+    ota_engine *e;
+    ota_catalog_change change;
+    ota_exec_rec *execs;
+    char **strs; /* every string the records point to */
+    size_t n_strs;
+    eng_exec_ref *refs;
+    size_t n;
+    eng_notice *notices;
+    size_t n_notices;
+    ota_store_doc *docs;
+    ota_task **doc_tasks;
+    size_t n_docs;
+} flush_job;
+
+static void flush_job_free(flush_job *j)
+{
+    for (size_t i = 0; i < j->n_strs; i++) {
+        free(j->strs[i]);
+    }
+    for (size_t i = 0; i < j->n_notices; i++) {
+        notice_fini(&j->notices[i]);
+    }
+    free(j->strs);
+    free(j->execs);
+    free(j->refs);
+    free(j->notices);
+    free(j->docs);
+    free(j->doc_tasks);
+    free(j);
+}
+
+static char *keep(flush_job *j, char *s)
+{
+    j->strs[j->n_strs++] = s;
+    return s;
+}
+
+static int flush_run(ota_store *store, void *arg, char *err, size_t errlen)
+{
+    flush_job *j = arg;
+    return ota_store_apply(store, &j->change, err, errlen);
+}
+
+/* A failed job: what it carried waits for the next flush. */
+static void flush_put_back(ota_engine *e, flush_job *j)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        ota_eng_mark_dirty(e, j->refs[i].task, &j->refs[i].task->execs[j->refs[i].idx]);
+    }
+    for (size_t i = 0; i < j->n_docs; i++) {
+        j->doc_tasks[i]->doc_dirty = true;
+    }
+    for (size_t i = 0; i < j->n_notices; i++) {
+        ota_notice_rec *r = &j->notices[i].rec;
+        ota_eng_record_notice(
+            e,
+            &(ota_task){.rec = {.id = (char *)r->task, .version = (char *)r->version},
+                        .package = r->package},
+            r->vin, r->msg_id, r->sent_ms);
+    }
+}
+
+static void flush_done(void *arg, int rc, const char *err)
+{
+    flush_job *j = arg;
+    ota_batch_ended(&j->e->batch, rc, "execution changes", j->n, err);
+    if (rc != 0) {
+        ota_batch_later(&j->e->batch, j->e->clock.mono_ms()); /* on the engine's clock */
+        flush_put_back(j->e, j);
+    }
+    flush_job_free(j);
+}
+
+static void exec_rec(ota_engine *e, flush_job *j, ota_task *task, ota_task_exec *x)
+{
+    char vin[OTA_VIN_LEN + 1], msg_id[128];
+    ota_task_exec_vin(x, vin);
+    ota_eng_msg_id(task, x, msg_id, sizeof(msg_id));
+    const char *code = ota_tasks_code_name(e->plugin->tasks, x->code);
+    j->execs[j->n] = (ota_exec_rec){.task = keep(j, strdup(task->rec.id)),
+                                    .vin = keep(j, strdup(vin)),
+                                    .state = (ota_exec_state)x->state,
+                                    .code = code ? keep(j, strdup(code)) : NULL,
+                                    .resends = x->resends,
+                                    .msg_id = x->notified_ms >= 0 ? keep(j, strdup(msg_id)) : NULL,
+                                    .notified_ms = x->notified_ms,
+                                    .updated_ms = x->changed_ms};
+}
+
+static void add_docs(flush_job *j, ota_task **tasks, long n)
+{
+    for (long i = 0; i < n; i++) {
+        if (!tasks[i]->doc_dirty) {
+            continue;
+        }
+        cJSON *d =
+            ota_task_doc(&tasks[i]->rec, tasks[i]->state, tasks[i]->created_ms, tasks[i]->package);
+        char *json = d ? cJSON_PrintUnformatted(d) : NULL;
+        cJSON_Delete(d);
+        if (!json) {
+            continue;
+        }
+        j->docs[j->n_docs] = (ota_store_doc){OTA_DOC_TASK, tasks[i]->rec.id, keep(j, json)};
+        j->doc_tasks[j->n_docs++] = tasks[i];
+        tasks[i]->doc_dirty = false;
+    }
+}
+
+/* The engine's dirty executions and notices move into the job. */
+static void take_changes(ota_engine *e, flush_job *j)
+{
+    for (size_t i = 0; i < e->n_dirty; i++) {
+        ota_task_exec *x = &e->dirty[i].task->execs[e->dirty[i].idx];
+        exec_rec(e, j, e->dirty[i].task, x);
+        x->dirty = 0;
+        j->n++;
+    }
+    j->refs = e->dirty;
+    e->dirty = NULL;
+    e->n_dirty = e->cap_dirty = 0;
+    j->notices = e->notices;
+    j->n_notices = e->n_notices;
+    e->notices = NULL;
+    e->n_notices = e->cap_notices = 0;
+}
+
+static void flush_submit(ota_engine *e)
+{
+    ota_plugin *p = e->plugin;
+    ota_task **tasks = NULL;
+    long nt = ota_tasks_list(p->tasks, &tasks);
+    size_t n = e->n_dirty;
+    flush_job *j = calloc(1, sizeof(*j));
+    if (!j || nt < 0) {
+        free(j);
+        free(tasks);
+        return;
+    }
+    j->e = e;
+    j->execs = calloc(n + 1, sizeof(*j->execs));
+    j->strs = calloc(4 * n + (size_t)nt + 1, sizeof(*j->strs));
+    j->docs = calloc((size_t)nt + 1, sizeof(*j->docs));
+    j->doc_tasks = calloc((size_t)nt + 1, sizeof(*j->doc_tasks));
+    if (!j->execs || !j->strs || !j->docs || !j->doc_tasks) {
+        flush_job_free(j);
+        free(tasks);
+        return;
+    }
+    take_changes(e, j);
+    add_docs(j, tasks, nt);
+    free(tasks);
+    ota_notice_rec *nr = calloc(j->n_notices + 1, sizeof(*nr));
+    for (size_t i = 0; nr && i < j->n_notices; i++) {
+        nr[i] = j->notices[i].rec;
+    }
+    j->change = (ota_catalog_change){.put_execs = j->execs,
+                                     .n_put_execs = j->n,
+                                     .docs = j->docs,
+                                     .n_docs = j->n_docs,
+                                     .add_notices = nr,
+                                     .n_add_notices = nr ? j->n_notices : 0};
+    j->strs[j->n_strs++] = (char *)nr; /* freed with the strings */
+    j->job = (ota_writer_job){.run = flush_run, .done = flush_done, .arg = j};
+    int64_t now = e->clock.mono_ms();
+    if (ota_writer_submit(p->writer, &j->job) != 0) {
+        flush_done(j, -1, "the writer is stopping");
+        return;
+    }
+    ota_batch_started(&e->batch, now);
+}
+
+static bool has_changes(ota_engine *e)
+{
+    if (e->n_dirty || e->n_notices) {
+        return true;
+    }
+    ota_task **tasks = NULL;
+    long n = ota_tasks_list(e->plugin->tasks, &tasks);
+    bool any = false;
+    for (long i = 0; i < n && !any; i++) {
+        any = tasks[i]->doc_dirty;
+    }
+    free(tasks);
+    return any;
+}
+
+void ota_eng_flush(ota_engine *e)
+{
+    if (!e->plugin->writer || e->batch.in_flight) {
+        return;
+    }
+    /* dirty executions count; only notices or task documents waiting count as one */
+    size_t pending = e->n_dirty ? e->n_dirty : (has_changes(e) ? 1 : 0);
+    if (ota_batch_due(&e->batch, pending, e->clock.mono_ms())) {
+        flush_submit(e);
+    }
+}
+
+void ota_eng_flush_now(ota_engine *e)
+{
+    if (e->plugin->writer && has_changes(e)) {
+        flush_submit(e);
+    }
+}

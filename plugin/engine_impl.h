@@ -1,0 +1,113 @@
+/*
+ * engine_impl.h — what the task engine's files share; every other file uses engine.h.
+ *
+ *   engine.c         life cycle, the vehicles' view (online, busy), dispatch, TICK
+ *   engine_exec.c    execution transitions: reports, cancel, timeouts, the end of a task
+ *                    (the rules themselves are core/tasks.c's state machine)
+ *   engine_claims.c  notice claims: every notice waits for its claim in the store
+ *   engine_flush.c   execution changes, notices and task documents to the writer
+ *
+ * Broker thread only.
+ */
+#ifndef OTA_ENGINE_IMPL_H
+#define OTA_ENGINE_IMPL_H
+
+#include "batch.h"
+#include "engine.h"
+#include "map.h"
+#include "tasks.h"
+
+/* A vehicle: online from its shadow/update or shadow/get until its DISCONNECT; busy with
+ * the task it was notified of (or whose claim is out), at most one. */
+typedef struct {
+    char vin[OTA_VIN_LEN + 1];
+    bool online;
+    ota_task *busy;
+} eng_veh;
+
+/* An execution by position: tasks never move their executions while the plugin runs. */
+typedef struct {
+    ota_task *task;
+    size_t idx;
+} eng_exec_ref;
+
+typedef struct {
+    ota_notice_rec rec; /* strings malloc'd */
+} eng_notice;
+
+/* An execution whose notice waits for its claim: the notice is task:vin:resends. */
+typedef struct {
+    ota_task *task;
+    size_t idx;
+    uint16_t resends;
+} eng_claim_ref;
+
+typedef struct {
+    eng_claim_ref *refs;
+    size_t n, cap;
+    bool in_flight;      /* one claim job with the writer at a time */
+    bool failing;        /* the last job failed (logged once) */
+    unsigned backoff_ms; /* after a failure: 1 s, doubling to 8 s */
+    int64_t retry_after; /* monotonic ms */
+    uint64_t won, lost, errors;
+} eng_claims;
+
+struct ota_engine {
+    ota_plugin *plugin;
+    ota_engine_clock clock;
+    int64_t minute_ms; /* a minute of timeout_min (plugin_opt_task_minute_ms) */
+    ota_map vehs;      /* eng_veh by VIN */
+    bool stopping;     /* ota_engine_flush_final ran: claims coming back are not sent */
+    eng_claims claims;
+    eng_exec_ref *dirty; /* executions changed since the last flush */
+    size_t n_dirty, cap_dirty;
+    eng_notice *notices; /* notices sent since the last flush */
+    size_t n_notices, cap_notices;
+    ota_batcher batch;
+    int64_t last_timeouts; /* monotonic ms */
+};
+
+/* ---- engine.c: vehicles and dispatch ---- */
+/* The vehicle's record, made when missing (NULL for a VIN of the wrong length). */
+eng_veh *ota_eng_veh_get(ota_engine *e, const char *vin);
+/* One vehicle (online, not busy): the oldest task that can notify it now. */
+void ota_eng_dispatch_vehicle(ota_engine *e, eng_veh *v);
+/* x's vehicle is no longer busy with task: its next notice may go out at once. */
+void ota_eng_release_vehicle(ota_engine *e, ota_task *task, const ota_task_exec *x);
+
+/* ---- engine_exec.c: transitions ---- */
+/* Every change of an execution's state goes through here (the state machine's move, then
+ * the execution joins the next flush). */
+void ota_eng_set_state(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t state);
+/* The abort threshold and the end of a task (ota_task_next_state), applied. */
+void ota_eng_check_task(ota_task *task);
+/* Sets the notice as the vehicle's desired state, records it, marks x notified. */
+void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* After the task's end: its queued executions become canceled ("expired"). */
+void ota_eng_expire_queued(ota_engine *e, ota_task *task);
+/* Executions of task in flight too long fail with "timeout". */
+void ota_eng_time_out(ota_engine *e, ota_task *task, int64_t now);
+
+/* ---- engine_claims.c ---- */
+/* x's notice (msg_id task:vin:resends) waits for its claim (the next claim job). */
+void ota_eng_request_claim(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* Every notice waiting for its claim, in one writer job (one in flight at a time). */
+void ota_eng_claims_submit(ota_engine *e);
+/* At shutdown: the claims out or waiting are settled (waits for the writer, bounded). */
+void ota_eng_claims_final(ota_engine *e);
+
+/* ---- engine_flush.c ---- */
+/* "TASK:VIN:RESENDS", the notice's msg_id. */
+void ota_eng_msg_id(const ota_task *task, const ota_task_exec *x, char *buf, size_t len);
+/* x changed: it goes to the store with the next flush (not when another broker owns it). */
+void ota_eng_mark_dirty(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* A notice sent: appended to the notice table with the next flush. */
+void ota_eng_record_notice(ota_engine *e, const ota_task *task, const char *vin, const char *msg_id,
+                           int64_t now);
+/* TICK: hands what changed to the writer as one change when batch.h says it is due. */
+void ota_eng_flush(ota_engine *e);
+/* At shutdown: what changed, to the writer at once. */
+void ota_eng_flush_now(ota_engine *e);
+void ota_eng_flush_free(ota_engine *e);
+
+#endif

@@ -1,0 +1,839 @@
+/*
+ * test_engine.c — cmocka tests of the task engine's decisions (plugin/engine*.c) outside
+ * the broker: dispatch order (oldest task first, online vehicles only) and rate, one task
+ * per vehicle at a time, the rebuild after a restart, report-driven states, timeouts, the
+ * end of a task's window, the abort threshold, cancel (queued, in flight, while a claim is
+ * out), compensation re-sends, notice claims (won, lost to another broker, failed and
+ * retried), and the flush of execution changes and notices to the store.
+ *
+ * What the engine calls outside itself is faked here: the shadows (ota_shadow_set_desired
+ * records each vehicle's desired state; ota_shadows_on_seen keeps the engine's hook, which
+ * the tests call as a vehicle's shadow request would), the side effects
+ * (ota_effects_on_status returns whether to re-send), the broker's log, the clock (the
+ * engine runs on the test's wall and monotonic time) and the writer: jobs wait in a queue
+ * until the test runs them against a real SQLite store (or fails them), on the test's
+ * thread, so every claim and flush happens exactly when a test says.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+
+#include "catalog.h"
+#include "effects.h"
+#include "engine.h"
+#include "ota_plugin.h"
+#include "ota_store.h"
+#include "shadow.h"
+#include "tasks.h"
+#include "test_util.h"
+
+#define V1 "LSVTE000000000001"
+#define V2 "LSVTE000000000002"
+#define V3 "LSVTE000000000003"
+#define V4 "LSVTE000000000004"
+#define V5 "LSVTE000000000005"
+#define OTHER_BROKER "other-broker"
+
+/* ---------------------------------------------------------------- fakes */
+
+static int64_t g_now = 1700000000000; /* wall ms */
+static int64_t g_mono = 1000000;      /* monotonic ms */
+
+static int64_t fake_now(void)
+{
+    return g_now;
+}
+
+static int64_t fake_mono(void)
+{
+    return g_mono;
+}
+
+int64_t ota_now_ms(void)
+{
+    return g_now;
+}
+
+void mosquitto_log_printf(int level, const char *fmt, ...)
+{
+    (void)level, (void)fmt;
+}
+
+/* The shadows: each vehicle's desired state as JSON text ("" for none). */
+#define MAX_VEHS 16
+typedef struct {
+    char vin[OTA_VIN_LEN + 1];
+    char *desired;
+    int sets;
+} desired_rec;
+static desired_rec g_desired[MAX_VEHS];
+static ota_shadow_seen_fn g_seen_fn;
+static void *g_seen_ctx;
+
+static desired_rec *desired_slot(const char *vin)
+{
+    for (size_t i = 0; i < MAX_VEHS; i++) {
+        if (g_desired[i].vin[0] == '\0') {
+            snprintf(g_desired[i].vin, sizeof(g_desired[i].vin), "%s", vin);
+        }
+        if (strcmp(g_desired[i].vin, vin) == 0) {
+            return &g_desired[i];
+        }
+    }
+    fail_msg("too many vehicles");
+    return NULL;
+}
+
+void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired)
+{
+    (void)p;
+    desired_rec *d = desired_slot(vin);
+    free(d->desired);
+    d->desired = desired ? cJSON_PrintUnformatted(desired) : NULL;
+    d->sets++;
+    cJSON_Delete(desired);
+}
+
+void ota_shadows_on_seen(ota_shadows *s, ota_shadow_seen_fn fn, void *ctx)
+{
+    (void)s;
+    g_seen_fn = fn;
+    g_seen_ctx = ctx;
+}
+
+/* The side effects: counted; the engine re-sends while g_resend. */
+static bool g_resend;
+static int g_effects;
+
+bool ota_effects_on_status(ota_plugin *p, const ota_effect_ctx *cx)
+{
+    (void)p, (void)cx;
+    g_effects++;
+    return g_resend;
+}
+
+/* The writer: a queue of jobs the test runs or fails. */
+#define MAX_JOBS 64
+static ota_writer_job *g_jobs[MAX_JOBS];
+static size_t g_n_jobs;
+static ota_store *g_store;
+
+int ota_writer_submit(ota_writer *w, ota_writer_job *job)
+{
+    (void)w;
+    assert_true(g_n_jobs < MAX_JOBS);
+    g_jobs[g_n_jobs++] = job;
+    return 0;
+}
+
+/* Empties the queue into jobs; returns how many there were. */
+static size_t take_jobs(ota_writer_job *jobs[MAX_JOBS])
+{
+    size_t n = g_n_jobs;
+    memcpy(jobs, g_jobs, n * sizeof(*jobs));
+    g_n_jobs = 0;
+    return n;
+}
+
+/* Runs every queued job against the store, then calls their done(); returns how many. */
+static size_t run_jobs(void)
+{
+    ota_writer_job *jobs[MAX_JOBS];
+    size_t n = take_jobs(jobs);
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->rc = jobs[i]->run(g_store, jobs[i]->arg, jobs[i]->err, sizeof(jobs[i]->err));
+        assert_int_equal(jobs[i]->rc, 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->done(jobs[i]->arg, jobs[i]->rc, jobs[i]->err);
+    }
+    return n;
+}
+
+/* Every queued job fails (the store is down). */
+static size_t fail_jobs(void)
+{
+    ota_writer_job *jobs[MAX_JOBS];
+    size_t n = take_jobs(jobs);
+    for (size_t i = 0; i < n; i++) {
+        jobs[i]->done(jobs[i]->arg, -1, "store down");
+    }
+    return n;
+}
+
+size_t ota_writer_poll_done(ota_writer *w)
+{
+    (void)w;
+    return run_jobs();
+}
+
+bool ota_writer_jobs_idle(ota_writer *w, unsigned timeout_ms)
+{
+    (void)w, (void)timeout_ms;
+    return true;
+}
+
+/* ---------------------------------------------------------------- fixture */
+
+typedef struct {
+    test_db db;
+    ota_plugin p;
+    char writer_token; /* p.writer points here: the fakes never read it */
+} fixture;
+
+static fixture *F;
+
+static int setup(void **state)
+{
+    F = calloc(1, sizeof(*F));
+    assert_non_null(F);
+    void *dbs = NULL;
+    assert_int_equal(test_db_setup(&dbs), 0);
+    F->db = *(test_db *)dbs;
+    free(dbs);
+    g_store = F->db.s;
+    F->p.catalog = ota_catalog_new();
+    F->p.tasks = ota_tasks_new();
+    F->p.shadows = (ota_shadows *)&F->writer_token;
+    F->p.writer = (ota_writer *)&F->writer_token;
+    F->p.cfg.broker_id = "test-broker";
+    F->p.cfg.task_minute_ms = 100;
+    g_resend = false;
+    g_effects = 0;
+    *state = F;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fail_jobs(); /* jobs still queued free their memory */
+    ota_engine_free(F->p.engine);
+    assert_null(g_seen_fn); /* the engine took its hook back */
+    ota_tasks_free(F->p.tasks);
+    ota_catalog_free(F->p.catalog);
+    void *dbs = malloc(sizeof(test_db));
+    *(test_db *)dbs = F->db;
+    test_db_teardown(&dbs);
+    for (size_t i = 0; i < MAX_VEHS; i++) {
+        free(g_desired[i].desired);
+    }
+    memset(g_desired, 0, sizeof(g_desired));
+    free(F);
+    F = NULL;
+    return 0;
+}
+
+/* A task of these VINs (all queued), created now, with rec's limits. */
+static ota_task *add_task(const char *id, const char *const *vins, size_t n, ota_task_rec rec)
+{
+    rec.id = test_strdup(id);
+    rec.version = test_strdup("2.0.0");
+    ota_task_exec *execs = calloc(n, sizeof(*execs));
+    assert_non_null(execs);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(execs[i].vin, vins[i], OTA_VIN_LEN);
+        execs[i].notified_ms = -1;
+    }
+    assert_int_equal(ota_tasks_add(F->p.tasks, &rec, OTA_TASK_ACTIVE, g_now, 9, execs, n), 0);
+    return ota_tasks_get(F->p.tasks, id);
+}
+
+#define TASK(...) ((ota_task_rec){.start_ms = -1, .end_ms = -1, __VA_ARGS__})
+#define VINS(...) ((const char *const[]){__VA_ARGS__})
+#define N_VINS(...) (sizeof(VINS(__VA_ARGS__)) / sizeof(const char *))
+#define ADD(id, rec, ...) add_task(id, VINS(__VA_ARGS__), N_VINS(__VA_ARGS__), rec)
+
+static void start_engine(void)
+{
+    ota_engine_clock clock = {fake_now, fake_mono};
+    F->p.engine = ota_engine_new(&F->p, &clock);
+    assert_non_null(F->p.engine);
+    assert_non_null(g_seen_fn);
+}
+
+static void seen(const char *vin)
+{
+    g_seen_fn(g_seen_ctx, vin);
+}
+
+/* One TICK, then the writer runs what it got and hands the results back. */
+static void tick(void)
+{
+    ota_engine_tick(&F->p);
+    run_jobs();
+}
+
+static uint8_t state_of(const char *task, const char *vin)
+{
+    ota_task_exec *x = ota_task_find_exec(ota_tasks_get(F->p.tasks, task), vin);
+    assert_non_null(x);
+    return x->state;
+}
+
+static const char *code_of(const char *task, const char *vin)
+{
+    ota_task_exec *x = ota_task_find_exec(ota_tasks_get(F->p.tasks, task), vin);
+    return ota_tasks_code_name(F->p.tasks, x->code);
+}
+
+/* The msg_id of the notice in the vehicle's desired state, or "" when it has none. */
+static const char *notice_id(const char *vin)
+{
+    static char id[128];
+    desired_rec *d = desired_slot(vin);
+    cJSON *j = d->desired ? cJSON_Parse(d->desired) : NULL;
+    const cJSON *m = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "task"), "msg_id");
+    snprintf(id, sizeof(id), "%s", cJSON_IsString(m) ? m->valuestring : "");
+    cJSON_Delete(j);
+    return id;
+}
+
+static void report(const char *vin, const char *task, ota_event_type type, const char *status,
+                   const char *error)
+{
+    ota_event ev = {.type = type,
+                    .task = task,
+                    .ts = g_now,
+                    .pct = 50,
+                    .bytes = -1,
+                    .status = status,
+                    .error = error,
+                    .trigger = "normal"};
+    ota_engine_on_event(&F->p, vin, &ev);
+}
+
+static void status(const char *vin, const char *task, const char *st, const char *error)
+{
+    report(vin, task, OTA_EV_UPGRADE_STATUS, st, error);
+}
+
+/* Advances both clocks. */
+static void later(int64_t ms)
+{
+    g_now += ms;
+    g_mono += ms;
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static void test_oldest_task_first_one_per_vehicle(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1, V2);
+    ADD("T000002", TASK(0), V1);
+    start_engine();
+    seen(V1); /* the claim goes out with the next TICK */
+    assert_string_equal(notice_id(V1), "");
+    tick();
+    assert_string_equal(notice_id(V1), "T000001:" V1 ":0");
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    /* busy with T000001: T000002 waits, whatever the ticks */
+    for (int i = 0; i < 3; i++) {
+        later(100);
+        tick();
+    }
+    assert_int_equal(state_of("T000002", V1), OTA_EXEC_QUEUED);
+    /* V2 never sent a shadow request: offline, not dispatched */
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_QUEUED);
+    /* done with T000001: the next task goes out at once (its claim with the next TICK) */
+    status(V1, "T000001", "succeeded", NULL);
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_SUCCEEDED);
+    assert_string_equal(notice_id(V1), "");
+    tick();
+    assert_string_equal(notice_id(V1), "T000002:" V1 ":0");
+}
+
+static void test_offline_after_disconnect(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1);
+    start_engine();
+    seen(V1);
+    ota_engine_on_disconnect(&F->p, V1);
+    tick(); /* the claim was asked while online: the notice goes to its shadow anyway */
+    assert_string_equal(notice_id(V1), "T000001:" V1 ":0");
+    seen(V2);
+    ota_engine_on_disconnect(&F->p, V2);
+    ADD("T000002", TASK(0), V2); /* created while V2 is offline */
+    tick();
+    assert_int_equal(state_of("T000002", V2), OTA_EXEC_QUEUED);
+    seen(V2);
+    tick();
+    assert_int_equal(state_of("T000002", V2), OTA_EXEC_NOTIFIED);
+}
+
+static size_t notified(const char *task)
+{
+    return ota_tasks_get(F->p.tasks, task)->count[OTA_EXEC_NOTIFIED];
+}
+
+static void test_rate(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(.rate = 2), V1, V2, V3, V4, V5);
+    start_engine();
+    const char *const all[] = {V1, V2, V3, V4, V5};
+    for (size_t i = 0; i < 5; i++) {
+        seen(all[i]);
+    }
+    tick();
+    assert_int_equal(notified("T000001"), 2); /* a full bucket: rate notices at once */
+    tick();
+    assert_int_equal(notified("T000001"), 2); /* no time passed: no token */
+    later(499);
+    tick();
+    assert_int_equal(notified("T000001"), 2);
+    later(1);
+    tick();
+    assert_int_equal(notified("T000001"), 3); /* half a second: one token */
+    later(60000);
+    tick();
+    assert_int_equal(notified("T000001"), 5); /* the bucket holds rate tokens at most */
+}
+
+static void test_rate_unlimited_and_bucket_cap(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(.rate = 0), V1, V2, V3);
+    ADD("T000002", TASK(.rate = 1), V4, V5);
+    start_engine();
+    later(3600000); /* an hour idle does not save up more than rate tokens */
+    const char *const all[] = {V1, V2, V3, V4, V5};
+    for (size_t i = 0; i < 5; i++) {
+        seen(all[i]);
+    }
+    tick();
+    assert_int_equal(notified("T000001"), 3);
+    assert_int_equal(notified("T000002"), 1);
+}
+
+static void test_window_and_expiry(void **state)
+{
+    (void)state;
+    ota_task_rec window = {.start_ms = g_now + 1000, .end_ms = g_now + 5000};
+    ADD("T000001", window, V1, V2);
+    start_engine();
+    seen(V1);
+    tick();
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_QUEUED); /* not started yet */
+    later(1000);
+    tick();
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    assert_string_equal(notice_id(V1), "T000001:" V1 ":0");
+    later(4000); /* the end: V2 never came, its execution expires */
+    tick();
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_CANCELED);
+    assert_string_equal(code_of("T000001", V2), "expired");
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED); /* notified ones go on */
+    status(V1, "T000001", "succeeded", NULL);
+    tick();
+    assert_int_equal(ota_tasks_get(F->p.tasks, "T000001")->state, OTA_TASK_FINISHED);
+}
+
+static void test_restart_keeps_vehicles_busy(void **state)
+{
+    (void)state;
+    ota_task *t1 = ADD("T000001", TASK(0), V1);
+    ADD("T000002", TASK(0), V1);
+    /* as loaded after a restart: T000001 was notified before it */
+    assert_true(ota_task_exec_set_state(t1, &t1->execs[0], OTA_EXEC_NOTIFIED, g_now));
+    start_engine();
+    seen(V1);
+    tick();
+    assert_int_equal(state_of("T000002", V1), OTA_EXEC_QUEUED);
+    assert_int_equal(desired_slot(V1)->sets, 0); /* no second notice */
+}
+
+/* ---------------------------------------------------------------- reports */
+
+static void test_reports_drive_states(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1);
+    ADD("T000002", TASK(0), V2);
+    start_engine();
+    seen(V1);
+    tick();
+    report(V1, "T000002", OTA_EV_DOWNLOAD_PROGRESS, NULL, NULL); /* another task's: ignored */
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    report(V1, "T000001", OTA_EV_DOWNLOAD_PROGRESS, NULL, NULL);
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_DOWNLOADING);
+    report(V1, "T000001", OTA_EV_UPGRADE_PROGRESS, NULL, NULL);
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_INSTALLING);
+    report(V1, "T000001", OTA_EV_DOWNLOAD_PROGRESS, NULL, NULL); /* late: no step back */
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_INSTALLING);
+    status(V1, "T000001", "failed", "upgrade_failed");
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_FAILED);
+    assert_string_equal(code_of("T000001", V1), "upgrade_failed");
+    assert_null(desired_slot(V1)->desired); /* cleared: no dead notice re-delivered */
+    assert_int_equal(g_effects, 1);
+    status(V1, "T000001", "succeeded", NULL); /* finished: never changes again */
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_FAILED);
+    assert_int_equal(g_effects, 1); /* a replayed report publishes no second alert */
+    assert_int_equal(ota_tasks_get(F->p.tasks, "T000001")->state, OTA_TASK_FINISHED);
+}
+
+static void test_vehicle_cancel(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1);
+    start_engine();
+    seen(V1);
+    tick();
+    status(V1, "T000001", "idle", NULL); /* idle without a cancel pending: nothing */
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    status(V1, "T000001", "canceled", NULL);
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_CANCELED);
+    assert_string_equal(code_of("T000001", V1), "vehicle");
+}
+
+/* ---------------------------------------------------------------- timeouts, abort */
+
+static void test_timeout(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(.timeout_min = 2), V1, V2);
+    start_engine();
+    seen(V1);
+    tick();
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    later(150); /* 2 minutes of 100 ms each: not yet */
+    report(V1, "T000001", OTA_EV_DOWNLOAD_PROGRESS, NULL, NULL); /* a change restarts it */
+    later(199);
+    tick();
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_DOWNLOADING);
+    later(100); /* timeouts are checked every 100 ms */
+    tick();
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_FAILED);
+    assert_string_equal(code_of("T000001", V1), "timeout");
+    assert_null(desired_slot(V1)->desired);
+    /* queued executions never time out */
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_QUEUED);
+}
+
+static void test_abort_threshold(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(.abort_min_executed = 2, .abort_failure_pct = 50), V1, V2, V3, V4);
+    start_engine();
+    seen(V1);
+    seen(V2);
+    tick();
+    status(V1, "T000001", "failed", "upgrade_failed");
+    assert_int_equal(ota_tasks_get(F->p.tasks, "T000001")->state, OTA_TASK_ACTIVE); /* 1 < 2 */
+    status(V2, "T000001", "failed", "upgrade_failed");
+    assert_int_equal(ota_tasks_get(F->p.tasks, "T000001")->state, OTA_TASK_ABORTED);
+    /* no more dispatch */
+    seen(V3);
+    seen(V4);
+    later(1000);
+    tick();
+    assert_int_equal(state_of("T000001", V3), OTA_EXEC_QUEUED);
+    assert_int_equal(state_of("T000001", V4), OTA_EXEC_QUEUED);
+    assert_string_equal(notice_id(V3), "");
+}
+
+/* ---------------------------------------------------------------- cancel */
+
+static void test_cancel_whole_task(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(0), V1, V2, V3);
+    start_engine();
+    seen(V1);
+    tick();
+    size_t canceled, pending;
+    ota_engine_cancel(&F->p, t, NULL, 0, &canceled, &pending);
+    assert_int_equal(canceled, 2);
+    assert_int_equal(pending, 1);
+    assert_int_equal(t->state, OTA_TASK_CANCELED);
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_CANCELED);
+    assert_null(code_of("T000001", V2));
+    /* in flight: the cancel is desired, the execution waits for the vehicle */
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    assert_string_equal(desired_slot(V1)->desired, "{\"task\":null,\"cancel\":\"T000001\"}");
+    assert_string_equal(code_of("T000001", V1), OTA_ENGINE_CANCEL_CODE);
+    status(V1, "T000001", "idle", NULL); /* idle now confirms the cancel */
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_CANCELED);
+    assert_null(code_of("T000001", V1));
+    assert_null(desired_slot(V1)->desired);
+}
+
+static void test_cancel_some_vins(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(0), V1, V2, V3);
+    start_engine();
+    char *vins[] = {V2};
+    size_t canceled, pending;
+    ota_engine_cancel(&F->p, t, vins, 1, &canceled, &pending);
+    assert_int_equal(canceled, 1);
+    assert_int_equal(pending, 0);
+    assert_int_equal(t->state, OTA_TASK_ACTIVE);
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_QUEUED);
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_CANCELED);
+}
+
+static void test_cancel_while_claim_out(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(0), V1);
+    ADD("T000002", TASK(0), V1);
+    start_engine();
+    seen(V1);
+    ota_engine_tick(&F->p); /* the claim job is with the writer */
+    assert_int_equal(g_n_jobs, 1);
+    size_t canceled, pending;
+    ota_engine_cancel(&F->p, t, NULL, 0, &canceled, &pending);
+    assert_int_equal(canceled, 1);
+    run_jobs(); /* the claim comes back won, but the execution moved on: nothing sent */
+    assert_string_equal(notice_id(V1), "");
+    tick(); /* the vehicle was freed for its next task */
+    assert_string_equal(notice_id(V1), "T000002:" V1 ":0");
+}
+
+/* ---------------------------------------------------------------- compensation */
+
+static void test_compensation_resend(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(.max_resend = 1), V1);
+    start_engine();
+    seen(V1);
+    tick();
+    report(V1, "T000001", OTA_EV_DOWNLOAD_PROGRESS, NULL, NULL);
+    g_resend = true;
+    status(V1, "T000001", "failed", "download_failed");
+    ota_task_exec *x = ota_task_find_exec(ota_tasks_get(F->p.tasks, "T000001"), V1);
+    assert_int_equal(x->resends, 1);
+    assert_int_equal(x->state, OTA_EXEC_DOWNLOADING); /* the re-send waits for its claim */
+    tick();
+    assert_string_equal(notice_id(V1), "T000001:" V1 ":1"); /* a new msg_id */
+    assert_int_equal(x->state, OTA_EXEC_NOTIFIED);
+    g_resend = false; /* max_resend reached */
+    status(V1, "T000001", "failed", "download_failed");
+    assert_int_equal(x->state, OTA_EXEC_FAILED);
+    assert_string_equal(code_of("T000001", V1), "download_failed");
+}
+
+static void test_no_resend_while_cancel_pending(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(.max_resend = 3), V1);
+    start_engine();
+    seen(V1);
+    tick();
+    size_t canceled, pending;
+    ota_engine_cancel(&F->p, t, NULL, 0, &canceled, &pending);
+    g_resend = true;
+    status(V1, "T000001", "failed", "download_failed");
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_FAILED);
+    assert_int_equal(ota_task_find_exec(t, V1)->resends, 0);
+}
+
+/* ---------------------------------------------------------------- claims */
+
+static double stat_of(const char *name)
+{
+    cJSON *data = cJSON_CreateObject();
+    ota_engine_stats_json(&F->p, data);
+    double v = cJSON_GetObjectItem(cJSON_GetObjectItem(data, "claims"), name)->valuedouble;
+    cJSON_Delete(data);
+    return v;
+}
+
+/* Another broker sharing the store claimed the first notice of task to vin. */
+static void claimed_elsewhere(const char *task, const char *vin)
+{
+    char err[256], msg_id[128];
+    snprintf(msg_id, sizeof(msg_id), "%s:%s:0", task, vin);
+    assert_int_equal(
+        ota_store_claim_notice(g_store, task, vin, msg_id, OTHER_BROKER, g_now, err, sizeof(err)),
+        1);
+}
+
+static void test_claim_lost_to_another_broker(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(.rate = 1, .timeout_min = 1), V1, V2);
+    ADD("T000002", TASK(0), V1);
+    start_engine();
+    claimed_elsewhere("T000001", V1);
+    seen(V1);
+    tick();
+    assert_string_equal(notice_id(V1), ""); /* the other broker sends it */
+    ota_task_exec *x = ota_task_find_exec(t, V1);
+    assert_int_equal(x->state, OTA_EXEC_NOTIFIED); /* in memory: the vehicle stays busy */
+    assert_true(x->flags & OTA_EXEC_F_ELSEWHERE);
+    assert_int_equal(stat_of("lost"), 1);
+    assert_int_equal(stat_of("won"), 0);
+    /* the rate token came back: V2 goes out without waiting a second */
+    seen(V2);
+    tick();
+    assert_string_equal(notice_id(V2), "T000001:" V2 ":0");
+    assert_int_equal(state_of("T000002", V1), OTA_EXEC_QUEUED); /* one task at a time */
+    /* the other broker times it out, not this one */
+    later(3600000);
+    tick();
+    assert_int_equal(x->state, OTA_EXEC_NOTIFIED);
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_FAILED); /* ours did */
+}
+
+static void test_claim_failure_retried(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1);
+    start_engine();
+    seen(V1);
+    ota_engine_tick(&F->p);
+    assert_int_equal(fail_jobs(), 1); /* the store is down */
+    assert_int_equal(stat_of("errors"), 1);
+    assert_int_equal(stat_of("waiting"), 1);
+    later(999);
+    ota_engine_tick(&F->p);
+    assert_int_equal(g_n_jobs, 0); /* backoff: 1 s */
+    later(1);
+    tick();
+    assert_string_equal(notice_id(V1), "T000001:" V1 ":0");
+    assert_int_equal(stat_of("won"), 1);
+    assert_int_equal(stat_of("waiting"), 0);
+}
+
+/* ---------------------------------------------------------------- flush */
+
+typedef struct {
+    size_t n;
+    int state; /* of V1's execution in T000001 */
+    char code[32];
+    int64_t resends;
+} stored;
+
+static int load_exec(void *ctx, const ota_exec_rec *e)
+{
+    stored *s = ctx;
+    s->n++;
+    if (strcmp(e->task, "T000001") == 0 && strcmp(e->vin, V1) == 0) {
+        s->state = (int)e->state;
+        snprintf(s->code, sizeof(s->code), "%s", e->code ? e->code : "");
+        s->resends = e->resends;
+    }
+    return 0;
+}
+
+static stored load_stored(void)
+{
+    stored s = {.state = -1};
+    assert_int_equal(ota_store_load_execs(g_store, load_exec, &s), 0);
+    return s;
+}
+
+static int count_notice(void *ctx, const ota_notice_rec *n)
+{
+    (void)n;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static size_t stored_notices(void)
+{
+    size_t n = 0;
+    assert_int_equal(ota_store_load_notices(g_store, "T000001", count_notice, &n), 0);
+    return n;
+}
+
+static void test_flush_and_retry(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1);
+    start_engine();
+    seen(V1);
+    ota_engine_tick(&F->p); /* the claim */
+    run_jobs();             /* won: the notice is set */
+    later(50);
+    ota_engine_tick(&F->p); /* the flush: the execution notified, the notice recorded */
+    assert_int_equal(g_n_jobs, 1);
+    assert_int_equal(fail_jobs(), 1); /* the store is down: everything waits */
+    assert_int_equal(load_stored().n, 0);
+    later(999);
+    tick();
+    assert_int_equal(load_stored().n, 0); /* retried after a second */
+    later(1);
+    tick();
+    stored s = load_stored();
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.state, OTA_EXEC_NOTIFIED);
+    assert_int_equal(stored_notices(), 1);
+    status(V1, "T000001", "failed", "upgrade_failed");
+    later(50);
+    tick();
+    s = load_stored();
+    assert_int_equal(s.state, OTA_EXEC_FAILED);
+    assert_string_equal(s.code, "upgrade_failed");
+}
+
+static void test_lost_claim_not_stored(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1);
+    start_engine();
+    claimed_elsewhere("T000001", V1);
+    seen(V1);
+    tick();
+    later(50);
+    tick();
+    assert_int_equal(load_stored().n, 0); /* the other broker stores that execution */
+    assert_int_equal(stored_notices(), 0);
+}
+
+static void test_flush_final(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1, V2);
+    start_engine();
+    seen(V1);
+    seen(V2);
+    /* shutdown with both claims waiting: they are settled, sent and stored */
+    ota_engine_flush_final(&F->p);
+    run_jobs();
+    assert_string_equal(notice_id(V1), "T000001:" V1 ":0");
+    assert_string_equal(notice_id(V2), "T000001:" V2 ":0");
+    assert_int_equal(load_stored().n, 2);
+    assert_int_equal(stored_notices(), 2);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_oldest_task_first_one_per_vehicle),
+        T(test_offline_after_disconnect),
+        T(test_rate),
+        T(test_rate_unlimited_and_bucket_cap),
+        T(test_window_and_expiry),
+        T(test_restart_keeps_vehicles_busy),
+        T(test_reports_drive_states),
+        T(test_vehicle_cancel),
+        T(test_timeout),
+        T(test_abort_threshold),
+        T(test_cancel_whole_task),
+        T(test_cancel_some_vins),
+        T(test_cancel_while_claim_out),
+        T(test_compensation_resend),
+        T(test_no_resend_while_cancel_pending),
+        T(test_claim_lost_to_another_broker),
+        T(test_claim_failure_retried),
+        T(test_flush_and_retry),
+        T(test_lost_claim_not_stored),
+        T(test_flush_final),
+    };
+    return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
+}
