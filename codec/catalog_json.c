@@ -719,10 +719,9 @@ static int package_ecus(const cJSON *j, const char *path, bool stored, ota_packa
 static int package_stored(const cJSON *j, const char *path, ota_package_rec *out, char *err,
                           size_t errlen)
 {
-    const char *names[] = {ota_pkg_status_name(OTA_PKG_DRAFT),
-                           ota_pkg_status_name(OTA_PKG_VERIFIED),
-                           ota_pkg_status_name(OTA_PKG_RELEASED),
-                           ota_pkg_status_name(OTA_PKG_DEPRECATED)};
+    const char *names[] = {
+        ota_pkg_status_name(OTA_PKG_DRAFT), ota_pkg_status_name(OTA_PKG_VERIFIED),
+        ota_pkg_status_name(OTA_PKG_RELEASED), ota_pkg_status_name(OTA_PKG_DEPRECATED)};
     int status = OTA_PKG_DRAFT;
     if (ota_json_get_uint(j, path, "id", false, 1, OTA_JSON_UINT_MAX, &out->id, err, errlen) ||
         ota_json_get_enum(j, path, "status", false, names, 4, &status, err, errlen))
@@ -963,8 +962,8 @@ static int task_kind(const cJSON *j, const char *path, ota_task_rec *out, char *
     return 0;
 }
 
-static int task_limits(const cJSON *j, const char *path, bool stored, ota_task_rec *out,
-                       char *err, size_t errlen)
+static int task_limits(const cJSON *j, const char *path, bool stored, ota_task_rec *out, char *err,
+                       size_t errlen)
 {
     if (get_time(j, path, "start", stored, &out->start_ms, err, errlen) ||
         get_time(j, path, "end", stored, &out->end_ms, err, errlen))

@@ -115,9 +115,9 @@ int ota_iso8601_parse(const char *text, int64_t *ms_out)
     unsigned y, mo, d, h, mi, sec, ms;
     int east;
     if (digits(&s, 4, &y) || expect(&s, '-') || digits(&s, 2, &mo) || expect(&s, '-') ||
-        digits(&s, 2, &d) || (*s != 'T' && *s != 't' && *s != ' ') || !++s ||
-        digits(&s, 2, &h) || expect(&s, ':') || digits(&s, 2, &mi) || expect(&s, ':') ||
-        digits(&s, 2, &sec) || fraction(&s, &ms) || zone(&s, &east) || *s != '\0')
+        digits(&s, 2, &d) || (*s != 'T' && *s != 't' && *s != ' ') || !++s || digits(&s, 2, &h) ||
+        expect(&s, ':') || digits(&s, 2, &mi) || expect(&s, ':') || digits(&s, 2, &sec) ||
+        fraction(&s, &ms) || zone(&s, &east) || *s != '\0')
         return -1;
     if (y < 1970 || valid_date(y, mo, d) || h > 23 || mi > 59 || sec > 60)
         return -1;

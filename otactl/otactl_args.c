@@ -94,10 +94,11 @@ static const struct {
     const char *name;
     bool has_arg;
 } global_opts[] = {
-    {'h', "host", true},     {'p', "port", true},    {'u', "user", true}, {0, "username", true},
-    {'P', "password", true}, {0, "tls", false},      {0, "cafile", true}, {0, "cert", true},
-    {0, "key", true},        {0, "insecure", false}, {0, "json", false},  {0, "timeout", true},
-    {0, "dry-run", false},   {'q', "quiet", false},  {0, "help", false},
+    {'h', "host", true},        {'p', "port", true},     {'u', "user", true},
+    {0, "username", true},      {'P', "password", true}, {0, "tls", false},
+    {0, "cafile", true},        {0, "cert", true},       {0, "key", true},
+    {0, "insecure", false},     {0, "json", false},      {0, "timeout", true},
+    {0, "dry-run", false},      {'q', "quiet", false},   {0, "help", false},
     {0, "password-file", true},
 };
 
@@ -374,9 +375,9 @@ cJSON *otactl_read_json(const otactl_ctx *ctx, const char *path)
  * piped into --vins-file -. */
 static bool listing_word(const char *w, size_t len)
 {
-    static const char *const states[] = {"queued",    "notified", "downloading",
+    static const char *const states[] = {"queued",     "notified",  "downloading",
                                          "installing", "succeeded", "failed",
-                                         "canceled",  "rejected", NULL};
+                                         "canceled",   "rejected",  NULL};
     if (memchr(w, '_', len)) {
         return true;
     }

@@ -325,8 +325,8 @@ static const action package_actions[] = {
     {"update", "ID [--baseline TEXT] [--prompt TEXT] [--result-info TEXT]",
      "set a package's texts (e.g. the baseline description it was added without)",
      otactl_package_update_opts, 1, 1, otactl_cmd_package_update},
-    {"deprecate", "ID", "no new task may use the package (refused while an active task does)",
-     NULL, 1, 1, otactl_cmd_package_deprecate},
+    {"deprecate", "ID", "no new task may use the package (refused while an active task does)", NULL,
+     1, 1, otactl_cmd_package_deprecate},
     {"delete", "ID", "delete a package no task uses", NULL, 1, 1, otactl_cmd_package_delete},
     {NULL, NULL, NULL, NULL, 0, 0, NULL},
 };

@@ -192,8 +192,7 @@ static int resolve_credentials(otactl_ctx *ctx)
         size_t len = 0;
         char *text = otactl_read_file(ctx->password_file, &len);
         if (!text) {
-            fprintf(stderr, "Error: --password-file %s: %s\n", ctx->password_file,
-                    strerror(errno));
+            fprintf(stderr, "Error: --password-file %s: %s\n", ctx->password_file, strerror(errno));
             return OTACTL_EUSAGE;
         }
         text[strcspn(text, "\r\n")] = '\0'; /* the first line */

@@ -59,9 +59,8 @@ static char *scalar_text(const cJSON *v)
 /* Members that hold a time in ms since the Unix epoch: printed as ISO 8601 UTC. */
 static bool time_key(const char *key)
 {
-    static const char *const names[] = {"created_at", "updated_at", "notified_at", "received_at",
-                                        "start",      "end",        "ts",          "at",
-                                        NULL};
+    static const char *const names[] = {
+        "created_at", "updated_at", "notified_at", "received_at", "start", "end", "ts", "at", NULL};
     const char *dot = strrchr(key, '.');
     const char *last = dot ? dot + 1 : key;
     size_t len = strcspn(last, "[");

@@ -91,12 +91,13 @@ static int run_pages(otactl_ctx *ctx, const otactl_args *a, cJSON *cmd, otactl_p
 
 static void print_tasks(const cJSON *data)
 {
-    static const char *const titles[] = {"ID",      "NAME",    "TYPE",      "STATE",
-                                         "MODEL",   "SERIES",  "VERSION",   "CREATED",
-                                         "QUEUED",  "SUCCEEDED", "FAILED"};
-    static const char *const paths[] = {"id",      "name",   "type",    "state",
-                                        "model",   "series", "version", "created_at",
-                                        "counts.queued", "counts.succeeded", "counts.failed"};
+    static const char *const titles[] = {"ID",     "NAME",      "TYPE",    "STATE",
+                                         "MODEL",  "SERIES",    "VERSION", "CREATED",
+                                         "QUEUED", "SUCCEEDED", "FAILED"};
+    static const char *const paths[] = {
+        "id",           "name",    "type",       "state",         "model",
+        "series",       "version", "created_at", "counts.queued", "counts.succeeded",
+        "counts.failed"};
     otactl_print_table(cJSON_GetObjectItemCaseSensitive(data, "tasks"), titles, paths, 11);
 }
 
@@ -269,10 +270,10 @@ static void print_vehicle_rows(const cJSON *data)
 int otactl_cmd_vehicle_list(otactl_ctx *ctx, otactl_args *a)
 {
     cJSON *c = otactl_cmd_new("listVehicles");
-    static const char *const words[][2] = {{"model", "model"},   {"series", "series"},
-                                           {"fw", "fw"},         {"status", "status"},
-                                           {"usage", "usage"},   {"list", "list"},
-                                           {"vin-prefix", "vin_prefix"}, {"cursor", "cursor"}};
+    static const char *const words[][2] = {
+        {"model", "model"},           {"series", "series"}, {"fw", "fw"},
+        {"status", "status"},         {"usage", "usage"},   {"list", "list"},
+        {"vin-prefix", "vin_prefix"}, {"cursor", "cursor"}};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
         add_text(a, words[i][0], c, words[i][1]);
     }
@@ -285,8 +286,9 @@ const otactl_opt otactl_vehicle_list_opts[] = {
     {"model", "MODEL", "of this model"},
     {"series", "SERIES", "of this series"},
     {"fw", "VERSION", "with this firmware version"},
-    {"status", "STATUS", "assembly_offline, ok_offline, certificate_printed, in_stock, sold, "
-                         "scrapped"},
+    {"status", "STATUS",
+     "assembly_offline, ok_offline, certificate_printed, in_stock, sold, "
+     "scrapped"},
     {"usage", "USAGE", "retail, fleet, test, rental"},
     {"list", "LIST", "members of a list (blacklist, forced_whitelist, ...)"},
     {"vin-prefix", "PREFIX", "VINs starting with PREFIX"},
@@ -306,8 +308,8 @@ int otactl_cmd_vehicle_status(otactl_ctx *ctx, otactl_args *a)
 
 static void print_history(const cJSON *data)
 {
-    static const char *const titles[] = {"SEQ", "IDX",   "KIND", "TASK",  "TS",
-                                         "ECU", "PCT",   "STATUS", "ERROR", "FW"};
+    static const char *const titles[] = {"SEQ", "IDX", "KIND",   "TASK",  "TS",
+                                         "ECU", "PCT", "STATUS", "ERROR", "FW"};
     static const char *const paths[] = {"seq", "index", "kind",   "task",  "ts",
                                         "ecu", "pct",   "status", "error", "fw"};
     otactl_print_table(cJSON_GetObjectItemCaseSensitive(data, "events"), titles, paths, 10);

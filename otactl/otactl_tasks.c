@@ -657,8 +657,9 @@ const otactl_action otactl_task_actions[] = {
      create_opts, 0, 0, task_preview},
     {"get", "ID", "show a task, its state and its executions counted per state", NULL, 1, 1,
      task_get},
-    {"list", "[--state S] [--model M] [--version V] [--from TIME] [--to TIME] [--limit N] "
-             "[--cursor C | --all]",
+    {"list",
+     "[--state S] [--model M] [--version V] [--from TIME] [--to TIME] [--limit N] "
+     "[--cursor C | --all]",
      "tasks, newest first, with their state and counts", otactl_task_list_opts, 0, 0,
      otactl_cmd_task_list},
     {"export", "ID [--format csv|json] [--output FILE]",

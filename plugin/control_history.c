@@ -106,7 +106,8 @@ static int history_run(ota_store *store, ota_cmd_op *base, char *err, size_t err
     int n = ota_store_history_before(store, op->vin, op->kind, op->has_before ? &op->before : NULL,
                                      op->limit + 1, collect, op);
     if (n < 0) {
-        snprintf(err, errlen, "the store could not be read (%s): try again", ota_store_backend(store));
+        snprintf(err, errlen, "the store could not be read (%s): try again",
+                 ota_store_backend(store));
         return -1;
     }
     return 0;

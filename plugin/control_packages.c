@@ -227,10 +227,9 @@ static cJSON *package_with_status(const ota_package_rec *r, ota_pkg_status st)
 static int new_status(const ota_package_rec *r, const cJSON *cmd, ota_pkg_status *st, char *err,
                       size_t errlen)
 {
-    const char *names[] = {ota_pkg_status_name(OTA_PKG_DRAFT),
-                           ota_pkg_status_name(OTA_PKG_VERIFIED),
-                           ota_pkg_status_name(OTA_PKG_RELEASED),
-                           ota_pkg_status_name(OTA_PKG_DEPRECATED)};
+    const char *names[] = {
+        ota_pkg_status_name(OTA_PKG_DRAFT), ota_pkg_status_name(OTA_PKG_VERIFIED),
+        ota_pkg_status_name(OTA_PKG_RELEASED), ota_pkg_status_name(OTA_PKG_DEPRECATED)};
     int k = 0;
     if (ota_json_get_enum(cmd, "", "status", true, names, 4, &k, err, errlen) != 0) {
         return -1;

@@ -114,8 +114,8 @@ static long task_page_start(ota_task **all, long n, const char *cursor)
     return -1;
 }
 
-static void list_tasks_answer(ota_cmd *c, ota_task **all, long n, const task_filter *f,
-                              long start, size_t limit)
+static void list_tasks_answer(ota_cmd *c, ota_task **all, long n, const task_filter *f, long start,
+                              size_t limit)
 {
     cJSON *data = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(data, "tasks");
@@ -147,9 +147,9 @@ static void list_tasks_answer(ota_cmd *c, ota_task **all, long n, const task_fil
 
 void ota_cmd_list_tasks(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
-    static const char *const allowed[] = {"state",        "model",      "series", "version",
-                                          "created_from", "created_to", "limit",  "cursor",
-                                          NULL};
+    static const char *const allowed[] = {"state",   "model",        "series",
+                                          "version", "created_from", "created_to",
+                                          "limit",   "cursor",       NULL};
     char err[512];
     task_filter f;
     size_t limit;
@@ -202,8 +202,8 @@ static int parse_vehicle_filter(const cJSON *cmd, vehicle_walk *w, char *err, si
         get_page(cmd, &w->limit, &w->cursor, err, errlen)) {
         return -1;
     }
-    if ((w->status && ota_vocab_check(&OTA_VOCAB_VEHICLE_STATUS, w->status, "", "status", err,
-                                      errlen)) ||
+    if ((w->status &&
+         ota_vocab_check(&OTA_VOCAB_VEHICLE_STATUS, w->status, "", "status", err, errlen)) ||
         (w->usage &&
          ota_vocab_check(&OTA_VOCAB_VEHICLE_USAGE, w->usage, "", "usage", err, errlen))) {
         return -1;
@@ -222,9 +222,8 @@ static int parse_vehicle_filter(const cJSON *cmd, vehicle_walk *w, char *err, si
 
 static bool vehicle_matches(const vehicle_walk *w, const ota_vehicle *v)
 {
-    return word_is(w->model, v->model) && word_is(w->series, v->series) &&
-           word_is(w->fw, v->fw) && word_is(w->status, v->status) &&
-           word_is(w->usage, v->usage) &&
+    return word_is(w->model, v->model) && word_is(w->series, v->series) && word_is(w->fw, v->fw) &&
+           word_is(w->status, v->status) && word_is(w->usage, v->usage) &&
            (!w->prefix || strncmp(v->vin, w->prefix, strlen(w->prefix)) == 0) &&
            (w->list < 0 || ota_catalog_listed(w->cat, (ota_list_kind)w->list, v->vin));
 }
@@ -316,8 +315,7 @@ static bool exec_is_current(const ota_task *t, const ota_task_exec *x)
 
 /* state, code?, then the attempt fields: resends (status) or attempts (export),
  * notified_at?, updated_at. */
-static void add_exec_fields(cJSON *o, const ota_tasks *tasks, const ota_task_exec *x,
-                            bool attempts)
+static void add_exec_fields(cJSON *o, const ota_tasks *tasks, const ota_task_exec *x, bool attempts)
 {
     cJSON_AddStringToObject(o, "state", ota_exec_state_name((ota_exec_state)x->state));
     const char *code = ota_tasks_code_name(tasks, x->code);

@@ -187,20 +187,20 @@ static int event_to_fn(const bson_t *doc, void *arg)
 /* Only events older than before: {$or: [{seq: {$lt: S}}, {seq: S, idx: {$lt: I}}]}. */
 static void append_before(bson_t *filter, const ota_store_cursor *before)
 {
-    bson_t or, arm, cmp;
-    BSON_APPEND_ARRAY_BEGIN(filter, "$or", &or);
-    BSON_APPEND_DOCUMENT_BEGIN(&or, "0", &arm);
+    bson_t alts, arm, cmp;
+    BSON_APPEND_ARRAY_BEGIN(filter, "$or", &alts);
+    BSON_APPEND_DOCUMENT_BEGIN(&alts, "0", &arm);
     BSON_APPEND_DOCUMENT_BEGIN(&arm, "seq", &cmp);
     BSON_APPEND_INT64(&cmp, "$lt", (int64_t)before->seq);
     bson_append_document_end(&arm, &cmp);
-    bson_append_document_end(&or, &arm);
-    BSON_APPEND_DOCUMENT_BEGIN(&or, "1", &arm);
+    bson_append_document_end(&alts, &arm);
+    BSON_APPEND_DOCUMENT_BEGIN(&alts, "1", &arm);
     BSON_APPEND_INT64(&arm, "seq", (int64_t)before->seq);
     BSON_APPEND_DOCUMENT_BEGIN(&arm, "idx", &cmp);
     BSON_APPEND_INT64(&cmp, "$lt", (int64_t)before->index);
     bson_append_document_end(&arm, &cmp);
-    bson_append_document_end(&or, &arm);
-    bson_append_array_end(filter, &or);
+    bson_append_document_end(&alts, &arm);
+    bson_append_array_end(filter, &alts);
 }
 
 /* The newest `limit` events of a VIN of one kind (older than before, when not NULL),

@@ -263,8 +263,7 @@ static int prepare_all(sqlite_store *st, char *err, size_t errlen)
             ota_store_sq_build(st, sql_count_all, t, &st->count_all[t], err, errlen) != 0 ||
             ota_store_sq_build(st, sql_count_vin, t, &st->count_vin[t], err, errlen) != 0 ||
             ota_store_sq_build(st, sql_history, t, &st->history[t], err, errlen) != 0 ||
-            ota_store_sq_build(st, sql_history_before, t, &st->history_before[t], err, errlen) !=
-                0)
+            ota_store_sq_build(st, sql_history_before, t, &st->history_before[t], err, errlen) != 0)
             return -1;
     }
     if (ota_store_sq_state_prepare(st, err, errlen) != 0)

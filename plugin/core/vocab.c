@@ -29,8 +29,8 @@ int ota_vocab_check(const ota_vocab *v, const char *word, const char *path, cons
     size_t used = 0;
     list[0] = '\0';
     for (size_t i = 0; i < v->n && used < sizeof list; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                                 v->words[i]);
+        used +=
+            (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", v->words[i]);
     return ota_json_errf(err, errlen, path, key, "\"%.64s\" is not %s (%s)", word ? word : "",
                          v->what, list);
 }

@@ -1083,11 +1083,11 @@ static void test_iso8601(void **state)
     assert_int_equal(ms, 0);
     assert_int_equal(ota_iso8601_parse("2024-02-29T00:00:00Z", &ms), 0);
     assert_int_equal(ms, 1709164800000LL);
-    static const char *const bad[] = {"2023-02-29T00:00:00Z", "2026-12-08T10:00:00",
-                                      "2026-12-08",           "2026-12-08T24:00:00Z",
-                                      "2026-12-08T10:00Z",    "2026-12-08T10:00:00Zjunk",
-                                      "1969-12-31T23:59:59Z", "2026-12-08T10:00:00+25:00",
-                                      "",                     "2026-12-08T10:00:00.Z"};
+    static const char *const bad[] = {
+        "2023-02-29T00:00:00Z", "2026-12-08T10:00:00",       "2026-12-08",
+        "2026-12-08T24:00:00Z", "2026-12-08T10:00Z",         "2026-12-08T10:00:00Zjunk",
+        "1969-12-31T23:59:59Z", "2026-12-08T10:00:00+25:00", "",
+        "2026-12-08T10:00:00.Z"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(ota_iso8601_parse(bad[i], &ms), -1);
     char buf[32];
