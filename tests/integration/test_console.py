@@ -316,6 +316,23 @@ class Console(ConsoleCase):
         self.assertIn("upgrade status", self.text("history"))
         self.shot("vehicle")
 
+        # a task by VIN list, then canceled from its page
+        vins = [ot.vin(i) for i in range(3)]
+        self.go("#/new-task", "#task-form")
+        self.fill("#task-form", name="bms-2.1", model="%s/%s" % (M, S), version="2.1")
+        self.find("#task-form input[name=by][value=vins]").click()
+        self.fill("#task-form", vins="\n".join(vins))
+        self.find("#create").click()
+        self.until(lambda d: d.current_url.endswith("#/campaign/T000002") and
+                   self.shown("#cancel-task"), "the second campaign, active")
+        for v in vins:
+            self.assertIn(v, self.text("task-vehicles"))
+        self.find("#cancel-task").click()
+        self.driver.switch_to.alert.accept()
+        self.until(lambda d: "Task T000002 canceled" in self.text("banner") and
+                   "canceled" in self.find("#page h1").text, "the task canceled")
+        self.assertEqual(self.ok("getTask", id="T000002")["state"], "canceled")
+
         # lost connection: the relay goes away, then comes back on the same port
         relay.stop()
         self.until(lambda d: "Connection lost" in self.text("banner"), "lost connection shown")
