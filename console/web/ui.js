@@ -121,16 +121,13 @@ const Ui = (() => {
         return svg;
     }
 
-    let bannerTimer = null;
-    /* kind: error | warn | ok; ok messages fade after a while. */
+    /* kind: error | warn | ok; stays until dismissed or the page changes. */
     function banner(kind, text) {
         const b = document.getElementById("banner");
-        clearTimeout(bannerTimer);
         if (!text) { b.hidden = true; return; }
         b.className = "banner-" + kind;
         b.replaceChildren(h("span", {}, text), h("button", { class: "link", onclick: () => { b.hidden = true; } }, "dismiss"));
         b.hidden = false;
-        if (kind === "ok") bannerTimer = setTimeout(() => { b.hidden = true; }, 6000);
     }
 
     return { h, time, ago, duration, timeCell, bytes, num, badge, table, facts, stack, legend, meter, chart, banner, EXEC_ORDER };

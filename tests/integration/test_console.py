@@ -327,7 +327,8 @@ class Console(ConsoleCase):
                    self.shown("#cancel-task"), "the second campaign, active")
         for v in vins:
             self.assertIn(v, self.text("task-vehicles"))
-        self.find("#cancel-task").click()
+        # the live page redraws every few seconds: click the button as it is now
+        self.until(lambda d: self.find("#cancel-task").click() or True, "Cancel clicked")
         self.driver.switch_to.alert.accept()
         self.until(lambda d: "Task T000002 canceled" in self.text("banner") and
                    "canceled" in self.find("#page h1").text, "the task canceled")
