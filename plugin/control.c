@@ -434,6 +434,7 @@ static void add_writer_stats(cJSON *data, ota_writer *w)
     ota_cmd_add_u64(o, "quarantined", st.quarantined);
     ota_cmd_add_u64(o, "store_errors", st.store_errors);
     ota_cmd_add_u64(o, "backlog_bytes", st.backlog_bytes);
+    cJSON_AddBoolToObject(o, "results_waiting", st.results_waiting);
     cJSON_AddBoolToObject(o, "store_ok", st.store_ok);
 }
 

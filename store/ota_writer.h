@@ -60,6 +60,7 @@ typedef struct {
     uint64_t quarantined;     /* refused reports stored in the quarantine */
     uint64_t store_errors;    /* failed store batches (each retried) */
     uint64_t backlog_bytes;   /* spool bytes not yet in the store */
+    bool results_waiting;     /* stored reports whose results the broker has not polled yet */
     bool store_ok;            /* false while the store is failing */
 } ota_writer_stats;
 

@@ -880,6 +880,7 @@ void ota_writer_stats_get(ota_writer *w, ota_writer_stats *st)
 {
     pthread_mutex_lock(&w->mu);
     *st = w->st;
+    st->results_waiting = w->results != NULL;
     ota_spool_pos done = w->done;
     pthread_mutex_unlock(&w->mu);
     st->backlog_bytes = ota_spool_bytes_after(w->spool, done);

@@ -688,8 +688,10 @@ class Admin(Client):
 
     def wait_drained(self, timeout=None, baseline=None):
         """Waits until the writer has shipped the whole spool to the store: backlog_bytes
-        is 0 and every event accepted since baseline (a getStats result; default: since
-        the broker started) has been stored or counted as a duplicate. Returns the stats."""
+        is 0, every event accepted since baseline (a getStats result; default: since the
+        broker started) has been stored or counted as a duplicate, and the broker thread
+        has taken every stored report's results (its counters are final). Returns the
+        stats."""
         base = baseline or {"events_accepted": 0, "writer": {"events_stored": 0,
                                                              "duplicates": 0}}
 
@@ -698,7 +700,7 @@ class Admin(Client):
 
         def drained():
             s = self.stats()
-            if s["writer"]["backlog_bytes"] != 0:
+            if s["writer"]["backlog_bytes"] != 0 or s["writer"].get("results_waiting"):
                 return None
             if shipped(s) - shipped(base) < s["events_accepted"] - base["events_accepted"]:
                 return None
