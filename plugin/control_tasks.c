@@ -232,8 +232,8 @@ static int exec_cmp(const void *a, const void *b)
     return memcmp(((const ota_task_exec *)a)->vin, ((const ota_task_exec *)b)->vin, OTA_VIN_LEN);
 }
 
-/* The wave plan over the distinct VINs in the task's (VIN) order, into the document. */
-static int waves_plan(create_op *op, cJSON *doc)
+/* The wave plan over the distinct VINs in the task's (VIN) order. */
+static int waves_plan(create_op *op)
 {
     size_t n = op->n_execs;
     qsort(op->execs, n, sizeof(*op->execs), exec_cmp); /* the order ota_tasks_add keeps */
@@ -249,11 +249,6 @@ static int waves_plan(create_op *op, cJSON *doc)
     if (rc == 0) {
         rc = ota_task_waves_plan(op->waves, op->id, vins, acc, n);
     }
-    cJSON *w = rc == 0 ? ota_task_waves_json(op->waves) : NULL;
-    if (!w || !cJSON_AddItemToObject(doc, "waves", w)) {
-        cJSON_Delete(w);
-        rc = -1;
-    }
     free(buf), free(vins), free(acc);
     return rc;
 }
@@ -261,23 +256,19 @@ static int waves_plan(create_op *op, cJSON *doc)
 /* The change: the task document (and its target) and one execution per distinct VIN. */
 static int create_change(create_op *op)
 {
-    cJSON *doc = ota_task_doc(&op->rec, OTA_TASK_ACTIVE, op->created_ms, op->package);
-    if (doc && op->waves && waves_plan(op, doc) != 0) {
-        cJSON_Delete(doc);
+    if (op->waves && waves_plan(op) != 0) {
         return -1;
     }
-    if (doc && op->mwindow) {
-        cJSON_AddItemToObject(doc, "maintenance_window", ota_task_window_json(op->mwindow));
-    }
-    if (doc && op->retry.on) {
-        cJSON_AddItemToObject(doc, "retry", ota_task_retry_json(&op->retry));
-    }
-    if (doc && op->ramp.on) {
-        cJSON_AddItemToObject(doc, "ramp", ota_task_ramp_json(&op->ramp));
-    }
-    if (doc && op->end_action != OTA_END_CANCEL_PENDING) {
-        cJSON_AddStringToObject(doc, "end_action", ota_task_end_action_name(op->end_action));
-    }
+    /* the document of the task as it will be in memory (ota_task_doc_of writes them all) */
+    ota_task t = {.rec = op->rec,
+                  .created_ms = op->created_ms,
+                  .package = op->package,
+                  .waves = op->waves,
+                  .mwindow = op->mwindow,
+                  .end_action = op->end_action,
+                  .ramp = op->ramp,
+                  .retry = op->retry};
+    cJSON *doc = ota_task_doc_of(&t, OTA_TASK_ACTIVE);
     op->json = doc ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);
     op->recs = calloc(op->n_execs ? op->n_execs : 1, sizeof(*op->recs));
