@@ -1,7 +1,8 @@
 /*
  * engine.c — the task engine's life cycle, its view of the vehicles, dispatch and TICK
  * (engine.h, docs/task-engine.md). The execution transitions are engine_exec.c's, notice
- * claims engine_claims.c's, the store engine_flush.c's (engine_impl.h).
+ * claims engine_claims.c's, the store engine_flush.c's, executions held by no one here
+ * engine_adopt.c's (engine_impl.h).
  *
  * Design
  * - Vehicles: a map by VIN of {online, busy}: online from its shadow/update or shadow/get
@@ -96,6 +97,7 @@ void ota_engine_free(ota_engine *e)
     }
     ota_map_destroy(&e->vehs, NULL);
     ota_eng_flush_free(e);
+    ota_eng_adopt_free(e);
     free(e->claims.refs);
     free(e);
 }
@@ -257,6 +259,7 @@ void ota_engine_tick(ota_plugin *p)
     }
     free(tasks);
     ota_eng_claims_submit(e);
+    ota_eng_adopt_submit(e);
     ota_eng_flush(e);
 }
 

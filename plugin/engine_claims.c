@@ -240,4 +240,7 @@ void ota_engine_stats_json(ota_plugin *p, cJSON *data)
     cJSON_AddNumberToObject(o, "lost", e ? (double)e->claims.lost : 0);
     cJSON_AddNumberToObject(o, "errors", e ? (double)e->claims.errors : 0);
     cJSON_AddNumberToObject(o, "waiting", e ? (double)e->claims.n : 0);
+    /* executions read from the store on demand, and conditional writes another broker beat */
+    cJSON_AddNumberToObject(o, "adopted", e ? (double)e->adopts.loaded : 0);
+    cJSON_AddNumberToObject(o, "conflicts", e ? (double)e->adopts.conflicts : 0);
 }

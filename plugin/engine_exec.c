@@ -22,7 +22,7 @@ void ota_eng_set_state(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t 
                              task->rec.id, from, state);
         return;
     }
-    ota_eng_mark_dirty(e, task, x);
+    ota_eng_mark_dirty_from(e, task, x, from);
 }
 
 void ota_eng_check_task(ota_task *task)
@@ -176,6 +176,19 @@ void ota_engine_on_event(ota_plugin *p, const char *vin, const ota_event *ev)
     ota_engine *e = p->engine;
     ota_task *task = e && ev->task ? ota_tasks_get(p->tasks, ev->task) : NULL;
     ota_task_exec *x = task ? ota_task_find_exec(task, vin) : NULL;
+    bool drives = ev->type == OTA_EV_UPGRADE_STATUS || ev->type == OTA_EV_DOWNLOAD_PROGRESS ||
+                  ev->type == OTA_EV_UPGRADE_PROGRESS;
+    if (x && drives && ota_eng_not_held(e, x)) {
+        ota_eng_adopt_event(e, task, x, ev); /* driven once read from the store */
+        return;
+    }
+    ota_eng_drive(p, task, x, vin, ev);
+}
+
+void ota_eng_drive(ota_plugin *p, ota_task *task, ota_task_exec *x, const char *vin,
+                   const ota_event *ev)
+{
+    ota_engine *e = p->engine;
     if (!x || !ota_exec_in_flight(x->state)) {
         if (ev->type == OTA_EV_UPGRADE_STATUS && !(x && x->state != OTA_EXEC_QUEUED)) {
             call_effects(p, vin, ev, x ? task : NULL, x);

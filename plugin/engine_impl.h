@@ -6,6 +6,7 @@
  *                    (the rules themselves are core/tasks.c's state machine)
  *   engine_claims.c  notice claims: every notice waits for its claim in the store
  *   engine_flush.c   execution changes, notices and task documents to the writer
+ *   engine_adopt.c   executions this broker does not hold, read from the store on demand
  *
  * Broker thread only.
  */
@@ -25,11 +26,29 @@ typedef struct {
     ota_task *busy;
 } eng_veh;
 
-/* An execution by position: tasks never move their executions while the plugin runs. */
+/* An execution by position: tasks never move their executions while the plugin runs.
+ * from: its state in the store (what the conditional write of the flush expects). */
 typedef struct {
     ota_task *task;
     size_t idx;
+    uint8_t from;
 } eng_exec_ref;
+
+/* An execution read from the store on demand, with the events that wait for it. */
+typedef struct {
+    ota_task *task;
+    size_t idx;
+    ota_event *evs; /* copies (eng_event_copy) */
+    size_t n_evs;
+} eng_adopt;
+
+typedef struct {
+    eng_adopt *list;
+    size_t n, cap;
+    bool in_flight; /* one load job with the writer at a time */
+    int64_t retry_after;
+    uint64_t loaded, conflicts;
+} eng_adopts;
 
 typedef struct {
     ota_notice_rec rec; /* strings malloc'd */
@@ -65,6 +84,7 @@ struct ota_engine {
     size_t n_notices, cap_notices;
     ota_batcher batch;
     int64_t last_timeouts; /* monotonic ms */
+    eng_adopts adopts;
 };
 
 /* ---- engine.c: vehicles and dispatch ---- */
@@ -96,11 +116,32 @@ void ota_eng_claims_submit(ota_engine *e);
 /* At shutdown: the claims out or waiting are settled (waits for the writer, bounded). */
 void ota_eng_claims_final(ota_engine *e);
 
+/* The in-flight part of a report event: x is held here (engine_exec.c). */
+void ota_eng_drive(ota_plugin *p, ota_task *task, ota_task_exec *x, const char *vin,
+                   const ota_event *ev);
+
+/* ---- engine_adopt.c ---- */
+/* True when x's state is not this broker's to drive from memory: another broker claimed
+ * its notice, or it is queued here while the vehicle reports that task (notified elsewhere). */
+bool ota_eng_not_held(const ota_engine *e, const ota_task_exec *x);
+/* ev (copied) waits until x is read from the store, then drives it (next load job). */
+void ota_eng_adopt_event(ota_engine *e, ota_task *task, ota_task_exec *x, const ota_event *ev);
+/* x's conditional write found another state in the store: x is read again. */
+void ota_eng_adopt_reload(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* TICK: the executions waiting to be read, in one writer job (one in flight at a time). */
+void ota_eng_adopt_submit(ota_engine *e);
+void ota_eng_adopt_free(ota_engine *e);
+
 /* ---- engine_flush.c ---- */
 /* "TASK:VIN:RESENDS", the notice's msg_id. */
 void ota_eng_msg_id(const ota_task *task, const ota_task_exec *x, char *buf, size_t len);
 /* x changed: it goes to the store with the next flush (not when another broker owns it). */
 void ota_eng_mark_dirty(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* The same, x having been in state from in the store (a transition's first move). */
+void ota_eng_mark_dirty_from(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t from);
+/* x's stored state is known to be state now (read from the store): its pending write
+ * expects that. */
+void ota_eng_dirty_stored(ota_engine *e, const ota_task_exec *x, uint8_t state);
 /* A notice sent: appended to the notice table with the next flush. */
 void ota_eng_record_notice(ota_engine *e, const ota_task *task, const char *vin, const char *msg_id,
                            int64_t now);

@@ -233,6 +233,24 @@ static int teardown(void **state)
 }
 
 /* A task of these VINs (all queued), created now, with rec's limits. */
+/* The executions of a new task, stored queued (what createTask's change holds). */
+static void store_queued(const char *id, const char *const *vins, size_t n)
+{
+    ota_exec_rec *recs = calloc(n, sizeof(*recs));
+    assert_non_null(recs);
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = (ota_exec_rec){.task = id,
+                                 .vin = vins[i],
+                                 .state = OTA_EXEC_QUEUED,
+                                 .notified_ms = -1,
+                                 .updated_ms = g_now};
+    }
+    ota_catalog_change c = {.put_execs = recs, .n_put_execs = n};
+    char err[256];
+    assert_int_equal(ota_store_apply(g_store, &c, err, sizeof err), 0);
+    free(recs);
+}
+
 static ota_task *add_task(const char *id, const char *const *vins, size_t n, ota_task_rec rec)
 {
     rec.id = test_strdup(id);
@@ -243,6 +261,7 @@ static ota_task *add_task(const char *id, const char *const *vins, size_t n, ota
         memcpy(execs[i].vin, vins[i], OTA_VIN_LEN);
         execs[i].notified_ms = -1;
     }
+    store_queued(id, vins, n); /* as createTask does: executions are written as transitions */
     assert_int_equal(ota_tasks_add(F->p.tasks, &rec, OTA_TASK_ACTIVE, g_now, 9, execs, n), 0);
     return ota_tasks_get(F->p.tasks, id);
 }
@@ -711,7 +730,7 @@ static void test_claim_failure_retried(void **state)
 /* ---------------------------------------------------------------- flush */
 
 typedef struct {
-    size_t n;
+    size_t n;  /* executions the engine moved */
     int state; /* of V1's execution in T000001 */
     char code[32];
     int64_t resends;
@@ -720,7 +739,7 @@ typedef struct {
 static int load_exec(void *ctx, const ota_exec_rec *e)
 {
     stored *s = ctx;
-    s->n++;
+    s->n += e->state != OTA_EXEC_QUEUED; /* written by the engine (created queued) */
     if (strcmp(e->task, "T000001") == 0 && strcmp(e->vin, V1) == 0) {
         s->state = (int)e->state;
         snprintf(s->code, sizeof(s->code), "%s", e->code ? e->code : "");
@@ -810,6 +829,60 @@ static void test_flush_final(void **state)
     assert_int_equal(stored_notices(), 2);
 }
 
+/* ---------------------------------------------------------------- several brokers */
+
+/* Another broker's write: (T000001, vin) moved from `from` to state in the store. */
+static void moved_elsewhere(const char *vin, ota_exec_state from, ota_exec_state state)
+{
+    ota_exec_rec r = {.task = "T000001",
+                      .vin = vin,
+                      .state = state,
+                      .msg_id = "T000001:" V1 ":0",
+                      .notified_ms = g_now,
+                      .updated_ms = g_now};
+    char err[256];
+    assert_int_equal(ota_store_transition_exec(g_store, from, &r, err, sizeof err), 1);
+}
+
+static void test_adopt_from_store(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(0), V1);
+    start_engine();
+    moved_elsewhere(V1, OTA_EXEC_QUEUED, OTA_EXEC_DOWNLOADING); /* notified by another broker */
+    report(V1, "T000001", OTA_EV_UPGRADE_PROGRESS, NULL, NULL);
+    status(V1, "T000001", "succeeded", NULL);
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_QUEUED); /* the events wait */
+    tick(); /* read from the store, then driven by both events */
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_SUCCEEDED);
+    assert_int_equal(t->count[OTA_EXEC_SUCCEEDED], 1);
+    assert_int_equal(t->count[OTA_EXEC_QUEUED], 0);
+    later(50);
+    tick();
+    assert_int_equal(load_stored().state, OTA_EXEC_SUCCEEDED);
+}
+
+static void test_conflict_reads_again(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(.timeout_min = 1), V1);
+    start_engine();
+    seen(V1);
+    tick(); /* claimed and notified here */
+    later(50);
+    tick(); /* stored notified */
+    assert_int_equal(load_stored().state, OTA_EXEC_NOTIFIED);
+    moved_elsewhere(V1, OTA_EXEC_NOTIFIED, OTA_EXEC_INSTALLING); /* the vehicle moved on */
+    later(60000);
+    tick(); /* timed out here: the write from notified does not apply */
+    later(50);
+    tick(); /* the flush finds installing; the execution is read again */
+    tick();
+    assert_int_equal(load_stored().state, OTA_EXEC_INSTALLING);
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_INSTALLING);
+    assert_int_equal(t->count[OTA_EXEC_FAILED], 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -834,6 +907,8 @@ int main(void)
         T(test_flush_and_retry),
         T(test_lost_claim_not_stored),
         T(test_flush_final),
+        T(test_adopt_from_store),
+        T(test_conflict_reads_again),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }
