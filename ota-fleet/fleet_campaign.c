@@ -519,14 +519,12 @@ static void on_delta(fleet_vehicle *v, const void *payload, int len)
     struct cbor_load_result res;
     cbor_item_t *root = cbor_load(payload, (size_t)len, &res);
     cbor_item_t *desired = vc_cbor_get(root, "desired");
-    cbor_item_t *task = vc_cbor_get(desired, "task"),
-                *cancel = vc_cbor_get(desired, "cancel");
+    cbor_item_t *task = vc_cbor_get(desired, "task"), *cancel = vc_cbor_get(desired, "cancel");
     cbor_item_t *tid = vc_cbor_get(task, "task"), *ver = vc_cbor_get(task, "version");
 
     if (task && cbor_isa_map(task)) {
         bool valid = tid && ver && cbor_isa_string(tid) && cbor_isa_string(ver) &&
-                     cbor_string_length(tid) <= VC_ID_MAX &&
-                     cbor_string_length(ver) <= VC_ID_MAX;
+                     cbor_string_length(tid) <= VC_ID_MAX && cbor_string_length(ver) <= VC_ID_MAX;
         if (!valid)
             complain(v, "shadow/delta", "a task notice without task or version");
         else if (v->job == NULL && !text_is(tid, v->done_task))

@@ -38,7 +38,7 @@ void ota_eng_check_task(ota_task *task)
 
 /* ---------------------------------------------------------------- notices */
 
-static cJSON *notice_json(const ota_task *task, const char *vin, const char *msg_id)
+cJSON *ota_eng_notice_json(const ota_task *task, const char *vin, const char *msg_id)
 {
     cJSON *d = cJSON_CreateObject();
     cJSON *t = cJSON_AddObjectToObject(d, "task");
@@ -54,17 +54,23 @@ static cJSON *notice_json(const ota_task *task, const char *vin, const char *msg
     return d;
 }
 
-void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x)
+void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x, int64_t decided_ms)
 {
     char vin[OTA_VIN_LEN + 1], msg_id[128];
     ota_task_exec_vin(x, vin);
     ota_eng_msg_id(task, x, msg_id, sizeof(msg_id));
-    int64_t now = e->clock.now_ms();
+    int64_t now = decided_ms >= 0 ? decided_ms : e->clock.now_ms();
     x->flags &= (uint8_t) ~(OTA_EXEC_F_CLAIMING | OTA_EXEC_F_ELSEWHERE); /* ours now */
-    ota_shadow_set_desired(e->plugin, vin, notice_json(task, vin, msg_id));
-    ota_eng_record_notice(e, task, vin, msg_id, now);
+    ota_shadow_set_desired(e->plugin, vin, ota_eng_notice_json(task, vin, msg_id));
     x->notified_ms = now;
-    ota_eng_set_state(e, task, x, OTA_EXEC_NOTIFIED);
+    if (decided_ms >= 0) { /* the decision is stored: execution, shadow and notice */
+        if (ota_task_exec_set_state(task, x, OTA_EXEC_NOTIFIED, now)) {
+            ota_eng_dirty_stored(e, x, OTA_EXEC_NOTIFIED);
+        }
+    } else {
+        ota_eng_record_notice(e, task, vin, msg_id, now);
+        ota_eng_set_state(e, task, x, OTA_EXEC_NOTIFIED);
+    }
     eng_veh *v = ota_eng_veh_get(e, vin);
     if (v) {
         v->busy = task;

@@ -40,6 +40,16 @@ void ota_eng_dirty_stored(ota_engine *e, const ota_task_exec *x, uint8_t state)
     }
 }
 
+uint8_t ota_eng_stored_state(const ota_engine *e, const ota_task_exec *x)
+{
+    for (size_t i = 0; x->dirty && i < e->n_dirty; i++) {
+        if (&e->dirty[i].task->execs[e->dirty[i].idx] == x) {
+            return e->dirty[i].from;
+        }
+    }
+    return x->state;
+}
+
 void ota_eng_mark_dirty_from(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t from)
 {
     if (x->dirty || (x->flags & OTA_EXEC_F_ELSEWHERE)) {

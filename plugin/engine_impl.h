@@ -101,8 +101,12 @@ void ota_eng_release_vehicle(ota_engine *e, ota_task *task, const ota_task_exec 
 void ota_eng_set_state(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t state);
 /* The abort threshold and the end of a task (ota_task_next_state), applied. */
 void ota_eng_check_task(ota_task *task);
-/* Sets the notice as the vehicle's desired state, records it, marks x notified. */
-void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* Sets the notice as the vehicle's desired state, marks x notified; decided_ms >= 0: the
+ * notice decision was stored at that time (ota_store_notice_decision), else the notice and
+ * the execution go to the next flush. */
+void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x, int64_t decided_ms);
+/* The desired state carrying x's notice. */
+cJSON *ota_eng_notice_json(const ota_task *task, const char *vin, const char *msg_id);
 /* After the task's end: its queued executions become canceled ("expired"). */
 void ota_eng_expire_queued(ota_engine *e, ota_task *task);
 /* Executions of task in flight too long fail with "timeout". */
@@ -142,6 +146,8 @@ void ota_eng_mark_dirty_from(ota_engine *e, ota_task *task, ota_task_exec *x, ui
 /* x's stored state is known to be state now (read from the store): its pending write
  * expects that. */
 void ota_eng_dirty_stored(ota_engine *e, const ota_task_exec *x, uint8_t state);
+/* The state the store holds of x (its pending write's from, else its state). */
+uint8_t ota_eng_stored_state(const ota_engine *e, const ota_task_exec *x);
 /* A notice sent: appended to the notice table with the next flush. */
 void ota_eng_record_notice(ota_engine *e, const ota_task *task, const char *vin, const char *msg_id,
                            int64_t now);
