@@ -98,6 +98,7 @@ void ota_engine_free(ota_engine *e)
     ota_map_destroy(&e->vehs, NULL);
     ota_eng_flush_free(e);
     ota_eng_adopt_free(e);
+    ota_eng_grants_free(e);
     free(e->claims.refs);
     free(e);
 }
@@ -221,6 +222,7 @@ void ota_engine_on_disconnect(ota_plugin *p, const char *vin)
     eng_veh *v = p->engine && vin ? ota_map_get_str(&p->engine->vehs, vin) : NULL;
     if (v) {
         v->online = false;
+        ota_eng_grants_forget(p->engine, v);
     }
 }
 
@@ -260,6 +262,7 @@ void ota_engine_tick(ota_plugin *p)
     free(tasks);
     ota_eng_claims_submit(e);
     ota_eng_adopt_submit(e);
+    ota_eng_grants_submit(e);
     ota_eng_flush(e);
 }
 

@@ -9,6 +9,11 @@
  * stored state is taken over (counts moved, the vehicle busy with the task) and the
  * events drive it as if they had arrived here. Since every move is a conditional write
  * (engine_flush.c), a broker that lost the race reads the execution again the same way.
+ * Read back, the further of the two wins: an execution only moves forward within one
+ * notice (queued, notified, downloading, installing, then a final state) and a re-send is
+ * a later notice, so (resends, rank of the state) orders them; when this broker's is
+ * further (its write lost to an older move: a vehicle's reports raced over two brokers),
+ * it is written again from the stored state, else the stored one is taken over.
  * The broker thread never waits: the events wait.
  */
 #include "engine_impl.h"
@@ -201,11 +206,46 @@ static void take_over(ota_engine *e, ota_task *task, ota_task_exec *x, const ado
     ota_eng_check_task(task);
 }
 
-/* One execution back from the store: taken over, then its waiting events drive it. */
+static unsigned rank(uint8_t state)
+{
+    switch (state) {
+    case OTA_EXEC_QUEUED:
+        return 0;
+    case OTA_EXEC_NOTIFIED:
+        return 1;
+    case OTA_EXEC_DOWNLOADING:
+        return 2;
+    case OTA_EXEC_INSTALLING:
+        return 3;
+    default:
+        return 4; /* final */
+    }
+}
+
+/* True when x in memory is further than the stored r (see the top comment). */
+static bool further(const ota_task_exec *x, const adopt_rec *r)
+{
+    if (x->flags & OTA_EXEC_F_ELSEWHERE) {
+        return false; /* its in-memory state is a placeholder */
+    }
+    if (x->resends != r->resends) {
+        return x->resends > r->resends;
+    }
+    return rank(x->state) > rank((uint8_t)r->state);
+}
+
+/* One execution back from the store: taken over (or written again when this broker's is
+ * further), then its waiting events drive it. */
 static void adopt_one(ota_engine *e, eng_adopt *a, const adopt_rec *r)
 {
     ota_task_exec *x = &a->task->execs[a->idx];
-    if (r->found) {
+    if (r->found && further(x, r)) {
+        if (x->dirty) {
+            ota_eng_dirty_stored(e, x, (uint8_t)r->state);
+        } else {
+            ota_eng_mark_dirty_from(e, a->task, x, (uint8_t)r->state);
+        }
+    } else if (r->found) {
         take_over(e, a->task, x, r);
         e->adopts.loaded++;
     }

@@ -7,6 +7,7 @@
  *   engine_claims.c  notice claims: every notice waits for its claim in the store
  *   engine_flush.c   execution changes, notices and task documents to the writer
  *   engine_adopt.c   executions this broker does not hold, read from the store on demand
+ *   engine_grants.c  a vehicle's descriptions read from the store on its first request
  *
  * Broker thread only.
  */
@@ -23,6 +24,9 @@
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
     bool online;
+    bool grants_fresh;  /* its stored descriptions were read on this connection */
+    bool grants_wanted; /* a request waits for them (engine_grants.c) */
+    int64_t grants_ms;  /* monotonic: when they were first read on this connection */
     ota_task *busy;
 } eng_veh;
 
@@ -85,6 +89,8 @@ struct ota_engine {
     ota_batcher batch;
     int64_t last_timeouts; /* monotonic ms */
     eng_adopts adopts;
+    struct eng_parked *parked; /* requests waiting for their vehicle's descriptions */
+    bool grants_in_flight;
 };
 
 /* ---- engine.c: vehicles and dispatch ---- */
@@ -135,6 +141,13 @@ void ota_eng_adopt_reload(ota_engine *e, ota_task *task, ota_task_exec *x);
 /* TICK: the executions waiting to be read, in one writer job (one in flight at a time). */
 void ota_eng_adopt_submit(ota_engine *e);
 void ota_eng_adopt_free(ota_engine *e);
+
+/* ---- engine_grants.c ---- */
+/* The vehicle's connection ended: its next one reads its descriptions again. */
+void ota_eng_grants_forget(ota_engine *e, eng_veh *v);
+/* TICK: the VINs whose requests wait, in one writer job (one in flight at a time). */
+void ota_eng_grants_submit(ota_engine *e);
+void ota_eng_grants_free(ota_engine *e);
 
 /* ---- engine_flush.c ---- */
 /* "TASK:VIN:RESENDS", the notice's msg_id. */
