@@ -7,9 +7,9 @@
  * VEHICLES connections (MQTT 5, client id = VIN = VIN_PREFIX + 12 digits, default
  * "LSVTB"), each keeping WINDOW pkg/get requests {req, task, cur, tgt} (QoS 1) in flight
  * until REQUESTS were sent in all. Replies arrive on ota/v1/{VIN}/pkg/desc (the plugin
- * sends them to the client id: no subscription): a COSE_Sign1 (tag 18) whose signed
- * payload holds `req`, a plain map {req, err, msg} (an error), or — from the echo plugin —
- * the request itself. Each reply is matched to its request by `req`: latency = request
+ * sends them to the client id: no subscription): a COSE_Sign1 (tag 18) whose unprotected
+ * header holds `req` (outside the signature: issue 14), a plain map {req, err, msg} (an
+ * error), or — from the echo plugin — the request itself. Each reply is matched to its request by `req`: latency = request
  * publish -> reply arrival.
  *
  * Prints one JSON line {"replies", "errors", "seconds", "replies_per_s", "p50_ms",
@@ -125,10 +125,7 @@ static uint64_t reply_req(const uint8_t *p, size_t n, bool *err)
     uint64_t req = 0;
     *err = false;
     if (item && cose && cbor_isa_array(item) && cbor_array_size(item) == 4) {
-        cbor_item_t *payload = cbor_move(cbor_array_get(item, 2));
-        if (cbor_isa_bytestring(payload) && cbor_bytestring_is_definite(payload))
-            inner =
-                cbor_load(cbor_bytestring_handle(payload), cbor_bytestring_length(payload), &res);
+        inner = cbor_array_get(item, 1); /* the unprotected header {4: kid, "req": uint} */
         req = map_req(inner);
     } else if (item && cbor_isa_map(item)) {
         req = map_req(item);

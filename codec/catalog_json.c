@@ -719,12 +719,12 @@ static int package_ecus(const cJSON *j, const char *path, bool stored, ota_packa
 static int package_stored(const cJSON *j, const char *path, ota_package_rec *out, char *err,
                           size_t errlen)
 {
-    const char *names[] = {ota_pkg_status_name(OTA_PKG_DRAFT),
-                           ota_pkg_status_name(OTA_PKG_VERIFIED),
-                           ota_pkg_status_name(OTA_PKG_RELEASED)};
+    const char *names[] = {
+        ota_pkg_status_name(OTA_PKG_DRAFT), ota_pkg_status_name(OTA_PKG_VERIFIED),
+        ota_pkg_status_name(OTA_PKG_RELEASED), ota_pkg_status_name(OTA_PKG_DEPRECATED)};
     int status = OTA_PKG_DRAFT;
     if (ota_json_get_uint(j, path, "id", false, 1, OTA_JSON_UINT_MAX, &out->id, err, errlen) ||
-        ota_json_get_enum(j, path, "status", false, names, 3, &status, err, errlen))
+        ota_json_get_enum(j, path, "status", false, names, 4, &status, err, errlen))
         return -1;
     out->status = (ota_pkg_status)status;
     return 0;
@@ -916,10 +916,14 @@ static int get_u32(const cJSON *j, const char *path, const char *key, uint64_t m
     return 0;
 }
 
-/* A time member (ms since the Unix epoch), -1 when absent. */
-static int get_time(const cJSON *j, const char *path, const char *key, int64_t *out, char *err,
-                    size_t errlen)
+/* A time member, -1 when absent: in a request ms (not seconds) or ISO 8601 text
+ * (ota_json_get_time); in a stored document any ms, as stored. */
+static int get_time(const cJSON *j, const char *path, const char *key, bool stored, int64_t *out,
+                    char *err, size_t errlen)
 {
+    *out = -1;
+    if (!stored)
+        return ota_json_get_time(j, path, key, false, out, err, errlen);
     uint64_t v = UINT64_MAX;
     if (ota_json_get_uint(j, path, key, false, 0, OTA_JSON_UINT_MAX, &v, err, errlen) < 0)
         return -1;
@@ -958,11 +962,11 @@ static int task_kind(const cJSON *j, const char *path, ota_task_rec *out, char *
     return 0;
 }
 
-static int task_limits(const cJSON *j, const char *path, ota_task_rec *out, char *err,
+static int task_limits(const cJSON *j, const char *path, bool stored, ota_task_rec *out, char *err,
                        size_t errlen)
 {
-    if (get_time(j, path, "start", &out->start_ms, err, errlen) ||
-        get_time(j, path, "end", &out->end_ms, err, errlen))
+    if (get_time(j, path, "start", stored, &out->start_ms, err, errlen) ||
+        get_time(j, path, "end", stored, &out->end_ms, err, errlen))
         return -1;
     if (out->start_ms >= 0 && out->end_ms >= 0 && out->end_ms <= out->start_ms)
         return ota_json_errf(err, errlen, path, "end", "must be after start");
@@ -990,7 +994,7 @@ static int task_fill(const cJSON *j, const char *path, bool stored, ota_task_rec
     if (ota_json_get_string_array(j, path, "vins", !stored, 0, OTA_JSON_TASK_VINS_MAX,
                                   OTA_JSON_VINS, &out->vins, &out->n_vins, err, errlen) < 0)
         return -1;
-    return task_limits(j, path, out, err, errlen);
+    return task_limits(j, path, stored, out, err, errlen);
 }
 
 static int task_parse(const cJSON *j, const char *path, bool stored, ota_task_rec *out, char *err,

@@ -168,4 +168,16 @@ int ota_json_get_string_array(const cJSON *obj, const char *path, const char *ke
                               char *err, size_t errlen);
 void ota_json_strings_free(char **v, size_t n);
 
+/* ---- times (time_json.c, issue 18) ---- */
+
+/* ISO 8601 "YYYY-MM-DDTHH:MM:SS[.fff][Z|±hh:mm]" (zone required, 1970 or later) into ms
+ * since the Unix epoch: 0, or -1 when it is not such a time. */
+int ota_iso8601_parse(const char *s, int64_t *ms);
+/* ms as "2026-12-08T10:00:00Z" (".250Z" when not whole seconds); buf of 32 bytes. */
+void ota_iso8601_format(int64_t ms, char *buf, size_t len);
+/* A time: ms (a number of at least 1e11: smaller ones look like seconds and are refused)
+ * or ISO 8601 text. *out is left as it was when absent and not required. */
+int ota_json_get_time(const cJSON *obj, const char *path, const char *key, bool required,
+                      int64_t *out, char *err, size_t errlen);
+
 #endif

@@ -62,7 +62,13 @@ typedef struct {
 } ota_file_rec;
 
 /* ---- packages: addPackage {package:{...}} ---- */
-typedef enum { OTA_PKG_DRAFT = 0, OTA_PKG_VERIFIED, OTA_PKG_RELEASED } ota_pkg_status;
+/* Forward only; deprecated (issue 18): no new task may use the package. */
+typedef enum {
+    OTA_PKG_DRAFT = 0,
+    OTA_PKG_VERIFIED,
+    OTA_PKG_RELEASED,
+    OTA_PKG_DEPRECATED
+} ota_pkg_status;
 typedef enum { OTA_ECU_TYPE_ECU = 0, OTA_ECU_TYPE_COMPONENT } ota_ecu_type;
 
 typedef struct {

@@ -3,7 +3,9 @@
  *
  * The request is read once with the strict pull reader (cbor_util.h), in place: the
  * top-level map's known keys are kept as item headers and checked one by one; req is
- * checked first so an error reply can echo it. The description is built as a libcbor item
+ * checked first so an error reply can echo it. The description (no `req`: it is signed
+ * before any request, docs/protocol.md; the reply carries req in the COSE_Sign1's
+ * unprotected header, ota_cose.h) is built as a libcbor item
  * tree (a few dozen items) and serialized with cbor_serialize_alloc: definite-length maps
  * and arrays, shortest integer heads, text keys.
  */
@@ -138,8 +140,7 @@ static cbor_item_t *key_map(const ota_wrapped_key *k)
 
 static bool put_header(cbor_item_t *m, const ota_description *d)
 {
-    return put(m, "req", ota_cbor_build_uint(d->req)) && put(m, "task", text(d->task)) &&
-           put(m, "package", ota_cbor_build_uint(d->package)) &&
+    return put(m, "task", text(d->task)) && put(m, "package", ota_cbor_build_uint(d->package)) &&
            put(m, "kind", text(d->delta ? "delta" : "full")) && put(m, "from", text(d->from)) &&
            put(m, "to", text(d->to)) &&
            put(m, "compare_version", cbor_build_bool(d->compare_version));
@@ -172,7 +173,7 @@ static uint8_t *finish(cbor_item_t *item, bool ok, size_t *len)
 
 uint8_t *ota_codec_encode_description(const ota_description *d, size_t *len)
 {
-    cbor_item_t *m = cbor_new_definite_map(d->key ? 15 : 14);
+    cbor_item_t *m = cbor_new_definite_map(d->key ? 14 : 13);
     bool ok = m != NULL && put_header(m, d) && put(m, "ecus", ecus_array(d)) && put_trailer(m, d);
     return finish(m, ok, len);
 }

@@ -9,7 +9,7 @@
 
 static const char *const list_names[OTA_LIST_COUNT] = {
     "blacklist", "forced_whitelist", "same_version_whitelist", "downgrade_whitelist"};
-static const char *const status_names[] = {"draft", "verified", "released"};
+static const char *const status_names[] = {"draft", "verified", "released", "deprecated"};
 static const char *const task_type_names[OTA_TASK_TYPE_COUNT] = {
     "normal", "forced", "factory", "spot_check", "diagnostic"};
 static const char *const source_names[] = {"console", "diagnostic_tool"};
@@ -36,12 +36,12 @@ int ota_list_from_name(const char *name)
 
 const char *ota_pkg_status_name(ota_pkg_status s)
 {
-    return (unsigned)s <= OTA_PKG_RELEASED ? status_names[s] : NULL;
+    return (unsigned)s <= OTA_PKG_DEPRECATED ? status_names[s] : NULL;
 }
 
 int ota_pkg_status_from_name(const char *name)
 {
-    return index_of(status_names, 3, name);
+    return index_of(status_names, 4, name);
 }
 
 const char *ota_task_type_name(ota_task_type t)

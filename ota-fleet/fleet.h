@@ -135,12 +135,13 @@ typedef struct fleet_vehicle {
     bool up;                 /* update acked (and delta subscribed) on this connection */
     int64_t first_notice_ms; /* wall clock; 0 = none yet */
     /* campaign mode */
-    struct fleet_job *job; /* the task being worked on (fleet_campaign.c), or NULL */
-    uint64_t last_ctr;     /* highest description counter accepted */
-    uint64_t next_seq;     /* seq of the next report */
-    uint64_t rng;          /* xorshift state */
-    char done_task[65];    /* the last task finished: its notices are stale */
-    bool upgraded;         /* reports the target version as its firmware */
+    struct fleet_job *job;   /* the task being worked on (fleet_campaign.c), or NULL */
+    uint64_t last_ctr;       /* highest description counter accepted */
+    uint8_t last_digest[32]; /* SHA-256 of its payload (a retry's answer has the same) */
+    uint64_t next_seq;       /* seq of the next report */
+    uint64_t rng;            /* xorshift state */
+    char done_task[65];      /* the last task finished: its notices are stale */
+    bool upgraded;           /* reports the target version as its firmware */
 } fleet_vehicle;
 
 /* FIFO of vehicle ids; each vehicle is in a given ring at most once (in_* flags). */

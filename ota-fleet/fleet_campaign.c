@@ -261,7 +261,8 @@ static vc_verdict check_desc(fleet_vehicle *v, const void *payload, int len)
     vc_verdict r = vc_desc_verify(&v->fleet->pub, payload, (size_t)len, &j->desc);
 
     if (r == VC_DESC_OK)
-        r = vc_desc_check(&j->desc, v->vin, fleet_wall_ms(), v->last_ctr);
+        r = vc_desc_check_retry(&j->desc, v->vin, fleet_wall_ms(), v->last_ctr,
+                                v->last_ctr ? v->last_digest : NULL);
     if (r == VC_DESC_OK &&
         (strcmp(j->desc.task, j->task) != 0 || strcmp(j->desc.to, j->version) != 0))
         r = VC_DESC_WRONG_TASK;
@@ -277,6 +278,8 @@ static void on_desc(fleet_vehicle *v, const void *payload, int len)
     if (j == NULL || j->phase != JOB_DESC)
         return; /* a late answer to a re-sent pkg/get */
     r = check_desc(v, payload, len);
+    if (r == VC_DESC_OK && j->desc.has_req && j->desc.req != j->req)
+        return;                  /* the answer to an earlier attempt: this one's is coming */
     if (r == VC_DESC_BAD_COSE) { /* a refusal {req, err, msg}? */
         fleet_cbor_describe_error(payload, len, text, sizeof text);
         complain(v, "pkg/get refused or not a COSE_Sign1", text);
@@ -289,6 +292,7 @@ static void on_desc(fleet_vehicle *v, const void *payload, int len)
         return;
     }
     v->last_ctr = j->desc.ctr;
+    memcpy(v->last_digest, j->desc.digest, sizeof v->last_digest);
     v->fleet->st.descs_verified++;
     if (!unwrap_key(v)) {
         queue_status(v, "failed", "download_failed");

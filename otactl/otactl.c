@@ -15,6 +15,7 @@
 #include "otactl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void help(void)
@@ -34,7 +35,10 @@ int main(int argc, char **argv)
 {
     otactl_ctx ctx = {.host = "127.0.0.1", .timeout_s = 10};
     int i = 1;
-    int rc = OTACTL_OK;
+    int rc = otactl_env_defaults(&ctx);
+    if (rc != OTACTL_OK) {
+        return rc;
+    }
     for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--"); i++) {
         int g = otactl_global_opt(&ctx, argc, argv, &i);
         if (g == OTACTL_HELP) {

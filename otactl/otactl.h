@@ -36,6 +36,8 @@ typedef struct {
     int port; /* 0: 1883, or 8883 with TLS */
     const char *user;
     const char *password;
+    const char *password_file; /* --password-file (read when connecting) */
+    char *password_buf;        /* the password read from it */
     bool tls;
     bool insecure;
     const char *cafile;
@@ -77,6 +79,9 @@ void otactl_args_free(otactl_args *a);
  * was one, 0 when not, OTACTL_EUSAGE on a bad value, OTACTL_HELP for --help. */
 int otactl_global_opt(otactl_ctx *ctx, int argc, char **argv, int *i);
 void otactl_global_help(void);
+/* Defaults from the environment, before the options: OTACTL_HOST, OTACTL_PORT (the
+ * options win; OTACTL_USER and OTACTL_PASSWORD are read when connecting). */
+int otactl_env_defaults(otactl_ctx *ctx);
 
 const char *otactl_arg(const otactl_args *a, const char *name); /* last value or NULL */
 bool otactl_flag(const otactl_args *a, const char *name);
@@ -94,9 +99,14 @@ char *otactl_read_file(const char *path, size_t *len);
 cJSON *otactl_read_json(const otactl_ctx *ctx, const char *path);
 /* Appends VINs of text (separated by white space or commas; '#' starts a comment to the
  * end of the line) to the cJSON string array vins. */
+/* Execution states and codes (words with '_') are skipped, so `otactl task vehicles ID`
+ * output can be piped into --vins-file -. */
 void otactl_vins_from_text(const char *text, cJSON *vins);
 /* Seconds on the monotonic clock (deadlines, progress rates). */
 double otactl_now_s(void);
+/* Appends the VINs of every --vins and --vins-file option of a to vins. OTACTL_OK, or
+ * OTACTL_EUSAGE (printed) when a file cannot be read. */
+int otactl_vins_from_args(otactl_ctx *ctx, const otactl_args *a, cJSON *vins);
 
 /* ---- connection (otactl_conn.c) ---- */
 
@@ -133,6 +143,11 @@ typedef struct {
 
 /* The `task` group (otactl_tasks.c). */
 extern const otactl_action otactl_task_actions[];
+/* The `group` group (otactl_groups.c). */
+extern const otactl_action otactl_group_actions[];
+/* A JSON object given to --flag as text, or as @FILE (@- = stdin); NULL (printed) when
+ * it does not parse or is not an object (otactl_groups.c). */
+cJSON *otactl_json_value(const otactl_ctx *ctx, const char *flag, const char *value);
 
 typedef void (*otactl_printer)(const cJSON *data);
 
@@ -179,5 +194,31 @@ void otactl_print_strategy(const cJSON *data);
 void otactl_print_vins(const cJSON *data); /* one VIN per line */
 void otactl_print_nothing(const cJSON *data);
 void otactl_print_json(const cJSON *item); /* one line of JSON on stdout */
+/* A value as text; a time member (created_at, start, ts, ...: by key) in ms as ISO 8601
+ * UTC. malloc'd. */
+char *otactl_value_text(const char *key, const cJSON *v);
+/* rows (objects) as an aligned table: a column per title, its value at paths[i] ("a.b"). */
+void otactl_print_table(const cJSON *rows, const char *const *titles, const char *const *paths,
+                        int ncols);
+
+/* ---- finding things (otactl_query.c, issue 18) ---- */
+
+int otactl_cmd_task_list(otactl_ctx *ctx, otactl_args *a);
+int otactl_cmd_task_export(otactl_ctx *ctx, otactl_args *a);
+/* Fails (exit 1, message) when task id is not active: nothing to cancel. */
+int otactl_task_check_cancelable(otactl_ctx *ctx, const char *id);
+extern const otactl_opt otactl_task_list_opts[];
+extern const otactl_opt otactl_task_export_opts[];
+extern const otactl_action otactl_fleet_actions[];
+/* vehicle list / status / history; package update / deprecate / delete */
+int otactl_cmd_vehicle_list(otactl_ctx *ctx, otactl_args *a);
+int otactl_cmd_vehicle_status(otactl_ctx *ctx, otactl_args *a);
+int otactl_cmd_vehicle_history(otactl_ctx *ctx, otactl_args *a);
+extern const otactl_opt otactl_vehicle_list_opts[];
+extern const otactl_opt otactl_vehicle_history_opts[];
+int otactl_cmd_package_update(otactl_ctx *ctx, otactl_args *a);
+int otactl_cmd_package_deprecate(otactl_ctx *ctx, otactl_args *a);
+int otactl_cmd_package_delete(otactl_ctx *ctx, otactl_args *a);
+extern const otactl_opt otactl_package_update_opts[];
 
 #endif

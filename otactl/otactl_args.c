@@ -23,7 +23,10 @@ static const char global_help_text[] =
     "  -h, --host HOST      broker address (default 127.0.0.1)\n"
     "  -p, --port PORT      broker port (default 1883, 8883 with TLS)\n"
     "  -u, --user NAME      MQTT username (an operator listed in plugin_opt_admin_users)\n"
-    "  -P, --password PW    MQTT password\n"
+    "  -P, --password PW    MQTT password (shows in ps: prefer the two below)\n"
+    "      --password-file FILE  read the password from the first line of FILE\n"
+    "                       (environment: OTACTL_PASSWORD; OTACTL_USER, OTACTL_HOST and\n"
+    "                       OTACTL_PORT for --user, --host and --port)\n"
     "      --tls            use TLS (implied by --cafile/--cert/--key; without --cafile\n"
     "                       the system's CA certificates are used)\n"
     "      --cafile FILE    CA certificate(s) to verify the broker with (PEM)\n"
@@ -91,10 +94,12 @@ static const struct {
     const char *name;
     bool has_arg;
 } global_opts[] = {
-    {'h', "host", true},     {'p', "port", true},    {'u', "user", true}, {0, "username", true},
-    {'P', "password", true}, {0, "tls", false},      {0, "cafile", true}, {0, "cert", true},
-    {0, "key", true},        {0, "insecure", false}, {0, "json", false},  {0, "timeout", true},
-    {0, "dry-run", false},   {'q', "quiet", false},  {0, "help", false},
+    {'h', "host", true},        {'p', "port", true},     {'u', "user", true},
+    {0, "username", true},      {'P', "password", true}, {0, "tls", false},
+    {0, "cafile", true},        {0, "cert", true},       {0, "key", true},
+    {0, "insecure", false},     {0, "json", false},      {0, "timeout", true},
+    {0, "dry-run", false},      {'q', "quiet", false},   {0, "help", false},
+    {0, "password-file", true},
 };
 
 static int find_global(const char *arg, const char *name)
@@ -129,6 +134,8 @@ static int apply_global(otactl_ctx *ctx, const char *name, const char *v)
         ctx->user = v;
     } else if (!strcmp(name, "password")) {
         ctx->password = v;
+    } else if (!strcmp(name, "password-file")) {
+        ctx->password_file = v;
     } else if (!strcmp(name, "tls")) {
         ctx->tls = true;
     } else if (!strcmp(name, "cafile")) {
@@ -149,6 +156,15 @@ static int apply_global(otactl_ctx *ctx, const char *name, const char *v)
         ctx->quiet = true;
     }
     return OTACTL_OK;
+}
+
+int otactl_env_defaults(otactl_ctx *ctx)
+{
+    const char *host = getenv("OTACTL_HOST"), *port = getenv("OTACTL_PORT");
+    if (host && *host) {
+        ctx->host = host;
+    }
+    return port && *port ? parse_int_opt("OTACTL_PORT", port, 1, 65535, &ctx->port) : OTACTL_OK;
 }
 
 int otactl_global_opt(otactl_ctx *ctx, int argc, char **argv, int *i)
@@ -354,6 +370,25 @@ cJSON *otactl_read_json(const otactl_ctx *ctx, const char *path)
     return j;
 }
 
+/* A word of `task vehicles` / `vehicle list` output that is not a VIN: an execution
+ * state, a code (E_..., cancel_requested: a VIN has no '_') — so that such output can be
+ * piped into --vins-file -. */
+static bool listing_word(const char *w, size_t len)
+{
+    static const char *const states[] = {"queued",     "notified",  "downloading",
+                                         "installing", "succeeded", "failed",
+                                         "canceled",   "rejected",  NULL};
+    if (memchr(w, '_', len)) {
+        return true;
+    }
+    for (int i = 0; states[i]; i++) {
+        if (strlen(states[i]) == len && !strncmp(w, states[i], len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void otactl_vins_from_text(const char *text, cJSON *vins)
 {
     const char *p = text;
@@ -368,6 +403,10 @@ void otactl_vins_from_text(const char *text, cJSON *vins)
             continue;
         }
         size_t len = strcspn(p, " \t\r\n,;#");
+        if (listing_word(p, len)) {
+            p += len;
+            continue;
+        }
         char *v = strndup(p, len);
         cJSON_AddItemToArray(vins, cJSON_CreateString(v));
         free(v);
@@ -380,4 +419,21 @@ double otactl_now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int otactl_vins_from_args(otactl_ctx *ctx, const otactl_args *a, cJSON *vins)
+{
+    for (int i = 0; i < otactl_arg_count(a, "vins"); i++) {
+        otactl_vins_from_text(otactl_arg_nth(a, "vins", i), vins);
+    }
+    for (int i = 0; i < otactl_arg_count(a, "vins-file"); i++) {
+        const char *path = otactl_arg_nth(a, "vins-file", i);
+        char *text = otactl_read_file(path, NULL);
+        if (!text) {
+            return otactl_usage_err(ctx, "cannot read %s", path);
+        }
+        otactl_vins_from_text(text, vins);
+        free(text);
+    }
+    return OTACTL_OK;
 }

@@ -167,6 +167,14 @@ static const action vehicle_actions[] = {
      vehicle_import_opts, 1, 1, otactl_cmd_vehicle_import},
     {"get", "VIN", "show a vehicle", NULL, 1, 1, vehicle_get},
     {"delete", "VIN", "delete a vehicle", NULL, 1, 1, vehicle_delete},
+    {"list", "[--model M] [--status ST] [--vin-prefix P] ... [--limit N] [--cursor C | --all]",
+     "find vehicles by model, series, firmware, status, usage, list, VIN prefix (VIN order)",
+     otactl_vehicle_list_opts, 0, 0, otactl_cmd_vehicle_list},
+    {"status", "VIN", "a vehicle's shadow, current and past executions, latest status, last error",
+     NULL, 1, 1, otactl_cmd_vehicle_status},
+    {"history", "VIN [--kind K] [--limit N] [--cursor C | --all]",
+     "the vehicle's stored report events, newest first", otactl_vehicle_history_opts, 1, 1,
+     otactl_cmd_vehicle_history},
     {NULL, NULL, NULL, NULL, 0, 0, NULL},
 };
 
@@ -306,13 +314,20 @@ static const action package_actions[] = {
      "--json FILE | --model M --series S --version V [--kind full|delta --from V] "
      "--ecu ECU:TYPE:VERSION:SHA256:NAME... [options]",
      "add a package (as draft); prints its id", package_add_opts, 0, 0, package_add},
-    {"status", "ID draft|verified|released", "move a package forward", NULL, 2, 2, package_status},
+    {"status", "ID draft|verified|released|deprecated", "move a package forward", NULL, 2, 2,
+     package_status},
     {"get", "ID", "show a package", NULL, 1, 1, package_get},
     {"list", "[--model M] [--series S]", "list packages", package_list_opts, 0, 0, package_list},
     {"max", "MODEL SERIES [--released]", "the highest version of a model/series", package_max_opts,
      2, 2, package_max},
     {"version", "MODEL SERIES VERSION", "show the full package of a version", NULL, 3, 3,
      package_version},
+    {"update", "ID [--baseline TEXT] [--prompt TEXT] [--result-info TEXT]",
+     "set a package's texts (e.g. the baseline description it was added without)",
+     otactl_package_update_opts, 1, 1, otactl_cmd_package_update},
+    {"deprecate", "ID", "no new task may use the package (refused while an active task does)", NULL,
+     1, 1, otactl_cmd_package_deprecate},
+    {"delete", "ID", "delete a package no task uses", NULL, 1, 1, otactl_cmd_package_delete},
     {NULL, NULL, NULL, NULL, 0, 0, NULL},
 };
 
@@ -619,13 +634,17 @@ static const action raw_actions[] = {
 /* ---- the table ---- */
 
 static const group groups[] = {
-    {"vehicle", "vehicles: upsert, import, get, delete", vehicle_actions},
+    {"vehicle", "vehicles: upsert, import, get, delete, list, status, history", vehicle_actions},
     {"model", "models: set, get", model_actions},
-    {"package", "packages: add, status, get, list, max, version", package_actions},
+    {"package", "packages: add, status, get, list, max, version, update, deprecate, delete",
+     package_actions},
     {"file", "package files: upload, get, status", file_actions},
     {"strategy", "strategies: set, bind, get", strategy_actions},
     {"list", "black/white lists: add, remove, get", list_actions},
-    {"task", "upgrade tasks: create, get, vehicles, cancel, watch, rules", otactl_task_actions},
+    {"task", "upgrade tasks: create, preview, get, list, vehicles, cancel, watch, export, rules",
+     otactl_task_actions},
+    {"fleet", "the fleet at a glance: summary", otactl_fleet_actions},
+    {"group", "vehicle groups: set, get, list, delete", otactl_group_actions},
     {"stats", "the plugin's counters", stats_actions},
     {"raw", "send a raw JSON request", raw_actions},
     {NULL, NULL, NULL},

@@ -98,6 +98,29 @@ static int conn_error(const otactl_ctx *ctx, const char *what, int rc)
     return OTACTL_ECONN;
 }
 
+/* The connection ended before it was accepted: say why in words an operator acts on.
+ * Mosquitto 2.0.11 answers a refused login (wrong user or password) with a CONNACK whose
+ * reason libmosquitto reports as a protocol error, so a close while connecting is a login
+ * refusal unless the CONNACK said something else. */
+static int login_error(const otactl_ctx *ctx, int rc)
+{
+    otactl_conn *c = ctx->conn;
+    if (c->connack > 0 && c->connack != MQTT_RC_NOT_AUTHORIZED &&
+        c->connack != MQTT_RC_BAD_USERNAME_OR_PASSWORD) {
+        fprintf(stderr, "Error: connection refused by %s:%d: %s\n", ctx->host, ctx->port,
+                mosquitto_reason_string(c->connack));
+    } else if (rc == MOSQ_ERR_PROTOCOL || rc == MOSQ_ERR_CONN_REFUSED || c->connack > 0 ||
+               rc == MOSQ_ERR_CONN_LOST) {
+        fprintf(stderr,
+                "Error: %s:%d: not authorised: the broker refused the login of user %s "
+                "(check --user and the password: -P, --password-file or OTACTL_PASSWORD)\n",
+                ctx->host, ctx->port, ctx->user ? ctx->user : "(none)");
+    } else {
+        return conn_error(ctx, "connection lost to", rc);
+    }
+    return OTACTL_ECONN;
+}
+
 /* One slice of network work. Returns OTACTL_OK, or an error (printed) when the connection
  * is gone, a publish was refused or deadline passed. */
 static int pump(otactl_ctx *ctx, double deadline, const char *waiting_for)
@@ -113,7 +136,7 @@ static int pump(otactl_ctx *ctx, double deadline, const char *waiting_for)
     int ms = left * 1000 < SLICE_MS ? (int)(left * 1000) + 1 : SLICE_MS;
     int rc = mosquitto_loop(c->mosq, ms, 1);
     if (rc != MOSQ_ERR_SUCCESS) {
-        return conn_error(ctx, "connection lost to", rc);
+        return c->connack != 0 ? login_error(ctx, rc) : conn_error(ctx, "connection lost to", rc);
     }
     if (c->refused) {
         fprintf(stderr, "Error: %s: the broker refused the request: %s (reason 0x%02x)\n",
@@ -158,9 +181,35 @@ static struct mosquitto *new_client(otactl_ctx *ctx)
     return m;
 }
 
+/* The credentials: -u / -P, else --password-file, else OTACTL_USER / OTACTL_PASSWORD
+ * (so that a password need not show in ps). OTACTL_OK, or OTACTL_EUSAGE (printed). */
+static int resolve_credentials(otactl_ctx *ctx)
+{
+    if (!ctx->user && getenv("OTACTL_USER")) {
+        ctx->user = getenv("OTACTL_USER");
+    }
+    if (!ctx->password && ctx->password_file) {
+        size_t len = 0;
+        char *text = otactl_read_file(ctx->password_file, &len);
+        if (!text) {
+            fprintf(stderr, "Error: --password-file %s: %s\n", ctx->password_file, strerror(errno));
+            return OTACTL_EUSAGE;
+        }
+        text[strcspn(text, "\r\n")] = '\0'; /* the first line */
+        ctx->password = ctx->password_buf = text;
+    }
+    if (!ctx->password && getenv("OTACTL_PASSWORD")) {
+        ctx->password = getenv("OTACTL_PASSWORD");
+    }
+    return OTACTL_OK;
+}
+
 static int conn_setup(otactl_ctx *ctx, struct mosquitto *m)
 {
     int rc = MOSQ_ERR_SUCCESS;
+    if (resolve_credentials(ctx) != OTACTL_OK) {
+        return OTACTL_EUSAGE;
+    }
     if (ctx->user || ctx->password) {
         rc = mosquitto_username_pw_set(m, ctx->user, ctx->password);
     }
@@ -236,6 +285,8 @@ static void msg_free(msg *e)
 void otactl_conn_close(otactl_ctx *ctx)
 {
     otactl_conn *c = ctx->conn;
+    free(ctx->password_buf);
+    ctx->password_buf = NULL;
     if (!c) {
         return;
     }

@@ -8,6 +8,7 @@
  * printed as one line of JSON (otactl_print_json).
  */
 #include "otactl.h"
+#include "ota_catalog_json.h" /* ota_iso8601_format */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,32 @@ static char *scalar_text(const cJSON *v)
     return strdup("");
 }
 
+/* Members that hold a time in ms since the Unix epoch: printed as ISO 8601 UTC. */
+static bool time_key(const char *key)
+{
+    static const char *const names[] = {
+        "created_at", "updated_at", "notified_at", "received_at", "start", "end", "ts", "at", NULL};
+    const char *dot = strrchr(key, '.');
+    const char *last = dot ? dot + 1 : key;
+    size_t len = strcspn(last, "[");
+    for (int i = 0; names[i]; i++) {
+        if (strlen(names[i]) == len && !strncmp(last, names[i], len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+char *otactl_value_text(const char *key, const cJSON *v)
+{
+    if (key && cJSON_IsNumber(v) && v->valuedouble >= 0 && time_key(key)) {
+        char buf[40];
+        ota_iso8601_format((int64_t)v->valuedouble, buf, sizeof(buf));
+        return strdup(buf);
+    }
+    return scalar_text(v);
+}
+
 static bool all_scalars(const cJSON *arr)
 {
     const cJSON *e;
@@ -96,7 +123,7 @@ static void print_item(const char *key, const cJSON *v)
             free(k);
         }
     } else {
-        char *t = scalar_text(v);
+        char *t = otactl_value_text(key, v);
         printf("%s: %s\n", key, cJSON_IsArray(v) && !*t ? "(none)" : t);
         free(t);
     }
@@ -152,7 +179,7 @@ static void print_table(const cJSON *rows, const column *cols, int ncols, const 
     for (int r = 0; r < nrows; r++) {
         const cJSON *row = cJSON_GetArrayItem(rows, r);
         for (int c = 0; c < ncols; c++) {
-            char *t = scalar_text(get_path(row, cols[c].path));
+            char *t = otactl_value_text(cols[c].path, get_path(row, cols[c].path));
             cells[r * ncols + c] = t;
             width[c] = t && strlen(t) > width[c] ? strlen(t) : width[c];
         }
@@ -272,4 +299,14 @@ void otactl_print_json(const cJSON *item)
         puts(text);
         free(text);
     }
+}
+
+void otactl_print_table(const cJSON *rows, const char *const *titles, const char *const *paths,
+                        int ncols)
+{
+    column cols[16];
+    for (int c = 0; c < ncols && c < 16; c++) {
+        cols[c] = (column){titles[c], paths[c]};
+    }
+    print_table(rows, cols, ncols < 16 ? ncols : 16, "");
 }

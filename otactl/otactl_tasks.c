@@ -1,5 +1,6 @@
 /*
- * otactl_tasks.c — otactl's `task` group: create (createTask), get (getTask), vehicles
+ * otactl_tasks.c — otactl's `task` group: create (createTask), preview (previewTarget),
+ * get (getTask), vehicles
  * (listTaskVehicles), cancel (cancelTask), watch (getTask polled) and rules set / get
  * (setTaskTypeRules, getTaskTypeRules).
  *
@@ -53,6 +54,7 @@ static const char *const create_flags[] = {"name",
                                            "timeout-min",
                                            "abort-min-executed",
                                            "abort-failure-pct",
+                                           "target",
                                            NULL};
 
 /* --json FILE: a task object, or {"task": {...}}. */
@@ -81,11 +83,13 @@ static int task_from_file(otactl_ctx *ctx, const otactl_args *a, cJSON **task)
     return OTACTL_OK;
 }
 
-static int add_words(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
+/* default_name: the name when --name is not given (task preview), or NULL. */
+static int add_words(otactl_ctx *ctx, const otactl_args *a, cJSON *t, const char *default_name)
 {
     static const char *const required[] = {"name", "type", "model", "series", "version", NULL};
     for (int i = 0; required[i]; i++) {
         const char *v = otactl_arg(a, required[i]);
+        v = v || i != 0 ? v : default_name;
         if (!v) {
             return otactl_usage_err(ctx, "--%s is required (or give --json FILE)", required[i]);
         }
@@ -121,10 +125,24 @@ static int add_number(otactl_ctx *ctx, const otactl_args *a, const char *flag, c
     return OTACTL_OK;
 }
 
+/* A time flag: ms since the Unix epoch, or ISO 8601 text that goes to the plugin as it is
+ * (the plugin checks both: docs/operator-api.md "Times"). */
+static int add_time(const otactl_args *a, const char *flag, cJSON *t)
+{
+    const char *s = otactl_arg(a, flag);
+    uint64_t v;
+    if (s && otactl_parse_u64(s, &v) == 0 && v <= (1ULL << 53)) {
+        cJSON_AddNumberToObject(t, flag, (double)v);
+    } else if (s) {
+        cJSON_AddStringToObject(t, flag, s);
+    }
+    return OTACTL_OK;
+}
+
 static int add_numbers(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
 {
-    int rc = add_number(ctx, a, "start", t, "start");
-    rc = rc ? rc : add_number(ctx, a, "end", t, "end");
+    int rc = add_time(a, "start", t);
+    rc = rc ? rc : add_time(a, "end", t);
     rc = rc ? rc : add_number(ctx, a, "max-resend", t, "max_resend");
     rc = rc ? rc : add_number(ctx, a, "rate", t, "rate");
     rc = rc ? rc : add_number(ctx, a, "timeout-min", t, "timeout_min");
@@ -143,29 +161,30 @@ static int add_numbers(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
 
 static int add_vins(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
 {
-    cJSON *vins = cJSON_AddArrayToObject(t, "vins");
-    for (int i = 0; i < otactl_arg_count(a, "vins"); i++) {
-        otactl_vins_from_text(otactl_arg_nth(a, "vins", i), vins);
-    }
-    for (int i = 0; i < otactl_arg_count(a, "vins-file"); i++) {
-        const char *path = otactl_arg_nth(a, "vins-file", i);
-        char *text = otactl_read_file(path, NULL);
-        if (!text) {
-            return otactl_usage_err(ctx, "cannot read %s", path);
+    if (otactl_arg(a, "target")) { /* a query instead of VINs (issue 16) */
+        if (otactl_arg(a, "vins") || otactl_arg(a, "vins-file")) {
+            return otactl_usage_err(ctx, "--target and --vins/--vins-file cannot be combined");
         }
-        otactl_vins_from_text(text, vins);
-        free(text);
+        cJSON *q = otactl_json_value(ctx, "target", otactl_arg(a, "target"));
+        return q && cJSON_AddItemToObject(t, "target", q) ? OTACTL_OK : OTACTL_EUSAGE;
+    }
+    cJSON *vins = cJSON_AddArrayToObject(t, "vins");
+    int rc = otactl_vins_from_args(ctx, a, vins);
+    if (rc != OTACTL_OK) {
+        return rc;
     }
     if (cJSON_GetArraySize(vins) == 0) {
-        return otactl_usage_err(ctx, "no VINs given (--vins V,V... and/or --vins-file FILE)");
+        return otactl_usage_err(ctx, "no VINs given (--vins V,V... and/or --vins-file FILE, or "
+                                     "--target QUERY)");
     }
     return OTACTL_OK;
 }
 
-static int task_from_flags(otactl_ctx *ctx, const otactl_args *a, cJSON **task)
+static int task_from_flags(otactl_ctx *ctx, const otactl_args *a, cJSON **task,
+                           const char *default_name)
 {
     cJSON *t = cJSON_CreateObject();
-    int rc = add_words(ctx, a, t);
+    int rc = add_words(ctx, a, t, default_name);
     rc = rc ? rc : add_numbers(ctx, a, t);
     rc = rc ? rc : add_vins(ctx, a, t);
     if (rc != OTACTL_OK) {
@@ -197,13 +216,67 @@ static void print_created(const cJSON *data)
 static int task_create(otactl_ctx *ctx, otactl_args *a)
 {
     cJSON *t = NULL;
-    int rc = otactl_arg(a, "json") ? task_from_file(ctx, a, &t) : task_from_flags(ctx, a, &t);
+    int rc = otactl_arg(a, "json") ? task_from_file(ctx, a, &t)
+                                   : task_from_flags(ctx, a, &t, NULL);
     if (rc != OTACTL_OK) {
         return rc;
     }
     cJSON *c = otactl_cmd_new("createTask");
     cJSON_AddItemToObject(c, "task", t);
     return otactl_run(ctx, c, print_created);
+}
+
+/* ---- task preview (previewTarget) ---- */
+
+/* matched / accepted, then one "CODE  N" line per rule that rejects some. */
+static void print_preview(const cJSON *data)
+{
+    static const char *const keys[] = {"matched", "accepted", "task_error", "too_large", NULL};
+    for (int i = 0; keys[i]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(data, keys[i]);
+        if (cJSON_IsNumber(v)) {
+            printf("%s: %.0f\n", keys[i], v->valuedouble);
+        } else if (cJSON_IsString(v)) {
+            printf("%s: %s\n", keys[i], v->valuestring);
+        } else if (cJSON_IsTrue(v)) {
+            printf("%s: true\n", keys[i]);
+        }
+    }
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(data, "rejected"))
+    {
+        printf("  %s  %.0f\n", r->string, r->valuedouble);
+    }
+}
+
+/* Only --target (no task flags): how many vehicles match; else the task as createTask
+ * would take it (--name may be left out), with what each rule would reject. */
+static int task_preview(otactl_ctx *ctx, otactl_args *a)
+{
+    static const char *const task_words[] = {"name", "type", "model", "series", "version", NULL};
+    bool bare = otactl_arg(a, "target") && !otactl_arg(a, "json");
+    for (int i = 0; bare && task_words[i]; i++) {
+        bare = !otactl_arg(a, task_words[i]);
+    }
+    cJSON *c = otactl_cmd_new("previewTarget");
+    if (bare) {
+        cJSON *q = otactl_json_value(ctx, "target", otactl_arg(a, "target"));
+        if (!q) {
+            cJSON_Delete(c);
+            return OTACTL_EUSAGE;
+        }
+        cJSON_AddItemToObject(c, "target", q);
+        return otactl_run(ctx, c, print_preview);
+    }
+    cJSON *t = NULL;
+    int rc = otactl_arg(a, "json") ? task_from_file(ctx, a, &t)
+                                   : task_from_flags(ctx, a, &t, "preview");
+    if (rc != OTACTL_OK) {
+        cJSON_Delete(c);
+        return rc;
+    }
+    cJSON_AddItemToObject(c, "task", t);
+    return otactl_run(ctx, c, print_preview);
 }
 
 /* ---- task get, task vehicles ---- */
@@ -259,6 +332,10 @@ static void print_cancel(const cJSON *data)
 /* cancelTask {id, vins?}: the whole task, or only the VINs given. */
 static int task_cancel(otactl_ctx *ctx, otactl_args *a)
 {
+    int rc0 = ctx->dry_run ? OTACTL_OK : otactl_task_check_cancelable(ctx, a->pos[0]);
+    if (rc0 != OTACTL_OK) {
+        return rc0;
+    }
     cJSON *c = cmd_id("cancelTask", a->pos[0]);
     if (otactl_arg_count(a, "vins") > 0 || otactl_arg_count(a, "vins-file") > 0) {
         int rc = add_vins(ctx, a, c);
@@ -526,8 +603,12 @@ static const otactl_opt create_opts[] = {
     {"version", "VERSION", "the target version (its full package must exist)"},
     {"vins", "VIN,VIN...", "vehicles of the task (repeatable)"},
     {"vins-file", "FILE", "vehicles from FILE (white space / comma separated; - = stdin)"},
-    {"start", "MS", "not before this time (ms since the Unix epoch)"},
-    {"end", "MS", "not after this time (ms since the Unix epoch)"},
+    {"target", "JSON|@FILE",
+     "instead of VINs: a target query, e.g. '{\"fw_below\":\"2.0\"}' (docs/otactl.md)"},
+    {"start", "TIME",
+     "not before this time: ISO 8601 (2026-12-08T10:00:00Z, 2026-12-08T18:00:00+08:00) or ms "
+     "since the Unix epoch; not in the past"},
+    {"end", "TIME", "not after this time (as --start)"},
     {"max-resend", "N", "notices re-sent at most (compensation; default 0)"},
     {"rate", "N", "notices per second (default 0: unlimited)"},
     {"timeout-min", "N", "minutes an upgrade may take before it fails (default 0: none)"},
@@ -566,11 +647,24 @@ static const otactl_opt rules_opts[] = {
 const otactl_action otactl_task_actions[] = {
     {"create",
      "--json FILE | --name N --type T --model M --series S --version V "
-     "(--vins V,V... | --vins-file FILE) [options]",
+     "(--vins V,V... | --vins-file FILE | --target QUERY) [options]",
      "create a task; prints its id, and the VINs rejected with their codes", create_opts, 0, 0,
      task_create},
+    {"preview",
+     "--target QUERY | (same as create; --name optional)",
+     "how many vehicles a target matches, and how many each task rule would reject (nothing "
+     "is created)",
+     create_opts, 0, 0, task_preview},
     {"get", "ID", "show a task, its state and its executions counted per state", NULL, 1, 1,
      task_get},
+    {"list",
+     "[--state S] [--model M] [--version V] [--from TIME] [--to TIME] [--limit N] "
+     "[--cursor C | --all]",
+     "tasks, newest first, with their state and counts", otactl_task_list_opts, 0, 0,
+     otactl_cmd_task_list},
+    {"export", "ID [--format csv|json] [--output FILE]",
+     "every vehicle's result: state, attempts, times, error word, versions",
+     otactl_task_export_opts, 1, 1, otactl_cmd_task_export},
     {"vehicles", "ID [--state STATE]", "the task's vehicles in VIN order: VIN, state, code",
      vehicles_opts, 1, 1, task_vehicles},
     {"cancel", "ID [--vins V,V... | --vins-file FILE]",

@@ -53,10 +53,20 @@ static const opt_def opt_defs[] = {
     {"broker_id", OPT_STRING, CFG_OFF(broker_id), 0, 0},
     {"task_minute_ms", OPT_UNSIGNED, CFG_OFF(task_minute_ms), 1, 60000},
     {"sign_delay_ms", OPT_UNSIGNED, CFG_OFF(sign_delay_ms), 0, 10000},
+    /* issue 13: who authenticates usernames; file/data bytes per vehicle per second and at
+     * once (0: no byte pacing) */
+    {"auth", OPT_STRING, CFG_OFF(auth), 0, 0},
+    {"file_vehicle_rate", OPT_SIZE, CFG_OFF(file_vehicle_rate), 0, 1024u * 1024 * 1024},
+    {"file_vehicle_burst", OPT_SIZE, CFG_OFF(file_vehicle_burst), 131072, 1024u * 1024 * 1024},
+    {"signing_alg", OPT_STRING, CFG_OFF(signing_alg), 0, 0},
+    {"presign_max", OPT_SIZE, CFG_OFF(presign_max), 0, 10000000},
 };
 
+#define OTA_PRESIGN_MAX_DEFAULT 200000
 #define OTA_FILE_PASS_BYTES_DEFAULT (1024 * 1024)
 #define OTA_FILE_QUEUE_BLOCKS_DEFAULT 256
+#define OTA_FILE_VEHICLE_RATE_DEFAULT (1024u * 1024)
+#define OTA_FILE_VEHICLE_BURST_DEFAULT (4u * 1024 * 1024)
 #define LOG_REPLAY_ERRORS_DEFAULT "upgrade_failed,rollback_failed,peripheral_failed"
 
 static char *trimmed_dup(const char *s)
@@ -223,8 +233,12 @@ static int set_defaults(ota_config *cfg)
     cfg->max_shadow_bytes = OTA_SHADOW_MAX_PAYLOAD;
     cfg->max_request_bytes = OTA_REQUEST_MAX_PAYLOAD_DEFAULT;
     cfg->max_task_vins = OTA_TASK_VINS_DEFAULT;
+    cfg->auth = strdup("broker");
+    cfg->file_vehicle_rate = OTA_FILE_VEHICLE_RATE_DEFAULT;
+    cfg->file_vehicle_burst = OTA_FILE_VEHICLE_BURST_DEFAULT;
+    cfg->presign_max = OTA_PRESIGN_MAX_DEFAULT;
     return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors &&
-                   cfg->signing_key && cfg->content_kek
+                   cfg->signing_key && cfg->content_kek && cfg->auth
                ? 0
                : -1;
 }
@@ -264,6 +278,11 @@ int ota_config_parse(ota_config *cfg, const struct mosquitto_opt *opts, int n, c
             return -1;
         }
     }
+    if (strcmp(cfg->auth, "broker") != 0 && strcmp(cfg->auth, "none") != 0) {
+        snprintf(err, errlen, "plugin_opt_auth: \"%s\" is neither broker nor none", cfg->auth);
+        ota_config_free(cfg);
+        return -1;
+    }
     if (!cfg->broker_id && default_broker_id(cfg) != 0) {
         snprintf(err, errlen, "plugin_opt_broker_id: no default (hostname or directory unknown)");
         ota_config_free(cfg);
@@ -281,6 +300,8 @@ void ota_config_free(ota_config *cfg)
     free(cfg->signing_key);
     free(cfg->content_kek);
     free(cfg->broker_id);
+    free(cfg->auth);
+    free(cfg->signing_alg);
     for (size_t i = 0; i < cfg->n_admin_users; i++) {
         free(cfg->admin_users[i]);
     }

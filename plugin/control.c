@@ -12,6 +12,7 @@
  * to the requesting client only, on $CONTROL/ota/v1/response.
  */
 #include "control.h"
+#include "control_targets.h"
 #include "engine.h"
 #include "catalog.h"
 #include "file.h"
@@ -94,6 +95,19 @@ static const struct {
     {"setTaskTypeRules", ota_cmd_set_task_type_rules},
     {"getTaskTypeRules", ota_cmd_get_task_type_rules},
     {"cancelTask", ota_cmd_cancel_task},
+    {"listTasks", ota_cmd_list_tasks},
+    {"listVehicles", ota_cmd_list_vehicles},
+    {"getVehicleStatus", ota_cmd_get_vehicle_status},
+    {"getVehicleHistory", ota_cmd_get_vehicle_history},
+    {"getFleetSummary", ota_cmd_get_fleet_summary},
+    {"exportTask", ota_cmd_export_task},
+    {"updatePackage", ota_cmd_update_package},
+    {"deletePackage", ota_cmd_delete_package},
+    {"setGroup", ota_cmd_set_group},
+    {"deleteGroup", ota_cmd_delete_group},
+    {"listGroups", ota_cmd_list_groups},
+    {"getGroup", ota_cmd_get_group},
+    {"previewTarget", ota_cmd_preview_target},
 };
 
 /* ---------------------------------------------------------------- answers */

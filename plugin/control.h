@@ -15,6 +15,7 @@
 #define OTA_CONTROL_H
 
 #include "ota_plugin.h"
+#include "tasks.h" /* ota_task (ota_cmd_known_task) */
 
 #include <cjson/cJSON.h>
 
@@ -105,5 +106,25 @@ void ota_cmd_set_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_get_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 /* control_cancel.c */
 void ota_cmd_cancel_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+/* control_query.c (issue 18: finding things) */
+void ota_cmd_list_tasks(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_list_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_get_vehicle_status(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_get_fleet_summary(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_export_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+/* control_history.c: a store read through the writer's queue */
+void ota_cmd_get_vehicle_history(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+/* The package / task a command's id field names, or NULL when it does not (answered):
+ * control_packages.c, control_tasks.c. */
+const ota_package_rec *ota_cmd_known_package(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
+                                             const char *const *allowed);
+const ota_task *ota_cmd_known_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
+                                   const char *const *allowed);
+/* control_package_admin.c */
+void ota_cmd_update_package(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_delete_package(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+/* Fails the command and returns true when a task (an active one, with active_only) uses
+ * package id (setPackageStatus before "deprecated"). */
+bool ota_package_refuse_in_use(ota_plugin *p, ota_cmd *c, uint64_t id, bool active_only);
 
 #endif

@@ -227,17 +227,17 @@ static cJSON *package_with_status(const ota_package_rec *r, ota_pkg_status st)
 static int new_status(const ota_package_rec *r, const cJSON *cmd, ota_pkg_status *st, char *err,
                       size_t errlen)
 {
-    const char *names[] = {ota_pkg_status_name(OTA_PKG_DRAFT),
-                           ota_pkg_status_name(OTA_PKG_VERIFIED),
-                           ota_pkg_status_name(OTA_PKG_RELEASED)};
+    const char *names[] = {
+        ota_pkg_status_name(OTA_PKG_DRAFT), ota_pkg_status_name(OTA_PKG_VERIFIED),
+        ota_pkg_status_name(OTA_PKG_RELEASED), ota_pkg_status_name(OTA_PKG_DEPRECATED)};
     int k = 0;
-    if (ota_json_get_enum(cmd, "", "status", true, names, 3, &k, err, errlen) != 0) {
+    if (ota_json_get_enum(cmd, "", "status", true, names, 4, &k, err, errlen) != 0) {
         return -1;
     }
     if ((ota_pkg_status)k < r->status) {
         return ota_json_errf(err, errlen, "", "status",
                              "package %" PRIu64 " is %s: a status goes forward only "
-                             "(draft, verified, released)",
+                             "(draft, verified, released, deprecated)",
                              r->id, ota_pkg_status_name(r->status));
     }
     *st = (ota_pkg_status)k;
@@ -260,6 +260,9 @@ void ota_cmd_set_package_status(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     if (st == r->status) {
         ota_cmd_ok(c, NULL); /* already so: nothing to store */
         return;
+    }
+    if (st == OTA_PKG_DEPRECATED && ota_package_refuse_in_use(p, c, r->id, true)) {
+        return; /* control_package_admin.c: an active task uses it */
     }
     package_op *op = package_op_new();
     if (op) {
@@ -412,4 +415,12 @@ void ota_cmd_get_version(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
         return;
     }
     answer_package(c, r);
+}
+
+/* The package named by the command's id field (control_package_admin.c), or NULL when it
+ * failed (answered). */
+const ota_package_rec *ota_cmd_known_package(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
+                                             const char *const *allowed)
+{
+    return known_package(p, c, cmd, allowed);
 }

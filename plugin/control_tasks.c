@@ -2,7 +2,8 @@
  * control_tasks.c — createTask, getTask, listTaskVehicles, setTaskTypeRules,
  * getTaskTypeRules (SPEC §5-6, docs/operator-api.md).
  *
- * createTask parses the task strictly (ota_json_task_request), runs the task-level rules
+ * createTask parses the task strictly (ota_cmd_task_request: its VINs, or the VINs its
+ * `target` query matches, control_targets.c), runs the task-level rules
  * (one failing fails the command: its text starts with the SPEC code, e.g.
  * "E_NO_PACKAGE: no full package of EX5/S1 version 2.0"), then the per-VIN rules against
  * the catalog, the task type rules and each vehicle's latest upgrade status. It stores,
@@ -17,9 +18,11 @@
  */
 #include "catalog.h"
 #include "control.h"
+#include "control_targets.h"
 #include "ota_catalog_json.h"
 #include "task_rules.h"
 #include "tasks.h"
+#include "vocab.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -40,6 +43,12 @@ typedef struct {
     ota_exec_rec *recs; /* the change's executions */
     char *json;
     ota_store_doc doc;
+    /* task.target (issue 16): the query, kept as setting "task_target:<id>" */
+    ota_target target;
+    bool has_target;
+    char *target_json;
+    char target_key[48];
+    ota_store_doc docs[2];
 } create_op;
 
 static void create_free(ota_cmd_op *base)
@@ -50,6 +59,8 @@ static void create_free(ota_cmd_op *base)
     free(op->execs);
     free(op->recs);
     free(op->json);
+    ota_target_free(&op->target);
+    free(op->target_json);
     free(op);
 }
 
@@ -98,6 +109,19 @@ static void task_error_text(const ota_catalog *cat, const ota_task_rec *t, ota_t
     }
 }
 
+/* A start more than a minute ago is a mistake (a time in seconds, or a stale script):
+ * refused rather than dispatched at once (issue 18). */
+#define START_PAST_SLACK_MS 60000
+
+static int check_start(const ota_task_rec *t, int64_t now_ms, char *err, size_t errlen)
+{
+    if (t->start_ms < 0 || t->start_ms >= now_ms - START_PAST_SLACK_MS) {
+        return 0;
+    }
+    return ota_json_errf(err, errlen, "task", "start", "%lld ms is %lld s in the past",
+                         (long long)t->start_ms, (long long)((now_ms - t->start_ms) / 1000));
+}
+
 static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"task", NULL};
@@ -108,7 +132,9 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
     if (!task) {
         return ota_json_errf(err, errlen, "", "task", "missing");
     }
-    if (ota_json_task_request(task, "task", &op->rec, err, errlen) != 0) {
+    if (ota_cmd_task_request(p, task, p->cfg.max_task_vins, &op->rec, &op->target,
+                             &op->has_target, err, errlen) != 0 ||
+        check_start(&op->rec, op->created_ms, err, errlen) != 0) {
         return -1;
     }
     if (op->rec.n_vins > p->cfg.max_task_vins) { /* plugin_opt_max_task_vins (issue 8) */
@@ -157,7 +183,24 @@ static int check_vins(ota_plugin *p, create_op *op)
     return 0;
 }
 
-/* The change: the task document and one execution per distinct VIN. */
+/* A task created from a target keeps its query beside it, in the same change. */
+static int target_doc(create_op *op)
+{
+    cJSON *j = ota_json_from_target(&op->target);
+    op->target_json = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!op->target_json) {
+        return -1;
+    }
+    snprintf(op->target_key, sizeof(op->target_key), OTA_TASK_TARGET_PREFIX "%s", op->id);
+    op->docs[0] = op->doc;
+    op->docs[1] = (ota_store_doc){OTA_DOC_SETTING, op->target_key, op->target_json};
+    op->base.change.docs = op->docs;
+    op->base.change.n_docs = 2;
+    return 0;
+}
+
+/* The change: the task document (and its target) and one execution per distinct VIN. */
 static int create_change(create_op *op)
 {
     cJSON *doc = ota_task_doc(&op->rec, OTA_TASK_ACTIVE, op->created_ms, op->package);
@@ -182,6 +225,9 @@ static int create_change(create_op *op)
     op->doc = (ota_store_doc){OTA_DOC_TASK, op->id, op->json};
     op->base.change.docs = &op->doc;
     op->base.change.n_docs = 1;
+    if (op->has_target && target_doc(op) != 0) {
+        return -1;
+    }
     op->base.change.put_execs = op->recs;
     op->base.change.n_put_execs = op->n_execs;
     return 0;
@@ -372,6 +418,25 @@ static cJSON *rules_apply(ota_plugin *p, ota_cmd_op *base)
     return NULL;
 }
 
+/* The statuses and usages must be words of the closed lists (vocab.h). */
+static int check_rule_words(const ota_task_type_rules *r, char *err, size_t errlen)
+{
+    char key[32];
+    for (size_t i = 0; i < r->n_statuses; i++) {
+        snprintf(key, sizeof(key), "statuses[%zu]", i);
+        if (ota_vocab_check(&OTA_VOCAB_VEHICLE_STATUS, r->statuses[i], "", key, err, errlen)) {
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < r->n_usages; i++) {
+        snprintf(key, sizeof(key), "usages[%zu]", i);
+        if (ota_vocab_check(&OTA_VOCAB_VEHICLE_USAGE, r->usages[i], "", key, err, errlen)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void ota_cmd_set_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
     char err[256];
@@ -382,7 +447,8 @@ void ota_cmd_set_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     }
     op->base.free_op = rules_free;
     op->base.apply = rules_apply;
-    if (ota_json_task_type_rules(cmd, "", &op->rules, err, sizeof(err)) != 0) {
+    if (ota_json_task_type_rules(cmd, "", &op->rules, err, sizeof(err)) != 0 ||
+        check_rule_words(&op->rules, err, sizeof(err)) != 0) {
         rules_free(&op->base);
         ota_cmd_fail(c, "%s", err);
         return;
@@ -421,4 +487,12 @@ void ota_cmd_get_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
         cJSON_AddItemToObject(all, ota_task_type_name((ota_task_type)i), o);
     }
     ota_cmd_ok(c, data);
+}
+
+/* The task named by the command's id field (control_query.c), or NULL when it failed
+ * (answered). */
+const ota_task *ota_cmd_known_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
+                                   const char *const *allowed)
+{
+    return known_task(p, c, cmd, allowed);
 }

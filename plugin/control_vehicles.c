@@ -8,6 +8,7 @@
 #include "catalog.h"
 #include "control.h"
 #include "ota_catalog_json.h"
+#include "vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,11 @@ static int parse_vehicle(ota_plugin *p, const cJSON *item, size_t i, ota_vehicle
     char path[32];
     snprintf(path, sizeof(path), "vehicles[%zu]", i);
     if (ota_json_vehicle(item, path, rec, err, errlen) != 0) {
+        return -1;
+    }
+    if (ota_vocab_check(&OTA_VOCAB_VEHICLE_STATUS, rec->status, path, "status", err, errlen) ||
+        ota_vocab_check(&OTA_VOCAB_VEHICLE_USAGE, rec->usage, path, "usage", err, errlen)) {
+        ota_vehicle_rec_free(rec); /* closed word lists (vocab.h) */
         return -1;
     }
     if (!ota_catalog_model(p->catalog, rec->model, rec->series)) {

@@ -10,6 +10,7 @@
 #include "catalog.h"
 #include "effects.h"
 #include "engine_impl.h"
+#include "pkg.h"
 #include "shadow.h"
 
 #include <string.h>
@@ -71,6 +72,7 @@ void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x, int64_
         ota_eng_record_notice(e, task, vin, msg_id, now);
         ota_eng_set_state(e, task, x, OTA_EXEC_NOTIFIED);
     }
+    ota_pkg_presign(e->plugin, vin, task->rec.id); /* its pkg/get is answered from memory */
     eng_veh *v = ota_eng_veh_get(e, vin);
     if (v) {
         v->busy = task;

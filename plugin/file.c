@@ -24,9 +24,24 @@
  *   the next to serve). A vehicle's record goes when its queue is empty or it disconnects.
  *   Requests are answered to the client id that sent them; a request from another client
  *   id of the same VIN (a new connection) replaces the old connection's queue.
+ * - Pacing (issue 13: one vehicle that never reads its socket must not grow the broker).
+ *   Mosquitto 2.0.11 gives a plugin no view of a client's queue, and a message it drops
+ *   for a full per-client queue (max_queued_messages/bytes) stays in its message store for
+ *   good (src/loop.c single_publish: the stored message is never freed when
+ *   db__message_insert drops it). So the plugin itself bounds what a vehicle may have
+ *   waiting in the broker, per VIN, in a record kept across its downloads (`pace`):
+ *   a byte bucket (plugin_opt_file_vehicle_rate bytes per second, up to
+ *   plugin_opt_file_vehicle_burst at once) that a block must fit before it is handed to
+ *   the broker (the vehicle is skipped in that pass otherwise), and the bytes accepted per
+ *   file on the current connection: a file/get that would take a connection past the
+ *   file's size plus one burst is refused (E_RATE_LIMITED), so asking for the same blocks
+ *   over and over without reading them gets nothing more. Both are reset only by time and
+ *   by a new connection, which frees what Mosquitto held for the old one
+ *   (docs/security.md, "Memory per vehicle").
  */
 #include "file.h"
 
+#include "batch.h"
 #include "control.h"
 #include "engine.h"
 #include "grants.h"
@@ -61,9 +76,26 @@ typedef struct file_req {
     mosquitto_property *props; /* Response Topic and Correlation Data, or NULL */
 } file_req;
 
+/* Bytes of one file accepted for the current connection. */
+typedef struct {
+    char sha[65];
+    uint64_t bytes;
+} sent_file;
+
+/* A VIN's pacing, kept while the plugin runs (~100 bytes per VIN that downloaded). */
+typedef struct {
+    char vin[OTA_VIN_LEN + 1];
+    int64_t milli_bytes; /* byte tokens, in thousandths */
+    int64_t last_ms;
+    char *client_id; /* the connection `sent` counts for; NULL: none yet */
+    sent_file *sent;
+    uint32_t n_sent;
+} pace;
+
 typedef struct vehicle {
     char vin[OTA_VIN_LEN + 1];
     char *client_id;
+    pace *pace;
     file_req *head, *tail;
     uint32_t queued;             /* blocks */
     struct vehicle *next, *prev; /* the ring */
@@ -73,10 +105,12 @@ struct ota_files {
     char *dir;
     size_t pass_bytes;
     uint32_t queue_blocks;
-    ota_map vehicles; /* vehicle by VIN: those with queued blocks */
-    ota_map files;    /* open_file by sha256 */
-    vehicle *ring;    /* next to serve */
-    uint64_t queued;  /* blocks, all vehicles */
+    size_t rate, burst; /* per vehicle: bytes per second (0: not paced), at once */
+    ota_map paces;      /* pace by VIN */
+    ota_map vehicles;   /* vehicle by VIN: those with queued blocks */
+    ota_map files;      /* open_file by sha256 */
+    vehicle *ring;      /* next to serve */
+    uint64_t queued;    /* blocks, all vehicles */
     ota_file_stats st;
 };
 
@@ -90,7 +124,13 @@ static ota_map_key file_key(const void *rec)
     return ota_map_key_str(((const open_file *)rec)->sha);
 }
 
-ota_files *ota_files_new(const char *dir, size_t pass_bytes, uint32_t queue_blocks)
+static ota_map_key pace_key(const void *rec)
+{
+    return ota_map_key_str(((const pace *)rec)->vin);
+}
+
+ota_files *ota_files_new(const char *dir, size_t pass_bytes, uint32_t queue_blocks, size_t rate,
+                         size_t burst)
 {
     ota_files *fs = calloc(1, sizeof *fs);
     if (!fs || !(fs->dir = strdup(dir))) {
@@ -99,6 +139,9 @@ ota_files *ota_files_new(const char *dir, size_t pass_bytes, uint32_t queue_bloc
     }
     fs->pass_bytes = pass_bytes;
     fs->queue_blocks = queue_blocks;
+    fs->rate = rate;
+    fs->burst = burst;
+    ota_map_init(&fs->paces, sizeof(pace), pace_key);
     ota_map_init(&fs->vehicles, sizeof(vehicle), vehicle_key);
     ota_map_init(&fs->files, sizeof(open_file), file_key);
     return fs;
@@ -148,6 +191,78 @@ static void file_release(ota_files *fs, open_file *f)
     if (--f->refs == 0) {
         ota_map_remove(&fs->files, f, file_fini);
     }
+}
+
+/* ---------------------------------------------------------------- pacing */
+
+static void pace_forget_connection(pace *pc)
+{
+    free(pc->client_id);
+    free(pc->sent);
+    pc->client_id = NULL;
+    pc->sent = NULL;
+    pc->n_sent = 0;
+}
+
+static void pace_fini(void *rec)
+{
+    pace_forget_connection(rec);
+}
+
+/* The pacing record of the request's VIN, its per-file counts those of the request's
+ * connection; NULL when out of memory. */
+static pace *pace_for(ota_files *fs, const ota_request *req, int64_t now_ms)
+{
+    pace *pc = ota_map_get_str(&fs->paces, req->vin);
+    if (!pc) {
+        pace rec = {.milli_bytes = (int64_t)fs->burst * 1000, .last_ms = now_ms};
+        snprintf(rec.vin, sizeof rec.vin, "%s", req->vin);
+        pc = ota_map_put(&fs->paces, &rec);
+    }
+    if (pc && (!pc->client_id || strcmp(pc->client_id, req->client_id) != 0)) {
+        pace_forget_connection(pc); /* a new connection: the old one's queue is gone */
+        pc->client_id = strdup(req->client_id);
+        if (!pc->client_id) {
+            return NULL;
+        }
+    }
+    return pc;
+}
+
+/* The bytes of file sha accepted for pc's connection (added when missing). */
+static sent_file *pace_file(pace *pc, const char *sha)
+{
+    for (uint32_t i = 0; i < pc->n_sent; i++) {
+        if (strcmp(pc->sent[i].sha, sha) == 0) {
+            return &pc->sent[i];
+        }
+    }
+    sent_file *grown = realloc(pc->sent, (pc->n_sent + 1) * sizeof *grown);
+    if (!grown) {
+        return NULL;
+    }
+    pc->sent = grown;
+    sent_file *f = &grown[pc->n_sent++];
+    memcpy(f->sha, sha, sizeof f->sha);
+    f->bytes = 0;
+    return f;
+}
+
+/* Refills pc's bucket; true when a block of len bytes may go to the broker now. */
+static bool pace_allows(const ota_files *fs, pace *pc, uint32_t len, int64_t now_ms)
+{
+    if (fs->rate == 0) {
+        return true;
+    }
+    int64_t full = (int64_t)fs->burst * 1000;
+    int64_t elapsed = now_ms > pc->last_ms ? now_ms - pc->last_ms : 0;
+    pc->last_ms = now_ms > pc->last_ms ? now_ms : pc->last_ms;
+    int64_t cap = full / (int64_t)fs->rate + 1; /* a full refill: no overflow after idling */
+    pc->milli_bytes += (elapsed < cap ? elapsed : cap) * (int64_t)fs->rate;
+    if (pc->milli_bytes > full) {
+        pc->milli_bytes = full;
+    }
+    return pc->milli_bytes >= (int64_t)len * 1000;
 }
 
 /* ---------------------------------------------------------------- requests and vehicles */
@@ -227,7 +342,8 @@ static vehicle *vehicle_for(ota_files *fs, const ota_request *req)
     if (v) {
         return v;
     }
-    vehicle rec = {.client_id = strdup(req->client_id)};
+    vehicle rec = {.client_id = strdup(req->client_id),
+                   .pace = ota_map_get_str(&fs->paces, req->vin)};
     snprintf(rec.vin, sizeof rec.vin, "%s", req->vin);
     v = rec.client_id ? ota_map_put(&fs->vehicles, &rec) : NULL;
     if (!v) {
@@ -293,13 +409,24 @@ static int enqueue(ota_plugin *p, const ota_request *req, const ota_file_get *g,
                       "file/get %s: %u blocks still queued, %u more over the limit of %u", g->file,
                       queued, n, fs->queue_blocks);
     }
-    file_req *r = calloc(1, sizeof *r);
+    pace *pc = pace_for(fs, req, ota_mono_ms());
+    sent_file *sf = pc ? pace_file(pc, f->sha) : NULL;
+    uint64_t bytes = (uint64_t)n * g->bs < f->size ? (uint64_t)n * g->bs : f->size;
+    if (sf && fs->rate && sf->bytes + bytes > f->size + fs->burst) {
+        file_release(fs, f);
+        return refuse(p, req, g->file, OTA_E_RATE_LIMITED,
+                      "file/get %s: %llu bytes of it already sent on this connection (the file "
+                      "has %llu): ask only for the blocks still missing",
+                      g->file, (unsigned long long)sf->bytes, (unsigned long long)f->size);
+    }
+    file_req *r = sf ? calloc(1, sizeof *r) : NULL;
     vehicle *v = r ? vehicle_for(fs, req) : NULL;
     if (!v) {
         free(r);
         file_release(fs, f);
         return refuse(p, req, g->file, OTA_E_INTERNAL, "out of memory");
     }
+    sf->bytes += bytes;
     *r = (file_req){
         .f = f, .bs = g->bs, .from = g->from, .left = sel, .props = ota_reply_props_copy(req)};
     if (v->tail) {
@@ -394,22 +521,46 @@ static size_t send_block(ota_plugin *p, vehicle *v)
     return sent;
 }
 
+/* The length of v's next block. */
+static uint32_t next_block_len(const vehicle *v)
+{
+    const file_req *r = v->head;
+    uint64_t i = r->from + (uint64_t)__builtin_ctzll(r->left);
+    return ota_file_block_len(r->f->size, r->bs, i);
+}
+
 void ota_files_tick(ota_plugin *p)
 {
     ota_files *fs = p->files;
     if (!fs->ring) {
         return;
     }
+    int64_t now = ota_mono_ms();
     size_t sent = 0;
+    const vehicle *waiting = NULL; /* the first skipped since a block was sent */
     while (fs->ring && sent < fs->pass_bytes) {
         vehicle *v = fs->ring;
+        uint32_t len = next_block_len(v);
+        if (v->pace && !pace_allows(fs, v->pace, len, now)) {
+            if (v == waiting) {
+                break; /* a whole round and every vehicle is over its rate */
+            }
+            waiting = waiting ? waiting : v;
+            fs->st.paced++;
+            fs->ring = v->next;
+            continue;
+        }
+        waiting = NULL;
+        if (v->pace && fs->rate) {
+            v->pace->milli_bytes -= (int64_t)len * 1000;
+        }
         sent += send_block(p, v);
         fs->ring = v->next;
         if (v->queued == 0) {
             vehicle_remove(fs, v);
         }
     }
-    fs->st.passes++;
+    fs->st.passes += sent > 0;
 }
 
 void ota_files_on_disconnect(ota_plugin *p, const char *vin, const char *client_id)
@@ -419,6 +570,10 @@ void ota_files_on_disconnect(ota_plugin *p, const char *vin, const char *client_
     if (v && strcmp(v->client_id, client_id) == 0) {
         vehicle_clear(fs, v, true);
         vehicle_remove(fs, v);
+    }
+    pace *pc = fs ? ota_map_get_str(&fs->paces, vin) : NULL;
+    if (pc && pc->client_id && strcmp(pc->client_id, client_id) == 0) {
+        pace_forget_connection(pc); /* Mosquitto freed what it held for that connection */
     }
 }
 
@@ -436,6 +591,7 @@ void ota_files_stats_json(const ota_files *fs, cJSON *data)
     ota_cmd_add_u64(o, "passes", st->passes);
     ota_cmd_add_u64(o, "blocks_queued", fs->queued);
     ota_cmd_add_u64(o, "vehicles_queued", ota_map_count(&fs->vehicles));
+    ota_cmd_add_u64(o, "paced", st->paced);
     cJSON *rej = cJSON_AddObjectToObject(o, "refused");
     for (int code = OTA_E_BAD_CBOR; code <= OTA_E_INTERNAL; code++) {
         if (st->refused[code]) {
@@ -455,6 +611,7 @@ void ota_files_free(ota_files *fs)
         vehicle_remove(fs, v);
     }
     ota_map_destroy(&fs->vehicles, vehicle_fini);
+    ota_map_destroy(&fs->paces, pace_fini);
     ota_map_destroy(&fs->files, file_fini);
     free(fs->dir);
     free(fs);

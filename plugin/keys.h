@@ -1,13 +1,16 @@
 /*
- * keys.h — the plugin's keys (docs/vehicle-crypto.md): the Ed25519 key that signs package
- * descriptions, and the key-encryption key (KEK) that seals the content keys of encrypted
- * packages, so that a package document in the store never holds a content key in clear.
+ * keys.h — the plugin's keys (docs/vehicle-crypto.md): the key that signs package
+ * descriptions (Ed25519 or ES256, plugin_opt_signing_alg), and the key-encryption key
+ * (KEK) that seals the content keys of encrypted packages, so that a package document in
+ * the store never holds a content key in clear.
  *
  * Both are files, created on first start with mode 0600 (plugin_opt_signing_key, default
  * ota-signing.pem, PKCS#8 PEM, with its public key written beside it as <path>.pub, PEM
  * SubjectPublicKeyInfo; plugin_opt_content_kek, default ota-content.kek, 64 hex characters
- * and a newline). An existing file is used as it is; a file that does not parse stops the
- * start. Read at start only; afterwards broker thread only.
+ * and a newline); the absolute path of a created file is logged. An existing file is used
+ * as it is; one that does not parse, or that group or others may read or write, stops the
+ * start (the message says which chmod fixes it). Read at start only; afterwards broker
+ * thread only.
  */
 #ifndef OTA_KEYS_H
 #define OTA_KEYS_H
@@ -24,8 +27,10 @@ struct ota_keys {
     uint8_t kek[OTA_CONTENT_KEY_LEN];
 };
 
-/* Loads (or creates) both keys. NULL with err. */
-ota_keys *ota_keys_open(const char *signing_path, const char *kek_path, char *err, size_t errlen);
+/* Loads (or creates) both keys; the signing key is of signing_alg ("ed25519", NULL for
+ * the same, or "es256": EC P-256). NULL with err. */
+ota_keys *ota_keys_open(const char *signing_path, const char *signing_alg, const char *kek_path,
+                        char *err, size_t errlen);
 void ota_keys_free(ota_keys *k);
 
 /* A content key sealed for package id under the KEK (AAD: "ota-package:" id), as hex into

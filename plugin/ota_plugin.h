@@ -67,6 +67,17 @@ typedef struct {
     unsigned task_minute_ms;
     /* A test aid: every signature takes this many ms longer (signer.h); 0. */
     unsigned sign_delay_ms;
+    /* Issue 13 (docs/security.md). auth "broker": Mosquitto's password_file or certificates
+     * authenticate, the plugin's BASIC_AUTH only refuses a client id that is another
+     * identity's VIN; "none": usernames are taken as given (tests, demos). file/data bytes
+     * handed to the broker per vehicle: per second and at once (0: not paced). */
+    char *auth;
+    size_t file_vehicle_rate;
+    size_t file_vehicle_burst;
+    /* keys.c, pkg.c (issue 14): the signing algorithm, "ed25519" (NULL: the default) or
+     * "es256", and how many pre-signed descriptions pkg.c keeps in memory (0: none). */
+    char *signing_alg;
+    size_t presign_max;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
@@ -133,8 +144,11 @@ typedef struct {
     const char *name; /* the VIN of a vehicle, the username of an admin, else NULL */
 } ota_identity;
 
-/* SPEC §2: the VIN is the username when set, else the client id. */
+/* SPEC §2: the VIN is the username when set, else the client id. A connection whose client
+ * id is a VIN other than that identity (a session takeover attempt) is OTA_ID_OTHER. */
 ota_identity ota_identity_of(const ota_plugin *p, const struct mosquitto *client);
+/* True when the client id of the connection is a VIN other than its own identity. */
+bool ota_identity_foreign_client_id(const ota_plugin *p, const struct mosquitto *client);
 
 /* ---- topics (router.c) ---- */
 
@@ -202,9 +216,6 @@ void ota_reply_send(const ota_request *req, const char *name, const uint8_t *buf
 mosquitto_property *ota_reply_props_copy(const ota_request *req);
 /* Answers an error on ota/v1/{vin}/error (or the Response Topic), logs it and counts it. */
 void ota_reply_error(ota_plugin *p, const ota_request *req, const ota_error *e, int64_t seq);
-/* Same for a vehicle that published outside its own topics (no request context). */
-void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vin,
-                            const char *topic);
 
 /* ---- handlers ---- */
 
@@ -217,6 +228,7 @@ int ota_reports_load(ota_plugin *p, ota_store *store, char *err, size_t errlen);
 void ota_reports_free(ota_plugin *p);
 int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */
 int ota_acl_callback(int event, void *event_data, void *userdata);     /* acl.c */
+int ota_auth_callback(int event, void *event_data, void *userdata);    /* identity.c */
 
 /* ---- logging from any thread (logq.c) ---- */
 

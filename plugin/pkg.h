@@ -1,7 +1,8 @@
 /*
  * pkg.h — package descriptions for vehicles (pkg.c): the pkg/get handler's state, its
- * error words and counts, the signer threads (signer.h) and the batched persistence of
- * the descriptions it issues. Broker thread only.
+ * error words and counts, the descriptions signed ahead of the requests (ota_pkg_presign),
+ * the signer threads (signer.h) and the batched persistence of the descriptions it
+ * serves. Broker thread only.
  */
 #ifndef OTA_PKG_H
 #define OTA_PKG_H
@@ -26,8 +27,12 @@ typedef enum {
 const char *ota_pkg_err_name(ota_pkg_err e);
 
 typedef struct {
-    uint64_t issued;
+    uint64_t issued; /* descriptions served (each persisted once) */
     uint64_t refused[OTA_PKG_ERR_COUNT];
+    uint64_t presigned;       /* built by ota_pkg_presign */
+    uint64_t presign_skipped; /* not: plugin_opt_presign_max descriptions held */
+    uint64_t on_request;      /* built for a request (none held would do) */
+    uint64_t from_memory;     /* requests answered with a description built before them */
 } ota_pkg_counters;
 
 ota_pkg *ota_pkg_new(void);
@@ -38,10 +43,20 @@ int ota_pkg_start(ota_plugin *p, char *err, size_t errlen);
 void ota_pkg_stop(ota_plugin *p);
 void ota_pkg_free(ota_pkg *k);
 const ota_pkg_counters *ota_pkg_counters_get(const ota_pkg *k);
-/* getStats: adds "pkg" {issued, signing, stored_pending, refused {code: n}} to data. */
+/* getStats: adds "pkg" {issued, signing, stored_pending, presigned, presign_queued,
+ * presign_skipped, signed_on_request, answered_from_memory, held, held_bytes,
+ * refused {code: n}} to data. */
 struct cJSON;
 void ota_pkg_stats_json(const ota_pkg *k, struct cJSON *data);
-/* TICK: answers the descriptions signed since the last TICK and queues them for the store. */
+/* The engine sent vin a notice of task (or its description may have changed): queued
+ * here; a later TICK builds the vehicle's description (cur = its firmware in the catalog)
+ * and the signer signs it, unless one that would do is held, so that its pkg/get is
+ * answered from memory. Nothing is built when the vehicle could not be described (its
+ * request will say why), when pre-signing is off (plugin_opt_presign_max 0) or when
+ * plugin_opt_presign_max descriptions are held. */
+void ota_pkg_presign(ota_plugin *p, const char *vin, const char *task);
+/* TICK: answers the requests waiting for descriptions signed since the last TICK, queues
+ * the descriptions served for the store, and forgets those no longer fresh. */
 void ota_pkg_tick(ota_plugin *p);
 /* TICK: hands the descriptions issued since the last flush to the writer (batch.h). */
 void ota_pkg_flush(ota_plugin *p);

@@ -5,8 +5,8 @@
  * thread), opens the store, loads the catalog, shadows and tasks from it into memory and
  * starts the writer thread, which first replays whatever the spool holds past its
  * checkpoint; then it makes the task engine (p->engine, from the loaded tasks). Then it
- * registers the callbacks: ACL_CHECK (acl.c), MESSAGE (router.c), CONTROL on
- * $CONTROL/ota/v1 (control.c) and TICK (here, draining what worker threads hand back:
+ * registers the callbacks: ACL_CHECK (acl.c), BASIC_AUTH (identity.c: client ids), MESSAGE
+ * (router.c), CONTROL on $CONTROL/ota/v1 (control.c) and TICK (here, draining what worker threads hand back:
  * stored operator changes, log lines; and the task engine's dispatch, timeouts and batched
  * execution changes), DISCONNECT (the engine's view of which vehicles are online). Cleanup
  * hands the last execution and shadow changes to the writer, stops the writer (anything
@@ -105,7 +105,8 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
         mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: no free real-time signal to wake the broker: "
                                                "worker results wait for the next TICK");
     }
-    p->keys = ota_keys_open(p->cfg.signing_key, p->cfg.content_kek, err, errlen);
+    p->keys =
+        ota_keys_open(p->cfg.signing_key, p->cfg.signing_alg, p->cfg.content_kek, err, errlen);
     if (!p->keys || ota_pkg_start(p, err, errlen) != 0) {
         return -1;
     }
@@ -161,6 +162,7 @@ static int register_callbacks(ota_plugin *p)
 {
     mosquitto_plugin_id_t *id = p->id;
     int rc = mosquitto_callback_register(id, MOSQ_EVT_ACL_CHECK, ota_acl_callback, NULL, p);
+    rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_BASIC_AUTH, ota_auth_callback, NULL, p);
     rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_MESSAGE, ota_message_callback, NULL, p);
     rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_TICK, on_tick, NULL, p);
     rc = rc ? rc : mosquitto_callback_register(id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, p);
@@ -176,6 +178,7 @@ static int register_callbacks(ota_plugin *p)
 static void unregister_callbacks(ota_plugin *p)
 {
     mosquitto_callback_unregister(p->id, MOSQ_EVT_ACL_CHECK, ota_acl_callback, NULL);
+    mosquitto_callback_unregister(p->id, MOSQ_EVT_BASIC_AUTH, ota_auth_callback, NULL);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_MESSAGE, ota_message_callback, NULL);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_TICK, on_tick, NULL);
     mosquitto_callback_unregister(p->id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
@@ -238,7 +241,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         !p->pkg || ota_config_parse(&p->cfg, opts, opt_count, err, sizeof(err)) != 0) {
         return plugin_fail(p, err[0] ? err : "out of memory");
     }
-    p->files = ota_files_new(p->cfg.file_dir, p->cfg.file_pass_bytes, p->cfg.file_queue_blocks);
+    p->files = ota_files_new(p->cfg.file_dir, p->cfg.file_pass_bytes, p->cfg.file_queue_blocks,
+                             p->cfg.file_vehicle_rate, p->cfg.file_vehicle_burst);
     p->limits = ota_limits_new(&p->cfg.rate);
     if (!p->files || !p->limits) {
         return plugin_fail(p, "out of memory");
@@ -255,6 +259,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         return plugin_fail(p, "callback registration failed");
     }
     ota_logq_drain(p->logq);
+    if (strcmp(p->cfg.auth, "none") == 0) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "ota: plugin_opt_auth none: usernames are taken as given, anyone "
+                             "may claim a VIN or an operator name (tests and demos only)");
+    }
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "ota: started (store %s, spool %s, broker id %s, %zu admin users, "
                          "%zu vehicles)",

@@ -4,7 +4,8 @@
  * A bucket counts thousandths of a token so that integer arithmetic refills it exactly:
  * `rate` tokens per second are `rate` thousandths per millisecond. Refusals are counted in
  * fixed windows of OTA_RATE_WINDOW_MS; the window restarts at the first refusal after it
- * ends. Kicks wait in a small ring of client ids until TICK performs them.
+ * ends. Kicks wait in a small ring of client ids until TICK performs them. Publishes the
+ * ACL refused have their own reply and log-line gates in the same bucket.
  */
 #include "rate_limit.h"
 #include "map.h"
@@ -18,9 +19,12 @@ typedef struct {
     char vin[OTA_VIN_LEN + 1];
     int64_t milli_tokens;
     int64_t last_ms;
-    int64_t window_ms;  /* start of the current refusal window */
-    uint32_t refused;   /* refusals in that window */
-    int64_t replied_ms; /* last refusal answered; INT64_MIN: never */
+    int64_t window_ms;         /* start of the current refusal window */
+    uint32_t refused;          /* refusals in that window */
+    int64_t replied_ms;        /* last refusal answered; INT64_MIN: never */
+    int64_t denied_replied_ms; /* last refused publish answered; INT64_MIN: never */
+    int64_t denied_logged_ms;  /* last log line about refused publishes; INT64_MIN: never */
+    uint32_t denied_unlogged;  /* refused publishes since that line */
 } bucket;
 
 struct ota_limits {
@@ -71,7 +75,9 @@ static bucket *bucket_of(ota_limits *l, const char *vin, int64_t now_ms)
     bucket rec = {.milli_tokens = (int64_t)l->cfg.burst * 1000,
                   .last_ms = now_ms,
                   .window_ms = now_ms,
-                  .replied_ms = INT64_MIN};
+                  .replied_ms = INT64_MIN,
+                  .denied_replied_ms = INT64_MIN,
+                  .denied_logged_ms = INT64_MIN};
     snprintf(rec.vin, sizeof(rec.vin), "%s", vin);
     return ota_map_put(&l->buckets, &rec);
 }
@@ -128,10 +134,50 @@ ota_rate_verdict ota_limits_take(ota_limits *l, const char *vin, int64_t now_ms,
     return refuse(&l->cfg, b, now_ms, reply);
 }
 
+/* True when at least gap_ms passed since *last_ms (INT64_MIN: never); then *last_ms = now. */
+static bool gate(int64_t *last_ms, int64_t now_ms, int64_t gap_ms)
+{
+    if (*last_ms != INT64_MIN && now_ms - *last_ms < gap_ms) {
+        return false;
+    }
+    *last_ms = now_ms;
+    return true;
+}
+
+ota_rate_verdict ota_limits_denied(ota_limits *l, const char *vin, int64_t now_ms, bool *reply,
+                                   uint32_t *log_n)
+{
+    *reply = false;
+    *log_n = 0;
+    bucket *b = bucket_of(l, vin, now_ms);
+    if (!b) {
+        return OTA_RATE_OK; /* out of memory: refused anyway, just not answered */
+    }
+    *reply = gate(&b->denied_replied_ms, now_ms, OTA_RATE_REPLY_GAP_MS);
+    b->denied_unlogged++;
+    if (gate(&b->denied_logged_ms, now_ms, OTA_RATE_WINDOW_MS)) {
+        *log_n = b->denied_unlogged;
+        b->denied_unlogged = 0;
+    }
+    if (l->cfg.rate == 0) {
+        return OTA_RATE_OK;
+    }
+    refill(&l->cfg, b, now_ms);
+    if (b->milli_tokens >= 1000) {
+        b->milli_tokens -= 1000;
+        return OTA_RATE_OK;
+    }
+    return refuse(&l->cfg, b, now_ms, NULL);
+}
+
 void ota_limits_queue_kick(ota_limits *l, const char *client_id)
 {
     if (!client_id || l->kick_count == OTA_RATE_KICKS_MAX) {
         return;
+    }
+    if (l->kick_count > 0 &&
+        strcmp(l->kicks[(l->kick_head + l->kick_count - 1) % OTA_RATE_KICKS_MAX], client_id) == 0) {
+        return; /* already waiting: a flood between two TICKs queues it once */
     }
     char *id = strdup(client_id);
     if (id) {

@@ -50,11 +50,20 @@ void ota_limits_free(ota_limits *l);
  * true when a refusal should be answered (the first in OTA_RATE_REPLY_GAP_MS). */
 ota_rate_verdict ota_limits_take(ota_limits *l, const char *vin, int64_t now_ms, bool *reply);
 
+/* A publish of vin that the ACL refused (a topic outside its own, e.g. another VIN's) at
+ * now_ms. It costs a token like a request, so a vehicle that keeps doing it is refused and
+ * kicked like any flooder (the verdict). *reply is set true for at most one answer per
+ * OTA_RATE_REPLY_GAP_MS. *log_n is the number of such publishes to report in one log line
+ * now, 0 to stay quiet: the first is logged at once, the rest as one summary line per
+ * OTA_RATE_WINDOW_MS. Works with rate 0 too (then never refused). */
+ota_rate_verdict ota_limits_denied(ota_limits *l, const char *vin, int64_t now_ms, bool *reply,
+                                   uint32_t *log_n);
+
 /* Kicks to perform: ota_limits_queue_kick copies client_id; ota_limits_pop_kick returns the
  * oldest (malloc'd, the caller frees) or NULL. At most OTA_RATE_KICKS_MAX wait; more are
  * dropped (their vehicles are refused anyway and queued again on the next window). */
 #define OTA_RATE_KICKS_MAX 1024
-void ota_limits_queue_kick(ota_limits *l, const char *client_id);
+void ota_limits_queue_kick(ota_limits *l, const char *client_id); /* no repeat of the last */
 char *ota_limits_pop_kick(ota_limits *l);
 
 /* Buckets held (one per VIN seen). */

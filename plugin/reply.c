@@ -107,12 +107,3 @@ void ota_reply_error(ota_plugin *p, const ota_request *req, const ota_error *e, 
     uint8_t *buf = ota_codec_encode_error(e, seq, &len);
     ota_reply_cbor(req, "error", buf, len);
 }
-
-void ota_reply_unauthorized(ota_plugin *p, const char *client_id, const char *vin,
-                            const char *topic)
-{
-    ota_error e;
-    ota_error_set(&e, OTA_E_UNAUTHORIZED, "%s: not a topic of %s", topic, vin);
-    ota_request req = {.client_id = client_id, .vin = vin, .topic = topic};
-    ota_reply_error(p, &req, &e, -1);
-}

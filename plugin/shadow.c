@@ -587,3 +587,19 @@ void ota_shadows_flush_final(ota_plugin *p)
     if (s != NULL && s->n_dirty > 0 && p->writer != NULL)
         flush_submit(p, ota_mono_ms()); /* after the one in flight, if any: jobs run in order */
 }
+
+/* ---------------------------------------------------------------- operators */
+
+cJSON *ota_shadow_json(ota_plugin *p, const char *vin)
+{
+    const shadow *sh = ota_map_get_str(&p->shadows->map, vin);
+    cJSON *o = sh ? cJSON_CreateObject() : NULL;
+    if (o == NULL)
+        return NULL;
+    cJSON_AddNumberToObject(o, "version", (double)sh->version);
+    cJSON_AddItemToObject(o, "reported", reported_tree(sh));
+    cJSON_AddItemToObject(o, "desired",
+                          sh->desired ? cJSON_Duplicate(sh->desired, true) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(o, "updated_at", (double)sh->updated_ms);
+    return o;
+}

@@ -50,4 +50,8 @@ void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired);
 bool ota_shadow_decision_rec(ota_plugin *p, const char *vin, const cJSON *desired,
                              ota_shadow_rec *rec);
 
+/* For getVehicleStatus: {"version", "reported", "desired" (null when none), "updated_at"},
+ * or NULL when the VIN has no shadow (or out of memory). */
+cJSON *ota_shadow_json(ota_plugin *p, const char *vin);
+
 #endif

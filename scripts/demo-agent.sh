@@ -35,7 +35,10 @@ plugin_opt_store sqlite:$work/ota.db
 plugin_opt_spool_dir $work/spool
 plugin_opt_file_dir $work/files
 plugin_opt_signing_key $work/ota-signing.pem
+plugin_opt_content_kek $work/ota-content.kek
 plugin_opt_admin_users admin
+# No password file in a demo: usernames are taken as given (never in production).
+plugin_opt_auth none
 CONF
 
 broker="" sim=""
@@ -48,7 +51,7 @@ cleanup() {
     done
 }
 trap cleanup EXIT
-/usr/sbin/mosquitto -c "$work/mosquitto.conf" 2>>"$work/broker.log" &
+(cd "$work" && exec /usr/sbin/mosquitto -c "$work/mosquitto.conf" 2>>"$work/broker.log") &
 broker=$!
 for _ in $(seq 100); do
     (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break

@@ -10,7 +10,9 @@
 #
 # Knobs: VEHICLES (default 500), FAILURE_RATE (0.05), DISCONNECT_RATE (0.05),
 # DROP_RATE (0.01), FILE_KB (size of the BMS file in KiB, default 1024; the ADAS file is a
-# quarter of it). The temporary directory is kept for inspection.
+# quarter of it). The temporary directory is kept for inspection: the broker runs in it,
+# and every file it writes (store, spool, files, the signing key and the content-key KEK)
+# is given there by an absolute path, never in the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -43,10 +45,14 @@ plugin_opt_store sqlite:$work/ota.db
 plugin_opt_spool_dir $work/spool
 plugin_opt_file_dir $work/files
 plugin_opt_signing_key $work/ota-signing.pem
+plugin_opt_content_kek $work/ota-content.kek
 plugin_opt_admin_users admin
+# A demo broker has no password file: usernames are taken as given (never in production,
+# see README "Configuration").
+plugin_opt_auth none
 CONF
 
-/usr/sbin/mosquitto -c "$work/mosquitto.conf" 2>>"$work/broker.log" &
+(cd "$work" && exec /usr/sbin/mosquitto -c "$work/mosquitto.conf" 2>>"$work/broker.log") &
 broker=$!
 cleanup() {
     if [ -n "${broker:-}" ] && kill -0 "$broker" 2>/dev/null; then
@@ -140,6 +146,7 @@ cat <<WHERE
   spool:        $work/spool (durable report spool)
   files:        $work/files (content-addressed package files, stored encrypted)
   signing key:  $work/ota-signing.pem (+ .pub, what the vehicles verify with)
+  content KEK:  $work/ota-content.kek (seals the packages' content keys)
   broker log:   $work/broker.log; config: $work/mosquitto.conf
   fleet input:  $work/fleet.csv (vehicles and their public keys)
 WHERE

@@ -8,7 +8,8 @@ PKGS=(build-essential cmake pkg-config
       libssl-dev zlib1g-dev libcmocka-dev
       python3 python3-paho-mqtt python3-cbor2 python3-cryptography
       python3-bson python3-pymongo
-      clang libclang-rt-14-dev openssl)
+      clang libclang-rt-14-dev openssl
+      tzdata)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -184,17 +184,46 @@ static int event_to_fn(const bson_t *doc, void *arg)
     return 0;
 }
 
-/* The newest `limit` events of a VIN of one kind, newest first; the count, or -1. */
-static int newest_of_kind(mongo_store *st, int type, const char *vin, size_t limit,
-                          ota_store_mg_doc_fn fn, void *arg)
+/* Only events older than before: {$or: [{seq: {$lt: S}}, {seq: S, idx: {$lt: I}}]}. */
+static void append_before(bson_t *filter, const ota_store_cursor *before)
+{
+    bson_t alts, arm, cmp;
+    BSON_APPEND_ARRAY_BEGIN(filter, "$or", &alts);
+    BSON_APPEND_DOCUMENT_BEGIN(&alts, "0", &arm);
+    BSON_APPEND_DOCUMENT_BEGIN(&arm, "seq", &cmp);
+    BSON_APPEND_INT64(&cmp, "$lt", (int64_t)before->seq);
+    bson_append_document_end(&arm, &cmp);
+    bson_append_document_end(&alts, &arm);
+    BSON_APPEND_DOCUMENT_BEGIN(&alts, "1", &arm);
+    BSON_APPEND_INT64(&arm, "seq", (int64_t)before->seq);
+    BSON_APPEND_DOCUMENT_BEGIN(&arm, "idx", &cmp);
+    BSON_APPEND_INT64(&cmp, "$lt", (int64_t)before->index);
+    bson_append_document_end(&arm, &cmp);
+    bson_append_document_end(&alts, &arm);
+    bson_append_array_end(filter, &alts);
+}
+
+/* The newest `limit` events of a VIN of one kind (older than before, when not NULL),
+ * newest first; the count, or -1. */
+static int newest_of_kind_before(mongo_store *st, int type, const char *vin,
+                                 const ota_store_cursor *before, size_t limit,
+                                 ota_store_mg_doc_fn fn, void *arg)
 {
     bson_t filter = BSON_INITIALIZER, opts;
     BSON_APPEND_UTF8(&filter, "vin", vin);
+    if (before != NULL)
+        append_before(&filter, before);
     find_opts(&opts, "-seq, -idx", limit);
     int rc = ota_store_mg_find(st, coll_of(type), &filter, &opts, fn, arg);
     bson_destroy(&filter);
     bson_destroy(&opts);
     return rc;
+}
+
+static int newest_of_kind(mongo_store *st, int type, const char *vin, size_t limit,
+                          ota_store_mg_doc_fn fn, void *arg)
+{
+    return newest_of_kind_before(st, type, vin, NULL, limit, fn, arg);
 }
 
 int ota_store_mg_latest_status(ota_store *s, const char *vin, ota_store_event_fn fn, void *ctx)
@@ -249,16 +278,16 @@ static int newest_first(const void *a, const void *b)
     return (x->idx < y->idx) - (x->idx > y->idx);
 }
 
-static int history_all(mongo_store *st, const char *vin, size_t limit, ota_store_event_fn fn,
-                       void *ctx)
+static int history_all(mongo_store *st, const char *vin, const ota_store_cursor *before,
+                       size_t limit, ota_store_event_fn fn, void *ctx)
 {
     held_events h = {0};
     int rc = 0;
     for (int t = 1; t <= OTA_EV_TYPE_COUNT && rc == 0; t++) {
         h.type = t;
-        rc = newest_of_kind(st, t, vin, limit, hold_event, &h);
+        rc = newest_of_kind_before(st, t, vin, before, limit, hold_event, &h);
     }
-    if (rc == 0)
+    if (rc == 0 && h.n > 0) /* qsort(NULL, 0): an empty page (after the last cursor) */
         qsort(h.v, h.n, sizeof *h.v, newest_first);
     int n = 0;
     for (size_t i = 0; i < h.n; i++) {
@@ -276,8 +305,9 @@ static int history_all(mongo_store *st, const char *vin, size_t limit, ota_store
     return rc == 0 ? n : -1;
 }
 
-int ota_store_mg_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
-                         ota_store_event_fn fn, void *ctx)
+int ota_store_mg_history(ota_store *s, const char *vin, ota_event_type type,
+                         const ota_store_cursor *before, size_t limit, ota_store_event_fn fn,
+                         void *ctx)
 {
     mongo_store *st = (mongo_store *)s;
     if (vin == NULL || (type != 0 && coll_of(type) == NULL))
@@ -285,9 +315,9 @@ int ota_store_mg_history(ota_store *s, const char *vin, ota_event_type type, siz
     if (limit == 0)
         return 0;
     if (type == 0)
-        return history_all(st, vin, limit, fn, ctx);
+        return history_all(st, vin, before, limit, fn, ctx);
     events_walk w = {type, fn, ctx, 0};
-    return newest_of_kind(st, type, vin, limit, event_to_fn, &w) == 0 ? w.n : -1;
+    return newest_of_kind_before(st, type, vin, before, limit, event_to_fn, &w) == 0 ? w.n : -1;
 }
 
 int ota_store_mg_count_events(ota_store *s, ota_event_type type, const char *vin, uint64_t *count)

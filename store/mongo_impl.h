@@ -83,8 +83,9 @@ int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
                             ota_store_put_result *res, char *err, size_t errlen);
 int ota_store_mg_latest_status(ota_store *s, const char *vin, ota_store_event_fn fn, void *ctx);
 int ota_store_mg_count_events(ota_store *s, ota_event_type type, const char *vin, uint64_t *count);
-int ota_store_mg_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
-                         ota_store_event_fn fn, void *ctx);
+int ota_store_mg_history(ota_store *s, const char *vin, ota_event_type type,
+                         const ota_store_cursor *before, size_t limit, ota_store_event_fn fn,
+                         void *ctx);
 int ota_store_mg_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx);
 /* Every VIN's highest seq from the events themselves (reads every event). */
 int ota_store_mg_scan_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);

@@ -69,6 +69,19 @@ int ota_store_count_events(ota_store *s, ota_event_type type, const char *vin, u
 int ota_store_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
                       ota_store_event_fn fn, void *ctx);
 
+/* A place in a VIN's history, for paging (getVehicleHistory): the key of the last event a
+ * page showed. */
+typedef struct {
+    uint64_t seq;
+    uint32_t index;
+} ota_store_cursor;
+
+/* As ota_store_history, but only events older than before (seq, index) — the next page
+ * after the event at before; before NULL: from the newest. */
+int ota_store_history_before(ota_store *s, const char *vin, ota_event_type type,
+                             const ota_store_cursor *before, size_t limit, ota_store_event_fn fn,
+                             void *ctx);
+
 /* ---- the catalog (SPEC §5) ----
  * The in-memory catalog (plugin/core/catalog.c) is loaded from here at start and answers every
  * read; every change is stored here first, on the writer thread, then applied in memory,
@@ -343,5 +356,28 @@ int ota_store_snapshot_position(const char *path, uint64_t *seq);
  * uri failed in both cases. NULL when neither opens. */
 ota_store *ota_store_open_or_snapshot(const char *uri, const char *snapshot, bool *from_snapshot,
                                       char *err, size_t errlen);
+/* ---- vehicle groups (issue 16: groups.h, control_groups.c) ----
+ * A group's definition is a JSON document under its name (ota_json_from_group: {"name",
+ * "kind", "query"?}); a static group's members are rows of their own, so a group of
+ * 100,000 VINs is not one huge document.
+ *   SQLite tables / MongoDB collections:
+ *     ota_vehicle_group (name TEXT PRIMARY KEY, doc TEXT)      MongoDB: {_id: name, doc}
+ *     ota_vehicle_group_member (name, vin), key (name, vin)   MongoDB: {_id: name/vin,
+ *                                                               name, vin}
+ * SQLite creates the tables on first use (older databases gain them then). */
+typedef int (*ota_store_group_fn)(void *ctx, const char *name, const char *json);
+typedef int (*ota_store_group_member_fn)(void *ctx, const char *name, const char *vin);
+/* Replaces group `name`: its definition and its members (n_vins of them; 0 for a dynamic
+ * group). SQLite: one transaction. MongoDB: the members are replaced first, the
+ * definition last (without a replica set a failure may leave part of the new members
+ * behind an old definition: putting the same group again converges). 0, or -1 with err. */
+int ota_store_put_group(ota_store *s, const char *name, const char *json,
+                        const char *const *vins, size_t n_vins, char *err, size_t errlen);
+/* Deletes group `name` and its members (not there: no error). 0, or -1 with err. */
+int ota_store_delete_group(ota_store *s, const char *name, char *err, size_t errlen);
+/* Every definition (by name), then every member (by name, then VIN). fn and member return
+ * 0 to go on. 0, or -1 on a store error or when a callback stopped. */
+int ota_store_load_groups(ota_store *s, ota_store_group_fn fn, ota_store_group_member_fn member,
+                          void *ctx);
 
 #endif

@@ -18,6 +18,8 @@
  * An exclusive flock() on the directory keeps a second spool (another broker) out of it.
  * The checkpoint is not fsynced: a stale or lost checkpoint only makes a restart replay
  * records, which the store's unique key absorbs.
+ * What the spool creates is its owner's only (directory 0700, segments and checkpoint
+ * 0600): it holds vehicles' reports.
  */
 #include "ota_spool.h"
 #include "sync_impl.h"
@@ -219,7 +221,7 @@ static int seg_create(ota_spool *s, uint64_t n)
 {
     char name[64];
     seg_name(name, sizeof name, n);
-    return openat(s->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    return openat(s->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
 /* Maps a new segment's file for appends. Returns the mapping or NULL. */
@@ -269,11 +271,11 @@ static int mkdir_p(const char *dir)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(path, 0750) != 0 && errno != EEXIST)
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
             return -1;
         *p = '/';
     }
-    if (mkdir(path, 0750) != 0 && errno != EEXIST)
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
         return -1;
     return 0;
 }
@@ -878,7 +880,7 @@ static int checkpoint_write(ota_spool *s, ota_spool_pos pos)
 {
     char text[64];
     int len = snprintf(text, sizeof text, "%" PRIu64 " %" PRIu64 "\n", pos.segment, pos.offset);
-    int fd = openat(s->dirfd, CHECKPOINT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    int fd = openat(s->dirfd, CHECKPOINT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
     ssize_t w = write(fd, text, (size_t)len);

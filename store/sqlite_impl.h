@@ -51,6 +51,7 @@ typedef struct {
     sqlite3_stmt *count_all[OTA_EV_TYPE_COUNT + 1]; /* by type; [0] unused */
     sqlite3_stmt *count_vin[OTA_EV_TYPE_COUNT + 1]; /* by type; [0] unused */
     sqlite3_stmt *history[OTA_EV_TYPE_COUNT + 1];   /* by type; [0] every type */
+    sqlite3_stmt *history_before[OTA_EV_TYPE_COUNT + 1]; /* ... older than (?3, ?4) */
     sqlite3_stmt *latest;                           /* newest upgrade_status */
     sqlite3_stmt *latest_all;                       /* ... of every VIN */
     sqlite_catalog cat;

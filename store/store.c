@@ -88,7 +88,14 @@ int ota_store_count_events(ota_store *s, ota_event_type type, const char *vin, u
 int ota_store_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
                       ota_store_event_fn fn, void *ctx)
 {
-    return s->ops->history(s, vin, type, limit, fn, ctx);
+    return s->ops->history(s, vin, type, NULL, limit, fn, ctx);
+}
+
+int ota_store_history_before(ota_store *s, const char *vin, ota_event_type type,
+                             const ota_store_cursor *before, size_t limit, ota_store_event_fn fn,
+                             void *ctx)
+{
+    return s->ops->history(s, vin, type, before, limit, fn, ctx);
 }
 
 int ota_store_apply(ota_store *s, const ota_catalog_change *c, char *err, size_t errlen)

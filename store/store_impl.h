@@ -15,8 +15,8 @@ typedef struct ota_store_ops {
                       char *err, size_t errlen);
     int (*latest_status)(ota_store *s, const char *vin, ota_store_event_fn fn, void *ctx);
     int (*count_events)(ota_store *s, ota_event_type type, const char *vin, uint64_t *count);
-    int (*history)(ota_store *s, const char *vin, ota_event_type type, size_t limit,
-                   ota_store_event_fn fn, void *ctx);
+    int (*history)(ota_store *s, const char *vin, ota_event_type type,
+                   const ota_store_cursor *before, size_t limit, ota_store_event_fn fn, void *ctx);
     int (*apply)(ota_store *s, const ota_catalog_change *c, char *err, size_t errlen);
     int (*load_vehicles)(ota_store *s, ota_store_vehicle_fn fn, void *ctx);
     int (*load_docs)(ota_store *s, ota_doc_kind kind, ota_store_doc_fn fn, void *ctx);
@@ -44,6 +44,12 @@ typedef struct ota_store_ops {
     /* issue 15, engine half: one execution, for a broker that does not hold it */
     int (*load_exec)(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
                      void *ctx);
+    /* vehicle groups (store_groups.c dispatches; sqlite_groups.c, mongo_groups.c) */
+    int (*put_group)(ota_store *s, const char *name, const char *json, const char *const *vins,
+                     size_t n_vins, char *err, size_t errlen);
+    int (*delete_group)(ota_store *s, const char *name, char *err, size_t errlen);
+    int (*load_groups)(ota_store *s, ota_store_group_fn fn, ota_store_group_member_fn member,
+                       void *ctx);
 } ota_store_ops;
 
 struct ota_store {
@@ -53,5 +59,17 @@ struct ota_store {
 /* Backends. */
 ota_store *ota_store_sqlite_open(const char *path, char *err, size_t errlen);
 ota_store *ota_store_mongo_open(const char *uri, char *err, size_t errlen);
+
+/* Group ops of each backend (sqlite_groups.c, mongo_groups.c). */
+int ota_store_sq_put_group(ota_store *s, const char *name, const char *json,
+                           const char *const *vins, size_t n_vins, char *err, size_t errlen);
+int ota_store_sq_delete_group(ota_store *s, const char *name, char *err, size_t errlen);
+int ota_store_sq_load_groups(ota_store *s, ota_store_group_fn fn, ota_store_group_member_fn member,
+                             void *ctx);
+int ota_store_mg_put_group(ota_store *s, const char *name, const char *json,
+                           const char *const *vins, size_t n_vins, char *err, size_t errlen);
+int ota_store_mg_delete_group(ota_store *s, const char *name, char *err, size_t errlen);
+int ota_store_mg_load_groups(ota_store *s, ota_store_group_fn fn, ota_store_group_member_fn member,
+                             void *ctx);
 
 #endif

@@ -365,8 +365,11 @@ static vc_verdict verify_sign1(const vc_pub *pub, cbor_item_t *arr, vc_desc *out
         return VC_DESC_BAD_PAYLOAD;
     parsed = cbor_isa_map(desc) && parse_description(desc, out);
     cbor_decref(&desc);
-    if (parsed)
+    if (parsed) {
         unprotected_req(it[1], out);
+        EVP_Digest(cbor_bytestring_handle(it[2]), cbor_bytestring_length(it[2]), out->digest, NULL,
+                   EVP_sha256(), NULL);
+    }
     return parsed ? VC_DESC_OK : VC_DESC_BAD_PAYLOAD;
 }
 
@@ -400,11 +403,18 @@ vc_verdict vc_desc_verify(const vc_pub *pub, const void *msg, size_t len, vc_des
 
 vc_verdict vc_desc_check(const vc_desc *d, const char *vin, int64_t now_ms, uint64_t last_ctr)
 {
+    return vc_desc_check_retry(d, vin, now_ms, last_ctr, NULL);
+}
+
+vc_verdict vc_desc_check_retry(const vc_desc *d, const char *vin, int64_t now_ms, uint64_t last_ctr,
+                               const uint8_t *last_digest)
+{
     if (strcmp(d->vin, vin) != 0)
         return VC_DESC_WRONG_VIN;
     if (now_ms < 0 || d->exp <= (uint64_t)now_ms)
         return VC_DESC_EXPIRED;
-    if (d->ctr <= last_ctr)
+    if (d->ctr < last_ctr ||
+        (d->ctr == last_ctr && (last_digest == NULL || memcmp(d->digest, last_digest, 32) != 0)))
         return VC_DESC_OLD_CTR;
     return VC_DESC_OK;
 }

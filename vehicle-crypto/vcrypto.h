@@ -55,6 +55,7 @@ typedef struct {
     vc_desc_ecu ecus[VC_MAX_ECUS];
     bool has_key;
     uint8_t epk[32], iv[12], ct[48];
+    uint8_t digest[32]; /* SHA-256 of the signed payload: a retry's answer has the same */
 } vc_desc;
 
 const char *vc_verdict_name(vc_verdict v);
@@ -82,6 +83,11 @@ vc_verdict vc_desc_verify(const vc_pub *pub, const void *msg, size_t len, vc_des
 
 /* The vehicle's own checks: vin is its VIN, exp after now_ms, ctr above last_ctr. */
 vc_verdict vc_desc_check(const vc_desc *d, const char *vin, int64_t now_ms, uint64_t last_ctr);
+/* The same, also accepting ctr equal to last_ctr when the payload is the very one accepted
+ * then (last_digest, its vc_desc.digest; NULL: none): the plugin answers a retry of a
+ * request with the same signed description (issue 14, docs/vehicle-crypto.md). */
+vc_verdict vc_desc_check_retry(const vc_desc *d, const char *vin, int64_t now_ms, uint64_t last_ctr,
+                               const uint8_t *last_digest);
 
 /* The vehicle's X25519 key pair: private = SHA-256("ota-fleet vehicle key v1" || seed ||
  * VIN). Returns 0, or -1 on an OpenSSL failure. */

@@ -86,6 +86,7 @@ ota_catalog *ota_catalog_new(void)
     ota_map_init(&c->vin_bindings, sizeof(cat_vin_binding), cat_vin_key);
     for (int l = 0; l < OTA_LIST_COUNT; l++)
         ota_map_init(&c->lists[l], sizeof(cat_vin), cat_vin_key);
+    cat_groups_init(c);
     c->next_package_id = 1;
     return c;
 }
@@ -105,6 +106,7 @@ void ota_catalog_free(ota_catalog *c)
     ota_map_destroy(&c->vin_bindings, NULL);
     for (int l = 0; l < OTA_LIST_COUNT; l++)
         ota_map_destroy(&c->lists[l], NULL);
+    cat_groups_destroy(c);
     ota_map_destroy(&c->strings, string_fini);
     free(c);
 }

@@ -48,6 +48,10 @@ int ota_catalog_put_vehicle(ota_catalog *c, ota_vehicle_rec *rec);
 /* 1 deleted, 0 not there. */
 int ota_catalog_delete_vehicle(ota_catalog *c, const char *vin);
 size_t ota_catalog_vehicle_count(const ota_catalog *c);
+/* Calls fn for every vehicle, in no particular order (listVehicles, getFleetSummary: a
+ * walk of the VIN map, ~10 ms per million vehicles). */
+void ota_catalog_vehicles_each(const ota_catalog *c, void (*fn)(void *ctx, const ota_vehicle *v),
+                               void *ctx);
 /* The vehicle as a record (copies; free with ota_vehicle_rec_free). 0, or -1. */
 int ota_catalog_vehicle_rec(const ota_vehicle *v, ota_vehicle_rec *out);
 
@@ -81,6 +85,9 @@ uint64_t ota_catalog_next_package_id(const ota_catalog *c);
 /* Inserts or replaces (by id). */
 int ota_catalog_put_package(ota_catalog *c, ota_package_rec *rec);
 int ota_catalog_set_package_status(ota_catalog *c, uint64_t id, ota_pkg_status st);
+/* Removes a package (deletePackage). 1 deleted, 0 not there. Its id is not given again
+ * while the plugin runs. */
+int ota_catalog_delete_package(ota_catalog *c, uint64_t id);
 
 /* ---- strategies and their bindings ---- */
 const ota_strategy_rec *ota_catalog_strategy(const ota_catalog *c, const char *id);

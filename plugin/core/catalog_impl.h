@@ -5,6 +5,7 @@
  *   catalog_packages.c   packages (by name, and per model/series sorted by version)
  *   catalog_strategies.c strategies and their bindings
  *   catalog_load.c       the start-up load from the store
+ *   catalog_groups.c     named vehicle groups (groups.h)
  *
  * Every index is an ota_map (map.h). Strings that vehicles share are interned in
  * c->strings (one copy each, kept until ota_catalog_free) and compared by pointer where
@@ -87,6 +88,7 @@ struct ota_catalog {
     ota_map vin_bindings;          /* cat_vin_binding, by vin */
     ota_map lists[OTA_LIST_COUNT]; /* cat_vin, by vin */
     cat_keys keys;                 /* the vehicles' public keys */
+    ota_map groups;                /* ota_group, by name (catalog_groups.c) */
     uint64_t next_package_id;
 };
 
@@ -106,6 +108,10 @@ void cat_bound_add(cat_ms *ms, const char *strategy, long delta);
 
 /* Inserts or replaces a vehicle from a record it only reads. 0, or -1. */
 int cat_put_vehicle_copy(ota_catalog *c, const ota_vehicle_rec *r);
+
+/* The groups' map: set up empty, and freed with everything in it (catalog_groups.c). */
+void cat_groups_init(ota_catalog *c);
+void cat_groups_destroy(ota_catalog *c);
 
 /* Frees the public keys' slabs. */
 void cat_keys_destroy(cat_keys *k);

@@ -2,7 +2,8 @@
  * catalog_load.c — the start-up load of the in-memory catalog from the store.
  *
  * Order: models, files, strategies, packages (sizes resolved from the files), vehicles,
- * strategy bindings (their per-model/series counts need the vehicles), lists. Documents
+ * strategy bindings (their per-model/series counts need the vehicles), lists, groups
+ * (catalog_groups.c). Documents
  * are parsed with cJSON and the codec's record parsers (ota_catalog_json.h); one that no
  * longer parses stops the load with an error naming its kind and key, e.g.
  *   package 12: ecus[0].version: missing
@@ -10,6 +11,7 @@
  * (other members are ignored).
  */
 #include "catalog_impl.h"
+#include "groups.h"
 #include "ota_catalog_json.h"
 #include "ota_errf.h"
 
@@ -210,5 +212,7 @@ int ota_catalog_load(ota_catalog *c, ota_store *s, char *err, size_t errlen)
     if (load_kind(&lc, s, OTA_DOC_BINDING, "binding", put_binding) != 0)
         return -1;
     lc.kind = "list member";
-    return load_rows(&lc, ota_store_load_lists(s, on_list, &lc), "lists");
+    if (load_rows(&lc, ota_store_load_lists(s, on_list, &lc), "lists") != 0)
+        return -1;
+    return ota_catalog_load_groups(c, s, err, errlen);
 }

@@ -210,7 +210,8 @@ const ota_package_rec *ota_catalog_max_version(const ota_catalog *c, const char 
     const cat_ms *ms = cat_ms_find(c, model, series);
     for (size_t i = ms ? ms->n_pkgs : 0; i-- > 0;) {
         const ota_package_rec *p = ms->pkgs[i];
-        if (!p->delta && (!released_only || p->status == OTA_PKG_RELEASED))
+        if (!p->delta && p->status != OTA_PKG_DEPRECATED &&
+            (!released_only || p->status == OTA_PKG_RELEASED))
             return p;
     }
     return NULL;
@@ -322,10 +323,22 @@ int ota_catalog_put_package(ota_catalog *c, ota_package_rec *rec)
     return 0;
 }
 
+int ota_catalog_delete_package(ota_catalog *c, uint64_t id)
+{
+    ota_package_rec *p = ota_map_get(&c->packages, &id, sizeof id);
+    if (p == NULL)
+        return 0;
+    cat_ms *ms = cat_ms_find(c, p->model, p->series);
+    pkgs_remove(ms, p);
+    name_unlink(c, ms, p);
+    ota_map_remove(&c->packages, p, cat_package_fini);
+    return 1;
+}
+
 int ota_catalog_set_package_status(ota_catalog *c, uint64_t id, ota_pkg_status st)
 {
     ota_package_rec *p = ota_map_get(&c->packages, &id, sizeof id);
-    if (p == NULL || (unsigned)st > OTA_PKG_RELEASED)
+    if (p == NULL || (unsigned)st > OTA_PKG_DEPRECATED)
         return -1;
     p->status = st;
     return 0;

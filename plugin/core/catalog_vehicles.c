@@ -68,6 +68,14 @@ size_t ota_catalog_vehicle_count(const ota_catalog *c)
     return ota_map_count(&c->vehicles);
 }
 
+void ota_catalog_vehicles_each(const ota_catalog *c, void (*fn)(void *ctx, const ota_vehicle *v),
+                               void *ctx)
+{
+    size_t pos = 0;
+    for (const ota_vehicle *v; (v = ota_map_next(&c->vehicles, &pos)) != NULL;)
+        fn(ctx, v);
+}
+
 /* The new contents of a vehicle, its texts interned (the key not yet). 0, or -1. */
 static int vehicle_build(ota_catalog *c, const ota_vehicle_rec *r, ota_vehicle *v)
 {

@@ -372,7 +372,14 @@ ota_reject_code ota_task_check_vin(const ota_catalog *c, const ota_rules_env *en
 {
     if (vin == NULL)
         return OTA_REJ_UNKNOWN_VEHICLE;
-    vin_ctx x = {c, env, t, vin, ota_catalog_vehicle(c, vin), seen, -1};
+    return ota_task_check_vehicle(c, env, t, vin, ota_catalog_vehicle(c, vin), seen);
+}
+
+ota_reject_code ota_task_check_vehicle(const ota_catalog *c, const ota_rules_env *env,
+                                       const ota_task_rec *t, const char *vin,
+                                       const ota_vehicle *v, ota_vin_set *seen)
+{
+    vin_ctx x = {c, env, t, vin, v, seen, -1};
     for (size_t i = 0; i < COUNT(vin_rules); i++) {
         const vin_rule *r = &vin_rules[i];
         if ((r->applies == NULL || r->applies(&x)) && !r->passes(&x))
@@ -414,6 +421,11 @@ static bool package_exists(task_ctx *x)
     return x->pkg != NULL;
 }
 
+static bool package_not_deprecated(task_ctx *x)
+{
+    return x->pkg->status != OTA_PKG_DEPRECATED;
+}
+
 static bool package_released(task_ctx *x)
 {
     return x->pkg->status == OTA_PKG_RELEASED;
@@ -448,6 +460,7 @@ static bool strategies_ordered(task_ctx *x)
 static const task_rule task_rules[] = {
     {OTA_TASK_E_EMPTY_VINS, NULL, has_vins},
     {OTA_TASK_E_NO_PACKAGE, NULL, package_exists},
+    {OTA_TASK_E_PACKAGE_NOT_RELEASED, NULL, package_not_deprecated},
     {OTA_TASK_E_PACKAGE_NOT_RELEASED, is_formal_task, package_released},
     {OTA_TASK_E_NO_BASELINE, NULL, has_baseline},
     {OTA_TASK_E_NO_DEFAULT_STRATEGY, NULL, has_default_strategy},

@@ -87,5 +87,10 @@ ota_vin_set *ota_vin_set_new(size_t expected);
 void ota_vin_set_free(ota_vin_set *s);
 ota_reject_code ota_task_check_vin(const ota_catalog *c, const ota_rules_env *env,
                                    const ota_task_rec *t, const char *vin, ota_vin_set *seen);
+/* The same for a vehicle the caller holds already (v from the catalog; NULL: unknown),
+ * without looking its VIN up again: what a target's scan of the catalog uses (target.c). */
+ota_reject_code ota_task_check_vehicle(const ota_catalog *c, const ota_rules_env *env,
+                                       const ota_task_rec *t, const char *vin,
+                                       const ota_vehicle *v, ota_vin_set *seen);
 
 #endif

@@ -36,6 +36,7 @@ Operator API helpers: Admin.command (one command, its response object), Admin.up
 
 import glob
 import hashlib
+import itertools
 import json
 import os
 import pwd
@@ -258,6 +259,9 @@ class Broker:
         # Tests drive vehicles far faster than real ones: no request rate limit unless a
         # test sets one (test_security.py does).
         opts["vehicle_rate"] = 0
+        # No password_file here: usernames are taken as given (a test of the default,
+        # Mosquitto's own authentication, passes auth="broker").
+        opts["auth"] = "none"
         opts.update(plugin_opts)
         self.plugin_opts = opts
         self._write_conf(plugin, list(extra_conf), log_types)
@@ -463,7 +467,7 @@ class Client:
     """A paho client (MQTT 5 by default) that records every message it receives."""
 
     def __init__(self, broker, client_id, username=None, mqtt5=True, nodelay=False, tls=None,
-                 port=None, connect_timeout=None):
+                 port=None, connect_timeout=None, password=None):
         self.broker = broker
         self.client_id = client_id
         self.mqtt5 = mqtt5
@@ -472,7 +476,7 @@ class Client:
         self.c = mqtt.Client(client_id=client_id, protocol=proto,
                              clean_session=None if mqtt5 else True)
         if username is not None:
-            self.c.username_pw_set(username)
+            self.c.username_pw_set(username, password)
         self.c.max_inflight_messages_set(1000)
         self._cv = threading.Condition()
         self.messages = []
@@ -601,8 +605,13 @@ class Admin(Client):
 
     RESPONSE = "$CONTROL/ota/v1/response"
 
-    def __init__(self, broker, client_id="admin-test", username=ADMIN, mqtt5=True,
+    _ids = itertools.count(1)
+
+    def __init__(self, broker, client_id=None, username=ADMIN, mqtt5=True,
                  nodelay=False, **kw):
+        # A client id of its own: two operator clients with one id would kick each other,
+        # and an old client reconnecting after a broker restart would take over the new one.
+        client_id = client_id or "admin-test-%d-%d" % (os.getpid(), next(Admin._ids))
         super().__init__(broker, client_id, username=username, mqtt5=mqtt5, nodelay=nodelay,
                          **kw)
         self.response_suback = self.subscribe(self.RESPONSE)

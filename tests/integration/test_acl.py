@@ -181,9 +181,12 @@ class AclTest(ot.OtaTestCase):
             self.assertEqual(raw.publish(ot.report_topic(cid), GOOD), DENIED, cid)
             self.assertEqual(raw.subscribe("ota/v1/%s/#" % cid), DENIED, cid)
             raw.close()
-        # An invalid username makes the connection a non-vehicle even with a VIN client id.
+        # An invalid username makes the connection a non-vehicle; with a VIN as client id it
+        # would hold that vehicle's client id: refused at CONNECT (issue 13).
         good_id = ot.vin(5)
-        raw = self.raw(b, good_id, username="lsvta000000000005")
+        with self.assertRaises(ot.HarnessError):
+            self.raw(b, good_id, username="lsvta000000000005")
+        raw = self.raw(b, "tcu-5", username="lsvta000000000005")
         self.assertEqual(raw.publish(ot.report_topic(good_id), GOOD), DENIED)
         self.assertEqual(raw.publish(ot.report_topic("lsvta000000000005"), GOOD), DENIED)
         self.barrier(b, db)
@@ -207,7 +210,7 @@ class AclTest(ot.OtaTestCase):
         b = self.broker()
         db = ot.Db(b.db_path)
         A, B = ot.vin(1), ot.vin(2)
-        car = self.vehicle(b, A, username=B)  # client id A, username B: acts as B
+        car = self.vehicle(b, "tcu-of-B", username=B)  # client id not a VIN, username B: B
         self.assertEqual(car.vin, B)
         car.report(1, [ot.ev_download(pct=5)], vin_=B)
         car.publish(ot.report_topic(A), GOOD)
@@ -215,7 +218,11 @@ class AclTest(ot.OtaTestCase):
         self.assertEqual(err["err"], "E_UNAUTHORIZED")
         self.assertEqual(car.subscribe("ota/v1/%s/#" % B), 1)
         self.assertEqual(car.subscribe("ota/v1/%s/#" % A), DENIED)
-        raw = self.raw(b, ot.vin(5), username=ot.vin(6))
+        # Another VIN as client id is refused at CONNECT (issue 13: it would receive what
+        # the plugin sends to that VIN's client id); the VIN's own is fine.
+        with self.assertRaises(ot.HarnessError):
+            self.raw(b, ot.vin(5), username=ot.vin(6))
+        raw = self.raw(b, ot.vin(6), username=ot.vin(6))
         self.assertIn(raw.publish(ot.report_topic(ot.vin(6)), GOOD), (0x00, 0x10))
         self.assertEqual(raw.publish(ot.report_topic(ot.vin(5)), GOOD), DENIED)
         self.barrier(b, db)

@@ -5,7 +5,8 @@
 campaign of an encrypted two-file package with injected upgrade failures, cut links and
 lost blocks: the fleet must exit 0 (every signature, counter, key, SHA-256 and GCM tag
 checked out), resume downloads (bitmap requests, resumed windows), and its succeeded /
-failed counts must be the task's. Then what the fleet must refuse: descriptions checked
+failed counts must be the task's; the same with an ES256 signing key (issue 14). Then
+what the fleet must refuse: descriptions checked
 with another signing key, and a file altered in the repository (exit 1)."""
 
 import hashlib
@@ -46,8 +47,8 @@ class FleetCampaign(CatalogCase):
         if not FLEET or not Path(FLEET).exists():
             self.skipTest("ota-fleet not built (OTA_FLEET=%r)" % FLEET)
 
-    def setup_campaign(self, n, encrypted=True, sizes=(40000, 20000)):
-        self.start(signing_key=str(self.tmp / "ota-signing.pem"))
+    def setup_campaign(self, n, encrypted=True, sizes=(40000, 20000), **opts):
+        self.start(signing_key=str(self.tmp / "ota-signing.pem"), **opts)
         self.pub = self.tmp / "ota-signing.pem.pub"
         self.assertTrue(self.pub.exists(), "the plugin wrote no public key")
         self.ok("setModel", model=M, series=S, supports_config_word=False,
@@ -112,6 +113,19 @@ class FleetCampaign(CatalogCase):
                       self.counts(tid)["failed"] == s["failed"], msg="task counts")
         task = self.ok("getTask", id=tid)
         self.assertEqual(task["state"], "finished", task)
+
+    def test_campaign_es256(self):
+        n = 10
+        tid, _ = self.setup_campaign(n, signing_alg="es256")
+        self.assertIn(b"BEGIN PUBLIC KEY", self.pub.read_bytes())
+        rc, s, err = self.run_fleet(n)
+        self.assertEqual(rc, 0, "summary %r\nstderr:\n%s" % (s, err))
+        self.assertEqual((s["descriptions_verified"], s["keys_unwrapped"]), (n, n), s)
+        self.assertEqual(s["succeeded"], n, s)
+        # one description per vehicle: pre-signed after its notice, or signed on request
+        # when the vehicle asked first (pre-signing waits for the dispatch, issue 14)
+        st = self.ok("getStats")["pkg"]
+        self.assertEqual((st["issued"], st["presigned"] + st["signed_on_request"]), (n, n), st)
 
     def test_wrong_signing_key_is_refused(self):
         n = 3

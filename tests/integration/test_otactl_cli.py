@@ -44,9 +44,9 @@ class OtactlCase(ot.OtaTestCase):
             raise ot.HarnessError("otactl not found: %s (set OTA_OTACTL)" % OTACTL)
         self.dead_port = str(ot.free_port())  # nothing listens: a connection gives exit 3
 
-    def ctl(self, *args, input=None, timeout=None):
+    def ctl(self, *args, input=None, timeout=None, env=None):
         p = subprocess.run([OTACTL, *args], capture_output=True, text=True, input=input,
-                           env=ctl_env(), timeout=timeout or ot.TIMEOUT * 3)
+                           env=dict(ctl_env(), **(env or {})), timeout=timeout or ot.TIMEOUT * 3)
         for marker in ot.SANITIZER_MARKERS:
             self.assertNotIn(marker, p.stderr, "otactl %s:\n%s" % (args, p.stderr))
         return p
@@ -557,6 +557,156 @@ class BrokerTest(OtactlCase):
                                                  {"ecu": "VCU", "order": 1, "upgrade": False}])
         self.assertEqual(s["defaults"], [{"model": "M1", "series": "S1"}])
         self.assertIn("defaults: M1/S1", self.bok(b, "strategy", "get", "ST1"))
+
+
+class OpsTest(OtactlCase):
+    """Issue 18: credentials, error texts, finding things, export, times, word lists."""
+
+    bctl = BrokerTest.bctl
+    bok = BrokerTest.bok
+
+    def test_credentials_and_refused_login(self):
+        pw = self.tmp / "passwd"
+        subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), ot.ADMIN, "s3cret"], check=True,
+                       capture_output=True)
+        b = self.broker(extra_conf=["allow_anonymous false", "password_file %s" % pw])
+        p = self.bctl(b, "stats", "-P", "wrong")
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertIn("not authorised", p.stderr)
+        self.assertNotIn("protocol error", p.stderr)
+        self.assertEqual(p.stdout, "")
+        (self.tmp / "pwfile").write_text("s3cret\n")
+        self.assertIn("reports_accepted: 0", self.bok(b, "stats", "--password-file",
+                                                      str(self.tmp / "pwfile")))
+        self.assertIn("reports_accepted: 0", self.bok(b, "stats",
+                                                      env={"OTACTL_PASSWORD": "s3cret"}))
+        p = self.bctl(b, "stats", user=None, env={"OTACTL_USER": ot.ADMIN,
+                                                   "OTACTL_PASSWORD": "s3cret"})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.bctl(b, "stats", "--password-file", str(self.tmp / "nope"))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--password-file", p.stderr)
+
+    def test_dry_run_new_commands(self):
+        self.assertEqual(self.dry1("task", "list", "--state", "active", "--from",
+                                   "2026-12-08T10:00:00Z", "--limit", "5"),
+                         {"command": "listTasks", "state": "active",
+                          "created_from": "2026-12-08T10:00:00Z", "limit": 5})
+        self.assertEqual(self.dry1("vehicle", "list", "--status", "sold", "--vin-prefix", "LSV"),
+                         {"command": "listVehicles", "status": "sold", "vin_prefix": "LSV"})
+        self.assertEqual(self.dry1("vehicle", "history", V1, "--kind", "upgrade_status"),
+                         {"command": "getVehicleHistory", "vin": V1, "kind": "upgrade_status"})
+        self.assertEqual(self.dry1("package", "update", "3", "--baseline", "b"),
+                         {"command": "updatePackage", "id": 3, "baseline_description": "b"})
+        self.assertEqual(self.dry1("package", "delete", "3"), {"command": "deletePackage", "id": 3})
+        self.assertEqual(self.dry1("fleet", "summary"), {"command": "getFleetSummary"})
+        t = self.dry1("task", "create", "--name", "n", "--type", "normal", "--model", "M",
+                      "--series", "S", "--version", "2", "--vins", V1, "--start",
+                      "2026-12-08T18:00:00+08:00", "--end", "1900000000000")["task"]
+        self.assertEqual((t["start"], t["end"]), ("2026-12-08T18:00:00+08:00", 1900000000000))
+        self.usage_error("task", "export", "T1", "--format", "xml", expect="csv or json")
+
+    def catalog(self, b):
+        files = self.tmp / "f.bin"
+        files.write_bytes(b"image" * 1000)
+        self.bok(b, "model", "set", "--model", "M1", "--series", "S1", "--ecu", "BMS")
+        for i, st in ((1, "in_stock"), (2, "sold"), (3, "sold")):
+            self.bok(b, "vehicle", "upsert", "--vin", ot.vin(i), "--model", "M1", "--series",
+                     "S1", "--status", st, "--usage", "retail", "--fw", "1.0")
+        sha = self.bok(b, "file", "upload", str(files)).strip()
+        self.bok(b, "package", "add", "--model", "M1", "--series", "S1", "--version", "2.0",
+                 "--ecu", "BMS:ecu:2.0:%s:bms.bin" % sha)
+        self.bok(b, "package", "status", "1", "released")
+        self.bok(b, "strategy", "set", "--id", "ST", "--package-kind", "full", "--ecu", "BMS:0")
+        self.bok(b, "strategy", "bind", "ST", "--model", "M1", "--series", "S1")
+        return sha
+
+    def test_finding_things(self):
+        b = self.broker(file_dir=str(self.tmp / "files"))
+        self.catalog(b)
+        task = ["task", "create", "--name", "spring", "--type", "normal", "--model", "M1",
+                "--series", "S1", "--version", "2.0", "--vins",
+                ",".join(ot.vin(i) for i in (1, 2, 3))]
+        p = self.bctl(b, *task)  # the package has no baseline description yet
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("E_NO_BASELINE", p.stderr)
+        out = self.bok(b, "package", "update", "1", "--baseline", "BMS 2.0")
+        self.assertIn("baseline_description: BMS 2.0", out)
+        p = self.bctl(b, *task, "--start", "2020-01-01T00:00:00Z")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("in the past", p.stderr)
+        p = self.bctl(b, *task, "--start", "1765000000")
+        self.assertIn("looks like seconds", p.stderr)
+        self.assertIn("id: T000001", self.bok(b, *task, "--end", "2099-01-01T00:00:00Z"))
+        self.assertIn("id: T000002", self.bok(b, *task))
+        # human times, raw --json
+        human = self.bok(b, "task", "get", "T000001")
+        self.assertRegex(human, r"created_at: 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\n")
+        self.assertIn("task.end: 2099-01-01T00:00:00Z\n", human)
+        raw = json.loads(self.bok(b, "--json", "task", "get", "T000001"))
+        self.assertEqual(raw["task"]["end"], 4070908800000)
+        # task list: newest first, paged
+        rows = self.bok(b, "task", "list").splitlines()
+        self.assertEqual(rows[0].split()[:4], ["ID", "NAME", "TYPE", "STATE"])
+        self.assertEqual([r.split()[0] for r in rows[1:]], ["T000002", "T000001"])
+        p = self.bctl(b, "task", "list", "--limit", "1")
+        self.assertEqual(len(p.stdout.splitlines()), 2)
+        self.assertIn("--cursor T000002", p.stderr)
+        pages = self.bok(b, "--json", "task", "list", "--limit", "1", "--all").splitlines()
+        self.assertEqual([json.loads(x)["tasks"][0]["id"] for x in pages], ["T000002", "T000001"])
+        # task vehicles piped into --vins-file -
+        listing = self.bok(b, "task", "vehicles", "T000001")
+        self.assertIn("%s  queued" % ot.vin(1), listing)
+        out = self.bok(b, "task", "cancel", "T000001", "--vins-file", "-", input=listing)
+        self.assertIn("canceled 3", out)
+        p = self.bctl(b, "task", "cancel", "T000001")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("T000001 is already finished: nothing to cancel", p.stderr)
+        # export
+        csv = self.bok(b, "task", "export", "T000001", "--format", "csv").splitlines()
+        self.assertEqual(csv[0], "vin,state,code,attempts,notified_at,updated_at,fw,target")
+        self.assertEqual(len(csv), 4)
+        self.assertTrue(csv[1].startswith("%s,canceled,,0,," % ot.vin(1)), csv[1])
+        self.assertTrue(csv[1].endswith(",1.0,2.0"), csv[1])
+        self.assertRegex(csv[1].split(",")[5], r"^20\d\d-.*Z$")
+        out_file = self.tmp / "export.json"
+        self.bok(b, "task", "export", "T000001", "--format", "json", "--output", str(out_file))
+        ex = json.loads(out_file.read_text())
+        self.assertEqual([v["vin"] for v in ex["vehicles"]], [ot.vin(i) for i in (1, 2, 3)])
+        self.assertIsInstance(ex["vehicles"][0]["updated_at"], int)
+        # vehicles
+        p = self.bctl(b, "vehicle", "list", "--status", "sodl")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn('"sodl" is not a vehicle status (assembly_offline, ok_offline, '
+                      'certificate_printed, in_stock, sold, scrapped)', p.stderr)
+        p = self.bctl(b, "vehicle", "upsert", "--vin", ot.vin(4), "--model", "M1", "--series",
+                      "S1", "--status", "sodl", "--usage", "retail")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is not a vehicle status", p.stderr)
+        self.assertEqual(self.bok(b, "vehicle", "list", "--status", "sold", "--vins-only"),
+                         "%s\n%s\n" % (ot.vin(2), ot.vin(3)))
+        table = self.bok(b, "vehicle", "list").splitlines()
+        self.assertEqual(table[0].split(), ["VIN", "MODEL", "SERIES", "STATUS", "USAGE", "FW"])
+        st = self.bok(b, "vehicle", "status", ot.vin(2))
+        self.assertIn("past[0].task: T000001\n", st)
+        self.assertIn("current[0].task: T000002\n", st)
+        car = self.vehicle(b, ot.vin(2))
+        car.report(1, [ot.ev_status(task="T000002", status="failed", error="E_X")])
+        admin = self.admin(b)
+        ot.wait_until(lambda: admin.command("getVehicleHistory", vin=ot.vin(2))["data"]["events"])
+        hist = self.bok(b, "vehicle", "history", ot.vin(2)).splitlines()
+        self.assertEqual(hist[0].split()[:5], ["SEQ", "IDX", "KIND", "TASK", "TS"])
+        self.assertIn("upgrade_status", hist[1])
+        self.assertIn(ot.time.strftime("%Y-%m-%dT", ot.time.gmtime(ot.TS0 / 1000)), hist[1])
+        summary = self.bok(b, "fleet", "summary")
+        self.assertIn("vehicles: 3\n", summary)
+        self.assertIn("by status: in_stock 1 sold 2\n", summary)
+        # packages: deprecate refused while T000002 is active; delete refused while used
+        p = self.bctl(b, "package", "deprecate", "1")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("used by task T000002 (active)", p.stderr)
+        p = self.bctl(b, "package", "delete", "1")
+        self.assertIn("deprecate it instead", p.stderr)
 
 
 if __name__ == "__main__":

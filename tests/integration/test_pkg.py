@@ -5,9 +5,14 @@ docs/vehicle-crypto.md).
 A catalog (a model with a config-word ignore rule, four files, a full and a delta
 package, a default strategy and a VIN's own strategy, vehicles) and a task are set up
 through the operator API; vehicles are independent Python clients (paho + cbor2 +
-cryptography) that verify the COSE_Sign1 with the Ed25519 key of the .pub file the plugin
-wrote, and check every field: the VIN's strategy over the default, the delta chosen under
-`auto`, compare_version, ECUs filtered by strategy and config word and sorted by order.
+cryptography) that verify the COSE_Sign1 with the key of the .pub file the plugin wrote
+(Ed25519, and ES256 with plugin_opt_signing_alg es256: the same tests run with both), and
+check every field: the VIN's strategy over the default, the delta chosen under `auto`,
+compare_version, ECUs filtered by strategy and config word and sorted by order; `req`
+comes back in the unprotected header, outside the signature.
+Descriptions are signed ahead (issue 14): the task's notice pre-signs them, pkg/get is
+answered from memory, a retry gets the same signed bytes, a catalog or vehicle change
+gives a new description with a higher counter, and only descriptions served are stored.
 An encrypted package's content key is unwrapped in Python (X25519 + HKDF + AES-GCM) and
 decrypts the uploaded file; otactl's `upload --encrypt` is used the way the demo does.
 Every refusal (unknown task, task of others, canceled task, version mismatch, malformed
@@ -23,7 +28,11 @@ import sys
 import time
 from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -31,6 +40,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import otatest as ot  # noqa: E402
 from test_catalog_api import CatalogCase, package  # noqa: E402
+from test_shadow import ShadowCar  # noqa: E402
 
 M, S = "EX5", "S1"
 MODEL = {"model": M, "series": S, "supports_config_word": True,
@@ -61,7 +71,51 @@ def unwrap(key, priv, vin):
     return AESGCM(kw).decrypt(key["iv"], key["ct"], vin.encode())
 
 
+def cose_verify(pub, message, req=None):
+    """The vehicle's check of a pkg/desc (docs/vehicle-crypto.md) with the trusted key pub
+    (Ed25519 or P-256: the algorithm follows the key, never the message). Returns
+    (description, req from the unprotected header or None); raises on any mismatch."""
+    tag = ot.cbor2.loads(message)
+    assert isinstance(tag, ot.cbor2.CBORTag) and tag.tag == 18, tag
+    protected, unprotected, payload, sig = tag.value
+    if isinstance(pub, Ed25519PublicKey):
+        want = b"\xa1\x01\x27"  # {1: -8} EdDSA
+        raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    else:
+        want = b"\xa1\x01\x26"  # {1: -7} ES256
+        raw = pub.public_bytes(serialization.Encoding.X962,
+                               serialization.PublicFormat.UncompressedPoint)
+    assert protected == want, protected
+    assert set(unprotected) <= {4, "req"}, unprotected
+    assert unprotected[4] == hashlib.sha256(raw).digest()[:8], "kid"
+    tbs = ot.cbor2.dumps(["Signature1", protected, b"", payload])
+    assert len(sig) == 64, len(sig)
+    if isinstance(pub, Ed25519PublicKey):
+        pub.verify(sig, tbs)  # raises InvalidSignature
+    else:  # raw r || s, as COSE has it; cryptography wants DER
+        der = encode_dss_signature(int.from_bytes(sig[:32], "big"),
+                                   int.from_bytes(sig[32:], "big"))
+        pub.verify(der, tbs, ec.ECDSA(hashes.SHA256()))
+    d = ot.cbor2.loads(payload)
+    assert "req" not in d, "req is not signed"
+    got = unprotected.get("req")
+    assert req is None or got == req, (got, req)
+    return d, got
+
+
+def signed_part(message):
+    """What the signature covers, and the signature: the same for every retry."""
+    protected, _, payload, sig = ot.cbor2.loads(message).value
+    return protected, payload, sig
+
+
 class PkgCase(CatalogCase):
+    ALG = None  # plugin_opt_signing_alg; None: the default (ed25519)
+
+    def start(self, **kw):
+        if self.ALG:
+            kw.setdefault("signing_alg", self.ALG)
+        return super().start(**kw)
 
     def setup_catalog(self):
         self.start()
@@ -101,19 +155,27 @@ class PkgCase(CatalogCase):
         v.publish("ota/v1/%s/pkg/get" % v.vin, body, **kw)
         return v.get(pkg_topic(v))
 
-    def verify(self, m):
-        """Checks the COSE_Sign1 layout and signature; returns the description."""
+    def verify(self, m, req=None):
+        """Checks the COSE_Sign1 layout and signature (and the header's req when given);
+        returns the description."""
         self.assertEqual(m.prop("ContentType"), "application/cose")
-        tag = ot.cbor2.loads(m.payload)
-        self.assertIsInstance(tag, ot.cbor2.CBORTag)
-        self.assertEqual(tag.tag, 18)
-        protected, unprotected, payload, sig = tag.value
-        self.assertEqual(protected, b"\xa1\x01\x27")
-        raw = self.pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        self.assertEqual(unprotected, {4: hashlib.sha256(raw).digest()[:8]})
-        tbs = ot.cbor2.dumps(["Signature1", protected, b"", payload])
-        self.pub.verify(sig, tbs)  # raises InvalidSignature
-        return ot.cbor2.loads(payload)
+        return cose_verify(self.pub, m.payload, req)[0]
+
+    def stats(self):
+        return self.ok("getStats")["pkg"]
+
+    def setup_catalog_with(self, **opts):
+        start = self.start
+        self.start = lambda **kw: start(**dict(kw, **opts))
+        try:
+            self.setup_catalog()
+        finally:
+            self.start = start
+
+    def wait_presigned(self, n):
+        """The task's notices pre-signed n descriptions, all back from the signer."""
+        ot.wait_until(lambda: (lambda s: s["presigned"] == n and s["signing"] == 0)(
+            self.stats()), msg="%d descriptions pre-signed" % n)
 
     def refused(self, v, code, **kw):
         m = self.get(v, **kw)
@@ -153,9 +215,9 @@ class Descriptions(PkgCase):
         self.setup_catalog()
         v1, v2, v3 = (self.vehicle(self.b, ot.vin(i)) for i in (1, 2, 3))
         # Default strategy, auto: the delta from 1.0, no version compare, ECUs by order.
-        d = self.verify(self.get(v1, req=11))
+        m1 = self.get(v1, req=11)
+        d = self.verify(m1, req=11)
         t0 = ot.now_ms()
-        self.assertEqual(d["req"], 11)
         self.assertEqual((d["task"], d["package"], d["kind"], d["from"], d["to"]),
                          (self.tid, self.delta, "delta", "1.0", "2.0"))
         self.assertFalse(d["compare_version"])
@@ -166,8 +228,14 @@ class Descriptions(PkgCase):
         self.assertEqual(d["exp"] - d["iat"], 24 * 3600 * 1000)
         self.assertNotIn("key", d)
         self.assertEqual((d["prompt"], d["result_info"]), ("", ""))
-        # Again: the counter grows.
-        self.assertEqual(self.verify(self.get(v1, req=12))["ctr"], 2)
+        # Again: the same signed description (a retry), with this request's req.
+        m = self.get(v1, req=12)
+        self.assertEqual(self.verify(m, req=12)["ctr"], 1)
+        self.assertEqual(signed_part(m.payload), signed_part(m1.payload))
+        # The vehicle changed (config word bit 3: no ADAS): a new description, ctr 2.
+        self.ok("upsertVehicles", vehicles=[vehicle(1, cw="0008")])
+        d = self.verify(self.get(v1, req=13), req=13)
+        self.assertEqual((d["ctr"], [e["ecu"] for e in d["ecus"]]), (2, ["VCU", "BMS"]))
         # The VIN's own strategy: full, never compare, its ECUs only (IVI first).
         d = self.verify(self.get(v2))
         self.assertEqual((d["package"], d["kind"], d["compare_version"]),
@@ -185,7 +253,7 @@ class Descriptions(PkgCase):
         self.wait_stored(4)
         rows = self.stored()
         self.assertEqual([(r[0], r[1], r[3]) for r in rows],
-                         [(v1.vin, 1, 11), (v1.vin, 2, 12), (v2.vin, 1, 1), (v3.vin, 1, 1)])
+                         [(v1.vin, 1, 11), (v1.vin, 2, 13), (v2.vin, 1, 1), (v3.vin, 1, 1)])
         self.assertEqual(rows[2][5], ",".join(self.sha[e] for e in ("IVI", "BMS")))
         self.assertEqual(rows[0][4], self.delta)
         self.verify_bytes(rows[3][6])
@@ -195,12 +263,7 @@ class Descriptions(PkgCase):
         self.assertEqual(self.verify(self.get(v1))["ctr"], 3)
 
     def verify_bytes(self, cose):
-        class M:
-            payload = cose
-
-            def prop(self, name):
-                return "application/cose"
-        return self.verify(M())
+        return cose_verify(self.pub, cose)[0]
 
     def test_mqtt5_response_topic(self):
         self.setup_catalog()
@@ -212,7 +275,73 @@ class Descriptions(PkgCase):
                                        correlation=b"c-5"))
         m = v1.get("ota/v1/%s/pkg/mine" % v1.vin)
         self.assertEqual(m.prop("CorrelationData"), b"c-5")
-        self.assertEqual(self.verify(m)["req"], 5)
+        self.verify(m, req=5)
+
+
+class PreSigned(PkgCase):
+    """Descriptions are signed when the task's notice goes out, before pkg/get. (The
+    engine notifies a vehicle once it is online: its shadow/get.)"""
+
+    def online(self, *nums):
+        cars = [self.client(ShadowCar, self.b, ot.vin(i)) for i in nums]
+        for c in cars:
+            c.shadow()
+        return cars
+
+    def test_notice_presigns_and_request_is_answered_from_memory(self):
+        self.setup_catalog()
+        st = self.stats()
+        self.assertEqual((st["presigned"], st["held"]), (0, 0))  # nobody notified yet
+        v1, _, _ = self.online(1, 2, 3)
+        self.wait_presigned(3)  # vehicles 1, 2, 3 of the task, cur = their firmware
+        st = self.stats()
+        self.assertEqual((st["held"], st["issued"]), (3, 0))
+        self.assertGreater(st["held_bytes"], 3 * 500)
+        self.assertEqual(self.stored(), [])  # pre-signed, not served: not stored
+        m = self.get(v1, req=7)
+        d = self.verify(m, req=7)
+        self.assertEqual(d["ctr"], 1)
+        st = self.stats()
+        self.assertEqual((st["answered_from_memory"], st["signed_on_request"], st["issued"]),
+                         (1, 0, 1))
+        self.wait_stored(1)
+        row = self.stored()[0]
+        self.assertEqual((row[0], row[1], row[3]), (v1.vin, 1, 7))
+        # the stored message is the signed one, without the reply's req
+        self.assertEqual(cose_verify(self.pub, row[6]), (d, None))
+        self.assertEqual(signed_part(row[6]), signed_part(m.payload))
+        # another firmware than the one guessed: a new description (ctr 2) on request
+        self.ok("upsertVehicles", vehicles=[vehicle(1, fw="1.1")])
+        d2 = self.verify(self.get(v1, req=8, cur="1.1"), req=8)
+        self.assertEqual((d2["ctr"], d2["from"]), (2, "1.1"))
+        self.assertEqual(self.stats()["signed_on_request"], 1)
+        # back to 1.0: ctr 1 is no longer the newest, so a third description is signed
+        self.ok("upsertVehicles", vehicles=[vehicle(1)])
+        self.assertEqual(self.verify(self.get(v1, req=9), req=9)["ctr"], 3)
+
+    def test_changed_catalog_gives_a_new_description(self):
+        self.setup_catalog()
+        _, v2, _ = self.online(1, 2, 3)
+        self.wait_presigned(3)
+        # the VIN's strategy now also upgrades VCU: the pre-signed description is stale
+        self.ok("setStrategy", strategy={"id": "own", "package_kind": "full",
+                                         "compare_version": "never",
+                                         "ecus": [{"ecu": "IVI", "order": 0},
+                                                  {"ecu": "VCU", "order": 1},
+                                                  {"ecu": "BMS", "order": 5}]})
+        d = self.verify(self.get(v2, req=1), req=1)
+        self.assertEqual((d["ctr"], [e["ecu"] for e in d["ecus"]]), (2, ["IVI", "VCU", "BMS"]))
+        st = self.stats()
+        self.assertEqual((st["answered_from_memory"], st["signed_on_request"]), (0, 1))
+        self.wait_stored(1)  # ctr 1 was never served: only ctr 2 is stored
+        self.assertEqual([(r[0], r[1]) for r in self.stored()], [(v2.vin, 2)])
+
+    def test_presign_off(self):
+        self.setup_catalog_with(presign_max=0)
+        v1 = self.vehicle(self.b, ot.vin(1))
+        self.assertEqual(self.verify(self.get(v1, req=3), req=3)["ctr"], 1)
+        st = self.stats()
+        self.assertEqual((st["presigned"], st["signed_on_request"]), (0, 1))
 
 
 class SignerPath(PkgCase):
@@ -238,26 +367,30 @@ class SignerPath(PkgCase):
                        ot.cbor2.dumps({"req": r, "task": self.tid, "cur": "1.0", "tgt": "2.0"}),
                        properties=ot.props(response_topic=mine, correlation=b"c-%d" % r))
         got = [v1.get(mine) for _ in reqs]
-        descs = [self.verify(m) for m in got]
-        # each reply carries its own request's Correlation Data; built order = reply order
+        # each reply carries its own request's Correlation Data and req, in request order,
+        # and the same signed description (retries of one request)
         self.assertEqual([m.prop("CorrelationData") for m in got], [b"c-%d" % r for r in reqs])
-        self.assertEqual([d["req"] for d in descs], reqs)
-        self.assertEqual([d["ctr"] for d in descs], list(range(1, 31)))
+        self.assertEqual([cose_verify(self.pub, m.payload)[1] for m in got], reqs)
+        self.assertEqual({signed_part(m.payload) for m in got}, {signed_part(got[0].payload)})
+        self.assertEqual(self.verify(got[0])["ctr"], 1)
         self.assertEqual(v1.received(pkg_topic(v1)), [])  # nothing on the default topic
-        self.wait_stored(30)
+        self.wait_stored(1)
 
     def test_signed_after_disconnect_and_before_stop_is_stored(self):
         # A slow signer (plugin_opt_sign_delay_ms, signer.h): the vehicle is gone and the
         # broker is stopping while its descriptions are still being signed.
-        self.setup_catalog_with(sign_delay_ms=25)
+        self.setup_catalog_with(sign_delay_ms=25)  # nobody notified: all signed on request
         v1, v2 = self.vehicle(self.b, ot.vin(1)), self.vehicle(self.b, ot.vin(2))
         self.burst(v1, range(1, 6))
         v1.close()  # gone before its replies: still persisted
-        self.burst(v2, range(1, 21))
+        # v2 (no firmware on record) asks with 20 different versions: 20 descriptions
+        self.ok("upsertVehicles", vehicles=[
+            {k: x for k, x in vehicle(2).items() if k != "fw"}])
+        self.burst_cur(v2, range(1, 21))
         self.b.stop()  # clean stop right after the acks: the signer is drained first
         rows = self.stored()
-        self.assertEqual([(r[0], r[1], r[3]) for r in rows if r[0] == v1.vin],
-                         [(v1.vin, i, i) for i in range(1, 6)])
+        # v1's five requests were retries of one: one description, the first req's
+        self.assertEqual([(r[0], r[1], r[3]) for r in rows if r[0] == v1.vin], [(v1.vin, 1, 1)])
         self.assertEqual([(r[0], r[1], r[3]) for r in rows if r[0] == v2.vin],
                          [(v2.vin, i, i) for i in range(1, 21)])
         for r in rows:
@@ -266,13 +399,14 @@ class SignerPath(PkgCase):
         v2 = self.vehicle(self.b, ot.vin(2))
         self.assertEqual(self.verify(self.get(v2, req=999))["ctr"], 21)
 
-    def setup_catalog_with(self, **opts):
-        start = self.start
-        self.start = lambda **kw: start(**dict(kw, **opts))
-        try:
-            self.setup_catalog()
-        finally:
-            self.start = start
+    def burst_cur(self, v, reqs):
+        """Like burst, with cur = "1.<req>" (a vehicle without a firmware in the catalog:
+        any cur below the target is accepted), so each request needs its own description."""
+        infos = [v.c.publish("ota/v1/%s/pkg/get" % v.vin, ot.cbor2.dumps(
+            {"req": r, "task": self.tid, "cur": "1.%d" % r, "tgt": "2.0"}), qos=1) for r in reqs]
+        for info in infos:
+            info.wait_for_publish(ot.TIMEOUT)
+            self.assertTrue(info.is_published())
 
     verify_bytes = Descriptions.verify_bytes
 
@@ -415,6 +549,51 @@ class Encrypted(PkgCase):
             "3.0", [("BMS", "ecu", sha)], encrypted=True, content_key="zz" * 32))
         self.fails("addPackage", "sealed_key", package=package(
             "3.0", [("BMS", "ecu", sha)], encrypted=True, sealed_key="00" * 60))
+
+
+class Es256(PkgCase):
+    """The same descriptions signed with ES256 (plugin_opt_signing_alg es256)."""
+    ALG = "es256"
+
+    def test_es256_key_and_signature(self):
+        self.setup_catalog()
+        self.assertIsInstance(self.pub, ec.EllipticCurvePublicKey)
+        self.assertEqual(self.pub.curve.name, "secp256r1")
+        v1 = self.vehicle(self.b, ot.vin(1))
+        m = self.get(v1, req=4)
+        self.assertEqual(self.verify(m, req=4)["ctr"], 1)
+        protected, payload, sig = signed_part(m.payload)
+        self.assertEqual(protected, b"\xa1\x01\x26")
+        kid = {4: ot.cbor2.loads(m.payload).value[1][4]}
+        # tampered payload, or the same signature presented as EdDSA: refused
+        bad = ot.cbor2.dumps(ot.cbor2.CBORTag(18, [protected, kid, payload[:-1] + b"x", sig]))
+        with self.assertRaises(InvalidSignature):
+            cose_verify(self.pub, bad)
+        bad = ot.cbor2.dumps(ot.cbor2.CBORTag(18, [b"\xa1\x01\x27", kid, payload, sig]))
+        with self.assertRaises(AssertionError):
+            cose_verify(self.pub, bad)
+        self.wait_stored(1)
+        self.verify_bytes(self.stored()[0][6])
+
+    def test_key_of_the_other_type_stops_the_start(self):
+        self.setup_catalog()  # an ES256 key file now exists
+        self.b.stop()
+        conf = self.b.conf_path.read_text()
+        self.b.conf_path.write_text(conf.replace("plugin_opt_signing_alg es256",
+                                                 "plugin_opt_signing_alg ed25519"))
+        with self.assertRaises(ot.HarnessError) as cm:
+            self.b.start()
+        self.assertIn("not an Ed25519 private key", str(cm.exception))
+
+    verify_bytes = Descriptions.verify_bytes
+
+
+class DescriptionsEs256(Descriptions):
+    ALG = "es256"
+
+
+class PreSignedEs256(PreSigned):
+    ALG = "es256"
 
 
 if __name__ == "__main__":

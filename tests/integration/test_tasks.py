@@ -175,7 +175,7 @@ class CreateTask(TaskCase):
         self.fails("createTask", "task.type: expected normal|", task=self.task(v, type="urgent"))
         self.fails("createTask", "task.colour: unknown field", task=self.task(v, colour="red"))
         self.fails("createTask", "task.end: must be after start",
-                   task=self.task(v, start=2000, end=1000))
+                   task=self.task(v, start=ot.now_ms() + 2000, end=ot.now_ms() + 1000))
         self.fails("createTask", "task.abort.failure_pct: missing",
                    task=self.task(v, abort={"min_executed": 10}))
         self.fails("createTask", "task: missing")
@@ -297,8 +297,9 @@ class Restart(TaskCase):
     def test_tasks_survive_a_restart(self):
         self.start()
         self.catalog()
-        d1 = self.create([ot.vin(i) for i in FLEET], name="first", start=ot.TS0,
-                         end=ot.TS0 + 3_600_000, max_resend=3, rate=50, timeout_min=30,
+        t0 = ot.now_ms() + 3_600_000  # a start in the past is refused (issue 18)
+        d1 = self.create([ot.vin(i) for i in FLEET], name="first", start=t0,
+                         end=t0 + 3_600_000, max_resend=3, rate=50, timeout_min=30,
                          abort={"min_executed": 100, "failure_pct": 20})
         d2 = self.create([ot.vin(1)], name="second", type="forced")
         before = [(self.ok("getTask", id=d["id"]), self.ok("listTaskVehicles", id=d["id"]))

@@ -61,7 +61,7 @@ static const char strategy_json[] =
 static const char task_json[] =
     "{\"name\":\"spring campaign\",\"type\":\"spot_check\",\"source\":\"diagnostic_tool\","
     "\"model\":\"M1\",\"series\":\"S1\",\"version\":\"2.0.1\",\"vins\":[\"" VIN1 "\",\"" VIN2
-    "\",\"" VIN1 "\"],\"start\":0,\"end\":9007199254740992,\"max_resend\":1000,"
+    "\",\"" VIN1 "\"],\"start\":100000000000,\"end\":9007199254740992,\"max_resend\":1000,"
     "\"rate\":4294967295,\"timeout_min\":525600,"
     "\"abort\":{\"min_executed\":1,\"failure_pct\":100}}";
 
@@ -988,7 +988,7 @@ static void test_task_round_trip(void **state)
     assert_int_equal(a.type, OTA_TASK_SPOT_CHECK);
     assert_int_equal(a.source, OTA_SOURCE_DIAGNOSTIC_TOOL);
     assert_int_equal(a.n_vins, 3); /* a repeated VIN is the rules' business */
-    assert_int_equal(a.start_ms, 0);
+    assert_int_equal(a.start_ms, 100000000000LL);
     assert_int_equal(a.end_ms, 9007199254740992LL);
     assert_int_equal(a.rate, UINT32_MAX);
     assert_int_equal(a.abort_failure_pct, 100);
@@ -1041,8 +1041,12 @@ static void test_task_rules_codec(void **state)
         {"vins", NULL, "task.vins: missing"},
         {"vins.1", "\"LSVTA00000000000I\"", "task.vins[1]: "},
         {"vins", "\"" VIN1 "\"", "task.vins: expected an array"},
-        {"start", "-1", "task.start: expected an integer"},
-        {"end", "0", "task.end: must be after start"},
+        {"start", "-1", "task.start: expected ms since the Unix epoch or an ISO 8601 text"},
+        {"start", "99999999999", "task.start: 99999999999 looks like seconds"},
+        {"start", "\"2026-13-01T00:00:00Z\"", "task.start: \"2026-13-01T00:00:00Z\" is not an ISO"},
+        {"start", "\"2026-12-08T10:00:00\"", "task.start: \"2026-12-08T10:00:00\" is not an ISO"},
+        {"end", "100000000000", "task.end: must be after start"},
+        {"end", "\"1973-03-03T09:46:40Z\"", "task.end: must be after start"},
         {"max_resend", "1001", "task.max_resend: expected an integer in 0..1000"},
         {"rate", "4294967296", "task.rate: expected an integer in 0..4294967295"},
         {"timeout_min", "525601", "task.timeout_min: expected an integer in 0..525600"},
@@ -1061,6 +1065,36 @@ static void test_task_rules_codec(void **state)
     cJSON_Delete(j);
     run_cases(p_task, sizeof(ota_task_rec), base, "task", stored, 2);
     free(base);
+}
+
+/* ISO 8601 times of the operator API (time_json.c): zones, fractions, leap days, and
+ * what is refused; formatting back. */
+static void test_iso8601(void **state)
+{
+    (void)state;
+    int64_t ms = 0;
+    assert_int_equal(ota_iso8601_parse("2026-12-08T10:00:00Z", &ms), 0);
+    assert_int_equal(ms, 1796724000000LL);
+    assert_int_equal(ota_iso8601_parse("2026-12-08T18:00:00+08:00", &ms), 0);
+    assert_int_equal(ms, 1796724000000LL);
+    assert_int_equal(ota_iso8601_parse("2026-12-08T05:30:00.250-0430", &ms), 0);
+    assert_int_equal(ms, 1796724000250LL);
+    assert_int_equal(ota_iso8601_parse("1970-01-01T00:00:00Z", &ms), 0);
+    assert_int_equal(ms, 0);
+    assert_int_equal(ota_iso8601_parse("2024-02-29T00:00:00Z", &ms), 0);
+    assert_int_equal(ms, 1709164800000LL);
+    static const char *const bad[] = {
+        "2023-02-29T00:00:00Z", "2026-12-08T10:00:00",       "2026-12-08",
+        "2026-12-08T24:00:00Z", "2026-12-08T10:00Z",         "2026-12-08T10:00:00Zjunk",
+        "1969-12-31T23:59:59Z", "2026-12-08T10:00:00+25:00", "",
+        "2026-12-08T10:00:00.Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(ota_iso8601_parse(bad[i], &ms), -1);
+    char buf[32];
+    ota_iso8601_format(1796724000000LL, buf, sizeof buf);
+    assert_string_equal(buf, "2026-12-08T10:00:00Z");
+    ota_iso8601_format(1709164800250LL, buf, sizeof buf);
+    assert_string_equal(buf, "2024-02-29T00:00:00.250Z");
 }
 
 static void test_type_rules_codec(void **state)
@@ -1119,6 +1153,7 @@ int main(void)
         cmocka_unit_test(test_task_round_trip),
         cmocka_unit_test(test_task_defaults),
         cmocka_unit_test(test_task_rules_codec),
+        cmocka_unit_test(test_iso8601),
         cmocka_unit_test(test_type_rules_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

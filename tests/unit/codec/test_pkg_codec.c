@@ -1,6 +1,7 @@
 /*
  * test_pkg_codec.c — cmocka tests of the package description codec: COSE_Sign1 signing
- * and verification (codec/cose.c: layout, tampering, wrong key, wrong kid), the content
+ * and verification with Ed25519 and ES256 (codec/cose.c: layout, the reply's "req"
+ * header, tampering, wrong key, wrong kid, wrong algorithm), the content
  * key cryptography (codec/keywrap.c: wrap/unwrap per vehicle and VIN, sealing, file
  * streams), the strict pkg/get decoder (codec/pkg_msg.c: every class of bad input) and the
  * description encoder (decoded again with libcbor and checked field by field).
@@ -30,6 +31,16 @@ static EVP_PKEY *ed25519(void)
     return k;
 }
 
+static EVP_PKEY *p256(void)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(k);
+    return k;
+}
+
+/* Each COSE test runs with both algorithms. */
+static EVP_PKEY *(*const KEYGEN[])(void) = {ed25519, p256};
+
 /* ---------------------------------------------------------------- COSE */
 
 static uint8_t *sign(EVP_PKEY *k, const char *payload, size_t *len)
@@ -41,30 +52,91 @@ static uint8_t *sign(EVP_PKEY *k, const char *payload, size_t *len)
     return m;
 }
 
+static void cose_roundtrip(EVP_PKEY *k, const char *prot)
+{
+    size_t len = 0, plen = 0, rlen = 0;
+    uint8_t *m = sign(k, "hello vehicle", &len);
+    /* tag 18, array of 4, protected h'A10127' (EdDSA) or h'A10126' (ES256) */
+    assert_int_equal(m[0], 0xD2);
+    assert_int_equal(m[1], 0x84);
+    assert_memory_equal(m + 2, prot, 4);
+    const uint8_t *p = NULL;
+    ota_error e = {0};
+    ota_cose_info info;
+    if (ota_codec_cose_verify_info(k, m, len, &p, &plen, &info, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(plen, 13);
+    assert_memory_equal(p, "hello vehicle", 13);
+    assert_int_equal(info.alg, ota_codec_cose_alg(k));
+    assert_true(info.has_kid);
+    assert_false(info.has_req);
+    /* the reply's copy: {4: kid, "req": 70000} unprotected, the same signature */
+    uint8_t *r = ota_codec_cose_with_req(m, len, 70000, &rlen);
+    assert_non_null(r);
+    assert_int_equal(rlen, len + 4 + 5);
+    assert_memory_equal(r + rlen - 64, m + len - 64, 64);
+    if (ota_codec_cose_verify_info(k, r, rlen, &p, &plen, &info, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_true(info.has_req);
+    assert_int_equal(info.req, 70000);
+    assert_memory_equal(p, "hello vehicle", 13);
+    free(r);
+    free(m);
+}
+
 static void test_cose_roundtrip(void **state)
 {
     (void)state;
     EVP_PKEY *k = ed25519();
-    size_t len = 0, plen = 0;
-    uint8_t *m = sign(k, "hello vehicle", &len);
-    /* tag 18, array of 4, protected h'A10127' */
-    assert_int_equal(m[0], 0xD2);
-    assert_int_equal(m[1], 0x84);
-    assert_memory_equal(m + 2, "\x43\xA1\x01\x27", 4);
-    const uint8_t *p = NULL;
-    ota_error e = {0};
-    if (ota_codec_cose_verify(k, m, len, &p, &plen, &e) != 0)
-        fail_msg("%s", e.msg);
-    assert_int_equal(plen, 13);
-    assert_memory_equal(p, "hello vehicle", 13);
-    free(m);
+    assert_int_equal(ota_codec_cose_alg(k), OTA_COSE_EDDSA);
+    cose_roundtrip(k, "\x43\xA1\x01\x27");
+    EVP_PKEY_free(k);
+    k = p256();
+    assert_int_equal(ota_codec_cose_alg(k), OTA_COSE_ES256);
+    cose_roundtrip(k, "\x43\xA1\x01\x26");
+    EVP_PKEY_free(k);
+    /* P-384 is not ES256: no algorithm, no signature */
+    k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    size_t len;
+    uint8_t kid[OTA_COSE_KID_LEN] = {0};
+    assert_int_equal(ota_codec_cose_alg(k), OTA_COSE_NONE);
+    assert_null(ota_codec_cose_sign(k, kid, (const uint8_t *)"x", 1, &len));
     EVP_PKEY_free(k);
 }
 
-static void test_cose_tampered(void **state)
+/* A message signed with one algorithm, checked with a key of the other under a forged
+ * kid and protected header: refused (the algorithm comes from the key, never the
+ * message). */
+static void test_cose_wrong_alg(void **state)
 {
     (void)state;
-    EVP_PKEY *k = ed25519();
+    EVP_PKEY *ed = ed25519(), *ec = p256();
+    size_t len = 0, plen = 0;
+    const uint8_t *p;
+    ota_error e = {0};
+    uint8_t *m = sign(ed, "x", &len);
+    assert_int_equal(ota_codec_cose_verify(ec, m, len, &p, &plen, &e), -1);
+    assert_non_null(strstr(e.msg, "ES256"));
+    m[5] = 0x26; /* claims ES256 */
+    assert_int_equal(ota_codec_cose_verify(ed, m, len, &p, &plen, &e), -1);
+    assert_non_null(strstr(e.msg, "EdDSA"));
+    uint8_t kid[OTA_COSE_KID_LEN];
+    ota_codec_cose_kid(ec, kid);
+    memcpy(m + 9, kid, OTA_COSE_KID_LEN); /* and names the P-256 key */
+    assert_int_equal(ota_codec_cose_verify(ec, m, len, &p, &plen, &e), -1);
+    assert_non_null(strstr(e.msg, "signature"));
+    free(m);
+    /* the unprotected map's head made {}: its kid then breaks the array of 4 */
+    m = sign(ed, "x", &len);
+    m[6] = 0xA0;
+    assert_int_equal(ota_codec_cose_verify(ed, m, len, &p, &plen, &e), -1);
+    free(m);
+    EVP_PKEY_free(ed);
+    EVP_PKEY_free(ec);
+}
+
+static void cose_tampered(EVP_PKEY *k)
+{
     size_t len = 0, plen = 0;
     const uint8_t *p;
     ota_error e = {0};
@@ -84,13 +156,21 @@ static void test_cose_tampered(void **state)
     assert_int_equal(ota_codec_cose_verify(k, m, len - 1, &p, &plen, &e), -1);
     assert_int_equal(e.code, OTA_E_BAD_CBOR);
     free(m);
-    EVP_PKEY_free(k);
 }
 
-static void test_cose_wrong_key(void **state)
+static void test_cose_tampered(void **state)
 {
     (void)state;
-    EVP_PKEY *k = ed25519(), *other = ed25519();
+    for (size_t i = 0; i < sizeof KEYGEN / sizeof KEYGEN[0]; i++) {
+        EVP_PKEY *k = KEYGEN[i]();
+        cose_tampered(k);
+        EVP_PKEY_free(k);
+    }
+}
+
+static void cose_wrong_key(EVP_PKEY *(*keygen)(void))
+{
+    EVP_PKEY *k = keygen(), *other = keygen();
     size_t len = 0, plen = 0;
     const uint8_t *p;
     ota_error e = {0};
@@ -111,6 +191,13 @@ static void test_cose_wrong_key(void **state)
     free(m);
     EVP_PKEY_free(k);
     EVP_PKEY_free(other);
+}
+
+static void test_cose_wrong_key(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof KEYGEN / sizeof KEYGEN[0]; i++)
+        cose_wrong_key(KEYGEN[i]);
 }
 
 /* ---------------------------------------------------------------- content keys */
@@ -364,8 +451,7 @@ static void test_description(void **state)
          .size = 70000},
     };
     ota_wrapped_key k = {.epk = {1}, .iv = {2}, .ct = {3}};
-    ota_description d = {.req = 300,
-                         .task = "T1",
+    ota_description d = {.task = "T1",
                          .package = 5,
                          .delta = true,
                          .from = "2.0",
@@ -385,8 +471,8 @@ static void test_description(void **state)
     ota_error e;
     cbor_item_t *m = ota_cbor_load(buf, len, "desc", &e);
     assert_non_null(m);
-    assert_int_equal(cbor_map_size(m), 15);
-    assert_int_equal(cbor_get_int(field(m, "req")), 300);
+    assert_int_equal(cbor_map_size(m), 14);
+    assert_null(ota_cbor_map_find(m, "req")); /* signed before any request */
     assert_text(field(m, "kind"), "delta");
     assert_text(field(m, "from"), "2.0");
     assert_false(cbor_get_bool(field(m, "compare_version")));
@@ -406,11 +492,11 @@ static void test_description(void **state)
     assert_int_equal(cbor_bytestring_length(field(key, "ct")), 48);
     cbor_decref(&m);
     free(buf);
-    /* without a key: 14 fields */
+    /* without a key: 13 fields */
     d.key = NULL;
     buf = ota_codec_encode_description(&d, &len);
     m = ota_cbor_load(buf, len, "desc", &e);
-    assert_int_equal(cbor_map_size(m), 14);
+    assert_int_equal(cbor_map_size(m), 13);
     assert_null(ota_cbor_map_find(m, "key"));
     cbor_decref(&m);
     free(buf);
@@ -439,17 +525,12 @@ static void test_pkg_error(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cose_roundtrip),
-        cmocka_unit_test(test_cose_tampered),
-        cmocka_unit_test(test_cose_wrong_key),
-        cmocka_unit_test(test_key_wrap),
-        cmocka_unit_test(test_seal_open),
-        cmocka_unit_test(test_seal_stream),
-        cmocka_unit_test(test_hex),
-        cmocka_unit_test(test_request_valid),
-        cmocka_unit_test(test_request_bad),
-        cmocka_unit_test(test_request_bad_bytes),
-        cmocka_unit_test(test_description),
+        cmocka_unit_test(test_cose_roundtrip),    cmocka_unit_test(test_cose_tampered),
+        cmocka_unit_test(test_cose_wrong_key),    cmocka_unit_test(test_cose_wrong_alg),
+        cmocka_unit_test(test_key_wrap),          cmocka_unit_test(test_seal_open),
+        cmocka_unit_test(test_seal_stream),       cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_request_valid),     cmocka_unit_test(test_request_bad),
+        cmocka_unit_test(test_request_bad_bytes), cmocka_unit_test(test_description),
         cmocka_unit_test(test_pkg_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

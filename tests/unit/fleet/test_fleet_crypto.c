@@ -1,9 +1,11 @@
 /*
  * test_fleet_crypto.c — the pure parts of ota-fleet's campaign mode (vehicle-crypto/vcrypto.c,
  * ota-fleet/fleet_dl.c) against vectors made by an independent implementation (Python
- * cryptography + cbor2, fleet_vectors.py): COSE_Sign1 verification and the vehicle's
- * checks, the vehicle key from a seed, content-key unwrapping, and the block download
- * (windows, drops, resume bitmaps, SHA-256 and GCM of an encrypted file).
+ * cryptography + cbor2, fleet_vectors.py): COSE_Sign1 verification with Ed25519 and
+ * ES256 (the header's req, a wrong algorithm, tampering) and the vehicle's checks (a
+ * retry's same counter accepted only with the same payload), the vehicle key from a seed,
+ * content-key unwrapping, and the block download (windows, drops, resume bitmaps, SHA-256 and GCM
+ * of an encrypted file).
  */
 #include "fleet_crypto.h"
 #include "fleet_vectors.h"
@@ -82,6 +84,67 @@ static void test_refused_descriptions(void **state)
     vc_pub_ed25519(raw, &other);
     assert_int_not_equal(vc_desc_verify(&other, vec_desc_plain, sizeof vec_desc_plain, &d),
                          VC_DESC_OK);
+}
+
+/* A retry is answered with the same signed description under another req (issue 14):
+ * the same counter is accepted with the same payload, never with another one. */
+static void test_retry_same_counter(void **state)
+{
+    vc_desc first, retry, other;
+    (void)state;
+
+    assert_int_equal(verify(vec_desc_plain, sizeof vec_desc_plain, &first), VC_DESC_OK);
+    assert_true(first.has_req);
+    assert_int_equal(first.req, 1); /* from the unprotected header */
+    assert_int_equal(verify(vec_desc_retry, sizeof vec_desc_retry, &retry), VC_DESC_OK);
+    assert_int_equal(retry.req, 2);
+    assert_memory_equal(retry.digest, first.digest, 32);
+    assert_int_equal(vc_desc_check_retry(&retry, VEC_VIN, NOW_MS, 5, first.digest), VC_DESC_OK);
+    assert_int_equal(vc_desc_check_retry(&retry, VEC_VIN, NOW_MS, 5, NULL), VC_DESC_OLD_CTR);
+    assert_int_equal(vc_desc_check(&retry, VEC_VIN, NOW_MS, 5), VC_DESC_OLD_CTR);
+    assert_int_equal(verify(vec_desc_other_ctr5, sizeof vec_desc_other_ctr5, &other), VC_DESC_OK);
+    assert_int_equal(other.ctr, 5);
+    assert_int_equal(vc_desc_check_retry(&other, VEC_VIN, NOW_MS, 5, first.digest),
+                     VC_DESC_OLD_CTR);
+    assert_int_equal(vc_desc_check_retry(&other, VEC_VIN, NOW_MS, 6, first.digest),
+                     VC_DESC_OLD_CTR);
+}
+
+/* ES256 vectors (python cryptography, raw r || s): verified with the P-256 key only. */
+static void test_es256(void **state)
+{
+    char path[600];
+    vc_pub es, ed;
+    vc_desc d;
+    FILE *fp;
+    (void)state;
+
+    const char *dir = test_fresh_dir("es");
+    test_mkdir_p(dir);
+    snprintf(path, sizeof path, "%s/es.pem.pub", dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(vec_es_pub_pem, fp);
+    fclose(fp);
+    assert_int_equal(vc_load_pub(path, &es), 0);
+    assert_int_equal(es.alg, VC_ALG_ES256);
+    vc_pub_ed25519(vec_pub, &ed);
+    assert_int_equal(vc_desc_verify(&es, vec_desc_es256, sizeof vec_desc_es256, &d), VC_DESC_OK);
+    assert_int_equal(d.ctr, 5);
+    assert_int_equal(d.req, 7);
+    assert_int_equal(vc_desc_check(&d, VEC_VIN, NOW_MS, 4), VC_DESC_OK);
+    assert_int_equal(
+        vc_desc_verify(&es, vec_desc_es256_tampered, sizeof vec_desc_es256_tampered, &d),
+        VC_DESC_BAD_SIGNATURE);
+    /* the algorithm comes from the trusted key, never from the message */
+    assert_int_equal(
+        vc_desc_verify(&es, vec_desc_es256_as_eddsa, sizeof vec_desc_es256_as_eddsa, &d),
+        VC_DESC_BAD_ALG);
+    assert_int_equal(vc_desc_verify(&ed, vec_desc_es256, sizeof vec_desc_es256, &d),
+                     VC_DESC_BAD_ALG);
+    assert_int_equal(vc_desc_verify(&es, vec_desc_plain, sizeof vec_desc_plain, &d),
+                     VC_DESC_BAD_ALG);
+    test_remove_dir();
 }
 
 static void test_load_pub(void **state)
@@ -242,10 +305,11 @@ static void test_download_plain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plain_description), cmocka_unit_test(test_refused_descriptions),
-        cmocka_unit_test(test_load_pub),          cmocka_unit_test(test_vehicle_key_and_unwrap),
-        cmocka_unit_test(test_download_in_order), cmocka_unit_test(test_download_resume_bitmap),
-        cmocka_unit_test(test_download_tampered), cmocka_unit_test(test_download_plain),
+        cmocka_unit_test(test_plain_description),  cmocka_unit_test(test_refused_descriptions),
+        cmocka_unit_test(test_retry_same_counter), cmocka_unit_test(test_es256),
+        cmocka_unit_test(test_load_pub),           cmocka_unit_test(test_vehicle_key_and_unwrap),
+        cmocka_unit_test(test_download_in_order),  cmocka_unit_test(test_download_resume_bitmap),
+        cmocka_unit_test(test_download_tampered),  cmocka_unit_test(test_download_plain),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }

@@ -9,7 +9,9 @@
  * What the engine calls outside itself is faked here: the shadows (ota_shadow_set_desired
  * records each vehicle's desired state; ota_shadows_on_seen keeps the engine's hook, which
  * the tests call as a vehicle's shadow request would), the side effects
- * (ota_effects_on_status returns whether to re-send), the broker's log, the clock (the
+ * (ota_effects_on_status returns whether to re-send), the pre-signing of a notified
+ * vehicle's description (ota_pkg_presign records the last vehicle and task), the broker's
+ * log, the clock (the
  * engine runs on the test's wall and monotonic time) and the writer: jobs wait in a queue
  * until the test runs them against a real SQLite store (or fails them), on the test's
  * thread, so every claim and flush happens exactly when a test says.
@@ -29,6 +31,7 @@
 #include "catalog.h"
 #include "effects.h"
 #include "engine.h"
+#include "pkg.h"
 #include "ota_plugin.h"
 #include "ota_store.h"
 #include "shadow.h"
@@ -125,6 +128,14 @@ bool ota_shadow_decision_rec(ota_plugin *p, const char *vin, const cJSON *desire
                             .desired = cJSON_PrintUnformatted(desired),
                             .updated_ms = g_now};
     return rec->vin && rec->reported && rec->desired;
+}
+
+static char g_presigned[128]; /* "task:vin" of the last ota_pkg_presign */
+
+void ota_pkg_presign(ota_plugin *p, const char *vin, const char *task)
+{
+    (void)p;
+    snprintf(g_presigned, sizeof g_presigned, "%s:%s", task, vin);
 }
 
 void ota_shadows_on_seen(ota_shadows *s, ota_shadow_seen_fn fn, void *ctx)
@@ -380,6 +391,7 @@ static void test_oldest_task_first_one_per_vehicle(void **state)
     tick();
     assert_string_equal(notice_id(V1), "T000001:" V1 ":0");
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    assert_string_equal(g_presigned, "T000001:" V1); /* its description is pre-signed */
     /* busy with T000001: T000002 waits, whatever the ticks */
     for (int i = 0; i < 3; i++) {
         later(100);

@@ -192,6 +192,56 @@ static void test_events(void **state)
     assert_int_equal(ota_store_history(f->s, "VIN00000000000001", 99, 10, see_event, &w), -1);
 }
 
+/* getVehicleHistory's paging: pages after a cursor, of every kind and of one, cover the
+ * history once, in order, and end empty. */
+static void test_history_pages(void **state)
+{
+    fixture *f = *state;
+    const char *vin = "VIN00000000000001";
+    ota_event st[3] = {status_ev(0, "downloading"), status_ev(1, "upgrading"),
+                       status_ev(0, "succeeded")};
+    ota_event pr[2] = {progress_ev(2, 10), progress_ev(1, 20)};
+    ota_store_event evs[] = {
+        {vin, 4, 100, &st[0]}, {vin, 4, 100, &st[1]}, {vin, 4, 100, &pr[0]},
+        {vin, 9, 200, &st[2]}, {vin, 9, 200, &pr[1]}, {"VIN00000000000002", 3, 50, &pr[0]},
+    };
+    put(f->s, evs, 6, 6, 0);
+    /* every kind, two per page: (9,1) (9,0) | (4,2) (4,1) | (4,0) | - */
+    static const uint64_t want_seq[] = {9, 9, 4, 4, 4};
+    static const uint32_t want_idx[] = {1, 0, 2, 1, 0};
+    ota_store_cursor cur;
+    const ota_store_cursor *before = NULL;
+    size_t k = 0;
+    for (int page = 0; page < 3; page++) {
+        seen w = {0};
+        int n = ota_store_history_before(f->s, vin, 0, before, 2, see_event, &w);
+        assert_int_equal(n, page < 2 ? 2 : 1);
+        for (int i = 0; i < n; i++, k++) {
+            assert_int_equal(w.seq[i], want_seq[k]);
+            assert_int_equal(w.idx[i], want_idx[k]);
+            assert_string_equal(w.vin[i], vin);
+        }
+        cur = (ota_store_cursor){w.seq[n - 1], w.idx[n - 1]};
+        before = &cur;
+    }
+    assert_int_equal(k, 5);
+    assert_int_equal(ota_store_history_before(f->s, vin, 0, before, 2, NULL, NULL), 0);
+    /* one kind after a cursor that is not of that kind: upgrade_status older than (4, 2) */
+    seen w = {0};
+    cur = (ota_store_cursor){4, 2};
+    assert_int_equal(
+        ota_store_history_before(f->s, vin, OTA_EV_UPGRADE_STATUS, &cur, 10, see_event, &w), 2);
+    assert_int_equal(w.idx[0], 1);
+    assert_int_equal(w.idx[1], 0);
+    assert_string_equal(w.text[0], "upgrading");
+    /* NULL cursor is the plain history */
+    assert_int_equal(ota_store_history_before(f->s, vin, 0, NULL, 10, NULL, NULL), 5);
+    /* a cursor at the newest seq of another VIN does not leak across VINs */
+    cur = (ota_store_cursor){100, 0};
+    assert_int_equal(ota_store_history_before(f->s, "VIN00000000000002", 0, &cur, 10, NULL, NULL),
+                     1);
+}
+
 static void test_bad_event_refused(void **state)
 {
     fixture *f = *state;
@@ -1123,6 +1173,7 @@ static int run_backend(const char *name, const char *base)
     backend_base = base;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_event_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup_event_loaders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),

@@ -215,10 +215,11 @@ static int fake_count(ota_store *s, ota_event_type type, const char *vin, uint64
     return ota_store_count_events(((fake_store *)s)->real, type, vin, count);
 }
 
-static int fake_history(ota_store *s, const char *vin, ota_event_type type, size_t limit,
-                        ota_store_event_fn fn, void *ctx)
+static int fake_history(ota_store *s, const char *vin, ota_event_type type,
+                        const ota_store_cursor *before, size_t limit, ota_store_event_fn fn,
+                        void *ctx)
 {
-    return ota_store_history(((fake_store *)s)->real, vin, type, limit, fn, ctx);
+    return ota_store_history_before(((fake_store *)s)->real, vin, type, before, limit, fn, ctx);
 }
 
 static const ota_store_ops fake_ops = {
