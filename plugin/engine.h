@@ -54,6 +54,13 @@ void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t 
 /* control_waves.c, once stored: a task's rollout changed by hand (what: "paused",
  * "resumed", "wave_started", "wave_approved"): logged, and its task event. */
 void ota_engine_task_changed(ota_plugin *p, ota_task *task, const char *what);
+/* pkg.c and file.c, first thing: on a store several brokers share, the first such request
+ * of a vehicle's connection waits until its stored descriptions are read (another broker
+ * may have issued them): true when req was parked (handler handles a copy later; the
+ * caller answers nothing now), false to handle it now. missing (file/get): the file is not
+ * granted yet, read again for a while (its description may still be on its way). */
+bool ota_engine_grants_park(ota_plugin *p, const ota_request *req, ota_vehicle_handler handler,
+                            bool missing);
 /* At shutdown, before the writer stops: hand the last execution changes to the writer. */
 void ota_engine_flush_final(ota_plugin *p);
 /* getStats: adds "claims" {broker_id, won, lost, errors, waiting} to data: notices this
