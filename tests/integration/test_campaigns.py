@@ -2,7 +2,9 @@
 """Integration: campaigns as fleets run them (issue 16, the engine half; docs/task-engine.md):
 timeouts from the engine's timer heap, recomputed after a broker restart; waves promoted
 on success, by hand, gated by approval, aborted on errors without touching the next
-wave; pause and resume. Real broker, python vehicles (test_shadow.ShadowCar); a minute
+wave; pause and resume; otactl's rollout commands; task events; maintenance windows and
+end_action on a sped-up engine clock (plugin_opt_test_time_scale); the notice-rate ramp;
+retries up to their limit. Real broker, python vehicles (test_shadow.ShadowCar); a minute
 of timeout_min is plugin_opt_task_minute_ms, so nothing sleeps."""
 
 import sys
