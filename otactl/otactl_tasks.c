@@ -671,6 +671,14 @@ const otactl_action otactl_task_actions[] = {
      "cancel a task (or some of its vehicles): queued ones at once, notified ones when the "
      "vehicle confirms",
      cancel_opts, 1, 1, task_cancel},
+    {"pause", "ID", "stop notifying a task's vehicles (those notified go on)", NULL, 1, 1,
+     otactl_cmd_task_pause},
+    {"resume", "ID", "notify a paused task's vehicles again", NULL, 1, 1,
+     otactl_cmd_task_resume},
+    {"promote", "ID", "start a rollout's next wave now, without waiting for its success "
+     "threshold", NULL, 1, 1, otactl_cmd_task_promote},
+    {"approve", "ID", "approve a rollout's current wave (wave_approval first or each)", NULL, 1,
+     1, otactl_cmd_task_approve},
     {"watch", "ID [--interval SEC] [--timeout SEC]",
      "follow a task until it is finished, canceled or aborted: a progress line on stderr, "
      "the final counts on stdout (--json: the final getTask data); exit 0 when done, 1 "

@@ -51,6 +51,9 @@ void ota_engine_on_disconnect(ota_plugin *p, const char *vin);
  * cancels the task. Counts both kinds. */
 void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t n_vins,
                        size_t *canceled, size_t *pending);
+/* control_waves.c, once stored: a task's rollout changed by hand (what: "paused",
+ * "resumed", "wave_started", "wave_approved"): logged, and its task event. */
+void ota_engine_task_changed(ota_plugin *p, ota_task *task, const char *what);
 /* pkg.c and file.c, first thing: on a store several brokers share, the first such request
  * of a vehicle's connection waits until its stored descriptions are read (another broker
  * may have issued them): true when req was parked (handler handles a copy later; the

@@ -24,6 +24,7 @@ void ota_eng_set_state(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t 
         return;
     }
     ota_eng_mark_dirty_from(e, task, x, from);
+    ota_eng_timers_exec(e, task, x);
 }
 
 void ota_eng_check_task(ota_task *task)
@@ -67,6 +68,7 @@ void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x, int64_
     if (decided_ms >= 0) { /* the decision is stored: execution, shadow and notice */
         if (ota_task_exec_set_state(task, x, OTA_EXEC_NOTIFIED, now)) {
             ota_eng_dirty_stored(e, x, OTA_EXEC_NOTIFIED);
+            ota_eng_timers_exec(e, task, x); /* its timeout (engine_timers.c) */
         }
     } else {
         ota_eng_record_notice(e, task, vin, msg_id, now);
@@ -115,14 +117,12 @@ void ota_eng_expire_queued(ota_engine *e, ota_task *task)
     }
 }
 
-void ota_eng_time_out(ota_engine *e, ota_task *task, int64_t now)
+void ota_eng_time_out(ota_engine *e, ota_task *task, ota_task_exec *x)
 {
-    for (size_t i = 0; task->rec.timeout_min > 0 && i < task->n_execs; i++) {
-        ota_task_exec *x = &task->execs[i];
-        if (ota_task_exec_timed_out(task, x, now, e->minute_ms)) {
-            finish(e, task, x, OTA_EXEC_FAILED, "timeout");
-        }
+    if (ota_eng_retry_take(e, task, x, "timeout")) {
+        return; /* the task's retry policy */
     }
+    finish(e, task, x, OTA_EXEC_FAILED, "timeout");
 }
 
 /* ---------------------------------------------------------------- reports */
@@ -141,6 +141,9 @@ static void on_failed(ota_engine *e, ota_task *task, ota_task_exec *x, const ota
         x->resends++;
         ota_eng_request_claim(e, task, x); /* a new msg_id: claimed like the first notice */
         return;
+    }
+    if (ota_eng_retry_take(e, task, x, ev->error)) {
+        return; /* the task's retry policy: notified again after its backoff */
     }
     finish(e, task, x, OTA_EXEC_FAILED, ev->error ? ev->error : "failed");
 }

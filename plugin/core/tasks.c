@@ -92,6 +92,8 @@ static void task_free(ota_task *task)
 {
     if (task) {
         ota_task_rec_free(&task->rec);
+        ota_task_waves_free(task->waves);
+        ota_task_window_free(task->mwindow);
         free(task->execs);
         free(task);
     }
@@ -351,7 +353,7 @@ int ota_tasks_add(ota_tasks *t, ota_task_rec *rec, ota_task_state state, int64_t
         return -1;
     }
     task->rec = *rec;
-    task->state = state;
+    task->state = task->announced = state;
     task->created_ms = created_ms;
     task->package = package;
     task->execs = execs;
@@ -376,6 +378,12 @@ void ota_task_recount(ota_task *task)
     for (size_t i = 0; i < task->n_execs; i++) {
         if (task->execs[i].state < OTA_EXEC_STATE_COUNT) {
             task->count[task->execs[i].state]++;
+        }
+    }
+    if (task->waves) {
+        ota_task_waves_reset(task->waves, task->n_execs);
+        for (size_t i = 0; i < task->n_execs; i++) {
+            ota_task_waves_add(task->waves, i, task->execs[i].state);
         }
     }
 }
@@ -429,6 +437,33 @@ cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t creat
     return doc;
 }
 
+cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state)
+{
+    cJSON *doc = ota_task_doc(&task->rec, state, task->created_ms, task->package);
+    cJSON *w = doc && task->waves ? ota_task_waves_json(task->waves) : NULL;
+    if (doc && task->waves && !cJSON_AddItemToObject(doc, "waves", w)) {
+        cJSON_Delete(w);
+        cJSON_Delete(doc);
+        return NULL;
+    }
+    if (doc && task->paused) {
+        cJSON_AddBoolToObject(doc, "paused", true);
+    }
+    if (doc && task->mwindow) {
+        cJSON_AddItemToObject(doc, "maintenance_window", ota_task_window_json(task->mwindow));
+    }
+    if (doc && task->retry.on) {
+        cJSON_AddItemToObject(doc, "retry", ota_task_retry_json(&task->retry));
+    }
+    if (doc && task->ramp.on) {
+        cJSON_AddItemToObject(doc, "ramp", ota_task_ramp_json(&task->ramp));
+    }
+    if (doc && task->end_action != OTA_END_CANCEL_PENDING) {
+        cJSON_AddStringToObject(doc, "end_action", ota_task_end_action_name(task->end_action));
+    }
+    return doc;
+}
+
 /* ---------------------------------------------------------------- state machine */
 
 bool ota_exec_in_flight(uint8_t s)
@@ -462,6 +497,9 @@ bool ota_task_exec_set_state(ota_task *task, ota_task_exec *x, uint8_t state, in
         return false;
     }
     task->count[x->state]--;
+    if (task->waves) {
+        ota_task_waves_moved(task->waves, (size_t)(x - task->execs), x->state, state);
+    }
     x->state = state;
     if (state != OTA_EXEC_QUEUED && !ota_exec_in_flight(state)) {
         x->flags &= (uint8_t)~OTA_EXEC_F_CLAIMING; /* finished: its pending notice is moot */
@@ -564,7 +602,9 @@ static int load_fail(load_ctx *lc, const char *what, const char *key, const char
     return 1;
 }
 
-static const char *const doc_fields[] = {"task", "state", "created_at", "package", NULL};
+static const char *const doc_fields[] = {
+    "task", "state", "created_at", "package", "waves", "paused", "maintenance_window",
+    "end_action", "ramp", "retry", NULL};
 
 /* The document's members besides the task: state, created_at, package. */
 static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
@@ -579,9 +619,18 @@ static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t err
         ota_json_get_uint(j, NULL, "package", true, 0, OTA_JSON_UINT_MAX, &pkg, err, errlen)) {
         return -1;
     }
-    task->state = (ota_task_state)st;
+    task->state = task->announced = (ota_task_state)st; /* events only for later moves */
     task->created_ms = (int64_t)created;
     task->package = pkg;
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "waves");
+    if (ota_json_get_bool(j, NULL, "paused", false, false, &task->paused, err, errlen) != 0 ||
+        (w && ota_task_waves_from_json(w, &task->waves, err, errlen) != 0) ||
+        ota_task_window_parse(j, NULL, &task->mwindow, err, errlen) != 0 ||
+        ota_task_end_action_parse(j, NULL, &task->end_action, err, errlen) != 0 ||
+        ota_task_ramp_parse(j, NULL, &task->ramp, err, errlen) != 0 ||
+        ota_task_retry_parse(j, NULL, &task->retry, err, errlen) != 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -702,13 +751,13 @@ static void sort_execs(ota_tasks *t)
     task_slot *s;
     while ((s = ota_map_next(&t->tasks, &pos))) {
         ota_task *task = s->task;
-        ota_task_recount(task);
         for (size_t i = 1; i < task->n_execs; i++) {
             if (exec_cmp_vin(&task->execs[i - 1], &task->execs[i]) > 0) {
                 qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);
                 break;
             }
         }
+        ota_task_recount(task); /* after the sort: the wave plan is in VIN order */
     }
 }
 

@@ -22,6 +22,10 @@
 #include "ota_codec.h"
 #include "ota_store.h"
 #include "task_rules.h"
+#include "task_waves.h"
+#include "task_ramp.h"
+#include "task_retry.h"
+#include "task_window.h"
 
 typedef struct ota_tasks ota_tasks;
 
@@ -67,6 +71,14 @@ typedef struct {
     ota_task_exec *execs; /* sorted by VIN, one per VIN */
     size_t cap_execs;
     size_t count[OTA_EXEC_STATE_COUNT]; /* executions per state (ota_task_recount) */
+    ota_task_waves *waves;              /* a rollout in waves (issue 16), or NULL */
+    bool paused;                        /* pauseTask: nothing is notified until resumeTask */
+    ota_task_window *mwindow;           /* a maintenance window (issue 16), or NULL */
+    ota_end_action end_action;          /* what the task's end does to executions in flight */
+    ota_task_ramp ramp;                 /* an exponential notice-rate ramp, or .on false */
+    ota_task_retry retry;               /* the retry policy, or .on false */
+    ota_task_state announced;           /* the state its last task event told (not stored) */
+    char reason[160];                   /* why the engine aborted it, for the event */
     /* engine runtime (not stored) */
     double tokens;     /* rate limit bucket */
     int64_t refill_ms; /* last refill, monotonic */
@@ -146,6 +158,9 @@ void ota_tasks_set_type_rules(ota_tasks *t, ota_task_type_rules *r);
 uint16_t ota_tasks_code(ota_tasks *t, const char *name); /* 0 when name is NULL or too many */
 const char *ota_tasks_code_name(const ota_tasks *t, uint16_t code); /* NULL for 0 */
 
+/* The stored document of a task in memory, in state: ota_task_doc with its "waves" and
+ * "paused" (issue 16). */
+cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state);
 /* The stored task document: {"task":{...}, "state", "created_at", "package"}. */
 cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t created_ms,
                     uint64_t package);
