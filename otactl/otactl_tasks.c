@@ -216,8 +216,7 @@ static void print_created(const cJSON *data)
 static int task_create(otactl_ctx *ctx, otactl_args *a)
 {
     cJSON *t = NULL;
-    int rc = otactl_arg(a, "json") ? task_from_file(ctx, a, &t)
-                                   : task_from_flags(ctx, a, &t, NULL);
+    int rc = otactl_arg(a, "json") ? task_from_file(ctx, a, &t) : task_from_flags(ctx, a, &t, NULL);
     if (rc != OTACTL_OK) {
         return rc;
     }
@@ -269,8 +268,8 @@ static int task_preview(otactl_ctx *ctx, otactl_args *a)
         return otactl_run(ctx, c, print_preview);
     }
     cJSON *t = NULL;
-    int rc = otactl_arg(a, "json") ? task_from_file(ctx, a, &t)
-                                   : task_from_flags(ctx, a, &t, "preview");
+    int rc =
+        otactl_arg(a, "json") ? task_from_file(ctx, a, &t) : task_from_flags(ctx, a, &t, "preview");
     if (rc != OTACTL_OK) {
         cJSON_Delete(c);
         return rc;
@@ -352,9 +351,9 @@ static int task_cancel(otactl_ctx *ctx, otactl_args *a)
 #define WATCH_BAR 20
 #define WATCH_MAX_INTERVAL 60.0 /* below the connection's keep-alive (60 s, 1.5x grace) */
 
-static const char *const count_states[] = {"queued",     "notified",  "downloading",
-                                           "installing", "succeeded", "failed",
-                                           "canceled",   "rejected",  NULL};
+static const char *const count_states[] = {"queued",    "notified",  "downloading", "installing",
+                                           "succeeded", "failed",    "canceled",    "rejected",
+                                           "accepted",  "postponed", "declined",    NULL};
 
 typedef struct {
     double interval; /* seconds between getTask */
@@ -650,8 +649,7 @@ const otactl_action otactl_task_actions[] = {
      "(--vins V,V... | --vins-file FILE | --target QUERY) [options]",
      "create a task; prints its id, and the VINs rejected with their codes", create_opts, 0, 0,
      task_create},
-    {"preview",
-     "--target QUERY | (same as create; --name optional)",
+    {"preview", "--target QUERY | (same as create; --name optional)",
      "how many vehicles a target matches, and how many each task rule would reject (nothing "
      "is created)",
      create_opts, 0, 0, task_preview},

@@ -132,8 +132,8 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
     if (!task) {
         return ota_json_errf(err, errlen, "", "task", "missing");
     }
-    if (ota_cmd_task_request(p, task, p->cfg.max_task_vins, &op->rec, &op->target,
-                             &op->has_target, err, errlen) != 0 ||
+    if (ota_cmd_task_request(p, task, p->cfg.max_task_vins, &op->rec, &op->target, &op->has_target,
+                             err, errlen) != 0 ||
         check_start(&op->rec, op->created_ms, err, errlen) != 0) {
         return -1;
     }
@@ -371,8 +371,9 @@ static cJSON *exec_json(const ota_tasks *t, const ota_task_exec *x)
 void ota_cmd_list_task_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
     static const char *const allowed[] = {"id", "state", NULL};
-    static const char *const states[] = {"queued",    "notified", "downloading", "installing",
-                                         "succeeded", "failed",   "canceled",    "rejected"};
+    static const char *const states[] = {"queued",    "notified",  "downloading", "installing",
+                                         "succeeded", "failed",    "canceled",    "rejected",
+                                         "accepted",  "postponed", "declined"};
     char err[256];
     int state = -1;
     const ota_task *task = known_task(p, c, cmd, allowed);

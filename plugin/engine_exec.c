@@ -111,6 +111,13 @@ void ota_eng_expire_queued(ota_engine *e, ota_task *task)
 
 void ota_eng_time_out(ota_engine *e, ota_task *task, int64_t now)
 {
+    for (size_t i = 0; task->count[OTA_EXEC_POSTPONED] > 0 && i < task->n_execs; i++) {
+        ota_task_exec *x = &task->execs[i];
+        if (ota_task_exec_wakes(x, now)) {
+            x->resends++; /* a new msg_id: the vehicle sees a new notice, so a new prompt */
+            ota_eng_request_claim(e, task, x);
+        }
+    }
     for (size_t i = 0; task->rec.timeout_min > 0 && i < task->n_execs; i++) {
         ota_task_exec *x = &task->execs[i];
         if (ota_task_exec_timed_out(task, x, now, e->minute_ms)) {
@@ -189,8 +196,13 @@ void ota_engine_on_event(ota_plugin *p, const char *vin, const ota_event *ev)
         return;
     }
     uint8_t next = ota_exec_next_state(x->state, ev, false);
-    if (next != x->state) {
-        ota_eng_set_state(e, task, x, next); /* downloading, installing */
+    if (next == OTA_EXEC_DECLINED) {
+        finish(e, task, x, next, ev->error ? ev->error : "declined");
+    } else if (next == OTA_EXEC_POSTPONED) {
+        ota_eng_set_state(e, task, x, next);
+        x->changed_ms = ev->until; /* a postponed execution's changed_ms: when it wakes */
+    } else if (next != x->state) {
+        ota_eng_set_state(e, task, x, next); /* downloading, installing, accepted */
     }
 }
 

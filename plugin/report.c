@@ -32,7 +32,8 @@ static void publish_status_event(ota_plugin *p, const char *vin, uint64_t seq, c
         return;
     }
     char topic[64];
-    snprintf(topic, sizeof(topic), "ota/v1/events/status/%s", vin);
+    snprintf(topic, sizeof(topic), "ota/v1/events/%s/%s",
+             ev->type == OTA_EV_CONSENT ? "consent" : "status", vin);
     mosquitto_property *props = NULL;
     mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/json");
     if (mosquitto_broker_publish_copy(NULL, topic, (int)len, json, 1, false, props) ==
@@ -171,6 +172,8 @@ int ota_handle_report(ota_plugin *p, const ota_request *req)
         if (rep.events[i].type == OTA_EV_UPGRADE_STATUS) {
             publish_status_event(p, req->vin, rep.seq, &rep.events[i], now);
             ota_tasks_on_status(p->tasks, req->vin, &rep.events[i]);
+        } else if (rep.events[i].type == OTA_EV_CONSENT) {
+            publish_status_event(p, req->vin, rep.seq, &rep.events[i], now);
         }
         ota_engine_on_event(p, req->vin, &rep.events[i]); /* execution states (engine_exec.c) */
     }
