@@ -898,12 +898,21 @@ int ota_json_file(const cJSON *j, const char *path, ota_file_rec *out, char *err
 /* The stored form's fields; createTask's are the same list without the first (id). */
 static const char *const task_fields[] = {"id",         "name",    "type",        "source", "model",
                                           "series",     "version", "vins",        "start",  "end",
-                                          "max_resend", "rate",    "timeout_min", "abort",  NULL};
+                                          "max_resend", "rate",    "timeout_min", "abort",
+                                          "install_mode", "install_deadline", NULL};
 #define TASK_STORED_ONLY 1
 static const char *const task_abort_fields[] = {"min_executed", "failure_pct", NULL};
 static const char *const task_type_names[] = {"normal", "forced", "factory", "spot_check",
                                               "diagnostic"};
 static const char *const task_source_names[] = {"console", "diagnostic_tool"};
+static const char *const install_mode_names[] = {"forced", "soft", "download_only",
+                                                 "time_forced"};
+
+const char *ota_install_mode_name(ota_install_mode m)
+{
+    return (unsigned)m < OTA_INSTALL_MODE_COUNT ? install_mode_names[m] : NULL;
+}
+
 
 /* A uint32 member in min..max, into *out (left as it was when absent). */
 static int get_u32(const cJSON *j, const char *path, const char *key, uint64_t min, uint64_t max,
@@ -928,6 +937,27 @@ static int get_time(const cJSON *j, const char *path, const char *key, bool stor
     if (ota_json_get_uint(j, path, key, false, 0, OTA_JSON_UINT_MAX, &v, err, errlen) < 0)
         return -1;
     *out = v == UINT64_MAX ? -1 : (int64_t)v;
+    return 0;
+}
+
+/* install_mode (default forced) and install_deadline: required by time_forced, refused
+ * by the others. */
+static int task_install(const cJSON *j, const char *path, bool stored, ota_task_rec *out,
+                        char *err, size_t errlen)
+{
+    int mode = OTA_INSTALL_FORCED;
+    if (ota_json_get_enum(j, path, "install_mode", false, install_mode_names,
+                          OTA_INSTALL_MODE_COUNT, &mode, err, errlen) ||
+        get_time(j, path, "install_deadline", stored, &out->install_deadline_ms, err, errlen))
+        return -1;
+    out->install_mode = (ota_install_mode)mode;
+    bool timed = mode == OTA_INSTALL_TIME_FORCED;
+    if (timed && out->install_deadline_ms <= 0)
+        return ota_json_errf(err, errlen, path, "install_deadline",
+                             "missing (required when install_mode is time_forced)");
+    if (!timed && out->install_deadline_ms >= 0)
+        return ota_json_errf(err, errlen, path, "install_deadline",
+                             "only with install_mode time_forced");
     return 0;
 }
 
@@ -975,6 +1005,8 @@ static int task_limits(const cJSON *j, const char *path, bool stored, ota_task_r
         get_u32(j, path, "rate", 0, UINT32_MAX, &out->rate, err, errlen) ||
         get_u32(j, path, "timeout_min", 0, OTA_JSON_TASK_TIMEOUT_MAX, &out->timeout_min, err,
                 errlen))
+        return -1;
+    if (task_install(j, path, stored, out, err, errlen))
         return -1;
     return task_abort(j, path, out, err, errlen);
 }
@@ -1272,7 +1304,12 @@ static bool task_emit(cJSON *o, const ota_task_rec *r)
            (r->start_ms < 0 || add_uint(o, "start", (uint64_t)r->start_ms)) &&
            (r->end_ms < 0 || add_uint(o, "end", (uint64_t)r->end_ms)) &&
            add_uint(o, "max_resend", r->max_resend) && add_uint(o, "rate", r->rate) &&
-           add_uint(o, "timeout_min", r->timeout_min) && task_abort_emit(o, r);
+           add_uint(o, "timeout_min", r->timeout_min) && task_abort_emit(o, r) &&
+           (r->install_mode == OTA_INSTALL_FORCED ||
+            add_str(o, "install_mode",
+                    name_of(install_mode_names, OTA_INSTALL_MODE_COUNT, r->install_mode))) &&
+           (r->install_deadline_ms <= 0 ||
+            add_uint(o, "install_deadline", (uint64_t)r->install_deadline_ms));
 }
 
 cJSON *ota_json_from_task(const ota_task_rec *r)

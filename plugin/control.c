@@ -95,6 +95,7 @@ static const struct {
     {"setTaskTypeRules", ota_cmd_set_task_type_rules},
     {"getTaskTypeRules", ota_cmd_get_task_type_rules},
     {"cancelTask", ota_cmd_cancel_task},
+    {"installNow", ota_cmd_install_now},
     {"listTasks", ota_cmd_list_tasks},
     {"listVehicles", ota_cmd_list_vehicles},
     {"getVehicleStatus", ota_cmd_get_vehicle_status},

@@ -106,6 +106,7 @@ void ota_cmd_set_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_get_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 /* control_cancel.c */
 void ota_cmd_cancel_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_install_now(ota_plugin *p, ota_cmd *c, const cJSON *cmd); /* control_install.c */
 /* control_query.c (issue 18: finding things) */
 void ota_cmd_list_tasks(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_list_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd);

@@ -39,7 +39,8 @@ void ota_eng_check_task(ota_task *task)
 
 /* ---------------------------------------------------------------- notices */
 
-static cJSON *notice_json(const ota_task *task, const char *vin, const char *msg_id)
+static cJSON *notice_json(const ota_task *task, const char *vin, const char *msg_id,
+                          bool install_now)
 {
     cJSON *d = cJSON_CreateObject();
     cJSON *t = cJSON_AddObjectToObject(d, "task");
@@ -52,6 +53,15 @@ static cJSON *notice_json(const ota_task *task, const char *vin, const char *msg
     if (task->rec.end_ms >= 0) {
         cJSON_AddNumberToObject(t, "expires", (double)task->rec.end_ms);
     }
+    if (task->rec.install_mode != OTA_INSTALL_FORCED) { /* absent: forced, as before */
+        cJSON_AddStringToObject(t, "install_mode", ota_install_mode_name(task->rec.install_mode));
+    }
+    if (task->rec.install_deadline_ms > 0) {
+        cJSON_AddNumberToObject(t, "install_deadline", (double)task->rec.install_deadline_ms);
+    }
+    if (install_now) {
+        cJSON_AddBoolToObject(t, "install_now", true);
+    }
     return d;
 }
 
@@ -62,7 +72,7 @@ void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x)
     ota_eng_msg_id(task, x, msg_id, sizeof(msg_id));
     int64_t now = e->clock.now_ms();
     x->flags &= (uint8_t) ~(OTA_EXEC_F_CLAIMING | OTA_EXEC_F_ELSEWHERE); /* ours now */
-    ota_shadow_set_desired(e->plugin, vin, notice_json(task, vin, msg_id));
+    ota_shadow_set_desired(e->plugin, vin, notice_json(task, vin, msg_id, false));
     ota_eng_record_notice(e, task, vin, msg_id, now);
     x->notified_ms = now;
     ota_eng_set_state(e, task, x, OTA_EXEC_NOTIFIED);
@@ -245,4 +255,25 @@ void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t 
         task->state = OTA_TASK_CANCELED; /* its document is in cancelTask's change */
     }
     ota_eng_check_task(task);
+}
+
+/* ---------------------------------------------------------------- installNow */
+
+size_t ota_engine_install_now(ota_plugin *p, ota_task *task, char *const *vins, size_t n_vins)
+{
+    ota_engine *e = p->engine;
+    size_t sent = 0;
+    for (size_t i = 0; e && i < task->n_execs; i++) {
+        ota_task_exec *x = &task->execs[i];
+        char vin[OTA_VIN_LEN + 1], msg_id[128];
+        ota_task_exec_vin(x, vin);
+        if (!ota_vin_selected(vins, n_vins, vin) || !ota_exec_in_flight(x->state) ||
+            (x->flags & (OTA_EXEC_F_CLAIMING | OTA_EXEC_F_ELSEWHERE))) {
+            continue;
+        }
+        ota_eng_msg_id(task, x, msg_id, sizeof(msg_id)); /* the same notice, now to install */
+        ota_shadow_set_desired(p, vin, notice_json(task, vin, msg_id, true));
+        sent++;
+    }
+    return sent;
 }

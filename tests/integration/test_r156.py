@@ -1,5 +1,8 @@
 #!/usr/bin/python3
 """Integration: the R156 semantics of issue 17 with python vehicles on a real broker:
+install modes in createTask and the notice (forced by default and absent, soft,
+download_only with installNow, time_forced with its deadline; the checks of both fields),
+kept in the stored task across a restart;
 consent reports (accepted / declined / postponed with until) move executions to their
 own states, counted by getTask and listed by listTaskVehicles; a declined execution ends
 as declined with the driver's reason; a postponed one waits until its time, then gets
@@ -86,6 +89,70 @@ class Consent(Campaign):
         evs = hist()
         self.assertEqual([(e["answer"], e["error"]) for e in evs], [("postponed", "driving")])
         self.assertIn("until", evs[0])
+
+
+class InstallModes(Campaign):
+
+    def setup_fleet(self, *nums):
+        self.start()
+        self.catalog()
+        self.ok("upsertVehicles", vehicles=[vehicle(i) for i in nums])
+        return [self.car(i) for i in nums]
+
+    def test_modes_in_notice(self):
+        a, b, c = self.setup_fleet(20, 21, 22)
+        t_forced = self.create([a.vin])["id"]
+        self.assertNotIn("install_mode", self.notice_of(a, t_forced))
+        self.assertNotIn("install_mode", self.ok("getTask", id=t_forced)["task"])
+        t_soft = self.create([b.vin], install_mode="soft")["id"]
+        n = self.notice_of(b, t_soft)
+        self.assertEqual(n["install_mode"], "soft")
+        self.assertNotIn("install_deadline", n)
+        deadline = ot.now_ms() + 86400000
+        t_timed = self.create([c.vin], install_mode="time_forced",
+                              install_deadline=deadline)["id"]
+        n = self.notice_of(c, t_timed)
+        self.assertEqual((n["install_mode"], n["install_deadline"]), ("time_forced", deadline))
+        got = self.ok("getTask", id=t_timed)["task"]
+        self.assertEqual((got["install_mode"], got["install_deadline"]),
+                         ("time_forced", deadline))
+        self.b.restart()
+        self.a = self.admin(self.b, nodelay=True)
+        got = self.ok("getTask", id=t_timed)["task"]
+        self.assertEqual((got["install_mode"], got["install_deadline"]),
+                         ("time_forced", deadline))
+
+    def test_mode_checks(self):
+        self.setup_fleet(20)
+        v = [ot.vin(20)]
+        self.fails("createTask", "install_mode", task=self.task(v, install_mode="later"))
+        self.fails("createTask", "install_deadline", "required when install_mode is time_forced",
+                   task=self.task(v, install_mode="time_forced"))
+        self.fails("createTask", "install_deadline", "only with install_mode time_forced",
+                   task=self.task(v, install_mode="soft", install_deadline=ot.now_ms()))
+        tid = self.create(v)["id"]
+        self.fails("installNow", "not download_only", id=tid)
+        self.fails("installNow", "unknown task", id="T999999")
+
+    def test_download_only_installs_after_install_now(self):
+        a, b = self.setup_fleet(20, 21)
+        tid = self.create([a.vin, b.vin], install_mode="download_only")["id"]
+        first = self.notice_of(a, tid)
+        self.assertEqual(first["install_mode"], "download_only")
+        self.assertNotIn("install_now", first)
+        self.notice_of(b, tid)
+        report(a, 1, ot.ev_download(task=tid, pct=100),
+               ot.ev_status(task=tid, status="downloaded"))
+        self.wait_counts(tid, downloading=1)
+        self.fails("installNow", "not in task", id=tid, vins=[ot.vin(30)])
+        self.assertEqual(self.ok("installNow", id=tid, vins=[a.vin])["sent"], 1)
+        now = self.notice_of(a, tid)
+        self.assertEqual((now["install_now"], now["msg_id"]), (True, first["msg_id"]))
+        report(a, 2, ot.ev_upgrade_progress(task=tid, pct=50),
+               ot.ev_status(task=tid, status="succeeded"))
+        self.wait_counts(tid, succeeded=1, notified=1)
+        b.quiet()  # b got nothing: installNow named a only
+        self.assertFalse([m for m in b.received() if "shadow/delta" in m.topic])
 
 
 if __name__ == "__main__":
