@@ -56,6 +56,8 @@ typedef struct {
     const ota_desc_ecu *ecus; /* in upgrade order */
     const char *prompt;       /* NULL: "" */
     const char *result_info;  /* NULL: "" */
+    const char *install_mode; /* NULL or "forced": left out (issue 17) */
+    int64_t install_deadline; /* time_forced's deadline; <= 0: left out */
     const char *vin;
     uint64_t ctr;
     int64_t iat, exp;           /* ms since the epoch */

@@ -171,10 +171,26 @@ static uint8_t *finish(cbor_item_t *item, bool ok, size_t *len)
     return buf;
 }
 
+/* install_mode / install_deadline, when the task is not forced (docs/protocol.md). */
+static bool has_mode(const ota_description *d)
+{
+    return d->install_mode != NULL && strcmp(d->install_mode, "forced") != 0;
+}
+
+static bool put_mode(cbor_item_t *m, const ota_description *d)
+{
+    return !has_mode(d) ||
+           (put(m, "install_mode", text(d->install_mode)) &&
+            (d->install_deadline <= 0 ||
+             put(m, "install_deadline", ota_cbor_build_uint((uint64_t)d->install_deadline))));
+}
+
 uint8_t *ota_codec_encode_description(const ota_description *d, size_t *len)
 {
-    cbor_item_t *m = cbor_new_definite_map(d->key ? 14 : 13);
-    bool ok = m != NULL && put_header(m, d) && put(m, "ecus", ecus_array(d)) && put_trailer(m, d);
+    size_t n = 13 + (d->key != NULL) + has_mode(d) + (has_mode(d) && d->install_deadline > 0);
+    cbor_item_t *m = cbor_new_definite_map(n);
+    bool ok = m != NULL && put_header(m, d) && put(m, "ecus", ecus_array(d)) &&
+              put_mode(m, d) && put_trailer(m, d);
     return finish(m, ok, len);
 }
 

@@ -498,6 +498,33 @@ static void test_description(void **state)
     m = ota_cbor_load(buf, len, "desc", &e);
     assert_int_equal(cbor_map_size(m), 13);
     assert_null(ota_cbor_map_find(m, "key"));
+    assert_null(ota_cbor_map_find(m, "install_mode")); /* NULL: forced, left out */
+    cbor_decref(&m);
+    free(buf);
+    /* install modes (issue 17): forced is left out, others and a deadline are in */
+    d.install_mode = "forced";
+    d.install_deadline = 5;
+    buf = ota_codec_encode_description(&d, &len);
+    m = ota_cbor_load(buf, len, "desc", &e);
+    assert_int_equal(cbor_map_size(m), 13);
+    cbor_decref(&m);
+    free(buf);
+    d.install_mode = "time_forced";
+    d.install_deadline = 1800000000000;
+    buf = ota_codec_encode_description(&d, &len);
+    m = ota_cbor_load(buf, len, "desc", &e);
+    assert_int_equal(cbor_map_size(m), 15);
+    assert_text(field(m, "install_mode"), "time_forced");
+    assert_int_equal(cbor_get_int(field(m, "install_deadline")), 1800000000000);
+    cbor_decref(&m);
+    free(buf);
+    d.install_mode = "soft";
+    d.install_deadline = -1;
+    buf = ota_codec_encode_description(&d, &len);
+    m = ota_cbor_load(buf, len, "desc", &e);
+    assert_int_equal(cbor_map_size(m), 14);
+    assert_text(field(m, "install_mode"), "soft");
+    assert_null(ota_cbor_map_find(m, "install_deadline"));
     cbor_decref(&m);
     free(buf);
 }
