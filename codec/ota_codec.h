@@ -87,7 +87,9 @@ const char *ota_event_type_name(ota_event_type type);
  * Every event has type, task (text, 1..64) and ts (unsigned, ms since the Unix epoch).
  * Allowed words: status in ota_status_valid(), trigger in ota_trigger_valid(),
  * cmd in schedule|now|cancel_schedule, answer in accepted|declined|postponed; pct 0..100.
- * consent's error is the driver's reason, free text.
+ * consent's error is the driver's reason, free text. upgrade_status may carry
+ * `conditions` (O): the pre-conditions that failed while it waits, comma-separated words
+ * of battery|parked|ignition_off|not_charging, each at most once (docs/protocol.md).
  */
 typedef struct {
     ota_event_type type;
@@ -107,6 +109,7 @@ typedef struct {
     const char *result;
     const char *answer; /* consent: accepted, declined, postponed */
     int64_t until;      /* consent postponed: ask again at (ms since the epoch) */
+    const char *conditions; /* upgrade_status: the pre-conditions that failed, "a,b" */
 } ota_event;
 
 typedef struct {

@@ -113,12 +113,24 @@ typedef struct {
     bool upgrade;
 } ota_strategy_ecu;
 
+/* Pre-conditions a vehicle checks before installing (issue 17, docs/protocol.md): the
+ * bits of ota_strategy_rec.pre_flags, and the words a waiting vehicle reports. */
+#define OTA_PRE_BATTERY 1      /* battery >= battery_min_pct (set when that is > 0) */
+#define OTA_PRE_PARKED 2       /* gear in park, vehicle still */
+#define OTA_PRE_IGNITION_OFF 4 /* ignition off */
+#define OTA_PRE_NOT_CHARGING 8 /* no charging session */
+#define OTA_PRE_COUNT 4
+/* "battery", "parked", "ignition_off", "not_charging" by bit index; NULL past the end. */
+const char *ota_precondition_name(unsigned bit_index);
+
 typedef struct {
     char *id;
     ota_pkg_kind_pref package_kind;
     ota_compare_pref compare_version;
     size_t n_ecus;
     ota_strategy_ecu *ecus;
+    uint8_t pre_flags;       /* OTA_PRE_*: what the vehicle checks before installing */
+    uint8_t battery_min_pct; /* with OTA_PRE_BATTERY: 1..100 */
 } ota_strategy_rec;
 
 /* ---- lists ---- */

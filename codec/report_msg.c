@@ -48,11 +48,12 @@ enum {
     K_RESULT,
     K_ANSWER,
     K_UNTIL,
+    K_CONDITIONS,
     K_COUNT
 };
 static const char *const EVENT_KEYS[K_COUNT] = {
-    "type",  "task",    "ts", "ecu", "pct", "bytes",  "step",   "status",
-    "error", "trigger", "fw", "cmd", "at",  "result", "answer", "until",
+    "type",    "task", "ts",  "ecu", "pct",    "bytes",  "step",  "status",     "error",
+    "trigger", "fw",   "cmd", "at",  "result", "answer", "until", "conditions",
 };
 
 /* Everything the per-field helpers of one event need. */
@@ -157,9 +158,32 @@ static int decode_upgrade_progress(event_ctx *c)
     return get_free_text(c, K_STEP, OTA_CBOR_OPTIONAL, &ev->step) < 0 ? -1 : 0;
 }
 
+/* "battery,parked": known pre-condition words, comma-separated, none twice, none empty. */
+static bool conditions_valid(const char *s)
+{
+    static const char *const words[] = {"battery", "parked", "ignition_off", "not_charging"};
+    unsigned seen = 0;
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        int k = -1;
+        for (int i = 0; i < 4 && k < 0; i++)
+            k = strlen(words[i]) == n && memcmp(words[i], s, n) == 0 ? i : -1;
+        if (k < 0 || (seen & 1u << k))
+            return false;
+        seen |= 1u << k;
+        s += n;
+        if (*s == ',' && *++s == '\0')
+            return false; /* a trailing comma */
+    }
+    return true;
+}
+
 static int decode_upgrade_status(event_ctx *c)
 {
     ota_event *ev = c->ev;
+    if (get_word(c, K_CONDITIONS, OTA_CBOR_OPTIONAL, conditions_valid, "pre-condition list",
+                 &ev->conditions) < 0)
+        return -1;
     if (get_word(c, K_STATUS, OTA_CBOR_REQUIRED, ota_status_valid, "status", &ev->status) < 0 ||
         get_free_text(c, K_ERROR, OTA_CBOR_OPTIONAL, &ev->error) < 0 ||
         get_word(c, K_TRIGGER, OTA_CBOR_REQUIRED, ota_trigger_valid, "trigger", &ev->trigger) < 0)

@@ -37,6 +37,7 @@ enum {
     OTA_SF_RESULT,
     OTA_SF_ANSWER,
     OTA_SF_UNTIL,
+    OTA_SF_CONDITIONS,
     OTA_SF_COUNT
 };
 extern const ota_store_field OTA_STORE_FIELDS[OTA_SF_COUNT];

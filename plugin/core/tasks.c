@@ -45,6 +45,7 @@ typedef struct {
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
     uint8_t status, trigger; /* numbers into words; 0: none */
+    uint8_t conditions;      /* OTA_PRE_* bits of the event's failed pre-conditions */
     int64_t ts;
 } latest_rec;
 
@@ -207,6 +208,23 @@ static uint8_t word_num(ota_tasks *t, const char *w)
 
 /* ---------------------------------------------------------------- latest statuses */
 
+/* The OTA_PRE_* bits of a "battery,parked" list (checked by the codec). */
+static uint8_t condition_bits(const char *list)
+{
+    uint8_t bits = 0;
+    while (list && *list) {
+        size_t n = strcspn(list, ",");
+        for (unsigned b = 0; b < OTA_PRE_COUNT; b++) {
+            const char *w = ota_precondition_name(b);
+            if (strlen(w) == n && memcmp(w, list, n) == 0) {
+                bits |= (uint8_t)(1u << b);
+            }
+        }
+        list += n + (list[n] == ',');
+    }
+    return bits;
+}
+
 /* Keeps ev as vin's latest status unless the one kept is newer. */
 static void note_status(ota_tasks *t, const char *vin, const ota_event *ev)
 {
@@ -222,6 +240,7 @@ static void note_status(ota_tasks *t, const char *vin, const ota_event *ev)
     if (r && ev->ts >= r->ts) {
         r->status = word_num(t, ev->status);
         r->trigger = word_num(t, ev->trigger);
+        r->conditions = condition_bits(ev->conditions);
         r->ts = ev->ts;
     }
 }
@@ -242,6 +261,7 @@ static const ota_upgrade_state *latest_of(void *ctx, const char *vin)
     }
     t->scratch.status = r->status ? t->words[r->status] : NULL;
     t->scratch.trigger = r->trigger ? t->words[r->trigger] : NULL;
+    t->scratch.conditions = r->conditions;
     return &t->scratch;
 }
 

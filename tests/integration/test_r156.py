@@ -2,7 +2,9 @@
 """Integration: the R156 semantics of issue 17 with python vehicles on a real broker:
 install modes in createTask and the notice (forced by default and absent, soft,
 download_only with installNow, time_forced with its deadline; the checks of both fields),
-kept in the stored task across a restart;
+kept in the stored task across a restart; pre-conditions of a strategy in its document
+and in the signed description (with the install mode), a vehicle waiting on failed
+pre-conditions shown by getVehicleStatus (also after a restart) and going on once they hold;
 consent reports (accepted / declined / postponed with until) move executions to their
 own states, counted by getTask and listed by listTaskVehicles; a declined execution ends
 as declined with the driver's reason; a postponed one waits until its time, then gets
@@ -15,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import otatest as ot  # noqa: E402
 from test_campaign import Campaign, report  # noqa: E402
 from test_tasks import vehicle  # noqa: E402
+from test_pkg import PkgCase  # noqa: E402
+from test_shadow import ShadowCar, update  # noqa: E402
 
 
 def ev_consent(task, answer, until=None, reason=None, ts=ot.TS0):
@@ -153,6 +157,63 @@ class InstallModes(Campaign):
         self.wait_counts(tid, succeeded=1, notified=1)
         b.quiet()  # b got nothing: installNow named a only
         self.assertFalse([m for m in b.received() if "shadow/delta" in m.topic])
+
+
+PRE = {"battery_min_pct": 40, "parked": True, "not_charging": True}
+
+
+class Preconditions(PkgCase):
+
+    def test_in_strategy_and_description(self):
+        self.setup_catalog()
+        st = {"id": "own", "package_kind": "full", "compare_version": "never",
+              "ecus": [{"ecu": "BMS", "order": 5}], "preconditions": PRE}
+        self.ok("setStrategy", strategy=st)
+        self.assertEqual(self.ok("getStrategy", id="own")["strategy"]["preconditions"], PRE)
+        self.fails("setStrategy", "strategy.preconditions.battery_min_pct",
+                   strategy=dict(st, preconditions={"battery_min_pct": 101}))
+        self.fails("setStrategy", "strategy.preconditions",
+                   strategy=dict(st, preconditions={"fuel": True}))
+        tid = self.ok("createTask", task={"name": "soft", "type": "normal", "model": "EX5",
+                                          "series": "S1", "version": "2.0",
+                                          "vins": [ot.vin(4)], "install_mode": "soft"})["id"]
+        self.ok("bindStrategy", id="own", vins=[ot.vin(4)])
+        v = self.vehicle(self.b, ot.vin(4))
+        d = self.verify(self.get(v, task=tid))
+        self.assertEqual(d["preconditions"], PRE)
+        self.assertEqual(d["install_mode"], "soft")
+        v1 = self.vehicle(self.b, ot.vin(1))
+        d = self.verify(self.get(v1))  # the first task: forced, default strategy
+        self.assertNotIn("preconditions", d)
+        self.assertNotIn("install_mode", d)
+
+    def test_waiting_shown_then_goes_on(self):
+        self.setup_catalog()
+        v = self.client(ShadowCar, self.b, ot.vin(1))
+        v.update(update(fw="1.0"))
+        v.accepted()
+        status = lambda: self.ok("getVehicleStatus", vin=v.vin)["latest_status"]  # noqa
+        v.report(1, [ot.ev_status(task=self.tid, status="waiting")
+                     | {"conditions": "battery,parked"}])
+        ot.wait_until(lambda: (status() or {}).get("failed_conditions") == ["battery", "parked"],
+                      msg="failed conditions shown")
+        self.assertEqual(status()["status"], "waiting")
+        v.report(2, [ot.ev_status(task=self.tid, status="waiting", ts=ot.TS0 + 1)
+                     | {"conditions": "not_charging"}])
+        ot.wait_until(lambda: status().get("failed_conditions") == ["not_charging"])
+        self.a.wait_drained()
+        self.b.restart()
+        self.a = self.admin(self.b, nodelay=True)
+        self.assertEqual(status()["failed_conditions"], ["not_charging"])  # from the store
+        v = self.client(ShadowCar, self.b, ot.vin(1))
+        v.report(3, [ot.ev_status(task=self.tid, status="upgrading", ts=ot.TS0 + 2),
+                     ot.ev_status(task=self.tid, status="succeeded", ts=ot.TS0 + 3)])
+        ot.wait_until(lambda: status()["status"] == "succeeded")
+        self.assertNotIn("failed_conditions", status())
+        ot.wait_until(lambda: self.ok("getTask", id=self.tid)["counts"]["succeeded"] == 1)
+        bad = ot.ev_status(task=self.tid, status="waiting") | {"conditions": "fuel"}
+        v.report(4, [bad])
+        self.assertIn("conditions", v.error()["msg"])
 
 
 if __name__ == "__main__":

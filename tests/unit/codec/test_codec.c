@@ -1178,6 +1178,34 @@ static void test_event_consent(void **state)
     expect_event_error(ev, OTA_E_BAD_REQUEST, "events[0].answer");
 }
 
+/* upgrade_status's conditions: known words, comma-separated, once each. */
+static void test_event_conditions(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"battery", "battery,parked",
+                                       "not_charging,ignition_off,parked,battery"};
+    static const char *const bad[] = {"",        "fuel",          "battery,",
+                                      ",parked", "parked,parked", "battery,,parked",
+                                      "Battery", "parked "};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        ota_report r;
+        cbor_item_t *ev = event("upgrade_status", "T", 1);
+        put_str(ev, "status", "waiting");
+        put_str(ev, "trigger", "normal");
+        put_str(ev, "conditions", good[i]);
+        expect_ok(report1(ev), &r);
+        assert_string_equal(r.events[0].conditions, good[i]);
+        ota_report_free(&r);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cbor_item_t *ev = event("upgrade_status", "T", 1);
+        put_str(ev, "status", "waiting");
+        put_str(ev, "trigger", "normal");
+        put_str(ev, "conditions", bad[i]);
+        expect_event_error(ev, OTA_E_BAD_REQUEST, "events[0].conditions");
+    }
+}
+
 /* ---- shared helpers ---- */
 
 static void test_vin_valid(void **state)
@@ -1678,6 +1706,7 @@ int main(void)
         cmocka_unit_test(test_report_all_types),
         cmocka_unit_test(test_event_consent),
         cmocka_unit_test(test_consent_event_json),
+        cmocka_unit_test(test_event_conditions),
         cmocka_unit_test(test_report_optional_absent),
         cmocka_unit_test(test_report_unknown_keys_ignored),
         cmocka_unit_test(test_report_indefinite_containers),

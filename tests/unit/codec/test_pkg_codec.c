@@ -525,6 +525,20 @@ static void test_description(void **state)
     assert_int_equal(cbor_map_size(m), 14);
     assert_text(field(m, "install_mode"), "soft");
     assert_null(ota_cbor_map_find(m, "install_deadline"));
+    assert_null(ota_cbor_map_find(m, "preconditions"));
+    cbor_decref(&m);
+    free(buf);
+    /* preconditions: only those set are keys */
+    d.pre_flags = OTA_PRE_BATTERY | OTA_PRE_IGNITION_OFF;
+    d.battery_min_pct = 40;
+    buf = ota_codec_encode_description(&d, &len);
+    m = ota_cbor_load(buf, len, "desc", &e);
+    assert_int_equal(cbor_map_size(m), 15);
+    const cbor_item_t *pre = field(m, "preconditions");
+    assert_int_equal(cbor_map_size(pre), 2);
+    assert_int_equal(cbor_get_int(field(pre, "battery_min_pct")), 40);
+    assert_true(cbor_get_bool(field(pre, "ignition_off")));
+    assert_null(ota_cbor_map_find(pre, "parked"));
     cbor_decref(&m);
     free(buf);
 }
