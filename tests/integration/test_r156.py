@@ -5,6 +5,8 @@ download_only with installNow, time_forced with its deadline; the checks of both
 kept in the stored task across a restart; pre-conditions of a strategy in its document
 and in the signed description (with the install mode), a vehicle waiting on failed
 pre-conditions shown by getVehicleStatus (also after a restart) and going on once they hold;
+the same with real ota-agent + ota-ecu-sim processes (consent_cmd declining,
+precondition_cmd failing until a file appears, download_only waiting for installNow);
 consent reports (accepted / declined / postponed with until) move executions to their
 own states, counted by getTask and listed by listTaskVehicles; a declined execution ends
 as declined with the driver's reason; a postponed one waits until its time, then gets
@@ -19,6 +21,8 @@ from test_campaign import Campaign, report  # noqa: E402
 from test_tasks import vehicle  # noqa: E402
 from test_pkg import PkgCase  # noqa: E402
 from test_shadow import ShadowCar, update  # noqa: E402
+import test_agent  # noqa: E402
+from test_agent import VIN  # noqa: E402
 
 
 def ev_consent(task, answer, until=None, reason=None, ts=ot.TS0):
@@ -214,6 +218,52 @@ class Preconditions(PkgCase):
         bad = ot.ev_status(task=self.tid, status="waiting") | {"conditions": "fuel"}
         v.report(4, [bad])
         self.assertIn("conditions", v.error()["msg"])
+
+
+class Agent(test_agent.AgentCase):
+    """The agent's half: its hooks, with a real ota-agent flashing ota-ecu-sim ECUs."""
+
+    def test_declined_consent_ends_declined(self):
+        self.campaign(install_mode="soft")
+        self.start_sim()
+        p = self.start_agent(self.config(consent_cmd="echo decline"))
+        self.wait_exit(p)
+        ot.wait_until(lambda: self.counts()["declined"] == 1, msg="declined")
+        self.assertEqual(self.counts()["succeeded"], 0)
+        self.assertIn("consent declined", self.log_tail(n=1000))
+
+    def test_failed_precondition_waits_then_goes_on(self):
+        self.campaign(install_mode="soft")
+        self.start_sim()
+        flag = self.tmp / "parked"
+        cmd = "sh -c 'test -f %s || { echo parked,battery; exit 1; }'" % flag
+        p = self.start_agent(self.config(consent_cmd="echo accept", precondition_cmd=cmd))
+        status = lambda: self.ok("getVehicleStatus", vin=VIN)["latest_status"] or {}  # noqa
+        ot.wait_until(lambda: status().get("failed_conditions") == ["battery", "parked"],
+                      msg="waiting on its pre-conditions")
+        self.assertEqual(self.counts()["accepted"], 1)
+        flag.write_text("1")
+        self.assertEqual(self.wait_exit(p), 0, self.log_tail())
+        self.assert_flashed()
+        ot.wait_until(lambda: self.counts()["succeeded"] == 1, msg="succeeded")
+
+    def test_download_only_installs_after_install_now(self):
+        self.campaign(install_mode="download_only")
+        self.start_sim()
+        p = self.start_agent(self.config())
+        ot.wait_until(lambda: any(s["status"] == "downloaded" for s in self.statuses()),
+                      msg="downloaded")
+        self.assertIsNone(p.poll())  # waits for installNow
+        self.assertFalse(any(s["status"] == "upgrading" for s in self.statuses()))
+        self.assertEqual(self.ok("installNow", id=self.tid)["sent"], 1)
+        self.assertEqual(self.wait_exit(p), 0, self.log_tail())
+        self.assert_flashed()
+        ot.wait_until(lambda: self.counts()["succeeded"] == 1, msg="succeeded")
+
+
+for _name in dir(test_agent.AgentCase):  # test_agent.py runs those; here only the above
+    if _name.startswith("test_") and _name not in Agent.__dict__:
+        setattr(Agent, _name, None)
 
 
 if __name__ == "__main__":
