@@ -49,7 +49,7 @@ static double ingest(ota_store *s, size_t n, size_t *dups)
     for (size_t i = 0; i < n;) {
         size_t k = 0;
         for (; k < BATCH && i < n; k++, i++)
-            b[k] = (ota_store_event){vins[i % 1000], i / 1000 + 1, 1, &ev};
+            b[k] = (ota_store_event){.vin = vins[i % 1000], .seq = i / 1000 + 1, .received_ms = 1, .ev = &ev};
         ota_store_put_result r;
         if (ota_store_put_events(s, b, k, &r, err, sizeof err) != 0) {
             fprintf(stderr, "put_events: %s\n", err);

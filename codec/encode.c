@@ -62,11 +62,13 @@ static uint8_t *out_dup(const cbor_out *o, size_t *len)
     return out;
 }
 
-uint8_t *ota_codec_encode_error(const ota_error *e, int64_t seq, size_t *len)
+uint8_t *ota_codec_encode_report_error(const ota_error *e, int64_t seq, const char *epoch,
+                                       int64_t last_seq, const char *last_epoch, size_t *len)
 {
-    uint8_t tmp[64 + OTA_ERRMSG_MAX];
+    uint8_t tmp[96 + OTA_ERRMSG_MAX + 2 * OTA_EPOCH_MAX];
     cbor_out o = {.buf = tmp, .size = sizeof tmp, .ok = true};
-    put_head(&o, cbor_encode_map_start, seq >= 0 ? 3 : 2);
+    put_head(&o, cbor_encode_map_start,
+             2 + (seq >= 0) + (epoch != NULL) + (last_seq >= 0) + (last_epoch != NULL));
     put_cstr(&o, "err");
     put_cstr(&o, ota_err_name(e->code));
     put_cstr(&o, "msg");
@@ -75,7 +77,24 @@ uint8_t *ota_codec_encode_error(const ota_error *e, int64_t seq, size_t *len)
         put_cstr(&o, "seq");
         put_uint(&o, (uint64_t)seq);
     }
+    if (epoch != NULL) {
+        put_cstr(&o, "epoch");
+        put_text(&o, epoch, strnlen(epoch, OTA_EPOCH_MAX));
+    }
+    if (last_seq >= 0) {
+        put_cstr(&o, "last_seq");
+        put_uint(&o, (uint64_t)last_seq);
+    }
+    if (last_epoch != NULL) {
+        put_cstr(&o, "last_epoch");
+        put_text(&o, last_epoch, strnlen(last_epoch, OTA_EPOCH_MAX));
+    }
     return out_dup(&o, len); /* tmp holds the largest reply */
+}
+
+uint8_t *ota_codec_encode_error(const ota_error *e, int64_t seq, size_t *len)
+{
+    return ota_codec_encode_report_error(e, seq, NULL, -1, NULL, len);
 }
 
 /* ---- file/data (SPEC §3) ---- */

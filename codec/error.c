@@ -35,6 +35,10 @@ const char *ota_err_name(ota_err_code code)
         return "E_BLOCK_COUNT";
     case OTA_E_INTERNAL:
         return "E_INTERNAL";
+    case OTA_E_REPLAY:
+        return "E_REPLAY";
+    case OTA_E_UNKNOWN_VIN:
+        return "E_UNKNOWN_VIN";
     }
     return "E_INTERNAL";
 }

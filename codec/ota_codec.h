@@ -37,7 +37,11 @@ typedef enum {
     OTA_E_OFFSET,      /* from (or every block selected) beyond the file's last block */
     OTA_E_BLOCK_COUNT, /* n outside 1..OTA_FILE_N_MAX, or a bitmap selecting nothing */
     OTA_E_INTERNAL,    /* our fault (spool write failed, out of memory) */
+    /* reports (after OTA_E_INTERNAL: per-code tables of file/get end there) */
+    OTA_E_REPLAY,      /* seq not newer than the last of its epoch: not taken again */
+    OTA_E_UNKNOWN_VIN, /* the catalog has no such vehicle */
 } ota_err_code;
+#define OTA_ERR_CODE_COUNT (OTA_E_UNKNOWN_VIN + 1)
 
 typedef struct {
     ota_err_code code;
@@ -50,7 +54,7 @@ const char *ota_err_name(ota_err_code code);
 int ota_error_set(ota_error *e, ota_err_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* ---- vehicle reports: ota/v1/{vin}/report {seq, events:[...]} ---- */
+/* ---- vehicle reports: ota/v1/{vin}/report {seq, epoch?, events:[...]} ---- */
 
 typedef struct {
     size_t max_payload; /* bytes; default 65536 */
@@ -112,9 +116,15 @@ typedef struct {
     const char *conditions; /* upgrade_status: the pre-conditions that failed, "a,b" */
 } ota_event;
 
+/* A report's epoch: an unsigned integer or a text of 1..OTA_EPOCH_MAX bytes, kept as text
+ * (the integer in decimal, so 7 and "7" are one epoch); absent is "0". Integer fields
+ * (seq, epoch, ts, bytes, at, pct) also take a CBOR float (16, 32 or 64 bits) whose value
+ * is exactly an integer in range: JavaScript encoders write integers above 2^32 so. */
+#define OTA_EPOCH_MAX 64
 typedef struct {
     uint64_t seq;
     bool seq_valid; /* seq was read and is valid (also after a failed decode) */
+    char epoch[OTA_EPOCH_MAX + 1]; /* "0" when absent; set when seq_valid */
     size_t n_events;
     ota_event *events; /* n_events entries */
     void *mem_;        /* owns events and their strings */
@@ -127,6 +137,12 @@ typedef struct {
 int ota_codec_decode_report(const void *buf, size_t len, const ota_report_limits *lim,
                             ota_report *out, ota_error *err);
 void ota_report_free(ota_report *r);
+
+/* The cheap check of a report's envelope: a CBOR map with a valid seq (and a valid epoch
+ * when present), without decoding the events. Fills seq, seq_valid and epoch of *out
+ * (nothing to free). 0, or -1 with *err set as the full decoder would when it is the
+ * envelope that is wrong. */
+int ota_codec_report_envelope(const void *buf, size_t len, ota_report *out, ota_error *err);
 
 /* Upgrade status words a vehicle may report (idle, downloading, downloaded, waiting,
  * upgrading, rolling_back, succeeded, failed, canceled). */
@@ -236,6 +252,11 @@ uint8_t *ota_codec_encode_file_error(const char *file, const ota_error *e, size_
 
 /* Error reply on ota/v1/{vin}/error: {err, msg, seq?}; seq < 0 leaves it out. */
 uint8_t *ota_codec_encode_error(const ota_error *e, int64_t seq, size_t *len);
+/* A refused report's error reply: {err, msg, seq?, epoch?, last_seq?, last_epoch?} (E_REPLAY
+ * names the last report taken of the VIN); seq or last_seq < 0 and NULL texts are left
+ * out. */
+uint8_t *ota_codec_encode_report_error(const ota_error *e, int64_t seq, const char *epoch,
+                                       int64_t last_seq, const char *last_epoch, size_t *len);
 
 /* Any JSON value (cJSON) as CBOR: objects as maps with text keys, arrays, strings, true,
  * false, null, integral numbers (|n| < 2^63) as CBOR integers, other numbers as doubles.

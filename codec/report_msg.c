@@ -1,6 +1,7 @@
 /*
  * report_msg.c — decoder of vehicle reports (ota/v1/{vin}/report: {seq, events:[...]}).
  *
+ * {seq, epoch?, events}: epoch and the integral floats of integer fields in ota_codec.h.
  * Design: one pass of the pull reader of cbor_util.h over the payload, no tree and no
  * allocation but the report's own block. Each event map is scanned once for all the keys
  * any event type uses (EVENT_KEYS); the event's type then decides which of them are
@@ -19,6 +20,8 @@
  * of a definite array; for an indefinite one, the most it may hold).
  */
 #include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +87,31 @@ static const char *arena_copy(arena *a, ota_cbor_text t)
     return s;
 }
 
+/* v itself, or when v is a float whose value is exactly an unsigned integer, that integer
+ * in *tmp: integer fields take integral floats (cbor-x writes integers above 2^32 as
+ * float64). A negative or fractional float, NaN or infinity stays a float and is refused
+ * by the integer check. */
+static const ota_cbor_item *integral(const ota_cbor_item *v, ota_cbor_item *tmp)
+{
+    if (v == NULL || v->type != OTA_CBOR_FLOAT)
+        return v;
+    double f = v->f;
+    if (!(f >= 0.0 && f < 18446744073709551616.0) || (double)(uint64_t)f != f)
+        return v;
+    *tmp = *v;
+    tmp->type = OTA_CBOR_UINT;
+    tmp->u = (uint64_t)f;
+    return tmp;
+}
+
+/* An unsigned integer (or integral float) in min..max. */
+static int want_uint(const ota_cbor_item *v, const char *ctx, const char *key, ota_cbor_need need,
+                     uint64_t min, uint64_t max, uint64_t *out, ota_error *err)
+{
+    ota_cbor_item tmp;
+    return ota_cbor_want_uint(integral(v, &tmp), ctx, key, need, min, max, out, err);
+}
+
 /* ---- typed fields of an event; each returns -1 on error, else 0 or 1 ---- */
 
 static int get_string(event_ctx *c, int key, ota_cbor_need need, size_t min, size_t max,
@@ -123,8 +151,7 @@ static int get_word(event_ctx *c, int key, ota_cbor_need need, bool (*valid)(con
 static int get_i64(event_ctx *c, int key, ota_cbor_need need, int64_t *out)
 {
     uint64_t v;
-    int rc =
-        ota_cbor_want_uint(field(c, key), c->ctx, EVENT_KEYS[key], need, 0, INT64_MAX, &v, c->err);
+    int rc = want_uint(field(c, key), c->ctx, EVENT_KEYS[key], need, 0, INT64_MAX, &v, c->err);
     if (rc == 1)
         *out = (int64_t)v;
     return rc;
@@ -133,8 +160,8 @@ static int get_i64(event_ctx *c, int key, ota_cbor_need need, int64_t *out)
 static int get_pct(event_ctx *c, int32_t *out)
 {
     uint64_t v;
-    int rc = ota_cbor_want_uint(field(c, K_PCT), c->ctx, EVENT_KEYS[K_PCT], OTA_CBOR_REQUIRED, 0,
-                                100, &v, c->err);
+    int rc = want_uint(field(c, K_PCT), c->ctx, EVENT_KEYS[K_PCT], OTA_CBOR_REQUIRED, 0, 100, &v,
+                       c->err);
     if (rc == 1)
         *out = (int32_t)v;
     return rc;
@@ -316,8 +343,8 @@ static int decode_event(ota_cbor_reader *r, const ota_cbor_item *ev_hdr, uint32_
 /* What the top-level map held, checked once it has been read. */
 typedef struct {
     size_t max_events;
-    bool has_seq, has_events;
-    ota_cbor_item seq, events; /* headers */
+    bool has_seq, has_events, has_epoch;
+    ota_cbor_item seq, events, epoch; /* headers */
     size_t n_events;           /* entries read from the events array */
     bool too_many;             /* an indefinite events array went past max_events */
     bool events_failed;        /* *err holds the first error in the events */
@@ -350,16 +377,44 @@ static void alloc_block(report_state *st, size_t cap, size_t len, arena *strings
 /* True when the report has a valid seq (stored in *seq). */
 static bool seq_valid(const report_state *st, uint64_t *seq)
 {
-    return st->has_seq &&
-           ota_cbor_want_uint(&st->seq, "", "seq", OTA_CBOR_REQUIRED, 0, INT64_MAX, seq, NULL) > 0;
+    return st->has_seq && want_uint(&st->seq, "", "seq", OTA_CBOR_REQUIRED, 0, INT64_MAX, seq, NULL) > 0;
+}
+
+/* The epoch (ota_codec.h) into out: "0" when absent, an integer in decimal, or the text.
+ * 0, or -1 with *err set (err may be NULL). */
+static int get_epoch(const report_state *st, char out[OTA_EPOCH_MAX + 1], ota_error *err)
+{
+    uint64_t n = 0;
+    if (!st->has_epoch || want_uint(&st->epoch, "", "epoch", OTA_CBOR_REQUIRED, 0, UINT64_MAX, &n,
+                                    NULL) > 0) {
+        snprintf(out, OTA_EPOCH_MAX + 1, "%" PRIu64, n);
+        return 0;
+    }
+    ota_cbor_text t;
+    if (st->epoch.type != OTA_CBOR_TEXT)
+        return ota_cbor_field_error(err, OTA_E_BAD_REQUEST, "", "epoch",
+                                    "expected unsigned integer or text");
+    if (ota_cbor_want_text(&st->epoch, "", "epoch", OTA_CBOR_REQUIRED, 1, OTA_EPOCH_MAX, &t, err) <
+        0)
+        return -1;
+    memcpy(out, t.ptr, t.len);
+    out[t.len] = '\0';
+    return 0;
+}
+
+/* True when the report names itself: a valid seq and a valid (or no) epoch. */
+static bool names_valid(const report_state *st, uint64_t *seq, char epoch[OTA_EPOCH_MAX + 1])
+{
+    return seq_valid(st, seq) && get_epoch(st, epoch, NULL) == 0;
 }
 
 /* True when the events must be decoded: the array is acceptable so far and nothing to be
- * reported first (seq) is known to be wrong. */
+ * reported first (seq, epoch) is known to be wrong. */
 static bool events_wanted(const report_state *st, const ota_cbor_item *arr)
 {
     uint64_t seq;
-    if (st->has_seq && !seq_valid(st, &seq))
+    char epoch[OTA_EPOCH_MAX + 1];
+    if ((st->has_seq && !seq_valid(st, &seq)) || (st->has_epoch && get_epoch(st, epoch, NULL) < 0))
         return false;
     return arr->type == OTA_CBOR_ARRAY &&
            (arr->indefinite || (arr->u >= 1 && arr->u <= st->max_events));
@@ -402,7 +457,7 @@ static int decode_events(ota_cbor_reader *r, const ota_cbor_item *arr, report_st
  * the events in place. */
 static int decode_root(ota_cbor_reader *r, report_state *st, ota_error *err)
 {
-    static const char *const keys[] = {"seq", "events"};
+    static const char *const keys[] = {"seq", "events", "epoch"};
     ota_cbor_item root, key, value;
     if (ota_cbor_next(r, &root) < 0)
         return -1;
@@ -415,14 +470,19 @@ static int decode_root(ota_cbor_reader *r, report_state *st, ota_error *err)
                                         "map key %zu is not definite-length text", i);
         bool is_seq = key.len == 3 && memcmp(key.ptr, keys[0], 3) == 0;
         bool is_events = key.len == 6 && memcmp(key.ptr, keys[1], 6) == 0;
-        if ((is_seq && st->has_seq) || (is_events && st->has_events))
-            return ota_cbor_field_error(err, OTA_E_BAD_REQUEST, "", keys[is_events],
+        bool is_epoch = key.len == 5 && memcmp(key.ptr, keys[2], 5) == 0;
+        if ((is_seq && st->has_seq) || (is_events && st->has_events) ||
+            (is_epoch && st->has_epoch))
+            return ota_cbor_field_error(err, OTA_E_BAD_REQUEST, "", keys[is_events + 2 * is_epoch],
                                         "duplicate key");
         if (ota_cbor_next(r, &value) < 0)
             return -1;
         if (is_seq) {
             st->has_seq = true;
             st->seq = value;
+        } else if (is_epoch) {
+            st->has_epoch = true;
+            st->epoch = value;
         } else if (is_events) {
             st->has_events = true;
             st->events = value;
@@ -435,12 +495,15 @@ static int decode_root(ota_cbor_reader *r, report_state *st, ota_error *err)
     return rc;
 }
 
-/* The checks that come after the keys, in order: seq, the events array, its events. */
-static int check_root(const report_state *st, uint64_t *seq, ota_error *err)
+/* The checks that come after the keys, in order: seq, epoch, the events array, its
+ * events. */
+static int check_root(const report_state *st, uint64_t *seq, char epoch[OTA_EPOCH_MAX + 1],
+                      ota_error *err)
 {
     const ota_cbor_item *events = st->has_events ? &st->events : NULL;
-    if (ota_cbor_want_uint(st->has_seq ? &st->seq : NULL, "", "seq", OTA_CBOR_REQUIRED, 0,
-                           INT64_MAX, seq, err) < 0 ||
+    if (want_uint(st->has_seq ? &st->seq : NULL, "", "seq", OTA_CBOR_REQUIRED, 0, INT64_MAX, seq,
+                  err) < 0 ||
+        get_epoch(st, epoch, err) < 0 ||
         ota_cbor_want_array(events, "", "events", OTA_CBOR_REQUIRED, 1, st->max_events, err) < 0)
         return -1;
     if (events->indefinite && ota_cbor_want_count(st->too_many ? st->n_events + 1 : st->n_events,
@@ -468,10 +531,10 @@ int ota_codec_decode_report(const void *buf, size_t len, const ota_report_limits
     if (!well_formed)
         rc = -1;
     else if (rc == 0)
-        rc = check_root(&st, &seq, err);
+        rc = check_root(&st, &seq, out->epoch, err);
     if (rc < 0) {
         free(st.block);
-        out->seq_valid = well_formed && seq_valid(&st, &out->seq);
+        out->seq_valid = well_formed && names_valid(&st, &out->seq, out->epoch);
         return -1;
     }
     out->seq = seq;
@@ -479,6 +542,36 @@ int ota_codec_decode_report(const void *buf, size_t len, const ota_report_limits
     out->n_events = st.n_events;
     out->events = (ota_event *)(void *)st.block;
     out->mem_ = st.block;
+    return 0;
+}
+
+int ota_codec_report_envelope(const void *buf, size_t len, ota_report *out, ota_error *err)
+{
+    static const char *const keys[] = {"seq", "epoch"};
+    report_state st = {0};
+    ota_cbor_item root, v[2];
+    uint32_t found = 0;
+    *out = (ota_report){0};
+    ota_cbor_reader r;
+    ota_cbor_reader_init(&r, buf, len, "report", err);
+    int rc = ota_cbor_next(&r, &root);
+    if (rc == 0 && root.type != OTA_CBOR_MAP)
+        rc = ota_cbor_field_error(err, OTA_E_BAD_REQUEST, "", "", "expected map");
+    else if (rc == 0)
+        rc = ota_cbor_map_scan(&r, &root, "", "", keys, 2, v, &found, err);
+    if (ota_cbor_reader_end(&r) != 0 || rc < 0)
+        return -1;
+    st.has_seq = found & 1;
+    st.seq = v[0];
+    st.has_epoch = found >> 1 & 1;
+    st.epoch = v[1];
+    uint64_t seq;
+    if (want_uint(st.has_seq ? &st.seq : NULL, "", "seq", OTA_CBOR_REQUIRED, 0, INT64_MAX, &seq,
+                  err) < 0 ||
+        get_epoch(&st, out->epoch, err) < 0)
+        return -1;
+    out->seq = seq;
+    out->seq_valid = true;
     return 0;
 }
 

@@ -153,6 +153,7 @@ typedef struct {
     uint64_t events_acked;
     uint64_t puback_failures;
     uint64_t error_replies;
+    uint64_t replays; /* E_REPLAY replies: a re-sent report the broker had taken already */
     uint64_t disconnects; /* connections lost (not closed by us) */
     uint64_t connect_failures;
     uint64_t connect_refused;
@@ -276,6 +277,9 @@ size_t fleet_cbor_file_get(uint8_t *buf, size_t cap, const char *file, uint32_t 
 bool fleet_cbor_is_notice(const void *payload, int len);
 /* Formats an error reply {err, msg, seq?} for humans into out. */
 void fleet_cbor_describe_error(const void *payload, int len, char *out, size_t cap);
+/* True when a described error (fleet_cbor_describe_error) is E_REPLAY: the broker took
+ * that report before (its PUBACK was lost and the vehicle re-sent it), not an error. */
+bool fleet_error_is_replay(const char *described);
 
 /* fleet_acked.c */
 fleet_acked *fleet_acked_open(const char *path);

@@ -600,7 +600,9 @@ void fleet_campaign_on_message(fleet_vehicle *v, const char *topic, const void *
         on_block(v, payload, len);
     } else if (strcmp(name, "error") == 0) {
         fleet_cbor_describe_error(payload, len, text, sizeof text);
-        if (v->fleet->st.error_replies++ < PRINT_MAX)
+        if (fleet_error_is_replay(text))
+            v->fleet->st.replays++;
+        else if (v->fleet->st.error_replies++ < PRINT_MAX)
             fprintf(stderr, "ota-fleet: %s: error reply: %s\n", v->vin, text);
     }
 }

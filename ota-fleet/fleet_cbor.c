@@ -347,6 +347,11 @@ static void text_of(cbor_item_t *item, char *out, size_t cap)
     out[n] = '\0';
 }
 
+bool fleet_error_is_replay(const char *described)
+{
+    return strncmp(described, "err=E_REPLAY ", 13) == 0;
+}
+
 void fleet_cbor_describe_error(const void *payload, int len, char *out, size_t cap)
 {
     struct cbor_load_result res;

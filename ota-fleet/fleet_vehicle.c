@@ -257,10 +257,13 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     }
     if (strcmp(msg->topic, v->error_topic) != 0)
         return;
-    if (f->st.error_replies++ < FLEET_PRINT_MAX) {
-        fleet_cbor_describe_error(msg->payload, msg->payloadlen, text, sizeof text);
-        fprintf(stderr, "ota-fleet: %s: error reply: %s\n", v->vin, text);
+    fleet_cbor_describe_error(msg->payload, msg->payloadlen, text, sizeof text);
+    if (fleet_error_is_replay(text)) {
+        f->st.replays++;
+        return;
     }
+    if (f->st.error_replies++ < FLEET_PRINT_MAX)
+        fprintf(stderr, "ota-fleet: %s: error reply: %s\n", v->vin, text);
 }
 
 static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int count, const int *granted,

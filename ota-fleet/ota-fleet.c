@@ -4,7 +4,9 @@
  * Mode `report` (the default): N simulated vehicles connect to the broker (client id =
  * VIN) and each publishes M QoS 1 reports of K events on ota/v1/{VIN}/report, keeping at
  * most W unacked, then prints a summary (human, or one JSON object with --json). Exit
- * status: 0 everything acked with success and no error reply; 1 otherwise; 2 usage
+ * status: 0 everything acked with success and no error reply (E_REPLAY, the answer to a
+ * re-sent report the broker had taken, is counted as "replays", not as an error); 1
+ * otherwise; 2 usage
  * error; 3 the broker went away (a connection was lost or refused at the TCP level,
  * without --reconnect).
  *
@@ -558,13 +560,14 @@ static void print_json(const fleet *f, double secs, int code)
 
     printf("{\"vehicles\": %u, \"reports_expected\": %llu, \"reports_sent\": %llu, "
            "\"reports_acked\": %llu, \"events_acked\": %llu, \"puback_failures\": %llu, "
-           "\"error_replies\": %llu, \"seconds\": %.3f, \"acks_per_s\": %.1f, "
+           "\"error_replies\": %llu, \"replays\": %llu, \"seconds\": %.3f, \"acks_per_s\": %.1f, "
            "\"events_per_s\": %.1f, \"disconnects\": %llu, \"connect_failures\": %llu, "
            "\"connect_refused\": %llu, \"resent\": %llu, \"outcome\": \"%s\", \"exit\": %d}\n",
            f->cfg.vehicles, (unsigned long long)expected_reports(f),
            (unsigned long long)s->reports_sent, (unsigned long long)s->reports_acked,
            (unsigned long long)s->events_acked, (unsigned long long)s->puback_failures,
-           (unsigned long long)s->error_replies, secs, (double)s->reports_acked / secs,
+           (unsigned long long)s->error_replies, (unsigned long long)s->replays, secs,
+           (double)s->reports_acked / secs,
            (double)s->events_acked / secs, (unsigned long long)s->disconnects,
            (unsigned long long)s->connect_failures, (unsigned long long)s->connect_refused,
            (unsigned long long)s->resent, outcome(f, code), code);

@@ -190,6 +190,7 @@ void otactl_print_vehicle(const cJSON *data); /* data.vehicle as key: value */
 void otactl_print_model(const cJSON *data);
 void otactl_print_package(const cJSON *data);
 void otactl_print_packages(const cJSON *data); /* a table */
+void otactl_print_quarantine(const cJSON *data); /* a table, then `next: ID` */
 void otactl_print_strategy(const cJSON *data);
 void otactl_print_vins(const cJSON *data); /* one VIN per line */
 void otactl_print_nothing(const cJSON *data);

@@ -138,6 +138,11 @@ static int vehicle_delete(otactl_ctx *ctx, otactl_args *a)
     return otactl_run(ctx, cmd_with("deleteVehicle", "vin", a->pos[0], NULL), otactl_print_nothing);
 }
 
+static int vehicle_reset_seq(otactl_ctx *ctx, otactl_args *a)
+{
+    return otactl_run(ctx, cmd_with("resetVehicleSeq", "vin", a->pos[0], NULL), otactl_print_kv);
+}
+
 static const otactl_opt vehicle_upsert_opts[] = {
     {"vin", "VIN", "the vehicle's VIN (17 characters, ISO 3779)"},
     {"model", "MODEL", "model (declared with `model set`)"},
@@ -175,6 +180,10 @@ static const action vehicle_actions[] = {
     {"history", "VIN [--kind K] [--limit N] [--cursor C | --all]",
      "the vehicle's stored report events, newest first", otactl_vehicle_history_opts, 1, 1,
      otactl_cmd_vehicle_history},
+    {"reset-seq", "VIN",
+     "a replaced telematics unit starts its report seq again: take its next report whatever "
+     "its seq",
+     NULL, 1, 1, vehicle_reset_seq},
     {NULL, NULL, NULL, NULL, 0, 0, NULL},
 };
 
@@ -554,6 +563,59 @@ static const action list_actions[] = {
     {NULL, NULL, NULL, NULL, 0, 0, NULL},
 };
 
+/* ---- quarantine ---- */
+
+/* --name N into the command as a number, when given. */
+static int add_number(otactl_ctx *ctx, otactl_args *a, cJSON *c, const char *name,
+                      const char *key)
+{
+    const char *v = otactl_arg(a, name);
+    uint64_t n;
+    if (!v) {
+        return OTACTL_OK;
+    }
+    if (otactl_parse_u64(v, &n) != 0) {
+        return otactl_usage_err(ctx, "--%s: expected an unsigned integer, got \"%s\"", name, v);
+    }
+    cJSON_AddRawToObject(c, key, v);
+    return OTACTL_OK;
+}
+
+static int quarantine_list(otactl_ctx *ctx, otactl_args *a)
+{
+    cJSON *c = otactl_cmd_new("listQuarantine");
+    if (otactl_arg(a, "vin")) {
+        cJSON_AddStringToObject(c, "vin", otactl_arg(a, "vin"));
+    }
+    if (otactl_arg(a, "code")) {
+        cJSON_AddStringToObject(c, "code", otactl_arg(a, "code"));
+    }
+    int rc = add_number(ctx, a, c, "limit", "limit");
+    if (rc == OTACTL_OK) {
+        rc = add_number(ctx, a, c, "before", "before");
+    }
+    if (rc != OTACTL_OK) {
+        cJSON_Delete(c);
+        return rc;
+    }
+    return otactl_run(ctx, c, otactl_print_quarantine);
+}
+
+static const otactl_opt quarantine_list_opts[] = {
+    {"vin", "VIN", "only this vehicle's"},
+    {"code", "CODE", "only this refusal (E_BAD_REQUEST, E_REPLAY, E_UNKNOWN_VIN, ...)"},
+    {"limit", "N", "at most N (1..100, default 20), newest first"},
+    {"before", "ID", "the page after the one that printed `next: ID`"},
+    {NULL, NULL, NULL},
+};
+
+static const action quarantine_actions[] = {
+    {"list", "[--vin VIN] [--code CODE] [--limit N] [--before ID]",
+     "reports the broker took but refused, with their reason", quarantine_list_opts, 0, 0,
+     quarantine_list},
+    {NULL, NULL, NULL, NULL, 0, 0, NULL},
+};
+
 /* ---- stats, raw ---- */
 
 static int stats(otactl_ctx *ctx, otactl_args *a)
@@ -634,7 +696,9 @@ static const action raw_actions[] = {
 /* ---- the table ---- */
 
 static const group groups[] = {
-    {"vehicle", "vehicles: upsert, import, get, delete, list, status, history", vehicle_actions},
+    {"vehicle", "vehicles: upsert, import, get, delete, list, status, history, reset-seq",
+     vehicle_actions},
+    {"quarantine", "refused reports: list", quarantine_actions},
     {"model", "models: set, get", model_actions},
     {"package", "packages: add, status, get, list, max, version, update, deprecate, delete",
      package_actions},

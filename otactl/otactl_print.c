@@ -244,6 +244,25 @@ void otactl_print_packages(const cJSON *data)
     print_table(pkgs, pkg_cols, 7, "");
 }
 
+static const column quarantine_cols[] = {
+    {"ID", "id"},   {"VIN", "vin"},     {"RECEIVED_AT", "received_at"}, {"CODE", "code"},
+    {"SEQ", "seq"}, {"EPOCH", "epoch"}, {"SIZE", "size"},               {"MSG", "msg"},
+};
+
+void otactl_print_quarantine(const cJSON *data)
+{
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(data, "items");
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(data, "next");
+    if (cJSON_GetArraySize(items) == 0) {
+        printf("(no refused reports)\n");
+    } else {
+        print_table(items, quarantine_cols, 8, "");
+    }
+    if (cJSON_IsNumber(next)) {
+        printf("next: --before %.0f\n", next->valuedouble);
+    }
+}
+
 static const column strategy_ecu_cols[] = {
     {"ECU", "ecu"},
     {"ORDER", "order"},

@@ -60,6 +60,7 @@ static const opt_def opt_defs[] = {
     {"file_vehicle_burst", OPT_SIZE, CFG_OFF(file_vehicle_burst), 131072, 1024u * 1024 * 1024},
     {"signing_alg", OPT_STRING, CFG_OFF(signing_alg), 0, 0},
     {"presign_max", OPT_SIZE, CFG_OFF(presign_max), 0, 10000000},
+    {"accept_unknown_vins", OPT_UNSIGNED, CFG_OFF(accept_unknown_vins), 0, 1},
 };
 
 #define OTA_PRESIGN_MAX_DEFAULT 200000

@@ -109,6 +109,8 @@ static const struct {
     {"listGroups", ota_cmd_list_groups},
     {"getGroup", ota_cmd_get_group},
     {"previewTarget", ota_cmd_preview_target},
+    {"resetVehicleSeq", ota_cmd_reset_vehicle_seq},
+    {"listQuarantine", ota_cmd_list_quarantine},
 };
 
 /* ---------------------------------------------------------------- answers */
@@ -401,7 +403,7 @@ void ota_cmd_add_u64(cJSON *obj, const char *name, uint64_t v)
 static void add_rejected(cJSON *data, const ota_counters *c)
 {
     cJSON *rej = cJSON_AddObjectToObject(data, "rejected");
-    for (int code = OTA_E_BAD_CBOR; code <= OTA_E_INTERNAL; code++) {
+    for (int code = OTA_E_BAD_CBOR; code < OTA_ERR_CODE_COUNT; code++) {
         ota_cmd_add_u64(rej, ota_err_name((ota_err_code)code), c->rejected[code]);
     }
 }
@@ -426,8 +428,10 @@ static void add_writer_stats(cJSON *data, ota_writer *w)
     ota_cmd_add_u64(o, "duplicates", st.duplicates);
     ota_cmd_add_u64(o, "batches", st.batches);
     ota_cmd_add_u64(o, "records_skipped", st.records_skipped);
+    ota_cmd_add_u64(o, "quarantined", st.quarantined);
     ota_cmd_add_u64(o, "store_errors", st.store_errors);
     ota_cmd_add_u64(o, "backlog_bytes", st.backlog_bytes);
+    cJSON_AddBoolToObject(o, "results_waiting", st.results_waiting);
     cJSON_AddBoolToObject(o, "store_ok", st.store_ok);
 }
 
@@ -457,11 +461,15 @@ void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     const ota_counters *k = &p->counters;
     cJSON *data = cJSON_CreateObject();
     ota_cmd_add_u64(data, "reports_accepted", k->reports_accepted);
+    ota_cmd_add_u64(data, "reports_spooled", k->reports_spooled);
     ota_cmd_add_u64(data, "events_accepted", k->events_accepted);
     ota_cmd_add_u64(data, "reports_rejected", k->reports_rejected);
     ota_cmd_add_u64(data, "acl_denied", k->acl_denied);
     ota_cmd_add_u64(data, "status_events", k->status_events);
     ota_cmd_add_u64(data, "reports_replayed", k->reports_replayed);
+    ota_cmd_add_u64(data, "reports_unknown_vin", k->reports_unknown_vin);
+    ota_cmd_add_u64(data, "reports_quarantined", k->reports_quarantined);
+    ota_cmd_add_u64(data, "rejected_events", k->rejected_events);
     ota_cmd_add_u64(data, "log_lines_dropped", k->log_lines_dropped);
     add_limit_stats(data, p);
     add_rejected(data, k);

@@ -104,6 +104,9 @@ void ota_cmd_get_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_list_task_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_set_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_get_task_type_rules(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+/* control_quarantine.c */
+void ota_cmd_reset_vehicle_seq(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_list_quarantine(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 /* control_cancel.c */
 void ota_cmd_cancel_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_install_now(ota_plugin *p, ota_cmd *c, const cJSON *cmd); /* control_install.c */

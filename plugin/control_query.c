@@ -496,7 +496,8 @@ static void fleet_visit(void *ctx, const ota_vehicle *v)
 /* [{model, series, (fw,) vehicles}] sorted. */
 static cJSON *model_rows(tally *t, bool with_fw)
 {
-    qsort(t->rows, t->n, sizeof(*t->rows), row_cmp);
+    if (t->n > 0) /* qsort(NULL, 0) is undefined (UBSan) */
+        qsort(t->rows, t->n, sizeof(*t->rows), row_cmp);
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; arr && i < t->n; i++) {
         cJSON *o = cJSON_CreateObject();
@@ -514,7 +515,8 @@ static cJSON *model_rows(tally *t, bool with_fw)
 
 static cJSON *word_counts(tally *t)
 {
-    qsort(t->rows, t->n, sizeof(*t->rows), row_cmp);
+    if (t->n > 0) /* qsort(NULL, 0) is undefined (UBSan) */
+        qsort(t->rows, t->n, sizeof(*t->rows), row_cmp);
     cJSON *o = cJSON_CreateObject();
     for (size_t i = 0; o && i < t->n; i++) {
         cJSON_AddNumberToObject(o, t->rows[i].a ? t->rows[i].a : "", (double)t->rows[i].n);

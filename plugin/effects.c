@@ -117,11 +117,16 @@ static cJSON *event_new(const ota_effect_ctx *cx)
 /* Publishes o (and frees it) on ota/v1/events/{kind}/{vin}. */
 static void publish_event(const char *kind, const char *vin, cJSON *o)
 {
+    (void)ota_effects_publish(kind, vin, o);
+}
+
+bool ota_effects_publish(const char *kind, const char *vin, cJSON *o)
+{
     char *json = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     if (!json) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "ota: %s event for %s: out of memory", kind, vin);
-        return;
+        return false;
     }
     char topic[96];
     snprintf(topic, sizeof(topic), "ota/v1/events/%s/%s", kind, vin);
@@ -133,6 +138,7 @@ static void publish_event(const char *kind, const char *vin, cJSON *o)
         mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: %s not published (error %d)", topic, rc);
     }
     free(json);
+    return rc == MOSQ_ERR_SUCCESS;
 }
 
 /* ---- the rules ---- */

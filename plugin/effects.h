@@ -37,6 +37,10 @@ typedef struct {
  * (compensation allowed). */
 bool ota_effects_on_status(ota_plugin *p, const ota_effect_ctx *cx);
 
+/* Publishes o (taken) as JSON on ota/v1/events/{kind}/{vin}, QoS 1, to every subscriber
+ * the ACL lets read it (report.c's rejected events use it too). True when published. */
+bool ota_effects_publish(const char *kind, const char *vin, struct cJSON *o);
+
 /* True for the error words seed 000 counts as an upgrade failure. */
 bool ota_effects_is_failure(const ota_event *ev);
 

@@ -59,6 +59,9 @@ typedef struct {
     size_t max_shadow_bytes;
     size_t max_request_bytes;
     size_t max_task_vins;
+    /* 1: reports of VINs the catalog lacks are taken as before (registration on first
+     * contact); 0 (default): refused with E_UNKNOWN_VIN and quarantined (report.c) */
+    unsigned accept_unknown_vins;
     /* This broker's owner id in notice claims (engine_claims.c): plugin_opt_broker_id, default
      * "<hostname>:<absolute spool_dir>" (stable across restarts, unique per broker). */
     char *broker_id;
@@ -89,13 +92,17 @@ void ota_config_free(ota_config *cfg);
 /* ---- counters, read by getStats ---- */
 
 typedef struct {
-    uint64_t reports_accepted;
-    uint64_t events_accepted;
+    uint64_t reports_accepted; /* stored by the writer and their effects set off (TICK) */
+    uint64_t events_accepted;  /* events of those */
+    uint64_t reports_spooled;  /* taken on the broker thread (durable, acked) */
     uint64_t reports_rejected;
-    uint64_t rejected[OTA_E_INTERNAL + 1]; /* by ota_err_code */
+    uint64_t rejected[OTA_ERR_CODE_COUNT]; /* by ota_err_code */
     uint64_t acl_denied;
     uint64_t status_events;
-    uint64_t reports_replayed; /* seq not newer than the VIN's last: stored once, no effects */
+    uint64_t reports_replayed; /* seq not newer than the last of its epoch: E_REPLAY */
+    uint64_t reports_unknown_vin;  /* from a VIN the catalog lacks: E_UNKNOWN_VIN */
+    uint64_t reports_quarantined;  /* refused and kept in the quarantine (spooled) */
+    uint64_t rejected_events;      /* ota/v1/events/rejected/{vin} published */
     uint64_t log_lines_dropped;
     uint64_t rate_limited;    /* requests refused by a vehicle's token bucket */
     uint64_t vehicles_kicked; /* disconnected for flooding */
@@ -120,7 +127,7 @@ typedef struct {
     ota_catalog *catalog;
     ota_control *control;
     ota_shadows *shadows;
-    ota_map last_seqs; /* report.c: last report seq per VIN */
+    ota_map last_seqs; /* report.c: the replay guard, per VIN */
     ota_tasks *tasks;
     ota_engine *engine; /* created at init, once the tasks are loaded */
     ota_grants *grants;
@@ -226,6 +233,18 @@ void ota_reports_init(ota_plugin *p);
  * spool (the replay guard's memory across restarts). 0, or -1 with err. */
 int ota_reports_load(ota_plugin *p, ota_store *store, char *err, size_t errlen);
 void ota_reports_free(ota_plugin *p);
+/* Refuses a report the broker took (decode error, oversize, ...): kept in the quarantine
+ * (spooled before the PUBACK), published on ota/v1/events/rejected/{vin} and answered on
+ * the vehicle's error topic. Returns the callback's answer: success, or no PUBACK when
+ * it cannot be spooled. */
+int ota_report_refuse(ota_plugin *p, const ota_request *req, const ota_error *e);
+/* TICK: the writer's results of stored (or refused) reports: status events, the engine's
+ * transitions and seed 000's effects, the answers to refusals. */
+void ota_reports_poll(ota_plugin *p);
+/* resetVehicleSeq (report.c): the next report of vin is taken whatever its seq and epoch,
+ * and stored under a new epoch key. 0, or -1 with err. */
+int ota_reports_reset_seq(ota_plugin *p, const char *vin, struct cJSON *out, char *err,
+                          size_t errlen);
 int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */
 int ota_acl_callback(int event, void *event_data, void *userdata);     /* acl.c */
 int ota_auth_callback(int event, void *event_data, void *userdata);    /* identity.c */

@@ -68,6 +68,7 @@ static int on_tick(int event, void *event_data, void *userdata)
     (void)event, (void)event_data;
     ota_plugin *p = userdata;
     ota_writer_poll_done(p->writer); /* stored operator changes: apply and answer */
+    ota_reports_poll(p);             /* stored reports: status events, engine, effects */
     ota_engine_tick(p);              /* dispatch, timeouts, abort, execution changes to the store */
     ota_shadows_flush(p);
     ota_files_tick(p); /* the next slice of queued file blocks */
@@ -137,6 +138,7 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
         .log_ctx = p->logq,
         .notify = p->wake ? ota_wake_broker : NULL,
         .notify_ctx = p->wake,
+        .report_results = true,
     };
     p->writer = ota_writer_start(p->spool, store, &wc, err, errlen);
     if (!p->writer) {

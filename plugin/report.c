@@ -1,23 +1,45 @@
 /*
  * report.c — ota/v1/{vin}/report: vehicle progress and status reports (SPEC §3, seed 000).
  *
- * On the broker thread, before the PUBACK: decode strictly (codec), append the raw
- * report to the durable spool (a copy into the page cache, no fsync). Then, unless its
- * seq is not newer than the VIN's last report since the start (a re-sent report: the
- * store keeps it once and its effects already happened), republish each upgrade_status
- * event as JSON on ota/v1/events/status/{vin} and let every event drive its task
- * execution (engine_exec.c: states, failure side effects, compensation). The writer thread
- * takes the report from the spool to the store later. A report that fails to decode is
- * answered on the vehicle's error topic and not spooled; a report that cannot be spooled
- * is not acked at all: the vehicle is disconnected and re-sends it after reconnecting.
+ * Broker thread, before the PUBACK (issue 14: the least work that makes the report
+ * durable): the size and rate limits (router.c), the envelope — a CBOR map with a valid
+ * seq and epoch, read without decoding the events (ota_codec_report_envelope) —, the VIN
+ * against the catalog, the replay guard, then the raw report is appended to the durable
+ * spool with its epoch (a copy into the page cache, no fsync) and the callback returns:
+ * PUBACK. The writer thread decodes and validates the report, stores its events (or keeps
+ * it in the quarantine when the decoder refuses it) and hands the result back; on TICK
+ * (ota_reports_poll) the broker thread publishes each upgrade_status event as JSON on
+ * ota/v1/events/status/{vin}, lets every event drive its task execution (engine_exec.c, which
+ * sets off seed 000's effects) — so a subscriber that reads the store on a status event
+ * finds the event there — or answers the refusal on the vehicle's error topic.
+ *
+ * Nothing a vehicle sent is dropped in silence (docs/protocol.md "Reports"): a report
+ * refused on the broker thread — not even its envelope reads, it is oversize (router.c),
+ * its VIN is unknown to the catalog (unless plugin_opt_accept_unknown_vins), or it is a
+ * replay — is spooled as a quarantine record with its reason, published on
+ * ota/v1/events/rejected/{vin} and answered at once; one the writer refuses is kept in
+ * the quarantine by the writer and answered (and published) on TICK, once stored. A
+ * report that cannot be spooled is not acked at all: the vehicle is disconnected and
+ * re-sends it.
+ *
+ * The replay guard keeps per VIN the epoch and seq of the last report taken and the
+ * number of operator resets: a report of the same epoch must have a higher seq, a report
+ * of another epoch starts that epoch, and after resetVehicleSeq the next report is taken
+ * whatever it says and its events are stored under "<epoch>~<resets>", away from the
+ * keys of the unit that was replaced. When the writer refuses the report the guard took
+ * last, the guard steps back (once its answer is sent, the seq may be used again).
  */
 #include "ota_plugin.h"
+#include "catalog.h"
+#include "effects.h"
 #include "engine.h"
 #include "map.h"
 #include "ota_store.h"
 #include "tasks.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <mqtt_protocol.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,15 +67,70 @@ static void publish_status_event(ota_plugin *p, const char *vin, uint64_t seq, c
     free(json);
 }
 
-/* The last report seq accepted from each VIN: loaded at start, then kept up to date. */
+/* The replay guard of one VIN. epoch: NULL for "0" (most vehicles send none), else
+ * malloc'd. */
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
-    uint64_t seq;
+    int64_t seq; /* -1: nothing taken since the last reset */
+    uint32_t resets;
+    char *epoch;
+    char *client_id; /* of the last report, when not the VIN: where a late refusal goes */
+    /* before the last report taken: restored when the writer refuses that report */
+    int64_t prev_seq;
+    char *prev_epoch;
+    bool has_prev;
 } last_seq;
 
 static ota_map_key last_seq_key(const void *rec)
 {
     return ota_map_key_str(((const last_seq *)rec)->vin);
+}
+
+static void last_seq_fini(void *rec)
+{
+    free(((last_seq *)rec)->epoch);
+    free(((last_seq *)rec)->client_id);
+    free(((last_seq *)rec)->prev_epoch);
+}
+
+static const char *epoch_of(const last_seq *l)
+{
+    return l->epoch ? l->epoch : "0";
+}
+
+/* Keeps l's position before a report moves it (one step of undo). */
+static void keep_prev(last_seq *l)
+{
+    free(l->prev_epoch);
+    l->prev_epoch = l->epoch ? strdup(l->epoch) : NULL;
+    l->has_prev = !l->epoch || l->prev_epoch;
+    l->prev_seq = l->seq;
+}
+
+/* The writer refused the report (epoch, seq) the guard took last: its seq is free again,
+ * so that the vehicle may send the report again, corrected, under the same numbers. */
+static void undo_take(last_seq *l, const char *epoch, uint64_t seq)
+{
+    if (!l->has_prev || l->seq != (int64_t)seq || strcmp(epoch_of(l), epoch) != 0) {
+        return; /* a later report was taken meanwhile */
+    }
+    free(l->epoch);
+    l->epoch = l->prev_epoch;
+    l->prev_epoch = NULL;
+    l->seq = l->prev_seq;
+    l->has_prev = false;
+}
+
+/* Remembers the connection a report came from, for the answer the writer's result may
+ * need later (NULL when it is the VIN, as with use_username_as_clientid). */
+static void remember_client(last_seq *l, const char *client_id)
+{
+    bool is_vin = !client_id || strcmp(client_id, l->vin) == 0;
+    if (is_vin ? !l->client_id : l->client_id && strcmp(l->client_id, client_id) == 0) {
+        return;
+    }
+    free(l->client_id);
+    l->client_id = is_vin ? NULL : strdup(client_id); /* NULL when out of memory: the VIN */
 }
 
 void ota_reports_init(ota_plugin *p)
@@ -63,44 +140,66 @@ void ota_reports_init(ota_plugin *p)
 
 void ota_reports_free(ota_plugin *p)
 {
-    ota_map_destroy(&p->last_seqs, NULL);
+    ota_map_destroy(&p->last_seqs, last_seq_fini);
 }
 
-/* Raises vin's last seq to seq: 1 when seq is newer than what vin had (or vin had none),
- * 0 when it is not, -1 when out of memory (vin stays unrecorded). vin is a valid VIN, so
- * exactly OTA_VIN_LEN characters are copied. */
-static int last_seq_raise(ota_plugin *p, const char *vin, uint64_t seq)
+/* Sets l's epoch; -1 when out of memory. */
+static int set_epoch(last_seq *l, const char *epoch)
+{
+    if (strcmp(epoch_of(l), epoch) == 0) {
+        return 0;
+    }
+    char *e = strcmp(epoch, "0") == 0 ? NULL : strdup(epoch);
+    if (strcmp(epoch, "0") != 0 && !e) {
+        return -1;
+    }
+    free(l->epoch);
+    l->epoch = e;
+    return 0;
+}
+
+/* vin's guard, made (seq -1) when it has none; NULL when out of memory. */
+static last_seq *guard_of(ota_plugin *p, const char *vin)
 {
     last_seq *l = ota_map_get_str(&p->last_seqs, vin);
     if (l) {
-        bool newer = seq > l->seq;
-        l->seq = newer ? seq : l->seq;
-        return newer;
+        return l;
     }
-    last_seq rec = {.seq = seq}; /* zeroed: rec.vin stays terminated */
-    memcpy(rec.vin, vin, OTA_VIN_LEN);
-    return ota_map_put(&p->last_seqs, &rec) ? 1 : -1;
+    last_seq rec = {.seq = -1}; /* zeroed: rec.vin stays terminated */
+    memcpy(rec.vin, vin, strnlen(vin, OTA_VIN_LEN)); /* not snprintf: -O3 truncation error */
+    return ota_map_put(&p->last_seqs, &rec);
 }
 
-/* True when seq is newer than every report accepted from vin since the start; a vehicle
- * that re-sends a report (its PUBACK was lost) sends the same seq again. Out of memory
- * counts as new: the report is accepted, its seq just not remembered. */
-static bool report_is_new(ota_plugin *p, const char *vin, uint64_t seq)
+/* True when a report (epoch, seq) of l's VIN is new: l took nothing since its reset, or
+ * the epoch is another, or seq is higher. */
+static bool guard_admits(const last_seq *l, const char *epoch, uint64_t seq)
 {
-    return last_seq_raise(p, vin, seq) != 0;
+    return l->seq < 0 || strcmp(epoch_of(l), epoch) != 0 || seq > (uint64_t)l->seq;
 }
 
-/* Raises vin's last seq to seq (start-up loaders). */
-static int raise_last_seq(void *ctx, const char *vin, uint64_t seq)
+/* Sets vin's guard to a row read at start (store, then the spool in order). */
+static int load_guard(ota_plugin *p, const char *vin, const char *epoch, int64_t seq,
+                      uint32_t resets)
 {
     if (!ota_vin_valid(vin)) {
         return 0; /* not a vehicle's: no report of it can arrive */
     }
-    return last_seq_raise(ctx, vin, seq) < 0 ? -1 : 0;
+    last_seq *l = guard_of(p, vin);
+    if (!l || set_epoch(l, epoch) != 0) {
+        return -1;
+    }
+    l->seq = seq;
+    l->resets = resets;
+    return 0;
 }
 
-/* Reports accepted before the last stop but not yet shipped to the store are in the
- * spool past its checkpoint: their seqs count too. */
+static int load_row(void *ctx, const ota_report_seq_rec *r)
+{
+    return load_guard(ctx, r->vin, r->epoch, r->seq, r->resets);
+}
+
+/* Reports and resets spooled before the last stop but not yet in the store are past the
+ * spool's checkpoint: they count too, in order. */
 static int load_spooled_seqs(ota_plugin *p)
 {
     ota_spool_pos from;
@@ -114,7 +213,10 @@ static int load_spooled_seqs(ota_plugin *p)
     ota_spool_record rec;
     int rc;
     while ((rc = ota_spool_reader_next(r, &rec)) == 1) {
-        if (rec.kind == OTA_SPOOL_KIND_REPORT && raise_last_seq(p, rec.vin, rec.seq) != 0) {
+        bool report = rec.kind == OTA_SPOOL_KIND_REPORT || rec.kind == OTA_SPOOL_KIND_REPORT_EPOCH;
+        bool reset = rec.kind == OTA_SPOOL_KIND_RESET;
+        if ((report || reset) && rec.seq <= INT64_MAX &&
+            load_guard(p, rec.vin, rec.epoch, reset ? -1 : (int64_t)rec.seq, rec.resets) != 0) {
             rc = -1;
             break;
         }
@@ -125,7 +227,7 @@ static int load_spooled_seqs(ota_plugin *p)
 
 int ota_reports_load(ota_plugin *p, ota_store *store, char *err, size_t errlen)
 {
-    if (ota_store_load_last_seqs(store, raise_last_seq, p) != 0) {
+    if (ota_store_load_last_seqs(store, load_row, p) != 0) {
         snprintf(err, errlen, "cannot load the last report seq of each vehicle");
         return -1;
     }
@@ -145,38 +247,234 @@ static int refuse_unspooled(ota_plugin *p, const ota_request *req, uint64_t seq)
     return MOSQ_ERR_UNKNOWN; /* no PUBACK: the vehicle keeps the report and re-sends it */
 }
 
+/* ---- refused reports ---- */
+
+/* ota/v1/events/rejected/{vin}: {vin, code, msg, seq?, epoch?, size, received_at}. */
+static void publish_rejected(ota_plugin *p, const char *vin, const ota_error *e,
+                             const ota_report *rep, size_t size, int64_t now)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o) {
+        char num[24];
+        cJSON_AddStringToObject(o, "vin", vin);
+        cJSON_AddStringToObject(o, "code", ota_err_name(e->code));
+        cJSON_AddStringToObject(o, "msg", e->msg);
+        if (rep && rep->seq_valid) {
+            snprintf(num, sizeof(num), "%" PRIu64, rep->seq);
+            cJSON_AddRawToObject(o, "seq", num);
+            cJSON_AddStringToObject(o, "epoch", rep->epoch);
+        }
+        cJSON_AddNumberToObject(o, "size", (double)size);
+        snprintf(num, sizeof(num), "%" PRId64, now);
+        cJSON_AddRawToObject(o, "received_at", num);
+    }
+    p->counters.rejected_events += ota_effects_publish("rejected", vin, o);
+}
+
+/* Spools the refused report with its reason, publishes the event and answers: the common
+ * end of every refusal. rep (may be NULL) names the report when its seq was readable;
+ * last (may be NULL) is the guard an E_REPLAY met. */
+static int refuse(ota_plugin *p, const ota_request *req, const ota_error *e, const ota_report *rep,
+                  const last_seq *last)
+{
+    int64_t now = ota_now_ms();
+    bool named = rep && rep->seq_valid;
+    size_t keep = req->payloadlen;
+    size_t max = p->cfg.limits.max_payload ? p->cfg.limits.max_payload
+                                           : OTA_REPORT_MAX_PAYLOAD_DEFAULT;
+    keep = keep > max ? max : keep; /* an oversize report is kept cut to the limit */
+    ota_spool_entry en = {.kind = OTA_SPOOL_KIND_QUARANTINE,
+                          .vin = req->vin,
+                          .seq = named ? rep->seq : 0,
+                          .received_ms = now,
+                          .epoch = named ? rep->epoch : NULL,
+                          .code = (uint8_t)e->code,
+                          .has_seq = named,
+                          .msg = e->msg,
+                          .size = req->payloadlen,
+                          .payload = req->payload,
+                          .len = keep};
+    if (ota_spool_append(p->spool, &en) != 0) {
+        return refuse_unspooled(p, req, named ? rep->seq : 0);
+    }
+    p->counters.reports_rejected++;
+    p->counters.reports_quarantined++;
+    p->counters.rejected[e->code]++;
+    publish_rejected(p, req->vin, e, rep, req->payloadlen, now);
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: %s from %s on %s: %s (quarantined)",
+                         ota_err_name(e->code), req->vin, req->topic, e->msg);
+    size_t len = 0;
+    uint8_t *buf = ota_codec_encode_report_error(
+        e, named ? (int64_t)rep->seq : -1, named ? rep->epoch : NULL,
+        last && last->seq >= 0 ? last->seq : -1, last ? epoch_of(last) : NULL, &len);
+    ota_reply_cbor(req, "error", buf, len);
+    return MOSQ_ERR_SUCCESS;
+}
+
+int ota_report_refuse(ota_plugin *p, const ota_request *req, const ota_error *e)
+{
+    return refuse(p, req, e, NULL, NULL);
+}
+
+static int refuse_replay(ota_plugin *p, const ota_request *req, const ota_report *rep,
+                         const last_seq *l)
+{
+    ota_error e;
+    ota_error_set(&e, OTA_E_REPLAY,
+                  "report seq %" PRIu64 " of epoch %s is not newer than the last taken (%" PRId64
+                  "): start a new epoch, or continue after last_seq",
+                  rep->seq, rep->epoch, l->seq);
+    p->counters.reports_replayed++;
+    return refuse(p, req, &e, rep, l);
+}
+
+static int refuse_unknown_vin(ota_plugin *p, const ota_request *req, const ota_report *rep)
+{
+    ota_error e;
+    ota_error_set(&e, OTA_E_UNKNOWN_VIN, "%s is not a vehicle of the catalog", req->vin);
+    p->counters.reports_unknown_vin++;
+    return refuse(p, req, &e, rep, NULL);
+}
+
+/* ---- resetVehicleSeq ---- */
+
+int ota_reports_reset_seq(ota_plugin *p, const char *vin, cJSON *out, char *err, size_t errlen)
+{
+    last_seq *l = guard_of(p, vin);
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    ota_spool_entry en = {.kind = OTA_SPOOL_KIND_RESET,
+                          .vin = vin,
+                          .received_ms = ota_now_ms(),
+                          .epoch = epoch_of(l),
+                          .resets = l->resets + 1};
+    if (ota_spool_append(p->spool, &en) != 0) {
+        snprintf(err, errlen, "not stored: spool write failed (%s)", strerror(errno));
+        return -1;
+    }
+    char num[24];
+    cJSON_AddStringToObject(out, "vin", vin);
+    if (l->seq >= 0) {
+        snprintf(num, sizeof(num), "%" PRId64, l->seq);
+        cJSON_AddRawToObject(out, "last_seq", num);
+    } else {
+        cJSON_AddNullToObject(out, "last_seq");
+    }
+    cJSON_AddStringToObject(out, "last_epoch", epoch_of(l));
+    cJSON_AddNumberToObject(out, "resets", l->resets + 1);
+    l->seq = -1;
+    l->resets++;
+    return 0;
+}
+
+/* ---- taking a report ---- */
+
+/* Spools a report whose envelope passed every check; its effects come with the writer's
+ * result (ota_reports_poll). */
+static int take(ota_plugin *p, const ota_request *req, const ota_report *env, last_seq *l)
+{
+    ota_spool_entry en = {.kind = OTA_SPOOL_KIND_REPORT_EPOCH,
+                          .vin = req->vin,
+                          .seq = env->seq,
+                          .received_ms = ota_now_ms(),
+                          .epoch = env->epoch,
+                          .resets = l->resets,
+                          .payload = req->payload,
+                          .len = req->payloadlen};
+    if (ota_spool_append(p->spool, &en) != 0) {
+        return refuse_unspooled(p, req, env->seq);
+    }
+    keep_prev(l);
+    if (set_epoch(l, env->epoch) != 0) {
+        l->seq = -1; /* out of memory: the next report is taken whatever it says */
+    } else {
+        l->seq = (int64_t)env->seq;
+    }
+    remember_client(l, req->client_id);
+    p->counters.reports_spooled++;
+    return MOSQ_ERR_SUCCESS;
+}
+
 int ota_handle_report(ota_plugin *p, const ota_request *req)
 {
-    ota_report rep;
+    ota_report env;
     ota_error err;
-    if (ota_codec_decode_report(req->payload, req->payloadlen, &p->cfg.limits, &rep, &err) != 0) {
-        p->counters.reports_rejected++;
-        ota_reply_error(p, req, &err, rep.seq_valid ? (int64_t)rep.seq : -1);
-        return MOSQ_ERR_SUCCESS;
+    if (ota_codec_report_envelope(req->payload, req->payloadlen, &env, &err) != 0) {
+        return refuse(p, req, &err, &env, NULL);
     }
-    int64_t now = ota_now_ms();
-    if (ota_spool_append_report(p->spool, req->vin, rep.seq, now, req->payload, req->payloadlen) !=
-        0) {
-        int rc = refuse_unspooled(p, req, rep.seq);
-        ota_report_free(&rep);
-        return rc;
+    last_seq *l = NULL;
+    if (!p->cfg.accept_unknown_vins && !ota_catalog_vehicle(p->catalog, req->vin)) {
+        return refuse_unknown_vin(p, req, &env);
+    }
+    if (!(l = guard_of(p, req->vin))) {
+        ota_error_set(&err, OTA_E_INTERNAL, "report: out of memory");
+        ota_reply_error(p, req, &err, (int64_t)env.seq);
+        return MOSQ_ERR_NOMEM; /* not acked: re-sent later */
+    }
+    if (!guard_admits(l, env.epoch, env.seq)) {
+        return refuse_replay(p, req, &env, l);
+    }
+    return take(p, req, &env, l);
+}
+
+/* ---- the writer's results (TICK) ---- */
+
+static void publish_status_events(ota_plugin *p, const ota_report_result *r)
+{
+    const ota_report *rep = &r->rep;
+    for (size_t i = 0; i < rep->n_events; i++) {
+        if (rep->events[i].type == OTA_EV_UPGRADE_STATUS) {
+            publish_status_event(p, r->vin, r->seq, &rep->events[i], r->received_ms);
+            ota_tasks_on_status(p->tasks, r->vin, &rep->events[i]);
+        } else if (rep->events[i].type == OTA_EV_CONSENT) {
+            publish_status_event(p, r->vin, r->seq, &rep->events[i], r->received_ms);
+        }
+        ota_engine_on_event(p, r->vin, &rep->events[i]); /* execution states (engine_exec.c) */
+    }
+}
+
+/* A report the writer refused (and keeps in the quarantine): counted, published and
+ * answered now that the quarantine row is stored. */
+static void answer_refused(ota_plugin *p, const ota_report_result *r)
+{
+    last_seq *l = ota_map_get_str(&p->last_seqs, r->vin);
+    char topic[64];
+    snprintf(topic, sizeof(topic), "ota/v1/%s/report", r->vin);
+    ota_request req = {.client_id = l && l->client_id ? l->client_id : r->vin,
+                       .vin = r->vin,
+                       .topic = topic};
+    ota_report named = {.seq = r->seq, .seq_valid = r->has_seq};
+    snprintf(named.epoch, sizeof(named.epoch), "%s", r->epoch);
+    if (l && r->has_seq) {
+        undo_take(l, r->epoch, r->seq);
+    }
+    p->counters.reports_rejected++;
+    p->counters.reports_quarantined++;
+    p->counters.rejected[r->err.code]++;
+    publish_rejected(p, r->vin, &r->err, &named, (size_t)r->size, r->received_ms);
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: %s from %s on %s: %s (quarantined)",
+                         ota_err_name(r->err.code), r->vin, topic, r->err.msg);
+    size_t len = 0;
+    uint8_t *buf = ota_codec_encode_report_error(&r->err, r->has_seq ? (int64_t)r->seq : -1,
+                                                 r->has_seq ? r->epoch : NULL, -1, NULL, &len);
+    ota_reply_cbor(&req, "error", buf, len);
+}
+
+static void on_result(void *ctx, const ota_report_result *r)
+{
+    ota_plugin *p = ctx;
+    if (r->refused) {
+        answer_refused(p, r);
+        return;
     }
     p->counters.reports_accepted++;
-    p->counters.events_accepted += rep.n_events;
-    if (!report_is_new(p, req->vin, rep.seq)) {
-        p->counters.reports_replayed++; /* stored once; its effects happened already */
-        ota_report_free(&rep);
-        return MOSQ_ERR_SUCCESS;
-    }
-    for (size_t i = 0; i < rep.n_events; i++) {
-        if (rep.events[i].type == OTA_EV_UPGRADE_STATUS) {
-            publish_status_event(p, req->vin, rep.seq, &rep.events[i], now);
-            ota_tasks_on_status(p->tasks, req->vin, &rep.events[i]);
-        } else if (rep.events[i].type == OTA_EV_CONSENT) {
-            publish_status_event(p, req->vin, rep.seq, &rep.events[i], now);
-        }
-        ota_engine_on_event(p, req->vin, &rep.events[i]); /* execution states (engine_exec.c) */
-    }
-    ota_report_free(&rep);
-    return MOSQ_ERR_SUCCESS;
+    p->counters.events_accepted += r->rep.n_events;
+    publish_status_events(p, r);
+}
+
+void ota_reports_poll(ota_plugin *p)
+{
+    ota_writer_poll_reports(p->writer, on_result, p);
 }

@@ -158,7 +158,9 @@ static int admit(ota_plugin *p, const ota_request *req, bool *serve)
         ota_error_set(&e, OTA_E_TOO_LARGE, "%s: payload of %zu bytes, at most %zu", req->vt->name,
                       req->payloadlen, max);
         p->counters.oversize++;
-        p->counters.reports_rejected += req->vt->handler == ota_handle_report;
+        if (req->vt->handler == ota_handle_report) {
+            return ota_report_refuse(p, req, &e); /* kept in the quarantine, cut */
+        }
         ota_reply_error(p, req, &e, -1);
         return MOSQ_ERR_SUCCESS; /* consumed and answered, like any bad request */
     }

@@ -13,6 +13,10 @@
 # quarter of it). The temporary directory is kept for inspection: the broker runs in it,
 # and every file it writes (store, spool, files, the signing key and the content-key KEK)
 # is given there by an absolute path, never in the repository.
+# The web console (docs/console.md) is served by websockify on a free port for the length
+# of the demo; its address is printed. Interactive runs wait for Enter before the fleet
+# starts and before the broker stops, so the campaign can be watched in a browser.
+# CONSOLE=0 leaves the console out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -21,6 +25,11 @@ echo "== building (build/)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
 echo "built: build/plugin/mosquitto_ota.so, build/otactl/otactl, build/ota-fleet/ota-fleet"
+CONSOLE=${CONSOLE:-1}
+if [ "$CONSOLE" = 1 ]; then
+    bash console/build.sh build/console >/dev/null && echo "built: build/console/www (web console)" ||
+        { echo "console: build failed (npm ci), the demo runs without it"; CONSOLE=0; }
+fi
 
 VEHICLES=${VEHICLES:-500}
 FAILURE_RATE=${FAILURE_RATE:-0.05}
@@ -59,6 +68,10 @@ cleanup() {
         kill -TERM "$broker"
         wait "$broker" 2>/dev/null || true
     fi
+    if [ -n "${relay:-}" ] && kill -0 "$relay" 2>/dev/null; then
+        kill -TERM "$relay"
+        wait "$relay" 2>/dev/null || true
+    fi
 }
 trap cleanup EXIT
 for _ in $(seq 100); do
@@ -68,6 +81,13 @@ done
 echo "== broker: mosquitto (pid $broker) on 127.0.0.1:$port, store sqlite:$work/ota.db"
 
 otactl() { build/otactl/otactl -p "$port" -u admin "$@"; }
+
+if [ "$CONSOLE" = 1 ]; then
+    wsport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    websockify --web build/console/www "127.0.0.1:$wsport" "127.0.0.1:$port" >"$work/websockify.log" 2>&1 &
+    relay=$!
+    echo "== console: http://127.0.0.1:$wsport/ (log in as admin, any password; websockify pid $relay)"
+fi
 
 echo "== operator: catalog set-up with otactl"
 otactl model set --model L9 --series 2024 --ecu BMS --ecu ADAS
@@ -107,6 +127,9 @@ task=$(otactl task create --name demo-campaign --type normal --model L9 --series
     --version 2.1.0 --vins-file "$work/vins.txt" | tee "$work/task-create.txt" | head -1 | awk '{print $NF}')
 echo "== campaign: task $task for $VEHICLES vehicles"
 
+if [ "$CONSOLE" = 1 ] && [ -t 0 ]; then
+    read -r -p "Open http://127.0.0.1:$wsport/#/campaign/$task to watch; press Enter to start the fleet. "
+fi
 echo "== fleet: $VEHICLES simulated vehicles (failure rate $FAILURE_RATE, cut links" \
      "$DISCONNECT_RATE per window, lost blocks $DROP_RATE)"
 fleet_rc=0
@@ -123,6 +146,9 @@ for _ in $(seq 50); do # the last statuses reach the engine within a few ms
 done
 sed 's/^/  /' "$work/task.txt"
 
+if [ "$CONSOLE" = 1 ] && [ -t 0 ]; then
+    read -r -p "The console still shows the broker (http://127.0.0.1:$wsport/); press Enter to stop it. "
+fi
 echo "== stopping the broker"
 kill -TERM "$broker"
 broker_rc=0

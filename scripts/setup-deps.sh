@@ -9,7 +9,12 @@ PKGS=(build-essential cmake pkg-config
       python3 python3-paho-mqtt python3-cbor2 python3-cryptography
       python3-bson python3-pymongo
       clang libclang-rt-14-dev openssl
-      tzdata)
+      tzdata
+      chromium chromium-driver python3-selenium websockify)
+# The web console's build (console/build.sh: npm ci) needs node and npm; a machine that has
+# them from elsewhere (e.g. nodesource, whose nodejs conflicts with Debian's npm) keeps them.
+command -v node >/dev/null || PKGS+=(nodejs)
+command -v npm >/dev/null || PKGS+=(npm)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

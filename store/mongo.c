@@ -148,6 +148,25 @@ int ota_store_mg_bulk_run(mongo_store *st, mongoc_bulk_operation_t *bulk, const 
     return 0;
 }
 
+int ota_store_mg_bulk_finish(mongo_store *st, mongoc_collection_t *coll,
+                             mongoc_bulk_operation_t *bulk, size_t n, const char *what,
+                             bool dups_ok, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (n == 0) {
+        mongoc_bulk_operation_destroy(bulk);
+    } else {
+        ota_store_mg_bulk_result b;
+        rc = ota_store_mg_bulk_run(st, bulk, what, &b, err, errlen);
+        if (rc == 0 && (b.other_errors > 0 || (!dups_ok && b.dup_errors > 0))) {
+            ota_store_mg_err(st, err, errlen, "%s: write errors", what);
+            rc = -1;
+        }
+    }
+    mongoc_collection_destroy(coll);
+    return rc;
+}
+
 mongoc_bulk_operation_t *ota_store_mg_bulk(mongo_store *st, mongoc_collection_t *coll, bool ordered,
                                            mongoc_client_session_t *cs)
 {
@@ -261,6 +280,7 @@ static int probe(mongo_store *st, char *err, size_t errlen)
 static int create_indexes(mongo_store *st, char *err, size_t errlen)
 {
     if (ota_store_mg_events_indexes(st, err, errlen) != 0 ||
+        ota_store_mg_reports_indexes(st, err, errlen) != 0 ||
         ota_store_mg_tasks_indexes(st, err, errlen) != 0)
         return -1;
     return ota_store_mg_state_open(st, err, errlen);
@@ -312,6 +332,8 @@ static const ota_store_ops MONGO_OPS = {
     .name = "mongo",
     .close = mg_close,
     .put_events = ota_store_mg_put_events,
+    .put_batch = ota_store_mg_put_batch,
+    .list_quarantine = ota_store_mg_list_quarantine,
     .latest_status = ota_store_mg_latest_status,
     .count_events = ota_store_mg_count_events,
     .history = ota_store_mg_history,

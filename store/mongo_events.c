@@ -1,11 +1,15 @@
 /*
  * mongo_events.c — report events in the MongoDB backend: one collection per kind (names
- * in ota_store.h), documents {vin, seq, idx, task, ts, received_at, <the kind's fields>}
- * with the fields of OTA_STORE_FIELDS (schema.h; an absent value is an absent field).
+ * in ota_store.h), documents {_id: "VIN/EPOCH/SEQ/IDX", vin, epoch, seq, idx, task, ts,
+ * received_at, <the kind's fields>} with the fields of OTA_STORE_FIELDS (schema.h; an
+ * absent value is an absent field).
  *
  * Design
- * - Indexes: unique {vin, seq, idx} on every kind (the event key: it both refuses a
- *   repeated event and serves "newest first" of a VIN, walked backwards), and on
+ * - The event key (vin, epoch, seq, idx) is the _id (a text: VIN and the numbers cannot
+ *   hold '/', so it reads back one way), which refuses a repeated event. Indexes:
+ *   {vin, seq, idx} on every kind (not unique: a new epoch starts its seqs again; serves
+ *   "newest first" of a VIN). Documents of older versions have an ObjectId _id and no
+ *   epoch (read as "0"); the older unique index vin_seq_idx is dropped at open. And on
  *   ota_vehicle_upgrade_status also {vin, seq: -1, idx: -1} (latest_by_vin), which the
  *   start-up load of every VIN's latest status walks forwards.
  * - put_events: one unordered insert per kind present in the batch. A duplicate-key
@@ -19,6 +23,7 @@
  */
 #include "mongo_impl.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +34,26 @@ static const char *coll_of(int type)
     return k != NULL ? k->table : NULL;
 }
 
+/* The unique {vin, seq, idx} of versions before epochs; gone already (or a server that
+ * does not know dropIndexes, like the test peer that never had it) is fine. */
+static void drop_old_index(mongo_store *st, const char *coll)
+{
+    bson_t cmd = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&cmd, "dropIndexes", coll);
+    BSON_APPEND_UTF8(&cmd, "index", "vin_seq_idx");
+    bson_error_t error;
+    mongoc_database_write_command_with_opts(st->db, &cmd, NULL, NULL, &error);
+    bson_destroy(&cmd);
+}
+
 int ota_store_mg_events_indexes(mongo_store *st, char *err, size_t errlen)
 {
-    for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++)
-        if (ota_store_mg_index(st, coll_of(t), "vin_seq_idx", "vin, seq, idx", true, err, errlen) !=
-            0)
+    for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++) {
+        drop_old_index(st, coll_of(t));
+        if (ota_store_mg_index(st, coll_of(t), "by_vin_seq_idx", "vin, seq, idx", false, err,
+                               errlen) != 0)
             return -1;
+    }
     return ota_store_mg_index(st, coll_of(OTA_EV_UPGRADE_STATUS), "latest_by_vin",
                               "vin, -seq, -idx", false, err, errlen);
 }
@@ -58,7 +77,12 @@ static void append_field(bson_t *doc, const ota_store_field *f, const ota_event 
 static void event_doc(bson_t *doc, const ota_store_event *e)
 {
     const ota_event *ev = e->ev;
+    const char *epoch = e->epoch != NULL ? e->epoch : "0";
+    char *id = bson_strdup_printf("%s/%s/%" PRIu64 "/%u", e->vin, epoch, e->seq, ev->index);
+    BSON_APPEND_UTF8(doc, "_id", id);
+    bson_free(id);
     BSON_APPEND_UTF8(doc, "vin", e->vin);
+    BSON_APPEND_UTF8(doc, "epoch", epoch);
     BSON_APPEND_INT64(doc, "seq", (int64_t)e->seq);
     BSON_APPEND_INT64(doc, "idx", ev->index);
     BSON_APPEND_UTF8(doc, "task", ev->task);
@@ -105,13 +129,9 @@ static int put_kind(mongo_store *st, int type, const ota_store_event *evs, size_
     return rc;
 }
 
-int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
-                            ota_store_put_result *res, char *err, size_t errlen)
+int ota_store_mg_insert_events(mongo_store *st, const ota_store_event *evs, size_t n,
+                               ota_store_put_result *r, char *err, size_t errlen)
 {
-    mongo_store *st = (mongo_store *)s;
-    ota_store_put_result r = {0, 0};
-    if (res != NULL)
-        *res = r;
     for (size_t i = 0; i < n; i++) {
         const char *problem = ota_store_event_problem(&evs[i]);
         if (problem != NULL) {
@@ -121,12 +141,8 @@ int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
         }
     }
     for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++)
-        if (put_kind(st, t, evs, n, &r, err, errlen) != 0)
+        if (put_kind(st, t, evs, n, r, err, errlen) != 0)
             return -1;
-    if (ota_store_mg_state_put(st, evs, n, err, errlen) != 0)
-        return -1;
-    if (res != NULL)
-        *res = r;
     return 0;
 }
 
@@ -143,6 +159,9 @@ static void read_event(const bson_t *doc, int type, ota_event *ev, ota_store_eve
     ev->task = ota_store_mg_text(doc, "task");
     ev->ts = ota_store_mg_int(doc, "ts", 0);
     se->received_ms = ota_store_mg_int(doc, "received_at", 0);
+    se->epoch = ota_store_mg_text(doc, "epoch");
+    if (se->epoch == NULL)
+        se->epoch = "0";
     for (int f = 0; f < OTA_SF_COUNT; f++) {
         const ota_store_field *d = &OTA_STORE_FIELDS[f];
         char *p = (char *)ev + d->off;
@@ -378,8 +397,9 @@ int ota_store_mg_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void 
 }
 
 /* ---- the highest seq of every VIN: the last of each VIN in (vin, seq) order, over every
- * kind, then the highest per VIN of those. Start-up reads ota_vehicle_state instead
- * (mongo_state.c); this scan fills it once for a database made before it existed ---- */
+ * kind, then the highest per VIN of those, as guard rows of epoch "0". Start-up reads
+ * ota_vehicle_state instead (mongo_state.c); this scan fills it once for a database made
+ * before it existed ---- */
 
 typedef struct {
     char *vin;
@@ -431,9 +451,8 @@ static int by_vin_then_seq_desc(const void *a, const void *b)
     return (x->seq < y->seq) - (x->seq > y->seq);
 }
 
-int ota_store_mg_scan_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
+int ota_store_mg_scan_last_seqs(mongo_store *st, ota_store_seq_fn fn, void *ctx)
 {
-    mongo_store *st = (mongo_store *)s;
     if (fn == NULL)
         return -1;
     vin_seqs h = {0};
@@ -456,7 +475,11 @@ int ota_store_mg_scan_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
         qsort(h.v, h.n, sizeof *h.v, by_vin_then_seq_desc);
     for (size_t i = 0; i < h.n && rc == 0; i++)
         if (i == 0 || strcmp(h.v[i - 1].vin, h.v[i].vin) != 0)
-            rc = fn(ctx, h.v[i].vin, h.v[i].seq) != 0 ? -1 : 0;
+            rc = fn(ctx, &(ota_report_seq_rec){.vin = h.v[i].vin,
+                                               .epoch = "0",
+                                               .seq = (int64_t)h.v[i].seq}) != 0
+                     ? -1
+                     : 0;
     for (size_t i = 0; i < h.n; i++)
         free(h.v[i].vin);
     free(h.v);

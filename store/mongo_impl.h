@@ -57,6 +57,11 @@ typedef struct {
  * selection, a command error). what names the write in err. */
 int ota_store_mg_bulk_run(mongo_store *st, mongoc_bulk_operation_t *bulk, const char *what,
                           ota_store_mg_bulk_result *res, char *err, size_t errlen);
+/* Runs bulk of coll (n operations; none: only destroyed), then destroys coll too. 0, or -1
+ * with err set on any write error (duplicate keys are fine when dups_ok). */
+int ota_store_mg_bulk_finish(mongo_store *st, mongoc_collection_t *coll,
+                             mongoc_bulk_operation_t *bulk, size_t n, const char *what,
+                             bool dups_ok, char *err, size_t errlen);
 /* A bulk on coll, ordered or not, in session cs (NULL: none). */
 mongoc_bulk_operation_t *ota_store_mg_bulk(mongo_store *st, mongoc_collection_t *coll, bool ordered,
                                            mongoc_client_session_t *cs);
@@ -79,16 +84,30 @@ char *ota_store_mg_doc_json(const bson_t *doc);
 /* ---- report events (mongo_events.c) ---- */
 
 int ota_store_mg_events_indexes(mongo_store *st, char *err, size_t errlen);
-int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
-                            ota_store_put_result *res, char *err, size_t errlen);
+/* Inserts the events (checked first), counting each into r as inserted or duplicate; the
+ * VINs' state is the caller's (ota_store_mg_put_batch). 0, or -1 with err set. */
+int ota_store_mg_insert_events(mongo_store *st, const ota_store_event *evs, size_t n,
+                               ota_store_put_result *r, char *err, size_t errlen);
 int ota_store_mg_latest_status(ota_store *s, const char *vin, ota_store_event_fn fn, void *ctx);
 int ota_store_mg_count_events(ota_store *s, ota_event_type type, const char *vin, uint64_t *count);
 int ota_store_mg_history(ota_store *s, const char *vin, ota_event_type type,
                          const ota_store_cursor *before, size_t limit, ota_store_event_fn fn,
                          void *ctx);
 int ota_store_mg_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx);
-/* Every VIN's highest seq from the events themselves (reads every event). */
-int ota_store_mg_scan_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
+/* Every VIN's highest seq from the events themselves (reads every event), as guard rows
+ * of epoch "0", by VIN: the one-time fill of ota_vehicle_state (mongo_state.c). */
+int ota_store_mg_scan_last_seqs(mongo_store *st, ota_store_seq_fn fn, void *ctx);
+
+/* ---- the quarantine and the writer's batches (mongo_reports.c) ---- */
+
+int ota_store_mg_reports_indexes(mongo_store *st, char *err, size_t errlen);
+int ota_store_mg_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
+                           char *err, size_t errlen);
+int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
+                            ota_store_put_result *res, char *err, size_t errlen);
+int ota_store_mg_list_quarantine(ota_store *s, const char *vin, const char *code,
+                                 int64_t before_id, size_t limit, ota_store_quarantine_fn fn,
+                                 void *ctx);
 
 /* ---- the catalog (mongo_catalog.c) ---- */
 
@@ -120,12 +139,15 @@ void ota_store_mg_rec_doc(bson_t *doc, int t, const void *rec);
 /* ---- shared state for several brokers (mongo_state.c, mongo_changes.c) ---- */
 
 /* At open: the indexes of ota_vehicle_state and ota_change_log, and the one-time
- * migrations (ota_vehicle_state filled from the events; documents and shadows stored as
- * JSON text rewritten as native documents), each marked done in ota_store_meta. */
+ * migrations (ota_vehicle_state filled from the events, or its {_id, last_seq} documents
+ * of the first issue 15 version given epoch "0"; documents and shadows stored as JSON
+ * text rewritten as native documents), each marked done in ota_store_meta. */
 int ota_store_mg_state_open(mongo_store *st, char *err, size_t errlen);
-/* Raises the last_seq of every VIN of the batch (after its events are stored). */
-int ota_store_mg_state_put(mongo_store *st, const ota_store_event *evs, size_t n, char *err,
-                           size_t errlen);
+/* ota_vehicle_state for batch b (after its events are stored): each VIN of its events
+ * without a guard row in b raised in its epoch, then b's guard rows replaced in order. */
+int ota_store_mg_state_write(mongo_store *st, const ota_store_batch *b, char *err,
+                             size_t errlen);
+/* Every VIN's document of ota_vehicle_state, by VIN. */
 int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
 int ota_store_mg_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
                                  char *err, size_t errlen);

@@ -5,10 +5,14 @@
  * migrations of open.
  *
  * Design
- * - ota_vehicle_state {_id: VIN, last_seq}: after a batch's events are inserted, one
- *   unordered bulk of {_id: VIN} $max {last_seq} upserts (one per VIN of the batch). Not in
- *   the events' transaction (put_events has none): when it fails the batch fails and the
- *   writer retries it whole; the events are then duplicates and $max is idempotent.
+ * - ota_vehicle_state {_id: VIN, epoch, seq, resets, updated_at}: the replay guard's row of
+ *   each VIN (ota_report_seq_rec). After a batch's events are inserted: one unordered bulk
+ *   raising the VINs of its events that have no guard row in the batch ({_id, epoch,
+ *   resets: 0} $max {seq} upserts; a VIN whose document has another epoch or a reset is
+ *   left alone: the upsert's duplicate _id is ignored), then one ordered bulk replacing the
+ *   guard rows in batch order (a new epoch or a reset may lower seq). Not in the events'
+ *   transaction (there is none): when it fails the batch fails and the writer retries it
+ *   whole; the events are then duplicates, $max and the replacements are idempotent.
  * - A transition is a replacement of ota_task_vin with filter {task, vin, state: from}: the
  *   server applies it only while the state is `from`, atomically per document, so of two
  *   brokers racing from one state exactly one matches (matchedCount 1).
@@ -20,7 +24,8 @@
  *   ota_task_vin {task, state}, ota_vehicle_shadow {reported.fw}.
  * - Migrations at open, each recorded in ota_store_meta {_id: name, at} so it runs once per
  *   database: "vehicle_state" fills ota_vehicle_state from the events (the old start-up
- *   scan), "native_documents" rewrites catalog documents {_id, json: "<text>"} and shadows
+ *   scan), "vehicle_state_epoch" gives the {_id, last_seq} documents of the first issue 15
+ *   version epoch "0" (filter: the old document), "native_documents" rewrites catalog documents {_id, json: "<text>"} and shadows
  *   with text states as native documents where exact (mongo_json.c), each with a filter on
  *   the old value so a concurrent write is never overwritten. Readers read both forms.
  */
@@ -66,41 +71,49 @@ static int meta_done(mongo_store *st, const char *name, char *err, size_t errlen
     return rc;
 }
 
+/* Adds to bulk the upsert replacing the document of _id id by doc. */
+static void replace_by_id(mongoc_bulk_operation_t *bulk, const char *id, const bson_t *doc)
+{
+    bson_t sel = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&sel, "_id", id);
+    BSON_APPEND_BOOL(&opts, "upsert", true);
+    mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, doc, &opts, NULL);
+    bson_destroy(&sel);
+    bson_destroy(&opts);
+}
+
 static int meta_mark(mongo_store *st, const char *name, char *err, size_t errlen)
 {
     mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_META_TABLE);
     mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, c, true, NULL);
-    bson_t sel = BSON_INITIALIZER, doc = BSON_INITIALIZER, opts = BSON_INITIALIZER;
-    BSON_APPEND_UTF8(&sel, "_id", name);
+    bson_t doc = BSON_INITIALIZER;
     BSON_APPEND_UTF8(&doc, "_id", name);
     BSON_APPEND_INT64(&doc, "at", ota_store_wall_ms());
-    BSON_APPEND_BOOL(&opts, "upsert", true);
-    mongoc_bulk_operation_replace_one_with_opts(bulk, &sel, &doc, &opts, NULL);
-    bson_destroy(&sel);
+    replace_by_id(bulk, name, &doc);
     bson_destroy(&doc);
-    bson_destroy(&opts);
-    ota_store_mg_bulk_result r;
-    int rc = ota_store_mg_bulk_run(st, bulk, OTA_STORE_META_TABLE, &r, err, errlen);
-    mongoc_collection_destroy(c);
-    return rc == 0 && r.dup_errors + r.other_errors == 0 ? 0 : -1;
+    return ota_store_mg_bulk_finish(st, c, bulk, 1, OTA_STORE_META_TABLE, false, err, errlen);
 }
 
 /* ---- ota_vehicle_state ---- */
 
 typedef ota_store_vin_seq vin_seq;
 
-/* $max upserts of the pairs (reordered), one per VIN. */
-static int state_write(mongo_store *st, vin_seq *v, size_t n, char *err, size_t errlen)
+/* Raises each VIN of v in its epoch ({_id, epoch, resets: 0} $max {seq} upserts). */
+static int state_raise(mongo_store *st, const vin_seq *v, size_t n, char *err, size_t errlen)
 {
-    n = ota_store_vin_seq_max(v, n);
+    if (n == 0)
+        return 0;
+    int64_t now = ota_store_wall_ms();
     mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_STATE_TABLE);
     mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, c, false, NULL);
     for (size_t i = 0; i < n; i++) {
-        uint64_t max = v[i].seq;
         bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, m, opts = BSON_INITIALIZER;
         BSON_APPEND_UTF8(&sel, "_id", v[i].vin);
+        BSON_APPEND_UTF8(&sel, "epoch", v[i].epoch);
+        BSON_APPEND_INT64(&sel, "resets", 0);
         BSON_APPEND_DOCUMENT_BEGIN(&upd, "$max", &m);
-        BSON_APPEND_INT64(&m, "last_seq", (int64_t)max);
+        BSON_APPEND_INT64(&m, "seq", (int64_t)v[i].seq);
+        BSON_APPEND_INT64(&m, "updated_at", now);
         bson_append_document_end(&upd, &m);
         BSON_APPEND_BOOL(&opts, "upsert", true);
         mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd, &opts, NULL);
@@ -108,28 +121,61 @@ static int state_write(mongo_store *st, vin_seq *v, size_t n, char *err, size_t 
         bson_destroy(&upd);
         bson_destroy(&opts);
     }
-    ota_store_mg_bulk_result r;
-    int rc = ota_store_mg_bulk_run(st, bulk, "per-VIN state (" OTA_STORE_STATE_TABLE ")", &r, err,
-                                   errlen);
-    mongoc_collection_destroy(c);
-    return rc == 0 && r.dup_errors + r.other_errors == 0 ? 0 : -1;
+    /* a duplicate _id: the VIN is in another epoch or was reset */
+    return ota_store_mg_bulk_finish(st, c, bulk, n, "raising " OTA_STORE_STATE_TABLE, true, err,
+                                    errlen);
 }
 
-int ota_store_mg_state_put(mongo_store *st, const ota_store_event *evs, size_t n, char *err,
-                           size_t errlen)
+static void state_doc(bson_t *doc, const ota_report_seq_rec *r)
+{
+    BSON_APPEND_UTF8(doc, "_id", r->vin);
+    BSON_APPEND_UTF8(doc, "epoch", r->epoch != NULL ? r->epoch : "0");
+    BSON_APPEND_INT64(doc, "seq", r->seq);
+    BSON_APPEND_INT64(doc, "resets", r->resets);
+    BSON_APPEND_INT64(doc, "updated_at", r->updated_ms);
+}
+
+/* Replaces the documents of the guard rows, in order. */
+static int state_put(mongo_store *st, const ota_report_seq_rec *rows, size_t n, char *err,
+                     size_t errlen)
 {
     if (n == 0)
         return 0;
-    vin_seq *v = malloc(n * sizeof *v);
-    if (v == NULL) {
+    mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_STATE_TABLE);
+    mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, c, true, NULL);
+    for (size_t i = 0; i < n; i++) {
+        bson_t doc = BSON_INITIALIZER;
+        state_doc(&doc, &rows[i]);
+        replace_by_id(bulk, rows[i].vin, &doc);
+        bson_destroy(&doc);
+    }
+    return ota_store_mg_bulk_finish(st, c, bulk, n, "guard rows (" OTA_STORE_STATE_TABLE ")",
+                                    false, err, errlen);
+}
+
+int ota_store_mg_state_write(mongo_store *st, const ota_store_batch *b, char *err,
+                             size_t errlen)
+{
+    for (size_t i = 0; i < b->n_seqs; i++) {
+        if (b->seqs[i].vin == NULL) {
+            ota_store_mg_err(st, err, errlen, "guard row %zu of the batch: no VIN", i);
+            return -1;
+        }
+    }
+    size_t n = b->n_events;
+    vin_seq *v = n > 0 ? malloc(n * sizeof *v) : NULL;
+    if (n > 0 && v == NULL) {
         ota_store_mg_err(st, err, errlen, "per-VIN state: out of memory");
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
-        v[i] = (vin_seq){evs[i].vin, evs[i].seq};
-    int rc = state_write(st, v, n, err, errlen);
+    for (size_t i = 0; i < n; i++) {
+        const ota_store_event *e = &b->events[i];
+        v[i] = (vin_seq){e->vin, e->seq, e->epoch != NULL ? e->epoch : "0"};
+    }
+    n = ota_store_state_raises(b, v, n);
+    int rc = state_raise(st, v, n, err, errlen);
     free(v);
-    return rc;
+    return rc == 0 ? state_put(st, b->seqs, b->n_seqs, err, errlen) : -1;
 }
 
 typedef struct {
@@ -137,12 +183,24 @@ typedef struct {
     void *ctx;
 } seq_sink;
 
+/* A document of either layout: {_id, epoch, seq, resets, updated_at}, or {_id, last_seq}
+ * of the first issue 15 version (epoch "0"; converted at open, written by an older broker
+ * still running). */
 static int state_to_fn(const bson_t *doc, void *arg)
 {
     seq_sink *to = arg;
     const char *vin = ota_store_mg_text(doc, "_id");
-    int64_t seq = ota_store_mg_int(doc, "last_seq", -1);
-    return vin != NULL && seq >= 0 ? to->fn(to->ctx, vin, (uint64_t)seq) : -1;
+    const char *epoch = ota_store_mg_text(doc, "epoch");
+    bson_iter_t it;
+    bool has_seq = bson_iter_init_find(&it, doc, "seq");
+    ota_report_seq_rec r = {
+        .vin = vin,
+        .epoch = epoch != NULL ? epoch : "0",
+        .seq = has_seq ? ota_store_mg_int(doc, "seq", -1) : ota_store_mg_int(doc, "last_seq", -1),
+        .resets = (uint32_t)ota_store_mg_int(doc, "resets", 0),
+        .updated_ms = ota_store_mg_int(doc, "updated_at", 0),
+    };
+    return vin != NULL ? to->fn(to->ctx, &r) : -1;
 }
 
 int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
@@ -171,7 +229,7 @@ typedef struct {
 
 static int fill_flush(state_fill *f)
 {
-    int rc = f->n > 0 ? state_write(f->st, f->v, f->n, f->err, f->errlen) : 0;
+    int rc = state_raise(f->st, f->v, f->n, f->err, f->errlen);
     for (size_t i = 0; i < f->n; i++)
         free(f->vins[i]);
     f->n = 0;
@@ -179,12 +237,12 @@ static int fill_flush(state_fill *f)
     return rc;
 }
 
-static int fill_one(void *arg, const char *vin, uint64_t seq)
+static int fill_one(void *arg, const ota_report_seq_rec *r)
 {
     state_fill *f = arg;
-    if ((f->vins[f->n] = strdup(vin)) == NULL)
+    if ((f->vins[f->n] = strdup(r->vin)) == NULL)
         return -1;
-    f->v[f->n] = (vin_seq){f->vins[f->n], seq};
+    f->v[f->n] = (vin_seq){f->vins[f->n], (uint64_t)r->seq, "0"};
     if (++f->n == sizeof f->v / sizeof f->v[0])
         return fill_flush(f);
     return 0;
@@ -196,7 +254,7 @@ static int fill_state(mongo_store *st, char *err, size_t errlen)
     if (f == NULL)
         return -1;
     *f = (state_fill){.st = st, .err = err, .errlen = errlen};
-    int rc = ota_store_mg_scan_last_seqs(&st->base, fill_one, f);
+    int rc = ota_store_mg_scan_last_seqs(st, fill_one, f);
     if (fill_flush(f) != 0 || f->failed)
         rc = -1;
     else if (rc != 0)
@@ -208,12 +266,12 @@ static int fill_state(mongo_store *st, char *err, size_t errlen)
 
 /* ---- rewriting JSON text as native documents ---- */
 
+/* A document's new form: true and out filled, or false (left as it is). */
+typedef bool (*convert_fn)(const bson_t *doc, bson_t *out);
+
 typedef struct {
-    mongo_store *st;
-    const char *coll;
-    bool shadows;
+    convert_fn convert;
     mongoc_bulk_operation_t *bulk;
-    mongoc_collection_t *c;
     size_t n;
 } rewrite;
 
@@ -246,14 +304,13 @@ static bool native_shadow(const bson_t *doc, bson_t *out)
     return changed;
 }
 
-/* Replaces doc by its native form, only while it is unchanged (the whole old document is
+/* Replaces doc by its new form, only while it is unchanged (the whole old document is
  * the filter). */
 static int rewrite_one(const bson_t *doc, void *arg)
 {
     rewrite *w = arg;
     bson_t out = BSON_INITIALIZER;
-    bool native = w->shadows ? native_shadow(doc, &out) : native_doc(doc, &out);
-    if (native) {
+    if (w->convert(doc, &out)) {
         mongoc_bulk_operation_replace_one_with_opts(w->bulk, doc, &out, NULL, NULL);
         w->n++;
     }
@@ -261,37 +318,51 @@ static int rewrite_one(const bson_t *doc, void *arg)
     return 0;
 }
 
-static int rewrite_coll(mongo_store *st, const char *coll, bool shadows, char *err, size_t errlen)
+/* Rewrites the documents of coll having field (or, field NULL, all) with convert. */
+static int rewrite_coll(mongo_store *st, const char *coll, const char *field, convert_fn convert,
+                        char *err, size_t errlen)
 {
-    rewrite w = {st, coll, shadows, NULL, ota_store_mg_coll(st, coll), 0};
-    w.bulk = ota_store_mg_bulk(st, w.c, false, NULL);
+    mongoc_collection_t *c = ota_store_mg_coll(st, coll);
+    rewrite w = {convert, ota_store_mg_bulk(st, c, false, NULL), 0};
     bson_t filter = BSON_INITIALIZER, exists;
-    if (!shadows) {
-        BSON_APPEND_DOCUMENT_BEGIN(&filter, "json", &exists);
+    if (field != NULL) {
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, field, &exists);
         BSON_APPEND_BOOL(&exists, "$exists", true);
         bson_append_document_end(&filter, &exists);
     }
     int rc = ota_store_mg_find(st, coll, &filter, NULL, rewrite_one, &w);
     bson_destroy(&filter);
-    if (rc != 0)
+    if (rc != 0) {
         ota_store_mg_err(st, err, errlen, "reading %s to rewrite it failed", coll);
-    ota_store_mg_bulk_result r;
-    if (rc == 0 && w.n > 0) {
-        rc = ota_store_mg_bulk_run(st, w.bulk, "rewriting JSON text as documents", &r, err, errlen);
-        rc = rc == 0 && r.other_errors + r.dup_errors == 0 ? 0 : -1;
-    } else {
-        mongoc_bulk_operation_destroy(w.bulk);
+        w.n = 0; /* nothing sent */
     }
-    mongoc_collection_destroy(w.c);
-    return rc;
+    int sent = ota_store_mg_bulk_finish(st, c, w.bulk, w.n, "rewriting documents", false, err,
+                                        errlen);
+    return rc != 0 ? -1 : sent;
 }
 
 static int native_documents(mongo_store *st, char *err, size_t errlen)
 {
     for (int k = 1; k <= OTA_DOC_KIND_COUNT; k++)
-        if (rewrite_coll(st, ota_store_doc_table(k), false, err, errlen) != 0)
+        if (rewrite_coll(st, ota_store_doc_table(k), "json", native_doc, err, errlen) != 0)
             return -1;
-    return rewrite_coll(st, OTA_STORE_TTABLES[OTA_T_SHADOW].table, true, err, errlen);
+    return rewrite_coll(st, OTA_STORE_TTABLES[OTA_T_SHADOW].table, NULL, native_shadow, err,
+                        errlen);
+}
+
+/* A document {_id, last_seq} of the first issue 15 version in the current layout. */
+static bool epoch_doc(const bson_t *doc, bson_t *out)
+{
+    const char *vin = ota_store_mg_text(doc, "_id");
+    if (vin == NULL || ota_store_mg_text(doc, "epoch") != NULL)
+        return false;
+    state_doc(out, &(ota_report_seq_rec){vin, "0", ota_store_mg_int(doc, "last_seq", -1), 0, 0});
+    return true;
+}
+
+static int state_epochs(mongo_store *st, char *err, size_t errlen)
+{
+    return rewrite_coll(st, OTA_STORE_STATE_TABLE, "last_seq", epoch_doc, err, errlen);
 }
 
 /* ---- open ---- */
@@ -316,7 +387,8 @@ int ota_store_mg_state_open(mongo_store *st, char *err, size_t errlen)
                            errlen) != 0 ||
         ota_store_mg_index(st, OTA_STORE_CHANGE_TABLE, "at", "at", false, err, errlen) != 0)
         return -1;
-    if (once(st, "vehicle_state", fill_state, err, errlen) != 0)
+    if (once(st, "vehicle_state", fill_state, err, errlen) != 0 ||
+        once(st, "vehicle_state_epoch", state_epochs, err, errlen) != 0)
         return -1;
     return once(st, "native_documents", native_documents, err, errlen);
 }

@@ -17,8 +17,16 @@
  *                             readers take a zero header as its end.
  *   checkpoint                "SEGMENT OFFSET\n": everything before it is in the store
  * Record: u32 magic "OTA1" | u32 body length | u32 crc32 of body | body
- *   body: u8 kind (1 = report) | i64 received_ms | u8 vin length | vin | u64 seq |
+ *   body: u8 kind | i64 received_ms | u8 vin length | vin | u64 seq | [meta] |
  *         raw CBOR payload of the report (the rest). Integers little-endian.
+ *   kind 1 report (epoch "0", no meta: what older versions wrote)
+ *   kind 2 report with epoch; meta: u8 epoch length | epoch | u32 resets
+ *   kind 4 reset of the VIN's seq by an operator (resetVehicleSeq); meta as kind 2, seq
+ *          unused, no payload
+ *   kind 3 quarantined report (refused; kept with its reason); meta: u8 epoch length |
+ *          epoch | u32 resets | u8 error code (ota_err_code) | u8 has seq |
+ *          u16 message length | message | u64 size of the payload as received (the
+ *          payload kept may be cut to the report size limit)
  * A record whose magic, length or CRC is wrong ends its segment for readers (a torn
  * tail after a crash); the reader counts it and moves on to the next segment.
  *
@@ -50,7 +58,15 @@ typedef struct {
 #define OTA_SPOOL_SYNC_MS_DEFAULT 10
 #define OTA_SPOOL_SEGMENT_BYTES_DEFAULT (64u * 1024u * 1024u)
 
-enum { OTA_SPOOL_KIND_REPORT = 1 };
+enum {
+    OTA_SPOOL_KIND_REPORT = 1,
+    OTA_SPOOL_KIND_REPORT_EPOCH,
+    OTA_SPOOL_KIND_QUARANTINE,
+    OTA_SPOOL_KIND_RESET, /* an operator's reset of the VIN's seq: no payload */
+};
+
+#define OTA_SPOOL_EPOCH_MAX 64
+#define OTA_SPOOL_MSG_MAX 255
 
 /* A record as read back. Pointers are valid until the next reader call. */
 typedef struct {
@@ -58,7 +74,15 @@ typedef struct {
     int64_t received_ms;
     char vin[32];
     uint64_t seq;
-    const uint8_t *payload;
+    /* kinds 2 and 3 ("0" and 0 for kind 1) */
+    char epoch[OTA_SPOOL_EPOCH_MAX + 1];
+    uint32_t resets; /* operator resets of the VIN's seq before this report (epoch "E~N") */
+    /* kind 3 */
+    uint8_t code; /* ota_err_code of the refusal */
+    bool has_seq; /* seq was readable */
+    char msg[OTA_SPOOL_MSG_MAX + 1];
+    uint64_t size;
+    const uint8_t *payload; /* after the meta */
     size_t payload_len;
     ota_spool_pos pos;  /* where the record starts */
     ota_spool_pos next; /* where the next record starts */
@@ -83,6 +107,26 @@ void ota_spool_close(ota_spool *s);
  * and the next append goes to the same place). */
 int ota_spool_append_report(ota_spool *s, const char *vin, uint64_t seq, int64_t received_ms,
                             const void *payload, size_t len);
+
+/* What ota_spool_append writes: a report with its epoch (kind 2), or a refused one with
+ * its reason (kind 3). */
+typedef struct {
+    uint8_t kind;
+    const char *vin;
+    uint64_t seq;
+    int64_t received_ms;
+    const char *epoch; /* NULL: "0"; at most OTA_SPOOL_EPOCH_MAX bytes */
+    uint32_t resets;
+    uint8_t code;    /* kind 3 */
+    bool has_seq;    /* kind 3 */
+    const char *msg; /* kind 3; cut to OTA_SPOOL_MSG_MAX bytes */
+    uint64_t size;   /* kind 3; 0: len */
+    const void *payload;
+    size_t len;
+} ota_spool_entry;
+
+/* Broker thread only. Appends a record of any kind; as ota_spool_append_report. */
+int ota_spool_append(ota_spool *s, const ota_spool_entry *e);
 
 /* Waits (up to timeout_ms) until the spool holds data past pos, or the spool is closing.
  * Returns true when there is data past pos. */

@@ -7,7 +7,7 @@
  * they talk to. A store handle is used by one thread at a time: in the plugin that is
  * the writer thread; tools and tests may open their own handle on the same database.
  *
- * Report events are unique by (vin, seq, index): putting an event that is already
+ * Report events are unique by (vin, epoch, seq, index): putting an event that is already
  * stored is not an error, it is counted as a duplicate. A batch is atomic: on error
  * nothing of it is stored and the caller may retry the whole batch.
  *
@@ -32,9 +32,10 @@ typedef struct ota_store ota_store;
 /* A report event with the context the store keeps beside it. */
 typedef struct {
     const char *vin;
-    uint64_t seq;        /* the report's seq; (vin, seq, ev->index) is the key */
+    uint64_t seq;        /* the report's seq; (vin, epoch, seq, ev->index) is the key */
     int64_t received_ms; /* when the broker received the report */
     const ota_event *ev;
+    const char *epoch;   /* the stored epoch (ota_store_epoch_key); NULL is "0" */
 } ota_store_event;
 
 typedef struct {
@@ -49,10 +50,69 @@ void ota_store_close(ota_store *s);
 /* "sqlite" or "mongo". */
 const char *ota_store_backend(const ota_store *s);
 
-/* Stores a batch of events atomically; duplicates (same vin, seq, index) are skipped
- * and counted. Returns 0, or -1 with err set (nothing stored). */
+/* Stores a batch of events atomically; duplicates (same vin, epoch, seq, index) are
+ * skipped and counted. Returns 0, or -1 with err set (nothing stored). */
 int ota_store_put_events(ota_store *s, const ota_store_event *evs, size_t n,
                          ota_store_put_result *res, char *err, size_t errlen);
+
+/* ---- the report guard and the quarantine (docs/protocol.md "Report seq and epoch") ----
+ * Table / collection ota_vehicle_state: per VIN the last report taken (or the last
+ * operator reset), so that the replay guard survives a restart; also what start-up reads
+ * instead of every event (issue 15). ota_quarantine: every report refused after the broker
+ * took it, with its reason and its payload. */
+
+/* The replay guard's state of one VIN. */
+typedef struct {
+    const char *vin;
+    const char *epoch;  /* the vehicle's epoch of the last report taken ("0": none sent) */
+    int64_t seq;        /* its seq; -1 when nothing was taken since the last reset */
+    uint32_t resets;    /* operator resets (resetVehicleSeq) of the VIN so far */
+    int64_t updated_ms; /* when it was received / reset */
+} ota_report_seq_rec;
+
+/* The epoch a report's events are stored under: the vehicle's epoch, followed by "~N"
+ * after the Nth operator reset of the VIN (so a replaced unit that starts its seq again
+ * does not meet the old unit's keys). buf: at least OTA_STORE_EPOCH_KEY_MAX bytes. */
+#define OTA_STORE_EPOCH_KEY_MAX (OTA_EPOCH_MAX + 12)
+const char *ota_store_epoch_key(const char *epoch, uint32_t resets, char *buf, size_t len);
+
+/* A refused report. */
+typedef struct {
+    int64_t id;         /* unique and growing in arrival order; a stored id is skipped */
+    const char *vin;
+    int64_t received_ms;
+    const char *code;   /* "E_BAD_REQUEST", "E_REPLAY", "E_UNKNOWN_VIN", ... */
+    const char *msg;
+    int64_t seq;        /* -1: unreadable */
+    const char *epoch;  /* NULL: unreadable */
+    uint64_t size;      /* of the payload as received */
+    const uint8_t *payload; /* as kept (cut to the report size limit) */
+    size_t payload_len;
+} ota_quarantine_rec;
+
+/* What the writer stores at once: events, the guard's rows (replacing the VIN's row of
+ * ota_vehicle_state, in order), refused reports. A VIN with inserted events but no guard
+ * row in the batch (ota_store_put_events) has its row raised to its highest seq when the
+ * row has the events' epoch and no reset, or made (epoch of the events, no reset). Atomic
+ * on SQLite; on MongoDB it converges on a retry, as events do. */
+typedef struct {
+    const ota_store_event *events;
+    size_t n_events;
+    const ota_report_seq_rec *seqs;
+    size_t n_seqs;
+    const ota_quarantine_rec *quarantine;
+    size_t n_quarantine;
+} ota_store_batch;
+
+int ota_store_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
+                        char *err, size_t errlen);
+
+/* Refused reports, newest first: of vin (or every VIN when NULL), with code (or any when
+ * NULL), id below before_id (0: no bound), at most limit. fn's pointers are valid during
+ * the call. Returns the number seen, or -1. */
+typedef int (*ota_store_quarantine_fn)(void *ctx, const ota_quarantine_rec *q);
+int ota_store_list_quarantine(ota_store *s, const char *vin, const char *code, int64_t before_id,
+                              size_t limit, ota_store_quarantine_fn fn, void *ctx);
 
 /* The newest upgrade_status event of a VIN (highest seq, then index).
  * Returns 1 and calls fn once, 0 if the VIN has none, -1 on error. */
@@ -241,9 +301,11 @@ int ota_store_load_descriptions(ota_store *s, const char *vin, ota_store_descrip
  * "upgrade in progress" check at start. */
 int ota_store_load_latest_statuses(ota_store *s, ota_store_event_fn fn, void *ctx);
 
-/* The highest report seq stored of every VIN (over every kind of event), by VIN: the
- * report replay guard's memory across restarts (SPEC §8, issue 8). */
-typedef int (*ota_store_seq_fn)(void *ctx, const char *vin, uint64_t seq);
+/* The replay guard's row of every VIN (ota_vehicle_state), by VIN: its memory across
+ * restarts (SPEC §8, issue 8), read without reading the events. A database of an older
+ * version gets the rows at open: epoch "0" and each VIN's highest seq (from the events, or
+ * from the first issue 15 layout {vin, last_seq}). */
+typedef int (*ota_store_seq_fn)(void *ctx, const ota_report_seq_rec *r);
 int ota_store_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
 
 /* Claims the sending of notice msg_id (of task, to vin) for owner (a broker's id), so that
@@ -271,8 +333,10 @@ int ota_store_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n, co
 
 /* ---- shared state for several brokers on one database (issue 15) ----
  * Tables / collections (both backends):
- *   ota_vehicle_state (vin, last_seq)          per VIN what start-up needs; written with
- *                                              the events of the same batch
+ *   ota_vehicle_state (vin, epoch, seq, resets, updated_at)
+ *                                              per VIN the replay guard's row, what
+ *                                              start-up needs; written with the events
+ *                                              of the same batch
  *   ota_change_log (seq, at, kind, id, op, list, doc)
  *                                              every vehicle, document and list change, in
  *                                              the order applied (docs/mongodb.md) */

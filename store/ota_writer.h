@@ -8,8 +8,9 @@
  * up to batch_events events into the store in one atomic batch; after each successful
  * batch it stores the checkpoint. When the store fails it keeps the batch, retries with
  * exponential backoff between retry_min_ms and retry_max_ms, and logs once when the
- * store goes down and once when it comes back. A record that no longer decodes (it was
- * accepted by an older, laxer version) is logged, counted and skipped.
+ * store goes down and once when it comes back. Refused reports (spool kind 3) and reports
+ * that no longer decode go to the quarantine with their reason; resets (kind 4) and
+ * reports update the VIN's replay guard row (ota_store.h), all in the batch's store call.
  *
  * The writer never calls Mosquitto: it logs through cfg->log, which the plugin turns
  * into a queue drained on the broker thread.
@@ -42,6 +43,10 @@ typedef struct {
      * ota_writer_poll_done (once until they are polled), e.g. to wake the broker. */
     void (*notify)(void *ctx);
     void *notify_ctx;
+    /* true: every report the writer stores or refuses is handed back through
+     * ota_writer_poll_reports (the plugin: it publishes the effects once the report is
+     * durable); false: nothing is kept (tools, tests of the writer alone). */
+    bool report_results;
 } ota_writer_config;
 
 #define OTA_WRITER_BATCH_DEFAULT 4096
@@ -51,9 +56,11 @@ typedef struct {
     uint64_t events_stored;   /* newly stored */
     uint64_t duplicates;      /* already in the store */
     uint64_t batches;         /* successful store batches */
-    uint64_t records_skipped; /* spooled records that no longer decode */
+    uint64_t records_skipped; /* spooled records of an unknown kind, or unreadable */
+    uint64_t quarantined;     /* refused reports stored in the quarantine */
     uint64_t store_errors;    /* failed store batches (each retried) */
     uint64_t backlog_bytes;   /* spool bytes not yet in the store */
+    bool results_waiting;     /* stored reports whose results the broker has not polled yet */
     bool store_ok;            /* false while the store is failing */
 } ota_writer_stats;
 
@@ -99,5 +106,35 @@ int ota_writer_submit(ota_writer *w, ota_writer_job *job);
 size_t ota_writer_poll_done(ota_writer *w);
 /* Test helper: waits up to timeout_ms until no job is queued or running. */
 bool ota_writer_jobs_idle(ota_writer *w, unsigned timeout_ms);
+
+/* ---- report results: what the broker thread does once a report is in the store ----
+ * After each committed batch the writer queues, in spool order, one result per report
+ * record: the decoded report (stored: its events are in the store, or were already —
+ * a replay of the spool after a crash hands them back again), or the reason the
+ * decoder refused it (kept in the quarantine). notify() is called as for jobs. With
+ * report_results the spool checkpoint moves past a batch only once its results have
+ * been polled: a crash or a stop between the store and the broker thread's TICK replays
+ * the batch at the next start (stored once; its results, so its effects, again). */
+typedef struct ota_report_result ota_report_result;
+struct ota_report_result {
+    char vin[32];
+    char epoch[OTA_SPOOL_EPOCH_MAX + 1];
+    uint64_t seq;
+    int64_t received_ms;
+    bool refused;  /* the decoder refused it: code, msg (and seq when has_seq) */
+    bool has_seq;
+    ota_error err;
+    uint64_t size;  /* of the payload */
+    ota_report rep; /* stored: the decoded report (freed after the callback) */
+    /* private */
+    bool marker;      /* the end of a batch: not handed to fn */
+    ota_spool_pos ck; /* marker: the checkpoint once everything before is polled */
+    ota_report_result *next;
+};
+
+/* Broker thread: calls fn for each queued result, in order, then frees it. Returns how
+ * many. */
+size_t ota_writer_poll_reports(ota_writer *w, void (*fn)(void *ctx, const ota_report_result *r),
+                               void *ctx);
 
 #endif

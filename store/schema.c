@@ -359,6 +359,27 @@ size_t ota_store_vin_seq_max(ota_store_vin_seq *v, size_t n)
     return m;
 }
 
+static int vin_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, ((const ota_store_vin_seq *)elem)->vin);
+}
+
+size_t ota_store_state_raises(const ota_store_batch *b, ota_store_vin_seq *v, size_t n)
+{
+    n = ota_store_vin_seq_max(v, n);
+    for (size_t i = 0; i < b->n_seqs && n > 0; i++) {
+        ota_store_vin_seq *hit =
+            b->seqs[i].vin != NULL ? bsearch(b->seqs[i].vin, v, n, sizeof *v, vin_cmp) : NULL;
+        if (hit != NULL)
+            hit->seq = UINT64_MAX; /* marked: dropped below */
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].seq != UINT64_MAX)
+            v[m++] = v[i];
+    return m;
+}
+
 int64_t ota_store_wall_ms(void)
 {
     struct timespec ts;

@@ -76,6 +76,9 @@ const char *ota_store_doc_table(int kind);
 
 /* ---- the task engine's records ---- */
 
+/* The refused reports (ota_store.h); the replay guard's rows are ota_vehicle_state's. */
+#define OTA_STORE_QUARANTINE_TABLE "ota_quarantine"
+
 /* The notice claims (ota_store_claim_notice): one per msg_id, naming its owner. */
 #define OTA_STORE_CLAIM_TABLE "ota_vehicle_notice_claim"
 
@@ -134,6 +137,7 @@ typedef struct {
         ota_store_shadow_fn shadow;
         ota_store_notice_fn notice;
         ota_store_description_fn description;
+        ota_store_seq_fn seq;
     } fn;
     void *ctx;
     int t; /* OTA_T_* */
@@ -164,13 +168,18 @@ bool ota_store_change_empty(const ota_catalog_change *c);
 
 /* ---- shared state (issue 15): the tables both backends add, the change log's entries ---- */
 
-/* A VIN's report seq; ota_store_vin_seq_max sorts pairs by VIN and keeps one per VIN with
- * its highest seq, returning how many are left (what a batch raises ota_vehicle_state to). */
+/* A VIN's report seq and the epoch (key) it is stored under. */
 typedef struct {
     const char *vin;
     uint64_t seq;
+    const char *epoch;
 } ota_store_vin_seq;
+/* Sorts v by VIN and keeps one per VIN, its highest seq; returns how many are left. */
 size_t ota_store_vin_seq_max(ota_store_vin_seq *v, size_t n);
+/* What batch b raises in ota_vehicle_state besides its guard rows: of v (b's inserted
+ * events; reordered), per VIN the highest seq, less the VINs b has a guard row of (the row
+ * replaces the state). Returns how many are left. */
+size_t ota_store_state_raises(const ota_store_batch *b, ota_store_vin_seq *v, size_t n);
 
 /* The wall clock in ms: when a change log entry, a migration or a snapshot was written. */
 int64_t ota_store_wall_ms(void);

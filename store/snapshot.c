@@ -92,9 +92,9 @@ static void copy_status(void *ctx, const ota_store_event *e)
         c->failed = true;
 }
 
-static int copy_seq(void *ctx, const char *vin, uint64_t seq)
+static int copy_seq(void *ctx, const ota_report_seq_rec *r)
 {
-    return ota_store_sq_snapshot_seq(((copy *)ctx)->to, vin, seq);
+    return ota_store_sq_snapshot_seq(((copy *)ctx)->to, r);
 }
 
 /* Every loader of from into to; 0, or -1 (err set unless a loader failed silently). */

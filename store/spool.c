@@ -44,6 +44,7 @@
 #define BODY_FIXED 18        /* kind | received_ms | vin length | seq (vin excluded) */
 #define VIN_MAX 31           /* fits ota_spool_record.vin with its NUL */
 #define BODY_MAX (16u << 20) /* longer lengths are corruption */
+#define META_MAX (1 + OTA_SPOOL_EPOCH_MAX + 4 + 4 + OTA_SPOOL_MSG_MAX + 8)
 #define READ_CHUNK ((size_t)1 << 20)
 #define GROW_BYTES ((uint64_t)4 << 20) /* the active segment's file grows by this much */
 #define SEG_DIGITS 20
@@ -552,23 +553,51 @@ static void rotate(ota_spool *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Fills record header + body prefix (everything but the payload); returns its length. */
-static size_t encode_head(uint8_t *h, const char *vin, size_t vlen, uint64_t seq,
-                          int64_t received_ms, const void *payload, size_t len)
+/* Fills record header + body prefix (kind .. seq, then meta); returns its length. */
+static size_t encode_head(uint8_t *h, const ota_spool_entry *e, size_t vlen, const uint8_t *meta,
+                          size_t mlen)
 {
     uint8_t *b = h + REC_HDR;
-    b[0] = OTA_SPOOL_KIND_REPORT;
-    put_u64(b + 1, (uint64_t)received_ms);
+    b[0] = e->kind;
+    put_u64(b + 1, (uint64_t)e->received_ms);
     b[9] = (uint8_t)vlen;
-    memcpy(b + 10, vin, vlen);
-    put_u64(b + 10 + vlen, seq);
-    size_t prefix = BODY_FIXED + vlen;
+    memcpy(b + 10, e->vin, vlen);
+    put_u64(b + 10 + vlen, e->seq);
+    memcpy(b + BODY_FIXED + vlen, meta, mlen);
+    size_t prefix = BODY_FIXED + vlen + mlen;
     uLong crc = crc32(0L, b, (uInt)prefix);
-    crc = crc32(crc, payload, (uInt)len);
+    if (e->len > 0) /* crc32(crc, NULL, 0) is not crc: it starts over */
+        crc = crc32(crc, e->payload, (uInt)e->len);
     memcpy(h, REC_MAGIC, 4);
-    put_u32(h + 4, (uint32_t)(prefix + len));
+    put_u32(h + 4, (uint32_t)(prefix + e->len));
     put_u32(h + 8, (uint32_t)crc);
     return REC_HDR + prefix;
+}
+
+/* The meta of kinds 2 and 3 (ota_spool.h) into m; its length. */
+static size_t encode_meta(uint8_t m[META_MAX], const ota_spool_entry *e)
+{
+    if (e->kind == OTA_SPOOL_KIND_REPORT)
+        return 0;
+    const char *epoch = e->epoch ? e->epoch : "0";
+    size_t elen = strlen(epoch), n = 0;
+    m[n++] = (uint8_t)elen;
+    memcpy(m + n, epoch, elen);
+    n += elen;
+    put_u32(m + n, e->resets);
+    n += 4;
+    if (e->kind != OTA_SPOOL_KIND_QUARANTINE)
+        return n;
+    size_t mlen = e->msg ? strlen(e->msg) : 0;
+    mlen = mlen > OTA_SPOOL_MSG_MAX ? OTA_SPOOL_MSG_MAX : mlen;
+    m[n++] = e->code;
+    m[n++] = e->has_seq;
+    m[n++] = (uint8_t)(mlen & 0xff);
+    m[n++] = (uint8_t)(mlen >> 8);
+    memcpy(m + n, e->msg, mlen);
+    n += mlen;
+    put_u64(m + n, e->size ? e->size : e->len);
+    return n + 8;
 }
 
 static void append_failed(ota_spool *s)
@@ -580,11 +609,15 @@ static void append_failed(ota_spool *s)
     errno = e;
 }
 
-int ota_spool_append_report(ota_spool *s, const char *vin, uint64_t seq, int64_t received_ms,
-                            const void *payload, size_t len)
+int ota_spool_append(ota_spool *s, const ota_spool_entry *e)
 {
-    size_t vlen = strlen(vin);
-    if (vlen > VIN_MAX || len > BODY_MAX - BODY_FIXED - vlen || (!payload && len)) {
+    size_t vlen = strlen(e->vin);
+    size_t elen = e->epoch ? strlen(e->epoch) : 1;
+    bool known = e->kind >= OTA_SPOOL_KIND_REPORT && e->kind <= OTA_SPOOL_KIND_RESET;
+    uint8_t meta[META_MAX];
+    size_t mlen = known && elen <= OTA_SPOOL_EPOCH_MAX ? encode_meta(meta, e) : 0;
+    if (!known || elen > OTA_SPOOL_EPOCH_MAX || vlen > VIN_MAX ||
+        e->len > BODY_MAX - BODY_FIXED - vlen - mlen || (!e->payload && e->len)) {
         errno = EINVAL;
         append_failed(s);
         return -1;
@@ -592,17 +625,18 @@ int ota_spool_append_report(ota_spool *s, const char *vin, uint64_t seq, int64_t
     if (s->off > 0 && s->off >= s->segment_bytes)
         rotate(s);
 
-    size_t hlen = REC_HDR + BODY_FIXED + vlen;
-    if (seg_reserve(s, s->off + hlen + len) != 0) {
+    size_t hlen = REC_HDR + BODY_FIXED + vlen + mlen;
+    if (seg_reserve(s, s->off + hlen + e->len) != 0) {
         append_failed(s);
         return -1;
     }
     uint8_t *rec = s->map + s->off;
-    encode_head(rec, vin, vlen, seq, received_ms, payload, len);
-    memcpy(rec + hlen, payload, len);
+    encode_head(rec, e, vlen, meta, mlen);
+    if (e->len)
+        memcpy(rec + hlen, e->payload, e->len);
 
     pthread_mutex_lock(&s->mu);
-    s->off += hlen + len;
+    s->off += hlen + e->len;
     s->st.appended++;
     if (!s->dirty) {
         s->dirty = true;
@@ -612,6 +646,18 @@ int ota_spool_append_report(ota_spool *s, const char *vin, uint64_t seq, int64_t
         pthread_cond_broadcast(&s->data_cv);
     pthread_mutex_unlock(&s->mu);
     return 0;
+}
+
+int ota_spool_append_report(ota_spool *s, const char *vin, uint64_t seq, int64_t received_ms,
+                            const void *payload, size_t len)
+{
+    ota_spool_entry e = {.kind = OTA_SPOOL_KIND_REPORT,
+                         .vin = vin,
+                         .seq = seq,
+                         .received_ms = received_ms,
+                         .payload = payload,
+                         .len = len};
+    return ota_spool_append(s, &e);
 }
 
 bool ota_spool_wait(ota_spool *s, ota_spool_pos pos, unsigned timeout_ms)
@@ -738,6 +784,33 @@ static int reader_fill(ota_spool_reader *r, size_t need, uint64_t limit, size_t 
 
 enum { PARSE_ERR = -1, PARSE_END = 0, PARSE_OK = 1, PARSE_BAD = 2 };
 
+/* Decodes the meta of kinds 2 and 3 at m (n bytes) into rec; its length, or 0 when it
+ * does not fit (a corrupt record: its CRC matched, so a bug's; it is passed on as kind 0,
+ * which every reader skips). */
+static size_t parse_meta(const uint8_t *m, size_t n, ota_spool_record *rec)
+{
+    size_t elen = n > 0 ? m[0] : 0, k = 1 + elen + 4;
+    if (n == 0 || elen > OTA_SPOOL_EPOCH_MAX || k > n)
+        return 0;
+    memcpy(rec->epoch, m + 1, elen);
+    rec->epoch[elen] = '\0';
+    rec->resets = get_u32(m + 1 + elen);
+    if (rec->kind != OTA_SPOOL_KIND_QUARANTINE)
+        return k;
+    if (k + 4 > n)
+        return 0;
+    rec->code = m[k];
+    rec->has_seq = m[k + 1] != 0;
+    size_t mlen = (size_t)m[k + 2] | (size_t)m[k + 3] << 8;
+    k += 4;
+    if (mlen > OTA_SPOOL_MSG_MAX || k + mlen + 8 > n)
+        return 0;
+    memcpy(rec->msg, m + k, mlen);
+    rec->msg[mlen] = '\0';
+    rec->size = get_u64(m + k + mlen);
+    return k + mlen + 8;
+}
+
 /* Decodes a CRC-checked body into rec. */
 static int parse_body(const uint8_t *b, uint32_t blen, ota_spool_record *rec)
 {
@@ -749,8 +822,23 @@ static int parse_body(const uint8_t *b, uint32_t blen, ota_spool_record *rec)
     memcpy(rec->vin, b + 10, vlen);
     rec->vin[vlen] = '\0';
     rec->seq = get_u64(b + 10 + vlen);
+    snprintf(rec->epoch, sizeof rec->epoch, "0");
+    rec->resets = 0;
+    rec->code = 0;
+    rec->has_seq = true;
+    rec->msg[0] = '\0';
     rec->payload = b + BODY_FIXED + vlen;
     rec->payload_len = blen - BODY_FIXED - vlen;
+    rec->size = rec->payload_len;
+    if (rec->kind >= OTA_SPOOL_KIND_REPORT_EPOCH && rec->kind <= OTA_SPOOL_KIND_RESET) {
+        size_t m = parse_meta(rec->payload, rec->payload_len, rec);
+        if (m == 0)
+            rec->kind = 0;
+        rec->payload += m;
+        rec->payload_len -= m;
+        if (rec->kind != OTA_SPOOL_KIND_QUARANTINE)
+            rec->size = rec->payload_len;
+    }
     return PARSE_OK;
 }
 

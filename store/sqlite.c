@@ -3,18 +3,22 @@
  *
  * Design
  * - One table per kind of report event (names in ota_store.h), each keyed by
- *   (vin, seq, idx) WITHOUT ROWID, so a VIN's events are clustered in key order and
- *   "newest first" is a backwards walk of the primary key. Columns beside the common
- *   ones (vin, seq, idx, task, ts, received_at) come from a per-field descriptor
+ *   (vin, epoch, seq, idx) WITHOUT ROWID, so a VIN's events are clustered in key order.
+ *   "Newest first" is by received_at, then seq and idx (a VIN's rows, sorted: a new
+ *   epoch starts its seqs again). Columns beside the common
+ *   ones (vin, seq, idx, task, ts, received_at, epoch) come from a per-field descriptor
  *   table and a per-type descriptor (schema.h, shared with the MongoDB backend);
  *   CREATE, INSERT and SELECT statements, binding and reading are all generated from
  *   those two tables instead of being written out five times.
  * - Every SELECT returns the same column layout: type, vin, seq, idx, task, ts,
- *   received_at, then every field of OTA_STORE_FIELDS in order (NULL where a type lacks it).
+ *   received_at, epoch, then every field of OTA_STORE_FIELDS in order (NULL where a type lacks it).
  *   So one reader fills an ota_event for any type, and history over all types is a
- *   UNION ALL of the five per-table SELECTs ordered by (seq, idx) descending.
+ *   UNION ALL of the five per-table SELECTs ordered by (received_at, seq, idx) descending.
+ * - The replay guard's rows and the quarantine (sqlite_reports.c) are written in the same
+ *   transaction as the events of a batch; a database of an older version (events keyed
+ *   by (vin, seq, idx)) is migrated at open, in the schema transaction.
  * - All statements are prepared once at open. A batch is one BEGIN IMMEDIATE ...
- *   COMMIT transaction; duplicates are skipped by ON CONFLICT (vin, seq, idx) DO
+ *   COMMIT transaction; duplicates are skipped by ON CONFLICT (vin, epoch, seq, idx) DO
  *   NOTHING (only the key conflict is ignored, other constraint failures are errors)
  *   and told apart by sqlite3_changes(). Any error rolls the whole batch back.
  * - WAL journal, synchronous=FULL (a committed batch survives power loss), busy
@@ -41,7 +45,7 @@
 #include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 5000
-#define N_COMMON 7 /* type, vin, seq, idx, task, ts, received_at in every SELECT */
+#define N_COMMON 8 /* type, vin, seq, idx, task, ts, received_at, epoch in every SELECT */
 
 static const ota_store_ev_kind *kind(int type)
 {
@@ -78,8 +82,9 @@ static void append_columns(sqlite3_str *q, unsigned fields, int with_types)
 {
     sqlite3_str_appendall(q, with_types ? "vin TEXT NOT NULL, seq INTEGER NOT NULL, "
                                           "idx INTEGER NOT NULL, task TEXT NOT NULL, "
-                                          "ts INTEGER NOT NULL, received_at INTEGER NOT NULL"
-                                        : "vin, seq, idx, task, ts, received_at");
+                                          "ts INTEGER NOT NULL, received_at INTEGER NOT NULL, "
+                                          "epoch TEXT NOT NULL DEFAULT '0'"
+                                        : "vin, seq, idx, task, ts, received_at, epoch");
     for (int f = 0; f < OTA_SF_COUNT; f++) {
         if (!(fields & OTA_SF_BIT(f)))
             continue;
@@ -94,7 +99,27 @@ static void sql_create(sqlite3_str *q, int type)
 {
     sqlite3_str_appendf(q, "CREATE TABLE IF NOT EXISTS %s (", kind(type)->table);
     append_columns(q, kind(type)->fields, 1);
-    sqlite3_str_appendall(q, ", PRIMARY KEY (vin, seq, idx)) WITHOUT ROWID");
+    sqlite3_str_appendall(q, ", PRIMARY KEY (vin, epoch, seq, idx)) WITHOUT ROWID");
+}
+
+/* Migration of a table of the older layout, renamed to <table>_v1: its rows, epoch "0". */
+static void sql_copy_v1(sqlite3_str *q, int type)
+{
+    sqlite3_str_appendf(q, "INSERT INTO %s (", kind(type)->table);
+    append_columns(q, kind(type)->fields, 0);
+    sqlite3_str_appendall(q, ") SELECT ");
+    append_columns(q, kind(type)->fields, 0);
+    sqlite3_str_appendf(q, " FROM (SELECT *, '0' AS epoch FROM %s_v1)", kind(type)->table);
+}
+
+static void sql_rename_v1(sqlite3_str *q, int type)
+{
+    sqlite3_str_appendf(q, "ALTER TABLE %s RENAME TO %s_v1", kind(type)->table, kind(type)->table);
+}
+
+static void sql_drop_v1(sqlite3_str *q, int type)
+{
+    sqlite3_str_appendf(q, "DROP TABLE %s_v1", kind(type)->table);
 }
 
 static int exec_sql(sqlite_store *st, const char *sql, char *err, size_t errlen);
@@ -130,18 +155,20 @@ static void sql_insert(sqlite3_str *q, int type)
 {
     sqlite3_str_appendf(q, "INSERT INTO %s (", kind(type)->table);
     append_columns(q, kind(type)->fields, 0);
-    sqlite3_str_appendall(q, ") VALUES (?, ?, ?, ?, ?, ?");
+    sqlite3_str_appendall(q, ") VALUES (?, ?, ?, ?, ?, ?, ?");
     for (int f = 0; f < OTA_SF_COUNT; f++)
         if (kind(type)->fields & OTA_SF_BIT(f))
             sqlite3_str_appendall(q, ", ?");
-    sqlite3_str_appendall(q, ") ON CONFLICT (vin, seq, idx) DO NOTHING");
+    sqlite3_str_appendall(q, ") ON CONFLICT (vin, epoch, seq, idx) DO NOTHING");
 }
 
 /* SELECT and the common column layout of a type, columns prefixed by p ("" or "u."). */
 static void sql_select_cols(sqlite3_str *q, int type, const char *p)
 {
-    sqlite3_str_appendf(q, "SELECT %d AS type, %svin, %sseq, %sidx, %stask, %sts, %sreceived_at",
-                        type, p, p, p, p, p, p);
+    sqlite3_str_appendf(q,
+                        "SELECT %d AS type, %svin, %sseq, %sidx, %stask, %sts, %sreceived_at, "
+                        "%sepoch",
+                        type, p, p, p, p, p, p, p);
     for (int f = 0; f < OTA_SF_COUNT; f++) {
         if (kind(type)->fields & OTA_SF_BIT(f))
             sqlite3_str_appendf(q, ", %s\"%w\"", p, OTA_STORE_FIELDS[f].name);
@@ -170,7 +197,7 @@ static void sql_history_of(sqlite3_str *q, int type, bool before)
         if (before)
             sqlite3_str_appendall(q, " AND (seq < ?3 OR (seq = ?3 AND idx < ?4))");
     }
-    sqlite3_str_appendall(q, " ORDER BY seq DESC, idx DESC LIMIT ?2");
+    sqlite3_str_appendall(q, " ORDER BY received_at DESC, seq DESC, idx DESC LIMIT ?2");
 }
 
 static void sql_history(sqlite3_str *q, int type)
@@ -186,11 +213,12 @@ static void sql_history_before(sqlite3_str *q, int type)
 static void sql_latest(sqlite3_str *q, int type)
 {
     sql_select_arm(q, type);
-    sqlite3_str_appendall(q, " ORDER BY seq DESC, idx DESC LIMIT 1");
+    sqlite3_str_appendall(q, " ORDER BY received_at DESC, seq DESC, idx DESC LIMIT 1");
 }
 
-/* The newest event of every VIN, by VIN: a walk of the key gives each VIN once, a
- * backwards seek its newest (seq, idx), a key lookup the row. On 1M events of 100k VINs
+/* The newest event of every VIN, by VIN: a walk of the key gives each VIN once, a sort
+ * of its rows its newest (received_at, seq, idx), a key lookup the row. Before epochs the
+ * newest was a backwards seek of the key: On 1M events of 100k VINs
  * this measured 0.21 s (+0.02 s for sorting by VIN, which SQLite does not know the rows
  * already are), against 0.27 s for GROUP BY vin / MAX(seq) then a MAX(idx) per VIN, and
  * 1.7 s for ROW_NUMBER() OVER (PARTITION BY vin ORDER BY seq DESC, idx DESC). */
@@ -200,8 +228,9 @@ static void sql_latest_all(sqlite3_str *q, int type)
     sql_select_cols(q, type, "u.");
     sqlite3_str_appendf(q,
                         " FROM (SELECT DISTINCT vin FROM %s) AS v JOIN %s AS u ON u.vin = v.vin "
-                        "AND (u.seq, u.idx) = (SELECT seq, idx FROM %s AS w WHERE w.vin = v.vin "
-                        "ORDER BY seq DESC, idx DESC LIMIT 1) ORDER BY u.vin",
+                        "AND (u.epoch, u.seq, u.idx) = (SELECT epoch, seq, idx FROM %s AS w "
+                        "WHERE w.vin = v.vin ORDER BY received_at DESC, seq DESC, idx DESC "
+                        "LIMIT 1) ORDER BY u.vin",
                         t, t, t);
 }
 
@@ -258,18 +287,52 @@ static int exec_sql(sqlite_store *st, const char *sql, char *err, size_t errlen)
     return -1;
 }
 
+int ota_store_sq_table_has(sqlite_store *st, const char *table, const char *column)
+{
+    sqlite3_stmt *stmt = NULL;
+    const char *sql = "SELECT (SELECT COUNT(*) FROM pragma_table_info(?1)), "
+                      "(SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2)";
+    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, column, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) == 0   ? 0
+                                                : sqlite3_column_int(stmt, 1) == 0 ? 1
+                                                                                   : 2
+                                              : -1;
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Creates the event tables, migrating those of the older layout (keyed by (vin, seq, idx),
+ * no epoch): renamed, copied with epoch "0", dropped. */
+static int create_event_tables(sqlite_store *st, char *err, size_t errlen)
+{
+    for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++) {
+        int layout = ota_store_sq_table_has(st, kind(t)->table, "epoch");
+        if (layout < 0) {
+            ota_store_sq_db_err(st, err, errlen, "reading the event tables' columns");
+            return -1;
+        }
+        bool v1 = layout == 1;
+        if ((layout > 0 && add_missing_columns(st, t, err, errlen) != 0) ||
+            (v1 && ota_store_sq_build(st, sql_rename_v1, t, NULL, err, errlen) != 0) ||
+            ota_store_sq_build(st, sql_create, t, NULL, err, errlen) != 0 ||
+            (v1 && (ota_store_sq_build(st, sql_copy_v1, t, NULL, err, errlen) != 0 ||
+                    ota_store_sq_build(st, sql_drop_v1, t, NULL, err, errlen) != 0)))
+            return -1;
+    }
+    return 0;
+}
+
+/* The event tables first: ota_vehicle_state is filled from them when it is new. */
 static int create_schema(sqlite_store *st, char *err, size_t errlen)
 {
     if (exec_sql(st, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
-    for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++) {
-        if (ota_store_sq_build(st, sql_create, t, NULL, err, errlen) != 0 ||
-            add_missing_columns(st, t, err, errlen) != 0) {
-            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-            return -1;
-        }
-    }
-    if (ota_store_sq_catalog_schema(st, err, errlen) != 0 ||
+    if (create_event_tables(st, err, errlen) != 0 ||
+        ota_store_sq_reports_schema(st, err, errlen) != 0 ||
+        ota_store_sq_catalog_schema(st, err, errlen) != 0 ||
         ota_store_sq_state_schema(st, err, errlen) != 0) {
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
@@ -296,9 +359,11 @@ static int prepare_all(sqlite_store *st, char *err, size_t errlen)
             ota_store_sq_build(st, sql_history_before, t, &st->history_before[t], err, errlen) != 0)
             return -1;
     }
-    if (ota_store_sq_state_prepare(st, err, errlen) != 0)
-        return -1;
-    return ota_store_sq_catalog_prepare(st, err, errlen);
+    return ota_store_sq_state_prepare(st, err, errlen) != 0 ||
+                   ota_store_sq_catalog_prepare(st, err, errlen) != 0 ||
+                   ota_store_sq_reports_prepare(st, err, errlen) != 0
+               ? -1
+               : 0;
 }
 
 static void finalize_all(sqlite_store *st)
@@ -315,6 +380,7 @@ static void finalize_all(sqlite_store *st)
         sqlite3_finalize(st->history_before[t]);
     }
     ota_store_sq_catalog_finalize(st);
+    ota_store_sq_reports_finalize(st);
     ota_store_sq_state_finalize(st);
 }
 
@@ -416,7 +482,9 @@ static int bind_event(sqlite3_stmt *stmt, unsigned fields, const ota_store_event
         rc = sqlite3_bind_int64(stmt, 5, ev->ts);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(stmt, 6, e->received_ms);
-    int col = 7;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 7, e->epoch != NULL ? e->epoch : "0", -1, SQLITE_STATIC);
+    int col = 8;
     for (int f = 0; f < OTA_SF_COUNT && rc == SQLITE_OK; f++)
         if (fields & OTA_SF_BIT(f))
             rc = bind_field(stmt, col++, &OTA_STORE_FIELDS[f], ev);
@@ -451,39 +519,40 @@ static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_sto
         r->duplicates++; /* its VIN's state was raised when it was stored */
         return 0;
     }
-    raised[r->inserted++] = (ota_store_vin_seq){e->vin, e->seq};
+    raised[r->inserted++] = (ota_store_vin_seq){e->vin, e->seq, e->epoch != NULL ? e->epoch : "0"};
     return 0;
 }
 
-/* The events of a batch and their VINs' state, inside the open transaction. */
-static int put_all(sqlite_store *st, const ota_store_event *evs, size_t n, ota_store_put_result *r,
-                   char *err, size_t errlen)
+/* The events of a batch, then ota_vehicle_state (the VINs raised by its inserted events,
+ * then its guard rows), then its refused reports, inside the open transaction. */
+static int put_all(sqlite_store *st, const ota_store_batch *b, ota_store_put_result *r, char *err,
+                   size_t errlen)
 {
-    ota_store_vin_seq *raised = malloc(n * sizeof *raised);
-    int rc = raised != NULL ? 0 : -1;
+    ota_store_vin_seq *raised = b->n_events ? malloc(b->n_events * sizeof *raised) : NULL;
+    int rc = raised != NULL || b->n_events == 0 ? 0 : -1;
     if (rc != 0)
         ota_errf(err, errlen, "SQLite %s: out of memory", st->path);
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = put_one(st, &evs[i], i, r, raised, err, errlen);
+    for (size_t i = 0; i < b->n_events && rc == 0; i++)
+        rc = put_one(st, &b->events[i], i, r, raised, err, errlen);
     if (rc == 0)
-        rc = ota_store_sq_state_raise(st, raised, r->inserted, err, errlen);
+        rc = ota_store_sq_state_write(st, b, raised, r->inserted, err, errlen);
     free(raised);
-    return rc;
+    return rc == 0 ? ota_store_sq_reports_write(st, b, err, errlen) : -1;
 }
 
-static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
-                         ota_store_put_result *res, char *err, size_t errlen)
+static int sq_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
+                        char *err, size_t errlen)
 {
     sqlite_store *st = (sqlite_store *)s;
     ota_store_put_result r = {0, 0};
     if (res != NULL)
         *res = r;
-    if (n == 0)
+    if (b->n_events == 0 && b->n_seqs == 0 && b->n_quarantine == 0)
         return 0;
     bool own = !st->shared.bulk; /* else inside a snapshot's transaction (sqlite_state.c) */
     if (own && ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
-    if (put_all(st, evs, n, &r, err, errlen) != 0 ||
+    if (put_all(st, b, &r, err, errlen) != 0 ||
         (own && ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0)) {
         if (own)
             ota_store_sq_rollback(st);
@@ -492,6 +561,13 @@ static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
     if (res != NULL)
         *res = r;
     return 0;
+}
+
+static int sq_put_events(ota_store *s, const ota_store_event *evs, size_t n,
+                         ota_store_put_result *res, char *err, size_t errlen)
+{
+    ota_store_batch b = {.events = evs, .n_events = n};
+    return sq_put_batch(s, &b, res, err, errlen);
 }
 
 /* ---- reading ---- */
@@ -519,6 +595,7 @@ static void read_row(sqlite3_stmt *stmt, ota_event *ev, ota_store_event *se)
     ev->task = (const char *)sqlite3_column_text(stmt, 4);
     ev->ts = sqlite3_column_int64(stmt, 5);
     se->received_ms = sqlite3_column_int64(stmt, 6);
+    se->epoch = (const char *)sqlite3_column_text(stmt, 7);
     for (int f = 0; f < OTA_SF_COUNT; f++)
         read_field(stmt, N_COMMON + f, &OTA_STORE_FIELDS[f], ev);
     se->ev = ev;
@@ -608,6 +685,8 @@ static const ota_store_ops SQLITE_OPS = {
     .name = "sqlite",
     .close = sq_close,
     .put_events = sq_put_events,
+    .put_batch = sq_put_batch,
+    .list_quarantine = ota_store_sq_list_quarantine,
     .latest_status = sq_latest_status,
     .count_events = sq_count_events,
     .history = sq_history,

@@ -33,7 +33,7 @@ typedef struct {
  * at open, and whether the handle is filling a snapshot (store/snapshot.c). */
 typedef struct {
     struct {
-        sqlite3_stmt *state_put, *state_load;
+        sqlite3_stmt *state_raise, *state_put, *state_load;
         sqlite3_stmt *exec_transition, *exec_get;
         sqlite3_stmt *change_add, *change_read, *change_bounds, *change_trim;
         sqlite3_stmt *snap_put, *snap_get;
@@ -57,12 +57,16 @@ typedef struct {
     sqlite_catalog cat;
     sqlite_tasks tasks;
     sqlite_shared shared;
+    sqlite3_stmt *quarantine_put, *quarantine_list;
 } sqlite_store;
 
 /* ---- helpers of sqlite.c ---- */
 
 /* "SQLite PATH: what: SQLite's last error message". */
 void ota_store_sq_db_err(const sqlite_store *st, char *err, size_t errlen, const char *what);
+/* Whether table has column: 0 no such table, 1 the table without the column, 2 with it,
+ * -1 on error (the schema steps of open). */
+int ota_store_sq_table_has(sqlite_store *st, const char *table, const char *column);
 
 /* Builds one statement's SQL with build(q, arg), then runs it (out NULL) or prepares it
  * for reuse into *out. 0, or -1 with err set. */
@@ -127,21 +131,38 @@ int ota_store_sq_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n,
 int ota_store_sq_load_descriptions(ota_store *s, const char *vin, ota_store_description_fn fn,
                                    void *ctx);
 
+/* ---- the refused reports (sqlite_reports.c) ---- */
+
+/* Creates ota_quarantine (inside the schema transaction of open). */
+int ota_store_sq_reports_schema(sqlite_store *st, char *err, size_t errlen);
+int ota_store_sq_reports_prepare(sqlite_store *st, char *err, size_t errlen);
+void ota_store_sq_reports_finalize(sqlite_store *st);
+/* The refused reports of a batch, inside the open transaction. */
+int ota_store_sq_reports_write(sqlite_store *st, const ota_store_batch *b, char *err,
+                               size_t errlen);
+int ota_store_sq_list_quarantine(ota_store *s, const char *vin, const char *code,
+                                 int64_t before_id, size_t limit, ota_store_quarantine_fn fn,
+                                 void *ctx);
+
 /* ---- shared state for several brokers (sqlite_state.c) ---- */
 
-/* Creates ota_vehicle_state (filled from the stored events when it is new) and
- * ota_change_log, inside the schema transaction of open; prepares / finalizes. */
+/* Creates ota_vehicle_state and ota_change_log, inside the schema transaction of open
+ * (after the event tables); prepares / finalizes. ota_vehicle_state of an older database:
+ * none (filled from the events: epoch "0", each VIN's highest seq), (vin, last_seq) of
+ * the first issue 15 version (epoch "0"), or beside ota_vehicle_report_seq (its rows). */
 int ota_store_sq_state_schema(sqlite_store *st, char *err, size_t errlen);
 int ota_store_sq_state_prepare(sqlite_store *st, char *err, size_t errlen);
 void ota_store_sq_state_finalize(sqlite_store *st);
-/* Raises the last seq of each VIN of v (the inserted events of a batch; reordered) inside
- * the batch's transaction. 0, or -1 with err set. */
-int ota_store_sq_state_raise(sqlite_store *st, ota_store_vin_seq *v, size_t n, char *err,
-                             size_t errlen);
+/* ota_vehicle_state for batch b inside its transaction: each VIN of v (b's inserted events;
+ * reordered) without a guard row in b raised in its epoch, then b's guard rows in order.
+ * 0, or -1 with err set. */
+int ota_store_sq_state_write(sqlite_store *st, const ota_store_batch *b, ota_store_vin_seq *v,
+                             size_t n, char *err, size_t errlen);
 /* Appends the change log entries of a checked change, inside the open transaction. */
 int ota_store_sq_changes_append(sqlite_store *st, const ota_catalog_change *c, char *err,
                                 size_t errlen);
 
+/* Every VIN's row of ota_vehicle_state, by VIN. */
 int ota_store_sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
 int ota_store_sq_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
                                  char *err, size_t errlen);
@@ -163,7 +184,7 @@ int ota_store_sq_snapshot_commit(ota_store *s, uint64_t change_seq, char *err, s
 void ota_store_sq_snapshot_abort(ota_store *s);
 /* The position of a snapshot: 1 and *seq, 0 when s holds none (not a snapshot), -1. */
 int ota_store_sq_snapshot_position(ota_store *s, uint64_t *seq);
-/* Sets a VIN's last seq in a snapshot being filled. 0 or -1. */
-int ota_store_sq_snapshot_seq(ota_store *s, const char *vin, uint64_t seq);
+/* Sets a VIN's row of ota_vehicle_state in a snapshot being filled. 0 or -1. */
+int ota_store_sq_snapshot_seq(ota_store *s, const ota_report_seq_rec *r);
 
 #endif

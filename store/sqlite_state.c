@@ -4,10 +4,17 @@
  * transitions, the notice decision as one transaction, and the change log.
  *
  * Design
- * - ota_vehicle_state (vin PRIMARY KEY, last_seq) WITHOUT ROWID: every event of a batch
- *   raises its VIN's last_seq (an upsert keeping the MAX) in the batch's transaction, so
- *   start-up reads one row per VIN instead of every event. A database made before this
- *   table existed gets it filled from the events once, in the schema transaction of open.
+ * - ota_vehicle_state (vin PRIMARY KEY, epoch, seq, resets, updated_at) WITHOUT ROWID: the
+ *   replay guard's row of each VIN (ota_report_seq_rec), written in the batch's
+ *   transaction, so start-up reads one row per VIN instead of every event. The batch's
+ *   guard rows replace a VIN's row in order (a new epoch or an operator reset may lower
+ *   seq); a VIN with inserted events but no guard row in the batch (ota_store_put_events,
+ *   a writer batch's earlier chunks) is raised to its highest seq when the row has the
+ *   events' epoch and no reset, and made when it has no row.
+ * - Older databases, converted in the schema transaction of open: no ota_vehicle_state
+ *   (filled from the events: epoch "0", each VIN's highest seq), the first issue 15 layout
+ *   (vin, last_seq) (epoch "0"), the replay guard's former ota_vehicle_report_seq (its
+ *   rows, then dropped).
  * - A transition is UPDATE ota_task_vin SET ... WHERE task AND vin AND state = from; one
  *   writer at a time (BEGIN IMMEDIATE / the statement's own lock), so of two handles
  *   racing from one state exactly one changes the row. sqlite3_changes() says which.
@@ -29,24 +36,13 @@
 
 /* ---- schema ---- */
 
-static bool table_exists(sqlite_store *st, const char *name)
-{
-    sqlite3_stmt *q = NULL;
-    bool found = false;
-    if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                           -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK)
-        found = sqlite3_step(q) == SQLITE_ROW;
-    sqlite3_finalize(q);
-    return found;
-}
-
 /* INSERT INTO ota_vehicle_state the highest seq of every VIN over every event table. */
 static void sql_state_fill(sqlite3_str *q, int unused)
 {
     (void)unused;
     sqlite3_str_appendall(q, "INSERT INTO " OTA_STORE_STATE_TABLE
-                             " (vin, last_seq) SELECT vin, MAX(seq) FROM (");
+                             " (vin, epoch, seq, resets, updated_at)"
+                             " SELECT vin, '0', MAX(seq), 0, 0 FROM (");
     for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++)
         sqlite3_str_appendf(q, "%sSELECT vin, MAX(seq) AS seq FROM %s GROUP BY vin",
                             t > 1 ? " UNION ALL " : "", ota_store_ev_kind_get(t)->table);
@@ -61,14 +57,45 @@ static int exec_sql(sqlite_store *st, const char *sql, char *err, size_t errlen)
     return -1;
 }
 
-int ota_store_sq_state_schema(sqlite_store *st, char *err, size_t errlen)
+#define OLD_STATE OTA_STORE_STATE_TABLE "_v1"
+#define OLD_GUARD "ota_vehicle_report_seq"
+
+/* ota_vehicle_state in its current layout, whatever the database had (see the top). */
+static int state_table(sqlite_store *st, char *err, size_t errlen)
 {
-    bool fill = !table_exists(st, OTA_STORE_STATE_TABLE);
+    int layout = ota_store_sq_table_has(st, OTA_STORE_STATE_TABLE, "epoch");
+    int guard = ota_store_sq_table_has(st, OLD_GUARD, "epoch");
+    if (layout < 0 || guard < 0) {
+        ota_store_sq_db_err(st, err, errlen, "reading " OTA_STORE_STATE_TABLE "'s columns");
+        return -1;
+    }
+    if (layout == 1 &&
+        exec_sql(st, "ALTER TABLE " OTA_STORE_STATE_TABLE " RENAME TO " OLD_STATE, err, errlen))
+        return -1;
     if (exec_sql(st,
                  "CREATE TABLE IF NOT EXISTS " OTA_STORE_STATE_TABLE
-                 " (vin TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID",
+                 " (vin TEXT PRIMARY KEY, epoch TEXT NOT NULL, seq INTEGER NOT NULL,"
+                 " resets INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID",
                  err, errlen) != 0 ||
-        (fill && ota_store_sq_build(st, sql_state_fill, 0, NULL, err, errlen) != 0))
+        (layout == 0 && ota_store_sq_build(st, sql_state_fill, 0, NULL, err, errlen) != 0))
+        return -1;
+    /* sqlite3_exec runs both statements of each text */
+    if (layout == 1 && exec_sql(st,
+                                "INSERT INTO " OTA_STORE_STATE_TABLE " SELECT vin, '0', last_seq,"
+                                " 0, 0 FROM " OLD_STATE "; DROP TABLE " OLD_STATE,
+                                err, errlen) != 0)
+        return -1;
+    if (guard == 2 && exec_sql(st,
+                               "INSERT OR REPLACE INTO " OTA_STORE_STATE_TABLE " SELECT vin, epoch,"
+                               " seq, resets, updated_at FROM " OLD_GUARD "; DROP TABLE " OLD_GUARD,
+                               err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+int ota_store_sq_state_schema(sqlite_store *st, char *err, size_t errlen)
+{
+    if (state_table(st, err, errlen) != 0)
         return -1;
     if (exec_sql(st,
                  "CREATE TABLE IF NOT EXISTS " SNAPSHOT_TABLE
@@ -94,11 +121,17 @@ static sqlite3_stmt **stmts(sqlite_shared *h, size_t *n)
 int ota_store_sq_state_prepare(sqlite_store *st, char *err, size_t errlen)
 {
     static const char *const SQL[] = {
+        /* state_raise */
+        "INSERT INTO " OTA_STORE_STATE_TABLE " (vin, epoch, seq, resets, updated_at)"
+        " VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (vin) DO UPDATE SET seq = excluded.seq,"
+        " updated_at = excluded.updated_at"
+        " WHERE epoch = excluded.epoch AND resets = 0 AND seq < excluded.seq",
         /* state_put */
-        "INSERT INTO " OTA_STORE_STATE_TABLE " (vin, last_seq) VALUES (?1, ?2)"
-        " ON CONFLICT (vin) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
+        "INSERT INTO " OTA_STORE_STATE_TABLE " (vin, epoch, seq, resets, updated_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (vin) DO UPDATE SET epoch = excluded.epoch,"
+        " seq = excluded.seq, resets = excluded.resets, updated_at = excluded.updated_at",
         /* state_load */
-        "SELECT vin, last_seq FROM " OTA_STORE_STATE_TABLE " ORDER BY vin",
+        "SELECT vin, epoch, seq, resets, updated_at FROM " OTA_STORE_STATE_TABLE " ORDER BY vin",
         /* exec_transition */
         "UPDATE ota_task_vin SET state = ?3, code = ?4, resends = ?5, msg_id = ?6,"
         " notified_at = ?7, updated_at = ?8 WHERE task = ?1 AND vin = ?2 AND state = ?9",
@@ -146,36 +179,65 @@ void ota_store_sq_state_finalize(sqlite_store *st)
 
 /* ---- per-VIN state ---- */
 
-static int state_put(sqlite_store *st, const char *vin, uint64_t seq, char *err, size_t errlen)
+static int state_raise(sqlite_store *st, const ota_store_vin_seq *v, int64_t now, char *err,
+                       size_t errlen)
 {
-    sqlite3_stmt *q = st->shared.q.state_put;
-    sqlite3_bind_text(q, 1, vin, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
+    sqlite3_stmt *q = st->shared.q.state_raise;
+    sqlite3_bind_text(q, 1, v->vin, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, v->epoch, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)v->seq);
+    sqlite3_bind_int64(q, 4, now);
     return ota_store_sq_step(st, q, OTA_STORE_STATE_TABLE, err, errlen);
 }
 
-int ota_store_sq_state_raise(sqlite_store *st, ota_store_vin_seq *v, size_t n, char *err,
-                             size_t errlen)
+static int state_put(sqlite_store *st, const ota_report_seq_rec *r, size_t i, char *err,
+                     size_t errlen)
 {
-    n = ota_store_vin_seq_max(v, n);
+    sqlite3_stmt *q = st->shared.q.state_put;
+    int rc = r->vin == NULL ? SQLITE_MISUSE : sqlite3_bind_text(q, 1, r->vin, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(q, 2, r->epoch != NULL ? r->epoch : "0", -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(q, 3, r->seq);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(q, 4, r->resets);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(q, 5, r->updated_ms);
+    return ota_store_sq_step_write(st, q, rc, "guard row", i, OTA_STORE_STATE_TABLE, err, errlen);
+}
+
+int ota_store_sq_state_write(sqlite_store *st, const ota_store_batch *b, ota_store_vin_seq *v,
+                             size_t n, char *err, size_t errlen)
+{
+    n = ota_store_state_raises(b, v, n);
+    int64_t now = n > 0 ? ota_store_wall_ms() : 0;
     for (size_t i = 0; i < n; i++)
-        if (state_put(st, v[i].vin, v[i].seq, err, errlen) != 0)
+        if (state_raise(st, &v[i], now, err, errlen) != 0)
+            return -1;
+    for (size_t i = 0; i < b->n_seqs; i++)
+        if (state_put(st, &b->seqs[i], i, err, errlen) != 0)
             return -1;
     return 0;
 }
 
+static int state_row(sqlite3_stmt *q, const ota_store_sq_sink *to)
+{
+    ota_report_seq_rec r = {
+        .vin = (const char *)sqlite3_column_text(q, 0),
+        .epoch = (const char *)sqlite3_column_text(q, 1),
+        .seq = sqlite3_column_int64(q, 2),
+        .resets = (uint32_t)sqlite3_column_int64(q, 3),
+        .updated_ms = sqlite3_column_int64(q, 4),
+    };
+    return to->fn.seq(to->ctx, &r);
+}
+
 int ota_store_sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx)
 {
-    sqlite_store *st = (sqlite_store *)s;
-    sqlite3_stmt *q = st->shared.q.state_load;
-    if (fn == NULL || sqlite3_stmt_busy(q))
+    if (fn == NULL)
         return -1;
-    int rc, stop = 0;
-    while (stop == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW)
-        stop =
-            fn(ctx, (const char *)sqlite3_column_text(q, 0), (uint64_t)sqlite3_column_int64(q, 1));
-    sqlite3_reset(q);
-    return stop == 0 && rc == SQLITE_DONE ? 0 : -1;
+    ota_store_sq_sink to = {.fn.seq = fn, .ctx = ctx};
+    return ota_store_sq_walk(((sqlite_store *)s)->shared.q.state_load, state_row, &to);
 }
 
 /* ---- conditional transitions ---- */
@@ -390,7 +452,7 @@ int ota_store_sq_snapshot_position(ota_store *s, uint64_t *seq)
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-int ota_store_sq_snapshot_seq(ota_store *s, const char *vin, uint64_t seq)
+int ota_store_sq_snapshot_seq(ota_store *s, const ota_report_seq_rec *r)
 {
-    return state_put((sqlite_store *)s, vin, seq, NULL, 0);
+    return state_put((sqlite_store *)s, r, 0, NULL, 0);
 }

@@ -77,6 +77,36 @@ int ota_store_put_events(ota_store *s, const ota_store_event *evs, size_t n,
     return s->ops->put_events(s, evs, n, res, err, errlen);
 }
 
+/* A backend without put_batch (a test's fake) takes batches of events only. */
+int ota_store_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
+                        char *err, size_t errlen)
+{
+    if (s->ops->put_batch != NULL)
+        return s->ops->put_batch(s, b, res, err, errlen);
+    if (b->n_seqs > 0 || b->n_quarantine > 0) {
+        snprintf(err, errlen, "%s store: no guard rows or quarantine", s->ops->name);
+        return -1;
+    }
+    return s->ops->put_events(s, b->events, b->n_events, res, err, errlen);
+}
+
+int ota_store_list_quarantine(ota_store *s, const char *vin, const char *code, int64_t before_id,
+                              size_t limit, ota_store_quarantine_fn fn, void *ctx)
+{
+    return s->ops->list_quarantine != NULL
+               ? s->ops->list_quarantine(s, vin, code, before_id, limit, fn, ctx)
+               : -1;
+}
+
+const char *ota_store_epoch_key(const char *epoch, uint32_t resets, char *buf, size_t len)
+{
+    const char *e = epoch != NULL ? epoch : "0";
+    if (resets == 0)
+        return e;
+    snprintf(buf, len, "%s~%u", e, resets);
+    return buf;
+}
+
 int ota_store_latest_status(ota_store *s, const char *vin, ota_store_event_fn fn, void *ctx)
 {
     return s->ops->latest_status(s, vin, fn, ctx);

@@ -13,6 +13,10 @@ typedef struct ota_store_ops {
     void (*close)(ota_store *s);
     int (*put_events)(ota_store *s, const ota_store_event *evs, size_t n, ota_store_put_result *res,
                       char *err, size_t errlen);
+    int (*put_batch)(ota_store *s, const ota_store_batch *b, ota_store_put_result *res, char *err,
+                     size_t errlen);
+    int (*list_quarantine)(ota_store *s, const char *vin, const char *code, int64_t before_id,
+                           size_t limit, ota_store_quarantine_fn fn, void *ctx);
     int (*latest_status)(ota_store *s, const char *vin, ota_store_event_fn fn, void *ctx);
     int (*count_events)(ota_store *s, ota_event_type type, const char *vin, uint64_t *count);
     int (*history)(ota_store *s, const char *vin, ota_event_type type,

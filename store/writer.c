@@ -41,11 +41,27 @@
 #define WRITER_IDLE_WAIT_MS 100
 #define WRITER_LINGER_MS 10 /* while reports flow: gather for this long per batch */
 
+/* One spooled record in the batch in hand: a report's events and guard row (kinds 1, 2),
+ * a guard row alone (4: a reset), or a refused report (3, or a report that no longer
+ * decodes) for the quarantine. */
 typedef struct {
+    uint8_t kind;
     char vin[32];
+    char epoch[OTA_SPOOL_EPOCH_MAX + 1];      /* the vehicle's */
+    char key_epoch[OTA_STORE_EPOCH_KEY_MAX]; /* what its events are stored under */
     uint64_t seq;
+    uint32_t resets;
     int64_t received_ms;
-    ota_report rep;
+    ota_report rep; /* kinds 1, 2 */
+    /* quarantine (malloc'd) */
+    bool from_report; /* a report record the decoder refused (not a broker-side refusal) */
+    ota_error err;    /* its reason */
+    int64_t qid;
+    bool has_seq;
+    char *code_msg; /* code name, NUL, message */
+    uint8_t *payload;
+    size_t len;
+    uint64_t size;
 } pending_report;
 
 struct ota_writer {
@@ -57,11 +73,14 @@ struct ota_writer {
     /* writer thread only */
     ota_spool_reader *reader;
     pending_report *batch;
-    size_t n_batch, cap_batch, n_events;
+    size_t n_batch, cap_batch, n_events, weight; /* weight: events, 1 per other record */
     pending_report look;
     bool have_look;
     ota_store_event *evs;
     size_t cap_evs;
+    ota_report_seq_rec *seqs;
+    ota_quarantine_rec *quar;
+    size_t n_seqs, n_quar, cap_side;
     ota_spool_pos ck, last_next;
     unsigned backoff_ms;
     bool ck_failing;
@@ -71,6 +90,9 @@ struct ota_writer {
     bool stopping;
     ota_writer_job *jobs, *jobs_tail;         /* submitted, not yet run */
     ota_writer_job *finished, *finished_tail; /* run, for ota_writer_poll_done */
+    ota_report_result *results, *results_tail;  /* for ota_writer_poll_reports */
+    ota_spool_pos polled;                       /* the checkpoint the polled results allow */
+    bool polled_new;
     bool job_running;
     ota_spool_pos done;
     ota_writer_stats st;
@@ -138,6 +160,22 @@ static void set_done(ota_writer *w, ota_spool_pos pos)
 
 /* ---------------------------------------------------------------- the batch */
 
+static size_t weight_of(const pending_report *p)
+{
+    return p->kind == OTA_SPOOL_KIND_QUARANTINE || p->kind == OTA_SPOOL_KIND_RESET
+               ? 1
+               : p->rep.n_events;
+}
+
+static void pending_free(pending_report *p)
+{
+    ota_report_free(&p->rep);
+    free(p->code_msg);
+    free(p->payload);
+    p->code_msg = NULL;
+    p->payload = NULL;
+}
+
 static int batch_add(ota_writer *w, const pending_report *p)
 {
     if (w->n_batch == w->cap_batch) {
@@ -149,19 +187,61 @@ static int batch_add(ota_writer *w, const pending_report *p)
         w->cap_batch = cap;
     }
     w->batch[w->n_batch++] = *p;
-    w->n_events += p->rep.n_events;
+    if (p->kind != OTA_SPOOL_KIND_QUARANTINE && p->kind != OTA_SPOOL_KIND_RESET)
+        w->n_events += p->rep.n_events;
+    w->weight += weight_of(p);
     return 0;
 }
 
 static void batch_clear(ota_writer *w)
 {
     for (size_t i = 0; i < w->n_batch; i++)
-        ota_report_free(&w->batch[i].rep);
+        pending_free(&w->batch[i]);
     w->n_batch = 0;
     w->n_events = 0;
+    w->weight = 0;
 }
 
-/* Lays the batch out as store events (after gathering: batch[] no longer moves). */
+static int grow_side(ota_writer *w)
+{
+    if (w->n_batch <= w->cap_side)
+        return 0;
+    ota_report_seq_rec *s = realloc(w->seqs, w->n_batch * sizeof *s);
+    if (s)
+        w->seqs = s;
+    ota_quarantine_rec *q = s ? realloc(w->quar, w->n_batch * sizeof *q) : NULL;
+    if (!q)
+        return -1;
+    w->quar = q;
+    w->cap_side = w->n_batch;
+    return 0;
+}
+
+/* The guard row or the quarantine row of p. */
+static void side_rows(ota_writer *w, const pending_report *p)
+{
+    if (p->kind == OTA_SPOOL_KIND_QUARANTINE) {
+        w->quar[w->n_quar++] = (ota_quarantine_rec){
+            .id = p->qid,
+            .vin = p->vin,
+            .received_ms = p->received_ms,
+            .code = p->code_msg,
+            .msg = p->code_msg + strlen(p->code_msg) + 1,
+            .seq = p->has_seq ? (int64_t)p->seq : -1,
+            .epoch = p->has_seq ? p->epoch : NULL,
+            .size = p->size,
+            .payload = p->payload,
+            .payload_len = p->len,
+        };
+        return;
+    }
+    int64_t seq = p->kind == OTA_SPOOL_KIND_RESET ? -1 : (int64_t)p->seq;
+    w->seqs[w->n_seqs++] =
+        (ota_report_seq_rec){p->vin, p->epoch, seq, p->resets, p->received_ms};
+}
+
+/* Lays the batch out as store events, guard rows and refused reports (after gathering:
+ * batch[] no longer moves). */
 static int batch_events(ota_writer *w)
 {
     if (w->n_events > w->cap_evs) {
@@ -171,11 +251,19 @@ static int batch_events(ota_writer *w)
         w->evs = e;
         w->cap_evs = w->n_events;
     }
+    if (grow_side(w) != 0)
+        return -1;
+    /* at most one guard row and one quarantine row per record */
     size_t k = 0;
+    w->n_seqs = w->n_quar = 0;
     for (size_t i = 0; i < w->n_batch; i++) {
         pending_report *p = &w->batch[i];
+        side_rows(w, p);
+        if (p->kind == OTA_SPOOL_KIND_QUARANTINE || p->kind == OTA_SPOOL_KIND_RESET)
+            continue;
         for (size_t j = 0; j < p->rep.n_events; j++)
-            w->evs[k++] = (ota_store_event){p->vin, p->seq, p->received_ms, &p->rep.events[j]};
+            w->evs[k++] = (ota_store_event){p->vin, p->seq, p->received_ms, &p->rep.events[j],
+                                            p->key_epoch};
     }
     return 0;
 }
@@ -189,22 +277,63 @@ static void count_skipped(ota_writer *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Decodes a spooled record; 0, or -1 when it is to be skipped (logged and counted). */
+/* A stable id of a spooled record, growing in spool order: the quarantine's key. */
+static int64_t record_id(ota_spool_pos pos)
+{
+    return (int64_t)(pos.segment << 36 | (pos.offset & ((1ull << 36) - 1)));
+}
+
+/* Keeps rec for the quarantine with its reason (copies: the reader's buffer moves). */
+static int quarantine_record(const ota_spool_record *rec, uint8_t code, const char *msg,
+                             pending_report *p)
+{
+    const char *name = ota_err_name((ota_err_code)code);
+    size_t nlen = strlen(name), mlen = strlen(msg);
+    p->kind = OTA_SPOOL_KIND_QUARANTINE;
+    p->qid = record_id(rec->pos);
+    p->code_msg = malloc(nlen + mlen + 2);
+    p->payload = malloc(rec->payload_len ? rec->payload_len : 1);
+    if (!p->code_msg || !p->payload) {
+        pending_free(p);
+        return -1;
+    }
+    memcpy(p->code_msg, name, nlen + 1);
+    memcpy(p->code_msg + nlen + 1, msg, mlen + 1);
+    memcpy(p->payload, rec->payload, rec->payload_len);
+    p->len = rec->payload_len;
+    p->size = rec->size;
+    return 0;
+}
+
+/* Decodes a spooled record; 0, or -1 when it is to be skipped (logged and counted). A
+ * report that no longer decodes goes to the quarantine with the decoder's reason. */
 static int decode_record(ota_writer *w, const ota_spool_record *rec, pending_report *p)
 {
     ota_error e = {0};
-    if (rec->kind != OTA_SPOOL_KIND_REPORT) {
+    *p = (pending_report){.kind = rec->kind, .seq = rec->seq, .resets = rec->resets,
+                          .received_ms = rec->received_ms, .has_seq = rec->has_seq};
+    memcpy(p->vin, rec->vin, sizeof p->vin);
+    memcpy(p->epoch, rec->epoch, sizeof p->epoch);
+    const char *key = ota_store_epoch_key(p->epoch, p->resets, p->key_epoch, sizeof p->key_epoch);
+    if (key != p->key_epoch)
+        memcpy(p->key_epoch, key, strlen(key) + 1);
+    if (rec->kind < OTA_SPOOL_KIND_REPORT || rec->kind > OTA_SPOOL_KIND_RESET) {
         wlog(w, OTA_LOG_WARNING, "ota writer: skipping spooled record of unknown kind %u",
              rec->kind);
         count_skipped(w);
         return -1;
     }
+    if (rec->kind == OTA_SPOOL_KIND_RESET)
+        return 0;
+    if (rec->kind == OTA_SPOOL_KIND_QUARANTINE)
+        return quarantine_record(rec, rec->code, rec->msg, p) == 0 ? 0 : (count_skipped(w), -1);
     if (ota_codec_decode_report(rec->payload, rec->payload_len, &w->cfg.limits, &p->rep, &e) != 0) {
         wlog(w, OTA_LOG_WARNING,
-             "ota writer: skipping spooled report of %s seq %" PRIu64 ": %s: %s", rec->vin,
+             "ota writer: spooled report of %s seq %" PRIu64 " quarantined: %s: %s", rec->vin,
              rec->seq, ota_err_name(e.code), e.msg);
-        count_skipped(w);
-        return -1;
+        p->from_report = rec->seq <= INT64_MAX;
+        p->err = e;
+        return quarantine_record(rec, (uint8_t)e.code, e.msg, p) == 0 ? 0 : (count_skipped(w), -1);
     }
     if (rec->seq > INT64_MAX) { /* no backend keys it: it would block the flow forever */
         wlog(w, OTA_LOG_WARNING,
@@ -214,9 +343,6 @@ static int decode_record(ota_writer *w, const ota_spool_record *rec, pending_rep
         count_skipped(w);
         return -1;
     }
-    memcpy(p->vin, rec->vin, sizeof p->vin);
-    p->seq = rec->seq;
-    p->received_ms = rec->received_ms;
     return 0;
 }
 
@@ -230,7 +356,7 @@ static int gather(ota_writer *w, ota_spool_pos *dry)
             return -1;
         w->have_look = false;
     }
-    while (w->n_events < cap) {
+    while (w->weight < cap) {
         ota_spool_record rec;
         int rc = ota_spool_reader_next(w->reader, &rec);
         if (rc <= 0) {
@@ -242,13 +368,13 @@ static int gather(ota_writer *w, ota_spool_pos *dry)
             w->last_next = rec.next;
             continue;
         }
-        if (w->n_events > 0 && w->n_events + p.rep.n_events > cap) {
+        if (w->weight > 0 && w->weight + weight_of(&p) > cap) {
             w->look = p; /* its position is not in last_next: the checkpoint stays before it */
             w->have_look = true;
             return 1;
         }
         if (batch_add(w, &p) != 0) {
-            ota_report_free(&p.rep);
+            pending_free(&p);
             return -1;
         }
         w->last_next = rec.next;
@@ -286,13 +412,13 @@ static void store_failed(ota_writer *w, const char *err)
              err);
 }
 
-/* Puts events, retrying until it works. -1 when stopping made it give up. */
-static int put_with_retry(ota_writer *w, const ota_store_event *evs, size_t n)
+/* Puts a batch, retrying until it works. -1 when stopping made it give up. */
+static int put_with_retry(ota_writer *w, const ota_store_batch *b)
 {
     for (;;) {
         ota_store_put_result res = {0, 0};
         char err[256] = "";
-        if (ota_store_put_events(w->store, evs, n, &res, err, sizeof err) == 0) {
+        if (ota_store_put_batch(w->store, b, &res, err, sizeof err) == 0) {
             store_succeeded(w, &res);
             return 0;
         }
@@ -304,35 +430,186 @@ static int put_with_retry(ota_writer *w, const ota_store_event *evs, size_t n)
     }
 }
 
-static void store_checkpoint(ota_writer *w)
+static void store_checkpoint_at(ota_writer *w, ota_spool_pos pos)
 {
-    if (ota_spool_pos_cmp(w->ck, w->last_next) < 0) {
-        int rc = ota_spool_checkpoint_store(w->spool, w->last_next);
+    if (ota_spool_pos_cmp(w->ck, pos) < 0) {
+        int rc = ota_spool_checkpoint_store(w->spool, pos);
         if (rc != 0 && !w->ck_failing)
             wlog(w, OTA_LOG_WARNING, "ota writer: cannot store the spool checkpoint: %s",
                  strerror(errno));
         else if (rc == 0 && w->ck_failing)
             wlog(w, OTA_LOG_NOTICE, "ota writer: spool checkpoint stored again");
         w->ck_failing = rc != 0;
-        w->ck = w->last_next; /* the store has it either way: at worst a restart replays */
+        w->ck = pos; /* the store has it either way: at worst a restart replays */
     }
+}
+
+static int queue_results(ota_writer *w); /* below, with the other report results */
+
+static bool results_pending(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool pending = w->results != NULL;
+    pthread_mutex_unlock(&w->mu);
+    return pending;
+}
+
+/* The checkpoint after the batch in hand: at once, or (report_results) once the broker
+ * thread has polled its results. */
+static void store_checkpoint(ota_writer *w)
+{
+    if (!w->cfg.report_results || (w->n_batch > 0 && queue_results(w) != 0))
+        store_checkpoint_at(w, w->last_next);
+    else if (w->n_batch == 0 && !results_pending(w))
+        store_checkpoint_at(w, w->last_next); /* skipped records only, nothing pending */
+}
+
+/* The checkpoint the broker thread's polled results allow. */
+static void store_polled_checkpoint(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool fresh = w->polled_new;
+    ota_spool_pos pos = w->polled;
+    w->polled_new = false;
+    pthread_mutex_unlock(&w->mu);
+    if (fresh)
+        store_checkpoint_at(w, pos);
+}
+
+/* The result of pending report p (ota_writer.h), taking its decoded report; NULL when p
+ * is not a report's, or out of memory (the effects of that one report are then lost,
+ * and logged). */
+static ota_report_result *result_of(ota_writer *w, pending_report *p)
+{
+    bool stored = p->kind == OTA_SPOOL_KIND_REPORT || p->kind == OTA_SPOOL_KIND_REPORT_EPOCH;
+    if (!stored && !p->from_report)
+        return NULL;
+    ota_report_result *r = calloc(1, sizeof *r);
+    if (!r) {
+        wlog(w, OTA_LOG_ERR, "ota writer: out of memory: the effects of report %s seq %" PRIu64
+             " are lost", p->vin, p->seq);
+        return NULL;
+    }
+    memcpy(r->vin, p->vin, sizeof r->vin);
+    memcpy(r->epoch, p->epoch, sizeof r->epoch);
+    r->seq = p->seq;
+    r->received_ms = p->received_ms;
+    r->refused = !stored;
+    r->has_seq = p->from_report;
+    r->err = p->err;
+    r->size = p->size;
+    if (stored) {
+        r->rep = p->rep;
+        p->rep = (ota_report){0};
+    }
+    return r;
+}
+
+/* Queues the results of the stored batch for the broker thread, ended by a marker that
+ * carries the batch's checkpoint. -1 when out of memory (the caller checkpoints now). */
+static int queue_results(ota_writer *w)
+{
+    ota_report_result *marker = calloc(1, sizeof *marker);
+    if (!marker)
+        return -1;
+    marker->marker = true;
+    marker->ck = w->last_next;
+    ota_report_result *head = NULL, *tail = NULL;
+    for (size_t i = 0; i < w->n_batch; i++) {
+        ota_report_result *r = result_of(w, &w->batch[i]);
+        if (!r)
+            continue;
+        if (tail)
+            tail->next = r;
+        else
+            head = r;
+        tail = r;
+    }
+    if (tail)
+        tail->next = marker;
+    else
+        head = marker;
+    tail = marker;
+    pthread_mutex_lock(&w->mu);
+    bool first = w->results == NULL && w->finished == NULL;
+    if (w->results_tail)
+        w->results_tail->next = head;
+    else
+        w->results = head;
+    w->results_tail = tail;
+    if (first && w->cfg.notify != NULL)
+        w->cfg.notify(w->cfg.notify_ctx);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+size_t ota_writer_poll_reports(ota_writer *w, void (*fn)(void *ctx, const ota_report_result *r),
+                               void *ctx)
+{
+    pthread_mutex_lock(&w->mu);
+    ota_report_result *r = w->results;
+    w->results = w->results_tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    size_t n = 0;
+    ota_spool_pos ck = {0, 0};
+    bool any = false;
+    while (r) {
+        ota_report_result *next = r->next;
+        if (r->marker) {
+            ck = r->ck;
+            any = true;
+        } else {
+            fn(ctx, r);
+            n++;
+        }
+        ota_report_free(&r->rep);
+        free(r);
+        r = next;
+    }
+    if (any) {
+        pthread_mutex_lock(&w->mu);
+        w->polled = ck;
+        w->polled_new = true;
+        pthread_mutex_unlock(&w->mu);
+        ota_spool_wake(w->spool); /* an idle writer stores the checkpoint */
+    }
+    return n;
+}
+
+static void free_results(ota_writer *w)
+{
+    for (ota_report_result *r = w->results, *next; r; r = next) {
+        next = r->next;
+        ota_report_free(&r->rep);
+        free(r);
+    }
+    w->results = w->results_tail = NULL;
 }
 
 /* Stores the batch in hand and checkpoints. 0, or -1 when given up (stopping). */
 static int flush(ota_writer *w)
 {
-    if (w->n_events > 0) {
+    if (w->n_batch > 0) {
         while (batch_events(w) != 0) {
             wlog(w, OTA_LOG_ERR, "ota writer: out of memory, retrying");
             if (sleep_or_stop(w, w->cfg.retry_max_ms))
                 return -1;
         }
-        size_t cap = w->cfg.batch_events;
-        for (size_t i = 0; i < w->n_events; i += cap) {
+        /* Chunks of batch_events events; the guard rows and the quarantine go with the
+         * last one. */
+        size_t cap = w->cfg.batch_events, i = 0;
+        do {
             size_t k = w->n_events - i < cap ? w->n_events - i : cap;
-            if (put_with_retry(w, w->evs + i, k) != 0)
+            bool last = i + k >= w->n_events;
+            ota_store_batch b = {w->evs + i, k, w->seqs, last ? w->n_seqs : 0,
+                                 w->quar, last ? w->n_quar : 0};
+            if (put_with_retry(w, &b) != 0)
                 return -1;
-        }
+            pthread_mutex_lock(&w->mu);
+            w->st.quarantined += b.n_quarantine;
+            pthread_mutex_unlock(&w->mu);
+            i += k;
+        } while (i < w->n_events);
     }
     store_checkpoint(w);
     batch_clear(w);
@@ -461,7 +738,7 @@ static bool reader_restart(ota_writer *w, int error)
     ota_spool_reader_close(w->reader);
     w->reader = NULL;
     if (w->have_look) {
-        ota_report_free(&w->look.rep);
+        pending_free(&w->look);
         w->have_look = false;
     }
     if (sleep_or_stop(w, w->cfg.retry_max_ms))
@@ -507,7 +784,8 @@ static void *writer_main(void *arg)
                 break;
             continue;
         }
-        set_done(w, rc == 0 ? dry : w->ck);
+        store_polled_checkpoint(w);
+        set_done(w, rc == 0 ? dry : w->last_next);
         /* While reports flow, sleep instead of waiting to be woken: a waiting writer makes
          * every append wake it (a system call on the broker thread) for tiny batches. */
         if (rc == 0 && busy)
@@ -582,9 +860,12 @@ void ota_writer_stop(ota_writer *w)
 
     batch_clear(w);
     if (w->have_look)
-        ota_report_free(&w->look.rep);
+        pending_free(&w->look);
     free(w->batch);
     free(w->evs);
+    free(w->seqs);
+    free(w->quar);
+    free_results(w);
     ota_spool_reader_close(w->reader);
     ota_store_close(w->store);
     pthread_cond_destroy(&w->cv);
@@ -599,6 +880,7 @@ void ota_writer_stats_get(ota_writer *w, ota_writer_stats *st)
 {
     pthread_mutex_lock(&w->mu);
     *st = w->st;
+    st->results_waiting = w->results != NULL;
     ota_spool_pos done = w->done;
     pthread_mutex_unlock(&w->mu);
     st->backlog_bytes = ota_spool_bytes_after(w->spool, done);

@@ -2,7 +2,9 @@
  * fuzz_report.c — fuzz target: ota/v1/{vin}/report payloads (ota_codec_decode_report), as
  * the broker thread decodes them and the writer thread re-decodes them from the spool.
  * Checks: a decoded report keeps the limits and the event table of ota_codec.h; a refused
- * one has an error code and message; the status-event JSON and the error reply encode.
+ * one has an error code and message; the status-event JSON and the error replies encode.
+ * The envelope check (ota_codec_report_envelope) runs on the same input: whatever the full
+ * decoder takes, it takes with the same seq and epoch; an epoch is 1..64 bytes.
  */
 #include "fuzz.h"
 #include "ota_codec.h"
@@ -50,12 +52,35 @@ static void encode_status_events(const ota_report *r)
     }
 }
 
+static void check_envelope(const uint8_t *data, size_t size, const ota_report *full, bool taken)
+{
+    ota_report env;
+    ota_error err;
+    int rc = ota_codec_report_envelope(data, size, &env, &err);
+    if (rc == 0) {
+        FUZZ_CHECK(env.seq_valid && env.n_events == 0 && env.events == NULL);
+        size_t n = strlen(env.epoch);
+        FUZZ_CHECK(n >= 1 && n <= OTA_EPOCH_MAX);
+    } else {
+        FUZZ_CHECK(err.code != OTA_OK && err.code < OTA_ERR_CODE_COUNT && err.msg[0] != '\0');
+    }
+    if (taken) {
+        FUZZ_CHECK(rc == 0 && env.seq == full->seq && strcmp(env.epoch, full->epoch) == 0);
+    }
+    size_t len = 0;
+    uint8_t *reply = ota_codec_encode_report_error(&err, rc == 0 ? (int64_t)env.seq : -1,
+                                                   rc == 0 ? env.epoch : NULL, 1, "0", &len);
+    FUZZ_CHECK(rc == 0 || (reply && len > 0));
+    free(reply);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const ota_report_limits lim = {OTA_REPORT_MAX_PAYLOAD_DEFAULT, 16};
     ota_report r;
     ota_error err;
     if (ota_codec_decode_report(data, size, &lim, &r, &err) == 0) {
+        check_envelope(data, size, &r, true);
         FUZZ_CHECK(size <= lim.max_payload);
         FUZZ_CHECK(r.seq_valid && r.n_events >= 1 && r.n_events <= lim.max_events);
         for (size_t i = 0; i < r.n_events; i++) {
@@ -65,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ota_report_free(&r);
         return 0;
     }
-    FUZZ_CHECK(err.code != OTA_OK && err.code <= OTA_E_INTERNAL);
+    check_envelope(data, size, &r, false);
+    FUZZ_CHECK(err.code != OTA_OK && err.code < OTA_ERR_CODE_COUNT);
     FUZZ_CHECK(err.msg[0] != '\0' && strlen(err.msg) < OTA_ERRMSG_MAX);
     size_t len = 0;
     uint8_t *reply = ota_codec_encode_error(&err, r.seq_valid ? (int64_t)r.seq : -1, &len);

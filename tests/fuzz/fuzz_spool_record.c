@@ -9,8 +9,9 @@
  * the fuzzer reaches the body parser past the CRC; bit 1 then tears the last record, bit 2
  * appends the zero tail a crash leaves. Bit 3 writes a checkpoint at offset
  * (mode >> 4) * 37 of segment 1, possibly inside a record.
- * Checks: records come out in order, each inside the segment, with a terminated VIN; the
- * reader ends (0) or reports an error (-1), and never loops.
+ * Checks: records come out in order, each inside the segment, with a terminated VIN (and
+ * epoch and message: the meta of kinds 2-4); the reader ends (0) or reports an error
+ * (-1), and never loops.
  */
 #include "fuzz.h"
 #include "ota_spool.h"
@@ -99,6 +100,8 @@ static void read_all(ota_spool *s, size_t seg_len)
     while ((rc = ota_spool_reader_next(r, &rec)) == 1) {
         FUZZ_CHECK(++count <= (int)(seg_len / 12) + 1);
         FUZZ_CHECK(memchr(rec.vin, '\0', sizeof(rec.vin)) != NULL);
+        FUZZ_CHECK(memchr(rec.epoch, '\0', sizeof(rec.epoch)) != NULL);
+        FUZZ_CHECK(memchr(rec.msg, '\0', sizeof(rec.msg)) != NULL);
         FUZZ_CHECK(rec.next.segment == rec.pos.segment && rec.next.offset > rec.pos.offset);
         FUZZ_CHECK(rec.pos.segment > prev.segment ||
                    (rec.pos.segment == prev.segment && rec.pos.offset >= prev.offset));

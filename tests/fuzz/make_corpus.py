@@ -51,6 +51,18 @@ def reports():
         "tag": cbor2.dumps(cbor2.CBORTag(24, good)),
         "deep": b"\x81" * 200 + b"\x00",
         "big-array-claim": b"\xa2\x63seq\x01\x66events\x9b\xff\xff\xff\xff\xff\xff\xff\xff",
+        # issue 13: epochs and integral floats
+        "epoch-text": cbor2.dumps({"seq": 1, "epoch": "unit-2", "events": ev}),
+        "epoch-uint": cbor2.dumps({"seq": 1, "epoch": 2 ** 63, "events": ev}),
+        "epoch-long": cbor2.dumps({"seq": 1, "epoch": "e" * 65, "events": ev}),
+        "epoch-bool": cbor2.dumps({"seq": 1, "epoch": True, "events": ev}),
+        "epoch-dup": b"\xa3\x65epoch\x01\x65epoch\x02\x63seq\x01",
+        "float-seq": cbor2.dumps({"seq": 4294967297.0, "events": [dict(ev[0], ts=float(TS))]}),
+        "float16-pct": cbor2.dumps({"seq": 1, "events": [dict(ev[0], pct=50.0)]},
+                                   canonical=True),
+        "float-frac": cbor2.dumps({"seq": 1.5, "events": ev}),
+        "float-nan": cbor2.dumps({"seq": float("nan"), "events": ev}),
+        "float-huge": cbor2.dumps({"seq": 1e300, "events": ev}),
     })
     return out
 
@@ -127,10 +139,19 @@ def operator():
     return out
 
 
-def record(vin, seq, payload, kind=1):
+def record(vin, seq, payload, kind=1, meta=b""):
     v = vin.encode()
     body = bytes([kind]) + struct.pack("<q", TS) + bytes([len(v)]) + v + struct.pack("<Q", seq)
-    return body + payload
+    return body + meta + payload
+
+
+def epoch_meta(epoch, resets=0):
+    return bytes([len(epoch)]) + epoch + struct.pack("<I", resets)
+
+
+def quarantine_meta(epoch, code, msg, size):
+    return (epoch_meta(epoch) + bytes([code, 1]) + struct.pack("<H", len(msg)) + msg
+            + struct.pack("<Q", size))
 
 
 def framed(bodies, mode=0):
@@ -161,6 +182,14 @@ def spool():
         "raw-long-vin": b"\x01" + raw_segment([b"\x01" + b"\x00" * 8 + b"\xff" + b"V" * 40]),
         "raw-short-body": b"\x01" + raw_segment([b"\x01\x02"]),
         "raw-zeros": b"\x01" + b"\x00" * 64,
+        # issue 13: kinds with meta (report with epoch, quarantined, reset)
+        "framed-kinds": framed([
+            record("LSVTA000000000001", 1, rep, 2, epoch_meta(b"unit-2", 1)),
+            record("LSVTA000000000001", 2, b"\xff", 3, quarantine_meta(b"0", 1, b"bad", 70000)),
+            record("LSVTA000000000001", 0, b"", 4, epoch_meta(b"0", 2))]),
+        "framed-meta-short": framed([record("LSVTA000000000001", 1, b"", 2, b"\x40abc")]),
+        "framed-msg-long": framed([record("LSVTA000000000001", 1, b"", 3,
+                                          epoch_meta(b"0") + b"\x01\x01\xff\xff")]),
     }
 
 

@@ -176,16 +176,20 @@ class IngestTest(ot.OtaTestCase):
         changed = [ot.ev_download(pct=99), ot.ev_upgrade_progress(pct=99),
                    ot.ev_status(status="failed", trigger="forced")]
         car.report(5, changed)  # same key, other values: the stored event is kept
-        ot.wait_until(lambda: admin.stats()["writer"]["duplicates"]
-                      >= s0["writer"]["duplicates"] + 6, msg="6 more duplicates")
+        # Each replay is answered (issue 13) with the last seq taken, and kept in the
+        # quarantine; nothing is stored twice and nothing is set off again.
+        for _ in range(2):
+            err = car.error()
+            self.assertEqual((err["err"], err["seq"], err["last_seq"], err["last_epoch"]),
+                             ("E_REPLAY", 5, 5, "0"), err)
+        s1 = admin.wait_drained(baseline=s0)
+        ot.wait_until(lambda: admin.stats()["writer"]["quarantined"]
+                      >= s0["writer"]["quarantined"] + 2, msg="2 replays quarantined")
         s1 = admin.stats()
-        self.assertStatsDelta(s0, s1, "writer.duplicates", 6)
         self.assertStatsDelta(s0, s1, "writer.events_stored", 0)
-        self.assertStatsDelta(s0, s1, "reports_accepted", 2)
-        self.assertStatsDelta(s0, s1, "events_accepted", 6)
-        # A re-sent report is stored once and sets nothing off again: no second status
-        # event (and no second engine step, e.g. a compensation re-send).
+        self.assertStatsDelta(s0, s1, "reports_accepted", 0)
         self.assertStatsDelta(s0, s1, "reports_replayed", 2)
+        self.assertStatsDelta(s0, s1, "rejected.E_REPLAY", 2)
         self.assertStatsDelta(s0, s1, "status_events", 0)
         self.assertEqual(db.total(), 3)
         self.assertEqual({k: db.rows(k, v) for k in ot.TABLES}, before_rows)

@@ -26,10 +26,12 @@ class MongoIngestChecks:
     def check_every_type_stored(self, b, db):
         v = self.vehicle(b, VIN)
         v.report(1, ot.all_types_events(ts=ot.TS0))
-        v.report(1, ot.all_types_events(ts=ot.TS0))  # a replay: stored once
+        v.report(1, ot.all_types_events(ts=ot.TS0))  # a replay: quarantined (E_REPLAY)
+        self.assertEqual(v.error()["err"], "E_REPLAY")
         st = self.admin(b).wait_drained()
         self.assertTrue(st["writer"]["store_ok"])
-        self.assertEqual((st["writer"]["events_stored"], st["writer"]["duplicates"]), (5, 5))
+        self.assertEqual((st["writer"]["events_stored"], st["writer"]["duplicates"],
+                          st["writer"]["quarantined"]), (5, 0, 1))
         self.assertEqual(db.counts(), {k: 1 for k in ot.TABLES})
         row = db.rows("upgrade_status")[0]
         self.assertEqual((row["vin"], row["seq"], row["idx"], row["task"], row["status"],
@@ -75,7 +77,7 @@ class PeerIngestTest(ot.OtaTestCase, MongoIngestChecks):
                  st["writer"]["events_stored"] / max(1, st["writer"]["batches"])),
               file=sys.stderr)
 
-    def test_stored_events_survive_a_broker_restart_and_replays_are_duplicates(self):
+    def test_stored_events_survive_a_broker_restart_and_replays_are_refused(self):
         b = self.broker(store=self.peer.uri("ota"))
         v = self.vehicle(b, VIN)
         for seq in range(1, 4):
@@ -87,7 +89,8 @@ class PeerIngestTest(ot.OtaTestCase, MongoIngestChecks):
         for seq in range(1, 5):
             v.report(seq, [ot.ev_download(ts=ot.TS0 + seq, pct=seq)])
         st = self.admin(b).wait_drained()
-        self.assertEqual((st["writer"]["events_stored"], st["writer"]["duplicates"]), (1, 3))
+        self.assertEqual((st["writer"]["events_stored"], st["writer"]["duplicates"],
+                          st["writer"]["quarantined"], st["reports_replayed"]), (1, 0, 3, 3))
         self.assertEqual([r["pct"] for r in self.db.rows("download_progress")], [1, 2, 3, 4])
 
     def test_a_broker_whose_store_is_unreachable_at_start_says_so(self):

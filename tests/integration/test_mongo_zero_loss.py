@@ -117,12 +117,16 @@ class MongoZeroLossTest(ot.OtaTestCase):
         self.check_stored_once(st)
         self.report("peer SIGKILL", st_down, st, drain_s, stored_at_stop)
         # Re-send everything (the same two runs: ota-fleet picks event types by the
-        # report's place in its run): each event is a duplicate, the store is unchanged.
+        # report's place in its run): each report is a replay (E_REPLAY, quarantined,
+        # issue 13), the store's events are unchanged.
+        replays = 0
         for n, start in ((REPORTS, 1), (EXTRA, REPORTS + 1)):
-            rc, _, err = ot.run_fleet(self.b, VEHICLES, n, EVENTS, seq_start=start)
+            rc, summary, err = ot.run_fleet(self.b, VEHICLES, n, EVENTS, seq_start=start)
             self.assertEqual(rc, 0, err[-2000:])
+            replays += summary["replays"]
+        self.assertEqual(replays, TOTAL_EVENTS // EVENTS)
         st2 = admin.wait_drained(timeout=60 * ot.SCALE, baseline=st)
-        self.assertStatsDelta(st, st2, "writer.duplicates", TOTAL_EVENTS)
+        self.assertStatsDelta(st, st2, "reports_replayed", TOTAL_EVENTS // EVENTS)
         self.assertStatsDelta(st, st2, "writer.events_stored", 0)
         self.assertEqual(self.db.total(), TOTAL_EVENTS)
 

@@ -569,7 +569,8 @@ class OpsTest(OtactlCase):
         pw = self.tmp / "passwd"
         subprocess.run(["mosquitto_passwd", "-c", "-b", str(pw), ot.ADMIN, "s3cret"], check=True,
                        capture_output=True)
-        b = self.broker(extra_conf=["allow_anonymous false", "password_file %s" % pw])
+        b = self.broker(auth="broker",
+                        extra_conf=["allow_anonymous false", "password_file %s" % pw])
         p = self.bctl(b, "stats", "-P", "wrong")
         self.assertEqual(p.returncode, 3, p.stderr)
         self.assertIn("not authorised", p.stderr)

@@ -102,6 +102,13 @@ class TaskCase(CatalogCase):
         # VIN 9 is still upgrading under a normal task.
         car = self.vehicle(self.b, ot.vin(9))
         car.report(1, [ot.ev_status(task="T-old", status="upgrading", trigger="normal")])
+        self.wait_taken(1)
+
+    def wait_taken(self, n):
+        """Waits until n reports are stored and their effects set off (issue 14: after the
+        PUBACK, once the writer has them)."""
+        ot.wait_until(lambda: self.ok("getStats")["reports_accepted"] >= n,
+                      msg="%d reports taken" % n)
 
     def task(self, vins, **kw):
         t = {"name": "campaign", "type": "normal", "model": M, "series": S, "version": "2.0",
@@ -206,18 +213,22 @@ class CreateTask(TaskCase):
         self.catalog()
         car = self.vehicle(self.b, ot.vin(1))
         car.report(1, [ot.ev_status(task="T-x", status="waiting", trigger="normal")])
+        self.wait_taken(2)  # and VIN 9's of catalog()
         self.assertEqual(self.outcome(self.create([ot.vin(1)])),
                          {ot.vin(1): "E_UPGRADE_IN_PROGRESS"})
         # A forced task's upgrade does not block (only a normal task's does).
         car.report(2, [ot.ev_status(task="T-x", status="upgrading", trigger="forced",
                                     ts=ot.TS0 + 1)])
+        self.wait_taken(3)
         self.assertEqual(self.outcome(self.create([ot.vin(1)])), {ot.vin(1): None})
         # An older event (a replay) does not bring the old status back.
         car.report(3, [ot.ev_status(task="T-x", status="rolling_back", trigger="normal",
                                     ts=ot.TS0 - 5)])
+        self.wait_taken(4)
         self.assertEqual(self.outcome(self.create([ot.vin(1)])), {ot.vin(1): None})
         car.report(4, [ot.ev_status(task="T-x", status="succeeded", trigger="normal",
                                     ts=ot.TS0 + 2)])
+        self.wait_taken(5)
         self.assertEqual(self.outcome(self.create([ot.vin(1)])), {ot.vin(1): None})
 
 

@@ -92,26 +92,31 @@ class ZeroLossTest(ot.OtaTestCase):
         s0 = admin.wait_drained(timeout=60 * ot.SCALE)
         stored_before = db.total()
         self.check_acked_stored(db, acked)
-        # Re-send the whole range (same seq numbers).
+        # Re-send the whole range (same seq numbers). Each report taken before the kill
+        # is a replay now: acked, answered with E_REPLAY and quarantined (issue 13).
+        taken_before = stored_before // EVENTS
         rc, summary, err = ot.run_fleet(b, VEHICLES, REPORTS, EVENTS,
                                         acked=self.tmp / "acked-run2")
         self.assertEqual(rc, 0, err[-2000:])
         self.assertEqual((summary["reports_acked"], summary["events_acked"],
-                          summary["puback_failures"]), (TOTAL_REPORTS, TOTAL_EVENTS, 0), summary)
+                          summary["puback_failures"], summary["error_replies"],
+                          summary["replays"]),
+                         (TOTAL_REPORTS, TOTAL_EVENTS, 0, 0, taken_before), summary)
         self.assertEqual(len(ot.read_acked(self.tmp / "acked-run2")), TOTAL_REPORTS)
         s1 = admin.wait_drained(timeout=60 * ot.SCALE, baseline=s0)
         stored = self.check_acked_stored(db, acked)
         self.assertEqual(len(stored), TOTAL_REPORTS)
         self.assertEqual(db.total(), TOTAL_EVENTS)
         self.assertEqual(db.unique_keys(), TOTAL_EVENTS)
-        # Each re-sent event was either new or a counted duplicate, exactly once.
+        # Each re-sent report was either new or a counted replay, exactly once.
         self.assertStatsDelta(s0, s1, "writer.events_stored", TOTAL_EVENTS - stored_before)
-        self.assertStatsDelta(s0, s1, "writer.duplicates", stored_before)
-        self.assertStatsDelta(s0, s1, "reports_accepted", TOTAL_REPORTS)
+        self.assertStatsDelta(s0, s1, "reports_accepted", TOTAL_REPORTS - taken_before)
+        self.assertStatsDelta(s0, s1, "reports_replayed", taken_before)
+        self.assertStatsDelta(s0, s1, "writer.quarantined", taken_before)
         print("\nzero-loss resend: acked before kill %d reports; stored after restart %d "
-              "events; after re-sending %d reports: %d events, %d duplicates"
+              "events; after re-sending %d reports: %d events, %d replays"
               % (len(acked), stored_before, TOTAL_REPORTS, db.total(),
-                 s1["writer"]["duplicates"] - s0["writer"]["duplicates"]), file=sys.stderr)
+                 s1["reports_replayed"] - s0["reports_replayed"]), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -934,9 +934,71 @@ static void test_event_ts(void **state)
     ev = new_map();
     put_str(ev, "type", "download_progress");
     put_str(ev, "task", "T");
-    put(ev, "ts", cbor_build_float8(1700000000000.0));
+    put(ev, "ts", cbor_build_float8(1700000000000.5)); /* not an integer */
     put_uint(ev, "pct", 1);
     expect_event_error(ev, OTA_E_BAD_REQUEST, "events[0].ts: expected unsigned integer");
+
+    ev = new_map();
+    put_str(ev, "type", "download_progress");
+    put_str(ev, "task", "T");
+    put(ev, "ts", cbor_build_float8(-1.0));
+    put_uint(ev, "pct", 1);
+    expect_event_error(ev, OTA_E_BAD_REQUEST, "events[0].ts: expected unsigned integer");
+}
+
+/* Integer fields take floats that are exactly an integer in range (cbor-x writes integers
+ * above 2^32 as float64); seq and epoch too. */
+static void test_integral_floats(void **state)
+{
+    (void)state;
+    cbor_item_t *ev = new_map();
+    put_str(ev, "type", "download_progress");
+    put_str(ev, "task", "T");
+    put(ev, "ts", cbor_build_float8(1700000000000.0));
+    put(ev, "pct", cbor_build_float2(50.0f));
+    put(ev, "bytes", cbor_build_float4(1024.0f));
+    cbor_item_t *rep = new_map();
+    put(rep, "seq", cbor_build_float8(4294967297.0));
+    put(rep, "epoch", cbor_build_float8(7.0));
+    cbor_item_t *arr = cbor_new_definite_array(1);
+    assert_true(cbor_array_push(arr, ev));
+    cbor_decref(&ev);
+    put(rep, "events", arr);
+    ota_report r;
+    ota_error e;
+    assert_int_equal(decode_item(rep, NULL, &r, &e), 0);
+    assert_int_equal(r.seq, 4294967297ULL);
+    assert_string_equal(r.epoch, "7");
+    assert_int_equal(r.events[0].ts, 1700000000000LL);
+    assert_int_equal(r.events[0].pct, 50);
+    assert_int_equal(r.events[0].bytes, 1024);
+    ota_report_free(&r);
+}
+
+/* epoch: absent is "0", an integer is its decimal text, a text is itself; anything else,
+ * or a text over 64 bytes, is refused; the envelope check reads seq and epoch alone. */
+static void test_report_epoch(void **state)
+{
+    (void)state;
+    static const uint8_t text_epoch[] = {0xa3, 0x63, 's', 'e', 'q', 0x05, 0x65, 'e', 'p', 'o',
+                                         'c', 'h', 0x62, 'u', '1', 0x66, 'e', 'v', 'e', 'n',
+                                         't', 's', 0x80};
+    ota_report r;
+    ota_error e;
+    assert_int_equal(ota_codec_report_envelope(text_epoch, sizeof text_epoch, &r, &e), 0);
+    assert_int_equal(r.seq, 5);
+    assert_string_equal(r.epoch, "u1");
+    /* the full decoder refuses the empty events array, but names the report */
+    assert_int_equal(decode_raw(text_epoch, sizeof text_epoch, NULL, &r, &e), -1);
+    assert_true(r.seq_valid);
+    assert_string_equal(r.epoch, "u1");
+    static const uint8_t bad_epoch[] = {0xa2, 0x63, 's', 'e', 'q', 0x05, 0x65, 'e',
+                                        'p',  'o',  'c', 'h', 0xf5};
+    assert_int_equal(ota_codec_report_envelope(bad_epoch, sizeof bad_epoch, &r, &e), -1);
+    assert_non_null(strstr(e.msg, "epoch: expected unsigned integer or text"));
+    static const uint8_t no_seq[] = {0xa1, 0x65, 'e', 'p', 'o', 'c', 'h', 0x01};
+    assert_int_equal(ota_codec_report_envelope(no_seq, sizeof no_seq, &r, &e), -1);
+    assert_non_null(strstr(e.msg, "seq: missing"));
 }
 
 static void test_event_invalid_text(void **state)
@@ -1029,7 +1091,7 @@ static void test_event_pct(void **state)
     assert_string_equal(e.msg, "events[0].pct: expected unsigned integer 0..100");
 
     ev = event("download_progress", "T", 1);
-    put(ev, "pct", cbor_build_float4(50.0f));
+    put(ev, "pct", cbor_build_float4(50.5f));
     expect_event_error(ev, OTA_E_BAD_REQUEST, "events[0].pct: expected unsigned integer 0..100");
 
     ev = event("upgrade_progress", "T", 1);
@@ -1735,6 +1797,8 @@ int main(void)
         cmocka_unit_test(test_event_task),
         cmocka_unit_test(test_event_ts),
         cmocka_unit_test(test_event_invalid_text),
+        cmocka_unit_test(test_integral_floats),
+        cmocka_unit_test(test_report_epoch),
         cmocka_unit_test(test_event_text_limits),
         cmocka_unit_test(test_event_pct),
         cmocka_unit_test(test_event_required_fields),

@@ -228,7 +228,7 @@ static ota_task *task_with_counts(ota_tasks *t, size_t ok, size_t bad, size_t op
     size_t k = 0;
     char vin[OTA_VIN_LEN + 1], id[16];
     for (size_t i = 0; i < ok + bad + open; i++, k++) {
-        snprintf(vin, sizeof(vin), "LSVTK%012zu", i);
+        snprintf(vin, sizeof(vin), "LSVTK%012u", (unsigned)i);
         uint8_t s = i < ok ? OTA_EXEC_SUCCEEDED : i < ok + bad ? OTA_EXEC_FAILED : OTA_EXEC_QUEUED;
         xs[k] = exec_of(vin, s);
     }

@@ -125,6 +125,52 @@ static uint64_t file_size(const char *path)
 
 /* ---------------------------------------------------------------- tests */
 
+/* The record kinds with meta: a report with its epoch, a refused report with its reason
+ * (here with an empty payload whose pointer is NULL, as Mosquitto hands it over), a reset. */
+static void test_record_kinds(void **state)
+{
+    (void)state;
+    ota_spool *s = open_spool(test_fresh_dir("kinds"), 10, 0);
+    const uint8_t cbor[] = {0xa0};
+    ota_spool_entry e[] = {
+        {.kind = OTA_SPOOL_KIND_REPORT_EPOCH, .vin = VIN, .seq = 5, .received_ms = 1,
+         .epoch = "unit-2", .resets = 3, .payload = cbor, .len = 1},
+        {.kind = OTA_SPOOL_KIND_QUARANTINE, .vin = VIN, .received_ms = 2, .code = 2,
+         .msg = "seq: missing", .size = 70000, .payload = NULL, .len = 0},
+        {.kind = OTA_SPOOL_KIND_RESET, .vin = VIN, .received_ms = 3, .resets = 4},
+    };
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(ota_spool_append(s, &e[i]), 0);
+    ota_spool_entry bad = {.kind = 9, .vin = VIN};
+    assert_int_equal(ota_spool_append(s, &bad), -1);
+    ota_spool_reader *r = reader_from_checkpoint(s);
+    ota_spool_record rec;
+    assert_int_equal(ota_spool_reader_next(r, &rec), 1);
+    assert_int_equal(rec.kind, OTA_SPOOL_KIND_REPORT_EPOCH);
+    assert_string_equal(rec.epoch, "unit-2");
+    assert_int_equal(rec.resets, 3);
+    assert_int_equal(rec.payload_len, 1);
+    assert_int_equal(rec.payload[0], 0xa0);
+    assert_int_equal(ota_spool_reader_next(r, &rec), 1);
+    assert_int_equal(rec.kind, OTA_SPOOL_KIND_QUARANTINE);
+    assert_int_equal(rec.code, 2);
+    assert_false(rec.has_seq);
+    assert_string_equal(rec.msg, "seq: missing");
+    assert_string_equal(rec.epoch, "0");
+    assert_int_equal(rec.size, 70000);
+    assert_int_equal(rec.payload_len, 0);
+    assert_int_equal(ota_spool_reader_next(r, &rec), 1);
+    assert_int_equal(rec.kind, OTA_SPOOL_KIND_RESET);
+    assert_int_equal(rec.resets, 4);
+    assert_int_equal(ota_spool_reader_next(r, &rec), 0);
+    ota_spool_stats st;
+    ota_spool_stats_get(s, &st);
+    assert_int_equal(st.bad_records, 0);
+    ota_spool_reader_close(r);
+    ota_spool_close(s);
+    test_remove_dir();
+}
+
 static void test_roundtrip_1000(void **state)
 {
     (void)state;
@@ -666,6 +712,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_1000),
+        cmocka_unit_test(test_record_kinds),
         cmocka_unit_test(test_reader_tails_appends),
         cmocka_unit_test(test_reader_ignores_unpublished_bytes),
         cmocka_unit_test(test_wait_wakes_on_append),

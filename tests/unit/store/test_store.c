@@ -226,7 +226,7 @@ static void test_schema(void **state)
         sqlite3_bind_text(st, 1, tables[i], -1, SQLITE_STATIC);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
         const char *sql = (const char *)sqlite3_column_text(st, 0);
-        assert_non_null(strstr(sql, "PRIMARY KEY (vin, seq, idx)"));
+        assert_non_null(strstr(sql, "PRIMARY KEY (vin, epoch, seq, idx)"));
         assert_non_null(strstr(sql, "WITHOUT ROWID"));
         sqlite3_finalize(st);
     }
@@ -498,33 +498,66 @@ static void test_survives_reopen(void **state)
     assert_int_equal(r.duplicates, 5);
 }
 
-/* The highest seq of each VIN, whatever table holds it. */
+/* The guard rows of a database migrated from the layout before epochs. */
 typedef struct {
     char got[4][64];
     size_t n;
 } seqs_got;
 
-static int collect_seq(void *ctx, const char *vin, uint64_t seq)
+static int collect_seq(void *ctx, const ota_report_seq_rec *r)
 {
     seqs_got *g = ctx;
-    snprintf(g->got[g->n++], sizeof g->got[0], "%s=%llu", vin, (unsigned long long)seq);
+    snprintf(g->got[g->n++], sizeof g->got[0], "%s=%s/%lld/%u", r->vin, r->epoch,
+             (long long)r->seq, r->resets);
     return 0;
 }
 
-static void test_last_seqs(void **state)
+static void count_one(void *ctx, const ota_store_event *e)
+{
+    (void)e;
+    ++*(int *)ctx;
+}
+
+/* An older version's file: events keyed by (vin, seq, idx) without epoch. Opening it
+ * migrates the tables (rows kept, epoch "0"), makes the guard rows (highest seq of each
+ * VIN), and a new epoch may then use the same seq. */
+static void test_migration_from_v1(void **state)
 {
     test_db *f = *state;
-    ota_event evs[5];
-    full_events(evs); /* every kind of event */
-    put_report(f->s, VIN_A, 7, evs, 5);
-    put_report(f->s, VIN_A, 9, &evs[4], 1); /* eeprom_clear only: still the highest */
-    put_report(f->s, VIN_A, 8, evs, 2);
-    put_report(f->s, VIN_B, 3, &evs[2], 1);
+    ota_store_close(f->s);
+    f->s = NULL;
+    unlink(f->path);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE ota_vehicle_upgrade_status (vin TEXT NOT NULL, "
+                                  "seq INTEGER NOT NULL, idx INTEGER NOT NULL, task TEXT NOT NULL, "
+                                  "ts INTEGER NOT NULL, received_at INTEGER NOT NULL, status TEXT, "
+                                  "error TEXT, \"trigger\" TEXT, fw TEXT, PRIMARY KEY (vin, seq, "
+                                  "idx)) WITHOUT ROWID;"
+                                  "INSERT INTO ota_vehicle_upgrade_status VALUES ('" VIN_A
+                                  "', 7, 0, 't', 1, 2, 'failed', NULL, 'normal', NULL), ('" VIN_A
+                                  "', 9, 0, 't', 1, 3, 'succeeded', NULL, 'normal', NULL);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    char err[256] = "";
+    f->s = ota_store_open(f->path, err, sizeof err);
+    assert_non_null(f->s);
     seqs_got g = {0};
     assert_int_equal(ota_store_load_last_seqs(f->s, collect_seq, &g), 0);
-    assert_int_equal(g.n, 2);
-    assert_string_equal(g.got[0], VIN_A "=9");
-    assert_string_equal(g.got[1], VIN_B "=3");
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.got[0], VIN_A "=0/9/0");
+    int n = 0;
+    assert_int_equal(ota_store_history(f->s, VIN_A, 0, 10, count_one, &n), 2);
+    ota_event ev = ev_status(0, "succeeded", NULL, "normal", NULL);
+    ota_store_event se = {.vin = VIN_A, .seq = 9, .received_ms = 4, .ev = &ev, .epoch = "1"};
+    ota_store_put_result r;
+    assert_int_equal(ota_store_put_events(f->s, &se, 1, &r, err, sizeof err), 0);
+    assert_int_equal(r.inserted, 1); /* another epoch: not the stored (vin, 0, 9, 0) */
+    se.epoch = NULL;
+    assert_int_equal(ota_store_put_events(f->s, &se, 1, &r, err, sizeof err), 0);
+    assert_int_equal(r.duplicates, 1);
 }
 
 static void expect_open_error(const char *uri, const char *needle)
@@ -745,7 +778,7 @@ int main(void)
         T(test_history_order_limit_filter),
         T(test_history_reentrant_callback),
         T(test_survives_reopen),
-        T(test_last_seqs),
+        T(test_migration_from_v1),
         cmocka_unit_test(test_open_errors),
         T(test_not_a_database),
         T(test_atomic_unknown_type),

@@ -148,10 +148,10 @@ static void test_events(void **state)
     ota_event a = status_ev(0, "downloading"), b = progress_ev(1, 40), c = status_ev(0, "done");
     ota_event d = progress_ev(0, 10);
     ota_store_event evs[] = {
-        {"VIN00000000000001", 5, 100, &a},
-        {"VIN00000000000001", 5, 100, &b},
-        {"VIN00000000000001", 7, 200, &c},
-        {"VIN00000000000002", 3, 300, &d},
+        {"VIN00000000000001", 5, 100, &a, NULL},
+        {"VIN00000000000001", 5, 100, &b, NULL},
+        {"VIN00000000000001", 7, 200, &c, NULL},
+        {"VIN00000000000002", 3, 300, &d, NULL},
     };
     put(f->s, evs, 4, 4, 0);
     put(f->s, evs, 4, 0, 4);     /* all stored already */
@@ -202,8 +202,12 @@ static void test_history_pages(void **state)
                        status_ev(0, "succeeded")};
     ota_event pr[2] = {progress_ev(2, 10), progress_ev(1, 20)};
     ota_store_event evs[] = {
-        {vin, 4, 100, &st[0]}, {vin, 4, 100, &st[1]}, {vin, 4, 100, &pr[0]},
-        {vin, 9, 200, &st[2]}, {vin, 9, 200, &pr[1]}, {"VIN00000000000002", 3, 50, &pr[0]},
+        {vin, 4, 100, &st[0], NULL},
+        {vin, 4, 100, &st[1], NULL},
+        {vin, 4, 100, &pr[0], NULL},
+        {vin, 9, 200, &st[2], NULL},
+        {vin, 9, 200, &pr[1], NULL},
+        {"VIN00000000000002", 3, 50, &pr[0], NULL},
     };
     put(f->s, evs, 6, 6, 0);
     /* every kind, two per page: (9,1) (9,0) | (4,2) (4,1) | (4,0) | - */
@@ -247,7 +251,7 @@ static void test_bad_event_refused(void **state)
     fixture *f = *state;
     ota_event a = status_ev(0, "done"), bad = status_ev(1, "done");
     bad.task = NULL;
-    ota_store_event evs[] = {{"VIN00000000000001", 1, 1, &a}, {"VIN00000000000001", 1, 1, &bad}};
+    ota_store_event evs[] = {{"VIN00000000000001", 1, 1, &a, NULL}, {"VIN00000000000001", 1, 1, &bad, NULL}};
     char err[256] = "";
     ota_store_put_result r;
     assert_int_equal(ota_store_put_events(f->s, evs, 2, &r, err, sizeof err), -1);
@@ -260,15 +264,19 @@ static void test_bad_event_refused(void **state)
 typedef struct {
     int n;
     char vin[8][32];
-    uint64_t seq[8];
+    char epoch[8][32];
+    int64_t seq[8];
+    uint32_t resets[8];
 } seqs;
 
-static int see_seq(void *ctx, const char *vin, uint64_t seq)
+static int see_seq(void *ctx, const ota_report_seq_rec *r)
 {
     seqs *w = ctx;
     if (w->n < 8) {
-        snprintf(w->vin[w->n], sizeof w->vin[0], "%s", vin);
-        w->seq[w->n++] = seq;
+        snprintf(w->vin[w->n], sizeof w->vin[0], "%s", r->vin);
+        snprintf(w->epoch[w->n], sizeof w->epoch[0], "%s", r->epoch);
+        w->resets[w->n] = r->resets;
+        w->seq[w->n++] = r->seq;
     }
     return 0;
 }
@@ -279,9 +287,9 @@ static void test_startup_event_loaders(void **state)
     ota_event s1 = status_ev(0, "a"), s2 = status_ev(1, "b"), s3 = status_ev(0, "c");
     ota_event p = progress_ev(0, 5);
     ota_store_event evs[] = {
-        {"VIN00000000000002", 4, 1, &s1}, {"VIN00000000000002", 4, 1, &s2},
-        {"VIN00000000000001", 2, 1, &s3}, {"VIN00000000000001", 9, 1, &p},
-        {"VIN00000000000003", 6, 1, &p},
+        {"VIN00000000000002", 4, 1, &s1, NULL}, {"VIN00000000000002", 4, 1, &s2, NULL},
+        {"VIN00000000000001", 2, 1, &s3, NULL}, {"VIN00000000000001", 9, 1, &p, NULL},
+        {"VIN00000000000003", 6, 1, &p, NULL},
     };
     put(f->s, evs, 5, 5, 0);
     seen w = {0};
@@ -293,13 +301,82 @@ static void test_startup_event_loaders(void **state)
     assert_string_equal(w.text[1], "b");
     assert_int_equal(w.idx[1], 1);
 
+}
+
+/* The replay guard's rows: upserted by VIN in batch order, read back by VIN. */
+static void test_guard_rows(void **state)
+{
+    fixture *f = *state;
+    ota_report_seq_rec rows[] = {
+        {"VIN00000000000002", "boot-7", 4, 0, 10},
+        {"VIN00000000000001", "0", 9, 0, 11},
+        {"VIN00000000000002", "boot-8", 1, 0, 12}, /* a new epoch, later in the batch */
+        {"VIN00000000000001", "0", -1, 1, 13},     /* an operator reset */
+    };
+    ota_store_batch b = {.seqs = rows, .n_seqs = 4};
+    char err[256] = "";
+    ota_store_put_result r;
+    assert_int_equal(ota_store_put_batch(f->s, &b, &r, err, sizeof err), 0);
     seqs q = {0};
     assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
-    assert_int_equal(q.n, 3);
+    assert_int_equal(q.n, 2);
     assert_string_equal(q.vin[0], "VIN00000000000001");
-    assert_int_equal(q.seq[0], 9); /* the progress event, above the status */
-    assert_int_equal(q.seq[1], 4);
-    assert_int_equal(q.seq[2], 6);
+    assert_int_equal(q.seq[0], -1);
+    assert_int_equal(q.resets[0], 1);
+    assert_string_equal(q.vin[1], "VIN00000000000002");
+    assert_string_equal(q.epoch[1], "boot-8");
+    assert_int_equal(q.seq[1], 1);
+}
+
+typedef struct {
+    int n;
+    int64_t id[8];
+    char code[8][32];
+    int64_t seq[8];
+    size_t len[8];
+} listed;
+
+static int see_quarantined(void *ctx, const ota_quarantine_rec *q)
+{
+    listed *l = ctx;
+    if (l->n < 8) {
+        l->id[l->n] = q->id;
+        snprintf(l->code[l->n], sizeof l->code[0], "%s", q->code);
+        l->seq[l->n] = q->seq;
+        l->len[l->n++] = q->payload_len;
+    }
+    return 0;
+}
+
+/* Refused reports: a repeated id is stored once; listed newest first, by VIN, code, page. */
+static void test_quarantine(void **state)
+{
+    fixture *f = *state;
+    const uint8_t junk[] = {0xff, 0x00, 0x01};
+    ota_quarantine_rec q[] = {
+        {1, "VIN00000000000001", 100, "E_BAD_CBOR", "report: bad", -1, NULL, 3, junk, 3},
+        {2, "VIN00000000000002", 101, "E_REPLAY", "old", 5, "0", 3, junk, 3},
+        {3, "VIN00000000000001", 102, "E_UNKNOWN_VIN", "who", 6, "e", 3, junk, 2},
+    };
+    ota_store_batch b = {.quarantine = q, .n_quarantine = 3};
+    char err[256] = "";
+    ota_store_put_result r;
+    assert_int_equal(ota_store_put_batch(f->s, &b, &r, err, sizeof err), 0);
+    assert_int_equal(ota_store_put_batch(f->s, &b, &r, err, sizeof err), 0); /* replayed */
+    listed l = {0};
+    assert_int_equal(ota_store_list_quarantine(f->s, NULL, NULL, 0, 10, see_quarantined, &l), 3);
+    assert_int_equal(l.id[0], 3);
+    assert_int_equal(l.id[2], 1);
+    assert_int_equal(l.seq[2], -1);
+    assert_int_equal(l.len[0], 2);
+    listed v = {0};
+    assert_int_equal(
+        ota_store_list_quarantine(f->s, "VIN00000000000001", NULL, 3, 10, see_quarantined, &v), 1);
+    assert_int_equal(v.id[0], 1);
+    listed c = {0};
+    assert_int_equal(ota_store_list_quarantine(f->s, NULL, "E_REPLAY", 0, 10, see_quarantined, &c),
+                     1);
+    assert_string_equal(c.code[0], "E_REPLAY");
 }
 
 /* ---- the catalog ---- */
@@ -595,7 +672,7 @@ static void test_second_handle(void **state)
     assert_int_equal(ota_store_claim_notice(f->s, "T1", "V", "m1", "A", 1, err, sizeof err), 1);
     assert_int_equal(ota_store_claim_notice(other, "T1", "V", "m1", "B", 1, err, sizeof err), 0);
     ota_event a = status_ev(0, "done");
-    ota_store_event e = {"VIN00000000000001", 1, 1, &a};
+    ota_store_event e = {"VIN00000000000001", 1, 1, &a, NULL};
     put(f->s, &e, 1, 1, 0);
     put(other, &e, 1, 0, 1);
     ota_store_close(other);
@@ -713,7 +790,8 @@ static void test_native_documents(void **state)
 }
 
 /* A database written before this change ({json: text} documents, text shadow states,
- * events without ota_vehicle_state) is read as before and rewritten at open. */
+ * events without ota_vehicle_state, or its {_id, last_seq} documents of the first issue 15
+ * version) is read as before and rewritten at open. */
 static void test_mongo_migration(void **state)
 {
     fixture *f = *state;
@@ -733,15 +811,23 @@ static void test_mongo_migration(void **state)
     direct_exec(old, "{\"insert\": \"ota_vehicle_upgrade_status\", \"documents\": [{\"vin\": "
                      "\"V1\", \"seq\": 4, \"idx\": 0, \"task\": \"T1\", \"ts\": 1, "
                      "\"received_at\": 1, \"status\": \"done\"}]}");
+    /* the first issue 15 layout of ota_vehicle_state: {_id, last_seq} */
+    direct_exec(old, "{\"insert\": \"ota_vehicle_state\", \"documents\": [{\"_id\": \"V2\", "
+                     "\"last_seq\": 6}]}");
     ota_store *s = test_store_open(uri);
     items w = {0};
     assert_int_equal(ota_store_load_docs(s, OTA_DOC_TASK, see_doc, &w), 0);
     assert_string_equal(w.val[0], "{\"state\":\"running\",\"n\":3}");
     seqs q = {0};
     assert_int_equal(ota_store_load_last_seqs(s, see_seq, &q), 0);
-    assert_int_equal(q.n, 1);
-    assert_int_equal(q.seq[0], 4);
+    assert_int_equal(q.n, 2);
+    assert_int_equal(q.seq[0], 4); /* filled from the events */
+    assert_int_equal(q.seq[1], 6); /* given epoch "0" */
+    assert_string_equal(q.epoch[1], "0");
     ota_store_close(s);
+    bson_t *v2 = direct_find_one(old, "ota_vehicle_state", "{\"_id\": \"V2\", \"epoch\": \"0\"}");
+    assert_non_null(v2);
+    bson_destroy(v2);
     bson_t *task = direct_find_one(old, "ota_task", "{\"state\": \"running\"}");
     assert_non_null(task);
     bson_destroy(task);
@@ -752,25 +838,51 @@ static void test_mongo_migration(void **state)
     direct_close(cl, db);
 }
 
-/* Start-up reads ota_vehicle_state, kept by every batch; SQLite fills it once for a
- * database made before it (MongoDB: test_mongo_migration). */
+/* Start-up reads ota_vehicle_state (the replay guard's rows), kept by every batch: guard
+ * rows replace, events without one raise their VIN in its epoch. SQLite converts the
+ * files made before it (MongoDB: test_mongo_migration). */
 static void test_vehicle_state(void **state)
 {
     fixture *f = *state;
     ota_event a = status_ev(0, "a"), p = progress_ev(0, 5);
-    ota_store_event evs[] = {{"VIN00000000000002", 4, 1, &a},
-                             {"VIN00000000000001", 9, 1, &p},
-                             {"VIN00000000000001", 2, 1, &a}};
+    ota_store_event evs[] = {{"VIN00000000000002", 4, 1, &a, NULL},
+                             {"VIN00000000000001", 9, 1, &p, NULL},
+                             {"VIN00000000000001", 2, 1, &a, NULL}};
     put(f->s, evs, 3, 3, 0);
-    ota_store_event older = {"VIN00000000000001", 3, 1, &p};
+    ota_store_event older = {"VIN00000000000001", 3, 1, &p, NULL};
     put(f->s, &older, 1, 1, 0); /* a lower seq later does not lower the state */
     seqs q = {0};
     assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
     assert_int_equal(q.n, 2);
     assert_int_equal(q.seq[0], 9);
     assert_int_equal(q.seq[1], 4);
+    assert_string_equal(q.epoch[0], "0");
+
+    /* the guard's rows replace; events without one raise their VIN in its epoch only */
+    ota_report_seq_rec row = {"VIN00000000000001", "boot-2", 3, 0, 20};
+    ota_store_batch b = {.seqs = &row, .n_seqs = 1};
+    char err[256] = "";
+    assert_int_equal(ota_store_put_batch(f->s, &b, NULL, err, sizeof err), 0);
+    ota_store_event other = {"VIN00000000000001", 20, 1, &p, NULL}; /* epoch "0" */
+    put(f->s, &other, 1, 1, 0);
+    ota_store_event same = {"VIN00000000000001", 5, 1, &p, "boot-2"};
+    put(f->s, &same, 1, 1, 0);
+    ota_store_event with_row = {"VIN00000000000002", 30, 1, &p, "boot-2"};
+    ota_report_seq_rec reset = {"VIN00000000000002", "0", -1, 1, 21};
+    b = (ota_store_batch){.events = &with_row, .n_events = 1, .seqs = &reset, .n_seqs = 1};
+    assert_int_equal(ota_store_put_batch(f->s, &b, NULL, err, sizeof err), 0);
+    memset(&q, 0, sizeof q);
+    assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
+    assert_int_equal(q.n, 2);
+    assert_string_equal(q.epoch[0], "boot-2");
+    assert_int_equal(q.seq[0], 5);
+    assert_int_equal(q.seq[1], -1); /* the batch's guard row, not its event */
+    assert_int_equal(q.resets[1], 1);
     if (backend_base != NULL)
         return;
+
+    /* SQLite files of earlier versions: no table (filled from the events), and the
+     * first issue 15 layout (vin, last_seq) */
     ota_store_close(f->s);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(strchr(f->uri, ':') + 1, &db), SQLITE_OK);
@@ -780,7 +892,45 @@ static void test_vehicle_state(void **state)
     memset(&q, 0, sizeof q);
     assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
     assert_int_equal(q.n, 2);
-    assert_int_equal(q.seq[0], 9);
+    assert_int_equal(q.seq[0], 20);
+    assert_int_equal(q.seq[1], 30);
+    ota_store_close(f->s);
+    assert_int_equal(sqlite3_open(strchr(f->uri, ':') + 1, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TABLE ota_vehicle_state; CREATE TABLE ota_vehicle_state"
+                                  " (vin TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"
+                                  " INSERT INTO ota_vehicle_state VALUES ('VIN00000000000003', 12)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    f->s = test_store_open(f->uri);
+    memset(&q, 0, sizeof q);
+    assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
+    assert_int_equal(q.n, 1);
+    assert_string_equal(q.vin[0], "VIN00000000000003");
+    assert_string_equal(q.epoch[0], "0");
+    assert_int_equal(q.seq[0], 12);
+    assert_int_equal(q.resets[0], 0);
+
+    /* the replay guard's table of branch secrep before the merge: its rows taken over */
+    ota_store_close(f->s);
+    assert_int_equal(sqlite3_open(strchr(f->uri, ':') + 1, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE ota_vehicle_report_seq (vin TEXT PRIMARY KEY,"
+                                  " epoch TEXT NOT NULL, seq INTEGER NOT NULL, resets INTEGER"
+                                  " NOT NULL, updated_at INTEGER NOT NULL); INSERT INTO"
+                                  " ota_vehicle_report_seq VALUES ('VIN00000000000003', 'e', 2,"
+                                  " 1, 5)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    f->s = test_store_open(f->uri);
+    memset(&q, 0, sizeof q);
+    assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
+    assert_int_equal(q.n, 1);
+    assert_string_equal(q.epoch[0], "e");
+    assert_int_equal(q.seq[0], 2);
+    assert_int_equal(q.resets[0], 1);
 }
 
 static ota_exec_rec exec_rec(const char *vin, ota_exec_state state, const char *msg_id)
@@ -1071,7 +1221,7 @@ static void test_snapshot(void **state)
                             .n_add_descriptions = 1};
     test_apply_ok(f->s, &c);
     ota_event st = status_ev(0, "installing"), p = progress_ev(0, 5);
-    ota_store_event evs[] = {{"VIN00000000000001", 4, 1, &st}, {"VIN00000000000001", 9, 1, &p}};
+    ota_store_event evs[] = {{"VIN00000000000001", 4, 1, &st, NULL}, {"VIN00000000000001", 9, 1, &p, NULL}};
     put(f->s, evs, 2, 2, 0);
 
     char dir[512], path[600], err[256] = "";
@@ -1176,6 +1326,8 @@ static int run_backend(const char *name, const char *base)
         cmocka_unit_test_setup_teardown(test_history_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_event_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup_event_loaders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guard_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_change_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_records, setup, teardown),

@@ -597,18 +597,18 @@ static void test_latest_statuses(void **state)
                           .bytes = -1,
                           .at = -1};
     ota_store_event se[] = {
-        /* VIN_A: seq 9 idx 1 beats seq 9 idx 0 and seq 3 (stored after it) */
-        {VIN_A, 9, 1, &ev[0]},
-        {VIN_A, 9, 2, &ev[1]},
-        {VIN_A, 3, 3, &ev[2]},
-        /* VIN_B: seq 20 idx 2 beats seq 20 idx 0; seq 10 is older; a newer progress
-         * event of another type does not count */
-        {VIN_B, 10, 4, &ev[4]},
-        {VIN_B, 20, 5, &ev[3]},
-        {VIN_B, 20, 6, &ev[0]},
-        {VIN_B, 99, 7, &progress},
+        /* VIN_A: received together, seq 9 idx 1 beats seq 9 idx 0 and seq 3 */
+        {VIN_A, 9, 2, &ev[0], NULL},
+        {VIN_A, 9, 2, &ev[1], NULL},
+        {VIN_A, 3, 2, &ev[2], NULL},
+        /* VIN_B: seq 20 idx 2 beats seq 20 idx 0; seq 10 is older (received before); a
+         * newer progress event of another type does not count */
+        {VIN_B, 10, 4, &ev[4], NULL},
+        {VIN_B, 20, 5, &ev[3], NULL},
+        {VIN_B, 20, 5, &ev[0], NULL},
+        {VIN_B, 99, 7, &progress, NULL},
         /* VIN_C: one event, seq above 2^32 */
-        {VIN_C, UINT64_C(1) << 40, 8, &ev[2]},
+        {VIN_C, UINT64_C(1) << 40, 8, &ev[2], NULL},
     };
     ota_store_put_result r;
     char err[256];
@@ -616,7 +616,7 @@ static void test_latest_statuses(void **state)
                      0);
     assert_int_equal(r.inserted, 8);
     /* a VIN with only other events has no latest status */
-    ota_store_event only_progress = {"ZZZZZZZZZZZZZZZZZ", 1, 9, &progress};
+    ota_store_event only_progress = {"ZZZZZZZZZZZZZZZZZ", 1, 9, &progress, NULL};
     assert_int_equal(ota_store_put_events(d->s, &only_progress, 1, &r, err, sizeof err), 0);
 
     assert_int_equal(ota_store_load_latest_statuses(d->s, collect_latest, &g), 0);

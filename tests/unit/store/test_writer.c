@@ -177,10 +177,11 @@ typedef struct {
     uint64_t call_ms[64];
 } fake_store;
 
-static int fake_put(ota_store *s, const ota_store_event *evs, size_t n, ota_store_put_result *res,
-                    char *err, size_t errlen)
+static int fake_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
+                          char *err, size_t errlen)
 {
     fake_store *f = (fake_store *)s;
+    size_t n = b->n_events;
     pthread_mutex_lock(&f->mu);
     if (f->calls < 64)
         f->call_ms[f->calls] = test_now_ms();
@@ -195,7 +196,14 @@ static int fake_put(ota_store *s, const ota_store_event *evs, size_t n, ota_stor
         snprintf(err, errlen, "fake store: database is down");
         return -1;
     }
-    return ota_store_put_events(f->real, evs, n, res, err, errlen);
+    return ota_store_put_batch(f->real, b, res, err, errlen);
+}
+
+static int fake_put(ota_store *s, const ota_store_event *evs, size_t n, ota_store_put_result *res,
+                    char *err, size_t errlen)
+{
+    ota_store_batch b = {.events = evs, .n_events = n};
+    return fake_put_batch(s, &b, res, err, errlen);
 }
 
 static void fake_close(ota_store *s)
@@ -226,6 +234,7 @@ static const ota_store_ops fake_ops = {
     .name = "fake",
     .close = fake_close,
     .put_events = fake_put,
+    .put_batch = fake_put_batch,
     .latest_status = fake_latest,
     .count_events = fake_count,
     .history = fake_history,
@@ -303,6 +312,80 @@ static ota_writer_stats writer_stats(ota_writer *w)
 }
 
 /* ---------------------------------------------------------------- tests */
+
+typedef struct {
+    int stored, refused;
+    uint64_t last_seq;
+    size_t events;
+    char refused_msg[OTA_ERRMSG_MAX];
+} results_seen;
+
+static void see_result(void *ctx, const ota_report_result *r)
+{
+    results_seen *s = ctx;
+    if (r->refused) {
+        s->refused++;
+        snprintf(s->refused_msg, sizeof s->refused_msg, "%s", r->err.msg);
+        return;
+    }
+    s->stored++;
+    s->last_seq = r->seq;
+    s->events += r->rep.n_events;
+}
+
+/* Polls results until want of them came (or 10 s). */
+static void poll_results(ota_writer *w, results_seen *s, int want)
+{
+    for (int i = 0; i < 1000 && s->stored + s->refused < want; i++) {
+        ota_writer_poll_reports(w, see_result, s);
+        usleep(10000);
+    }
+}
+
+/* report_results: one result per report record, in spool order, after the store has it,
+ * the decoder's refusals with their reason; the checkpoint moves past a batch only once
+ * its results were polled. */
+static void test_report_results_and_checkpoint(void **state)
+{
+    (void)state;
+    fresh_dir("results");
+    ota_spool *sp = open_spool();
+    char err[256] = "";
+    ota_store *st = ota_store_open(g_db, err, sizeof err);
+    assert_non_null(st);
+    ota_writer_config cfg = {.log = capture_log, .log_ctx = &g_log, .report_results = true};
+    append_reports(sp, VIN1, 1, 3, 2);
+    size_t len;
+    uint8_t *no_events = make_report(4, 0, &len);
+    assert_int_equal(ota_spool_append_report(sp, VIN1, 4, 1, no_events, len), 0);
+    free(no_events);
+    ota_writer *w = ota_writer_start(sp, st, &cfg, err, sizeof err);
+    assert_non_null(w);
+    assert_true(ota_writer_wait_drained(w, 10000));
+    ota_spool_pos ck;
+    assert_int_equal(ota_spool_checkpoint_load(sp, &ck), 0);
+    assert_int_equal(ck.offset, 0); /* stored, but nothing polled yet */
+    results_seen seen = {0};
+    poll_results(w, &seen, 4);
+    assert_int_equal(seen.stored, 3);
+    assert_int_equal(seen.last_seq, 3);
+    assert_int_equal(seen.events, 6);
+    assert_int_equal(seen.refused, 1);
+    assert_non_null(strstr(seen.refused_msg, "events"));
+    ota_spool_stats sst;
+    ota_spool_stats_get(sp, &sst);
+    for (int i = 0; i < 1000; i++) { /* the writer stores the polled checkpoint */
+        assert_int_equal(ota_spool_checkpoint_load(sp, &ck), 0);
+        if (ck.segment == sst.end.segment && ck.offset == sst.end.offset)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(ck.segment, sst.end.segment);
+    assert_int_equal(ck.offset, sst.end.offset);
+    assert_int_equal(writer_stats(w).quarantined, 1);
+    ota_writer_stop(w);
+    ota_spool_close(sp);
+}
 
 static void test_drain_stores_everything(void **state)
 {
@@ -408,14 +491,15 @@ static void test_undecodable_record_is_skipped(void **state)
     ota_writer *w = start_writer(sp);
     assert_true(ota_writer_wait_drained(w, 10000));
     ota_writer_stats st = writer_stats(w);
-    assert_int_equal(st.records_skipped, 3);
+    assert_int_equal(st.records_skipped, 0);
+    assert_int_equal(st.quarantined, 3); /* the three that no longer decode: kept */
     assert_int_equal(st.events_stored, 30);
-    assert_int_equal(log_get().skipped, 3);
+    assert_int_equal(log_get().skipped, 0);
 
-    /* Only junk at the end: still skipped, and the checkpoint moves past it. */
+    /* Only junk at the end: quarantined, and the checkpoint moves past it. */
     assert_int_equal(ota_spool_append_report(sp, VIN1, 13, 1, junk, sizeof junk), 0);
     assert_true(ota_writer_wait_drained(w, 10000));
-    assert_int_equal(writer_stats(w).records_skipped, 4);
+    assert_int_equal(writer_stats(w).quarantined, 4);
     ota_spool_stats sst;
     ota_spool_stats_get(sp, &sst);
     ota_spool_pos cp;
@@ -720,6 +804,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drain_stores_everything),
+        cmocka_unit_test(test_report_results_and_checkpoint),
         cmocka_unit_test(test_jobs_run_in_order_and_report_back),
         cmocka_unit_test(test_idle_writer_runs_job_promptly),
         cmocka_unit_test(test_stop_finishes_queued_jobs),
