@@ -34,13 +34,17 @@ def ev_consent(task, answer, until=None, reason=None, ts=ot.TS0):
     return e
 
 
-class Consent(Campaign):
+class Fleet(Campaign):
+    """test_campaign's helpers (its tests run there, not here) and a fleet of cars."""
 
     def setup_fleet(self, *nums):
         self.start()
         self.catalog()
         self.ok("upsertVehicles", vehicles=[vehicle(i) for i in nums])
         return [self.car(i) for i in nums]
+
+
+class Consent(Fleet):
 
     def test_declined_ends_declined(self):
         a, b = self.setup_fleet(20, 21)
@@ -99,13 +103,7 @@ class Consent(Campaign):
         self.assertIn("until", evs[0])
 
 
-class InstallModes(Campaign):
-
-    def setup_fleet(self, *nums):
-        self.start()
-        self.catalog()
-        self.ok("upsertVehicles", vehicles=[vehicle(i) for i in nums])
-        return [self.car(i) for i in nums]
+class InstallModes(Fleet):
 
     def test_modes_in_notice(self):
         a, b, c = self.setup_fleet(20, 21, 22)
@@ -261,9 +259,12 @@ class Agent(test_agent.AgentCase):
         ot.wait_until(lambda: self.counts()["succeeded"] == 1, msg="succeeded")
 
 
-for _name in dir(test_agent.AgentCase):  # test_agent.py runs those; here only the above
-    if _name.startswith("test_") and _name not in Agent.__dict__:
-        setattr(Agent, _name, None)
+# The base classes' tests run in their own files; here only those defined above.
+for _cls, _base in ((Agent, test_agent.AgentCase), (Consent, Campaign),
+                    (InstallModes, Campaign), (Fleet, Campaign)):
+    for _name in dir(_base):
+        if _name.startswith("test_") and _name not in _cls.__dict__:
+            setattr(_cls, _name, None)
 
 
 if __name__ == "__main__":
