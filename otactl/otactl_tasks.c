@@ -346,6 +346,26 @@ static int task_cancel(otactl_ctx *ctx, otactl_args *a)
     return otactl_run(ctx, c, print_cancel);
 }
 
+static void print_install_now(const cJSON *data)
+{
+    const cJSON *sent = cJSON_GetObjectItemCaseSensitive(data, "sent");
+    printf("install command sent to %d vehicles\n", cJSON_IsNumber(sent) ? sent->valueint : 0);
+}
+
+/* installNow {id, vins?}: a download_only task's second command (issue 17). */
+static int task_install_now(otactl_ctx *ctx, otactl_args *a)
+{
+    cJSON *c = cmd_id("installNow", a->pos[0]);
+    if (otactl_arg_count(a, "vins") > 0 || otactl_arg_count(a, "vins-file") > 0) {
+        int rc = add_vins(ctx, a, c);
+        if (rc != OTACTL_OK) {
+            cJSON_Delete(c);
+            return rc;
+        }
+    }
+    return otactl_run(ctx, c, print_install_now);
+}
+
 /* ---- task watch ---- */
 
 #define WATCH_BAR 20
@@ -669,6 +689,9 @@ const otactl_action otactl_task_actions[] = {
      "cancel a task (or some of its vehicles): queued ones at once, notified ones when the "
      "vehicle confirms",
      cancel_opts, 1, 1, task_cancel},
+    {"install-now", "ID [--vins V,V... | --vins-file FILE]",
+     "a download_only task: its vehicles (or those given) install what they downloaded",
+     cancel_opts, 1, 1, task_install_now},
     {"watch", "ID [--interval SEC] [--timeout SEC]",
      "follow a task until it is finished, canceled or aborted: a progress line on stderr, "
      "the final counts on stdout (--json: the final getTask data); exit 0 when done, 1 "

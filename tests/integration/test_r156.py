@@ -12,13 +12,14 @@ own states, counted by getTask and listed by listTaskVehicles; a declined execut
 as declined with the driver's reason; a postponed one waits until its time, then gets
 the notice again (a new msg_id) and goes on to succeed."""
 
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import otatest as ot  # noqa: E402
 from test_campaign import Campaign, report  # noqa: E402
-from test_tasks import vehicle  # noqa: E402
+from test_tasks import OTACTL, vehicle  # noqa: E402
 from test_pkg import PkgCase  # noqa: E402
 from test_shadow import ShadowCar, update  # noqa: E402
 import test_agent  # noqa: E402
@@ -139,6 +140,18 @@ class InstallModes(Fleet):
         tid = self.create(v)["id"]
         self.fails("installNow", "not download_only", id=tid)
         self.fails("installNow", "unknown task", id="T999999")
+        if OTACTL and Path(OTACTL).exists():  # otactl task install-now reaches installNow
+            p = subprocess.run([OTACTL, "--host", "127.0.0.1", "--port", str(self.b.port),
+                                "--user", ot.ADMIN, "task", "install-now", tid],
+                               capture_output=True, text=True, timeout=6 * ot.TIMEOUT)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("not download_only", p.stderr)
+            t2 = self.create(v, install_mode="download_only")["id"]
+            p = subprocess.run([OTACTL, "--host", "127.0.0.1", "--port", str(self.b.port),
+                                "--user", ot.ADMIN, "task", "install-now", t2],
+                               capture_output=True, text=True, timeout=6 * ot.TIMEOUT)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("install command sent to", p.stdout)
 
     def test_download_only_installs_after_install_now(self):
         a, b = self.setup_fleet(20, 21)
