@@ -32,6 +32,7 @@
 struct mosquitto;
 
 #define FLEET_VIN_LEN 17
+#define FLEET_MAX_PORTS 16
 #define FLEET_TOPIC_MAX 40
 #define FLEET_MAX_PENDING_CONNECTS 256 /* connects awaiting CONNACK at once */
 #define FLEET_KEEPALIVE 60
@@ -48,6 +49,9 @@ typedef struct {
     fleet_mode mode;
     const char *host;
     int port;
+    int ports[FLEET_MAX_PORTS]; /* --ports: vehicle i starts on ports[i % n_ports], and moves
+                                   to the next one each time its link is lost (0: --port) */
+    int n_ports;
     uint32_t vehicles;
     uint64_t reports;  /* per vehicle */
     uint32_t events;   /* per report */
@@ -120,6 +124,7 @@ typedef struct fleet_vehicle {
     bool in_ready;
     bool in_connq;
     unsigned attempts; /* failed connection attempts in a row */
+    unsigned losses;   /* links lost: with --ports, which broker is next */
     double retry_at;   /* FV_BACKOFF: when to reconnect */
     /* shadow mode */
     char update_topic[FLEET_TOPIC_MAX];

@@ -389,10 +389,19 @@ static struct mosquitto *create_client(fleet_vehicle *v)
     return mosq;
 }
 
+/* The broker port of v's next connection (--ports: spread, then the next one after a loss). */
+static int vehicle_port(const fleet_vehicle *v)
+{
+    const fleet_config *c = &v->fleet->cfg;
+    if (c->n_ports == 0)
+        return c->port;
+    return c->ports[(v->id + v->losses) % (unsigned)c->n_ports];
+}
+
 void fleet_vehicle_connect(fleet_vehicle *v)
 {
     fleet *f = v->fleet;
-    int rc;
+    int rc, port = vehicle_port(v);
 
     if (f->closing) { /* a reconnect due after the end of the wait: not needed any more */
         set_terminal(v, FV_FAILED);
@@ -409,11 +418,11 @@ void fleet_vehicle_connect(fleet_vehicle *v)
     }
     v->state = FV_CONNECTING;
     f->pending_connects++;
-    rc = mosquitto_connect_async(v->mosq, f->cfg.host, f->cfg.port, FLEET_KEEPALIVE);
+    rc = mosquitto_connect_async(v->mosq, f->cfg.host, port, FLEET_KEEPALIVE);
     if (rc != MOSQ_ERR_SUCCESS) {
         if (f->st.connect_failures < FLEET_PRINT_MAX)
-            fprintf(stderr, "ota-fleet: %s: connect to %s:%d: %s\n", v->vin, f->cfg.host,
-                    f->cfg.port, mosquitto_strerror(rc));
+            fprintf(stderr, "ota-fleet: %s: connect to %s:%d: %s\n", v->vin, f->cfg.host, port,
+                    mosquitto_strerror(rc));
         f->pending_connects--;
         f->st.connect_failures++;
         v->state = FV_LOST;
@@ -566,6 +575,7 @@ static void handle_lost(fleet_vehicle *v)
     fleet *f = v->fleet;
 
     destroy_client(v);
+    v->losses++; /* --ports: the next connection goes to the next broker */
     window_to_resend(v);
     if (campaign_mode(v))
         fleet_campaign_on_lost(v);

@@ -56,6 +56,8 @@ static const char usage_text[] =
     "\n"
     "  --host H          broker address (default 127.0.0.1)\n"
     "  --port P          broker port (default 1883)\n"
+    "  --ports P1,P2,..  several brokers: vehicle i starts on the (i mod n)th, and moves to\n"
+    "                    the next one each time its link is lost (with --reconnect)\n"
     "  --vehicles N      number of vehicles (default 1)\n"
     "  --reports M       reports per vehicle (default 10)\n"
     "  --events K        events per report (default 2)\n"
@@ -132,11 +134,13 @@ enum {
     OPT_INSTALL_STEP,
     OPT_REQUEST_TIMEOUT,
     OPT_SEED,
+    OPT_PORTS,
 };
 
 static const struct option long_opts[] = {
     {"host", required_argument, NULL, OPT_HOST},
     {"port", required_argument, NULL, OPT_PORT},
+    {"ports", required_argument, NULL, OPT_PORTS},
     {"vehicles", required_argument, NULL, OPT_VEHICLES},
     {"reports", required_argument, NULL, OPT_REPORTS},
     {"events", required_argument, NULL, OPT_EVENTS},
@@ -233,6 +237,23 @@ static void set_defaults(fleet_config *c)
     c->rng_seed = 1;
 }
 
+/* --ports P1,P2,...: 1 to FLEET_MAX_PORTS ports. */
+static bool parse_ports(fleet_config *c, const char *arg)
+{
+    char buf[256];
+    uint64_t x;
+    if (strlen(arg) >= sizeof buf)
+        return false;
+    strcpy(buf, arg);
+    c->n_ports = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (c->n_ports == FLEET_MAX_PORTS || !parse_u64(t, 1, 65535, &x))
+            return false;
+        c->ports[c->n_ports++] = (int)x;
+    }
+    return c->n_ports > 0;
+}
+
 static bool apply_number(fleet_config *c, int opt, const char *arg)
 {
     uint64_t x;
@@ -274,6 +295,8 @@ static bool apply_option(fleet_config *c, int opt, const char *arg)
     case OPT_HOST:
         c->host = arg;
         return arg[0] != '\0';
+    case OPT_PORTS:
+        return parse_ports(c, arg);
     case OPT_VIN_PREFIX:
         if (!vin_prefix_valid(arg))
             return false;

@@ -1,7 +1,8 @@
 /*
  * engine.c — the task engine's life cycle, its view of the vehicles, dispatch and TICK
  * (engine.h, docs/task-engine.md). The execution transitions are engine_exec.c's, notice
- * claims engine_claims.c's, the store engine_flush.c's (engine_impl.h).
+ * claims engine_claims.c's, the store engine_flush.c's, executions held by no one here
+ * engine_adopt.c's (engine_impl.h).
  *
  * Design
  * - Vehicles: a map by VIN of {online, busy}: online from its shadow/update or shadow/get
@@ -96,6 +97,8 @@ void ota_engine_free(ota_engine *e)
     }
     ota_map_destroy(&e->vehs, NULL);
     ota_eng_flush_free(e);
+    ota_eng_adopt_free(e);
+    ota_eng_grants_free(e);
     free(e->claims.refs);
     free(e);
 }
@@ -219,6 +222,7 @@ void ota_engine_on_disconnect(ota_plugin *p, const char *vin)
     eng_veh *v = p->engine && vin ? ota_map_get_str(&p->engine->vehs, vin) : NULL;
     if (v) {
         v->online = false;
+        ota_eng_grants_forget(p->engine, v);
     }
 }
 
@@ -257,6 +261,8 @@ void ota_engine_tick(ota_plugin *p)
     }
     free(tasks);
     ota_eng_claims_submit(e);
+    ota_eng_adopt_submit(e);
+    ota_eng_grants_submit(e);
     ota_eng_flush(e);
 }
 

@@ -51,6 +51,13 @@ void ota_engine_on_disconnect(ota_plugin *p, const char *vin);
  * cancels the task. Counts both kinds. */
 void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t n_vins,
                        size_t *canceled, size_t *pending);
+/* pkg.c and file.c, first thing: on a store several brokers share, the first such request
+ * of a vehicle's connection waits until its stored descriptions are read (another broker
+ * may have issued them): true when req was parked (handler handles a copy later; the
+ * caller answers nothing now), false to handle it now. missing (file/get): the file is not
+ * granted yet, read again for a while (its description may still be on its way). */
+bool ota_engine_grants_park(ota_plugin *p, const ota_request *req, ota_vehicle_handler handler,
+                            bool missing);
 /* installNow: the executions in flight of task whose VIN is one of vins (all when NULL)
  * get their notice again as desired state, same msg_id, with "install_now": true (a
  * download_only vehicle installs what it downloaded). Returns how many. */

@@ -10,8 +10,16 @@
  * it driven by another broker (OTA_EXEC_F_ELSEWHERE), a failed job puts the claims back
  * to wait, retried after 1 s doubling to 8 s. The writer thread reads only its job's own
  * copies of the texts.
+ *
+ * Each notice won is decided in the same job, as ONE store write
+ * (ota_store_notice_decision): the execution's move to notified (from the state the store
+ * holds), the vehicle's shadow with the notice as its desired state, and the notice row.
+ * Only then does the notice go out, so a broker dying at any point leaves either no notice
+ * or a stored one (that any broker serves). A decision that finds another state (another
+ * broker moved the execution) sends nothing: the execution is read again (engine_adopt.c).
  */
 #include "engine_impl.h"
+#include "shadow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +47,13 @@ void ota_eng_request_claim(ota_engine *e, ota_task *task, ota_task_exec *x)
 
 typedef struct {
     char task[OTA_ID_MAX + 1], vin[OTA_VIN_LEN + 1], msg_id[OTA_ID_MAX + 32];
+    char version[OTA_ID_MAX + 1], code[64];
+    /* the notice decision, made when the claim is won */
+    uint8_t from;
+    ota_exec_rec to;
+    ota_shadow_rec shadow; /* texts malloc'd */
+    ota_notice_rec notice;
+    int decided; /* 1 stored, 0 the execution was not in state from, -1 not tried */
 } claim_text;
 
 typedef struct {
@@ -54,6 +69,11 @@ typedef struct {
 
 static void claim_job_free(claim_job *j)
 {
+    for (size_t i = 0; j->text && i < j->n; i++) {
+        free((char *)j->text[i].shadow.vin);
+        free((char *)j->text[i].shadow.reported);
+        free((char *)j->text[i].shadow.desired);
+    }
     free(j->refs);
     free(j->claims);
     free(j->text);
@@ -63,7 +83,20 @@ static void claim_job_free(claim_job *j)
 static int claim_run(ota_store *store, void *arg, char *err, size_t errlen)
 {
     claim_job *j = arg;
-    return ota_store_claim_notices(store, j->claims, j->n, j->owner, j->now, err, errlen);
+    if (ota_store_claim_notices(store, j->claims, j->n, j->owner, j->now, err, errlen) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        claim_text *t = &j->text[i];
+        if (j->claims[i].result == 1 && t->shadow.vin) {
+            t->decided = ota_store_notice_decision(store, (ota_exec_state)t->from, &t->to,
+                                                   &t->shadow, &t->notice, err, errlen);
+            if (t->decided < 0) {
+                return -1; /* retried whole: a decision stored reads back as 1 */
+            }
+        }
+    }
+    return 0;
 }
 
 /* The execution of r, when r is still its pending claim (else NULL: it moved on). */
@@ -97,8 +130,8 @@ static void claim_moved_on(ota_engine *e, const eng_claim_ref *r)
     }
 }
 
-/* One claim's outcome (result 1 mine, 0 another broker's). */
-static void claim_one_done(ota_engine *e, const eng_claim_ref *r, int result)
+/* One claim's outcome (result 1 mine, 0 another broker's), with its decision. */
+static void claim_one_done(ota_engine *e, const eng_claim_ref *r, int result, const claim_text *t)
 {
     ota_task_exec *x = claim_target(r);
     if (!x) {
@@ -109,11 +142,13 @@ static void claim_one_done(ota_engine *e, const eng_claim_ref *r, int result)
     if (result == 0) {
         e->claims.lost++;
         claim_lost(e, r->task, x);
-    } else if (x->state == OTA_EXEC_QUEUED && r->task->state != OTA_TASK_ACTIVE) {
+    } else if (t->decided == 0) {
+        ota_eng_adopt_reload(e, r->task, x); /* another broker moved it: nothing sent */
+    } else if (t->decided < 0 && x->state == OTA_EXEC_QUEUED && r->task->state != OTA_TASK_ACTIVE) {
         ota_eng_release_vehicle(e, r->task, x); /* the task stopped dispatching meanwhile */
     } else {
         e->claims.won++;
-        ota_eng_send_notice(e, r->task, x);
+        ota_eng_send_notice(e, r->task, x, t->decided == 1 ? t->to.notified_ms : -1);
     }
 }
 
@@ -158,14 +193,42 @@ static void claim_done(void *arg, int rc, const char *err)
         e->claims.failing = false;
         e->claims.backoff_ms = 0;
         for (size_t i = 0; i < j->n; i++) {
-            claim_one_done(e, &j->refs[i], j->claims[i].result);
+            claim_one_done(e, &j->refs[i], j->claims[i].result, &j->text[i]);
         }
     }
     claim_job_free(j);
 }
 
+/* The decision claim i stores when won (its shadow unset when out of memory: the notice
+ * then goes the old way, with the next flush). */
+static void decision_fill(ota_engine *e, claim_job *j, size_t i)
+{
+    const eng_claim_ref *r = &j->refs[i];
+    claim_text *t = &j->text[i];
+    ota_task_exec *x = &r->task->execs[r->idx];
+    const char *code = ota_tasks_code_name(e->plugin->tasks, x->code);
+    snprintf(t->version, sizeof(t->version), "%s", r->task->rec.version);
+    snprintf(t->code, sizeof(t->code), "%s", code ? code : "");
+    t->decided = -1;
+    t->from = ota_eng_stored_state(e, x);
+    t->to = (ota_exec_rec){.task = t->task,
+                           .vin = t->vin,
+                           .state = OTA_EXEC_NOTIFIED,
+                           .code = code ? t->code : NULL,
+                           .resends = r->resends,
+                           .msg_id = t->msg_id,
+                           .notified_ms = j->now,
+                           .updated_ms = j->now};
+    t->notice = (ota_notice_rec){t->task, t->vin, r->task->package, t->version, t->msg_id, j->now};
+    cJSON *d = ota_eng_notice_json(r->task, t->vin, t->msg_id);
+    if (!d || !ota_shadow_decision_rec(e->plugin, t->vin, d, &t->shadow)) {
+        t->shadow = (ota_shadow_rec){0};
+    }
+    cJSON_Delete(d);
+}
+
 /* Fills claim i of the job from its reference. */
-static void claim_fill(claim_job *j, size_t i)
+static void claim_fill(ota_engine *e, claim_job *j, size_t i)
 {
     const eng_claim_ref *r = &j->refs[i];
     claim_text *t = &j->text[i];
@@ -173,6 +236,7 @@ static void claim_fill(claim_job *j, size_t i)
     snprintf(t->task, sizeof(t->task), "%s", r->task->rec.id);
     snprintf(t->msg_id, sizeof(t->msg_id), "%s:%s:%u", t->task, t->vin, (unsigned)r->resends);
     j->claims[i] = (ota_notice_claim){t->task, t->vin, t->msg_id, -1};
+    decision_fill(e, j, i);
 }
 
 void ota_eng_claims_submit(ota_engine *e)
@@ -202,7 +266,7 @@ void ota_eng_claims_submit(ota_engine *e)
                      .text = text,
                      .n = q->n};
     for (size_t i = 0; i < j->n; i++) {
-        claim_fill(j, i);
+        claim_fill(e, j, i);
     }
     q->refs = NULL;
     q->n = q->cap = 0;
@@ -240,4 +304,7 @@ void ota_engine_stats_json(ota_plugin *p, cJSON *data)
     cJSON_AddNumberToObject(o, "lost", e ? (double)e->claims.lost : 0);
     cJSON_AddNumberToObject(o, "errors", e ? (double)e->claims.errors : 0);
     cJSON_AddNumberToObject(o, "waiting", e ? (double)e->claims.n : 0);
+    /* executions read from the store on demand, and conditional writes another broker beat */
+    cJSON_AddNumberToObject(o, "adopted", e ? (double)e->adopts.loaded : 0);
+    cJSON_AddNumberToObject(o, "conflicts", e ? (double)e->adopts.conflicts : 0);
 }

@@ -23,7 +23,7 @@ void ota_eng_set_state(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t 
                              task->rec.id, from, state);
         return;
     }
-    ota_eng_mark_dirty(e, task, x);
+    ota_eng_mark_dirty_from(e, task, x, from);
 }
 
 void ota_eng_check_task(ota_task *task)
@@ -39,8 +39,7 @@ void ota_eng_check_task(ota_task *task)
 
 /* ---------------------------------------------------------------- notices */
 
-static cJSON *notice_json(const ota_task *task, const char *vin, const char *msg_id,
-                          bool install_now)
+cJSON *ota_eng_notice_json(const ota_task *task, const char *vin, const char *msg_id)
 {
     cJSON *d = cJSON_CreateObject();
     cJSON *t = cJSON_AddObjectToObject(d, "task");
@@ -59,23 +58,26 @@ static cJSON *notice_json(const ota_task *task, const char *vin, const char *msg
     if (task->rec.install_deadline_ms > 0) {
         cJSON_AddNumberToObject(t, "install_deadline", (double)task->rec.install_deadline_ms);
     }
-    if (install_now) {
-        cJSON_AddBoolToObject(t, "install_now", true);
-    }
     return d;
 }
 
-void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x)
+void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x, int64_t decided_ms)
 {
     char vin[OTA_VIN_LEN + 1], msg_id[128];
     ota_task_exec_vin(x, vin);
     ota_eng_msg_id(task, x, msg_id, sizeof(msg_id));
-    int64_t now = e->clock.now_ms();
+    int64_t now = decided_ms >= 0 ? decided_ms : e->clock.now_ms();
     x->flags &= (uint8_t) ~(OTA_EXEC_F_CLAIMING | OTA_EXEC_F_ELSEWHERE); /* ours now */
-    ota_shadow_set_desired(e->plugin, vin, notice_json(task, vin, msg_id, false));
-    ota_eng_record_notice(e, task, vin, msg_id, now);
+    ota_shadow_set_desired(e->plugin, vin, ota_eng_notice_json(task, vin, msg_id));
     x->notified_ms = now;
-    ota_eng_set_state(e, task, x, OTA_EXEC_NOTIFIED);
+    if (decided_ms >= 0) { /* the decision is stored: execution, shadow and notice */
+        if (ota_task_exec_set_state(task, x, OTA_EXEC_NOTIFIED, now)) {
+            ota_eng_dirty_stored(e, x, OTA_EXEC_NOTIFIED);
+        }
+    } else {
+        ota_eng_record_notice(e, task, vin, msg_id, now);
+        ota_eng_set_state(e, task, x, OTA_EXEC_NOTIFIED);
+    }
     ota_pkg_presign(e->plugin, vin, task->rec.id); /* its pkg/get is answered from memory */
     eng_veh *v = ota_eng_veh_get(e, vin);
     if (v) {
@@ -195,6 +197,19 @@ void ota_engine_on_event(ota_plugin *p, const char *vin, const ota_event *ev)
     ota_engine *e = p->engine;
     ota_task *task = e && ev->task ? ota_tasks_get(p->tasks, ev->task) : NULL;
     ota_task_exec *x = task ? ota_task_find_exec(task, vin) : NULL;
+    bool drives = ev->type == OTA_EV_UPGRADE_STATUS || ev->type == OTA_EV_DOWNLOAD_PROGRESS ||
+                  ev->type == OTA_EV_UPGRADE_PROGRESS;
+    if (x && drives && ota_eng_not_held(e, x)) {
+        ota_eng_adopt_event(e, task, x, ev); /* driven once read from the store */
+        return;
+    }
+    ota_eng_drive(p, task, x, vin, ev);
+}
+
+void ota_eng_drive(ota_plugin *p, ota_task *task, ota_task_exec *x, const char *vin,
+                   const ota_event *ev)
+{
+    ota_engine *e = p->engine;
     if (!x || !ota_exec_in_flight(x->state)) {
         if (ev->type == OTA_EV_UPGRADE_STATUS && !(x && x->state != OTA_EXEC_QUEUED)) {
             call_effects(p, vin, ev, x ? task : NULL, x);
@@ -272,7 +287,9 @@ size_t ota_engine_install_now(ota_plugin *p, ota_task *task, char *const *vins, 
             continue;
         }
         ota_eng_msg_id(task, x, msg_id, sizeof(msg_id)); /* the same notice, now to install */
-        ota_shadow_set_desired(p, vin, notice_json(task, vin, msg_id, true));
+        cJSON *d = ota_eng_notice_json(task, vin, msg_id);
+        cJSON_AddBoolToObject(cJSON_GetObjectItemCaseSensitive(d, "task"), "install_now", true);
+        ota_shadow_set_desired(p, vin, d);
         sent++;
     }
     return sent;

@@ -1,11 +1,17 @@
 /*
  * engine_flush.c — the task engine's persistence (engine_impl.h): every execution
- * change goes on a dirty list (ota_eng_mark_dirty), every notice sent on a notice list;
- * on TICK the dirty executions, the notices and the task documents whose state changed go
- * to the writer as ONE ota_store_apply change, paced by batch.h (one job in flight, at
- * most every 50 ms, sooner at 4096 changes), like shadow.c. The job owns copies of every
- * text it stores. A failed job puts its executions, notices and documents back, retried
- * after 1 s. Executions another broker drives (OTA_EXEC_F_ELSEWHERE) are never stored here.
+ * change goes on a dirty list (ota_eng_mark_dirty, with the state the store holds: from),
+ * every notice sent on a notice list; on TICK the dirty executions, the notices and the
+ * task documents whose state changed go to the writer as ONE job, paced by batch.h (one
+ * job in flight, at most every 50 ms, sooner at 4096 changes), like shadow.c. The job
+ * writes each execution as a conditional transition (ota_store_transition_exec from its
+ * stored state: brokers sharing one database never overwrite each other's moves), then
+ * the notices and documents as one ota_store_apply change. A transition that does not
+ * apply (another broker moved the execution) has the execution read again
+ * (engine_adopt.c). The job owns copies of every text it stores. A failed job puts its
+ * executions, notices and documents back, retried after 1 s (a transition it applied
+ * before failing is found applied on the retry: read again, the same state). Executions
+ * another broker drives (OTA_EXEC_F_ELSEWHERE) are never stored here.
  */
 #include "engine_impl.h"
 
@@ -22,6 +28,30 @@ void ota_eng_msg_id(const ota_task *task, const ota_task_exec *x, char *buf, siz
 
 void ota_eng_mark_dirty(ota_engine *e, ota_task *task, ota_task_exec *x)
 {
+    ota_eng_mark_dirty_from(e, task, x, x->state);
+}
+
+void ota_eng_dirty_stored(ota_engine *e, const ota_task_exec *x, uint8_t state)
+{
+    for (size_t i = 0; x->dirty && i < e->n_dirty; i++) {
+        if (&e->dirty[i].task->execs[e->dirty[i].idx] == x) {
+            e->dirty[i].from = state;
+        }
+    }
+}
+
+uint8_t ota_eng_stored_state(const ota_engine *e, const ota_task_exec *x)
+{
+    for (size_t i = 0; x->dirty && i < e->n_dirty; i++) {
+        if (&e->dirty[i].task->execs[e->dirty[i].idx] == x) {
+            return e->dirty[i].from;
+        }
+    }
+    return x->state;
+}
+
+void ota_eng_mark_dirty_from(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t from)
+{
     if (x->dirty || (x->flags & OTA_EXEC_F_ELSEWHERE)) {
         return; /* another broker's notice: that broker stores the execution */
     }
@@ -35,7 +65,7 @@ void ota_eng_mark_dirty(ota_engine *e, ota_task *task, ota_task_exec *x)
         e->dirty = d;
         e->cap_dirty = cap;
     }
-    e->dirty[e->n_dirty++] = (eng_exec_ref){task, (size_t)(x - task->execs)};
+    e->dirty[e->n_dirty++] = (eng_exec_ref){task, (size_t)(x - task->execs), from};
     x->dirty = 1;
 }
 
@@ -88,6 +118,7 @@ typedef struct {
     char **strs; /* every string the records point to */
     size_t n_strs;
     eng_exec_ref *refs;
+    int *applied; /* per execution: 1 the transition applied, 0 not (read again) */
     size_t n;
     eng_notice *notices;
     size_t n_notices;
@@ -107,6 +138,7 @@ static void flush_job_free(flush_job *j)
     free(j->strs);
     free(j->execs);
     free(j->refs);
+    free(j->applied);
     free(j->notices);
     free(j->docs);
     free(j->doc_tasks);
@@ -122,14 +154,40 @@ static char *keep(flush_job *j, char *s)
 static int flush_run(ota_store *store, void *arg, char *err, size_t errlen)
 {
     flush_job *j = arg;
+    for (size_t i = 0; i < j->n; i++) {
+        j->applied[i] = ota_store_transition_exec(store, (ota_exec_state)j->refs[i].from,
+                                                  &j->execs[i], err, errlen);
+        if (j->applied[i] < 0) {
+            return -1;
+        }
+    }
+    if (j->change.n_docs == 0 && j->change.n_add_notices == 0) {
+        return 0;
+    }
     return ota_store_apply(store, &j->change, err, errlen);
+}
+
+/* Transitions that found another state: another broker moved those executions. */
+static void flush_conflicts(ota_engine *e, flush_job *j)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        if (j->applied[i] == 0) {
+            ota_task *task = j->refs[i].task;
+            ota_eng_adopt_reload(e, task, &task->execs[j->refs[i].idx]);
+        }
+    }
 }
 
 /* A failed job: what it carried waits for the next flush. */
 static void flush_put_back(ota_engine *e, flush_job *j)
 {
     for (size_t i = 0; i < j->n; i++) {
-        ota_eng_mark_dirty(e, j->refs[i].task, &j->refs[i].task->execs[j->refs[i].idx]);
+        ota_task_exec *x = &j->refs[i].task->execs[j->refs[i].idx];
+        if (j->applied[i] == 0) {
+            ota_eng_adopt_reload(e, j->refs[i].task, x);
+        } else {
+            ota_eng_mark_dirty_from(e, j->refs[i].task, x, j->refs[i].from);
+        }
     }
     for (size_t i = 0; i < j->n_docs; i++) {
         j->doc_tasks[i]->doc_dirty = true;
@@ -151,6 +209,8 @@ static void flush_done(void *arg, int rc, const char *err)
     if (rc != 0) {
         ota_batch_later(&j->e->batch, j->e->clock.mono_ms()); /* on the engine's clock */
         flush_put_back(j->e, j);
+    } else {
+        flush_conflicts(j->e, j);
     }
     flush_job_free(j);
 }
@@ -222,24 +282,26 @@ static void flush_submit(ota_engine *e)
     }
     j->e = e;
     j->execs = calloc(n + 1, sizeof(*j->execs));
+    j->applied = calloc(n + 1, sizeof(*j->applied));
     j->strs = calloc(4 * n + (size_t)nt + 1, sizeof(*j->strs));
     j->docs = calloc((size_t)nt + 1, sizeof(*j->docs));
     j->doc_tasks = calloc((size_t)nt + 1, sizeof(*j->doc_tasks));
-    if (!j->execs || !j->strs || !j->docs || !j->doc_tasks) {
+    if (!j->execs || !j->applied || !j->strs || !j->docs || !j->doc_tasks) {
         flush_job_free(j);
         free(tasks);
         return;
     }
     take_changes(e, j);
+    for (size_t i = 0; i < j->n; i++) {
+        j->applied[i] = -1; /* not written yet: a failed job puts it back */
+    }
     add_docs(j, tasks, nt);
     free(tasks);
     ota_notice_rec *nr = calloc(j->n_notices + 1, sizeof(*nr));
     for (size_t i = 0; nr && i < j->n_notices; i++) {
         nr[i] = j->notices[i].rec;
     }
-    j->change = (ota_catalog_change){.put_execs = j->execs,
-                                     .n_put_execs = j->n,
-                                     .docs = j->docs,
+    j->change = (ota_catalog_change){.docs = j->docs,
                                      .n_docs = j->n_docs,
                                      .add_notices = nr,
                                      .n_add_notices = nr ? j->n_notices : 0};

@@ -6,6 +6,8 @@
  *                    (the rules themselves are core/tasks.c's state machine)
  *   engine_claims.c  notice claims: every notice waits for its claim in the store
  *   engine_flush.c   execution changes, notices and task documents to the writer
+ *   engine_adopt.c   executions this broker does not hold, read from the store on demand
+ *   engine_grants.c  a vehicle's descriptions read from the store on its first request
  *
  * Broker thread only.
  */
@@ -22,14 +24,35 @@
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
     bool online;
+    bool grants_fresh;  /* its stored descriptions were read on this connection */
+    bool grants_wanted; /* a request waits for them (engine_grants.c) */
+    int64_t grants_ms;  /* monotonic: when they were first read on this connection */
     ota_task *busy;
 } eng_veh;
 
-/* An execution by position: tasks never move their executions while the plugin runs. */
+/* An execution by position: tasks never move their executions while the plugin runs.
+ * from: its state in the store (what the conditional write of the flush expects). */
 typedef struct {
     ota_task *task;
     size_t idx;
+    uint8_t from;
 } eng_exec_ref;
+
+/* An execution read from the store on demand, with the events that wait for it. */
+typedef struct {
+    ota_task *task;
+    size_t idx;
+    ota_event *evs; /* copies (eng_event_copy) */
+    size_t n_evs;
+} eng_adopt;
+
+typedef struct {
+    eng_adopt *list;
+    size_t n, cap;
+    bool in_flight; /* one load job with the writer at a time */
+    int64_t retry_after;
+    uint64_t loaded, conflicts;
+} eng_adopts;
 
 typedef struct {
     ota_notice_rec rec; /* strings malloc'd */
@@ -65,6 +88,9 @@ struct ota_engine {
     size_t n_notices, cap_notices;
     ota_batcher batch;
     int64_t last_timeouts; /* monotonic ms */
+    eng_adopts adopts;
+    struct eng_parked *parked; /* requests waiting for their vehicle's descriptions */
+    bool grants_in_flight;
 };
 
 /* ---- engine.c: vehicles and dispatch ---- */
@@ -81,8 +107,12 @@ void ota_eng_release_vehicle(ota_engine *e, ota_task *task, const ota_task_exec 
 void ota_eng_set_state(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t state);
 /* The abort threshold and the end of a task (ota_task_next_state), applied. */
 void ota_eng_check_task(ota_task *task);
-/* Sets the notice as the vehicle's desired state, records it, marks x notified. */
-void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* Sets the notice as the vehicle's desired state, marks x notified; decided_ms >= 0: the
+ * notice decision was stored at that time (ota_store_notice_decision), else the notice and
+ * the execution go to the next flush. */
+void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x, int64_t decided_ms);
+/* The desired state carrying x's notice. */
+cJSON *ota_eng_notice_json(const ota_task *task, const char *vin, const char *msg_id);
 /* After the task's end: its queued executions become canceled ("expired"). */
 void ota_eng_expire_queued(ota_engine *e, ota_task *task);
 /* Executions of task in flight too long fail with "timeout". */
@@ -96,11 +126,41 @@ void ota_eng_claims_submit(ota_engine *e);
 /* At shutdown: the claims out or waiting are settled (waits for the writer, bounded). */
 void ota_eng_claims_final(ota_engine *e);
 
+/* The in-flight part of a report event: x is held here (engine_exec.c). */
+void ota_eng_drive(ota_plugin *p, ota_task *task, ota_task_exec *x, const char *vin,
+                   const ota_event *ev);
+
+/* ---- engine_adopt.c ---- */
+/* True when x's state is not this broker's to drive from memory: another broker claimed
+ * its notice, or it is queued here while the vehicle reports that task (notified elsewhere). */
+bool ota_eng_not_held(const ota_engine *e, const ota_task_exec *x);
+/* ev (copied) waits until x is read from the store, then drives it (next load job). */
+void ota_eng_adopt_event(ota_engine *e, ota_task *task, ota_task_exec *x, const ota_event *ev);
+/* x's conditional write found another state in the store: x is read again. */
+void ota_eng_adopt_reload(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* TICK: the executions waiting to be read, in one writer job (one in flight at a time). */
+void ota_eng_adopt_submit(ota_engine *e);
+void ota_eng_adopt_free(ota_engine *e);
+
+/* ---- engine_grants.c ---- */
+/* The vehicle's connection ended: its next one reads its descriptions again. */
+void ota_eng_grants_forget(ota_engine *e, eng_veh *v);
+/* TICK: the VINs whose requests wait, in one writer job (one in flight at a time). */
+void ota_eng_grants_submit(ota_engine *e);
+void ota_eng_grants_free(ota_engine *e);
+
 /* ---- engine_flush.c ---- */
 /* "TASK:VIN:RESENDS", the notice's msg_id. */
 void ota_eng_msg_id(const ota_task *task, const ota_task_exec *x, char *buf, size_t len);
 /* x changed: it goes to the store with the next flush (not when another broker owns it). */
 void ota_eng_mark_dirty(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* The same, x having been in state from in the store (a transition's first move). */
+void ota_eng_mark_dirty_from(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t from);
+/* x's stored state is known to be state now (read from the store): its pending write
+ * expects that. */
+void ota_eng_dirty_stored(ota_engine *e, const ota_task_exec *x, uint8_t state);
+/* The state the store holds of x (its pending write's from, else its state). */
+uint8_t ota_eng_stored_state(const ota_engine *e, const ota_task_exec *x);
 /* A notice sent: appended to the notice table with the next flush. */
 void ota_eng_record_notice(ota_engine *e, const ota_task *task, const char *vin, const char *msg_id,
                            int64_t now);

@@ -45,6 +45,7 @@
 #include "batch.h"
 #include "catalog.h"
 #include "control.h"
+#include "engine.h"
 #include "describe.h"
 #include "grants.h"
 #include "keys.h"
@@ -796,6 +797,8 @@ int ota_handle_pkg_get(ota_plugin *p, const ota_request *req)
     ota_error e = {0};
     refusal r = {0};
     issue is = {0};
+    if (ota_engine_grants_park(p, req, ota_handle_pkg_get, false))
+        return MOSQ_ERR_SUCCESS; /* its counter may be another broker's: read, then again */
     if (ota_codec_decode_pkg_get(req->payload, req->payloadlen, &q, &e) != 0)
         refuse(&r, from_codec(e.code), "%s", e.msg);
     else

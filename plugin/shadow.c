@@ -52,7 +52,6 @@
 #include <string.h>
 #include <time.h>
 
-
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
     bool dirty;      /* in the dirty list */
@@ -424,6 +423,27 @@ void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired)
     bump(p->shadows, sh);
     if (sh->seen) /* else it gets the delta with its next update, the state with a get */
         send_delta(sh);
+}
+
+bool ota_shadow_decision_rec(ota_plugin *p, const char *vin, const cJSON *desired,
+                             ota_shadow_rec *rec)
+{
+    shadow *sh = ota_map_get_str(&p->shadows->map, vin);
+    char *rep = sh && sh->reported ? strdup(sh->reported) : strdup("{}");
+    char *des = cJSON_PrintUnformatted(desired);
+    char *v = strdup(vin);
+    if (!rep || !des || !v) {
+        free(rep);
+        free(des);
+        free(v);
+        return false;
+    }
+    *rec = (ota_shadow_rec){.vin = v,
+                            .version = (sh ? sh->version : 0) + 1,
+                            .reported = rep,
+                            .desired = des,
+                            .updated_ms = ota_now_ms()};
+    return true;
 }
 
 /* ---------------------------------------------------------------- flush */

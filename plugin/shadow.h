@@ -44,6 +44,12 @@ void ota_shadows_on_seen(ota_shadows *s, ota_shadow_seen_fn fn, void *ctx);
  * it), bumps the version, and publishes shadow/delta when the vehicle is connected. */
 void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired);
 
+/* For the task engine's notice decision (ota_store_notice_decision): the record the
+ * vehicle's shadow is stored as once desired is set (version + 1, its reported state);
+ * texts malloc'd (free vin, reported, desired). false when out of memory. */
+bool ota_shadow_decision_rec(ota_plugin *p, const char *vin, const cJSON *desired,
+                             ota_shadow_rec *rec);
+
 /* For getVehicleStatus: {"version", "reported", "desired" (null when none), "updated_at"},
  * or NULL when the VIN has no shadow (or out of memory). */
 cJSON *ota_shadow_json(ota_plugin *p, const char *vin);

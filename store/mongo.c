@@ -354,6 +354,7 @@ static const ota_store_ops MONGO_OPS = {
     .read_changes = ota_store_mg_read_changes,
     .change_bounds = ota_store_mg_change_bounds,
     .trim_changes = ota_store_mg_trim_changes,
+    .load_exec = ota_store_mg_load_exec,
     .put_group = ota_store_mg_put_group,
     .delete_group = ota_store_mg_delete_group,
     .load_groups = ota_store_mg_load_groups,

@@ -124,6 +124,8 @@ int ota_store_mg_tasks_indexes(mongo_store *st, char *err, size_t errlen);
 int ota_store_mg_tasks_write(mongo_store *st, const ota_catalog_change *c,
                              mongoc_client_session_t *cs, char *err, size_t errlen);
 int ota_store_mg_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx);
+int ota_store_mg_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
+                           void *ctx);
 int ota_store_mg_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx);
 int ota_store_mg_load_notices(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx);
 int ota_store_mg_load_descriptions(ota_store *s, const char *vin, ota_store_description_fn fn,

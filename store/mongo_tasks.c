@@ -442,3 +442,19 @@ int ota_store_mg_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n,
     free(ch.by_id);
     return rc;
 }
+
+/* ---- one execution on demand (a broker taking over a vehicle another one notified) ---- */
+
+int ota_store_mg_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
+                           void *ctx)
+{
+    sink to = {.t = OTA_T_EXEC, .fn.exec = fn, .ctx = ctx};
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&filter, "task", task);
+    BSON_APPEND_UTF8(&filter, "vin", vin);
+    int rc = ota_store_mg_find((mongo_store *)s, OTA_STORE_TTABLES[OTA_T_EXEC].table, &filter,
+                               &opts, rec_to_fn, &to);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return rc;
+}

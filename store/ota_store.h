@@ -393,6 +393,12 @@ int ota_store_change_bounds(ota_store *s, uint64_t *first, uint64_t *last);
 /* Deletes the change log entries up to seq upto (retention). 0 or -1. */
 int ota_store_trim_changes(ota_store *s, uint64_t upto);
 
+/* The stored execution of (task, vin), handed to fn (0 or 1 calls): how a broker that does not
+ * hold an execution in memory (another broker notified the vehicle) reads it on demand.
+ * 0, or -1 on a store error. */
+int ota_store_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
+                        void *ctx);
+
 /* ---- a local snapshot, to start without the database (issue 15; store/snapshot.c) ----
  * A SQLite file holding everything the start-up loaders read (vehicles, documents, lists,
  * executions, shadows, notices, descriptions, every VIN's latest status and last seq) and

@@ -707,6 +707,7 @@ static const ota_store_ops SQLITE_OPS = {
     .read_changes = ota_store_sq_read_changes,
     .change_bounds = ota_store_sq_change_bounds,
     .trim_changes = ota_store_sq_trim_changes,
+    .load_exec = ota_store_sq_load_exec,
     .put_group = ota_store_sq_put_group,
     .delete_group = ota_store_sq_delete_group,
     .load_groups = ota_store_sq_load_groups,

@@ -122,6 +122,8 @@ int ota_store_sq_tasks_write(sqlite_store *st, const ota_catalog_change *c, char
                              size_t errlen);
 
 int ota_store_sq_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx);
+int ota_store_sq_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
+                           void *ctx);
 int ota_store_sq_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx);
 int ota_store_sq_load_notices(ota_store *s, const char *task, ota_store_notice_fn fn, void *ctx);
 int ota_store_sq_claim_notice(ota_store *s, const char *task, const char *vin, const char *msg_id,

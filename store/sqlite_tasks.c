@@ -450,3 +450,28 @@ int ota_store_sq_claim_notice(ota_store *s, const char *task, const char *vin, c
     int rc = ota_store_sq_claim_notices(s, &c, 1, owner, now_ms, err, errlen);
     return rc == 0 ? c.result : -1;
 }
+
+/* ---- one execution on demand (a statement per call: rare, a broker taking over) ---- */
+
+int ota_store_sq_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
+                           void *ctx)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    sqlite3_str *q = sqlite3_str_new(st->db);
+    sqlite3_str_appendall(q, "SELECT ");
+    append_cols(q, &OTA_STORE_TTABLES[OTA_T_EXEC], 0);
+    sqlite3_str_appendf(q, " FROM %s WHERE task = ?1 AND vin = ?2",
+                        OTA_STORE_TTABLES[OTA_T_EXEC].table);
+    char *sql = sqlite3_str_finish(q);
+    sqlite3_stmt *stmt = NULL;
+    int rc = sql != NULL && sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) == SQLITE_OK ? 0 : -1;
+    sqlite3_free(sql);
+    if (rc == 0 && (sqlite3_bind_text(stmt, 1, task, -1, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_text(stmt, 2, vin, -1, SQLITE_STATIC) != SQLITE_OK))
+        rc = -1;
+    ota_store_sq_sink to = {.fn.exec = fn, .ctx = ctx};
+    if (rc == 0)
+        rc = ota_store_sq_walk(stmt, exec_row, &to);
+    sqlite3_finalize(stmt);
+    return rc;
+}

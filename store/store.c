@@ -300,3 +300,11 @@ int ota_store_trim_changes(ota_store *s, uint64_t upto)
 {
     return s->ops->trim_changes(s, upto);
 }
+
+int ota_store_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
+                        void *ctx)
+{
+    if (task == NULL || vin == NULL || fn == NULL || s->ops->load_exec == NULL)
+        return -1;
+    return s->ops->load_exec(s, task, vin, fn, ctx);
+}

@@ -45,6 +45,9 @@ typedef struct ota_store_ops {
     int (*read_changes)(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx);
     int (*change_bounds)(ota_store *s, uint64_t *first, uint64_t *last);
     int (*trim_changes)(ota_store *s, uint64_t upto);
+    /* issue 15, engine half: one execution, for a broker that does not hold it */
+    int (*load_exec)(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
+                     void *ctx);
     /* vehicle groups (store_groups.c dispatches; sqlite_groups.c, mongo_groups.c) */
     int (*put_group)(ota_store *s, const char *name, const char *json, const char *const *vins,
                      size_t n_vins, char *err, size_t errlen);

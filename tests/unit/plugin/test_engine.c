@@ -105,6 +105,31 @@ void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired)
     cJSON_Delete(desired);
 }
 
+/* engine_grants.c parks requests only on a shared store (never here): unused fakes. */
+mosquitto_property *ota_reply_props_copy(const ota_request *req)
+{
+    (void)req;
+    return NULL;
+}
+
+void mosquitto_property_free_all(mosquitto_property **props)
+{
+    *props = NULL;
+}
+
+/* The shadow a notice decision stores: an empty reported state, version 1. */
+bool ota_shadow_decision_rec(ota_plugin *p, const char *vin, const cJSON *desired,
+                             ota_shadow_rec *rec)
+{
+    (void)p;
+    *rec = (ota_shadow_rec){.vin = strdup(vin),
+                            .version = 1,
+                            .reported = strdup("{}"),
+                            .desired = cJSON_PrintUnformatted(desired),
+                            .updated_ms = g_now};
+    return rec->vin && rec->reported && rec->desired;
+}
+
 static char g_presigned[128]; /* "task:vin" of the last ota_pkg_presign */
 
 void ota_pkg_presign(ota_plugin *p, const char *vin, const char *task)
@@ -244,6 +269,24 @@ static int teardown(void **state)
 }
 
 /* A task of these VINs (all queued), created now, with rec's limits. */
+/* The executions of a new task, stored queued (what createTask's change holds). */
+static void store_queued(const char *id, const char *const *vins, size_t n)
+{
+    ota_exec_rec *recs = calloc(n, sizeof(*recs));
+    assert_non_null(recs);
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = (ota_exec_rec){.task = id,
+                                 .vin = vins[i],
+                                 .state = OTA_EXEC_QUEUED,
+                                 .notified_ms = -1,
+                                 .updated_ms = g_now};
+    }
+    ota_catalog_change c = {.put_execs = recs, .n_put_execs = n};
+    char err[256];
+    assert_int_equal(ota_store_apply(g_store, &c, err, sizeof err), 0);
+    free(recs);
+}
+
 static ota_task *add_task(const char *id, const char *const *vins, size_t n, ota_task_rec rec)
 {
     rec.id = test_strdup(id);
@@ -254,6 +297,7 @@ static ota_task *add_task(const char *id, const char *const *vins, size_t n, ota
         memcpy(execs[i].vin, vins[i], OTA_VIN_LEN);
         execs[i].notified_ms = -1;
     }
+    store_queued(id, vins, n); /* as createTask does: executions are written as transitions */
     assert_int_equal(ota_tasks_add(F->p.tasks, &rec, OTA_TASK_ACTIVE, g_now, 9, execs, n), 0);
     return ota_tasks_get(F->p.tasks, id);
 }
@@ -723,7 +767,7 @@ static void test_claim_failure_retried(void **state)
 /* ---------------------------------------------------------------- flush */
 
 typedef struct {
-    size_t n;
+    size_t n;  /* executions the engine moved */
     int state; /* of V1's execution in T000001 */
     char code[32];
     int64_t resends;
@@ -732,7 +776,7 @@ typedef struct {
 static int load_exec(void *ctx, const ota_exec_rec *e)
 {
     stored *s = ctx;
-    s->n++;
+    s->n += e->state != OTA_EXEC_QUEUED; /* written by the engine (created queued) */
     if (strcmp(e->task, "T000001") == 0 && strcmp(e->vin, V1) == 0) {
         s->state = (int)e->state;
         snprintf(s->code, sizeof(s->code), "%s", e->code ? e->code : "");
@@ -769,23 +813,24 @@ static void test_flush_and_retry(void **state)
     start_engine();
     seen(V1);
     ota_engine_tick(&F->p); /* the claim */
-    run_jobs();             /* won: the notice is set */
-    later(50);
-    ota_engine_tick(&F->p); /* the flush: the execution notified, the notice recorded */
-    assert_int_equal(g_n_jobs, 1);
-    assert_int_equal(fail_jobs(), 1); /* the store is down: everything waits */
-    assert_int_equal(load_stored().n, 0);
-    later(999);
-    tick();
-    assert_int_equal(load_stored().n, 0); /* retried after a second */
-    later(1);
-    tick();
+    run_jobs();             /* won: the decision stored in the same job, the notice is set */
     stored s = load_stored();
     assert_int_equal(s.n, 1);
     assert_int_equal(s.state, OTA_EXEC_NOTIFIED);
     assert_int_equal(stored_notices(), 1);
+    later(50);
+    ota_engine_tick(&F->p);
+    assert_int_equal(g_n_jobs, 0); /* nothing else to store */
     status(V1, "T000001", "failed", "upgrade_failed");
     later(50);
+    ota_engine_tick(&F->p); /* the flush of the failure */
+    assert_int_equal(g_n_jobs, 1);
+    assert_int_equal(fail_jobs(), 1); /* the store is down: it waits */
+    assert_int_equal(load_stored().state, OTA_EXEC_NOTIFIED);
+    later(999);
+    tick();
+    assert_int_equal(load_stored().state, OTA_EXEC_NOTIFIED); /* retried after a second */
+    later(1);
     tick();
     s = load_stored();
     assert_int_equal(s.state, OTA_EXEC_FAILED);
@@ -822,6 +867,80 @@ static void test_flush_final(void **state)
     assert_int_equal(stored_notices(), 2);
 }
 
+/* ---------------------------------------------------------------- several brokers */
+
+/* Another broker's write: (T000001, vin) moved from `from` to state in the store. */
+static void moved_elsewhere(const char *vin, ota_exec_state from, ota_exec_state state)
+{
+    ota_exec_rec r = {.task = "T000001",
+                      .vin = vin,
+                      .state = state,
+                      .msg_id = "T000001:" V1 ":0",
+                      .notified_ms = g_now,
+                      .updated_ms = g_now};
+    char err[256];
+    assert_int_equal(ota_store_transition_exec(g_store, from, &r, err, sizeof err), 1);
+}
+
+static void test_adopt_from_store(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(0), V1);
+    start_engine();
+    moved_elsewhere(V1, OTA_EXEC_QUEUED, OTA_EXEC_DOWNLOADING); /* notified by another broker */
+    report(V1, "T000001", OTA_EV_UPGRADE_PROGRESS, NULL, NULL);
+    status(V1, "T000001", "succeeded", NULL);
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_QUEUED); /* the events wait */
+    tick(); /* read from the store, then driven by both events */
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_SUCCEEDED);
+    assert_int_equal(t->count[OTA_EXEC_SUCCEEDED], 1);
+    assert_int_equal(t->count[OTA_EXEC_QUEUED], 0);
+    later(50);
+    tick();
+    assert_int_equal(load_stored().state, OTA_EXEC_SUCCEEDED);
+}
+
+static void test_conflict_reads_again(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(.timeout_min = 1), V1);
+    start_engine();
+    seen(V1);
+    tick(); /* claimed and notified here */
+    assert_int_equal(load_stored().state, OTA_EXEC_NOTIFIED);
+    moved_elsewhere(V1, OTA_EXEC_NOTIFIED, OTA_EXEC_SUCCEEDED); /* it finished elsewhere */
+    later(60000);
+    tick(); /* timed out here: the write from notified does not apply */
+    later(50);
+    tick(); /* the flush finds succeeded; the execution is read again: as far, it wins */
+    tick();
+    assert_int_equal(load_stored().state, OTA_EXEC_SUCCEEDED);
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_SUCCEEDED);
+    assert_int_equal(t->count[OTA_EXEC_FAILED], 0);
+    assert_int_equal(t->count[OTA_EXEC_SUCCEEDED], 1);
+}
+
+/* Reports raced over two brokers: this one's move (installing) lost to an older one
+ * (downloading) written meanwhile: the further state is written again. */
+static void test_conflict_further_wins(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1);
+    start_engine();
+    seen(V1);
+    tick();                                                     /* notified here */
+    report(V1, "T000001", OTA_EV_UPGRADE_PROGRESS, NULL, NULL); /* installing, not stored */
+    moved_elsewhere(V1, OTA_EXEC_NOTIFIED, OTA_EXEC_DOWNLOADING);
+    later(50);
+    tick(); /* the write from notified does not apply; read again */
+    later(50);
+    tick(); /* installing is further: written from downloading */
+    later(50);
+    tick();
+    assert_int_equal(load_stored().state, OTA_EXEC_INSTALLING);
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_INSTALLING);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -846,6 +965,9 @@ int main(void)
         T(test_flush_and_retry),
         T(test_lost_claim_not_stored),
         T(test_flush_final),
+        T(test_adopt_from_store),
+        T(test_conflict_reads_again),
+        T(test_conflict_further_wins),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }
