@@ -99,6 +99,7 @@ static const struct {
     {"resumeTask", ota_cmd_resume_task},
     {"promoteWave", ota_cmd_promote_wave},
     {"approveWave", ota_cmd_approve_wave},
+    {"installNow", ota_cmd_install_now},
     {"listTasks", ota_cmd_list_tasks},
     {"listVehicles", ota_cmd_list_vehicles},
     {"getVehicleStatus", ota_cmd_get_vehicle_status},

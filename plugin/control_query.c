@@ -414,6 +414,14 @@ static cJSON *latest_status_json(ota_plugin *p, const char *vin)
     if (st->trigger) {
         cJSON_AddStringToObject(o, "trigger", st->trigger);
     }
+    if (st->conditions) { /* the pre-conditions it waits for (issue 17) */
+        cJSON *a = cJSON_AddArrayToObject(o, "failed_conditions");
+        for (unsigned b = 0; a && b < OTA_PRE_COUNT; b++) {
+            if (st->conditions >> b & 1) {
+                cJSON_AddItemToArray(a, cJSON_CreateString(ota_precondition_name(b)));
+            }
+        }
+    }
     return o;
 }
 

@@ -451,8 +451,9 @@ static cJSON *exec_json(const ota_tasks *t, const ota_task_exec *x)
 void ota_cmd_list_task_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
     static const char *const allowed[] = {"id", "state", NULL};
-    static const char *const states[] = {"queued",    "notified", "downloading", "installing",
-                                         "succeeded", "failed",   "canceled",    "rejected"};
+    static const char *const states[] = {"queued",    "notified",  "downloading", "installing",
+                                         "succeeded", "failed",    "canceled",    "rejected",
+                                         "accepted",  "postponed", "declined"};
     char err[256];
     int state = -1;
     const ota_task *task = known_task(p, c, cmd, allowed);

@@ -217,12 +217,15 @@ static unsigned rank(uint8_t state)
         return 0;
     case OTA_EXEC_NOTIFIED:
         return 1;
-    case OTA_EXEC_DOWNLOADING:
+    case OTA_EXEC_POSTPONED: /* the driver's answers (issue 17): in flight, not final */
+    case OTA_EXEC_ACCEPTED:
         return 2;
-    case OTA_EXEC_INSTALLING:
+    case OTA_EXEC_DOWNLOADING:
         return 3;
+    case OTA_EXEC_INSTALLING:
+        return 4;
     default:
-        return 4; /* final */
+        return 5; /* final */
     }
 }
 

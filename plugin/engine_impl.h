@@ -120,6 +120,8 @@ cJSON *ota_eng_notice_json(const ota_task *task, const char *vin, const char *ms
 void ota_eng_expire_queued(ota_engine *e, ota_task *task);
 /* x (in flight too long) fails with "timeout". */
 void ota_eng_time_out(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* x (postponed by the driver) is due again: notified anew. */
+void ota_eng_wake(ota_engine *e, ota_task *task, ota_task_exec *x);
 
 /* ---- engine_claims.c ---- */
 /* x's notice (msg_id task:vin:resends) waits for its claim (the next claim job). */

@@ -45,6 +45,7 @@ typedef struct {
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
     uint8_t status, trigger; /* numbers into words; 0: none */
+    uint8_t conditions;      /* OTA_PRE_* bits of the event's failed pre-conditions */
     int64_t ts;
 } latest_rec;
 
@@ -209,6 +210,23 @@ static uint8_t word_num(ota_tasks *t, const char *w)
 
 /* ---------------------------------------------------------------- latest statuses */
 
+/* The OTA_PRE_* bits of a "battery,parked" list (checked by the codec). */
+static uint8_t condition_bits(const char *list)
+{
+    uint8_t bits = 0;
+    while (list && *list) {
+        size_t n = strcspn(list, ",");
+        for (unsigned b = 0; b < OTA_PRE_COUNT; b++) {
+            const char *w = ota_precondition_name(b);
+            if (strlen(w) == n && memcmp(w, list, n) == 0) {
+                bits |= (uint8_t)(1u << b);
+            }
+        }
+        list += n + (list[n] == ',');
+    }
+    return bits;
+}
+
 /* Keeps ev as vin's latest status unless the one kept is newer. */
 static void note_status(ota_tasks *t, const char *vin, const ota_event *ev)
 {
@@ -224,6 +242,7 @@ static void note_status(ota_tasks *t, const char *vin, const ota_event *ev)
     if (r && ev->ts >= r->ts) {
         r->status = word_num(t, ev->status);
         r->trigger = word_num(t, ev->trigger);
+        r->conditions = condition_bits(ev->conditions);
         r->ts = ev->ts;
     }
 }
@@ -244,6 +263,7 @@ static const ota_upgrade_state *latest_of(void *ctx, const char *vin)
     }
     t->scratch.status = r->status ? t->words[r->status] : NULL;
     t->scratch.trigger = r->trigger ? t->words[r->trigger] : NULL;
+    t->scratch.conditions = r->conditions;
     return &t->scratch;
 }
 
@@ -468,21 +488,30 @@ cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state)
 
 bool ota_exec_in_flight(uint8_t s)
 {
-    return s == OTA_EXEC_NOTIFIED || s == OTA_EXEC_DOWNLOADING || s == OTA_EXEC_INSTALLING;
+    return s == OTA_EXEC_NOTIFIED || s == OTA_EXEC_DOWNLOADING || s == OTA_EXEC_INSTALLING ||
+           s == OTA_EXEC_ACCEPTED || s == OTA_EXEC_POSTPONED;
 }
 
 #define BIT(s) (1u << (s))
+/* The driver's answers: where an execution may go on a consent event. */
+#define CONSENT (BIT(OTA_EXEC_ACCEPTED) | BIT(OTA_EXEC_POSTPONED) | BIT(OTA_EXEC_DECLINED))
+/* Where an execution the vehicle works on may go (installing has no consent). */
+#define WORKING                                                                                    \
+    (BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_DOWNLOADING) | BIT(OTA_EXEC_INSTALLING) |               \
+     BIT(OTA_EXEC_SUCCEEDED) | BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED))
 /* The states each state may move to (tasks.h). */
 static const unsigned next_allowed[OTA_EXEC_STATE_COUNT] = {
     [OTA_EXEC_QUEUED] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_CANCELED),
     [OTA_EXEC_NOTIFIED] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_DOWNLOADING) |
                           BIT(OTA_EXEC_INSTALLING) | BIT(OTA_EXEC_SUCCEEDED) |
-                          BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED),
+                          BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED) | CONSENT,
     [OTA_EXEC_DOWNLOADING] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_INSTALLING) |
                              BIT(OTA_EXEC_SUCCEEDED) | BIT(OTA_EXEC_FAILED) |
-                             BIT(OTA_EXEC_CANCELED),
+                             BIT(OTA_EXEC_CANCELED) | CONSENT,
     [OTA_EXEC_INSTALLING] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_SUCCEEDED) |
                             BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED),
+    [OTA_EXEC_ACCEPTED] = WORKING | BIT(OTA_EXEC_POSTPONED) | BIT(OTA_EXEC_DECLINED),
+    [OTA_EXEC_POSTPONED] = BIT(OTA_EXEC_NOTIFIED) | CONSENT | BIT(OTA_EXEC_CANCELED),
 };
 
 bool ota_exec_transition_valid(uint8_t from, uint8_t to)
@@ -526,6 +555,20 @@ static uint8_t next_on_status(uint8_t state, const char *status, bool cancel_pen
     return state;
 }
 
+static uint8_t next_on_consent(uint8_t state, const char *answer)
+{
+    if (state == OTA_EXEC_INSTALLING || !answer) {
+        return state; /* too late to ask: the vehicle installs */
+    }
+    if (strcmp(answer, "accepted") == 0) {
+        return OTA_EXEC_ACCEPTED;
+    }
+    if (strcmp(answer, "declined") == 0) {
+        return OTA_EXEC_DECLINED;
+    }
+    return strcmp(answer, "postponed") == 0 ? OTA_EXEC_POSTPONED : state;
+}
+
 uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pending)
 {
     if (!ev || !ota_exec_in_flight(state)) {
@@ -533,11 +576,14 @@ uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pend
     }
     switch (ev->type) {
     case OTA_EV_DOWNLOAD_PROGRESS:
-        return state == OTA_EXEC_NOTIFIED ? OTA_EXEC_DOWNLOADING : state;
+        return state == OTA_EXEC_NOTIFIED || state == OTA_EXEC_ACCEPTED ? OTA_EXEC_DOWNLOADING
+                                                                        : state;
     case OTA_EV_UPGRADE_PROGRESS:
         return OTA_EXEC_INSTALLING;
     case OTA_EV_UPGRADE_STATUS:
         return next_on_status(state, ev->status, cancel_pending);
+    case OTA_EV_CONSENT:
+        return next_on_consent(state, ev->answer);
     default:
         return state;
     }
@@ -546,7 +592,8 @@ uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pend
 static size_t open_count(const ota_task *t)
 {
     return t->count[OTA_EXEC_QUEUED] + t->count[OTA_EXEC_NOTIFIED] +
-           t->count[OTA_EXEC_DOWNLOADING] + t->count[OTA_EXEC_INSTALLING];
+           t->count[OTA_EXEC_DOWNLOADING] + t->count[OTA_EXEC_INSTALLING] +
+           t->count[OTA_EXEC_ACCEPTED] + t->count[OTA_EXEC_POSTPONED];
 }
 
 ota_task_state ota_task_next_state(const ota_task *task)
@@ -575,6 +622,12 @@ bool ota_task_window_open(const ota_task *task, int64_t now)
 {
     return (task->rec.start_ms < 0 || task->rec.start_ms <= now) &&
            (task->rec.end_ms < 0 || now < task->rec.end_ms);
+}
+
+bool ota_task_exec_wakes(const ota_task_exec *x, int64_t now)
+{
+    return x->state == OTA_EXEC_POSTPONED &&
+           !(x->flags & (OTA_EXEC_F_ELSEWHERE | OTA_EXEC_F_CLAIMING)) && now >= x->changed_ms;
 }
 
 bool ota_task_exec_timed_out(const ota_task *task, const ota_task_exec *x, int64_t now,
