@@ -265,10 +265,41 @@ static void on_desc_refused(agent *a, cbor_item_t *m)
         agent_fail(a, "download_failed");
 }
 
+/* The digest of the last accepted description, kept as hex under "last_digest" so an
+ * agent restarted mid-job accepts the plugin's answer to its retried pkg/get (the same
+ * signed bytes, equal ctr). Returns false when none is kept (or it is malformed). */
+static bool last_digest_load(sqlite3 *db, uint8_t out[32])
+{
+    char hex[65];
+
+    st_kv_text(db, "last_digest", hex, sizeof hex, "");
+    if (strlen(hex) != 64)
+        return false;
+    for (int i = 0; i < 32; i++) {
+        unsigned b;
+        if (sscanf(hex + 2 * i, "%2x", &b) != 1)
+            return false;
+        out[i] = (uint8_t)b;
+    }
+    return true;
+}
+
+static void last_digest_save(sqlite3 *db, const uint8_t d[32])
+{
+    char hex[65];
+
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    st_kv_set_text(db, "last_digest", hex);
+}
+
 static void accept_desc(agent *a, const uint8_t *p, size_t n)
 {
     uint64_t last = st_kv_u64(a->db, "last_ctr", 0);
-    vc_verdict v = vc_desc_check(&a->desc, a->cfg->vin, agent_now_ms(), last);
+    uint8_t dg[32];
+    bool has_dg = last_digest_load(a->db, dg);
+    vc_verdict v = vc_desc_check_retry(&a->desc, a->cfg->vin, agent_now_ms(), last,
+                                       has_dg ? dg : NULL);
 
     if (v == VC_DESC_OK &&
         (strcmp(a->desc.task, a->job.task) != 0 || strcmp(a->desc.to, a->job.version) != 0))
@@ -293,6 +324,7 @@ static void accept_desc(agent *a, const uint8_t *p, size_t n)
     a->job.cose_len = n;
     st_begin(a->db);
     st_kv_set_u64(a->db, "last_ctr", a->desc.ctr);
+    last_digest_save(a->db, a->desc.digest);
     snprintf(a->job.step, sizeof a->job.step, "download");
     st_job_save(a->db, &a->job);
     st_commit(a->db);
@@ -404,7 +436,8 @@ static void step(agent *a)
         finish(a);
 }
 
-/* Restores the job after a restart: the accepted description is checked again. */
+/* Restores the job after a restart: the accepted description is checked again, and one
+ * interrupted in its download asks for its description again. */
 static int restore(agent *a)
 {
     vc_verdict v;
@@ -420,6 +453,12 @@ static int restore(agent *a)
             agent_log("task %s: the stored description does not verify: %s", a->job.task,
                       vc_verdict_name(v));
             agent_fail(a, "download_failed");
+        } else if (strcmp(a->job.step, "download") == 0) {
+            /* ask again: the plugin answers the description it holds for us, the same
+             * signed bytes (equal ctr, accepted as a retry) or, when that one went stale
+             * while we were down, a newer one; the files already here are kept */
+            agent_log("task %s: asking for the description again", a->job.task);
+            agent_set_step(a, "desc");
         }
     } else if (strcmp(a->job.step, "desc") != 0 && strcmp(a->job.step, "final") != 0) {
         agent_set_step(a, "desc");

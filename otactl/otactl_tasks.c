@@ -55,6 +55,8 @@ static const char *const create_flags[] = {"name",
                                            "abort-min-executed",
                                            "abort-failure-pct",
                                            "target",
+                                           "install-mode",
+                                           "install-deadline",
                                            NULL};
 
 /* --json FILE: a task object, or {"task": {...}}. */
@@ -125,18 +127,40 @@ static int add_number(otactl_ctx *ctx, const otactl_args *a, const char *flag, c
     return OTACTL_OK;
 }
 
-/* A time flag: ms since the Unix epoch, or ISO 8601 text that goes to the plugin as it is
- * (the plugin checks both: docs/operator-api.md "Times"). */
-static int add_time(const otactl_args *a, const char *flag, cJSON *t)
+/* A time flag as t[key]: ms since the Unix epoch, or ISO 8601 text that goes to the plugin
+ * as it is (the plugin checks both: docs/operator-api.md "Times"). */
+static int add_time_as(const otactl_args *a, const char *flag, cJSON *t, const char *key)
 {
     const char *s = otactl_arg(a, flag);
     uint64_t v;
     if (s && otactl_parse_u64(s, &v) == 0 && v <= (1ULL << 53)) {
-        cJSON_AddNumberToObject(t, flag, (double)v);
+        cJSON_AddNumberToObject(t, key, (double)v);
     } else if (s) {
-        cJSON_AddStringToObject(t, flag, s);
+        cJSON_AddStringToObject(t, key, s);
     }
     return OTACTL_OK;
+}
+
+static int add_time(const otactl_args *a, const char *flag, cJSON *t)
+{
+    return add_time_as(a, flag, t, flag);
+}
+
+/* --install-mode / --install-deadline (issue 17): the mode is checked here, the deadline's
+ * pairing with time_forced by the plugin (docs/operator-api.md "createTask"). */
+static int add_install(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
+{
+    static const char *const modes[] = {"forced", "soft", "download_only", "time_forced",
+                                        NULL};
+    const char *m = otactl_arg(a, "install-mode");
+    if (m && !one_of(m, modes)) {
+        return otactl_usage_err(ctx, "--install-mode: expected forced, soft, download_only or "
+                                     "time_forced");
+    }
+    if (m) {
+        cJSON_AddStringToObject(t, "install_mode", m);
+    }
+    return add_time_as(a, "install-deadline", t, "install_deadline");
 }
 
 static int add_numbers(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
@@ -146,6 +170,7 @@ static int add_numbers(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
     rc = rc ? rc : add_number(ctx, a, "max-resend", t, "max_resend");
     rc = rc ? rc : add_number(ctx, a, "rate", t, "rate");
     rc = rc ? rc : add_number(ctx, a, "timeout-min", t, "timeout_min");
+    rc = rc ? rc : add_install(ctx, a, t);
     bool abort_min = otactl_arg(a, "abort-min-executed"),
          abort_pct = otactl_arg(a, "abort-failure-pct");
     if (rc == OTACTL_OK && abort_min != abort_pct) {
@@ -633,6 +658,10 @@ static const otactl_opt create_opts[] = {
     {"timeout-min", "N", "minutes an upgrade may take before it fails (default 0: none)"},
     {"abort-min-executed", "N", "abort after N finished executions..."},
     {"abort-failure-pct", "P", "...when P% of them failed (1..100)"},
+    {"install-mode", "MODE",
+     "forced (default), soft (the driver may postpone or decline), download_only (installs "
+     "on task install-now) or time_forced (soft until --install-deadline)"},
+    {"install-deadline", "TIME", "when a time_forced task becomes forced (as --start)"},
     {NULL, NULL, NULL},
 };
 

@@ -12,7 +12,8 @@ the task ends failed with rollback_succeeded; over TLS the client certificate's 
 VIN; a wrong security key fails the first ECU
 with nothing to roll back (upgrade_failed); the exec installer maps a command's
 progress lines and exit status; a task canceled during the download ends canceled with
-nothing flashed."""
+nothing flashed; killed after the description was accepted, it asks again and accepts
+the plugin's same signed description (equal ctr) as a retry."""
 
 import hashlib
 import os
@@ -236,6 +237,31 @@ class AgentCase(CatalogCase):
         # after the restart only the missing blocks (and those lost in flight) are asked
         self.assertLessEqual(sent - sent_before, total - had + 2 * 8, (sent, sent_before, had))
         self.assertIn("already here", self.log_tail(n=100000))
+
+    def test_kill9_after_the_description_accepts_its_retry(self):
+        """Killed after the description was accepted, the agent asks for it again: the
+        plugin answers the held one (same signed bytes, same ctr) and the agent accepts it
+        as a retry (last_ctr + the kept digest) instead of refusing an old ctr."""
+        import re
+        self.campaign(sizes=(200000, 150000, 100000))
+        self.start_sim()
+        conf = self.config()
+        p = self.start_agent(conf)
+        ot.wait_until(lambda: self.state("SELECT step FROM job") == [("download",)]
+                      and self.blocks_here() >= 1, timeout=30 * ot.SCALE,
+                      msg="the description accepted, the download begun")
+        p.kill()
+        p.wait()
+        self.assertEqual(len(self.state("SELECT v FROM kv WHERE k = 'last_digest'")[0][0]), 64)
+        rc = self.wait_exit(self.start_agent(conf))
+        self.assertEqual(rc, 0, self.log_tail())
+        self.assert_flashed()
+        self.assert_succeeded()
+        log = self.log_tail(n=100000)
+        self.assertIn("asking for the description again", log)
+        ctrs = re.findall(r"description (\d+) verified", log)
+        self.assertEqual(len(ctrs), 2, log)
+        self.assertEqual(ctrs[0], ctrs[1], "not the same description: %s" % ctrs)
 
     def test_kill9_in_transfer_data_resumes_from_the_last_counter(self):
         self.campaign(sizes=(20000, 80000, 20000))

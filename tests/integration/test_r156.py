@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Integration: the R156 semantics of issue 17 with python vehicles on a real broker:
 install modes in createTask and the notice (forced by default and absent, soft,
-download_only with installNow, time_forced with its deadline; the checks of both fields),
+download_only with installNow, time_forced with its deadline; the checks of both fields;
+otactl task create --install-mode / --install-deadline),
 kept in the stored task across a restart; pre-conditions of a strategy in its document
 and in the signed description (with the install mode), a vehicle waiting on failed
 pre-conditions shown by getVehicleStatus (also after a restart) and going on once they hold;
@@ -19,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import otatest as ot  # noqa: E402
 from test_campaign import Campaign, report  # noqa: E402
-from test_tasks import OTACTL, vehicle  # noqa: E402
+from test_tasks import OTACTL, M, S, vehicle  # noqa: E402
 from test_pkg import PkgCase  # noqa: E402
 from test_shadow import ShadowCar, update  # noqa: E402
 import test_agent  # noqa: E402
@@ -152,6 +153,34 @@ class InstallModes(Fleet):
                                capture_output=True, text=True, timeout=6 * ot.TIMEOUT)
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertIn("install command sent to", p.stdout)
+
+    def test_otactl_create_install_mode(self):
+        """otactl task create --install-mode MODE [--install-deadline TIME] reaches
+        createTask; a mode otactl does not know is a usage error before any request."""
+        if not (OTACTL and Path(OTACTL).exists()):
+            self.skipTest("otactl not built")
+        a = self.setup_fleet(20)[0]
+        base = [OTACTL, "--host", "127.0.0.1", "--port", str(self.b.port), "--user", ot.ADMIN,
+                "task", "create", "--name", "cli", "--type", "normal", "--model", M,
+                "--series", S, "--version", "2.0", "--vins", a.vin]
+
+        def run(*extra):
+            return subprocess.run(base + list(extra), capture_output=True, text=True,
+                                  timeout=6 * ot.TIMEOUT)
+        deadline = ot.now_ms() + 86400000
+        p = run("--install-mode", "time_forced", "--install-deadline", str(deadline))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        tid = p.stdout.split()[1]  # "id: T..."
+        got = self.ok("getTask", id=tid)["task"]
+        self.assertEqual((got["install_mode"], got["install_deadline"]),
+                         ("time_forced", deadline))
+        self.assertEqual(self.notice_of(a, tid)["install_mode"], "time_forced")
+        p = run("--install-mode", "later")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--install-mode: expected forced, soft", p.stderr)
+        p = run("--install-mode", "time_forced")  # the plugin checks the pairing
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("required when install_mode is time_forced", p.stderr)
 
     def test_download_only_installs_after_install_now(self):
         a, b = self.setup_fleet(20, 21)
