@@ -19,6 +19,7 @@
 #include "follow.h"
 #include "catalog.h"
 #include "engine.h"
+#include "standby.h"
 #include "tasks.h"
 
 #include <stdio.h>
@@ -56,13 +57,20 @@ struct ota_follow {
     bool behind_logged;
 };
 
-int ota_follow_start(ota_plugin *p, ota_store *store, char *err, size_t errlen)
+int ota_follow_start(ota_plugin *p, ota_store *store, bool from_snapshot, char *err, size_t errlen)
 {
     if (!p->cfg.store_uri || strncmp(p->cfg.store_uri, "sqlite:", 7) == 0) {
         return 0;
     }
     uint64_t first, last;
-    if (ota_store_change_bounds(store, &first, &last) != 0) {
+    char path[4096];
+    ota_standby_path(p, path, sizeof path);
+    if (from_snapshot) {
+        if (ota_store_snapshot_position(path, &last) != 0) {
+            snprintf(err, errlen, "the snapshot %s has no change log position", path);
+            return -1;
+        }
+    } else if (ota_store_change_bounds(store, &first, &last) != 0) {
         snprintf(err, errlen, "reading the change log's bounds failed");
         return -1;
     }

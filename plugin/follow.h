@@ -12,8 +12,9 @@
 
 /* Start-up, before the load: on a store other brokers may share (every backend but
  * SQLite) p->follow follows the log from its last seq now (entries stored during the load
- * are applied again: harmless, each carries the full new state). 0, or -1 with err. */
-int ota_follow_start(ota_plugin *p, ota_store *store, char *err, size_t errlen);
+ * are applied again: harmless, each carries the full new state); after a start from the
+ * local snapshot, from the snapshot's position. 0, or -1 with err. */
+int ota_follow_start(ota_plugin *p, ota_store *store, bool from_snapshot, char *err, size_t errlen);
 void ota_follow_free(ota_follow *f);
 /* TICK: submits the next read (at most one in flight, one per 200 ms). */
 void ota_follow_tick(ota_plugin *p);
