@@ -238,10 +238,15 @@ int ota_catalog_apply_change(ota_catalog *c, const ota_store_change *ch, char *e
         char perr[256] = "";
         ota_vehicle_rec v;
         cJSON *j = cJSON_Parse(ch->json ? ch->json : "");
-        int rc = !j ? fail(&lc, ch->id, "not valid JSON")
-                 : ota_json_vehicle(j, NULL, &v, perr, sizeof perr) != 0
-                     ? fail(&lc, ch->id, "%s", perr)
-                     : on_vehicle(&lc, &v);
+        int rc = 1;
+        if (!j) {
+            fail(&lc, ch->id, "not valid JSON");
+        } else if (ota_json_vehicle(j, NULL, &v, perr, sizeof perr) != 0) {
+            fail(&lc, ch->id, "%s", perr);
+        } else {
+            rc = on_vehicle(&lc, &v);
+            ota_vehicle_rec_free(&v); /* the record owns its strings; the catalog copied them */
+        }
         cJSON_Delete(j);
         return rc ? -1 : 1;
     }
