@@ -62,6 +62,9 @@ ota_store *ota_standby_open(ota_plugin *p, bool *from_snapshot, char *err, size_
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    /* the first refresh (a whole save) waits one period: the writer has the start's own
+     * work first (the spool's replay, the first reports) */
+    p->standby->last_submit_ms = ota_now_ms();
     ota_store *s = ota_store_open_or_snapshot(p->cfg.store_uri, path[0] ? path : NULL,
                                               from_snapshot, err, errlen);
     if (s && *from_snapshot) {
