@@ -1,42 +1,38 @@
 /*
  * standby.c — start without the database. On a store several brokers share (every backend
- * but SQLite) the writer keeps a local snapshot of what the start-up loads,
- * <spool_dir>/snapshot.db (store/snapshot.c): one writer job every 5 s brings it up to date
- * from the change log (catalog, lists, documents) and every 60 s saves it whole (the
- * per-VIN task state has no log). When the store cannot be reached at start, the plugin
- * loads from the snapshot instead, gives the writer a handle that opens the store on
- * first use (ota_store_open_lazy), and serves vehicles from memory: reports are spooled
- * and stored when the store is back, the follower catches up from the snapshot's change
- * log position. With neither a store nor a snapshot the broker refuses to start.
+ * but SQLite) the plugin keeps a local snapshot of what the start-up loads,
+ * <spool_dir>/snapshot.db (store/snapshot.c): a thread of its own, with its own store
+ * handle, brings it up to date from the change log every 5 s (catalog, lists, documents)
+ * and saves it whole every 60 s, the first time 5 s after start (the per-VIN task state
+ * has no log); the writer is never held by it. When the store cannot be reached at start, the
+ * plugin loads from the snapshot instead, gives the writer a handle that opens the store on first
+ * use (ota_store_open_lazy), and serves vehicles from memory: reports are spooled and stored when
+ * the store is back, the follower catches up from the snapshot's change log position. With neither
+ * a store nor a snapshot the broker refuses to start.
  */
 #include "standby.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define REFRESH_EVERY_MS 5000
 #define FULL_EVERY_MS 60000
 
-typedef struct ota_standby {
+struct ota_standby {
     bool from_snapshot;
-    bool in_flight;
-    int64_t last_submit_ms, last_full_ms;
-    uint64_t refreshes, saves, errors;
-    char last_error[256];
-} standby;
-
-typedef struct {
-    ota_writer_job job;
-    ota_plugin *p;
-    bool full;
+    bool running;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    char *uri;
     char path[4096];
-} refresh_job;
-
-static standby *state(const ota_plugin *p)
-{
-    return p->standby;
-}
+    atomic_ullong refreshes, saves, errors;
+};
 
 static bool shared(const ota_plugin *p)
 {
@@ -62,13 +58,10 @@ ota_store *ota_standby_open(ota_plugin *p, bool *from_snapshot, char *err, size_
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    /* the first refresh (a whole save) waits one period: the writer has the start's own
-     * work first (the spool's replay, the first reports) */
-    p->standby->last_submit_ms = ota_now_ms();
     ota_store *s = ota_store_open_or_snapshot(p->cfg.store_uri, path[0] ? path : NULL,
                                               from_snapshot, err, errlen);
     if (s && *from_snapshot) {
-        state(p)->from_snapshot = true;
+        p->standby->from_snapshot = true;
         mosquitto_log_printf(MOSQ_LOG_WARNING,
                              "ota: the store is unreachable (%s): starting from the local "
                              "snapshot %s; reports are spooled until the store is back",
@@ -87,74 +80,98 @@ ota_store *ota_standby_writer_store(ota_plugin *p, ota_store *loaded, bool from_
     return ota_store_open_lazy(p->cfg.store_uri, err, errlen);
 }
 
-/* ---------------------------------------------------------------- the refresh */
+/* ---------------------------------------------------------------- the snapshot thread
+ * Its own store handle (opened on first use), so a whole save, which reads every
+ * collection the start-up reads, never holds the writer (reports, claims, on-demand reads).
+ * Plain malloc/free; no mosquitto_* calls: getStats shows its counters. */
 
-static int refresh_run(ota_store *store, void *arg, char *err, size_t errlen)
+static bool wait_or_stop(ota_standby *s, int ms)
 {
-    refresh_job *j = arg;
-    return ota_store_snapshot_refresh(store, j->path, j->full, err, errlen) < 0 ? -1 : 0;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &until) == 0) {
+    }
+    bool stop = s->stop;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
 }
 
-static void refresh_done(void *arg, int rc, const char *err)
+static void *snapshot_thread(void *arg)
 {
-    refresh_job *j = arg;
-    standby *s = state(j->p);
-    s->in_flight = false;
-    if (rc != 0) {
-        if (s->errors++ == 0 || strcmp(s->last_error, err) != 0) {
-            mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: the local snapshot was not refreshed: %s",
-                                 err);
+    ota_standby *s = arg;
+    char err[256];
+    ota_store *store = ota_store_open_lazy(s->uri, err, sizeof err);
+    int since_full = FULL_EVERY_MS;
+    while (store && !wait_or_stop(s, REFRESH_EVERY_MS)) {
+        bool full = since_full >= FULL_EVERY_MS;
+        if (ota_store_snapshot_refresh(store, s->path, full, err, sizeof err) < 0) {
+            atomic_fetch_add(&s->errors, 1);
+        } else if (full) {
+            atomic_fetch_add(&s->saves, 1);
+            since_full = 0;
+        } else {
+            atomic_fetch_add(&s->refreshes, 1);
         }
-        snprintf(s->last_error, sizeof s->last_error, "%s", err);
-    } else if (j->full) {
-        s->saves++;
-    } else {
-        s->refreshes++;
+        since_full += REFRESH_EVERY_MS;
     }
-    free(j);
+    ota_store_close(store);
+    return NULL;
 }
 
 void ota_standby_tick(ota_plugin *p)
 {
-    standby *s = state(p);
-    int64_t now = ota_now_ms();
-    if (!s || !shared(p) || s->in_flight || now - s->last_submit_ms < REFRESH_EVERY_MS) {
+    ota_standby *s = p->standby;
+    if (!s || s->running || !shared(p) || s->stop) {
         return;
     }
-    refresh_job *j = calloc(1, sizeof(*j));
-    if (!j) {
+    ota_standby_path(p, s->path, sizeof s->path);
+    s->uri = strdup(p->cfg.store_uri);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (!s->uri || pthread_create(&s->thread, NULL, snapshot_thread, s) != 0) {
+        s->stop = true; /* not kept: logged once */
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: the local snapshot thread did not start");
         return;
     }
-    j->job = (ota_writer_job){.run = refresh_run, .done = refresh_done, .arg = j};
-    j->p = p;
-    ota_standby_path(p, j->path, sizeof j->path);
-    j->full = s->last_full_ms == 0 || now - s->last_full_ms >= FULL_EVERY_MS;
-    if (ota_writer_submit(p->writer, &j->job) != 0) {
-        free(j);
-        return;
-    }
-    if (j->full) {
-        s->last_full_ms = now; /* tried: a failed save is tried again in 60 s, refreshes go on */
-    }
-    s->in_flight = true;
-    s->last_submit_ms = now;
+    s->running = true;
 }
 
 void ota_standby_stats(const ota_plugin *p, cJSON *data)
 {
-    const standby *s = state(p);
+    ota_standby *s = p->standby;
     cJSON *o = s && shared(p) ? cJSON_AddObjectToObject(data, "snapshot") : NULL;
     if (!o) {
         return;
     }
     cJSON_AddBoolToObject(o, "from_snapshot", s->from_snapshot);
-    cJSON_AddNumberToObject(o, "refreshes", (double)s->refreshes);
-    cJSON_AddNumberToObject(o, "saves", (double)s->saves);
-    cJSON_AddNumberToObject(o, "errors", (double)s->errors);
+    cJSON_AddNumberToObject(o, "refreshes", (double)atomic_load(&s->refreshes));
+    cJSON_AddNumberToObject(o, "saves", (double)atomic_load(&s->saves));
+    cJSON_AddNumberToObject(o, "errors", (double)atomic_load(&s->errors));
 }
 
 void ota_standby_free(ota_plugin *p)
 {
-    free(p->standby);
+    ota_standby *s = p->standby;
+    if (!s) {
+        return;
+    }
+    if (s->running) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+    }
+    free(s->uri);
+    free(s);
     p->standby = NULL;
 }

@@ -19,7 +19,7 @@ ota_store *ota_standby_writer_store(ota_plugin *p, ota_store *loaded, bool from_
                                     size_t errlen);
 /* The snapshot's path into buf (empty on SQLite: no snapshot kept). */
 void ota_standby_path(const ota_plugin *p, char *buf, size_t len);
-/* TICK: submits the snapshot's refresh every 5 s (a full save every 60 s). */
+/* TICK: starts the snapshot thread (once): a refresh every 5 s, a whole save every 60 s. */
 void ota_standby_tick(ota_plugin *p);
 /* getStats: {from_snapshot, refreshes, saves, errors, last_refresh_ms}. */
 void ota_standby_stats(const ota_plugin *p, cJSON *data);
