@@ -3,7 +3,7 @@
  * but SQLite) the plugin keeps a local snapshot of what the start-up loads,
  * <spool_dir>/snapshot.db (store/snapshot.c): a thread of its own, with its own store
  * handle, brings it up to date from the change log every 5 s (catalog, lists, documents)
- * and saves it whole every 60 s, the first time 5 s after start (the per-VIN task state
+ * and saves it whole every 60 s, the first time at start (the per-VIN task state
  * has no log); the writer is never held by it. When the store cannot be reached at start, the
  * plugin loads from the snapshot instead, gives the writer a handle that opens the store on first
  * use (ota_store_open_lazy), and serves vehicles from memory: reports are spooled and stored when
@@ -109,7 +109,7 @@ static void *snapshot_thread(void *arg)
     char err[256];
     ota_store *store = ota_store_open_lazy(s->uri, err, sizeof err);
     int since_full = FULL_EVERY_MS;
-    while (store && !wait_or_stop(s, REFRESH_EVERY_MS)) {
+    for (bool stop = false; store && !stop; stop = wait_or_stop(s, REFRESH_EVERY_MS)) {
         bool full = since_full >= FULL_EVERY_MS;
         if (ota_store_snapshot_refresh(store, s->path, full, err, sizeof err) < 0) {
             atomic_fetch_add(&s->errors, 1);
