@@ -172,8 +172,8 @@ static int gen_models(doc_batch *b)
             return -1;
     }
     ota_strategy_ecu se[] = {{(char *)"BCM", 0, true}, {(char *)"VCU", 1, true}};
-    ota_strategy_rec st[] = {{(char *)"st-even", OTA_KIND_AUTO, OTA_CMP_AUTO, 2, se},
-                             {(char *)"st-odd", OTA_KIND_FULL, OTA_CMP_ALWAYS, 2, se}};
+    ota_strategy_rec st[] = {{(char *)"st-even", OTA_KIND_AUTO, OTA_CMP_AUTO, 2, se, 0, 0},
+                             {(char *)"st-odd", OTA_KIND_FULL, OTA_CMP_ALWAYS, 2, se, 0, 0}};
     for (size_t i = 0; i < 2; i++)
         if (add_doc(b, OTA_DOC_STRATEGY, st[i].id, ota_json_from_strategy(&st[i])) != 0)
             return -1;

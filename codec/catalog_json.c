@@ -651,12 +651,12 @@ int ota_json_model(const cJSON *j, const char *path, ota_model_rec *out, char *e
 /* The stored form's fields, and the addPackage form's (content_key instead of id, status
  * and sealed_key); the addPackage file has no size. */
 static const char *const package_fields[] = {
-    "id",          "status",    "sealed_key", "model",  "series",
-    "version",     "kind",      "from",       "baseline_description",
-    "prompt",      "result_info", "encrypted", "ecus", NULL};
+    "id",   "status", "sealed_key",           "model",  "series",      "version",
+    "kind", "from",   "baseline_description", "prompt", "result_info", "encrypted",
+    "ecus", NULL};
 static const char *const package_request_fields[] = {
-    "model",       "series",    "version",     "kind",      "from", "baseline_description",
-    "prompt",      "result_info", "encrypted", "content_key", "ecus", NULL};
+    "model",  "series",      "version",   "kind",        "from", "baseline_description",
+    "prompt", "result_info", "encrypted", "content_key", "ecus", NULL};
 static const char *const pkg_ecu_fields[] = {"ecu", "type", "version", "file", NULL};
 static const char *const pkg_file_fields[] = {"size", "sha256", "name", NULL};
 #define FILE_STORED_ONLY 1
@@ -746,8 +746,9 @@ static int package_key(const cJSON *j, const char *path, bool stored, ota_packag
     if (it == NULL)
         return 0;
     if (stored) {
-        if (!cJSON_IsString(it) || !hex_decode(it->valuestring, NULL, strlen(it->valuestring) / 2,
-                                                true) || strlen(it->valuestring) < 2)
+        if (!cJSON_IsString(it) ||
+            !hex_decode(it->valuestring, NULL, strlen(it->valuestring) / 2, true) ||
+            strlen(it->valuestring) < 2)
             return ota_json_errf(err, errlen, path, name, "expected lowercase hex");
         return copy_string(&out->sealed_key, it->valuestring, path, name, err, errlen);
     }
@@ -811,8 +812,43 @@ int ota_json_package_request(const cJSON *j, const char *path, ota_package_rec *
 
 /* ---- strategies ---- */
 
-static const char *const strategy_fields[] = {"id", "package_kind", "compare_version", "ecus",
-                                              NULL};
+static const char *const strategy_fields[] = {"id",   "package_kind",  "compare_version",
+                                              "ecus", "preconditions", NULL};
+static const char *const precondition_fields[] = {"battery_min_pct", "parked", "ignition_off",
+                                                  "not_charging", NULL};
+static const char *const precondition_words[OTA_PRE_COUNT] = {"battery", "parked", "ignition_off",
+                                                              "not_charging"};
+
+const char *ota_precondition_name(unsigned bit_index)
+{
+    return bit_index < OTA_PRE_COUNT ? precondition_words[bit_index] : NULL;
+}
+
+/* preconditions? {battery_min_pct? 1..100, parked?, ignition_off?, not_charging? (bools)}. */
+static int strategy_pre(const cJSON *j, const char *path, ota_strategy_rec *out, char *err,
+                        size_t errlen)
+{
+    const cJSON *o;
+    char sub[SUBPATH_LEN];
+    int r = lookup(j, path, "preconditions", false, &o, err, errlen);
+    if (r <= 0)
+        return r;
+    join(sub, sizeof sub, path, "preconditions");
+    uint64_t pct = 0;
+    bool flag[3] = {false, false, false};
+    if (ota_json_check_fields(o, sub, precondition_fields, err, errlen) ||
+        ota_json_get_uint(o, sub, "battery_min_pct", false, 1, 100, &pct, err, errlen))
+        return -1;
+    for (int i = 0; i < 3; i++) {
+        if (ota_json_get_bool(o, sub, precondition_fields[i + 1], false, false, &flag[i], err,
+                              errlen))
+            return -1;
+        out->pre_flags |= flag[i] ? (uint8_t)(OTA_PRE_PARKED << i) : 0;
+    }
+    out->battery_min_pct = (uint8_t)pct;
+    out->pre_flags |= pct > 0 ? OTA_PRE_BATTERY : 0;
+    return 0;
+}
 static const char *const strategy_ecu_fields[] = {"ecu", "order", "upgrade", NULL};
 
 static int strategy_ecu(const cJSON *e, const char *sub, ota_strategy_ecu *ecu, char *err,
@@ -862,6 +898,8 @@ static int strategy_fill(const cJSON *j, const char *path, ota_strategy_rec *out
         return -1;
     out->package_kind = (ota_pkg_kind_pref)kind;
     out->compare_version = (ota_compare_pref)cmp;
+    if (strategy_pre(j, path, out, err, errlen))
+        return -1;
     return strategy_ecus(j, path, out, err, errlen);
 }
 
@@ -896,14 +934,23 @@ int ota_json_file(const cJSON *j, const char *path, ota_file_rec *out, char *err
 /* ---- tasks ---- */
 
 /* The stored form's fields; createTask's are the same list without the first (id). */
-static const char *const task_fields[] = {"id",         "name",    "type",        "source", "model",
-                                          "series",     "version", "vins",        "start",  "end",
-                                          "max_resend", "rate",    "timeout_min", "abort",  NULL};
+static const char *const task_fields[] = {
+    "id",          "name",   "type",         "source",
+    "model",       "series", "version",      "vins",
+    "start",       "end",    "max_resend",   "rate",
+    "timeout_min", "abort",  "install_mode", "install_deadline",
+    NULL};
 #define TASK_STORED_ONLY 1
 static const char *const task_abort_fields[] = {"min_executed", "failure_pct", NULL};
 static const char *const task_type_names[] = {"normal", "forced", "factory", "spot_check",
                                               "diagnostic"};
 static const char *const task_source_names[] = {"console", "diagnostic_tool"};
+static const char *const install_mode_names[] = {"forced", "soft", "download_only", "time_forced"};
+
+const char *ota_install_mode_name(ota_install_mode m)
+{
+    return (unsigned)m < OTA_INSTALL_MODE_COUNT ? install_mode_names[m] : NULL;
+}
 
 /* A uint32 member in min..max, into *out (left as it was when absent). */
 static int get_u32(const cJSON *j, const char *path, const char *key, uint64_t min, uint64_t max,
@@ -928,6 +975,27 @@ static int get_time(const cJSON *j, const char *path, const char *key, bool stor
     if (ota_json_get_uint(j, path, key, false, 0, OTA_JSON_UINT_MAX, &v, err, errlen) < 0)
         return -1;
     *out = v == UINT64_MAX ? -1 : (int64_t)v;
+    return 0;
+}
+
+/* install_mode (default forced) and install_deadline: required by time_forced, refused
+ * by the others. */
+static int task_install(const cJSON *j, const char *path, bool stored, ota_task_rec *out, char *err,
+                        size_t errlen)
+{
+    int mode = OTA_INSTALL_FORCED;
+    if (ota_json_get_enum(j, path, "install_mode", false, install_mode_names,
+                          OTA_INSTALL_MODE_COUNT, &mode, err, errlen) ||
+        get_time(j, path, "install_deadline", stored, &out->install_deadline_ms, err, errlen))
+        return -1;
+    out->install_mode = (ota_install_mode)mode;
+    bool timed = mode == OTA_INSTALL_TIME_FORCED;
+    if (timed && out->install_deadline_ms <= 0)
+        return ota_json_errf(err, errlen, path, "install_deadline",
+                             "missing (required when install_mode is time_forced)");
+    if (!timed && out->install_deadline_ms >= 0)
+        return ota_json_errf(err, errlen, path, "install_deadline",
+                             "only with install_mode time_forced");
     return 0;
 }
 
@@ -975,6 +1043,8 @@ static int task_limits(const cJSON *j, const char *path, bool stored, ota_task_r
         get_u32(j, path, "rate", 0, UINT32_MAX, &out->rate, err, errlen) ||
         get_u32(j, path, "timeout_min", 0, OTA_JSON_TASK_TIMEOUT_MAX, &out->timeout_min, err,
                 errlen))
+        return -1;
+    if (task_install(j, path, stored, out, err, errlen))
         return -1;
     return task_abort(j, path, out, err, errlen);
 }
@@ -1232,12 +1302,25 @@ static bool strategy_ecu_emit(cJSON *e, const void *items, size_t i)
            add_bool(e, "upgrade", ecu->upgrade);
 }
 
+static bool strategy_pre_emit(cJSON *o, const ota_strategy_rec *r)
+{
+    cJSON *p = cJSON_AddObjectToObject(o, "preconditions");
+    bool ok = p != NULL && (!(r->pre_flags & OTA_PRE_BATTERY) ||
+                            add_uint(p, "battery_min_pct", r->battery_min_pct));
+    for (int i = 0; ok && i < 3; i++) {
+        if (r->pre_flags & (OTA_PRE_PARKED << i))
+            ok = add_bool(p, precondition_fields[i + 1], true);
+    }
+    return ok;
+}
+
 static bool strategy_emit(cJSON *o, const ota_strategy_rec *r)
 {
     return add_str(o, "id", r->id) &&
            add_str(o, "package_kind", name_of(kind_pref_names, 3, r->package_kind)) &&
            add_str(o, "compare_version", name_of(compare_names, 3, r->compare_version)) &&
-           add_objects(o, "ecus", r->ecus, r->n_ecus, strategy_ecu_emit);
+           add_objects(o, "ecus", r->ecus, r->n_ecus, strategy_ecu_emit) &&
+           (r->pre_flags == 0 || strategy_pre_emit(o, r));
 }
 
 cJSON *ota_json_from_strategy(const ota_strategy_rec *r)
@@ -1272,7 +1355,12 @@ static bool task_emit(cJSON *o, const ota_task_rec *r)
            (r->start_ms < 0 || add_uint(o, "start", (uint64_t)r->start_ms)) &&
            (r->end_ms < 0 || add_uint(o, "end", (uint64_t)r->end_ms)) &&
            add_uint(o, "max_resend", r->max_resend) && add_uint(o, "rate", r->rate) &&
-           add_uint(o, "timeout_min", r->timeout_min) && task_abort_emit(o, r);
+           add_uint(o, "timeout_min", r->timeout_min) && task_abort_emit(o, r) &&
+           (r->install_mode == OTA_INSTALL_FORCED ||
+            add_str(o, "install_mode",
+                    name_of(install_mode_names, OTA_INSTALL_MODE_COUNT, r->install_mode))) &&
+           (r->install_deadline_ms <= 0 ||
+            add_uint(o, "install_deadline", (uint64_t)r->install_deadline_ms));
 }
 
 cJSON *ota_json_from_task(const ota_task_rec *r)

@@ -36,6 +36,16 @@ static bool fill_status(cJSON *o, const char *vin, uint64_t seq, const ota_event
            add_opt_str(o, "fw", ev->fw) && ota_json_add_i64(o, "received_at", received_ms);
 }
 
+static bool fill_consent(cJSON *o, const char *vin, uint64_t seq, const ota_event *ev,
+                         int64_t received_ms)
+{
+    return add_str(o, "vin", vin) && ota_json_add_u64(o, "seq", seq) &&
+           ota_json_add_u64(o, "index", ev->index) && add_str(o, "task", ev->task) &&
+           ota_json_add_i64(o, "ts", ev->ts) && add_str(o, "answer", ev->answer) &&
+           (ev->until < 0 || ota_json_add_i64(o, "until", ev->until)) &&
+           add_opt_str(o, "error", ev->error) && ota_json_add_i64(o, "received_at", received_ms);
+}
+
 char *ota_codec_status_event_json(const char *vin, uint64_t seq, const ota_event *ev,
                                   int64_t received_ms, size_t *len)
 {
@@ -43,7 +53,9 @@ char *ota_codec_status_event_json(const char *vin, uint64_t seq, const ota_event
     if (o == NULL)
         return NULL;
     char *json = NULL;
-    if (fill_status(o, vin, seq, ev, received_ms))
+    bool consent = ev->type == OTA_EV_CONSENT;
+    if (consent ? fill_consent(o, vin, seq, ev, received_ms)
+                : fill_status(o, vin, seq, ev, received_ms))
         json = cJSON_PrintUnformatted(o); /* malloc()ed: cJSON's default hooks */
     cJSON_Delete(o);
     if (json != NULL && len != NULL)

@@ -70,8 +70,9 @@ typedef enum {
     OTA_EV_UPGRADE_STATUS,
     OTA_EV_COMMAND,
     OTA_EV_EEPROM_CLEAR,
+    OTA_EV_CONSENT,
 } ota_event_type;
-#define OTA_EV_TYPE_COUNT 5
+#define OTA_EV_TYPE_COUNT 6
 
 /* "download_progress", ...; NULL for an unknown value. */
 const char *ota_event_type_name(ota_event_type type);
@@ -79,15 +80,20 @@ const char *ota_event_type_name(ota_event_type type);
 /*
  * One report event. Absent optional integers are -1, absent optional strings NULL.
  * Fields by type (R = required, O = optional, - = not used):
- *                     ecu pct bytes step status error trigger fw cmd at result
- *   download_progress  O   R   O     -    -      -     -      -  -   -   -
- *   upgrade_progress   R   R   -     O    -      -     -      -  -   -   -
- *   upgrade_status     -   -   -     -    R      O     R      O  -   -   -
- *   command            -   -   -     -    -      -     -      -  R   O*  -   (*R for schedule)
- *   eeprom_clear       R   -   -     -    -      -     -      -  -   -   R
+ *                     ecu pct bytes step status error trigger fw cmd at result answer until
+ *   download_progress  O   R   O     -    -      -     -      -  -   -   -      -      -
+ *   upgrade_progress   R   R   -     O    -      -     -      -  -   -   -      -      -
+ *   upgrade_status     -   -   -     -    R      O     R      O  -   -   -      -      -
+ *   command            -   -   -     -    -      -     -      -  R   O*  -      -      -
+ *   eeprom_clear       R   -   -     -    -      -     -      -  -   -   R      -      -
+ *   consent            -   -   -     -    -      O     -      -  -   -   -      R      O**
+ * (*R for schedule; **R for postponed, the time the driver asked to be asked again.)
  * Every event has type, task (text, 1..64) and ts (unsigned, ms since the Unix epoch).
  * Allowed words: status in ota_status_valid(), trigger in ota_trigger_valid(),
- * cmd in schedule|now|cancel_schedule; pct 0..100.
+ * cmd in schedule|now|cancel_schedule, answer in accepted|declined|postponed; pct 0..100.
+ * consent's error is the driver's reason, free text. upgrade_status may carry
+ * `conditions` (O): the pre-conditions that failed while it waits, comma-separated words
+ * of battery|parked|ignition_off|not_charging, each at most once (docs/protocol.md).
  */
 typedef struct {
     ota_event_type type;
@@ -105,6 +111,9 @@ typedef struct {
     const char *cmd;
     int64_t at;
     const char *result;
+    const char *answer; /* consent: accepted, declined, postponed */
+    int64_t until;      /* consent postponed: ask again at (ms since the epoch) */
+    const char *conditions; /* upgrade_status: the pre-conditions that failed, "a,b" */
 } ota_event;
 
 /* A report's epoch: an unsigned integer or a text of 1..OTA_EPOCH_MAX bytes, kept as text
@@ -268,7 +277,9 @@ uint8_t *ota_codec_encode_shadow_delta(int64_t version, const struct cJSON *desi
                                        size_t *len);
 
 /* JSON event for ota/v1/events/status/{vin}:
- * {"vin","seq","index","task","ts","status","error"?,"trigger","fw"?,"received_at"} */
+ * {"vin","seq","index","task","ts","status","error"?,"trigger","fw"?,"received_at"};
+ * for a consent event (ota/v1/events/consent/{vin}):
+ * {"vin","seq","index","task","ts","answer","until"?,"error"?,"received_at"}. */
 char *ota_codec_status_event_json(const char *vin, uint64_t seq, const ota_event *ev,
                                   int64_t received_ms, size_t *len);
 

@@ -56,6 +56,10 @@ typedef struct {
     const ota_desc_ecu *ecus; /* in upgrade order */
     const char *prompt;       /* NULL: "" */
     const char *result_info;  /* NULL: "" */
+    const char *install_mode; /* NULL or "forced": left out (issue 17) */
+    int64_t install_deadline; /* time_forced's deadline; <= 0: left out */
+    uint8_t pre_flags;        /* OTA_PRE_* of the strategy; 0: no preconditions key */
+    uint8_t battery_min_pct;  /* with OTA_PRE_BATTERY */
     const char *vin;
     uint64_t ctr;
     int64_t iat, exp;           /* ms since the epoch */

@@ -113,12 +113,24 @@ typedef struct {
     bool upgrade;
 } ota_strategy_ecu;
 
+/* Pre-conditions a vehicle checks before installing (issue 17, docs/protocol.md): the
+ * bits of ota_strategy_rec.pre_flags, and the words a waiting vehicle reports. */
+#define OTA_PRE_BATTERY 1      /* battery >= battery_min_pct (set when that is > 0) */
+#define OTA_PRE_PARKED 2       /* gear in park, vehicle still */
+#define OTA_PRE_IGNITION_OFF 4 /* ignition off */
+#define OTA_PRE_NOT_CHARGING 8 /* no charging session */
+#define OTA_PRE_COUNT 4
+/* "battery", "parked", "ignition_off", "not_charging" by bit index; NULL past the end. */
+const char *ota_precondition_name(unsigned bit_index);
+
 typedef struct {
     char *id;
     ota_pkg_kind_pref package_kind;
     ota_compare_pref compare_version;
     size_t n_ecus;
     ota_strategy_ecu *ecus;
+    uint8_t pre_flags;       /* OTA_PRE_*: what the vehicle checks before installing */
+    uint8_t battery_min_pct; /* with OTA_PRE_BATTERY: 1..100 */
 } ota_strategy_rec;
 
 /* ---- lists ---- */
@@ -148,6 +160,17 @@ typedef enum {
 
 typedef enum { OTA_SOURCE_CONSOLE = 0, OTA_SOURCE_DIAGNOSTIC_TOOL } ota_task_source;
 
+/* How a vehicle installs a task's update (UNECE R156; issue 17, docs/protocol.md). */
+typedef enum {
+    OTA_INSTALL_FORCED = 0,    /* installs without asking (the behaviour before issue 17) */
+    OTA_INSTALL_SOFT,          /* asks the driver, who may postpone or decline */
+    OTA_INSTALL_DOWNLOAD_ONLY, /* downloads, then waits for installNow */
+    OTA_INSTALL_TIME_FORCED,   /* soft until install_deadline, then forced */
+} ota_install_mode;
+#define OTA_INSTALL_MODE_COUNT 4
+/* "forced", "soft", "download_only", "time_forced"; NULL for an unknown value. */
+const char *ota_install_mode_name(ota_install_mode m);
+
 typedef struct {
     char *id; /* assigned by the plugin */
     char *name;
@@ -165,6 +188,8 @@ typedef struct {
     uint32_t timeout_min; /* minutes in progress before an execution fails; 0: none */
     uint32_t abort_min_executed; /* abort: after this many finished executions... */
     uint32_t abort_failure_pct;  /* ...when this share of them failed; 0: never */
+    ota_install_mode install_mode; /* what the driver may do (issue 17); forced by default */
+    int64_t install_deadline_ms;   /* time_forced: soft until then; -1 or 0 otherwise */
 } ota_task_rec;
 
 /* Statuses and usages a task type accepts (setTaskTypeRules); NULL lists = any. */

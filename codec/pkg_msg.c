@@ -11,6 +11,7 @@
  */
 #include "ota_pkg_codec.h"
 #include "cbor_util.h"
+#include "ota_records.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -171,10 +172,47 @@ static uint8_t *finish(cbor_item_t *item, bool ok, size_t *len)
     return buf;
 }
 
+/* install_mode / install_deadline, when the task is not forced (docs/protocol.md). */
+static bool has_mode(const ota_description *d)
+{
+    return d->install_mode != NULL && strcmp(d->install_mode, "forced") != 0;
+}
+
+static bool put_mode(cbor_item_t *m, const ota_description *d)
+{
+    return !has_mode(d) ||
+           (put(m, "install_mode", text(d->install_mode)) &&
+            (d->install_deadline <= 0 ||
+             put(m, "install_deadline", ota_cbor_build_uint((uint64_t)d->install_deadline))));
+}
+
+/* {battery_min_pct?, parked?, ignition_off?, not_charging?}: what to check before
+ * installing; only the conditions the strategy sets are keys. */
+static cbor_item_t *pre_map(const ota_description *d)
+{
+    static const char *const words[] = {"parked", "ignition_off", "not_charging"};
+    size_t n = 0;
+    for (unsigned b = 0; b < OTA_PRE_COUNT; b++)
+        n += (d->pre_flags >> b) & 1;
+    cbor_item_t *m = cbor_new_definite_map(n);
+    bool ok = m != NULL && (!(d->pre_flags & OTA_PRE_BATTERY) ||
+                            put(m, "battery_min_pct", ota_cbor_build_uint(d->battery_min_pct)));
+    for (int i = 0; ok && i < 3; i++) {
+        if (d->pre_flags & (OTA_PRE_PARKED << i))
+            ok = put(m, words[i], cbor_build_bool(true));
+    }
+    if (!ok && m != NULL)
+        cbor_decref(&m);
+    return m;
+}
+
 uint8_t *ota_codec_encode_description(const ota_description *d, size_t *len)
 {
-    cbor_item_t *m = cbor_new_definite_map(d->key ? 14 : 13);
-    bool ok = m != NULL && put_header(m, d) && put(m, "ecus", ecus_array(d)) && put_trailer(m, d);
+    size_t n = 13 + (d->key != NULL) + has_mode(d) + (has_mode(d) && d->install_deadline > 0) +
+               (d->pre_flags != 0);
+    cbor_item_t *m = cbor_new_definite_map(n);
+    bool ok = m != NULL && put_header(m, d) && put(m, "ecus", ecus_array(d)) && put_mode(m, d) &&
+              (d->pre_flags == 0 || put(m, "preconditions", pre_map(d))) && put_trailer(m, d);
     return finish(m, ok, len);
 }
 

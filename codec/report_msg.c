@@ -49,11 +49,14 @@ enum {
     K_CMD,
     K_AT,
     K_RESULT,
+    K_ANSWER,
+    K_UNTIL,
+    K_CONDITIONS,
     K_COUNT
 };
 static const char *const EVENT_KEYS[K_COUNT] = {
-    "type",   "task",  "ts",      "ecu", "pct", "bytes", "step",
-    "status", "error", "trigger", "fw",  "cmd", "at",    "result",
+    "type",    "task", "ts",  "ecu", "pct",    "bytes",  "step",  "status",     "error",
+    "trigger", "fw",   "cmd", "at",  "result", "answer", "until", "conditions",
 };
 
 /* Everything the per-field helpers of one event need. */
@@ -182,9 +185,32 @@ static int decode_upgrade_progress(event_ctx *c)
     return get_free_text(c, K_STEP, OTA_CBOR_OPTIONAL, &ev->step) < 0 ? -1 : 0;
 }
 
+/* "battery,parked": known pre-condition words, comma-separated, none twice, none empty. */
+static bool conditions_valid(const char *s)
+{
+    static const char *const words[] = {"battery", "parked", "ignition_off", "not_charging"};
+    unsigned seen = 0;
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        int k = -1;
+        for (int i = 0; i < 4 && k < 0; i++)
+            k = strlen(words[i]) == n && memcmp(words[i], s, n) == 0 ? i : -1;
+        if (k < 0 || (seen & 1u << k))
+            return false;
+        seen |= 1u << k;
+        s += n;
+        if (*s == ',' && *++s == '\0')
+            return false; /* a trailing comma */
+    }
+    return true;
+}
+
 static int decode_upgrade_status(event_ctx *c)
 {
     ota_event *ev = c->ev;
+    if (get_word(c, K_CONDITIONS, OTA_CBOR_OPTIONAL, conditions_valid, "pre-condition list",
+                 &ev->conditions) < 0)
+        return -1;
     if (get_word(c, K_STATUS, OTA_CBOR_REQUIRED, ota_status_valid, "status", &ev->status) < 0 ||
         get_free_text(c, K_ERROR, OTA_CBOR_OPTIONAL, &ev->error) < 0 ||
         get_word(c, K_TRIGGER, OTA_CBOR_REQUIRED, ota_trigger_valid, "trigger", &ev->trigger) < 0)
@@ -218,6 +244,26 @@ static int decode_eeprom_clear(event_ctx *c)
     return get_id(c, K_RESULT, OTA_CBOR_REQUIRED, &ev->result) < 0 ? -1 : 0;
 }
 
+static bool answer_word_valid(const char *s)
+{
+    return strcmp(s, "accepted") == 0 || strcmp(s, "declined") == 0 || strcmp(s, "postponed") == 0;
+}
+
+/* The driver's answer to a notice's prompt (install modes soft, time_forced). */
+static int decode_consent(event_ctx *c)
+{
+    ota_event *ev = c->ev;
+    if (get_word(c, K_ANSWER, OTA_CBOR_REQUIRED, answer_word_valid, "answer", &ev->answer) < 0 ||
+        get_free_text(c, K_ERROR, OTA_CBOR_OPTIONAL, &ev->error) < 0)
+        return -1;
+    bool postponed = strcmp(ev->answer, "postponed") == 0;
+    int rc = get_i64(c, K_UNTIL, OTA_CBOR_OPTIONAL, &ev->until);
+    if (rc == 0 && postponed)
+        return ota_cbor_field_error(c->err, OTA_E_BAD_REQUEST, c->ctx, EVENT_KEYS[K_UNTIL],
+                                    "missing (required when answer is postponed)");
+    return rc < 0 ? -1 : 0;
+}
+
 /* Indexed by ota_event_type - 1. */
 static const struct {
     const char *name;
@@ -225,12 +271,12 @@ static const struct {
 } EVENT_TYPES[OTA_EV_TYPE_COUNT] = {
     {"download_progress", decode_download_progress}, {"upgrade_progress", decode_upgrade_progress},
     {"upgrade_status", decode_upgrade_status},       {"command", decode_command},
-    {"eeprom_clear", decode_eeprom_clear},
+    {"eeprom_clear", decode_eeprom_clear},           {"consent", decode_consent},
 };
 
 const char *ota_event_type_name(ota_event_type type)
 {
-    if (type < OTA_EV_DOWNLOAD_PROGRESS || type > OTA_EV_EEPROM_CLEAR)
+    if (type < OTA_EV_DOWNLOAD_PROGRESS || type > OTA_EV_CONSENT)
         return NULL;
     return EVENT_TYPES[type - 1].name;
 }
@@ -254,7 +300,7 @@ static int decode_type(event_ctx *c)
 
 static void event_clear(ota_event *ev, uint32_t index)
 {
-    *ev = (ota_event){.index = index, .pct = -1, .bytes = -1, .at = -1};
+    *ev = (ota_event){.index = index, .pct = -1, .bytes = -1, .at = -1, .until = -1};
 }
 
 /* Writes "events[i]" into buf (at least 20 bytes); without printf, as it runs per event. */

@@ -185,9 +185,18 @@ static void new_job(agent *a, cbor_item_t *task)
         return;
     if (!text_eq(vc_cbor_get(task, "upgrade_type"), j.trigger, sizeof j.trigger))
         snprintf(j.trigger, sizeof j.trigger, "normal");
+    if (a->job.active && strcmp(a->job.task, j.task) == 0) {
+        cbor_item_t *now = vc_cbor_get(task, "install_now");
+        if (now && cbor_isa_float_ctrl(now) && cbor_get_bool(now))
+            agent_gate_notice(a, NULL, 0, true); /* download_only: installNow came */
+    }
     if (a->job.active || st_task_done(a->db, j.task))
         return; /* the task in hand, or one done: a re-delivered notice */
     j.active = true;
+    char mode[32] = "forced";
+    text_eq(vc_cbor_get(task, "install_mode"), mode, sizeof mode);
+    cbor_item_t *dl = vc_cbor_get(task, "install_deadline");
+    agent_gate_notice(a, mode, dl && cbor_isa_uint(dl) ? (int64_t)cbor_get_int(dl) : 0, false);
     snprintf(j.step, sizeof j.step, "desc");
     st_ecus_clear(a->db);
     a->job = j;
@@ -207,7 +216,8 @@ static void on_delta(agent *a, const uint8_t *p, size_t n)
     if (task && cbor_isa_map(task))
         new_job(a, task);
     else if (a->job.active && text_eq(cancel, id, sizeof id) && strcmp(id, a->job.task) == 0 &&
-             (strcmp(a->job.step, "desc") == 0 || strcmp(a->job.step, "download") == 0)) {
+             (strcmp(a->job.step, "desc") == 0 || strcmp(a->job.step, "download") == 0 ||
+              strcmp(a->job.step, "gate") == 0)) {
         snprintf(a->job.status, sizeof a->job.status, "canceled");
         a->job.error[0] = '\0';
         agent_set_step(a, "final");
@@ -380,9 +390,12 @@ static void step(agent *a)
             agent_fail(a, "download_failed");
         else if (rc == 1) {
             agent_ev_status(a, "downloaded", NULL, NULL);
-            agent_ev_status(a, "upgrading", NULL, NULL);
-            agent_set_step(a, "install");
+            agent_set_step(a, "gate");
         }
+    }
+    if (strcmp(a->job.step, "gate") == 0 && agent_gate_step(a) == 1) {
+        agent_ev_status(a, "upgrading", NULL, NULL);
+        agent_set_step(a, "install");
     }
     if (strcmp(a->job.step, "install") == 0 || strcmp(a->job.step, "check") == 0 ||
         strcmp(a->job.step, "rollback") == 0)

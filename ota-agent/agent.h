@@ -108,10 +108,14 @@ typedef struct {
     const char *server_pub;                  /* PEM: Ed25519 or P-256 */
     const char *vehicle_key;                 /* file: 64 hex chars, X25519 private key */
     const char *state_dir;
-    const char *health_cmd; /* optional, run after the versions check: exit 0 = healthy */
-    const char *initial_fw; /* the vehicle's firmware before any update by the agent */
-    uint32_t block_size;    /* file/get bs */
-    uint32_t window;        /* blocks per file/get */
+    const char *health_cmd;       /* optional, run after the versions check: exit 0 = healthy */
+    const char *consent_cmd;      /* optional: asks the driver (exit 0 + "postpone N" /
+                                     "decline" / anything else = accept; exit != 0 declines) */
+    const char *precondition_cmd; /* optional: exit 0 = all hold, else stdout names the
+                                     failed ones ("battery,parked") */
+    const char *initial_fw;       /* the vehicle's firmware before any update by the agent */
+    uint32_t block_size;          /* file/get bs */
+    uint32_t window;              /* blocks per file/get */
     int request_timeout_ms;
     bool once; /* exit after the first job ends (tests, demo) */
     uint32_t n_ecus;

@@ -21,7 +21,7 @@ struct mosquitto;
 typedef struct {
     bool active;
     char task[VC_ID_MAX + 1], version[VC_ID_MAX + 1], trigger[VC_ID_MAX + 1];
-    char step[16]; /* desc, download, install, check, rollback, final */
+    char step[16]; /* desc, download, gate, install, check, rollback, final */
     uint64_t req;  /* the pkg/get request id in use */
     uint8_t *cose; /* the accepted description (COSE_Sign1 bytes) */
     size_t cose_len;
@@ -108,6 +108,7 @@ typedef struct agent {
     vc_desc desc;
     agent_dl dl;
     int64_t req_sent_ms;
+    int64_t gate_next_ms; /* agent_gate.c: when a waiting gate runs its commands again */
     bool want_shadow;
     bool finished; /* once mode: a job ended */
     int exit_code;
@@ -139,6 +140,13 @@ void agent_install_step(agent *a); /* install -> check -> final, or rollback -> 
 
 /* agent.c */
 void agent_set_step(agent *a, const char *step);
+/* agent_gate.c: a notice of a new job (mode set: resets the gate) or install_now for the
+ * job in hand (mode NULL). */
+void agent_gate_notice(agent *a, const char *mode, int64_t deadline, bool install_now);
+/* agent_gate.c: 1 go on to install, 0 wait (called again), -1 the job ended (declined). */
+int agent_gate_step(agent *a);
+void agent_ev_consent(agent *a, const char *answer, int64_t until); /* until -1: none */
+void agent_ev_waiting(agent *a, const char *failed_conditions);
 void agent_fail(agent *a, const char *error); /* job ends failed with a seed-000 word */
 bool agent_desc_req_ok(const vc_desc *d, uint64_t sent_req);
 

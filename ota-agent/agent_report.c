@@ -95,6 +95,29 @@ void agent_ev_status(agent *a, const char *status, const char *error, const char
     queue(a, ev);
 }
 
+void agent_ev_consent(agent *a, const char *answer, int64_t until)
+{
+    cbor_item_t *ev = event(a, "consent", 1 + (until >= 0));
+
+    put_text(ev, "answer", answer);
+    if (until >= 0)
+        put_uint(ev, "until", (uint64_t)until);
+    agent_log("task %s: consent %s", a->job.task, answer);
+    queue(a, ev);
+}
+
+void agent_ev_waiting(agent *a, const char *failed)
+{
+    cbor_item_t *ev = event(a, "upgrade_status", 2 + (failed[0] != '\0'));
+
+    put_text(ev, "status", "waiting");
+    put_text(ev, "trigger", a->job.trigger[0] ? a->job.trigger : "normal");
+    if (failed[0])
+        put_text(ev, "conditions", failed);
+    agent_log("task %s: waiting for %s", a->job.task, failed);
+    queue(a, ev);
+}
+
 /* {seq, events: [the stored event]} */
 static size_t report_payload(uint64_t seq, const uint8_t *ev, size_t n, uint8_t *buf, size_t cap)
 {

@@ -205,6 +205,11 @@ void otactl_print_table(const cJSON *rows, const char *const *titles, const char
 /* ---- finding things (otactl_query.c, issue 18) ---- */
 
 int otactl_cmd_task_list(otactl_ctx *ctx, otactl_args *a);
+/* otactl_waves.c: task pause|resume|promote|approve ID (issue 16). */
+int otactl_cmd_task_pause(otactl_ctx *ctx, otactl_args *a);
+int otactl_cmd_task_resume(otactl_ctx *ctx, otactl_args *a);
+int otactl_cmd_task_promote(otactl_ctx *ctx, otactl_args *a);
+int otactl_cmd_task_approve(otactl_ctx *ctx, otactl_args *a);
 int otactl_cmd_task_export(otactl_ctx *ctx, otactl_args *a);
 /* Fails (exit 1, message) when task id is not active: nothing to cancel. */
 int otactl_task_check_cancelable(otactl_ctx *ctx, const char *id);

@@ -273,7 +273,7 @@ int otactl_cmd_vehicle_list(otactl_ctx *ctx, otactl_args *a)
     static const char *const words[][2] = {
         {"model", "model"},           {"series", "series"}, {"fw", "fw"},
         {"status", "status"},         {"usage", "usage"},   {"list", "list"},
-        {"vin-prefix", "vin_prefix"}, {"cursor", "cursor"}};
+        {"vin-prefix", "vin_prefix"}, {"cursor", "cursor"},   {"group", "group"}};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
         add_text(a, words[i][0], c, words[i][1]);
     }
@@ -292,6 +292,7 @@ const otactl_opt otactl_vehicle_list_opts[] = {
     {"usage", "USAGE", "retail, fleet, test, rental"},
     {"list", "LIST", "members of a list (blacklist, forced_whitelist, ...)"},
     {"vin-prefix", "PREFIX", "VINs starting with PREFIX"},
+    {"group", "GROUP", "members of a group (static or dynamic)"},
     {"limit", "N", "vehicles per page (1..1000, default 100)"},
     {"cursor", "C", "the page after C"},
     {"all", NULL, "every page"},

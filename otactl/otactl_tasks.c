@@ -216,8 +216,7 @@ static void print_created(const cJSON *data)
 static int task_create(otactl_ctx *ctx, otactl_args *a)
 {
     cJSON *t = NULL;
-    int rc = otactl_arg(a, "json") ? task_from_file(ctx, a, &t)
-                                   : task_from_flags(ctx, a, &t, NULL);
+    int rc = otactl_arg(a, "json") ? task_from_file(ctx, a, &t) : task_from_flags(ctx, a, &t, NULL);
     if (rc != OTACTL_OK) {
         return rc;
     }
@@ -269,8 +268,8 @@ static int task_preview(otactl_ctx *ctx, otactl_args *a)
         return otactl_run(ctx, c, print_preview);
     }
     cJSON *t = NULL;
-    int rc = otactl_arg(a, "json") ? task_from_file(ctx, a, &t)
-                                   : task_from_flags(ctx, a, &t, "preview");
+    int rc =
+        otactl_arg(a, "json") ? task_from_file(ctx, a, &t) : task_from_flags(ctx, a, &t, "preview");
     if (rc != OTACTL_OK) {
         cJSON_Delete(c);
         return rc;
@@ -347,14 +346,34 @@ static int task_cancel(otactl_ctx *ctx, otactl_args *a)
     return otactl_run(ctx, c, print_cancel);
 }
 
+static void print_install_now(const cJSON *data)
+{
+    const cJSON *sent = cJSON_GetObjectItemCaseSensitive(data, "sent");
+    printf("install command sent to %d vehicles\n", cJSON_IsNumber(sent) ? sent->valueint : 0);
+}
+
+/* installNow {id, vins?}: a download_only task's second command (issue 17). */
+static int task_install_now(otactl_ctx *ctx, otactl_args *a)
+{
+    cJSON *c = cmd_id("installNow", a->pos[0]);
+    if (otactl_arg_count(a, "vins") > 0 || otactl_arg_count(a, "vins-file") > 0) {
+        int rc = add_vins(ctx, a, c);
+        if (rc != OTACTL_OK) {
+            cJSON_Delete(c);
+            return rc;
+        }
+    }
+    return otactl_run(ctx, c, print_install_now);
+}
+
 /* ---- task watch ---- */
 
 #define WATCH_BAR 20
 #define WATCH_MAX_INTERVAL 60.0 /* below the connection's keep-alive (60 s, 1.5x grace) */
 
-static const char *const count_states[] = {"queued",     "notified",  "downloading",
-                                           "installing", "succeeded", "failed",
-                                           "canceled",   "rejected",  NULL};
+static const char *const count_states[] = {"queued",    "notified",  "downloading", "installing",
+                                           "succeeded", "failed",    "canceled",    "rejected",
+                                           "accepted",  "postponed", "declined",    NULL};
 
 typedef struct {
     double interval; /* seconds between getTask */
@@ -650,8 +669,7 @@ const otactl_action otactl_task_actions[] = {
      "(--vins V,V... | --vins-file FILE | --target QUERY) [options]",
      "create a task; prints its id, and the VINs rejected with their codes", create_opts, 0, 0,
      task_create},
-    {"preview",
-     "--target QUERY | (same as create; --name optional)",
+    {"preview", "--target QUERY | (same as create; --name optional)",
      "how many vehicles a target matches, and how many each task rule would reject (nothing "
      "is created)",
      create_opts, 0, 0, task_preview},
@@ -671,6 +689,17 @@ const otactl_action otactl_task_actions[] = {
      "cancel a task (or some of its vehicles): queued ones at once, notified ones when the "
      "vehicle confirms",
      cancel_opts, 1, 1, task_cancel},
+    {"pause", "ID", "stop notifying a task's vehicles (those notified go on)", NULL, 1, 1,
+     otactl_cmd_task_pause},
+    {"resume", "ID", "notify a paused task's vehicles again", NULL, 1, 1,
+     otactl_cmd_task_resume},
+    {"promote", "ID", "start a rollout's next wave now, without waiting for its success "
+     "threshold", NULL, 1, 1, otactl_cmd_task_promote},
+    {"approve", "ID", "approve a rollout's current wave (wave_approval first or each)", NULL, 1,
+     1, otactl_cmd_task_approve},
+    {"install-now", "ID [--vins V,V... | --vins-file FILE]",
+     "a download_only task: its vehicles (or those given) install what they downloaded",
+     cancel_opts, 1, 1, task_install_now},
     {"watch", "ID [--interval SEC] [--timeout SEC]",
      "follow a task until it is finished, canceled or aborted: a progress line on stderr, "
      "the final counts on stdout (--json: the final getTask data); exit 0 when done, 1 "

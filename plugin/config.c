@@ -52,6 +52,7 @@ static const opt_def opt_defs[] = {
     {"max_task_vins", OPT_SIZE, CFG_OFF(max_task_vins), 1, 100000},
     {"broker_id", OPT_STRING, CFG_OFF(broker_id), 0, 0},
     {"task_minute_ms", OPT_UNSIGNED, CFG_OFF(task_minute_ms), 1, 60000},
+    {"test_time_scale", OPT_UNSIGNED, CFG_OFF(test_time_scale), 1, 100000},
     {"sign_delay_ms", OPT_UNSIGNED, CFG_OFF(sign_delay_ms), 0, 10000},
     /* issue 13: who authenticates usernames; file/data bytes per vehicle per second and at
      * once (0: no byte pacing) */
@@ -229,6 +230,7 @@ static int set_defaults(ota_config *cfg)
     cfg->description_ttl_s = 86400;
     cfg->sign_threads = 1;
     cfg->task_minute_ms = 60000;
+    cfg->test_time_scale = 1;
     cfg->wake = 1;
     cfg->rate = (ota_rate_config){OTA_RATE_DEFAULT, OTA_RATE_BURST_DEFAULT, OTA_RATE_KICK_DEFAULT};
     cfg->max_shadow_bytes = OTA_SHADOW_MAX_PAYLOAD;

@@ -109,6 +109,14 @@ void ota_cmd_reset_vehicle_seq(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_list_quarantine(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 /* control_cancel.c */
 void ota_cmd_cancel_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+/* control_waves.c (issue 16) */
+void ota_cmd_pause_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_resume_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_promote_wave(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+void ota_cmd_approve_wave(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
+/* getTask's "paused" and "rollout" (current wave, per-wave counts). 0, or -1. */
+int ota_cmd_rollout_describe(const ota_task *task, cJSON *data);
+void ota_cmd_install_now(ota_plugin *p, ota_cmd *c, const cJSON *cmd); /* control_install.c */
 /* control_query.c (issue 18: finding things) */
 void ota_cmd_list_tasks(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_list_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd);

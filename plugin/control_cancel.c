@@ -89,7 +89,7 @@ static int cancel_parse(ota_plugin *p, const cJSON *cmd, cancel_op *op, char *er
 /* The whole task's document, canceled. */
 static int cancel_doc(cancel_op *op, const ota_task *task)
 {
-    cJSON *d = ota_task_doc(&task->rec, OTA_TASK_CANCELED, task->created_ms, task->package);
+    cJSON *d = ota_task_doc_of(task, OTA_TASK_CANCELED); /* its waves kept */
     op->json = d ? cJSON_PrintUnformatted(d) : NULL;
     cJSON_Delete(d);
     if (!op->json) {

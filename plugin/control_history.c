@@ -79,6 +79,9 @@ static cJSON *event_json(const ota_store_event *se)
     add_opt_text(o, "cmd", ev->cmd);
     add_opt_num(o, "at", ev->at);
     add_opt_text(o, "result", ev->result);
+    add_opt_text(o, "answer", ev->answer);
+    add_opt_num(o, "until", ev->until);
+    add_opt_text(o, "conditions", ev->conditions);
     return o;
 }
 

@@ -13,6 +13,7 @@
 #include "control.h"
 #include "ota_catalog_json.h"
 #include "shadow.h"
+#include "target.h"
 #include "tasks.h"
 #include "vocab.h"
 
@@ -177,7 +178,8 @@ void ota_cmd_list_tasks(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 
 typedef struct {
     const char *model, *series, *fw, *status, *usage, *prefix;
-    int list; /* -1: any */
+    int list;                /* -1: any */
+    ota_target_match *group; /* NULL: any; else members of that group (static or dynamic) */
     const char *cursor;
     size_t limit;
     /* the page being gathered: the `limit` smallest matching VINs after the cursor */
@@ -188,9 +190,18 @@ typedef struct {
     const ota_catalog *cat;
 } vehicle_walk;
 
+/* The group filter: the group compiled like a target naming it, so a dynamic group's
+ * query applies as it does for tasks. 0, or -1 with err (unknown group). */
+static int compile_group(vehicle_walk *w, const char *group, char *err, size_t errlen)
+{
+    char *names[1] = {(char *)group};
+    ota_target q = {.groups = names, .n_groups = 1};
+    return ota_target_compile(w->cat, &q, NULL, NULL, "", &w->group, err, errlen);
+}
+
 static int parse_vehicle_filter(const cJSON *cmd, vehicle_walk *w, char *err, size_t errlen)
 {
-    const char *list = NULL;
+    const char *list = NULL, *group = NULL;
     w->list = -1;
     if (ota_json_get_word(cmd, "", "model", false, &w->model, err, errlen) ||
         ota_json_get_word(cmd, "", "series", false, &w->series, err, errlen) ||
@@ -199,6 +210,7 @@ static int parse_vehicle_filter(const cJSON *cmd, vehicle_walk *w, char *err, si
         ota_json_get_word(cmd, "", "usage", false, &w->usage, err, errlen) ||
         ota_json_get_word(cmd, "", "list", false, &list, err, errlen) ||
         ota_json_get_word(cmd, "", "vin_prefix", false, &w->prefix, err, errlen) ||
+        ota_json_get_word(cmd, "", "group", false, &group, err, errlen) ||
         get_page(cmd, &w->limit, &w->cursor, err, errlen)) {
         return -1;
     }
@@ -217,7 +229,7 @@ static int parse_vehicle_filter(const cJSON *cmd, vehicle_walk *w, char *err, si
                              "same_version_whitelist, downgrade_whitelist)",
                              list);
     }
-    return 0;
+    return group ? compile_group(w, group, err, errlen) : 0;
 }
 
 static bool vehicle_matches(const vehicle_walk *w, const ota_vehicle *v)
@@ -225,7 +237,8 @@ static bool vehicle_matches(const vehicle_walk *w, const ota_vehicle *v)
     return word_is(w->model, v->model) && word_is(w->series, v->series) && word_is(w->fw, v->fw) &&
            word_is(w->status, v->status) && word_is(w->usage, v->usage) &&
            (!w->prefix || strncmp(v->vin, w->prefix, strlen(w->prefix)) == 0) &&
-           (w->list < 0 || ota_catalog_listed(w->cat, (ota_list_kind)w->list, v->vin));
+           (w->list < 0 || ota_catalog_listed(w->cat, (ota_list_kind)w->list, v->vin)) &&
+           (!w->group || ota_target_matches(w->group, v));
 }
 
 /* Keeps v among the page's `limit` smallest VINs (sorted insertion). */
@@ -278,17 +291,20 @@ static cJSON *vehicle_json(const ota_vehicle *v)
 
 void ota_cmd_list_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
-    static const char *const allowed[] = {"model", "series",     "fw",    "status", "usage",
-                                          "list",  "vin_prefix", "limit", "cursor", NULL};
+    static const char *const allowed[] = {"model",      "series", "fw",    "status",
+                                          "usage",      "list",   "group", "vin_prefix",
+                                          "limit",      "cursor", NULL};
     char err[512];
     vehicle_walk w = {.cat = p->catalog};
     if (ota_json_check_command_fields(cmd, "", allowed, err, sizeof(err)) != 0 ||
         parse_vehicle_filter(cmd, &w, err, sizeof(err)) != 0) {
+        ota_target_match_free(w.group);
         ota_cmd_fail(c, "%s", err);
         return;
     }
     w.page = malloc(w.limit * sizeof(*w.page));
     if (!w.page) {
+        ota_target_match_free(w.group);
         ota_cmd_fail(c, "out of memory");
         return;
     }
@@ -303,6 +319,7 @@ void ota_cmd_list_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
         cJSON_AddStringToObject(data, "next_cursor", w.page[w.n_page - 1]->vin);
     }
     free(w.page);
+    ota_target_match_free(w.group);
     ota_cmd_ok(c, data);
 }
 
@@ -396,6 +413,14 @@ static cJSON *latest_status_json(ota_plugin *p, const char *vin)
     cJSON_AddStringToObject(o, "status", st->status ? st->status : "");
     if (st->trigger) {
         cJSON_AddStringToObject(o, "trigger", st->trigger);
+    }
+    if (st->conditions) { /* the pre-conditions it waits for (issue 17) */
+        cJSON *a = cJSON_AddArrayToObject(o, "failed_conditions");
+        for (unsigned b = 0; a && b < OTA_PRE_COUNT; b++) {
+            if (st->conditions >> b & 1) {
+                cJSON_AddItemToArray(a, cJSON_CreateString(ota_precondition_name(b)));
+            }
+        }
     }
     return o;
 }

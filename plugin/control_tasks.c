@@ -20,6 +20,7 @@
 #include "control.h"
 #include "control_targets.h"
 #include "ota_catalog_json.h"
+#include "task_events.h"
 #include "task_rules.h"
 #include "tasks.h"
 #include "vocab.h"
@@ -49,6 +50,11 @@ typedef struct {
     char *target_json;
     char target_key[48];
     ota_store_doc docs[2];
+    ota_task_waves *waves; /* task.waves (issue 16), its plan made at create_change */
+    ota_task_window *mwindow;  /* task.maintenance_window (issue 16) */
+    ota_end_action end_action; /* task.end_action */
+    ota_task_ramp ramp;        /* task.ramp */
+    ota_task_retry retry;      /* task.retry */
 } create_op;
 
 static void create_free(ota_cmd_op *base)
@@ -61,6 +67,8 @@ static void create_free(ota_cmd_op *base)
     free(op->json);
     ota_target_free(&op->target);
     free(op->target_json);
+    ota_task_waves_free(op->waves);
+    ota_task_window_free(op->mwindow);
     free(op);
 }
 
@@ -132,9 +140,28 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
     if (!task) {
         return ota_json_errf(err, errlen, "", "task", "missing");
     }
-    if (ota_cmd_task_request(p, task, p->cfg.max_task_vins, &op->rec, &op->target,
-                             &op->has_target, err, errlen) != 0 ||
-        check_start(&op->rec, op->created_ms, err, errlen) != 0) {
+    /* the rollout's members (task_waves.h, task_window.h) are the engine's: parsed here,
+     * the rest of the task strictly as before */
+    static const char *const engine_keys[] = {"waves", "wave_approval", "maintenance_window",
+                                              "end_action", "ramp", "retry", NULL};
+    if (ota_task_ramp_parse(task, "task", &op->ramp, err, errlen) != 0 ||
+        ota_task_retry_parse(task, "task", &op->retry, err, errlen) != 0 ||
+        ota_task_waves_parse(task, "task", &op->waves, err, errlen) != 0 ||
+        ota_task_window_parse(task, "task", &op->mwindow, err, errlen) != 0 ||
+        ota_task_end_action_parse(task, "task", &op->end_action, err, errlen) != 0) {
+        return -1;
+    }
+    cJSON *plain = cJSON_IsObject(task) ? cJSON_Duplicate(task, 1) : NULL;
+    for (size_t i = 0; plain && engine_keys[i]; i++) {
+        cJSON_DeleteItemFromObjectCaseSensitive(plain, engine_keys[i]);
+    }
+    if (plain) {
+        task = plain;
+    }
+    int rc = ota_cmd_task_request(p, task, p->cfg.max_task_vins, &op->rec, &op->target,
+                                  &op->has_target, err, errlen);
+    cJSON_Delete(plain);
+    if (rc != 0 || check_start(&op->rec, op->created_ms, err, errlen) != 0) {
         return -1;
     }
     if (op->rec.n_vins > p->cfg.max_task_vins) { /* plugin_opt_max_task_vins (issue 8) */
@@ -200,10 +227,48 @@ static int target_doc(create_op *op)
     return 0;
 }
 
+static int exec_cmp(const void *a, const void *b)
+{
+    return memcmp(((const ota_task_exec *)a)->vin, ((const ota_task_exec *)b)->vin, OTA_VIN_LEN);
+}
+
+/* The wave plan over the distinct VINs in the task's (VIN) order. */
+static int waves_plan(create_op *op)
+{
+    size_t n = op->n_execs;
+    qsort(op->execs, n, sizeof(*op->execs), exec_cmp); /* the order ota_tasks_add keeps */
+    char(*buf)[OTA_VIN_LEN + 1] = malloc((n ? n : 1) * sizeof(*buf));
+    const char **vins = malloc((n ? n : 1) * sizeof(*vins));
+    bool *acc = malloc(n ? n : 1);
+    int rc = buf && vins && acc ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        ota_task_exec_vin(&op->execs[i], buf[i]);
+        vins[i] = buf[i];
+        acc[i] = op->execs[i].state == OTA_EXEC_QUEUED;
+    }
+    if (rc == 0) {
+        rc = ota_task_waves_plan(op->waves, op->id, vins, acc, n);
+    }
+    free(buf), free(vins), free(acc);
+    return rc;
+}
+
 /* The change: the task document (and its target) and one execution per distinct VIN. */
 static int create_change(create_op *op)
 {
-    cJSON *doc = ota_task_doc(&op->rec, OTA_TASK_ACTIVE, op->created_ms, op->package);
+    if (op->waves && waves_plan(op) != 0) {
+        return -1;
+    }
+    /* the document of the task as it will be in memory (ota_task_doc_of writes them all) */
+    ota_task t = {.rec = op->rec,
+                  .created_ms = op->created_ms,
+                  .package = op->package,
+                  .waves = op->waves,
+                  .mwindow = op->mwindow,
+                  .end_action = op->end_action,
+                  .ramp = op->ramp,
+                  .retry = op->retry};
+    cJSON *doc = ota_task_doc_of(&t, OTA_TASK_ACTIVE);
     op->json = doc ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);
     op->recs = calloc(op->n_execs ? op->n_execs : 1, sizeof(*op->recs));
@@ -266,6 +331,20 @@ static cJSON *create_apply(ota_plugin *p, ota_cmd_op *base)
     if (ota_tasks_add(p->tasks, &op->rec, OTA_TASK_ACTIVE, op->created_ms, op->package, op->execs,
                       op->n_execs) == 0) {
         op->execs = NULL; /* taken */
+        ota_task *task = ota_tasks_get(p->tasks, op->id);
+        if (task && op->waves) {
+            task->waves = op->waves;
+            op->waves = NULL;
+            ota_task_recount(task);
+        }
+        if (task) {
+            task->mwindow = op->mwindow;
+            op->mwindow = NULL;
+            task->end_action = op->end_action;
+            task->ramp = op->ramp;
+            task->retry = op->retry;
+            ota_task_event(task, "created", task->waves ? 0 : -1, NULL, op->created_ms);
+        }
     } else {
         mosquitto_log_printf(MOSQ_LOG_ERR,
                              "ota: task %s is stored but not in memory "
@@ -344,7 +423,8 @@ void ota_cmd_get_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
         return;
     }
     cJSON *data = ota_task_doc(&task->rec, task->state, task->created_ms, task->package);
-    if (!data || !cJSON_AddItemToObject(data, "counts", task_counts(task))) {
+    if (!data || !cJSON_AddItemToObject(data, "counts", task_counts(task)) ||
+        ota_cmd_rollout_describe(task, data) != 0) {
         cJSON_Delete(data);
         ota_cmd_fail(c, "out of memory");
         return;
@@ -371,8 +451,9 @@ static cJSON *exec_json(const ota_tasks *t, const ota_task_exec *x)
 void ota_cmd_list_task_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
     static const char *const allowed[] = {"id", "state", NULL};
-    static const char *const states[] = {"queued",    "notified", "downloading", "installing",
-                                         "succeeded", "failed",   "canceled",    "rejected"};
+    static const char *const states[] = {"queued",    "notified",  "downloading", "installing",
+                                         "succeeded", "failed",    "canceled",    "rejected",
+                                         "accepted",  "postponed", "declined"};
     char err[256];
     int state = -1;
     const ota_task *task = known_task(p, c, cmd, allowed);

@@ -16,9 +16,10 @@
  *   to notify it. Dispatching an execution does not send its notice: it spends the
  *   token, makes the vehicle busy and asks for the notice's claim (engine_claims.c);
  *   the notice goes out when the claim comes back won.
- * - TICK, per task: expire queued executions after the task's end, time out executions
- *   in flight (at most every 100 ms), apply the abort threshold / end of the task,
- *   dispatch; then submit the waiting claims and flush the changes.
+ * - TICK: the timers due (engine_timers.c: timeouts, from a heap, so no scan of the
+ *   executions); then per task: expire queued executions after the task's end, apply the
+ *   abort threshold / end of the task, dispatch; then submit the waiting claims and
+ *   flush the changes.
  * - Time: the engine's clock (engine.h); a minute of timeout_min lasts
  *   plugin_opt_task_minute_ms (60000 unless a test shortens it).
  */
@@ -27,8 +28,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-#define TIMEOUT_CHECK_MS 100
 
 static ota_map_key veh_key(const void *rec)
 {
@@ -65,11 +64,22 @@ static void rebuild(ota_engine *e)
             if (v && !v->busy) {
                 v->busy = tasks[i];
             }
+            if (v) {
+                ota_eng_timers_exec(e, tasks[i], &tasks[i]->execs[k]);
+            }
         }
         tasks[i]->refill_ms = e->clock.mono_ms();
-        tasks[i]->tokens = tasks[i]->rec.rate ? tasks[i]->rec.rate : 1;
+        tasks[i]->tokens = tasks[i]->rec.rate && !tasks[i]->ramp.on ? tasks[i]->rec.rate : 1;
     }
     free(tasks);
+}
+
+/* plugin_opt_test_time_scale: the wall clock from the engine's start, sped up. */
+static int64_t g_scale_base, g_scale = 1;
+
+static int64_t scaled_now(void)
+{
+    return g_scale_base + (ota_now_ms() - g_scale_base) * g_scale;
 }
 
 ota_engine *ota_engine_new(ota_plugin *p, const ota_engine_clock *clock)
@@ -81,7 +91,21 @@ ota_engine *ota_engine_new(ota_plugin *p, const ota_engine_clock *clock)
     ota_map_init(&e->vehs, sizeof(eng_veh), veh_key);
     e->plugin = p;
     e->clock = clock ? *clock : (ota_engine_clock){ota_now_ms, ota_mono_ms};
+    if (!clock && p->cfg.test_time_scale > 1) {
+        g_scale_base = ota_now_ms();
+        g_scale = p->cfg.test_time_scale;
+        e->clock.now_ms = scaled_now;
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "ota: plugin_opt_test_time_scale %u: the task engine's clock runs "
+                             "fast (tests only)",
+                             p->cfg.test_time_scale);
+    }
     e->minute_ms = p->cfg.task_minute_ms ? p->cfg.task_minute_ms : 60000;
+    e->timers = ota_timers_new();
+    if (!e->timers) {
+        free(e);
+        return NULL;
+    }
     ota_shadows_on_seen(p->shadows, vehicle_seen, e);
     rebuild(e);
     return e;
@@ -96,6 +120,7 @@ void ota_engine_free(ota_engine *e)
         ota_shadows_on_seen(e->plugin->shadows, NULL, NULL);
     }
     ota_map_destroy(&e->vehs, NULL);
+    ota_timers_free(e->timers);
     ota_eng_flush_free(e);
     ota_eng_adopt_free(e);
     ota_eng_grants_free(e);
@@ -105,32 +130,42 @@ void ota_engine_free(ota_engine *e)
 
 /* ---------------------------------------------------------------- dispatch */
 
-static bool can_dispatch(const ota_task *task, int64_t now)
+static bool can_dispatch(ota_task *task, int64_t now)
 {
-    return task->state == OTA_TASK_ACTIVE && task->count[OTA_EXEC_QUEUED] > 0 &&
-           ota_task_window_open(task, now);
+    return task->state == OTA_TASK_ACTIVE && !task->paused &&
+           task->count[OTA_EXEC_QUEUED] > 0 && ota_task_window_open(task, now) &&
+           ota_eng_window_open(task, now); /* the maintenance window (engine_waves.c) */
+}
+
+/* Notices per second the task may send now: its ramp's (engine_waves.c) or its rate;
+ * 0 = unlimited. */
+static double task_rate(const ota_task *task)
+{
+    return task->ramp.on ? ota_eng_ramp_rate(task) : (double)task->rec.rate;
 }
 
 static void refill(ota_engine *e, ota_task *task)
 {
-    if (task->rec.rate == 0) {
+    double rate = task_rate(task);
+    if (rate == 0) {
         return;
     }
+    double cap = rate < 1.0 ? 1.0 : rate;
     int64_t m = e->clock.mono_ms();
     if (task->refill_ms == 0) {
         task->refill_ms = m;
-        task->tokens = task->rec.rate;
+        task->tokens = cap;
     }
-    task->tokens += (double)(m - task->refill_ms) * task->rec.rate / 1000.0;
-    if (task->tokens > task->rec.rate) {
-        task->tokens = task->rec.rate;
+    task->tokens += (double)(m - task->refill_ms) * rate / 1000.0;
+    if (task->tokens > cap) {
+        task->tokens = cap;
     }
     task->refill_ms = m;
 }
 
 static bool has_token(const ota_task *task)
 {
-    return task->rec.rate == 0 || task->tokens >= 1.0;
+    return task_rate(task) == 0 || task->tokens >= 1.0;
 }
 
 /* Tries to dispatch task to vehicle v (oldest tasks are tried first by the callers). */
@@ -140,10 +175,10 @@ static bool try_vehicle(ota_engine *e, ota_task *task, eng_veh *v)
         return false;
     }
     ota_task_exec *x = ota_task_find_exec(task, v->vin);
-    if (!x || x->state != OTA_EXEC_QUEUED || x->flags) {
+    if (!x || x->state != OTA_EXEC_QUEUED || x->flags || !ota_eng_waves_may_notify(task, x)) {
         return false;
     }
-    if (task->rec.rate) {
+    if (task_rate(task) != 0) {
         task->tokens -= 1.0;
     }
     v->busy = task; /* while the claim is out, no other task may take the vehicle */
@@ -228,19 +263,21 @@ void ota_engine_on_disconnect(ota_plugin *p, const char *vin)
 
 /* ---------------------------------------------------------------- tick */
 
-static void tick_task(ota_engine *e, ota_task *task, int64_t now, bool timeouts)
+static void tick_task(ota_engine *e, ota_task *task, int64_t now)
 {
     if (task->state == OTA_TASK_ACTIVE && task->rec.end_ms >= 0 && now >= task->rec.end_ms &&
         task->count[OTA_EXEC_QUEUED] > 0) {
         ota_eng_expire_queued(e, task);
     }
-    if (timeouts) {
-        ota_eng_time_out(e, task, now);
+    if (task->rec.end_ms >= 0 && now >= task->rec.end_ms) {
+        ota_eng_task_end(e, task); /* end_action cancel_all */
     }
+    ota_eng_waves_check(e, task); /* a wave's thresholds: abort, or the next wave */
     ota_eng_check_task(task);
     if (can_dispatch(task, now)) {
         dispatch_task(e, task);
     }
+    ota_eng_task_announce(e, task);
 }
 
 void ota_engine_tick(ota_plugin *p)
@@ -252,12 +289,9 @@ void ota_engine_tick(ota_plugin *p)
     ota_task **tasks = NULL;
     long n = ota_tasks_list(p->tasks, &tasks);
     int64_t now = e->clock.now_ms();
-    bool timeouts = e->clock.mono_ms() - e->last_timeouts >= TIMEOUT_CHECK_MS;
+    ota_eng_timers_run(e, now);
     for (long i = 0; i < n; i++) {
-        tick_task(e, tasks[i], now, timeouts);
-    }
-    if (timeouts) {
-        e->last_timeouts = e->clock.mono_ms();
+        tick_task(e, tasks[i], now);
     }
     free(tasks);
     ota_eng_claims_submit(e);

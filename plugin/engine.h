@@ -51,6 +51,9 @@ void ota_engine_on_disconnect(ota_plugin *p, const char *vin);
  * cancels the task. Counts both kinds. */
 void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t n_vins,
                        size_t *canceled, size_t *pending);
+/* control_waves.c, once stored: a task's rollout changed by hand (what: "paused",
+ * "resumed", "wave_started", "wave_approved"): logged, and its task event. */
+void ota_engine_task_changed(ota_plugin *p, ota_task *task, const char *what);
 /* pkg.c and file.c, first thing: on a store several brokers share, the first such request
  * of a vehicle's connection waits until its stored descriptions are read (another broker
  * may have issued them): true when req was parked (handler handles a copy later; the
@@ -58,6 +61,10 @@ void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t 
  * granted yet, read again for a while (its description may still be on its way). */
 bool ota_engine_grants_park(ota_plugin *p, const ota_request *req, ota_vehicle_handler handler,
                             bool missing);
+/* installNow: the executions in flight of task whose VIN is one of vins (all when NULL)
+ * get their notice again as desired state, same msg_id, with "install_now": true (a
+ * download_only vehicle installs what it downloaded). Returns how many. */
+size_t ota_engine_install_now(ota_plugin *p, ota_task *task, char *const *vins, size_t n_vins);
 /* At shutdown, before the writer stops: hand the last execution changes to the writer. */
 void ota_engine_flush_final(ota_plugin *p);
 /* getStats: adds "claims" {broker_id, won, lost, errors, waiting} to data: notices this

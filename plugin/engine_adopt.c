@@ -181,6 +181,9 @@ static int adopt_run(ota_store *store, void *arg, char *err, size_t errlen)
 static void move_count(ota_task *task, ota_task_exec *x, uint8_t state)
 {
     task->count[x->state]--;
+    if (task->waves) { /* the waves' counts follow (core/task_waves.h) */
+        ota_task_waves_moved(task->waves, (size_t)(x - task->execs), x->state, state);
+    }
     x->state = state;
     task->count[state]++;
 }
@@ -197,6 +200,7 @@ static void take_over(ota_engine *e, ota_task *task, ota_task_exec *x, const ado
     x->notified_ms = r->notified_ms;
     x->changed_ms = r->updated_ms > 0 ? r->updated_ms : e->clock.now_ms();
     ota_eng_dirty_stored(e, x, x->state);
+    ota_eng_timers_exec(e, task, x); /* its timeout from the stored time */
     eng_veh *v = ota_eng_veh_get(e, r->vin);
     if (v && ota_exec_in_flight(x->state) && x->state != OTA_EXEC_QUEUED) {
         v->busy = task;
@@ -213,12 +217,15 @@ static unsigned rank(uint8_t state)
         return 0;
     case OTA_EXEC_NOTIFIED:
         return 1;
-    case OTA_EXEC_DOWNLOADING:
+    case OTA_EXEC_POSTPONED: /* the driver's answers (issue 17): in flight, not final */
+    case OTA_EXEC_ACCEPTED:
         return 2;
-    case OTA_EXEC_INSTALLING:
+    case OTA_EXEC_DOWNLOADING:
         return 3;
+    case OTA_EXEC_INSTALLING:
+        return 4;
     default:
-        return 4; /* final */
+        return 5; /* final */
     }
 }
 

@@ -24,6 +24,7 @@ void ota_eng_set_state(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t 
         return;
     }
     ota_eng_mark_dirty_from(e, task, x, from);
+    ota_eng_timers_exec(e, task, x);
 }
 
 void ota_eng_check_task(ota_task *task)
@@ -52,6 +53,12 @@ cJSON *ota_eng_notice_json(const ota_task *task, const char *vin, const char *ms
     if (task->rec.end_ms >= 0) {
         cJSON_AddNumberToObject(t, "expires", (double)task->rec.end_ms);
     }
+    if (task->rec.install_mode != OTA_INSTALL_FORCED) { /* absent: forced, as before */
+        cJSON_AddStringToObject(t, "install_mode", ota_install_mode_name(task->rec.install_mode));
+    }
+    if (task->rec.install_deadline_ms > 0) {
+        cJSON_AddNumberToObject(t, "install_deadline", (double)task->rec.install_deadline_ms);
+    }
     return d;
 }
 
@@ -67,6 +74,7 @@ void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x, int64_
     if (decided_ms >= 0) { /* the decision is stored: execution, shadow and notice */
         if (ota_task_exec_set_state(task, x, OTA_EXEC_NOTIFIED, now)) {
             ota_eng_dirty_stored(e, x, OTA_EXEC_NOTIFIED);
+            ota_eng_timers_exec(e, task, x); /* its timeout (engine_timers.c) */
         }
     } else {
         ota_eng_record_notice(e, task, vin, msg_id, now);
@@ -115,14 +123,20 @@ void ota_eng_expire_queued(ota_engine *e, ota_task *task)
     }
 }
 
-void ota_eng_time_out(ota_engine *e, ota_task *task, int64_t now)
+/* A postponed execution's time has come (its timer, engine_timers.c): a new msg_id, so
+ * the vehicle sees a new notice and asks its driver again. */
+void ota_eng_wake(ota_engine *e, ota_task *task, ota_task_exec *x)
 {
-    for (size_t i = 0; task->rec.timeout_min > 0 && i < task->n_execs; i++) {
-        ota_task_exec *x = &task->execs[i];
-        if (ota_task_exec_timed_out(task, x, now, e->minute_ms)) {
-            finish(e, task, x, OTA_EXEC_FAILED, "timeout");
-        }
+    x->resends++;
+    ota_eng_request_claim(e, task, x);
+}
+
+void ota_eng_time_out(ota_engine *e, ota_task *task, ota_task_exec *x)
+{
+    if (ota_eng_retry_take(e, task, x, "timeout")) {
+        return; /* the task's retry policy */
     }
+    finish(e, task, x, OTA_EXEC_FAILED, "timeout");
 }
 
 /* ---------------------------------------------------------------- reports */
@@ -141,6 +155,9 @@ static void on_failed(ota_engine *e, ota_task *task, ota_task_exec *x, const ota
         x->resends++;
         ota_eng_request_claim(e, task, x); /* a new msg_id: claimed like the first notice */
         return;
+    }
+    if (ota_eng_retry_take(e, task, x, ev->error)) {
+        return; /* the task's retry policy: notified again after its backoff */
     }
     finish(e, task, x, OTA_EXEC_FAILED, ev->error ? ev->error : "failed");
 }
@@ -208,8 +225,13 @@ void ota_eng_drive(ota_plugin *p, ota_task *task, ota_task_exec *x, const char *
         return;
     }
     uint8_t next = ota_exec_next_state(x->state, ev, false);
-    if (next != x->state) {
-        ota_eng_set_state(e, task, x, next); /* downloading, installing */
+    if (next == OTA_EXEC_DECLINED) {
+        finish(e, task, x, next, ev->error ? ev->error : "declined");
+    } else if (next == OTA_EXEC_POSTPONED) {
+        ota_eng_set_state(e, task, x, next);
+        x->changed_ms = ev->until; /* a postponed execution's changed_ms: when it wakes */
+    } else if (next != x->state) {
+        ota_eng_set_state(e, task, x, next); /* downloading, installing, accepted */
     }
 }
 
@@ -252,4 +274,27 @@ void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t 
         task->state = OTA_TASK_CANCELED; /* its document is in cancelTask's change */
     }
     ota_eng_check_task(task);
+}
+
+/* ---------------------------------------------------------------- installNow */
+
+size_t ota_engine_install_now(ota_plugin *p, ota_task *task, char *const *vins, size_t n_vins)
+{
+    ota_engine *e = p->engine;
+    size_t sent = 0;
+    for (size_t i = 0; e && i < task->n_execs; i++) {
+        ota_task_exec *x = &task->execs[i];
+        char vin[OTA_VIN_LEN + 1], msg_id[128];
+        ota_task_exec_vin(x, vin);
+        if (!ota_vin_selected(vins, n_vins, vin) || !ota_exec_in_flight(x->state) ||
+            (x->flags & (OTA_EXEC_F_CLAIMING | OTA_EXEC_F_ELSEWHERE))) {
+            continue;
+        }
+        ota_eng_msg_id(task, x, msg_id, sizeof(msg_id)); /* the same notice, now to install */
+        cJSON *d = ota_eng_notice_json(task, vin, msg_id);
+        cJSON_AddBoolToObject(cJSON_GetObjectItemCaseSensitive(d, "task"), "install_now", true);
+        ota_shadow_set_desired(p, vin, d);
+        sent++;
+    }
+    return sent;
 }

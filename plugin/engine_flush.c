@@ -238,7 +238,7 @@ static void add_docs(flush_job *j, ota_task **tasks, long n)
             continue;
         }
         cJSON *d =
-            ota_task_doc(&tasks[i]->rec, tasks[i]->state, tasks[i]->created_ms, tasks[i]->package);
+            ota_task_doc_of(tasks[i], tasks[i]->state); /* with its waves (issue 16) */
         char *json = d ? cJSON_PrintUnformatted(d) : NULL;
         cJSON_Delete(d);
         if (!json) {

@@ -13,8 +13,10 @@
  * handles the parked requests as if they had just arrived. Once per connection: a
  * DISCONNECT makes the next connection read again. A file/get whose file is still not
  * granted is parked and read again for up to GRANT_WAIT_MS after the first read: the
- * broker that issued the description may not have stored it yet (its writer's lag). The
- * broker thread never waits.
+ * broker that issued the description may not have stored it yet (its writer's lag, which
+ * is seconds when that writer is loaded: 2 s was too short under the sanitizers). What a
+ * vehicle can park is bounded by its rate limit: at most vehicle_rate x GRANT_WAIT_MS / 1000
+ * requests of at most max_request_bytes each. The broker thread never waits.
  */
 #include "engine_impl.h"
 #include "grants.h"
@@ -23,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GRANT_WAIT_MS 2000
+#define GRANT_WAIT_MS 10000
 
 /* A request parked until its vehicle's descriptions are read. */
 typedef struct eng_parked {

@@ -6,6 +6,8 @@
  *                    (the rules themselves are core/tasks.c's state machine)
  *   engine_claims.c  notice claims: every notice waits for its claim in the store
  *   engine_flush.c   execution changes, notices and task documents to the writer
+ *   engine_timers.c  the timer heap: timeouts (what TICK runs when it is due)
+ *   engine_waves.c   rollouts in waves, pause: who may be notified, promotions, aborts
  *   engine_adopt.c   executions this broker does not hold, read from the store on demand
  *   engine_grants.c  a vehicle's descriptions read from the store on its first request
  *
@@ -18,6 +20,7 @@
 #include "engine.h"
 #include "map.h"
 #include "tasks.h"
+#include "timers.h"
 
 /* A vehicle: online from its shadow/update or shadow/get until its DISCONNECT; busy with
  * the task it was notified of (or whose claim is out), at most one. */
@@ -87,7 +90,7 @@ struct ota_engine {
     eng_notice *notices; /* notices sent since the last flush */
     size_t n_notices, cap_notices;
     ota_batcher batch;
-    int64_t last_timeouts; /* monotonic ms */
+    ota_timers *timers; /* engine_timers.c: due times on the engine's now_ms clock */
     eng_adopts adopts;
     struct eng_parked *parked; /* requests waiting for their vehicle's descriptions */
     bool grants_in_flight;
@@ -115,8 +118,10 @@ void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x, int64_
 cJSON *ota_eng_notice_json(const ota_task *task, const char *vin, const char *msg_id);
 /* After the task's end: its queued executions become canceled ("expired"). */
 void ota_eng_expire_queued(ota_engine *e, ota_task *task);
-/* Executions of task in flight too long fail with "timeout". */
-void ota_eng_time_out(ota_engine *e, ota_task *task, int64_t now);
+/* x (in flight too long) fails with "timeout". */
+void ota_eng_time_out(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* x (postponed by the driver) is due again: notified anew. */
+void ota_eng_wake(ota_engine *e, ota_task *task, ota_task_exec *x);
 
 /* ---- engine_claims.c ---- */
 /* x's notice (msg_id task:vin:resends) waits for its claim (the next claim job). */
@@ -126,6 +131,41 @@ void ota_eng_claims_submit(ota_engine *e);
 /* At shutdown: the claims out or waiting are settled (waits for the writer, bounded). */
 void ota_eng_claims_final(ota_engine *e);
 
+/* ---- engine_timers.c ---- */
+typedef enum {
+    OTA_ENG_TIMER_TIMEOUT = 1, /* an execution in flight */
+    OTA_ENG_TIMER_RETRY = 2,   /* a failed attempt's backoff is over: notify again */
+} ota_eng_timer_kind;
+/* kind << 56 | task number << 32 | execution index. */
+uint64_t ota_eng_timer_id(ota_eng_timer_kind kind, const ota_task *task, size_t idx);
+/* x moved (or was loaded): its timeout is set from changed_ms, or cancelled when it is no
+ * longer in flight here. */
+void ota_eng_timers_exec(ota_engine *e, ota_task *task, ota_task_exec *x);
+/* TICK: runs every timer due at now. */
+void ota_eng_timers_run(ota_engine *e, int64_t now);
+
+/* ---- engine_waves.c ---- */
+/* Whether the task's rollout lets execution x be notified now (not paused; its wave
+ * started and approved). */
+bool ota_eng_waves_may_notify(const ota_task *task, const ota_task_exec *x);
+/* TICK, per active task with waves: aborts it at its current wave's error threshold,
+ * promotes the next wave at the success threshold. */
+void ota_eng_waves_check(ota_engine *e, ota_task *task);
+/* TICK: the task's state moved since its last event (finished, aborted, canceled): the
+ * event (task_events.h), with the reason of an abort. */
+void ota_eng_task_announce(ota_engine *e, ota_task *task);
+/* Whether the task's maintenance window (if any) is open at now (wall ms). */
+bool ota_eng_window_open(ota_task *task, int64_t now);
+/* The rate of a task with a ramp: its step from the vehicles notified (all but queued and
+ * rejected; canceled ones count) or succeeded so far. */
+double ota_eng_ramp_rate(const ota_task *task);
+/* A failure (word: the error word, "timeout") the task's retry policy tries again: true,
+ * and the notice goes again after the backoff (a retry timer); false: it fails. */
+bool ota_eng_retry_take(ota_engine *e, ota_task *task, ota_task_exec *x, const char *word);
+/* The retry timer of execution idx fired. */
+void ota_eng_retry_fire(ota_engine *e, ota_task *task, size_t idx);
+/* After the task's end: end_action cancel_all cancels what is still in flight. */
+void ota_eng_task_end(ota_engine *e, ota_task *task);
 /* The in-flight part of a report event: x is held here (engine_exec.c). */
 void ota_eng_drive(ota_plugin *p, ota_task *task, ota_task_exec *x, const char *vin,
                    const ota_event *ev);

@@ -68,6 +68,9 @@ typedef struct {
     /* How long a minute of a task's timeout_min lasts, in ms (engine_exec.c): 60000;
      * tests shorten it (plugin_opt_task_minute_ms). */
     unsigned task_minute_ms;
+    /* A test clock (issue 16): the engine's wall clock runs this many times faster from
+     * the start (maintenance windows, start/end, timeouts); 1 (plugin_opt_test_time_scale). */
+    unsigned test_time_scale;
     /* A test aid: every signature takes this many ms longer (signer.h); 0. */
     unsigned sign_delay_ms;
     /* Issue 13 (docs/security.md). auth "broker": Mosquitto's password_file or certificates

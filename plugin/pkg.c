@@ -255,6 +255,9 @@ static int fingerprint(ota_pkg *k, issue *is)
     fp_u64(k->md, (uint64_t)pkg->delta << 1 | is->d.compare_version);
     fp_text(k->md, pkg->prompt);
     fp_text(k->md, pkg->result_info);
+    fp_u64(k->md, (uint64_t)is->t->rec.install_mode);
+    fp_u64(k->md, (uint64_t)is->t->rec.install_deadline_ms);
+    fp_u64(k->md, (uint64_t)is->d.strategy->pre_flags << 8 | is->d.strategy->battery_min_pct);
     fp_u64(k->md, is->d.n_ecus);
     for (size_t i = 0; i < is->d.n_ecus; i++) {
         const ota_desc_ecu *e = &is->d.ecus[i];
@@ -474,6 +477,10 @@ static desc *build(ota_plugin *p, issue *is, refusal *r)
                                  .ecus = is->d.ecus,
                                  .prompt = pkg->prompt,
                                  .result_info = pkg->result_info,
+                                 .install_mode = ota_install_mode_name(is->t->rec.install_mode),
+                                 .install_deadline = is->t->rec.install_deadline_ms,
+                                 .pre_flags = is->d.strategy->pre_flags,
+                                 .battery_min_pct = is->d.strategy->battery_min_pct,
                                  .vin = is->v->vin,
                                  .ctr = next_counter(p, is->v->vin),
                                  .iat = now,

@@ -54,7 +54,8 @@ static void publish_status_event(ota_plugin *p, const char *vin, uint64_t seq, c
         return;
     }
     char topic[64];
-    snprintf(topic, sizeof(topic), "ota/v1/events/status/%s", vin);
+    snprintf(topic, sizeof(topic), "ota/v1/events/%s/%s",
+             ev->type == OTA_EV_CONSENT ? "consent" : "status", vin);
     mosquitto_property *props = NULL;
     mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/json");
     if (mosquitto_broker_publish_copy(NULL, topic, (int)len, json, 1, false, props) ==
@@ -427,6 +428,8 @@ static void publish_status_events(ota_plugin *p, const ota_report_result *r)
         if (rep->events[i].type == OTA_EV_UPGRADE_STATUS) {
             publish_status_event(p, r->vin, r->seq, &rep->events[i], r->received_ms);
             ota_tasks_on_status(p->tasks, r->vin, &rep->events[i]);
+        } else if (rep->events[i].type == OTA_EV_CONSENT) {
+            publish_status_event(p, r->vin, r->seq, &rep->events[i], r->received_ms);
         }
         ota_engine_on_event(p, r->vin, &rep->events[i]); /* execution states (engine_exec.c) */
     }

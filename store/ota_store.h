@@ -174,8 +174,11 @@ typedef enum {
     OTA_EXEC_FAILED,
     OTA_EXEC_CANCELED,
     OTA_EXEC_REJECTED,
+    OTA_EXEC_ACCEPTED,  /* the driver accepted the notice's prompt (consent) */
+    OTA_EXEC_POSTPONED, /* the driver postponed; the notice is re-sent at its time */
+    OTA_EXEC_DECLINED,  /* the driver declined: final */
 } ota_exec_state;
-#define OTA_EXEC_STATE_COUNT 8
+#define OTA_EXEC_STATE_COUNT 11
 /* "queued", ...; -1 for an unknown name. */
 const char *ota_exec_state_name(ota_exec_state s);
 int ota_exec_state_from_name(const char *name);

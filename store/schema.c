@@ -27,6 +27,9 @@ const ota_store_field OTA_STORE_FIELDS[OTA_SF_COUNT] = {
     [OTA_SF_CMD] = {"cmd", OTA_SF_TEXT, offsetof(ota_event, cmd)},
     [OTA_SF_AT] = {"at", OTA_SF_I64, offsetof(ota_event, at)},
     [OTA_SF_RESULT] = {"result", OTA_SF_TEXT, offsetof(ota_event, result)},
+    [OTA_SF_ANSWER] = {"answer", OTA_SF_TEXT, offsetof(ota_event, answer)},
+    [OTA_SF_UNTIL] = {"until", OTA_SF_I64, offsetof(ota_event, until)},
+    [OTA_SF_CONDITIONS] = {"conditions", OTA_SF_TEXT, offsetof(ota_event, conditions)},
 };
 
 #define B(f) OTA_SF_BIT(OTA_SF_##f)
@@ -35,9 +38,10 @@ static const ota_store_ev_kind KINDS[OTA_EV_TYPE_COUNT + 1] = {
     [OTA_EV_DOWNLOAD_PROGRESS] = {"ota_vehicle_download_progress", B(ECU) | B(PCT) | B(BYTES)},
     [OTA_EV_UPGRADE_PROGRESS] = {"ota_vehicle_upgrade_progress", B(ECU) | B(PCT) | B(STEP)},
     [OTA_EV_UPGRADE_STATUS] = {"ota_vehicle_upgrade_status",
-                               B(STATUS) | B(ERROR) | B(TRIGGER) | B(FW)},
+                               B(STATUS) | B(ERROR) | B(TRIGGER) | B(FW) | B(CONDITIONS)},
     [OTA_EV_COMMAND] = {"ota_vehicle_upgrade_command", B(CMD) | B(AT)},
     [OTA_EV_EEPROM_CLEAR] = {"ota_vehicle_eeprom_clear", B(ECU) | B(RESULT)},
+    [OTA_EV_CONSENT] = {"ota_vehicle_consent", B(ANSWER) | B(UNTIL) | B(ERROR)},
 };
 
 const ota_store_ev_kind *ota_store_ev_kind_get(int type)

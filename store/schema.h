@@ -35,6 +35,9 @@ enum {
     OTA_SF_CMD,
     OTA_SF_AT,
     OTA_SF_RESULT,
+    OTA_SF_ANSWER,
+    OTA_SF_UNTIL,
+    OTA_SF_CONDITIONS,
     OTA_SF_COUNT
 };
 extern const ota_store_field OTA_STORE_FIELDS[OTA_SF_COUNT];

@@ -122,6 +122,35 @@ static void sql_drop_v1(sqlite3_str *q, int type)
     sqlite3_str_appendf(q, "DROP TABLE %s_v1", kind(type)->table);
 }
 
+static int exec_sql(sqlite_store *st, const char *sql, char *err, size_t errlen);
+
+/* Adds the columns of a kind that a store made before them lacks (a field added to an
+ * existing kind, e.g. upgrade_status's conditions of issue 17): ALTER TABLE ADD COLUMN
+ * for each field a SELECT cannot name. */
+static int add_missing_columns(sqlite_store *st, int type, char *err, size_t errlen)
+{
+    for (int f = 0; f < OTA_SF_COUNT; f++) {
+        if (!(kind(type)->fields & OTA_SF_BIT(f)))
+            continue;
+        char *probe = sqlite3_mprintf("SELECT \"%w\" FROM %s LIMIT 0", OTA_STORE_FIELDS[f].name,
+                                      kind(type)->table);
+        sqlite3_stmt *s = NULL;
+        int rc = probe ? sqlite3_prepare_v2(st->db, probe, -1, &s, NULL) : SQLITE_NOMEM;
+        sqlite3_finalize(s);
+        sqlite3_free(probe);
+        if (rc == SQLITE_OK)
+            continue;
+        char *alter = sqlite3_mprintf("ALTER TABLE %s ADD COLUMN \"%w\" %s", kind(type)->table,
+                                      OTA_STORE_FIELDS[f].name,
+                                      OTA_STORE_FIELDS[f].kind == OTA_SF_TEXT ? "TEXT" : "INTEGER");
+        rc = alter ? exec_sql(st, alter, err, errlen) : -1;
+        sqlite3_free(alter);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void sql_insert(sqlite3_str *q, int type)
 {
     sqlite3_str_appendf(q, "INSERT INTO %s (", kind(type)->table);
@@ -286,7 +315,8 @@ static int create_event_tables(sqlite_store *st, char *err, size_t errlen)
             return -1;
         }
         bool v1 = layout == 1;
-        if ((v1 && ota_store_sq_build(st, sql_rename_v1, t, NULL, err, errlen) != 0) ||
+        if ((layout > 0 && add_missing_columns(st, t, err, errlen) != 0) ||
+            (v1 && ota_store_sq_build(st, sql_rename_v1, t, NULL, err, errlen) != 0) ||
             ota_store_sq_build(st, sql_create, t, NULL, err, errlen) != 0 ||
             (v1 && (ota_store_sq_build(st, sql_copy_v1, t, NULL, err, errlen) != 0 ||
                     ota_store_sq_build(st, sql_drop_v1, t, NULL, err, errlen) != 0)))
@@ -406,8 +436,7 @@ ota_store *ota_store_sqlite_open(const char *path, char *err, size_t errlen)
     st->base.ops = &SQLITE_OPS;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (create_private(path) != 0) {
-        ota_errf(err, errlen, "SQLite %s: cannot create database: %s", path,
-                         strerror(errno));
+        ota_errf(err, errlen, "SQLite %s: cannot create database: %s", path, strerror(errno));
         sq_close(&st->base);
         return NULL;
     }

@@ -18,6 +18,8 @@ static const char *const EXEC_STATE_NAMES[OTA_EXEC_STATE_COUNT] = {
     [OTA_EXEC_DOWNLOADING] = "downloading", [OTA_EXEC_INSTALLING] = "installing",
     [OTA_EXEC_SUCCEEDED] = "succeeded",     [OTA_EXEC_FAILED] = "failed",
     [OTA_EXEC_CANCELED] = "canceled",       [OTA_EXEC_REJECTED] = "rejected",
+    [OTA_EXEC_ACCEPTED] = "accepted",       [OTA_EXEC_POSTPONED] = "postponed",
+    [OTA_EXEC_DECLINED] = "declined",
 };
 
 const char *ota_exec_state_name(ota_exec_state s)

@@ -53,6 +53,7 @@ const char *ota_reject_name(ota_reject_code r);
 typedef struct {
     const char *status;  /* e.g. upgrading, waiting, rolling_back, succeeded, failed */
     const char *trigger; /* the task type that started that upgrade */
+    unsigned conditions; /* OTA_PRE_* the vehicle said failed (while waiting); 0: none */
 } ota_upgrade_state;
 
 /* Everything the rules read besides the catalog. */

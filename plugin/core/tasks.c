@@ -45,6 +45,7 @@ typedef struct {
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
     uint8_t status, trigger; /* numbers into words; 0: none */
+    uint8_t conditions;      /* OTA_PRE_* bits of the event's failed pre-conditions */
     int64_t ts;
 } latest_rec;
 
@@ -92,6 +93,8 @@ static void task_free(ota_task *task)
 {
     if (task) {
         ota_task_rec_free(&task->rec);
+        ota_task_waves_free(task->waves);
+        ota_task_window_free(task->mwindow);
         free(task->execs);
         free(task);
     }
@@ -207,6 +210,23 @@ static uint8_t word_num(ota_tasks *t, const char *w)
 
 /* ---------------------------------------------------------------- latest statuses */
 
+/* The OTA_PRE_* bits of a "battery,parked" list (checked by the codec). */
+static uint8_t condition_bits(const char *list)
+{
+    uint8_t bits = 0;
+    while (list && *list) {
+        size_t n = strcspn(list, ",");
+        for (unsigned b = 0; b < OTA_PRE_COUNT; b++) {
+            const char *w = ota_precondition_name(b);
+            if (strlen(w) == n && memcmp(w, list, n) == 0) {
+                bits |= (uint8_t)(1u << b);
+            }
+        }
+        list += n + (list[n] == ',');
+    }
+    return bits;
+}
+
 /* Keeps ev as vin's latest status unless the one kept is newer. */
 static void note_status(ota_tasks *t, const char *vin, const ota_event *ev)
 {
@@ -222,6 +242,7 @@ static void note_status(ota_tasks *t, const char *vin, const ota_event *ev)
     if (r && ev->ts >= r->ts) {
         r->status = word_num(t, ev->status);
         r->trigger = word_num(t, ev->trigger);
+        r->conditions = condition_bits(ev->conditions);
         r->ts = ev->ts;
     }
 }
@@ -242,6 +263,7 @@ static const ota_upgrade_state *latest_of(void *ctx, const char *vin)
     }
     t->scratch.status = r->status ? t->words[r->status] : NULL;
     t->scratch.trigger = r->trigger ? t->words[r->trigger] : NULL;
+    t->scratch.conditions = r->conditions;
     return &t->scratch;
 }
 
@@ -351,7 +373,7 @@ int ota_tasks_add(ota_tasks *t, ota_task_rec *rec, ota_task_state state, int64_t
         return -1;
     }
     task->rec = *rec;
-    task->state = state;
+    task->state = task->announced = state;
     task->created_ms = created_ms;
     task->package = package;
     task->execs = execs;
@@ -376,6 +398,12 @@ void ota_task_recount(ota_task *task)
     for (size_t i = 0; i < task->n_execs; i++) {
         if (task->execs[i].state < OTA_EXEC_STATE_COUNT) {
             task->count[task->execs[i].state]++;
+        }
+    }
+    if (task->waves) {
+        ota_task_waves_reset(task->waves, task->n_execs);
+        for (size_t i = 0; i < task->n_execs; i++) {
+            ota_task_waves_add(task->waves, i, task->execs[i].state);
         }
     }
 }
@@ -429,25 +457,61 @@ cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t creat
     return doc;
 }
 
+cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state)
+{
+    cJSON *doc = ota_task_doc(&task->rec, state, task->created_ms, task->package);
+    cJSON *w = doc && task->waves ? ota_task_waves_json(task->waves) : NULL;
+    if (doc && task->waves && !cJSON_AddItemToObject(doc, "waves", w)) {
+        cJSON_Delete(w);
+        cJSON_Delete(doc);
+        return NULL;
+    }
+    if (doc && task->paused) {
+        cJSON_AddBoolToObject(doc, "paused", true);
+    }
+    if (doc && task->mwindow) {
+        cJSON_AddItemToObject(doc, "maintenance_window", ota_task_window_json(task->mwindow));
+    }
+    if (doc && task->retry.on) {
+        cJSON_AddItemToObject(doc, "retry", ota_task_retry_json(&task->retry));
+    }
+    if (doc && task->ramp.on) {
+        cJSON_AddItemToObject(doc, "ramp", ota_task_ramp_json(&task->ramp));
+    }
+    if (doc && task->end_action != OTA_END_CANCEL_PENDING) {
+        cJSON_AddStringToObject(doc, "end_action", ota_task_end_action_name(task->end_action));
+    }
+    return doc;
+}
+
 /* ---------------------------------------------------------------- state machine */
 
 bool ota_exec_in_flight(uint8_t s)
 {
-    return s == OTA_EXEC_NOTIFIED || s == OTA_EXEC_DOWNLOADING || s == OTA_EXEC_INSTALLING;
+    return s == OTA_EXEC_NOTIFIED || s == OTA_EXEC_DOWNLOADING || s == OTA_EXEC_INSTALLING ||
+           s == OTA_EXEC_ACCEPTED || s == OTA_EXEC_POSTPONED;
 }
 
 #define BIT(s) (1u << (s))
+/* The driver's answers: where an execution may go on a consent event. */
+#define CONSENT (BIT(OTA_EXEC_ACCEPTED) | BIT(OTA_EXEC_POSTPONED) | BIT(OTA_EXEC_DECLINED))
+/* Where an execution the vehicle works on may go (installing has no consent). */
+#define WORKING                                                                                    \
+    (BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_DOWNLOADING) | BIT(OTA_EXEC_INSTALLING) |               \
+     BIT(OTA_EXEC_SUCCEEDED) | BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED))
 /* The states each state may move to (tasks.h). */
 static const unsigned next_allowed[OTA_EXEC_STATE_COUNT] = {
     [OTA_EXEC_QUEUED] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_CANCELED),
     [OTA_EXEC_NOTIFIED] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_DOWNLOADING) |
                           BIT(OTA_EXEC_INSTALLING) | BIT(OTA_EXEC_SUCCEEDED) |
-                          BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED),
+                          BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED) | CONSENT,
     [OTA_EXEC_DOWNLOADING] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_INSTALLING) |
                              BIT(OTA_EXEC_SUCCEEDED) | BIT(OTA_EXEC_FAILED) |
-                             BIT(OTA_EXEC_CANCELED),
+                             BIT(OTA_EXEC_CANCELED) | CONSENT,
     [OTA_EXEC_INSTALLING] = BIT(OTA_EXEC_NOTIFIED) | BIT(OTA_EXEC_SUCCEEDED) |
                             BIT(OTA_EXEC_FAILED) | BIT(OTA_EXEC_CANCELED),
+    [OTA_EXEC_ACCEPTED] = WORKING | BIT(OTA_EXEC_POSTPONED) | BIT(OTA_EXEC_DECLINED),
+    [OTA_EXEC_POSTPONED] = BIT(OTA_EXEC_NOTIFIED) | CONSENT | BIT(OTA_EXEC_CANCELED),
 };
 
 bool ota_exec_transition_valid(uint8_t from, uint8_t to)
@@ -462,6 +526,9 @@ bool ota_task_exec_set_state(ota_task *task, ota_task_exec *x, uint8_t state, in
         return false;
     }
     task->count[x->state]--;
+    if (task->waves) {
+        ota_task_waves_moved(task->waves, (size_t)(x - task->execs), x->state, state);
+    }
     x->state = state;
     if (state != OTA_EXEC_QUEUED && !ota_exec_in_flight(state)) {
         x->flags &= (uint8_t)~OTA_EXEC_F_CLAIMING; /* finished: its pending notice is moot */
@@ -488,6 +555,20 @@ static uint8_t next_on_status(uint8_t state, const char *status, bool cancel_pen
     return state;
 }
 
+static uint8_t next_on_consent(uint8_t state, const char *answer)
+{
+    if (state == OTA_EXEC_INSTALLING || !answer) {
+        return state; /* too late to ask: the vehicle installs */
+    }
+    if (strcmp(answer, "accepted") == 0) {
+        return OTA_EXEC_ACCEPTED;
+    }
+    if (strcmp(answer, "declined") == 0) {
+        return OTA_EXEC_DECLINED;
+    }
+    return strcmp(answer, "postponed") == 0 ? OTA_EXEC_POSTPONED : state;
+}
+
 uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pending)
 {
     if (!ev || !ota_exec_in_flight(state)) {
@@ -495,11 +576,14 @@ uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pend
     }
     switch (ev->type) {
     case OTA_EV_DOWNLOAD_PROGRESS:
-        return state == OTA_EXEC_NOTIFIED ? OTA_EXEC_DOWNLOADING : state;
+        return state == OTA_EXEC_NOTIFIED || state == OTA_EXEC_ACCEPTED ? OTA_EXEC_DOWNLOADING
+                                                                        : state;
     case OTA_EV_UPGRADE_PROGRESS:
         return OTA_EXEC_INSTALLING;
     case OTA_EV_UPGRADE_STATUS:
         return next_on_status(state, ev->status, cancel_pending);
+    case OTA_EV_CONSENT:
+        return next_on_consent(state, ev->answer);
     default:
         return state;
     }
@@ -508,7 +592,8 @@ uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pend
 static size_t open_count(const ota_task *t)
 {
     return t->count[OTA_EXEC_QUEUED] + t->count[OTA_EXEC_NOTIFIED] +
-           t->count[OTA_EXEC_DOWNLOADING] + t->count[OTA_EXEC_INSTALLING];
+           t->count[OTA_EXEC_DOWNLOADING] + t->count[OTA_EXEC_INSTALLING] +
+           t->count[OTA_EXEC_ACCEPTED] + t->count[OTA_EXEC_POSTPONED];
 }
 
 ota_task_state ota_task_next_state(const ota_task *task)
@@ -539,6 +624,12 @@ bool ota_task_window_open(const ota_task *task, int64_t now)
            (task->rec.end_ms < 0 || now < task->rec.end_ms);
 }
 
+bool ota_task_exec_wakes(const ota_task_exec *x, int64_t now)
+{
+    return x->state == OTA_EXEC_POSTPONED &&
+           !(x->flags & (OTA_EXEC_F_ELSEWHERE | OTA_EXEC_F_CLAIMING)) && now >= x->changed_ms;
+}
+
 bool ota_task_exec_timed_out(const ota_task *task, const ota_task_exec *x, int64_t now,
                              int64_t minute_ms)
 {
@@ -564,7 +655,9 @@ static int load_fail(load_ctx *lc, const char *what, const char *key, const char
     return 1;
 }
 
-static const char *const doc_fields[] = {"task", "state", "created_at", "package", NULL};
+static const char *const doc_fields[] = {
+    "task", "state", "created_at", "package", "waves", "paused", "maintenance_window",
+    "end_action", "ramp", "retry", NULL};
 
 /* The document's members besides the task: state, created_at, package. */
 static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
@@ -579,9 +672,18 @@ static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t err
         ota_json_get_uint(j, NULL, "package", true, 0, OTA_JSON_UINT_MAX, &pkg, err, errlen)) {
         return -1;
     }
-    task->state = (ota_task_state)st;
+    task->state = task->announced = (ota_task_state)st; /* events only for later moves */
     task->created_ms = (int64_t)created;
     task->package = pkg;
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "waves");
+    if (ota_json_get_bool(j, NULL, "paused", false, false, &task->paused, err, errlen) != 0 ||
+        (w && ota_task_waves_from_json(w, &task->waves, err, errlen) != 0) ||
+        ota_task_window_parse(j, NULL, &task->mwindow, err, errlen) != 0 ||
+        ota_task_end_action_parse(j, NULL, &task->end_action, err, errlen) != 0 ||
+        ota_task_ramp_parse(j, NULL, &task->ramp, err, errlen) != 0 ||
+        ota_task_retry_parse(j, NULL, &task->retry, err, errlen) != 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -702,13 +804,13 @@ static void sort_execs(ota_tasks *t)
     task_slot *s;
     while ((s = ota_map_next(&t->tasks, &pos))) {
         ota_task *task = s->task;
-        ota_task_recount(task);
         for (size_t i = 1; i < task->n_execs; i++) {
             if (exec_cmp_vin(&task->execs[i - 1], &task->execs[i]) > 0) {
                 qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);
                 break;
             }
         }
+        ota_task_recount(task); /* after the sort: the wave plan is in VIN order */
     }
 }
 

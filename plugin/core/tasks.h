@@ -22,6 +22,10 @@
 #include "ota_codec.h"
 #include "ota_store.h"
 #include "task_rules.h"
+#include "task_waves.h"
+#include "task_ramp.h"
+#include "task_retry.h"
+#include "task_window.h"
 
 typedef struct ota_tasks ota_tasks;
 
@@ -67,6 +71,14 @@ typedef struct {
     ota_task_exec *execs; /* sorted by VIN, one per VIN */
     size_t cap_execs;
     size_t count[OTA_EXEC_STATE_COUNT]; /* executions per state (ota_task_recount) */
+    ota_task_waves *waves;              /* a rollout in waves (issue 16), or NULL */
+    bool paused;                        /* pauseTask: nothing is notified until resumeTask */
+    ota_task_window *mwindow;           /* a maintenance window (issue 16), or NULL */
+    ota_end_action end_action;          /* what the task's end does to executions in flight */
+    ota_task_ramp ramp;                 /* an exponential notice-rate ramp, or .on false */
+    ota_task_retry retry;               /* the retry policy, or .on false */
+    ota_task_state announced;           /* the state its last task event told (not stored) */
+    char reason[160];                   /* why the engine aborted it, for the event */
     /* engine runtime (not stored) */
     double tokens;     /* rate limit bucket */
     int64_t refill_ms; /* last refill, monotonic */
@@ -79,14 +91,20 @@ typedef struct {
 
 /* ---- the execution state machine (the engine drives it; docs/task-engine.md) ---- */
 
-/* Notified, downloading or installing: a notice is out and the vehicle works on it. */
+/* Notified, downloading, installing, accepted or postponed: a notice is out and the
+ * vehicle works on it (or the driver asked to be asked again). */
 bool ota_exec_in_flight(uint8_t state);
 /* Whether an execution may move from one state to another:
  *   queued      -> notified (notice sent, or claimed by another broker), canceled
- *   notified    -> notified (a re-send), downloading, installing, succeeded, failed, canceled
- *   downloading -> notified (a re-send), installing, succeeded, failed, canceled
+ *   notified    -> notified (a re-send), downloading, installing, succeeded, failed, canceled,
+ *                  accepted, postponed, declined
+ *   downloading -> notified (a re-send), installing, succeeded, failed, canceled,
+ *                  accepted, postponed, declined (download-only asks before installing)
  *   installing  -> notified (a re-send), succeeded, failed, canceled
- *   succeeded, failed, canceled, rejected: final (rejected is only ever a first state). */
+ *   accepted    -> what notified may, but accepted
+ *   postponed   -> notified (woken: the notice again), accepted, postponed, declined, canceled
+ *   succeeded, failed, canceled, rejected, declined: final (rejected is only ever a first
+ *   state). */
 bool ota_exec_transition_valid(uint8_t from, uint8_t to);
 /* Moves x (an execution of task) to state at now: the task's counts, x->changed_ms, and a
  * finished execution's claim waiting (OTA_EXEC_F_CLAIMING) dropped. Returns false, and
@@ -95,7 +113,8 @@ bool ota_task_exec_set_state(ota_task *task, ota_task_exec *x, uint8_t state, in
 /* The state a report event of the execution's own task moves an execution in flight to
  * (its current state: no move): download_progress notified -> downloading;
  * upgrade_progress -> installing; upgrade_status succeeded / failed / canceled -> that
- * state, idle -> canceled only while a cancel is pending. Executions queued or finished
+ * state, idle -> canceled only while a cancel is pending; consent accepted / declined /
+ * postponed -> that state (not while installing). Executions queued or finished
  * never move on reports. For failed the engine may re-send instead (compensation). */
 uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pending);
 
@@ -108,6 +127,9 @@ ota_task_state ota_task_next_state(const ota_task *task);
 void ota_task_set_state(ota_task *task, ota_task_state s);
 /* start <= now < end (-1: open on that side). */
 bool ota_task_window_open(const ota_task *task, int64_t now);
+/* x is postponed, driven by this broker, not already being re-sent, and its time (kept
+ * in changed_ms while postponed) has come at now: the engine re-sends the notice. */
+bool ota_task_exec_wakes(const ota_task_exec *x, int64_t now);
 /* x is in flight, driven by this broker, and unchanged for timeout_min minutes of
  * minute_ms each (60000 in production) at now; never when the task has no timeout. */
 bool ota_task_exec_timed_out(const ota_task *task, const ota_task_exec *x, int64_t now,
@@ -158,6 +180,9 @@ int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const 
 int ota_tasks_follow_setting(ota_tasks *t, const char *key, const char *json, char *err,
                              size_t errlen);
 
+/* The stored document of a task in memory, in state: ota_task_doc with its "waves" and
+ * "paused" (issue 16). */
+cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state);
 /* The stored task document: {"task":{...}, "state", "created_at", "package"}. */
 cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t created_ms,
                     uint64_t package);

@@ -34,6 +34,10 @@ static void check_event(const ota_event *e, uint32_t i)
     case OTA_EV_EEPROM_CLEAR:
         FUZZ_CHECK(e->ecu && e->result);
         break;
+    case OTA_EV_CONSENT: /* postponed always says until when */
+        FUZZ_CHECK(e->answer);
+        FUZZ_CHECK(strcmp(e->answer, "postponed") != 0 || e->until >= 0);
+        break;
     default:
         FUZZ_CHECK(!"unknown event type decoded");
     }
@@ -42,7 +46,7 @@ static void check_event(const ota_event *e, uint32_t i)
 static void encode_status_events(const ota_report *r)
 {
     for (size_t i = 0; i < r->n_events; i++) {
-        if (r->events[i].type == OTA_EV_UPGRADE_STATUS) {
+        if (r->events[i].type == OTA_EV_UPGRADE_STATUS || r->events[i].type == OTA_EV_CONSENT) {
             size_t len = 0;
             char *json = ota_codec_status_event_json("LSVTA000000000001", r->seq, &r->events[i],
                                                      1700000000000, &len);

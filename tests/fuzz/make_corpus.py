@@ -29,6 +29,8 @@ def events():
          "trigger": "forced", "error": "upgrade_failed", "fw": "2.0"},
         {"type": "command", "task": "T-1", "ts": TS, "cmd": "schedule", "at": TS + 1},
         {"type": "eeprom_clear", "task": "T-1", "ts": TS, "ecu": "BCM", "result": "ok"},
+        {"type": "consent", "task": "T-1", "ts": TS, "answer": "postponed", "until": TS + 60000,
+         "error": "driving"},
     ]
 
 

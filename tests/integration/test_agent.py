@@ -57,7 +57,7 @@ class AgentCase(CatalogCase):
 
     # ---- the server side ----
 
-    def campaign(self, sizes=(30000, 60000, 20000), encrypted=True, extra_conf=()):
+    def campaign(self, sizes=(30000, 60000, 20000), encrypted=True, extra_conf=(), **task_extra):
         self.files = self.tmp / "files"
         self.b = self.broker(file_dir=str(self.files),
                              signing_key=str(self.tmp / "ota-signing.pem"),
@@ -89,7 +89,8 @@ class AgentCase(CatalogCase):
         self.ok("bindStrategy", id="s", model=M, series=S)
         self.a.subscribe("ota/v1/events/status/%s" % VIN)
         t = self.ok("createTask", task={"name": "agent", "type": "normal", "model": M,
-                                        "series": S, "version": "2.0", "vins": [VIN]})
+                                        "series": S, "version": "2.0", "vins": [VIN],
+                                        **task_extra})
         self.assertEqual(t["accepted"], [VIN], t)
         self.tid = t["id"]
 

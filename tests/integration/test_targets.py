@@ -79,6 +79,12 @@ class TargetCase(TaskCase):
         g = self.ok("getGroup", name="sold", members=True)
         self.assertEqual(g, {"name": "sold", "kind": "dynamic", "size": 1,
                              "query": {"status": ["sold"]}, "vins": [ot.vin(2)]})
+        # listVehicles by group (issue 18): members the catalog knows, static or dynamic.
+        for name, want in (("pilot", [ot.vin(1), ot.vin(2)]), ("sold_pilot", [ot.vin(2)])):
+            got = self.ok("listVehicles", group=name)
+            self.assertEqual(([v["vin"] for v in got["vehicles"]], got["total"]),
+                             (want, len(want)), name)
+        self.fails("listVehicles", "unknown group \"ghost\"", group="ghost")
         return self.ok("listGroups")
 
     def counts(self, data):

@@ -65,7 +65,7 @@ FLEET = {
 }
 UNKNOWN = 99  # not in the catalog
 STATES = ("queued", "notified", "downloading", "installing", "succeeded", "failed",
-          "canceled", "rejected")
+          "canceled", "rejected", "accepted", "postponed", "declined")
 
 
 class TaskCase(CatalogCase):

@@ -1192,8 +1192,80 @@ static void test_event_type_names(void **state)
     assert_string_equal(ota_event_type_name(OTA_EV_UPGRADE_STATUS), "upgrade_status");
     assert_string_equal(ota_event_type_name(OTA_EV_COMMAND), "command");
     assert_string_equal(ota_event_type_name(OTA_EV_EEPROM_CLEAR), "eeprom_clear");
+    assert_string_equal(ota_event_type_name(OTA_EV_CONSENT), "consent");
     assert_null(ota_event_type_name((ota_event_type)0));
     assert_null(ota_event_type_name((ota_event_type)(OTA_EV_TYPE_COUNT + 1)));
+}
+
+/* consent: answer a word, until required when postponed, error (the reason) free text. */
+static void test_event_consent(void **state)
+{
+    (void)state;
+    ota_report r;
+    cbor_item_t *ev = event("consent", "T-9", 7);
+    put_str(ev, "answer", "postponed");
+    put_uint(ev, "until", 1800000000000ull);
+    put_str(ev, "error", "driving");
+    expect_ok(report1(ev), &r);
+    assert_int_equal(r.events[0].type, OTA_EV_CONSENT);
+    assert_string_equal(r.events[0].task, "T-9");
+    assert_string_equal(r.events[0].answer, "postponed");
+    assert_int_equal(r.events[0].until, 1800000000000ll);
+    assert_string_equal(r.events[0].error, "driving");
+    ota_report_free(&r);
+
+    ev = event("consent", "T", 1);
+    put_str(ev, "answer", "declined");
+    expect_ok(report1(ev), &r);
+    assert_string_equal(r.events[0].answer, "declined");
+    assert_int_equal(r.events[0].until, -1);
+    assert_null(r.events[0].error);
+    ota_report_free(&r);
+
+    ev = event("consent", "T", 1);
+    expect_event_error(ev, OTA_E_BAD_REQUEST, "events[0].answer: missing");
+    ev = event("consent", "T", 1);
+    put_str(ev, "answer", "maybe");
+    expect_event_error(ev, OTA_E_BAD_REQUEST, "events[0].answer: unknown answer \"maybe\"");
+    ev = event("consent", "T", 1);
+    put_str(ev, "answer", "postponed");
+    expect_event_error(ev, OTA_E_BAD_REQUEST,
+                       "events[0].until: missing (required when answer is postponed)");
+    ev = event("consent", "T", 1);
+    put_str(ev, "answer", "postponed");
+    put_str(ev, "until", "soon");
+    expect_event_error(ev, OTA_E_BAD_REQUEST, "events[0].until");
+    ev = event("consent", "T", 1);
+    put_uint(ev, "answer", 1);
+    expect_event_error(ev, OTA_E_BAD_REQUEST, "events[0].answer");
+}
+
+/* upgrade_status's conditions: known words, comma-separated, once each. */
+static void test_event_conditions(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"battery", "battery,parked",
+                                       "not_charging,ignition_off,parked,battery"};
+    static const char *const bad[] = {"",        "fuel",          "battery,",
+                                      ",parked", "parked,parked", "battery,,parked",
+                                      "Battery", "parked "};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        ota_report r;
+        cbor_item_t *ev = event("upgrade_status", "T", 1);
+        put_str(ev, "status", "waiting");
+        put_str(ev, "trigger", "normal");
+        put_str(ev, "conditions", good[i]);
+        expect_ok(report1(ev), &r);
+        assert_string_equal(r.events[0].conditions, good[i]);
+        ota_report_free(&r);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cbor_item_t *ev = event("upgrade_status", "T", 1);
+        put_str(ev, "status", "waiting");
+        put_str(ev, "trigger", "normal");
+        put_str(ev, "conditions", bad[i]);
+        expect_event_error(ev, OTA_E_BAD_REQUEST, "events[0].conditions");
+    }
 }
 
 /* ---- shared helpers ---- */
@@ -1480,6 +1552,42 @@ static void check_json_num(const cJSON *o, const char *key, double want)
     assert_true(v->valuedouble == want);
 }
 
+static void test_consent_event_json(void **state)
+{
+    (void)state;
+    ota_event ev = {.type = OTA_EV_CONSENT,
+                    .index = 1,
+                    .task = "T-9",
+                    .ts = 5,
+                    .pct = -1,
+                    .bytes = -1,
+                    .at = -1,
+                    .answer = "postponed",
+                    .until = 9007199254740993,
+                    .error = "driving"};
+    char *json = ota_codec_status_event_json("LSVTA000000000001", 7, &ev, 6, NULL);
+    assert_non_null(json);
+    assert_non_null(strstr(json, "\"until\":9007199254740993")); /* exact beyond 2^53 */
+    cJSON *o = cJSON_Parse(json);
+    assert_non_null(o);
+    check_json_str(o, "answer", "postponed");
+    check_json_str(o, "error", "driving");
+    check_json_str(o, "task", "T-9");
+    check_json_num(o, "seq", 7);
+    check_json_num(o, "received_at", 6);
+    assert_null(cJSON_GetObjectItemCaseSensitive(o, "status"));
+    cJSON_Delete(o);
+    free(json);
+    ev.answer = "declined";
+    ev.until = -1;
+    ev.error = NULL;
+    json = ota_codec_status_event_json("LSVTA000000000001", 7, &ev, 6, NULL);
+    assert_non_null(json);
+    assert_null(strstr(json, "until"));
+    assert_null(strstr(json, "error"));
+    free(json);
+}
+
 static void test_status_event_json(void **state)
 {
     (void)state;
@@ -1658,6 +1766,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_all_types),
+        cmocka_unit_test(test_event_consent),
+        cmocka_unit_test(test_consent_event_json),
+        cmocka_unit_test(test_event_conditions),
         cmocka_unit_test(test_report_optional_absent),
         cmocka_unit_test(test_report_unknown_keys_ignored),
         cmocka_unit_test(test_report_indefinite_containers),

@@ -431,6 +431,54 @@ static void assert_text(const cbor_item_t *v, const char *want)
     assert_memory_equal(cbor_string_handle(v), want, strlen(want));
 }
 
+/* The issue-17 keys of a description as a map (freed by the caller). */
+static cbor_item_t *described(const ota_description *d)
+{
+    size_t len = 0;
+    ota_error e;
+    uint8_t *buf = ota_codec_encode_description(d, &len);
+    assert_non_null(buf);
+    cbor_item_t *m = ota_cbor_load(buf, len, "desc", &e);
+    assert_non_null(m);
+    free(buf);
+    return m;
+}
+
+/* Install modes and pre-conditions (issue 17): forced and no pre-condition are left out. */
+static void check_description_r156(ota_description *d)
+{
+    d->install_mode = "forced";
+    d->install_deadline = 5;
+    cbor_item_t *m = described(d);
+    assert_int_equal(cbor_map_size(m), 13);
+    assert_null(ota_cbor_map_find(m, "install_mode"));
+    cbor_decref(&m);
+    d->install_mode = "time_forced";
+    d->install_deadline = 1800000000000;
+    m = described(d);
+    assert_int_equal(cbor_map_size(m), 15);
+    assert_text(field(m, "install_mode"), "time_forced");
+    assert_int_equal(cbor_get_int(field(m, "install_deadline")), 1800000000000);
+    cbor_decref(&m);
+    d->install_mode = "soft";
+    d->install_deadline = -1;
+    m = described(d);
+    assert_int_equal(cbor_map_size(m), 14);
+    assert_null(ota_cbor_map_find(m, "install_deadline"));
+    assert_null(ota_cbor_map_find(m, "preconditions"));
+    cbor_decref(&m);
+    d->pre_flags = OTA_PRE_BATTERY | OTA_PRE_IGNITION_OFF;
+    d->battery_min_pct = 40;
+    m = described(d);
+    assert_int_equal(cbor_map_size(m), 15);
+    const cbor_item_t *pre = field(m, "preconditions");
+    assert_int_equal(cbor_map_size(pre), 2);
+    assert_int_equal(cbor_get_int(field(pre, "battery_min_pct")), 40);
+    assert_true(cbor_get_bool(field(pre, "ignition_off")));
+    assert_null(ota_cbor_map_find(pre, "parked"));
+    cbor_decref(&m);
+}
+
 static void test_description(void **state)
 {
     (void)state;
@@ -498,8 +546,10 @@ static void test_description(void **state)
     m = ota_cbor_load(buf, len, "desc", &e);
     assert_int_equal(cbor_map_size(m), 13);
     assert_null(ota_cbor_map_find(m, "key"));
+    assert_null(ota_cbor_map_find(m, "install_mode")); /* NULL: forced, left out */
     cbor_decref(&m);
     free(buf);
+    check_description_r156(&d);
 }
 
 static void test_pkg_error(void **state)

@@ -62,7 +62,7 @@ static const ota_upgrade_state *find_latest(void *ctx, const char *vin)
 static void set_latest(fixture *f, const char *vin, const char *status, const char *trigger)
 {
     assert_true(f->n_latest < sizeof f->latest / sizeof f->latest[0]);
-    f->latest[f->n_latest++] = (latest_entry){vin, {status, trigger}};
+    f->latest[f->n_latest++] = (latest_entry){vin, {status, trigger, 0}};
 }
 
 static void put_model(ota_catalog *c, const char *m, const char *s, bool config_word)

@@ -69,12 +69,20 @@ static void test_transition_table(void **state)
     (void)state;
     /* tasks.h's table, row by row: the states each state may move to */
     static const char *const allowed[OTA_EXEC_STATE_COUNT] = {
-        [OTA_EXEC_QUEUED] = "NC",         [OTA_EXEC_NOTIFIED] = "NDISFC",
-        [OTA_EXEC_DOWNLOADING] = "NISFC", [OTA_EXEC_INSTALLING] = "NSFC",
-        [OTA_EXEC_SUCCEEDED] = "",        [OTA_EXEC_FAILED] = "",
-        [OTA_EXEC_CANCELED] = "",         [OTA_EXEC_REJECTED] = "",
+        [OTA_EXEC_QUEUED] = "NC",
+        [OTA_EXEC_NOTIFIED] = "NDISFCAPX",
+        [OTA_EXEC_DOWNLOADING] = "NISFCAPX",
+        [OTA_EXEC_INSTALLING] = "NSFC",
+        [OTA_EXEC_SUCCEEDED] = "",
+        [OTA_EXEC_FAILED] = "",
+        [OTA_EXEC_CANCELED] = "",
+        [OTA_EXEC_REJECTED] = "",
+        [OTA_EXEC_ACCEPTED] = "NDISFCPX",
+        [OTA_EXEC_POSTPONED] = "NAPXC",
+        [OTA_EXEC_DECLINED] = "",
     };
-    static const char letter[OTA_EXEC_STATE_COUNT] = "QNDISFCR";
+    /* A accepted, P postponed, X declined */
+    static const char letter[OTA_EXEC_STATE_COUNT + 1] = "QNDISFCRAPX";
     for (uint8_t from = 0; from < OTA_EXEC_STATE_COUNT; from++) {
         for (uint8_t to = 0; to < OTA_EXEC_STATE_COUNT; to++) {
             bool want = strchr(allowed[from], letter[to]) != NULL;
@@ -91,7 +99,8 @@ static void test_in_flight(void **state)
 {
     (void)state;
     for (uint8_t s = 0; s < OTA_EXEC_STATE_COUNT; s++) {
-        bool want = s == OTA_EXEC_NOTIFIED || s == OTA_EXEC_DOWNLOADING || s == OTA_EXEC_INSTALLING;
+        bool want = s == OTA_EXEC_NOTIFIED || s == OTA_EXEC_DOWNLOADING ||
+                    s == OTA_EXEC_INSTALLING || s == OTA_EXEC_ACCEPTED || s == OTA_EXEC_POSTPONED;
         assert_int_equal(ota_exec_in_flight(s), want);
     }
 }
@@ -307,6 +316,70 @@ static void test_timeout(void **state)
     assert_false(ota_task_exec_timed_out(task, a, 1000000, 100));
 }
 
+/* Consent events, pair by pair: (from, answer) -> to. */
+static void test_next_state_consent(void **state)
+{
+    (void)state;
+    static const struct {
+        uint8_t from;
+        const char *answer;
+        uint8_t to;
+    } cases[] = {
+        {OTA_EXEC_NOTIFIED, "accepted", OTA_EXEC_ACCEPTED},
+        {OTA_EXEC_NOTIFIED, "declined", OTA_EXEC_DECLINED},
+        {OTA_EXEC_NOTIFIED, "postponed", OTA_EXEC_POSTPONED},
+        {OTA_EXEC_DOWNLOADING, "accepted", OTA_EXEC_ACCEPTED},
+        {OTA_EXEC_DOWNLOADING, "declined", OTA_EXEC_DECLINED},
+        {OTA_EXEC_DOWNLOADING, "postponed", OTA_EXEC_POSTPONED},
+        {OTA_EXEC_INSTALLING, "declined", OTA_EXEC_INSTALLING}, /* too late to ask */
+        {OTA_EXEC_INSTALLING, "postponed", OTA_EXEC_INSTALLING},
+        {OTA_EXEC_ACCEPTED, "declined", OTA_EXEC_DECLINED},
+        {OTA_EXEC_ACCEPTED, "postponed", OTA_EXEC_POSTPONED},
+        {OTA_EXEC_POSTPONED, "accepted", OTA_EXEC_ACCEPTED},
+        {OTA_EXEC_POSTPONED, "declined", OTA_EXEC_DECLINED},
+        {OTA_EXEC_POSTPONED, "postponed", OTA_EXEC_POSTPONED},
+        {OTA_EXEC_QUEUED, "accepted", OTA_EXEC_QUEUED}, /* not in flight: no move */
+        {OTA_EXEC_DECLINED, "accepted", OTA_EXEC_DECLINED},
+        {OTA_EXEC_SUCCEEDED, "declined", OTA_EXEC_SUCCEEDED},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ota_event ev = {.type = OTA_EV_CONSENT, .answer = cases[i].answer, .until = 5};
+        uint8_t got = ota_exec_next_state(cases[i].from, &ev, false);
+        if (got != cases[i].to) {
+            fail_msg("case %zu: %s from %s: got %s", i, cases[i].answer,
+                     ota_exec_state_name(cases[i].from), ota_exec_state_name(got));
+        }
+        /* every move the events make is one the table allows */
+        assert_true(got == cases[i].from || ota_exec_transition_valid(cases[i].from, got));
+    }
+    ota_event dl = {.type = OTA_EV_DOWNLOAD_PROGRESS, .pct = 1};
+    assert_int_equal(ota_exec_next_state(OTA_EXEC_ACCEPTED, &dl, false), OTA_EXEC_DOWNLOADING);
+    ota_event up = {.type = OTA_EV_UPGRADE_PROGRESS, .pct = 1};
+    assert_int_equal(ota_exec_next_state(OTA_EXEC_ACCEPTED, &up, false), OTA_EXEC_INSTALLING);
+}
+
+/* A postponed execution wakes at its time (changed_ms), once, on this broker only. */
+static void test_postponed_wakes(void **state)
+{
+    ota_task_exec xs[] = {exec_of(V1, OTA_EXEC_POSTPONED), exec_of(V2, OTA_EXEC_NOTIFIED)};
+    ota_task_rec r = {.start_ms = -1, .end_ms = -1, .timeout_min = 2};
+    ota_task *task = add_task(*state, "T000001", xs, 2, &r);
+    ota_task_exec *p = ota_task_find_exec(task, V1), *n = ota_task_find_exec(task, V2);
+    p->changed_ms = 50000; /* postponed until */
+    assert_false(ota_task_exec_wakes(p, 49999));
+    assert_true(ota_task_exec_wakes(p, 50000));
+    assert_false(ota_task_exec_wakes(n, 50000));                      /* not postponed */
+    assert_false(ota_task_exec_timed_out(task, p, 50000 + 199, 100)); /* times out from then */
+    assert_true(ota_task_exec_timed_out(task, p, 50000 + 200, 100));
+    p->flags = OTA_EXEC_F_CLAIMING; /* its notice is on the way */
+    assert_false(ota_task_exec_wakes(p, 60000));
+    p->flags = OTA_EXEC_F_ELSEWHERE;
+    assert_false(ota_task_exec_wakes(p, 60000));
+    /* a postponed execution keeps its task open */
+    assert_int_equal(task->count[OTA_EXEC_POSTPONED], 1);
+    assert_int_equal(ota_task_next_state(task), OTA_TASK_ACTIVE);
+}
+
 /* ---- the tasks ---- */
 
 static void test_add_find_list(void **state)
@@ -408,6 +481,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_task_state_marks_doc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+        cmocka_unit_test(test_next_state_consent),
+        cmocka_unit_test_setup_teardown(test_postponed_wakes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_find_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latest_status, setup, teardown),

@@ -65,6 +65,29 @@ int64_t ota_now_ms(void)
     return g_now;
 }
 
+/* Task events (task_events.c): "topic event" lines, newest last. */
+static char g_task_events[2048];
+
+int mosquitto_property_add_string(mosquitto_property **proplist, int identifier, const char *value)
+{
+    (void)proplist, (void)identifier, (void)value;
+    return 0;
+}
+
+int mosquitto_broker_publish_copy(const char *clientid, const char *topic, int payloadlen,
+                                  const void *payload, int qos, bool retain,
+                                  mosquitto_property *properties)
+{
+    (void)clientid, (void)qos, (void)retain, (void)properties;
+    cJSON *j = cJSON_ParseWithLength(payload, (size_t)payloadlen);
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
+    size_t used = strlen(g_task_events);
+    snprintf(g_task_events + used, sizeof(g_task_events) - used, "%s %s\n", topic,
+             cJSON_IsString(ev) ? ev->valuestring : "?");
+    cJSON_Delete(j);
+    return 0;
+}
+
 void mosquitto_log_printf(int level, const char *fmt, ...)
 {
     (void)level, (void)fmt;
@@ -244,6 +267,7 @@ static int setup(void **state)
     F->p.cfg.task_minute_ms = 100;
     g_resend = false;
     g_effects = 0;
+    g_task_events[0] = '\0';
     *state = F;
     return 0;
 }
@@ -509,6 +533,24 @@ static void test_restart_keeps_vehicles_busy(void **state)
     assert_int_equal(desired_slot(V1)->sets, 0); /* no second notice */
 }
 
+/* Timers are not stored: an execution loaded in flight gets its timeout from its stored
+ * change time. */
+static void test_restart_recomputes_timeouts(void **state)
+{
+    (void)state;
+    ota_task *t1 = ADD("T000001", TASK(.timeout_min = 2), V1, V2);
+    assert_true(ota_task_exec_set_state(t1, &t1->execs[0], OTA_EXEC_NOTIFIED, g_now - 150));
+    start_engine();
+    later(49);
+    tick();
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    later(1);
+    tick();
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_FAILED);
+    assert_string_equal(code_of("T000001", V1), "timeout");
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_QUEUED);
+}
+
 /* ---------------------------------------------------------------- reports */
 
 static void test_reports_drive_states(void **state)
@@ -567,13 +609,59 @@ static void test_timeout(void **state)
     later(199);
     tick();
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_DOWNLOADING);
-    later(100); /* timeouts are checked every 100 ms */
+    later(1); /* exactly 2 minutes after the progress: the timer is due */
     tick();
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_FAILED);
     assert_string_equal(code_of("T000001", V1), "timeout");
     assert_null(desired_slot(V1)->desired);
     /* queued executions never time out */
     assert_int_equal(state_of("T000001", V2), OTA_EXEC_QUEUED);
+}
+
+/* A rollout of two waves: the first wave's error threshold aborts the task, the second
+ * wave is never notified; the events tell the abort. */
+static void test_wave_abort(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(0), V1, V2, V3, V4);
+    ota_task_waves *w = calloc(1, sizeof(*w));
+    w->n_specs = 1;
+    w->specs[0] = (ota_wave_spec){false, 2};
+    w->success_pct[0] = w->success_pct[1] = 100;
+    w->error_pct[0] = w->error_pct[1] = 50;
+    w->approved = OTA_WAVES_MAX + 1;
+    const char *vins[] = {V1, V2, V3, V4};
+    bool acc[] = {true, true, true, true};
+    assert_int_equal(ota_task_waves_plan(w, "T000001", vins, acc, 4), 0);
+    t->waves = w;
+    ota_task_recount(t);
+    start_engine();
+    const char *first[2], *second[2];
+    size_t nf = 0, ns = 0;
+    for (size_t i = 0; i < 4; i++) {
+        seen(vins[i]);
+        if (ota_task_waves_of(w, i) == 0) {
+            first[nf++] = vins[i];
+        } else {
+            second[ns++] = vins[i];
+        }
+    }
+    assert_int_equal(nf, 2);
+    tick();
+    assert_int_equal(state_of("T000001", first[0]), OTA_EXEC_NOTIFIED);
+    assert_int_equal(state_of("T000001", first[1]), OTA_EXEC_NOTIFIED);
+    assert_int_equal(state_of("T000001", second[0]), OTA_EXEC_QUEUED);
+    status(first[0], "T000001", "failed", "flash_failed");
+    tick();
+    assert_int_equal(t->state, OTA_TASK_ABORTED);
+    assert_non_null(strstr(t->reason, "wave 0 reached its error threshold: 1 of 1 failed"));
+    assert_non_null(strstr(g_task_events, "ota/v1/events/task/T000001 aborted"));
+    for (size_t i = 0; i < ns; i++) {
+        seen(second[i]);
+    }
+    tick();
+    assert_int_equal(state_of("T000001", second[0]), OTA_EXEC_QUEUED);
+    assert_int_equal(state_of("T000001", second[1]), OTA_EXEC_QUEUED);
 }
 
 static void test_abort_threshold(void **state)
@@ -951,6 +1039,8 @@ int main(void)
         T(test_rate_unlimited_and_bucket_cap),
         T(test_window_and_expiry),
         T(test_restart_keeps_vehicles_busy),
+        T(test_restart_recomputes_timeouts),
+        T(test_wave_abort),
         T(test_reports_drive_states),
         T(test_vehicle_cancel),
         T(test_timeout),

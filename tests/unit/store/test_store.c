@@ -32,8 +32,14 @@
 
 static ota_event ev_base(ota_event_type type, uint32_t index, const char *task, int64_t ts)
 {
-    ota_event e = {
-        .type = type, .index = index, .task = task, .ts = ts, .pct = -1, .bytes = -1, .at = -1};
+    ota_event e = {.type = type,
+                   .index = index,
+                   .task = task,
+                   .ts = ts,
+                   .pct = -1,
+                   .bytes = -1,
+                   .at = -1,
+                   .until = -1};
     return e;
 }
 
@@ -146,7 +152,7 @@ static void collect(void *ctx, const ota_store_event *se)
     g->received_ms = se->received_ms;
     g->ev = *se->ev;
     const char **strs[] = {&g->ev.task,    &g->ev.ecu, &g->ev.step, &g->ev.status, &g->ev.error,
-                           &g->ev.trigger, &g->ev.fw,  &g->ev.cmd,  &g->ev.result};
+                           &g->ev.trigger, &g->ev.fw,  &g->ev.cmd,  &g->ev.result, &g->ev.answer};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         *strs[i] = test_strdup(*strs[i]);
 }
@@ -156,7 +162,7 @@ static void collector_free(collector *c)
     for (size_t i = 0; i < c->n; i++) {
         ota_event *e = &c->e[i].ev;
         const char *strs[] = {e->task,    e->ecu, e->step, e->status, e->error,
-                              e->trigger, e->fw,  e->cmd,  e->result};
+                              e->trigger, e->fw,  e->cmd,  e->result, e->answer};
         for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++)
             free((char *)strs[k]);
     }
@@ -180,6 +186,8 @@ static void assert_event(const ota_event *want, const ota_event *got)
     test_assert_text(got->cmd, want->cmd);
     assert_int_equal(want->at, got->at);
     test_assert_text(got->result, want->result);
+    test_assert_text(got->answer, want->answer);
+    assert_int_equal(want->until, got->until);
 }
 
 static uint64_t count(ota_store *s, ota_event_type type, const char *vin)
@@ -273,6 +281,23 @@ static void test_each_type_round_trip(void **state)
                      1);
 }
 
+/* A consent event (issue 17) keeps its answer, until and reason. */
+static void test_consent_round_trip(void **state)
+{
+    test_db *f = *state;
+    ota_event evs[2] = {ev_base(OTA_EV_CONSENT, 0, "task-c", T0),
+                        ev_base(OTA_EV_CONSENT, 1, "task-c", T0 + 1)};
+    evs[0].answer = "postponed", evs[0].until = T0 + 3600000, evs[0].error = "driving";
+    evs[1].answer = "declined";
+    assert_int_equal(put_report(f->s, VIN_A, 3, evs, 2).inserted, 2);
+    assert_int_equal(count(f->s, OTA_EV_CONSENT, VIN_A), 2);
+    collector c = {0};
+    assert_int_equal(ota_store_history(f->s, VIN_A, OTA_EV_CONSENT, 10, collect, &c), 2);
+    assert_event(&evs[1], &c.e[0].ev); /* newest first */
+    assert_event(&evs[0], &c.e[1].ev);
+    collector_free(&c);
+}
+
 static void test_duplicate_batch(void **state)
 {
     test_db *f = *state;
@@ -283,7 +308,7 @@ static void test_duplicate_batch(void **state)
     r = put_report(f->s, VIN_A, 1, evs, 5);
     assert_int_equal(r.inserted, 0);
     assert_int_equal(r.duplicates, 5);
-    for (int t = 1; t <= OTA_EV_TYPE_COUNT; t++)
+    for (int t = 1; t <= OTA_EV_EEPROM_CLEAR; t++)
         assert_int_equal(count(f->s, (ota_event_type)t, NULL), 1);
 }
 
@@ -365,7 +390,8 @@ static void test_count_events(void **state)
     assert_int_equal(count(f->s, OTA_EV_DOWNLOAD_PROGRESS, VIN_NONE), 0);
     uint64_t n;
     assert_int_equal(ota_store_count_events(f->s, (ota_event_type)0, NULL, &n), -1);
-    assert_int_equal(ota_store_count_events(f->s, (ota_event_type)6, VIN_A, &n), -1);
+    assert_int_equal(
+        ota_store_count_events(f->s, (ota_event_type)(OTA_EV_TYPE_COUNT + 1), VIN_A, &n), -1);
 }
 
 static void test_history_order_limit_filter(void **state)
@@ -419,7 +445,9 @@ static void test_history_order_limit_filter(void **state)
     assert_int_equal(ota_store_history(f->s, VIN_A, 0, 0, collect, &c), 0);
     assert_int_equal(ota_store_history(f->s, VIN_B, 0, 1000, NULL, NULL), 3);
     assert_int_equal(ota_store_history(f->s, VIN_NONE, 0, 1000, collect, &c), 0);
-    assert_int_equal(ota_store_history(f->s, VIN_A, (ota_event_type)6, 10, collect, &c), -1);
+    assert_int_equal(
+        ota_store_history(f->s, VIN_A, (ota_event_type)(OTA_EV_TYPE_COUNT + 1), 10, collect, &c),
+        -1);
     assert_int_equal(c.n, 0);
 }
 
@@ -741,6 +769,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_schema),
         T(test_each_type_round_trip),
+        T(test_consent_round_trip),
         T(test_duplicate_batch),
         T(test_mixed_batch),
         T(test_empty_batch),

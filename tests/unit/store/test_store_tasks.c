@@ -150,15 +150,15 @@ static void test_schema(void **state)
                      1);
     /* a vehicle's executions are found through the (vin, task) index */
     char plan[256];
-    test_sql_text(d->path, "EXPLAIN QUERY PLAN SELECT state FROM ota_task_vin WHERE vin = 'x'", plan,
-             sizeof plan);
+    test_sql_text(d->path, "EXPLAIN QUERY PLAN SELECT state FROM ota_task_vin WHERE vin = 'x'",
+                  plan, sizeof plan);
     if (strstr(plan, "USING COVERING INDEX ota_task_vin_by_vin (vin=?)") == NULL &&
         strstr(plan, "USING INDEX ota_task_vin_by_vin (vin=?)") == NULL)
         fail_msg("plan: %s", plan);
     test_sql_text(d->path,
-             "EXPLAIN QUERY PLAN SELECT msg_id FROM ota_vehicle_download_notice WHERE "
-             "task = 'x' ORDER BY sent_at",
-             plan, sizeof plan);
+                  "EXPLAIN QUERY PLAN SELECT msg_id FROM ota_vehicle_download_notice WHERE "
+                  "task = 'x' ORDER BY sent_at",
+                  plan, sizeof plan);
     if (strstr(plan, "ota_vehicle_download_notice_by_task (task=?)") == NULL)
         fail_msg("plan: %s", plan);
     assert_int_equal(count_execs(d->s), 0);
@@ -169,9 +169,9 @@ static void test_schema(void **state)
 static void test_state_names(void **state)
 {
     (void)state;
-    static const char *const want[OTA_EXEC_STATE_COUNT] = {"queued",     "notified",  "downloading",
-                                                           "installing", "succeeded", "failed",
-                                                           "canceled",   "rejected"};
+    static const char *const want[OTA_EXEC_STATE_COUNT] = {
+        "queued",   "notified", "downloading", "installing", "succeeded", "failed",
+        "canceled", "rejected", "accepted",    "postponed",  "declined"};
     for (int i = 0; i < OTA_EXEC_STATE_COUNT; i++) {
         assert_string_equal(ota_exec_state_name((ota_exec_state)i), want[i]);
         assert_int_equal(ota_exec_state_from_name(want[i]), i);
@@ -192,7 +192,7 @@ static void test_exec_round_trip(void **state)
     ota_exec_rec es[N];
     char tasks[OTA_EXEC_STATE_COUNT][16];
     for (int i = 0; i < OTA_EXEC_STATE_COUNT; i++) {
-        snprintf(tasks[i], sizeof tasks[i], "task-%d", OTA_EXEC_STATE_COUNT - i);
+        snprintf(tasks[i], sizeof tasks[i], "task-%02d", OTA_EXEC_STATE_COUNT - i);
         es[2 * i] = full_exec(tasks[i], VIN_C, (ota_exec_state)i);
         es[2 * i + 1] = queued_exec(tasks[i], VIN_A);
         es[2 * i + 1].state = (ota_exec_state)i;
@@ -204,7 +204,7 @@ static void test_exec_round_trip(void **state)
     test_load_execs_ok(d->s, &g);
     assert_int_equal(g.n, N);
     for (int i = 0; i < OTA_EXEC_STATE_COUNT; i++) {
-        int j = OTA_EXEC_STATE_COUNT - 1 - i;     /* task-1 first: that is state 7's task */
+        int j = OTA_EXEC_STATE_COUNT - 1 - i;          /* task-01 first: the last state's task */
         test_assert_exec(&g.e[2 * i], &es[2 * j + 1]); /* VIN_A < VIN_C */
         test_assert_exec(&g.e[2 * i + 1], &es[2 * j]);
     }
@@ -469,7 +469,7 @@ static void test_atomic_invalid_part(void **state)
     test_apply_fails(d, &b.c, "execution 1 of the change: no task");
     b.es[1].task = "t1";
     b.es[2].state = (ota_exec_state)OTA_EXEC_STATE_COUNT;
-    test_apply_fails(d, &b.c, "execution 2 of the change: unknown state 8");
+    test_apply_fails(d, &b.c, "execution 2 of the change: unknown state 11");
     b.es[2].state = OTA_EXEC_FAILED;
     b.ss[1].reported = NULL;
     test_apply_fails(d, &b.c, "shadow 1 of the change: no reported");

@@ -1,0 +1,64 @@
+/*
+ * task_events.c — publishes task-level events on ota/v1/events/task/{id} (task_events.h).
+ */
+#include "task_events.h"
+#include "ota_catalog_json.h"
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mqtt_protocol.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cJSON *event_json(const ota_task *task, const char *event, int wave, const char *reason,
+                         int64_t at_ms)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *c = cJSON_CreateObject();
+    if (!o || !c || !cJSON_AddItemToObject(o, "counts", c)) {
+        cJSON_Delete(o);
+        cJSON_Delete(c);
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "task", task->rec.id);
+    cJSON_AddStringToObject(o, "event", event);
+    ota_json_add_i64(o, "at", at_ms);
+    cJSON_AddStringToObject(o, "state", ota_task_state_name(task->state));
+    if (wave >= 0) {
+        cJSON_AddNumberToObject(o, "wave", wave);
+    }
+    if (reason) {
+        cJSON_AddStringToObject(o, "reason", reason);
+    }
+    size_t flight = task->count[OTA_EXEC_NOTIFIED] + task->count[OTA_EXEC_DOWNLOADING] +
+                    task->count[OTA_EXEC_INSTALLING];
+    cJSON_AddNumberToObject(c, "queued", (double)task->count[OTA_EXEC_QUEUED]);
+    cJSON_AddNumberToObject(c, "in_flight", (double)flight);
+    cJSON_AddNumberToObject(c, "succeeded", (double)task->count[OTA_EXEC_SUCCEEDED]);
+    cJSON_AddNumberToObject(c, "failed", (double)task->count[OTA_EXEC_FAILED]);
+    return o;
+}
+
+void ota_task_event(const ota_task *task, const char *event, int wave, const char *reason,
+                    int64_t at_ms)
+{
+    cJSON *o = event_json(task, event, wave, reason, at_ms);
+    char *json = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!json) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: task %s: %s event: out of memory", task->rec.id,
+                             event);
+        return;
+    }
+    char topic[96];
+    snprintf(topic, sizeof(topic), "ota/v1/events/task/%s", task->rec.id);
+    mosquitto_property *props = NULL;
+    mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/json");
+    int rc = mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 1, false, props);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_property_free_all(&props);
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: %s not published (error %d)", topic, rc);
+    }
+    free(json);
+}
