@@ -16,6 +16,8 @@
 #include "engine.h"
 #include "catalog.h"
 #include "file.h"
+#include "follow.h"
+#include "standby.h"
 #include "pkg.h"
 #include "ota_catalog_json.h"
 #include "ota_errf.h"
@@ -479,6 +481,8 @@ void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     add_rejected(data, k);
     add_spool_stats(data, p->spool);
     add_writer_stats(data, p->writer);
+    ota_follow_stats(p, data);
+    ota_standby_stats(p, data);
     add_catalog_stats(data, p->catalog);
     ota_files_stats_json(p->files, data);
     ota_pkg_stats_json(p->pkg, data);

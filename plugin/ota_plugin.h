@@ -123,6 +123,8 @@ typedef struct ota_wake ota_wake;     /* wake.h: ending the broker's idle wait *
 typedef struct ota_files ota_files;   /* file.h: block downloads in progress */
 typedef struct ota_keys ota_keys;     /* keys.h: signing key and content-key KEK */
 typedef struct ota_pkg ota_pkg;       /* pkg.c: descriptions waiting to be stored, counts */
+typedef struct ota_follow ota_follow; /* follow.h: the change log's follower */
+typedef struct ota_standby ota_standby; /* standby.c: the local snapshot */
 
 typedef struct {
     mosquitto_plugin_id_t *id;
@@ -142,6 +144,8 @@ typedef struct {
     ota_writer *writer;
     ota_logq *logq;
     ota_limits *limits; /* rate_limit.h: token buckets per VIN, vehicles to kick */
+    ota_follow *follow; /* NULL on SQLite (one broker: nobody else changes its store) */
+    ota_standby *standby; /* standby.h: start without the database */
     ota_counters counters;
 } ota_plugin;
 

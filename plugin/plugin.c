@@ -16,6 +16,8 @@
 #include "catalog.h"
 #include "control.h"
 #include "engine.h"
+#include "follow.h"
+#include "standby.h"
 #include "file.h"
 #include "grants.h"
 #include "wake.h"
@@ -74,6 +76,8 @@ static int on_tick(int event, void *event_data, void *userdata)
     ota_files_tick(p); /* the next slice of queued file blocks */
     ota_pkg_tick(p);   /* signed descriptions: answer, queue for the store */
     ota_pkg_flush(p);
+    ota_follow_tick(p); /* changes other brokers stored: read, applied on a later TICK */
+    ota_standby_tick(p); /* the local snapshot, to start without the database */
     kick_flooders(p);
     p->counters.log_lines_dropped += ota_logq_drain(p->logq);
     return MOSQ_ERR_SUCCESS;
@@ -116,8 +120,13 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
     if (!p->spool) {
         return -1;
     }
-    ota_store *store = ota_store_open(p->cfg.store_uri, err, errlen);
+    bool from_snapshot = false;
+    ota_store *store = ota_standby_open(p, &from_snapshot, err, errlen);
     if (!store) {
+        return -1;
+    }
+    if (ota_follow_start(p, store, from_snapshot, err, errlen) != 0) { /* before the load */
+        ota_store_close(store);
         return -1;
     }
     if (ota_catalog_load(p->catalog, store, err, errlen) != 0 ||
@@ -126,6 +135,10 @@ static int start_pipeline(ota_plugin *p, char *err, size_t errlen)
         ota_grants_load(p->grants, store, err, errlen) != 0 ||
         ota_reports_load(p, store, err, errlen) != 0) {
         ota_store_close(store);
+        return -1;
+    }
+    store = ota_standby_writer_store(p, store, from_snapshot, err, errlen);
+    if (!store) {
         return -1;
     }
     ota_writer_config wc = {
@@ -196,6 +209,8 @@ static void plugin_free(ota_plugin *p)
     ota_pkg_flush_final(p);     /* descriptions issued: the same */
     stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
     ota_wake_free(p->wake);     /* every thread that could wake the broker has stopped */
+    ota_follow_free(p->follow); /* its job, if any, was handed back by the stop */
+    ota_standby_free(p);
     ota_control_free(p->control);
     ota_engine_free(p->engine); /* before the tasks and shadows it points into */
     ota_tasks_free(p->tasks);

@@ -417,6 +417,11 @@ int ota_store_snapshot_refresh(ota_store *from, const char *path, bool full, cha
                                size_t errlen);
 /* The change log position of the snapshot at path: 0 and *seq, or -1 (no snapshot). */
 int ota_store_snapshot_position(const char *path, uint64_t *seq);
+/* A handle of uri that opens it on first use (store/lazy.c): for the writer of a broker that
+ * started from its snapshot while uri was unreachable. Each call tries to open uri (at most
+ * once per second) and fails as a store error (-1, err "store not reachable yet: ...")
+ * until it opens; then every call is the real store's. NULL only when out of memory. */
+ota_store *ota_store_open_lazy(const char *uri, char *err, size_t errlen);
 /* Opens uri; when that fails and snapshot (may be NULL) is a readable snapshot, opens the
  * snapshot instead and sets *from_snapshot (the start-up loaders then read it; writes go to
  * the snapshot file, not to the store: the caller opens uri again for those). err says why

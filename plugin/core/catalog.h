@@ -40,6 +40,10 @@ void ota_catalog_free(ota_catalog *c);
 /* Loads everything the store holds into an empty catalog. Documents that no longer parse
  * are an error naming their kind and key. Returns 0, or -1 with err. */
 int ota_catalog_load(ota_catalog *c, ota_store *s, char *err, size_t errlen);
+/* Applies one change log entry on a running broker (plugin/follow.c) through the load's
+ * own functions. 1 applied, 0 not the catalog's (tasks, settings, groups, a deleted
+ * document other than a package), -1 with err set. */
+int ota_catalog_apply_change(ota_catalog *c, const ota_store_change *ch, char *err, size_t errlen);
 
 /* ---- vehicles ---- */
 const ota_vehicle *ota_catalog_vehicle(const ota_catalog *c, const char *vin);

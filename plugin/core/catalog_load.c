@@ -216,3 +216,57 @@ int ota_catalog_load(ota_catalog *c, ota_store *s, char *err, size_t errlen)
         return -1;
     return ota_catalog_load_groups(c, s, err, errlen);
 }
+
+/* ---- one change log entry on a running broker (plugin/follow.c) ----
+ * Through the same functions as the start-up load: a put replaces the item as loading it
+ * would. Returns 1 applied, 0 an entry the catalog does not hold (tasks, settings, groups,
+ * deletions of documents other than packages), -1 with err set. */
+int ota_catalog_apply_change(ota_catalog *c, const ota_store_change *ch, char *err, size_t errlen)
+{
+    load_ctx lc = {c, "", NULL, err, errlen, false};
+    if (ch->what == OTA_CHANGE_LIST) {
+        lc.kind = "list member";
+        int rc = ch->deleted ? ota_catalog_list_remove(c, ch->list, ch->id)
+                             : on_list(&lc, ch->list, ch->id);
+        return rc < 0 || lc.failed ? -1 : 1;
+    }
+    if (ch->what == OTA_CHANGE_VEHICLE) {
+        lc.kind = "vehicle";
+        if (ch->deleted) {
+            return ota_catalog_delete_vehicle(c, ch->id) < 0 ? -1 : 1;
+        }
+        char perr[256] = "";
+        ota_vehicle_rec v;
+        cJSON *j = cJSON_Parse(ch->json ? ch->json : "");
+        int rc = 1;
+        if (!j) {
+            fail(&lc, ch->id, "not valid JSON");
+        } else if (ota_json_vehicle(j, NULL, &v, perr, sizeof perr) != 0) {
+            fail(&lc, ch->id, "%s", perr);
+        } else {
+            rc = on_vehicle(&lc, &v);
+            ota_vehicle_rec_free(&v); /* the record owns its strings; the catalog copied them */
+        }
+        cJSON_Delete(j);
+        return rc ? -1 : 1;
+    }
+    if (ch->doc_kind == OTA_DOC_PACKAGE && ch->deleted) {
+        return ota_catalog_delete_package(c, strtoull(ch->id, NULL, 10)) < 0 ? -1 : 1;
+    }
+    if (ch->deleted) {
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof DOC_STEPS / sizeof DOC_STEPS[0]; i++) {
+        if (DOC_STEPS[i].kind == ch->doc_kind) {
+            lc.kind = DOC_STEPS[i].name;
+            lc.put = DOC_STEPS[i].put;
+            return on_doc(&lc, ch->id, ch->json) ? -1 : 1;
+        }
+    }
+    if (ch->doc_kind == OTA_DOC_BINDING) {
+        lc.kind = "binding";
+        lc.put = put_binding;
+        return on_doc(&lc, ch->id, ch->json) ? -1 : 1;
+    }
+    return 0;
+}

@@ -837,3 +837,40 @@ int ota_tasks_load(ota_tasks *t, ota_store *store, char *err, size_t errlen)
     sort_execs(t);
     return rc == 0 ? 0 : -1;
 }
+
+/* ---------------------------------------------------------------- the change log's follower */
+
+int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const ota_exec_rec *execs,
+                         size_t n, ota_task_state *state, char *err, size_t errlen)
+{
+    load_ctx lc = {t, NULL, err, errlen, false};
+    if (ota_tasks_get(t, key)) {
+        ota_task doc = {0};
+        cJSON *j = cJSON_Parse(json);
+        int rc =
+            j ? parse_doc_state(j, &doc, err, errlen) : load_fail(&lc, "task", key, "not JSON");
+        cJSON_Delete(j);
+        *state = doc.state;
+        return rc == 0 ? 0 : -1;
+    }
+    if (load_task_doc(&lc, key, json) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(execs[i].task, key) == 0 && load_exec(&lc, &execs[i]) != 0) {
+            return -1; /* the task stays, with the executions loaded so far */
+        }
+    }
+    ota_task *task = ota_tasks_get(t, key);
+    qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);
+    ota_task_recount(task);
+    *state = task->state;
+    return 1;
+}
+
+int ota_tasks_follow_setting(ota_tasks *t, const char *key, const char *json, char *err,
+                             size_t errlen)
+{
+    load_ctx lc = {t, NULL, err, errlen, false};
+    return load_setting(&lc, key, json) == 0 ? 0 : -1;
+}

@@ -168,6 +168,18 @@ void ota_tasks_set_type_rules(ota_tasks *t, ota_task_type_rules *r);
 uint16_t ota_tasks_code(ota_tasks *t, const char *name); /* 0 when name is NULL or too many */
 const char *ota_tasks_code_name(const ota_tasks *t, uint16_t code); /* NULL for 0 */
 
+/* A task document read from the change log (plugin/follow.c), on a running broker: a task
+ * not held yet is added as the start-up loads one (the document, then those of execs that
+ * are its executions); returns 1. A task held already is left alone and returns 0. Either
+ * way *state is the document's state. -1 with err set when the document does not load. */
+int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const ota_exec_rec *execs,
+                         size_t n, ota_task_state *state, char *err, size_t errlen);
+
+/* A setting document read from the change log: task type rules are replaced as at start,
+ * other settings ignored. 0, or -1 with err set. */
+int ota_tasks_follow_setting(ota_tasks *t, const char *key, const char *json, char *err,
+                             size_t errlen);
+
 /* The stored document of a task in memory, in state: ota_task_doc with its "waves" and
  * "paused" (issue 16). */
 cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state);

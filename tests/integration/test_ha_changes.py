@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""Integration: change propagation between brokers on one database (issue 15,
+docs/mongodb.md "Change propagation"). Three real brokers on the mongo_peer test double;
+every operator change goes through broker 1 only, and each must come into effect on
+brokers 2 and 3 (started before the changes, so they learn them by following the change
+log, not by loading at start): models, vehicles, files, a package released, a strategy and
+its binding, a task created, a VIN blacklisted, a task canceled. Each condition is waited
+for with a generous deadline; the time it took is printed (not asserted: speed belongs to
+benchmarks). getStats shows each follower's position and lag.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import otatest as ot  # noqa: E402
+from test_catalog_api import CatalogCase, M, S, package  # noqa: E402
+
+DEADLINE = 20 * ot.SCALE
+
+
+class ChangePropagation(CatalogCase):
+
+    def setUp(self):
+        super().setUp()
+        self.peer = self.mongo_peer()
+        self.uri = self.peer.uri("ota")
+
+    def others(self, n):
+        out = []
+        for i in range(n):
+            b = self.broker(store=self.uri, broker_id="broker-%d" % (i + 2),
+                            file_dir=str(self.files), extra_conf=["set_tcp_nodelay true"],
+                            signing_key=str(self.tmp / "ota-signing.pem"))
+            out.append(self.admin(b, client_id="admin-%d" % (i + 2), nodelay=True))
+        return out
+
+    def seen(self, admins, what, check):
+        """Waits until check(admin) holds on every admin; prints how long it took."""
+        t0 = time.monotonic()
+        for a in admins:
+            try:
+                ot.wait_until(lambda: check(a), timeout=DEADLINE, interval=0.01,
+                              msg="%s on %s" % (what, a.client_id))
+            except ot.HarnessError:
+                print("getStats follow on %s: %r" % (a.client_id, self.data(a, "getStats")
+                                                      .get("follow")), file=sys.stderr)
+                raise
+        print("%s: in effect on brokers 2 and 3 after %.0f ms" %
+              (what, 1000 * (time.monotonic() - t0)), file=sys.stderr)
+
+    @staticmethod
+    def data(a, command, **fields):
+        r = a.command(command, **fields)
+        return r.get("data")
+
+    def test_changes_through_broker_1_reach_brokers_2_and_3(self):
+        self.start(store=self.uri, broker_id="broker-1",
+                   signing_key=str(self.tmp / "ota-signing.pem"))
+        others = self.others(2)
+        self.ok("setModel", model=M, series=S, supports_config_word=False, ecus=["BMS"])
+        vins = [ot.vin(i, "LHACH") for i in range(1, 4)]
+        self.ok("upsertVehicles", vehicles=[
+            {"vin": v, "model": M, "series": S, "status": "in_stock", "usage": "retail",
+             "fw": "1.0"} for v in vins])
+        sha = self.put_file(b"firmware 2.0" * 100)
+        pid = self.add_package(package("2.0", [("BMS", "ecu", sha)]))
+        self.seen(others, "a vehicle upserted",
+                  lambda a: ((self.data(a, "getVehicle", vin=vins[2]) or {}).get("vehicle")
+                  or {}).get("fw") == "1.0")
+        self.set_status(pid, "released")
+        self.seen(others, "a package released",
+                  lambda a: ((self.data(a, "getPackage", id=pid) or {}).get("package")
+                             or {}).get("status") == "released")
+        self.ok("setStrategy", strategy={"id": "s", "package_kind": "full",
+                                         "compare_version": "always",
+                                         "ecus": [{"ecu": "BMS", "order": 0}]})
+        self.ok("bindStrategy", id="s", model=M, series=S)
+        # the vehicles are offline: the task's executions stay queued (nothing dispatched)
+        t = self.ok("createTask", task={"name": "ha", "type": "normal", "model": M,
+                                        "series": S, "version": "2.0", "vins": vins[:2]})
+        tid = t["id"]
+        self.seen(others, "a task created",
+                  lambda a: ((self.data(a, "getTask", id=tid) or {}).get("counts") or {})
+                  .get("queued") == 2)
+        self.assertEqual(self.ok("addToList", list="blacklist", vins=[vins[2]]), {"added": 1})
+        self.seen(others, "a VIN blacklisted",
+                  lambda a: (self.data(a, "getList", list="blacklist") or {}).get("vins")
+                  == [vins[2]])
+        self.ok("cancelTask", id=tid)
+        self.seen(others, "a task canceled",
+                  lambda a: (self.data(a, "getTask", id=tid) or {}).get("state") == "canceled")
+        for a in others:
+            d = self.data(a, "getTask", id=tid)
+            self.assertEqual(d["counts"]["canceled"], 2, d)
+            f = self.data(a, "getStats")["follow"]
+            print("getStats follow on %s: %r" % (a.client_id, f), file=sys.stderr)
+            self.assertEqual(f["errors"], 0, f)
+            self.assertEqual(f["behind"], 0, f)
+            self.assertGreaterEqual(f["applied"], 8, f)
+            self.assertEqual(f["tasks_added"], 1, f)
+            self.assertEqual(f["tasks_canceled"], 1, f)
+            ot.wait_until(lambda: self.data(a, "getStats")["follow"]["lag"] == 0,
+                          timeout=DEADLINE, msg="no lag")
+        # broker 1 follows its own changes too: a no-op (nothing canceled or added twice)
+        f1 = self.ok("getStats")["follow"]
+        self.assertEqual((f1["tasks_added"], f1["tasks_canceled"], f1["errors"]), (0, 0, 0), f1)
+
+
+if __name__ == "__main__":
+    ot.main()
