@@ -2,11 +2,9 @@
  * task_events.c — publishes task-level events on ota/v1/events/task/{id} (task_events.h).
  */
 #include "task_events.h"
+#include "effects.h"
 #include "ota_catalog_json.h"
 
-#include <mosquitto.h>
-#include <mosquitto_broker.h>
-#include <mqtt_protocol.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,22 +41,6 @@ static cJSON *event_json(const ota_task *task, const char *event, int wave, cons
 void ota_task_event(const ota_task *task, const char *event, int wave, const char *reason,
                     int64_t at_ms)
 {
-    cJSON *o = event_json(task, event, wave, reason, at_ms);
-    char *json = o ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    if (!json) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: task %s: %s event: out of memory", task->rec.id,
-                             event);
-        return;
-    }
-    char topic[96];
-    snprintf(topic, sizeof(topic), "ota/v1/events/task/%s", task->rec.id);
-    mosquitto_property *props = NULL;
-    mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/json");
-    int rc = mosquitto_broker_publish_copy(NULL, topic, (int)strlen(json), json, 1, false, props);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        mosquitto_property_free_all(&props);
-        mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: %s not published (error %d)", topic, rc);
-    }
-    free(json);
+    /* ota/v1/events/task/{id}: the events' one publisher (effects.c) */
+    (void)ota_effects_publish("task", task->rec.id, event_json(task, event, wave, reason, at_ms));
 }

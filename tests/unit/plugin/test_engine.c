@@ -74,18 +74,15 @@ int mosquitto_property_add_string(mosquitto_property **proplist, int identifier,
     return 0;
 }
 
-int mosquitto_broker_publish_copy(const char *clientid, const char *topic, int payloadlen,
-                                  const void *payload, int qos, bool retain,
-                                  mosquitto_property *properties)
+/* Task events (task_events.c publishes through effects.c): recorded as "TOPIC EVENT". */
+bool ota_effects_publish(const char *kind, const char *key, cJSON *o)
 {
-    (void)clientid, (void)qos, (void)retain, (void)properties;
-    cJSON *j = cJSON_ParseWithLength(payload, (size_t)payloadlen);
-    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "event");
     size_t used = strlen(g_task_events);
-    snprintf(g_task_events + used, sizeof(g_task_events) - used, "%s %s\n", topic,
-             cJSON_IsString(ev) ? ev->valuestring : "?");
-    cJSON_Delete(j);
-    return 0;
+    snprintf(g_task_events + used, sizeof(g_task_events) - used, "ota/v1/events/%s/%s %s\n",
+             kind, key, cJSON_IsString(ev) ? ev->valuestring : "?");
+    cJSON_Delete(o);
+    return true;
 }
 
 void mosquitto_log_printf(int level, const char *fmt, ...)
