@@ -180,6 +180,8 @@ typedef struct {
     const char *model, *series, *fw, *status, *usage, *prefix;
     int list;                /* -1: any */
     ota_target_match *group; /* NULL: any; else members of that group (static or dynamic) */
+    char *group_name[1];     /* the query it was compiled from: the match points into it */
+    ota_target group_q;
     const char *cursor;
     size_t limit;
     /* the page being gathered: the `limit` smallest matching VINs after the cursor */
@@ -194,9 +196,9 @@ typedef struct {
  * query applies as it does for tasks. 0, or -1 with err (unknown group). */
 static int compile_group(vehicle_walk *w, const char *group, char *err, size_t errlen)
 {
-    char *names[1] = {(char *)group};
-    ota_target q = {.groups = names, .n_groups = 1};
-    return ota_target_compile(w->cat, &q, NULL, NULL, "", &w->group, err, errlen);
+    w->group_name[0] = (char *)group;
+    w->group_q = (ota_target){.groups = w->group_name, .n_groups = 1};
+    return ota_target_compile(w->cat, &w->group_q, NULL, NULL, "", &w->group, err, errlen);
 }
 
 static int parse_vehicle_filter(const cJSON *cmd, vehicle_walk *w, char *err, size_t errlen)
