@@ -99,6 +99,10 @@ void ota_cmd_set_strategy(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_bind_strategy(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_get_strategy(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 /* control_tasks.c */
+/* A change of one task document: d (taken) printed into *json, *doc names it, and
+ * base's change stores that one document. 0, or -1 out of memory. */
+int ota_cmd_task_doc_change(ota_cmd_op *base, const char *id, cJSON *d, char **json,
+                            ota_store_doc *doc);
 void ota_cmd_create_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_get_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_list_task_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd);

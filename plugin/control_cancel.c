@@ -89,16 +89,9 @@ static int cancel_parse(ota_plugin *p, const cJSON *cmd, cancel_op *op, char *er
 /* The whole task's document, canceled. */
 static int cancel_doc(cancel_op *op, const ota_task *task)
 {
-    cJSON *d = ota_task_doc_of(task, OTA_TASK_CANCELED); /* its waves kept */
-    op->json = d ? cJSON_PrintUnformatted(d) : NULL;
-    cJSON_Delete(d);
-    if (!op->json) {
-        return -1;
-    }
-    op->doc = (ota_store_doc){OTA_DOC_TASK, op->id, op->json};
-    op->base.change.docs = &op->doc;
-    op->base.change.n_docs = 1;
-    return 0;
+    return ota_cmd_task_doc_change(&op->base, op->id,
+                                   ota_task_doc_of(task, OTA_TASK_CANCELED), /* waves kept */
+                                   &op->json, &op->doc);
 }
 
 /* The stored change: the task document (whole task) and the executions it changes. */

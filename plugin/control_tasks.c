@@ -577,3 +577,17 @@ const ota_task *ota_cmd_known_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
 {
     return known_task(p, c, cmd, allowed);
 }
+
+int ota_cmd_task_doc_change(ota_cmd_op *base, const char *id, cJSON *d, char **json,
+                            ota_store_doc *doc)
+{
+    *json = d ? cJSON_PrintUnformatted(d) : NULL;
+    cJSON_Delete(d);
+    if (!*json) {
+        return -1;
+    }
+    *doc = (ota_store_doc){OTA_DOC_TASK, id, *json};
+    base->change.docs = doc;
+    base->change.n_docs = 1;
+    return 0;
+}

@@ -104,16 +104,8 @@ static int waves_doc(ota_task *task, waves_op *op)
         copy.waves = &w;
     }
     copy.paused = op->paused;
-    cJSON *d = ota_task_doc_of(&copy, task->state);
-    op->json = d ? cJSON_PrintUnformatted(d) : NULL;
-    cJSON_Delete(d);
-    if (!op->json) {
-        return -1;
-    }
-    op->doc = (ota_store_doc){OTA_DOC_TASK, op->id, op->json};
-    op->base.change.docs = &op->doc;
-    op->base.change.n_docs = 1;
-    return 0;
+    return ota_cmd_task_doc_change(&op->base, op->id, ota_task_doc_of(&copy, task->state),
+                                   &op->json, &op->doc);
 }
 
 static void waves_command(ota_plugin *p, ota_cmd *c, const cJSON *cmd, waves_verb verb)
