@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the web console: builds its files (console/build.sh into build/console/www) and runs
+# Starts the web console: builds its files (tools/console/build.sh into build/console/www) and runs
 # Debian's websockify, which serves them and relays the browser's MQTT-over-WebSocket to the
 # broker's TCP listener (Mosquitto 2.0.11 from Debian has no WebSocket listener).
 #
@@ -21,6 +21,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 command -v websockify >/dev/null || { echo "console.sh: websockify missing (scripts/setup-deps.sh)" >&2; exit 1; }
-bash console/build.sh "$build/console" >&2
+bash tools/console/build.sh "$build/console" >&2
 echo "console: http://$listen/ (relaying to the broker at $broker)" >&2
 exec websockify --web "$build/console/www" "$listen" "$broker"

@@ -16,7 +16,7 @@ build=${BUILD_DIR:-build} # BUILD_DIR: another build directory to use
 echo "== building ($build/)"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" >/dev/null
-echo "built: $build/plugin/mosquitto_ota.so, $build/ota-agent/ota-agent, $build/ota-ecu-sim/ota-ecu-sim"
+echo "built: $build/plugin/mosquitto_ota.so, $build/tools/ota-agent/ota-agent, $build/tools/ota-ecu-sim/ota-ecu-sim"
 
 VIN=LSVTA000000000777
 work=$(mktemp -d /tmp/ota-demo-agent.XXXXXX)
@@ -59,7 +59,7 @@ for _ in $(seq 100); do
 done
 echo "== broker: mosquitto (pid $broker) on 127.0.0.1:$port"
 
-otactl() { "$build"/otactl/otactl -p "$port" -u admin "$@"; }
+otactl() { "$build"/tools/otactl/otactl -p "$port" -u admin "$@"; }
 
 echo "== operator: one vehicle, an encrypted package for BMS, VCU and BCM"
 # The vehicle's own X25519 key pair: the private half stays in the vehicle, the public
@@ -100,7 +100,7 @@ task=$(otactl task create --name agent-demo --type normal --model EX5 --series S
 echo "== campaign: task $task"
 
 echo "== vehicle: ota-ecu-sim with BMS 0701, VCU 0702, BCM 0703 (flash in $work/flash)"
-"$build"/ota-ecu-sim/ota-ecu-sim --dir "$work/flash" --port 0 --port-file "$work/sim.port" \
+"$build"/tools/ota-ecu-sim/ota-ecu-sim --dir "$work/flash" --port 0 --port-file "$work/sim.port" \
     --vin "$VIN" --ecu 0701:BMS:BMS-1.0 --ecu 0702:VCU:VCU-1.0 --ecu 0703:BCM:BCM-1.0 \
     --pending 0702:36:1 --pending-ms 5 --cut 0702:20 2>"$work/sim.log" &
 sim=$!
@@ -122,13 +122,13 @@ ecu BCM uds 127.0.0.1:$sim_port 0703
 CONF
 echo "== ota-agent -c $work/agent.conf --once"
 agent_rc=0
-"$build"/ota-agent/ota-agent -c "$work/agent.conf" --once 2>&1 | sed 's/^/  /' || agent_rc=$?
+"$build"/tools/ota-agent/ota-agent -c "$work/agent.conf" --once 2>&1 | sed 's/^/  /' || agent_rc=$?
 
 echo "== the ECUs after the update"
 ok=1
 for name in BMS VCU BCM; do
     if cmp -s "$work/flash/$name.bin" "$work/$name-2.0.bin"; then same="= package file"; else same="DIFFERS"; ok=0; fi
-    echo "  $name: version $("$build"/ota-agent/ota-agent version "127.0.0.1:$sim_port" \
+    echo "  $name: version $("$build"/tools/ota-agent/ota-agent version "127.0.0.1:$sim_port" \
         "$(case $name in BMS) echo 0701;; VCU) echo 0702;; BCM) echo 0703;; esac)"), flash image $same"
 done
 echo "  the simulator's log, VCU's transfer cut and resumed:"

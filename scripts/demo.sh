@@ -24,10 +24,10 @@ bash scripts/setup-deps.sh
 echo "== building (build/)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
-echo "built: build/plugin/mosquitto_ota.so, build/otactl/otactl, build/ota-fleet/ota-fleet"
+echo "built: build/plugin/mosquitto_ota.so, build/tools/otactl/otactl, build/tools/ota-fleet/ota-fleet"
 CONSOLE=${CONSOLE:-1}
 if [ "$CONSOLE" = 1 ]; then
-    bash console/build.sh build/console >/dev/null && echo "built: build/console/www (web console)" ||
+    bash tools/console/build.sh build/console >/dev/null && echo "built: build/console/www (web console)" ||
         { echo "console: build failed (npm ci), the demo runs without it"; CONSOLE=0; }
 fi
 
@@ -80,7 +80,7 @@ for _ in $(seq 100); do
 done
 echo "== broker: mosquitto (pid $broker) on 127.0.0.1:$port, store sqlite:$work/ota.db"
 
-otactl() { build/otactl/otactl -p "$port" -u admin "$@"; }
+otactl() { build/tools/otactl/otactl -p "$port" -u admin "$@"; }
 
 if [ "$CONSOLE" = 1 ]; then
     wsport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -93,7 +93,7 @@ echo "== operator: catalog set-up with otactl"
 otactl model set --model L9 --series 2024 --ecu BMS --ecu ADAS
 # The vehicles' X25519 public keys (derived by ota-fleet from a seed and the VIN), so
 # that each encrypted description carries the content key wrapped for its vehicle.
-build/ota-fleet/ota-fleet keys --vehicles "$VEHICLES" --key-seed "$KEY_SEED" > "$work/keys.csv"
+build/tools/ota-fleet/ota-fleet keys --vehicles "$VEHICLES" --key-seed "$KEY_SEED" > "$work/keys.csv"
 {
     echo "vin,model,series,status,usage,sold,activated,fw,public_key"
     sed 's/^\([^,]*\),\(.*\)$/\1,L9,2024,sold,retail,true,true,2.0.9,\2/' "$work/keys.csv"
@@ -103,7 +103,7 @@ otactl vehicle import "$work/fleet.csv"
 head -c $((FILE_KB * 1024)) /dev/urandom > "$work/bms-2.1.0.bin"
 head -c $((FILE_KB * 256)) /dev/urandom > "$work/adas-2.1.0.bin"
 encrypted=()
-if build/otactl/otactl file --help 2>&1 | grep -q -- "--encrypt"; then
+if build/tools/otactl/otactl file --help 2>&1 | grep -q -- "--encrypt"; then
     # Encrypted package: both files under one content key; the plugin keeps the key
     # sealed and wraps it for each vehicle in its description.
     ckey=$(/usr/bin/python3 -c 'import os; print(os.urandom(32).hex())')
@@ -133,7 +133,7 @@ fi
 echo "== fleet: $VEHICLES simulated vehicles (failure rate $FAILURE_RATE, cut links" \
      "$DISCONNECT_RATE per window, lost blocks $DROP_RATE)"
 fleet_rc=0
-build/ota-fleet/ota-fleet campaign --port "$port" --vehicles "$VEHICLES" \
+build/tools/ota-fleet/ota-fleet campaign --port "$port" --vehicles "$VEHICLES" \
     --pub "$work/ota-signing.pem.pub" --key-seed "$KEY_SEED" --fw 2.0.9 \
     --failure-rate "$FAILURE_RATE" --disconnect-rate "$DISCONNECT_RATE" \
     --drop-rate "$DROP_RATE" --install-step 0.5 --timeout 150 || fleet_rc=$?

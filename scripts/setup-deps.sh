@@ -11,7 +11,7 @@ PKGS=(build-essential cmake pkg-config
       clang libclang-rt-14-dev openssl
       tzdata
       chromium chromium-driver python3-selenium websockify)
-# The web console's build (console/build.sh: npm ci) needs node and npm; a machine that has
+# The web console's build (tools/console/build.sh: npm ci) needs node and npm; a machine that has
 # them from elsewhere (e.g. nodesource, whose nodejs conflicts with Debian's npm) keeps them.
 command -v node >/dev/null || PKGS+=(nodejs)
 command -v npm >/dev/null || PKGS+=(npm)

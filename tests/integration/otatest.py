@@ -100,7 +100,7 @@ def _env_path(name, default):
 
 PLUGIN = _env_path("OTA_PLUGIN", _build_dir() / "plugin" / "mosquitto_ota.so")
 MOSQUITTO = _env_path("OTA_MOSQUITTO", shutil.which("mosquitto") or "/usr/sbin/mosquitto")
-FLEET = _env_path("OTA_FLEET", _build_dir() / "ota-fleet" / "ota-fleet")
+FLEET = _env_path("OTA_FLEET", _build_dir() / "tools" / "ota-fleet" / "ota-fleet")
 PRELOAD = os.environ.get("OTA_BROKER_PRELOAD", "")
 TEST_TMP = _env_path("OTA_TEST_TMP", _build_dir() / "test-tmp")
 SCALE = float(os.environ.get("OTA_TIMEOUT_SCALE") or (3 if PRELOAD else 1))

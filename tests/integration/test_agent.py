@@ -32,8 +32,8 @@ from test_catalog_api import CatalogCase, package  # noqa: E402
 from test_fleet_campaign import encrypt  # noqa: E402
 
 BIN = Path(ot.PLUGIN).resolve().parents[1]
-AGENT = os.environ.get("OTA_AGENT") or str(BIN / "ota-agent" / "ota-agent")
-SIM = os.environ.get("OTA_ECU_SIM") or str(BIN / "ota-ecu-sim" / "ota-ecu-sim")
+AGENT = os.environ.get("OTA_AGENT") or str(BIN / "tools" / "ota-agent" / "ota-agent")
+SIM = os.environ.get("OTA_ECU_SIM") or str(BIN / "tools" / "ota-ecu-sim" / "ota-ecu-sim")
 M, S = "EX5", "S1"
 VIN = ot.vin(1)
 ECUS = (("BMS", 0x0701), ("VCU", 0x0702), ("BCM", 0x0703))

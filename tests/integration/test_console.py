@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Integration: the web console (console/, docs/console.md) in a real browser.
+"""Integration: the web console (tools/console/, docs/console.md) in a real browser.
 
 Headless Chromium (python3-selenium + chromium-driver) loads the console from Debian's
 websockify, which also relays its MQTT-over-WebSocket to a real broker with the plugin.
@@ -45,9 +45,9 @@ WAIT = 60 * ot.SCALE  # generous: the machine is shared
 
 
 def www_dir():
-    """console/build.sh into the build directory (npm ci from the lock file)."""
+    """tools/console/build.sh into the build directory (npm ci from the lock file)."""
     out = Path(ot.TEST_TMP).parent / "console"
-    subprocess.run(["bash", str(ot.REPO / "console" / "build.sh"), str(out)], check=True,
+    subprocess.run(["bash", str(ot.REPO / "tools" / "console" / "build.sh"), str(out)], check=True,
                    stdout=subprocess.DEVNULL)
     return out / "www"
 

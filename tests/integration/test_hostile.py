@@ -42,7 +42,7 @@ from test_file_get import grant, rss_kib  # noqa: E402
 V1, V2, V3 = ot.vin(1), ot.vin(2), ot.vin(3)
 KIB, MIB = 1024, 1024 * 1024
 DENIED = 0x87
-OTACTL = ot._env_path("OTA_OTACTL", ot._build_dir() / "otactl" / "otactl")
+OTACTL = ot._env_path("OTA_OTACTL", ot._build_dir() / "tools" / "otactl" / "otactl")
 MOSQUITTO_SUB = "/usr/bin/mosquitto_sub"
 MEMORY_BOUND = 64 * MIB  # docs/security.md "Memory per vehicle": 34 MiB with the defaults
 RATE, BURST = 1 * MIB, 4 * MIB  # plugin_opt_file_vehicle_rate, _burst (the defaults)

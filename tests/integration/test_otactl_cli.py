@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import otatest as ot  # noqa: E402
 
-OTACTL = ot._env_path("OTA_OTACTL", ot._build_dir() / "otactl" / "otactl")
+OTACTL = ot._env_path("OTA_OTACTL", ot._build_dir() / "tools" / "otactl" / "otactl")
 V1, V2, V3 = ot.vin(1), ot.vin(2), ot.vin(3)
 SHA_A = "a" * 64
 

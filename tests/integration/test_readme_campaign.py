@@ -22,7 +22,7 @@ import otatest as ot  # noqa: E402
 from test_shadow import ShadowCar, topic, update  # noqa: E402
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-OTACTL = ot._env_path("OTA_OTACTL", ot._build_dir() / "otactl" / "otactl")
+OTACTL = ot._env_path("OTA_OTACTL", ot._build_dir() / "tools" / "otactl" / "otactl")
 FLEET = ["LSVTA000000000001", "LSVTA000000000002", "LSVTA000000000003"]
 
 

@@ -1,5 +1,5 @@
 /*
- * test_uds_codec.c — the DoIP and UDS wire formats of ota-agent/uds.c (shared with
+ * test_uds_codec.c — the DoIP and UDS wire formats of tools/ota-agent/uds.c (shared with
  * ota-ecu-sim): DoIP headers (version / inverse version, type, length, the payload
  * limit), the RequestDownload request and response, positive / negative responses, the
  * RoutineControl request, the documented test key function (values worked out by hand

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes fleet_vectors.h: test vectors for vehicle-crypto/vcrypto.c and fleet_dl.c made by an
+"""Writes fleet_vectors.h: test vectors for tools/vehicle-crypto/vcrypto.c and fleet_dl.c made by an
 independent implementation (Python cryptography + cbor2), following the cross-team formats
 (docs/protocol.md): a COSE_Sign1 package description signed with Ed25519 or ES256 (raw
 r || s), `req` in its unprotected header, a content key

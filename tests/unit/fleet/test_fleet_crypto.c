@@ -1,6 +1,6 @@
 /*
- * test_fleet_crypto.c — the pure parts of ota-fleet's campaign mode (vehicle-crypto/vcrypto.c,
- * ota-fleet/fleet_dl.c) against vectors made by an independent implementation (Python
+ * test_fleet_crypto.c — the pure parts of ota-fleet's campaign mode (tools/vehicle-crypto/vcrypto.c,
+ * tools/ota-fleet/fleet_dl.c) against vectors made by an independent implementation (Python
  * cryptography + cbor2, fleet_vectors.py): COSE_Sign1 verification with Ed25519 and
  * ES256 (the header's req, a wrong algorithm, tampering) and the vehicle's checks (a
  * retry's same counter accepted only with the same payload), the vehicle key from a seed,

@@ -10,7 +10,7 @@
  * (vehicles publish one shadow/update each, then stay connected and count the task
  * notices that arrive on shadow/delta: the dispatch benchmark's fleet) and `campaign`
  * (vehicles behave like real ones through an upgrade campaign: fleet_campaign.c, with
- * the checks of vehicle-crypto/vcrypto.c and the block bookkeeping of fleet_dl.c).
+ * the checks of tools/vehicle-crypto/vcrypto.c and the block bookkeeping of fleet_dl.c).
  *
  * Scaling rules (a later issue runs 10,000 vehicles in one process): everything per
  * vehicle lives in a table indexed by vehicle id; the pollfd array has the same index;

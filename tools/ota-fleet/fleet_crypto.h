@@ -1,7 +1,7 @@
 /*
  * fleet_crypto.h — ota-fleet's block download bookkeeping (windows, resume bitmap,
  * in-order SHA-256 and streaming decryption of nonce || ciphertext || tag), on top of the
- * vehicle checks shared with ota-agent (vehicle-crypto/vcrypto.h).
+ * vehicle checks shared with ota-agent (tools/vehicle-crypto/vcrypto.h).
  */
 #ifndef OTA_FLEET_CRYPTO_H
 #define OTA_FLEET_CRYPTO_H

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# console/build.sh OUT — assembles the web console into OUT/www: `npm ci` from
-# console/package.json + package-lock.json into OUT/npm (again only when the lock file
-# changed), then the page (console/web/) and mqtt.js's browser build
+# tools/console/build.sh OUT — assembles the web console into OUT/www: `npm ci` from
+# tools/console/package.json + package-lock.json into OUT/npm (again only when the lock file
+# changed), then the page (tools/console/web/) and mqtt.js's browser build
 # (node_modules/mqtt/dist/mqtt.js, not minified) into OUT/www. Called by scripts/console.sh,
 # scripts/demo.sh and tests/integration/test_console.py.
 set -euo pipefail
 src=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: console/build.sh OUT_DIR}
+out=${1:?usage: tools/console/build.sh OUT_DIR}
 mkdir -p "$out/npm"
 if ! cmp -s "$src/package-lock.json" "$out/npm/package-lock.json" ||
    [ ! -f "$out/npm/node_modules/mqtt/dist/mqtt.js" ]; then
