@@ -156,6 +156,7 @@ static const otactl_opt vehicle_upsert_opts[] = {
     {"config-word", "WORD", "configuration word"},
     {"fw", "VERSION", "current firmware version"},
     {"public-key", "HEX", "X25519 public key, 64 hex characters"},
+    {"rxswin", "R79-X,R10-Y", "its current RXSWINs (\"\" clears; absent: kept as stored)"},
     {NULL, NULL, NULL},
 };
 
@@ -300,6 +301,11 @@ static const otactl_opt package_add_opts[] = {
     {"baseline", "TEXT", "baseline description"},
     {"prompt", "TEXT", "prompt shown to the user"},
     {"result-info", "TEXT", "result information"},
+    {"language", "TAG", "the default language of per-language texts (e.g. en)"},
+    {"prompt-lang", "TAG=TEXT", "the prompt in one language (repeatable; issue 17)"},
+    {"result-info-lang", "TAG=TEXT", "the result information in one language (repeatable)"},
+    {"rxswin", "R79-X,R10-Y", "the RXSWINs the package sets (comma-separated; \"\" clears)"},
+    {"install-mode", "MODE", "default install mode of its tasks: forced, soft, download_only"},
     {"encrypted", NULL, "the package's files are encrypted (needs --content-key)"},
     {"content-key", "HEX", "the content key of an encrypted package (64 hex, from file upload --encrypt)"},
     {"ecu", "ECU:TYPE:VERSION:SHA256:NAME",
@@ -331,8 +337,9 @@ static const action package_actions[] = {
      2, 2, package_max},
     {"version", "MODEL SERIES VERSION", "show the full package of a version", NULL, 3, 3,
      package_version},
-    {"update", "ID [--baseline TEXT] [--prompt TEXT] [--result-info TEXT]",
-     "set a package's texts (e.g. the baseline description it was added without)",
+    {"update", "ID [--baseline TEXT] [--prompt TEXT] [--result-info TEXT] [R156 options]",
+     "set a package's texts (e.g. the baseline description it was added without), RXSWINs, "
+     "default install mode",
      otactl_package_update_opts, 1, 1, otactl_cmd_package_update},
     {"deprecate", "ID", "no new task may use the package (refused while an active task does)", NULL,
      1, 1, otactl_cmd_package_deprecate},
