@@ -155,6 +155,33 @@ static bool parse_key(cbor_item_t *key, vc_desc *d)
     return true;
 }
 
+static bool is_text(const cbor_item_t *v)
+{
+    return v != NULL && cbor_isa_string(v) && cbor_string_is_definite(v);
+}
+
+/* A {tag: text} map of the description's texts (issue 17), or absent. */
+static bool lang_map_ok(cbor_item_t *m)
+{
+    if (m == NULL)
+        return true;
+    if (!cbor_isa_map(m) || !cbor_map_is_definite(m))
+        return false;
+    struct cbor_pair *p = cbor_map_handle(m);
+    for (size_t i = 0; i < cbor_map_size(m); i++)
+        if (!is_text(p[i].key) || !is_text(p[i].value))
+            return false;
+    return true;
+}
+
+/* texts?: {language: text, prompt?: {tag: text}, result_info?: {tag: text}}. */
+static bool texts_ok(cbor_item_t *t)
+{
+    return t == NULL || (cbor_isa_map(t) && is_text(vc_cbor_get(t, "language")) &&
+                         lang_map_ok(vc_cbor_get(t, "prompt")) &&
+                         lang_map_ok(vc_cbor_get(t, "result_info")));
+}
+
 static bool parse_description(cbor_item_t *root, vc_desc *d)
 {
     cbor_item_t *ecus = vc_cbor_get(root, "ecus");
@@ -164,7 +191,8 @@ static bool parse_description(cbor_item_t *root, vc_desc *d)
         !get_text(root, "task", d->task, sizeof d->task) ||
         !get_text(root, "to", d->to, sizeof d->to) || !get_uint(root, "ctr", &d->ctr) ||
         !get_uint(root, "iat", &d->iat) || !get_uint(root, "exp", &d->exp) || ecus == NULL ||
-        !cbor_isa_array(ecus) || cbor_array_size(ecus) == 0 || cbor_array_size(ecus) > VC_MAX_ECUS)
+        !cbor_isa_array(ecus) || cbor_array_size(ecus) == 0 || cbor_array_size(ecus) > VC_MAX_ECUS ||
+        !texts_ok(vc_cbor_get(root, "texts")))
         return false;
     d->has_req = get_uint(root, "req", &d->req);
     d->n_ecus = (uint32_t)cbor_array_size(ecus);
@@ -399,6 +427,62 @@ vc_verdict vc_desc_verify(const vc_pub *pub, const void *msg, size_t len, vc_des
         v = verify_sign1(pub, arr, out);
     cbor_decref(&arr);
     return v;
+}
+
+/* Copies text item v (definite) into out, cut to cap - 1 bytes. */
+static void copy_text(const cbor_item_t *v, char *out, size_t cap)
+{
+    size_t n = cbor_string_length(v);
+    n = n < cap ? n : cap - 1;
+    memcpy(out, cbor_string_handle(v), n);
+    out[n] = '\0';
+}
+
+/* The text of field in lang, else in the description's default language, else the
+ * plain field; *used the language taken ("" for the plain field). */
+static void pick_text(cbor_item_t *root, const char *field, const char *lang, char *out,
+                      size_t cap, char *used, size_t used_cap)
+{
+    cbor_item_t *texts = vc_cbor_get(root, "texts"), *m = vc_cbor_get(texts, field);
+    cbor_item_t *def = vc_cbor_get(texts, "language"), *v = NULL;
+    char deflang[64] = "";
+    if (is_text(def))
+        copy_text(def, deflang, sizeof deflang);
+    const char *tried[2] = {lang, deflang};
+    for (int i = 0; i < 2 && m != NULL && v == NULL; i++) {
+        if (tried[i] != NULL && tried[i][0] != '\0' && is_text(vc_cbor_get(m, tried[i]))) {
+            v = vc_cbor_get(m, tried[i]);
+            snprintf(used, used_cap, "%s", tried[i]);
+        }
+    }
+    if (v == NULL) {
+        v = vc_cbor_get(root, field);
+        snprintf(used, used_cap, "%s", "");
+    }
+    if (is_text(v))
+        copy_text(v, out, cap);
+}
+
+int vc_desc_user_text(const void *msg, size_t len, const char *field, const char *lang, char *out,
+                      size_t cap, char *used, size_t used_cap)
+{
+    struct cbor_load_result res;
+    size_t head = sign1_head(msg, len);
+    cbor_item_t *arr = NULL, *desc = NULL;
+    out[0] = used[0] = '\0';
+    if (cap == 0 || head == 0 ||
+        (arr = cbor_load((const uint8_t *)msg + head, len - head, &res)) == NULL)
+        return -1;
+    if (cbor_isa_array(arr) && cbor_array_size(arr) == 4 && is_bytes(cbor_array_handle(arr)[2]))
+        desc = cbor_load(cbor_bytestring_handle(cbor_array_handle(arr)[2]),
+                         cbor_bytestring_length(cbor_array_handle(arr)[2]), &res);
+    if (desc != NULL && cbor_isa_map(desc))
+        pick_text(desc, field, lang, out, cap, used, used_cap);
+    int rc = desc != NULL && cbor_isa_map(desc) ? 0 : -1;
+    if (desc != NULL)
+        cbor_decref(&desc);
+    cbor_decref(&arr);
+    return rc;
 }
 
 vc_verdict vc_desc_check(const vc_desc *d, const char *vin, int64_t now_ms, uint64_t last_ctr)
