@@ -502,7 +502,7 @@ static const cJSON *sub_object(const cJSON *obj, const char *path, const char *k
 /* ---- vehicles ---- */
 
 static const char *const vehicle_fields[] = {
-    "vin",       "model",     "series",      "platform", "status",     "usage", "sold",
+    "vin",       "model",     "series",      "platform", "status",     "usage",  "sold",
     "activated", "passenger", "config_word", "fw",       "public_key", "rxswin", NULL};
 
 static int vehicle_public_key(const cJSON *j, const char *path, ota_vehicle_rec *out, char *err,
@@ -651,14 +651,16 @@ int ota_json_model(const cJSON *j, const char *path, ota_model_rec *out, char *e
 
 /* The stored form's fields, and the addPackage form's (content_key instead of id, status
  * and sealed_key); the addPackage file has no size. */
-static const char *const package_fields[] = {
-    "id",   "status", "sealed_key",           "model",  "series",      "version",
-    "kind", "from",   "baseline_description", "prompt", "result_info", "encrypted",
-    "ecus", "language", "rxswin", "install_mode", NULL};
+static const char *const package_fields[] = {"id",           "status",      "sealed_key",
+                                             "model",        "series",      "version",
+                                             "kind",         "from",        "baseline_description",
+                                             "prompt",       "result_info", "encrypted",
+                                             "ecus",         "language",    "rxswin",
+                                             "install_mode", NULL};
 static const char *const package_request_fields[] = {
-    "model",  "series",      "version",   "kind",        "from", "baseline_description",
-    "prompt", "result_info", "encrypted", "content_key", "ecus", "language", "rxswin",
-    "install_mode", NULL};
+    "model",  "series",       "version",   "kind",        "from", "baseline_description",
+    "prompt", "result_info",  "encrypted", "content_key", "ecus", "language",
+    "rxswin", "install_mode", NULL};
 static const char *const pkg_ecu_fields[] = {"ecu", "type", "version", "file", NULL};
 static const char *const pkg_file_fields[] = {"size", "sha256", "name", NULL};
 #define FILE_STORED_ONLY 1

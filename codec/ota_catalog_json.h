@@ -174,8 +174,8 @@ void ota_json_strings_free(char **v, size_t n);
 bool ota_rxswin_valid(const char *s);
 /* An array of 0..16 unique RXSWINs, at most one per regulation, into its canonical text
  * (sorted by regulation, joined by ','): *out malloc()ed, NULL when absent or []. */
-int ota_json_get_rxswin(const cJSON *obj, const char *path, const char *key, char **out,
-                        char *err, size_t errlen);
+int ota_json_get_rxswin(const cJSON *obj, const char *path, const char *key, char **out, char *err,
+                        size_t errlen);
 /* Adds a canonical list as an array (nothing for NULL; "" gives []). False: out of memory. */
 bool ota_json_add_rxswin(cJSON *o, const char *key, const char *list);
 /* The vehicle's list after installing a package's: each RXSWIN of the package replaces
@@ -196,8 +196,8 @@ int ota_json_pkg_install_mode(const cJSON *j, const char *path, ota_package_rec 
 bool ota_json_add_pkg_install_mode(cJSON *o, const ota_package_rec *r);
 /* {task, vin, package, before: [RXSWIN...], after: [...], at}: the stored form of an
  * OTA_DOC_RXSWIN document. */
-int ota_json_rxswin_change(const cJSON *j, const char *path, ota_rxswin_change_rec *out,
-                           char *err, size_t errlen);
+int ota_json_rxswin_change(const cJSON *j, const char *path, ota_rxswin_change_rec *out, char *err,
+                           size_t errlen);
 cJSON *ota_json_from_rxswin_change(const ota_rxswin_change_rec *r);
 
 /* ---- times (time_json.c, issue 18) ---- */

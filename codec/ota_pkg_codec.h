@@ -65,7 +65,7 @@ typedef struct {
     const ota_lang_text *prompts;
     size_t n_result_infos;
     const ota_lang_text *result_infos;
-    const char *rxswin; /* the package's canonical RXSWIN list; NULL: no "rxswin" key */
+    const char *rxswin;       /* the package's canonical RXSWIN list; NULL: no "rxswin" key */
     const char *install_mode; /* NULL or "forced": left out (issue 17) */
     int64_t install_deadline; /* time_forced's deadline; <= 0: left out */
     uint8_t pre_flags;        /* OTA_PRE_* of the strategy; 0: no preconditions key */

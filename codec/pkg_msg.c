@@ -220,8 +220,7 @@ static cbor_item_t *lang_map(const ota_lang_text *v, size_t n)
 /* texts: {language, prompt?: {tag: text}, result_info?: {tag: text}} (issue 17). */
 static cbor_item_t *texts_map(const ota_description *d)
 {
-    cbor_item_t *m =
-        cbor_new_definite_map(1 + (d->n_prompts > 0) + (d->n_result_infos > 0));
+    cbor_item_t *m = cbor_new_definite_map(1 + (d->n_prompts > 0) + (d->n_result_infos > 0));
     bool ok = m != NULL && put(m, "language", text(d->language)) &&
               (d->n_prompts == 0 || put(m, "prompt", lang_map(d->prompts, d->n_prompts))) &&
               (d->n_result_infos == 0 ||
@@ -260,8 +259,7 @@ uint8_t *ota_codec_encode_description(const ota_description *d, size_t *len)
     bool ok = m != NULL && put_header(m, d) && put(m, "ecus", ecus_array(d)) && put_mode(m, d) &&
               (d->pre_flags == 0 || put(m, "preconditions", pre_map(d))) &&
               (d->language == NULL || put(m, "texts", texts_map(d))) &&
-              (d->rxswin == NULL || put(m, "rxswin", rxswin_array(d->rxswin))) &&
-              put_trailer(m, d);
+              (d->rxswin == NULL || put(m, "rxswin", rxswin_array(d->rxswin))) && put_trailer(m, d);
     return finish(m, ok, len);
 }
 

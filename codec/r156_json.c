@@ -72,14 +72,14 @@ static char *join_list(char **v, size_t n)
     return out;
 }
 
-int ota_json_get_rxswin(const cJSON *obj, const char *path, const char *key, char **out,
-                        char *err, size_t errlen)
+int ota_json_get_rxswin(const cJSON *obj, const char *path, const char *key, char **out, char *err,
+                        size_t errlen)
 {
     char **v = NULL;
     size_t n = 0;
     *out = NULL;
-    if (ota_json_get_string_array(obj, path, key, false, 0, OTA_RXSWIN_MAX, OTA_JSON_UNIQUE, &v,
-                                  &n, err, errlen) < 0)
+    if (ota_json_get_string_array(obj, path, key, false, 0, OTA_RXSWIN_MAX, OTA_JSON_UNIQUE, &v, &n,
+                                  err, errlen) < 0)
         return -1;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -182,8 +182,8 @@ static int cmp_lang(const void *a, const void *b)
 
 /* {tag: text} at path.key into *v / *n, sorted by tag; texts together at most
  * OTA_FREE_TEXT_MAX bytes. */
-static int lang_map(const cJSON *m, const char *path, const char *key, ota_lang_text **v,
-                    size_t *n, char *err, size_t errlen)
+static int lang_map(const cJSON *m, const char *path, const char *key, ota_lang_text **v, size_t *n,
+                    char *err, size_t errlen)
 {
     size_t count = (size_t)cJSON_GetArraySize(m), total = 0;
     if (count < 1 || count > OTA_LANGS_MAX)
@@ -270,8 +270,9 @@ int ota_json_pkg_texts(const cJSON *j, const char *path, ota_package_rec *out, c
         return ota_json_errf(err, errlen, path, "language",
                              "only with prompt or result_info given per language");
     out->language = language ? strdup(language) : NULL;
-    return language && !out->language ? ota_json_errf(err, errlen, path, "language", "out of memory")
-                                      : 0;
+    return language && !out->language
+               ? ota_json_errf(err, errlen, path, "language", "out of memory")
+               : 0;
 }
 
 static bool add_lang_map(cJSON *o, const char *key, const ota_lang_text *v, size_t n)
@@ -323,11 +324,11 @@ bool ota_json_add_pkg_install_mode(cJSON *o, const ota_package_rec *r)
 
 /* ---------------------------------------------------------------- RXSWIN changes */
 
-static const char *const change_fields[] = {"task", "vin",   "package", "before",
-                                            "after", "at", NULL};
+static const char *const change_fields[] = {"task",  "vin", "package", "before",
+                                            "after", "at",  NULL};
 
-int ota_json_rxswin_change(const cJSON *j, const char *path, ota_rxswin_change_rec *out,
-                           char *err, size_t errlen)
+int ota_json_rxswin_change(const cJSON *j, const char *path, ota_rxswin_change_rec *out, char *err,
+                           size_t errlen)
 {
     const char *task, *vin;
     uint64_t at = 0;

@@ -84,9 +84,8 @@ static admin_op *admin_op_new(uint64_t id)
 
 /* ---------------------------------------------------------------- updatePackage */
 
-static const char *const text_fields[] = {"baseline_description", "prompt",       "result_info",
-                                          "language",             "rxswin",       "install_mode",
-                                          NULL};
+static const char *const text_fields[] = {
+    "baseline_description", "prompt", "result_info", "language", "rxswin", "install_mode", NULL};
 
 /* One field of updatePackage into the document j: null removes it (language, rxswin,
  * install_mode); a text is checked here, anything else by the parse of the whole document
@@ -150,9 +149,9 @@ static cJSON *update_apply(ota_plugin *p, ota_cmd_op *base)
 
 void ota_cmd_update_package(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
-    static const char *const allowed[] = {"id",       "baseline_description", "prompt",
-                                          "result_info", "language", "rxswin", "install_mode",
-                                          NULL};
+    static const char *const allowed[] = {
+        "id",     "baseline_description", "prompt", "result_info", "language",
+        "rxswin", "install_mode",         NULL};
     char err[512];
     cJSON *doc = NULL;
     const ota_package_rec *r = ota_cmd_known_package(p, c, cmd, allowed);

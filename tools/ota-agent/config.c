@@ -174,7 +174,8 @@ void agent_config_free(agent_config *c)
 {
     const char *texts[] = {c->host,       c->vin,        c->cafile,      c->certfile,
                            c->keyfile,    c->server_pub, c->vehicle_key, c->state_dir,
-                           c->health_cmd, c->initial_fw, c->consent_cmd, c->precondition_cmd, c->language};
+                           c->health_cmd, c->initial_fw, c->consent_cmd, c->precondition_cmd,
+                           c->language};
 
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
         free((char *)texts[i]);

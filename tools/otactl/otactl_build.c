@@ -242,10 +242,9 @@ static int add_pkg_ecu(const otactl_ctx *ctx, const char *spec, cJSON *arr)
 }
 
 static const char *const pkg_flags[] = {
-    "model",       "series",   "version",      "kind",        "from",
-    "baseline",    "prompt",   "result-info",  "encrypted",   "ecu",
-    "content-key", "language", "prompt-lang",  "result-info-lang", "rxswin",
-    "install-mode", NULL};
+    "model",       "series",           "version",   "kind",         "from",        "baseline",
+    "prompt",      "result-info",      "encrypted", "ecu",          "content-key", "language",
+    "prompt-lang", "result-info-lang", "rxswin",    "install-mode", NULL};
 
 /* --json FILE: a package object, or {"package": {...}}. */
 static int package_from_file(otactl_ctx *ctx, const otactl_args *a, cJSON **pkg)

@@ -152,8 +152,9 @@ int otactl_task_check_cancelable(otactl_ctx *ctx, const char *id)
 /* ---- task export ---- */
 
 static const char *const export_cols[] = {
-    "vin", "state", "code", "attempts", "notified_at", "updated_at", "fw", "target",
-    "rxswin_before", "rxswin_after", "rxswin"}; /* RXSWIN lists: items joined (issue 17) */
+    "vin", "state",  "code",          "attempts",     "notified_at", "updated_at",
+    "fw",  "target", "rxswin_before", "rxswin_after", "rxswin"}; /* RXSWIN lists: items joined
+                                                                    (issue 17) */
 #define N_EXPORT_COLS 11
 
 /* A CSV field: quoted when it holds a comma, quote or line break. */
@@ -417,7 +418,8 @@ const otactl_opt otactl_package_update_opts[] = {
     {"prompt-lang", "TAG=TEXT", "the prompt in one language (repeatable; issue 17)"},
     {"result-info-lang", "TAG=TEXT", "the result information in one language (repeatable)"},
     {"rxswin", "R79-X,R10-Y", "the RXSWINs the package sets (comma-separated; \"\" clears)"},
-    {"install-mode", "MODE", "default install mode of its tasks: forced, soft, download_only (none: no default)"},
+    {"install-mode", "MODE",
+     "default install mode of its tasks: forced, soft, download_only (none: no default)"},
     {NULL, NULL, NULL},
 };
 

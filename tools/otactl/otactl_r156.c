@@ -46,8 +46,8 @@ static int add_lang_text(otactl_ctx *ctx, const otactl_args *a, cJSON *obj, cons
     }
     cJSON *m = cJSON_AddObjectToObject(obj, key);
     if (plain && !language) {
-        return otactl_usage_err(ctx, "--%s with --%s needs --language (its text's language)",
-                                flag, lang_flag);
+        return otactl_usage_err(ctx, "--%s with --%s needs --language (its text's language)", flag,
+                                lang_flag);
     }
     if (plain) {
         cJSON_AddStringToObject(m, language, plain);

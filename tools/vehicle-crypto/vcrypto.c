@@ -177,9 +177,9 @@ static bool lang_map_ok(cbor_item_t *m)
 /* texts?: {language: text, prompt?: {tag: text}, result_info?: {tag: text}}. */
 static bool texts_ok(cbor_item_t *t)
 {
-    return t == NULL || (cbor_isa_map(t) && is_text(vc_cbor_get(t, "language")) &&
-                         lang_map_ok(vc_cbor_get(t, "prompt")) &&
-                         lang_map_ok(vc_cbor_get(t, "result_info")));
+    return t == NULL ||
+           (cbor_isa_map(t) && is_text(vc_cbor_get(t, "language")) &&
+            lang_map_ok(vc_cbor_get(t, "prompt")) && lang_map_ok(vc_cbor_get(t, "result_info")));
 }
 
 static bool parse_description(cbor_item_t *root, vc_desc *d)
@@ -191,8 +191,8 @@ static bool parse_description(cbor_item_t *root, vc_desc *d)
         !get_text(root, "task", d->task, sizeof d->task) ||
         !get_text(root, "to", d->to, sizeof d->to) || !get_uint(root, "ctr", &d->ctr) ||
         !get_uint(root, "iat", &d->iat) || !get_uint(root, "exp", &d->exp) || ecus == NULL ||
-        !cbor_isa_array(ecus) || cbor_array_size(ecus) == 0 || cbor_array_size(ecus) > VC_MAX_ECUS ||
-        !texts_ok(vc_cbor_get(root, "texts")))
+        !cbor_isa_array(ecus) || cbor_array_size(ecus) == 0 ||
+        cbor_array_size(ecus) > VC_MAX_ECUS || !texts_ok(vc_cbor_get(root, "texts")))
         return false;
     d->has_req = get_uint(root, "req", &d->req);
     d->n_ecus = (uint32_t)cbor_array_size(ecus);
@@ -440,8 +440,8 @@ static void copy_text(const cbor_item_t *v, char *out, size_t cap)
 
 /* The text of field in lang, else in the description's default language, else the
  * plain field; *used the language taken ("" for the plain field). */
-static void pick_text(cbor_item_t *root, const char *field, const char *lang, char *out,
-                      size_t cap, char *used, size_t used_cap)
+static void pick_text(cbor_item_t *root, const char *field, const char *lang, char *out, size_t cap,
+                      char *used, size_t used_cap)
 {
     cbor_item_t *texts = vc_cbor_get(root, "texts"), *m = vc_cbor_get(texts, field);
     cbor_item_t *def = vc_cbor_get(texts, "language"), *v = NULL;

@@ -18,10 +18,11 @@
 
 static char err[512];
 
-static const char *PKG = "{\"model\":\"M\",\"series\":\"S\",\"version\":\"2.0\",\"kind\":\"full\","
-                         "\"ecus\":[{\"ecu\":\"BMS\",\"type\":\"ecu\",\"version\":\"2\",\"file\":"
-                         "{\"sha256\":\"0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7"
-                         "e8f9\",\"name\":\"b.bin\"}}]";
+static const char *PKG =
+    "{\"model\":\"M\",\"series\":\"S\",\"version\":\"2.0\",\"kind\":\"full\","
+    "\"ecus\":[{\"ecu\":\"BMS\",\"type\":\"ecu\",\"version\":\"2\",\"file\":"
+    "{\"sha256\":\"0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7"
+    "e8f9\",\"name\":\"b.bin\"}}]";
 
 /* The package request PKG plus the members in extra ("" or ",\"k\":v..."). 0 or -1. */
 static int package(const char *extra, ota_package_rec *out)
@@ -48,8 +49,17 @@ static void test_rxswin_format(void **state)
     (void)state;
     const char *good[] = {"R79-STEER.7", "R10-A", "R1234-x_y/z-1.2",
                           "R156-01234567890123456789012345678901234567890123456789012345678"};
-    const char *bad[] = {NULL, "", "R79", "R79-", "79-A", "R-A", "R12345-A", "r79-A", "R79-a b",
-                         "R79-A,B", "R156-012345678901234567890123456789012345678901234567890123456789"};
+    const char *bad[] = {NULL,
+                         "",
+                         "R79",
+                         "R79-",
+                         "79-A",
+                         "R-A",
+                         "R12345-A",
+                         "r79-A",
+                         "R79-a b",
+                         "R79-A,B",
+                         "R156-012345678901234567890123456789012345678901234567890123456789"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_true(ota_rxswin_valid(good[i]));
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -156,7 +166,8 @@ static void test_texts_per_language(void **state)
             "package.prompt: no text in the default language fr");
     refused(",\"language\":\"en\",\"prompt\":{\"en\":\"x\",\"english\":\"y\"}",
             "package.prompt.english: not a language tag");
-    refused(",\"language\":\"en\",\"prompt\":{}", "package.prompt: expected 1..16 languages, not 0");
+    refused(",\"language\":\"en\",\"prompt\":{}",
+            "package.prompt: expected 1..16 languages, not 0");
     refused(",\"language\":\"en\",\"prompt\":\"x\"",
             "package.language: only with prompt or result_info given per language");
     refused(",\"language\":\"e1\",\"prompt\":{\"en\":\"x\"}", "package.language: \"e1\" is not");
@@ -209,8 +220,12 @@ static void test_install_mode_default(void **state)
 static void test_rxswin_change_record(void **state)
 {
     (void)state;
-    ota_rxswin_change_rec r = {.task = "T000001", .vin = "LSVTA000000000001", .package = 3,
-                               .before = NULL, .after = "R79-STEER.2", .at_ms = 1700000000000};
+    ota_rxswin_change_rec r = {.task = "T000001",
+                               .vin = "LSVTA000000000001",
+                               .package = 3,
+                               .before = NULL,
+                               .after = "R79-STEER.2",
+                               .at_ms = 1700000000000};
     cJSON *j = ota_json_from_rxswin_change(&r);
     char *text = cJSON_PrintUnformatted(j);
     assert_string_equal(text, "{\"task\":\"T000001\",\"vin\":\"LSVTA000000000001\",\"package\":3,"
@@ -243,10 +258,14 @@ static void test_lang_tags(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rxswin_format),       cmocka_unit_test(test_rxswin_lists),
-        cmocka_unit_test(test_rxswin_merge),        cmocka_unit_test(test_vehicle_rxswin),
-        cmocka_unit_test(test_texts_per_language),  cmocka_unit_test(test_texts_bounds),
-        cmocka_unit_test(test_install_mode_default), cmocka_unit_test(test_rxswin_change_record),
+        cmocka_unit_test(test_rxswin_format),
+        cmocka_unit_test(test_rxswin_lists),
+        cmocka_unit_test(test_rxswin_merge),
+        cmocka_unit_test(test_vehicle_rxswin),
+        cmocka_unit_test(test_texts_per_language),
+        cmocka_unit_test(test_texts_bounds),
+        cmocka_unit_test(test_install_mode_default),
+        cmocka_unit_test(test_rxswin_change_record),
         cmocka_unit_test(test_lang_tags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

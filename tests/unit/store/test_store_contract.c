@@ -1201,8 +1201,8 @@ static void test_vehicle_rxswin(void **state)
                              "{\"task\":\"T000001\",\"vin\":\"VIN00000000000001\","
                              "\"package\":3,\"before\":[\"R79-STEER.1\"],"
                              "\"after\":[\"R10-EMC.1\",\"R79-STEER.2\"],\"at\":5}"}};
-    test_apply_ok(f->s, &(ota_catalog_change){.put_vehicles = v, .n_put_vehicles = 2,
-                                              .docs = docs, .n_docs = 1});
+    test_apply_ok(f->s, &(ota_catalog_change){
+                            .put_vehicles = v, .n_put_vehicles = 2, .docs = docs, .n_docs = 1});
     test_got_vehicles g;
     test_load_vehicles_ok(f->s, &g);
     assert_int_equal(g.n, 2);
