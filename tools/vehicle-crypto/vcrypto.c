@@ -413,6 +413,43 @@ static size_t sign1_head(const uint8_t *m, size_t len)
     return 0;
 }
 
+/* libcbor's cbor_load allocates a definite array or map for its declared size before it
+ * reads the items: a hostile head (0x9b and 2^64 - 1) asks for more memory than exists.
+ * Every item takes at least one byte, so a declared size must fit the bytes left; the
+ * heads are walked with the streaming decoder, which allocates nothing (fuzz_desc_texts). */
+typedef struct {
+    size_t left;
+    bool bad;
+} size_walk;
+
+static void on_array(void *ctx, size_t n)
+{
+    size_walk *w = ctx;
+    w->bad |= n > w->left;
+}
+
+static void on_map(void *ctx, size_t n)
+{
+    size_walk *w = ctx;
+    w->bad |= n > w->left / 2;
+}
+
+static bool sizes_fit(const uint8_t *m, size_t len)
+{
+    struct cbor_callbacks cb = cbor_empty_callbacks;
+    cb.array_start = on_array;
+    cb.map_start = on_map;
+    size_walk w = {0, false};
+    for (size_t at = 0; at < len && !w.bad;) {
+        w.left = len - at;
+        struct cbor_decoder_result r = cbor_stream_decode(m + at, len - at, &cb, &w);
+        if (r.status != CBOR_DECODER_FINISHED || r.read == 0)
+            return false;
+        at += r.read;
+    }
+    return !w.bad;
+}
+
 vc_verdict vc_desc_verify(const vc_pub *pub, const void *msg, size_t len, vc_desc *out)
 {
     struct cbor_load_result res;
@@ -420,7 +457,8 @@ vc_verdict vc_desc_verify(const vc_pub *pub, const void *msg, size_t len, vc_des
     cbor_item_t *arr;
     vc_verdict v = VC_DESC_BAD_COSE;
 
-    if (head == 0 || (arr = cbor_load((const uint8_t *)msg + head, len - head, &res)) == NULL)
+    if (head == 0 || !sizes_fit((const uint8_t *)msg + head, len - head) ||
+        (arr = cbor_load((const uint8_t *)msg + head, len - head, &res)) == NULL)
         return VC_DESC_BAD_COSE;
     if (res.read == len - head && cbor_isa_array(arr) && cbor_array_is_definite(arr) &&
         cbor_array_size(arr) == 4)
@@ -470,12 +508,15 @@ int vc_desc_user_text(const void *msg, size_t len, const char *field, const char
     size_t head = sign1_head(msg, len);
     cbor_item_t *arr = NULL, *desc = NULL;
     out[0] = used[0] = '\0';
-    if (cap == 0 || head == 0 ||
+    if (cap == 0 || head == 0 || !sizes_fit((const uint8_t *)msg + head, len - head) ||
         (arr = cbor_load((const uint8_t *)msg + head, len - head, &res)) == NULL)
         return -1;
-    if (cbor_isa_array(arr) && cbor_array_size(arr) == 4 && is_bytes(cbor_array_handle(arr)[2]))
-        desc = cbor_load(cbor_bytestring_handle(cbor_array_handle(arr)[2]),
-                         cbor_bytestring_length(cbor_array_handle(arr)[2]), &res);
+    cbor_item_t *payload = cbor_isa_array(arr) && cbor_array_size(arr) == 4
+                               ? cbor_array_handle(arr)[2]
+                               : NULL;
+    if (payload != NULL && is_bytes(payload) &&
+        sizes_fit(cbor_bytestring_handle(payload), cbor_bytestring_length(payload)))
+        desc = cbor_load(cbor_bytestring_handle(payload), cbor_bytestring_length(payload), &res);
     if (desc != NULL && cbor_isa_map(desc))
         pick_text(desc, field, lang, out, cap, used, used_cap);
     int rc = desc != NULL && cbor_isa_map(desc) ? 0 : -1;
