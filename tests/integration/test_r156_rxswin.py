@@ -212,6 +212,14 @@ class OtactlFlags(Fleet):
         self.assertEqual(self.ok("getVehicle", vin=ot.vin(20))["vehicle"]["rxswin"],
                          ["R79-STEER.1"])
         self.assertIn("R79-STEER.1", run("vehicle", "get", ot.vin(20)))
+        csv = self.tmp / "fleet.csv"
+        csv.write_text("vin,model,series,status,usage,rxswin\n"
+                       "%s,EX5,S1,in_stock,retail,\"R79-STEER.3; R10-EMC.4\"\n"
+                       "%s,EX5,S1,in_stock,retail,\n" % (ot.vin(20), ot.vin(21)))
+        self.assertEqual(run("vehicle", "import", str(csv)), "upserted: 2\n")
+        self.assertEqual(self.ok("getVehicle", vin=ot.vin(20))["vehicle"]["rxswin"],
+                         ["R10-EMC.4", "R79-STEER.3"])
+        self.assertNotIn("rxswin", self.ok("getVehicle", vin=ot.vin(21))["vehicle"])
 
 
 class Agent(test_agent.AgentCase):
