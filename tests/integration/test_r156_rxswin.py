@@ -15,6 +15,7 @@ the agent logs the driver's language and gives it to consent_cmd.
 Install-mode defaults: a package's install_mode is what a task gets unless it names its
 own (createTask, otactl package add --install-mode)."""
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,30 @@ class Rxswin(Fleet):
         self.check_export(tid, a, b, c, want_a)
         self.assertEqual(self.ok("getStats")["rxswin"]["queued"], 0)  # nothing to do again
 
+    def test_start_repairs_an_update_lost_before_it_was_stored(self):
+        """A success whose RXSWIN update never reached the store (a crash in between: made
+        here by removing it from the SQLite file while the broker is down) is committed at
+        the next start, for a task still active."""
+        a, b = self.setup_fleet(20, 21)
+        self.ok("updatePackage", id=self.p20, rxswin=PKG_RX)
+        tid = self.create([a.vin, b.vin])["id"]  # b never answers: the task stays active
+        self.notice_of(a, tid)
+        report(a, 1, ot.ev_status(task=tid, status="succeeded"))
+        want = ["R13-BRK.5", "R79-STEER.2"]
+        ot.wait_until(lambda: self.vehicle_rx(a.vin) == want, msg="RXSWIN committed")
+        self.a.wait_drained()
+        self.b.stop()
+        con = sqlite3.connect(str(self.b.db_path))
+        with con:
+            con.execute("DELETE FROM ota_rxswin_change")
+            con.execute("UPDATE ota_vehicle SET rxswin = NULL")
+        con.close()
+        self.b.start()
+        self.a = self.admin(self.b, nodelay=True)
+        ot.wait_until(lambda: self.vehicle_rx(a.vin) == want, msg="RXSWIN committed at start")
+        row = [r for r in self.ok("exportTask", id=tid)["vehicles"] if r["vin"] == a.vin][0]
+        self.assertEqual((row["rxswin_before"], row["rxswin_after"]), ([], want))
+
     def check_export(self, tid, a, b, c, want_a):
         rows = {r["vin"]: r for r in self.ok("exportTask", id=tid)["vehicles"]}
         self.assertEqual((rows[a.vin]["rxswin_before"], rows[a.vin]["rxswin_after"]),
@@ -125,6 +150,7 @@ class RxswinMongo(Rxswin):
         self.STORE = lambda: peer.uri("ota")
 
     test_package_without_rxswin_changes_nothing = None
+    test_start_repairs_an_update_lost_before_it_was_stored = None  # edits the SQLite file
 
 
 class Texts(PkgCase):
