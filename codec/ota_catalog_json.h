@@ -44,7 +44,7 @@ cJSON *ota_json_parse_exact(const void *payload, size_t len);
  * text in err, *out then being zeroed (nothing to free). */
 
 /* A vehicle of upsertVehicles: {vin, model, series, platform?, status, usage, sold?,
- * activated?, passenger?, config_word?, fw?, public_key?}. */
+ * activated?, passenger?, config_word?, fw?, public_key?, rxswin? (issue 17)}. */
 int ota_json_vehicle(const cJSON *j, const char *path, ota_vehicle_rec *out, char *err,
                      size_t errlen);
 /* The setModel command object itself: {model, series, supports_config_word, ecus?,
