@@ -609,6 +609,13 @@ static cJSON *result_json(ota_plugin *p, const ota_task *t, const ota_task_exec 
         cJSON_AddStringToObject(o, "fw", v->fw);
     }
     cJSON_AddStringToObject(o, "target", t->rec.version);
+    /* R156 (issue 17): the vehicle's RXSWINs now, and what this task's commit changed */
+    ota_json_add_rxswin(o, "rxswin", v ? v->rxswin : NULL);
+    const ota_rxswin_change *ch = ota_catalog_rxswin_change(p->catalog, t->rec.id, vin);
+    if (ch) {
+        ota_json_add_rxswin(o, "rxswin_before", ch->before ? ch->before : "");
+        ota_json_add_rxswin(o, "rxswin_after", ch->after ? ch->after : "");
+    }
     return o;
 }
 

@@ -176,6 +176,11 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
         return -1;
     }
     op->package = pkg->id;
+    /* install mode: the task's own, else its package's default (issue 17), else forced */
+    if (pkg->has_install_mode &&
+        !cJSON_HasObjectItem(cJSON_GetObjectItemCaseSensitive(cmd, "task"), "install_mode")) {
+        op->rec.install_mode = (ota_install_mode)pkg->install_mode;
+    }
     ota_tasks_next_id(p->tasks, op->id, sizeof(op->id));
     op->rec.id = strdup(op->id);
     return op->rec.id ? 0 : ota_json_errf(err, errlen, NULL, NULL, "out of memory");

@@ -87,6 +87,7 @@ ota_catalog *ota_catalog_new(void)
     for (int l = 0; l < OTA_LIST_COUNT; l++)
         ota_map_init(&c->lists[l], sizeof(cat_vin), cat_vin_key);
     cat_groups_init(c);
+    cat_rxswin_init(c);
     c->next_package_id = 1;
     return c;
 }
@@ -107,6 +108,7 @@ void ota_catalog_free(ota_catalog *c)
     for (int l = 0; l < OTA_LIST_COUNT; l++)
         ota_map_destroy(&c->lists[l], NULL);
     cat_groups_destroy(c);
+    cat_rxswin_destroy(c);
     ota_map_destroy(&c->strings, string_fini);
     free(c);
 }

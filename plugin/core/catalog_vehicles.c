@@ -1,7 +1,7 @@
 /*
  * catalog_vehicles.c — vehicles and lists of the in-memory catalog (catalog.h).
  *
- * A vehicle is an ota_vehicle record in c->vehicles (96 bytes on LP64): its VIN inline,
+ * A vehicle is an ota_vehicle record in c->vehicles (104 bytes on LP64): its VIN inline,
  * its texts interned, its public key (when it has one) a separate 32-byte block of
  * c->keys (slabs of 2047 blocks with a free list: no malloc header per key).
  * Replacing a vehicle rewrites its record in place. A VIN bound to a strategy keeps the
@@ -87,7 +87,8 @@ static int vehicle_build(ota_catalog *c, const ota_vehicle_rec *r, ota_vehicle *
     if (cat_intern(c, r->model, &v->model) != 0 || cat_intern(c, r->series, &v->series) != 0 ||
         cat_intern(c, r->platform, &v->platform) != 0 ||
         cat_intern(c, r->status, &v->status) != 0 || cat_intern(c, r->usage, &v->usage) != 0 ||
-        cat_intern(c, r->fw, &v->fw) != 0 || cat_intern(c, r->config_word, &v->config_word) != 0)
+        cat_intern(c, r->fw, &v->fw) != 0 || cat_intern(c, r->config_word, &v->config_word) != 0 ||
+        cat_intern(c, r->rxswin, &v->rxswin) != 0)
         return -1;
     return 0;
 }
@@ -169,7 +170,8 @@ int ota_catalog_vehicle_rec(const ota_vehicle *v, ota_vehicle_rec *out)
     if (dup_opt(v->vin, &out->vin) != 0 || dup_opt(v->model, &out->model) != 0 ||
         dup_opt(v->series, &out->series) != 0 || dup_opt(v->platform, &out->platform) != 0 ||
         dup_opt(v->status, &out->status) != 0 || dup_opt(v->usage, &out->usage) != 0 ||
-        dup_opt(v->config_word, &out->config_word) != 0 || dup_opt(v->fw, &out->fw) != 0) {
+        dup_opt(v->config_word, &out->config_word) != 0 || dup_opt(v->fw, &out->fw) != 0 ||
+        dup_opt(v->rxswin, &out->rxswin) != 0) {
         ota_vehicle_rec_free(out);
         return -1;
     }

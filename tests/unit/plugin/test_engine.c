@@ -158,6 +158,14 @@ void ota_pkg_presign(ota_plugin *p, const char *vin, const char *task)
     snprintf(g_presigned, sizeof g_presigned, "%s:%s", task, vin);
 }
 
+static char g_committed[128]; /* "task:vin" of the last ota_rxswin_on_success */
+
+void ota_rxswin_on_success(ota_plugin *p, const ota_task *task, const char *vin)
+{
+    (void)p;
+    snprintf(g_committed, sizeof g_committed, "%s:%s", task->rec.id, vin);
+}
+
 void ota_shadows_on_seen(ota_shadows *s, ota_shadow_seen_fn fn, void *ctx)
 {
     (void)s;
@@ -511,7 +519,9 @@ static void test_window_and_expiry(void **state)
     assert_int_equal(state_of("T000001", V2), OTA_EXEC_CANCELED);
     assert_string_equal(code_of("T000001", V2), "expired");
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED); /* notified ones go on */
+    g_committed[0] = '\0';
     status(V1, "T000001", "succeeded", NULL);
+    assert_string_equal(g_committed, "T000001:" V1); /* its RXSWIN update is queued */
     tick();
     assert_int_equal(ota_tasks_get(F->p.tasks, "T000001")->state, OTA_TASK_FINISHED);
 }
@@ -571,8 +581,10 @@ static void test_reports_drive_states(void **state)
     assert_string_equal(code_of("T000001", V1), "upgrade_failed");
     assert_null(desired_slot(V1)->desired); /* cleared: no dead notice re-delivered */
     assert_int_equal(g_effects, 1);
+    g_committed[0] = '\0';
     status(V1, "T000001", "succeeded", NULL); /* finished: never changes again */
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_FAILED);
+    assert_string_equal(g_committed, ""); /* no RXSWIN update for a failed execution */
     assert_int_equal(g_effects, 1); /* a replayed report publishes no second alert */
     assert_int_equal(ota_tasks_get(F->p.tasks, "T000001")->state, OTA_TASK_FINISHED);
 }
