@@ -182,7 +182,11 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
         return -1;
     }
     const ota_package_rec *pkg = NULL;
-    ota_task_error e = ota_task_check(p->catalog, &op->rec, &pkg);
+    /* a continuous task may start with nobody: its vehicles may all come later (the only
+     * rule reading the VINs is E_EMPTY_VINS, which reads their count) */
+    ota_task_rec probe = op->rec;
+    probe.n_vins += op->continuous && probe.n_vins == 0;
+    ota_task_error e = ota_task_check(p->catalog, &probe, &pkg);
     if (e != OTA_TASK_OK) {
         task_error_text(p->catalog, &op->rec, e, pkg, err, errlen);
         return -1;
