@@ -1057,6 +1057,8 @@ int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const 
         int rc =
             j ? parse_doc_state(j, &doc, err, errlen) : load_fail(&lc, "task", key, "not JSON");
         cJSON_Delete(j);
+        ota_task_waves_free(doc.waves); /* only the state is read */
+        ota_task_window_free(doc.mwindow);
         *state = doc.state;
         return rc == 0 ? 0 : -1;
     }
