@@ -4,7 +4,8 @@
  *
  * Continuous: the catalog tells (ota_catalog_on_change) which VINs changed what a target
  * reads — a vehicle upserted, its firmware reported (shadow.c puts the vehicle), a list
- * member, or (NULL) a group set or deleted. The VINs wait in a set; at the next TICK each
+ * member, or (NULL) a group set or deleted. While an active continuous task exists (a new
+ * one starts with a pass over everything) the VINs wait in a set; at the next TICK each
  * active continuous task compiles its target once and re-matches them (a group change,
  * and the first TICK after a start, re-match the whole catalog and every queued
  * execution). A vehicle that matches and has no execution joins (ota_task_join: queued,
@@ -41,6 +42,9 @@ static ota_map_key cont_key(const void *rec)
 static void catalog_changed(void *ctx, const char *vin)
 {
     ota_engine *e = ctx;
+    if (!e->cont_wanted) {
+        return; /* no continuous task: a new one starts with a pass over everything */
+    }
     if (!vin) {
         e->cont_all = true;
         return;
@@ -195,11 +199,15 @@ static bool takes_members(const ota_task *task, int64_t now)
 
 void ota_eng_cont_run(ota_engine *e, ota_task **tasks, long n, int64_t now)
 {
+    bool wanted = false;
     for (long i = 0; i < n; i++) {
         if (tasks[i]->continuous && !takes_members(tasks[i], now)) {
             tasks[i]->closed = tasks[i]->state == OTA_TASK_ACTIVE; /* past its end */
         }
+        wanted |= takes_members(tasks[i], now);
     }
+    e->cont_all |= wanted && !e->cont_wanted; /* a new one: what changed before it was seen */
+    e->cont_wanted = wanted;
     if (!e->cont_all && ota_map_count(&e->cont_vins) == 0) {
         return;
     }

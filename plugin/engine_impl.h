@@ -97,6 +97,7 @@ struct ota_engine {
     bool grants_in_flight;
     ota_map cont_vins; /* engine_cont.c: VINs the catalog changed since the last TICK */
     bool cont_all;     /* ... or everything (a group changed, the first TICK) */
+    bool cont_wanted;  /* an active continuous task was seen at the last TICK */
 };
 
 /* ---- engine.c: vehicles and dispatch ---- */
