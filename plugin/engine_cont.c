@@ -23,7 +23,9 @@
 #include "catalog.h"
 #include "engine_impl.h"
 #include "target.h"
+#include "task_events.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,8 +188,10 @@ static void match_task(ota_engine *e, ota_task *task, int64_t now)
     }
     ota_target_match_free(m);
     if (cp.joined || cp.left_n) {
-        mosquitto_log_printf(MOSQ_LOG_INFO, "ota: continuous task %s: %zu joined, %zu left",
-                             task->rec.id, cp.joined, cp.left_n);
+        char what[64];
+        snprintf(what, sizeof(what), "%zu joined, %zu left", cp.joined, cp.left_n);
+        mosquitto_log_printf(MOSQ_LOG_INFO, "ota: continuous task %s: %s", task->rec.id, what);
+        ota_task_event(task, "members", task->waves ? task->waves->current : -1, what, now);
     }
 }
 

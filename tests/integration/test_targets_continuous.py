@@ -6,7 +6,7 @@ A continuous task keeps its target open: a vehicle upserted later, one whose rep
 firmware makes it match, one added to a static group joins (validated with the SPEC §6
 rules: a rejected joiner has its code, and is validated again when it changes); a queued
 vehicle that stops matching leaves (canceled, code left_target) and is never notified, one
-already notified stays; the membership, the joiners' wave and the flags survive a restart
+already notified stays, and each change is a task event; the membership, the joiners' wave and the flags survive a restart
 on SQLite and on MongoDB (the wire-protocol test peer). jitter_ms spreads notices: on a
 sped-up engine clock, no vehicle is notified before its own delay (the same hash as the
 plugin's) and the notices go out in the order of the delays. otactl's --continuous and
@@ -50,6 +50,13 @@ class ContinuousCase(tcs.CampaignCase):
         del t["vins"]
         t["target"] = FLEET_TARGET if target is None else target
         return self.ok("createTask", task=t)
+
+    def member_event(self, tid, reason):
+        """The task event of vehicles joining / leaving tid, with this reason."""
+        m = self.a.get("ota/v1/events/task/%s" % tid,
+                       pred=lambda m: m.json()["event"] == "members" and
+                       m.json()["reason"] == reason)
+        return m.json()
 
     def rows(self, tid):
         return {r["vin"]: r for r in self.ok("listTaskVehicles", id=tid)["vehicles"]}
@@ -116,10 +123,12 @@ class Leaves(ContinuousCase):
     def test_leaving_before_the_notice_is_never_notified(self):
         self.start()
         self.catalog()
+        self.assertEqual(self.a.subscribe("ota/v1/events/task/#"), 1)
         tid = self.create_continuous()["id"]
         self.ok("upsertVehicles", vehicles=[vehicle(20, usage="fleet"),
                                             vehicle(21, usage="fleet")])
         self.wait_counts(tid, queued=3)
+        self.assertEqual(self.member_event(tid, "2 joined, 0 left")["counts"]["queued"], 3)
         c21 = self.car(21)  # online: notified
         delta(c21)
         self.wait_row(tid, 21, "notified")
@@ -129,6 +138,7 @@ class Leaves(ContinuousCase):
         self.ok("upsertVehicles", vehicles=[vehicle(20, usage="retail")])
         self.wait_row(tid, 20, "canceled", "left_target")
         self.assertEqual(self.rows(tid)[ot.vin(21)]["state"], "notified")
+        self.member_event(tid, "0 joined, 1 left")
         # 20 comes online: the continuous task (the oldest) does not take it, so a newer
         # task does
         c20 = self.car(20)
