@@ -365,29 +365,40 @@ bool ota_vin_selected(char *const *vins, size_t n, const char *vin)
 
 /* ---------------------------------------------------------------- late joiners */
 
+/* arr (of *cap elements of size bytes, n used) with room for one more: itself, or
+ * reallocated to double (first when empty) with *cap updated; NULL out of memory (arr
+ * unchanged). */
+static void *room_for_one(void *arr, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap) {
+        return arr;
+    }
+    size_t c = *cap ? 2 * *cap : first;
+    void *grown = realloc(arr, c * size);
+    if (grown) {
+        *cap = c;
+    }
+    return grown;
+}
+
+/* Room for one more execution. 0, or -1 out of memory. */
+static int grow_execs(ota_task *task)
+{
+    ota_task_exec *x = room_for_one(task->execs, task->n_execs, &task->cap_execs, sizeof(*x), 64);
+    task->execs = x ? x : task->execs;
+    return x ? 0 : -1;
+}
+
 /* Room for one more execution and one more late index. 0, or -1 out of memory. */
 static int grow_for_join(ota_task *task)
 {
-    size_t n_late = task->n_execs - task->n_sorted;
-    if (task->n_execs == task->cap_execs) {
-        size_t cap = task->cap_execs ? 2 * task->cap_execs : 16;
-        ota_task_exec *grown = realloc(task->execs, cap * sizeof(*grown));
-        if (!grown) {
-            return -1;
-        }
-        task->execs = grown;
-        task->cap_execs = cap;
+    if (grow_execs(task) != 0) {
+        return -1;
     }
-    if (n_late == task->cap_late) {
-        size_t cap = task->cap_late ? 2 * task->cap_late : 16;
-        uint32_t *grown = realloc(task->late, cap * sizeof(*grown));
-        if (!grown) {
-            return -1;
-        }
-        task->late = grown;
-        task->cap_late = cap;
-    }
-    return 0;
+    uint32_t *l =
+        room_for_one(task->late, task->n_execs - task->n_sorted, &task->cap_late, sizeof(*l), 16);
+    task->late = l ? l : task->late;
+    return l ? 0 : -1;
 }
 
 /* The wave an execution in state goes to: the last for a queued one, none otherwise. */
@@ -826,8 +837,8 @@ static int load_fail(load_ctx *lc, const char *what, const char *key, const char
 }
 
 static const char *const doc_fields[] = {
-    "task", "state", "created_at", "package", "waves", "paused", "maintenance_window",
-    "end_action", "ramp", "retry", "continuous", "jitter_ms", NULL};
+    "task",       "state", "created_at", "package",    "waves",     "paused", "maintenance_window",
+    "end_action", "ramp",  "retry",      "continuous", "jitter_ms", NULL};
 
 /* The document's members besides the task: state, created_at, package. */
 static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
@@ -847,8 +858,8 @@ static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t err
     task->package = pkg;
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "waves");
     uint64_t jitter = 0;
-    if (ota_json_get_bool(j, NULL, "continuous", false, false, &task->continuous, err,
-                          errlen) != 0 ||
+    if (ota_json_get_bool(j, NULL, "continuous", false, false, &task->continuous, err, errlen) !=
+            0 ||
         ota_json_get_uint(j, NULL, "jitter_ms", false, 0, OTA_TASK_JITTER_MAX, &jitter, err,
                           errlen) != 0) {
         return -1;
@@ -911,14 +922,8 @@ static int load_task_doc(void *ctx, const char *key, const char *json)
 
 static int push_exec(ota_task *task, const ota_task_exec *x)
 {
-    if (task->n_execs == task->cap_execs) {
-        size_t cap = task->cap_execs ? 2 * task->cap_execs : 64;
-        ota_task_exec *grown = realloc(task->execs, cap * sizeof(*grown));
-        if (!grown) {
-            return -1;
-        }
-        task->execs = grown;
-        task->cap_execs = cap;
+    if (grow_execs(task) != 0) {
+        return -1;
     }
     task->execs[task->n_execs++] = *x;
     return 0;
@@ -1017,7 +1022,7 @@ static void sort_execs(ota_tasks *t)
             }
         }
         task->n_sorted = task->n_execs; /* late joiners of the last run are sorted in */
-        ota_task_recount(task); /* after the sort: the wave plan is in VIN order */
+        ota_task_recount(task);         /* after the sort: the wave plan is in VIN order */
     }
 }
 
