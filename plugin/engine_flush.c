@@ -13,7 +13,9 @@
  * before failing is found applied on the retry: read again, the same state). Executions
  * another broker drives (OTA_EXEC_F_ELSEWHERE) are never stored here. A new execution (a
  * continuous task's joiner, from OTA_ENG_FROM_NEW) has no row to move: it is inserted
- * with the change (put_execs); its later moves come in later jobs, so they find it.
+ * with the change (put_execs) unless a row is there already — another broker sharing the
+ * database took the same joiner first and may have moved it: then it is read again, as
+ * for a conflict. Its later moves come in later jobs, so they find the row.
  */
 #include "engine_impl.h"
 
@@ -153,12 +155,35 @@ static char *keep(flush_job *j, char *s)
     return s;
 }
 
+static int exec_there(void *ctx, const ota_exec_rec *e)
+{
+    (void)e;
+    *(bool *)ctx = true;
+    return 0;
+}
+
 static int flush_run(ota_store *store, void *arg, char *err, size_t errlen)
 {
     flush_job *j = arg;
+    ota_exec_rec *puts = (ota_exec_rec *)j->change.put_execs;
+    j->change.n_put_execs = 0;
     for (size_t i = 0; i < j->n; i++) {
         if (j->refs[i].from == OTA_ENG_FROM_NEW) {
-            j->applied[i] = 1; /* in put_execs */
+            bool there = false;
+            if (ota_store_load_exec(store, j->execs[i].task, j->execs[i].vin, exec_there,
+                                    &there) != 0) {
+                snprintf(err, errlen, "reading execution %s of %s failed", j->execs[i].vin,
+                         j->execs[i].task);
+                return -1;
+            }
+            if (!there && !puts) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            j->applied[i] = there ? 0 : 1; /* 0: read again (flush_conflicts) */
+            if (!there) {
+                puts[j->change.n_put_execs++] = j->execs[i];
+            }
             continue;
         }
         j->applied[i] = ota_store_transition_exec(store, (ota_exec_state)j->refs[i].from,
@@ -274,18 +299,12 @@ static void take_changes(ota_engine *e, flush_job *j)
     e->n_notices = e->cap_notices = 0;
 }
 
-/* The new executions of the job go into its change as rows to insert. */
+/* Room for the job's new executions, the rows flush_run inserts (those not stored yet). */
 static void put_new_execs(flush_job *j)
 {
     ota_exec_rec *puts = calloc(j->n + 1, sizeof(*puts));
-    size_t k = 0;
-    for (size_t i = 0; puts && i < j->n; i++) {
-        if (j->refs[i].from == OTA_ENG_FROM_NEW) {
-            puts[k++] = j->execs[i];
-        }
-    }
     j->change.put_execs = puts;
-    j->change.n_put_execs = k;
+    j->change.n_put_execs = 0;
     j->strs[j->n_strs++] = (char *)puts; /* freed with the strings */
 }
 

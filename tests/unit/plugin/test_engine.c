@@ -1150,6 +1150,37 @@ static void test_continuous_closes_at_its_end(void **state)
     assert_null(ota_task_find_exec(task, V2)); /* past its end nobody joins */
 }
 
+/* Another broker on the same database took the joiner first and notified it: this broker's
+ * insert does not overwrite that row, it reads it again. */
+static void test_joiner_stored_by_another_broker(void **state)
+{
+    (void)state;
+    put_vehicle(V1, "fleet");
+    put_vehicle(V2, "fleet");
+    add_continuous();
+    ota_exec_rec theirs = {.task = "T000001",
+                           .vin = V2,
+                           .state = OTA_EXEC_NOTIFIED,
+                           .msg_id = "T000001:" V2 ":0",
+                           .notified_ms = g_now,
+                           .updated_ms = g_now};
+    ota_catalog_change c = {.put_execs = &theirs, .n_put_execs = 1};
+    char err[256];
+    assert_int_equal(ota_store_apply(g_store, &c, err, sizeof err), 0);
+    start_engine();
+    tick(); /* V2 joins, queued in memory */
+    later(50);
+    tick(); /* the flush finds the row: read again */
+    tick(); /* the read's result */
+    rows_of r = stored_rows();
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.state[1], V2 " 1 -"); /* still theirs */
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_NOTIFIED);
+    seen(V2);
+    tick();
+    assert_string_equal(notice_id(V2), ""); /* not notified a second time from here */
+}
+
 static void test_jitter_spreads_notices(void **state)
 {
     (void)state;
@@ -1212,6 +1243,7 @@ int main(void)
         T(test_conflict_further_wins),
         T(test_continuous_join_leave_stored),
         T(test_continuous_closes_at_its_end),
+        T(test_joiner_stored_by_another_broker),
         T(test_jitter_spreads_notices),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
