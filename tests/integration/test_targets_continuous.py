@@ -102,6 +102,8 @@ class Joins(ContinuousCase):
         self.wait_row(grouped, 23, "queued")
         c23 = self.car(23)
         self.assertEqual(delta(c23)["desired"]["task"]["task"], grouped)
+        self.fails("deleteGroup", "named by the target of continuous task %s" % grouped,
+                   name="pilot")
         # the joiners are counted and listed in VIN order, the creation's VINs sorted in
         self.wait_counts(tid, queued=3)
         self.assertEqual(list(self.rows(tid)), [ot.vin(2), ot.vin(20), ot.vin(22)])
