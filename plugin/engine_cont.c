@@ -187,6 +187,7 @@ static void match_task(ota_engine *e, ota_task *task, int64_t now)
         }
     }
     ota_target_match_free(m);
+    ota_task_joins_done(task);
     if (cp.joined || cp.left_n) {
         char what[64];
         snprintf(what, sizeof(what), "%zu joined, %zu left", cp.joined, cp.left_n);

@@ -319,7 +319,7 @@ static int exec_cmp_vin(const void *a, const void *b)
 /* Where vin is, or would go, in the late joiners' index (the first not below it). */
 static size_t late_pos(const ota_task *task, const char *vin)
 {
-    size_t lo = 0, hi = task->n_execs - task->n_sorted;
+    size_t lo = 0, hi = task->late_sorted;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (memcmp(task->execs[task->late[mid]].vin, vin, OTA_VIN_LEN) < 0) {
@@ -343,7 +343,7 @@ ota_task_exec *ota_task_find_exec(const ota_task *task, const char *vin)
         return x;
     }
     size_t k = late_pos(task, vin);
-    x = k < task->n_execs - task->n_sorted ? &task->execs[task->late[k]] : NULL;
+    x = k < task->late_sorted ? &task->execs[task->late[k]] : NULL;
     return x && memcmp(x->vin, vin, OTA_VIN_LEN) == 0 ? x : NULL;
 }
 
@@ -417,16 +417,65 @@ ota_task_exec *ota_task_join(ota_task *task, const char *vin, uint8_t state, uin
     if (task->waves && ota_task_waves_append(task->waves, join_wave(task, state), state) != 0) {
         return NULL;
     }
-    size_t idx = task->n_execs, n_late = idx - task->n_sorted, k = late_pos(task, vin);
+    size_t idx = task->n_execs;
     ota_task_exec *x = &task->execs[idx];
     *x = (ota_task_exec){.state = state, .code = code, .notified_ms = -1, .changed_ms = now};
     memcpy(x->vin, vin, OTA_VIN_LEN);
-    memmove(&task->late[k + 1], &task->late[k], (n_late - k) * sizeof(*task->late));
-    task->late[k] = (uint32_t)idx;
+    task->late[idx - task->n_sorted] = (uint32_t)idx; /* sorted in by ota_task_joins_done */
     task->n_execs++;
     task->count[state]++;
     task->doc_dirty |= task->waves != NULL; /* the plan has one more vehicle */
     return x;
+}
+
+static int late_cmp(const ota_task *task, uint32_t a, uint32_t b)
+{
+    return memcmp(task->execs[a].vin, task->execs[b].vin, OTA_VIN_LEN);
+}
+
+/* a[0..na) and b[0..nb), each sorted, merged into out. */
+static void late_merge(const ota_task *task, const uint32_t *a, size_t na, const uint32_t *b,
+                       size_t nb, uint32_t *out)
+{
+    size_t i = 0, k = 0;
+    while (i < na && k < nb) {
+        *out++ = late_cmp(task, a[i], b[k]) <= 0 ? a[i++] : b[k++];
+    }
+    memcpy(out, a + i, (na - i) * sizeof(*a));
+    memcpy(out + (na - i), b + k, (nb - k) * sizeof(*b));
+}
+
+/* Sorts v[0..n) by VIN (merge sort; tmp holds n). */
+static void late_sort(const ota_task *task, uint32_t *v, uint32_t *tmp, size_t n)
+{
+    if (n < 2) {
+        return;
+    }
+    size_t h = n / 2;
+    late_sort(task, v, tmp, h);
+    late_sort(task, v + h, tmp, n - h);
+    late_merge(task, v, h, v + h, n - h, tmp);
+    memcpy(v, tmp, n * sizeof(*v));
+}
+
+void ota_task_joins_done(ota_task *task)
+{
+    size_t n = task->n_execs - task->n_sorted, s = task->late_sorted, k = n - s;
+    uint32_t *tmp = k > 1 ? malloc(n * sizeof(*tmp)) : NULL;
+    if (tmp) { /* a batch: O(k log k + n) */
+        late_sort(task, task->late + s, tmp, k);
+        late_merge(task, task->late, s, task->late + s, k, tmp);
+        memcpy(task->late, tmp, n * sizeof(*tmp));
+        free(tmp);
+        task->late_sorted = n;
+    }
+    for (; task->late_sorted < n; task->late_sorted++) { /* one, or no memory: inserted */
+        size_t i = task->late_sorted;
+        uint32_t idx = task->late[i];
+        size_t at = late_pos(task, task->execs[idx].vin);
+        memmove(&task->late[at + 1], &task->late[at], (i - at) * sizeof(*task->late));
+        task->late[at] = idx;
+    }
 }
 
 bool ota_task_exec_rejoinable(const ota_task_exec *x, uint16_t left)
@@ -458,7 +507,7 @@ bool ota_task_exec_rejoin(ota_task *task, ota_task_exec *x, uint8_t state, uint1
 
 ota_task_exec *ota_task_walk(const ota_task *task, ota_task_walk_pos *pos)
 {
-    size_t n_late = task->n_execs - task->n_sorted;
+    size_t n_late = task->late_sorted;
     ota_task_exec *a = pos->sorted < task->n_sorted ? &task->execs[pos->sorted] : NULL;
     ota_task_exec *b = pos->late < n_late ? &task->execs[task->late[pos->late]] : NULL;
     if (a && (!b || memcmp(a->vin, b->vin, OTA_VIN_LEN) < 0)) {
@@ -618,6 +667,10 @@ static int plan_in_vin_order(const ota_task *task, cJSON *doc)
     size_t k = 0;
     for (ota_task_exec *x; (x = ota_task_walk(task, &pos)) != NULL;) {
         plan[k++] = old[x - task->execs];
+    }
+    if (k != task->n_execs) { /* joiners not sorted in yet (ota_task_joins_done) */
+        free(plan);
+        return -1;
     }
     plan[k] = '\0';
     cJSON *s = cJSON_CreateString(plan);
@@ -1022,7 +1075,8 @@ static void sort_execs(ota_tasks *t)
             }
         }
         task->n_sorted = task->n_execs; /* late joiners of the last run are sorted in */
-        ota_task_recount(task);         /* after the sort: the wave plan is in VIN order */
+        task->late_sorted = 0;
+        ota_task_recount(task); /* after the sort: the wave plan is in VIN order */
     }
 }
 
@@ -1078,6 +1132,7 @@ int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const 
     ota_task *task = ota_tasks_get(t, key);
     qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);
     task->n_sorted = task->n_execs;
+    task->late_sorted = 0;
     ota_task_recount(task);
     *state = task->state;
     return 1;

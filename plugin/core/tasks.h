@@ -72,8 +72,9 @@ typedef struct {
     ota_task_exec *execs; /* one per VIN: [0, n_sorted) sorted by VIN, then late joiners */
     size_t cap_execs;
     size_t n_sorted;   /* the executions the task was created (or loaded) with */
-    uint32_t *late;    /* late joiners (continuous): their indexes, sorted by VIN */
-    size_t cap_late;   /* late holds n_execs - n_sorted indexes */
+    uint32_t *late;     /* late joiners (continuous): their indexes, sorted by VIN ... */
+    size_t late_sorted; /* ... the first late_sorted of them (ota_task_joins_done) */
+    size_t cap_late;    /* late holds n_execs - n_sorted indexes */
     bool continuous;   /* its target stays open (issue 16): vehicles join and leave */
     bool closed;       /* engine, not stored: a continuous task past its end takes no one */
     uint32_t jitter_ms; /* a queued notice waits 0..jitter_ms ms, by VIN (ota_task_jitter) */
@@ -171,9 +172,14 @@ ota_task_exec *ota_task_find_exec(const ota_task *task, const char *vin);
  * the plan (a string in VIN order) then changes, so the task document is marked dirty. */
 
 /* Adds vin's execution, queued or rejected with code, at now. NULL out of memory or when
- * vin has one already. The pointer is valid until the next join. */
+ * vin has one already. The pointer is valid until the next join. A joiner is not found
+ * (ota_task_find_exec, ota_task_walk) until ota_task_joins_done: a batch of k joins into n
+ * costs O(k log k + n), not k moves of n (so the caller must not join a VIN twice in one
+ * batch). */
 ota_task_exec *ota_task_join(ota_task *task, const char *vin, uint8_t state, uint16_t code,
                              int64_t now);
+/* Sorts the joiners since the last call into the late index. */
+void ota_task_joins_done(ota_task *task);
 /* Whether x may be re-validated: never notified, and rejected, or canceled with code
  * left (the vehicle had left the target). */
 bool ota_task_exec_rejoinable(const ota_task_exec *x, uint16_t left);

@@ -488,7 +488,10 @@ static void test_join_find_walk(void **state)
     assert_non_null(ota_task_join(task, V2, OTA_EXEC_QUEUED, 0, 5000));
     assert_non_null(ota_task_join(task, V4, OTA_EXEC_REJECTED, OTA_REJ_BLACKLISTED, 5000));
     assert_non_null(ota_task_join(task, V0, OTA_EXEC_QUEUED, 0, 6000));
+    assert_null(ota_task_find_exec(task, V0)); /* not sorted in yet */
+    ota_task_joins_done(task);
     assert_null(ota_task_join(task, V3, OTA_EXEC_QUEUED, 0, 6000)); /* has one */
+    assert_null(ota_task_join(task, V2, OTA_EXEC_QUEUED, 0, 6000));
     assert_null(ota_task_join(task, V3 "9", OTA_EXEC_QUEUED, 0, 6000));
     /* appended: the executions of the creation keep their index */
     assert_int_equal(task->n_execs, 5);
@@ -522,6 +525,9 @@ static void test_join_many(void **state)
     for (unsigned i = 0; i < 3000; i++) { /* in no order: a stride through 0..2999 */
         snprintf(vin, sizeof(vin), "LSVTM%012u", (i * 7919u) % 3000u);
         assert_non_null(ota_task_join(task, vin, OTA_EXEC_QUEUED, 0, 1));
+        if (i % 1000 == 999 || i == 1500 || i == 1501) {
+            ota_task_joins_done(task); /* batches of 1000, 501, one, 498 ... */
+        }
     }
     for (unsigned i = 0; i < 3000; i++) {
         snprintf(vin, sizeof(vin), "LSVTM%012u", i);
@@ -626,6 +632,7 @@ static void test_doc_plan_after_join(void **state)
     task->doc_dirty = false;
     assert_non_null(ota_task_join(task, V2, OTA_EXEC_QUEUED, 0, 1));
     assert_non_null(ota_task_join(task, V0, OTA_EXEC_REJECTED, OTA_REJ_BLACKLISTED, 1));
+    ota_task_joins_done(task);
     assert_true(task->doc_dirty);
     assert_int_equal(ota_task_waves_of(w, 2), 1); /* the rest */
     assert_int_equal(ota_task_waves_of(w, 3), OTA_WAVE_NONE);
