@@ -10,7 +10,8 @@
  * and the first TICK after a start, re-match the whole catalog and every queued
  * execution). A vehicle that matches and has no execution joins (ota_task_join: queued,
  * or rejected with the SPEC §6 code of ota_task_check_vehicle); one whose execution was
- * rejected, or had left, is validated again; a queued one (no claim out) that no longer
+ * rejected, had left, or is still queued is validated again (a queued one that now fails
+ * a rule, e.g. blacklisted, becomes rejected); a queued one (no claim out) that no longer
  * matches leaves: canceled with code "left_target" (AWS IoT's REMOVED; kept, not
  * deleted: counts, history and the store stay as they are). A joiner's row is new: it is
  * marked dirty from OTA_ENG_FROM_NEW and the flush inserts it (engine_flush.c).

@@ -480,8 +480,9 @@ void ota_task_joins_done(ota_task *task)
 
 bool ota_task_exec_rejoinable(const ota_task_exec *x, uint16_t left)
 {
-    return x->notified_ms < 0 && (x->state == OTA_EXEC_REJECTED ||
-                                  (x->state == OTA_EXEC_CANCELED && left && x->code == left));
+    return x->notified_ms < 0 && !x->flags &&
+           (x->state == OTA_EXEC_QUEUED || x->state == OTA_EXEC_REJECTED ||
+            (x->state == OTA_EXEC_CANCELED && left && x->code == left));
 }
 
 bool ota_task_exec_rejoin(ota_task *task, ota_task_exec *x, uint8_t state, uint16_t code,

@@ -180,11 +180,12 @@ ota_task_exec *ota_task_join(ota_task *task, const char *vin, uint8_t state, uin
                              int64_t now);
 /* Sorts the joiners since the last call into the late index. */
 void ota_task_joins_done(ota_task *task);
-/* Whether x may be re-validated: never notified, and rejected, or canceled with code
- * left (the vehicle had left the target). */
+/* Whether x may be re-validated: never notified, no notice claim out, and queued,
+ * rejected, or canceled with code left (the vehicle had left the target). */
 bool ota_task_exec_rejoinable(const ota_task_exec *x, uint16_t left);
 /* Moves a rejoinable x to queued or rejected (with code); not a move of the state machine
- * (ota_exec_transition_valid): a vehicle coming back to a continuous task starts again.
+ * (ota_exec_transition_valid): a vehicle coming back to a continuous task starts again,
+ * one whose vehicle no longer passes a rule (blacklisted after it joined) is rejected.
  * false, changing nothing, when x is not rejoinable or state is neither. */
 bool ota_task_exec_rejoin(ota_task *task, ota_task_exec *x, uint8_t state, uint16_t code,
                           uint16_t left, int64_t now);

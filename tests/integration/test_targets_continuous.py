@@ -81,6 +81,11 @@ class Joins(ContinuousCase):
         # upserted later: joins queued (offline: nothing to send yet)
         self.ok("upsertVehicles", vehicles=[vehicle(20, usage="fleet")])
         self.wait_row(tid, 20, "queued")
+        # blacklisted before its notice: rejected; off the list: queued again
+        self.ok("addToList", list="blacklist", vins=[ot.vin(20)])
+        self.wait_row(tid, 20, "rejected", "E_BLACKLISTED")
+        self.ok("removeFromList", list="blacklist", vins=[ot.vin(20)])
+        self.wait_row(tid, 20, "queued")
         # upserted matching but failing a rule: joins rejected with its code ...
         self.ok("upsertVehicles", vehicles=[vehicle(22, usage="fleet", status="scrapped")])
         self.wait_row(tid, 22, "rejected", "E_STATUS_MISMATCH")

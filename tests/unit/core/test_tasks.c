@@ -560,14 +560,18 @@ static void test_rejoin(void **state)
     assert_true(ota_task_exec_rejoin(task, a, OTA_EXEC_QUEUED, 0, left, 7000));
     assert_int_equal(a->state, OTA_EXEC_QUEUED);
     assert_int_equal(a->changed_ms, 7000);
-    assert_true(ota_task_exec_rejoin(task, b, OTA_EXEC_REJECTED, OTA_REJ_USAGE_MISMATCH, left,
-                                     7000));
+    assert_true(
+        ota_task_exec_rejoin(task, b, OTA_EXEC_REJECTED, OTA_REJ_USAGE_MISMATCH, left, 7000));
     assert_int_equal(b->code, OTA_REJ_USAGE_MISMATCH);
-    assert_false(ota_task_exec_rejoin(task, ota_task_find_exec(task, V3), OTA_EXEC_QUEUED, 0,
-                                      left, 7000));
-    assert_false(ota_task_exec_rejoin(task, ota_task_find_exec(task, V4), OTA_EXEC_QUEUED, 0,
-                                      left, 7000));
-    assert_false(ota_task_exec_rejoin(task, a, OTA_EXEC_QUEUED, 0, left, 7000)); /* queued */
+    assert_false(
+        ota_task_exec_rejoin(task, ota_task_find_exec(task, V3), OTA_EXEC_QUEUED, 0, left, 7000));
+    assert_false(
+        ota_task_exec_rejoin(task, ota_task_find_exec(task, V4), OTA_EXEC_QUEUED, 0, left, 7000));
+    assert_true(ota_task_exec_rejoin(task, a, OTA_EXEC_REJECTED, OTA_REJ_BLACKLISTED, left, 7000));
+    assert_true(ota_task_exec_rejoin(task, a, OTA_EXEC_QUEUED, 0, left, 7000));
+    a->flags = OTA_EXEC_F_CLAIMING; /* its notice is being claimed: too late */
+    assert_false(ota_task_exec_rejoin(task, a, OTA_EXEC_REJECTED, OTA_REJ_BLACKLISTED, left, 1));
+    a->flags = 0;
     assert_false(ota_task_exec_rejoin(task, b, OTA_EXEC_NOTIFIED, 0, left, 7000));
     assert_int_equal(task->count[OTA_EXEC_QUEUED], 1);
     assert_int_equal(task->count[OTA_EXEC_REJECTED], 2);
@@ -654,8 +658,8 @@ static void test_doc_plan_after_join(void **state)
     const ota_exec_state st[] = {OTA_EXEC_QUEUED, OTA_EXEC_REJECTED, OTA_EXEC_QUEUED,
                                  OTA_EXEC_QUEUED};
     for (int i = 0; i < 4; i++) {
-        recs[i] = (ota_exec_rec){.task = "T000002", .vin = order[i], .state = st[i],
-                                 .notified_ms = -1};
+        recs[i] =
+            (ota_exec_rec){.task = "T000002", .vin = order[i], .state = st[i], .notified_ms = -1};
     }
     ota_task_state s;
     assert_int_equal(ota_tasks_follow_doc(t, "T000002", json, recs, 4, &s, err, sizeof(err)), 1);
