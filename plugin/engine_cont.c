@@ -119,6 +119,9 @@ static void join(cont_pass *cp, const char *vin, const ota_vehicle *v, ota_task_
         return;
     }
     uint8_t from = x->state;
+    if (from == OTA_EXEC_QUEUED && r == OTA_REJ_UPGRADE_IN_PROGRESS) {
+        return; /* transient: its other upgrade ends, and one task at a time holds it back */
+    }
     if ((from != state || x->code != code) &&
         ota_task_exec_rejoin(cp->task, x, state, code, cp->left, cp->now)) {
         ota_eng_mark_dirty_from(cp->e, cp->task, x, from);
