@@ -3,7 +3,7 @@
 "Continuous tasks"). Real broker, python vehicles (test_shadow.ShadowCar).
 
 A continuous task keeps its target open: a vehicle upserted later, one whose reported
-firmware makes it match, one added to a static group joins (validated with the SPEC §6
+firmware makes it match, one added to a static group, one matching a dynamic group joins (validated with the SPEC §6
 rules: a rejected joiner has its code, and is validated again when it changes); a queued
 vehicle that stops matching leaves (canceled, code left_target) and is never notified, one
 already notified stays, and each change is a task event; the membership, the joiners' wave and the flags survive a restart
@@ -109,9 +109,16 @@ class Joins(ContinuousCase):
         self.assertEqual(delta(c23)["desired"]["task"]["task"], grouped)
         self.fails("deleteGroup", "named by the target of continuous task %s" % grouped,
                    name="pilot")
+        # matching a dynamic group: sold vehicles of the "fleet" usage
+        self.ok("setGroup", group={"name": "sold_fleet",
+                                   "query": {"status": ["sold"], "usage": ["fleet"]}})
+        dyn = self.create_continuous(target={"groups": ["sold_fleet"]})
+        self.assertEqual(dyn["accepted"], [ot.vin(2)])
+        self.ok("upsertVehicles", vehicles=[vehicle(24, usage="fleet", status="sold")])
+        self.wait_row(dyn["id"], 24, "queued")
         # the joiners are counted and listed in VIN order, the creation's VINs sorted in
-        self.wait_counts(tid, queued=3)
-        self.assertEqual(list(self.rows(tid)), [ot.vin(2), ot.vin(20), ot.vin(22)])
+        self.wait_counts(tid, queued=4)
+        self.assertEqual(list(self.rows(tid)), [ot.vin(2), ot.vin(20), ot.vin(22), ot.vin(24)])
         # a continuous task with nothing open stays active: vehicles may still join
         tcs.report(car, 1, ot.ev_status(task=other, status="succeeded"))
         self.wait_counts(other, succeeded=1)
