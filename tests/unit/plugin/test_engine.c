@@ -1212,6 +1212,51 @@ static void test_jitter_spreads_notices(void **state)
     }
 }
 
+/* A wave started late spreads its own notices from its start, not from the task's. */
+static void test_jitter_from_the_wave_start(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(0), V1, V2, V3, V4);
+    ota_task_waves *w = calloc(1, sizeof(*w));
+    w->n_specs = 1;
+    w->specs[0] = (ota_wave_spec){false, 2};
+    w->success_pct[0] = w->success_pct[1] = 100;
+    w->approved = OTA_WAVES_MAX + 1;
+    const char *vins[] = {V1, V2, V3, V4};
+    bool acc[] = {true, true, true, true};
+    assert_int_equal(ota_task_waves_plan(w, "T000001", vins, acc, 4), 0);
+    t->waves = w;
+    t->jitter_ms = 1000;
+    ota_task_recount(t);
+    start_engine();
+    for (size_t i = 0; i < 4; i++) {
+        seen(vins[i]);
+    }
+    for (int step = 0; step < 12; step++) { /* wave 0 goes out within its jitter */
+        tick();
+        later(100);
+    }
+    later(60000); /* a minute later, wave 0 succeeds: wave 1 starts now */
+    for (size_t i = 0; i < 4; i++) {
+        if (ota_task_waves_of(w, i) == 0) {
+            assert_int_equal(state_of("T000001", vins[i]), OTA_EXEC_NOTIFIED);
+            status(vins[i], "T000001", "succeeded", NULL);
+        }
+    }
+    tick(); /* the promotion */
+    int64_t start = g_now;
+    for (int step = 0; step < 12; step++) {
+        tick();
+        for (size_t i = 0; i < 4; i++) {
+            if (ota_task_waves_of(w, i) == 1 && notice_id(vins[i])[0]) {
+                assert_true(g_now >= start + ota_task_jitter(t, vins[i]));
+            }
+        }
+        later(100);
+    }
+    assert_int_equal(t->count[OTA_EXEC_NOTIFIED], 2);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1245,6 +1290,7 @@ int main(void)
         T(test_continuous_closes_at_its_end),
         T(test_joiner_stored_by_another_broker),
         T(test_jitter_spreads_notices),
+        T(test_jitter_from_the_wave_start),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }
