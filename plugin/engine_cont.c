@@ -87,7 +87,23 @@ typedef struct {
     uint16_t left;
     int64_t now;
     size_t joined, left_n;
+    ota_map *later; /* VINs to match again at the next TICK */
 } cont_pass;
+
+/* vin's execution is new and its row not stored yet (OTA_EXEC_F_NEW): it is matched
+ * again at the next TICK, once the flush has stored it. */
+static bool deferred(cont_pass *cp, const ota_task_exec *x, const char *vin)
+{
+    if (!x || !(x->flags & OTA_EXEC_F_NEW)) {
+        return false;
+    }
+    cont_vin r;
+    memcpy(r.vin, vin, OTA_VIN_LEN + 1);
+    if (!ota_map_get_str(cp->later, vin) && !ota_map_put(cp->later, &r)) {
+        cp->e->cont_all = true; /* out of memory: everything next time */
+    }
+    return true;
+}
 
 /* vin (v: its catalog record, NULL when gone) stopped matching: a queued execution with
  * no notice claim out leaves. */
@@ -114,6 +130,7 @@ static void join(cont_pass *cp, const char *vin, const ota_vehicle *v, ota_task_
                                  cp->task->rec.id, vin);
             return;
         }
+        x->flags |= OTA_EXEC_F_NEW; /* its claim must find its row (engine_flush.c) */
         ota_eng_mark_dirty_from(cp->e, cp->task, x, OTA_ENG_FROM_NEW);
         cp->joined++;
         return;
@@ -133,6 +150,9 @@ static void match_one(cont_pass *cp, const char *vin)
 {
     const ota_vehicle *v = ota_catalog_vehicle(cp->e->plugin->catalog, vin);
     ota_task_exec *x = ota_task_find_exec(cp->task, vin);
+    if (deferred(cp, x, vin)) {
+        return;
+    }
     if (v && ota_target_matches(cp->m, v)) {
         join(cp, vin, v, x);
     } else {
@@ -143,7 +163,10 @@ static void match_one(cont_pass *cp, const char *vin)
 static void match_vehicle(void *ctx, const ota_vehicle *v)
 {
     cont_pass *cp = ctx;
-    join(cp, v->vin, v, ota_task_find_exec(cp->task, v->vin));
+    ota_task_exec *x = ota_task_find_exec(cp->task, v->vin);
+    if (!deferred(cp, x, v->vin)) {
+        join(cp, v->vin, v, x);
+    }
 }
 
 /* Everything: the catalog's matching vehicles join, queued executions that no longer
@@ -157,6 +180,9 @@ static void match_all(cont_pass *cp)
             char vin[OTA_VIN_LEN + 1];
             ota_task_exec_vin(x, vin);
             const ota_vehicle *v = ota_catalog_vehicle(cp->e->plugin->catalog, vin);
+            if (deferred(cp, x, vin)) {
+                continue;
+            }
             if (!v || !ota_target_matches(cp->m, v)) {
                 leave(cp, x);
             }
@@ -164,7 +190,7 @@ static void match_all(cont_pass *cp)
     }
 }
 
-static void match_task(ota_engine *e, ota_task *task, int64_t now)
+static void match_task(ota_engine *e, ota_task *task, bool all, ota_map *later, int64_t now)
 {
     char err[256];
     ota_target_match *m = NULL;
@@ -181,8 +207,9 @@ static void match_task(ota_engine *e, ota_task *task, int64_t now)
                     .m = m,
                     .env = ota_tasks_rules_env(e->plugin->tasks),
                     .left = ota_tasks_code(e->plugin->tasks, LEFT_CODE),
-                    .now = now};
-    if (e->cont_all) {
+                    .now = now,
+                    .later = later};
+    if (all) {
         match_all(&cp);
     } else {
         size_t pos = 0;
@@ -220,14 +247,17 @@ void ota_eng_cont_run(ota_engine *e, ota_task **tasks, long n, int64_t now)
     if (!e->cont_all && ota_map_count(&e->cont_vins) == 0) {
         return;
     }
+    ota_map later;
+    ota_map_init(&later, sizeof(cont_vin), cont_key);
+    bool all = e->cont_all;
+    e->cont_all = false; /* set again during the pass only when out of memory */
     for (long i = 0; i < n; i++) {
         if (takes_members(tasks[i], now)) {
-            match_task(e, tasks[i], now);
+            match_task(e, tasks[i], all, &later, now);
         }
     }
     ota_map_destroy(&e->cont_vins, NULL);
-    ota_map_init(&e->cont_vins, sizeof(cont_vin), cont_key);
-    e->cont_all = false;
+    e->cont_vins = later; /* the joiners whose rows were not stored yet */
 }
 
 /* ---------------------------------------------------------------- jitter */

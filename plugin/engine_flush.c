@@ -198,10 +198,14 @@ static int flush_run(ota_store *store, void *arg, char *err, size_t errlen)
     return ota_store_apply(store, &j->change, err, errlen);
 }
 
-/* Transitions that found another state: another broker moved those executions. */
+/* Transitions that found another state: another broker moved those executions. New
+ * executions are stored now (or were by another broker): they may be notified. */
 static void flush_conflicts(ota_engine *e, flush_job *j)
 {
     for (size_t i = 0; i < j->n; i++) {
+        if (j->refs[i].from == OTA_ENG_FROM_NEW) {
+            j->refs[i].task->execs[j->refs[i].idx].flags &= (uint8_t)~OTA_EXEC_F_NEW;
+        }
         if (j->applied[i] == 0) {
             ota_task *task = j->refs[i].task;
             ota_eng_adopt_reload(e, task, &task->execs[j->refs[i].idx]);

@@ -99,6 +99,8 @@ typedef struct {
 /* ota_task_exec.flags (the engine's claims, docs/task-engine.md "Notice claims"). */
 #define OTA_EXEC_F_CLAIMING 1  /* the notice (msg_id of resends) waits for its claim */
 #define OTA_EXEC_F_ELSEWHERE 2 /* another broker holds the notice: not stored, not timed out */
+#define OTA_EXEC_F_NEW 4       /* a continuous task's joiner whose row is not stored yet: not
+                                * notified (nor left, nor validated again) until it is */
 
 /* ---- the execution state machine (the engine drives it; docs/task-engine.md) ---- */
 

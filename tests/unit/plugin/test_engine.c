@@ -1150,6 +1150,54 @@ static void test_continuous_closes_at_its_end(void **state)
     assert_null(ota_task_find_exec(task, V2)); /* past its end nobody joins */
 }
 
+/* An online vehicle that joins is claimed only once its row is stored (the claim job runs
+ * before the flush job in the writer's queue: claimed at once, it would find no row). */
+static void test_joiner_claimed_after_its_row(void **state)
+{
+    (void)state;
+    put_vehicle(V1, "fleet");
+    add_continuous();
+    start_engine();
+    seen(V1);
+    tick();
+    tick();
+    assert_string_equal(notice_id(V1), "T000001:" V1 ":0");
+    seen(V2);
+    put_vehicle(V2, "fleet");
+    later(50);
+    tick(); /* joins: not claimed yet; the flush inserts its row */
+    assert_string_equal(notice_id(V2), "");
+    assert_int_equal(stored_rows().n, 2);
+    later(50);
+    tick(); /* claimed */
+    tick();
+    assert_string_equal(notice_id(V2), "T000001:" V2 ":0");
+    assert_true(stat_of("conflicts") == 0); /* no claim found its row missing */
+    assert_true(stat_of("adopted") == 0);
+}
+
+/* A joiner that stops matching before its row is stored leaves once it is. */
+static void test_joiner_leaves_after_its_row(void **state)
+{
+    (void)state;
+    put_vehicle(V1, "fleet");
+    add_continuous();
+    start_engine();
+    tick();
+    put_vehicle(V2, "fleet");
+    later(50);
+    ota_engine_tick(&F->p); /* joins; the flush job waits in the writer's queue */
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_QUEUED);
+    put_vehicle(V2, "retail");
+    later(50);
+    ota_engine_tick(&F->p); /* not decided while its row is not stored */
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_QUEUED);
+    run_jobs(); /* stored */
+    tick();
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_CANCELED);
+    assert_string_equal(code_of("T000001", V2), "left_target");
+}
+
 /* Another broker on the same database took the joiner first and notified it: this broker's
  * insert does not overwrite that row, it reads it again. */
 static void test_joiner_stored_by_another_broker(void **state)
@@ -1289,6 +1337,8 @@ int main(void)
         T(test_continuous_join_leave_stored),
         T(test_continuous_closes_at_its_end),
         T(test_joiner_stored_by_another_broker),
+        T(test_joiner_claimed_after_its_row),
+        T(test_joiner_leaves_after_its_row),
         T(test_jitter_spreads_notices),
         T(test_jitter_from_the_wave_start),
     };
