@@ -1265,14 +1265,13 @@ static void test_jitter_from_the_wave_start(void **state)
 {
     (void)state;
     ota_task *t = ADD("T000001", TASK(0), V1, V2, V3, V4);
-    ota_task_waves *w = calloc(1, sizeof(*w));
-    w->n_specs = 1;
-    w->specs[0] = (ota_wave_spec){false, 2};
-    w->success_pct[0] = w->success_pct[1] = 100;
-    w->approved = OTA_WAVES_MAX + 1;
+    char err[256];
+    cJSON *req = cJSON_Parse("{\"waves\":[{\"count\":2}]}"); /* two, then the rest */
+    ota_task_waves *w = NULL;
+    assert_int_equal(ota_task_waves_parse(req, "task", &w, err, sizeof err), 0);
+    cJSON_Delete(req);
     const char *vins[] = {V1, V2, V3, V4};
-    bool acc[] = {true, true, true, true};
-    assert_int_equal(ota_task_waves_plan(w, "T000001", vins, acc, 4), 0);
+    assert_int_equal(ota_task_waves_plan(w, "T000001", vins, (bool[]){1, 1, 1, 1}, 4), 0);
     t->waves = w;
     t->jitter_ms = 1000;
     ota_task_recount(t);
