@@ -629,8 +629,9 @@ void ota_cmd_export_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     cJSON *data = cJSON_CreateObject();
     cJSON_AddItemToObject(data, "task", task_summary(t));
     cJSON *arr = cJSON_AddArrayToObject(data, "vehicles");
-    for (size_t i = 0; arr && i < t->n_execs; i++) {
-        cJSON_AddItemToArray(arr, result_json(p, t, &t->execs[i]));
+    ota_task_walk_pos pos = {0}; /* VIN order, a continuous task's joiners sorted in */
+    for (const ota_task_exec *x; arr && (x = ota_task_walk(t, &pos)) != NULL;) {
+        cJSON_AddItemToArray(arr, result_json(p, t, x));
     }
     ota_cmd_ok(c, data);
 }

@@ -16,6 +16,18 @@ static ota_map_key string_key(const void *rec)
     return ota_map_key_str(*(char *const *)rec);
 }
 
+void ota_catalog_on_change(ota_catalog *c, void (*fn)(void *ctx, const char *vin), void *ctx)
+{
+    c->on_change = fn;
+    c->on_change_ctx = ctx;
+}
+
+void cat_changed(const ota_catalog *c, const char *vin)
+{
+    if (c->on_change)
+        c->on_change(c->on_change_ctx, vin);
+}
+
 ota_map_key cat_vin_key(const void *rec)
 {
     return ota_map_key_str((const char *)rec);

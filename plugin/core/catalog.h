@@ -48,6 +48,10 @@ int ota_catalog_apply_change(ota_catalog *c, const ota_store_change *ch, char *e
 
 /* ---- vehicles ---- */
 const ota_vehicle *ota_catalog_vehicle(const ota_catalog *c, const char *vin);
+/* Calls fn after each change of what a target query reads (issue 16's continuous tasks):
+ * a vehicle put or deleted, a list member added or removed (vin), a group set or deleted
+ * (vin NULL: any vehicle may match differently). One hook; fn NULL removes it. */
+void ota_catalog_on_change(ota_catalog *c, void (*fn)(void *ctx, const char *vin), void *ctx);
 /* Inserts or replaces; takes the record's contents. 0, or -1 out of memory. */
 int ota_catalog_put_vehicle(ota_catalog *c, ota_vehicle_rec *rec);
 /* 1 deleted, 0 not there. */

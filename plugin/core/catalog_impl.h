@@ -91,9 +91,14 @@ struct ota_catalog {
     ota_map groups;                /* ota_group, by name (catalog_groups.c) */
     ota_map rxswin;                /* cat_rxswin, by "task/vin" (catalog_rxswin.c) */
     uint64_t next_package_id;
+    void (*on_change)(void *ctx, const char *vin); /* ota_catalog_on_change */
+    void *on_change_ctx;
 };
 
 ota_map_key cat_vin_key(const void *rec);
+
+/* Tells the on_change hook that what a target reads of vin (NULL: of many) changed. */
+void cat_changed(const ota_catalog *c, const char *vin);
 
 /* The one copy of s (NULL for NULL): 0, or -1 out of memory. */
 int cat_intern(ota_catalog *c, const char *s, const char **out);

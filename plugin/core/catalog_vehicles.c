@@ -135,6 +135,7 @@ int cat_put_vehicle_copy(ota_catalog *c, const ota_vehicle_rec *r)
     }
     if (b != NULL)
         cat_bound_add(ms, b->strategy, 1);
+    cat_changed(c, r->vin);
     return 0;
 }
 
@@ -155,6 +156,7 @@ int ota_catalog_delete_vehicle(ota_catalog *c, const char *vin)
         cat_bound_add(cat_ms_find(c, v->model, v->series), b->strategy, -1);
     key_free(&c->keys, v->public_key);
     ota_map_remove(&c->vehicles, v, NULL);
+    cat_changed(c, vin);
     return 1;
 }
 
@@ -207,7 +209,10 @@ int ota_catalog_list_add(ota_catalog *c, ota_list_kind list, const char *vin)
         return 0;
     cat_vin r = {{0}};
     memcpy(r.vin, vin, strlen(vin));
-    return ota_map_put(m, &r) ? 1 : -1;
+    if (!ota_map_put(m, &r))
+        return -1;
+    cat_changed(c, vin);
+    return 1;
 }
 
 /* 1 removed, 0 not listed. */
@@ -218,6 +223,7 @@ int ota_catalog_list_remove(ota_catalog *c, ota_list_kind list, const char *vin)
     if (r == NULL)
         return 0;
     ota_map_remove(m, r, NULL);
+    cat_changed(c, vin);
     return 1;
 }
 
