@@ -12,6 +12,12 @@
  * executions, notices and documents back, retried after 1 s (a transition it applied
  * before failing is found applied on the retry: read again, the same state). Executions
  * another broker drives (OTA_EXEC_F_ELSEWHERE) are never stored here.
+ *
+ * The spool checkpoint waits for the moves (issue 15): the reports polled up to a spool
+ * position (ota_engine_hold_checkpoint) may be checkpointed once the flush job after
+ * them is stored, and only when no event waits for an execution read (engine_adopt.c):
+ * the moves they make come later. A broker killed before that replays those reports at
+ * its next start, so the moves its writer had not stored are made again.
  */
 #include "engine_impl.h"
 
@@ -125,6 +131,8 @@ typedef struct {
     ota_store_doc *docs;
     ota_task **doc_tasks;
     size_t n_docs;
+    ota_spool_pos ck; /* the checkpoint allowed once this job is stored */
+    bool has_ck;
 } flush_job;
 
 static void flush_job_free(flush_job *j)
@@ -202,6 +210,29 @@ static void flush_put_back(ota_engine *e, flush_job *j)
     }
 }
 
+/* The reports behind ck drove their executions. Polls come in spool order: the latest
+ * checkpoint covers the earlier ones. */
+static void ck_pend(ota_engine *e, ota_spool_pos ck)
+{
+    e->ck_want = ck;
+    e->ck_pending = true;
+}
+
+/* No event waits for an execution read: every move the polled reports make is made. */
+static bool adopts_idle(const ota_engine *e)
+{
+    return e->adopts.n == 0 && !e->adopts.in_flight;
+}
+
+void ota_engine_hold_checkpoint(ota_plugin *p, ota_spool_pos ck)
+{
+    if (!p->engine) {
+        ota_writer_allow_checkpoint(p->writer, ck);
+        return;
+    }
+    ck_pend(p->engine, ck);
+}
+
 static void flush_done(void *arg, int rc, const char *err)
 {
     flush_job *j = arg;
@@ -209,8 +240,14 @@ static void flush_done(void *arg, int rc, const char *err)
     if (rc != 0) {
         ota_batch_later(&j->e->batch, j->e->clock.mono_ms()); /* on the engine's clock */
         flush_put_back(j->e, j);
+        if (j->has_ck && !j->e->ck_pending) { /* a pending one is later: it covers */
+            ck_pend(j->e, j->ck);
+        }
     } else {
         flush_conflicts(j->e, j);
+        if (j->has_ck) {
+            ota_writer_allow_checkpoint(j->e->plugin->writer, j->ck);
+        }
     }
     flush_job_free(j);
 }
@@ -306,6 +343,11 @@ static void flush_submit(ota_engine *e)
                                      .add_notices = nr,
                                      .n_add_notices = nr ? j->n_notices : 0};
     j->strs[j->n_strs++] = (char *)nr; /* freed with the strings */
+    if (e->ck_pending && adopts_idle(e)) {
+        j->ck = e->ck_want;
+        j->has_ck = true;
+        e->ck_pending = false;
+    }
     j->job = (ota_writer_job){.run = flush_run, .done = flush_done, .arg = j};
     int64_t now = e->clock.mono_ms();
     if (ota_writer_submit(p->writer, &j->job) != 0) {
@@ -337,6 +379,11 @@ void ota_eng_flush(ota_engine *e)
     }
     /* dirty executions count; only notices or task documents waiting count as one */
     size_t pending = e->n_dirty ? e->n_dirty : (has_changes(e) ? 1 : 0);
+    if (pending == 0 && e->ck_pending && adopts_idle(e)) {
+        e->ck_pending = false; /* nothing to store: every move is stored already */
+        ota_writer_allow_checkpoint(e->plugin->writer, e->ck_want);
+        return;
+    }
     if (ota_batch_due(&e->batch, pending, e->clock.mono_ms())) {
         flush_submit(e);
     }

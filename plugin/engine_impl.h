@@ -94,6 +94,9 @@ struct ota_engine {
     eng_adopts adopts;
     struct eng_parked *parked; /* requests waiting for their vehicle's descriptions */
     bool grants_in_flight;
+    /* the spool checkpoint the polled reports allow once their moves are stored */
+    ota_spool_pos ck_want;
+    bool ck_pending;
 };
 
 /* ---- engine.c: vehicles and dispatch ---- */
