@@ -11,6 +11,10 @@
  * new state, so applying one again is a no-op (a put of what memory holds, a task already
  * held, a cancel of a task already canceled); the log carries no origin to skip them by.
  *
+ * A group's entry carries its definition; its static members are read from the store in
+ * the same job (every member row once per read that carries group entries: group changes
+ * are rare) and the group is replaced through the start-up load's functions.
+ *
  * A broker whose position is older than the log's oldest stored entry (it was away longer
  * than the retention) cannot catch up entry by entry: it reloads, as a restart would, in
  * the background. A second writer job takes the log's last seq, then loads a whole new
@@ -24,6 +28,7 @@
 #include "follow.h"
 #include "catalog.h"
 #include "engine.h"
+#include "groups.h"
 #include "standby.h"
 #include "tasks.h"
 
@@ -55,13 +60,23 @@ typedef struct {
     char **held;
     size_t n_held;
     ota_doc_kind loading; /* the kind of the documents being copied as entries */
+    struct group_members *groups; /* the members of the groups put by the entries */
+    size_t n_groups;
 } follow_job;
+
+/* A static group's members as the store holds them (vins malloc'd). */
+typedef struct group_members {
+    const char *name; /* borrowed from its entry */
+    char **vins;
+    size_t n, cap;
+} group_members;
 
 struct ota_follow {
     uint64_t position; /* the last seq applied */
     uint64_t last;     /* the last seq the log had at the latest read */
     int64_t last_read_ms;
     int64_t lag_ms; /* now - at of the newest entry applied, at its apply */
+    int64_t behind_since; /* the first read that found the next entry gone, 0 = none */
     uint64_t applied, skipped, errors, behind, reloads, tasks_added, tasks_canceled;
     bool in_flight;
     bool behind_logged;
@@ -201,6 +216,62 @@ static int read_task_execs(ota_store *store, follow_job *j)
     return j->n_task_ids ? ota_store_load_execs(store, copy_exec, j) : 0;
 }
 
+static group_members *group_of(follow_job *j, const char *name)
+{
+    for (size_t i = 0; i < j->n_groups; i++) {
+        if (strcmp(j->groups[i].name, name) == 0) {
+            return &j->groups[i];
+        }
+    }
+    return NULL;
+}
+
+static int skip_group(void *ctx, const char *name, const char *json)
+{
+    (void)ctx, (void)name, (void)json;
+    return 0; /* the definition comes with the entry */
+}
+
+static int copy_member(void *ctx, const char *name, const char *vin)
+{
+    group_members *g = group_of(ctx, name);
+    if (!g) {
+        return 0;
+    }
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 64;
+        char **grown = realloc(g->vins, cap * sizeof(*grown));
+        if (!grown) {
+            return 1;
+        }
+        g->vins = grown;
+        g->cap = cap;
+    }
+    return (g->vins[g->n++] = strdup(vin)) ? 0 : 1;
+}
+
+/* The members of the groups the entries put (not deleted), read once for all of them. */
+static int read_group_members(ota_store *store, follow_job *j)
+{
+    size_t n = 0;
+    for (entry *e = j->head; e; e = e->next) {
+        n += e->c.what == OTA_CHANGE_GROUP && !e->c.deleted;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    j->groups = calloc(n, sizeof(*j->groups));
+    if (!j->groups) {
+        return -1;
+    }
+    for (entry *e = j->head; e; e = e->next) {
+        if (e->c.what == OTA_CHANGE_GROUP && !e->c.deleted && !group_of(j, e->c.id)) {
+            j->groups[j->n_groups++].name = e->c.id;
+        }
+    }
+    return ota_store_load_groups(store, skip_group, copy_member, j);
+}
+
 static int follow_run(ota_store *store, void *arg, char *err, size_t errlen)
 {
     follow_job *j = arg;
@@ -218,6 +289,10 @@ static int follow_run(ota_store *store, void *arg, char *err, size_t errlen)
     }
     if (read_task_execs(store, j) != 0) {
         snprintf(err, errlen, "reading the executions of a changed task failed");
+        return -1;
+    }
+    if (read_group_members(store, j) != 0) {
+        snprintf(err, errlen, "reading the members of a changed group failed");
         return -1;
     }
     return 0;
@@ -282,6 +357,13 @@ static void job_free(follow_job *j)
     }
     free(j->execs);
     free(j->task_ids);
+    for (size_t i = 0; i < j->n_groups; i++) {
+        for (size_t k = 0; k < j->groups[i].n; k++) {
+            free(j->groups[i].vins[k]);
+        }
+        free(j->groups[i].vins);
+    }
+    free(j->groups);
     for (size_t i = 0; i < j->n_held; i++) {
         free(j->held[i]);
     }
@@ -330,6 +412,11 @@ static int apply_entry(ota_plugin *p, follow_job *j, const ota_store_change *c, 
             return 0;
         }
         return ota_tasks_follow_setting(p->tasks, c->id, c->json, err, errlen) == 0 ? 1 : -1;
+    }
+    if (c->what == OTA_CHANGE_GROUP) {
+        const group_members *g = c->deleted ? NULL : group_of(j, c->id);
+        return ota_catalog_follow_group(p->catalog, c->id, c->deleted ? NULL : c->json,
+                                        g ? g->vins : NULL, g ? g->n : 0, err, errlen);
     }
     return ota_catalog_apply_change(p->catalog, c, err, errlen);
 }
@@ -422,6 +509,23 @@ static void reload_submit(ota_plugin *p)
     f->in_flight = true;
 }
 
+/* The entry after the position is not stored: trimmed, or not visible yet (a standalone
+ * server's writer took its number and inserts it a moment later, as at a gap). Behind
+ * for good once it is still missing FOLLOW_HOLD_MS after the first read that missed it. */
+static bool behind_for_good(ota_follow *f)
+{
+    int64_t now = ota_now_ms();
+    if (f->behind_since == 0) {
+        f->behind_since = now;
+        return false;
+    }
+    if (now - f->behind_since < FOLLOW_HOLD_MS) {
+        return false;
+    }
+    f->behind_since = 0;
+    return true;
+}
+
 static void follow_done(void *arg, int rc, const char *err)
 {
     follow_job *j = arg;
@@ -431,7 +535,7 @@ static void follow_done(void *arg, int rc, const char *err)
     if (rc != 0) {
         f->errors++; /* the store is away: the next read retries from the same position */
         (void)err;
-    } else if (j->after + 1 < j->first) {
+    } else if (j->after + 1 < j->first && behind_for_good(f)) {
         f->behind++;
         if (!f->behind_logged) {
             mosquitto_log_printf(MOSQ_LOG_WARNING,
@@ -442,7 +546,8 @@ static void follow_done(void *arg, int rc, const char *err)
             f->behind_logged = true;
         }
         reload_submit(p);
-    } else {
+    } else if (j->after + 1 >= j->first) {
+        f->behind_since = 0;
         f->last = j->last;
         apply_all(p, j);
     }

@@ -89,6 +89,16 @@ class ChangePropagation(CatalogCase):
         self.seen(others, "a VIN blacklisted",
                   lambda a: (self.data(a, "getList", list="blacklist") or {}).get("vins")
                   == [vins[2]])
+        self.ok("setGroup", group={"name": "pilot", "vins": vins[:2]})
+        self.seen(others, "a group set",
+                  lambda a: (self.data(a, "getGroup", name="pilot") or {}).get("size") == 2)
+        self.ok("setGroup", group={"name": "pilot", "vins": vins[1:]})
+        self.seen(others, "a group's members replaced",
+                  lambda a: (self.data(a, "getGroup", name="pilot", members=True) or {})
+                  .get("vins") == vins[1:])
+        self.ok("deleteGroup", name="pilot")
+        self.seen(others, "a group deleted",
+                  lambda a: "pilot" in a.command("getGroup", name="pilot").get("error", ""))
         self.ok("cancelTask", id=tid)
         self.seen(others, "a task canceled",
                   lambda a: (self.data(a, "getTask", id=tid) or {}).get("state") == "canceled")
@@ -99,7 +109,7 @@ class ChangePropagation(CatalogCase):
             print("getStats follow on %s: %r" % (a.client_id, f), file=sys.stderr)
             self.assertEqual(f["errors"], 0, f)
             self.assertEqual(f["behind"], 0, f)
-            self.assertGreaterEqual(f["applied"], 8, f)
+            self.assertGreaterEqual(f["applied"], 11, f)
             self.assertEqual(f["tasks_added"], 1, f)
             self.assertEqual(f["tasks_canceled"], 1, f)
             ot.wait_until(lambda: self.data(a, "getStats")["follow"]["lag"] == 0,
