@@ -194,12 +194,19 @@ static int copy_exec(void *ctx, const ota_exec_rec *e)
 /* The executions of the tasks whose documents (not deletions) came: a task this broker
  * does not hold yet is added with them. One scan of the executions per read that carries
  * task documents (task changes are rare; docs/mongodb.md). */
-static int read_task_execs(ota_store *store, follow_job *j)
+static size_t count_puts(const follow_job *j, ota_change_what what, ota_doc_kind kind)
 {
     size_t n = 0;
-    for (entry *e = j->head; e; e = e->next) {
-        n += e->c.what == OTA_CHANGE_DOC && e->c.doc_kind == OTA_DOC_TASK && !e->c.deleted;
+    for (const entry *e = j->head; e; e = e->next) {
+        n += e->c.what == what && (what != OTA_CHANGE_DOC || e->c.doc_kind == kind) &&
+             !e->c.deleted;
     }
+    return n;
+}
+
+static int read_task_execs(ota_store *store, follow_job *j)
+{
+    size_t n = count_puts(j, OTA_CHANGE_DOC, OTA_DOC_TASK);
     if (n == 0) {
         return 0;
     }
@@ -253,10 +260,7 @@ static int copy_member(void *ctx, const char *name, const char *vin)
 /* The members of the groups the entries put (not deleted), read once for all of them. */
 static int read_group_members(ota_store *store, follow_job *j)
 {
-    size_t n = 0;
-    for (entry *e = j->head; e; e = e->next) {
-        n += e->c.what == OTA_CHANGE_GROUP && !e->c.deleted;
-    }
+    size_t n = count_puts(j, OTA_CHANGE_GROUP, 0);
     if (n == 0) {
         return 0;
     }

@@ -56,17 +56,22 @@ class ChangePropagation(CatalogCase):
         r = a.command(command, **fields)
         return r.get("data")
 
-    def test_changes_through_broker_1_reach_brokers_2_and_3(self):
+    def brokers_and_catalog(self, n):
+        """Broker 1 and n others on the peer; a model, three vehicles and a package (a
+        draft) made through broker 1. Returns (the others' admins, VINs, package id)."""
         self.start(store=self.uri, broker_id="broker-1",
                    signing_key=str(self.tmp / "ota-signing.pem"))
-        others = self.others(2)
+        others = self.others(n)
         self.ok("setModel", model=M, series=S, supports_config_word=False, ecus=["BMS"])
         vins = [ot.vin(i, "LHACH") for i in range(1, 4)]
         self.ok("upsertVehicles", vehicles=[
             {"vin": v, "model": M, "series": S, "status": "in_stock", "usage": "retail",
              "fw": "1.0"} for v in vins])
         sha = self.put_file(b"firmware 2.0" * 100)
-        pid = self.add_package(package("2.0", [("BMS", "ecu", sha)]))
+        return others, vins, self.add_package(package("2.0", [("BMS", "ecu", sha)]))
+
+    def test_changes_through_broker_1_reach_brokers_2_and_3(self):
+        others, vins, pid = self.brokers_and_catalog(2)
         self.seen(others, "a vehicle upserted",
                   lambda a: ((self.data(a, "getVehicle", vin=vins[2]) or {}).get("vehicle")
                   or {}).get("fw") == "1.0")
@@ -124,17 +129,8 @@ class ChangePropagation(CatalogCase):
         reloads the catalog and the tasks in the background and swaps them in — a deleted
         vehicle gone, a changed one changed, a group, a blacklisted VIN, a new task — then
         follows the log again from where the reload read it."""
-        self.start(store=self.uri, broker_id="broker-1",
-                   signing_key=str(self.tmp / "ota-signing.pem"))
-        (a2,) = self.others(1)
+        (a2,), vins, pid = self.brokers_and_catalog(1)
         b2 = self._brokers[-1]
-        self.ok("setModel", model=M, series=S, supports_config_word=False, ecus=["BMS"])
-        vins = [ot.vin(i, "LHACH") for i in range(1, 4)]
-        self.ok("upsertVehicles", vehicles=[
-            {"vin": v, "model": M, "series": S, "status": "in_stock", "usage": "retail",
-             "fw": "1.0"} for v in vins])
-        sha = self.put_file(b"firmware 2.0" * 100)
-        pid = self.add_package(package("2.0", [("BMS", "ecu", sha)]))
         self.set_status(pid, "released")
         self.ok("setStrategy", strategy={"id": "s", "package_kind": "full",
                                          "compare_version": "always",
