@@ -107,6 +107,9 @@ class ChangePropagation(CatalogCase):
         self.ok("cancelTask", id=tid)
         self.seen(others, "a task canceled",
                   lambda a: (self.data(a, "getTask", id=tid) or {}).get("state") == "canceled")
+        self.ok("deleteVehicle", vin=vins[2])
+        self.seen(others, "a vehicle deleted",
+                  lambda a: "error" in a.command("getVehicle", vin=vins[2]))
         for a in others:
             d = self.data(a, "getTask", id=tid)
             self.assertEqual(d["counts"]["canceled"], 2, d)
@@ -114,7 +117,7 @@ class ChangePropagation(CatalogCase):
             print("getStats follow on %s: %r" % (a.client_id, f), file=sys.stderr)
             self.assertEqual(f["errors"], 0, f)
             self.assertEqual(f["behind"], 0, f)
-            self.assertGreaterEqual(f["applied"], 11, f)
+            self.assertGreaterEqual(f["applied"], 12, f)
             self.assertEqual(f["tasks_added"], 1, f)
             self.assertEqual(f["tasks_canceled"], 1, f)
             ot.wait_until(lambda: self.data(a, "getStats")["follow"]["lag"] == 0,
