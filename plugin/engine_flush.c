@@ -393,5 +393,8 @@ void ota_eng_flush_now(ota_engine *e)
 {
     if (e->plugin->writer && has_changes(e)) {
         flush_submit(e);
+    } else if (e->plugin->writer && e->ck_pending && adopts_idle(e) && !e->batch.in_flight) {
+        e->ck_pending = false; /* at stop: a clean restart replays nothing twice */
+        ota_writer_allow_checkpoint(e->plugin->writer, e->ck_want);
     }
 }
