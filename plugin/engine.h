@@ -65,6 +65,11 @@ bool ota_engine_grants_park(ota_plugin *p, const ota_request *req, ota_vehicle_h
  * get their notice again as desired state, same msg_id, with "install_now": true (a
  * download_only vehicle installs what it downloaded). Returns how many. */
 size_t ota_engine_install_now(ota_plugin *p, ota_task *task, char *const *vins, size_t n_vins);
+/* The reports polled up to spool position ck drove their executions: the writer may
+ * checkpoint past them once the execution moves they made are stored (the next flush
+ * job that carries no adoption still waiting, engine_flush.c). A broker killed before
+ * that replays those reports at its next start, and their moves are made again. */
+void ota_engine_hold_checkpoint(ota_plugin *p, ota_spool_pos ck);
 /* At shutdown, before the writer stops: hand the last execution changes to the writer. */
 void ota_engine_flush_final(ota_plugin *p);
 /* getStats: adds "claims" {broker_id, won, lost, errors, waiting} to data: notices this

@@ -16,6 +16,12 @@
  * with the change (put_execs) unless a row is there already — another broker sharing the
  * database took the same joiner first and may have moved it: then it is read again, as
  * for a conflict. Its later moves come in later jobs, so they find the row.
+ *
+ * The spool checkpoint waits for the moves (issue 15): the reports polled up to a spool
+ * position (ota_engine_hold_checkpoint) may be checkpointed once the flush job after
+ * them is stored, and only when no event waits for an execution read (engine_adopt.c):
+ * the moves they make come later. A broker killed before that replays those reports at
+ * its next start, so the moves its writer had not stored are made again.
  */
 #include "engine_impl.h"
 
@@ -129,6 +135,8 @@ typedef struct {
     ota_store_doc *docs;
     ota_task **doc_tasks;
     size_t n_docs;
+    ota_spool_pos ck; /* the checkpoint allowed once this job is stored */
+    bool has_ck;
 } flush_job;
 
 static void flush_job_free(flush_job *j)
@@ -237,6 +245,29 @@ static void flush_put_back(ota_engine *e, flush_job *j)
     }
 }
 
+/* The reports behind ck drove their executions. Polls come in spool order: the latest
+ * checkpoint covers the earlier ones. */
+static void ck_pend(ota_engine *e, ota_spool_pos ck)
+{
+    e->ck_want = ck;
+    e->ck_pending = true;
+}
+
+/* No event waits for an execution read: every move the polled reports make is made. */
+static bool adopts_idle(const ota_engine *e)
+{
+    return e->adopts.n == 0 && !e->adopts.in_flight;
+}
+
+void ota_engine_hold_checkpoint(ota_plugin *p, ota_spool_pos ck)
+{
+    if (!p->engine) {
+        ota_writer_allow_checkpoint(p->writer, ck);
+        return;
+    }
+    ck_pend(p->engine, ck);
+}
+
 static void flush_done(void *arg, int rc, const char *err)
 {
     flush_job *j = arg;
@@ -244,8 +275,14 @@ static void flush_done(void *arg, int rc, const char *err)
     if (rc != 0) {
         ota_batch_later(&j->e->batch, j->e->clock.mono_ms()); /* on the engine's clock */
         flush_put_back(j->e, j);
+        if (j->has_ck && !j->e->ck_pending) { /* a pending one is later: it covers */
+            ck_pend(j->e, j->ck);
+        }
     } else {
         flush_conflicts(j->e, j);
+        if (j->has_ck) {
+            ota_writer_allow_checkpoint(j->e->plugin->writer, j->ck);
+        }
     }
     flush_job_free(j);
 }
@@ -351,6 +388,11 @@ static void flush_submit(ota_engine *e)
                                      .n_add_notices = nr ? j->n_notices : 0};
     j->strs[j->n_strs++] = (char *)nr; /* freed with the strings */
     put_new_execs(j);
+    if (e->ck_pending && adopts_idle(e)) {
+        j->ck = e->ck_want;
+        j->has_ck = true;
+        e->ck_pending = false;
+    }
     j->job = (ota_writer_job){.run = flush_run, .done = flush_done, .arg = j};
     int64_t now = e->clock.mono_ms();
     if (ota_writer_submit(p->writer, &j->job) != 0) {
@@ -382,6 +424,11 @@ void ota_eng_flush(ota_engine *e)
     }
     /* dirty executions count; only notices or task documents waiting count as one */
     size_t pending = e->n_dirty ? e->n_dirty : (has_changes(e) ? 1 : 0);
+    if (pending == 0 && e->ck_pending && adopts_idle(e)) {
+        e->ck_pending = false; /* nothing to store: every move is stored already */
+        ota_writer_allow_checkpoint(e->plugin->writer, e->ck_want);
+        return;
+    }
     if (ota_batch_due(&e->batch, pending, e->clock.mono_ms())) {
         flush_submit(e);
     }
@@ -391,5 +438,8 @@ void ota_eng_flush_now(ota_engine *e)
 {
     if (e->plugin->writer && has_changes(e)) {
         flush_submit(e);
+    } else if (e->plugin->writer && e->ck_pending && adopts_idle(e) && !e->batch.in_flight) {
+        e->ck_pending = false; /* at stop: a clean restart replays nothing twice */
+        ota_writer_allow_checkpoint(e->plugin->writer, e->ck_want);
     }
 }

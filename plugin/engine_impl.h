@@ -98,6 +98,9 @@ struct ota_engine {
     ota_map cont_vins; /* engine_cont.c: VINs the catalog changed since the last TICK */
     bool cont_all;     /* ... or everything (a group changed, the first TICK) */
     bool cont_wanted;  /* an active continuous task was seen at the last TICK */
+    /* the spool checkpoint the polled reports allow once their moves are stored */
+    ota_spool_pos ck_want;
+    bool ck_pending;
 };
 
 /* ---- engine.c: vehicles and dispatch ---- */

@@ -11,14 +11,24 @@
  * new state, so applying one again is a no-op (a put of what memory holds, a task already
  * held, a cancel of a task already canceled); the log carries no origin to skip them by.
  *
+ * A group's entry carries its definition; its static members are read from the store in
+ * the same job (every member row once per read that carries group entries: group changes
+ * are rare) and the group is replaced through the start-up load's functions.
+ *
  * A broker whose position is older than the log's oldest stored entry (it was away longer
- * than the retention) cannot catch up entry by entry: it logs that once, counts it in
- * getStats (follow.behind), and follows from the log's start; a restart reloads it. A
- * live full reload is not built.
+ * than the retention) cannot catch up entry by entry: it reloads, as a restart would, in
+ * the background. A second writer job takes the log's last seq, then loads a whole new
+ * catalog (ota_catalog_load: vehicles, documents, lists, groups; deletions included) and
+ * every task and setting document, with the executions of the tasks this broker does not
+ * hold; the TICK that hands it back swaps the catalog (the old one is freed) and applies
+ * the documents as entries, then follows from that seq. Jobs finish in submission order,
+ * so an operator change stored after the reload's read is applied to the new catalog by
+ * its own done(). getStats follow.behind counts the times, follow.reloads the reloads.
  */
 #include "follow.h"
 #include "catalog.h"
 #include "engine.h"
+#include "groups.h"
 #include "standby.h"
 #include "tasks.h"
 
@@ -45,14 +55,29 @@ typedef struct {
     size_t n_execs, cap_execs;
     char **task_ids;
     size_t n_task_ids;
+    /* a reload (the broker was behind the log's start): the new catalog, the tasks held */
+    ota_catalog *catalog;
+    char **held;
+    size_t n_held;
+    ota_doc_kind loading; /* the kind of the documents being copied as entries */
+    struct group_members *groups; /* the members of the groups put by the entries */
+    size_t n_groups;
 } follow_job;
+
+/* A static group's members as the store holds them (vins malloc'd). */
+typedef struct group_members {
+    const char *name; /* borrowed from its entry */
+    char **vins;
+    size_t n, cap;
+} group_members;
 
 struct ota_follow {
     uint64_t position; /* the last seq applied */
     uint64_t last;     /* the last seq the log had at the latest read */
     int64_t last_read_ms;
     int64_t lag_ms; /* now - at of the newest entry applied, at its apply */
-    uint64_t applied, skipped, errors, behind, tasks_added, tasks_canceled;
+    int64_t behind_since; /* the first read that found the next entry gone, 0 = none */
+    uint64_t applied, skipped, errors, behind, reloads, tasks_added, tasks_canceled;
     bool in_flight;
     bool behind_logged;
 };
@@ -126,6 +151,16 @@ static bool wanted_task(const follow_job *j, const char *task)
     return false;
 }
 
+static bool held_task(const follow_job *j, const char *task)
+{
+    for (size_t i = 0; i < j->n_held; i++) {
+        if (strcmp(j->held[i], task) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -159,12 +194,19 @@ static int copy_exec(void *ctx, const ota_exec_rec *e)
 /* The executions of the tasks whose documents (not deletions) came: a task this broker
  * does not hold yet is added with them. One scan of the executions per read that carries
  * task documents (task changes are rare; docs/mongodb.md). */
-static int read_task_execs(ota_store *store, follow_job *j)
+static size_t count_puts(const follow_job *j, ota_change_what what, ota_doc_kind kind)
 {
     size_t n = 0;
-    for (entry *e = j->head; e; e = e->next) {
-        n += e->c.what == OTA_CHANGE_DOC && e->c.doc_kind == OTA_DOC_TASK && !e->c.deleted;
+    for (const entry *e = j->head; e; e = e->next) {
+        n += e->c.what == what && (what != OTA_CHANGE_DOC || e->c.doc_kind == kind) &&
+             !e->c.deleted;
     }
+    return n;
+}
+
+static int read_task_execs(ota_store *store, follow_job *j)
+{
+    size_t n = count_puts(j, OTA_CHANGE_DOC, OTA_DOC_TASK);
     if (n == 0) {
         return 0;
     }
@@ -174,11 +216,64 @@ static int read_task_execs(ota_store *store, follow_job *j)
     }
     for (entry *e = j->head; e; e = e->next) {
         if (e->c.what == OTA_CHANGE_DOC && e->c.doc_kind == OTA_DOC_TASK && !e->c.deleted &&
-            !wanted_task(j, e->c.id)) {
+            !wanted_task(j, e->c.id) && !held_task(j, e->c.id)) {
             j->task_ids[j->n_task_ids++] = (char *)e->c.id; /* borrowed */
         }
     }
-    return ota_store_load_execs(store, copy_exec, j);
+    return j->n_task_ids ? ota_store_load_execs(store, copy_exec, j) : 0;
+}
+
+static group_members *group_of(follow_job *j, const char *name)
+{
+    for (size_t i = 0; i < j->n_groups; i++) {
+        if (strcmp(j->groups[i].name, name) == 0) {
+            return &j->groups[i];
+        }
+    }
+    return NULL;
+}
+
+static int skip_group(void *ctx, const char *name, const char *json)
+{
+    (void)ctx, (void)name, (void)json;
+    return 0; /* the definition comes with the entry */
+}
+
+static int copy_member(void *ctx, const char *name, const char *vin)
+{
+    group_members *g = group_of(ctx, name);
+    if (!g) {
+        return 0;
+    }
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 64;
+        char **grown = realloc(g->vins, cap * sizeof(*grown));
+        if (!grown) {
+            return 1;
+        }
+        g->vins = grown;
+        g->cap = cap;
+    }
+    return (g->vins[g->n++] = strdup(vin)) ? 0 : 1;
+}
+
+/* The members of the groups the entries put (not deleted), read once for all of them. */
+static int read_group_members(ota_store *store, follow_job *j)
+{
+    size_t n = count_puts(j, OTA_CHANGE_GROUP, 0);
+    if (n == 0) {
+        return 0;
+    }
+    j->groups = calloc(n, sizeof(*j->groups));
+    if (!j->groups) {
+        return -1;
+    }
+    for (entry *e = j->head; e; e = e->next) {
+        if (e->c.what == OTA_CHANGE_GROUP && !e->c.deleted && !group_of(j, e->c.id)) {
+            j->groups[j->n_groups++].name = e->c.id;
+        }
+    }
+    return ota_store_load_groups(store, skip_group, copy_member, j);
 }
 
 static int follow_run(ota_store *store, void *arg, char *err, size_t errlen)
@@ -198,6 +293,51 @@ static int follow_run(ota_store *store, void *arg, char *err, size_t errlen)
     }
     if (read_task_execs(store, j) != 0) {
         snprintf(err, errlen, "reading the executions of a changed task failed");
+        return -1;
+    }
+    if (read_group_members(store, j) != 0) {
+        snprintf(err, errlen, "reading the members of a changed group failed");
+        return -1;
+    }
+    return 0;
+}
+
+/* A stored task or setting document, copied as a change entry (seq 0: not the log's). */
+static int copy_doc(void *ctx, const char *key, const char *json)
+{
+    follow_job *j = ctx;
+    ota_store_change c = {.what = OTA_CHANGE_DOC, .doc_kind = j->loading, .id = key,
+                          .json = json};
+    return copy_entry(j, &c);
+}
+
+/* The reload: the log's last seq first (the follower goes on from there, as after a
+ * start), then everything a start loads that the follower keeps current. */
+static int reload_run(ota_store *store, void *arg, char *err, size_t errlen)
+{
+    follow_job *j = arg;
+    if (ota_store_change_bounds(store, &j->first, &j->last) != 0) {
+        snprintf(err, errlen, "reading the change log's bounds failed");
+        return -1;
+    }
+    j->catalog = ota_catalog_new();
+    if (!j->catalog) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (ota_catalog_load(j->catalog, store, err, errlen) != 0) {
+        return -1;
+    }
+    static const ota_doc_kind kinds[] = {OTA_DOC_SETTING, OTA_DOC_TASK};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        j->loading = kinds[i];
+        if (ota_store_load_docs(store, kinds[i], copy_doc, j) != 0) {
+            snprintf(err, errlen, "reading the task documents failed");
+            return -1;
+        }
+    }
+    if (read_task_execs(store, j) != 0) {
+        snprintf(err, errlen, "reading the executions of the tasks not held failed");
         return -1;
     }
     return 0;
@@ -221,6 +361,20 @@ static void job_free(follow_job *j)
     }
     free(j->execs);
     free(j->task_ids);
+    for (size_t i = 0; i < j->n_groups; i++) {
+        for (size_t k = 0; k < j->groups[i].n; k++) {
+            free(j->groups[i].vins[k]);
+        }
+        free(j->groups[i].vins);
+    }
+    free(j->groups);
+    for (size_t i = 0; i < j->n_held; i++) {
+        free(j->held[i]);
+    }
+    free(j->held);
+    if (j->catalog) {
+        ota_catalog_free(j->catalog);
+    }
     free(j);
 }
 
@@ -263,27 +417,117 @@ static int apply_entry(ota_plugin *p, follow_job *j, const ota_store_change *c, 
         }
         return ota_tasks_follow_setting(p->tasks, c->id, c->json, err, errlen) == 0 ? 1 : -1;
     }
+    if (c->what == OTA_CHANGE_GROUP) {
+        const group_members *g = c->deleted ? NULL : group_of(j, c->id);
+        return ota_catalog_follow_group(p->catalog, c->id, c->deleted ? NULL : c->json,
+                                        g ? g->vins : NULL, g ? g->n : 0, err, errlen);
+    }
     return ota_catalog_apply_change(p->catalog, c, err, errlen);
+}
+
+static void apply_one(ota_plugin *p, follow_job *j, const ota_store_change *c)
+{
+    ota_follow *f = p->follow;
+    char err[384] = "";
+    int rc = apply_entry(p, j, c, err, sizeof err);
+    if (rc < 0) {
+        f->errors++;
+        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: change %llu (%s) not applied here: %s",
+                             (unsigned long long)c->seq, c->id ? c->id : "", err);
+    } else if (rc == 0) {
+        f->skipped++;
+    } else {
+        f->applied++;
+    }
 }
 
 static void apply_all(ota_plugin *p, follow_job *j)
 {
     ota_follow *f = p->follow;
     for (entry *e = j->head; e; e = e->next) {
-        char err[384] = "";
-        int rc = apply_entry(p, j, &e->c, err, sizeof err);
-        if (rc < 0) {
-            f->errors++;
-            mosquitto_log_printf(MOSQ_LOG_ERR, "ota: change %llu not applied here: %s",
-                                 (unsigned long long)e->c.seq, err);
-        } else if (rc == 0) {
-            f->skipped++;
-        } else {
-            f->applied++;
-        }
+        apply_one(p, j, &e->c);
         f->position = e->c.seq;
         f->lag_ms = ota_now_ms() - e->c.at_ms;
     }
+}
+
+/* The reload handed back: the new catalog replaces the old, the task and setting
+ * documents apply as entries (tasks not held are added, canceled ones canceled), and the
+ * follower goes on from the seq taken before the load. A failed reload is tried again by
+ * the next read, which finds the broker behind again. */
+static void reload_done(void *arg, int rc, const char *err)
+{
+    follow_job *j = arg;
+    ota_plugin *p = j->p;
+    ota_follow *f = p->follow;
+    f->in_flight = false;
+    if (rc != 0) {
+        f->errors++;
+        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: reloading after the change log's start failed "
+                             "(tried again): %s", err);
+        job_free(j);
+        return;
+    }
+    ota_catalog *old = p->catalog;
+    p->catalog = j->catalog;
+    j->catalog = old; /* freed with the job */
+    for (entry *e = j->head; e; e = e->next) {
+        apply_one(p, j, &e->c);
+    }
+    f->position = f->last = j->last;
+    f->reloads++;
+    f->behind_logged = false;
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: reloaded the catalog and tasks from the store; "
+                         "following the change log from %llu", (unsigned long long)j->last);
+    job_free(j);
+}
+
+/* Behind the log's start: the reload job, with the ids of the tasks held (their
+ * executions are this broker's own; the others come with their documents). */
+static void reload_submit(ota_plugin *p)
+{
+    ota_follow *f = p->follow;
+    follow_job *j = calloc(1, sizeof(*j));
+    ota_task **tasks = NULL;
+    long n = ota_tasks_list(p->tasks, &tasks);
+    if (j && n > 0) {
+        j->held = calloc((size_t)n, sizeof(*j->held));
+    }
+    bool ok = j && n >= 0 && (n == 0 || j->held);
+    for (long i = 0; ok && i < n; i++) {
+        ok = (j->held[j->n_held++] = strdup(tasks[i]->rec.id)) != NULL;
+    }
+    free(tasks);
+    if (!ok) {
+        if (j) {
+            job_free(j);
+        }
+        return; /* out of memory: the next read tries again */
+    }
+    j->p = p;
+    j->job = (ota_writer_job){.run = reload_run, .done = reload_done, .arg = j};
+    if (ota_writer_submit(p->writer, &j->job) != 0) {
+        job_free(j);
+        return;
+    }
+    f->in_flight = true;
+}
+
+/* The entry after the position is not stored: trimmed, or not visible yet (a standalone
+ * server's writer took its number and inserts it a moment later, as at a gap). Behind
+ * for good once it is still missing FOLLOW_HOLD_MS after the first read that missed it. */
+static bool behind_for_good(ota_follow *f)
+{
+    int64_t now = ota_now_ms();
+    if (f->behind_since == 0) {
+        f->behind_since = now;
+        return false;
+    }
+    if (now - f->behind_since < FOLLOW_HOLD_MS) {
+        return false;
+    }
+    f->behind_since = 0;
+    return true;
 }
 
 static void follow_done(void *arg, int rc, const char *err)
@@ -295,18 +539,19 @@ static void follow_done(void *arg, int rc, const char *err)
     if (rc != 0) {
         f->errors++; /* the store is away: the next read retries from the same position */
         (void)err;
-    } else if (j->after + 1 < j->first) {
+    } else if (j->after + 1 < j->first && behind_for_good(f)) {
         f->behind++;
         if (!f->behind_logged) {
             mosquitto_log_printf(MOSQ_LOG_WARNING,
                                  "ota: this broker's change log position %llu is older than "
-                                 "the log's oldest entry %llu: changes in between are missed "
-                                 "until a restart reloads everything",
+                                 "the log's oldest entry %llu: reloading the catalog and "
+                                 "tasks in the background",
                                  (unsigned long long)j->after, (unsigned long long)j->first);
             f->behind_logged = true;
         }
-        f->position = j->first - 1;
-    } else {
+        reload_submit(p);
+    } else if (j->after + 1 >= j->first) {
+        f->behind_since = 0;
         f->last = j->last;
         apply_all(p, j);
     }
@@ -350,6 +595,7 @@ void ota_follow_stats(const ota_plugin *p, cJSON *data)
     cJSON_AddNumberToObject(o, "skipped", (double)f->skipped);
     cJSON_AddNumberToObject(o, "errors", (double)f->errors);
     cJSON_AddNumberToObject(o, "behind", (double)f->behind);
+    cJSON_AddNumberToObject(o, "reloads", (double)f->reloads);
     cJSON_AddNumberToObject(o, "tasks_added", (double)f->tasks_added);
     cJSON_AddNumberToObject(o, "tasks_canceled", (double)f->tasks_canceled);
 }

@@ -474,7 +474,13 @@ static void on_result(void *ctx, const ota_report_result *r)
     publish_status_events(p, r);
 }
 
+/* The checkpoint waits for the execution moves the results made (engine_flush.c). */
 void ota_reports_poll(ota_plugin *p)
 {
-    ota_writer_poll_reports(p->writer, on_result, p);
+    ota_spool_pos ck;
+    bool has_ck = false;
+    ota_writer_poll_reports_held(p->writer, on_result, p, &ck, &has_ck);
+    if (has_ck) {
+        ota_engine_hold_checkpoint(p, ck);
+    }
 }

@@ -117,6 +117,25 @@ int ota_store_mg_changes_append(mongo_store *st, const ota_catalog_change *c,
     return rc;
 }
 
+int ota_store_mg_change_append_one(mongo_store *st, const ota_store_change *e, char *err,
+                                   size_t errlen)
+{
+    int64_t seq;
+    if (take_seqs(st, NULL, 1, &seq, err, errlen) != 0)
+        return -1;
+    bson_t doc = BSON_INITIALIZER;
+    entry_doc(&doc, e, seq, ota_store_wall_ms());
+    mongoc_collection_t *coll = ota_store_mg_coll(st, OTA_STORE_CHANGE_TABLE);
+    mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, coll, true, NULL);
+    mongoc_bulk_operation_insert(bulk, &doc); /* the same insert as ota_store_apply's */
+    bson_destroy(&doc);
+    ota_store_mg_bulk_result r;
+    int rc = ota_store_mg_bulk_run(st, bulk, "change log (" OTA_STORE_CHANGE_TABLE ")", &r, err,
+                                   errlen);
+    mongoc_collection_destroy(coll);
+    return rc == 0 && r.dup_errors + r.other_errors == 0 ? 0 : -1;
+}
+
 /* ---- reading ---- */
 
 typedef struct {

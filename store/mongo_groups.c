@@ -97,13 +97,23 @@ static int put_definition(mongo_store *st, const char *name, const char *json, c
     return rc;
 }
 
+/* The change log entry of a group put (json) or deleted (NULL): other brokers follow it. */
+static int log_group(mongo_store *st, const char *name, const char *json, char *err,
+                     size_t errlen)
+{
+    ota_store_change e = {
+        .what = OTA_CHANGE_GROUP, .id = name, .json = json, .deleted = json == NULL};
+    return ota_store_mg_change_append_one(st, &e, err, errlen);
+}
+
 int ota_store_mg_put_group(ota_store *s, const char *name, const char *json,
                            const char *const *vins, size_t n_vins, char *err, size_t errlen)
 {
     mongo_store *st = (mongo_store *)s;
     return delete_where(st, MEMBER_COLL, "name", name, err, errlen) ||
                    put_members(st, name, vins, n_vins, err, errlen) ||
-                   put_definition(st, name, json, err, errlen)
+                   put_definition(st, name, json, err, errlen) ||
+                   log_group(st, name, json, err, errlen)
                ? -1
                : 0;
 }
@@ -112,7 +122,8 @@ int ota_store_mg_delete_group(ota_store *s, const char *name, char *err, size_t 
 {
     mongo_store *st = (mongo_store *)s;
     return delete_where(st, MEMBER_COLL, "name", name, err, errlen) ||
-                   delete_where(st, GROUP_COLL, "_id", name, err, errlen)
+                   delete_where(st, GROUP_COLL, "_id", name, err, errlen) ||
+                   log_group(st, name, NULL, err, errlen)
                ? -1
                : 0;
 }

@@ -157,6 +157,9 @@ int ota_store_mg_notice_decision(ota_store *s, ota_exec_state from, const ota_ex
                                  const ota_shadow_rec *shadow, const ota_notice_rec *notice,
                                  char *err, size_t errlen);
 /* Appends the change log entries of a checked change (in session cs, or NULL). */
+/* One entry (a group's change), right after the change itself. */
+int ota_store_mg_change_append_one(mongo_store *st, const ota_store_change *e, char *err,
+                                   size_t errlen);
 int ota_store_mg_changes_append(mongo_store *st, const ota_catalog_change *c,
                                 mongoc_client_session_t *cs, char *err, size_t errlen);
 int ota_store_mg_read_changes(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx);

@@ -364,8 +364,15 @@ int ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_
 
 /* One entry of the change log: ota_store_apply appends one per vehicle put or deleted, per
  * document put or deleted and per list member added or removed, in the same transaction as
- * the change (MongoDB standalone: right after it). seq grows by one per entry. */
-typedef enum { OTA_CHANGE_VEHICLE = 1, OTA_CHANGE_DOC, OTA_CHANGE_LIST } ota_change_what;
+ * the change (MongoDB standalone: right after it); ota_store_put_group / _delete_group one
+ * per group (id: its name, json: its definition; the members are in the store). seq grows
+ * by one per entry. */
+typedef enum {
+    OTA_CHANGE_VEHICLE = 1,
+    OTA_CHANGE_DOC,
+    OTA_CHANGE_LIST,
+    OTA_CHANGE_GROUP
+} ota_change_what;
 typedef struct {
     uint64_t seq;
     int64_t at_ms; /* when the writer appended it (its clock) */

@@ -133,8 +133,17 @@ struct ota_report_result {
 };
 
 /* Broker thread: calls fn for each queued result, in order, then frees it. Returns how
- * many. */
+ * many. The spool checkpoint may then move past the polled reports. */
 size_t ota_writer_poll_reports(ota_writer *w, void (*fn)(void *ctx, const ota_report_result *r),
                                void *ctx);
+/* The same, but the checkpoint stays where it is: *ck gets the position the polled
+ * results allow (*has_ck false when no batch ended), for ota_writer_allow_checkpoint once
+ * what the results caused is stored too (the plugin: the execution moves, issue 15). Until
+ * then a crash replays those reports at the next start: stored once, their effects again. */
+size_t ota_writer_poll_reports_held(ota_writer *w,
+                                    void (*fn)(void *ctx, const ota_report_result *r), void *ctx,
+                                    ota_spool_pos *ck, bool *has_ck);
+/* Any thread: the checkpoint may move up to ck (a position from poll_reports_held). */
+void ota_writer_allow_checkpoint(ota_writer *w, ota_spool_pos ck);
 
 #endif

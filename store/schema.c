@@ -445,6 +445,8 @@ const char *ota_store_change_kind(const ota_store_change *e)
         return OTA_STORE_VEHICLE_TABLE;
     if (e->what == OTA_CHANGE_LIST)
         return OTA_STORE_LIST_TABLE;
+    if (e->what == OTA_CHANGE_GROUP)
+        return OTA_STORE_GROUP_TABLE;
     return ota_store_doc_table(e->doc_kind);
 }
 
@@ -454,6 +456,10 @@ int ota_store_change_kind_parse(ota_store_change *e, const char *kind, const cha
         return -1;
     if (strcmp(kind, OTA_STORE_VEHICLE_TABLE) == 0) {
         e->what = OTA_CHANGE_VEHICLE;
+        return 0;
+    }
+    if (strcmp(kind, OTA_STORE_GROUP_TABLE) == 0) {
+        e->what = OTA_CHANGE_GROUP;
         return 0;
     }
     if (strcmp(kind, OTA_STORE_LIST_TABLE) == 0) {

@@ -71,6 +71,7 @@ extern const int OTA_STORE_N_VCOLS;
 
 #define OTA_STORE_VEHICLE_TABLE "ota_vehicle"
 #define OTA_STORE_LIST_TABLE "ota_vehicle_list"
+#define OTA_STORE_GROUP_TABLE "ota_vehicle_group"
 /* The table / collection of a document kind, or NULL for an unknown kind. */
 const char *ota_store_doc_table(int kind);
 

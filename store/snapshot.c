@@ -241,6 +241,8 @@ static int apply_entry(void *ctx, const ota_store_change *c)
     int rc;
     if (c->what == OTA_CHANGE_VEHICLE) {
         rc = apply_vehicle(r, c);
+    } else if (c->what == OTA_CHANGE_GROUP) {
+        rc = -1; /* groups have no apply: the refresh copies everything instead */
     } else if (c->what == OTA_CHANGE_DOC) {
         ota_store_doc d = {c->doc_kind, c->id, c->deleted ? NULL : c->json};
         rc = ota_store_apply(r->to, &(ota_catalog_change){.docs = &d, .n_docs = 1}, r->err,

@@ -97,6 +97,15 @@ static int finish(sqlite_store *st, int body_rc, char *err, size_t errlen)
     return 0;
 }
 
+/* The change log entry of a group put (json) or deleted (NULL): other brokers follow it. */
+static int log_group(sqlite_store *st, const char *name, const char *json, char *err,
+                     size_t errlen)
+{
+    ota_store_change e = {
+        .what = OTA_CHANGE_GROUP, .id = name, .json = json, .deleted = json == NULL};
+    return ota_store_sq_change_append_one(st, &e, err, errlen);
+}
+
 int ota_store_sq_put_group(ota_store *s, const char *name, const char *json,
                            const char *const *vins, size_t n_vins, char *err, size_t errlen)
 {
@@ -107,7 +116,8 @@ int ota_store_sq_put_group(ota_store *s, const char *name, const char *json,
     int rc = delete_rows(st, name, err, errlen) ||
              run(st, "INSERT INTO " GROUP_TABLE " (name, doc) VALUES (?1, ?2)", name, json,
                  "inserting the group into " GROUP_TABLE, err, errlen) ||
-             put_members(st, name, vins, n_vins, err, errlen);
+             put_members(st, name, vins, n_vins, err, errlen) ||
+             log_group(st, name, json, err, errlen);
     return finish(st, rc, err, errlen);
 }
 
@@ -117,7 +127,9 @@ int ota_store_sq_delete_group(ota_store *s, const char *name, char *err, size_t 
     if (ensure_schema(st, err, errlen) != 0 ||
         ota_store_sq_step(st, st->begin, "BEGIN", err, errlen) != 0)
         return -1;
-    return finish(st, delete_rows(st, name, err, errlen), err, errlen);
+    return finish(st,
+                  delete_rows(st, name, err, errlen) || log_group(st, name, NULL, err, errlen),
+                  err, errlen);
 }
 
 /* Walks the rows of sql, two text columns each, through fn (non-zero stops: -1). */

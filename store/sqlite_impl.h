@@ -161,6 +161,9 @@ void ota_store_sq_state_finalize(sqlite_store *st);
 int ota_store_sq_state_write(sqlite_store *st, const ota_store_batch *b, ota_store_vin_seq *v,
                              size_t n, char *err, size_t errlen);
 /* Appends the change log entries of a checked change, inside the open transaction. */
+/* One entry (a group's change) in the caller's transaction. */
+int ota_store_sq_change_append_one(sqlite_store *st, const ota_store_change *e, char *err,
+                                   size_t errlen);
 int ota_store_sq_changes_append(sqlite_store *st, const ota_catalog_change *c, char *err,
                                 size_t errlen);
 

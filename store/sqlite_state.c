@@ -327,6 +327,14 @@ static int append_entry(sqlite_store *st, const ota_store_change *e, int64_t at,
     return rc;
 }
 
+int ota_store_sq_change_append_one(sqlite_store *st, const ota_store_change *e, char *err,
+                                   size_t errlen)
+{
+    if (st->shared.bulk)
+        return 0; /* a snapshot being filled keeps no log */
+    return append_entry(st, e, ota_store_wall_ms(), err, errlen);
+}
+
 int ota_store_sq_changes_append(sqlite_store *st, const ota_catalog_change *c, char *err,
                                 size_t errlen)
 {

@@ -543,21 +543,21 @@ static int queue_results(ota_writer *w)
     return 0;
 }
 
-size_t ota_writer_poll_reports(ota_writer *w, void (*fn)(void *ctx, const ota_report_result *r),
-                               void *ctx)
+size_t ota_writer_poll_reports_held(ota_writer *w,
+                                    void (*fn)(void *ctx, const ota_report_result *r), void *ctx,
+                                    ota_spool_pos *ck, bool *has_ck)
 {
     pthread_mutex_lock(&w->mu);
     ota_report_result *r = w->results;
     w->results = w->results_tail = NULL;
     pthread_mutex_unlock(&w->mu);
     size_t n = 0;
-    ota_spool_pos ck = {0, 0};
-    bool any = false;
+    *has_ck = false;
     while (r) {
         ota_report_result *next = r->next;
         if (r->marker) {
-            ck = r->ck;
-            any = true;
+            *ck = r->ck;
+            *has_ck = true;
         } else {
             fn(ctx, r);
             n++;
@@ -566,13 +566,28 @@ size_t ota_writer_poll_reports(ota_writer *w, void (*fn)(void *ctx, const ota_re
         free(r);
         r = next;
     }
-    if (any) {
-        pthread_mutex_lock(&w->mu);
+    return n;
+}
+
+void ota_writer_allow_checkpoint(ota_writer *w, ota_spool_pos ck)
+{
+    pthread_mutex_lock(&w->mu);
+    if (ota_spool_pos_cmp(w->polled, ck) < 0) {
         w->polled = ck;
         w->polled_new = true;
-        pthread_mutex_unlock(&w->mu);
-        ota_spool_wake(w->spool); /* an idle writer stores the checkpoint */
     }
+    pthread_mutex_unlock(&w->mu);
+    ota_spool_wake(w->spool); /* an idle writer stores the checkpoint */
+}
+
+size_t ota_writer_poll_reports(ota_writer *w, void (*fn)(void *ctx, const ota_report_result *r),
+                               void *ctx)
+{
+    ota_spool_pos ck = {0, 0};
+    bool any = false;
+    size_t n = ota_writer_poll_reports_held(w, fn, ctx, &ck, &any);
+    if (any)
+        ota_writer_allow_checkpoint(w, ck);
     return n;
 }
 
@@ -857,6 +872,7 @@ void ota_writer_stop(ota_writer *w)
     pthread_join(w->thread, NULL);
     run_jobs(w); /* accepted changes still reach the store */
     finish_jobs(w);
+    store_polled_checkpoint(w); /* what those jobs' done() allowed (the execution moves) */
 
     batch_clear(w);
     if (w->have_look)

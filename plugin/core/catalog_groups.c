@@ -239,6 +239,21 @@ static int on_member(void *ctx, const char *name, const char *vin)
                                             : 0;
 }
 
+int ota_catalog_follow_group(ota_catalog *c, const char *name, const char *json,
+                             char *const *vins, size_t n_vins, char *err, size_t errlen)
+{
+    if (json == NULL)
+        return ota_catalog_delete_group(c, name) < 0 ? -1 : 1;
+    load_ctx lc = {c, err, errlen, false};
+    if (on_group(&lc, name, json) != 0)
+        return -1;
+    for (size_t i = 0; i < n_vins; i++) {
+        if (on_member(&lc, name, vins[i]) != 0)
+            return -1;
+    }
+    return 1;
+}
+
 int ota_catalog_load_groups(ota_catalog *c, ota_store *s, char *err, size_t errlen)
 {
     load_ctx lc = {c, err, errlen, false};

@@ -44,5 +44,10 @@ void ota_group_vins_each(const ota_group *g, void (*fn)(void *ctx, const char *v
 /* Start-up: loads the stored groups (ota_store_load_groups). 0, or -1 with err naming the
  * group. */
 int ota_catalog_load_groups(ota_catalog *c, ota_store *s, char *err, size_t errlen);
+/* One group's change log entry (plugin/follow.c), through the start-up load's functions:
+ * json NULL deletes it, else its definition replaces it with the static members vins
+ * (read from the store). 1 applied, or -1 with err. */
+int ota_catalog_follow_group(ota_catalog *c, const char *name, const char *json,
+                             char *const *vins, size_t n_vins, char *err, size_t errlen);
 
 #endif

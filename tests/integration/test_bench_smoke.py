@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench" / "ota-bench"
 BUILD = Path(os.environ["OTA_PLUGIN"]).resolve().parents[1]  # BUILD/plugin/mosquitto_ota.so
 BENCHMARKS = ("ingest", "baseline", "catalog", "task", "dispatch", "file", "pkg", "presign",
-              "mongo", "store")
+              "mongo", "store", "ha")
 TARGET_KEYS = ("ingest.acks", "ingest.e2e", "baseline.lost_ours", "catalog.memory",
                "task.create", "dispatch.notices", "file.bytes", "pkg.replies", "pkg.p99")
 JUDGED_IN_TINY = ("baseline.lost_ours",)

@@ -126,6 +126,7 @@ typedef struct fleet_vehicle {
     unsigned attempts; /* failed connection attempts in a row */
     unsigned losses;   /* links lost: with --ports, which broker is next */
     double retry_at;   /* FV_BACKOFF: when to reconnect */
+    double lost_at;    /* monotonic time of the last lost link not yet served again, 0 = none */
     /* shadow mode */
     char update_topic[FLEET_TOPIC_MAX];
     char delta_topic[FLEET_TOPIC_MAX];
@@ -158,7 +159,7 @@ typedef struct {
     uint64_t events_acked;
     uint64_t puback_failures;
     uint64_t error_replies;
-    uint64_t replays; /* E_REPLAY replies: a re-sent report the broker had taken already */
+    uint64_t replays;     /* E_REPLAY replies: a re-sent report the broker had taken already */
     uint64_t disconnects; /* connections lost (not closed by us) */
     uint64_t connect_failures;
     uint64_t connect_refused;
@@ -181,6 +182,8 @@ typedef struct {
     uint64_t links_cut;       /* connections dropped on purpose (--disconnect-rate) */
     uint64_t verify_failures; /* anything checked that was wrong: exit status 1 */
     uint32_t in_download, in_install, succeeded, failed, canceled;
+    /* served again: the first message or PUBACK after a lost link (ota-ha-bench) */
+    int64_t served_again_last_ms; /* wall clock of the last one, 0 = none */
 } fleet_stats;
 
 typedef struct fleet_acked fleet_acked;
@@ -214,6 +217,9 @@ typedef struct fleet {
     bool closing;     /* the wait is over: every vehicle disconnects */
     /* campaign mode */
     vc_pub pub; /* the plugin's signing key */
+    /* ms from each lost link to the vehicle being served again (fleet_vehicle.c) */
+    uint32_t *again_ms;
+    size_t n_again, cap_again;
 } fleet;
 
 /* fleet_run.c */

@@ -504,6 +504,9 @@ static void new_job(fleet_vehicle *v, cbor_item_t *task)
              type && cbor_isa_string(type) ? (int)cbor_string_length(type) : 6,
              type && cbor_isa_string(type) ? (const char *)cbor_string_handle(type) : "normal");
     f->st.notices++;
+    f->st.last_notice_ms = fleet_wall_ms();
+    if (f->st.first_notice_ms == 0)
+        f->st.first_notice_ms = f->st.last_notice_ms;
     j->phase = JOB_DESC;
     j->send_pending = true;
     j->fail = rng_unit(v) < f->cfg.failure_rate;

@@ -193,6 +193,27 @@ static void on_update_acked(fleet_vehicle *v, int mid, int rc)
     }
 }
 
+/* The first message or PUBACK after a lost link: the vehicle is served again (by the
+ * next broker with --ports). Records the delay for the summary's served_again figures. */
+static void served_again(fleet_vehicle *v)
+{
+    fleet *f = v->fleet;
+    if (v->lost_at <= 0)
+        return;
+    double ms = (fleet_now() - v->lost_at) * 1000.0;
+    v->lost_at = 0;
+    if (f->n_again == f->cap_again) {
+        size_t cap = f->cap_again ? 2 * f->cap_again : 256;
+        uint32_t *a = realloc(f->again_ms, cap * sizeof *a);
+        if (!a)
+            return;
+        f->again_ms = a;
+        f->cap_again = cap;
+    }
+    f->again_ms[f->n_again++] = (uint32_t)(ms + 0.5);
+    f->st.served_again_last_ms = fleet_wall_ms();
+}
+
 static void on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
                        const mosquitto_property *props)
 {
@@ -200,6 +221,7 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
     (void)mosq;
     (void)props;
 
+    served_again(v);
     if (campaign_mode(v)) {
         fleet_campaign_on_publish(v, mid, rc);
         return;
@@ -247,6 +269,7 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     (void)mosq;
     (void)props;
 
+    served_again(v);
     if (campaign_mode(v)) {
         fleet_campaign_on_message(v, msg->topic, msg->payload, msg->payloadlen);
         return;
@@ -576,6 +599,8 @@ static void handle_lost(fleet_vehicle *v)
 
     destroy_client(v);
     v->losses++; /* --ports: the next connection goes to the next broker */
+    if (v->lost_at <= 0)
+        v->lost_at = fleet_now(); /* served again: the first answer after a reconnection */
     window_to_resend(v);
     if (campaign_mode(v))
         fleet_campaign_on_lost(v);

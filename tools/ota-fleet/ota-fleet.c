@@ -452,6 +452,7 @@ static void fleet_free(fleet *f)
         for (uint32_t i = 0; i < f->cfg.vehicles; i++)
             fleet_vehicle_free(&f->v[i]);
     }
+    free(f->again_ms);
     free(f->v);
     free(f->pfd);
     free(f->ready.items);
@@ -590,10 +591,10 @@ static void print_json(const fleet *f, double secs, int code)
            (unsigned long long)s->reports_sent, (unsigned long long)s->reports_acked,
            (unsigned long long)s->events_acked, (unsigned long long)s->puback_failures,
            (unsigned long long)s->error_replies, (unsigned long long)s->replays, secs,
-           (double)s->reports_acked / secs,
-           (double)s->events_acked / secs, (unsigned long long)s->disconnects,
-           (unsigned long long)s->connect_failures, (unsigned long long)s->connect_refused,
-           (unsigned long long)s->resent, outcome(f, code), code);
+           (double)s->reports_acked / secs, (double)s->events_acked / secs,
+           (unsigned long long)s->disconnects, (unsigned long long)s->connect_failures,
+           (unsigned long long)s->connect_refused, (unsigned long long)s->resent, outcome(f, code),
+           code);
 }
 
 static void print_json_shadow(const fleet *f, double secs, int code)
@@ -633,6 +634,21 @@ static void print_human_shadow(const fleet *f, double secs, int code)
     printf("  result: %s (exit %d)\n", outcome(f, code), code);
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile (0..1) of the served-again delays (sorted at the end), 0 without any. */
+static unsigned again_quantile(const fleet *f, double q)
+{
+    if (f->n_again == 0)
+        return 0;
+    size_t i = (size_t)(q * (double)(f->n_again - 1) + 0.5);
+    return f->again_ms[i];
+}
+
 static void print_json_campaign(const fleet *f, double secs, int code)
 {
     const fleet_stats *s = &f->st;
@@ -645,13 +661,17 @@ static void print_json_campaign(const fleet *f, double secs, int code)
            "\"resumes\": %llu, \"links_cut\": %llu, \"disconnects\": %llu, "
            "\"succeeded\": %u, \"failed\": %u, \"canceled\": %u, \"reports_acked\": %llu, "
            "\"verify_failures\": %llu, \"error_replies\": %llu, \"puback_failures\": %llu, "
-           "\"seconds\": %.3f, \"outcome\": \"%s\", \"exit\": %d}\n",
+           "\"first_notice_ms\": %lld, \"last_notice_ms\": %lld, \"served_again\": {\"n\": %zu, "
+           "\"p50_ms\": %u, \"p99_ms\": %u, \"max_ms\": %u, "
+           "\"last_ms\": %lld}, \"seconds\": %.3f, \"outcome\": \"%s\", \"exit\": %d}\n",
            f->cfg.vehicles, (ull)s->notices, s->vehicles_notified, (ull)s->descs_verified,
            (ull)s->keys_unwrapped, (ull)s->files_verified, (ull)s->bytes, (ull)s->blocks,
            (ull)s->blocks_dropped, (ull)s->bitmap_requests, (ull)s->resumes, (ull)s->links_cut,
            (ull)s->disconnects, s->succeeded, s->failed, s->canceled, (ull)s->reports_acked,
-           (ull)s->verify_failures, (ull)s->error_replies, (ull)s->puback_failures, secs,
-           outcome(f, code), code);
+           (ull)s->verify_failures, (ull)s->error_replies, (ull)s->puback_failures,
+           (long long)s->first_notice_ms, (long long)s->last_notice_ms, f->n_again,
+           again_quantile(f, 0.5), again_quantile(f, 0.99), again_quantile(f, 1.0),
+           (long long)s->served_again_last_ms, secs, outcome(f, code), code);
 }
 
 static void print_human_campaign(const fleet *f, double secs, int code)
@@ -746,6 +766,8 @@ int main(int argc, char **argv)
         rc = exit_code(&f);
         if (f.acked)
             fleet_acked_flush(f.acked);
+        if (f.n_again > 1) /* for the served-again quantiles */
+            qsort(f.again_ms, f.n_again, sizeof *f.again_ms, cmp_u32);
         print_summary(&f, secs, rc);
     } else {
         rc = 1;

@@ -245,6 +245,17 @@ bool ota_writer_jobs_idle(ota_writer *w, unsigned timeout_ms)
     return true;
 }
 
+/* The checkpoint the engine allows once its moves are stored: the last one, recorded. */
+static ota_spool_pos g_allowed;
+static size_t g_n_allowed;
+
+void ota_writer_allow_checkpoint(ota_writer *w, ota_spool_pos ck)
+{
+    (void)w;
+    g_allowed = ck;
+    g_n_allowed++;
+}
+
 /* ---------------------------------------------------------------- fixture */
 
 typedef struct {
@@ -934,6 +945,38 @@ static void test_flush_and_retry(void **state)
     assert_string_equal(s.code, "upgrade_failed");
 }
 
+/* The reports polled up to a spool position drove a move: the checkpoint may pass them
+ * only once that move is stored, so a broker killed before replays them (issue 15). */
+static void test_checkpoint_waits_for_the_moves(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1);
+    start_engine();
+    seen(V1);
+    tick(); /* the claim and the notice, stored */
+    g_n_allowed = 0;
+    status(V1, "T000001", "failed", "upgrade_failed");
+    ota_engine_hold_checkpoint(&F->p, (ota_spool_pos){1, 100});
+    later(50);
+    ota_engine_tick(&F->p); /* the flush of the failure, with the checkpoint */
+    assert_int_equal(g_n_jobs, 1);
+    assert_int_equal(g_n_allowed, 0); /* not before the move is stored */
+    assert_int_equal(fail_jobs(), 1); /* the store is down: both wait */
+    assert_int_equal(g_n_allowed, 0);
+    later(1000);
+    tick();
+    assert_int_equal(load_stored().state, OTA_EXEC_FAILED);
+    assert_int_equal(g_n_allowed, 1);
+    assert_int_equal(g_allowed.segment, 1);
+    assert_int_equal(g_allowed.offset, 100);
+    /* the next one rides on the next flush (or is allowed at once with nothing to store) */
+    ota_engine_hold_checkpoint(&F->p, (ota_spool_pos){1, 200});
+    later(50);
+    tick();
+    assert_int_equal(g_n_allowed, 2);
+    assert_int_equal(g_allowed.offset, 200);
+}
+
 static void test_lost_claim_not_stored(void **state)
 {
     (void)state;
@@ -1340,6 +1383,7 @@ int main(void)
         T(test_claim_lost_to_another_broker),
         T(test_claim_failure_retried),
         T(test_flush_and_retry),
+        T(test_checkpoint_waits_for_the_moves),
         T(test_lost_claim_not_stored),
         T(test_flush_final),
         T(test_adopt_from_store),

@@ -1069,6 +1069,7 @@ static int see_change(void *ctx, const ota_store_change *c)
     if (w->n < 16) {
         const char *what = c->what == OTA_CHANGE_VEHICLE ? "vehicle"
                            : c->what == OTA_CHANGE_LIST  ? ota_list_name(c->list)
+                           : c->what == OTA_CHANGE_GROUP ? "group"
                                                          : "doc";
         snprintf(w->line[w->n], sizeof w->line[0], "%s %d %s %s %s", what,
                  c->what == OTA_CHANGE_DOC ? (int)c->doc_kind : 0, c->id,
@@ -1169,6 +1170,24 @@ static void test_change_log(void **state)
     assert_int_equal(ota_store_change_bounds(f->s, &first, &last), 0);
     assert_int_equal(first, 6);
     assert_int_equal(last, 5);
+}
+
+/* A group put or deleted is one change log entry (its definition; members stay in the
+ * store): how the other brokers follow groups (plugin/follow.c). */
+static void test_change_log_groups(void **state)
+{
+    fixture *f = *state;
+    const char *vins[] = {"VIN00000000000001", "VIN00000000000002"};
+    char err[256] = "";
+    const char *def = "{\"name\":\"pilot\",\"kind\":\"static\"}";
+    if (ota_store_put_group(f->s, "pilot", def, vins, 2, err, sizeof err) != 0 ||
+        ota_store_delete_group(f->s, "pilot", err, sizeof err) != 0)
+        fail_msg("group: %s", err);
+    changes w = {0};
+    assert_int_equal(ota_store_read_changes(f->s, 0, 0, 0, 0, see_change, &w), 2);
+    assert_non_null(strstr(w.line[0], "group 0 pilot put {"));
+    assert_non_null(strstr(w.line[0], "\"kind\":\"static\""));
+    assert_string_equal(w.line[1], "group 0 pilot delete -");
 }
 
 /* ---- a local snapshot: start without the database ---- */
@@ -1381,6 +1400,7 @@ static int run_backend(const char *name, const char *base)
         cmocka_unit_test_setup_teardown(test_transition_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notice_decision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_log_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
     };
     return _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
