@@ -54,6 +54,9 @@ void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t 
 /* control_waves.c, once stored: a task's rollout changed by hand (what: "paused",
  * "resumed", "wave_started", "wave_approved"): logged, and its task event. */
 void ota_engine_task_changed(ota_plugin *p, ota_task *task, const char *what);
+/* follow.c: another broker stored a rollout change of task (a newer document revision,
+ * already taken into memory): logged, counted, no event (that broker published it). */
+void ota_engine_rollout_followed(ota_plugin *p, ota_task *task);
 /* pkg.c and file.c, first thing: on a store several brokers share, the first such request
  * of a vehicle's connection waits until its stored descriptions are read (another broker
  * may have issued them): true when req was parked (handler handles a copy later; the

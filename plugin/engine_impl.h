@@ -93,6 +93,9 @@ struct ota_engine {
     ota_timers *timers; /* engine_timers.c: due times on the engine's now_ms clock */
     eng_adopts adopts;
     struct eng_parked *parked; /* requests waiting for their vehicle's descriptions */
+    struct {
+        uint64_t lost, followed; /* promotions another broker stored first; rollouts followed */
+    } waves;
     bool grants_in_flight;
 };
 

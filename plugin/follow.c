@@ -5,7 +5,9 @@
  * are applied to memory in log order through the start-up loaders' own functions
  * (ota_catalog_apply_change, ota_tasks_follow_doc / _setting) — the same parsing and
  * putting as a restart would do — and a task document that cancels a task this broker
- * holds active goes through ota_engine_cancel, as cancelTask's own apply does.
+ * holds active goes through ota_engine_cancel, as cancelTask's own apply does; a newer
+ * revision of a held task's document brings another broker's rollout change (a wave
+ * promoted, paused, resumed, approved: issue 16), which this broker takes without an event.
  *
  * The broker's own changes come back through the log too: each entry carries the full
  * new state, so applying one again is a no-op (a put of what memory holds, a task already
@@ -52,7 +54,7 @@ struct ota_follow {
     uint64_t last;     /* the last seq the log had at the latest read */
     int64_t last_read_ms;
     int64_t lag_ms; /* now - at of the newest entry applied, at its apply */
-    uint64_t applied, skipped, errors, behind, tasks_added, tasks_canceled;
+    uint64_t applied, skipped, errors, behind, tasks_added, tasks_canceled, rollouts;
     bool in_flight;
     bool behind_logged;
 };
@@ -240,6 +242,10 @@ static int apply_task(ota_plugin *p, follow_job *j, const ota_store_change *c, c
         return 1;
     }
     ota_task *task = ota_tasks_get(p->tasks, c->id);
+    if (rc == 2) { /* another broker's promotion, pause, resume or approval (issue 16) */
+        f->rollouts++;
+        ota_engine_rollout_followed(p, task);
+    }
     if (st == OTA_TASK_CANCELED &&
         (task->state == OTA_TASK_ACTIVE || task->state == OTA_TASK_ABORTED)) {
         size_t canceled = 0, pending = 0;
@@ -247,7 +253,7 @@ static int apply_task(ota_plugin *p, follow_job *j, const ota_store_change *c, c
         f->tasks_canceled++;
         return 1;
     }
-    return 0; /* held already in that state (this broker's own change), or a later state the
+    return rc == 2 ? 1 : 0; /* held already in that state (this broker's own change), or a later state the
                  engine reaches by itself */
 }
 
@@ -352,4 +358,5 @@ void ota_follow_stats(const ota_plugin *p, cJSON *data)
     cJSON_AddNumberToObject(o, "behind", (double)f->behind);
     cJSON_AddNumberToObject(o, "tasks_added", (double)f->tasks_added);
     cJSON_AddNumberToObject(o, "tasks_canceled", (double)f->tasks_canceled);
+    cJSON_AddNumberToObject(o, "rollouts", (double)f->rollouts);
 }

@@ -475,3 +475,31 @@ int ota_store_sq_load_exec(ota_store *s, const char *task, const char *vin, ota_
     sqlite3_finalize(stmt);
     return rc;
 }
+
+/* ---- one task's executions in some states (issue 16: a wave's counts over every broker) ---- */
+
+int ota_store_sq_load_task_execs(ota_store *s, const char *task, unsigned states,
+                                 ota_store_exec_fn fn, void *ctx)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    sqlite3_str *q = sqlite3_str_new(st->db);
+    sqlite3_str_appendall(q, "SELECT ");
+    append_cols(q, &OTA_STORE_TTABLES[OTA_T_EXEC], 0);
+    sqlite3_str_appendf(q, " FROM %s WHERE task = ?1 AND state IN ('-'",
+                        OTA_STORE_TTABLES[OTA_T_EXEC].table);
+    for (int i = 0; i < OTA_EXEC_STATE_COUNT; i++)
+        if (states & (1u << i))
+            sqlite3_str_appendf(q, ", '%s'", ota_exec_state_name((ota_exec_state)i));
+    sqlite3_str_appendall(q, ")");
+    char *sql = sqlite3_str_finish(q);
+    sqlite3_stmt *stmt = NULL;
+    int rc = sql != NULL && sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) == SQLITE_OK ? 0 : -1;
+    sqlite3_free(sql);
+    if (rc == 0 && sqlite3_bind_text(stmt, 1, task, -1, SQLITE_STATIC) != SQLITE_OK)
+        rc = -1;
+    ota_store_sq_sink to = {.fn.exec = fn, .ctx = ctx};
+    if (rc == 0)
+        rc = ota_store_sq_walk(stmt, exec_row, &to);
+    sqlite3_finalize(stmt);
+    return rc;
+}

@@ -469,6 +469,9 @@ cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state)
     if (doc && task->paused) {
         cJSON_AddBoolToObject(doc, "paused", true);
     }
+    if (doc && task->rev > 0) {
+        cJSON_AddNumberToObject(doc, "rev", (double)task->rev);
+    }
     if (doc && task->mwindow) {
         cJSON_AddItemToObject(doc, "maintenance_window", ota_task_window_json(task->mwindow));
     }
@@ -657,15 +660,16 @@ static int load_fail(load_ctx *lc, const char *what, const char *key, const char
 
 static const char *const doc_fields[] = {
     "task", "state", "created_at", "package", "waves", "paused", "maintenance_window",
-    "end_action", "ramp", "retry", NULL};
+    "end_action", "ramp", "retry", "rev", NULL};
 
 /* The document's members besides the task: state, created_at, package. */
 static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
 {
     static const char *const names[] = {"active", "canceled", "aborted", "finished"};
     int st = 0;
-    uint64_t created = 0, pkg = 0;
+    uint64_t created = 0, pkg = 0, rev = 0;
     if (ota_json_check_fields(j, NULL, doc_fields, err, errlen) ||
+        ota_json_get_uint(j, NULL, "rev", false, 0, OTA_JSON_UINT_MAX, &rev, err, errlen) ||
         ota_json_get_enum(j, NULL, "state", true, names, OTA_TASK_STATE_COUNT, &st, err, errlen) ||
         ota_json_get_uint(j, NULL, "created_at", true, 0, OTA_JSON_UINT_MAX, &created, err,
                           errlen) ||
@@ -675,6 +679,7 @@ static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t err
     task->state = task->announced = (ota_task_state)st; /* events only for later moves */
     task->created_ms = (int64_t)created;
     task->package = pkg;
+    task->rev = rev;
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "waves");
     if (ota_json_get_bool(j, NULL, "paused", false, false, &task->paused, err, errlen) != 0 ||
         (w && ota_task_waves_from_json(w, &task->waves, err, errlen) != 0) ||
@@ -840,18 +845,39 @@ int ota_tasks_load(ota_tasks *t, ota_store *store, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- the change log's follower */
 
+/* A newer document of a held task: its rollout replaces memory's (2), else 0. */
+static int follow_rollout(ota_task *held, const ota_task *doc)
+{
+    if (doc->rev <= held->rev) {
+        return 0;
+    }
+    held->rev = doc->rev;
+    held->paused = doc->paused;
+    if (held->waves && doc->waves) {
+        held->waves->current = doc->waves->current;
+        held->waves->approved = doc->waves->approved;
+    }
+    return 2;
+}
+
 int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const ota_exec_rec *execs,
                          size_t n, ota_task_state *state, char *err, size_t errlen)
 {
     load_ctx lc = {t, NULL, err, errlen, false};
-    if (ota_tasks_get(t, key)) {
+    ota_task *held = ota_tasks_get(t, key);
+    if (held) {
         ota_task doc = {0};
         cJSON *j = cJSON_Parse(json);
         int rc =
             j ? parse_doc_state(j, &doc, err, errlen) : load_fail(&lc, "task", key, "not JSON");
         cJSON_Delete(j);
         *state = doc.state;
-        return rc == 0 ? 0 : -1;
+        if (rc == 0) {
+            rc = follow_rollout(held, &doc);
+        }
+        ota_task_waves_free(doc.waves);
+        ota_task_window_free(doc.mwindow);
+        return rc;
     }
     if (load_task_doc(&lc, key, json) != 0) {
         return -1;
