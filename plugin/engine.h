@@ -20,6 +20,9 @@
 
 /* The code a pending cancel leaves on an execution in flight (stored: survives a restart). */
 #define OTA_ENGINE_CANCEL_CODE "cancel_requested"
+/* The code of an execution in flight waiting for its retry (issue 16): its changed_ms (the
+ * stored updated_at) is the retry's due time, so a restart sets the retry timer again. */
+#define OTA_ENGINE_RETRY_CODE "retry_backoff"
 
 /* The engine's clock: wall time (task windows, notice and change times, timeouts) and
  * monotonic time (rates, the store pacing, claim retries). The plugin runs on ota_now_ms

@@ -326,7 +326,17 @@ bool ota_eng_retry_take(ota_engine *e, ota_task *task, ota_task_exec *x, const c
     }
     /* its timeout waits for the new notice (ota_eng_set_state sets it again) */
     ota_timers_cancel(e->timers, ota_eng_timer_id(OTA_ENG_TIMER_TIMEOUT, task, idx));
+    /* stored: the code says it waits, changed_ms when (a restart arms the timer again) */
+    x->code = ota_tasks_code(e->plugin->tasks, OTA_ENGINE_RETRY_CODE);
+    x->changed_ms = due;
+    ota_eng_mark_dirty(e, task, x);
     return true;
+}
+
+bool ota_eng_retry_waiting(ota_engine *e, const ota_task_exec *x)
+{
+    const char *code = x->code ? ota_tasks_code_name(e->plugin->tasks, x->code) : NULL;
+    return code && strcmp(code, OTA_ENGINE_RETRY_CODE) == 0 && ota_exec_in_flight(x->state);
 }
 
 void ota_eng_retry_fire(ota_engine *e, ota_task *task, size_t idx)
@@ -338,6 +348,9 @@ void ota_eng_retry_fire(ota_engine *e, ota_task *task, size_t idx)
     if (cancel_asked(e, x)) {
         ota_eng_timers_exec(e, task, x); /* canceled meanwhile: its timeout, not a retry */
         return;
+    }
+    if (ota_eng_retry_waiting(e, x)) {
+        x->code = 0; /* no longer waiting: the attempt's notice is on its way */
     }
     x->resends++;
     ota_eng_request_claim(e, task, x); /* attempt resends + 1: msg_id task:vin:resends */
