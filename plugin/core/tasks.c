@@ -365,6 +365,16 @@ static int put_task(ota_tasks *t, ota_task *task)
     return 0;
 }
 
+static bool execs_sorted(const ota_task_exec *execs, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        if (memcmp(execs[i - 1].vin, execs[i].vin, OTA_VIN_LEN) > 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int ota_tasks_add(ota_tasks *t, ota_task_rec *rec, ota_task_state state, int64_t created_ms,
                   uint64_t package, ota_task_exec *execs, size_t n)
 {
@@ -383,7 +393,9 @@ int ota_tasks_add(ota_tasks *t, ota_task_rec *rec, ota_task_state state, int64_t
         return -1;
     }
     memset(rec, 0, sizeof(*rec));
-    qsort(execs, n, sizeof(*execs), exec_cmp_vin);
+    if (!execs_sorted(execs, n)) { /* a target's come sorted: 1M saves ~0.15 s */
+        qsort(execs, n, sizeof(*execs), exec_cmp_vin);
+    }
     for (size_t i = 0; i < n; i++) {
         execs[i].dirty = 0;
         execs[i].changed_ms = created_ms;
@@ -758,7 +770,9 @@ static int load_exec(void *ctx, const ota_exec_rec *e)
         lc->last = ota_tasks_get(lc->t, e->task);
     }
     if (!lc->last) {
-        return load_fail(lc, "execution of task", e->task, "no such task document");
+        /* a createTask interrupted between its batches (control_tasks.c stores the
+         * executions of a large task first, its document last): never created, skipped */
+        return 0;
     }
     if (!e->vin || strlen(e->vin) != OTA_VIN_LEN) {
         return load_fail(lc, "execution of task", e->task, "bad VIN");
