@@ -162,7 +162,7 @@ static double run_counts(ota_catalog *c, size_t counts[N_QUERIES])
     return now_s() - t0;
 }
 
-static double run_preview(ota_catalog *c, ota_target_preview *pv)
+__attribute__((noinline)) static double run_preview(ota_catalog *c, ota_target_preview *pv)
 {
     ota_task_rec task = {
         .type = OTA_TASK_NORMAL, .model = "M1", .series = "S1", .version = "2.0.0"};
@@ -274,7 +274,7 @@ static double cpu_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double run_create(ota_catalog *c, size_t n, size_t *accepted)
+__attribute__((noinline)) static double run_create(ota_catalog *c, size_t n, size_t *accepted)
 {
     ota_task_rec task = {
         .type = OTA_TASK_NORMAL, .model = "M1", .series = "S1", .version = "2.0.0"};
