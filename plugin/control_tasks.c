@@ -389,18 +389,16 @@ static cJSON *create_apply(ota_plugin *p, ota_cmd_op *base)
     return data;
 }
 
-/* Writer thread: a task over CREATE_BATCH executions is stored in batches (one transaction
- * each, so neither store holds one huge transaction and a follower never reads a task
- * without its executions): the executions first, then the task document (and its target)
- * with its change log entry. A failure in between leaves executions without a task
+/* Writer thread: the executions first, in batches of CREATE_BATCH (one transaction each,
+ * so neither store holds one huge transaction), then the task document (and its target)
+ * with its change log entry: a follower that reads the entry finds every execution stored
+ * (MongoDB without a replica set writes a change's log entry before its executions, so
+ * one change would not do). A failure in between leaves executions without a task
  * document, which the start-up skips; nothing is applied and the command fails. */
 #define CREATE_BATCH 50000
 
 static int create_batches(ota_store *store, ota_catalog_change c, char *err, size_t errlen)
 {
-    if (c.n_put_execs <= CREATE_BATCH) {
-        return ota_store_apply(store, &c, err, errlen);
-    }
     for (size_t k = 0; k < c.n_put_execs; k += CREATE_BATCH) {
         size_t m = c.n_put_execs - k < CREATE_BATCH ? c.n_put_execs - k : CREATE_BATCH;
         ota_catalog_change part = {.put_execs = c.put_execs + k, .n_put_execs = m};

@@ -47,6 +47,8 @@ typedef struct {
     size_t n_execs, cap_execs;
     char **task_ids;
     size_t n_task_ids;
+    char **held; /* the tasks this broker held when the job was made (copies) */
+    size_t n_held;
 } follow_job;
 
 struct ota_follow {
@@ -158,9 +160,19 @@ static int copy_exec(void *ctx, const ota_exec_rec *e)
     return 0;
 }
 
-/* The executions of the tasks whose documents (not deletions) came: a task this broker
- * does not hold yet is added with them. One scan of the executions per read that carries
- * task documents (task changes are rare; docs/mongodb.md). */
+static bool held_task(const follow_job *j, const char *task)
+{
+    for (size_t i = 0; i < j->n_held; i++) {
+        if (strcmp(j->held[i], task) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The executions of the tasks whose documents (not deletions) came and that this broker did
+ * not hold: a new task is added with them. One read per such task, by task (a rollout
+ * change of a held task, issue 16, reads none). */
 static int read_task_execs(ota_store *store, follow_job *j)
 {
     size_t n = 0;
@@ -176,11 +188,17 @@ static int read_task_execs(ota_store *store, follow_job *j)
     }
     for (entry *e = j->head; e; e = e->next) {
         if (e->c.what == OTA_CHANGE_DOC && e->c.doc_kind == OTA_DOC_TASK && !e->c.deleted &&
-            !wanted_task(j, e->c.id)) {
+            !wanted_task(j, e->c.id) && !held_task(j, e->c.id)) {
             j->task_ids[j->n_task_ids++] = (char *)e->c.id; /* borrowed */
         }
     }
-    return ota_store_load_execs(store, copy_exec, j);
+    unsigned every = (1u << OTA_EXEC_STATE_COUNT) - 1;
+    for (size_t i = 0; i < j->n_task_ids; i++) {
+        if (ota_store_load_task_execs(store, j->task_ids[i], every, copy_exec, j) != 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int follow_run(ota_store *store, void *arg, char *err, size_t errlen)
@@ -223,7 +241,29 @@ static void job_free(follow_job *j)
     }
     free(j->execs);
     free(j->task_ids);
+    for (size_t i = 0; i < j->n_held; i++) {
+        free(j->held[i]);
+    }
+    free(j->held);
     free(j);
+}
+
+/* The ids of the tasks held now, copied into the job (the writer thread reads them). */
+static int copy_held(ota_plugin *p, follow_job *j)
+{
+    ota_task **tasks = NULL;
+    long n = ota_tasks_list(p->tasks, &tasks);
+    if (n < 0) {
+        return -1;
+    }
+    j->held = calloc((size_t)n + 1, sizeof(*j->held));
+    for (long i = 0; j->held && i < n; i++) {
+        if ((j->held[j->n_held] = strdup(tasks[i]->rec.id)) != NULL) {
+            j->n_held++;
+        }
+    }
+    free(tasks);
+    return j->held ? 0 : -1;
 }
 
 /* A task document: a new task is added (the engine dispatches it from the next TICK); one
@@ -333,8 +373,8 @@ void ota_follow_tick(ota_plugin *p)
     j->job = (ota_writer_job){.run = follow_run, .done = follow_done, .arg = j};
     j->p = p;
     j->after = f->position;
-    if (ota_writer_submit(p->writer, &j->job) != 0) {
-        free(j);
+    if (copy_held(p, j) != 0 || ota_writer_submit(p->writer, &j->job) != 0) {
+        job_free(j);
         return;
     }
     f->in_flight = true;

@@ -902,7 +902,9 @@ int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const 
         }
     }
     ota_task *task = ota_tasks_get(t, key);
-    qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);
+    if (task->n_execs > 1) {
+        qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);
+    }
     ota_task_recount(task);
     *state = task->state;
     return 1;
