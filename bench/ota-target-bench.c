@@ -223,39 +223,19 @@ static ota_exec_rec *make_recs(char **vins, const uint8_t *codes, size_t n, ota_
 }
 
 /* createTask's resolution (plugin/control_targets.c resolve): the matching vehicles sorted
- * by VIN, and their VINs copied. */
-typedef struct {
-    const ota_vehicle **v;
-    size_t n;
-} vehicle_list;
-
-static void keep_vehicle(void *ctx, const ota_vehicle *v)
-{
-    vehicle_list *l = ctx;
-    l->v[l->n++] = v;
-}
-
-static int vehicle_cmp(const void *a, const void *b)
-{
-    return memcmp((*(const ota_vehicle *const *)a)->vin, (*(const ota_vehicle *const *)b)->vin,
-                  OTA_VIN_LEN);
-}
-
-static char **resolve_vehicles(ota_catalog *c, size_t n, vehicle_list *l)
+ * by VIN (ota_target_vehicles), and their VINs copied. */
+static char **resolve_vehicles(ota_catalog *c, size_t n, const ota_vehicle ***v)
 {
     ota_target t;
     ota_target_match *m = compile(c, "{\"model\":\"M1\",\"series\":\"S1\"}", &t);
-    l->v = malloc(ota_catalog_vehicle_count(c) * sizeof *l->v); /* one pass, as the plugin */
-    l->n = 0;
-    char **vins = calloc(n, sizeof *vins);
-    if (l->v == NULL || vins == NULL)
-        exit(2);
-    ota_target_each(c, m, keep_vehicle, l);
-    if (l->n != n)
+    size_t got = 0;
+    if (ota_target_vehicles(c, m, n, v, &got) != 0 || got != n)
         exit(1);
-    qsort(l->v, l->n, sizeof *l->v, vehicle_cmp);
+    char **vins = calloc(n, sizeof *vins);
+    if (vins == NULL)
+        exit(2);
     for (size_t i = 0; i < n; i++)
-        vins[i] = bdup(l->v[i]->vin);
+        vins[i] = bdup((*v)[i]->vin);
     ota_target_match_free(m);
     ota_target_free(&t);
     return vins;
@@ -280,8 +260,8 @@ __attribute__((noinline)) static double run_create(ota_catalog *c, size_t n, siz
         .type = OTA_TASK_NORMAL, .model = "M1", .series = "S1", .version = "2.0.0"};
     ota_rules_env env = {NULL, NULL, NULL};
     double t0 = now_s(), c0 = cpu_s();
-    vehicle_list l;
-    char **vins = resolve_vehicles(c, n, &l);
+    const ota_vehicle **veh = NULL;
+    char **vins = resolve_vehicles(c, n, &veh);
     double c1 = cpu_s();
     uint8_t *codes = malloc(n);
     ota_task_exec *execs = malloc(n * sizeof *execs);
@@ -289,7 +269,7 @@ __attribute__((noinline)) static double run_create(ota_catalog *c, size_t n, siz
         exit(2);
     *accepted = 0;
     for (size_t i = 0; i < n; i++) { /* a target's VINs are distinct: no duplicate set */
-        codes[i] = (uint8_t)ota_task_check_vehicle(c, &env, &task, vins[i], l.v[i], NULL);
+        codes[i] = (uint8_t)ota_task_check_vehicle(c, &env, &task, vins[i], veh[i], NULL);
         *accepted += codes[i] == OTA_REJ_NONE;
     }
     double c2 = cpu_s();
@@ -310,7 +290,7 @@ __attribute__((noinline)) static double run_create(ota_catalog *c, size_t n, siz
         ota_tasks_get(tasks, "T000001")->count[OTA_EXEC_QUEUED] != *accepted)
         exit(1);
     ota_tasks_free(tasks);
-    free(l.v);
+    free(veh);
     free(codes);
     free(g_recs);
     if (g_vins)

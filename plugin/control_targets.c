@@ -77,31 +77,12 @@ static int split_task(const cJSON *task, ota_task_rec *rec, ota_target *target, 
     return 0;
 }
 
-/* The matching vehicles, sorted by VIN (pointers into the catalog: valid while the command
- * runs, the catalog changing only between commands). */
-typedef struct {
-    const ota_vehicle **v;
-    size_t n;
-} vehicle_list;
-
-static void keep_vehicle(void *ctx, const ota_vehicle *v)
+/* rec->vins from the vehicles (copies, in their order). 0, or -1 out of memory. */
+static int list_vins(const ota_vehicle **v, size_t n, ota_task_rec *rec)
 {
-    vehicle_list *l = ctx;
-    l->v[l->n++] = v;
-}
-
-static int vehicle_cmp(const void *a, const void *b)
-{
-    return memcmp((*(const ota_vehicle *const *)a)->vin, (*(const ota_vehicle *const *)b)->vin,
-                  OTA_VIN_LEN);
-}
-
-/* rec->vins from the list (copies, in VIN order). 0, or -1 out of memory. */
-static int list_vins(const vehicle_list *l, ota_task_rec *rec)
-{
-    char **vins = calloc(l->n ? l->n : 1, sizeof *vins);
-    for (size_t i = 0; vins && i < l->n; i++) {
-        if ((vins[i] = strdup(l->v[i]->vin)) == NULL) {
+    char **vins = calloc(n ? n : 1, sizeof *vins);
+    for (size_t i = 0; vins && i < n; i++) {
+        if ((vins[i] = strdup(v[i]->vin)) == NULL) {
             ota_json_strings_free(vins, i);
             vins = NULL;
         }
@@ -110,51 +91,34 @@ static int list_vins(const vehicle_list *l, ota_task_rec *rec)
         return -1;
     ota_json_strings_free(rec->vins, rec->n_vins);
     rec->vins = vins;
-    rec->n_vins = l->n;
+    rec->n_vins = n;
     return 0;
 }
 
-static int too_large(size_t n, size_t max, char *err, size_t errlen)
-{
-    return ota_json_errf(err, errlen, NULL, NULL,
-                         "E_TOO_LARGE: task.target: %zu vehicles match, at most %zu in one task",
-                         n, max);
-}
-
+/* The target's vehicles, sorted by VIN, into rec->vins (and *vehicles when not NULL). */
 static int resolve(ota_plugin *p, const ota_target *target, size_t max, ota_task_rec *rec,
                    const ota_vehicle ***vehicles, char *err, size_t errlen)
 {
     ota_target_match *m = NULL;
+    const ota_vehicle **v = NULL;
+    size_t n = 0;
     if (ota_target_compile(p->catalog, target, NULL, NULL, "task.target", &m, err, errlen) != 0)
         return -1;
-    /* one pass over the catalog when a list of its size is affordable, else count first */
-    size_t all = ota_catalog_vehicle_count(p->catalog);
-    bool one_pass = all <= 4 * max;
-    size_t n = one_pass ? all : ota_target_count(p->catalog, m);
-    vehicle_list l = {NULL, 0};
-    if (n <= max || one_pass) {
-        l.v = malloc((n ? n : 1) * sizeof *l.v);
-    }
-    if (l.v != NULL) {
-        ota_target_each(p->catalog, m, keep_vehicle, &l);
-        n = l.n;
-    }
+    int rc = ota_target_vehicles(p->catalog, m, max, &v, &n);
     ota_target_match_free(m);
-    if (n > max) {
-        free(l.v);
-        return too_large(n, max, err, errlen);
-    }
-    if (l.v != NULL) {
-        qsort(l.v, l.n, sizeof *l.v, vehicle_cmp);
-    }
-    if (l.v == NULL || list_vins(&l, rec) != 0) {
-        free(l.v);
+    if (rc == 1)
+        return ota_json_errf(err, errlen, NULL, NULL,
+                             "E_TOO_LARGE: task.target: %zu vehicles match, at most %zu in one "
+                             "task",
+                             n, max);
+    if (rc < 0 || list_vins(v, n, rec) != 0) {
+        free(v);
         return ota_json_errf(err, errlen, "task", "target", "out of memory");
     }
     if (vehicles != NULL)
-        *vehicles = l.v;
+        *vehicles = v;
     else
-        free(l.v);
+        free(v);
     return 0;
 }
 
