@@ -267,7 +267,9 @@ static int create_change(create_op *op)
     if (op->waves && waves_plan(op) != 0) {
         return -1;
     }
-    /* the document of the task as it will be in memory (ota_task_doc_of writes them all) */
+    /* the document of the task as it will be in memory (ota_task_doc_of writes them all);
+     * without its VINs, as loaded (the executions hold them; a target's may be 1,000,000,
+     * more than a stored document's task member may list) */
     ota_task t = {.rec = op->rec,
                   .created_ms = op->created_ms,
                   .package = op->package,
@@ -276,6 +278,8 @@ static int create_change(create_op *op)
                   .end_action = op->end_action,
                   .ramp = op->ramp,
                   .retry = op->retry};
+    t.rec.vins = NULL;
+    t.rec.n_vins = 0;
     cJSON *doc = ota_task_doc_of(&t, OTA_TASK_ACTIVE);
     op->json = doc ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);
