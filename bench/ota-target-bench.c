@@ -14,10 +14,10 @@
  *   create    what createTask does on the broker thread (plugin/control_tasks.c), at N
  *             up to plugin_opt_max_task_vins (1,000,000): resolve (the matching vehicles
  *             sorted by VIN, their VINs copied), every rule on every vehicle (check_vins:
- *             no lookup by VIN, no duplicate set for a target), the executions and the store records
- *             (create_change), then the apply: the task added (its executions sorted by
- *             VIN, ota_tasks_add), counted, and the answer's counts (over 100,000 VINs
- *             the answer gives counts, not lists)
+ *             no lookup by VIN, no duplicate set for a target), the executions and the
+ *             store records (create_change), then the apply: the task added (its
+ *             executions already in VIN order, ota_tasks_add), counted, and the answer's
+ *             counts (over 100,000 VINs the answer gives counts, not lists)
  *   store     once: the writer's part, N executions into a fresh SQLite store in
  *             batches of 50,000 (one transaction each, as control_tasks.c create_run)
  *   memory    bytes per execution in memory (ota_task_exec)
@@ -277,8 +277,11 @@ __attribute__((noinline)) static double run_create(ota_catalog *c, size_t n, siz
     double c3 = cpu_s();
     /* the apply: the task takes its executions (sorted by VIN) and counts them */
     ota_tasks *tasks = ota_tasks_new();
-    ota_task_rec rec = {.id = bdup("T000001"), .name = bdup("bench"), .model = bdup("M1"),
-                        .series = bdup("S1"), .version = bdup("2.0.0")};
+    ota_task_rec rec = {.id = bdup("T000001"),
+                        .name = bdup("bench"),
+                        .model = bdup("M1"),
+                        .series = bdup("S1"),
+                        .version = bdup("2.0.0")};
     if (tasks == NULL || ota_tasks_add(tasks, &rec, OTA_TASK_ACTIVE, 1, 1, execs, n) != 0)
         exit(2);
     size_t by[OTA_REJ_SLOTS] = {0};

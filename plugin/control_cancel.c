@@ -111,8 +111,8 @@ static int cancel_run(ota_store *store, ota_cmd_op *base, char *err, size_t errl
     ota_catalog_change rest = base->change;
     char why[256] = "";
     if (op->json) {
-        int rc = ota_store_put_task_doc_if(store, op->id, op->json, op->expect_rev, why,
-                                           sizeof why);
+        int rc =
+            ota_store_put_task_doc_if(store, op->id, op->json, op->expect_rev, why, sizeof why);
         if (rc == 0) {
             snprintf(err, errlen,
                      "E_CONFLICT: task %s changed meanwhile (another broker): nothing changed, "

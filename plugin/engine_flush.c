@@ -173,7 +173,7 @@ static int flush_run(ota_store *store, void *arg, char *err, size_t errlen)
     }
     for (size_t i = 0; i < j->n_docs; i++) { /* each from the revision this broker holds */
         j->doc_stored[i] = ota_store_put_task_doc_if(store, j->docs[i].key, j->docs[i].json,
-                                                      j->doc_revs[i], err, errlen);
+                                                     j->doc_revs[i], err, errlen);
         if (j->doc_stored[i] < 0) {
             return -1;
         }

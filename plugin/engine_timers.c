@@ -51,8 +51,8 @@ void ota_eng_timers_exec(ota_engine *e, ota_task *task, ota_task_exec *x)
     if (ota_eng_retry_waiting(e, x) && !(x->flags & OTA_EXEC_F_ELSEWHERE)) {
         /* in a retry's backoff (stored: loaded or read back, the retry is due at changed_ms) */
         ota_timers_cancel(e->timers, id);
-        if (ota_timers_set(e->timers, ota_eng_timer_id(OTA_ENG_TIMER_RETRY, task,
-                                                       (size_t)(x - task->execs)),
+        if (ota_timers_set(e->timers,
+                           ota_eng_timer_id(OTA_ENG_TIMER_RETRY, task, (size_t)(x - task->execs)),
                            x->changed_ms) != 0) {
             mosquitto_log_printf(MOSQ_LOG_ERR, "ota: task %s: out of memory for a retry",
                                  task->rec.id);

@@ -65,8 +65,8 @@ static void promote_done(void *arg, int rc, const char *err)
         e->waves.lost += rc == 0;
         w->promote_after = e->clock.mono_ms() + (rc == 0 ? 300 : 1000);
         if (rc != 0) {
-            mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: task %s: promotion not stored: %s",
-                                 j->id, err);
+            mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: task %s: promotion not stored: %s", j->id,
+                                 err);
         }
     }
     free(j->json);
@@ -92,7 +92,10 @@ static void promote_submit(ota_engine *e, ota_task *task)
         free(json);
         return;
     }
-    *j = (promote_job){.e = e, .json = json, .expect = task->rev, .current = next.current,
+    *j = (promote_job){.e = e,
+                       .json = json,
+                       .expect = task->rev,
+                       .current = next.current,
                        .approved = next.approved};
     snprintf(j->id, sizeof j->id, "%s", task->rec.id);
     j->job = (ota_writer_job){.run = promote_run, .done = promote_done, .arg = j};
@@ -214,13 +217,12 @@ void ota_eng_waves_check(ota_engine *e, ota_task *task)
     if (ota_task_waves_failing(w)) {
         size_t c = w->current;
         size_t bad = w->count[c][OTA_EXEC_FAILED] > w->all_bad[c] ? w->count[c][OTA_EXEC_FAILED]
-                                                                   : w->all_bad[c];
-        size_t ok = w->count[c][OTA_EXEC_SUCCEEDED] > w->all_ok[c]
-                        ? w->count[c][OTA_EXEC_SUCCEEDED]
-                        : w->all_ok[c];
+                                                                  : w->all_bad[c];
+        size_t ok = w->count[c][OTA_EXEC_SUCCEEDED] > w->all_ok[c] ? w->count[c][OTA_EXEC_SUCCEEDED]
+                                                                   : w->all_ok[c];
         snprintf(task->reason, sizeof(task->reason),
-                 "wave %zu reached its error threshold: %zu of %zu failed (threshold %u%%)", c,
-                 bad, bad + ok, w->error_pct[c]);
+                 "wave %zu reached its error threshold: %zu of %zu failed (threshold %u%%)", c, bad,
+                 bad + ok, w->error_pct[c]);
         mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: task %s aborted: %s", task->rec.id,
                              task->reason);
         ota_task_set_state(task, OTA_TASK_ABORTED);
@@ -246,10 +248,9 @@ void ota_engine_rollout_followed(ota_plugin *p, ota_task *task)
     if (p->engine) {
         p->engine->waves.followed++;
     }
-    mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                         "ota: task %s: rollout changed on another broker (wave %d%s, rev %llu)",
-                         task->rec.id, wave, task->paused ? ", paused" : "",
-                         (unsigned long long)task->rev);
+    mosquitto_log_printf(
+        MOSQ_LOG_NOTICE, "ota: task %s: rollout changed on another broker (wave %d%s, rev %llu)",
+        task->rec.id, wave, task->paused ? ", paused" : "", (unsigned long long)task->rev);
 }
 
 void ota_engine_task_changed(ota_plugin *p, ota_task *task, const char *what)

@@ -293,8 +293,8 @@ static int apply_task(ota_plugin *p, follow_job *j, const ota_store_change *c, c
         f->tasks_canceled++;
         return 1;
     }
-    return rc == 2 ? 1 : 0; /* held already in that state (this broker's own change), or a later state the
-                 engine reaches by itself */
+    return rc == 2 ? 1 : 0; /* held already in that state (this broker's own change), or a later
+                 state the engine reaches by itself */
 }
 
 static int apply_entry(ota_plugin *p, follow_job *j, const ota_store_change *c, char *err,

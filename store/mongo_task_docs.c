@@ -84,8 +84,8 @@ static int replace_text_form(put_if *p, mongoc_client_session_t *cs)
     BSON_APPEND_UTF8(&sel, "_id", p->id);
     if (cs != NULL)
         mongoc_client_session_append(cs, &opts, NULL);
-    int rc = ota_store_mg_find(p->st, ota_store_doc_table(OTA_DOC_TASK), &sel, &opts, keep_text,
-                               &t);
+    int rc =
+        ota_store_mg_find(p->st, ota_store_doc_table(OTA_DOC_TASK), &sel, &opts, keep_text, &t);
     if (rc != 0) {
         snprintf(p->err, sizeof p->err, "task document %.64s: reading it failed", p->id);
         rc = -1;
@@ -143,8 +143,8 @@ int ota_store_mg_put_task_doc_if(ota_store *s, const char *id, const char *json,
             ota_store_mg_err(st, err, errlen, "cannot start a session: %s", error.message);
             return -1;
         }
-        bool ok = mongoc_client_session_with_transaction(cs, put_in_transaction, NULL, &p, NULL,
-                                                         &error);
+        bool ok =
+            mongoc_client_session_with_transaction(cs, put_in_transaction, NULL, &p, NULL, &error);
         mongoc_client_session_destroy(cs);
         if (!ok && p.result == 1) {
             ota_store_mg_err(st, err, errlen, "task document: transaction: %s", error.message);

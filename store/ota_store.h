@@ -417,8 +417,8 @@ int ota_store_put_task_doc_if(ota_store *s, const char *id, const char *json, ui
 /* The executions of one task whose state is in states (a bit per ota_exec_state, 1u << s),
  * handed to fn in no set order: what a broker reads to count a wave's successes and failures
  * over every broker. 0, or -1 on a store error or when fn stopped. */
-int ota_store_load_task_execs(ota_store *s, const char *task, unsigned states,
-                              ota_store_exec_fn fn, void *ctx);
+int ota_store_load_task_execs(ota_store *s, const char *task, unsigned states, ota_store_exec_fn fn,
+                              void *ctx);
 
 /* ---- a local snapshot, to start without the database (issue 15; store/snapshot.c) ----
  * A SQLite file holding everything the start-up loaders read (vehicles, documents, lists,

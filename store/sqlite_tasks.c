@@ -471,8 +471,9 @@ static int exec_walk(sqlite_store *st, sqlite3_str *q, const char *task, const c
     sqlite3_stmt *stmt = NULL;
     int rc = sql != NULL && sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) == SQLITE_OK ? 0 : -1;
     sqlite3_free(sql);
-    if (rc == 0 && (sqlite3_bind_text(stmt, 1, task, -1, SQLITE_STATIC) != SQLITE_OK ||
-                    (vin != NULL && sqlite3_bind_text(stmt, 2, vin, -1, SQLITE_STATIC) != SQLITE_OK)))
+    if (rc == 0 &&
+        (sqlite3_bind_text(stmt, 1, task, -1, SQLITE_STATIC) != SQLITE_OK ||
+         (vin != NULL && sqlite3_bind_text(stmt, 2, vin, -1, SQLITE_STATIC) != SQLITE_OK)))
         rc = -1;
     ota_store_sq_sink to = {.fn.exec = fn, .ctx = ctx};
     if (rc == 0)

@@ -321,8 +321,8 @@ int ota_store_put_task_doc_if(ota_store *s, const char *id, const char *json, ui
     return s->ops->put_task_doc_if(s, id, json, expect_rev, err, errlen);
 }
 
-int ota_store_load_task_execs(ota_store *s, const char *task, unsigned states,
-                              ota_store_exec_fn fn, void *ctx)
+int ota_store_load_task_execs(ota_store *s, const char *task, unsigned states, ota_store_exec_fn fn,
+                              void *ctx)
 {
     if (task == NULL || fn == NULL)
         return -1;

@@ -671,8 +671,8 @@ static int load_fail(load_ctx *lc, const char *what, const char *key, const char
 }
 
 static const char *const doc_fields[] = {
-    "task", "state", "created_at", "package", "waves", "paused", "maintenance_window",
-    "end_action", "ramp", "retry", "rev", NULL};
+    "task",       "state", "created_at", "package", "waves", "paused", "maintenance_window",
+    "end_action", "ramp",  "retry",      "rev",     NULL};
 
 /* The document's members besides the task: state, created_at, package. */
 static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
