@@ -49,7 +49,7 @@ static const opt_def opt_defs[] = {
     {"vehicle_kick_after", OPT_UNSIGNED, CFG_OFF(rate.kick_after), 0, 1000000},
     {"max_shadow_bytes", OPT_SIZE, CFG_OFF(max_shadow_bytes), 64, OTA_SHADOW_MAX_PAYLOAD},
     {"max_request_bytes", OPT_SIZE, CFG_OFF(max_request_bytes), 64, 65536},
-    {"max_task_vins", OPT_SIZE, CFG_OFF(max_task_vins), 1, 100000},
+    {"max_task_vins", OPT_SIZE, CFG_OFF(max_task_vins), 1, 1000000},
     {"broker_id", OPT_STRING, CFG_OFF(broker_id), 0, 0},
     {"task_minute_ms", OPT_UNSIGNED, CFG_OFF(task_minute_ms), 1, 60000},
     {"test_time_scale", OPT_UNSIGNED, CFG_OFF(test_time_scale), 1, 100000},

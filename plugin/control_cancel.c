@@ -7,7 +7,10 @@
  * task that is active or aborted, the task document as canceled. Once stored, the engine
  * applies it in memory (ota_engine_cancel: the in-flight ones get the cancel as their
  * desired state and are canceled when the vehicle confirms) and the answer counts
- * {canceled, pending}.
+ * {canceled, pending}. The task document is a conditional write over the revision this
+ * broker holds (issue 16, ota_store_put_task_doc_if), stored before the executions: when
+ * another broker changed the task meanwhile, nothing is stored and the command answers
+ * E_CONFLICT (try again once the change log brought it, ~200 ms).
  */
 #include "control.h"
 #include "engine.h"
@@ -25,6 +28,7 @@ typedef struct {
     size_t n_vins;
     char *json;
     ota_store_doc doc;
+    uint64_t expect_rev; /* the document's revision this broker holds */
     ota_exec_rec *recs;
     char **strs;
     size_t n_strs;
@@ -50,6 +54,9 @@ static cJSON *cancel_apply(ota_plugin *p, ota_cmd_op *base)
     cancel_op *op = (cancel_op *)base;
     ota_task *task = ota_tasks_get(p->tasks, op->id);
     size_t canceled = 0, pending = 0;
+    if (task && op->json && task->rev < op->expect_rev + 1) {
+        task->rev = op->expect_rev + 1;
+    }
     if (task) {
         ota_engine_cancel(p, task, op->vins, op->n_vins, &canceled, &pending);
     }
@@ -86,12 +93,45 @@ static int cancel_parse(ota_plugin *p, const cJSON *cmd, cancel_op *op, char *er
     return op->id ? 0 : -1;
 }
 
-/* The whole task's document, canceled. */
+/* The whole task's document, canceled, at the next revision. */
 static int cancel_doc(cancel_op *op, const ota_task *task)
 {
+    ota_task next = *task;
+    next.rev++;
+    op->expect_rev = task->rev;
     return ota_cmd_task_doc_change(&op->base, op->id,
-                                   ota_task_doc_of(task, OTA_TASK_CANCELED), /* waves kept */
+                                   ota_task_doc_of(&next, OTA_TASK_CANCELED), /* waves kept */
                                    &op->json, &op->doc);
+}
+
+/* Writer thread: the document (conditional), then the executions. */
+static int cancel_run(ota_store *store, ota_cmd_op *base, char *err, size_t errlen)
+{
+    cancel_op *op = (cancel_op *)base;
+    ota_catalog_change rest = base->change;
+    char why[256] = "";
+    if (op->json) {
+        int rc =
+            ota_store_put_task_doc_if(store, op->id, op->json, op->expect_rev, why, sizeof why);
+        if (rc == 0) {
+            snprintf(err, errlen,
+                     "E_CONFLICT: task %s changed meanwhile (another broker): nothing changed, "
+                     "try again",
+                     op->id);
+            return -1;
+        }
+        if (rc < 0) {
+            snprintf(err, errlen, "not stored: %s", why);
+            return -1;
+        }
+        rest.docs = NULL;
+        rest.n_docs = 0;
+    }
+    if (ota_store_apply(store, &rest, why, sizeof why) != 0) {
+        snprintf(err, errlen, "not stored: %s", why);
+        return -1;
+    }
+    return 0;
 }
 
 /* The stored change: the task document (whole task) and the executions it changes. */
@@ -138,6 +178,7 @@ void ota_cmd_cancel_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     }
     op->base.free_op = cancel_free;
     op->base.apply = cancel_apply;
+    op->base.run = cancel_run;
     if (cancel_parse(p, cmd, op, err, sizeof(err)) != 0 || cancel_change(p, op) != 0) {
         cancel_free(&op->base);
         ota_cmd_fail(c, "%s", err);

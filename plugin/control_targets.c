@@ -77,35 +77,60 @@ static int split_task(const cJSON *task, ota_task_rec *rec, ota_target *target, 
     return 0;
 }
 
-static int resolve(ota_plugin *p, const ota_target *target, size_t max, ota_task_rec *rec,
-                   char *err, size_t errlen)
+/* rec->vins from the vehicles (copies, in their order). 0, or -1 out of memory. */
+static int list_vins(const ota_vehicle **v, size_t n, ota_task_rec *rec)
 {
-    ota_target_match *m = NULL;
-    char **vins = NULL;
-    size_t n = 0;
-    if (ota_target_compile(p->catalog, target, NULL, NULL, "task.target", &m, err, errlen) != 0)
+    char **vins = calloc(n ? n : 1, sizeof *vins);
+    for (size_t i = 0; vins && i < n; i++) {
+        if ((vins[i] = strdup(v[i]->vin)) == NULL) {
+            ota_json_strings_free(vins, i);
+            vins = NULL;
+        }
+    }
+    if (vins == NULL)
         return -1;
-    int rc = ota_target_vins(p->catalog, m, max, &vins, &n);
-    ota_target_match_free(m);
-    if (rc == 1)
-        return ota_json_errf(err, errlen, NULL, NULL,
-                             "E_TOO_LARGE: task.target: %zu vehicles match, at most %zu in one "
-                             "task",
-                             n, max);
-    if (rc < 0)
-        return ota_json_errf(err, errlen, "task", "target", "out of memory");
     ota_json_strings_free(rec->vins, rec->n_vins);
     rec->vins = vins;
     rec->n_vins = n;
     return 0;
 }
 
-int ota_cmd_task_request(ota_plugin *p, const cJSON *task, size_t max_vins, ota_task_rec *rec,
-                         ota_target *target, bool *has_target, char *err, size_t errlen)
+/* The target's vehicles, sorted by VIN, into rec->vins (and *vehicles when not NULL). */
+static int resolve(ota_plugin *p, const ota_target *target, size_t max, ota_task_rec *rec,
+                   const ota_vehicle ***vehicles, char *err, size_t errlen)
 {
+    ota_target_match *m = NULL;
+    const ota_vehicle **v = NULL;
+    size_t n = 0;
+    if (ota_target_compile(p->catalog, target, NULL, NULL, "task.target", &m, err, errlen) != 0)
+        return -1;
+    int rc = ota_target_vehicles(p->catalog, m, max, &v, &n);
+    ota_target_match_free(m);
+    if (rc == 1)
+        return ota_json_errf(err, errlen, NULL, NULL,
+                             "E_TOO_LARGE: task.target: %zu vehicles match, at most %zu in one "
+                             "task",
+                             n, max);
+    if (rc < 0 || list_vins(v, n, rec) != 0) {
+        free(v);
+        return ota_json_errf(err, errlen, "task", "target", "out of memory");
+    }
+    if (vehicles != NULL)
+        *vehicles = v;
+    else
+        free(v);
+    return 0;
+}
+
+int ota_cmd_task_request(ota_plugin *p, const cJSON *task, size_t max_vins, ota_task_rec *rec,
+                         ota_target *target, bool *has_target, const ota_vehicle ***vehicles,
+                         char *err, size_t errlen)
+{
+    if (vehicles != NULL)
+        *vehicles = NULL;
     if (split_task(task, rec, target, has_target, err, errlen) != 0)
         return -1;
-    if (*has_target && resolve(p, target, max_vins, rec, err, errlen) != 0) {
+    if (*has_target && resolve(p, target, max_vins, rec, vehicles, err, errlen) != 0) {
         ota_task_rec_free(rec);
         ota_target_free(target);
         return -1;

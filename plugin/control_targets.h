@@ -25,9 +25,12 @@ void ota_cmd_preview_target(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
  * both). With a target, *has_target is set, *target receives the query as it applies —
  * the task's model and series added when it names none (naming others is an error) —
  * and rec->vins the VINs it matches now, in VIN order; more than max_vins of them fails
- * with "E_TOO_LARGE: task.target: N vehicles match, at most M in one task". 0, or -1
- * with err (rec and target then hold nothing). */
+ * with "E_TOO_LARGE: task.target: N vehicles match, at most M in one task". With a
+ * target and vehicles not NULL, *vehicles is a malloc()ed array of the matched catalog
+ * vehicles in the same order (the rules then need no lookup by VIN; valid until the
+ * catalog changes); else NULL. 0, or -1 with err (rec and target then hold nothing). */
 int ota_cmd_task_request(ota_plugin *p, const cJSON *task, size_t max_vins, ota_task_rec *rec,
-                         ota_target *target, bool *has_target, char *err, size_t errlen);
+                         ota_target *target, bool *has_target, const ota_vehicle ***vehicles,
+                         char *err, size_t errlen);
 
 #endif

@@ -21,6 +21,7 @@
 #include "control_targets.h"
 #include "ota_catalog_json.h"
 #include "task_events.h"
+#include "target.h"
 #include "task_rules.h"
 #include "tasks.h"
 #include "vocab.h"
@@ -51,6 +52,7 @@ typedef struct {
     char target_key[48];
     ota_store_doc docs[2];
     ota_task_waves *waves; /* task.waves (issue 16), its plan made at create_change */
+    const ota_vehicle **vehicles; /* a target's: the vehicle of each rec.vins[i] */
     ota_task_window *mwindow;  /* task.maintenance_window (issue 16) */
     ota_end_action end_action; /* task.end_action */
     ota_task_ramp ramp;        /* task.ramp */
@@ -70,6 +72,7 @@ static void create_free(ota_cmd_op *base)
     ota_target_free(&op->target);
     free(op->target_json);
     ota_task_waves_free(op->waves);
+    free(op->vehicles);
     ota_task_window_free(op->mwindow);
     free(op);
 }
@@ -168,7 +171,7 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
         task = plain;
     }
     int rc = ota_cmd_task_request(p, task, p->cfg.max_task_vins, &op->rec, &op->target,
-                                  &op->has_target, err, errlen);
+                                  &op->has_target, &op->vehicles, err, errlen);
     cJSON_Delete(plain);
     if (rc != 0 || check_start(&op->rec, op->created_ms, err, errlen) != 0) {
         return -1;
@@ -208,15 +211,20 @@ static int check_vins(ota_plugin *p, create_op *op)
     size_t n = op->rec.n_vins;
     op->codes = malloc(n);
     op->execs = malloc(n * sizeof(*op->execs));
-    ota_vin_set *seen = ota_vin_set_new(n);
-    if (!op->codes || !op->execs || !seen) {
+    /* a target's VINs come from the catalog, each once: no duplicate set (a third of the
+     * rules' cost at 1,000,000 VINs, docs/benchmarks.md) */
+    ota_vin_set *seen = op->has_target ? NULL : ota_vin_set_new(n);
+    if (!op->codes || !op->execs || (!seen && !op->has_target)) {
         ota_vin_set_free(seen);
         return -1;
     }
     ota_rules_env env = ota_tasks_rules_env(p->tasks);
     for (size_t i = 0; i < n; i++) {
         const char *vin = op->rec.vins[i];
-        ota_reject_code r = ota_task_check_vin(p->catalog, &env, &op->rec, vin, seen);
+        ota_reject_code r =
+            op->vehicles
+                ? ota_task_check_vehicle(p->catalog, &env, &op->rec, vin, op->vehicles[i], NULL)
+                : ota_task_check_vin(p->catalog, &env, &op->rec, vin, seen);
         op->codes[i] = (uint8_t)r;
         if (r == OTA_REJ_DUPLICATE_VIN) {
             continue;
@@ -280,7 +288,9 @@ static int create_change(create_op *op)
     if (op->waves && waves_plan(op) != 0) {
         return -1;
     }
-    /* the document of the task as it will be in memory (ota_task_doc_of writes them all) */
+    /* the document of the task as it will be in memory (ota_task_doc_of writes them all);
+     * without its VINs, as loaded (the executions hold them; a target's may be 1,000,000,
+     * more than a stored document's task member may list) */
     ota_task t = {.rec = op->rec,
                   .created_ms = op->created_ms,
                   .package = op->package,
@@ -291,6 +301,8 @@ static int create_change(create_op *op)
                   .retry = op->retry,
                   .continuous = op->continuous,
                   .jitter_ms = op->jitter_ms};
+    t.rec.vins = NULL;
+    t.rec.n_vins = 0;
     cJSON *doc = ota_task_doc_of(&t, OTA_TASK_ACTIVE);
     op->json = doc ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);
@@ -321,9 +333,34 @@ static int create_change(create_op *op)
     return 0;
 }
 
+/* Over the 100,000 VINs a request may list (a target only): counts, not lists. */
+static cJSON *create_counts(const create_op *op, size_t n)
+{
+    size_t by[OTA_REJ_SLOTS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        by[op->codes[i] < OTA_REJ_SLOTS ? op->codes[i] : 0]++;
+    }
+    cJSON *data = cJSON_CreateObject();
+    cJSON *rej = cJSON_AddObjectToObject(data, "rejected_counts");
+    if (!cJSON_AddStringToObject(data, "id", op->id) || !rej) {
+        cJSON_Delete(data);
+        return NULL;
+    }
+    cJSON_AddNumberToObject(data, "accepted_count", (double)by[OTA_REJ_NONE]);
+    for (int r = 1; r < OTA_REJ_SLOTS; r++) {
+        if (by[r] > 0) {
+            cJSON_AddNumberToObject(rej, ota_reject_name((ota_reject_code)r), (double)by[r]);
+        }
+    }
+    return data;
+}
+
 /* {id, accepted:[vin...], rejected:[{vin, code}...]} in request order. */
 static cJSON *create_answer(const create_op *op, char **vins, size_t n)
 {
+    if (n > OTA_JSON_TASK_VINS_MAX) {
+        return create_counts(op, n);
+    }
     cJSON *data = cJSON_CreateObject();
     cJSON *acc = cJSON_AddArrayToObject(data, "accepted");
     cJSON *rej = cJSON_AddArrayToObject(data, "rejected");
@@ -393,6 +430,38 @@ static cJSON *create_apply(ota_plugin *p, ota_cmd_op *base)
     return data;
 }
 
+/* Writer thread: the executions first, in batches of CREATE_BATCH (one transaction each,
+ * so neither store holds one huge transaction), then the task document (and its target)
+ * with its change log entry: a follower that reads the entry finds every execution stored
+ * (MongoDB without a replica set writes a change's log entry before its executions, so
+ * one change would not do). A failure in between leaves executions without a task
+ * document, which the start-up skips; nothing is applied and the command fails. */
+#define CREATE_BATCH 50000
+
+static int create_batches(ota_store *store, ota_catalog_change c, char *err, size_t errlen)
+{
+    for (size_t k = 0; k < c.n_put_execs; k += CREATE_BATCH) {
+        size_t m = c.n_put_execs - k < CREATE_BATCH ? c.n_put_execs - k : CREATE_BATCH;
+        ota_catalog_change part = {.put_execs = c.put_execs + k, .n_put_execs = m};
+        if (ota_store_apply(store, &part, err, errlen) != 0) {
+            return -1;
+        }
+    }
+    c.put_execs = NULL;
+    c.n_put_execs = 0;
+    return ota_store_apply(store, &c, err, errlen);
+}
+
+static int create_run(ota_store *store, ota_cmd_op *base, char *err, size_t errlen)
+{
+    char why[256] = "";
+    if (create_batches(store, base->change, why, sizeof why) != 0) {
+        snprintf(err, errlen, "not stored: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
 void ota_cmd_create_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
     char err[512];
@@ -403,6 +472,7 @@ void ota_cmd_create_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     }
     op->base.free_op = create_free;
     op->base.apply = create_apply;
+    op->base.run = create_run;
     op->created_ms = ota_now_ms();
     if (parse_create(p, cmd, op, err, sizeof(err)) != 0) {
         create_free(&op->base);

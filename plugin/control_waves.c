@@ -3,10 +3,12 @@
  * docs/operator-api.md) and the rollout part of getTask.
  *
  * Each command computes the task's new rollout state (paused; the current wave; the
- * waves approved), stores the task document with it (ota_cmd_store), then applies it in
- * memory: the engine dispatches by it from the next TICK. Applying sets the values the
- * command computed, never less than what the engine reached meanwhile (an automatic
- * promotion between the store and the apply is kept).
+ * waves approved), stores the task document with it as a conditional write over the
+ * revision this broker holds (ota_store_put_task_doc_if: when another broker, or this
+ * broker's engine, stored the task meanwhile, nothing changes and the command answers
+ * E_CONFLICT), then applies it in memory: the engine dispatches by it from the next TICK,
+ * the other brokers take it from the change log (follow.c) within about 200 ms. Only the
+ * broker that stored it publishes the task event.
  */
 #include "control.h"
 #include "engine.h"
@@ -25,6 +27,7 @@ typedef struct {
     waves_verb verb;
     bool paused;
     uint8_t current, approved;
+    uint64_t expect_rev; /* the document revision this broker holds (issue 16) */
     char *json;
     ota_store_doc doc;
 } waves_op;
@@ -36,11 +39,26 @@ static void waves_free(ota_cmd_op *base)
     free(op);
 }
 
+/* Writer thread: the document, only over the revision this broker holds. */
+static int waves_run(ota_store *store, ota_cmd_op *base, char *err, size_t errlen)
+{
+    waves_op *op = (waves_op *)base;
+    int rc = ota_store_put_task_doc_if(store, op->id, op->json, op->expect_rev, err, errlen);
+    if (rc == 0) {
+        snprintf(err, errlen,
+                 "E_CONFLICT: task %s changed meanwhile (another broker, or a wave this broker "
+                 "promoted): nothing changed, try again",
+                 op->id);
+    }
+    return rc == 1 ? 0 : -1;
+}
+
 static cJSON *waves_apply(ota_plugin *p, ota_cmd_op *base)
 {
     waves_op *op = (waves_op *)base;
     ota_task *task = ota_tasks_get(p->tasks, op->id);
     if (task) {
+        task->rev = task->rev > op->expect_rev + 1 ? task->rev : op->expect_rev + 1;
         task->paused = op->paused;
         if (task->waves && op->current > task->waves->current) {
             task->waves->current = op->current;
@@ -104,6 +122,8 @@ static int waves_doc(ota_task *task, waves_op *op)
         copy.waves = &w;
     }
     copy.paused = op->paused;
+    copy.rev = task->rev + 1;
+    op->expect_rev = task->rev;
     return ota_cmd_task_doc_change(&op->base, op->id, ota_task_doc_of(&copy, task->state),
                                    &op->json, &op->doc);
 }
@@ -130,6 +150,7 @@ static void waves_command(ota_plugin *p, ota_cmd *c, const cJSON *cmd, waves_ver
     }
     op->base.free_op = waves_free;
     op->base.apply = waves_apply;
+    op->base.run = waves_run;
     op->verb = verb;
     snprintf(op->id, sizeof(op->id), "%s", id);
     if (!waves_decide(task, op, err, sizeof(err))) {

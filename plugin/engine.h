@@ -20,6 +20,9 @@
 
 /* The code a pending cancel leaves on an execution in flight (stored: survives a restart). */
 #define OTA_ENGINE_CANCEL_CODE "cancel_requested"
+/* The code of an execution in flight waiting for its retry (issue 16): its changed_ms (the
+ * stored updated_at) is the retry's due time, so a restart sets the retry timer again. */
+#define OTA_ENGINE_RETRY_CODE "retry_backoff"
 
 /* The engine's clock: wall time (task windows, notice and change times, timeouts) and
  * monotonic time (rates, the store pacing, claim retries). The plugin runs on ota_now_ms
@@ -54,6 +57,9 @@ void ota_engine_cancel(ota_plugin *p, ota_task *task, char *const *vins, size_t 
 /* control_waves.c, once stored: a task's rollout changed by hand (what: "paused",
  * "resumed", "wave_started", "wave_approved"): logged, and its task event. */
 void ota_engine_task_changed(ota_plugin *p, ota_task *task, const char *what);
+/* follow.c: another broker stored a rollout change of task (a newer document revision,
+ * already taken into memory): logged, counted, no event (that broker published it). */
+void ota_engine_rollout_followed(ota_plugin *p, ota_task *task);
 /* pkg.c and file.c, first thing: on a store several brokers share, the first such request
  * of a vehicle's connection waits until its stored descriptions are read (another broker
  * may have issued them): true when req was parked (handler handles a copy later; the

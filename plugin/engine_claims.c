@@ -307,4 +307,8 @@ void ota_engine_stats_json(ota_plugin *p, cJSON *data)
     /* executions read from the store on demand, and conditional writes another broker beat */
     cJSON_AddNumberToObject(o, "adopted", e ? (double)e->adopts.loaded : 0);
     cJSON_AddNumberToObject(o, "conflicts", e ? (double)e->adopts.conflicts : 0);
+    /* issue 16: wave promotions another broker stored first; rollouts taken from the log */
+    cJSON *w = cJSON_AddObjectToObject(data, "rollouts");
+    cJSON_AddNumberToObject(w, "promotions_lost", e ? (double)e->waves.lost : 0);
+    cJSON_AddNumberToObject(w, "followed", e ? (double)e->waves.followed : 0);
 }

@@ -6,7 +6,10 @@
  * job in flight, at most every 50 ms, sooner at 4096 changes), like shadow.c. The job
  * writes each execution as a conditional transition (ota_store_transition_exec from its
  * stored state: brokers sharing one database never overwrite each other's moves), then
- * the notices and documents as one ota_store_apply change. A transition that does not
+ * the notices as one ota_store_apply change, then each task document as a conditional
+ * write from the revision this broker holds (issue 16: a document that finds another
+ * broker's revision waits for the change log to bring it and is written again over it;
+ * a rollout is never overwritten with an older one). A transition that does not
  * apply (another broker moved the execution) has the execution read again
  * (engine_adopt.c). The job owns copies of every text it stores. A failed job puts its
  * executions, notices and documents back, retried after 1 s (a transition it applied
@@ -134,6 +137,8 @@ typedef struct {
     size_t n_notices;
     ota_store_doc *docs;
     ota_task **doc_tasks;
+    uint64_t *doc_revs; /* per document: the revision it replaces (issue 16) */
+    int *doc_stored;    /* per document: 1 stored, 0 another revision was there */
     size_t n_docs;
     ota_spool_pos ck; /* the checkpoint allowed once this job is stored */
     bool has_ck;
@@ -154,6 +159,8 @@ static void flush_job_free(flush_job *j)
     free(j->notices);
     free(j->docs);
     free(j->doc_tasks);
+    free(j->doc_revs);
+    free(j->doc_stored);
     free(j);
 }
 
@@ -200,10 +207,32 @@ static int flush_run(ota_store *store, void *arg, char *err, size_t errlen)
             return -1;
         }
     }
-    if (j->change.n_docs == 0 && j->change.n_add_notices == 0 && j->change.n_put_execs == 0) {
-        return 0;
+    if ((j->change.n_add_notices > 0 || j->change.n_put_execs > 0) &&
+        ota_store_apply(store, &j->change, err, errlen) != 0) {
+        return -1;
     }
-    return ota_store_apply(store, &j->change, err, errlen);
+    for (size_t i = 0; i < j->n_docs; i++) { /* each from the revision this broker holds */
+        j->doc_stored[i] = ota_store_put_task_doc_if(store, j->docs[i].key, j->docs[i].json,
+                                                     j->doc_revs[i], err, errlen);
+        if (j->doc_stored[i] < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The documents stored raise their task's revision; one that found another revision (another
+ * broker's change, which the change log brings) is stored again over that one later. */
+static void flush_docs_done(flush_job *j)
+{
+    for (size_t i = 0; i < j->n_docs; i++) {
+        ota_task *task = j->doc_tasks[i];
+        if (j->doc_stored[i] == 1 && task->rev < j->doc_revs[i] + 1) {
+            task->rev = j->doc_revs[i] + 1;
+        } else if (j->doc_stored[i] != 1) {
+            task->doc_dirty = true;
+        }
+    }
 }
 
 /* Transitions that found another state: another broker moved those executions. New
@@ -283,6 +312,7 @@ static void flush_done(void *arg, int rc, const char *err)
         if (j->has_ck) {
             ota_writer_allow_checkpoint(j->e->plugin->writer, j->ck);
         }
+        flush_docs_done(j);
     }
     flush_job_free(j);
 }
@@ -309,14 +339,16 @@ static void add_docs(flush_job *j, ota_task **tasks, long n)
         if (!tasks[i]->doc_dirty) {
             continue;
         }
-        cJSON *d =
-            ota_task_doc_of(tasks[i], tasks[i]->state); /* with its waves (issue 16) */
+        ota_task next = *tasks[i]; /* the document's next revision (issue 16) */
+        next.rev++;
+        cJSON *d = ota_task_doc_of(&next, tasks[i]->state); /* with its waves */
         char *json = d ? cJSON_PrintUnformatted(d) : NULL;
         cJSON_Delete(d);
         if (!json) {
             continue;
         }
         j->docs[j->n_docs] = (ota_store_doc){OTA_DOC_TASK, tasks[i]->rec.id, keep(j, json)};
+        j->doc_revs[j->n_docs] = tasks[i]->rev;
         j->doc_tasks[j->n_docs++] = tasks[i];
         tasks[i]->doc_dirty = false;
     }
@@ -367,7 +399,10 @@ static void flush_submit(ota_engine *e)
     j->strs = calloc(4 * n + (size_t)nt + 2, sizeof(*j->strs));
     j->docs = calloc((size_t)nt + 1, sizeof(*j->docs));
     j->doc_tasks = calloc((size_t)nt + 1, sizeof(*j->doc_tasks));
-    if (!j->execs || !j->applied || !j->strs || !j->docs || !j->doc_tasks) {
+    j->doc_revs = calloc((size_t)nt + 1, sizeof(*j->doc_revs));
+    j->doc_stored = calloc((size_t)nt + 1, sizeof(*j->doc_stored));
+    if (!j->execs || !j->applied || !j->strs || !j->docs || !j->doc_tasks || !j->doc_revs ||
+        !j->doc_stored) {
         flush_job_free(j);
         free(tasks);
         return;
@@ -382,9 +417,7 @@ static void flush_submit(ota_engine *e)
     for (size_t i = 0; nr && i < j->n_notices; i++) {
         nr[i] = j->notices[i].rec;
     }
-    j->change = (ota_catalog_change){.docs = j->docs,
-                                     .n_docs = j->n_docs,
-                                     .add_notices = nr,
+    j->change = (ota_catalog_change){.add_notices = nr, /* documents: each on its own */
                                      .n_add_notices = nr ? j->n_notices : 0};
     j->strs[j->n_strs++] = (char *)nr; /* freed with the strings */
     put_new_execs(j);

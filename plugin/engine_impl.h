@@ -94,6 +94,9 @@ struct ota_engine {
     ota_timers *timers; /* engine_timers.c: due times on the engine's now_ms clock */
     eng_adopts adopts;
     struct eng_parked *parked; /* requests waiting for their vehicle's descriptions */
+    struct {
+        uint64_t lost, followed; /* promotions another broker stored first; rollouts followed */
+    } waves;
     bool grants_in_flight;
     ota_map cont_vins; /* engine_cont.c: VINs the catalog changed since the last TICK */
     bool cont_all;     /* ... or everything (a group changed, the first TICK) */
@@ -169,6 +172,8 @@ double ota_eng_ramp_rate(const ota_task *task);
 /* A failure (word: the error word, "timeout") the task's retry policy tries again: true,
  * and the notice goes again after the backoff (a retry timer); false: it fails. */
 bool ota_eng_retry_take(ota_engine *e, ota_task *task, ota_task_exec *x, const char *word);
+/* x waits in a retry's backoff (code OTA_ENGINE_RETRY_CODE, due at changed_ms). */
+bool ota_eng_retry_waiting(ota_engine *e, const ota_task_exec *x);
 /* The retry timer of execution idx fired. */
 void ota_eng_retry_fire(ota_engine *e, ota_task *task, size_t idx);
 /* After the task's end: end_action cancel_all cancels what is still in flight. */

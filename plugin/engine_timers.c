@@ -5,8 +5,9 @@
  *
  * Ids are kind << 56 | task number << 32 | execution index (the number is the digits of
  * "T000123"; an execution's index in its task is stable). Kinds today: a retry's backoff
- * (engine_waves.c, not stored: a restart during a backoff leaves the execution to its
- * timeout), and a timeout per execution in flight, set at every move of the execution
+ * (engine_waves.c; the execution waiting is stored with code "retry_backoff" and its due
+ * time as changed_ms, so at start its retry timer is set again at that time), and a
+ * timeout per execution in flight, set at every move of the execution
  * (ota_eng_set_state) to its changed_ms + timeout_min minutes and cancelled when it
  * leaves flight — except a postponed execution (issue 17), whose timer is its wake-up
  * (changed_ms holds the time the driver gave). Nothing is stored:
@@ -46,6 +47,17 @@ void ota_eng_timers_exec(ota_engine *e, ota_task *task, ota_task_exec *x)
     if (!ota_exec_in_flight(x->state)) {
         ota_timers_cancel(e->timers, id ^ ((uint64_t)(OTA_ENG_TIMER_TIMEOUT ^ OTA_ENG_TIMER_RETRY)
                                            << KIND_SHIFT)); /* its retry, if any */
+    }
+    if (ota_eng_retry_waiting(e, x) && !(x->flags & OTA_EXEC_F_ELSEWHERE)) {
+        /* in a retry's backoff (stored: loaded or read back, the retry is due at changed_ms) */
+        ota_timers_cancel(e->timers, id);
+        if (ota_timers_set(e->timers,
+                           ota_eng_timer_id(OTA_ENG_TIMER_RETRY, task, (size_t)(x - task->execs)),
+                           x->changed_ms) != 0) {
+            mosquitto_log_printf(MOSQ_LOG_ERR, "ota: task %s: out of memory for a retry",
+                                 task->rec.id);
+        }
+        return;
     }
     bool postponed = x->state == OTA_EXEC_POSTPONED;
     if ((task->rec.timeout_min == 0 && !postponed) || !ota_exec_in_flight(x->state) ||

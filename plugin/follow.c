@@ -5,7 +5,9 @@
  * are applied to memory in log order through the start-up loaders' own functions
  * (ota_catalog_apply_change, ota_tasks_follow_doc / _setting) — the same parsing and
  * putting as a restart would do — and a task document that cancels a task this broker
- * holds active goes through ota_engine_cancel, as cancelTask's own apply does.
+ * holds active goes through ota_engine_cancel, as cancelTask's own apply does; a newer
+ * revision of a held task's document brings another broker's rollout change (a wave
+ * promoted, paused, resumed, approved: issue 16), which this broker takes without an event.
  *
  * The broker's own changes come back through the log too: each entry carries the full
  * new state, so applying one again is a no-op (a put of what memory holds, a task already
@@ -57,7 +59,7 @@ typedef struct {
     size_t n_task_ids;
     /* a reload (the broker was behind the log's start): the new catalog, the tasks held */
     ota_catalog *catalog;
-    char **held;
+    char **held; /* the tasks this broker held when the job was made (copies) */
     size_t n_held;
     ota_doc_kind loading; /* the kind of the documents being copied as entries */
     struct group_members *groups; /* the members of the groups put by the entries */
@@ -77,7 +79,7 @@ struct ota_follow {
     int64_t last_read_ms;
     int64_t lag_ms; /* now - at of the newest entry applied, at its apply */
     int64_t behind_since; /* the first read that found the next entry gone, 0 = none */
-    uint64_t applied, skipped, errors, behind, reloads, tasks_added, tasks_canceled;
+    uint64_t applied, skipped, errors, behind, reloads, tasks_added, tasks_canceled, rollouts;
     bool in_flight;
     bool behind_logged;
 };
@@ -191,9 +193,7 @@ static int copy_exec(void *ctx, const ota_exec_rec *e)
     return 0;
 }
 
-/* The executions of the tasks whose documents (not deletions) came: a task this broker
- * does not hold yet is added with them. One scan of the executions per read that carries
- * task documents (task changes are rare; docs/mongodb.md). */
+/* How many entries put (not delete) a thing of this kind. */
 static size_t count_puts(const follow_job *j, ota_change_what what, ota_doc_kind kind)
 {
     size_t n = 0;
@@ -204,6 +204,9 @@ static size_t count_puts(const follow_job *j, ota_change_what what, ota_doc_kind
     return n;
 }
 
+/* The executions of the tasks whose documents (not deletions) came and that this broker did
+ * not hold: a new task is added with them. One read per such task, by task (a rollout
+ * change of a held task, issue 16, reads none). */
 static int read_task_execs(ota_store *store, follow_job *j)
 {
     size_t n = count_puts(j, OTA_CHANGE_DOC, OTA_DOC_TASK);
@@ -220,7 +223,13 @@ static int read_task_execs(ota_store *store, follow_job *j)
             j->task_ids[j->n_task_ids++] = (char *)e->c.id; /* borrowed */
         }
     }
-    return j->n_task_ids ? ota_store_load_execs(store, copy_exec, j) : 0;
+    unsigned every = (1u << OTA_EXEC_STATE_COUNT) - 1;
+    for (size_t i = 0; i < j->n_task_ids; i++) {
+        if (ota_store_load_task_execs(store, j->task_ids[i], every, copy_exec, j) != 0) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static group_members *group_of(follow_job *j, const char *name)
@@ -378,6 +387,24 @@ static void job_free(follow_job *j)
     free(j);
 }
 
+/* The ids of the tasks held now, copied into the job (the writer thread reads them). */
+static int copy_held(ota_plugin *p, follow_job *j)
+{
+    ota_task **tasks = NULL;
+    long n = ota_tasks_list(p->tasks, &tasks);
+    if (n < 0) {
+        return -1;
+    }
+    j->held = calloc((size_t)n + 1, sizeof(*j->held));
+    for (long i = 0; j->held && i < n; i++) {
+        if ((j->held[j->n_held] = strdup(tasks[i]->rec.id)) != NULL) {
+            j->n_held++;
+        }
+    }
+    free(tasks);
+    return j->held ? 0 : -1;
+}
+
 /* A task document: a new task is added (the engine dispatches it from the next TICK); one
  * held active or aborted that the document says canceled is canceled as cancelTask does. */
 static int apply_task(ota_plugin *p, follow_job *j, const ota_store_change *c, char *err,
@@ -394,6 +421,10 @@ static int apply_task(ota_plugin *p, follow_job *j, const ota_store_change *c, c
         return 1;
     }
     ota_task *task = ota_tasks_get(p->tasks, c->id);
+    if (rc == 2) { /* another broker's promotion, pause, resume or approval (issue 16) */
+        f->rollouts++;
+        ota_engine_rollout_followed(p, task);
+    }
     if (st == OTA_TASK_CANCELED &&
         (task->state == OTA_TASK_ACTIVE || task->state == OTA_TASK_ABORTED)) {
         size_t canceled = 0, pending = 0;
@@ -401,8 +432,8 @@ static int apply_task(ota_plugin *p, follow_job *j, const ota_store_change *c, c
         f->tasks_canceled++;
         return 1;
     }
-    return 0; /* held already in that state (this broker's own change), or a later state the
-                 engine reaches by itself */
+    return rc == 2 ? 1 : 0; /* held already in that state (this broker's own change), or a later
+                 state the engine reaches by itself */
 }
 
 static int apply_entry(ota_plugin *p, follow_job *j, const ota_store_change *c, char *err,
@@ -572,8 +603,8 @@ void ota_follow_tick(ota_plugin *p)
     j->job = (ota_writer_job){.run = follow_run, .done = follow_done, .arg = j};
     j->p = p;
     j->after = f->position;
-    if (ota_writer_submit(p->writer, &j->job) != 0) {
-        free(j);
+    if (copy_held(p, j) != 0 || ota_writer_submit(p->writer, &j->job) != 0) {
+        job_free(j);
         return;
     }
     f->in_flight = true;
@@ -598,4 +629,5 @@ void ota_follow_stats(const ota_plugin *p, cJSON *data)
     cJSON_AddNumberToObject(o, "reloads", (double)f->reloads);
     cJSON_AddNumberToObject(o, "tasks_added", (double)f->tasks_added);
     cJSON_AddNumberToObject(o, "tasks_canceled", (double)f->tasks_canceled);
+    cJSON_AddNumberToObject(o, "rollouts", (double)f->rollouts);
 }

@@ -27,7 +27,7 @@
 #define OTA_RATE_BURST_DEFAULT 200 /* requests at once */
 #define OTA_RATE_KICK_DEFAULT 200  /* refusals within a window that disconnect */
 #define OTA_REQUEST_MAX_PAYLOAD_DEFAULT 4096 /* bytes of a pkg/get or file/get */
-#define OTA_TASK_VINS_DEFAULT 100000         /* VINs of one createTask */
+#define OTA_TASK_VINS_DEFAULT 1000000 /* VINs of one createTask (a target; a list: 100,000) */
 
 typedef struct {
     unsigned rate;       /* tokens per second; 0: no rate limit at all */

@@ -207,6 +207,20 @@ static int lz_trim_changes(ota_store *s, uint64_t upto)
     return r->ops->trim_changes(r, upto);
 }
 
+static int lz_put_task_doc_if(ota_store *s, const char *id, const char *json, uint64_t expect_rev,
+                              char *err, size_t errlen)
+{
+    REAL_OR_FAIL(err, errlen)
+    return r->ops->put_task_doc_if(r, id, json, expect_rev, err, errlen);
+}
+
+static int lz_load_task_execs(ota_store *s, const char *task, unsigned states, ota_store_exec_fn fn,
+                              void *ctx)
+{
+    REAL_OR_FAIL(NULL, 0)
+    return r->ops->load_task_execs(r, task, states, fn, ctx);
+}
+
 static int lz_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
                         void *ctx)
 {
@@ -261,6 +275,8 @@ static const ota_store_ops LAZY_OPS = {
     .change_bounds = lz_change_bounds,
     .trim_changes = lz_trim_changes,
     .load_exec = lz_load_exec,
+    .put_task_doc_if = lz_put_task_doc_if,
+    .load_task_execs = lz_load_task_execs,
     .put_group = lz_put_group,
     .delete_group = lz_delete_group,
     .load_groups = lz_load_groups,

@@ -124,6 +124,12 @@ int ota_store_mg_tasks_indexes(mongo_store *st, char *err, size_t errlen);
 int ota_store_mg_tasks_write(mongo_store *st, const ota_catalog_change *c,
                              mongoc_client_session_t *cs, char *err, size_t errlen);
 int ota_store_mg_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx);
+/* issue 16 (ota_store.h "a task's rollout across brokers"): mongo_task_docs.c,
+ * mongo_tasks.c */
+int ota_store_mg_put_task_doc_if(ota_store *s, const char *id, const char *json,
+                                 uint64_t expect_rev, char *err, size_t errlen);
+int ota_store_mg_load_task_execs(ota_store *s, const char *task, unsigned states,
+                                 ota_store_exec_fn fn, void *ctx);
 int ota_store_mg_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
                            void *ctx);
 int ota_store_mg_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx);

@@ -458,3 +458,29 @@ int ota_store_mg_load_exec(ota_store *s, const char *task, const char *vin, ota_
     bson_destroy(&opts);
     return rc;
 }
+
+/* ---- one task's executions in some states (issue 16: a wave's counts over every broker) ---- */
+
+int ota_store_mg_load_task_execs(ota_store *s, const char *task, unsigned states,
+                                 ota_store_exec_fn fn, void *ctx)
+{
+    sink to = {.t = OTA_T_EXEC, .fn.exec = fn, .ctx = ctx};
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, in, names;
+    BSON_APPEND_UTF8(&filter, "task", task);
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "state", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &names);
+    for (int i = 0, k = 0; i < OTA_EXEC_STATE_COUNT; i++) {
+        if (states & (1u << i)) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", k++);
+            BSON_APPEND_UTF8(&names, key, ota_exec_state_name((ota_exec_state)i));
+        }
+    }
+    bson_append_array_end(&in, &names);
+    bson_append_document_end(&filter, &in);
+    int rc = ota_store_mg_find((mongo_store *)s, OTA_STORE_TTABLES[OTA_T_EXEC].table, &filter,
+                               &opts, rec_to_fn, &to);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return rc;
+}

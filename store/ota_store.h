@@ -407,6 +407,27 @@ int ota_store_trim_changes(ota_store *s, uint64_t upto);
 int ota_store_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
                         void *ctx);
 
+/* ---- a task's rollout across brokers (issue 16; docs/task-engine.md "Waves") ----
+ * A task document carries a revision, member "rev" (absent: 0), that every broker's write of
+ * the document raises by one. */
+
+/* Replaces the stored document of task id with json (whose "rev" is expect_rev + 1) only when
+ * the stored one's "rev" is expect_rev, and appends its change log entry with it (SQLite: one
+ * transaction; MongoDB: one transaction on a replica set, else right after the replacement).
+ * Returns 1 stored, 0 not stored (no such task, or another revision: another broker changed
+ * the task first; the change log brings its document), -1 on a store error (err set). Two
+ * brokers racing from one revision: exactly one gets 1. SQLite: UPDATE ... WHERE key = ? AND
+ * coalesce(json_extract(doc, '$.rev'), 0) = ?; MongoDB: a replacement with {_id, rev} as
+ * filter (a document kept as text: with its exact text as filter). */
+int ota_store_put_task_doc_if(ota_store *s, const char *id, const char *json, uint64_t expect_rev,
+                              char *err, size_t errlen);
+
+/* The executions of one task whose state is in states (a bit per ota_exec_state, 1u << s),
+ * handed to fn in no set order: what a broker reads to count a wave's successes and failures
+ * over every broker. 0, or -1 on a store error or when fn stopped. */
+int ota_store_load_task_execs(ota_store *s, const char *task, unsigned states, ota_store_exec_fn fn,
+                              void *ctx);
+
 /* ---- a local snapshot, to start without the database (issue 15; store/snapshot.c) ----
  * A SQLite file holding everything the start-up loaders read (vehicles, documents, lists,
  * executions, shadows, notices, descriptions, every VIN's latest status and last seq) and

@@ -122,6 +122,12 @@ int ota_store_sq_tasks_write(sqlite_store *st, const ota_catalog_change *c, char
                              size_t errlen);
 
 int ota_store_sq_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx);
+/* issue 16 (ota_store.h "a task's rollout across brokers"): sqlite_task_docs.c,
+ * sqlite_tasks.c */
+int ota_store_sq_put_task_doc_if(ota_store *s, const char *id, const char *json,
+                                 uint64_t expect_rev, char *err, size_t errlen);
+int ota_store_sq_load_task_execs(ota_store *s, const char *task, unsigned states,
+                                 ota_store_exec_fn fn, void *ctx);
 int ota_store_sq_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
                            void *ctx);
 int ota_store_sq_load_shadows(ota_store *s, ota_store_shadow_fn fn, void *ctx);

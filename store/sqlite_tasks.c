@@ -451,27 +451,57 @@ int ota_store_sq_claim_notice(ota_store *s, const char *task, const char *vin, c
     return rc == 0 ? c.result : -1;
 }
 
-/* ---- one execution on demand (a statement per call: rare, a broker taking over) ---- */
+/* ---- executions on demand (a statement per call: rare) ---- */
 
-int ota_store_sq_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
-                           void *ctx)
+/* "SELECT <columns> FROM ota_task_vin WHERE " begun in a new string. */
+static sqlite3_str *exec_select(sqlite_store *st)
 {
-    sqlite_store *st = (sqlite_store *)s;
     sqlite3_str *q = sqlite3_str_new(st->db);
     sqlite3_str_appendall(q, "SELECT ");
     append_cols(q, &OTA_STORE_TTABLES[OTA_T_EXEC], 0);
-    sqlite3_str_appendf(q, " FROM %s WHERE task = ?1 AND vin = ?2",
-                        OTA_STORE_TTABLES[OTA_T_EXEC].table);
+    sqlite3_str_appendf(q, " FROM %s WHERE ", OTA_STORE_TTABLES[OTA_T_EXEC].table);
+    return q;
+}
+
+/* Runs q (finished here) with ?1 task and ?2 vin (when not NULL), each row to fn. */
+static int exec_walk(sqlite_store *st, sqlite3_str *q, const char *task, const char *vin,
+                     ota_store_exec_fn fn, void *ctx)
+{
     char *sql = sqlite3_str_finish(q);
     sqlite3_stmt *stmt = NULL;
     int rc = sql != NULL && sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) == SQLITE_OK ? 0 : -1;
     sqlite3_free(sql);
-    if (rc == 0 && (sqlite3_bind_text(stmt, 1, task, -1, SQLITE_STATIC) != SQLITE_OK ||
-                    sqlite3_bind_text(stmt, 2, vin, -1, SQLITE_STATIC) != SQLITE_OK))
+    if (rc == 0 &&
+        (sqlite3_bind_text(stmt, 1, task, -1, SQLITE_STATIC) != SQLITE_OK ||
+         (vin != NULL && sqlite3_bind_text(stmt, 2, vin, -1, SQLITE_STATIC) != SQLITE_OK)))
         rc = -1;
     ota_store_sq_sink to = {.fn.exec = fn, .ctx = ctx};
     if (rc == 0)
         rc = ota_store_sq_walk(stmt, exec_row, &to);
     sqlite3_finalize(stmt);
     return rc;
+}
+
+/* One execution (a broker taking over a vehicle another one notified). */
+int ota_store_sq_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
+                           void *ctx)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    sqlite3_str *q = exec_select(st);
+    sqlite3_str_appendall(q, "task = ?1 AND vin = ?2");
+    return exec_walk(st, q, task, vin, fn, ctx);
+}
+
+/* One task's executions in some states (issue 16: a wave's counts over every broker). */
+int ota_store_sq_load_task_execs(ota_store *s, const char *task, unsigned states,
+                                 ota_store_exec_fn fn, void *ctx)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    sqlite3_str *q = exec_select(st);
+    sqlite3_str_appendall(q, "task = ?1 AND state IN ('-'");
+    for (int i = 0; i < OTA_EXEC_STATE_COUNT; i++)
+        if (states & (1u << i))
+            sqlite3_str_appendf(q, ", '%s'", ota_exec_state_name((ota_exec_state)i));
+    sqlite3_str_appendall(q, ")");
+    return exec_walk(st, q, task, NULL, fn, ctx);
 }

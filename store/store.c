@@ -308,3 +308,23 @@ int ota_store_load_exec(ota_store *s, const char *task, const char *vin, ota_sto
         return -1;
     return s->ops->load_exec(s, task, vin, fn, ctx);
 }
+
+/* ---- a task's rollout across brokers (issue 16) ---- */
+
+int ota_store_put_task_doc_if(ota_store *s, const char *id, const char *json, uint64_t expect_rev,
+                              char *err, size_t errlen)
+{
+    if (id == NULL || json == NULL || expect_rev >= (uint64_t)INT64_MAX) {
+        snprintf(err, errlen, "task document: the id, the JSON and a revision are required");
+        return -1;
+    }
+    return s->ops->put_task_doc_if(s, id, json, expect_rev, err, errlen);
+}
+
+int ota_store_load_task_execs(ota_store *s, const char *task, unsigned states, ota_store_exec_fn fn,
+                              void *ctx)
+{
+    if (task == NULL || fn == NULL)
+        return -1;
+    return s->ops->load_task_execs(s, task, states, fn, ctx);
+}

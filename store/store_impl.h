@@ -48,6 +48,11 @@ typedef struct ota_store_ops {
     /* issue 15, engine half: one execution, for a broker that does not hold it */
     int (*load_exec)(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
                      void *ctx);
+    /* issue 16: a task document's conditional write, one task's executions by state */
+    int (*put_task_doc_if)(ota_store *s, const char *id, const char *json, uint64_t expect_rev,
+                           char *err, size_t errlen);
+    int (*load_task_execs)(ota_store *s, const char *task, unsigned states, ota_store_exec_fn fn,
+                           void *ctx);
     /* vehicle groups (store_groups.c dispatches; sqlite_groups.c, mongo_groups.c) */
     int (*put_group)(ota_store *s, const char *name, const char *json, const char *const *vins,
                      size_t n_vins, char *err, size_t errlen);

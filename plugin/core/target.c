@@ -312,6 +312,48 @@ int ota_target_vins(const ota_catalog *c, const ota_target_match *m, size_t max,
     return rc;
 }
 
+/* ---- resolving to vehicles (issue 16: createTask at 1,000,000) ---- */
+
+typedef struct {
+    const ota_vehicle **v;
+    size_t n;
+} vehicle_list;
+
+static void keep_vehicle(void *ctx, const ota_vehicle *v)
+{
+    vehicle_list *l = ctx;
+    l->v[l->n++] = v;
+}
+
+static int vehicle_cmp(const void *a, const void *b)
+{
+    return memcmp((*(const ota_vehicle *const *)a)->vin, (*(const ota_vehicle *const *)b)->vin,
+                  OTA_VIN_LEN);
+}
+
+int ota_target_vehicles(const ota_catalog *c, const ota_target_match *m, size_t max,
+                        const ota_vehicle ***out, size_t *n)
+{
+    size_t all = ota_catalog_vehicle_count(c);
+    bool one_pass = all <= 4 * max;
+    *out = NULL;
+    *n = one_pass ? all : ota_target_count(c, m);
+    if (!one_pass && *n > max)
+        return 1;
+    vehicle_list l = {malloc((*n ? *n : 1) * sizeof *l.v), 0};
+    if (l.v == NULL)
+        return -1;
+    ota_target_each(c, m, keep_vehicle, &l);
+    *n = l.n;
+    if (l.n > max) {
+        free(l.v);
+        return 1;
+    }
+    qsort(l.v, l.n, sizeof *l.v, vehicle_cmp);
+    *out = l.v;
+    return 0;
+}
+
 /* ---- the rules preview ---- */
 
 typedef struct {

@@ -46,6 +46,14 @@ size_t ota_target_count(const ota_catalog *c, const ota_target_match *m);
 int ota_target_vins(const ota_catalog *c, const ota_target_match *m, size_t max, char ***vins,
                     size_t *n);
 
+/* The matching vehicles sorted by VIN, no copies (createTask over up to 1,000,000, issue
+ * 16): *out a malloc()ed array of *n catalog vehicles (valid until the catalog changes),
+ * at most max of them (more: returns 1 with *n the count and *out NULL). One pass over the
+ * catalog when a list of the catalog's size is at most 4 x max, else a count first.
+ * 0, 1, or -1 out of memory. */
+int ota_target_vehicles(const ota_catalog *c, const ota_target_match *m, size_t max,
+                        const ota_vehicle ***out, size_t *n);
+
 /* What createTask would make of a target: vehicles matched, and of those how many each
  * per-VIN rule rejects (by ota_reject_code; [OTA_REJ_NONE] = accepted). */
 #define OTA_REJ_SLOTS (OTA_REJ_CONFIG_WORD_MISSING + 1)

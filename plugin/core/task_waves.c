@@ -279,20 +279,26 @@ bool ota_task_waves_may_notify(const ota_task_waves *w, size_t idx)
     return wv != OTA_WAVE_NONE && wv <= w->current && wv < w->approved;
 }
 
+static size_t max_of(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
 bool ota_task_waves_due(const ota_task_waves *w)
 {
     size_t c = w->current;
     if (c + 1 >= ota_task_waves_count(w) || c >= w->approved) {
         return false;
     }
-    return w->count[c][OTA_EXEC_SUCCEEDED] * 100 >= w->size[c] * w->success_pct[c];
+    size_t ok = max_of(w->count[c][OTA_EXEC_SUCCEEDED], w->all_ok[c]);
+    return ok * 100 >= w->size[c] * w->success_pct[c];
 }
 
 bool ota_task_waves_failing(const ota_task_waves *w)
 {
     size_t c = w->current;
-    size_t bad = w->count[c][OTA_EXEC_FAILED];
-    size_t done = bad + w->count[c][OTA_EXEC_SUCCEEDED];
+    size_t bad = max_of(w->count[c][OTA_EXEC_FAILED], w->all_bad[c]);
+    size_t done = bad + max_of(w->count[c][OTA_EXEC_SUCCEEDED], w->all_ok[c]);
     return w->error_pct[c] > 0 && done > 0 && bad * 100 >= done * w->error_pct[c];
 }
 

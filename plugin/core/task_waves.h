@@ -11,6 +11,8 @@
  * when its succeeded executions reach success_threshold percent of its size (or by
  * hand); the task is aborted when, in the current wave, failed x 100 >= finished x
  * error_threshold (error_threshold 0: never; finished = succeeded + failed >= 1).
+ * Succeeded and failed are the larger of this broker's counts and all_ok / all_bad (the
+ * store's, over every broker, when several share it).
  */
 #ifndef OTA_TASK_WAVES_H
 #define OTA_TASK_WAVES_H
@@ -40,6 +42,13 @@ typedef struct {
     /* runtime, recomputed (ota_task_waves_recount): executions per wave and state */
     size_t size[OTA_WAVES_MAX + 1];
     size_t count[OTA_WAVES_MAX + 1][OTA_EXEC_STATE_COUNT];
+    /* runtime on a store several brokers share (plugin/engine_waves.c): succeeded and failed
+     * per wave as the store held them at the last count, every broker's executions; the
+     * decisions take the larger of these and this broker's own counts */
+    size_t all_ok[OTA_WAVES_MAX + 1], all_bad[OTA_WAVES_MAX + 1];
+    bool counting, storing; /* a count job / a promotion's conditional write is out */
+    int64_t count_after;    /* monotonic ms: the next count job */
+    int64_t promote_after;  /* monotonic ms: a promotion that lost its write waits */
 } ota_task_waves;
 
 /* The waves of a createTask request ("waves": [{count|percent, success_threshold,

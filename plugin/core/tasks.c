@@ -559,6 +559,16 @@ static int put_task(ota_tasks *t, ota_task *task)
     return 0;
 }
 
+static bool execs_sorted(const ota_task_exec *execs, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        if (memcmp(execs[i - 1].vin, execs[i].vin, OTA_VIN_LEN) > 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int ota_tasks_add(ota_tasks *t, ota_task_rec *rec, ota_task_state state, int64_t created_ms,
                   uint64_t package, ota_task_exec *execs, size_t n)
 {
@@ -577,7 +587,9 @@ int ota_tasks_add(ota_tasks *t, ota_task_rec *rec, ota_task_state state, int64_t
         return -1;
     }
     memset(rec, 0, sizeof(*rec));
-    qsort(execs, n, sizeof(*execs), exec_cmp_vin);
+    if (!execs_sorted(execs, n)) { /* a target's come sorted: 1M saves ~0.15 s */
+        qsort(execs, n, sizeof(*execs), exec_cmp_vin);
+    }
     for (size_t i = 0; i < n; i++) {
         execs[i].dirty = 0;
         execs[i].changed_ms = created_ms;
@@ -690,6 +702,9 @@ cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state)
     }
     if (doc && task->paused) {
         cJSON_AddBoolToObject(doc, "paused", true);
+    }
+    if (doc && task->rev > 0) {
+        cJSON_AddNumberToObject(doc, "rev", (double)task->rev);
     }
     if (doc && task->mwindow) {
         cJSON_AddItemToObject(doc, "maintenance_window", ota_task_window_json(task->mwindow));
@@ -892,15 +907,16 @@ static int load_fail(load_ctx *lc, const char *what, const char *key, const char
 
 static const char *const doc_fields[] = {
     "task",       "state", "created_at", "package",    "waves",     "paused", "maintenance_window",
-    "end_action", "ramp",  "retry",      "continuous", "jitter_ms", NULL};
+    "end_action", "ramp",  "retry",      "continuous", "jitter_ms", "rev",   NULL};
 
 /* The document's members besides the task: state, created_at, package. */
 static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
 {
     static const char *const names[] = {"active", "canceled", "aborted", "finished"};
     int st = 0;
-    uint64_t created = 0, pkg = 0;
+    uint64_t created = 0, pkg = 0, rev = 0;
     if (ota_json_check_fields(j, NULL, doc_fields, err, errlen) ||
+        ota_json_get_uint(j, NULL, "rev", false, 0, OTA_JSON_UINT_MAX, &rev, err, errlen) ||
         ota_json_get_enum(j, NULL, "state", true, names, OTA_TASK_STATE_COUNT, &st, err, errlen) ||
         ota_json_get_uint(j, NULL, "created_at", true, 0, OTA_JSON_UINT_MAX, &created, err,
                           errlen) ||
@@ -910,6 +926,7 @@ static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t err
     task->state = task->announced = (ota_task_state)st; /* events only for later moves */
     task->created_ms = (int64_t)created;
     task->package = pkg;
+    task->rev = rev;
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "waves");
     uint64_t jitter = 0;
     if (ota_json_get_bool(j, NULL, "continuous", false, false, &task->continuous, err, errlen) !=
@@ -990,7 +1007,9 @@ static int load_exec(void *ctx, const ota_exec_rec *e)
         lc->last = ota_tasks_get(lc->t, e->task);
     }
     if (!lc->last) {
-        return load_fail(lc, "execution of task", e->task, "no such task document");
+        /* a createTask interrupted between its batches (control_tasks.c stores the
+         * executions of a large task first, its document last): never created, skipped */
+        return 0;
     }
     if (!e->vin || strlen(e->vin) != OTA_VIN_LEN) {
         return load_fail(lc, "execution of task", e->task, "bad VIN");
@@ -1107,11 +1126,27 @@ int ota_tasks_load(ota_tasks *t, ota_store *store, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- the change log's follower */
 
+/* A newer document of a held task: its rollout replaces memory's (2), else 0. */
+static int follow_rollout(ota_task *held, const ota_task *doc)
+{
+    if (doc->rev <= held->rev) {
+        return 0;
+    }
+    held->rev = doc->rev;
+    held->paused = doc->paused;
+    if (held->waves && doc->waves) {
+        held->waves->current = doc->waves->current;
+        held->waves->approved = doc->waves->approved;
+    }
+    return 2;
+}
+
 int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const ota_exec_rec *execs,
                          size_t n, ota_task_state *state, char *err, size_t errlen)
 {
     load_ctx lc = {t, NULL, err, errlen, false};
-    if (ota_tasks_get(t, key)) {
+    ota_task *held = ota_tasks_get(t, key);
+    if (held) {
         ota_task doc = {0};
         cJSON *j = cJSON_Parse(json);
         int rc =
@@ -1120,7 +1155,12 @@ int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const 
         ota_task_waves_free(doc.waves); /* only the state is read */
         ota_task_window_free(doc.mwindow);
         *state = doc.state;
-        return rc == 0 ? 0 : -1;
+        if (rc == 0) {
+            rc = follow_rollout(held, &doc);
+        }
+        ota_task_waves_free(doc.waves);
+        ota_task_window_free(doc.mwindow);
+        return rc;
     }
     if (load_task_doc(&lc, key, json) != 0) {
         return -1;
@@ -1131,7 +1171,9 @@ int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const 
         }
     }
     ota_task *task = ota_tasks_get(t, key);
-    qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);
+    if (task->n_execs > 1) {
+        qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);
+    }
     task->n_sorted = task->n_execs;
     task->late_sorted = 0;
     ota_task_recount(task);

@@ -82,6 +82,7 @@ typedef struct {
     size_t count[OTA_EXEC_STATE_COUNT]; /* executions per state (ota_task_recount) */
     ota_task_waves *waves;              /* a rollout in waves (issue 16), or NULL */
     bool paused;                        /* pauseTask: nothing is notified until resumeTask */
+    uint64_t rev;                       /* the stored document's revision ("rev"; issue 16) */
     ota_task_window *mwindow;           /* a maintenance window (issue 16), or NULL */
     ota_end_action end_action;          /* what the task's end does to executions in flight */
     ota_task_ramp ramp;                 /* an exponential notice-rate ramp, or .on false */
@@ -221,7 +222,10 @@ const char *ota_tasks_code_name(const ota_tasks *t, uint16_t code); /* NULL for 
 
 /* A task document read from the change log (plugin/follow.c), on a running broker: a task
  * not held yet is added as the start-up loads one (the document, then those of execs that
- * are its executions); returns 1. A task held already is left alone and returns 0. Either
+ * are its executions); returns 1. A task held already whose document is newer (its "rev"
+ * above the task's) takes the document's rollout (rev, paused, the current and approved
+ * waves: another broker's promotion, pause, resume or approval) and returns 2; an older or
+ * equal one (this broker's own write coming back) is left alone and returns 0. Either
  * way *state is the document's state. -1 with err set when the document does not load. */
 int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const ota_exec_rec *execs,
                          size_t n, ota_task_state *state, char *err, size_t errlen);

@@ -340,6 +340,40 @@ class Retries(CampaignCase):
             "SELECT msg_id FROM ota_vehicle_download_notice WHERE vin = ?", (a.vin,))) == want,
             msg="three notices stored")
 
+    def test_retry_backoff_survives_restart(self):
+        """A failed attempt waits in its backoff; the broker restarts in the middle of it:
+        the stored execution (code retry_backoff, updated_at = the due time) sets the retry
+        timer again at start, and the retry is sent once, not before its time."""
+        cars = self.setup_fleet([20])
+        a = cars[ot.vin(20)]
+        backoff = int(4000 * ot.SCALE)  # a restart takes well under (sanitizers: x3)
+        retry = {"on": ["flash_failed"], "max_retries": 1, "backoff_ms": backoff}
+        tid = self.create([a.vin], retry=retry)["id"]
+        self.assertEqual(delta(a)["desired"]["task"]["msg_id"], "%s:%s:0" % (tid, a.vin))
+        report(a, 1, ot.ev_status(task=tid, status="failed", error="flash_failed"))
+        db = ot.Db(self.b.db_path)
+
+        def stored():
+            return db.query("SELECT * FROM ota_task_vin WHERE task = ?", (tid,))[0]
+        ot.wait_until(lambda: stored()["code"] == "retry_backoff", msg="the backoff stored")
+        due = stored()["updated_at"]
+        self.assertEqual(stored()["resends"], 0)
+        a.close()
+        self.bounce()  # in the middle of the backoff
+        a = self.car(20)  # (its shadow's delta still carries attempt 0 until the retry)
+        retry_msg = "%s:%s:1" % (tid, a.vin)
+        a.get("ota/v1/%s/shadow/delta" % a.vin, timeout=30,
+              pred=lambda m: m.cbor()["desired"]["task"]["msg_id"] == retry_msg)
+        notices = lambda: db.query(  # noqa: E731
+            "SELECT msg_id, sent_at FROM ota_vehicle_download_notice WHERE vin = ? "
+            "ORDER BY sent_at", (a.vin,))
+        ot.wait_until(lambda: len(notices()) == 2, msg="the retry's notice stored")
+        self.assertEqual([m for m in a.quiet("ota/v1/%s/shadow/delta" % a.vin)  # once
+                          if m.cbor()["desired"]["task"]["msg_id"] == retry_msg], [])
+        n = notices()
+        self.assertEqual([r["msg_id"] for r in n], ["%s:%s:%d" % (tid, a.vin, k) for k in (0, 1)])
+        self.assertGreaterEqual(n[1]["sent_at"], due)  # at its time, not at the restart
+
     def test_retry_on_timeout(self):
         cars = self.setup_fleet([20], task_minute_ms=100)
         a = cars[ot.vin(20)]

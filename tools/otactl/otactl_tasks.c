@@ -226,9 +226,33 @@ static int task_from_flags(otactl_ctx *ctx, const otactl_args *a, cJSON **task,
     return OTACTL_OK;
 }
 
+/* A task over 100,000 VINs (a target) is answered with counts: id, accepted, rejected,
+ * then one "CODE  N" line per rejection code. */
+static void print_created_counts(const cJSON *data)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(data, "id");
+    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(data, "accepted_count");
+    const cJSON *by = cJSON_GetObjectItemCaseSensitive(data, "rejected_counts"), *r;
+    double rejected = 0;
+    cJSON_ArrayForEach(r, by)
+    {
+        rejected += cJSON_IsNumber(r) ? r->valuedouble : 0;
+    }
+    printf("id: %s\naccepted: %.0f\nrejected: %.0f\n", cJSON_IsString(id) ? id->valuestring : "?",
+           cJSON_IsNumber(acc) ? acc->valuedouble : 0, rejected);
+    cJSON_ArrayForEach(r, by)
+    {
+        printf("  %s  %.0f\n", r->string, cJSON_IsNumber(r) ? r->valuedouble : 0);
+    }
+}
+
 /* id, accepted / rejected counts, then one "VIN  CODE" line per rejected VIN. */
 static void print_created(const cJSON *data)
 {
+    if (cJSON_GetObjectItemCaseSensitive(data, "accepted_count")) {
+        print_created_counts(data);
+        return;
+    }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(data, "id");
     const cJSON *rej = cJSON_GetObjectItemCaseSensitive(data, "rejected"), *r;
     printf("id: %s\naccepted: %d\nrejected: %d\n", cJSON_IsString(id) ? id->valuestring : "?",

@@ -277,6 +277,37 @@ static void test_vins_sorted_and_capped(void **state)
     ota_catalog_free(c);
 }
 
+/* createTask's resolution at scale: vehicle pointers, sorted, capped (both passes: a catalog
+ * within 4 x max is read once, a larger one counted first). */
+static void test_vehicles_sorted_and_capped(void **state)
+{
+    (void)state;
+    ota_catalog *c = small_fleet();
+    ota_target t;
+    ota_target_match *m;
+    char err[256];
+    const ota_vehicle **v;
+    size_t n;
+    parse_ok("{\"status\":[\"sold\",\"in_stock\"]}", &t);
+    assert_int_equal(ota_target_compile(c, &t, NULL, NULL, "", &m, err, sizeof err), 0);
+    for (size_t max = 4; max <= 100; max += 96) {
+        assert_int_equal(ota_target_vehicles(c, m, max, &v, &n), 0);
+        assert_int_equal(n, 4);
+        assert_string_equal(v[0]->vin, VD);
+        assert_string_equal(v[1]->vin, VA);
+        assert_string_equal(v[3]->vin, VC);
+        free(v);
+    }
+    for (size_t max = 0; max <= 3; max += 3) { /* 0: counted first; 3: one pass (4 <= 12) */
+        assert_int_equal(ota_target_vehicles(c, m, max, &v, &n), 1);
+        assert_null(v);
+        assert_int_equal(n, 4);
+    }
+    ota_target_match_free(m);
+    ota_target_free(&t);
+    ota_catalog_free(c);
+}
+
 static void compile_fails(ota_catalog *c, const char *json, const char *self, const char *self_json,
                           const char *expect)
 {
@@ -634,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_group_codec),
         cmocka_unit_test(test_each_condition),
         cmocka_unit_test(test_vins_sorted_and_capped),
+        cmocka_unit_test(test_vehicles_sorted_and_capped),
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_property_random_fleet),
         cmocka_unit_test_setup_teardown(test_groups_stored, test_db_setup, test_db_teardown),

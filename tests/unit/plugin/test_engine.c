@@ -569,6 +569,31 @@ static void test_restart_recomputes_timeouts(void **state)
     assert_int_equal(state_of("T000001", V2), OTA_EXEC_QUEUED);
 }
 
+/* A retry waiting in its backoff is stored (code retry_backoff, changed_ms = its due
+ * time): at start its retry timer is set again at that time (issue 16). */
+static void test_restart_recomputes_retry(void **state)
+{
+    (void)state;
+    ota_task *t1 = ADD("T000001", TASK(.timeout_min = 2), V1);
+    ota_task_exec *x = &t1->execs[0];
+    assert_true(ota_task_exec_set_state(t1, x, OTA_EXEC_NOTIFIED, g_now - 150));
+    x->code = ota_tasks_code(F->p.tasks, OTA_ENGINE_RETRY_CODE);
+    x->changed_ms = g_now + 100; /* due */
+    start_engine();
+    seen(V1);
+    later(99);
+    tick();
+    assert_int_equal(x->resends, 0); /* not before its time; no timeout meanwhile */
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    later(1);
+    tick();
+    assert_int_equal(x->resends, 1); /* the retry: attempt 1's notice */
+    assert_null(code_of("T000001", V1));
+    later(1000);
+    tick();
+    assert_int_equal(x->resends, 1); /* once */
+}
+
 /* ---------------------------------------------------------------- reports */
 
 static void test_reports_drive_states(void **state)
@@ -1370,6 +1395,7 @@ int main(void)
         T(test_window_and_expiry),
         T(test_restart_keeps_vehicles_busy),
         T(test_restart_recomputes_timeouts),
+        T(test_restart_recomputes_retry),
         T(test_wave_abort),
         T(test_reports_drive_states),
         T(test_vehicle_cancel),

@@ -1376,6 +1376,85 @@ static void test_snapshot(void **state)
     assert_int_equal(ota_store_snapshot_position("/nonexistent/snapshot.db", &pos), -1);
 }
 
+/* Issue 16: a task document's conditional write over its revision ("rev"), its change
+ * log entry, a document kept as text on MongoDB, and one task's executions by state. */
+static void test_task_doc_if(void **state)
+{
+    fixture *f = *state;
+    ota_store_doc docs[] = {{OTA_DOC_TASK, "T1", "{\"state\":\"active\"}"},
+                            {OTA_DOC_TASK, "T2", "{\"a.b\":1,\"rev\":4}"}}; /* text on MongoDB */
+    ota_catalog_change c = {.docs = docs, .n_docs = 2};
+    test_apply_ok(f->s, &c);
+    uint64_t first, last;
+    assert_int_equal(ota_store_change_bounds(f->s, &first, &last), 0);
+    char err[256] = "";
+    const char *r1 = "{\"state\":\"active\",\"rev\":1}", *r2 = "{\"state\":\"aborted\",\"rev\":2}";
+    assert_int_equal(ota_store_put_task_doc_if(f->s, "T1", r1, 1, err, sizeof err), 0);
+    assert_int_equal(ota_store_put_task_doc_if(f->s, "T1", r1, 0, err, sizeof err), 1);
+    assert_int_equal(ota_store_put_task_doc_if(f->s, "T1", r1, 0, err, sizeof err), 0);
+    assert_int_equal(ota_store_put_task_doc_if(f->s, "T1", r2, 1, err, sizeof err), 1);
+    assert_int_equal(ota_store_put_task_doc_if(f->s, "T9", r1, 0, err, sizeof err), 0);
+    const char *t5 = "{\"a.b\":2,\"rev\":5}";
+    assert_int_equal(ota_store_put_task_doc_if(f->s, "T2", t5, 3, err, sizeof err), 0);
+    assert_int_equal(ota_store_put_task_doc_if(f->s, "T2", t5, 4, err, sizeof err), 1);
+    items w = {0};
+    assert_int_equal(ota_store_load_docs(f->s, OTA_DOC_TASK, see_doc, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.val[0], r2);
+    assert_string_equal(w.val[1], t5);
+    changes ch = {0};
+    assert_int_equal(ota_store_read_changes(f->s, last, 0, 0, 0, see_change, &ch), 3);
+    assert_string_equal(ch.line[1], "doc 6 T1 put {\"state\":\"aborted\",\"rev\":2}");
+    assert_string_equal(ch.line[2], "doc 6 T2 put {\"a.b\":2,\"rev\":5}");
+
+    ota_exec_rec x[] = {exec_rec("VIN00000000000001", OTA_EXEC_SUCCEEDED, "m1"),
+                        exec_rec("VIN00000000000002", OTA_EXEC_FAILED, "m2"),
+                        exec_rec("VIN00000000000003", OTA_EXEC_NOTIFIED, "m3")};
+    ota_catalog_change e = {.put_execs = x, .n_put_execs = 3};
+    test_apply_ok(f->s, &e);
+    items got = {0};
+    unsigned finals = (1u << OTA_EXEC_SUCCEEDED) | (1u << OTA_EXEC_FAILED);
+    assert_int_equal(ota_store_load_task_execs(f->s, "T1", finals, see_exec, &got), 0);
+    assert_int_equal(got.n, 2);
+    memset(&got, 0, sizeof got);
+    assert_int_equal(ota_store_load_task_execs(f->s, "T2", finals, see_exec, &got), 0);
+    assert_int_equal(got.n, 0);
+}
+
+/* Two handles (two brokers) promoting the same task from each revision in turn: each
+ * revision is raised by exactly one of them. */
+enum { DOC_RACE_N = 30 };
+
+static void *doc_race(void *arg)
+{
+    racer *r = arg;
+    char err[256], json[64];
+    for (int i = 0; i < DOC_RACE_N; i++) {
+        snprintf(json, sizeof json, "{\"state\":\"active\",\"rev\":%d}", i + 1);
+        int rc = ota_store_put_task_doc_if(r->s, "T1", json, (uint64_t)i, err, sizeof err);
+        r->won += rc == 1;
+        r->errors += rc < 0;
+    }
+    return NULL;
+}
+
+static void test_task_doc_race(void **state)
+{
+    fixture *f = *state;
+    ota_store_doc docs[] = {{OTA_DOC_TASK, "T1", "{\"state\":\"active\"}"}};
+    ota_catalog_change c = {.docs = docs, .n_docs = 1};
+    test_apply_ok(f->s, &c);
+    racer a = {f->s, 0, 0}, b = {test_store_open(f->uri), 0, 0};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, doc_race, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, doc_race, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    ota_store_close(b.s);
+    assert_int_equal(a.errors + b.errors, 0);
+    assert_int_equal(a.won + b.won, DOC_RACE_N);
+}
+
 static int run_backend(const char *name, const char *base)
 {
     backend_base = base;
@@ -1402,6 +1481,8 @@ static int run_backend(const char *name, const char *base)
         cmocka_unit_test_setup_teardown(test_change_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_log_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_doc_if, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_doc_race, setup, teardown),
     };
     return _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
 }
