@@ -1152,13 +1152,11 @@ int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const 
         int rc =
             j ? parse_doc_state(j, &doc, err, errlen) : load_fail(&lc, "task", key, "not JSON");
         cJSON_Delete(j);
-        ota_task_waves_free(doc.waves); /* only the state is read */
-        ota_task_window_free(doc.mwindow);
         *state = doc.state;
         if (rc == 0) {
             rc = follow_rollout(held, &doc);
         }
-        ota_task_waves_free(doc.waves);
+        ota_task_waves_free(doc.waves); /* only the state and the rollout are read */
         ota_task_window_free(doc.mwindow);
         return rc;
     }

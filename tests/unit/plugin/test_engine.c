@@ -327,6 +327,25 @@ static void store_queued(const char *id, const char *const *vins, size_t n)
     free(recs);
 }
 
+/* The task document as createTask stores it: a wave's promotion is a conditional write
+ * over the stored revision (ota_store_put_task_doc_if), so a rollout needs it in the store,
+ * and a whole record to write (the name, model and series the test tasks leave out). */
+static void store_task_doc(ota_task *t)
+{
+    t->rec.name = test_strdup("test");
+    t->rec.model = test_strdup("L9");
+    t->rec.series = test_strdup("2024");
+    cJSON *d = ota_task_doc_of(t, t->state);
+    char *json = cJSON_PrintUnformatted(d);
+    assert_non_null(json);
+    ota_store_doc doc = {OTA_DOC_TASK, t->rec.id, json};
+    ota_catalog_change c = {.docs = &doc, .n_docs = 1};
+    char err[256];
+    assert_int_equal(ota_store_apply(g_store, &c, err, sizeof err), 0);
+    free(json);
+    cJSON_Delete(d);
+}
+
 static ota_task *add_task(const char *id, const char *const *vins, size_t n, ota_task_rec rec)
 {
     rec.id = test_strdup(id);
@@ -1355,6 +1374,7 @@ static void test_jitter_from_the_wave_start(void **state)
     t->waves = w;
     t->jitter_ms = 1000;
     ota_task_recount(t);
+    store_task_doc(t);
     start_engine();
     for (size_t i = 0; i < 4; i++) {
         seen(vins[i]);
