@@ -248,6 +248,7 @@ class Preconditions(PkgCase):
                      | {"conditions": "not_charging"}])
         ot.wait_until(lambda: status().get("failed_conditions") == ["not_charging"])
         self.a.wait_drained()
+        v.close()  # or its automatic reconnect (same client id) takes the new one's
         self.b.restart()
         self.a = self.admin(self.b, nodelay=True)
         self.assertEqual(status()["failed_conditions"], ["not_charging"])  # from the store
