@@ -466,6 +466,7 @@ def tls_files(certs, name):
 
 class Msg:
     def __init__(self, m):
+        self.t = time.monotonic()  # when it arrived (made in the client's network thread)
         self.topic = m.topic
         self.payload = m.payload
         self.qos = m.qos

@@ -78,15 +78,6 @@ class Car(ot.Vehicle):
         super().__init__(broker, vin_, **kw)
         assert self.subscribe("ota/v1/%s/#" % self.vin) == 1
 
-    def _on_message(self, client, userdata, m):
-        # The arrival time is set before the message is visible: a waiting get() may take
-        # it at once, and an IndexError here would end paho's network thread for good.
-        msg = ot.Msg(m)
-        msg.t = time.monotonic()
-        with self._cv:
-            self.messages.append(msg)
-            self._cv.notify_all()
-
     def get_blocks(self, payload, **kw):
         self.publish("ota/v1/%s/file/get" % self.vin, payload, **kw)
 
