@@ -98,5 +98,9 @@ if [ "$fuzz_secs" -gt 0 ]; then
     phase_done "fuzzing" "$s"
 fi
 
-echo "=== done in $((SECONDS - t0)) s (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+# CPU-seconds of everything this script ran (bash's `times`, children): on a quiet machine
+# the run cannot take less than that over the number of cores.
+cpu=$(times | awk 'NR == 2 { split($1, u, "m"); split($2, s, "m");
+                             printf "%.0f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
+echo "=== done in $((SECONDS - t0)) s, $cpu CPU-s (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '  %s\n' "${phases[@]}"
