@@ -36,8 +36,15 @@ build_tree() {  # dir cmake-options...: configure quietly, build with every core
     cmake --build "$dir" -j "$(nproc)"
 }
 
-# Background builds at nice 19, output in LOG; bg_wait NAME waits for one.
+# Background builds at nice 19, output in LOG; bg_wait NAME waits for one. A run that
+# stops early (a failed test) stops the builds still going too.
 declare -A bg_pid=() bg_log=()
+kill_tree() {
+    local p
+    for p in $(pgrep -P "$1"); do kill_tree "$p"; done
+    kill "$1" 2>/dev/null || true
+}
+trap 'for p in "${bg_pid[@]}"; do kill_tree "$p"; done' EXIT
 bg_start() {  # name log command...
     local name=$1 log=$2
     shift 2
@@ -53,6 +60,7 @@ bg_wait() {  # name
         tail -60 "${bg_log[$name]}" >&2
         exit 1
     fi
+    unset "bg_pid[$name]"
     phase_done "wait for $name build" "$s"
 }
 
