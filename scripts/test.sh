@@ -64,10 +64,14 @@ bg_wait() {  # name
     phase_done "wait for $name build" "$s"
 }
 
+# A failed test pass or fuzz run is noted and the run goes on, so that one run shows every
+# failure; the exit status is 1 if anything failed.
+failed=()
 run_ctest() {  # name dir
     local s=$SECONDS
     echo "=== $1 tests ($2, ctest -j $ctest_jobs)"
-    (cd "$2" && ctest --output-on-failure -j "$ctest_jobs" --timeout 600)
+    (cd "$2" && ctest --output-on-failure -j "$ctest_jobs" --timeout 600) ||
+        failed+=("$1 tests")
     phase_done "$1 tests" "$s"
 }
 
@@ -102,7 +106,7 @@ bg_wait release-fuzz
 if [ "$fuzz_secs" -gt 0 ]; then
     s=$SECONDS
     echo "=== fuzzing, ${fuzz_secs}s per target, two at once (build-fuzz)"
-    OTA_FUZZ_JOBS=2 bash scripts/fuzz.sh -t "$fuzz_secs"
+    OTA_FUZZ_JOBS=2 bash scripts/fuzz.sh -t "$fuzz_secs" || failed+=("fuzzing")
     phase_done "fuzzing" "$s"
 fi
 
@@ -112,3 +116,7 @@ cpu=$(times | awk 'NR == 2 { split($1, u, "m"); split($2, s, "m");
                              printf "%.0f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
 echo "=== done in $((SECONDS - t0)) s, $cpu CPU-s (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '  %s\n' "${phases[@]}"
+if [ ${#failed[@]} -gt 0 ]; then
+    printf '=== FAILED: %s\n' "${failed[@]}"
+    exit 1
+fi
