@@ -502,8 +502,8 @@ static const cJSON *sub_object(const cJSON *obj, const char *path, const char *k
 /* ---- vehicles ---- */
 
 static const char *const vehicle_fields[] = {
-    "vin",       "model",     "series",      "platform", "status",     "usage", "sold",
-    "activated", "passenger", "config_word", "fw",       "public_key", NULL};
+    "vin",       "model",     "series",      "platform", "status",     "usage",  "sold",
+    "activated", "passenger", "config_word", "fw",       "public_key", "rxswin", NULL};
 
 static int vehicle_public_key(const cJSON *j, const char *path, ota_vehicle_rec *out, char *err,
                               size_t errlen)
@@ -538,7 +538,8 @@ static int vehicle_fill(const cJSON *j, const char *path, ota_vehicle_rec *out, 
         ota_json_get_bool(j, path, "passenger", false, true, &out->passenger, err, errlen))
         return -1;
     if (copy_word(j, path, "config_word", false, &out->config_word, err, errlen) ||
-        copy_word(j, path, "fw", false, &out->fw, err, errlen))
+        copy_word(j, path, "fw", false, &out->fw, err, errlen) ||
+        ota_json_get_rxswin(j, path, "rxswin", &out->rxswin, err, errlen))
         return -1;
     return vehicle_public_key(j, path, out, err, errlen);
 }
@@ -650,13 +651,16 @@ int ota_json_model(const cJSON *j, const char *path, ota_model_rec *out, char *e
 
 /* The stored form's fields, and the addPackage form's (content_key instead of id, status
  * and sealed_key); the addPackage file has no size. */
-static const char *const package_fields[] = {
-    "id",   "status", "sealed_key",           "model",  "series",      "version",
-    "kind", "from",   "baseline_description", "prompt", "result_info", "encrypted",
-    "ecus", NULL};
+static const char *const package_fields[] = {"id",           "status",      "sealed_key",
+                                             "model",        "series",      "version",
+                                             "kind",         "from",        "baseline_description",
+                                             "prompt",       "result_info", "encrypted",
+                                             "ecus",         "language",    "rxswin",
+                                             "install_mode", NULL};
 static const char *const package_request_fields[] = {
-    "model",  "series",      "version",   "kind",        "from", "baseline_description",
-    "prompt", "result_info", "encrypted", "content_key", "ecus", NULL};
+    "model",  "series",       "version",   "kind",        "from", "baseline_description",
+    "prompt", "result_info",  "encrypted", "content_key", "ecus", "language",
+    "rxswin", "install_mode", NULL};
 static const char *const pkg_ecu_fields[] = {"ecu", "type", "version", "file", NULL};
 static const char *const pkg_file_fields[] = {"size", "sha256", "name", NULL};
 #define FILE_STORED_ONLY 1
@@ -777,8 +781,9 @@ static int package_fill(const cJSON *j, const char *path, bool stored, ota_packa
     if (!out->delta && out->from != NULL)
         return ota_json_errf(err, errlen, path, "from", "only a delta package has one");
     if (copy_text(j, path, "baseline_description", &out->baseline_description, err, errlen) ||
-        copy_text(j, path, "prompt", &out->prompt, err, errlen) ||
-        copy_text(j, path, "result_info", &out->result_info, err, errlen) ||
+        ota_json_pkg_texts(j, path, out, err, errlen) ||
+        ota_json_get_rxswin(j, path, "rxswin", &out->rxswin, err, errlen) ||
+        ota_json_pkg_install_mode(j, path, out, err, errlen) ||
         ota_json_get_bool(j, path, "encrypted", false, false, &out->encrypted, err, errlen) ||
         package_key(j, path, stored, out, err, errlen))
         return -1;
@@ -1227,7 +1232,8 @@ static bool vehicle_emit(cJSON *o, const ota_vehicle_rec *r)
            add_bool(o, "passenger", r->passenger) &&
            add_opt_str(o, "config_word", r->config_word) && add_opt_str(o, "fw", r->fw) &&
            (!r->has_public_key ||
-            add_str(o, "public_key", hex_encode(r->public_key, OTA_PUBKEY_LEN, key)));
+            add_str(o, "public_key", hex_encode(r->public_key, OTA_PUBKEY_LEN, key))) &&
+           ota_json_add_rxswin(o, "rxswin", r->rxswin);
 }
 
 cJSON *ota_json_from_vehicle(const ota_vehicle_rec *r)
@@ -1276,8 +1282,8 @@ static bool package_emit(cJSON *o, const ota_package_rec *r)
            add_str(o, "kind", pkg_kind_names[r->delta ? 1 : 0]) &&
            add_opt_str(o, "from", r->delta ? r->from : NULL) &&
            add_opt_str(o, "baseline_description", r->baseline_description) &&
-           add_opt_str(o, "prompt", r->prompt) && add_opt_str(o, "result_info", r->result_info) &&
-           add_bool(o, "encrypted", r->encrypted) &&
+           ota_json_add_pkg_texts(o, r) && ota_json_add_rxswin(o, "rxswin", r->rxswin) &&
+           ota_json_add_pkg_install_mode(o, r) && add_bool(o, "encrypted", r->encrypted) &&
            add_objects(o, "ecus", r->ecus, r->n_ecus, pkg_ecu_emit);
 }
 

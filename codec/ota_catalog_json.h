@@ -44,7 +44,7 @@ cJSON *ota_json_parse_exact(const void *payload, size_t len);
  * text in err, *out then being zeroed (nothing to free). */
 
 /* A vehicle of upsertVehicles: {vin, model, series, platform?, status, usage, sold?,
- * activated?, passenger?, config_word?, fw?, public_key?}. */
+ * activated?, passenger?, config_word?, fw?, public_key?, rxswin? (issue 17)}. */
 int ota_json_vehicle(const cJSON *j, const char *path, ota_vehicle_rec *out, char *err,
                      size_t errlen);
 /* The setModel command object itself: {model, series, supports_config_word, ecus?,
@@ -167,6 +167,38 @@ int ota_json_get_string_array(const cJSON *obj, const char *path, const char *ke
                               size_t min, size_t max, unsigned flags, char ***out, size_t *n,
                               char *err, size_t errlen);
 void ota_json_strings_free(char **v, size_t n);
+
+/* ---- UNECE R156 fields (r156_json.c, issue 17; docs/r156.md) ---- */
+
+/* An RXSWIN: "R<1..4 digits>-<1..58 of [A-Za-z0-9._/-]>", at most 64 bytes. */
+bool ota_rxswin_valid(const char *s);
+/* An array of 0..16 unique RXSWINs, at most one per regulation, into its canonical text
+ * (sorted by regulation, joined by ','): *out malloc()ed, NULL when absent or []. */
+int ota_json_get_rxswin(const cJSON *obj, const char *path, const char *key, char **out, char *err,
+                        size_t errlen);
+/* Adds a canonical list as an array (nothing for NULL; "" gives []). False: out of memory. */
+bool ota_json_add_rxswin(cJSON *o, const char *key, const char *list);
+/* The vehicle's list after installing a package's: each RXSWIN of the package replaces
+ * the vehicle's of the same regulation or is added. *out malloc()ed (NULL: empty). 0, or
+ * -1 out of memory. */
+int ota_rxswin_merge(const char *vehicle, const char *package, char **out);
+/* A language tag: 2..3 letters, then "-" subtags of 1..8 letters or digits; at most 35. */
+bool ota_lang_tag_valid(const char *s);
+/* A package's language?, prompt? and result_info?: each text either a string or
+ * {tag: text} (1..16 languages, texts together at most 4096 bytes), which needs
+ * `language`, the default, to be one of its tags. */
+int ota_json_pkg_texts(const cJSON *j, const char *path, ota_package_rec *out, char *err,
+                       size_t errlen);
+bool ota_json_add_pkg_texts(cJSON *o, const ota_package_rec *r);
+/* A package's default install_mode?: forced, soft or download_only. */
+int ota_json_pkg_install_mode(const cJSON *j, const char *path, ota_package_rec *out, char *err,
+                              size_t errlen);
+bool ota_json_add_pkg_install_mode(cJSON *o, const ota_package_rec *r);
+/* {task, vin, package, before: [RXSWIN...], after: [...], at}: the stored form of an
+ * OTA_DOC_RXSWIN document. */
+int ota_json_rxswin_change(const cJSON *j, const char *path, ota_rxswin_change_rec *out, char *err,
+                           size_t errlen);
+cJSON *ota_json_from_rxswin_change(const ota_rxswin_change_rec *r);
 
 /* ---- times (time_json.c, issue 18) ---- */
 

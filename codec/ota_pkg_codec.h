@@ -8,6 +8,7 @@
 
 #include "ota_codec.h"
 #include "ota_cose.h"
+#include "ota_records.h" /* ota_lang_text */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -56,6 +57,15 @@ typedef struct {
     const ota_desc_ecu *ecus; /* in upgrade order */
     const char *prompt;       /* NULL: "" */
     const char *result_info;  /* NULL: "" */
+    /* Per-language texts (issue 17): with language set, "texts": {language, prompt?:
+     * {tag: text}, result_info?: {tag: text}} (prompt / result_info above stay the
+     * default language's, for vehicles that read only those). */
+    const char *language;
+    size_t n_prompts;
+    const ota_lang_text *prompts;
+    size_t n_result_infos;
+    const ota_lang_text *result_infos;
+    const char *rxswin;       /* the package's canonical RXSWIN list; NULL: no "rxswin" key */
     const char *install_mode; /* NULL or "forced": left out (issue 17) */
     int64_t install_deadline; /* time_forced's deadline; <= 0: left out */
     uint8_t pre_flags;        /* OTA_PRE_* of the strategy; 0: no preconditions key */

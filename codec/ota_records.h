@@ -36,7 +36,33 @@ typedef struct {
     char *fw;          /* optional: current firmware version */
     bool has_public_key;
     uint8_t public_key[OTA_PUBKEY_LEN]; /* JSON: 64 hex characters */
+    char *rxswin; /* optional: its RXSWINs (UNECE R156), canonical list (ota_rxswin_*) */
 } ota_vehicle_rec;
+
+/* ---- RXSWIN (UNECE R156; issue 17, docs/r156.md) ----
+ * An RXSWIN is "R<regulation>-<identifier>": 'R', 1..4 digits, '-', then 1..58 of
+ * [A-Za-z0-9._/-] (at most 64 bytes). A list holds at most OTA_RXSWIN_MAX of them, one per
+ * regulation, and is kept as one canonical text: sorted by regulation, joined by ','
+ * ("R10-EMC.3,R79-STEER.7"); NULL is the empty list. */
+#define OTA_RXSWIN_MAX 16
+#define OTA_RXSWIN_LEN 64
+/* What a committed success changed (doc kind OTA_DOC_RXSWIN, key "TASK/VIN"). */
+typedef struct {
+    char *task;
+    char *vin;
+    uint64_t package;
+    char *before; /* the vehicle's list before; NULL: none */
+    char *after;  /* after: the package's RXSWINs replace those of the same regulation */
+    int64_t at_ms;
+} ota_rxswin_change_rec;
+void ota_rxswin_change_rec_free(ota_rxswin_change_rec *r);
+
+/* ---- per-language texts (issue 17): the user information of a package ---- */
+typedef struct {
+    char *lang; /* a language tag: 2..3 letters, then "-" subtags of 1..8 letters/digits */
+    char *text;
+} ota_lang_text;
+#define OTA_LANGS_MAX 16
 
 /* ---- models: setModel {model, series, supports_config_word, ecus?, ignore:[{bit, ecus}]} ---- */
 typedef struct {
@@ -88,8 +114,21 @@ typedef struct {
     bool delta;  /* kind: "full" or "delta" */
     char *from;  /* delta: the version it upgrades from */
     char *baseline_description;
-    char *prompt;      /* optional */
-    char *result_info; /* optional */
+    char *prompt;      /* optional; with languages: the text of `language` */
+    char *result_info; /* optional; likewise */
+    /* Per-language texts (issue 17): when the operator gives prompt / result_info as
+     * {tag: text}, these hold them (sorted by tag; at most OTA_LANGS_MAX, their texts at
+     * most OTA_FREE_TEXT_MAX bytes together) and `language` is the default tag. */
+    char *language;
+    size_t n_prompts;
+    ota_lang_text *prompts;
+    size_t n_result_infos;
+    ota_lang_text *result_infos;
+    char *rxswin; /* optional: the RXSWINs the package sets (canonical list) */
+    /* The install mode a task of this package gets unless it names its own (issue 17):
+     * forced, soft or download_only (time_forced needs a task's deadline). */
+    bool has_install_mode;
+    int install_mode; /* ota_install_mode */
     bool encrypted;
     /* encrypted packages (docs/vehicle-crypto.md): addPackage carries the clear content key
      * (JSON content_key, 64 hex), which the plugin seals at once; the stored document keeps

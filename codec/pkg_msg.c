@@ -206,13 +206,60 @@ static cbor_item_t *pre_map(const ota_description *d)
     return m;
 }
 
+static cbor_item_t *lang_map(const ota_lang_text *v, size_t n)
+{
+    cbor_item_t *m = cbor_new_definite_map(n);
+    bool ok = m != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = put(m, v[i].lang, text(v[i].text));
+    if (!ok && m != NULL)
+        cbor_decref(&m);
+    return m;
+}
+
+/* texts: {language, prompt?: {tag: text}, result_info?: {tag: text}} (issue 17). */
+static cbor_item_t *texts_map(const ota_description *d)
+{
+    cbor_item_t *m = cbor_new_definite_map(1 + (d->n_prompts > 0) + (d->n_result_infos > 0));
+    bool ok = m != NULL && put(m, "language", text(d->language)) &&
+              (d->n_prompts == 0 || put(m, "prompt", lang_map(d->prompts, d->n_prompts))) &&
+              (d->n_result_infos == 0 ||
+               put(m, "result_info", lang_map(d->result_infos, d->n_result_infos)));
+    if (!ok && m != NULL)
+        cbor_decref(&m);
+    return m;
+}
+
+/* rxswin: [RXSWIN...], the canonical list split at its commas. */
+static cbor_item_t *rxswin_array(const char *list)
+{
+    size_t n = 1;
+    for (const char *s = list; *s; s++)
+        n += *s == ',';
+    cbor_item_t *a = cbor_new_definite_array(n);
+    bool ok = a != NULL;
+    for (const char *s = list; ok && *s;) {
+        size_t k = strcspn(s, ",");
+        cbor_item_t *t = cbor_build_stringn(s, k);
+        ok = t != NULL && cbor_array_push(a, t);
+        if (t != NULL)
+            cbor_decref(&t);
+        s += k + (s[k] == ',');
+    }
+    if (!ok && a != NULL)
+        cbor_decref(&a);
+    return a;
+}
+
 uint8_t *ota_codec_encode_description(const ota_description *d, size_t *len)
 {
     size_t n = 13 + (d->key != NULL) + has_mode(d) + (has_mode(d) && d->install_deadline > 0) +
-               (d->pre_flags != 0);
+               (d->pre_flags != 0) + (d->language != NULL) + (d->rxswin != NULL);
     cbor_item_t *m = cbor_new_definite_map(n);
     bool ok = m != NULL && put_header(m, d) && put(m, "ecus", ecus_array(d)) && put_mode(m, d) &&
-              (d->pre_flags == 0 || put(m, "preconditions", pre_map(d))) && put_trailer(m, d);
+              (d->pre_flags == 0 || put(m, "preconditions", pre_map(d))) &&
+              (d->language == NULL || put(m, "texts", texts_map(d))) &&
+              (d->rxswin == NULL || put(m, "rxswin", rxswin_array(d->rxswin))) && put_trailer(m, d);
     return finish(m, ok, len);
 }
 

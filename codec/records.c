@@ -82,7 +82,26 @@ void ota_vehicle_rec_free(ota_vehicle_rec *r)
     free(r->usage);
     free(r->config_word);
     free(r->fw);
+    free(r->rxswin);
     memset(r, 0, sizeof(*r));
+}
+
+void ota_rxswin_change_rec_free(ota_rxswin_change_rec *r)
+{
+    free(r->task);
+    free(r->vin);
+    free(r->before);
+    free(r->after);
+    memset(r, 0, sizeof(*r));
+}
+
+static void free_lang_texts(ota_lang_text *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].lang);
+        free(v[i].text);
+    }
+    free(v);
 }
 
 void ota_model_rec_free(ota_model_rec *r)
@@ -106,6 +125,10 @@ void ota_package_rec_free(ota_package_rec *r)
     free(r->baseline_description);
     free(r->prompt);
     free(r->result_info);
+    free(r->language);
+    free_lang_texts(r->prompts, r->n_prompts);
+    free_lang_texts(r->result_infos, r->n_result_infos);
+    free(r->rxswin);
     free(r->sealed_key);
     for (size_t i = 0; i < r->n_ecus; i++) {
         free(r->ecus[i].ecu);

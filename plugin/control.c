@@ -14,6 +14,7 @@
 #include "control.h"
 #include "control_targets.h"
 #include "engine.h"
+#include "rxswin.h"
 #include "catalog.h"
 #include "file.h"
 #include "follow.h"
@@ -239,8 +240,8 @@ static void run_command(ota_plugin *p, ctl_request *req, const cJSON *cmd)
 
 static void send_response(ctl_request *req)
 {
-    char *text = cJSON_PrintUnformatted(req->root);
-    if (text) {
+    char *text = req->client_id ? cJSON_PrintUnformatted(req->root) : NULL;
+    if (text) { /* a command the plugin queued itself (no client) is answered to nobody */
         mosquitto_broker_publish_copy(req->client_id, RESPONSE_TOPIC, (int)strlen(text), text, 1,
                                       false, NULL);
         free(text);
@@ -304,10 +305,10 @@ static ctl_request *request_new(const struct mosquitto *client)
     if (!req) {
         return NULL;
     }
-    req->client_id = strdup(mosquitto_client_id(client));
+    req->client_id = client ? strdup(mosquitto_client_id(client)) : NULL;
     req->root = cJSON_CreateObject();
     req->responses = cJSON_AddArrayToObject(req->root, "responses");
-    if (!req->client_id || !req->responses) {
+    if ((client && !req->client_id) || !req->responses) {
         request_free(req);
         return NULL;
     }
@@ -481,6 +482,7 @@ void ota_cmd_get_stats(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     add_rejected(data, k);
     add_spool_stats(data, p->spool);
     add_writer_stats(data, p->writer);
+    ota_rxswin_stats(p, data);
     ota_follow_stats(p, data);
     ota_standby_stats(p, data);
     add_catalog_stats(data, p->catalog);

@@ -61,7 +61,8 @@ void ota_control_free(ota_control *ctl);
 int ota_control_callback(int event, void *event_data, void *userdata);
 /* Queues a command that does not come as JSON (an upload chunk): fn(p, c, arg) runs in
  * turn, answered as command `name`, and owns arg from then on; free_arg(arg) is called
- * only if it never runs (shutdown). */
+ * only if it never runs (shutdown, a full queue). client NULL: a command of the plugin's own
+ * (rxswin.c), whose answer goes to nobody. */
 typedef void (*ota_native_fn)(ota_plugin *p, ota_cmd *c, void *arg);
 void ota_control_enqueue(ota_plugin *p, const struct mosquitto *client, const char *name,
                          ota_native_fn fn, void *arg, void (*free_arg)(void *));

@@ -185,6 +185,25 @@ static const ota_group *known_group(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
     return g;
 }
 
+/* The id of an active continuous task whose target names group (its members still join
+ * it: issue 16), or NULL. */
+static const char *continuous_user(ota_plugin *p, const char *group)
+{
+    ota_task **tasks = NULL;
+    long n = ota_tasks_list(p->tasks, &tasks);
+    const char *id = NULL;
+    for (long i = 0; i < n && !id; i++) {
+        const ota_target *q = tasks[i]->continuous && tasks[i]->state == OTA_TASK_ACTIVE
+                                  ? tasks[i]->target
+                                  : NULL;
+        for (size_t k = 0; q && k < q->n_groups && !id; k++) {
+            id = strcmp(q->groups[k], group) == 0 ? tasks[i]->rec.id : NULL;
+        }
+    }
+    free(tasks);
+    return id;
+}
+
 void ota_cmd_delete_group(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
     static const char *const allowed[] = {"name", NULL};
@@ -195,6 +214,12 @@ void ota_cmd_delete_group(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     if (user != NULL) {
         ota_cmd_fail(c, "name: group \"%s\" is named by dynamic group \"%s\"", ota_group_name(g),
                      user);
+        return;
+    }
+    const char *task = continuous_user(p, ota_group_name(g));
+    if (task != NULL) {
+        ota_cmd_fail(c, "name: group \"%s\" is named by the target of continuous task %s",
+                     ota_group_name(g), task);
         return;
     }
     delete_op *op = calloc(1, sizeof *op);

@@ -84,25 +84,44 @@ static admin_op *admin_op_new(uint64_t id)
 
 /* ---------------------------------------------------------------- updatePackage */
 
-static const char *const text_fields[] = {"baseline_description", "prompt", "result_info"};
-#define N_TEXT_FIELDS 3
+static const char *const text_fields[] = {
+    "baseline_description", "prompt", "result_info", "language", "rxswin", "install_mode", NULL};
 
-/* The stored document of r with the texts the command gives replaced. 0, or -1 with err. */
+/* One field of updatePackage into the document j: null removes it (language, rxswin,
+ * install_mode); a text is checked here, anything else by the parse of the whole document
+ * (per-language texts, RXSWINs, install mode: r156_json.c). */
+static int update_field(cJSON *j, const cJSON *cmd, const char *key, size_t *given, char *err,
+                        size_t errlen)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(cmd, key);
+    const char *text = NULL;
+    if (!it) {
+        return 0;
+    }
+    if (!cJSON_IsObject(it) && !cJSON_IsArray(it) && !cJSON_IsNull(it) &&
+        ota_json_get_text(cmd, "", key, false, &text, err, errlen) != 0) {
+        return -1;
+    }
+    (*given)++;
+    cJSON_DeleteItemFromObjectCaseSensitive(j, key);
+    if (cJSON_IsNull(it) && strcmp(key, "baseline_description") == 0) {
+        return ota_json_errf(err, errlen, NULL, key, "expected a string");
+    }
+    return cJSON_IsNull(it) || cJSON_AddItemToObject(j, key, cJSON_Duplicate(it, true))
+               ? 0
+               : ota_json_errf(err, errlen, NULL, NULL, "out of memory");
+}
+
+/* The stored document of r with the fields the command gives replaced. 0, or -1 with err. */
 static int updated_doc(const ota_package_rec *r, const cJSON *cmd, cJSON **out, char *err,
                        size_t errlen)
 {
     size_t given = 0;
     cJSON *j = ota_json_from_package_stored(r);
-    for (size_t i = 0; j && i < N_TEXT_FIELDS; i++) {
-        const char *text = NULL;
-        if (ota_json_get_text(cmd, "", text_fields[i], false, &text, err, errlen) != 0) {
+    for (size_t i = 0; j && text_fields[i]; i++) {
+        if (update_field(j, cmd, text_fields[i], &given, err, errlen) != 0) {
             cJSON_Delete(j);
             return -1;
-        }
-        if (text) {
-            given++;
-            cJSON_DeleteItemFromObjectCaseSensitive(j, text_fields[i]);
-            cJSON_AddStringToObject(j, text_fields[i], text);
         }
     }
     if (!j) {
@@ -111,7 +130,8 @@ static int updated_doc(const ota_package_rec *r, const cJSON *cmd, cJSON **out, 
     if (given == 0) {
         cJSON_Delete(j);
         return ota_json_errf(err, errlen, NULL, NULL,
-                             "give baseline_description, prompt and/or result_info");
+                             "give baseline_description, prompt, result_info, language, rxswin "
+                             "and/or install_mode");
     }
     *out = j;
     return 0;
@@ -129,8 +149,9 @@ static cJSON *update_apply(ota_plugin *p, ota_cmd_op *base)
 
 void ota_cmd_update_package(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
-    static const char *const allowed[] = {"id", "baseline_description", "prompt", "result_info",
-                                          NULL};
+    static const char *const allowed[] = {
+        "id",     "baseline_description", "prompt", "result_info", "language",
+        "rxswin", "install_mode",         NULL};
     char err[512];
     cJSON *doc = NULL;
     const ota_package_rec *r = ota_cmd_known_package(p, c, cmd, allowed);

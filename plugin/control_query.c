@@ -609,6 +609,13 @@ static cJSON *result_json(ota_plugin *p, const ota_task *t, const ota_task_exec 
         cJSON_AddStringToObject(o, "fw", v->fw);
     }
     cJSON_AddStringToObject(o, "target", t->rec.version);
+    /* R156 (issue 17): the vehicle's RXSWINs now, and what this task's commit changed */
+    ota_json_add_rxswin(o, "rxswin", v ? v->rxswin : NULL);
+    const ota_rxswin_change *ch = ota_catalog_rxswin_change(p->catalog, t->rec.id, vin);
+    if (ch) {
+        ota_json_add_rxswin(o, "rxswin_before", ch->before ? ch->before : "");
+        ota_json_add_rxswin(o, "rxswin_after", ch->after ? ch->after : "");
+    }
     return o;
 }
 
@@ -622,8 +629,9 @@ void ota_cmd_export_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     cJSON *data = cJSON_CreateObject();
     cJSON_AddItemToObject(data, "task", task_summary(t));
     cJSON *arr = cJSON_AddArrayToObject(data, "vehicles");
-    for (size_t i = 0; arr && i < t->n_execs; i++) {
-        cJSON_AddItemToArray(arr, result_json(p, t, &t->execs[i]));
+    ota_task_walk_pos pos = {0}; /* VIN order, a continuous task's joiners sorted in */
+    for (const ota_task_exec *x; arr && (x = ota_task_walk(t, &pos)) != NULL;) {
+        cJSON_AddItemToArray(arr, result_json(p, t, x));
     }
     ota_cmd_ok(c, data);
 }

@@ -192,15 +192,22 @@ static void preview_bare_target(ota_plugin *p, ota_cmd *c, const cJSON *tj)
     ota_cmd_ok(c, data);
 }
 
-/* {task}: what createTask would make of it. */
-static void preview_task(ota_plugin *p, ota_cmd *c, const cJSON *task)
+/* {task}: what createTask would make of it. A continuous one (issue 16) may match
+ * nobody yet; its continuous and jitter_ms change nothing here. */
+static void preview_task(ota_plugin *p, ota_cmd *c, const cJSON *given)
 {
     char err[512] = "";
     ota_task_rec rec;
     ota_target target;
     ota_target_preview pv;
     bool has_target = false;
-    if (split_task(task, &rec, &target, &has_target, err, sizeof err) != 0) {
+    bool continuous = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(given, "continuous"));
+    cJSON *task = cJSON_Duplicate(given, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(task, "continuous");
+    cJSON_DeleteItemFromObjectCaseSensitive(task, "jitter_ms");
+    int split = split_task(task ? task : given, &rec, &target, &has_target, err, sizeof err);
+    cJSON_Delete(task);
+    if (split != 0) {
         ota_cmd_fail(c, "%s", err);
         return;
     }
@@ -208,7 +215,7 @@ static void preview_task(ota_plugin *p, ota_cmd *c, const cJSON *task)
                         : preview_vins(p, &rec, &pv);
     if (rc == 0) {
         ota_task_rec probe = rec; /* the task-level rules read only how many VINs it has */
-        probe.n_vins = pv.matched;
+        probe.n_vins = pv.matched + (continuous && pv.matched == 0);
         ota_task_error e = ota_task_check(p->catalog, &probe, NULL);
         cJSON *data = preview_answer(&pv, e, has_target && pv.matched > p->cfg.max_task_vins);
         if (data != NULL)

@@ -30,8 +30,4 @@ void ota_cmd_preview_target(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 int ota_cmd_task_request(ota_plugin *p, const cJSON *task, size_t max_vins, ota_task_rec *rec,
                          ota_target *target, bool *has_target, char *err, size_t errlen);
 
-/* The setting document that keeps a task's target ("task_target:<id>"), for the
- * continuous mode of the engine to read back. */
-#define OTA_TASK_TARGET_PREFIX "task_target:"
-
 #endif

@@ -55,6 +55,8 @@ typedef struct {
     ota_end_action end_action; /* task.end_action */
     ota_task_ramp ramp;        /* task.ramp */
     ota_task_retry retry;      /* task.retry */
+    bool continuous;           /* task.continuous: the target stays open (needs a target) */
+    uint32_t jitter_ms;        /* task.jitter_ms */
 } create_op;
 
 static void create_free(ota_cmd_op *base)
@@ -142,15 +144,22 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
     }
     /* the rollout's members (task_waves.h, task_window.h) are the engine's: parsed here,
      * the rest of the task strictly as before */
-    static const char *const engine_keys[] = {"waves", "wave_approval", "maintenance_window",
-                                              "end_action", "ramp", "retry", NULL};
+    static const char *const engine_keys[] = {"waves",      "wave_approval", "maintenance_window",
+                                              "end_action", "ramp",          "retry",
+                                              "continuous", "jitter_ms",     NULL};
+    uint64_t jitter = 0;
     if (ota_task_ramp_parse(task, "task", &op->ramp, err, errlen) != 0 ||
         ota_task_retry_parse(task, "task", &op->retry, err, errlen) != 0 ||
         ota_task_waves_parse(task, "task", &op->waves, err, errlen) != 0 ||
         ota_task_window_parse(task, "task", &op->mwindow, err, errlen) != 0 ||
-        ota_task_end_action_parse(task, "task", &op->end_action, err, errlen) != 0) {
+        ota_task_end_action_parse(task, "task", &op->end_action, err, errlen) != 0 ||
+        ota_json_get_bool(task, "task", "continuous", false, false, &op->continuous, err,
+                          errlen) != 0 ||
+        ota_json_get_uint(task, "task", "jitter_ms", false, 0, OTA_TASK_JITTER_MAX, &jitter, err,
+                          errlen) != 0) {
         return -1;
     }
+    op->jitter_ms = (uint32_t)jitter;
     cJSON *plain = cJSON_IsObject(task) ? cJSON_Duplicate(task, 1) : NULL;
     for (size_t i = 0; plain && engine_keys[i]; i++) {
         cJSON_DeleteItemFromObjectCaseSensitive(plain, engine_keys[i]);
@@ -164,18 +173,30 @@ static int parse_create(ota_plugin *p, const cJSON *cmd, create_op *op, char *er
     if (rc != 0 || check_start(&op->rec, op->created_ms, err, errlen) != 0) {
         return -1;
     }
+    if (op->continuous && !op->has_target) {
+        return ota_json_errf(err, errlen, "task", "continuous", "needs a target (not vins)");
+    }
     if (op->rec.n_vins > p->cfg.max_task_vins) { /* plugin_opt_max_task_vins (issue 8) */
         snprintf(err, errlen, "E_TOO_LARGE: task.vins: %zu VINs, at most %zu in one task",
                  op->rec.n_vins, p->cfg.max_task_vins);
         return -1;
     }
     const ota_package_rec *pkg = NULL;
-    ota_task_error e = ota_task_check(p->catalog, &op->rec, &pkg);
+    /* a continuous task may start with nobody: its vehicles may all come later (the only
+     * rule reading the VINs is E_EMPTY_VINS, which reads their count) */
+    ota_task_rec probe = op->rec;
+    probe.n_vins += op->continuous && probe.n_vins == 0;
+    ota_task_error e = ota_task_check(p->catalog, &probe, &pkg);
     if (e != OTA_TASK_OK) {
         task_error_text(p->catalog, &op->rec, e, pkg, err, errlen);
         return -1;
     }
     op->package = pkg->id;
+    /* install mode: the task's own, else its package's default (issue 17), else forced */
+    if (pkg->has_install_mode &&
+        !cJSON_HasObjectItem(cJSON_GetObjectItemCaseSensitive(cmd, "task"), "install_mode")) {
+        op->rec.install_mode = (ota_install_mode)pkg->install_mode;
+    }
     ota_tasks_next_id(p->tasks, op->id, sizeof(op->id));
     op->rec.id = strdup(op->id);
     return op->rec.id ? 0 : ota_json_errf(err, errlen, NULL, NULL, "out of memory");
@@ -267,7 +288,9 @@ static int create_change(create_op *op)
                   .mwindow = op->mwindow,
                   .end_action = op->end_action,
                   .ramp = op->ramp,
-                  .retry = op->retry};
+                  .retry = op->retry,
+                  .continuous = op->continuous,
+                  .jitter_ms = op->jitter_ms};
     cJSON *doc = ota_task_doc_of(&t, OTA_TASK_ACTIVE);
     op->json = doc ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);
@@ -321,6 +344,17 @@ static cJSON *create_answer(const create_op *op, char **vins, size_t n)
     return data;
 }
 
+/* A continuous task keeps its query in memory: the engine matches vehicles that change
+ * against it (engine_cont.c). */
+static void keep_target(ota_task *task, create_op *op)
+{
+    if (!task->continuous || !(task->target = malloc(sizeof(*task->target)))) {
+        return;
+    }
+    *task->target = op->target;
+    memset(&op->target, 0, sizeof(op->target));
+}
+
 static cJSON *create_apply(ota_plugin *p, ota_cmd_op *base)
 {
     create_op *op = (create_op *)base;
@@ -343,6 +377,9 @@ static cJSON *create_apply(ota_plugin *p, ota_cmd_op *base)
             task->end_action = op->end_action;
             task->ramp = op->ramp;
             task->retry = op->retry;
+            task->continuous = op->continuous;
+            task->jitter_ms = op->jitter_ms;
+            keep_target(task, op);
             ota_task_event(task, "created", task->waves ? 0 : -1, NULL, op->created_ms);
         }
     } else {
@@ -429,6 +466,12 @@ void ota_cmd_get_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
         ota_cmd_fail(c, "out of memory");
         return;
     }
+    if (task->continuous) {
+        cJSON_AddBoolToObject(data, "continuous", true);
+    }
+    if (task->jitter_ms) {
+        cJSON_AddNumberToObject(data, "jitter_ms", (double)task->jitter_ms);
+    }
     ota_cmd_ok(c, data);
 }
 
@@ -444,6 +487,9 @@ static cJSON *exec_json(const ota_tasks *t, const ota_task_exec *x)
     const char *code = ota_tasks_code_name(t, x->code);
     if (code) {
         cJSON_AddStringToObject(o, "code", code);
+    }
+    if (x->notified_ms >= 0) {
+        cJSON_AddNumberToObject(o, "notified_at", (double)x->notified_ms);
     }
     return o;
 }
@@ -467,9 +513,10 @@ void ota_cmd_list_task_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     }
     cJSON *data = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(data, "vehicles");
-    for (size_t i = 0; arr && i < task->n_execs; i++) {
-        if (state < 0 || task->execs[i].state == state) {
-            cJSON_AddItemToArray(arr, exec_json(p->tasks, &task->execs[i]));
+    ota_task_walk_pos pos = {0}; /* VIN order, late joiners of a continuous task sorted in */
+    for (ota_task_exec *x; arr && (x = ota_task_walk(task, &pos)) != NULL;) {
+        if (state < 0 || x->state == state) {
+            cJSON_AddItemToArray(arr, exec_json(p->tasks, x));
         }
     }
     ota_cmd_ok(c, data);

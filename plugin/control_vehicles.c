@@ -80,6 +80,25 @@ static int check_unique(const vehicles_op *op, char *err, size_t errlen)
     return rc;
 }
 
+/* A vehicle upserted without "rxswin" keeps the RXSWINs it has (issue 17: the plugin
+ * updates them on committed successes; a factory feed re-sending the vehicle must not
+ * erase them); "rxswin": [] clears them. */
+static int keep_rxswin(ota_plugin *p, const cJSON *item, ota_vehicle_rec *rec, char *err,
+                       size_t errlen)
+{
+    const ota_vehicle *old = ota_catalog_vehicle(p->catalog, rec->vin);
+    if (cJSON_HasObjectItem(item, "rxswin") || !old || !old->rxswin) {
+        return 0;
+    }
+    rec->rxswin = strdup(old->rxswin);
+    if (!rec->rxswin) {
+        ota_vehicle_rec_free(rec);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 /* Parses vehicles[i] and checks it against the catalog. */
 static int parse_vehicle(ota_plugin *p, const cJSON *item, size_t i, ota_vehicle_rec *rec,
                          char *err, size_t errlen)
@@ -100,7 +119,7 @@ static int parse_vehicle(ota_plugin *p, const cJSON *item, size_t i, ota_vehicle
         ota_vehicle_rec_free(rec); /* not counted in op->n: the caller would not free it */
         return -1;
     }
-    return 0;
+    return keep_rxswin(p, item, rec, err, errlen);
 }
 
 static int parse_vehicles(ota_plugin *p, const cJSON *cmd, vehicles_op *op, char *err,

@@ -107,6 +107,7 @@ ota_engine *ota_engine_new(ota_plugin *p, const ota_engine_clock *clock)
         return NULL;
     }
     ota_shadows_on_seen(p->shadows, vehicle_seen, e);
+    ota_eng_cont_init(e);
     rebuild(e);
     return e;
 }
@@ -119,6 +120,7 @@ void ota_engine_free(ota_engine *e)
     if (e->plugin->shadows) {
         ota_shadows_on_seen(e->plugin->shadows, NULL, NULL);
     }
+    ota_eng_cont_free(e);
     ota_map_destroy(&e->vehs, NULL);
     ota_timers_free(e->timers);
     ota_eng_flush_free(e);
@@ -175,7 +177,8 @@ static bool try_vehicle(ota_engine *e, ota_task *task, eng_veh *v)
         return false;
     }
     ota_task_exec *x = ota_task_find_exec(task, v->vin);
-    if (!x || x->state != OTA_EXEC_QUEUED || x->flags || !ota_eng_waves_may_notify(task, x)) {
+    if (!x || x->state != OTA_EXEC_QUEUED || x->flags || !ota_eng_waves_may_notify(task, x) ||
+        !ota_eng_jitter_due(task, x, e->clock.now_ms())) {
         return false;
     }
     if (task_rate(task) != 0) {
@@ -274,7 +277,9 @@ static void tick_task(ota_engine *e, ota_task *task, int64_t now)
     }
     ota_eng_waves_check(e, task); /* a wave's thresholds: abort, or the next wave */
     ota_eng_check_task(task);
-    if (can_dispatch(task, now)) {
+    bool can = can_dispatch(task, now);
+    ota_eng_jitter_track(task, can, now);
+    if (can) {
         dispatch_task(e, task);
     }
     ota_eng_task_announce(e, task);
@@ -290,6 +295,7 @@ void ota_engine_tick(ota_plugin *p)
     long n = ota_tasks_list(p->tasks, &tasks);
     int64_t now = e->clock.now_ms();
     ota_eng_timers_run(e, now);
+    ota_eng_cont_run(e, tasks, n, now); /* continuous tasks: who joins, who leaves */
     for (long i = 0; i < n; i++) {
         tick_task(e, tasks[i], now);
     }

@@ -11,6 +11,7 @@
 #include "effects.h"
 #include "engine_impl.h"
 #include "pkg.h"
+#include "rxswin.h"
 #include "shadow.h"
 
 #include <string.h>
@@ -184,6 +185,7 @@ static void on_status(ota_engine *e, ota_task *task, ota_task_exec *x, const cha
     switch (ota_exec_next_state(x->state, ev, pending)) {
     case OTA_EXEC_SUCCEEDED:
         finish(e, task, x, OTA_EXEC_SUCCEEDED, NULL);
+        ota_rxswin_on_success(e->plugin, task, vin); /* committed: the vehicle's RXSWINs */
         break;
     case OTA_EXEC_FAILED:
         on_failed(e, task, x, ev, resend);

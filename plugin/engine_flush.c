@@ -11,7 +11,11 @@
  * (engine_adopt.c). The job owns copies of every text it stores. A failed job puts its
  * executions, notices and documents back, retried after 1 s (a transition it applied
  * before failing is found applied on the retry: read again, the same state). Executions
- * another broker drives (OTA_EXEC_F_ELSEWHERE) are never stored here.
+ * another broker drives (OTA_EXEC_F_ELSEWHERE) are never stored here. A new execution (a
+ * continuous task's joiner, from OTA_ENG_FROM_NEW) has no row to move: it is inserted
+ * with the change (put_execs) unless a row is there already — another broker sharing the
+ * database took the same joiner first and may have moved it: then it is read again, as
+ * for a conflict. Its later moves come in later jobs, so they find the row.
  */
 #include "engine_impl.h"
 
@@ -151,26 +155,57 @@ static char *keep(flush_job *j, char *s)
     return s;
 }
 
+static int exec_there(void *ctx, const ota_exec_rec *e)
+{
+    (void)e;
+    *(bool *)ctx = true;
+    return 0;
+}
+
 static int flush_run(ota_store *store, void *arg, char *err, size_t errlen)
 {
     flush_job *j = arg;
+    ota_exec_rec *puts = (ota_exec_rec *)j->change.put_execs;
+    j->change.n_put_execs = 0;
     for (size_t i = 0; i < j->n; i++) {
+        if (j->refs[i].from == OTA_ENG_FROM_NEW) {
+            bool there = false;
+            if (ota_store_load_exec(store, j->execs[i].task, j->execs[i].vin, exec_there,
+                                    &there) != 0) {
+                snprintf(err, errlen, "reading execution %s of %s failed", j->execs[i].vin,
+                         j->execs[i].task);
+                return -1;
+            }
+            if (!there && !puts) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            j->applied[i] = there ? 0 : 1; /* 0: read again (flush_conflicts) */
+            if (!there) {
+                puts[j->change.n_put_execs++] = j->execs[i];
+            }
+            continue;
+        }
         j->applied[i] = ota_store_transition_exec(store, (ota_exec_state)j->refs[i].from,
                                                   &j->execs[i], err, errlen);
         if (j->applied[i] < 0) {
             return -1;
         }
     }
-    if (j->change.n_docs == 0 && j->change.n_add_notices == 0) {
+    if (j->change.n_docs == 0 && j->change.n_add_notices == 0 && j->change.n_put_execs == 0) {
         return 0;
     }
     return ota_store_apply(store, &j->change, err, errlen);
 }
 
-/* Transitions that found another state: another broker moved those executions. */
+/* Transitions that found another state: another broker moved those executions. New
+ * executions are stored now (or were by another broker): they may be notified. */
 static void flush_conflicts(ota_engine *e, flush_job *j)
 {
     for (size_t i = 0; i < j->n; i++) {
+        if (j->refs[i].from == OTA_ENG_FROM_NEW) {
+            j->refs[i].task->execs[j->refs[i].idx].flags &= (uint8_t)~OTA_EXEC_F_NEW;
+        }
         if (j->applied[i] == 0) {
             ota_task *task = j->refs[i].task;
             ota_eng_adopt_reload(e, task, &task->execs[j->refs[i].idx]);
@@ -268,6 +303,15 @@ static void take_changes(ota_engine *e, flush_job *j)
     e->n_notices = e->cap_notices = 0;
 }
 
+/* Room for the job's new executions, the rows flush_run inserts (those not stored yet). */
+static void put_new_execs(flush_job *j)
+{
+    ota_exec_rec *puts = calloc(j->n + 1, sizeof(*puts));
+    j->change.put_execs = puts;
+    j->change.n_put_execs = 0;
+    j->strs[j->n_strs++] = (char *)puts; /* freed with the strings */
+}
+
 static void flush_submit(ota_engine *e)
 {
     ota_plugin *p = e->plugin;
@@ -283,7 +327,7 @@ static void flush_submit(ota_engine *e)
     j->e = e;
     j->execs = calloc(n + 1, sizeof(*j->execs));
     j->applied = calloc(n + 1, sizeof(*j->applied));
-    j->strs = calloc(4 * n + (size_t)nt + 1, sizeof(*j->strs));
+    j->strs = calloc(4 * n + (size_t)nt + 2, sizeof(*j->strs));
     j->docs = calloc((size_t)nt + 1, sizeof(*j->docs));
     j->doc_tasks = calloc((size_t)nt + 1, sizeof(*j->doc_tasks));
     if (!j->execs || !j->applied || !j->strs || !j->docs || !j->doc_tasks) {
@@ -306,6 +350,7 @@ static void flush_submit(ota_engine *e)
                                      .add_notices = nr,
                                      .n_add_notices = nr ? j->n_notices : 0};
     j->strs[j->n_strs++] = (char *)nr; /* freed with the strings */
+    put_new_execs(j);
     j->job = (ota_writer_job){.run = flush_run, .done = flush_done, .arg = j};
     int64_t now = e->clock.mono_ms();
     if (ota_writer_submit(p->writer, &j->job) != 0) {

@@ -10,6 +10,7 @@
  *   engine_waves.c   rollouts in waves, pause: who may be notified, promotions, aborts
  *   engine_adopt.c   executions this broker does not hold, read from the store on demand
  *   engine_grants.c  a vehicle's descriptions read from the store on its first request
+ *   engine_cont.c    continuous tasks (vehicles join and leave) and notice jitter
  *
  * Broker thread only.
  */
@@ -94,6 +95,9 @@ struct ota_engine {
     eng_adopts adopts;
     struct eng_parked *parked; /* requests waiting for their vehicle's descriptions */
     bool grants_in_flight;
+    ota_map cont_vins; /* engine_cont.c: VINs the catalog changed since the last TICK */
+    bool cont_all;     /* ... or everything (a group changed, the first TICK) */
+    bool cont_wanted;  /* an active continuous task was seen at the last TICK */
 };
 
 /* ---- engine.c: vehicles and dispatch ---- */
@@ -189,7 +193,21 @@ void ota_eng_grants_forget(ota_engine *e, eng_veh *v);
 void ota_eng_grants_submit(ota_engine *e);
 void ota_eng_grants_free(ota_engine *e);
 
+/* ---- engine_cont.c ---- */
+/* The catalog's change hook; the first TICK matches everything. */
+void ota_eng_cont_init(ota_engine *e);
+void ota_eng_cont_free(ota_engine *e);
+/* TICK, before dispatch: continuous tasks past their end close; the VINs changed since
+ * the last TICK join or leave the active continuous tasks among tasks[0..n). */
+void ota_eng_cont_run(ota_engine *e, ota_task **tasks, long n, int64_t now);
+/* TICK: whether the task may dispatch now (can_dispatch), for the jitter's start. */
+void ota_eng_jitter_track(ota_task *task, bool can_dispatch, int64_t now);
+/* Whether x's jitter delay is over at now (always without jitter). */
+bool ota_eng_jitter_due(const ota_task *task, const ota_task_exec *x, int64_t now);
+
 /* ---- engine_flush.c ---- */
+/* The from of a new execution (a continuous task's joiner): the flush inserts it. */
+#define OTA_ENG_FROM_NEW 0xff
 /* "TASK:VIN:RESENDS", the notice's msg_id. */
 void ota_eng_msg_id(const ota_task *task, const ota_task_exec *x, char *buf, size_t len);
 /* x changed: it goes to the store with the next flush (not when another broker owns it). */

@@ -125,6 +125,7 @@ typedef struct ota_keys ota_keys;     /* keys.h: signing key and content-key KEK
 typedef struct ota_pkg ota_pkg;       /* pkg.c: descriptions waiting to be stored, counts */
 typedef struct ota_follow ota_follow; /* follow.h: the change log's follower */
 typedef struct ota_standby ota_standby; /* standby.c: the local snapshot */
+typedef struct ota_rxswin ota_rxswin;   /* rxswin.h: RXSWIN updates on committed successes */
 
 typedef struct {
     mosquitto_plugin_id_t *id;
@@ -146,6 +147,7 @@ typedef struct {
     ota_limits *limits; /* rate_limit.h: token buckets per VIN, vehicles to kick */
     ota_follow *follow; /* NULL on SQLite (one broker: nobody else changes its store) */
     ota_standby *standby; /* standby.h: start without the database */
+    ota_rxswin *rxswin;   /* rxswin.h (issue 17) */
     ota_counters counters;
 } ota_plugin;
 

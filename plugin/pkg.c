@@ -255,6 +255,17 @@ static int fingerprint(ota_pkg *k, issue *is)
     fp_u64(k->md, (uint64_t)pkg->delta << 1 | is->d.compare_version);
     fp_text(k->md, pkg->prompt);
     fp_text(k->md, pkg->result_info);
+    fp_text(k->md, pkg->language); /* per-language texts and RXSWINs (issue 17) */
+    for (size_t i = 0; i < pkg->n_prompts; i++) {
+        fp_text(k->md, pkg->prompts[i].lang);
+        fp_text(k->md, pkg->prompts[i].text);
+    }
+    fp_u64(k->md, pkg->n_prompts << 32 | pkg->n_result_infos);
+    for (size_t i = 0; i < pkg->n_result_infos; i++) {
+        fp_text(k->md, pkg->result_infos[i].lang);
+        fp_text(k->md, pkg->result_infos[i].text);
+    }
+    fp_text(k->md, pkg->rxswin);
     fp_u64(k->md, (uint64_t)is->t->rec.install_mode);
     fp_u64(k->md, (uint64_t)is->t->rec.install_deadline_ms);
     fp_u64(k->md, (uint64_t)is->d.strategy->pre_flags << 8 | is->d.strategy->battery_min_pct);
@@ -477,6 +488,12 @@ static desc *build(ota_plugin *p, issue *is, refusal *r)
                                  .ecus = is->d.ecus,
                                  .prompt = pkg->prompt,
                                  .result_info = pkg->result_info,
+                                 .language = pkg->language,
+                                 .n_prompts = pkg->n_prompts,
+                                 .prompts = pkg->prompts,
+                                 .n_result_infos = pkg->n_result_infos,
+                                 .result_infos = pkg->result_infos,
+                                 .rxswin = pkg->rxswin,
                                  .install_mode = ota_install_mode_name(is->t->rec.install_mode),
                                  .install_deadline = is->t->rec.install_deadline_ms,
                                  .pre_flags = is->d.strategy->pre_flags,

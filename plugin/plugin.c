@@ -16,6 +16,7 @@
 #include "catalog.h"
 #include "control.h"
 #include "engine.h"
+#include "rxswin.h"
 #include "follow.h"
 #include "standby.h"
 #include "file.h"
@@ -78,6 +79,7 @@ static int on_tick(int event, void *event_data, void *userdata)
     ota_pkg_flush(p);
     ota_follow_tick(p); /* changes other brokers stored: read, applied on a later TICK */
     ota_standby_tick(p); /* the local snapshot, to start without the database */
+    ota_rxswin_tick(p);  /* RXSWIN updates of committed successes: to the operator queue */
     kick_flooders(p);
     p->counters.log_lines_dropped += ota_logq_drain(p->logq);
     return MOSQ_ERR_SUCCESS;
@@ -212,6 +214,7 @@ static void plugin_free(ota_plugin *p)
     ota_follow_free(p->follow); /* its job, if any, was handed back by the stop */
     ota_standby_free(p);
     ota_control_free(p->control);
+    ota_rxswin_free(p->rxswin); /* after the control queue: a commit may still be answered */
     ota_engine_free(p->engine); /* before the tasks and shadows it points into */
     ota_tasks_free(p->tasks);
     ota_grants_free(p->grants);
@@ -268,9 +271,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         return plugin_fail(p, err);
     }
     p->engine = ota_engine_new(p, NULL); /* after the tasks are loaded */
-    if (!p->engine) {
+    p->rxswin = ota_rxswin_new();
+    if (!p->engine || !p->rxswin) {
         return plugin_fail(p, "out of memory");
     }
+    ota_rxswin_reconcile(p); /* RXSWIN updates a stop or crash left unstored */
     if (register_callbacks(p) != MOSQ_ERR_SUCCESS) {
         unregister_callbacks(p);
         return plugin_fail(p, "callback registration failed");

@@ -2,7 +2,8 @@
  * task_events.h — task-level events for downstream systems (issue 16, docs/events.md):
  * JSON on ota/v1/events/task/{id}, QoS 1, not retained, published by the broker (client
  * id NULL): created, wave_started, wave_approved, paused, resumed, aborted (with the
- * reason), finished, canceled. Broker thread only.
+ * reason), finished, canceled, members (a continuous task's joiners and leavers).
+ * Broker thread only.
  */
 #ifndef OTA_TASK_EVENTS_H
 #define OTA_TASK_EVENTS_H

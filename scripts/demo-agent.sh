@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+source scripts/demo-lib.sh
 bash scripts/setup-deps.sh
 build=${BUILD_DIR:-build} # BUILD_DIR: another build directory to use
 echo "== building ($build/)"
@@ -20,43 +21,12 @@ echo "built: $build/plugin/mosquitto_ota.so, $build/tools/ota-agent/ota-agent, $
 
 VIN=LSVTA000000000777
 work=$(mktemp -d /tmp/ota-demo-agent.XXXXXX)
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-plugin=$(cd "$build" && pwd)/plugin/mosquitto_ota.so
-cat > "$work/mosquitto.conf" <<CONF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-user $(id -un)
-log_dest file $work/broker.log
-set_tcp_nodelay true
-plugin $plugin
-plugin_opt_store sqlite:$work/ota.db
-plugin_opt_spool_dir $work/spool
-plugin_opt_file_dir $work/files
-plugin_opt_signing_key $work/ota-signing.pem
-plugin_opt_content_kek $work/ota-content.kek
-plugin_opt_admin_users admin
-# No password file in a demo: usernames are taken as given (never in production).
-plugin_opt_auth none
-CONF
-
+port=$(demo_free_port)
+demo_broker_conf "$work" "$port" "$(cd "$build" && pwd)/plugin/mosquitto_ota.so" </dev/null
 broker="" sim=""
-cleanup() {
-    for pid in $sim $broker; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid"
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-}
+cleanup() { demo_stop "$sim" "$broker"; }
 trap cleanup EXIT
-(cd "$work" && exec /usr/sbin/mosquitto -c "$work/mosquitto.conf" 2>>"$work/broker.log") &
-broker=$!
-for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-    sleep 0.1
-done
+demo_start_broker "$work" "$port"
 echo "== broker: mosquitto (pid $broker) on 127.0.0.1:$port"
 
 otactl() { "$build"/tools/otactl/otactl -p "$port" -u admin "$@"; }

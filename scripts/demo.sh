@@ -20,6 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+source scripts/demo-lib.sh
 bash scripts/setup-deps.sh
 echo "== building (build/)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -38,52 +39,20 @@ DROP_RATE=${DROP_RATE:-0.01}
 FILE_KB=${FILE_KB:-1024}
 KEY_SEED=demo
 work=$(mktemp -d /tmp/ota-demo.XXXXXX)
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$work/mosquitto.conf" <<CONF
-# A broker with the OTA plugin. Vehicles: username = client id = VIN.
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-user $(id -un)
-log_dest file $work/broker.log
-set_tcp_nodelay true
+port=$(demo_free_port)
+demo_broker_conf "$work" "$port" "$root/build/plugin/mosquitto_ota.so" <<CONF
 max_inflight_messages 0
 max_queued_messages 0
-plugin $root/build/plugin/mosquitto_ota.so
-plugin_opt_store sqlite:$work/ota.db
-plugin_opt_spool_dir $work/spool
-plugin_opt_file_dir $work/files
-plugin_opt_signing_key $work/ota-signing.pem
-plugin_opt_content_kek $work/ota-content.kek
-plugin_opt_admin_users admin
-# A demo broker has no password file: usernames are taken as given (never in production,
-# see README "Configuration").
-plugin_opt_auth none
 CONF
-
-(cd "$work" && exec /usr/sbin/mosquitto -c "$work/mosquitto.conf" 2>>"$work/broker.log") &
-broker=$!
-cleanup() {
-    if [ -n "${broker:-}" ] && kill -0 "$broker" 2>/dev/null; then
-        kill -TERM "$broker"
-        wait "$broker" 2>/dev/null || true
-    fi
-    if [ -n "${relay:-}" ] && kill -0 "$relay" 2>/dev/null; then
-        kill -TERM "$relay"
-        wait "$relay" 2>/dev/null || true
-    fi
-}
+cleanup() { demo_stop "${relay:-}" "${broker:-}"; }
 trap cleanup EXIT
-for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-    sleep 0.1
-done
+demo_start_broker "$work" "$port"
 echo "== broker: mosquitto (pid $broker) on 127.0.0.1:$port, store sqlite:$work/ota.db"
 
 otactl() { build/tools/otactl/otactl -p "$port" -u admin "$@"; }
 
 if [ "$CONSOLE" = 1 ]; then
-    wsport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    wsport=$(demo_free_port)
     websockify --web build/console/www "127.0.0.1:$wsport" "127.0.0.1:$port" >"$work/websockify.log" 2>&1 &
     relay=$!
     echo "== console: http://127.0.0.1:$wsport/ (log in as admin, any password; websockify pid $relay)"

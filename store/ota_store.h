@@ -238,8 +238,9 @@ typedef enum {
     OTA_DOC_FILE,      /* key: sha256 */
     OTA_DOC_TASK,      /* key: task id -> the task and its state (task engine) */
     OTA_DOC_SETTING,   /* key: e.g. "task_type_rules:normal" -> plugin settings */
+    OTA_DOC_RXSWIN,    /* key: task "/" VIN -> what a committed success changed (issue 17) */
 } ota_doc_kind;
-#define OTA_DOC_KIND_COUNT 7
+#define OTA_DOC_KIND_COUNT 8
 
 typedef struct {
     ota_doc_kind kind;

@@ -79,6 +79,7 @@ const ota_store_vcol OTA_STORE_VCOLS[] = {
     {"config_word", "TEXT", OTA_VC_TEXT, VREC(config_word)},
     {"fw", "TEXT", OTA_VC_TEXT, VREC(fw)},
     {"public_key", "BLOB", OTA_VC_PUBKEY, VREC(public_key)},
+    {"rxswin", "TEXT", OTA_VC_TEXT, VREC(rxswin)}, /* issue 17: canonical RXSWIN list */
 };
 const int OTA_STORE_N_VCOLS = (int)(sizeof OTA_STORE_VCOLS / sizeof OTA_STORE_VCOLS[0]);
 
@@ -90,6 +91,7 @@ static const char *const DOC_TABLES[OTA_DOC_KIND_COUNT + 1] = {
     [OTA_DOC_FILE] = "ota_file",
     [OTA_DOC_TASK] = "ota_task",
     [OTA_DOC_SETTING] = "ota_setting",
+    [OTA_DOC_RXSWIN] = "ota_rxswin_change",
 };
 
 const char *ota_store_doc_table(int kind)

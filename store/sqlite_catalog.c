@@ -129,9 +129,29 @@ static void sql_list_load(sqlite3_str *q, int arg)
 
 /* ---- schema and statements ---- */
 
+/* Adds the nullable vehicle columns a store made before them lacks (rxswin, issue 17):
+ * ALTER TABLE ADD COLUMN for each that pragma_table_info does not name. */
+static void sql_vehicle_add_column(sqlite3_str *q, int arg)
+{
+    sqlite3_str_appendf(q, "ALTER TABLE " OTA_STORE_VEHICLE_TABLE " ADD COLUMN \"%w\" %s",
+                        OTA_STORE_VCOLS[arg].name, OTA_STORE_VCOLS[arg].decl);
+}
+
+static int add_vehicle_columns(sqlite_store *st, char *err, size_t errlen)
+{
+    for (int i = 1; i < OTA_STORE_N_VCOLS; i++) {
+        if (strstr(OTA_STORE_VCOLS[i].decl, "NOT NULL") == NULL &&
+            ota_store_sq_table_has(st, OTA_STORE_VEHICLE_TABLE, OTA_STORE_VCOLS[i].name) == 1 &&
+            ota_store_sq_build(st, sql_vehicle_add_column, i, NULL, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int ota_store_sq_catalog_schema(sqlite_store *st, char *err, size_t errlen)
 {
     if (ota_store_sq_build(st, sql_vehicle_create, 0, NULL, err, errlen) != 0 ||
+        add_vehicle_columns(st, err, errlen) != 0 ||
         ota_store_sq_build(st, sql_list_create, 0, NULL, err, errlen) != 0)
         return -1;
     for (int k = 1; k <= OTA_DOC_KIND_COUNT; k++)

@@ -16,6 +16,18 @@ static ota_map_key string_key(const void *rec)
     return ota_map_key_str(*(char *const *)rec);
 }
 
+void ota_catalog_on_change(ota_catalog *c, void (*fn)(void *ctx, const char *vin), void *ctx)
+{
+    c->on_change = fn;
+    c->on_change_ctx = ctx;
+}
+
+void cat_changed(const ota_catalog *c, const char *vin)
+{
+    if (c->on_change)
+        c->on_change(c->on_change_ctx, vin);
+}
+
 ota_map_key cat_vin_key(const void *rec)
 {
     return ota_map_key_str((const char *)rec);
@@ -87,6 +99,7 @@ ota_catalog *ota_catalog_new(void)
     for (int l = 0; l < OTA_LIST_COUNT; l++)
         ota_map_init(&c->lists[l], sizeof(cat_vin), cat_vin_key);
     cat_groups_init(c);
+    cat_rxswin_init(c);
     c->next_package_id = 1;
     return c;
 }
@@ -107,6 +120,7 @@ void ota_catalog_free(ota_catalog *c)
     for (int l = 0; l < OTA_LIST_COUNT; l++)
         ota_map_destroy(&c->lists[l], NULL);
     cat_groups_destroy(c);
+    cat_rxswin_destroy(c);
     ota_map_destroy(&c->strings, string_fini);
     free(c);
 }

@@ -31,6 +31,7 @@ typedef struct {
     const char *model, *series, *platform, *status, *usage, *fw; /* interned; NULL if absent */
     const char *config_word;                                     /* interned; NULL if absent */
     const uint8_t *public_key; /* OTA_PUBKEY_LEN bytes, or NULL */
+    const char *rxswin;        /* interned canonical RXSWIN list (issue 17); NULL if none */
     bool sold, activated, passenger;
 } ota_vehicle;
 
@@ -47,6 +48,10 @@ int ota_catalog_apply_change(ota_catalog *c, const ota_store_change *ch, char *e
 
 /* ---- vehicles ---- */
 const ota_vehicle *ota_catalog_vehicle(const ota_catalog *c, const char *vin);
+/* Calls fn after each change of what a target query reads (issue 16's continuous tasks):
+ * a vehicle put or deleted, a list member added or removed (vin), a group set or deleted
+ * (vin NULL: any vehicle may match differently). One hook; fn NULL removes it. */
+void ota_catalog_on_change(ota_catalog *c, void (*fn)(void *ctx, const char *vin), void *ctx);
 /* Inserts or replaces; takes the record's contents. 0, or -1 out of memory. */
 int ota_catalog_put_vehicle(ota_catalog *c, ota_vehicle_rec *rec);
 /* 1 deleted, 0 not there. */
@@ -106,6 +111,22 @@ int ota_catalog_bind_vin(ota_catalog *c, const char *vin, const char *strategy_i
 /* Strategy ids bound to a model/series (its default and those of its vehicles). */
 void ota_catalog_strategies_of(const ota_catalog *c, const char *model, const char *series,
                                void (*fn)(void *ctx, const ota_strategy_rec *s), void *ctx);
+
+/* ---- RXSWIN changes (issue 17, catalog_rxswin.c) ----
+ * What each committed success of a package with RXSWINs changed, by task and VIN: loaded
+ * from the OTA_DOC_RXSWIN documents, added once such a document is stored. */
+typedef struct {
+    uint64_t package;
+    const char *before, *after; /* interned canonical lists; NULL: none */
+    int64_t at_ms;
+} ota_rxswin_change;
+const ota_rxswin_change *ota_catalog_rxswin_change(const ota_catalog *c, const char *task,
+                                                   const char *vin);
+/* Inserts or replaces (copies). 0, or -1 out of memory or a bad record. */
+int ota_catalog_put_rxswin_change(ota_catalog *c, const ota_rxswin_change_rec *r);
+/* The document key of a change: "TASK/VIN" into buf (at least 64 + 1 + 17 + 1 bytes). */
+void ota_catalog_rxswin_key(const char *task, const char *vin, char *buf, size_t len);
+size_t ota_catalog_rxswin_count(const ota_catalog *c);
 
 /* ---- lists ---- */
 bool ota_catalog_listed(const ota_catalog *c, ota_list_kind list, const char *vin);

@@ -91,6 +91,7 @@ int ota_catalog_put_group(ota_catalog *c, ota_group_rec *g)
         stored->query = g->query;
         memset(&g->query, 0, sizeof g->query);
     }
+    cat_changed(c, NULL); /* its members, and the members of groups naming it */
     return 0;
 fail:
     free(n.name);
@@ -104,6 +105,7 @@ int ota_catalog_delete_group(ota_catalog *c, const char *name)
     if (g == NULL)
         return 0;
     ota_map_remove(&c->groups, g, group_fini);
+    cat_changed(c, NULL);
     return 1;
 }
 

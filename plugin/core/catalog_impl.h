@@ -89,10 +89,16 @@ struct ota_catalog {
     ota_map lists[OTA_LIST_COUNT]; /* cat_vin, by vin */
     cat_keys keys;                 /* the vehicles' public keys */
     ota_map groups;                /* ota_group, by name (catalog_groups.c) */
+    ota_map rxswin;                /* cat_rxswin, by "task/vin" (catalog_rxswin.c) */
     uint64_t next_package_id;
+    void (*on_change)(void *ctx, const char *vin); /* ota_catalog_on_change */
+    void *on_change_ctx;
 };
 
 ota_map_key cat_vin_key(const void *rec);
+
+/* Tells the on_change hook that what a target reads of vin (NULL: of many) changed. */
+void cat_changed(const ota_catalog *c, const char *vin);
 
 /* The one copy of s (NULL for NULL): 0, or -1 out of memory. */
 int cat_intern(ota_catalog *c, const char *s, const char **out);
@@ -112,6 +118,10 @@ int cat_put_vehicle_copy(ota_catalog *c, const ota_vehicle_rec *r);
 /* The groups' map: set up empty, and freed with everything in it (catalog_groups.c). */
 void cat_groups_init(ota_catalog *c);
 void cat_groups_destroy(ota_catalog *c);
+
+/* RXSWIN changes: the map set up empty, and freed (catalog_rxswin.c). */
+void cat_rxswin_init(ota_catalog *c);
+void cat_rxswin_destroy(ota_catalog *c);
 
 /* Frees the public keys' slabs. */
 void cat_keys_destroy(cat_keys *k);

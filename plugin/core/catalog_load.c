@@ -1,8 +1,8 @@
 /*
  * catalog_load.c — the start-up load of the in-memory catalog from the store.
  *
- * Order: models, files, strategies, packages (sizes resolved from the files), vehicles,
- * strategy bindings (their per-model/series counts need the vehicles), lists, groups
+ * Order: models, files, strategies, packages (sizes resolved from the files), RXSWIN changes,
+ * vehicles, strategy bindings (their per-model/series counts need the vehicles), lists, groups
  * (catalog_groups.c). Documents
  * are parsed with cJSON and the codec's record parsers (ota_catalog_json.h); one that no
  * longer parses stops the load with an error naming its kind and key, e.g.
@@ -138,15 +138,29 @@ static int put_binding(load_ctx *lc, const char *key, const cJSON *j, char *perr
     return rc ? fail(lc, key, "out of memory or a bad VIN") : 0;
 }
 
+/* What a committed success changed (issue 17): the key is "TASK/VIN" of the record. */
+static int put_rxswin(load_ctx *lc, const char *key, const cJSON *j, char *perr, size_t n)
+{
+    ota_rxswin_change_rec r;
+    char want[128];
+    if (ota_json_rxswin_change(j, NULL, &r, perr, n) != 0)
+        return fail(lc, key, "%s", perr);
+    ota_catalog_rxswin_key(r.task, r.vin, want, sizeof want);
+    int rc = strcmp(want, key) != 0 ? fail(lc, key, "task/vin %s does not match", want)
+             : ota_catalog_put_rxswin_change(lc->c, &r) ? fail(lc, key, "out of memory")
+                                                        : 0;
+    ota_rxswin_change_rec_free(&r);
+    return rc;
+}
+
 static const struct {
     ota_doc_kind kind;
     const char *name;
     put_doc_fn put;
 } DOC_STEPS[] = {
-    {OTA_DOC_MODEL, "model", put_model},
-    {OTA_DOC_FILE, "file", put_file},
-    {OTA_DOC_STRATEGY, "strategy", put_strategy},
-    {OTA_DOC_PACKAGE, "package", put_package},
+    {OTA_DOC_MODEL, "model", put_model},           {OTA_DOC_FILE, "file", put_file},
+    {OTA_DOC_STRATEGY, "strategy", put_strategy},  {OTA_DOC_PACKAGE, "package", put_package},
+    {OTA_DOC_RXSWIN, "rxswin change", put_rxswin},
 };
 
 static int on_doc(void *ctx, const char *key, const char *json)

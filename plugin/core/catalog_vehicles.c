@@ -1,7 +1,7 @@
 /*
  * catalog_vehicles.c — vehicles and lists of the in-memory catalog (catalog.h).
  *
- * A vehicle is an ota_vehicle record in c->vehicles (96 bytes on LP64): its VIN inline,
+ * A vehicle is an ota_vehicle record in c->vehicles (104 bytes on LP64): its VIN inline,
  * its texts interned, its public key (when it has one) a separate 32-byte block of
  * c->keys (slabs of 2047 blocks with a free list: no malloc header per key).
  * Replacing a vehicle rewrites its record in place. A VIN bound to a strategy keeps the
@@ -87,7 +87,8 @@ static int vehicle_build(ota_catalog *c, const ota_vehicle_rec *r, ota_vehicle *
     if (cat_intern(c, r->model, &v->model) != 0 || cat_intern(c, r->series, &v->series) != 0 ||
         cat_intern(c, r->platform, &v->platform) != 0 ||
         cat_intern(c, r->status, &v->status) != 0 || cat_intern(c, r->usage, &v->usage) != 0 ||
-        cat_intern(c, r->fw, &v->fw) != 0 || cat_intern(c, r->config_word, &v->config_word) != 0)
+        cat_intern(c, r->fw, &v->fw) != 0 || cat_intern(c, r->config_word, &v->config_word) != 0 ||
+        cat_intern(c, r->rxswin, &v->rxswin) != 0)
         return -1;
     return 0;
 }
@@ -134,6 +135,7 @@ int cat_put_vehicle_copy(ota_catalog *c, const ota_vehicle_rec *r)
     }
     if (b != NULL)
         cat_bound_add(ms, b->strategy, 1);
+    cat_changed(c, r->vin);
     return 0;
 }
 
@@ -154,6 +156,7 @@ int ota_catalog_delete_vehicle(ota_catalog *c, const char *vin)
         cat_bound_add(cat_ms_find(c, v->model, v->series), b->strategy, -1);
     key_free(&c->keys, v->public_key);
     ota_map_remove(&c->vehicles, v, NULL);
+    cat_changed(c, vin);
     return 1;
 }
 
@@ -169,7 +172,8 @@ int ota_catalog_vehicle_rec(const ota_vehicle *v, ota_vehicle_rec *out)
     if (dup_opt(v->vin, &out->vin) != 0 || dup_opt(v->model, &out->model) != 0 ||
         dup_opt(v->series, &out->series) != 0 || dup_opt(v->platform, &out->platform) != 0 ||
         dup_opt(v->status, &out->status) != 0 || dup_opt(v->usage, &out->usage) != 0 ||
-        dup_opt(v->config_word, &out->config_word) != 0 || dup_opt(v->fw, &out->fw) != 0) {
+        dup_opt(v->config_word, &out->config_word) != 0 || dup_opt(v->fw, &out->fw) != 0 ||
+        dup_opt(v->rxswin, &out->rxswin) != 0) {
         ota_vehicle_rec_free(out);
         return -1;
     }
@@ -205,7 +209,10 @@ int ota_catalog_list_add(ota_catalog *c, ota_list_kind list, const char *vin)
         return 0;
     cat_vin r = {{0}};
     memcpy(r.vin, vin, strlen(vin));
-    return ota_map_put(m, &r) ? 1 : -1;
+    if (!ota_map_put(m, &r))
+        return -1;
+    cat_changed(c, vin);
+    return 1;
 }
 
 /* 1 removed, 0 not listed. */
@@ -216,6 +223,7 @@ int ota_catalog_list_remove(ota_catalog *c, ota_list_kind list, const char *vin)
     if (r == NULL)
         return 0;
     ota_map_remove(m, r, NULL);
+    cat_changed(c, vin);
     return 1;
 }
 

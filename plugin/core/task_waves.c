@@ -337,3 +337,31 @@ cJSON *ota_task_waves_report(const ota_task_waves *w)
     }
     return arr;
 }
+
+/* ---------------------------------------------------------------- late joiners (issue 16) */
+
+int ota_task_waves_append(ota_task_waves *w, uint8_t wave, uint8_t state)
+{
+    uint8_t *of = realloc(w->wave_of, w->n_of + 1);
+    if (!of) {
+        return -1;
+    }
+    w->wave_of = of;
+    w->wave_of[w->n_of++] = wave;
+    ota_task_waves_add(w, w->n_of - 1, state);
+    return 0;
+}
+
+void ota_task_waves_set(ota_task_waves *w, size_t idx, uint8_t wave, uint8_t from, uint8_t to)
+{
+    uint8_t old = ota_task_waves_of(w, idx);
+    if (idx >= w->n_of || from >= OTA_EXEC_STATE_COUNT) {
+        return;
+    }
+    if (old != OTA_WAVE_NONE) {
+        w->size[old]--;
+        w->count[old][from]--;
+    }
+    w->wave_of[idx] = wave;
+    ota_task_waves_add(w, idx, to);
+}

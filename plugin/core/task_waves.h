@@ -79,6 +79,11 @@ bool ota_task_waves_failing(const ota_task_waves *w);
 bool ota_task_waves_promote(ota_task_waves *w);
 /* Approves the current wave. false: it was approved already. */
 bool ota_task_waves_approve(ota_task_waves *w);
+/* A continuous task's late joiner (tasks.c): appends an execution in wave (OTA_WAVE_NONE:
+ * outside, as a rejected one is) with its state; 0, or -1 out of memory. */
+int ota_task_waves_append(ota_task_waves *w, uint8_t wave, uint8_t state);
+/* Puts execution idx (in state from, now to) in wave instead of its own. */
+void ota_task_waves_set(ota_task_waves *w, size_t idx, uint8_t wave, uint8_t from, uint8_t to);
 /* Per wave: [{wave, size, started, approved, counts:{state: n}}...]. */
 cJSON *ota_task_waves_report(const ota_task_waves *w);
 

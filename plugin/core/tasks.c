@@ -8,6 +8,9 @@
  *   records (ota_task_exec, 32 bytes: the VIN inline, state, code number, resends, notice
  *   time) sorted by VIN, so a VIN's execution is a binary search away and
  *   listTaskVehicles walks the array in order.
+ * - Late joiners of a continuous task (issue 16) are appended, never inserted, so that the
+ *   engine's (task, index) references stay valid; a sorted index of theirs (4 bytes
+ *   each) keeps ota_task_find_exec two binary searches. A load sorts them in.
  * - Execution codes (rejection codes, later failure reasons) are numbers into a table of
  *   texts: the rejection codes keep their ota_reject_code number, other texts are added
  *   as they are met (at most 65535).
@@ -25,6 +28,7 @@
 
 #include "map.h"
 #include "ota_catalog_json.h"
+#include "waves.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -95,6 +99,11 @@ static void task_free(ota_task *task)
         ota_task_rec_free(&task->rec);
         ota_task_waves_free(task->waves);
         ota_task_window_free(task->mwindow);
+        if (task->target) {
+            ota_target_free(task->target);
+            free(task->target);
+        }
+        free(task->late);
         free(task->execs);
         free(task);
     }
@@ -307,6 +316,21 @@ static int exec_cmp_vin(const void *a, const void *b)
     return memcmp(((const ota_task_exec *)a)->vin, ((const ota_task_exec *)b)->vin, OTA_VIN_LEN);
 }
 
+/* Where vin is, or would go, in the late joiners' index (the first not below it). */
+static size_t late_pos(const ota_task *task, const char *vin)
+{
+    size_t lo = 0, hi = task->late_sorted;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(task->execs[task->late[mid]].vin, vin, OTA_VIN_LEN) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
 ota_task_exec *ota_task_find_exec(const ota_task *task, const char *vin)
 {
     if (!vin || strlen(vin) != OTA_VIN_LEN) {
@@ -314,7 +338,13 @@ ota_task_exec *ota_task_find_exec(const ota_task *task, const char *vin)
     }
     ota_task_exec key;
     memcpy(key.vin, vin, OTA_VIN_LEN);
-    return bsearch(&key, task->execs, task->n_execs, sizeof(key), exec_cmp_vin);
+    ota_task_exec *x = bsearch(&key, task->execs, task->n_sorted, sizeof(key), exec_cmp_vin);
+    if (x || task->n_execs == task->n_sorted) {
+        return x;
+    }
+    size_t k = late_pos(task, vin);
+    x = k < task->late_sorted ? &task->execs[task->late[k]] : NULL;
+    return x && memcmp(x->vin, vin, OTA_VIN_LEN) == 0 ? x : NULL;
 }
 
 void ota_task_exec_vin(const ota_task_exec *x, char vin[OTA_VIN_LEN + 1])
@@ -331,6 +361,170 @@ bool ota_vin_selected(char *const *vins, size_t n, const char *vin)
         }
     }
     return !vins;
+}
+
+/* ---------------------------------------------------------------- late joiners */
+
+/* arr (of *cap elements of size bytes, n used) with room for one more: itself, or
+ * reallocated to double (first when empty) with *cap updated; NULL out of memory (arr
+ * unchanged). */
+static void *room_for_one(void *arr, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap) {
+        return arr;
+    }
+    size_t c = *cap ? 2 * *cap : first;
+    void *grown = realloc(arr, c * size);
+    if (grown) {
+        *cap = c;
+    }
+    return grown;
+}
+
+/* Room for one more execution. 0, or -1 out of memory. */
+static int grow_execs(ota_task *task)
+{
+    ota_task_exec *x = room_for_one(task->execs, task->n_execs, &task->cap_execs, sizeof(*x), 64);
+    task->execs = x ? x : task->execs;
+    return x ? 0 : -1;
+}
+
+/* Room for one more execution and one more late index. 0, or -1 out of memory. */
+static int grow_for_join(ota_task *task)
+{
+    if (grow_execs(task) != 0) {
+        return -1;
+    }
+    uint32_t *l =
+        room_for_one(task->late, task->n_execs - task->n_sorted, &task->cap_late, sizeof(*l), 16);
+    task->late = l ? l : task->late;
+    return l ? 0 : -1;
+}
+
+/* The wave an execution in state goes to: the last for a queued one, none otherwise. */
+static uint8_t join_wave(const ota_task *task, uint8_t state)
+{
+    return state == OTA_EXEC_QUEUED ? (uint8_t)task->waves->n_specs : OTA_WAVE_NONE;
+}
+
+ota_task_exec *ota_task_join(ota_task *task, const char *vin, uint8_t state, uint16_t code,
+                             int64_t now)
+{
+    if (!vin || strlen(vin) != OTA_VIN_LEN || state >= OTA_EXEC_STATE_COUNT ||
+        task->n_execs >= UINT32_MAX || ota_task_find_exec(task, vin) || grow_for_join(task)) {
+        return NULL;
+    }
+    if (task->waves && ota_task_waves_append(task->waves, join_wave(task, state), state) != 0) {
+        return NULL;
+    }
+    size_t idx = task->n_execs;
+    ota_task_exec *x = &task->execs[idx];
+    *x = (ota_task_exec){.state = state, .code = code, .notified_ms = -1, .changed_ms = now};
+    memcpy(x->vin, vin, OTA_VIN_LEN);
+    task->late[idx - task->n_sorted] = (uint32_t)idx; /* sorted in by ota_task_joins_done */
+    task->n_execs++;
+    task->count[state]++;
+    task->doc_dirty |= task->waves != NULL; /* the plan has one more vehicle */
+    return x;
+}
+
+static int late_cmp(const ota_task *task, uint32_t a, uint32_t b)
+{
+    return memcmp(task->execs[a].vin, task->execs[b].vin, OTA_VIN_LEN);
+}
+
+/* a[0..na) and b[0..nb), each sorted, merged into out. */
+static void late_merge(const ota_task *task, const uint32_t *a, size_t na, const uint32_t *b,
+                       size_t nb, uint32_t *out)
+{
+    size_t i = 0, k = 0;
+    while (i < na && k < nb) {
+        *out++ = late_cmp(task, a[i], b[k]) <= 0 ? a[i++] : b[k++];
+    }
+    memcpy(out, a + i, (na - i) * sizeof(*a));
+    memcpy(out + (na - i), b + k, (nb - k) * sizeof(*b));
+}
+
+/* Sorts v[0..n) by VIN (merge sort; tmp holds n). */
+static void late_sort(const ota_task *task, uint32_t *v, uint32_t *tmp, size_t n)
+{
+    if (n < 2) {
+        return;
+    }
+    size_t h = n / 2;
+    late_sort(task, v, tmp, h);
+    late_sort(task, v + h, tmp, n - h);
+    late_merge(task, v, h, v + h, n - h, tmp);
+    memcpy(v, tmp, n * sizeof(*v));
+}
+
+void ota_task_joins_done(ota_task *task)
+{
+    size_t n = task->n_execs - task->n_sorted, s = task->late_sorted, k = n - s;
+    uint32_t *tmp = k > 1 ? malloc(n * sizeof(*tmp)) : NULL;
+    if (tmp) { /* a batch: O(k log k + n) */
+        late_sort(task, task->late + s, tmp, k);
+        late_merge(task, task->late, s, task->late + s, k, tmp);
+        memcpy(task->late, tmp, n * sizeof(*tmp));
+        free(tmp);
+        task->late_sorted = n;
+    }
+    for (; task->late_sorted < n; task->late_sorted++) { /* one, or no memory: inserted */
+        size_t i = task->late_sorted;
+        uint32_t idx = task->late[i];
+        size_t at = late_pos(task, task->execs[idx].vin);
+        memmove(&task->late[at + 1], &task->late[at], (i - at) * sizeof(*task->late));
+        task->late[at] = idx;
+    }
+}
+
+bool ota_task_exec_rejoinable(const ota_task_exec *x, uint16_t left)
+{
+    return x->notified_ms < 0 && !x->flags &&
+           (x->state == OTA_EXEC_QUEUED || x->state == OTA_EXEC_REJECTED ||
+            (x->state == OTA_EXEC_CANCELED && left && x->code == left));
+}
+
+bool ota_task_exec_rejoin(ota_task *task, ota_task_exec *x, uint8_t state, uint16_t code,
+                          uint16_t left, int64_t now)
+{
+    if (!ota_task_exec_rejoinable(x, left) ||
+        (state != OTA_EXEC_QUEUED && state != OTA_EXEC_REJECTED)) {
+        return false;
+    }
+    if (task->waves) {
+        size_t idx = (size_t)(x - task->execs);
+        uint8_t wave = join_wave(task, state);
+        task->doc_dirty |= wave != ota_task_waves_of(task->waves, idx);
+        ota_task_waves_set(task->waves, idx, wave, x->state, state);
+    }
+    task->count[x->state]--;
+    task->count[state]++;
+    x->state = state;
+    x->code = code;
+    x->changed_ms = now;
+    return true;
+}
+
+ota_task_exec *ota_task_walk(const ota_task *task, ota_task_walk_pos *pos)
+{
+    size_t n_late = task->late_sorted;
+    ota_task_exec *a = pos->sorted < task->n_sorted ? &task->execs[pos->sorted] : NULL;
+    ota_task_exec *b = pos->late < n_late ? &task->execs[task->late[pos->late]] : NULL;
+    if (a && (!b || memcmp(a->vin, b->vin, OTA_VIN_LEN) < 0)) {
+        pos->sorted++;
+        return a;
+    }
+    pos->late += b != NULL;
+    return b;
+}
+
+int64_t ota_task_jitter(const ota_task *task, const char *vin)
+{
+    if (task->jitter_ms == 0) {
+        return 0;
+    }
+    return (int64_t)(ota_waves_key(task->rec.id, vin) % ((uint64_t)task->jitter_ms + 1));
 }
 
 /* The number of an id "T<digits>", or 0. */
@@ -377,7 +571,7 @@ int ota_tasks_add(ota_tasks *t, ota_task_rec *rec, ota_task_state state, int64_t
     task->created_ms = created_ms;
     task->package = package;
     task->execs = execs;
-    task->n_execs = task->cap_execs = n;
+    task->n_execs = task->cap_execs = task->n_sorted = n;
     if (put_task(t, task) != 0) {
         free(task);
         return -1;
@@ -457,6 +651,34 @@ cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t creat
     return doc;
 }
 
+/* The "plan" of doc's waves (one character per execution, in index order) rewritten in
+ * VIN order: late joiners sorted in, as the next load will have them. 0, or -1. */
+static int plan_in_vin_order(const ota_task *task, cJSON *doc)
+{
+    cJSON *w = cJSON_GetObjectItemCaseSensitive(doc, "waves");
+    const char *old = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(w, "plan"));
+    if (!old || strlen(old) != task->n_execs) {
+        return -1;
+    }
+    char *plan = malloc(task->n_execs + 1);
+    if (!plan) {
+        return -1;
+    }
+    ota_task_walk_pos pos = {0};
+    size_t k = 0;
+    for (ota_task_exec *x; (x = ota_task_walk(task, &pos)) != NULL;) {
+        plan[k++] = old[x - task->execs];
+    }
+    if (k != task->n_execs) { /* joiners not sorted in yet (ota_task_joins_done) */
+        free(plan);
+        return -1;
+    }
+    plan[k] = '\0';
+    cJSON *s = cJSON_CreateString(plan);
+    free(plan);
+    return s && cJSON_ReplaceItemInObjectCaseSensitive(w, "plan", s) ? 0 : -1;
+}
+
 cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state)
 {
     cJSON *doc = ota_task_doc(&task->rec, state, task->created_ms, task->package);
@@ -480,6 +702,16 @@ cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state)
     }
     if (doc && task->end_action != OTA_END_CANCEL_PENDING) {
         cJSON_AddStringToObject(doc, "end_action", ota_task_end_action_name(task->end_action));
+    }
+    if (doc && task->continuous) {
+        cJSON_AddBoolToObject(doc, "continuous", true);
+    }
+    if (doc && task->jitter_ms) {
+        cJSON_AddNumberToObject(doc, "jitter_ms", (double)task->jitter_ms);
+    }
+    if (doc && task->waves && task->n_execs > task->n_sorted && plan_in_vin_order(task, doc)) {
+        cJSON_Delete(doc);
+        return NULL;
     }
     return doc;
 }
@@ -607,6 +839,9 @@ ota_task_state ota_task_next_state(const ota_task *task)
         ok + bad >= r->abort_min_executed && bad * 100 >= (ok + bad) * r->abort_failure_pct) {
         return OTA_TASK_ABORTED;
     }
+    if (task->continuous && !task->closed) {
+        return OTA_TASK_ACTIVE; /* vehicles may still join */
+    }
     return open_count(task) == 0 ? OTA_TASK_FINISHED : OTA_TASK_ACTIVE;
 }
 
@@ -656,8 +891,8 @@ static int load_fail(load_ctx *lc, const char *what, const char *key, const char
 }
 
 static const char *const doc_fields[] = {
-    "task", "state", "created_at", "package", "waves", "paused", "maintenance_window",
-    "end_action", "ramp", "retry", NULL};
+    "task",       "state", "created_at", "package",    "waves",     "paused", "maintenance_window",
+    "end_action", "ramp",  "retry",      "continuous", "jitter_ms", NULL};
 
 /* The document's members besides the task: state, created_at, package. */
 static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t errlen)
@@ -676,6 +911,14 @@ static int parse_doc_state(const cJSON *j, ota_task *task, char *err, size_t err
     task->created_ms = (int64_t)created;
     task->package = pkg;
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "waves");
+    uint64_t jitter = 0;
+    if (ota_json_get_bool(j, NULL, "continuous", false, false, &task->continuous, err, errlen) !=
+            0 ||
+        ota_json_get_uint(j, NULL, "jitter_ms", false, 0, OTA_TASK_JITTER_MAX, &jitter, err,
+                          errlen) != 0) {
+        return -1;
+    }
+    task->jitter_ms = (uint32_t)jitter;
     if (ota_json_get_bool(j, NULL, "paused", false, false, &task->paused, err, errlen) != 0 ||
         (w && ota_task_waves_from_json(w, &task->waves, err, errlen) != 0) ||
         ota_task_window_parse(j, NULL, &task->mwindow, err, errlen) != 0 ||
@@ -733,14 +976,8 @@ static int load_task_doc(void *ctx, const char *key, const char *json)
 
 static int push_exec(ota_task *task, const ota_task_exec *x)
 {
-    if (task->n_execs == task->cap_execs) {
-        size_t cap = task->cap_execs ? 2 * task->cap_execs : 64;
-        ota_task_exec *grown = realloc(task->execs, cap * sizeof(*grown));
-        if (!grown) {
-            return -1;
-        }
-        task->execs = grown;
-        task->cap_execs = cap;
+    if (grow_execs(task) != 0) {
+        return -1;
     }
     task->execs[task->n_execs++] = *x;
     return 0;
@@ -768,9 +1005,37 @@ static int load_exec(void *ctx, const ota_exec_rec *e)
                                    : 0;
 }
 
+/* A task's target: kept by a continuous task (the engine re-reads it as the catalog
+ * changes); others never read it again. A target of an unknown task is left alone. */
+static int load_target(load_ctx *lc, const char *key, const char *json)
+{
+    ota_task *task = ota_tasks_get(lc->t, key + strlen(OTA_TASK_TARGET_PREFIX));
+    if (!task || !task->continuous || task->target) {
+        return 0;
+    }
+    char perr[384];
+    cJSON *j = cJSON_Parse(json);
+    ota_target *q = calloc(1, sizeof(*q));
+    int rc = 0;
+    if (!j || !q) {
+        rc = load_fail(lc, "setting", key, !j ? "not JSON" : "out of memory");
+    } else if (ota_json_target(j, NULL, q, perr, sizeof(perr)) != 0) {
+        rc = load_fail(lc, "setting", key, perr);
+    } else {
+        task->target = q;
+        q = NULL;
+    }
+    free(q);
+    cJSON_Delete(j);
+    return rc;
+}
+
 static int load_setting(void *ctx, const char *key, const char *json)
 {
     load_ctx *lc = ctx;
+    if (strncmp(key, OTA_TASK_TARGET_PREFIX, strlen(OTA_TASK_TARGET_PREFIX)) == 0) {
+        return load_target(lc, key, json);
+    }
     if (strncmp(key, TYPE_RULES_PREFIX, strlen(TYPE_RULES_PREFIX)) != 0) {
         return 0; /* another setting */
     }
@@ -810,6 +1075,8 @@ static void sort_execs(ota_tasks *t)
                 break;
             }
         }
+        task->n_sorted = task->n_execs; /* late joiners of the last run are sorted in */
+        task->late_sorted = 0;
         ota_task_recount(task); /* after the sort: the wave plan is in VIN order */
     }
 }
@@ -850,6 +1117,8 @@ int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const 
         int rc =
             j ? parse_doc_state(j, &doc, err, errlen) : load_fail(&lc, "task", key, "not JSON");
         cJSON_Delete(j);
+        ota_task_waves_free(doc.waves); /* only the state is read */
+        ota_task_window_free(doc.mwindow);
         *state = doc.state;
         return rc == 0 ? 0 : -1;
     }
@@ -863,6 +1132,8 @@ int ota_tasks_follow_doc(ota_tasks *t, const char *key, const char *json, const 
     }
     ota_task *task = ota_tasks_get(t, key);
     qsort(task->execs, task->n_execs, sizeof(*task->execs), exec_cmp_vin);
+    task->n_sorted = task->n_execs;
+    task->late_sorted = 0;
     ota_task_recount(task);
     *state = task->state;
     return 1;

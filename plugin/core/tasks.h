@@ -21,6 +21,7 @@
 
 #include "ota_codec.h"
 #include "ota_store.h"
+#include "ota_target.h"
 #include "task_rules.h"
 #include "task_waves.h"
 #include "task_ramp.h"
@@ -68,8 +69,16 @@ typedef struct {
     int64_t created_ms;
     uint64_t package; /* the full package the task installs */
     size_t n_execs;
-    ota_task_exec *execs; /* sorted by VIN, one per VIN */
+    ota_task_exec *execs; /* one per VIN: [0, n_sorted) sorted by VIN, then late joiners */
     size_t cap_execs;
+    size_t n_sorted;   /* the executions the task was created (or loaded) with */
+    uint32_t *late;     /* late joiners (continuous): their indexes, sorted by VIN ... */
+    size_t late_sorted; /* ... the first late_sorted of them (ota_task_joins_done) */
+    size_t cap_late;    /* late holds n_execs - n_sorted indexes */
+    bool continuous;   /* its target stays open (issue 16): vehicles join and leave */
+    bool closed;       /* engine, not stored: a continuous task past its end takes no one */
+    uint32_t jitter_ms; /* a queued notice waits 0..jitter_ms ms, by VIN (ota_task_jitter) */
+    ota_target *target; /* a continuous task's query (setting task_target:<id>), or NULL */
     size_t count[OTA_EXEC_STATE_COUNT]; /* executions per state (ota_task_recount) */
     ota_task_waves *waves;              /* a rollout in waves (issue 16), or NULL */
     bool paused;                        /* pauseTask: nothing is notified until resumeTask */
@@ -83,11 +92,15 @@ typedef struct {
     double tokens;     /* rate limit bucket */
     int64_t refill_ms; /* last refill, monotonic */
     bool doc_dirty;    /* the task document (its state) must be stored again */
+    int64_t open_since_ms; /* jitter: when it last became able to dispatch; 0 not now */
+    uint8_t open_wave;     /* jitter: the wave current at open_since_ms */
 } ota_task;
 
 /* ota_task_exec.flags (the engine's claims, docs/task-engine.md "Notice claims"). */
 #define OTA_EXEC_F_CLAIMING 1  /* the notice (msg_id of resends) waits for its claim */
 #define OTA_EXEC_F_ELSEWHERE 2 /* another broker holds the notice: not stored, not timed out */
+#define OTA_EXEC_F_NEW 4       /* a continuous task's joiner whose row is not stored yet: not
+                                * notified (nor left, nor validated again) until it is */
 
 /* ---- the execution state machine (the engine drives it; docs/task-engine.md) ---- */
 
@@ -121,7 +134,8 @@ uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pend
 /* The state task should be in now: an active task is aborted once at least
  * abort_min_executed executions finished (succeeded + failed) and failed x 100 >=
  * finished x abort_failure_pct (0: never), else finished once nothing is queued or in
- * flight; other states stay. */
+ * flight — a continuous task only once closed (its end passed): until then vehicles may
+ * still join, as an AWS IoT continuous job stays IN_PROGRESS; other states stay. */
 ota_task_state ota_task_next_state(const ota_task *task);
 /* Sets the task's state; a change marks its document for the store (doc_dirty). */
 void ota_task_set_state(ota_task *task, ota_task_state s);
@@ -147,8 +161,45 @@ void ota_task_exec_vin(const ota_task_exec *x, char vin[OTA_VIN_LEN + 1]);
 bool ota_vin_selected(char *const *vins, size_t n, const char *vin);
 /* A task by id, or NULL. */
 ota_task *ota_tasks_get(const ota_tasks *t, const char *id);
-/* The execution of vin in task, or NULL (binary search). */
+/* The execution of vin in task, or NULL (binary search of the sorted part, then of the
+ * late joiners' index). */
 ota_task_exec *ota_task_find_exec(const ota_task *task, const char *vin);
+
+/* ---- continuous tasks (issue 16): late joiners ----
+ * A vehicle that starts matching a continuous task's target after its creation gets an
+ * execution appended to the array (so every index the engine holds stays valid) and its
+ * index inserted in `late`, sorted by VIN (4 bytes per joiner). At the next load every
+ * execution is sorted again and late is empty. A joiner of a task in waves is in the
+ * last wave ("the rest"), as hawkBit's dynamic rollout groups come after the static ones;
+ * the plan (a string in VIN order) then changes, so the task document is marked dirty. */
+
+/* Adds vin's execution, queued or rejected with code, at now. NULL out of memory or when
+ * vin has one already. The pointer is valid until the next join. A joiner is not found
+ * (ota_task_find_exec, ota_task_walk) until ota_task_joins_done: a batch of k joins into n
+ * costs O(k log k + n), not k moves of n (so the caller must not join a VIN twice in one
+ * batch). */
+ota_task_exec *ota_task_join(ota_task *task, const char *vin, uint8_t state, uint16_t code,
+                             int64_t now);
+/* Sorts the joiners since the last call into the late index. */
+void ota_task_joins_done(ota_task *task);
+/* Whether x may be re-validated: never notified, no notice claim out, and queued,
+ * rejected, or canceled with code left (the vehicle had left the target). */
+bool ota_task_exec_rejoinable(const ota_task_exec *x, uint16_t left);
+/* Moves a rejoinable x to queued or rejected (with code); not a move of the state machine
+ * (ota_exec_transition_valid): a vehicle coming back to a continuous task starts again,
+ * one whose vehicle no longer passes a rule (blacklisted after it joined) is rejected.
+ * false, changing nothing, when x is not rejoinable or state is neither. */
+bool ota_task_exec_rejoin(ota_task *task, ota_task_exec *x, uint8_t state, uint16_t code,
+                          uint16_t left, int64_t now);
+/* The executions in VIN order: start with *pos = {0}; NULL after the last. */
+typedef struct {
+    size_t sorted, late;
+} ota_task_walk_pos;
+ota_task_exec *ota_task_walk(const ota_task *task, ota_task_walk_pos *pos);
+#define OTA_TASK_JITTER_MAX 86400000 /* a day */
+/* The delay of vin's first notice in a task with jitter_ms: 0..jitter_ms, from a hash of
+ * task id + VIN (ota_waves_key), so it is the same on every broker and after a restart. */
+int64_t ota_task_jitter(const ota_task *task, const char *vin);
 /* The id the next created task gets: "T" and a number, zero-padded to 6 digits. */
 void ota_tasks_next_id(const ota_tasks *t, char *buf, size_t len);
 /* Adds a created task: takes rec's contents (its vins must be gone) and execs (malloc'd,
@@ -181,10 +232,15 @@ int ota_tasks_follow_setting(ota_tasks *t, const char *key, const char *json, ch
                              size_t errlen);
 
 /* The stored document of a task in memory, in state: ota_task_doc with its "waves" and
- * "paused" (issue 16). */
+ * "paused" (issue 16), "continuous" and "jitter_ms"; a plan with late joiners is written
+ * in VIN order (the order the executions have after the next load). */
 cJSON *ota_task_doc_of(const ota_task *task, ota_task_state state);
 /* The stored task document: {"task":{...}, "state", "created_at", "package"}. */
 cJSON *ota_task_doc(const ota_task_rec *rec, ota_task_state state, int64_t created_ms,
                     uint64_t package);
+
+/* The setting document that keeps a task's target ("task_target:<id>"): written by
+ * createTask (control_tasks.c), read back at load for a continuous task. */
+#define OTA_TASK_TARGET_PREFIX "task_target:"
 
 #endif

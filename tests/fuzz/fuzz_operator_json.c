@@ -2,7 +2,8 @@
  * fuzz_operator_json.c — fuzz target: operator requests on $CONTROL/ota/v1, as control.c
  * reads them: the strict JSON parse (ota_json_parse_exact), then each command's record
  * parser of codec/catalog_json.c by its "command" name (upsertVehicles, setModel,
- * addPackage, setStrategy, createTask, setTaskTypeRules, and the field helpers the other
+ * addPackage, setStrategy, createTask, setTaskTypeRules, the RXSWIN change document
+ * ("rxswinChange", issue 17), and the field helpers the other
  * commands use), plus the JSON-to-CBOR conversion. Checks: every error text is filled; a
  * record that parsed emits JSON that parses back (ota_json_X(ota_json_from_X(r)) holds).
  */
@@ -108,6 +109,10 @@ static void command(const cJSON *cmd)
                    "strategy");
     } else if (strcmp(c, "createTask") == 0) {
         task(cJSON_GetObjectItemCaseSensitive(cmd, "task"));
+    } else if (strcmp(c, "rxswinChange") == 0) { /* the OTA_DOC_RXSWIN document (issue 17) */
+        ROUND_TRIP(ota_rxswin_change_rec, ota_json_rxswin_change, ota_json_from_rxswin_change,
+                   ota_json_rxswin_change, ota_rxswin_change_rec_free,
+                   cJSON_GetObjectItemCaseSensitive(cmd, "change"), "change");
     } else if (strcmp(c, "setTaskTypeRules") == 0) {
         ROUND_TRIP(ota_task_type_rules, ota_json_task_type_rules, ota_json_from_task_type_rules,
                    ota_json_task_type_rules, ota_task_type_rules_free, cmd, "");

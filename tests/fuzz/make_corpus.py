@@ -109,8 +109,20 @@ def operator():
             "vins": ["LSVTA000000000001", "LSVTA000000000002"], "start": TS, "end": TS + 1,
             "max_resend": 3, "rate": 10, "timeout_min": 60,
             "abort": {"min_executed": 10, "failure_pct": 20}}
+    r156 = dict(pkg, language="en", prompt={"en": "park", "de-AT": "parken"},
+                result_info={"en": "done"}, rxswin=["R79-STEER.2", "R10-EMC.1"],
+                install_mode="soft")
+    change = {"task": "T000001", "vin": "LSVTA000000000001", "package": 1,
+              "before": ["R79-STEER.1"], "after": ["R79-STEER.2"], "at": TS}
     cmds = {
         "upsert": [{"command": "upsertVehicles", "vehicles": [veh]}],
+        # issue 17: RXSWINs, texts per language, install-mode default, change document
+        "upsert-rxswin": [{"command": "upsertVehicles",
+                           "vehicles": [dict(veh, rxswin=["R10-EMC.1"])]}],
+        "package-r156": [{"command": "addPackage", "package": r156}],
+        "package-r156-bad": [{"command": "addPackage", "package": dict(
+            r156, rxswin=["R79-A", "R79-B"], prompt={"en": "x", "e_n": "y"})}],
+        "rxswin-change": [{"command": "rxswinChange", "change": change}],
         "model": [{"command": "setModel", "model": "EX5", "series": "S1",
                    "supports_config_word": True, "ecus": ["BMS", "VCU"],
                    "ignore": [{"bit": 3, "ecus": ["BMS"]}]}],
@@ -221,11 +233,28 @@ def file_gets():
     }
 
 
+def desc_texts():
+    """COSE_Sign1 messages (signature not checked by this reader) with user texts."""
+    def sign1(payload):
+        return b"\xd2" + cbor2.dumps([b"\xa1\x01\x27", {}, cbor2.dumps(payload), b"\0" * 64])
+    d = {"task": "T1", "prompt": "p", "result_info": "r"}
+    texts = {"language": "en", "prompt": {"en": "park", "de-AT": "parken"},
+             "result_info": {"en": "done"}}
+    return {
+        "plain": sign1(d),
+        "texts": sign1(dict(d, texts=texts)),
+        "texts-bad-map": sign1(dict(d, texts={"language": "en", "prompt": ["x"]})),
+        "texts-no-default": sign1(dict(d, texts={"language": 5, "prompt": {"de": "y" * 200}})),
+        "payload-not-map": sign1([1, 2]),
+        "not-cose": cbor2.dumps({"texts": texts}),
+    }
+
+
 def main():
     for target, seeds in (("fuzz_report", reports()), ("fuzz_shadow", shadows()),
                           ("fuzz_upload_chunk", chunks()), ("fuzz_operator_json", operator()),
                           ("fuzz_spool_record", spool()), ("fuzz_pkg_get", pkg_gets()),
-                          ("fuzz_file_get", file_gets())):
+                          ("fuzz_file_get", file_gets()), ("fuzz_desc_texts", desc_texts())):
         d = CORPUS / target
         d.mkdir(parents=True, exist_ok=True)
         for old in d.glob("seed-*"):

@@ -665,10 +665,10 @@ class OpsTest(OtactlCase):
         self.assertIn("T000001 is already finished: nothing to cancel", p.stderr)
         # export
         csv = self.bok(b, "task", "export", "T000001", "--format", "csv").splitlines()
-        self.assertEqual(csv[0], "vin,state,code,attempts,notified_at,updated_at,fw,target")
+        self.assertEqual(csv[0], "vin,state,code,attempts,notified_at,updated_at,fw,target,rxswin_before,rxswin_after,rxswin")
         self.assertEqual(len(csv), 4)
         self.assertTrue(csv[1].startswith("%s,canceled,,0,," % ot.vin(1)), csv[1])
-        self.assertTrue(csv[1].endswith(",1.0,2.0"), csv[1])
+        self.assertEqual(csv[1].split(",")[6:], ["1.0", "2.0", "", "", ""], csv[1])
         self.assertRegex(csv[1].split(",")[5], r"^20\d\d-.*Z$")
         out_file = self.tmp / "export.json"
         self.bok(b, "task", "export", "T000001", "--format", "json", "--output", str(out_file))

@@ -99,7 +99,7 @@ class ReadmeCampaign(ot.OtaTestCase):
         self.assertIn("id: T000001\n", p.stdout)
         self.assertIn("accepted: 2\n", p.stdout)
         rows = (work / "spring.csv").read_text().splitlines()
-        self.assertEqual(rows[0], "vin,state,code,attempts,notified_at,updated_at,fw,target")
+        self.assertEqual(rows[0], "vin,state,code,attempts,notified_at,updated_at,fw,target,rxswin_before,rxswin_after,rxswin")
         self.assertEqual(sorted(r.split(",")[0] for r in rows[1:]), FLEET[:2])
         for r in rows[1:]:
             f = r.split(",")

@@ -46,6 +46,7 @@ int test_collect_vehicle(void *ctx, const ota_vehicle_rec *v)
     c->usage = test_strdup(v->usage);
     c->config_word = test_strdup(v->config_word);
     c->fw = test_strdup(v->fw);
+    c->rxswin = test_strdup(v->rxswin);
     return g->stop_after != 0 && g->n >= g->stop_after;
 }
 
@@ -75,6 +76,7 @@ void test_assert_vehicle(const ota_vehicle_rec *got, const ota_vehicle_rec *want
     assert_int_equal(got->passenger, want->passenger);
     test_assert_text(got->config_word, want->config_word);
     test_assert_text(got->fw, want->fw);
+    test_assert_text(got->rxswin, want->rxswin);
     assert_int_equal(got->has_public_key, want->has_public_key);
     if (want->has_public_key)
         assert_memory_equal(got->public_key, want->public_key, OTA_PUBKEY_LEN);

@@ -331,6 +331,7 @@ static void accept_desc(agent *a, const uint8_t *p, size_t n)
     agent_log("task %s: description %llu verified, %u ECUs%s", a->job.task,
               (unsigned long long)a->desc.ctr, a->desc.n_ecus,
               a->job.has_ckey ? ", encrypted" : "");
+    agent_gate_texts(a); /* the user information, in the driver's language (issue 17) */
     agent_ev_status(a, "downloading", NULL, NULL);
 }
 

@@ -114,6 +114,8 @@ typedef struct {
     const char *precondition_cmd; /* optional: exit 0 = all hold, else stdout names the
                                      failed ones ("battery,parked") */
     const char *initial_fw;       /* the vehicle's firmware before any update by the agent */
+    const char *language;         /* optional: the driver's language tag (issue 17), e.g. de:
+                                     the description's texts in it, else its default */
     uint32_t block_size;          /* file/get bs */
     uint32_t window;              /* blocks per file/get */
     int request_timeout_ms;

@@ -44,6 +44,23 @@ void agent_gate_notice(agent *a, const char *mode, int64_t deadline, bool instal
         st_kv_set_u64(a->db, "gate.install_now", 1);
 }
 
+void agent_gate_texts(agent *a)
+{
+    char prompt[4097], info[4097], lang[64], info_lang[64];
+    if (a->job.cose == NULL ||
+        vc_desc_user_text(a->job.cose, a->job.cose_len, "prompt", a->cfg->language, prompt,
+                          sizeof prompt, lang, sizeof lang) != 0 ||
+        vc_desc_user_text(a->job.cose, a->job.cose_len, "result_info", a->cfg->language, info,
+                          sizeof info, info_lang, sizeof info_lang) != 0)
+        return;
+    setenv("OTA_PROMPT", prompt, 1);
+    setenv("OTA_RESULT_INFO", info, 1);
+    setenv("OTA_TEXT_LANGUAGE", lang, 1);
+    if (prompt[0] != '\0' || info[0] != '\0')
+        agent_log("task %s: prompt (%s): %s | result_info (%s): %s", a->job.task,
+                  lang[0] ? lang : "-", prompt, info_lang[0] ? info_lang : "-", info);
+}
+
 /* The driver's answer: 1 accepted, 0 ask again later, -1 declined (the job ended). */
 static int consent(agent *a, int64_t now)
 {
@@ -53,6 +70,8 @@ static int consent(agent *a, int64_t now)
         return 1;
     if ((int64_t)st_kv_u64(a->db, "gate.until", 0) > now)
         return 0; /* postponed: not yet */
+    if (a->cfg->consent_cmd)
+        agent_gate_texts(a); /* what the driver is told, in its language */
     int rc = a->cfg->consent_cmd ? run(a->cfg->consent_cmd, line, sizeof line) : 0;
     long secs = 0;
     if (rc == 0 && strncmp(line, "postpone", 8) != 0 && strcmp(line, "decline") != 0) {

@@ -145,6 +145,9 @@ void agent_set_step(agent *a, const char *step);
 void agent_gate_notice(agent *a, const char *mode, int64_t deadline, bool install_now);
 /* agent_gate.c: 1 go on to install, 0 wait (called again), -1 the job ended (declined). */
 int agent_gate_step(agent *a);
+/* The description's user information in the driver's language (issue 17): logged, and put
+ * in the environment of consent_cmd (OTA_PROMPT, OTA_RESULT_INFO, OTA_TEXT_LANGUAGE). */
+void agent_gate_texts(agent *a);
 void agent_ev_consent(agent *a, const char *answer, int64_t until); /* until -1: none */
 void agent_ev_waiting(agent *a, const char *failed_conditions);
 void agent_fail(agent *a, const char *error); /* job ends failed with a seed-000 word */

@@ -91,7 +91,8 @@ static int set(agent_config *c, const char *k, char *v, char *err, size_t cap)
                  {"keyfile", &c->keyfile},         {"server_pub", &c->server_pub},
                  {"vehicle_key", &c->vehicle_key}, {"state_dir", &c->state_dir},
                  {"health_cmd", &c->health_cmd},   {"initial_fw", &c->initial_fw},
-                 {"consent_cmd", &c->consent_cmd}, {"precondition_cmd", &c->precondition_cmd}};
+                 {"consent_cmd", &c->consent_cmd}, {"precondition_cmd", &c->precondition_cmd},
+                 {"language", &c->language}};
 
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
         if (strcmp(k, texts[i].key) == 0) {
@@ -173,7 +174,8 @@ void agent_config_free(agent_config *c)
 {
     const char *texts[] = {c->host,       c->vin,        c->cafile,      c->certfile,
                            c->keyfile,    c->server_pub, c->vehicle_key, c->state_dir,
-                           c->health_cmd, c->initial_fw, c->consent_cmd, c->precondition_cmd};
+                           c->health_cmd, c->initial_fw, c->consent_cmd, c->precondition_cmd,
+                           c->language};
 
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
         free((char *)texts[i]);

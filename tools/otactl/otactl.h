@@ -226,5 +226,10 @@ int otactl_cmd_package_update(otactl_ctx *ctx, otactl_args *a);
 int otactl_cmd_package_deprecate(otactl_ctx *ctx, otactl_args *a);
 int otactl_cmd_package_delete(otactl_ctx *ctx, otactl_args *a);
 extern const otactl_opt otactl_package_update_opts[];
+/* otactl_r156.c (issue 17): --rxswin LIST as "rxswin": [...]; and a package's --language,
+ * --prompt[-lang], --result-info[-lang], --install-mode and --rxswin. OTACTL_OK or a usage
+ * error. */
+int otactl_add_rxswin(const otactl_args *a, cJSON *obj);
+int otactl_add_pkg_r156(otactl_ctx *ctx, const otactl_args *a, cJSON *obj);
 
 #endif

@@ -109,6 +109,7 @@ int otactl_build_vehicle(otactl_ctx *ctx, const otactl_args *a, cJSON **vehicle)
     }
     add_opt_str(v, "config_word", otactl_arg(a, "config-word"));
     add_opt_str(v, "fw", otactl_arg(a, "fw"));
+    otactl_add_rxswin(a, v);
     if (key) {
         char *k = lower_dup(key);
         cJSON_AddStringToObject(v, "public_key", k);
@@ -240,9 +241,10 @@ static int add_pkg_ecu(const otactl_ctx *ctx, const char *spec, cJSON *arr)
     return rc;
 }
 
-static const char *const pkg_flags[] = {"model",     "series",   "version", "kind",
-                                        "from",      "baseline", "prompt",  "result-info",
-                                        "encrypted", "ecu",      "content-key", NULL};
+static const char *const pkg_flags[] = {
+    "model",       "series",           "version",   "kind",         "from",        "baseline",
+    "prompt",      "result-info",      "encrypted", "ecu",          "content-key", "language",
+    "prompt-lang", "result-info-lang", "rxswin",    "install-mode", NULL};
 
 /* --json FILE: a package object, or {"package": {...}}. */
 static int package_from_file(otactl_ctx *ctx, const otactl_args *a, cJSON **pkg)
@@ -299,8 +301,7 @@ static int package_from_flags(otactl_ctx *ctx, const otactl_args *a, cJSON **pkg
     }
     if (rc == OTACTL_OK) {
         add_opt_str(p, "baseline_description", otactl_arg(a, "baseline"));
-        add_opt_str(p, "prompt", otactl_arg(a, "prompt"));
-        add_opt_str(p, "result_info", otactl_arg(a, "result-info"));
+        rc = otactl_add_pkg_r156(ctx, a, p); /* texts per language, RXSWINs, install mode */
         if (otactl_flag(a, "encrypted")) {
             cJSON_AddTrueToObject(p, "encrypted");
         }

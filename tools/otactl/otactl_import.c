@@ -131,7 +131,7 @@ static bool blank_record(const csv *c)
 
 /* ---- columns ---- */
 
-typedef enum { COL_TEXT, COL_BOOL } col_kind;
+typedef enum { COL_TEXT, COL_BOOL, COL_LIST } col_kind; /* LIST: items split at ';' or ',' */
 
 static const struct {
     const char *name;
@@ -144,6 +144,7 @@ static const struct {
     {"sold", COL_BOOL, false},      {"activated", COL_BOOL, false},
     {"passenger", COL_BOOL, false}, {"config_word", COL_TEXT, false},
     {"fw", COL_TEXT, false},        {"public_key", COL_TEXT, false},
+    {"rxswin", COL_LIST, false}, /* issue 17: "R10-EMC.1;R79-STEER.1"; empty: kept as stored */
 };
 #define NCOLUMNS ((int)(sizeof(columns) / sizeof(columns[0])))
 
@@ -176,7 +177,7 @@ static int read_header(const otactl_ctx *ctx, const char *path, csv *c, int **ma
             return otactl_usage_err(ctx,
                                     "%s line 1: unknown column \"%s\" (vehicle fields: vin, "
                                     "model, series, platform, status, usage, sold, activated, "
-                                    "passenger, config_word, fw, public_key)",
+                                    "passenger, config_word, fw, public_key, rxswin)",
                                     path, h);
         }
         if (seen[m[i]]) {
@@ -205,6 +206,26 @@ static int parse_bool(const char *s, bool *v)
     return -1;
 }
 
+/* A list cell: items split at ';' or ',', blanks around them dropped. */
+static void add_list(cJSON *v, const char *name, const char *cell)
+{
+    cJSON *arr = cJSON_AddArrayToObject(v, name);
+    for (const char *s = cell; *s;) {
+        s += strspn(s, " \t;,");
+        size_t k = strcspn(s, ";,");
+        size_t end = k;
+        while (end > 0 && (s[end - 1] == ' ' || s[end - 1] == '\t')) {
+            end--;
+        }
+        if (end > 0) {
+            char *item = strndup(s, end);
+            cJSON_AddItemToArray(arr, cJSON_CreateString(item ? item : ""));
+            free(item);
+        }
+        s += k;
+    }
+}
+
 /* One data row -> a vehicle object. */
 static int row_vehicle(const otactl_ctx *ctx, const char *path, unsigned line, const csv *c,
                        const int *map, int ncols, cJSON **out)
@@ -225,6 +246,8 @@ static int row_vehicle(const otactl_ctx *ctx, const char *path, unsigned line, c
             continue;
         } else if (columns[k].kind == COL_TEXT) {
             cJSON_AddStringToObject(v, columns[k].name, cell);
+        } else if (columns[k].kind == COL_LIST) {
+            add_list(v, columns[k].name, cell);
         } else if (parse_bool(cell, &b) == 0) {
             cJSON_AddBoolToObject(v, columns[k].name, b);
         } else {

@@ -151,9 +151,11 @@ int otactl_task_check_cancelable(otactl_ctx *ctx, const char *id)
 
 /* ---- task export ---- */
 
-static const char *const export_cols[] = {"vin",         "state",      "code", "attempts",
-                                          "notified_at", "updated_at", "fw",   "target"};
-#define N_EXPORT_COLS 8
+static const char *const export_cols[] = {
+    "vin", "state",  "code",          "attempts",     "notified_at", "updated_at",
+    "fw",  "target", "rxswin_before", "rxswin_after", "rxswin"}; /* RXSWIN lists: items joined
+                                                                    (issue 17) */
+#define N_EXPORT_COLS 11
 
 /* A CSV field: quoted when it holds a comma, quote or line break. */
 static void csv_field(FILE *out, const char *s)
@@ -400,8 +402,11 @@ int otactl_cmd_package_update(otactl_ctx *ctx, otactl_args *a)
         return rc;
     }
     add_text(a, "baseline", c, "baseline_description");
-    add_text(a, "prompt", c, "prompt");
-    add_text(a, "result-info", c, "result_info");
+    rc = otactl_add_pkg_r156(ctx, a, c); /* texts per language, RXSWINs, install mode */
+    if (rc != OTACTL_OK) {
+        cJSON_Delete(c);
+        return rc;
+    }
     return otactl_run(ctx, c, otactl_print_package);
 }
 
@@ -409,6 +414,12 @@ const otactl_opt otactl_package_update_opts[] = {
     {"baseline", "TEXT", "the baseline description (createTask needs one)"},
     {"prompt", "TEXT", "the prompt shown to the driver"},
     {"result-info", "TEXT", "the result information"},
+    {"language", "TAG", "the default language of per-language texts (e.g. en)"},
+    {"prompt-lang", "TAG=TEXT", "the prompt in one language (repeatable; issue 17)"},
+    {"result-info-lang", "TAG=TEXT", "the result information in one language (repeatable)"},
+    {"rxswin", "R79-X,R10-Y", "the RXSWINs the package sets (comma-separated; \"\" clears)"},
+    {"install-mode", "MODE",
+     "default install mode of its tasks: forced, soft, download_only (none: no default)"},
     {NULL, NULL, NULL},
 };
 

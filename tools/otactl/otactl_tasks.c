@@ -57,6 +57,8 @@ static const char *const create_flags[] = {"name",
                                            "target",
                                            "install-mode",
                                            "install-deadline",
+                                           "continuous",
+                                           "jitter",
                                            NULL};
 
 /* --json FILE: a task object, or {"task": {...}}. */
@@ -171,6 +173,10 @@ static int add_numbers(otactl_ctx *ctx, const otactl_args *a, cJSON *t)
     rc = rc ? rc : add_number(ctx, a, "rate", t, "rate");
     rc = rc ? rc : add_number(ctx, a, "timeout-min", t, "timeout_min");
     rc = rc ? rc : add_install(ctx, a, t);
+    rc = rc ? rc : add_number(ctx, a, "jitter", t, "jitter_ms");
+    if (rc == OTACTL_OK && otactl_flag(a, "continuous")) { /* issue 16: needs --target */
+        cJSON_AddBoolToObject(t, "continuous", true);
+    }
     bool abort_min = otactl_arg(a, "abort-min-executed"),
          abort_pct = otactl_arg(a, "abort-failure-pct");
     if (rc == OTACTL_OK && abort_min != abort_pct) {
@@ -662,6 +668,9 @@ static const otactl_opt create_opts[] = {
      "forced (default), soft (the driver may postpone or decline), download_only (installs "
      "on task install-now) or time_forced (soft until --install-deadline)"},
     {"install-deadline", "TIME", "when a time_forced task becomes forced (as --start)"},
+    {"continuous", NULL,
+     "with --target: vehicles that match later join, queued ones that stop matching leave"},
+    {"jitter", "MS", "spread the notices: each waits 0..MS ms, by VIN (default 0)"},
     {NULL, NULL, NULL},
 };
 

@@ -155,6 +155,33 @@ static bool parse_key(cbor_item_t *key, vc_desc *d)
     return true;
 }
 
+static bool is_text(const cbor_item_t *v)
+{
+    return v != NULL && cbor_isa_string(v) && cbor_string_is_definite(v);
+}
+
+/* A {tag: text} map of the description's texts (issue 17), or absent. */
+static bool lang_map_ok(cbor_item_t *m)
+{
+    if (m == NULL)
+        return true;
+    if (!cbor_isa_map(m) || !cbor_map_is_definite(m))
+        return false;
+    struct cbor_pair *p = cbor_map_handle(m);
+    for (size_t i = 0; i < cbor_map_size(m); i++)
+        if (!is_text(p[i].key) || !is_text(p[i].value))
+            return false;
+    return true;
+}
+
+/* texts?: {language: text, prompt?: {tag: text}, result_info?: {tag: text}}. */
+static bool texts_ok(cbor_item_t *t)
+{
+    return t == NULL ||
+           (cbor_isa_map(t) && is_text(vc_cbor_get(t, "language")) &&
+            lang_map_ok(vc_cbor_get(t, "prompt")) && lang_map_ok(vc_cbor_get(t, "result_info")));
+}
+
 static bool parse_description(cbor_item_t *root, vc_desc *d)
 {
     cbor_item_t *ecus = vc_cbor_get(root, "ecus");
@@ -164,7 +191,8 @@ static bool parse_description(cbor_item_t *root, vc_desc *d)
         !get_text(root, "task", d->task, sizeof d->task) ||
         !get_text(root, "to", d->to, sizeof d->to) || !get_uint(root, "ctr", &d->ctr) ||
         !get_uint(root, "iat", &d->iat) || !get_uint(root, "exp", &d->exp) || ecus == NULL ||
-        !cbor_isa_array(ecus) || cbor_array_size(ecus) == 0 || cbor_array_size(ecus) > VC_MAX_ECUS)
+        !cbor_isa_array(ecus) || cbor_array_size(ecus) == 0 ||
+        cbor_array_size(ecus) > VC_MAX_ECUS || !texts_ok(vc_cbor_get(root, "texts")))
         return false;
     d->has_req = get_uint(root, "req", &d->req);
     d->n_ecus = (uint32_t)cbor_array_size(ecus);
@@ -385,6 +413,43 @@ static size_t sign1_head(const uint8_t *m, size_t len)
     return 0;
 }
 
+/* libcbor's cbor_load allocates a definite array or map for its declared size before it
+ * reads the items: a hostile head (0x9b and 2^64 - 1) asks for more memory than exists.
+ * Every item takes at least one byte, so a declared size must fit the bytes left; the
+ * heads are walked with the streaming decoder, which allocates nothing (fuzz_desc_texts). */
+typedef struct {
+    size_t left;
+    bool bad;
+} size_walk;
+
+static void on_array(void *ctx, size_t n)
+{
+    size_walk *w = ctx;
+    w->bad |= n > w->left;
+}
+
+static void on_map(void *ctx, size_t n)
+{
+    size_walk *w = ctx;
+    w->bad |= n > w->left / 2;
+}
+
+static bool sizes_fit(const uint8_t *m, size_t len)
+{
+    struct cbor_callbacks cb = cbor_empty_callbacks;
+    cb.array_start = on_array;
+    cb.map_start = on_map;
+    size_walk w = {0, false};
+    for (size_t at = 0; at < len && !w.bad;) {
+        w.left = len - at;
+        struct cbor_decoder_result r = cbor_stream_decode(m + at, len - at, &cb, &w);
+        if (r.status != CBOR_DECODER_FINISHED || r.read == 0)
+            return false;
+        at += r.read;
+    }
+    return !w.bad;
+}
+
 vc_verdict vc_desc_verify(const vc_pub *pub, const void *msg, size_t len, vc_desc *out)
 {
     struct cbor_load_result res;
@@ -392,13 +457,73 @@ vc_verdict vc_desc_verify(const vc_pub *pub, const void *msg, size_t len, vc_des
     cbor_item_t *arr;
     vc_verdict v = VC_DESC_BAD_COSE;
 
-    if (head == 0 || (arr = cbor_load((const uint8_t *)msg + head, len - head, &res)) == NULL)
+    if (head == 0 || !sizes_fit((const uint8_t *)msg + head, len - head) ||
+        (arr = cbor_load((const uint8_t *)msg + head, len - head, &res)) == NULL)
         return VC_DESC_BAD_COSE;
     if (res.read == len - head && cbor_isa_array(arr) && cbor_array_is_definite(arr) &&
         cbor_array_size(arr) == 4)
         v = verify_sign1(pub, arr, out);
     cbor_decref(&arr);
     return v;
+}
+
+/* Copies text item v (definite) into out, cut to cap - 1 bytes. */
+static void copy_text(const cbor_item_t *v, char *out, size_t cap)
+{
+    size_t n = cbor_string_length(v);
+    n = n < cap ? n : cap - 1;
+    memcpy(out, cbor_string_handle(v), n);
+    out[n] = '\0';
+}
+
+/* The text of field in lang, else in the description's default language, else the
+ * plain field; *used the language taken ("" for the plain field). */
+static void pick_text(cbor_item_t *root, const char *field, const char *lang, char *out, size_t cap,
+                      char *used, size_t used_cap)
+{
+    cbor_item_t *texts = vc_cbor_get(root, "texts"), *m = vc_cbor_get(texts, field);
+    cbor_item_t *def = vc_cbor_get(texts, "language"), *v = NULL;
+    char deflang[64] = "";
+    if (is_text(def))
+        copy_text(def, deflang, sizeof deflang);
+    const char *tried[2] = {lang, deflang};
+    for (int i = 0; i < 2 && m != NULL && v == NULL; i++) {
+        if (tried[i] != NULL && tried[i][0] != '\0' && is_text(vc_cbor_get(m, tried[i]))) {
+            v = vc_cbor_get(m, tried[i]);
+            snprintf(used, used_cap, "%s", tried[i]);
+        }
+    }
+    if (v == NULL) {
+        v = vc_cbor_get(root, field);
+        snprintf(used, used_cap, "%s", "");
+    }
+    if (is_text(v))
+        copy_text(v, out, cap);
+}
+
+int vc_desc_user_text(const void *msg, size_t len, const char *field, const char *lang, char *out,
+                      size_t cap, char *used, size_t used_cap)
+{
+    struct cbor_load_result res;
+    size_t head = sign1_head(msg, len);
+    cbor_item_t *arr = NULL, *desc = NULL;
+    out[0] = used[0] = '\0';
+    if (cap == 0 || head == 0 || !sizes_fit((const uint8_t *)msg + head, len - head) ||
+        (arr = cbor_load((const uint8_t *)msg + head, len - head, &res)) == NULL)
+        return -1;
+    cbor_item_t *payload = cbor_isa_array(arr) && cbor_array_size(arr) == 4
+                               ? cbor_array_handle(arr)[2]
+                               : NULL;
+    if (payload != NULL && is_bytes(payload) &&
+        sizes_fit(cbor_bytestring_handle(payload), cbor_bytestring_length(payload)))
+        desc = cbor_load(cbor_bytestring_handle(payload), cbor_bytestring_length(payload), &res);
+    if (desc != NULL && cbor_isa_map(desc))
+        pick_text(desc, field, lang, out, cap, used, used_cap);
+    int rc = desc != NULL && cbor_isa_map(desc) ? 0 : -1;
+    if (desc != NULL)
+        cbor_decref(&desc);
+    cbor_decref(&arr);
+    return rc;
 }
 
 vc_verdict vc_desc_check(const vc_desc *d, const char *vin, int64_t now_ms, uint64_t last_ctr)

@@ -81,6 +81,14 @@ void vc_pub_ed25519(const uint8_t raw[32], vc_pub *pub);
  * the description into *out. */
 vc_verdict vc_desc_verify(const vc_pub *pub, const void *msg, size_t len, vc_desc *out);
 
+/* The user information of a description (issue 17): field "prompt" or "result_info" in
+ * lang (a tag, e.g. "de"; NULL or "": none), else in the description's default language
+ * (texts.language), else its plain field; *used is the language taken ("" for the plain
+ * field). For a message vc_desc_verify accepted (it does not check the signature again).
+ * 0, or -1 when msg is not a COSE_Sign1 with a map payload. */
+int vc_desc_user_text(const void *msg, size_t len, const char *field, const char *lang, char *out,
+                      size_t cap, char *used, size_t used_cap);
+
 /* The vehicle's own checks: vin is its VIN, exp after now_ms, ctr above last_ctr. */
 vc_verdict vc_desc_check(const vc_desc *d, const char *vin, int64_t now_ms, uint64_t last_ctr);
 /* The same, also accepting ctr equal to last_ctr when the payload is the very one accepted

@@ -6,7 +6,8 @@
  * checked by agent_desc_req_ok, an EdDSA description refused by a P-256 key (the
  * algorithm comes from the trusted key, never from the message), a whole encrypted file
  * decrypted (and a flipped bit refused); and the state file: report seqs that never come
- * back after a reopen, the download bitmap, the job and an ECU's resume blob.
+ * back after a reopen, the download bitmap, the job and an ECU's resume blob; the user
+ * texts of a description in the driver's language (vc_desc_user_text, issue 17).
  */
 #include "agent_int.h"
 #include "agent_vectors.h"
@@ -19,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cbor.h>
 
 #include <cmocka.h>
 
@@ -43,6 +46,78 @@ static void load_p256(vc_pub *pub)
     assert_int_equal(
         vc_load_pub(write_file(dir, "es256.pub", vec_p256_pem, strlen(vec_p256_pem)), pub), 0);
     test_remove_dir();
+}
+
+/* A COSE_Sign1 (signature not checked by vc_desc_user_text) around a description with
+ * prompt "plain" and, when with_texts, texts {language: en, prompt: {de, en}}. */
+static unsigned char *sign1_with_texts(bool with_texts, size_t *len)
+{
+    cbor_item_t *d = cbor_new_definite_map(2);
+    cbor_map_add(d, (struct cbor_pair){cbor_move(cbor_build_string("prompt")),
+                                       cbor_move(cbor_build_string("plain"))});
+    if (with_texts) {
+        cbor_item_t *t = cbor_new_definite_map(2), *p = cbor_new_definite_map(2);
+        cbor_map_add(p, (struct cbor_pair){cbor_move(cbor_build_string("de")),
+                                           cbor_move(cbor_build_string("Bitte parken"))});
+        cbor_map_add(p, (struct cbor_pair){cbor_move(cbor_build_string("en")),
+                                           cbor_move(cbor_build_string("Please park"))});
+        cbor_map_add(t, (struct cbor_pair){cbor_move(cbor_build_string("language")),
+                                           cbor_move(cbor_build_string("en"))});
+        cbor_map_add(t, (struct cbor_pair){cbor_move(cbor_build_string("prompt")), cbor_move(p)});
+        cbor_map_add(d, (struct cbor_pair){cbor_move(cbor_build_string("texts")), cbor_move(t)});
+    }
+    unsigned char *payload = NULL, *out = NULL;
+    size_t plen = 0, cap = 0;
+    plen = cbor_serialize_alloc(d, &payload, &cap);
+    cbor_decref(&d);
+    uint8_t sig[64] = {0};
+    cbor_item_t *arr = cbor_new_definite_array(4);
+    cbor_array_push(arr,
+                    cbor_move(cbor_build_bytestring((const unsigned char *)"\xa1\x01\x27", 3)));
+    cbor_array_push(arr, cbor_move(cbor_new_definite_map(0)));
+    cbor_array_push(arr, cbor_move(cbor_build_bytestring(payload, plen)));
+    cbor_array_push(arr, cbor_move(cbor_build_bytestring(sig, sizeof sig)));
+    size_t n = cbor_serialize_alloc(arr, &out, &cap);
+    cbor_decref(&arr);
+    free(payload);
+    unsigned char *msg = malloc(n + 1);
+    msg[0] = 0xd2; /* tag 18 */
+    memcpy(msg + 1, out, n);
+    free(out);
+    *len = n + 1;
+    return msg;
+}
+
+/* Issue 17: the driver's language, else the description's default, else the plain text. */
+static void test_user_texts(void **state)
+{
+    (void)state;
+    size_t n;
+    char out[64], used[16];
+    unsigned char *m = sign1_with_texts(true, &n);
+    assert_int_equal(vc_desc_user_text(m, n, "prompt", "de", out, sizeof out, used, sizeof used),
+                     0);
+    assert_string_equal(out, "Bitte parken");
+    assert_string_equal(used, "de");
+    assert_int_equal(vc_desc_user_text(m, n, "prompt", "fr", out, sizeof out, used, sizeof used),
+                     0);
+    assert_string_equal(out, "Please park"); /* the default language's */
+    assert_string_equal(used, "en");
+    assert_int_equal(vc_desc_user_text(m, n, "prompt", NULL, out, 6, used, sizeof used), 0);
+    assert_string_equal(out, "Pleas"); /* cut to the buffer */
+    assert_int_equal(
+        vc_desc_user_text(m, n, "result_info", "de", out, sizeof out, used, sizeof used), 0);
+    assert_string_equal(out, ""); /* neither a map nor a plain text */
+    free(m);
+    m = sign1_with_texts(false, &n);
+    assert_int_equal(vc_desc_user_text(m, n, "prompt", "de", out, sizeof out, used, sizeof used),
+                     0);
+    assert_string_equal(out, "plain");
+    assert_string_equal(used, "");
+    assert_int_equal(
+        vc_desc_user_text(m + 1, n - 1, "prompt", "de", out, sizeof out, used, sizeof used),
+        -1); /* no COSE tag */
+    free(m);
 }
 
 static void test_es256(void **state)
@@ -178,9 +253,8 @@ static void test_state_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_es256),
-        cmocka_unit_test(test_presigned_req),
-        cmocka_unit_test(test_decrypt_file),
+        cmocka_unit_test(test_user_texts),    cmocka_unit_test(test_es256),
+        cmocka_unit_test(test_presigned_req), cmocka_unit_test(test_decrypt_file),
         cmocka_unit_test(test_state_file),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);

@@ -477,6 +477,23 @@ static void check_description_r156(ota_description *d)
     assert_true(cbor_get_bool(field(pre, "ignition_off")));
     assert_null(ota_cbor_map_find(pre, "parked"));
     cbor_decref(&m);
+    /* per-language texts and RXSWINs (issue 17): texts {language, prompt, result_info?} */
+    ota_lang_text prompts[] = {{"de", "Bitte parken"}, {"en", "please park"}};
+    d->language = "en";
+    d->n_prompts = 2;
+    d->prompts = prompts;
+    d->rxswin = "R10-EMC.1,R79-STEER.2";
+    m = described(d);
+    assert_int_equal(cbor_map_size(m), 17);
+    const cbor_item_t *texts = field(m, "texts");
+    assert_int_equal(cbor_map_size(texts), 2); /* no result_info map */
+    assert_text(field(texts, "language"), "en");
+    assert_text(field(field(texts, "prompt"), "de"), "Bitte parken");
+    assert_text(field(field(texts, "prompt"), "en"), "please park");
+    const cbor_item_t *rx = field(m, "rxswin");
+    assert_int_equal(cbor_array_size(rx), 2);
+    assert_memory_equal(cbor_string_handle(cbor_array_handle(rx)[1]), "R79-STEER.2", 11);
+    cbor_decref(&m);
 }
 
 static void test_description(void **state)

@@ -11,6 +11,7 @@
  * per VIN kept from reports (a replayed older event does not bring an old status back).
  */
 #include "tasks.h"
+#include "waves.h"
 #include "test_util.h"
 
 #include <setjmp.h>
@@ -466,6 +467,213 @@ static void test_latest_status(void **state)
     assert_null(latest_status(t, V2));
 }
 
+/* ---- continuous tasks (issue 16): late joiners, rejoining, jitter ---- */
+
+#define V0 "LSVTK000000000000"
+#define V4 "LSVTK000000000004"
+
+static size_t idx_of(const ota_task *task, const char *vin)
+{
+    ota_task_exec *x = ota_task_find_exec(task, vin);
+    assert_non_null(x);
+    return (size_t)(x - task->execs);
+}
+
+static void test_join_find_walk(void **state)
+{
+    ota_tasks *t = *state;
+    ota_task_exec xs[] = {exec_of(V3, OTA_EXEC_QUEUED), exec_of(V1, OTA_EXEC_NOTIFIED)};
+    ota_task *task = add_task(t, "T000001", xs, 2, NULL);
+    task->continuous = true;
+    assert_non_null(ota_task_join(task, V2, OTA_EXEC_QUEUED, 0, 5000));
+    assert_non_null(ota_task_join(task, V4, OTA_EXEC_REJECTED, OTA_REJ_BLACKLISTED, 5000));
+    assert_non_null(ota_task_join(task, V0, OTA_EXEC_QUEUED, 0, 6000));
+    assert_null(ota_task_find_exec(task, V0)); /* not sorted in yet */
+    ota_task_joins_done(task);
+    assert_null(ota_task_join(task, V3, OTA_EXEC_QUEUED, 0, 6000)); /* has one */
+    assert_null(ota_task_join(task, V2, OTA_EXEC_QUEUED, 0, 6000));
+    assert_null(ota_task_join(task, V3 "9", OTA_EXEC_QUEUED, 0, 6000));
+    /* appended: the executions of the creation keep their index */
+    assert_int_equal(task->n_execs, 5);
+    assert_int_equal(idx_of(task, V1), 0);
+    assert_int_equal(idx_of(task, V3), 1);
+    assert_int_equal(idx_of(task, V2), 2);
+    assert_int_equal(idx_of(task, V4), 3);
+    assert_int_equal(idx_of(task, V0), 4);
+    assert_null(ota_task_find_exec(task, "LSVTK000000000005"));
+    assert_int_equal(task->execs[4].changed_ms, 6000);
+    assert_int_equal(task->execs[4].notified_ms, -1);
+    assert_int_equal(task->count[OTA_EXEC_QUEUED], 3);
+    assert_int_equal(task->count[OTA_EXEC_REJECTED], 1);
+    /* the walk is in VIN order */
+    const char *want[] = {V0, V1, V2, V3, V4};
+    ota_task_walk_pos pos = {0};
+    size_t k = 0;
+    for (ota_task_exec *x; (x = ota_task_walk(task, &pos)) != NULL; k++) {
+        assert_true(k < 5);
+        assert_memory_equal(x->vin, want[k], OTA_VIN_LEN);
+    }
+    assert_int_equal(k, 5);
+}
+
+static void test_join_many(void **state)
+{
+    ota_tasks *t = *state;
+    ota_task_exec xs[] = {exec_of(V1, OTA_EXEC_QUEUED)};
+    ota_task *task = add_task(t, "T000001", xs, 1, NULL);
+    char vin[OTA_VIN_LEN + 1];
+    for (unsigned i = 0; i < 3000; i++) { /* in no order: a stride through 0..2999 */
+        snprintf(vin, sizeof(vin), "LSVTM%012u", (i * 7919u) % 3000u);
+        assert_non_null(ota_task_join(task, vin, OTA_EXEC_QUEUED, 0, 1));
+        if (i % 1000 == 999 || i == 1500 || i == 1501) {
+            ota_task_joins_done(task); /* batches of 1000, 501, one, 498 ... */
+        }
+    }
+    for (unsigned i = 0; i < 3000; i++) {
+        snprintf(vin, sizeof(vin), "LSVTM%012u", i);
+        ota_task_exec *x = ota_task_find_exec(task, vin);
+        assert_non_null(x);
+        assert_memory_equal(x->vin, vin, OTA_VIN_LEN);
+    }
+    ota_task_walk_pos pos = {0};
+    ota_task_exec *prev = ota_task_walk(task, &pos), *x;
+    size_t n = 1;
+    while ((x = ota_task_walk(task, &pos)) != NULL) {
+        assert_true(memcmp(prev->vin, x->vin, OTA_VIN_LEN) < 0);
+        prev = x;
+        n++;
+    }
+    assert_int_equal(n, 3001);
+}
+
+static void test_rejoin(void **state)
+{
+    ota_tasks *t = *state;
+    uint16_t left = ota_tasks_code(t, "left_target"), other = ota_tasks_code(t, "expired");
+    ota_task_exec xs[] = {exec_of(V1, OTA_EXEC_REJECTED), exec_of(V2, OTA_EXEC_CANCELED),
+                          exec_of(V3, OTA_EXEC_CANCELED), exec_of(V4, OTA_EXEC_REJECTED)};
+    xs[1].code = left;
+    xs[2].code = other;
+    xs[3].notified_ms = 10; /* notified once: never starts again */
+    ota_task *task = add_task(t, "T000001", xs, 4, NULL);
+    ota_task_exec *a = ota_task_find_exec(task, V1), *b = ota_task_find_exec(task, V2);
+    assert_true(ota_task_exec_rejoin(task, a, OTA_EXEC_QUEUED, 0, left, 7000));
+    assert_int_equal(a->state, OTA_EXEC_QUEUED);
+    assert_int_equal(a->changed_ms, 7000);
+    assert_true(
+        ota_task_exec_rejoin(task, b, OTA_EXEC_REJECTED, OTA_REJ_USAGE_MISMATCH, left, 7000));
+    assert_int_equal(b->code, OTA_REJ_USAGE_MISMATCH);
+    assert_false(
+        ota_task_exec_rejoin(task, ota_task_find_exec(task, V3), OTA_EXEC_QUEUED, 0, left, 7000));
+    assert_false(
+        ota_task_exec_rejoin(task, ota_task_find_exec(task, V4), OTA_EXEC_QUEUED, 0, left, 7000));
+    assert_true(ota_task_exec_rejoin(task, a, OTA_EXEC_REJECTED, OTA_REJ_BLACKLISTED, left, 7000));
+    assert_true(ota_task_exec_rejoin(task, a, OTA_EXEC_QUEUED, 0, left, 7000));
+    a->flags = OTA_EXEC_F_CLAIMING; /* its notice is being claimed: too late */
+    assert_false(ota_task_exec_rejoin(task, a, OTA_EXEC_REJECTED, OTA_REJ_BLACKLISTED, left, 1));
+    a->flags = 0;
+    assert_false(ota_task_exec_rejoin(task, b, OTA_EXEC_NOTIFIED, 0, left, 7000));
+    assert_int_equal(task->count[OTA_EXEC_QUEUED], 1);
+    assert_int_equal(task->count[OTA_EXEC_REJECTED], 2);
+    assert_int_equal(task->count[OTA_EXEC_CANCELED], 1);
+}
+
+static void test_continuous_stays_active(void **state)
+{
+    ota_tasks *t = *state;
+    ota_task_exec xs[] = {exec_of(V1, OTA_EXEC_SUCCEEDED)};
+    ota_task *task = add_task(t, "T000001", xs, 1, NULL);
+    assert_int_equal(ota_task_next_state(task), OTA_TASK_FINISHED);
+    task->continuous = true;
+    assert_int_equal(ota_task_next_state(task), OTA_TASK_ACTIVE); /* vehicles may join */
+    task->closed = true;
+    assert_int_equal(ota_task_next_state(task), OTA_TASK_FINISHED);
+}
+
+static void test_jitter(void **state)
+{
+    ota_tasks *t = *state;
+    ota_task_exec xs[] = {exec_of(V1, OTA_EXEC_QUEUED)};
+    ota_task *task = add_task(t, "T000001", xs, 1, NULL);
+    assert_int_equal(ota_task_jitter(task, V1), 0);
+    task->jitter_ms = 1000;
+    int64_t min = 1000, max = 0;
+    char vin[OTA_VIN_LEN + 1];
+    for (unsigned i = 0; i < 200; i++) {
+        snprintf(vin, sizeof(vin), "LSVTM%012u", i);
+        int64_t j = ota_task_jitter(task, vin);
+        assert_int_equal(j, (int64_t)(ota_waves_key("T000001", vin) % 1001));
+        min = j < min ? j : min;
+        max = j > max ? j : max;
+    }
+    assert_true(min < 100 && max > 900); /* spread over the window */
+}
+
+/* A task in waves with a joiner: the stored plan is in VIN order, so a load (which sorts
+ * the joiner in) finds every vehicle in its wave. */
+static void test_doc_plan_after_join(void **state)
+{
+    ota_tasks *t = *state;
+    char err[256];
+    cJSON *req = cJSON_Parse("{\"waves\":[{\"count\":1}]}");
+    ota_task_waves *w = NULL;
+    assert_int_equal(ota_task_waves_parse(req, "task", &w, err, sizeof(err)), 0);
+    cJSON_Delete(req);
+    const char *vins[] = {V1, V3};
+    const bool acc[] = {true, true};
+    assert_int_equal(ota_task_waves_plan(w, "T000001", vins, acc, 2), 0);
+    ota_task_exec xs[] = {exec_of(V1, OTA_EXEC_QUEUED), exec_of(V3, OTA_EXEC_QUEUED)};
+    ota_task_rec tmpl = {.start_ms = -1, .end_ms = -1};
+    ota_task *task = add_task(t, "T000001", xs, 2, &tmpl);
+    task->rec.name = test_strdup("c");
+    task->rec.model = test_strdup("EX5");
+    task->rec.series = test_strdup("S1");
+    task->waves = w;
+    task->continuous = true;
+    task->jitter_ms = 9;
+    ota_task_recount(task);
+    uint8_t w1 = ota_task_waves_of(w, 0), w3 = ota_task_waves_of(w, 1);
+    task->doc_dirty = false;
+    assert_non_null(ota_task_join(task, V2, OTA_EXEC_QUEUED, 0, 1));
+    assert_non_null(ota_task_join(task, V0, OTA_EXEC_REJECTED, OTA_REJ_BLACKLISTED, 1));
+    ota_task_joins_done(task);
+    assert_true(task->doc_dirty);
+    assert_int_equal(ota_task_waves_of(w, 2), 1); /* the rest */
+    assert_int_equal(ota_task_waves_of(w, 3), OTA_WAVE_NONE);
+    assert_int_equal(w->size[1], 2);
+    cJSON *doc = ota_task_doc_of(task, OTA_TASK_ACTIVE);
+    assert_non_null(doc);
+    char plan[5] = {'-', (char)('0' + w1), '1', (char)('0' + w3), 0}; /* V0 V1 V2 V3 */
+    cJSON *wj = cJSON_GetObjectItemCaseSensitive(doc, "waves");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(wj, "plan")), plan);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "continuous")));
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(doc, "jitter_ms")->valueint, 9);
+    /* loaded again (as another broker follows it): the same waves by VIN */
+    cJSON_ReplaceItemInObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "task"), "id",
+                                           cJSON_CreateString("T000002"));
+    char *json = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    ota_exec_rec recs[4];
+    const char *order[] = {V3, V0, V2, V1}; /* in any order */
+    const ota_exec_state st[] = {OTA_EXEC_QUEUED, OTA_EXEC_REJECTED, OTA_EXEC_QUEUED,
+                                 OTA_EXEC_QUEUED};
+    for (int i = 0; i < 4; i++) {
+        recs[i] =
+            (ota_exec_rec){.task = "T000002", .vin = order[i], .state = st[i], .notified_ms = -1};
+    }
+    ota_task_state s;
+    assert_int_equal(ota_tasks_follow_doc(t, "T000002", json, recs, 4, &s, err, sizeof(err)), 1);
+    free(json);
+    ota_task *back = ota_tasks_get(t, "T000002");
+    assert_true(back->continuous);
+    assert_int_equal(back->jitter_ms, 9);
+    assert_int_equal(back->n_sorted, 4);
+    assert_int_equal(ota_task_waves_of(back->waves, idx_of(back, V1)), w1);
+    assert_int_equal(ota_task_waves_of(back->waves, idx_of(back, V2)), 1);
+    assert_int_equal(ota_task_waves_of(back->waves, idx_of(back, V3)), w3);
+    assert_int_equal(ota_task_waves_of(back->waves, idx_of(back, V0)), OTA_WAVE_NONE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +694,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_add_find_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_codes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latest_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_join_find_walk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_join_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejoin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_continuous_stays_active, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jitter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_doc_plan_after_join, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

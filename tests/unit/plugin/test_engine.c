@@ -158,6 +158,14 @@ void ota_pkg_presign(ota_plugin *p, const char *vin, const char *task)
     snprintf(g_presigned, sizeof g_presigned, "%s:%s", task, vin);
 }
 
+static char g_committed[128]; /* "task:vin" of the last ota_rxswin_on_success */
+
+void ota_rxswin_on_success(ota_plugin *p, const ota_task *task, const char *vin)
+{
+    (void)p;
+    snprintf(g_committed, sizeof g_committed, "%s:%s", task->rec.id, vin);
+}
+
 void ota_shadows_on_seen(ota_shadows *s, ota_shadow_seen_fn fn, void *ctx)
 {
     (void)s;
@@ -511,7 +519,9 @@ static void test_window_and_expiry(void **state)
     assert_int_equal(state_of("T000001", V2), OTA_EXEC_CANCELED);
     assert_string_equal(code_of("T000001", V2), "expired");
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED); /* notified ones go on */
+    g_committed[0] = '\0';
     status(V1, "T000001", "succeeded", NULL);
+    assert_string_equal(g_committed, "T000001:" V1); /* its RXSWIN update is queued */
     tick();
     assert_int_equal(ota_tasks_get(F->p.tasks, "T000001")->state, OTA_TASK_FINISHED);
 }
@@ -571,8 +581,10 @@ static void test_reports_drive_states(void **state)
     assert_string_equal(code_of("T000001", V1), "upgrade_failed");
     assert_null(desired_slot(V1)->desired); /* cleared: no dead notice re-delivered */
     assert_int_equal(g_effects, 1);
+    g_committed[0] = '\0';
     status(V1, "T000001", "succeeded", NULL); /* finished: never changes again */
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_FAILED);
+    assert_string_equal(g_committed, ""); /* no RXSWIN update for a failed execution */
     assert_int_equal(g_effects, 1); /* a replayed report publishes no second alert */
     assert_int_equal(ota_tasks_get(F->p.tasks, "T000001")->state, OTA_TASK_FINISHED);
 }
@@ -1026,6 +1038,284 @@ static void test_conflict_further_wins(void **state)
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_INSTALLING);
 }
 
+/* ---------------------------------------------------------------- continuous, jitter */
+
+/* A catalog vehicle of EX5/S1 with fw 1.0 and this usage (test_strdup'd; the catalog takes
+ * the record's contents). */
+static void put_vehicle(const char *vin, const char *usage)
+{
+    ota_vehicle_rec r = {.vin = test_strdup(vin),
+                         .model = test_strdup("EX5"),
+                         .series = test_strdup("S1"),
+                         .status = test_strdup("in_stock"),
+                         .usage = test_strdup(usage),
+                         .fw = test_strdup("1.0"),
+                         .passenger = true};
+    assert_int_equal(ota_catalog_put_vehicle(F->p.catalog, &r), 0);
+}
+
+/* T000001 of V1, continuous, its target the usage "fleet". */
+static ota_task *add_continuous(void)
+{
+    ota_task *task = ADD("T000001", TASK(.model = test_strdup("EX5"), .series = test_strdup("S1"),
+                                         .name = test_strdup("c")),
+                         V1);
+    char err[256];
+    cJSON *q = cJSON_Parse("{\"usage\":[\"fleet\"]}");
+    task->target = calloc(1, sizeof(*task->target));
+    assert_non_null(task->target);
+    assert_int_equal(ota_json_target(q, "target", task->target, err, sizeof err), 0);
+    cJSON_Delete(q);
+    task->continuous = true;
+    return task;
+}
+
+typedef struct {
+    char state[8][OTA_VIN_LEN + 1 + 16]; /* "VIN state code" per stored row */
+    size_t n;
+} rows_of;
+
+static int row_of(void *ctx, const ota_exec_rec *e)
+{
+    rows_of *r = ctx;
+    if (r->n < 8) {
+        snprintf(r->state[r->n++], sizeof(r->state[0]), "%s %d %s", e->vin, (int)e->state,
+                 e->code ? e->code : "-");
+    }
+    return 0;
+}
+
+static rows_of stored_rows(void)
+{
+    rows_of r = {.n = 0};
+    assert_int_equal(ota_store_load_execs(g_store, row_of, &r), 0);
+    return r;
+}
+
+static void test_continuous_join_leave_stored(void **state)
+{
+    (void)state;
+    put_vehicle(V1, "retail");
+    put_vehicle(V2, "fleet"); /* before the start: the first TICK matches everything */
+    ota_task *task = add_continuous();
+    start_engine();
+    tick();
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_QUEUED);
+    assert_int_equal(task->n_execs, 2);
+    /* V1 was in the task from its creation and does not match: it leaves */
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_CANCELED);
+    assert_string_equal(code_of("T000001", V1), "left_target");
+    later(50);
+    tick(); /* the flush: V2's row inserted, V1's moved */
+    rows_of r = stored_rows();
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.state[0], V1 " 6 left_target");
+    assert_string_equal(r.state[1], V2 " 0 -");
+    /* a vehicle upserted while running joins at the next TICK; one that stops matching
+     * before its notice leaves; one notified stays */
+    put_vehicle(V3, "fleet");
+    seen(V2);
+    tick();
+    assert_int_equal(state_of("T000001", V3), OTA_EXEC_QUEUED);
+    assert_string_equal(notice_id(V2), "T000001:" V2 ":0");
+    put_vehicle(V2, "retail");
+    put_vehicle(V3, "retail");
+    later(50);
+    tick();
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_NOTIFIED);
+    assert_int_equal(state_of("T000001", V3), OTA_EXEC_CANCELED);
+    seen(V3);
+    tick();
+    assert_string_equal(notice_id(V3), ""); /* never notified */
+    later(50);
+    tick();
+    r = stored_rows();
+    assert_int_equal(r.n, 3);
+    assert_string_equal(r.state[1], V2 " 1 -");
+    assert_string_equal(r.state[2], V3 " 6 left_target");
+    /* back in the target: it starts again, and is notified */
+    put_vehicle(V3, "fleet");
+    tick();
+    tick();
+    assert_int_equal(state_of("T000001", V3), OTA_EXEC_NOTIFIED);
+    assert_int_equal(task->state, OTA_TASK_ACTIVE);
+}
+
+static void test_continuous_closes_at_its_end(void **state)
+{
+    (void)state;
+    put_vehicle(V1, "fleet");
+    ota_task *task = add_continuous();
+    task->rec.end_ms = g_now + 1000;
+    start_engine();
+    seen(V1);
+    tick();
+    tick();
+    status(V1, "T000001", "succeeded", NULL);
+    tick();
+    assert_int_equal(task->state, OTA_TASK_ACTIVE); /* nothing open, but open to joiners */
+    later(1000);
+    tick();
+    put_vehicle(V2, "fleet");
+    tick();
+    assert_int_equal(task->state, OTA_TASK_FINISHED);
+    assert_null(ota_task_find_exec(task, V2)); /* past its end nobody joins */
+}
+
+/* An online vehicle that joins is claimed only once its row is stored (the claim job runs
+ * before the flush job in the writer's queue: claimed at once, it would find no row). */
+static void test_joiner_claimed_after_its_row(void **state)
+{
+    (void)state;
+    put_vehicle(V1, "fleet");
+    add_continuous();
+    start_engine();
+    seen(V1);
+    tick();
+    tick();
+    assert_string_equal(notice_id(V1), "T000001:" V1 ":0");
+    seen(V2);
+    put_vehicle(V2, "fleet");
+    later(50);
+    tick(); /* joins: not claimed yet; the flush inserts its row */
+    assert_string_equal(notice_id(V2), "");
+    assert_int_equal(stored_rows().n, 2);
+    later(50);
+    tick(); /* claimed */
+    tick();
+    assert_string_equal(notice_id(V2), "T000001:" V2 ":0");
+    assert_true(stat_of("conflicts") == 0); /* no claim found its row missing */
+    assert_true(stat_of("adopted") == 0);
+}
+
+/* A joiner that stops matching before its row is stored leaves once it is. */
+static void test_joiner_leaves_after_its_row(void **state)
+{
+    (void)state;
+    put_vehicle(V1, "fleet");
+    add_continuous();
+    start_engine();
+    tick();
+    put_vehicle(V2, "fleet");
+    later(50);
+    ota_engine_tick(&F->p); /* joins; the flush job waits in the writer's queue */
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_QUEUED);
+    put_vehicle(V2, "retail");
+    later(50);
+    ota_engine_tick(&F->p); /* not decided while its row is not stored */
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_QUEUED);
+    run_jobs(); /* stored */
+    tick();
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_CANCELED);
+    assert_string_equal(code_of("T000001", V2), "left_target");
+}
+
+/* Another broker on the same database took the joiner first and notified it: this broker's
+ * insert does not overwrite that row, it reads it again. */
+static void test_joiner_stored_by_another_broker(void **state)
+{
+    (void)state;
+    put_vehicle(V1, "fleet");
+    put_vehicle(V2, "fleet");
+    add_continuous();
+    ota_exec_rec theirs = {.task = "T000001",
+                           .vin = V2,
+                           .state = OTA_EXEC_NOTIFIED,
+                           .msg_id = "T000001:" V2 ":0",
+                           .notified_ms = g_now,
+                           .updated_ms = g_now};
+    ota_catalog_change c = {.put_execs = &theirs, .n_put_execs = 1};
+    char err[256];
+    assert_int_equal(ota_store_apply(g_store, &c, err, sizeof err), 0);
+    start_engine();
+    tick(); /* V2 joins, queued in memory */
+    later(50);
+    tick(); /* the flush finds the row: read again */
+    tick(); /* the read's result */
+    rows_of r = stored_rows();
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.state[1], V2 " 1 -"); /* still theirs */
+    assert_int_equal(state_of("T000001", V2), OTA_EXEC_NOTIFIED);
+    seen(V2);
+    tick();
+    assert_string_equal(notice_id(V2), ""); /* not notified a second time from here */
+}
+
+static void test_jitter_spreads_notices(void **state)
+{
+    (void)state;
+    ota_task *task = ADD("T000001", TASK(0), V1, V2, V3, V4, V5);
+    task->jitter_ms = 1000;
+    start_engine();
+    const char *vins[] = {V1, V2, V3, V4, V5};
+    for (int i = 0; i < 5; i++) {
+        seen(vins[i]);
+    }
+    int64_t t0 = g_now, at[5];
+    for (int i = 0; i < 5; i++) {
+        at[i] = -1;
+    }
+    for (int step = 0; step <= 11; step++) { /* a TICK every 100 ms for 1.1 s */
+        tick();
+        for (int i = 0; i < 5; i++) {
+            if (at[i] < 0 && notice_id(vins[i])[0]) {
+                at[i] = g_now;
+            }
+        }
+        later(100);
+    }
+    for (int i = 0; i < 5; i++) {
+        int64_t d = ota_task_jitter(task, vins[i]);
+        assert_true(at[i] >= 0);
+        assert_true(at[i] >= t0 + d);       /* not before its delay */
+        assert_true(at[i] < t0 + d + 200); /* and within two TICKs of it */
+    }
+}
+
+/* A wave started late spreads its own notices from its start, not from the task's. */
+static void test_jitter_from_the_wave_start(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(0), V1, V2, V3, V4);
+    char err[256];
+    cJSON *req = cJSON_Parse("{\"waves\":[{\"count\":2}]}"); /* two, then the rest */
+    ota_task_waves *w = NULL;
+    assert_int_equal(ota_task_waves_parse(req, "task", &w, err, sizeof err), 0);
+    cJSON_Delete(req);
+    const char *vins[] = {V1, V2, V3, V4};
+    assert_int_equal(ota_task_waves_plan(w, "T000001", vins, (bool[]){1, 1, 1, 1}, 4), 0);
+    t->waves = w;
+    t->jitter_ms = 1000;
+    ota_task_recount(t);
+    start_engine();
+    for (size_t i = 0; i < 4; i++) {
+        seen(vins[i]);
+    }
+    for (int step = 0; step < 12; step++) { /* wave 0 goes out within its jitter */
+        tick();
+        later(100);
+    }
+    later(60000); /* a minute later, wave 0 succeeds: wave 1 starts now */
+    for (size_t i = 0; i < 4; i++) {
+        if (ota_task_waves_of(w, i) == 0) {
+            assert_int_equal(state_of("T000001", vins[i]), OTA_EXEC_NOTIFIED);
+            status(vins[i], "T000001", "succeeded", NULL);
+        }
+    }
+    tick(); /* the promotion */
+    int64_t start = g_now;
+    for (int step = 0; step < 12; step++) {
+        tick();
+        for (size_t i = 0; i < 4; i++) {
+            if (ota_task_waves_of(w, i) == 1 && notice_id(vins[i])[0]) {
+                assert_true(g_now >= start + ota_task_jitter(t, vins[i]));
+            }
+        }
+        later(100);
+    }
+    assert_int_equal(t->count[OTA_EXEC_NOTIFIED], 2);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1055,6 +1345,13 @@ int main(void)
         T(test_adopt_from_store),
         T(test_conflict_reads_again),
         T(test_conflict_further_wins),
+        T(test_continuous_join_leave_stored),
+        T(test_continuous_closes_at_its_end),
+        T(test_joiner_stored_by_another_broker),
+        T(test_joiner_claimed_after_its_row),
+        T(test_joiner_leaves_after_its_row),
+        T(test_jitter_spreads_notices),
+        T(test_jitter_from_the_wave_start),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }

@@ -204,6 +204,7 @@ static const char *const DOC_KEYS[OTA_DOC_KIND_COUNT + 1][2] = {
                       "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"},
     [OTA_DOC_TASK] = {"task-1", "task-2"},
     [OTA_DOC_SETTING] = {"task_type_rules:forced", "task_type_rules:normal"},
+    [OTA_DOC_RXSWIN] = {"task-1/" VIN_A, "task-2/" VIN_A},
 };
 
 static void doc_json(char *buf, size_t len, int kind, int i)

@@ -1060,7 +1060,7 @@ static void test_notice_decision(void **state)
 typedef struct {
     int n;
     uint64_t seq[16];
-    char line[16][160];
+    char line[16][320];
 } changes;
 
 static int see_change(void *ctx, const ota_store_change *c)
@@ -1186,6 +1186,45 @@ static void count_loaded(ota_store *s, int want_vehicles, int want_docs, int wan
     memset(&w, 0, sizeof w);
     assert_int_equal(ota_store_load_lists(s, see_list, &w), 0);
     assert_int_equal(w.n, want_list);
+}
+
+/* Issue 17: a vehicle's RXSWIN list is a column (SQLite) / field (MongoDB) of its own,
+ * replaced with the vehicle and absent when NULL; what a committed success changed is an
+ * OTA_DOC_RXSWIN document, both in the change log with the vehicle's new list. */
+static void test_vehicle_rxswin(void **state)
+{
+    fixture *f = *state;
+    ota_vehicle_rec v[] = {vehicle("VIN00000000000001", "sold"),
+                           vehicle("VIN00000000000002", "sold")};
+    v[0].rxswin = "R10-EMC.1,R79-STEER.2";
+    ota_store_doc docs[] = {{OTA_DOC_RXSWIN, "T000001/VIN00000000000001",
+                             "{\"task\":\"T000001\",\"vin\":\"VIN00000000000001\","
+                             "\"package\":3,\"before\":[\"R79-STEER.1\"],"
+                             "\"after\":[\"R10-EMC.1\",\"R79-STEER.2\"],\"at\":5}"}};
+    test_apply_ok(f->s, &(ota_catalog_change){
+                            .put_vehicles = v, .n_put_vehicles = 2, .docs = docs, .n_docs = 1});
+    test_got_vehicles g;
+    test_load_vehicles_ok(f->s, &g);
+    assert_int_equal(g.n, 2);
+    test_assert_vehicle(&g.v[0], &v[0]);
+    test_assert_vehicle(&g.v[1], &v[1]); /* no list: NULL, not "" */
+    test_got_vehicles_free(&g);
+    v[0].rxswin = NULL; /* a put replaces the whole vehicle */
+    test_apply_ok(f->s, &(ota_catalog_change){.put_vehicles = v, .n_put_vehicles = 1});
+    test_load_vehicles_ok(f->s, &g);
+    assert_null(g.v[0].rxswin);
+    test_got_vehicles_free(&g);
+    test_got_docs d;
+    test_load_docs_ok(f->s, OTA_DOC_RXSWIN, &d);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.key[0], "T000001/VIN00000000000001");
+    assert_string_equal(d.json[0], docs[0].json);
+    test_got_docs_free(&d);
+    changes w = {0};
+    assert_int_equal(ota_store_read_changes(f->s, 0, 0, 0, 0, see_change, &w), 4);
+    assert_non_null(strstr(w.line[0], "\"rxswin\":[\"R10-EMC.1\",\"R79-STEER.2\"]"));
+    assert_null(strstr(w.line[1], "rxswin"));
+    assert_non_null(strstr(w.line[2], "doc 8 T000001/VIN00000000000001 put {"));
 }
 
 static void test_snapshot(void **state)
@@ -1329,6 +1368,7 @@ static int run_backend(const char *name, const char *base)
         cmocka_unit_test_setup_teardown(test_guard_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vehicle_rxswin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_change_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_notice, setup, teardown),

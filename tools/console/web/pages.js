@@ -167,7 +167,8 @@ const Pages = (() => {
                        { title: "Error / code", cell: (v) => h("span", { class: "mono" }, v.code || "") },
                        { title: "Attempts", cls: "num", cell: (v) => v.attempts }, { title: "Notified", cell: (v) => timeCell(v.notified_at) },
                        { title: "Last change", cell: (v) => timeCell(v.updated_at) },
-                       { title: "Firmware now", cell: (v) => h("span", { class: "mono" }, v.fw || "—") }],
+                       { title: "Firmware now", cell: (v) => h("span", { class: "mono" }, v.fw || "—") },
+                       { title: "RXSWIN after", cell: (v) => h("span", { class: "mono small" }, (v.rxswin_after || []).join(", ")) }],
                       x.vehicles, "No vehicle.", { id: "task-vehicles" })));
         return t.state === "active";
     }
@@ -195,6 +196,7 @@ const Pages = (() => {
                     facts([["Model", v.model + " " + v.series], ["Firmware", h("span", { class: "mono" }, v.fw || "—")], ["Status", badge(v.status)],
                            ["Usage", v.usage], ["Sold / activated", (v.sold ? "sold" : "not sold") + ", " + (v.activated ? "activated" : "not activated")],
                            v.config_word ? ["Config word", h("span", { class: "mono" }, v.config_word)] : null,
+                           ["RXSWIN", h("span", { class: "mono", id: "vehicle-rxswin" }, (v.rxswin || []).join(", ") || "none")],
                            ["Public key", v.public_key ? h("span", { class: "mono small" }, v.public_key.slice(0, 16) + "…") : "none"]])),
                 h("div", { class: "card" }, h("h2", {}, "Latest"),
                     facts([["Upgrade status", s.latest_status ? [badge(s.latest_status.status), " (" + s.latest_status.trigger + ")"] : "none reported"],
