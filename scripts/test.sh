@@ -112,8 +112,11 @@ fi
 
 # CPU-seconds of everything this script ran (bash's `times`, children): on a quiet machine
 # the run cannot take less than that over the number of cores.
-cpu=$(times | awk 'NR == 2 { split($1, u, "m"); split($2, s, "m");
-                             printf "%.0f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
+times_file=$(mktemp)
+times >"$times_file" # (not in $(...): a subshell's `times` counts only its own children)
+cpu=$(awk 'NR == 2 { split($1, u, "m"); split($2, s, "m");
+                     printf "%.0f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$times_file")
+rm -f "$times_file"
 echo "=== done in $((SECONDS - t0)) s, $cpu CPU-s (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '  %s\n' "${phases[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
