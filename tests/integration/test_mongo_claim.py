@@ -182,7 +182,9 @@ class TwoBrokers(TaskCase):
         self.check_notice_rows(2 * n)
         st = self.stats()
         self.assertEqual(st["A"]["won"] + st["B"]["won"], 2 * n, st)
-        self.assertEqual(st["A"]["lost"] + st["B"]["lost"], n, st)
+        # At most one loser per resend: on a busy machine one broker may learn the other's
+        # resend (change log) before its own vehicle's report and not try at all.
+        self.assertLessEqual(st["A"]["lost"] + st["B"]["lost"], n, st)
 
     def test_a_claim_failing_is_retried_and_the_notice_sent_once(self):
         vins = self.start_a(2)
