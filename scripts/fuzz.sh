@@ -10,13 +10,19 @@
 # regress-<what> (the normal build's ctest replays it) and add a unit test.
 #
 # Usage: scripts/fuzz.sh [-t SECONDS_PER_TARGET] [TARGET...]   (default 30 s, all targets)
-#   CI runs `scripts/fuzz.sh -t 10` (scripts/test.sh); longer runs: -t 3600, or
-#   OTA_FUZZ_JOBS=2 to run two targets at once.
+#        scripts/fuzz.sh --build-only   (configure and build the targets, run nothing)
+#   CI runs `scripts/fuzz.sh -t 10` with OTA_FUZZ_JOBS=2 (scripts/test.sh, which builds
+#   first with --build-only while its tests run); longer runs: -t 3600, or OTA_FUZZ_JOBS=2
+#   to run two targets at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 secs=30
-if [ "${1:-}" = "-t" ]; then
+build_only=0
+if [ "${1:-}" = "--build-only" ]; then
+    build_only=1
+    shift
+elif [ "${1:-}" = "-t" ]; then
     secs=$2
     shift 2
 fi
@@ -30,6 +36,9 @@ fi
 
 CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOTA_FUZZ=ON >/dev/null
 cmake --build "$build" -j "$(nproc)" --target ota_fuzz_targets >/dev/null
+if [ "$build_only" -eq 1 ]; then
+    exit 0
+fi
 
 run_one() {
     local t=$1 work="$build/fuzz-work/$t" art="$build/fuzz-artifacts/$t" log

@@ -236,8 +236,9 @@ class Console(ConsoleCase):
 
         # fleet overview: the summary and the vehicle list
         self.until(lambda d: self.shown("#vehicles"), "fleet page with its vehicle list")
-        self.assertIn("35", self.find(".stats").text)  # 20 + 6 + 9 vehicles
-        self.assertIn("EX7", self.text("main"))
+        # (read through until(): the page may render them again, making an element stale)
+        self.until(lambda d: "35" in self.find(".stats").text, "35 vehicles")  # 20 + 6 + 9
+        self.until(lambda d: "EX7" in self.text("main"), "model EX7 listed")
         self.shot("fleet")
 
         # packages: upload with the progress bar, add, verify, release; a refused add
@@ -357,7 +358,7 @@ class Console(ConsoleCase):
         self.shot("login-refused")
         self.login(relay, ot.ADMIN, "s3cret")
         self.until(lambda d: self.shown(".stats"), "logged in with the right password")
-        self.assertIn("0\nvehicles", self.find(".stats").text)
+        self.until(lambda d: "0\nvehicles" in self.find(".stats").text, "0 vehicles shown")
 
     def test_not_an_operator(self):
         """A broker account that is not in plugin_opt_admin_users cannot subscribe."""

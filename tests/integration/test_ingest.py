@@ -251,7 +251,7 @@ class IngestTest(ot.OtaTestCase):
         self.assertEqual(db.rows("command", v)[0]["cmd"], "cancel_schedule")
 
     def test_fleet_tool(self):
-        b = self.broker()
+        b = self.broker(full_stacks=True)  # for ota-fleet (otatest.Broker)
         db = ot.Db(b.db_path)
         acked = self.tmp / "acked"
         rc, summary, err = ot.run_fleet(b, 3, 20, 4, acked=acked, mqtt_=5)

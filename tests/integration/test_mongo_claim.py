@@ -129,7 +129,9 @@ class TwoBrokers(TaskCase):
         self.check_notice_rows(n)
         st = self.stats()
         self.assertEqual(st["A"]["won"] + st["B"]["won"], n, st)
-        self.assertEqual(st["A"]["lost"] + st["B"]["lost"], n, st)  # both tried every VIN
+        # Both usually try every VIN; on a busy machine one may see the other's notice
+        # first (change log) and not try: at most one loser per VIN.
+        self.assertLessEqual(st["A"]["lost"] + st["B"]["lost"], n, st)
         self.assertEqual(st["A"]["errors"] + st["B"]["errors"], 0, st)
         split = collections.Counter(b[0] for b in got.values())
         print("\nclaim race: %d notices, sent by A %d, by B %d" % (n, split["A"], split["B"]),
@@ -169,7 +171,10 @@ class TwoBrokers(TaskCase):
         self.start_b()  # the default broker id: hostname:spool dir
         cars["B"] = [self.client(ShadowCar, self.B, v) for v in vins]
         for car in cars["B"]:  # a shadow/get: B now knows the client (deltas reach it)
-            self.assertEqual(car.shadow()["desired"]["task"]["msg_id"], "%s:%s:0" % (tid, car.vin))
+            # (A stores its shadows in batches: B may start before the last one is stored)
+            task = ot.wait_until(lambda: (car.shadow().get("desired") or {}).get("task"),
+                                 msg="the desired task on B")
+            self.assertEqual(task["msg_id"], "%s:%s:0" % (tid, car.vin))
         st = self.stats()
         self.assertNotEqual(st["A"]["broker_id"], st["B"]["broker_id"])
         self.assertTrue(st["B"]["broker_id"].endswith(str(self.B.spool_dir)), st)
@@ -182,7 +187,9 @@ class TwoBrokers(TaskCase):
         self.check_notice_rows(2 * n)
         st = self.stats()
         self.assertEqual(st["A"]["won"] + st["B"]["won"], 2 * n, st)
-        self.assertEqual(st["A"]["lost"] + st["B"]["lost"], n, st)
+        # At most one loser per resend: on a busy machine one broker may learn the other's
+        # resend (change log) before its own vehicle's report and not try at all.
+        self.assertLessEqual(st["A"]["lost"] + st["B"]["lost"], n, st)
 
     def test_a_claim_failing_is_retried_and_the_notice_sent_once(self):
         vins = self.start_a(2)

@@ -70,7 +70,8 @@ class PeerIngestTest(ot.OtaTestCase, MongoIngestChecks):
         self.assertIn("ota.insert ota_vehicle_upgrade_status", self.peer.log())
 
     def test_fleet_run_into_the_peer(self):
-        b = self.broker(store=self.peer.uri("ota"), log_types=("error", "warning", "notice"))
+        b = self.broker(store=self.peer.uri("ota"), log_types=("error", "warning", "notice"),
+                        full_stacks=True)  # for ota-fleet (otatest.Broker)
         st = self.check_fleet(b, self.db)
         print("\nmongo ingest: %d events in %d batches (%.0f events/batch)"
               % (st["writer"]["events_stored"], st["writer"]["batches"],
@@ -95,7 +96,7 @@ class PeerIngestTest(ot.OtaTestCase, MongoIngestChecks):
 
     def test_a_broker_whose_store_is_unreachable_at_start_says_so(self):
         port = ot.free_port()
-        b = ot.Broker(self.tmp / "nostore", start=False,
+        b = ot.Broker(self.tmp / "nostore", start=False, full_stacks=True,  # fails to start
                       store="mongodb://127.0.0.1:%d/ota?serverSelectionTimeoutMS=500" % port)
         self._brokers.append(b)
         with self.assertRaises(ot.HarnessError):
@@ -121,7 +122,8 @@ class RealMongoIngestTest(ot.OtaTestCase, MongoIngestChecks):
         self.check_every_type_stored(self.broker(store=self.uri), self.db)
 
     def test_fleet_run_into_mongodb(self):
-        self.check_fleet(self.broker(store=self.uri, log_types=("error", "warning")), self.db)
+        self.check_fleet(self.broker(store=self.uri, log_types=("error", "warning"),
+                                     full_stacks=True), self.db)  # for ota-fleet
 
 
 if __name__ == "__main__":

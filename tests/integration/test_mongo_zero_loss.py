@@ -37,6 +37,7 @@ QUIET_LOG = ("error", "warning", "notice", "information")
 
 
 class MongoZeroLossTest(ot.OtaTestCase):
+    asan_full_stacks = True  # ota-fleet's brokers (otatest.Broker)
 
     def setUp(self):
         super().setUp()

@@ -19,7 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import otatest as ot  # noqa: E402
-from test_campaign import Campaign, report  # noqa: E402
+# test_campaign as a module: a TestCase class bound to a name here runs its tests here too
+import test_campaign  # noqa: E402
+from test_campaign import report  # noqa: E402
 from test_tasks import OTACTL, M, S, vehicle  # noqa: E402
 from test_pkg import PkgCase  # noqa: E402
 from test_shadow import ShadowCar, update  # noqa: E402
@@ -36,7 +38,7 @@ def ev_consent(task, answer, until=None, reason=None, ts=ot.TS0):
     return e
 
 
-class Fleet(Campaign):
+class Fleet(test_campaign.Campaign):
     """test_campaign's helpers (its tests run there, not here) and a fleet of cars."""
 
     def setup_fleet(self, *nums):
@@ -64,7 +66,7 @@ class Consent(Fleet):
         self.assertEqual(rows[b.vin]["state"], "accepted")
         got = {}
         for _ in range(2):
-            m = sub.get(timeout=5)
+            m = sub.get()
             got[m.topic.rsplit("/", 1)[1]] = m.json()
         self.assertEqual((got[a.vin]["answer"], got[a.vin]["error"], got[a.vin]["task"]),
                          ("declined", "not now, ever", tid))
@@ -246,6 +248,7 @@ class Preconditions(PkgCase):
                      | {"conditions": "not_charging"}])
         ot.wait_until(lambda: status().get("failed_conditions") == ["not_charging"])
         self.a.wait_drained()
+        v.close()  # or its automatic reconnect (same client id) takes the new one's
         self.b.restart()
         self.a = self.admin(self.b, nodelay=True)
         self.assertEqual(status()["failed_conditions"], ["not_charging"])  # from the store
@@ -302,11 +305,13 @@ class Agent(test_agent.AgentCase):
 
 
 # The base classes' tests run in their own files; here only those defined above.
-for _cls, _base in ((Agent, test_agent.AgentCase), (Consent, Campaign),
-                    (InstallModes, Campaign), (Fleet, Campaign)):
+# (No module-level name may stay bound to a base class: unittest would run its tests too.)
+for _cls, _base in ((Agent, test_agent.AgentCase), (Consent, test_campaign.Campaign),
+                    (InstallModes, test_campaign.Campaign), (Fleet, test_campaign.Campaign)):
     for _name in dir(_base):
         if _name.startswith("test_") and _name not in _cls.__dict__:
             setattr(_cls, _name, None)
+del _cls, _base
 
 
 if __name__ == "__main__":

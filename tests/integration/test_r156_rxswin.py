@@ -303,6 +303,7 @@ for _cls, _base in ((Agent, test_agent.AgentCase), (Rxswin, Fleet), (Texts, PkgC
     for _name in dir(_base):
         if _name.startswith("test_") and _name not in _cls.__dict__:
             setattr(_cls, _name, None)
+del _cls, _base  # a TestCase class bound at module level would run its tests again
 
 
 if __name__ == "__main__":

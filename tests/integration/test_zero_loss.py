@@ -27,6 +27,7 @@ QUIET_LOG = ("error", "warning", "notice", "information")
 
 
 class ZeroLossTest(ot.OtaTestCase):
+    asan_full_stacks = True  # ota-fleet's brokers (otatest.Broker)
 
     def start_broker(self):
         return self.broker(log_types=QUIET_LOG)
