@@ -1693,6 +1693,18 @@ static void test_status_event_json(void **state)
     assert_non_null(strstr(json, "\"seq\":18446744073709551615"));
     cJSON_Delete(o);
     free(json);
+
+    /* escapes: every control character, quotes, backslashes; UTF-8 as it is */
+    ev.error = "a\nb\x01" "c\\d\"e\tf\x1f g\xc3\xa9";
+    json = ota_codec_status_event_json("1HGCM82633A004352", 1, &ev, 5, &len);
+    assert_non_null(json);
+    assert_int_equal(len, strlen(json));
+    o = cJSON_Parse(json);
+    assert_non_null(o);
+    check_json_str(o, "error", ev.error);
+    assert_non_null(strstr(json, "\\u0001"));
+    cJSON_Delete(o);
+    free(json);
 }
 
 /* ---- decode speed (printed, not asserted) ---- */
