@@ -551,8 +551,7 @@ int ota_cbor_reader_end(ota_cbor_reader *r)
 
 #define SKIM_DEPTH 16
 
-int ota_cbor_skim_head(const uint8_t *buf, size_t len, size_t *pos, unsigned *major,
-                       uint64_t *arg)
+int ota_cbor_skim_head(const uint8_t *buf, size_t len, size_t *pos, unsigned *major, uint64_t *arg)
 {
     size_t at = *pos;
     if (at >= len)

@@ -606,8 +606,7 @@ int ota_codec_report_envelope(const void *buf, size_t len, ota_report *out, ota_
     return ota_codec_report_envelope_strict(buf, len, out, err);
 }
 
-int ota_codec_report_envelope_strict(const void *buf, size_t len, ota_report *out,
-                                     ota_error *err)
+int ota_codec_report_envelope_strict(const void *buf, size_t len, ota_report *out, ota_error *err)
 {
     static const char *const keys[] = {"seq", "epoch"};
     report_state st = {0};
