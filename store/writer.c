@@ -93,6 +93,7 @@ struct ota_writer {
     ota_writer_job *jobs, *jobs_tail;         /* submitted, not yet run */
     ota_writer_job *finished, *finished_tail; /* run, for ota_writer_poll_done */
     ota_report_result *results, *results_tail;  /* for ota_writer_poll_reports */
+    ota_report_result *used;                    /* polled: the writer frees them */
     ota_spool_pos polled;                       /* the checkpoint the polled results allow */
     bool polled_new;
     bool job_running;
@@ -594,37 +595,59 @@ size_t ota_writer_poll_reports(ota_writer *w, void (*fn)(void *ctx, const ota_re
     size_t n = 0;
     ota_spool_pos ck = {0, 0};
     bool any = false;
-    while (r) {
-        ota_report_result *next = r->next;
-        if (r->marker) {
-            ck = r->ck;
+    ota_report_result *last = NULL;
+    for (ota_report_result *q = r; q; q = q->next) {
+        if (q->marker) {
+            ck = q->ck;
             any = true;
         } else {
-            fn(ctx, r);
+            fn(ctx, q);
             n++;
         }
-        ota_report_free(&r->rep);
-        free(r);
-        r = next;
+        last = q;
     }
-    if (any) {
+    if (last) {
+        /* The writer allocated them: it frees them too (a free from another thread costs
+         * the broker thread more, and the broker thread is the one that acks). */
         pthread_mutex_lock(&w->mu);
-        w->polled = ck;
-        w->polled_new = true;
+        if (any) {
+            w->polled = ck;
+            w->polled_new = true;
+        }
+        last->next = w->used;
+        w->used = r;
         pthread_mutex_unlock(&w->mu);
-        ota_spool_wake(w->spool); /* an idle writer stores the checkpoint */
     }
+    if (any)
+        ota_spool_wake(w->spool); /* an idle writer stores the checkpoint */
     return n;
 }
 
-static void free_results(ota_writer *w)
+static void free_result_list(ota_report_result *r)
 {
-    for (ota_report_result *r = w->results, *next; r; r = next) {
+    for (ota_report_result *next; r; r = next) {
         next = r->next;
         ota_report_free(&r->rep);
         free(r);
     }
+}
+
+/* Frees the results the broker thread has polled. */
+static void free_used(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    ota_report_result *r = w->used;
+    w->used = NULL;
+    pthread_mutex_unlock(&w->mu);
+    free_result_list(r);
+}
+
+static void free_results(ota_writer *w)
+{
+    free_result_list(w->results);
     w->results = w->results_tail = NULL;
+    free_result_list(w->used);
+    w->used = NULL;
 }
 
 /* Stores the batch in hand and checkpoints. 0, or -1 when given up (stopping). */
@@ -826,6 +849,7 @@ static void *writer_main(void *arg)
             continue;
         }
         store_polled_checkpoint(w);
+        free_used(w);
         set_done(w, rc == 0 ? dry : w->last_next);
         /* While reports flow, sleep instead of waiting to be woken: a waiting writer makes
          * every append wake it (a system call on the broker thread) for tiny batches. */
