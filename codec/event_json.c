@@ -136,14 +136,20 @@ static size_t json_size(const char *vin, const ota_event *ev)
            escaped_max(ev->answer);
 }
 
-static void fill_status(jw *w, const char *vin, uint64_t seq, const ota_event *ev,
-                        int64_t received_ms)
+/* The members both events start with. */
+static void put_head(jw *w, const char *vin, uint64_t seq, const ota_event *ev)
 {
     put_str(w, "vin", vin);
     put_u64(w, "seq", seq);
     put_u64(w, "index", ev->index);
     put_str(w, "task", ev->task);
     put_i64(w, "ts", ev->ts);
+}
+
+static void fill_status(jw *w, const char *vin, uint64_t seq, const ota_event *ev,
+                        int64_t received_ms)
+{
+    put_head(w, vin, seq, ev);
     put_str(w, "status", ev->status);
     put_opt_str(w, "error", ev->error);
     put_str(w, "trigger", ev->trigger);
@@ -154,11 +160,7 @@ static void fill_status(jw *w, const char *vin, uint64_t seq, const ota_event *e
 static void fill_consent(jw *w, const char *vin, uint64_t seq, const ota_event *ev,
                          int64_t received_ms)
 {
-    put_str(w, "vin", vin);
-    put_u64(w, "seq", seq);
-    put_u64(w, "index", ev->index);
-    put_str(w, "task", ev->task);
-    put_i64(w, "ts", ev->ts);
+    put_head(w, vin, seq, ev);
     put_str(w, "answer", ev->answer);
     if (ev->until >= 0)
         put_i64(w, "until", ev->until);
