@@ -547,6 +547,74 @@ int ota_cbor_reader_end(ota_cbor_reader *r)
     return r->failed ? -1 : 0;
 }
 
+/* ---- skimming (cbor_util.h) ---- */
+
+#define SKIM_DEPTH 16
+
+int ota_cbor_skim_head(const uint8_t *buf, size_t len, size_t *pos, unsigned *major, uint64_t *arg)
+{
+    size_t at = *pos;
+    if (at >= len)
+        return -1;
+    uint8_t ib = buf[at++];
+    unsigned ai = ib & 0x1f;
+    uint64_t v = ai;
+    if (ai >= 24) {
+        if (ai > 27)
+            return -1; /* indefinite, or reserved */
+        size_t n = (size_t)1 << (ai - 24);
+        if (len - at < n)
+            return -1;
+        v = 0;
+        for (size_t i = 0; i < n; i++)
+            v = v << 8 | buf[at + i];
+        at += n;
+    }
+    *major = ib >> 5;
+    if (*major == 7) {
+        if (ai < 20 || ai == 24)
+            return -1; /* unassigned simple values */
+        *arg = v;
+    } else if (*major == 2 || *major == 3) {
+        if (v > len - at || (*major == 3 && !plain_ascii(buf + at, (size_t)v)))
+            return -1;
+        *arg = v;
+        at += (size_t)v; /* a string's header is passed with its bytes */
+    } else if ((*major == 4 || *major == 5) && v > len - at) {
+        return -1; /* more entries declared than bytes left */
+    } else if (*major == 6) {
+        return -1;
+    } else {
+        *arg = v;
+    }
+    *pos = at;
+    return 0;
+}
+
+int ota_cbor_skim(const uint8_t *buf, size_t len, size_t *pos)
+{
+    uint64_t left[SKIM_DEPTH + 1]; /* entries still to pass at each open level */
+    int depth = 0;
+    left[0] = 1;
+    while (depth > 0 || left[0] > 0) {
+        if (left[depth] == 0) {
+            depth--;
+            continue;
+        }
+        left[depth]--;
+        unsigned major;
+        uint64_t arg;
+        if (ota_cbor_skim_head(buf, len, pos, &major, &arg) != 0)
+            return -1;
+        if (major == 4 || major == 5) {
+            if (depth == SKIM_DEPTH)
+                return -1;
+            left[++depth] = major == 5 ? 2 * arg : arg;
+        }
+    }
+    return 0;
+}
+
 /* ---- maps ---- */
 
 /* True when the n bytes at h spell the NUL-terminated want (never reads past its NUL). */

@@ -123,6 +123,21 @@ int ota_cbor_skip(ota_cbor_reader *r, const ota_cbor_item *it);
  * CBOR error in *err (overwriting whatever the decoder put there). */
 int ota_cbor_reader_end(ota_cbor_reader *r);
 
+/* ---- skimming: the fast path of a hot decoder (a report's envelope) ----
+ * Reads well-formed CBOR of the plainest kind without libcbor: definite lengths, text of
+ * printable ASCII only, no tags, simple values false/true/null/undefined and floats. What
+ * it accepts, the reader above accepts too; anything else is "not sure" (-1), never an
+ * error: the caller then runs the strict reader, which gives the error or the answer. */
+
+/* The header at buf[*pos]: major type (0..7) and argument (a length, a count or a
+ * value); *pos moves past the header. -1 (not sure) for an indefinite length, a
+ * reserved or truncated header, a length past len, or a text that is not plain ASCII. */
+int ota_cbor_skim_head(const uint8_t *buf, size_t len, size_t *pos, unsigned *major,
+                       uint64_t *arg);
+
+/* Passes the item at buf[*pos] (nested at most 16 deep); 0, or -1 when not sure. */
+int ota_cbor_skim(const uint8_t *buf, size_t len, size_t *pos);
+
 /* Reads the pairs of map m (its header just read) at ctx.key, as described above: for
  * keys[j] (j < n <= 32) stores the value's header in values[j] and sets bit j of *found.
  * Returns 0 after the whole map, or -1: reader error, not a map, a key that is not

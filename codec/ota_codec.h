@@ -143,6 +143,11 @@ void ota_report_free(ota_report *r);
  * (nothing to free). 0, or -1 with *err set as the full decoder would when it is the
  * envelope that is wrong. */
 int ota_codec_report_envelope(const void *buf, size_t len, ota_report *out, ota_error *err);
+/* The same check by the strict reader alone, which ota_codec_report_envelope() uses only
+ * when its skim of a plain report is not sure; they give the same answer on every input
+ * (the fuzz target and the unit tests compare them). */
+int ota_codec_report_envelope_strict(const void *buf, size_t len, ota_report *out,
+                                     ota_error *err);
 
 /* Upgrade status words a vehicle may report (idle, downloading, downloaded, waiting,
  * upgrading, rolling_back, succeeded, failed, canceled). */

@@ -545,7 +545,68 @@ int ota_codec_decode_report(const void *buf, size_t len, const ota_report_limits
     return 0;
 }
 
+/* The envelope of a plain report, skimmed (cbor_util.h): a definite map whose seq is an
+ * unsigned integer up to 2^63-1 and whose epoch, if any, an unsigned integer or plain text
+ * of 1..OTA_EPOCH_MAX bytes, its other values passed without decoding. 1 with out set, 0
+ * when not sure (the strict reader below decides): what it accepts, that one accepts too,
+ * with the same seq and epoch. Most reports take this path; the strict reader walks every
+ * event through libcbor, several times the cost, on the broker thread. */
+static int envelope_skim(const uint8_t *b, size_t len, ota_report *out)
+{
+    size_t pos = 0;
+    unsigned major;
+    uint64_t n, v;
+    bool has_seq = false, has_epoch = false;
+    if (ota_cbor_skim_head(b, len, &pos, &major, &n) != 0 || major != 5)
+        return 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (ota_cbor_skim_head(b, len, &pos, &major, &v) != 0 || major != 3)
+            return 0;
+        const char *k = (const char *)b + pos - v;
+        bool is_seq = v == 3 && memcmp(k, "seq", 3) == 0;
+        bool is_epoch = v == 5 && memcmp(k, "epoch", 5) == 0;
+        if ((is_seq && has_seq) || (is_epoch && has_epoch))
+            return 0; /* a duplicate: the strict reader names it */
+        if (!is_seq && !is_epoch) {
+            if (ota_cbor_skim(b, len, &pos) != 0)
+                return 0;
+            continue;
+        }
+        if (ota_cbor_skim_head(b, len, &pos, &major, &v) != 0)
+            return 0;
+        if (is_seq) {
+            if (major != 0 || v > INT64_MAX)
+                return 0;
+            out->seq = v;
+            has_seq = true;
+        } else if (major == 0) {
+            snprintf(out->epoch, sizeof out->epoch, "%" PRIu64, v);
+            has_epoch = true;
+        } else if (major == 3 && v >= 1 && v <= OTA_EPOCH_MAX) {
+            memcpy(out->epoch, b + pos - v, (size_t)v);
+            out->epoch[v] = '\0';
+            has_epoch = true;
+        } else {
+            return 0;
+        }
+    }
+    if (pos != len || !has_seq)
+        return 0;
+    if (!has_epoch)
+        memcpy(out->epoch, "0", 2);
+    out->seq_valid = true;
+    return 1;
+}
+
 int ota_codec_report_envelope(const void *buf, size_t len, ota_report *out, ota_error *err)
+{
+    *out = (ota_report){0};
+    if (envelope_skim(buf, len, out) == 1)
+        return 0;
+    return ota_codec_report_envelope_strict(buf, len, out, err);
+}
+
+int ota_codec_report_envelope_strict(const void *buf, size_t len, ota_report *out, ota_error *err)
 {
     static const char *const keys[] = {"seq", "epoch"};
     report_state st = {0};

@@ -9,7 +9,7 @@ PKGS=(build-essential cmake pkg-config
       python3 python3-paho-mqtt python3-cbor2 python3-cryptography
       python3-bson python3-pymongo
       clang libclang-rt-14-dev openssl
-      tzdata
+      tzdata valgrind gnuplot-nox
       chromium chromium-driver python3-selenium websockify)
 # The web console's build (tools/console/build.sh: npm ci) needs node and npm; a machine that has
 # them from elsewhere (e.g. nodesource, whose nodejs conflicts with Debian's npm) keeps them.

@@ -125,15 +125,16 @@ struct ota_report_result {
     bool has_seq;
     ota_error err;
     uint64_t size;  /* of the payload */
-    ota_report rep; /* stored: the decoded report (freed after the callback) */
+    ota_report rep; /* stored: the decoded report (freed after the callback, by the writer) */
     /* private */
     bool marker;      /* the end of a batch: not handed to fn */
     ota_spool_pos ck; /* marker: the checkpoint once everything before is polled */
     ota_report_result *next;
 };
 
-/* Broker thread: calls fn for each queued result, in order, then frees it. Returns how
- * many. The spool checkpoint may then move past the polled reports. */
+/* Broker thread: calls fn for each queued result, in order, then hands them back to the
+ * writer thread, which frees them. Returns how many. The spool checkpoint may then move past
+ * the polled reports. */
 size_t ota_writer_poll_reports(ota_writer *w, void (*fn)(void *ctx, const ota_report_result *r),
                                void *ctx);
 /* The same, but the checkpoint stays where it is: *ck gets the position the polled

@@ -366,8 +366,44 @@ static int vin_cmp(const void *key, const void *elem)
     return strcmp(key, ((const ota_store_vin_seq *)elem)->vin);
 }
 
+static size_t vin_slot(const char *const *set, size_t cap, const char *vin)
+{
+    size_t h = 14695981039346656037u;
+    for (const char *c = vin; *c != '\0'; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211u;
+    size_t k = h & (cap - 1);
+    while (set[k] != NULL && strcmp(set[k], vin) != 0)
+        k = (k + 1) & (cap - 1);
+    return k;
+}
+
+/* Drops the entries of v whose VIN has a guard row in b, before the sort: in a batch of the
+ * writer nearly every event's VIN has one, and sorting every event of the batch cost
+ * ~1,900 instructions per report. false when out of memory (nothing dropped). */
+static bool drop_guarded(const ota_store_batch *b, ota_store_vin_seq *v, size_t *n)
+{
+    size_t cap = 16;
+    while (cap < 2 * b->n_seqs)
+        cap *= 2;
+    const char **set = calloc(cap, sizeof *set);
+    if (set == NULL)
+        return false;
+    for (size_t i = 0; i < b->n_seqs; i++)
+        if (b->seqs[i].vin != NULL)
+            set[vin_slot(set, cap, b->seqs[i].vin)] = b->seqs[i].vin;
+    size_t m = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (v[i].vin == NULL || set[vin_slot(set, cap, v[i].vin)] == NULL)
+            v[m++] = v[i];
+    *n = m;
+    free(set);
+    return true;
+}
+
 size_t ota_store_state_raises(const ota_store_batch *b, ota_store_vin_seq *v, size_t n)
 {
+    if (n > 0 && b->n_seqs > 0 && drop_guarded(b, v, &n))
+        return ota_store_vin_seq_max(v, n);
     n = ota_store_vin_seq_max(v, n);
     for (size_t i = 0; i < b->n_seqs && n > 0; i++) {
         ota_store_vin_seq *hit =

@@ -81,6 +81,8 @@ struct ota_writer {
     ota_report_seq_rec *seqs;
     ota_quarantine_rec *quar;
     size_t n_seqs, n_quar, cap_side;
+    const char **vin_slots; /* last_seq_per_vin's hash table of VINs */
+    size_t cap_slots;
     ota_spool_pos ck, last_next;
     unsigned backoff_ms;
     bool ck_failing;
@@ -91,6 +93,7 @@ struct ota_writer {
     ota_writer_job *jobs, *jobs_tail;         /* submitted, not yet run */
     ota_writer_job *finished, *finished_tail; /* run, for ota_writer_poll_done */
     ota_report_result *results, *results_tail;  /* for ota_writer_poll_reports */
+    ota_report_result *used;                    /* polled: the writer frees them */
     ota_spool_pos polled;                       /* the checkpoint the polled results allow */
     bool polled_new;
     bool job_running;
@@ -236,8 +239,47 @@ static void side_rows(ota_writer *w, const pending_report *p)
         return;
     }
     int64_t seq = p->kind == OTA_SPOOL_KIND_RESET ? -1 : (int64_t)p->seq;
-    w->seqs[w->n_seqs++] =
-        (ota_report_seq_rec){p->vin, p->epoch, seq, p->resets, p->received_ms};
+    w->seqs[w->n_seqs++] = (ota_report_seq_rec){p->vin, p->epoch, seq, p->resets, p->received_ms};
+}
+
+static size_t vin_hash(const char *vin)
+{
+    size_t h = 14695981039346656037u;
+    for (; *vin != '\0'; vin++)
+        h = (h ^ (unsigned char)*vin) * 1099511628211u;
+    return h;
+}
+
+/* Keeps only the last guard row of each VIN, in order: the store replaces a VIN's row with
+ * each one (an upsert per row, ~10,000 instructions in SQLite), so only the last counts,
+ * and a vehicle that reports fast has many in one batch. -1 when out of memory. */
+static int last_seq_per_vin(ota_writer *w)
+{
+    size_t cap = 16;
+    while (cap < 2 * w->n_seqs)
+        cap *= 2;
+    if (cap > w->cap_slots) {
+        const char **t = realloc(w->vin_slots, cap * sizeof *t);
+        if (!t)
+            return -1;
+        w->vin_slots = t;
+        w->cap_slots = cap;
+    }
+    memset(w->vin_slots, 0, cap * sizeof *w->vin_slots);
+    size_t out = w->n_seqs; /* kept rows fill seqs[out..] from the end, last first */
+    for (size_t i = w->n_seqs; i-- > 0;) {
+        const char *vin = w->seqs[i].vin;
+        size_t k = vin_hash(vin) & (cap - 1);
+        while (w->vin_slots[k] && strcmp(w->vin_slots[k], vin) != 0)
+            k = (k + 1) & (cap - 1);
+        if (w->vin_slots[k])
+            continue; /* a later row of this VIN is kept */
+        w->vin_slots[k] = vin;
+        w->seqs[--out] = w->seqs[i];
+    }
+    memmove(w->seqs, w->seqs + out, (w->n_seqs - out) * sizeof *w->seqs);
+    w->n_seqs -= out;
+    return 0;
 }
 
 /* Lays the batch out as store events, guard rows and refused reports (after gathering:
@@ -265,7 +307,7 @@ static int batch_events(ota_writer *w)
             w->evs[k++] = (ota_store_event){p->vin, p->seq, p->received_ms, &p->rep.events[j],
                                             p->key_epoch};
     }
-    return 0;
+    return last_seq_per_vin(w);
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -553,18 +595,24 @@ size_t ota_writer_poll_reports_held(ota_writer *w,
     pthread_mutex_unlock(&w->mu);
     size_t n = 0;
     *has_ck = false;
-    while (r) {
-        ota_report_result *next = r->next;
-        if (r->marker) {
-            *ck = r->ck;
+    ota_report_result *last = NULL;
+    for (ota_report_result *q = r; q; q = q->next) {
+        if (q->marker) {
+            *ck = q->ck;
             *has_ck = true;
         } else {
-            fn(ctx, r);
+            fn(ctx, q);
             n++;
         }
-        ota_report_free(&r->rep);
-        free(r);
-        r = next;
+        last = q;
+    }
+    if (last) {
+        /* The writer allocated them: it frees them too (a free from another thread costs
+         * the broker thread more, and the broker thread is the one that acks). */
+        pthread_mutex_lock(&w->mu);
+        last->next = w->used;
+        w->used = r;
+        pthread_mutex_unlock(&w->mu);
     }
     return n;
 }
@@ -591,14 +639,31 @@ size_t ota_writer_poll_reports(ota_writer *w, void (*fn)(void *ctx, const ota_re
     return n;
 }
 
-static void free_results(ota_writer *w)
+static void free_result_list(ota_report_result *r)
 {
-    for (ota_report_result *r = w->results, *next; r; r = next) {
+    for (ota_report_result *next; r; r = next) {
         next = r->next;
         ota_report_free(&r->rep);
         free(r);
     }
+}
+
+/* Frees the results the broker thread has polled. */
+static void free_used(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    ota_report_result *r = w->used;
+    w->used = NULL;
+    pthread_mutex_unlock(&w->mu);
+    free_result_list(r);
+}
+
+static void free_results(ota_writer *w)
+{
+    free_result_list(w->results);
     w->results = w->results_tail = NULL;
+    free_result_list(w->used);
+    w->used = NULL;
 }
 
 /* Stores the batch in hand and checkpoints. 0, or -1 when given up (stopping). */
@@ -800,6 +865,7 @@ static void *writer_main(void *arg)
             continue;
         }
         store_polled_checkpoint(w);
+        free_used(w);
         set_done(w, rc == 0 ? dry : w->last_next);
         /* While reports flow, sleep instead of waiting to be woken: a waiting writer makes
          * every append wake it (a system call on the broker thread) for tiny batches. */
@@ -881,6 +947,7 @@ void ota_writer_stop(ota_writer *w)
     free(w->evs);
     free(w->seqs);
     free(w->quar);
+    free(w->vin_slots);
     free_results(w);
     ota_spool_reader_close(w->reader);
     ota_store_close(w->store);

@@ -4,7 +4,8 @@
  * Checks: a decoded report keeps the limits and the event table of ota_codec.h; a refused
  * one has an error code and message; the status-event JSON and the error replies encode.
  * The envelope check (ota_codec_report_envelope) runs on the same input: whatever the full
- * decoder takes, it takes with the same seq and epoch; an epoch is 1..64 bytes.
+ * decoder takes, it takes with the same seq and epoch; an epoch is 1..64 bytes; its skim
+ * of plain reports answers as its strict reader does.
  */
 #include "fuzz.h"
 #include "ota_codec.h"
@@ -71,6 +72,12 @@ static void check_envelope(const uint8_t *data, size_t size, const ota_report *f
     if (taken) {
         FUZZ_CHECK(rc == 0 && env.seq == full->seq && strcmp(env.epoch, full->epoch) == 0);
     }
+    ota_report strict;
+    ota_error serr;
+    int src = ota_codec_report_envelope_strict(data, size, &strict, &serr);
+    FUZZ_CHECK(src == rc); /* the skim answers only what the strict reader would */
+    FUZZ_CHECK(rc != 0 || (strict.seq == env.seq && strcmp(strict.epoch, env.epoch) == 0));
+    FUZZ_CHECK(rc == 0 || strcmp(serr.msg, err.msg) == 0);
     size_t len = 0;
     uint8_t *reply = ota_codec_encode_report_error(&err, rc == 0 ? (int64_t)env.seq : -1,
                                                    rc == 0 ? env.epoch : NULL, 1, "0", &len);

@@ -1001,6 +1001,72 @@ static void test_report_epoch(void **state)
     assert_non_null(strstr(e.msg, "seq: missing"));
 }
 
+/* The envelope's skim of plain reports answers as the strict reader on reports it takes
+ * (epoch after the events, floats, bytes, nesting) and on those it leaves to it (indefinite
+ * lengths, tags, bad UTF-8, trailing or missing bytes, duplicates, a seq over 2^63-1). */
+static void check_skim_same(const uint8_t *b, size_t n, int want_rc)
+{
+    ota_report a, s;
+    ota_error ea = {0}, es = {0};
+    int ra = ota_codec_report_envelope(b, n, &a, &ea);
+    int rs = ota_codec_report_envelope_strict(b, n, &s, &es);
+    assert_int_equal(ra, want_rc);
+    assert_int_equal(ra, rs);
+    if (ra == 0) {
+        assert_true(a.seq == s.seq && a.seq_valid);
+        assert_string_equal(a.epoch, s.epoch);
+    } else {
+        assert_string_equal(ea.msg, es.msg);
+    }
+}
+
+static void test_report_envelope_skim(void **state)
+{
+    (void)state;
+    /* {"events": [{"a": 1.5f16, "b": h'0102', "c": [true, null, -3]}], "epoch": "e2",
+     *  "seq": 300} */
+    static const uint8_t late_epoch[] = {
+        0xa3, 0x66, 'e', 'v', 'e', 'n', 't', 's', 0x81, 0xa3, 0x61, 'a', 0xf9, 0x3e, 0x00,
+        0x61, 'b', 0x42, 0x01, 0x02, 0x61, 'c', 0x83, 0xf5, 0xf6, 0x22, 0x65, 'e', 'p', 'o',
+        'c', 'h', 0x62, 'e', '2', 0x63, 's', 'e', 'q', 0x19, 0x01, 0x2c};
+    check_skim_same(late_epoch, sizeof late_epoch, 0);
+    ota_report r;
+    ota_error e;
+    assert_int_equal(ota_codec_report_envelope(late_epoch, sizeof late_epoch, &r, &e), 0);
+    assert_int_equal(r.seq, 300);
+    assert_string_equal(r.epoch, "e2");
+    /* {"seq": 9, "epoch": 17, "events": [_ ]} (indefinite array: the strict reader) */
+    static const uint8_t indef[] = {0xa3, 0x63, 's', 'e', 'q', 0x09, 0x65, 'e', 'p', 'o', 'c',
+                                    'h', 0x11, 0x66, 'e', 'v', 'e', 'n', 't', 's', 0x9f, 0xff};
+    check_skim_same(indef, sizeof indef, 0);
+    /* {"seq": 1, "events": [tag 1 (0)]} */
+    static const uint8_t tagged[] = {0xa2, 0x63, 's', 'e', 'q', 0x01, 0x66, 'e', 'v',
+                                     'e',  'n',  't', 's', 0x81, 0xc1, 0x00};
+    check_skim_same(tagged, sizeof tagged, 0);
+    /* {"seq": 1, "events": ["\xc3\x28"]}: not UTF-8 */
+    static const uint8_t bad_utf8[] = {0xa2, 0x63, 's', 'e', 'q', 0x01, 0x66, 'e', 'v',
+                                       'e',  'n',  't', 's', 0x81, 0x62, 0xc3, 0x28};
+    check_skim_same(bad_utf8, sizeof bad_utf8, -1);
+    uint8_t trailing[sizeof late_epoch + 1];
+    memcpy(trailing, late_epoch, sizeof late_epoch);
+    trailing[sizeof late_epoch] = 0x00;
+    check_skim_same(trailing, sizeof trailing, -1);
+    check_skim_same(late_epoch, sizeof late_epoch - 1, -1); /* truncated */
+    static const uint8_t dup[] = {0xa2, 0x63, 's', 'e', 'q', 0x01, 0x63, 's', 'e', 'q', 0x02};
+    check_skim_same(dup, sizeof dup, -1);
+    static const uint8_t big_seq[] = {0xa1, 0x63, 's',  'e',  'q',  0x1b, 0x80,
+                                      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+    check_skim_same(big_seq, sizeof big_seq, -1);
+    static const uint8_t long_count[] = {0xa2, 0x63, 's', 'e', 'q', 0x01, 0x61, 'x', 0x9a,
+                                         0x00, 0x01, 0x00, 0x00}; /* 65536 entries declared */
+    check_skim_same(long_count, sizeof long_count, -1);
+    /* 20 nested arrays: deeper than the skim goes */
+    uint8_t deep[6 + 2 + 20 + 1] = {0xa2, 0x63, 's', 'e', 'q', 0x01, 0x61, 'x'};
+    memset(deep + 8, 0x81, 20);
+    deep[28] = 0x00;
+    check_skim_same(deep, sizeof deep, 0);
+}
+
 static void test_event_invalid_text(void **state)
 {
     (void)state;
@@ -1627,6 +1693,18 @@ static void test_status_event_json(void **state)
     assert_non_null(strstr(json, "\"seq\":18446744073709551615"));
     cJSON_Delete(o);
     free(json);
+
+    /* escapes: every control character, quotes, backslashes; UTF-8 as it is */
+    ev.error = "a\nb\x01" "c\\d\"e\tf\x1f g\xc3\xa9";
+    json = ota_codec_status_event_json("1HGCM82633A004352", 1, &ev, 5, &len);
+    assert_non_null(json);
+    assert_int_equal(len, strlen(json));
+    o = cJSON_Parse(json);
+    assert_non_null(o);
+    check_json_str(o, "error", ev.error);
+    assert_non_null(strstr(json, "\\u0001"));
+    cJSON_Delete(o);
+    free(json);
 }
 
 /* ---- decode speed (printed, not asserted) ---- */
@@ -1799,6 +1877,7 @@ int main(void)
         cmocka_unit_test(test_event_invalid_text),
         cmocka_unit_test(test_integral_floats),
         cmocka_unit_test(test_report_epoch),
+        cmocka_unit_test(test_report_envelope_skim),
         cmocka_unit_test(test_event_text_limits),
         cmocka_unit_test(test_event_pct),
         cmocka_unit_test(test_event_required_fields),

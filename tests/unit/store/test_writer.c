@@ -174,6 +174,7 @@ typedef struct {
     bool failing;
     int calls;
     size_t max_batch;
+    size_t seq_rows; /* guard rows received */
     uint64_t call_ms[64];
 } fake_store;
 
@@ -188,6 +189,7 @@ static int fake_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_
     f->calls++;
     if (n > f->max_batch)
         f->max_batch = n;
+    f->seq_rows += b->n_seqs;
     bool fail = f->failing || f->fail_first > 0;
     if (f->fail_first > 0)
         f->fail_first--;
@@ -792,6 +794,39 @@ static void test_batch_size_respected(void **state)
     test_remove_dir();
 }
 
+static int see_seq(void *ctx, const ota_report_seq_rec *r)
+{
+    int64_t *last = ctx;
+    last[strcmp(r->vin, VIN1) == 0 ? 0 : 1] = r->seq;
+    return 0;
+}
+
+/* A batch gives the store one guard row per VIN, the last: the store replaces the row
+ * with each, so the others would be work for nothing; the guard ends where it should. */
+static void test_one_guard_row_per_vin(void **state)
+{
+    (void)state;
+    fresh_dir("guard");
+    ota_spool *sp = open_spool();
+    append_reports(sp, VIN1, 1, 150, 2);
+    append_reports(sp, VIN2, 1, 50, 2);
+    append_reports(sp, VIN1, 151, 10, 2);
+    fake_store *f = fake_open(0, false);
+    ota_writer *w = start_writer_on(sp, &f->base, 0, 0, 0);
+    assert_true(ota_writer_wait_drained(w, 10000));
+    ota_writer_stats st = writer_stats(w);
+    assert_int_equal(st.events_stored, 420);
+    assert_true(f->seq_rows <= 2 * st.batches);
+    int64_t last[2] = {-1, -1};
+    assert_int_equal(ota_store_load_last_seqs(f->real, see_seq, last), 0);
+    assert_int_equal(last[0], 160);
+    assert_int_equal(last[1], 50);
+    ota_writer_stop(w);
+    fake_free(f);
+    ota_spool_close(sp);
+    test_remove_dir();
+}
+
 static void test_start_rejects_missing_args(void **state)
 {
     (void)state;
@@ -817,6 +852,7 @@ int main(void)
         cmocka_unit_test(test_first_calls_fail_then_recover),
         cmocka_unit_test(test_stop_with_failing_store_gives_up),
         cmocka_unit_test(test_batch_size_respected),
+        cmocka_unit_test(test_one_guard_row_per_vin),
         cmocka_unit_test(test_start_rejects_missing_args),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
