@@ -61,10 +61,13 @@ static ota_identity claimed(const ota_plugin *p, const char *username, const cha
 /* True when client_id is a VIN that is not the identity's own. */
 static bool foreign_client_id(const ota_identity *id, const char *client_id)
 {
-    if (!client_id || !ota_vin_valid(client_id)) {
+    if (!client_id) {
         return false;
     }
-    return id->kind != OTA_ID_VEHICLE || strcmp(id->name, client_id) != 0;
+    if (id->kind == OTA_ID_VEHICLE) { /* its own VIN (the usual case) is checked already */
+        return strcmp(id->name, client_id) != 0 && ota_vin_valid(client_id);
+    }
+    return ota_vin_valid(client_id);
 }
 
 bool ota_identity_foreign_client_id(const ota_plugin *p, const struct mosquitto *client)
