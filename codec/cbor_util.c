@@ -551,7 +551,25 @@ int ota_cbor_reader_end(ota_cbor_reader *r)
 
 #define SKIM_DEPTH 16
 
-int ota_cbor_skim_head(const uint8_t *buf, size_t len, size_t *pos, unsigned *major, uint64_t *arg)
+/* The big-endian argument of n (1, 2, 4 or 8) bytes at b. */
+static uint64_t skim_arg(const uint8_t *b, size_t n)
+{
+    switch (n) {
+    case 1:
+        return b[0];
+    case 2:
+        return (uint64_t)b[0] << 8 | b[1];
+    case 4:
+        return (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3];
+    default:
+        return skim_arg(b, 4) << 32 | skim_arg(b + 4, 4);
+    }
+}
+
+/* ota_cbor_skim_head's body, inlined into the skim's loop (a report's events are ~20
+ * headers: the call and the stores through pointers were a third of the skim). */
+static inline int skim_head(const uint8_t *buf, size_t len, size_t *pos, unsigned *major,
+                            uint64_t *arg)
 {
     size_t at = *pos;
     if (at >= len)
@@ -565,36 +583,38 @@ int ota_cbor_skim_head(const uint8_t *buf, size_t len, size_t *pos, unsigned *ma
         size_t n = (size_t)1 << (ai - 24);
         if (len - at < n)
             return -1;
-        v = 0;
-        for (size_t i = 0; i < n; i++)
-            v = v << 8 | buf[at + i];
+        v = skim_arg(buf + at, n);
         at += n;
     }
-    *major = ib >> 5;
-    if (*major == 7) {
+    unsigned m = ib >> 5;
+    *major = m;
+    if (m == 7) {
         if (ai < 20 || ai == 24)
             return -1; /* unassigned simple values */
-        *arg = v;
-    } else if (*major == 2 || *major == 3) {
-        if (v > len - at || (*major == 3 && !plain_ascii(buf + at, (size_t)v)))
+    } else if (m == 2 || m == 3) {
+        if (v > len - at || (m == 3 && !plain_ascii(buf + at, (size_t)v)))
             return -1;
-        *arg = v;
         at += (size_t)v; /* a string's header is passed with its bytes */
-    } else if ((*major == 4 || *major == 5) && v > len - at) {
+    } else if ((m == 4 || m == 5) && v > len - at) {
         return -1; /* more entries declared than bytes left */
-    } else if (*major == 6) {
+    } else if (m == 6) {
         return -1;
-    } else {
-        *arg = v;
     }
+    *arg = v;
     *pos = at;
     return 0;
+}
+
+int ota_cbor_skim_head(const uint8_t *buf, size_t len, size_t *pos, unsigned *major, uint64_t *arg)
+{
+    return skim_head(buf, len, pos, major, arg);
 }
 
 int ota_cbor_skim(const uint8_t *buf, size_t len, size_t *pos)
 {
     uint64_t left[SKIM_DEPTH + 1]; /* entries still to pass at each open level */
     int depth = 0;
+    size_t at = *pos;
     left[0] = 1;
     while (depth > 0 || left[0] > 0) {
         if (left[depth] == 0) {
@@ -604,7 +624,7 @@ int ota_cbor_skim(const uint8_t *buf, size_t len, size_t *pos)
         left[depth]--;
         unsigned major;
         uint64_t arg;
-        if (ota_cbor_skim_head(buf, len, pos, &major, &arg) != 0)
+        if (skim_head(buf, len, &at, &major, &arg) != 0)
             return -1;
         if (major == 4 || major == 5) {
             if (depth == SKIM_DEPTH)
@@ -612,6 +632,7 @@ int ota_cbor_skim(const uint8_t *buf, size_t len, size_t *pos)
             left[++depth] = major == 5 ? 2 * arg : arg;
         }
     }
+    *pos = at;
     return 0;
 }
 
