@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       mosquitto mosquitto-dev libmosquitto-dev mosquitto-clients
       libmongoc-dev libbson-dev libcbor-dev libsqlite3-dev sqlite3 libcjson-dev
-      libssl-dev zlib1g-dev libcmocka-dev
+      libssl-dev zlib1g-dev libdeflate-dev libcmocka-dev
       python3 python3-paho-mqtt python3-cbor2 python3-cryptography
       python3-bson python3-pymongo
       clang libclang-rt-14-dev openssl

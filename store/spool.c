@@ -36,8 +36,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <libdeflate.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define REC_MAGIC "OTA1"
 #define REC_HDR 12           /* magic | body length | crc32 */
@@ -565,9 +565,11 @@ static size_t encode_head(uint8_t *h, const ota_spool_entry *e, size_t vlen, con
     put_u64(b + 10 + vlen, e->seq);
     memcpy(b + BODY_FIXED + vlen, meta, mlen);
     size_t prefix = BODY_FIXED + vlen + mlen;
-    uLong crc = crc32(0L, b, (uInt)prefix);
-    if (e->len > 0) /* crc32(crc, NULL, 0) is not crc: it starts over */
-        crc = crc32(crc, e->payload, (uInt)e->len);
+    /* zlib's CRC-32, computed by libdeflate (carry-less multiply): ~150 instructions for a
+     * 200-byte report instead of zlib's ~1,000, on the broker thread before the PUBACK */
+    uint32_t crc = libdeflate_crc32(0, b, prefix);
+    if (e->len > 0)
+        crc = libdeflate_crc32(crc, e->payload, e->len);
     memcpy(h, REC_MAGIC, 4);
     put_u32(h + 4, (uint32_t)(prefix + e->len));
     put_u32(h + 8, (uint32_t)crc);
@@ -863,7 +865,7 @@ static int parse_one(ota_spool_reader *r, uint64_t limit, ota_spool_record *rec)
     if (avail < REC_HDR + (size_t)blen)
         return PARSE_BAD;
     h = r->buf + (r->cur - r->buf_off);
-    if (crc32(crc32(0L, Z_NULL, 0), h + REC_HDR, blen) != get_u32(h + 8))
+    if (libdeflate_crc32(0, h + REC_HDR, blen) != get_u32(h + 8))
         return PARSE_BAD;
     if (parse_body(h + REC_HDR, blen, rec) != PARSE_OK)
         return PARSE_BAD;
