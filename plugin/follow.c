@@ -407,7 +407,7 @@ static int copy_held(ota_plugin *p, follow_job *j)
 }
 
 /* A task document: a new task is added (the engine dispatches it from the next TICK); one
- * held active or aborted that the document says canceled is canceled as cancelTask does; a
+ * held not canceled that the document says canceled is canceled as cancelTask does; a
  * newer document that ends the task (finished, aborted, canceled: another broker's write,
  * which told it) gives the task its state, without an event (issue 16: told once). */
 static int apply_task(ota_plugin *p, follow_job *j, const ota_store_change *c, char *err,
@@ -429,8 +429,9 @@ static int apply_task(ota_plugin *p, follow_job *j, const ota_store_change *c, c
         f->rollouts++;
         ota_engine_rollout_followed(p, task);
     }
-    bool cancel = st == OTA_TASK_CANCELED &&
-                  (task->state == OTA_TASK_ACTIVE || task->state == OTA_TASK_ABORTED);
+    /* not canceled here yet: also a task this broker ended meanwhile (its store counts saw
+     * the canceled executions before the log brought the document): the winner's end */
+    bool cancel = st == OTA_TASK_CANCELED && task->state != OTA_TASK_CANCELED;
     if (cancel) {
         size_t canceled = 0, pending = 0;
         ota_engine_cancel(p, task, NULL, 0, &canceled, &pending);
