@@ -7,7 +7,7 @@
  * several brokers share (the change log follower runs), each broker drives only its own
  * vehicles' executions: one count job per active task reads the task's succeeded, failed
  * and open executions from the store (every broker's), paced at 500 ms plus 1 ms per 100
- * executions read at the last count, into task->stored (and the waves' per-wave counts);
+ * executions read at the last count (2 s after a failed read), into task->stored (and the waves' per-wave counts);
  * core/tasks.c's ota_task_seen combines them with memory for the task-wide threshold and
  * the end, engine_waves.c for the waves' thresholds. The end itself is stored as a
  * conditional write of the task document over its revision (engine_flush.c, cancelTask):
@@ -93,7 +93,8 @@ static void count_done(void *arg, int rc, const char *err)
     (void)err;
     if (task) {
         task->stored.counting = false;
-        task->stored.count_after = e->clock.mono_ms() + 500 + (int64_t)(j->rows / 100);
+        task->stored.count_after = /* a failed read (the store away) waits longer */
+            e->clock.mono_ms() + (rc == 0 ? 500 + (int64_t)(j->rows / 100) : 2000);
     }
     if (task && rc == 0) {
         memcpy(task->stored.count, j->count, sizeof j->count);

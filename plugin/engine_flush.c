@@ -235,6 +235,7 @@ static void flush_docs_done(flush_job *j)
             task->rev = task->rev < j->doc_revs[i] + 1 ? j->doc_revs[i] + 1 : task->rev;
             ota_eng_task_stored(j->e, task, j->doc_states[i]);
         } else {
+            j->e->waves.ends_lost += j->doc_states[i] != OTA_TASK_ACTIVE;
             task->doc_dirty = !ota_eng_task_end_stored(j->e, task);
         }
     }

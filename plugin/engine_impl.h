@@ -98,6 +98,7 @@ struct ota_engine {
     struct eng_parked *parked; /* requests waiting for their vehicle's descriptions */
     struct {
         uint64_t lost, followed; /* promotions another broker stored first; rollouts followed */
+        uint64_t ends_lost;      /* task ends this broker wrote after another broker's write */
     } waves;
     bool grants_in_flight;
     ota_map cont_vins; /* engine_cont.c: VINs the catalog changed since the last TICK */

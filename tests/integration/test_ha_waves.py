@@ -111,14 +111,19 @@ class WavesAcrossBrokers(test_campaigns.CampaignCase):
 
     def told_once(self, tid, event):
         """Every broker reaches the state; the event came exactly once over the three."""
+        t0 = time.monotonic()
         for a in self.admins:
             ot.wait_until(lambda: self.get_task(a, tid).get("state") == event,
                           timeout=DEADLINE, msg="%s on %s" % (event, a.client_id))
         ot.wait_until(lambda: self.task_events(tid, event), timeout=DEADLINE,
                       msg="a %s task event" % event)
+        print("%s on every broker and told %.0f ms after the last report or command" %
+              (event, 1000 * (time.monotonic() - t0)), file=sys.stderr)
         time.sleep(ot.QUIET)  # a second one would come within the follower's 200 ms
         told = self.task_events(tid, event)
-        print("%s told by broker(s) %r" % (event, [i + 1 for i in told]), file=sys.stderr)
+        lost = [a.command("getStats")["data"]["rollouts"]["ends_lost"] for a in self.admins]
+        print("%s told by broker(s) %r; ends lost per broker %r" %
+              (event, [i + 1 for i in told], lost), file=sys.stderr)
         self.assertEqual(len(told), 1, told)
         a = self.admins[told[0]]
         return [m.json() for m in a.received("ota/v1/events/task/%s" % tid)
