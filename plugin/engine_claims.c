@@ -311,4 +311,6 @@ void ota_engine_stats_json(ota_plugin *p, cJSON *data)
     cJSON *w = cJSON_AddObjectToObject(data, "rollouts");
     cJSON_AddNumberToObject(w, "promotions_lost", e ? (double)e->waves.lost : 0);
     cJSON_AddNumberToObject(w, "followed", e ? (double)e->waves.followed : 0);
+    /* task ends (finished, aborted, canceled) whose document write another broker beat */
+    cJSON_AddNumberToObject(w, "ends_lost", e ? (double)e->waves.ends_lost : 0);
 }

@@ -4,7 +4,8 @@
  * per vehicle at a time, the rebuild after a restart, report-driven states, timeouts, the
  * end of a task's window, the abort threshold, cancel (queued, in flight, while a claim is
  * out), compensation re-sends, notice claims (won, lost to another broker, failed and
- * retried), and the flush of execution changes and notices to the store.
+ * retried), the flush of execution changes and notices to the store, and on a shared store
+ * a task's end judged on the store's counts and told only by the broker whose write stored it.
  *
  * What the engine calls outside itself is faked here: the shadows (ota_shadow_set_desired
  * records each vehicle's desired state; ota_shadows_on_seen keeps the engine's hook, which
@@ -1404,6 +1405,92 @@ static void test_jitter_from_the_wave_start(void **state)
     assert_int_equal(t->count[OTA_EXEC_NOTIFIED], 2);
 }
 
+/* ---------------------------------------------------------------- a shared store's end */
+
+/* How many times the task event "T000001 <event>" was published. */
+static size_t told(const char *event)
+{
+    char what[64];
+    snprintf(what, sizeof what, "ota/v1/events/task/T000001 %s\n", event);
+    size_t n = 0;
+    for (const char *s = g_task_events; (s = strstr(s, what)) != NULL; s += strlen(what)) {
+        n++;
+    }
+    return n;
+}
+
+/* Another broker's write of the task's document in state s over the stored revision. */
+static void ended_elsewhere(const ota_task *t, ota_task_state s)
+{
+    ota_task next = *t;
+    next.rev = t->rev + 1;
+    cJSON *d = ota_task_doc_of(&next, s);
+    char *json = cJSON_PrintUnformatted(d), err[256];
+    assert_int_equal(ota_store_put_task_doc_if(g_store, t->rec.id, json, t->rev, err, sizeof err),
+                     1);
+    free(json);
+    cJSON_Delete(d);
+}
+
+/* V1 on this broker succeeds, V2 on another broker (in the store only): the task ends only on
+ * the store's counts, read by the count job every 500 ms. */
+static ota_task *shared_task_both_done(void)
+{
+    ota_task *t = ADD("T000001", TASK(0), V1, V2);
+    store_task_doc(t);
+    F->p.follow = (ota_follow *)&F->writer_token; /* a shared store: only its presence counts */
+    start_engine();
+    seen(V1);
+    tick();
+    tick();
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    status(V1, "T000001", "succeeded", NULL);
+    moved_elsewhere(V2, OTA_EXEC_QUEUED, OTA_EXEC_SUCCEEDED);
+    later(100);
+    tick();
+    assert_int_equal(t->state, OTA_TASK_ACTIVE); /* here V2 is queued: memory alone is open */
+    return t;
+}
+
+static void test_shared_end_told_by_its_write(void **state)
+{
+    (void)state;
+    ota_task *t = shared_task_both_done();
+    for (int i = 0; i < 4 && t->announced == OTA_TASK_ACTIVE; i++) {
+        later(600); /* the next count */
+        tick();
+    }
+    assert_int_equal(t->state, OTA_TASK_FINISHED);
+    assert_int_equal(t->stored.count[OTA_EXEC_SUCCEEDED], 2);
+    assert_int_equal(told("finished"), 1); /* its write stored it */
+    assert_int_equal(t->rev, 1);
+    later(600);
+    tick();
+    assert_int_equal(told("finished"), 1);
+}
+
+static void test_shared_end_lost_write_not_told(void **state)
+{
+    (void)state;
+    ota_task *t = shared_task_both_done();
+    ended_elsewhere(t, OTA_TASK_FINISHED); /* another broker's end came first */
+    for (int i = 0; i < 4 && t->state == OTA_TASK_ACTIVE; i++) {
+        later(600);
+        tick();
+    }
+    assert_int_equal(t->state, OTA_TASK_FINISHED); /* in memory: no more dispatch */
+    later(100);
+    tick(); /* the write, again from revision 0: lost again */
+    assert_int_equal(told("finished"), 0);
+    ota_engine_task_followed(&F->p, t, OTA_TASK_FINISHED); /* the change log brings it */
+    t->rev = 1;
+    assert_false(t->doc_dirty);
+    later(600);
+    tick();
+    assert_int_equal(told("finished"), 0); /* that broker told it */
+    assert_false(t->doc_dirty);             /* and this broker's end is not written again */
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1442,6 +1529,8 @@ int main(void)
         T(test_joiner_leaves_after_its_row),
         T(test_jitter_spreads_notices),
         T(test_jitter_from_the_wave_start),
+        T(test_shared_end_told_by_its_write),
+        T(test_shared_end_lost_write_not_told),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }
