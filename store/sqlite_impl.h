@@ -177,6 +177,8 @@ int ota_store_sq_changes_append(sqlite_store *st, const ota_catalog_change *c, c
 int ota_store_sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
 int ota_store_sq_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
                                  char *err, size_t errlen);
+int ota_store_sq_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                  size_t errlen);
 int ota_store_sq_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
                                  const ota_shadow_rec *shadow, const ota_notice_rec *notice,
                                  char *err, size_t errlen);
