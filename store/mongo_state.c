@@ -503,3 +503,103 @@ int ota_store_mg_notice_decision(ota_store *s, ota_exec_state from, const ota_ex
         snprintf(err, errlen, "%s", d.err);
     return d.result;
 }
+
+/* ---- a claim job's decisions (ota_store_notice_decisions) ---- */
+
+#define DECISIONS_PER_WRITE 1000 /* decisions per transaction (replica set) */
+
+typedef struct {
+    mongo_store *st;
+    ota_notice_decision *d;
+    size_t n;
+    ota_shadow_rec *shadows; /* of the decisions stored, n slots */
+    ota_notice_rec *notices;
+    int rc;
+    char err[256];
+} decisions;
+
+/* The transitions one by one (each conditional), then the shadows and notices of those
+ * that applied in one bulk write per collection; in session cs (or none). */
+static void decide_all(decisions *b, mongoc_client_session_t *cs)
+{
+    size_t won = 0;
+    b->rc = 0;
+    for (size_t i = 0; i < b->n && b->rc == 0; i++) {
+        ota_notice_decision *d = &b->d[i];
+        d->result = transition(b->st, cs, d->from, d->to, b->err, sizeof b->err);
+        if (d->result == 0)
+            d->result = already_decided(b->st, cs, d->to, b->err, sizeof b->err);
+        if (d->result < 0)
+            b->rc = -1;
+        else if (d->result == 1) {
+            b->shadows[won] = *d->shadow;
+            b->notices[won++] = *d->notice;
+        }
+    }
+    ota_catalog_change rest = {.put_shadows = b->shadows,
+                               .n_put_shadows = won,
+                               .add_notices = b->notices,
+                               .n_add_notices = won};
+    if (b->rc == 0 && won > 0 &&
+        ota_store_mg_tasks_write(b->st, &rest, cs, b->err, sizeof b->err) != 0)
+        b->rc = -1;
+}
+
+static bool decide_all_in_transaction(mongoc_client_session_t *cs, void *arg, bson_t **reply,
+                                      bson_error_t *error)
+{
+    (void)reply;
+    decisions *b = arg;
+    decide_all(b, cs);
+    if (b->rc == 0)
+        return true;
+    bson_set_error(error, MONGOC_ERROR_COMMAND, MONGOC_ERROR_COMMAND_INVALID_ARG, "%s", b->err);
+    return false;
+}
+
+/* One chunk: without a replica set the transitions go first and a retry completes the
+ * rest (as for one decision); with one, the chunk is one transaction. */
+static int decide_chunk(decisions *b, char *err, size_t errlen)
+{
+    if (!b->st->replset) {
+        decide_all(b, NULL);
+    } else {
+        bson_error_t error;
+        mongoc_client_session_t *cs = mongoc_client_start_session(b->st->client, NULL, &error);
+        if (cs == NULL) {
+            ota_store_mg_err(b->st, err, errlen, "cannot start a session: %s", error.message);
+            return -1;
+        }
+        bool ok = mongoc_client_session_with_transaction(cs, decide_all_in_transaction, NULL, b,
+                                                         NULL, &error);
+        mongoc_client_session_destroy(cs);
+        if (!ok && b->rc == 0) { /* the commit failed */
+            ota_store_mg_err(b->st, err, errlen, "notice decisions: transaction: %s",
+                             error.message);
+            return -1;
+        }
+    }
+    if (b->rc < 0 && err != NULL)
+        snprintf(err, errlen, "%s", b->err);
+    return b->rc;
+}
+
+int ota_store_mg_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                  size_t errlen)
+{
+    size_t cap = n < DECISIONS_PER_WRITE ? n : DECISIONS_PER_WRITE;
+    decisions b = {.st = (mongo_store *)s,
+                   .shadows = malloc((cap ? cap : 1) * sizeof(ota_shadow_rec)),
+                   .notices = malloc((cap ? cap : 1) * sizeof(ota_notice_rec))};
+    int rc = b.shadows && b.notices ? 0 : -1;
+    if (rc != 0)
+        snprintf(err, errlen, "notice decisions: out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i += DECISIONS_PER_WRITE) {
+        b.d = d + i;
+        b.n = n - i < DECISIONS_PER_WRITE ? n - i : DECISIONS_PER_WRITE;
+        rc = decide_chunk(&b, err, errlen);
+    }
+    free(b.shadows);
+    free(b.notices);
+    return rc;
+}

@@ -374,10 +374,11 @@ typedef struct {
 
 /* n notice decisions, each with ota_store_notice_decision's meaning and all-or-nothing
  * write, in one go: SQLite one transaction (one commit, one fsync, instead of one per
- * notice: the dispatch regression of docs/benchmarks.md); MongoDB one decision after the
- * other. Returns 0 with every result set, or -1 on a store error (err set; results unset;
- * SQLite: nothing of the batch stored): retrying the whole batch is safe, a decision
- * stored reads back as 1. */
+ * notice: the dispatch regression of docs/benchmarks.md); MongoDB: the conditional
+ * transitions one by one, then the shadows and notices of those applied in one bulk write
+ * per collection (on a replica set one transaction per 1,000 decisions). Returns 0 with
+ * every result set, or -1 on a store error (err set; results unset; SQLite: nothing of the
+ * batch stored): retrying the whole batch is safe, a decision stored reads back as 1. */
 int ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
                                size_t errlen);
 
