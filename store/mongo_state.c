@@ -441,69 +441,6 @@ static int already_decided(mongo_store *st, mongoc_client_session_t *cs, const o
     return rc;
 }
 
-typedef struct {
-    mongo_store *st;
-    ota_exec_state from;
-    const ota_exec_rec *to;
-    const ota_catalog_change *rest; /* the shadow and the notice */
-    int result;
-    char err[256];
-} decision;
-
-/* The decision in session cs (or none): result 1, 0 or -1 (err set). */
-static void decide(decision *d, mongoc_client_session_t *cs)
-{
-    d->result = transition(d->st, cs, d->from, d->to, d->err, sizeof d->err);
-    if (d->result == 0)
-        d->result = already_decided(d->st, cs, d->to, d->err, sizeof d->err);
-    if (d->result == 1 && ota_store_mg_tasks_write(d->st, d->rest, cs, d->err, sizeof d->err) != 0)
-        d->result = -1;
-}
-
-static bool decide_in_transaction(mongoc_client_session_t *cs, void *arg, bson_t **reply,
-                                  bson_error_t *error)
-{
-    (void)reply;
-    decision *d = arg;
-    decide(d, cs);
-    if (d->result == 1)
-        return true;
-    /* 0 (nothing to write) and errors both end the transaction without a commit */
-    bson_set_error(error, MONGOC_ERROR_COMMAND, MONGOC_ERROR_COMMAND_INVALID_ARG, "%s",
-                   d->result == 0 ? "not in the expected state" : d->err);
-    return false;
-}
-
-int ota_store_mg_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
-                                 char *err, size_t errlen)
-{
-    mongo_store *st = (mongo_store *)s;
-    ota_catalog_change rest = {
-        .put_shadows = shadow, .n_put_shadows = 1, .add_notices = notice, .n_add_notices = 1};
-    decision d = {st, from, to, &rest, -1, ""}; /* checked by store.c */
-    if (!st->replset) {
-        decide(&d, NULL);
-    } else {
-        bson_error_t error;
-        mongoc_client_session_t *cs = mongoc_client_start_session(st->client, NULL, &error);
-        if (cs == NULL) {
-            ota_store_mg_err(st, err, errlen, "cannot start a session: %s", error.message);
-            return -1;
-        }
-        bool ok = mongoc_client_session_with_transaction(cs, decide_in_transaction, NULL, &d, NULL,
-                                                         &error);
-        mongoc_client_session_destroy(cs);
-        if (!ok && d.result == 1) { /* the commit failed */
-            ota_store_mg_err(st, err, errlen, "notice decision: transaction: %s", error.message);
-            return -1;
-        }
-    }
-    if (d.result < 0 && err != NULL)
-        snprintf(err, errlen, "%s", d.err);
-    return d.result;
-}
-
 /* ---- a claim job's decisions (ota_store_notice_decisions) ---- */
 
 #define DECISIONS_PER_WRITE 1000 /* decisions per transaction (replica set) */
@@ -602,4 +539,13 @@ int ota_store_mg_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n
     free(b.shadows);
     free(b.notices);
     return rc;
+}
+
+/* A batch of one (the rules of both are in ota_store.h). */
+int ota_store_mg_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
+                                 char *err, size_t errlen)
+{
+    ota_notice_decision d = {from, to, shadow, notice, -1};
+    return ota_store_mg_notice_decisions(s, &d, 1, err, errlen) == 0 ? d.result : -1;
 }

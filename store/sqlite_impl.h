@@ -80,6 +80,9 @@ int ota_store_sq_step(sqlite_store *st, sqlite3_stmt *stmt, const char *what, ch
                       size_t errlen);
 /* Rolls the open transaction back, if SQLite has not already done so. */
 void ota_store_sq_rollback(sqlite_store *st);
+/* Ends the open transaction: committed when the body went well (body_rc 0), else rolled
+ * back; 0, or -1 (err set when the commit failed). */
+int ota_store_sq_finish(sqlite_store *st, int body_rc, char *err, size_t errlen);
 
 /* ---- the catalog (sqlite_catalog.c) ---- */
 

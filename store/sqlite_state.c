@@ -304,20 +304,14 @@ static int decide(sqlite_store *st, ota_exec_state from, const ota_exec_rec *to,
     return rc;
 }
 
-/* The shadow and notice were checked by store.c. */
+/* The shadow and notice were checked by store.c: a batch of one (a decision that finds
+ * another state commits an empty transaction). */
 int ota_store_sq_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
                                  const ota_shadow_rec *shadow, const ota_notice_rec *notice,
                                  char *err, size_t errlen)
 {
-    sqlite_store *st = (sqlite_store *)s;
-    if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
-        return -1;
-    int rc = decide(st, from, to, shadow, notice, err, errlen);
-    if (rc == 1 && ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0)
-        rc = -1;
-    if (rc != 1)
-        ota_store_sq_rollback(st);
-    return rc;
+    ota_notice_decision d = {from, to, shadow, notice, -1};
+    return ota_store_sq_notice_decisions(s, &d, 1, err, errlen) == 0 ? d.result : -1;
 }
 
 /* Every decision in one transaction: one commit (one fsync) for a whole claim job. */
@@ -327,18 +321,12 @@ int ota_store_sq_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n
     sqlite_store *st = (sqlite_store *)s;
     if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         d[i].result = decide(st, d[i].from, d[i].to, d[i].shadow, d[i].notice, err, errlen);
-        if (d[i].result < 0) {
-            ota_store_sq_rollback(st);
-            return -1;
-        }
+        rc = d[i].result < 0 ? -1 : 0;
     }
-    if (ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0) {
-        ota_store_sq_rollback(st);
-        return -1;
-    }
-    return 0;
+    return ota_store_sq_finish(st, rc, err, errlen);
 }
 
 /* ---- the change log ---- */
