@@ -350,7 +350,6 @@ static const ota_store_ops MONGO_OPS = {
     .claim_notice = ota_store_mg_claim_notice,
     .claim_notices = ota_store_mg_claim_notices,
     .transition_exec = ota_store_mg_transition_exec,
-    .notice_decision = ota_store_mg_notice_decision,
     .notice_decisions = ota_store_mg_notice_decisions,
     .read_changes = ota_store_mg_read_changes,
     .change_bounds = ota_store_mg_change_bounds,

@@ -540,12 +540,3 @@ int ota_store_mg_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n
     free(b.notices);
     return rc;
 }
-
-/* A batch of one (the rules of both are in ota_store.h). */
-int ota_store_mg_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
-                                 char *err, size_t errlen)
-{
-    ota_notice_decision d = {from, to, shadow, notice, -1};
-    return ota_store_mg_notice_decisions(s, &d, 1, err, errlen) == 0 ? d.result : -1;
-}

@@ -716,7 +716,6 @@ static const ota_store_ops SQLITE_OPS = {
     .claim_notice = ota_store_sq_claim_notice,
     .claim_notices = ota_store_sq_claim_notices,
     .transition_exec = ota_store_sq_transition_exec,
-    .notice_decision = ota_store_sq_notice_decision,
     .notice_decisions = ota_store_sq_notice_decisions,
     .read_changes = ota_store_sq_read_changes,
     .change_bounds = ota_store_sq_change_bounds,

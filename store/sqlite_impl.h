@@ -182,9 +182,6 @@ int ota_store_sq_transition_exec(ota_store *s, ota_exec_state from, const ota_ex
                                  char *err, size_t errlen);
 int ota_store_sq_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
                                   size_t errlen);
-int ota_store_sq_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
-                                 char *err, size_t errlen);
 int ota_store_sq_read_changes(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx);
 int ota_store_sq_change_bounds(ota_store *s, uint64_t *first, uint64_t *last);
 int ota_store_sq_trim_changes(ota_store *s, uint64_t upto);

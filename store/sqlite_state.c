@@ -304,17 +304,8 @@ static int decide(sqlite_store *st, ota_exec_state from, const ota_exec_rec *to,
     return rc;
 }
 
-/* The shadow and notice were checked by store.c: a batch of one (a decision that finds
- * another state commits an empty transaction). */
-int ota_store_sq_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
-                                 char *err, size_t errlen)
-{
-    ota_notice_decision d = {from, to, shadow, notice, -1};
-    return ota_store_sq_notice_decisions(s, &d, 1, err, errlen) == 0 ? d.result : -1;
-}
-
-/* Every decision in one transaction: one commit (one fsync) for a whole claim job. */
+/* Every decision in one transaction: one commit (one fsync) for a whole claim job. The
+ * shadows and notices were checked by store.c. */
 int ota_store_sq_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
                                   size_t errlen)
 {

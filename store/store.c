@@ -254,33 +254,6 @@ static const char *decision_problem(ota_exec_state from, const ota_exec_rec *to,
     return problem;
 }
 
-int ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                              const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
-                              size_t errlen)
-{
-    char buf[192];
-    const char *problem = decision_problem(from, to, shadow, notice, buf, sizeof buf);
-    if (problem != NULL) {
-        snprintf(err, errlen, "notice decision: %s", problem);
-        return -1;
-    }
-    return s->ops->notice_decision(s, from, to, shadow, notice, err, errlen);
-}
-
-int ota_store_decide_notices(ota_store *s, ota_notice_decision *d, size_t n, char *err,
-                             size_t errlen)
-{
-    if (s->ops->notice_decisions != NULL)
-        return s->ops->notice_decisions(s, d, n, err, errlen);
-    for (size_t i = 0; i < n; i++) {
-        d[i].result =
-            s->ops->notice_decision(s, d[i].from, d[i].to, d[i].shadow, d[i].notice, err, errlen);
-        if (d[i].result < 0)
-            return -1;
-    }
-    return 0;
-}
-
 int ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
                                size_t errlen)
 {
@@ -293,7 +266,16 @@ int ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, c
             return -1;
         }
     }
-    return n == 0 ? 0 : ota_store_decide_notices(s, d, n, err, errlen);
+    return n == 0 ? 0 : s->ops->notice_decisions(s, d, n, err, errlen);
+}
+
+/* A batch of one. */
+int ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                              const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
+                              size_t errlen)
+{
+    ota_notice_decision d = {from, to, shadow, notice, -1};
+    return ota_store_notice_decisions(s, &d, 1, err, errlen) == 0 ? d.result : -1;
 }
 
 /* The gap rule of ota_store_read_changes around the caller's callback. */

@@ -39,10 +39,6 @@ typedef struct ota_store_ops {
      * in seq order to fn until fn returns non-zero (store.c applies the gap rule) */
     int (*transition_exec)(ota_store *s, ota_exec_state from, const ota_exec_rec *to, char *err,
                            size_t errlen);
-    int (*notice_decision)(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                           const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
-                           size_t errlen);
-    /* optional: n decisions in one write (NULL: store.c makes them one by one) */
     int (*notice_decisions)(ota_store *s, ota_notice_decision *d, size_t n, char *err,
                             size_t errlen);
     int (*read_changes)(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx);
@@ -83,10 +79,5 @@ int ota_store_mg_put_group(ota_store *s, const char *name, const char *json,
 int ota_store_mg_delete_group(ota_store *s, const char *name, char *err, size_t errlen);
 int ota_store_mg_load_groups(ota_store *s, ota_store_group_fn fn, ota_store_group_member_fn member,
                              void *ctx);
-
-/* ota_store_notice_decisions after its checks: the backend's batch, or one call of
- * notice_decision per decision when it has none (store.c; lazy.c forwards here). */
-int ota_store_decide_notices(ota_store *s, ota_notice_decision *d, size_t n, char *err,
-                             size_t errlen);
 
 #endif
