@@ -15,7 +15,8 @@
  * log, the clock (the
  * engine runs on the test's wall and monotonic time) and the writer: jobs wait in a queue
  * until the test runs them against a real SQLite store (or fails them), on the test's
- * thread, so every claim and flush happens exactly when a test says.
+ * thread, so every claim and flush happens exactly when a test says. The store's notice
+ * decision writes are counted through the linker's --wrap (one per claim job).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -257,6 +258,40 @@ void ota_writer_allow_checkpoint(ota_writer *w, ota_spool_pos ck)
     g_n_allowed++;
 }
 
+/* The store's notice decision writes, counted: the test links with -Wl,--wrap for both
+ * (tests/unit/CMakeLists.txt). One write per notice was the dispatch regression of
+ * docs/benchmarks.md (an fsync each on SQLite); a claim job makes one for all it won. */
+static size_t g_decision_writes; /* calls that write decisions */
+static size_t g_decisions;       /* decisions in them */
+
+int __real_ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                     const ota_shadow_rec *shadow, const ota_notice_rec *notice,
+                                     char *err, size_t errlen);
+int __wrap_ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                     const ota_shadow_rec *shadow, const ota_notice_rec *notice,
+                                     char *err, size_t errlen);
+int __real_ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                      size_t errlen);
+int __wrap_ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                      size_t errlen);
+
+int __wrap_ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                     const ota_shadow_rec *shadow, const ota_notice_rec *notice,
+                                     char *err, size_t errlen)
+{
+    g_decision_writes++;
+    g_decisions++;
+    return __real_ota_store_notice_decision(s, from, to, shadow, notice, err, errlen);
+}
+
+int __wrap_ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                      size_t errlen)
+{
+    g_decision_writes += n > 0;
+    g_decisions += n;
+    return __real_ota_store_notice_decisions(s, d, n, err, errlen);
+}
+
 /* ---------------------------------------------------------------- fixture */
 
 typedef struct {
@@ -285,6 +320,7 @@ static int setup(void **state)
     g_resend = false;
     g_effects = 0;
     g_task_events[0] = '\0';
+    g_decision_writes = g_decisions = 0;
     *state = F;
     return 0;
 }
@@ -895,6 +931,30 @@ static void test_claim_lost_to_another_broker(void **state)
     tick();
     assert_int_equal(x->state, OTA_EXEC_NOTIFIED);
     assert_int_equal(state_of("T000001", V2), OTA_EXEC_FAILED); /* ours did */
+}
+
+/* Every notice a TICK dispatches is claimed and decided in one writer job, and the job's
+ * decisions are ONE store write (one SQLite commit), not one per notice. */
+static void test_claims_decided_in_one_write(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1, V2, V3, V4, V5);
+    start_engine();
+    const char *vins[] = {V1, V2, V3, V4, V5};
+    for (size_t i = 0; i < 5; i++) {
+        seen(vins[i]);
+    }
+    ota_engine_tick(&F->p);
+    assert_int_equal(run_jobs(), 1); /* one claim job for the five */
+    assert_int_equal(g_decisions, 5);
+    assert_int_equal(g_decision_writes, 1);
+    assert_int_equal(stat_of("won"), 5);
+    for (size_t i = 0; i < 5; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "T000001:%s:0", vins[i]);
+        assert_string_equal(notice_id(vins[i]), want); /* all sent with that job's result */
+        assert_int_equal(state_of("T000001", vins[i]), OTA_EXEC_NOTIFIED);
+    }
 }
 
 static void test_claim_failure_retried(void **state)
@@ -1515,6 +1575,7 @@ int main(void)
         T(test_no_resend_while_cancel_pending),
         T(test_claim_lost_to_another_broker),
         T(test_claim_failure_retried),
+        T(test_claims_decided_in_one_write),
         T(test_flush_and_retry),
         T(test_checkpoint_waits_for_the_moves),
         T(test_lost_claim_not_stored),
