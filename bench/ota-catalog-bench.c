@@ -418,6 +418,7 @@ static int sql_baselines(const char *path, size_t n, double *scan_s, double *sel
 typedef struct {
     double gen_s, load_s, scan_s, select_ns;
     double rss_per_vehicle, heap_per_vehicle, map_per_vehicle;
+    double keys_per_vehicle, other_maps_per_vehicle;
     long rss_before_kb, rss_after_kb;
     lookup_times lt;
 } results;
@@ -428,15 +429,17 @@ static void print_json(const opts *o, const results *r)
            "\"sqlite_select_all_s\": %.3f, \"load_vs_select_all\": %.2f, "
            "\"rss_before_kb\": %ld, \"rss_after_kb\": %ld, \"rss_bytes_per_vehicle\": %.1f, "
            "\"heap_bytes_per_vehicle\": %.1f, \"vehicle_map_bytes_per_vehicle\": %.1f, "
+           "\"vehicle_record_bytes\": %zu, \"public_key_bytes_per_vehicle\": %.1f, "
+           "\"other_map_bytes_per_vehicle\": %.1f, "
            "\"vehicle_lookup_ns\": %.1f, "
            "\"vehicle_miss_ns\": %.1f, \"sqlite_select_by_vin_ns\": %.1f, "
            "\"select_vs_lookup\": %.1f, \"strategy_for_ns\": %.1f, \"package_full_ns\": %.1f, "
            "\"max_version_ns\": %.1f}\n",
            o->vehicles, o->packages, r->gen_s, r->load_s, r->scan_s, r->load_s / r->scan_s,
            r->rss_before_kb, r->rss_after_kb, r->rss_per_vehicle, r->heap_per_vehicle,
-           r->map_per_vehicle, r->lt.vehicle_ns, r->lt.vehicle_miss_ns, r->select_ns,
-           r->select_ns / r->lt.vehicle_ns, r->lt.strategy_for_ns, r->lt.package_full_ns,
-           r->lt.max_version_ns);
+           r->map_per_vehicle, sizeof(ota_vehicle), r->keys_per_vehicle, r->other_maps_per_vehicle,
+           r->lt.vehicle_ns, r->lt.vehicle_miss_ns, r->select_ns, r->select_ns / r->lt.vehicle_ns,
+           r->lt.strategy_for_ns, r->lt.package_full_ns, r->lt.max_version_ns);
 }
 
 static void print_table(const opts *o, const results *r)
@@ -452,6 +455,10 @@ static void print_table(const opts *o, const results *r)
            r->heap_per_vehicle, r->rss_before_kb, r->rss_after_kb);
     printf("%-34s %12.1f B   (%zu-byte record + index + bitmap)\n", "  of which the vehicle map",
            r->map_per_vehicle, sizeof(ota_vehicle));
+    printf("%-34s %12.1f B   (32-byte blocks in slabs)\n", "  of which public keys",
+           r->keys_per_vehicle);
+    printf("%-34s %12.1f B   (records and tables; not the texts they own)\n",
+           "  of which the other maps", r->other_maps_per_vehicle);
     printf("%-34s %11.1f ns   %-23s %6.0f ns %9.1fx\n", "vehicle lookup (random VIN)",
            r->lt.vehicle_ns, "SQLite SELECT by VIN", r->select_ns, r->select_ns / r->lt.vehicle_ns);
     printf("%-34s %11.1f ns\n", "vehicle lookup (unknown VIN)", r->lt.vehicle_miss_ns);
@@ -494,6 +501,30 @@ static int generate_in_child(const char *uri, const opts *o)
     return 0;
 }
 
+/* Bytes of the public keys' slabs. */
+static size_t key_slab_bytes(const cat_keys *k)
+{
+    size_t n = 0;
+    for (const cat_key_slab *s = k->slabs; s != NULL; s = s->next)
+        n += sizeof *s;
+    return n;
+}
+
+/* Bytes of every map but the vehicles' (their records and tables, not what records point
+ * to: package texts, interned strings' bytes). */
+static size_t other_map_bytes(const ota_catalog *c)
+{
+    const ota_map *maps[] = {&c->strings,  &c->ms,        &c->ecus,       &c->files,
+                             &c->packages, &c->pkg_names, &c->strategies, &c->vin_bindings,
+                             &c->groups,   &c->rxswin};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
+        n += ota_map_bytes(maps[i]);
+    for (size_t l = 0; l < OTA_LIST_COUNT; l++)
+        n += ota_map_bytes(&c->lists[l]);
+    return n;
+}
+
 static int measure_load(const char *uri, ota_catalog *c, results *r, size_t n)
 {
     char err[256] = "";
@@ -515,6 +546,8 @@ static int measure_load(const char *uri, ota_catalog *c, results *r, size_t n)
     n = n ? n : 1;
     r->rss_per_vehicle = (double)(r->rss_after_kb - r->rss_before_kb) * 1024.0 / (double)n;
     r->map_per_vehicle = (double)ota_map_bytes(&c->vehicles) / (double)n;
+    r->keys_per_vehicle = (double)key_slab_bytes(&c->keys) / (double)n;
+    r->other_maps_per_vehicle = (double)other_map_bytes(c) / (double)n;
     r->heap_per_vehicle = ((double)heap1 - (double)heap0) / (double)n;
     return 0;
 }
