@@ -152,10 +152,15 @@ int cat_intern_id(ota_catalog *c, const char *s, uint32_t *id)
 {
     const char *in;
     *id = 0;
+    if (s == NULL)
+        return 0;
+    size_t n = strlen(s);
+    *id = ota_map_ref(&c->strings, s, n); /* one lookup when already interned (the load) */
+    if (*id != 0)
+        return 0;
     if (cat_intern(c, s, &in) != 0)
         return -1;
-    if (in != NULL)
-        *id = ota_map_ref(&c->strings, in, strlen(in));
+    *id = ota_map_ref(&c->strings, in, n);
     return 0;
 }
 
