@@ -1,7 +1,7 @@
 /*
  * error.c — the codec's error codes and messages, the one error-text formatter of every
- * layer (ota_errf.h), and the shared validators for VINs and vehicle-supplied text (strict
- * UTF-8, no control characters).
+ * layer (ota_errf.h), the shared validators for VINs and vehicle-supplied text (strict
+ * UTF-8, no control characters) and the hot paths' decimal formatter.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -118,6 +118,19 @@ int ota_error_set(ota_error *e, ota_err_code code, const char *fmt, ...)
     ota_verrf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+size_t ota_dec_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
 }
 
 bool ota_vin_valid(const char *s)

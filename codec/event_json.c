@@ -96,17 +96,9 @@ static void put_opt_str(jw *w, const char *key, const char *s)
         put_str(w, key, s);
 }
 
-/* v's decimal digits (no sprintf: it cost more than the rest of the event). */
 static void put_digits(jw *w, uint64_t v)
 {
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    while (n > 0)
-        *w->p++ = tmp[--n];
+    w->p += ota_dec_u64(w->p, v);
 }
 
 static void put_u64(jw *w, const char *key, uint64_t v)

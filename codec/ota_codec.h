@@ -18,9 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OTA_VIN_LEN 17    /* ISO 3779 */
-#define OTA_ID_MAX 64     /* longest id-like text: task ids, ECU names, status words */
-#define OTA_TEXT_MAX 256  /* longest free text: error detail, step name */
+#define OTA_VIN_LEN 17   /* ISO 3779 */
+#define OTA_ID_MAX 64    /* longest id-like text: task ids, ECU names, status words */
+#define OTA_TEXT_MAX 256 /* longest free text: error detail, step name */
 #define OTA_ERRMSG_MAX 192
 
 /* Error codes answered to vehicles (SPEC §6, "any topic"), and to the codec's callers. */
@@ -111,8 +111,8 @@ typedef struct {
     const char *cmd;
     int64_t at;
     const char *result;
-    const char *answer; /* consent: accepted, declined, postponed */
-    int64_t until;      /* consent postponed: ask again at (ms since the epoch) */
+    const char *answer;     /* consent: accepted, declined, postponed */
+    int64_t until;          /* consent postponed: ask again at (ms since the epoch) */
     const char *conditions; /* upgrade_status: the pre-conditions that failed, "a,b" */
 } ota_event;
 
@@ -123,7 +123,7 @@ typedef struct {
 #define OTA_EPOCH_MAX 64
 typedef struct {
     uint64_t seq;
-    bool seq_valid; /* seq was read and is valid (also after a failed decode) */
+    bool seq_valid;                /* seq was read and is valid (also after a failed decode) */
     char epoch[OTA_EPOCH_MAX + 1]; /* "0" when absent; set when seq_valid */
     size_t n_events;
     ota_event *events; /* n_events entries */
@@ -146,8 +146,7 @@ int ota_codec_report_envelope(const void *buf, size_t len, ota_report *out, ota_
 /* The same check by the strict reader alone, which ota_codec_report_envelope() uses only
  * when its skim of a plain report is not sure; they give the same answer on every input
  * (the fuzz target and the unit tests compare them). */
-int ota_codec_report_envelope_strict(const void *buf, size_t len, ota_report *out,
-                                     ota_error *err);
+int ota_codec_report_envelope_strict(const void *buf, size_t len, ota_report *out, ota_error *err);
 
 /* Upgrade status words a vehicle may report (idle, downloading, downloaded, waiting,
  * upgrading, rolling_back, succeeded, failed, canceled). */
@@ -157,11 +156,11 @@ bool ota_trigger_valid(const char *s);
 
 /* ---- operator file upload: $CONTROL/ota/v1/file {sha256, offset, total, data} ---- */
 
-#define OTA_UPLOAD_CHUNK_MAX (1u << 20)           /* bytes of data in one chunk */
-#define OTA_UPLOAD_FILE_MAX ((uint64_t)1 << 40)   /* a package file: up to 1 TiB */
+#define OTA_UPLOAD_CHUNK_MAX (1u << 20)         /* bytes of data in one chunk */
+#define OTA_UPLOAD_FILE_MAX ((uint64_t)1 << 40) /* a package file: up to 1 TiB */
 
 typedef struct {
-    char sha256[65];     /* lowercase hex */
+    char sha256[65]; /* lowercase hex */
     uint64_t offset;
     uint64_t total;
     const uint8_t *data; /* points into the payload */
@@ -211,8 +210,7 @@ typedef struct {
     char token[OTA_ID_MAX + 1];
 } ota_shadow_get;
 
-int ota_codec_decode_shadow_get(const void *buf, size_t len, ota_shadow_get *out,
-                                ota_error *err);
+int ota_codec_decode_shadow_get(const void *buf, size_t len, ota_shadow_get *out, ota_error *err);
 
 /* ---- file blocks (SPEC §3): file/get {file, bs, from, n, bitmap?} -> file/data ---- */
 
@@ -276,10 +274,8 @@ uint8_t *ota_codec_json_to_cbor(const struct cJSON *json, size_t *len);
  * shadow/delta    {version, desired} */
 uint8_t *ota_codec_encode_shadow_accepted(int64_t version, const char *token, size_t *len);
 uint8_t *ota_codec_encode_shadow_state(int64_t version, const struct cJSON *reported,
-                                       const struct cJSON *desired, const char *token,
-                                       size_t *len);
-uint8_t *ota_codec_encode_shadow_delta(int64_t version, const struct cJSON *desired,
-                                       size_t *len);
+                                       const struct cJSON *desired, const char *token, size_t *len);
+uint8_t *ota_codec_encode_shadow_delta(int64_t version, const struct cJSON *desired, size_t *len);
 
 /* JSON event for ota/v1/events/status/{vin}:
  * {"vin","seq","index","task","ts","status","error"?,"trigger","fw"?,"received_at"};
@@ -294,5 +290,8 @@ char *ota_codec_status_event_json(const char *vin, uint64_t seq, const ota_event
 bool ota_vin_valid(const char *s);
 /* True when the n bytes at s are valid UTF-8 without NUL or C0 control characters. */
 bool ota_text_valid(const char *s, size_t n);
+/* Writes v's decimal digits to out (room for them: 20 bytes for any v; no NUL) and returns
+ * how many: the hot paths' formatter (snprintf costs more than the rest of an event). */
+size_t ota_dec_u64(char *out, uint64_t v);
 
 #endif

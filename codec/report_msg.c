@@ -306,16 +306,8 @@ static void event_clear(ota_event *ev, uint32_t index)
 /* Writes "events[i]" into buf (at least 20 bytes); without printf, as it runs per event. */
 static void event_path(char *buf, uint32_t i)
 {
-    char digits[10];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + i % 10);
-        i /= 10;
-    } while (i != 0);
     memcpy(buf, "events[", 7);
-    char *p = buf + 7;
-    while (n > 0)
-        *p++ = digits[--n];
+    char *p = buf + 7 + ota_dec_u64(buf + 7, i);
     *p++ = ']';
     *p = '\0';
 }
@@ -345,10 +337,10 @@ typedef struct {
     size_t max_events;
     bool has_seq, has_events, has_epoch;
     ota_cbor_item seq, events, epoch; /* headers */
-    size_t n_events;           /* entries read from the events array */
-    bool too_many;             /* an indefinite events array went past max_events */
-    bool events_failed;        /* *err holds the first error in the events */
-    char *block;               /* events, then strings (see the top of the file) */
+    size_t n_events;                  /* entries read from the events array */
+    bool too_many;                    /* an indefinite events array went past max_events */
+    bool events_failed;               /* *err holds the first error in the events */
+    char *block;                      /* events, then strings (see the top of the file) */
 } report_state;
 
 /* Room for the events of arr: its count, or for an indefinite-length array the limit (it
@@ -377,7 +369,8 @@ static void alloc_block(report_state *st, size_t cap, size_t len, arena *strings
 /* True when the report has a valid seq (stored in *seq). */
 static bool seq_valid(const report_state *st, uint64_t *seq)
 {
-    return st->has_seq && want_uint(&st->seq, "", "seq", OTA_CBOR_REQUIRED, 0, INT64_MAX, seq, NULL) > 0;
+    return st->has_seq &&
+           want_uint(&st->seq, "", "seq", OTA_CBOR_REQUIRED, 0, INT64_MAX, seq, NULL) > 0;
 }
 
 /* The epoch (ota_codec.h) into out: "0" when absent, an integer in decimal, or the text.
@@ -385,8 +378,8 @@ static bool seq_valid(const report_state *st, uint64_t *seq)
 static int get_epoch(const report_state *st, char out[OTA_EPOCH_MAX + 1], ota_error *err)
 {
     uint64_t n = 0;
-    if (!st->has_epoch || want_uint(&st->epoch, "", "epoch", OTA_CBOR_REQUIRED, 0, UINT64_MAX, &n,
-                                    NULL) > 0) {
+    if (!st->has_epoch ||
+        want_uint(&st->epoch, "", "epoch", OTA_CBOR_REQUIRED, 0, UINT64_MAX, &n, NULL) > 0) {
         snprintf(out, OTA_EPOCH_MAX + 1, "%" PRIu64, n);
         return 0;
     }
@@ -471,8 +464,7 @@ static int decode_root(ota_cbor_reader *r, report_state *st, ota_error *err)
         bool is_seq = key.len == 3 && memcmp(key.ptr, keys[0], 3) == 0;
         bool is_events = key.len == 6 && memcmp(key.ptr, keys[1], 6) == 0;
         bool is_epoch = key.len == 5 && memcmp(key.ptr, keys[2], 5) == 0;
-        if ((is_seq && st->has_seq) || (is_events && st->has_events) ||
-            (is_epoch && st->has_epoch))
+        if ((is_seq && st->has_seq) || (is_events && st->has_events) || (is_epoch && st->has_epoch))
             return ota_cbor_field_error(err, OTA_E_BAD_REQUEST, "", keys[is_events + 2 * is_epoch],
                                         "duplicate key");
         if (ota_cbor_next(r, &value) < 0)

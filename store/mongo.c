@@ -104,6 +104,57 @@ const uint8_t *ota_store_mg_binary(const bson_t *doc, const char *field, uint32_
     return data;
 }
 
+/* ---- transactions ---- */
+
+typedef struct {
+    mongo_store *st;
+    ota_store_mg_step_fn step;
+    void *arg;
+    int result;
+    char err[256];
+} txn_ctx;
+
+/* mongoc's callback: true commits (the step wrote); 0 and -1 end it without a commit. */
+static bool txn_run(mongoc_client_session_t *cs, void *arg, bson_t **reply, bson_error_t *error)
+{
+    (void)reply;
+    txn_ctx *x = arg;
+    x->err[0] = '\0';
+    x->result = x->step(x->st, cs, x->arg, x->err, sizeof x->err);
+    if (x->result == 1)
+        return true;
+    bson_set_error(error, MONGOC_ERROR_COMMAND, MONGOC_ERROR_COMMAND_INVALID_ARG, "%s",
+                   x->result == 0 ? "nothing to commit" : x->err);
+    return false;
+}
+
+int ota_store_mg_in_transaction(mongo_store *st, const char *what, ota_store_mg_step_fn step,
+                                void *arg, char *err, size_t errlen)
+{
+    txn_ctx x = {st, step, arg, -1, ""};
+    if (!st->replset) {
+        x.result = step(st, NULL, arg, x.err, sizeof x.err);
+    } else {
+        bson_error_t error;
+        mongoc_client_session_t *cs = mongoc_client_start_session(st->client, NULL, &error);
+        if (cs == NULL) {
+            ota_store_mg_err(st, err, errlen, "%s: cannot start a session: %s", what,
+                             error.message);
+            return -1;
+        }
+        bool ok = mongoc_client_session_with_transaction(cs, txn_run, NULL, &x, NULL, &error);
+        mongoc_client_session_destroy(cs);
+        /* the commit failed, or the transaction did not start */
+        if (!ok && (x.result == 1 || (x.result < 0 && x.err[0] == '\0'))) {
+            ota_store_mg_err(st, err, errlen, "%s: transaction: %s", what, error.message);
+            return -1;
+        }
+    }
+    if (x.result < 0 && err != NULL)
+        snprintf(err, errlen, "%s", x.err);
+    return x.result;
+}
+
 /* Counts the write errors of a bulk reply by kind. */
 static void count_write_errors(const bson_t *reply, ota_store_mg_bulk_result *res)
 {

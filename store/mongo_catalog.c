@@ -190,13 +190,6 @@ static int write_lists(mongo_store *st, const ota_catalog_change *c, mongoc_clie
     return writes_end(&w, "list changes", err, errlen);
 }
 
-typedef struct {
-    mongo_store *st;
-    const ota_catalog_change *c;
-    char *err;
-    size_t errlen;
-} change_ctx;
-
 /* Every part of a checked change, in SQLite's order, in session cs (or none). */
 static int write_change(mongo_store *st, const ota_catalog_change *c, mongoc_client_session_t *cs,
                         char *err, size_t errlen)
@@ -208,34 +201,11 @@ static int write_change(mongo_store *st, const ota_catalog_change *c, mongoc_cli
     return ota_store_mg_tasks_write(st, c, cs, err, errlen);
 }
 
-static bool in_transaction(mongoc_client_session_t *cs, void *arg, bson_t **reply,
-                           bson_error_t *error)
+/* The change as one step (ota_store_mg_in_transaction): 1 written, -1. */
+static int change_step(mongo_store *st, mongoc_client_session_t *cs, void *arg, char *err,
+                       size_t errlen)
 {
-    (void)reply;
-    change_ctx *x = arg;
-    if (write_change(x->st, x->c, cs, x->err, x->errlen) == 0)
-        return true;
-    bson_set_error(error, MONGOC_ERROR_COMMAND, MONGOC_ERROR_COMMAND_INVALID_ARG, "%s", x->err);
-    return false;
-}
-
-static int apply_in_transaction(mongo_store *st, const ota_catalog_change *c, char *err,
-                                size_t errlen)
-{
-    bson_error_t error;
-    mongoc_client_session_t *cs = mongoc_client_start_session(st->client, NULL, &error);
-    if (cs == NULL) {
-        ota_store_mg_err(st, err, errlen, "cannot start a session: %s", error.message);
-        return -1;
-    }
-    char inner[256] = "";
-    change_ctx x = {st, c, inner, sizeof inner};
-    bool ok = mongoc_client_session_with_transaction(cs, in_transaction, NULL, &x, NULL, &error);
-    mongoc_client_session_destroy(cs);
-    if (!ok)
-        ota_store_mg_err(st, err, errlen, "transaction: %s",
-                         inner[0] != '\0' ? inner : error.message);
-    return ok ? 0 : -1;
+    return write_change(st, arg, cs, err, errlen) == 0 ? 1 : -1;
 }
 
 int ota_store_mg_apply(ota_store *s, const ota_catalog_change *c, char *err, size_t errlen)
@@ -248,9 +218,9 @@ int ota_store_mg_apply(ota_store *s, const ota_catalog_change *c, char *err, siz
     }
     if (ota_store_change_empty(c))
         return 0;
-    if (st->replset)
-        return apply_in_transaction(st, c, err, errlen);
-    return write_change(st, c, NULL, err, errlen);
+    /* the step only reads c */
+    return ota_store_mg_in_transaction(st, "change", change_step, (void *)c, err, errlen) == 1 ? 0
+                                                                                               : -1;
 }
 
 /* ---- loaders ---- */

@@ -45,6 +45,17 @@ int64_t ota_store_mg_int(const bson_t *doc, const char *field, int64_t dflt);
 bool ota_store_mg_bool(const bson_t *doc, const char *field);
 const uint8_t *ota_store_mg_binary(const bson_t *doc, const char *field, uint32_t *len);
 
+/* One step of writes in session cs (NULL: no transaction). Returns 1 when it wrote (commit),
+ * 0 when there was nothing to write, -1 on an error (err set). */
+typedef int (*ota_store_mg_step_fn)(mongo_store *st, mongoc_client_session_t *cs, void *arg,
+                                    char *err, size_t errlen);
+/* Runs step once: on a replica set inside a transaction (mongoc's with_transaction, which
+ * commits when step returns 1 and ends it without a commit otherwise), alone elsewhere.
+ * Returns step's result; -1 also when the session or the commit failed (what names the
+ * write in err). */
+int ota_store_mg_in_transaction(mongo_store *st, const char *what, ota_store_mg_step_fn step,
+                                void *arg, char *err, size_t errlen);
+
 /* Outcome of a bulk write: what the reply says. */
 typedef struct {
     int64_t inserted, upserted, matched;
@@ -105,9 +116,8 @@ int ota_store_mg_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put
                            char *err, size_t errlen);
 int ota_store_mg_put_events(ota_store *s, const ota_store_event *evs, size_t n,
                             ota_store_put_result *res, char *err, size_t errlen);
-int ota_store_mg_list_quarantine(ota_store *s, const char *vin, const char *code,
-                                 int64_t before_id, size_t limit, ota_store_quarantine_fn fn,
-                                 void *ctx);
+int ota_store_mg_list_quarantine(ota_store *s, const char *vin, const char *code, int64_t before_id,
+                                 size_t limit, ota_store_quarantine_fn fn, void *ctx);
 
 /* ---- the catalog (mongo_catalog.c) ---- */
 
@@ -153,8 +163,7 @@ void ota_store_mg_rec_doc(bson_t *doc, int t, const void *rec);
 int ota_store_mg_state_open(mongo_store *st, char *err, size_t errlen);
 /* ota_vehicle_state for batch b (after its events are stored): each VIN of its events
  * without a guard row in b raised in its epoch, then b's guard rows replaced in order. */
-int ota_store_mg_state_write(mongo_store *st, const ota_store_batch *b, char *err,
-                             size_t errlen);
+int ota_store_mg_state_write(mongo_store *st, const ota_store_batch *b, char *err, size_t errlen);
 /* Every VIN's document of ota_vehicle_state, by VIN. */
 int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
 int ota_store_mg_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_rec *to,

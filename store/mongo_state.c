@@ -25,9 +25,10 @@
  * - Migrations at open, each recorded in ota_store_meta {_id: name, at} so it runs once per
  *   database: "vehicle_state" fills ota_vehicle_state from the events (the old start-up
  *   scan), "vehicle_state_epoch" gives the {_id, last_seq} documents of the first issue 15
- *   version epoch "0" (filter: the old document), "native_documents" rewrites catalog documents {_id, json: "<text>"} and shadows
- *   with text states as native documents where exact (mongo_json.c), each with a filter on
- *   the old value so a concurrent write is never overwritten. Readers read both forms.
+ *   version epoch "0" (filter: the old document), "native_documents" rewrites catalog documents
+ * {_id, json: "<text>"} and shadows with text states as native documents where exact
+ * (mongo_json.c), each with a filter on the old value so a concurrent write is never overwritten.
+ * Readers read both forms.
  */
 #include "mongo_impl.h"
 
@@ -149,12 +150,11 @@ static int state_put(mongo_store *st, const ota_report_seq_rec *rows, size_t n, 
         replace_by_id(bulk, rows[i].vin, &doc);
         bson_destroy(&doc);
     }
-    return ota_store_mg_bulk_finish(st, c, bulk, n, "guard rows (" OTA_STORE_STATE_TABLE ")",
-                                    false, err, errlen);
+    return ota_store_mg_bulk_finish(st, c, bulk, n, "guard rows (" OTA_STORE_STATE_TABLE ")", false,
+                                    err, errlen);
 }
 
-int ota_store_mg_state_write(mongo_store *st, const ota_store_batch *b, char *err,
-                             size_t errlen)
+int ota_store_mg_state_write(mongo_store *st, const ota_store_batch *b, char *err, size_t errlen)
 {
     for (size_t i = 0; i < b->n_seqs; i++) {
         if (b->seqs[i].vin == NULL) {
@@ -336,8 +336,8 @@ static int rewrite_coll(mongo_store *st, const char *coll, const char *field, co
         ota_store_mg_err(st, err, errlen, "reading %s to rewrite it failed", coll);
         w.n = 0; /* nothing sent */
     }
-    int sent = ota_store_mg_bulk_finish(st, c, w.bulk, w.n, "rewriting documents", false, err,
-                                        errlen);
+    int sent =
+        ota_store_mg_bulk_finish(st, c, w.bulk, w.n, "rewriting documents", false, err, errlen);
     return rc != 0 ? -1 : sent;
 }
 
@@ -442,64 +442,31 @@ static int already_decided(mongo_store *st, mongoc_client_session_t *cs, const o
 }
 
 typedef struct {
-    mongo_store *st;
     ota_exec_state from;
     const ota_exec_rec *to;
     const ota_catalog_change *rest; /* the shadow and the notice */
-    int result;
-    char err[256];
 } decision;
 
-/* The decision in session cs (or none): result 1, 0 or -1 (err set). */
-static void decide(decision *d, mongoc_client_session_t *cs)
+/* The decision as one step (ota_store_mg_in_transaction): 1 written, 0 not in the
+ * expected state (nothing written), -1. */
+static int decide(mongo_store *st, mongoc_client_session_t *cs, void *arg, char *err, size_t errlen)
 {
-    d->result = transition(d->st, cs, d->from, d->to, d->err, sizeof d->err);
-    if (d->result == 0)
-        d->result = already_decided(d->st, cs, d->to, d->err, sizeof d->err);
-    if (d->result == 1 && ota_store_mg_tasks_write(d->st, d->rest, cs, d->err, sizeof d->err) != 0)
-        d->result = -1;
-}
-
-static bool decide_in_transaction(mongoc_client_session_t *cs, void *arg, bson_t **reply,
-                                  bson_error_t *error)
-{
-    (void)reply;
-    decision *d = arg;
-    decide(d, cs);
-    if (d->result == 1)
-        return true;
-    /* 0 (nothing to write) and errors both end the transaction without a commit */
-    bson_set_error(error, MONGOC_ERROR_COMMAND, MONGOC_ERROR_COMMAND_INVALID_ARG, "%s",
-                   d->result == 0 ? "not in the expected state" : d->err);
-    return false;
+    const decision *d = arg;
+    int rc = transition(st, cs, d->from, d->to, err, errlen);
+    if (rc == 0)
+        rc = already_decided(st, cs, d->to, err, errlen);
+    if (rc == 1 && ota_store_mg_tasks_write(st, d->rest, cs, err, errlen) != 0)
+        rc = -1;
+    return rc;
 }
 
 int ota_store_mg_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
                                  const ota_shadow_rec *shadow, const ota_notice_rec *notice,
                                  char *err, size_t errlen)
 {
-    mongo_store *st = (mongo_store *)s;
     ota_catalog_change rest = {
         .put_shadows = shadow, .n_put_shadows = 1, .add_notices = notice, .n_add_notices = 1};
-    decision d = {st, from, to, &rest, -1, ""}; /* checked by store.c */
-    if (!st->replset) {
-        decide(&d, NULL);
-    } else {
-        bson_error_t error;
-        mongoc_client_session_t *cs = mongoc_client_start_session(st->client, NULL, &error);
-        if (cs == NULL) {
-            ota_store_mg_err(st, err, errlen, "cannot start a session: %s", error.message);
-            return -1;
-        }
-        bool ok = mongoc_client_session_with_transaction(cs, decide_in_transaction, NULL, &d, NULL,
-                                                         &error);
-        mongoc_client_session_destroy(cs);
-        if (!ok && d.result == 1) { /* the commit failed */
-            ota_store_mg_err(st, err, errlen, "notice decision: transaction: %s", error.message);
-            return -1;
-        }
-    }
-    if (d.result < 0 && err != NULL)
-        snprintf(err, errlen, "%s", d.err);
-    return d.result;
+    decision d = {from, to, &rest}; /* checked by store.c */
+    return ota_store_mg_in_transaction((mongo_store *)s, "notice decision", decide, &d, err,
+                                       errlen);
 }

@@ -116,17 +116,15 @@ static void put_in(put_if *p, mongoc_client_session_t *cs)
     }
 }
 
-static bool put_in_transaction(mongoc_client_session_t *cs, void *arg, bson_t **reply,
-                               bson_error_t *error)
+/* The conditional replace as one step (ota_store_mg_in_transaction): 1, 0 or -1. */
+static int put_step(mongo_store *st, mongoc_client_session_t *cs, void *arg, char *err,
+                    size_t errlen)
 {
-    (void)reply;
     put_if *p = arg;
     put_in(p, cs);
-    if (p->result == 1)
-        return true;
-    bson_set_error(error, MONGOC_ERROR_COMMAND, MONGOC_ERROR_COMMAND_INVALID_ARG, "%s",
-                   p->result == 0 ? "another revision" : p->err);
-    return false;
+    if (p->result < 0)
+        ota_store_mg_err(st, err, errlen, "%s", p->err);
+    return p->result;
 }
 
 int ota_store_mg_put_task_doc_if(ota_store *s, const char *id, const char *json,
@@ -134,24 +132,5 @@ int ota_store_mg_put_task_doc_if(ota_store *s, const char *id, const char *json,
 {
     mongo_store *st = (mongo_store *)s;
     put_if p = {st, id, json, expect_rev, -1, ""};
-    if (!st->replset) {
-        put_in(&p, NULL);
-    } else {
-        bson_error_t error;
-        mongoc_client_session_t *cs = mongoc_client_start_session(st->client, NULL, &error);
-        if (cs == NULL) {
-            ota_store_mg_err(st, err, errlen, "cannot start a session: %s", error.message);
-            return -1;
-        }
-        bool ok =
-            mongoc_client_session_with_transaction(cs, put_in_transaction, NULL, &p, NULL, &error);
-        mongoc_client_session_destroy(cs);
-        if (!ok && p.result == 1) {
-            ota_store_mg_err(st, err, errlen, "task document: transaction: %s", error.message);
-            return -1;
-        }
-    }
-    if (p.result < 0)
-        ota_store_mg_err(st, err, errlen, "%s", p.err);
-    return p.result;
+    return ota_store_mg_in_transaction(st, "task document", put_step, &p, err, errlen);
 }

@@ -104,6 +104,9 @@ cJSON *otactl_read_json(const otactl_ctx *ctx, const char *path);
 void otactl_vins_from_text(const char *text, cJSON *vins);
 /* Seconds on the monotonic clock (deadlines, progress rates). */
 double otactl_now_s(void);
+/* Appends the VINs of file path ("-": standard input) to vins. OTACTL_OK, or OTACTL_EUSAGE
+ * (printed) when it cannot be read. */
+int otactl_vins_from_file(otactl_ctx *ctx, const char *path, cJSON *vins);
 /* Appends the VINs of every --vins and --vins-file option of a to vins. OTACTL_OK, or
  * OTACTL_EUSAGE (printed) when a file cannot be read. */
 int otactl_vins_from_args(otactl_ctx *ctx, const otactl_args *a, cJSON *vins);

@@ -421,19 +421,25 @@ double otactl_now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+int otactl_vins_from_file(otactl_ctx *ctx, const char *path, cJSON *vins)
+{
+    char *text = otactl_read_file(path, NULL);
+    if (!text) {
+        return otactl_usage_err(ctx, "cannot read %s", path);
+    }
+    otactl_vins_from_text(text, vins);
+    free(text);
+    return OTACTL_OK;
+}
+
 int otactl_vins_from_args(otactl_ctx *ctx, const otactl_args *a, cJSON *vins)
 {
     for (int i = 0; i < otactl_arg_count(a, "vins"); i++) {
         otactl_vins_from_text(otactl_arg_nth(a, "vins", i), vins);
     }
-    for (int i = 0; i < otactl_arg_count(a, "vins-file"); i++) {
-        const char *path = otactl_arg_nth(a, "vins-file", i);
-        char *text = otactl_read_file(path, NULL);
-        if (!text) {
-            return otactl_usage_err(ctx, "cannot read %s", path);
-        }
-        otactl_vins_from_text(text, vins);
-        free(text);
+    int rc = OTACTL_OK;
+    for (int i = 0; i < otactl_arg_count(a, "vins-file") && rc == OTACTL_OK; i++) {
+        rc = otactl_vins_from_file(ctx, otactl_arg_nth(a, "vins-file", i), vins);
     }
-    return OTACTL_OK;
+    return rc;
 }

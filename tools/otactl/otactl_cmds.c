@@ -401,17 +401,6 @@ static int strategy_set(otactl_ctx *ctx, otactl_args *a)
     return otactl_run(ctx, c, otactl_print_nothing);
 }
 
-static int read_vins_file(otactl_ctx *ctx, const char *path, cJSON *vins)
-{
-    char *text = otactl_read_file(path, NULL);
-    if (!text) {
-        return otactl_usage_err(ctx, "cannot read %s", path);
-    }
-    otactl_vins_from_text(text, vins);
-    free(text);
-    return OTACTL_OK;
-}
-
 static int bind_targets(otactl_ctx *ctx, otactl_args *a, cJSON *extra, cJSON *vins)
 {
     const char *model = otactl_arg(a, "model"), *series = otactl_arg(a, "series");
@@ -422,13 +411,7 @@ static int bind_targets(otactl_ctx *ctx, otactl_args *a, cJSON *extra, cJSON *vi
         cJSON_AddStringToObject(extra, "model", model);
         cJSON_AddStringToObject(extra, "series", series);
     }
-    for (int i = 0; i < otactl_arg_count(a, "vins"); i++) {
-        otactl_vins_from_text(otactl_arg_nth(a, "vins", i), vins);
-    }
-    int rc = OTACTL_OK;
-    for (int i = 0; i < otactl_arg_count(a, "vins-file") && rc == OTACTL_OK; i++) {
-        rc = read_vins_file(ctx, otactl_arg_nth(a, "vins-file", i), vins);
-    }
+    int rc = otactl_vins_from_args(ctx, a, vins);
     if (rc == OTACTL_OK && !model && cJSON_GetArraySize(vins) == 0) {
         rc = otactl_usage_err(ctx, "give --model M --series S and/or --vins / --vins-file");
     }
@@ -524,7 +507,7 @@ static int list_change(otactl_ctx *ctx, otactl_args *a, const char *command, con
         otactl_vins_from_text(a->pos[i], vins);
     }
     for (int i = 0; i < otactl_arg_count(a, "file") && rc == OTACTL_OK; i++) {
-        rc = read_vins_file(ctx, otactl_arg_nth(a, "file", i), vins);
+        rc = otactl_vins_from_file(ctx, otactl_arg_nth(a, "file", i), vins);
     }
     if (rc == OTACTL_OK && cJSON_GetArraySize(vins) == 0) {
         rc = otactl_usage_err(ctx, "no VINs given (VIN... or --file FILE)");
