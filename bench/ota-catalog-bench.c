@@ -3,15 +3,17 @@
  * resident memory per vehicle and lookup latency, each beside a baseline from the same run
  * on the same SQLite file.
  *
- *   ota-catalog-bench [--vehicles N] [--packages N] [--json]     (defaults 1000000, 10000)
+ *   ota-catalog-bench [--vehicles N] [--packages N] [--rxswin PCT] [--json]
+ *                                             (defaults 1000000, 10000, 0)
  *
  * 1. A child process fills a fresh SQLite store in a temporary directory through
  *    ota_store_apply (batches of 10,000 vehicles / 1,000 documents): 20 model/series, their
  *    models, strategies and default bindings, 2 files per package, N packages (documents
  *    from the codec's ota_json_from_package: 4 of 5 full, 1 of 5 delta, a third released),
  *    N vehicles (a few statuses, usages and fw versions, 32 config words on half of them,
- *    a public key on 10%) and 1,000 blacklisted VINs. A child, so that the parent's heap
- *    holds nothing of it when memory is measured.
+ *    a public key on 10%, with --rxswin one of 8 RXSWIN lists on PCT% of them) and 1,000
+ *    blacklisted VINs. A child, so that the parent's heap holds nothing of it when memory
+ *    is measured.
  * 2. The parent measures opening the store + ota_catalog_load + closing it: time, and
  *    VmRSS (after malloc_trim) before and after, divided by the vehicle count (so SQLite's
  *    page cache is not counted, but any heap the load left fragmented is).
@@ -55,6 +57,7 @@ static const char *const ECUS[] = {"BCM", "VCU", "TBOX", "ADAS"};
 typedef struct {
     size_t vehicles, packages;
     bool json;
+    unsigned rxswin_pct; /* vehicles with an RXSWIN list, % */
 } opts;
 
 /* ---- small helpers ---- */
@@ -214,7 +217,17 @@ static int gen_package(doc_batch *b, size_t j)
     return add_doc(b, OTA_DOC_PACKAGE, key, ota_json_from_package(&p));
 }
 
-static void gen_vehicle(ota_vehicle_rec *v, char vin[18], char key_seed, size_t i)
+/* One of 8 RXSWIN lists (a fleet has a few per model and software level), or NULL. */
+static char *rxswin_of(uint64_t h, unsigned pct)
+{
+    static char lists[8][48];
+    if (lists[0][0] == '\0')
+        for (int l = 0; l < 8; l++)
+            snprintf(lists[l], sizeof lists[l], "R10-EMC.%d,R79-STEER.%d,R100-BAT.1", l % 3, l);
+    return h % 100 < pct ? lists[(h >> 8) % 8] : NULL;
+}
+
+static void gen_vehicle(ota_vehicle_rec *v, char vin[18], char key_seed, size_t i, unsigned rx)
 {
     uint64_t h = mix(i);
     vin_of(vin, i, true);
@@ -237,9 +250,10 @@ static void gen_vehicle(ota_vehicle_rec *v, char vin[18], char key_seed, size_t 
     v->has_public_key = (h >> 40) % 10 == 0;
     if (v->has_public_key)
         memset(v->public_key, key_seed, OTA_PUBKEY_LEN);
+    v->rxswin = rxswin_of(mix(h), rx);
 }
 
-static int gen_vehicles(ota_store *s, size_t n)
+static int gen_vehicles(ota_store *s, size_t n, unsigned rxswin_pct)
 {
     static ota_vehicle_rec recs[VEHICLE_BATCH];
     static char vins[VEHICLE_BATCH][18];
@@ -247,7 +261,7 @@ static int gen_vehicles(ota_store *s, size_t n)
     for (size_t i = 0; i < n;) {
         size_t k = 0;
         for (; k < VEHICLE_BATCH && i < n; k++, i++)
-            gen_vehicle(&recs[k], vins[k], (char)i, i);
+            gen_vehicle(&recs[k], vins[k], (char)i, i, rxswin_pct);
         ota_catalog_change ch = {.put_vehicles = recs, .n_put_vehicles = k};
         if (ota_store_apply(s, &ch, err, sizeof err) != 0)
             return die("ota_store_apply (vehicles)", err);
@@ -274,7 +288,7 @@ static int generate(const char *uri, const opts *o)
     if (rc == 0)
         rc = flush_docs(&b);
     if (rc == 0)
-        rc = gen_vehicles(b.s, o->vehicles);
+        rc = gen_vehicles(b.s, o->vehicles, o->rxswin_pct);
     ota_store_close(b.s);
     return rc;
 }
@@ -363,7 +377,7 @@ static int time_lookups(const ota_catalog *c, const opts *o, lookup_times *lt)
 
 #define VEHICLE_COLS                                                                               \
     "vin, model, series, platform, status, usage, sold, activated, passenger, config_word, fw, "   \
-    "public_key"
+    "public_key, rxswin"
 
 /* Reads every column of the current row (what a loader must at least do). */
 static size_t touch_row(sqlite3_stmt *st)
@@ -418,31 +432,37 @@ static int sql_baselines(const char *path, size_t n, double *scan_s, double *sel
 typedef struct {
     double gen_s, load_s, scan_s, select_ns;
     double rss_per_vehicle, heap_per_vehicle, map_per_vehicle;
+    double keys_per_vehicle, other_maps_per_vehicle;
     long rss_before_kb, rss_after_kb;
     lookup_times lt;
 } results;
 
 static void print_json(const opts *o, const results *r)
 {
-    printf("{\"vehicles\": %zu, \"packages\": %zu, \"generate_s\": %.3f, \"load_s\": %.3f, "
+    printf("{\"vehicles\": %zu, \"packages\": %zu, \"rxswin_pct\": %u, \"generate_s\": %.3f, "
+           "\"load_s\": %.3f, "
            "\"sqlite_select_all_s\": %.3f, \"load_vs_select_all\": %.2f, "
            "\"rss_before_kb\": %ld, \"rss_after_kb\": %ld, \"rss_bytes_per_vehicle\": %.1f, "
            "\"heap_bytes_per_vehicle\": %.1f, \"vehicle_map_bytes_per_vehicle\": %.1f, "
+           "\"vehicle_record_bytes\": %zu, \"public_key_bytes_per_vehicle\": %.1f, "
+           "\"other_map_bytes_per_vehicle\": %.1f, "
            "\"vehicle_lookup_ns\": %.1f, "
            "\"vehicle_miss_ns\": %.1f, \"sqlite_select_by_vin_ns\": %.1f, "
            "\"select_vs_lookup\": %.1f, \"strategy_for_ns\": %.1f, \"package_full_ns\": %.1f, "
            "\"max_version_ns\": %.1f}\n",
-           o->vehicles, o->packages, r->gen_s, r->load_s, r->scan_s, r->load_s / r->scan_s,
-           r->rss_before_kb, r->rss_after_kb, r->rss_per_vehicle, r->heap_per_vehicle,
-           r->map_per_vehicle, r->lt.vehicle_ns, r->lt.vehicle_miss_ns, r->select_ns,
+           o->vehicles, o->packages, o->rxswin_pct, r->gen_s, r->load_s, r->scan_s,
+           r->load_s / r->scan_s, r->rss_before_kb, r->rss_after_kb, r->rss_per_vehicle,
+           r->heap_per_vehicle, r->map_per_vehicle, sizeof(ota_vehicle), r->keys_per_vehicle,
+           r->other_maps_per_vehicle, r->lt.vehicle_ns, r->lt.vehicle_miss_ns, r->select_ns,
            r->select_ns / r->lt.vehicle_ns, r->lt.strategy_for_ns, r->lt.package_full_ns,
            r->lt.max_version_ns);
 }
 
 static void print_table(const opts *o, const results *r)
 {
-    printf("ota-catalog-bench: %zu vehicles, %zu packages (store written in %.1f s)\n\n",
-           o->vehicles, o->packages, r->gen_s);
+    printf("ota-catalog-bench: %zu vehicles (%u%% with RXSWINs), %zu packages (store written in "
+           "%.1f s)\n\n",
+           o->vehicles, o->rxswin_pct, o->packages, r->gen_s);
     printf("%-34s %14s   %-34s %10s\n", "catalog", "", "baseline (same run)", "ratio");
     printf("%-34s %12.3f s   %-25s %6.3f s %9.2fx\n", "start-up load (ota_catalog_load)", r->load_s,
            "SQLite SELECT all rows", r->scan_s, r->load_s / r->scan_s);
@@ -452,6 +472,10 @@ static void print_table(const opts *o, const results *r)
            r->heap_per_vehicle, r->rss_before_kb, r->rss_after_kb);
     printf("%-34s %12.1f B   (%zu-byte record + index + bitmap)\n", "  of which the vehicle map",
            r->map_per_vehicle, sizeof(ota_vehicle));
+    printf("%-34s %12.1f B   (32-byte blocks in slabs)\n", "  of which public keys",
+           r->keys_per_vehicle);
+    printf("%-34s %12.1f B   (records and tables; not the texts they own)\n",
+           "  of which the other maps", r->other_maps_per_vehicle);
     printf("%-34s %11.1f ns   %-23s %6.0f ns %9.1fx\n", "vehicle lookup (random VIN)",
            r->lt.vehicle_ns, "SQLite SELECT by VIN", r->select_ns, r->select_ns / r->lt.vehicle_ns);
     printf("%-34s %11.1f ns\n", "vehicle lookup (unknown VIN)", r->lt.vehicle_miss_ns);
@@ -464,7 +488,7 @@ static void print_table(const opts *o, const results *r)
 
 static int parse_opts(int argc, char **argv, opts *o)
 {
-    *o = (opts){1000000, 10000, false};
+    *o = (opts){1000000, 10000, false, 0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             o->json = true;
@@ -472,8 +496,12 @@ static int parse_opts(int argc, char **argv, opts *o)
             o->vehicles = strtoull(argv[++i], NULL, 10);
         } else if (i + 1 < argc && strcmp(argv[i], "--packages") == 0) {
             o->packages = strtoull(argv[++i], NULL, 10);
+        } else if (i + 1 < argc && strcmp(argv[i], "--rxswin") == 0) {
+            unsigned long pct = strtoul(argv[++i], NULL, 10);
+            o->rxswin_pct = pct > 100 ? 100 : (unsigned)pct;
         } else {
-            fprintf(stderr, "usage: %s [--vehicles N] [--packages N] [--json]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--vehicles N] [--packages N] [--rxswin PCT] [--json]\n",
+                    argv[0]);
             return -1;
         }
     }
@@ -492,6 +520,30 @@ static int generate_in_child(const char *uri, const opts *o)
         WEXITSTATUS(status) != 0)
         return die("generating the store", "the child failed");
     return 0;
+}
+
+/* Bytes of the public keys' slabs. */
+static size_t key_slab_bytes(const cat_keys *k)
+{
+    size_t n = 0;
+    for (const cat_key_slab *s = k->slabs; s != NULL; s = s->next)
+        n += sizeof *s;
+    return n;
+}
+
+/* Bytes of every map but the vehicles' (their records and tables, not what records point
+ * to: package texts, interned strings' bytes). */
+static size_t other_map_bytes(const ota_catalog *c)
+{
+    const ota_map *maps[] = {&c->strings,  &c->ms,        &c->ecus,       &c->files,
+                             &c->packages, &c->pkg_names, &c->strategies, &c->vin_bindings,
+                             &c->groups,   &c->rxswin};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
+        n += ota_map_bytes(maps[i]);
+    for (size_t l = 0; l < OTA_LIST_COUNT; l++)
+        n += ota_map_bytes(&c->lists[l]);
+    return n;
 }
 
 static int measure_load(const char *uri, ota_catalog *c, results *r, size_t n)
@@ -515,6 +567,8 @@ static int measure_load(const char *uri, ota_catalog *c, results *r, size_t n)
     n = n ? n : 1;
     r->rss_per_vehicle = (double)(r->rss_after_kb - r->rss_before_kb) * 1024.0 / (double)n;
     r->map_per_vehicle = (double)ota_map_bytes(&c->vehicles) / (double)n;
+    r->keys_per_vehicle = (double)key_slab_bytes(&c->keys) / (double)n;
+    r->other_maps_per_vehicle = (double)other_map_bytes(c) / (double)n;
     r->heap_per_vehicle = ((double)heap1 - (double)heap0) / (double)n;
     return 0;
 }

@@ -60,6 +60,9 @@ static cJSON *cancel_apply(ota_plugin *p, ota_cmd_op *base)
     if (task) {
         ota_engine_cancel(p, task, op->vins, op->n_vins, &canceled, &pending);
     }
+    if (task && op->json) { /* this broker's write ended the task: told here, once */
+        ota_engine_task_stored(p, task, task->state);
+    }
     cJSON *data = cJSON_CreateObject();
     cJSON_AddNumberToObject(data, "canceled", (double)canceled);
     cJSON_AddNumberToObject(data, "pending", (double)pending);

@@ -280,10 +280,10 @@ static void vehicle_visit(void *ctx, const ota_vehicle *v)
     }
 }
 
-static cJSON *vehicle_json(const ota_vehicle *v)
+static cJSON *vehicle_json(const ota_catalog *cat, const ota_vehicle *v)
 {
     ota_vehicle_rec rec;
-    if (ota_catalog_vehicle_rec(v, &rec) != 0) {
+    if (ota_catalog_vehicle_rec(cat, v, &rec) != 0) {
         return NULL;
     }
     cJSON *j = ota_json_from_vehicle(&rec);
@@ -314,7 +314,7 @@ void ota_cmd_list_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     cJSON *data = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(data, "vehicles");
     for (size_t i = 0; i < w.n_page; i++) {
-        cJSON_AddItemToArray(arr, vehicle_json(w.page[i]));
+        cJSON_AddItemToArray(arr, vehicle_json(p->catalog, w.page[i]));
     }
     cJSON_AddNumberToObject(data, "total", (double)w.total);
     if (w.more && w.n_page > 0) {
@@ -443,7 +443,7 @@ void ota_cmd_get_vehicle_status(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
         return;
     }
     cJSON *data = cJSON_CreateObject();
-    cJSON_AddItemToObject(data, "vehicle", vehicle_json(v));
+    cJSON_AddItemToObject(data, "vehicle", vehicle_json(p->catalog, v));
     cJSON *shadow = ota_shadow_json(p, vin);
     cJSON_AddItemToObject(data, "shadow", shadow ? shadow : cJSON_CreateNull());
     cJSON_AddItemToObject(data, "latest_status", latest_status_json(p, vin));
@@ -610,7 +610,7 @@ static cJSON *result_json(ota_plugin *p, const ota_task *t, const ota_task_exec 
     }
     cJSON_AddStringToObject(o, "target", t->rec.version);
     /* R156 (issue 17): the vehicle's RXSWINs now, and what this task's commit changed */
-    ota_json_add_rxswin(o, "rxswin", v ? v->rxswin : NULL);
+    ota_json_add_rxswin(o, "rxswin", v ? ota_catalog_vehicle_rxswin(p->catalog, v) : NULL);
     const ota_rxswin_change *ch = ota_catalog_rxswin_change(p->catalog, t->rec.id, vin);
     if (ch) {
         ota_json_add_rxswin(o, "rxswin_before", ch->before ? ch->before : "");

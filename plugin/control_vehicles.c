@@ -87,10 +87,11 @@ static int keep_rxswin(ota_plugin *p, const cJSON *item, ota_vehicle_rec *rec, c
                        size_t errlen)
 {
     const ota_vehicle *old = ota_catalog_vehicle(p->catalog, rec->vin);
-    if (cJSON_HasObjectItem(item, "rxswin") || !old || !old->rxswin) {
+    const char *kept = old ? ota_catalog_vehicle_rxswin(p->catalog, old) : NULL;
+    if (cJSON_HasObjectItem(item, "rxswin") || !kept) {
         return 0;
     }
-    rec->rxswin = strdup(old->rxswin);
+    rec->rxswin = strdup(kept);
     if (!rec->rxswin) {
         ota_vehicle_rec_free(rec);
         snprintf(err, errlen, "out of memory");
@@ -199,7 +200,7 @@ void ota_cmd_get_vehicle(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
     if (!v) {
         return;
     }
-    if (ota_catalog_vehicle_rec(v, &rec) != 0) {
+    if (ota_catalog_vehicle_rec(p->catalog, v, &rec) != 0) {
         ota_cmd_fail(c, "out of memory");
         return;
     }

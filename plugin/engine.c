@@ -275,6 +275,7 @@ static void tick_task(ota_engine *e, ota_task *task, int64_t now)
     if (task->rec.end_ms >= 0 && now >= task->rec.end_ms) {
         ota_eng_task_end(e, task); /* end_action cancel_all */
     }
+    ota_eng_count_submit(e, task); /* a shared store: every broker's counts */
     ota_eng_waves_check(e, task); /* a wave's thresholds: abort, or the next wave */
     ota_eng_check_task(task);
     bool can = can_dispatch(task, now);

@@ -60,6 +60,14 @@ void ota_engine_task_changed(ota_plugin *p, ota_task *task, const char *what);
 /* follow.c: another broker stored a rollout change of task (a newer document revision,
  * already taken into memory): logged, counted, no event (that broker published it). */
 void ota_engine_rollout_followed(ota_plugin *p, ota_task *task);
+/* control_cancel.c, once stored: this broker's conditional write stored the task's
+ * document in state s (cancelTask). On a shared store the end is told by the broker whose
+ * write moved the task into it, so here; on one broker the TICK tells it. */
+void ota_engine_task_stored(ota_plugin *p, ota_task *task, ota_task_state s);
+/* follow.c: another broker's write ended the task (a newer document in state s, finished,
+ * aborted or canceled, after ota_engine_cancel for canceled): the task takes s, and no
+ * event (that broker told it); its own end, if it had one waiting, is not written. */
+void ota_engine_task_followed(ota_plugin *p, ota_task *task, ota_task_state s);
 /* pkg.c and file.c, first thing: on a store several brokers share, the first such request
  * of a vehicle's connection waits until its stored descriptions are read (another broker
  * may have issued them): true when req was parked (handler handles a copy later; the

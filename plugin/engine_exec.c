@@ -32,7 +32,9 @@ void ota_eng_check_task(ota_task *task)
 {
     ota_task_state s = ota_task_next_state(task);
     if (s == OTA_TASK_ABORTED && task->state != OTA_TASK_ABORTED) {
-        size_t ok = task->count[OTA_EXEC_SUCCEEDED], bad = task->count[OTA_EXEC_FAILED];
+        size_t seen[OTA_EXEC_STATE_COUNT]; /* a shared store's: every broker's */
+        ota_task_seen(task, seen);
+        size_t ok = seen[OTA_EXEC_SUCCEEDED], bad = seen[OTA_EXEC_FAILED];
         mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: task %s aborted: %zu of %zu failed",
                              task->rec.id, bad, ok + bad);
     }

@@ -139,6 +139,7 @@ typedef struct {
     ota_task **doc_tasks;
     uint64_t *doc_revs; /* per document: the revision it replaces (issue 16) */
     int *doc_stored;    /* per document: 1 stored, 0 another revision was there */
+    ota_task_state *doc_states; /* per document: the task's state it stores */
     size_t n_docs;
     ota_spool_pos ck; /* the checkpoint allowed once this job is stored */
     bool has_ck;
@@ -161,6 +162,7 @@ static void flush_job_free(flush_job *j)
     free(j->doc_tasks);
     free(j->doc_revs);
     free(j->doc_stored);
+    free(j->doc_states);
     free(j);
 }
 
@@ -221,16 +223,20 @@ static int flush_run(ota_store *store, void *arg, char *err, size_t errlen)
     return 0;
 }
 
-/* The documents stored raise their task's revision; one that found another revision (another
- * broker's change, which the change log brings) is stored again over that one later. */
+/* The documents stored raise their task's revision, and the end they store is told here on a
+ * shared store (engine_end.c: the broker whose write moved the task tells it); one that found
+ * another revision (another broker's change, which the change log brings) is stored again
+ * over that one later, unless that change was the task's end (then it is taken as it is). */
 static void flush_docs_done(flush_job *j)
 {
     for (size_t i = 0; i < j->n_docs; i++) {
         ota_task *task = j->doc_tasks[i];
-        if (j->doc_stored[i] == 1 && task->rev < j->doc_revs[i] + 1) {
-            task->rev = j->doc_revs[i] + 1;
-        } else if (j->doc_stored[i] != 1) {
-            task->doc_dirty = true;
+        if (j->doc_stored[i] == 1) {
+            task->rev = task->rev < j->doc_revs[i] + 1 ? j->doc_revs[i] + 1 : task->rev;
+            ota_eng_task_stored(j->e, task, j->doc_states[i]);
+        } else {
+            j->e->waves.ends_lost += j->doc_states[i] != OTA_TASK_ACTIVE;
+            task->doc_dirty = !ota_eng_task_end_stored(j->e, task);
         }
     }
 }
@@ -349,6 +355,7 @@ static void add_docs(flush_job *j, ota_task **tasks, long n)
         }
         j->docs[j->n_docs] = (ota_store_doc){OTA_DOC_TASK, tasks[i]->rec.id, keep(j, json)};
         j->doc_revs[j->n_docs] = tasks[i]->rev;
+        j->doc_states[j->n_docs] = tasks[i]->state;
         j->doc_tasks[j->n_docs++] = tasks[i];
         tasks[i]->doc_dirty = false;
     }
@@ -401,8 +408,9 @@ static void flush_submit(ota_engine *e)
     j->doc_tasks = calloc((size_t)nt + 1, sizeof(*j->doc_tasks));
     j->doc_revs = calloc((size_t)nt + 1, sizeof(*j->doc_revs));
     j->doc_stored = calloc((size_t)nt + 1, sizeof(*j->doc_stored));
+    j->doc_states = calloc((size_t)nt + 1, sizeof(*j->doc_states));
     if (!j->execs || !j->applied || !j->strs || !j->docs || !j->doc_tasks || !j->doc_revs ||
-        !j->doc_stored) {
+        !j->doc_stored || !j->doc_states) {
         flush_job_free(j);
         free(tasks);
         return;

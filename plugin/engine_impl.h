@@ -11,6 +11,8 @@
  *   engine_adopt.c   executions this broker does not hold, read from the store on demand
  *   engine_grants.c  a vehicle's descriptions read from the store on its first request
  *   engine_cont.c    continuous tasks (vehicles join and leave) and notice jitter
+ *   engine_end.c     a task's end: counts over every broker on a shared store, the end told
+ *                    once
  *
  * Broker thread only.
  */
@@ -96,6 +98,7 @@ struct ota_engine {
     struct eng_parked *parked; /* requests waiting for their vehicle's descriptions */
     struct {
         uint64_t lost, followed; /* promotions another broker stored first; rollouts followed */
+        uint64_t ends_lost;      /* task ends this broker wrote after another broker's write */
     } waves;
     bool grants_in_flight;
     ota_map cont_vins; /* engine_cont.c: VINs the catalog changed since the last TICK */
@@ -161,9 +164,6 @@ bool ota_eng_waves_may_notify(const ota_task *task, const ota_task_exec *x);
 /* TICK, per active task with waves: aborts it at its current wave's error threshold,
  * promotes the next wave at the success threshold. */
 void ota_eng_waves_check(ota_engine *e, ota_task *task);
-/* TICK: the task's state moved since its last event (finished, aborted, canceled): the
- * event (task_events.h), with the reason of an abort. */
-void ota_eng_task_announce(ota_engine *e, ota_task *task);
 /* Whether the task's maintenance window (if any) is open at now (wall ms). */
 bool ota_eng_window_open(ota_task *task, int64_t now);
 /* The rate of a task with a ramp: its step from the vehicles notified (all but queued and
@@ -181,6 +181,25 @@ void ota_eng_task_end(ota_engine *e, ota_task *task);
 /* The in-flight part of a report event: x is held here (engine_exec.c). */
 void ota_eng_drive(ota_plugin *p, ota_task *task, ota_task_exec *x, const char *vin,
                    const ota_event *ev);
+
+/* The store's succeeded and failed executions of task (VINs, states) were counted: the
+ * per-wave counts over every broker (all_ok, all_bad). */
+void ota_eng_waves_counted(ota_task *task, const char (*vins)[OTA_VIN_LEN + 1],
+                           const uint8_t *states, size_t n);
+
+/* ---- engine_end.c ---- */
+/* TICK, per active task on a shared store: its count job (every broker's executions). */
+void ota_eng_count_submit(ota_engine *e, ota_task *task);
+/* TICK: the task's state moved since its last event (finished, aborted, canceled): the
+ * event (task_events.h), with the reason of an abort — on one broker only; on a shared
+ * store the end is told when it is stored (ota_eng_task_stored). */
+void ota_eng_task_announce(ota_engine *e, ota_task *task);
+/* This broker's conditional write stored the task's document in state s: on a shared store
+ * the broker that moved the task into an end state tells it (once over every broker). */
+void ota_eng_task_stored(ota_engine *e, ota_task *task, ota_task_state s);
+/* On a shared store: the task's end (its state now) is in the store, written by this
+ * broker or followed from another: a lost write of its document is not written again. */
+bool ota_eng_task_end_stored(const ota_engine *e, const ota_task *task);
 
 /* ---- engine_adopt.c ---- */
 /* True when x's state is not this broker's to drive from memory: another broker claimed

@@ -7,7 +7,8 @@
  * revision: ota_store_put_task_doc_if), applied here only once it is stored, so with
  * several brokers on one store a wave starts once and one broker tells it; the wave state
  * lives in the document, so a restart resumes the same wave. On a shared store the
- * thresholds are judged on the store's counts over every broker (a count job).
+ * thresholds are judged on the store's counts over every broker (the task's count job,
+ * engine_end.c, hands the succeeded and failed VINs here: ota_eng_waves_counted).
  */
 #include "engine_impl.h"
 #include "task_events.h"
@@ -109,102 +110,21 @@ static void promote_submit(ota_engine *e, ota_task *task)
 
 /* ---------------------------------------------------------------- counts over every broker */
 
-/* On a store several brokers share, each broker's own counts see only its vehicles: a count
- * job reads the task's succeeded and failed executions from the store (every broker's) and
- * the decisions take the larger count per wave. Paced: every 500 ms, plus 1 ms per 100
- * executions finished at the last count (100,000 finished: every 1.5 s). */
-typedef struct {
-    ota_writer_job job;
-    ota_engine *e;
-    char id[32];
-    char (*vins)[OTA_VIN_LEN + 1];
-    uint8_t *states;
-    size_t n, cap;
-} count_job;
-
-static int count_one(void *ctx, const ota_exec_rec *r)
-{
-    count_job *j = ctx;
-    if (!r->vin || strlen(r->vin) != OTA_VIN_LEN) {
-        return 0;
-    }
-    if (j->n == j->cap) {
-        size_t cap = j->cap ? 2 * j->cap : 256;
-        void *v = realloc(j->vins, cap * sizeof(*j->vins));
-        if (v) {
-            j->vins = v;
-        }
-        uint8_t *s = v ? realloc(j->states, cap) : NULL;
-        if (!s) {
-            return 1;
-        }
-        j->states = s;
-        j->cap = cap;
-    }
-    memcpy(j->vins[j->n], r->vin, OTA_VIN_LEN + 1);
-    j->states[j->n++] = (uint8_t)r->state;
-    return 0;
-}
-
-static int count_run(ota_store *store, void *arg, char *err, size_t errlen)
-{
-    count_job *j = arg;
-    unsigned states = (1u << OTA_EXEC_SUCCEEDED) | (1u << OTA_EXEC_FAILED);
-    if (ota_store_load_task_execs(store, j->id, states, count_one, j) != 0) {
-        snprintf(err, errlen, "reading the executions of task %s failed", j->id);
-        return -1;
-    }
-    return 0;
-}
-
-static void count_done(void *arg, int rc, const char *err)
-{
-    count_job *j = arg;
-    ota_engine *e = j->e;
-    ota_task *task = ota_tasks_get(e->plugin->tasks, j->id);
-    ota_task_waves *w = task ? task->waves : NULL;
-    (void)err;
-    if (w) {
-        w->counting = false;
-        w->count_after = e->clock.mono_ms() + 500 + (int64_t)(j->n / 100);
-    }
-    if (w && rc == 0) {
-        size_t ok[OTA_WAVES_MAX + 1] = {0}, bad[OTA_WAVES_MAX + 1] = {0};
-        for (size_t i = 0; i < j->n; i++) {
-            ota_task_exec *x = ota_task_find_exec(task, j->vins[i]);
-            uint8_t wv = x ? ota_task_waves_of(w, (size_t)(x - task->execs)) : OTA_WAVE_NONE;
-            if (wv != OTA_WAVE_NONE) {
-                ok[wv] += j->states[i] == OTA_EXEC_SUCCEEDED;
-                bad[wv] += j->states[i] == OTA_EXEC_FAILED;
-            }
-        }
-        memcpy(w->all_ok, ok, sizeof ok);
-        memcpy(w->all_bad, bad, sizeof bad);
-    }
-    free(j->vins);
-    free(j->states);
-    free(j);
-}
-
-static void count_submit(ota_engine *e, ota_task *task)
+void ota_eng_waves_counted(ota_task *task, const char (*vins)[OTA_VIN_LEN + 1],
+                           const uint8_t *states, size_t n)
 {
     ota_task_waves *w = task->waves;
-    if (!e->plugin->follow || !e->plugin->writer || w->counting ||
-        e->clock.mono_ms() < w->count_after) {
-        return;
+    size_t ok[OTA_WAVES_MAX + 1] = {0}, bad[OTA_WAVES_MAX + 1] = {0};
+    for (size_t i = 0; i < n; i++) {
+        ota_task_exec *x = ota_task_find_exec(task, vins[i]);
+        uint8_t wv = x ? ota_task_waves_of(w, (size_t)(x - task->execs)) : OTA_WAVE_NONE;
+        if (wv != OTA_WAVE_NONE) {
+            ok[wv] += states[i] == OTA_EXEC_SUCCEEDED;
+            bad[wv] += states[i] == OTA_EXEC_FAILED;
+        }
     }
-    count_job *j = calloc(1, sizeof(*j));
-    if (!j) {
-        return;
-    }
-    j->e = e;
-    snprintf(j->id, sizeof j->id, "%s", task->rec.id);
-    j->job = (ota_writer_job){.run = count_run, .done = count_done, .arg = j};
-    if (ota_writer_submit(e->plugin->writer, &j->job) != 0) {
-        free(j);
-        return;
-    }
-    w->counting = true;
+    memcpy(w->all_ok, ok, sizeof ok);
+    memcpy(w->all_bad, bad, sizeof bad);
 }
 
 void ota_eng_waves_check(ota_engine *e, ota_task *task)
@@ -213,7 +133,6 @@ void ota_eng_waves_check(ota_engine *e, ota_task *task)
     if (!w || task->state != OTA_TASK_ACTIVE) {
         return;
     }
-    count_submit(e, task);
     if (ota_task_waves_failing(w)) {
         size_t c = w->current;
         size_t bad = w->count[c][OTA_EXEC_FAILED] > w->all_bad[c] ? w->count[c][OTA_EXEC_FAILED]
@@ -259,31 +178,6 @@ void ota_engine_task_changed(ota_plugin *p, ota_task *task, const char *what)
     int wave = task->waves ? task->waves->current : -1;
     mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: task %s %s (wave %d)", task->rec.id, what, wave);
     ota_task_event(task, what, wave, "by hand", now);
-}
-
-/* The reason of a move the engine made outside the waves: the task-wide threshold. */
-static const char *state_reason(ota_task *task)
-{
-    if (task->reason[0] || task->state != OTA_TASK_ABORTED) {
-        return task->reason[0] ? task->reason : NULL;
-    }
-    snprintf(task->reason, sizeof(task->reason),
-             "failure threshold: %zu of %zu failed (threshold %u%%)",
-             task->count[OTA_EXEC_FAILED],
-             task->count[OTA_EXEC_FAILED] + task->count[OTA_EXEC_SUCCEEDED],
-             (unsigned)task->rec.abort_failure_pct);
-    return task->reason;
-}
-
-void ota_eng_task_announce(ota_engine *e, ota_task *task)
-{
-    if (task->state == task->announced) {
-        return;
-    }
-    task->announced = task->state;
-    ota_task_event(task, ota_task_state_name(task->state),
-                   task->waves ? task->waves->current : -1, state_reason(task),
-                   e->clock.now_ms());
 }
 
 bool ota_eng_window_open(ota_task *task, int64_t now)

@@ -79,7 +79,8 @@ struct ota_follow {
     int64_t last_read_ms;
     int64_t lag_ms; /* now - at of the newest entry applied, at its apply */
     int64_t behind_since; /* the first read that found the next entry gone, 0 = none */
-    uint64_t applied, skipped, errors, behind, reloads, tasks_added, tasks_canceled, rollouts;
+    uint64_t applied, skipped, errors, behind, reloads, tasks_added, tasks_canceled, rollouts,
+        tasks_ended;
     bool in_flight;
     bool behind_logged;
 };
@@ -406,7 +407,9 @@ static int copy_held(ota_plugin *p, follow_job *j)
 }
 
 /* A task document: a new task is added (the engine dispatches it from the next TICK); one
- * held active or aborted that the document says canceled is canceled as cancelTask does. */
+ * held not canceled that the document says canceled is canceled as cancelTask does; a
+ * newer document that ends the task (finished, aborted, canceled: another broker's write,
+ * which told it) gives the task its state, without an event (issue 16: told once). */
 static int apply_task(ota_plugin *p, follow_job *j, const ota_store_change *c, char *err,
                       size_t errlen)
 {
@@ -421,19 +424,24 @@ static int apply_task(ota_plugin *p, follow_job *j, const ota_store_change *c, c
         return 1;
     }
     ota_task *task = ota_tasks_get(p->tasks, c->id);
-    if (rc == 2) { /* another broker's promotion, pause, resume or approval (issue 16) */
+    if (rc == 2 && st == OTA_TASK_ACTIVE) { /* another broker's promotion, pause, resume or
+                                               approval (issue 16) */
         f->rollouts++;
         ota_engine_rollout_followed(p, task);
     }
-    if (st == OTA_TASK_CANCELED &&
-        (task->state == OTA_TASK_ACTIVE || task->state == OTA_TASK_ABORTED)) {
+    /* not canceled here yet: also a task this broker ended meanwhile (its store counts saw
+     * the canceled executions before the log brought the document): the winner's end */
+    bool cancel = st == OTA_TASK_CANCELED && task->state != OTA_TASK_CANCELED;
+    if (cancel) {
         size_t canceled = 0, pending = 0;
         ota_engine_cancel(p, task, NULL, 0, &canceled, &pending);
         f->tasks_canceled++;
-        return 1;
     }
-    return rc == 2 ? 1 : 0; /* held already in that state (this broker's own change), or a later
-                 state the engine reaches by itself */
+    if (st != OTA_TASK_ACTIVE && (rc == 2 || cancel)) { /* another broker's write ended it */
+        f->tasks_ended++;
+        ota_engine_task_followed(p, task, st);
+    }
+    return rc == 2 || cancel ? 1 : 0; /* else held already so (this broker's own change) */
 }
 
 static int apply_entry(ota_plugin *p, follow_job *j, const ota_store_change *c, char *err,
@@ -630,4 +638,5 @@ void ota_follow_stats(const ota_plugin *p, cJSON *data)
     cJSON_AddNumberToObject(o, "tasks_added", (double)f->tasks_added);
     cJSON_AddNumberToObject(o, "tasks_canceled", (double)f->tasks_canceled);
     cJSON_AddNumberToObject(o, "rollouts", (double)f->rollouts);
+    cJSON_AddNumberToObject(o, "tasks_ended", (double)f->tasks_ended);
 }

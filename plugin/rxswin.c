@@ -171,7 +171,7 @@ static int build_one(ota_plugin *p, commit_op *op, const pending *e)
     size_t i = op->n;
     ota_vehicle_rec *vr = &op->vehicles[i];
     ota_rxswin_change_rec *ch = &op->changes[i];
-    if (ota_catalog_vehicle_rec(v, vr) != 0) {
+    if (ota_catalog_vehicle_rec(p->catalog, v, vr) != 0) {
         return -1;
     }
     op->n++; /* from here on, commit_free frees entry i */

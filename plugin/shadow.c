@@ -308,7 +308,7 @@ static void follow_fw(ota_plugin *p, shadow *sh, const char *fw)
         return;
     ota_vehicle_rec rec;
     char *nfw = strdup(fw);
-    if (nfw == NULL || ota_catalog_vehicle_rec(v, &rec) != 0) {
+    if (nfw == NULL || ota_catalog_vehicle_rec(p->catalog, v, &rec) != 0) {
         free(nfw);
         return;
     }
@@ -516,7 +516,7 @@ static int flush_add(ota_plugin *p, flush_job *j, shadow *sh)
         return -1;
     const ota_vehicle *v = sh->fw_changed ? ota_catalog_vehicle(p->catalog, sh->vin) : NULL;
     if (v != NULL) {
-        if (ota_catalog_vehicle_rec(v, &j->vehicles[j->n_vehicles]) != 0)
+        if (ota_catalog_vehicle_rec(p->catalog, v, &j->vehicles[j->n_vehicles]) != 0)
             return -1;
         j->n_vehicles++;
     }

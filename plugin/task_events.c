@@ -29,12 +29,13 @@ static cJSON *event_json(const ota_task *task, const char *event, int wave, cons
     if (reason) {
         cJSON_AddStringToObject(o, "reason", reason);
     }
-    size_t flight = task->count[OTA_EXEC_NOTIFIED] + task->count[OTA_EXEC_DOWNLOADING] +
-                    task->count[OTA_EXEC_INSTALLING];
-    cJSON_AddNumberToObject(c, "queued", (double)task->count[OTA_EXEC_QUEUED]);
+    size_t n[OTA_EXEC_STATE_COUNT]; /* several brokers on one store: every broker's */
+    ota_task_seen(task, n);
+    size_t flight = n[OTA_EXEC_NOTIFIED] + n[OTA_EXEC_DOWNLOADING] + n[OTA_EXEC_INSTALLING];
+    cJSON_AddNumberToObject(c, "queued", (double)n[OTA_EXEC_QUEUED]);
     cJSON_AddNumberToObject(c, "in_flight", (double)flight);
-    cJSON_AddNumberToObject(c, "succeeded", (double)task->count[OTA_EXEC_SUCCEEDED]);
-    cJSON_AddNumberToObject(c, "failed", (double)task->count[OTA_EXEC_FAILED]);
+    cJSON_AddNumberToObject(c, "succeeded", (double)n[OTA_EXEC_SUCCEEDED]);
+    cJSON_AddNumberToObject(c, "failed", (double)n[OTA_EXEC_FAILED]);
     return o;
 }
 

@@ -181,12 +181,11 @@ static int lz_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_
     return r->ops->transition_exec(r, from, to, err, errlen);
 }
 
-static int lz_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                              const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
-                              size_t errlen)
+static int lz_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                               size_t errlen)
 {
     REAL_OR_FAIL(err, errlen)
-    return r->ops->notice_decision(r, from, to, shadow, notice, err, errlen);
+    return r->ops->notice_decisions(r, d, n, err, errlen);
 }
 
 static int lz_read_changes(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx)
@@ -270,7 +269,7 @@ static const ota_store_ops LAZY_OPS = {
     .claim_notice = lz_claim_notice,
     .claim_notices = lz_claim_notices,
     .transition_exec = lz_transition_exec,
-    .notice_decision = lz_notice_decision,
+    .notice_decisions = lz_notice_decisions,
     .read_changes = lz_read_changes,
     .change_bounds = lz_change_bounds,
     .trim_changes = lz_trim_changes,

@@ -168,9 +168,8 @@ int ota_store_mg_state_write(mongo_store *st, const ota_store_batch *b, char *er
 int ota_store_mg_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
 int ota_store_mg_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
                                  char *err, size_t errlen);
-int ota_store_mg_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
-                                 char *err, size_t errlen);
+int ota_store_mg_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                  size_t errlen);
 /* Appends the change log entries of a checked change (in session cs, or NULL). */
 /* One entry (a group's change), right after the change itself. */
 int ota_store_mg_change_append_one(mongo_store *st, const ota_store_change *e, char *err,

@@ -441,32 +441,64 @@ static int already_decided(mongo_store *st, mongoc_client_session_t *cs, const o
     return rc;
 }
 
-typedef struct {
-    ota_exec_state from;
-    const ota_exec_rec *to;
-    const ota_catalog_change *rest; /* the shadow and the notice */
-} decision;
+/* ---- a claim job's decisions (ota_store_notice_decisions) ---- */
 
-/* The decision as one step (ota_store_mg_in_transaction): 1 written, 0 not in the
- * expected state (nothing written), -1. */
-static int decide(mongo_store *st, mongoc_client_session_t *cs, void *arg, char *err, size_t errlen)
+#define DECISIONS_PER_WRITE 1000 /* decisions per transaction (replica set) */
+
+typedef struct {
+    ota_notice_decision *d;
+    size_t n;
+    ota_shadow_rec *shadows; /* of the decisions stored, n slots */
+    ota_notice_rec *notices;
+} decisions;
+
+/* A chunk as one step (ota_store_mg_in_transaction): the transitions one by one (each
+ * conditional), then the shadows and notices of those that applied in one bulk write per
+ * collection. 1 when any applied, 0 when none did, -1. Without a replica set a retry
+ * completes the rest (as for one decision). */
+static int decide_all(mongo_store *st, mongoc_client_session_t *cs, void *arg, char *err,
+                      size_t errlen)
 {
-    const decision *d = arg;
-    int rc = transition(st, cs, d->from, d->to, err, errlen);
-    if (rc == 0)
-        rc = already_decided(st, cs, d->to, err, errlen);
-    if (rc == 1 && ota_store_mg_tasks_write(st, d->rest, cs, err, errlen) != 0)
-        rc = -1;
-    return rc;
+    decisions *b = arg;
+    size_t won = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        ota_notice_decision *d = &b->d[i];
+        d->result = transition(st, cs, d->from, d->to, err, errlen);
+        if (d->result == 0)
+            d->result = already_decided(st, cs, d->to, err, errlen);
+        if (d->result < 0)
+            return -1;
+        if (d->result == 1) {
+            b->shadows[won] = *d->shadow;
+            b->notices[won++] = *d->notice;
+        }
+    }
+    ota_catalog_change rest = {.put_shadows = b->shadows,
+                               .n_put_shadows = won,
+                               .add_notices = b->notices,
+                               .n_add_notices = won};
+    if (won > 0 && ota_store_mg_tasks_write(st, &rest, cs, err, errlen) != 0)
+        return -1;
+    return won > 0;
 }
 
-int ota_store_mg_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
-                                 char *err, size_t errlen)
+int ota_store_mg_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                  size_t errlen)
 {
-    ota_catalog_change rest = {
-        .put_shadows = shadow, .n_put_shadows = 1, .add_notices = notice, .n_add_notices = 1};
-    decision d = {from, to, &rest}; /* checked by store.c */
-    return ota_store_mg_in_transaction((mongo_store *)s, "notice decision", decide, &d, err,
-                                       errlen);
+    size_t cap = n < DECISIONS_PER_WRITE ? n : DECISIONS_PER_WRITE;
+    decisions b = {.shadows = malloc((cap ? cap : 1) * sizeof(ota_shadow_rec)),
+                   .notices = malloc((cap ? cap : 1) * sizeof(ota_notice_rec))};
+    int rc = b.shadows && b.notices ? 0 : -1;
+    if (rc != 0)
+        snprintf(err, errlen, "notice decisions: out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i += DECISIONS_PER_WRITE) {
+        b.d = d + i;
+        b.n = n - i < DECISIONS_PER_WRITE ? n - i : DECISIONS_PER_WRITE;
+        if (ota_store_mg_in_transaction((mongo_store *)s, "notice decisions", decide_all, &b, err,
+                                        errlen) < 0)
+            rc = -1;
+    }
+    free(b.shadows);
+    free(b.notices);
+    return rc;
 }

@@ -362,6 +362,26 @@ int ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_
                               const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
                               size_t errlen);
 
+/* One decision of ota_store_notice_decisions: ota_store_notice_decision's arguments and,
+ * once the call returned 0, its result (1 stored, 0 the execution was not in state from). */
+typedef struct {
+    ota_exec_state from;
+    const ota_exec_rec *to;
+    const ota_shadow_rec *shadow;
+    const ota_notice_rec *notice;
+    int result;
+} ota_notice_decision;
+
+/* n notice decisions, each with ota_store_notice_decision's meaning and all-or-nothing
+ * write, in one go: SQLite one transaction (one commit, one fsync, instead of one per
+ * notice: the dispatch regression of docs/benchmarks.md); MongoDB: the conditional
+ * transitions one by one, then the shadows and notices of those applied in one bulk write
+ * per collection (on a replica set one transaction per 1,000 decisions). Returns 0 with
+ * every result set, or -1 on a store error (err set; results unset; SQLite: nothing of the
+ * batch stored): retrying the whole batch is safe, a decision stored reads back as 1. */
+int ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                               size_t errlen);
+
 /* One entry of the change log: ota_store_apply appends one per vehicle put or deleted, per
  * document put or deleted and per list member added or removed, in the same transaction as
  * the change (MongoDB standalone: right after it); ota_store_put_group / _delete_group one

@@ -76,6 +76,19 @@ void ota_store_sq_rollback(sqlite_store *st)
         ota_store_sq_step(st, st->rollback, "ROLLBACK", NULL, 0);
 }
 
+int ota_store_sq_finish(sqlite_store *st, int body_rc, char *err, size_t errlen)
+{
+    if (body_rc != 0) {
+        ota_store_sq_rollback(st);
+        return -1;
+    }
+    if (ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0) {
+        ota_store_sq_rollback(st);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- SQL generated from the descriptors ---- */
 
 static void append_columns(sqlite3_str *q, unsigned fields, int with_types)
@@ -703,7 +716,7 @@ static const ota_store_ops SQLITE_OPS = {
     .claim_notice = ota_store_sq_claim_notice,
     .claim_notices = ota_store_sq_claim_notices,
     .transition_exec = ota_store_sq_transition_exec,
-    .notice_decision = ota_store_sq_notice_decision,
+    .notice_decisions = ota_store_sq_notice_decisions,
     .read_changes = ota_store_sq_read_changes,
     .change_bounds = ota_store_sq_change_bounds,
     .trim_changes = ota_store_sq_trim_changes,

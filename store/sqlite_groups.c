@@ -83,20 +83,6 @@ static int delete_rows(sqlite_store *st, const char *name, char *err, size_t err
                : 0;
 }
 
-/* Ends the open transaction: committed when the body went well (body_rc 0), else rolled back. */
-static int finish(sqlite_store *st, int body_rc, char *err, size_t errlen)
-{
-    if (body_rc != 0) {
-        ota_store_sq_rollback(st);
-        return -1;
-    }
-    if (ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0) {
-        ota_store_sq_rollback(st);
-        return -1;
-    }
-    return 0;
-}
-
 /* The change log entry of a group put (json) or deleted (NULL): other brokers follow it. */
 static int log_group(sqlite_store *st, const char *name, const char *json, char *err,
                      size_t errlen)
@@ -118,7 +104,7 @@ int ota_store_sq_put_group(ota_store *s, const char *name, const char *json,
                  "inserting the group into " GROUP_TABLE, err, errlen) ||
              put_members(st, name, vins, n_vins, err, errlen) ||
              log_group(st, name, json, err, errlen);
-    return finish(st, rc, err, errlen);
+    return ota_store_sq_finish(st, rc, err, errlen);
 }
 
 int ota_store_sq_delete_group(ota_store *s, const char *name, char *err, size_t errlen)
@@ -127,9 +113,8 @@ int ota_store_sq_delete_group(ota_store *s, const char *name, char *err, size_t 
     if (ensure_schema(st, err, errlen) != 0 ||
         ota_store_sq_step(st, st->begin, "BEGIN", err, errlen) != 0)
         return -1;
-    return finish(st,
-                  delete_rows(st, name, err, errlen) || log_group(st, name, NULL, err, errlen),
-                  err, errlen);
+    int rc = delete_rows(st, name, err, errlen) || log_group(st, name, NULL, err, errlen);
+    return ota_store_sq_finish(st, rc, err, errlen);
 }
 
 /* Walks the rows of sql, two text columns each, through fn (non-zero stops: -1). */

@@ -80,6 +80,9 @@ int ota_store_sq_step(sqlite_store *st, sqlite3_stmt *stmt, const char *what, ch
                       size_t errlen);
 /* Rolls the open transaction back, if SQLite has not already done so. */
 void ota_store_sq_rollback(sqlite_store *st);
+/* Ends the open transaction: committed when the body went well (body_rc 0), else rolled
+ * back; 0, or -1 (err set when the commit failed). */
+int ota_store_sq_finish(sqlite_store *st, int body_rc, char *err, size_t errlen);
 
 /* ---- the catalog (sqlite_catalog.c) ---- */
 
@@ -177,9 +180,8 @@ int ota_store_sq_changes_append(sqlite_store *st, const ota_catalog_change *c, c
 int ota_store_sq_load_last_seqs(ota_store *s, ota_store_seq_fn fn, void *ctx);
 int ota_store_sq_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
                                  char *err, size_t errlen);
-int ota_store_sq_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
-                                 char *err, size_t errlen);
+int ota_store_sq_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                  size_t errlen);
 int ota_store_sq_read_changes(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx);
 int ota_store_sq_change_bounds(ota_store *s, uint64_t *first, uint64_t *last);
 int ota_store_sq_trim_changes(ota_store *s, uint64_t upto);

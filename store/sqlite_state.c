@@ -288,25 +288,36 @@ static bool already_decided(sqlite_store *st, const ota_exec_rec *to)
     return same;
 }
 
-/* The shadow and notice were checked by store.c. */
-int ota_store_sq_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                                 const ota_shadow_rec *shadow, const ota_notice_rec *notice,
-                                 char *err, size_t errlen)
+/* One decision inside the caller's transaction: 1 stored, 0 not in state from (nothing
+ * written), -1 error. */
+static int decide(sqlite_store *st, ota_exec_state from, const ota_exec_rec *to,
+                  const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
+                  size_t errlen)
 {
-    sqlite_store *st = (sqlite_store *)s;
     ota_catalog_change c = {
         .put_shadows = shadow, .n_put_shadows = 1, .add_notices = notice, .n_add_notices = 1};
-    if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
-        return -1;
     int rc = transition(st, from, to, err, errlen);
     if (rc == 0 && already_decided(st, to))
         rc = 1;
-    if (rc == 1 && (ota_store_sq_tasks_write(st, &c, err, errlen) != 0 ||
-                    ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0))
+    if (rc == 1 && ota_store_sq_tasks_write(st, &c, err, errlen) != 0)
         rc = -1;
-    if (rc != 1)
-        ota_store_sq_rollback(st);
     return rc;
+}
+
+/* Every decision in one transaction: one commit (one fsync) for a whole claim job. The
+ * shadows and notices were checked by store.c. */
+int ota_store_sq_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                  size_t errlen)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        d[i].result = decide(st, d[i].from, d[i].to, d[i].shadow, d[i].notice, err, errlen);
+        rc = d[i].result < 0 ? -1 : 0;
+    }
+    return ota_store_sq_finish(st, rc, err, errlen);
 }
 
 /* ---- the change log ---- */

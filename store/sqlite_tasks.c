@@ -407,18 +407,14 @@ static int claim_all(sqlite_store *st, sqlite3_stmt *ins, sqlite3_stmt *sel,
 {
     if (ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         if (claim_one(ins, sel, &claims[i], owner, now_ms) != 0) {
             ota_store_sq_db_err(st, err, errlen, "notice claim");
-            ota_store_sq_rollback(st);
-            return -1;
+            rc = -1;
         }
     }
-    if (ota_store_sq_step(st, st->commit, "COMMIT", err, errlen) != 0) {
-        ota_store_sq_rollback(st);
-        return -1;
-    }
-    return 0;
+    return ota_store_sq_finish(st, rc, err, errlen);
 }
 
 int ota_store_sq_claim_notices(ota_store *s, ota_notice_claim *claims, size_t n, const char *owner,

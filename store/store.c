@@ -232,9 +232,11 @@ int ota_store_transition_exec(ota_store *s, ota_exec_state from, const ota_exec_
     return s->ops->transition_exec(s, from, to, err, errlen);
 }
 
-int ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                              const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
-                              size_t errlen)
+/* What a notice decision lacks or gets wrong (buf holds the text when it is the change's);
+ * NULL when it can be written. */
+static const char *decision_problem(ota_exec_state from, const ota_exec_rec *to,
+                                    const ota_shadow_rec *shadow, const ota_notice_rec *notice,
+                                    char *buf, size_t buflen)
 {
     const char *problem = exec_problem(to);
     if (problem == NULL && ota_exec_state_name(from) == NULL)
@@ -245,16 +247,35 @@ int ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_
         problem = "the notice's msg_id is not the execution's";
     else if (problem == NULL && (shadow->vin == NULL || strcmp(shadow->vin, to->vin) != 0))
         problem = "the shadow is not the execution's vehicle's";
-    char buf[192];
     ota_catalog_change rest = {
         .put_shadows = shadow, .n_put_shadows = 1, .add_notices = notice, .n_add_notices = 1};
-    if (problem == NULL && ota_store_check_change(&rest, buf, sizeof buf) != 0)
+    if (problem == NULL && ota_store_check_change(&rest, buf, buflen) != 0)
         problem = buf;
-    if (problem != NULL) {
-        snprintf(err, errlen, "notice decision: %s", problem);
-        return -1;
+    return problem;
+}
+
+int ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                               size_t errlen)
+{
+    char buf[192];
+    for (size_t i = 0; i < n; i++) {
+        const char *problem =
+            decision_problem(d[i].from, d[i].to, d[i].shadow, d[i].notice, buf, sizeof buf);
+        if (problem != NULL) {
+            snprintf(err, errlen, "notice decision %zu: %s", i, problem);
+            return -1;
+        }
     }
-    return s->ops->notice_decision(s, from, to, shadow, notice, err, errlen);
+    return n == 0 ? 0 : s->ops->notice_decisions(s, d, n, err, errlen);
+}
+
+/* A batch of one. */
+int ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                              const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
+                              size_t errlen)
+{
+    ota_notice_decision d = {from, to, shadow, notice, -1};
+    return ota_store_notice_decisions(s, &d, 1, err, errlen) == 0 ? d.result : -1;
 }
 
 /* The gap rule of ota_store_read_changes around the caller's callback. */

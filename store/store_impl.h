@@ -39,9 +39,8 @@ typedef struct ota_store_ops {
      * in seq order to fn until fn returns non-zero (store.c applies the gap rule) */
     int (*transition_exec)(ota_store *s, ota_exec_state from, const ota_exec_rec *to, char *err,
                            size_t errlen);
-    int (*notice_decision)(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
-                           const ota_shadow_rec *shadow, const ota_notice_rec *notice, char *err,
-                           size_t errlen);
+    int (*notice_decisions)(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                            size_t errlen);
     int (*read_changes)(ota_store *s, uint64_t after, ota_store_change_fn fn, void *ctx);
     int (*change_bounds)(ota_store *s, uint64_t *first, uint64_t *last);
     int (*trim_changes)(ota_store *s, uint64_t upto);

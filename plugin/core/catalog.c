@@ -146,6 +146,29 @@ int cat_intern(ota_catalog *c, const char *s, const char **out)
     return 0;
 }
 
+/* An interned string's id is its reference in c->strings (map.h): interned strings are
+ * never removed, so the id stays valid, and 4 bytes stand where a pointer took 8. */
+int cat_intern_id(ota_catalog *c, const char *s, uint32_t *id)
+{
+    const char *in;
+    *id = 0;
+    if (s == NULL)
+        return 0;
+    size_t n = strlen(s);
+    *id = ota_map_ref(&c->strings, s, n); /* one lookup when already interned (the load) */
+    if (*id != 0)
+        return 0;
+    if (cat_intern(c, s, &in) != 0)
+        return -1;
+    *id = ota_map_ref(&c->strings, in, n);
+    return 0;
+}
+
+const char *cat_id_str(const ota_catalog *c, uint32_t id)
+{
+    return id ? *(char *const *)ota_map_at(&c->strings, id) : NULL;
+}
+
 /* ---- model/series entries ---- */
 
 /* "model\x1fseries" in buf when it fits, else malloc()ed; NULL out of memory. */

@@ -25,14 +25,17 @@
 
 typedef struct ota_catalog ota_catalog;
 
-/* A vehicle as the catalog keeps it (interned strings are shared: never free them). */
+/* A vehicle as the catalog keeps it (interned strings are shared: never free them).
+ * 88 bytes on LP64, a million of them in the catalog: the flags and the RXSWIN list's id
+ * fill what would be padding after the VIN (a field added here costs 8 MB per million). */
 typedef struct {
     char vin[18];
+    bool sold : 1, activated : 1, passenger : 1;
+    uint32_t rxswin_id; /* the canonical RXSWIN list (issue 17): ota_catalog_vehicle_rxswin */
     const char *model, *series, *platform, *status, *usage, *fw; /* interned; NULL if absent */
     const char *config_word;                                     /* interned; NULL if absent */
-    const uint8_t *public_key; /* OTA_PUBKEY_LEN bytes, or NULL */
-    const char *rxswin;        /* interned canonical RXSWIN list (issue 17); NULL if none */
-    bool sold, activated, passenger;
+    /* OTA_PUBKEY_LEN bytes (a block of the catalog's key slabs), or NULL */
+    const uint8_t *public_key;
 } ota_vehicle;
 
 ota_catalog *ota_catalog_new(void);
@@ -61,8 +64,10 @@ size_t ota_catalog_vehicle_count(const ota_catalog *c);
  * walk of the VIN map, ~10 ms per million vehicles). */
 void ota_catalog_vehicles_each(const ota_catalog *c, void (*fn)(void *ctx, const ota_vehicle *v),
                                void *ctx);
+/* The vehicle's RXSWIN list (canonical, interned), or NULL when it has none. */
+const char *ota_catalog_vehicle_rxswin(const ota_catalog *c, const ota_vehicle *v);
 /* The vehicle as a record (copies; free with ota_vehicle_rec_free). 0, or -1. */
-int ota_catalog_vehicle_rec(const ota_vehicle *v, ota_vehicle_rec *out);
+int ota_catalog_vehicle_rec(const ota_catalog *c, const ota_vehicle *v, ota_vehicle_rec *out);
 
 /* ---- models ---- */
 const ota_model_rec *ota_catalog_model(const ota_catalog *c, const char *model, const char *series);

@@ -103,6 +103,11 @@ void cat_changed(const ota_catalog *c, const char *vin);
 /* The one copy of s (NULL for NULL): 0, or -1 out of memory. */
 int cat_intern(ota_catalog *c, const char *s, const char **out);
 
+/* The id of s interned (0 for NULL), for fields a vehicle record keeps in 32 bits: 0, or -1
+ * out of memory. cat_id_str gives the interned string back (NULL for 0). */
+int cat_intern_id(ota_catalog *c, const char *s, uint32_t *id);
+const char *cat_id_str(const ota_catalog *c, uint32_t id);
+
 /* The model/series entry, or NULL; cat_ms_get adds it when missing (NULL: out of memory). */
 cat_ms *cat_ms_find(const ota_catalog *c, const char *model, const char *series);
 cat_ms *cat_ms_get(ota_catalog *c, const char *model, const char *series);

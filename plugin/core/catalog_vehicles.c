@@ -1,8 +1,9 @@
 /*
  * catalog_vehicles.c — vehicles and lists of the in-memory catalog (catalog.h).
  *
- * A vehicle is an ota_vehicle record in c->vehicles (104 bytes on LP64): its VIN inline,
- * its texts interned, its public key (when it has one) a separate 32-byte block of
+ * A vehicle is an ota_vehicle record in c->vehicles (88 bytes on LP64): its VIN inline,
+ * its texts interned (the RXSWIN list by a 32-bit id, in the VIN's padding), its public
+ * key (when it has one) a separate 32-byte block of
  * c->keys (slabs of 2047 blocks with a free list: no malloc header per key).
  * Replacing a vehicle rewrites its record in place. A VIN bound to a strategy keeps the
  * per-model/series strategy counts (cat_bound) current when its model/series changes or
@@ -12,6 +13,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+/* The memory target (< 128 B per vehicle at a million, docs/benchmarks.md) has room for
+ * this record and little more: growing it should be a decision, not an accident. */
+_Static_assert(sizeof(void *) != 8 || sizeof(ota_vehicle) == 88,
+               "ota_vehicle grew: see docs/benchmarks.md, catalog memory");
 
 /* ---- public keys ---- */
 
@@ -88,7 +94,7 @@ static int vehicle_build(ota_catalog *c, const ota_vehicle_rec *r, ota_vehicle *
         cat_intern(c, r->platform, &v->platform) != 0 ||
         cat_intern(c, r->status, &v->status) != 0 || cat_intern(c, r->usage, &v->usage) != 0 ||
         cat_intern(c, r->fw, &v->fw) != 0 || cat_intern(c, r->config_word, &v->config_word) != 0 ||
-        cat_intern(c, r->rxswin, &v->rxswin) != 0)
+        cat_intern_id(c, r->rxswin, &v->rxswin_id) != 0)
         return -1;
     return 0;
 }
@@ -166,14 +172,19 @@ static int dup_opt(const char *s, char **out)
     return s && *out == NULL ? -1 : 0;
 }
 
-int ota_catalog_vehicle_rec(const ota_vehicle *v, ota_vehicle_rec *out)
+const char *ota_catalog_vehicle_rxswin(const ota_catalog *c, const ota_vehicle *v)
+{
+    return cat_id_str(c, v->rxswin_id);
+}
+
+int ota_catalog_vehicle_rec(const ota_catalog *c, const ota_vehicle *v, ota_vehicle_rec *out)
 {
     memset(out, 0, sizeof *out);
     if (dup_opt(v->vin, &out->vin) != 0 || dup_opt(v->model, &out->model) != 0 ||
         dup_opt(v->series, &out->series) != 0 || dup_opt(v->platform, &out->platform) != 0 ||
         dup_opt(v->status, &out->status) != 0 || dup_opt(v->usage, &out->usage) != 0 ||
         dup_opt(v->config_word, &out->config_word) != 0 || dup_opt(v->fw, &out->fw) != 0 ||
-        dup_opt(v->rxswin, &out->rxswin) != 0) {
+        dup_opt(ota_catalog_vehicle_rxswin(c, v), &out->rxswin) != 0) {
         ota_vehicle_rec_free(out);
         return -1;
     }

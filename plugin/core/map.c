@@ -202,19 +202,43 @@ size_t ota_map_count(const ota_map *m)
     return m->pool.count;
 }
 
-void *ota_map_get(const ota_map *m, const void *key, size_t len)
+/* The slot's reference (record number + 1) of the record with this key, 0 if none; the
+ * record itself in *rec. Inlined: ota_map_get is the catalog's hot path (a VIN lookup per
+ * message), and a call with an out-parameter through the stack costs it measurably. */
+static inline __attribute__((always_inline)) uint32_t find(const ota_map *m, const void *key, size_t len, void **rec)
 {
+    *rec = NULL;
     if (m->slots == NULL)
-        return NULL;
+        return 0;
     for (size_t s = (size_t)ota_map_hash(key, len) & m->mask;; s = (s + 1) & m->mask) {
         uint32_t ref = m->slots[s];
         if (ref == 0)
-            return NULL;
-        void *rec = pool_at(&m->pool, ref - 1);
-        ota_map_key k = m->key(rec);
-        if (k.n == len && memcmp(k.p, key, len) == 0)
-            return rec;
+            return 0;
+        void *r = pool_at(&m->pool, ref - 1);
+        ota_map_key k = m->key(r);
+        if (k.n == len && memcmp(k.p, key, len) == 0) {
+            *rec = r;
+            return ref;
+        }
     }
+}
+
+void *ota_map_get(const ota_map *m, const void *key, size_t len)
+{
+    void *rec;
+    find(m, key, len, &rec);
+    return rec;
+}
+
+uint32_t ota_map_ref(const ota_map *m, const void *key, size_t len)
+{
+    void *rec;
+    return find(m, key, len, &rec);
+}
+
+void *ota_map_at(const ota_map *m, uint32_t ref)
+{
+    return pool_at(&m->pool, ref - 1);
 }
 
 void *ota_map_get_str(const ota_map *m, const char *key)

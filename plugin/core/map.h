@@ -65,6 +65,11 @@ size_t ota_map_count(const ota_map *m);
 /* The record with this key, or NULL. */
 void *ota_map_get(const ota_map *m, const void *key, size_t len);
 void *ota_map_get_str(const ota_map *m, const char *key);
+/* A record's reference: its record number + 1, stable while the record is in the map, so a
+ * 32-bit field can stand for a record (the catalog's string ids). 0 when the key is not in
+ * the map. ota_map_at gives the record of a reference taken from a record still there. */
+uint32_t ota_map_ref(const ota_map *m, const void *key, size_t len);
+void *ota_map_at(const ota_map *m, uint32_t ref);
 /* Copies rec (m's record size) in and indexes it; its key must not be in the map.
  * Returns the stored record, or NULL when out of memory (nothing changed). */
 void *ota_map_put(ota_map *m, const void *rec);

@@ -42,12 +42,11 @@ typedef struct {
     /* runtime, recomputed (ota_task_waves_recount): executions per wave and state */
     size_t size[OTA_WAVES_MAX + 1];
     size_t count[OTA_WAVES_MAX + 1][OTA_EXEC_STATE_COUNT];
-    /* runtime on a store several brokers share (plugin/engine_waves.c): succeeded and failed
-     * per wave as the store held them at the last count, every broker's executions; the
-     * decisions take the larger of these and this broker's own counts */
+    /* runtime on a store several brokers share (the task's count job, plugin/engine_end.c):
+     * succeeded and failed per wave as the store held them at the last count, every
+     * broker's executions; the decisions take the larger of these and this broker's own */
     size_t all_ok[OTA_WAVES_MAX + 1], all_bad[OTA_WAVES_MAX + 1];
-    bool counting, storing; /* a count job / a promotion's conditional write is out */
-    int64_t count_after;    /* monotonic ms: the next count job */
+    bool storing;           /* a promotion's conditional write is out */
     int64_t promote_after;  /* monotonic ms: a promotion that lost its write waits */
 } ota_task_waves;
 

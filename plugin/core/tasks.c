@@ -836,20 +836,40 @@ uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pend
     }
 }
 
-static size_t open_count(const ota_task *t)
+size_t ota_task_open_of(const size_t count[OTA_EXEC_STATE_COUNT])
 {
-    return t->count[OTA_EXEC_QUEUED] + t->count[OTA_EXEC_NOTIFIED] +
-           t->count[OTA_EXEC_DOWNLOADING] + t->count[OTA_EXEC_INSTALLING] +
-           t->count[OTA_EXEC_ACCEPTED] + t->count[OTA_EXEC_POSTPONED];
+    return count[OTA_EXEC_QUEUED] + count[OTA_EXEC_NOTIFIED] + count[OTA_EXEC_DOWNLOADING] +
+           count[OTA_EXEC_INSTALLING] + count[OTA_EXEC_ACCEPTED] + count[OTA_EXEC_POSTPONED];
+}
+
+void ota_task_seen(const ota_task *task, size_t out[OTA_EXEC_STATE_COUNT])
+{
+    const size_t *st = task->stored.count;
+    memcpy(out, task->count, sizeof task->count);
+    if (!task->stored.counted) {
+        return;
+    }
+    for (int s = OTA_EXEC_SUCCEEDED; s <= OTA_EXEC_FAILED; s++) {
+        out[s] = st[s] > out[s] ? st[s] : out[s];
+    }
+    if (ota_task_open_of(st) < ota_task_open_of(task->count)) {
+        static const int open[] = {OTA_EXEC_QUEUED,    OTA_EXEC_NOTIFIED, OTA_EXEC_DOWNLOADING,
+                                   OTA_EXEC_INSTALLING, OTA_EXEC_ACCEPTED, OTA_EXEC_POSTPONED};
+        for (size_t i = 0; i < sizeof open / sizeof *open; i++) {
+            out[open[i]] = st[open[i]];
+        }
+    }
 }
 
 ota_task_state ota_task_next_state(const ota_task *task)
 {
-    size_t ok = task->count[OTA_EXEC_SUCCEEDED], bad = task->count[OTA_EXEC_FAILED];
+    size_t seen[OTA_EXEC_STATE_COUNT];
     const ota_task_rec *r = &task->rec;
     if (task->state != OTA_TASK_ACTIVE) {
         return task->state;
     }
+    ota_task_seen(task, seen);
+    size_t ok = seen[OTA_EXEC_SUCCEEDED], bad = seen[OTA_EXEC_FAILED];
     if (r->abort_min_executed > 0 && r->abort_failure_pct > 0 &&
         ok + bad >= r->abort_min_executed && bad * 100 >= (ok + bad) * r->abort_failure_pct) {
         return OTA_TASK_ABORTED;
@@ -857,7 +877,7 @@ ota_task_state ota_task_next_state(const ota_task *task)
     if (task->continuous && !task->closed) {
         return OTA_TASK_ACTIVE; /* vehicles may still join */
     }
-    return open_count(task) == 0 ? OTA_TASK_FINISHED : OTA_TASK_ACTIVE;
+    return ota_task_open_of(seen) == 0 ? OTA_TASK_FINISHED : OTA_TASK_ACTIVE;
 }
 
 void ota_task_set_state(ota_task *task, ota_task_state s)

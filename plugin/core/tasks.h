@@ -63,6 +63,16 @@ typedef struct {
     int64_t changed_ms;  /* last state change (timeouts) */
 } ota_task_exec;
 
+/* A task's executions per state as the store held them at the last count, every broker's
+ * (on a store several brokers share; plugin/engine_end.c's count job): only succeeded,
+ * failed and the open states (queued, in flight) are read, the others stay 0. */
+typedef struct {
+    size_t count[OTA_EXEC_STATE_COUNT];
+    bool counted;        /* a count came back: the decisions take it (ota_task_seen) */
+    bool counting;       /* a count job is out */
+    int64_t count_after; /* monotonic ms: the next count job */
+} ota_task_stored;
+
 typedef struct {
     ota_task_rec rec; /* the definition, without its vins (the executions hold them) */
     ota_task_state state;
@@ -80,6 +90,7 @@ typedef struct {
     uint32_t jitter_ms; /* a queued notice waits 0..jitter_ms ms, by VIN (ota_task_jitter) */
     ota_target *target; /* a continuous task's query (setting task_target:<id>), or NULL */
     size_t count[OTA_EXEC_STATE_COUNT]; /* executions per state (ota_task_recount) */
+    ota_task_stored stored;             /* the same over every broker, read from the store */
     ota_task_waves *waves;              /* a rollout in waves (issue 16), or NULL */
     bool paused;                        /* pauseTask: nothing is notified until resumeTask */
     uint64_t rev;                       /* the stored document's revision ("rev"; issue 16) */
@@ -132,11 +143,21 @@ bool ota_task_exec_set_state(ota_task *task, ota_task_exec *x, uint8_t state, in
  * never move on reports. For failed the engine may re-send instead (compensation). */
 uint8_t ota_exec_next_state(uint8_t state, const ota_event *ev, bool cancel_pending);
 
-/* The state task should be in now: an active task is aborted once at least
- * abort_min_executed executions finished (succeeded + failed) and failed x 100 >=
- * finished x abort_failure_pct (0: never), else finished once nothing is queued or in
- * flight — a continuous task only once closed (its end passed): until then vehicles may
- * still join, as an AWS IoT continuous job stays IN_PROGRESS; other states stay. */
+/* The counts a task's decisions and events take, per state: this broker's (task->count),
+ * and once the store was counted (task->stored, several brokers on one store) succeeded and
+ * failed the larger of this broker's and the store's, the open states (queued, in flight)
+ * those of the view with fewer open executions (each lags behind executions closed where
+ * it does not look: memory behind other brokers' vehicles, the store behind the next
+ * flush), so either view seeing nothing open is enough to end the task. */
+void ota_task_seen(const ota_task *task, size_t out[OTA_EXEC_STATE_COUNT]);
+/* Queued or in flight (notified, downloading, installing, accepted, postponed) in counts. */
+size_t ota_task_open_of(const size_t count[OTA_EXEC_STATE_COUNT]);
+/* The state task should be in now, on its seen counts (ota_task_seen): an active task is
+ * aborted once at least abort_min_executed executions finished (succeeded + failed) and
+ * failed x 100 >= finished x abort_failure_pct (0: never), else finished once nothing is
+ * queued or in flight — a continuous task only once closed (its end passed): until then
+ * vehicles may still join, as an AWS IoT continuous job stays IN_PROGRESS; other states
+ * stay. */
 ota_task_state ota_task_next_state(const ota_task *task);
 /* Sets the task's state; a change marks its document for the store (doc_dirty). */
 void ota_task_set_state(ota_task *task, ota_task_state s);

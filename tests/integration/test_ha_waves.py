@@ -11,6 +11,11 @@ python vehicles spread over them; the task is created through broker 1.
 - pauseTask / resumeTask / approveWave / promoteWave through broker 1 come into effect on
   brokers 2 and 3 (the time it took is printed, not asserted: speed belongs to benchmarks),
   and a broker that holds an older revision gets E_CONFLICT instead of overwriting.
+- A task without waves (docs/task-engine.md "Counts and end on a shared store"): it finishes
+  on every broker although each broker drives only its own vehicles (the end is judged on
+  the store's counts), and "finished" is published once over the three brokers; an abort
+  threshold reached only by the sum of the failures seen on different brokers aborts the
+  task, told once; a task canceled through broker 1 is told canceled once.
 Read back with pymongo: the task document's plan (which VIN is in which wave) and the
 notices stored.
 """
@@ -96,6 +101,71 @@ class WavesAcrossBrokers(test_campaigns.CampaignCase):
                 if e["event"] == "wave_started":
                     out.append((e["wave"], i))
         return out
+
+    def task_events(self, tid, event):
+        """Broker index of every `event` task event received, on any broker: what a
+        downstream subscriber of ota/v1/events/task/# on every broker (or behind their
+        bridges) receives."""
+        return [i for i, a in enumerate(self.admins)
+                for m in a.received("ota/v1/events/task/%s" % tid) if m.json()["event"] == event]
+
+    def told_once(self, tid, event):
+        """Every broker reaches the state; the event came exactly once over the three."""
+        t0 = time.monotonic()
+        for a in self.admins:
+            ot.wait_until(lambda: self.get_task(a, tid).get("state") == event,
+                          timeout=DEADLINE, msg="%s on %s" % (event, a.client_id))
+        ot.wait_until(lambda: self.task_events(tid, event), timeout=DEADLINE,
+                      msg="a %s task event" % event)
+        print("%s on every broker and told %.0f ms after the last report or command" %
+              (event, 1000 * (time.monotonic() - t0)), file=sys.stderr)
+        time.sleep(ot.QUIET)  # a second one would come within the follower's 200 ms
+        told = self.task_events(tid, event)
+        lost = [a.command("getStats")["data"]["rollouts"]["ends_lost"] for a in self.admins]
+        print("%s told by broker(s) %r; ends lost per broker %r" %
+              (event, [i + 1 for i in told], lost), file=sys.stderr)
+        self.assertEqual(len(told), 1, told)
+        a = self.admins[told[0]]
+        return [m.json() for m in a.received("ota/v1/events/task/%s" % tid)
+                if m.json()["event"] == event][0]
+
+    def notice_all(self, cars, tid):
+        for v, c in cars.items():  # each vehicle gets its notice, on its own broker
+            self.assertEqual(delta(c, timeout=DEADLINE)["desired"]["task"]["msg_id"],
+                             "%s:%s:0" % (tid, v))
+
+    def test_task_without_waves_finishes_once_over_three_brokers(self):
+        nums = list(range(20, 29))
+        cars = self.brokers(nums)
+        tid = self.create(list(cars))["id"]
+        self.notice_all(cars, tid)
+        for v, c in cars.items():
+            report(c, 1, ot.ev_status(task=tid, status="succeeded"))
+        ev = self.told_once(tid, "finished")
+        self.assertEqual(ev["counts"]["succeeded"], 9, ev)
+        self.assertEqual(ev["counts"]["queued"] + ev["counts"]["in_flight"], 0, ev)
+        self.assertEqual(self.task_events(tid, "aborted"), [])
+
+    def test_abort_threshold_reached_by_the_sum_of_brokers(self):
+        nums = list(range(20, 26))  # two vehicles on each broker
+        cars = self.brokers(nums)
+        tid = self.create(list(cars), abort={"min_executed": 3, "failure_pct": 50})["id"]
+        self.notice_all(cars, tid)
+        failing = [ot.vin(i) for i in (20, 21, 22)]  # one on each broker: 1 of 1 there
+        for v in failing:
+            report(cars[v], 1, ot.ev_status(task=tid, status="failed", error="flash_failed"))
+        ev = self.told_once(tid, "aborted")
+        self.assertIn("3 of 3 failed", ev.get("reason", ""), ev)
+        self.assertEqual(self.task_events(tid, "finished"), [])
+
+    def test_cancel_through_broker_one_told_once(self):
+        nums = list(range(20, 26))
+        cars = self.brokers(nums)
+        tid = self.create(list(cars))["id"]
+        self.notice_all(cars, tid)
+        self.ok("cancelTask", id=tid)
+        self.told_once(tid, "canceled")
+        self.assertEqual(self.task_events(tid, "canceled"), [0])
 
     def test_three_waves_promoted_once_over_three_brokers(self):
         nums = list(range(20, 29))

@@ -3,8 +3,9 @@
  * hash map under it (plugin/core/map.h).
  *
  * Covers: the map (growth, removal with backward shift checked against a reference under
- * random churn, wrap-around in a small table, iteration, uint64 keys); vehicles (put,
- * replace, delete, interned strings shared, public keys, record copies); models and
+ * random churn, wrap-around in a small table, iteration, uint64 keys, record references);
+ * vehicles (put, replace, delete, interned strings shared, public keys, record copies,
+ * RXSWIN lists by id and the flags beside them); models and
  * ecu_known; files; packages (full and delta lookups, version order 2.10 > 2.9, max_version
  * with and without released_only, iteration order and filters, next id, replacement,
  * status); strategies, bindings, strategy_for and strategies_of; lists; and the load from
@@ -232,6 +233,35 @@ static void test_map_binary_keys_and_fini(void **state)
     assert_int_not_equal(ota_map_hash("", 0), ota_map_hash("\0", 1));
 }
 
+/* A reference names its record while the record stays, across growth of the table and the
+ * removal of others; a freed number is given again. */
+static void test_map_refs(void **state)
+{
+    (void)state;
+    ota_map m;
+    ota_map_init(&m, sizeof(kv), kv_key);
+    assert_int_equal(ota_map_ref(&m, "a", 1), 0);
+    kv_put(&m, "a", 1);
+    kv_put(&m, "b", 2);
+    uint32_t ra = ota_map_ref(&m, "a", 1), rb = ota_map_ref(&m, "b", 1);
+    assert_int_not_equal(ra, 0);
+    assert_int_not_equal(rb, 0);
+    assert_int_not_equal(ra, rb);
+    char key[24];
+    for (int i = 0; i < 5000; i++) { /* the table grows many times */
+        snprintf(key, sizeof key, "k%d", i);
+        kv_put(&m, key, i);
+    }
+    ota_map_remove(&m, ota_map_get_str(&m, "a"), NULL);
+    assert_int_equal(ota_map_ref(&m, "a", 1), 0);
+    assert_int_equal(ota_map_ref(&m, "b", 1), rb);
+    assert_int_equal(((kv *)ota_map_at(&m, rb))->value, 2);
+    assert_ptr_equal(ota_map_at(&m, rb), ota_map_get_str(&m, "b"));
+    kv_put(&m, "c", 3);
+    assert_int_equal(ota_map_ref(&m, "c", 1), ra); /* the freed number again */
+    ota_map_destroy(&m, NULL);
+}
+
 /* ---- vehicles ---- */
 
 static void test_vehicles(void **state)
@@ -292,7 +322,7 @@ static void test_vehicles(void **state)
 
     /* a record copy */
     ota_vehicle_rec out;
-    assert_int_equal(ota_catalog_vehicle_rec(ota_catalog_vehicle(c, VIN_A), &out), 0);
+    assert_int_equal(ota_catalog_vehicle_rec(c, ota_catalog_vehicle(c, VIN_A), &out), 0);
     assert_string_equal(out.vin, VIN_A);
     assert_string_equal(out.model, "M1");
     assert_string_equal(out.fw, "2.0");
@@ -301,7 +331,7 @@ static void test_vehicles(void **state)
     assert_int_equal(out.public_key[5], 0x33);
     assert_true(out.passenger);
     ota_vehicle_rec_free(&out);
-    assert_int_equal(ota_catalog_vehicle_rec(ota_catalog_vehicle(c, VIN_B), &out), 0);
+    assert_int_equal(ota_catalog_vehicle_rec(c, ota_catalog_vehicle(c, VIN_B), &out), 0);
     assert_false(out.has_public_key);
     assert_null(out.fw);
     ota_vehicle_rec_free(&out);
@@ -317,6 +347,55 @@ static void test_vehicles(void **state)
     assert_null(ota_catalog_vehicle(c, VIN_A));
     assert_non_null(ota_catalog_vehicle(c, VIN_B));
     assert_int_equal(ota_catalog_vehicle_count(c), 1);
+    ota_catalog_free(c);
+}
+
+/* The RXSWIN list (kept as a 32-bit id of the interned list) and the three flags (bits
+ * beside it): each read back on its own, shared lists interned once, kept in record
+ * copies (what a fw change writes back to the store) and cleared by a replacement. */
+static void test_vehicle_rxswin_and_flags(void **state)
+{
+    (void)state;
+    ota_catalog *c = ota_catalog_new();
+    ota_vehicle_rec r = vehicle(VIN_A, "M1", "S1", "1.0", -1);
+    r.rxswin = test_strdup("R10-EMC.1,R79-STEER.1");
+    r.sold = true;
+    r.passenger = false;
+    assert_int_equal(ota_catalog_put_vehicle(c, &r), 0);
+    r = vehicle(VIN_B, "M1", "S1", "1.0", 0x44);
+    r.rxswin = test_strdup("R10-EMC.1,R79-STEER.1");
+    r.activated = true;
+    assert_int_equal(ota_catalog_put_vehicle(c, &r), 0);
+    put_vehicle(c, VIN_C, "M1", "S1", "1.0", -1);
+
+    const ota_vehicle *a = ota_catalog_vehicle(c, VIN_A), *b = ota_catalog_vehicle(c, VIN_B);
+    assert_string_equal(ota_catalog_vehicle_rxswin(c, a), "R10-EMC.1,R79-STEER.1");
+    assert_ptr_equal(ota_catalog_vehicle_rxswin(c, a), ota_catalog_vehicle_rxswin(c, b));
+    assert_null(ota_catalog_vehicle_rxswin(c, ota_catalog_vehicle(c, VIN_C)));
+    assert_true(a->sold && !a->activated && !a->passenger);
+    assert_true(!b->sold && b->activated && b->passenger);
+    assert_int_equal(b->public_key[0], 0x44);
+    char fw[16];
+    for (int i = 0; i < 3000; i++) { /* more interned strings: ids stay */
+        snprintf(fw, sizeof fw, "9.%d", i);
+        put_vehicle(c, VIN_C, "M1", "S1", fw, -1);
+    }
+    assert_string_equal(ota_catalog_vehicle_rxswin(c, a), "R10-EMC.1,R79-STEER.1");
+
+    ota_vehicle_rec out;
+    assert_int_equal(ota_catalog_vehicle_rec(c, b, &out), 0);
+    assert_string_equal(out.rxswin, "R10-EMC.1,R79-STEER.1");
+    assert_true(!out.sold && out.activated && out.passenger);
+    ota_vehicle_rec_free(&out);
+
+    r = vehicle(VIN_A, "M1", "S1", "2.0", -1); /* a replacement without RXSWINs */
+    assert_int_equal(ota_catalog_put_vehicle(c, &r), 0);
+    a = ota_catalog_vehicle(c, VIN_A);
+    assert_null(ota_catalog_vehicle_rxswin(c, a));
+    assert_true(!a->sold && a->passenger);
+    assert_int_equal(ota_catalog_vehicle_rec(c, a, &out), 0);
+    assert_null(out.rxswin);
+    ota_vehicle_rec_free(&out);
     ota_catalog_free(c);
 }
 
@@ -908,7 +987,9 @@ int main(void)
         cmocka_unit_test(test_map_growth_and_removal),
         cmocka_unit_test(test_map_churn),
         cmocka_unit_test(test_map_binary_keys_and_fini),
+        cmocka_unit_test(test_map_refs),
         cmocka_unit_test(test_vehicles),
+        cmocka_unit_test(test_vehicle_rxswin_and_flags),
         cmocka_unit_test(test_many_vehicles),
         cmocka_unit_test(test_models_and_ecus),
         cmocka_unit_test(test_files),

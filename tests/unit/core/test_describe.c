@@ -186,7 +186,7 @@ static void test_full_when_no_delta_compares_under_auto(void **state)
     ota_catalog *c = *state;
     ota_describe_out o;
     ota_vehicle_rec r;
-    ota_catalog_vehicle_rec(ota_catalog_vehicle(c, V1), &r);
+    ota_catalog_vehicle_rec(c, ota_catalog_vehicle(c, V1), &r);
     free(r.fw);
     r.fw = test_strdup("1.5");
     ota_catalog_put_vehicle(c, &r);
@@ -279,7 +279,7 @@ static void test_spot_check_full_no_compare(void **state)
     ota_describe_free(&o);
     /* a spot check may install the version a vehicle has, without the whitelist */
     ota_vehicle_rec r;
-    ota_catalog_vehicle_rec(ota_catalog_vehicle(c, V1), &r);
+    ota_catalog_vehicle_rec(c, ota_catalog_vehicle(c, V1), &r);
     free(r.fw);
     r.fw = test_strdup("2.0");
     ota_catalog_put_vehicle(c, &r);

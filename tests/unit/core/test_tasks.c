@@ -271,6 +271,60 @@ static void test_task_end(void **state)
     assert_int_equal(ota_task_next_state(done), OTA_TASK_CANCELED);
 }
 
+/* Several brokers on one store: the store's counts (every broker's executions) beside this
+ * broker's own (its vehicles only; the others' executions look queued here). */
+static void stored_counts(ota_task *task, size_t ok, size_t bad, size_t queued, size_t flight)
+{
+    memset(&task->stored, 0, sizeof task->stored);
+    task->stored.count[OTA_EXEC_SUCCEEDED] = ok;
+    task->stored.count[OTA_EXEC_FAILED] = bad;
+    task->stored.count[OTA_EXEC_QUEUED] = queued;
+    task->stored.count[OTA_EXEC_NOTIFIED] = flight;
+    task->stored.counted = true;
+}
+
+static void test_abort_on_every_brokers_counts(void **state)
+{
+    ota_tasks *t = *state;
+    /* here 1 of 1 failed (below min_executed 3); the store: 3 of 3 failed over 3 brokers */
+    ota_task *task = task_with_counts(t, 0, 1, 5, 3, 50);
+    assert_int_equal(ota_task_next_state(task), OTA_TASK_ACTIVE);
+    stored_counts(task, 0, 3, 0, 3);
+    assert_int_equal(ota_task_next_state(task), OTA_TASK_ABORTED);
+    size_t seen[OTA_EXEC_STATE_COUNT];
+    ota_task_seen(task, seen);
+    assert_int_equal(seen[OTA_EXEC_FAILED], 3);
+    /* the larger of the two, not their sum: this broker's failure is in the store too */
+    stored_counts(task, 0, 1, 2, 3);
+    assert_int_equal(ota_task_next_state(task), OTA_TASK_ACTIVE);
+    /* a count not come back yet: memory alone */
+    stored_counts(task, 0, 3, 0, 3);
+    task->stored.counted = false;
+    assert_int_equal(ota_task_next_state(task), OTA_TASK_ACTIVE);
+}
+
+static void test_end_on_every_brokers_counts(void **state)
+{
+    ota_tasks *t = *state;
+    /* 2 succeeded here, 4 queued here that other brokers' vehicles finished */
+    ota_task *task = task_with_counts(t, 2, 0, 4, 0, 0);
+    stored_counts(task, 5, 0, 0, 1);
+    assert_int_equal(ota_task_next_state(task), OTA_TASK_ACTIVE); /* one still in flight */
+    stored_counts(task, 6, 0, 0, 0);
+    assert_int_equal(ota_task_next_state(task), OTA_TASK_FINISHED);
+    size_t seen[OTA_EXEC_STATE_COUNT];
+    ota_task_seen(task, seen); /* what the finished event says */
+    assert_int_equal(seen[OTA_EXEC_SUCCEEDED], 6);
+    assert_int_equal(seen[OTA_EXEC_QUEUED], 0);
+    /* this broker saw every end itself, the store lags its flush: finished as well */
+    ota_task *mine = task_with_counts(t, 3, 0, 0, 0, 0);
+    stored_counts(mine, 1, 0, 0, 2);
+    assert_int_equal(ota_task_next_state(mine), OTA_TASK_FINISHED);
+    ota_task_seen(mine, seen);
+    assert_int_equal(seen[OTA_EXEC_SUCCEEDED], 3);
+    assert_int_equal(seen[OTA_EXEC_NOTIFIED], 0);
+}
+
 static void test_set_task_state_marks_doc(void **state)
 {
     ota_task *task = task_with_counts(*state, 0, 0, 1, 0, 0);
@@ -686,6 +740,8 @@ int main(void)
         cmocka_unit_test(test_next_state_status),
         cmocka_unit_test_setup_teardown(test_abort_threshold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_on_every_brokers_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_on_every_brokers_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_task_state_marks_doc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),

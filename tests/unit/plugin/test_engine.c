@@ -4,7 +4,8 @@
  * per vehicle at a time, the rebuild after a restart, report-driven states, timeouts, the
  * end of a task's window, the abort threshold, cancel (queued, in flight, while a claim is
  * out), compensation re-sends, notice claims (won, lost to another broker, failed and
- * retried), and the flush of execution changes and notices to the store.
+ * retried), the flush of execution changes and notices to the store, and on a shared store
+ * a task's end judged on the store's counts and told only by the broker whose write stored it.
  *
  * What the engine calls outside itself is faked here: the shadows (ota_shadow_set_desired
  * records each vehicle's desired state; ota_shadows_on_seen keeps the engine's hook, which
@@ -14,7 +15,8 @@
  * log, the clock (the
  * engine runs on the test's wall and monotonic time) and the writer: jobs wait in a queue
  * until the test runs them against a real SQLite store (or fails them), on the test's
- * thread, so every claim and flush happens exactly when a test says.
+ * thread, so every claim and flush happens exactly when a test says. The store's notice
+ * decision writes are counted through the linker's --wrap (one per claim job).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -256,6 +258,40 @@ void ota_writer_allow_checkpoint(ota_writer *w, ota_spool_pos ck)
     g_n_allowed++;
 }
 
+/* The store's notice decision writes, counted: the test links with -Wl,--wrap for both
+ * (tests/unit/CMakeLists.txt). One write per notice was the dispatch regression of
+ * docs/benchmarks.md (an fsync each on SQLite); a claim job makes one for all it won. */
+static size_t g_decision_writes; /* calls that write decisions */
+static size_t g_decisions;       /* decisions in them */
+
+int __real_ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                     const ota_shadow_rec *shadow, const ota_notice_rec *notice,
+                                     char *err, size_t errlen);
+int __wrap_ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                     const ota_shadow_rec *shadow, const ota_notice_rec *notice,
+                                     char *err, size_t errlen);
+int __real_ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                      size_t errlen);
+int __wrap_ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                      size_t errlen);
+
+int __wrap_ota_store_notice_decision(ota_store *s, ota_exec_state from, const ota_exec_rec *to,
+                                     const ota_shadow_rec *shadow, const ota_notice_rec *notice,
+                                     char *err, size_t errlen)
+{
+    g_decision_writes++;
+    g_decisions++;
+    return __real_ota_store_notice_decision(s, from, to, shadow, notice, err, errlen);
+}
+
+int __wrap_ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size_t n, char *err,
+                                      size_t errlen)
+{
+    g_decision_writes += n > 0;
+    g_decisions += n;
+    return __real_ota_store_notice_decisions(s, d, n, err, errlen);
+}
+
 /* ---------------------------------------------------------------- fixture */
 
 typedef struct {
@@ -284,6 +320,7 @@ static int setup(void **state)
     g_resend = false;
     g_effects = 0;
     g_task_events[0] = '\0';
+    g_decision_writes = g_decisions = 0;
     *state = F;
     return 0;
 }
@@ -896,6 +933,30 @@ static void test_claim_lost_to_another_broker(void **state)
     assert_int_equal(state_of("T000001", V2), OTA_EXEC_FAILED); /* ours did */
 }
 
+/* Every notice a TICK dispatches is claimed and decided in one writer job, and the job's
+ * decisions are ONE store write (one SQLite commit), not one per notice. */
+static void test_claims_decided_in_one_write(void **state)
+{
+    (void)state;
+    ADD("T000001", TASK(0), V1, V2, V3, V4, V5);
+    start_engine();
+    const char *vins[] = {V1, V2, V3, V4, V5};
+    for (size_t i = 0; i < 5; i++) {
+        seen(vins[i]);
+    }
+    ota_engine_tick(&F->p);
+    assert_int_equal(run_jobs(), 1); /* one claim job for the five */
+    assert_int_equal(g_decisions, 5);
+    assert_int_equal(g_decision_writes, 1);
+    assert_int_equal(stat_of("won"), 5);
+    for (size_t i = 0; i < 5; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "T000001:%s:0", vins[i]);
+        assert_string_equal(notice_id(vins[i]), want); /* all sent with that job's result */
+        assert_int_equal(state_of("T000001", vins[i]), OTA_EXEC_NOTIFIED);
+    }
+}
+
 static void test_claim_failure_retried(void **state)
 {
     (void)state;
@@ -1404,6 +1465,92 @@ static void test_jitter_from_the_wave_start(void **state)
     assert_int_equal(t->count[OTA_EXEC_NOTIFIED], 2);
 }
 
+/* ---------------------------------------------------------------- a shared store's end */
+
+/* How many times the task event "T000001 <event>" was published. */
+static size_t told(const char *event)
+{
+    char what[64];
+    snprintf(what, sizeof what, "ota/v1/events/task/T000001 %s\n", event);
+    size_t n = 0;
+    for (const char *s = g_task_events; (s = strstr(s, what)) != NULL; s += strlen(what)) {
+        n++;
+    }
+    return n;
+}
+
+/* Another broker's write of the task's document in state s over the stored revision. */
+static void ended_elsewhere(const ota_task *t, ota_task_state s)
+{
+    ota_task next = *t;
+    next.rev = t->rev + 1;
+    cJSON *d = ota_task_doc_of(&next, s);
+    char *json = cJSON_PrintUnformatted(d), err[256];
+    assert_int_equal(ota_store_put_task_doc_if(g_store, t->rec.id, json, t->rev, err, sizeof err),
+                     1);
+    free(json);
+    cJSON_Delete(d);
+}
+
+/* V1 on this broker succeeds, V2 on another broker (in the store only): the task ends only on
+ * the store's counts, read by the count job every 500 ms. */
+static ota_task *shared_task_both_done(void)
+{
+    ota_task *t = ADD("T000001", TASK(0), V1, V2);
+    store_task_doc(t);
+    F->p.follow = (ota_follow *)&F->writer_token; /* a shared store: only its presence counts */
+    start_engine();
+    seen(V1);
+    tick();
+    tick();
+    assert_int_equal(state_of("T000001", V1), OTA_EXEC_NOTIFIED);
+    status(V1, "T000001", "succeeded", NULL);
+    moved_elsewhere(V2, OTA_EXEC_QUEUED, OTA_EXEC_SUCCEEDED);
+    later(100);
+    tick();
+    assert_int_equal(t->state, OTA_TASK_ACTIVE); /* here V2 is queued: memory alone is open */
+    return t;
+}
+
+static void test_shared_end_told_by_its_write(void **state)
+{
+    (void)state;
+    ota_task *t = shared_task_both_done();
+    for (int i = 0; i < 4 && t->announced == OTA_TASK_ACTIVE; i++) {
+        later(600); /* the next count */
+        tick();
+    }
+    assert_int_equal(t->state, OTA_TASK_FINISHED);
+    assert_int_equal(t->stored.count[OTA_EXEC_SUCCEEDED], 2);
+    assert_int_equal(told("finished"), 1); /* its write stored it */
+    assert_int_equal(t->rev, 1);
+    later(600);
+    tick();
+    assert_int_equal(told("finished"), 1);
+}
+
+static void test_shared_end_lost_write_not_told(void **state)
+{
+    (void)state;
+    ota_task *t = shared_task_both_done();
+    ended_elsewhere(t, OTA_TASK_FINISHED); /* another broker's end came first */
+    for (int i = 0; i < 4 && t->state == OTA_TASK_ACTIVE; i++) {
+        later(600);
+        tick();
+    }
+    assert_int_equal(t->state, OTA_TASK_FINISHED); /* in memory: no more dispatch */
+    later(100);
+    tick(); /* the write, again from revision 0: lost again */
+    assert_int_equal(told("finished"), 0);
+    ota_engine_task_followed(&F->p, t, OTA_TASK_FINISHED); /* the change log brings it */
+    t->rev = 1;
+    assert_false(t->doc_dirty);
+    later(600);
+    tick();
+    assert_int_equal(told("finished"), 0); /* that broker told it */
+    assert_false(t->doc_dirty);             /* and this broker's end is not written again */
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1428,6 +1575,7 @@ int main(void)
         T(test_no_resend_while_cancel_pending),
         T(test_claim_lost_to_another_broker),
         T(test_claim_failure_retried),
+        T(test_claims_decided_in_one_write),
         T(test_flush_and_retry),
         T(test_checkpoint_waits_for_the_moves),
         T(test_lost_claim_not_stored),
@@ -1442,6 +1590,8 @@ int main(void)
         T(test_joiner_leaves_after_its_row),
         T(test_jitter_spreads_notices),
         T(test_jitter_from_the_wave_start),
+        T(test_shared_end_told_by_its_write),
+        T(test_shared_end_lost_write_not_told),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }

@@ -1057,6 +1057,59 @@ static void test_notice_decision(void **state)
     assert_non_null(strstr(err, "msg_id"));
 }
 
+/* Several decisions in one call (a claim job's): each keeps its own outcome, a retry of the
+ * whole batch reads the stored ones back as 1, and a batch with a bad decision stores
+ * nothing. */
+static void test_notice_decisions(void **state)
+{
+    fixture *f = *state;
+    const char *vins[3] = {"VIN00000000000001", "VIN00000000000002", "VIN00000000000003"};
+    const char *ids[3] = {"T1:1:0", "T1:2:0", "T1:3:0"};
+    ota_exec_rec x[3], to[3];
+    ota_shadow_rec sh[3];
+    ota_notice_rec no[3];
+    ota_notice_decision d[3];
+    for (int i = 0; i < 3; i++) {
+        x[i] = exec_rec(vins[i], OTA_EXEC_QUEUED, NULL);
+        to[i] = exec_rec(vins[i], OTA_EXEC_NOTIFIED, ids[i]);
+        sh[i] = (ota_shadow_rec){vins[i], 2, "{}", "{\"n\":1}", 50};
+        no[i] = (ota_notice_rec){"T1", vins[i], 7, "2.0", ids[i], 50};
+        /* the second is decided from a state its execution is not in */
+        d[i] = (ota_notice_decision){i == 1 ? OTA_EXEC_DOWNLOADING : OTA_EXEC_QUEUED, &to[i],
+                                     &sh[i], &no[i], -1};
+    }
+    ota_catalog_change c = {.put_execs = x, .n_put_execs = 3};
+    test_apply_ok(f->s, &c);
+    char err[256] = "";
+    assert_int_equal(ota_store_notice_decisions(f->s, d, 0, err, sizeof err), 0);
+    for (int round = 0; round < 2; round++) { /* the second round is a retry */
+        assert_int_equal(ota_store_notice_decisions(f->s, d, 3, err, sizeof err), 0);
+        assert_int_equal(d[0].result, 1);
+        assert_int_equal(d[1].result, 0);
+        assert_int_equal(d[2].result, 1);
+    }
+    items w = {0};
+    assert_int_equal(ota_store_load_execs(f->s, see_exec, &w), 0);
+    assert_int_equal(w.n, 3);
+    assert_string_equal(w.val[0], "notified - 0 T1:1:0 50");
+    assert_string_equal(w.val[1], "queued - 0 - -1");
+    assert_string_equal(w.val[2], "notified - 0 T1:3:0 50");
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_notices(f->s, NULL, see_notice, &w), 0);
+    assert_int_equal(w.n, 2);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_shadows(f->s, see_shadow, &w), 0);
+    assert_int_equal(w.n, 2);
+    /* a decision the store would refuse fails the batch before anything is written */
+    d[1].from = OTA_EXEC_QUEUED;
+    no[2].msg_id = "other";
+    assert_int_equal(ota_store_notice_decisions(f->s, d, 3, err, sizeof err), -1);
+    assert_non_null(strstr(err, "msg_id"));
+    memset(&w, 0, sizeof w);
+    assert_int_equal(ota_store_load_execs(f->s, see_exec, &w), 0);
+    assert_string_equal(w.val[1], "queued - 0 - -1");
+}
+
 typedef struct {
     int n;
     uint64_t seq[16];
@@ -1478,6 +1531,7 @@ static int run_backend(const char *name, const char *base)
         cmocka_unit_test_setup_teardown(test_transition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transition_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notice_decision, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notice_decisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_log_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
