@@ -18,7 +18,7 @@ import bson
 from bson.int64 import Int64
 from bson.objectid import ObjectId
 
-from peer_match import PeerError, matches, project, sort_docs
+from peer_match import PeerError, compile_query, hashable, matches, project, sort_docs
 from peer_update import apply_update, is_operator_update, upsert_document
 
 MAX_BSON = 16 * 1024 * 1024
@@ -132,16 +132,39 @@ def cmd_insert(peer, db, cmd):
     return _reply_with_errors({"n": count[0]}, errors)
 
 
-def _matching(peer, ns, query, sort=None):
-    """The documents of ns matching query (sorted when sort is given)."""
-    if not isinstance(query, dict):
-        raise PeerError(14, "TypeMismatch", "filter must be a document")
+def _matching(peer, ns, query, sort=None, limit=0):
+    """The documents of ns matching query (sorted when sort is given; only the first
+    `limit` when limit > 0). Candidates come from the collection's indexes where the query
+    allows (peer_store Collection.lookup), each still matched whole; a scan stops at
+    `limit` once the candidates are in the sort's order already."""
+    match = compile_query(query)
     c = peer.store.get(ns)
     if c is None:
         return []
     cands = c.lookup(query)
-    found = [d for d in (c.docs.values() if cands is None else cands) if matches(d, query)]
-    return sort_docs(found, sort) if sort else found
+    in_order = not sort
+    if sort and c.sorted_ids is not None and isinstance(sort, dict) and \
+            list(sort.items()) in ([("_id", 1)], [("_id", -1)]):
+        if cands is None:  # every _id is a number: their sorted list is the order
+            cands = [c.docs[hashable(v)] for v in c.sorted_ids]
+        else:
+            cands.sort(key=lambda d: d["_id"])
+        if sort["_id"] == -1:
+            cands.reverse()
+        in_order = True
+    docs = c.docs.values() if cands is None else cands
+    if in_order and limit > 0:
+        found = []
+        for d in docs:
+            if match(d):
+                found.append(d)
+                if len(found) == limit:
+                    break
+        return found
+    found = [d for d in docs if match(d)]
+    if sort:
+        sort_docs(found, sort)
+    return found[:limit] if limit > 0 else found
 
 
 def _changed(old, new):
@@ -155,9 +178,7 @@ def _update_one_statement(peer, ns, stmt, totals):
     if multi and not is_operator_update(u):
         raise PeerError(9, "FailedToParse", "multi update is not supported for "
                         "replacement-style update")
-    found = _matching(peer, ns, q)
-    if not multi:
-        found = found[:1]
+    found = _matching(peer, ns, q, limit=0 if multi else 1)
     for doc in found:
         new = apply_update(doc, u, inserting=False)
         totals["n"] += 1
@@ -196,8 +217,8 @@ def cmd_delete(peer, db, cmd):
         limit = stmt.get("limit", 0)
         if limit not in (0, 1):
             raise PeerError(9, "FailedToParse", "delete limit must be 0 or 1")
-        found = _matching(peer, ns, stmt.get("q", {}))
-        for doc in (found[:1] if limit == 1 else found):
+        found = _matching(peer, ns, stmt.get("q", {}), limit=limit)
+        for doc in found:
             peer.store.delete(ns, doc)
             count[0] += 1
     errors = _run_statements(cmd, cmd.get("deletes", []), one)
@@ -212,7 +233,7 @@ def cmd_find_and_modify(peer, db, cmd):
     if bool(remove) == (update is not None):
         raise PeerError(9, "FailedToParse", "Either an update or remove=true must be "
                         "specified")
-    found = _matching(peer, ns, query, cmd.get("sort"))[:1]
+    found = _matching(peer, ns, query, cmd.get("sort"), limit=1)
     fields = cmd.get("fields")
     if remove:
         for doc in found:
@@ -282,7 +303,8 @@ def cmd_find(peer, db, cmd):
         raise PeerError(2, "BadValue", "skip and batchSize must be >= 0")
     single = bool(cmd.get("singleBatch")) or limit < 0
     limit = abs(limit)
-    docs = _matching(peer, ns, cmd.get("filter", {}), cmd.get("sort"))[skip:]
+    docs = _matching(peer, ns, cmd.get("filter", {}), cmd.get("sort"),
+                     limit=skip + limit if limit else 0)[skip:]
     if limit:
         docs = docs[:limit]
         batch = min(batch, limit) if batch else limit
