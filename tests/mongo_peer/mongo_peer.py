@@ -32,6 +32,7 @@ SIGTERM/SIGINT stop it cleanly.
 
 import argparse
 import cProfile
+import gc
 import os
 import signal
 import socketserver
@@ -340,6 +341,14 @@ class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
 
 
+def _freeze_after_full_collection(phase, info):
+    """The stored documents are many, long-lived and acyclic: after each full collection
+    they move to the permanent generation, so the next one walks only what is new (else
+    each walks them all, seconds at 10,000 vehicles, with the lock held)."""
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -350,6 +359,7 @@ def main():
     ap.add_argument("--profile", default=os.environ.get("OTA_PEER_PROFILE"),
                     help="write time per command shape and cProfile stats here at the stop")
     a = ap.parse_args()
+    gc.callbacks.append(_freeze_after_full_collection)
     log = sys.stderr if a.log == "-" else open(a.log, "a", buffering=1)
     state = PeerState(Store(a.data), log, a.quiet)
     if a.profile:

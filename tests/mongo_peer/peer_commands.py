@@ -18,7 +18,7 @@ import bson
 from bson.int64 import Int64
 from bson.objectid import ObjectId
 
-from peer_match import PeerError, compile_query, hashable, matches, project, sort_docs
+from peer_match import PeerError, compile_query, matches, project, sort_docs
 from peer_update import apply_update, is_operator_update, upsert_document
 
 MAX_BSON = 16 * 1024 * 1024
@@ -145,12 +145,11 @@ def _matching(peer, ns, query, sort=None, limit=0):
     in_order = not sort
     if sort and c.sorted_ids is not None and isinstance(sort, dict) and \
             list(sort.items()) in ([("_id", 1)], [("_id", -1)]):
+        descending = sort["_id"] == -1
         if cands is None:  # every _id is a number: their sorted list is the order
-            cands = [c.docs[hashable(v)] for v in c.sorted_ids]
+            cands = c.in_id_order(descending)
         else:
-            cands.sort(key=lambda d: d["_id"])
-        if sort["_id"] == -1:
-            cands.reverse()
+            cands.sort(key=lambda d: d["_id"], reverse=descending)
         in_order = True
     docs = c.docs.values() if cands is None else cands
     if in_order and limit > 0:
@@ -168,7 +167,9 @@ def _matching(peer, ns, query, sort=None, limit=0):
 
 
 def _changed(old, new):
-    return bson.encode(old) != bson.encode(new)
+    """Whether the stored bytes change (MongoDB's nModified): documents unequal in Python
+    surely differ; equal ones may still differ in a type (1 / 1.0 / Int64) or field order."""
+    return old != new or bson.encode(old) != bson.encode(new)
 
 
 def _update_one_statement(peer, ns, stmt, totals):

@@ -16,6 +16,7 @@ any of its elements matches (one level, as MongoDB's implicit element matching).
 import datetime
 
 from bson.binary import Binary
+from bson.int64 import Int64
 from bson.max_key import MaxKey
 from bson.min_key import MinKey
 from bson.objectid import ObjectId
@@ -43,6 +44,9 @@ MISSING = object()  # a field that is not there (distinct from null)
 
 def type_rank(v):
     """MongoDB's canonical type order (the ranks are only compared with each other)."""
+    r = _RANK_OF_TYPE.get(type(v))  # the usual types at once, subclasses below
+    if r is not None:
+        return r
     if isinstance(v, MinKey):
         return 1
     if v is None or v is MISSING:
@@ -70,6 +74,10 @@ def type_rank(v):
     if isinstance(v, MaxKey):
         return 127
     raise bad_value("unsupported BSON value %r" % type(v).__name__)
+
+
+_RANK_OF_TYPE = {str: 15, int: 10, Int64: 10, float: 10, bool: 40, dict: 20, list: 25,
+                 type(None): 2, ObjectId: 35, datetime.datetime: 45, bytes: 30}
 
 
 def compare(a, b):
@@ -110,7 +118,15 @@ def _compare_seqs(a, b):
 
 def hashable(v):
     """A hashable form of a value such that equal values (in MongoDB's sense: 1 == 1.0 ==
-    NumberLong(1), but true != 1) give equal forms. Used for unique index keys."""
+    NumberLong(1), but true != 1) give equal forms. Used for unique index keys. (An
+    ObjectId's form holds its bytes, whose hash is C's and cached.)"""
+    t = type(v)
+    if t is str:
+        return (15, v)
+    if t is int or t is Int64:
+        return (10, int(v))
+    if t is ObjectId:
+        return (35, v.binary)
     r = type_rank(v)
     if r == 20:
         return (r, tuple((k, hashable(x)) for k, x in v.items()))
@@ -122,6 +138,8 @@ def hashable(v):
         return (r, bytes(v))
     if r == 10:
         return (r, float(v) if isinstance(v, float) else int(v))
+    if r == 35:
+        return (r, v.binary)
     return (r, v)
 
 

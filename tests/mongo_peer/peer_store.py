@@ -24,6 +24,7 @@ replayed, then rewritten compactly (one put per live document).
 """
 
 import bisect
+import operator
 import os
 
 import bson
@@ -67,9 +68,9 @@ class Index:
 
 
 class FieldIndex:
-    """The first field of an index: hashable value -> {_id key: None} of the documents
-    holding it (an array field under the array and under each element; a missing field
-    under null), for equality and $in candidates."""
+    """The first field of an index: hashable value -> {_id key: (insertion number,
+    document)} of the documents holding it (an array field under the array and under each
+    element; a missing field under null), for equality and $in candidates."""
 
     def __init__(self, path):
         self.path = path
@@ -83,9 +84,9 @@ class FieldIndex:
             return [hashable(v)] + [hashable(x) for x in v]
         return [hashable(v)]
 
-    def add(self, doc, key):
+    def add(self, doc, key, order):
         for hv in self._values(doc):
-            self.buckets.setdefault(hv, {})[key] = None
+            self.buckets.setdefault(hv, {})[key] = (order, doc)
 
     def discard(self, doc, key):
         for hv in self._values(doc):
@@ -116,9 +117,10 @@ class Collection:
         self.sorted_ids = []  # the numeric _ids in order, or None once one is not a number
         idx = Index("_id_", [("_id", 1)], True, {"v": 2, "key": {"_id": 1}, "name": "_id_"})
         self.indexes = {"_id_": idx}
+        self.uniques = [idx]
 
     def unique_indexes(self):
-        return [i for i in self.indexes.values() if i.unique]
+        return self.uniques
 
     def check_unique(self, doc, ignore_id=None):
         """Raises the duplicate key error of the first unique index doc collides on
@@ -141,8 +143,9 @@ class Collection:
         self.docs[key] = doc
         for index in self.unique_indexes():
             index.entries[index.key_of(doc)] = key
+        order = self.order[key]
         for f in self.fields.values():
-            f.add(doc, key)
+            f.add(doc, key, order)
 
     def remove(self, doc):
         key = hashable(doc["_id"])
@@ -178,28 +181,26 @@ class Collection:
                     raise dup_key_error(self.ns, index, doc)
                 index.entries[k] = key
         self.indexes[index.name] = index
+        self.uniques = [i for i in self.indexes.values() if i.unique]
         path = index.key[0][0]
         if path != "_id" and path not in self.fields:
             f = self.fields[path] = FieldIndex(path)
             for key, doc in self.docs.items():
-                f.add(doc, key)
+                f.add(doc, key, self.order[key])
 
     def lookup(self, query):
         """The candidate documents in natural order (the caller still runs the full
         match), or None meaning "scan everything" (see the module's comment)."""
-        keys = self._unique_hit(query)
-        if keys is None:
-            keys = self._field_hit(query)
-        if keys is None:
-            keys = self._id_range(query.get("_id"))
-        if keys is None:
+        hit = self._unique_hit(query)
+        if hit is not None:
+            return hit
+        hit = self._field_hit(query)
+        if hit is None:
+            hit = self._id_range(query.get("_id"))
+        if hit is None:
             return None
-        docs = self.docs
-        found = [k for k in keys if k in docs]
-        if len(found) > 1:
-            order = self.order
-            found.sort(key=order.__getitem__)
-        return [docs[k] for k in found]
+        hit.sort(key=_FIRST)
+        return [doc for _, doc in hit]
 
     def _unique_hit(self, query):
         for index in self.unique_indexes():
@@ -211,12 +212,12 @@ class Collection:
                 vals.append(hashable(v))
             else:
                 key = index.entries.get(tuple(vals))
-                return [key] if key is not None else []
+                return [self.docs[key]] if key is not None else []
         return None
 
     def _field_hit(self, query):
-        """_ids from a plain equality or $in of plain values on _id or an indexed first
-        field (the smallest such set)."""
+        """[(insertion number, document)] from a plain equality or $in of plain values on
+        _id or an indexed first field (the smallest such set)."""
         best = None
         for path, cond in query.items():
             if path != "_id" and path not in self.fields:
@@ -225,14 +226,20 @@ class Collection:
             if values is None:
                 continue
             if path == "_id":
-                keys = {hashable(v): None for v in values}
+                keys = {}
+                for v in values:
+                    k = hashable(v)
+                    if k in self.docs:
+                        keys[k] = (self.order[k], self.docs[k])
+            elif len(values) == 1:
+                keys = self.fields[path].keys_for(values[0])  # no copy: read only
             else:
                 keys = {}
                 for v in values:
                     keys.update(self.fields[path].keys_for(v))
             if best is None or len(keys) < len(best):
                 best = keys
-        return None if best is None else list(best)
+        return None if best is None else list(best.values())
 
     def _id_range(self, cond):
         """_ids within a numeric {$gt/$gte/$lt/$lte: number} on _id, in order."""
@@ -249,7 +256,17 @@ class Collection:
                 hi = min(hi, bisect.bisect_left(self.sorted_ids, v))
             else:
                 hi = min(hi, bisect.bisect_right(self.sorted_ids, v))
-        return [hashable(v) for v in self.sorted_ids[lo:hi]]
+        docs, order = self.docs, self.order
+        return [(order[k], docs[k]) for k in map(hashable, self.sorted_ids[lo:hi])]
+
+    def in_id_order(self, descending):
+        """Every document in _id order (only while every _id is a number), lazily."""
+        ids = reversed(self.sorted_ids) if descending else iter(self.sorted_ids)
+        docs = self.docs
+        return (docs[hashable(v)] for v in ids)
+
+
+_FIRST = operator.itemgetter(0)
 
 
 def _plain_values(cond):
