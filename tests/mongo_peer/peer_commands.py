@@ -17,6 +17,7 @@ import random
 import bson
 from bson.int64 import Int64
 from bson.objectid import ObjectId
+from bson.raw_bson import RawBSONDocument
 
 from peer_match import PeerError, compile_query, matches, project, sort_docs
 from peer_update import apply_update, is_operator_update, upsert_document
@@ -275,14 +276,17 @@ def _first_batch(peer, ns, docs, batch_size, single):
 
 
 def _take(docs, batch_size):
+    """(batch, rest): up to batch_size documents and ~16 MB. The batch's documents are
+    encoded here once, to measure them, and sent as those bytes (RawBSONDocument)."""
     n = len(docs) if not batch_size else min(batch_size, len(docs))
-    size, i = 0, 0
-    while i < n:
-        size += len(bson.encode(docs[i]))
-        if size > MAX_BSON - 64 * 1024 and i > 0:
+    size, batch = 0, []
+    while len(batch) < n:
+        raw = bson.encode(docs[len(batch)])
+        size += len(raw)
+        if size > MAX_BSON - 64 * 1024 and batch:
             break
-        i += 1
-    return docs[:i], docs[i:]
+        batch.append(RawBSONDocument(raw))
+    return batch, docs[len(batch):]
 
 
 def _int_opt(cmd, name, default=0):

@@ -14,6 +14,7 @@ any of its elements matches (one level, as MongoDB's implicit element matching).
 """
 
 import datetime
+import functools
 
 from bson.binary import Binary
 from bson.int64 import Int64
@@ -326,23 +327,40 @@ def equality_fields(query):
 
 def sort_docs(docs, spec):
     """Sorts in place by a sort document {path: 1 | -1, ...}; stable, like MongoDB's
-    order for equal keys is unspecified but deterministic here (natural order)."""
+    order for equal keys is unspecified but deterministic here (natural order). One
+    stable pass per key, the last key first (so the first key decides, ties keep the next
+    key's order, then natural order)."""
     if not spec:
         return docs
     keys = list(spec.items())
     for path, direction in keys:
         if direction not in (1, -1):
             raise bad_value("bad sort direction for %s: %r" % (path, direction))
-    import functools
-
-    def cmp(a, b):
-        for path, direction in keys:
-            c = compare(_sort_value(get_path(a, path)), _sort_value(get_path(b, path)))
-            if c:
-                return c * direction
-        return 0
-    docs.sort(key=functools.cmp_to_key(cmp))
+    for path, direction in reversed(keys):
+        docs.sort(key=_pass_key(docs, path), reverse=direction == -1)
     return docs
+
+
+_KEYED_RANKS = (2, 10, 15, 35, 40, 45)  # null / missing, numbers, strings, ObjectIds...
+
+
+def _pass_key(docs, path):
+    """A sort key for one path: (type rank, the value itself) when every value is one
+    Python orders as MongoDB does (no NaN), else MongoDB's compare() for every value."""
+    def value(d):
+        return _sort_value(get_path(d, path))
+    for d in docs:
+        v = value(d)
+        r = type_rank(v)
+        if r not in _KEYED_RANKS or (r == 10 and v != v):
+            by_compare = functools.cmp_to_key(compare)
+            return lambda d: by_compare(value(d))
+
+    def key(d):
+        v = value(d)
+        r = type_rank(v)
+        return (r, 0 if r == 2 else v.binary if r == 35 else v)
+    return key
 
 
 def _sort_value(v):

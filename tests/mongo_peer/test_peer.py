@@ -500,6 +500,38 @@ class Indexes(PeerCase):
         self.assertEqual(len(self.same(ix, scan, {"v": "z"})), 51)
 
 
+class SortPasses(unittest.TestCase):
+    """sort_docs sorts by one stable pass per key with plain Python keys where the values
+    allow: it must give the order of MongoDB's compare() applied key by key."""
+
+    def test_passes_equal_the_comparison_sort(self):
+        import functools
+        import random
+        import peer_match as pm
+        rnd = random.Random(7)
+        pools = [["b", "a", "ab", ""], [1, 2.5, Int64(2), -1, 0.0], [None, True, False],
+                 [{"x": 1}, [1, 2], b"z"]]
+        for mixed in (False, True):
+            docs = []
+            for i in range(400):
+                d = {"i": i}
+                for f in ("a", "b"):
+                    pool = rnd.choice(pools if mixed else pools[:2])
+                    if rnd.random() < 0.9:
+                        d[f] = rnd.choice(pool)
+                docs.append(d)
+            for spec in ({"a": 1}, {"a": -1, "b": 1}, {"b": -1, "a": -1}):
+                def cmp(x, y):
+                    for path, direction in spec.items():
+                        c = pm.compare(x.get(path), y.get(path))
+                        if c:
+                            return c * direction
+                    return 0
+                want = sorted(docs, key=functools.cmp_to_key(cmp))
+                got = pm.sort_docs(list(docs), spec)
+                self.assertEqual([d["i"] for d in got], [d["i"] for d in want], (mixed, spec))
+
+
 class Persistence(PeerCase):
     def test_kill_and_restart_keeps_documents_and_indexes(self):
         ev = self.events()
