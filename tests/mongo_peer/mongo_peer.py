@@ -18,7 +18,8 @@ Wire protocol (all little-endian; header = messageLength, requestID, responseTo,
   - Anything else (OP_COMPRESSED, legacy OP_INSERT...) closes the connection.
 
 Threads: one per connection; one lock around every command, so commands are atomic and
-serialized (findAndModify races resolve as on a real server: one winner).
+serialized (findAndModify races resolve as on a real server: one winner). A read's batch
+is cut and encoded after the lock is released (peer_commands.PendingCursor).
 
 Usage: mongo_peer.py [--host 127.0.0.1] [--port 0] [--data FILE] [--log FILE|-] [--quiet]
                      [--profile FILE]
@@ -45,7 +46,7 @@ import bson
 import bson.errors
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer_commands import run_command  # noqa: E402
+from peer_commands import finish_reply, keep_cursor, run_command  # noqa: E402
 from peer_store import CODEC, Store  # noqa: E402
 
 OP_REPLY, OP_QUERY, OP_MSG = 1, 2004, 2013
@@ -281,6 +282,11 @@ class Handler(socketserver.BaseRequestHandler):
             st.next_request += 1
             return st.next_request
 
+    @staticmethod
+    def _keep(st, cursor_id, ns, rest):
+        with st.lock:
+            return keep_cursor(st.cursors, cursor_id, ns, rest)
+
     def _command(self, st, db, cmd, via):
         with st.lock:
             if st.profiler is None:
@@ -288,6 +294,7 @@ class Handler(socketserver.BaseRequestHandler):
             else:
                 reply = _profiled(st, self.ctx, db, cmd)
             st.store.flush()
+        reply = finish_reply(reply, lambda cid, ns, rest: self._keep(st, cid, ns, rest))
         st.log("conn %d %s %s.%s -> %s" % (self.ctx.conn_id, via, db, _summary(cmd),
                                           _result(reply)))
         return reply
