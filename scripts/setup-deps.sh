@@ -7,7 +7,7 @@ PKGS=(build-essential cmake pkg-config
       libmongoc-dev libbson-dev libcbor-dev libsqlite3-dev sqlite3 libcjson-dev
       libssl-dev zlib1g-dev libdeflate-dev libcmocka-dev
       python3 python3-paho-mqtt python3-cbor2 python3-cryptography
-      python3-bson python3-pymongo
+      python3-bson python3-pymongo python3-bson-ext python3-pymongo-ext
       clang libclang-rt-14-dev openssl
       tzdata valgrind gnuplot-nox
       chromium chromium-driver python3-selenium websockify)

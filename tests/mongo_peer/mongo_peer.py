@@ -18,14 +18,22 @@ Wire protocol (all little-endian; header = messageLength, requestID, responseTo,
   - Anything else (OP_COMPRESSED, legacy OP_INSERT...) closes the connection.
 
 Threads: one per connection; one lock around every command, so commands are atomic and
-serialized (findAndModify races resolve as on a real server: one winner).
+serialized (findAndModify races resolve as on a real server: one winner). A read's batch
+is cut and encoded after the lock is released (peer_commands.PendingCursor).
 
 Usage: mongo_peer.py [--host 127.0.0.1] [--port 0] [--data FILE] [--log FILE|-] [--quiet]
+                     [--profile FILE]
+--profile (or OTA_PEER_PROFILE=FILE in the environment): at the stop, FILE gets the time
+spent per command shape (command, collection, filter fields and operators, sort) and
+FILE.pstats cProfile's statistics of the commands' code (they run one at a time under the
+lock, so one profiler sees them all). For finding where a benchmark's time goes.
 Prints "mongo-peer listening on HOST:PORT" (the bound port) on stdout when ready.
 SIGTERM/SIGINT stop it cleanly.
 """
 
 import argparse
+import cProfile
+import gc
 import os
 import signal
 import socketserver
@@ -38,7 +46,7 @@ import bson
 import bson.errors
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer_commands import run_command  # noqa: E402
+from peer_commands import finish_reply, keep_cursor, run_command  # noqa: E402
 from peer_store import CODEC, Store  # noqa: E402
 
 OP_REPLY, OP_QUERY, OP_MSG = 1, 2004, 2013
@@ -168,6 +176,8 @@ class PeerState:
         self.quiet = quiet
         self.next_conn = 0
         self.next_request = 0
+        self.profiler = None  # --profile: a cProfile.Profile and {shape: [n, s, max]}
+        self.shapes = {}
 
     def log(self, line):
         if not self.quiet:
@@ -272,18 +282,78 @@ class Handler(socketserver.BaseRequestHandler):
             st.next_request += 1
             return st.next_request
 
+    @staticmethod
+    def _keep(st, cursor_id, ns, rest):
+        with st.lock:
+            return keep_cursor(st.cursors, cursor_id, ns, rest)
+
     def _command(self, st, db, cmd, via):
         with st.lock:
-            reply = run_command(self.ctx, db, cmd)
+            if st.profiler is None:
+                reply = run_command(self.ctx, db, cmd)
+            else:
+                reply = _profiled(st, self.ctx, db, cmd)
             st.store.flush()
+        reply = finish_reply(reply, lambda cid, ns, rest: self._keep(st, cid, ns, rest))
         st.log("conn %d %s %s.%s -> %s" % (self.ctx.conn_id, via, db, _summary(cmd),
                                           _result(reply)))
         return reply
 
 
+def _shape(cmd):
+    """A command's shape for --profile: name, collection, the filter's fields with their
+    operators, sort fields (values left out)."""
+    name = next(iter(cmd), "?")
+    coll = cmd.get(name) if isinstance(cmd.get(name), str) else ""
+    q = cmd.get("filter", cmd.get("query"))
+    if q is None and isinstance(cmd.get("updates"), list) and cmd["updates"]:
+        q = cmd["updates"][0].get("q")
+    if q is None and isinstance(cmd.get("deletes"), list) and cmd["deletes"]:
+        q = cmd["deletes"][0].get("q")
+    fields = []
+    for k, v in (q or {}).items():
+        ops = ",".join(v) if isinstance(v, dict) and all(o[:1] == "$" for o in v) else ""
+        fields.append(k + (":" + ops if ops else ""))
+    sort = " sort " + ",".join(cmd["sort"]) if isinstance(cmd.get("sort"), dict) else ""
+    return "%s %s {%s}%s" % (name, coll, " ".join(fields), sort)
+
+
+def _profiled(st, ctx, db, cmd):
+    """run_command under the profiler, its time added to its shape's row."""
+    shape = _shape(cmd)
+    t0 = time.perf_counter()
+    st.profiler.enable()
+    try:
+        return run_command(ctx, db, cmd)
+    finally:
+        st.profiler.disable()
+        dt = time.perf_counter() - t0
+        row = st.shapes.setdefault(shape, [0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += dt
+        row[2] = max(row[2], dt)
+
+
+def _write_profile(st, path):
+    with open(path, "w") as f:
+        f.write("%-8s %9s %9s %9s  %s\n" % ("count", "total_s", "mean_ms", "max_ms", "shape"))
+        for shape, (n, total, worst) in sorted(st.shapes.items(), key=lambda kv: -kv[1][1]):
+            f.write("%-8d %9.2f %9.3f %9.1f  %s\n" % (n, total, 1000 * total / n,
+                                                     1000 * worst, shape))
+    st.profiler.dump_stats(path + ".pstats")
+
+
 class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+
+
+def _freeze_after_full_collection(phase, info):
+    """The stored documents are many, long-lived and acyclic: after each full collection
+    they move to the permanent generation, so the next one walks only what is new (else
+    each walks them all, seconds at 10,000 vehicles, with the lock held)."""
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
 
 
 def main():
@@ -293,9 +363,14 @@ def main():
     ap.add_argument("--data", help="journal file: keep the data across restarts")
     ap.add_argument("--log", default="-", help="command log file ('-': stderr)")
     ap.add_argument("--quiet", action="store_true", help="no command log")
+    ap.add_argument("--profile", default=os.environ.get("OTA_PEER_PROFILE"),
+                    help="write time per command shape and cProfile stats here at the stop")
     a = ap.parse_args()
+    gc.callbacks.append(_freeze_after_full_collection)
     log = sys.stderr if a.log == "-" else open(a.log, "a", buffering=1)
     state = PeerState(Store(a.data), log, a.quiet)
+    if a.profile:
+        state.profiler = cProfile.Profile()
     server = Server((a.host, a.port), Handler)
     server.state = state
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
@@ -309,6 +384,8 @@ def main():
     server.server_close()
     with state.lock:
         state.store.flush()
+        if a.profile:
+            _write_profile(state, a.profile)
     state.log("stopped")
     return 0
 

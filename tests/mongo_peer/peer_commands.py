@@ -17,8 +17,9 @@ import random
 import bson
 from bson.int64 import Int64
 from bson.objectid import ObjectId
+from bson.raw_bson import RawBSONDocument
 
-from peer_match import PeerError, matches, project, sort_docs
+from peer_match import PeerError, compile_query, matches, project, sort_docs
 from peer_update import apply_update, is_operator_update, upsert_document
 
 MAX_BSON = 16 * 1024 * 1024
@@ -132,20 +133,44 @@ def cmd_insert(peer, db, cmd):
     return _reply_with_errors({"n": count[0]}, errors)
 
 
-def _matching(peer, ns, query, sort=None):
-    """The documents of ns matching query (sorted when sort is given)."""
-    if not isinstance(query, dict):
-        raise PeerError(14, "TypeMismatch", "filter must be a document")
+def _matching(peer, ns, query, sort=None, limit=0):
+    """The documents of ns matching query (sorted when sort is given; only the first
+    `limit` when limit > 0). Candidates come from the collection's indexes where the query
+    allows (peer_store Collection.lookup), each still matched whole; a scan stops at
+    `limit` once the candidates are in the sort's order already."""
+    match = compile_query(query)
     c = peer.store.get(ns)
     if c is None:
         return []
     cands = c.lookup(query)
-    found = [d for d in (c.docs.values() if cands is None else cands) if matches(d, query)]
-    return sort_docs(found, sort) if sort else found
+    in_order = not sort
+    if sort and c.sorted_ids is not None and isinstance(sort, dict) and \
+            list(sort.items()) in ([("_id", 1)], [("_id", -1)]):
+        descending = sort["_id"] == -1
+        if cands is None:  # every _id is a number: their sorted list is the order
+            cands = c.in_id_order(descending)
+        else:
+            cands.sort(key=lambda d: d["_id"], reverse=descending)
+        in_order = True
+    docs = c.docs.values() if cands is None else cands
+    if in_order and limit > 0:
+        found = []
+        for d in docs:
+            if match(d):
+                found.append(d)
+                if len(found) == limit:
+                    break
+        return found
+    found = [d for d in docs if match(d)]
+    if sort:
+        sort_docs(found, sort)
+    return found[:limit] if limit > 0 else found
 
 
 def _changed(old, new):
-    return bson.encode(old) != bson.encode(new)
+    """Whether the stored bytes change (MongoDB's nModified): documents unequal in Python
+    surely differ; equal ones may still differ in a type (1 / 1.0 / Int64) or field order."""
+    return old != new or bson.encode(old) != bson.encode(new)
 
 
 def _update_one_statement(peer, ns, stmt, totals):
@@ -155,9 +180,7 @@ def _update_one_statement(peer, ns, stmt, totals):
     if multi and not is_operator_update(u):
         raise PeerError(9, "FailedToParse", "multi update is not supported for "
                         "replacement-style update")
-    found = _matching(peer, ns, q)
-    if not multi:
-        found = found[:1]
+    found = _matching(peer, ns, q, limit=0 if multi else 1)
     for doc in found:
         new = apply_update(doc, u, inserting=False)
         totals["n"] += 1
@@ -196,8 +219,8 @@ def cmd_delete(peer, db, cmd):
         limit = stmt.get("limit", 0)
         if limit not in (0, 1):
             raise PeerError(9, "FailedToParse", "delete limit must be 0 or 1")
-        found = _matching(peer, ns, stmt.get("q", {}))
-        for doc in (found[:1] if limit == 1 else found):
+        found = _matching(peer, ns, stmt.get("q", {}), limit=limit)
+        for doc in found:
             peer.store.delete(ns, doc)
             count[0] += 1
     errors = _run_statements(cmd, cmd.get("deletes", []), one)
@@ -212,7 +235,7 @@ def cmd_find_and_modify(peer, db, cmd):
     if bool(remove) == (update is not None):
         raise PeerError(9, "FailedToParse", "Either an update or remove=true must be "
                         "specified")
-    found = _matching(peer, ns, query, cmd.get("sort"))[:1]
+    found = _matching(peer, ns, query, cmd.get("sort"), limit=1)
     fields = cmd.get("fields")
     if remove:
         for doc in found:
@@ -241,26 +264,59 @@ def _fam_reply(last_error, value, fields):
 # Reads and cursors
 
 
+class PendingCursor:
+    """A reply's cursor whose batch is cut (up to batch_size documents, ~16 MB) and
+    encoded by finish_reply after the peer's lock is released: a batch of 10,000
+    documents takes a tenth of a second to encode, which every other command would wait
+    for. Safe because stored documents are never changed in place (an update stores a new
+    object): the list holds what matched when the command ran, as a snapshot."""
+
+    def __init__(self, ns, docs, batch_size, single, field, cursor_id=0):
+        self.ns, self.docs, self.batch_size = ns, docs, batch_size
+        self.single, self.field, self.cursor_id = single, field, cursor_id
+
+    def finish(self, keep):
+        batch, rest = _take(self.docs, self.batch_size)
+        cursor_id = 0
+        if rest and not self.single:
+            cursor_id = keep(self.cursor_id, self.ns, rest)
+        return {"id": Int64(cursor_id), "ns": self.ns, self.field: batch}
+
+
+def finish_reply(reply, keep):
+    """The reply with its cursor's batch cut and encoded (see PendingCursor). keep(id,
+    ns, rest) stores what is left under the lock (a new id when id is 0) and returns the
+    id."""
+    if isinstance(reply.get("cursor"), PendingCursor):
+        reply["cursor"] = reply["cursor"].finish(keep)
+    return reply
+
+
+def keep_cursor(cursors, cursor_id, ns, rest):
+    """Stores a cursor's remaining documents (caller holds the lock); returns its id."""
+    cursor_id = cursor_id or random.randint(1, 2**62)
+    cursors[cursor_id] = (ns, rest)
+    return cursor_id
+
+
 def _first_batch(peer, ns, docs, batch_size, single):
-    """Sends up to batch_size documents (and at most ~16 MB) and keeps the rest in a
-    cursor; returns the cursor sub-document."""
-    batch, rest = _take(docs, batch_size)
-    cursor_id = 0
-    if rest and not single:
-        cursor_id = random.randint(1, 2**62)
-        peer.cursors[cursor_id] = (ns, rest)
-    return {"id": Int64(cursor_id), "ns": ns, "firstBatch": batch}
+    """The cursor sub-document sending up to batch_size documents (at most ~16 MB) and
+    keeping the rest, cut after the lock (PendingCursor)."""
+    return PendingCursor(ns, docs, batch_size, single, "firstBatch")
 
 
 def _take(docs, batch_size):
+    """(batch, rest): up to batch_size documents and ~16 MB. The batch's documents are
+    encoded here once, to measure them, and sent as those bytes (RawBSONDocument)."""
     n = len(docs) if not batch_size else min(batch_size, len(docs))
-    size, i = 0, 0
-    while i < n:
-        size += len(bson.encode(docs[i]))
-        if size > MAX_BSON - 64 * 1024 and i > 0:
+    size, batch = 0, []
+    while len(batch) < n:
+        raw = bson.encode(docs[len(batch)])
+        size += len(raw)
+        if size > MAX_BSON - 64 * 1024 and batch:
             break
-        i += 1
-    return docs[:i], docs[i:]
+        batch.append(RawBSONDocument(raw))
+    return batch, docs[len(batch):]
 
 
 def _int_opt(cmd, name, default=0):
@@ -282,7 +338,8 @@ def cmd_find(peer, db, cmd):
         raise PeerError(2, "BadValue", "skip and batchSize must be >= 0")
     single = bool(cmd.get("singleBatch")) or limit < 0
     limit = abs(limit)
-    docs = _matching(peer, ns, cmd.get("filter", {}), cmd.get("sort"))[skip:]
+    docs = _matching(peer, ns, cmd.get("filter", {}), cmd.get("sort"),
+                     limit=skip + limit if limit else 0)[skip:]
     if limit:
         docs = docs[:limit]
         batch = min(batch, limit) if batch else limit
@@ -299,11 +356,8 @@ def cmd_get_more(peer, db, cmd):
     if ns != "%s.%s" % (db, cmd.get("collection")):
         peer.cursors[cursor_id] = entry
         raise PeerError(13, "Unauthorized", "cursor %d belongs to %s" % (cursor_id, ns))
-    batch, rest = _take(docs, _int_opt(cmd, "batchSize"))
-    if rest:
-        peer.cursors[cursor_id] = (ns, rest)
-    return {"cursor": {"id": Int64(cursor_id if rest else 0), "ns": ns, "nextBatch": batch},
-            "ok": 1.0}
+    return {"cursor": PendingCursor(ns, docs, _int_opt(cmd, "batchSize"), False, "nextBatch",
+                                    cursor_id), "ok": 1.0}
 
 
 def cmd_kill_cursors(peer, db, cmd):
@@ -428,4 +482,4 @@ def run_command(peer, db, cmd):
                 "codeName": "FailedToParse"}
 
 
-__all__ = ["run_command", "ObjectId"]
+__all__ = ["run_command", "finish_reply", "keep_cursor", "ObjectId"]

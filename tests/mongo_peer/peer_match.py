@@ -14,8 +14,10 @@ any of its elements matches (one level, as MongoDB's implicit element matching).
 """
 
 import datetime
+import functools
 
 from bson.binary import Binary
+from bson.int64 import Int64
 from bson.max_key import MaxKey
 from bson.min_key import MinKey
 from bson.objectid import ObjectId
@@ -43,6 +45,9 @@ MISSING = object()  # a field that is not there (distinct from null)
 
 def type_rank(v):
     """MongoDB's canonical type order (the ranks are only compared with each other)."""
+    r = _RANK_OF_TYPE.get(type(v))  # the usual types at once, subclasses below
+    if r is not None:
+        return r
     if isinstance(v, MinKey):
         return 1
     if v is None or v is MISSING:
@@ -70,6 +75,10 @@ def type_rank(v):
     if isinstance(v, MaxKey):
         return 127
     raise bad_value("unsupported BSON value %r" % type(v).__name__)
+
+
+_RANK_OF_TYPE = {str: 15, int: 10, Int64: 10, float: 10, bool: 40, dict: 20, list: 25,
+                 type(None): 2, ObjectId: 35, datetime.datetime: 45, bytes: 30}
 
 
 def compare(a, b):
@@ -110,7 +119,15 @@ def _compare_seqs(a, b):
 
 def hashable(v):
     """A hashable form of a value such that equal values (in MongoDB's sense: 1 == 1.0 ==
-    NumberLong(1), but true != 1) give equal forms. Used for unique index keys."""
+    NumberLong(1), but true != 1) give equal forms. Used for unique index keys. (An
+    ObjectId's form holds its bytes, whose hash is C's and cached.)"""
+    t = type(v)
+    if t is str:
+        return (15, v)
+    if t is int or t is Int64:
+        return (10, int(v))
+    if t is ObjectId:
+        return (35, v.binary)
     r = type_rank(v)
     if r == 20:
         return (r, tuple((k, hashable(x)) for k, x in v.items()))
@@ -122,6 +139,8 @@ def hashable(v):
         return (r, bytes(v))
     if r == 10:
         return (r, float(v) if isinstance(v, float) else int(v))
+    if r == 35:
+        return (r, v.binary)
     return (r, v)
 
 
@@ -144,36 +163,57 @@ def get_path(doc, path):
 
 def matches(doc, query):
     """True when doc satisfies the query document."""
+    return compile_query(query)(doc)
+
+
+def compile_query(query):
+    """The query as a predicate doc -> bool, parsed once for a whole scan (operators and
+    their arguments are checked here, as MongoDB parses a filter before it runs it).
+    Same semantics as matching field by field; an $in of many plain values is one set
+    lookup per value instead of one comparison per argument."""
+    if not isinstance(query, dict):
+        raise PeerError(14, "TypeMismatch", "filter must be a document")
+    tests = []
     for key, cond in query.items():
         if key.startswith("$"):
-            if not _logical(doc, key, cond):
-                return False
-        elif not _field_matches(get_path(doc, key), cond):
-            return False
-    return True
+            tests.append(_compile_logical(key, cond))
+        else:
+            tests.append(_compile_field(key, cond))
+    if len(tests) == 1:
+        return tests[0]
+    return lambda doc: all(t(doc) for t in tests)
 
 
-def _logical(doc, op, clauses):
+def _compile_logical(op, clauses):
     if op not in ("$and", "$or", "$nor"):
         raise bad_value("unknown top level operator: %s" % op)
     if not isinstance(clauses, list) or not clauses:
         raise bad_value("%s must be a nonempty array" % op)
-    results = (matches(doc, c) for c in clauses)
+    preds = [compile_query(c) for c in clauses]
     if op == "$and":
-        return all(results)
+        return lambda doc: all(p(doc) for p in preds)
     if op == "$or":
-        return any(results)
-    return not any(results)
+        return lambda doc: any(p(doc) for p in preds)
+    return lambda doc: not any(p(doc) for p in preds)
 
 
 def _is_operator_doc(cond):
     return isinstance(cond, dict) and cond and next(iter(cond)).startswith("$")
 
 
-def _field_matches(value, cond):
+def _compile_field(path, cond):
+    if "." in path:
+        def value(doc):
+            return get_path(doc, path)
+    else:
+        def value(doc):
+            return doc.get(path, MISSING) if isinstance(doc, dict) else MISSING
     if not _is_operator_doc(cond):
-        return _eq(value, cond)
-    return all(_operator(value, op, arg) for op, arg in cond.items())
+        test = _compile_eq(cond)
+    else:
+        ops = [_compile_operator(op, arg) for op, arg in cond.items()]
+        test = ops[0] if len(ops) == 1 else (lambda v: all(t(v) for t in ops))
+    return lambda doc: test(value(doc))
 
 
 def _candidates(value):
@@ -189,6 +229,60 @@ def _eq(value, arg):
     return any(v is not MISSING and compare(v, arg) == 0 for v in _candidates(value))
 
 
+# Plain values whose equality in MongoDB's sense is equality of their hashable() forms
+# (numbers across types by value, strings bytewise, ObjectIds, bools, dates).
+_SET_RANKS = (10, 15, 35, 40, 45)
+
+
+def _plain(v):
+    return not isinstance(v, (dict, list, tuple)) and v is not None and v is not MISSING \
+        and type_rank(v) in _SET_RANKS and v == v  # (NaN is left to compare())
+
+
+def _compile_eq(arg):
+    if isinstance(arg, str):  # the usual case: a key, a VIN, a state
+        def eq_str(value):
+            if isinstance(value, list):
+                return any(isinstance(v, str) and v == arg for v in value)
+            return isinstance(value, str) and value == arg
+        return eq_str
+    return lambda value: _eq(value, arg)
+
+
+def _compile_in(arg):
+    """$in's test: plain values through a set, the others (null, documents, arrays,
+    binary...) one by one as _eq does."""
+    plain = {hashable(a) for a in arg if _plain(a)}
+    rest = [a for a in arg if not _plain(a)]
+
+    def found(value):
+        for v in _candidates(value):
+            if _plain(v) and hashable(v) in plain:
+                return True
+        return any(_eq(value, a) for a in rest)
+    return found
+
+
+def _compile_operator(op, arg):
+    if op == "$eq":
+        return _compile_eq(arg)
+    if op == "$ne":
+        eq = _compile_eq(arg)
+        return lambda v: not eq(v)
+    if op in _COMPARISONS:
+        ok = _COMPARISONS[op]
+        type_rank(arg)  # an unsupported value is refused before any document is read
+        return lambda v: _cmp(v, arg, ok)
+    if op in ("$in", "$nin"):
+        if not isinstance(arg, list):
+            raise bad_value("%s needs an array" % op)
+        found = _compile_in(arg)
+        return found if op == "$in" else (lambda v: not found(v))
+    if op == "$exists":
+        return lambda v: (v is not MISSING) == bool(arg)
+    raise bad_value("unknown operator: %s" % op)
+
+
 def _cmp(value, arg, ok):
     """Comparison inside arg's type bracket (MongoDB never matches across types)."""
     rank = type_rank(arg)
@@ -200,23 +294,6 @@ def _cmp(value, arg, ok):
         if type_rank(v) == rank and ok(compare(v, arg)):
             return True
     return False
-
-
-def _operator(value, op, arg):
-    if op == "$eq":
-        return _eq(value, arg)
-    if op == "$ne":
-        return not _eq(value, arg)
-    if op in _COMPARISONS:
-        return _cmp(value, arg, _COMPARISONS[op])
-    if op in ("$in", "$nin"):
-        if not isinstance(arg, list):
-            raise bad_value("%s needs an array" % op)
-        found = any(_eq(value, a) for a in arg)
-        return found if op == "$in" else not found
-    if op == "$exists":
-        return (value is not MISSING) == bool(arg)
-    raise bad_value("unknown operator: %s" % op)
 
 
 _COMPARISONS = {
@@ -250,23 +327,40 @@ def equality_fields(query):
 
 def sort_docs(docs, spec):
     """Sorts in place by a sort document {path: 1 | -1, ...}; stable, like MongoDB's
-    order for equal keys is unspecified but deterministic here (natural order)."""
+    order for equal keys is unspecified but deterministic here (natural order). One
+    stable pass per key, the last key first (so the first key decides, ties keep the next
+    key's order, then natural order)."""
     if not spec:
         return docs
     keys = list(spec.items())
     for path, direction in keys:
         if direction not in (1, -1):
             raise bad_value("bad sort direction for %s: %r" % (path, direction))
-    import functools
-
-    def cmp(a, b):
-        for path, direction in keys:
-            c = compare(_sort_value(get_path(a, path)), _sort_value(get_path(b, path)))
-            if c:
-                return c * direction
-        return 0
-    docs.sort(key=functools.cmp_to_key(cmp))
+    for path, direction in reversed(keys):
+        docs.sort(key=_pass_key(docs, path), reverse=direction == -1)
     return docs
+
+
+_KEYED_RANKS = (2, 10, 15, 35, 40, 45)  # null / missing, numbers, strings, ObjectIds...
+
+
+def _pass_key(docs, path):
+    """A sort key for one path: (type rank, the value itself) when every value is one
+    Python orders as MongoDB does (no NaN), else MongoDB's compare() for every value."""
+    def value(d):
+        return _sort_value(get_path(d, path))
+    for d in docs:
+        v = value(d)
+        r = type_rank(v)
+        if r not in _KEYED_RANKS or (r == 10 and v != v):
+            by_compare = functools.cmp_to_key(compare)
+            return lambda d: by_compare(value(d))
+
+    def key(d):
+        v = value(d)
+        r = type_rank(v)
+        return (r, 0 if r == 2 else v.binary if r == 35 else v)
+    return key
 
 
 def _sort_value(v):
@@ -290,7 +384,7 @@ def project(doc, projection):
             if keep and path != "_id":
                 _copy_path(doc, out, path)
         return out
-    out = _deep_copy(doc)
+    out = deep_copy(doc)
     for path, keep in flags.items():
         if not keep:
             _remove_path(out, path)
@@ -316,9 +410,9 @@ def _remove_path(doc, path):
         doc.pop(parts[-1], None)
 
 
-def _deep_copy(v):
+def deep_copy(v):
     if isinstance(v, dict):
-        return {k: _deep_copy(x) for k, x in v.items()}
+        return {k: deep_copy(x) for k, x in v.items()}
     if isinstance(v, list):
-        return [_deep_copy(x) for x in v]
+        return [deep_copy(x) for x in v]
     return v

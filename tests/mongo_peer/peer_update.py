@@ -8,11 +8,9 @@ ConflictingUpdateOperators (40), ImmutableField (66), TypeMismatch (14), PathNot
 Update pipelines (an array) are not supported and are refused.
 """
 
-import copy
-
 from bson.int64 import Int64
 
-from peer_match import MISSING, PeerError, compare, equality_fields, get_path
+from peer_match import MISSING, PeerError, compare, deep_copy, equality_fields, get_path
 
 OPERATORS = ("$set", "$unset", "$inc", "$min", "$max", "$setOnInsert")
 INT32_MAX = 2**31 - 1
@@ -36,7 +34,7 @@ def apply_update(doc, update, inserting):
     """A new document: doc with the update applied (doc itself is left unchanged)."""
     if not is_operator_update(update):
         return _replace(doc, update)
-    out = copy.deepcopy(doc)
+    out = deep_copy(doc)
     _check_conflicts(update)
     for op, fields in update.items():
         if op not in OPERATORS:
@@ -55,7 +53,7 @@ def _replace(doc, repl):
         raise PeerError(66, "ImmutableField", "the (immutable) field '_id' was found to "
                         "have been altered")
     out = {"_id": doc["_id"]} if "_id" in doc else {}
-    out.update((k, v) for k, v in copy.deepcopy(repl).items() if k != "_id" or not out)
+    out.update((k, v) for k, v in deep_copy(repl).items() if k != "_id" or not out)
     return out
 
 
@@ -84,13 +82,13 @@ def _apply_one(doc, op, path, arg, original):
         return
     cur = parent.get(last, MISSING)
     if op in ("$set", "$setOnInsert"):
-        parent[last] = copy.deepcopy(arg)
+        parent[last] = deep_copy(arg)
     elif op == "$unset":
         parent.pop(last, None)
     elif op == "$inc":
         parent[last] = _inc(cur, arg, path)
     elif cur is MISSING or (compare(arg, cur) < 0) == (op == "$min") and compare(arg, cur):
-        parent[last] = copy.deepcopy(arg)
+        parent[last] = deep_copy(arg)
 
 
 def _parent(doc, path, create):
@@ -141,5 +139,5 @@ def upsert_document(query, update):
     seed = {}
     for path, value in equality_fields(query).items():
         parent, last = _parent(seed, path, create=True)
-        parent[last] = copy.deepcopy(value)
+        parent[last] = deep_copy(value)
     return apply_update(seed, update, inserting=True)

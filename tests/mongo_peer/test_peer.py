@@ -420,6 +420,118 @@ class SharedState(PeerCase):
         self.assertEqual([d["_id"] for d in c.find()], [4, 5, 6, 7])
 
 
+class Indexes(PeerCase):
+    """The peer answers from its indexes where a query allows (peer_store lookup): every
+    answer must equal the full scan's. The same documents go into an indexed collection
+    and an unindexed one; each query must give the same documents in the same order."""
+
+    def docs(self):
+        out = []
+        values = ["a", "b", 1, 1.0, Int64(2), 2.5, True, None, [1, "a"], ["b", 3], {"x": 1}]
+        for i in range(300):
+            d = {"_id": Int64(i) if i % 50 else "s%d" % i, "n": i,
+                 "v": values[i % len(values)], "sub": {"fw": "f%d" % (i % 4)}}
+            if i % 13 == 0:
+                del d["v"]
+            out.append(d)
+        return out
+
+    def pair(self):
+        ix, scan = self.db.indexed, self.db.scanned
+        ix.create_index([("v", ASCENDING), ("n", ASCENDING)], name="v_n")
+        ix.create_index([("sub.fw", ASCENDING)], name="fw")
+        ix.create_index([("n", ASCENDING)], unique=True, name="n")
+        docs = self.docs()
+        ix.insert_many(docs)
+        scan.insert_many(docs)
+        return ix, scan
+
+    def same(self, ix, scan, query, **kw):
+        def run(c):
+            cur = c.find(query)
+            if "sort" in kw:
+                cur = cur.sort(kw["sort"])
+            if "limit" in kw:
+                cur = cur.limit(kw["limit"])
+            return list(cur)
+        got, want = run(ix), run(scan)
+        self.assertEqual(got, want, query)
+        return got
+
+    def test_index_answers_equal_the_scan(self):
+        ix, scan = self.pair()
+        for q in ({"v": "a"}, {"v": 1}, {"v": 2}, {"v": True}, {"v": None}, {"v": 3},
+                  {"v": [1, "a"]}, {"v": {"x": 1}}, {"v": {"$in": ["b", 1, None, 7]}},
+                  {"v": {"$in": ["a", 2.0]}, "n": {"$gt": 100}}, {"v": {"$eq": "b"}},
+                  {"v": {"$nin": ["a", 1]}}, {"sub.fw": "f2"}, {"sub.fw": {"$in": ["f1"]}},
+                  {"n": 7}, {"n": 7.0}, {"_id": {"$in": [Int64(3), 3.0, "s50", 999]}},
+                  {"_id": "s100"}, {"$or": [{"v": "a"}, {"n": 5}]}):
+            self.same(ix, scan, q)
+        self.assertEqual(len(self.same(ix, scan, {"v": "a"})), 50)  # "a" and [1, "a"]
+
+    def test_id_ranges_and_sorted_limits(self):
+        log, plain = self.db.log, self.db.plain_log
+        ids = [Int64(i) for i in range(1, 400)] + [3.5, 1000]
+        for c in (log, plain):
+            c.insert_many([{"_id": i, "k": int(i) % 3} for i in ids])
+            c.delete_many({"_id": {"$lte": Int64(20)}})
+        for q, kw in (({"_id": {"$gt": Int64(390)}}, {"sort": [("_id", 1)]}),
+                      ({"_id": {"$gte": 3, "$lt": 30.5}}, {}),
+                      ({"_id": {"$gt": 100}, "k": 1}, {"sort": [("_id", -1)], "limit": 5}),
+                      ({}, {"sort": [("_id", 1)], "limit": 1}),
+                      ({}, {"sort": [("_id", -1)], "limit": 2})):
+            self.same(log, plain.with_options(), q, **kw)
+        self.assertEqual([d["_id"] for d in log.find({"_id": {"$gt": 398}})], [399, 1000])
+        log.insert_one({"_id": "text"})  # mixed _id types: ranges scan again
+        self.assertEqual([d["_id"] for d in log.find({"_id": {"$gt": 398}})], [399, 1000])
+        self.assertEqual(log.find_one({}, sort=[("_id", -1)])["_id"], "text")
+
+    def test_in_of_many_values_and_replacements_keep_indexes(self):
+        ix, scan = self.pair()
+        many = [Int64(i) for i in range(0, 3000, 3)] + ["s%d" % i for i in range(0, 300, 25)]
+        self.same(ix, scan, {"_id": {"$in": many}})
+        self.same(ix, scan, {"n": {"$in": list(range(0, 3000, 7))}})
+        for c in (ix, scan):
+            c.update_many({"v": "a"}, {"$set": {"v": "z"}})
+            c.replace_one({"n": 4}, {"n": 4, "v": "z"})
+            c.delete_many({"v": "b"})
+        for q in ({"v": "a"}, {"v": "z"}, {"v": "b"}, {"n": 4}):
+            self.same(ix, scan, q)
+        self.assertEqual(len(self.same(ix, scan, {"v": "z"})), 51)
+
+
+class SortPasses(unittest.TestCase):
+    """sort_docs sorts by one stable pass per key with plain Python keys where the values
+    allow: it must give the order of MongoDB's compare() applied key by key."""
+
+    def test_passes_equal_the_comparison_sort(self):
+        import functools
+        import random
+        import peer_match as pm
+        rnd = random.Random(7)
+        pools = [["b", "a", "ab", ""], [1, 2.5, Int64(2), -1, 0.0], [None, True, False],
+                 [{"x": 1}, [1, 2], b"z"]]
+        for mixed in (False, True):
+            docs = []
+            for i in range(400):
+                d = {"i": i}
+                for f in ("a", "b"):
+                    pool = rnd.choice(pools if mixed else pools[:2])
+                    if rnd.random() < 0.9:
+                        d[f] = rnd.choice(pool)
+                docs.append(d)
+            for spec in ({"a": 1}, {"a": -1, "b": 1}, {"b": -1, "a": -1}):
+                def cmp(x, y):
+                    for path, direction in spec.items():
+                        c = pm.compare(x.get(path), y.get(path))
+                        if c:
+                            return c * direction
+                    return 0
+                want = sorted(docs, key=functools.cmp_to_key(cmp))
+                got = pm.sort_docs(list(docs), spec)
+                self.assertEqual([d["i"] for d in got], [d["i"] for d in want], (mixed, spec))
+
+
 class Persistence(PeerCase):
     def test_kill_and_restart_keeps_documents_and_indexes(self):
         ev = self.events()
