@@ -160,8 +160,15 @@ class SeveralBrokers(CatalogCase):
         def stored():
             return collections.Counter(d["state"] for d in
                                        self.mdb["ota_task_vin"].find({"task": tid}))
-        ot.wait_until(lambda: stored()["succeeded"] + stored()["failed"] == n,
-                      timeout=60 * ot.SCALE, msg="every stored execution final")
+        try:
+            ot.wait_until(lambda: stored()["succeeded"] + stored()["failed"] == n,
+                          timeout=60 * ot.SCALE, msg="every stored execution final")
+        except ot.HarnessError:
+            late = [(d["vin"], d["state"], d.get("code")) for d in
+                    self.mdb["ota_task_vin"].find({"task": tid})
+                    if d["state"] not in ("succeeded", "failed")]
+            self.fail("stored executions not final: %r, e.g. %r (fleet: %r)"
+                      % (stored(), late[:5], s))
         self.assertEqual(stored(), collections.Counter(succeeded=s["succeeded"],
                                                        failed=s["failed"]))
         # every acked report stored once: one event per campaign report, keys unique
