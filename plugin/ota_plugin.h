@@ -254,6 +254,10 @@ void ota_reports_poll(ota_plugin *p);
  * and stored under a new epoch key. 0, or -1 with err. */
 int ota_reports_reset_seq(ota_plugin *p, const char *vin, struct cJSON *out, char *err,
                           size_t errlen);
+/* Another broker's resetVehicleSeq of vin, followed from the change log (follow.c): the
+ * guard forgets its seq when the reset is newer than every one it knows (more resets), and
+ * counts it. 1 applied, 0 known already (this broker's own, or older), -1 out of memory. */
+int ota_reports_follow_reset(ota_plugin *p, const char *vin, const char *epoch, uint32_t resets);
 int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */
 int ota_acl_callback(int event, void *event_data, void *userdata);     /* acl.c */
 int ota_auth_callback(int event, void *event_data, void *userdata);    /* identity.c */

@@ -27,7 +27,9 @@
  * of another epoch starts that epoch, and after resetVehicleSeq the next report is taken
  * whatever it says and its events are stored under "<epoch>~<resets>", away from the
  * keys of the unit that was replaced. When the writer refuses the report the guard took
- * last, the guard steps back (once its answer is sent, the seq may be used again).
+ * last, the guard steps back (once its answer is sent, the seq may be used again). A reset
+ * made through another broker reaches this one's guard through the change log (the writer
+ * that stores the reset appends an ota_vehicle_state entry; follow.c applies it here).
  */
 #include "ota_plugin.h"
 #include "catalog.h"
@@ -367,6 +369,21 @@ int ota_reports_reset_seq(ota_plugin *p, const char *vin, cJSON *out, char *err,
     l->seq = -1;
     l->resets++;
     return 0;
+}
+
+int ota_reports_follow_reset(ota_plugin *p, const char *vin, const char *epoch, uint32_t resets)
+{
+    last_seq *l = ota_map_get_str(&p->last_seqs, vin);
+    if (l && l->resets >= resets) {
+        return 0;
+    }
+    if ((!l && !(l = guard_of(p, vin))) || set_epoch(l, epoch) != 0) {
+        return -1;
+    }
+    l->seq = -1;
+    l->resets = resets;
+    l->has_prev = false; /* a refusal of an earlier report no longer steps the guard back */
+    return 1;
 }
 
 /* ---- taking a report ---- */

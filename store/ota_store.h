@@ -102,6 +102,12 @@ typedef struct {
     size_t n_seqs;
     const ota_quarantine_rec *quarantine;
     size_t n_quarantine;
+    /* operator resets (resetVehicleSeq) among the guard rows, in order, before any row of
+     * seqs stood in for them: each also appends an ota_vehicle_state entry to the change
+     * log (SQLite: in the batch's transaction; MongoDB: after its writes), so the other
+     * brokers' replay guards and their snapshots follow the reset */
+    const ota_report_seq_rec *resets;
+    size_t n_resets;
 } ota_store_batch;
 
 int ota_store_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
@@ -371,7 +377,8 @@ typedef enum {
     OTA_CHANGE_VEHICLE = 1,
     OTA_CHANGE_DOC,
     OTA_CHANGE_LIST,
-    OTA_CHANGE_GROUP
+    OTA_CHANGE_GROUP,
+    OTA_CHANGE_VEHICLE_STATE /* an operator's reset of a VIN's replay guard (put only) */
 } ota_change_what;
 typedef struct {
     uint64_t seq;
@@ -393,6 +400,12 @@ typedef struct {
 typedef int (*ota_store_change_fn)(void *ctx, const ota_store_change *c);
 int ota_store_read_changes(ota_store *s, uint64_t after, size_t limit, int64_t now_ms,
                            int64_t hold_ms, ota_store_change_fn fn, void *ctx);
+/* The guard row an OTA_CHANGE_VEHICLE_STATE entry carries (kind "ota_vehicle_state", id the
+ * VIN, json {"epoch", "seq": -1, "resets"}): out->vin is c->id, out->epoch points into epoch
+ * (at least OTA_STORE_EPOCH_KEY_MAX bytes). 0, or -1 when the entry is not one or does not
+ * parse. */
+int ota_store_change_vehicle_state(const ota_store_change *c, ota_report_seq_rec *out, char *epoch,
+                                   size_t len);
 /* The oldest stored seq of the change log (*last + 1 when none is stored) and the last seq
  * numbered (0 before the first change): a follower starts from *last after a full load, and
  * needs a full load again when the entry after its position was trimmed (position + 1 <

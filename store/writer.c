@@ -79,8 +79,9 @@ struct ota_writer {
     ota_store_event *evs;
     size_t cap_evs;
     ota_report_seq_rec *seqs;
+    ota_report_seq_rec *resets; /* the operator resets among seqs, kept when seqs collapse */
     ota_quarantine_rec *quar;
-    size_t n_seqs, n_quar, cap_side;
+    size_t n_seqs, n_resets, n_quar, cap_side;
     const char **vin_slots; /* last_seq_per_vin's hash table of VINs */
     size_t cap_slots;
     ota_spool_pos ck, last_next;
@@ -212,7 +213,10 @@ static int grow_side(ota_writer *w)
     ota_report_seq_rec *s = realloc(w->seqs, w->n_batch * sizeof *s);
     if (s)
         w->seqs = s;
-    ota_quarantine_rec *q = s ? realloc(w->quar, w->n_batch * sizeof *q) : NULL;
+    ota_report_seq_rec *r = s ? realloc(w->resets, w->n_batch * sizeof *r) : NULL;
+    if (r)
+        w->resets = r;
+    ota_quarantine_rec *q = r ? realloc(w->quar, w->n_batch * sizeof *q) : NULL;
     if (!q)
         return -1;
     w->quar = q;
@@ -240,6 +244,8 @@ static void side_rows(ota_writer *w, const pending_report *p)
     }
     int64_t seq = p->kind == OTA_SPOOL_KIND_RESET ? -1 : (int64_t)p->seq;
     w->seqs[w->n_seqs++] = (ota_report_seq_rec){p->vin, p->epoch, seq, p->resets, p->received_ms};
+    if (p->kind == OTA_SPOOL_KIND_RESET)
+        w->resets[w->n_resets++] = w->seqs[w->n_seqs - 1];
 }
 
 static size_t vin_hash(const char *vin)
@@ -297,7 +303,7 @@ static int batch_events(ota_writer *w)
         return -1;
     /* at most one guard row and one quarantine row per record */
     size_t k = 0;
-    w->n_seqs = w->n_quar = 0;
+    w->n_seqs = w->n_resets = w->n_quar = 0;
     for (size_t i = 0; i < w->n_batch; i++) {
         pending_report *p = &w->batch[i];
         side_rows(w, p);
@@ -675,14 +681,15 @@ static int flush(ota_writer *w)
             if (sleep_or_stop(w, w->cfg.retry_max_ms))
                 return -1;
         }
-        /* Chunks of batch_events events; the guard rows and the quarantine go with the
-         * last one. */
+        /* Chunks of batch_events events; the guard rows, the quarantine and the resets'
+         * change log entries go with the last one. */
         size_t cap = w->cfg.batch_events, i = 0;
         do {
             size_t k = w->n_events - i < cap ? w->n_events - i : cap;
             bool last = i + k >= w->n_events;
             ota_store_batch b = {w->evs + i, k, w->seqs, last ? w->n_seqs : 0,
-                                 w->quar, last ? w->n_quar : 0};
+                                 w->quar, last ? w->n_quar : 0,
+                                 w->resets, last ? w->n_resets : 0};
             if (put_with_retry(w, &b) != 0)
                 return -1;
             pthread_mutex_lock(&w->mu);
@@ -946,6 +953,7 @@ void ota_writer_stop(ota_writer *w)
     free(w->batch);
     free(w->evs);
     free(w->seqs);
+    free(w->resets);
     free(w->quar);
     free(w->vin_slots);
     free_results(w);
