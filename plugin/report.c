@@ -37,6 +37,7 @@
 #include "engine.h"
 #include "map.h"
 #include "ota_store.h"
+#include "pkg.h"
 #include "tasks.h"
 
 #include <cjson/cJSON.h>
@@ -201,7 +202,8 @@ static int load_row(void *ctx, const ota_report_seq_rec *r)
 }
 
 /* Reports and resets spooled before the last stop but not yet in the store are past the
- * spool's checkpoint: they count too, in order. */
+ * spool's checkpoint: they count too, in order; so do the descriptions served then (their
+ * grants: pkg.c). */
 static int load_spooled_seqs(ota_plugin *p)
 {
     ota_spool_pos from;
@@ -222,6 +224,10 @@ static int load_spooled_seqs(ota_plugin *p)
             rc = -1;
             break;
         }
+        if (rec.kind == OTA_SPOOL_KIND_DESCRIPTION && ota_pkg_spooled_description(p, &rec) != 0) {
+            rc = -1;
+            break;
+        }
     }
     ota_spool_reader_close(r);
     return rc;
@@ -234,7 +240,7 @@ int ota_reports_load(ota_plugin *p, ota_store *store, char *err, size_t errlen)
         return -1;
     }
     if (load_spooled_seqs(p) != 0) {
-        snprintf(err, errlen, "cannot read the report spool's unshipped reports");
+        snprintf(err, errlen, "cannot read the spool's unshipped reports and descriptions");
         return -1;
     }
     return 0;

@@ -91,10 +91,11 @@ typedef struct {
 } ota_quarantine_rec;
 
 /* What the writer stores at once: events, the guard's rows (replacing the VIN's row of
- * ota_vehicle_state, in order), refused reports. A VIN with inserted events but no guard
+ * ota_vehicle_state, in order), refused reports, descriptions served. A VIN with inserted events but no guard
  * row in the batch (ota_store_put_events) has its row raised to its highest seq when the
  * row has the events' epoch and no reset, or made (epoch of the events, no reset). Atomic
  * on SQLite; on MongoDB it converges on a retry, as events do. */
+struct ota_description_rec;
 typedef struct {
     const ota_store_event *events;
     size_t n_events;
@@ -108,6 +109,10 @@ typedef struct {
      * brokers' replay guards and their snapshots follow the reset */
     const ota_report_seq_rec *resets;
     size_t n_resets;
+    /* package descriptions served (spooled by pkg/get before its reply): stored when their
+     * key (vin, counter) is absent, as ota_store_apply's add_descriptions */
+    const struct ota_description_rec *descriptions;
+    size_t n_descriptions;
 } ota_store_batch;
 
 int ota_store_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
@@ -223,7 +228,7 @@ typedef struct {
  * the key: counter is the vehicle's description counter, which only grows (rollback
  * defence). files: the sha256 (hex) of every file it names, comma-separated — what the
  * vehicle may then fetch with file/get. cose: the signed COSE_Sign1 as sent. */
-typedef struct {
+typedef struct ota_description_rec {
     const char *vin;
     uint64_t counter;
     const char *task;
