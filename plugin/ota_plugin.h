@@ -84,6 +84,10 @@ typedef struct {
      * "es256", and how many pre-signed descriptions pkg.c keeps in memory (0: none). */
     char *signing_alg;
     size_t presign_max;
+    /* standby.c (issue 15): how often the local snapshot of a shared store is saved whole,
+     * in ms (plugin_opt_snapshot_period_ms; 60000); its change log refresh runs every 5 s,
+     * or every period when that is shorter. */
+    unsigned snapshot_period_ms;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
