@@ -1193,7 +1193,8 @@ static void test_change_log_groups(void **state)
 
 /* An operator's reset in a report batch appends one ota_vehicle_state entry per reset, even
  * when a later guard row of the VIN stands in for it in the batch: how the other brokers'
- * replay guards follow resetVehicleSeq (plugin/follow.c). A report's row appends none. */
+ * replay guards follow resetVehicleSeq (plugin/follow.c). A report's row appends none, and
+ * one with fewer resets than the stored row does not replace it. */
 static void test_change_log_resets(void **state)
 {
     fixture *f = *state;
@@ -1221,6 +1222,26 @@ static void test_change_log_resets(void **state)
     assert_int_equal(got.resets, 3);
     c.what = OTA_CHANGE_VEHICLE;
     assert_int_equal(ota_store_change_vehicle_state(&c, &got, epoch, sizeof epoch), -1);
+
+    /* a row with fewer resets (a broker that had not followed the reset yet) replaces
+     * nothing; several rows of one VIN: the last counts */
+    ota_report_seq_rec stale = {vin, "0", 9, 2, 1002};
+    ota_store_batch late = {.seqs = &stale, .n_seqs = 1};
+    if (ota_store_put_batch(f->s, &late, NULL, err, sizeof err) != 0)
+        fail_msg("put_batch: %s", err);
+    ota_report_seq_rec two[] = {{"VIN00000000000002", "0", 7, 0, 1}, {"VIN00000000000002", "0", 3,
+                                                                      1, 2}};
+    ota_store_batch both = {.seqs = two, .n_seqs = 2};
+    if (ota_store_put_batch(f->s, &both, NULL, err, sizeof err) != 0)
+        fail_msg("put_batch: %s", err);
+    seqs q = {0};
+    assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
+    assert_int_equal(q.n, 2);
+    assert_string_equal(q.epoch[0], "unit-2");
+    assert_int_equal(q.seq[0], 4);
+    assert_int_equal(q.resets[0], 3);
+    assert_int_equal(q.seq[1], 3);
+    assert_int_equal(q.resets[1], 1);
 }
 
 /* ---- a local snapshot: start without the database ---- */
