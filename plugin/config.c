@@ -61,10 +61,12 @@ static const opt_def opt_defs[] = {
     {"file_vehicle_burst", OPT_SIZE, CFG_OFF(file_vehicle_burst), 131072, 1024u * 1024 * 1024},
     {"signing_alg", OPT_STRING, CFG_OFF(signing_alg), 0, 0},
     {"presign_max", OPT_SIZE, CFG_OFF(presign_max), 0, 10000000},
+    {"snapshot_period_ms", OPT_UNSIGNED, CFG_OFF(snapshot_period_ms), 1000, 86400000},
     {"accept_unknown_vins", OPT_UNSIGNED, CFG_OFF(accept_unknown_vins), 0, 1},
 };
 
 #define OTA_PRESIGN_MAX_DEFAULT 200000
+#define OTA_SNAPSHOT_PERIOD_MS_DEFAULT 60000 /* a whole local snapshot a minute (standby.c) */
 #define OTA_FILE_PASS_BYTES_DEFAULT (1024 * 1024)
 #define OTA_FILE_QUEUE_BLOCKS_DEFAULT 256
 #define OTA_FILE_VEHICLE_RATE_DEFAULT (1024u * 1024)
@@ -240,6 +242,7 @@ static int set_defaults(ota_config *cfg)
     cfg->file_vehicle_rate = OTA_FILE_VEHICLE_RATE_DEFAULT;
     cfg->file_vehicle_burst = OTA_FILE_VEHICLE_BURST_DEFAULT;
     cfg->presign_max = OTA_PRESIGN_MAX_DEFAULT;
+    cfg->snapshot_period_ms = OTA_SNAPSHOT_PERIOD_MS_DEFAULT;
     return cfg->store_uri && cfg->spool_dir && cfg->file_dir && cfg->log_replay_errors &&
                    cfg->signing_key && cfg->content_kek && cfg->auth
                ? 0

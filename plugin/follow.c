@@ -13,6 +13,10 @@
  * new state, so applying one again is a no-op (a put of what memory holds, a task already
  * held, a cancel of a task already canceled); the log carries no origin to skip them by.
  *
+ * An operator's resetVehicleSeq on another broker (an ota_vehicle_state entry, appended by
+ * the writer that stored the reset) resets this broker's replay guard of the VIN
+ * (report.c), so the replaced unit's low seqs are taken here too.
+ *
  * A group's entry carries its definition; its static members are read from the store in
  * the same job (every member row once per read that carries group entries: group changes
  * are rare) and the group is replaced through the start-up load's functions.
@@ -455,6 +459,15 @@ static int apply_entry(ota_plugin *p, follow_job *j, const ota_store_change *c, 
             return 0;
         }
         return ota_tasks_follow_setting(p->tasks, c->id, c->json, err, errlen) == 0 ? 1 : -1;
+    }
+    if (c->what == OTA_CHANGE_VEHICLE_STATE) {
+        char epoch[OTA_STORE_EPOCH_KEY_MAX];
+        ota_report_seq_rec row;
+        if (ota_store_change_vehicle_state(c, &row, epoch, sizeof epoch) != 0) {
+            snprintf(err, errlen, "not a replay guard's row: %s", c->json ? c->json : "");
+            return -1;
+        }
+        return ota_reports_follow_reset(p, row.vin, row.epoch, row.resets);
     }
     if (c->what == OTA_CHANGE_GROUP) {
         const group_members *g = c->deleted ? NULL : group_of(j, c->id);

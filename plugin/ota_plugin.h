@@ -84,6 +84,10 @@ typedef struct {
      * "es256", and how many pre-signed descriptions pkg.c keeps in memory (0: none). */
     char *signing_alg;
     size_t presign_max;
+    /* standby.c (issue 15): how often the local snapshot of a shared store is saved whole,
+     * in ms (plugin_opt_snapshot_period_ms; 60000); its change log refresh runs every 5 s,
+     * or every period when that is shorter. */
+    unsigned snapshot_period_ms;
 } ota_config;
 
 /* Reads the plugin_opt_* options into cfg (defaults for the rest). Returns 0, or -1
@@ -254,6 +258,10 @@ void ota_reports_poll(ota_plugin *p);
  * and stored under a new epoch key. 0, or -1 with err. */
 int ota_reports_reset_seq(ota_plugin *p, const char *vin, struct cJSON *out, char *err,
                           size_t errlen);
+/* Another broker's resetVehicleSeq of vin, followed from the change log (follow.c): the
+ * guard forgets its seq when the reset is newer than every one it knows (more resets), and
+ * counts it. 1 applied, 0 known already (this broker's own, or older), -1 out of memory. */
+int ota_reports_follow_reset(ota_plugin *p, const char *vin, const char *epoch, uint32_t resets);
 int ota_message_callback(int event, void *event_data, void *userdata); /* router.c */
 int ota_acl_callback(int event, void *event_data, void *userdata);     /* acl.c */
 int ota_auth_callback(int event, void *event_data, void *userdata);    /* identity.c */

@@ -30,16 +30,19 @@
  * again after a restart: no vehicle saw it). The reply is a copy of the signed message
  * with {"req": req} added to its unprotected header (ota_cose.h).
  *
- * The first time a description is served, its files are granted (grants.h: file/get may
- * fetch them) and it is queued for the store (SPEC §3): descriptions waiting are handed
- * to the writer as one ota_store_apply change per batch (batch.h pacing, like shadows),
- * and put back for a retry if the store fails. A vehicle gone before its reply still has
- * its description persisted; at a clean stop the signer finishes every description built
- * and those that were asked for are persisted before the writer's last flush.
+ * The first time a description is served, it is appended to the spool (kind 5,
+ * ota_spool_desc.h: a memcpy into the page cache, like a report; no fsync) before the
+ * reply goes out, and its files are granted (grants.h: file/get may fetch them). The writer
+ * stores it from the spool with the reports (SPEC §3: each description returned is
+ * persisted), retrying while the store fails; a broker killed before that stores it when it
+ * restarts on its spool, whose unstored descriptions it also grants again at start
+ * (ota_pkg_load_spooled). A vehicle gone before its reply still has its description
+ * spooled; at a clean stop the signer finishes every description built and those that
+ * were asked for are spooled. A spool that refuses the append (a full disk) refuses the
+ * request: nothing is granted.
  *
  * Memory: a description lives while its slot holds it (fresh, at most
- * plugin_opt_presign_max slots; the oldest leaves first), while the signer has it, and
- * until the store has it. Every refusal is {req?, err, msg} on pkg/desc (content type
+ * plugin_opt_presign_max slots; the oldest leaves first) and while the signer has it. Every refusal is {req?, err, msg} on pkg/desc (content type
  * application/cbor), logged and counted; nothing is granted or stored for it.
  */
 #include "batch.h"
@@ -52,6 +55,7 @@
 #include "map.h"
 #include "ota_plugin.h"
 #include "ota_pkg_codec.h"
+#include "ota_spool_desc.h"
 #include "ota_errf.h"
 #include "pkg.h"
 #include "signer.h"
@@ -59,6 +63,7 @@
 #include "wake.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -115,16 +120,7 @@ typedef struct {
     desc *d;
 } slot;
 
-/* A description waiting for the store: rec's texts and cose point into d (a reference). */
-typedef struct {
-    ota_description_rec rec;
-    desc *d;
-} pending;
-
 struct ota_pkg {
-    pending *items;
-    size_t n, cap;
-    ota_batcher batch;
     ota_pkg_counters counters;
     ota_signer *signer;
     ota_map slots;         /* slot by VIN */
@@ -522,144 +518,36 @@ static desc *build(ota_plugin *p, issue *is, refusal *r)
     return d;
 }
 
-/* ---------------------------------------------------------------- persistence */
-
-static void pending_free(pending *x)
-{
-    desc_unref(x->d);
-}
-
-/* Queues d (signed, served) for the store, with a reference. 0, or -1. */
-static int queue_description(ota_pkg *k, desc *d)
-{
-    if (k->n == k->cap) {
-        size_t cap = k->cap ? 2 * k->cap : 64;
-        pending *items = realloc(k->items, cap * sizeof *items);
-        if (items == NULL)
-            return -1;
-        k->items = items;
-        k->cap = cap;
-    }
-    d->refs++;
-    k->items[k->n++] = (pending){.rec = {.vin = d->vin,
-                                         .counter = d->ctr,
-                                         .task = d->task,
-                                         .req = d->req,
-                                         .package = d->package,
-                                         .files = d->files,
-                                         .cose = d->sign.cose,
-                                         .cose_len = d->sign.cose_len,
-                                         .issued_ms = d->iat,
-                                         .expires_ms = d->exp},
-                                 .d = d};
-    return 0;
-}
-
-typedef struct {
-    ota_writer_job job;
-    ota_pkg *k;
-    pending *items;
-    size_t n;
-    ota_description_rec *recs;
-    ota_catalog_change change;
-} flush_job;
-
-static void flush_job_free(flush_job *j)
-{
-    for (size_t i = 0; i < j->n; i++)
-        pending_free(&j->items[i]);
-    free(j->items);
-    free(j->recs);
-    free(j);
-}
-
-/* Puts the job's descriptions back in front of the queue (a failed or refused job). */
-static void flush_undo(ota_pkg *k, flush_job *j)
-{
-    pending *items = realloc(k->items, (k->n + j->n) * sizeof *items);
-    if (items == NULL) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: %zu descriptions lost: out of memory", j->n);
-        return;
-    }
-    memmove(items + j->n, items, k->n * sizeof *items);
-    memcpy(items, j->items, j->n * sizeof *items);
-    k->items = items;
-    k->n += j->n;
-    k->cap = k->n;
-    j->n = 0; /* moved back */
-}
-
-static int flush_run(ota_store *store, void *arg, char *err, size_t errlen)
-{
-    flush_job *j = arg;
-    return ota_store_apply(store, &j->change, err, errlen);
-}
-
-static void flush_done(void *arg, int rc, const char *err)
-{
-    flush_job *j = arg;
-    ota_batch_ended(&j->k->batch, rc, "descriptions", j->n, err);
-    if (rc != 0)
-        flush_undo(j->k, j);
-    flush_job_free(j);
-}
-
-static void flush_submit(ota_plugin *p, int64_t now)
-{
-    ota_pkg *k = p->pkg;
-    flush_job *j = calloc(1, sizeof *j);
-    ota_description_rec *recs = j ? malloc(k->n * sizeof *recs) : NULL;
-    if (recs == NULL) {
-        free(j);
-        ota_batch_later(&k->batch, now);
-        return;
-    }
-    for (size_t i = 0; i < k->n; i++)
-        recs[i] = k->items[i].rec;
-    *j = (flush_job){.k = k, .items = k->items, .n = k->n, .recs = recs};
-    j->change = (ota_catalog_change){.add_descriptions = recs, .n_add_descriptions = k->n};
-    j->job = (ota_writer_job){.run = flush_run, .done = flush_done, .arg = j};
-    k->items = NULL;
-    k->n = k->cap = 0;
-    if (ota_writer_submit(p->writer, &j->job) != 0) {
-        flush_undo(k, j);
-        flush_job_free(j);
-        ota_batch_later(&k->batch, now);
-        return;
-    }
-    ota_batch_started(&k->batch, now);
-}
-
-void ota_pkg_flush(ota_plugin *p)
-{
-    int64_t now = ota_mono_ms();
-    if (p->pkg != NULL && p->writer != NULL && ota_batch_due(&p->pkg->batch, p->pkg->n, now))
-        flush_submit(p, now);
-}
-
-void ota_pkg_flush_final(ota_plugin *p)
-{
-    if (p->pkg != NULL && p->pkg->n > 0 && p->writer != NULL)
-        flush_submit(p, ota_mono_ms());
-}
-
 /* ---------------------------------------------------------------- serving */
 
-/* The first time d is served (req_id the request's): its files are granted and it is
- * queued for the store. A vehicle is never told of a description that was not. */
-static void mark_served(ota_plugin *p, desc *d, uint64_t req_id)
+/* The first time d is served (req_id the request's): it is appended to the spool, before
+ * the reply goes out (the writer stores it from there, a restart after a kill -9 too), and
+ * its files are granted. A vehicle is never told of a description that was not. 0, or -1
+ * when the spool refused it (a full disk): nothing granted, the request is to be refused
+ * (the vehicle asks again). */
+static int mark_served(ota_plugin *p, desc *d, uint64_t req_id)
 {
     if (d->served)
-        return;
+        return 0;
+    ota_description_rec rec = {.vin = d->vin,
+                               .counter = d->ctr,
+                               .task = d->task,
+                               .req = req_id,
+                               .package = d->package,
+                               .files = d->files,
+                               .cose = d->sign.cose,
+                               .cose_len = d->sign.cose_len,
+                               .issued_ms = d->iat,
+                               .expires_ms = d->exp};
+    if (p->spool == NULL || ota_spool_append_description(p->spool, &rec, ota_now_ms()) != 0)
+        return -1;
     d->served = true;
     d->req = req_id;
     p->pkg->counters.issued++;
-    if (ota_grants_add(p->grants, d->vin, d->ctr, d->files) != 0 ||
-        queue_description(p->pkg, d) != 0)
-        mosquitto_log_printf(MOSQ_LOG_ERR,
-                             "ota: description %" PRIu64 " of %s not granted or not stored: "
-                             "out of memory",
-                             d->ctr, d->vin);
+    if (ota_grants_add(p->grants, d->vin, d->ctr, d->files) != 0)
+        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: description %" PRIu64 " of %s not granted: "
+                             "out of memory", d->ctr, d->vin);
+    return 0;
 }
 
 /* Answers req with d (signed): the signed message with {"req": req_id} added. */
@@ -673,7 +561,14 @@ static void answer(ota_plugin *p, desc *d, const ota_request *req, uint64_t req_
         answer_refusal(p, req, true, req_id, &r);
         return;
     }
-    mark_served(p, d, req_id);
+    if (mark_served(p, d, req_id) != 0) {
+        free(m);
+        refusal r;
+        refuse(&r, OTA_PKG_E_INTERNAL, "description %" PRIu64 " not stored (spool write "
+               "failed: %s): ask again", d->ctr, strerror(errno));
+        answer_refusal(p, req, true, req_id, &r);
+        return;
+    }
     ota_reply_typed(req, "pkg/desc", m, len, "application/cose");
 }
 
@@ -724,7 +619,7 @@ static void deliver(ota_plugin *p, desc *d, bool answer_them)
             if (answer_them)
                 answer(p, d, &req, w->req);
             else
-                mark_served(p, d, w->req); /* asked for: persisted, not answered */
+                (void)mark_served(p, d, w->req); /* asked for: spooled, not answered */
         }
         waiter_free(w);
     }
@@ -905,7 +800,7 @@ void ota_pkg_stop(ota_plugin *p)
     if (k == NULL || k->signer == NULL)
         return;
     ota_signer_stop(k->signer);
-    take_signed(p, false); /* persisted by ota_pkg_flush_final, not answered */
+    take_signed(p, false); /* spooled (stored by the writer, or at the next start), not answered */
     ota_signer_free(k->signer);
     k->signer = NULL;
 }
@@ -917,12 +812,17 @@ void ota_pkg_free(ota_pkg *k)
     while (k->oldest != NULL)
         uncache(k, k->oldest);
     ota_map_destroy(&k->slots, NULL);
-    for (size_t i = 0; i < k->n; i++)
-        pending_free(&k->items[i]);
-    free(k->items);
     free(k->todo);
     EVP_MD_CTX_free(k->md);
     free(k);
+}
+
+int ota_pkg_spooled_description(ota_plugin *p, const ota_spool_record *rec)
+{
+    ota_description_rec d;
+    if (ota_spool_description(rec->vin, rec->seq, rec->payload, rec->payload_len, &d) != 0)
+        return 0; /* the writer skips it too, and says so */
+    return ota_grants_add(p->grants, d.vin, d.counter, d.files);
 }
 
 const ota_pkg_counters *ota_pkg_counters_get(const ota_pkg *k)
@@ -935,7 +835,6 @@ void ota_pkg_stats_json(const ota_pkg *k, cJSON *data)
     cJSON *o = cJSON_AddObjectToObject(data, "pkg");
     ota_cmd_add_u64(o, "issued", k->counters.issued);
     ota_cmd_add_u64(o, "signing", k->signer ? ota_signer_pending(k->signer) : 0);
-    ota_cmd_add_u64(o, "stored_pending", k->n);
     ota_cmd_add_u64(o, "presigned", k->counters.presigned);
     ota_cmd_add_u64(o, "presign_queued", k->todo_n - k->todo_head);
     ota_cmd_add_u64(o, "presign_skipped", k->counters.presign_skipped);

@@ -1,8 +1,8 @@
 /*
  * pkg.h — package descriptions for vehicles (pkg.c): the pkg/get handler's state, its
  * error words and counts, the descriptions signed ahead of the requests (ota_pkg_presign),
- * the signer threads (signer.h) and the batched persistence of the descriptions it
- * serves. Broker thread only.
+ * the signer threads (signer.h) and the descriptions it serves, spooled before their
+ * replies (ota_spool_desc.h). Broker thread only.
  */
 #ifndef OTA_PKG_H
 #define OTA_PKG_H
@@ -38,12 +38,12 @@ typedef struct {
 ota_pkg *ota_pkg_new(void);
 /* Starts the signer threads (plugin_opt_sign_threads; keys loaded). 0, or -1 with err. */
 int ota_pkg_start(ota_plugin *p, char *err, size_t errlen);
-/* At shutdown, before ota_pkg_flush_final: the signer finishes every description built,
- * which is then queued for the store (not answered: the broker is stopping). */
+/* At shutdown, before the writer stops: the signer finishes every description built; those
+ * asked for are spooled (not answered: the broker is stopping). */
 void ota_pkg_stop(ota_plugin *p);
 void ota_pkg_free(ota_pkg *k);
 const ota_pkg_counters *ota_pkg_counters_get(const ota_pkg *k);
-/* getStats: adds "pkg" {issued, signing, stored_pending, presigned, presign_queued,
+/* getStats: adds "pkg" {issued, signing, presigned, presign_queued,
  * presign_skipped, signed_on_request, answered_from_memory, held, held_bytes,
  * refused {code: n}} to data. */
 struct cJSON;
@@ -55,12 +55,14 @@ void ota_pkg_stats_json(const ota_pkg *k, struct cJSON *data);
  * request will say why), when pre-signing is off (plugin_opt_presign_max 0) or when
  * plugin_opt_presign_max descriptions are held. */
 void ota_pkg_presign(ota_plugin *p, const char *vin, const char *task);
-/* TICK: answers the requests waiting for descriptions signed since the last TICK, queues
- * the descriptions served for the store, and forgets those no longer fresh. */
+/* TICK: answers the requests waiting for descriptions signed since the last TICK (each
+ * spooled when first served), and forgets those no longer fresh. */
 void ota_pkg_tick(ota_plugin *p);
-/* TICK: hands the descriptions issued since the last flush to the writer (batch.h). */
-void ota_pkg_flush(ota_plugin *p);
-/* At shutdown, before the writer stops. */
-void ota_pkg_flush_final(ota_plugin *p);
+/* Start-up (report.c's read of the spool past its checkpoint, after the grants were loaded
+ * from the store): a description in the spool past
+ * its checkpoint (served before the last stop or kill, not stored yet; the writer stores it
+ * soon) is granted too, so its vehicle's file/get is served at once. 0, or -1 when out of
+ * memory (a record that does not parse is left to the writer, which skips it). */
+int ota_pkg_spooled_description(ota_plugin *p, const ota_spool_record *rec);
 
 #endif

@@ -75,8 +75,7 @@ static int on_tick(int event, void *event_data, void *userdata)
     ota_engine_tick(p);              /* dispatch, timeouts, abort, execution changes to the store */
     ota_shadows_flush(p);
     ota_files_tick(p); /* the next slice of queued file blocks */
-    ota_pkg_tick(p);   /* signed descriptions: answer, queue for the store */
-    ota_pkg_flush(p);
+    ota_pkg_tick(p);   /* signed descriptions: spooled, answered */
     ota_follow_tick(p); /* changes other brokers stored: read, applied on a later TICK */
     ota_standby_tick(p); /* the local snapshot, to start without the database */
     ota_rxswin_tick(p);  /* RXSWIN updates of committed successes: to the operator queue */
@@ -207,8 +206,7 @@ static void plugin_free(ota_plugin *p)
 {
     ota_engine_flush_final(p);  /* execution changes and notices: stored by the writer's stop */
     ota_shadows_flush_final(p); /* the writer's stop still stores it */
-    ota_pkg_stop(p);            /* the signer finishes what was built: queued for the store */
-    ota_pkg_flush_final(p);     /* descriptions issued: the same */
+    ota_pkg_stop(p);            /* the signer finishes what was built: spooled if asked for */
     stop_pipeline(p);           /* may still answer commands: control and catalog go after it */
     ota_wake_free(p->wake);     /* every thread that could wake the broker has stopped */
     ota_follow_free(p->follow); /* its job, if any, was handed back by the stop */

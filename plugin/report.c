@@ -27,7 +27,9 @@
  * of another epoch starts that epoch, and after resetVehicleSeq the next report is taken
  * whatever it says and its events are stored under "<epoch>~<resets>", away from the
  * keys of the unit that was replaced. When the writer refuses the report the guard took
- * last, the guard steps back (once its answer is sent, the seq may be used again).
+ * last, the guard steps back (once its answer is sent, the seq may be used again). A reset
+ * made through another broker reaches this one's guard through the change log (the writer
+ * that stores the reset appends an ota_vehicle_state entry; follow.c applies it here).
  */
 #include "ota_plugin.h"
 #include "catalog.h"
@@ -35,6 +37,7 @@
 #include "engine.h"
 #include "map.h"
 #include "ota_store.h"
+#include "pkg.h"
 #include "tasks.h"
 
 #include <cjson/cJSON.h>
@@ -205,7 +208,8 @@ static int load_row(void *ctx, const ota_report_seq_rec *r)
 }
 
 /* Reports and resets spooled before the last stop but not yet in the store are past the
- * spool's checkpoint: they count too, in order. */
+ * spool's checkpoint: they count too, in order; so do the descriptions served then (their
+ * grants: pkg.c). */
 static int load_spooled_seqs(ota_plugin *p)
 {
     ota_spool_pos from;
@@ -226,6 +230,10 @@ static int load_spooled_seqs(ota_plugin *p)
             rc = -1;
             break;
         }
+        if (rec.kind == OTA_SPOOL_KIND_DESCRIPTION && ota_pkg_spooled_description(p, &rec) != 0) {
+            rc = -1;
+            break;
+        }
     }
     ota_spool_reader_close(r);
     return rc;
@@ -238,7 +246,7 @@ int ota_reports_load(ota_plugin *p, ota_store *store, char *err, size_t errlen)
         return -1;
     }
     if (load_spooled_seqs(p) != 0) {
-        snprintf(err, errlen, "cannot read the report spool's unshipped reports");
+        snprintf(err, errlen, "cannot read the spool's unshipped reports and descriptions");
         return -1;
     }
     return 0;
@@ -373,6 +381,21 @@ int ota_reports_reset_seq(ota_plugin *p, const char *vin, cJSON *out, char *err,
     l->seq = -1;
     l->resets++;
     return 0;
+}
+
+int ota_reports_follow_reset(ota_plugin *p, const char *vin, const char *epoch, uint32_t resets)
+{
+    last_seq *l = ota_map_get_str(&p->last_seqs, vin);
+    if (l && l->resets >= resets) {
+        return 0;
+    }
+    if ((!l && !(l = guard_of(p, vin))) || set_epoch(l, epoch) != 0) {
+        return -1;
+    }
+    l->seq = -1;
+    l->resets = resets;
+    l->has_prev = false; /* a refusal of an earlier report no longer steps the guard back */
+    return 1;
 }
 
 /* ---- taking a report ---- */

@@ -2,9 +2,10 @@
  * standby.c — start without the database. On a store several brokers share (every backend
  * but SQLite) the plugin keeps a local snapshot of what the start-up loads,
  * <spool_dir>/snapshot.db (store/snapshot.c): a thread of its own, with its own store
- * handle, brings it up to date from the change log every 5 s (catalog, lists, documents)
- * and saves it whole every 60 s, the first time at start (the per-VIN task state
- * has no log); the writer is never held by it. When the store cannot be reached at start, the
+ * handle, brings it up to date from the change log every 5 s (catalog, lists, documents,
+ * operators' resets) and saves it whole every plugin_opt_snapshot_period_ms (60 s), the
+ * first time at start (the per-VIN task state has no log; at fleet scale a whole save is one
+ * more full read of the store per broker and period); the writer is never held by it. When the store cannot be reached at start, the
  * plugin loads from the snapshot instead, gives the writer a handle that opens the store on first
  * use (ota_store_open_lazy), and serves vehicles from memory: reports are spooled and stored when
  * the store is back, the follower catches up from the snapshot's change log position. With neither
@@ -20,7 +21,6 @@
 #include <time.h>
 
 #define REFRESH_EVERY_MS 5000
-#define FULL_EVERY_MS 60000
 
 struct ota_standby {
     bool from_snapshot;
@@ -32,6 +32,7 @@ struct ota_standby {
     char *uri;
     char path[4096];
     atomic_ullong refreshes, saves, errors;
+    int full_every_ms, refresh_every_ms;
 };
 
 static bool shared(const ota_plugin *p)
@@ -108,9 +109,9 @@ static void *snapshot_thread(void *arg)
     ota_standby *s = arg;
     char err[256];
     ota_store *store = ota_store_open_lazy(s->uri, err, sizeof err);
-    int since_full = FULL_EVERY_MS;
-    for (bool stop = false; store && !stop; stop = wait_or_stop(s, REFRESH_EVERY_MS)) {
-        bool full = since_full >= FULL_EVERY_MS;
+    int since_full = s->full_every_ms;
+    for (bool stop = false; store && !stop; stop = wait_or_stop(s, s->refresh_every_ms)) {
+        bool full = since_full >= s->full_every_ms;
         if (ota_store_snapshot_refresh(store, s->path, full, err, sizeof err) < 0) {
             atomic_fetch_add(&s->errors, 1);
         } else if (full) {
@@ -119,7 +120,7 @@ static void *snapshot_thread(void *arg)
         } else {
             atomic_fetch_add(&s->refreshes, 1);
         }
-        since_full += REFRESH_EVERY_MS;
+        since_full += s->refresh_every_ms;
     }
     ota_store_close(store);
     return NULL;
@@ -132,6 +133,8 @@ void ota_standby_tick(ota_plugin *p)
         return;
     }
     ota_standby_path(p, s->path, sizeof s->path);
+    s->full_every_ms = (int)p->cfg.snapshot_period_ms;
+    s->refresh_every_ms = s->full_every_ms < REFRESH_EVERY_MS ? s->full_every_ms : REFRESH_EVERY_MS;
     s->uri = strdup(p->cfg.store_uri);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

@@ -51,6 +51,21 @@ static int put_quarantine(mongo_store *st, const ota_store_batch *b, char *err, 
                                     "insert into " OTA_STORE_QUARANTINE_TABLE, true, err, errlen);
 }
 
+static int append_one(void *st, const ota_store_change *e, char *err, size_t errlen)
+{
+    return ota_store_mg_change_append_one(st, e, err, errlen);
+}
+
+/* Descriptions served: inserts-if-absent, as ota_store_apply's. */
+static int put_descriptions(mongo_store *st, const ota_store_batch *b, char *err, size_t errlen)
+{
+    ota_catalog_change c = {.add_descriptions = b->descriptions,
+                            .n_add_descriptions = b->n_descriptions};
+    return b->n_descriptions > 0 ? ota_store_mg_tasks_write(st, &c, NULL, err, errlen) : 0;
+}
+
+/* Events, guard rows, refused reports, descriptions, then the change log entries of the
+ * operator resets (a retried batch appends them again: applying one twice is a no-op). */
 int ota_store_mg_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
                            char *err, size_t errlen)
 {
@@ -67,7 +82,8 @@ int ota_store_mg_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put
         *res = r;
     if (ota_store_mg_insert_events(st, b->events, b->n_events, &r, err, errlen) != 0 ||
         ota_store_mg_state_write(st, b, err, errlen) != 0 ||
-        put_quarantine(st, b, err, errlen) != 0)
+        put_quarantine(st, b, err, errlen) != 0 || put_descriptions(st, b, err, errlen) != 0 ||
+        ota_store_log_resets(b, append_one, st, err, errlen) != 0)
         return -1;
     if (res != NULL)
         *res = r;

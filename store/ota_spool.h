@@ -10,6 +10,9 @@
  * `sync_ms` (group commit), so after a power loss at most that interval is at risk. The
  * broker thread never waits for an fsync.
  *
+ * The same spool keeps the package descriptions served (kind 5), for the same reason: what
+ * a vehicle was told survives a kill -9 before the writer stored it.
+ *
  * Layout of `dir`:
  *   NNNNNNNNNNNNNNNNNNNN.seg  segments, numbered upward; a new one at every open and
  *                             whenever the active one exceeds segment_bytes. A segment
@@ -23,6 +26,9 @@
  *   kind 2 report with epoch; meta: u8 epoch length | epoch | u32 resets
  *   kind 4 reset of the VIN's seq by an operator (resetVehicleSeq); meta as kind 2, seq
  *          unused, no payload
+ *   kind 5 a package description served to the VIN (pkg/get), spooled before its reply so
+ *          that a killed broker's restart stores it: seq = its counter, no meta, payload =
+ *          the description row (store/spool_desc.c)
  *   kind 3 quarantined report (refused; kept with its reason); meta: u8 epoch length |
  *          epoch | u32 resets | u8 error code (ota_err_code) | u8 has seq |
  *          u16 message length | message | u64 size of the payload as received (the
@@ -63,6 +69,7 @@ enum {
     OTA_SPOOL_KIND_REPORT_EPOCH,
     OTA_SPOOL_KIND_QUARANTINE,
     OTA_SPOOL_KIND_RESET, /* an operator's reset of the VIN's seq: no payload */
+    OTA_SPOOL_KIND_DESCRIPTION, /* a description served (ota_spool_desc.h) */
 };
 
 #define OTA_SPOOL_EPOCH_MAX 64

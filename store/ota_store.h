@@ -91,10 +91,12 @@ typedef struct {
 } ota_quarantine_rec;
 
 /* What the writer stores at once: events, the guard's rows (replacing the VIN's row of
- * ota_vehicle_state, in order), refused reports. A VIN with inserted events but no guard
+ * ota_vehicle_state, in order; never by a row with fewer operator resets than the stored
+ * one), refused reports, descriptions served. A VIN with inserted events but no guard
  * row in the batch (ota_store_put_events) has its row raised to its highest seq when the
  * row has the events' epoch and no reset, or made (epoch of the events, no reset). Atomic
  * on SQLite; on MongoDB it converges on a retry, as events do. */
+struct ota_description_rec;
 typedef struct {
     const ota_store_event *events;
     size_t n_events;
@@ -102,6 +104,16 @@ typedef struct {
     size_t n_seqs;
     const ota_quarantine_rec *quarantine;
     size_t n_quarantine;
+    /* operator resets (resetVehicleSeq) among the guard rows, in order, before any row of
+     * seqs stood in for them: each also appends an ota_vehicle_state entry to the change
+     * log (SQLite: in the batch's transaction; MongoDB: after its writes), so the other
+     * brokers' replay guards and their snapshots follow the reset */
+    const ota_report_seq_rec *resets;
+    size_t n_resets;
+    /* package descriptions served (spooled by pkg/get before its reply): stored when their
+     * key (vin, counter) is absent, as ota_store_apply's add_descriptions */
+    const struct ota_description_rec *descriptions;
+    size_t n_descriptions;
 } ota_store_batch;
 
 int ota_store_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
@@ -217,7 +229,7 @@ typedef struct {
  * the key: counter is the vehicle's description counter, which only grows (rollback
  * defence). files: the sha256 (hex) of every file it names, comma-separated — what the
  * vehicle may then fetch with file/get. cose: the signed COSE_Sign1 as sent. */
-typedef struct {
+typedef struct ota_description_rec {
     const char *vin;
     uint64_t counter;
     const char *task;
@@ -391,7 +403,8 @@ typedef enum {
     OTA_CHANGE_VEHICLE = 1,
     OTA_CHANGE_DOC,
     OTA_CHANGE_LIST,
-    OTA_CHANGE_GROUP
+    OTA_CHANGE_GROUP,
+    OTA_CHANGE_VEHICLE_STATE /* an operator's reset of a VIN's replay guard (put only) */
 } ota_change_what;
 typedef struct {
     uint64_t seq;
@@ -413,6 +426,12 @@ typedef struct {
 typedef int (*ota_store_change_fn)(void *ctx, const ota_store_change *c);
 int ota_store_read_changes(ota_store *s, uint64_t after, size_t limit, int64_t now_ms,
                            int64_t hold_ms, ota_store_change_fn fn, void *ctx);
+/* The guard row an OTA_CHANGE_VEHICLE_STATE entry carries (kind "ota_vehicle_state", id the
+ * VIN, json {"epoch", "seq": -1, "resets"}): out->vin is c->id, out->epoch points into epoch
+ * (at least OTA_STORE_EPOCH_KEY_MAX bytes). 0, or -1 when the entry is not one or does not
+ * parse. */
+int ota_store_change_vehicle_state(const ota_store_change *c, ota_report_seq_rec *out, char *epoch,
+                                   size_t len);
 /* The oldest stored seq of the change log (*last + 1 when none is stored) and the last seq
  * numbered (0 before the first change): a follower starts from *last after a full load, and
  * needs a full load again when the entry after its position was trimmed (position + 1 <

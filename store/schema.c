@@ -475,8 +475,60 @@ int ota_store_change_log_entry(const ota_catalog_change *c, size_t i, ota_store_
     return 0;
 }
 
+int ota_store_change_log_reset(const ota_report_seq_rec *r, ota_store_change *out, char **owned)
+{
+    cJSON *j = cJSON_CreateObject();
+    bool ok = j != NULL && cJSON_AddStringToObject(j, "epoch", r->epoch != NULL ? r->epoch : "0") &&
+              cJSON_AddNumberToObject(j, "seq", -1) &&
+              cJSON_AddNumberToObject(j, "resets", (double)r->resets);
+    *owned = ok ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    *out = (ota_store_change){.what = OTA_CHANGE_VEHICLE_STATE, .id = r->vin, .json = *owned};
+    return *owned != NULL ? 0 : -1;
+}
+
+int ota_store_log_resets(const ota_store_batch *b, ota_store_append_fn append, void *st, char *err,
+                         size_t errlen)
+{
+    for (size_t i = 0; i < b->n_resets; i++) {
+        ota_store_change e;
+        char *json;
+        if (ota_store_change_log_reset(&b->resets[i], &e, &json) != 0) {
+            snprintf(err, errlen, "change log entry of a reset: out of memory");
+            return -1;
+        }
+        int rc = append(st, &e, err, errlen);
+        free(json);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ota_store_change_vehicle_state(const ota_store_change *c, ota_report_seq_rec *out, char *epoch,
+                                   size_t len)
+{
+    if (c->what != OTA_CHANGE_VEHICLE_STATE || c->id == NULL || c->json == NULL)
+        return -1;
+    cJSON *j = cJSON_Parse(c->json);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "epoch");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "resets");
+    bool ok = cJSON_IsString(e) && strlen(e->valuestring) < len && cJSON_IsNumber(n) &&
+              n->valuedouble >= 1 && n->valuedouble <= UINT32_MAX;
+    if (ok) {
+        snprintf(epoch, len, "%s", e->valuestring);
+        *out = (ota_report_seq_rec){.vin = c->id, .epoch = epoch, .seq = -1,
+                                    .resets = (uint32_t)n->valuedouble,
+                                    .updated_ms = c->at_ms};
+    }
+    cJSON_Delete(j);
+    return ok ? 0 : -1;
+}
+
 const char *ota_store_change_kind(const ota_store_change *e)
 {
+    if (e->what == OTA_CHANGE_VEHICLE_STATE)
+        return OTA_STORE_STATE_TABLE;
     if (e->what == OTA_CHANGE_VEHICLE)
         return OTA_STORE_VEHICLE_TABLE;
     if (e->what == OTA_CHANGE_LIST)
@@ -496,6 +548,10 @@ int ota_store_change_kind_parse(ota_store_change *e, const char *kind, const cha
     }
     if (strcmp(kind, OTA_STORE_GROUP_TABLE) == 0) {
         e->what = OTA_CHANGE_GROUP;
+        return 0;
+    }
+    if (strcmp(kind, OTA_STORE_STATE_TABLE) == 0) {
+        e->what = OTA_CHANGE_VEHICLE_STATE;
         return 0;
     }
     if (strcmp(kind, OTA_STORE_LIST_TABLE) == 0) {

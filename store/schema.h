@@ -195,6 +195,14 @@ size_t ota_store_change_log_count(const ota_catalog_change *c);
  * (free it) holds it. -1 when out of memory. */
 int ota_store_change_log_entry(const ota_catalog_change *c, size_t i, ota_store_change *out,
                                char **owned);
+/* The entry of an operator's reset (a guard row with seq -1) into *out; its JSON is made
+ * here: *owned (free it) holds it. -1 when out of memory. */
+int ota_store_change_log_reset(const ota_report_seq_rec *r, ota_store_change *out, char **owned);
+/* Appends the entry of every operator reset of b through append (a backend's own append of
+ * one entry), in order. 0, or -1 with err set. */
+typedef int (*ota_store_append_fn)(void *st, const ota_store_change *e, char *err, size_t errlen);
+int ota_store_log_resets(const ota_store_batch *b, ota_store_append_fn append, void *st, char *err,
+                         size_t errlen);
 /* The stored kind of an entry: the table / collection the change touched
  * ("ota_vehicle", "ota_vehicle_list", "ota_package", ...). */
 const char *ota_store_change_kind(const ota_store_change *e);

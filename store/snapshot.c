@@ -13,7 +13,7 @@
  *   it may already be in the copy, and applying them again is harmless (each carries the
  *   whole new state), so nothing is missed.
  * - Refresh applies the change log after the position to the catalog part (vehicles,
- *   documents, lists) in one transaction; executions, shadows and the rest have no log
+ *   documents, lists) and the operators' resets of replay guards in one transaction; executions, shadows and the rest have no log
  *   (they change per report) and are copied whole by a full save, at the caller's cadence.
  *   An entry the snapshot cannot apply (a vehicle the codec refuses to parse back) makes
  *   the refresh a full save, so a snapshot never stays stuck behind one entry.
@@ -235,6 +235,21 @@ static int apply_vehicle(refresh *r, const ota_store_change *c)
     return rc;
 }
 
+/* An operator's reset on any broker: the VIN's guard row as the reset left it. Applied
+ * again over a row of a later report of the same reset (the copy may hold it) it lowers seq
+ * to -1: the next report after a start from the snapshot is then taken whatever its seq, as
+ * right after the reset; its events are keyed, so stored once. */
+static int apply_reset(refresh *r, const ota_store_change *c)
+{
+    char epoch[OTA_STORE_EPOCH_KEY_MAX];
+    ota_report_seq_rec row;
+    if (ota_store_change_vehicle_state(c, &row, epoch, sizeof epoch) != 0) {
+        snprintf(r->err, r->errlen, "change %llu: not a guard row", (unsigned long long)c->seq);
+        return -1;
+    }
+    return ota_store_sq_snapshot_seq(r->to, &row);
+}
+
 static int apply_entry(void *ctx, const ota_store_change *c)
 {
     refresh *r = ctx;
@@ -243,6 +258,8 @@ static int apply_entry(void *ctx, const ota_store_change *c)
         rc = apply_vehicle(r, c);
     } else if (c->what == OTA_CHANGE_GROUP) {
         rc = -1; /* groups have no apply: the refresh copies everything instead */
+    } else if (c->what == OTA_CHANGE_VEHICLE_STATE) {
+        rc = apply_reset(r, c);
     } else if (c->what == OTA_CHANGE_DOC) {
         ota_store_doc d = {c->doc_kind, c->id, c->deleted ? NULL : c->json};
         rc = ota_store_apply(r->to, &(ota_catalog_change){.docs = &d, .n_docs = 1}, r->err,

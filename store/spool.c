@@ -576,10 +576,10 @@ static size_t encode_head(uint8_t *h, const ota_spool_entry *e, size_t vlen, con
     return REC_HDR + prefix;
 }
 
-/* The meta of kinds 2 and 3 (ota_spool.h) into m; its length. */
+/* The meta of kinds 2, 3 and 4 (ota_spool.h) into m; its length (0: kinds 1 and 5). */
 static size_t encode_meta(uint8_t m[META_MAX], const ota_spool_entry *e)
 {
-    if (e->kind == OTA_SPOOL_KIND_REPORT)
+    if (e->kind == OTA_SPOOL_KIND_REPORT || e->kind == OTA_SPOOL_KIND_DESCRIPTION)
         return 0;
     const char *epoch = e->epoch ? e->epoch : "0";
     size_t elen = strlen(epoch), n = 0;
@@ -615,7 +615,7 @@ int ota_spool_append(ota_spool *s, const ota_spool_entry *e)
 {
     size_t vlen = strlen(e->vin);
     size_t elen = e->epoch ? strlen(e->epoch) : 1;
-    bool known = e->kind >= OTA_SPOOL_KIND_REPORT && e->kind <= OTA_SPOOL_KIND_RESET;
+    bool known = e->kind >= OTA_SPOOL_KIND_REPORT && e->kind <= OTA_SPOOL_KIND_DESCRIPTION;
     uint8_t meta[META_MAX];
     size_t mlen = known && elen <= OTA_SPOOL_EPOCH_MAX ? encode_meta(meta, e) : 0;
     if (!known || elen > OTA_SPOOL_EPOCH_MAX || vlen > VIN_MAX ||

@@ -536,8 +536,14 @@ static int put_one(sqlite_store *st, const ota_store_event *e, size_t i, ota_sto
     return 0;
 }
 
+static int append_one(void *st, const ota_store_change *e, char *err, size_t errlen)
+{
+    return ota_store_sq_change_append_one(st, e, err, errlen);
+}
+
 /* The events of a batch, then ota_vehicle_state (the VINs raised by its inserted events,
- * then its guard rows), then its refused reports, inside the open transaction. */
+ * then its guard rows), then its refused reports, its descriptions, then the change log
+ * entries of its operator resets, inside the open transaction. */
 static int put_all(sqlite_store *st, const ota_store_batch *b, ota_store_put_result *r, char *err,
                    size_t errlen)
 {
@@ -550,7 +556,13 @@ static int put_all(sqlite_store *st, const ota_store_batch *b, ota_store_put_res
     if (rc == 0)
         rc = ota_store_sq_state_write(st, b, raised, r->inserted, err, errlen);
     free(raised);
-    return rc == 0 ? ota_store_sq_reports_write(st, b, err, errlen) : -1;
+    if (rc == 0)
+        rc = ota_store_sq_reports_write(st, b, err, errlen);
+    ota_catalog_change descs = {.add_descriptions = b->descriptions,
+                                .n_add_descriptions = b->n_descriptions};
+    if (rc == 0 && b->n_descriptions > 0)
+        rc = ota_store_sq_tasks_write(st, &descs, err, errlen);
+    return rc == 0 ? ota_store_log_resets(b, append_one, st, err, errlen) : -1;
 }
 
 static int sq_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
@@ -560,7 +572,8 @@ static int sq_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_re
     ota_store_put_result r = {0, 0};
     if (res != NULL)
         *res = r;
-    if (b->n_events == 0 && b->n_seqs == 0 && b->n_quarantine == 0)
+    if (b->n_events == 0 && b->n_seqs == 0 && b->n_quarantine == 0 && b->n_resets == 0 &&
+        b->n_descriptions == 0)
         return 0;
     bool own = !st->shared.bulk; /* else inside a snapshot's transaction (sqlite_state.c) */
     if (own && ota_store_sq_step(st, st->begin, "BEGIN IMMEDIATE", err, errlen) != 0)

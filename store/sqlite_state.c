@@ -126,10 +126,12 @@ int ota_store_sq_state_prepare(sqlite_store *st, char *err, size_t errlen)
         " VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (vin) DO UPDATE SET seq = excluded.seq,"
         " updated_at = excluded.updated_at"
         " WHERE epoch = excluded.epoch AND resets = 0 AND seq < excluded.seq",
-        /* state_put */
+        /* state_put: never by a row with fewer operator resets (another broker's reset
+         * this one had not followed yet) */
         "INSERT INTO " OTA_STORE_STATE_TABLE " (vin, epoch, seq, resets, updated_at)"
         " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (vin) DO UPDATE SET epoch = excluded.epoch,"
-        " seq = excluded.seq, resets = excluded.resets, updated_at = excluded.updated_at",
+        " seq = excluded.seq, resets = excluded.resets, updated_at = excluded.updated_at"
+        " WHERE excluded.resets >= resets",
         /* state_load */
         "SELECT vin, epoch, seq, resets, updated_at FROM " OTA_STORE_STATE_TABLE " ORDER BY vin",
         /* exec_transition */

@@ -13,7 +13,8 @@
  *   3. jobs: run every job submitted so far, in order (ota_writer_submit appends to
  *      `jobs`), and move each to the `finished` list, which the broker thread empties with
  *      ota_writer_poll_done (calling done() there); cfg.notify tells it when finished
- *      jobs start waiting. Stopping runs the jobs still queued and finishes them.
+ *      jobs start waiting. Stopping stores what was spooled until then (drain_at_stop),
+ *      runs the jobs still queued and finishes them.
  *
  * Positions kept by the thread:
  *   ck        — the checkpoint: next of the last record fully stored or skipped;
@@ -23,6 +24,7 @@
  * A report that was decoded but did not fit the batch is kept as `look` for the next one.
  */
 #include "ota_errf.h"
+#include "ota_spool_desc.h"
 #include "ota_writer.h"
 #include "sync_impl.h"
 
@@ -40,10 +42,11 @@
 
 #define WRITER_IDLE_WAIT_MS 100
 #define WRITER_LINGER_MS 10 /* while reports flow: gather for this long per batch */
+#define WRITER_STOP_DRAIN_MS 2000 /* a stop stores what was spooled for at most this long */
 
 /* One spooled record in the batch in hand: a report's events and guard row (kinds 1, 2),
- * a guard row alone (4: a reset), or a refused report (3, or a report that no longer
- * decodes) for the quarantine. */
+ * a guard row alone (4: a reset), a refused report (3, or a report that no longer
+ * decodes) for the quarantine, or a description served (5: its row in payload). */
 typedef struct {
     uint8_t kind;
     char vin[32];
@@ -53,7 +56,7 @@ typedef struct {
     uint32_t resets;
     int64_t received_ms;
     ota_report rep; /* kinds 1, 2 */
-    /* quarantine (malloc'd) */
+    /* quarantine, description (malloc'd) */
     bool from_report; /* a report record the decoder refused (not a broker-side refusal) */
     ota_error err;    /* its reason */
     int64_t qid;
@@ -79,8 +82,10 @@ struct ota_writer {
     ota_store_event *evs;
     size_t cap_evs;
     ota_report_seq_rec *seqs;
+    ota_report_seq_rec *resets; /* the operator resets among seqs, kept when seqs collapse */
     ota_quarantine_rec *quar;
-    size_t n_seqs, n_quar, cap_side;
+    ota_description_rec *descs;
+    size_t n_seqs, n_resets, n_quar, n_descs, cap_side;
     const char **vin_slots; /* last_seq_per_vin's hash table of VINs */
     size_t cap_slots;
     ota_spool_pos ck, last_next;
@@ -163,11 +168,15 @@ static void set_done(ota_writer *w, ota_spool_pos pos)
 
 /* ---------------------------------------------------------------- the batch */
 
+/* A report's record: events to store (kinds 1, 2). */
+static bool is_report(const pending_report *p)
+{
+    return p->kind == OTA_SPOOL_KIND_REPORT || p->kind == OTA_SPOOL_KIND_REPORT_EPOCH;
+}
+
 static size_t weight_of(const pending_report *p)
 {
-    return p->kind == OTA_SPOOL_KIND_QUARANTINE || p->kind == OTA_SPOOL_KIND_RESET
-               ? 1
-               : p->rep.n_events;
+    return is_report(p) ? p->rep.n_events : 1;
 }
 
 static void pending_free(pending_report *p)
@@ -190,7 +199,7 @@ static int batch_add(ota_writer *w, const pending_report *p)
         w->cap_batch = cap;
     }
     w->batch[w->n_batch++] = *p;
-    if (p->kind != OTA_SPOOL_KIND_QUARANTINE && p->kind != OTA_SPOOL_KIND_RESET)
+    if (is_report(p))
         w->n_events += p->rep.n_events;
     w->weight += weight_of(p);
     return 0;
@@ -212,17 +221,27 @@ static int grow_side(ota_writer *w)
     ota_report_seq_rec *s = realloc(w->seqs, w->n_batch * sizeof *s);
     if (s)
         w->seqs = s;
-    ota_quarantine_rec *q = s ? realloc(w->quar, w->n_batch * sizeof *q) : NULL;
-    if (!q)
+    ota_report_seq_rec *r = s ? realloc(w->resets, w->n_batch * sizeof *r) : NULL;
+    if (r)
+        w->resets = r;
+    ota_quarantine_rec *q = r ? realloc(w->quar, w->n_batch * sizeof *q) : NULL;
+    if (q)
+        w->quar = q;
+    ota_description_rec *d = q ? realloc(w->descs, w->n_batch * sizeof *d) : NULL;
+    if (!d)
         return -1;
-    w->quar = q;
+    w->descs = d;
     w->cap_side = w->n_batch;
     return 0;
 }
 
-/* The guard row or the quarantine row of p. */
+/* The guard row, the quarantine row or the description row of p. */
 static void side_rows(ota_writer *w, const pending_report *p)
 {
+    if (p->kind == OTA_SPOOL_KIND_DESCRIPTION) { /* it parsed when it was read */
+        ota_spool_description(p->vin, p->seq, p->payload, p->len, &w->descs[w->n_descs++]);
+        return;
+    }
     if (p->kind == OTA_SPOOL_KIND_QUARANTINE) {
         w->quar[w->n_quar++] = (ota_quarantine_rec){
             .id = p->qid,
@@ -240,6 +259,8 @@ static void side_rows(ota_writer *w, const pending_report *p)
     }
     int64_t seq = p->kind == OTA_SPOOL_KIND_RESET ? -1 : (int64_t)p->seq;
     w->seqs[w->n_seqs++] = (ota_report_seq_rec){p->vin, p->epoch, seq, p->resets, p->received_ms};
+    if (p->kind == OTA_SPOOL_KIND_RESET)
+        w->resets[w->n_resets++] = w->seqs[w->n_seqs - 1];
 }
 
 static size_t vin_hash(const char *vin)
@@ -297,11 +318,11 @@ static int batch_events(ota_writer *w)
         return -1;
     /* at most one guard row and one quarantine row per record */
     size_t k = 0;
-    w->n_seqs = w->n_quar = 0;
+    w->n_seqs = w->n_resets = w->n_quar = w->n_descs = 0;
     for (size_t i = 0; i < w->n_batch; i++) {
         pending_report *p = &w->batch[i];
         side_rows(w, p);
-        if (p->kind == OTA_SPOOL_KIND_QUARANTINE || p->kind == OTA_SPOOL_KIND_RESET)
+        if (!is_report(p))
             continue;
         for (size_t j = 0; j < p->rep.n_events; j++)
             w->evs[k++] = (ota_store_event){p->vin, p->seq, p->received_ms, &p->rep.events[j],
@@ -347,6 +368,29 @@ static int quarantine_record(const ota_spool_record *rec, uint8_t code, const ch
     return 0;
 }
 
+/* Keeps a description record's row (a copy: the reader's buffer moves); 0, or -1 when it
+ * is to be skipped (logged and counted). */
+static int description_record(ota_writer *w, const ota_spool_record *rec, pending_report *p)
+{
+    ota_description_rec d;
+    if (ota_spool_description(rec->vin, rec->seq, rec->payload, rec->payload_len, &d) != 0) {
+        wlog(w, OTA_LOG_WARNING, "ota writer: skipping a spooled description of %s that does "
+             "not parse", rec->vin);
+        count_skipped(w);
+        return -1;
+    }
+    p->payload = malloc(rec->payload_len);
+    if (!p->payload) {
+        wlog(w, OTA_LOG_ERR, "ota writer: out of memory: description %" PRIu64 " of %s not "
+             "stored", rec->seq, rec->vin);
+        count_skipped(w);
+        return -1;
+    }
+    memcpy(p->payload, rec->payload, rec->payload_len);
+    p->len = rec->payload_len;
+    return 0;
+}
+
 /* Decodes a spooled record; 0, or -1 when it is to be skipped (logged and counted). A
  * report that no longer decodes goes to the quarantine with the decoder's reason. */
 static int decode_record(ota_writer *w, const ota_spool_record *rec, pending_report *p)
@@ -359,7 +403,7 @@ static int decode_record(ota_writer *w, const ota_spool_record *rec, pending_rep
     const char *key = ota_store_epoch_key(p->epoch, p->resets, p->key_epoch, sizeof p->key_epoch);
     if (key != p->key_epoch)
         memcpy(p->key_epoch, key, strlen(key) + 1);
-    if (rec->kind < OTA_SPOOL_KIND_REPORT || rec->kind > OTA_SPOOL_KIND_RESET) {
+    if (rec->kind < OTA_SPOOL_KIND_REPORT || rec->kind > OTA_SPOOL_KIND_DESCRIPTION) {
         wlog(w, OTA_LOG_WARNING, "ota writer: skipping spooled record of unknown kind %u",
              rec->kind);
         count_skipped(w);
@@ -367,6 +411,8 @@ static int decode_record(ota_writer *w, const ota_spool_record *rec, pending_rep
     }
     if (rec->kind == OTA_SPOOL_KIND_RESET)
         return 0;
+    if (rec->kind == OTA_SPOOL_KIND_DESCRIPTION)
+        return description_record(w, rec, p);
     if (rec->kind == OTA_SPOOL_KIND_QUARANTINE)
         return quarantine_record(rec, rec->code, rec->msg, p) == 0 ? 0 : (count_skipped(w), -1);
     if (ota_codec_decode_report(rec->payload, rec->payload_len, &w->cfg.limits, &p->rep, &e) != 0) {
@@ -675,14 +721,16 @@ static int flush(ota_writer *w)
             if (sleep_or_stop(w, w->cfg.retry_max_ms))
                 return -1;
         }
-        /* Chunks of batch_events events; the guard rows and the quarantine go with the
-         * last one. */
+        /* Chunks of batch_events events; the guard rows, the quarantine, the resets'
+         * change log entries and the descriptions go with the last one. */
         size_t cap = w->cfg.batch_events, i = 0;
         do {
             size_t k = w->n_events - i < cap ? w->n_events - i : cap;
             bool last = i + k >= w->n_events;
             ota_store_batch b = {w->evs + i, k, w->seqs, last ? w->n_seqs : 0,
-                                 w->quar, last ? w->n_quar : 0};
+                                 w->quar, last ? w->n_quar : 0,
+                                 w->resets, last ? w->n_resets : 0,
+                                 w->descs, last ? w->n_descs : 0};
             if (put_with_retry(w, &b) != 0)
                 return -1;
             pthread_mutex_lock(&w->mu);
@@ -927,6 +975,36 @@ ota_writer *ota_writer_start(ota_spool *spool, ota_store *store, const ota_write
     return w;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* At a stop, what was spooled until then (the last reports, the descriptions the signer
+ * finished for the requests in flight) is stored now, when the store works, for at most
+ * WRITER_STOP_DRAIN_MS and without retrying a failed batch, so that the other brokers on the store find it while
+ * this one is down. Its results are never polled, so the checkpoint stays before it: the
+ * next start replays it (stored once, by its keys) and its effects happen then, as
+ * without this. */
+static void drain_at_stop(ota_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    bool store_ok = w->st.store_ok;
+    pthread_mutex_unlock(&w->mu);
+    if (!w->reader || !store_ok)
+        return; /* a failing store is not tried again: the next start stores it */
+    int64_t end = mono_ms() + WRITER_STOP_DRAIN_MS;
+    ota_spool_pos dry;
+    int rc;
+    do {
+        rc = gather(w, &dry);
+        if (flush(w) != 0)
+            break;
+    } while (rc == 1 && mono_ms() < end);
+}
+
 void ota_writer_stop(ota_writer *w)
 {
     if (!w)
@@ -936,6 +1014,7 @@ void ota_writer_stop(ota_writer *w)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
+    drain_at_stop(w);
     run_jobs(w); /* accepted changes still reach the store */
     finish_jobs(w);
     store_polled_checkpoint(w); /* what those jobs' done() allowed (the execution moves) */
@@ -946,7 +1025,9 @@ void ota_writer_stop(ota_writer *w)
     free(w->batch);
     free(w->evs);
     free(w->seqs);
+    free(w->resets);
     free(w->quar);
+    free(w->descs);
     free(w->vin_slots);
     free_results(w);
     ota_spool_reader_close(w->reader);

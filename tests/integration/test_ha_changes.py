@@ -4,12 +4,15 @@ docs/mongodb.md "Change propagation"). Three real brokers on the mongo_peer test
 every operator change goes through broker 1 only, and each must come into effect on
 brokers 2 and 3 (started before the changes, so they learn them by following the change
 log, not by loading at start): models, vehicles, files, a package released, a strategy and
-its binding, a task created, a VIN blacklisted, a task canceled. Each condition is waited
+its binding, a task created, a VIN blacklisted, a task canceled, a vehicle's report seq
+reset (resetVehicleSeq: the other brokers' replay guards, and their local snapshots, follow
+it). Each condition is waited
 for with a generous deadline; the time it took is printed (not asserted: speed belongs to
 benchmarks). getStats shows each follower's position and lag.
 """
 
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -19,6 +22,21 @@ import otatest as ot  # noqa: E402
 from test_catalog_api import CatalogCase, M, S, package  # noqa: E402
 
 DEADLINE = 20 * ot.SCALE
+
+
+def snapshot_resets(path, vins):
+    """The resets of vins' replay guard rows in a broker's local snapshot (None: none)."""
+    if not path.exists():
+        return None
+    try:
+        con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        try:
+            got = dict(con.execute("SELECT vin, resets FROM ota_vehicle_state"))
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    return [got.get(v) for v in vins]
 
 
 class ChangePropagation(CatalogCase):
@@ -125,6 +143,58 @@ class ChangePropagation(CatalogCase):
         # broker 1 follows its own changes too: a no-op (nothing canceled or added twice)
         f1 = self.ok("getStats")["follow"]
         self.assertEqual((f1["tasks_added"], f1["tasks_canceled"], f1["errors"]), (0, 0, 0), f1)
+
+    def test_reset_vehicle_seq_reaches_every_replay_guard(self):
+        """Two vehicles' old units report seq 1..5, one on broker 2, one on broker 3; their
+        replacements start again at seq 1 and are refused (E_REPLAY) until the operator
+        resets both VINs through broker 1, where neither vehicle ever reported. The reset
+        reaches the replay guards of brokers 2 and 3 through the change log: each new
+        unit's seq 1 is then taken there and stored under epoch "0~1"; the local snapshots
+        carry the reset too."""
+        others, vins, _ = self.brokers_and_catalog(2)
+        brokers = self._brokers[-2:]
+        db = self.mongo_db(self.peer.uri()).db["ota_vehicle_download_progress"]
+
+        def stored(v, epoch, seq):
+            return any(True for _ in db.find({"vin": v, "epoch": epoch, "seq": seq}))
+
+        cars = []
+        for b, v in zip(brokers, vins):
+            car = self.vehicle(b, v)
+            for seq in range(1, 6):
+                car.report(seq, [ot.ev_download(pct=seq)])
+            ot.wait_until(lambda: stored(v, "0", 5), timeout=DEADLINE, msg="old unit's seq 5")
+            car.report(1, [ot.ev_download(pct=50)])
+            self.assertEqual(car.error()["err"], "E_REPLAY")
+            cars.append(car)
+        for v in vins[:2]:
+            self.assertEqual(self.ok("resetVehicleSeq", vin=v)["resets"], 1)
+
+        def taken(car):
+            """The new unit's seq 1 on its broker: stored under 0~1, or refused at once
+            while that broker has not followed the reset yet (then sent again)."""
+            car.report(1, [ot.ev_download(pct=1)])
+            ot.wait_until(lambda: stored(car.vin, "0~1", 1) or car.received(
+                ot.error_topic(car.vin)), timeout=DEADLINE, msg="seq 1 stored or refused")
+            if stored(car.vin, "0~1", 1):
+                return True
+            self.assertEqual(car.error()["err"], "E_REPLAY")
+            return False
+
+        t0 = time.monotonic()
+        for car in cars:
+            ot.wait_until(lambda: taken(car), timeout=DEADLINE, interval=0.05,
+                          msg="%s's seq 1 taken after the reset" % car.vin)
+        print("resetVehicleSeq: in effect on brokers 2 and 3 after %.0f ms" %
+              (1000 * (time.monotonic() - t0)), file=sys.stderr)
+        for a in others:
+            f = self.data(a, "getStats")["follow"]
+            self.assertEqual(f["errors"], 0, f)
+        # every broker's local snapshot carries the reset (its 5 s refresh)
+        for b in self._brokers:
+            snap = b.dir / "spool" / "snapshot.db"
+            ot.wait_until(lambda: snapshot_resets(snap, vins[:2]) == [1, 1], timeout=DEADLINE,
+                          msg="the resets in %s" % snap)
 
     def test_a_broker_behind_the_log_reloads(self):
         """Broker 2 is stopped (SIGSTOP) while broker 1 makes changes and the log is

@@ -5,7 +5,8 @@ database"). A broker on the mongo_peer test double keeps a local snapshot
 from the snapshot: it knows its vehicles and tasks (getVehicle, getTask), accepts a
 vehicle's reports (acked: spooled), and once the peer is back those reports are stored
 there and the catalog changes made meanwhile through another broker are followed. A broker
-with neither the peer nor a snapshot refuses to start.
+with neither the peer nor a snapshot refuses to start. plugin_opt_snapshot_period_ms sets how
+often the snapshot is saved whole (what the change log does not carry: shadows, executions).
 """
 
 import sqlite3
@@ -19,13 +20,13 @@ from test_catalog_api import CatalogCase, M, S  # noqa: E402
 DEADLINE = 30 * ot.SCALE
 
 
-def snapshot_vins(path):
+def snapshot_vins(path, table="ota_vehicle"):
     if not path.exists():
         return set()
     try:
         con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
         try:
-            return {r[0] for r in con.execute("SELECT vin FROM ota_vehicle")}
+            return {r[0] for r in con.execute("SELECT vin FROM %s" % table)}
         finally:
             con.close()
     except sqlite3.Error:
@@ -68,6 +69,32 @@ class StartFromSnapshot(CatalogCase):
         self.assertEqual(r.get("data"), {"added": 1}, r)
         ot.wait_until(lambda: self.ok("getList", list="blacklist")["vins"] == [vins[1]],
                       timeout=DEADLINE, msg="the change from broker 2 followed")
+
+    def test_a_short_snapshot_period_saves_it_whole(self):
+        """With plugin_opt_snapshot_period_ms 1000 the snapshot is saved whole every second:
+        a vehicle's shadow, which no change log entry carries (the 5 s refresh never copies
+        it; only a whole save does, 60 s apart by default), is in it within seconds, and
+        getStats counts the saves."""
+        peer = self.mongo_peer()
+        self.start(store=peer.uri("ota"), broker_id="broker-1", snapshot_period_ms=1000)
+        v = ot.vin(1, "LSNAP")
+        self.ok("setModel", model=M, series=S, supports_config_word=False, ecus=["BMS"])
+        self.ok("upsertVehicles", vehicles=[{"vin": v, "model": M, "series": S,
+                                             "status": "in_stock", "usage": "retail",
+                                             "fw": "1.0"}])
+        snap = self.b.dir / "spool" / "snapshot.db"
+        # the save at start is done (the shadow below is not in it)
+        ot.wait_until(lambda: self.ok("getStats")["snapshot"]["saves"] >= 1, timeout=DEADLINE,
+                      msg="the save at start")
+        saves = self.ok("getStats")["snapshot"]["saves"]
+        car = self.vehicle(self.b, v)
+        car.publish("ota/v1/%s/shadow/update" % v, ot.cbor2.dumps(
+            {"reported": {"fw": "1.0", "state": "idle", "ecus": {"BMS": "1.0"}}}))
+        car.get("ota/v1/%s/shadow/accepted" % v)
+        ot.wait_until(lambda: v in snapshot_vins(snap, "ota_vehicle_shadow"), timeout=DEADLINE,
+                      msg="the shadow in the local snapshot (a whole save)")
+        ot.wait_until(lambda: self.ok("getStats")["snapshot"]["saves"] >= saves + 2,
+                      timeout=DEADLINE, msg="whole saves every second")
 
     def test_refuses_to_start_with_neither(self):
         peer = self.mongo_peer()

@@ -414,6 +414,45 @@ class SignerPath(PkgCase):
     verify_bytes = Descriptions.verify_bytes
 
 
+class KilledBeforeStored(PkgCase):
+    """A description a vehicle holds survives a kill -9 of its broker before the writer
+    stored it: pkg/get spools it before the reply (store/ota_spool_desc.h)."""
+
+    def test_description_served_then_kill9_is_stored_by_the_restart(self):
+        """The test holds SQLite's write lock (the writer's transactions fail and are
+        retried: nothing can be stored) while the vehicle gets its description; the broker
+        is then killed with SIGKILL. The restart on the same spool stores the description
+        once, byte for byte, and grants its files at start: the vehicle's file/get is
+        served at once."""
+        self.setup_catalog()
+        v = self.vehicle(self.b, ot.vin(1))
+        self.wait_stored(0)
+        lock = sqlite3.connect(str(self.b.db_path), isolation_level=None, timeout=30)
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            m = self.get(v, req=7)
+            d = self.verify(m, req=7)
+            self.b.kill9()
+        finally:
+            lock.rollback()
+            lock.close()
+        self.assertEqual(self.stored(), [], "stored before the kill: the window was not held")
+        v.close()
+        self.b.start()
+        self.wait_stored(1)
+        (row,) = self.stored()
+        self.assertEqual((row[0], row[1], row[2], row[3]), (v.vin, d["ctr"], self.tid, 7))
+        self.assertEqual(signed_part(bytes(row[6])), signed_part(m.payload))
+        sha = d["ecus"][0]["file"]["id"]
+        v = self.vehicle(self.b, ot.vin(1))
+        v.publish("ota/v1/%s/file/get" % v.vin, ot.cbor2.dumps({"file": sha, "from": 0, "n": 1}))
+        block = v.get("ota/v1/%s/file/data" % v.vin).cbor()
+        self.assertNotIn("err", block)
+        self.assertEqual((block["file"], block["i"]), (sha, 0))
+        self.a = self.admin(self.b, client_id="admin-again")
+        self.assertEqual(self.stats()["issued"], 0)  # this run issued none: granted from the spool
+
+
 class Refusals(PkgCase):
 
     def test_each_refusal_stores_nothing(self):

@@ -409,6 +409,30 @@ class SharedState(PeerCase):
         old = shadow.find_one()
         self.assertEqual(shadow.replace_one(old, {"vin": "V1", "reported": {}}).matched_count, 1)
 
+    def test_guard_row_never_replaced_by_fewer_resets(self):
+        """The guard rows' filtered upsert (store/mongo_state.c): a stored document with
+        more resets makes the upsert a duplicate _id; as many or more replace it; the first
+        layout (no resets field) is replaced."""
+        c = self.db.ota_vehicle_state
+        c.insert_many([{"_id": "V1", "epoch": "0", "seq": Int64(4), "resets": Int64(3)},
+                       {"_id": "V2", "last_seq": Int64(9)}])
+
+        def put(vin, seq, resets):
+            q = {"_id": vin, "$or": [{"resets": {"$lte": Int64(resets)}},
+                                     {"resets": {"$exists": False}}]}
+            doc = {"_id": vin, "epoch": "0", "seq": Int64(seq), "resets": Int64(resets)}
+            return c.bulk_write([pymongo.ReplaceOne(q, doc, upsert=True)], ordered=False)
+
+        with self.assertRaises(pymongo.errors.BulkWriteError) as cm:
+            put("V1", 9, 2)
+        self.assertEqual(cm.exception.details["writeErrors"][0]["code"], 11000)
+        self.assertEqual(c.find_one({"_id": "V1"})["seq"], 4)
+        put("V1", 1, 3)
+        put("V2", 2, 0)
+        put("V3", 5, 0)
+        self.assertEqual([(d["_id"], d["seq"], d["resets"]) for d in c.find().sort("_id", 1)],
+                         [("V1", 1, 3), ("V2", 2, 0), ("V3", 5, 0)])
+
     def test_log_reads_and_trims_by_int64_id(self):
         c = self.db.ota_change_log
         c.insert_many([{"_id": Int64(i), "at": Int64(1), "kind": "ota_package", "id": str(i),

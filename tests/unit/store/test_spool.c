@@ -5,6 +5,7 @@
  * Also prints the measured cost of one append (not asserted).
  */
 #include "ota_spool.h"
+#include "ota_spool_desc.h"
 #include "test_util.h"
 
 #include <dirent.h>
@@ -166,6 +167,43 @@ static void test_record_kinds(void **state)
     ota_spool_stats st;
     ota_spool_stats_get(s, &st);
     assert_int_equal(st.bad_records, 0);
+    ota_spool_reader_close(r);
+    ota_spool_close(s);
+    test_remove_dir();
+}
+
+/* A description served (kind 5): every field back as appended; a payload cut short (no
+ * NUL after the files) does not parse. */
+static void test_description_record(void **state)
+{
+    (void)state;
+    ota_spool *s = open_spool(test_fresh_dir("desc"), 10, 0);
+    const uint8_t cose[] = {0xd2, 0x84, 0x00, 0x01};
+    ota_description_rec d = {.vin = VIN, .counter = 7, .task = "T000001", .req = 42,
+                             .package = 3, .files = "ab,cd", .cose = cose,
+                             .cose_len = sizeof cose, .issued_ms = 1000, .expires_ms = 2000};
+    assert_int_equal(ota_spool_append_description(s, &d, 5), 0);
+    ota_spool_reader *r = reader_from_checkpoint(s);
+    ota_spool_record rec;
+    assert_int_equal(ota_spool_reader_next(r, &rec), 1);
+    assert_int_equal(rec.kind, OTA_SPOOL_KIND_DESCRIPTION);
+    assert_int_equal(rec.received_ms, 5);
+    ota_description_rec got;
+    assert_int_equal(ota_spool_description(rec.vin, rec.seq, rec.payload, rec.payload_len, &got),
+                     0);
+    assert_string_equal(got.vin, VIN);
+    assert_int_equal(got.counter, 7);
+    assert_string_equal(got.task, "T000001");
+    assert_int_equal(got.req, 42);
+    assert_int_equal(got.package, 3);
+    assert_string_equal(got.files, "ab,cd");
+    assert_int_equal(got.cose_len, sizeof cose);
+    assert_memory_equal(got.cose, cose, sizeof cose);
+    assert_int_equal(got.issued_ms, 1000);
+    assert_int_equal(got.expires_ms, 2000);
+    size_t cut = 32 + strlen("T000001") + 1 + 2; /* into the files */
+    assert_int_equal(ota_spool_description(rec.vin, rec.seq, rec.payload, cut, &got), -1);
+    assert_int_equal(ota_spool_description(rec.vin, rec.seq, rec.payload, 31, &got), -1);
     ota_spool_reader_close(r);
     ota_spool_close(s);
     test_remove_dir();
@@ -713,6 +751,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_1000),
         cmocka_unit_test(test_record_kinds),
+        cmocka_unit_test(test_description_record),
         cmocka_unit_test(test_reader_tails_appends),
         cmocka_unit_test(test_reader_ignores_unpublished_bytes),
         cmocka_unit_test(test_wait_wakes_on_append),

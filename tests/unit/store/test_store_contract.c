@@ -1120,10 +1120,11 @@ static int see_change(void *ctx, const ota_store_change *c)
 {
     changes *w = ctx;
     if (w->n < 16) {
-        const char *what = c->what == OTA_CHANGE_VEHICLE ? "vehicle"
-                           : c->what == OTA_CHANGE_LIST  ? ota_list_name(c->list)
-                           : c->what == OTA_CHANGE_GROUP ? "group"
-                                                         : "doc";
+        const char *what = c->what == OTA_CHANGE_VEHICLE         ? "vehicle"
+                           : c->what == OTA_CHANGE_LIST          ? ota_list_name(c->list)
+                           : c->what == OTA_CHANGE_GROUP         ? "group"
+                           : c->what == OTA_CHANGE_VEHICLE_STATE ? "state"
+                                                                 : "doc";
         snprintf(w->line[w->n], sizeof w->line[0], "%s %d %s %s %s", what,
                  c->what == OTA_CHANGE_DOC ? (int)c->doc_kind : 0, c->id,
                  c->deleted ? "delete" : "put", c->json != NULL ? c->json : "-");
@@ -1241,6 +1242,59 @@ static void test_change_log_groups(void **state)
     assert_non_null(strstr(w.line[0], "group 0 pilot put {"));
     assert_non_null(strstr(w.line[0], "\"kind\":\"static\""));
     assert_string_equal(w.line[1], "group 0 pilot delete -");
+}
+
+/* An operator's reset in a report batch appends one ota_vehicle_state entry per reset, even
+ * when a later guard row of the VIN stands in for it in the batch: how the other brokers'
+ * replay guards follow resetVehicleSeq (plugin/follow.c). A report's row appends none, and
+ * one with fewer resets than the stored row does not replace it. */
+static void test_change_log_resets(void **state)
+{
+    fixture *f = *state;
+    const char *vin = "VIN00000000000001";
+    ota_report_seq_rec reset = {vin, "unit-2", -1, 3, 1000};
+    ota_report_seq_rec rows[] = {{vin, "unit-2", 4, 3, 1001}};
+    ota_store_batch b = {.seqs = rows, .n_seqs = 1, .resets = &reset, .n_resets = 1};
+    char err[256] = "";
+    if (ota_store_put_batch(f->s, &b, NULL, err, sizeof err) != 0)
+        fail_msg("put_batch: %s", err);
+    ota_store_batch report_only = {.seqs = rows, .n_seqs = 1};
+    if (ota_store_put_batch(f->s, &report_only, NULL, err, sizeof err) != 0)
+        fail_msg("put_batch: %s", err);
+    changes w = {0};
+    assert_int_equal(ota_store_read_changes(f->s, 0, 0, 0, 0, see_change, &w), 1);
+    assert_non_null(strstr(w.line[0], "state 0 VIN00000000000001 put {"));
+    ota_store_change c = {.what = OTA_CHANGE_VEHICLE_STATE, .id = vin, .json = strchr(w.line[0],
+                                                                                      '{')};
+    char epoch[OTA_STORE_EPOCH_KEY_MAX];
+    ota_report_seq_rec got;
+    assert_int_equal(ota_store_change_vehicle_state(&c, &got, epoch, sizeof epoch), 0);
+    assert_string_equal(got.vin, vin);
+    assert_string_equal(got.epoch, "unit-2");
+    assert_int_equal(got.seq, -1);
+    assert_int_equal(got.resets, 3);
+    c.what = OTA_CHANGE_VEHICLE;
+    assert_int_equal(ota_store_change_vehicle_state(&c, &got, epoch, sizeof epoch), -1);
+
+    /* a row with fewer resets (a broker that had not followed the reset yet) replaces
+     * nothing; several rows of one VIN: the last counts */
+    ota_report_seq_rec stale = {vin, "0", 9, 2, 1002};
+    ota_store_batch late = {.seqs = &stale, .n_seqs = 1};
+    if (ota_store_put_batch(f->s, &late, NULL, err, sizeof err) != 0)
+        fail_msg("put_batch: %s", err);
+    ota_report_seq_rec two[] = {{"VIN00000000000002", "0", 7, 0, 1}, {"VIN00000000000002", "0", 3,
+                                                                      1, 2}};
+    ota_store_batch both = {.seqs = two, .n_seqs = 2};
+    if (ota_store_put_batch(f->s, &both, NULL, err, sizeof err) != 0)
+        fail_msg("put_batch: %s", err);
+    seqs q = {0};
+    assert_int_equal(ota_store_load_last_seqs(f->s, see_seq, &q), 0);
+    assert_int_equal(q.n, 2);
+    assert_string_equal(q.epoch[0], "unit-2");
+    assert_int_equal(q.seq[0], 4);
+    assert_int_equal(q.resets[0], 3);
+    assert_int_equal(q.seq[1], 3);
+    assert_int_equal(q.resets[1], 1);
 }
 
 /* ---- a local snapshot: start without the database ---- */
@@ -1534,6 +1588,7 @@ static int run_backend(const char *name, const char *base)
         cmocka_unit_test_setup_teardown(test_notice_decisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_log_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_log_resets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_doc_if, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_doc_race, setup, teardown),
