@@ -123,6 +123,9 @@ void ota_cmd_approve_wave(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 int ota_cmd_rollout_describe(const ota_task *task, cJSON *data);
 void ota_cmd_install_now(ota_plugin *p, ota_cmd *c, const cJSON *cmd); /* control_install.c */
 /* control_query.c (issue 18: finding things) */
+/* A task's "counts" per execution state as getTask and listTasks show them: this broker's,
+ * or on a store several brokers share every broker's as far as known (ota_task_seen). */
+cJSON *ota_cmd_task_counts(const ota_task *task);
 void ota_cmd_list_tasks(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_list_vehicles(ota_plugin *p, ota_cmd *c, const cJSON *cmd);
 void ota_cmd_get_vehicle_status(ota_plugin *p, ota_cmd *c, const cJSON *cmd);

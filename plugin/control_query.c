@@ -37,11 +37,13 @@ static int get_page(const cJSON *cmd, size_t *limit, const char **cursor, char *
     return 0;
 }
 
-static cJSON *exec_counts(const ota_task *task)
+cJSON *ota_cmd_task_counts(const ota_task *task)
 {
+    size_t seen[OTA_EXEC_STATE_COUNT];
+    ota_task_seen(task, seen);
     cJSON *o = cJSON_CreateObject();
     for (int s = 0; o && s < OTA_EXEC_STATE_COUNT; s++) {
-        cJSON_AddNumberToObject(o, ota_exec_state_name((ota_exec_state)s), (double)task->count[s]);
+        cJSON_AddNumberToObject(o, ota_exec_state_name((ota_exec_state)s), (double)seen[s]);
     }
     return o;
 }
@@ -62,7 +64,7 @@ static cJSON *task_summary(const ota_task *task)
         f = next;
     }
     cJSON_Delete(doc);
-    cJSON_AddItemToObject(o, "counts", exec_counts(task));
+    cJSON_AddItemToObject(o, "counts", ota_cmd_task_counts(task));
     return o;
 }
 

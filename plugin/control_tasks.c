@@ -507,21 +507,6 @@ static const ota_task *known_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd,
     return task;
 }
 
-static cJSON *task_counts(const ota_task *task)
-{
-    size_t counts[OTA_EXEC_STATE_COUNT] = {0};
-    for (size_t i = 0; i < task->n_execs; i++) {
-        if (task->execs[i].state < OTA_EXEC_STATE_COUNT) {
-            counts[task->execs[i].state]++;
-        }
-    }
-    cJSON *o = cJSON_CreateObject();
-    for (int s = 0; o && s < OTA_EXEC_STATE_COUNT; s++) {
-        cJSON_AddNumberToObject(o, ota_exec_state_name((ota_exec_state)s), (double)counts[s]);
-    }
-    return o;
-}
-
 void ota_cmd_get_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
 {
     static const char *const allowed[] = {"id", NULL};
@@ -530,7 +515,7 @@ void ota_cmd_get_task(ota_plugin *p, ota_cmd *c, const cJSON *cmd)
         return;
     }
     cJSON *data = ota_task_doc(&task->rec, task->state, task->created_ms, task->package);
-    if (!data || !cJSON_AddItemToObject(data, "counts", task_counts(task)) ||
+    if (!data || !cJSON_AddItemToObject(data, "counts", ota_cmd_task_counts(task)) ||
         ota_cmd_rollout_describe(task, data) != 0) {
         cJSON_Delete(data);
         ota_cmd_fail(c, "out of memory");

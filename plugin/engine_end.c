@@ -5,11 +5,12 @@
  * One broker (SQLite): the abort threshold and the end count this broker's executions in
  * memory, and the TICK that moves the task tells it (ota_eng_task_announce). On a store
  * several brokers share (the change log follower runs), each broker drives only its own
- * vehicles' executions: one count job per active task reads the task's succeeded, failed
+ * vehicles' executions: one count job per active task (and one more once it ended, for
+ * getTask's counts) reads the task's succeeded, failed
  * and open executions from the store (every broker's), paced at 500 ms plus 1 ms per 100
- * executions read at the last count (2 s after a failed read), into task->stored (and the waves' per-wave counts);
- * core/tasks.c's ota_task_seen combines them with memory for the task-wide threshold and
- * the end, engine_waves.c for the waves' thresholds. The end itself is stored as a
+ * executions read at the last count (2 s after a failed read), into task->stored (and the waves'
+ * per-wave counts); core/tasks.c's ota_task_seen combines them with memory for the task-wide
+ * threshold and the end, engine_waves.c for the waves' thresholds. The end itself is stored as a
  * conditional write of the task document over its revision (engine_flush.c, cancelTask):
  * only the broker whose write moved the task into that state tells it
  * (ota_eng_task_stored); every other broker takes the state from the change log without an
@@ -24,9 +25,9 @@
 
 /* ---------------------------------------------------------------- counts over every broker */
 
-#define COUNT_STATES                                                                          \
-    ((1u << OTA_EXEC_SUCCEEDED) | (1u << OTA_EXEC_FAILED) | (1u << OTA_EXEC_QUEUED) |         \
-     (1u << OTA_EXEC_NOTIFIED) | (1u << OTA_EXEC_DOWNLOADING) | (1u << OTA_EXEC_INSTALLING) | \
+#define COUNT_STATES                                                                               \
+    ((1u << OTA_EXEC_SUCCEEDED) | (1u << OTA_EXEC_FAILED) | (1u << OTA_EXEC_QUEUED) |              \
+     (1u << OTA_EXEC_NOTIFIED) | (1u << OTA_EXEC_DOWNLOADING) | (1u << OTA_EXEC_INSTALLING) |      \
      (1u << OTA_EXEC_ACCEPTED) | (1u << OTA_EXEC_POSTPONED))
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
     ota_engine *e;
     char id[32];
     bool waves; /* keep the VINs of succeeded and failed executions: their waves count */
+    bool ended; /* sent after the task ended: the last count (task->stored.final) */
     size_t count[OTA_EXEC_STATE_COUNT], rows;
     char (*vins)[OTA_VIN_LEN + 1];
     uint8_t *states;
@@ -99,8 +101,9 @@ static void count_done(void *arg, int rc, const char *err)
     if (task && rc == 0) {
         memcpy(task->stored.count, j->count, sizeof j->count);
         task->stored.counted = true;
+        task->stored.final = j->ended;
         if (task->waves && j->waves) {
-            ota_eng_waves_counted(task, (const char (*)[OTA_VIN_LEN + 1])j->vins, j->states, j->n);
+            ota_eng_waves_counted(task, (const char(*)[OTA_VIN_LEN + 1]) j->vins, j->states, j->n);
         }
     }
     free(j->vins);
@@ -111,8 +114,9 @@ static void count_done(void *arg, int rc, const char *err)
 void ota_eng_count_submit(ota_engine *e, ota_task *task)
 {
     ota_task_stored *st = &task->stored;
-    if (!e->plugin->follow || !e->plugin->writer || task->state != OTA_TASK_ACTIVE ||
-        st->counting || e->clock.mono_ms() < st->count_after) {
+    bool ended = task->state != OTA_TASK_ACTIVE; /* one count more: what getTask shows */
+    if (!e->plugin->follow || !e->plugin->writer || (ended && st->final) || st->counting ||
+        e->clock.mono_ms() < st->count_after) {
         return;
     }
     count_job *j = calloc(1, sizeof(*j));
@@ -121,6 +125,7 @@ void ota_eng_count_submit(ota_engine *e, ota_task *task)
     }
     j->e = e;
     j->waves = task->waves != NULL;
+    j->ended = ended;
     snprintf(j->id, sizeof j->id, "%s", task->rec.id);
     j->job = (ota_writer_job){.run = count_run, .done = count_done, .arg = j};
     if (ota_writer_submit(e->plugin->writer, &j->job) != 0) {
@@ -188,8 +193,7 @@ void ota_engine_task_followed(ota_plugin *p, ota_task *task, ota_task_state s)
     (void)p;
     if (task->state != s) {
         mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: task %s %s on another broker (rev %llu)",
-                             task->rec.id, ota_task_state_name(s),
-                             (unsigned long long)task->rev);
+                             task->rec.id, ota_task_state_name(s), (unsigned long long)task->rev);
     }
     task->state = task->announced = s; /* that broker told it */
     task->doc_dirty = false;           /* stored: this broker's own end is not written */

@@ -70,6 +70,7 @@ typedef struct {
     size_t count[OTA_EXEC_STATE_COUNT];
     bool counted;        /* a count came back: the decisions take it (ota_task_seen) */
     bool counting;       /* a count job is out */
+    bool final;          /* counted once after the task ended (getTask's last counts) */
     int64_t count_after; /* monotonic ms: the next count job */
 } ota_task_stored;
 

@@ -145,6 +145,9 @@ class WavesAcrossBrokers(test_campaigns.CampaignCase):
         self.assertEqual(ev["counts"]["succeeded"], 9, ev)
         self.assertEqual(ev["counts"]["queued"] + ev["counts"]["in_flight"], 0, ev)
         self.assertEqual(self.task_events(tid, "aborted"), [])
+        for a in self.admins:  # getTask on every broker: every broker's executions, not its own
+            ot.wait_until(lambda: self.get_task(a, tid)["counts"]["succeeded"] == 9,
+                          timeout=DEADLINE, msg="getTask counts on %s" % a.client_id)
 
     def test_abort_threshold_reached_by_the_sum_of_brokers(self):
         nums = list(range(20, 26))  # two vehicles on each broker
