@@ -26,10 +26,11 @@
  * the background. A second writer job takes the log's last seq, then loads a whole new
  * catalog (ota_catalog_load: vehicles, documents, lists, groups; deletions included) and
  * every task and setting document, with the executions of the tasks this broker does not
- * hold; the TICK that hands it back swaps the catalog (the old one is freed) and applies
- * the documents as entries, then follows from that seq. Jobs finish in submission order,
- * so an operator change stored after the reload's read is applied to the new catalog by
- * its own done(). getStats follow.behind counts the times, follow.reloads the reloads.
+ * hold, and the replay guard rows of the VINs ever reset (resetVehicleSeq entries it missed);
+ * the TICK that hands it back swaps the catalog (the old one is freed), applies the
+ * documents as entries and the resets to its replay guards, then follows from that seq. Jobs finish
+ * in submission order, so an operator change stored after the reload's read is applied to the new
+ * catalog by its own done(). getStats follow.behind counts the times, follow.reloads the reloads.
  */
 #include "follow.h"
 #include "catalog.h"
@@ -65,9 +66,11 @@ typedef struct {
     ota_catalog *catalog;
     char **held; /* the tasks this broker held when the job was made (copies) */
     size_t n_held;
-    ota_doc_kind loading; /* the kind of the documents being copied as entries */
+    ota_doc_kind loading;         /* the kind of the documents being copied as entries */
     struct group_members *groups; /* the members of the groups put by the entries */
     size_t n_groups;
+    ota_report_seq_rec *resets; /* a reload: the guard rows with operator resets (copies) */
+    size_t n_resets, cap_resets;
 } follow_job;
 
 /* A static group's members as the store holds them (vins malloc'd). */
@@ -81,7 +84,7 @@ struct ota_follow {
     uint64_t position; /* the last seq applied */
     uint64_t last;     /* the last seq the log had at the latest read */
     int64_t last_read_ms;
-    int64_t lag_ms; /* now - at of the newest entry applied, at its apply */
+    int64_t lag_ms;       /* now - at of the newest entry applied, at its apply */
     int64_t behind_since; /* the first read that found the next entry gone, 0 = none */
     uint64_t applied, skipped, errors, behind, reloads, tasks_added, tasks_canceled, rollouts,
         tasks_ended;
@@ -203,8 +206,8 @@ static size_t count_puts(const follow_job *j, ota_change_what what, ota_doc_kind
 {
     size_t n = 0;
     for (const entry *e = j->head; e; e = e->next) {
-        n += e->c.what == what && (what != OTA_CHANGE_DOC || e->c.doc_kind == kind) &&
-             !e->c.deleted;
+        n +=
+            e->c.what == what && (what != OTA_CHANGE_DOC || e->c.doc_kind == kind) && !e->c.deleted;
     }
     return n;
 }
@@ -320,9 +323,37 @@ static int follow_run(ota_store *store, void *arg, char *err, size_t errlen)
 static int copy_doc(void *ctx, const char *key, const char *json)
 {
     follow_job *j = ctx;
-    ota_store_change c = {.what = OTA_CHANGE_DOC, .doc_kind = j->loading, .id = key,
-                          .json = json};
+    ota_store_change c = {.what = OTA_CHANGE_DOC, .doc_kind = j->loading, .id = key, .json = json};
     return copy_entry(j, &c);
+}
+
+/* A guard row read by the reload: kept (copied) when the VIN was ever reset, as the
+ * entries of those resets may be among the ones the broker missed. */
+static int keep_reset(void *ctx, const ota_report_seq_rec *r)
+{
+    follow_job *j = ctx;
+    if (r->resets == 0 || !r->vin || !r->epoch) {
+        return 0;
+    }
+    if (j->n_resets == j->cap_resets) {
+        size_t cap = j->cap_resets ? 2 * j->cap_resets : 64;
+        ota_report_seq_rec *a = realloc(j->resets, cap * sizeof *a);
+        if (!a) {
+            return -1;
+        }
+        j->resets = a;
+        j->cap_resets = cap;
+    }
+    ota_report_seq_rec *c = &j->resets[j->n_resets];
+    *c =
+        (ota_report_seq_rec){.vin = strdup(r->vin), .epoch = strdup(r->epoch), .resets = r->resets};
+    if (!c->vin || !c->epoch) {
+        free((char *)c->vin);
+        free((char *)c->epoch);
+        return -1;
+    }
+    j->n_resets++;
+    return 0;
 }
 
 /* The reload: the log's last seq first (the follower goes on from there, as after a
@@ -354,6 +385,10 @@ static int reload_run(ota_store *store, void *arg, char *err, size_t errlen)
         snprintf(err, errlen, "reading the executions of the tasks not held failed");
         return -1;
     }
+    if (ota_store_load_last_seqs(store, keep_reset, j) != 0) {
+        snprintf(err, errlen, "reading the replay guards' resets failed");
+        return -1;
+    }
     return 0;
 }
 
@@ -382,6 +417,11 @@ static void job_free(follow_job *j)
         free(j->groups[i].vins);
     }
     free(j->groups);
+    for (size_t i = 0; i < j->n_resets; i++) {
+        free((char *)j->resets[i].vin);
+        free((char *)j->resets[i].epoch);
+    }
+    free(j->resets);
     for (size_t i = 0; i < j->n_held; i++) {
         free(j->held[i]);
     }
@@ -515,8 +555,10 @@ static void reload_done(void *arg, int rc, const char *err)
     f->in_flight = false;
     if (rc != 0) {
         f->errors++;
-        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: reloading after the change log's start failed "
-                             "(tried again): %s", err);
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "ota: reloading after the change log's start failed "
+                             "(tried again): %s",
+                             err);
         job_free(j);
         return;
     }
@@ -526,11 +568,19 @@ static void reload_done(void *arg, int rc, const char *err)
     for (entry *e = j->head; e; e = e->next) {
         apply_one(p, j, &e->c);
     }
+    for (size_t i = 0; i < j->n_resets; i++) { /* resets made while it was away */
+        const ota_report_seq_rec *r = &j->resets[i];
+        if (ota_reports_follow_reset(p, r->vin, r->epoch, r->resets) < 0) {
+            f->errors++;
+        }
+    }
     f->position = f->last = j->last;
     f->reloads++;
     f->behind_logged = false;
-    mosquitto_log_printf(MOSQ_LOG_NOTICE, "ota: reloaded the catalog and tasks from the store; "
-                         "following the change log from %llu", (unsigned long long)j->last);
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "ota: reloaded the catalog and tasks from the store; "
+                         "following the change log from %llu",
+                         (unsigned long long)j->last);
     job_free(j);
 }
 

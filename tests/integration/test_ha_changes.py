@@ -200,8 +200,8 @@ class ChangePropagation(CatalogCase):
         """Broker 2 is stopped (SIGSTOP) while broker 1 makes changes and the log is
         trimmed past them (the retention job): it cannot catch up entry by entry, so it
         reloads the catalog and the tasks in the background and swaps them in — a deleted
-        vehicle gone, a changed one changed, a group, a blacklisted VIN, a new task — then
-        follows the log again from where the reload read it."""
+        vehicle gone, a changed one changed, a group, a blacklisted VIN, a new task, a
+        vehicle's seq reset — then follows the log again from where the reload read it."""
         (a2,), vins, pid = self.brokers_and_catalog(1)
         b2 = self._brokers[-1]
         self.set_status(pid, "released")
@@ -212,8 +212,18 @@ class ChangePropagation(CatalogCase):
         self.seen([a2], "the catalog", lambda a: (self.data(a, "getVehicle", vin=vins[2])
                                                   or {}).get("vehicle") is not None)
         reloads = self.data(a2, "getStats")["follow"]["reloads"]
+        # a vehicle's old unit at seq 3 on broker 2; its reset comes while broker 2 is away
+        db = self.mongo_db(self.peer.uri()).db["ota_vehicle_download_progress"]
+
+        def stored(v, epoch, seq):
+            return any(True for _ in db.find({"vin": v, "epoch": epoch, "seq": seq}))
+        car = self.vehicle(b2, vins[0])
+        for seq in range(1, 4):
+            car.report(seq, [ot.ev_download(pct=seq)])
+        ot.wait_until(lambda: stored(vins[0], "0", 3), timeout=DEADLINE, msg="old unit's seq 3")
         b2.proc.send_signal(signal.SIGSTOP)
         try:
+            self.assertEqual(self.ok("resetVehicleSeq", vin=vins[0])["resets"], 1)
             self.ok("deleteVehicle", vin=vins[2])
             self.ok("upsertVehicles", vehicles=[{"vin": vins[1], "model": M, "series": S,
                                                  "status": "in_stock", "usage": "retail",
@@ -235,6 +245,10 @@ class ChangePropagation(CatalogCase):
         self.assertEqual(self.data(a2, "getList", list="blacklist")["vins"], [vins[0]])
         self.assertEqual(self.data(a2, "getGroup", name="pilot")["size"], 2)
         self.assertEqual(self.data(a2, "getTask", id=tid)["counts"].get("queued"), 1)
+        # the reset it missed reached its replay guard: the new unit's seq 1 is taken
+        car.report(1, [ot.ev_download(pct=1)])
+        ot.wait_until(lambda: stored(vins[0], "0~1", 1), timeout=DEADLINE,
+                      msg="the new unit's seq 1 taken on broker 2 after the reload")
         f = self.data(a2, "getStats")["follow"]
         self.assertGreaterEqual(f["behind"], 1, f)
         # (follow.errors may count reads that failed while the stopped broker's driver
