@@ -7,6 +7,7 @@
  * the real store's. Used by one thread (the writer), like any store handle.
  */
 #include "store_impl.h"
+#include "sync_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,18 +24,11 @@ typedef struct {
     char why[256];
 } lazy_store;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The real store, opened now if it is time to try; NULL (err set when given) if not open. */
 static ota_store *real(ota_store *s, char *err, size_t errlen)
 {
     lazy_store *l = (lazy_store *)s;
-    int64_t now = mono_ms();
+    int64_t now = ota_sync_mono_ms();
     if (!l->real && now - l->last_try_ms >= RETRY_MS) {
         l->last_try_ms = now;
         l->real = ota_store_open(l->uri, l->why, sizeof l->why);
@@ -293,6 +287,6 @@ ota_store *ota_store_open_lazy(const char *uri, char *err, size_t errlen)
         return NULL;
     }
     l->base.ops = &LAZY_OPS;
-    l->last_try_ms = mono_ms(); /* the caller just failed to open it */
+    l->last_try_ms = ota_sync_mono_ms(); /* the caller just failed to open it */
     return &l->base;
 }

@@ -1,8 +1,15 @@
 /*
- * sync.c — deadlines and monotonic condition variables for the spool and the writer
- * thread (sync_impl.h).
+ * sync.c — the monotonic clock, deadlines and monotonic condition variables for the spool,
+ * the writer thread and the lazy store (sync_impl.h).
  */
 #include "sync_impl.h"
+
+int64_t ota_sync_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 void ota_sync_deadline(struct timespec *ts, unsigned ms)
 {

@@ -1,7 +1,8 @@
 /*
- * sync_impl.h — private helpers shared by the spool and the writer thread (spool.c,
- * writer.c) for waiting: deadlines on the monotonic clock, condition variables that time
- * out on it, and the order of spool positions (how far a wait has got).
+ * sync_impl.h — private helpers shared by the spool, the writer thread and the lazy store
+ * (spool.c, writer.c, lazy.c) for waiting: the monotonic clock in ms, deadlines on it,
+ * condition variables that time out on it, and the order of spool positions (how far a
+ * wait has got).
  * Nothing outside store/ includes this.
  */
 #ifndef OTA_SYNC_IMPL_H
@@ -11,6 +12,11 @@
 
 #include <pthread.h>
 #include <time.h>
+
+#include <stdint.h>
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t ota_sync_mono_ms(void);
 
 /* *ts = now + ms on CLOCK_MONOTONIC, for pthread_cond_timedwait on an ota_sync_cond_init
  * condition variable. */

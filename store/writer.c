@@ -975,13 +975,6 @@ ota_writer *ota_writer_start(ota_spool *spool, ota_store *store, const ota_write
     return w;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* At a stop, what was spooled until then (the last reports, the descriptions the signer
  * finished for the requests in flight) is stored now, when the store works, for at most
  * WRITER_STOP_DRAIN_MS and without retrying a failed batch, so that the other brokers on the store find it while
@@ -995,14 +988,14 @@ static void drain_at_stop(ota_writer *w)
     pthread_mutex_unlock(&w->mu);
     if (!w->reader || !store_ok)
         return; /* a failing store is not tried again: the next start stores it */
-    int64_t end = mono_ms() + WRITER_STOP_DRAIN_MS;
+    int64_t end = ota_sync_mono_ms() + WRITER_STOP_DRAIN_MS;
     ota_spool_pos dry;
     int rc;
     do {
         rc = gather(w, &dry);
         if (flush(w) != 0)
             break;
-    } while (rc == 1 && mono_ms() < end);
+    } while (rc == 1 && ota_sync_mono_ms() < end);
 }
 
 void ota_writer_stop(ota_writer *w)
