@@ -42,8 +42,9 @@
  * request: nothing is granted.
  *
  * Memory: a description lives while its slot holds it (fresh, at most
- * plugin_opt_presign_max slots; the oldest leaves first) and while the signer has it. Every refusal is {req?, err, msg} on pkg/desc (content type
- * application/cbor), logged and counted; nothing is granted or stored for it.
+ * plugin_opt_presign_max slots; the oldest leaves first) and while the signer has it. Every refusal
+ * is {req?, err, msg} on pkg/desc (content type application/cbor), logged and counted; nothing is
+ * granted or stored for it.
  */
 #include "batch.h"
 #include "catalog.h"
@@ -545,8 +546,10 @@ static int mark_served(ota_plugin *p, desc *d, uint64_t req_id)
     d->req = req_id;
     p->pkg->counters.issued++;
     if (ota_grants_add(p->grants, d->vin, d->ctr, d->files) != 0)
-        mosquitto_log_printf(MOSQ_LOG_ERR, "ota: description %" PRIu64 " of %s not granted: "
-                             "out of memory", d->ctr, d->vin);
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "ota: description %" PRIu64 " of %s not granted: "
+                             "out of memory",
+                             d->ctr, d->vin);
     return 0;
 }
 
@@ -564,8 +567,10 @@ static void answer(ota_plugin *p, desc *d, const ota_request *req, uint64_t req_
     if (mark_served(p, d, req_id) != 0) {
         free(m);
         refusal r;
-        refuse(&r, OTA_PKG_E_INTERNAL, "description %" PRIu64 " not stored (spool write "
-               "failed: %s): ask again", d->ctr, strerror(errno));
+        refuse(&r, OTA_PKG_E_INTERNAL,
+               "description %" PRIu64 " not stored (spool write "
+               "failed: %s): ask again",
+               d->ctr, strerror(errno));
         answer_refusal(p, req, true, req_id, &r);
         return;
     }

@@ -5,11 +5,11 @@
  * handle, brings it up to date from the change log every 5 s (catalog, lists, documents,
  * operators' resets) and saves it whole every plugin_opt_snapshot_period_ms (60 s), the
  * first time at start (the per-VIN task state has no log; at fleet scale a whole save is one
- * more full read of the store per broker and period); the writer is never held by it. When the store cannot be reached at start, the
- * plugin loads from the snapshot instead, gives the writer a handle that opens the store on first
- * use (ota_store_open_lazy), and serves vehicles from memory: reports are spooled and stored when
- * the store is back, the follower catches up from the snapshot's change log position. With neither
- * a store nor a snapshot the broker refuses to start.
+ * more full read of the store per broker and period); the writer is never held by it. When the
+ * store cannot be reached at start, the plugin loads from the snapshot instead, gives the writer a
+ * handle that opens the store on first use (ota_store_open_lazy), and serves vehicles from memory:
+ * reports are spooled and stored when the store is back, the follower catches up from the
+ * snapshot's change log position. With neither a store nor a snapshot the broker refuses to start.
  */
 #include "standby.h"
 

@@ -68,7 +68,7 @@ enum {
     OTA_SPOOL_KIND_REPORT = 1,
     OTA_SPOOL_KIND_REPORT_EPOCH,
     OTA_SPOOL_KIND_QUARANTINE,
-    OTA_SPOOL_KIND_RESET, /* an operator's reset of the VIN's seq: no payload */
+    OTA_SPOOL_KIND_RESET,       /* an operator's reset of the VIN's seq: no payload */
     OTA_SPOOL_KIND_DESCRIPTION, /* a description served (ota_spool_desc.h) */
 };
 

@@ -517,7 +517,9 @@ int ota_store_change_vehicle_state(const ota_store_change *c, ota_report_seq_rec
               n->valuedouble >= 1 && n->valuedouble <= UINT32_MAX;
     if (ok) {
         snprintf(epoch, len, "%s", e->valuestring);
-        *out = (ota_report_seq_rec){.vin = c->id, .epoch = epoch, .seq = -1,
+        *out = (ota_report_seq_rec){.vin = c->id,
+                                    .epoch = epoch,
+                                    .seq = -1,
                                     .resets = (uint32_t)n->valuedouble,
                                     .updated_ms = c->at_ms};
     }

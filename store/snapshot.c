@@ -13,10 +13,11 @@
  *   it may already be in the copy, and applying them again is harmless (each carries the
  *   whole new state), so nothing is missed.
  * - Refresh applies the change log after the position to the catalog part (vehicles,
- *   documents, lists) and the operators' resets of replay guards in one transaction; executions, shadows and the rest have no log
- *   (they change per report) and are copied whole by a full save, at the caller's cadence.
- *   An entry the snapshot cannot apply (a vehicle the codec refuses to parse back) makes
- *   the refresh a full save, so a snapshot never stays stuck behind one entry.
+ *   documents, lists) and the operators' resets of replay guards in one transaction;
+ *   executions, shadows and the rest have no log (they change per report) and are copied
+ *   whole by a full save, at the caller's cadence. An entry the snapshot cannot apply (a
+ *   vehicle the codec refuses to parse back) makes the refresh a full save, so a snapshot
+ *   never stays stuck behind one entry.
  */
 #include "sqlite_impl.h"
 

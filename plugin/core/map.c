@@ -205,7 +205,8 @@ size_t ota_map_count(const ota_map *m)
 /* The slot's reference (record number + 1) of the record with this key, 0 if none; the
  * record itself in *rec. Inlined: ota_map_get is the catalog's hot path (a VIN lookup per
  * message), and a call with an out-parameter through the stack costs it measurably. */
-static inline __attribute__((always_inline)) uint32_t find(const ota_map *m, const void *key, size_t len, void **rec)
+static inline __attribute__((always_inline)) uint32_t find(const ota_map *m, const void *key,
+                                                           size_t len, void **rec)
 {
     *rec = NULL;
     if (m->slots == NULL)

@@ -46,8 +46,8 @@ typedef struct {
      * succeeded and failed per wave as the store held them at the last count, every
      * broker's executions; the decisions take the larger of these and this broker's own */
     size_t all_ok[OTA_WAVES_MAX + 1], all_bad[OTA_WAVES_MAX + 1];
-    bool storing;           /* a promotion's conditional write is out */
-    int64_t promote_after;  /* monotonic ms: a promotion that lost its write waits */
+    bool storing;          /* a promotion's conditional write is out */
+    int64_t promote_after; /* monotonic ms: a promotion that lost its write waits */
 } ota_task_waves;
 
 /* The waves of a createTask request ("waves": [{count|percent, success_threshold,
