@@ -125,12 +125,13 @@ static size_t json_size(const char *vin, const ota_event *ev)
 {
     return 256 + escaped_max(vin) + escaped_max(ev->task) + escaped_max(ev->status) +
            escaped_max(ev->error) + escaped_max(ev->trigger) + escaped_max(ev->fw) +
-           escaped_max(ev->answer);
+           escaped_max(ev->answer) + escaped_max(ev->id);
 }
 
 /* The members both events start with. */
 static void put_head(jw *w, const char *vin, uint64_t seq, const ota_event *ev)
 {
+    put_opt_str(w, "id", ev->id);
     put_str(w, "vin", vin);
     put_u64(w, "seq", seq);
     put_u64(w, "index", ev->index);

@@ -114,6 +114,7 @@ typedef struct {
     const char *answer;     /* consent: accepted, declined, postponed */
     int64_t until;          /* consent postponed: ask again at (ms since the epoch) */
     const char *conditions; /* upgrade_status: the pre-conditions that failed, "a,b" */
+    const char *id; /* not decoded: the event's id downstream, set by the publisher (report.c) */
 } ota_event;
 
 /* A report's epoch: an unsigned integer or a text of 1..OTA_EPOCH_MAX bytes, kept as text
@@ -121,6 +122,9 @@ typedef struct {
  * (seq, epoch, ts, bytes, at, pct) also take a CBOR float (16, 32 or 64 bits) whose value
  * is exactly an integer in range: JavaScript encoders write integers above 2^32 so. */
 #define OTA_EPOCH_MAX 64
+/* Room for an event id downstream (docs/events.md "Event ids"), its NUL included:
+ * "{vin}:{seq}:{index}:{stored epoch}" of a report event (epoch "~resets" included). */
+#define OTA_EVENT_ID_MAX 160
 typedef struct {
     uint64_t seq;
     bool seq_valid;                /* seq was read and is valid (also after a failed decode) */
@@ -278,9 +282,10 @@ uint8_t *ota_codec_encode_shadow_state(int64_t version, const struct cJSON *repo
 uint8_t *ota_codec_encode_shadow_delta(int64_t version, const struct cJSON *desired, size_t *len);
 
 /* JSON event for ota/v1/events/status/{vin}:
- * {"vin","seq","index","task","ts","status","error"?,"trigger","fw"?,"received_at"};
+ * {"id"?,"vin","seq","index","task","ts","status","error"?,"trigger","fw"?,"received_at"};
  * for a consent event (ota/v1/events/consent/{vin}):
- * {"vin","seq","index","task","ts","answer","until"?,"error"?,"received_at"}. */
+ * {"id"?,"vin","seq","index","task","ts","answer","until"?,"error"?,"received_at"}.
+ * "id" is ev->id, first, when set (docs/events.md "Event ids"). */
 char *ota_codec_status_event_json(const char *vin, uint64_t seq, const ota_event *ev,
                                   int64_t received_ms, size_t *len);
 

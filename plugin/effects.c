@@ -107,6 +107,9 @@ static cJSON *event_new(const ota_effect_ctx *cx)
     if (!o) {
         return NULL;
     }
+    if (cx->ev->id) { /* the status event's: one side effect of a kind per status event */
+        cJSON_AddStringToObject(o, "id", cx->ev->id);
+    }
     cJSON_AddStringToObject(o, "vin", cx->vin);
     add_str_or_null(o, "task", cx->task_id ? cx->task_id : cx->ev->task);
     add_str_or_null(o, "error", cx->ev->error);

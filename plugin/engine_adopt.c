@@ -41,8 +41,8 @@ static char *dup_or_null(const char *s)
 
 static void event_fini(ota_event *ev)
 {
-    const char *strs[] = {ev->task,    ev->ecu, ev->step, ev->status, ev->error,
-                          ev->trigger, ev->fw,  ev->cmd,  ev->result};
+    const char *strs[] = {ev->task, ev->ecu, ev->step, ev->status, ev->error,
+                          ev->trigger, ev->fw, ev->cmd, ev->result, ev->id};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free((char *)strs[i]);
     }
@@ -61,7 +61,9 @@ static bool event_copy(ota_event *to, const ota_event *ev)
     to->fw = dup_or_null(ev->fw);
     to->cmd = dup_or_null(ev->cmd);
     to->result = dup_or_null(ev->result);
-    if ((ev->task && !to->task) || (ev->status && !to->status) || (ev->error && !to->error)) {
+    to->id = dup_or_null(ev->id); /* the side effects' id (effects.c) */
+    if ((ev->task && !to->task) || (ev->status && !to->status) || (ev->error && !to->error) ||
+        (ev->id && !to->id)) {
         event_fini(to);
         return false;
     }

@@ -263,13 +263,31 @@ static int refuse_unspooled(ota_plugin *p, const ota_request *req, uint64_t seq)
 
 /* ---- refused reports ---- */
 
-/* ota/v1/events/rejected/{vin}: {vin, code, msg, seq?, epoch?, size, received_at}. */
+/* A rejected event's id: "{vin}:{received_at}:{code}:{size}:{seq}:{epoch}" (seq and
+ * epoch empty when unreadable), what the quarantine row keeps of the report, so that the
+ * writer's refusal replayed from the spool after a kill gives the same id. */
+static void rejected_id(char *buf, size_t len, const char *vin, const ota_error *e,
+                        const ota_report *rep, size_t size, int64_t now)
+{
+    bool named = rep && rep->seq_valid;
+    snprintf(buf, len, "%s:%" PRId64 ":%s:%zu:", vin, now, ota_err_name(e->code), size);
+    size_t n = strlen(buf);
+    if (named) {
+        snprintf(buf + n, len - n, "%" PRIu64 ":%s", rep->seq, rep->epoch);
+    } else {
+        snprintf(buf + n, len - n, ":");
+    }
+}
+
+/* ota/v1/events/rejected/{vin}: {id, vin, code, msg, seq?, epoch?, size, received_at}. */
 static void publish_rejected(ota_plugin *p, const char *vin, const ota_error *e,
                              const ota_report *rep, size_t size, int64_t now)
 {
     cJSON *o = cJSON_CreateObject();
     if (o) {
-        char num[24];
+        char num[24], id[OTA_EVENT_ID_MAX + 64];
+        rejected_id(id, sizeof id, vin, e, rep, size, now);
+        cJSON_AddStringToObject(o, "id", id);
         cJSON_AddStringToObject(o, "vin", vin);
         cJSON_AddStringToObject(o, "code", ota_err_name(e->code));
         cJSON_AddStringToObject(o, "msg", e->msg);
@@ -450,17 +468,48 @@ int ota_handle_report(ota_plugin *p, const ota_request *req)
 
 /* ---- the writer's results (TICK) ---- */
 
+/* "{vin}:{seq}:" into buf (room for OTA_EVENT_ID_MAX), the head of every event id of r;
+ * returns its length. */
+static size_t event_id_head(char *buf, const ota_report_result *r)
+{
+    size_t n = strnlen(r->vin, sizeof r->vin - 1);
+    memcpy(buf, r->vin, n);
+    buf[n++] = ':';
+    n += ota_dec_u64(buf + n, r->seq);
+    buf[n++] = ':';
+    return n;
+}
+
+/* The event's id downstream (docs/events.md "Event ids"): "{vin}:{seq}:{index}:{stored
+ * epoch}", the key the event is stored under, so that a replay of the spooled report, here
+ * or on another broker's spool, gives the same id. The epoch comes last: it is the only
+ * part that may hold ':'. head: event_id_head's. */
+static void event_id(char *buf, size_t head, uint32_t index, const char *key)
+{
+    size_t n = head + ota_dec_u64(buf + head, index);
+    buf[n++] = ':';
+    size_t k = strnlen(key, OTA_STORE_EPOCH_KEY_MAX - 1);
+    memcpy(buf + n, key, k);
+    buf[n + k] = '\0';
+}
+
 static void publish_status_events(ota_plugin *p, const ota_report_result *r)
 {
     const ota_report *rep = &r->rep;
+    char id[OTA_EVENT_ID_MAX], kb[OTA_STORE_EPOCH_KEY_MAX];
+    const char *key = ota_store_epoch_key(r->epoch, r->resets, kb, sizeof kb);
+    size_t head = event_id_head(id, r);
     for (size_t i = 0; i < rep->n_events; i++) {
-        if (rep->events[i].type == OTA_EV_UPGRADE_STATUS) {
-            publish_status_event(p, r->vin, r->seq, &rep->events[i], r->received_ms);
-            ota_tasks_on_status(p->tasks, r->vin, &rep->events[i]);
-        } else if (rep->events[i].type == OTA_EV_CONSENT) {
-            publish_status_event(p, r->vin, r->seq, &rep->events[i], r->received_ms);
+        ota_event ev = rep->events[i]; /* with its id, for the side effects too (effects.c) */
+        event_id(id, head, ev.index, key);
+        ev.id = id;
+        if (ev.type == OTA_EV_UPGRADE_STATUS) {
+            publish_status_event(p, r->vin, r->seq, &ev, r->received_ms);
+            ota_tasks_on_status(p->tasks, r->vin, &ev);
+        } else if (ev.type == OTA_EV_CONSENT) {
+            publish_status_event(p, r->vin, r->seq, &ev, r->received_ms);
         }
-        ota_engine_on_event(p, r->vin, &rep->events[i]); /* execution states (engine_exec.c) */
+        ota_engine_on_event(p, r->vin, &ev); /* execution states (engine_exec.c) */
     }
 }
 

@@ -119,6 +119,7 @@ typedef struct ota_report_result ota_report_result;
 struct ota_report_result {
     char vin[32];
     char epoch[OTA_SPOOL_EPOCH_MAX + 1];
+    uint32_t resets; /* the VIN's operator resets when spooled: the stored epoch's "~N" */
     uint64_t seq;
     int64_t received_ms;
     bool refused;  /* the decoder refused it: code, msg (and seq when has_seq) */

@@ -580,6 +580,7 @@ static ota_report_result *result_of(ota_writer *w, pending_report *p)
     }
     memcpy(r->vin, p->vin, sizeof r->vin);
     memcpy(r->epoch, p->epoch, sizeof r->epoch);
+    r->resets = p->resets;
     r->seq = p->seq;
     r->received_ms = p->received_ms;
     r->refused = !stored;
