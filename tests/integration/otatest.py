@@ -8,6 +8,8 @@ API (getStats).
 
 Environment (set by ctest, see CMakeLists.txt; defaults let a script run alone):
   OTA_PLUGIN          mosquitto_ota.so
+  OTA_DEDUPE_PLUGIN   mosquitto_ota_dedupe.so, the events broker's (default: beside OTA_PLUGIN)
+  OTA_TEST_NO_DEDUPE=1  events brokers without it (shows the exactly-once checks fail)
   OTA_MOSQUITTO       the broker binary (default: mosquitto on PATH or /usr/sbin)
   OTA_FLEET           the ota-fleet tool
   OTA_BROKER_PRELOAD  sanitizer runtimes to LD_PRELOAD into the uninstrumented broker
@@ -107,6 +109,20 @@ TEST_TMP = _env_path("OTA_TEST_TMP", _build_dir() / "test-tmp")
 SCALE = float(os.environ.get("OTA_TIMEOUT_SCALE") or (3 if PRELOAD else 1))
 TIMEOUT = 10 * SCALE  # default wait for anything that should happen
 QUIET = 0.7  # how long "nothing arrives" checks listen
+DEDUPE_PLUGIN = _env_path("OTA_DEDUPE_PLUGIN", Path(PLUGIN).parent / "mosquitto_ota_dedupe.so")
+
+
+def dedupe_conf(window=65536, state_file=None):
+    """The events broker's configuration lines for mosquitto_ota_dedupe.so (docs/events.md
+    "Deduplication on the events broker"); none with OTA_TEST_NO_DEDUPE=1."""
+    if os.environ.get("OTA_TEST_NO_DEDUPE") == "1":
+        return []
+    if not Path(DEDUPE_PLUGIN).exists():
+        raise HarnessError("dedupe plugin not found: %s (set OTA_DEDUPE_PLUGIN)" % DEDUPE_PLUGIN)
+    lines = ["plugin %s" % DEDUPE_PLUGIN, "plugin_opt_window %d" % window]
+    if state_file:
+        lines.append("plugin_opt_state_file %s" % state_file)
+    return lines
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 
