@@ -3,6 +3,8 @@
 # vehicle-facing broker's ota/v1/events/# to an events broker (issue 15,
 # docs/mongodb.md "Events downstream"). Include its output in that broker's
 # mosquitto.conf (e.g. `include_dir /etc/mosquitto/conf.d`).
+# The events broker's side (the plugin that drops duplicate events) is printed by
+# scripts/events-broker-conf.sh.
 #
 #   scripts/bridge-events-conf.sh BROKER_ID EVENTS_HOST:PORT [MORE_HOST:PORT...]
 #

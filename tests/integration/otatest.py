@@ -113,16 +113,18 @@ DEDUPE_PLUGIN = _env_path("OTA_DEDUPE_PLUGIN", Path(PLUGIN).parent / "mosquitto_
 
 
 def dedupe_conf(window=65536, state_file=None):
-    """The events broker's configuration lines for mosquitto_ota_dedupe.so (docs/events.md
-    "Deduplication on the events broker"); none with OTA_TEST_NO_DEDUPE=1."""
+    """The events broker's configuration lines for mosquitto_ota_dedupe.so, as
+    scripts/events-broker-conf.sh prints them (docs/events.md "Deduplication on the events
+    broker"); no state file unless given; none with OTA_TEST_NO_DEDUPE=1."""
     if os.environ.get("OTA_TEST_NO_DEDUPE") == "1":
         return []
     if not Path(DEDUPE_PLUGIN).exists():
         raise HarnessError("dedupe plugin not found: %s (set OTA_DEDUPE_PLUGIN)" % DEDUPE_PLUGIN)
-    lines = ["plugin %s" % DEDUPE_PLUGIN, "plugin_opt_window %d" % window]
-    if state_file:
-        lines.append("plugin_opt_state_file %s" % state_file)
-    return lines
+    env = dict(os.environ, OTA_DEDUPE_PLUGIN=str(DEDUPE_PLUGIN), OTA_DEDUPE_WINDOW=str(window))
+    out = subprocess.run([str(REPO / "scripts" / "events-broker-conf.sh"), str(state_file)],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    lines = [x for x in out.splitlines() if x and not x.startswith("#")]
+    return [x for x in lines if state_file or not x.startswith("plugin_opt_state_file")]
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 
