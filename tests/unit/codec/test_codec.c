@@ -1654,6 +1654,27 @@ static void test_consent_event_json(void **state)
     free(json);
 }
 
+/* The event's id (set by the publisher) is the first member, escaped like any string; an
+ * event without one has no "id". */
+static void test_event_json_id_first(void **state)
+{
+    (void)state;
+    ota_event ev = status_event();
+    ev.id = "LSVTA000000000001:7:0:e\"1~2";
+    char *json = ota_codec_status_event_json("LSVTA000000000001", 7, &ev, 6, NULL);
+    assert_non_null(json);
+    const char *head = "{\"id\":\"LSVTA000000000001:7:0:e\\\"1~2\",\"vin\":";
+    assert_int_equal(strncmp(json, head, strlen(head)), 0);
+    cJSON *o = cJSON_Parse(json);
+    check_json_str(o, "id", "LSVTA000000000001:7:0:e\"1~2");
+    cJSON_Delete(o);
+    free(json);
+    ev.id = NULL;
+    json = ota_codec_status_event_json("LSVTA000000000001", 7, &ev, 6, NULL);
+    assert_int_equal(strncmp(json, "{\"vin\":", 7), 0);
+    free(json);
+}
+
 static void test_status_event_json(void **state)
 {
     (void)state;
@@ -1890,6 +1911,7 @@ int main(void)
         cmocka_unit_test(test_cbor_util_helpers),
         cmocka_unit_test(test_encode_error),
         cmocka_unit_test(test_status_event_json),
+        cmocka_unit_test(test_event_json_id_first),
         cmocka_unit_test(test_upload_chunk),
         cmocka_unit_test(test_decode_speed),
     };
