@@ -12,6 +12,8 @@ on the events broker only must see every event exactly once, identified by its i
   index) in two epochs are two events;
 - an event the events broker saw before a clean restart (its window saved to
   plugin_opt_state_file) is still a duplicate after it.
+A dropped duplicate is acked without disconnecting the bridge (the events broker's
+max_queued_messages must not be 0: scripts/events-broker-conf.sh).
 With OTA_TEST_NO_DEDUPE=1 (no plugin) the last two fail: that is what the plugin does.
 """
 
@@ -99,6 +101,9 @@ class EventsBridge(ot.OtaTestCase):
         got = [(m.topic, m.payload) for m in downstream.received("ota/v1/events/#")]
         self.assertEqual(got, first, "each event once, nothing new")
         self.assertEqual(events.log().count("ota-dedupe: duplicate dropped"), n)
+        # acked without a disconnect (max_queued_messages of events-broker-conf.sh, not 0)
+        self.assertEqual(events.log().count("ota-events-bridge-vb-1 (p2, c0"), 2,
+                         "the bridge connected twice: before and after the kill only")
         ids = collections.Counter((t, json.loads(p)["id"]) for t, p in got)
         self.assertEqual([k for k, c in ids.items() if c > 1], [])
         status = {json.loads(p)["id"] for t, p in got if "/status/" in t}
