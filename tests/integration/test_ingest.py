@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import otatest as ot  # noqa: E402
 
-STATUS_KEYS = {"vin", "seq", "index", "task", "ts", "status", "trigger", "received_at"}
+STATUS_KEYS = {"id", "vin", "seq", "index", "task", "ts", "status", "trigger", "received_at"}
 
 # Column values expected per event type, from the event dict (absent optional -> None).
 COLUMNS = {
@@ -60,6 +60,8 @@ class IngestTest(ot.OtaTestCase):
         self.assertEqual(j["vin"], v)
         self.assertEqual(j["seq"], seq)
         self.assertEqual(j["index"], idx)
+        self.assertEqual(j["id"], "%s:%d:%d:0" % (v, seq, idx))  # docs/events.md "Event ids"
+        self.assertEqual(next(iter(j)), "id")  # first: the events broker reads it there
         for k in ("task", "ts", "status", "trigger", "error", "fw"):
             if k in ev:
                 self.assertEqual(j[k], ev[k], k)

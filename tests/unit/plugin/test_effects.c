@@ -267,6 +267,26 @@ static void test_publish_properties(void **state)
 }
 
 /* A refused publish frees the properties (ASan would see the leak) and is logged. */
+/* Every effect of a status event carries the status event's id, first; without one none. */
+static void test_effects_carry_the_status_event_id(void **state)
+{
+    (void)state;
+    ota_vehicle v = vehicle_all();
+    sent_clear();
+    ota_event ev = status_ev("failed", "upgrade_failed", "forced");
+    ev.id = VIN ":42:0:0";
+    ota_effect_ctx cx = ctx(&v, &ev);
+    ota_effects_on_status(&g_p, &cx);
+    assert_int_equal(g_n_sent, 4); /* ops_alert, work_order, log_replay, push */
+    for (size_t i = 0; i < g_n_sent; i++) {
+        const cJSON *first = g_sent[i].json->child;
+        assert_string_equal(first->string, "id");
+        assert_string_equal(first->valuestring, VIN ":42:0:0");
+    }
+    run(&v, "failed", "upgrade_failed", "forced");
+    assert_null(cJSON_GetObjectItemCaseSensitive(sent_kind("push"), "id"));
+}
+
 static void test_publish_refused(void **state)
 {
     (void)state;
@@ -636,6 +656,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_is_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_properties, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_effects_carry_the_status_event_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ops_alert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_work_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_replay_default, setup, teardown),
