@@ -202,7 +202,10 @@ int ota_dedupe_payload_id(const char *payload, size_t len, const char **id, size
             return -1; /* not JSON */
         }
         if (c == '\\') {
-            j++; /* the escaped character, whatever it is */
+            j++; /* the escaped character: any but a control byte (or none) */
+            if (j == len || (unsigned char)payload[j] < 0x20) {
+                return -1;
+            }
         } else if (c == '"') {
             *id = payload + i;
             *id_len = j - i;

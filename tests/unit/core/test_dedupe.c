@@ -121,6 +121,7 @@ static void test_payload_id(void **state)
     assert_int_equal(id_of("{\"id\":\"open", id), -1);
     assert_int_equal(id_of("{\"id\":\"a\\", id), -1);
     assert_int_equal(id_of("{\"id\":\"a\nb\"}", id), -1);
+    assert_int_equal(id_of("{\"id\":\"a\\\x1e\"}", id), -1); /* an escaped control byte */
     assert_int_equal(id_of("[\"id\"]", id), -1);
     assert_int_equal(id_of("", id), -1);
 }
