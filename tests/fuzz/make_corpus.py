@@ -250,11 +250,25 @@ def desc_texts():
     }
 
 
+def event_ids():
+    """Event payloads as the events broker reads their id (mosquitto_ota_dedupe.so)."""
+    return {
+        "status": b'{"id":"LSVTA000000000001:42:0:0","vin":"LSVTA000000000001","seq":42}',
+        "blanks": b' {\n "id" : "T1:paused:0:1796615907123" }',
+        "escapes": b'{"id":"a\\"b\\\\","x":1}',
+        "bad-not-first": b'{"vin":"V","id":"x"}',
+        "bad-open": b'{"id":"unterminated\\',
+        "bad-number": b'{"id":7}',
+        "bad-empty": b'{"id":""}',
+    }
+
+
 def main():
     for target, seeds in (("fuzz_report", reports()), ("fuzz_shadow", shadows()),
                           ("fuzz_upload_chunk", chunks()), ("fuzz_operator_json", operator()),
                           ("fuzz_spool_record", spool()), ("fuzz_pkg_get", pkg_gets()),
-                          ("fuzz_file_get", file_gets()), ("fuzz_desc_texts", desc_texts())):
+                          ("fuzz_file_get", file_gets()), ("fuzz_desc_texts", desc_texts()),
+                          ("fuzz_event_id", event_ids())):
         d = CORPUS / target
         d.mkdir(parents=True, exist_ok=True)
         for old in d.glob("seed-*"):
