@@ -41,8 +41,8 @@ static char *dup_or_null(const char *s)
 
 static void event_fini(ota_event *ev)
 {
-    const char *strs[] = {ev->task, ev->ecu, ev->step, ev->status, ev->error,
-                          ev->trigger, ev->fw, ev->cmd, ev->result, ev->id};
+    const char *strs[] = {ev->task,    ev->ecu, ev->step, ev->status, ev->error,
+                          ev->trigger, ev->fw,  ev->cmd,  ev->result, ev->id};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         free((char *)strs[i]);
     }

@@ -26,8 +26,8 @@ static bool once_per_task(const char *event)
 /* The event's id (docs/events.md "Event ids"): "{task}:{event}" for the events a task has
  * once (so an end told twice, by two brokers, is one event downstream), else
  * "{task}:{event}:{wave}:{at}" (a task may be paused again; a wave starts once). */
-static void task_event_id(char *buf, size_t len, const ota_task *task, const char *event,
-                          int wave, int64_t at_ms)
+static void task_event_id(char *buf, size_t len, const ota_task *task, const char *event, int wave,
+                          int64_t at_ms)
 {
     if (once_per_task(event)) {
         snprintf(buf, len, "%s:%s", task->rec.id, event);

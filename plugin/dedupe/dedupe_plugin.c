@@ -178,8 +178,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     size_t cap = OTA_DEDUPE_WINDOW_DEFAULT;
     if (!d || parse_opts(d, opts, opt_count, &cap) != 0 || !(d->window = ota_dedupe_new(cap))) {
         if (d && d->window == NULL) {
-            mosquitto_log_printf(MOSQ_LOG_ERR, "ota-dedupe: cannot make a window of %zu keys",
-                                 cap);
+            mosquitto_log_printf(MOSQ_LOG_ERR, "ota-dedupe: cannot make a window of %zu keys", cap);
         }
         if (d) {
             plugin_free(d);

@@ -114,7 +114,7 @@ static void test_payload_id(void **state)
     assert_int_equal(id_of("{\"id\":\"V:1:0:0\",\"vin\":\"V\"}", id), 0);
     assert_string_equal(id, "V:1:0:0");
     assert_int_equal(id_of(" { \"id\" : \"a\\\"b\" }", id), 0);
-    assert_string_equal(id, "a\\\"b"); /* as written */
+    assert_string_equal(id, "a\\\"b");                               /* as written */
     assert_int_equal(id_of("{\"vin\":\"V\",\"id\":\"x\"}", id), -1); /* not first */
     assert_int_equal(id_of("{\"id\":7}", id), -1);
     assert_int_equal(id_of("{\"id\":\"\"}", id), -1);
@@ -126,13 +126,19 @@ static void test_payload_id(void **state)
     assert_int_equal(id_of("", id), -1);
 }
 
+/* <fresh dir name>/window, in a directory made for it. */
+static void window_path(char *path, size_t len, const char *name)
+{
+    const char *dir = test_fresh_dir(name);
+    test_mkdir_p(dir);
+    snprintf(path, len, "%s/window", dir);
+}
+
 static void test_saved_window_is_read_back(void **state)
 {
     (void)state;
-    const char *dir = test_fresh_dir("dedupe");
-    test_mkdir_p(dir);
     char path[512];
-    snprintf(path, sizeof path, "%s/window", dir);
+    window_path(path, sizeof path, "dedupe");
     ota_dedupe *d = ota_dedupe_new(4);
     uint64_t k1 = key_of(d, "t", "1");
     for (uint64_t k = 10; k < 16; k++) { /* 12..15 stay, in a wrapped ring */
@@ -161,10 +167,8 @@ static void test_saved_window_is_read_back(void **state)
 static void test_damaged_file_is_refused(void **state)
 {
     (void)state;
-    const char *dir = test_fresh_dir("dedupe-bad");
-    test_mkdir_p(dir);
     char path[512];
-    snprintf(path, sizeof path, "%s/window", dir);
+    window_path(path, sizeof path, "dedupe-bad");
     ota_dedupe *d = ota_dedupe_new(4);
     assert_int_equal(ota_dedupe_load(d, path), 0); /* none yet */
     ota_dedupe_seen(d, 5);
