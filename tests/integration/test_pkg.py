@@ -267,6 +267,34 @@ class Descriptions(PkgCase):
     def verify_bytes(self, cose):
         return cose_verify(self.pub, cose)[0]
 
+    def test_retries_from_memory_until_the_catalog_changes(self):
+        """A retry is answered without deciding again while the catalog has not changed
+        since the description was asked for; any change (here the delta package leaving
+        `released`, which makes the full package the answer) is seen by the next retry,
+        and going back to versions asked for before gets a new description, never the
+        older one (ctr only grows)."""
+        self.setup_catalog()
+        v1 = self.vehicle(self.b, ot.vin(1))
+        m1 = self.get(v1, req=1)
+        d = self.verify(m1, req=1)
+        self.assertEqual((d["ctr"], d["kind"]), (1, "delta"))
+        for r in (2, 3):  # retries: the same signed bytes
+            self.assertEqual(signed_part(self.get(v1, req=r).payload), signed_part(m1.payload))
+        self.set_status(self.delta, "deprecated")
+        d = self.verify(self.get(v1, req=4), req=4)
+        self.assertEqual((d["ctr"], d["kind"], d["package"]), (2, "full", self.full))
+        m5 = self.get(v1, req=5)
+        self.assertEqual(self.verify(m5, req=5)["ctr"], 2)
+        # another firmware, then back: each a new description, never an older one again
+        self.ok("upsertVehicles", vehicles=[vehicle(1, fw="1.5")])
+        self.assertEqual(self.verify(self.get(v1, req=6, cur="1.5"), req=6)["ctr"], 3)
+        self.ok("upsertVehicles", vehicles=[vehicle(1)])
+        self.assertEqual(self.verify(self.get(v1, req=7), req=7)["ctr"], 4)
+        st = self.stats()
+        self.assertEqual((st["answered_from_memory"], st["signed_on_request"]), (3, 4))
+        self.wait_stored(4)
+        self.assertEqual([(r[1], r[3]) for r in self.stored()], [(1, 1), (2, 4), (3, 6), (4, 7)])
+
     def test_mqtt5_response_topic(self):
         self.setup_catalog()
         v1 = self.vehicle(self.b, ot.vin(1))
