@@ -59,6 +59,7 @@
 #include "grants.h"
 #include "keys.h"
 #include "map.h"
+#include "ota_cose.h"
 #include "ota_plugin.h"
 #include "ota_pkg_codec.h"
 #include "ota_spool_desc.h"
@@ -592,19 +593,22 @@ static int mark_served(ota_plugin *p, desc *d, uint64_t req_id)
     return 0;
 }
 
-/* Answers req with d (signed): the signed message with {"req": req_id} added. */
+/* Answers req with d (signed): the signed message with {"req": req_id} added, built in the
+ * buffer the broker takes over (its one copy on the way out). */
 static void answer(ota_plugin *p, desc *d, const ota_request *req, uint64_t req_id)
 {
-    size_t len = 0;
-    uint8_t *m = ota_codec_cose_with_req(d->sign.cose, d->sign.cose_len, req_id, &len);
-    if (m == NULL) {
+    size_t cap = d->sign.cose_len + OTA_COSE_REQ_EXTRA;
+    uint8_t *m = mosquitto_malloc(cap);
+    size_t len = m ? ota_codec_cose_with_req(d->sign.cose, d->sign.cose_len, req_id, m, cap) : 0;
+    if (len == 0) {
+        mosquitto_free(m);
         refusal r;
         refuse(&r, OTA_PKG_E_INTERNAL, "out of memory");
         answer_refusal(p, req, true, req_id, &r);
         return;
     }
     if (mark_served(p, d, req_id) != 0) {
-        free(m);
+        mosquitto_free(m);
         refusal r;
         refuse(&r, OTA_PKG_E_INTERNAL,
                "description %" PRIu64 " not stored (spool write "
@@ -613,7 +617,7 @@ static void answer(ota_plugin *p, desc *d, const ota_request *req, uint64_t req_
         answer_refusal(p, req, true, req_id, &r);
         return;
     }
-    ota_reply_typed(req, "pkg/desc", m, len, "application/cose");
+    ota_reply_owned(req, "pkg/desc", m, len, "application/cose");
 }
 
 /* req waits for d (being signed). 0, or -1 out of memory. */

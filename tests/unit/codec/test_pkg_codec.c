@@ -71,8 +71,12 @@ static void cose_roundtrip(EVP_PKEY *k, const char *prot)
     assert_true(info.has_kid);
     assert_false(info.has_req);
     /* the reply's copy: {4: kid, "req": 70000} unprotected, the same signature */
-    uint8_t *r = ota_codec_cose_with_req(m, len, 70000, &rlen);
-    assert_non_null(r);
+    uint8_t *r = malloc(len + OTA_COSE_REQ_EXTRA);
+    assert_int_equal(ota_codec_cose_with_req(m, len, 70000, r, len + OTA_COSE_REQ_EXTRA - 1), 0);
+    assert_int_equal(ota_codec_cose_with_req(m + 1, len - 1, 70000, r, len + 9), 0);
+    rlen = ota_codec_cose_with_req(m, len, UINT64_MAX, r, len + OTA_COSE_REQ_EXTRA);
+    assert_int_equal(rlen, len + OTA_COSE_REQ_EXTRA); /* the most it adds */
+    rlen = ota_codec_cose_with_req(m, len, 70000, r, len + OTA_COSE_REQ_EXTRA);
     assert_int_equal(rlen, len + 4 + 5);
     assert_memory_equal(r + rlen - 64, m + len - 64, 64);
     if (ota_codec_cose_verify_info(k, r, rlen, &p, &plen, &info, &e) != 0)
