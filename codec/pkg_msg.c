@@ -1,8 +1,11 @@
 /*
  * pkg_msg.c — pkg/get, the package description and the pkg/desc error (ota_pkg_codec.h).
  *
- * The request is read once with the strict pull reader (cbor_util.h), in place: the
- * top-level map's known keys are kept as item headers and checked one by one; req is
+ * The request is skimmed first (cbor_util.h's fast path, every request of a vehicle goes
+ * through it): the plainest form — a definite map, the four keys once each as text, req a
+ * uint, texts of 1..64 printable ASCII bytes, unknown keys' values passed over, nothing
+ * after — is taken at once. Anything else is read with the strict pull reader, in place:
+ * the top-level map's known keys are kept as item headers and checked one by one; req is
  * checked first so an error reply can echo it. The description (no `req`: it is signed
  * before any request, docs/protocol.md; the reply carries req in the COSE_Sign1's
  * unprotected header, ota_cose.h) is built as a libcbor item
@@ -54,11 +57,68 @@ static int decode_root(ota_cbor_reader *r, ota_pkg_request *out, ota_error *err)
     return 0;
 }
 
+/* The index in KEYS of the n-byte key k, or K_COUNT. */
+static size_t key_of(const uint8_t *k, uint64_t n)
+{
+    for (size_t j = 0; j < K_COUNT; j++)
+        if (strlen(KEYS[j]) == n && memcmp(KEYS[j], k, n) == 0)
+            return j;
+    return K_COUNT;
+}
+
+/* One known key's value at b[*pos] into out: req a uint, the others text of 1..64
+ * bytes (the skim reads only printable ASCII text). 0, or -1 when not sure. */
+static int skim_value(const uint8_t *b, size_t len, size_t *pos, size_t key, ota_pkg_request *out)
+{
+    unsigned major;
+    uint64_t v;
+    if (ota_cbor_skim_head(b, len, pos, &major, &v) != 0)
+        return -1;
+    if (key == K_REQ) {
+        out->req = v;
+        return major == 0 ? 0 : -1;
+    }
+    if (major != 3 || v < 1 || v > OTA_ID_MAX)
+        return -1;
+    char *word = key == K_TASK ? out->task : key == K_CUR ? out->cur : out->tgt;
+    memcpy(word, b + *pos - v, v);
+    word[v] = '\0';
+    return 0;
+}
+
+/* The fast path (see the top): 0 and *out, or -1 when not sure (the strict reader then
+ * decides, from the start). What it takes, the strict reader takes the same way. */
+static int skim_pkg_get(const uint8_t *b, size_t len, ota_pkg_request *out)
+{
+    size_t pos = 0;
+    unsigned major;
+    uint64_t n, klen;
+    uint32_t found = 0;
+    if (ota_cbor_skim_head(b, len, &pos, &major, &n) != 0 || major != 5)
+        return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        if (ota_cbor_skim_head(b, len, &pos, &major, &klen) != 0 || major != 3)
+            return -1;
+        size_t key = key_of(b + pos - klen, klen);
+        if (key == K_COUNT ? ota_cbor_skim(b, len, &pos) != 0
+                           : (found >> key & 1) || skim_value(b, len, &pos, key, out) != 0)
+            return -1;
+        found |= key < K_COUNT ? 1u << key : 0;
+    }
+    if (found != (1u << K_COUNT) - 1 || pos != len)
+        return -1;
+    out->req_valid = true;
+    return 0;
+}
+
 int ota_codec_decode_pkg_get(const void *buf, size_t len, ota_pkg_request *out, ota_error *err)
 {
     *out = (ota_pkg_request){0};
     if (ota_cbor_check_size(len, OTA_PKG_GET_MAX_PAYLOAD, "pkg/get", err) != 0)
         return -1;
+    if (skim_pkg_get(buf, len, out) == 0)
+        return 0;
+    *out = (ota_pkg_request){0};
     ota_cbor_reader r;
     ota_cbor_reader_init(&r, buf, len, "pkg/get", err);
     int rc = decode_root(&r, out, err);

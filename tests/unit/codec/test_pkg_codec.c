@@ -388,6 +388,81 @@ static void test_request_bad(void **state)
     assert_int_equal(r.req, 7);
 }
 
+/* Decodes the n bytes at b: rc, and r/e as the decoder left them. */
+static int decode_bytes(const char *b, size_t n, ota_pkg_request *r, ota_error *e)
+{
+    *e = (ota_error){0};
+    return ota_codec_decode_pkg_get(b, n, r, e);
+}
+
+#define REQ7                                                                                       \
+    "\x63"                                                                                         \
+    "req\x07"
+#define TASK                                                                                       \
+    "\x64"                                                                                         \
+    "task\x67"                                                                                     \
+    "T000001"
+#define CUR                                                                                        \
+    "\x63"                                                                                         \
+    "cur\x65"                                                                                      \
+    "2.0.9"
+#define TGT                                                                                        \
+    "\x63"                                                                                         \
+    "tgt\x65"                                                                                      \
+    "2.1.0"
+
+/* Forms the fast path (pkg_msg.c's skim) does not take are read by the strict reader: the
+ * same answer either way. */
+static void test_request_forms(void **state)
+{
+    (void)state;
+    ota_pkg_request r;
+    ota_error e;
+    static const char plain[] = "\xA4" REQ7 TASK CUR TGT;
+    assert_int_equal(decode_bytes(plain, sizeof plain - 1, &r, &e), 0);
+    assert_true(r.req_valid);
+    assert_int_equal(r.req, 7);
+    assert_string_equal(r.cur, "2.0.9");
+    /* indefinite-length map, keys in another order */
+    static const char indef[] = "\xBF" TGT CUR REQ7 TASK "\xFF";
+    assert_int_equal(decode_bytes(indef, sizeof indef - 1, &r, &e), 0);
+    assert_int_equal(r.req, 7);
+    assert_string_equal(r.task, "T000001");
+    assert_string_equal(r.tgt, "2.1.0");
+    /* UTF-8 beyond ASCII, the largest req, an unknown key with a nested value */
+    static const char wide[] = "\xA5\x63"
+                               "req\x1B\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF" TASK "\x63"
+                               "cur\x66"
+                               "2.0-\xCE\xB2" TGT "\x61"
+                               "x\xA1\x61"
+                               "y\x82\x01\x02";
+    assert_int_equal(decode_bytes(wide, sizeof wide - 1, &r, &e), 0);
+    assert_int_equal(r.req, UINT64_MAX);
+    assert_string_equal(r.cur, "2.0-\xCE\xB2");
+    /* a known key twice, a text of 64 bytes (the most) and of 65 */
+    static const char twice[] = "\xA5" REQ7 TASK CUR TGT "\x63"
+                                "cur\x63"
+                                "1.0";
+    assert_int_equal(decode_bytes(twice, sizeof twice - 1, &r, &e), -1);
+    assert_int_equal(e.code, OTA_E_BAD_REQUEST);
+    assert_non_null(strstr(e.msg, "duplicate"));
+    char w[128] = "\xA4" REQ7 TASK CUR "\x63"
+                  "tgt\x78\x40";
+    size_t n = strlen(w);
+    memset(w + n, '9', 64);
+    assert_int_equal(decode_bytes(w, n + 64, &r, &e), 0);
+    assert_int_equal(strlen(r.tgt), 64);
+    w[n - 1] = 0x41;
+    memset(w + n, '9', 65);
+    assert_int_equal(decode_bytes(w, n + 65, &r, &e), -1);
+    assert_int_equal(e.code, OTA_E_TOO_LARGE);
+    /* a field missing after the fast path had filled the others: nothing kept */
+    static const char three[] = "\xA3" REQ7 TASK CUR;
+    assert_int_equal(decode_bytes(three, sizeof three - 1, &r, &e), -1);
+    assert_int_equal(e.code, OTA_E_BAD_REQUEST);
+    assert_string_equal(r.tgt, "");
+}
+
 static void test_request_bad_bytes(void **state)
 {
     (void)state;
@@ -601,8 +676,8 @@ int main(void)
         cmocka_unit_test(test_key_wrap),          cmocka_unit_test(test_seal_open),
         cmocka_unit_test(test_seal_stream),       cmocka_unit_test(test_hex),
         cmocka_unit_test(test_request_valid),     cmocka_unit_test(test_request_bad),
-        cmocka_unit_test(test_request_bad_bytes), cmocka_unit_test(test_description),
-        cmocka_unit_test(test_pkg_error),
+        cmocka_unit_test(test_request_bad_bytes), cmocka_unit_test(test_request_forms),
+        cmocka_unit_test(test_description),       cmocka_unit_test(test_pkg_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
