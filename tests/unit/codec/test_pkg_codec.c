@@ -3,8 +3,9 @@
  * and verification with Ed25519 and ES256 (codec/cose.c: layout, the reply's "req"
  * header, tampering, wrong key, wrong kid, wrong algorithm), the content
  * key cryptography (codec/keywrap.c: wrap/unwrap per vehicle and VIN, sealing, file
- * streams), the strict pkg/get decoder (codec/pkg_msg.c: every class of bad input) and the
- * description encoder (decoded again with libcbor and checked field by field).
+ * streams), the pkg/get decoder (codec/pkg_msg.c: every class of bad input, and the forms
+ * its fast path leaves to the strict reader), the description encoder (decoded again with
+ * libcbor and checked field by field) and the heads cbor_out.h writes (libcbor's bytes).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <openssl/evp.h>
 
 #include "cbor_util.h"
+#include "cbor_out.h"
 #include "ota_cose.h"
 #include "ota_pkg_codec.h"
 #include "test_util.h"
@@ -463,6 +465,34 @@ static void test_request_forms(void **state)
     assert_string_equal(r.tgt, "");
 }
 
+/* cbor_out.h writes the heads libcbor's encoders write (the description's bytes were
+ * libcbor's before): every width boundary, for uints, texts, arrays and maps. */
+static void test_cbor_out_heads(void **state)
+{
+    (void)state;
+    static const uint64_t args[] = {0,     23,    24,         255,        256,
+                                    65535, 65536, UINT32_MAX, 1ull << 32, UINT64_MAX};
+    size_t (*const enc[])(size_t, unsigned char *, size_t) = {cbor_encode_uint,
+                                                              NULL,
+                                                              cbor_encode_bytestring_start,
+                                                              cbor_encode_string_start,
+                                                              cbor_encode_array_start,
+                                                              cbor_encode_map_start};
+    for (unsigned major = 0; major <= 5; major++) {
+        for (size_t i = 0; major != 1 && i < sizeof args / sizeof args[0]; i++) {
+            uint8_t want[9];
+            size_t n = enc[major](args[i], want, sizeof want), len = 0;
+            ota_cbor_out o;
+            ota_cbor_out_init(&o, 1); /* grows */
+            ota_cbor_out_head(&o, major, args[i]);
+            uint8_t *got = ota_cbor_out_take(&o, &len);
+            assert_int_equal(len, n);
+            assert_memory_equal(got, want, n);
+            free(got);
+        }
+    }
+}
+
 static void test_request_bad_bytes(void **state)
 {
     (void)state;
@@ -677,7 +707,8 @@ int main(void)
         cmocka_unit_test(test_seal_stream),       cmocka_unit_test(test_hex),
         cmocka_unit_test(test_request_valid),     cmocka_unit_test(test_request_bad),
         cmocka_unit_test(test_request_bad_bytes), cmocka_unit_test(test_request_forms),
-        cmocka_unit_test(test_description),       cmocka_unit_test(test_pkg_error),
+        cmocka_unit_test(test_cbor_out_heads),    cmocka_unit_test(test_description),
+        cmocka_unit_test(test_pkg_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
