@@ -316,8 +316,9 @@ static int decide(ota_plugin *p, issue *is, refusal *r)
 
 static void issue_fini(issue *is)
 {
+    if (is->d.pkg != NULL && is->d.pkg->encrypted) /* a key may have been wrapped */
+        OPENSSL_cleanse(&is->key, sizeof is->key);
     ota_describe_free(&is->d);
-    OPENSSL_cleanse(&is->key, sizeof is->key);
 }
 
 static int wrap_key(ota_plugin *p, issue *is, refusal *r)
