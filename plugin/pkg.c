@@ -140,6 +140,7 @@ struct ota_pkg {
     size_t n_cached;
     size_t cached_bytes; /* the descriptions' allocations, signed messages included */
     EVP_MD_CTX *md;      /* fingerprints (broker thread) */
+    EVP_MD *sha256;      /* fetched once: EVP_sha256() is fetched again at every init */
     presign_req *todo;   /* notices whose descriptions are to be pre-signed: [head, n) */
     size_t todo_head, todo_n, todo_cap;
 };
@@ -254,7 +255,7 @@ static int fingerprint(ota_pkg *k, issue *is)
 {
     const ota_package_rec *pkg = is->d.pkg;
     uint8_t md[EVP_MAX_MD_SIZE];
-    if (EVP_DigestInit_ex(k->md, EVP_sha256(), NULL) != 1)
+    if (EVP_DigestInit_ex(k->md, k->sha256, NULL) != 1)
         return -1;
     fp_text(k->md, is->t->rec.id);
     fp_text(k->md, is->cur);
@@ -843,7 +844,8 @@ ota_pkg *ota_pkg_new(void)
     if (k == NULL)
         return NULL;
     ota_map_init(&k->slots, sizeof(slot), slot_key);
-    if ((k->md = EVP_MD_CTX_new()) == NULL) {
+    if ((k->md = EVP_MD_CTX_new()) == NULL ||
+        (k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
         ota_pkg_free(k);
         return NULL;
     }
@@ -879,6 +881,7 @@ void ota_pkg_free(ota_pkg *k)
     ota_map_destroy(&k->slots, NULL);
     free(k->todo);
     EVP_MD_CTX_free(k->md);
+    EVP_MD_free(k->sha256);
     free(k);
 }
 
