@@ -91,8 +91,9 @@ typedef struct {
 } ota_quarantine_rec;
 
 /* What the writer stores at once: events, the guard's rows (replacing the VIN's row of
- * ota_vehicle_state, in order; never by a row with fewer operator resets than the stored
- * one), refused reports, descriptions served. A VIN with inserted events but no guard
+ * ota_vehicle_state; of several rows of one VIN the last counts, and ota_store_put_batch
+ * hands each backend that one only; never by a row with fewer operator resets than the
+ * stored one), refused reports, descriptions served. A VIN with inserted events but no guard
  * row in the batch (ota_store_put_events) has its row raised to its highest seq when the
  * row has the events' epoch and no reset, or made (epoch of the events, no reset). Atomic
  * on SQLite; on MongoDB it converges on a retry, as events do. */
