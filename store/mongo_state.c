@@ -439,8 +439,8 @@ static int once(mongo_store *st, const char *name, int (*step)(mongo_store *, ch
 int ota_store_mg_state_open(mongo_store *st, char *err, size_t errlen)
 {
     if (ota_store_mg_index(st, "ota_task", "state", "state", false, err, errlen) != 0 ||
-        ota_store_mg_index(st, "ota_task_vin", "by_state", "task, state", false, err, errlen) !=
-            0 ||
+        ota_store_mg_index(st, "ota_task_vin", "by_state_wave", "task, state, wave", false, err,
+                           errlen) != 0 ||
         ota_store_mg_index(st, "ota_vehicle_shadow", "reported_fw", "reported.fw", false, err,
                            errlen) != 0 ||
         ota_store_mg_index(st, OTA_STORE_CHANGE_TABLE, "at", "at", false, err, errlen) != 0)

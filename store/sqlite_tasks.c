@@ -105,6 +105,28 @@ static void sql_load_first(sqlite3_str *q, int t)
                         OTA_STORE_TTABLES[t].cols[0].name, OTA_STORE_TTABLES[t].order);
 }
 
+/* ALTER TABLE ADD COLUMN of column arg (table * 100 + column): a store made before it. */
+static void sql_add_column(sqlite3_str *q, int arg)
+{
+    const ota_store_ttable *d = &OTA_STORE_TTABLES[arg / 100];
+    const ota_store_tcol *c = &d->cols[arg % 100];
+    sqlite3_str_appendf(q, "ALTER TABLE %s ADD COLUMN \"%w\" %s", d->table, c->name,
+                        c->kind == OTA_TC_TEXT ? "TEXT" : "INTEGER");
+}
+
+/* Adds the nullable columns of table t a store made before them lacks (executions' wave). */
+static int add_columns(sqlite_store *st, int t, char *err, size_t errlen)
+{
+    const ota_store_ttable *d = &OTA_STORE_TTABLES[t];
+    for (int i = 0; i < d->n_cols; i++) {
+        if (!(d->cols[i].flags & OTA_TC_REQ) && d->cols[i].kind != OTA_TC_BLOB &&
+            ota_store_sq_table_has(st, d->table, d->cols[i].name) == 1 &&
+            ota_store_sq_build(st, sql_add_column, t * 100 + i, NULL, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void sql_claim_create(sqlite3_str *q, int unused)
 {
     (void)unused;
@@ -118,7 +140,8 @@ static void sql_claim_create(sqlite3_str *q, int unused)
 int ota_store_sq_tasks_schema(sqlite_store *st, char *err, size_t errlen)
 {
     for (int t = 0; t < OTA_T_COUNT; t++) {
-        if (ota_store_sq_build(st, sql_create, t, NULL, err, errlen) != 0)
+        if (ota_store_sq_build(st, sql_create, t, NULL, err, errlen) != 0 ||
+            add_columns(st, t, err, errlen) != 0)
             return -1;
         if (OTA_STORE_TTABLES[t].index != NULL &&
             ota_store_sq_build(st, sql_index, t, NULL, err, errlen) != 0)
@@ -500,4 +523,43 @@ int ota_store_sq_load_task_execs(ota_store *s, const char *task, unsigned states
             sqlite3_str_appendf(q, ", '%s'", ota_exec_state_name((ota_exec_state)i));
     sqlite3_str_appendall(q, ")");
     return exec_walk(st, q, task, NULL, fn, ctx);
+}
+
+/* ---- one task's executions counted (issue 15: counts over every broker, no rows read) ---- */
+
+static int count_rows(sqlite_store *st, sqlite3_stmt *stmt, ota_store_count_fn fn, void *ctx,
+                      char *err, size_t errlen)
+{
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int state = ota_exec_state_from_name((const char *)sqlite3_column_text(stmt, 0));
+        int64_t wave = sqlite3_column_type(stmt, 1) == SQLITE_NULL ? -1
+                                                                   : sqlite3_column_int64(stmt, 1);
+        if (state >= 0 &&
+            fn(ctx, (ota_exec_state)state, wave, (uint64_t)sqlite3_column_int64(stmt, 2)) != 0) {
+            snprintf(err, errlen, "counting executions: stopped");
+            return -1;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        ota_store_sq_db_err(st, err, errlen, "counting executions");
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int ota_store_sq_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn,
+                                  void *ctx, char *err, size_t errlen)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    static const char SQL[] = "SELECT state, wave, count(*) FROM ota_task_vin WHERE task = ?1"
+                              " GROUP BY state, wave";
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db, SQL, -1, &stmt, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 1, task, -1, SQLITE_STATIC) != SQLITE_OK) {
+        ota_store_sq_db_err(st, err, errlen, SQL);
+        sqlite3_finalize(stmt);
+        return -1;
+    }
+    int rc = count_rows(st, stmt, fn, ctx, err, errlen);
+    sqlite3_finalize(stmt);
+    return rc;
 }
