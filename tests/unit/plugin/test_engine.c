@@ -16,7 +16,8 @@
  * engine runs on the test's wall and monotonic time) and the writer: jobs wait in a queue
  * until the test runs them against a real SQLite store (or fails them), on the test's
  * thread, so every claim and flush happens exactly when a test says. The store's notice
- * decision writes are counted through the linker's --wrap (one per claim job).
+ * decision writes are counted through the linker's --wrap (one per claim job), and so are
+ * the counts the store makes and the execution rows a count job reads.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -290,6 +291,46 @@ int __wrap_ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size
     g_decision_writes += n > 0;
     g_decisions += n;
     return __real_ota_store_notice_decisions(s, d, n, err, errlen);
+}
+
+/* A task's counts over every broker: the store counts them (ota_store_count_task_execs);
+ * rows are read (ota_store_load_task_execs) only for executions stored without their wave. */
+static size_t g_store_counts; /* counts the store made */
+static size_t g_rows_read;    /* execution rows handed out by ota_store_load_task_execs */
+
+int __real_ota_store_load_task_execs(ota_store *s, const char *task, unsigned states,
+                                     ota_store_exec_fn fn, void *ctx);
+int __wrap_ota_store_load_task_execs(ota_store *s, const char *task, unsigned states,
+                                     ota_store_exec_fn fn, void *ctx);
+int __real_ota_store_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn,
+                                      void *ctx, char *err, size_t errlen);
+int __wrap_ota_store_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn,
+                                      void *ctx, char *err, size_t errlen);
+
+typedef struct {
+    ota_store_exec_fn fn;
+    void *ctx;
+} row_tap;
+
+static int row_read(void *ctx, const ota_exec_rec *e)
+{
+    row_tap *t = ctx;
+    g_rows_read++;
+    return t->fn(t->ctx, e);
+}
+
+int __wrap_ota_store_load_task_execs(ota_store *s, const char *task, unsigned states,
+                                     ota_store_exec_fn fn, void *ctx)
+{
+    row_tap t = {fn, ctx};
+    return __real_ota_store_load_task_execs(s, task, states, row_read, &t);
+}
+
+int __wrap_ota_store_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn,
+                                      void *ctx, char *err, size_t errlen)
+{
+    g_store_counts++;
+    return __real_ota_store_count_task_execs(s, task, fn, ctx, err, errlen);
 }
 
 /* ---------------------------------------------------------------- fixture */
@@ -1551,6 +1592,62 @@ static void test_shared_end_lost_write_not_told(void **state)
     assert_false(t->doc_dirty);             /* and this broker's end is not written again */
 }
 
+/* Another broker's move of vin in the store, its execution carrying wave (-1: stored as
+ * before executions carried their wave). */
+static void moved_in_wave(const char *vin, ota_exec_state state, int64_t wave)
+{
+    ota_exec_rec r = {.task = "T000001",
+                      .vin = vin,
+                      .state = state,
+                      .notified_ms = -1,
+                      .updated_ms = g_now,
+                      .wave = wave};
+    char err[256];
+    assert_int_equal(ota_store_transition_exec(g_store, OTA_EXEC_QUEUED, &r, err, sizeof err), 1);
+}
+
+/* On a shared store the waves' counts over every broker come from the store's counts per
+ * wave: no execution row is read (issue 15); only executions stored without their wave (a
+ * database from before) are read, by VIN. */
+static void test_shared_wave_counts_by_the_store(void **state)
+{
+    (void)state;
+    ota_task *t = ADD("T000001", TASK(0), V1, V2, V3, V4);
+    ota_task_waves *w = calloc(1, sizeof(*w));
+    w->n_specs = 1;
+    w->specs[0] = (ota_wave_spec){false, 2};
+    w->success_pct[0] = w->success_pct[1] = 100;
+    w->approved = 0;
+    const char *vins[] = {V1, V2, V3, V4}, *first[2], *second[2];
+    assert_int_equal(ota_task_waves_plan(w, "T000001", vins, (bool[]){1, 1, 1, 1}, 4), 0);
+    t->waves = w;
+    ota_task_recount(t);
+    size_t nf = 0, ns = 0;
+    for (size_t i = 0; i < 4; i++) {
+        *(ota_task_waves_of(w, i) == 0 ? &first[nf++] : &second[ns++]) = vins[i];
+    }
+    F->p.follow = (ota_follow *)&F->writer_token; /* a shared store */
+    start_engine();
+    g_store_counts = g_rows_read = 0;
+    moved_in_wave(first[0], OTA_EXEC_SUCCEEDED, 0); /* on other brokers */
+    moved_in_wave(first[1], OTA_EXEC_FAILED, 0);
+    moved_in_wave(second[0], OTA_EXEC_SUCCEEDED, 1);
+    tick();
+    assert_int_equal(g_store_counts, 1);
+    assert_int_equal(w->all_ok[0], 1);
+    assert_int_equal(w->all_bad[0], 1);
+    assert_int_equal(w->all_ok[1], 1);
+    assert_int_equal(t->stored.count[OTA_EXEC_QUEUED], 1);
+    assert_int_equal(g_rows_read, 0); /* counted, not read */
+    moved_in_wave(second[1], OTA_EXEC_FAILED, -1); /* stored without its wave */
+    later(2000);
+    tick();
+    assert_int_equal(g_store_counts, 2);
+    assert_int_equal(w->all_bad[1], 1); /* its wave from the plan, by VIN */
+    assert_int_equal(w->all_ok[1], 1);
+    assert_int_equal(g_rows_read, 4); /* then the task's done rows are read */
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1592,6 +1689,7 @@ int main(void)
         T(test_jitter_from_the_wave_start),
         T(test_shared_end_told_by_its_write),
         T(test_shared_end_lost_write_not_told),
+        T(test_shared_wave_counts_by_the_store),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }
