@@ -64,7 +64,7 @@ class Handshake(PeerCase):
 
     def test_unknown_command_is_command_not_found(self):
         with self.assertRaises(OperationFailure) as cm:
-            self.db.command("aggregate", "x", pipeline=[], cursor={})
+            self.db.command("mapReduce", "x", map="", reduce="", out={"inline": 1})
         self.assertEqual(cm.exception.code, 59)
         self.assertEqual(cm.exception.details["codeName"], "CommandNotFound")
 
