@@ -2,7 +2,9 @@
  * mongo_tasks.c — the task engine's records in the MongoDB backend, generated from the
  * descriptors SQLite uses (OTA_STORE_TTABLES, schema.h), and the notice claim.
  *   ota_task_vin                     {task, vin, state, code, resends, msg_id,
- *                                     notified_at, updated_at}, unique {task, vin}
+ *                                     notified_at, updated_at, wave}, unique {task, vin};
+ *                                     counted per state and wave by one aggregate
+ *                                     ($match task, $group {state, wave}: issue 15)
  *   ota_vehicle_shadow               {vin, version, reported, desired, updated_at},
  *                                     unique {vin}; reported / desired are sub-documents
  *                                     (mongo_json.c; the JSON text when not exact)

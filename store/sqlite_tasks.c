@@ -7,9 +7,11 @@
  * MongoDB backend: name, columns with their declaration, kind and offset in the record, key,
  * secondary index, what a repeated key does); the CREATE, the write, the SELECTs, the checks of a
  * change, the binder and the reader are all generated from / walk those descriptors. ota_task_vin
- * (task, vin, state, code, resends, msg_id, notified_at, updated_at) PRIMARY KEY (task, vin)
+ * (task, vin, state, code, resends, msg_id, notified_at, updated_at, wave) PRIMARY KEY (task, vin)
  * WITHOUT ROWID, index (vin, task): a vehicle's executions; upsert by key. The state is kept by
- * name (ota_exec_state_name). ota_vehicle_shadow (vin, version, reported, desired, updated_at) vin
+ * name (ota_exec_state_name). A nullable column a table made before it lacks (wave) is added
+ * at open. A task's executions are counted by state and wave with GROUP BY over the primary
+ * key's range of the task (issue 15; the count job runs only on a store brokers share). ota_vehicle_shadow (vin, version, reported, desired, updated_at) vin
  * PRIMARY KEY WITHOUT ROWID; upsert by key. ota_vehicle_download_notice (task, vin, package,
  * version, msg_id, sent_at) PRIMARY KEY (msg_id) on a rowid table (rows stay in the order they were
  * sent), index (task, sent_at); insert-only: a msg_id stored already is skipped, so a replayed

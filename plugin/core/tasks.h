@@ -63,9 +63,9 @@ typedef struct {
     int64_t changed_ms;  /* last state change (timeouts) */
 } ota_task_exec;
 
-/* A task's executions per state as the store held them at the last count, every broker's
- * (on a store several brokers share; plugin/engine_end.c's count job): only succeeded,
- * failed and the open states (queued, in flight) are read, the others stay 0. */
+/* A task's executions per state as the store counted them at the last count, every broker's
+ * (on a store several brokers share; plugin/engine_end.c's count job); the decisions take
+ * succeeded, failed and the open states (queued, in flight). */
 typedef struct {
     size_t count[OTA_EXEC_STATE_COUNT];
     bool counted;        /* a count came back: the decisions take it (ota_task_seen) */
