@@ -71,10 +71,10 @@ static mongoc_cursor_t *rows_cursor(mongoc_collection_t *c, const char *task)
 
 static mongoc_cursor_t *groups_cursor(mongoc_collection_t *c, const char *task)
 {
-    bson_t *pipe = BCON_NEW("pipeline", "[", "{", "$match", "{", "task", BCON_UTF8(task), "}", "}",
-                            "{", "$group", "{", "_id", "{", "state", BCON_UTF8("$state"), "wave",
-                            BCON_UTF8("$wave"), "}", "n", "{", "$sum", BCON_INT32(1), "}", "}",
-                            "}", "]");
+    bson_t *pipe =
+        BCON_NEW("pipeline", "[", "{", "$match", "{", "task", BCON_UTF8(task), "}", "}", "{",
+                 "$group", "{", "_id", "{", "state", BCON_UTF8("$state"), "wave",
+                 BCON_UTF8("$wave"), "}", "n", "{", "$sum", BCON_INT32(1), "}", "}", "}", "]");
     mongoc_cursor_t *cur = mongoc_collection_aggregate(c, MONGOC_QUERY_NONE, pipe, NULL, NULL);
     bson_destroy(pipe);
     return cur;
@@ -111,7 +111,7 @@ static long long shipped(const char *uri, const char *task, bool by_store)
 static int write_task(ota_store *s, const char *task, size_t n)
 {
     ota_exec_rec *x = calloc(n, sizeof *x);
-    char (*vins)[18] = calloc(n, sizeof *vins);
+    char(*vins)[18] = calloc(n, sizeof *vins);
     static const ota_exec_state mix[20] = {
         OTA_EXEC_SUCCEEDED, OTA_EXEC_SUCCEEDED, OTA_EXEC_SUCCEEDED, OTA_EXEC_SUCCEEDED,
         OTA_EXEC_SUCCEEDED, OTA_EXEC_SUCCEEDED, OTA_EXEC_SUCCEEDED, OTA_EXEC_SUCCEEDED,
@@ -244,10 +244,10 @@ static int bench_one(const char *backend, const char *uri, ota_store *s, size_t 
         snprintf(sent_rows, sizeof sent_rows, "%lld", b_rows);
         snprintf(sent_store, sizeof sent_store, "%lld", b_store);
     }
-    printf("%-7s %9zu %6s %10.1f %8.1f %9zu %12s %10.0f\n", backend, n, "rows", ms_rows,
-           cpu_rows, rows, sent_rows, 500.0 + (double)rows / 100.0);
-    printf("%-7s %9zu %6s %10.1f %8.1f %9zu %12s %10.0f   (task written in %.0f ms)\n", backend,
-           n, "store", ms_store, cpu_store, groups, sent_store, 500.0 + 10.0 * ms_store, wrote);
+    printf("%-7s %9zu %6s %10.1f %8.1f %9zu %12s %10.0f\n", backend, n, "rows", ms_rows, cpu_rows,
+           rows, sent_rows, 500.0 + (double)rows / 100.0);
+    printf("%-7s %9zu %6s %10.1f %8.1f %9zu %12s %10.0f   (task written in %.0f ms)\n", backend, n,
+           "store", ms_store, cpu_store, groups, sent_store, 500.0 + 10.0 * ms_store, wrote);
     fflush(stdout);
     return 0;
 }
@@ -296,8 +296,9 @@ int main(int argc, char **argv)
             mongo = argv[i + 1];
     }
     if (n_sizes <= 0 || reps < 1 || reps > MAX_REPS) {
-        fprintf(stderr, "usage: ota-count-bench [--vehicles N[,N...]] [--reps 1..%d] [--mongo "
-                        "URI]\n",
+        fprintf(stderr,
+                "usage: ota-count-bench [--vehicles N[,N...]] [--reps 1..%d] [--mongo "
+                "URI]\n",
                 MAX_REPS);
         return 2;
     }

@@ -42,8 +42,8 @@ typedef struct {
     bool ended; /* sent after the task ended: the last count (task->stored.final) */
     size_t count[OTA_EXEC_STATE_COUNT];
     size_t ok[OTA_WAVES_MAX + 1], bad[OTA_WAVES_MAX + 1];
-    size_t unwaved;  /* succeeded / failed stored without their wave (written before
-                        executions carried it): their VINs are read, below */
+    size_t unwaved;         /* succeeded / failed stored without their wave (written before
+                               executions carried it): their VINs are read, below */
     ota_eng_vin_states old; /* those VINs */
     int64_t took_ms;
 } count_job;

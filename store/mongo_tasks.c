@@ -529,8 +529,8 @@ static int count_group(const bson_t *doc, ota_store_count_fn fn, void *ctx)
     return s >= 0 && n > 0 && fn(ctx, (ota_exec_state)s, w, (uint64_t)n) != 0;
 }
 
-int ota_store_mg_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn,
-                                  void *ctx, char *err, size_t errlen)
+int ota_store_mg_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn, void *ctx,
+                                  char *err, size_t errlen)
 {
     mongo_store *st = (mongo_store *)s;
     bson_t pipe = BSON_INITIALIZER;
@@ -544,8 +544,7 @@ int ota_store_mg_count_task_execs(ota_store *s, const char *task, ota_store_coun
     bson_error_t error;
     bool failed = mongoc_cursor_error(cur, &error);
     if (failed)
-        ota_store_mg_err(st, err, errlen, "counting the executions of %s: %s", task,
-                         error.message);
+        ota_store_mg_err(st, err, errlen, "counting the executions of %s: %s", task, error.message);
     else if (stop != 0)
         ota_store_mg_err(st, err, errlen, "counting the executions of %s: stopped", task);
     int rc = stop == 0 && !failed ? 0 : -1;

@@ -11,14 +11,15 @@
  * WITHOUT ROWID, index (vin, task): a vehicle's executions; upsert by key. The state is kept by
  * name (ota_exec_state_name). A nullable column a table made before it lacks (wave) is added
  * at open. A task's executions are counted by state and wave with GROUP BY over the primary
- * key's range of the task (issue 15; the count job runs only on a store brokers share). ota_vehicle_shadow (vin, version, reported, desired, updated_at) vin
- * PRIMARY KEY WITHOUT ROWID; upsert by key. ota_vehicle_download_notice (task, vin, package,
- * version, msg_id, sent_at) PRIMARY KEY (msg_id) on a rowid table (rows stay in the order they were
- * sent), index (task, sent_at); insert-only: a msg_id stored already is skipped, so a replayed
- * notice is not an error. ota_vehicle_package_description (vin, counter, task, req, package, files,
- * cose, issued_at, expires_at) PRIMARY KEY (vin, counter) WITHOUT ROWID; insert-only like notices.
- * cose is a BLOB (OTA_TC_BLOB: a pointer followed by its size_t length). Absent optional values are
- * NULL; a negative time (-1: not yet) is stored as NULL.
+ * key's range of the task (issue 15; the count job runs only on a store brokers share).
+ * ota_vehicle_shadow (vin, version, reported, desired, updated_at) vin PRIMARY KEY WITHOUT ROWID;
+ * upsert by key. ota_vehicle_download_notice (task, vin, package, version, msg_id, sent_at) PRIMARY
+ * KEY (msg_id) on a rowid table (rows stay in the order they were sent), index (task, sent_at);
+ * insert-only: a msg_id stored already is skipped, so a replayed notice is not an error.
+ * ota_vehicle_package_description (vin, counter, task, req, package, files, cose, issued_at,
+ * expires_at) PRIMARY KEY (vin, counter) WITHOUT ROWID; insert-only like notices. cose is a BLOB
+ * (OTA_TC_BLOB: a pointer followed by its size_t length). Absent optional values are NULL; a
+ * negative time (-1: not yet) is stored as NULL.
  * - These are parts of ota_store_apply's change (sqlite_catalog.c): checked with the rest
  *   before the transaction starts, written after the catalog parts inside it. Upserts
  *   are written in key order (a sorted copy of the item numbers; the last of a key still
@@ -535,8 +536,8 @@ static int count_rows(sqlite_store *st, sqlite3_stmt *stmt, ota_store_count_fn f
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         int state = ota_exec_state_from_name((const char *)sqlite3_column_text(stmt, 0));
-        int64_t wave = sqlite3_column_type(stmt, 1) == SQLITE_NULL ? -1
-                                                                   : sqlite3_column_int64(stmt, 1);
+        int64_t wave =
+            sqlite3_column_type(stmt, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(stmt, 1);
         if (state >= 0 &&
             fn(ctx, (ota_exec_state)state, wave, (uint64_t)sqlite3_column_int64(stmt, 2)) != 0) {
             snprintf(err, errlen, "counting executions: stopped");
@@ -548,8 +549,8 @@ static int count_rows(sqlite_store *st, sqlite3_stmt *stmt, ota_store_count_fn f
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-int ota_store_sq_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn,
-                                  void *ctx, char *err, size_t errlen)
+int ota_store_sq_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn, void *ctx,
+                                  char *err, size_t errlen)
 {
     sqlite_store *st = (sqlite_store *)s;
     static const char SQL[] = "SELECT state, wave, count(*) FROM ota_task_vin WHERE task = ?1"

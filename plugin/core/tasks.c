@@ -333,8 +333,8 @@ static size_t late_pos(const ota_task *task, const char *vin)
 
 int64_t ota_task_exec_wave(const ota_task *task, const ota_task_exec *x)
 {
-    uint8_t w = task->waves ? ota_task_waves_of(task->waves, (size_t)(x - task->execs))
-                            : OTA_WAVE_NONE;
+    uint8_t w =
+        task->waves ? ota_task_waves_of(task->waves, (size_t)(x - task->execs)) : OTA_WAVE_NONE;
     return w == OTA_WAVE_NONE ? -1 : w;
 }
 

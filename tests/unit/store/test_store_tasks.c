@@ -924,9 +924,8 @@ static void test_wave_column_added(void **state)
     test_apply_ok(d->s, &(ota_catalog_change){.put_execs = &new_e, .n_put_execs = 1});
     int64_t by_wave[4] = {0};
     char err[256] = "";
-    assert_int_equal(ota_store_count_task_execs(d->s, "t1", waves_counted, by_wave, err,
-                                                sizeof err),
-                     0);
+    assert_int_equal(
+        ota_store_count_task_execs(d->s, "t1", waves_counted, by_wave, err, sizeof err), 0);
     assert_int_equal(by_wave[0], 1); /* the old row: no wave */
     assert_int_equal(by_wave[2], 1); /* wave 1 */
 }
