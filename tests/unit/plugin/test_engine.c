@@ -1638,7 +1638,7 @@ static void test_shared_wave_counts_by_the_store(void **state)
     assert_int_equal(w->all_bad[0], 1);
     assert_int_equal(w->all_ok[1], 1);
     assert_int_equal(t->stored.count[OTA_EXEC_QUEUED], 1);
-    assert_int_equal(g_rows_read, 0); /* counted, not read */
+    assert_int_equal(g_rows_read, 0);              /* counted, not read */
     moved_in_wave(second[1], OTA_EXEC_FAILED, -1); /* stored without its wave */
     later(2000);
     tick();
