@@ -7,10 +7,12 @@
  * several brokers share (the change log follower runs), each broker drives only its own
  * vehicles' executions: one count job per active task (and one more once it ended, for
  * getTask's counts) has the store count the task's executions by state and wave
- * (ota_store_count_task_execs: no execution read, every broker's), paced at 500 ms plus 10
- * times the count's time in the store (2 s after a failed count), into task->stored (and the
- * waves' per-wave counts); core/tasks.c's ota_task_seen combines them with memory for the task-wide
- * threshold and the end, engine_waves.c for the waves' thresholds. The end itself is stored as a
+ * (ota_store_count_task_execs: every broker's, none read; only succeeded / failed ones
+ * stored before executions carried their wave are read, by VIN), paced at 500 ms plus 10
+ * times the count's time (2 s after a failed count), into task->stored (and the waves'
+ * per-wave counts); core/tasks.c's ota_task_seen combines them with memory for the
+ * task-wide threshold and the end, engine_waves.c for the waves' thresholds. The end itself
+ * is stored as a
  * conditional write of the task document over its revision (engine_flush.c, cancelTask):
  * only the broker whose write moved the task into that state tells it
  * (ota_eng_task_stored); every other broker takes the state from the change log without an
@@ -28,8 +30,8 @@
 
 /* A count costs the store a walk of the task's index range, nothing shipped: the next one
  * waits COUNT_PACE_MS plus COUNT_PACE_FACTOR times the last one's time in the store, so a
- * broker spends at most ~1/10 of its time counting however large the task or slow the
- * server (docs/decisions.md "Task counts by the store"). */
+ * broker's writer (and its share of the server) spends at most ~1/11 of its time counting
+ * however large the task or slow the server (docs/decisions.md "Task counts by the store"). */
 #define COUNT_PACE_MS 500
 #define COUNT_PACE_FACTOR 10
 #define COUNT_RETRY_MS 2000 /* after a failed count (the store away) */
