@@ -12,9 +12,8 @@
  * times the count's time (2 s after a failed count), into task->stored (and the waves'
  * per-wave counts); core/tasks.c's ota_task_seen combines them with memory for the
  * task-wide threshold and the end, engine_waves.c for the waves' thresholds. The end itself
- * is stored as a
- * conditional write of the task document over its revision (engine_flush.c, cancelTask):
- * only the broker whose write moved the task into that state tells it
+ * is stored as a conditional write of the task document over its revision (engine_flush.c,
+ * cancelTask): only the broker whose write moved the task into that state tells it
  * (ota_eng_task_stored); every other broker takes the state from the change log without an
  * event (ota_engine_task_followed), so finished / aborted / canceled is told once.
  */
