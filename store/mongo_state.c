@@ -21,7 +21,9 @@
  *   that order, the transition deciding. A retry finds the execution in the target state
  *   with the notice's msg_id (a notice id has one owner: the claim) and writes the rest.
  * - Indexes for the operators' and the engine's queries: ota_task {state},
- *   ota_task_vin {task, state}, ota_vehicle_shadow {reported.fw}.
+ *   ota_task_vin {task, state, wave} (by_state_wave: a task's executions by state, and the
+ *   count per state and wave; databases made before keep their by_state {task, state}, a
+ *   prefix of it), ota_vehicle_shadow {reported.fw}.
  * - Migrations at open, each recorded in ota_store_meta {_id: name, at} so it runs once per
  *   database: "vehicle_state" fills ota_vehicle_state from the events (the old start-up
  *   scan), "vehicle_state_epoch" gives the {_id, last_seq} documents of the first issue 15
@@ -402,8 +404,8 @@ static int once(mongo_store *st, const char *name, int (*step)(mongo_store *, ch
 int ota_store_mg_state_open(mongo_store *st, char *err, size_t errlen)
 {
     if (ota_store_mg_index(st, "ota_task", "state", "state", false, err, errlen) != 0 ||
-        ota_store_mg_index(st, "ota_task_vin", "by_state", "task, state", false, err, errlen) !=
-            0 ||
+        ota_store_mg_index(st, "ota_task_vin", "by_state_wave", "task, state, wave", false, err,
+                           errlen) != 0 ||
         ota_store_mg_index(st, "ota_vehicle_shadow", "reported_fw", "reported.fw", false, err,
                            errlen) != 0 ||
         ota_store_mg_index(st, OTA_STORE_CHANGE_TABLE, "at", "at", false, err, errlen) != 0)

@@ -406,3 +406,13 @@ int ota_store_load_task_execs(ota_store *s, const char *task, unsigned states, o
         return -1;
     return s->ops->load_task_execs(s, task, states, fn, ctx);
 }
+
+int ota_store_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn, void *ctx,
+                               char *err, size_t errlen)
+{
+    if (task == NULL || fn == NULL) {
+        snprintf(err, errlen, "counting executions: a task and a function are required");
+        return -1;
+    }
+    return s->ops->count_task_execs(s, task, fn, ctx, err, errlen);
+}
