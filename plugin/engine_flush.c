@@ -336,7 +336,8 @@ static void exec_rec(ota_engine *e, flush_job *j, ota_task *task, ota_task_exec 
                                     .resends = x->resends,
                                     .msg_id = x->notified_ms >= 0 ? keep(j, strdup(msg_id)) : NULL,
                                     .notified_ms = x->notified_ms,
-                                    .updated_ms = x->changed_ms};
+                                    .updated_ms = x->changed_ms,
+                                    .wave = ota_task_exec_wave(task, x)};
 }
 
 static void add_docs(flush_job *j, ota_task **tasks, long n)

@@ -736,6 +736,7 @@ static const ota_store_ops SQLITE_OPS = {
     .load_exec = ota_store_sq_load_exec,
     .put_task_doc_if = ota_store_sq_put_task_doc_if,
     .load_task_execs = ota_store_sq_load_task_execs,
+    .count_task_execs = ota_store_sq_count_task_execs,
     .put_group = ota_store_sq_put_group,
     .delete_group = ota_store_sq_delete_group,
     .load_groups = ota_store_sq_load_groups,

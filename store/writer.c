@@ -86,8 +86,6 @@ struct ota_writer {
     ota_quarantine_rec *quar;
     ota_description_rec *descs;
     size_t n_seqs, n_resets, n_quar, n_descs, cap_side;
-    const char **vin_slots; /* last_seq_per_vin's hash table of VINs */
-    size_t cap_slots;
     ota_spool_pos ck, last_next;
     unsigned backoff_ms;
     bool ck_failing;
@@ -263,46 +261,6 @@ static void side_rows(ota_writer *w, const pending_report *p)
         w->resets[w->n_resets++] = w->seqs[w->n_seqs - 1];
 }
 
-static size_t vin_hash(const char *vin)
-{
-    size_t h = 14695981039346656037u;
-    for (; *vin != '\0'; vin++)
-        h = (h ^ (unsigned char)*vin) * 1099511628211u;
-    return h;
-}
-
-/* Keeps only the last guard row of each VIN, in order: the store replaces a VIN's row with
- * each one (an upsert per row, ~10,000 instructions in SQLite), so only the last counts,
- * and a vehicle that reports fast has many in one batch. -1 when out of memory. */
-static int last_seq_per_vin(ota_writer *w)
-{
-    size_t cap = 16;
-    while (cap < 2 * w->n_seqs)
-        cap *= 2;
-    if (cap > w->cap_slots) {
-        const char **t = realloc(w->vin_slots, cap * sizeof *t);
-        if (!t)
-            return -1;
-        w->vin_slots = t;
-        w->cap_slots = cap;
-    }
-    memset(w->vin_slots, 0, cap * sizeof *w->vin_slots);
-    size_t out = w->n_seqs; /* kept rows fill seqs[out..] from the end, last first */
-    for (size_t i = w->n_seqs; i-- > 0;) {
-        const char *vin = w->seqs[i].vin;
-        size_t k = vin_hash(vin) & (cap - 1);
-        while (w->vin_slots[k] && strcmp(w->vin_slots[k], vin) != 0)
-            k = (k + 1) & (cap - 1);
-        if (w->vin_slots[k])
-            continue; /* a later row of this VIN is kept */
-        w->vin_slots[k] = vin;
-        w->seqs[--out] = w->seqs[i];
-    }
-    memmove(w->seqs, w->seqs + out, (w->n_seqs - out) * sizeof *w->seqs);
-    w->n_seqs -= out;
-    return 0;
-}
-
 /* Lays the batch out as store events, guard rows and refused reports (after gathering:
  * batch[] no longer moves). */
 static int batch_events(ota_writer *w)
@@ -328,7 +286,7 @@ static int batch_events(ota_writer *w)
             w->evs[k++] = (ota_store_event){p->vin, p->seq, p->received_ms, &p->rep.events[j],
                                             p->key_epoch};
     }
-    return last_seq_per_vin(w);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -1021,7 +979,6 @@ void ota_writer_stop(ota_writer *w)
     free(w->resets);
     free(w->quar);
     free(w->descs);
-    free(w->vin_slots);
     free_results(w);
     ota_spool_reader_close(w->reader);
     ota_store_close(w->store);
