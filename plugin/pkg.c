@@ -424,19 +424,22 @@ static int cache(ota_pkg *k, desc *d)
     return 0;
 }
 
-/* d may still serve: fresh, and not a failed signature. */
-static bool usable(const desc *d, int64_t now)
+/* d may still serve: fresh, not a failed signature, and still the vehicle's newest — no
+ * higher counter granted since (another broker's description, read from a shared store
+ * when the vehicle came back here: engine_grants.c). */
+static bool usable(ota_plugin *p, const desc *d, int64_t now)
 {
-    return now < d->fresh_until && !(d->ready && d->sign.cose == NULL);
+    return now < d->fresh_until && !(d->ready && d->sign.cose == NULL) &&
+           d->ctr >= ota_grants_counter(p->grants, d->vin);
 }
 
 /* The slot's description when it may serve is (same fingerprint, usable); it then also
  * serves requests like is's while the catalog stays at generation gen (held_for). */
-static desc *cached_for(ota_pkg *k, const issue *is, int64_t now, uint64_t gen)
+static desc *cached_for(ota_plugin *p, const issue *is, int64_t now, uint64_t gen)
 {
-    slot *s = ota_map_get_str(&k->slots, is->v->vin);
+    slot *s = ota_map_get_str(&p->pkg->slots, is->v->vin);
     desc *d = s ? s->d : NULL;
-    if (d == NULL || memcmp(d->fp, is->fp, FP_LEN) != 0 || !usable(d, now))
+    if (d == NULL || memcmp(d->fp, is->fp, FP_LEN) != 0 || !usable(p, d, now))
         return NULL;
     d->t = is->t; /* the same fingerprint: the same task id, cur and tgt */
     d->gen = gen;
@@ -451,7 +454,7 @@ static desc *held_for(ota_plugin *p, const char *vin, const ota_task *t, const o
 {
     slot *s = ota_map_get_str(&p->pkg->slots, vin);
     desc *d = s ? s->d : NULL;
-    if (d == NULL || d->gen != ota_catalog_gen(p->catalog) || d->t != t || !usable(d, now) ||
+    if (d == NULL || d->gen != ota_catalog_gen(p->catalog) || d->t != t || !usable(p, d, now) ||
         strcmp(d->cur, q->cur) != 0 || strcmp(d->tgt, q->tgt) != 0 ||
         strcmp(d->task, t->rec.id) != 0)
         return NULL;
@@ -750,7 +753,7 @@ static desc *description_for(ota_plugin *p, const ota_request *req, const ota_pk
         is->tgt = q->tgt;
         if (decide(p, is, r) != 0)
             return NULL;
-        d = cached_for(p->pkg, is, now, ota_catalog_gen(p->catalog));
+        d = cached_for(p, is, now, ota_catalog_gen(p->catalog));
     }
     if (d != NULL)
         p->pkg->counters.from_memory++;
@@ -826,7 +829,7 @@ static void presign_now(ota_plugin *p, const char *vin, const char *task)
     is.cur = is.v->fw;
     is.tgt = is.t->rec.version;
     int64_t now = ota_now_ms();
-    if (decide(p, &is, &r) == 0 && cached_for(k, &is, now, ota_catalog_gen(p->catalog)) == NULL) {
+    if (decide(p, &is, &r) == 0 && cached_for(p, &is, now, ota_catalog_gen(p->catalog)) == NULL) {
         expire(p, now, true);
         if (k->n_cached >= p->cfg.presign_max)
             k->counters.presign_skipped++;
