@@ -1,7 +1,11 @@
 /*
- * cbor_out.c — CBOR written straight into a growing buffer (cbor_out.h).
+ * cbor_out.c — CBOR written straight into a growing buffer (cbor_out.h): the heads are
+ * libcbor's encoders (cbor/encoding.h), which write into a caller's buffer; this file only
+ * grows the buffer and copies the strings' bytes.
  */
 #include "cbor_out.h"
+
+#include <cbor.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,20 +36,34 @@ static uint8_t *room(ota_cbor_out *o, size_t n)
     return at;
 }
 
+/* libcbor's encoder of a head of major type major (its shortest form), into p (9 bytes). */
+static size_t encode_head(unsigned major, uint64_t arg, unsigned char *p)
+{
+    switch (major) {
+    case 0:
+        return cbor_encode_uint(arg, p, 9);
+    case 1:
+        return cbor_encode_negint(arg, p, 9);
+    case 2:
+        return cbor_encode_bytestring_start((size_t)arg, p, 9);
+    case 3:
+        return cbor_encode_string_start((size_t)arg, p, 9);
+    case 4:
+        return cbor_encode_array_start((size_t)arg, p, 9);
+    case 5:
+        return cbor_encode_map_start((size_t)arg, p, 9);
+    default:
+        return cbor_encode_tag(arg, p, 9);
+    }
+}
+
 void ota_cbor_out_head(ota_cbor_out *o, unsigned major, uint64_t arg)
 {
-    unsigned extra = arg < 24            ? 0
-                     : arg <= UINT8_MAX  ? 1
-                     : arg <= UINT16_MAX ? 2
-                     : arg <= UINT32_MAX ? 4
-                                         : 8;
-    uint8_t *p = room(o, 1 + extra);
-    if (p == NULL)
-        return;
-    static const uint8_t ai[9] = {0, 24, 25, 0, 26, 0, 0, 0, 27};
-    p[0] = (uint8_t)(major << 5 | (extra ? ai[extra] : arg));
-    for (unsigned i = 0; i < extra; i++)
-        p[1 + i] = (uint8_t)(arg >> (8 * (extra - 1 - i)));
+    unsigned char head[9];
+    size_t n = encode_head(major, arg, head);
+    uint8_t *p = room(o, n);
+    if (p != NULL)
+        memcpy(p, head, n);
 }
 
 static void put_raw(ota_cbor_out *o, const void *b, size_t n)
@@ -77,7 +95,7 @@ void ota_cbor_out_bool(ota_cbor_out *o, bool v)
 {
     uint8_t *p = room(o, 1);
     if (p != NULL)
-        *p = v ? 0xF5 : 0xF4;
+        cbor_encode_bool(v, p, 1);
 }
 
 uint8_t *ota_cbor_out_take(ota_cbor_out *o, size_t *len)

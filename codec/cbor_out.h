@@ -20,7 +20,8 @@ typedef struct {
 
 /* Starts with room for cap bytes (grows as needed). */
 void ota_cbor_out_init(ota_cbor_out *o, size_t cap);
-/* A head: major type 0 (uint), 2 (bytes), 3 (text), 4 (array) or 5 (map) and its argument. */
+/* A head: major type 0 (uint), 1 (negative int), 2 (bytes), 3 (text), 4 (array), 5 (map)
+ * or 6 (tag) and its argument, in its shortest form. */
 void ota_cbor_out_head(ota_cbor_out *o, unsigned major, uint64_t arg);
 void ota_cbor_out_text(ota_cbor_out *o, const char *s, size_t n);
 /* s as text; NULL as "". */
