@@ -7,11 +7,12 @@
  * a batch are grouped by type and inserted in chunks of 32, 8 and 2 rows, the rest one by
  * one, with the statements prepared at open (sqlite.c builds their SQL and binds events).
  *
- * A multi-row INSERT ... ON CONFLICT DO NOTHING tells only how many of its rows it stored,
- * not which, so the fast path is all or nothing: it succeeds when every row of every chunk
- * is stored. Otherwise (a duplicate, as after a replay, or any error) the caller rolls the
- * transaction back and stores the batch one event per statement (sqlite.c), which counts
- * duplicates, raises the VINs of the events it stored and names a failing event.
+ * A multi-row INSERT OR IGNORE tells only how many of its rows it stored, not which, so
+ * the fast path is all or nothing: it succeeds when every row of every chunk is stored.
+ * Otherwise (a duplicate, as after a replay, a row failing another constraint, or any
+ * error) the caller rolls the transaction back and stores the batch one event per
+ * statement (sqlite.c: ON CONFLICT of the key only), which counts duplicates, raises the
+ * VINs of the events it stored and names a failing event.
  */
 #include "sqlite_impl.h"
 
