@@ -508,7 +508,7 @@ static uint64_t skim_arg(const uint8_t *b, size_t n)
  * have filled (a text's clean flag already true), r->pos is past it and 1 is returned;
  * anything else (and every error) is 0: libcbor decodes it. The writer's report decode
  * spent a third of its time in cbor_stream_decode and its callbacks. */
-static int plain_head(ota_cbor_reader *r, ota_cbor_item *it)
+static inline __attribute__((always_inline)) int plain_head(ota_cbor_reader *r, ota_cbor_item *it)
 {
     const uint8_t *b = r->buf + r->pos;
     size_t left = r->len - r->pos, at = 1;
@@ -712,7 +712,7 @@ static bool plain_pair(ota_cbor_reader *r, const char *const *keys, size_t n, ot
                        uint32_t *found)
 {
     size_t start = r->pos;
-    ota_cbor_item k, scratch;
+    ota_cbor_item k = {.ptr = NULL, .len = 0}, scratch;
     if (!plain_head(r, &k) || k.type != OTA_CBOR_TEXT || r->pos >= r->len) {
         r->pos = start;
         return false;
