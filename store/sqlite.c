@@ -519,10 +519,9 @@ int ota_store_sq_bind_event(sqlite3_stmt *stmt, int *col, const ota_store_event 
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(stmt, c + 7, e->epoch != NULL ? e->epoch : "0", -1, SQLITE_STATIC);
     c += 8;
-    unsigned fields = kind(ev->type)->fields;
-    for (int f = 0; f < OTA_SF_COUNT && rc == SQLITE_OK; f++)
-        if (fields & OTA_SF_BIT(f))
-            rc = bind_field(stmt, c++, &OTA_STORE_FIELDS[f], ev);
+    /* the kind's fields in ascending order, as the INSERT lists them (set bits only) */
+    for (unsigned m = kind(ev->type)->fields; m != 0 && rc == SQLITE_OK; m &= m - 1)
+        rc = bind_field(stmt, c++, &OTA_STORE_FIELDS[__builtin_ctz(m)], ev);
     *col = c - 1;
     return rc;
 }
