@@ -487,55 +487,34 @@ void ota_cbor_reader_init(ota_cbor_reader *r, const void *buf, size_t len, const
     r->failed = false;
 }
 
-/* The big-endian argument of n (1, 2, 4 or 8) bytes at b. */
-static uint64_t skim_arg(const uint8_t *b, size_t n)
-{
-    switch (n) {
-    case 1:
-        return b[0];
-    case 2:
-        return (uint64_t)b[0] << 8 | b[1];
-    case 4:
-        return (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3];
-    default:
-        return skim_arg(b, 4) << 32 | skim_arg(b + 4, 4);
-    }
-}
+static inline int skim_head(const uint8_t *buf, size_t len, size_t *pos, unsigned *major,
+                            uint64_t *arg);
 
 /* Decodes the header at r->pos without libcbor when it is of the plainest kind: an
  * integer, a definite-length array or map, a definite-length byte string or text of
- * printable ASCII, complete in the payload. Then *it is what libcbor's callbacks would
- * have filled (a text's clean flag already true), r->pos is past it and 1 is returned;
- * anything else (and every error) is 0: libcbor decodes it. The writer's report decode
- * spent a third of its time in cbor_stream_decode and its callbacks. */
+ * printable ASCII, complete in the payload (the skim's header reader, below, decides).
+ * Then *it is what libcbor's callbacks would have filled (a text's clean flag already
+ * true), r->pos is past it and 1 is returned; anything else (and every error) is 0:
+ * libcbor decodes it. The writer's report decode spent a third of its time in
+ * cbor_stream_decode and its callbacks. */
 static inline __attribute__((always_inline)) int plain_head(ota_cbor_reader *r, ota_cbor_item *it)
 {
-    const uint8_t *b = r->buf + r->pos;
-    size_t left = r->len - r->pos, at = 1;
-    unsigned major = b[0] >> 5, ai = b[0] & 0x1f;
-    uint64_t v = ai;
-    if (major > 5 || ai > 27)
+    size_t at = r->pos;
+    unsigned major;
+    uint64_t v;
+    if (skim_head(r->buf, r->len, &at, &major, &v) != 0 || major > 5)
         return 0;
-    if (ai >= 24) {
-        at += (size_t)1 << (ai - 24);
-        if (left < at)
-            return 0;
-        v = skim_arg(b + 1, at - 1);
-    }
     if (major == 2 || major == 3) {
-        if (v > left - at || (major == 3 && !plain_ascii(b + at, (size_t)v)))
-            return 0;
-        it->ptr = b + at;
+        it->ptr = r->buf + at - v;
         it->len = (size_t)v;
         it->clean = major == 3;
-        at += (size_t)v;
     }
     static const ota_cbor_type TYPES[6] = {OTA_CBOR_UINT, OTA_CBOR_NEGINT, OTA_CBOR_BYTES,
                                            OTA_CBOR_TEXT, OTA_CBOR_ARRAY,  OTA_CBOR_MAP};
     it->type = TYPES[major];
     it->indefinite = false;
     it->u = v;
-    r->pos += at;
+    r->pos = at;
     return 1;
 }
 
@@ -607,6 +586,21 @@ int ota_cbor_reader_end(ota_cbor_reader *r)
 /* ---- skimming (cbor_util.h) ---- */
 
 #define SKIM_DEPTH 16
+
+/* The big-endian argument of n (1, 2, 4 or 8) bytes at b. */
+static uint64_t skim_arg(const uint8_t *b, size_t n)
+{
+    switch (n) {
+    case 1:
+        return b[0];
+    case 2:
+        return (uint64_t)b[0] << 8 | b[1];
+    case 4:
+        return (uint64_t)b[0] << 24 | (uint64_t)b[1] << 16 | (uint64_t)b[2] << 8 | b[3];
+    default:
+        return skim_arg(b, 4) << 32 | skim_arg(b + 4, 4);
+    }
+}
 
 /* ota_cbor_skim_head's body, inlined into the skim's loop (a report's events are ~20
  * headers: the call and the stores through pointers were a third of the skim). */
