@@ -1227,17 +1227,24 @@ static void test_conflict_reads_again(void **state)
     assert_int_equal(t->count[OTA_EXEC_SUCCEEDED], 1);
 }
 
-/* Reports raced over two brokers: this one's move (installing) lost to an older one
- * (downloading) written meanwhile: the further state is written again. */
-static void test_conflict_further_wins(void **state)
+/* Reports raced over two brokers: V1 notified here and installing in memory (not stored
+ * yet) while another broker stored it downloading. */
+static void install_races_a_download(void)
 {
-    (void)state;
     ADD("T000001", TASK(0), V1);
     start_engine();
     seen(V1);
     tick();                                                     /* notified here */
     report(V1, "T000001", OTA_EV_UPGRADE_PROGRESS, NULL, NULL); /* installing, not stored */
     moved_elsewhere(V1, OTA_EXEC_NOTIFIED, OTA_EXEC_DOWNLOADING);
+}
+
+/* This broker's move (installing) lost to an older one (downloading) written meanwhile:
+ * the further state is written again. */
+static void test_conflict_further_wins(void **state)
+{
+    (void)state;
+    install_races_a_download();
     later(50);
     tick(); /* the write from notified does not apply; read again */
     later(50);
@@ -1254,13 +1261,8 @@ static void test_conflict_further_wins(void **state)
 static void test_checkpoint_waits_for_a_conflicts_write(void **state)
 {
     (void)state;
-    ADD("T000001", TASK(0), V1);
-    start_engine();
-    seen(V1);
-    tick();                                                     /* notified here */
-    report(V1, "T000001", OTA_EV_UPGRADE_PROGRESS, NULL, NULL); /* installing, not stored */
-    ota_engine_hold_checkpoint(&F->p, (ota_spool_pos){1, 100});
-    moved_elsewhere(V1, OTA_EXEC_NOTIFIED, OTA_EXEC_DOWNLOADING);
+    install_races_a_download();
+    ota_engine_hold_checkpoint(&F->p, (ota_spool_pos){1, 100}); /* the report's */
     g_n_allowed = 0;
     later(50);
     tick(); /* the write from notified does not apply; read again */

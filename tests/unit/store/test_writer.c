@@ -306,6 +306,20 @@ static ota_writer *start_writer(ota_spool *sp)
     return start_writer_on(sp, st, 0, 0, 0);
 }
 
+/* A writer handing back report results (report_results: the plugin's configuration). */
+static ota_writer *start_results_writer(ota_spool *sp)
+{
+    char err[256] = "";
+    ota_store *st = ota_store_open(g_db, err, sizeof err);
+    if (!st)
+        fail_msg("ota_store_open: %s", err);
+    ota_writer_config cfg = {.log = capture_log, .log_ctx = &g_log, .report_results = true};
+    ota_writer *w = ota_writer_start(sp, st, &cfg, err, sizeof err);
+    if (!w)
+        fail_msg("ota_writer_start: %s", err);
+    return w;
+}
+
 static ota_writer_stats writer_stats(ota_writer *w)
 {
     ota_writer_stats st;
@@ -352,17 +366,12 @@ static void test_report_results_and_checkpoint(void **state)
     (void)state;
     fresh_dir("results");
     ota_spool *sp = open_spool();
-    char err[256] = "";
-    ota_store *st = ota_store_open(g_db, err, sizeof err);
-    assert_non_null(st);
-    ota_writer_config cfg = {.log = capture_log, .log_ctx = &g_log, .report_results = true};
     append_reports(sp, VIN1, 1, 3, 2);
     size_t len;
     uint8_t *no_events = make_report(4, 0, &len);
     assert_int_equal(ota_spool_append_report(sp, VIN1, 4, 1, no_events, len), 0);
     free(no_events);
-    ota_writer *w = ota_writer_start(sp, st, &cfg, err, sizeof err);
-    assert_non_null(w);
+    ota_writer *w = start_results_writer(sp);
     assert_true(ota_writer_wait_drained(w, 10000));
     ota_spool_pos ck;
     assert_int_equal(ota_spool_checkpoint_load(sp, &ck), 0);
@@ -864,6 +873,19 @@ static bool pos_eq(ota_spool_pos a, ota_spool_pos b)
     return a.segment == b.segment && a.offset == b.offset;
 }
 
+/* Polls results as the plugin does (held) until a batch ended; its checkpoint. */
+static ota_spool_pos poll_held(ota_writer *w, results_seen *seen)
+{
+    ota_spool_pos ck = {0, 0};
+    bool has_ck = false;
+    for (int i = 0; i < 1000 && !has_ck; i++) {
+        ota_writer_poll_reports_held(w, see_result, seen, &ck, &has_ck);
+        usleep(10000);
+    }
+    assert_true(has_ck);
+    return ck;
+}
+
 /* Polled with poll_reports_held, the results' checkpoint waits for allow_checkpoint (the
  * plugin: until the execution moves those reports made are stored), also through the
  * writer's idle rounds and a stop. Before, an idle round stored the checkpoint past every
@@ -874,22 +896,11 @@ static void test_held_checkpoint_waits_for_allow(void **state)
     (void)state;
     fresh_dir("held");
     ota_spool *sp = open_spool();
-    char err[256] = "";
-    ota_store *st = ota_store_open(g_db, err, sizeof err);
-    assert_non_null(st);
-    ota_writer_config cfg = {.log = capture_log, .log_ctx = &g_log, .report_results = true};
     append_reports(sp, VIN1, 1, 3, 2);
     ota_spool_pos start = checkpoint_of(sp);
-    ota_writer *w = ota_writer_start(sp, st, &cfg, err, sizeof err);
-    assert_non_null(w);
+    ota_writer *w = start_results_writer(sp);
     results_seen seen = {0};
-    ota_spool_pos ck = {0, 0};
-    bool has_ck = false;
-    for (int i = 0; i < 1000 && !has_ck; i++) { /* the batch's results, held */
-        ota_writer_poll_reports_held(w, see_result, &seen, &ck, &has_ck);
-        usleep(10000);
-    }
-    assert_true(has_ck);
+    ota_spool_pos ck = poll_held(w, &seen); /* the batch's results, held */
     assert_int_equal(seen.stored, 3);
     idle_round(w);
     assert_true(pos_eq(checkpoint_of(sp), start));
@@ -903,12 +914,7 @@ static void test_held_checkpoint_waits_for_allow(void **state)
 
     /* A stop with results held: the checkpoint stays before them (the next start replays). */
     append_reports(sp, VIN1, 4, 2, 2);
-    has_ck = false;
-    for (int i = 0; i < 1000 && !has_ck; i++) {
-        ota_writer_poll_reports_held(w, see_result, &seen, &ck, &has_ck);
-        usleep(10000);
-    }
-    assert_true(has_ck);
+    poll_held(w, &seen);
     ota_writer_stop(w);
     assert_true(pos_eq(checkpoint_of(sp), sst.end));
     ota_spool_close(sp);
