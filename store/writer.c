@@ -99,6 +99,7 @@ struct ota_writer {
     ota_report_result *used;                    /* polled: the writer frees them */
     ota_spool_pos polled;                       /* the checkpoint the polled results allow */
     bool polled_new;
+    ota_spool_pos held; /* the checkpoint of the last batch whose results were queued */
     bool job_running;
     ota_spool_pos done;
     ota_writer_stats st;
@@ -492,12 +493,15 @@ static void store_checkpoint_at(ota_writer *w, ota_spool_pos pos)
 
 static int queue_results(ota_writer *w); /* below, with the other report results */
 
-static bool results_pending(ota_writer *w)
+/* Every queued result was polled and what it caused is stored: the broker thread allowed
+ * the checkpoint of the last batch queued (polled but not allowed is not enough: the
+ * plugin holds the checkpoint until the execution moves of those reports are stored). */
+static bool results_settled(ota_writer *w)
 {
     pthread_mutex_lock(&w->mu);
-    bool pending = w->results != NULL;
+    bool settled = w->results == NULL && ota_spool_pos_cmp(w->polled, w->held) >= 0;
     pthread_mutex_unlock(&w->mu);
-    return pending;
+    return settled;
 }
 
 /* The checkpoint after the batch in hand: at once, or (report_results) once the broker
@@ -506,8 +510,8 @@ static void store_checkpoint(ota_writer *w)
 {
     if (!w->cfg.report_results || (w->n_batch > 0 && queue_results(w) != 0))
         store_checkpoint_at(w, w->last_next);
-    else if (w->n_batch == 0 && !results_pending(w))
-        store_checkpoint_at(w, w->last_next); /* skipped records only, nothing pending */
+    else if (w->n_batch == 0 && results_settled(w))
+        store_checkpoint_at(w, w->last_next); /* skipped records only, nothing held */
 }
 
 /* The checkpoint the broker thread's polled results allow. */
@@ -577,6 +581,7 @@ static int queue_results(ota_writer *w)
     }
     *link = marker;
     pthread_mutex_lock(&w->mu);
+    w->held = marker->ck;
     bool first = w->results == NULL && w->finished == NULL;
     if (w->results_tail)
         w->results_tail->next = head;

@@ -1227,17 +1227,24 @@ static void test_conflict_reads_again(void **state)
     assert_int_equal(t->count[OTA_EXEC_SUCCEEDED], 1);
 }
 
-/* Reports raced over two brokers: this one's move (installing) lost to an older one
- * (downloading) written meanwhile: the further state is written again. */
-static void test_conflict_further_wins(void **state)
+/* Reports raced over two brokers: V1 notified here and installing in memory (not stored
+ * yet) while another broker stored it downloading. */
+static void install_races_a_download(void)
 {
-    (void)state;
     ADD("T000001", TASK(0), V1);
     start_engine();
     seen(V1);
     tick();                                                     /* notified here */
     report(V1, "T000001", OTA_EV_UPGRADE_PROGRESS, NULL, NULL); /* installing, not stored */
     moved_elsewhere(V1, OTA_EXEC_NOTIFIED, OTA_EXEC_DOWNLOADING);
+}
+
+/* This broker's move (installing) lost to an older one (downloading) written meanwhile:
+ * the further state is written again. */
+static void test_conflict_further_wins(void **state)
+{
+    (void)state;
+    install_races_a_download();
     later(50);
     tick(); /* the write from notified does not apply; read again */
     later(50);
@@ -1246,6 +1253,27 @@ static void test_conflict_further_wins(void **state)
     tick();
     assert_int_equal(load_stored().state, OTA_EXEC_INSTALLING);
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_INSTALLING);
+}
+
+/* A move whose write found another state is read again and may be written again (the
+ * further one wins): the checkpoint of the reports that made it waits for that write, so a
+ * broker killed in between replays them (issue 15). */
+static void test_checkpoint_waits_for_a_conflicts_write(void **state)
+{
+    (void)state;
+    install_races_a_download();
+    ota_engine_hold_checkpoint(&F->p, (ota_spool_pos){1, 100}); /* the report's */
+    g_n_allowed = 0;
+    later(50);
+    tick(); /* the write from notified does not apply; read again */
+    assert_int_equal(g_n_allowed, 0);
+    for (int i = 0; i < 3 && g_n_allowed == 0; i++) {
+        later(50);
+        tick(); /* installing is further: written from downloading */
+    }
+    assert_int_equal(g_n_allowed, 1);
+    assert_int_equal(g_allowed.offset, 100);
+    assert_int_equal(load_stored().state, OTA_EXEC_INSTALLING);
 }
 
 /* ---------------------------------------------------------------- continuous, jitter */
@@ -1676,6 +1704,7 @@ int main(void)
         T(test_adopt_from_store),
         T(test_conflict_reads_again),
         T(test_conflict_further_wins),
+        T(test_checkpoint_waits_for_a_conflicts_write),
         T(test_continuous_join_leave_stored),
         T(test_continuous_closes_at_its_end),
         T(test_joiner_stored_by_another_broker),
