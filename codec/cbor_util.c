@@ -2,8 +2,10 @@
  * cbor_util.c — strict CBOR reading (see cbor_util.h): the pull reader, the map scan, the
  * typed value checks, and the same checks on loaded libcbor items.
  *
- * Reader design. Each ota_cbor_next() is one cbor_stream_decode() call whose callbacks
- * fill an ota_cbor_item. The reader then replays what libcbor 0.8's cbor_load() does with
+ * Reader design. Each ota_cbor_next() decodes one header: the plainest kinds (integers,
+ * definite arrays and maps, definite strings whose text is printable ASCII) directly,
+ * everything else with one cbor_stream_decode() call whose callbacks fill the same
+ * ota_cbor_item. The reader then replays what libcbor 0.8's cbor_load() does with
  * that header, without building anything: cbor_load's builder keeps a stack of open
  * containers (frames: definite arrays and maps with the items still expected, indefinite
  * arrays, maps and strings, tags); a complete item is appended to the frame on top, which
@@ -97,6 +99,7 @@ static void set_string(void *ctx, ota_cbor_type type, cbor_data data, size_t len
     it->indefinite = false;
     it->ptr = data;
     it->len = len;
+    it->clean = false; /* step() checks the text (the item may hold an earlier one's flag) */
 }
 
 static void on_bytes(void *c, cbor_data data, size_t len)
@@ -422,7 +425,7 @@ static int string_step(ota_cbor_reader *r, ota_cbor_item *it, uint8_t chunked_ki
 {
     if (it->indefinite)
         return push(r, chunked_kind, 0);
-    if (it->type == OTA_CBOR_TEXT && !utf8_valid(it))
+    if (it->type == OTA_CBOR_TEXT && !it->clean && !utf8_valid(it))
         return syntax_error(r, "text not valid UTF-8");
     if (r->depth > 0 && top(r)->kind == chunked_kind)
         return 0; /* a chunk */
@@ -484,6 +487,37 @@ void ota_cbor_reader_init(ota_cbor_reader *r, const void *buf, size_t len, const
     r->failed = false;
 }
 
+static inline int skim_head(const uint8_t *buf, size_t len, size_t *pos, unsigned *major,
+                            uint64_t *arg);
+
+/* Decodes the header at r->pos without libcbor when it is of the plainest kind: an
+ * integer, a definite-length array or map, a definite-length byte string or text of
+ * printable ASCII, complete in the payload (the skim's header reader, below, decides).
+ * Then *it is what libcbor's callbacks would have filled (a text's clean flag already
+ * true), r->pos is past it and 1 is returned; anything else (and every error) is 0:
+ * libcbor decodes it. The writer's report decode spent a third of its time in
+ * cbor_stream_decode and its callbacks. */
+static inline __attribute__((always_inline)) int plain_head(ota_cbor_reader *r, ota_cbor_item *it)
+{
+    size_t at = r->pos;
+    unsigned major;
+    uint64_t v;
+    if (skim_head(r->buf, r->len, &at, &major, &v) != 0 || major > 5)
+        return 0;
+    if (major == 2 || major == 3) {
+        it->ptr = r->buf + at - v;
+        it->len = (size_t)v;
+        it->clean = major == 3;
+    }
+    static const ota_cbor_type TYPES[6] = {OTA_CBOR_UINT, OTA_CBOR_NEGINT, OTA_CBOR_BYTES,
+                                           OTA_CBOR_TEXT, OTA_CBOR_ARRAY,  OTA_CBOR_MAP};
+    it->type = TYPES[major];
+    it->indefinite = false;
+    it->u = v;
+    r->pos = at;
+    return 1;
+}
+
 int ota_cbor_next(ota_cbor_reader *r, ota_cbor_item *it)
 {
     if (r->failed)
@@ -495,13 +529,15 @@ int ota_cbor_next(ota_cbor_reader *r, ota_cbor_item *it)
     if (r->pos >= r->len)
         return reader_fail(r, OTA_E_BAD_CBOR, "truncated CBOR");
     it->depth = r->depth;
-    struct cbor_decoder_result res =
-        cbor_stream_decode(r->buf + r->pos, r->len - r->pos, &ITEM_CALLBACKS, it);
-    if (res.status == CBOR_DECODER_NEDATA)
-        return reader_fail(r, OTA_E_BAD_CBOR, "truncated CBOR");
-    if (res.status != CBOR_DECODER_FINISHED)
-        return reader_fail(r, OTA_E_BAD_CBOR, "malformed CBOR at byte %zu", r->pos);
-    r->pos += res.read;
+    if (!plain_head(r, it)) {
+        struct cbor_decoder_result res =
+            cbor_stream_decode(r->buf + r->pos, r->len - r->pos, &ITEM_CALLBACKS, it);
+        if (res.status == CBOR_DECODER_NEDATA)
+            return reader_fail(r, OTA_E_BAD_CBOR, "truncated CBOR");
+        if (res.status != CBOR_DECODER_FINISHED)
+            return reader_fail(r, OTA_E_BAD_CBOR, "malformed CBOR at byte %zu", r->pos);
+        r->pos += res.read;
+    }
     if ((it->type == OTA_CBOR_ARRAY || it->type == OTA_CBOR_MAP) && !it->indefinite) {
         declare(r, it);
         if (r->declared > r->len)
@@ -663,6 +699,47 @@ static size_t key_index(const ota_cbor_item *k, const char *const *keys, size_t 
     return n;
 }
 
+/* One pair of the fast path below: a plain text key, not known twice, and a plain scalar
+ * value (plain_head), stored as ota_cbor_map_scan stores it. false when the pair is not
+ * such (r->pos and *found then unchanged, values[] perhaps not). */
+static bool plain_pair(ota_cbor_reader *r, const char *const *keys, size_t n, ota_cbor_item *values,
+                       uint32_t *found)
+{
+    size_t start = r->pos;
+    ota_cbor_item k = {.ptr = NULL, .len = 0}, scratch;
+    if (!plain_head(r, &k) || k.type != OTA_CBOR_TEXT || r->pos >= r->len) {
+        r->pos = start;
+        return false;
+    }
+    size_t j = key_index(&k, keys, n);
+    ota_cbor_item *v = j < n ? &values[j] : &scratch;
+    if ((j < n && (*found >> j & 1)) || !plain_head(r, v) || v->type == OTA_CBOR_ARRAY ||
+        v->type == OTA_CBOR_MAP) {
+        r->pos = start;
+        return false;
+    }
+    v->depth = r->depth;
+    if (j < n)
+        *found |= (uint32_t)1 << j;
+    return true;
+}
+
+/* The fast path of ota_cbor_map_scan: reads the pairs of the definite map m that
+ * plain_pair takes, with no container bookkeeping but m's count, while m has more than
+ * that pair left (its last pair, which completes m, and any other pair go the general
+ * way). *i counts the pairs read. A report's event maps are nearly all such pairs. */
+static void scan_plain_pairs(ota_cbor_reader *r, const ota_cbor_item *m, const char *const *keys,
+                             size_t n, ota_cbor_item *values, uint32_t *found, size_t *i)
+{
+    if (r->failed || r->depth != m->depth + 1 || top(r)->kind != FR_MAP)
+        return;
+    ota_cbor_frame *f = top(r);
+    while (f->left > 2 && r->pos < r->len && plain_pair(r, keys, n, values, found)) {
+        f->left -= 2;
+        (*i)++;
+    }
+}
+
 int ota_cbor_map_scan(ota_cbor_reader *r, const ota_cbor_item *m, const char *ctx, const char *key,
                       const char *const *keys, size_t n, ota_cbor_item *values, uint32_t *found,
                       ota_error *err)
@@ -673,7 +750,9 @@ int ota_cbor_map_scan(ota_cbor_reader *r, const ota_cbor_item *m, const char *ct
     *found = 0;
     ota_cbor_item k;
     int rc;
-    for (size_t i = 0; (rc = ota_cbor_entry(r, m, &k)) == 1; i++) {
+    size_t i = 0;
+    for (; scan_plain_pairs(r, m, keys, n, values, found, &i), (rc = ota_cbor_entry(r, m, &k)) == 1;
+         i++) {
         if (k.type != OTA_CBOR_TEXT || k.indefinite)
             return ota_cbor_field_error(err, OTA_E_BAD_REQUEST, ctx, key,
                                         "map key %zu is not definite-length text", i);

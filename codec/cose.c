@@ -210,15 +210,14 @@ uint8_t *ota_codec_cose_sign_ctx(EVP_MD_CTX *ctx, EVP_PKEY *key,
 
 /* ---------------------------------------------------------------- the reply's req */
 
-uint8_t *ota_codec_cose_with_req(const uint8_t *cose, size_t len, uint64_t req, size_t *out_len)
+size_t ota_codec_cose_with_req(const uint8_t *cose, size_t len, uint64_t req, uint8_t *out,
+                               size_t cap)
 {
     size_t rest = ENVELOPE_HEAD + UNPROT_LEN;
-    if (len < rest || cose[0] != 0xD2 || cose[ENVELOPE_HEAD] != 0xA1)
-        return NULL; /* not what ota_codec_cose_sign wrote */
-    out_buf o = {malloc(len + 1 + sizeof REQ_LABEL + HEAD_MAX),
-                 len + 1 + sizeof REQ_LABEL + HEAD_MAX, 0};
-    if (o.buf == NULL)
-        return NULL;
+    if (len < rest || cose[0] != 0xD2 || cose[ENVELOPE_HEAD] != 0xA1 ||
+        cap < len + OTA_COSE_REQ_EXTRA)
+        return 0; /* not what ota_codec_cose_sign wrote, or no room */
+    out_buf o = {out, cap, 0};
     put_raw(&o, cose, ENVELOPE_HEAD);
     put_head(&o, cbor_encode_map_start, 2);
     put_raw(&o, cose + ENVELOPE_HEAD + 1, UNPROT_LEN - 1); /* 4: kid */
@@ -226,8 +225,7 @@ uint8_t *ota_codec_cose_with_req(const uint8_t *cose, size_t len, uint64_t req, 
     put_raw(&o, REQ_LABEL, sizeof REQ_LABEL - 1);
     o.pos += cbor_encode_uint(req, o.buf + o.pos, o.size - o.pos);
     put_raw(&o, cose + rest, len - rest); /* payload, signature */
-    *out_len = o.pos;
-    return o.buf;
+    return o.pos;
 }
 
 /* ---------------------------------------------------------------- verification */

@@ -60,9 +60,14 @@ uint8_t *ota_codec_cose_sign(EVP_PKEY *key, const uint8_t kid[OTA_COSE_KID_LEN],
 uint8_t *ota_codec_cose_sign_ctx(EVP_MD_CTX *ctx, EVP_PKEY *key,
                                  const uint8_t kid[OTA_COSE_KID_LEN], const uint8_t *payload,
                                  size_t len, size_t *out_len);
-/* A copy of cose (as ota_codec_cose_sign wrote it) whose unprotected map is
- * {4: kid, "req": req}: the reply to one request (malloc'd, *out_len), or NULL. */
-uint8_t *ota_codec_cose_with_req(const uint8_t *cose, size_t len, uint64_t req, size_t *out_len);
+/* Bytes ota_codec_cose_with_req adds at most: the map's 2nd entry, "req" and a uint. */
+#define OTA_COSE_REQ_EXTRA (4 + 9)
+/* cose (as ota_codec_cose_sign wrote it) with {4: kid, "req": req} as its unprotected map,
+ * written into out (cap >= len + OTA_COSE_REQ_EXTRA): the reply to one request, built
+ * where the caller wants it (pkg.c: the buffer the broker takes). Its length, or 0 when
+ * cose is not such a message or cap is too small. */
+size_t ota_codec_cose_with_req(const uint8_t *cose, size_t len, uint64_t req, uint8_t *out,
+                               size_t cap);
 
 /* What the unprotected map held. */
 typedef struct {

@@ -380,7 +380,7 @@ static int get_epoch(const report_state *st, char out[OTA_EPOCH_MAX + 1], ota_er
     uint64_t n = 0;
     if (!st->has_epoch ||
         want_uint(&st->epoch, "", "epoch", OTA_CBOR_REQUIRED, 0, UINT64_MAX, &n, NULL) > 0) {
-        snprintf(out, OTA_EPOCH_MAX + 1, "%" PRIu64, n);
+        out[ota_dec_u64(out, n)] = '\0'; /* OTA_EPOCH_MAX >= 20 digits */
         return 0;
     }
     ota_cbor_text t;

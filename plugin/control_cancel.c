@@ -163,7 +163,8 @@ static int cancel_change(ota_plugin *p, cancel_op *op)
                                        .code = q ? NULL : OTA_ENGINE_CANCEL_CODE,
                                        .resends = x->resends,
                                        .notified_ms = x->notified_ms,
-                                       .updated_ms = now};
+                                       .updated_ms = now,
+                                       .wave = ota_task_exec_wave(task, x)};
     }
     op->base.change.put_execs = op->recs;
     op->base.change.n_put_execs = k;

@@ -261,6 +261,21 @@ static int exec_cmp(const void *a, const void *b)
     return memcmp(((const ota_task_exec *)a)->vin, ((const ota_task_exec *)b)->vin, OTA_VIN_LEN);
 }
 
+/* The wave of vin in the plan (op->execs sorted by VIN once planned), which its stored
+ * execution carries so the store counts per wave (issue 15); -1 without waves or outside. */
+static int64_t plan_wave(const create_op *op, const char *vin)
+{
+    if (!op->waves) {
+        return -1;
+    }
+    ota_task_exec key;
+    memset(&key, 0, sizeof key);
+    memcpy(key.vin, vin, strnlen(vin, OTA_VIN_LEN));
+    const ota_task_exec *x = bsearch(&key, op->execs, op->n_execs, sizeof(key), exec_cmp);
+    uint8_t w = x ? ota_task_waves_of(op->waves, (size_t)(x - op->execs)) : OTA_WAVE_NONE;
+    return w == OTA_WAVE_NONE ? -1 : w;
+}
+
 /* The wave plan over the distinct VINs in the task's (VIN) order. */
 static int waves_plan(create_op *op)
 {
@@ -320,7 +335,8 @@ static int create_change(create_op *op)
                                        .state = r ? OTA_EXEC_REJECTED : OTA_EXEC_QUEUED,
                                        .code = r ? ota_reject_name(r) : NULL,
                                        .notified_ms = -1,
-                                       .updated_ms = op->created_ms};
+                                       .updated_ms = op->created_ms,
+                                       .wave = plan_wave(op, op->rec.vins[i])};
     }
     op->doc = (ota_store_doc){OTA_DOC_TASK, op->id, op->json};
     op->base.change.docs = &op->doc;

@@ -234,7 +234,8 @@ static void decision_fill(ota_engine *e, claim_job *j, size_t i)
                            .resends = r->resends,
                            .msg_id = t->msg_id,
                            .notified_ms = j->now,
-                           .updated_ms = j->now};
+                           .updated_ms = j->now,
+                           .wave = ota_task_exec_wave(r->task, x)};
     t->notice = (ota_notice_rec){t->task, t->vin, r->task->package, t->version, t->msg_id, j->now};
     cJSON *d = ota_eng_notice_json(r->task, t->vin, t->msg_id);
     if (!d || !ota_shadow_decision_rec(e->plugin, t->vin, d, &t->shadow)) {

@@ -6,16 +6,18 @@
  * memory, and the TICK that moves the task tells it (ota_eng_task_announce). On a store
  * several brokers share (the change log follower runs), each broker drives only its own
  * vehicles' executions: one count job per active task (and one more once it ended, for
- * getTask's counts) reads the task's succeeded, failed
- * and open executions from the store (every broker's), paced at 500 ms plus 1 ms per 100
- * executions read at the last count (2 s after a failed read), into task->stored (and the waves'
- * per-wave counts); core/tasks.c's ota_task_seen combines them with memory for the task-wide
- * threshold and the end, engine_waves.c for the waves' thresholds. The end itself is stored as a
- * conditional write of the task document over its revision (engine_flush.c, cancelTask):
- * only the broker whose write moved the task into that state tells it
+ * getTask's counts) has the store count the task's executions by state and wave
+ * (ota_store_count_task_execs: every broker's, none read; only succeeded / failed ones
+ * stored before executions carried their wave are read, by VIN), paced at 500 ms plus 10
+ * times the count's time (2 s after a failed count), into task->stored (and the waves'
+ * per-wave counts); core/tasks.c's ota_task_seen combines them with memory for the
+ * task-wide threshold and the end, engine_waves.c for the waves' thresholds. The end itself
+ * is stored as a conditional write of the task document over its revision (engine_flush.c,
+ * cancelTask): only the broker whose write moved the task into that state tells it
  * (ota_eng_task_stored); every other broker takes the state from the change log without an
  * event (ota_engine_task_followed), so finished / aborted / canceled is told once.
  */
+#include "batch.h"
 #include "engine_impl.h"
 #include "task_events.h"
 
@@ -25,65 +27,86 @@
 
 /* ---------------------------------------------------------------- counts over every broker */
 
-#define COUNT_STATES                                                                               \
-    ((1u << OTA_EXEC_SUCCEEDED) | (1u << OTA_EXEC_FAILED) | (1u << OTA_EXEC_QUEUED) |              \
-     (1u << OTA_EXEC_NOTIFIED) | (1u << OTA_EXEC_DOWNLOADING) | (1u << OTA_EXEC_INSTALLING) |      \
-     (1u << OTA_EXEC_ACCEPTED) | (1u << OTA_EXEC_POSTPONED))
+/* A count costs the store a walk of the task's index range, nothing shipped: the next one
+ * waits COUNT_PACE_MS plus COUNT_PACE_FACTOR times the last one's time in the store, so a
+ * broker's writer (and its share of the server) spends at most ~1/11 of its time counting
+ * however large the task or slow the server (docs/decisions.md "Task counts by the store"). */
+#define COUNT_PACE_MS 500
+#define COUNT_PACE_FACTOR 10
+#define COUNT_RETRY_MS 2000 /* after a failed count (the store away) */
 
 typedef struct {
     ota_writer_job job;
     ota_engine *e;
     char id[32];
-    bool waves; /* keep the VINs of succeeded and failed executions: their waves count */
+    bool waves; /* count succeeded and failed per wave too */
     bool ended; /* sent after the task ended: the last count (task->stored.final) */
-    size_t count[OTA_EXEC_STATE_COUNT], rows;
-    char (*vins)[OTA_VIN_LEN + 1];
-    uint8_t *states;
-    size_t n, cap;
+    size_t count[OTA_EXEC_STATE_COUNT];
+    size_t ok[OTA_WAVES_MAX + 1], bad[OTA_WAVES_MAX + 1];
+    size_t unwaved;         /* succeeded / failed stored without their wave (written before
+                               executions carried it): their VINs are read, below */
+    ota_eng_vin_states old; /* those VINs */
+    int64_t took_ms;
 } count_job;
 
-static int keep_vin(count_job *j, const char *vin, uint8_t state)
+static int vin_states_add(ota_eng_vin_states *v, const char *vin, uint8_t state)
 {
-    if (j->n == j->cap) {
-        size_t cap = j->cap ? 2 * j->cap : 256;
-        void *v = realloc(j->vins, cap * sizeof(*j->vins));
-        if (v) {
-            j->vins = v;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 256;
+        void *grown = realloc(v->vins, cap * sizeof(*v->vins));
+        if (grown) {
+            v->vins = grown;
         }
-        uint8_t *s = v ? realloc(j->states, cap) : NULL;
+        uint8_t *s = grown ? realloc(v->states, cap) : NULL;
         if (!s) {
             return 1;
         }
-        j->states = s;
-        j->cap = cap;
+        v->states = s;
+        v->cap = cap;
     }
-    memcpy(j->vins[j->n], vin, OTA_VIN_LEN + 1);
-    j->states[j->n++] = state;
+    memcpy(v->vins[v->n], vin, OTA_VIN_LEN + 1);
+    v->states[v->n++] = state;
     return 0;
 }
 
-static int count_one(void *ctx, const ota_exec_rec *r)
+static int count_one(void *ctx, ota_exec_state state, int64_t wave, uint64_t n)
 {
     count_job *j = ctx;
-    if ((unsigned)r->state >= OTA_EXEC_STATE_COUNT) {
+    j->count[state] += (size_t)n;
+    if (state != OTA_EXEC_SUCCEEDED && state != OTA_EXEC_FAILED) {
         return 0;
     }
-    j->count[r->state]++;
-    j->rows++;
-    bool done = r->state == OTA_EXEC_SUCCEEDED || r->state == OTA_EXEC_FAILED;
-    if (!j->waves || !done || !r->vin || strlen(r->vin) != OTA_VIN_LEN) {
+    if (wave >= 0 && wave <= OTA_WAVES_MAX) {
+        *(state == OTA_EXEC_SUCCEEDED ? &j->ok[wave] : &j->bad[wave]) += (size_t)n;
+    } else {
+        j->unwaved += (size_t)n;
+    }
+    return 0;
+}
+
+static int keep_unwaved(void *ctx, const ota_exec_rec *r)
+{
+    count_job *j = ctx;
+    if (r->wave >= 0 || !r->vin || strlen(r->vin) != OTA_VIN_LEN) {
         return 0;
     }
-    return keep_vin(j, r->vin, (uint8_t)r->state);
+    return vin_states_add(&j->old, r->vin, (uint8_t)r->state);
 }
 
 static int count_run(ota_store *store, void *arg, char *err, size_t errlen)
 {
     count_job *j = arg;
-    if (ota_store_load_task_execs(store, j->id, COUNT_STATES, count_one, j) != 0) {
-        snprintf(err, errlen, "reading the executions of task %s failed", j->id);
+    int64_t t0 = ota_mono_ms();
+    if (ota_store_count_task_execs(store, j->id, count_one, j, err, errlen) != 0) {
         return -1;
     }
+    unsigned done = (1u << OTA_EXEC_SUCCEEDED) | (1u << OTA_EXEC_FAILED);
+    if (j->waves && j->unwaved > 0 &&
+        ota_store_load_task_execs(store, j->id, done, keep_unwaved, j) != 0) {
+        snprintf(err, errlen, "reading the executions of task %s without a wave failed", j->id);
+        return -1;
+    }
+    j->took_ms = ota_mono_ms() - t0;
     return 0;
 }
 
@@ -95,19 +118,20 @@ static void count_done(void *arg, int rc, const char *err)
     (void)err;
     if (task) {
         task->stored.counting = false;
-        task->stored.count_after = /* a failed read (the store away) waits longer */
-            e->clock.mono_ms() + (rc == 0 ? 500 + (int64_t)(j->rows / 100) : 2000);
+        task->stored.count_after =
+            e->clock.mono_ms() +
+            (rc == 0 ? COUNT_PACE_MS + COUNT_PACE_FACTOR * j->took_ms : COUNT_RETRY_MS);
     }
     if (task && rc == 0) {
         memcpy(task->stored.count, j->count, sizeof j->count);
         task->stored.counted = true;
         task->stored.final = j->ended;
         if (task->waves && j->waves) {
-            ota_eng_waves_counted(task, (const char(*)[OTA_VIN_LEN + 1]) j->vins, j->states, j->n);
+            ota_eng_waves_counted(task, j->ok, j->bad, &j->old);
         }
     }
-    free(j->vins);
-    free(j->states);
+    free(j->old.vins);
+    free(j->old.states);
     free(j);
 }
 

@@ -23,8 +23,10 @@
  * The spool checkpoint waits for the moves (issue 15): the reports polled up to a spool
  * position (ota_engine_hold_checkpoint) may be checkpointed once the flush job after
  * them is stored, and only when no event waits for an execution read (engine_adopt.c):
- * the moves they make come later. A broker killed before that replays those reports at
- * its next start, so the moves its writer had not stored are made again.
+ * the moves they make come later. A job with a move that found another state (read
+ * again, maybe written again: the further one wins) holds its checkpoint for the next job
+ * after that read. A broker killed before that replays those reports at its next start,
+ * so the moves its writer had not stored are made again.
  */
 #include "engine_impl.h"
 
@@ -242,9 +244,11 @@ static void flush_docs_done(flush_job *j)
 }
 
 /* Transitions that found another state: another broker moved those executions. New
- * executions are stored now (or were by another broker): they may be notified. */
-static void flush_conflicts(ota_engine *e, flush_job *j)
+ * executions are stored now (or were by another broker): they may be notified. True when
+ * one is read again (its move may still have to be written again over the stored one). */
+static bool flush_conflicts(ota_engine *e, flush_job *j)
 {
+    bool any = false;
     for (size_t i = 0; i < j->n; i++) {
         if (j->refs[i].from == OTA_ENG_FROM_NEW) {
             j->refs[i].task->execs[j->refs[i].idx].flags &= (uint8_t)~OTA_EXEC_F_NEW;
@@ -252,8 +256,10 @@ static void flush_conflicts(ota_engine *e, flush_job *j)
         if (j->applied[i] == 0) {
             ota_task *task = j->refs[i].task;
             ota_eng_adopt_reload(e, task, &task->execs[j->refs[i].idx]);
+            any = true;
         }
     }
+    return any;
 }
 
 /* A failed job: what it carried waits for the next flush. */
@@ -314,8 +320,10 @@ static void flush_done(void *arg, int rc, const char *err)
             ck_pend(j->e, j->ck);
         }
     } else {
-        flush_conflicts(j->e, j);
-        if (j->has_ck) {
+        bool reread = flush_conflicts(j->e, j);
+        if (j->has_ck && reread && !j->e->ck_pending) {
+            ck_pend(j->e, j->ck); /* a move found another state: it waits for the read */
+        } else if (j->has_ck && !reread) {
             ota_writer_allow_checkpoint(j->e->plugin->writer, j->ck);
         }
         flush_docs_done(j);
@@ -336,7 +344,8 @@ static void exec_rec(ota_engine *e, flush_job *j, ota_task *task, ota_task_exec 
                                     .resends = x->resends,
                                     .msg_id = x->notified_ms >= 0 ? keep(j, strdup(msg_id)) : NULL,
                                     .notified_ms = x->notified_ms,
-                                    .updated_ms = x->changed_ms};
+                                    .updated_ms = x->changed_ms,
+                                    .wave = ota_task_exec_wave(task, x)};
 }
 
 static void add_docs(flush_job *j, ota_task **tasks, long n)

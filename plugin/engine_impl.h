@@ -182,10 +182,17 @@ void ota_eng_task_end(ota_engine *e, ota_task *task);
 void ota_eng_drive(ota_plugin *p, ota_task *task, ota_task_exec *x, const char *vin,
                    const ota_event *ev);
 
-/* The store's succeeded and failed executions of task (VINs, states) were counted: the
- * per-wave counts over every broker (all_ok, all_bad). */
-void ota_eng_waves_counted(ota_task *task, const char (*vins)[OTA_VIN_LEN + 1],
-                           const uint8_t *states, size_t n);
+/* VINs with their execution states. */
+typedef struct {
+    char (*vins)[OTA_VIN_LEN + 1];
+    uint8_t *states;
+    size_t n, cap;
+} ota_eng_vin_states;
+/* The store counted task's succeeded (ok) and failed (bad) executions per wave; old: those
+ * stored without their wave (before executions carried it), by VIN, whose wave the plan in
+ * memory gives. The per-wave counts over every broker (all_ok, all_bad). */
+void ota_eng_waves_counted(ota_task *task, const size_t *ok, const size_t *bad,
+                           const ota_eng_vin_states *old);
 
 /* ---- engine_end.c ---- */
 /* TICK, per active task on a shared store: its count job (every broker's executions). */

@@ -8,7 +8,7 @@
  * several brokers on one store a wave starts once and one broker tells it; the wave state
  * lives in the document, so a restart resumes the same wave. On a shared store the
  * thresholds are judged on the store's counts over every broker (the task's count job,
- * engine_end.c, hands the succeeded and failed VINs here: ota_eng_waves_counted).
+ * engine_end.c, hands the store's per-wave counts here: ota_eng_waves_counted).
  */
 #include "engine_impl.h"
 #include "task_events.h"
@@ -110,21 +110,20 @@ static void promote_submit(ota_engine *e, ota_task *task)
 
 /* ---------------------------------------------------------------- counts over every broker */
 
-void ota_eng_waves_counted(ota_task *task, const char (*vins)[OTA_VIN_LEN + 1],
-                           const uint8_t *states, size_t n)
+void ota_eng_waves_counted(ota_task *task, const size_t *ok, const size_t *bad,
+                           const ota_eng_vin_states *old)
 {
     ota_task_waves *w = task->waves;
-    size_t ok[OTA_WAVES_MAX + 1] = {0}, bad[OTA_WAVES_MAX + 1] = {0};
-    for (size_t i = 0; i < n; i++) {
-        ota_task_exec *x = ota_task_find_exec(task, vins[i]);
+    memcpy(w->all_ok, ok, sizeof w->all_ok);
+    memcpy(w->all_bad, bad, sizeof w->all_bad);
+    for (size_t i = 0; i < old->n; i++) {
+        ota_task_exec *x = ota_task_find_exec(task, old->vins[i]);
         uint8_t wv = x ? ota_task_waves_of(w, (size_t)(x - task->execs)) : OTA_WAVE_NONE;
         if (wv != OTA_WAVE_NONE) {
-            ok[wv] += states[i] == OTA_EXEC_SUCCEEDED;
-            bad[wv] += states[i] == OTA_EXEC_FAILED;
+            w->all_ok[wv] += old->states[i] == OTA_EXEC_SUCCEEDED;
+            w->all_bad[wv] += old->states[i] == OTA_EXEC_FAILED;
         }
     }
-    memcpy(w->all_ok, ok, sizeof ok);
-    memcpy(w->all_bad, bad, sizeof bad);
 }
 
 void ota_eng_waves_check(ota_engine *e, ota_task *task)

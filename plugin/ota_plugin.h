@@ -227,6 +227,9 @@ void ota_reply_cbor(const ota_request *req, const char *name, uint8_t *buf, size
 /* The same with another content type (e.g. "application/cose"). */
 void ota_reply_typed(const ota_request *req, const char *name, uint8_t *buf, size_t len,
                      const char *content_type);
+/* The same, handing buf over to the broker (allocated with mosquitto_malloc: no copy). */
+void ota_reply_owned(const ota_request *req, const char *name, void *buf, size_t len,
+                     const char *content_type);
 /* The same, borrowing buf (the broker copies it). */
 void ota_reply_send(const ota_request *req, const char *name, const uint8_t *buf, size_t len,
                     const char *content_type);

@@ -27,8 +27,13 @@
  * catalog or vehicle change, a stale or failed one) builds a new description with a
  * higher counter, which replaces the slot's: counters grow in the order the vehicle sees
  * descriptions, and a description never served leaves no trace (its counter may be given
- * again after a restart: no vehicle saw it). The reply is a copy of the signed message
- * with {"req": req} added to its unprotected header (ota_cose.h).
+ * again after a restart: no vehicle saw it). Deciding and fingerprinting cost more than
+ * the rest of a request together, so the slot's description also remembers the request
+ * it was built or last matched for (task, cur, tgt) and the catalog's generation then
+ * (catalog.h: every change gives a new one): a request alike, with the catalog unchanged,
+ * would get the same fingerprint and is served without deciding again (held_for). The reply
+ * is a copy of the signed message with {"req": req} added to its unprotected header
+ * (ota_cose.h).
  *
  * The first time a description is served, it is appended to the spool (kind 5,
  * ota_spool_desc.h: a memcpy into the page cache, like a report; no fsync) before the
@@ -54,6 +59,7 @@
 #include "grants.h"
 #include "keys.h"
 #include "map.h"
+#include "ota_cose.h"
 #include "ota_plugin.h"
 #include "ota_pkg_codec.h"
 #include "ota_spool_desc.h"
@@ -110,8 +116,13 @@ struct desc {
     size_t held;                /* bytes counted in held_bytes while cached */
     uint64_t package, ctr, req; /* req: of the first request served (the stored row's) */
     int64_t iat, exp, fresh_until;
+    /* What a request for (t, cur, tgt) gets while the catalog is at generation gen: this,
+     * without deciding again (held_for); t is compared by address, its id too. */
+    const ota_task *t;
+    uint64_t gen;
     char vin[OTA_VIN_LEN + 1];
     const char *task, *files; /* into text; files: sha256 hex, comma-separated */
+    const char *cur, *tgt;    /* into text */
     char text[];
 };
 
@@ -129,6 +140,7 @@ struct ota_pkg {
     size_t n_cached;
     size_t cached_bytes; /* the descriptions' allocations, signed messages included */
     EVP_MD_CTX *md;      /* fingerprints (broker thread) */
+    EVP_MD *sha256;      /* fetched once: EVP_sha256() is fetched again at every init */
     presign_req *todo;   /* notices whose descriptions are to be pre-signed: [head, n) */
     size_t todo_head, todo_n, todo_cap;
 };
@@ -243,7 +255,7 @@ static int fingerprint(ota_pkg *k, issue *is)
 {
     const ota_package_rec *pkg = is->d.pkg;
     uint8_t md[EVP_MAX_MD_SIZE];
-    if (EVP_DigestInit_ex(k->md, EVP_sha256(), NULL) != 1)
+    if (EVP_DigestInit_ex(k->md, k->sha256, NULL) != 1)
         return -1;
     fp_text(k->md, is->t->rec.id);
     fp_text(k->md, is->cur);
@@ -305,8 +317,9 @@ static int decide(ota_plugin *p, issue *is, refusal *r)
 
 static void issue_fini(issue *is)
 {
+    if (is->d.pkg != NULL && is->d.pkg->encrypted) /* a key may have been wrapped */
+        OPENSSL_cleanse(&is->key, sizeof is->key);
     ota_describe_free(&is->d);
-    OPENSSL_cleanse(&is->key, sizeof is->key);
 }
 
 static int wrap_key(ota_plugin *p, issue *is, refusal *r)
@@ -405,18 +418,45 @@ static int cache(ota_pkg *k, desc *d)
     d->cached = true;
     list_append(k, d);
     k->n_cached++;
-    d->held = sizeof *d + strlen(d->task) + strlen(d->files) + 2 + sizeof(slot);
+    d->held = sizeof *d + strlen(d->task) + strlen(d->cur) + strlen(d->tgt) + strlen(d->files) + 4 +
+              sizeof(slot);
     k->cached_bytes += d->held;
     return 0;
 }
 
-/* The slot's description when it may serve is (same fingerprint, fresh, not failed). */
-static desc *cached_for(ota_pkg *k, const issue *is, int64_t now)
+/* d may still serve: fresh, not a failed signature, and still the vehicle's newest — no
+ * higher counter granted since (another broker's description, read from a shared store
+ * when the vehicle came back here: engine_grants.c). */
+static bool usable(ota_plugin *p, const desc *d, int64_t now)
 {
-    slot *s = ota_map_get_str(&k->slots, is->v->vin);
+    return now < d->fresh_until && !(d->ready && d->sign.cose == NULL) &&
+           d->ctr >= ota_grants_counter(p->grants, d->vin);
+}
+
+/* The slot's description when it may serve is (same fingerprint, usable); it then also
+ * serves requests like is's while the catalog stays at generation gen (held_for). */
+static desc *cached_for(ota_plugin *p, const issue *is, int64_t now, uint64_t gen)
+{
+    slot *s = ota_map_get_str(&p->pkg->slots, is->v->vin);
     desc *d = s ? s->d : NULL;
-    if (d == NULL || memcmp(d->fp, is->fp, FP_LEN) != 0 || now >= d->fresh_until ||
-        (d->ready && d->sign.cose == NULL))
+    if (d == NULL || memcmp(d->fp, is->fp, FP_LEN) != 0 || !usable(p, d, now))
+        return NULL;
+    d->t = is->t; /* the same fingerprint: the same task id, cur and tgt */
+    d->gen = gen;
+    return d;
+}
+
+/* The vehicle's description when a request for (t, q's cur and tgt) got it and the catalog
+ * has not changed since (nor the task: the same object, and its fields a description
+ * reads are set when it is created): deciding again would give the same fingerprint. */
+static desc *held_for(ota_plugin *p, const char *vin, const ota_task *t, const ota_pkg_request *q,
+                      int64_t now)
+{
+    slot *s = ota_map_get_str(&p->pkg->slots, vin);
+    desc *d = s ? s->d : NULL;
+    if (d == NULL || d->gen != ota_catalog_gen(p->catalog) || d->t != t || !usable(p, d, now) ||
+        strcmp(d->cur, q->cur) != 0 || strcmp(d->tgt, q->tgt) != 0 ||
+        strcmp(d->task, t->rec.id) != 0)
         return NULL;
     return d;
 }
@@ -446,22 +486,25 @@ static uint64_t next_counter(ota_plugin *p, const char *vin)
 static desc *desc_new(const issue *is)
 {
     const ota_description *d = &is->desc;
-    size_t task_len = strlen(d->task) + 1;
-    size_t files_len = d->n_ecus * (OTA_SHA256_HEX + 1);
-    desc *j = malloc(sizeof *j + task_len + files_len);
+    size_t task_len = strlen(d->task) + 1, cur_len = strlen(d->from) + 1;
+    size_t tgt_len = strlen(d->to) + 1, files_len = d->n_ecus * (OTA_SHA256_HEX + 1);
+    desc *j = malloc(sizeof *j + task_len + cur_len + tgt_len + files_len);
     if (j == NULL)
         return NULL;
     *j = (desc){.refs = 1, /* the signer's */
                 .package = d->package,
                 .ctr = d->ctr,
                 .iat = d->iat,
-                .exp = d->exp};
+                .exp = d->exp,
+                .t = is->t};
     j->last_waiter = &j->waiters;
     memcpy(j->fp, is->fp, FP_LEN);
     snprintf(j->vin, sizeof j->vin, "%s", d->vin);
     char *t = j->text;
     j->task = memcpy(t, d->task, task_len);
-    j->files = t += task_len;
+    j->cur = memcpy(t += task_len, d->from, cur_len);
+    j->tgt = memcpy(t += cur_len, d->to, tgt_len);
+    j->files = t += tgt_len;
     for (size_t i = 0; i < d->n_ecus; i++, t += OTA_SHA256_HEX + 1) {
         memcpy(t, d->ecus[i].file_id, OTA_SHA256_HEX);
         t[OTA_SHA256_HEX] = i + 1 < d->n_ecus ? ',' : '\0';
@@ -502,8 +545,10 @@ static desc *build(ota_plugin *p, issue *is, refusal *r)
     if (pkg->encrypted && wrap_key(p, is, r) != 0)
         return NULL;
     desc *d = desc_new(is);
-    if (d != NULL)
+    if (d != NULL) {
         d->fresh_until = now + ttl / 2;
+        d->gen = ota_catalog_gen(p->catalog); /* what decide() read */
+    }
     size_t len = 0;
     uint8_t *payload = d ? ota_codec_encode_description(&is->desc, &len) : NULL;
     expire(p, now, true);
@@ -553,19 +598,22 @@ static int mark_served(ota_plugin *p, desc *d, uint64_t req_id)
     return 0;
 }
 
-/* Answers req with d (signed): the signed message with {"req": req_id} added. */
+/* Answers req with d (signed): the signed message with {"req": req_id} added, built in the
+ * buffer the broker takes over (its one copy on the way out). */
 static void answer(ota_plugin *p, desc *d, const ota_request *req, uint64_t req_id)
 {
-    size_t len = 0;
-    uint8_t *m = ota_codec_cose_with_req(d->sign.cose, d->sign.cose_len, req_id, &len);
-    if (m == NULL) {
+    size_t cap = d->sign.cose_len + OTA_COSE_REQ_EXTRA;
+    uint8_t *m = mosquitto_malloc(cap);
+    size_t len = m ? ota_codec_cose_with_req(d->sign.cose, d->sign.cose_len, req_id, m, cap) : 0;
+    if (len == 0) {
+        mosquitto_free(m);
         refusal r;
         refuse(&r, OTA_PKG_E_INTERNAL, "out of memory");
         answer_refusal(p, req, true, req_id, &r);
         return;
     }
     if (mark_served(p, d, req_id) != 0) {
-        free(m);
+        mosquitto_free(m);
         refusal r;
         refuse(&r, OTA_PKG_E_INTERNAL,
                "description %" PRIu64 " not stored (spool write "
@@ -574,7 +622,7 @@ static void answer(ota_plugin *p, desc *d, const ota_request *req, uint64_t req_
         answer_refusal(p, req, true, req_id, &r);
         return;
     }
-    ota_reply_typed(req, "pkg/desc", m, len, "application/cose");
+    ota_reply_owned(req, "pkg/desc", m, len, "application/cose");
 }
 
 /* req waits for d (being signed). 0, or -1 out of memory. */
@@ -688,23 +736,39 @@ void ota_pkg_tick(ota_plugin *p)
 
 /* ---------------------------------------------------------------- the handler */
 
+/* The description for the request (is->t its task): the vehicle's held one when it may
+ * serve — asked for alike since the catalog last changed (held_for), or with the same
+ * fingerprint when decided again (cached_for) — else a new one. NULL with r. */
+static desc *description_for(ota_plugin *p, const ota_request *req, const ota_pkg_request *q,
+                             issue *is, refusal *r)
+{
+    int64_t now = ota_now_ms();
+    desc *d = held_for(p, req->vin, is->t, q, now);
+    if (d == NULL) {
+        if ((is->v = ota_catalog_vehicle(p->catalog, req->vin)) == NULL) {
+            refuse(r, OTA_PKG_E_NOT_ASSIGNED, "vehicle %s is not in the catalog", req->vin);
+            return NULL;
+        }
+        is->cur = q->cur;
+        is->tgt = q->tgt;
+        if (decide(p, is, r) != 0)
+            return NULL;
+        d = cached_for(p, is, now, ota_catalog_gen(p->catalog));
+    }
+    if (d != NULL)
+        p->pkg->counters.from_memory++;
+    else if ((d = build(p, is, r)) != NULL)
+        p->pkg->counters.on_request++;
+    return d;
+}
+
 /* Answers the request from the vehicle's description when it may, else from a new one. */
 static int describe_request(ota_plugin *p, const ota_request *req, const ota_pkg_request *q,
                             issue *is, refusal *r)
 {
     if ((is->t = running_task(p, req->vin, q->task, r)) == NULL)
         return -1;
-    if ((is->v = ota_catalog_vehicle(p->catalog, req->vin)) == NULL)
-        return refuse(r, OTA_PKG_E_NOT_ASSIGNED, "vehicle %s is not in the catalog", req->vin);
-    is->cur = q->cur;
-    is->tgt = q->tgt;
-    if (decide(p, is, r) != 0)
-        return -1;
-    desc *d = cached_for(p->pkg, is, ota_now_ms());
-    if (d != NULL)
-        p->pkg->counters.from_memory++;
-    else if ((d = build(p, is, r)) != NULL)
-        p->pkg->counters.on_request++;
+    desc *d = description_for(p, req, q, is, r);
     return d ? serve(p, d, req, q->req, r) : -1;
 }
 
@@ -765,7 +829,7 @@ static void presign_now(ota_plugin *p, const char *vin, const char *task)
     is.cur = is.v->fw;
     is.tgt = is.t->rec.version;
     int64_t now = ota_now_ms();
-    if (decide(p, &is, &r) == 0 && cached_for(k, &is, now) == NULL) {
+    if (decide(p, &is, &r) == 0 && cached_for(p, &is, now, ota_catalog_gen(p->catalog)) == NULL) {
         expire(p, now, true);
         if (k->n_cached >= p->cfg.presign_max)
             k->counters.presign_skipped++;
@@ -783,7 +847,8 @@ ota_pkg *ota_pkg_new(void)
     if (k == NULL)
         return NULL;
     ota_map_init(&k->slots, sizeof(slot), slot_key);
-    if ((k->md = EVP_MD_CTX_new()) == NULL) {
+    if ((k->md = EVP_MD_CTX_new()) == NULL ||
+        (k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
         ota_pkg_free(k);
         return NULL;
     }
@@ -819,6 +884,7 @@ void ota_pkg_free(ota_pkg *k)
     ota_map_destroy(&k->slots, NULL);
     free(k->todo);
     EVP_MD_CTX_free(k->md);
+    EVP_MD_free(k->sha256);
     free(k);
 }
 

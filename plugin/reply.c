@@ -6,14 +6,14 @@
  * them). With MQTT 5, a request's Response Topic and Correlation Data are honoured:
  * the reply goes to that topic with the same Correlation Data. Every reply carries the
  * content type application/cbor (MQTT 5 clients see it; 3.1.1 clients do not), or the
- * one given to ota_reply_typed (application/cose for signed descriptions). A reply sent
+ * one given to ota_reply_typed (application/cose for signed descriptions). A reply built
+ * in a buffer from mosquitto_malloc is handed over, not copied (ota_reply_owned). A reply sent
  * later than its request's callback (file blocks, signed descriptions) keeps a copy of the
  * request's Response Topic and Correlation Data (ota_reply_props_copy) as its properties.
  */
 #include "ota_plugin.h"
 
 #include <mqtt_protocol.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,14 +40,46 @@ static char *mqtt5_response_topic(const ota_request *req, mosquitto_property **p
     return topic;
 }
 
-static void publish_to_client(const char *client_id, const char *topic, const void *buf, size_t len,
-                              mosquitto_property *props)
+#define TOPIC_MAX 128
+
+/* ota/v1/{vin}/{name} into buf (without a format: every reply builds one); NULL when it
+ * does not fit. */
+static const char *vehicle_topic(char buf[TOPIC_MAX], const char *vin, const char *name)
 {
-    if (mosquitto_broker_publish_copy(client_id, topic, (int)len, buf, 1, false, props) !=
-        MOSQ_ERR_SUCCESS) {
-        mosquitto_property_free_all(&props); /* the broker took nothing */
-        mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: could not queue a reply on %s", topic);
+    size_t v = strlen(vin), n = strlen(name);
+    if (sizeof "ota/v1/" + v + 1 + n > TOPIC_MAX) {
+        return NULL;
     }
+    memcpy(buf, "ota/v1/", sizeof "ota/v1/" - 1);
+    memcpy(buf + sizeof "ota/v1/" - 1, vin, v);
+    buf[sizeof "ota/v1/" - 1 + v] = '/';
+    memcpy(buf + sizeof "ota/v1/" + v, name, n + 1);
+    return buf;
+}
+
+/* Publishes a reply to the requester: owned (mosquitto_malloc'd) is handed over to the broker
+ * (freed here if the broker refuses it); without it, buf is copied by the broker. */
+static void publish_reply(const ota_request *req, const char *name, const void *buf, void *owned,
+                          size_t len, const char *content_type)
+{
+    mosquitto_property *props = NULL;
+    char *response_topic = mqtt5_response_topic(req, &props);
+    mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, content_type);
+    char own[TOPIC_MAX];
+    const char *topic = response_topic ? response_topic : vehicle_topic(own, req->vin, name);
+    int rc = MOSQ_ERR_INVAL;
+    if (topic && owned) {
+        rc = mosquitto_broker_publish(req->client_id, topic, (int)len, owned, 1, false, props);
+    } else if (topic) {
+        rc = mosquitto_broker_publish_copy(req->client_id, topic, (int)len, buf, 1, false, props);
+    }
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_property_free_all(&props); /* the broker took nothing */
+        mosquitto_free(owned);
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "ota: could not queue a reply on %s",
+                             topic ? topic : name);
+    }
+    mosquitto_free(response_topic);
 }
 
 void ota_reply_cbor(const ota_request *req, const char *name, uint8_t *buf, size_t len)
@@ -58,13 +90,13 @@ void ota_reply_cbor(const ota_request *req, const char *name, uint8_t *buf, size
 void ota_reply_send(const ota_request *req, const char *name, const uint8_t *buf, size_t len,
                     const char *content_type)
 {
-    mosquitto_property *props = NULL;
-    char *response_topic = mqtt5_response_topic(req, &props);
-    mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, content_type);
-    char topic[128];
-    snprintf(topic, sizeof(topic), "ota/v1/%s/%s", req->vin, name);
-    publish_to_client(req->client_id, response_topic ? response_topic : topic, buf, len, props);
-    mosquitto_free(response_topic);
+    publish_reply(req, name, buf, NULL, len, content_type);
+}
+
+void ota_reply_owned(const ota_request *req, const char *name, void *buf, size_t len,
+                     const char *content_type)
+{
+    publish_reply(req, name, NULL, buf, len, content_type);
 }
 
 void ota_reply_typed(const ota_request *req, const char *name, uint8_t *buf, size_t len,

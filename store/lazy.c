@@ -214,6 +214,13 @@ static int lz_load_task_execs(ota_store *s, const char *task, unsigned states, o
     return r->ops->load_task_execs(r, task, states, fn, ctx);
 }
 
+static int lz_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn, void *ctx,
+                               char *err, size_t errlen)
+{
+    REAL_OR_FAIL(err, errlen)
+    return r->ops->count_task_execs(r, task, fn, ctx, err, errlen);
+}
+
 static int lz_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,
                         void *ctx)
 {
@@ -270,6 +277,7 @@ static const ota_store_ops LAZY_OPS = {
     .load_exec = lz_load_exec,
     .put_task_doc_if = lz_put_task_doc_if,
     .load_task_execs = lz_load_task_execs,
+    .count_task_execs = lz_count_task_execs,
     .put_group = lz_put_group,
     .delete_group = lz_delete_group,
     .load_groups = lz_load_groups,

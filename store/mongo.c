@@ -408,6 +408,7 @@ static const ota_store_ops MONGO_OPS = {
     .load_exec = ota_store_mg_load_exec,
     .put_task_doc_if = ota_store_mg_put_task_doc_if,
     .load_task_execs = ota_store_mg_load_task_execs,
+    .count_task_execs = ota_store_mg_count_task_execs,
     .put_group = ota_store_mg_put_group,
     .delete_group = ota_store_mg_delete_group,
     .load_groups = ota_store_mg_load_groups,

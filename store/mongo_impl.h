@@ -138,6 +138,8 @@ int ota_store_mg_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx);
  * mongo_tasks.c */
 int ota_store_mg_put_task_doc_if(ota_store *s, const char *id, const char *json,
                                  uint64_t expect_rev, char *err, size_t errlen);
+int ota_store_mg_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn, void *ctx,
+                                  char *err, size_t errlen);
 int ota_store_mg_load_task_execs(ota_store *s, const char *task, unsigned states,
                                  ota_store_exec_fn fn, void *ctx);
 int ota_store_mg_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,

@@ -21,7 +21,9 @@
  *   that order, the transition deciding. A retry finds the execution in the target state
  *   with the notice's msg_id (a notice id has one owner: the claim) and writes the rest.
  * - Indexes for the operators' and the engine's queries: ota_task {state},
- *   ota_task_vin {task, state}, ota_vehicle_shadow {reported.fw}.
+ *   ota_task_vin {task, state, wave} (by_state_wave: a task's executions by state, and the
+ *   count per state and wave; databases made before keep their by_state {task, state}, a
+ *   prefix of it), ota_vehicle_shadow {reported.fw}.
  * - Migrations at open, each recorded in ota_store_meta {_id: name, at} so it runs once per
  *   database: "vehicle_state" fills ota_vehicle_state from the events (the old start-up
  *   scan), "vehicle_state_epoch" gives the {_id, last_seq} documents of the first issue 15
@@ -136,55 +138,19 @@ static void state_doc(bson_t *doc, const ota_report_seq_rec *r)
     BSON_APPEND_INT64(doc, "updated_at", r->updated_ms);
 }
 
-typedef struct {
-    const char *vin;
-    size_t i;
-} row_ref;
-
-static int row_ref_cmp(const void *a, const void *b)
-{
-    const row_ref *x = a, *y = b;
-    int c = strcmp(x->vin, y->vin);
-    return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
-}
-
-/* The last row of each VIN (in rows' order only the last counts), as indexes into rows:
- * *out (malloc'd). Returns how many, or -1 when out of memory. */
-static long last_row_per_vin(const ota_report_seq_rec *rows, size_t n, row_ref **out)
-{
-    row_ref *r = malloc(n * sizeof *r);
-    if (r == NULL)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        r[i] = (row_ref){rows[i].vin, i};
-    qsort(r, n, sizeof *r, row_ref_cmp);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (i + 1 == n || strcmp(r[i].vin, r[i + 1].vin) != 0)
-            r[k++] = r[i];
-    *out = r;
-    return (long)k;
-}
-
-/* Replaces the documents of the guard rows (a VIN's last row), never by one with fewer
- * operator resets: a broker that had not yet followed another's reset (its entry is on the
- * way) does not undo it. Filter {_id, resets <= the row's, or none (the first layout)},
+/* Replaces the documents of the guard rows (one per VIN: ota_store_put_batch), never by one
+ * with fewer operator resets: a broker that had not yet followed another's reset (its entry
+ * is on the way) does not undo it. Filter {_id, resets <= the row's, or none (the first layout)},
  * upsert: a stored document with more resets makes the upsert a duplicate _id, skipped. */
 static int state_put(mongo_store *st, const ota_report_seq_rec *rows, size_t n, char *err,
                      size_t errlen)
 {
     if (n == 0)
         return 0;
-    row_ref *keep;
-    long k = last_row_per_vin(rows, n, &keep);
-    if (k < 0) {
-        ota_store_mg_err(st, err, errlen, "guard rows: out of memory");
-        return -1;
-    }
     mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_STATE_TABLE);
     mongoc_bulk_operation_t *bulk = ota_store_mg_bulk(st, c, false, NULL);
-    for (long j = 0; j < k; j++) {
-        const ota_report_seq_rec *r = &rows[keep[j].i];
+    for (size_t j = 0; j < n; j++) {
+        const ota_report_seq_rec *r = &rows[j];
         bson_t doc = BSON_INITIALIZER, sel = BSON_INITIALIZER, opts = BSON_INITIALIZER, or, a, b,
                lte, ex;
         state_doc(&doc, r);
@@ -207,9 +173,8 @@ static int state_put(mongo_store *st, const ota_report_seq_rec *rows, size_t n, 
         bson_destroy(&sel);
         bson_destroy(&opts);
     }
-    free(keep);
-    return ota_store_mg_bulk_finish(st, c, bulk, (size_t)k,
-                                    "guard rows (" OTA_STORE_STATE_TABLE ")", true, err, errlen);
+    return ota_store_mg_bulk_finish(st, c, bulk, n, "guard rows (" OTA_STORE_STATE_TABLE ")", true,
+                                    err, errlen);
 }
 
 int ota_store_mg_state_write(mongo_store *st, const ota_store_batch *b, char *err, size_t errlen)
@@ -439,8 +404,8 @@ static int once(mongo_store *st, const char *name, int (*step)(mongo_store *, ch
 int ota_store_mg_state_open(mongo_store *st, char *err, size_t errlen)
 {
     if (ota_store_mg_index(st, "ota_task", "state", "state", false, err, errlen) != 0 ||
-        ota_store_mg_index(st, "ota_task_vin", "by_state", "task, state", false, err, errlen) !=
-            0 ||
+        ota_store_mg_index(st, "ota_task_vin", "by_state_wave", "task, state, wave", false, err,
+                           errlen) != 0 ||
         ota_store_mg_index(st, "ota_vehicle_shadow", "reported_fw", "reported.fw", false, err,
                            errlen) != 0 ||
         ota_store_mg_index(st, OTA_STORE_CHANGE_TABLE, "at", "at", false, err, errlen) != 0)

@@ -2,7 +2,9 @@
  * mongo_tasks.c — the task engine's records in the MongoDB backend, generated from the
  * descriptors SQLite uses (OTA_STORE_TTABLES, schema.h), and the notice claim.
  *   ota_task_vin                     {task, vin, state, code, resends, msg_id,
- *                                     notified_at, updated_at}, unique {task, vin}
+ *                                     notified_at, updated_at, wave}, unique {task, vin};
+ *                                     counted per state and wave by one aggregate
+ *                                     ($match task, $group {state, wave}: issue 15)
  *   ota_vehicle_shadow               {vin, version, reported, desired, updated_at},
  *                                     unique {vin}; reported / desired are sub-documents
  *                                     (mongo_json.c; the JSON text when not exact)
@@ -482,5 +484,72 @@ int ota_store_mg_load_task_execs(ota_store *s, const char *task, unsigned states
                                &opts, rec_to_fn, &to);
     bson_destroy(&filter);
     bson_destroy(&opts);
+    return rc;
+}
+
+/* ---- one task's executions counted in the server (issue 15: no rows leave it) ---- */
+
+/* [{$match: {task}}, {$group: {_id: {state: "$state", wave: "$wave"}, n: {$sum: 1}}}] */
+static void count_pipeline(bson_t *pipe, const char *task)
+{
+    bson_t stages, match, m, group, g, id, n;
+    BSON_APPEND_ARRAY_BEGIN(pipe, "pipeline", &stages);
+    BSON_APPEND_DOCUMENT_BEGIN(&stages, "0", &match);
+    BSON_APPEND_DOCUMENT_BEGIN(&match, "$match", &m);
+    BSON_APPEND_UTF8(&m, "task", task);
+    bson_append_document_end(&match, &m);
+    bson_append_document_end(&stages, &match);
+    BSON_APPEND_DOCUMENT_BEGIN(&stages, "1", &group);
+    BSON_APPEND_DOCUMENT_BEGIN(&group, "$group", &g);
+    BSON_APPEND_DOCUMENT_BEGIN(&g, "_id", &id);
+    BSON_APPEND_UTF8(&id, "state", "$state");
+    BSON_APPEND_UTF8(&id, "wave", "$wave");
+    bson_append_document_end(&g, &id);
+    BSON_APPEND_DOCUMENT_BEGIN(&g, "n", &n);
+    BSON_APPEND_INT32(&n, "$sum", 1);
+    bson_append_document_end(&g, &n);
+    bson_append_document_end(&group, &g);
+    bson_append_document_end(&stages, &group);
+    bson_append_array_end(pipe, &stages);
+}
+
+/* One group of the reply to fn: 0 go on, 1 fn stopped. A group of an unknown state is skipped. */
+static int count_group(const bson_t *doc, ota_store_count_fn fn, void *ctx)
+{
+    bson_iter_t it, state, wave;
+    int s = -1;
+    if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, "_id.state", &state) &&
+        BSON_ITER_HOLDS_UTF8(&state))
+        s = ota_exec_state_from_name(bson_iter_utf8(&state, NULL));
+    int64_t w = bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, "_id.wave", &wave) &&
+                        BSON_ITER_HOLDS_NUMBER(&wave)
+                    ? bson_iter_as_int64(&wave)
+                    : -1;
+    int64_t n = ota_store_mg_int(doc, "n", 0);
+    return s >= 0 && n > 0 && fn(ctx, (ota_exec_state)s, w, (uint64_t)n) != 0;
+}
+
+int ota_store_mg_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn, void *ctx,
+                                  char *err, size_t errlen)
+{
+    mongo_store *st = (mongo_store *)s;
+    bson_t pipe = BSON_INITIALIZER;
+    count_pipeline(&pipe, task);
+    mongoc_collection_t *c = ota_store_mg_coll(st, OTA_STORE_TTABLES[OTA_T_EXEC].table);
+    mongoc_cursor_t *cur = mongoc_collection_aggregate(c, MONGOC_QUERY_NONE, &pipe, NULL, NULL);
+    const bson_t *doc;
+    int stop = 0;
+    while (stop == 0 && mongoc_cursor_next(cur, &doc))
+        stop = count_group(doc, fn, ctx);
+    bson_error_t error;
+    bool failed = mongoc_cursor_error(cur, &error);
+    if (failed)
+        ota_store_mg_err(st, err, errlen, "counting the executions of %s: %s", task, error.message);
+    else if (stop != 0)
+        ota_store_mg_err(st, err, errlen, "counting the executions of %s: stopped", task);
+    int rc = stop == 0 && !failed ? 0 : -1;
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    bson_destroy(&pipe);
     return rc;
 }

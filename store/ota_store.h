@@ -91,8 +91,9 @@ typedef struct {
 } ota_quarantine_rec;
 
 /* What the writer stores at once: events, the guard's rows (replacing the VIN's row of
- * ota_vehicle_state, in order; never by a row with fewer operator resets than the stored
- * one), refused reports, descriptions served. A VIN with inserted events but no guard
+ * ota_vehicle_state; of several rows of one VIN the last counts, and ota_store_put_batch
+ * hands each backend that one only; never by a row with fewer operator resets than the
+ * stored one), refused reports, descriptions served. A VIN with inserted events but no guard
  * row in the batch (ota_store_put_events) has its row raised to its highest seq when the
  * row has the events' epoch and no reset, or made (epoch of the events, no reset). Atomic
  * on SQLite; on MongoDB it converges on a retry, as events do. */
@@ -205,6 +206,8 @@ typedef struct {
     const char *msg_id;  /* of the last notice; NULL before one was sent */
     int64_t notified_ms; /* -1 before */
     int64_t updated_ms;
+    int64_t wave; /* its wave (0, 1, ...; fixed at createTask), negative: in none (a task
+                     without waves, a rejected VIN); stored so the store counts per wave */
 } ota_exec_rec;
 
 /* A vehicle's device shadow; reported and desired are JSON objects (desired may be NULL). */
@@ -466,6 +469,19 @@ int ota_store_put_task_doc_if(ota_store *s, const char *id, const char *json, ui
  * over every broker. 0, or -1 on a store error or when fn stopped. */
 int ota_store_load_task_execs(ota_store *s, const char *task, unsigned states, ota_store_exec_fn fn,
                               void *ctx);
+
+/* One task's executions counted by the store, none read (issue 15: a task's counts over every
+ * broker at 10M vehicles): fn sees once each (state, wave) that has executions, with how
+ * many; wave is negative for executions stored without one (a task without waves, or stored
+ * before executions carried their wave). SQLite: SELECT state, wave, count(*) ... WHERE task
+ * = ? GROUP BY state, wave over the primary key's range of the task; MongoDB: one aggregate
+ * [{$match: {task}}, {$group: {_id: {state, wave}, n: {$sum: 1}}}] on the index
+ * by_state_wave {task, state, wave}: the server counts, the reply holds one document per
+ * (state, wave). fn returns non-zero to stop. 0, or -1 with err set (a store error, or fn
+ * stopped). */
+typedef int (*ota_store_count_fn)(void *ctx, ota_exec_state state, int64_t wave, uint64_t n);
+int ota_store_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn, void *ctx,
+                               char *err, size_t errlen);
 
 /* ---- a local snapshot, to start without the database (issue 15; store/snapshot.c) ----
  * A SQLite file holding everything the start-up loaders read (vehicles, documents, lists,

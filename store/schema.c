@@ -119,6 +119,7 @@ static const ota_store_tcol EXEC_COLS[] = {
     {"msg_id",      OTA_TC_TEXT,    0,         EXEC(msg_id)},
     {"notified_at", OTA_TC_I64_OPT, 0,         EXEC(notified_ms)},
     {"updated_at",  OTA_TC_I64,     REQ,       EXEC(updated_ms)},
+    {"wave",        OTA_TC_I64_OPT, 0,         EXEC(wave)},
 };
 
 static const ota_store_tcol SHADOW_COLS[] = {

@@ -42,12 +42,15 @@ typedef struct {
                   commit, and nothing goes to the change log */
 } sqlite_shared;
 
+#define OTA_STORE_SQ_CHUNKS 3 /* multi-row INSERTs per type: 32, 8 and 2 rows */
+
 typedef struct {
     ota_store base; /* first: the public handle */
     sqlite3 *db;
     char *path;
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *insert[OTA_EV_TYPE_COUNT + 1];    /* by type; [0] unused */
+    sqlite3_stmt *insert_rows[OTA_EV_TYPE_COUNT + 1][OTA_STORE_SQ_CHUNKS]; /* sqlite_rows.c */
     sqlite3_stmt *count_all[OTA_EV_TYPE_COUNT + 1]; /* by type; [0] unused */
     sqlite3_stmt *count_vin[OTA_EV_TYPE_COUNT + 1]; /* by type; [0] unused */
     sqlite3_stmt *history[OTA_EV_TYPE_COUNT + 1];   /* by type; [0] every type */
@@ -83,6 +86,24 @@ void ota_store_sq_rollback(sqlite_store *st);
 /* Ends the open transaction: committed when the body went well (body_rc 0), else rolled
  * back; 0, or -1 (err set when the commit failed). */
 int ota_store_sq_finish(sqlite_store *st, int body_rc, char *err, size_t errlen);
+
+/* The INSERT of rows events of one type, arg = OTA_STORE_SQ_INSERT_ARG(type, rows) (a
+ * builder for ota_store_sq_build). */
+#define OTA_STORE_SQ_INSERT_ARG(type, rows) ((type) | (rows) << 8)
+void ota_store_sq_insert_sql(sqlite3_str *q, int arg);
+/* Binds event e to the parameters after *col of an INSERT of its type; *col moves past
+ * them. An SQLite result code. */
+int ota_store_sq_bind_event(sqlite3_stmt *stmt, int *col, const ota_store_event *e);
+
+/* ---- a batch's events by multi-row INSERTs (sqlite_rows.c) ---- */
+
+int ota_store_sq_rows_prepare(sqlite_store *st, char *err, size_t errlen);
+void ota_store_sq_rows_finalize(sqlite_store *st);
+/* Inserts every event of b inside the open transaction and lists them in raised (room for
+ * b->n_events); r->inserted = their number. 0, or 1 when an event was a duplicate or
+ * anything failed: the transaction must then be rolled back (see the file). */
+int ota_store_sq_rows_put(sqlite_store *st, const ota_store_batch *b, ota_store_put_result *r,
+                          ota_store_vin_seq *raised);
 
 /* ---- the catalog (sqlite_catalog.c) ---- */
 
@@ -129,6 +150,8 @@ int ota_store_sq_load_execs(ota_store *s, ota_store_exec_fn fn, void *ctx);
  * sqlite_tasks.c */
 int ota_store_sq_put_task_doc_if(ota_store *s, const char *id, const char *json,
                                  uint64_t expect_rev, char *err, size_t errlen);
+int ota_store_sq_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn, void *ctx,
+                                  char *err, size_t errlen);
 int ota_store_sq_load_task_execs(ota_store *s, const char *task, unsigned states,
                                  ota_store_exec_fn fn, void *ctx);
 int ota_store_sq_load_exec(ota_store *s, const char *task, const char *vin, ota_store_exec_fn fn,

@@ -136,7 +136,8 @@ int ota_store_sq_state_prepare(sqlite_store *st, char *err, size_t errlen)
         "SELECT vin, epoch, seq, resets, updated_at FROM " OTA_STORE_STATE_TABLE " ORDER BY vin",
         /* exec_transition */
         "UPDATE ota_task_vin SET state = ?3, code = ?4, resends = ?5, msg_id = ?6,"
-        " notified_at = ?7, updated_at = ?8 WHERE task = ?1 AND vin = ?2 AND state = ?9",
+        " notified_at = ?7, updated_at = ?8, wave = ?10"
+        " WHERE task = ?1 AND vin = ?2 AND state = ?9",
         /* exec_get */
         "SELECT state, msg_id FROM ota_task_vin WHERE task = ?1 AND vin = ?2",
         /* change_add */
@@ -261,6 +262,10 @@ static int transition(sqlite_store *st, ota_exec_state from, const ota_exec_rec 
         sqlite3_bind_null(q, 7);
     sqlite3_bind_int64(q, 8, to->updated_ms);
     sqlite3_bind_text(q, 9, ota_exec_state_name(from), -1, SQLITE_STATIC);
+    if (to->wave >= 0)
+        sqlite3_bind_int64(q, 10, to->wave);
+    else
+        sqlite3_bind_null(q, 10);
     int rc = ota_store_sq_step(st, q, "execution transition", err, errlen);
     sqlite3_clear_bindings(q);
     return rc != 0 ? -1 : sqlite3_changes(st->db) > 0 ? 1 : 0;

@@ -7,16 +7,19 @@
  * MongoDB backend: name, columns with their declaration, kind and offset in the record, key,
  * secondary index, what a repeated key does); the CREATE, the write, the SELECTs, the checks of a
  * change, the binder and the reader are all generated from / walk those descriptors. ota_task_vin
- * (task, vin, state, code, resends, msg_id, notified_at, updated_at) PRIMARY KEY (task, vin)
+ * (task, vin, state, code, resends, msg_id, notified_at, updated_at, wave) PRIMARY KEY (task, vin)
  * WITHOUT ROWID, index (vin, task): a vehicle's executions; upsert by key. The state is kept by
- * name (ota_exec_state_name). ota_vehicle_shadow (vin, version, reported, desired, updated_at) vin
- * PRIMARY KEY WITHOUT ROWID; upsert by key. ota_vehicle_download_notice (task, vin, package,
- * version, msg_id, sent_at) PRIMARY KEY (msg_id) on a rowid table (rows stay in the order they were
- * sent), index (task, sent_at); insert-only: a msg_id stored already is skipped, so a replayed
- * notice is not an error. ota_vehicle_package_description (vin, counter, task, req, package, files,
- * cose, issued_at, expires_at) PRIMARY KEY (vin, counter) WITHOUT ROWID; insert-only like notices.
- * cose is a BLOB (OTA_TC_BLOB: a pointer followed by its size_t length). Absent optional values are
- * NULL; a negative time (-1: not yet) is stored as NULL.
+ * name (ota_exec_state_name). A nullable column a table made before it lacks (wave) is added
+ * at open. A task's executions are counted by state and wave with GROUP BY over the primary
+ * key's range of the task (issue 15; the count job runs only on a store brokers share).
+ * ota_vehicle_shadow (vin, version, reported, desired, updated_at) vin PRIMARY KEY WITHOUT ROWID;
+ * upsert by key. ota_vehicle_download_notice (task, vin, package, version, msg_id, sent_at) PRIMARY
+ * KEY (msg_id) on a rowid table (rows stay in the order they were sent), index (task, sent_at);
+ * insert-only: a msg_id stored already is skipped, so a replayed notice is not an error.
+ * ota_vehicle_package_description (vin, counter, task, req, package, files, cose, issued_at,
+ * expires_at) PRIMARY KEY (vin, counter) WITHOUT ROWID; insert-only like notices. cose is a BLOB
+ * (OTA_TC_BLOB: a pointer followed by its size_t length). Absent optional values are NULL; a
+ * negative time (-1: not yet) is stored as NULL.
  * - These are parts of ota_store_apply's change (sqlite_catalog.c): checked with the rest
  *   before the transaction starts, written after the catalog parts inside it. Upserts
  *   are written in key order (a sorted copy of the item numbers; the last of a key still
@@ -105,6 +108,28 @@ static void sql_load_first(sqlite3_str *q, int t)
                         OTA_STORE_TTABLES[t].cols[0].name, OTA_STORE_TTABLES[t].order);
 }
 
+/* ALTER TABLE ADD COLUMN of column arg (table * 100 + column): a store made before it. */
+static void sql_add_column(sqlite3_str *q, int arg)
+{
+    const ota_store_ttable *d = &OTA_STORE_TTABLES[arg / 100];
+    const ota_store_tcol *c = &d->cols[arg % 100];
+    sqlite3_str_appendf(q, "ALTER TABLE %s ADD COLUMN \"%w\" %s", d->table, c->name,
+                        c->kind == OTA_TC_TEXT ? "TEXT" : "INTEGER");
+}
+
+/* Adds the nullable columns of table t a store made before them lacks (executions' wave). */
+static int add_columns(sqlite_store *st, int t, char *err, size_t errlen)
+{
+    const ota_store_ttable *d = &OTA_STORE_TTABLES[t];
+    for (int i = 0; i < d->n_cols; i++) {
+        if (!(d->cols[i].flags & OTA_TC_REQ) && d->cols[i].kind != OTA_TC_BLOB &&
+            ota_store_sq_table_has(st, d->table, d->cols[i].name) == 1 &&
+            ota_store_sq_build(st, sql_add_column, t * 100 + i, NULL, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void sql_claim_create(sqlite3_str *q, int unused)
 {
     (void)unused;
@@ -118,7 +143,8 @@ static void sql_claim_create(sqlite3_str *q, int unused)
 int ota_store_sq_tasks_schema(sqlite_store *st, char *err, size_t errlen)
 {
     for (int t = 0; t < OTA_T_COUNT; t++) {
-        if (ota_store_sq_build(st, sql_create, t, NULL, err, errlen) != 0)
+        if (ota_store_sq_build(st, sql_create, t, NULL, err, errlen) != 0 ||
+            add_columns(st, t, err, errlen) != 0)
             return -1;
         if (OTA_STORE_TTABLES[t].index != NULL &&
             ota_store_sq_build(st, sql_index, t, NULL, err, errlen) != 0)
@@ -500,4 +526,43 @@ int ota_store_sq_load_task_execs(ota_store *s, const char *task, unsigned states
             sqlite3_str_appendf(q, ", '%s'", ota_exec_state_name((ota_exec_state)i));
     sqlite3_str_appendall(q, ")");
     return exec_walk(st, q, task, NULL, fn, ctx);
+}
+
+/* ---- one task's executions counted (issue 15: counts over every broker, no rows read) ---- */
+
+static int count_rows(sqlite_store *st, sqlite3_stmt *stmt, ota_store_count_fn fn, void *ctx,
+                      char *err, size_t errlen)
+{
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int state = ota_exec_state_from_name((const char *)sqlite3_column_text(stmt, 0));
+        int64_t wave =
+            sqlite3_column_type(stmt, 1) == SQLITE_NULL ? -1 : sqlite3_column_int64(stmt, 1);
+        if (state >= 0 &&
+            fn(ctx, (ota_exec_state)state, wave, (uint64_t)sqlite3_column_int64(stmt, 2)) != 0) {
+            snprintf(err, errlen, "counting executions: stopped");
+            return -1;
+        }
+    }
+    if (rc != SQLITE_DONE)
+        ota_store_sq_db_err(st, err, errlen, "counting executions");
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int ota_store_sq_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn, void *ctx,
+                                  char *err, size_t errlen)
+{
+    sqlite_store *st = (sqlite_store *)s;
+    static const char SQL[] = "SELECT state, wave, count(*) FROM ota_task_vin WHERE task = ?1"
+                              " GROUP BY state, wave";
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db, SQL, -1, &stmt, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(stmt, 1, task, -1, SQLITE_STATIC) != SQLITE_OK) {
+        ota_store_sq_db_err(st, err, errlen, SQL);
+        sqlite3_finalize(stmt);
+        return -1;
+    }
+    int rc = count_rows(st, stmt, fn, ctx, err, errlen);
+    sqlite3_finalize(stmt);
+    return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * store.c — the public ota_store_* calls: pick a backend from the store URI, then
  * dispatch every operation through the backend's ops table (store_impl.h). Also the
- * names of the task engine's execution states, which every backend stores by name.
+ * names of the task engine's execution states, which every backend stores by name, and
+ * the batch contract every backend relies on: one guard row per VIN (ota_store_put_batch).
  *
  * URIs: "sqlite:PATH" or a bare path (anything without "://") open the SQLite
  * backend; "mongodb://" and "mongodb+srv://" the MongoDB backend (store/mongo*.c); any
@@ -11,6 +12,7 @@
 #include "store_impl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const EXEC_STATE_NAMES[OTA_EXEC_STATE_COUNT] = {
@@ -77,10 +79,65 @@ int ota_store_put_events(ota_store *s, const ota_store_event *evs, size_t n,
     return s->ops->put_events(s, evs, n, res, err, errlen);
 }
 
-/* A backend without put_batch (a test's fake) takes batches of events only. */
+static size_t vin_hash(const char *vin)
+{
+    size_t h = 14695981039346656037u;
+    for (; *vin != '\0'; vin++)
+        h = (h ^ (unsigned char)*vin) * 1099511628211u;
+    return h;
+}
+
+/* The last guard row of each VIN, in the order of those last rows, into *out (malloc'd):
+ * the batch contract says the last row of a VIN counts, and each row costs a backend an
+ * upsert (~10,000 instructions in SQLite), while a vehicle that reports fast has many in
+ * one batch. Returns how many, or -1 when out of memory. */
+static long last_guard_rows(const ota_report_seq_rec *rows, size_t n, ota_report_seq_rec **out)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    const char **slots = calloc(cap, sizeof *slots);
+    ota_report_seq_rec *kept = malloc(n * sizeof *kept);
+    if (slots == NULL || kept == NULL) {
+        free(slots);
+        free(kept);
+        return -1;
+    }
+    size_t first = n; /* kept rows fill kept[first..] from the end, last first */
+    for (size_t i = n; i-- > 0;) {
+        size_t k = vin_hash(rows[i].vin) & (cap - 1);
+        while (slots[k] != NULL && strcmp(slots[k], rows[i].vin) != 0)
+            k = (k + 1) & (cap - 1);
+        if (slots[k] != NULL)
+            continue; /* a later row of this VIN is kept */
+        slots[k] = rows[i].vin;
+        kept[--first] = rows[i];
+    }
+    free(slots);
+    memmove(kept, kept + first, (n - first) * sizeof *kept);
+    *out = kept;
+    return (long)(n - first);
+}
+
+/* Backends get at most one guard row per VIN (last_guard_rows). A backend without
+ * put_batch (a test's fake) takes batches of events only. */
 int ota_store_put_batch(ota_store *s, const ota_store_batch *b, ota_store_put_result *res,
                         char *err, size_t errlen)
 {
+    if (s->ops->put_batch != NULL && b->n_seqs > 1) {
+        ota_store_batch one = *b;
+        ota_report_seq_rec *kept;
+        long n = last_guard_rows(b->seqs, b->n_seqs, &kept);
+        if (n < 0) {
+            snprintf(err, errlen, "guard rows: out of memory");
+            return -1;
+        }
+        one.seqs = kept;
+        one.n_seqs = (size_t)n;
+        int rc = s->ops->put_batch(s, &one, res, err, errlen);
+        free(kept);
+        return rc;
+    }
     if (s->ops->put_batch != NULL)
         return s->ops->put_batch(s, b, res, err, errlen);
     if (b->n_seqs > 0 || b->n_quarantine > 0) {
@@ -348,4 +405,14 @@ int ota_store_load_task_execs(ota_store *s, const char *task, unsigned states, o
     if (task == NULL || fn == NULL)
         return -1;
     return s->ops->load_task_execs(s, task, states, fn, ctx);
+}
+
+int ota_store_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn, void *ctx,
+                               char *err, size_t errlen)
+{
+    if (task == NULL || fn == NULL) {
+        snprintf(err, errlen, "counting executions: a task and a function are required");
+        return -1;
+    }
+    return s->ops->count_task_execs(s, task, fn, ctx, err, errlen);
 }

@@ -52,6 +52,9 @@ typedef struct ota_store_ops {
                            char *err, size_t errlen);
     int (*load_task_execs)(ota_store *s, const char *task, unsigned states, ota_store_exec_fn fn,
                            void *ctx);
+    /* issue 15: one task's executions counted by state and wave in the store */
+    int (*count_task_execs)(ota_store *s, const char *task, ota_store_count_fn fn, void *ctx,
+                            char *err, size_t errlen);
     /* vehicle groups (store_groups.c dispatches; sqlite_groups.c, mongo_groups.c) */
     int (*put_group)(ota_store *s, const char *name, const char *json, const char *const *vins,
                      size_t n_vins, char *err, size_t errlen);

@@ -86,8 +86,6 @@ struct ota_writer {
     ota_quarantine_rec *quar;
     ota_description_rec *descs;
     size_t n_seqs, n_resets, n_quar, n_descs, cap_side;
-    const char **vin_slots; /* last_seq_per_vin's hash table of VINs */
-    size_t cap_slots;
     ota_spool_pos ck, last_next;
     unsigned backoff_ms;
     bool ck_failing;
@@ -101,6 +99,7 @@ struct ota_writer {
     ota_report_result *used;                    /* polled: the writer frees them */
     ota_spool_pos polled;                       /* the checkpoint the polled results allow */
     bool polled_new;
+    ota_spool_pos held; /* the checkpoint of the last batch whose results were queued */
     bool job_running;
     ota_spool_pos done;
     ota_writer_stats st;
@@ -263,46 +262,6 @@ static void side_rows(ota_writer *w, const pending_report *p)
         w->resets[w->n_resets++] = w->seqs[w->n_seqs - 1];
 }
 
-static size_t vin_hash(const char *vin)
-{
-    size_t h = 14695981039346656037u;
-    for (; *vin != '\0'; vin++)
-        h = (h ^ (unsigned char)*vin) * 1099511628211u;
-    return h;
-}
-
-/* Keeps only the last guard row of each VIN, in order: the store replaces a VIN's row with
- * each one (an upsert per row, ~10,000 instructions in SQLite), so only the last counts,
- * and a vehicle that reports fast has many in one batch. -1 when out of memory. */
-static int last_seq_per_vin(ota_writer *w)
-{
-    size_t cap = 16;
-    while (cap < 2 * w->n_seqs)
-        cap *= 2;
-    if (cap > w->cap_slots) {
-        const char **t = realloc(w->vin_slots, cap * sizeof *t);
-        if (!t)
-            return -1;
-        w->vin_slots = t;
-        w->cap_slots = cap;
-    }
-    memset(w->vin_slots, 0, cap * sizeof *w->vin_slots);
-    size_t out = w->n_seqs; /* kept rows fill seqs[out..] from the end, last first */
-    for (size_t i = w->n_seqs; i-- > 0;) {
-        const char *vin = w->seqs[i].vin;
-        size_t k = vin_hash(vin) & (cap - 1);
-        while (w->vin_slots[k] && strcmp(w->vin_slots[k], vin) != 0)
-            k = (k + 1) & (cap - 1);
-        if (w->vin_slots[k])
-            continue; /* a later row of this VIN is kept */
-        w->vin_slots[k] = vin;
-        w->seqs[--out] = w->seqs[i];
-    }
-    memmove(w->seqs, w->seqs + out, (w->n_seqs - out) * sizeof *w->seqs);
-    w->n_seqs -= out;
-    return 0;
-}
-
 /* Lays the batch out as store events, guard rows and refused reports (after gathering:
  * batch[] no longer moves). */
 static int batch_events(ota_writer *w)
@@ -328,7 +287,7 @@ static int batch_events(ota_writer *w)
             w->evs[k++] = (ota_store_event){p->vin, p->seq, p->received_ms, &p->rep.events[j],
                                             p->key_epoch};
     }
-    return last_seq_per_vin(w);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- reading */
@@ -534,12 +493,15 @@ static void store_checkpoint_at(ota_writer *w, ota_spool_pos pos)
 
 static int queue_results(ota_writer *w); /* below, with the other report results */
 
-static bool results_pending(ota_writer *w)
+/* Every queued result was polled and what it caused is stored: the broker thread allowed
+ * the checkpoint of the last batch queued (polled but not allowed is not enough: the
+ * plugin holds the checkpoint until the execution moves of those reports are stored). */
+static bool results_settled(ota_writer *w)
 {
     pthread_mutex_lock(&w->mu);
-    bool pending = w->results != NULL;
+    bool settled = w->results == NULL && ota_spool_pos_cmp(w->polled, w->held) >= 0;
     pthread_mutex_unlock(&w->mu);
-    return pending;
+    return settled;
 }
 
 /* The checkpoint after the batch in hand: at once, or (report_results) once the broker
@@ -548,8 +510,8 @@ static void store_checkpoint(ota_writer *w)
 {
     if (!w->cfg.report_results || (w->n_batch > 0 && queue_results(w) != 0))
         store_checkpoint_at(w, w->last_next);
-    else if (w->n_batch == 0 && !results_pending(w))
-        store_checkpoint_at(w, w->last_next); /* skipped records only, nothing pending */
+    else if (w->n_batch == 0 && results_settled(w))
+        store_checkpoint_at(w, w->last_next); /* skipped records only, nothing held */
 }
 
 /* The checkpoint the broker thread's polled results allow. */
@@ -564,62 +526,63 @@ static void store_polled_checkpoint(ota_writer *w)
         store_checkpoint_at(w, pos);
 }
 
-/* The result of pending report p (ota_writer.h), taking its decoded report; NULL when p
- * is not a report's, or out of memory (the effects of that one report are then lost,
- * and logged). */
-static ota_report_result *result_of(ota_writer *w, pending_report *p)
+/* Whether pending report p has a result (ota_writer.h): a stored report, or one the
+ * decoder refused. */
+static bool has_result(const pending_report *p)
 {
-    bool stored = p->kind == OTA_SPOOL_KIND_REPORT || p->kind == OTA_SPOOL_KIND_REPORT_EPOCH;
-    if (!stored && !p->from_report)
-        return NULL;
-    ota_report_result *r = calloc(1, sizeof *r);
-    if (!r) {
-        wlog(w, OTA_LOG_ERR, "ota writer: out of memory: the effects of report %s seq %" PRIu64
-             " are lost", p->vin, p->seq);
-        return NULL;
-    }
+    return is_report(p) || p->from_report;
+}
+
+/* Fills *r with the result of pending report p, taking its decoded report. */
+static void result_of(pending_report *p, ota_report_result *r)
+{
+    bool stored = is_report(p);
+    *r = (ota_report_result){
+        .resets = p->resets,
+        .seq = p->seq,
+        .received_ms = p->received_ms,
+        .refused = !stored,
+        .has_seq = p->from_report,
+        .err = p->err,
+        .size = p->size,
+    };
     memcpy(r->vin, p->vin, sizeof r->vin);
     memcpy(r->epoch, p->epoch, sizeof r->epoch);
-    r->resets = p->resets;
-    r->seq = p->seq;
-    r->received_ms = p->received_ms;
-    r->refused = !stored;
-    r->has_seq = p->from_report;
-    r->err = p->err;
-    r->size = p->size;
     if (stored) {
         r->rep = p->rep;
         p->rep = (ota_report){0};
     }
-    return r;
 }
 
 /* Queues the results of the stored batch for the broker thread, ended by a marker that
- * carries the batch's checkpoint. -1 when out of memory (the caller checkpoints now). */
+ * carries the batch's checkpoint. They are one allocation (a malloc per report cost the
+ * writer ~450 instructions per report with its free): the marker first, the results after
+ * it, queued in the order results..., marker, so that freeing the marker, the last of the
+ * batch to be freed, frees them all (free_result_list). -1 when out of memory (the caller
+ * checkpoints now: the effects of the batch are lost, and logged). */
 static int queue_results(ota_writer *w)
 {
-    ota_report_result *marker = calloc(1, sizeof *marker);
-    if (!marker)
+    size_t n = 0;
+    for (size_t i = 0; i < w->n_batch; i++)
+        n += has_result(&w->batch[i]);
+    ota_report_result *slab = malloc((n + 1) * sizeof *slab);
+    if (!slab) {
+        wlog(w, OTA_LOG_ERR, "ota writer: out of memory: the effects of %zu reports are lost", n);
         return -1;
-    marker->marker = true;
-    marker->ck = w->last_next;
-    ota_report_result *head = NULL, *tail = NULL;
-    for (size_t i = 0; i < w->n_batch; i++) {
-        ota_report_result *r = result_of(w, &w->batch[i]);
-        if (!r)
-            continue;
-        if (tail)
-            tail->next = r;
-        else
-            head = r;
-        tail = r;
     }
-    if (tail)
-        tail->next = marker;
-    else
-        head = marker;
-    tail = marker;
+    ota_report_result *marker = &slab[0], *head = NULL, **link = &head, *tail = marker;
+    *marker = (ota_report_result){.marker = true, .ck = w->last_next};
+    for (size_t i = 0, k = 1; i < w->n_batch; i++) {
+        if (!has_result(&w->batch[i]))
+            continue;
+        ota_report_result *r = &slab[k++];
+        result_of(&w->batch[i], r);
+        *link = r;
+        link = &r->next;
+    }
+    *link = marker;
     pthread_mutex_lock(&w->mu);
+    w->held = marker->ck;
     bool first = w->results == NULL && w->finished == NULL;
     if (w->results_tail)
         w->results_tail->next = head;
@@ -686,12 +649,15 @@ size_t ota_writer_poll_reports(ota_writer *w, void (*fn)(void *ctx, const ota_re
     return n;
 }
 
+/* Frees whole batches of results (queue_results): each batch's marker, which comes after
+ * its results, holds their memory. */
 static void free_result_list(ota_report_result *r)
 {
     for (ota_report_result *next; r; r = next) {
         next = r->next;
         ota_report_free(&r->rep);
-        free(r);
+        if (r->marker)
+            free(r);
     }
 }
 
@@ -1022,7 +988,6 @@ void ota_writer_stop(ota_writer *w)
     free(w->resets);
     free(w->quar);
     free(w->descs);
-    free(w->vin_slots);
     free_results(w);
     ota_spool_reader_close(w->reader);
     ota_store_close(w->store);

@@ -2,10 +2,11 @@
  * catalog.c — the in-memory catalog (catalog.h): its maps, string interning, the
  * model/series entries, models with the ECUs they declare, and files.
  * Vehicles, lists, packages, strategies and the load are in catalog_*.c (catalog_impl.h
- * has the layout).
+ * has the layout); every change gives the catalog a new generation (cat_touch).
  */
 #include "catalog_impl.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,20 @@ void cat_changed(const ota_catalog *c, const char *vin)
 {
     if (c->on_change)
         c->on_change(c->on_change_ctx, vin);
+}
+
+/* Generations are unique across catalogs: follow.c replaces a whole catalog with one it
+ * loaded (on another thread), which must not look unchanged to a holder of the old one. */
+static _Atomic uint64_t last_gen;
+
+void cat_touch(ota_catalog *c)
+{
+    c->gen = atomic_fetch_add_explicit(&last_gen, 1, memory_order_relaxed) + 1;
+}
+
+uint64_t ota_catalog_gen(const ota_catalog *c)
+{
+    return c->gen;
 }
 
 ota_map_key cat_vin_key(const void *rec)
@@ -101,6 +116,7 @@ ota_catalog *ota_catalog_new(void)
     cat_groups_init(c);
     cat_rxswin_init(c);
     c->next_package_id = 1;
+    cat_touch(c);
     return c;
 }
 
@@ -287,6 +303,7 @@ static void ecus_count(ota_catalog *c, const ota_model_rec *r, long delta)
 
 int ota_catalog_put_model(ota_catalog *c, ota_model_rec *rec)
 {
+    cat_touch(c);
     cat_ms *ms = rec->model && rec->series ? cat_ms_get(c, rec->model, rec->series) : NULL;
     if (ms == NULL || ecus_reserve(c, rec) != 0) {
         ota_model_rec_free(rec); /* taken either way */
@@ -312,6 +329,7 @@ const ota_file_rec *ota_catalog_file(const ota_catalog *c, const char *sha256)
 
 int ota_catalog_put_file(ota_catalog *c, const ota_file_rec *rec)
 {
+    cat_touch(c);
     if (memchr(rec->sha256, '\0', sizeof rec->sha256) == NULL || rec->sha256[0] == '\0')
         return -1;
     ota_file_rec *f = ota_map_get_str(&c->files, rec->sha256);

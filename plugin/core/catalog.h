@@ -49,6 +49,11 @@ int ota_catalog_load(ota_catalog *c, ota_store *s, char *err, size_t errlen);
  * document other than a package), -1 with err set. */
 int ota_catalog_apply_change(ota_catalog *c, const ota_store_change *ch, char *err, size_t errlen);
 
+/* The catalog's generation: a number no other catalog of the process had, which every
+ * change (every function here that takes a non-const catalog) replaces with a new one. Equal
+ * generations mean nothing changed in between (pkg.c keeps what it decided from it). */
+uint64_t ota_catalog_gen(const ota_catalog *c);
+
 /* ---- vehicles ---- */
 const ota_vehicle *ota_catalog_vehicle(const ota_catalog *c, const char *vin);
 /* Calls fn after each change of what a target query reads (issue 16's continuous tasks):

@@ -70,6 +70,7 @@ static int member_add(ota_map *m, const char *vin)
 
 int ota_catalog_put_group(ota_catalog *c, ota_group_rec *g)
 {
+    cat_touch(c);
     ota_group n = {0};
     ota_map_init(&n.members, sizeof(cat_vin), cat_vin_key);
     n.dynamic = g->dynamic;
@@ -101,6 +102,7 @@ fail:
 
 int ota_catalog_delete_group(ota_catalog *c, const char *name)
 {
+    cat_touch(c);
     ota_group *g = name ? ota_map_get_str(&c->groups, name) : NULL;
     if (g == NULL)
         return 0;
@@ -242,6 +244,7 @@ static int on_member(void *ctx, const char *name, const char *vin)
 int ota_catalog_follow_group(ota_catalog *c, const char *name, const char *json,
                              char *const *vins, size_t n_vins, char *err, size_t errlen)
 {
+    cat_touch(c);
     if (json == NULL)
         return ota_catalog_delete_group(c, name) < 0 ? -1 : 1;
     load_ctx lc = {c, err, errlen, false};
@@ -256,6 +259,7 @@ int ota_catalog_follow_group(ota_catalog *c, const char *name, const char *json,
 
 int ota_catalog_load_groups(ota_catalog *c, ota_store *s, char *err, size_t errlen)
 {
+    cat_touch(c);
     load_ctx lc = {c, err, errlen, false};
     if (ota_store_load_groups(s, on_group, on_member, &lc) == 0)
         return 0;

@@ -91,11 +91,16 @@ struct ota_catalog {
     ota_map groups;                /* ota_group, by name (catalog_groups.c) */
     ota_map rxswin;                /* cat_rxswin, by "task/vin" (catalog_rxswin.c) */
     uint64_t next_package_id;
+    uint64_t gen; /* ota_catalog_gen: unique in the process, new at every change */
     void (*on_change)(void *ctx, const char *vin); /* ota_catalog_on_change */
     void *on_change_ctx;
 };
 
 ota_map_key cat_vin_key(const void *rec);
+
+/* Every function of catalog.h (and groups.h) that may change the catalog calls this first:
+ * c gets a new generation (ota_catalog_gen), whether or not the change is then made. */
+void cat_touch(ota_catalog *c);
 
 /* Tells the on_change hook that what a target reads of vin (NULL: of many) changed. */
 void cat_changed(const ota_catalog *c, const char *vin);

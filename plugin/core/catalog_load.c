@@ -215,6 +215,7 @@ static int load_rows(load_ctx *lc, int rc, const char *what)
 
 int ota_catalog_load(ota_catalog *c, ota_store *s, char *err, size_t errlen)
 {
+    cat_touch(c);
     load_ctx lc = {c, "", NULL, err, errlen, false};
     for (size_t i = 0; i < sizeof DOC_STEPS / sizeof DOC_STEPS[0]; i++) {
         if (load_kind(&lc, s, DOC_STEPS[i].kind, DOC_STEPS[i].name, DOC_STEPS[i].put) != 0)
@@ -237,6 +238,7 @@ int ota_catalog_load(ota_catalog *c, ota_store *s, char *err, size_t errlen)
  * deletions of documents other than packages), -1 with err set. */
 int ota_catalog_apply_change(ota_catalog *c, const ota_store_change *ch, char *err, size_t errlen)
 {
+    cat_touch(c);
     load_ctx lc = {c, "", NULL, err, errlen, false};
     if (ch->what == OTA_CHANGE_LIST) {
         lc.kind = "list member";

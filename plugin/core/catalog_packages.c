@@ -294,6 +294,7 @@ static void name_unlink(ota_catalog *c, const cat_ms *ms, const ota_package_rec 
 /* A package with id 0 gets the next id. Takes rec (left zeroed) even on failure. */
 int ota_catalog_put_package(ota_catalog *c, ota_package_rec *rec)
 {
+    cat_touch(c);
     if (rec->id == 0)
         rec->id = c->next_package_id;
     cat_ms *ms =
@@ -325,6 +326,7 @@ int ota_catalog_put_package(ota_catalog *c, ota_package_rec *rec)
 
 int ota_catalog_delete_package(ota_catalog *c, uint64_t id)
 {
+    cat_touch(c);
     ota_package_rec *p = ota_map_get(&c->packages, &id, sizeof id);
     if (p == NULL)
         return 0;
@@ -337,6 +339,7 @@ int ota_catalog_delete_package(ota_catalog *c, uint64_t id)
 
 int ota_catalog_set_package_status(ota_catalog *c, uint64_t id, ota_pkg_status st)
 {
+    cat_touch(c);
     ota_package_rec *p = ota_map_get(&c->packages, &id, sizeof id);
     if (p == NULL || (unsigned)st > OTA_PKG_DEPRECATED)
         return -1;

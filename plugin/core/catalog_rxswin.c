@@ -50,6 +50,7 @@ const ota_rxswin_change *ota_catalog_rxswin_change(const ota_catalog *c, const c
 
 int ota_catalog_put_rxswin_change(ota_catalog *c, const ota_rxswin_change_rec *r)
 {
+    cat_touch(c);
     ota_rxswin_change ch = {.package = r->package, .at_ms = r->at_ms};
     if (r->task == NULL || r->vin == NULL || cat_intern(c, r->before, &ch.before) != 0 ||
         cat_intern(c, r->after, &ch.after) != 0)

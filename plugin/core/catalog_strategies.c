@@ -26,6 +26,7 @@ const ota_strategy_rec *ota_catalog_strategy(const ota_catalog *c, const char *i
 /* Takes rec (left zeroed) even on failure. */
 int ota_catalog_put_strategy(ota_catalog *c, ota_strategy_rec *rec)
 {
+    cat_touch(c);
     ota_strategy_rec *s = rec->id ? ota_map_get_str(&c->strategies, rec->id) : NULL;
     if (s != NULL) {
         ota_strategy_rec_free(s);
@@ -56,6 +57,7 @@ const ota_strategy_rec *ota_catalog_strategy_for(const ota_catalog *c, const ota
 int ota_catalog_bind_default(ota_catalog *c, const char *model, const char *series,
                              const char *strategy_id)
 {
+    cat_touch(c);
     const char *id;
     cat_ms *ms = cat_ms_get(c, model, series);
     if (ms == NULL || cat_intern(c, strategy_id, &id) != 0)
@@ -67,6 +69,7 @@ int ota_catalog_bind_default(ota_catalog *c, const char *model, const char *seri
 /* strategy_id NULL removes the VIN's binding. */
 int ota_catalog_bind_vin(ota_catalog *c, const char *vin, const char *strategy_id)
 {
+    cat_touch(c);
     const char *id;
     if (vin == NULL || vin[0] == '\0' || strlen(vin) > OTA_VIN_LEN ||
         cat_intern(c, strategy_id, &id) != 0)

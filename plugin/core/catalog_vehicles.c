@@ -115,6 +115,7 @@ static int vehicle_key(ota_catalog *c, const ota_vehicle_rec *r, const ota_vehic
 
 int cat_put_vehicle_copy(ota_catalog *c, const ota_vehicle_rec *r)
 {
+    cat_touch(c);
     ota_vehicle nv;
     if (!vin_fits(r->vin) || vehicle_build(c, r, &nv) != 0)
         return -1;
@@ -147,6 +148,7 @@ int cat_put_vehicle_copy(ota_catalog *c, const ota_vehicle_rec *r)
 
 int ota_catalog_put_vehicle(ota_catalog *c, ota_vehicle_rec *rec)
 {
+    cat_touch(c);
     int rc = cat_put_vehicle_copy(c, rec);
     ota_vehicle_rec_free(rec); /* taken either way: the caller's record is left zeroed */
     return rc;
@@ -154,6 +156,7 @@ int ota_catalog_put_vehicle(ota_catalog *c, ota_vehicle_rec *rec)
 
 int ota_catalog_delete_vehicle(ota_catalog *c, const char *vin)
 {
+    cat_touch(c);
     ota_vehicle *v = vin ? ota_map_get_str(&c->vehicles, vin) : NULL;
     if (v == NULL)
         return 0;
@@ -213,6 +216,7 @@ bool ota_catalog_listed(const ota_catalog *c, ota_list_kind list, const char *vi
 /* 1 added, 0 already listed, -1 bad list or VIN, or out of memory. */
 int ota_catalog_list_add(ota_catalog *c, ota_list_kind list, const char *vin)
 {
+    cat_touch(c);
     ota_map *m = list_map(c, list);
     if (m == NULL || !vin_fits(vin))
         return -1;
@@ -229,6 +233,7 @@ int ota_catalog_list_add(ota_catalog *c, ota_list_kind list, const char *vin)
 /* 1 removed, 0 not listed. */
 int ota_catalog_list_remove(ota_catalog *c, ota_list_kind list, const char *vin)
 {
+    cat_touch(c);
     ota_map *m = list_map(c, list);
     cat_vin *r = m && vin ? ota_map_get_str(m, vin) : NULL;
     if (r == NULL)

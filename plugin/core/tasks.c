@@ -331,6 +331,13 @@ static size_t late_pos(const ota_task *task, const char *vin)
     return lo;
 }
 
+int64_t ota_task_exec_wave(const ota_task *task, const ota_task_exec *x)
+{
+    uint8_t w =
+        task->waves ? ota_task_waves_of(task->waves, (size_t)(x - task->execs)) : OTA_WAVE_NONE;
+    return w == OTA_WAVE_NONE ? -1 : w;
+}
+
 ota_task_exec *ota_task_find_exec(const ota_task *task, const char *vin)
 {
     if (!vin || strlen(vin) != OTA_VIN_LEN) {

@@ -63,9 +63,9 @@ typedef struct {
     int64_t changed_ms;  /* last state change (timeouts) */
 } ota_task_exec;
 
-/* A task's executions per state as the store held them at the last count, every broker's
- * (on a store several brokers share; plugin/engine_end.c's count job): only succeeded,
- * failed and the open states (queued, in flight) are read, the others stay 0. */
+/* A task's executions per state as the store counted them at the last count, every broker's
+ * (on a store several brokers share; plugin/engine_end.c's count job); the decisions take
+ * succeeded, failed and the open states (queued, in flight). */
 typedef struct {
     size_t count[OTA_EXEC_STATE_COUNT];
     bool counted;        /* a count came back: the decisions take it (ota_task_seen) */
@@ -187,6 +187,9 @@ ota_task *ota_tasks_get(const ota_tasks *t, const char *id);
 /* The execution of vin in task, or NULL (binary search of the sorted part, then of the
  * late joiners' index). */
 ota_task_exec *ota_task_find_exec(const ota_task *task, const char *vin);
+/* x's wave as its stored execution carries it (ota_exec_rec.wave, what the store counts per
+ * wave): -1 for a task without waves or an execution in none. */
+int64_t ota_task_exec_wave(const ota_task *task, const ota_task_exec *x);
 
 /* ---- continuous tasks (issue 16): late joiners ----
  * A vehicle that starts matching a continuous task's target after its creation gets an

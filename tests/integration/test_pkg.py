@@ -12,7 +12,9 @@ compare_version, ECUs filtered by strategy and config word and sorted by order; 
 comes back in the unprotected header, outside the signature.
 Descriptions are signed ahead (issue 14): the task's notice pre-signs them, pkg/get is
 answered from memory, a retry gets the same signed bytes, a catalog or vehicle change
-gives a new description with a higher counter, and only descriptions served are stored.
+gives a new description with a higher counter, and only descriptions served are stored;
+a retry is answered without deciding again until the catalog changes, and a broker sharing
+its store with another never serves a vehicle an older description than the other served.
 An encrypted package's content key is unwrapped in Python (X25519 + HKDF + AES-GCM) and
 decrypts the uploaded file; otactl's `upload --encrypt` is used the way the demo does.
 Every refusal (unknown task, task of others, canceled task, version mismatch, malformed
@@ -267,6 +269,34 @@ class Descriptions(PkgCase):
     def verify_bytes(self, cose):
         return cose_verify(self.pub, cose)[0]
 
+    def test_retries_from_memory_until_the_catalog_changes(self):
+        """A retry is answered without deciding again while the catalog has not changed
+        since the description was asked for; any change (here the delta package leaving
+        `released`, which makes the full package the answer) is seen by the next retry,
+        and going back to versions asked for before gets a new description, never the
+        older one (ctr only grows)."""
+        self.setup_catalog()
+        v1 = self.vehicle(self.b, ot.vin(1))
+        m1 = self.get(v1, req=1)
+        d = self.verify(m1, req=1)
+        self.assertEqual((d["ctr"], d["kind"]), (1, "delta"))
+        for r in (2, 3):  # retries: the same signed bytes
+            self.assertEqual(signed_part(self.get(v1, req=r).payload), signed_part(m1.payload))
+        self.set_status(self.delta, "deprecated")
+        d = self.verify(self.get(v1, req=4), req=4)
+        self.assertEqual((d["ctr"], d["kind"], d["package"]), (2, "full", self.full))
+        m5 = self.get(v1, req=5)
+        self.assertEqual(self.verify(m5, req=5)["ctr"], 2)
+        # another firmware, then back: each a new description, never an older one again
+        self.ok("upsertVehicles", vehicles=[vehicle(1, fw="1.5")])
+        self.assertEqual(self.verify(self.get(v1, req=6, cur="1.5"), req=6)["ctr"], 3)
+        self.ok("upsertVehicles", vehicles=[vehicle(1)])
+        self.assertEqual(self.verify(self.get(v1, req=7), req=7)["ctr"], 4)
+        st = self.stats()
+        self.assertEqual((st["answered_from_memory"], st["signed_on_request"]), (3, 4))
+        self.wait_stored(4)
+        self.assertEqual([(r[1], r[3]) for r in self.stored()], [(1, 1), (2, 4), (3, 6), (4, 7)])
+
     def test_mqtt5_response_topic(self):
         self.setup_catalog()
         v1 = self.vehicle(self.b, ot.vin(1))
@@ -451,6 +481,45 @@ class KilledBeforeStored(PkgCase):
         self.assertEqual((block["file"], block["i"]), (sha, 0))
         self.a = self.admin(self.b, client_id="admin-again")
         self.assertEqual(self.stats()["issued"], 0)  # this run issued none: granted from the spool
+
+
+class SharedStore(PkgCase):
+    """Two brokers on one store (the MongoDB test peer): a vehicle that got a newer
+    description from the other broker is never served the older one this broker still
+    holds (ctr grows in the order the vehicle sees descriptions)."""
+
+    def stored_ctrs(self, db, vin_):
+        return sorted(d["counter"] for d in db.db["ota_vehicle_package_description"].find(
+            {"vin": vin_}, {"counter": 1, "_id": 0}))
+
+    def test_newer_description_from_the_other_broker(self):
+        uri = self.mongo_peer().uri("ota")
+        self.setup_catalog_with(store=uri, broker_id="broker-1")
+        a = self.b
+        b = self.broker(store=uri, broker_id="broker-2", file_dir=str(self.files),
+                        extra_conf=["set_tcp_nodelay true"],
+                        signing_key=str(a.dir / "ota-signing.pem"))
+        db = self.mongo_db(uri)
+        vin1 = ot.vin(1)
+        v = self.vehicle(a, vin1)
+        self.assertEqual(self.verify(self.get(v, req=1), req=1)["ctr"], 1)
+        ot.wait_until(lambda: self.stored_ctrs(db, vin1) == [1], msg="ctr 1 stored")
+        v.close()
+        v = self.vehicle(b, vin1)  # broker 2 follows the task, then reads ctr 1 from the store
+        ot.wait_until(lambda: "ctr" in self.verify_any(self.get(v, req=2)),
+                      msg="broker 2 serves the task")
+        ot.wait_until(lambda: self.stored_ctrs(db, vin1) == [1, 2], msg="ctr 2 stored")
+        v.close()
+        v = self.vehicle(a, vin1)  # back: broker 1 still holds ctr 1, fresh
+        d = self.verify(self.get(v, req=3), req=3)
+        self.assertEqual((d["ctr"], d["from"], d["to"]), (3, "1.0", "2.0"))
+        self.assertEqual(self.verify(self.get(v, req=4), req=4)["ctr"], 3)  # retried: the same
+
+    def verify_any(self, m):
+        """The description of a pkg/desc, or the refusal map."""
+        if m.prop("ContentType") == "application/cbor":
+            return m.cbor()
+        return self.verify(m)
 
 
 class Refusals(PkgCase):

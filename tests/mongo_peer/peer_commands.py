@@ -7,8 +7,9 @@ the peer's lock for the whole command, so each command is atomic.
 
 Implemented (see COMMANDS.md and README.md): hello/isMaster, ping, buildInfo,
 endSessions, insert, update, delete, find, getMore, killCursors, findAndModify, count,
-createIndexes, listIndexes, listCollections, drop, dropDatabase. Anything else:
-{ok: 0, code: 59, codeName: "CommandNotFound"}.
+aggregate ($match and $group: peer_aggregate), createIndexes, listIndexes,
+listCollections, drop, dropDatabase. Anything else: {ok: 0, code: 59, codeName:
+"CommandNotFound"}.
 """
 
 import datetime
@@ -19,6 +20,7 @@ from bson.int64 import Int64
 from bson.objectid import ObjectId
 from bson.raw_bson import RawBSONDocument
 
+from peer_aggregate import run_pipeline
 from peer_match import PeerError, compile_query, matches, project, sort_docs
 from peer_update import apply_update, is_operator_update, upsert_document
 
@@ -375,6 +377,22 @@ def cmd_count(peer, db, cmd):
     return {"n": min(len(docs), limit) if limit else len(docs), "ok": 1.0}
 
 
+def cmd_aggregate(peer, db, cmd):
+    ns = _ns(db, cmd, "aggregate")
+    _refuse(cmd, ("collation", "hint", "let", "explain"), "aggregate")
+    cursor = cmd.get("cursor")
+    if cursor is None:
+        raise PeerError(9, "FailedToParse", "The 'cursor' option is required, except for "
+                        "aggregate with the explain argument")
+    if not isinstance(cursor, dict):
+        raise PeerError(14, "TypeMismatch", "cursor field must be missing or an object")
+    batch = _int_opt(cursor, "batchSize", DEFAULT_BATCH)
+    if batch < 0:
+        raise PeerError(2, "BadValue", "batchSize must be >= 0")
+    docs = run_pipeline(cmd.get("pipeline"), lambda q: _matching(peer, ns, q))
+    return {"cursor": _first_batch(peer, ns, docs, batch, False), "ok": 1.0}
+
+
 # ---------------------------------------------------------------------------------------
 # Indexes and collections
 
@@ -458,7 +476,7 @@ COMMANDS = {
     "insert": cmd_insert, "update": cmd_update, "delete": cmd_delete,
     "findAndModify": cmd_find_and_modify, "findandmodify": cmd_find_and_modify,
     "find": cmd_find, "getMore": cmd_get_more, "killCursors": cmd_kill_cursors,
-    "count": cmd_count, "createIndexes": cmd_create_indexes,
+    "count": cmd_count, "aggregate": cmd_aggregate, "createIndexes": cmd_create_indexes,
     "listIndexes": cmd_list_indexes, "listCollections": cmd_list_collections,
     "drop": cmd_drop, "dropDatabase": cmd_drop_database,
 }

@@ -64,7 +64,7 @@ class Handshake(PeerCase):
 
     def test_unknown_command_is_command_not_found(self):
         with self.assertRaises(OperationFailure) as cm:
-            self.db.command("aggregate", "x", pipeline=[], cursor={})
+            self.db.command("mapReduce", "x", map="", reduce="", out={"inline": 1})
         self.assertEqual(cm.exception.code, 59)
         self.assertEqual(cm.exception.details["codeName"], "CommandNotFound")
 
@@ -522,6 +522,83 @@ class Indexes(PeerCase):
         for q in ({"v": "a"}, {"v": "z"}, {"v": "b"}, {"n": 4}):
             self.same(ix, scan, q)
         self.assertEqual(len(self.same(ix, scan, {"v": "z"})), 51)
+
+
+class Aggregate(PeerCase):
+    """aggregate with $match and $group (peer_aggregate): how the store counts a task's
+    executions by state and wave (ota_store_count_task_execs) without reading them."""
+
+    STATES = ("queued", "notified", "succeeded", "failed")
+
+    def execs(self, n=600):
+        out = []
+        for i in range(n):
+            d = {"task": "T%d" % (i % 3), "vin": "V%05d" % i, "state": self.STATES[i % 4]}
+            if i % 7:  # some without a wave; some with a null one; numbers of three types
+                d["wave"] = [Int64(i % 5), i % 5, float(i % 5), None][i % 4]
+            out.append(d)
+        return out
+
+    def brute(self, docs, task):
+        want = {}
+        for d in docs:
+            if d["task"] == task:
+                key = (d["state"], "wave" in d, None if d.get("wave") is None else
+                       int(d["wave"]))
+                want[key] = want.get(key, 0) + 1
+        return want
+
+    def counted(self, coll, task, **kw):
+        pipe = [{"$match": {"task": task}},
+                {"$group": {"_id": {"state": "$state", "wave": "$wave"}, "n": {"$sum": 1}}}]
+        got = {}
+        for g in coll.aggregate(pipe, **kw):
+            w = g["_id"].get("wave")
+            key = (g["_id"]["state"], "wave" in g["_id"], None if w is None else int(w))
+            self.assertNotIn(key, got)
+            got[key] = g["n"]
+        return got
+
+    def test_group_counts_equal_a_brute_force_count(self):
+        ix, scan = self.db.ix, self.db.scan
+        ix.create_index([("task", 1), ("state", 1), ("wave", 1)], name="by_state_wave")
+        docs = self.execs()
+        ix.insert_many([dict(d) for d in docs])
+        scan.insert_many([dict(d) for d in docs])
+        for task in ("T0", "T1", "T2", "none"):
+            want = self.brute(docs, task)
+            self.assertEqual(self.counted(ix, task), want)
+            self.assertEqual(self.counted(scan, task, batchSize=2), want)  # through getMore
+        self.assertIn(("queued", False, None), self.counted(ix, "T0"))  # missing: apart
+        self.assertIn(("failed", True, None), self.counted(ix, "T0"))  # from null
+
+    def test_sum_types_scalar_ids_and_later_match(self):
+        c = self.db.sums
+        c.insert_many([{"k": "a", "v": 1}, {"k": "a", "v": Int64(2)}, {"k": "b", "v": 1.5},
+                       {"k": "b", "v": "x"}, {"v": 3}, {"k": None, "v": 4}])
+        got = {g["_id"]: g for g in c.aggregate(
+            [{"$group": {"_id": "$k", "s": {"$sum": "$v"}, "n": {"$sum": 1}}},
+             {"$match": {"n": {"$gte": 1}}}])}
+        self.assertEqual(set(got), {"a", "b", None})
+        self.assertEqual((got["a"]["s"], type(got["a"]["s"])), (3, Int64))
+        self.assertEqual((got["b"]["s"], type(got["b"]["s"])), (1.5, float))
+        self.assertEqual((got[None]["s"], got[None]["n"], type(got[None]["n"])), (7, 2, int))
+
+    def test_what_it_does_not_implement_is_refused(self):
+        c = self.db.refused
+        c.insert_one({"a": 1})
+        for pipe, code in (([{"$nosuch": {}}], 40324), ([{"$sort": {"a": 1}}], 2),
+                           ([{"$match": {}, "$group": {"_id": 1}}], 40323),
+                           ([{"$group": {"n": {"$sum": 1}}}], 15955),
+                           ([{"$group": {"_id": 1, "n": {"$nosuch": 1}}}], 15952),
+                           ([{"$group": {"_id": 1, "n": {"$push": "$a"}}}], 2),
+                           ([{"$group": {"_id": 1, "n": 1}}], 40234)):
+            with self.assertRaises(OperationFailure) as e:
+                list(c.aggregate(pipe))
+            self.assertEqual(e.exception.code, code, pipe)
+        with self.assertRaises(OperationFailure) as e:
+            self.db.command("aggregate", "refused", pipeline=[])  # no cursor option
+        self.assertEqual(e.exception.code, 9)
 
 
 class SortPasses(unittest.TestCase):

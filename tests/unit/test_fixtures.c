@@ -166,6 +166,7 @@ void test_assert_exec(const ota_exec_rec *got, const ota_exec_rec *want)
     test_assert_text(got->msg_id, want->msg_id);
     assert_int_equal(got->notified_ms, want->notified_ms);
     assert_int_equal(got->updated_ms, want->updated_ms);
+    assert_int_equal(got->wave < 0 ? -1 : got->wave, want->wave < 0 ? -1 : want->wave);
 }
 
 int test_collect_shadow(void *ctx, const ota_shadow_rec *s)

@@ -3,8 +3,9 @@
  * and verification with Ed25519 and ES256 (codec/cose.c: layout, the reply's "req"
  * header, tampering, wrong key, wrong kid, wrong algorithm), the content
  * key cryptography (codec/keywrap.c: wrap/unwrap per vehicle and VIN, sealing, file
- * streams), the strict pkg/get decoder (codec/pkg_msg.c: every class of bad input) and the
- * description encoder (decoded again with libcbor and checked field by field).
+ * streams), the pkg/get decoder (codec/pkg_msg.c: every class of bad input, and the forms
+ * its fast path leaves to the strict reader), the description encoder (decoded again with
+ * libcbor and checked field by field) and the heads cbor_out.h writes (libcbor's bytes).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <openssl/evp.h>
 
 #include "cbor_util.h"
+#include "cbor_out.h"
 #include "ota_cose.h"
 #include "ota_pkg_codec.h"
 #include "test_util.h"
@@ -71,8 +73,12 @@ static void cose_roundtrip(EVP_PKEY *k, const char *prot)
     assert_true(info.has_kid);
     assert_false(info.has_req);
     /* the reply's copy: {4: kid, "req": 70000} unprotected, the same signature */
-    uint8_t *r = ota_codec_cose_with_req(m, len, 70000, &rlen);
-    assert_non_null(r);
+    uint8_t *r = malloc(len + OTA_COSE_REQ_EXTRA);
+    assert_int_equal(ota_codec_cose_with_req(m, len, 70000, r, len + OTA_COSE_REQ_EXTRA - 1), 0);
+    assert_int_equal(ota_codec_cose_with_req(m + 1, len - 1, 70000, r, len + 9), 0);
+    rlen = ota_codec_cose_with_req(m, len, UINT64_MAX, r, len + OTA_COSE_REQ_EXTRA);
+    assert_int_equal(rlen, len + OTA_COSE_REQ_EXTRA); /* the most it adds */
+    rlen = ota_codec_cose_with_req(m, len, 70000, r, len + OTA_COSE_REQ_EXTRA);
     assert_int_equal(rlen, len + 4 + 5);
     assert_memory_equal(r + rlen - 64, m + len - 64, 64);
     if (ota_codec_cose_verify_info(k, r, rlen, &p, &plen, &info, &e) != 0)
@@ -384,6 +390,109 @@ static void test_request_bad(void **state)
     assert_int_equal(r.req, 7);
 }
 
+/* Decodes the n bytes at b: rc, and r/e as the decoder left them. */
+static int decode_bytes(const char *b, size_t n, ota_pkg_request *r, ota_error *e)
+{
+    *e = (ota_error){0};
+    return ota_codec_decode_pkg_get(b, n, r, e);
+}
+
+#define REQ7                                                                                       \
+    "\x63"                                                                                         \
+    "req\x07"
+#define TASK                                                                                       \
+    "\x64"                                                                                         \
+    "task\x67"                                                                                     \
+    "T000001"
+#define CUR                                                                                        \
+    "\x63"                                                                                         \
+    "cur\x65"                                                                                      \
+    "2.0.9"
+#define TGT                                                                                        \
+    "\x63"                                                                                         \
+    "tgt\x65"                                                                                      \
+    "2.1.0"
+
+/* Forms the fast path (pkg_msg.c's skim) does not take are read by the strict reader: the
+ * same answer either way. */
+static void test_request_forms(void **state)
+{
+    (void)state;
+    ota_pkg_request r;
+    ota_error e;
+    static const char plain[] = "\xA4" REQ7 TASK CUR TGT;
+    assert_int_equal(decode_bytes(plain, sizeof plain - 1, &r, &e), 0);
+    assert_true(r.req_valid);
+    assert_int_equal(r.req, 7);
+    assert_string_equal(r.cur, "2.0.9");
+    /* indefinite-length map, keys in another order */
+    static const char indef[] = "\xBF" TGT CUR REQ7 TASK "\xFF";
+    assert_int_equal(decode_bytes(indef, sizeof indef - 1, &r, &e), 0);
+    assert_int_equal(r.req, 7);
+    assert_string_equal(r.task, "T000001");
+    assert_string_equal(r.tgt, "2.1.0");
+    /* UTF-8 beyond ASCII, the largest req, an unknown key with a nested value */
+    static const char wide[] = "\xA5\x63"
+                               "req\x1B\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFF" TASK "\x63"
+                               "cur\x66"
+                               "2.0-\xCE\xB2" TGT "\x61"
+                               "x\xA1\x61"
+                               "y\x82\x01\x02";
+    assert_int_equal(decode_bytes(wide, sizeof wide - 1, &r, &e), 0);
+    assert_int_equal(r.req, UINT64_MAX);
+    assert_string_equal(r.cur, "2.0-\xCE\xB2");
+    /* a known key twice, a text of 64 bytes (the most) and of 65 */
+    static const char twice[] = "\xA5" REQ7 TASK CUR TGT "\x63"
+                                "cur\x63"
+                                "1.0";
+    assert_int_equal(decode_bytes(twice, sizeof twice - 1, &r, &e), -1);
+    assert_int_equal(e.code, OTA_E_BAD_REQUEST);
+    assert_non_null(strstr(e.msg, "duplicate"));
+    char w[128] = "\xA4" REQ7 TASK CUR "\x63"
+                  "tgt\x78\x40";
+    size_t n = strlen(w);
+    memset(w + n, '9', 64);
+    assert_int_equal(decode_bytes(w, n + 64, &r, &e), 0);
+    assert_int_equal(strlen(r.tgt), 64);
+    w[n - 1] = 0x41;
+    memset(w + n, '9', 65);
+    assert_int_equal(decode_bytes(w, n + 65, &r, &e), -1);
+    assert_int_equal(e.code, OTA_E_TOO_LARGE);
+    /* a field missing after the fast path had filled the others: nothing kept */
+    static const char three[] = "\xA3" REQ7 TASK CUR;
+    assert_int_equal(decode_bytes(three, sizeof three - 1, &r, &e), -1);
+    assert_int_equal(e.code, OTA_E_BAD_REQUEST);
+    assert_string_equal(r.tgt, "");
+}
+
+/* cbor_out.h writes the heads libcbor's encoders write (the description's bytes were
+ * libcbor's before): every width boundary, for uints, texts, arrays and maps. */
+static void test_cbor_out_heads(void **state)
+{
+    (void)state;
+    static const uint64_t args[] = {0,     23,    24,         255,        256,
+                                    65535, 65536, UINT32_MAX, 1ull << 32, UINT64_MAX};
+    size_t (*const enc[])(size_t, unsigned char *, size_t) = {cbor_encode_uint,
+                                                              NULL,
+                                                              cbor_encode_bytestring_start,
+                                                              cbor_encode_string_start,
+                                                              cbor_encode_array_start,
+                                                              cbor_encode_map_start};
+    for (unsigned major = 0; major <= 5; major++) {
+        for (size_t i = 0; major != 1 && i < sizeof args / sizeof args[0]; i++) {
+            uint8_t want[9];
+            size_t n = enc[major](args[i], want, sizeof want), len = 0;
+            ota_cbor_out o;
+            ota_cbor_out_init(&o, 1); /* grows */
+            ota_cbor_out_head(&o, major, args[i]);
+            uint8_t *got = ota_cbor_out_take(&o, &len);
+            assert_int_equal(len, n);
+            assert_memory_equal(got, want, n);
+            free(got);
+        }
+    }
+}
+
 static void test_request_bad_bytes(void **state)
 {
     (void)state;
@@ -597,7 +706,8 @@ int main(void)
         cmocka_unit_test(test_key_wrap),          cmocka_unit_test(test_seal_open),
         cmocka_unit_test(test_seal_stream),       cmocka_unit_test(test_hex),
         cmocka_unit_test(test_request_valid),     cmocka_unit_test(test_request_bad),
-        cmocka_unit_test(test_request_bad_bytes), cmocka_unit_test(test_description),
+        cmocka_unit_test(test_request_bad_bytes), cmocka_unit_test(test_request_forms),
+        cmocka_unit_test(test_cbor_out_heads),    cmocka_unit_test(test_description),
         cmocka_unit_test(test_pkg_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,8 @@
  * RXSWIN lists by id and the flags beside them); models and
  * ecu_known; files; packages (full and delta lookups, version order 2.10 > 2.9, max_version
  * with and without released_only, iteration order and filters, next id, replacement,
- * status); strategies, bindings, strategy_for and strategies_of; lists; and the load from
+ * status); strategies, bindings, strategy_for and strategies_of; lists; the generation every
+ * change renews (and no two catalogs share); and the load from
  * a real SQLite store (documents made by the codec's emitters), including the errors for
  * documents that no longer parse.
  */
@@ -786,6 +787,60 @@ static void test_lists(void **state)
     ota_catalog_free(c);
 }
 
+/* ---- generations ---- */
+
+/* expr changes the catalog's generation (to one it never had) */
+#define NEW_GEN(c, seen, expr)                                                                     \
+    do {                                                                                           \
+        uint64_t before_ = ota_catalog_gen(c);                                                     \
+        (void)(expr);                                                                              \
+        assert_true(ota_catalog_gen(c) > before_);                                                 \
+        assert_true(ota_catalog_gen(c) > (seen));                                                  \
+        (seen) = ota_catalog_gen(c);                                                               \
+    } while (0)
+
+/* Every change gives a new generation (pkg.c serves a held description while it is the
+ * same), lookups none, and a second catalog never has one the first had (follow.c swaps
+ * catalogs). */
+static void test_generations(void **state)
+{
+    (void)state;
+    ota_catalog *c = ota_catalog_new(), *other = ota_catalog_new();
+    uint64_t seen = ota_catalog_gen(c);
+    assert_true(ota_catalog_gen(other) > seen);
+    seen = ota_catalog_gen(other);
+    static const char *const ecus[] = {"VCU"};
+    ota_model_rec m = test_model("M1", "S1", true, 1, ecus);
+    NEW_GEN(c, seen, ota_catalog_put_model(c, &m));
+    ota_file_rec f = {SHA_1, 1000};
+    NEW_GEN(c, seen, ota_catalog_put_file(c, &f));
+    ota_package_rec pr = test_package(1, "M1", "S1", "2.0", NULL, "baseline");
+    NEW_GEN(c, seen, ota_catalog_put_package(c, &pr));
+    NEW_GEN(c, seen, ota_catalog_set_package_status(c, 1, OTA_PKG_RELEASED));
+    ota_strategy_rec sr = strategy("s1", "VCU");
+    NEW_GEN(c, seen, ota_catalog_put_strategy(c, &sr));
+    NEW_GEN(c, seen, ota_catalog_bind_default(c, "M1", "S1", "s1"));
+    NEW_GEN(c, seen, ota_catalog_bind_vin(c, VIN_A, "s1"));
+    ota_vehicle_rec vr = vehicle(VIN_A, "M1", "S1", "1.0", 7);
+    NEW_GEN(c, seen, ota_catalog_put_vehicle(c, &vr));
+    NEW_GEN(c, seen, ota_catalog_list_add(c, OTA_LIST_DOWNGRADE_WHITELIST, VIN_A));
+    NEW_GEN(c, seen, ota_catalog_list_remove(c, OTA_LIST_DOWNGRADE_WHITELIST, VIN_A));
+    ota_rxswin_change_rec rx = {.task = "T1", .vin = VIN_A, .package = 1, .after = "R10"};
+    NEW_GEN(c, seen, ota_catalog_put_rxswin_change(c, &rx));
+    uint64_t now = ota_catalog_gen(c); /* lookups change nothing */
+    const ota_vehicle *v = ota_catalog_vehicle(c, VIN_A);
+    assert_non_null(v);
+    assert_non_null(ota_catalog_strategy_for(c, v));
+    assert_non_null(ota_catalog_package_full(c, "M1", "S1", "2.0"));
+    assert_false(ota_catalog_listed(c, OTA_LIST_DOWNGRADE_WHITELIST, VIN_A));
+    assert_int_equal(ota_catalog_gen(c), now);
+    NEW_GEN(c, seen, ota_catalog_delete_package(c, 1));
+    NEW_GEN(c, seen, ota_catalog_delete_vehicle(c, VIN_A));
+    NEW_GEN(c, seen, ota_catalog_delete_vehicle(c, VIN_A)); /* not there: new all the same */
+    ota_catalog_free(other);
+    ota_catalog_free(c);
+}
+
 /* ---- load from a real store ---- */
 
 /* The stored JSON of a record (cJSON_Delete'd here); free() the text. */
@@ -996,6 +1051,7 @@ int main(void)
         cmocka_unit_test(test_packages),
         cmocka_unit_test(test_strategies),
         cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_generations),
         STORE_TEST(test_load),
         STORE_TEST(test_load_errors),
     };

@@ -16,7 +16,8 @@
  * engine runs on the test's wall and monotonic time) and the writer: jobs wait in a queue
  * until the test runs them against a real SQLite store (or fails them), on the test's
  * thread, so every claim and flush happens exactly when a test says. The store's notice
- * decision writes are counted through the linker's --wrap (one per claim job).
+ * decision writes are counted through the linker's --wrap (one per claim job), and so are
+ * the counts the store makes and the execution rows a count job reads.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -290,6 +291,46 @@ int __wrap_ota_store_notice_decisions(ota_store *s, ota_notice_decision *d, size
     g_decision_writes += n > 0;
     g_decisions += n;
     return __real_ota_store_notice_decisions(s, d, n, err, errlen);
+}
+
+/* A task's counts over every broker: the store counts them (ota_store_count_task_execs);
+ * rows are read (ota_store_load_task_execs) only for executions stored without their wave. */
+static size_t g_store_counts; /* counts the store made */
+static size_t g_rows_read;    /* execution rows handed out by ota_store_load_task_execs */
+
+int __real_ota_store_load_task_execs(ota_store *s, const char *task, unsigned states,
+                                     ota_store_exec_fn fn, void *ctx);
+int __wrap_ota_store_load_task_execs(ota_store *s, const char *task, unsigned states,
+                                     ota_store_exec_fn fn, void *ctx);
+int __real_ota_store_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn,
+                                      void *ctx, char *err, size_t errlen);
+int __wrap_ota_store_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn,
+                                      void *ctx, char *err, size_t errlen);
+
+typedef struct {
+    ota_store_exec_fn fn;
+    void *ctx;
+} row_tap;
+
+static int row_read(void *ctx, const ota_exec_rec *e)
+{
+    row_tap *t = ctx;
+    g_rows_read++;
+    return t->fn(t->ctx, e);
+}
+
+int __wrap_ota_store_load_task_execs(ota_store *s, const char *task, unsigned states,
+                                     ota_store_exec_fn fn, void *ctx)
+{
+    row_tap t = {fn, ctx};
+    return __real_ota_store_load_task_execs(s, task, states, row_read, &t);
+}
+
+int __wrap_ota_store_count_task_execs(ota_store *s, const char *task, ota_store_count_fn fn,
+                                      void *ctx, char *err, size_t errlen)
+{
+    g_store_counts++;
+    return __real_ota_store_count_task_execs(s, task, fn, ctx, err, errlen);
 }
 
 /* ---------------------------------------------------------------- fixture */
@@ -721,33 +762,46 @@ static void test_timeout(void **state)
 
 /* A rollout of two waves: the first wave's error threshold aborts the task, the second
  * wave is never notified; the events tell the abort. */
-static void test_wave_abort(void **state)
+/* T000001 over V1-V4 in two waves (2 vehicles, then the rest), success threshold 100%, error
+ * threshold error_pct, waves 0..approved-1 approved; first and second: each wave's VINs. */
+static ota_task *two_wave_task(uint8_t error_pct, uint8_t approved, const char *first[2],
+                               const char *second[2])
 {
-    (void)state;
     ota_task *t = ADD("T000001", TASK(0), V1, V2, V3, V4);
     ota_task_waves *w = calloc(1, sizeof(*w));
+    assert_non_null(w);
     w->n_specs = 1;
     w->specs[0] = (ota_wave_spec){false, 2};
     w->success_pct[0] = w->success_pct[1] = 100;
-    w->error_pct[0] = w->error_pct[1] = 50;
-    w->approved = OTA_WAVES_MAX + 1;
+    w->error_pct[0] = w->error_pct[1] = error_pct;
+    w->approved = approved;
     const char *vins[] = {V1, V2, V3, V4};
-    bool acc[] = {true, true, true, true};
-    assert_int_equal(ota_task_waves_plan(w, "T000001", vins, acc, 4), 0);
+    assert_int_equal(ota_task_waves_plan(w, "T000001", vins, (bool[]){1, 1, 1, 1}, 4), 0);
     t->waves = w;
     ota_task_recount(t);
-    start_engine();
-    const char *first[2], *second[2];
     size_t nf = 0, ns = 0;
     for (size_t i = 0; i < 4; i++) {
-        seen(vins[i]);
         if (ota_task_waves_of(w, i) == 0) {
+            assert_true(nf < 2);
             first[nf++] = vins[i];
         } else {
+            assert_true(ns < 2);
             second[ns++] = vins[i];
         }
     }
-    assert_int_equal(nf, 2);
+    return t;
+}
+
+static void test_wave_abort(void **state)
+{
+    (void)state;
+    const char *first[2], *second[2];
+    ota_task *t = two_wave_task(50, OTA_WAVES_MAX + 1, first, second);
+    start_engine();
+    for (size_t i = 0; i < 2; i++) {
+        seen(first[i]);
+        seen(second[i]);
+    }
     tick();
     assert_int_equal(state_of("T000001", first[0]), OTA_EXEC_NOTIFIED);
     assert_int_equal(state_of("T000001", first[1]), OTA_EXEC_NOTIFIED);
@@ -757,7 +811,7 @@ static void test_wave_abort(void **state)
     assert_int_equal(t->state, OTA_TASK_ABORTED);
     assert_non_null(strstr(t->reason, "wave 0 reached its error threshold: 1 of 1 failed"));
     assert_non_null(strstr(g_task_events, "ota/v1/events/task/T000001 aborted"));
-    for (size_t i = 0; i < ns; i++) {
+    for (size_t i = 0; i < 2; i++) {
         seen(second[i]);
     }
     tick();
@@ -1114,17 +1168,25 @@ static void test_flush_final(void **state)
 
 /* ---------------------------------------------------------------- several brokers */
 
-/* Another broker's write: (T000001, vin) moved from `from` to state in the store. */
-static void moved_elsewhere(const char *vin, ota_exec_state from, ota_exec_state state)
+/* Another broker's move of vin in the store, its execution carrying wave (-1: none, or
+ * stored as before executions carried their wave). */
+static void moved_in_wave(const char *vin, ota_exec_state from, ota_exec_state state, int64_t wave)
 {
     ota_exec_rec r = {.task = "T000001",
                       .vin = vin,
                       .state = state,
                       .msg_id = "T000001:" V1 ":0",
                       .notified_ms = g_now,
-                      .updated_ms = g_now};
+                      .updated_ms = g_now,
+                      .wave = wave};
     char err[256];
     assert_int_equal(ota_store_transition_exec(g_store, from, &r, err, sizeof err), 1);
+}
+
+/* Another broker's write: (T000001, vin) moved from `from` to state in the store. */
+static void moved_elsewhere(const char *vin, ota_exec_state from, ota_exec_state state)
+{
+    moved_in_wave(vin, from, state, -1);
 }
 
 static void test_adopt_from_store(void **state)
@@ -1165,17 +1227,24 @@ static void test_conflict_reads_again(void **state)
     assert_int_equal(t->count[OTA_EXEC_SUCCEEDED], 1);
 }
 
-/* Reports raced over two brokers: this one's move (installing) lost to an older one
- * (downloading) written meanwhile: the further state is written again. */
-static void test_conflict_further_wins(void **state)
+/* Reports raced over two brokers: V1 notified here and installing in memory (not stored
+ * yet) while another broker stored it downloading. */
+static void install_races_a_download(void)
 {
-    (void)state;
     ADD("T000001", TASK(0), V1);
     start_engine();
     seen(V1);
     tick();                                                     /* notified here */
     report(V1, "T000001", OTA_EV_UPGRADE_PROGRESS, NULL, NULL); /* installing, not stored */
     moved_elsewhere(V1, OTA_EXEC_NOTIFIED, OTA_EXEC_DOWNLOADING);
+}
+
+/* This broker's move (installing) lost to an older one (downloading) written meanwhile:
+ * the further state is written again. */
+static void test_conflict_further_wins(void **state)
+{
+    (void)state;
+    install_races_a_download();
     later(50);
     tick(); /* the write from notified does not apply; read again */
     later(50);
@@ -1184,6 +1253,27 @@ static void test_conflict_further_wins(void **state)
     tick();
     assert_int_equal(load_stored().state, OTA_EXEC_INSTALLING);
     assert_int_equal(state_of("T000001", V1), OTA_EXEC_INSTALLING);
+}
+
+/* A move whose write found another state is read again and may be written again (the
+ * further one wins): the checkpoint of the reports that made it waits for that write, so a
+ * broker killed in between replays them (issue 15). */
+static void test_checkpoint_waits_for_a_conflicts_write(void **state)
+{
+    (void)state;
+    install_races_a_download();
+    ota_engine_hold_checkpoint(&F->p, (ota_spool_pos){1, 100}); /* the report's */
+    g_n_allowed = 0;
+    later(50);
+    tick(); /* the write from notified does not apply; read again */
+    assert_int_equal(g_n_allowed, 0);
+    for (int i = 0; i < 3 && g_n_allowed == 0; i++) {
+        later(50);
+        tick(); /* installing is further: written from downloading */
+    }
+    assert_int_equal(g_n_allowed, 1);
+    assert_int_equal(g_allowed.offset, 100);
+    assert_int_equal(load_stored().state, OTA_EXEC_INSTALLING);
 }
 
 /* ---------------------------------------------------------------- continuous, jitter */
@@ -1551,6 +1641,37 @@ static void test_shared_end_lost_write_not_told(void **state)
     assert_false(t->doc_dirty);             /* and this broker's end is not written again */
 }
 
+/* On a shared store the waves' counts over every broker come from the store's counts per
+ * wave: no execution row is read (issue 15); only executions stored without their wave (a
+ * database from before) are read, by VIN. */
+static void test_shared_wave_counts_by_the_store(void **state)
+{
+    (void)state;
+    const char *first[2], *second[2];
+    ota_task *t = two_wave_task(0, 0, first, second);
+    ota_task_waves *w = t->waves;
+    F->p.follow = (ota_follow *)&F->writer_token; /* a shared store */
+    start_engine();
+    g_store_counts = g_rows_read = 0;
+    moved_in_wave(first[0], OTA_EXEC_QUEUED, OTA_EXEC_SUCCEEDED, 0); /* on other brokers */
+    moved_in_wave(first[1], OTA_EXEC_QUEUED, OTA_EXEC_FAILED, 0);
+    moved_in_wave(second[0], OTA_EXEC_QUEUED, OTA_EXEC_SUCCEEDED, 1);
+    tick();
+    assert_int_equal(g_store_counts, 1);
+    assert_int_equal(w->all_ok[0], 1);
+    assert_int_equal(w->all_bad[0], 1);
+    assert_int_equal(w->all_ok[1], 1);
+    assert_int_equal(t->stored.count[OTA_EXEC_QUEUED], 1);
+    assert_int_equal(g_rows_read, 0);                               /* counted, not read */
+    moved_in_wave(second[1], OTA_EXEC_QUEUED, OTA_EXEC_FAILED, -1); /* stored without its wave */
+    later(2000);
+    tick();
+    assert_int_equal(g_store_counts, 2);
+    assert_int_equal(w->all_bad[1], 1); /* its wave from the plan, by VIN */
+    assert_int_equal(w->all_ok[1], 1);
+    assert_int_equal(g_rows_read, 4); /* then the task's done rows are read */
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1583,6 +1704,7 @@ int main(void)
         T(test_adopt_from_store),
         T(test_conflict_reads_again),
         T(test_conflict_further_wins),
+        T(test_checkpoint_waits_for_a_conflicts_write),
         T(test_continuous_join_leave_stored),
         T(test_continuous_closes_at_its_end),
         T(test_joiner_stored_by_another_broker),
@@ -1592,6 +1714,7 @@ int main(void)
         T(test_jitter_from_the_wave_start),
         T(test_shared_end_told_by_its_write),
         T(test_shared_end_lost_write_not_told),
+        T(test_shared_wave_counts_by_the_store),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }

@@ -128,7 +128,7 @@ static ota_store_put_result put_report(ota_store *s, const char *vin, uint64_t s
 
 /* ---- collecting what the store calls back with (deep copies) ---- */
 
-#define MAX_GOT 64
+#define MAX_GOT 128
 
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
@@ -331,6 +331,50 @@ static void test_mixed_batch(void **state)
     r = put_report(f->s, VIN_A, 4, evs, 1);
     assert_int_equal(r.inserted, 1);
     assert_int_equal(count_all_types(f->s), 7);
+}
+
+/* Event i of a batch that mixes every type and optional fields present and absent. */
+static ota_event ev_mixed(uint32_t i)
+{
+    if (i < 43) /* 43 download_progress: chunks of 32, 8 and 2 rows and one single row */
+        return ev_download(i, i % 2 ? "BMS" : NULL, (int32_t)(i % 101), i % 3 ? i * 1000LL : -1);
+    switch (i % 4) {
+    case 0:
+        return ev_progress(i, "VCU", (int32_t)(i % 101), i % 3 ? "flashing" : NULL);
+    case 1:
+        return ev_status(i, "failed", i % 3 ? "download_failed" : NULL, "forced", "1.2.3");
+    case 2:
+        return ev_command(i, "schedule", T0 + i);
+    default:
+        return ev_eeprom(i, "BCM", i % 3 ? "ok" : "failed");
+    }
+}
+
+/* A batch large enough for the multi-row INSERTs (sqlite_rows.c) stores each event as
+ * given; a batch repeating most of them is counted event by event (the row path). */
+static void test_many_rows_batch(void **state)
+{
+    test_db *f = *state;
+    enum { N = 91, NEW = 10 };
+    ota_event evs[N + NEW];
+    for (uint32_t i = 0; i < N + NEW; i++)
+        evs[i] = ev_mixed(i);
+    ota_store_event se[N + NEW];
+    wrap(se, VIN_A, 5, T0, evs, N + NEW);
+    ota_store_put_result r = put_ok(f->s, se, N);
+    assert_int_equal(r.inserted, N);
+    collector c = {0};
+    assert_int_equal(ota_store_history(f->s, VIN_A, 0, 200, collect, &c), N);
+    for (size_t i = 0; i < N; i++) { /* newest first: index N-1 .. 0 */
+        assert_string_equal(c.e[i].vin, VIN_A);
+        assert_int_equal(c.e[i].seq, 5);
+        assert_event(&evs[N - 1 - i], &c.e[i].ev);
+    }
+    collector_free(&c);
+    r = put_ok(f->s, se + NEW, N);
+    assert_int_equal(r.inserted, NEW);
+    assert_int_equal(r.duplicates, N - NEW);
+    assert_int_equal(count_all_types(f->s), N + NEW);
 }
 
 static void test_empty_batch(void **state)
@@ -772,6 +816,7 @@ int main(void)
         T(test_consent_round_trip),
         T(test_duplicate_batch),
         T(test_mixed_batch),
+        T(test_many_rows_batch),
         T(test_empty_batch),
         T(test_latest_status),
         T(test_count_events),

@@ -504,9 +504,11 @@ static void test_bad_change_refused(void **state)
 static int see_exec(void *ctx, const ota_exec_rec *e)
 {
     char val[128];
-    snprintf(val, sizeof val, "%s %s %u %s %lld", ota_exec_state_name(e->state),
-             e->code ? e->code : "-", e->resends, e->msg_id ? e->msg_id : "-",
-             (long long)e->notified_ms);
+    int n = snprintf(val, sizeof val, "%s %s %u %s %lld", ota_exec_state_name(e->state),
+                     e->code ? e->code : "-", e->resends, e->msg_id ? e->msg_id : "-",
+                     (long long)e->notified_ms);
+    if (e->wave >= 0) /* the wave, when stored */
+        snprintf(val + n, sizeof val - (size_t)n, " w%lld", (long long)e->wave);
     char key[64];
     snprintf(key, sizeof key, "%s/%s", e->task, e->vin);
     item(ctx, key, val, false);
@@ -544,9 +546,9 @@ static void test_task_records(void **state)
 {
     fixture *f = *state;
     ota_exec_rec x[] = {
-        {"T2", "VIN00000000000001", OTA_EXEC_QUEUED, NULL, 0, NULL, -1, 10},
-        {"T1", "VIN00000000000002", OTA_EXEC_NOTIFIED, NULL, 1, "T1:V:1", 50, 11},
-        {"T2", "VIN00000000000001", OTA_EXEC_FAILED, "timeout", 2, "T2:V:2", 60, 12},
+        {"T2", "VIN00000000000001", OTA_EXEC_QUEUED, NULL, 0, NULL, -1, 10, 0},
+        {"T1", "VIN00000000000002", OTA_EXEC_NOTIFIED, NULL, 1, "T1:V:1", 50, 11, 2},
+        {"T2", "VIN00000000000001", OTA_EXEC_FAILED, "timeout", 2, "T2:V:2", 60, 12, -1},
     };
     ota_shadow_rec sh[] = {{"VIN00000000000001", 3, "{\"fw\":\"1\"}", NULL, 5}};
     ota_notice_rec no[] = {{"T1", "VIN00000000000002", 7, "2.0", "T1:V:1", 50},
@@ -573,7 +575,7 @@ static void test_task_records(void **state)
     assert_int_equal(ota_store_load_execs(f->s, see_exec, &w), 0);
     assert_int_equal(w.n, 2);
     assert_string_equal(w.key[0], "T1/VIN00000000000002");
-    assert_string_equal(w.val[0], "notified - 1 T1:V:1 50");
+    assert_string_equal(w.val[0], "notified - 1 T1:V:1 50 w2");
     assert_string_equal(w.val[1], "failed timeout 2 T2:V:2 60");
     memset(&w, 0, sizeof w);
     assert_int_equal(ota_store_load_shadows(f->s, see_shadow, &w), 0);
@@ -935,7 +937,7 @@ static void test_vehicle_state(void **state)
 
 static ota_exec_rec exec_rec(const char *vin, ota_exec_state state, const char *msg_id)
 {
-    return (ota_exec_rec){"T1", vin, state, NULL, 0, msg_id, msg_id != NULL ? 50 : -1, 10};
+    return (ota_exec_rec){"T1", vin, state, NULL, 0, msg_id, msg_id != NULL ? 50 : -1, 10, -1};
 }
 
 static void test_transition(void **state)
@@ -1528,6 +1530,77 @@ static void test_task_doc_if(void **state)
     assert_int_equal(got.n, 0);
 }
 
+/* ota_store_count_task_execs: counts by (state, wave), one line per pair, in order. */
+typedef struct {
+    char line[16][48];
+    size_t n, stop_after;
+} counted;
+
+static int see_count(void *ctx, ota_exec_state state, int64_t wave, uint64_t n)
+{
+    counted *c = ctx;
+    assert_true(c->n < 16);
+    snprintf(c->line[c->n++], sizeof c->line[0], "%s w%lld %llu", ota_exec_state_name(state),
+             (long long)wave, (unsigned long long)n);
+    return c->stop_after != 0 && c->n >= c->stop_after;
+}
+
+static int line_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void count_ok(ota_store *s, const char *task, counted *c)
+{
+    char err[256] = "";
+    memset(c, 0, sizeof *c);
+    assert_int_equal(ota_store_count_task_execs(s, task, see_count, c, err, sizeof err), 0);
+    qsort(c->line, c->n, sizeof c->line[0], line_cmp);
+}
+
+/* A task's executions counted by the store per state and wave (issue 15: no rows read), the
+ * wave kept through a transition, other tasks apart, executions without a wave under -1. */
+static void test_count_task_execs(void **state)
+{
+    fixture *f = *state;
+    ota_exec_rec x[9];
+    const char *vin[9] = {"VIN00000000000001", "VIN00000000000002", "VIN00000000000003",
+                          "VIN00000000000004", "VIN00000000000005", "VIN00000000000006",
+                          "VIN00000000000007", "VIN00000000000008", "VIN00000000000009"};
+    ota_exec_state st[9] = {OTA_EXEC_SUCCEEDED, OTA_EXEC_SUCCEEDED, OTA_EXEC_FAILED,
+                            OTA_EXEC_QUEUED,    OTA_EXEC_SUCCEEDED, OTA_EXEC_NOTIFIED,
+                            OTA_EXEC_REJECTED,  OTA_EXEC_QUEUED,    OTA_EXEC_FAILED};
+    int64_t wave[9] = {0, 0, 0, 1, 1, 1, -1, 1, 0};
+    for (int i = 0; i < 9; i++) {
+        x[i] = exec_rec(vin[i], st[i], NULL);
+        x[i].wave = wave[i];
+        x[i].task = i < 8 ? "T1" : "T2";
+    }
+    ota_catalog_change c = {.put_execs = x, .n_put_execs = 9};
+    test_apply_ok(f->s, &c);
+    ota_exec_rec to = x[5]; /* notified -> succeeded in wave 1 */
+    to.state = OTA_EXEC_SUCCEEDED;
+    char err[256] = "";
+    assert_int_equal(ota_store_transition_exec(f->s, OTA_EXEC_NOTIFIED, &to, err, sizeof err), 1);
+    counted got;
+    count_ok(f->s, "T1", &got);
+    assert_int_equal(got.n, 5);
+    assert_string_equal(got.line[0], "failed w0 1");
+    assert_string_equal(got.line[1], "queued w1 2");
+    assert_string_equal(got.line[2], "rejected w-1 1");
+    assert_string_equal(got.line[3], "succeeded w0 2");
+    assert_string_equal(got.line[4], "succeeded w1 2");
+    count_ok(f->s, "T2", &got);
+    assert_int_equal(got.n, 1);
+    assert_string_equal(got.line[0], "failed w0 1");
+    count_ok(f->s, "T9", &got);
+    assert_int_equal(got.n, 0);
+    memset(&got, 0, sizeof got);
+    got.stop_after = 1; /* fn stops: an error, said */
+    assert_int_equal(ota_store_count_task_execs(f->s, "T1", see_count, &got, err, sizeof err), -1);
+    assert_true(err[0] != '\0');
+}
+
 /* Two handles (two brokers) promoting the same task from each revision in turn: each
  * revision is raised by exactly one of them. */
 enum { DOC_RACE_N = 30 };
@@ -1592,6 +1665,7 @@ static int run_backend(const char *name, const char *base)
         cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_doc_if, setup, teardown),
         cmocka_unit_test_setup_teardown(test_task_doc_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_count_task_execs, setup, teardown),
     };
     return _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);
 }

@@ -103,7 +103,8 @@ static ota_exec_rec full_exec(const char *task, const char *vin, ota_exec_state 
                           .resends = 3,
                           .msg_id = "t1:" VIN_A ":3",
                           .notified_ms = 1700000000123,
-                          .updated_ms = 1700000009999};
+                          .updated_ms = 1700000009999,
+                          .wave = 2};
 }
 
 static ota_exec_rec queued_exec(const char *task, const char *vin)
@@ -112,7 +113,8 @@ static ota_exec_rec queued_exec(const char *task, const char *vin)
                           .vin = vin,
                           .state = OTA_EXEC_QUEUED,
                           .notified_ms = -1,
-                          .updated_ms = 1700000000000};
+                          .updated_ms = 1700000000000,
+                          .wave = -1};
 }
 
 static ota_vehicle_rec vehicle(const char *vin)
@@ -892,6 +894,42 @@ static void test_latest_statuses_speed(void **state)
            STATUS_VINS * STATUS_PER_VIN, t1 - t0);
 }
 
+/* ---- the executions' wave column (issue 15: counts by wave in the store) ---- */
+
+static int waves_counted(void *ctx, ota_exec_state state, int64_t wave, uint64_t n)
+{
+    int64_t *by_wave = ctx; /* succeeded per wave + 1 (0: none) */
+    if (state == OTA_EXEC_SUCCEEDED && wave < 3)
+        by_wave[wave + 1] += (int64_t)n;
+    return 0;
+}
+
+/* A database made before executions carried their wave gets the column at open: its rows
+ * read and count as in no wave, new rows count in theirs. */
+static void test_wave_column_added(void **state)
+{
+    test_db *d = *state;
+    ota_exec_rec old_e = full_exec("t1", VIN_A, OTA_EXEC_SUCCEEDED);
+    test_apply_ok(d->s, &(ota_catalog_change){.put_execs = &old_e, .n_put_execs = 1});
+    ota_store_close(d->s);
+    test_sql_exec(d->path, "ALTER TABLE ota_task_vin DROP COLUMN wave");
+    d->s = test_store_open(d->uri);
+    test_got_execs g;
+    test_load_execs_ok(d->s, &g);
+    assert_int_equal(g.n, 1);
+    assert_true(g.e[0].wave < 0);
+    test_got_execs_free(&g);
+    ota_exec_rec new_e = full_exec("t1", VIN_B, OTA_EXEC_SUCCEEDED);
+    new_e.wave = 1;
+    test_apply_ok(d->s, &(ota_catalog_change){.put_execs = &new_e, .n_put_execs = 1});
+    int64_t by_wave[4] = {0};
+    char err[256] = "";
+    assert_int_equal(
+        ota_store_count_task_execs(d->s, "t1", waves_counted, by_wave, err, sizeof err), 0);
+    assert_int_equal(by_wave[0], 1); /* the old row: no wave */
+    assert_int_equal(by_wave[2], 1); /* wave 1 */
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, test_db_setup, test_db_teardown)
 
 int main(void)
@@ -912,6 +950,7 @@ int main(void)
         T(test_bad_arguments),
         T(test_unknown_stored_state),
         T(test_reopen),
+        T(test_wave_column_added),
         T(test_speed),
         T(test_latest_statuses_speed),
     };

@@ -306,6 +306,20 @@ static ota_writer *start_writer(ota_spool *sp)
     return start_writer_on(sp, st, 0, 0, 0);
 }
 
+/* A writer handing back report results (report_results: the plugin's configuration). */
+static ota_writer *start_results_writer(ota_spool *sp)
+{
+    char err[256] = "";
+    ota_store *st = ota_store_open(g_db, err, sizeof err);
+    if (!st)
+        fail_msg("ota_store_open: %s", err);
+    ota_writer_config cfg = {.log = capture_log, .log_ctx = &g_log, .report_results = true};
+    ota_writer *w = ota_writer_start(sp, st, &cfg, err, sizeof err);
+    if (!w)
+        fail_msg("ota_writer_start: %s", err);
+    return w;
+}
+
 static ota_writer_stats writer_stats(ota_writer *w)
 {
     ota_writer_stats st;
@@ -352,17 +366,12 @@ static void test_report_results_and_checkpoint(void **state)
     (void)state;
     fresh_dir("results");
     ota_spool *sp = open_spool();
-    char err[256] = "";
-    ota_store *st = ota_store_open(g_db, err, sizeof err);
-    assert_non_null(st);
-    ota_writer_config cfg = {.log = capture_log, .log_ctx = &g_log, .report_results = true};
     append_reports(sp, VIN1, 1, 3, 2);
     size_t len;
     uint8_t *no_events = make_report(4, 0, &len);
     assert_int_equal(ota_spool_append_report(sp, VIN1, 4, 1, no_events, len), 0);
     free(no_events);
-    ota_writer *w = ota_writer_start(sp, st, &cfg, err, sizeof err);
-    assert_non_null(w);
+    ota_writer *w = start_results_writer(sp);
     assert_true(ota_writer_wait_drained(w, 10000));
     ota_spool_pos ck;
     assert_int_equal(ota_spool_checkpoint_load(sp, &ck), 0);
@@ -835,6 +844,83 @@ static void test_start_rejects_missing_args(void **state)
     assert_true(err[0] != '\0');
 }
 
+/* ---- the checkpoint held for what the results caused (issue 15) ---- */
+
+/* Two jobs one after the other: the writer's loop goes round once between them (its
+ * reading and checkpoint step runs before each round's jobs), with nothing new to read. */
+static void idle_round(ota_writer *w)
+{
+    int ran[2];
+    size_t n_ran = 0;
+    test_job jobs[2];
+    for (int i = 0; i < 2; i++) {
+        job_init(&jobs[i], i, false, ran, &n_ran);
+        assert_int_equal(ota_writer_submit(w, &jobs[i].job), 0);
+        assert_true(ota_writer_jobs_idle(w, 10000));
+        assert_int_equal(ota_writer_poll_done(w), 1);
+    }
+}
+
+static ota_spool_pos checkpoint_of(ota_spool *sp)
+{
+    ota_spool_pos ck;
+    assert_int_equal(ota_spool_checkpoint_load(sp, &ck), 0);
+    return ck;
+}
+
+static bool pos_eq(ota_spool_pos a, ota_spool_pos b)
+{
+    return a.segment == b.segment && a.offset == b.offset;
+}
+
+/* Polls results as the plugin does (held) until a batch ended; its checkpoint. */
+static ota_spool_pos poll_held(ota_writer *w, results_seen *seen)
+{
+    ota_spool_pos ck = {0, 0};
+    bool has_ck = false;
+    for (int i = 0; i < 1000 && !has_ck; i++) {
+        ota_writer_poll_reports_held(w, see_result, seen, &ck, &has_ck);
+        usleep(10000);
+    }
+    assert_true(has_ck);
+    return ck;
+}
+
+/* Polled with poll_reports_held, the results' checkpoint waits for allow_checkpoint (the
+ * plugin: until the execution moves those reports made are stored), also through the
+ * writer's idle rounds and a stop. Before, an idle round stored the checkpoint past every
+ * record read once no result was waiting to be polled: a broker killed then did not
+ * replay reports whose moves were not stored (test_ha's executions stuck in installing). */
+static void test_held_checkpoint_waits_for_allow(void **state)
+{
+    (void)state;
+    fresh_dir("held");
+    ota_spool *sp = open_spool();
+    append_reports(sp, VIN1, 1, 3, 2);
+    ota_spool_pos start = checkpoint_of(sp);
+    ota_writer *w = start_results_writer(sp);
+    results_seen seen = {0};
+    ota_spool_pos ck = poll_held(w, &seen); /* the batch's results, held */
+    assert_int_equal(seen.stored, 3);
+    idle_round(w);
+    assert_true(pos_eq(checkpoint_of(sp), start));
+
+    ota_writer_allow_checkpoint(w, ck); /* the moves are stored */
+    ota_spool_stats sst;
+    ota_spool_stats_get(sp, &sst);
+    for (int i = 0; i < 1000 && !pos_eq(checkpoint_of(sp), sst.end); i++)
+        usleep(10000);
+    assert_true(pos_eq(checkpoint_of(sp), sst.end));
+
+    /* A stop with results held: the checkpoint stays before them (the next start replays). */
+    append_reports(sp, VIN1, 4, 2, 2);
+    poll_held(w, &seen);
+    ota_writer_stop(w);
+    assert_true(pos_eq(checkpoint_of(sp), sst.end));
+    ota_spool_close(sp);
+    test_remove_dir();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -854,6 +940,7 @@ int main(void)
         cmocka_unit_test(test_batch_size_respected),
         cmocka_unit_test(test_one_guard_row_per_vin),
         cmocka_unit_test(test_start_rejects_missing_args),
+        cmocka_unit_test(test_held_checkpoint_waits_for_allow),
     };
     return cmocka_run_group_tests(tests, NULL, test_remove_dirs);
 }
