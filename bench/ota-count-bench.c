@@ -229,7 +229,7 @@ static int bench_one(const char *backend, const char *uri, ota_store *s, size_t 
         return -1;
     double wrote = now_ms() - t0;
     double ms_rows, ms_store, cpu_rows, cpu_store;
-    size_t rows, groups;
+    size_t rows = 0, groups = 0;
     bool mongo = strncmp(uri, "mongodb", 7) == 0;
     long long b_rows = mongo ? shipped(uri, task, false) : -1;
     long long b_store = mongo ? shipped(uri, task, true) : -1;

@@ -15,6 +15,7 @@ Environment: OTA_OTACTL is the otactl binary (set by ctest; default <build>/otac
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,12 @@ class OtactlCase(ot.OtaTestCase):
         super().setUp()
         if not Path(OTACTL).exists():
             raise ot.HarnessError("otactl not found: %s (set OTA_OTACTL)" % OTACTL)
-        self.dead_port = str(ot.free_port())  # nothing listens: a connection gives exit 3
+        # nothing listens: a connection gives exit 3. The port stays bound (not listening)
+        # for the test, so no broker of a test running beside this one can take it.
+        self.dead_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.dead_sock.bind(("127.0.0.1", 0))
+        self.addCleanup(self.dead_sock.close)
+        self.dead_port = str(self.dead_sock.getsockname()[1])
 
     def ctl(self, *args, input=None, timeout=None, env=None):
         p = subprocess.run([OTACTL, *args], capture_output=True, text=True, input=input,
