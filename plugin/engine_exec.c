@@ -65,14 +65,20 @@ cJSON *ota_eng_notice_json(const ota_task *task, const char *vin, const char *ms
     return d;
 }
 
-void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x, int64_t decided_ms)
+void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x,
+                         const ota_eng_decided *decided)
 {
     char vin[OTA_VIN_LEN + 1], msg_id[128];
     ota_task_exec_vin(x, vin);
     ota_eng_msg_id(task, x, msg_id, sizeof(msg_id));
+    int64_t decided_ms = decided ? decided->ms : -1;
     int64_t now = decided_ms >= 0 ? decided_ms : e->clock.now_ms();
     x->flags &= (uint8_t) ~(OTA_EXEC_F_CLAIMING | OTA_EXEC_F_ELSEWHERE); /* ours now */
-    ota_shadow_set_desired(e->plugin, vin, ota_eng_notice_json(task, vin, msg_id));
+    if (decided_ms >= 0 && decided->desired) { /* the tree the decision stored, taken */
+        ota_shadow_set_desired_stored(e->plugin, vin, decided->desired, decided->version);
+    } else {
+        ota_shadow_set_desired(e->plugin, vin, ota_eng_notice_json(task, vin, msg_id));
+    }
     x->notified_ms = now;
     if (decided_ms >= 0) { /* the decision is stored: execution, shadow and notice */
         if (ota_task_exec_set_state(task, x, OTA_EXEC_NOTIFIED, now)) {

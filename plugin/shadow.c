@@ -405,7 +405,9 @@ int ota_handle_shadow_get(ota_plugin *p, const ota_request *req)
 
 /* ---------------------------------------------------------------- desired */
 
-void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired)
+/* Sets sh's desired state (taken) and bumps its version; marks it dirty unless the store
+ * already holds this very version (stored_version, -1: none). */
+static void set_desired(ota_plugin *p, const char *vin, cJSON *desired, int64_t stored_version)
 {
     if (desired != NULL && !cJSON_IsObject(desired)) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "ota: desired state of %s is not an object", vin);
@@ -420,9 +422,25 @@ void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired)
     }
     cJSON_Delete(sh->desired);
     sh->desired = desired;
-    bump(p->shadows, sh);
+    if (stored_version >= 0 && sh->version + 1 == stored_version) {
+        sh->version++; /* the notice decision stored this version: no second write */
+        sh->updated_ms = ota_now_ms();
+    } else {
+        bump(p->shadows, sh);
+    }
     if (sh->seen) /* else it gets the delta with its next update, the state with a get */
         send_delta(sh);
+}
+
+void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired)
+{
+    set_desired(p, vin, desired, -1);
+}
+
+void ota_shadow_set_desired_stored(ota_plugin *p, const char *vin, cJSON *desired,
+                                   int64_t version)
+{
+    set_desired(p, vin, desired, version);
 }
 
 bool ota_shadow_decision_rec(ota_plugin *p, const char *vin, const cJSON *desired,
@@ -430,7 +448,10 @@ bool ota_shadow_decision_rec(ota_plugin *p, const char *vin, const cJSON *desire
 {
     shadow *sh = ota_map_get_str(&p->shadows->map, vin);
     char *rep = sh && sh->reported ? strdup(sh->reported) : strdup("{}");
-    char *des = cJSON_PrintUnformatted(desired);
+    char text[1024]; /* a notice prints in ~250 bytes: no buffer growing in cJSON */
+    char *des = cJSON_PrintPreallocated((cJSON *)desired, text, sizeof text, false)
+                    ? strdup(text)
+                    : cJSON_PrintUnformatted(desired);
     char *v = strdup(vin);
     if (!rep || !des || !v) {
         free(rep);
