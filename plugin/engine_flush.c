@@ -56,19 +56,33 @@ static void put_text(char **at, const char *end, const char *s, size_t n)
     *at += n;
 }
 
+size_t ota_eng_int_text(int64_t v, char buf[24])
+{
+    char digits[24], *d = digits + sizeof digits;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do { /* per notice: no format string to parse */
+        *--d = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        *--d = '-';
+    }
+    size_t n = (size_t)(digits + sizeof digits - d);
+    memcpy(buf, d, n);
+    buf[n] = '\0';
+    return n;
+}
+
 void ota_eng_msg_id_of(const char *task, const char *vin, unsigned resends, char *buf, size_t len)
 {
-    char digits[12], *d = digits + sizeof digits;
-    do { /* per notice: no format string to parse */
-        *--d = (char)('0' + resends % 10);
-        resends /= 10;
-    } while (resends);
+    char digits[24];
+    size_t n = ota_eng_int_text(resends, digits);
     char *at = buf, *end = buf + len - 1;
     put_text(&at, end, task, strlen(task));
     put_text(&at, end, ":", 1);
     put_text(&at, end, vin, strlen(vin));
     put_text(&at, end, ":", 1);
-    put_text(&at, end, d, (size_t)(digits + sizeof digits - d));
+    put_text(&at, end, digits, n);
     *at = '\0';
 }
 

@@ -253,6 +253,8 @@ void ota_eng_msg_id(const ota_task *task, const ota_task_exec *x, char *buf, siz
 /* "TASK:VIN:RESENDS" into buf (len > 0; cut to fit, as snprintf would), per notice without
  * a format string. */
 void ota_eng_msg_id_of(const char *task, const char *vin, unsigned resends, char *buf, size_t len);
+/* v in decimal into buf, terminated; its length. */
+size_t ota_eng_int_text(int64_t v, char buf[24]);
 /* s into buf (len > 0), cut to fit and terminated. */
 void ota_eng_copy_text(char *buf, size_t len, const char *s);
 /* x changed: it goes to the store with the next flush (not when another broker owns it). */

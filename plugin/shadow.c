@@ -199,8 +199,16 @@ static void publish_to_vehicle(const shadow *sh, const char *name, uint8_t *buf,
 {
     if (buf == NULL)
         return;
-    char topic[64];
-    snprintf(topic, sizeof topic, "ota/v1/%s/%s", sh->vin, name);
+    char topic[64]; /* ota/v1/{vin}/{name}: composed per notice, without a format */
+    size_t name_len = strlen(name);
+    if (7 + OTA_VIN_LEN + 1 + name_len >= sizeof topic) {
+        free(buf);
+        return;
+    }
+    memcpy(topic, "ota/v1/", 7);
+    memcpy(topic + 7, sh->vin, OTA_VIN_LEN);
+    topic[7 + OTA_VIN_LEN] = '/';
+    memcpy(topic + 8 + OTA_VIN_LEN, name, name_len + 1);
     mosquitto_property *props = NULL;
     mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/cbor");
     const char *client = sh->client_id ? sh->client_id : sh->vin;
