@@ -90,7 +90,6 @@ ota_engine *ota_engine_new(ota_plugin *p, const ota_engine_clock *clock)
     }
     ota_map_init(&e->vehs, sizeof(eng_veh), veh_key);
     e->plugin = p;
-    e->claims.job_max = OTA_ENG_CLAIM_JOB_MAX;
     e->clock = clock ? *clock : (ota_engine_clock){ota_now_ms, ota_mono_ms};
     if (!clock && p->cfg.test_time_scale > 1) {
         g_scale_base = ota_now_ms();

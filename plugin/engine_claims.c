@@ -4,11 +4,8 @@
  * Every notice — a first one and each compensation re-send — is claimed in the store
  * (ota_store_claim_notices, owner = plugin_opt_broker_id) before it goes out, so brokers
  * sharing one database never send the same msg_id twice. Dispatch queues the execution
- * here (flag OTA_EXEC_F_CLAIMING); at the end of each TICK the waiting claims go to the
- * writer as one job (at most OTA_ENG_CLAIM_JOB_MAX, the rest wait for the next job, so a
- * large task's notices go out while the writer decides the next ones), one job in flight
- * at a time; its result comes back on a later TICK (the next job is submitted on the TICK
- * that takes it):
+ * here (flag OTA_EXEC_F_CLAIMING); at the end of each TICK every waiting claim goes to the
+ * writer as one job, one job in flight at a time; its result comes back on a later TICK:
  * won (1) sends the notice if the execution still waits for that msg_id, lost (0) marks
  * it driven by another broker (OTA_EXEC_F_ELSEWHERE), a failed job puts the claims back
  * to wait, retried after 1 s doubling to 8 s. The writer thread reads only its job's own
@@ -263,25 +260,6 @@ static void claim_fill(ota_engine *e, claim_job *j, size_t i)
     decision_fill(e, j, i);
 }
 
-/* The first n waiting references, taken off the queue (the whole array when it is all of
- * them); NULL when out of memory. */
-static eng_claim_ref *take_refs(eng_claims *q, size_t n)
-{
-    eng_claim_ref *r = q->refs;
-    if (n == q->n) {
-        q->refs = NULL;
-        q->n = q->cap = 0;
-        return r;
-    }
-    r = malloc(n * sizeof(*r));
-    if (r) {
-        memcpy(r, q->refs, n * sizeof(*r));
-        memmove(q->refs, q->refs + n, (q->n - n) * sizeof(*r));
-        q->n -= n;
-    }
-    return r;
-}
-
 void ota_eng_claims_submit(ota_engine *e)
 {
     ota_plugin *p = e->plugin;
@@ -289,12 +267,10 @@ void ota_eng_claims_submit(ota_engine *e)
     if (!p->writer || q->in_flight || q->n == 0 || e->clock.mono_ms() < q->retry_after) {
         return;
     }
-    size_t n = q->job_max && q->n > q->job_max ? q->job_max : q->n;
     claim_job *j = calloc(1, sizeof(*j));
-    ota_notice_claim *claims = calloc(n, sizeof(*claims));
-    claim_text *text = calloc(n, sizeof(*text));
-    eng_claim_ref *refs = j && claims && text ? take_refs(q, n) : NULL;
-    if (!refs) {
+    ota_notice_claim *claims = calloc(q->n, sizeof(*claims));
+    claim_text *text = calloc(q->n, sizeof(*text));
+    if (!j || !claims || !text) {
         free(j);
         free(claims);
         free(text);
@@ -306,13 +282,15 @@ void ota_eng_claims_submit(ota_engine *e)
     *j = (claim_job){.e = e,
                      .owner = p->cfg.broker_id,
                      .now = e->clock.now_ms(),
-                     .refs = refs,
+                     .refs = q->refs,
                      .claims = claims,
                      .text = text,
-                     .n = n};
+                     .n = q->n};
     for (size_t i = 0; i < j->n; i++) {
         claim_fill(e, j, i);
     }
+    q->refs = NULL;
+    q->n = q->cap = 0;
     j->job = (ota_writer_job){.run = claim_run, .done = claim_done, .arg = j};
     q->in_flight = true;
     if (ota_writer_submit(p->writer, &j->job) != 0) {
@@ -329,7 +307,6 @@ void ota_eng_claims_final(ota_engine *e)
 {
     ota_plugin *p = e->plugin;
     e->claims.retry_after = 0;
-    e->claims.job_max = 0; /* the waiting ones in one job: two rounds settle everything */
     for (int round = 0; round < 2 && (e->claims.in_flight || e->claims.n); round++) {
         ota_eng_claims_submit(e); /* the waiting ones, unless a job is still out */
         if (!ota_writer_jobs_idle(p->writer, CLAIM_FINAL_WAIT_MS)) {

@@ -79,12 +79,7 @@ typedef struct {
     unsigned backoff_ms; /* after a failure: 1 s, doubling to 8 s */
     int64_t retry_after; /* monotonic ms */
     uint64_t won, lost, errors;
-    size_t job_max; /* claims per job (OTA_ENG_CLAIM_JOB_MAX; tests set fewer) */
 } eng_claims;
-
-/* Claims per claim job: a larger queue goes in several jobs, one after the other, so the
- * broker thread sends one job's notices while the writer decides the next. */
-#define OTA_ENG_CLAIM_JOB_MAX 1000
 
 struct ota_engine {
     ota_plugin *plugin;

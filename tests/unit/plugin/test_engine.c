@@ -34,7 +34,6 @@
 #include "catalog.h"
 #include "effects.h"
 #include "engine.h"
-#include "engine_impl.h"
 #include "pkg.h"
 #include "ota_plugin.h"
 #include "ota_store.h"
@@ -998,41 +997,6 @@ static void test_claim_lost_to_another_broker(void **state)
 
 /* Every notice a TICK dispatches is claimed and decided in one writer job, and the job's
  * decisions are ONE store write (one SQLite commit), not one per notice. */
-/* More claims than a job takes: several jobs one after the other (one in flight), each one
- * decision write; a job's notices go out when it comes back, before the next is decided. */
-static void test_claims_in_jobs_of_job_max(void **state)
-{
-    (void)state;
-    ADD("T000001", TASK(0), V1, V2, V3, V4, V5);
-    start_engine();
-    F->p.engine->claims.job_max = 2;
-    const char *vins[] = {V1, V2, V3, V4, V5};
-    for (size_t i = 0; i < 5; i++) {
-        seen(vins[i]);
-    }
-    ota_engine_tick(&F->p); /* job 1: two claims; three wait */
-    assert_int_equal(stat_of("waiting"), 3);
-    assert_int_equal(run_jobs(), 1);
-    assert_int_equal(g_decision_writes, 1);
-    assert_int_equal(stat_of("won"), 2);
-    assert_int_equal(state_of("T000001", vins[2]), OTA_EXEC_QUEUED); /* not yet decided */
-    ota_engine_tick(&F->p); /* job 2 (and maybe a flush) */
-    assert_int_equal(stat_of("waiting"), 1);
-    run_jobs();
-    ota_engine_tick(&F->p); /* job 3: the last one */
-    assert_int_equal(stat_of("waiting"), 0);
-    run_jobs();
-    assert_int_equal(g_decision_writes, 3);
-    assert_int_equal(g_decisions, 5);
-    assert_int_equal(stat_of("won"), 5);
-    for (size_t i = 0; i < 5; i++) {
-        char want[64];
-        snprintf(want, sizeof want, "T000001:%s:0", vins[i]);
-        assert_string_equal(notice_id(vins[i]), want);
-        assert_int_equal(state_of("T000001", vins[i]), OTA_EXEC_NOTIFIED);
-    }
-}
-
 static void test_claims_decided_in_one_write(void **state)
 {
     (void)state;
@@ -1741,7 +1705,6 @@ int main(void)
         T(test_claim_lost_to_another_broker),
         T(test_claim_failure_retried),
         T(test_claims_decided_in_one_write),
-        T(test_claims_in_jobs_of_job_max),
         T(test_flush_and_retry),
         T(test_checkpoint_waits_for_the_moves),
         T(test_lost_claim_not_stored),
