@@ -353,17 +353,25 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* A plugin whose writer stores into db (its spool in *spool). */
+static ota_plugin *plugin_with_writer(test_db *db, ota_spool **spool)
+{
+    char err[256] = "";
+    ota_spool_config sc = {.dir = test_fresh_dir("spool"), .sync_ms = 5};
+    *spool = ota_spool_open(&sc, err, sizeof err);
+    assert_non_null(*spool);
+    ota_writer_config wc = {0};
+    ota_plugin *p = plugin_new();
+    p->writer = ota_writer_start(*spool, test_store_open(db->uri), &wc, err, sizeof err);
+    assert_non_null(p->writer);
+    return p;
+}
+
 static void test_flush_batches_and_reloads(void **state)
 {
     test_db *db = *state;
-    char err[256] = "";
-    ota_spool_config sc = {.dir = test_fresh_dir("spool"), .sync_ms = 5};
-    ota_spool *spool = ota_spool_open(&sc, err, sizeof err);
-    assert_non_null(spool);
-    ota_writer_config wc = {0};
-    ota_plugin *p = plugin_new();
-    p->writer = ota_writer_start(spool, test_store_open(db->uri), &wc, err, sizeof err);
-    assert_non_null(p->writer);
+    ota_spool *spool;
+    ota_plugin *p = plugin_with_writer(db, &spool);
     ota_vehicle_rec v = {.vin = strdup(VIN),
                          .model = strdup("L9"),
                          .series = strdup("2024"),
@@ -412,6 +420,7 @@ static void test_flush_batches_and_reloads(void **state)
     /* a new plugin loads the shadows */
     plugin_free(p);
     p = plugin_new();
+    char err[256] = "";
     assert_int_equal(ota_shadows_load(p->shadows, db->s, err, sizeof err), 0);
     request(p, "c", "shadow/get", "{}");
     const cbor_item_t *st = expect_sent(0, "c", "shadow/state", 4);
@@ -433,14 +442,8 @@ static void rec_free(ota_shadow_rec *rec)
 static void test_stored_decision_not_written_again(void **state)
 {
     test_db *db = *state;
-    char err[256] = "";
-    ota_spool_config sc = {.dir = test_fresh_dir("spool"), .sync_ms = 5};
-    ota_spool *spool = ota_spool_open(&sc, err, sizeof err);
-    assert_non_null(spool);
-    ota_writer_config wc = {0};
-    ota_plugin *p = plugin_new();
-    p->writer = ota_writer_start(spool, test_store_open(db->uri), &wc, err, sizeof err);
-    assert_non_null(p->writer);
+    ota_spool *spool;
+    ota_plugin *p = plugin_with_writer(db, &spool);
     request(p, VIN, "shadow/update", UPDATE); /* version 1 */
     ota_shadows_flush(p);
     settle(p);
