@@ -57,6 +57,8 @@ typedef struct {
     bool dirty;      /* in the dirty list */
     bool fw_changed; /* the catalog vehicle's fw changed: store it with the next flush */
     bool seen;       /* the vehicle sent a request since the start: client_id is known */
+    bool deciding;   /* a notice decision of it is out (ota_shadow_decision_rec) */
+    bool flushed_since; /* ...and a flush took it since: that older version may land after */
     int64_t version;
     int64_t updated_ms;
     char *reported;  /* compact JSON object; NULL: {} */
@@ -430,7 +432,9 @@ static void set_desired(ota_plugin *p, const char *vin, cJSON *desired, int64_t 
     }
     cJSON_Delete(sh->desired);
     sh->desired = desired;
-    if (stored_version >= 0 && sh->version + 1 == stored_version) {
+    bool flushed_since = sh->flushed_since;
+    sh->deciding = sh->flushed_since = false;
+    if (stored_version >= 0 && sh->version + 1 == stored_version && !flushed_since) {
         sh->version++; /* the notice decision stored this version: no second write */
         sh->updated_ms = ota_now_ms();
     } else {
@@ -455,6 +459,10 @@ bool ota_shadow_decision_rec(ota_plugin *p, const char *vin, const cJSON *desire
                              ota_shadow_rec *rec)
 {
     shadow *sh = ota_map_get_str(&p->shadows->map, vin);
+    if (sh != NULL) { /* a flush taking it before the decision is set is written after it */
+        sh->deciding = true;
+        sh->flushed_since = false;
+    }
     char *rep = sh && sh->reported ? strdup(sh->reported) : strdup("{}");
     char text[1024]; /* a notice prints in ~250 bytes: no buffer growing in cJSON */
     char *des = cJSON_PrintPreallocated((cJSON *)desired, text, sizeof text, false)
@@ -540,6 +548,7 @@ static int flush_add(ota_plugin *p, flush_job *j, shadow *sh)
     r->desired = sh->desired ? cJSON_PrintUnformatted(sh->desired) : NULL;
     j->shadows[j->n] = sh;
     j->fw_changed[j->n] = sh->fw_changed;
+    sh->flushed_since = sh->deciding;
     j->n++; /* owned from here, for flush_job_free */
     if (r->reported == NULL || (sh->desired != NULL && r->desired == NULL))
         return -1;

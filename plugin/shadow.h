@@ -44,8 +44,9 @@ void ota_shadows_on_seen(ota_shadows *s, ota_shadow_seen_fn fn, void *ctx);
  * it), bumps the version, and publishes shadow/delta when the vehicle is connected. */
 void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired);
 /* The same for a notice decision the store holds as shadow version `version`
- * (ota_shadow_decision_rec): when that is the next version, nothing changed the shadow
- * meanwhile, so it is not written again; else as ota_shadow_set_desired. */
+ * (ota_shadow_decision_rec): when that is the next version and no flush took the shadow
+ * since the decision was made (its older version would be written after the decision), it
+ * is not written again; else as ota_shadow_set_desired. */
 void ota_shadow_set_desired_stored(ota_plugin *p, const char *vin, cJSON *desired,
                                    int64_t version);
 

@@ -437,8 +437,8 @@ static void rec_free(ota_shadow_rec *rec)
 }
 
 /* A notice decision stores the shadow's next version itself (ota_shadow_decision_rec):
- * setting it as stored writes nothing again, unless the shadow changed meanwhile (then the
- * flush writes the newer state, desired included). */
+ * setting it as stored writes nothing again, unless the shadow changed meanwhile or a flush
+ * took it after the decision was made (then the next flush writes the state with desired). */
 static void test_stored_decision_not_written_again(void **state)
 {
     test_db *db = *state;
@@ -475,6 +475,24 @@ static void test_stored_decision_not_written_again(void **state)
     loaded l = load_store(db->s);
     assert_int_equal(l.version, 4);
     assert_non_null(strstr(l.desired, "\"task\":\"T-2\""));
+
+    /* a flush submitted after the decision (the update's version 5, without T-3) lands
+     * after the decision's version 6 in the store: the set rewrites 6 */
+    request(p, VIN, "shadow/update", UPDATE); /* version 5, dirty */
+    next = task_notice("T-3");
+    assert_true(ota_shadow_decision_rec(p, VIN, next, &rec)); /* version 6 */
+    rec_free(&rec);
+    sleep_ms(60);
+    ota_shadows_flush(p);
+    settle(p);
+    assert_int_equal(load_store(db->s).version, 5);
+    ota_shadow_set_desired_stored(p, VIN, next, 6);
+    sleep_ms(60);
+    ota_shadows_flush(p);
+    settle(p);
+    l = load_store(db->s);
+    assert_int_equal(l.version, 6);
+    assert_non_null(strstr(l.desired, "\"task\":\"T-3\""));
     ota_writer_stop(p->writer);
     p->writer = NULL;
     ota_spool_close(spool);
