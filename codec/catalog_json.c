@@ -431,6 +431,23 @@ static int check_unique(const char *const *v, size_t n, const char *path, const 
                          "duplicate \"%s\" (also at [%zu])", v[dup], first);
 }
 
+/* Item i of array key: a VIN (OTA_JSON_VINS) or a word. Its path ("key[i]") is formatted
+ * only for an error message: createTask checks up to 100,000 VINs. */
+static int array_item(const cJSON *e, unsigned flags, const char *path, const char *key, size_t i,
+                      const char **out, char *err, size_t errlen)
+{
+    bool vin = (flags & OTA_JSON_VINS) != 0;
+    if (vin ? cJSON_IsString(e) && e->valuestring && ota_vin_valid(e->valuestring)
+            : text_value(e, path, key, 1, OTA_ID_MAX, false, out, NULL, 0) == 0) {
+        *out = e->valuestring;
+        return 0;
+    }
+    char item[SUBPATH_LEN];
+    join_index(item, sizeof item, NULL, key, i);
+    return vin ? vin_value(e, path, item, out, err, errlen)
+               : word_value(e, path, item, out, err, errlen);
+}
+
 int ota_json_get_string_array(const cJSON *obj, const char *path, const char *key, bool required,
                               size_t min, size_t max, unsigned flags, char ***out, size_t *n,
                               char *err, size_t errlen)
@@ -448,13 +465,11 @@ int ota_json_get_string_array(const cJSON *obj, const char *path, const char *ke
         return out_of_memory(err, errlen, path, key);
     cJSON_ArrayForEach(e, arr)
     {
-        char item[SUBPATH_LEN];
         const char *s;
-        join_index(item, sizeof item, NULL, key, i);
-        int r = (flags & OTA_JSON_VINS) ? vin_value(e, path, item, &s, err, errlen)
-                                        : word_value(e, path, item, &s, err, errlen);
-        if (r < 0 || copy_string(&v[i++], s, path, item, err, errlen) < 0)
+        if (array_item(e, flags, path, key, i, &s, err, errlen) < 0 ||
+            copy_string(&v[i], s, path, key, err, errlen) < 0)
             goto fail;
+        i++;
     }
     if ((flags & OTA_JSON_UNIQUE) &&
         check_unique((const char *const *)v, count, path, key, NULL, err, errlen) < 0)

@@ -11,8 +11,12 @@
  * holds the result: the ecus array (at most OTA_SHADOW_MAX_ECUS) and a copy of every text,
  * NUL-terminated (the copies fit in the payload's size: each text had a header byte).
  *
- * Encoding writes libcbor's streaming encoders into a buffer that grows as needed.
+ * Encoding writes libcbor's streaming encoders into a buffer that grows as needed. A raw
+ * cJSON item (the task engine's notices hold their integers so, exact to 64 bits) must be
+ * a decimal integer literal and becomes a CBOR integer.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +392,28 @@ static size_t child_count(const cJSON *j)
 
 static void put_json(cbor_sink *o, const cJSON *j, int depth);
 
+/* A raw JSON literal: a decimal integer as a CBOR integer; anything else fails. */
+static void put_raw_int(cbor_sink *o, const char *s)
+{
+    char *end = NULL;
+    errno = 0;
+    if (s == NULL || *s == '\0') {
+        o->ok = false;
+    } else if (*s == '-') {
+        long long v = strtoll(s, &end, 10);
+        if (*end != '\0' || errno != 0)
+            o->ok = false;
+        else
+            put_int(o, v);
+    } else {
+        unsigned long long v = strtoull(s, &end, 10);
+        if (*end != '\0' || errno != 0 || !isdigit((unsigned char)*s))
+            o->ok = false;
+        else
+            put_with(o, cbor_encode_uint, v);
+    }
+}
+
 static void put_container(cbor_sink *o, const cJSON *j, bool object, int depth)
 {
     if (depth >= OTA_JSON_CBOR_DEPTH) {
@@ -435,7 +461,10 @@ static void put_json(cbor_sink *o, const cJSON *j, int depth)
     case cJSON_Object:
         put_container(o, j, true, depth);
         break;
-    default: /* cJSON_Raw, cJSON_Invalid */
+    case cJSON_Raw: /* only an integer literal (the task engine's exact 64-bit ids) */
+        put_raw_int(o, j->valuestring);
+        break;
+    default: /* cJSON_Invalid */
         o->ok = false;
     }
 }

@@ -204,7 +204,10 @@ static void dispatch_task(ota_engine *e, ota_task *task)
         return;
     }
     for (size_t i = 0; i < task->n_execs && has_token(task); i++) {
-        if (task->execs[i].state != OTA_EXEC_QUEUED) {
+        /* a queued execution whose claim is out has its vehicle busy: no lookup, on every
+         * TICK until the claim job is back */
+        if (task->execs[i].state != OTA_EXEC_QUEUED ||
+            (task->execs[i].flags & OTA_EXEC_F_CLAIMING)) {
             continue;
         }
         char vin[OTA_VIN_LEN + 1];

@@ -52,6 +52,7 @@ typedef struct {
     uint8_t from;
     ota_exec_rec to;
     ota_shadow_rec shadow; /* texts malloc'd */
+    cJSON *desired;        /* shadow.desired as a tree: the one memory takes when sent */
     ota_notice_rec notice;
     int decided; /* 1 stored, 0 the execution was not in state from, -1 not tried */
 } claim_text;
@@ -73,6 +74,7 @@ static void claim_job_free(claim_job *j)
         free((char *)j->text[i].shadow.vin);
         free((char *)j->text[i].shadow.reported);
         free((char *)j->text[i].shadow.desired);
+        cJSON_Delete(j->text[i].desired);
     }
     free(j->refs);
     free(j->claims);
@@ -147,7 +149,7 @@ static void claim_moved_on(ota_engine *e, const eng_claim_ref *r)
 }
 
 /* One claim's outcome (result 1 mine, 0 another broker's), with its decision. */
-static void claim_one_done(ota_engine *e, const eng_claim_ref *r, int result, const claim_text *t)
+static void claim_one_done(ota_engine *e, const eng_claim_ref *r, int result, claim_text *t)
 {
     ota_task_exec *x = claim_target(r);
     if (!x) {
@@ -164,7 +166,9 @@ static void claim_one_done(ota_engine *e, const eng_claim_ref *r, int result, co
         ota_eng_release_vehicle(e, r->task, x); /* the task stopped dispatching meanwhile */
     } else {
         e->claims.won++;
-        ota_eng_send_notice(e, r->task, x, t->decided == 1 ? t->to.notified_ms : -1);
+        ota_eng_decided d = {t->to.notified_ms, t->shadow.version, t->desired};
+        t->desired = NULL; /* taken */
+        ota_eng_send_notice(e, r->task, x, t->decided == 1 ? &d : NULL);
     }
 }
 
@@ -223,8 +227,8 @@ static void decision_fill(ota_engine *e, claim_job *j, size_t i)
     claim_text *t = &j->text[i];
     ota_task_exec *x = &r->task->execs[r->idx];
     const char *code = ota_tasks_code_name(e->plugin->tasks, x->code);
-    snprintf(t->version, sizeof(t->version), "%s", r->task->rec.version);
-    snprintf(t->code, sizeof(t->code), "%s", code ? code : "");
+    ota_eng_copy_text(t->version, sizeof(t->version), r->task->rec.version);
+    ota_eng_copy_text(t->code, sizeof(t->code), code ? code : "");
     t->decided = -1;
     t->from = ota_eng_stored_state(e, x);
     t->to = (ota_exec_rec){.task = t->task,
@@ -237,11 +241,11 @@ static void decision_fill(ota_engine *e, claim_job *j, size_t i)
                            .updated_ms = j->now,
                            .wave = ota_task_exec_wave(r->task, x)};
     t->notice = (ota_notice_rec){t->task, t->vin, r->task->package, t->version, t->msg_id, j->now};
-    cJSON *d = ota_eng_notice_json(r->task, t->vin, t->msg_id);
-    if (!d || !ota_shadow_decision_rec(e->plugin, t->vin, d, &t->shadow)) {
+    /* built once: printed into the decision here, set as desired when sent */
+    t->desired = ota_eng_notice_json(r->task, t->vin, t->msg_id);
+    if (!t->desired || !ota_shadow_decision_rec(e->plugin, t->vin, t->desired, &t->shadow)) {
         t->shadow = (ota_shadow_rec){0};
     }
-    cJSON_Delete(d);
 }
 
 /* Fills claim i of the job from its reference. */
@@ -250,8 +254,8 @@ static void claim_fill(ota_engine *e, claim_job *j, size_t i)
     const eng_claim_ref *r = &j->refs[i];
     claim_text *t = &j->text[i];
     ota_task_exec_vin(&r->task->execs[r->idx], t->vin);
-    snprintf(t->task, sizeof(t->task), "%s", r->task->rec.id);
-    snprintf(t->msg_id, sizeof(t->msg_id), "%s:%s:%u", t->task, t->vin, (unsigned)r->resends);
+    ota_eng_copy_text(t->task, sizeof(t->task), r->task->rec.id);
+    ota_eng_msg_id_of(t->task, t->vin, r->resends, t->msg_id, sizeof(t->msg_id));
     j->claims[i] = (ota_notice_claim){t->task, t->vin, t->msg_id, -1};
     decision_fill(e, j, i);
 }

@@ -43,36 +43,58 @@ void ota_eng_check_task(ota_task *task)
 
 /* ---------------------------------------------------------------- notices */
 
+/* The notice's members are built per notice: keys are literals (cJSON's CS variant: not
+ * copied), integers are raw decimal literals (exact for 64 bits; printed without the
+ * double round trip of cJSON's numbers; CBOR integers in the delta, shadow_msg.c). */
+static void notice_text(cJSON *t, const char *key, const char *value)
+{
+    cJSON_AddItemToObjectCS(t, key, cJSON_CreateString(value));
+}
+
+static void notice_int(cJSON *t, const char *key, int64_t value)
+{
+    char digits[24];
+    ota_eng_int_text(value, digits);
+    cJSON_AddItemToObjectCS(t, key, cJSON_CreateRaw(digits));
+}
+
 cJSON *ota_eng_notice_json(const ota_task *task, const char *vin, const char *msg_id)
 {
     cJSON *d = cJSON_CreateObject();
-    cJSON *t = cJSON_AddObjectToObject(d, "task");
-    cJSON_AddStringToObject(t, "task", task->rec.id);
-    cJSON_AddStringToObject(t, "vin", vin);
-    cJSON_AddNumberToObject(t, "package", (double)task->package);
-    cJSON_AddStringToObject(t, "version", task->rec.version);
-    cJSON_AddStringToObject(t, "upgrade_type", ota_task_type_name(task->rec.type));
-    cJSON_AddStringToObject(t, "msg_id", msg_id);
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddItemToObjectCS(d, "task", t);
+    notice_text(t, "task", task->rec.id);
+    notice_text(t, "vin", vin);
+    notice_int(t, "package", (int64_t)task->package);
+    notice_text(t, "version", task->rec.version);
+    notice_text(t, "upgrade_type", ota_task_type_name(task->rec.type));
+    notice_text(t, "msg_id", msg_id);
     if (task->rec.end_ms >= 0) {
-        cJSON_AddNumberToObject(t, "expires", (double)task->rec.end_ms);
+        notice_int(t, "expires", task->rec.end_ms);
     }
     if (task->rec.install_mode != OTA_INSTALL_FORCED) { /* absent: forced, as before */
-        cJSON_AddStringToObject(t, "install_mode", ota_install_mode_name(task->rec.install_mode));
+        notice_text(t, "install_mode", ota_install_mode_name(task->rec.install_mode));
     }
     if (task->rec.install_deadline_ms > 0) {
-        cJSON_AddNumberToObject(t, "install_deadline", (double)task->rec.install_deadline_ms);
+        notice_int(t, "install_deadline", task->rec.install_deadline_ms);
     }
     return d;
 }
 
-void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x, int64_t decided_ms)
+void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x,
+                         const ota_eng_decided *decided)
 {
     char vin[OTA_VIN_LEN + 1], msg_id[128];
     ota_task_exec_vin(x, vin);
     ota_eng_msg_id(task, x, msg_id, sizeof(msg_id));
+    int64_t decided_ms = decided ? decided->ms : -1;
     int64_t now = decided_ms >= 0 ? decided_ms : e->clock.now_ms();
     x->flags &= (uint8_t) ~(OTA_EXEC_F_CLAIMING | OTA_EXEC_F_ELSEWHERE); /* ours now */
-    ota_shadow_set_desired(e->plugin, vin, ota_eng_notice_json(task, vin, msg_id));
+    if (decided_ms >= 0 && decided->desired) { /* the tree the decision stored, taken */
+        ota_shadow_set_desired_stored(e->plugin, vin, decided->desired, decided->version);
+    } else {
+        ota_shadow_set_desired(e->plugin, vin, ota_eng_notice_json(task, vin, msg_id));
+    }
     x->notified_ms = now;
     if (decided_ms >= 0) { /* the decision is stored: execution, shadow and notice */
         if (ota_task_exec_set_state(task, x, OTA_EXEC_NOTIFIED, now)) {

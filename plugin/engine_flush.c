@@ -38,7 +38,52 @@ void ota_eng_msg_id(const ota_task *task, const ota_task_exec *x, char *buf, siz
 {
     char vin[OTA_VIN_LEN + 1];
     ota_task_exec_vin(x, vin);
-    snprintf(buf, len, "%s:%s:%u", task->rec.id, vin, (unsigned)x->resends);
+    ota_eng_msg_id_of(task->rec.id, vin, x->resends, buf, len);
+}
+
+void ota_eng_copy_text(char *buf, size_t len, const char *s)
+{
+    size_t n = strnlen(s, len - 1);
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+}
+
+/* s at *at (as much as fits before end), *at moved past it. */
+static void put_text(char **at, const char *end, const char *s, size_t n)
+{
+    n = n < (size_t)(end - *at) ? n : (size_t)(end - *at);
+    memcpy(*at, s, n);
+    *at += n;
+}
+
+size_t ota_eng_int_text(int64_t v, char buf[24])
+{
+    char digits[24], *d = digits + sizeof digits;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do { /* per notice: no format string to parse */
+        *--d = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        *--d = '-';
+    }
+    size_t n = (size_t)(digits + sizeof digits - d);
+    memcpy(buf, d, n);
+    buf[n] = '\0';
+    return n;
+}
+
+void ota_eng_msg_id_of(const char *task, const char *vin, unsigned resends, char *buf, size_t len)
+{
+    char digits[24];
+    size_t n = ota_eng_int_text(resends, digits);
+    char *at = buf, *end = buf + len - 1;
+    put_text(&at, end, task, strlen(task));
+    put_text(&at, end, ":", 1);
+    put_text(&at, end, vin, strlen(vin));
+    put_text(&at, end, ":", 1);
+    put_text(&at, end, digits, n);
+    *at = '\0';
 }
 
 void ota_eng_mark_dirty(ota_engine *e, ota_task *task, ota_task_exec *x)

@@ -123,10 +123,16 @@ void ota_eng_release_vehicle(ota_engine *e, ota_task *task, const ota_task_exec 
 void ota_eng_set_state(ota_engine *e, ota_task *task, ota_task_exec *x, uint8_t state);
 /* The abort threshold and the end of a task (ota_task_next_state), applied. */
 void ota_eng_check_task(ota_task *task);
-/* Sets the notice as the vehicle's desired state, marks x notified; decided_ms >= 0: the
- * notice decision was stored at that time (ota_store_notice_decision), else the notice and
- * the execution go to the next flush. */
-void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x, int64_t decided_ms);
+/* A notice decision the store holds (ota_store_notice_decision): stored at ms, with the
+ * shadow's version and its desired tree (taken by ota_eng_send_notice; NULL: built again). */
+typedef struct {
+    int64_t ms, version;
+    cJSON *desired;
+} ota_eng_decided;
+/* Sets the notice as the vehicle's desired state, marks x notified; decided: the notice
+ * decision was stored, else (NULL) the notice and the execution go to the next flush. */
+void ota_eng_send_notice(ota_engine *e, ota_task *task, ota_task_exec *x,
+                         const ota_eng_decided *decided);
 /* The desired state carrying x's notice. */
 cJSON *ota_eng_notice_json(const ota_task *task, const char *vin, const char *msg_id);
 /* After the task's end: its queued executions become canceled ("expired"). */
@@ -244,6 +250,13 @@ bool ota_eng_jitter_due(const ota_task *task, const ota_task_exec *x, int64_t no
 #define OTA_ENG_FROM_NEW 0xff
 /* "TASK:VIN:RESENDS", the notice's msg_id. */
 void ota_eng_msg_id(const ota_task *task, const ota_task_exec *x, char *buf, size_t len);
+/* "TASK:VIN:RESENDS" into buf (len > 0; cut to fit, as snprintf would), per notice without
+ * a format string. */
+void ota_eng_msg_id_of(const char *task, const char *vin, unsigned resends, char *buf, size_t len);
+/* v in decimal into buf, terminated; its length. */
+size_t ota_eng_int_text(int64_t v, char buf[24]);
+/* s into buf (len > 0), cut to fit and terminated. */
+void ota_eng_copy_text(char *buf, size_t len, const char *s);
 /* x changed: it goes to the store with the next flush (not when another broker owns it). */
 void ota_eng_mark_dirty(ota_engine *e, ota_task *task, ota_task_exec *x);
 /* The same, x having been in state from in the store (a transition's first move). */

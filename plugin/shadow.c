@@ -57,6 +57,8 @@ typedef struct {
     bool dirty;      /* in the dirty list */
     bool fw_changed; /* the catalog vehicle's fw changed: store it with the next flush */
     bool seen;       /* the vehicle sent a request since the start: client_id is known */
+    bool deciding;   /* a notice decision of it is out (ota_shadow_decision_rec) */
+    bool flushed_since; /* ...and a flush took it since: that older version may land after */
     int64_t version;
     int64_t updated_ms;
     char *reported;  /* compact JSON object; NULL: {} */
@@ -199,8 +201,16 @@ static void publish_to_vehicle(const shadow *sh, const char *name, uint8_t *buf,
 {
     if (buf == NULL)
         return;
-    char topic[64];
-    snprintf(topic, sizeof topic, "ota/v1/%s/%s", sh->vin, name);
+    char topic[64]; /* ota/v1/{vin}/{name}: composed per notice, without a format */
+    size_t name_len = strlen(name);
+    if (7 + OTA_VIN_LEN + 1 + name_len >= sizeof topic) {
+        free(buf);
+        return;
+    }
+    memcpy(topic, "ota/v1/", 7);
+    memcpy(topic + 7, sh->vin, OTA_VIN_LEN);
+    topic[7 + OTA_VIN_LEN] = '/';
+    memcpy(topic + 8 + OTA_VIN_LEN, name, name_len + 1);
     mosquitto_property *props = NULL;
     mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/cbor");
     const char *client = sh->client_id ? sh->client_id : sh->vin;
@@ -405,7 +415,9 @@ int ota_handle_shadow_get(ota_plugin *p, const ota_request *req)
 
 /* ---------------------------------------------------------------- desired */
 
-void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired)
+/* Sets sh's desired state (taken) and bumps its version; marks it dirty unless the store
+ * already holds this very version (stored_version, -1: none). */
+static void set_desired(ota_plugin *p, const char *vin, cJSON *desired, int64_t stored_version)
 {
     if (desired != NULL && !cJSON_IsObject(desired)) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "ota: desired state of %s is not an object", vin);
@@ -420,17 +432,42 @@ void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired)
     }
     cJSON_Delete(sh->desired);
     sh->desired = desired;
-    bump(p->shadows, sh);
+    bool flushed_since = sh->flushed_since;
+    sh->deciding = sh->flushed_since = false;
+    if (stored_version >= 0 && sh->version + 1 == stored_version && !flushed_since) {
+        sh->version++; /* the notice decision stored this version: no second write */
+        sh->updated_ms = ota_now_ms();
+    } else {
+        bump(p->shadows, sh);
+    }
     if (sh->seen) /* else it gets the delta with its next update, the state with a get */
         send_delta(sh);
+}
+
+void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired)
+{
+    set_desired(p, vin, desired, -1);
+}
+
+void ota_shadow_set_desired_stored(ota_plugin *p, const char *vin, cJSON *desired,
+                                   int64_t version)
+{
+    set_desired(p, vin, desired, version);
 }
 
 bool ota_shadow_decision_rec(ota_plugin *p, const char *vin, const cJSON *desired,
                              ota_shadow_rec *rec)
 {
     shadow *sh = ota_map_get_str(&p->shadows->map, vin);
+    if (sh != NULL) { /* a flush taking it before the decision is set is written after it */
+        sh->deciding = true;
+        sh->flushed_since = false;
+    }
     char *rep = sh && sh->reported ? strdup(sh->reported) : strdup("{}");
-    char *des = cJSON_PrintUnformatted(desired);
+    char text[1024]; /* a notice prints in ~250 bytes: no buffer growing in cJSON */
+    char *des = cJSON_PrintPreallocated((cJSON *)desired, text, sizeof text, false)
+                    ? strdup(text)
+                    : cJSON_PrintUnformatted(desired);
     char *v = strdup(vin);
     if (!rep || !des || !v) {
         free(rep);
@@ -511,6 +548,7 @@ static int flush_add(ota_plugin *p, flush_job *j, shadow *sh)
     r->desired = sh->desired ? cJSON_PrintUnformatted(sh->desired) : NULL;
     j->shadows[j->n] = sh;
     j->fw_changed[j->n] = sh->fw_changed;
+    sh->flushed_since = sh->deciding;
     j->n++; /* owned from here, for flush_job_free */
     if (r->reported == NULL || (sh->desired != NULL && r->desired == NULL))
         return -1;

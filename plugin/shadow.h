@@ -43,6 +43,12 @@ void ota_shadows_on_seen(ota_shadows *s, ota_shadow_seen_fn fn, void *ctx);
 /* For the task engine: sets the vehicle's desired state (JSON object, taken; NULL clears
  * it), bumps the version, and publishes shadow/delta when the vehicle is connected. */
 void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired);
+/* The same for a notice decision the store holds as shadow version `version`
+ * (ota_shadow_decision_rec): when that is the next version and no flush took the shadow
+ * since the decision was made (its older version would be written after the decision), it
+ * is not written again; else as ota_shadow_set_desired. */
+void ota_shadow_set_desired_stored(ota_plugin *p, const char *vin, cJSON *desired,
+                                   int64_t version);
 
 /* For the task engine's notice decision (ota_store_notice_decision): the record the
  * vehicle's shadow is stored as once desired is set (version + 1, its reported state);

@@ -751,6 +751,31 @@ static void test_encode_delta(void **state)
     cJSON_Delete(desired);
 }
 
+/* Raw items (the task engine's notice integers) become CBOR integers, exact to 64 bits;
+ * a raw item that is not a decimal integer fails the encoding. */
+static void test_encode_raw_integers(void **state)
+{
+    (void)state;
+    cJSON *desired = cJSON_CreateObject();
+    cJSON_AddRawToObject(desired, "package", "18446744073709551615");
+    cJSON_AddRawToObject(desired, "back", "-5");
+    size_t len = 0;
+    uint8_t *buf = ota_codec_encode_shadow_delta(2, desired, &len);
+    cbor_item_t *m = load_ok(buf, len);
+    const cbor_item_t *d = field(m, "desired");
+    assert_uint(field(d, "package"), UINT64_MAX);
+    assert_true(cbor_isa_negint(field(d, "back")));
+    assert_int_equal(cbor_get_int(field(d, "back")), 4); /* -1 - 4 */
+    cbor_decref(&m);
+    free(buf);
+    const char *bad[] = {"1.5", "", "12x", "[1]", "+3", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cJSON_ReplaceItemInObject(desired, "back", cJSON_CreateRaw(bad[i]));
+        assert_null(ota_codec_encode_shadow_delta(2, desired, &len));
+    }
+    cJSON_Delete(desired);
+}
+
 /* A large document makes the output buffer grow several times. */
 static void test_encode_large(void **state)
 {
@@ -797,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_encode_json_depth),
         cmocka_unit_test(test_encode_state),
         cmocka_unit_test(test_encode_delta),
+        cmocka_unit_test(test_encode_raw_integers),
         cmocka_unit_test(test_encode_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

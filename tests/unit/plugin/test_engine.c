@@ -128,6 +128,14 @@ void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired)
     cJSON_Delete(desired);
 }
 
+/* A stored notice decision's desired tree: recorded as any other. */
+void ota_shadow_set_desired_stored(ota_plugin *p, const char *vin, cJSON *desired,
+                                   int64_t version)
+{
+    (void)version;
+    ota_shadow_set_desired(p, vin, desired);
+}
+
 /* engine_grants.c parks requests only on a shared store (never here): unused fakes. */
 mosquitto_property *ota_reply_props_copy(const ota_request *req)
 {

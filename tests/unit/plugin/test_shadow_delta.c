@@ -353,17 +353,25 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* A plugin whose writer stores into db (its spool in *spool). */
+static ota_plugin *plugin_with_writer(test_db *db, ota_spool **spool)
+{
+    char err[256] = "";
+    ota_spool_config sc = {.dir = test_fresh_dir("spool"), .sync_ms = 5};
+    *spool = ota_spool_open(&sc, err, sizeof err);
+    assert_non_null(*spool);
+    ota_writer_config wc = {0};
+    ota_plugin *p = plugin_new();
+    p->writer = ota_writer_start(*spool, test_store_open(db->uri), &wc, err, sizeof err);
+    assert_non_null(p->writer);
+    return p;
+}
+
 static void test_flush_batches_and_reloads(void **state)
 {
     test_db *db = *state;
-    char err[256] = "";
-    ota_spool_config sc = {.dir = test_fresh_dir("spool"), .sync_ms = 5};
-    ota_spool *spool = ota_spool_open(&sc, err, sizeof err);
-    assert_non_null(spool);
-    ota_writer_config wc = {0};
-    ota_plugin *p = plugin_new();
-    p->writer = ota_writer_start(spool, test_store_open(db->uri), &wc, err, sizeof err);
-    assert_non_null(p->writer);
+    ota_spool *spool;
+    ota_plugin *p = plugin_with_writer(db, &spool);
     ota_vehicle_rec v = {.vin = strdup(VIN),
                          .model = strdup("L9"),
                          .series = strdup("2024"),
@@ -412,11 +420,82 @@ static void test_flush_batches_and_reloads(void **state)
     /* a new plugin loads the shadows */
     plugin_free(p);
     p = plugin_new();
+    char err[256] = "";
     assert_int_equal(ota_shadows_load(p->shadows, db->s, err, sizeof err), 0);
     request(p, "c", "shadow/get", "{}");
     const cbor_item_t *st = expect_sent(0, "c", "shadow/state", 4);
     assert_text_field(ota_cbor_map_find(st, "reported"), "state", "idle");
     assert_int_equal(cbor_map_size(ota_cbor_map_find(st, "desired")), 0);
+    plugin_free(p);
+}
+
+static void rec_free(ota_shadow_rec *rec)
+{
+    free((char *)rec->vin);
+    free((char *)rec->reported);
+    free((char *)rec->desired);
+}
+
+/* A notice decision stores the shadow's next version itself (ota_shadow_decision_rec):
+ * setting it as stored writes nothing again, unless the shadow changed meanwhile or a flush
+ * took it after the decision was made (then the next flush writes the state with desired). */
+static void test_stored_decision_not_written_again(void **state)
+{
+    test_db *db = *state;
+    ota_spool *spool;
+    ota_plugin *p = plugin_with_writer(db, &spool);
+    request(p, VIN, "shadow/update", UPDATE); /* version 1 */
+    ota_shadows_flush(p);
+    settle(p);
+    assert_int_equal(load_store(db->s).version, 1);
+
+    cJSON *notice = task_notice("T-1");
+    ota_shadow_rec rec;
+    assert_true(ota_shadow_decision_rec(p, VIN, notice, &rec));
+    assert_int_equal(rec.version, 2);
+    assert_non_null(strstr(rec.desired, "\"task\":\"T-1\""));
+    rec_free(&rec);
+    size_t before = g_n_sent;
+    ota_shadow_set_desired_stored(p, VIN, notice, 2);
+    expect_sent(before, VIN, DELTA_TOPIC, 2); /* the delta goes out as before */
+    sleep_ms(60);
+    ota_shadows_flush(p);
+    settle(p);
+    assert_int_equal(load_store(db->s).version, 1); /* the decision's write is the one */
+
+    cJSON *next = task_notice("T-2");
+    assert_true(ota_shadow_decision_rec(p, VIN, next, &rec)); /* version 3 */
+    assert_int_equal(rec.version, 3);
+    rec_free(&rec);
+    request(p, VIN, "shadow/update", UPDATE); /* version 3 meanwhile */
+    ota_shadow_set_desired_stored(p, VIN, next, 3);
+    sleep_ms(60);
+    ota_shadows_flush(p);
+    settle(p);
+    loaded l = load_store(db->s);
+    assert_int_equal(l.version, 4);
+    assert_non_null(strstr(l.desired, "\"task\":\"T-2\""));
+
+    /* a flush submitted after the decision (the update's version 5, without T-3) lands
+     * after the decision's version 6 in the store: the set rewrites 6 */
+    request(p, VIN, "shadow/update", UPDATE); /* version 5, dirty */
+    next = task_notice("T-3");
+    assert_true(ota_shadow_decision_rec(p, VIN, next, &rec)); /* version 6 */
+    rec_free(&rec);
+    sleep_ms(60);
+    ota_shadows_flush(p);
+    settle(p);
+    assert_int_equal(load_store(db->s).version, 5);
+    ota_shadow_set_desired_stored(p, VIN, next, 6);
+    sleep_ms(60);
+    ota_shadows_flush(p);
+    settle(p);
+    l = load_store(db->s);
+    assert_int_equal(l.version, 6);
+    assert_non_null(strstr(l.desired, "\"task\":\"T-3\""));
+    ota_writer_stop(p->writer);
+    p->writer = NULL;
+    ota_spool_close(spool);
     plugin_free(p);
 }
 
@@ -426,6 +505,8 @@ int main(void)
         cmocka_unit_test(test_desired_reaches_vehicle),
         cmocka_unit_test(test_seen_hook),
         cmocka_unit_test(test_client_id_follows_vehicle),
+        cmocka_unit_test_setup_teardown(test_stored_decision_not_written_again, test_db_setup,
+                                        test_db_teardown),
         cmocka_unit_test_setup_teardown(test_flush_batches_and_reloads, test_db_setup,
                                         test_db_teardown),
     };
