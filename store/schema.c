@@ -367,7 +367,15 @@ static int vin_cmp(const void *key, const void *elem)
     return strcmp(key, ((const ota_store_vin_seq *)elem)->vin);
 }
 
-static size_t vin_slot(const char *const *set, size_t cap, const char *vin)
+size_t ota_store_vin_set_cap(size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    return cap;
+}
+
+size_t ota_store_vin_set_slot(const char *const *set, size_t cap, const char *vin)
 {
     size_t h = 14695981039346656037u;
     for (const char *c = vin; *c != '\0'; c++)
@@ -383,18 +391,16 @@ static size_t vin_slot(const char *const *set, size_t cap, const char *vin)
  * ~1,900 instructions per report. false when out of memory (nothing dropped). */
 static bool drop_guarded(const ota_store_batch *b, ota_store_vin_seq *v, size_t *n)
 {
-    size_t cap = 16;
-    while (cap < 2 * b->n_seqs)
-        cap *= 2;
+    size_t cap = ota_store_vin_set_cap(b->n_seqs);
     const char **set = calloc(cap, sizeof *set);
     if (set == NULL)
         return false;
     for (size_t i = 0; i < b->n_seqs; i++)
         if (b->seqs[i].vin != NULL)
-            set[vin_slot(set, cap, b->seqs[i].vin)] = b->seqs[i].vin;
+            set[ota_store_vin_set_slot(set, cap, b->seqs[i].vin)] = b->seqs[i].vin;
     size_t m = 0;
     for (size_t i = 0; i < *n; i++)
-        if (v[i].vin == NULL || set[vin_slot(set, cap, v[i].vin)] == NULL)
+        if (v[i].vin == NULL || set[ota_store_vin_set_slot(set, cap, v[i].vin)] == NULL)
             v[m++] = v[i];
     *n = m;
     free(set);

@@ -175,6 +175,11 @@ typedef struct {
     uint64_t seq;
     const char *epoch;
 } ota_store_vin_seq;
+/* A set of VINs by open addressing (the pointers, not copies), for one batch: its capacity
+ * for n VINs (a power of two, at least 2n), and the slot of vin in set (set[slot] is NULL
+ * when vin is absent: store it there to add it). */
+size_t ota_store_vin_set_cap(size_t n);
+size_t ota_store_vin_set_slot(const char *const *set, size_t cap, const char *vin);
 /* Sorts v by VIN and keeps one per VIN, its highest seq; returns how many are left. */
 size_t ota_store_vin_seq_max(ota_store_vin_seq *v, size_t n);
 /* What batch b raises in ota_vehicle_state besides its guard rows: of v (b's inserted

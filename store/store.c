@@ -79,23 +79,13 @@ int ota_store_put_events(ota_store *s, const ota_store_event *evs, size_t n,
     return s->ops->put_events(s, evs, n, res, err, errlen);
 }
 
-static size_t vin_hash(const char *vin)
-{
-    size_t h = 14695981039346656037u;
-    for (; *vin != '\0'; vin++)
-        h = (h ^ (unsigned char)*vin) * 1099511628211u;
-    return h;
-}
-
 /* The last guard row of each VIN, in the order of those last rows, into *out (malloc'd):
  * the batch contract says the last row of a VIN counts, and each row costs a backend an
  * upsert (~10,000 instructions in SQLite), while a vehicle that reports fast has many in
  * one batch. Returns how many, or -1 when out of memory. */
 static long last_guard_rows(const ota_report_seq_rec *rows, size_t n, ota_report_seq_rec **out)
 {
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap *= 2;
+    size_t cap = ota_store_vin_set_cap(n);
     const char **slots = calloc(cap, sizeof *slots);
     ota_report_seq_rec *kept = malloc(n * sizeof *kept);
     if (slots == NULL || kept == NULL) {
@@ -105,9 +95,7 @@ static long last_guard_rows(const ota_report_seq_rec *rows, size_t n, ota_report
     }
     size_t first = n; /* kept rows fill kept[first..] from the end, last first */
     for (size_t i = n; i-- > 0;) {
-        size_t k = vin_hash(rows[i].vin) & (cap - 1);
-        while (slots[k] != NULL && strcmp(slots[k], rows[i].vin) != 0)
-            k = (k + 1) & (cap - 1);
+        size_t k = ota_store_vin_set_slot(slots, cap, rows[i].vin);
         if (slots[k] != NULL)
             continue; /* a later row of this VIN is kept */
         slots[k] = rows[i].vin;
