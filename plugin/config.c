@@ -7,9 +7,8 @@
  * error, so a typo does not silently fall back to a default.
  */
 #include "ota_plugin.h"
+#include "opt_value.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,35 +72,18 @@ static const opt_def opt_defs[] = {
 #define OTA_FILE_VEHICLE_BURST_DEFAULT (4u * 1024 * 1024)
 #define LOG_REPLAY_ERRORS_DEFAULT "upgrade_failed,rollback_failed,peripheral_failed"
 
-static char *trimmed_dup(const char *s)
-{
-    while (isspace((unsigned char)*s)) {
-        s++;
-    }
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1])) {
-        n--;
-    }
-    return strndup(s, n);
-}
-
 static int set_string(ota_config *cfg, const opt_def *d, const char *value)
 {
     char **slot = (char **)((char *)cfg + d->offset);
     free(*slot);
-    *slot = trimmed_dup(value);
+    *slot = ota_opt_trimmed(value);
     return *slot && **slot ? 0 : -1;
 }
 
 static int set_uint(ota_config *cfg, const opt_def *d, const char *value)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    while (isspace((unsigned char)*end)) {
-        end++;
-    }
-    if (errno || end == value || *end || v < d->min || v > d->max) {
+    unsigned long long v;
+    if (ota_opt_uint(value, d->min, d->max, &v) != 0) {
         return -1;
     }
     void *slot = (char *)cfg + d->offset;
@@ -121,7 +103,7 @@ static int set_list(ota_config *cfg, const char *value)
     }
     char *save = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *name = trimmed_dup(tok);
+        char *name = ota_opt_trimmed(tok);
         char **grown = realloc(cfg->admin_users, (cfg->n_admin_users + 1) * sizeof(char *));
         if (!name || !grown || !*name) {
             free(name);
@@ -142,7 +124,7 @@ static int set_list(ota_config *cfg, const char *value)
  * is empty, longer than OTA_ID_MAX or holds a blank. */
 static int append_word(char *out, const char *tok)
 {
-    char *word = trimmed_dup(tok);
+    char *word = ota_opt_trimmed(tok);
     size_t n = word ? strlen(word) : 0;
     int rc = n == 0 || n > OTA_ID_MAX || strpbrk(word, " \t") ? -1 : 0;
     if (rc == 0) {

@@ -18,6 +18,7 @@
 #include <mosquitto.h>
 
 #include "dedupe.h"
+#include "opt_value.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -39,27 +40,10 @@ typedef struct {
 
 /* ---- options ---- */
 
-/* The value without blanks around it (Mosquitto keeps trailing ones), malloc'd. */
-static char *trimmed(const char *v)
-{
-    while (*v == ' ' || *v == '\t') {
-        v++;
-    }
-    size_t n = strlen(v);
-    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t')) {
-        n--;
-    }
-    return strndup(v, n);
-}
-
 static int parse_window(const char *v, size_t *cap)
 {
-    char *t = trimmed(v), *end = NULL;
-    errno = 0;
-    unsigned long long n = t ? strtoull(t, &end, 10) : 0;
-    bool ok = t && *t && *end == '\0' && errno == 0 && n >= 1 && n <= OTA_DEDUPE_WINDOW_MAX;
-    free(t);
-    if (!ok) {
+    unsigned long long n;
+    if (ota_opt_uint(v, 1, OTA_DEDUPE_WINDOW_MAX, &n) != 0) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "ota-dedupe: plugin_opt_window must be 1..%u keys",
                              (unsigned)OTA_DEDUPE_WINDOW_MAX);
         return -1;
@@ -77,7 +61,7 @@ static int parse_opts(dedupe_plugin *d, struct mosquitto_opt *opts, int n, size_
             }
         } else if (strcmp(opts[i].key, "state_file") == 0) {
             free(d->state_file);
-            d->state_file = trimmed(opts[i].value);
+            d->state_file = ota_opt_trimmed(opts[i].value);
             if (!d->state_file || !*d->state_file) {
                 mosquitto_log_printf(MOSQ_LOG_ERR, "ota-dedupe: plugin_opt_state_file is empty");
                 return -1;

@@ -140,6 +140,19 @@ class EventsBridge(ot.OtaTestCase):
                                               (topic, '{"vin":"x"}'), (topic, '{"vin":"x"}')]))
         self.assertIn("ota-dedupe: window of 1 keys read from %s" % state, events.log())
 
+    def test_bad_options_stop_the_events_broker(self):
+        if not ot.dedupe_conf():
+            self.skipTest("OTA_TEST_NO_DEDUPE=1: no plugin")
+        for line in ("plugin_opt_window 0", "plugin_opt_window many", "plugin_opt_window -1",
+                     "plugin_opt_window 99999999999", "plugin_opt_windows 10"):
+            with self.subTest(line):
+                conf = [x for x in ot.dedupe_conf() if not x.startswith("plugin_opt_window")]
+                # Mosquitto 2.0.11 does not free its own config when a plugin fails to
+                # start: no leak check for these brokers (as in test_security).
+                with self.assertRaises(ot.HarnessError):
+                    self.broker(plugin=False, extra_conf=conf + [line], detect_leaks=False)
+                self.assertIn("ota-dedupe: ", self._brokers[-1].log())
+
 
 if __name__ == "__main__":
     ot.main()
