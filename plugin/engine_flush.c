@@ -58,17 +58,11 @@ static void put_text(char **at, const char *end, const char *s, size_t n)
 
 size_t ota_eng_int_text(int64_t v, char buf[24])
 {
-    char digits[24], *d = digits + sizeof digits;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do { /* per notice: no format string to parse */
-        *--d = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    size_t n = 0;
     if (v < 0) {
-        *--d = '-';
+        buf[n++] = '-';
     }
-    size_t n = (size_t)(digits + sizeof digits - d);
-    memcpy(buf, d, n);
+    n += ota_dec_u64(buf + n, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
     buf[n] = '\0';
     return n;
 }
