@@ -220,6 +220,9 @@ struct ota_request {
     const ota_vehicle_topic *vt;
 };
 
+/* ota/v1/{vin}/{name} into buf (len bytes; topic.c: without a format, every reply and notice
+ * builds one); NULL when it does not fit. */
+const char *ota_vehicle_topic_of(char *buf, size_t len, const char *vin, const char *name);
 /* Sends a CBOR reply to the requesting vehicle only: on the request's MQTT 5 Response
  * Topic (echoing its Correlation Data) when it has one, else on ota/v1/{vin}/{name}.
  * Takes ownership of buf (malloc'd). */

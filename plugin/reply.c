@@ -42,21 +42,6 @@ static char *mqtt5_response_topic(const ota_request *req, mosquitto_property **p
 
 #define TOPIC_MAX 128
 
-/* ota/v1/{vin}/{name} into buf (without a format: every reply builds one); NULL when it
- * does not fit. */
-static const char *vehicle_topic(char buf[TOPIC_MAX], const char *vin, const char *name)
-{
-    size_t v = strlen(vin), n = strlen(name);
-    if (sizeof "ota/v1/" + v + 1 + n > TOPIC_MAX) {
-        return NULL;
-    }
-    memcpy(buf, "ota/v1/", sizeof "ota/v1/" - 1);
-    memcpy(buf + sizeof "ota/v1/" - 1, vin, v);
-    buf[sizeof "ota/v1/" - 1 + v] = '/';
-    memcpy(buf + sizeof "ota/v1/" + v, name, n + 1);
-    return buf;
-}
-
 /* Publishes a reply to the requester: owned (mosquitto_malloc'd) is handed over to the broker
  * (freed here if the broker refuses it); without it, buf is copied by the broker. */
 static void publish_reply(const ota_request *req, const char *name, const void *buf, void *owned,
@@ -66,7 +51,8 @@ static void publish_reply(const ota_request *req, const char *name, const void *
     char *response_topic = mqtt5_response_topic(req, &props);
     mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, content_type);
     char own[TOPIC_MAX];
-    const char *topic = response_topic ? response_topic : vehicle_topic(own, req->vin, name);
+    const char *topic =
+        response_topic ? response_topic : ota_vehicle_topic_of(own, sizeof own, req->vin, name);
     int rc = MOSQ_ERR_INVAL;
     if (topic && owned) {
         rc = mosquitto_broker_publish(req->client_id, topic, (int)len, owned, 1, false, props);

@@ -54,10 +54,10 @@
 
 typedef struct {
     char vin[OTA_VIN_LEN + 1];
-    bool dirty;      /* in the dirty list */
-    bool fw_changed; /* the catalog vehicle's fw changed: store it with the next flush */
-    bool seen;       /* the vehicle sent a request since the start: client_id is known */
-    bool deciding;   /* a notice decision of it is out (ota_shadow_decision_rec) */
+    bool dirty;         /* in the dirty list */
+    bool fw_changed;    /* the catalog vehicle's fw changed: store it with the next flush */
+    bool seen;          /* the vehicle sent a request since the start: client_id is known */
+    bool deciding;      /* a notice decision of it is out (ota_shadow_decision_rec) */
     bool flushed_since; /* ...and a flush took it since: that older version may land after */
     int64_t version;
     int64_t updated_ms;
@@ -201,16 +201,12 @@ static void publish_to_vehicle(const shadow *sh, const char *name, uint8_t *buf,
 {
     if (buf == NULL)
         return;
-    char topic[64]; /* ota/v1/{vin}/{name}: composed per notice, without a format */
-    size_t name_len = strlen(name);
-    if (7 + OTA_VIN_LEN + 1 + name_len >= sizeof topic) {
+    char own[64];
+    const char *topic = ota_vehicle_topic_of(own, sizeof own, sh->vin, name);
+    if (topic == NULL) {
         free(buf);
         return;
     }
-    memcpy(topic, "ota/v1/", 7);
-    memcpy(topic + 7, sh->vin, OTA_VIN_LEN);
-    topic[7 + OTA_VIN_LEN] = '/';
-    memcpy(topic + 8 + OTA_VIN_LEN, name, name_len + 1);
     mosquitto_property *props = NULL;
     mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/cbor");
     const char *client = sh->client_id ? sh->client_id : sh->vin;
@@ -449,8 +445,7 @@ void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired)
     set_desired(p, vin, desired, -1);
 }
 
-void ota_shadow_set_desired_stored(ota_plugin *p, const char *vin, cJSON *desired,
-                                   int64_t version)
+void ota_shadow_set_desired_stored(ota_plugin *p, const char *vin, cJSON *desired, int64_t version)
 {
     set_desired(p, vin, desired, version);
 }
