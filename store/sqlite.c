@@ -335,6 +335,21 @@ int ota_store_sq_table_has(sqlite_store *st, const char *table, const char *colu
     return rc;
 }
 
+int ota_store_sq_add_column(sqlite_store *st, const char *table, const char *column,
+                            const char *decl, char *err, size_t errlen)
+{
+    if (ota_store_sq_table_has(st, table, column) != 1)
+        return 0;
+    char *sql = sqlite3_mprintf("ALTER TABLE %s ADD COLUMN \"%w\" %s", table, column, decl);
+    if (sql == NULL) {
+        snprintf(err, errlen, "adding column %s to %s: out of memory", column, table);
+        return -1;
+    }
+    int rc = exec_sql(st, sql, err, errlen);
+    sqlite3_free(sql);
+    return rc;
+}
+
 /* Creates the event tables, migrating those of the older layout (keyed by (vin, seq, idx),
  * no epoch): renamed, copied with epoch "0", dropped. */
 static int create_event_tables(sqlite_store *st, char *err, size_t errlen)

@@ -129,20 +129,13 @@ static void sql_list_load(sqlite3_str *q, int arg)
 
 /* ---- schema and statements ---- */
 
-/* Adds the nullable vehicle columns a store made before them lacks (rxswin, issue 17):
- * ALTER TABLE ADD COLUMN for each that pragma_table_info does not name. */
-static void sql_vehicle_add_column(sqlite3_str *q, int arg)
-{
-    sqlite3_str_appendf(q, "ALTER TABLE " OTA_STORE_VEHICLE_TABLE " ADD COLUMN \"%w\" %s",
-                        OTA_STORE_VCOLS[arg].name, OTA_STORE_VCOLS[arg].decl);
-}
-
+/* Adds the nullable vehicle columns a store made before them lacks (rxswin, issue 17). */
 static int add_vehicle_columns(sqlite_store *st, char *err, size_t errlen)
 {
     for (int i = 1; i < OTA_STORE_N_VCOLS; i++) {
         if (strstr(OTA_STORE_VCOLS[i].decl, "NOT NULL") == NULL &&
-            ota_store_sq_table_has(st, OTA_STORE_VEHICLE_TABLE, OTA_STORE_VCOLS[i].name) == 1 &&
-            ota_store_sq_build(st, sql_vehicle_add_column, i, NULL, err, errlen) != 0)
+            ota_store_sq_add_column(st, OTA_STORE_VEHICLE_TABLE, OTA_STORE_VCOLS[i].name,
+                                    OTA_STORE_VCOLS[i].decl, err, errlen) != 0)
             return -1;
     }
     return 0;

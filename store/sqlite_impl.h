@@ -70,6 +70,10 @@ void ota_store_sq_db_err(const sqlite_store *st, char *err, size_t errlen, const
 /* Whether table has column: 0 no such table, 1 the table without the column, 2 with it,
  * -1 on error (the schema steps of open). */
 int ota_store_sq_table_has(sqlite_store *st, const char *table, const char *column);
+/* Adds column (decl: its type and constraints) to table when the table exists without it
+ * (a store made before the column): ALTER TABLE ADD COLUMN. 0, or -1 with err set. */
+int ota_store_sq_add_column(sqlite_store *st, const char *table, const char *column,
+                            const char *decl, char *err, size_t errlen);
 
 /* Builds one statement's SQL with build(q, arg), then runs it (out NULL) or prepares it
  * for reuse into *out. 0, or -1 with err set. */

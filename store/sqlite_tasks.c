@@ -108,23 +108,15 @@ static void sql_load_first(sqlite3_str *q, int t)
                         OTA_STORE_TTABLES[t].cols[0].name, OTA_STORE_TTABLES[t].order);
 }
 
-/* ALTER TABLE ADD COLUMN of column arg (table * 100 + column): a store made before it. */
-static void sql_add_column(sqlite3_str *q, int arg)
-{
-    const ota_store_ttable *d = &OTA_STORE_TTABLES[arg / 100];
-    const ota_store_tcol *c = &d->cols[arg % 100];
-    sqlite3_str_appendf(q, "ALTER TABLE %s ADD COLUMN \"%w\" %s", d->table, c->name,
-                        c->kind == OTA_TC_TEXT ? "TEXT" : "INTEGER");
-}
-
 /* Adds the nullable columns of table t a store made before them lacks (executions' wave). */
 static int add_columns(sqlite_store *st, int t, char *err, size_t errlen)
 {
     const ota_store_ttable *d = &OTA_STORE_TTABLES[t];
     for (int i = 0; i < d->n_cols; i++) {
         if (!(d->cols[i].flags & OTA_TC_REQ) && d->cols[i].kind != OTA_TC_BLOB &&
-            ota_store_sq_table_has(st, d->table, d->cols[i].name) == 1 &&
-            ota_store_sq_build(st, sql_add_column, t * 100 + i, NULL, err, errlen) != 0)
+            ota_store_sq_add_column(st, d->table, d->cols[i].name,
+                                    d->cols[i].kind == OTA_TC_TEXT ? "TEXT" : "INTEGER", err,
+                                    errlen) != 0)
             return -1;
     }
     return 0;
