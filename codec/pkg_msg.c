@@ -8,9 +8,9 @@
  * the top-level map's known keys are kept as item headers and checked one by one; req is
  * checked first so an error reply can echo it. The description (no `req`: it is signed
  * before any request, docs/protocol.md; the reply carries req in the COSE_Sign1's
- * unprotected header, ota_cose.h) is built as a libcbor item
- * tree (a few dozen items) and serialized with cbor_serialize_alloc: definite-length maps
- * and arrays, shortest integer heads, text keys.
+ * unprotected header, ota_cose.h) is written straight into one buffer (cbor_out.h: heads
+ * by libcbor's encoders, no item tree): definite-length maps and arrays, shortest integer
+ * heads, text keys — the bytes libcbor's tree would serialize to.
  */
 #include "ota_pkg_codec.h"
 #include "cbor_out.h"
