@@ -47,8 +47,7 @@ void ota_shadow_set_desired(ota_plugin *p, const char *vin, cJSON *desired);
  * (ota_shadow_decision_rec): when that is the next version and no flush took the shadow
  * since the decision was made (its older version would be written after the decision), it
  * is not written again; else as ota_shadow_set_desired. */
-void ota_shadow_set_desired_stored(ota_plugin *p, const char *vin, cJSON *desired,
-                                   int64_t version);
+void ota_shadow_set_desired_stored(ota_plugin *p, const char *vin, cJSON *desired, int64_t version);
 
 /* For the task engine's notice decision (ota_store_notice_decision): the record the
  * vehicle's shadow is stored as once desired is set (version + 1, its reported state);
